@@ -1,0 +1,89 @@
+/**
+ * The dependency direction of DESIGN.md, checked on every `npm run lint`:
+ *   model ← config, telemetry ← triggers, source, render, cluster, health, gates
+ *         ← apply, reload, images, report ← engine ← functions/, cli/
+ * A shared module is entered only through its index.ts; nothing imports functions/ or cli/;
+ * only shared/cluster imports @kubernetes/client-node; shared/ never imports devenv/ or tests.
+ */
+const layers = [
+  ['model'],
+  ['config', 'telemetry'],
+  ['triggers', 'source', 'render', 'cluster', 'health', 'gates'],
+  ['apply', 'reload', 'images', 'report'],
+  ['engine'],
+];
+const rank = Object.fromEntries(layers.flatMap((mods, i) => mods.map((m) => [m, i])));
+const all = layers.flat();
+
+const forbidden = all.map((mod) => {
+  const allowed = all.filter((other) => other === mod || rank[other] < rank[mod]);
+  const denied = all.filter((other) => !allowed.includes(other));
+  return {
+    name: `layer-${mod}`,
+    comment: `shared/${mod} may import only ${allowed.join(', ')} (DESIGN.md dependency direction)`,
+    severity: 'error',
+    from: { path: `^shared/${mod}/` },
+    to: { path: `^shared/(${denied.join('|') || '$^'})/` },
+  };
+}).filter((rule) => !rule.to.path.includes('($^)'));
+
+forbidden.push(
+  {
+    name: 'enter-modules-through-index',
+    comment: 'another shared module is imported through its index.ts only',
+    severity: 'error',
+    from: { path: '^shared/([^/]+)/' },
+    to: { path: '^shared/([^/]+)/.+', pathNot: ['^shared/$1/', '^shared/[^/]+/index\\.ts$'] },
+  },
+  {
+    name: 'nothing-imports-shells',
+    comment: 'functions/ and cli/ are entry points; nothing imports them',
+    severity: 'error',
+    from: { pathNot: '^(functions|cli|test|bench)/' },
+    to: { path: '^(functions|cli)/' },
+  },
+  {
+    name: 'shells-stay-apart',
+    comment: 'a Lambda handler never imports the CLI, and the CLI never imports a handler',
+    severity: 'error',
+    from: { path: '^functions/' },
+    to: { path: '^cli/' },
+  },
+  {
+    name: 'cli-not-functions',
+    severity: 'error',
+    from: { path: '^cli/' },
+    to: { path: '^functions/' },
+  },
+  {
+    name: 'engine-has-no-test-code',
+    comment: 'shared/ and functions/ never import the local test servers or tests',
+    severity: 'error',
+    from: { path: '^(shared|functions)/' },
+    to: { path: '^(devenv|test|bench)/' },
+  },
+  {
+    name: 'only-cluster-imports-client-node',
+    comment: 'shared/cluster is the only importer of @kubernetes/client-node',
+    severity: 'error',
+    from: { path: '^(shared|functions|cli)/', pathNot: '^shared/cluster/' },
+    to: { path: 'node_modules/@kubernetes/client-node/' },
+  },
+  {
+    name: 'no-circular',
+    severity: 'error',
+    from: {},
+    to: { circular: true },
+  },
+);
+
+module.exports = {
+  forbidden,
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    tsConfig: { fileName: 'tsconfig.json' },
+    tsPreCompilationDeps: true,
+    enhancedResolveOptions: { exportsFields: ['exports'], conditionNames: ['import', 'require', 'node', 'default'], extensions: ['.ts', '.js', '.mjs', '.json'] },
+    exclude: { path: '\\.test\\.ts$' },
+  },
+};

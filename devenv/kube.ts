@@ -1,0 +1,136 @@
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { join } from 'node:path';
+import { kubeBinDir } from './paths.js';
+import { freePort, run, startProcess, waitUntilReady, type ManagedProcess } from './process.js';
+
+/** What a client needs to reach the test apiserver (serialisable: handed to every test file). */
+export interface KubeInfo {
+  server: string;
+  /** PEM of the apiserver's self-signed serving chain, trusted as the CA. */
+  caPem: string;
+  /** Static bearer token of a cluster-admin user (group system:masters). */
+  token: string;
+  /** A kubeconfig file for this cluster, usable by kubectl and @kubernetes/client-node. */
+  kubeconfigPath: string;
+  versions: { kubeApiserver: string; etcd: string };
+}
+
+export interface KubeCluster extends KubeInfo {
+  stop(): Promise<void>;
+}
+
+function httpsGet(url: string, caPem: string, token: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { ca: caPem, headers: { authorization: `Bearer ${token}` }, timeout: 2000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+export function kubeconfigYaml(info: Pick<KubeInfo, 'server' | 'caPem' | 'token'>, context = 'tidegate-test'): string {
+  const ca = Buffer.from(info.caPem).toString('base64');
+  return [
+    'apiVersion: v1',
+    'kind: Config',
+    `current-context: ${context}`,
+    'clusters:',
+    `- name: ${context}`,
+    '  cluster:',
+    `    server: ${info.server}`,
+    `    certificate-authority-data: ${ca}`,
+    'users:',
+    `- name: ${context}-admin`,
+    '  user:',
+    `    token: ${info.token}`,
+    'contexts:',
+    `- name: ${context}`,
+    '  context:',
+    `    cluster: ${context}`,
+    `    user: ${context}-admin`,
+    '',
+  ].join('\n');
+}
+
+async function startEtcd(dir: string): Promise<{ proc: ManagedProcess; url: string }> {
+  const [clientPort, peerPort] = [await freePort(), await freePort()];
+  const url = `http://127.0.0.1:${clientPort}`;
+  const peer = `http://127.0.0.1:${peerPort}`;
+  const proc = startProcess('etcd', join(kubeBinDir(), 'etcd'), [
+    `--data-dir=${join(dir, 'etcd-data')}`,
+    `--listen-client-urls=${url}`,
+    `--advertise-client-urls=${url}`,
+    `--listen-peer-urls=${peer}`,
+    `--initial-advertise-peer-urls=${peer}`,
+    `--initial-cluster=default=${peer}`,
+    '--unsafe-no-fsync',
+    '--log-level=warn',
+  ], { logFile: join(dir, 'etcd.log') });
+  await waitUntilReady(proc, async () => (await fetch(`${url}/health`)).ok, 30_000);
+  return { proc, url };
+}
+
+/**
+ * Starts a real etcd and kube-apiserver on loopback, the way controller-runtime's envtest does:
+ * no controller-manager or scheduler, so tests patch `/status` to simulate rollouts.
+ */
+export async function startKube(dir: string): Promise<KubeCluster> {
+  mkdirSync(dir, { recursive: true });
+  const etcd = await startEtcd(dir);
+  const port = await freePort();
+  const token = randomBytes(24).toString('hex');
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  writeFileSync(join(dir, 'sa.key'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
+  writeFileSync(join(dir, 'sa.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
+  writeFileSync(join(dir, 'tokens.csv'), `${token},tidegate-test-admin,1,"system:masters"\n`, { mode: 0o600 });
+  const certDir = join(dir, 'certs');
+  const apiserver = startProcess('kube-apiserver', join(kubeBinDir(), 'kube-apiserver'), [
+    `--etcd-servers=${etcd.url}`,
+    '--bind-address=127.0.0.1',
+    '--advertise-address=127.0.0.1',
+    `--secure-port=${port}`,
+    `--cert-dir=${certDir}`,
+    `--token-auth-file=${join(dir, 'tokens.csv')}`,
+    '--authorization-mode=RBAC',
+    '--service-cluster-ip-range=10.0.0.0/24',
+    '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+    `--service-account-key-file=${join(dir, 'sa.pub')}`,
+    `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
+    // Without a controller-manager nothing creates default ServiceAccounts; Pods must still be admitted.
+    '--disable-admission-plugins=ServiceAccount',
+    '--allow-privileged=true',
+    '--enable-priority-and-fairness=false',
+    '--endpoint-reconciler-type=none',
+    '--profiling=false',
+  ], { logFile: join(dir, 'kube-apiserver.log') });
+  const stop = async (): Promise<void> => {
+    await apiserver.stop();
+    await etcd.proc.stop();
+  };
+  try {
+    const server = `https://127.0.0.1:${port}`;
+    const certFile = join(certDir, 'apiserver.crt');
+    let caPem = '';
+    await waitUntilReady(apiserver, async () => {
+      if (!caPem) {
+        if (!existsSync(certFile)) return false;
+        caPem = readFileSync(certFile, 'utf8');
+      }
+      return (await httpsGet(`${server}/readyz`, caPem, token)).status === 200;
+    }, 120_000);
+    const version = JSON.parse((await httpsGet(`${server}/version`, caPem, token)).body) as { gitVersion: string };
+    const etcdVersion = (await run(join(kubeBinDir(), 'etcd'), ['--version'])).match(/etcd Version: (\S+)/)?.[1] ?? 'unknown';
+    const kubeconfigPath = join(dir, 'kubeconfig');
+    writeFileSync(kubeconfigPath, kubeconfigYaml({ server, caPem, token }), { mode: 0o600 });
+    return { server, caPem, token, kubeconfigPath, versions: { kubeApiserver: version.gitVersion, etcd: etcdVersion }, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

@@ -1,0 +1,38 @@
+// `npm run build`: one minified ESM bundle per Lambda function (functions/<name>/handler.ts →
+// dist/functions/<name>/index.mjs), plus a size report. The kubectl/helm layer is not bundled.
+import { readdirSync, existsSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { build } from 'esbuild';
+
+const root = new URL('..', import.meta.url).pathname;
+const functionsDir = join(root, 'functions');
+const outRoot = join(root, 'dist', 'functions');
+
+export function functionEntries() {
+  if (!existsSync(functionsDir)) return [];
+  return readdirSync(functionsDir, { withFileTypes: true })
+    .filter((d) => d.isDirectory() && existsSync(join(functionsDir, d.name, 'handler.ts')))
+    .map((d) => ({ name: d.name, entry: join(functionsDir, d.name, 'handler.ts'), outfile: join(outRoot, d.name, 'index.mjs') }))
+    .sort((a, b) => a.name.localeCompare(b.name));
+}
+
+const entries = functionEntries();
+rmSync(outRoot, { recursive: true, force: true });
+for (const fn of entries) {
+  await build({
+    entryPoints: [fn.entry],
+    outfile: fn.outfile,
+    bundle: true,
+    minify: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'esm',
+    sourcemap: false,
+    legalComments: 'none',
+    // CommonJS dependencies inside an ESM bundle still call require().
+    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+    logLevel: 'warning',
+  });
+  console.log(`${fn.name.padEnd(20)} ${(statSync(fn.outfile).size / 1024).toFixed(0).padStart(6)} KiB  ${fn.outfile.slice(root.length)}`);
+}
+console.log(`${entries.length} function bundle(s) written to dist/functions`);

@@ -1,0 +1,30 @@
+import { KubeConfig } from '@kubernetes/client-node';
+
+/** The parts of a cluster connection tidegate needs: endpoint, CA and a bearer token. */
+export interface ClusterEndpoint {
+  name: string;
+  server: string;
+  /** PEM of the certificate authority. */
+  caPem: string;
+  token: string;
+}
+
+/** A KubeConfig for an endpoint given as parts (EKS DescribeCluster + token, or test servers). */
+export function kubeConfigFromEndpoint(endpoint: ClusterEndpoint): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: endpoint.name, server: endpoint.server, caData: Buffer.from(endpoint.caPem).toString('base64'), skipTLSVerify: false }],
+    users: [{ name: endpoint.name, token: endpoint.token }],
+    contexts: [{ name: endpoint.name, cluster: endpoint.name, user: endpoint.name }],
+    currentContext: endpoint.name,
+  });
+  return kc;
+}
+
+/** A KubeConfig from a kubeconfig file, optionally switched to a named context. */
+export function kubeConfigFromFile(path: string, context?: string): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromFile(path);
+  if (context) kc.setCurrentContext(context);
+  return kc;
+}

@@ -1,0 +1,1 @@
+export { kubeConfigFromEndpoint, kubeConfigFromFile, type ClusterEndpoint } from './connect.js';

@@ -1,0 +1,1 @@
+export { localSettings, type LocalSettings } from './local.js';

@@ -1,0 +1,1 @@
+export { TidegateError } from './errors.js';

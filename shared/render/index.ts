@@ -1,0 +1,1 @@
+export { locateTool, toolCandidates, ToolNotFoundError, KUBECTL_LAYER_DIR, type RenderTool } from './binaries.js';
