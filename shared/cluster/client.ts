@@ -1,0 +1,216 @@
+import { Agent, request } from 'node:https';
+import { request as httpRequest } from 'node:http';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { TidegateError, type KubeObject, type ObjectRef } from '../model/index.js';
+
+/** One API resource as discovery describes it. */
+export interface ResourceInfo {
+  group: string;
+  version: string;
+  kind: string;
+  /** plural resource name used in URLs */
+  resource: string;
+  namespaced: boolean;
+}
+
+/** A failed API call: HTTP status, the apiserver's reason and message, and the object it concerned. */
+export class KubeApiError extends TidegateError {
+  readonly status: number;
+  readonly reason: string;
+  readonly causes: ReadonlyArray<{ field?: string; message?: string; reason?: string }>;
+
+  constructor(status: number, reason: string, message: string, causes: KubeApiError['causes'] = []) {
+    super(`Kube${reason || status}`, message);
+    this.status = status;
+    this.reason = reason;
+    this.causes = causes;
+  }
+
+  get isNotFound(): boolean {
+    return this.status === 404;
+  }
+
+  /** 422 whose causes say a field is immutable. */
+  get isImmutable(): boolean {
+    return this.status === 422 && (this.causes.some((c) => /immutable/i.test(c.message ?? '')) || /immutable/i.test(this.message));
+  }
+}
+
+interface RequestOptions {
+  body?: unknown;
+  contentType?: string;
+  accept?: string;
+  query?: Record<string, string | undefined>;
+  signal?: AbortSignal;
+}
+
+const DISCOVERY_ACCEPT = 'application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList';
+
+interface DiscoveryList {
+  items: Array<{
+    metadata: { name?: string };
+    versions: Array<{ version: string; resources?: Array<{ resource: string; scope: string; responseKind?: { group?: string; version?: string; kind: string } }> }>;
+  }>;
+}
+
+/**
+ * A small Kubernetes REST client: server-side apply, get, list, delete and aggregated discovery,
+ * authenticated by a KubeConfig (tokens, client certificates, exec plugins). It counts requests,
+ * so callers and benchmarks can see what an operation cost.
+ */
+export class KubeClient {
+  /** Requests made so far, by HTTP method. */
+  readonly requestCounts: Record<string, number> = {};
+  private resources = new Map<string, ResourceInfo>();
+  private readonly agent: Agent;
+
+  constructor(private readonly kc: KubeConfig) {
+    this.agent = new Agent({ keepAlive: true, maxSockets: 16 });
+  }
+
+  get server(): string {
+    const cluster = this.kc.getCurrentCluster();
+    if (!cluster) throw new TidegateError('NoCluster', 'the kubeconfig has no current cluster');
+    return cluster.server;
+  }
+
+  get totalRequests(): number {
+    return Object.values(this.requestCounts).reduce((a, b) => a + b, 0);
+  }
+
+  async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
+    const url = new URL(path, this.server);
+    for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
+    const headers: Record<string, string> = { accept: opts.accept ?? 'application/json' };
+    const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
+    if (payload !== undefined) headers['content-type'] = opts.contentType ?? 'application/json';
+    const reqOpts: Parameters<typeof request>[1] = { method, headers, agent: url.protocol === 'https:' ? this.agent : undefined, signal: opts.signal };
+    await this.kc.applyToHTTPSOptions(reqOpts);
+    this.requestCounts[method] = (this.requestCounts[method] ?? 0) + 1;
+    const send = url.protocol === 'https:' ? request : httpRequest;
+    const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = send(url, reqOpts, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end(payload);
+    });
+    if (status >= 200 && status < 300) return (text ? JSON.parse(text) : undefined) as T;
+    let parsed: { reason?: string; message?: string; details?: { causes?: KubeApiError['causes'] } } = {};
+    try {
+      parsed = JSON.parse(text) as typeof parsed;
+    } catch {
+      parsed = { message: text.slice(0, 500) };
+    }
+    throw new KubeApiError(status, parsed.reason ?? '', parsed.message ?? `HTTP ${status} for ${method} ${url.pathname}`, parsed.details?.causes ?? []);
+  }
+
+  /** Refreshes the resource index with aggregated discovery: two requests for the whole API surface. */
+  async discover(signal?: AbortSignal): Promise<void> {
+    const index = new Map<string, ResourceInfo>();
+    for (const root of ['/api', '/apis']) {
+      const list = await this.request<DiscoveryList>('GET', root, { accept: DISCOVERY_ACCEPT, ...(signal ? { signal } : {}) });
+      for (const group of list.items) {
+        for (const version of group.versions) {
+          for (const r of version.resources ?? []) {
+            if (!r.responseKind?.kind) continue;
+            const info: ResourceInfo = { group: group.metadata.name ?? '', version: version.version, kind: r.responseKind.kind, resource: r.resource, namespaced: r.scope === 'Namespaced' };
+            index.set(`${info.group ? `${info.group}/` : ''}${info.version}/${info.kind}`, info);
+          }
+        }
+      }
+    }
+    this.resources = index;
+  }
+
+  /** The resource serving apiVersion+kind, from the last discovery (undefined when unknown). */
+  resourceFor(apiVersion: string, kind: string): ResourceInfo | undefined {
+    return this.resources.get(`${apiVersion}/${kind}`);
+  }
+
+  /** Any served version of group+kind (for refs that carry no version, such as inventory entries). */
+  resourceForGroupKind(group: string, kind: string): ResourceInfo | undefined {
+    for (const info of this.resources.values()) if (info.group === group && info.kind === kind) return info;
+    return undefined;
+  }
+
+  private requireResource(apiVersion: string, kind: string): ResourceInfo {
+    const info = this.resourceFor(apiVersion, kind);
+    if (!info) throw new KubeApiError(404, 'NotFound', `the server does not serve ${kind} in ${apiVersion}`);
+    return info;
+  }
+
+  static path(info: ResourceInfo, namespace?: string, name?: string): string {
+    const base = info.group ? `/apis/${info.group}/${info.version}` : `/api/${info.version}`;
+    const ns = info.namespaced && namespace ? `/namespaces/${encodeURIComponent(namespace)}` : '';
+    return `${base}${ns}/${info.resource}${name ? `/${encodeURIComponent(name)}` : ''}`;
+  }
+
+  /** Server-side apply of a whole object; returns the object as stored (or as it would be, on dry run). */
+  async apply(obj: KubeObject, opts: { fieldManager: string; force?: boolean; dryRun?: boolean; signal?: AbortSignal }): Promise<KubeObject> {
+    const info = this.requireResource(obj.apiVersion, obj.kind);
+    return this.request<KubeObject>('PATCH', KubeClient.path(info, obj.metadata.namespace, obj.metadata.name), {
+      body: obj,
+      contentType: 'application/apply-patch+yaml',
+      query: { fieldManager: opts.fieldManager, force: opts.force ? 'true' : undefined, dryRun: opts.dryRun ? 'All' : undefined },
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+  }
+
+  async get(apiVersion: string, kind: string, namespace: string | undefined, name: string, signal?: AbortSignal): Promise<KubeObject | undefined> {
+    const info = this.requireResource(apiVersion, kind);
+    try {
+      return await this.request<KubeObject>('GET', KubeClient.path(info, namespace, name), signal ? { signal } : {});
+    } catch (err) {
+      if (err instanceof KubeApiError && err.isNotFound) return undefined;
+      throw err;
+    }
+  }
+
+  /** Every object of a kind (in a namespace, or all), following pagination; items carry apiVersion and kind. */
+  async list(apiVersion: string, kind: string, opts: { namespace?: string; labelSelector?: string; signal?: AbortSignal } = {}): Promise<KubeObject[]> {
+    const info = this.requireResource(apiVersion, kind);
+    const items: KubeObject[] = [];
+    let cont: string | undefined;
+    do {
+      const page = await this.request<{ items: KubeObject[]; metadata: { continue?: string } }>('GET', KubeClient.path(info, opts.namespace), {
+        query: { labelSelector: opts.labelSelector, limit: '500', continue: cont },
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      });
+      for (const item of page.items) items.push({ ...item, apiVersion, kind });
+      cont = page.metadata.continue || undefined;
+    } while (cont);
+    return items;
+  }
+
+  /** Deletes an object; false when it was already gone. */
+  async delete(ref: ObjectRef & { apiVersion?: string }, opts: { propagationPolicy?: 'Background' | 'Foreground' | 'Orphan'; dryRun?: boolean; signal?: AbortSignal } = {}): Promise<boolean> {
+    const info = ref.apiVersion ? this.requireResource(ref.apiVersion, ref.kind) : this.resourceForGroupKind(ref.group, ref.kind);
+    if (!info) return false; // the kind is no longer served: nothing of it can exist
+    try {
+      await this.request('DELETE', KubeClient.path(info, ref.namespace, ref.name), {
+        body: { kind: 'DeleteOptions', apiVersion: 'v1', propagationPolicy: opts.propagationPolicy ?? 'Background', ...(opts.dryRun ? { dryRun: ['All'] } : {}) },
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      });
+      return true;
+    } catch (err) {
+      if (err instanceof KubeApiError && err.isNotFound) return false;
+      throw err;
+    }
+  }
+
+  /** A JSON merge patch of the status subresource (how tests simulate controllers). */
+  async patchStatus(obj: Pick<KubeObject, 'apiVersion' | 'kind' | 'metadata'>, status: unknown): Promise<KubeObject> {
+    const info = this.requireResource(obj.apiVersion, obj.kind);
+    return this.request<KubeObject>('PATCH', `${KubeClient.path(info, obj.metadata.namespace, obj.metadata.name)}/status`, { body: { status }, contentType: 'application/merge-patch+json' });
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+export const groupVersionOf = (info: ResourceInfo): string => (info.group ? `${info.group}/${info.version}` : info.version);

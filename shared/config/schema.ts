@@ -1,0 +1,90 @@
+import { z } from 'zod';
+import { parseDuration } from './duration.js';
+
+const dnsLabel = z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a DNS-1123 label (lower case letters, digits, "-")');
+
+const duration = z.string().refine((s) => parseDuration(s) !== undefined, 'must be a duration such as 90s, 5m or 1h30m');
+
+/** A path inside the repository: relative, no "..", no absolute path. */
+const repoPath = z
+  .string()
+  .refine((p) => !p.startsWith('/') && !p.split('/').includes('..'), 'must be a path inside the repository (relative, without "..")');
+
+const ref = z
+  .object({
+    branch: z.string().min(1).optional(),
+    tag: z.string().min(1).optional(),
+    semver: z.string().min(1).optional().describe('a semver range; the highest matching tag is used'),
+    commit: z.string().regex(/^[0-9a-f]{40}$/, 'must be a full 40-character commit SHA').optional(),
+  })
+  .strict()
+  .refine((r) => [r.branch, r.tag, r.semver].filter(Boolean).length <= 1, 'set at most one of branch, tag and semver (commit may pin any of them)');
+
+const source = z
+  .object({
+    url: z.string().url().optional().describe('repository URL; default: the repository holding tidegate.yaml'),
+    ref: ref.optional().describe('default: branch main'),
+  })
+  .strict();
+
+const selector = z
+  .object({
+    group: z.string().optional(),
+    kind: z.string().optional(),
+    name: z.string().optional(),
+    namespace: z.string().optional(),
+  })
+  .strict();
+
+const ignoreRule = z
+  .object({
+    paths: z.array(z.string().regex(/^\//, 'must be a JSON pointer starting with "/"')).min(1),
+    target: selector.optional().describe('objects the rule applies to; default: all'),
+  })
+  .strict();
+
+const helm = z
+  .object({
+    releaseName: dnsLabel.optional(),
+    values: z.array(repoPath).default([]).describe('values files, relative to the chart path'),
+    set: z.record(z.string(), z.string()).default({}),
+  })
+  .strict();
+
+export const targetSchema = z
+  .object({
+    name: dnsLabel,
+    cluster: z.string().min(1).describe('cluster alias: deploy-time settings map it to an EKS cluster; locally a kubeconfig context'),
+    source: source.default({}),
+    path: repoPath.default('.'),
+    render: z.enum(['auto', 'yaml', 'kustomize', 'helm']).default('auto'),
+    helm: helm.optional(),
+    targetNamespace: dnsLabel.optional().describe('namespace set on every namespaced object; created if missing'),
+    prune: z.boolean().default(true),
+    allowEmpty: z.boolean().default(false).describe('allow a render with no objects to prune everything'),
+    timeout: duration.default('5m'),
+    wait: z.boolean().default(true).describe('wait for applied objects to become ready, up to timeout'),
+    dependsOn: z.array(dnsLabel).default([]),
+    substitute: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).default({}),
+    suspend: z.boolean().default(false),
+    ignore: z.array(ignoreRule).default([]),
+    force: z.boolean().default(false).describe('recreate objects whose immutable fields changed'),
+    drift: z.enum(['correct', 'warn']).default('correct'),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    targets: z.array(targetSchema).min(1),
+  })
+  .passthrough();
+
+export type TargetSpec = z.output<typeof targetSchema>;
+export type TidegateConfig = z.output<typeof configSchema>;
+export type IgnoreRule = z.output<typeof ignoreRule>;
+export type SourceRef = z.output<typeof ref>;
+
+/** The JSON Schema of tidegate.yaml, for editors (yaml-language-server). */
+export function configJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+}

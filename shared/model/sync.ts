@@ -1,0 +1,53 @@
+import type { ChangeAction, ChangeSet } from './changes.js';
+import type { ObjectRef } from './objects.js';
+
+/** A commit of the source repository, and the ref it was reached by. */
+export interface Revision {
+  /** The full ref, e.g. refs/heads/main or refs/tags/v1.2.0; empty for a bare commit. */
+  ref: string;
+  sha: string;
+}
+
+export const formatRevision = (r: Revision): string => (r.ref ? `${r.ref.replace(/^refs\/(heads|tags)\//, '')}@${r.sha.slice(0, 12)}` : r.sha.slice(0, 12));
+
+/** A request to bring one target to one revision (what the queue carries). */
+export interface SyncRequest {
+  target: string;
+  /** The exact commit to apply; absent: resolve the target's ref now. */
+  revision?: Revision;
+  /** Who asked: push, poll, cli, ... */
+  reason: string;
+}
+
+export type HealthStatus = 'healthy' | 'progressing' | 'failed' | 'unknown';
+
+export interface ObjectHealth {
+  ref: ObjectRef;
+  status: HealthStatus;
+  message: string;
+}
+
+export type SyncOutcome = 'applied' | 'unchanged' | 'failed' | 'suspended' | 'progressing';
+
+export interface SyncResult {
+  target: string;
+  revision: Revision;
+  outcome: SyncOutcome;
+  changeSet: ChangeSet;
+  health: { status: HealthStatus; notReady: ObjectHealth[] };
+  /** The error that ended the sync, as a message (no secret values). */
+  error?: string;
+  startedAt: string;
+  durationMs: number;
+}
+
+/** One history entry, as recorded in the cluster. */
+export interface HistoryEntry {
+  revision: Revision;
+  outcome: SyncOutcome;
+  health: HealthStatus;
+  counts: Record<ChangeAction, number>;
+  startedAt: string;
+  durationMs: number;
+  error?: string;
+}

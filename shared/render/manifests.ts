@@ -1,0 +1,101 @@
+import { parseAllDocuments } from 'yaml';
+import type { KubeObject } from '../model/index.js';
+import type { RenderProblem } from './errors.js';
+import { substituteVariables } from './substitute.js';
+
+/** An object and where it came from (a repository file, or the kustomize/helm command that made it). */
+export interface RenderedObject {
+  object: KubeObject;
+  source: string;
+}
+
+/** Objects opt out of variable substitution with this annotation set to "disabled". */
+export const SUBSTITUTE_ANNOTATION = 'tidegate.dev/substitute';
+
+const NAME = /^[a-z0-9]([-a-z0-9.:]*[a-z0-9])?$/i;
+const MAX_ALIASES = 100;
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Checks that a document is a Kubernetes object; returns the problem, or null. */
+function validateObject(doc: Record<string, unknown>): string | null {
+  if (typeof doc['apiVersion'] !== 'string' || doc['apiVersion'] === '') return 'apiVersion is missing or not a string';
+  if (typeof doc['kind'] !== 'string' || doc['kind'] === '') return 'kind is missing or not a string';
+  const meta = doc['metadata'];
+  if (!isRecord(meta)) return 'metadata is missing';
+  if (typeof meta['name'] !== 'string' || meta['name'] === '') return 'metadata.name is missing';
+  if (!NAME.test(meta['name']) || meta['name'].length > 253) return `metadata.name "${meta['name']}" is not a valid object name`;
+  if (meta['namespace'] !== undefined && typeof meta['namespace'] !== 'string') return 'metadata.namespace is not a string';
+  return null;
+}
+
+const label = (doc: Record<string, unknown>, index: number): string => {
+  const meta = isRecord(doc['metadata']) ? doc['metadata'] : {};
+  return typeof doc['kind'] === 'string' && typeof meta['name'] === 'string' ? `${doc['kind']}/${meta['name']}` : `document ${index + 1}`;
+};
+
+/** Kubernetes-looking documents: they declare apiVersion or kind. Others (values files, CI config) are not objects. */
+const looksLikeObject = (doc: Record<string, unknown>): boolean => 'apiVersion' in doc || 'kind' in doc;
+
+/** kustomization.yaml files and other kustomize/helm inputs, never objects for the cluster. */
+const isBuildInput = (doc: Record<string, unknown>): boolean => typeof doc['apiVersion'] === 'string' && doc['apiVersion'].startsWith('kustomize.config.k8s.io/');
+
+/**
+ * Parses a multi-document YAML (or JSON) text into objects: substitutes variables per document,
+ * expands `List` kinds, ignores documents that are not Kubernetes objects, and reports every
+ * invalid object with the file it came from.
+ */
+export function parseManifests(text: string, source: string, vars: Readonly<Record<string, string>>, problems: RenderProblem[]): RenderedObject[] {
+  const objects: RenderedObject[] = [];
+  const substituting = Object.keys(vars).length > 0;
+  const docs = parseAllDocuments(text, { prettyErrors: false });
+  if (!Array.isArray(docs)) return objects; // an empty stream
+  docs.forEach((doc, index) => {
+    if (doc.errors.length > 0) {
+      problems.push({ file: source, object: `document ${index + 1}`, message: `invalid YAML: ${doc.errors[0]?.message.split('\n')[0] ?? ''}` });
+      return;
+    }
+    let value: unknown;
+    try {
+      value = doc.toJS({ maxAliasCount: MAX_ALIASES });
+      if (substituting && isRecord(value) && looksLikeObject(value)) {
+        const meta = isRecord(value['metadata']) ? value['metadata'] : {};
+        const annotations = isRecord(meta['annotations']) ? meta['annotations'] : {};
+        if (annotations[SUBSTITUTE_ANNOTATION] !== 'disabled') {
+          const result = substituteVariables(doc.toString(), vars);
+          if (result.missing.length > 0) {
+            problems.push({ file: source, object: label(value, index), message: `variable${result.missing.length > 1 ? 's' : ''} ${result.missing.map((v) => `\${${v}}`).join(', ')} not declared in substitute and without a default` });
+            return;
+          }
+          value = parseAllDocuments(result.text)[0]?.toJS({ maxAliasCount: MAX_ALIASES }) as unknown;
+        }
+      }
+    } catch (err) {
+      problems.push({ file: source, object: `document ${index + 1}`, message: err instanceof Error ? err.message : String(err) });
+      return;
+    }
+    collect(value, source, index, objects, problems);
+  });
+  return objects;
+}
+
+function collect(value: unknown, source: string, index: number, objects: RenderedObject[], problems: RenderProblem[]): void {
+  if (value === null || value === undefined) return; // empty document
+  if (!isRecord(value)) {
+    problems.push({ file: source, object: `document ${index + 1}`, message: 'is not a mapping' });
+    return;
+  }
+  if (!looksLikeObject(value) || isBuildInput(value)) return;
+  if (typeof value['kind'] === 'string' && value['kind'].endsWith('List') && Array.isArray(value['items'])) {
+    for (const item of value['items']) collect(item, source, index, objects, problems);
+    return;
+  }
+  const problem = validateObject(value);
+  if (problem) {
+    problems.push({ file: source, object: label(value, index), message: problem });
+    return;
+  }
+  objects.push({ object: value as KubeObject, source });
+}
