@@ -1,0 +1,147 @@
+import { createHash, randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import git from 'isomorphic-git';
+import http from 'isomorphic-git/http/node';
+import semver from 'semver';
+import { TidegateError, type Revision } from '../model/index.js';
+import type { SourceRef } from '../config/index.js';
+
+export interface GitSource {
+  url: string;
+  /** HTTP(S) token auth (GitHub App installation token or personal token). */
+  token?: string | undefined;
+  username?: string | undefined;
+}
+
+export class SourceError extends TidegateError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('SourceFailed', message, options);
+  }
+}
+
+/** Basic auth sent with the first request (no unauthenticated round trip first). */
+const authHeaders = (src: GitSource): { headers: Record<string, string> } | Record<string, never> =>
+  src.token ? { headers: { authorization: `Basic ${Buffer.from(`${src.username ?? 'x-access-token'}:${src.token}`).toString('base64')}` } } : {};
+
+/** Never show credentials embedded in a URL. */
+export const redactUrl = (url: string): string => url.replace(/\/\/[^/@]*@/, '//***@');
+
+async function remoteRefs(src: GitSource, prefix: string): Promise<Array<{ ref: string; oid: string; peeled?: string }>> {
+  try {
+    return await git.listServerRefs({ http, url: src.url, prefix, peelTags: true, ...authHeaders(src) });
+  } catch (err) {
+    throw new SourceError(`cannot list refs of ${redactUrl(src.url)}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+}
+
+/** Every branch head of a repository (one ls-remote): ref → SHA. */
+export async function listBranches(src: GitSource): Promise<Map<string, string>> {
+  return new Map((await remoteRefs(src, 'refs/heads/')).map((r) => [r.ref, r.oid]));
+}
+
+/** Resolves a target's ref (branch, tag, semver range, or pinned commit) to one commit. */
+export async function resolveRevision(src: GitSource, ref: SourceRef = {}): Promise<Revision> {
+  if (ref.tag || ref.semver) {
+    const tags = await remoteRefs(src, 'refs/tags/');
+    let chosen: { ref: string; oid: string; peeled?: string } | undefined;
+    if (ref.tag) {
+      chosen = tags.find((t) => t.ref === `refs/tags/${ref.tag}`);
+      if (!chosen) throw new SourceError(`tag ${ref.tag} not found in ${redactUrl(src.url)}`);
+    } else {
+      const versions = tags.filter((t) => !t.ref.endsWith('^{}') && semver.valid(t.ref.slice(10)));
+      const best = semver.maxSatisfying(versions.map((t) => t.ref.slice(10)), ref.semver ?? '*');
+      chosen = versions.find((t) => t.ref.slice(10) === best);
+      if (!chosen) throw new SourceError(`no tag of ${redactUrl(src.url)} satisfies semver range ${ref.semver ?? ''}`);
+    }
+    const sha = ref.commit ?? chosen.peeled ?? chosen.oid;
+    return { ref: chosen.ref, sha };
+  }
+  const branch = `refs/heads/${ref.branch ?? 'main'}`;
+  if (ref.commit) return { ref: branch, sha: ref.commit };
+  const sha = (await listBranches(src)).get(branch);
+  if (!sha) throw new SourceError(`branch ${branch.slice(11)} not found in ${redactUrl(src.url)}`);
+  return { ref: branch, sha };
+}
+
+const repoKey = (url: string): string => createHash('sha256').update(url).digest('hex').slice(0, 16);
+
+async function hasCommit(gitdir: string, sha: string): Promise<boolean> {
+  try {
+    await git.readCommit({ fs, gitdir, oid: sha });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Writes the tree of one commit into dir (regular files, executables and symlinks). */
+async function exportTree(gitdir: string, sha: string, dir: string): Promise<void> {
+  fs.mkdirSync(dir, { recursive: true });
+  await git.walk({
+    fs,
+    gitdir,
+    trees: [git.TREE({ ref: sha })],
+    map: async (filepath, entries) => {
+      const entry = entries[0];
+      if (filepath === '.' || !entry) return true;
+      const target = join(dir, filepath);
+      const type = await entry.type();
+      if (type === 'tree') {
+        fs.mkdirSync(target, { recursive: true });
+      } else if (type === 'blob') {
+        const mode = await entry.mode();
+        const content = (await entry.content()) ?? new Uint8Array();
+        if (mode === 0o120000) fs.symlinkSync(Buffer.from(content).toString('utf8'), target);
+        else fs.writeFileSync(target, content, { mode: mode === 0o100755 ? 0o755 : 0o644 });
+      }
+      return true;
+    },
+  });
+}
+
+export interface Checkout {
+  revision: Revision;
+  /** Directory holding exactly the files of that commit. */
+  dir: string;
+}
+
+const MAX_DEEPEN = 256;
+
+/**
+ * Fetches exactly one commit (depth 1, deepened only when the branch has moved past it) into a
+ * cached repository under cacheDir, and exports its tree into a directory of its own. A commit
+ * already in the cache is not fetched again.
+ */
+export async function checkoutRevision(src: GitSource, revision: Revision, cacheDir: string): Promise<Checkout> {
+  const base = join(cacheDir, 'git', repoKey(src.url));
+  const gitdir = join(base, 'repo.git');
+  const treeDir = join(base, 'trees', revision.sha);
+  if (fs.existsSync(join(treeDir, '.tidegate-complete'))) return { revision, dir: treeDir };
+  if (!fs.existsSync(join(gitdir, 'HEAD'))) {
+    fs.mkdirSync(gitdir, { recursive: true });
+    await git.init({ fs, gitdir, bare: true, defaultBranch: 'main' });
+    await git.addRemote({ fs, gitdir, remote: 'origin', url: src.url });
+  }
+  if (!(await hasCommit(gitdir, revision.sha))) {
+    const ref = revision.ref.replace(/^refs\/(heads|tags)\//, '') || 'main';
+    const fetchOnce = (depth: number, relative: boolean) =>
+      git.fetch({ fs, http, gitdir, url: src.url, ref, singleBranch: true, tags: false, depth, relative, ...authHeaders(src) });
+    try {
+      await fetchOnce(1, false);
+      for (let depth = 8; !(await hasCommit(gitdir, revision.sha)) && depth <= MAX_DEEPEN; depth *= 4) await fetchOnce(depth, true);
+    } catch (err) {
+      throw new SourceError(`cannot fetch ${ref} of ${redactUrl(src.url)}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+    if (!(await hasCommit(gitdir, revision.sha))) {
+      throw new SourceError(`commit ${revision.sha} is not reachable from ${ref} of ${redactUrl(src.url)} (searched ${MAX_DEEPEN} commits)`);
+    }
+  }
+  // Export into a fresh directory and rename, so a crash never leaves a half-written tree in place.
+  const tmp = `${treeDir}.tmp-${randomBytes(4).toString('hex')}`;
+  await exportTree(gitdir, revision.sha, tmp);
+  fs.writeFileSync(join(tmp, '.tidegate-complete'), revision.sha);
+  fs.rmSync(treeDir, { recursive: true, force: true });
+  fs.renameSync(tmp, treeDir);
+  return { revision, dir: treeDir };
+}

@@ -1,0 +1,1 @@
+export { checkoutRevision, listBranches, redactUrl, resolveRevision, SourceError, type Checkout, type GitSource } from './git.js';
