@@ -53,6 +53,41 @@ interface DiscoveryList {
   }>;
 }
 
+function send(url: URL, opts: Parameters<typeof request>[1], payload: string | undefined): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = (url.protocol === 'https:' ? request : httpRequest)(url, opts, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+/** The apiserver's Status body as a typed error (or the raw text when it is not JSON). */
+function apiError(status: number, text: string, fallback: string): KubeApiError {
+  let parsed: { reason?: string; message?: string; details?: { causes?: KubeApiError['causes'] } } = {};
+  try {
+    parsed = JSON.parse(text) as typeof parsed;
+  } catch {
+    parsed = { message: text.slice(0, 500) };
+  }
+  return new KubeApiError(status, parsed.reason ?? '', parsed.message || fallback, parsed.details?.causes ?? []);
+}
+
+/** Flattens an aggregated discovery list into resources. */
+function discoveredResources(list: DiscoveryList): ResourceInfo[] {
+  return list.items.flatMap((group) =>
+    group.versions.flatMap((version) =>
+      (version.resources ?? [])
+        .filter((r) => r.responseKind?.kind)
+        .map((r) => ({ group: group.metadata.name ?? '', version: version.version, kind: r.responseKind?.kind ?? '', resource: r.resource, namespaced: r.scope === 'Namespaced' })),
+    ),
+  );
+}
+
 /**
  * A small Kubernetes REST client: server-side apply, get, list, delete and aggregated discovery,
  * authenticated by a KubeConfig (tokens, client certificates, exec plugins). It counts requests,
@@ -87,25 +122,9 @@ export class KubeClient {
     const reqOpts: Parameters<typeof request>[1] = { method, headers, agent: url.protocol === 'https:' ? this.agent : undefined, signal: opts.signal };
     await this.kc.applyToHTTPSOptions(reqOpts);
     this.requestCounts[method] = (this.requestCounts[method] ?? 0) + 1;
-    const send = url.protocol === 'https:' ? request : httpRequest;
-    const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const req = send(url, reqOpts, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', reject);
-      });
-      req.on('error', reject);
-      req.end(payload);
-    });
+    const { status, text } = await send(url, reqOpts, payload);
     if (status >= 200 && status < 300) return (text ? JSON.parse(text) : undefined) as T;
-    let parsed: { reason?: string; message?: string; details?: { causes?: KubeApiError['causes'] } } = {};
-    try {
-      parsed = JSON.parse(text) as typeof parsed;
-    } catch {
-      parsed = { message: text.slice(0, 500) };
-    }
-    throw new KubeApiError(status, parsed.reason ?? '', parsed.message ?? `HTTP ${status} for ${method} ${url.pathname}`, parsed.details?.causes ?? []);
+    throw apiError(status, text, `HTTP ${status} for ${method} ${url.pathname}`);
   }
 
   /** Refreshes the resource index with aggregated discovery: two requests for the whole API surface. */
@@ -113,15 +132,7 @@ export class KubeClient {
     const index = new Map<string, ResourceInfo>();
     for (const root of ['/api', '/apis']) {
       const list = await this.request<DiscoveryList>('GET', root, { accept: DISCOVERY_ACCEPT, ...(signal ? { signal } : {}) });
-      for (const group of list.items) {
-        for (const version of group.versions) {
-          for (const r of version.resources ?? []) {
-            if (!r.responseKind?.kind) continue;
-            const info: ResourceInfo = { group: group.metadata.name ?? '', version: version.version, kind: r.responseKind.kind, resource: r.resource, namespaced: r.scope === 'Namespaced' };
-            index.set(`${info.group ? `${info.group}/` : ''}${info.version}/${info.kind}`, info);
-          }
-        }
-      }
+      for (const info of discoveredResources(list)) index.set(`${info.group ? `${info.group}/` : ''}${info.version}/${info.kind}`, info);
     }
     this.resources = index;
   }

@@ -1,0 +1,116 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { KubeClient } from '../cluster/index.js';
+import type { Change, KubeObject } from '../model/index.js';
+import { mapLimit } from './concurrency.js';
+import { ApplyError, type ObjectProblem } from './errors.js';
+import type { Stage } from './ordering.js';
+import { FIELD_MANAGER } from './owner.js';
+import { dryRunItem, type PlanItem, type PlanOptions } from './plan.js';
+
+export interface ApplyOptions extends PlanOptions {
+  drift: 'correct' | 'warn';
+  /** Upper bound for waiting on CRDs to be established and recreated objects to be gone. */
+  settleTimeoutMs?: number;
+}
+
+export interface ApplyOutcome {
+  changes: Change[];
+  /** Items now in the cluster as desired (applied or unchanged): what the inventory records. */
+  inCluster: PlanItem[];
+  /** The object as the apiserver returned it, by id (for health checks). */
+  objects: Map<string, KubeObject>;
+  error?: ApplyError;
+}
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs: number, signal: AbortSignal | undefined, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(delay, undefined, signal ? { signal } : {});
+  }
+}
+
+async function crdsEstablished(client: KubeClient, crds: readonly PlanItem[], opts: ApplyOptions): Promise<void> {
+  await waitFor(async () => {
+    for (const c of crds) {
+      const live = await client.get(c.body.apiVersion, c.body.kind, undefined, c.desired.ref.name, opts.signal);
+      const conditions = ((live?.['status'] as { conditions?: Array<{ type: string; status: string }> } | undefined)?.conditions) ?? [];
+      if (!conditions.some((x) => x.type === 'Established' && x.status === 'True')) return false;
+    }
+    return true;
+  }, opts.settleTimeoutMs ?? 30_000, opts.signal, `CRDs to be established: ${crds.map((c) => c.desired.ref.name).join(', ')}`);
+}
+
+function changeOf(item: PlanItem, action: Change['action'], reason?: string): Change {
+  return { ref: item.desired.ref, action, ...(reason ? { reason } : {}), ...(item.drift ? { drift: true } : {}), ...(item.fields.length ? { fields: item.fields } : {}) };
+}
+
+/** Applies one item; returns its change, or the problem when the apiserver refused it. */
+async function applyItem(item: PlanItem, client: KubeClient, opts: ApplyOptions, out: ApplyOutcome): Promise<ObjectProblem | undefined> {
+  if (item.action === 'unchanged') {
+    out.changes.push(changeOf(item, 'unchanged'));
+    out.inCluster.push(item);
+    if (item.live) out.objects.set(item.desired.id, item.live);
+    return undefined;
+  }
+  if (item.action === 'update' && item.drift && opts.drift === 'warn') {
+    out.changes.push(changeOf(item, 'skipped', 'drifted from Git; not corrected (drift: warn)'));
+    out.inCluster.push(item);
+    return undefined;
+  }
+  const signal = opts.signal ? { signal: opts.signal } : {};
+  try {
+    if (item.action === 'recreate') {
+      await client.delete({ ...item.desired.ref, apiVersion: item.body.apiVersion }, { propagationPolicy: 'Foreground', ...signal });
+      await waitFor(async () => (await client.get(item.body.apiVersion, item.body.kind, item.body.metadata.namespace, item.body.metadata.name, opts.signal)) === undefined, opts.settleTimeoutMs ?? 30_000, opts.signal, `${item.desired.id} to be deleted`);
+    }
+    const result = await client.apply(item.body, { fieldManager: FIELD_MANAGER, force: true, ...signal });
+    out.objects.set(item.desired.id, result);
+    out.inCluster.push(item);
+    const reason = item.action === 'recreate' ? 'recreated: an immutable field changed' : item.drift ? 'drift corrected' : undefined;
+    out.changes.push(changeOf(item, item.action === 'create' ? 'created' : 'configured', reason));
+    return undefined;
+  } catch (err) {
+    return { ref: item.desired.ref, source: item.desired.source, message: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+/**
+ * Applies a plan stage by stage with server-side apply (field manager "tidegate", force: Git
+ * wins). After the cluster definitions stage, waits for new CRDs to be established, refreshes
+ * discovery and dry-runs the objects that waited for them; if any is refused, later stages are
+ * not written. Never throws for refused objects: the outcome carries the error and what was applied.
+ */
+export async function applyPlan(items: readonly PlanItem[], client: KubeClient, opts: ApplyOptions): Promise<ApplyOutcome> {
+  const out: ApplyOutcome = { changes: [], inCluster: [], objects: new Map() };
+  let pending = [...items];
+  for (const stage of [0, 1, 2] as Stage[]) {
+    const deferred = pending.filter((i) => i.action === 'deferred');
+    if (stage > 0 && deferred.length > 0) {
+      const checked = await mapLimit(deferred, opts.concurrency ?? 8, (i) => dryRunItem(i, client, opts));
+      const problems = checked.filter((r): r is ObjectProblem => !('desired' in r));
+      if (problems.length > 0) return { ...out, error: new ApplyError('apply', problems) };
+      const byId = new Map((checked as PlanItem[]).map((i) => [i.desired.id, i]));
+      pending = pending.map((i) => byId.get(i.desired.id) ?? i);
+    }
+    const stageItems = pending.filter((i) => i.desired.stage === stage);
+    const problems: ObjectProblem[] = [];
+    // Objects within a stage do not depend on each other: apply them with bounded parallelism.
+    for (const p of await mapLimit(stageItems, opts.concurrency ?? 8, (i) => applyItem(i, client, opts, out))) if (p) problems.push(p);
+    if (problems.length > 0) return { ...out, error: new ApplyError('apply', problems) };
+    const newCrds = stageItems.filter((i) => i.desired.object.kind === 'CustomResourceDefinition' && i.action !== 'unchanged');
+    if (stage === 0 && (newCrds.length > 0 || deferred.length > 0)) {
+      try {
+        if (newCrds.length > 0) await crdsEstablished(client, newCrds, opts);
+        await client.discover(opts.signal);
+      } catch (err) {
+        return { ...out, error: new ApplyError('apply', newCrds.map((c) => ({ ref: c.desired.ref, source: c.desired.source, message: err instanceof Error ? err.message : String(err) }))) };
+      }
+    }
+  }
+  const order = new Map(items.map((i, n) => [i.desired.id, n]));
+  const key = (c: Change): number => order.get(`${c.ref.namespace}_${c.ref.name}_${c.ref.group}_${c.ref.kind}`) ?? 0;
+  out.changes.sort((a, b) => key(a) - key(b));
+  return out;
+}

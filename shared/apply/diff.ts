@@ -1,0 +1,28 @@
+import type { KubeObject } from '../model/index.js';
+import { canonicalJson } from './owner.js';
+
+const VOLATILE_METADATA = ['resourceVersion', 'managedFields', 'generation', 'creationTimestamp', 'uid', 'selfLink'];
+
+/** The parts of an object that an apply can change: no status, no server bookkeeping. */
+export function comparable(obj: KubeObject): Record<string, unknown> {
+  const { status: _status, metadata, ...rest } = obj;
+  const meta = Object.fromEntries(Object.entries(metadata).filter(([k]) => !VOLATILE_METADATA.includes(k)));
+  return { ...rest, metadata: meta };
+}
+
+/** Paths (like spec.replicas or data.key) whose values differ, to a bounded depth; values are never returned. */
+export function changedPaths(before: unknown, after: unknown, path = '', depth = 0, out: string[] = []): string[] {
+  if (canonicalJson(before) === canonicalJson(after)) return out;
+  const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+  if (depth >= 4 || !isObj(before) || !isObj(after)) {
+    out.push(path || '.');
+    return out;
+  }
+  for (const key of [...new Set([...Object.keys(before), ...Object.keys(after)])].sort()) {
+    changedPaths(before[key], after[key], path ? `${path}.${key}` : key, depth + 1, out);
+  }
+  return out;
+}
+
+/** True when applying would leave the object as it is. */
+export const sameObject = (a: KubeObject, b: KubeObject): boolean => canonicalJson(comparable(a)) === canonicalJson(comparable(b));

@@ -1,0 +1,11 @@
+export { applyPlan, type ApplyOptions, type ApplyOutcome } from './apply.js';
+export { changedPaths, comparable, sameObject } from './diff.js';
+export { ApplyError, type ObjectProblem } from './errors.js';
+export { HISTORY_LIMIT, entryRef, readTargetState, stateName, writeTargetState, type InventoryEntry, type TargetState } from './inventory.js';
+export { removePointer } from './jsonpointer.js';
+export { STAGE_NAMES, compareForApply, stageOf, type Stage } from './ordering.js';
+export { FIELD_MANAGER, MANAGED_BY_LABEL, PRUNE_ANNOTATION, SYSTEM_NAMESPACE, TARGET_LABEL, canonicalJson, desiredHash, isOwnedBy, ownerLabels } from './owner.js';
+export { dryRunItem, plan, type PlanAction, type PlanItem, type PlanOptions } from './plan.js';
+export { ignoredPaths, prepare, type DesiredObject, type PrepareOptions } from './prepare.js';
+export { prune, type PruneOutcome } from './prune.js';
+export { mapLimit } from './concurrency.js';

@@ -1,0 +1,67 @@
+import type { KubeClient } from '../cluster/index.js';
+import { parseRefKey, type HistoryEntry, type KubeObject, type ObjectRef, type Revision } from '../model/index.js';
+import { FIELD_MANAGER, MANAGED_BY_LABEL, SYSTEM_NAMESPACE } from './owner.js';
+
+/** One object tidegate applied for a target: its ref key, apiVersion and desired-state hash. */
+export interface InventoryEntry {
+  id: string;
+  v: string;
+  h: string;
+}
+
+/** What must outlive an invocation, per target: kept in a ConfigMap in tidegate-system. */
+export interface TargetState {
+  inventory: InventoryEntry[];
+  history: HistoryEntry[];
+  lastApplied?: Revision | undefined;
+  lastHealthy?: Revision | undefined;
+}
+
+export const HISTORY_LIMIT = 20;
+
+export const stateName = (target: string): string => `tidegate-target-${target}`;
+
+export const entryRef = (e: InventoryEntry): ObjectRef & { apiVersion: string } => ({ ...parseRefKey(e.id), apiVersion: e.v });
+
+function parseJson<T>(text: string | undefined, fallback: T): T {
+  if (!text) return fallback;
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return fallback;
+  }
+}
+
+export async function readTargetState(client: KubeClient, target: string, signal?: AbortSignal): Promise<TargetState> {
+  const cm = await client.get('v1', 'ConfigMap', SYSTEM_NAMESPACE, stateName(target), signal).catch((err: unknown) => {
+    // Without the namespace (first sync on this cluster) there is no state yet.
+    if (err instanceof Error && /namespaces? .*not found/i.test(err.message)) return undefined;
+    throw err;
+  });
+  const data = (cm?.['data'] ?? {}) as Record<string, string>;
+  return {
+    inventory: parseJson<InventoryEntry[]>(data['inventory'], []),
+    history: parseJson<HistoryEntry[]>(data['history'], []),
+    lastApplied: parseJson<Revision | undefined>(data['lastApplied'], undefined),
+    lastHealthy: parseJson<Revision | undefined>(data['lastHealthy'], undefined),
+  };
+}
+
+/** Writes the whole state with server-side apply (creating tidegate-system when missing). */
+export async function writeTargetState(client: KubeClient, target: string, state: TargetState, signal?: AbortSignal): Promise<void> {
+  const opts = { fieldManager: FIELD_MANAGER, force: true, ...(signal ? { signal } : {}) };
+  if (!client.resourceFor('v1', 'ConfigMap')) await client.discover(signal);
+  await client.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: SYSTEM_NAMESPACE } }, opts);
+  const cm: KubeObject = {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name: stateName(target), namespace: SYSTEM_NAMESPACE, labels: { [MANAGED_BY_LABEL]: 'tidegate', 'tidegate.dev/state-of': target } },
+    data: {
+      inventory: JSON.stringify(state.inventory),
+      history: JSON.stringify(state.history.slice(-HISTORY_LIMIT)),
+      ...(state.lastApplied ? { lastApplied: JSON.stringify(state.lastApplied) } : {}),
+      ...(state.lastHealthy ? { lastHealthy: JSON.stringify(state.lastHealthy) } : {}),
+    },
+  };
+  await client.apply(cm, opts);
+}

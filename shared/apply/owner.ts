@@ -1,0 +1,33 @@
+import { createHash } from 'node:crypto';
+import type { KubeObject } from '../model/index.js';
+
+/** Field manager of every apply tidegate makes for a target. */
+export const FIELD_MANAGER = 'tidegate';
+/** Labels set on every object tidegate applies; prune deletes only objects carrying them. */
+export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
+export const TARGET_LABEL = 'tidegate.dev/target';
+/** `tidegate.dev/prune: disabled` keeps an object in the cluster when it leaves Git. */
+export const PRUNE_ANNOTATION = 'tidegate.dev/prune';
+/** Namespace holding inventories and history. */
+export const SYSTEM_NAMESPACE = 'tidegate-system';
+
+export function ownerLabels(target: string): Record<string, string> {
+  return { [MANAGED_BY_LABEL]: 'tidegate', [TARGET_LABEL]: target };
+}
+
+export function isOwnedBy(obj: KubeObject, target: string): boolean {
+  return obj.metadata.labels?.[TARGET_LABEL] === target && obj.metadata.labels[MANAGED_BY_LABEL] === 'tidegate';
+}
+
+/** JSON with object keys sorted at every level: one encoding per value. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** Hash of the desired state of an object, recorded in the inventory to tell drift from Git changes. */
+export const desiredHash = (obj: KubeObject): string => createHash('sha256').update(canonicalJson(obj)).digest('hex').slice(0, 32);

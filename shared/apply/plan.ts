@@ -1,0 +1,82 @@
+import { KubeApiError, type KubeClient } from '../cluster/index.js';
+import type { IgnoreRule } from '../config/index.js';
+import type { KubeObject } from '../model/index.js';
+import { mapLimit } from './concurrency.js';
+import { changedPaths, comparable, sameObject } from './diff.js';
+import { ApplyError, type ObjectProblem } from './errors.js';
+import { removePointer } from './jsonpointer.js';
+import { FIELD_MANAGER } from './owner.js';
+import { ignoredPaths, type DesiredObject } from './prepare.js';
+
+export type PlanAction = 'create' | 'update' | 'unchanged' | 'recreate' | 'deferred';
+
+export interface PlanItem {
+  desired: DesiredObject;
+  live: KubeObject | undefined;
+  /** What is sent: the desired object without ignored fields (when the object exists). */
+  body: KubeObject;
+  action: PlanAction;
+  /** Live state differs although Git did not change this object since the last sync. */
+  drift: boolean;
+  fields: string[];
+}
+
+export interface PlanOptions {
+  ignore: readonly IgnoreRule[];
+  /** Desired-state hashes of the last sync, by object id. */
+  previousHashes: ReadonlyMap<string, string>;
+  force: boolean;
+  concurrency?: number;
+  signal?: AbortSignal | undefined;
+}
+
+/** One LIST per kind and namespace: the live objects the desired set names, by id. */
+async function readLive(items: readonly DesiredObject[], client: KubeClient, signal?: AbortSignal): Promise<Map<string, KubeObject>> {
+  const groups = new Map<string, { apiVersion: string; kind: string; namespace?: string | undefined }>();
+  for (const d of items) {
+    if (d.waitsFor) continue;
+    groups.set(`${d.object.apiVersion}|${d.object.kind}|${d.ref.namespace}`, { apiVersion: d.object.apiVersion, kind: d.object.kind, namespace: d.object.metadata.namespace });
+  }
+  const byName = new Map(items.map((d) => [`${d.object.kind}|${d.ref.namespace}|${d.ref.name}`, d.id]));
+  const live = new Map<string, KubeObject>();
+  const lists = await mapLimit([...groups.values()], 4, (g) => client.list(g.apiVersion, g.kind, { ...(g.namespace ? { namespace: g.namespace } : {}), ...(signal ? { signal } : {}) }));
+  for (const obj of lists.flat()) {
+    const id = byName.get(`${obj.kind}|${obj.metadata.namespace ?? ''}|${obj.metadata.name}`);
+    if (id) live.set(id, obj);
+  }
+  return live;
+}
+
+/** Server-side dry-run of one object; classifies it or returns the apiserver's refusal. */
+export async function dryRunItem(item: PlanItem, client: KubeClient, opts: PlanOptions): Promise<PlanItem | ObjectProblem> {
+  try {
+    const result = await client.apply(item.body, { fieldManager: FIELD_MANAGER, force: true, dryRun: true, ...(opts.signal ? { signal: opts.signal } : {}) });
+    if (!item.live) return { ...item, action: 'create' };
+    if (sameObject(result, item.live)) return { ...item, action: 'unchanged' };
+    const drift = opts.previousHashes.get(item.desired.id) === item.desired.hash;
+    return { ...item, action: 'update', drift, fields: changedPaths(comparable(item.live), comparable(result)) };
+  } catch (err) {
+    if (err instanceof KubeApiError && err.isImmutable && opts.force && item.live) return { ...item, action: 'recreate', fields: err.causes.map((c) => c.field ?? '').filter(Boolean) };
+    const message = err instanceof KubeApiError && err.isImmutable ? `${err.message} (set force: true to recreate it)` : err instanceof Error ? err.message : String(err);
+    return { ref: item.desired.ref, source: item.desired.source, message };
+  }
+}
+
+/**
+ * Plans a sync: reads live state (one LIST per kind and namespace), removes ignored fields, and
+ * dry-runs every object server-side. Objects whose CRD or namespace this sync creates are
+ * "deferred" and dry-run when their stage comes. Throws ApplyError('plan') naming every refused
+ * object; nothing has been written then.
+ */
+export async function plan(desired: readonly DesiredObject[], client: KubeClient, opts: PlanOptions): Promise<PlanItem[]> {
+  const live = await readLive(desired, client, opts.signal);
+  const items: PlanItem[] = desired.map((d) => {
+    const current = live.get(d.id);
+    const body = current ? ignoredPaths(opts.ignore, d.ref).reduce<KubeObject>((o, p) => removePointer(o, p), d.object) : d.object;
+    return { desired: d, live: current, body, action: d.waitsFor ? 'deferred' : 'create', drift: false, fields: [] };
+  });
+  const results = await mapLimit(items, opts.concurrency ?? 8, (item) => (item.action === 'deferred' ? Promise.resolve(item) : dryRunItem(item, client, opts)));
+  const problems = results.filter((r): r is ObjectProblem => !('desired' in r));
+  if (problems.length > 0) throw new ApplyError('plan', problems);
+  return results as PlanItem[];
+}

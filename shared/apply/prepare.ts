@@ -1,0 +1,91 @@
+import type { KubeClient } from '../cluster/index.js';
+import type { IgnoreRule } from '../config/index.js';
+import { groupOf, refKey, refOf, type KubeObject, type ObjectRef } from '../model/index.js';
+import type { RenderedObject } from '../render/index.js';
+import type { ObjectProblem } from './errors.js';
+import { compareForApply, stageOf, type Stage } from './ordering.js';
+import { desiredHash, ownerLabels } from './owner.js';
+
+/** An object ready to apply: namespaced as the cluster requires, labelled, hashed, staged. */
+export interface DesiredObject {
+  object: KubeObject;
+  ref: ObjectRef;
+  id: string;
+  source: string;
+  hash: string;
+  stage: Stage;
+  /** Set when the object can be dry-run only after an earlier stage is applied (its CRD or namespace is new). */
+  waitsFor?: string;
+}
+
+export interface PrepareOptions {
+  target: string;
+  targetNamespace?: string | undefined;
+}
+
+interface CrdDefinition {
+  namespaced: boolean;
+}
+
+/** Kinds defined by CRDs in the same set: group/kind → scope. */
+function crdsInSet(objects: readonly RenderedObject[]): Map<string, CrdDefinition> {
+  const defs = new Map<string, CrdDefinition>();
+  for (const { object } of objects) {
+    if (object.kind !== 'CustomResourceDefinition') continue;
+    const spec = object['spec'] as { group?: string; names?: { kind?: string }; scope?: string } | undefined;
+    if (spec?.group && spec.names?.kind) defs.set(`${spec.group}/${spec.names.kind}`, { namespaced: spec.scope !== 'Cluster' });
+  }
+  return defs;
+}
+
+/**
+ * Turns rendered objects into desired objects: resolves each kind's scope through discovery (or a
+ * CRD in the same set), sets namespaces (targetNamespace overrides, else "default"), adds owner
+ * labels, orders them for apply. Unknown kinds are problems. `existingNamespaces` decides which
+ * objects must wait for their namespace to be created first.
+ */
+export function prepare(rendered: readonly RenderedObject[], client: KubeClient, opts: PrepareOptions, existingNamespaces: ReadonlySet<string>): { desired: DesiredObject[]; problems: ObjectProblem[] } {
+  const crds = crdsInSet(rendered);
+  const newNamespaces = new Set(rendered.filter((r) => r.object.kind === 'Namespace' && r.object.apiVersion === 'v1').map((r) => r.object.metadata.name));
+  const problems: ObjectProblem[] = [];
+  const desired: DesiredObject[] = [];
+  for (const { object, source } of rendered) {
+    const served = client.resourceFor(object.apiVersion, object.kind);
+    const fromCrd = served ? undefined : crds.get(`${groupOf(object.apiVersion)}/${object.kind}`);
+    if (!served && !fromCrd) {
+      problems.push({ ref: refOf(object), source, message: `the cluster does not serve ${object.kind} in ${object.apiVersion} and no CRD in this revision defines it` });
+      continue;
+    }
+    const obj = place(object, (served ?? fromCrd)?.namespaced ?? true, opts);
+    const ref = refOf(obj);
+    const namespace = obj.metadata.namespace;
+    let waitsFor: string | undefined;
+    if (fromCrd) waitsFor = `its CRD (${object.kind}.${groupOf(object.apiVersion)}) is applied in this sync`;
+    else if (namespace && !existingNamespaces.has(namespace)) {
+      if (newNamespaces.has(namespace) || namespace === opts.targetNamespace) waitsFor = `namespace ${namespace} is created in this sync`;
+      else problems.push({ ref, source, message: `namespace ${namespace} does not exist and is not part of this revision` });
+    }
+    desired.push({ object: obj, ref, id: refKey(ref), source, hash: desiredHash(obj), stage: stageOf(obj.kind), ...(waitsFor ? { waitsFor } : {}) });
+  }
+  desired.sort((a, b) => compareForApply(a.object, b.object));
+  return { desired, problems };
+}
+
+/** Sets the namespace the cluster requires (targetNamespace wins, then the object's, then "default") and the owner labels. */
+function place(object: KubeObject, namespaced: boolean, opts: PrepareOptions): KubeObject {
+  const namespace = namespaced ? (opts.targetNamespace ?? object.metadata.namespace ?? 'default') : undefined;
+  const { namespace: _dropped, ...meta } = object.metadata;
+  return { ...object, metadata: { ...meta, ...(namespace ? { namespace } : {}), labels: { ...object.metadata.labels, ...ownerLabels(opts.target) } } };
+}
+
+function matches(rule: IgnoreRule, ref: ObjectRef): boolean {
+  const t = rule.target;
+  if (!t) return true;
+  return (t.group === undefined || t.group === ref.group) && (t.kind === undefined || t.kind === ref.kind) && (t.name === undefined || t.name === ref.name) && (t.namespace === undefined || t.namespace === ref.namespace);
+}
+
+/** The JSON pointers an object's ignore rules name. */
+export function ignoredPaths(rules: readonly IgnoreRule[], ref: ObjectRef): string[] {
+  return rules.filter((r) => matches(r, ref)).flatMap((r) => r.paths);
+}
+

@@ -1,0 +1,45 @@
+import { KubeApiError, type KubeClient } from '../cluster/index.js';
+import { formatRef, type Change } from '../model/index.js';
+import { mapLimit } from './concurrency.js';
+import type { ObjectProblem } from './errors.js';
+import { entryRef, type InventoryEntry } from './inventory.js';
+import { stageOf } from './ordering.js';
+import { PRUNE_ANNOTATION, isOwnedBy } from './owner.js';
+
+export interface PruneOutcome {
+  changes: Change[];
+  /** Entries that could not be deleted now and stay in the inventory to be retried. */
+  retained: InventoryEntry[];
+  problems: ObjectProblem[];
+}
+
+/**
+ * Deletes objects of the previous inventory that are no longer desired, in reverse apply order,
+ * but only those that still carry this target's owner labels and have not opted out with
+ * `tidegate.dev/prune: disabled`. Objects already gone are not reported.
+ */
+export async function prune(stale: readonly InventoryEntry[], client: KubeClient, opts: { target: string; dryRun?: boolean; signal?: AbortSignal | undefined }): Promise<PruneOutcome> {
+  const out: PruneOutcome = { changes: [], retained: [], problems: [] };
+  const one = async (entry: InventoryEntry): Promise<void> => {
+    const ref = entryRef(entry);
+    try {
+      const live = client.resourceFor(entry.v, ref.kind) ? await client.get(entry.v, ref.kind, ref.namespace || undefined, ref.name, opts.signal) : undefined;
+      if (!live || live.metadata.deletionTimestamp) return;
+      if (!isOwnedBy(live, opts.target)) {
+        out.changes.push({ ref, action: 'skipped', reason: `not pruned: it no longer carries the owner labels of target ${opts.target}` });
+      } else if (live.metadata.annotations?.[PRUNE_ANNOTATION] === 'disabled') {
+        out.changes.push({ ref, action: 'skipped', reason: `not pruned: ${PRUNE_ANNOTATION} is disabled` });
+      } else if (await client.delete({ ...ref, apiVersion: entry.v }, { propagationPolicy: 'Background', ...(opts.dryRun ? { dryRun: true } : {}), ...(opts.signal ? { signal: opts.signal } : {}) })) {
+        out.changes.push({ ref, action: 'deleted' });
+      }
+    } catch (err) {
+      if (err instanceof KubeApiError && err.isNotFound) return;
+      out.retained.push(entry);
+      out.problems.push({ ref, source: 'inventory', message: err instanceof Error ? err.message : String(err) });
+    }
+  };
+  // Stage by stage in reverse (resources, classes, then CRDs/Namespaces/ClusterRoles); within a stage in parallel.
+  for (const stage of [2, 1, 0]) await mapLimit(stale.filter((e) => stageOf(entryRef(e).kind) === stage), 8, one);
+  out.changes.sort((a, b) => stageOf(b.ref.kind) - stageOf(a.ref.kind) || formatRef(a.ref).localeCompare(formatRef(b.ref)));
+  return out;
+}

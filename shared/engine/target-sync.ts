@@ -1,0 +1,191 @@
+import {
+  ApplyError, HISTORY_LIMIT, applyPlan, plan, prepare, prune, readTargetState, writeTargetState,
+  type InventoryEntry, type PlanItem, type PlanOptions, type TargetState,
+} from '../apply/index.js';
+import type { KubeClient } from '../cluster/index.js';
+import { parseDuration, type LocalSettings, type TargetSpec } from '../config/index.js';
+import { waitForHealth, type HealthReport } from '../health/index.js';
+import {
+  TidegateError, countChanges, hasChanges, refKey,
+  type Change, type HistoryEntry, type KubeObject, type Revision, type SyncOutcome, type SyncResult,
+} from '../model/index.js';
+import { render, type RenderedObject } from '../render/index.js';
+import { silentLogger, type Logger } from '../telemetry/index.js';
+
+export interface TargetSyncInput {
+  spec: TargetSpec;
+  /** Directory holding the files of `revision`. */
+  dir: string;
+  revision: Revision;
+  client: KubeClient;
+  settings: LocalSettings;
+  /** Plan only: dry-run everything, write nothing (what `tidegate diff` shows). */
+  dryRun?: boolean;
+  signal?: AbortSignal | undefined;
+  logger?: Logger;
+  now?: () => Date;
+}
+
+class EmptyRenderError extends TidegateError {
+  constructor(target: string) {
+    super('EmptyRender', `target ${target} rendered no objects; refusing to prune everything it applied before (set allowEmpty: true to allow)`);
+  }
+}
+
+const NO_HEALTH: HealthReport = { status: 'unknown', notReady: [] };
+
+const inventoryOf = (items: readonly PlanItem[]): InventoryEntry[] => items.map((i) => ({ id: i.desired.id, v: i.body.apiVersion, h: i.desired.hash }));
+
+function mergeInventory(...lists: InventoryEntry[][]): InventoryEntry[] {
+  const byId = new Map<string, InventoryEntry>();
+  for (const list of lists) for (const e of list) byId.set(e.id, e);
+  return [...byId.values()];
+}
+
+function sameInventory(a: readonly InventoryEntry[], b: readonly InventoryEntry[]): boolean {
+  const byId = new Map(a.map((e) => [e.id, e]));
+  return a.length === b.length && b.every((e) => byId.get(e.id)?.h === e.h && byId.get(e.id)?.v === e.v);
+}
+
+/** The namespace a target renders into, created (never pruned) when it does not exist. */
+function targetNamespaceObject(spec: TargetSpec): RenderedObject[] {
+  return spec.targetNamespace ? [{ object: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: spec.targetNamespace } }, source: 'targetNamespace' }] : [];
+}
+
+/** Result building and recording for one sync. */
+class SyncRun {
+  readonly started: Date;
+  state: TargetState = { inventory: [], history: [] };
+
+  constructor(readonly input: TargetSyncInput) {
+    this.started = this.now();
+  }
+
+  now(): Date {
+    return this.input.now?.() ?? new Date();
+  }
+
+  result(outcome: SyncOutcome, changes: Change[], health: HealthReport, error?: unknown): SyncResult {
+    return {
+      target: this.input.spec.name,
+      revision: this.input.revision,
+      outcome,
+      changeSet: { changes },
+      health,
+      ...(error !== undefined ? { error: error instanceof Error ? error.message : String(error) } : {}),
+      startedAt: this.started.toISOString(),
+      durationMs: this.now().getTime() - this.started.getTime(),
+    };
+  }
+
+  /** Appends history and writes state; a repeated no-op sync of the same revision writes nothing. */
+  async record(res: SyncResult, inventory: InventoryEntry[] | undefined): Promise<SyncResult> {
+    if (this.input.dryRun) return res;
+    const { revision, client, spec, signal } = this.input;
+    const last = this.state.history.at(-1);
+    const noop = res.outcome === 'unchanged' && inventory === undefined && last?.revision.sha === revision.sha && (last.outcome === 'applied' || last.outcome === 'unchanged') && last.health === res.health.status;
+    if (noop) return res;
+    const entry: HistoryEntry = { revision, outcome: res.outcome, health: res.health.status, counts: countChanges(res.changeSet), startedAt: res.startedAt, durationMs: res.durationMs, ...(res.error ? { error: res.error } : {}) };
+    this.state = {
+      inventory: inventory ?? this.state.inventory,
+      history: [...this.state.history, entry].slice(-HISTORY_LIMIT),
+      lastApplied: res.outcome === 'failed' ? this.state.lastApplied : revision,
+      lastHealthy: res.health.status === 'healthy' ? revision : this.state.lastHealthy,
+    };
+    await writeTargetState(client, spec.name, this.state, signal);
+    return res;
+  }
+}
+
+interface Planned {
+  items: PlanItem[];
+  stale: InventoryEntry[];
+  planOpts: PlanOptions;
+}
+
+/** Render, prepare and dry-run the whole set. Throws on any problem; nothing is written here. */
+async function planTarget(run: SyncRun): Promise<Planned> {
+  const { spec, client, signal } = run.input;
+  await client.discover(signal);
+  run.state = await readTargetState(client, spec.name, signal);
+  const rendered = await render({
+    root: run.input.dir, path: spec.path, mode: spec.render, substitute: spec.substitute, helm: spec.helm,
+    defaultReleaseName: spec.name, namespace: spec.targetNamespace, settings: run.input.settings, signal,
+  });
+  (run.input.logger ?? silentLogger).info('rendered', { target: spec.name, mode: rendered.mode, objects: rendered.objects.length });
+  if (rendered.objects.length === 0 && !spec.allowEmpty && run.state.inventory.length > 0) throw new EmptyRenderError(spec.name);
+  const namespaces = new Set((await client.list('v1', 'Namespace', signal ? { signal } : {})).map((n) => n.metadata.name));
+  const { desired, problems } = prepare([...targetNamespaceObject(spec), ...rendered.objects], client, { target: spec.name, targetNamespace: spec.targetNamespace }, namespaces);
+  if (problems.length > 0) throw new ApplyError('plan', problems);
+  const planOpts: PlanOptions = { ignore: spec.ignore, previousHashes: new Map(run.state.inventory.map((e) => [e.id, e.h])), force: spec.force, signal };
+  const items = await plan(desired, client, planOpts);
+  const wanted = new Set(desired.map((d) => d.id));
+  return { items, stale: spec.prune ? run.state.inventory.filter((e) => !wanted.has(e.id)) : [], planOpts };
+}
+
+/** What `tidegate diff` reports: the plan, and what prune would delete (a dry-run delete). */
+async function preview(run: SyncRun, planned: Planned): Promise<SyncResult> {
+  const { spec, client, signal } = run.input;
+  const pruned = await prune(planned.stale, client, { target: spec.name, dryRun: true, signal });
+  const actionOf = (i: PlanItem): Change['action'] => {
+    if (i.action === 'unchanged') return 'unchanged';
+    if (i.action === 'create' || i.action === 'deferred') return 'created';
+    return i.drift && spec.drift === 'warn' ? 'skipped' : 'configured';
+  };
+  const changes: Change[] = [
+    ...planned.items.map((i) => ({
+      ref: i.desired.ref,
+      action: actionOf(i),
+      ...(i.drift ? { drift: true } : {}),
+      ...(i.fields.length ? { fields: i.fields } : {}),
+      ...(i.action === 'deferred' && i.desired.waitsFor ? { reason: `validated once ${i.desired.waitsFor}` } : {}),
+    })),
+    ...pruned.changes,
+  ];
+  return run.result(hasChanges({ changes }) ? 'applied' : 'unchanged', changes, NO_HEALTH);
+}
+
+/** Staged apply, prune, health, record. */
+async function applyTarget(run: SyncRun, planned: Planned): Promise<SyncResult> {
+  const { spec, client, signal } = run.input;
+  const outcome = await applyPlan(planned.items, client, { ...planned.planOpts, drift: spec.drift });
+  // The namespace created for targetNamespace is never part of the inventory, so never pruned.
+  const nsId = spec.targetNamespace ? refKey({ group: '', kind: 'Namespace', namespace: '', name: spec.targetNamespace }) : '';
+  const applied = inventoryOf(outcome.inCluster).filter((e) => e.id !== nsId);
+  if (outcome.error) {
+    // Keep every object that may now exist in the inventory, and prune nothing.
+    return run.record(run.result('failed', outcome.changes, NO_HEALTH, outcome.error), mergeInventory(run.state.inventory, applied));
+  }
+  const pruned = await prune(planned.stale, client, { target: spec.name, signal });
+  const changes = [...outcome.changes, ...pruned.changes];
+  const inventory = mergeInventory(applied, pruned.retained);
+  const timeoutMs = spec.wait ? (parseDuration(spec.timeout) ?? 300_000) : 0;
+  const read = (obj: KubeObject) => client.get(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name, signal);
+  const health = await waitForHealth([...outcome.objects.values()], read, { timeoutMs, signal });
+  let result: SyncResult;
+  if (pruned.problems.length > 0) result = run.result('failed', changes, health, new ApplyError('apply', pruned.problems));
+  else if (health.status === 'failed') result = run.result('failed', changes, health, `health check failed: ${health.notReady.map((h) => `${h.ref.kind}/${h.ref.name}: ${h.message}`).join('; ')}`);
+  else if (health.status === 'progressing' && spec.wait) result = run.result('progressing', changes, health);
+  else result = run.result(hasChanges({ changes }) ? 'applied' : 'unchanged', changes, health);
+  return run.record(result, result.outcome === 'unchanged' && sameInventory(run.state.inventory, inventory) ? undefined : inventory);
+}
+
+/**
+ * One sync of one target at one revision, against one cluster:
+ * render → prepare → plan (server-side dry-run of everything) → staged apply → prune → health → record.
+ * Never prunes after a failed render or plan; an empty render prunes only with allowEmpty.
+ * Failures are returned as a result with outcome "failed" and the error, never thrown.
+ */
+export async function syncTarget(input: TargetSyncInput): Promise<SyncResult> {
+  const run = new SyncRun(input);
+  if (input.spec.suspend) return run.result('suspended', [], NO_HEALTH);
+  try {
+    const planned = await planTarget(run);
+    return await (input.dryRun ? preview(run, planned) : applyTarget(run, planned));
+  } catch (err) {
+    (input.logger ?? silentLogger).warn('sync failed', { target: input.spec.name, error: err instanceof Error ? err.message : String(err) });
+    // Render and plan failures change nothing in the cluster and keep the inventory as it was.
+    const failed = run.result('failed', [], NO_HEALTH, err);
+    return run.record(failed, undefined).catch(() => failed);
+  }
+}

@@ -1,0 +1,2 @@
+export { assess, type Assessment } from './rules.js';
+export { waitForHealth, type HealthReport, type WaitOptions } from './wait.js';

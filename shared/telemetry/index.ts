@@ -1,0 +1,1 @@
+export { jsonLogger, silentLogger, type Logger } from './logger.js';

@@ -1,0 +1,54 @@
+import { afterAll } from 'vitest';
+import { stringify } from 'yaml';
+import { GitWorkspace, createBareRepo } from '../../devenv/index.js';
+import { KubeClient } from '../../shared/cluster/index.js';
+import { localSettings } from '../../shared/config/index.js';
+import { syncRepo, type EngineContext } from '../../shared/engine/index.js';
+import type { KubeObject, SyncResult } from '../../shared/model/index.js';
+import { testEnv, testKubeConfig, uniqueName } from './env.js';
+
+/** An engine context wired to the test servers: every cluster alias is the test apiserver. */
+export function testEngine(): EngineContext & { client: KubeClient } {
+  const client = new KubeClient(testKubeConfig());
+  return { settings: localSettings(), connect: () => Promise.resolve(client), gitSource: (url) => ({ url }), client };
+}
+
+/** A GitOps repository on the test git server, with helpers to commit manifests and sync. */
+export async function gitopsRepo(prefix: string) {
+  const env = testEnv().git;
+  const url = await createBareRepo(env, uniqueName(prefix));
+  const ws = await GitWorkspace.clone(env, url);
+  afterAll(() => ws.remove());
+  const engine = testEngine();
+  return {
+    url,
+    ws,
+    engine,
+    commit: (files: Record<string, string | KubeObject | KubeObject[] | null>, message = 'change') =>
+      ws.commit(Object.fromEntries(Object.entries(files).map(([k, v]) => [k, v === null || typeof v === 'string' ? v : yamlDocs(v)])), message),
+    sync: async (target?: string, sha?: string, dryRun = false): Promise<SyncResult[]> =>
+      syncRepo(engine, { repo: url, target, ...(sha ? { revision: { ref: 'refs/heads/main', sha } } : {}), dryRun }),
+  };
+}
+
+export function yamlDocs(objs: KubeObject | KubeObject[]): string {
+  return (Array.isArray(objs) ? objs : [objs]).map((o) => stringify(o)).join('---\n');
+}
+
+export const configMap = (name: string, data: Record<string, string>, extra: Partial<KubeObject['metadata']> = {}): KubeObject => ({
+  apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, ...extra }, data,
+});
+
+export function deployment(name: string, opts: { replicas?: number; image?: string; labels?: Record<string, string> } = {}): KubeObject {
+  const labels = opts.labels ?? { app: name };
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name },
+    spec: {
+      replicas: opts.replicas ?? 1,
+      selector: { matchLabels: labels },
+      template: { metadata: { labels }, spec: { containers: [{ name: 'app', image: opts.image ?? 'registry.example/app:1.0.0' }] } },
+    },
+  };
+}
