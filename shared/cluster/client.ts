@@ -148,7 +148,9 @@ export class KubeClient {
     return undefined;
   }
 
-  private requireResource(apiVersion: string, kind: string): ResourceInfo {
+  /** The resource for apiVersion+kind; discovers once first when nothing was discovered yet. */
+  private async requireResource(apiVersion: string, kind: string): Promise<ResourceInfo> {
+    if (this.resources.size === 0) await this.discover();
     const info = this.resourceFor(apiVersion, kind);
     if (!info) throw new KubeApiError(404, 'NotFound', `the server does not serve ${kind} in ${apiVersion}`);
     return info;
@@ -162,7 +164,7 @@ export class KubeClient {
 
   /** Server-side apply of a whole object; returns the object as stored (or as it would be, on dry run). */
   async apply(obj: KubeObject, opts: { fieldManager: string; force?: boolean; dryRun?: boolean; signal?: AbortSignal }): Promise<KubeObject> {
-    const info = this.requireResource(obj.apiVersion, obj.kind);
+    const info = await this.requireResource(obj.apiVersion, obj.kind);
     return this.request<KubeObject>('PATCH', KubeClient.path(info, obj.metadata.namespace, obj.metadata.name), {
       body: obj,
       contentType: 'application/apply-patch+yaml',
@@ -172,7 +174,7 @@ export class KubeClient {
   }
 
   async get(apiVersion: string, kind: string, namespace: string | undefined, name: string, signal?: AbortSignal): Promise<KubeObject | undefined> {
-    const info = this.requireResource(apiVersion, kind);
+    const info = await this.requireResource(apiVersion, kind);
     try {
       return await this.request<KubeObject>('GET', KubeClient.path(info, namespace, name), signal ? { signal } : {});
     } catch (err) {
@@ -183,7 +185,7 @@ export class KubeClient {
 
   /** Every object of a kind (in a namespace, or all), following pagination; items carry apiVersion and kind. */
   async list(apiVersion: string, kind: string, opts: { namespace?: string; labelSelector?: string; signal?: AbortSignal } = {}): Promise<KubeObject[]> {
-    const info = this.requireResource(apiVersion, kind);
+    const info = await this.requireResource(apiVersion, kind);
     const items: KubeObject[] = [];
     let cont: string | undefined;
     do {
@@ -199,7 +201,7 @@ export class KubeClient {
 
   /** Deletes an object; false when it was already gone. */
   async delete(ref: ObjectRef & { apiVersion?: string }, opts: { propagationPolicy?: 'Background' | 'Foreground' | 'Orphan'; dryRun?: boolean; signal?: AbortSignal } = {}): Promise<boolean> {
-    const info = ref.apiVersion ? this.requireResource(ref.apiVersion, ref.kind) : this.resourceForGroupKind(ref.group, ref.kind);
+    const info = ref.apiVersion ? await this.requireResource(ref.apiVersion, ref.kind) : this.resourceForGroupKind(ref.group, ref.kind);
     if (!info) return false; // the kind is no longer served: nothing of it can exist
     try {
       await this.request('DELETE', KubeClient.path(info, ref.namespace, ref.name), {
@@ -215,7 +217,7 @@ export class KubeClient {
 
   /** A JSON merge patch of the status subresource (how tests simulate controllers). */
   async patchStatus(obj: Pick<KubeObject, 'apiVersion' | 'kind' | 'metadata'>, status: unknown): Promise<KubeObject> {
-    const info = this.requireResource(obj.apiVersion, obj.kind);
+    const info = await this.requireResource(obj.apiVersion, obj.kind);
     return this.request<KubeObject>('PATCH', `${KubeClient.path(info, obj.metadata.namespace, obj.metadata.name)}/status`, { body: { status }, contentType: 'application/merge-patch+json' });
   }
 
