@@ -28,3 +28,17 @@ export function kubeConfigFromFile(path: string, context?: string): KubeConfig {
   if (context) kc.setCurrentContext(context);
   return kc;
 }
+
+/**
+ * Locally a cluster alias is a kubeconfig context: the context of that name when it exists,
+ * else the explicitly chosen context, else the current one.
+ */
+export function kubeConfigForAlias(path: string, alias: string, explicitContext?: string): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromFile(path);
+  const names = kc.getContexts().map((c) => c.name);
+  const context = explicitContext ?? (names.includes(alias) ? alias : kc.getCurrentContext());
+  if (!names.includes(context)) throw new Error(`kubeconfig ${path} has no context "${context}"`);
+  kc.setCurrentContext(context);
+  return kc;
+}

@@ -1,2 +1,2 @@
-export { kubeConfigFromEndpoint, kubeConfigFromFile, type ClusterEndpoint } from './connect.js';
+export { kubeConfigForAlias, kubeConfigFromEndpoint, kubeConfigFromFile, type ClusterEndpoint } from './connect.js';
 export { KubeApiError, KubeClient, groupVersionOf, type ResourceInfo } from './client.js';

@@ -10,11 +10,16 @@ export interface LocalSettings {
   helm: string | undefined;
   /** The PATH to search last. */
   searchPath: string;
+  /** kubeconfig for local runs: $KUBECONFIG (first entry) or ~/.kube/config. */
+  kubeconfig: string;
+  /** Token for HTTPS git sources in local runs (TIDEGATE_GIT_TOKEN). */
+  gitToken: string | undefined;
 }
 
 /** Reads the local settings from the environment (this module is the only reader of process.env). */
 export function localSettings(env: NodeJS.ProcessEnv = process.env): LocalSettings {
   const onLambda = env['AWS_LAMBDA_FUNCTION_NAME'] !== undefined;
   const cacheDir = env['TIDEGATE_CACHE'] ?? (onLambda ? '/tmp/tidegate' : join(env['HOME'] ?? homedir(), '.cache', 'tidegate'));
-  return { cacheDir, kubectl: env['TIDEGATE_KUBECTL'], helm: env['TIDEGATE_HELM'], searchPath: env['PATH'] ?? '' };
+  const kubeconfig = env['KUBECONFIG']?.split(':')[0] || join(env['HOME'] ?? homedir(), '.kube', 'config');
+  return { cacheDir, kubectl: env['TIDEGATE_KUBECTL'], helm: env['TIDEGATE_HELM'], searchPath: env['PATH'] ?? '', kubeconfig, gitToken: env['TIDEGATE_GIT_TOKEN'] };
 }

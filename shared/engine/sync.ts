@@ -44,24 +44,37 @@ export function loadConfig(dir: string, label = CONFIG_FILE): TidegateConfig {
   return parseConfig(readFileSync(file, 'utf8'), label);
 }
 
-/** The revision a target applies: the requested commit for the config repository, else its own ref. */
-async function targetRevision(ctx: EngineContext, spec: TargetSpec, repo: string, configRevision: Revision): Promise<{ url: string; revision: Revision }> {
-  const url = spec.source.url ?? repo;
+/** Where a target's files come from: the checkout at hand, or its own source resolved and fetched. */
+async function targetCheckout(ctx: EngineContext, spec: TargetSpec, here: { dir: string; revision: Revision; repo?: string | undefined }): Promise<{ dir: string; revision: Revision }> {
   const ref = spec.source.ref ?? {};
-  const tracksConfig = url === repo && !ref.tag && !ref.semver && !ref.commit && `refs/heads/${ref.branch ?? 'main'}` === configRevision.ref;
-  return { url, revision: tracksConfig ? configRevision : await resolveRevision(ctx.gitSource(url), ref) };
+  const sameRepo = spec.source.url === undefined || spec.source.url === here.repo;
+  const sameRef = !ref.tag && !ref.semver && !ref.commit && (here.revision.ref === '' || `refs/heads/${ref.branch ?? 'main'}` === here.revision.ref);
+  if (sameRepo && sameRef) return here;
+  const url = spec.source.url ?? here.repo;
+  if (!url) throw new TidegateError('SourceMissing', `target ${spec.name} names another ref but the local directory has no repository URL`);
+  const revision = await resolveRevision(ctx.gitSource(url), ref);
+  return { dir: (await checkoutRevision(ctx.gitSource(url), revision, ctx.settings.cacheDir)).dir, revision };
+}
+
+export interface CheckoutSyncRequest {
+  config: TidegateConfig;
+  /** The files tidegate.yaml came from, and the revision they are. */
+  dir: string;
+  revision: Revision;
+  /** The repository URL of that checkout, when it is one. */
+  repo?: string | undefined;
+  target?: string | undefined;
+  dryRun?: boolean;
+  signal?: AbortSignal | undefined;
 }
 
 /**
- * Syncs one target, or all targets of the repository in dependency order (a target whose
+ * Syncs one target, or all targets of a configuration in dependency order (a target whose
  * dependency failed in this run is not synced). Each result says what happened; failures are
  * results too.
  */
-export async function syncRepo(ctx: EngineContext, req: RepoSyncRequest): Promise<SyncResult[]> {
-  const configRevision = req.revision ?? (await resolveRevision(ctx.gitSource(req.repo), {}));
-  const configCheckout = await checkoutRevision(ctx.gitSource(req.repo), configRevision, ctx.settings.cacheDir);
-  const config = loadConfig(configCheckout.dir);
-  let targets = orderTargets(config.targets);
+export async function syncCheckout(ctx: EngineContext, req: CheckoutSyncRequest): Promise<SyncResult[]> {
+  let targets = orderTargets(req.config.targets);
   if (req.target !== undefined) {
     const one = targets.find((t) => t.name === req.target);
     if (!one) throw new TargetNotFoundError(req.target, CONFIG_FILE);
@@ -76,13 +89,12 @@ export async function syncRepo(ctx: EngineContext, req: RepoSyncRequest): Promis
   const results: SyncResult[] = [];
   for (const spec of targets) {
     const blocked = spec.dependsOn.filter((d) => failed.has(d));
-    const { url, revision } = await targetRevision(ctx, spec, req.repo, configRevision);
     if (blocked.length > 0) {
       failed.add(spec.name);
-      results.push({ target: spec.name, revision, outcome: 'failed', changeSet: { changes: [] }, health: { status: 'unknown', notReady: [] }, error: `not synced: dependency ${blocked.join(', ')} failed`, startedAt: new Date().toISOString(), durationMs: 0 });
+      results.push({ target: spec.name, revision: req.revision, outcome: 'failed', changeSet: { changes: [] }, health: { status: 'unknown', notReady: [] }, error: `not synced: dependency ${blocked.join(', ')} failed`, startedAt: new Date().toISOString(), durationMs: 0 });
       continue;
     }
-    const dir = url === req.repo && revision.sha === configRevision.sha ? configCheckout.dir : (await checkoutRevision(ctx.gitSource(url), revision, ctx.settings.cacheDir)).dir;
+    const { dir, revision } = await targetCheckout(ctx, spec, req);
     const result = await syncTarget({
       spec, dir, revision, client: await client(spec.cluster), settings: ctx.settings,
       ...(req.dryRun ? { dryRun: true } : {}), signal: req.signal, ...(ctx.logger ? { logger: ctx.logger } : {}), ...(ctx.now ? { now: ctx.now } : {}),
@@ -91,4 +103,11 @@ export async function syncRepo(ctx: EngineContext, req: RepoSyncRequest): Promis
     results.push(result);
   }
   return results;
+}
+
+/** Syncs from the GitOps repository: the requested commit (a webhook's SHA) or the head of main. */
+export async function syncRepo(ctx: EngineContext, req: RepoSyncRequest): Promise<SyncResult[]> {
+  const revision = req.revision ?? (await resolveRevision(ctx.gitSource(req.repo), {}));
+  const checkout = await checkoutRevision(ctx.gitSource(req.repo), revision, ctx.settings.cacheDir);
+  return syncCheckout(ctx, { config: loadConfig(checkout.dir), dir: checkout.dir, revision, repo: req.repo, target: req.target, ...(req.dryRun ? { dryRun: true } : {}), signal: req.signal });
 }

@@ -1,0 +1,26 @@
+import { resolve } from 'node:path';
+import { stringify } from 'yaml';
+import { localSettings } from '../../shared/config/index.js';
+import { TargetNotFoundError, loadConfig } from '../../shared/engine/index.js';
+import { render } from '../../shared/render/index.js';
+import type { Io } from '../output.js';
+
+/** `tidegate validate`: checks tidegate.yaml (schema, names, dependencies); exit 0 or 2. */
+export function validateCommand(dir: string | undefined, io: Io): number {
+  const config = loadConfig(resolve(dir ?? '.'));
+  io.out(`tidegate.yaml is valid: ${config.targets.length} target${config.targets.length === 1 ? '' : 's'} (${config.targets.map((t) => t.name).join(', ')})\n`);
+  return 0;
+}
+
+/** `tidegate render <target>`: prints the objects a target renders to, as multi-document YAML. */
+export async function renderCommand(target: string, dir: string | undefined, io: Io): Promise<number> {
+  const root = resolve(dir ?? '.');
+  const spec = loadConfig(root).targets.find((t) => t.name === target);
+  if (!spec) throw new TargetNotFoundError(target, 'tidegate.yaml');
+  const out = await render({
+    root, path: spec.path, mode: spec.render, substitute: spec.substitute, helm: spec.helm,
+    defaultReleaseName: spec.name, namespace: spec.targetNamespace, settings: localSettings(),
+  });
+  io.out(out.objects.map((o) => `# Source: ${o.source}\n${stringify(o.object)}`).join('---\n'));
+  return 0;
+}

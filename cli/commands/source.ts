@@ -1,0 +1,31 @@
+import { execFileSync } from 'node:child_process';
+import { resolve } from 'node:path';
+import { loadConfig, syncCheckout, syncRepo, type EngineContext } from '../../shared/engine/index.js';
+import type { Revision, SyncResult } from '../../shared/model/index.js';
+
+export interface SourceArgs {
+  repo?: string | undefined;
+  dir?: string | undefined;
+  revision?: string | undefined;
+  branch?: string | undefined;
+}
+
+/** The revision of a local working tree: its HEAD commit when it is a git checkout. */
+export function localRevision(dir: string): Revision {
+  try {
+    const sha = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: dir, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    return { ref: '', sha: `${sha}+worktree` };
+  } catch {
+    return { ref: '', sha: 'worktree' };
+  }
+}
+
+/** Runs a sync (or a dry-run diff) from --repo (a Git URL) or --dir (a local working tree, the default). */
+export function runSync(ctx: EngineContext, args: SourceArgs, target: string | undefined, dryRun: boolean): Promise<SyncResult[]> {
+  if (args.repo) {
+    const revision = args.revision ? { ref: `refs/heads/${args.branch ?? 'main'}`, sha: args.revision } : undefined;
+    return syncRepo(ctx, { repo: args.repo, target, revision, dryRun });
+  }
+  const dir = resolve(args.dir ?? '.');
+  return syncCheckout(ctx, { config: loadConfig(dir), dir, revision: localRevision(dir), target, dryRun });
+}

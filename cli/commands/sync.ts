@@ -1,0 +1,27 @@
+import type { SyncResult } from '../../shared/model/index.js';
+import { localEngine, type LocalOptions } from '../context.js';
+import { formatResults, type Io } from '../output.js';
+import { runSync, type SourceArgs } from './source.js';
+
+export interface SyncArgs extends SourceArgs, LocalOptions {
+  output: 'text' | 'json';
+}
+
+function print(results: SyncResult[], args: SyncArgs, io: Io): void {
+  io.out(args.output === 'json' ? `${JSON.stringify(results, null, 2)}\n` : formatResults(results, args.verbose));
+}
+
+/** `tidegate sync [target]`: exit 0 when every target synced, 1 when one failed. */
+export async function syncCommand(target: string | undefined, args: SyncArgs, io: Io): Promise<number> {
+  const results = await runSync(localEngine(args), args, target, false);
+  print(results, args, io);
+  return results.some((r) => r.outcome === 'failed') ? 1 : 0;
+}
+
+/** `tidegate diff [target]`: like flux diff, exit 0 when nothing would change, 1 when something would, 2 on error. */
+export async function diffCommand(target: string | undefined, args: SyncArgs, io: Io): Promise<number> {
+  const results = await runSync(localEngine(args), args, target, true);
+  print(results, args, io);
+  if (results.some((r) => r.outcome === 'failed')) return 2;
+  return results.some((r) => r.outcome === 'applied') ? 1 : 0;
+}

@@ -1,0 +1,22 @@
+import { KubeClient, kubeConfigForAlias } from '../shared/cluster/index.js';
+import { localSettings } from '../shared/config/index.js';
+import type { EngineContext } from '../shared/engine/index.js';
+import { jsonLogger } from '../shared/telemetry/index.js';
+
+export interface LocalOptions {
+  kubeconfig?: string | undefined;
+  context?: string | undefined;
+  verbose?: boolean;
+}
+
+/** The engine wired for a local run: cluster aliases are kubeconfig contexts. */
+export function localEngine(opts: LocalOptions): EngineContext {
+  const settings = localSettings();
+  const kubeconfig = opts.kubeconfig ?? settings.kubeconfig;
+  return {
+    settings,
+    connect: (alias) => Promise.resolve(new KubeClient(kubeConfigForAlias(kubeconfig, alias, opts.context))),
+    gitSource: (url) => ({ url, ...(settings.gitToken ? { token: settings.gitToken } : {}) }),
+    logger: jsonLogger(opts.verbose ? 'debug' : 'warn'),
+  };
+}

@@ -1,0 +1,73 @@
+import { parseArgs } from 'node:util';
+import { TidegateError } from '../shared/model/index.js';
+import { renderCommand, validateCommand } from './commands/local.js';
+import { statusCommand } from './commands/status.js';
+import { diffCommand, syncCommand } from './commands/sync.js';
+import { processIo, type Io } from './output.js';
+
+const USAGE = `tidegate: GitOps for Amazon EKS, agentless
+
+Usage: tidegate <command> [target] [options]
+
+Commands:
+  sync [target]       apply a target (or every target, in dependency order) to the cluster
+  diff [target]       show what sync would change; exit 0 none, 1 changes, 2 error
+  render <target>     print the objects a target renders to
+  validate            check tidegate.yaml
+  status [target]     what was last applied to the cluster, and how it went
+
+Source (sync, diff):   --dir <path>   a local working tree (default: .)
+                       --repo <url>   the GitOps repository; --revision <sha> an exact commit of main
+Cluster:               --kubeconfig <file>  --context <name>   (a target's cluster alias selects the
+                       kubeconfig context of that name when there is one, else the current context)
+Output:                --output text|json   --verbose
+Environment:           TIDEGATE_GIT_TOKEN (HTTPS git token), KUBECONFIG, TIDEGATE_CACHE
+`;
+
+const OPTIONS = {
+  dir: { type: 'string' },
+  repo: { type: 'string' },
+  revision: { type: 'string' },
+  branch: { type: 'string' },
+  kubeconfig: { type: 'string' },
+  context: { type: 'string' },
+  output: { type: 'string', default: 'text' },
+  verbose: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+/** Runs one CLI invocation; returns the exit code (2 for usage errors and failures to run). */
+export async function main(argv: string[], io: Io = processIo): Promise<number> {
+  try {
+    return await dispatch(argv, io);
+  } catch (err) {
+    io.err(`tidegate: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 2;
+  }
+}
+
+async function dispatch(argv: string[], io: Io): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  const [command, target] = positionals;
+  if (values.help || !command) {
+    io.out(USAGE);
+    return command || values.help ? 0 : 2;
+  }
+  if (values.output !== 'text' && values.output !== 'json') throw new TidegateError('Usage', '--output must be text or json');
+  const args = { ...values, output: values.output === 'json' ? ('json' as const) : ('text' as const) };
+  switch (command) {
+    case 'sync':
+      return syncCommand(target, args, io);
+    case 'diff':
+      return diffCommand(target, args, io);
+    case 'render':
+      if (!target) throw new TidegateError('Usage', 'render needs a target name');
+      return renderCommand(target, values.dir, io);
+    case 'validate':
+      return validateCommand(values.dir, io);
+    case 'status':
+      return statusCommand(target, args, io);
+    default:
+      throw new TidegateError('Usage', `unknown command "${command}"\n\n${USAGE}`);
+  }
+}

@@ -1,0 +1,77 @@
+import { readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { main } from '../../cli/main.js';
+import { SCHEMA_PATH, schemaText } from '../../scripts/schema.js';
+import type { SyncResult } from '../../shared/model/index.js';
+import { testEnv, uniqueName } from '../helpers/env.js';
+import { configMap, yamlDocs } from '../helpers/engine.js';
+
+async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await main([...argv], { out: (t) => (out += t), err: (t) => (err += t) });
+  return { code, out, err };
+}
+
+function workTree(files: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'cli-'));
+  for (const [p, text] of Object.entries(files)) {
+    mkdirSync(dirname(join(dir, p)), { recursive: true });
+    writeFileSync(join(dir, p), text);
+  }
+  return dir;
+}
+
+describe('tidegate CLI', () => {
+  it('validate: accepts a valid file, and names file, line and field otherwise', async () => {
+    const ok = workTree({ 'tidegate.yaml': stringify({ targets: [{ name: 'a', cluster: 'c' }] }) });
+    expect(await cli('validate', '--dir', ok)).toEqual({ code: 0, out: 'tidegate.yaml is valid: 1 target (a)\n', err: '' });
+    const bad = workTree({ 'tidegate.yaml': 'targets:\n  - name: a\n    cluster: c\n    timeout: soon\n' });
+    expect(await cli('validate', '--dir', bad)).toEqual({ code: 2, out: '', err: 'tidegate: tidegate.yaml:4: targets[0].timeout: must be a duration such as 90s, 5m or 1h30m\n' });
+  });
+
+  it('render: prints the objects with their source files', async () => {
+    const dir = workTree({ 'tidegate.yaml': stringify({ targets: [{ name: 'a', cluster: 'c', path: 'apps' }] }), 'apps/cm.yaml': yamlDocs(configMap('x', { k: 'v' })) });
+    const res = await cli('render', 'a', '--dir', dir);
+    expect(res).toEqual({ code: 0, out: '# Source: apps/cm.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  k: v\n', err: '' });
+  });
+
+  it('diff exits 1 with changes and 0 without; sync applies; status reports; bad input exits 2', async () => {
+    const ns = uniqueName('cli');
+    const { kubeconfigPath } = testEnv().kube;
+    const name = uniqueName('cli');
+    const dir = workTree({ 'tidegate.yaml': stringify({ targets: [{ name, cluster: 'test', path: 'apps', targetNamespace: ns, wait: false }] }), 'apps/cm.yaml': yamlDocs(configMap('x', { k: 'v' })) });
+    const k = ['--dir', dir, '--kubeconfig', kubeconfigPath];
+
+    const before = await cli('diff', name, ...k);
+    expect(before.code).toBe(1);
+    expect(before.out).toContain(`+ ConfigMap/${ns}/x`);
+
+    const synced = await cli('sync', name, ...k, '--output', 'json');
+    expect(synced.code).toBe(0);
+    const results = JSON.parse(synced.out) as SyncResult[];
+    expect(results.map((r) => [r.target, r.outcome])).toEqual([[name, 'applied']]);
+
+    expect((await cli('diff', name, ...k)).code).toBe(0);
+    writeFileSync(join(dir, 'apps/cm.yaml'), yamlDocs(configMap('x', { k: 'VALUE-42' })));
+    const changed = await cli('diff', name, ...k);
+    expect(changed.code).toBe(1);
+    expect(changed.out).toContain(`~ ConfigMap/${ns}/x  (data.k)`);
+    expect(changed.out).not.toContain('VALUE-42'); // values are never printed
+
+    const status = await cli('status', name, '--kubeconfig', kubeconfigPath);
+    expect(status.out).toMatch(new RegExp(`^${name}: applied worktree at .*, health healthy; 1 objects; last healthy worktree\\n$`));
+
+    writeFileSync(join(dir, 'apps/cm.yaml'), 'kind: ConfigMap\n');
+    expect((await cli('diff', name, ...k)).code).toBe(2);
+    expect((await cli('sync', 'nope', ...k)).err).toBe('tidegate: tidegate.yaml declares no target named "nope"\n');
+  });
+
+  it('keeps schema/tidegate.schema.json in step with the config schema (npm run schema)', () => {
+    expect(readFileSync(SCHEMA_PATH, 'utf8')).toBe(schemaText());
+  });
+});
