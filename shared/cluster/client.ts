@@ -99,7 +99,11 @@ export class KubeClient {
   private resources = new Map<string, ResourceInfo>();
   private readonly agent: Agent;
 
-  constructor(private readonly kc: KubeConfig) {
+  /**
+   * @param kc cluster, CA and credentials
+   * @param bearer a token source that replaces the kubeconfig's credentials on every request (EKS tokens)
+   */
+  constructor(private readonly kc: KubeConfig, private readonly bearer?: () => Promise<string>) {
     this.agent = new Agent({ keepAlive: true, maxSockets: 16 });
   }
 
@@ -121,6 +125,10 @@ export class KubeClient {
     if (payload !== undefined) headers['content-type'] = opts.contentType ?? 'application/json';
     const reqOpts: Parameters<typeof request>[1] = { method, headers, agent: url.protocol === 'https:' ? this.agent : undefined, signal: opts.signal };
     await this.kc.applyToHTTPSOptions(reqOpts);
+    if (this.bearer) {
+      const rest = Object.fromEntries(Object.entries(reqOpts.headers ?? {}).filter(([k]) => k.toLowerCase() !== 'authorization'));
+      reqOpts.headers = { ...rest, authorization: `Bearer ${await this.bearer()}` };
+    }
     this.requestCounts[method] = (this.requestCounts[method] ?? 0) + 1;
     const { status, text } = await send(url, reqOpts, payload);
     if (status >= 200 && status < 300) return (text ? JSON.parse(text) : undefined) as T;

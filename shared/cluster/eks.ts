@@ -1,0 +1,103 @@
+import { DescribeClusterCommand, EKSClient } from '@aws-sdk/client-eks';
+import { Hash } from '@smithy/hash-node';
+import { SignatureV4 } from '@smithy/signature-v4';
+import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
+import { KubeConfig } from '@kubernetes/client-node';
+import { TidegateError } from '../model/index.js';
+
+/** How long a presigned GetCallerIdentity URL is valid; EKS accepts tokens up to 15 minutes old. */
+export const TOKEN_EXPIRY_SECONDS = 60;
+/** EKS refuses tokens older than 15 minutes; renew well before that. */
+const TOKEN_REUSE_MS = 10 * 60 * 1000;
+
+/**
+ * A bearer token for EKS, as aws-iam-authenticator makes it: `k8s-aws-v1.` + base64url of a
+ * presigned STS GetCallerIdentity URL whose signed headers include `x-k8s-aws-id: <cluster>`.
+ */
+export async function eksToken(cluster: string, region: string, credentials: AwsCredentialIdentity | AwsCredentialIdentityProvider, now = new Date()): Promise<string> {
+  const signer = new SignatureV4({ credentials, region, service: 'sts', sha256: Hash.bind(null, 'sha256'), applyChecksum: false });
+  const hostname = `sts.${region}.amazonaws.com`;
+  const presigned = await signer.presign(
+    {
+      method: 'GET',
+      protocol: 'https:',
+      hostname,
+      path: '/',
+      query: { Action: 'GetCallerIdentity', Version: '2011-06-15' },
+      headers: { host: hostname, 'x-k8s-aws-id': cluster },
+    },
+    { expiresIn: TOKEN_EXPIRY_SECONDS, signingDate: now },
+  );
+  const query = Object.entries(presigned.query ?? {})
+    .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`)
+    .join('&');
+  const url = `https://${hostname}/?${query}`;
+  return `k8s-aws-v1.${Buffer.from(url).toString('base64url')}`;
+}
+
+export interface EksClusterRef {
+  name: string;
+  region: string;
+}
+
+export interface EksConnectOptions {
+  credentials: AwsCredentialIdentity | AwsCredentialIdentityProvider;
+  /** An endpoint override for the EKS API (tests point it at moto). */
+  eksEndpoint?: string | undefined;
+}
+
+interface ClusterInfo {
+  endpoint: string;
+  caPem: string;
+}
+
+/**
+ * EKS access without the aws CLI or an exec plugin: DescribeCluster (endpoint and CA, cached for
+ * the life of the container) and a presigned-STS bearer token renewed before it expires.
+ */
+export class EksAuth {
+  private readonly described = new Map<string, Promise<ClusterInfo>>();
+  private readonly tokens = new Map<string, { token: string; at: number }>();
+
+  constructor(private readonly opts: EksConnectOptions, private readonly clock: () => number = Date.now) {}
+
+  describe(ref: EksClusterRef): Promise<ClusterInfo> {
+    const key = `${ref.region}/${ref.name}`;
+    let info = this.described.get(key);
+    if (!info) {
+      const eks = new EKSClient({ region: ref.region, credentials: this.opts.credentials, ...(this.opts.eksEndpoint ? { endpoint: this.opts.eksEndpoint } : {}) });
+      info = eks.send(new DescribeClusterCommand({ name: ref.name })).then((out) => {
+        const endpoint = out.cluster?.endpoint;
+        const ca = out.cluster?.certificateAuthority?.data;
+        if (!endpoint || !ca) throw new TidegateError('EksClusterIncomplete', `EKS cluster ${ref.name} in ${ref.region} has no endpoint or CA yet`);
+        return { endpoint, caPem: Buffer.from(ca, 'base64').toString('utf8') };
+      });
+      info.catch(() => this.described.delete(key)); // a failure is not cached
+      this.described.set(key, info);
+    }
+    return info;
+  }
+
+  /** A valid token: reused for 10 minutes, then renewed. */
+  async token(ref: EksClusterRef): Promise<string> {
+    const key = `${ref.region}/${ref.name}`;
+    const cached = this.tokens.get(key);
+    if (cached && this.clock() - cached.at < TOKEN_REUSE_MS) return cached.token;
+    const token = await eksToken(ref.name, ref.region, this.opts.credentials, new Date(this.clock()));
+    this.tokens.set(key, { token, at: this.clock() });
+    return token;
+  }
+
+  /** A KubeConfig for the cluster (endpoint + CA); the token is supplied per request by the client. */
+  async kubeConfig(ref: EksClusterRef): Promise<KubeConfig> {
+    const info = await this.describe(ref);
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: ref.name, server: info.endpoint, caData: Buffer.from(info.caPem).toString('base64') }],
+      users: [{ name: 'tidegate' }],
+      contexts: [{ name: ref.name, cluster: ref.name, user: 'tidegate' }],
+      currentContext: ref.name,
+    });
+    return kc;
+  }
+}

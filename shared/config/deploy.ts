@@ -1,0 +1,46 @@
+import { z } from 'zod';
+import { TidegateError } from '../model/index.js';
+import { parseDuration } from './duration.js';
+
+/** Where a secret lives: Secrets Manager, SSM Parameter Store (SecureString), or inline (local runs only). */
+const secretRef = z.union([
+  z.object({ secretsManager: z.string().min(1) }).strict(),
+  z.object({ ssm: z.string().min(1) }).strict(),
+  z.object({ value: z.string().min(1) }).strict(),
+]);
+
+export const deploySettingsSchema = z
+  .object({
+    /** The GitOps repositories (each holds a tidegate.yaml) and the branch that is applied. */
+    repositories: z.array(z.object({ url: z.string().url(), branch: z.string().default('main'), token: secretRef.optional() }).strict()).min(1),
+    /** Cluster aliases used in tidegate.yaml → EKS clusters. */
+    clusters: z.record(z.string(), z.object({ eks: z.object({ name: z.string().min(1), region: z.string().min(1) }).strict() }).strict()),
+    queueUrl: z.string().optional(),
+    webhookSecret: secretRef.optional(),
+    registrySecret: secretRef.optional(),
+    /** A poll re-syncs an unchanged revision once per interval, correcting drift. */
+    driftInterval: z.string().refine((s) => parseDuration(s) !== undefined, 'must be a duration').default('10m'),
+  })
+  .strict();
+
+export type DeploySettings = z.output<typeof deploySettingsSchema>;
+export type SecretRef = z.output<typeof secretRef>;
+
+/** Deploy-time settings: JSON in TIDEGATE_SETTINGS (serverless.yml fills it from parameters). */
+export function deploySettings(env: NodeJS.ProcessEnv = process.env): DeploySettings {
+  const raw = env['TIDEGATE_SETTINGS'];
+  if (!raw) throw new TidegateError('SettingsMissing', 'TIDEGATE_SETTINGS is not set');
+  let json: unknown;
+  try {
+    json = JSON.parse(raw) as unknown;
+  } catch {
+    throw new TidegateError('SettingsInvalid', 'TIDEGATE_SETTINGS is not valid JSON');
+  }
+  const parsed = deploySettingsSchema.safeParse(json);
+  if (!parsed.success) throw new TidegateError('SettingsInvalid', `TIDEGATE_SETTINGS: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  return parsed.data;
+}
+
+/** AWS endpoint overrides for local runs and tests (AWS_ENDPOINT_URL, as the AWS SDKs define it). */
+export const awsEndpoint = (env: NodeJS.ProcessEnv = process.env): string | undefined => env['AWS_ENDPOINT_URL'];
+export const awsRegion = (env: NodeJS.ProcessEnv = process.env): string => env['AWS_REGION'] ?? env['AWS_DEFAULT_REGION'] ?? 'us-east-1';

@@ -1,0 +1,42 @@
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { TidegateError } from '../model/index.js';
+import type { SecretRef } from './deploy.js';
+
+export interface SecretClients {
+  secretsManager: () => SecretsManagerClient;
+  ssm: () => SSMClient;
+}
+
+/**
+ * Reads secrets once per container and keeps them in memory only (never logged). Clients are
+ * created on first use, so a function that needs no secret pays nothing at cold start.
+ */
+export class SecretStore {
+  private readonly cache = new Map<string, Promise<string>>();
+
+  constructor(private readonly clients: SecretClients) {}
+
+  get(ref: SecretRef): Promise<string> {
+    const key = JSON.stringify(ref);
+    let value = this.cache.get(key);
+    if (!value) {
+      value = this.fetch(ref);
+      value.catch(() => this.cache.delete(key));
+      this.cache.set(key, value);
+    }
+    return value;
+  }
+
+  private async fetch(ref: SecretRef): Promise<string> {
+    if ('value' in ref) return ref.value;
+    if ('ssm' in ref) {
+      const out = await this.clients.ssm().send(new GetParameterCommand({ Name: ref.ssm, WithDecryption: true }));
+      if (!out.Parameter?.Value) throw new TidegateError('SecretMissing', `SSM parameter ${ref.ssm} has no value`);
+      return out.Parameter.Value;
+    }
+    const out = await this.clients.secretsManager().send(new GetSecretValueCommand({ SecretId: ref.secretsManager }));
+    if (!out.SecretString) throw new TidegateError('SecretMissing', `secret ${ref.secretsManager} has no string value`);
+    return out.SecretString;
+  }
+}

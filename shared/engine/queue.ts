@@ -1,0 +1,112 @@
+import { createHash } from 'node:crypto';
+import { SQSClient, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
+import type { QueueMessage } from '../model/index.js';
+
+/** Where triggers put work: SQS FIFO in Lambda, an in-memory queue locally. */
+export interface Queue {
+  send(messages: readonly QueueMessage[]): Promise<void>;
+}
+
+/** SQS FIFO ids are at most 128 characters; longer keys are hashed. */
+const fit = (key: string): string => (key.length <= 128 ? key.replace(/[^\w!"#$%&'()*+,\-./:;<=>?@[\\\]^`{|}~]/g, '_') : createHash('sha256').update(key).digest('hex'));
+
+/**
+ * The message group serialises work (one target, one repository, one image at a time);
+ * the deduplication id drops repeats of the same work within SQS's five-minute window.
+ */
+export function messageKeys(msg: QueueMessage): { group: string; dedup: string } {
+  switch (msg.type) {
+    case 'push':
+      return { group: fit(`repo:${msg.repo}`), dedup: fit(`${msg.reason}:${msg.repo}@${msg.sha}${msg.bucket === undefined ? '' : `#${msg.bucket}`}`) };
+    case 'sync':
+      return { group: fit(`target:${msg.target}`), dedup: fit(`sync:${msg.target}@${msg.revision.sha}${msg.bucket === undefined ? '' : `#${msg.bucket}`}`) };
+    case 'image':
+      return { group: fit(`image:${msg.registry}/${msg.repository}`), dedup: fit(`image:${msg.registry}/${msg.repository}:${msg.tag ?? ''}@${msg.digest ?? ''}`) };
+  }
+}
+
+export class SqsQueue implements Queue {
+  constructor(private readonly sqs: SQSClient, private readonly queueUrl: string) {}
+
+  async send(messages: readonly QueueMessage[]): Promise<void> {
+    for (let i = 0; i < messages.length; i += 10) {
+      const batch = messages.slice(i, i + 10);
+      const out = await this.sqs.send(new SendMessageBatchCommand({
+        QueueUrl: this.queueUrl,
+        Entries: batch.map((m, n) => {
+          const { group, dedup } = messageKeys(m);
+          return { Id: String(n), MessageBody: JSON.stringify(m), MessageGroupId: group, MessageDeduplicationId: dedup };
+        }),
+      }));
+      if (out.Failed?.length) throw new Error(`SQS refused ${out.Failed.length} message(s): ${out.Failed.map((f) => `${f.Code ?? ''} ${f.Message ?? ''}`.trim()).join('; ')}`);
+    }
+  }
+}
+
+/**
+ * The same semantics in memory, for the dev server, the demo and tests: messages of one group are
+ * handled one at a time in order, groups in parallel, and a deduplication id seen within the
+ * window is dropped. A failed message is retried up to maxAttempts, then dead-lettered.
+ */
+export class MemoryQueue implements Queue {
+  private readonly groups = new Map<string, QueueMessage[]>();
+  private readonly running = new Set<string>();
+  private readonly seen = new Map<string, number>();
+  private idleWaiters: Array<() => void> = [];
+  readonly deadLetters: Array<{ message: QueueMessage; error: string }> = [];
+
+  constructor(
+    private readonly handle: (msg: QueueMessage, queue: MemoryQueue) => Promise<void>,
+    private readonly opts: { dedupWindowMs?: number; maxAttempts?: number; now?: () => number } = {},
+  ) {}
+
+  send(messages: readonly QueueMessage[]): Promise<void> {
+    const now = (this.opts.now ?? Date.now)();
+    for (const m of messages) {
+      const { group, dedup } = messageKeys(m);
+      const last = this.seen.get(dedup);
+      if (last !== undefined && now - last < (this.opts.dedupWindowMs ?? 300_000)) continue;
+      this.seen.set(dedup, now);
+      const list = this.groups.get(group) ?? [];
+      list.push(m);
+      this.groups.set(group, list);
+      void this.drain(group);
+    }
+    return Promise.resolve();
+  }
+
+  private async drain(group: string): Promise<void> {
+    if (this.running.has(group)) return;
+    this.running.add(group);
+    try {
+      for (let next = this.groups.get(group)?.shift(); next; next = this.groups.get(group)?.shift()) {
+        await this.attempt(next);
+      }
+    } finally {
+      this.running.delete(group);
+      this.groups.delete(group);
+      if (this.running.size === 0) for (const w of this.idleWaiters.splice(0)) w();
+    }
+  }
+
+  private async attempt(msg: QueueMessage): Promise<void> {
+    const max = this.opts.maxAttempts ?? 3;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.handle(msg, this);
+        return;
+      } catch (err) {
+        if (attempt >= max) {
+          this.deadLetters.push({ message: msg, error: err instanceof Error ? err.message : String(err) });
+          return;
+        }
+      }
+    }
+  }
+
+  /** Resolves when nothing is queued or running. */
+  idle(): Promise<void> {
+    if (this.running.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+}

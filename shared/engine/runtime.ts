@@ -1,0 +1,64 @@
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
+import { EksAuth, KubeClient } from '../cluster/index.js';
+import { SecretStore, awsEndpoint, awsRegion, deploySettings, localSettings, parseDuration, type DeploySettings } from '../config/index.js';
+import { TidegateError } from '../model/index.js';
+import type { GitSource } from '../source/index.js';
+import { powertoolsLogger, type Logger } from '../telemetry/index.js';
+import type { TrackedRepo } from '../triggers/index.js';
+import { SqsQueue, type Queue } from './queue.js';
+import type { EngineContext } from './sync.js';
+
+/** Everything a Lambda handler needs, built once per container from the deploy-time settings. */
+export interface Runtime {
+  settings: DeploySettings;
+  engine: EngineContext;
+  queue: Queue;
+  secrets: SecretStore;
+  logger: Logger & { powertools: ReturnType<typeof powertoolsLogger>['powertools'] };
+  tracked: Array<TrackedRepo & { source: GitSource }>;
+  driftIntervalMs: number;
+}
+
+/** Builds the runtime: clients are created lazily, secrets read on first use, git tokens once. */
+export async function createRuntime(service: string, env: NodeJS.ProcessEnv = process.env): Promise<Runtime> {
+  const settings = deploySettings(env);
+  const endpoint = awsEndpoint(env);
+  const region = awsRegion(env);
+  const aws = { region, ...(endpoint ? { endpoint } : {}) };
+  const credentials = fromNodeProviderChain();
+  const secrets = new SecretStore({ secretsManager: () => new SecretsManagerClient(aws), ssm: () => new SSMClient(aws) });
+  const logger = powertoolsLogger(service);
+  const tokens = new Map(await Promise.all(settings.repositories.map(async (r) => [r.url, r.token ? await secrets.get(r.token) : undefined] as const)));
+  const gitSource = (url: string): GitSource => ({ url, ...(tokens.get(url) ? { token: tokens.get(url) } : {}) });
+  const eks = new EksAuth({ credentials, eksEndpoint: endpoint });
+  const connect = async (alias: string): Promise<KubeClient> => {
+    const cluster = settings.clusters[alias]?.eks;
+    if (!cluster) throw new TidegateError('UnknownCluster', `cluster alias "${alias}" is not in the deploy-time settings (clusters: ${Object.keys(settings.clusters).join(', ') || 'none'})`);
+    return new KubeClient(await eks.kubeConfig(cluster), () => eks.token(cluster));
+  };
+  if (!settings.queueUrl) throw new TidegateError('SettingsInvalid', 'TIDEGATE_SETTINGS has no queueUrl');
+  return {
+    settings,
+    engine: { settings: localSettings(env), connect, gitSource, logger },
+    queue: new SqsQueue(new SQSClient(aws), settings.queueUrl),
+    secrets,
+    logger,
+    tracked: settings.repositories.map((r) => ({ url: r.url, branch: r.branch, source: gitSource(r.url) })),
+    driftIntervalMs: parseDuration(settings.driftInterval) ?? 600_000,
+  };
+}
+
+/** A getter that builds the runtime on first call and keeps it for the container; a failed build is retried next call. */
+export function lazyRuntime(service: string, env: NodeJS.ProcessEnv = process.env): () => Promise<Runtime> {
+  let pending: Promise<Runtime> | undefined;
+  return () => {
+    pending ??= createRuntime(service, env).catch((err: unknown) => {
+      pending = undefined;
+      throw err;
+    });
+    return pending;
+  };
+}

@@ -1,0 +1,41 @@
+import { listBranches } from '../source/index.js';
+import { receiveRegistryNotification, routeGithubEvent, verifyGithub, type HttpRequest, type HttpResponse, type TrackedRepo } from '../triggers/index.js';
+import type { GitSource } from '../source/index.js';
+import type { PushMessage } from '../model/index.js';
+import type { Queue } from './queue.js';
+
+/**
+ * A GitHub delivery: verify (signature, size, type) → route (push of a tracked branch → a push
+ * message) → enqueue → reply. Nothing is enqueued unless the signature is valid. The queue's
+ * deduplication drops a redelivered push.
+ */
+export async function receiveGithubWebhook(req: HttpRequest, opts: { secret: string; tracked: readonly TrackedRepo[]; queue: Queue; maxBytes?: number }): Promise<HttpResponse> {
+  const verified = await verifyGithub(req, opts.secret, opts.maxBytes);
+  if (!verified.ok) return verified.response;
+  const routed = routeGithubEvent(verified.delivery, opts.tracked);
+  await opts.queue.send(routed.messages);
+  return { ...routed.response, body: { ...routed.response.body, delivery: verified.delivery.id } };
+}
+
+/** A registry notification: verify the shared secret, parse, enqueue image messages. */
+export async function receiveRegistryWebhook(req: HttpRequest, opts: { secret: string; queue: Queue }): Promise<HttpResponse> {
+  const { response, messages } = receiveRegistryNotification(req, opts.secret);
+  await opts.queue.send(messages);
+  return response;
+}
+
+/**
+ * The scheduled fallback: one ls-remote per repository; a push message for the tracked branch's
+ * head, deduplicated per drift interval (so an unchanged revision is re-synced, and drift
+ * corrected, once per interval, and a moved branch right away).
+ */
+export async function pollRepositories(repos: ReadonlyArray<TrackedRepo & { source: GitSource }>, queue: Queue, opts: { now: number; driftIntervalMs: number }): Promise<PushMessage[]> {
+  const bucket = Math.floor(opts.now / opts.driftIntervalMs);
+  const messages: PushMessage[] = [];
+  for (const repo of repos) {
+    const sha = (await listBranches(repo.source)).get(`refs/heads/${repo.branch}`);
+    if (sha) messages.push({ type: 'push', repo: repo.url, ref: `refs/heads/${repo.branch}`, sha, paths: null, reason: 'poll', bucket });
+  }
+  await queue.send(messages);
+  return messages;
+}

@@ -1,0 +1,60 @@
+import { normaliseRepoUrl } from '../triggers/index.js';
+import type { TargetSpec } from '../config/index.js';
+import type { PushMessage, QueueMessage, SyncMessage, SyncResult } from '../model/index.js';
+import { checkoutRevision } from '../source/index.js';
+import type { Queue } from './queue.js';
+import { CONFIG_FILE, TargetNotFoundError, loadConfig, syncRepo, type EngineContext } from './sync.js';
+
+export type WorkOutcome =
+  | { kind: 'fanned-out'; targets: string[] }
+  | { kind: 'synced'; result: SyncResult }
+  | { kind: 'ignored'; reason: string };
+
+const under = (path: string, dir: string): boolean => dir === '.' || dir === '' || path === dir || path.startsWith(`${dir.replace(/\/+$/, '')}/`);
+
+/** Targets a push affects: those that follow this repository and branch, and whose path (or tidegate.yaml) changed. */
+export function affectedTargets(targets: readonly TargetSpec[], msg: Pick<PushMessage, 'repo' | 'ref' | 'paths'>): TargetSpec[] {
+  return targets.filter((t) => {
+    const sameRepo = t.source.url === undefined || normaliseRepoUrl(t.source.url) === normaliseRepoUrl(msg.repo);
+    const ref = t.source.ref ?? {};
+    const tracksBranch = !ref.tag && !ref.semver && !ref.commit && `refs/heads/${ref.branch ?? 'main'}` === msg.ref;
+    if (!sameRepo || !tracksBranch) return false;
+    if (msg.paths === null || msg.paths.includes(CONFIG_FILE)) return true;
+    const valuesFiles = (t.helm?.values ?? []).map((v) => `${t.path}/${v}`);
+    return msg.paths.some((p) => under(p, t.path) || valuesFiles.includes(p));
+  });
+}
+
+async function fanOut(ctx: EngineContext, msg: PushMessage, queue: Queue): Promise<WorkOutcome> {
+  const revision = { ref: msg.ref, sha: msg.sha };
+  const checkout = await checkoutRevision(ctx.gitSource(msg.repo), revision, ctx.settings.cacheDir);
+  const targets = affectedTargets(loadConfig(checkout.dir).targets, msg);
+  const syncs: SyncMessage[] = targets.map((t) => ({ type: 'sync', repo: msg.repo, target: t.name, revision, reason: msg.reason, ...(msg.bucket === undefined ? {} : { bucket: msg.bucket }) }));
+  await queue.send(syncs);
+  return { kind: 'fanned-out', targets: targets.map((t) => t.name) };
+}
+
+/**
+ * Handles one queue message. A push fans out into one sync message per affected target (its
+ * message group serialises that target); a sync runs the engine. A failed sync is a result; an
+ * exception (git or the apiserver unreachable) is thrown so the queue retries the message.
+ */
+export async function handleMessage(ctx: EngineContext, msg: QueueMessage, queue: Queue, signal?: AbortSignal): Promise<WorkOutcome> {
+  switch (msg.type) {
+    case 'push':
+      return fanOut(ctx, msg, queue);
+    case 'sync': {
+      const results = await syncRepo(ctx, { repo: msg.repo, target: msg.target, revision: msg.revision, signal }).catch((err: unknown) => {
+        if (err instanceof TargetNotFoundError) return err; // removed from tidegate.yaml since: nothing to retry
+        throw err;
+      });
+      if (results instanceof TargetNotFoundError) return { kind: 'ignored', reason: results.message };
+      const [result] = results;
+      if (!result) return { kind: 'ignored', reason: `target ${msg.target} produced no result` };
+      ctx.logger?.info('synced', { target: result.target, revision: result.revision.sha, outcome: result.outcome, durationMs: result.durationMs, ...(result.error ? { error: result.error } : {}) });
+      return { kind: 'synced', result };
+    }
+    case 'image':
+      return { kind: 'ignored', reason: `image ${msg.registry}/${msg.repository}:${msg.tag ?? msg.digest ?? ''} received; image automation is not part of this version yet` };
+  }
+}

@@ -1,0 +1,38 @@
+import type { Revision } from './sync.js';
+
+/** A push to a tracked repository (or a poll that found its head): which targets it touches is decided by the worker. */
+export interface PushMessage {
+  type: 'push';
+  repo: string;
+  /** Full ref, e.g. refs/heads/main. */
+  ref: string;
+  sha: string;
+  /** Paths the push changed; null means "consider every target" (polls, forced pushes, truncated lists). */
+  paths: string[] | null;
+  reason: 'push' | 'poll';
+  /** For polls: the drift-interval bucket, so a poll re-syncs an unchanged revision once per interval. */
+  bucket?: number;
+}
+
+/** Sync one target to one exact revision. */
+export interface SyncMessage {
+  type: 'sync';
+  repo: string;
+  target: string;
+  revision: Revision;
+  reason: string;
+  bucket?: number;
+}
+
+/** A new image (tag and/or digest) was pushed to a registry. */
+export interface ImageMessage {
+  type: 'image';
+  /** Registry host, e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com */
+  registry: string;
+  repository: string;
+  tag?: string | undefined;
+  digest?: string | undefined;
+  source: 'ecr' | 'distribution' | 'harbor' | 'dockerhub';
+}
+
+export type QueueMessage = PushMessage | SyncMessage | ImageMessage;

@@ -1,0 +1,98 @@
+import { Webhooks, emitterEventNames, type EmitterWebhookEvent } from '@octokit/webhooks';
+import type { QueueMessage } from '../model/index.js';
+import { bodyBytes, normaliseRepoUrl, reply, type HttpRequest, type HttpResponse } from './http.js';
+
+type PushEvent = EmitterWebhookEvent<'push'>['payload'];
+
+/** A repository whose pushes tidegate acts on: the GitOps repository and its tracked branch. */
+export interface TrackedRepo {
+  url: string;
+  branch: string;
+}
+
+/** A delivery whose signature checked out: trusted from here on (tests and tools may build one directly). */
+export interface GithubDelivery {
+  id: string;
+  event: string;
+  payload: unknown;
+}
+
+export type Verified = { ok: true; delivery: GithubDelivery } | { ok: false; response: HttpResponse };
+
+/** GitHub caps payloads at 25 MB; a push of a GitOps repository is far smaller. */
+export const DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024;
+
+const KNOWN_EVENTS = new Set<string>(emitterEventNames.filter((e) => !e.includes('.')));
+
+/**
+ * Verifies a GitHub webhook request: size, content type, X-Hub-Signature-256 (HMAC-SHA256,
+ * constant-time compare by @octokit/webhooks), event and delivery headers, JSON body.
+ * SHA-1 signatures (X-Hub-Signature) alone are refused.
+ */
+export async function verifyGithub(req: HttpRequest, secret: string, maxBytes = DEFAULT_MAX_BODY_BYTES): Promise<Verified> {
+  const fail = (status: number, message: string): Verified => ({ ok: false, response: reply(status, message) });
+  if (req.method !== 'POST') return fail(405, 'only POST is accepted');
+  if (bodyBytes(req.body) > maxBytes) return fail(413, `body larger than ${maxBytes} bytes`);
+  const contentType = (req.headers['content-type'] ?? '').split(';')[0]?.trim();
+  if (contentType !== 'application/json') return fail(415, 'content type must be application/json (set it in the webhook settings)');
+  const signature = req.headers['x-hub-signature-256'];
+  if (!signature) return fail(401, req.headers['x-hub-signature'] ? 'SHA-1 signatures are not accepted; X-Hub-Signature-256 is required' : 'missing X-Hub-Signature-256');
+  let valid = false;
+  try {
+    valid = await new Webhooks({ secret }).verify(req.body, signature);
+  } catch {
+    valid = false;
+  }
+  if (!valid) return fail(401, 'signature does not match');
+  const event = req.headers['x-github-event'];
+  const id = req.headers['x-github-delivery'];
+  if (!event || !id) return fail(400, 'missing X-GitHub-Event or X-GitHub-Delivery');
+  let payload: unknown;
+  try {
+    payload = JSON.parse(req.body) as unknown;
+  } catch {
+    return fail(400, 'body is not valid JSON');
+  }
+  return { ok: true, delivery: { id, event, payload } };
+}
+
+export interface Routed {
+  response: HttpResponse;
+  messages: QueueMessage[];
+}
+
+/** GitHub lists at most 20 commits in a push payload; with more, the changed paths are incomplete. */
+const MAX_LISTED_COMMITS = 20;
+
+function routePush(push: PushEvent, tracked: readonly TrackedRepo[]): Routed {
+  const ignore = (message: string): Routed => ({ response: reply(202, message), messages: [] });
+  if (push.deleted) return ignore(`ignored: ${push.ref} was deleted`);
+  if (!push.ref.startsWith('refs/heads/')) return ignore(`ignored: ${push.ref} is not a branch`);
+  const branch = push.ref.slice('refs/heads/'.length);
+  const urls = [push.repository.clone_url, push.repository.html_url, push.repository.ssh_url, push.repository.git_url].filter(Boolean).map(normaliseRepoUrl);
+  const repo = tracked.find((t) => urls.includes(normaliseRepoUrl(t.url)));
+  if (!repo) return ignore(`ignored: repository ${push.repository.full_name} is not tracked`);
+  if (repo.branch !== branch) return ignore(`ignored: branch ${branch} is not tracked (tracking ${repo.branch})`);
+  const complete = push.commits.length < MAX_LISTED_COMMITS && !push.forced;
+  const paths = complete ? [...new Set(push.commits.flatMap((c) => [...(c.added ?? []), ...(c.modified ?? []), ...(c.removed ?? [])]))].sort() : null;
+  return {
+    response: reply(202, `queued ${push.after.slice(0, 12)} of ${branch}`, { sha: push.after }),
+    messages: [{ type: 'push', repo: repo.url, ref: push.ref, sha: push.after, paths, reason: 'push' }],
+  };
+}
+
+/** Turns a verified delivery into queue messages and the reply for GitHub. */
+export function routeGithubEvent(delivery: GithubDelivery, tracked: readonly TrackedRepo[]): Routed {
+  switch (delivery.event) {
+    case 'ping':
+      return { response: reply(200, 'pong'), messages: [] };
+    case 'push':
+      return routePush(delivery.payload as PushEvent, tracked);
+    case 'pull_request':
+    case 'issue_comment':
+      return { response: reply(202, `ignored: ${delivery.event} events drive sign-off gates and previews, which this version does not have yet`), messages: [] };
+    default:
+      if (!KNOWN_EVENTS.has(delivery.event)) return { response: reply(400, `unknown event ${delivery.event}`), messages: [] };
+      return { response: reply(202, `ignored: tidegate does not act on ${delivery.event} events`), messages: [] };
+  }
+}
