@@ -13,8 +13,17 @@ export const deploySettingsSchema = z
   .object({
     /** The GitOps repositories (each holds a tidegate.yaml) and the branch that is applied. */
     repositories: z.array(z.object({ url: z.string().url(), branch: z.string().default('main'), token: secretRef.optional() }).strict()).min(1),
-    /** Cluster aliases used in tidegate.yaml → EKS clusters. */
-    clusters: z.record(z.string(), z.object({ eks: z.object({ name: z.string().min(1), region: z.string().min(1) }).strict() }).strict()),
+    /**
+     * Cluster aliases used in tidegate.yaml → EKS clusters (IAM auth, the usual case), or any
+     * cluster by endpoint, CA and a bearer token kept in a secret.
+     */
+    clusters: z.record(
+      z.string(),
+      z.union([
+        z.object({ eks: z.object({ name: z.string().min(1), region: z.string().min(1) }).strict() }).strict(),
+        z.object({ server: z.string().url(), caData: z.string().min(1).describe('base64 PEM'), token: secretRef }).strict(),
+      ]),
+    ),
     queueUrl: z.string().optional(),
     webhookSecret: secretRef.optional(),
     registrySecret: secretRef.optional(),

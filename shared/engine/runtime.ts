@@ -2,7 +2,7 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
-import { EksAuth, KubeClient } from '../cluster/index.js';
+import { EksAuth, KubeClient, kubeConfigFromEndpoint } from '../cluster/index.js';
 import { SecretStore, awsEndpoint, awsRegion, deploySettings, localSettings, parseDuration, type DeploySettings } from '../config/index.js';
 import { TidegateError } from '../model/index.js';
 import type { GitSource } from '../source/index.js';
@@ -34,10 +34,23 @@ export async function createRuntime(service: string, env: NodeJS.ProcessEnv = pr
   const tokens = new Map(await Promise.all(settings.repositories.map(async (r) => [r.url, r.token ? await secrets.get(r.token) : undefined] as const)));
   const gitSource = (url: string): GitSource => ({ url, ...(tokens.get(url) ? { token: tokens.get(url) } : {}) });
   const eks = new EksAuth({ credentials, eksEndpoint: endpoint });
-  const connect = async (alias: string): Promise<KubeClient> => {
-    const cluster = settings.clusters[alias]?.eks;
+  const clients = new Map<string, Promise<KubeClient>>();
+  const open = async (alias: string): Promise<KubeClient> => {
+    const cluster = settings.clusters[alias];
     if (!cluster) throw new TidegateError('UnknownCluster', `cluster alias "${alias}" is not in the deploy-time settings (clusters: ${Object.keys(settings.clusters).join(', ') || 'none'})`);
-    return new KubeClient(await eks.kubeConfig(cluster), () => eks.token(cluster));
+    if ('eks' in cluster) return new KubeClient(await eks.kubeConfig(cluster.eks), () => eks.token(cluster.eks));
+    const token = await secrets.get(cluster.token);
+    return new KubeClient(kubeConfigFromEndpoint({ name: alias, server: cluster.server, caPem: Buffer.from(cluster.caData, 'base64').toString('utf8'), token }));
+  };
+  // One client per cluster for the life of the container: connections and discovery are reused.
+  const connect = (alias: string): Promise<KubeClient> => {
+    let client = clients.get(alias);
+    if (!client) {
+      client = open(alias);
+      client.catch(() => clients.delete(alias));
+      clients.set(alias, client);
+    }
+    return client;
   };
   if (!settings.queueUrl) throw new TidegateError('SettingsInvalid', 'TIDEGATE_SETTINGS has no queueUrl');
   return {

@@ -1,0 +1,99 @@
+import { createRequire } from 'node:module';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { handler as githubWebhook } from '../../functions/github-webhook/handler.js';
+import { handler as scheduledPoll } from '../../functions/scheduled-poll/handler.js';
+import { handler as syncWorker } from '../../functions/sync-worker/handler.js';
+import { readTargetState } from '../../shared/apply/index.js';
+import type { SyncMessage } from '../../shared/model/index.js';
+import { testEnv, uniqueName } from '../helpers/env.js';
+import { configMap, deployment, gitopsRepo } from '../helpers/engine.js';
+import { apiEvent, createFifoQueue, drain, githubHeaders, lambdaContext, sqsEvent, useMotoEnv } from '../helpers/lambda.js';
+
+const require = createRequire(import.meta.url);
+const examples = require('@octokit/webhooks-examples/api.github.com/index.json') as Array<{ name: string; examples: Array<Record<string, any>> }>;
+const SECRET = 'e2e-secret';
+
+/** The real push example, pointed at our repository, branch and commit. */
+function pushPayload(repoUrl: string, sha: string, paths: string[]): string {
+  const push = structuredClone(examples.find((e) => e.name === 'push')?.examples.find((p) => p['ref'] === 'refs/heads/master') ?? {});
+  push['ref'] = 'refs/heads/main';
+  push['after'] = sha;
+  push['repository'] = { ...push['repository'], clone_url: repoUrl, html_url: repoUrl.replace(/\.git$/, ''), full_name: 'local/gitops' };
+  push['commits'] = [{ ...push['commits'][0], id: sha, added: [], removed: [], modified: paths }];
+  return JSON.stringify(push);
+}
+
+describe('GitHub push → handler → SQS FIFO (moto) → worker → real apiserver', () => {
+  let queueUrl = '';
+  let repo: Awaited<ReturnType<typeof gitopsRepo>>;
+  const [nsWeb, nsApi] = [uniqueName('e2e-web'), uniqueName('e2e-api')];
+
+  beforeAll(async () => {
+    repo = await gitopsRepo('e2e');
+    queueUrl = await createFifoQueue('e2e');
+    const { kube } = testEnv();
+    useMotoEnv({
+      repositories: [{ url: repo.url, branch: 'main' }],
+      clusters: { test: { server: kube.server, caData: Buffer.from(kube.caPem).toString('base64'), token: { value: kube.token } } },
+      queueUrl,
+      webhookSecret: { value: SECRET },
+    });
+  });
+
+  const deliver = async (sha: string, paths: string[]) => {
+    const body = pushPayload(repo.url, sha, paths);
+    return githubWebhook(apiEvent('/webhooks/github', githubHeaders('push', body, SECRET), body));
+  };
+  const work = async () => syncWorker(sqsEvent(await drain(queueUrl)), lambdaContext());
+
+  it('applies exactly the pushed SHA to the affected targets only, and drops a repeated revision', async () => {
+    const first = await repo.commit({
+      'tidegate.yaml': stringify({ targets: [
+        { name: `web-${nsWeb}`, cluster: 'test', path: 'apps/web', targetNamespace: nsWeb, wait: false },
+        { name: `api-${nsApi}`, cluster: 'test', path: 'apps/api', targetNamespace: nsApi, wait: false },
+      ] }),
+      'apps/web/deploy.yaml': deployment('web', { replicas: 1 }),
+      'apps/api/cm.yaml': configMap('api', { v: '1' }),
+    });
+    expect((await deliver(first, ['tidegate.yaml', 'apps/web/deploy.yaml', 'apps/api/cm.yaml'])).statusCode).toBe(202);
+    expect(await work()).toEqual({ batchItemFailures: [] }); // the push fans out into one sync per target
+    const syncs = await drain(queueUrl);
+    expect(syncs.map((r) => [r.attributes.MessageGroupId, (JSON.parse(r.body) as SyncMessage).revision.sha]).sort()).toEqual([
+      [`target:api-${nsApi}`, first],
+      [`target:web-${nsWeb}`, first],
+    ]);
+    expect(await syncWorker(sqsEvent(syncs), lambdaContext())).toEqual({ batchItemFailures: [] });
+    const { client } = repo.engine;
+    expect((await client.get('apps/v1', 'Deployment', nsWeb, 'web'))?.['spec']).toMatchObject({ replicas: 1 });
+    expect((await client.get('v1', 'ConfigMap', nsApi, 'api'))?.['data']).toEqual({ v: '1' });
+
+    // A commit that only touches web syncs web only, at exactly that SHA (while main moves on).
+    const second = await repo.commit({ 'apps/web/deploy.yaml': deployment('web', { replicas: 3 }) });
+    await repo.commit({ 'apps/web/deploy.yaml': deployment('web', { replicas: 4 }) });
+    await deliver(second, ['apps/web/deploy.yaml']);
+    await deliver(second, ['apps/web/deploy.yaml']); // GitHub redelivery
+    await work();
+    const webOnly = await drain(queueUrl);
+    expect(webOnly.map((r) => (JSON.parse(r.body) as SyncMessage).target)).toEqual([`web-${nsWeb}`]);
+    await syncWorker(sqsEvent(webOnly), lambdaContext());
+    expect((await client.get('apps/v1', 'Deployment', nsWeb, 'web'))?.['spec']).toMatchObject({ replicas: 3 });
+    expect((await readTargetState(client, `web-${nsWeb}`)).lastApplied?.sha).toBe(second);
+    expect((await readTargetState(client, `api-${nsApi}`)).history).toHaveLength(1);
+  });
+
+  it('the scheduled poll finds the moved branch and the worker applies its head', async () => {
+    expect(await scheduledPoll()).toEqual({ queued: 1 });
+    await work();
+    await work();
+    expect((await repo.engine.client.get('apps/v1', 'Deployment', nsWeb, 'web'))?.['spec']).toMatchObject({ replicas: 4 });
+  });
+
+  it('reports a message that cannot be processed as a partial batch failure, and the rest of its group with it', async () => {
+    const bad = { ...(await drain(queueUrl))[0], messageId: 'm1', body: 'not json', attributes: { MessageGroupId: 'g1' } };
+    const after = { ...bad, messageId: 'm2', body: JSON.stringify({ type: 'image', registry: 'r', repository: 'x', tag: '1', source: 'distribution' }) };
+    const other = { ...after, messageId: 'm3', attributes: { MessageGroupId: 'g2' } };
+    const res = await syncWorker(sqsEvent([bad, after, other] as never), lambdaContext());
+    expect(res.batchItemFailures.map((f) => f.itemIdentifier)).toEqual(['m1', 'm2']);
+  });
+});

@@ -1,0 +1,79 @@
+import { createHmac, randomUUID } from 'node:crypto';
+import { CreateQueueCommand, DeleteMessageCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import type { APIGatewayProxyEventV2, Context, SQSEvent, SQSRecord } from 'aws-lambda';
+import { testEnv, uniqueName } from './env.js';
+
+export const awsConfig = () => {
+  const { aws } = testEnv();
+  return { endpoint: aws.endpoint, region: aws.region, credentials: aws.credentials };
+};
+
+/** Points the AWS SDK (and the runtime's deploy settings) of this test process at moto. */
+export function useMotoEnv(settings: Record<string, unknown>): void {
+  const { aws } = testEnv();
+  Object.assign(process.env, {
+    AWS_ENDPOINT_URL: aws.endpoint,
+    AWS_REGION: aws.region,
+    AWS_ACCESS_KEY_ID: aws.credentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: aws.credentials.secretAccessKey,
+    TIDEGATE_SETTINGS: JSON.stringify(settings),
+  });
+}
+
+export async function createFifoQueue(prefix: string): Promise<string> {
+  const sqs = new SQSClient(awsConfig());
+  const out = await sqs.send(new CreateQueueCommand({ QueueName: `${uniqueName(prefix)}.fifo`, Attributes: { FifoQueue: 'true', VisibilityTimeout: '30' } }));
+  return out.QueueUrl ?? '';
+}
+
+/** Receives (and deletes) everything visible on a queue, as the SQS event Lambda would get. */
+export async function drain(queueUrl: string): Promise<SQSRecord[]> {
+  const sqs = new SQSClient(awsConfig());
+  const records: SQSRecord[] = [];
+  for (;;) {
+    const out = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, MessageSystemAttributeNames: ['All'] }));
+    if (!out.Messages?.length) return records;
+    for (const m of out.Messages) {
+      records.push({
+        messageId: m.MessageId ?? '',
+        receiptHandle: m.ReceiptHandle ?? '',
+        body: m.Body ?? '',
+        attributes: m.Attributes as unknown as SQSRecord['attributes'],
+        messageAttributes: {},
+        md5OfBody: m.MD5OfBody ?? '',
+        eventSource: 'aws:sqs',
+        eventSourceARN: 'arn:aws:sqs:eu-west-1:123456789012:queue.fifo',
+        awsRegion: 'eu-west-1',
+      });
+      await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: m.ReceiptHandle }));
+    }
+  }
+}
+
+export const sqsEvent = (records: SQSRecord[]): SQSEvent => ({ Records: records });
+
+export const lambdaContext = (remainingMs = 60_000): Context => ({ getRemainingTimeInMillis: () => remainingMs } as unknown as Context);
+
+export function signSha256(secret: string, body: string): string {
+  return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+}
+
+/** An API Gateway HTTP API (v2) event, as API Gateway delivers a webhook. */
+export function apiEvent(path: string, headers: Record<string, string>, body: string, method = 'POST'): APIGatewayProxyEventV2 {
+  const [rawPath = path, rawQueryString = ''] = path.split('?');
+  return {
+    version: '2.0',
+    routeKey: `${method} ${rawPath}`,
+    rawPath,
+    rawQueryString,
+    headers,
+    body,
+    isBase64Encoded: false,
+    requestContext: { http: { method, path: rawPath, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'GitHub-Hookshot/test' }, requestId: randomUUID(), routeKey: `${method} ${rawPath}`, stage: '$default', time: '', timeEpoch: Date.now(), accountId: '123456789012', apiId: 'test', domainName: 'test', domainPrefix: 'test' },
+  };
+}
+
+/** Headers GitHub sends with a delivery. */
+export function githubHeaders(event: string, body: string, secret: string, delivery = randomUUID()): Record<string, string> {
+  return { 'content-type': 'application/json', 'x-github-event': event, 'x-github-delivery': delivery, 'x-hub-signature-256': signSha256(secret, body), 'user-agent': 'GitHub-Hookshot/test' };
+}
