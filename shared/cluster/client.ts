@@ -53,6 +53,12 @@ interface DiscoveryList {
   }>;
 }
 
+/** Replaces any Authorization header (whatever its case) with a bearer token. */
+function withBearer(headers: Parameters<typeof request>[1]['headers'], token: string): Record<string, string> {
+  const rest = Object.fromEntries(Object.entries(headers ?? {}).filter(([k]) => k.toLowerCase() !== 'authorization')) as Record<string, string>;
+  return { ...rest, authorization: `Bearer ${token}` };
+}
+
 function send(url: URL, opts: Parameters<typeof request>[1], payload: string | undefined): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const req = (url.protocol === 'https:' ? request : httpRequest)(url, opts, (res) => {
@@ -125,10 +131,7 @@ export class KubeClient {
     if (payload !== undefined) headers['content-type'] = opts.contentType ?? 'application/json';
     const reqOpts: Parameters<typeof request>[1] = { method, headers, agent: url.protocol === 'https:' ? this.agent : undefined, signal: opts.signal };
     await this.kc.applyToHTTPSOptions(reqOpts);
-    if (this.bearer) {
-      const rest = Object.fromEntries(Object.entries(reqOpts.headers ?? {}).filter(([k]) => k.toLowerCase() !== 'authorization'));
-      reqOpts.headers = { ...rest, authorization: `Bearer ${await this.bearer()}` };
-    }
+    if (this.bearer) reqOpts.headers = withBearer(reqOpts.headers, await this.bearer());
     this.requestCounts[method] = (this.requestCounts[method] ?? 0) + 1;
     const { status, text } = await send(url, reqOpts, payload);
     if (status >= 200 && status < 300) return (text ? JSON.parse(text) : undefined) as T;

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { SQSClient, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
+import type { SQSClient} from '@aws-sdk/client-sqs';
+import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import type { QueueMessage } from '../model/index.js';
 
 /** Where triggers put work: SQS FIFO in Lambda, an in-memory queue locally. */

@@ -37,12 +37,7 @@ export async function verifyGithub(req: HttpRequest, secret: string, maxBytes = 
   if (contentType !== 'application/json') return fail(415, 'content type must be application/json (set it in the webhook settings)');
   const signature = req.headers['x-hub-signature-256'];
   if (!signature) return fail(401, req.headers['x-hub-signature'] ? 'SHA-1 signatures are not accepted; X-Hub-Signature-256 is required' : 'missing X-Hub-Signature-256');
-  let valid = false;
-  try {
-    valid = await new Webhooks({ secret }).verify(req.body, signature);
-  } catch {
-    valid = false;
-  }
+  const valid = await new Webhooks({ secret }).verify(req.body, signature).catch(() => false);
   if (!valid) return fail(401, 'signature does not match');
   const event = req.headers['x-github-event'];
   const id = req.headers['x-github-delivery'];

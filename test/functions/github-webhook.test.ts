@@ -71,7 +71,7 @@ describe('functions/github-webhook with real payloads from @octokit/webhooks-exa
     ['an untracked branch', () => { const b = JSON.stringify({ ...push(), ref: 'refs/heads/feature' }); return { body: b, headers: githubHeaders('push', b, SECRET) }; }, 202, 'ignored: branch feature is not tracked (tracking master)'],
     ['an untracked repository', () => { const p = push(); p['repository'] = { ...p['repository'], clone_url: 'https://github.com/other/repo.git', html_url: 'https://github.com/other/repo', ssh_url: 'git@github.com:other/repo.git', git_url: 'git://github.com/other/repo.git', full_name: 'other/repo' }; const b = JSON.stringify(p); return { body: b, headers: githubHeaders('push', b, SECRET) }; }, 202, 'ignored: repository other/repo is not tracked'],
   ])('answers %s with the right status and queues nothing', async (_case, make, status, message) => {
-    const { body, headers } = make();
+    const { body, headers } = make() as { body: string; headers: Record<string, string> };
     const started = Date.now();
     const res = await deliver(headers['x-github-event'] ?? 'push', body, headers);
     expect(Date.now() - started).toBeLessThan(1000);

@@ -74,6 +74,6 @@ export function apiEvent(path: string, headers: Record<string, string>, body: st
 }
 
 /** Headers GitHub sends with a delivery. */
-export function githubHeaders(event: string, body: string, secret: string, delivery = randomUUID()): Record<string, string> {
+export function githubHeaders(event: string, body: string, secret: string, delivery: string = randomUUID()): Record<string, string> {
   return { 'content-type': 'application/json', 'x-github-event': event, 'x-github-delivery': delivery, 'x-hub-signature-256': signSha256(secret, body), 'user-agent': 'GitHub-Hookshot/test' };
 }
