@@ -2,6 +2,8 @@ import { parseArgs } from 'node:util';
 import { TidegateError } from '../shared/model/index.js';
 import { renderCommand, validateCommand } from './commands/local.js';
 import { statusCommand } from './commands/status.js';
+import { runDemo } from './demo.js';
+import { devCommand } from './commands/dev.js';
 import { diffCommand, syncCommand } from './commands/sync.js';
 import { processIo, type Io } from './output.js';
 
@@ -15,11 +17,14 @@ Commands:
   render <target>     print the objects a target renders to
   validate            check tidegate.yaml
   status [target]     what was last applied to the cluster, and how it went
+  dev                 serve the webhook routes on localhost with an in-memory queue and polling
+  demo                the whole loop on an embedded cluster (what npm start runs)
 
 Source (sync, diff):   --dir <path>   a local working tree (default: .)
                        --repo <url>   the GitOps repository; --revision <sha> an exact commit of main
 Cluster:               --kubeconfig <file>  --context <name>   (a target's cluster alias selects the
                        kubeconfig context of that name when there is one, else the current context)
+Dev server:            --repo <url> [--branch main] [--port 8080] [--poll 1m] [--webhook-secret <s>]
 Output:                --output text|json   --verbose
 Environment:           TIDEGATE_GIT_TOKEN (HTTPS git token), KUBECONFIG, TIDEGATE_CACHE
 `;
@@ -34,6 +39,9 @@ const OPTIONS = {
   output: { type: 'string', default: 'text' },
   verbose: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
+  port: { type: 'string' },
+  poll: { type: 'string' },
+  'webhook-secret': { type: 'string' },
 } as const;
 
 /** Runs one CLI invocation; returns the exit code (2 for usage errors and failures to run). */
@@ -67,6 +75,10 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
       return validateCommand(values.dir, io);
     case 'status':
       return statusCommand(target, args, io);
+    case 'demo':
+      return runDemo(io);
+    case 'dev':
+      return devCommand(values, io);
     default:
       throw new TidegateError('Usage', `unknown command "${command}"\n\n${USAGE}`);
   }

@@ -33,7 +33,7 @@ export interface Environment extends EnvironmentInfo {
  * Starts the real servers on loopback: kube-apiserver + etcd, a git smart-HTTP server, the
  * distribution registry and moto. All of them are stopped by `stop()`, even after a failed start.
  */
-export async function startEnvironment(opts: { gitToken?: string; keepWorkDir?: boolean } = {}): Promise<Environment> {
+export async function startEnvironment(opts: { gitToken?: string; keepWorkDir?: boolean; withoutAws?: boolean } = {}): Promise<Environment> {
   const workDir = mkdtempSync(join(tmpdir(), 'tidegate-env-'));
   const settings = localSettings();
   const tools = { kubectl: locateTool('kubectl', settings), helm: locateTool('helm', settings) };
@@ -51,7 +51,7 @@ export async function startEnvironment(opts: { gitToken?: string; keepWorkDir?: 
     startKube(join(workDir, 'kube')).then(started),
     startGitServer({ root: join(workDir, 'git', 'repos'), ...(opts.gitToken ? { token: opts.gitToken } : {}) }).then(started),
     startRegistry(join(workDir, 'registry')).then(started),
-    startMoto(join(workDir, 'moto')).then(started),
+    opts.withoutAws ? Promise.resolve(undefined) : startMoto(join(workDir, 'moto')).then(started),
   ] as const);
   const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed.length > 0) {
@@ -65,7 +65,7 @@ export async function startEnvironment(opts: { gitToken?: string; keepWorkDir?: 
     kube: { server: kube.server, caPem: kube.caPem, token: kube.token, kubeconfigPath: kube.kubeconfigPath, versions: kube.versions },
     git: { url: git.url, root: git.root, token: git.token },
     registry: { url: registry.url, host: registry.host, relayUrl: registry.relayUrl },
-    aws: { endpoint: aws.endpoint, region: aws.region, credentials: aws.credentials },
+    aws: aws ? { endpoint: aws.endpoint, region: aws.region, credentials: aws.credentials } : { endpoint: '', region: '', credentials: { accessKeyId: '', secretAccessKey: '' } },
     tools,
     stop,
   };

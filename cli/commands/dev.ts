@@ -1,0 +1,31 @@
+import { randomBytes } from 'node:crypto';
+import { parseDuration } from '../../shared/config/index.js';
+import { TidegateError } from '../../shared/model/index.js';
+import { localEngine, type LocalOptions } from '../context.js';
+import { startDevServer } from '../dev-server.js';
+import type { Io } from '../output.js';
+
+export interface DevArgs extends LocalOptions {
+  repo?: string | undefined;
+  branch?: string | undefined;
+  port?: string | undefined;
+  poll?: string | undefined;
+  'webhook-secret'?: string | undefined;
+}
+
+/** `tidegate dev`: runs until interrupted (Ctrl-C). */
+export async function devCommand(args: DevArgs, io: Io): Promise<number> {
+  if (!args.repo) throw new TidegateError('Usage', 'dev needs --repo <url of the GitOps repository>');
+  const secret = args['webhook-secret'] ?? randomBytes(16).toString('hex');
+  const pollMs = parseDuration(args.poll ?? '1m') ?? 60_000;
+  const server = await startDevServer({
+    engine: localEngine(args), repo: args.repo, branch: args.branch ?? 'main', webhookSecret: secret, registrySecret: secret,
+    port: Number(args.port ?? 8080), pollMs,
+    onWork: (msg, outcome, ms) => io.out(`${new Date().toISOString()} ${msg.type} ${outcome instanceof Error ? `failed: ${outcome.message}` : outcome.kind === 'synced' ? `${outcome.result.target} ${outcome.result.outcome}` : outcome.kind === 'ignored' ? `ignored: ${outcome.reason}` : `→ ${outcome.targets.join(', ') || 'no targets'}`} (${ms} ms)\n`),
+  });
+  io.out(`tidegate dev on ${server.url}\n  POST ${server.url}/webhooks/github    (webhook secret: ${args['webhook-secret'] ? 'as given' : secret})\n  POST ${server.url}/webhooks/registry  (Authorization: Bearer <the same secret>)\n  polling ${args.repo} every ${pollMs / 1000} s\n`);
+  await server.poll();
+  await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+  await server.stop();
+  return 0;
+}

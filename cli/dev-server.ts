@@ -1,0 +1,91 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { MemoryQueue, handleMessage, pollRepositories, receiveGithubWebhook, receiveRegistryWebhook, type EngineContext, type WorkOutcome } from '../shared/engine/index.js';
+import type { QueueMessage } from '../shared/model/index.js';
+import { reply, type HttpRequest, type HttpResponse } from '../shared/triggers/index.js';
+
+export interface DevServerOptions {
+  engine: EngineContext;
+  /** The GitOps repository and the branch to apply. */
+  repo: string;
+  branch: string;
+  webhookSecret: string;
+  registrySecret: string;
+  port?: number;
+  /** Poll interval in ms (0: no polling). */
+  pollMs?: number;
+  driftIntervalMs?: number;
+  /** Called for every handled message (progress output). */
+  onWork?: (msg: QueueMessage, outcome: WorkOutcome | Error, ms: number) => void;
+}
+
+export interface DevServer {
+  url: string;
+  queue: MemoryQueue;
+  /** Enqueues a poll now. */
+  poll(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const MAX_BODY = 6 * 1024 * 1024;
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size <= MAX_BODY) chunks.push(c); // past the limit, keep reading but stop storing: the route answers 413
+    });
+    req.on('end', () => resolve(size > MAX_BODY ? 'x'.repeat(MAX_BODY + 1) : Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+/**
+ * `tidegate dev`: the Lambda routes on localhost (POST /webhooks/github, POST /webhooks/registry),
+ * the same queue semantics in memory (per-target serialisation, deduplication, retries), polling
+ * on an interval, and the engine against the current kubeconfig context.
+ */
+export async function startDevServer(opts: DevServerOptions): Promise<DevServer> {
+  const queue: MemoryQueue = new MemoryQueue(async (msg, q) => {
+    const started = Date.now();
+    try {
+      const outcome = await handleMessage(opts.engine, msg, q);
+      opts.onWork?.(msg, outcome, Date.now() - started);
+    } catch (err) {
+      opts.onWork?.(msg, err instanceof Error ? err : new Error(String(err)), Date.now() - started);
+      throw err;
+    }
+  });
+  const tracked = [{ url: opts.repo, branch: opts.branch, source: opts.engine.gitSource(opts.repo) }];
+  const route = async (req: HttpRequest): Promise<HttpResponse> => {
+    const path = req.path.split('?')[0];
+    if (path === '/webhooks/github') return receiveGithubWebhook(req, { secret: opts.webhookSecret, tracked, queue });
+    if (path === '/webhooks/registry') return receiveRegistryWebhook(req, { secret: opts.registrySecret, queue });
+    if (path === '/healthz') return reply(200, 'ok');
+    return reply(404, `no route for ${req.method} ${path ?? ''}`);
+  };
+  const server: Server = createServer((req, res) => {
+    readBody(req)
+      .then((body) => route({ method: req.method ?? 'GET', path: req.url ?? '/', headers: req.headers as Record<string, string>, body }))
+      .catch((err: unknown) => reply(500, err instanceof Error ? err.message : String(err)))
+      .then((out) => res.writeHead(out.status, { 'content-type': 'application/json' }).end(JSON.stringify(out.body)), () => res.writeHead(500).end());
+  });
+  await new Promise<void>((resolve) => server.listen(opts.port ?? 0, '127.0.0.1', resolve));
+  const poll = async (): Promise<void> => {
+    await pollRepositories(tracked, queue, { now: Date.now(), driftIntervalMs: opts.driftIntervalMs ?? 600_000 });
+  };
+  const timer = opts.pollMs ? setInterval(() => void poll().catch(() => undefined), opts.pollMs) : undefined;
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    queue,
+    poll,
+    stop: async () => {
+      if (timer) clearInterval(timer);
+      await queue.idle();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

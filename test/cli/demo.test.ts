@@ -1,0 +1,16 @@
+import { describe, expect, it } from 'vitest';
+import { main } from '../../cli/main.js';
+
+describe('npm start (tidegate demo)', () => {
+  it('runs the whole loop on its own embedded servers to completion', async () => {
+    let out = '';
+    const code = await main(['demo'], { out: (t) => (out += t), err: (t) => (out += t) });
+    expect(code).toBe(0);
+    expect(out).toMatch(/ready: kube-apiserver v1\.34\.\d+ \(etcd 3\.6\.\d+\)/);
+    expect(out).toMatch(/step 1 {2}initial sync[\s\S]*\+ Deployment\.apps\/demo\/podinfo/);
+    expect(out).toMatch(/step 2 [\s\S]*~ Deployment\.apps\/demo\/podinfo {2}\(spec\.replicas\)[\s\S]*the cluster now runs replicas=3/);
+    expect(out).toMatch(/step 3 [\s\S]*drift corrected[\s\S]*replicas=3 again/);
+    expect(out).toMatch(/podinfo: applied main@[0-9a-f]{12} at .*, health healthy; 3 objects/);
+    expect(out).toMatch(/demo finished: 3 syncs, all succeeded/);
+  }, 120_000);
+});
