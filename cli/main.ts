@@ -63,23 +63,20 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
   }
   if (values.output !== 'text' && values.output !== 'json') throw new TidegateError('Usage', '--output must be text or json');
   const args = { ...values, output: values.output === 'json' ? ('json' as const) : ('text' as const) };
-  switch (command) {
-    case 'sync':
-      return syncCommand(target, args, io);
-    case 'diff':
-      return diffCommand(target, args, io);
-    case 'render':
-      if (!target) throw new TidegateError('Usage', 'render needs a target name');
-      return renderCommand(target, values.dir, io);
-    case 'validate':
-      return validateCommand(values.dir, io);
-    case 'status':
-      return statusCommand(target, args, io);
-    case 'demo':
-      return runDemo(io);
-    case 'dev':
-      return devCommand(values, io);
-    default:
-      throw new TidegateError('Usage', `unknown command "${command}"\n\n${USAGE}`);
-  }
+  const needTarget = (): string => {
+    if (!target) throw new TidegateError('Usage', `${command} needs a target name`);
+    return target;
+  };
+  const commands: Record<string, () => Promise<number> | number> = {
+    sync: () => syncCommand(target, args, io),
+    diff: () => diffCommand(target, args, io),
+    render: () => renderCommand(needTarget(), values.dir, io),
+    validate: () => validateCommand(values.dir, io),
+    status: () => statusCommand(target, args, io),
+    dev: () => devCommand(values, io),
+    demo: () => runDemo(io),
+  };
+  const run = commands[command];
+  if (!run) throw new TidegateError('Usage', `unknown command "${command}"\n\n${USAGE}`);
+  return run();
 }
