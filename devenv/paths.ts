@@ -8,6 +8,7 @@ export const VERSIONS = {
   etcd: '3.6.16',
   registry: '3.1.2',
   moto: '5.2.5',
+  cfnLint: '1.58.0',
 } as const;
 
 export const cacheDir = (): string => localSettings().cacheDir;
@@ -24,4 +25,5 @@ export function kubeBinDir(): string {
   return builtBinDir();
 }
 
-export const motoVenvDir = (): string => join(cacheDir(), `moto-venv-${VERSIONS.moto}`);
+/** One Python venv for the Python tools the tests use: moto (server) and cfn-lint. */
+export const motoVenvDir = (): string => join(cacheDir(), `py-venv-moto-${VERSIONS.moto}-cfn-lint-${VERSIONS.cfnLint}`);

@@ -45,6 +45,8 @@ export function deploySettings(env: NodeJS.ProcessEnv = process.env): DeploySett
   } catch {
     throw new TidegateError('SettingsInvalid', 'TIDEGATE_SETTINGS is not valid JSON');
   }
+  // The queue is created by the stack; serverless.yml passes its URL separately.
+  if (env['TIDEGATE_QUEUE_URL'] && typeof json === 'object' && json !== null) json = { ...json, queueUrl: env['TIDEGATE_QUEUE_URL'] };
   const parsed = deploySettingsSchema.safeParse(json);
   if (!parsed.success) throw new TidegateError('SettingsInvalid', `TIDEGATE_SETTINGS: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   return parsed.data;
