@@ -1,0 +1,75 @@
+/** Reloader's annotation keys, unchanged, so manifests written for stakater Reloader work as they are. */
+export const RELOADER = {
+  auto: 'reloader.stakater.com/auto',
+  configmapAuto: 'configmap.reloader.stakater.com/auto',
+  secretAuto: 'secret.reloader.stakater.com/auto',
+  configmapReload: 'configmap.reloader.stakater.com/reload',
+  secretReload: 'secret.reloader.stakater.com/reload',
+  search: 'reloader.stakater.com/search',
+  match: 'reloader.stakater.com/match',
+  ignore: 'reloader.stakater.com/ignore',
+  configmapExclude: 'configmaps.exclude.reloader.stakater.com/reload',
+  secretExclude: 'secrets.exclude.reloader.stakater.com/reload',
+} as const;
+
+export type SourceKind = 'ConfigMap' | 'Secret';
+
+export interface ReloadSource {
+  kind: SourceKind;
+  name: string;
+  annotations: Readonly<Record<string, string>>;
+}
+
+export interface ReloadDecision {
+  reload: boolean;
+  /** True when the decision came from auto or search/match: then the workload must reference the source. */
+  auto: boolean;
+  /** Why, in words (for skips and rollouts). */
+  reason: string;
+}
+
+const parseBool = (v: string | undefined): boolean => v !== undefined && ['1', 't', 'T', 'TRUE', 'true', 'True'].includes(v);
+
+const keysFor = (kind: SourceKind) =>
+  kind === 'ConfigMap'
+    ? { named: RELOADER.configmapReload, typedAuto: RELOADER.configmapAuto, exclude: RELOADER.configmapExclude }
+    : { named: RELOADER.secretReload, typedAuto: RELOADER.secretAuto, exclude: RELOADER.secretExclude };
+
+/** An entry of a reload annotation is an anchored regular expression; an invalid one matches nothing. */
+function matchesNamed(list: string | undefined, name: string): boolean {
+  if (list === undefined) return false;
+  return list.split(',').some((entry) => {
+    try {
+      return new RegExp(`^${entry.trim()}$`).test(name);
+    } catch {
+      return false;
+    }
+  });
+}
+
+/**
+ * Whether a change of `source` reloads a workload, with Reloader's precedence: the source's
+ * ignore annotation, the workload's exclude list, a named reload (regex) entry, search + match,
+ * then auto (any or per type). Workload annotations are read first; the pod template's are the
+ * fallback only when the workload carries none of the reload annotations.
+ */
+export function shouldReload(source: ReloadSource, workload: Readonly<Record<string, string>>, podTemplate: Readonly<Record<string, string>>): ReloadDecision {
+  const no = (reason: string): ReloadDecision => ({ reload: false, auto: false, reason });
+  if (source.annotations[RELOADER.ignore] === 'true') return no(`${source.kind} ${source.name} has ${RELOADER.ignore}`);
+  const keys = keysFor(source.kind);
+  const onWorkload = [keys.named, RELOADER.auto, keys.typedAuto, RELOADER.search].some((k) => k in workload);
+  const ann = onWorkload ? workload : podTemplate;
+  const excluded = (workload[keys.exclude] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  if (excluded.includes(source.name)) return no(`${source.kind} ${source.name} is excluded by ${keys.exclude}`);
+  if (matchesNamed(ann[keys.named], source.name)) return { reload: true, auto: false, reason: `named in ${keys.named}` };
+  if (ann[RELOADER.search] === 'true' && source.annotations[RELOADER.match] === 'true') return { reload: true, auto: true, reason: `${RELOADER.search} and ${RELOADER.match}` };
+  if (parseBool(ann[RELOADER.auto])) return { reload: true, auto: true, reason: RELOADER.auto };
+  if (parseBool(ann[keys.typedAuto])) return { reload: true, auto: true, reason: keys.typedAuto };
+  return no('no reload annotation applies');
+}
+
+/** Does a workload carry any Reloader annotation (on itself or its pod template)? */
+export function hasReloadAnnotations(workload: Readonly<Record<string, string>>, podTemplate: Readonly<Record<string, string>>): boolean {
+  const keys = [RELOADER.auto, RELOADER.configmapAuto, RELOADER.secretAuto, RELOADER.configmapReload, RELOADER.secretReload, RELOADER.search];
+  return keys.some((k) => k in workload || k in podTemplate);
+}

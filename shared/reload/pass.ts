@@ -1,0 +1,164 @@
+import type { KubeClient } from '../cluster/index.js';
+import { refOf, type KubeObject, type ObjectRef } from '../model/index.js';
+import { hasReloadAnnotations, shouldReload, type SourceKind } from './annotations.js';
+import { contentHash } from './hash.js';
+import { containerUsing, envVarName } from './references.js';
+import { WORKLOADS, atTemplatePath, podTemplateOf, type PodTemplate, type WorkloadAdapter } from './workloads.js';
+
+/** Field manager of every reload patch; the sync's own apply (manager "tidegate") never removes its fields. */
+export const RELOAD_FIELD_MANAGER = 'tidegate-reloader';
+/** On the workload (not its template, so writing it rolls nothing): the source hashes last seen. */
+export const BASELINE_ANNOTATION = 'tidegate.dev/reload-baseline';
+/** On the pod template (annotations strategy): changes whenever a relevant source changes, which rolls the pods. */
+export const RELOADED_HASH_ANNOTATION = 'tidegate.dev/reloaded-hash';
+export const RELOADED_FROM_ANNOTATION = 'tidegate.dev/reloaded-from';
+
+export type ReloadStrategy = 'annotations' | 'env-vars';
+
+export interface ReloadScope {
+  /** Namespaces to look at; undefined: every namespace (one cluster-wide LIST per kind). */
+  namespaces?: readonly string[] | undefined;
+  ignoreNamespaces?: readonly string[] | undefined;
+  /** Label selector for ConfigMaps and Secrets that may trigger reloads. */
+  resourceSelector?: string | undefined;
+}
+
+export interface ReloadOptions extends ReloadScope {
+  strategy: ReloadStrategy;
+  signal?: AbortSignal | undefined;
+}
+
+export interface ReloadReport {
+  rolled: Array<{ workload: ObjectRef; sources: string[] }>;
+  /** Workloads seen for the first time: hashes recorded, nothing rolled. */
+  recorded: ObjectRef[];
+  skipped: Array<{ workload: ObjectRef; reason: string }>;
+}
+
+interface Source {
+  kind: SourceKind;
+  name: string;
+  namespace: string;
+  annotations: Record<string, string>;
+  hash: string;
+}
+
+const short = (hash: string): string => hash.slice(0, 32);
+const key = (kind: SourceKind, name: string): string => `${kind}/${name}`;
+
+async function listScoped(client: KubeClient, apiVersion: string, kind: string, scope: ReloadScope, labelSelector?: string, signal?: AbortSignal): Promise<KubeObject[]> {
+  const opts = { ...(labelSelector ? { labelSelector } : {}), ...(signal ? { signal } : {}) };
+  const lists = scope.namespaces ? await Promise.all(scope.namespaces.map((namespace) => client.list(apiVersion, kind, { ...opts, namespace }))) : [await client.list(apiVersion, kind, opts)];
+  const ignored = new Set(scope.ignoreNamespaces ?? []);
+  return lists.flat().filter((o) => !ignored.has(o.metadata.namespace ?? ''));
+}
+
+async function readSources(client: KubeClient, opts: ReloadOptions): Promise<Map<string, Source[]>> {
+  const byNamespace = new Map<string, Source[]>();
+  for (const kind of ['ConfigMap', 'Secret'] as const) {
+    for (const o of await listScoped(client, 'v1', kind, opts, opts.resourceSelector, opts.signal)) {
+      const data = o['data'] as Record<string, string> | undefined;
+      const binaryData = o['binaryData'] as Record<string, string> | undefined;
+      const ns = o.metadata.namespace ?? '';
+      const list = byNamespace.get(ns) ?? [];
+      list.push({ kind, name: o.metadata.name, namespace: ns, annotations: o.metadata.annotations ?? {}, hash: contentHash(data, binaryData) });
+      byNamespace.set(ns, list);
+    }
+  }
+  return byNamespace;
+}
+
+interface Relevant {
+  source: Source;
+  container: string | undefined;
+}
+
+/** The sources whose change reloads this workload, with the container that carries the env var. */
+function relevantSources(obj: KubeObject, template: PodTemplate, sources: readonly Source[]): Relevant[] {
+  const workloadAnn = obj.metadata.annotations ?? {};
+  const templateAnn = template.metadata?.annotations ?? {};
+  const spec = template.spec ?? {};
+  const out: Relevant[] = [];
+  for (const source of sources) {
+    const decision = shouldReload(source, workloadAnn, templateAnn);
+    if (!decision.reload) continue;
+    const using = containerUsing(spec, source.kind, source.name);
+    // auto and search/match need a reference; a named reload uses the first container otherwise (as Reloader does).
+    if (decision.auto && using === undefined) continue;
+    out.push({ source, container: using ?? spec.containers?.[0]?.name });
+  }
+  return out;
+}
+
+/** The reload fields this manager owns, as a partial object to server-side apply (always complete: SSA drops what is left out). */
+function reloadPatch(obj: KubeObject, adapter: WorkloadAdapter, template: PodTemplate, baseline: Record<string, string>, relevant: readonly Relevant[], changed: readonly Relevant[], strategy: ReloadStrategy): KubeObject {
+  const annotations: Record<string, string> = {};
+  const envByContainer = new Map<string, Array<{ name: string; value: string }>>();
+  const liveTemplateAnn = template.metadata?.annotations ?? {};
+  // Keep what this manager set before, then update what changed.
+  for (const k of [RELOADED_HASH_ANNOTATION, RELOADED_FROM_ANNOTATION]) if (liveTemplateAnn[k] !== undefined) annotations[k] = liveTemplateAnn[k];
+  for (const c of template.spec?.containers ?? []) {
+    const ours = (c as { env?: Array<{ name: string; value?: string }> }).env?.filter((e) => e.name.startsWith('STAKATER_') && e.value !== undefined) ?? [];
+    if (ours.length) envByContainer.set(c.name, ours.map((e) => ({ name: e.name, value: e.value ?? '' })));
+  }
+  if (changed.length > 0 && strategy === 'annotations') {
+    annotations[RELOADED_HASH_ANNOTATION] = short(contentHash(Object.fromEntries(relevant.map((r) => [key(r.source.kind, r.source.name), r.source.hash])), undefined));
+    annotations[RELOADED_FROM_ANNOTATION] = changed.map((r) => key(r.source.kind, r.source.name)).join(',');
+  }
+  if (strategy === 'env-vars') {
+    for (const r of changed) {
+      if (!r.container) continue;
+      const list = (envByContainer.get(r.container) ?? []).filter((e) => e.name !== envVarName(r.source.name, r.source.kind));
+      envByContainer.set(r.container, [...list, { name: envVarName(r.source.name, r.source.kind), value: short(r.source.hash) }]);
+    }
+  }
+  const partial: PodTemplate = {
+    ...(Object.keys(annotations).length ? { metadata: { annotations } } : {}),
+    ...(envByContainer.size ? { spec: { containers: [...envByContainer].map(([name, env]) => ({ name, env })) } } : {}),
+  };
+  return {
+    apiVersion: obj.apiVersion,
+    kind: obj.kind,
+    metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace, annotations: { [BASELINE_ANNOTATION]: JSON.stringify(baseline) } },
+    ...(Object.keys(partial).length ? atTemplatePath(adapter, partial) : {}),
+  };
+}
+
+/**
+ * One reload pass: one LIST per kind (ConfigMaps, Secrets, Deployments, StatefulSets, DaemonSets,
+ * CronJobs) per namespace in scope, no per-object reads. A workload with Reloader annotations is
+ * rolled when a relevant source's hash differs from the one recorded on it; seen for the first
+ * time, its hashes are only recorded. Stateless and idempotent: a second pass over the same data
+ * writes nothing.
+ */
+export async function reloadPass(client: KubeClient, opts: ReloadOptions): Promise<ReloadReport> {
+  const report: ReloadReport = { rolled: [], recorded: [], skipped: [] };
+  const sources = await readSources(client, opts);
+  for (const adapter of WORKLOADS) {
+    for (const obj of await listScoped(client, adapter.apiVersion, adapter.kind, opts, undefined, opts.signal)) {
+      const workload = { ...obj, apiVersion: adapter.apiVersion, kind: adapter.kind };
+      const template = podTemplateOf(workload, adapter);
+      if (!hasReloadAnnotations(obj.metadata.annotations ?? {}, template.metadata?.annotations ?? {})) continue;
+      const relevant = relevantSources(workload, template, sources.get(obj.metadata.namespace ?? '') ?? []);
+      const current = Object.fromEntries(relevant.map((r) => [key(r.source.kind, r.source.name), short(r.source.hash)]));
+      const raw = obj.metadata.annotations?.[BASELINE_ANNOTATION];
+      const baseline = raw ? (JSON.parse(raw) as Record<string, string>) : undefined;
+      const ref = refOf(workload);
+      if (!baseline) {
+        await client.apply(reloadPatch(workload, adapter, template, current, relevant, [], opts.strategy), { fieldManager: RELOAD_FIELD_MANAGER, force: true, ...(opts.signal ? { signal: opts.signal } : {}) });
+        report.recorded.push(ref);
+        continue;
+      }
+      const changed = relevant.filter((r) => baseline[key(r.source.kind, r.source.name)] !== undefined && baseline[key(r.source.kind, r.source.name)] !== short(r.source.hash));
+      const added = relevant.some((r) => baseline[key(r.source.kind, r.source.name)] === undefined);
+      if (changed.length === 0 && !added) {
+        if (relevant.length === 0) report.skipped.push({ workload: ref, reason: 'no referenced or named ConfigMap/Secret qualifies' });
+        continue;
+      }
+      await client.apply(reloadPatch(workload, adapter, template, { ...baseline, ...current }, relevant, changed, opts.strategy), { fieldManager: RELOAD_FIELD_MANAGER, force: true, ...(opts.signal ? { signal: opts.signal } : {}) });
+      if (changed.length > 0) report.rolled.push({ workload: ref, sources: changed.map((r) => key(r.source.kind, r.source.name)) });
+      else report.recorded.push(ref);
+    }
+  }
+  return report;
+}
