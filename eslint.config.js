@@ -25,6 +25,7 @@ export default tseslint.config(
   },
   {
     files: ['test/**/*.ts', 'bench/**/*.ts', 'devenv/**/*.ts'],
-    rules: { '@typescript-eslint/no-explicit-any': 'off' },
+    // Optional chains in assertions count as branches; complexity is a rule for the engine.
+    rules: { '@typescript-eslint/no-explicit-any': 'off', complexity: 'off' },
   },
 );

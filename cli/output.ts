@@ -1,3 +1,4 @@
+import type { WorkOutcome } from '../shared/engine/index.js';
 import { countChanges, formatRef, formatRevision, type SyncResult } from '../shared/model/index.js';
 
 export interface Io {
@@ -20,8 +21,24 @@ export function formatResults(results: readonly SyncResult[], verbose = false): 
       const detail = [c.fields?.length ? c.fields.join(', ') : '', c.reason ?? ''].filter(Boolean).join('; ');
       lines.push(`  ${SYMBOL[c.action] ?? '?'} ${formatRef(c.ref)}${detail ? `  (${detail})` : ''}`);
     }
+    for (const rl of r.reloads ?? []) lines.push(`  ↻ ${formatRef(rl.workload)} rolled: ${rl.sources.join(', ')} changed`);
     for (const h of r.health.notReady) lines.push(`  health: ${formatRef(h.ref)} ${h.status}: ${h.message}`);
     if (r.error) lines.push(`  error: ${r.error}`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** One line for a handled queue message (dev server output). */
+export function describeOutcome(outcome: WorkOutcome | Error): string {
+  if (outcome instanceof Error) return `failed: ${outcome.message}`;
+  switch (outcome.kind) {
+    case 'synced':
+      return `${outcome.result.target} ${outcome.result.outcome}${outcome.result.error ? `: ${outcome.result.error}` : ''}`;
+    case 'fanned-out':
+      return `→ ${outcome.targets.join(', ') || 'no targets affected'}`;
+    case 'reloaded':
+      return `reload pass on ${outcome.cluster || 'the current context'}: ${outcome.report.rolled.map((r) => `rolled ${formatRef(r.workload)} (${r.sources.join(', ')})`).join('; ') || 'nothing changed'}`;
+    case 'ignored':
+      return `ignored: ${outcome.reason}`;
+  }
 }

@@ -3,7 +3,7 @@ import { parseDuration } from '../../shared/config/index.js';
 import { TidegateError } from '../../shared/model/index.js';
 import { localEngine, type LocalOptions } from '../context.js';
 import { startDevServer } from '../dev-server.js';
-import type { Io } from '../output.js';
+import { describeOutcome, type Io } from '../output.js';
 
 export interface DevArgs extends LocalOptions {
   repo?: string | undefined;
@@ -21,7 +21,8 @@ export async function devCommand(args: DevArgs, io: Io): Promise<number> {
   const server = await startDevServer({
     engine: localEngine(args), repo: args.repo, branch: args.branch ?? 'main', webhookSecret: secret, registrySecret: secret,
     port: Number(args.port ?? 8080), pollMs,
-    onWork: (msg, outcome, ms) => io.out(`${new Date().toISOString()} ${msg.type} ${outcome instanceof Error ? `failed: ${outcome.message}` : outcome.kind === 'synced' ? `${outcome.result.target} ${outcome.result.outcome}` : outcome.kind === 'ignored' ? `ignored: ${outcome.reason}` : `→ ${outcome.targets.join(', ') || 'no targets'}`} (${ms} ms)\n`),
+    onWork: (msg, outcome, ms) => io.out(`${new Date().toISOString()} ${msg.type} ${describeOutcome(outcome)} (${ms} ms)
+`),
   });
   io.out(`tidegate dev on ${server.url}\n  POST ${server.url}/webhooks/github    (webhook secret: ${args['webhook-secret'] ? 'as given' : secret})\n  POST ${server.url}/webhooks/registry  (Authorization: Bearer <the same secret>)\n  polling ${args.repo} every ${pollMs / 1000} s\n`);
   await server.poll();

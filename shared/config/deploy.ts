@@ -27,6 +27,16 @@ export const deploySettingsSchema = z
     queueUrl: z.string().optional(),
     webhookSecret: secretRef.optional(),
     registrySecret: secretRef.optional(),
+    /** The scheduled reload pass (Reloader semantics) and the default strategy for targets. */
+    reload: z
+      .object({
+        strategy: z.enum(['annotations', 'env-vars']).default('annotations'),
+        namespaces: z.array(z.string()).optional().describe('namespaces to watch; default: all'),
+        ignoreNamespaces: z.array(z.string()).default(['kube-system', 'tidegate-system']),
+        resourceSelector: z.string().optional().describe('label selector for ConfigMaps/Secrets that may trigger reloads'),
+      })
+      .strict()
+      .default({ strategy: 'annotations', ignoreNamespaces: ['kube-system', 'tidegate-system'] }),
     /** A poll re-syncs an unchanged revision once per interval, correcting drift. */
     driftInterval: z.string().refine((s) => parseDuration(s) !== undefined, 'must be a duration').default('10m'),
   })

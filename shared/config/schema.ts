@@ -70,6 +70,13 @@ export const targetSchema = z
     ignore: z.array(ignoreRule).default([]),
     force: z.boolean().default(false).describe('recreate objects whose immutable fields changed'),
     drift: z.enum(['correct', 'warn']).default('correct'),
+    reload: z
+      .object({
+        enabled: z.boolean().default(true).describe('roll workloads with Reloader annotations whose ConfigMaps/Secrets changed, right after apply'),
+        strategy: z.enum(['annotations', 'env-vars']).optional().describe('default: the deploy-time setting (annotations)'),
+      })
+      .strict()
+      .default({ enabled: true }),
   })
   .strict();
 

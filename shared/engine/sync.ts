@@ -5,6 +5,7 @@ import { orderTargets, parseConfig, type LocalSettings, type TargetSpec, type Ti
 import { TidegateError, type Revision, type SyncResult } from '../model/index.js';
 import { checkoutRevision, resolveRevision, type GitSource } from '../source/index.js';
 import type { Logger } from '../telemetry/index.js';
+import type { ReloadScope, ReloadStrategy } from '../reload/index.js';
 import { syncTarget } from './target-sync.js';
 
 /** What the engine needs from its shell (Lambda, CLI, tests). */
@@ -16,6 +17,8 @@ export interface EngineContext {
   gitSource(url: string): GitSource;
   logger?: Logger;
   now?: () => Date;
+  /** Reload defaults (deploy-time settings): the strategy targets use unless they set one, and the scheduled pass's scope. */
+  reload?: { strategy: ReloadStrategy; scope: ReloadScope };
 }
 
 export interface RepoSyncRequest {
@@ -96,7 +99,7 @@ export async function syncCheckout(ctx: EngineContext, req: CheckoutSyncRequest)
     }
     const { dir, revision } = await targetCheckout(ctx, spec, req);
     const result = await syncTarget({
-      spec, dir, revision, client: await client(spec.cluster), settings: ctx.settings,
+      spec, dir, revision, client: await client(spec.cluster), settings: ctx.settings, reloadStrategy: spec.reload.strategy ?? ctx.reload?.strategy ?? 'annotations',
       ...(req.dryRun ? { dryRun: true } : {}), signal: req.signal, ...(ctx.logger ? { logger: ctx.logger } : {}), ...(ctx.now ? { now: ctx.now } : {}),
     });
     if (result.outcome === 'failed') failed.add(spec.name);

@@ -1,6 +1,6 @@
 import {
   ApplyError, HISTORY_LIMIT, applyPlan, plan, prepare, prune, readTargetState, writeTargetState,
-  type InventoryEntry, type PlanItem, type PlanOptions, type TargetState,
+  type InventoryEntry, type ObjectProblem, type PlanItem, type PlanOptions, type TargetState,
 } from '../apply/index.js';
 import type { KubeClient } from '../cluster/index.js';
 import { parseDuration, type LocalSettings, type TargetSpec } from '../config/index.js';
@@ -11,6 +11,7 @@ import {
 } from '../model/index.js';
 import { render, type RenderedObject } from '../render/index.js';
 import { silentLogger, type Logger } from '../telemetry/index.js';
+import { reloadPass, type ReloadStrategy } from '../reload/index.js';
 
 export interface TargetSyncInput {
   spec: TargetSpec;
@@ -19,6 +20,8 @@ export interface TargetSyncInput {
   revision: Revision;
   client: KubeClient;
   settings: LocalSettings;
+  /** How the reload pass after apply rolls workloads (when the target's reload is enabled). */
+  reloadStrategy?: ReloadStrategy;
   /** Plan only: dry-run everything, write nothing (what `tidegate diff` shows). */
   dryRun?: boolean;
   signal?: AbortSignal | undefined;
@@ -145,6 +148,22 @@ async function preview(run: SyncRun, planned: Planned): Promise<SyncResult> {
   return run.result(hasChanges({ changes }) ? 'applied' : 'unchanged', changes, NO_HEALTH);
 }
 
+/** Reloader semantics right after apply: a ConfigMap changed in Git rolls its workloads in this same sync. */
+async function reloadAfterApply(run: SyncRun, planned: Planned): Promise<NonNullable<SyncResult['reloads']>> {
+  const { spec, client, signal } = run.input;
+  const namespaces = [...new Set(planned.items.map((i) => i.desired.ref.namespace).filter(Boolean))];
+  if (!spec.reload.enabled || namespaces.length === 0) return [];
+  return (await reloadPass(client, { namespaces, strategy: run.input.reloadStrategy ?? 'annotations', signal })).rolled;
+}
+
+/** Outcome and error of an applied sync, from prune problems, health and the change set. */
+function verdict(spec: TargetSpec, changes: readonly Change[], health: HealthReport, pruneProblems: ObjectProblem[]): { outcome: SyncOutcome; error?: unknown } {
+  if (pruneProblems.length > 0) return { outcome: 'failed', error: new ApplyError('apply', pruneProblems) };
+  if (health.status === 'failed') return { outcome: 'failed', error: `health check failed: ${health.notReady.map((h) => `${h.ref.kind}/${h.ref.name}: ${h.message}`).join('; ')}` };
+  if (health.status === 'progressing' && spec.wait) return { outcome: 'progressing' };
+  return { outcome: hasChanges({ changes: [...changes] }) ? 'applied' : 'unchanged' };
+}
+
 /** Staged apply, prune, health, record. */
 async function applyTarget(run: SyncRun, planned: Planned): Promise<SyncResult> {
   const { spec, client, signal } = run.input;
@@ -159,14 +178,13 @@ async function applyTarget(run: SyncRun, planned: Planned): Promise<SyncResult> 
   const pruned = await prune(planned.stale, client, { target: spec.name, signal });
   const changes = [...outcome.changes, ...pruned.changes];
   const inventory = mergeInventory(applied, pruned.retained);
+  const reloads = await reloadAfterApply(run, planned);
   const timeoutMs = spec.wait ? (parseDuration(spec.timeout) ?? 300_000) : 0;
   const read = (obj: KubeObject) => client.get(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name, signal);
   const health = await waitForHealth([...outcome.objects.values()], read, { timeoutMs, signal });
-  let result: SyncResult;
-  if (pruned.problems.length > 0) result = run.result('failed', changes, health, new ApplyError('apply', pruned.problems));
-  else if (health.status === 'failed') result = run.result('failed', changes, health, `health check failed: ${health.notReady.map((h) => `${h.ref.kind}/${h.ref.name}: ${h.message}`).join('; ')}`);
-  else if (health.status === 'progressing' && spec.wait) result = run.result('progressing', changes, health);
-  else result = run.result(hasChanges({ changes }) ? 'applied' : 'unchanged', changes, health);
+  const { outcome: syncOutcome, error } = verdict(spec, changes, health, pruned.problems);
+  let result = run.result(syncOutcome, changes, health, error);
+  if (reloads.length > 0) result = { ...result, reloads, ...(result.outcome === 'unchanged' ? { outcome: 'applied' as const } : {}) };
   return run.record(result, result.outcome === 'unchanged' && sameInventory(run.state.inventory, inventory) ? undefined : inventory);
 }
 

@@ -1,7 +1,7 @@
 import { listBranches } from '../source/index.js';
 import { receiveRegistryNotification, routeGithubEvent, verifyGithub, type HttpRequest, type HttpResponse, type TrackedRepo } from '../triggers/index.js';
 import type { GitSource } from '../source/index.js';
-import type { PushMessage } from '../model/index.js';
+import type { QueueMessage, ReloadMessage } from '../model/index.js';
 import type { Queue } from './queue.js';
 
 /**
@@ -27,11 +27,16 @@ export async function receiveRegistryWebhook(req: HttpRequest, opts: { secret: s
 /**
  * The scheduled fallback: one ls-remote per repository; a push message for the tracked branch's
  * head, deduplicated per drift interval (so an unchanged revision is re-synced, and drift
- * corrected, once per interval, and a moved branch right away).
+ * corrected, once per interval, and a moved branch right away); and a reload pass per cluster.
  */
-export async function pollRepositories(repos: ReadonlyArray<TrackedRepo & { source: GitSource }>, queue: Queue, opts: { now: number; driftIntervalMs: number }): Promise<PushMessage[]> {
+export async function pollRepositories(
+  repos: ReadonlyArray<TrackedRepo & { source: GitSource }>,
+  queue: Queue,
+  opts: { now: number; driftIntervalMs: number; reloadClusters?: readonly string[] },
+): Promise<QueueMessage[]> {
   const bucket = Math.floor(opts.now / opts.driftIntervalMs);
-  const messages: PushMessage[] = [];
+  // The reload pass runs on every poll (once a minute at most), per cluster.
+  const messages: QueueMessage[] = (opts.reloadClusters ?? []).map((cluster): ReloadMessage => ({ type: 'reload', cluster, bucket: Math.floor(opts.now / 60_000) }));
   for (const repo of repos) {
     const sha = (await listBranches(repo.source)).get(`refs/heads/${repo.branch}`);
     if (sha) messages.push({ type: 'push', repo: repo.url, ref: `refs/heads/${repo.branch}`, sha, paths: null, reason: 'poll', bucket });

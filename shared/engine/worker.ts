@@ -3,10 +3,12 @@ import type { TargetSpec } from '../config/index.js';
 import type { PushMessage, QueueMessage, SyncMessage, SyncResult } from '../model/index.js';
 import { checkoutRevision } from '../source/index.js';
 import type { Queue } from './queue.js';
+import { reloadPass, type ReloadReport } from '../reload/index.js';
 import { CONFIG_FILE, TargetNotFoundError, loadConfig, syncRepo, type EngineContext } from './sync.js';
 
 export type WorkOutcome =
   | { kind: 'fanned-out'; targets: string[] }
+  | { kind: 'reloaded'; cluster: string; report: ReloadReport }
   | { kind: 'synced'; result: SyncResult }
   | { kind: 'ignored'; reason: string };
 
@@ -34,6 +36,18 @@ async function fanOut(ctx: EngineContext, msg: PushMessage, queue: Queue): Promi
   return { kind: 'fanned-out', targets: targets.map((t) => t.name) };
 }
 
+async function syncOne(ctx: EngineContext, msg: SyncMessage, signal?: AbortSignal): Promise<WorkOutcome> {
+  const results = await syncRepo(ctx, { repo: msg.repo, target: msg.target, revision: msg.revision, signal }).catch((err: unknown) => {
+    if (err instanceof TargetNotFoundError) return err; // removed from tidegate.yaml since: nothing to retry
+    throw err;
+  });
+  if (results instanceof TargetNotFoundError) return { kind: 'ignored', reason: results.message };
+  const [result] = results;
+  if (!result) return { kind: 'ignored', reason: `target ${msg.target} produced no result` };
+  ctx.logger?.info('synced', { target: result.target, revision: result.revision.sha, outcome: result.outcome, durationMs: result.durationMs, ...(result.error ? { error: result.error } : {}) });
+  return { kind: 'synced', result };
+}
+
 /**
  * Handles one queue message. A push fans out into one sync message per affected target (its
  * message group serialises that target); a sync runs the engine. A failed sync is a result; an
@@ -43,16 +57,13 @@ export async function handleMessage(ctx: EngineContext, msg: QueueMessage, queue
   switch (msg.type) {
     case 'push':
       return fanOut(ctx, msg, queue);
-    case 'sync': {
-      const results = await syncRepo(ctx, { repo: msg.repo, target: msg.target, revision: msg.revision, signal }).catch((err: unknown) => {
-        if (err instanceof TargetNotFoundError) return err; // removed from tidegate.yaml since: nothing to retry
-        throw err;
-      });
-      if (results instanceof TargetNotFoundError) return { kind: 'ignored', reason: results.message };
-      const [result] = results;
-      if (!result) return { kind: 'ignored', reason: `target ${msg.target} produced no result` };
-      ctx.logger?.info('synced', { target: result.target, revision: result.revision.sha, outcome: result.outcome, durationMs: result.durationMs, ...(result.error ? { error: result.error } : {}) });
-      return { kind: 'synced', result };
+    case 'sync':
+      return syncOne(ctx, msg, signal);
+    case 'reload': {
+      const client = await ctx.connect(msg.cluster);
+      const report = await reloadPass(client, { ...(ctx.reload?.scope ?? {}), strategy: ctx.reload?.strategy ?? 'annotations', signal });
+      ctx.logger?.info('reload pass', { cluster: msg.cluster, rolled: report.rolled.length, recorded: report.recorded.length });
+      return { kind: 'reloaded', cluster: msg.cluster, report };
     }
     case 'image':
       return { kind: 'ignored', reason: `image ${msg.registry}/${msg.repository}:${msg.tag ?? msg.digest ?? ''} received; image automation is not part of this version yet` };

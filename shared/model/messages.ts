@@ -35,4 +35,11 @@ export interface ImageMessage {
   source: 'ecr' | 'distribution' | 'harbor' | 'dockerhub';
 }
 
-export type QueueMessage = PushMessage | SyncMessage | ImageMessage;
+/** Run the reload pass over a cluster's namespaces in scope (catches out-of-band ConfigMap/Secret changes). */
+export interface ReloadMessage {
+  type: 'reload';
+  cluster: string;
+  bucket: number;
+}
+
+export type QueueMessage = PushMessage | SyncMessage | ImageMessage | ReloadMessage;

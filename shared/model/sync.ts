@@ -35,6 +35,8 @@ export interface SyncResult {
   outcome: SyncOutcome;
   changeSet: ChangeSet;
   health: { status: HealthStatus; notReady: ObjectHealth[] };
+  /** Workloads rolled by the reload pass after apply, and the ConfigMaps/Secrets that changed. */
+  reloads?: Array<{ workload: ObjectRef; sources: string[] }>;
   /** The error that ended the sync, as a message (no secret values). */
   error?: string;
   startedAt: string;

@@ -90,31 +90,41 @@ function relevantSources(obj: KubeObject, template: PodTemplate, sources: readon
   return out;
 }
 
-/** The reload fields this manager owns, as a partial object to server-side apply (always complete: SSA drops what is left out). */
-function reloadPatch(obj: KubeObject, adapter: WorkloadAdapter, template: PodTemplate, baseline: Record<string, string>, relevant: readonly Relevant[], changed: readonly Relevant[], strategy: ReloadStrategy): KubeObject {
-  const annotations: Record<string, string> = {};
-  const envByContainer = new Map<string, Array<{ name: string; value: string }>>();
-  const liveTemplateAnn = template.metadata?.annotations ?? {};
-  // Keep what this manager set before, then update what changed.
-  for (const k of [RELOADED_HASH_ANNOTATION, RELOADED_FROM_ANNOTATION]) if (liveTemplateAnn[k] !== undefined) annotations[k] = liveTemplateAnn[k];
+/** Template annotations this manager owns: kept as they are, replaced when something changed (annotations strategy). */
+function templateAnnotations(template: PodTemplate, relevant: readonly Relevant[], changed: readonly Relevant[], strategy: ReloadStrategy): Record<string, string> {
+  const live = template.metadata?.annotations ?? {};
+  const out: Record<string, string> = {};
+  for (const k of [RELOADED_HASH_ANNOTATION, RELOADED_FROM_ANNOTATION]) if (live[k] !== undefined) out[k] = live[k];
+  if (changed.length > 0 && strategy === 'annotations') {
+    out[RELOADED_HASH_ANNOTATION] = short(contentHash(Object.fromEntries(relevant.map((r) => [key(r.source.kind, r.source.name), r.source.hash])), undefined));
+    out[RELOADED_FROM_ANNOTATION] = changed.map((r) => key(r.source.kind, r.source.name)).join(',');
+  }
+  return out;
+}
+
+/** STAKATER_* env vars this manager owns, per container: kept, and set for what changed (env-vars strategy). */
+function envVars(template: PodTemplate, changed: readonly Relevant[], strategy: ReloadStrategy): Map<string, Array<{ name: string; value: string }>> {
+  const byContainer = new Map<string, Array<{ name: string; value: string }>>();
   for (const c of template.spec?.containers ?? []) {
     const ours = (c as { env?: Array<{ name: string; value?: string }> }).env?.filter((e) => e.name.startsWith('STAKATER_') && e.value !== undefined) ?? [];
-    if (ours.length) envByContainer.set(c.name, ours.map((e) => ({ name: e.name, value: e.value ?? '' })));
+    if (ours.length) byContainer.set(c.name, ours.map((e) => ({ name: e.name, value: e.value ?? '' })));
   }
-  if (changed.length > 0 && strategy === 'annotations') {
-    annotations[RELOADED_HASH_ANNOTATION] = short(contentHash(Object.fromEntries(relevant.map((r) => [key(r.source.kind, r.source.name), r.source.hash])), undefined));
-    annotations[RELOADED_FROM_ANNOTATION] = changed.map((r) => key(r.source.kind, r.source.name)).join(',');
+  if (strategy !== 'env-vars') return byContainer;
+  for (const r of changed) {
+    if (!r.container) continue;
+    const name = envVarName(r.source.name, r.source.kind);
+    byContainer.set(r.container, [...(byContainer.get(r.container) ?? []).filter((e) => e.name !== name), { name, value: short(r.source.hash) }]);
   }
-  if (strategy === 'env-vars') {
-    for (const r of changed) {
-      if (!r.container) continue;
-      const list = (envByContainer.get(r.container) ?? []).filter((e) => e.name !== envVarName(r.source.name, r.source.kind));
-      envByContainer.set(r.container, [...list, { name: envVarName(r.source.name, r.source.kind), value: short(r.source.hash) }]);
-    }
-  }
+  return byContainer;
+}
+
+/** The reload fields this manager owns, as a partial object to server-side apply (always complete: SSA drops what is left out). */
+function reloadPatch(obj: KubeObject, adapter: WorkloadAdapter, template: PodTemplate, baseline: Record<string, string>, relevant: readonly Relevant[], changed: readonly Relevant[], strategy: ReloadStrategy): KubeObject {
+  const annotations = templateAnnotations(template, relevant, changed, strategy);
+  const env = envVars(template, changed, strategy);
   const partial: PodTemplate = {
     ...(Object.keys(annotations).length ? { metadata: { annotations } } : {}),
-    ...(envByContainer.size ? { spec: { containers: [...envByContainer].map(([name, env]) => ({ name, env })) } } : {}),
+    ...(env.size ? { spec: { containers: [...env].map(([name, list]) => ({ name, env: list })) } } : {}),
   };
   return {
     apiVersion: obj.apiVersion,
@@ -122,6 +132,28 @@ function reloadPatch(obj: KubeObject, adapter: WorkloadAdapter, template: PodTem
     metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace, annotations: { [BASELINE_ANNOTATION]: JSON.stringify(baseline) } },
     ...(Object.keys(partial).length ? atTemplatePath(adapter, partial) : {}),
   };
+}
+
+/** One workload: record hashes the first time, roll when a relevant source changed, else nothing. */
+async function reconcile(client: KubeClient, adapter: WorkloadAdapter, workload: KubeObject, sources: readonly Source[], opts: ReloadOptions, report: ReloadReport): Promise<void> {
+  const template = podTemplateOf(workload, adapter);
+  if (!hasReloadAnnotations(workload.metadata.annotations ?? {}, template.metadata?.annotations ?? {})) return;
+  const relevant = relevantSources(workload, template, sources);
+  const current = Object.fromEntries(relevant.map((r) => [key(r.source.kind, r.source.name), short(r.source.hash)]));
+  const raw = workload.metadata.annotations?.[BASELINE_ANNOTATION];
+  const baseline = raw ? (JSON.parse(raw) as Record<string, string>) : undefined;
+  const ref = refOf(workload);
+  const recorded = (k: string): string | undefined => baseline?.[k];
+  const changed = baseline ? relevant.filter((r) => recorded(key(r.source.kind, r.source.name)) !== undefined && recorded(key(r.source.kind, r.source.name)) !== short(r.source.hash)) : [];
+  const added = !baseline || relevant.some((r) => recorded(key(r.source.kind, r.source.name)) === undefined);
+  if (changed.length === 0 && !added) {
+    if (relevant.length === 0) report.skipped.push({ workload: ref, reason: 'no referenced or named ConfigMap/Secret qualifies' });
+    return;
+  }
+  const patch = reloadPatch(workload, adapter, template, { ...baseline, ...current }, relevant, changed, opts.strategy);
+  await client.apply(patch, { fieldManager: RELOAD_FIELD_MANAGER, force: true, ...(opts.signal ? { signal: opts.signal } : {}) });
+  if (changed.length > 0) report.rolled.push({ workload: ref, sources: changed.map((r) => key(r.source.kind, r.source.name)) });
+  else report.recorded.push(ref);
 }
 
 /**
@@ -136,28 +168,7 @@ export async function reloadPass(client: KubeClient, opts: ReloadOptions): Promi
   const sources = await readSources(client, opts);
   for (const adapter of WORKLOADS) {
     for (const obj of await listScoped(client, adapter.apiVersion, adapter.kind, opts, undefined, opts.signal)) {
-      const workload = { ...obj, apiVersion: adapter.apiVersion, kind: adapter.kind };
-      const template = podTemplateOf(workload, adapter);
-      if (!hasReloadAnnotations(obj.metadata.annotations ?? {}, template.metadata?.annotations ?? {})) continue;
-      const relevant = relevantSources(workload, template, sources.get(obj.metadata.namespace ?? '') ?? []);
-      const current = Object.fromEntries(relevant.map((r) => [key(r.source.kind, r.source.name), short(r.source.hash)]));
-      const raw = obj.metadata.annotations?.[BASELINE_ANNOTATION];
-      const baseline = raw ? (JSON.parse(raw) as Record<string, string>) : undefined;
-      const ref = refOf(workload);
-      if (!baseline) {
-        await client.apply(reloadPatch(workload, adapter, template, current, relevant, [], opts.strategy), { fieldManager: RELOAD_FIELD_MANAGER, force: true, ...(opts.signal ? { signal: opts.signal } : {}) });
-        report.recorded.push(ref);
-        continue;
-      }
-      const changed = relevant.filter((r) => baseline[key(r.source.kind, r.source.name)] !== undefined && baseline[key(r.source.kind, r.source.name)] !== short(r.source.hash));
-      const added = relevant.some((r) => baseline[key(r.source.kind, r.source.name)] === undefined);
-      if (changed.length === 0 && !added) {
-        if (relevant.length === 0) report.skipped.push({ workload: ref, reason: 'no referenced or named ConfigMap/Secret qualifies' });
-        continue;
-      }
-      await client.apply(reloadPatch(workload, adapter, template, { ...baseline, ...current }, relevant, changed, opts.strategy), { fieldManager: RELOAD_FIELD_MANAGER, force: true, ...(opts.signal ? { signal: opts.signal } : {}) });
-      if (changed.length > 0) report.rolled.push({ workload: ref, sources: changed.map((r) => key(r.source.kind, r.source.name)) });
-      else report.recorded.push(ref);
+      await reconcile(client, adapter, { ...obj, apiVersion: adapter.apiVersion, kind: adapter.kind }, sources.get(obj.metadata.namespace ?? '') ?? [], opts, report);
     }
   }
   return report;

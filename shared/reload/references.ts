@@ -50,30 +50,25 @@ export function containerUsing(spec: PodSpec, kind: SourceKind, name: string): s
   return undefined;
 }
 
+type Named = { kind: SourceKind; name: string | undefined };
+
+const fromVolumes = (spec: PodSpec): Named[] =>
+  (spec.volumes ?? []).flatMap((v) => [
+    { kind: 'ConfigMap' as const, name: v.configMap?.name },
+    { kind: 'Secret' as const, name: v.secret?.secretName },
+    ...(v.projected?.sources ?? []).flatMap((s) => [{ kind: 'ConfigMap' as const, name: s.configMap?.name }, { kind: 'Secret' as const, name: s.secret?.name }]),
+  ]);
+
+const fromContainer = (c: Container): Named[] => [
+  ...(c.env ?? []).flatMap((e) => [{ kind: 'ConfigMap' as const, name: e.valueFrom?.configMapKeyRef?.name }, { kind: 'Secret' as const, name: e.valueFrom?.secretKeyRef?.name }]),
+  ...(c.envFrom ?? []).flatMap((e) => [{ kind: 'ConfigMap' as const, name: e.configMapRef?.name }, { kind: 'Secret' as const, name: e.secretRef?.name }]),
+];
+
 /** Every ConfigMap and Secret a pod spec references (volumes, projected sources, env, envFrom; init containers too). */
 export function referencedSources(spec: PodSpec): Array<{ kind: SourceKind; name: string }> {
+  const all = [...fromVolumes(spec), ...[...(spec.containers ?? []), ...(spec.initContainers ?? [])].flatMap(fromContainer)];
   const out = new Map<string, { kind: SourceKind; name: string }>();
-  const add = (kind: SourceKind, name: string | undefined): void => {
-    if (name) out.set(`${kind}/${name}`, { kind, name });
-  };
-  for (const v of spec.volumes ?? []) {
-    add('ConfigMap', v.configMap?.name);
-    add('Secret', v.secret?.secretName);
-    for (const s of v.projected?.sources ?? []) {
-      add('ConfigMap', s.configMap?.name);
-      add('Secret', s.secret?.name);
-    }
-  }
-  for (const c of [...(spec.containers ?? []), ...(spec.initContainers ?? [])]) {
-    for (const e of c.env ?? []) {
-      add('ConfigMap', e.valueFrom?.configMapKeyRef?.name);
-      add('Secret', e.valueFrom?.secretKeyRef?.name);
-    }
-    for (const e of c.envFrom ?? []) {
-      add('ConfigMap', e.configMapRef?.name);
-      add('Secret', e.secretRef?.name);
-    }
-  }
+  for (const { kind, name } of all) if (name) out.set(`${kind}/${name}`, { kind, name });
   return [...out.values()];
 }
 

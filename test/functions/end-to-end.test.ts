@@ -83,7 +83,7 @@ describe('GitHub push → handler → SQS FIFO (moto) → worker → real apiser
   });
 
   it('the scheduled poll finds the moved branch and the worker applies its head', async () => {
-    expect(await scheduledPoll()).toEqual({ queued: 1 });
+    expect(await scheduledPoll()).toEqual({ queued: 2 }); // the repository's head, and a reload pass for cluster test
     await work();
     await work();
     expect((await repo.engine.client.get('apps/v1', 'Deployment', nsWeb, 'web'))?.['spec']).toMatchObject({ replicas: 4 });
