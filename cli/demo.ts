@@ -122,7 +122,12 @@ export async function runDemo(io: Io): Promise<number> {
     io.out(indent(formatResults([drift])));
     say(`  replicas=${await replicas()} again`);
 
-    io.out('\nstep 4  a ConfigMap change that rolls the Deployment: needs Reloader-compatible rollouts, not in this version yet\n');
+    io.out('\nstep 4  a ConfigMap change in Git rolls the Deployment that uses it (reloader.stakater.com/auto)\n');
+    const generation = async (): Promise<number> => (await client.get('apps/v1', 'Deployment', NS, 'podinfo'))?.metadata.generation ?? 0;
+    const genBefore = await generation();
+    await push({ 'apps/podinfo/config.yaml': manifests(3, 'debug')['apps/podinfo/config.yaml'] ?? '' }, 'podinfo: log level debug');
+    say(`  Deployment generation ${genBefore} → ${await generation()}: a new rollout, pods get the new config`);
+
     io.out('step 5  an image push written back to Git: needs image automation, not in this version yet\n');
 
     io.out('\nstatus (tidegate status)\n');

@@ -10,7 +10,10 @@ describe('npm start (tidegate demo)', () => {
     expect(out).toMatch(/step 1 {2}initial sync[\s\S]*\+ Deployment\.apps\/demo\/podinfo/);
     expect(out).toMatch(/step 2 [\s\S]*~ Deployment\.apps\/demo\/podinfo {2}\(spec\.replicas\)[\s\S]*the cluster now runs replicas=3/);
     expect(out).toMatch(/step 3 [\s\S]*drift corrected[\s\S]*replicas=3 again/);
+    expect(out).toMatch(/step 4 [\s\S]*↻ Deployment\.apps\/demo\/podinfo rolled: ConfigMap\/podinfo-config changed[\s\S]*Deployment generation (\d+) → (\d+)/);
+    const [, before, after] = /Deployment generation (\d+) → (\d+)/.exec(out) ?? [];
+    expect(Number(after)).toBe(Number(before) + 1);
     expect(out).toMatch(/podinfo: applied main@[0-9a-f]{12} at .*, health healthy; 3 objects/);
-    expect(out).toMatch(/demo finished: 3 syncs, all succeeded/);
+    expect(out).toMatch(/demo finished: 4 syncs, all succeeded/);
   }, 120_000);
 });
