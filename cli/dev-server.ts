@@ -48,10 +48,11 @@ function readBody(req: IncomingMessage): Promise<string> {
  * on an interval, and the engine against the current kubeconfig context.
  */
 export async function startDevServer(opts: DevServerOptions): Promise<DevServer> {
+  const engine: EngineContext = { ...opts.engine, repositories: [{ url: opts.repo, branch: opts.branch }] };
   const queue: MemoryQueue = new MemoryQueue(async (msg, q) => {
     const started = Date.now();
     try {
-      const outcome = await handleMessage(opts.engine, msg, q);
+      const outcome = await handleMessage(engine, msg, q);
       opts.onWork?.(msg, outcome, Date.now() - started);
     } catch (err) {
       opts.onWork?.(msg, err instanceof Error ? err : new Error(String(err)), Date.now() - started);

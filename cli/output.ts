@@ -38,6 +38,8 @@ export function describeOutcome(outcome: WorkOutcome | Error): string {
       return `→ ${outcome.targets.join(', ') || 'no targets affected'}`;
     case 'reloaded':
       return `reload pass on ${outcome.cluster || 'the current context'}: ${outcome.report.rolled.map((r) => `rolled ${formatRef(r.workload)} (${r.sources.join(', ')})`).join('; ') || 'nothing changed'}`;
+    case 'images-written':
+      return outcome.updates.map((u) => `wrote ${u.sha.slice(0, 12)} to ${u.repo}: ${u.edits.map((e) => `${e.policy} ${e.from} → ${e.to}`).join(', ')}`).join('; ') || 'every marker already at the chosen image';
     case 'ignored':
       return `ignored: ${outcome.reason}`;
   }

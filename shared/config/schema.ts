@@ -80,11 +80,39 @@ export const targetSchema = z
   })
   .strict();
 
+const order = z.enum(['asc', 'desc']).default('asc');
+
+/** An image policy, in the shape of Flux's ImageRepository + ImagePolicy. */
+export const imagePolicySchema = z
+  .object({
+    name: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be lower case letters, digits and "-"'),
+    namespace: z.string().optional().describe('when set, only markers "<namespace>:<name>" match; otherwise any namespace does (Flux markers work unchanged)'),
+    repository: z.string().min(1).describe('image repository, e.g. ghcr.io/stefanprodan/podinfo or 123456789012.dkr.ecr.eu-west-1.amazonaws.com/podinfo'),
+    insecure: z.boolean().default(false).describe('plain HTTP (a registry on localhost)'),
+    policy: z.union([
+      z.object({ semver: z.object({ range: z.string().min(1) }).strict() }).strict(),
+      z.object({ alphabetical: z.object({ order }).strict() }).strict(),
+      z.object({ numerical: z.object({ order }).strict() }).strict(),
+    ]),
+    filterTags: z.object({ pattern: z.string().min(1), extract: z.string().optional() }).strict().optional(),
+    digest: z.boolean().default(false).describe('pin the digest: image references become name:tag@sha256:...'),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     targets: z.array(targetSchema).min(1),
+    images: z.array(imagePolicySchema).default([]),
+    imageAutomation: z
+      .object({
+        author: z.object({ name: z.string().min(1), email: z.string().min(1) }).strict().default({ name: 'tidegate', email: 'tidegate@users.noreply.github.com' }),
+      })
+      .strict()
+      .default({ author: { name: 'tidegate', email: 'tidegate@users.noreply.github.com' } }),
   })
   .passthrough();
+
+export type ImagePolicySpec = z.output<typeof imagePolicySchema>;
 
 export type TargetSpec = z.output<typeof targetSchema>;
 export type TidegateConfig = z.output<typeof configSchema>;

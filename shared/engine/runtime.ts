@@ -55,7 +55,12 @@ export async function createRuntime(service: string, env: NodeJS.ProcessEnv = pr
   if (!settings.queueUrl) throw new TidegateError('SettingsInvalid', 'TIDEGATE_SETTINGS has no queueUrl');
   return {
     settings,
-    engine: { settings: localSettings(env), connect, gitSource, logger, reload: { strategy: settings.reload.strategy, scope: settings.reload } },
+    engine: {
+      settings: localSettings(env), connect, gitSource, logger,
+      repositories: settings.repositories,
+      registry: { awsEndpoint: endpoint, awsCredentials: credentials },
+      reload: { strategy: settings.reload.strategy, scope: settings.reload },
+    },
     queue: new SqsQueue(new SQSClient(aws), settings.queueUrl),
     secrets,
     logger,

@@ -6,6 +6,7 @@ import { TidegateError, type Revision, type SyncResult } from '../model/index.js
 import { checkoutRevision, resolveRevision, type GitSource } from '../source/index.js';
 import type { Logger } from '../telemetry/index.js';
 import type { ReloadScope, ReloadStrategy } from '../reload/index.js';
+import type { RegistryAccess } from '../images/index.js';
 import { syncTarget } from './target-sync.js';
 
 /** What the engine needs from its shell (Lambda, CLI, tests). */
@@ -17,6 +18,10 @@ export interface EngineContext {
   gitSource(url: string): GitSource;
   logger?: Logger;
   now?: () => Date;
+  /** The GitOps repositories and tracked branches (image automation writes to them). */
+  repositories?: ReadonlyArray<{ url: string; branch: string }>;
+  /** Registry access for image automation (ECR endpoint and credentials, other registries' credentials). */
+  registry?: RegistryAccess;
   /** Reload defaults (deploy-time settings): the strategy targets use unless they set one, and the scheduled pass's scope. */
   reload?: { strategy: ReloadStrategy; scope: ReloadScope };
 }

@@ -1,7 +1,8 @@
 import { normaliseRepoUrl } from '../triggers/index.js';
 import type { TargetSpec } from '../config/index.js';
-import type { PushMessage, QueueMessage, SyncMessage, SyncResult } from '../model/index.js';
-import { checkoutRevision } from '../source/index.js';
+import type { ImageMessage, PushMessage, QueueMessage, SyncMessage, SyncResult } from '../model/index.js';
+import { latestImage, policiesFor, writeImages, type ImageUpdate } from '../images/index.js';
+import { checkoutRevision, resolveRevision } from '../source/index.js';
 import type { Queue } from './queue.js';
 import { reloadPass, type ReloadReport } from '../reload/index.js';
 import { CONFIG_FILE, TargetNotFoundError, loadConfig, syncRepo, type EngineContext } from './sync.js';
@@ -9,6 +10,7 @@ import { CONFIG_FILE, TargetNotFoundError, loadConfig, syncRepo, type EngineCont
 export type WorkOutcome =
   | { kind: 'fanned-out'; targets: string[] }
   | { kind: 'reloaded'; cluster: string; report: ReloadReport }
+  | { kind: 'images-written'; updates: Array<{ repo: string; sha: string; edits: ImageUpdate['edits'] }> }
   | { kind: 'synced'; result: SyncResult }
   | { kind: 'ignored'; reason: string };
 
@@ -49,6 +51,32 @@ async function syncOne(ctx: EngineContext, msg: SyncMessage, signal?: AbortSigna
 }
 
 /**
+ * An image push: for every GitOps repository whose tidegate.yaml has a policy for that image,
+ * choose the tag by policy, rewrite the markers, commit and push; the commit is then synced like
+ * any push. The registry never changes the cluster directly.
+ */
+async function updateImages(ctx: EngineContext, msg: ImageMessage, queue: Queue): Promise<WorkOutcome> {
+  const updates: Array<{ repo: string; sha: string; edits: ImageUpdate['edits'] }> = [];
+  let matched = false;
+  for (const repo of ctx.repositories ?? []) {
+    const src = ctx.gitSource(repo.url);
+    const head = await resolveRevision(src, { branch: repo.branch });
+    const config = loadConfig((await checkoutRevision(src, head, ctx.settings.cacheDir)).dir);
+    const policies = policiesFor(config, msg);
+    if (policies.length === 0) continue;
+    matched = true;
+    const latest = new Map(await Promise.all(policies.map(async (p) => [p, await latestImage(p, ctx.registry)] as const)));
+    const update = await writeImages(src, { branch: repo.branch, author: config.imageAutomation.author, latest, cacheDir: ctx.settings.cacheDir });
+    if (!update.sha) continue;
+    updates.push({ repo: repo.url, sha: update.sha, edits: update.edits });
+    ctx.logger?.info('images written', { repo: repo.url, sha: update.sha, edits: update.edits.map((e) => `${e.policy}: ${e.from} → ${e.to}`) });
+    await queue.send([{ type: 'push', repo: repo.url, ref: `refs/heads/${repo.branch}`, sha: update.sha, paths: [...new Set(update.edits.map((e) => e.file))], reason: 'push' }]);
+  }
+  if (!matched) return { kind: 'ignored', reason: `no image policy follows ${msg.registry}/${msg.repository}` };
+  return { kind: 'images-written', updates };
+}
+
+/**
  * Handles one queue message. A push fans out into one sync message per affected target (its
  * message group serialises that target); a sync runs the engine. A failed sync is a result; an
  * exception (git or the apiserver unreachable) is thrown so the queue retries the message.
@@ -66,6 +94,6 @@ export async function handleMessage(ctx: EngineContext, msg: QueueMessage, queue
       return { kind: 'reloaded', cluster: msg.cluster, report };
     }
     case 'image':
-      return { kind: 'ignored', reason: `image ${msg.registry}/${msg.repository}:${msg.tag ?? msg.digest ?? ''} received; image automation is not part of this version yet` };
+      return updateImages(ctx, msg, queue);
   }
 }

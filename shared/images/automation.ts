@@ -1,0 +1,92 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
+import type { ImagePolicySpec, TidegateConfig } from '../config/index.js';
+import type { ImageMessage } from '../model/index.js';
+import { commitAndPush, type GitSource } from '../source/index.js';
+import { rewriteMarkers, type LatestImage, type MarkerEdit } from './markers.js';
+import { selectTag } from './policy.js';
+import { EcrRepository, OciClient, RegistryError, isEcr, splitRepository, type Credentials } from './registry.js';
+
+export interface RegistryAccess {
+  /** AWS endpoint override (tests, local stacks) and credentials for ECR. */
+  awsEndpoint?: string | undefined;
+  awsCredentials?: AwsCredentialIdentity | AwsCredentialIdentityProvider | undefined;
+  /** Credentials for other registries, by host. */
+  credentials?: (host: string) => Credentials | undefined;
+}
+
+/** Asks the registry for the repository's tags and applies the policy (and pins the digest when asked). */
+export async function latestImage(policy: ImagePolicySpec, access: RegistryAccess = {}): Promise<LatestImage> {
+  let tags: string[];
+  let digestOf: (tag: string) => Promise<string>;
+  if (isEcr(policy.repository)) {
+    const ecr = new EcrRepository(policy.repository, { endpoint: access.awsEndpoint, credentials: access.awsCredentials });
+    tags = await ecr.listTags();
+    digestOf = (tag) => ecr.digest(tag);
+  } else {
+    const { host, path } = splitRepository(policy.repository);
+    const oci = new OciClient(host, { insecure: policy.insecure, credentials: access.credentials?.(host) });
+    tags = await oci.listTags(path);
+    digestOf = (tag) => oci.digest(path, tag);
+  }
+  const tag = selectTag(tags, policy);
+  if (!tag) throw new RegistryError(`no tag of ${policy.repository} satisfies image policy ${policy.name} (${tags.length} tags seen)`);
+  return { name: policy.repository, tag, ...(policy.digest ? { digest: await digestOf(tag) } : {}) };
+}
+
+const normaliseImage = (ref: string): string => {
+  const { host, path } = splitRepository(ref);
+  return `${host === 'docker.io' ? 'registry-1.docker.io' : host}/${path}`;
+};
+
+/** The policies an image push concerns: those whose repository is the pushed one. */
+export function policiesFor(config: Pick<TidegateConfig, 'images'>, msg: Pick<ImageMessage, 'registry' | 'repository'>): ImagePolicySpec[] {
+  const pushed = normaliseImage(`${msg.registry}/${msg.repository}`);
+  return config.images.filter((p) => normaliseImage(p.repository) === pushed);
+}
+
+export interface ImageUpdate {
+  sha: string | undefined;
+  edits: Array<MarkerEdit & { file: string }>;
+  attempts: number;
+}
+
+const YAML_FILE = /\.ya?ml$/i;
+
+/**
+ * Writes the latest images of the given policies into Git: every YAML file's Flux markers are
+ * rewritten (only the marked values), committed with a message listing old → new, and pushed; a
+ * push that loses a race is redone on the new head. Nothing is committed when every marker is
+ * already at the chosen image.
+ */
+export async function writeImages(src: GitSource, opts: { branch: string; author: { name: string; email: string }; latest: ReadonlyMap<ImagePolicySpec, LatestImage>; cacheDir: string }): Promise<ImageUpdate> {
+  let edits: ImageUpdate['edits'] = [];
+  const resolve = (marker: { namespace: string; policy: string }): LatestImage | undefined => {
+    for (const [policy, image] of opts.latest) {
+      if (policy.name === marker.policy && (policy.namespace === undefined || policy.namespace === marker.namespace)) return image;
+    }
+    return undefined;
+  };
+  const result = await commitAndPush(src, {
+    branch: opts.branch,
+    author: opts.author,
+    cacheDir: opts.cacheDir,
+    change: (dir, files) => {
+      edits = [];
+      for (const file of files().filter((f) => YAML_FILE.test(f))) {
+        const text = readFileSync(join(dir, file), 'utf8');
+        if (!text.includes('$imagepolicy')) continue;
+        const out = rewriteMarkers(text, resolve);
+        if (out.edits.length === 0) continue;
+        writeFileSync(join(dir, file), out.text);
+        edits.push(...out.edits.map((e) => ({ ...e, file })));
+      }
+      if (edits.length === 0) return Promise.resolve(undefined);
+      const lines = edits.map((e) => `- ${e.policy}: ${e.from} → ${e.to} (${e.file}:${e.line})`);
+      const names = [...new Set(edits.map((e) => e.policy))].join(', ');
+      return Promise.resolve(`tidegate: update image${names.includes(',') ? 's' : ''} ${names}\n\n${lines.join('\n')}\n`);
+    },
+  });
+  return { sha: result.sha, edits: result.sha ? edits : [], attempts: result.attempts };
+}
