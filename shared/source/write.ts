@@ -29,6 +29,22 @@ function listFiles(dir: string, base = ''): string[] {
   });
 }
 
+/** Stages every changed file and commits; undefined when nothing changed. */
+async function stageAndCommit(dir: string, message: string, author: CommitAuthor): Promise<string | undefined> {
+  const changed = (await git.statusMatrix({ fs, dir })).filter(([, head, work]) => head !== work);
+  if (changed.length === 0) return undefined;
+  for (const [file, , work] of changed) {
+    if (work === 0) await git.remove({ fs, dir, filepath: file });
+    else await git.add({ fs, dir, filepath: file });
+  }
+  const now = Math.floor(Date.now() / 1000);
+  return git.commit({ fs, dir, message, author: { ...author, timestamp: now }, committer: { ...author, timestamp: now } });
+}
+
+/** The branch moved under us (non-fast-forward): worth a fresh attempt. */
+const isRejected = (err: unknown): boolean =>
+  (err as { code?: string }).code === 'PushRejectedError' || /non-fast-forward|fetch first|rejected/i.test(err instanceof Error ? err.message : '');
+
 /**
  * Commits a change to a branch and pushes it, with isomorphic-git. `change` edits files in the
  * work tree and returns the commit message, or undefined when there is nothing to commit. When
@@ -51,22 +67,14 @@ export async function commitAndPush(
     }
     const message = await opts.change(dir, () => listFiles(dir));
     if (message === undefined) return { sha: undefined, attempts: attempt };
-    const changed = (await git.statusMatrix({ fs, dir })).filter(([, head, work]) => head !== work);
-    if (changed.length === 0) return { sha: undefined, attempts: attempt };
-    for (const [file, , work] of changed) {
-      if (work === 0) await git.remove({ fs, dir, filepath: file });
-      else await git.add({ fs, dir, filepath: file });
-    }
-    const now = Math.floor(Date.now() / 1000);
-    const sha = await git.commit({ fs, dir, message, author: { ...opts.author, timestamp: now }, committer: { ...opts.author, timestamp: now } });
+    const sha = await stageAndCommit(dir, message, opts.author);
+    if (!sha) return { sha: undefined, attempts: attempt };
     try {
       const pushed = await git.push({ fs, http, dir, ref: opts.branch, remoteRef: `refs/heads/${opts.branch}`, ...auth });
       if (pushed.ok) return { sha, attempts: attempt };
       throw new Error(pushed.error ?? 'push refused');
     } catch (err) {
-      const code = (err as { code?: string }).code;
-      const rejected = code === 'PushRejectedError' || /non-fast-forward|fetch first|rejected/i.test(err instanceof Error ? err.message : '');
-      if (!rejected || attempt === max) throw new TidegateError('PushFailed', `cannot push to ${opts.branch} of ${redactUrl(src.url)} after ${attempt} attempt(s): ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      if (!isRejected(err) || attempt === max) throw new TidegateError('PushFailed', `cannot push to ${opts.branch} of ${redactUrl(src.url)} after ${attempt} attempt(s): ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
   }
   throw new TidegateError('PushFailed', 'unreachable');
