@@ -1,6 +1,6 @@
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { stringify } from 'yaml';
-import { GitWorkspace, createBareRepo, startEnvironment, type Environment } from '../devenv/index.js';
+import { GitWorkspace, createBareRepo, pushImage, setNotificationTarget, startEnvironment, type Environment } from '../devenv/index.js';
 import { KubeClient, kubeConfigFromEndpoint } from '../shared/cluster/index.js';
 import { localSettings } from '../shared/config/index.js';
 import type { EngineContext, WorkOutcome } from '../shared/engine/index.js';
@@ -14,19 +14,25 @@ const NS = 'demo';
 const indent = (text: string): string => `${text.trimEnd().replace(/^/gm, '         ')}\n`;
 const TARGET = 'podinfo';
 
-function manifests(replicas: number, logLevel: string): Record<string, string> {
+const IMAGE_MARKER = '# {"$imagepolicy": "flux-system:podinfo"}';
+
+function manifests(replicas: number, logLevel: string, image: string): Record<string, string> {
   const labels = { app: 'podinfo' };
   const docs: Record<string, KubeObject> = {
     'apps/podinfo/deployment.yaml': {
       apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'podinfo', annotations: { 'reloader.stakater.com/auto': 'true' } },
-      spec: { replicas, selector: { matchLabels: labels }, template: { metadata: { labels }, spec: { containers: [{ name: 'podinfo', image: 'ghcr.io/stefanprodan/podinfo:6.5.0', envFrom: [{ configMapRef: { name: 'podinfo-config' } }] }] } } },
+      spec: { replicas, selector: { matchLabels: labels }, template: { metadata: { labels }, spec: { containers: [{ name: 'podinfo', image: `${image}:6.5.0`, envFrom: [{ configMapRef: { name: 'podinfo-config' } }] }] } } },
     },
     'apps/podinfo/service.yaml': { apiVersion: 'v1', kind: 'Service', metadata: { name: 'podinfo' }, spec: { selector: labels, ports: [{ port: 9898 }] } },
     'apps/podinfo/config.yaml': { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'podinfo-config' }, data: { PODINFO_LOG_LEVEL: logLevel } },
   };
   return {
-    'tidegate.yaml': stringify({ targets: [{ name: TARGET, cluster: 'embedded', path: 'apps/podinfo', targetNamespace: NS, timeout: '30s' }] }),
-    ...Object.fromEntries(Object.entries(docs).map(([k, v]) => [k, stringify(v)])),
+    'tidegate.yaml': stringify({
+      targets: [{ name: TARGET, cluster: 'embedded', path: 'apps/podinfo', targetNamespace: NS, timeout: '30s' }],
+      images: [{ name: 'podinfo', repository: image, insecure: true, policy: { semver: { range: '>=6.0.0' } } }],
+    }),
+    // The image line carries a Flux setter marker, so image automation may rewrite it.
+    ...Object.fromEntries(Object.entries(docs).map(([k, v]) => [k, stringify(v).replace(`image: ${image}:6.5.0`, `image: ${image}:6.5.0 ${IMAGE_MARKER}`)])),
   };
 }
 
@@ -75,6 +81,8 @@ export async function runDemo(io: Io): Promise<number> {
     env = await startEnvironment({ withoutAws: true });
     say(`ready: kube-apiserver ${env.kube.versions.kubeApiserver} (etcd ${env.kube.versions.etcd}) at ${env.kube.server}; kubeconfig ${env.kube.kubeconfigPath}`);
     const url = await createBareRepo(env.git, 'demo/gitops');
+    const image = `${env.registry.host}/demo/podinfo`;
+    await pushImage(env.registry, 'demo/podinfo', '6.5.0');
     const ws = await GitWorkspace.clone(env.git, url);
     const kube = env.kube;
     const client = new KubeClient(kubeConfigFromEndpoint({ name: 'embedded', server: kube.server, caPem: kube.caPem, token: kube.token }));
@@ -92,7 +100,8 @@ export async function runDemo(io: Io): Promise<number> {
         }
       },
     });
-    say(`dev server on ${dev.url} (POST /webhooks/github, POST /webhooks/registry), GitOps repository ${url}`);
+    await setNotificationTarget(env.registry, `${dev.url}/webhooks/registry?token=${secret}`);
+    say(`dev server on ${dev.url} (POST /webhooks/github, POST /webhooks/registry), GitOps repository ${url}, registry ${env.registry.url}`);
     const push = async (files: Record<string, string>, message: string): Promise<SyncResult> => {
       const sha = await ws.commit(files, message);
       const started = Date.now();
@@ -108,9 +117,9 @@ export async function runDemo(io: Io): Promise<number> {
     const replicas = async (): Promise<number> => ((await client.get('apps/v1', 'Deployment', NS, 'podinfo'))?.['spec'] as { replicas: number }).replicas;
 
     io.out('\nstep 1  initial sync of a fresh repository\n');
-    await push(manifests(1, 'info'), 'podinfo: initial');
+    await push(manifests(1, 'info', image), 'podinfo: initial');
     io.out('\nstep 2  a commit changing replicas 1 → 3, delivered as a GitHub push webhook\n');
-    await push(manifests(3, 'info'), 'podinfo: scale to 3');
+    await push(manifests(3, 'info', image), 'podinfo: scale to 3');
     say(`  the cluster now runs replicas=${await replicas()}`);
 
     io.out('\nstep 3  someone scales by hand (replicas → 7); the scheduled poll corrects the drift\n');
@@ -125,10 +134,20 @@ export async function runDemo(io: Io): Promise<number> {
     io.out('\nstep 4  a ConfigMap change in Git rolls the Deployment that uses it (reloader.stakater.com/auto)\n');
     const generation = async (): Promise<number> => (await client.get('apps/v1', 'Deployment', NS, 'podinfo'))?.metadata.generation ?? 0;
     const genBefore = await generation();
-    await push({ 'apps/podinfo/config.yaml': manifests(3, 'debug')['apps/podinfo/config.yaml'] ?? '' }, 'podinfo: log level debug');
+    await push({ 'apps/podinfo/config.yaml': manifests(3, 'debug', image)['apps/podinfo/config.yaml'] ?? '' }, 'podinfo: log level debug');
     say(`  Deployment generation ${genBefore} → ${await generation()}: a new rollout, pods get the new config`);
 
-    io.out('step 5  an image push written back to Git: needs image automation, not in this version yet\n');
+    io.out('\nstep 5  an image push to the registry: the new tag is written to Git (a commit), and that commit is applied\n');
+    const imageSynced = new Promise<SyncResult>((resolve) => (waiting = resolve));
+    const pushedAt = Date.now();
+    await pushImage(env.registry, 'demo/podinfo', '6.5.1');
+    say(`  pushed ${image}:6.5.1; the registry notified the dev server`);
+    const applied = await imageSynced;
+    const message = (await ws.git('fetch', '--quiet', 'origin').then(() => ws.git('log', '-1', '--format=%h by %an: %B', 'origin/main'))).trim();
+    say(`  commit ${message.split('\n').filter(Boolean).join(' | ')}`);
+    io.out(indent(formatResults([applied])));
+    const running = ((await client.get('apps/v1', 'Deployment', NS, 'podinfo'))?.['spec'] as { template: { spec: { containers: Array<{ image: string }> } } }).template.spec.containers[0]?.image;
+    say(`  registry push → applied in ${Date.now() - pushedAt} ms; the Deployment now runs ${running ?? '?'}`);
 
     io.out('\nstatus (tidegate status)\n');
     await statusCommand(undefined, { kubeconfig: kube.kubeconfigPath, output: 'text' }, { out: (t) => io.out(`  ${t}`), err: io.err });

@@ -14,6 +14,8 @@ describe('npm start (tidegate demo)', () => {
     const [, before, after] = /Deployment generation (\d+) → (\d+)/.exec(out) ?? [];
     expect(Number(after)).toBe(Number(before) + 1);
     expect(out).toMatch(/podinfo: applied main@[0-9a-f]{12} at .*, health healthy; 3 objects/);
-    expect(out).toMatch(/demo finished: 4 syncs, all succeeded/);
+    expect(out).toMatch(/step 5 [\s\S]*commit [0-9a-f]+ by tidegate: tidegate: update image podinfo \| - podinfo: [^ ]+:6\.5\.0 → [^ ]+:6\.5\.1/);
+    expect(out).toMatch(/the Deployment now runs 127\.0\.0\.1:\d+\/demo\/podinfo:6\.5\.1/);
+    expect(out).toMatch(/demo finished: 5 syncs, all succeeded/);
   }, 120_000);
 });
