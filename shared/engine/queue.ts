@@ -22,7 +22,7 @@ export function messageKeys(msg: QueueMessage): { group: string; dedup: string }
     case 'sync':
       return { group: fit(`target:${msg.target}`), dedup: fit(`sync:${msg.target}@${msg.revision.sha}${msg.bucket === undefined ? '' : `#${msg.bucket}`}`) };
     case 'image':
-      return { group: fit(`image:${msg.registry}/${msg.repository}`), dedup: fit(`image:${msg.registry}/${msg.repository}:${msg.tag ?? ''}@${msg.digest ?? ''}`) };
+      return { group: fit(`image:${msg.registry}/${msg.repository}`), dedup: fit(`image:${msg.registry}/${msg.repository}:${msg.tag ?? ''}@${msg.digest ?? ''}${msg.bucket === undefined ? '' : `#${msg.bucket}`}`) };
     case 'reload':
       return { group: fit(`reload:${msg.cluster}`), dedup: fit(`reload:${msg.cluster}#${msg.bucket}`) };
   }

@@ -1,7 +1,7 @@
 import { normaliseRepoUrl } from '../triggers/index.js';
 import type { TargetSpec } from '../config/index.js';
 import type { ImageMessage, PushMessage, QueueMessage, SyncMessage, SyncResult } from '../model/index.js';
-import { latestImage, policiesFor, writeImages, type ImageUpdate } from '../images/index.js';
+import { latestImage, policiesFor, splitRepository, writeImages, type ImageUpdate } from '../images/index.js';
 import { checkoutRevision, resolveRevision } from '../source/index.js';
 import type { Queue } from './queue.js';
 import { reloadPass, type ReloadReport } from '../reload/index.js';
@@ -29,12 +29,20 @@ export function affectedTargets(targets: readonly TargetSpec[], msg: Pick<PushMe
   });
 }
 
+function registryAndRepository(repository: string): { registry: string; repository: string } {
+  const { host, path } = splitRepository(repository);
+  return { registry: host, repository: path };
+}
+
 async function fanOut(ctx: EngineContext, msg: PushMessage, queue: Queue): Promise<WorkOutcome> {
   const revision = { ref: msg.ref, sha: msg.sha };
   const checkout = await checkoutRevision(ctx.gitSource(msg.repo), revision, ctx.settings.cacheDir);
-  const targets = affectedTargets(loadConfig(checkout.dir).targets, msg);
+  const config = loadConfig(checkout.dir);
+  const targets = affectedTargets(config.targets, msg);
   const syncs: SyncMessage[] = targets.map((t) => ({ type: 'sync', repo: msg.repo, target: t.name, revision, reason: msg.reason, ...(msg.bucket === undefined ? {} : { bucket: msg.bucket }) }));
-  await queue.send(syncs);
+  // The poll is also the fallback for registry events: ask each policy's registry once per interval.
+  const images: ImageMessage[] = msg.reason === 'poll' ? config.images.map((p) => ({ type: 'image', ...registryAndRepository(p.repository), source: 'poll', ...(msg.bucket === undefined ? {} : { bucket: msg.bucket }) })) : [];
+  await queue.send([...syncs, ...images]);
   return { kind: 'fanned-out', targets: targets.map((t) => t.name) };
 }
 

@@ -32,7 +32,9 @@ export interface ImageMessage {
   repository: string;
   tag?: string | undefined;
   digest?: string | undefined;
-  source: 'ecr' | 'distribution' | 'harbor' | 'dockerhub';
+  /** Where it came from; `poll` is the scheduled fallback asking the registry itself. */
+  source: 'ecr' | 'distribution' | 'harbor' | 'dockerhub' | 'poll';
+  bucket?: number;
 }
 
 /** Run the reload pass over a cluster's namespaces in scope (catches out-of-band ConfigMap/Secret changes). */

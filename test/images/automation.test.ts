@@ -91,6 +91,12 @@ images:
     await new Promise((r) => setTimeout(r, 1500));
     await dev.queue.idle();
     expect((await repo.ws.git('ls-remote', 'origin', 'refs/heads/main')).split('\t')[0]).toBe(head);
+
+    // Without a notification, the scheduled poll asks the registry itself.
+    await setNotificationTarget(reg, null);
+    await pushImage(reg, image.slice(reg.host.length + 1), '1.2.0');
+    await dev.poll();
+    await expect.poll(liveImage, { timeout: 20_000, interval: 200 }).toBe(`${image}:1.2.0`);
   });
 
   it('retries a push that lost a race: fetch, re-apply, push', async () => {
