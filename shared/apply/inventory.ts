@@ -1,5 +1,5 @@
 import type { KubeClient } from '../cluster/index.js';
-import { parseRefKey, type HistoryEntry, type KubeObject, type ObjectRef, type Revision } from '../model/index.js';
+import { parseRefKey, type HistoryEntry, type KubeObject, type ObjectRef, type Pin, type Revision } from '../model/index.js';
 import { FIELD_MANAGER, MANAGED_BY_LABEL, SYSTEM_NAMESPACE } from './owner.js';
 
 /** One object tidegate applied for a target: its ref key, apiVersion and desired-state hash. */
@@ -15,6 +15,7 @@ export interface TargetState {
   history: HistoryEntry[];
   lastApplied?: Revision | undefined;
   lastHealthy?: Revision | undefined;
+  pin?: Pin | undefined;
 }
 
 export const HISTORY_LIMIT = 20;
@@ -44,6 +45,7 @@ export async function readTargetState(client: KubeClient, target: string, signal
     history: parseJson<HistoryEntry[]>(data['history'], []),
     lastApplied: parseJson<Revision | undefined>(data['lastApplied'], undefined),
     lastHealthy: parseJson<Revision | undefined>(data['lastHealthy'], undefined),
+    pin: parseJson<Pin | undefined>(data['pin'], undefined),
   };
 }
 
@@ -61,6 +63,7 @@ export async function writeTargetState(client: KubeClient, target: string, state
       history: JSON.stringify(state.history.slice(-HISTORY_LIMIT)),
       ...(state.lastApplied ? { lastApplied: JSON.stringify(state.lastApplied) } : {}),
       ...(state.lastHealthy ? { lastHealthy: JSON.stringify(state.lastHealthy) } : {}),
+      ...(state.pin ? { pin: JSON.stringify(state.pin) } : {}),
     },
   };
   await client.apply(cm, opts);

@@ -70,6 +70,10 @@ export const targetSchema = z
     ignore: z.array(ignoreRule).default([]),
     force: z.boolean().default(false).describe('recreate objects whose immutable fields changed'),
     drift: z.enum(['correct', 'warn']).default('correct'),
+    rollback: z
+      .object({ onFailedHealth: z.boolean().default(false).describe('re-apply the last healthy revision and pin the target when health fails') })
+      .strict()
+      .default({ onFailedHealth: false }),
     reload: z
       .object({
         enabled: z.boolean().default(true).describe('roll workloads with Reloader annotations whose ConfigMaps/Secrets changed, right after apply'),

@@ -1,7 +1,11 @@
-export { CONFIG_FILE, TargetNotFoundError, loadConfig, syncCheckout, syncRepo, type CheckoutSyncRequest, type EngineContext, type RepoSyncRequest } from './sync.js';
+export { CONFIG_FILE, TargetNotFoundError, loadConfig } from './config-file.js';
+export type { EngineContext } from './context.js';
+export { syncCheckout, syncRepo, type CheckoutSyncRequest, type RepoSyncRequest } from './sync.js';
 export { syncTarget, type TargetSyncInput } from './target-sync.js';
 export { MemoryQueue, SqsQueue, messageKeys, type Queue } from './queue.js';
 export { affectedTargets, handleMessage, type WorkOutcome } from './worker.js';
 export { pollRepositories, receiveGithubWebhook, receiveRegistryWebhook } from './webhooks.js';
 export { processSqsBatch } from './sqs-batch.js';
 export { createRuntime, lazyRuntime, type Runtime } from './runtime.js';
+export { release, rollback, type RollbackRequest } from './rollback.js';
+export { recover } from './recover.js';

@@ -9,7 +9,7 @@ import type { GitSource } from '../source/index.js';
 import { powertoolsLogger, type Logger } from '../telemetry/index.js';
 import type { TrackedRepo } from '../triggers/index.js';
 import { SqsQueue, type Queue } from './queue.js';
-import type { EngineContext } from './sync.js';
+import type { EngineContext } from './context.js';
 
 /** Everything a Lambda handler needs, built once per container from the deploy-time settings. */
 export interface Runtime {

@@ -1,30 +1,12 @@
-import { readFileSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type { KubeClient } from '../cluster/index.js';
-import { orderTargets, parseConfig, type LocalSettings, type TargetSpec, type TidegateConfig } from '../config/index.js';
+import { orderTargets, type TargetSpec, type TidegateConfig } from '../config/index.js';
 import { TidegateError, type Revision, type SyncResult } from '../model/index.js';
-import { checkoutRevision, resolveRevision, type GitSource } from '../source/index.js';
-import type { Logger } from '../telemetry/index.js';
-import type { ReloadScope, ReloadStrategy } from '../reload/index.js';
-import type { RegistryAccess } from '../images/index.js';
+import { CONFIG_FILE, TargetNotFoundError, loadConfig } from './config-file.js';
+import type { EngineContext } from './context.js';
+import { rollback } from './rollback.js';
+import { checkoutRevision, commitInfo, resolveRevision } from '../source/index.js';
+import { readTargetState } from '../apply/index.js';
 import { syncTarget } from './target-sync.js';
-
-/** What the engine needs from its shell (Lambda, CLI, tests). */
-export interface EngineContext {
-  settings: LocalSettings;
-  /** A client for a cluster alias (EKS from deploy-time settings, a kubeconfig context locally). */
-  connect(cluster: string): Promise<KubeClient>;
-  /** Credentials for a repository URL. */
-  gitSource(url: string): GitSource;
-  logger?: Logger;
-  now?: () => Date;
-  /** The GitOps repositories and tracked branches (image automation writes to them). */
-  repositories?: ReadonlyArray<{ url: string; branch: string }>;
-  /** Registry access for image automation (ECR endpoint and credentials, other registries' credentials). */
-  registry?: RegistryAccess;
-  /** Reload defaults (deploy-time settings): the strategy targets use unless they set one, and the scheduled pass's scope. */
-  reload?: { strategy: ReloadStrategy; scope: ReloadScope };
-}
 
 export interface RepoSyncRequest {
   /** The GitOps repository holding tidegate.yaml. */
@@ -35,21 +17,6 @@ export interface RepoSyncRequest {
   revision?: Revision | undefined;
   dryRun?: boolean;
   signal?: AbortSignal | undefined;
-}
-
-export const CONFIG_FILE = 'tidegate.yaml';
-
-export class TargetNotFoundError extends TidegateError {
-  constructor(target: string, file: string) {
-    super('TargetNotFound', `${file} declares no target named "${target}"`);
-  }
-}
-
-/** Reads and validates tidegate.yaml from a checkout. */
-export function loadConfig(dir: string, label = CONFIG_FILE): TidegateConfig {
-  const file = join(dir, CONFIG_FILE);
-  if (!existsSync(file)) throw new TidegateError('ConfigMissing', `${label} not found at the root of the repository`);
-  return parseConfig(readFileSync(file, 'utf8'), label);
 }
 
 /** Where a target's files come from: the checkout at hand, or its own source resolved and fetched. */
@@ -103,14 +70,27 @@ export async function syncCheckout(ctx: EngineContext, req: CheckoutSyncRequest)
       continue;
     }
     const { dir, revision } = await targetCheckout(ctx, spec, req);
-    const result = await syncTarget({
+    const url = spec.source.url ?? req.repo;
+    let result = await syncTarget({
       spec, dir, revision, client: await client(spec.cluster), settings: ctx.settings, reloadStrategy: spec.reload.strategy ?? ctx.reload?.strategy ?? 'annotations',
+      ...(url ? { commit: await commitInfo(ctx.gitSource(url), revision.sha, ctx.settings.cacheDir) } : {}),
       ...(req.dryRun ? { dryRun: true } : {}), signal: req.signal, ...(ctx.logger ? { logger: ctx.logger } : {}), ...(ctx.now ? { now: ctx.now } : {}),
     });
+    if (url && !req.dryRun) result = await autoRollback(ctx, spec, url, result, await client(spec.cluster), req.signal);
     if (result.outcome === 'failed') failed.add(spec.name);
     results.push(result);
   }
   return results;
+}
+
+/** When health failed and the target asks for it: re-apply the last healthy revision and pin there. */
+async function autoRollback(ctx: EngineContext, spec: TargetSpec, repo: string, result: SyncResult, client: KubeClient, signal?: AbortSignal): Promise<SyncResult> {
+  if (!spec.rollback.onFailedHealth || result.health.status !== 'failed') return result;
+  const lastHealthy = (await readTargetState(client, spec.name, signal)).lastHealthy;
+  if (!lastHealthy || lastHealthy.sha === result.revision.sha) return result;
+  const back = await rollback(ctx, { repo, target: spec.name, to: lastHealthy.sha, by: 'tidegate', kind: 'auto-rollback', reason: `health failed at ${result.revision.sha.slice(0, 12)}: ${result.error ?? ''}`.trim(), signal });
+  ctx.logger?.warn('auto-rollback', { target: spec.name, failed: result.revision.sha, to: lastHealthy.sha, outcome: back.outcome });
+  return back.outcome === 'failed' ? result : { ...result, rolledBackTo: lastHealthy };
 }
 
 /** Syncs from the GitOps repository: the requested commit (a webhook's SHA) or the head of main. */

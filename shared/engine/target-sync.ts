@@ -6,8 +6,8 @@ import type { KubeClient } from '../cluster/index.js';
 import { parseDuration, type LocalSettings, type TargetSpec } from '../config/index.js';
 import { waitForHealth, type HealthReport } from '../health/index.js';
 import {
-  TidegateError, countChanges, hasChanges, refKey,
-  type Change, type HistoryEntry, type KubeObject, type Revision, type SyncOutcome, type SyncResult,
+  TidegateError, countChanges, formatRevision, hasChanges, refKey,
+  type Change, type CommitInfo, type HistoryEntry, type KubeObject, type Revision, type SyncOutcome, type SyncResult,
 } from '../model/index.js';
 import { render, type RenderedObject } from '../render/index.js';
 import { silentLogger, type Logger } from '../telemetry/index.js';
@@ -24,6 +24,10 @@ export interface TargetSyncInput {
   reloadStrategy?: ReloadStrategy;
   /** Plan only: dry-run everything, write nothing (what `tidegate diff` shows). */
   dryRun?: boolean;
+  /** The commit's author and subject, for history. */
+  commit?: CommitInfo | undefined;
+  /** A rollback applies a pinned target's revision and pins it there (after it applied). */
+  rollback?: { kind: 'rollback' | 'auto-rollback'; by: string; reason: string } | undefined;
   signal?: AbortSignal | undefined;
   logger?: Logger;
   now?: () => Date;
@@ -88,12 +92,18 @@ class SyncRun {
     const last = this.state.history.at(-1);
     const noop = res.outcome === 'unchanged' && inventory === undefined && last?.revision.sha === revision.sha && (last.outcome === 'applied' || last.outcome === 'unchanged') && last.health === res.health.status;
     if (noop) return res;
-    const entry: HistoryEntry = { revision, outcome: res.outcome, health: res.health.status, counts: countChanges(res.changeSet), startedAt: res.startedAt, durationMs: res.durationMs, ...(res.error ? { error: res.error } : {}) };
+    const rb = this.input.rollback;
+    const entry: HistoryEntry = {
+      revision, ...(this.input.commit ? { commit: this.input.commit } : {}), kind: rb?.kind ?? 'sync', outcome: res.outcome, health: res.health.status,
+      counts: countChanges(res.changeSet), startedAt: res.startedAt, durationMs: res.durationMs, ...(res.error ? { error: res.error } : {}), ...(rb ? { by: rb.by } : {}),
+    };
+    const pinned = rb && res.outcome !== 'failed' ? { revision, reason: rb.reason, at: res.startedAt, by: rb.by } : this.state.pin;
     this.state = {
       inventory: inventory ?? this.state.inventory,
       history: [...this.state.history, entry].slice(-HISTORY_LIMIT),
       lastApplied: res.outcome === 'failed' ? this.state.lastApplied : revision,
       lastHealthy: res.health.status === 'healthy' ? revision : this.state.lastHealthy,
+      pin: pinned,
     };
     await writeTargetState(client, spec.name, this.state, signal);
     return res;
@@ -109,8 +119,6 @@ interface Planned {
 /** Render, prepare and dry-run the whole set. Throws on any problem; nothing is written here. */
 async function planTarget(run: SyncRun): Promise<Planned> {
   const { spec, client, signal } = run.input;
-  await client.discover(signal);
-  run.state = await readTargetState(client, spec.name, signal);
   const rendered = await render({
     root: run.input.dir, path: spec.path, mode: spec.render, substitute: spec.substitute, helm: spec.helm,
     defaultReleaseName: spec.name, namespace: spec.targetNamespace, settings: run.input.settings, signal,
@@ -198,6 +206,12 @@ export async function syncTarget(input: TargetSyncInput): Promise<SyncResult> {
   const run = new SyncRun(input);
   if (input.spec.suspend) return run.result('suspended', [], NO_HEALTH);
   try {
+    await input.client.discover(input.signal);
+    run.state = await readTargetState(input.client, input.spec.name, input.signal);
+    const pin = run.state.pin;
+    if (pin && pin.revision.sha !== input.revision.sha && !input.rollback) {
+      return run.result('pinned', [], NO_HEALTH, `pinned at ${formatRevision(pin.revision)} by ${pin.by} (${pin.reason}) since ${pin.at}; \`tidegate release ${input.spec.name}\` lifts the pin`);
+    }
     const planned = await planTarget(run);
     return await (input.dryRun ? preview(run, planned) : applyTarget(run, planned));
   } catch (err) {

@@ -5,7 +5,9 @@ import { latestImage, policiesFor, splitRepository, writeImages, type ImageUpdat
 import { checkoutRevision, resolveRevision } from '../source/index.js';
 import type { Queue } from './queue.js';
 import { reloadPass, type ReloadReport } from '../reload/index.js';
-import { CONFIG_FILE, TargetNotFoundError, loadConfig, syncRepo, type EngineContext } from './sync.js';
+import { CONFIG_FILE, TargetNotFoundError, loadConfig } from './config-file.js';
+import type { EngineContext } from './context.js';
+import { syncRepo } from './sync.js';
 
 export type WorkOutcome =
   | { kind: 'fanned-out'; targets: string[] }

@@ -40,11 +40,12 @@ type Rule = (obj: KubeObject, s: Status) => Assessment;
 /** Readiness rules per kind, in the style of kstatus. */
 const RULES: Record<string, Rule> = {
   Deployment: (obj, s) => {
+    // Conditions describe the generation the controller observed: a newer spec makes them stale.
+    const stalled = stale(obj, s);
+    if (stalled) return stalled;
     const progressing = condition(s, 'Progressing');
     if (progressing?.reason === 'ProgressDeadlineExceeded') return fail(`ProgressDeadlineExceeded: ${progressing.message ?? 'rollout did not progress in time'}`);
     const want = specReplicas(obj);
-    const stalled = stale(obj, s);
-    if (stalled) return stalled;
     if (num(s['updatedReplicas']) < want) return wait(`${num(s['updatedReplicas'])} of ${want} replicas updated`);
     if (num(s['replicas']) > num(s['updatedReplicas'])) return wait(`${num(s['replicas']) - num(s['updatedReplicas'])} old replicas pending termination`);
     if (num(s['availableReplicas']) < want) return wait(`${num(s['availableReplicas'])} of ${want} replicas available`);

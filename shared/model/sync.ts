@@ -27,7 +27,7 @@ export interface ObjectHealth {
   message: string;
 }
 
-export type SyncOutcome = 'applied' | 'unchanged' | 'failed' | 'suspended' | 'progressing';
+export type SyncOutcome = 'applied' | 'unchanged' | 'failed' | 'suspended' | 'progressing' | 'pinned';
 
 export interface SyncResult {
   target: string;
@@ -39,17 +39,39 @@ export interface SyncResult {
   reloads?: Array<{ workload: ObjectRef; sources: string[] }>;
   /** The error that ended the sync, as a message (no secret values). */
   error?: string;
+  /** Set when a failed health check rolled the target back to its last healthy revision. */
+  rolledBackTo?: Revision;
   startedAt: string;
   durationMs: number;
 }
 
 /** One history entry, as recorded in the cluster. */
+/** The commit a revision is: who wrote it and what it says (first line). */
+export interface CommitInfo {
+  author: string;
+  message: string;
+}
+
+/** A target held at one revision (after a rollback): pushes and polls change nothing until released. */
+export interface Pin {
+  revision: Revision;
+  reason: string;
+  at: string;
+  by: string;
+}
+
+/** One history entry, as recorded in the cluster. */
 export interface HistoryEntry {
   revision: Revision;
+  commit?: CommitInfo | undefined;
+  /** A rollback (by a person or automatic) rather than a sync of what Git's branch says. */
+  kind?: 'sync' | 'rollback' | 'auto-rollback';
   outcome: SyncOutcome;
   health: HealthStatus;
   counts: Record<ChangeAction, number>;
   startedAt: string;
   durationMs: number;
   error?: string;
+  /** Who asked (CLI user, approver). */
+  by?: string;
 }

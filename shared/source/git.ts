@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import git from 'isomorphic-git';
 import http from 'isomorphic-git/http/node';
 import semver from 'semver';
-import { TidegateError, type Revision } from '../model/index.js';
+import { TidegateError, type CommitInfo, type Revision } from '../model/index.js';
 import type { SourceRef } from '../config/index.js';
 
 export interface GitSource {
@@ -144,4 +144,14 @@ export async function checkoutRevision(src: GitSource, revision: Revision, cache
   fs.rmSync(treeDir, { recursive: true, force: true });
   fs.renameSync(tmp, treeDir);
   return { revision, dir: treeDir };
+}
+
+/** Author and subject of a commit already fetched into the cache (undefined when it is not there). */
+export async function commitInfo(src: GitSource, sha: string, cacheDir: string): Promise<CommitInfo | undefined> {
+  try {
+    const { commit } = await git.readCommit({ fs, gitdir: join(cacheDir, 'git', repoKey(src.url), 'repo.git'), oid: sha });
+    return { author: `${commit.author.name} <${commit.author.email}>`, message: commit.message.split('\n')[0] ?? '' };
+  } catch {
+    return undefined;
+  }
 }

@@ -1,0 +1,24 @@
+import type { KubeClient } from '../cluster/index.js';
+import type { LocalSettings } from '../config/index.js';
+import type { RegistryAccess } from '../images/index.js';
+import type { ReloadScope, ReloadStrategy } from '../reload/index.js';
+import type { GitSource } from '../source/index.js';
+import type { Logger } from '../telemetry/index.js';
+
+/** What the engine needs from its shell (Lambda, CLI, tests). */
+export interface EngineContext {
+  settings: LocalSettings;
+  /** A client for a cluster alias (EKS from deploy-time settings, a kubeconfig context locally). */
+  connect(cluster: string): Promise<KubeClient>;
+  /** Credentials for a repository URL. */
+  gitSource(url: string): GitSource;
+  logger?: Logger;
+  now?: () => Date;
+  /** The GitOps repositories and tracked branches (image automation writes to them). */
+  repositories?: ReadonlyArray<{ url: string; branch: string }>;
+  /** Registry access for image automation (ECR endpoint and credentials, other registries' credentials). */
+  registry?: RegistryAccess;
+  /** Reload defaults (deploy-time settings): the strategy targets use unless they set one, and the scheduled pass's scope. */
+  reload?: { strategy: ReloadStrategy; scope: ReloadScope };
+}
+

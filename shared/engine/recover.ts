@@ -1,0 +1,31 @@
+import { readTargetState } from '../apply/index.js';
+import { orderTargets } from '../config/index.js';
+import type { SyncResult } from '../model/index.js';
+import { checkoutRevision, resolveRevision } from '../source/index.js';
+import { loadConfig } from './config-file.js';
+import type { EngineContext } from './context.js';
+import { rollback } from './rollback.js';
+import { syncRepo } from './sync.js';
+
+/**
+ * Re-applies every target (of one cluster, or all) in dependency order, e.g. to an empty cluster:
+ * pinned targets at their pinned revision, the others at the head of the branch.
+ */
+export async function recover(ctx: EngineContext, req: { repo: string; cluster?: string | undefined; onProgress?: (r: SyncResult, index: number, total: number) => void; signal?: AbortSignal }): Promise<SyncResult[]> {
+  const src = ctx.gitSource(req.repo);
+  const head = await resolveRevision(src, {});
+  const config = loadConfig((await checkoutRevision(src, head, ctx.settings.cacheDir)).dir);
+  const targets = orderTargets(config.targets).filter((t) => req.cluster === undefined || t.cluster === req.cluster);
+  const results: SyncResult[] = [];
+  for (const spec of targets) {
+    const pin = (await readTargetState(await ctx.connect(spec.cluster), spec.name, req.signal)).pin;
+    const result = pin
+      ? await rollback(ctx, { repo: req.repo, target: spec.name, to: pin.revision.sha, by: pin.by, reason: pin.reason, signal: req.signal })
+      : (await syncRepo(ctx, { repo: req.repo, target: spec.name, revision: head, signal: req.signal }))[0];
+    if (result) {
+      results.push(result);
+      req.onProgress?.(result, results.length, targets.length);
+    }
+  }
+  return results;
+}
