@@ -4,6 +4,7 @@ import { renderCommand, validateCommand } from './commands/local.js';
 import { statusCommand } from './commands/status.js';
 import { runDemo } from './demo.js';
 import { devCommand } from './commands/dev.js';
+import { historyCommand, recoverCommand, releaseCommand, rollbackCommand } from './commands/rollback.js';
 import { diffCommand, syncCommand } from './commands/sync.js';
 import { processIo, type Io } from './output.js';
 
@@ -17,10 +18,15 @@ Commands:
   render <target>     print the objects a target renders to
   validate            check tidegate.yaml
   status [target]     what was last applied to the cluster, and how it went
+  history <target>    the last syncs of a target, newest first
+  rollback <target>   re-apply an earlier revision from Git (--to <sha>, default: the last healthy) and pin it
+  release <target>    lift the pin: pushes and polls apply the branch again
+  recover             re-apply every target in dependency order (--cluster <alias>), e.g. to an empty cluster
   dev                 serve the webhook routes on localhost with an in-memory queue and polling
   demo                the whole loop on an embedded cluster (what npm start runs)
 
 Source (sync, diff):   --dir <path>   a local working tree (default: .)
+(rollback, release, history, recover need --repo)
                        --repo <url>   the GitOps repository; --revision <sha> an exact commit of main
 Cluster:               --kubeconfig <file>  --context <name>   (a target's cluster alias selects the
                        kubeconfig context of that name when there is one, else the current context)
@@ -42,6 +48,8 @@ const OPTIONS = {
   port: { type: 'string' },
   poll: { type: 'string' },
   'webhook-secret': { type: 'string' },
+  to: { type: 'string' },
+  cluster: { type: 'string' },
 } as const;
 
 /** Runs one CLI invocation; returns the exit code (2 for usage errors and failures to run). */
@@ -74,6 +82,10 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
     validate: () => validateCommand(values.dir, io),
     status: () => statusCommand(target, args, io),
     dev: () => devCommand(values, io),
+    rollback: () => rollbackCommand(needTarget(), args, io),
+    release: () => releaseCommand(needTarget(), args, io),
+    history: () => historyCommand(needTarget(), args, io),
+    recover: () => recoverCommand(args, io),
     demo: () => runDemo(io),
   };
   const run = commands[command];

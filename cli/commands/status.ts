@@ -25,7 +25,7 @@ export async function statusCommand(target: string | undefined, args: LocalOptio
     for (const { name, state } of rows) {
       const last = state.history.at(-1);
       io.out(`${name}: ${last ? `${last.outcome} ${formatRevision(last.revision)} at ${last.startedAt}, health ${last.health}` : 'never synced'}; ${state.inventory.length} objects` +
-        `${state.lastHealthy ? `; last healthy ${formatRevision(state.lastHealthy)}` : ''}${last?.error ? `\n  error: ${last.error}` : ''}\n`);
+        `${state.lastHealthy ? `; last healthy ${formatRevision(state.lastHealthy)}` : ''}${state.pin ? `; PINNED at ${formatRevision(state.pin.revision)} by ${state.pin.by}` : ''}${last?.error ? `\n  error: ${last.error}` : ''}\n`);
     }
     return 0;
   } finally {

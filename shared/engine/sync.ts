@@ -64,23 +64,27 @@ export async function syncCheckout(ctx: EngineContext, req: CheckoutSyncRequest)
   const results: SyncResult[] = [];
   for (const spec of targets) {
     const blocked = spec.dependsOn.filter((d) => failed.has(d));
-    if (blocked.length > 0) {
-      failed.add(spec.name);
-      results.push({ target: spec.name, revision: req.revision, outcome: 'failed', changeSet: { changes: [] }, health: { status: 'unknown', notReady: [] }, error: `not synced: dependency ${blocked.join(', ')} failed`, startedAt: new Date().toISOString(), durationMs: 0 });
-      continue;
-    }
-    const { dir, revision } = await targetCheckout(ctx, spec, req);
-    const url = spec.source.url ?? req.repo;
-    let result = await syncTarget({
-      spec, dir, revision, client: await client(spec.cluster), settings: ctx.settings, reloadStrategy: spec.reload.strategy ?? ctx.reload?.strategy ?? 'annotations',
-      ...(url ? { commit: await commitInfo(ctx.gitSource(url), revision.sha, ctx.settings.cacheDir) } : {}),
-      ...(req.dryRun ? { dryRun: true } : {}), signal: req.signal, ...(ctx.logger ? { logger: ctx.logger } : {}), ...(ctx.now ? { now: ctx.now } : {}),
-    });
-    if (url && !req.dryRun) result = await autoRollback(ctx, spec, url, result, await client(spec.cluster), req.signal);
+    const result = blocked.length > 0 ? notSynced(spec, req.revision, blocked) : await syncOne(ctx, spec, req, await client(spec.cluster));
     if (result.outcome === 'failed') failed.add(spec.name);
     results.push(result);
   }
   return results;
+}
+
+function notSynced(spec: TargetSpec, revision: Revision, blocked: string[]): SyncResult {
+  return { target: spec.name, revision, outcome: 'failed', changeSet: { changes: [] }, health: { status: 'unknown', notReady: [] }, error: `not synced: dependency ${blocked.join(', ')} failed`, startedAt: new Date().toISOString(), durationMs: 0 };
+}
+
+/** One target of a checkout: its files, its commit, the sync, and auto-rollback when asked for. */
+async function syncOne(ctx: EngineContext, spec: TargetSpec, req: CheckoutSyncRequest, client: KubeClient): Promise<SyncResult> {
+  const { dir, revision } = await targetCheckout(ctx, spec, req);
+  const url = spec.source.url ?? req.repo;
+  const result = await syncTarget({
+    spec, dir, revision, client, settings: ctx.settings, reloadStrategy: spec.reload.strategy ?? ctx.reload?.strategy ?? 'annotations',
+    ...(url ? { commit: await commitInfo(ctx.gitSource(url), revision.sha, ctx.settings.cacheDir) } : {}),
+    ...(req.dryRun ? { dryRun: true } : {}), signal: req.signal, ...(ctx.logger ? { logger: ctx.logger } : {}), ...(ctx.now ? { now: ctx.now } : {}),
+  });
+  return url && !req.dryRun ? autoRollback(ctx, spec, url, result, client, req.signal) : result;
 }
 
 /** When health failed and the target asks for it: re-apply the last healthy revision and pin there. */

@@ -85,25 +85,30 @@ class SyncRun {
     };
   }
 
-  /** Appends history and writes state; a repeated no-op sync of the same revision writes nothing. */
-  async record(res: SyncResult, inventory: InventoryEntry[] | undefined): Promise<SyncResult> {
-    if (this.input.dryRun) return res;
-    const { revision, client, spec, signal } = this.input;
+  /** A repeated no-op sync of the same revision (same outcome family and health) is not recorded again. */
+  private isRepeat(res: SyncResult, inventory: InventoryEntry[] | undefined): boolean {
     const last = this.state.history.at(-1);
-    const noop = res.outcome === 'unchanged' && inventory === undefined && last?.revision.sha === revision.sha && (last.outcome === 'applied' || last.outcome === 'unchanged') && last.health === res.health.status;
-    if (noop) return res;
+    return res.outcome === 'unchanged' && inventory === undefined && last?.revision.sha === this.input.revision.sha && (last.outcome === 'applied' || last.outcome === 'unchanged') && last.health === res.health.status;
+  }
+
+  private entry(res: SyncResult): HistoryEntry {
     const rb = this.input.rollback;
-    const entry: HistoryEntry = {
-      revision, ...(this.input.commit ? { commit: this.input.commit } : {}), kind: rb?.kind ?? 'sync', outcome: res.outcome, health: res.health.status,
+    return {
+      revision: this.input.revision, ...(this.input.commit ? { commit: this.input.commit } : {}), kind: rb?.kind ?? 'sync', outcome: res.outcome, health: res.health.status,
       counts: countChanges(res.changeSet), startedAt: res.startedAt, durationMs: res.durationMs, ...(res.error ? { error: res.error } : {}), ...(rb ? { by: rb.by } : {}),
     };
-    const pinned = rb && res.outcome !== 'failed' ? { revision, reason: rb.reason, at: res.startedAt, by: rb.by } : this.state.pin;
+  }
+
+  /** Appends history and writes state; a repeated no-op sync of the same revision writes nothing. */
+  async record(res: SyncResult, inventory: InventoryEntry[] | undefined): Promise<SyncResult> {
+    if (this.input.dryRun || this.isRepeat(res, inventory)) return res;
+    const { revision, client, spec, signal, rollback: rb } = this.input;
     this.state = {
       inventory: inventory ?? this.state.inventory,
-      history: [...this.state.history, entry].slice(-HISTORY_LIMIT),
+      history: [...this.state.history, this.entry(res)].slice(-HISTORY_LIMIT),
       lastApplied: res.outcome === 'failed' ? this.state.lastApplied : revision,
       lastHealthy: res.health.status === 'healthy' ? revision : this.state.lastHealthy,
-      pin: pinned,
+      pin: rb && res.outcome !== 'failed' ? { revision, reason: rb.reason, at: res.startedAt, by: rb.by } : this.state.pin,
     };
     await writeTargetState(client, spec.name, this.state, signal);
     return res;

@@ -1,0 +1,67 @@
+import { userInfo } from 'node:os';
+import { readTargetState } from '../../shared/apply/index.js';
+import { recover, release, rollback, loadConfig, TargetNotFoundError } from '../../shared/engine/index.js';
+import { TidegateError, formatRevision } from '../../shared/model/index.js';
+import { checkoutRevision, resolveRevision } from '../../shared/source/index.js';
+import { localEngine, type LocalOptions } from '../context.js';
+import { formatResults, type Io } from '../output.js';
+
+export interface RollbackArgs extends LocalOptions {
+  repo?: string | undefined;
+  to?: string | undefined;
+  cluster?: string | undefined;
+  output: 'text' | 'json';
+}
+
+const needRepo = (args: RollbackArgs): string => {
+  if (!args.repo) throw new TidegateError('Usage', 'this command needs --repo <url of the GitOps repository>');
+  return args.repo;
+};
+
+/** `tidegate rollback <target> [--to <revision>]`: re-render that revision from Git, apply, prune, pin. */
+export async function rollbackCommand(target: string, args: RollbackArgs, io: Io): Promise<number> {
+  const result = await rollback(localEngine(args), { repo: needRepo(args), target, to: args.to, by: userInfo().username });
+  io.out(args.output === 'json' ? `${JSON.stringify(result, null, 2)}\n` : `${formatResults([result])}pinned at ${formatRevision(result.revision)}; \`tidegate release ${target}\` lifts the pin\n`);
+  return result.outcome === 'failed' ? 1 : 0;
+}
+
+/** `tidegate release <target>`: lift a pin. */
+export async function releaseCommand(target: string, args: RollbackArgs, io: Io): Promise<number> {
+  const lifted = await release(localEngine(args), { repo: needRepo(args), target });
+  io.out(lifted ? `released ${target}: the next push or poll applies the branch again\n` : `${target} was not pinned\n`);
+  return 0;
+}
+
+/** `tidegate history <target>`: the last syncs, newest first. */
+export async function historyCommand(target: string, args: RollbackArgs, io: Io): Promise<number> {
+  const ctx = localEngine(args);
+  const src = ctx.gitSource(needRepo(args));
+  const config = loadConfig((await checkoutRevision(src, await resolveRevision(src, {}), ctx.settings.cacheDir)).dir);
+  const spec = config.targets.find((t) => t.name === target);
+  if (!spec) throw new TargetNotFoundError(target, 'tidegate.yaml');
+  const state = await readTargetState(await ctx.connect(spec.cluster), target);
+  if (args.output === 'json') {
+    io.out(`${JSON.stringify(state.history, null, 2)}\n`);
+    return 0;
+  }
+  if (state.pin) io.out(`PINNED at ${formatRevision(state.pin.revision)} by ${state.pin.by} since ${state.pin.at}: ${state.pin.reason}\n`);
+  for (const h of [...state.history].reverse()) {
+    const c = h.counts;
+    io.out(`${h.startedAt}  ${(h.kind ?? 'sync').padEnd(13)} ${formatRevision(h.revision)}  ${h.outcome}/${h.health}  +${c.created} ~${c.configured} -${c.deleted} in ${h.durationMs} ms` +
+      `${h.commit ? `  ${h.commit.author}: ${h.commit.message}` : ''}${h.by ? `  (by ${h.by})` : ''}${h.error ? `\n    error: ${h.error}` : ''}\n`);
+  }
+  return 0;
+}
+
+/** `tidegate recover [--cluster <alias>]`: every target in dependency order, with progress and a summary. */
+export async function recoverCommand(args: RollbackArgs, io: Io): Promise<number> {
+  const started = Date.now();
+  const results = await recover(localEngine(args), {
+    repo: needRepo(args),
+    cluster: args.cluster,
+    onProgress: (r, i, n) => io.out(`[${i}/${n}] ${r.target} @ ${formatRevision(r.revision)}: ${r.outcome} (${r.changeSet.changes.length} objects, ${r.durationMs} ms)${r.error ? ` — ${r.error}` : ''}\n`),
+  });
+  const failed = results.filter((r) => r.outcome === 'failed');
+  io.out(`recovered ${results.length - failed.length} of ${results.length} targets in ${((Date.now() - started) / 1000).toFixed(1)} s${failed.length ? `; failed: ${failed.map((r) => r.target).join(', ')}` : ''}\n`);
+  return failed.length ? 1 : 0;
+}
