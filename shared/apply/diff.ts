@@ -26,3 +26,12 @@ export function changedPaths(before: unknown, after: unknown, path = '', depth =
 
 /** True when applying would leave the object as it is. */
 export const sameObject = (a: KubeObject, b: KubeObject): boolean => canonicalJson(comparable(a)) === canonicalJson(comparable(b));
+
+/** Every field of `want` is in `have` with the same value (arrays element by element, same length). */
+export function containsSubset(have: unknown, want: unknown): boolean {
+  if (want === null || typeof want !== 'object') return have === want;
+  if (Array.isArray(want)) return Array.isArray(have) && have.length === want.length && want.every((w, i) => containsSubset(have[i], w));
+  if (have === null || typeof have !== 'object' || Array.isArray(have)) return false;
+  const h = have as Record<string, unknown>;
+  return Object.entries(want as Record<string, unknown>).every(([k, v]) => containsSubset(h[k], v));
+}

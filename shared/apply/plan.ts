@@ -2,7 +2,7 @@ import { KubeApiError, type KubeClient } from '../cluster/index.js';
 import type { IgnoreRule } from '../config/index.js';
 import type { KubeObject } from '../model/index.js';
 import { mapLimit } from './concurrency.js';
-import { changedPaths, comparable, sameObject } from './diff.js';
+import { changedPaths, comparable, containsSubset, sameObject } from './diff.js';
 import { ApplyError, type ObjectProblem } from './errors.js';
 import { removePointer } from './jsonpointer.js';
 import { FIELD_MANAGER } from './owner.js';
@@ -47,6 +47,20 @@ async function readLive(items: readonly DesiredObject[], client: KubeClient, sig
   return live;
 }
 
+/**
+ * The fast path of a no-op sync: Git has not changed this object since the last sync (same
+ * desired-state hash), tidegate's apply is on record, and live state still holds every field
+ * tidegate sends with the same value. Then an apply would change nothing, and no dry-run is
+ * needed. Anything else (a drifted or removed field, a value the apiserver normalised) goes
+ * through the dry-run.
+ */
+function provablyUnchanged(item: PlanItem, opts: PlanOptions): boolean {
+  const live = item.live;
+  if (!live || opts.previousHashes.get(item.desired.id) !== item.desired.hash) return false;
+  if (!live.metadata.managedFields?.some((f) => f.manager === FIELD_MANAGER && f.operation === 'Apply')) return false;
+  return containsSubset(live, item.body);
+}
+
 /** Server-side dry-run of one object; classifies it or returns the apiserver's refusal. */
 export async function dryRunItem(item: PlanItem, client: KubeClient, opts: PlanOptions): Promise<PlanItem | ObjectProblem> {
   try {
@@ -64,7 +78,7 @@ export async function dryRunItem(item: PlanItem, client: KubeClient, opts: PlanO
 
 /**
  * Plans a sync: reads live state (one LIST per kind and namespace), removes ignored fields, and
- * dry-runs every object server-side. Objects whose CRD or namespace this sync creates are
+ * dry-runs server-side every object that is not provably unchanged (see provablyUnchanged). Objects whose CRD or namespace this sync creates are
  * "deferred" and dry-run when their stage comes. Throws ApplyError('plan') naming every refused
  * object; nothing has been written then.
  */
@@ -75,7 +89,11 @@ export async function plan(desired: readonly DesiredObject[], client: KubeClient
     const body = current ? ignoredPaths(opts.ignore, d.ref).reduce<KubeObject>((o, p) => removePointer(o, p), d.object) : d.object;
     return { desired: d, live: current, body, action: d.waitsFor ? 'deferred' : 'create', drift: false, fields: [] };
   });
-  const results = await mapLimit(items, opts.concurrency ?? 8, (item) => (item.action === 'deferred' ? Promise.resolve(item) : dryRunItem(item, client, opts)));
+  const results = await mapLimit(items, opts.concurrency ?? 8, (item) => {
+    if (item.action === 'deferred') return Promise.resolve(item);
+    if (provablyUnchanged(item, opts)) return Promise.resolve<PlanItem>({ ...item, action: 'unchanged' });
+    return dryRunItem(item, client, opts);
+  });
   const problems = results.filter((r): r is ObjectProblem => !('desired' in r));
   if (problems.length > 0) throw new ApplyError('plan', problems);
   return results as PlanItem[];
