@@ -44,11 +44,12 @@ describe('engine.sync against the real apiserver', () => {
     expect(second?.outcome).toBe('unchanged');
     expect(second?.changeSet.changes.every((c) => c.action === 'unchanged')).toBe(true);
     expect(await versions(client, ns)).toEqual(before);
-    // Only dry-runs were sent, and only for what the fast path cannot prove unchanged (a Secret
-    // written with stringData reads back as data): not even the recorded state was rewritten.
+    // Only dry-runs were sent, and only for what the fast path cannot prove unchanged: a Secret
+    // written with stringData (it reads back as data) and the target namespace (never in the
+    // inventory). Not even the recorded state was rewritten.
     const patches = client.requestCounts['PATCH'] ?? 0;
     const [third] = await repo.sync('app', sha);
-    expect((client.requestCounts['PATCH'] ?? 0) - patches).toBe(1);
+    expect((client.requestCounts['PATCH'] ?? 0) - patches).toBe(2);
     expect(third?.outcome).toBe('unchanged');
     expect(await versions(client, ns)).toEqual(before);
     expect((await client.get('v1', 'ConfigMap', SYSTEM_NAMESPACE, stateName('app')))?.metadata.resourceVersion).toBe(stateBefore);
