@@ -1,4 +1,5 @@
-import { KubeClient, kubeConfigForAlias } from '../shared/cluster/index.js';
+import { KubeClient } from '../shared/cluster/index.js';
+import { kubeConfigForAlias } from '../shared/cluster/kubeconfig.js';
 import { localSettings } from '../shared/config/index.js';
 import type { EngineContext } from '../shared/engine/index.js';
 import { jsonLogger } from '../shared/telemetry/index.js';

@@ -1,7 +1,8 @@
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { stringify } from 'yaml';
 import { GitWorkspace, createBareRepo, pushImage, setNotificationTarget, startEnvironment, type Environment } from '../devenv/index.js';
-import { KubeClient, kubeConfigFromEndpoint } from '../shared/cluster/index.js';
+import { KubeClient } from '../shared/cluster/index.js';
+import { kubeConfigFromEndpoint } from '../shared/cluster/kubeconfig.js';
 import { localSettings } from '../shared/config/index.js';
 import type { EngineContext, WorkOutcome } from '../shared/engine/index.js';
 import type { KubeObject, QueueMessage, SyncResult } from '../shared/model/index.js';

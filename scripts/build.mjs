@@ -1,6 +1,6 @@
 // `npm run build`: one minified ESM bundle per Lambda function (functions/<name>/handler.ts →
 // dist/functions/<name>/index.mjs) and the CLI (dist/cli/tidegate.mjs), with sizes.
-// The kubectl/helm layer is not bundled.
+// The kubectl/helm layer and the AWS SDK (part of the Lambda runtime) are not bundled.
 import { readdirSync, existsSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from 'esbuild';
@@ -35,6 +35,8 @@ rmSync(join(root, 'dist'), { recursive: true, force: true });
 for (const fn of entries) {
   await build({
     ...common,
+    // The nodejs22.x Lambda runtime ships AWS SDK v3 (and its @smithy packages): not bundled.
+    external: ['@aws-sdk/*', '@smithy/*'],
     entryPoints: [fn.entry],
     outfile: fn.outfile,
   });

@@ -1,5 +1,6 @@
 import { SYSTEM_NAMESPACE, readTargetState } from '../../shared/apply/index.js';
-import { KubeClient, kubeConfigForAlias } from '../../shared/cluster/index.js';
+import { KubeClient } from '../../shared/cluster/index.js';
+import { kubeConfigForAlias } from '../../shared/cluster/kubeconfig.js';
 import { localSettings } from '../../shared/config/index.js';
 import { formatRevision } from '../../shared/model/index.js';
 import type { LocalOptions } from '../context.js';

@@ -1,7 +1,30 @@
 import { Agent, request } from 'node:https';
 import { request as httpRequest } from 'node:http';
-import type { KubeConfig } from '@kubernetes/client-node';
 import { TidegateError, type KubeObject, type ObjectRef } from '../model/index.js';
+
+/**
+ * Where a cluster is and how to authenticate to it: a KubeConfig from @kubernetes/client-node
+ * fits (local shells), and so does EndpointAuth (Lambda: endpoint, CA, token; no kubeconfig).
+ */
+export interface ClusterAuth {
+  getCurrentCluster(): { server: string } | null;
+  applyToHTTPSOptions(opts: Parameters<typeof request>[1]): Promise<void>;
+}
+
+/** A cluster given as endpoint, CA and (optionally) a static bearer token. */
+export class EndpointAuth implements ClusterAuth {
+  constructor(private readonly endpoint: { server: string; caPem: string; token?: string | undefined }) {}
+
+  getCurrentCluster(): { server: string } {
+    return { server: this.endpoint.server };
+  }
+
+  applyToHTTPSOptions(opts: Parameters<typeof request>[1]): Promise<void> {
+    opts.ca = this.endpoint.caPem;
+    if (this.endpoint.token) opts.headers = withBearer(opts.headers, this.endpoint.token);
+    return Promise.resolve();
+  }
+}
 
 /** One API resource as discovery describes it. */
 export interface ResourceInfo {
@@ -96,7 +119,8 @@ function discoveredResources(list: DiscoveryList): ResourceInfo[] {
 
 /**
  * A small Kubernetes REST client: server-side apply, get, list, delete and aggregated discovery,
- * authenticated by a KubeConfig (tokens, client certificates, exec plugins). It counts requests,
+ * authenticated by a ClusterAuth (a KubeConfig: tokens, client certificates, exec plugins; or an
+ * EndpointAuth). It counts requests,
  * so callers and benchmarks can see what an operation cost.
  */
 export class KubeClient {
@@ -109,7 +133,7 @@ export class KubeClient {
    * @param kc cluster, CA and credentials
    * @param bearer a token source that replaces the kubeconfig's credentials on every request (EKS tokens)
    */
-  constructor(private readonly kc: KubeConfig, private readonly bearer?: () => Promise<string>) {
+  constructor(private readonly kc: ClusterAuth, private readonly bearer?: () => Promise<string>) {
     this.agent = new Agent({ keepAlive: true, maxSockets: 16 });
   }
 

@@ -2,8 +2,8 @@ import { DescribeClusterCommand, EKSClient } from '@aws-sdk/client-eks';
 import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
-import { KubeConfig } from '@kubernetes/client-node';
 import { TidegateError } from '../model/index.js';
+import { EndpointAuth } from './client.js';
 
 /** How long a presigned GetCallerIdentity URL is valid; EKS accepts tokens up to 15 minutes old. */
 export const TOKEN_EXPIRY_SECONDS = 60;
@@ -88,16 +88,9 @@ export class EksAuth {
     return token;
   }
 
-  /** A KubeConfig for the cluster (endpoint + CA); the token is supplied per request by the client. */
-  async kubeConfig(ref: EksClusterRef): Promise<KubeConfig> {
+  /** Endpoint and CA of the cluster; the token is supplied per request by the client. */
+  async auth(ref: EksClusterRef): Promise<EndpointAuth> {
     const info = await this.describe(ref);
-    const kc = new KubeConfig();
-    kc.loadFromOptions({
-      clusters: [{ name: ref.name, server: info.endpoint, caData: Buffer.from(info.caPem).toString('base64') }],
-      users: [{ name: 'tidegate' }],
-      contexts: [{ name: ref.name, cluster: ref.name, user: 'tidegate' }],
-      currentContext: ref.name,
-    });
-    return kc;
+    return new EndpointAuth({ server: info.endpoint, caPem: info.caPem });
   }
 }

@@ -1,3 +1,2 @@
-export { kubeConfigForAlias, kubeConfigFromEndpoint, kubeConfigFromFile, type ClusterEndpoint } from './connect.js';
-export { KubeApiError, KubeClient, groupVersionOf, type ResourceInfo } from './client.js';
+export { EndpointAuth, KubeApiError, KubeClient, groupVersionOf, type ClusterAuth, type ResourceInfo } from './client.js';
 export { EksAuth, TOKEN_EXPIRY_SECONDS, eksToken, type EksClusterRef, type EksConnectOptions } from './eks.js';

@@ -2,7 +2,7 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
-import { EksAuth, KubeClient, kubeConfigFromEndpoint } from '../cluster/index.js';
+import { EksAuth, EndpointAuth, KubeClient } from '../cluster/index.js';
 import { SecretStore, awsEndpoint, awsRegion, deploySettings, localSettings, parseDuration, type DeploySettings } from '../config/index.js';
 import { TidegateError } from '../model/index.js';
 import type { GitSource } from '../source/index.js';
@@ -38,9 +38,9 @@ export async function createRuntime(service: string, env: NodeJS.ProcessEnv = pr
   const open = async (alias: string): Promise<KubeClient> => {
     const cluster = settings.clusters[alias];
     if (!cluster) throw new TidegateError('UnknownCluster', `cluster alias "${alias}" is not in the deploy-time settings (clusters: ${Object.keys(settings.clusters).join(', ') || 'none'})`);
-    if ('eks' in cluster) return new KubeClient(await eks.kubeConfig(cluster.eks), () => eks.token(cluster.eks));
+    if ('eks' in cluster) return new KubeClient(await eks.auth(cluster.eks), () => eks.token(cluster.eks));
     const token = await secrets.get(cluster.token);
-    return new KubeClient(kubeConfigFromEndpoint({ name: alias, server: cluster.server, caPem: Buffer.from(cluster.caData, 'base64').toString('utf8'), token }));
+    return new KubeClient(new EndpointAuth({ server: cluster.server, caPem: Buffer.from(cluster.caData, 'base64').toString('utf8'), token }));
   };
   // One client per cluster for the life of the container: connections and discovery are reused.
   const connect = (alias: string): Promise<KubeClient> => {

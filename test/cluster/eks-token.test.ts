@@ -46,8 +46,8 @@ describe('EKS bearer token (presigned STS GetCallerIdentity)', () => {
     expect(a).toBe(b);
     expect(a.endpoint).toMatch(/^https:\/\//);
     expect(a.caPem.length).toBeGreaterThan(0);
-    const kc = await auth.kubeConfig(ref);
-    expect(kc.getCurrentCluster()?.server).toBe(a.endpoint);
+    const endpoint = await auth.auth(ref);
+    expect(endpoint.getCurrentCluster().server).toBe(a.endpoint);
 
     const t1 = await auth.token(ref);
     now += 5 * 60_000;

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { beforeAll, inject } from 'vitest';
 import type { EnvironmentInfo } from '../../devenv/index.js';
-import { kubeConfigFromEndpoint } from '../../shared/cluster/index.js';
+import { kubeConfigFromEndpoint } from '../../shared/cluster/kubeconfig.js';
 
 export const testEnv = (): EnvironmentInfo => inject('env');
 

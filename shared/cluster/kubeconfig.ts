@@ -1,3 +1,7 @@
+/**
+ * kubeconfig support for local shells (CLI, dev server, tests, benchmarks): a second entry of
+ * this module, so Lambda bundles never include @kubernetes/client-node.
+ */
 import { KubeConfig } from '@kubernetes/client-node';
 
 /** The parts of a cluster connection tidegate needs: endpoint, CA and a bearer token. */

