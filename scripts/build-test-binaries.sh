@@ -59,47 +59,19 @@ GO
   mv "$BIN/kube-apiserver.tmp" "$BIN/kube-apiserver"
 }
 
-build_etcd() {
-  local dir="$CACHE/src/etcd-$ETCD_VERSION"
+# A wrapper module that requires one Go module and builds one of its packages into $BIN/<name>.
+build_module() {
+  local name="$1" module="$2" version="$3" package="$4"
+  local dir="$CACHE/src/$name-$version"
   mkdir -p "$dir"
-  cat >"$dir/go.mod" <<GOMOD
-module tidegate.local/etcd
-
-go 1.24.0
-
-require go.etcd.io/etcd/server/v3 v$ETCD_VERSION
-GOMOD
-  cat >"$dir/tools.go" <<'GO'
-//go:build tools
-
-package tools
-
-import _ "go.etcd.io/etcd/server/v3"
-GO
-  (cd "$dir" && go mod tidy >&2 && go build -trimpath -ldflags "-s -w" -o "$BIN/etcd.tmp" go.etcd.io/etcd/server/v3 >&2)
-  mv "$BIN/etcd.tmp" "$BIN/etcd"
+  printf 'module tidegate.local/%s\n\ngo 1.24.0\n\nrequire %s v%s\n' "$name" "$module" "$version" >"$dir/go.mod"
+  printf '//go:build tools\n\npackage tools\n\nimport _ "%s"\n' "$package" >"$dir/tools.go"
+  (cd "$dir" && go mod tidy >&2 && go build -trimpath -ldflags "-s -w" -o "$BIN/$name.tmp" "$package" >&2)
+  mv "$BIN/$name.tmp" "$BIN/$name"
 }
 
-build_registry() {
-  local dir="$CACHE/src/registry-$REGISTRY_VERSION"
-  mkdir -p "$dir"
-  cat >"$dir/go.mod" <<GOMOD
-module tidegate.local/registry
-
-go 1.24.0
-
-require github.com/distribution/distribution/v3 v$REGISTRY_VERSION
-GOMOD
-  cat >"$dir/tools.go" <<'GO'
-//go:build tools
-
-package tools
-
-import _ "github.com/distribution/distribution/v3/cmd/registry"
-GO
-  (cd "$dir" && go mod tidy >&2 && go build -trimpath -ldflags "-s -w" -o "$BIN/registry.tmp" github.com/distribution/distribution/v3/cmd/registry >&2)
-  mv "$BIN/registry.tmp" "$BIN/registry"
-}
+build_etcd() { build_module etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" go.etcd.io/etcd/server/v3; }
+build_registry() { build_module registry github.com/distribution/distribution/v3 "$REGISTRY_VERSION" github.com/distribution/distribution/v3/cmd/registry; }
 
 [[ -x "$BIN/registry" ]] || { echo "building registry v$REGISTRY_VERSION (once, cached in $BIN)" >&2; build_registry; }
 # Prebuilt envtest binaries (KUBEBUILDER_ASSETS) are used instead of building kube-apiserver and etcd.

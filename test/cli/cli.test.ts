@@ -1,30 +1,15 @@
-import { readFileSync } from 'node:fs';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { main } from '../../cli/main.js';
 import { SCHEMA_PATH, schemaText } from '../../scripts/schema.js';
 import type { SyncResult } from '../../shared/model/index.js';
 import { testEnv, uniqueName } from '../helpers/env.js';
+import { cli } from '../helpers/cli.js';
 import { configMap, yamlDocs } from '../helpers/engine.js';
+import { tempTree } from '../helpers/files.js';
 
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main([...argv], { out: (t) => (out += t), err: (t) => (err += t) });
-  return { code, out, err };
-}
-
-function workTree(files: Record<string, string>): string {
-  const dir = mkdtempSync(join(tmpdir(), 'cli-'));
-  for (const [p, text] of Object.entries(files)) {
-    mkdirSync(dirname(join(dir, p)), { recursive: true });
-    writeFileSync(join(dir, p), text);
-  }
-  return dir;
-}
+const workTree = (files: Record<string, string>): string => tempTree(files, 'cli-');
 
 describe('tidegate CLI', () => {
   it('validate: accepts a valid file, and names file, line and field otherwise', async () => {

@@ -1,6 +1,5 @@
-import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { symlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
@@ -8,15 +7,9 @@ import { run } from '../../devenv/index.js';
 import { localSettings } from '../../shared/config/index.js';
 import { RenderError, render, substituteVariables, type RenderOptions } from '../../shared/render/index.js';
 import { testEnv } from '../helpers/env.js';
+import { tempTree } from '../helpers/files.js';
 
-function repo(files: Record<string, string>): string {
-  const root = mkdtempSync(join(tmpdir(), 'render-'));
-  for (const [path, text] of Object.entries(files)) {
-    mkdirSync(dirname(join(root, path)), { recursive: true });
-    writeFileSync(join(root, path), text);
-  }
-  return root;
-}
+const repo = (files: Record<string, string>): string => tempTree(files, 'render-');
 
 const opts = (root: string, extra: Partial<RenderOptions> = {}): RenderOptions => ({
   root,
