@@ -1,4 +1,3 @@
-import { DescribeClusterCommand, EKSClient } from '@aws-sdk/client-eks';
 import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
@@ -65,8 +64,10 @@ export class EksAuth {
     const key = `${ref.region}/${ref.name}`;
     let info = this.described.get(key);
     if (!info) {
-      const eks = new EKSClient({ region: ref.region, credentials: this.opts.credentials, ...(this.opts.eksEndpoint ? { endpoint: this.opts.eksEndpoint } : {}) });
-      info = eks.send(new DescribeClusterCommand({ name: ref.name })).then((out) => {
+      // Loaded on first use: functions that never talk to EKS do not pay for the client at cold start.
+      info = import('@aws-sdk/client-eks').then(async ({ DescribeClusterCommand, EKSClient }) => {
+        const eks = new EKSClient({ region: ref.region, credentials: this.opts.credentials, ...(this.opts.eksEndpoint ? { endpoint: this.opts.eksEndpoint } : {}) });
+        const out = await eks.send(new DescribeClusterCommand({ name: ref.name }));
         const endpoint = out.cluster?.endpoint;
         const ca = out.cluster?.certificateAuthority?.data;
         if (!endpoint || !ca) throw new TidegateError('EksClusterIncomplete', `EKS cluster ${ref.name} in ${ref.region} has no endpoint or CA yet`);

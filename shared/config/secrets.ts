@@ -1,13 +1,12 @@
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import type { SSMClient } from '@aws-sdk/client-ssm';
-import { GetParameterCommand } from '@aws-sdk/client-ssm';
 import { TidegateError } from '../model/index.js';
 import type { SecretRef } from './deploy.js';
 
+/** Client factories; the SDK packages are loaded on first use (inline secrets need neither). */
 export interface SecretClients {
-  secretsManager: () => SecretsManagerClient;
-  ssm: () => SSMClient;
+  secretsManager: () => Promise<SecretsManagerClient>;
+  ssm: () => Promise<SSMClient>;
 }
 
 /**
@@ -33,11 +32,13 @@ export class SecretStore {
   private async fetch(ref: SecretRef): Promise<string> {
     if ('value' in ref) return ref.value;
     if ('ssm' in ref) {
-      const out = await this.clients.ssm().send(new GetParameterCommand({ Name: ref.ssm, WithDecryption: true }));
+      const { GetParameterCommand } = await import('@aws-sdk/client-ssm');
+      const out = await (await this.clients.ssm()).send(new GetParameterCommand({ Name: ref.ssm, WithDecryption: true }));
       if (!out.Parameter?.Value) throw new TidegateError('SecretMissing', `SSM parameter ${ref.ssm} has no value`);
       return out.Parameter.Value;
     }
-    const out = await this.clients.secretsManager().send(new GetSecretValueCommand({ SecretId: ref.secretsManager }));
+    const { GetSecretValueCommand } = await import('@aws-sdk/client-secrets-manager');
+    const out = await (await this.clients.secretsManager()).send(new GetSecretValueCommand({ SecretId: ref.secretsManager }));
     if (!out.SecretString) throw new TidegateError('SecretMissing', `secret ${ref.secretsManager} has no string value`);
     return out.SecretString;
   }

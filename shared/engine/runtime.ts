@@ -1,7 +1,5 @@
-import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { SSMClient } from '@aws-sdk/client-ssm';
-import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
+import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 import { EksAuth, EndpointAuth, KubeClient } from '../cluster/index.js';
 import { SecretStore, awsEndpoint, awsRegion, deploySettings, localSettings, parseDuration, type DeploySettings } from '../config/index.js';
 import { TidegateError } from '../model/index.js';
@@ -28,8 +26,16 @@ export async function createRuntime(service: string, env: NodeJS.ProcessEnv = pr
   const endpoint = awsEndpoint(env);
   const region = awsRegion(env);
   const aws = { region, ...(endpoint ? { endpoint } : {}) };
-  const credentials = fromNodeProviderChain();
-  const secrets = new SecretStore({ secretsManager: () => new SecretsManagerClient(aws), ssm: () => new SSMClient(aws) });
+  // Credentials for signing EKS tokens and calling ECR: the default chain, loaded on first use.
+  let chain: Promise<AwsCredentialIdentityProvider> | undefined;
+  const credentials: AwsCredentialIdentityProvider = async (): Promise<AwsCredentialIdentity> => {
+    chain ??= import('@aws-sdk/credential-providers').then((m) => m.fromNodeProviderChain());
+    return (await chain)();
+  };
+  const secrets = new SecretStore({
+    secretsManager: async () => new (await import('@aws-sdk/client-secrets-manager')).SecretsManagerClient(aws),
+    ssm: async () => new (await import('@aws-sdk/client-ssm')).SSMClient(aws),
+  });
   const logger = powertoolsLogger(service);
   const tokens = new Map(await Promise.all(settings.repositories.map(async (r) => [r.url, r.token ? await secrets.get(r.token) : undefined] as const)));
   const gitSource = (url: string): GitSource => ({ url, ...(tokens.get(url) ? { token: tokens.get(url) } : {}) });

@@ -1,4 +1,4 @@
-import { DescribeImagesCommand, ECRClient, ListImagesCommand } from '@aws-sdk/client-ecr';
+import type * as EcrSdk from '@aws-sdk/client-ecr';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 import { TidegateError } from '../model/index.js';
 
@@ -118,9 +118,10 @@ export class OciClient {
 
 /** ECR through its API (IAM auth): tags with ListImages, digests with DescribeImages. */
 export class EcrRepository {
-  private readonly client: ECRClient;
+  private client: Promise<{ ecr: EcrSdk.ECRClient; sdk: typeof EcrSdk }> | undefined;
   private readonly name: string;
   private readonly registryId: string;
+  private readonly region: string;
 
   constructor(repository: string, opts: { endpoint?: string | undefined; credentials?: AwsCredentialIdentity | AwsCredentialIdentityProvider | undefined } = {}) {
     const { host, path } = splitRepository(repository);
@@ -128,14 +129,27 @@ export class EcrRepository {
     if (!m) throw new RegistryError(`${repository} is not an ECR repository`);
     this.registryId = m[1] ?? '';
     this.name = path;
-    this.client = new ECRClient({ region: m[2] ?? '', ...(opts.endpoint ? { endpoint: opts.endpoint } : {}), ...(opts.credentials ? { credentials: opts.credentials } : {}) });
+    this.region = m[2] ?? '';
+    this.opts = opts;
+  }
+
+  private readonly opts: { endpoint?: string | undefined; credentials?: AwsCredentialIdentity | AwsCredentialIdentityProvider | undefined };
+
+  /** The ECR client, loaded on first use. */
+  private sdk(): Promise<{ ecr: EcrSdk.ECRClient; sdk: typeof EcrSdk }> {
+    this.client ??= import('@aws-sdk/client-ecr').then((sdk) => ({
+      sdk,
+      ecr: new sdk.ECRClient({ region: this.region, ...(this.opts.endpoint ? { endpoint: this.opts.endpoint } : {}), ...(this.opts.credentials ? { credentials: this.opts.credentials } : {}) }),
+    }));
+    return this.client;
   }
 
   async listTags(): Promise<string[]> {
+    const { ecr, sdk } = await this.sdk();
     const tags: string[] = [];
     let nextToken: string | undefined;
     do {
-      const out = await this.client.send(new ListImagesCommand({ repositoryName: this.name, registryId: this.registryId, filter: { tagStatus: 'TAGGED' }, nextToken }));
+      const out = await ecr.send(new sdk.ListImagesCommand({ repositoryName: this.name, registryId: this.registryId, filter: { tagStatus: 'TAGGED' }, nextToken }));
       for (const id of out.imageIds ?? []) if (id.imageTag) tags.push(id.imageTag);
       nextToken = out.nextToken;
     } while (nextToken);
@@ -143,7 +157,8 @@ export class EcrRepository {
   }
 
   async digest(tag: string): Promise<string> {
-    const out = await this.client.send(new DescribeImagesCommand({ repositoryName: this.name, registryId: this.registryId, imageIds: [{ imageTag: tag }] }));
+    const { ecr, sdk } = await this.sdk();
+    const out = await ecr.send(new sdk.DescribeImagesCommand({ repositoryName: this.name, registryId: this.registryId, imageIds: [{ imageTag: tag }] }));
     const digest = out.imageDetails?.[0]?.imageDigest;
     if (!digest) throw new RegistryError(`no digest for ${this.name}:${tag} in ECR`);
     return digest;
