@@ -21,7 +21,7 @@ export class SourceError extends TidegateError {
 }
 
 /** Basic auth sent with the first request (no unauthenticated round trip first). */
-const authHeaders = (src: GitSource): { headers: Record<string, string> } | Record<string, never> =>
+export const authHeaders = (src: GitSource): { headers: Record<string, string> } | Record<string, never> =>
   src.token ? { headers: { authorization: `Basic ${Buffer.from(`${src.username ?? 'x-access-token'}:${src.token}`).toString('base64')}` } } : {};
 
 /** Never show credentials embedded in a URL. */
@@ -64,7 +64,7 @@ export async function resolveRevision(src: GitSource, ref: SourceRef = {}): Prom
   return { ref: branch, sha };
 }
 
-const repoKey = (url: string): string => createHash('sha256').update(url).digest('hex').slice(0, 16);
+export const repoKey = (url: string): string => createHash('sha256').update(url).digest('hex').slice(0, 16);
 
 async function hasCommit(gitdir: string, sha: string): Promise<boolean> {
   try {

@@ -1,10 +1,9 @@
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import git from 'isomorphic-git';
 import http from 'isomorphic-git/http/node';
 import { TidegateError } from '../model/index.js';
-import { redactUrl, type GitSource } from './git.js';
+import { authHeaders, redactUrl, repoKey, type GitSource } from './git.js';
 
 export interface CommitAuthor {
   name: string;
@@ -16,9 +15,6 @@ export interface WriteBackResult {
   sha: string | undefined;
   attempts: number;
 }
-
-const authHeaders = (src: GitSource): { headers: Record<string, string> } | Record<string, never> =>
-  src.token ? { headers: { authorization: `Basic ${Buffer.from(`${src.username ?? 'x-access-token'}:${src.token}`).toString('base64')}` } } : {};
 
 /** Files under dir, relative, skipping .git. */
 function listFiles(dir: string, base = ''): string[] {
@@ -55,7 +51,7 @@ export async function commitAndPush(
   src: GitSource,
   opts: { branch: string; author: CommitAuthor; cacheDir: string; maxAttempts?: number; change: (dir: string, files: () => string[]) => Promise<string | undefined> },
 ): Promise<WriteBackResult> {
-  const dir = join(opts.cacheDir, 'write', createHash('sha256').update(src.url).digest('hex').slice(0, 16));
+  const dir = join(opts.cacheDir, 'write', repoKey(src.url));
   const auth = authHeaders(src);
   const max = opts.maxAttempts ?? 5;
   for (let attempt = 1; attempt <= max; attempt++) {
