@@ -4,13 +4,13 @@
  * BENCH_SCALE=0.2 runs everything on a fifth of the objects (a quick look, not for the record).
  */
 import { spawn } from 'node:child_process';
-import { createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import { stringify } from 'yaml';
-import { startDevServer } from '../cli/dev-server.js';
+import { signedPush, startDevServer } from '../cli/dev-server.js';
 import { GitWorkspace, createBareRepo, run, startEnvironment } from '../devenv/index.js';
 import { KubeClient } from '../shared/cluster/index.js';
 import { kubeConfigFromFile } from '../shared/cluster/kubeconfig.js';
@@ -82,10 +82,10 @@ try {
   const pushes = Math.max(10, Math.round(50 * Math.min(scale, 1)));
   for (let i = 1; i <= pushes; i++) {
     const sha = await ws.commit({ 'apps/cm.yaml': cm(i) }, `push ${i}`);
-    const body = JSON.stringify({ ref: 'refs/heads/main', after: sha, deleted: false, forced: false, repository: { full_name: 'bench/repo', clone_url: url }, commits: [{ id: sha, added: [], removed: [], modified: ['apps/cm.yaml'] }] });
+    const { body, headers } = signedPush(url, sha, ['apps/cm.yaml'], secret);
     const synced = new Promise<SyncResult>((r) => (resolveSynced = r));
     const t = performance.now();
-    await fetch(`${dev.url}/webhooks/github`, { method: 'POST', body, headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': `sha256=${createHmac('sha256', secret).update(body).digest('hex')}` } });
+    await fetch(`${dev.url}/webhooks/github`, { method: 'POST', body, headers });
     await synced;
     latencies.push(performance.now() - t);
   }

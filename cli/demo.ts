@@ -1,4 +1,4 @@
-import { createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { stringify } from 'yaml';
 import { GitWorkspace, createBareRepo, pushImage, setNotificationTarget, startEnvironment, type Environment } from '../devenv/index.js';
 import { KubeClient } from '../shared/cluster/index.js';
@@ -8,7 +8,7 @@ import type { EngineContext, WorkOutcome } from '../shared/engine/index.js';
 import type { KubeObject, QueueMessage, SyncResult } from '../shared/model/index.js';
 import { silentLogger } from '../shared/telemetry/index.js';
 import { statusCommand } from './commands/status.js';
-import { startDevServer, type DevServer } from './dev-server.js';
+import { signedPush, startDevServer, type DevServer } from './dev-server.js';
 import { formatResults, type Io } from './output.js';
 
 const NS = 'demo';
@@ -35,17 +35,6 @@ function manifests(replicas: number, logLevel: string, image: string): Record<st
     // The image line carries a Flux setter marker, so image automation may rewrite it.
     ...Object.fromEntries(Object.entries(docs).map(([k, v]) => [k, stringify(v).replace(`image: ${image}:6.5.0`, `image: ${image}:6.5.0 ${IMAGE_MARKER}`)])),
   };
-}
-
-/** The push payload GitHub sends (the fields tidegate reads), signed with the webhook secret. */
-function signedPush(repoUrl: string, sha: string, paths: string[], secret: string): { headers: Record<string, string>; body: string } {
-  const body = JSON.stringify({
-    ref: 'refs/heads/main', before: '0'.repeat(40), after: sha, created: false, deleted: false, forced: false,
-    repository: { full_name: 'demo/gitops', clone_url: repoUrl, html_url: repoUrl.replace(/\.git$/, '') },
-    commits: [{ id: sha, added: [], modified: paths, removed: [] }], head_commit: { id: sha },
-  });
-  const signature = `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
-  return { body, headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': signature } };
 }
 
 /**

@@ -1,3 +1,4 @@
+import { createHmac, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { MemoryQueue, handleMessage, pollRepositories, receiveGithubWebhook, receiveRegistryWebhook, type EngineContext, type WorkOutcome } from '../shared/engine/index.js';
@@ -89,4 +90,18 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/**
+ * A push delivery as GitHub sends it (the fields tidegate reads), signed with the webhook secret:
+ * how the demo and the benchmarks play GitHub against the dev server.
+ */
+export function signedPush(repoUrl: string, sha: string, paths: string[], secret: string): { headers: Record<string, string>; body: string } {
+  const body = JSON.stringify({
+    ref: 'refs/heads/main', before: '0'.repeat(40), after: sha, created: false, deleted: false, forced: false,
+    repository: { full_name: 'local/gitops', clone_url: repoUrl, html_url: repoUrl.replace(/\.git$/, '') },
+    commits: [{ id: sha, added: [], modified: paths, removed: [] }], head_commit: { id: sha },
+  });
+  const signature = `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+  return { body, headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': signature } };
 }

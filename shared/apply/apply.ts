@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { KubeClient } from '../cluster/index.js';
-import type { Change, KubeObject } from '../model/index.js';
+import { refKey, type Change, type KubeObject } from '../model/index.js';
 import { mapLimit } from './concurrency.js';
 import { ApplyError, type ObjectProblem } from './errors.js';
 import type { Stage } from './ordering.js';
@@ -110,7 +110,7 @@ export async function applyPlan(items: readonly PlanItem[], client: KubeClient, 
     }
   }
   const order = new Map(items.map((i, n) => [i.desired.id, n]));
-  const key = (c: Change): number => order.get(`${c.ref.namespace}_${c.ref.name}_${c.ref.group}_${c.ref.kind}`) ?? 0;
+  const key = (c: Change): number => order.get(refKey(c.ref)) ?? 0;
   out.changes.sort((a, b) => key(a) - key(b));
   return out;
 }

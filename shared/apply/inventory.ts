@@ -34,11 +34,8 @@ function parseJson<T>(text: string | undefined, fallback: T): T {
 }
 
 export async function readTargetState(client: KubeClient, target: string, signal?: AbortSignal): Promise<TargetState> {
-  const cm = await client.get('v1', 'ConfigMap', SYSTEM_NAMESPACE, stateName(target), signal).catch((err: unknown) => {
-    // Without the namespace (first sync on this cluster) there is no state yet.
-    if (err instanceof Error && /namespaces? .*not found/i.test(err.message)) return undefined;
-    throw err;
-  });
+  // Absent (first sync, or no tidegate-system namespace yet): get answers undefined for a 404.
+  const cm = await client.get('v1', 'ConfigMap', SYSTEM_NAMESPACE, stateName(target), signal);
   const data = (cm?.['data'] ?? {}) as Record<string, string>;
   return {
     inventory: parseJson<InventoryEntry[]>(data['inventory'], []),
