@@ -162,10 +162,14 @@ async function preview(run: SyncRun, planned: Planned): Promise<SyncResult> {
 }
 
 /** Reloader semantics right after apply: a ConfigMap changed in Git rolls its workloads in this same sync. */
-async function reloadAfterApply(run: SyncRun, planned: Planned): Promise<NonNullable<SyncResult['reloads']>> {
+const RELOAD_KINDS = new Set(['ConfigMap', 'Secret', 'Deployment', 'StatefulSet', 'DaemonSet', 'CronJob']);
+
+async function reloadAfterApply(run: SyncRun, planned: Planned, changes: readonly Change[]): Promise<NonNullable<SyncResult['reloads']>> {
   const { spec, client, signal } = run.input;
+  // Only when this sync wrote a source or a workload: out-of-band changes are the scheduled pass's job.
+  const touched = changes.some((c) => (c.action === 'created' || c.action === 'configured') && RELOAD_KINDS.has(c.ref.kind));
   const namespaces = [...new Set(planned.items.map((i) => i.desired.ref.namespace).filter(Boolean))];
-  if (!spec.reload.enabled || namespaces.length === 0) return [];
+  if (!spec.reload.enabled || !touched || namespaces.length === 0) return [];
   return (await reloadPass(client, { namespaces, strategy: run.input.reloadStrategy ?? 'annotations', signal })).rolled;
 }
 
@@ -191,7 +195,7 @@ async function applyTarget(run: SyncRun, planned: Planned): Promise<SyncResult> 
   const pruned = await prune(planned.stale, client, { target: spec.name, signal });
   const changes = [...outcome.changes, ...pruned.changes];
   const inventory = mergeInventory(applied, pruned.retained);
-  const reloads = await reloadAfterApply(run, planned);
+  const reloads = await reloadAfterApply(run, planned, outcome.changes);
   const timeoutMs = spec.wait ? (parseDuration(spec.timeout) ?? 300_000) : 0;
   const read = (obj: KubeObject) => client.get(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name, signal);
   const health = await waitForHealth([...outcome.objects.values()], read, { timeoutMs, signal });
