@@ -1,13 +1,13 @@
 /**
  * The dependency direction of DESIGN.md, checked on every `npm run lint`:
- *   model ← config, telemetry ← triggers, source, render, cluster, health, gates
+ *   model ← config, telemetry, github ← triggers, source, render, cluster, health, gates
  *         ← apply, reload, images, report ← engine ← functions/, cli/
  * A shared module is entered only through its index.ts; nothing imports functions/ or cli/;
  * only shared/cluster/kubeconfig.ts imports @kubernetes/client-node (never in a Lambda bundle); shared/ never imports devenv/ or tests.
  */
 const layers = [
   ['model'],
-  ['config', 'telemetry'],
+  ['config', 'telemetry', 'github'],
   ['triggers', 'source', 'render', 'cluster', 'health', 'gates'],
   ['apply', 'reload', 'images', 'report'],
   ['engine'],

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomUUID, sign, type KeyObject } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
@@ -22,6 +22,8 @@ export interface RegistryInfo {
   host: string;
   /** URL of the relay that receives the registry's notifications (and forwards them). */
   relayUrl: string;
+  /** Set when the registry requires token auth (the Docker/OCI bearer challenge), as GHCR and Docker Hub do. */
+  credentials?: { username: string; password: string };
 }
 
 export interface Registry extends RegistryInfo {
@@ -62,10 +64,51 @@ async function startRelay(): Promise<{ server: Server; url: string }> {
   return { server, url: `http://127.0.0.1:${port}` };
 }
 
-/** Starts the distribution registry (built from its Go module) with notifications sent to the relay. */
-export async function startRegistry(dir: string): Promise<Registry> {
+const b64url = (data: Buffer | string): string => Buffer.from(data).toString('base64url');
+
+/**
+ * The token server of the Docker/OCI token auth flow: GET /token?service=…&scope=repository:<name>:<actions>
+ * with Basic credentials answers a JWT (ES256, key id in the header) granting the requested
+ * actions; without credentials it grants nothing; with wrong ones it answers 401.
+ */
+async function startTokenServer(opts: { issuer: string; service: string; username: string; password: string }): Promise<{ server: Server; url: string; jwks: string }> {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const kid = randomUUID();
+  const jwt = (claims: Record<string, unknown>, key: KeyObject): string => {
+    const input = `${b64url(JSON.stringify({ alg: 'ES256', typ: 'JWT', kid }))}.${b64url(JSON.stringify(claims))}`;
+    return `${input}.${b64url(sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' }))}`;
+  };
+  const expected = `Basic ${Buffer.from(`${opts.username}:${opts.password}`).toString('base64')}`;
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const auth = req.headers.authorization;
+    if (url.pathname !== '/token') return void res.writeHead(404).end();
+    if (auth !== undefined && auth !== expected) return void res.writeHead(401, { 'content-type': 'application/json' }).end('{"details":"incorrect username or password"}');
+    const access = auth
+      ? url.searchParams.getAll('scope').map((scope) => {
+          const [type = '', name = '', actions = ''] = scope.split(':');
+          return { type, name, actions: actions.split(',').filter(Boolean) };
+        })
+      : [];
+    const now = Math.floor(Date.now() / 1000);
+    const token = jwt({ iss: opts.issuer, sub: auth ? opts.username : '', aud: opts.service, exp: now + 300, nbf: now - 10, iat: now, jti: randomUUID(), access }, privateKey);
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token, access_token: token, expires_in: 300 }));
+  });
+  const port = await freePort();
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  const jwks = JSON.stringify({ keys: [{ ...publicKey.export({ format: 'jwk' }), kid, use: 'sig', alg: 'ES256' }] });
+  return { server, url: `http://127.0.0.1:${port}/token`, jwks };
+}
+
+/**
+ * Starts the distribution registry (built from its Go module) with notifications sent to the
+ * relay; with `tokenAuth`, it requires bearer tokens from a token server of its own.
+ */
+export async function startRegistry(dir: string, opts: { tokenAuth?: { username: string; password: string } } = {}): Promise<Registry> {
   mkdirSync(dir, { recursive: true });
   const relay = await startRelay();
+  const tokens = opts.tokenAuth ? await startTokenServer({ issuer: 'tidegate-test-tokens', service: 'tidegate-test-registry', ...opts.tokenAuth }) : undefined;
+  if (tokens) writeFileSync(join(dir, 'jwks.json'), tokens.jwks);
   const port = await freePort();
   const debugPort = await freePort();
   const config = join(dir, 'config.yml');
@@ -86,33 +129,53 @@ export async function startRegistry(dir: string): Promise<Registry> {
     '      timeout: 2s',
     '      threshold: 5',
     '      backoff: 200ms',
+    ...(tokens
+      ? ['auth:', '  token:', `    realm: ${tokens.url}`, '    service: tidegate-test-registry', '    issuer: tidegate-test-tokens', `    jwks: ${join(dir, 'jwks.json')}`, '    signingalgorithms: [ES256]']
+      : []),
     '',
   ].join('\n'));
   const proc = startProcess('registry', join(builtBinDir(), 'registry'), ['serve', config], { logFile: join(dir, 'registry.log'), env: { ...process.env, OTEL_TRACES_EXPORTER: 'none' } });
   const url = `http://127.0.0.1:${port}`;
   const stop = async (): Promise<void> => {
     await proc.stop();
-    relay.server.closeAllConnections();
-    await new Promise<void>((resolve) => relay.server.close(() => resolve()));
+    for (const server of [relay.server, tokens?.server]) {
+      server?.closeAllConnections();
+      await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+    }
   };
   try {
-    await waitUntilReady(proc, async () => (await fetch(`${url}/v2/`)).ok, 30_000);
+    await waitUntilReady(proc, async () => [200, 401].includes((await fetch(`${url}/v2/`)).status), 30_000);
   } catch (err) {
     await stop();
     throw err;
   }
-  return { url, host: `127.0.0.1:${port}`, relayUrl: relay.url, stop };
+  return { url, host: `127.0.0.1:${port}`, relayUrl: relay.url, ...(opts.tokenAuth ? { credentials: opts.tokenAuth } : {}), stop };
+}
+
+/** Headers for a push to a registry with token auth: a token for the repository from the realm the challenge names. */
+async function pushHeaders(info: RegistryInfo, repo: string): Promise<Record<string, string>> {
+  if (!info.credentials) return {};
+  const challenge = (await fetch(`${info.url}/v2/`)).headers.get('www-authenticate') ?? '';
+  const realm = /realm="([^"]+)"/.exec(challenge)?.[1];
+  const service = /service="([^"]+)"/.exec(challenge)?.[1] ?? '';
+  if (!realm) throw new Error(`registry ${info.host} sent no token realm: ${challenge}`);
+  const url = new URL(realm);
+  url.searchParams.set('service', service);
+  url.searchParams.set('scope', `repository:${repo}:pull,push`);
+  const basic = Buffer.from(`${info.credentials.username}:${info.credentials.password}`).toString('base64');
+  const { token } = (await (await fetch(url, { headers: { authorization: `Basic ${basic}` } })).json()) as { token: string };
+  return { authorization: `Bearer ${token}` };
 }
 
 const sha256 = (data: Buffer | string): string => `sha256:${createHash('sha256').update(data).digest('hex')}`;
 
-async function uploadBlob(base: string, repo: string, data: Buffer): Promise<string> {
+async function uploadBlob(base: string, repo: string, data: Buffer, headers: Record<string, string>): Promise<string> {
   const digest = sha256(data);
-  const start = await fetch(`${base}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
+  const start = await fetch(`${base}/v2/${repo}/blobs/uploads/`, { method: 'POST', headers });
   if (start.status !== 202) throw new Error(`blob upload start for ${repo}: HTTP ${start.status}`);
   const location = new URL(start.headers.get('location') ?? '', base);
   location.searchParams.set('digest', digest);
-  const put = await fetch(location, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: data });
+  const put = await fetch(location, { method: 'PUT', headers: { ...headers, 'content-type': 'application/octet-stream' }, body: data });
   if (put.status !== 201) throw new Error(`blob upload for ${repo}: HTTP ${put.status} ${await put.text()}`);
   return digest;
 }
@@ -122,10 +185,11 @@ async function uploadBlob(base: string, repo: string, data: Buffer): Promise<str
  * `docker push` does, and returns the manifest digest.
  */
 export async function pushImage(info: RegistryInfo, repo: string, tag: string, content = `${repo}:${tag}`): Promise<string> {
+  const headers = await pushHeaders(info, repo);
   const layer = Buffer.from(content);
   const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha256(layer)] }, config: {} }));
-  const configDigest = await uploadBlob(info.url, repo, config);
-  const layerDigest = await uploadBlob(info.url, repo, layer);
+  const configDigest = await uploadBlob(info.url, repo, config, headers);
+  const layerDigest = await uploadBlob(info.url, repo, layer, headers);
   const manifest = JSON.stringify({
     schemaVersion: 2,
     mediaType: 'application/vnd.oci.image.manifest.v1+json',
@@ -134,7 +198,7 @@ export async function pushImage(info: RegistryInfo, repo: string, tag: string, c
   });
   const res = await fetch(`${info.url}/v2/${repo}/manifests/${tag}`, {
     method: 'PUT',
-    headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+    headers: { ...headers, 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
     body: manifest,
   });
   if (res.status !== 201) throw new Error(`manifest push ${repo}:${tag}: HTTP ${res.status} ${await res.text()}`);

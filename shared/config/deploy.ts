@@ -12,7 +12,18 @@ const secretRef = z.union([
 export const deploySettingsSchema = z
   .object({
     /** The GitOps repositories (each holds a tidegate.yaml) and the branch that is applied. */
-    repositories: z.array(z.object({ url: z.string().url(), branch: z.string().default('main'), token: secretRef.optional() }).strict()).min(1),
+    repositories: z
+      .array(
+        z
+          .object({
+            url: z.string().url(),
+            branch: z.string().default('main'),
+            token: secretRef.optional().describe('for git over HTTPS and the GitHub API (pull requests)'),
+            githubApiUrl: z.string().url().optional().describe('GitHub Enterprise: https://<host>/api/v3; github.com needs none'),
+          })
+          .strict(),
+      )
+      .min(1),
     /**
      * Cluster aliases used in tidegate.yaml → EKS clusters (IAM auth, the usual case), or any
      * cluster by endpoint, CA and a bearer token kept in a secret.

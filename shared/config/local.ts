@@ -12,8 +12,10 @@ export interface LocalSettings {
   searchPath: string;
   /** kubeconfig for local runs: $KUBECONFIG (first entry) or ~/.kube/config. */
   kubeconfig: string;
-  /** Token for HTTPS git sources in local runs (TIDEGATE_GIT_TOKEN). */
+  /** Token for HTTPS git sources and the GitHub API in local runs (TIDEGATE_GIT_TOKEN). */
   gitToken: string | undefined;
+  /** GitHub Enterprise API for local runs (TIDEGATE_GITHUB_API_URL); github.com needs none. */
+  githubApiUrl: string | undefined;
 }
 
 /** Reads the local settings from the environment (this module is the only reader of process.env). */
@@ -21,5 +23,5 @@ export function localSettings(env: NodeJS.ProcessEnv = process.env): LocalSettin
   const onLambda = env['AWS_LAMBDA_FUNCTION_NAME'] !== undefined;
   const cacheDir = env['TIDEGATE_CACHE'] ?? (onLambda ? '/tmp/tidegate' : join(env['HOME'] ?? homedir(), '.cache', 'tidegate'));
   const kubeconfig = env['KUBECONFIG']?.split(':')[0] || join(env['HOME'] ?? homedir(), '.kube', 'config');
-  return { cacheDir, kubectl: env['TIDEGATE_KUBECTL'], helm: env['TIDEGATE_HELM'], searchPath: env['PATH'] ?? '', kubeconfig, gitToken: env['TIDEGATE_GIT_TOKEN'] };
+  return { cacheDir, kubectl: env['TIDEGATE_KUBECTL'], helm: env['TIDEGATE_HELM'], searchPath: env['PATH'] ?? '', kubeconfig, gitToken: env['TIDEGATE_GIT_TOKEN'], githubApiUrl: env['TIDEGATE_GITHUB_API_URL'] };
 }

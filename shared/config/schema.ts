@@ -100,6 +100,10 @@ export const imagePolicySchema = z
     ]),
     filterTags: z.object({ pattern: z.string().min(1), extract: z.string().optional() }).strict().optional(),
     digest: z.boolean().default(false).describe('pin the digest: image references become name:tag@sha256:...'),
+    writeBack: z
+      .enum(['commit', 'pullRequest'])
+      .default('commit')
+      .describe('commit: push to the tracked branch; pullRequest: push branch tidegate/images/<name> and open or update one pull request (needs GitHub API access)'),
   })
   .strict();
 

@@ -1,5 +1,6 @@
 import type { KubeClient } from '../cluster/index.js';
 import type { LocalSettings } from '../config/index.js';
+import type { GitHub } from '../github/index.js';
 import type { RegistryAccess } from '../images/index.js';
 import type { ReloadScope, ReloadStrategy } from '../reload/index.js';
 import type { GitSource } from '../source/index.js';
@@ -16,6 +17,8 @@ export interface EngineContext {
   now?: () => Date;
   /** The GitOps repositories and tracked branches (image automation writes to them). */
   repositories?: ReadonlyArray<{ url: string; branch: string }>;
+  /** The GitHub API for a repository URL (image pull requests); undefined when it has none. */
+  github?: (repoUrl: string) => GitHub | undefined;
   /** Registry access for image automation (ECR endpoint and credentials, other registries' credentials). */
   registry?: RegistryAccess;
   /** Reload defaults (deploy-time settings): the strategy targets use unless they set one, and the scheduled pass's scope. */

@@ -3,7 +3,7 @@ export type { EngineContext } from './context.js';
 export { syncCheckout, syncRepo, type CheckoutSyncRequest, type RepoSyncRequest } from './sync.js';
 export { syncTarget, type TargetSyncInput } from './target-sync.js';
 export { MemoryQueue, SqsQueue, messageKeys, type Queue } from './queue.js';
-export { affectedTargets, handleMessage, type WorkOutcome } from './worker.js';
+export { affectedTargets, handleMessage, type ImagesWritten, type WorkOutcome } from './worker.js';
 export { pollRepositories, receiveGithubWebhook, receiveRegistryWebhook } from './webhooks.js';
 export { processSqsBatch } from './sqs-batch.js';
 export { createRuntime, lazyRuntime, type Runtime } from './runtime.js';

@@ -47,7 +47,10 @@ export function policiesFor(config: Pick<TidegateConfig, 'images'>, msg: Pick<Im
 }
 
 export interface ImageUpdate {
+  /** The commit holding the edits (on the tracked branch, or on the pull request branch). */
   sha: string | undefined;
+  /** False when the branch already held exactly these edits. */
+  pushed: boolean;
   edits: Array<MarkerEdit & { file: string }>;
   attempts: number;
 }
@@ -58,9 +61,13 @@ const YAML_FILE = /\.ya?ml$/i;
  * Writes the latest images of the given policies into Git: every YAML file's Flux markers are
  * rewritten (only the marked values), committed with a message listing old → new, and pushed; a
  * push that loses a race is redone on the new head. Nothing is committed when every marker is
- * already at the chosen image.
+ * already at the chosen image. With `pullRequestBranch`, the commit is made on top of `branch`
+ * and force-pushed to that branch instead (kept when it already holds the same edits).
  */
-export async function writeImages(src: GitSource, opts: { branch: string; author: { name: string; email: string }; latest: ReadonlyMap<ImagePolicySpec, LatestImage>; cacheDir: string }): Promise<ImageUpdate> {
+export async function writeImages(
+  src: GitSource,
+  opts: { branch: string; pullRequestBranch?: string; author: { name: string; email: string }; latest: ReadonlyMap<ImagePolicySpec, LatestImage>; cacheDir: string },
+): Promise<ImageUpdate> {
   let edits: ImageUpdate['edits'] = [];
   const resolve = (marker: { namespace: string; policy: string }): LatestImage | undefined => {
     for (const [policy, image] of opts.latest) {
@@ -69,7 +76,7 @@ export async function writeImages(src: GitSource, opts: { branch: string; author
     return undefined;
   };
   const result = await commitAndPush(src, {
-    branch: opts.branch,
+    ...(opts.pullRequestBranch ? { branch: opts.pullRequestBranch, base: opts.branch } : { branch: opts.branch }),
     author: opts.author,
     cacheDir: opts.cacheDir,
     change: (dir, files) => {
@@ -88,5 +95,26 @@ export async function writeImages(src: GitSource, opts: { branch: string; author
       return Promise.resolve(`tidegate: update image${names.includes(',') ? 's' : ''} ${names}\n\n${lines.join('\n')}\n`);
     },
   });
-  return { sha: result.sha, edits: result.sha ? edits : [], attempts: result.attempts };
+  return { sha: result.sha, pushed: result.pushed, edits: result.sha ? edits : [], attempts: result.attempts };
+}
+
+/** The branch of a policy's pull request: one per policy, so a newer tag updates the same pull request. */
+export const pullRequestBranch = (policy: Pick<ImagePolicySpec, 'name'>): string => `tidegate/images/${policy.name}`;
+
+/** Title and body of a policy's pull request (image names and tags only). */
+export function pullRequestText(policy: Pick<ImagePolicySpec, 'name' | 'repository'>, image: LatestImage, update: Pick<ImageUpdate, 'edits'>): { title: string; body: string } {
+  const chosen = `${image.tag}${image.digest ? `@${image.digest}` : ''}`;
+  const lines = update.edits.map((e) => `| \`${e.file}:${e.line}\` | \`${e.from}\` | \`${e.to}\` |`);
+  return {
+    title: `tidegate: update image ${policy.name} to ${image.tag}`,
+    body: [
+      `Image policy \`${policy.name}\` selected \`${policy.repository}:${chosen}\`.`,
+      '',
+      '| marker | from | to |',
+      '|---|---|---|',
+      ...lines,
+      '',
+      'Opened by tidegate image automation. A newer tag updates this pull request; merging it is what gets applied.',
+    ].join('\n'),
+  };
 }

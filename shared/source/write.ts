@@ -11,8 +11,10 @@ export interface CommitAuthor {
 }
 
 export interface WriteBackResult {
-  /** The pushed commit, or undefined when the change left every file as it was. */
+  /** The branch's commit holding the change, or undefined when the change left every file as it was. */
   sha: string | undefined;
+  /** False when nothing was pushed: no change, or the branch already held exactly this change. */
+  pushed: boolean;
   attempts: number;
 }
 
@@ -42,32 +44,54 @@ const isRejected = (err: unknown): boolean =>
   (err as { code?: string }).code === 'PushRejectedError' || /non-fast-forward|fetch first|rejected/i.test(err instanceof Error ? err.message : '');
 
 /**
+ * The head of a branch of our own when it already holds exactly `sha`'s change: the same tree on
+ * the same parent. Then pushing again would only churn the pull request.
+ */
+async function sameChange(src: GitSource, dir: string, branch: string, sha: string): Promise<string | undefined> {
+  const auth = authHeaders(src);
+  const refs = await git.listServerRefs({ http, url: src.url, prefix: `refs/heads/${branch}`, ...auth });
+  const head = refs.find((r) => r.ref === `refs/heads/${branch}`)?.oid;
+  if (!head) return undefined;
+  await git.fetch({ fs, http, dir, url: src.url, ref: branch, singleBranch: true, depth: 1, tags: false, ...auth });
+  const [ours, theirs] = await Promise.all([git.readCommit({ fs, dir, oid: sha }), git.readCommit({ fs, dir, oid: head })]);
+  return ours.commit.tree === theirs.commit.tree && ours.commit.parent.join() === theirs.commit.parent.join() ? head : undefined;
+}
+
+/** A fresh shallow clone of the branch to start from, with the change committed; undefined when the change changed nothing. */
+async function commitChange(src: GitSource, dir: string, opts: Parameters<typeof commitAndPush>[1]): Promise<string | undefined> {
+  fs.rmSync(dir, { recursive: true, force: true });
+  try {
+    await git.clone({ fs, http, dir, url: src.url, ref: opts.base ?? opts.branch, singleBranch: true, depth: 1, ...authHeaders(src) });
+  } catch (err) {
+    throw new TidegateError('SourceFailed', `cannot clone ${redactUrl(src.url)}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+  const message = await opts.change(dir, () => listFiles(dir));
+  return message === undefined ? undefined : stageAndCommit(dir, message, opts.author);
+}
+
+/**
  * Commits a change to a branch and pushes it, with isomorphic-git. `change` edits files in the
  * work tree and returns the commit message, or undefined when there is nothing to commit. When
  * the push is rejected because the branch moved (non-fast-forward), the branch is fetched again,
  * the change re-applied to the new head and pushed again, up to maxAttempts.
+ *
+ * With `base`, the change is made on top of `base` and `branch` is a branch of its own (a pull
+ * request's): it is replaced (force-pushed) by the new commit, unless it already holds the same change.
  */
 export async function commitAndPush(
   src: GitSource,
-  opts: { branch: string; author: CommitAuthor; cacheDir: string; maxAttempts?: number; change: (dir: string, files: () => string[]) => Promise<string | undefined> },
+  opts: { branch: string; base?: string; author: CommitAuthor; cacheDir: string; maxAttempts?: number; change: (dir: string, files: () => string[]) => Promise<string | undefined> },
 ): Promise<WriteBackResult> {
   const dir = join(opts.cacheDir, 'write', repoKey(src.url));
-  const auth = authHeaders(src);
   const max = opts.maxAttempts ?? 5;
   for (let attempt = 1; attempt <= max; attempt++) {
-    fs.rmSync(dir, { recursive: true, force: true });
+    const sha = await commitChange(src, dir, opts);
+    if (!sha) return { sha: undefined, pushed: false, attempts: attempt };
+    const current = opts.base ? await sameChange(src, dir, opts.branch, sha) : undefined;
+    if (current) return { sha: current, pushed: false, attempts: attempt };
     try {
-      await git.clone({ fs, http, dir, url: src.url, ref: opts.branch, singleBranch: true, depth: 1, ...auth });
-    } catch (err) {
-      throw new TidegateError('SourceFailed', `cannot clone ${redactUrl(src.url)}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-    }
-    const message = await opts.change(dir, () => listFiles(dir));
-    if (message === undefined) return { sha: undefined, attempts: attempt };
-    const sha = await stageAndCommit(dir, message, opts.author);
-    if (!sha) return { sha: undefined, attempts: attempt };
-    try {
-      const pushed = await git.push({ fs, http, dir, ref: opts.branch, remoteRef: `refs/heads/${opts.branch}`, ...auth });
-      if (pushed.ok) return { sha, attempts: attempt };
+      const pushed = await git.push({ fs, http, dir, ref: opts.base ?? opts.branch, remoteRef: `refs/heads/${opts.branch}`, force: opts.base !== undefined, ...authHeaders(src) });
+      if (pushed.ok) return { sha, pushed: true, attempts: attempt };
       throw new Error(pushed.error ?? 'push refused');
     } catch (err) {
       if (!isRejected(err) || attempt === max) throw new TidegateError('PushFailed', `cannot push to ${opts.branch} of ${redactUrl(src.url)} after ${attempt} attempt(s): ${err instanceof Error ? err.message : String(err)}`, { cause: err });

@@ -14,14 +14,16 @@ export function testEngine(): EngineContext & { client: KubeClient } {
 }
 
 /** A GitOps repository on the test git server, with helpers to commit manifests and sync. */
-export async function gitopsRepo(prefix: string) {
+export async function gitopsRepo(prefix: string, opts: { owner?: string } = {}) {
   const env = testEnv().git;
-  const url = await createBareRepo(env, uniqueName(prefix));
+  const name = uniqueName(prefix);
+  const url = await createBareRepo(env, opts.owner ? `${opts.owner}/${name}` : name);
   const ws = await GitWorkspace.clone(env, url);
   afterAll(() => ws.remove());
   const engine = testEngine();
   return {
     url,
+    name,
     ws,
     engine,
     commit: (files: Record<string, string | KubeObject | KubeObject[] | null>, message = 'change') =>

@@ -1,0 +1,77 @@
+import { Octokit } from '@octokit/core';
+import { TidegateError } from '../model/index.js';
+
+/** owner/repo of a GitHub repository. */
+export interface RepoName {
+  owner: string;
+  repo: string;
+}
+
+/** owner/repo from a clone URL: https://github.com/acme/gitops(.git), git@github.com:acme/gitops.git, or any host's last two path segments. */
+export function repoName(url: string): RepoName {
+  const path = url.replace(/^[a-z+]+:\/\/[^/]+\//i, '').replace(/^[^@/]+@[^:]+:/, '').replace(/\/+$/, '').replace(/\.git$/, '');
+  const parts = path.split('/').filter(Boolean);
+  const [owner, repo] = parts.slice(-2);
+  if (parts.length < 2 || !owner || !repo) throw new TidegateError('GitHubRepoUnknown', `cannot tell owner/repo from ${url.replace(/\/\/[^@/]*@/, '//')}`);
+  return { owner, repo };
+}
+
+/** The REST API that serves a repository URL: api.github.com for github.com, otherwise it must be given (GitHub Enterprise: https://host/api/v3). */
+export function apiUrlFor(repoUrl: string, configured?: string): string | undefined {
+  if (configured) return configured.replace(/\/+$/, '');
+  return /^(?:https:\/\/(?:[^@/]*@)?|[^@/]+@)github\.com[/:]/.test(repoUrl) ? 'https://api.github.com' : undefined;
+}
+
+export interface PullRequestRef {
+  number: number;
+  url: string;
+  action: 'created' | 'updated' | 'unchanged';
+}
+
+/** The GitHub calls tidegate makes, on @octokit/core (no generated endpoint table in the bundle). */
+export class GitHub {
+  private readonly octokit: Octokit;
+
+  constructor(opts: { apiUrl: string; token: string }) {
+    this.octokit = new Octokit({ baseUrl: opts.apiUrl, auth: opts.token, userAgent: 'tidegate' });
+  }
+
+  /**
+   * Opens a pull request from head into base, or updates the open one for the same head and base
+   * (title and body), so one branch never has more than one open pull request.
+   */
+  async ensurePullRequest(name: RepoName, pr: { head: string; base: string; title: string; body: string }): Promise<PullRequestRef> {
+    const open = await this.findOpen(name, pr.head, pr.base);
+    if (open) {
+      if (open.title === pr.title && (open.body ?? '') === pr.body) return { number: open.number, url: open.html_url, action: 'unchanged' };
+      const { data } = await this.call('update pull request', this.octokit.request('PATCH /repos/{owner}/{repo}/pulls/{pull_number}', { ...name, pull_number: open.number, title: pr.title, body: pr.body }));
+      return { number: data.number, url: data.html_url, action: 'updated' };
+    }
+    try {
+      const { data } = await this.octokit.request('POST /repos/{owner}/{repo}/pulls', { ...name, head: pr.head, base: pr.base, title: pr.title, body: pr.body, maintainer_can_modify: true });
+      return { number: data.number, url: data.html_url, action: 'created' };
+    } catch (err) {
+      // Another worker opened it between our list and create: update that one instead.
+      if ((err as { status?: number }).status === 422 && (await this.findOpen(name, pr.head, pr.base))) return this.ensurePullRequest(name, pr);
+      throw this.failed('open pull request', err);
+    }
+  }
+
+  private async findOpen(name: RepoName, head: string, base: string): Promise<{ number: number; html_url: string; title: string; body: string | null } | undefined> {
+    const { data } = await this.call('list pull requests', this.octokit.request('GET /repos/{owner}/{repo}/pulls', { ...name, state: 'open', head: `${name.owner}:${head}`, base, per_page: 10 }));
+    return data[0];
+  }
+
+  private async call<T>(what: string, p: Promise<T>): Promise<T> {
+    try {
+      return await p;
+    } catch (err) {
+      throw this.failed(what, err);
+    }
+  }
+
+  private failed(what: string, err: unknown): TidegateError {
+    const status = (err as { status?: number }).status;
+    return new TidegateError('GitHubFailed', `GitHub: cannot ${what}${status ? ` (HTTP ${status})` : ''}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+}

@@ -1,0 +1,1 @@
+export { GitHub, apiUrlFor, repoName, type PullRequestRef, type RepoName } from './client.js';
