@@ -1,4 +1,4 @@
-import { Octokit } from '@octokit/core';
+import type { Octokit } from '@octokit/core';
 import { TidegateError } from '../model/index.js';
 
 /** owner/repo of a GitHub repository. */
@@ -28,12 +28,18 @@ export interface PullRequestRef {
   action: 'created' | 'updated' | 'unchanged';
 }
 
-/** The GitHub calls tidegate makes, on @octokit/core (no generated endpoint table in the bundle). */
+/**
+ * The GitHub calls tidegate makes, on @octokit/core (no generated endpoint table in the bundle),
+ * loaded on first use so functions that never call GitHub do not pay for it at cold start.
+ */
 export class GitHub {
-  private readonly octokit: Octokit;
+  private client: Promise<Octokit> | undefined;
 
-  constructor(opts: { apiUrl: string; token: string }) {
-    this.octokit = new Octokit({ baseUrl: opts.apiUrl, auth: opts.token, userAgent: 'tidegate' });
+  constructor(private readonly opts: { apiUrl: string; token: string }) {}
+
+  private get octokit(): Promise<Octokit> {
+    this.client ??= import('@octokit/core').then(({ Octokit }) => new Octokit({ baseUrl: this.opts.apiUrl, auth: this.opts.token, userAgent: 'tidegate' }));
+    return this.client;
   }
 
   /**
@@ -44,11 +50,11 @@ export class GitHub {
     const open = await this.findOpen(name, pr.head, pr.base);
     if (open) {
       if (open.title === pr.title && (open.body ?? '') === pr.body) return { number: open.number, url: open.html_url, action: 'unchanged' };
-      const { data } = await this.call('update pull request', this.octokit.request('PATCH /repos/{owner}/{repo}/pulls/{pull_number}', { ...name, pull_number: open.number, title: pr.title, body: pr.body }));
+      const { data } = await this.call('update pull request', (await this.octokit).request('PATCH /repos/{owner}/{repo}/pulls/{pull_number}', { ...name, pull_number: open.number, title: pr.title, body: pr.body }));
       return { number: data.number, url: data.html_url, action: 'updated' };
     }
     try {
-      const { data } = await this.octokit.request('POST /repos/{owner}/{repo}/pulls', { ...name, head: pr.head, base: pr.base, title: pr.title, body: pr.body, maintainer_can_modify: true });
+      const { data } = await (await this.octokit).request('POST /repos/{owner}/{repo}/pulls', { ...name, head: pr.head, base: pr.base, title: pr.title, body: pr.body, maintainer_can_modify: true });
       return { number: data.number, url: data.html_url, action: 'created' };
     } catch (err) {
       // Another worker opened it between our list and create: update that one instead.
@@ -58,7 +64,7 @@ export class GitHub {
   }
 
   private async findOpen(name: RepoName, head: string, base: string): Promise<{ number: number; html_url: string; title: string; body: string | null } | undefined> {
-    const { data } = await this.call('list pull requests', this.octokit.request('GET /repos/{owner}/{repo}/pulls', { ...name, state: 'open', head: `${name.owner}:${head}`, base, per_page: 10 }));
+    const { data } = await this.call('list pull requests', (await this.octokit).request('GET /repos/{owner}/{repo}/pulls', { ...name, state: 'open', head: `${name.owner}:${head}`, base, per_page: 10 }));
     return data[0];
   }
 
