@@ -21,6 +21,10 @@ export interface GitServerInfo {
 export interface GitServer extends GitServerInfo {
   /** Requests served so far, per git service (info/refs, upload-pack, receive-pack). */
   readonly requests: Map<string, number>;
+  /** Fault injection: stop listening (connections refused) until up(); every request delayed by slow(ms). */
+  down(): Promise<void>;
+  up(): Promise<void>;
+  slow(delayMs: number): void;
   stop(): Promise<void>;
 }
 
@@ -86,6 +90,7 @@ function serveCgi(req: IncomingMessage, res: ServerResponse, root: string): void
 export async function startGitServer(opts: GitServerOptions): Promise<GitServer> {
   mkdirSync(opts.root, { recursive: true });
   const requests = new Map<string, number>();
+  let delayMs = 0;
   const server: Server = createServer((req, res) => {
     const service = SERVICES.exec(new URL(req.url ?? '/', 'http://localhost').pathname)?.[1] ?? 'other';
     requests.set(service, (requests.get(service) ?? 0) + 1);
@@ -93,19 +98,27 @@ export async function startGitServer(opts: GitServerOptions): Promise<GitServer>
       res.writeHead(401, { 'www-authenticate': 'Basic realm="tidegate-test"' }).end();
       return;
     }
-    serveCgi(req, res, opts.root);
+    if (delayMs > 0) setTimeout(() => serveCgi(req, res, opts.root), delayMs);
+    else serveCgi(req, res, opts.root);
   });
   const port = await freePort();
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  const listen = () => new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  const close = () => new Promise<void>((resolve) => {
+    server.closeAllConnections();
+    server.close(() => resolve());
+  });
+  await listen();
   return {
     url: `http://127.0.0.1:${port}`,
     root: opts.root,
     token: opts.token,
     requests,
-    stop: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    down: close,
+    up: listen,
+    slow: (ms) => {
+      delayMs = ms;
+    },
+    stop: () => (server.listening ? close() : Promise.resolve()),
   };
 }
 

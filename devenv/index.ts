@@ -8,9 +8,9 @@ import { startKube, type KubeInfo } from './kube.js';
 import { startMoto, type MotoInfo } from './moto.js';
 import { startRegistry, type RegistryInfo } from './registry.js';
 
-export { GitWorkspace, createBareRepo, type GitServerInfo } from './git-server.js';
+export { GitWorkspace, createBareRepo, startGitServer, type GitServer, type GitServerInfo } from './git-server.js';
 export { startGitHub, type TestGitHub } from './github.js';
-export { kubeconfigYaml, type KubeInfo } from './kube.js';
+export { kubeconfigYaml, startKube, type KubeCluster, type KubeInfo } from './kube.js';
 export { pushImage, receivedEvents, setNotificationTarget, startRegistry, waitForEvent, type Registry, type RegistryEvent, type RegistryInfo } from './registry.js';
 export type { MotoInfo } from './moto.js';
 export { VERSIONS } from './paths.js';

@@ -18,6 +18,10 @@ export interface KubeInfo {
 }
 
 export interface KubeCluster extends KubeInfo {
+  /** Kills the kube-apiserver only (etcd keeps the data), as an outage would. */
+  killApiserver(): Promise<void>;
+  /** Starts it again on the same port, certificates and token; resolves when it is ready. */
+  restartApiserver(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -90,7 +94,7 @@ export async function startKube(dir: string): Promise<KubeCluster> {
   writeFileSync(join(dir, 'sa.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
   writeFileSync(join(dir, 'tokens.csv'), `${token},tidegate-test-admin,1,"system:masters"\n`, { mode: 0o600 });
   const certDir = join(dir, 'certs');
-  const apiserver = startProcess('kube-apiserver', join(kubeBinDir(), 'kube-apiserver'), [
+  const launch = (): ManagedProcess => startProcess('kube-apiserver', join(kubeBinDir(), 'kube-apiserver'), [
     `--etcd-servers=${etcd.url}`,
     '--bind-address=127.0.0.1',
     '--advertise-address=127.0.0.1',
@@ -109,26 +113,35 @@ export async function startKube(dir: string): Promise<KubeCluster> {
     '--endpoint-reconciler-type=none',
     '--profiling=false',
   ], { logFile: join(dir, 'kube-apiserver.log') });
+  let apiserver = launch();
   const stop = async (): Promise<void> => {
     await apiserver.stop();
     await etcd.proc.stop();
   };
-  try {
-    const server = `https://127.0.0.1:${port}`;
-    const certFile = join(certDir, 'apiserver.crt');
-    let caPem = '';
-    await waitUntilReady(apiserver, async () => {
+  const server = `https://127.0.0.1:${port}`;
+  const certFile = join(certDir, 'apiserver.crt');
+  let caPem = '';
+  const ready = (): Promise<void> =>
+    waitUntilReady(apiserver, async () => {
       if (!caPem) {
         if (!existsSync(certFile)) return false;
         caPem = readFileSync(certFile, 'utf8');
       }
       return (await httpsGet(`${server}/readyz`, caPem, token)).status === 200;
     }, 120_000);
+  try {
+    await ready();
     const version = JSON.parse((await httpsGet(`${server}/version`, caPem, token)).body) as { gitVersion: string };
     const etcdVersion = (await run(join(kubeBinDir(), 'etcd'), ['--version'])).match(/etcd Version: (\S+)/)?.[1] ?? 'unknown';
     const kubeconfigPath = join(dir, 'kubeconfig');
     writeFileSync(kubeconfigPath, kubeconfigYaml({ server, caPem, token }), { mode: 0o600 });
-    return { server, caPem, token, kubeconfigPath, versions: { kubeApiserver: version.gitVersion, etcd: etcdVersion }, stop };
+    const killApiserver = (): Promise<void> => apiserver.stop(0);
+    const restartApiserver = async (): Promise<void> => {
+      await apiserver.stop();
+      apiserver = launch();
+      await ready();
+    };
+    return { server, caPem, token, kubeconfigPath, versions: { kubeApiserver: version.gitVersion, etcd: etcdVersion }, killApiserver, restartApiserver, stop };
   } catch (err) {
     await stop();
     throw err;

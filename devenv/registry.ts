@@ -104,12 +104,12 @@ async function startTokenServer(opts: { issuer: string; service: string; usernam
  * Starts the distribution registry (built from its Go module) with notifications sent to the
  * relay; with `tokenAuth`, it requires bearer tokens from a token server of its own.
  */
-export async function startRegistry(dir: string, opts: { tokenAuth?: { username: string; password: string } } = {}): Promise<Registry> {
+export async function startRegistry(dir: string, opts: { tokenAuth?: { username: string; password: string }; port?: number } = {}): Promise<Registry> {
   mkdirSync(dir, { recursive: true });
   const relay = await startRelay();
   const tokens = opts.tokenAuth ? await startTokenServer({ issuer: 'tidegate-test-tokens', service: 'tidegate-test-registry', ...opts.tokenAuth }) : undefined;
   if (tokens) writeFileSync(join(dir, 'jwks.json'), tokens.jwks);
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const debugPort = await freePort();
   const config = join(dir, 'config.yml');
   writeFileSync(config, [

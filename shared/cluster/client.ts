@@ -152,7 +152,12 @@ export class KubeClient {
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
     const headers: Record<string, string> = { accept: opts.accept ?? 'application/json' };
     const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
-    if (payload !== undefined) headers['content-type'] = opts.contentType ?? 'application/json';
+    if (payload !== undefined) {
+      headers['content-type'] = opts.contentType ?? 'application/json';
+      // Node sends DELETE bodies without chunked encoding: without a length the apiserver would read
+      // the body as the start of the next request on this keep-alive connection (400 Bad Request).
+      headers['content-length'] = String(Buffer.byteLength(payload));
+    }
     const reqOpts: Parameters<typeof request>[1] = { method, headers, agent: url.protocol === 'https:' ? this.agent : undefined, signal: opts.signal };
     await this.kc.applyToHTTPSOptions(reqOpts);
     if (this.bearer) reqOpts.headers = withBearer(reqOpts.headers, await this.bearer());

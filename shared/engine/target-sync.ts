@@ -181,12 +181,29 @@ function verdict(spec: TargetSpec, changes: readonly Change[], health: HealthRep
   return { outcome: hasChanges({ changes: [...changes] }) ? 'applied' : 'unchanged' };
 }
 
+/** The namespace created for targetNamespace is never part of the inventory, so never pruned. */
+const targetNamespaceId = (spec: TargetSpec): string => (spec.targetNamespace ? refKey({ group: '', kind: 'Namespace', namespace: '', name: spec.targetNamespace }) : '');
+
+/**
+ * Write-ahead: before anything new is created, the stored inventory already lists it (with no
+ * hash, so nothing is taken as applied). A sync cut off mid-apply (apiserver gone, deadline,
+ * Lambda timeout) can then never leave an object behind that no later sync knows to prune.
+ */
+async function reserveInventory(run: SyncRun, planned: Planned): Promise<void> {
+  const { spec, client, signal } = run.input;
+  const known = new Set([...run.state.inventory.map((e) => e.id), targetNamespaceId(spec)]);
+  const fresh = inventoryOf(planned.items).filter((e) => !known.has(e.id)).map((e) => ({ ...e, h: '' }));
+  if (fresh.length === 0) return;
+  run.state = { ...run.state, inventory: [...run.state.inventory, ...fresh] };
+  await writeTargetState(client, spec.name, run.state, signal);
+}
+
 /** Staged apply, prune, health, record. */
 async function applyTarget(run: SyncRun, planned: Planned): Promise<SyncResult> {
   const { spec, client, signal } = run.input;
+  await reserveInventory(run, planned);
   const outcome = await applyPlan(planned.items, client, { ...planned.planOpts, drift: spec.drift });
-  // The namespace created for targetNamespace is never part of the inventory, so never pruned.
-  const nsId = spec.targetNamespace ? refKey({ group: '', kind: 'Namespace', namespace: '', name: spec.targetNamespace }) : '';
+  const nsId = targetNamespaceId(spec);
   const applied = inventoryOf(outcome.inCluster).filter((e) => e.id !== nsId);
   if (outcome.error) {
     // Keep every object that may now exist in the inventory, and prune nothing.
