@@ -49,8 +49,20 @@ async function fanOut(ctx: EngineContext, msg: PushMessage, queue: Queue): Promi
   return { kind: 'fanned-out', targets: targets.map((t) => t.name) };
 }
 
+/**
+ * The revision a branch sync applies: the branch head at processing time, which is the pushed
+ * commit or one after it. Webhooks arrive in any order and queues redeliver; a late or
+ * out-of-order message then re-applies the newest commit instead of moving the target back.
+ */
+async function newestRevision(ctx: EngineContext, msg: SyncMessage): Promise<SyncMessage['revision']> {
+  if (!msg.revision.ref.startsWith('refs/heads/')) return msg.revision;
+  return resolveRevision(ctx.gitSource(msg.repo), { branch: msg.revision.ref.slice('refs/heads/'.length) });
+}
+
 async function syncOne(ctx: EngineContext, msg: SyncMessage, signal?: AbortSignal): Promise<WorkOutcome> {
-  const results = await syncRepo(ctx, { repo: msg.repo, target: msg.target, revision: msg.revision, signal }).catch((err: unknown) => {
+  const revision = await newestRevision(ctx, msg);
+  if (revision.sha !== msg.revision.sha) ctx.logger?.info('newer commit on the branch', { target: msg.target, pushed: msg.revision.sha, head: revision.sha });
+  const results = await syncRepo(ctx, { repo: msg.repo, target: msg.target, revision, signal }).catch((err: unknown) => {
     if (err instanceof TargetNotFoundError) return err; // removed from tidegate.yaml since: nothing to retry
     throw err;
   });

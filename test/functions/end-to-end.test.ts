@@ -68,25 +68,27 @@ describe('GitHub push → handler → SQS FIFO (moto) → worker → real apiser
     expect((await client.get('apps/v1', 'Deployment', nsWeb, 'web'))?.['spec']).toMatchObject({ replicas: 1 });
     expect((await client.get('v1', 'ConfigMap', nsApi, 'api'))?.['data']).toEqual({ v: '1' });
 
-    // A commit that only touches web syncs web only, at exactly that SHA (while main moves on).
+    // A commit that only touches web syncs web only; by the time it is processed main has moved
+    // on, so the branch head is applied (a late delivery never moves a target backwards).
     const second = await repo.commit({ 'apps/web/deploy.yaml': deployment('web', { replicas: 3 }) });
-    await repo.commit({ 'apps/web/deploy.yaml': deployment('web', { replicas: 4 }) });
+    const third = await repo.commit({ 'apps/web/deploy.yaml': deployment('web', { replicas: 4 }) });
     await deliver(second, ['apps/web/deploy.yaml']);
     await deliver(second, ['apps/web/deploy.yaml']); // GitHub redelivery
     await work();
     const webOnly = await drain(queueUrl);
     expect(webOnly.map((r) => (JSON.parse(r.body) as SyncMessage).target)).toEqual([`web-${nsWeb}`]);
     await syncWorker(sqsEvent(webOnly), lambdaContext());
-    expect((await client.get('apps/v1', 'Deployment', nsWeb, 'web'))?.['spec']).toMatchObject({ replicas: 3 });
-    expect((await readTargetState(client, `web-${nsWeb}`)).lastApplied?.sha).toBe(second);
+    expect((await client.get('apps/v1', 'Deployment', nsWeb, 'web'))?.['spec']).toMatchObject({ replicas: 4 });
+    expect((await readTargetState(client, `web-${nsWeb}`)).lastApplied?.sha).toBe(third);
     expect((await readTargetState(client, `api-${nsApi}`)).history).toHaveLength(1);
   });
 
   it('the scheduled poll finds the moved branch and the worker applies its head', async () => {
+    await repo.commit({ 'apps/web/deploy.yaml': deployment('web', { replicas: 5 }) }); // no webhook for this one
     expect(await scheduledPoll()).toEqual({ queued: 2 }); // the repository's head, and a reload pass for cluster test
     await work();
     await work();
-    expect((await repo.engine.client.get('apps/v1', 'Deployment', nsWeb, 'web'))?.['spec']).toMatchObject({ replicas: 4 });
+    expect((await repo.engine.client.get('apps/v1', 'Deployment', nsWeb, 'web'))?.['spec']).toMatchObject({ replicas: 5 });
   });
 
   it('reports a message that cannot be processed as a partial batch failure, and the rest of its group with it', async () => {
