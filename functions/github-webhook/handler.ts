@@ -10,6 +10,6 @@ export async function handler(event: APIGatewayProxyEventV2): Promise<APIGateway
   if (!rt.settings.webhookSecret) return toApiGateway(reply(500, 'the GitHub webhook secret is not configured'));
   const secret = await rt.secrets.get(rt.settings.webhookSecret);
   const res = await receiveGithubWebhook(fromApiGateway(event), { secret, tracked: rt.tracked, queue: rt.queue });
-  rt.logger.info('github delivery', { status: res.status, message: res.body.message, delivery: event.headers['x-github-delivery'], event: event.headers['x-github-event'] });
+  rt.logger.info('github delivery', { status: res.status, reason: res.body.message, delivery: event.headers['x-github-delivery'], event: event.headers['x-github-event'] });
   return toApiGateway(res);
 }

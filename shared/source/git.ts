@@ -115,8 +115,34 @@ const MAX_DEEPEN = 256;
  */
 export async function checkoutRevision(src: GitSource, revision: Revision, cacheDir: string): Promise<Checkout> {
   const base = join(cacheDir, 'git', repoKey(src.url));
-  const gitdir = join(base, 'repo.git');
   const treeDir = join(base, 'trees', revision.sha);
+  if (fs.existsSync(join(treeDir, '.tidegate-complete'))) return { revision, dir: treeDir };
+  return exclusive(base, () => fetchAndExport(src, revision, base, treeDir));
+}
+
+/**
+ * One writer per cached repository in this process: concurrent shallow fetches into one git
+ * directory race on its shallow list and lose commits (syncs of several targets of one repository
+ * run side by side in the dev server, and in a Lambda container between invocations' awaits).
+ */
+const locks = new Map<string, Promise<unknown>>();
+async function exclusive<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  const previous = locks.get(key) ?? Promise.resolve();
+  const next = previous.then(fn, fn);
+  const settled = next.then(
+    () => undefined,
+    () => undefined,
+  );
+  locks.set(key, settled);
+  try {
+    return await next;
+  } finally {
+    if (locks.get(key) === settled) locks.delete(key);
+  }
+}
+
+async function fetchAndExport(src: GitSource, revision: Revision, base: string, treeDir: string): Promise<Checkout> {
+  const gitdir = join(base, 'repo.git');
   if (fs.existsSync(join(treeDir, '.tidegate-complete'))) return { revision, dir: treeDir };
   if (!fs.existsSync(join(gitdir, 'HEAD'))) {
     fs.mkdirSync(gitdir, { recursive: true });

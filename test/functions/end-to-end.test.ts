@@ -1,4 +1,3 @@
-import { createRequire } from 'node:module';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { handler as githubWebhook } from '../../functions/github-webhook/handler.js';
@@ -8,21 +7,9 @@ import { readTargetState } from '../../shared/apply/index.js';
 import type { SyncMessage } from '../../shared/model/index.js';
 import { testEnv, uniqueName } from '../helpers/env.js';
 import { configMap, deployment, gitopsRepo } from '../helpers/engine.js';
-import { apiEvent, createFifoQueue, drain, githubHeaders, lambdaContext, sqsEvent, useMotoEnv } from '../helpers/lambda.js';
+import { apiEvent, createFifoQueue, drain, githubHeaders, lambdaContext, pushPayload, sqsEvent, useMotoEnv } from '../helpers/lambda.js';
 
-const require = createRequire(import.meta.url);
-const examples = require('@octokit/webhooks-examples/api.github.com/index.json') as Array<{ name: string; examples: Array<Record<string, any>> }>;
 const SECRET = 'e2e-secret';
-
-/** The real push example, pointed at our repository, branch and commit. */
-function pushPayload(repoUrl: string, sha: string, paths: string[]): string {
-  const push = structuredClone(examples.find((e) => e.name === 'push')?.examples.find((p) => p['ref'] === 'refs/heads/master') ?? {});
-  push['ref'] = 'refs/heads/main';
-  push['after'] = sha;
-  push['repository'] = { ...push['repository'], clone_url: repoUrl, html_url: repoUrl.replace(/\.git$/, ''), full_name: 'local/gitops' };
-  push['commits'] = [{ ...push['commits'][0], id: sha, added: [], removed: [], modified: paths }];
-  return JSON.stringify(push);
-}
 
 describe('GitHub push → handler → SQS FIFO (moto) → worker → real apiserver', () => {
   let queueUrl = '';

@@ -1,5 +1,6 @@
 import { createHmac, randomUUID } from 'node:crypto';
-import { CreateQueueCommand, DeleteMessageCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { createRequire } from 'node:module';
+import { CreateQueueCommand, DeleteMessageCommand, ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
 import type { APIGatewayProxyEventV2, Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { testEnv, uniqueName } from './env.js';
 
@@ -26,6 +27,21 @@ export async function createFifoQueue(prefix: string): Promise<string> {
   return out.QueueUrl ?? '';
 }
 
+/** An SQS message as the record Lambda's event source mapping hands the function. */
+export function sqsRecord(m: Message): SQSRecord {
+  return {
+    messageId: m.MessageId ?? '',
+    receiptHandle: m.ReceiptHandle ?? '',
+    body: m.Body ?? '',
+    attributes: m.Attributes as unknown as SQSRecord['attributes'],
+    messageAttributes: {},
+    md5OfBody: m.MD5OfBody ?? '',
+    eventSource: 'aws:sqs',
+    eventSourceARN: 'arn:aws:sqs:eu-west-1:123456789012:queue.fifo',
+    awsRegion: 'eu-west-1',
+  };
+}
+
 /** Receives (and deletes) everything visible on a queue, as the SQS event Lambda would get. */
 export async function drain(queueUrl: string): Promise<SQSRecord[]> {
   const sqs = new SQSClient(awsConfig());
@@ -34,17 +50,7 @@ export async function drain(queueUrl: string): Promise<SQSRecord[]> {
     const out = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, MessageSystemAttributeNames: ['All'] }));
     if (!out.Messages?.length) return records;
     for (const m of out.Messages) {
-      records.push({
-        messageId: m.MessageId ?? '',
-        receiptHandle: m.ReceiptHandle ?? '',
-        body: m.Body ?? '',
-        attributes: m.Attributes as unknown as SQSRecord['attributes'],
-        messageAttributes: {},
-        md5OfBody: m.MD5OfBody ?? '',
-        eventSource: 'aws:sqs',
-        eventSourceARN: 'arn:aws:sqs:eu-west-1:123456789012:queue.fifo',
-        awsRegion: 'eu-west-1',
-      });
+      records.push(sqsRecord(m));
       await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: m.ReceiptHandle }));
     }
   }
@@ -76,4 +82,16 @@ export function apiEvent(path: string, headers: Record<string, string>, body: st
 /** Headers GitHub sends with a delivery. */
 export function githubHeaders(event: string, body: string, secret: string, delivery: string = randomUUID()): Record<string, string> {
   return { 'content-type': 'application/json', 'x-github-event': event, 'x-github-delivery': delivery, 'x-hub-signature-256': signSha256(secret, body), 'user-agent': 'GitHub-Hookshot/test' };
+}
+
+const examples = createRequire(import.meta.url)('@octokit/webhooks-examples/api.github.com/index.json') as Array<{ name: string; examples: Array<Record<string, any>> }>;
+
+/** GitHub's recorded push example (@octokit/webhooks-examples), pointed at our repository, branch and commit. */
+export function pushPayload(repoUrl: string, sha: string, paths: string[]): string {
+  const push = structuredClone(examples.find((e) => e.name === 'push')?.examples.find((p) => p['ref'] === 'refs/heads/master') ?? {});
+  push['ref'] = 'refs/heads/main';
+  push['after'] = sha;
+  push['repository'] = { ...push['repository'], clone_url: repoUrl, html_url: repoUrl.replace(/\.git$/, ''), full_name: 'local/gitops' };
+  push['commits'] = [{ ...push['commits'][0], id: sha, added: [], removed: [], modified: paths }];
+  return JSON.stringify(push);
 }
