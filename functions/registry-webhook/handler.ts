@@ -9,6 +9,6 @@ export async function handler(event: APIGatewayProxyEventV2): Promise<APIGateway
   const rt = await runtime();
   if (!rt.settings.registrySecret) return toApiGateway(reply(500, 'the registry webhook secret is not configured'));
   const res = await receiveRegistryWebhook(fromApiGateway(event), { secret: await rt.secrets.get(rt.settings.registrySecret), queue: rt.queue });
-  rt.logger.info('registry notification', { status: res.status, message: res.body.message });
+  rt.logger.info('registry notification', { status: res.status, reason: res.body.message });
   return toApiGateway(res);
 }
