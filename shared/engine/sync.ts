@@ -64,15 +64,27 @@ export async function syncCheckout(ctx: EngineContext, req: CheckoutSyncRequest)
   const results: SyncResult[] = [];
   for (const spec of targets) {
     const blocked = spec.dependsOn.filter((d) => failed.has(d));
-    const result = blocked.length > 0 ? notSynced(spec, req.revision, blocked) : await syncOne(ctx, spec, req, await client(spec.cluster));
+    const result = blocked.length > 0 ? notSynced(spec, req.revision, `not synced: dependency ${blocked.join(', ')} failed`) : await connectAndSync(ctx, spec, req, client);
     if (result.outcome === 'failed') failed.add(spec.name);
     results.push(result);
   }
   return results;
 }
 
-function notSynced(spec: TargetSpec, revision: Revision, blocked: string[]): SyncResult {
-  return { target: spec.name, revision, outcome: 'failed', changeSet: { changes: [] }, health: { status: 'unknown', notReady: [] }, error: `not synced: dependency ${blocked.join(', ')} failed`, startedAt: new Date().toISOString(), durationMs: 0 };
+function notSynced(spec: TargetSpec, revision: Revision, error: string): SyncResult {
+  return { target: spec.name, revision, outcome: 'failed', changeSet: { changes: [] }, health: { status: 'unknown', notReady: [] }, error, startedAt: new Date().toISOString(), durationMs: 0 };
+}
+
+/** A cluster alias the settings do not know fails that target (retrying cannot help); other connection errors are thrown for a retry. */
+async function connectAndSync(ctx: EngineContext, spec: TargetSpec, req: CheckoutSyncRequest, client: (alias: string) => Promise<KubeClient>): Promise<SyncResult> {
+  let kube: KubeClient;
+  try {
+    kube = await client(spec.cluster);
+  } catch (err) {
+    if (err instanceof TidegateError && err.code === 'UnknownCluster') return notSynced(spec, req.revision, err.message);
+    throw err;
+  }
+  return syncOne(ctx, spec, req, kube);
 }
 
 /** One target of a checkout: its files, its commit, the sync, and auto-rollback when asked for. */
