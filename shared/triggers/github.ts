@@ -32,6 +32,7 @@ const KNOWN_EVENTS = new Set<string>(emitterEventNames.filter((e) => !e.includes
 export async function verifyGithub(req: HttpRequest, secret: string, maxBytes = DEFAULT_MAX_BODY_BYTES): Promise<Verified> {
   const fail = (status: number, message: string): Verified => ({ ok: false, response: reply(status, message) });
   if (req.method !== 'POST') return fail(405, 'only POST is accepted');
+  if (req.body.length === 0) return fail(400, 'body is empty');
   if (bodyBytes(req.body) > maxBytes) return fail(413, `body larger than ${maxBytes} bytes`);
   const contentType = (req.headers['content-type'] ?? '').split(';')[0]?.trim();
   if (contentType !== 'application/json') return fail(415, 'content type must be application/json (set it in the webhook settings)');
@@ -59,8 +60,20 @@ export interface Routed {
 /** GitHub lists at most 20 commits in a push payload; with more, the changed paths are incomplete. */
 const MAX_LISTED_COMMITS = 20;
 
+/** What routing reads from a push payload; GitHub always sends it, but a signature proves origin, not shape. */
+function malformedPush(payload: unknown): string | undefined {
+  const p = payload as Partial<Record<keyof PushEvent, unknown>> | null;
+  if (typeof p !== 'object' || p === null || Array.isArray(p)) return 'the payload is not an object';
+  if (typeof p.ref !== 'string' || typeof p.after !== 'string') return 'ref or after is missing';
+  if (typeof p.repository !== 'object' || p.repository === null) return 'repository is missing';
+  if (!Array.isArray(p.commits)) return 'commits is missing';
+  return undefined;
+}
+
 function routePush(push: PushEvent, tracked: readonly TrackedRepo[]): Routed {
   const ignore = (message: string): Routed => ({ response: reply(202, message), messages: [] });
+  const malformed = malformedPush(push);
+  if (malformed) return { response: reply(400, `malformed push payload: ${malformed}`), messages: [] };
   if (push.deleted) return ignore(`ignored: ${push.ref} was deleted`);
   if (!push.ref.startsWith('refs/heads/')) return ignore(`ignored: ${push.ref} is not a branch`);
   const branch = push.ref.slice('refs/heads/'.length);

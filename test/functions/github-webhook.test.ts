@@ -64,6 +64,8 @@ describe('functions/github-webhook with real payloads from @octokit/webhooks-exa
     ['malformed JSON (correctly signed)', () => { const b = '{"ref": "refs/heads/master",'; return { body: b, headers: githubHeaders('push', b, SECRET) }; }, 400, 'body is not valid JSON'],
     ['an oversized body', () => { const b = JSON.stringify({ ...push(), padding: 'x'.repeat(6 * 1024 * 1024) }); return { body: b, headers: githubHeaders('push', b, SECRET) }; }, 413, 'body larger than 5242880 bytes'],
     ['a form-encoded delivery', () => { const b = `payload=${encodeURIComponent(JSON.stringify(push()))}`; return { body: b, headers: { ...githubHeaders('push', b, SECRET), 'content-type': 'application/x-www-form-urlencoded' } }; }, 415, 'content type must be application/json (set it in the webhook settings)'],
+    ['an empty body', () => ({ body: '', headers: githubHeaders('push', '', SECRET) }), 400, 'body is empty'],
+    ['a correctly signed push of the wrong shape', () => { const b = JSON.stringify({ ref: 'refs/heads/master', after: 'abc', commits: [] }); return { body: b, headers: githubHeaders('push', b, SECRET) }; }, 400, 'malformed push payload: repository is missing'],
     ['an unknown event', () => { const b = JSON.stringify(push()); return { body: b, headers: githubHeaders('not_an_event', b, SECRET) }; }, 400, 'unknown event not_an_event'],
     ['an event tidegate does not act on', () => { const b = JSON.stringify(example('star')); return { body: b, headers: githubHeaders('star', b, SECRET) }; }, 202, 'ignored: tidegate does not act on star events'],
     ['a branch deletion', () => { const b = JSON.stringify({ ...push(), deleted: true }); return { body: b, headers: githubHeaders('push', b, SECRET) }; }, 202, 'ignored: refs/heads/master was deleted'],
