@@ -62,7 +62,8 @@ async function applyItem(item: PlanItem, client: KubeClient, opts: ApplyOptions,
   const signal = opts.signal ? { signal: opts.signal } : {};
   try {
     if (item.action === 'recreate') {
-      await client.delete({ ...item.desired.ref, apiVersion: item.body.apiVersion }, { propagationPolicy: 'Foreground', ...signal });
+      // Background: the object goes at once and the garbage collector removes its dependents (as kubectl replace --force does).
+      await client.delete({ ...item.desired.ref, apiVersion: item.body.apiVersion }, { propagationPolicy: 'Background', ...signal });
       await waitFor(async () => (await client.get(item.body.apiVersion, item.body.kind, item.body.metadata.namespace, item.body.metadata.name, opts.signal)) === undefined, opts.settleTimeoutMs ?? 30_000, opts.signal, `${item.desired.id} to be deleted`);
     }
     const result = await client.apply(item.body, { fieldManager: FIELD_MANAGER, force: true, ...signal });
