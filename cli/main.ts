@@ -4,7 +4,7 @@ import { renderCommand, validateCommand } from './commands/local.js';
 import { statusCommand } from './commands/status.js';
 import { runDemo } from './demo.js';
 import { devCommand } from './commands/dev.js';
-import { historyCommand, recoverCommand, releaseCommand, rollbackCommand } from './commands/rollback.js';
+import { approveCommand, historyCommand, recoverCommand, releaseCommand, rollbackCommand } from './commands/rollback.js';
 import { diffCommand, syncCommand } from './commands/sync.js';
 import { processIo, type Io } from './output.js';
 
@@ -21,12 +21,14 @@ Commands:
   history <target>    the last syncs of a target, newest first
   rollback <target>   re-apply an earlier revision from Git (--to <sha>, default: the last healthy) and pin it
   release <target>    lift the pin: pushes and polls apply the branch again
+  approve <target> <revision>
+                      sign off a revision held by a manual gate (SHA or prefix), then sync it
   recover             re-apply every target in dependency order (--cluster <alias>), e.g. to an empty cluster
   dev                 serve the webhook routes on localhost with an in-memory queue and polling
   demo                the whole loop on an embedded cluster (what npm start runs)
 
 Source (sync, diff):   --dir <path>   a local working tree (default: .)
-(rollback, release, history, recover need --repo)
+(rollback, release, approve, history, recover need --repo)
                        --repo <url>   the GitOps repository; --revision <sha> an exact commit of main
 Cluster:               --kubeconfig <file>  --context <name>   (a target's cluster alias selects the
                        kubeconfig context of that name when there is one, else the current context)
@@ -64,7 +66,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
 
 async function dispatch(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
-  const [command, target] = positionals;
+  const [command, target, extra] = positionals;
   if (values.help || !command) {
     io.out(USAGE);
     return command || values.help ? 0 : 2;
@@ -85,6 +87,10 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
     rollback: () => rollbackCommand(needTarget(), args, io),
     release: () => releaseCommand(needTarget(), args, io),
     history: () => historyCommand(needTarget(), args, io),
+    approve: () => {
+      if (!extra) throw new TidegateError('Usage', 'approve needs a target and a revision: tidegate approve <target> <sha>');
+      return approveCommand(needTarget(), extra, args, io);
+    },
     recover: () => recoverCommand(args, io),
     demo: () => runDemo(io),
   };

@@ -11,20 +11,26 @@ export const processIo: Io = { out: (t) => void process.stdout.write(t), err: (t
 const SYMBOL: Record<string, string> = { created: '+', configured: '~', deleted: '-', skipped: '!', unchanged: '=' };
 
 /** Human output of sync/diff results: one line per change (unchanged ones hidden unless verbose), then a summary. */
-export function formatResults(results: readonly SyncResult[], verbose = false): string {
+/** The lines after a result's first: changed objects, rolled workloads, health, error, hold and sign-offs. */
+function details(r: SyncResult, verbose: boolean): string[] {
   const lines: string[] = [];
-  for (const r of results) {
-    const counts = countChanges(r.changeSet);
-    lines.push(`${r.target} @ ${formatRevision(r.revision)}: ${r.outcome} (${counts.created} created, ${counts.configured} configured, ${counts.deleted} deleted, ${counts.unchanged} unchanged, ${counts.skipped} skipped) in ${r.durationMs} ms`);
-    for (const c of r.changeSet.changes) {
-      if (c.action === 'unchanged' && !verbose) continue;
-      const detail = [c.fields?.length ? c.fields.join(', ') : '', c.reason ?? ''].filter(Boolean).join('; ');
-      lines.push(`  ${SYMBOL[c.action] ?? '?'} ${formatRef(c.ref)}${detail ? `  (${detail})` : ''}`);
-    }
-    for (const rl of r.reloads ?? []) lines.push(`  ↻ ${formatRef(rl.workload)} rolled: ${rl.sources.join(', ')} changed`);
-    for (const h of r.health.notReady) lines.push(`  health: ${formatRef(h.ref)} ${h.status}: ${h.message}`);
-    if (r.error) lines.push(`  error: ${r.error}`);
+  for (const c of r.changeSet.changes.filter((x) => verbose || x.action !== 'unchanged')) {
+    const detail = [c.fields?.join(', ') ?? '', c.reason ?? ''].filter(Boolean).join('; ');
+    lines.push(`  ${SYMBOL[c.action] ?? '?'} ${formatRef(c.ref)}${detail ? `  (${detail})` : ''}`);
   }
+  for (const rl of r.reloads ?? []) lines.push(`  ↻ ${formatRef(rl.workload)} rolled: ${rl.sources.join(', ')} changed`);
+  for (const h of r.health.notReady) lines.push(`  health: ${formatRef(h.ref)} ${h.status}: ${h.message}`);
+  if (r.error) lines.push(`  error: ${r.error}`);
+  if (r.heldFor) lines.push(`  held (nothing applied; the changes above are the plan): ${r.heldFor}`);
+  if (r.approvals?.length) lines.push(`  approved by ${r.approvals.map((a) => `${a.by} (${a.via})`).join(', ')}`);
+  return lines;
+}
+
+export function formatResults(results: readonly SyncResult[], verbose = false): string {
+  const lines = results.flatMap((r) => {
+    const counts = countChanges(r.changeSet);
+    return [`${r.target} @ ${formatRevision(r.revision)}: ${r.outcome} (${counts.created} created, ${counts.configured} configured, ${counts.deleted} deleted, ${counts.unchanged} unchanged, ${counts.skipped} skipped) in ${r.durationMs} ms`, ...details(r, verbose)];
+  });
   return `${lines.join('\n')}\n`;
 }
 
@@ -33,7 +39,7 @@ export function describeOutcome(outcome: WorkOutcome | Error): string {
   if (outcome instanceof Error) return `failed: ${outcome.message}`;
   switch (outcome.kind) {
     case 'synced':
-      return `${outcome.result.target} ${outcome.result.outcome}${outcome.result.error ? `: ${outcome.result.error}` : ''}`;
+      return `${outcome.result.target} ${outcome.result.outcome}${outcome.result.error ? `: ${outcome.result.error}` : ''}${outcome.result.heldFor ? `: ${outcome.result.heldFor}` : ''}`;
     case 'fanned-out':
       return `→ ${outcome.targets.join(', ') || 'no targets affected'}`;
     case 'reloaded':

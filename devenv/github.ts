@@ -1,3 +1,5 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { example, notFound, startGitHubApi, validationFailed, type ApiRequest, type ApiResponse, type GitHubApiServer } from './github-api.js';
 import { run } from './process.js';
@@ -23,10 +25,23 @@ export interface TestGitHub extends GitHubApiServer {
   token: string;
   /** Pull requests of owner/repo, as GitHub holds them. */
   pulls(owner: string, repo: string): PullRequest[];
+  /** A person opens a pull request (not tidegate): head branch into base. */
+  openPullRequest(owner: string, repo: string, pr: { head: string; base: string; author: string; title?: string }): Promise<PullRequest>;
+  /** A person reviews a pull request; by default the review is of its current head. */
+  review(owner: string, repo: string, number: number, review: { user: string; state: 'APPROVED' | 'CHANGES_REQUESTED' | 'COMMENTED'; commit?: string }): Promise<void>;
+  /** Merges a pull request into its base with a merge commit (really, in the git server's repository); returns that commit. */
+  merge(owner: string, repo: string, number: number, by?: string): Promise<string>;
+  /** Sets a user's permission on a repository (default: none). */
+  grant(owner: string, repo: string, user: string, permission: 'admin' | 'maintain' | 'write' | 'triage' | 'read'): void;
+  /** Commit statuses tidegate set, oldest first. */
+  statuses(owner: string, repo: string, sha: string): Array<{ state: string; context: string; description: string }>;
 }
 
 export async function startGitHub(opts: { token: string; gitRoot: string; login?: string }): Promise<TestGitHub> {
   const pulls = new Map<string, PullRequest[]>();
+  const reviews = new Map<string, Array<Record<string, unknown>>>();
+  const permissions = new Map<string, string>();
+  const statuses = new Map<string, Array<{ state: string; context: string; description: string }>>();
   const login = opts.login ?? 'tidegate-bot';
   let nextId = 1;
   let apiUrl = '';
@@ -43,7 +58,7 @@ export async function startGitHub(opts: { token: string; gitRoot: string; login?
     );
   const now = (): string => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
 
-  const create = async (req: ApiRequest): Promise<ApiResponse> => {
+  const create = async (req: ApiRequest, author = login): Promise<ApiResponse> => {
     const { owner = '', repo = '' } = req.params;
     const head = String(req.body['head'] ?? '').replace(new RegExp(`^${owner}:`), '');
     const base = String(req.body['base'] ?? '');
@@ -65,7 +80,7 @@ export async function startGitHub(opts: { token: string; gitRoot: string; login?
       // A new pull request has none of these (and the description's example team lacks a required field).
       labels: [], assignee: null, assignees: [], requested_reviewers: [], requested_teams: [], milestone: null, merged_by: null, comments: 0, review_comments: 0,
     });
-    pr.user['login'] = login;
+    pr.user = { ...pr.user, login: author };
     pr.head = { ...pr.head, ref: head, sha: headSha, label: `${owner}:${head}` };
     pr.base = { ...pr.base, ref: base, sha: baseSha, label: `${owner}:${base}` };
     list.push(pr);
@@ -92,6 +107,22 @@ export async function startGitHub(opts: { token: string; gitRoot: string; login?
         for (const pr of list) pr.head.sha = (await branchSha(req.params['owner'] ?? '', req.params['repo'] ?? '', pr.head.ref)) ?? pr.head.sha;
         return { status: 200, body: list };
       },
+      'repos/list-pull-requests-associated-with-commit': (req) => {
+        const sha = req.params['commit_sha'];
+        return { status: 200, body: listOf(req.params).filter((p) => p['merge_commit_sha'] === sha || p.head.sha === sha) };
+      },
+      'pulls/list-reviews': (req) => ({ status: 200, body: reviews.get(`${req.params['owner']}/${req.params['repo']}#${req.params['pull_number']}`) ?? [] }),
+      'repos/get-collaborator-permission-level': (req) => {
+        const permission = permissions.get(`${req.params['owner']}/${req.params['repo']}:${req.params['username']}`) ?? 'none';
+        const user = { ...example<Record<string, unknown>>('simple-user'), login: req.params['username'] };
+        return { status: 200, body: { permission: permission === 'maintain' ? 'write' : permission === 'triage' ? 'read' : permission, role_name: permission, user } };
+      },
+      'repos/create-commit-status': (req) => {
+        const key = `${req.params['owner']}/${req.params['repo']}@${req.params['sha']}`;
+        const entry = { state: String(req.body['state']), context: String(req.body['context'] ?? 'default'), description: String(req.body['description'] ?? '') };
+        statuses.set(key, [...(statuses.get(key) ?? []), entry]);
+        return { status: 201, body: { ...example<Record<string, unknown>>('status'), ...entry, created_at: now(), updated_at: now() } };
+      },
       'pulls/update': (req) => {
         const pr = find(req);
         if (!pr) return notFound();
@@ -103,5 +134,46 @@ export async function startGitHub(opts: { token: string; gitRoot: string; login?
     },
   });
   apiUrl = github.url;
-  return { ...github, token: opts.token, pulls: (owner, repo) => pulls.get(`${owner}/${repo}`) ?? [] };
+  const pr = (owner: string, repo: string, number: number): PullRequest => {
+    const found = listOf({ owner, repo }).find((p) => p.number === number);
+    if (!found) throw new Error(`no pull request #${number} in ${owner}/${repo}`);
+    return found;
+  };
+  return {
+    ...github,
+    token: opts.token,
+    pulls: (owner, repo) => pulls.get(`${owner}/${repo}`) ?? [],
+    openPullRequest: async (owner, repo, p) => {
+      const out = await create({ operationId: 'pulls/create', params: { owner, repo }, query: new URLSearchParams(), body: { head: p.head, base: p.base, title: p.title ?? `change from ${p.author}` } }, p.author);
+      if (out.status !== 201) throw new Error(`cannot open the pull request: ${JSON.stringify(out.body)}`);
+      return out.body as PullRequest;
+    },
+    review: async (owner, repo, number, r) => {
+      const target = pr(owner, repo, number);
+      const head = (await branchSha(owner, repo, target.head.ref)) ?? target.head.sha;
+      const key = `${owner}/${repo}#${number}`;
+      const list = reviews.get(key) ?? [];
+      const review = { ...example<Record<string, unknown>>('pull-request-review'), id: list.length + 1, node_id: `R_${number}_${list.length + 1}`, user: { ...example<Record<string, unknown>>('simple-user'), login: r.user }, state: r.state, commit_id: r.commit ?? head, submitted_at: now(), body: '' };
+      reviews.set(key, [...list, review]);
+    },
+    merge: async (owner, repo, number, by = 'maintainer') => {
+      const target = pr(owner, repo, number);
+      const work = mkdtempSync(join(tmpdir(), 'tidegate-merge-'));
+      try {
+        const env = { ...process.env, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null', GIT_AUTHOR_NAME: by, GIT_AUTHOR_EMAIL: `${by}@example.test`, GIT_COMMITTER_NAME: 'GitHub', GIT_COMMITTER_EMAIL: 'noreply@github.test' };
+        await run('git', ['clone', '--quiet', '--branch', target.base.ref, join(opts.gitRoot, owner, `${repo}.git`), work], { env });
+        await run('git', ['fetch', '--quiet', 'origin', target.head.ref], { cwd: work, env });
+        target.head.sha = (await run('git', ['rev-parse', 'FETCH_HEAD'], { cwd: work, env })).trim();
+        await run('git', ['merge', '--quiet', '--no-ff', '-m', `Merge pull request #${number} from ${target.head.ref}`, 'FETCH_HEAD'], { cwd: work, env });
+        await run('git', ['push', '--quiet', 'origin', `HEAD:refs/heads/${target.base.ref}`], { cwd: work, env });
+        const sha = (await run('git', ['rev-parse', 'HEAD'], { cwd: work, env })).trim();
+        Object.assign(target, { state: 'closed', merged: true, merged_at: now(), closed_at: now(), merge_commit_sha: sha, merged_by: { ...example<Record<string, unknown>>('simple-user'), login: by } });
+        return sha;
+      } finally {
+        rmSync(work, { recursive: true, force: true });
+      }
+    },
+    grant: (owner, repo, user, permission) => void permissions.set(`${owner}/${repo}:${user}`, permission),
+    statuses: (owner, repo, sha) => statuses.get(`${owner}/${repo}@${sha}`) ?? [],
+  };
 }

@@ -1,8 +1,7 @@
 import { userInfo } from 'node:os';
 import { readTargetState } from '../../shared/apply/index.js';
-import { recover, release, rollback, loadConfig, TargetNotFoundError } from '../../shared/engine/index.js';
+import { approve, headTarget, recover, release, rollback } from '../../shared/engine/index.js';
 import { TidegateError, formatRevision } from '../../shared/model/index.js';
-import { checkoutRevision, resolveRevision } from '../../shared/source/index.js';
 import { localEngine, type LocalOptions } from '../context.js';
 import { formatResults, type Io } from '../output.js';
 
@@ -32,14 +31,17 @@ export async function releaseCommand(target: string, args: RollbackArgs, io: Io)
   return 0;
 }
 
+/** `tidegate approve <target> <revision>`: a manual sign-off, recorded in the cluster, then the sync. */
+export async function approveCommand(target: string, revision: string, args: RollbackArgs, io: Io): Promise<number> {
+  const result = await approve(localEngine(args), { repo: needRepo(args), target, revision, by: userInfo().username, via: 'cli' });
+  io.out(args.output === 'json' ? `${JSON.stringify(result, null, 2)}\n` : formatResults([result]));
+  return result.outcome === 'failed' || result.outcome === 'held' ? 1 : 0;
+}
+
 /** `tidegate history <target>`: the last syncs, newest first. */
 export async function historyCommand(target: string, args: RollbackArgs, io: Io): Promise<number> {
-  const ctx = localEngine(args);
-  const src = ctx.gitSource(needRepo(args));
-  const config = loadConfig((await checkoutRevision(src, await resolveRevision(src, {}), ctx.settings.cacheDir)).dir);
-  const spec = config.targets.find((t) => t.name === target);
-  if (!spec) throw new TargetNotFoundError(target, 'tidegate.yaml');
-  const state = await readTargetState(await ctx.connect(spec.cluster), target);
+  const { client } = await headTarget(localEngine(args), needRepo(args), target);
+  const state = await readTargetState(client, target);
   if (args.output === 'json') {
     io.out(`${JSON.stringify(state.history, null, 2)}\n`);
     return 0;
@@ -48,7 +50,8 @@ export async function historyCommand(target: string, args: RollbackArgs, io: Io)
   for (const h of [...state.history].reverse()) {
     const c = h.counts;
     io.out(`${h.startedAt}  ${(h.kind ?? 'sync').padEnd(13)} ${formatRevision(h.revision)}  ${h.outcome}/${h.health}  +${c.created} ~${c.configured} -${c.deleted} in ${h.durationMs} ms` +
-      `${h.commit ? `  ${h.commit.author}: ${h.commit.message}` : ''}${h.by ? `  (by ${h.by})` : ''}${h.error ? `\n    error: ${h.error}` : ''}\n`);
+      `${h.commit ? `  ${h.commit.author}: ${h.commit.message}` : ''}${h.by ? `  (by ${h.by})` : ''}${h.error ? `\n    error: ${h.error}` : ''}` +
+      `${h.heldFor ? `\n    held: ${h.heldFor}` : ''}${h.approvals?.length ? `\n    approved by ${h.approvals.map((a) => `${a.by} (${a.via}, ${a.at})`).join(', ')}` : ''}\n`);
   }
   return 0;
 }

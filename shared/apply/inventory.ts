@@ -1,5 +1,6 @@
 import type { KubeClient } from '../cluster/index.js';
-import { parseRefKey, type HistoryEntry, type KubeObject, type ObjectRef, type Pin, type Revision } from '../model/index.js';
+import type { GatePolicy } from '../config/index.js';
+import { parseRefKey, type Approval, type HistoryEntry, type KubeObject, type ObjectRef, type Pin, type Revision } from '../model/index.js';
 import { FIELD_MANAGER, MANAGED_BY_LABEL, SYSTEM_NAMESPACE } from './owner.js';
 
 /** One object tidegate applied for a target: its ref key, apiVersion and desired-state hash. */
@@ -16,6 +17,10 @@ export interface TargetState {
   lastApplied?: Revision | undefined;
   lastHealthy?: Revision | undefined;
   pin?: Pin | undefined;
+  /** Manual approvals not yet used (a revision applied with them moves them into its history entry). */
+  approvals?: Approval[] | undefined;
+  /** The gate of tidegate.yaml at the last applied revision: a later revision cannot lower it for itself. */
+  gate?: GatePolicy | undefined;
 }
 
 export const HISTORY_LIMIT = 20;
@@ -43,6 +48,8 @@ export async function readTargetState(client: KubeClient, target: string, signal
     lastApplied: parseJson<Revision | undefined>(data['lastApplied'], undefined),
     lastHealthy: parseJson<Revision | undefined>(data['lastHealthy'], undefined),
     pin: parseJson<Pin | undefined>(data['pin'], undefined),
+    approvals: parseJson<Approval[] | undefined>(data['approvals'], undefined),
+    gate: parseJson<GatePolicy | undefined>(data['gate'], undefined),
   };
 }
 
@@ -61,6 +68,8 @@ export async function writeTargetState(client: KubeClient, target: string, state
       ...(state.lastApplied ? { lastApplied: JSON.stringify(state.lastApplied) } : {}),
       ...(state.lastHealthy ? { lastHealthy: JSON.stringify(state.lastHealthy) } : {}),
       ...(state.pin ? { pin: JSON.stringify(state.pin) } : {}),
+      ...(state.approvals?.length ? { approvals: JSON.stringify(state.approvals) } : {}),
+      ...(state.gate ? { gate: JSON.stringify(state.gate) } : {}),
     },
   };
   await client.apply(cm, opts);

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { TidegateError } from '../model/index.js';
 import { parseDuration } from './duration.js';
+import { gateSchema } from './schema.js';
 
 /** Where a secret lives: Secrets Manager, SSM Parameter Store (SecureString), or inline (local runs only). */
 const secretRef = z.union([
@@ -31,8 +32,8 @@ export const deploySettingsSchema = z
     clusters: z.record(
       z.string(),
       z.union([
-        z.object({ eks: z.object({ name: z.string().min(1), region: z.string().min(1) }).strict() }).strict(),
-        z.object({ server: z.string().url(), caData: z.string().min(1).describe('base64 PEM'), token: secretRef }).strict(),
+        z.object({ eks: z.object({ name: z.string().min(1), region: z.string().min(1) }).strict(), floor: gateSchema.optional() }).strict(),
+        z.object({ server: z.string().url(), caData: z.string().min(1).describe('base64 PEM'), token: secretRef, floor: gateSchema.optional() }).strict(),
       ]),
     ),
     queueUrl: z.string().optional(),

@@ -1,3 +1,4 @@
+import { Cron } from 'croner';
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
 
@@ -51,6 +52,42 @@ const helm = z
   })
   .strict();
 
+const cron = z.string().refine((expr) => {
+  try {
+    new Cron(expr, { paused: true });
+    return true;
+  } catch {
+    return false;
+  }
+}, 'must be a cron expression such as "0 18 * * FRI"');
+
+/** A change window: a cron schedule (5 fields) in a time zone, open for `duration` from each firing. */
+const window = z
+  .object({
+    allow: cron.optional().describe('cron: syncs may apply only inside such windows (when any allow window is set)'),
+    deny: cron.optional().describe('cron: no sync applies inside such windows; deny wins over allow'),
+    duration: duration,
+    timeZone: z.string().default('UTC').refine((tz) => {
+      try {
+        new Intl.DateTimeFormat('en', { timeZone: tz });
+        return true;
+      } catch {
+        return false;
+      }
+    }, 'must be an IANA time zone such as Europe/Berlin'),
+  })
+  .strict()
+  .refine((w) => (w.allow === undefined) !== (w.deny === undefined), 'set exactly one of allow and deny');
+
+/** Sign-off before a sync applies: evaluated in order (suspend, windows, approvals, manual); the first that holds says why. */
+export const gateSchema = z
+  .object({
+    approvals: z.number().int().min(0).max(10).default(0).describe('the commit must reach the branch through a merged pull request with this many approvals from others with write access, after its last push'),
+    manual: z.boolean().default(false).describe('hold every revision until `tidegate approve <target> <revision>`'),
+    windows: z.array(window).default([]),
+  })
+  .strict();
+
 export const targetSchema = z
   .object({
     name: dnsLabel,
@@ -67,6 +104,7 @@ export const targetSchema = z
     dependsOn: z.array(dnsLabel).default([]),
     substitute: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).default({}),
     suspend: z.boolean().default(false),
+    gate: gateSchema.default({ approvals: 0, manual: false, windows: [] }),
     ignore: z.array(ignoreRule).default([]),
     force: z.boolean().default(false).describe('recreate objects whose immutable fields changed'),
     drift: z.enum(['correct', 'warn']).default('correct'),
@@ -125,6 +163,8 @@ export type ImagePolicySpec = z.output<typeof imagePolicySchema>;
 export type TargetSpec = z.output<typeof targetSchema>;
 export type TidegateConfig = z.output<typeof configSchema>;
 export type IgnoreRule = z.output<typeof ignoreRule>;
+export type GatePolicy = z.output<typeof gateSchema>;
+export type ChangeWindow = z.output<typeof window>;
 export type SourceRef = z.output<typeof ref>;
 
 /** The JSON Schema of tidegate.yaml, for editors (yaml-language-server). */

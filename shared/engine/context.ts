@@ -1,5 +1,5 @@
 import type { KubeClient } from '../cluster/index.js';
-import type { LocalSettings } from '../config/index.js';
+import type { GatePolicy, LocalSettings } from '../config/index.js';
 import type { GitHub } from '../github/index.js';
 import type { RegistryAccess } from '../images/index.js';
 import type { ReloadScope, ReloadStrategy } from '../reload/index.js';
@@ -17,7 +17,9 @@ export interface EngineContext {
   now?: () => Date;
   /** The GitOps repositories and tracked branches (image automation writes to them). */
   repositories?: ReadonlyArray<{ url: string; branch: string }>;
-  /** The GitHub API for a repository URL (image pull requests); undefined when it has none. */
+  /** The policy floor of a cluster alias (deploy-time settings): gates tidegate.yaml cannot lower. */
+  floor?: (cluster: string) => GatePolicy | undefined;
+  /** The GitHub API for a repository URL (approvals, statuses, image pull requests); undefined when it has none. */
   github?: (repoUrl: string) => GitHub | undefined;
   /** Registry access for image automation (ECR endpoint and credentials, other registries' credentials). */
   registry?: RegistryAccess;

@@ -8,4 +8,6 @@ export { pollRepositories, receiveGithubWebhook, receiveRegistryWebhook } from '
 export { processSqsBatch } from './sqs-batch.js';
 export { createRuntime, lazyRuntime, type Runtime } from './runtime.js';
 export { release, rollback, type RollbackRequest } from './rollback.js';
+export { approve } from './approve.js';
+export { headTarget } from './head-target.js';
 export { recover } from './recover.js';

@@ -1,8 +1,9 @@
 import { readTargetState, writeTargetState } from '../apply/index.js';
 import type { TargetSpec } from '../config/index.js';
 import { TidegateError, type Revision, type SyncResult } from '../model/index.js';
-import { checkoutRevision, commitInfo, resolveRevision } from '../source/index.js';
-import { CONFIG_FILE, TargetNotFoundError, loadConfig } from './config-file.js';
+import { checkoutRevision, commitInfo } from '../source/index.js';
+import { loadConfig } from './config-file.js';
+import { headTarget } from './head-target.js';
 import type { EngineContext } from './context.js';
 import { syncTarget } from './target-sync.js';
 
@@ -35,12 +36,7 @@ function chooseRevision(history: ReadonlyArray<{ revision: Revision; health: str
  * prunes it, and pins the target there. While pinned, pushes and polls change nothing.
  */
 export async function rollback(ctx: EngineContext, req: RollbackRequest): Promise<SyncResult> {
-  const src = ctx.gitSource(req.repo);
-  const head = await resolveRevision(src, {});
-  const headConfig = loadConfig((await checkoutRevision(src, head, ctx.settings.cacheDir)).dir);
-  const current = headConfig.targets.find((t) => t.name === req.target);
-  if (!current) throw new TargetNotFoundError(req.target, CONFIG_FILE);
-  const client = await ctx.connect(current.cluster);
+  const { src, spec: current, client } = await headTarget(ctx, req.repo, req.target);
   const state = await readTargetState(client, req.target, req.signal);
   const revision = chooseRevision(state.history, state.lastApplied, req.to);
   const checkout = await checkoutRevision(src, revision, ctx.settings.cacheDir);
@@ -56,14 +52,11 @@ export async function rollback(ctx: EngineContext, req: RollbackRequest): Promis
 
 /** Lifts a target's pin; the next push or poll applies the branch again. */
 export async function release(ctx: EngineContext, req: { repo: string; target: string }): Promise<boolean> {
-  const src = ctx.gitSource(req.repo);
-  const config = loadConfig((await checkoutRevision(src, await resolveRevision(src, {}), ctx.settings.cacheDir)).dir);
-  const spec = config.targets.find((t) => t.name === req.target);
-  if (!spec) throw new TargetNotFoundError(req.target, CONFIG_FILE);
-  const client = await ctx.connect(spec.cluster);
+  const { client } = await headTarget(ctx, req.repo, req.target);
   const state = await readTargetState(client, req.target);
   if (!state.pin) return false;
   await writeTargetState(client, req.target, { ...state, pin: undefined });
   return true;
 }
+
 

@@ -73,6 +73,7 @@ export async function createRuntime(service: string, env: NodeJS.ProcessEnv = pr
     settings,
     engine: {
       settings: localSettings(env), connect, gitSource, github, logger,
+      floor: (alias) => settings.clusters[alias]?.floor,
       repositories: settings.repositories,
       registry: { awsEndpoint: endpoint, awsCredentials: credentials },
       reload: { strategy: settings.reload.strategy, scope: settings.reload },

@@ -5,7 +5,9 @@ import { CONFIG_FILE, TargetNotFoundError, loadConfig } from './config-file.js';
 import type { EngineContext } from './context.js';
 import { rollback } from './rollback.js';
 import { checkoutRevision, commitInfo, resolveRevision } from '../source/index.js';
-import { readTargetState } from '../apply/index.js';
+import { readTargetState, type TargetState } from '../apply/index.js';
+import { evaluateGate, isOpen, strictest, type GateSource, type GateVerdict } from '../gates/index.js';
+import { repoName } from '../github/index.js';
 import { syncTarget } from './target-sync.js';
 
 export interface RepoSyncRequest {
@@ -87,12 +89,32 @@ async function connectAndSync(ctx: EngineContext, spec: TargetSpec, req: Checkou
   return syncOne(ctx, spec, req, kube);
 }
 
+/**
+ * The target's gate: the strictest of its tidegate.yaml at this revision, at the last applied
+ * revision (so a commit cannot lower the gate it is judged by) and the cluster's floor.
+ */
+function gateOf(ctx: EngineContext, spec: TargetSpec, revision: Revision, url: string | undefined): (state: TargetState) => Promise<GateVerdict> {
+  return async (state) => {
+    const floor = ctx.floor?.(spec.cluster);
+    const sources: GateSource[] = [{ from: 'tidegate.yaml', policy: spec.gate }];
+    if (state.gate && state.lastApplied) sources.push({ from: `tidegate.yaml at the last applied ${state.lastApplied.sha.slice(0, 12)}`, policy: state.gate });
+    if (floor) sources.push({ from: `the floor of cluster ${spec.cluster}`, policy: floor });
+    const gate = strictest(sources);
+    if (isOpen(gate)) return { approvals: [] };
+    const github = url ? ctx.github?.(url) : undefined;
+    return evaluateGate({
+      gate, revision, now: ctx.now?.() ?? new Date(), manualApprovals: state.approvals ?? [],
+      github: github && url ? { client: github, repo: repoName(url) } : undefined,
+    });
+  };
+}
+
 /** One target of a checkout: its files, its commit, the sync, and auto-rollback when asked for. */
 async function syncOne(ctx: EngineContext, spec: TargetSpec, req: CheckoutSyncRequest, client: KubeClient): Promise<SyncResult> {
   const { dir, revision } = await targetCheckout(ctx, spec, req);
   const url = spec.source.url ?? req.repo;
   const result = await syncTarget({
-    spec, dir, revision, client, settings: ctx.settings, reloadStrategy: spec.reload.strategy ?? ctx.reload?.strategy ?? 'annotations',
+    spec, dir, revision, client, settings: ctx.settings, reloadStrategy: spec.reload.strategy ?? ctx.reload?.strategy ?? 'annotations', gate: gateOf(ctx, spec, revision, url),
     ...(url ? { commit: await commitInfo(ctx.gitSource(url), revision.sha, ctx.settings.cacheDir) } : {}),
     ...(req.dryRun ? { dryRun: true } : {}), signal: req.signal, ...(ctx.logger ? { logger: ctx.logger } : {}), ...(ctx.now ? { now: ctx.now } : {}),
   });

@@ -7,11 +7,12 @@ import { parseDuration, type LocalSettings, type TargetSpec } from '../config/in
 import { waitForHealth, type HealthReport } from '../health/index.js';
 import {
   TidegateError, countChanges, formatRevision, hasChanges, refKey,
-  type Change, type CommitInfo, type HistoryEntry, type KubeObject, type Revision, type SyncOutcome, type SyncResult,
+  type Approval, type Change, type CommitInfo, type HistoryEntry, type KubeObject, type Revision, type SyncOutcome, type SyncResult,
 } from '../model/index.js';
 import { render, type RenderedObject } from '../render/index.js';
 import { silentLogger, type Logger } from '../telemetry/index.js';
 import { reloadPass, type ReloadStrategy } from '../reload/index.js';
+import type { GateVerdict } from '../gates/index.js';
 
 export interface TargetSyncInput {
   spec: TargetSpec;
@@ -28,6 +29,8 @@ export interface TargetSyncInput {
   commit?: CommitInfo | undefined;
   /** A rollback applies a pinned target's revision and pins it there (after it applied). */
   rollback?: { kind: 'rollback' | 'auto-rollback'; by: string; reason: string } | undefined;
+  /** The target's sign-off gate, evaluated after planning with the target's state; a hold applies nothing. */
+  gate?: ((state: TargetState) => Promise<GateVerdict>) | undefined;
   signal?: AbortSignal | undefined;
   logger?: Logger;
   now?: () => Date;
@@ -85,10 +88,12 @@ class SyncRun {
     };
   }
 
-  /** A repeated no-op sync of the same revision (same outcome family and health) is not recorded again. */
+  /** A repeated no-op sync (or the same hold) of the same revision is not recorded again. */
   private isRepeat(res: SyncResult, inventory: InventoryEntry[] | undefined): boolean {
     const last = this.state.history.at(-1);
-    return res.outcome === 'unchanged' && inventory === undefined && last?.revision.sha === this.input.revision.sha && (last.outcome === 'applied' || last.outcome === 'unchanged') && last.health === res.health.status;
+    if (last?.revision.sha !== this.input.revision.sha || inventory !== undefined) return false;
+    if (res.outcome === 'held') return last.outcome === 'held' && last.heldFor === res.heldFor;
+    return res.outcome === 'unchanged' && (last.outcome === 'applied' || last.outcome === 'unchanged') && last.health === res.health.status;
   }
 
   private entry(res: SyncResult): HistoryEntry {
@@ -96,6 +101,7 @@ class SyncRun {
     return {
       revision: this.input.revision, ...(this.input.commit ? { commit: this.input.commit } : {}), kind: rb?.kind ?? 'sync', outcome: res.outcome, health: res.health.status,
       counts: countChanges(res.changeSet), startedAt: res.startedAt, durationMs: res.durationMs, ...(res.error ? { error: res.error } : {}), ...(rb ? { by: rb.by } : {}),
+      ...(res.heldFor ? { heldFor: res.heldFor } : {}), ...(res.approvals?.length ? { approvals: res.approvals } : {}),
     };
   }
 
@@ -109,6 +115,9 @@ class SyncRun {
       lastApplied: res.outcome === 'failed' ? this.state.lastApplied : revision,
       lastHealthy: res.health.status === 'healthy' ? revision : this.state.lastHealthy,
       pin: rb && res.outcome !== 'failed' ? { revision, reason: rb.reason, at: res.startedAt, by: rb.by } : this.state.pin,
+      // Manual approvals of a revision that went through are used up (they live on in its history entry).
+      approvals: res.approvals?.length && res.outcome !== 'failed' ? this.state.approvals?.filter((a) => a.sha !== revision.sha) : this.state.approvals,
+      gate: res.outcome === 'failed' || res.outcome === 'held' ? this.state.gate : spec.gate,
     };
     await writeTargetState(client, spec.name, this.state, signal);
     return res;
@@ -198,8 +207,8 @@ async function reserveInventory(run: SyncRun, planned: Planned): Promise<void> {
   await writeTargetState(client, spec.name, run.state, signal);
 }
 
-/** Staged apply, prune, health, record. */
-async function applyTarget(run: SyncRun, planned: Planned): Promise<SyncResult> {
+/** Staged apply, prune, health, record (with the sign-offs that let the revision through). */
+async function applyTarget(run: SyncRun, planned: Planned, approvals: Approval[]): Promise<SyncResult> {
   const { spec, client, signal } = run.input;
   await reserveInventory(run, planned);
   const outcome = await applyPlan(planned.items, client, { ...planned.planOpts, drift: spec.drift });
@@ -218,6 +227,7 @@ async function applyTarget(run: SyncRun, planned: Planned): Promise<SyncResult> 
   const health = await waitForHealth([...outcome.objects.values()], read, { timeoutMs, signal });
   const { outcome: syncOutcome, error } = verdict(spec, changes, health, pruned.problems);
   let result = run.result(syncOutcome, changes, health, error);
+  if (approvals.length > 0) result = { ...result, approvals };
   if (reloads.length > 0) result = { ...result, reloads, ...(result.outcome === 'unchanged' ? { outcome: 'applied' as const } : {}) };
   return run.record(result, result.outcome === 'unchanged' && sameInventory(run.state.inventory, inventory) ? undefined : inventory);
 }
@@ -239,7 +249,10 @@ export async function syncTarget(input: TargetSyncInput): Promise<SyncResult> {
       return run.result('pinned', [], NO_HEALTH, `pinned at ${formatRevision(pin.revision)} by ${pin.by} (${pin.reason}) since ${pin.at}; \`tidegate release ${input.spec.name}\` lifts the pin`);
     }
     const planned = await planTarget(run);
-    return await (input.dryRun ? preview(run, planned) : applyTarget(run, planned));
+    if (input.dryRun) return await preview(run, planned);
+    const verdict = input.gate ? await input.gate(run.state) : undefined;
+    if (verdict?.hold) return await run.record({ ...(await preview(run, planned)), outcome: 'held', heldFor: verdict.hold }, undefined);
+    return await applyTarget(run, planned, verdict?.approvals ?? []);
   } catch (err) {
     (input.logger ?? silentLogger).warn('sync failed', { target: input.spec.name, error: err instanceof Error ? err.message : String(err) });
     // Render and plan failures change nothing in the cluster and keep the inventory as it was.

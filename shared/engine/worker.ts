@@ -6,6 +6,7 @@ import { latestImage, policiesFor, pullRequestBranch, pullRequestText, splitRepo
 import { checkoutRevision, resolveRevision, type CommitAuthor } from '../source/index.js';
 import type { Queue } from './queue.js';
 import { reloadPass, type ReloadReport } from '../reload/index.js';
+import { reportSync } from '../report/index.js';
 import { CONFIG_FILE, TargetNotFoundError, loadConfig } from './config-file.js';
 import type { EngineContext } from './context.js';
 import { syncRepo } from './sync.js';
@@ -69,7 +70,10 @@ async function syncOne(ctx: EngineContext, msg: SyncMessage, signal?: AbortSigna
   if (results instanceof TargetNotFoundError) return { kind: 'ignored', reason: results.message };
   const [result] = results;
   if (!result) return { kind: 'ignored', reason: `target ${msg.target} produced no result` };
-  ctx.logger?.info('synced', { target: result.target, revision: result.revision.sha, outcome: result.outcome, durationMs: result.durationMs, ...(result.error ? { error: result.error } : {}) });
+  ctx.logger?.info('synced', { target: result.target, revision: result.revision.sha, outcome: result.outcome, durationMs: result.durationMs, ...(result.error ? { error: result.error } : {}), ...(result.heldFor ? { heldFor: result.heldFor } : {}) });
+  const github = ctx.github?.(msg.repo);
+  // Reporting never fails a sync: the result is recorded in the cluster either way.
+  if (github) await reportSync(github, repoName(msg.repo), result).catch((err: unknown) => ctx.logger?.warn('commit status not set', { target: result.target, error: err instanceof Error ? err.message : String(err) }));
   return { kind: 'synced', result };
 }
 

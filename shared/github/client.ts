@@ -22,6 +22,23 @@ export function apiUrlFor(repoUrl: string, configured?: string): string | undefi
   return /^(?:https:\/\/(?:[^@/]*@)?|[^@/]+@)github\.com[/:]/.test(repoUrl) ? 'https://api.github.com' : undefined;
 }
 
+export interface MergedPullRequest {
+  number: number;
+  author: string;
+  base: string;
+  /** The head commit when it was merged (reviews of other commits are stale). */
+  head: string;
+  mergedAt: string | undefined;
+  mergeCommit: string | undefined;
+}
+
+export interface Review {
+  user: string;
+  state: string;
+  commit: string;
+  at: string;
+}
+
 export interface PullRequestRef {
   number: number;
   url: string;
@@ -61,6 +78,34 @@ export class GitHub {
       if ((err as { status?: number }).status === 422 && (await this.findOpen(name, pr.head, pr.base))) return this.ensurePullRequest(name, pr);
       throw this.failed('open pull request', err);
     }
+  }
+
+  /** Pull requests that contain a commit (merged ones included), as GitHub associates them. */
+  async pullRequestsOfCommit(name: RepoName, sha: string): Promise<MergedPullRequest[]> {
+    const { data } = await this.call('list pull requests of a commit', (await this.octokit).request('GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls', { ...name, commit_sha: sha, per_page: 100 }));
+    return data.map((p) => ({ number: p.number, author: p.user?.login ?? '', base: p.base.ref, head: p.head.sha, mergedAt: p.merged_at ?? undefined, mergeCommit: p.merge_commit_sha ?? undefined }));
+  }
+
+  /** Every review of a pull request, oldest first. */
+  async reviews(name: RepoName, pullNumber: number): Promise<Review[]> {
+    const reviews: Review[] = [];
+    for (let page = 1; ; page++) {
+      const { data } = await this.call('list reviews', (await this.octokit).request('GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews', { ...name, pull_number: pullNumber, per_page: 100, page }));
+      reviews.push(...data.map((r) => ({ user: r.user?.login ?? '', state: r.state, commit: r.commit_id ?? '', at: r.submitted_at ?? '' })));
+      if (data.length < 100) return reviews;
+    }
+  }
+
+  /** A user's permission on the repository: admin, maintain, write, triage, read or none. */
+  async permission(name: RepoName, user: string): Promise<string> {
+    const { data } = await this.call('read a collaborator permission', (await this.octokit).request('GET /repos/{owner}/{repo}/collaborators/{username}/permission', { ...name, username: user }));
+    return data.role_name || data.permission;
+  }
+
+  /** A commit status (context tidegate/<target>); the description is cut to GitHub's 140 characters. */
+  async setStatus(name: RepoName, sha: string, status: { state: 'pending' | 'success' | 'failure' | 'error'; context: string; description: string }): Promise<void> {
+    const description = status.description.length > 140 ? `${status.description.slice(0, 139)}…` : status.description;
+    await this.call('set a commit status', (await this.octokit).request('POST /repos/{owner}/{repo}/statuses/{sha}', { ...name, sha, state: status.state, context: status.context, description }));
   }
 
   private async findOpen(name: RepoName, head: string, base: string): Promise<{ number: number; html_url: string; title: string; body: string | null } | undefined> {

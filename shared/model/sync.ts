@@ -27,7 +27,7 @@ export interface ObjectHealth {
   message: string;
 }
 
-export type SyncOutcome = 'applied' | 'unchanged' | 'failed' | 'suspended' | 'progressing' | 'pinned';
+export type SyncOutcome = 'applied' | 'unchanged' | 'failed' | 'suspended' | 'progressing' | 'pinned' | 'held';
 
 export interface SyncResult {
   target: string;
@@ -41,6 +41,10 @@ export interface SyncResult {
   error?: string;
   /** Set when a failed health check rolled the target back to its last healthy revision. */
   rolledBackTo?: Revision;
+  /** Outcome "held": what the gate waits for (the change set is then the plan). */
+  heldFor?: string;
+  /** The sign-offs that let this revision through its gate. */
+  approvals?: Approval[];
   startedAt: string;
   durationMs: number;
 }
@@ -74,4 +78,14 @@ export interface HistoryEntry {
   error?: string;
   /** Who asked (CLI user, approver). */
   by?: string;
+  heldFor?: string;
+  approvals?: Approval[];
+}
+
+/** A sign-off: a manual approval of a revision, or an approving review of the pull request that brought it. */
+export interface Approval {
+  sha: string;
+  by: string;
+  at: string;
+  via: 'cli' | 'comment' | 'review';
 }

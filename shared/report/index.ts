@@ -1,0 +1,1 @@
+export { reportSync, statusOf } from './status.js';

@@ -1,0 +1,30 @@
+import type { GitHub, RepoName } from '../github/index.js';
+import { countChanges, type SyncResult } from '../model/index.js';
+
+type State = 'pending' | 'success' | 'failure' | 'error';
+
+/** The commit status a sync result shows on GitHub (context tidegate/<target>): names, counts and reasons, never values. */
+export function statusOf(result: SyncResult): { state: State; context: string; description: string } {
+  const c = countChanges(result.changeSet);
+  const plan = `${c.created} to create, ${c.configured} to configure, ${c.deleted} to delete`;
+  const context = `tidegate/${result.target}`;
+  switch (result.outcome) {
+    case 'applied':
+    case 'unchanged':
+      return { state: 'success', context, description: result.outcome === 'unchanged' ? 'in sync' : `applied: ${c.created} created, ${c.configured} configured, ${c.deleted} deleted` };
+    case 'held':
+      return { state: 'pending', context, description: `held: ${result.heldFor ?? ''} (plan: ${plan})` };
+    case 'progressing':
+      return { state: 'pending', context, description: 'applied; waiting for the rollout to become ready' };
+    case 'pinned':
+    case 'suspended':
+      return { state: 'pending', context, description: `not applied: ${result.outcome}${result.error ? ` (${result.error})` : ''}` };
+    case 'failed':
+      return { state: 'failure', context, description: `failed: ${result.error ?? 'unknown error'}` };
+  }
+}
+
+/** Sets the commit status of the synced revision. */
+export async function reportSync(github: GitHub, repo: RepoName, result: SyncResult): Promise<void> {
+  await github.setStatus(repo, result.revision.sha, statusOf(result));
+}
