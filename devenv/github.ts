@@ -114,7 +114,7 @@ export async function startGitHub(opts: { token: string; gitRoot: string; login?
       'pulls/list-reviews': (req) => ({ status: 200, body: reviews.get(`${req.params['owner']}/${req.params['repo']}#${req.params['pull_number']}`) ?? [] }),
       'repos/get-collaborator-permission-level': (req) => {
         const permission = permissions.get(`${req.params['owner']}/${req.params['repo']}:${req.params['username']}`) ?? 'none';
-        const user = { ...example<Record<string, unknown>>('simple-user'), login: req.params['username'] };
+        const user = { ...example<Record<string, unknown>>('simple-user'), login: req.params['username'], role_name: permission };
         return { status: 200, body: { permission: permission === 'maintain' ? 'write' : permission === 'triage' ? 'read' : permission, role_name: permission, user } };
       },
       'repos/create-commit-status': (req) => {

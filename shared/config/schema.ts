@@ -139,9 +139,9 @@ export const imagePolicySchema = z
     filterTags: z.object({ pattern: z.string().min(1), extract: z.string().optional() }).strict().optional(),
     digest: z.boolean().default(false).describe('pin the digest: image references become name:tag@sha256:...'),
     writeBack: z
-      .enum(['commit', 'pullRequest'])
-      .default('commit')
-      .describe('commit: push to the tracked branch; pullRequest: push branch tidegate/images/<name> and open or update one pull request (needs GitHub API access)'),
+      .enum(['auto', 'commit', 'pullRequest'])
+      .default('auto')
+      .describe('commit: push to the tracked branch; pullRequest: push branch tidegate/images/<name> and open or update one pull request (needs GitHub API access); auto: pullRequest when a target of the repository requires approvals (its gate or its cluster floor), else commit'),
   })
   .strict();
 

@@ -128,9 +128,12 @@ async function updateImages(ctx: EngineContext, msg: ImageMessage, queue: Queue)
     matched = true;
     const latest = await Promise.all(policies.map(async (p) => [p, await latestImage(p, ctx.registry)] as const));
     const author = config.imageAutomation.author;
-    const direct = new Map(latest.filter(([p]) => p.writeBack === 'commit'));
+    // A commit straight to the branch would be held by an approvals gate: propose it instead.
+    const gated = config.targets.some((t) => t.gate.approvals > 0 || (ctx.floor?.(t.cluster)?.approvals ?? 0) > 0);
+    const viaPullRequest = (p: ImagePolicySpec): boolean => p.writeBack === 'pullRequest' || (p.writeBack === 'auto' && gated);
+    const direct = new Map(latest.filter(([p]) => !viaPullRequest(p)));
     if (direct.size > 0) updates.push(...(await commitImages(ctx, queue, repo, author, direct)));
-    for (const [policy, image] of latest.filter(([p]) => p.writeBack === 'pullRequest')) updates.push(...(await proposeImage(ctx, repo, author, policy, image)));
+    for (const [policy, image] of latest.filter(([p]) => viaPullRequest(p))) updates.push(...(await proposeImage(ctx, repo, author, policy, image)));
   }
   if (!matched) return { kind: 'ignored', reason: `no image policy follows ${msg.registry}/${msg.repository}` };
   return { kind: 'images-written', updates };

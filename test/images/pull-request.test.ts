@@ -112,6 +112,28 @@ describe('image automation with writeBack: pullRequest (GitHub API from its Open
     expect(new Set(github.calls.map((c) => `${c.operationId} ${c.status}`))).toEqual(new Set(['pulls/list 200', 'pulls/create 201', 'pulls/update 200']));
   });
 
+  it('writeBack auto: where a target requires approvals, the update is proposed as a pull request, never committed to the branch', async () => {
+    const reg = testEnv().registry;
+    const path = `apps/${uniqueName('auto')}`;
+    await pushImage(reg, path, '1.0.0');
+    const repo = await gitopsRepo('img-auto', { owner: OWNER });
+    await repo.commit({
+      'tidegate.yaml': stringify({
+        targets: [{ name: 'app', cluster: 't', path: 'apps', gate: { approvals: 1 } }],
+        images: [{ name: 'podinfo', repository: `${reg.host}/${path}`, insecure: true, policy: { semver: { range: '*' } } }],
+      }),
+      'apps/deploy.yaml': deployYaml(`${reg.host}/${path}:1.0.0`),
+    });
+    const before = (await repo.ws.git('ls-remote', 'origin', 'refs/heads/main')).split('\t')[0];
+    await pushImage(reg, path, '1.0.1');
+    const ctx: EngineContext = { ...repo.engine, repositories: [{ url: repo.url, branch: 'main' }], github: () => new GitHub({ apiUrl: github.url, token: TOKEN }) };
+    const queue = recordingQueue();
+    const [update] = written(await handleMessage(ctx, { type: 'image', registry: reg.host, repository: path, source: 'distribution' }, queue));
+    expect(update?.pullRequest).toMatchObject({ action: 'created', branch: 'tidegate/images/podinfo' });
+    expect((await repo.ws.git('ls-remote', 'origin', 'refs/heads/main')).split('\t')[0]).toBe(before);
+    expect(queue.sent).toEqual([]);
+  });
+
   it('refuses a pull request policy without GitHub API access, before pushing anything', async () => {
     const reg = testEnv().registry;
     const path = `apps/${uniqueName('nogh')}`;

@@ -1,0 +1,158 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { startGitHub, type TestGitHub } from '../../devenv/index.js';
+import { readTargetState } from '../../shared/apply/index.js';
+import { approve, handleMessage, type EngineContext, type Queue } from '../../shared/engine/index.js';
+import { GitHub } from '../../shared/github/index.js';
+import type { SyncResult } from '../../shared/model/index.js';
+import { cli } from '../helpers/cli.js';
+import { testEnv, uniqueName } from '../helpers/env.js';
+import { configMap, gitopsRepo, yamlDocs } from '../helpers/engine.js';
+
+const OWNER = 'acme';
+const TOKEN = 'ghp_gates_test_token';
+const noQueue: Queue = { send: () => Promise.resolve() };
+
+/**
+ * Sign-off gates against the real apiserver, with GitHub's behaviour served from its OpenAPI
+ * description: every way around a gate is held (and says why); the right sign-off applies.
+ */
+describe('sign-off gates', () => {
+  let github: TestGitHub;
+  beforeAll(async () => {
+    github = await startGitHub({ token: TOKEN, gitRoot: testEnv().git.root });
+  });
+  afterAll(async () => {
+    expect(github.violations).toEqual([]);
+    await github?.stop();
+  });
+
+  async function gatedRepo(gate: Record<string, unknown>, extra: Partial<EngineContext> = {}) {
+    const ns = uniqueName('gate');
+    const repo = await gitopsRepo('gate', { owner: OWNER });
+    const ctx: EngineContext = { ...repo.engine, github: () => new GitHub({ apiUrl: github.url, token: TOKEN }), ...extra };
+    const config = (g: Record<string, unknown>) => stringify({ targets: [{ name: ns, cluster: 'c', path: 'apps', targetNamespace: ns, wait: false, gate: g }] });
+    const value = async () => (await repo.engine.client.get('v1', 'ConfigMap', ns, 'app'))?.['data'] as Record<string, string> | undefined;
+    const sync = async (): Promise<SyncResult> => {
+      const sha = (await repo.ws.git('ls-remote', 'origin', 'refs/heads/main')).split('\t')[0] ?? '';
+      const out = await handleMessage(ctx, { type: 'sync', repo: repo.url, target: ns, revision: { ref: 'refs/heads/main', sha }, reason: 'push' }, noQueue);
+      if (out.kind !== 'synced') throw new Error(JSON.stringify(out));
+      return out.result;
+    };
+    let branches = 0;
+    /** alice proposes a change through a pull request (a branch of its own). */
+    const propose = async (files: Record<string, string>, author = 'alice') => {
+      const branch = `change-${++branches}`;
+      await repo.ws.git('fetch', '--quiet', 'origin', 'main');
+      await repo.ws.git('checkout', '--quiet', '-B', branch, 'FETCH_HEAD');
+      await repo.ws.commit(files, `change ${branches}`, branch);
+      return { branch, pr: (await github.openPullRequest(OWNER, repo.name, { head: branch, base: 'main', author })).number };
+    };
+    return { ns, repo, ctx, config, value, sync, propose };
+  }
+
+  it('approvals: self-approval, an approval before a later push, an approver without write access, an unreviewed push and a commit lowering the gate are held; two valid approvals apply', async () => {
+    const g = await gatedRepo({ approvals: 2 });
+    for (const user of ['bob', 'carol']) github.grant(OWNER, g.repo.name, user, 'write');
+    github.grant(OWNER, g.repo.name, 'dave', 'read');
+    github.grant(OWNER, g.repo.name, 'alice', 'admin');
+
+    // Pushed straight onto main (or force-pushed there): no pull request brought it.
+    await g.repo.commit({ 'tidegate.yaml': g.config({ approvals: 2 }), 'apps/app.yaml': yamlDocs(configMap('app', { v: '0' })) });
+    let res = await g.sync();
+    expect(res).toMatchObject({ outcome: 'held', heldFor: expect.stringMatching(/^needs 2 approval\(s\): commit [0-9a-f]{12} did not reach main through a merged pull request \(tidegate\.yaml\)$/) });
+    expect(res.changeSet.changes.find((c) => c.ref.kind === 'ConfigMap')?.action).toBe('created'); // the plan
+    expect(await g.value()).toBeUndefined();
+    expect(github.statuses(OWNER, g.repo.name, res.revision.sha).at(-1)).toMatchObject({ state: 'pending', context: `tidegate/${g.ns}`, description: expect.stringMatching(/^held: needs 2 approval/) });
+
+    // The author approves her own change, carol approves it.
+    let { pr } = await g.propose({ 'apps/app.yaml': yamlDocs(configMap('app', { v: '1' })) });
+    await github.review(OWNER, g.repo.name, pr, { user: 'alice', state: 'APPROVED' });
+    await github.review(OWNER, g.repo.name, pr, { user: 'carol', state: 'APPROVED' });
+    await github.merge(OWNER, g.repo.name, pr);
+    res = await g.sync();
+    expect(res.error).toBeUndefined();
+    expect(res.outcome).toBe('held');
+    expect(res.heldFor).toBe(`needs 2 approval(s) of pull request #${pr} after its last push, from users with write access other than its author; has 1: carol; not counted: alice (the author) (tidegate.yaml)`);
+
+    // bob approves, then alice pushes again; dave (read access) approves the last push.
+    ({ pr } = await g.propose({ 'apps/app.yaml': yamlDocs(configMap('app', { v: '2' })) }));
+    await github.review(OWNER, g.repo.name, pr, { user: 'bob', state: 'APPROVED' });
+    await g.repo.ws.commit({ 'apps/app.yaml': yamlDocs(configMap('app', { v: '2b' })) }, 'one more push', 'change-2');
+    await github.review(OWNER, g.repo.name, pr, { user: 'dave', state: 'APPROVED' });
+    await github.merge(OWNER, g.repo.name, pr);
+    res = await g.sync();
+    expect(res.heldFor).toContain('has 0; not counted: bob (approved an earlier push), dave (no write access)');
+    expect(await g.value()).toBeUndefined();
+
+    // Two valid approvals of the last push: applied, and the approvals are in history.
+    ({ pr } = await g.propose({ 'apps/app.yaml': yamlDocs(configMap('app', { v: '3' })) }));
+    await github.review(OWNER, g.repo.name, pr, { user: 'bob', state: 'APPROVED' });
+    await github.review(OWNER, g.repo.name, pr, { user: 'carol', state: 'APPROVED' });
+    const merged = await github.merge(OWNER, g.repo.name, pr);
+    res = await g.sync();
+    expect(res).toMatchObject({ outcome: 'applied', revision: { sha: merged } });
+    expect(res.approvals?.map((a) => [a.by, a.via])).toEqual([['bob', 'review'], ['carol', 'review']]);
+    expect(await g.value()).toEqual({ v: '3' });
+    expect(github.statuses(OWNER, g.repo.name, merged).at(-1)).toMatchObject({ state: 'success', description: 'applied: 2 created, 0 configured, 0 deleted' }); // the namespace and the ConfigMap
+    const state = await readTargetState(g.repo.engine.client, g.ns);
+    expect(state.history.at(-1)?.approvals?.map((a) => a.by)).toEqual(['bob', 'carol']);
+    expect(state.history.filter((h) => h.outcome === 'held')).toHaveLength(3);
+
+    // A reviewed-by-nobody commit that lowers the gate to 0 is judged by the gate it lowers.
+    ({ pr } = await g.propose({ 'tidegate.yaml': g.config({ approvals: 0 }), 'apps/app.yaml': yamlDocs(configMap('app', { v: 'sneaky' })) }));
+    await github.merge(OWNER, g.repo.name, pr);
+    res = await g.sync();
+    expect(res.heldFor).toMatch(/^needs 2 approval\(s\) of pull request #\d+ .* has 0 \(tidegate\.yaml at the last applied [0-9a-f]{12}\)$/);
+    expect(await g.value()).toEqual({ v: '3' });
+  });
+
+  it('manual: held until `tidegate approve`; the approval is recorded (who, when, which revision)', async () => {
+    const g = await gatedRepo({ manual: true });
+    const sha = await g.repo.commit({ 'tidegate.yaml': g.config({ manual: true }), 'apps/app.yaml': yamlDocs(configMap('app', { v: '1' })) });
+    const held = await g.sync();
+    expect(held.heldFor).toBe(`waiting for a manual approval of ${sha.slice(0, 12)} (tidegate.yaml): tidegate approve <target> ${sha.slice(0, 12)}`);
+    expect(await g.value()).toBeUndefined();
+    expect((await g.sync()).outcome).toBe('held'); // asked again: still held, not recorded twice
+    expect((await readTargetState(g.repo.engine.client, g.ns)).history).toHaveLength(1);
+
+    await expect(approve(g.ctx, { repo: g.repo.url, target: g.ns, revision: 'deadbee', by: 'ops', via: 'cli' })).rejects.toThrow('revision deadbee is neither the head of the branch nor in the history');
+    const { kube } = testEnv();
+    const out = await cli('approve', g.ns, sha.slice(0, 10), '--repo', g.repo.url, '--kubeconfig', kube.kubeconfigPath);
+    expect(out.code, out.err).toBe(0);
+    expect(out.out).toMatch(/: applied .*\n[\s\S]*approved by \S+ \(cli\)/);
+    expect(await g.value()).toEqual({ v: '1' });
+    const state = await readTargetState(g.repo.engine.client, g.ns);
+    expect(state.history.at(-1)).toMatchObject({ outcome: 'applied', revision: { sha }, approvals: [{ sha, via: 'cli', at: expect.stringMatching(/^\d{4}-/) }] });
+    expect(state.approvals).toBeUndefined(); // used up
+
+    // The next revision needs its own approval.
+    await g.repo.commit({ 'apps/app.yaml': yamlDocs(configMap('app', { v: '2' })) });
+    expect((await g.sync()).outcome).toBe('held');
+  });
+
+  it('change windows: a push inside a deny window is held (deny wins over allow), outside an allow window too; inside, it applies', async () => {
+    let now = new Date('2026-11-28T12:00:00Z'); // Saturday, inside "Friday 18:00 Berlin + 62h"
+    const windows = [
+      { deny: '0 18 * * FRI', duration: '62h', timeZone: 'Europe/Berlin' },
+      { allow: '0 9 * * MON-FRI', duration: '10h', timeZone: 'Europe/Berlin' },
+      { allow: '0 12 * * SAT', duration: '1h', timeZone: 'Europe/Berlin' }, // allowed, but the deny window wins
+    ];
+    const g = await gatedRepo({ windows }, { now: () => now });
+    await g.repo.commit({ 'tidegate.yaml': g.config({ windows }), 'apps/app.yaml': yamlDocs(configMap('app', { v: '1' })) });
+    expect((await g.sync()).heldFor).toBe('inside deny window "0 18 * * FRI" for 62h (Europe/Berlin) of tidegate.yaml until 2026-11-30T07:00:00.000Z');
+    now = new Date('2026-12-01T20:30:00Z'); // Tuesday 21:30 Berlin: after the allow window closed
+    expect((await g.sync()).heldFor).toBe('outside the allow windows of tidegate.yaml; the next opens 2026-12-02T08:00:00.000Z');
+    expect(await g.value()).toBeUndefined();
+    now = new Date('2026-12-02T09:15:00Z'); // Wednesday 10:15 Berlin
+    expect((await g.sync()).outcome).toBe('applied');
+    expect(await g.value()).toEqual({ v: '1' });
+  });
+
+  it('the cluster floor (deploy-time settings) holds what tidegate.yaml leaves open', async () => {
+    const g = await gatedRepo({}, { floor: (cluster) => (cluster === 'c' ? { approvals: 1, manual: false, windows: [] } : undefined) });
+    await g.repo.commit({ 'tidegate.yaml': g.config({}), 'apps/app.yaml': yamlDocs(configMap('app', { v: '1' })) });
+    expect((await g.sync()).heldFor).toMatch(/did not reach main through a merged pull request \(the floor of cluster c\)$/);
+    expect(await g.value()).toBeUndefined();
+  });
+});
