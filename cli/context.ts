@@ -1,3 +1,5 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { KubeClient } from '../shared/cluster/index.js';
 import { kubeConfigForAlias } from '../shared/cluster/kubeconfig.js';
 import { localSettings } from '../shared/config/index.js';
@@ -23,6 +25,16 @@ export function localEngine(opts: LocalOptions): EngineContext {
       const apiUrl = apiUrlFor(url, settings.githubApiUrl);
       return apiUrl && settings.gitToken ? new GitHub({ apiUrl, token: settings.gitToken }) : undefined;
     },
+    trustedKeys: (names) => Promise.resolve(readTrustedKeys(settings.trustedKeysDir, names)),
     logger: jsonLogger(opts.verbose ? 'debug' : 'warn'),
   };
+}
+
+/** Trusted keys from a directory: <name>, <name>.asc or <name>.pub. */
+function readTrustedKeys(dir: string | undefined, names: readonly string[]): Array<{ name: string; key: string }> {
+  if (!dir) return [];
+  return names.flatMap((name) => {
+    const file = [name, `${name}.asc`, `${name}.pub`].map((f) => join(dir, f)).find((f) => existsSync(f));
+    return file ? [{ name, key: readFileSync(file, 'utf8') }] : [];
+  });
 }

@@ -36,6 +36,8 @@ export const deploySettingsSchema = z
         z.object({ server: z.string().url(), caData: z.string().min(1).describe('base64 PEM'), token: secretRef, floor: gateSchema.optional() }).strict(),
       ]),
     ),
+    /** Keys a gate's verify may name: an armored OpenPGP public key or an SSH public key line, each in a secret or inline. */
+    trustedKeys: z.record(z.string(), secretRef).default({}),
     queueUrl: z.string().optional(),
     webhookSecret: secretRef.optional(),
     registrySecret: secretRef.optional(),

@@ -16,6 +16,8 @@ export interface LocalSettings {
   gitToken: string | undefined;
   /** GitHub Enterprise API for local runs (TIDEGATE_GITHUB_API_URL); github.com needs none. */
   githubApiUrl: string | undefined;
+  /** A directory of trusted signing keys for local runs (TIDEGATE_TRUSTED_KEYS): a file <name>, <name>.asc or <name>.pub per key. */
+  trustedKeysDir: string | undefined;
 }
 
 /** Reads the local settings from the environment (this module is the only reader of process.env). */
@@ -23,5 +25,5 @@ export function localSettings(env: NodeJS.ProcessEnv = process.env): LocalSettin
   const onLambda = env['AWS_LAMBDA_FUNCTION_NAME'] !== undefined;
   const cacheDir = env['TIDEGATE_CACHE'] ?? (onLambda ? '/tmp/tidegate' : join(env['HOME'] ?? homedir(), '.cache', 'tidegate'));
   const kubeconfig = env['KUBECONFIG']?.split(':')[0] || join(env['HOME'] ?? homedir(), '.kube', 'config');
-  return { cacheDir, kubectl: env['TIDEGATE_KUBECTL'], helm: env['TIDEGATE_HELM'], searchPath: env['PATH'] ?? '', kubeconfig, gitToken: env['TIDEGATE_GIT_TOKEN'], githubApiUrl: env['TIDEGATE_GITHUB_API_URL'] };
+  return { cacheDir, kubectl: env['TIDEGATE_KUBECTL'], helm: env['TIDEGATE_HELM'], searchPath: env['PATH'] ?? '', kubeconfig, gitToken: env['TIDEGATE_GIT_TOKEN'], githubApiUrl: env['TIDEGATE_GITHUB_API_URL'], trustedKeysDir: env['TIDEGATE_TRUSTED_KEYS'] };
 }

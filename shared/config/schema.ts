@@ -85,6 +85,14 @@ export const gateSchema = z
     approvals: z.number().int().min(0).max(10).default(0).describe('the commit must reach the branch through a merged pull request with this many approvals from others with write access, after its last push'),
     manual: z.boolean().default(false).describe('hold every revision until `tidegate approve <target> <revision>`'),
     windows: z.array(window).default([]),
+    verify: z
+      .object({
+        mode: z.enum(['HEAD', 'Tag', 'TagAndHEAD']).default('HEAD').describe('HEAD: the commit must be signed; Tag: the annotated tag; TagAndHEAD: both'),
+        keys: z.array(z.string().min(1)).min(1).describe('names of trusted keys (OpenPGP or SSH) from the deploy-time settings'),
+      })
+      .strict()
+      .optional()
+      .describe('only revisions signed by a trusted key apply'),
   })
   .strict();
 

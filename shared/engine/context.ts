@@ -3,7 +3,7 @@ import type { GatePolicy, LocalSettings } from '../config/index.js';
 import type { GitHub } from '../github/index.js';
 import type { RegistryAccess } from '../images/index.js';
 import type { ReloadScope, ReloadStrategy } from '../reload/index.js';
-import type { GitSource } from '../source/index.js';
+import type { GitSource, TrustedKey } from '../source/index.js';
 import type { Logger } from '../telemetry/index.js';
 
 /** What the engine needs from its shell (Lambda, CLI, tests). */
@@ -19,6 +19,8 @@ export interface EngineContext {
   repositories?: ReadonlyArray<{ url: string; branch: string }>;
   /** The policy floor of a cluster alias (deploy-time settings): gates tidegate.yaml cannot lower. */
   floor?: (cluster: string) => GatePolicy | undefined;
+  /** Trusted signing keys by name (deploy-time settings; TIDEGATE_TRUSTED_KEYS locally); unknown names are left out. */
+  trustedKeys?: (names: readonly string[]) => Promise<TrustedKey[]>;
   /** The GitHub API for a repository URL (approvals, statuses, image pull requests); undefined when it has none. */
   github?: (repoUrl: string) => GitHub | undefined;
   /** Registry access for image automation (ECR endpoint and credentials, other registries' credentials). */

@@ -1,7 +1,7 @@
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 import { EksAuth, EndpointAuth, KubeClient } from '../cluster/index.js';
-import { SecretStore, awsEndpoint, awsRegion, deploySettings, localSettings, parseDuration, type DeploySettings } from '../config/index.js';
+import { SecretStore, awsEndpoint, awsRegion, deploySettings, localSettings, parseDuration, type DeploySettings, type SecretRef } from '../config/index.js';
 import { GitHub, apiUrlFor } from '../github/index.js';
 import { TidegateError } from '../model/index.js';
 import type { GitSource } from '../source/index.js';
@@ -74,6 +74,7 @@ export async function createRuntime(service: string, env: NodeJS.ProcessEnv = pr
     engine: {
       settings: localSettings(env), connect, gitSource, github, logger,
       floor: (alias) => settings.clusters[alias]?.floor,
+      trustedKeys: async (names) => Promise.all(names.filter((n) => settings.trustedKeys[n]).map(async (name) => ({ name, key: await secrets.get(settings.trustedKeys[name] as SecretRef) }))),
       repositories: settings.repositories,
       registry: { awsEndpoint: endpoint, awsCredentials: credentials },
       reload: { strategy: settings.reload.strategy, scope: settings.reload },

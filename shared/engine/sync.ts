@@ -4,7 +4,7 @@ import { TidegateError, type Revision, type SyncResult } from '../model/index.js
 import { CONFIG_FILE, TargetNotFoundError, loadConfig } from './config-file.js';
 import type { EngineContext } from './context.js';
 import { rollback } from './rollback.js';
-import { checkoutRevision, commitInfo, resolveRevision } from '../source/index.js';
+import { cachedGitdir, checkoutRevision, commitInfo, fetchTagObject, resolveRevision, verifyRevision, type VerifyMode } from '../source/index.js';
 import { readTargetState, type TargetState } from '../apply/index.js';
 import { evaluateGate, isOpen, strictest, type GateSource, type GateVerdict } from '../gates/index.js';
 import { repoName } from '../github/index.js';
@@ -105,8 +105,17 @@ function gateOf(ctx: EngineContext, spec: TargetSpec, revision: Revision, url: s
     return evaluateGate({
       gate, revision, now: ctx.now?.() ?? new Date(), manualApprovals: state.approvals ?? [],
       github: github && url ? { client: github, repo: repoName(url) } : undefined,
+      verify: url ? (mode, names) => verifySignatures(ctx, url, revision, mode, names) : undefined,
     });
   };
+}
+
+/** The revision's signatures against the named trusted keys; why they are not trusted, or nothing. */
+async function verifySignatures(ctx: EngineContext, url: string, revision: Revision, mode: VerifyMode, names: string[]): Promise<string | undefined> {
+  const keys = (await ctx.trustedKeys?.(names)) ?? [];
+  if (keys.length === 0) return `none of the trusted keys ${names.join(', ')} is configured (deploy-time setting trustedKeys)`;
+  const src = ctx.gitSource(url);
+  return (await verifyRevision(cachedGitdir(src, ctx.settings.cacheDir), revision, mode, keys, (ref) => fetchTagObject(src, ctx.settings.cacheDir, ref))).problem;
 }
 
 /** One target of a checkout: its files, its commit, the sync, and auto-rollback when asked for. */

@@ -12,10 +12,12 @@ export interface GateInput {
   manualApprovals: readonly Approval[];
   /** The GitHub repository the revision comes from (approvals are read there). */
   github?: { client: GitHub; repo: RepoName } | undefined;
+  /** Checks the revision's signatures in a mode against the named trusted keys; says why not, or nothing. */
+  verify?: ((mode: 'HEAD' | 'Tag' | 'TagAndHEAD', keys: string[]) => Promise<string | undefined>) | undefined;
 }
 
 export interface GateVerdict {
-  /** The first check that holds, in order (windows, approvals, manual); undefined: the revision may apply. */
+  /** The first check that holds, in order (windows, signatures, approvals, manual); undefined: the revision may apply. */
   hold?: string;
   /** Sign-offs that let it through, for history. */
   approvals: Approval[];
@@ -26,6 +28,10 @@ export async function evaluateGate(input: GateInput): Promise<GateVerdict> {
   const { gate, revision } = input;
   const inWindow = windowHold(gate, input.now);
   if (inWindow) return { hold: inWindow, approvals: [] };
+  if (gate.verify) {
+    const untrusted = input.verify ? await input.verify(gate.verify.mode, gate.verify.keys) : 'signature verification is not available here';
+    if (untrusted) return { hold: `signature required (${gate.verify.mode}, ${gate.verify.from}): ${untrusted}`, approvals: [] };
+  }
   const approvals: Approval[] = [];
   if (gate.approvals.count > 0) {
     if (!input.github) return { hold: `needs ${gate.approvals.count} approval(s) (${gate.approvals.from}), but the repository has no GitHub API access to check them`, approvals };

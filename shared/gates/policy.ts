@@ -14,6 +14,18 @@ export interface EffectiveGate {
   deny: Array<ChangeWindow & { from: string }>;
   /** Per source that sets allow windows: the sync must fall inside one of them, for each such source. */
   allow: Array<{ from: string; windows: ChangeWindow[] }>;
+  /** Signature verification: the union of the sources' modes (HEAD + Tag = TagAndHEAD) and trusted key names. */
+  verify?: { mode: 'HEAD' | 'Tag' | 'TagAndHEAD'; keys: string[]; from: string } | undefined;
+}
+
+function strongerVerify(a: EffectiveGate['verify'], b: GatePolicy['verify'], from: string): EffectiveGate['verify'] {
+  if (!b) return a;
+  if (!a) return { ...b, from };
+  const modes = new Set([a.mode, b.mode].flatMap((m) => (m === 'TagAndHEAD' ? ['Tag', 'HEAD'] : [m])));
+  const mode = modes.size === 2 ? 'TagAndHEAD' : a.mode;
+  const keys = [...new Set([...a.keys, ...b.keys])];
+  const adds = mode !== a.mode || keys.length !== a.keys.length;
+  return { mode, keys, from: adds ? `${a.from} and ${from}` : a.from };
 }
 
 export function strictest(sources: readonly GateSource[]): EffectiveGate {
@@ -24,8 +36,9 @@ export function strictest(sources: readonly GateSource[]): EffectiveGate {
     gate.deny.push(...policy.windows.filter((w) => w.deny).map((w) => ({ ...w, from })));
     const allow = policy.windows.filter((w) => w.allow);
     if (allow.length > 0) gate.allow.push({ from, windows: allow });
+    gate.verify = strongerVerify(gate.verify, policy.verify, from);
   }
   return gate;
 }
 
-export const isOpen = (gate: EffectiveGate): boolean => gate.approvals.count === 0 && !gate.manual.required && gate.deny.length === 0 && gate.allow.length === 0;
+export const isOpen = (gate: EffectiveGate): boolean => gate.approvals.count === 0 && !gate.manual.required && gate.deny.length === 0 && gate.allow.length === 0 && !gate.verify;

@@ -108,6 +108,9 @@ export interface Checkout {
 
 const MAX_DEEPEN = 256;
 
+/** The cached bare repository of a source (what checkoutRevision fills). */
+export const cachedGitdir = (src: GitSource, cacheDir: string): string => join(cacheDir, 'git', repoKey(src.url), 'repo.git');
+
 /**
  * Fetches exactly one commit (depth 1, deepened only when the branch has moved past it) into a
  * cached repository under cacheDir, and exports its tree into a directory of its own. A commit
@@ -172,10 +175,29 @@ async function fetchAndExport(src: GitSource, revision: Revision, base: string, 
   return { revision, dir: treeDir };
 }
 
+/**
+ * The object id of an annotated tag (undefined for a lightweight tag), fetched into the cache when
+ * it is not there yet (a checkout fetches commits, not tag objects).
+ */
+export async function fetchTagObject(src: GitSource, cacheDir: string, tagRef: string): Promise<string | undefined> {
+  const listed = (await remoteRefs(src, tagRef)).find((r) => r.ref === tagRef);
+  if (!listed?.peeled || listed.peeled === listed.oid) return undefined;
+  const gitdir = cachedGitdir(src, cacheDir);
+  const have = await git.readObject({ fs, gitdir, oid: listed.oid, format: 'deflated' }).then(() => true, () => false);
+  if (!have) {
+    await exclusive(join(cacheDir, 'git', repoKey(src.url)), () =>
+      git.fetch({ fs, http, gitdir, url: src.url, ref: tagRef.slice('refs/tags/'.length), singleBranch: true, tags: false, depth: 1, ...authHeaders(src) }),
+    ).catch((err: unknown) => {
+      throw new SourceError(`cannot fetch ${tagRef} of ${redactUrl(src.url)}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    });
+  }
+  return listed.oid;
+}
+
 /** Author and subject of a commit already fetched into the cache (undefined when it is not there). */
 export async function commitInfo(src: GitSource, sha: string, cacheDir: string): Promise<CommitInfo | undefined> {
   try {
-    const { commit } = await git.readCommit({ fs, gitdir: join(cacheDir, 'git', repoKey(src.url), 'repo.git'), oid: sha });
+    const { commit } = await git.readCommit({ fs, gitdir: cachedGitdir(src, cacheDir), oid: sha });
     return { author: `${commit.author.name} <${commit.author.email}>`, message: commit.message.split('\n')[0] ?? '' };
   } catch {
     return undefined;

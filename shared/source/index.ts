@@ -1,2 +1,3 @@
-export { checkoutRevision, commitInfo, listBranches, redactUrl, resolveRevision, SourceError, type Checkout, type GitSource } from './git.js';
+export { cachedGitdir, checkoutRevision, commitInfo, fetchTagObject, listBranches, redactUrl, resolveRevision, SourceError, type Checkout, type GitSource } from './git.js';
 export { commitAndPush, type CommitAuthor, type WriteBackResult } from './write.js';
+export { verifyCommit, verifyRevision, verifyTag, type SignatureCheck, type TrustedKey, type VerifyMode } from './verify.js';
