@@ -78,7 +78,9 @@ describe('commit and tag signatures (gate verify)', () => {
   it('HEAD: commits signed by a trusted SSH or OpenPGP key apply; unsigned and untrusted-key commits are held with the reason', async () => {
     const s = await signedRepo({ mode: 'HEAD', keys: ['release-ssh', 'release-pgp'] });
     const ssh = await s.sshCommit('1', keys['ssh-release']?.private ?? '');
-    expect((await s.sync())?.heldFor).toBeUndefined();
+    const first = await s.sync();
+    expect(first?.heldFor).toBeUndefined();
+    expect(first).toMatchObject({ outcome: 'applied', revision: { sha: ssh } });
     expect(await s.value()).toEqual({ v: '1' });
 
     const unsigned = await s.unsignedCommit('2');
