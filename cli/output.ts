@@ -39,7 +39,7 @@ export function describeOutcome(outcome: WorkOutcome | Error): string {
   if (outcome instanceof Error) return `failed: ${outcome.message}`;
   switch (outcome.kind) {
     case 'synced':
-      return `${outcome.result.target} ${outcome.result.outcome}${outcome.result.error ? `: ${outcome.result.error}` : ''}${outcome.result.heldFor ? `: ${outcome.result.heldFor}` : ''}`;
+      return `${outcome.result.target} ${outcome.result.outcome}${[outcome.result.error, outcome.result.heldFor].filter(Boolean).map((t) => `: ${t ?? ''}`).join('')}`;
     case 'fanned-out':
       return `→ ${outcome.targets.join(', ') || 'no targets affected'}`;
     case 'reloaded':
@@ -48,5 +48,7 @@ export function describeOutcome(outcome: WorkOutcome | Error): string {
       return outcome.updates.map((u) => `wrote ${u.sha.slice(0, 12)} to ${u.repo}: ${u.edits.map((e) => `${e.policy} ${e.from} → ${e.to}`).join(', ')}`).join('; ') || 'every marker already at the chosen image';
     case 'ignored':
       return `ignored: ${outcome.reason}`;
+    case 'approved':
+      return [outcome.approved.length ? `approved ${outcome.approved.join(', ')}` : '', ...outcome.refused.map((r) => `refused ${r}`)].filter(Boolean).join('; ') || 'nothing to approve';
   }
 }

@@ -33,6 +33,8 @@ export interface TestGitHub extends GitHubApiServer {
   merge(owner: string, repo: string, number: number, by?: string): Promise<string>;
   /** Sets a user's permission on a repository (default: none). */
   grant(owner: string, repo: string, user: string, permission: 'admin' | 'maintain' | 'write' | 'triage' | 'read'): void;
+  /** Adds a user to an organisation's team (active membership). */
+  addTeamMember(org: string, team: string, user: string): void;
   /** Commit statuses tidegate set, oldest first. */
   statuses(owner: string, repo: string, sha: string): Array<{ state: string; context: string; description: string }>;
 }
@@ -41,6 +43,7 @@ export async function startGitHub(opts: { token: string; gitRoot: string; login?
   const pulls = new Map<string, PullRequest[]>();
   const reviews = new Map<string, Array<Record<string, unknown>>>();
   const permissions = new Map<string, string>();
+  const teams = new Map<string, Set<string>>();
   const statuses = new Map<string, Array<{ state: string; context: string; description: string }>>();
   const login = opts.login ?? 'tidegate-bot';
   let nextId = 1;
@@ -117,6 +120,10 @@ export async function startGitHub(opts: { token: string; gitRoot: string; login?
         const user = { ...example<Record<string, unknown>>('simple-user'), login: req.params['username'], role_name: permission };
         return { status: 200, body: { permission: permission === 'maintain' ? 'write' : permission === 'triage' ? 'read' : permission, role_name: permission, user } };
       },
+      'teams/get-membership-for-user-in-org': (req) => {
+        if (!teams.get(`${req.params['org']}/${req.params['team_slug']}`)?.has(req.params['username'] ?? '')) return notFound();
+        return { status: 200, body: { ...example<Record<string, unknown>>('team-membership-response-if-user-is-a-team-maintainer'), role: 'member', state: 'active' } };
+      },
       'repos/create-commit-status': (req) => {
         const key = `${req.params['owner']}/${req.params['repo']}@${req.params['sha']}`;
         const entry = { state: String(req.body['state']), context: String(req.body['context'] ?? 'default'), description: String(req.body['description'] ?? '') };
@@ -174,6 +181,7 @@ export async function startGitHub(opts: { token: string; gitRoot: string; login?
       }
     },
     grant: (owner, repo, user, permission) => void permissions.set(`${owner}/${repo}:${user}`, permission),
+    addTeamMember: (org, team, user) => void teams.set(`${org}/${team}`, new Set([...(teams.get(`${org}/${team}`) ?? []), user])),
     statuses: (owner, repo, sha) => statuses.get(`${owner}/${repo}@${sha}`) ?? [],
   };
 }

@@ -83,7 +83,12 @@ const window = z
 export const gateSchema = z
   .object({
     approvals: z.number().int().min(0).max(10).default(0).describe('the commit must reach the branch through a merged pull request with this many approvals from others with write access, after its last push'),
-    manual: z.boolean().default(false).describe('hold every revision until `tidegate approve <target> <revision>`'),
+    manual: z.boolean().default(false).describe('hold every revision until `tidegate approve <target> <revision>` or a `/tidegate approve` comment'),
+    approvers: z
+      .object({ users: z.array(z.string().min(1)).default([]), teams: z.array(z.string().regex(/^[^/]+\/[^/]+$/, 'must be org/team-slug')).default([]) })
+      .strict()
+      .optional()
+      .describe('who may approve with a `/tidegate approve` comment; default: users with write access'),
     windows: z.array(window).default([]),
     verify: z
       .object({

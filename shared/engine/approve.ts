@@ -1,22 +1,82 @@
-import { readTargetState, writeTargetState } from '../apply/index.js';
-import { TidegateError, type SyncResult } from '../model/index.js';
+import { readTargetState, writeTargetState, type TargetState } from '../apply/index.js';
+import type { KubeClient } from '../cluster/index.js';
+import type { TargetSpec } from '../config/index.js';
+import { repoName, type GitHub, type RepoName } from '../github/index.js';
+import { TidegateError, type ApproveMessage, type Approval, type SyncMessage, type SyncResult } from '../model/index.js';
+import { checkoutRevision } from '../source/index.js';
+import { loadConfig } from './config-file.js';
 import type { EngineContext } from './context.js';
 import { headTarget } from './head-target.js';
+import type { Queue } from './queue.js';
 import { syncRepo } from './sync.js';
 
+/** Adds a manual approval to a target's state (one per person and revision). */
+async function recordApproval(ctx: EngineContext, client: KubeClient, target: string, state: TargetState, approval: Approval): Promise<void> {
+  await writeTargetState(client, target, { ...state, approvals: [...(state.approvals ?? []).filter((a) => !(a.sha === approval.sha && a.by === approval.by)), approval] });
+  ctx.logger?.info('approved', { target, revision: approval.sha, by: approval.by, via: approval.via });
+}
+
 /**
- * Records a manual approval of a target's revision (the branch head, or a revision in its history,
- * by SHA or prefix) in the cluster, then syncs that revision: with the approval, a manual gate lets it through.
+ * `tidegate approve`: records a manual approval of a target's revision (the branch head, or a
+ * revision in its history, by SHA or prefix) in the cluster, then syncs that revision.
  */
 export async function approve(ctx: EngineContext, req: { repo: string; target: string; revision: string; by: string; via: 'cli' | 'comment' }): Promise<SyncResult> {
   const { head, client } = await headTarget(ctx, req.repo, req.target);
   const state = await readTargetState(client, req.target);
   const known = [head, ...[...state.history].reverse().map((h) => h.revision)].find((r) => r.sha.startsWith(req.revision.toLowerCase()));
   if (!known || req.revision.length < 7) throw new TidegateError('RevisionUnknown', `revision ${req.revision} is neither the head of the branch nor in the history of ${req.target} (give at least 7 characters)`);
-  const approval = { sha: known.sha, by: req.by, at: (ctx.now?.() ?? new Date()).toISOString(), via: req.via };
-  await writeTargetState(client, req.target, { ...state, approvals: [...(state.approvals ?? []).filter((a) => !(a.sha === known.sha && a.by === req.by)), approval] });
-  ctx.logger?.info('approved', { target: req.target, revision: known.sha, by: req.by, via: req.via });
+  await recordApproval(ctx, client, req.target, state, { sha: known.sha, by: req.by, at: (ctx.now?.() ?? new Date()).toISOString(), via: req.via });
   const [result] = await syncRepo(ctx, { repo: req.repo, target: req.target, revision: known });
   if (!result) throw new TidegateError('TargetNotFound', `target ${req.target} produced no result`);
   return result;
+}
+
+const WRITE = new Set(['admin', 'maintain', 'write']);
+
+/** Whether a commenter may approve a target: its listed approvers (users, org/team members), or else anyone with write access. */
+async function mayApprove(github: GitHub, repo: RepoName, spec: TargetSpec, user: string): Promise<boolean> {
+  const approvers = spec.gate.approvers;
+  if (!approvers) return WRITE.has(await github.permission(repo, user));
+  if (approvers.users.includes(user)) return true;
+  for (const team of approvers.teams) {
+    const [org = '', slug = ''] = team.split('/');
+    if (await github.inTeam(org, slug, user)) return true;
+  }
+  return false;
+}
+
+export interface CommentApproval {
+  approved: string[];
+  refused: string[];
+}
+
+/**
+ * A `/tidegate approve [target …]` comment on a merged pull request: the merge commit is approved
+ * for the named targets (default: those with a manual gate) where the commenter may approve, and a
+ * sync of each is queued. Anyone else's comment is refused, and nothing is recorded.
+ */
+export async function approveFromComment(ctx: EngineContext, msg: ApproveMessage, queue: Queue): Promise<CommentApproval> {
+  const github = ctx.github?.(msg.repo);
+  if (!github) throw new TidegateError('GitHubMissing', `${msg.repo} has no GitHub API access to check a /tidegate approve comment`);
+  const name = repoName(msg.repo);
+  const pr = await github.pullRequest(name, msg.pullRequest);
+  if (!pr.mergedAt || !pr.mergeCommit) return { approved: [], refused: [`pull request #${pr.number} is not merged; approve it once merged (its merge commit is what applies)`] };
+  const revision = { ref: `refs/heads/${pr.base}`, sha: pr.mergeCommit };
+  const config = loadConfig((await checkoutRevision(ctx.gitSource(msg.repo), revision, ctx.settings.cacheDir)).dir);
+  const specs = config.targets.filter((t) => (msg.targets.length ? msg.targets.includes(t.name) : t.gate.manual || ctx.floor?.(t.cluster)?.manual));
+  const out: CommentApproval = { approved: [], refused: msg.targets.filter((t) => !specs.some((s) => s.name === t)).map((t) => `${t}: no such target`) };
+  const syncs: SyncMessage[] = [];
+  for (const spec of specs) {
+    if (!(await mayApprove(github, name, spec, msg.commenter))) {
+      out.refused.push(`${spec.name}: ${msg.commenter} may not approve it`);
+      continue;
+    }
+    const client = await ctx.connect(spec.cluster);
+    await recordApproval(ctx, client, spec.name, await readTargetState(client, spec.name), { sha: revision.sha, by: msg.commenter, at: (ctx.now?.() ?? new Date()).toISOString(), via: 'comment' });
+    out.approved.push(spec.name);
+    // A bucket of its own: the held sync of this revision already used the plain deduplication id.
+    syncs.push({ type: 'sync', repo: msg.repo, target: spec.name, revision, reason: `approved by ${msg.commenter}`, bucket: msg.comment });
+  }
+  await queue.send(syncs);
+  return out;
 }

@@ -25,6 +25,8 @@ export function messageKeys(msg: QueueMessage): { group: string; dedup: string }
       return { group: fit(`image:${msg.registry}/${msg.repository}`), dedup: fit(`image:${msg.registry}/${msg.repository}:${msg.tag ?? ''}@${msg.digest ?? ''}${msg.bucket === undefined ? '' : `#${msg.bucket}`}`) };
     case 'reload':
       return { group: fit(`reload:${msg.cluster}`), dedup: fit(`reload:${msg.cluster}#${msg.bucket}`) };
+    case 'approve':
+      return { group: fit(`repo:${msg.repo}`), dedup: fit(`approve:${msg.repo}#${msg.comment}`) };
   }
 }
 

@@ -9,6 +9,7 @@ import { reloadPass, type ReloadReport } from '../reload/index.js';
 import { reportSync } from '../report/index.js';
 import { CONFIG_FILE, TargetNotFoundError, loadConfig } from './config-file.js';
 import type { EngineContext } from './context.js';
+import { approveFromComment, type CommentApproval } from './approve.js';
 import { syncRepo } from './sync.js';
 
 export type WorkOutcome =
@@ -16,6 +17,7 @@ export type WorkOutcome =
   | { kind: 'reloaded'; cluster: string; report: ReloadReport }
   | { kind: 'images-written'; updates: ImagesWritten[] }
   | { kind: 'synced'; result: SyncResult }
+  | ({ kind: 'approved' } & CommentApproval)
   | { kind: 'ignored'; reason: string };
 
 const under = (path: string, dir: string): boolean => dir === '.' || dir === '' || path === dir || path.startsWith(`${dir.replace(/\/+$/, '')}/`);
@@ -158,5 +160,7 @@ export async function handleMessage(ctx: EngineContext, msg: QueueMessage, queue
     }
     case 'image':
       return updateImages(ctx, msg, queue);
+    case 'approve':
+      return { kind: 'approved', ...(await approveFromComment(ctx, msg, queue)) };
   }
 }

@@ -96,6 +96,23 @@ export class GitHub {
     }
   }
 
+  /** A pull request: its state, and the merge commit once merged. */
+  async pullRequest(name: RepoName, pullNumber: number): Promise<MergedPullRequest> {
+    const { data: p } = await this.call('read a pull request', (await this.octokit).request('GET /repos/{owner}/{repo}/pulls/{pull_number}', { ...name, pull_number: pullNumber }));
+    return { number: p.number, author: p.user.login, base: p.base.ref, head: p.head.sha, mergedAt: p.merged_at ?? undefined, mergeCommit: p.merge_commit_sha ?? undefined };
+  }
+
+  /** Whether a user is an active member of an organisation's team. */
+  async inTeam(org: string, team: string, user: string): Promise<boolean> {
+    try {
+      const { data } = await (await this.octokit).request('GET /orgs/{org}/teams/{team_slug}/memberships/{username}', { org, team_slug: team, username: user });
+      return data.state === 'active';
+    } catch (err) {
+      if ((err as { status?: number }).status === 404) return false;
+      throw this.failed('read a team membership', err);
+    }
+  }
+
   /** A user's permission on the repository: admin, maintain, write, triage, read or none. */
   async permission(name: RepoName, user: string): Promise<string> {
     const { data } = await this.call('read a collaborator permission', (await this.octokit).request('GET /repos/{owner}/{repo}/collaborators/{username}/permission', { ...name, username: user }));

@@ -44,4 +44,16 @@ export interface ReloadMessage {
   bucket: number;
 }
 
-export type QueueMessage = PushMessage | SyncMessage | ImageMessage | ReloadMessage;
+/** A `/tidegate approve [target …]` comment on a pull request (verified webhook; who may approve is checked by the worker). */
+export interface ApproveMessage {
+  type: 'approve';
+  repo: string;
+  pullRequest: number;
+  commenter: string;
+  /** Named targets, or empty: every target of the repository with a manual gate. */
+  targets: string[];
+  /** The comment's id (deduplication). */
+  comment: number;
+}
+
+export type QueueMessage = PushMessage | SyncMessage | ImageMessage | ReloadMessage | ApproveMessage;

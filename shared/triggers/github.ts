@@ -3,6 +3,34 @@ import type { QueueMessage } from '../model/index.js';
 import { bodyBytes, normaliseRepoUrl, reply, type HttpRequest, type HttpResponse } from './http.js';
 
 type PushEvent = EmitterWebhookEvent<'push'>['payload'];
+type CommentEvent = EmitterWebhookEvent<'issue_comment'>['payload'];
+
+const APPROVE = /^\/tidegate\s+approve((?:\s+[a-z0-9-]+)*)\s*$/m;
+
+/** The tracked repository a payload's repository is, by any of its URLs. */
+function trackedRepo(repository: { clone_url?: string; html_url?: string; ssh_url?: string; git_url?: string }, tracked: readonly TrackedRepo[]): TrackedRepo | undefined {
+  const urls = [repository.clone_url, repository.html_url, repository.ssh_url, repository.git_url].filter((u): u is string => Boolean(u)).map(normaliseRepoUrl);
+  return tracked.find((t) => urls.includes(normaliseRepoUrl(t.url)));
+}
+
+/** `/tidegate approve [target …]` in a new comment on a pull request of a tracked repository. */
+function routeComment(event: CommentEvent, tracked: readonly TrackedRepo[]): Routed {
+  const ignore = (message: string): Routed => ({ response: reply(202, message), messages: [] });
+  if (typeof event !== 'object' || event === null || typeof event.comment?.body !== 'string' || typeof event.issue !== 'object') return { response: reply(400, 'malformed issue_comment payload'), messages: [] };
+  if (event.action !== 'created') return ignore(`ignored: comment ${event.action}`);
+  const command = APPROVE.exec(event.comment.body);
+  if (!command) return ignore('ignored: not a /tidegate command');
+  if (!event.issue.pull_request) return ignore('ignored: /tidegate approve works on pull requests');
+  const repo = trackedRepo(event.repository, tracked);
+  if (!repo) return ignore(`ignored: repository ${event.repository.full_name} is not tracked`);
+  const commenter = event.comment.user?.login;
+  if (!commenter) return { response: reply(400, 'malformed issue_comment payload: no comment author'), messages: [] };
+  const targets = (command[1] ?? '').trim().split(/\s+/).filter(Boolean);
+  return {
+    response: reply(202, `queued approval by ${commenter} of pull request #${event.issue.number}`),
+    messages: [{ type: 'approve', repo: repo.url, pullRequest: event.issue.number, commenter, targets, comment: event.comment.id }],
+  };
+}
 
 /** A repository whose pushes tidegate acts on: the GitOps repository and its tracked branch. */
 export interface TrackedRepo {
@@ -77,8 +105,7 @@ function routePush(push: PushEvent, tracked: readonly TrackedRepo[]): Routed {
   if (push.deleted) return ignore(`ignored: ${push.ref} was deleted`);
   if (!push.ref.startsWith('refs/heads/')) return ignore(`ignored: ${push.ref} is not a branch`);
   const branch = push.ref.slice('refs/heads/'.length);
-  const urls = [push.repository.clone_url, push.repository.html_url, push.repository.ssh_url, push.repository.git_url].filter(Boolean).map(normaliseRepoUrl);
-  const repo = tracked.find((t) => urls.includes(normaliseRepoUrl(t.url)));
+  const repo = trackedRepo(push.repository, tracked);
   if (!repo) return ignore(`ignored: repository ${push.repository.full_name} is not tracked`);
   if (repo.branch !== branch) return ignore(`ignored: branch ${branch} is not tracked (tracking ${repo.branch})`);
   const complete = push.commits.length < MAX_LISTED_COMMITS && !push.forced;
@@ -96,8 +123,9 @@ export function routeGithubEvent(delivery: GithubDelivery, tracked: readonly Tra
       return { response: reply(200, 'pong'), messages: [] };
     case 'push':
       return routePush(delivery.payload as PushEvent, tracked);
-    case 'pull_request':
     case 'issue_comment':
+      return routeComment(delivery.payload as CommentEvent, tracked);
+    case 'pull_request':
       return { response: reply(202, `ignored: ${delivery.event} events drive sign-off gates and previews, which this version does not have yet`), messages: [] };
     default:
       if (!KNOWN_EVENTS.has(delivery.event)) return { response: reply(400, `unknown event ${delivery.event}`), messages: [] };

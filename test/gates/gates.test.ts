@@ -1,15 +1,19 @@
+import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { startGitHub, type TestGitHub } from '../../devenv/index.js';
 import { readTargetState } from '../../shared/apply/index.js';
 import { approve, handleMessage, type EngineContext, type Queue } from '../../shared/engine/index.js';
 import { GitHub } from '../../shared/github/index.js';
-import type { SyncResult } from '../../shared/model/index.js';
+import type { QueueMessage, SyncResult } from '../../shared/model/index.js';
+import { routeGithubEvent } from '../../shared/triggers/index.js';
 import { cli } from '../helpers/cli.js';
 import { testEnv, uniqueName } from '../helpers/env.js';
 import { configMap, gitopsRepo, yamlDocs } from '../helpers/engine.js';
 
 const OWNER = 'acme';
+// GitHub's recorded issue_comment delivery (@octokit/webhooks-examples), made a pull request comment in the tests.
+const commentExample = createRequire(import.meta.url)('@octokit/webhooks-examples/api.github.com/index.json').find((e: { name: string }) => e.name === 'issue_comment').examples[0] as Record<string, any>;
 const TOKEN = 'ghp_gates_test_token';
 const noQueue: Queue = { send: () => Promise.resolve() };
 
@@ -129,6 +133,42 @@ describe('sign-off gates', () => {
     // The next revision needs its own approval.
     await g.repo.commit({ 'apps/app.yaml': yamlDocs(configMap('app', { v: '2' })) });
     expect((await g.sync()).outcome).toBe('held');
+  });
+
+  it('a /tidegate approve comment: refused from an outsider (nothing recorded), accepted from an approver; the queued sync applies', async () => {
+    const gate = { manual: true, approvers: { users: [], teams: ['acme/sre'] } };
+    const g = await gatedRepo(gate);
+    github.addTeamMember('acme', 'sre', 'erin');
+    github.grant(OWNER, g.repo.name, 'mallory', 'read');
+    await g.repo.commit({ 'tidegate.yaml': g.config(gate), 'apps/app.yaml': yamlDocs(configMap('app', { v: '0' })) });
+    const { pr } = await g.propose({ 'apps/app.yaml': yamlDocs(configMap('app', { v: '1' })) });
+    const merged = await github.merge(OWNER, g.repo.name, pr);
+    expect((await g.sync()).outcome).toBe('held');
+
+    const comment = (user: string, body: string, id: number) => {
+      const payload = structuredClone(commentExample);
+      payload.comment = { ...payload.comment, id, body, user: { ...payload.comment.user, login: user } };
+      payload.issue = { ...payload.issue, number: pr, pull_request: { url: `${github.url}/repos/${OWNER}/${g.repo.name}/pulls/${pr}`, html_url: '', diff_url: '', patch_url: '', merged_at: null } };
+      payload.repository = { ...payload.repository, clone_url: g.repo.url, html_url: g.repo.url.replace(/\.git$/, ''), full_name: `${OWNER}/${g.repo.name}` };
+      return routeGithubEvent({ id: String(id), event: 'issue_comment', payload }, [{ url: g.repo.url, branch: 'main' }]);
+    };
+    const queued: QueueMessage[] = [];
+    const queue: Queue = { send: (m) => Promise.resolve(void queued.push(...m)) };
+
+    const outsider = comment('mallory', '/tidegate approve', 1);
+    expect(outsider.response.status).toBe(202);
+    const refused = await handleMessage(g.ctx, outsider.messages[0]!, queue);
+    expect(refused).toEqual({ kind: 'approved', approved: [], refused: [`${g.ns}: mallory may not approve it`] });
+    expect(queued).toEqual([]);
+    expect((await readTargetState(g.repo.engine.client, g.ns)).approvals).toBeUndefined();
+    expect(comment('erin', 'looks good to me', 2).messages).toEqual([]); // not a command
+
+    const approver = comment('erin', `/tidegate approve ${g.ns}`, 3);
+    expect(await handleMessage(g.ctx, approver.messages[0]!, queue)).toEqual({ kind: 'approved', approved: [g.ns], refused: [] });
+    expect(queued).toMatchObject([{ type: 'sync', target: g.ns, revision: { sha: merged } }]);
+    const applied = await handleMessage(g.ctx, queued[0]!, noQueue);
+    expect(applied).toMatchObject({ kind: 'synced', result: { outcome: 'applied', approvals: [{ by: 'erin', via: 'comment', sha: merged }] } });
+    expect(await g.value()).toEqual({ v: '1' });
   });
 
   it('change windows: a push inside a deny window is held (deny wins over allow), outside an allow window too; inside, it applies', async () => {
