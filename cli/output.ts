@@ -35,20 +35,18 @@ export function formatResults(results: readonly SyncResult[], verbose = false): 
 }
 
 /** One line for a handled queue message (dev server output). */
+type Described = { [K in WorkOutcome['kind']]: (o: Extract<WorkOutcome, { kind: K }>) => string };
+const DESCRIBE: Described = {
+  synced: (o) => `${o.result.target} ${o.result.outcome}${[o.result.error, o.result.heldFor].filter(Boolean).map((t) => `: ${t ?? ''}`).join('')}`,
+  'fanned-out': (o) => `→ ${o.targets.join(', ') || 'no targets affected'}`,
+  reloaded: (o) => `reload pass on ${o.cluster || 'the current context'}: ${o.report.rolled.map((r) => `rolled ${formatRef(r.workload)} (${r.sources.join(', ')})`).join('; ') || 'nothing changed'}`,
+  'images-written': (o) => o.updates.map((u) => `wrote ${u.sha.slice(0, 12)} to ${u.repo}: ${u.edits.map((e) => `${e.policy} ${e.from} → ${e.to}`).join(', ')}`).join('; ') || 'every marker already at the chosen image',
+  ignored: (o) => `ignored: ${o.reason}`,
+  approved: (o) => [o.approved.length ? `approved ${o.approved.join(', ')}` : '', ...o.refused.map((r) => `refused ${r}`)].filter(Boolean).join('; ') || 'nothing to approve',
+  previewed: (o) => `preview of ${o.targets.join(', ') || 'no targets'}: comment ${o.comment}${o.checkRun ? ', check run' : ''}`,
+};
+
 export function describeOutcome(outcome: WorkOutcome | Error): string {
   if (outcome instanceof Error) return `failed: ${outcome.message}`;
-  switch (outcome.kind) {
-    case 'synced':
-      return `${outcome.result.target} ${outcome.result.outcome}${[outcome.result.error, outcome.result.heldFor].filter(Boolean).map((t) => `: ${t ?? ''}`).join('')}`;
-    case 'fanned-out':
-      return `→ ${outcome.targets.join(', ') || 'no targets affected'}`;
-    case 'reloaded':
-      return `reload pass on ${outcome.cluster || 'the current context'}: ${outcome.report.rolled.map((r) => `rolled ${formatRef(r.workload)} (${r.sources.join(', ')})`).join('; ') || 'nothing changed'}`;
-    case 'images-written':
-      return outcome.updates.map((u) => `wrote ${u.sha.slice(0, 12)} to ${u.repo}: ${u.edits.map((e) => `${e.policy} ${e.from} → ${e.to}`).join(', ')}`).join('; ') || 'every marker already at the chosen image';
-    case 'ignored':
-      return `ignored: ${outcome.reason}`;
-    case 'approved':
-      return [outcome.approved.length ? `approved ${outcome.approved.join(', ')}` : '', ...outcome.refused.map((r) => `refused ${r}`)].filter(Boolean).join('; ') || 'nothing to approve';
-  }
+  return (DESCRIBE[outcome.kind] as (o: WorkOutcome) => string)(outcome);
 }

@@ -35,6 +35,10 @@ export interface TestGitHub extends GitHubApiServer {
   grant(owner: string, repo: string, user: string, permission: 'admin' | 'maintain' | 'write' | 'triage' | 'read'): void;
   /** Adds a user to an organisation's team (active membership). */
   addTeamMember(org: string, team: string, user: string): void;
+  /** Comments on an issue or pull request, oldest first. */
+  comments(owner: string, repo: string, issue: number): Array<{ id: number; body: string; user: string }>;
+  /** Check runs created on a repository. */
+  checkRuns(owner: string, repo: string): Array<{ head_sha: string; name: string; conclusion: string; output: { title: string; summary: string } }>;
   /** Commit statuses tidegate set, oldest first. */
   statuses(owner: string, repo: string, sha: string): Array<{ state: string; context: string; description: string }>;
 }
@@ -44,6 +48,9 @@ export async function startGitHub(opts: { token: string; gitRoot: string; login?
   const reviews = new Map<string, Array<Record<string, unknown>>>();
   const permissions = new Map<string, string>();
   const teams = new Map<string, Set<string>>();
+  const comments = new Map<string, Array<Record<string, unknown> & { id: number; body: string }>>();
+  const checkRuns = new Map<string, Array<Record<string, unknown>>>();
+  let nextComment = 1;
   const statuses = new Map<string, Array<{ state: string; context: string; description: string }>>();
   const login = opts.login ?? 'tidegate-bot';
   let nextId = 1;
@@ -124,6 +131,32 @@ export async function startGitHub(opts: { token: string; gitRoot: string; login?
         if (!teams.get(`${req.params['org']}/${req.params['team_slug']}`)?.has(req.params['username'] ?? '')) return notFound();
         return { status: 200, body: { ...example<Record<string, unknown>>('team-membership-response-if-user-is-a-team-maintainer'), role: 'member', state: 'active' } };
       },
+      'issues/list-comments': (req) => {
+        const all = comments.get(`${req.params['owner']}/${req.params['repo']}#${req.params['issue_number']}`) ?? [];
+        const perPage = Number(req.query.get('per_page') ?? 30);
+        const page = Number(req.query.get('page') ?? 1);
+        return { status: 200, body: all.slice((page - 1) * perPage, page * perPage) };
+      },
+      'issues/create-comment': (req) => {
+        const key = `${req.params['owner']}/${req.params['repo']}#${req.params['issue_number']}`;
+        const id = nextComment++;
+        const comment = { ...example<Record<string, unknown>>('issue-comment'), id, node_id: `IC_${id}`, body: String(req.body['body']), user: { ...example<Record<string, unknown>>('simple-user'), login }, created_at: now(), updated_at: now() };
+        comments.set(key, [...(comments.get(key) ?? []), comment]);
+        return { status: 201, body: comment };
+      },
+      'issues/update-comment': (req) => {
+        const comment = [...comments.entries()].filter(([k]) => k.startsWith(`${req.params['owner']}/${req.params['repo']}#`)).flatMap(([, list]) => list).find((c) => c.id === Number(req.params['comment_id']));
+        if (!comment) return notFound();
+        Object.assign(comment, { body: String(req.body['body']), updated_at: now() });
+        return { status: 200, body: comment };
+      },
+      'checks/create': (req) => {
+        const key = `${req.params['owner']}/${req.params['repo']}`;
+        const list = checkRuns.get(key) ?? [];
+        const run = { ...example<Record<string, unknown>>('check-run'), id: list.length + 1, head_sha: req.body['head_sha'], name: req.body['name'], status: req.body['status'] ?? 'queued', conclusion: req.body['conclusion'] ?? null, output: { ...(example<Record<string, unknown>>('check-run')['output'] as Record<string, unknown>), ...(req.body['output'] as Record<string, unknown>) } };
+        checkRuns.set(key, [...list, run]);
+        return { status: 201, body: run };
+      },
       'repos/create-commit-status': (req) => {
         const key = `${req.params['owner']}/${req.params['repo']}@${req.params['sha']}`;
         const entry = { state: String(req.body['state']), context: String(req.body['context'] ?? 'default'), description: String(req.body['description'] ?? '') };
@@ -183,5 +216,7 @@ export async function startGitHub(opts: { token: string; gitRoot: string; login?
     grant: (owner, repo, user, permission) => void permissions.set(`${owner}/${repo}:${user}`, permission),
     addTeamMember: (org, team, user) => void teams.set(`${org}/${team}`, new Set([...(teams.get(`${org}/${team}`) ?? []), user])),
     statuses: (owner, repo, sha) => statuses.get(`${owner}/${repo}@${sha}`) ?? [],
+    comments: (owner, repo, issue) => (comments.get(`${owner}/${repo}#${issue}`) ?? []).map((c) => ({ id: c.id, body: c.body, user: String((c['user'] as { login: string }).login) })),
+    checkRuns: (owner, repo) => (checkRuns.get(`${owner}/${repo}`) ?? []) as ReturnType<TestGitHub['checkRuns']>,
   };
 }

@@ -1,4 +1,4 @@
-import type { KubeObject } from '../model/index.js';
+import type { KubeObject, ValueChange } from '../model/index.js';
 import { canonicalJson } from './owner.js';
 
 const VOLATILE_METADATA = ['resourceVersion', 'managedFields', 'generation', 'creationTimestamp', 'uid', 'selfLink'];
@@ -34,4 +34,28 @@ export function containsSubset(have: unknown, want: unknown): boolean {
   if (have === null || typeof have !== 'object' || Array.isArray(have)) return false;
   const h = have as Record<string, unknown>;
   return Object.entries(want as Record<string, unknown>).every(([k, v]) => containsSubset(h[k], v));
+}
+
+const SECRET_FIELDS = new Set(['data', 'stringData']);
+const show = (v: unknown): string | undefined => {
+  if (v === undefined) return undefined;
+  const text = typeof v === 'string' ? v : JSON.stringify(v);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+};
+
+/**
+ * The changed values between two versions of an object (previews): path, old and new value, to a
+ * bounded depth. A Secret's data and stringData are never shown: only that a key changed.
+ */
+export function valueChanges(before: KubeObject, after: KubeObject): ValueChange[] {
+  const secret = after.kind === 'Secret';
+  const a = comparable(before);
+  const b = comparable(after);
+  return changedPaths(a, b).map((path) => {
+    if (secret && SECRET_FIELDS.has(path.split('.')[0] ?? '')) return { path, from: '(hidden)', to: '(hidden)' };
+    const at = (o: unknown): unknown => (path === '.' ? o : path.split('.').reduce<unknown>((x, k) => (x !== null && typeof x === 'object' ? (x as Record<string, unknown>)[k] : undefined), o));
+    const from = show(at(a));
+    const to = show(at(b));
+    return { path, ...(from === undefined ? {} : { from }), ...(to === undefined ? {} : { to }) };
+  });
 }

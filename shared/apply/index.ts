@@ -1,5 +1,5 @@
 export { applyPlan, type ApplyOptions, type ApplyOutcome } from './apply.js';
-export { changedPaths, comparable, sameObject } from './diff.js';
+export { changedPaths, comparable, sameObject, valueChanges } from './diff.js';
 export { ApplyError, type ObjectProblem } from './errors.js';
 export { HISTORY_LIMIT, entryRef, readTargetState, stateName, writeTargetState, type InventoryEntry, type TargetState } from './inventory.js';
 export { removePointer } from './jsonpointer.js';

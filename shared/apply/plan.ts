@@ -19,6 +19,8 @@ export interface PlanItem {
   /** Live state differs although Git did not change this object since the last sync. */
   drift: boolean;
   fields: string[];
+  /** The object as the server-side dry-run says it would be (kept only with PlanOptions.keepPlanned). */
+  planned?: KubeObject | undefined;
 }
 
 export interface PlanOptions {
@@ -28,6 +30,8 @@ export interface PlanOptions {
   force: boolean;
   concurrency?: number;
   signal?: AbortSignal | undefined;
+  /** Keep each dry-run result on its item (previews show values; a sync does not hold them in memory). */
+  keepPlanned?: boolean;
 }
 
 /** One LIST per kind and namespace: the live objects the desired set names, by id. */
@@ -68,7 +72,7 @@ export async function dryRunItem(item: PlanItem, client: KubeClient, opts: PlanO
     if (!item.live) return { ...item, action: 'create' };
     if (sameObject(result, item.live)) return { ...item, action: 'unchanged' };
     const drift = opts.previousHashes.get(item.desired.id) === item.desired.hash;
-    return { ...item, action: 'update', drift, fields: changedPaths(comparable(item.live), comparable(result)) };
+    return { ...item, action: 'update', drift, fields: changedPaths(comparable(item.live), comparable(result)), ...(opts.keepPlanned ? { planned: result } : {}) };
   } catch (err) {
     if (err instanceof KubeApiError && err.isImmutable && opts.force && item.live) return { ...item, action: 'recreate', fields: err.causes.map((c) => c.field ?? '').filter(Boolean) };
     const message = err instanceof KubeApiError && err.isImmutable ? `${err.message} (set force: true to recreate it)` : err instanceof Error ? err.message : String(err);

@@ -27,6 +27,8 @@ export function messageKeys(msg: QueueMessage): { group: string; dedup: string }
       return { group: fit(`reload:${msg.cluster}`), dedup: fit(`reload:${msg.cluster}#${msg.bucket}`) };
     case 'approve':
       return { group: fit(`repo:${msg.repo}`), dedup: fit(`approve:${msg.repo}#${msg.comment}`) };
+    case 'preview':
+      return { group: fit(`preview:${msg.repo}#${msg.pullRequest}`), dedup: fit(`preview:${msg.repo}#${msg.pullRequest}@${msg.head}`) };
   }
 }
 

@@ -22,10 +22,11 @@ export interface RepoSyncRequest {
 }
 
 /** Where a target's files come from: the checkout at hand, or its own source resolved and fetched. */
-async function targetCheckout(ctx: EngineContext, spec: TargetSpec, here: { dir: string; revision: Revision; repo?: string | undefined }): Promise<{ dir: string; revision: Revision }> {
+async function targetCheckout(ctx: EngineContext, spec: TargetSpec, here: { dir: string; revision: Revision; repo?: string | undefined; standsFor?: string | undefined }): Promise<{ dir: string; revision: Revision }> {
   const ref = spec.source.ref ?? {};
   const sameRepo = spec.source.url === undefined || spec.source.url === here.repo;
-  const sameRef = !ref.tag && !ref.semver && !ref.commit && (here.revision.ref === '' || `refs/heads/${ref.branch ?? 'main'}` === here.revision.ref);
+  const hereRef = here.standsFor ?? here.revision.ref;
+  const sameRef = !ref.tag && !ref.semver && !ref.commit && (hereRef === '' || `refs/heads/${ref.branch ?? 'main'}` === hereRef);
   if (sameRepo && sameRef) return here;
   const url = spec.source.url ?? here.repo;
   if (!url) throw new TidegateError('SourceMissing', `target ${spec.name} names another ref but the local directory has no repository URL`);
@@ -42,6 +43,8 @@ export interface CheckoutSyncRequest {
   repo?: string | undefined;
   target?: string | undefined;
   dryRun?: boolean;
+  /** The branch this checkout stands in for (a pull request's head for its base): targets following it use this checkout. */
+  standsFor?: string | undefined;
   signal?: AbortSignal | undefined;
 }
 

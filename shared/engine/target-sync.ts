@@ -1,5 +1,5 @@
 import {
-  ApplyError, HISTORY_LIMIT, applyPlan, plan, prepare, prune, readTargetState, writeTargetState,
+  ApplyError, HISTORY_LIMIT, applyPlan, plan, prepare, prune, readTargetState, valueChanges, writeTargetState,
   type InventoryEntry, type ObjectProblem, type PlanItem, type PlanOptions, type TargetState,
 } from '../apply/index.js';
 import type { KubeClient } from '../cluster/index.js';
@@ -142,7 +142,7 @@ async function planTarget(run: SyncRun): Promise<Planned> {
   const namespaces = new Set((await client.list('v1', 'Namespace', signal ? { signal } : {})).map((n) => n.metadata.name));
   const { desired, problems } = prepare([...targetNamespaceObject(spec), ...rendered.objects], client, { target: spec.name, targetNamespace: spec.targetNamespace }, namespaces);
   if (problems.length > 0) throw new ApplyError('plan', problems);
-  const planOpts: PlanOptions = { ignore: spec.ignore, previousHashes: new Map(run.state.inventory.map((e) => [e.id, e.h])), force: spec.force, signal };
+  const planOpts: PlanOptions = { ignore: spec.ignore, previousHashes: new Map(run.state.inventory.map((e) => [e.id, e.h])), force: spec.force, signal, ...(run.input.dryRun ? { keepPlanned: true } : {}) };
   const items = await plan(desired, client, planOpts);
   const wanted = new Set(desired.map((d) => d.id));
   return { items, stale: spec.prune ? run.state.inventory.filter((e) => !wanted.has(e.id)) : [], planOpts };
@@ -163,6 +163,7 @@ async function preview(run: SyncRun, planned: Planned): Promise<SyncResult> {
       action: actionOf(i),
       ...(i.drift ? { drift: true } : {}),
       ...(i.fields.length ? { fields: i.fields } : {}),
+      ...(i.planned && i.live ? { values: valueChanges(i.live, i.planned) } : {}),
       ...(i.action === 'deferred' && i.desired.waitsFor ? { reason: `validated once ${i.desired.waitsFor}` } : {}),
     })),
     ...pruned.changes,

@@ -1,5 +1,4 @@
-import { normaliseRepoUrl } from '../triggers/index.js';
-import type { ImagePolicySpec, TargetSpec } from '../config/index.js';
+import type { ImagePolicySpec } from '../config/index.js';
 import { repoName, type PullRequestRef } from '../github/index.js';
 import { TidegateError, type ImageMessage, type PushMessage, type QueueMessage, type SyncMessage, type SyncResult } from '../model/index.js';
 import { latestImage, policiesFor, pullRequestBranch, pullRequestText, splitRepository, writeImages, type ImageUpdate, type LatestImage } from '../images/index.js';
@@ -7,8 +6,10 @@ import { checkoutRevision, resolveRevision, type CommitAuthor } from '../source/
 import type { Queue } from './queue.js';
 import { reloadPass, type ReloadReport } from '../reload/index.js';
 import { reportSync } from '../report/index.js';
-import { CONFIG_FILE, TargetNotFoundError, loadConfig } from './config-file.js';
+import { TargetNotFoundError, loadConfig } from './config-file.js';
 import type { EngineContext } from './context.js';
+import { affectedTargets } from './affected.js';
+import { previewPullRequest, type PreviewOutcome } from './preview.js';
 import { approveFromComment, type CommentApproval } from './approve.js';
 import { syncRepo } from './sync.js';
 
@@ -18,22 +19,8 @@ export type WorkOutcome =
   | { kind: 'images-written'; updates: ImagesWritten[] }
   | { kind: 'synced'; result: SyncResult }
   | ({ kind: 'approved' } & CommentApproval)
+  | ({ kind: 'previewed' } & PreviewOutcome)
   | { kind: 'ignored'; reason: string };
-
-const under = (path: string, dir: string): boolean => dir === '.' || dir === '' || path === dir || path.startsWith(`${dir.replace(/\/+$/, '')}/`);
-
-/** Targets a push affects: those that follow this repository and branch, and whose path (or tidegate.yaml) changed. */
-export function affectedTargets(targets: readonly TargetSpec[], msg: Pick<PushMessage, 'repo' | 'ref' | 'paths'>): TargetSpec[] {
-  return targets.filter((t) => {
-    const sameRepo = t.source.url === undefined || normaliseRepoUrl(t.source.url) === normaliseRepoUrl(msg.repo);
-    const ref = t.source.ref ?? {};
-    const tracksBranch = !ref.tag && !ref.semver && !ref.commit && `refs/heads/${ref.branch ?? 'main'}` === msg.ref;
-    if (!sameRepo || !tracksBranch) return false;
-    if (msg.paths === null || msg.paths.includes(CONFIG_FILE)) return true;
-    const valuesFiles = (t.helm?.values ?? []).map((v) => `${t.path}/${v}`);
-    return msg.paths.some((p) => under(p, t.path) || valuesFiles.includes(p));
-  });
-}
 
 function registryAndRepository(repository: string): { registry: string; repository: string } {
   const { host, path } = splitRepository(repository);
@@ -162,5 +149,7 @@ export async function handleMessage(ctx: EngineContext, msg: QueueMessage, queue
       return updateImages(ctx, msg, queue);
     case 'approve':
       return { kind: 'approved', ...(await approveFromComment(ctx, msg, queue)) };
+    case 'preview':
+      return { kind: 'previewed', ...(await previewPullRequest(ctx, msg)) };
   }
 }

@@ -96,6 +96,31 @@ export class GitHub {
     }
   }
 
+  /** A completed check run on a commit (needs a GitHub App token; statuses work with any token). */
+  async checkRun(name: RepoName, run: { headSha: string; name: string; conclusion: 'success' | 'failure' | 'neutral'; title: string; summary: string; text?: string }): Promise<void> {
+    const cut = (t: string) => (t.length > 65_000 ? `${t.slice(0, 64_990)}\n…` : t);
+    await this.call('create a check run', (await this.octokit).request('POST /repos/{owner}/{repo}/check-runs', {
+      ...name, head_sha: run.headSha, name: run.name, status: 'completed', conclusion: run.conclusion,
+      output: { title: run.title, summary: cut(run.summary), ...(run.text ? { text: cut(run.text) } : {}) },
+    }));
+  }
+
+  /** One comment per pull request and marker: updated in place when it exists, created otherwise. */
+  async upsertComment(name: RepoName, issue: number, marker: string, body: string): Promise<'created' | 'updated'> {
+    const octokit = await this.octokit;
+    for (let page = 1; ; page++) {
+      const { data } = await this.call('list comments', octokit.request('GET /repos/{owner}/{repo}/issues/{issue_number}/comments', { ...name, issue_number: issue, per_page: 100, page }));
+      const mine = data.find((c) => c.body?.includes(marker));
+      if (mine) {
+        await this.call('update a comment', octokit.request('PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}', { ...name, comment_id: mine.id, body }));
+        return 'updated';
+      }
+      if (data.length < 100) break;
+    }
+    await this.call('create a comment', octokit.request('POST /repos/{owner}/{repo}/issues/{issue_number}/comments', { ...name, issue_number: issue, body }));
+    return 'created';
+  }
+
   /** A pull request: its state, and the merge commit once merged. */
   async pullRequest(name: RepoName, pullNumber: number): Promise<MergedPullRequest> {
     const { data: p } = await this.call('read a pull request', (await this.octokit).request('GET /repos/{owner}/{repo}/pulls/{pull_number}', { ...name, pull_number: pullNumber }));

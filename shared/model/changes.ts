@@ -12,6 +12,14 @@ export interface Change {
   drift?: boolean;
   /** Field paths that differ, for configured objects (values are never included). */
   fields?: string[];
+  /** Previews only: the changed values (old → new), shortened; a Secret's data is never shown, only that it changed. */
+  values?: ValueChange[];
+}
+
+export interface ValueChange {
+  path: string;
+  from?: string;
+  to?: string;
 }
 
 /** The change set of one sync: one entry per object, in the order the objects were handled. */

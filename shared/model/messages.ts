@@ -56,4 +56,15 @@ export interface ApproveMessage {
   comment: number;
 }
 
-export type QueueMessage = PushMessage | SyncMessage | ImageMessage | ReloadMessage | ApproveMessage;
+/** A pull request was opened or pushed to: preview what merging it would do. */
+export interface PreviewMessage {
+  type: 'preview';
+  repo: string;
+  pullRequest: number;
+  /** The head commit, and a ref that reaches it in the base repository (refs/heads/<branch>, or refs/pull/<n>/head for forks). */
+  head: string;
+  headRef: string;
+  base: string;
+}
+
+export type QueueMessage = PushMessage | SyncMessage | ImageMessage | ReloadMessage | ApproveMessage | PreviewMessage;

@@ -4,6 +4,25 @@ import { bodyBytes, normaliseRepoUrl, reply, type HttpRequest, type HttpResponse
 
 type PushEvent = EmitterWebhookEvent<'push'>['payload'];
 type CommentEvent = EmitterWebhookEvent<'issue_comment'>['payload'];
+type PullRequestEvent = EmitterWebhookEvent<'pull_request'>['payload'];
+
+const PREVIEW_ACTIONS = new Set(['opened', 'synchronize', 'reopened']);
+
+/** A pull request into a tracked branch was opened or pushed to: queue its preview. */
+function routePullRequest(event: PullRequestEvent, tracked: readonly TrackedRepo[]): Routed {
+  const ignore = (message: string): Routed => ({ response: reply(202, message), messages: [] });
+  const pr = (event as Partial<PullRequestEvent> | null)?.pull_request;
+  if (!pr || typeof pr.head?.sha !== 'string' || typeof pr.base?.ref !== 'string') return { response: reply(400, 'malformed pull_request payload'), messages: [] };
+  if (!PREVIEW_ACTIONS.has(event.action)) return ignore(`ignored: pull request ${event.action}`);
+  const repo = trackedRepo(event.repository, tracked);
+  if (!repo) return ignore(`ignored: repository ${event.repository.full_name} is not tracked`);
+  if (pr.base.ref !== repo.branch) return ignore(`ignored: pull request into ${pr.base.ref}, not ${repo.branch}`);
+  const sameRepo = pr.head.repo?.full_name === event.repository.full_name;
+  return {
+    response: reply(202, `queued preview of pull request #${pr.number} at ${pr.head.sha.slice(0, 12)}`),
+    messages: [{ type: 'preview', repo: repo.url, pullRequest: pr.number, head: pr.head.sha, headRef: sameRepo ? `refs/heads/${pr.head.ref}` : `refs/pull/${pr.number}/head`, base: pr.base.ref }],
+  };
+}
 
 const APPROVE = /^\/tidegate\s+approve((?:\s+[a-z0-9-]+)*)\s*$/m;
 
@@ -126,7 +145,7 @@ export function routeGithubEvent(delivery: GithubDelivery, tracked: readonly Tra
     case 'issue_comment':
       return routeComment(delivery.payload as CommentEvent, tracked);
     case 'pull_request':
-      return { response: reply(202, `ignored: ${delivery.event} events drive sign-off gates and previews, which this version does not have yet`), messages: [] };
+      return routePullRequest(delivery.payload as PullRequestEvent, tracked);
     default:
       if (!KNOWN_EVENTS.has(delivery.event)) return { response: reply(400, `unknown event ${delivery.event}`), messages: [] };
       return { response: reply(202, `ignored: tidegate does not act on ${delivery.event} events`), messages: [] };
