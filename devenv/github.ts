@@ -39,6 +39,8 @@ export interface TestGitHub extends GitHubApiServer {
   comments(owner: string, repo: string, issue: number): Array<{ id: number; body: string; user: string }>;
   /** Check runs created on a repository. */
   checkRuns(owner: string, repo: string): Array<{ head_sha: string; name: string; conclusion: string; output: { title: string; summary: string } }>;
+  /** Deployments created on a repository, with the states of their statuses. */
+  deployments(owner: string, repo: string): Array<{ id: number; sha: string; environment: string; statuses: string[] }>;
   /** Commit statuses tidegate set, oldest first. */
   statuses(owner: string, repo: string, sha: string): Array<{ state: string; context: string; description: string }>;
 }
@@ -51,6 +53,8 @@ export async function startGitHub(opts: { token: string; gitRoot: string; login?
   const comments = new Map<string, Array<Record<string, unknown> & { id: number; body: string }>>();
   const checkRuns = new Map<string, Array<Record<string, unknown>>>();
   let nextComment = 1;
+  const deployments = new Map<string, Array<{ id: number; sha: string; environment: string; statuses: string[] }>>();
+  let nextDeployment = 1;
   const statuses = new Map<string, Array<{ state: string; context: string; description: string }>>();
   const login = opts.login ?? 'tidegate-bot';
   let nextId = 1;
@@ -150,6 +154,22 @@ export async function startGitHub(opts: { token: string; gitRoot: string; login?
         Object.assign(comment, { body: String(req.body['body']), updated_at: now() });
         return { status: 200, body: comment };
       },
+      'repos/list-deployments': (req) => {
+        const list = (deployments.get(`${req.params['owner']}/${req.params['repo']}`) ?? []).filter((d) => (!req.query.get('sha') || d.sha === req.query.get('sha')) && (!req.query.get('environment') || d.environment === req.query.get('environment')));
+        return { status: 200, body: list.map((d) => ({ ...example<Record<string, unknown>>('deployment'), id: d.id, node_id: `D_${d.id}`, sha: d.sha, ref: d.sha, environment: d.environment, creator: { ...example<Record<string, unknown>>('simple-user'), login } })) };
+      },
+      'repos/create-deployment': (req) => {
+        const key = `${req.params['owner']}/${req.params['repo']}`;
+        const d = { id: nextDeployment++, sha: String(req.body['ref']), environment: String(req.body['environment'] ?? 'production'), statuses: [] as string[] };
+        deployments.set(key, [...(deployments.get(key) ?? []), d]);
+        return { status: 201, body: { ...example<Record<string, unknown>>('deployment'), id: d.id, node_id: `D_${d.id}`, sha: d.sha, ref: d.sha, environment: d.environment, creator: { ...example<Record<string, unknown>>('simple-user'), login } } };
+      },
+      'repos/create-deployment-status': (req) => {
+        const d = (deployments.get(`${req.params['owner']}/${req.params['repo']}`) ?? []).find((x) => x.id === Number(req.params['deployment_id']));
+        if (!d) return notFound();
+        d.statuses.push(String(req.body['state']));
+        return { status: 201, body: { ...example<Record<string, unknown>>('deployment-status'), state: req.body['state'], description: req.body['description'] ?? '', environment: d.environment, creator: { ...example<Record<string, unknown>>('simple-user'), login } } };
+      },
       'checks/create': (req) => {
         const key = `${req.params['owner']}/${req.params['repo']}`;
         const list = checkRuns.get(key) ?? [];
@@ -216,6 +236,7 @@ export async function startGitHub(opts: { token: string; gitRoot: string; login?
     grant: (owner, repo, user, permission) => void permissions.set(`${owner}/${repo}:${user}`, permission),
     addTeamMember: (org, team, user) => void teams.set(`${org}/${team}`, new Set([...(teams.get(`${org}/${team}`) ?? []), user])),
     statuses: (owner, repo, sha) => statuses.get(`${owner}/${repo}@${sha}`) ?? [],
+    deployments: (owner, repo) => deployments.get(`${owner}/${repo}`) ?? [],
     comments: (owner, repo, issue) => (comments.get(`${owner}/${repo}#${issue}`) ?? []).map((c) => ({ id: c.id, body: c.body, user: String((c['user'] as { login: string }).login) })),
     checkRuns: (owner, repo) => (checkRuns.get(`${owner}/${repo}`) ?? []) as ReturnType<TestGitHub['checkRuns']>,
   };

@@ -121,6 +121,21 @@ export class GitHub {
     return 'created';
   }
 
+  /** A GitHub deployment of a commit to an environment (found, or created), and a status on it. */
+  async deploymentStatus(name: RepoName, d: { sha: string; environment: string; state: 'success' | 'failure' | 'in_progress'; description: string }): Promise<number> {
+    const octokit = await this.octokit;
+    const description = d.description.length > 140 ? `${d.description.slice(0, 139)}…` : d.description;
+    const { data: existing } = await this.call('list deployments', octokit.request('GET /repos/{owner}/{repo}/deployments', { ...name, sha: d.sha, environment: d.environment, per_page: 1 }));
+    let id = existing[0] ? Number(existing[0].id) : undefined;
+    if (id === undefined) {
+      const created = await this.call('create a deployment', octokit.request('POST /repos/{owner}/{repo}/deployments', { ...name, ref: d.sha, environment: d.environment, auto_merge: false, required_contexts: [], description: 'tidegate sync' }));
+      if (!('id' in created.data)) throw new TidegateError('GitHubFailed', `GitHub: deployment of ${d.sha.slice(0, 12)} not created: ${created.data.message ?? ''}`);
+      id = Number(created.data.id);
+    }
+    await this.call('create a deployment status', octokit.request('POST /repos/{owner}/{repo}/deployments/{deployment_id}/statuses', { ...name, deployment_id: id, state: d.state, description, environment: d.environment }));
+    return id;
+  }
+
   /** A pull request: its state, and the merge commit once merged. */
   async pullRequest(name: RepoName, pullNumber: number): Promise<MergedPullRequest> {
     const { data: p } = await this.call('read a pull request', (await this.octokit).request('GET /repos/{owner}/{repo}/pulls/{pull_number}', { ...name, pull_number: pullNumber }));

@@ -24,7 +24,16 @@ export function statusOf(result: SyncResult): { state: State; context: string; d
   }
 }
 
-/** Sets the commit status of the synced revision. */
+const DEPLOYMENT_STATE: Partial<Record<SyncResult['outcome'], 'success' | 'failure' | 'in_progress'>> = { applied: 'success', progressing: 'in_progress', failed: 'failure' };
+
+/**
+ * Sets the commit status of the synced revision and, when the sync applied something (or tried),
+ * a GitHub deployment of it to the environment named after the target, with its status.
+ * Repeated no-op and held syncs set the commit status only.
+ */
 export async function reportSync(github: GitHub, repo: RepoName, result: SyncResult): Promise<void> {
-  await github.setStatus(repo, result.revision.sha, statusOf(result));
+  const status = statusOf(result);
+  await github.setStatus(repo, result.revision.sha, status);
+  const state = DEPLOYMENT_STATE[result.outcome];
+  if (state) await github.deploymentStatus(repo, { sha: result.revision.sha, environment: result.target, state, description: status.description });
 }

@@ -99,6 +99,7 @@ describe('sign-off gates', () => {
     expect(res.approvals?.map((a) => [a.by, a.via])).toEqual([['bob', 'review'], ['carol', 'review']]);
     expect(await g.value()).toEqual({ v: '3' });
     expect(github.statuses(OWNER, g.repo.name, merged).at(-1)).toMatchObject({ state: 'success', description: 'applied: 2 created, 0 configured, 0 deleted' }); // the namespace and the ConfigMap
+    expect(github.deployments(OWNER, g.repo.name)).toEqual([{ id: expect.any(Number), sha: merged, environment: g.ns, statuses: ['success'] }]); // held syncs made none
     const state = await readTargetState(g.repo.engine.client, g.ns);
     expect(state.history.at(-1)?.approvals?.map((a) => a.by)).toEqual(['bob', 'carol']);
     expect(state.history.filter((h) => h.outcome === 'held')).toHaveLength(3);
