@@ -91,7 +91,14 @@ export function parseConfig(text: string, file = 'tidegate.yaml'): TidegateConfi
   if (doc.errors.length > 0) {
     throw new ConfigError(doc.errors.map((e) => ({ file, line: counter.linePos(e.pos[0]).line, field: '', message: e.message.split('\n')[0] ?? e.message })));
   }
-  const parsed = configSchema.safeParse(doc.toJS({ maxAliasCount: 100 }));
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    // An unresolved alias ("*x" with no "&x") or an alias bomb: found only when the document is built.
+    throw new ConfigError([{ file, line: 1, field: '', message: err instanceof Error ? err.message : String(err) }]);
+  }
+  const parsed = configSchema.safeParse(data);
   if (!parsed.success) throw new ConfigError(zodProblems(file, doc, counter, parsed.error));
   const problems = graphProblems(parsed.data.targets).map((p) => ({
     file,

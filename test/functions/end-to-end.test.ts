@@ -5,9 +5,9 @@ import { handler as scheduledPoll } from '../../functions/scheduled-poll/handler
 import { handler as syncWorker } from '../../functions/sync-worker/handler.js';
 import { readTargetState } from '../../shared/apply/index.js';
 import type { SyncMessage } from '../../shared/model/index.js';
-import { testEnv, uniqueName } from '../helpers/env.js';
+import { uniqueName } from '../helpers/env.js';
 import { configMap, deployment, gitopsRepo } from '../helpers/engine.js';
-import { apiEvent, createFifoQueue, drain, githubHeaders, lambdaContext, pushPayload, sqsEvent, useMotoEnv } from '../helpers/lambda.js';
+import { apiEvent, createFifoQueue, drain, githubHeaders, lambdaContext, pushPayload, sqsEvent, testClusterSetting, useMotoEnv } from '../helpers/lambda.js';
 
 const SECRET = 'e2e-secret';
 
@@ -19,10 +19,9 @@ describe('GitHub push → handler → SQS FIFO (moto) → worker → real apiser
   beforeAll(async () => {
     repo = await gitopsRepo('e2e');
     queueUrl = await createFifoQueue('e2e');
-    const { kube } = testEnv();
     useMotoEnv({
       repositories: [{ url: repo.url, branch: 'main' }],
-      clusters: { test: { server: kube.server, caData: Buffer.from(kube.caPem).toString('base64'), token: { value: kube.token } } },
+      clusters: { test: testClusterSetting() },
       queueUrl,
       webhookSecret: { value: SECRET },
     });
@@ -34,7 +33,7 @@ describe('GitHub push → handler → SQS FIFO (moto) → worker → real apiser
   };
   const work = async () => syncWorker(sqsEvent(await drain(queueUrl)), lambdaContext());
 
-  it('applies exactly the pushed SHA to the affected targets only, and drops a repeated revision', async () => {
+  it('applies the push to the affected targets only (at the branch head when it moved on), and drops a repeated revision', async () => {
     const first = await repo.commit({
       'tidegate.yaml': stringify({ targets: [
         { name: `web-${nsWeb}`, cluster: 'test', path: 'apps/web', targetNamespace: nsWeb, wait: false },

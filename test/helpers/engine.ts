@@ -54,3 +54,20 @@ export function deployment(name: string, opts: { replicas?: number; image?: stri
     },
   };
 }
+
+/** A Deployment manifest whose image carries a Flux image-policy marker (and, optionally, the same image unmarked in a comment). */
+export const markedDeployment = (image: string, marker: string, unmarkedCopy = false): string => `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: podinfo
+spec:
+  selector:
+    matchLabels: { app: podinfo }
+  template:
+    metadata:
+      labels: { app: podinfo }
+    spec:
+      containers:
+        - name: podinfo
+          image: ${image} # {"$imagepolicy": "${marker}"}
+${unmarkedCopy ? `          # the same image unmarked stays: ${image}\n` : ''}`;

@@ -21,6 +21,12 @@ export function useMotoEnv(settings: Record<string, unknown>): void {
   });
 }
 
+/** The test apiserver as a deploy-time cluster entry (endpoint, CA, an inline token). */
+export function testClusterSetting(): { server: string; caData: string; token: { value: string } } {
+  const { kube } = testEnv();
+  return { server: kube.server, caData: Buffer.from(kube.caPem).toString('base64'), token: { value: kube.token } };
+}
+
 export async function createFifoQueue(prefix: string): Promise<string> {
   const sqs = new SQSClient(awsConfig());
   const out = await sqs.send(new CreateQueueCommand({ QueueName: `${uniqueName(prefix)}.fifo`, Attributes: { FifoQueue: 'true', VisibilityTimeout: '30' } }));

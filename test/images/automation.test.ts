@@ -8,25 +8,10 @@ import { handler as syncWorker } from '../../functions/sync-worker/handler.js';
 import { pushImage, setNotificationTarget } from '../../devenv/index.js';
 import { commitAndPush } from '../../shared/source/index.js';
 import { testEnv, uniqueName } from '../helpers/env.js';
-import { gitopsRepo } from '../helpers/engine.js';
-import { createFifoQueue, drain, lambdaContext, sqsEvent, useMotoEnv } from '../helpers/lambda.js';
+import { gitopsRepo, markedDeployment } from '../helpers/engine.js';
+import { createFifoQueue, drain, lambdaContext, sqsEvent, testClusterSetting, useMotoEnv } from '../helpers/lambda.js';
 
-const deployYaml = (image: string, marker: string) => `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: podinfo
-spec:
-  selector:
-    matchLabels: { app: podinfo }
-  template:
-    metadata:
-      labels: { app: podinfo }
-    spec:
-      containers:
-        - name: podinfo
-          image: ${image} # {"$imagepolicy": "${marker}"}
-          # the same image unmarked stays: ${image}
-`;
+const deployYaml = (image: string, marker: string) => markedDeployment(image, marker, true);
 
 describe('image automation: registry push → policy → commit → sync', () => {
   let dev: DevServer;
@@ -129,7 +114,7 @@ describe('image automation from an ECR "Image Action" event (moto), through the 
   });
 
   it('ECR push → ecr-event → SQS → worker writes Git → worker syncs the new image', async () => {
-    const { aws, kube } = testEnv();
+    const { aws } = testEnv();
     const ecr = new ECRClient({ endpoint: aws.endpoint, region: aws.region, credentials: aws.credentials });
     const name = uniqueName('podinfo');
     const created = await ecr.send(new CreateRepositoryCommand({ repositoryName: name }));
@@ -146,7 +131,7 @@ describe('image automation from an ECR "Image Action" event (moto), through the 
       'tidegate.yaml': stringify({ targets: [{ name: 'ecr', cluster: 'test', path: 'apps', targetNamespace: ns, wait: false }], images: [{ name: 'podinfo', repository: uri, policy: { semver: { range: '^6' } } }] }),
       'apps/deploy.yaml': deployYaml(`${uri}:6.0.0`, 'apps:podinfo'),
     });
-    useMotoEnv({ repositories: [{ url: repo.url, branch: 'main' }], clusters: { test: { server: kube.server, caData: Buffer.from(kube.caPem).toString('base64'), token: { value: kube.token } } }, queueUrl });
+    useMotoEnv({ repositories: [{ url: repo.url, branch: 'main' }], clusters: { test: testClusterSetting() }, queueUrl });
     await putImage('6.2.0');
     await putImage('7.0.0');
     const event = { version: '0', id: 'x', 'detail-type': 'ECR Image Action', source: 'aws.ecr', account, time: new Date().toISOString(), region: aws.region, resources: [], detail: { result: 'SUCCESS', 'repository-name': name, 'action-type': 'PUSH', 'image-tag': '7.0.0', 'image-digest': 'sha256:1' } };

@@ -5,26 +5,12 @@ import { handleMessage, type EngineContext, type ImagesWritten, type Queue, type
 import { GitHub } from '../../shared/github/index.js';
 import type { QueueMessage } from '../../shared/model/index.js';
 import { testEnv, uniqueName } from '../helpers/env.js';
-import { gitopsRepo } from '../helpers/engine.js';
+import { gitopsRepo, markedDeployment } from '../helpers/engine.js';
 
 const OWNER = 'acme';
 const TOKEN = 'ghp_test_token_for_pull_requests';
 
-const deployYaml = (image: string) => `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: podinfo
-spec:
-  selector:
-    matchLabels: { app: podinfo }
-  template:
-    metadata:
-      labels: { app: podinfo }
-    spec:
-      containers:
-        - name: podinfo
-          image: ${image} # {"$imagepolicy": "flux-system:podinfo"}
-`;
+const deployYaml = (image: string) => markedDeployment(image, 'flux-system:podinfo');
 
 /** A queue that only records what the worker sends. */
 const recordingQueue = (): Queue & { sent: QueueMessage[] } => {

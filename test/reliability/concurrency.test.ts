@@ -6,9 +6,9 @@ import { handler as githubWebhook } from '../../functions/github-webhook/handler
 import { handler as scheduledPoll } from '../../functions/scheduled-poll/handler.js';
 import { handler as syncWorker } from '../../functions/sync-worker/handler.js';
 import { readTargetState } from '../../shared/apply/index.js';
-import { testEnv, uniqueName } from '../helpers/env.js';
+import { uniqueName } from '../helpers/env.js';
 import { configMap, gitopsRepo } from '../helpers/engine.js';
-import { apiEvent, awsConfig, createFifoQueue, githubHeaders, lambdaContext, pushPayload, sqsEvent, sqsRecord, useMotoEnv } from '../helpers/lambda.js';
+import { apiEvent, awsConfig, createFifoQueue, githubHeaders, lambdaContext, pushPayload, sqsEvent, sqsRecord, testClusterSetting, useMotoEnv } from '../helpers/lambda.js';
 
 const SECRET = 'burst-secret';
 
@@ -60,10 +60,9 @@ describe('concurrency: a burst of pushes to one target, racing the scheduled pol
     const ns = uniqueName('burst');
     const repo = await gitopsRepo('burst');
     const queueUrl = await createFifoQueue('burst');
-    const { kube } = testEnv();
     useMotoEnv({
       repositories: [{ url: repo.url, branch: 'main' }],
-      clusters: { test: { server: kube.server, caData: Buffer.from(kube.caPem).toString('base64'), token: { value: kube.token } } },
+      clusters: { test: testClusterSetting() },
       queueUrl,
       webhookSecret: { value: SECRET },
       driftInterval: '1s',
