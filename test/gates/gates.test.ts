@@ -110,6 +110,15 @@ describe('sign-off gates', () => {
     res = await g.sync();
     expect(res.heldFor).toMatch(/^needs 2 approval\(s\) of pull request #\d+ .* has 0 \(tidegate\.yaml at the last applied [0-9a-f]{12}\)$/);
     expect(await g.value()).toEqual({ v: '3' });
+
+    // A force-push of an unreviewed commit on top of the reviewed merge.
+    await g.repo.ws.git('fetch', '--quiet', 'origin', 'main');
+    await g.repo.ws.git('checkout', '--quiet', '-B', 'rewrite', merged);
+    await g.repo.ws.git('commit', '--quiet', '--allow-empty', '-m', 'unreviewed');
+    await g.repo.ws.git('push', '--quiet', '--force', 'origin', 'HEAD:refs/heads/main');
+    res = await g.sync();
+    expect(res.heldFor).toMatch(/did not reach main through a merged pull request/);
+    expect(await g.value()).toEqual({ v: '3' });
   });
 
   it('manual: held until `tidegate approve`; the approval is recorded (who, when, which revision)', async () => {
