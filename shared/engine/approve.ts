@@ -31,12 +31,10 @@ export async function approve(ctx: EngineContext, req: { repo: string; target: s
   return result;
 }
 
-const WRITE = new Set(['admin', 'maintain', 'write']);
-
 /** Whether a commenter may approve a target: its listed approvers (users, org/team members), or else anyone with write access. */
 async function mayApprove(github: GitHub, repo: RepoName, spec: TargetSpec, user: string): Promise<boolean> {
   const approvers = spec.gate.approvers;
-  if (!approvers) return WRITE.has(await github.permission(repo, user));
+  if (!approvers) return github.canWrite(repo, user);
   if (approvers.users.includes(user)) return true;
   for (const team of approvers.teams) {
     const [org = '', slug = ''] = team.split('/');

@@ -1,8 +1,7 @@
-import type { ImagePolicySpec } from '../config/index.js';
-import { repoName, type PullRequestRef } from '../github/index.js';
-import { TidegateError, type ImageMessage, type PushMessage, type QueueMessage, type SyncMessage, type SyncResult } from '../model/index.js';
-import { latestImage, policiesFor, pullRequestBranch, pullRequestText, splitRepository, writeImages, type ImageUpdate, type LatestImage } from '../images/index.js';
-import { checkoutRevision, resolveRevision, type CommitAuthor } from '../source/index.js';
+import { repoName } from '../github/index.js';
+import type { ImageMessage, PushMessage, QueueMessage, SyncMessage, SyncResult } from '../model/index.js';
+import { splitRepository } from '../images/index.js';
+import { checkoutRevision, resolveRevision } from '../source/index.js';
 import type { Queue } from './queue.js';
 import { reloadPass, type ReloadReport } from '../reload/index.js';
 import { reportSync } from '../report/index.js';
@@ -11,12 +10,13 @@ import type { EngineContext } from './context.js';
 import { affectedTargets } from './affected.js';
 import { previewPullRequest, type PreviewOutcome } from './preview.js';
 import { approveFromComment, type CommentApproval } from './approve.js';
+import { updateImages, type ImageOutcome } from './image-updates.js';
 import { syncRepo } from './sync.js';
 
 export type WorkOutcome =
   | { kind: 'fanned-out'; targets: string[] }
   | { kind: 'reloaded'; cluster: string; report: ReloadReport }
-  | { kind: 'images-written'; updates: ImagesWritten[] }
+  | ImageOutcome
   | { kind: 'synced'; result: SyncResult }
   | ({ kind: 'approved' } & CommentApproval)
   | ({ kind: 'previewed' } & PreviewOutcome)
@@ -64,68 +64,6 @@ async function syncOne(ctx: EngineContext, msg: SyncMessage, signal?: AbortSigna
   // Reporting never fails a sync: the result is recorded in the cluster either way.
   if (github) await reportSync(github, repoName(msg.repo), result).catch((err: unknown) => ctx.logger?.warn('commit status not set', { target: result.target, error: err instanceof Error ? err.message : String(err) }));
   return { kind: 'synced', result };
-}
-
-export interface ImagesWritten {
-  repo: string;
-  /** The commit holding the edits: on the tracked branch, or on the pull request branch. */
-  sha: string;
-  edits: ImageUpdate['edits'];
-  pullRequest?: PullRequestRef & { branch: string };
-}
-
-type TrackedRepository = { url: string; branch: string };
-
-/** Policies written back with a commit: one commit for all of them, then synced like any push. */
-async function commitImages(ctx: EngineContext, queue: Queue, repo: TrackedRepository, author: CommitAuthor, latest: Map<ImagePolicySpec, LatestImage>): Promise<ImagesWritten[]> {
-  const update = await writeImages(ctx.gitSource(repo.url), { branch: repo.branch, author, latest, cacheDir: ctx.settings.cacheDir });
-  if (!update.sha) return [];
-  ctx.logger?.info('images written', { repo: repo.url, sha: update.sha, edits: update.edits.map((e) => `${e.policy}: ${e.from} → ${e.to}`) });
-  await queue.send([{ type: 'push', repo: repo.url, ref: `refs/heads/${repo.branch}`, sha: update.sha, paths: [...new Set(update.edits.map((e) => e.file))], reason: 'push' }]);
-  return [{ repo: repo.url, sha: update.sha, edits: update.edits }];
-}
-
-/**
- * A policy written back with a pull request: its branch is rebuilt on the tracked branch and the
- * one open pull request of that branch is opened or updated. Nothing is synced: merging is.
- */
-async function proposeImage(ctx: EngineContext, repo: TrackedRepository, author: CommitAuthor, policy: ImagePolicySpec, image: LatestImage): Promise<ImagesWritten[]> {
-  const github = ctx.github?.(repo.url);
-  if (!github) throw new TidegateError('GitHubMissing', `image policy ${policy.name} writes back with a pull request, but ${repo.url} has no GitHub API access (a token and, outside github.com, githubApiUrl)`);
-  const branch = pullRequestBranch(policy);
-  const update = await writeImages(ctx.gitSource(repo.url), { branch: repo.branch, pullRequestBranch: branch, author, latest: new Map([[policy, image]]), cacheDir: ctx.settings.cacheDir });
-  if (!update.sha) return [];
-  const pr = await github.ensurePullRequest(repoName(repo.url), { head: branch, base: repo.branch, ...pullRequestText(policy, image, update) });
-  ctx.logger?.info('image pull request', { repo: repo.url, policy: policy.name, tag: image.tag, pullRequest: pr.number, action: pr.action, pushed: update.pushed });
-  return [{ repo: repo.url, sha: update.sha, edits: update.edits, pullRequest: { ...pr, branch } }];
-}
-
-/**
- * An image push: for every GitOps repository whose tidegate.yaml has a policy for that image,
- * choose the tag by policy and rewrite the markers: a commit to the tracked branch (then synced
- * like any push), or a pull request per policy. The registry never changes the cluster directly.
- */
-async function updateImages(ctx: EngineContext, msg: ImageMessage, queue: Queue): Promise<WorkOutcome> {
-  const updates: ImagesWritten[] = [];
-  let matched = false;
-  for (const repo of ctx.repositories ?? []) {
-    const src = ctx.gitSource(repo.url);
-    const head = await resolveRevision(src, { branch: repo.branch });
-    const config = loadConfig((await checkoutRevision(src, head, ctx.settings.cacheDir)).dir);
-    const policies = policiesFor(config, msg);
-    if (policies.length === 0) continue;
-    matched = true;
-    const latest = await Promise.all(policies.map(async (p) => [p, await latestImage(p, ctx.registry)] as const));
-    const author = config.imageAutomation.author;
-    // A commit straight to the branch would be held by an approvals gate: propose it instead.
-    const gated = config.targets.some((t) => t.gate.approvals > 0 || (ctx.floor?.(t.cluster)?.approvals ?? 0) > 0);
-    const viaPullRequest = (p: ImagePolicySpec): boolean => p.writeBack === 'pullRequest' || (p.writeBack === 'auto' && gated);
-    const direct = new Map(latest.filter(([p]) => !viaPullRequest(p)));
-    if (direct.size > 0) updates.push(...(await commitImages(ctx, queue, repo, author, direct)));
-    for (const [policy, image] of latest.filter(([p]) => viaPullRequest(p))) updates.push(...(await proposeImage(ctx, repo, author, policy, image)));
-  }
-  if (!matched) return { kind: 'ignored', reason: `no image policy follows ${msg.registry}/${msg.repository}` };
-  return { kind: 'images-written', updates };
 }
 
 /**

@@ -1,8 +1,6 @@
 import type { GitHub, RepoName } from '../github/index.js';
 import type { Approval } from '../model/index.js';
 
-const WRITE = new Set(['admin', 'maintain', 'write']);
-
 export interface ApprovalCheck {
   /** Why it holds, or undefined when enough valid approvals were given. */
   hold?: string;
@@ -26,7 +24,7 @@ export async function checkApprovals(github: GitHub, repo: RepoName, branch: str
     if (review.state !== 'APPROVED') continue;
     if (user === merged.author) refused.push(`${user} (the author)`);
     else if (review.commit !== merged.head) refused.push(`${user} (approved an earlier push)`);
-    else if (!WRITE.has(await github.permission(repo, user))) refused.push(`${user} (no write access)`);
+    else if (!(await github.canWrite(repo, user))) refused.push(`${user} (no write access)`);
     else counted.push({ sha, by: user, at: review.at, via: 'review' });
   }
   if (counted.length >= needed) return { approvals: counted };

@@ -153,6 +153,11 @@ export class GitHub {
     }
   }
 
+  /** Whether a user may push to the repository (admin, maintain or write). */
+  async canWrite(name: RepoName, user: string): Promise<boolean> {
+    return ['admin', 'maintain', 'write'].includes(await this.permission(name, user));
+  }
+
   /** A user's permission on the repository: admin, maintain, write, triage, read or none. */
   async permission(name: RepoName, user: string): Promise<string> {
     const { data } = await this.call('read a collaborator permission', (await this.octokit).request('GET /repos/{owner}/{repo}/collaborators/{username}/permission', { ...name, username: user }));

@@ -1,0 +1,73 @@
+import type { ImagePolicySpec } from '../config/index.js';
+import { repoName, type PullRequestRef } from '../github/index.js';
+import { TidegateError, type ImageMessage } from '../model/index.js';
+import { latestImage, policiesFor, pullRequestBranch, pullRequestText, writeImages, type ImageUpdate, type LatestImage } from '../images/index.js';
+import { checkoutRevision, resolveRevision, type CommitAuthor } from '../source/index.js';
+import { loadConfig } from './config-file.js';
+import type { EngineContext } from './context.js';
+import type { Queue } from './queue.js';
+
+export type ImageOutcome = { kind: 'images-written'; updates: ImagesWritten[] } | { kind: 'ignored'; reason: string };
+
+export interface ImagesWritten {
+  repo: string;
+  /** The commit holding the edits: on the tracked branch, or on the pull request branch. */
+  sha: string;
+  edits: ImageUpdate['edits'];
+  pullRequest?: PullRequestRef & { branch: string };
+}
+
+type TrackedRepository = { url: string; branch: string };
+
+/** Policies written back with a commit: one commit for all of them, then synced like any push. */
+async function commitImages(ctx: EngineContext, queue: Queue, repo: TrackedRepository, author: CommitAuthor, latest: Map<ImagePolicySpec, LatestImage>): Promise<ImagesWritten[]> {
+  const update = await writeImages(ctx.gitSource(repo.url), { branch: repo.branch, author, latest, cacheDir: ctx.settings.cacheDir });
+  if (!update.sha) return [];
+  ctx.logger?.info('images written', { repo: repo.url, sha: update.sha, edits: update.edits.map((e) => `${e.policy}: ${e.from} → ${e.to}`) });
+  await queue.send([{ type: 'push', repo: repo.url, ref: `refs/heads/${repo.branch}`, sha: update.sha, paths: [...new Set(update.edits.map((e) => e.file))], reason: 'push' }]);
+  return [{ repo: repo.url, sha: update.sha, edits: update.edits }];
+}
+
+/**
+ * A policy written back with a pull request: its branch is rebuilt on the tracked branch and the
+ * one open pull request of that branch is opened or updated. Nothing is synced: merging is.
+ */
+async function proposeImage(ctx: EngineContext, repo: TrackedRepository, author: CommitAuthor, policy: ImagePolicySpec, image: LatestImage): Promise<ImagesWritten[]> {
+  const github = ctx.github?.(repo.url);
+  if (!github) throw new TidegateError('GitHubMissing', `image policy ${policy.name} writes back with a pull request, but ${repo.url} has no GitHub API access (a token and, outside github.com, githubApiUrl)`);
+  const branch = pullRequestBranch(policy);
+  const update = await writeImages(ctx.gitSource(repo.url), { branch: repo.branch, pullRequestBranch: branch, author, latest: new Map([[policy, image]]), cacheDir: ctx.settings.cacheDir });
+  if (!update.sha) return [];
+  const pr = await github.ensurePullRequest(repoName(repo.url), { head: branch, base: repo.branch, ...pullRequestText(policy, image, update) });
+  ctx.logger?.info('image pull request', { repo: repo.url, policy: policy.name, tag: image.tag, pullRequest: pr.number, action: pr.action, pushed: update.pushed });
+  return [{ repo: repo.url, sha: update.sha, edits: update.edits, pullRequest: { ...pr, branch } }];
+}
+
+/**
+ * An image push: for every GitOps repository whose tidegate.yaml has a policy for that image,
+ * choose the tag by policy and rewrite the markers: a commit to the tracked branch (then synced
+ * like any push), or a pull request per policy. The registry never changes the cluster directly.
+ */
+export async function updateImages(ctx: EngineContext, msg: ImageMessage, queue: Queue): Promise<ImageOutcome> {
+  const updates: ImagesWritten[] = [];
+  let matched = false;
+  for (const repo of ctx.repositories ?? []) {
+    const src = ctx.gitSource(repo.url);
+    const head = await resolveRevision(src, { branch: repo.branch });
+    const config = loadConfig((await checkoutRevision(src, head, ctx.settings.cacheDir)).dir);
+    const policies = policiesFor(config, msg);
+    if (policies.length === 0) continue;
+    matched = true;
+    const latest = await Promise.all(policies.map(async (p) => [p, await latestImage(p, ctx.registry)] as const));
+    const author = config.imageAutomation.author;
+    // A commit straight to the branch would be held by an approvals gate: propose it instead.
+    const gated = config.targets.some((t) => t.gate.approvals > 0 || (ctx.floor?.(t.cluster)?.approvals ?? 0) > 0);
+    const viaPullRequest = (p: ImagePolicySpec): boolean => p.writeBack === 'pullRequest' || (p.writeBack === 'auto' && gated);
+    const direct = new Map(latest.filter(([p]) => !viaPullRequest(p)));
+    if (direct.size > 0) updates.push(...(await commitImages(ctx, queue, repo, author, direct)));
+    for (const [policy, image] of latest.filter(([p]) => viaPullRequest(p))) updates.push(...(await proposeImage(ctx, repo, author, policy, image)));
+  }
+  if (!matched) return { kind: 'ignored', reason: `no image policy follows ${msg.registry}/${msg.repository}` };
+  return { kind: 'images-written', updates };
+}
+
