@@ -118,13 +118,21 @@ try {
   for (const fn of readdirSync(join(root, 'dist', 'functions'))) {
     const file = join(root, 'dist', 'functions', fn, 'index.mjs');
     const size = statSync(file).size;
+    const chunkDir = join(root, 'dist', 'functions', fn, 'chunks');
+    const lazy = (() => {
+      try {
+        return readdirSync(chunkDir).reduce((n, f) => n + statSync(join(chunkDir, f)).size, 0);
+      } catch {
+        return 0;
+      }
+    })();
     const inits: number[] = [];
     for (let i = 0; i < 5; i++) {
       const out = await run(process.execPath, ['-e', `const t=performance.now(); await import(${JSON.stringify(file)}); console.log(performance.now()-t)`, '--input-type=module']);
       inits.push(Number(out.trim()));
     }
     const init = pct(inits, 50);
-    rows.push({ name: `bundle ${fn}`, tidegate: `${(size / 1024 / 1024).toFixed(2)} MiB, cold init ${fmt(init)}`, alternative: '—', ratio: '—', goal: '≤ 1 MiB, ≤ 250 ms', met: size <= 1024 * 1024 && init <= 250 });
+    rows.push({ name: `bundle ${fn}`, tidegate: `${(size / 1024 / 1024).toFixed(2)} MiB loaded at cold start (+ ${(lazy / 1024 / 1024).toFixed(2)} MiB on first use), cold init ${fmt(init)}`, alternative: '—', ratio: '—', goal: '≤ 1 MiB, ≤ 250 ms', met: size <= 1024 * 1024 && init <= 250 });
   }
 
   // 5. Peak memory syncing 5N objects (child process, so the number is that sync's alone).
