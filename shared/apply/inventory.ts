@@ -21,6 +21,8 @@ export interface TargetState {
   approvals?: Approval[] | undefined;
   /** The gate of tidegate.yaml at the last applied revision: a later revision cannot lower it for itself. */
   gate?: GatePolicy | undefined;
+  /** The repository that owns this target name on this cluster (target names are cluster-wide). */
+  repo?: string | undefined;
 }
 
 export const HISTORY_LIMIT = 20;
@@ -50,6 +52,7 @@ export async function readTargetState(client: KubeClient, target: string, signal
     pin: parseJson<Pin | undefined>(data['pin'], undefined),
     approvals: parseJson<Approval[] | undefined>(data['approvals'], undefined),
     gate: parseJson<GatePolicy | undefined>(data['gate'], undefined),
+    repo: data['repo'],
   };
 }
 
@@ -70,6 +73,7 @@ export async function writeTargetState(client: KubeClient, target: string, state
       ...(state.pin ? { pin: JSON.stringify(state.pin) } : {}),
       ...(state.approvals?.length ? { approvals: JSON.stringify(state.approvals) } : {}),
       ...(state.gate ? { gate: JSON.stringify(state.gate) } : {}),
+      ...(state.repo ? { repo: state.repo } : {}),
     },
   };
   await client.apply(cm, opts);

@@ -126,7 +126,7 @@ async function syncOne(ctx: EngineContext, spec: TargetSpec, req: CheckoutSyncRe
   const { dir, revision } = await targetCheckout(ctx, spec, req);
   const url = spec.source.url ?? req.repo;
   const result = await syncTarget({
-    spec, dir, revision, client, settings: ctx.settings, reloadStrategy: spec.reload.strategy ?? ctx.reload?.strategy ?? 'annotations', gate: gateOf(ctx, spec, revision, url),
+    spec, dir, revision, client, settings: ctx.settings, reloadStrategy: spec.reload.strategy ?? ctx.reload?.strategy ?? 'annotations', gate: gateOf(ctx, spec, revision, url), repo: req.repo,
     ...(url ? { commit: await commitInfo(ctx.gitSource(url), revision.sha, ctx.settings.cacheDir) } : {}),
     ...(req.dryRun ? { dryRun: true } : {}), signal: req.signal, ...(ctx.logger ? { logger: ctx.logger } : {}), ...(ctx.now ? { now: ctx.now } : {}),
   });

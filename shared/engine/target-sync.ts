@@ -13,6 +13,8 @@ import { render, type RenderedObject } from '../render/index.js';
 import { silentLogger, type Logger } from '../telemetry/index.js';
 import { reloadPass, type ReloadStrategy } from '../reload/index.js';
 import type { GateVerdict } from '../gates/index.js';
+import { redactUrl } from '../source/index.js';
+import { normaliseRepoUrl } from '../triggers/index.js';
 
 export interface TargetSyncInput {
   spec: TargetSpec;
@@ -27,6 +29,8 @@ export interface TargetSyncInput {
   dryRun?: boolean;
   /** The commit's author and subject, for history. */
   commit?: CommitInfo | undefined;
+  /** The repository the target is declared in: a target name is owned by one repository per cluster. */
+  repo?: string | undefined;
   /** A rollback applies a pinned target's revision and pins it there (after it applied). */
   rollback?: { kind: 'rollback' | 'auto-rollback'; by: string; reason: string } | undefined;
   /** The target's sign-off gate, evaluated after planning with the target's state; a hold applies nothing. */
@@ -118,6 +122,7 @@ class SyncRun {
       // Manual approvals of a revision that went through are used up (they live on in its history entry).
       approvals: res.approvals?.length && res.outcome !== 'failed' ? this.state.approvals?.filter((a) => a.sha !== revision.sha) : this.state.approvals,
       gate: res.outcome === 'failed' || res.outcome === 'held' ? this.state.gate : spec.gate,
+      repo: this.state.repo ?? this.input.repo,
     };
     await writeTargetState(client, spec.name, this.state, signal);
     return res;
@@ -245,6 +250,10 @@ export async function syncTarget(input: TargetSyncInput): Promise<SyncResult> {
   try {
     await input.client.discover(input.signal);
     run.state = await readTargetState(input.client, input.spec.name, input.signal);
+    // Two repositories declaring the same target name would prune each other's objects.
+    if (run.state.repo && input.repo && normaliseRepoUrl(run.state.repo) !== normaliseRepoUrl(input.repo)) {
+      return run.result('failed', [], NO_HEALTH, `target name ${input.spec.name} is already used on this cluster by ${redactUrl(run.state.repo)}; target names are cluster-wide, rename one of them`);
+    }
     const pin = run.state.pin;
     if (pin && pin.revision.sha !== input.revision.sha && !input.rollback) {
       return run.result('pinned', [], NO_HEALTH, `pinned at ${formatRevision(pin.revision)} by ${pin.by} (${pin.reason}) since ${pin.at}; \`tidegate release ${input.spec.name}\` lifts the pin`);

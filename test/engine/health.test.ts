@@ -22,9 +22,9 @@ describe('health: a sync waits for readiness, bounded by the target timeout', ()
   it('fails with ProgressDeadlineExceeded when the rollout stalls', async () => {
     const ns = uniqueName('stall');
     const repo = await gitopsRepo('stall');
-    await repo.commit({ 'tidegate.yaml': stringify({ targets: [{ name: 'h', cluster: 't', path: 'apps', targetNamespace: ns, timeout: '20s' }] }), 'apps/d.yaml': deployment('web', { replicas: 2 }) });
+    await repo.commit({ 'tidegate.yaml': stringify({ targets: [{ name: ns, cluster: 't', path: 'apps', targetNamespace: ns, timeout: '20s' }] }), 'apps/d.yaml': deployment('web', { replicas: 2 }) });
     const [[res]] = await Promise.all([
-      repo.sync('h'),
+      repo.sync(ns),
       patchWhenCreated(repo.engine.client, ns, 'web', (generation) => ({
         observedGeneration: generation,
         replicas: 2,
@@ -41,9 +41,9 @@ describe('health: a sync waits for readiness, bounded by the target timeout', ()
   it('passes once the Deployment reports its replicas available', async () => {
     const ns = uniqueName('ready');
     const repo = await gitopsRepo('ready');
-    await repo.commit({ 'tidegate.yaml': stringify({ targets: [{ name: 'h', cluster: 't', path: 'apps', targetNamespace: ns, timeout: '20s' }] }), 'apps/d.yaml': deployment('web', { replicas: 2 }) });
+    await repo.commit({ 'tidegate.yaml': stringify({ targets: [{ name: ns, cluster: 't', path: 'apps', targetNamespace: ns, timeout: '20s' }] }), 'apps/d.yaml': deployment('web', { replicas: 2 }) });
     const [[res]] = await Promise.all([
-      repo.sync('h'),
+      repo.sync(ns),
       patchWhenCreated(repo.engine.client, ns, 'web', (generation) => ({
         observedGeneration: generation, replicas: 2, updatedReplicas: 2, readyReplicas: 2, availableReplicas: 2,
         conditions: [{ type: 'Available', status: 'True', reason: 'MinimumReplicasAvailable' }],
@@ -56,9 +56,9 @@ describe('health: a sync waits for readiness, bounded by the target timeout', ()
   it('reports which objects are not ready, and why, when the timeout passes', async () => {
     const ns = uniqueName('slow');
     const repo = await gitopsRepo('slow');
-    await repo.commit({ 'tidegate.yaml': stringify({ targets: [{ name: 'h', cluster: 't', path: 'apps', targetNamespace: ns, timeout: '1s' }] }), 'apps/d.yaml': deployment('web', { replicas: 3 }) });
+    await repo.commit({ 'tidegate.yaml': stringify({ targets: [{ name: ns, cluster: 't', path: 'apps', targetNamespace: ns, timeout: '1s' }] }), 'apps/d.yaml': deployment('web', { replicas: 3 }) });
     const started = Date.now();
-    const [res] = await repo.sync('h');
+    const [res] = await repo.sync(ns);
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(res?.outcome).toBe('progressing');
     expect(res?.health.notReady).toEqual([{ ref: { group: 'apps', kind: 'Deployment', namespace: ns, name: 'web' }, status: 'progressing', message: 'waiting for the controller to observe generation 1' }]);

@@ -217,19 +217,20 @@ describe('engine.sync against the real apiserver', () => {
 
   it('syncs all targets in dependency order and skips dependants of a failed target', async () => {
     const [nsA, nsB, nsC] = [uniqueName('deps-a'), uniqueName('deps-b'), uniqueName('deps-c')];
+    const [app, infra, broken, afterBroken] = ['app', 'infra', 'broken', 'after-broken'].map((n) => uniqueName(n)); // target names are cluster-wide
     const repo = await gitopsRepo('deps');
     await repo.commit({
       'tidegate.yaml': config([
-        { name: 'app', cluster: 'test', path: 'b', targetNamespace: nsB, wait: false, dependsOn: ['infra'] },
-        { name: 'infra', cluster: 'test', path: 'a', targetNamespace: nsA, wait: false },
-        { name: 'broken', cluster: 'test', path: 'missing', targetNamespace: nsC, wait: false },
-        { name: 'after-broken', cluster: 'test', path: 'a', targetNamespace: nsC, wait: false, dependsOn: ['broken'] },
+        { name: app, cluster: 'test', path: 'b', targetNamespace: nsB, wait: false, dependsOn: [infra] },
+        { name: infra, cluster: 'test', path: 'a', targetNamespace: nsA, wait: false },
+        { name: broken, cluster: 'test', path: 'missing', targetNamespace: nsC, wait: false },
+        { name: afterBroken, cluster: 'test', path: 'a', targetNamespace: nsC, wait: false, dependsOn: [broken] },
       ]),
       'a/cm.yaml': configMap('a', { k: '1' }),
       'b/cm.yaml': configMap('b', { k: '1' }),
     });
     const results = await repo.sync();
-    expect(results.map((r) => `${r.target}:${r.outcome}`)).toEqual(['infra:applied', 'app:applied', 'broken:failed', 'after-broken:failed']);
-    expect(results[3]?.error).toBe('not synced: dependency broken failed');
+    expect(results.map((r) => `${r.target}:${r.outcome}`)).toEqual([`${infra}:applied`, `${app}:applied`, `${broken}:failed`, `${afterBroken}:failed`]);
+    expect(results[3]?.error).toBe(`not synced: dependency ${broken} failed`);
   });
 });

@@ -39,12 +39,12 @@ describe('image automation with writeBack: pullRequest (GitHub API from its Open
     const repo = await gitopsRepo('img-pr', { owner: OWNER });
     await repo.commit({
       'tidegate.yaml': stringify({
-        targets: [{ name: 'app', cluster: 't', path: 'apps', targetNamespace: ns, wait: false }],
+        targets: [{ name: ns, cluster: 't', path: 'apps', targetNamespace: ns, wait: false }], // target names are cluster-wide: unique per test
         images: [{ name: 'podinfo', repository: image, insecure: true, policy: { semver: { range: '>=1.0.0' } }, writeBack: 'pullRequest' }],
       }),
       'apps/deploy.yaml': deployYaml(`${image}:1.0.0`),
     });
-    await repo.sync('app');
+    await repo.sync(ns);
     const ctx: EngineContext = { ...repo.engine, repositories: [{ url: repo.url, branch: 'main' }], github: () => new GitHub({ apiUrl: github.url, token: TOKEN }) };
     const main = async () => (await repo.ws.git('ls-remote', 'origin', 'refs/heads/main')).split('\t')[0] ?? '';
     const branchHead = async () => (await repo.ws.git('ls-remote', 'origin', 'refs/heads/tidegate/images/podinfo')).split('\t')[0];
@@ -90,7 +90,7 @@ describe('image automation with writeBack: pullRequest (GitHub API from its Open
     // Merging is what gets applied; afterwards the markers are current and nothing is proposed.
     await repo.ws.git('fetch', '--quiet', 'origin', 'tidegate/images/podinfo');
     await repo.ws.git('push', '--quiet', 'origin', 'FETCH_HEAD:refs/heads/main');
-    await repo.sync('app');
+    await repo.sync(ns);
     expect(await liveImage()).toBe(`${image}:1.2.0`);
     expect(written(await handleMessage(ctx, imageMsg, queue))).toEqual([]);
 

@@ -70,6 +70,20 @@ describe('bad configuration', () => {
     await expect(repo.sync()).rejects.toThrow(message);
   });
 
+  it('a target name already used on the cluster by another repository: refused, the other repository\'s objects untouched', async () => {
+    const name = uniqueName('shared-name');
+    const [first, second] = [await gitopsRepo('owner-a'), await gitopsRepo('owner-b')];
+    const [nsA, nsB] = [uniqueName('owner-a'), uniqueName('owner-b')];
+    await first.commit({ 'tidegate.yaml': stringify({ targets: [{ name, cluster: 'c', path: 'apps', targetNamespace: nsA, wait: false }] }), 'apps/a.yaml': yamlDocs(configMap('a', { v: '1' })) });
+    await second.commit({ 'tidegate.yaml': stringify({ targets: [{ name, cluster: 'c', path: 'apps', targetNamespace: nsB, wait: false }] }), 'apps/b.yaml': yamlDocs(configMap('b', { v: '1' })) });
+    expect((await first.sync())[0]?.outcome).toBe('applied');
+    const [res] = await second.sync();
+    expect(res?.outcome).toBe('failed');
+    expect(res?.error).toBe(`target name ${name} is already used on this cluster by ${first.url}; target names are cluster-wide, rename one of them`);
+    expect(await first.engine.client.get('v1', 'ConfigMap', nsA, 'a')).toBeDefined(); // not pruned by the other repository
+    expect(await first.engine.client.get('v1', 'ConfigMap', nsB, 'b')).toBeUndefined();
+  });
+
   it('an unknown cluster alias: the target fails with the aliases that exist, other targets still sync', async () => {
     const { kube } = testEnv();
     const ns = uniqueName('cluster');
