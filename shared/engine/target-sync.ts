@@ -238,6 +238,20 @@ async function applyTarget(run: SyncRun, planned: Planned, approvals: Approval[]
   return run.record(result, result.outcome === 'unchanged' && sameInventory(run.state.inventory, inventory) ? undefined : inventory);
 }
 
+/** Before planning: a target name owned by another repository, or a pin on another revision, stops the sync. */
+function refusal(run: SyncRun): SyncResult | undefined {
+  const { input, state } = run;
+  // Two repositories declaring the same target name would prune each other's objects.
+  if (state.repo && input.repo && normaliseRepoUrl(state.repo) !== normaliseRepoUrl(input.repo)) {
+    return run.result('failed', [], NO_HEALTH, `target name ${input.spec.name} is already used on this cluster by ${redactUrl(state.repo)}; target names are cluster-wide, rename one of them`);
+  }
+  const pin = state.pin;
+  if (pin && pin.revision.sha !== input.revision.sha && !input.rollback) {
+    return run.result('pinned', [], NO_HEALTH, `pinned at ${formatRevision(pin.revision)} by ${pin.by} (${pin.reason}) since ${pin.at}; \`tidegate release ${input.spec.name}\` lifts the pin`);
+  }
+  return undefined;
+}
+
 /**
  * One sync of one target at one revision, against one cluster:
  * render → prepare → plan (server-side dry-run of everything) → staged apply → prune → health → record.
@@ -250,14 +264,8 @@ export async function syncTarget(input: TargetSyncInput): Promise<SyncResult> {
   try {
     await input.client.discover(input.signal);
     run.state = await readTargetState(input.client, input.spec.name, input.signal);
-    // Two repositories declaring the same target name would prune each other's objects.
-    if (run.state.repo && input.repo && normaliseRepoUrl(run.state.repo) !== normaliseRepoUrl(input.repo)) {
-      return run.result('failed', [], NO_HEALTH, `target name ${input.spec.name} is already used on this cluster by ${redactUrl(run.state.repo)}; target names are cluster-wide, rename one of them`);
-    }
-    const pin = run.state.pin;
-    if (pin && pin.revision.sha !== input.revision.sha && !input.rollback) {
-      return run.result('pinned', [], NO_HEALTH, `pinned at ${formatRevision(pin.revision)} by ${pin.by} (${pin.reason}) since ${pin.at}; \`tidegate release ${input.spec.name}\` lifts the pin`);
-    }
+    const refused = refusal(run);
+    if (refused) return refused;
     const planned = await planTarget(run);
     if (input.dryRun) return await preview(run, planned);
     const verdict = input.gate ? await input.gate(run.state) : undefined;
