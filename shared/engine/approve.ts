@@ -3,10 +3,8 @@ import type { KubeClient } from '../cluster/index.js';
 import type { TargetSpec } from '../config/index.js';
 import { repoName, type GitHub, type RepoName } from '../github/index.js';
 import { TidegateError, type ApproveMessage, type Approval, type SyncMessage, type SyncResult } from '../model/index.js';
-import { checkoutRevision } from '../source/index.js';
-import { loadConfig } from './config-file.js';
 import type { EngineContext } from './context.js';
-import { headTarget } from './head-target.js';
+import { configAt, headTarget } from './repo-config.js';
 import type { Queue } from './queue.js';
 import { syncRepo } from './sync.js';
 
@@ -60,7 +58,7 @@ export async function approveFromComment(ctx: EngineContext, msg: ApproveMessage
   const pr = await github.pullRequest(name, msg.pullRequest);
   if (!pr.mergedAt || !pr.mergeCommit) return { approved: [], refused: [`pull request #${pr.number} is not merged; approve it once merged (its merge commit is what applies)`] };
   const revision = { ref: `refs/heads/${pr.base}`, sha: pr.mergeCommit };
-  const config = loadConfig((await checkoutRevision(ctx.gitSource(msg.repo), revision, ctx.settings.cacheDir)).dir);
+  const { config } = await configAt(ctx, msg.repo, revision);
   const specs = config.targets.filter((t) => (msg.targets.length ? msg.targets.includes(t.name) : t.gate.manual || ctx.floor?.(t.cluster)?.manual));
   const out: CommentApproval = { approved: [], refused: msg.targets.filter((t) => !specs.some((s) => s.name === t)).map((t) => `${t}: no such target`) };
   const syncs: SyncMessage[] = [];

@@ -2,8 +2,8 @@ import type { ImagePolicySpec } from '../config/index.js';
 import { repoName, type PullRequestRef } from '../github/index.js';
 import { TidegateError, type ImageMessage } from '../model/index.js';
 import { latestImage, policiesFor, pullRequestBranch, pullRequestText, writeImages, type ImageUpdate, type LatestImage } from '../images/index.js';
-import { checkoutRevision, resolveRevision, type CommitAuthor } from '../source/index.js';
-import { loadConfig } from './config-file.js';
+import type { CommitAuthor } from '../source/index.js';
+import { configAt } from './repo-config.js';
 import type { EngineContext } from './context.js';
 import type { Queue } from './queue.js';
 
@@ -52,9 +52,7 @@ export async function updateImages(ctx: EngineContext, msg: ImageMessage, queue:
   const updates: ImagesWritten[] = [];
   let matched = false;
   for (const repo of ctx.repositories ?? []) {
-    const src = ctx.gitSource(repo.url);
-    const head = await resolveRevision(src, { branch: repo.branch });
-    const config = loadConfig((await checkoutRevision(src, head, ctx.settings.cacheDir)).dir);
+    const { config } = await configAt(ctx, repo.url, { branch: repo.branch });
     const policies = policiesFor(config, msg);
     if (policies.length === 0) continue;
     matched = true;

@@ -11,5 +11,5 @@ export { processSqsBatch } from './sqs-batch.js';
 export { createRuntime, lazyRuntime, type Runtime } from './runtime.js';
 export { release, rollback, type RollbackRequest } from './rollback.js';
 export { approve } from './approve.js';
-export { headTarget } from './head-target.js';
+export { headTarget } from './repo-config.js';
 export { recover } from './recover.js';

@@ -1,8 +1,7 @@
 import { repoName } from '../github/index.js';
 import { TidegateError, type PreviewMessage } from '../model/index.js';
 import { PREVIEW_MARKER, renderPreview } from '../report/index.js';
-import { checkoutRevision } from '../source/index.js';
-import { loadConfig } from './config-file.js';
+import { configAt } from './repo-config.js';
 import type { EngineContext } from './context.js';
 import { syncCheckout } from './sync.js';
 import { affectedTargets } from './affected.js';
@@ -21,11 +20,9 @@ export interface PreviewOutcome {
 export async function previewPullRequest(ctx: EngineContext, msg: PreviewMessage): Promise<PreviewOutcome> {
   const github = ctx.github?.(msg.repo);
   if (!github) throw new TidegateError('GitHubMissing', `${msg.repo} has no GitHub API access to publish a preview`);
-  const revision = { ref: msg.headRef, sha: msg.head };
-  const checkout = await checkoutRevision(ctx.gitSource(msg.repo), revision, ctx.settings.cacheDir);
-  const config = loadConfig(checkout.dir);
+  const { revision, dir, config } = await configAt(ctx, msg.repo, { ref: msg.headRef, sha: msg.head });
   const names = new Set(affectedTargets(config.targets, { repo: msg.repo, ref: `refs/heads/${msg.base}`, paths: null }).map((t) => t.name));
-  const results = (await syncCheckout(ctx, { config, dir: checkout.dir, revision, repo: msg.repo, dryRun: true, standsFor: `refs/heads/${msg.base}` })).filter((r) => names.has(r.target));
+  const results = (await syncCheckout(ctx, { config, dir, revision, repo: msg.repo, dryRun: true, standsFor: `refs/heads/${msg.base}` })).filter((r) => names.has(r.target));
   const { title, markdown, conclusion } = renderPreview(msg.pullRequest, results);
   const name = repoName(msg.repo);
   // Check runs need a GitHub App installation token; the comment works with any token.

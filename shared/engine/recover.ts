@@ -1,8 +1,7 @@
 import { readTargetState } from '../apply/index.js';
 import { orderTargets } from '../config/index.js';
 import type { SyncResult } from '../model/index.js';
-import { checkoutRevision, resolveRevision } from '../source/index.js';
-import { loadConfig } from './config-file.js';
+import { configAt } from './repo-config.js';
 import type { EngineContext } from './context.js';
 import { rollback } from './rollback.js';
 import { syncRepo } from './sync.js';
@@ -12,9 +11,7 @@ import { syncRepo } from './sync.js';
  * pinned targets at their pinned revision, the others at the head of the branch.
  */
 export async function recover(ctx: EngineContext, req: { repo: string; cluster?: string | undefined; onProgress?: (r: SyncResult, index: number, total: number) => void; signal?: AbortSignal }): Promise<SyncResult[]> {
-  const src = ctx.gitSource(req.repo);
-  const head = await resolveRevision(src, {});
-  const config = loadConfig((await checkoutRevision(src, head, ctx.settings.cacheDir)).dir);
+  const { revision: head, config } = await configAt(ctx, req.repo);
   const targets = orderTargets(config.targets).filter((t) => req.cluster === undefined || t.cluster === req.cluster);
   const results: SyncResult[] = [];
   for (const spec of targets) {

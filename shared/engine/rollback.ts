@@ -3,7 +3,7 @@ import type { TargetSpec } from '../config/index.js';
 import { TidegateError, type Revision, type SyncResult } from '../model/index.js';
 import { checkoutRevision, commitInfo } from '../source/index.js';
 import { loadConfig } from './config-file.js';
-import { headTarget } from './head-target.js';
+import { headTarget } from './repo-config.js';
 import type { EngineContext } from './context.js';
 import { syncTarget } from './target-sync.js';
 

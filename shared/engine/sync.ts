@@ -1,7 +1,8 @@
 import type { KubeClient } from '../cluster/index.js';
 import { orderTargets, type TargetSpec, type TidegateConfig } from '../config/index.js';
 import { TidegateError, type Revision, type SyncResult } from '../model/index.js';
-import { CONFIG_FILE, TargetNotFoundError, loadConfig } from './config-file.js';
+import { CONFIG_FILE, TargetNotFoundError } from './config-file.js';
+import { configAt } from './repo-config.js';
 import type { EngineContext } from './context.js';
 import { rollback } from './rollback.js';
 import { cachedGitdir, checkoutRevision, commitInfo, fetchTagObject, resolveRevision, verifyRevision, type VerifyMode } from '../source/index.js';
@@ -145,7 +146,6 @@ async function autoRollback(ctx: EngineContext, spec: TargetSpec, repo: string, 
 
 /** Syncs from the GitOps repository: the requested commit (a webhook's SHA) or the head of main. */
 export async function syncRepo(ctx: EngineContext, req: RepoSyncRequest): Promise<SyncResult[]> {
-  const revision = req.revision ?? (await resolveRevision(ctx.gitSource(req.repo), {}));
-  const checkout = await checkoutRevision(ctx.gitSource(req.repo), revision, ctx.settings.cacheDir);
-  return syncCheckout(ctx, { config: loadConfig(checkout.dir), dir: checkout.dir, revision, repo: req.repo, target: req.target, ...(req.dryRun ? { dryRun: true } : {}), signal: req.signal });
+  const { revision, dir, config } = await configAt(ctx, req.repo, req.revision);
+  return syncCheckout(ctx, { config, dir, revision, repo: req.repo, target: req.target, ...(req.dryRun ? { dryRun: true } : {}), signal: req.signal });
 }

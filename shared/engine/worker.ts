@@ -1,11 +1,12 @@
 import { repoName } from '../github/index.js';
 import type { ImageMessage, PushMessage, QueueMessage, SyncMessage, SyncResult } from '../model/index.js';
 import { splitRepository } from '../images/index.js';
-import { checkoutRevision, resolveRevision } from '../source/index.js';
+import { resolveRevision } from '../source/index.js';
 import type { Queue } from './queue.js';
 import { reloadPass, type ReloadReport } from '../reload/index.js';
 import { reportSync } from '../report/index.js';
-import { TargetNotFoundError, loadConfig } from './config-file.js';
+import { TargetNotFoundError } from './config-file.js';
+import { configAt } from './repo-config.js';
 import type { EngineContext } from './context.js';
 import { affectedTargets } from './affected.js';
 import { previewPullRequest, type PreviewOutcome } from './preview.js';
@@ -28,9 +29,7 @@ function registryAndRepository(repository: string): { registry: string; reposito
 }
 
 async function fanOut(ctx: EngineContext, msg: PushMessage, queue: Queue): Promise<WorkOutcome> {
-  const revision = { ref: msg.ref, sha: msg.sha };
-  const checkout = await checkoutRevision(ctx.gitSource(msg.repo), revision, ctx.settings.cacheDir);
-  const config = loadConfig(checkout.dir);
+  const { revision, config } = await configAt(ctx, msg.repo, { ref: msg.ref, sha: msg.sha });
   const targets = affectedTargets(config.targets, msg);
   const syncs: SyncMessage[] = targets.map((t) => ({ type: 'sync', repo: msg.repo, target: t.name, revision, reason: msg.reason, ...(msg.bucket === undefined ? {} : { bucket: msg.bucket }) }));
   // The poll is also the fallback for registry events: ask each policy's registry once per interval.
