@@ -60,8 +60,11 @@ async function syncOne(ctx: EngineContext, msg: SyncMessage, signal?: AbortSigna
   if (!result) return { kind: 'ignored', reason: `target ${msg.target} produced no result` };
   ctx.logger?.info('synced', { target: result.target, revision: result.revision.sha, outcome: result.outcome, durationMs: result.durationMs, ...(result.error ? { error: result.error } : {}), ...(result.heldFor ? { heldFor: result.heldFor } : {}) });
   const github = ctx.github?.(msg.repo);
+  // A poll re-syncs an unchanged (or still held) revision every drift interval: that was reported
+  // when it was pushed, and GitHub keeps at most 1000 statuses per commit and context.
+  const repeat = msg.reason === 'poll' && (result.outcome === 'unchanged' || result.outcome === 'held');
   // Reporting never fails a sync: the result is recorded in the cluster either way.
-  if (github) await reportSync(github, repoName(msg.repo), result).catch((err: unknown) => ctx.logger?.warn('commit status not set', { target: result.target, error: err instanceof Error ? err.message : String(err) }));
+  if (github && !repeat) await reportSync(github, repoName(msg.repo), result).catch((err: unknown) => ctx.logger?.warn('commit status not set', { target: result.target, error: err instanceof Error ? err.message : String(err) }));
   return { kind: 'synced', result };
 }
 

@@ -37,9 +37,9 @@ describe('sign-off gates', () => {
     const ctx: EngineContext = { ...repo.engine, github: () => new GitHub({ apiUrl: github.url, token: TOKEN }), ...extra };
     const config = (g: Record<string, unknown>) => stringify({ targets: [{ name: ns, cluster: 'c', path: 'apps', targetNamespace: ns, wait: false, gate: g }] });
     const value = async () => (await repo.engine.client.get('v1', 'ConfigMap', ns, 'app'))?.['data'] as Record<string, string> | undefined;
-    const sync = async (): Promise<SyncResult> => {
+    const sync = async (reason: 'push' | 'poll' = 'push'): Promise<SyncResult> => {
       const sha = (await repo.ws.git('ls-remote', 'origin', 'refs/heads/main')).split('\t')[0] ?? '';
-      const out = await handleMessage(ctx, { type: 'sync', repo: repo.url, target: ns, revision: { ref: 'refs/heads/main', sha }, reason: 'push' }, noQueue);
+      const out = await handleMessage(ctx, { type: 'sync', repo: repo.url, target: ns, revision: { ref: 'refs/heads/main', sha }, reason }, noQueue);
       if (out.kind !== 'synced') throw new Error(JSON.stringify(out));
       return out.result;
     };
@@ -129,6 +129,10 @@ describe('sign-off gates', () => {
     expect(await g.value()).toBeUndefined();
     expect((await g.sync()).outcome).toBe('held'); // asked again: still held, not recorded twice
     expect((await readTargetState(g.repo.engine.client, g.ns)).history).toHaveLength(1);
+    const statuses = github.statuses(OWNER, g.repo.name, sha).length;
+    expect(statuses).toBeGreaterThan(0);
+    expect((await g.sync('poll')).outcome).toBe('held'); // the poll's re-check sets no further status
+    expect(github.statuses(OWNER, g.repo.name, sha)).toHaveLength(statuses);
 
     await expect(approve(g.ctx, { repo: g.repo.url, target: g.ns, revision: 'deadbee', by: 'ops', via: 'cli' })).rejects.toThrow('revision deadbee is neither the head of the branch nor in the history');
     const { kube } = testEnv();
