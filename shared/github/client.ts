@@ -22,6 +22,9 @@ export function apiUrlFor(repoUrl: string, configured?: string): string | undefi
   return /^(?:https:\/\/(?:[^@/]*@)?|[^@/]+@)github\.com[/:]/.test(repoUrl) ? 'https://api.github.com' : undefined;
 }
 
+/** GitHub's length limits (140 for status descriptions, 65535 for a check run summary), with an ellipsis. */
+const clip = (text: string, max: number): string => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
+
 export interface MergedPullRequest {
   number: number;
   author: string;
@@ -97,11 +100,10 @@ export class GitHub {
   }
 
   /** A completed check run on a commit (needs a GitHub App token; statuses work with any token). */
-  async checkRun(name: RepoName, run: { headSha: string; name: string; conclusion: 'success' | 'failure' | 'neutral'; title: string; summary: string; text?: string }): Promise<void> {
-    const cut = (t: string) => (t.length > 65_000 ? `${t.slice(0, 64_990)}\n…` : t);
+  async checkRun(name: RepoName, run: { headSha: string; name: string; conclusion: 'success' | 'failure' | 'neutral'; title: string; summary: string }): Promise<void> {
     await this.call('create a check run', (await this.octokit).request('POST /repos/{owner}/{repo}/check-runs', {
       ...name, head_sha: run.headSha, name: run.name, status: 'completed', conclusion: run.conclusion,
-      output: { title: run.title, summary: cut(run.summary), ...(run.text ? { text: cut(run.text) } : {}) },
+      output: { title: run.title, summary: clip(run.summary, 65_535) },
     }));
   }
 
@@ -124,7 +126,6 @@ export class GitHub {
   /** A GitHub deployment of a commit to an environment (found, or created), and a status on it. */
   async deploymentStatus(name: RepoName, d: { sha: string; environment: string; state: 'success' | 'failure' | 'in_progress'; description: string }): Promise<number> {
     const octokit = await this.octokit;
-    const description = d.description.length > 140 ? `${d.description.slice(0, 139)}…` : d.description;
     const { data: existing } = await this.call('list deployments', octokit.request('GET /repos/{owner}/{repo}/deployments', { ...name, sha: d.sha, environment: d.environment, per_page: 1 }));
     let id = existing[0] ? Number(existing[0].id) : undefined;
     if (id === undefined) {
@@ -132,7 +133,7 @@ export class GitHub {
       if (!('id' in created.data)) throw new TidegateError('GitHubFailed', `GitHub: deployment of ${d.sha.slice(0, 12)} not created: ${created.data.message ?? ''}`);
       id = Number(created.data.id);
     }
-    await this.call('create a deployment status', octokit.request('POST /repos/{owner}/{repo}/deployments/{deployment_id}/statuses', { ...name, deployment_id: id, state: d.state, description, environment: d.environment }));
+    await this.call('create a deployment status', octokit.request('POST /repos/{owner}/{repo}/deployments/{deployment_id}/statuses', { ...name, deployment_id: id, state: d.state, description: clip(d.description, 140), environment: d.environment }));
     return id;
   }
 
@@ -166,8 +167,7 @@ export class GitHub {
 
   /** A commit status (context tidegate/<target>); the description is cut to GitHub's 140 characters. */
   async setStatus(name: RepoName, sha: string, status: { state: 'pending' | 'success' | 'failure' | 'error'; context: string; description: string }): Promise<void> {
-    const description = status.description.length > 140 ? `${status.description.slice(0, 139)}…` : status.description;
-    await this.call('set a commit status', (await this.octokit).request('POST /repos/{owner}/{repo}/statuses/{sha}', { ...name, sha, state: status.state, context: status.context, description }));
+    await this.call('set a commit status', (await this.octokit).request('POST /repos/{owner}/{repo}/statuses/{sha}', { ...name, sha, state: status.state, context: status.context, description: clip(status.description, 140) }));
   }
 
   private async findOpen(name: RepoName, head: string, base: string): Promise<{ number: number; html_url: string; title: string; body: string | null } | undefined> {
