@@ -4,7 +4,7 @@ import { KubeClient } from '../shared/cluster/index.js';
 import { kubeConfigForAlias } from '../shared/cluster/kubeconfig.js';
 import { localSettings } from '../shared/config/index.js';
 import type { EngineContext } from '../shared/engine/index.js';
-import { GitHub, apiUrlFor } from '../shared/github/index.js';
+import { githubClients } from '../shared/github/index.js';
 import { jsonLogger } from '../shared/telemetry/index.js';
 
 export interface LocalOptions {
@@ -21,10 +21,7 @@ export function localEngine(opts: LocalOptions): EngineContext {
     settings,
     connect: (alias) => Promise.resolve(new KubeClient(kubeConfigForAlias(kubeconfig, alias, opts.context))),
     gitSource: (url) => ({ url, ...(settings.gitToken ? { token: settings.gitToken } : {}) }),
-    github: (url) => {
-      const apiUrl = apiUrlFor(url, settings.githubApiUrl);
-      return apiUrl && settings.gitToken ? new GitHub({ apiUrl, token: settings.gitToken }) : undefined;
-    },
+    github: githubClients(() => ({ apiUrl: settings.githubApiUrl, token: settings.gitToken })),
     trustedKeys: (names) => Promise.resolve(readTrustedKeys(settings.trustedKeysDir, names)),
     logger: jsonLogger(opts.verbose ? 'debug' : 'warn'),
   };

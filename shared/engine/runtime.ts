@@ -2,7 +2,7 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 import { EksAuth, EndpointAuth, KubeClient } from '../cluster/index.js';
 import { SecretStore, awsEndpoint, awsRegion, deploySettings, localSettings, parseDuration, type DeploySettings, type SecretRef } from '../config/index.js';
-import { GitHub, apiUrlFor } from '../github/index.js';
+import { githubClients } from '../github/index.js';
 import { TidegateError } from '../model/index.js';
 import type { GitSource } from '../source/index.js';
 import { powertoolsLogger, type Logger } from '../telemetry/index.js';
@@ -40,15 +40,7 @@ export async function createRuntime(service: string, env: NodeJS.ProcessEnv = pr
   const logger = powertoolsLogger(service);
   const tokens = new Map(await Promise.all(settings.repositories.map(async (r) => [r.url, r.token ? await secrets.get(r.token) : undefined] as const)));
   const gitSource = (url: string): GitSource => ({ url, ...(tokens.get(url) ? { token: tokens.get(url) } : {}) });
-  const githubs = new Map<string, GitHub | undefined>();
-  const github = (url: string): GitHub | undefined => {
-    if (!githubs.has(url)) {
-      const apiUrl = apiUrlFor(url, settings.repositories.find((r) => r.url === url)?.githubApiUrl);
-      const token = tokens.get(url);
-      githubs.set(url, apiUrl && token ? new GitHub({ apiUrl, token }) : undefined);
-    }
-    return githubs.get(url);
-  };
+  const github = githubClients((url) => ({ apiUrl: settings.repositories.find((r) => r.url === url)?.githubApiUrl, token: tokens.get(url) }));
   const eks = new EksAuth({ credentials, eksEndpoint: endpoint });
   const clients = new Map<string, Promise<KubeClient>>();
   const open = async (alias: string): Promise<KubeClient> => {

@@ -42,6 +42,22 @@ export interface Review {
   at: string;
 }
 
+/**
+ * One GitHub client per repository URL, made on first use: its API (api.github.com for github.com,
+ * else the configured GitHub Enterprise URL) and its token. Undefined without either.
+ */
+export function githubClients(access: (repoUrl: string) => { apiUrl?: string | undefined; token?: string | undefined }): (repoUrl: string) => GitHub | undefined {
+  const clients = new Map<string, GitHub | undefined>();
+  return (repoUrl) => {
+    if (!clients.has(repoUrl)) {
+      const { apiUrl, token } = access(repoUrl);
+      const api = apiUrlFor(repoUrl, apiUrl);
+      clients.set(repoUrl, api && token ? new GitHub({ apiUrl: api, token }) : undefined);
+    }
+    return clients.get(repoUrl);
+  };
+}
+
 export interface PullRequestRef {
   number: number;
   url: string;

@@ -1,1 +1,1 @@
-export { GitHub, apiUrlFor, repoName, type MergedPullRequest, type PullRequestRef, type RepoName, type Review } from './client.js';
+export { GitHub, apiUrlFor, githubClients, repoName, type MergedPullRequest, type PullRequestRef, type RepoName, type Review } from './client.js';
