@@ -1,2 +1,2 @@
 export { PREVIEW_MARKER, renderPreview } from './preview.js';
-export { reportSync, statusOf } from './status.js';
+export { reportSync } from './status.js';

@@ -4,7 +4,7 @@ import { countChanges, type SyncResult } from '../model/index.js';
 type State = 'pending' | 'success' | 'failure' | 'error';
 
 /** The commit status a sync result shows on GitHub (context tidegate/<target>): names, counts and reasons, never values. */
-export function statusOf(result: SyncResult): { state: State; context: string; description: string } {
+function statusOf(result: SyncResult): { state: State; context: string; description: string } {
   const c = countChanges(result.changeSet);
   const plan = `${c.created} to create, ${c.configured} to configure, ${c.deleted} to delete`;
   const context = `tidegate/${result.target}`;

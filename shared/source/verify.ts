@@ -8,7 +8,7 @@ import git from 'isomorphic-git';
  * over the exact signed bytes with one of the trusted keys.
  */
 
-export interface SignatureCheck {
+interface SignatureCheck {
   /** Undefined when a trusted key made a valid signature; otherwise why not. */
   problem?: string;
   /** The trusted key that signed (its name), when valid. */
@@ -153,7 +153,7 @@ function splitSignedCommit(raw: string): { signature: string | undefined; payloa
 }
 
 /** The signature of a commit in a (cached) git directory, checked against trusted keys. */
-export async function verifyCommit(gitdir: string, sha: string, trusted: readonly TrustedKey[]): Promise<SignatureCheck> {
+async function verifyCommit(gitdir: string, sha: string, trusted: readonly TrustedKey[]): Promise<SignatureCheck> {
   const { object } = await git.readObject({ fs, gitdir, oid: sha, format: 'content' });
   const { signature, payload } = splitSignedCommit(Buffer.from(object as Uint8Array).toString('utf8'));
   return check(signature, Buffer.from(payload), trusted);
@@ -163,7 +163,7 @@ export async function verifyCommit(gitdir: string, sha: string, trusted: readonl
  * The signature of an annotated tag object: appended to the tag's message (OpenPGP or SSH), over
  * every byte before it.
  */
-export async function verifyTag(gitdir: string, tagOid: string, trusted: readonly TrustedKey[]): Promise<SignatureCheck> {
+async function verifyTag(gitdir: string, tagOid: string, trusted: readonly TrustedKey[]): Promise<SignatureCheck> {
   const { type, object } = await git.readObject({ fs, gitdir, oid: tagOid, format: 'content' });
   if (type !== 'tag') return { problem: 'a lightweight tag (no tag object to sign)' };
   const raw = Buffer.from(object as Uint8Array);
