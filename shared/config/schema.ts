@@ -178,6 +178,8 @@ export type TidegateConfig = z.output<typeof configSchema>;
 export type IgnoreRule = z.output<typeof ignoreRule>;
 export type GatePolicy = z.output<typeof gateSchema>;
 export type ChangeWindow = z.output<typeof window>;
+/** Which signatures a gate's verify checks: the commit (HEAD), the annotated tag (Tag), or both. */
+export type VerifyMode = NonNullable<GatePolicy['verify']>['mode'];
 export type SourceRef = z.output<typeof ref>;
 
 /** The JSON Schema of tidegate.yaml, for editors (yaml-language-server). */

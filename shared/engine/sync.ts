@@ -1,11 +1,11 @@
 import type { KubeClient } from '../cluster/index.js';
-import { orderTargets, type TargetSpec, type TidegateConfig } from '../config/index.js';
+import { orderTargets, type TargetSpec, type TidegateConfig, type VerifyMode } from '../config/index.js';
 import { TidegateError, type Revision, type SyncResult } from '../model/index.js';
 import { CONFIG_FILE, TargetNotFoundError } from './config-file.js';
 import { configAt } from './repo-config.js';
 import type { EngineContext } from './context.js';
 import { rollback } from './rollback.js';
-import { cachedGitdir, checkoutRevision, commitInfo, fetchTagObject, resolveRevision, verifyRevision, type VerifyMode } from '../source/index.js';
+import { cachedGitdir, checkoutRevision, commitInfo, fetchTagObject, resolveRevision, verifyRevision } from '../source/index.js';
 import { readTargetState, type TargetState } from '../apply/index.js';
 import { evaluateGate, isOpen, strictest, type GateSource, type GateVerdict } from '../gates/index.js';
 import { repoName } from '../github/index.js';

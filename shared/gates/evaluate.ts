@@ -1,3 +1,4 @@
+import type { VerifyMode } from '../config/index.js';
 import type { GitHub, RepoName } from '../github/index.js';
 import type { Approval, Revision } from '../model/index.js';
 import { checkApprovals } from './approvals.js';
@@ -13,7 +14,7 @@ export interface GateInput {
   /** The GitHub repository the revision comes from (approvals are read there). */
   github?: { client: GitHub; repo: RepoName } | undefined;
   /** Checks the revision's signatures in a mode against the named trusted keys; says why not, or nothing. */
-  verify?: ((mode: 'HEAD' | 'Tag' | 'TagAndHEAD', keys: string[]) => Promise<string | undefined>) | undefined;
+  verify?: ((mode: VerifyMode, keys: string[]) => Promise<string | undefined>) | undefined;
 }
 
 export interface GateVerdict {

@@ -1,4 +1,4 @@
-import type { ChangeWindow, GatePolicy } from '../config/index.js';
+import type { ChangeWindow, GatePolicy, VerifyMode } from '../config/index.js';
 
 /** Where a gate comes from: the revision's tidegate.yaml, the last applied one's, or the cluster's floor. */
 export interface GateSource {
@@ -15,7 +15,7 @@ export interface EffectiveGate {
   /** Per source that sets allow windows: the sync must fall inside one of them, for each such source. */
   allow: Array<{ from: string; windows: ChangeWindow[] }>;
   /** Signature verification: the union of the sources' modes (HEAD + Tag = TagAndHEAD) and trusted key names. */
-  verify?: { mode: 'HEAD' | 'Tag' | 'TagAndHEAD'; keys: string[]; from: string } | undefined;
+  verify?: { mode: VerifyMode; keys: string[]; from: string } | undefined;
 }
 
 function strongerVerify(a: EffectiveGate['verify'], b: GatePolicy['verify'], from: string): EffectiveGate['verify'] {

@@ -1,6 +1,7 @@
 import { createHash, createPublicKey, verify as verifySignature, type KeyObject } from 'node:crypto';
 import * as fs from 'node:fs';
 import git from 'isomorphic-git';
+import type { VerifyMode } from '../config/index.js';
 
 /**
  * Commit and tag signature verification against trusted keys, OpenPGP (openpgp) and SSH
@@ -174,7 +175,6 @@ async function verifyTag(gitdir: string, tagOid: string, trusted: readonly Trust
   return check(text.slice(at), raw.subarray(0, offset), trusted);
 }
 
-export type VerifyMode = 'HEAD' | 'Tag' | 'TagAndHEAD';
 
 /**
  * Checks a fetched revision as Flux's verify modes do: HEAD, the commit; Tag, the annotated tag
