@@ -2,7 +2,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeClient } from '../shared/cluster/index.js';
 import { kubeConfigForAlias } from '../shared/cluster/kubeconfig.js';
-import { localSettings } from '../shared/config/index.js';
+import { hostname, userInfo } from 'node:os';
+import { localSettings, parseDuration } from '../shared/config/index.js';
+import { TidegateError } from '../shared/model/index.js';
 import type { EngineContext } from '../shared/engine/index.js';
 import { githubClients } from '../shared/github/index.js';
 import { jsonLogger } from '../shared/telemetry/index.js';
@@ -11,13 +13,18 @@ export interface LocalOptions {
   kubeconfig?: string | undefined;
   context?: string | undefined;
   verbose?: boolean;
+  /** How long to wait for a target another writer is changing (a duration; default 60s). */
+  wait?: string | undefined;
 }
 
-/** The engine wired for a local run: cluster aliases are kubeconfig contexts. */
-export function localEngine(opts: LocalOptions): EngineContext {
+/** The engine wired for a local run: cluster aliases are kubeconfig contexts; `role` names this writer in target leases. */
+export function localEngine(opts: LocalOptions, role = 'tidegate'): EngineContext {
   const settings = localSettings();
   const kubeconfig = opts.kubeconfig ?? settings.kubeconfig;
+  const waitMs = opts.wait === undefined ? 60_000 : parseDuration(opts.wait);
+  if (waitMs === undefined) throw new TidegateError('Usage', `--wait must be a duration such as 30s or 5m, not "${opts.wait ?? ''}"`);
   return {
+    lease: { holder: `${userInfo().username}@${hostname()} (${role})`, waitMs },
     settings,
     connect: (alias) => Promise.resolve(new KubeClient(kubeConfigForAlias(kubeconfig, alias, opts.context))),
     gitSource: (url) => ({ url, ...(settings.gitToken ? { token: settings.gitToken } : {}) }),

@@ -19,7 +19,8 @@ Commands:
   validate            check tidegate.yaml
   status [target]     what was last applied to the cluster, and how it went
   history <target>    the last syncs of a target, newest first
-  rollback <target>   re-apply an earlier revision from Git (--to <sha>, default: the last healthy) and pin it
+  rollback <target>   re-apply a revision this target applied before (--to <sha>, default: the last
+                      healthy one) and pin it; --force --to <full sha> for any other revision
   release <target>    lift the pin: pushes and polls apply the branch again
   approve <target> <revision>
                       sign off a revision held by a manual gate (SHA or prefix), then sync it
@@ -33,6 +34,8 @@ Source (sync, diff):   --dir <path>   a local working tree (default: .)
 Cluster:               --kubeconfig <file>  --context <name>   (a target's cluster alias selects the
                        kubeconfig context of that name when there is one, else the current context)
 Dev server:            --repo <url> [--branch main] [--port 8080] [--poll 1m] [--webhook-secret <s>]
+Writers:               --wait <duration>  how long to wait while another writer changes the same
+                       target (a sync, the dev server, another CLI; default 60s)
 Output:                --output text|json   --verbose
 Environment:           TIDEGATE_GIT_TOKEN (HTTPS git token), KUBECONFIG, TIDEGATE_CACHE
 `;
@@ -51,6 +54,8 @@ const OPTIONS = {
   poll: { type: 'string' },
   'webhook-secret': { type: 'string' },
   to: { type: 'string' },
+  force: { type: 'boolean', default: false },
+  wait: { type: 'string' },
   cluster: { type: 'string' },
 } as const;
 

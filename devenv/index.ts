@@ -8,6 +8,7 @@ import { startKube, type KubeInfo } from './kube.js';
 import { startMoto, type MotoInfo } from './moto.js';
 import { startRegistry, type RegistryInfo } from './registry.js';
 
+export { startFaultProxy, type Fault, type FaultProxy, type FaultRule, type ProxiedRequest } from './fault-proxy.js';
 export { GitWorkspace, createBareRepo, startGitServer, type GitServer, type GitServerInfo } from './git-server.js';
 export { startGitHub, type TestGitHub } from './github.js';
 export { kubeconfigYaml, startKube, type KubeCluster, type KubeInfo } from './kube.js';
@@ -63,7 +64,7 @@ export async function startEnvironment(opts: { gitToken?: string; keepWorkDir?: 
   const [kube, git, registry, aws] = [value(results[0]), value(results[1]), value(results[2]), value(results[3])];
   return {
     workDir,
-    kube: { server: kube.server, caPem: kube.caPem, token: kube.token, kubeconfigPath: kube.kubeconfigPath, versions: kube.versions },
+    kube: { server: kube.server, caPem: kube.caPem, token: kube.token, kubeconfigPath: kube.kubeconfigPath, certDir: kube.certDir, versions: kube.versions },
     git: { url: git.url, root: git.root, token: git.token },
     registry: { url: registry.url, host: registry.host, relayUrl: registry.relayUrl },
     aws: aws ? { endpoint: aws.endpoint, region: aws.region, credentials: aws.credentials } : { endpoint: '', region: '', credentials: { accessKeyId: '', secretAccessKey: '' } },

@@ -14,6 +14,8 @@ export interface KubeInfo {
   token: string;
   /** A kubeconfig file for this cluster, usable by kubectl and @kubernetes/client-node. */
   kubeconfigPath: string;
+  /** Where the apiserver's serving certificate and key are (apiserver.crt, apiserver.key): a proxy in front of it can serve the same. */
+  certDir: string;
   versions: { kubeApiserver: string; etcd: string };
 }
 
@@ -141,7 +143,7 @@ export async function startKube(dir: string): Promise<KubeCluster> {
       apiserver = launch();
       await ready();
     };
-    return { server, caPem, token, kubeconfigPath, versions: { kubeApiserver: version.gitVersion, etcd: etcdVersion }, killApiserver, restartApiserver, stop };
+    return { server, caPem, token, kubeconfigPath, certDir, versions: { kubeApiserver: version.gitVersion, etcd: etcdVersion }, killApiserver, restartApiserver, stop };
   } catch (err) {
     await stop();
     throw err;

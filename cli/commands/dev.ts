@@ -19,7 +19,7 @@ export async function devCommand(args: DevArgs, io: Io): Promise<number> {
   const secret = args['webhook-secret'] ?? randomBytes(16).toString('hex');
   const pollMs = parseDuration(args.poll ?? '1m') ?? 60_000;
   const server = await startDevServer({
-    engine: localEngine(args), repo: args.repo, branch: args.branch ?? 'main', webhookSecret: secret, registrySecret: secret,
+    engine: localEngine(args, 'tidegate dev'), repo: args.repo, branch: args.branch ?? 'main', webhookSecret: secret, registrySecret: secret,
     port: Number(args.port ?? 8080), pollMs,
     onWork: (msg, outcome, ms) => io.out(`${new Date().toISOString()} ${msg.type} ${describeOutcome(outcome)} (${ms} ms)
 `),

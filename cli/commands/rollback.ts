@@ -8,6 +8,7 @@ import { formatResults, type Io } from '../output.js';
 export interface RollbackArgs extends LocalOptions {
   repo?: string | undefined;
   to?: string | undefined;
+  force?: boolean | undefined;
   cluster?: string | undefined;
   output: 'text' | 'json';
 }
@@ -19,21 +20,21 @@ const needRepo = (args: RollbackArgs): string => {
 
 /** `tidegate rollback <target> [--to <revision>]`: re-render that revision from Git, apply, prune, pin. */
 export async function rollbackCommand(target: string, args: RollbackArgs, io: Io): Promise<number> {
-  const result = await rollback(localEngine(args), { repo: needRepo(args), target, to: args.to, by: userInfo().username });
+  const result = await rollback(localEngine(args, 'tidegate rollback'), { repo: needRepo(args), target, to: args.to, force: args.force ?? false, by: userInfo().username });
   io.out(args.output === 'json' ? `${JSON.stringify(result, null, 2)}\n` : `${formatResults([result])}pinned at ${formatRevision(result.revision)}; \`tidegate release ${target}\` lifts the pin\n`);
   return result.outcome === 'failed' ? 1 : 0;
 }
 
 /** `tidegate release <target>`: lift a pin. */
 export async function releaseCommand(target: string, args: RollbackArgs, io: Io): Promise<number> {
-  const lifted = await release(localEngine(args), { repo: needRepo(args), target });
+  const lifted = await release(localEngine(args, 'tidegate release'), { repo: needRepo(args), target });
   io.out(lifted ? `released ${target}: the next push or poll applies the branch again\n` : `${target} was not pinned\n`);
   return 0;
 }
 
 /** `tidegate approve <target> <revision>`: a manual sign-off, recorded in the cluster, then the sync. */
 export async function approveCommand(target: string, revision: string, args: RollbackArgs, io: Io): Promise<number> {
-  const result = await approve(localEngine(args), { repo: needRepo(args), target, revision, by: userInfo().username, via: 'cli' });
+  const result = await approve(localEngine(args, 'tidegate approve'), { repo: needRepo(args), target, revision, by: userInfo().username, via: 'cli' });
   io.out(args.output === 'json' ? `${JSON.stringify(result, null, 2)}\n` : formatResults([result]));
   return result.outcome === 'failed' || result.outcome === 'held' ? 1 : 0;
 }
@@ -59,7 +60,7 @@ export async function historyCommand(target: string, args: RollbackArgs, io: Io)
 /** `tidegate recover [--cluster <alias>]`: every target in dependency order, with progress and a summary. */
 export async function recoverCommand(args: RollbackArgs, io: Io): Promise<number> {
   const started = Date.now();
-  const results = await recover(localEngine(args), {
+  const results = await recover(localEngine(args, 'tidegate recover'), {
     repo: needRepo(args),
     cluster: args.cluster,
     onProgress: (r, i, n) => io.out(`[${i}/${n}] ${r.target} @ ${formatRevision(r.revision)}: ${r.outcome} (${r.changeSet.changes.length} objects, ${r.durationMs} ms)${r.error ? ` — ${r.error}` : ''}\n`),

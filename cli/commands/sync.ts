@@ -13,7 +13,7 @@ function print(results: SyncResult[], args: SyncArgs, io: Io): void {
 
 /** `tidegate sync [target]`: exit 0 when every target synced, 1 when one failed. */
 export async function syncCommand(target: string | undefined, args: SyncArgs, io: Io): Promise<number> {
-  const results = await runSync(localEngine(args), args, target, false);
+  const results = await runSync(localEngine(args, 'tidegate sync'), args, target, false);
   print(results, args, io);
   return results.some((r) => r.outcome === 'failed') ? 1 : 0;
 }

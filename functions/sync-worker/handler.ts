@@ -3,17 +3,22 @@ import { handleMessage, lazyRuntime, processSqsBatch } from '../../shared/engine
 
 const runtime = lazyRuntime('tidegate-sync-worker');
 
-/** SQS FIFO consumer: runs each message through the engine, reports partial batch failures. */
+/** SQS FIFO consumer: runs each message through the engine with a deadline of its own, reports partial batch failures. */
 export async function handler(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
   const rt = await runtime();
-  // Stop waiting 10 s before Lambda's deadline, so the result is still recorded.
-  const signal = AbortSignal.timeout(Math.max(context.getRemainingTimeInMillis() - 10_000, 1_000));
+  // Target state is written by one holder at a time: this invocation, named for the logs of the others.
+  const engine = { ...rt.engine, lease: { holder: `lambda:${context.functionName}:${context.awsRequestId}`, waitMs: 20_000 } };
   return processSqsBatch(
     event.Records,
-    async (msg) => {
-      const outcome = await handleMessage(rt.engine, msg, rt.queue, signal);
+    async (msg, signal) => {
+      const outcome = await handleMessage(engine, msg, rt.queue, signal);
       rt.logger.info('message handled', { type: msg.type, outcome: outcome.kind, ...(outcome.kind === 'ignored' ? { reason: outcome.reason } : {}) });
     },
-    (id, err) => rt.logger.error('message failed', { messageId: id, error: err instanceof Error ? err.message : String(err) }),
+    {
+      remainingMs: () => context.getRemainingTimeInMillis(),
+      returnToQueue: (records, seconds) => rt.queue.returnToQueue(records.map((r) => r.receiptHandle), seconds),
+      onError: (id, err) => rt.logger.error('message failed', { messageId: id, error: err instanceof Error ? err.message : String(err) }),
+      onDeferred: (id, reason) => rt.logger.info('message handed back to the queue', { messageId: id, reason }),
+    },
   );
 }

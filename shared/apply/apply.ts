@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { KubeClient } from '../cluster/index.js';
 import { refKey, type Change, type KubeObject } from '../model/index.js';
 import { mapLimit } from './concurrency.js';
-import { ApplyError, type ObjectProblem } from './errors.js';
+import { ApplyError, notAboutTheObject, type ObjectProblem } from './errors.js';
 import type { Stage } from './ordering.js';
 import { FIELD_MANAGER } from './owner.js';
 import { dryRunItem, type PlanItem, type PlanOptions } from './plan.js';
@@ -73,6 +73,7 @@ async function applyItem(item: PlanItem, client: KubeClient, opts: ApplyOptions,
     out.changes.push(changeOf(item, item.action === 'create' ? 'created' : 'configured', reason));
     return undefined;
   } catch (err) {
+    if (notAboutTheObject(err, opts.signal)) throw err;
     return { ref: item.desired.ref, source: item.desired.source, message: err instanceof Error ? err.message : String(err) };
   }
 }
@@ -82,6 +83,7 @@ async function applyItem(item: PlanItem, client: KubeClient, opts: ApplyOptions,
  * wins). After the cluster definitions stage, waits for new CRDs to be established, refreshes
  * discovery and dry-runs the objects that waited for them; if any is refused, later stages are
  * not written. Never throws for refused objects: the outcome carries the error and what was applied.
+ * Throws when the apiserver stays unreachable or the deadline passes (the queue retries the sync).
  */
 export async function applyPlan(items: readonly PlanItem[], client: KubeClient, opts: ApplyOptions): Promise<ApplyOutcome> {
   const out: ApplyOutcome = { changes: [], inCluster: [], objects: new Map() };
@@ -106,6 +108,7 @@ export async function applyPlan(items: readonly PlanItem[], client: KubeClient, 
         if (newCrds.length > 0) await crdsEstablished(client, newCrds, opts);
         await client.discover(opts.signal);
       } catch (err) {
+        if (notAboutTheObject(err, opts.signal)) throw err;
         return { ...out, error: new ApplyError('apply', newCrds.map((c) => ({ ref: c.desired.ref, source: c.desired.source, message: err instanceof Error ? err.message : String(err) }))) };
       }
     }

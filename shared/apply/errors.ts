@@ -1,3 +1,4 @@
+import { isTransient } from '../cluster/index.js';
 import { TidegateError, formatRef, type ObjectRef } from '../model/index.js';
 
 /** One object the apiserver refused (or would refuse): the object, the file it came from, why. */
@@ -20,3 +21,9 @@ export class ApplyError extends TidegateError {
     this.phase = phase;
   }
 }
+
+/**
+ * Errors that are not about one object: the apiserver throttling or unreachable after retries, or
+ * the deadline. They end the whole operation (thrown, for the queue to retry), never a per-object problem.
+ */
+export const notAboutTheObject = (err: unknown, signal: AbortSignal | undefined): boolean => isTransient(err) || signal?.aborted === true;

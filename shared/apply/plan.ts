@@ -3,7 +3,7 @@ import type { IgnoreRule } from '../config/index.js';
 import type { KubeObject } from '../model/index.js';
 import { mapLimit } from './concurrency.js';
 import { changedPaths, comparable, containsSubset, sameObject } from './diff.js';
-import { ApplyError, type ObjectProblem } from './errors.js';
+import { ApplyError, notAboutTheObject, type ObjectProblem } from './errors.js';
 import { removePointer } from './jsonpointer.js';
 import { FIELD_MANAGER } from './owner.js';
 import { ignoredPaths, type DesiredObject } from './prepare.js';
@@ -74,6 +74,7 @@ export async function dryRunItem(item: PlanItem, client: KubeClient, opts: PlanO
     const drift = opts.previousHashes.get(item.desired.id) === item.desired.hash;
     return { ...item, action: 'update', drift, fields: changedPaths(comparable(item.live), comparable(result)), ...(opts.keepPlanned ? { planned: result } : {}) };
   } catch (err) {
+    if (notAboutTheObject(err, opts.signal)) throw err;
     if (err instanceof KubeApiError && err.isImmutable && opts.force && item.live) return { ...item, action: 'recreate', fields: err.causes.map((c) => c.field ?? '').filter(Boolean) };
     const message = err instanceof KubeApiError && err.isImmutable ? `${err.message} (set force: true to recreate it)` : err instanceof Error ? err.message : String(err);
     return { ref: item.desired.ref, source: item.desired.source, message };

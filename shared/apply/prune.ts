@@ -1,8 +1,8 @@
 import { KubeApiError, type KubeClient } from '../cluster/index.js';
 import { formatRef, type Change } from '../model/index.js';
 import { mapLimit } from './concurrency.js';
-import type { ObjectProblem } from './errors.js';
-import { entryRef, type InventoryEntry } from './inventory.js';
+import { notAboutTheObject, type ObjectProblem } from './errors.js';
+import { entryRef, type InventoryEntry } from './state.js';
 import { stageOf } from './ordering.js';
 import { PRUNE_ANNOTATION, isOwnedBy } from './owner.js';
 
@@ -34,6 +34,7 @@ export async function prune(stale: readonly InventoryEntry[], client: KubeClient
       }
     } catch (err) {
       if (err instanceof KubeApiError && err.isNotFound) return;
+      if (notAboutTheObject(err, opts.signal)) throw err;
       out.retained.push(entry);
       out.problems.push({ ref, source: 'inventory', message: err instanceof Error ? err.message : String(err) });
     }

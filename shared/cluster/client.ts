@@ -1,6 +1,9 @@
 import { Agent, request } from 'node:https';
-import { request as httpRequest } from 'node:http';
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { TidegateError, type KubeObject, type ObjectRef } from '../model/index.js';
+import type { Logger } from '../telemetry/index.js';
+import { DEFAULT_RETRY, RETRYABLE_STATUS, decide, type Failure, type RetryPolicy } from './retry.js';
 
 /**
  * Where a cluster is and how to authenticate to it: a KubeConfig from @kubernetes/client-node
@@ -53,10 +56,31 @@ export class KubeApiError extends TidegateError {
     return this.status === 404;
   }
 
+  /** 409: the object changed since it was read (a resourceVersion precondition failed) or already exists. */
+  get isConflict(): boolean {
+    return this.status === 409;
+  }
+
   /** 422 whose causes say a field is immutable. */
   get isImmutable(): boolean {
     return this.status === 422 && (this.causes.some((c) => /immutable/i.test(c.message ?? '')) || /immutable/i.test(this.message));
   }
+}
+
+/** The apiserver could not be reached, or did not answer in time, after every retry. */
+export class KubeUnreachableError extends TidegateError {
+  constructor(message: string, cause: unknown) {
+    super('KubeUnreachable', message, { cause });
+  }
+}
+
+/**
+ * Whether an error may pass on its own (throttling, a server or network failing for now): the
+ * queue should try the work again later, rather than record it as a failed sync.
+ */
+export function isTransient(err: unknown): boolean {
+  if (err instanceof KubeApiError) return RETRYABLE_STATUS.has(err.status);
+  return err instanceof KubeUnreachableError;
 }
 
 interface RequestOptions {
@@ -82,15 +106,28 @@ function withBearer(headers: Parameters<typeof request>[1]['headers'], token: st
   return { ...rest, authorization: `Bearer ${token}` };
 }
 
-function send(url: URL, opts: Parameters<typeof request>[1], payload: string | undefined): Promise<{ status: number; text: string }> {
+interface Sent {
+  status: number;
+  text: string;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+/** A socket error or timeout, with whether the request went out on a kept-alive socket. */
+class SendError extends Error {
+  constructor(override readonly cause: Error & { code?: string }, readonly reusedSocket: boolean) {
+    super(cause.message, { cause });
+  }
+}
+
+function send(url: URL, opts: Parameters<typeof request>[1], payload: string | undefined): Promise<Sent> {
   return new Promise((resolve, reject) => {
     const req = (url.protocol === 'https:' ? request : httpRequest)(url, opts, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), headers: res.headers }));
+      res.on('error', (err) => reject(new SendError(err, req.reusedSocket)));
     });
-    req.on('error', reject);
+    req.on('error', (err) => reject(new SendError(err, req.reusedSocket)));
     req.end(payload);
   });
 }
@@ -124,17 +161,24 @@ function discoveredResources(list: DiscoveryList): ResourceInfo[] {
  * so callers and benchmarks can see what an operation cost.
  */
 export class KubeClient {
-  /** Requests made so far, by HTTP method. */
+  /** Requests made so far, by HTTP method (every try counts). */
   readonly requestCounts: Record<string, number> = {};
+  /** Tries that were retries. */
+  retries = 0;
   private resources = new Map<string, ResourceInfo>();
   private readonly agent: Agent;
+  private readonly httpAgent: HttpAgent;
+  private readonly retryPolicy: RetryPolicy;
 
   /**
    * @param kc cluster, CA and credentials
    * @param bearer a token source that replaces the kubeconfig's credentials on every request (EKS tokens)
+   * @param opts retry policy (default DEFAULT_RETRY) and where retries are logged
    */
-  constructor(private readonly kc: ClusterAuth, private readonly bearer?: () => Promise<string>) {
+  constructor(private readonly kc: ClusterAuth, private readonly bearer?: () => Promise<string>, private readonly opts: { retry?: Partial<RetryPolicy>; logger?: Logger } = {}) {
     this.agent = new Agent({ keepAlive: true, maxSockets: 16 });
+    this.httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 16 });
+    this.retryPolicy = { ...DEFAULT_RETRY, ...opts.retry };
   }
 
   get server(): string {
@@ -147,24 +191,58 @@ export class KubeClient {
     return Object.values(this.requestCounts).reduce((a, b) => a + b, 0);
   }
 
+  /**
+   * One API call, tried again (with backoff and jitter, honouring Retry-After) while it fails in a
+   * way that may pass: 429, 5xx, a reset or refused connection, a timeout, for requests that are
+   * safe to repeat. What still fails is thrown: a KubeApiError, or KubeUnreachableError.
+   */
   async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
     const url = new URL(path, this.server);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
-    const headers: Record<string, string> = { accept: opts.accept ?? 'application/json' };
     const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
+    for (let attempt = 1; ; attempt++) {
+      const failure = await this.attempt(method, url, payload, opts);
+      if ('ok' in failure) return failure.ok as T;
+      const decision = opts.signal?.aborted ? ({ retry: false, why: 'aborted' } as const) : decide(method, failure.failure, attempt, this.retryPolicy);
+      if (!decision.retry) throw failure.error;
+      this.retries++;
+      this.opts.logger?.warn('apiserver request retried', { method, path: url.pathname, attempt, reason: decision.why, delayMs: decision.delayMs });
+      if (decision.delayMs > 0) await sleep(decision.delayMs, undefined, opts.signal ? { signal: opts.signal } : {});
+    }
+  }
+
+  /** One try: the parsed answer, or what failed and the error to throw if it is not tried again. */
+  private async attempt(method: string, url: URL, payload: string | undefined, opts: RequestOptions): Promise<{ ok: unknown } | { failure: Failure; error: Error }> {
+    const headers: Record<string, string> = { accept: opts.accept ?? 'application/json' };
     if (payload !== undefined) {
       headers['content-type'] = opts.contentType ?? 'application/json';
       // Node sends DELETE bodies without chunked encoding: without a length the apiserver would read
       // the body as the start of the next request on this keep-alive connection (400 Bad Request).
       headers['content-length'] = String(Buffer.byteLength(payload));
     }
-    const reqOpts: Parameters<typeof request>[1] = { method, headers, agent: url.protocol === 'https:' ? this.agent : undefined, signal: opts.signal };
+    const timeout = AbortSignal.timeout(this.retryPolicy.timeoutMs);
+    const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
+    const reqOpts: Parameters<typeof request>[1] = { method, headers, agent: url.protocol === 'https:' ? this.agent : this.httpAgent, signal };
     await this.kc.applyToHTTPSOptions(reqOpts);
     if (this.bearer) reqOpts.headers = withBearer(reqOpts.headers, await this.bearer());
     this.requestCounts[method] = (this.requestCounts[method] ?? 0) + 1;
-    const { status, text } = await send(url, reqOpts, payload);
-    if (status >= 200 && status < 300) return (text ? JSON.parse(text) : undefined) as T;
-    throw apiError(status, text, `HTTP ${status} for ${method} ${url.pathname}`);
+    let sent: Sent;
+    try {
+      sent = await send(url, reqOpts, payload);
+    } catch (err) {
+      if (opts.signal?.aborted) throw opts.signal.reason ?? err;
+      const cause = err instanceof SendError ? err.cause : (err as Error & { code?: string });
+      const where = `${method} ${url.pathname}`;
+      if (timeout.aborted) return { failure: { kind: 'timeout' }, error: new KubeUnreachableError(`no answer from ${url.host} within ${this.retryPolicy.timeoutMs} ms (${where})`, cause) };
+      const code = cause.code ?? 'EUNKNOWN';
+      return { failure: { kind: 'network', code, reusedSocket: err instanceof SendError && err.reusedSocket }, error: new KubeUnreachableError(`cannot reach ${url.host}: ${code} ${cause.message} (${where})`, cause) };
+    }
+    if (sent.status >= 200 && sent.status < 300) return { ok: sent.text ? JSON.parse(sent.text) : undefined };
+    const retryAfter = sent.headers['retry-after'];
+    return {
+      failure: { kind: 'status', status: sent.status, retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter },
+      error: apiError(sent.status, sent.text, `HTTP ${sent.status} for ${method} ${url.pathname}`),
+    };
   }
 
   /** Refreshes the resource index with aggregated discovery: two requests for the whole API surface. */
@@ -239,13 +317,28 @@ export class KubeClient {
     return items;
   }
 
-  /** Deletes an object; false when it was already gone. */
-  async delete(ref: ObjectRef & { apiVersion?: string }, opts: { propagationPolicy?: 'Background' | 'Foreground' | 'Orphan'; dryRun?: boolean; signal?: AbortSignal } = {}): Promise<boolean> {
+  /** Creates an object; a KubeApiError 409 (isConflict) when it exists already. */
+  async create(obj: KubeObject, signal?: AbortSignal): Promise<KubeObject> {
+    const info = await this.requireResource(obj.apiVersion, obj.kind);
+    return this.request<KubeObject>('POST', KubeClient.path(info, obj.metadata.namespace), { body: obj, ...(signal ? { signal } : {}) });
+  }
+
+  /** Replaces an object with a resourceVersion precondition (metadata.resourceVersion); 409 when it changed since. */
+  async replace(obj: KubeObject, signal?: AbortSignal): Promise<KubeObject> {
+    const info = await this.requireResource(obj.apiVersion, obj.kind);
+    return this.request<KubeObject>('PUT', KubeClient.path(info, obj.metadata.namespace, obj.metadata.name), { body: obj, ...(signal ? { signal } : {}) });
+  }
+
+  /** Deletes an object; false when it was already gone. With a resourceVersion precondition, 409 when it changed since. */
+  async delete(ref: ObjectRef & { apiVersion?: string }, opts: { propagationPolicy?: 'Background' | 'Foreground' | 'Orphan'; dryRun?: boolean; resourceVersion?: string; signal?: AbortSignal } = {}): Promise<boolean> {
     const info = ref.apiVersion ? await this.requireResource(ref.apiVersion, ref.kind) : this.resourceForGroupKind(ref.group, ref.kind);
     if (!info) return false; // the kind is no longer served: nothing of it can exist
     try {
       await this.request('DELETE', KubeClient.path(info, ref.namespace, ref.name), {
-        body: { kind: 'DeleteOptions', apiVersion: 'v1', propagationPolicy: opts.propagationPolicy ?? 'Background', ...(opts.dryRun ? { dryRun: ['All'] } : {}) },
+        body: {
+          kind: 'DeleteOptions', apiVersion: 'v1', propagationPolicy: opts.propagationPolicy ?? 'Background',
+          ...(opts.dryRun ? { dryRun: ['All'] } : {}), ...(opts.resourceVersion ? { preconditions: { resourceVersion: opts.resourceVersion } } : {}),
+        },
         ...(opts.signal ? { signal: opts.signal } : {}),
       });
       return true;
@@ -263,6 +356,7 @@ export class KubeClient {
 
   close(): void {
     this.agent.destroy();
+    this.httpAgent.destroy();
   }
 }
 

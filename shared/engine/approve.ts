@@ -1,16 +1,17 @@
-import { readTargetState, writeTargetState, type TargetState } from '../apply/index.js';
+import { readTargetState, updateTargetState, withLease } from '../apply/index.js';
 import type { KubeClient } from '../cluster/index.js';
 import type { TargetSpec } from '../config/index.js';
 import { repoName, type GitHub, type RepoName } from '../github/index.js';
 import { TidegateError, type ApproveMessage, type Approval, type SyncMessage, type SyncResult } from '../model/index.js';
-import type { EngineContext } from './context.js';
+import { leaseOf, type EngineContext } from './context.js';
 import { configAt, headTarget } from './repo-config.js';
 import type { Queue } from './queue.js';
 import { syncRepo } from './sync.js';
 
-/** Adds a manual approval to a target's state (one per person and revision). */
-async function recordApproval(ctx: EngineContext, client: KubeClient, target: string, state: TargetState, approval: Approval): Promise<void> {
-  await writeTargetState(client, target, { ...state, approvals: [...(state.approvals ?? []).filter((a) => !(a.sha === approval.sha && a.by === approval.by)), approval] });
+/** Adds a manual approval to a target's state (one per person and revision), holding the target's lease. */
+async function recordApproval(ctx: EngineContext, client: KubeClient, target: string, approval: Approval): Promise<void> {
+  await withLease(client, target, { ...leaseOf(ctx), logger: ctx.logger }, (signal) =>
+    updateTargetState(client, target, (state) => ({ ...state, approvals: [...(state.approvals ?? []).filter((a) => !(a.sha === approval.sha && a.by === approval.by)), approval] }), signal));
   ctx.logger?.info('approved', { target, revision: approval.sha, by: approval.by, via: approval.via });
 }
 
@@ -23,7 +24,7 @@ export async function approve(ctx: EngineContext, req: { repo: string; target: s
   const state = await readTargetState(client, req.target);
   const known = [head, ...[...state.history].reverse().map((h) => h.revision)].find((r) => r.sha.startsWith(req.revision.toLowerCase()));
   if (!known || req.revision.length < 7) throw new TidegateError('RevisionUnknown', `revision ${req.revision} is neither the head of the branch nor in the history of ${req.target} (give at least 7 characters)`);
-  await recordApproval(ctx, client, req.target, state, { sha: known.sha, by: req.by, at: (ctx.now?.() ?? new Date()).toISOString(), via: req.via });
+  await recordApproval(ctx, client, req.target, { sha: known.sha, by: req.by, at: (ctx.now?.() ?? new Date()).toISOString(), via: req.via });
   const [result] = await syncRepo(ctx, { repo: req.repo, target: req.target, revision: known });
   if (!result) throw new TidegateError('TargetNotFound', `target ${req.target} produced no result`);
   return result;
@@ -68,7 +69,7 @@ export async function approveFromComment(ctx: EngineContext, msg: ApproveMessage
       continue;
     }
     const client = await ctx.connect(spec.cluster);
-    await recordApproval(ctx, client, spec.name, await readTargetState(client, spec.name), { sha: revision.sha, by: msg.commenter, at: (ctx.now?.() ?? new Date()).toISOString(), via: 'comment' });
+    await recordApproval(ctx, client, spec.name, { sha: revision.sha, by: msg.commenter, at: (ctx.now?.() ?? new Date()).toISOString(), via: 'comment' });
     out.approved.push(spec.name);
     // A bucket of its own: the held sync of this revision already used the plain deduplication id.
     syncs.push({ type: 'sync', repo: msg.repo, target: spec.name, revision, reason: `approved by ${msg.commenter}`, bucket: msg.comment });

@@ -1,3 +1,4 @@
+import { hostname, userInfo } from 'node:os';
 import type { KubeClient } from '../cluster/index.js';
 import type { GatePolicy, LocalSettings } from '../config/index.js';
 import type { GitHub } from '../github/index.js';
@@ -27,5 +28,17 @@ export interface EngineContext {
   registry?: RegistryAccess;
   /** Reload defaults (deploy-time settings): the strategy targets use unless they set one, and the scheduled pass's scope. */
   reload?: { strategy: ReloadStrategy; scope: ReloadScope };
+  /**
+   * Who writes target state here (a Lambda request id, user@host), and how long to wait for a
+   * target's lease while another writer holds it. Default: user@host of this process, 30 s.
+   */
+  lease?: { holder: string; waitMs: number };
+  /** Every cluster alias the shell knows (deploy-time settings), so targets removed from tidegate.yaml are found on clusters it no longer names. */
+  clusters?: () => string[];
+}
+
+/** The lease options of a context, with the defaults. */
+export function leaseOf(ctx: Pick<EngineContext, 'lease'>): { holder: string; waitMs: number } {
+  return ctx.lease ?? { holder: `${userInfo().username}@${hostname()}:${process.pid}`, waitMs: 30_000 };
 }
 

@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { SQSClient} from '@aws-sdk/client-sqs';
-import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
+import { ChangeMessageVisibilityBatchCommand, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { LeaseBusyError } from '../apply/index.js';
 import type { QueueMessage } from '../model/index.js';
 
 /** Where triggers put work: SQS FIFO in Lambda, an in-memory queue locally. */
@@ -21,6 +23,8 @@ export function messageKeys(msg: QueueMessage): { group: string; dedup: string }
       return { group: fit(`repo:${msg.repo}`), dedup: fit(`${msg.reason}:${msg.repo}@${msg.sha}${msg.bucket === undefined ? '' : `#${msg.bucket}`}`) };
     case 'sync':
       return { group: fit(`target:${msg.target}`), dedup: fit(`sync:${msg.target}@${msg.revision.sha}${msg.bucket === undefined ? '' : `#${msg.bucket}`}`) };
+    case 'remove':
+      return { group: fit(`target:${msg.target}`), dedup: fit(`remove:${msg.cluster}/${msg.target}@${msg.revision.sha}`) };
     case 'image':
       return { group: fit(`image:${msg.registry}/${msg.repository}`), dedup: fit(`image:${msg.registry}/${msg.repository}:${msg.tag ?? ''}@${msg.digest ?? ''}${msg.bucket === undefined ? '' : `#${msg.bucket}`}`) };
     case 'reload':
@@ -48,12 +52,25 @@ export class SqsQueue implements Queue {
       if (out.Failed?.length) throw new Error(`SQS refused ${out.Failed.length} message(s): ${out.Failed.map((f) => `${f.Code ?? ''} ${f.Message ?? ''}`.trim()).join('; ')}`);
     }
   }
+
+  /** Received messages become visible again after `seconds` (instead of the queue's visibility timeout). */
+  async returnToQueue(receiptHandles: readonly string[], seconds: number): Promise<void> {
+    for (let i = 0; i < receiptHandles.length; i += 10) {
+      const batch = receiptHandles.slice(i, i + 10);
+      const out = await this.sqs.send(new ChangeMessageVisibilityBatchCommand({
+        QueueUrl: this.queueUrl,
+        Entries: batch.map((handle, n) => ({ Id: String(n), ReceiptHandle: handle, VisibilityTimeout: seconds })),
+      }));
+      if (out.Failed?.length) throw new Error(`SQS refused to return ${out.Failed.length} message(s): ${out.Failed.map((f) => `${f.Code ?? ''} ${f.Message ?? ''}`.trim()).join('; ')}`);
+    }
+  }
 }
 
 /**
  * The same semantics in memory, for the dev server, the demo and tests: messages of one group are
  * handled one at a time in order, groups in parallel, and a deduplication id seen within the
- * window is dropped. A failed message is retried up to maxAttempts, then dead-lettered.
+ * window is dropped. A failed message is retried up to maxAttempts, then dead-lettered; one whose
+ * target's lease is busy is tried again a second later without counting as a failure.
  */
 export class MemoryQueue implements Queue {
   private readonly groups = new Map<string, QueueMessage[]>();
@@ -64,7 +81,7 @@ export class MemoryQueue implements Queue {
 
   constructor(
     private readonly handle: (msg: QueueMessage, queue: MemoryQueue) => Promise<void>,
-    private readonly opts: { dedupWindowMs?: number; maxAttempts?: number; now?: () => number } = {},
+    private readonly opts: { dedupWindowMs?: number; maxAttempts?: number; busyDelayMs?: number; now?: () => number } = {},
   ) {}
 
   send(messages: readonly QueueMessage[]): Promise<void> {
@@ -98,11 +115,17 @@ export class MemoryQueue implements Queue {
 
   private async attempt(msg: QueueMessage): Promise<void> {
     const max = this.opts.maxAttempts ?? 3;
-    for (let attempt = 1; ; attempt++) {
+    for (let attempt = 1, busy = 0; ; attempt++) {
       try {
         await this.handle(msg, this);
         return;
       } catch (err) {
+        // Another writer holds the target (a CLI command): not a failure; try again a little later.
+        if (err instanceof LeaseBusyError && busy++ < 60) {
+          attempt--;
+          await sleep(this.opts.busyDelayMs ?? 1_000);
+          continue;
+        }
         if (attempt >= max) {
           this.deadLetters.push({ message: msg, error: err instanceof Error ? err.message : String(err) });
           return;

@@ -17,7 +17,7 @@ export async function recover(ctx: EngineContext, req: { repo: string; cluster?:
   for (const spec of targets) {
     const pin = (await readTargetState(await ctx.connect(spec.cluster), spec.name, req.signal)).pin;
     const result = pin
-      ? await rollback(ctx, { repo: req.repo, target: spec.name, to: pin.revision.sha, by: pin.by, reason: pin.reason, signal: req.signal })
+      ? await rollback(ctx, { repo: req.repo, target: spec.name, to: pin.revision.sha, force: true, by: pin.by, reason: pin.reason, signal: req.signal })
       : (await syncRepo(ctx, { repo: req.repo, target: spec.name, revision: head, signal: req.signal }))[0];
     if (result) {
       results.push(result);

@@ -7,14 +7,14 @@ import { TidegateError } from '../model/index.js';
 import type { GitSource } from '../source/index.js';
 import { powertoolsLogger, type Logger } from '../telemetry/index.js';
 import type { TrackedRepo } from '../triggers/index.js';
-import { SqsQueue, type Queue } from './queue.js';
+import { SqsQueue } from './queue.js';
 import type { EngineContext } from './context.js';
 
 /** Everything a Lambda handler needs, built once per container from the deploy-time settings. */
 export interface Runtime {
   settings: DeploySettings;
   engine: EngineContext;
-  queue: Queue;
+  queue: SqsQueue;
   secrets: SecretStore;
   logger: Logger & { powertools: ReturnType<typeof powertoolsLogger>['powertools'] };
   tracked: Array<TrackedRepo & { source: GitSource }>;
@@ -70,6 +70,7 @@ export async function createRuntime(service: string, env: NodeJS.ProcessEnv = pr
       repositories: settings.repositories,
       registry: { awsEndpoint: endpoint, awsCredentials: credentials },
       reload: { strategy: settings.reload.strategy, scope: settings.reload },
+      clusters: () => Object.keys(settings.clusters),
     },
     queue: new SqsQueue(new SQSClient(aws), settings.queueUrl),
     secrets,

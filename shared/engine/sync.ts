@@ -3,13 +3,14 @@ import { orderTargets, type TargetSpec, type TidegateConfig, type VerifyMode } f
 import { TidegateError, type Revision, type SyncResult } from '../model/index.js';
 import { CONFIG_FILE, TargetNotFoundError } from './config-file.js';
 import { configAt } from './repo-config.js';
-import type { EngineContext } from './context.js';
+import { leaseOf, type EngineContext } from './context.js';
 import { rollback } from './rollback.js';
 import { cachedGitdir, checkoutRevision, commitInfo, fetchTagObject, resolveRevision, verifyRevision } from '../source/index.js';
 import { readTargetState, type TargetState } from '../apply/index.js';
-import { evaluateGate, isOpen, strictest, type GateSource, type GateVerdict } from '../gates/index.js';
+import { evaluateGate, isOpen, signedOff, strictest, type GateSource, type GateVerdict } from '../gates/index.js';
 import { repoName } from '../github/index.js';
 import { syncTarget } from './target-sync.js';
+import { removeTarget, removedTargets } from './remove.js';
 
 export interface RepoSyncRequest {
   /** The GitOps repository holding tidegate.yaml. */
@@ -51,8 +52,9 @@ export interface CheckoutSyncRequest {
 
 /**
  * Syncs one target, or all targets of a configuration in dependency order (a target whose
- * dependency failed in this run is not synced). Each result says what happened; failures are
- * results too.
+ * dependency failed in this run is not synced), and then, for all targets of a repository,
+ * removes the targets it owns that the configuration no longer declares. Each result says what
+ * happened; failures are results too.
  */
 export async function syncCheckout(ctx: EngineContext, req: CheckoutSyncRequest): Promise<SyncResult[]> {
   let targets = orderTargets(req.config.targets);
@@ -73,6 +75,13 @@ export async function syncCheckout(ctx: EngineContext, req: CheckoutSyncRequest)
     const result = blocked.length > 0 ? notSynced(spec, req.revision, `not synced: dependency ${blocked.join(', ')} failed`) : await connectAndSync(ctx, spec, req, client);
     if (result.outcome === 'failed') failed.add(spec.name);
     results.push(result);
+  }
+  // A sync of the whole repository also removes what it owns and no longer declares.
+  if (req.target === undefined && req.repo && !req.dryRun) {
+    for (const gone of await removedTargets(ctx, req.repo, req.config, req.signal)) {
+      const removed = await removeTarget(ctx, { repo: req.repo, ...gone, revision: req.revision, signal: req.signal });
+      if (removed) results.push(removed);
+    }
   }
   return results;
 }
@@ -95,7 +104,8 @@ async function connectAndSync(ctx: EngineContext, spec: TargetSpec, req: Checkou
 
 /**
  * The target's gate: the strictest of its tidegate.yaml at this revision, at the last applied
- * revision (so a commit cannot lower the gate it is judged by) and the cluster's floor.
+ * revision (so a commit cannot lower the gate it is judged by) and the cluster's floor. Sign-offs
+ * are given once per revision: the revision already applied is judged by the change windows only.
  */
 function gateOf(ctx: EngineContext, spec: TargetSpec, revision: Revision, url: string | undefined): (state: TargetState) => Promise<GateVerdict> {
   return async (state) => {
@@ -103,7 +113,8 @@ function gateOf(ctx: EngineContext, spec: TargetSpec, revision: Revision, url: s
     const sources: GateSource[] = [{ from: 'tidegate.yaml', policy: spec.gate }];
     if (state.gate && state.lastApplied) sources.push({ from: `tidegate.yaml at the last applied ${state.lastApplied.sha.slice(0, 12)}`, policy: state.gate });
     if (floor) sources.push({ from: `the floor of cluster ${spec.cluster}`, policy: floor });
-    const gate = strictest(sources);
+    // The revision that runs now passed its sign-offs when it was applied: re-syncs of it are not held for them again.
+    const gate = state.lastApplied?.sha === revision.sha ? signedOff(strictest(sources)) : strictest(sources);
     if (isOpen(gate)) return { approvals: [] };
     const github = url ? ctx.github?.(url) : undefined;
     return evaluateGate({
@@ -127,7 +138,7 @@ async function syncOne(ctx: EngineContext, spec: TargetSpec, req: CheckoutSyncRe
   const { dir, revision } = await targetCheckout(ctx, spec, req);
   const url = spec.source.url ?? req.repo;
   const result = await syncTarget({
-    spec, dir, revision, client, settings: ctx.settings, reloadStrategy: spec.reload.strategy ?? ctx.reload?.strategy ?? 'annotations', gate: gateOf(ctx, spec, revision, url), repo: req.repo,
+    spec, dir, revision, client, settings: ctx.settings, reloadStrategy: spec.reload.strategy ?? ctx.reload?.strategy ?? 'annotations', gate: gateOf(ctx, spec, revision, url), repo: req.repo, lease: leaseOf(ctx),
     ...(url ? { commit: await commitInfo(ctx.gitSource(url), revision.sha, ctx.settings.cacheDir) } : {}),
     ...(req.dryRun ? { dryRun: true } : {}), signal: req.signal, ...(ctx.logger ? { logger: ctx.logger } : {}), ...(ctx.now ? { now: ctx.now } : {}),
   });
@@ -139,7 +150,8 @@ async function autoRollback(ctx: EngineContext, spec: TargetSpec, repo: string, 
   if (!spec.rollback.onFailedHealth || result.health.status !== 'failed') return result;
   const lastHealthy = (await readTargetState(client, spec.name, signal)).lastHealthy;
   if (!lastHealthy || lastHealthy.sha === result.revision.sha) return result;
-  const back = await rollback(ctx, { repo, target: spec.name, to: lastHealthy.sha, by: 'tidegate', kind: 'auto-rollback', reason: `health failed at ${result.revision.sha.slice(0, 12)}: ${result.error ?? ''}`.trim(), signal });
+  // lastHealthy ran here (it is in the state even when it has left the 20 history entries): forced is safe.
+  const back = await rollback(ctx, { repo, target: spec.name, to: lastHealthy.sha, force: true, by: 'tidegate', kind: 'auto-rollback', reason: `health failed at ${result.revision.sha.slice(0, 12)}: ${result.error ?? ''}`.trim(), signal });
   ctx.logger?.warn('auto-rollback', { target: spec.name, failed: result.revision.sha, to: lastHealthy.sha, outcome: back.outcome });
   return back.outcome === 'failed' ? result : { ...result, rolledBackTo: lastHealthy };
 }

@@ -1,8 +1,8 @@
 import {
-  ApplyError, HISTORY_LIMIT, applyPlan, plan, prepare, prune, readTargetState, valueChanges, writeTargetState,
-  type InventoryEntry, type ObjectProblem, type PlanItem, type PlanOptions, type TargetState,
+  ApplyError, HISTORY_LIMIT, StateConflictError, applyPlan, plan, prepare, prune, readTargetState, updateTargetState, valueChanges, withLease, writeTargetState,
+  type InventoryEntry, type LeaseOptions, type ObjectProblem, type PlanItem, type PlanOptions, type TargetState,
 } from '../apply/index.js';
-import type { KubeClient } from '../cluster/index.js';
+import { isTransient, type KubeClient } from '../cluster/index.js';
 import { parseDuration, type LocalSettings, type TargetSpec } from '../config/index.js';
 import { waitForHealth, type HealthReport } from '../health/index.js';
 import {
@@ -32,7 +32,9 @@ export interface TargetSyncInput {
   /** The repository the target is declared in: a target name is owned by one repository per cluster. */
   repo?: string | undefined;
   /** A rollback applies a pinned target's revision and pins it there (after it applied). */
-  rollback?: { kind: 'rollback' | 'auto-rollback'; by: string; reason: string } | undefined;
+  rollback?: { kind: 'rollback' | 'auto-rollback'; by: string; reason: string; forced?: boolean } | undefined;
+  /** The target's lease: who takes it, and how long to wait while another writer holds it. */
+  lease: Omit<LeaseOptions, 'signal' | 'logger'>;
   /** The target's sign-off gate, evaluated after planning with the target's state; a hold applies nothing. */
   gate?: ((state: TargetState) => Promise<GateVerdict>) | undefined;
   signal?: AbortSignal | undefined;
@@ -66,12 +68,19 @@ function targetNamespaceObject(spec: TargetSpec): RenderedObject[] {
   return spec.targetNamespace ? [{ object: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: spec.targetNamespace } }, source: 'targetNamespace' }] : [];
 }
 
+/** How long the final state write may take once the sync's deadline has passed. */
+const RECORD_TIMEOUT_MS = 10_000;
+
+/** Outcomes after which the revision is what runs: it becomes lastApplied. */
+const RUNS = new Set<SyncOutcome>(['applied', 'unchanged', 'progressing']);
+
 /** Result building and recording for one sync. */
 class SyncRun {
   readonly started: Date;
   state: TargetState = { inventory: [], history: [] };
 
-  constructor(readonly input: TargetSyncInput) {
+  /** @param lost aborts when the lease is lost: from then on nothing is written */
+  constructor(readonly input: TargetSyncInput, private readonly lost?: AbortSignal) {
     this.started = this.now();
   }
 
@@ -105,26 +114,57 @@ class SyncRun {
     return {
       revision: this.input.revision, ...(this.input.commit ? { commit: this.input.commit } : {}), kind: rb?.kind ?? 'sync', outcome: res.outcome, health: res.health.status,
       counts: countChanges(res.changeSet), startedAt: res.startedAt, durationMs: res.durationMs, ...(res.error ? { error: res.error } : {}), ...(rb ? { by: rb.by } : {}),
-      ...(res.heldFor ? { heldFor: res.heldFor } : {}), ...(res.approvals?.length ? { approvals: res.approvals } : {}),
+      ...(rb?.forced ? { forced: true } : {}), ...(res.heldFor ? { heldFor: res.heldFor } : {}), ...(res.approvals?.length ? { approvals: res.approvals } : {}),
     };
+  }
+
+  /**
+   * The state after this result, as a change of whatever state is current (so it can be made again
+   * on top of another writer's). A held or failed revision never becomes lastApplied, and only a
+   * sync of what the branch says moves the gate ratchet (a rollback never lowers it).
+   */
+  private recorded(res: SyncResult, inventory: InventoryEntry[] | undefined): (state: TargetState) => TargetState {
+    const { revision, spec, rollback: rb } = this.input;
+    const runs = RUNS.has(res.outcome);
+    const entry = this.entry(res);
+    return (state) => ({
+      ...state,
+      inventory: inventory ?? state.inventory,
+      history: [...state.history, entry].slice(-HISTORY_LIMIT),
+      lastApplied: runs ? revision : state.lastApplied,
+      lastHealthy: res.health.status === 'healthy' ? revision : state.lastHealthy,
+      pin: rb && runs ? { revision, reason: rb.reason, at: res.startedAt, by: rb.by } : state.pin,
+      // Manual approvals of a revision that went through are used up (they live on in its history entry).
+      approvals: res.approvals?.length && runs ? state.approvals?.filter((a) => a.sha !== revision.sha) : state.approvals,
+      gate: runs && !rb ? spec.gate : state.gate,
+      repo: state.removed ? (this.input.repo ?? state.repo) : (state.repo ?? this.input.repo),
+      prune: spec.prune,
+      removed: undefined,
+    });
+  }
+
+  /**
+   * Writes a change of the state with the resourceVersion it was read at. Another writer in between
+   * (one that did not take the lease) makes this read the state again and make the change on it.
+   */
+  async save(change: (state: TargetState) => TargetState): Promise<void> {
+    const { client, spec } = this.input;
+    // Past the deadline the state is still written (a sync cut short by it records "progressing"), within a bound of its own.
+    if (this.lost?.aborted) throw this.lost.reason;
+    const signal = this.input.signal?.aborted ? AbortSignal.timeout(RECORD_TIMEOUT_MS) : this.input.signal;
+    try {
+      this.state = await writeTargetState(client, spec.name, change(this.state), signal);
+    } catch (err) {
+      if (!(err instanceof StateConflictError)) throw err;
+      (this.input.logger ?? silentLogger).warn('state changed by another writer; recording on top of it', { target: spec.name });
+      this.state = await updateTargetState(client, spec.name, change, signal);
+    }
   }
 
   /** Appends history and writes state; a repeated no-op sync of the same revision writes nothing. */
   async record(res: SyncResult, inventory: InventoryEntry[] | undefined): Promise<SyncResult> {
     if (this.input.dryRun || this.isRepeat(res, inventory)) return res;
-    const { revision, client, spec, signal, rollback: rb } = this.input;
-    this.state = {
-      inventory: inventory ?? this.state.inventory,
-      history: [...this.state.history, this.entry(res)].slice(-HISTORY_LIMIT),
-      lastApplied: res.outcome === 'failed' ? this.state.lastApplied : revision,
-      lastHealthy: res.health.status === 'healthy' ? revision : this.state.lastHealthy,
-      pin: rb && res.outcome !== 'failed' ? { revision, reason: rb.reason, at: res.startedAt, by: rb.by } : this.state.pin,
-      // Manual approvals of a revision that went through are used up (they live on in its history entry).
-      approvals: res.approvals?.length && res.outcome !== 'failed' ? this.state.approvals?.filter((a) => a.sha !== revision.sha) : this.state.approvals,
-      gate: res.outcome === 'failed' || res.outcome === 'held' ? this.state.gate : spec.gate,
-      repo: this.state.repo ?? this.input.repo,
-    };
-    await writeTargetState(client, spec.name, this.state, signal);
+    await this.save(this.recorded(res, inventory));
     return res;
   }
 }
@@ -205,12 +245,11 @@ const targetNamespaceId = (spec: TargetSpec): string => (spec.targetNamespace ? 
  * Lambda timeout) can then never leave an object behind that no later sync knows to prune.
  */
 async function reserveInventory(run: SyncRun, planned: Planned): Promise<void> {
-  const { spec, client, signal } = run.input;
+  const { spec } = run.input;
   const known = new Set([...run.state.inventory.map((e) => e.id), targetNamespaceId(spec)]);
   const fresh = inventoryOf(planned.items).filter((e) => !known.has(e.id)).map((e) => ({ ...e, h: '' }));
   if (fresh.length === 0) return;
-  run.state = { ...run.state, inventory: [...run.state.inventory, ...fresh] };
-  await writeTargetState(client, spec.name, run.state, signal);
+  await run.save((state) => ({ ...state, inventory: mergeInventory(fresh, state.inventory), repo: state.repo ?? run.input.repo }));
 }
 
 /** Staged apply, prune, health, record (with the sign-offs that let the revision through). */
@@ -229,7 +268,12 @@ async function applyTarget(run: SyncRun, planned: Planned, approvals: Approval[]
   const inventory = mergeInventory(applied, pruned.retained);
   const reloads = await reloadAfterApply(run, planned, outcome.changes);
   const timeoutMs = spec.wait ? (parseDuration(spec.timeout) ?? 300_000) : 0;
-  const read = (obj: KubeObject) => client.get(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name, signal);
+  // A read that fails after its retries, or at the deadline, leaves the object as last seen: the
+  // sync then records "progressing" (what was applied is kept) and a later pass looks again.
+  const read = (obj: KubeObject) => client.get(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name, signal).catch((err: unknown) => {
+    if (signal?.aborted || isTransient(err)) return obj;
+    throw err;
+  });
   const health = await waitForHealth([...outcome.objects.values()], read, { timeoutMs, signal });
   const { outcome: syncOutcome, error } = verdict(spec, changes, health, pruned.problems);
   let result = run.result(syncOutcome, changes, health, error);
@@ -242,7 +286,7 @@ async function applyTarget(run: SyncRun, planned: Planned, approvals: Approval[]
 function refusal(run: SyncRun): SyncResult | undefined {
   const { input, state } = run;
   // Two repositories declaring the same target name would prune each other's objects.
-  if (state.repo && input.repo && normaliseRepoUrl(state.repo) !== normaliseRepoUrl(input.repo)) {
+  if (state.repo && !state.removed && input.repo && normaliseRepoUrl(state.repo) !== normaliseRepoUrl(input.repo)) {
     return run.result('failed', [], NO_HEALTH, `target name ${input.spec.name} is already used on this cluster by ${redactUrl(state.repo)}; target names are cluster-wide, rename one of them`);
   }
   const pin = state.pin;
@@ -252,29 +296,43 @@ function refusal(run: SyncRun): SyncResult | undefined {
   return undefined;
 }
 
-/**
- * One sync of one target at one revision, against one cluster:
- * render → prepare → plan (server-side dry-run of everything) → staged apply → prune → health → record.
- * Never prunes after a failed render or plan; an empty render prunes only with allowEmpty.
- * Failures are returned as a result with outcome "failed" and the error, never thrown.
- */
-export async function syncTarget(input: TargetSyncInput): Promise<SyncResult> {
-  const run = new SyncRun(input);
-  if (input.spec.suspend) return run.result('suspended', [], NO_HEALTH);
+/** Errors the queue should retry rather than record: the apiserver failing for now, the deadline, a lost lease. */
+const mustRetry = (err: unknown, signal: AbortSignal | undefined): boolean => isTransient(err) || signal?.aborted === true;
+
+/** Under the lease: read the state, plan, gate, apply, record. */
+async function leasedSync(run: SyncRun): Promise<SyncResult> {
+  const { input } = run;
+  await input.client.discover(input.signal);
+  // A failed read throws: nothing derived from it is ever written.
+  run.state = await readTargetState(input.client, input.spec.name, input.signal);
+  const refused = refusal(run);
+  if (refused) return refused;
   try {
-    await input.client.discover(input.signal);
-    run.state = await readTargetState(input.client, input.spec.name, input.signal);
-    const refused = refusal(run);
-    if (refused) return refused;
     const planned = await planTarget(run);
     if (input.dryRun) return await preview(run, planned);
     const verdict = input.gate ? await input.gate(run.state) : undefined;
     if (verdict?.hold) return await run.record({ ...(await preview(run, planned)), outcome: 'held', heldFor: verdict.hold }, undefined);
     return await applyTarget(run, planned, verdict?.approvals ?? []);
   } catch (err) {
+    if (mustRetry(err, input.signal)) throw err;
     (input.logger ?? silentLogger).warn('sync failed', { target: input.spec.name, error: err instanceof Error ? err.message : String(err) });
     // Render and plan failures change nothing in the cluster and keep the inventory as it was.
-    const failed = run.result('failed', [], NO_HEALTH, err);
-    return run.record(failed, undefined).catch(() => failed);
+    return run.record(run.result('failed', [], NO_HEALTH, err), undefined);
   }
+}
+
+/**
+ * One sync of one target at one revision, against one cluster, holding the target's lease:
+ * render → prepare → plan (server-side dry-run of everything) → staged apply → prune → health → record.
+ * Never prunes after a failed render or plan; an empty render prunes only with allowEmpty.
+ * Permanent failures (render, validation, refused objects) are returned as a result with outcome
+ * "failed". What may pass on its own (the apiserver throttling or unreachable after retries, the
+ * deadline, the lease busy or lost) is thrown, and nothing is recorded: the queue tries again.
+ */
+export async function syncTarget(input: TargetSyncInput): Promise<SyncResult> {
+  const run = new SyncRun(input);
+  if (input.spec.suspend) return run.result('suspended', [], NO_HEALTH);
+  if (input.dryRun) return leasedSync(run); // writes nothing: no lease needed
+  const lease = { ...input.lease, signal: input.signal, logger: input.logger };
+  return withLease(input.client, input.spec.name, lease, (signal, lost) => leasedSync(new SyncRun({ ...input, signal }, lost)));
 }

@@ -1,5 +1,5 @@
 import { repoName } from '../github/index.js';
-import type { ImageMessage, PushMessage, QueueMessage, SyncMessage, SyncResult } from '../model/index.js';
+import type { ImageMessage, PushMessage, QueueMessage, RemoveMessage, SyncMessage, SyncResult } from '../model/index.js';
 import { splitRepository } from '../images/index.js';
 import { resolveRevision } from '../source/index.js';
 import type { Queue } from './queue.js';
@@ -13,6 +13,7 @@ import { previewPullRequest, type PreviewOutcome } from './preview.js';
 import { approveFromComment, type CommentApproval } from './approve.js';
 import { updateImages, type ImageOutcome } from './image-updates.js';
 import { syncRepo } from './sync.js';
+import { removeTarget, removedTargets } from './remove.js';
 
 export type WorkOutcome =
   | { kind: 'fanned-out'; targets: string[] }
@@ -34,8 +35,19 @@ async function fanOut(ctx: EngineContext, msg: PushMessage, queue: Queue): Promi
   const syncs: SyncMessage[] = targets.map((t) => ({ type: 'sync', repo: msg.repo, target: t.name, revision, reason: msg.reason, ...(msg.bucket === undefined ? {} : { bucket: msg.bucket }) }));
   // The poll is also the fallback for registry events: ask each policy's registry once per interval.
   const images: ImageMessage[] = msg.reason === 'poll' ? config.images.map((p) => ({ type: 'image', ...registryAndRepository(p.repository), source: 'poll', ...(msg.bucket === undefined ? {} : { bucket: msg.bucket }) })) : [];
-  await queue.send([...syncs, ...images]);
+  // Targets this repository owns on its clusters that this tidegate.yaml (it loaded) no longer declares.
+  const removals: RemoveMessage[] = (await removedTargets(ctx, msg.repo, config)).map((r) => ({ type: 'remove', repo: msg.repo, ...r, revision }));
+  await queue.send([...syncs, ...removals, ...images]);
   return { kind: 'fanned-out', targets: targets.map((t) => t.name) };
+}
+
+/** A target left tidegate.yaml: removed, unless the branch head declares it again. */
+async function removeOne(ctx: EngineContext, msg: RemoveMessage, signal?: AbortSignal): Promise<WorkOutcome> {
+  const revision = await newestRevision(ctx, msg);
+  const { config } = await configAt(ctx, msg.repo, revision);
+  if (config.targets.some((t) => t.name === msg.target)) return { kind: 'ignored', reason: `target ${msg.target} is declared again at ${revision.sha.slice(0, 12)}` };
+  const result = await removeTarget(ctx, { ...msg, revision, signal });
+  return result ? { kind: 'synced', result } : { kind: 'ignored', reason: `target ${msg.target} is not this repository's, or was removed already` };
 }
 
 /**
@@ -43,7 +55,7 @@ async function fanOut(ctx: EngineContext, msg: PushMessage, queue: Queue): Promi
  * commit or one after it. Webhooks arrive in any order and queues redeliver; a late or
  * out-of-order message then re-applies the newest commit instead of moving the target back.
  */
-async function newestRevision(ctx: EngineContext, msg: SyncMessage): Promise<SyncMessage['revision']> {
+async function newestRevision(ctx: EngineContext, msg: SyncMessage | RemoveMessage): Promise<SyncMessage['revision']> {
   if (!msg.revision.ref.startsWith('refs/heads/')) return msg.revision;
   return resolveRevision(ctx.gitSource(msg.repo), { branch: msg.revision.ref.slice('refs/heads/'.length) });
 }
@@ -79,6 +91,8 @@ export async function handleMessage(ctx: EngineContext, msg: QueueMessage, queue
       return fanOut(ctx, msg, queue);
     case 'sync':
       return syncOne(ctx, msg, signal);
+    case 'remove':
+      return removeOne(ctx, msg, signal);
     case 'reload': {
       const client = await ctx.connect(msg.cluster);
       const report = await reloadPass(client, { ...(ctx.reload?.scope ?? {}), strategy: ctx.reload?.strategy ?? 'annotations', signal });

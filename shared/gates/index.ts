@@ -1,2 +1,2 @@
 export { evaluateGate, type GateInput, type GateVerdict } from './evaluate.js';
-export { isOpen, strictest, type EffectiveGate, type GateSource } from './policy.js';
+export { isOpen, signedOff, strictest, type EffectiveGate, type GateSource } from './policy.js';

@@ -24,6 +24,16 @@ export interface SyncMessage {
   bucket?: number;
 }
 
+/** A target this repository owns on a cluster left tidegate.yaml: prune its objects and archive its state. */
+export interface RemoveMessage {
+  type: 'remove';
+  repo: string;
+  cluster: string;
+  target: string;
+  /** The revision whose tidegate.yaml no longer declares it (the branch head is checked again before removing). */
+  revision: Revision;
+}
+
 /** A new image (tag and/or digest) was pushed to a registry. */
 export interface ImageMessage {
   type: 'image';
@@ -67,4 +77,4 @@ export interface PreviewMessage {
   base: string;
 }
 
-export type QueueMessage = PushMessage | SyncMessage | ImageMessage | ReloadMessage | ApproveMessage | PreviewMessage;
+export type QueueMessage = PushMessage | SyncMessage | RemoveMessage | ImageMessage | ReloadMessage | ApproveMessage | PreviewMessage;

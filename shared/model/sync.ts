@@ -69,7 +69,7 @@ export interface HistoryEntry {
   revision: Revision;
   commit?: CommitInfo | undefined;
   /** A rollback (by a person or automatic) rather than a sync of what Git's branch says. */
-  kind?: 'sync' | 'rollback' | 'auto-rollback';
+  kind?: 'sync' | 'rollback' | 'auto-rollback' | 'removal';
   outcome: SyncOutcome;
   health: HealthStatus;
   counts: Record<ChangeAction, number>;
@@ -78,6 +78,8 @@ export interface HistoryEntry {
   error?: string;
   /** Who asked (CLI user, approver). */
   by?: string;
+  /** A rollback to a revision this target never applied, asked for with --force. */
+  forced?: boolean;
   heldFor?: string;
   approvals?: Approval[];
 }

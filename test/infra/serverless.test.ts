@@ -45,7 +45,7 @@ describe('serverless package (osls, offline) → CloudFormation', () => {
     ]);
     expect(resourcesOf('AWS::ApiGatewayV2::Route').map(([, r]) => r.Properties['RouteKey']).sort()).toEqual(['POST /webhooks/github', 'POST /webhooks/registry']);
     const queues = Object.fromEntries(resourcesOf('AWS::SQS::Queue'));
-    expect(queues['SyncQueue']?.Properties).toMatchObject({ FifoQueue: true, ContentBasedDeduplication: false, RedrivePolicy: { maxReceiveCount: 5, deadLetterTargetArn: { 'Fn::GetAtt': ['SyncDeadLetterQueue', 'Arn'] } } });
+    expect(queues['SyncQueue']?.Properties).toMatchObject({ FifoQueue: true, ContentBasedDeduplication: false, RedrivePolicy: { maxReceiveCount: 10, deadLetterTargetArn: { 'Fn::GetAtt': ['SyncDeadLetterQueue', 'Arn'] } } });
     expect(queues['SyncDeadLetterQueue']?.Properties).toMatchObject({ FifoQueue: true });
     const mapping = resourcesOf('AWS::Lambda::EventSourceMapping')[0]?.[1].Properties;
     expect(mapping).toMatchObject({ FunctionResponseTypes: ['ReportBatchItemFailures'], EventSourceArn: { 'Fn::GetAtt': ['SyncQueue', 'Arn'] } });
@@ -65,7 +65,7 @@ describe('serverless package (osls, offline) → CloudFormation', () => {
     const forService = (prefix: string) => statements.filter((s) => s.Action.some((a) => a.startsWith(prefix)));
     expect(forService('eks:').flatMap((s) => s.Action)).toEqual(['eks:DescribeCluster']);
     for (const s of [...forService('eks:'), ...forService('sqs:')]) expect(JSON.stringify(s.Resource)).not.toMatch(/"\*"/);
-    expect(forService('sqs:').flatMap((s) => s.Action).sort()).toEqual(['sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueAttributes', 'sqs:ReceiveMessage', 'sqs:SendMessage']);
+    expect(forService('sqs:').flatMap((s) => s.Action).sort()).toEqual(['sqs:ChangeMessageVisibility', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueAttributes', 'sqs:ReceiveMessage', 'sqs:SendMessage']);
   });
 
   it('passes cfn-lint (errors fail; the only warnings are the framework\'s redundant DependsOn)', async () => {

@@ -1,0 +1,65 @@
+import { HISTORY_LIMIT, prune, readTargetState, statesOfRepo, withLease, writeTargetState } from '../apply/index.js';
+import type { TidegateConfig } from '../config/index.js';
+import { TidegateError, countChanges, type HistoryEntry, type Revision, type SyncResult } from '../model/index.js';
+import { normaliseRepoUrl } from '../triggers/index.js';
+import { leaseOf, type EngineContext } from './context.js';
+
+const ownedBy = (state: { repo?: string | undefined }, repo: string): boolean => state.repo !== undefined && normaliseRepoUrl(state.repo) === normaliseRepoUrl(repo);
+
+export interface Removal {
+  cluster: string;
+  target: string;
+}
+
+/**
+ * Targets a repository owns on its clusters (the ones its tidegate.yaml names, and every alias the
+ * shell knows) that this tidegate.yaml no longer declares. Pass only a configuration that loaded:
+ * one that fails to load must never remove anything.
+ */
+export async function removedTargets(ctx: EngineContext, repo: string, config: TidegateConfig, signal?: AbortSignal): Promise<Removal[]> {
+  const declared = new Set(config.targets.map((t) => t.name));
+  const aliases = [...new Set([...config.targets.map((t) => t.cluster), ...(ctx.clusters?.() ?? [])])];
+  const found: Removal[] = [];
+  for (const cluster of aliases) {
+    const client = await ctx.connect(cluster).catch((err: unknown) => {
+      if (err instanceof TidegateError && err.code === 'UnknownCluster') return undefined; // reported by the sync of the target naming it
+      throw err;
+    });
+    if (!client) continue;
+    for (const { target, state } of await statesOfRepo(client, repo, signal)) {
+      if (ownedBy(state, repo) && !state.removed && !declared.has(target)) found.push({ cluster, target });
+    }
+  }
+  return found;
+}
+
+/**
+ * A target left tidegate.yaml at `revision`: its objects are pruned (unless it was applied with
+ * `prune: false`; objects with `tidegate.dev/prune: disabled` or without its labels stay) and its
+ * state is kept as an archive, marked removed, with a last history entry. Holding its lease; a
+ * target that another repository owns, or that was removed already, is left alone (undefined).
+ */
+export async function removeTarget(ctx: EngineContext, req: { repo: string; cluster: string; target: string; revision: Revision; signal?: AbortSignal | undefined }): Promise<SyncResult | undefined> {
+  const client = await ctx.connect(req.cluster);
+  const startedAt = new Date().toISOString();
+  return withLease(client, req.target, { ...leaseOf(ctx), signal: req.signal, logger: ctx.logger }, async (signal) => {
+    const state = await readTargetState(client, req.target, signal);
+    if (!ownedBy(state, req.repo) || state.removed) return undefined;
+    const pruned = state.prune === false ? { changes: [], retained: [], problems: [] } : await prune(state.inventory, client, { target: req.target, signal });
+    const failed = pruned.problems.length > 0;
+    const result: SyncResult = {
+      target: req.target, revision: req.revision, outcome: failed ? 'failed' : 'applied', changeSet: { changes: pruned.changes }, health: { status: 'unknown', notReady: [] },
+      startedAt, durationMs: Date.now() - Date.parse(startedAt), ...(failed ? { error: `removed from tidegate.yaml, not pruned yet: ${pruned.problems.map((p) => p.message).join('; ')}` } : {}),
+    };
+    const entry: HistoryEntry = { revision: req.revision, kind: 'removal', outcome: result.outcome, health: 'unknown', counts: countChanges(result.changeSet), startedAt, durationMs: result.durationMs, ...(result.error ? { error: result.error } : {}) };
+    await writeTargetState(client, req.target, {
+      ...state,
+      inventory: pruned.retained,
+      history: [...state.history, entry].slice(-HISTORY_LIMIT),
+      // Marked removed once nothing is left to prune; what failed to delete is tried again by the next push or poll.
+      removed: failed ? undefined : { at: new Date().toISOString(), revision: req.revision },
+    }, signal);
+    ctx.logger?.info('target removed from tidegate.yaml', { target: req.target, cluster: req.cluster, deleted: pruned.changes.filter((c) => c.action === 'deleted').length, kept: pruned.retained.length });
+    return result;
+  });
+}
