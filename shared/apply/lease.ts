@@ -125,9 +125,10 @@ export async function acquireLease(client: KubeClient, target: string, opts: Lea
     }
     if (got.theirs === undefined) continue;
     const spec = specOf(got.theirs);
-    if (Date.now() + delay > deadline) throw new LeaseBusyError(target, spec.holderIdentity ?? 'unknown', spec.acquireTime ?? 'unknown');
+    const left = deadline - Date.now();
+    if (left <= 0) throw new LeaseBusyError(target, spec.holderIdentity ?? 'unknown', spec.acquireTime ?? 'unknown');
     opts.logger?.info('waiting for the lease', { target, holder: spec.holderIdentity, since: spec.acquireTime });
-    await sleep(delay, undefined, opts.signal ? { signal: opts.signal } : {});
+    await sleep(Math.min(delay, left), undefined, opts.signal ? { signal: opts.signal } : {});
   }
   return holdLease(client, target, holder, duration, current, opts.logger);
 }

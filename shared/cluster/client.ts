@@ -3,7 +3,7 @@ import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TidegateError, type KubeObject, type ObjectRef } from '../model/index.js';
 import type { Logger } from '../telemetry/index.js';
-import { DEFAULT_RETRY, RETRYABLE_STATUS, decide, type Failure, type RetryPolicy } from './retry.js';
+import { DEFAULT_RETRY, RETRYABLE_STATUS, decide, isInvalidObject500, type Failure, type RetryPolicy } from './retry.js';
 
 /**
  * Where a cluster is and how to authenticate to it: a KubeConfig from @kubernetes/client-node
@@ -79,7 +79,7 @@ export class KubeUnreachableError extends TidegateError {
  * queue should try the work again later, rather than record it as a failed sync.
  */
 export function isTransient(err: unknown): boolean {
-  if (err instanceof KubeApiError) return RETRYABLE_STATUS.has(err.status);
+  if (err instanceof KubeApiError) return RETRYABLE_STATUS.has(err.status) && !isInvalidObject500(err.status, err.message);
   return err instanceof KubeUnreachableError;
 }
 
@@ -239,10 +239,8 @@ export class KubeClient {
     }
     if (sent.status >= 200 && sent.status < 300) return { ok: sent.text ? JSON.parse(sent.text) : undefined };
     const retryAfter = sent.headers['retry-after'];
-    return {
-      failure: { kind: 'status', status: sent.status, retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter },
-      error: apiError(sent.status, sent.text, `HTTP ${sent.status} for ${method} ${url.pathname}`),
-    };
+    const error = apiError(sent.status, sent.text, `HTTP ${sent.status} for ${method} ${url.pathname}`);
+    return { failure: { kind: 'status', status: sent.status, retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter, message: error.message }, error };
   }
 
   /** Refreshes the resource index with aggregated discovery: two requests for the whole API surface. */

@@ -23,12 +23,19 @@ export const RETRYABLE_STATUS: ReadonlySet<number> = new Set([429, 500, 502, 503
 /** Socket errors of a network that lets a connection down; a later try may well get through. */
 export const RETRYABLE_CODES: ReadonlySet<string> = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ECONNABORTED', 'UND_ERR_SOCKET']);
 
+/**
+ * 500s the apiserver answers for a request that can never succeed: server-side apply of an object
+ * whose fields do not match the schema ("failed to create typed patch object"). Asking again
+ * would fail again; the caller reports it on the object.
+ */
+export const isInvalidObject500 = (status: number, message: string): boolean => status === 500 && /failed to create typed patch object|failed to create typed live object/.test(message);
+
 /** Methods whose repetition changes nothing more (server-side apply and merge patches set, never add). */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'PATCH']);
 
 /** What a try ended with, as far as retrying is concerned. */
 export type Failure =
-  | { kind: 'status'; status: number; retryAfter?: string | undefined }
+  | { kind: 'status'; status: number; retryAfter?: string | undefined; message?: string }
   | { kind: 'network'; code: string; reusedSocket: boolean }
   | { kind: 'timeout' };
 
@@ -59,7 +66,7 @@ export function decide(method: string, failure: Failure, attempt: number, policy
   const idempotent = IDEMPOTENT.has(method.toUpperCase());
   switch (failure.kind) {
     case 'status': {
-      if (!RETRYABLE_STATUS.has(failure.status)) return { retry: false, why: `HTTP ${failure.status} is not transient` };
+      if (!RETRYABLE_STATUS.has(failure.status) || isInvalidObject500(failure.status, failure.message ?? '')) return { retry: false, why: `HTTP ${failure.status} is not transient` };
       if (!idempotent && failure.status !== 429) return { retry: false, why: `${method} is not repeated after HTTP ${failure.status}` };
       const wait = backoffMs(attempt, policy, random);
       const after = parseRetryAfter(failure.retryAfter);

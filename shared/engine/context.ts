@@ -32,13 +32,13 @@ export interface EngineContext {
    * Who writes target state here (a Lambda request id, user@host), and how long to wait for a
    * target's lease while another writer holds it. Default: user@host of this process, 30 s.
    */
-  lease?: { holder: string; waitMs: number };
+  lease?: { holder: string; waitMs: number; durationSeconds?: number };
   /** Every cluster alias the shell knows (deploy-time settings), so targets removed from tidegate.yaml are found on clusters it no longer names. */
   clusters?: () => string[];
 }
 
 /** The lease options of a context, with the defaults. */
-export function leaseOf(ctx: Pick<EngineContext, 'lease'>): { holder: string; waitMs: number } {
+export function leaseOf(ctx: Pick<EngineContext, 'lease'>): { holder: string; waitMs: number; durationSeconds?: number } {
   return ctx.lease ?? { holder: `${userInfo().username}@${hostname()}:${process.pid}`, waitMs: 30_000 };
 }
 
