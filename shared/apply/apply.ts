@@ -79,6 +79,23 @@ async function applyItem(item: PlanItem, client: KubeClient, opts: ApplyOptions,
 }
 
 /**
+ * After the cluster definitions stage: new CRDs established, and discovery refreshed when anything
+ * waits for them. The CRDs that did not settle, as an error; undefined when all did.
+ */
+async function settleDefinitions(client: KubeClient, stageItems: readonly PlanItem[], anyDeferred: boolean, opts: ApplyOptions): Promise<ApplyError | undefined> {
+  const newCrds = stageItems.filter((i) => i.desired.object.kind === 'CustomResourceDefinition' && i.action !== 'unchanged');
+  if (newCrds.length === 0 && !anyDeferred) return undefined;
+  try {
+    if (newCrds.length > 0) await crdsEstablished(client, newCrds, opts);
+    await client.discover(opts.signal);
+    return undefined;
+  } catch (err) {
+    if (notAboutTheObject(err, opts.signal)) throw err;
+    return new ApplyError('apply', newCrds.map((c) => ({ ref: c.desired.ref, source: c.desired.source, message: err instanceof Error ? err.message : String(err) })));
+  }
+}
+
+/**
  * Applies a plan stage by stage with server-side apply (field manager "tidegate", force: Git
  * wins). After the cluster definitions stage, waits for new CRDs to be established, refreshes
  * discovery and dry-runs the objects that waited for them; if any is refused, later stages are
@@ -102,16 +119,8 @@ export async function applyPlan(items: readonly PlanItem[], client: KubeClient, 
     // Objects within a stage do not depend on each other: apply them with bounded parallelism.
     for (const p of await mapLimit(stageItems, opts.concurrency ?? 8, (i) => applyItem(i, client, opts, out))) if (p) problems.push(p);
     if (problems.length > 0) return { ...out, error: new ApplyError('apply', problems) };
-    const newCrds = stageItems.filter((i) => i.desired.object.kind === 'CustomResourceDefinition' && i.action !== 'unchanged');
-    if (stage === 0 && (newCrds.length > 0 || deferred.length > 0)) {
-      try {
-        if (newCrds.length > 0) await crdsEstablished(client, newCrds, opts);
-        await client.discover(opts.signal);
-      } catch (err) {
-        if (notAboutTheObject(err, opts.signal)) throw err;
-        return { ...out, error: new ApplyError('apply', newCrds.map((c) => ({ ref: c.desired.ref, source: c.desired.source, message: err instanceof Error ? err.message : String(err) }))) };
-      }
-    }
+    const unsettled = stage === 0 ? await settleDefinitions(client, stageItems, deferred.length > 0, opts) : undefined;
+    if (unsettled) return { ...out, error: unsettled };
   }
   const order = new Map(items.map((i, n) => [i.desired.id, n]));
   const key = (c: Change): number => order.get(refKey(c.ref)) ?? 0;

@@ -13,6 +13,17 @@ export interface PruneOutcome {
   problems: ObjectProblem[];
 }
 
+/** Deletes one object of the inventory if it is still ours and may go; what happened, or nothing when it is gone already. */
+async function pruneOne(entry: InventoryEntry, client: KubeClient, opts: { target: string; dryRun?: boolean; signal?: AbortSignal | undefined }): Promise<Change | undefined> {
+  const ref = entryRef(entry);
+  const live = client.resourceFor(entry.v, ref.kind) ? await client.get(entry.v, ref.kind, ref.namespace || undefined, ref.name, opts.signal) : undefined;
+  if (!live || live.metadata.deletionTimestamp) return undefined;
+  if (!isOwnedBy(live, opts.target)) return { ref, action: 'skipped', reason: `not pruned: it no longer carries the owner labels of target ${opts.target}` };
+  if (live.metadata.annotations?.[PRUNE_ANNOTATION] === 'disabled') return { ref, action: 'skipped', reason: `not pruned: ${PRUNE_ANNOTATION} is disabled` };
+  const deleted = await client.delete({ ...ref, apiVersion: entry.v }, { propagationPolicy: 'Background', ...(opts.dryRun ? { dryRun: true } : {}), ...(opts.signal ? { signal: opts.signal } : {}) });
+  return deleted ? { ref, action: 'deleted' } : undefined;
+}
+
 /**
  * Deletes objects of the previous inventory that are no longer desired, in reverse apply order,
  * but only those that still carry this target's owner labels and have not opted out with
@@ -23,15 +34,8 @@ export async function prune(stale: readonly InventoryEntry[], client: KubeClient
   const one = async (entry: InventoryEntry): Promise<void> => {
     const ref = entryRef(entry);
     try {
-      const live = client.resourceFor(entry.v, ref.kind) ? await client.get(entry.v, ref.kind, ref.namespace || undefined, ref.name, opts.signal) : undefined;
-      if (!live || live.metadata.deletionTimestamp) return;
-      if (!isOwnedBy(live, opts.target)) {
-        out.changes.push({ ref, action: 'skipped', reason: `not pruned: it no longer carries the owner labels of target ${opts.target}` });
-      } else if (live.metadata.annotations?.[PRUNE_ANNOTATION] === 'disabled') {
-        out.changes.push({ ref, action: 'skipped', reason: `not pruned: ${PRUNE_ANNOTATION} is disabled` });
-      } else if (await client.delete({ ...ref, apiVersion: entry.v }, { propagationPolicy: 'Background', ...(opts.dryRun ? { dryRun: true } : {}), ...(opts.signal ? { signal: opts.signal } : {}) })) {
-        out.changes.push({ ref, action: 'deleted' });
-      }
+      const change = await pruneOne(entry, client, opts);
+      if (change) out.changes.push(change);
     } catch (err) {
       if (err instanceof KubeApiError && err.isNotFound) return;
       if (notAboutTheObject(err, opts.signal)) throw err;

@@ -213,6 +213,23 @@ export class KubeClient {
 
   /** One try: the parsed answer, or what failed and the error to throw if it is not tried again. */
   private async attempt(method: string, url: URL, payload: string | undefined, opts: RequestOptions): Promise<{ ok: unknown } | { failure: Failure; error: Error }> {
+    const timeout = AbortSignal.timeout(this.retryPolicy.timeoutMs);
+    const reqOpts = await this.requestOptions(method, url, payload, opts, opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout);
+    this.requestCounts[method] = (this.requestCounts[method] ?? 0) + 1;
+    let sent: Sent;
+    try {
+      sent = await send(url, reqOpts, payload);
+    } catch (err) {
+      if (opts.signal?.aborted) throw opts.signal.reason ?? err;
+      return this.unreachable(`${method} ${url.pathname}`, url, err, timeout.aborted);
+    }
+    if (sent.status >= 200 && sent.status < 300) return { ok: sent.text ? JSON.parse(sent.text) : undefined };
+    const retryAfter = sent.headers['retry-after'];
+    const error = apiError(sent.status, sent.text, `HTTP ${sent.status} for ${method} ${url.pathname}`);
+    return { failure: { kind: 'status', status: sent.status, retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter, message: error.message }, error };
+  }
+
+  private async requestOptions(method: string, url: URL, payload: string | undefined, opts: RequestOptions, signal: AbortSignal): Promise<Parameters<typeof request>[1]> {
     const headers: Record<string, string> = { accept: opts.accept ?? 'application/json' };
     if (payload !== undefined) {
       headers['content-type'] = opts.contentType ?? 'application/json';
@@ -220,27 +237,17 @@ export class KubeClient {
       // the body as the start of the next request on this keep-alive connection (400 Bad Request).
       headers['content-length'] = String(Buffer.byteLength(payload));
     }
-    const timeout = AbortSignal.timeout(this.retryPolicy.timeoutMs);
-    const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
     const reqOpts: Parameters<typeof request>[1] = { method, headers, agent: url.protocol === 'https:' ? this.agent : this.httpAgent, signal };
     await this.kc.applyToHTTPSOptions(reqOpts);
     if (this.bearer) reqOpts.headers = withBearer(reqOpts.headers, await this.bearer());
-    this.requestCounts[method] = (this.requestCounts[method] ?? 0) + 1;
-    let sent: Sent;
-    try {
-      sent = await send(url, reqOpts, payload);
-    } catch (err) {
-      if (opts.signal?.aborted) throw opts.signal.reason ?? err;
-      const cause = err instanceof SendError ? err.cause : (err as Error & { code?: string });
-      const where = `${method} ${url.pathname}`;
-      if (timeout.aborted) return { failure: { kind: 'timeout' }, error: new KubeUnreachableError(`no answer from ${url.host} within ${this.retryPolicy.timeoutMs} ms (${where})`, cause) };
-      const code = cause.code ?? 'EUNKNOWN';
-      return { failure: { kind: 'network', code, reusedSocket: err instanceof SendError && err.reusedSocket }, error: new KubeUnreachableError(`cannot reach ${url.host}: ${code} ${cause.message} (${where})`, cause) };
-    }
-    if (sent.status >= 200 && sent.status < 300) return { ok: sent.text ? JSON.parse(sent.text) : undefined };
-    const retryAfter = sent.headers['retry-after'];
-    const error = apiError(sent.status, sent.text, `HTTP ${sent.status} for ${method} ${url.pathname}`);
-    return { failure: { kind: 'status', status: sent.status, retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter, message: error.message }, error };
+    return reqOpts;
+  }
+
+  private unreachable(where: string, url: URL, err: unknown, timedOut: boolean): { failure: Failure; error: Error } {
+    const cause = err instanceof SendError ? err.cause : (err as Error & { code?: string });
+    if (timedOut) return { failure: { kind: 'timeout' }, error: new KubeUnreachableError(`no answer from ${url.host} within ${this.retryPolicy.timeoutMs} ms (${where})`, cause) };
+    const code = cause.code ?? 'EUNKNOWN';
+    return { failure: { kind: 'network', code, reusedSocket: err instanceof SendError && err.reusedSocket }, error: new KubeUnreachableError(`cannot reach ${url.host}: ${code} ${cause.message} (${where})`, cause) };
   }
 
   /** Refreshes the resource index with aggregated discovery: two requests for the whole API surface. */

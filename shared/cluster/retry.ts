@@ -55,6 +55,22 @@ export function backoffMs(attempt: number, policy: Pick<RetryPolicy, 'baseMs' | 
   return Math.round(step / 2 + random() * (step / 2));
 }
 
+function afterStatus(method: string, failure: Extract<Failure, { kind: 'status' }>, idempotent: boolean, wait: number, policy: RetryPolicy): Decision {
+  if (!RETRYABLE_STATUS.has(failure.status) || isInvalidObject500(failure.status, failure.message ?? '')) return { retry: false, why: `HTTP ${failure.status} is not transient` };
+  if (!idempotent && failure.status !== 429) return { retry: false, why: `${method} is not repeated after HTTP ${failure.status}` };
+  const after = parseRetryAfter(failure.retryAfter);
+  if (after !== undefined && after > policy.maxRetryAfterMs) return { retry: false, why: `Retry-After ${after} ms is longer than ${policy.maxRetryAfterMs} ms` };
+  return { retry: true, delayMs: Math.max(wait, after ?? 0), why: `HTTP ${failure.status}` };
+}
+
+function afterNetwork(method: string, failure: Extract<Failure, { kind: 'network' }>, idempotent: boolean, wait: number): Decision {
+  if (!RETRYABLE_CODES.has(failure.code)) return { retry: false, why: `${failure.code} is not transient` };
+  // A stale kept-alive socket: the request was never read. Send it again at once, on a new connection.
+  if (failure.reusedSocket && (failure.code === 'ECONNRESET' || failure.code === 'EPIPE')) return { retry: true, delayMs: 0, why: `stale kept-alive socket (${failure.code})` };
+  if (!idempotent && failure.code !== 'ECONNREFUSED') return { retry: false, why: `${method} is not repeated after ${failure.code}` };
+  return { retry: true, delayMs: wait, why: failure.code };
+}
+
 /**
  * Whether try number `attempt` (1-based) of `method` is followed by another, and after how long.
  * A request that never reached the server (connection refused, or a kept-alive socket the server
@@ -64,24 +80,9 @@ export function backoffMs(attempt: number, policy: Pick<RetryPolicy, 'baseMs' | 
 export function decide(method: string, failure: Failure, attempt: number, policy: RetryPolicy, random: () => number = Math.random): Decision {
   if (attempt >= policy.attempts) return { retry: false, why: `gave up after ${attempt} tries` };
   const idempotent = IDEMPOTENT.has(method.toUpperCase());
-  switch (failure.kind) {
-    case 'status': {
-      if (!RETRYABLE_STATUS.has(failure.status) || isInvalidObject500(failure.status, failure.message ?? '')) return { retry: false, why: `HTTP ${failure.status} is not transient` };
-      if (!idempotent && failure.status !== 429) return { retry: false, why: `${method} is not repeated after HTTP ${failure.status}` };
-      const wait = backoffMs(attempt, policy, random);
-      const after = parseRetryAfter(failure.retryAfter);
-      if (after !== undefined && after > policy.maxRetryAfterMs) return { retry: false, why: `Retry-After ${after} ms is longer than ${policy.maxRetryAfterMs} ms` };
-      return { retry: true, delayMs: Math.max(wait, after ?? 0), why: `HTTP ${failure.status}` };
-    }
-    case 'network': {
-      if (!RETRYABLE_CODES.has(failure.code)) return { retry: false, why: `${failure.code} is not transient` };
-      // A stale kept-alive socket: the request was never read. Send it again at once, on a new connection.
-      if (failure.reusedSocket && (failure.code === 'ECONNRESET' || failure.code === 'EPIPE')) return { retry: true, delayMs: 0, why: `stale kept-alive socket (${failure.code})` };
-      if (!idempotent && failure.code !== 'ECONNREFUSED') return { retry: false, why: `${method} is not repeated after ${failure.code}` };
-      return { retry: true, delayMs: backoffMs(attempt, policy, random), why: failure.code };
-    }
-    case 'timeout':
-      if (!idempotent) return { retry: false, why: `${method} is not repeated after a timeout` };
-      return { retry: true, delayMs: backoffMs(attempt, policy, random), why: `no answer within ${policy.timeoutMs} ms` };
-  }
+  const wait = backoffMs(attempt, policy, random);
+  if (failure.kind === 'status') return afterStatus(method, failure, idempotent, wait, policy);
+  if (failure.kind === 'network') return afterNetwork(method, failure, idempotent, wait);
+  if (!idempotent) return { retry: false, why: `${method} is not repeated after a timeout` };
+  return { retry: true, delayMs: wait, why: `no answer within ${policy.timeoutMs} ms` };
 }

@@ -102,6 +102,14 @@ async function connectAndSync(ctx: EngineContext, spec: TargetSpec, req: Checkou
   return syncOne(ctx, spec, req, kube);
 }
 
+function gateSources(ctx: EngineContext, spec: TargetSpec, state: TargetState): GateSource[] {
+  const floor = ctx.floor?.(spec.cluster);
+  const sources: GateSource[] = [{ from: 'tidegate.yaml', policy: spec.gate }];
+  if (state.gate && state.lastApplied) sources.push({ from: `tidegate.yaml at the last applied ${state.lastApplied.sha.slice(0, 12)}`, policy: state.gate });
+  if (floor) sources.push({ from: `the floor of cluster ${spec.cluster}`, policy: floor });
+  return sources;
+}
+
 /**
  * The target's gate: the strictest of its tidegate.yaml at this revision, at the last applied
  * revision (so a commit cannot lower the gate it is judged by) and the cluster's floor. Sign-offs
@@ -109,10 +117,7 @@ async function connectAndSync(ctx: EngineContext, spec: TargetSpec, req: Checkou
  */
 function gateOf(ctx: EngineContext, spec: TargetSpec, revision: Revision, url: string | undefined): (state: TargetState) => Promise<GateVerdict> {
   return async (state) => {
-    const floor = ctx.floor?.(spec.cluster);
-    const sources: GateSource[] = [{ from: 'tidegate.yaml', policy: spec.gate }];
-    if (state.gate && state.lastApplied) sources.push({ from: `tidegate.yaml at the last applied ${state.lastApplied.sha.slice(0, 12)}`, policy: state.gate });
-    if (floor) sources.push({ from: `the floor of cluster ${spec.cluster}`, policy: floor });
+    const sources = gateSources(ctx, spec, state);
     // The revision that runs now passed its sign-offs when it was applied: re-syncs of it are not held for them again.
     const gate = state.lastApplied?.sha === revision.sha ? signedOff(strictest(sources)) : strictest(sources);
     if (isOpen(gate)) return { approvals: [] };

@@ -1,0 +1,64 @@
+import type { SQSRecord } from 'aws-lambda';
+import { describe, expect, it } from 'vitest';
+import { LeaseBusyError } from '../apply/index.js';
+import { processSqsBatch } from './sqs-batch.js';
+
+const record = (id: string, group: string, receives = 1): SQSRecord =>
+  ({ messageId: id, receiptHandle: `rh-${id}`, body: JSON.stringify({ type: 'reload', cluster: id, bucket: 0 }), attributes: { MessageGroupId: group, ApproximateReceiveCount: String(receives) } }) as unknown as SQSRecord;
+
+/** Runs a batch whose messages behave as `plan` says (by message id), on a clock that advances per message. */
+async function run(records: SQSRecord[], plan: Record<string, 'ok' | 'fail' | 'busy' | 'slow'>, remainingAtStart = 60_000) {
+  let remaining = remainingAtStart;
+  const ran: string[] = [];
+  const returned: Array<[string[], number]> = [];
+  const deferred: string[] = [];
+  const res = await processSqsBatch(
+    records,
+    (msg, signal) => {
+      const id = (msg as { cluster: string }).cluster;
+      ran.push(id);
+      expect(signal.aborted).toBe(false);
+      remaining -= plan[id] === 'slow' ? 50_000 : 1_000;
+      if (plan[id] === 'fail') return Promise.reject(new Error('apiserver unreachable'));
+      if (plan[id] === 'busy') return Promise.reject(new LeaseBusyError(id, 'someone', '2026-01-01T00:00:00Z'));
+      return Promise.resolve();
+    },
+    {
+      remainingMs: () => remaining,
+      returnToQueue: (list, seconds) => Promise.resolve(void returned.push([list.map((r) => r.receiptHandle), seconds])),
+      onDeferred: (id) => void deferred.push(id),
+    },
+  );
+  return { failures: res.batchItemFailures.map((f) => f.itemIdentifier), ran, returned, deferred };
+}
+
+describe('an SQS FIFO batch, message by message', () => {
+  it('all done: nothing is handed back', async () => {
+    expect(await run([record('a', 'g1'), record('b', 'g2')], { a: 'ok', b: 'ok' })).toEqual({ failures: [], ran: ['a', 'b'], returned: [], deferred: [] });
+  });
+
+  it('a failure hands back its message (backoff by receive count) and the rest of its group, not other groups', async () => {
+    const out = await run([record('a', 'g1', 3), record('b', 'g1'), record('c', 'g2')], { a: 'fail', b: 'ok', c: 'ok' });
+    expect(out.ran).toEqual(['a', 'c']);
+    expect(out.failures).toEqual(['a', 'b']);
+    expect(out.returned).toEqual([[['rh-a'], 60], [['rh-b'], 0]]); // 15 s doubled per earlier receive
+  });
+
+  it('a busy target lease is not a failure: handed back with a short delay', async () => {
+    const out = await run([record('a', 'g1'), record('b', 'g2')], { a: 'busy', b: 'ok' });
+    expect(out.failures).toEqual(['a']);
+    expect(out.deferred).toEqual(['a']);
+    expect(out.returned).toEqual([[['rh-a'], 30]]);
+  });
+
+  it('a message that outlasts the invocation: the later ones are not started and become visible again at once', async () => {
+    const out = await run([record('a', 'g1'), record('b', 'g2'), record('c', 'g3')], { a: 'slow', b: 'ok', c: 'ok' }, 60_000);
+    expect(out.ran).toEqual(['a']);
+    expect(out.failures).toEqual(['b', 'c']);
+    expect(out.returned).toEqual([[['rh-b', 'rh-c'], 0]]);
+  });
+
+  it('backoff of a failing message is capped at 15 minutes', async () => {
+    expect((await run([record('a', 'g1', 12)], { a: 'fail' })).returned).toEqual([[['rh-a'], 900]]);
+  });
+});
