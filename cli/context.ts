@@ -23,14 +23,15 @@ export function localEngine(opts: LocalOptions, role = 'tidegate'): EngineContex
   const kubeconfig = opts.kubeconfig ?? settings.kubeconfig;
   const waitMs = opts.wait === undefined ? 60_000 : parseDuration(opts.wait);
   if (waitMs === undefined) throw new TidegateError('Usage', `--wait must be a duration such as 30s or 5m, not "${opts.wait ?? ''}"`);
+  const logger = jsonLogger(opts.verbose ? 'debug' : 'warn');
   return {
     lease: { holder: `${userInfo().username}@${hostname()} (${role})`, waitMs },
     settings,
-    connect: (alias) => Promise.resolve(new KubeClient(kubeConfigForAlias(kubeconfig, alias, opts.context))),
+    connect: (alias) => Promise.resolve(new KubeClient(kubeConfigForAlias(kubeconfig, alias, opts.context), undefined, { logger })),
     gitSource: (url) => ({ url, ...(settings.gitToken ? { token: settings.gitToken } : {}) }),
     github: githubClients(() => ({ apiUrl: settings.githubApiUrl, token: settings.gitToken })),
     trustedKeys: (names) => Promise.resolve(readTrustedKeys(settings.trustedKeysDir, names)),
-    logger: jsonLogger(opts.verbose ? 'debug' : 'warn'),
+    logger,
   };
 }
 

@@ -25,6 +25,10 @@ export async function statusCommand(target: string | undefined, args: LocalOptio
     if (rows.length === 0) io.out('no targets have been synced to this cluster yet\n');
     for (const { name, state } of rows) {
       const last = state.history.at(-1);
+      if (state.removed) {
+        io.out(`${name}: removed from tidegate.yaml at ${formatRevision(state.removed.revision)} (${state.removed.at}); history kept\n`);
+        continue;
+      }
       io.out(`${name}: ${last ? `${last.outcome} ${formatRevision(last.revision)} at ${last.startedAt}, health ${last.health}` : 'never synced'}; ${state.inventory.length} objects` +
         `${state.lastHealthy ? `; last healthy ${formatRevision(state.lastHealthy)}` : ''}${state.pin ? `; PINNED at ${formatRevision(state.pin.revision)} by ${state.pin.by}` : ''}${last?.error ? `\n  error: ${last.error}` : ''}\n`);
     }

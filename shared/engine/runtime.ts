@@ -46,9 +46,9 @@ export async function createRuntime(service: string, env: NodeJS.ProcessEnv = pr
   const open = async (alias: string): Promise<KubeClient> => {
     const cluster = settings.clusters[alias];
     if (!cluster) throw new TidegateError('UnknownCluster', `cluster alias "${alias}" is not in the deploy-time settings (clusters: ${Object.keys(settings.clusters).join(', ') || 'none'})`);
-    if ('eks' in cluster) return new KubeClient(await eks.auth(cluster.eks), () => eks.token(cluster.eks));
+    if ('eks' in cluster) return new KubeClient(await eks.auth(cluster.eks), () => eks.token(cluster.eks), { logger });
     const token = await secrets.get(cluster.token);
-    return new KubeClient(new EndpointAuth({ server: cluster.server, caPem: Buffer.from(cluster.caData, 'base64').toString('utf8'), token }));
+    return new KubeClient(new EndpointAuth({ server: cluster.server, caPem: Buffer.from(cluster.caData, 'base64').toString('utf8'), token }), undefined, { logger });
   };
   // One client per cluster for the life of the container: connections and discovery are reused.
   const connect = (alias: string): Promise<KubeClient> => {
