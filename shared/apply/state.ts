@@ -206,12 +206,12 @@ export async function updateTargetState(client: KubeClient, target: string, chan
   }
 }
 
-/** Every target state on a cluster owned by a repository (by its label), metadata and all. */
-export async function statesOfRepo(client: KubeClient, repo: string, signal?: AbortSignal): Promise<Array<{ target: string; state: TargetState }>> {
+/** Every target state on a cluster owned by a repository (by its label), with the ConfigMap's uid (the same object seen through two aliases has one). */
+export async function statesOfRepo(client: KubeClient, repo: string, signal?: AbortSignal): Promise<Array<{ target: string; uid: string; state: TargetState }>> {
   if (!client.resourceFor('v1', 'ConfigMap')) await client.discover(signal);
   const list = await client.list('v1', 'ConfigMap', { namespace: SYSTEM_NAMESPACE, labelSelector: `${STATE_REPO_LABEL}=${repoLabel(repo)}`, ...(signal ? { signal } : {}) });
   return list.flatMap((cm) => {
     const target = cm.metadata.labels?.[STATE_OF_LABEL];
-    return target ? [{ target, state: decodeState(target, cm) }] : [];
+    return target ? [{ target, uid: cm.metadata.uid ?? '', state: decodeState(target, cm) }] : [];
   });
 }

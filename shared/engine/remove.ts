@@ -13,24 +13,31 @@ export interface Removal {
 
 /**
  * Targets a repository owns on its clusters (the ones its tidegate.yaml names, and every alias the
- * shell knows) that this tidegate.yaml no longer declares. Pass only a configuration that loaded:
- * one that fails to load must never remove anything.
+ * shell knows) that this tidegate.yaml no longer declares there: removed, or moved to another
+ * cluster. A state is declared when it is the very object (same uid) found for a declared target
+ * through that target's alias, so two aliases of one cluster never make a target look moved.
+ * Pass only a configuration that loaded: one that fails to load must never remove anything.
  */
 export async function removedTargets(ctx: EngineContext, repo: string, config: TidegateConfig, signal?: AbortSignal): Promise<Removal[]> {
-  const declared = new Set(config.targets.map((t) => t.name));
   const aliases = [...new Set([...config.targets.map((t) => t.cluster), ...(ctx.clusters?.() ?? [])])];
-  const found: Removal[] = [];
-  for (const cluster of aliases) {
-    const client = await ctx.connect(cluster).catch((err: unknown) => {
+  const states = new Map<string, Awaited<ReturnType<typeof statesOfRepo>>>();
+  for (const alias of aliases) {
+    const client = await ctx.connect(alias).catch((err: unknown) => {
       if (err instanceof TidegateError && err.code === 'UnknownCluster') return undefined; // reported by the sync of the target naming it
       throw err;
     });
-    if (!client) continue;
-    for (const { target, state } of await statesOfRepo(client, repo, signal)) {
-      if (ownedBy(state, repo) && !state.removed && !declared.has(target)) found.push({ cluster, target });
+    if (client) states.set(alias, await statesOfRepo(client, repo, signal));
+  }
+  const declared = new Set(config.targets.flatMap((t) => (states.get(t.cluster) ?? []).filter((s) => s.target === t.name).map((s) => s.uid)));
+  // A target whose cluster cannot be reached here is never removed anywhere on its account.
+  const unplaced = new Set(config.targets.filter((t) => !states.has(t.cluster)).map((t) => t.name));
+  const found = new Map<string, Removal>();
+  for (const [cluster, list] of states) {
+    for (const { target, uid, state } of list) {
+      if (ownedBy(state, repo) && !state.removed && !declared.has(uid) && !unplaced.has(target) && !found.has(uid)) found.set(uid, { cluster, target });
     }
   }
-  return found;
+  return [...found.values()];
 }
 
 /**

@@ -45,7 +45,8 @@ async function fanOut(ctx: EngineContext, msg: PushMessage, queue: Queue): Promi
 async function removeOne(ctx: EngineContext, msg: RemoveMessage, signal?: AbortSignal): Promise<WorkOutcome> {
   const revision = await newestRevision(ctx, msg);
   const { config } = await configAt(ctx, msg.repo, revision);
-  if (config.targets.some((t) => t.name === msg.target)) return { kind: 'ignored', reason: `target ${msg.target} is declared again at ${revision.sha.slice(0, 12)}` };
+  const gone = await removedTargets(ctx, msg.repo, config, signal);
+  if (!gone.some((r) => r.cluster === msg.cluster && r.target === msg.target)) return { kind: 'ignored', reason: `target ${msg.target} is declared on cluster ${msg.cluster} again at ${revision.sha.slice(0, 12)}, or removed already` };
   const result = await removeTarget(ctx, { ...msg, revision, signal });
   return result ? { kind: 'synced', result } : { kind: 'ignored', reason: `target ${msg.target} is not this repository's, or was removed already` };
 }

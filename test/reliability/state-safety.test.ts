@@ -327,10 +327,12 @@ describe('bookkeeping that tells the truth', () => {
     expect(await data(name, 'a')).toEqual({ v: 'b' });
   });
 
-  it('a target removed from tidegate.yaml: its objects are pruned (prune: false keeps them) and its state archived; a broken tidegate.yaml removes nothing', async () => {
+  it('a target removed from tidegate.yaml: its objects are pruned (prune: false keeps them) and its state archived; a broken tidegate.yaml removes nothing; a second alias of the cluster removes nothing', async () => {
     const [keep, gone, kept] = [uniqueName('keep'), uniqueName('gone'), uniqueName('kept')];
     const repo = await gitopsRepo('removed');
-    const ctx = engineOn(direct);
+    // A second alias of the same cluster (through the proxy: another URL): what it lists is not a second copy to remove.
+    const other = proxied();
+    const ctx = engineOn(direct, { connect: (alias) => Promise.resolve(alias === 'other' ? other : direct), clusters: () => ['other', 'c'] });
     const queue = new MemoryQueue(async (msg, q) => void (await handleMessage(ctx, msg, q)), { maxAttempts: 1 });
     const push = async (sha: string) => {
       await queue.send([{ type: 'push', repo: repo.url, ref: 'refs/heads/main', sha, paths: null, reason: 'push' }]);
@@ -352,6 +354,7 @@ describe('bookkeeping that tells the truth', () => {
     expect(await data(gone, 'two')).toBeUndefined();
     expect(await data(kept, 'two')).toEqual({ v: '1' }); // prune: false
     expect(await data(keep, 'two')).toEqual({ v: '1' });
+    expect((await readTargetState(direct, keep)).removed).toBeUndefined();
     const archived = await readTargetState(direct, gone);
     expect(archived.removed).toEqual({ at: expect.any(String), revision: { ref: 'refs/heads/main', sha: c } });
     expect(archived.inventory).toEqual([]);
