@@ -12,7 +12,9 @@ export type Fault =
   /** The connection is destroyed without an answer (the client sees ECONNRESET). */
   | { reset: true }
   /** Forwarded after a delay. */
-  | { delayMs: number };
+  | { delayMs: number }
+  /** Forwarded and carried out by the apiserver, then the connection is destroyed instead of answering (a lost response). */
+  | { loseAnswer: true };
 
 export interface FaultRule {
   method?: string;
@@ -60,8 +62,8 @@ interface RuleState extends FaultRule {
 
 /**
  * An HTTPS proxy in front of the real kube-apiserver that injects faults by method and path on a
- * schedule: 429 with Retry-After, 5xx, connection resets, delays, and resets of connections that
- * sat idle. Everything else is forwarded as is (headers, bodies, the client's credentials).
+ * schedule: 429 with Retry-After, 5xx, connection resets, delays, answers lost after the apiserver
+ * acted, and resets of connections that sat idle. Everything else is forwarded as is (headers, bodies, the client's credentials).
  */
 export async function startFaultProxy(target: { server: string; caPem: string; certDir: string }): Promise<FaultProxy> {
   const rules: RuleState[] = [];
@@ -85,11 +87,16 @@ export async function startFaultProxy(target: { server: string; caPem: string; c
     return undefined;
   };
 
-  const forward = (req: IncomingMessage, res: ServerResponse, entry: ProxiedRequest): void => {
+  const forward = (req: IncomingMessage, res: ServerResponse, entry: ProxiedRequest, loseAnswer = false): void => {
     const out = request(
       { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers, ca: target.caPem },
       (answer) => {
         entry.status = answer.statusCode ?? 0;
+        if (loseAnswer) {
+          answer.resume();
+          answer.on('end', () => req.socket.destroy());
+          return;
+        }
         res.writeHead(answer.statusCode ?? 502, answer.headers);
         answer.pipe(res);
       },
@@ -124,7 +131,7 @@ export async function startFaultProxy(target: { server: string; caPem: string; c
       return;
     }
     if (fault && 'delayMs' in fault) await sleep(fault.delayMs);
-    forward(req, res, entry);
+    forward(req, res, entry, fault !== undefined && 'loseAnswer' in fault);
   };
 
   const server: Server = createServer(

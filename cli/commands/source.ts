@@ -20,6 +20,15 @@ export function localRevision(dir: string): Revision {
   }
 }
 
+/** The URL of a working tree's origin remote (the repository its targets belong to), when it has one. */
+export function originUrl(dir: string): string | undefined {
+  try {
+    return execFileSync('git', ['remote', 'get-url', 'origin'], { cwd: dir, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Runs a sync (or a dry-run diff) from --repo (a Git URL) or --dir (a local working tree, the default). */
 export function runSync(ctx: EngineContext, args: SourceArgs, target: string | undefined, dryRun: boolean): Promise<SyncResult[]> {
   if (args.repo) {
@@ -27,5 +36,5 @@ export function runSync(ctx: EngineContext, args: SourceArgs, target: string | u
     return syncRepo(ctx, { repo: args.repo, target, revision, dryRun });
   }
   const dir = resolve(args.dir ?? '.');
-  return syncCheckout(ctx, { config: loadConfig(dir), dir, revision: localRevision(dir), target, dryRun });
+  return syncCheckout(ctx, { config: loadConfig(dir), dir, revision: localRevision(dir), repo: originUrl(dir), target, dryRun });
 }

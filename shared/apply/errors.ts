@@ -1,5 +1,4 @@
-import { isTransient } from '../cluster/index.js';
-import { TidegateError, formatRef, type ObjectRef } from '../model/index.js';
+import { TidegateError, formatRef, isTransient, type ObjectRef } from '../model/index.js';
 
 /** One object the apiserver refused (or would refuse): the object, the file it came from, why. */
 export interface ObjectProblem {

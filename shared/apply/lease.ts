@@ -17,11 +17,17 @@ export interface LeaseOptions {
   waitMs: number;
   /** A holder that stops renewing for this long is taken to be dead, and its lease is taken over. */
   durationSeconds?: number;
+  /**
+   * How far the clocks of two writers may differ: another holder's lease is taken over only this
+   * long after it expired by its own renewTime (a clock ahead of the holder's must not steal it).
+   */
+  clockSkewSeconds?: number;
   signal?: AbortSignal | undefined;
   logger?: Logger | undefined;
 }
 
 export const DEFAULT_LEASE_SECONDS = 60;
+export const DEFAULT_CLOCK_SKEW_SECONDS = 120;
 
 /** Someone else is changing this target; the caller tries again later (the queue) or says who (CLI). */
 export class LeaseBusyError extends TidegateError {
@@ -30,10 +36,10 @@ export class LeaseBusyError extends TidegateError {
   }
 }
 
-/** The lease was taken over (this holder stopped renewing for longer than its duration): stop writing. */
+/** The lease was taken over, or could not be renewed before it ran out: stop writing. */
 export class LeaseLostError extends TidegateError {
-  constructor(target: string, holder: string) {
-    super('LeaseLost', `lost the lease of target ${target} to ${holder}; nothing more is written`);
+  constructor(target: string, why: string) {
+    super('LeaseLost', `lost the lease of target ${target} (${why}); nothing more is written`);
   }
 }
 
@@ -50,12 +56,15 @@ const specOf = (lease: KubeObject): LeaseSpec => (lease['spec'] ?? {}) as LeaseS
 /** MicroTime: RFC 3339 with six fraction digits. */
 const microTime = (d: Date): string => d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 
-/** Free (released or never renewed) or expired: its holder stopped renewing more than its duration ago. */
-export function isExpired(spec: LeaseSpec, now: Date): boolean {
+/**
+ * Free (released, or no holder), or expired: its holder stopped renewing more than its duration
+ * ago, by its renewTime, plus the clock skew allowed between writers.
+ */
+export function isExpired(spec: LeaseSpec, now: Date, clockSkewSeconds = DEFAULT_CLOCK_SKEW_SECONDS): boolean {
   if (!spec.holderIdentity) return true;
   const renewed = Date.parse(spec.renewTime ?? spec.acquireTime ?? '');
   if (Number.isNaN(renewed)) return true;
-  return renewed + (spec.leaseDurationSeconds ?? DEFAULT_LEASE_SECONDS) * 1000 < now.getTime();
+  return renewed + ((spec.leaseDurationSeconds ?? DEFAULT_LEASE_SECONDS) + clockSkewSeconds) * 1000 < now.getTime();
 }
 
 export interface HeldLease {
@@ -80,29 +89,42 @@ function leaseObject(target: string, holder: string, duration: number, spec: Lea
 
 const conflict = (err: unknown): boolean => err instanceof KubeApiError && err.isConflict;
 
+const getLease = (client: KubeClient, target: string, signal?: AbortSignal): Promise<KubeObject | undefined> => client.get('coordination.k8s.io/v1', 'Lease', SYSTEM_NAMESPACE, stateName(target), signal);
+
 /** One try: the lease, now ours; or the lease as another holds it. */
-async function tryAcquire(client: KubeClient, target: string, holder: string, duration: number, signal?: AbortSignal): Promise<{ mine: KubeObject } | { theirs: KubeObject | undefined }> {
+async function tryAcquire(client: KubeClient, target: string, holder: string, opts: LeaseOptions): Promise<{ mine: KubeObject } | { theirs: KubeObject | undefined }> {
+  const duration = opts.durationSeconds ?? DEFAULT_LEASE_SECONDS;
   const now = microTime(new Date());
   const fresh = leaseObject(target, holder, duration, { acquireTime: now, renewTime: now, leaseTransitions: 0 });
   try {
-    return { mine: await client.create(fresh, signal) };
+    return { mine: await client.create(fresh, opts.signal) };
   } catch (err) {
     if (err instanceof KubeApiError && err.isNotFound) {
-      await ensureSystemNamespace(client, signal);
-      return { mine: await client.create(fresh, signal) };
+      await ensureSystemNamespace(client, opts.signal);
+      return { mine: await client.create(fresh, opts.signal) };
     }
     if (!conflict(err)) throw err;
   }
-  const existing = await client.get('coordination.k8s.io/v1', 'Lease', SYSTEM_NAMESPACE, stateName(target), signal);
+  const existing = await getLease(client, target, opts.signal);
   if (!existing) return { theirs: undefined }; // released in between: try again at once
   const spec = specOf(existing);
-  if (!isExpired(spec, new Date())) return { theirs: existing };
-  const takeover = leaseObject(target, holder, duration, { acquireTime: now, renewTime: now, leaseTransitions: (spec.leaseTransitions ?? 0) + 1 }, existing.metadata.resourceVersion);
+  // Our own create, whose answer was lost and which was sent again: it is ours.
+  if (spec.holderIdentity === holder) return { mine: existing };
+  if (!isExpired(spec, new Date(), opts.clockSkewSeconds)) return { theirs: existing };
+  return takeOver(client, target, holder, existing, opts);
+}
+
+/** Takes over an expired lease (its holder is taken to be dead), unless someone else did first. */
+async function takeOver(client: KubeClient, target: string, holder: string, expired: KubeObject, opts: LeaseOptions): Promise<{ mine: KubeObject } | { theirs: undefined }> {
+  const now = microTime(new Date());
+  const spec = specOf(expired);
+  const takeover = leaseObject(target, holder, opts.durationSeconds ?? DEFAULT_LEASE_SECONDS, { acquireTime: now, renewTime: now, leaseTransitions: (spec.leaseTransitions ?? 0) + 1 }, expired.metadata.resourceVersion);
   try {
-    return { mine: await client.replace(takeover, signal) };
+    return { mine: await client.replace(takeover, opts.signal) };
   } catch (err) {
-    if (conflict(err) || (err instanceof KubeApiError && err.isNotFound)) return { theirs: undefined };
-    throw err;
+    if (!conflict(err) && !(err instanceof KubeApiError && err.isNotFound)) throw err;
+    const latest = await getLease(client, target, opts.signal);
+    return latest && specOf(latest).holderIdentity === holder ? { mine: latest } : { theirs: undefined };
   }
 }
 
@@ -112,17 +134,13 @@ async function tryAcquire(client: KubeClient, target: string, holder: string, du
  * The lease is renewed every third of its duration until released.
  */
 export async function acquireLease(client: KubeClient, target: string, opts: LeaseOptions): Promise<HeldLease> {
-  const duration = opts.durationSeconds ?? DEFAULT_LEASE_SECONDS;
   const holder = `${opts.holder}#${randomBytes(3).toString('hex')}`;
   if (!client.resourceFor('coordination.k8s.io/v1', 'Lease')) await client.discover(opts.signal);
   const deadline = Date.now() + opts.waitMs;
-  let current: KubeObject | undefined;
   for (let delay = 200; ; delay = Math.min(delay * 2, 2_000)) {
-    const got = await tryAcquire(client, target, holder, duration, opts.signal);
-    if ('mine' in got) {
-      current = got.mine;
-      break;
-    }
+    const renewedAt = Date.now();
+    const got = await tryAcquire(client, target, holder, opts);
+    if ('mine' in got) return holdLease(client, target, holder, got.mine, renewedAt, opts);
     if (got.theirs === undefined) continue;
     const spec = specOf(got.theirs);
     const left = deadline - Date.now();
@@ -130,41 +148,76 @@ export async function acquireLease(client: KubeClient, target: string, opts: Lea
     opts.logger?.info('waiting for the lease', { target, holder: spec.holderIdentity, since: spec.acquireTime });
     await sleep(Math.min(delay, left), undefined, opts.signal ? { signal: opts.signal } : {});
   }
-  return holdLease(client, target, holder, duration, current, opts.logger);
 }
 
-function holdLease(client: KubeClient, target: string, holder: string, duration: number, acquired: KubeObject, logger?: Logger): HeldLease {
-  const lost = new AbortController();
-  let current = acquired;
-  let renewing: Promise<void> = Promise.resolve();
-  const renew = async (): Promise<void> => {
-    const spec = specOf(current);
+/** Deletes the lease only while it is still ours (the last version we saw, or a newer one we wrote whose answer was lost). */
+async function deleteOwnLease(client: KubeClient, target: string, holder: string, last: KubeObject): Promise<void> {
+  const ref = { group: 'coordination.k8s.io', kind: 'Lease', namespace: SYSTEM_NAMESPACE, name: stateName(target), apiVersion: 'coordination.k8s.io/v1' };
+  const signal = AbortSignal.timeout(10_000);
+  for (let lease: KubeObject | undefined = last, tries = 0; lease && specOf(lease).holderIdentity === holder && tries < 3; tries++) {
+    const resourceVersion = lease.metadata.resourceVersion;
     try {
-      current = await client.replace(leaseObject(target, holder, duration, { ...spec, renewTime: microTime(new Date()) }, current.metadata.resourceVersion));
+      await client.delete(ref, { ...(resourceVersion ? { resourceVersion } : {}), signal });
+      return;
     } catch (err) {
-      const latest = conflict(err) ? await client.get('coordination.k8s.io/v1', 'Lease', SYSTEM_NAMESPACE, stateName(target)).catch(() => undefined) : undefined;
-      const other = latest ? specOf(latest).holderIdentity : undefined;
-      if (conflict(err) || isExpired(spec, new Date())) {
-        lost.abort(new LeaseLostError(target, other ?? 'another writer'));
+      if (!conflict(err)) throw err;
+      lease = await getLease(client, target, signal);
+    }
+  }
+}
+
+/**
+ * Keeps a lease: renewed every third of its duration (one renewal at a time, each bounded by that
+ * third). By this process's own clock the lease is valid until its duration has passed since the
+ * last renewal was sent; then `lost` aborts, before any other writer may take it over (they wait
+ * the duration plus the clock skew after the renewTime they read).
+ */
+function holdLease(client: KubeClient, target: string, holder: string, acquired: KubeObject, renewedAt: number, opts: LeaseOptions): HeldLease {
+  const duration = (opts.durationSeconds ?? DEFAULT_LEASE_SECONDS) * 1000;
+  const lost = new AbortController();
+  const stopRenewing = new AbortController();
+  let current = acquired;
+  let validUntil = renewedAt + duration;
+  let renewing: Promise<void> | undefined;
+  const expiry = setTimeout(() => lost.abort(new LeaseLostError(target, `not renewed within ${duration / 1000} s`)), duration);
+  expiry.unref();
+  const renewed = (lease: KubeObject, sentAt: number): void => {
+    current = lease;
+    validUntil = sentAt + duration;
+    expiry.refresh();
+  };
+  const renew = async (): Promise<void> => {
+    const sentAt = Date.now();
+    const signal = AbortSignal.any([stopRenewing.signal, AbortSignal.timeout(Math.floor(duration / 3))]);
+    try {
+      renewed(await client.replace(leaseObject(target, holder, duration / 1000, { ...specOf(current), renewTime: microTime(new Date()) }, current.metadata.resourceVersion), signal), sentAt);
+    } catch (err) {
+      if (stopRenewing.signal.aborted) return;
+      if (!conflict(err)) {
+        opts.logger?.warn('lease not renewed; trying again', { target, validForMs: validUntil - Date.now(), error: err instanceof Error ? err.message : String(err) });
         return;
       }
-      logger?.warn('lease not renewed; trying again', { target, error: err instanceof Error ? err.message : String(err) });
+      // A conflict: our own renewal whose answer was lost and was sent again, or another holder.
+      const latest = await getLease(client, target, signal).catch(() => undefined);
+      if (latest && specOf(latest).holderIdentity === holder) renewed(latest, sentAt);
+      else lost.abort(new LeaseLostError(target, `taken over by ${latest ? (specOf(latest).holderIdentity ?? 'nobody') : 'nobody (deleted)'}`));
     }
   };
   const timer = setInterval(() => {
-    renewing = renewing.then(renew).catch(() => undefined);
-  }, (duration * 1000) / 3);
+    if (renewing || lost.signal.aborted) return; // one renewal at a time
+    renewing = renew().catch(() => undefined).finally(() => (renewing = undefined));
+  }, duration / 3);
   timer.unref();
   return {
     lost: lost.signal,
     release: async () => {
       clearInterval(timer);
-      await renewing;
+      clearTimeout(expiry);
+      stopRenewing.abort();
+      await renewing?.catch(() => undefined);
       if (lost.signal.aborted) return;
-      // Deleted only if still as we left it; a lease that cannot be released expires on its own.
-      const ref = { group: 'coordination.k8s.io', kind: 'Lease', namespace: SYSTEM_NAMESPACE, name: stateName(target), apiVersion: 'coordination.k8s.io/v1' };
-      const resourceVersion = current.metadata.resourceVersion;
-      await client.delete(ref, { ...(resourceVersion ? { resourceVersion } : {}) }).catch((err: unknown) => logger?.warn('lease not released; it expires on its own', { target, error: err instanceof Error ? err.message : String(err) }));
+      lost.abort(new LeaseLostError(target, 'released'));
+      await deleteOwnLease(client, target, holder, current).catch((err: unknown) => opts.logger?.warn('lease not released; it expires on its own', { target, error: err instanceof Error ? err.message : String(err) }));
     },
   };
 }

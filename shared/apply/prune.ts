@@ -1,5 +1,5 @@
 import { KubeApiError, type KubeClient } from '../cluster/index.js';
-import { formatRef, type Change } from '../model/index.js';
+import { formatRef, type Change, type KubeObject } from '../model/index.js';
 import { mapLimit } from './concurrency.js';
 import { notAboutTheObject, type ObjectProblem } from './errors.js';
 import { entryRef, type InventoryEntry } from './state.js';
@@ -13,15 +13,34 @@ export interface PruneOutcome {
   problems: ObjectProblem[];
 }
 
-/** Deletes one object of the inventory if it is still ours and may go; what happened, or nothing when it is gone already. */
+/** Why a live object of the inventory is not pruned, if it is not. */
+function keptBecause(live: KubeObject, target: string): string | undefined {
+  if (!isOwnedBy(live, target)) return `not pruned: it no longer carries the owner labels of target ${target}`;
+  if (live.metadata.annotations?.[PRUNE_ANNOTATION] === 'disabled') return `not pruned: ${PRUNE_ANNOTATION} is disabled`;
+  return undefined;
+}
+
+/**
+ * Deletes one object of the inventory if it is still ours and may go; what happened, or nothing
+ * when it is gone already. The delete carries the resourceVersion that was checked: an object
+ * changed in between (another target's apply took it over) is checked again, never deleted unseen.
+ */
 async function pruneOne(entry: InventoryEntry, client: KubeClient, opts: { target: string; dryRun?: boolean; signal?: AbortSignal | undefined }): Promise<Change | undefined> {
   const ref = entryRef(entry);
-  const live = client.resourceFor(entry.v, ref.kind) ? await client.get(entry.v, ref.kind, ref.namespace || undefined, ref.name, opts.signal) : undefined;
-  if (!live || live.metadata.deletionTimestamp) return undefined;
-  if (!isOwnedBy(live, opts.target)) return { ref, action: 'skipped', reason: `not pruned: it no longer carries the owner labels of target ${opts.target}` };
-  if (live.metadata.annotations?.[PRUNE_ANNOTATION] === 'disabled') return { ref, action: 'skipped', reason: `not pruned: ${PRUNE_ANNOTATION} is disabled` };
-  const deleted = await client.delete({ ...ref, apiVersion: entry.v }, { propagationPolicy: 'Background', ...(opts.dryRun ? { dryRun: true } : {}), ...(opts.signal ? { signal: opts.signal } : {}) });
-  return deleted ? { ref, action: 'deleted' } : undefined;
+  if (!client.resourceFor(entry.v, ref.kind)) return undefined; // the kind is no longer served: nothing of it can exist
+  for (let tries = 1; ; tries++) {
+    const live = await client.get(entry.v, ref.kind, ref.namespace || undefined, ref.name, opts.signal);
+    if (!live || live.metadata.deletionTimestamp) return undefined;
+    const keep = keptBecause(live, opts.target);
+    if (keep) return { ref, action: 'skipped', reason: keep };
+    try {
+      const resourceVersion = live.metadata.resourceVersion;
+      const deleted = await client.delete({ ...ref, apiVersion: entry.v }, { propagationPolicy: 'Background', ...(resourceVersion ? { resourceVersion } : {}), ...(opts.dryRun ? { dryRun: true } : {}), ...(opts.signal ? { signal: opts.signal } : {}) });
+      return deleted ? { ref, action: 'deleted' } : undefined;
+    } catch (err) {
+      if (!(err instanceof KubeApiError && err.isConflict) || tries >= 3) throw err;
+    }
+  }
 }
 
 /**

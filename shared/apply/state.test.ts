@@ -47,12 +47,14 @@ describe('the state ConfigMap encoding', () => {
 describe('lease expiry', () => {
   const now = new Date('2026-11-30T12:00:00Z');
   it.each([
-    ['renewed 10 s ago, 60 s lease', { holderIdentity: 'a', leaseDurationSeconds: 60, renewTime: '2026-11-30T11:59:50.000000Z' }, false],
-    ['renewed 61 s ago', { holderIdentity: 'a', leaseDurationSeconds: 60, renewTime: '2026-11-30T11:58:59.000000Z' }, true],
-    ['no holder', { leaseDurationSeconds: 60, renewTime: '2026-11-30T11:59:59.000000Z' }, true],
-    ['acquired, never renewed, within the default 60 s', { holderIdentity: 'a', acquireTime: '2026-11-30T11:59:30.000000Z' }, false],
-    ['no times at all', { holderIdentity: 'a' }, true],
-  ])('%s: expired %s', (_name, spec, expired) => {
-    expect(isExpired(spec, now)).toBe(expired);
+    ['renewed 10 s ago, 60 s lease', { holderIdentity: 'a', leaseDurationSeconds: 60, renewTime: '2026-11-30T11:59:50.000000Z' }, 0, false],
+    ['renewed 61 s ago, clocks agree', { holderIdentity: 'a', leaseDurationSeconds: 60, renewTime: '2026-11-30T11:58:59.000000Z' }, 0, true],
+    ['renewed 61 s ago, 120 s of skew allowed (the default)', { holderIdentity: 'a', leaseDurationSeconds: 60, renewTime: '2026-11-30T11:58:59.000000Z' }, undefined, false],
+    ['renewed 181 s ago, 120 s of skew allowed', { holderIdentity: 'a', leaseDurationSeconds: 60, renewTime: '2026-11-30T11:56:59.000000Z' }, undefined, true],
+    ['no holder', { leaseDurationSeconds: 60, renewTime: '2026-11-30T11:59:59.000000Z' }, undefined, true],
+    ['acquired, never renewed, within the default 60 s', { holderIdentity: 'a', acquireTime: '2026-11-30T11:59:30.000000Z' }, 0, false],
+    ['no times at all', { holderIdentity: 'a' }, undefined, true],
+  ])('%s: expired %s', (_name, spec, skew, expired) => {
+    expect(isExpired(spec, now, skew)).toBe(expired);
   });
 });

@@ -4,7 +4,7 @@ import { KubeApiError, type KubeClient } from '../cluster/index.js';
 import type { GatePolicy } from '../config/index.js';
 import { TidegateError, parseRefKey, type Approval, type HistoryEntry, type KubeObject, type ObjectRef, type Pin, type Revision } from '../model/index.js';
 import { normaliseRepoUrl } from '../triggers/index.js';
-import { MANAGED_BY_LABEL, SYSTEM_NAMESPACE } from './owner.js';
+import { MANAGED_BY_LABEL, SYSTEM_NAMESPACE, canonicalJson } from './owner.js';
 
 /** One object tidegate applied for a target: its ref key, apiVersion and desired-state hash. */
 export interface InventoryEntry {
@@ -174,10 +174,15 @@ export async function writeTargetState(client: KubeClient, target: string, state
     const written = state.resourceVersion ? await client.replace(cm, signal) : await createState(client, cm, signal);
     return { ...state, resourceVersion: written.metadata.resourceVersion };
   } catch (err) {
-    if (err instanceof KubeApiError && (err.isConflict || (state.resourceVersion && err.isNotFound))) throw new StateConflictError(target, { cause: err });
-    throw err;
+    if (!(err instanceof KubeApiError && (err.isConflict || (state.resourceVersion && err.isNotFound)))) throw err;
+    // Our own write whose answer was lost, sent again by the client's retry: the content is already ours.
+    const now = await client.get('v1', 'ConfigMap', SYSTEM_NAMESPACE, stateName(target), signal);
+    if (now && sameContent(now, cm)) return { ...state, resourceVersion: now.metadata.resourceVersion };
+    throw new StateConflictError(target, { cause: err });
   }
 }
+
+const sameContent = (a: KubeObject, b: KubeObject): boolean => canonicalJson([a['data'] ?? {}, a['binaryData'] ?? {}]) === canonicalJson([b['data'] ?? {}, b['binaryData'] ?? {}]);
 
 async function createState(client: KubeClient, cm: KubeObject, signal?: AbortSignal): Promise<KubeObject> {
   try {

@@ -46,7 +46,7 @@ export class KubeApiError extends TidegateError {
   readonly causes: ReadonlyArray<{ field?: string; message?: string; reason?: string }>;
 
   constructor(status: number, reason: string, message: string, causes: KubeApiError['causes'] = []) {
-    super(`Kube${reason || status}`, message);
+    super(`Kube${reason || status}`, message, { transient: RETRYABLE_STATUS.has(status) && !isInvalidObject500(status, message) });
     this.status = status;
     this.reason = reason;
     this.causes = causes;
@@ -70,20 +70,13 @@ export class KubeApiError extends TidegateError {
 /** The apiserver could not be reached, or did not answer in time, after every retry. */
 export class KubeUnreachableError extends TidegateError {
   constructor(message: string, cause: unknown) {
-    super('KubeUnreachable', message, { cause });
+    super('KubeUnreachable', message, { cause, transient: true });
   }
 }
 
-/**
- * Whether an error may pass on its own (throttling, a server or network failing for now): the
- * queue should try the work again later, rather than record it as a failed sync.
- */
-export function isTransient(err: unknown): boolean {
-  if (err instanceof KubeApiError) return RETRYABLE_STATUS.has(err.status) && !isInvalidObject500(err.status, err.message);
-  return err instanceof KubeUnreachableError;
-}
-
 interface RequestOptions {
+  /** A POST whose repetition the caller recognises (creates that handle 409 on their own object). */
+  retryAsIdempotent?: boolean;
   body?: unknown;
   contentType?: string;
   accept?: string;
@@ -203,7 +196,7 @@ export class KubeClient {
     for (let attempt = 1; ; attempt++) {
       const failure = await this.attempt(method, url, payload, opts);
       if ('ok' in failure) return failure.ok as T;
-      const decision = opts.signal?.aborted ? ({ retry: false, why: 'aborted' } as const) : decide(method, failure.failure, attempt, this.retryPolicy);
+      const decision = opts.signal?.aborted ? ({ retry: false, why: 'aborted' } as const) : decide(opts.retryAsIdempotent ? 'PUT' : method, failure.failure, attempt, this.retryPolicy);
       if (!decision.retry) throw failure.error;
       this.retries++;
       this.opts.logger?.warn('apiserver request retried', { method, path: url.pathname, attempt, reason: decision.why, delayMs: decision.delayMs });
@@ -322,10 +315,14 @@ export class KubeClient {
     return items;
   }
 
-  /** Creates an object; a KubeApiError 409 (isConflict) when it exists already. */
+  /**
+   * Creates an object; a KubeApiError 409 (isConflict) when it exists already. Retried like an
+   * idempotent request, so a create whose answer was lost can come back 409 on its own object:
+   * callers tell their own object apart (a lease's holder, a state's content).
+   */
   async create(obj: KubeObject, signal?: AbortSignal): Promise<KubeObject> {
     const info = await this.requireResource(obj.apiVersion, obj.kind);
-    return this.request<KubeObject>('POST', KubeClient.path(info, obj.metadata.namespace), { body: obj, ...(signal ? { signal } : {}) });
+    return this.request<KubeObject>('POST', KubeClient.path(info, obj.metadata.namespace), { body: obj, retryAsIdempotent: true, ...(signal ? { signal } : {}) });
   }
 
   /** Replaces an object with a resourceVersion precondition (metadata.resourceVersion); 409 when it changed since. */

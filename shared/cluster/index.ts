@@ -1,3 +1,3 @@
-export { EndpointAuth, KubeApiError, KubeClient, KubeUnreachableError, groupVersionOf, isTransient, type ClusterAuth, type ResourceInfo } from './client.js';
+export { EndpointAuth, KubeApiError, KubeClient, KubeUnreachableError, groupVersionOf, type ClusterAuth, type ResourceInfo } from './client.js';
 export { DEFAULT_RETRY, backoffMs, decide, parseRetryAfter, type RetryPolicy } from './retry.js';
 export { EksAuth, TOKEN_EXPIRY_SECONDS, eksToken, type EksClusterRef, type EksConnectOptions } from './eks.js';

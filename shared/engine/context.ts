@@ -1,4 +1,7 @@
 import { hostname, userInfo } from 'node:os';
+import { TidegateError } from '../model/index.js';
+import { redactUrl } from '../source/index.js';
+import { normaliseRepoUrl } from '../triggers/index.js';
 import type { KubeClient } from '../cluster/index.js';
 import type { GatePolicy, LocalSettings } from '../config/index.js';
 import type { GitHub } from '../github/index.js';
@@ -32,13 +35,20 @@ export interface EngineContext {
    * Who writes target state here (a Lambda request id, user@host), and how long to wait for a
    * target's lease while another writer holds it. Default: user@host of this process, 30 s.
    */
-  lease?: { holder: string; waitMs: number; durationSeconds?: number };
+  lease?: { holder: string; waitMs: number; durationSeconds?: number; clockSkewSeconds?: number };
   /** Every cluster alias the shell knows (deploy-time settings), so targets removed from tidegate.yaml are found on clusters it no longer names. */
   clusters?: () => string[];
 }
 
 /** The lease options of a context, with the defaults. */
-export function leaseOf(ctx: Pick<EngineContext, 'lease'>): { holder: string; waitMs: number; durationSeconds?: number } {
+export function leaseOf(ctx: Pick<EngineContext, 'lease'>): NonNullable<EngineContext['lease']> {
   return ctx.lease ?? { holder: `${userInfo().username}@${hostname()}:${process.pid}`, waitMs: 30_000 };
 }
 
+
+/** A target name is owned by one repository per cluster: another repository's command may not touch it. */
+export function refuseOtherOwner(state: { repo?: string | undefined; removed?: unknown }, repo: string | undefined, target: string): void {
+  if (!state.repo || state.removed) return;
+  if (repo && normaliseRepoUrl(state.repo) === normaliseRepoUrl(repo)) return;
+  throw new TidegateError('TargetOwnedElsewhere', `target name ${target} is already used on this cluster by ${redactUrl(state.repo)}; ${repo ? 'target names are cluster-wide, rename one of them' : 'a working tree without that repository as its origin cannot change it (use --repo)'}`);
+}

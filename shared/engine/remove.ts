@@ -3,6 +3,8 @@ import type { TidegateConfig } from '../config/index.js';
 import { TidegateError, countChanges, type HistoryEntry, type Revision, type SyncResult } from '../model/index.js';
 import { normaliseRepoUrl } from '../triggers/index.js';
 import { leaseOf, type EngineContext } from './context.js';
+import { configAt } from './repo-config.js';
+import { resolveRevision } from '../source/index.js';
 
 const ownedBy = (state: { repo?: string | undefined }, repo: string): boolean => state.repo !== undefined && normaliseRepoUrl(state.repo) === normaliseRepoUrl(repo);
 
@@ -41,30 +43,55 @@ export async function removedTargets(ctx: EngineContext, repo: string, config: T
 }
 
 /**
- * A target left tidegate.yaml at `revision`: its objects are pruned (unless it was applied with
- * `prune: false`; objects with `tidegate.dev/prune: disabled` or without its labels stay) and its
- * state is kept as an archive, marked removed, with a last history entry. Holding its lease; a
- * target that another repository owns, or that was removed already, is left alone (undefined).
+ * The revision whose tidegate.yaml removes a target, checked again under the target's lease: the
+ * head of the branch the removal was decided at. Undefined when the head declares the target on
+ * that cluster again (a sync of it may have run in between).
  */
-export async function removeTarget(ctx: EngineContext, req: { repo: string; cluster: string; target: string; revision: Revision; signal?: AbortSignal | undefined }): Promise<SyncResult | undefined> {
+async function removedAtHead(ctx: EngineContext, req: RemoveRequest, signal: AbortSignal): Promise<Revision | undefined> {
+  if (!req.revision.ref.startsWith('refs/heads/')) return req.revision;
+  const head = await resolveRevision(ctx.gitSource(req.repo), { branch: req.revision.ref.slice('refs/heads/'.length) });
+  const { config } = await configAt(ctx, req.repo, head);
+  const gone = await removedTargets(ctx, req.repo, config, signal);
+  return gone.some((r) => r.cluster === req.cluster && r.target === req.target) ? head : undefined;
+}
+
+export interface RemoveRequest {
+  repo: string;
+  cluster: string;
+  target: string;
+  /** The revision whose tidegate.yaml no longer declares the target. */
+  revision: Revision;
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * A target left tidegate.yaml: holding its lease, and once the head of the branch is checked to
+ * still leave it out, its objects are pruned (unless it was applied with `prune: false`; objects
+ * with `tidegate.dev/prune: disabled` or without its labels stay) and its state is kept as an
+ * archive, marked removed, with a last history entry. A target that came back, that another
+ * repository owns, or that was removed already, is left alone (undefined).
+ */
+export async function removeTarget(ctx: EngineContext, req: RemoveRequest): Promise<SyncResult | undefined> {
   const client = await ctx.connect(req.cluster);
-  const startedAt = new Date().toISOString();
   return withLease(client, req.target, { ...leaseOf(ctx), signal: req.signal, logger: ctx.logger }, async (signal) => {
+    const startedAt = new Date().toISOString();
     const state = await readTargetState(client, req.target, signal);
     if (!ownedBy(state, req.repo) || state.removed) return undefined;
+    const revision = await removedAtHead(ctx, req, signal);
+    if (!revision) return undefined;
     const pruned = state.prune === false ? { changes: [], retained: [], problems: [] } : await prune(state.inventory, client, { target: req.target, signal });
     const failed = pruned.problems.length > 0;
     const result: SyncResult = {
-      target: req.target, revision: req.revision, outcome: failed ? 'failed' : 'applied', changeSet: { changes: pruned.changes }, health: { status: 'unknown', notReady: [] },
+      target: req.target, revision, outcome: failed ? 'failed' : 'applied', changeSet: { changes: pruned.changes }, health: { status: 'unknown', notReady: [] },
       startedAt, durationMs: Date.now() - Date.parse(startedAt), ...(failed ? { error: `removed from tidegate.yaml, not pruned yet: ${pruned.problems.map((p) => p.message).join('; ')}` } : {}),
     };
-    const entry: HistoryEntry = { revision: req.revision, kind: 'removal', outcome: result.outcome, health: 'unknown', counts: countChanges(result.changeSet), startedAt, durationMs: result.durationMs, ...(result.error ? { error: result.error } : {}) };
+    const entry: HistoryEntry = { revision, kind: 'removal', outcome: result.outcome, health: 'unknown', counts: countChanges(result.changeSet), startedAt, durationMs: result.durationMs, ...(result.error ? { error: result.error } : {}) };
     await writeTargetState(client, req.target, {
       ...state,
       inventory: pruned.retained,
       history: [...state.history, entry].slice(-HISTORY_LIMIT),
       // Marked removed once nothing is left to prune; what failed to delete is tried again by the next push or poll.
-      removed: failed ? undefined : { at: new Date().toISOString(), revision: req.revision },
+      removed: failed ? undefined : { at: new Date().toISOString(), revision },
     }, signal);
     ctx.logger?.info('target removed from tidegate.yaml', { target: req.target, cluster: req.cluster, deleted: pruned.changes.filter((c) => c.action === 'deleted').length, kept: pruned.retained.length });
     return result;

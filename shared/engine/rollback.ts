@@ -4,7 +4,7 @@ import { TidegateError, type HistoryEntry, type Revision, type SyncResult } from
 import { checkoutRevision, commitInfo } from '../source/index.js';
 import { loadConfig } from './config-file.js';
 import { headTarget } from './repo-config.js';
-import { leaseOf, type EngineContext } from './context.js';
+import { leaseOf, refuseOtherOwner, type EngineContext } from './context.js';
 import { syncTarget } from './target-sync.js';
 
 export interface RollbackRequest {
@@ -20,8 +20,8 @@ export interface RollbackRequest {
   signal?: AbortSignal | undefined;
 }
 
-/** Entries after which their revision ran on the cluster (applied, or already in place, or still rolling out). */
-const ran = (h: HistoryEntry): boolean => h.outcome === 'applied' || h.outcome === 'unchanged' || h.outcome === 'progressing';
+/** Entries after which their revision ran on the cluster (applied, or already in place, or still rolling out); a removal ran nothing. */
+const ran = (h: HistoryEntry): boolean => h.kind !== 'removal' && (h.outcome === 'applied' || h.outcome === 'unchanged' || h.outcome === 'progressing');
 
 /**
  * The revision a rollback goes to: one this target applied (a full SHA or a prefix of one in its
@@ -53,6 +53,7 @@ export async function rollback(ctx: EngineContext, req: RollbackRequest): Promis
   return syncTarget({
     spec, dir: checkout.dir, revision, client, settings: ctx.settings, signal: req.signal,
     commit: await commitInfo(src, revision.sha, ctx.settings.cacheDir),
+    repo: req.repo,
     rollback: { kind: req.kind ?? 'rollback', by: req.by, reason: req.reason ?? `rolled back to ${revision.sha.slice(0, 12)} by ${req.by}${forced ? ' (forced)' : ''}`, forced },
     lease: leaseOf(ctx),
     ...(ctx.logger ? { logger: ctx.logger } : {}),
@@ -65,8 +66,10 @@ export async function release(ctx: EngineContext, req: { repo: string; target: s
   let lifted = false;
   await withLease(client, req.target, { ...leaseOf(ctx), logger: ctx.logger }, (signal) =>
     updateTargetState(client, req.target, (state) => {
-      lifted = state.pin !== undefined;
-      return lifted ? { ...state, pin: undefined } : undefined;
+      refuseOtherOwner(state, req.repo, req.target);
+      if (!state.pin) return undefined;
+      lifted = true;
+      return { ...state, pin: undefined };
     }, signal));
   return lifted;
 }

@@ -50,7 +50,7 @@ export async function processSqsBatch(records: readonly SQSRecord[], handle: (ms
       notDone(record, 0);
     } else {
       try {
-        await handle(JSON.parse(record.body) as QueueMessage, AbortSignal.timeout(left - o.reserveMs));
+        await handle(JSON.parse(record.body) as QueueMessage, AbortSignal.timeout(Math.max(1, Math.floor(left - o.reserveMs))));
       } catch (err) {
         if (err instanceof LeaseBusyError) {
           opts.onDeferred?.(record.messageId, err.message);

@@ -52,9 +52,8 @@ export interface CheckoutSyncRequest {
 
 /**
  * Syncs one target, or all targets of a configuration in dependency order (a target whose
- * dependency failed in this run is not synced), and then, for all targets of a repository,
- * removes the targets it owns that the configuration no longer declares. Each result says what
- * happened; failures are results too.
+ * dependency failed in this run is not synced). Each result says what happened; failures are
+ * results too.
  */
 export async function syncCheckout(ctx: EngineContext, req: CheckoutSyncRequest): Promise<SyncResult[]> {
   let targets = orderTargets(req.config.targets);
@@ -75,13 +74,6 @@ export async function syncCheckout(ctx: EngineContext, req: CheckoutSyncRequest)
     const result = blocked.length > 0 ? notSynced(spec, req.revision, `not synced: dependency ${blocked.join(', ')} failed`) : await connectAndSync(ctx, spec, req, client);
     if (result.outcome === 'failed') failed.add(spec.name);
     results.push(result);
-  }
-  // A sync of the whole repository also removes what it owns and no longer declares.
-  if (req.target === undefined && req.repo && !req.dryRun) {
-    for (const gone of await removedTargets(ctx, req.repo, req.config, req.signal)) {
-      const removed = await removeTarget(ctx, { repo: req.repo, ...gone, revision: req.revision, signal: req.signal });
-      if (removed) results.push(removed);
-    }
   }
   return results;
 }
@@ -161,8 +153,19 @@ async function autoRollback(ctx: EngineContext, spec: TargetSpec, repo: string, 
   return back.outcome === 'failed' ? result : { ...result, rolledBackTo: lastHealthy };
 }
 
-/** Syncs from the GitOps repository: the requested commit (a webhook's SHA) or the head of main. */
+/**
+ * Syncs from the GitOps repository: the requested commit (a webhook's SHA) or the head of main.
+ * A sync of every target then removes the targets the repository owns that its tidegate.yaml no
+ * longer declares.
+ */
 export async function syncRepo(ctx: EngineContext, req: RepoSyncRequest): Promise<SyncResult[]> {
   const { revision, dir, config } = await configAt(ctx, req.repo, req.revision);
-  return syncCheckout(ctx, { config, dir, revision, repo: req.repo, target: req.target, ...(req.dryRun ? { dryRun: true } : {}), signal: req.signal });
+  const results = await syncCheckout(ctx, { config, dir, revision, repo: req.repo, target: req.target, ...(req.dryRun ? { dryRun: true } : {}), signal: req.signal });
+  // A sync of every target also removes what the repository owns and its tidegate.yaml no longer declares.
+  if (req.target !== undefined || req.dryRun) return results;
+  for (const gone of await removedTargets(ctx, req.repo, config, req.signal)) {
+    const removed = await removeTarget(ctx, { repo: req.repo, ...gone, revision, signal: req.signal });
+    if (removed) results.push(removed);
+  }
+  return results;
 }

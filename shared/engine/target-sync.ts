@@ -1,20 +1,19 @@
 import {
-  ApplyError, HISTORY_LIMIT, StateConflictError, applyPlan, plan, prepare, prune, readTargetState, updateTargetState, valueChanges, withLease, writeTargetState,
+  ApplyError, HISTORY_LIMIT, StateConflictError, applyPlan, encodeState, plan, prepare, prune, readTargetState, updateTargetState, valueChanges, withLease, writeTargetState,
   type InventoryEntry, type LeaseOptions, type ObjectProblem, type PlanItem, type PlanOptions, type TargetState,
 } from '../apply/index.js';
-import { isTransient, type KubeClient } from '../cluster/index.js';
+import type { KubeClient } from '../cluster/index.js';
 import { parseDuration, type LocalSettings, type TargetSpec } from '../config/index.js';
 import { waitForHealth, type HealthReport } from '../health/index.js';
 import {
-  TidegateError, countChanges, formatRevision, hasChanges, refKey,
+  ENTRY_LIMITS, TidegateError, clip, countChanges, formatRevision, isTransient, hasChanges, refKey,
   type Approval, type Change, type CommitInfo, type HistoryEntry, type KubeObject, type Revision, type SyncOutcome, type SyncResult,
 } from '../model/index.js';
 import { render, type RenderedObject } from '../render/index.js';
 import { silentLogger, type Logger } from '../telemetry/index.js';
 import { reloadPass, type ReloadStrategy } from '../reload/index.js';
 import type { GateVerdict } from '../gates/index.js';
-import { redactUrl } from '../source/index.js';
-import { normaliseRepoUrl } from '../triggers/index.js';
+import { refuseOtherOwner } from './context.js';
 
 export interface TargetSyncInput {
   spec: TargetSpec;
@@ -77,7 +76,18 @@ const RUNS = new Set<SyncOutcome>(['applied', 'unchanged', 'progressing']);
 /** Result building and recording for one sync. */
 class SyncRun {
   readonly started: Date;
-  state: TargetState = { inventory: [], history: [] };
+  private current: TargetState = { inventory: [], history: [] };
+  /** Every inventory id this sync has seen in the state (read, or added by it). */
+  readonly known = new Set<string>();
+
+  get state(): TargetState {
+    return this.current;
+  }
+
+  set state(state: TargetState) {
+    this.current = state;
+    for (const e of state.inventory) this.known.add(e.id);
+  }
 
   /** @param lost aborts when the lease is lost: from then on nothing is written */
   constructor(readonly input: TargetSyncInput, private readonly lost?: AbortSignal) {
@@ -113,8 +123,8 @@ class SyncRun {
     const rb = this.input.rollback;
     return {
       revision: this.input.revision, ...(this.input.commit ? { commit: this.input.commit } : {}), kind: rb?.kind ?? 'sync', outcome: res.outcome, health: res.health.status,
-      counts: countChanges(res.changeSet), startedAt: res.startedAt, durationMs: res.durationMs, ...(res.error ? { error: res.error } : {}), ...(rb ? { by: rb.by } : {}),
-      ...(rb?.forced ? { forced: true } : {}), ...(res.heldFor ? { heldFor: res.heldFor } : {}), ...(res.approvals?.length ? { approvals: res.approvals } : {}),
+      counts: countChanges(res.changeSet), startedAt: res.startedAt, durationMs: res.durationMs, ...(res.error ? { error: clip(res.error, ENTRY_LIMITS.error) } : {}), ...(rb ? { by: rb.by } : {}),
+      ...(rb?.forced ? { forced: true } : {}), ...(res.heldFor ? { heldFor: clip(res.heldFor, ENTRY_LIMITS.heldFor) } : {}), ...(res.approvals?.length ? { approvals: res.approvals } : {}),
     };
   }
 
@@ -127,9 +137,11 @@ class SyncRun {
     const { revision, spec, rollback: rb } = this.input;
     const runs = RUNS.has(res.outcome);
     const entry = this.entry(res);
+    const ours = new Set(inventory?.map((e) => e.id));
     return (state) => ({
       ...state,
-      inventory: inventory ?? state.inventory,
+      // Objects another writer listed since this sync read the state are kept: this sync never pruned them.
+      inventory: inventory ? [...inventory, ...state.inventory.filter((e) => !ours.has(e.id) && !this.known.has(e.id))] : state.inventory,
       history: [...state.history, entry].slice(-HISTORY_LIMIT),
       lastApplied: runs ? revision : state.lastApplied,
       lastHealthy: res.health.status === 'healthy' ? revision : state.lastHealthy,
@@ -156,6 +168,7 @@ class SyncRun {
       this.state = await writeTargetState(client, spec.name, change(this.state), signal);
     } catch (err) {
       if (!(err instanceof StateConflictError)) throw err;
+      if (this.lost?.aborted) throw this.lost.reason; // the lease ran out: the other writer is the one that may write
       (this.input.logger ?? silentLogger).warn('state changed by another writer; recording on top of it', { target: spec.name });
       this.state = await updateTargetState(client, spec.name, change, signal);
     }
@@ -252,9 +265,24 @@ async function reserveInventory(run: SyncRun, planned: Planned): Promise<void> {
   await run.save((state) => ({ ...state, inventory: mergeInventory(fresh, state.inventory), repo: state.repo ?? run.input.repo }));
 }
 
+/**
+ * The state this sync will record must fit its ConfigMap: checked before anything is applied,
+ * with every object's hash and the largest history entry it could add (StateTooLargeError).
+ */
+function assertStateFits(run: SyncRun, planned: Planned): void {
+  const { spec, revision } = run.input;
+  const long = (n: number): string => 'x'.repeat(n);
+  const largest: HistoryEntry = {
+    revision, commit: { author: long(ENTRY_LIMITS.commitAuthor), message: long(ENTRY_LIMITS.commitMessage) }, kind: 'sync', outcome: 'progressing', health: 'progressing',
+    counts: countChanges({ changes: [] }), startedAt: run.started.toISOString(), durationMs: 0, error: long(ENTRY_LIMITS.error), heldFor: long(ENTRY_LIMITS.heldFor),
+  };
+  encodeState(spec.name, { ...run.state, inventory: mergeInventory(run.state.inventory, inventoryOf(planned.items)), history: [...run.state.history, largest] });
+}
+
 /** Staged apply, prune, health, record (with the sign-offs that let the revision through). */
 async function applyTarget(run: SyncRun, planned: Planned, approvals: Approval[]): Promise<SyncResult> {
   const { spec, client, signal } = run.input;
+  assertStateFits(run, planned);
   await reserveInventory(run, planned);
   const outcome = await applyPlan(planned.items, client, { ...planned.planOpts, drift: spec.drift });
   const nsId = targetNamespaceId(spec);
@@ -286,8 +314,10 @@ async function applyTarget(run: SyncRun, planned: Planned, approvals: Approval[]
 function refusal(run: SyncRun): SyncResult | undefined {
   const { input, state } = run;
   // Two repositories declaring the same target name would prune each other's objects.
-  if (state.repo && !state.removed && input.repo && normaliseRepoUrl(state.repo) !== normaliseRepoUrl(input.repo)) {
-    return run.result('failed', [], NO_HEALTH, `target name ${input.spec.name} is already used on this cluster by ${redactUrl(state.repo)}; target names are cluster-wide, rename one of them`);
+  try {
+    refuseOtherOwner(state, input.repo, input.spec.name);
+  } catch (err) {
+    return run.result('failed', [], NO_HEALTH, err);
   }
   const pin = state.pin;
   if (pin && pin.revision.sha !== input.revision.sha && !input.rollback) {

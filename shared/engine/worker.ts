@@ -41,14 +41,10 @@ async function fanOut(ctx: EngineContext, msg: PushMessage, queue: Queue): Promi
   return { kind: 'fanned-out', targets: targets.map((t) => t.name) };
 }
 
-/** A target left tidegate.yaml: removed, unless the branch head declares it again. */
+/** A target left tidegate.yaml: removed (checked against the branch head under its lease). */
 async function removeOne(ctx: EngineContext, msg: RemoveMessage, signal?: AbortSignal): Promise<WorkOutcome> {
-  const revision = await newestRevision(ctx, msg);
-  const { config } = await configAt(ctx, msg.repo, revision);
-  const gone = await removedTargets(ctx, msg.repo, config, signal);
-  if (!gone.some((r) => r.cluster === msg.cluster && r.target === msg.target)) return { kind: 'ignored', reason: `target ${msg.target} is declared on cluster ${msg.cluster} again at ${revision.sha.slice(0, 12)}, or removed already` };
-  const result = await removeTarget(ctx, { ...msg, revision, signal });
-  return result ? { kind: 'synced', result } : { kind: 'ignored', reason: `target ${msg.target} is not this repository's, or was removed already` };
+  const result = await removeTarget(ctx, { ...msg, signal });
+  return result ? { kind: 'synced', result } : { kind: 'ignored', reason: `target ${msg.target} is declared on cluster ${msg.cluster} again, not this repository's, or removed already` };
 }
 
 /**
@@ -56,7 +52,7 @@ async function removeOne(ctx: EngineContext, msg: RemoveMessage, signal?: AbortS
  * commit or one after it. Webhooks arrive in any order and queues redeliver; a late or
  * out-of-order message then re-applies the newest commit instead of moving the target back.
  */
-async function newestRevision(ctx: EngineContext, msg: SyncMessage | RemoveMessage): Promise<SyncMessage['revision']> {
+async function newestRevision(ctx: EngineContext, msg: SyncMessage): Promise<SyncMessage['revision']> {
   if (!msg.revision.ref.startsWith('refs/heads/')) return msg.revision;
   return resolveRevision(ctx.gitSource(msg.repo), { branch: msg.revision.ref.slice('refs/heads/'.length) });
 }

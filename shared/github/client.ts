@@ -1,5 +1,5 @@
 import type { Octokit } from '@octokit/core';
-import { TidegateError } from '../model/index.js';
+import { TidegateError, clip } from '../model/index.js';
 
 /** owner/repo of a GitHub repository. */
 export interface RepoName {
@@ -22,8 +22,6 @@ export function apiUrlFor(repoUrl: string, configured?: string): string | undefi
   return /^(?:https:\/\/(?:[^@/]*@)?|[^@/]+@)github\.com[/:]/.test(repoUrl) ? 'https://api.github.com' : undefined;
 }
 
-/** GitHub's length limits (140 for status descriptions, 65535 for a check run summary), with an ellipsis. */
-const clip = (text: string, max: number): string => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
 
 export interface MergedPullRequest {
   number: number;
@@ -201,6 +199,8 @@ export class GitHub {
 
   private failed(what: string, err: unknown): TidegateError {
     const status = (err as { status?: number }).status;
-    return new TidegateError('GitHubFailed', `GitHub: cannot ${what}${status ? ` (HTTP ${status})` : ''}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    // No status: the request never got an answer (a reset, a timeout); 429 and 5xx: GitHub is throttling or failing for now.
+    const transient = status === undefined || status === 429 || status >= 500;
+    return new TidegateError('GitHubFailed', `GitHub: cannot ${what}${status ? ` (HTTP ${status})` : ''}: ${err instanceof Error ? err.message : String(err)}`, { cause: err, transient });
   }
 }

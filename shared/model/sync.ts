@@ -8,6 +8,12 @@ export interface Revision {
   sha: string;
 }
 
+/** Text cut to a length limit (GitHub's fields, history entries), ending in an ellipsis when cut. */
+export const clip = (text: string, max: number): string => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
+
+/** Bounds of what one history entry may carry: the state of a target must fit one ConfigMap. */
+export const ENTRY_LIMITS = { commitAuthor: 200, commitMessage: 200, error: 2000, heldFor: 1000 } as const;
+
 export const formatRevision = (r: Revision): string => (r.ref ? `${r.ref.replace(/^refs\/(heads|tags)\//, '')}@${r.sha.slice(0, 12)}` : r.sha.slice(0, 12));
 
 /** A request to bring one target to one revision (what the queue carries). */

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import git from 'isomorphic-git';
 import http from 'isomorphic-git/http/node';
 import semver from 'semver';
-import { TidegateError, type CommitInfo, type Revision } from '../model/index.js';
+import { ENTRY_LIMITS, TidegateError, clip, type CommitInfo, type Revision } from '../model/index.js';
 import type { SourceRef } from '../config/index.js';
 
 export interface GitSource {
@@ -198,7 +198,7 @@ export async function fetchTagObject(src: GitSource, cacheDir: string, tagRef: s
 export async function commitInfo(src: GitSource, sha: string, cacheDir: string): Promise<CommitInfo | undefined> {
   try {
     const { commit } = await git.readCommit({ fs, gitdir: cachedGitdir(src, cacheDir), oid: sha });
-    return { author: `${commit.author.name} <${commit.author.email}>`, message: commit.message.split('\n')[0] ?? '' };
+    return { author: clip(`${commit.author.name} <${commit.author.email}>`, ENTRY_LIMITS.commitAuthor), message: clip(commit.message.split('\n')[0] ?? '', ENTRY_LIMITS.commitMessage) };
   } catch {
     return undefined;
   }

@@ -38,7 +38,7 @@ const manyConfigMaps = (count: number, value: string): Record<string, string> =>
 };
 
 // A short lease: the sync cut off by the outage cannot release its lease, so the next one waits for it to expire.
-const engineOn = (client: KubeClient): EngineContext => ({ settings: localSettings(), connect: () => Promise.resolve(client), gitSource: (url) => ({ url }), lease: { holder: 'faults-test', waitMs: 30_000, durationSeconds: 5 } });
+const engineOn = (client: KubeClient): EngineContext => ({ settings: localSettings(), connect: () => Promise.resolve(client), gitSource: (url) => ({ url }), lease: { holder: 'faults-test', waitMs: 30_000, durationSeconds: 5, clockSkewSeconds: 0 } });
 
 /** Every object in the namespace is listed in the inventory: nothing can be orphaned. */
 function expectInventoryCovers(state: TargetState, live: KubeObject[]): void {
