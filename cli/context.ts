@@ -15,6 +15,9 @@ export interface LocalOptions {
   verbose?: boolean;
   /** How long to wait for a target another writer is changing (a duration; default 60s). */
   wait?: string | undefined;
+  /** The GitOps repository and the branch it tracks (--repo, --branch; default main). */
+  repo?: string | undefined;
+  branch?: string | undefined;
 }
 
 /** The engine wired for a local run: cluster aliases are kubeconfig contexts; `role` names this writer in target leases. */
@@ -26,6 +29,7 @@ export function localEngine(opts: LocalOptions, role = 'tidegate'): EngineContex
   const logger = jsonLogger(opts.verbose ? 'debug' : 'warn');
   return {
     lease: { holder: `${userInfo().username}@${hostname()} (${role})`, waitMs },
+    ...(opts.repo ? { repositories: [{ url: opts.repo, branch: opts.branch ?? 'main' }] } : {}),
     settings,
     connect: (alias) => Promise.resolve(new KubeClient(kubeConfigForAlias(kubeconfig, alias, opts.context), undefined, { logger })),
     gitSource: (url) => ({ url, ...(settings.gitToken ? { token: settings.gitToken } : {}) }),

@@ -30,7 +30,8 @@ Commands:
 
 Source (sync, diff):   --dir <path>   a local working tree (default: .)
 (rollback, release, approve, history, recover need --repo)
-                       --repo <url>   the GitOps repository; --revision <sha> an exact commit of main
+                       --repo <url>   the GitOps repository; --branch <name> the branch it tracks (main);
+                       --revision <sha> an exact commit of that branch
 Cluster:               --kubeconfig <file>  --context <name>   (a target's cluster alias selects the
                        kubeconfig context of that name when there is one, else the current context)
 Dev server:            --repo <url> [--branch main] [--port 8080] [--poll 1m] [--webhook-secret <s>]

@@ -17,6 +17,7 @@ export async function handler(event: SQSEvent, context: Context): Promise<SQSBat
     {
       remainingMs: () => context.getRemainingTimeInMillis(),
       returnToQueue: (records, seconds) => rt.queue.returnToQueue(records.map((r) => r.receiptHandle), seconds),
+      requeue: (messages) => rt.queue.send(messages),
       onError: (id, err) => rt.logger.error('message failed', { messageId: id, error: err instanceof Error ? err.message : String(err) }),
       onDeferred: (id, reason) => rt.logger.info('message handed back to the queue', { messageId: id, reason }),
     },

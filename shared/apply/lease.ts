@@ -32,14 +32,14 @@ export const DEFAULT_CLOCK_SKEW_SECONDS = 120;
 /** Someone else is changing this target; the caller tries again later (the queue) or says who (CLI). */
 export class LeaseBusyError extends TidegateError {
   constructor(readonly target: string, readonly holder: string, readonly since: string) {
-    super('LeaseBusy', `target ${target} is being changed by ${holder} since ${since}; try again when it is done`);
+    super('LeaseBusy', `target ${target} is being changed by ${holder} since ${since}; try again when it is done`, { transient: true });
   }
 }
 
 /** The lease was taken over, or could not be renewed before it ran out: stop writing. */
 export class LeaseLostError extends TidegateError {
   constructor(target: string, why: string) {
-    super('LeaseLost', `lost the lease of target ${target} (${why}); nothing more is written`);
+    super('LeaseLost', `lost the lease of target ${target} (${why}); nothing more is written`, { transient: true });
   }
 }
 
@@ -138,10 +138,10 @@ export async function acquireLease(client: KubeClient, target: string, opts: Lea
   if (!client.resourceFor('coordination.k8s.io/v1', 'Lease')) await client.discover(opts.signal);
   const deadline = Date.now() + opts.waitMs;
   for (let delay = 200; ; delay = Math.min(delay * 2, 2_000)) {
-    const renewedAt = Date.now();
     const got = await tryAcquire(client, target, holder, opts);
-    if ('mine' in got) return holdLease(client, target, holder, got.mine, renewedAt, opts);
-    if (got.theirs === undefined) continue;
+    const mine = 'mine' in got ? await fresh(client, target, holder, got.mine, opts) : undefined;
+    if (mine) return holdLease(client, target, holder, mine, opts);
+    if (!('theirs' in got) || got.theirs === undefined) continue;
     const spec = specOf(got.theirs);
     const left = deadline - Date.now();
     if (left <= 0) throw new LeaseBusyError(target, spec.holderIdentity ?? 'unknown', spec.acquireTime ?? 'unknown');
@@ -153,7 +153,7 @@ export async function acquireLease(client: KubeClient, target: string, opts: Lea
 /** Deletes the lease only while it is still ours (the last version we saw, or a newer one we wrote whose answer was lost). */
 async function deleteOwnLease(client: KubeClient, target: string, holder: string, last: KubeObject): Promise<void> {
   const ref = { group: 'coordination.k8s.io', kind: 'Lease', namespace: SYSTEM_NAMESPACE, name: stateName(target), apiVersion: 'coordination.k8s.io/v1' };
-  const signal = AbortSignal.timeout(10_000);
+  const signal = AbortSignal.timeout(3_000);
   for (let lease: KubeObject | undefined = last, tries = 0; lease && specOf(lease).holderIdentity === holder && tries < 3; tries++) {
     const resourceVersion = lease.metadata.resourceVersion;
     try {
@@ -166,31 +166,53 @@ async function deleteOwnLease(client: KubeClient, target: string, holder: string
   }
 }
 
+/** When this holder last renewed a lease, by its own clock (the renewTime it wrote). */
+const renewedAt = (lease: KubeObject): number => Date.parse(specOf(lease).renewTime ?? '') || 0;
+
+/**
+ * A lease just acquired, renewed once more if acquiring it took a good part of its duration (a
+ * create answered late, throttled retries): others judge it by the renewTime it carries. Undefined
+ * when, meanwhile, someone else took it over.
+ */
+async function fresh(client: KubeClient, target: string, holder: string, lease: KubeObject, opts: LeaseOptions): Promise<KubeObject | undefined> {
+  const duration = (opts.durationSeconds ?? DEFAULT_LEASE_SECONDS) * 1000;
+  if (renewedAt(lease) + duration / 3 > Date.now()) return lease;
+  try {
+    return await client.replace(leaseObject(target, holder, duration / 1000, { ...specOf(lease), renewTime: microTime(new Date()) }, lease.metadata.resourceVersion), opts.signal);
+  } catch (err) {
+    if (!conflict(err) && !(err instanceof KubeApiError && err.isNotFound)) throw err;
+    const latest = await getLease(client, target, opts.signal);
+    return latest && specOf(latest).holderIdentity === holder && renewedAt(latest) + duration / 3 > Date.now() ? latest : undefined;
+  }
+}
+
 /**
  * Keeps a lease: renewed every third of its duration (one renewal at a time, each bounded by that
  * third). By this process's own clock the lease is valid until its duration has passed since the
  * last renewal was sent; then `lost` aborts, before any other writer may take it over (they wait
  * the duration plus the clock skew after the renewTime they read).
  */
-function holdLease(client: KubeClient, target: string, holder: string, acquired: KubeObject, renewedAt: number, opts: LeaseOptions): HeldLease {
+function holdLease(client: KubeClient, target: string, holder: string, acquired: KubeObject, opts: LeaseOptions): HeldLease {
   const duration = (opts.durationSeconds ?? DEFAULT_LEASE_SECONDS) * 1000;
   const lost = new AbortController();
   const stopRenewing = new AbortController();
   let current = acquired;
-  let validUntil = renewedAt + duration;
+  let validUntil = 0;
   let renewing: Promise<void> | undefined;
-  const expiry = setTimeout(() => lost.abort(new LeaseLostError(target, `not renewed within ${duration / 1000} s`)), duration);
-  expiry.unref();
-  const renewed = (lease: KubeObject, sentAt: number): void => {
+  let expiry: NodeJS.Timeout | undefined;
+  // Valid until its duration has passed since the renewTime it carries (written by this holder's clock).
+  const renewed = (lease: KubeObject): void => {
     current = lease;
-    validUntil = sentAt + duration;
-    expiry.refresh();
+    validUntil = renewedAt(lease) + duration;
+    clearTimeout(expiry);
+    expiry = setTimeout(() => lost.abort(new LeaseLostError(target, `not renewed within ${duration / 1000} s`)), Math.max(0, validUntil - Date.now()));
+    expiry.unref();
   };
+  renewed(acquired);
   const renew = async (): Promise<void> => {
-    const sentAt = Date.now();
     const signal = AbortSignal.any([stopRenewing.signal, AbortSignal.timeout(Math.floor(duration / 3))]);
     try {
-      renewed(await client.replace(leaseObject(target, holder, duration / 1000, { ...specOf(current), renewTime: microTime(new Date()) }, current.metadata.resourceVersion), signal), sentAt);
+      renewed(await client.replace(leaseObject(target, holder, duration / 1000, { ...specOf(current), renewTime: microTime(new Date()) }, current.metadata.resourceVersion), signal));
     } catch (err) {
       if (stopRenewing.signal.aborted) return;
       if (!conflict(err)) {
@@ -199,7 +221,7 @@ function holdLease(client: KubeClient, target: string, holder: string, acquired:
       }
       // A conflict: our own renewal whose answer was lost and was sent again, or another holder.
       const latest = await getLease(client, target, signal).catch(() => undefined);
-      if (latest && specOf(latest).holderIdentity === holder) renewed(latest, sentAt);
+      if (latest && specOf(latest).holderIdentity === holder) renewed(latest);
       else lost.abort(new LeaseLostError(target, `taken over by ${latest ? (specOf(latest).holderIdentity ?? 'nobody') : 'nobody (deleted)'}`));
     }
   };

@@ -1,5 +1,6 @@
-import { KubeApiError, type KubeClient } from '../cluster/index.js';
-import { formatRef, type Change, type KubeObject } from '../model/index.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { KubeApiError, groupVersionOf, type KubeClient } from '../cluster/index.js';
+import { formatRef, type Change, type KubeObject, type ObjectRef } from '../model/index.js';
 import { mapLimit } from './concurrency.js';
 import { notAboutTheObject, type ObjectProblem } from './errors.js';
 import { entryRef, type InventoryEntry } from './state.js';
@@ -20,27 +21,36 @@ function keptBecause(live: KubeObject, target: string): string | undefined {
   return undefined;
 }
 
+/** Deletes an object only as it was seen (its resourceVersion as precondition); false when it is gone. */
+const deleteAsSeen = (client: KubeClient, ref: ObjectRef & { apiVersion: string }, live: KubeObject, opts: { dryRun?: boolean; signal?: AbortSignal | undefined }): Promise<boolean> =>
+  client.delete(ref, { propagationPolicy: 'Background', resourceVersion: live.metadata.resourceVersion ?? '', dryRun: opts.dryRun ?? false, ...(opts.signal ? { signal: opts.signal } : {}) });
+
 /**
- * Deletes one object of the inventory if it is still ours and may go; what happened, or nothing
- * when it is gone already. The delete carries the resourceVersion that was checked: an object
- * changed in between (another target's apply took it over) is checked again, never deleted unseen.
+ * Deletes one object of the inventory if it is still ours and may go: what happened (nothing when
+ * it is gone already), and whether its entry stays in the inventory. The object is looked up by
+ * any version its kind is served in (an inventory entry may name one the cluster dropped). The
+ * delete carries the resourceVersion that was checked: an object changed in between (another
+ * target's apply took it over) is checked again, never deleted unseen; one that keeps changing is
+ * left for the next sync.
  */
-async function pruneOne(entry: InventoryEntry, client: KubeClient, opts: { target: string; dryRun?: boolean; signal?: AbortSignal | undefined }): Promise<Change | undefined> {
+async function pruneOne(entry: InventoryEntry, client: KubeClient, opts: { target: string; dryRun?: boolean; signal?: AbortSignal | undefined }): Promise<{ change?: Change; retain?: boolean }> {
   const ref = entryRef(entry);
-  if (!client.resourceFor(entry.v, ref.kind)) return undefined; // the kind is no longer served: nothing of it can exist
-  for (let tries = 1; ; tries++) {
-    const live = await client.get(entry.v, ref.kind, ref.namespace || undefined, ref.name, opts.signal);
-    if (!live || live.metadata.deletionTimestamp) return undefined;
+  const info = client.resourceFor(entry.v, ref.kind) ?? client.resourceForGroupKind(ref.group, ref.kind);
+  if (!info) return {}; // the kind is no longer served at all: nothing of it can exist
+  const apiVersion = groupVersionOf(info);
+  for (let tries = 1; tries <= 5; tries++) {
+    const live = await client.get(apiVersion, ref.kind, ref.namespace || undefined, ref.name, opts.signal);
+    if (!live || live.metadata.deletionTimestamp) return {};
     const keep = keptBecause(live, opts.target);
-    if (keep) return { ref, action: 'skipped', reason: keep };
+    if (keep) return { change: { ref, action: 'skipped', reason: keep } };
     try {
-      const resourceVersion = live.metadata.resourceVersion;
-      const deleted = await client.delete({ ...ref, apiVersion: entry.v }, { propagationPolicy: 'Background', ...(resourceVersion ? { resourceVersion } : {}), ...(opts.dryRun ? { dryRun: true } : {}), ...(opts.signal ? { signal: opts.signal } : {}) });
-      return deleted ? { ref, action: 'deleted' } : undefined;
+      return (await deleteAsSeen(client, { ...ref, apiVersion }, live, opts)) ? { change: { ref, action: 'deleted' } } : {};
     } catch (err) {
-      if (!(err instanceof KubeApiError && err.isConflict) || tries >= 3) throw err;
+      if (!(err instanceof KubeApiError && err.isConflict)) throw err;
+      await sleep(50 * 2 ** tries, undefined, opts.signal ? { signal: opts.signal } : {});
     }
   }
+  return { change: { ref, action: 'skipped', reason: 'not pruned yet: it kept changing while it was checked; the next sync tries again' }, retain: true };
 }
 
 /**
@@ -53,8 +63,9 @@ export async function prune(stale: readonly InventoryEntry[], client: KubeClient
   const one = async (entry: InventoryEntry): Promise<void> => {
     const ref = entryRef(entry);
     try {
-      const change = await pruneOne(entry, client, opts);
+      const { change, retain } = await pruneOne(entry, client, opts);
       if (change) out.changes.push(change);
+      if (retain) out.retained.push(entry);
     } catch (err) {
       if (err instanceof KubeApiError && err.isNotFound) return;
       if (notAboutTheObject(err, opts.signal)) throw err;

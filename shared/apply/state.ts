@@ -58,7 +58,7 @@ export const STATE_LIMIT = 1024 * 1024 - 64 * 1024;
 /** The state ConfigMap of a target changed since it was read (another writer), or exists though it was absent. */
 export class StateConflictError extends TidegateError {
   constructor(target: string, options?: { cause?: unknown }) {
-    super('StateConflict', `the state of target ${target} was changed by another writer since it was read`, options);
+    super('StateConflict', `the state of target ${target} was changed by another writer since it was read`, { ...options, transient: true });
   }
 }
 

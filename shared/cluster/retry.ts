@@ -1,3 +1,5 @@
+import { NETWORK_ERROR_CODES } from '../model/index.js';
+
 /**
  * When a failed apiserver request is tried again, and after how long. Pure functions: the client
  * (client.ts) feeds them what happened, tests feed them tables.
@@ -20,8 +22,6 @@ export const DEFAULT_RETRY: RetryPolicy = { attempts: 6, baseMs: 200, maxMs: 8_0
 /** Answers worth asking again: throttling and the server (or a proxy in front of it) failing for now. */
 export const RETRYABLE_STATUS: ReadonlySet<number> = new Set([429, 500, 502, 503, 504]);
 
-/** Socket errors of a network that lets a connection down; a later try may well get through. */
-export const RETRYABLE_CODES: ReadonlySet<string> = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ECONNABORTED', 'UND_ERR_SOCKET']);
 
 /**
  * 500s the apiserver answers for a request that can never succeed: server-side apply of an object
@@ -64,7 +64,7 @@ function afterStatus(method: string, failure: Extract<Failure, { kind: 'status' 
 }
 
 function afterNetwork(method: string, failure: Extract<Failure, { kind: 'network' }>, idempotent: boolean, wait: number): Decision {
-  if (!RETRYABLE_CODES.has(failure.code)) return { retry: false, why: `${failure.code} is not transient` };
+  if (!NETWORK_ERROR_CODES.has(failure.code)) return { retry: false, why: `${failure.code} is not transient` };
   // A stale kept-alive socket: the request was never read. Send it again at once, on a new connection.
   if (failure.reusedSocket && (failure.code === 'ECONNRESET' || failure.code === 'EPIPE')) return { retry: true, delayMs: 0, why: `stale kept-alive socket (${failure.code})` };
   if (!idempotent && failure.code !== 'ECONNREFUSED') return { retry: false, why: `${method} is not repeated after ${failure.code}` };

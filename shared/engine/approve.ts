@@ -3,15 +3,18 @@ import type { KubeClient } from '../cluster/index.js';
 import type { TargetSpec } from '../config/index.js';
 import { repoName, type GitHub, type RepoName } from '../github/index.js';
 import { TidegateError, type ApproveMessage, type Approval, type SyncMessage, type SyncResult } from '../model/index.js';
-import { leaseOf, type EngineContext } from './context.js';
+import { leaseOf, refuseOtherOwner, type EngineContext } from './context.js';
 import { configAt, headTarget } from './repo-config.js';
 import type { Queue } from './queue.js';
 import { syncRepo } from './sync.js';
 
-/** Adds a manual approval to a target's state (one per person and revision), holding the target's lease. */
-async function recordApproval(ctx: EngineContext, client: KubeClient, target: string, approval: Approval): Promise<void> {
-  await withLease(client, target, { ...leaseOf(ctx), logger: ctx.logger }, (signal) =>
-    updateTargetState(client, target, (state) => ({ ...state, approvals: [...(state.approvals ?? []).filter((a) => !(a.sha === approval.sha && a.by === approval.by)), approval] }), signal));
+/** Adds a manual approval to a target's state (one per person and revision), holding the target's lease; never to another repository's target. */
+async function recordApproval(ctx: EngineContext, client: KubeClient, repo: string, target: string, approval: Approval, signal?: AbortSignal): Promise<void> {
+  await withLease(client, target, { ...leaseOf(ctx), logger: ctx.logger, signal }, (leased) =>
+    updateTargetState(client, target, (state) => {
+      refuseOtherOwner(state, repo, target);
+      return { ...state, approvals: [...(state.approvals ?? []).filter((a) => !(a.sha === approval.sha && a.by === approval.by)), approval] };
+    }, leased));
   ctx.logger?.info('approved', { target, revision: approval.sha, by: approval.by, via: approval.via });
 }
 
@@ -24,7 +27,7 @@ export async function approve(ctx: EngineContext, req: { repo: string; target: s
   const state = await readTargetState(client, req.target);
   const known = [head, ...[...state.history].reverse().map((h) => h.revision)].find((r) => r.sha.startsWith(req.revision.toLowerCase()));
   if (!known || req.revision.length < 7) throw new TidegateError('RevisionUnknown', `revision ${req.revision} is neither the head of the branch nor in the history of ${req.target} (give at least 7 characters)`);
-  await recordApproval(ctx, client, req.target, { sha: known.sha, by: req.by, at: (ctx.now?.() ?? new Date()).toISOString(), via: req.via });
+  await recordApproval(ctx, client, req.repo, req.target, { sha: known.sha, by: req.by, at: (ctx.now?.() ?? new Date()).toISOString(), via: req.via });
   const [result] = await syncRepo(ctx, { repo: req.repo, target: req.target, revision: known });
   if (!result) throw new TidegateError('TargetNotFound', `target ${req.target} produced no result`);
   return result;
@@ -52,7 +55,7 @@ export interface CommentApproval {
  * for the named targets (default: those with a manual gate) where the commenter may approve, and a
  * sync of each is queued. Anyone else's comment is refused, and nothing is recorded.
  */
-export async function approveFromComment(ctx: EngineContext, msg: ApproveMessage, queue: Queue): Promise<CommentApproval> {
+export async function approveFromComment(ctx: EngineContext, msg: ApproveMessage, queue: Queue, signal?: AbortSignal): Promise<CommentApproval> {
   const github = ctx.github?.(msg.repo);
   if (!github) throw new TidegateError('GitHubMissing', `${msg.repo} has no GitHub API access to check a /tidegate approve comment`);
   const name = repoName(msg.repo);
@@ -69,7 +72,13 @@ export async function approveFromComment(ctx: EngineContext, msg: ApproveMessage
       continue;
     }
     const client = await ctx.connect(spec.cluster);
-    await recordApproval(ctx, client, spec.name, { sha: revision.sha, by: msg.commenter, at: (ctx.now?.() ?? new Date()).toISOString(), via: 'comment' });
+    try {
+      await recordApproval(ctx, client, msg.repo, spec.name, { sha: revision.sha, by: msg.commenter, at: (ctx.now?.() ?? new Date()).toISOString(), via: 'comment' }, signal);
+    } catch (err) {
+      if (!(err instanceof TidegateError && err.code === 'TargetOwnedElsewhere')) throw err;
+      out.refused.push(`${spec.name}: ${err.message}`);
+      continue;
+    }
     out.approved.push(spec.name);
     // A bucket of its own: the held sync of this revision already used the plain deduplication id.
     syncs.push({ type: 'sync', repo: msg.repo, target: spec.name, revision, reason: `approved by ${msg.commenter}`, bucket: msg.comment });

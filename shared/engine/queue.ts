@@ -18,6 +18,12 @@ const fit = (key: string): string => (key.length <= 128 ? key.replace(/[^\w!"#$%
  * the deduplication id drops repeats of the same work within SQS's five-minute window.
  */
 export function messageKeys(msg: QueueMessage): { group: string; dedup: string } {
+  const keys = baseKeys(msg);
+  // A copy handed back to the queue (busy, not started) must not be dropped as a repeat of itself.
+  return msg.deferrals ? { group: keys.group, dedup: fit(`${keys.dedup}~d${msg.deferrals}`) } : keys;
+}
+
+function baseKeys(msg: QueueMessage): { group: string; dedup: string } {
   switch (msg.type) {
     case 'push':
       return { group: fit(`repo:${msg.repo}`), dedup: fit(`${msg.reason}:${msg.repo}@${msg.sha}${msg.bucket === undefined ? '' : `#${msg.bucket}`}`) };

@@ -1,6 +1,6 @@
 import { HISTORY_LIMIT, prune, readTargetState, statesOfRepo, withLease, writeTargetState } from '../apply/index.js';
 import type { TidegateConfig } from '../config/index.js';
-import { TidegateError, countChanges, type HistoryEntry, type Revision, type SyncResult } from '../model/index.js';
+import { ENTRY_LIMITS, TidegateError, clip, countChanges, type HistoryEntry, type Revision, type SyncResult } from '../model/index.js';
 import { normaliseRepoUrl } from '../triggers/index.js';
 import { leaseOf, type EngineContext } from './context.js';
 import { configAt } from './repo-config.js';
@@ -83,7 +83,7 @@ export async function removeTarget(ctx: EngineContext, req: RemoveRequest): Prom
     const failed = pruned.problems.length > 0;
     const result: SyncResult = {
       target: req.target, revision, outcome: failed ? 'failed' : 'applied', changeSet: { changes: pruned.changes }, health: { status: 'unknown', notReady: [] },
-      startedAt, durationMs: Date.now() - Date.parse(startedAt), ...(failed ? { error: `removed from tidegate.yaml, not pruned yet: ${pruned.problems.map((p) => p.message).join('; ')}` } : {}),
+      startedAt, durationMs: Date.now() - Date.parse(startedAt), ...(failed ? { error: clip(`removed from tidegate.yaml, not pruned yet: ${pruned.problems.map((p) => p.message).join('; ')}`, ENTRY_LIMITS.error) } : {}),
     };
     const entry: HistoryEntry = { revision, kind: 'removal', outcome: result.outcome, health: 'unknown', counts: countChanges(result.changeSet), startedAt, durationMs: result.durationMs, ...(result.error ? { error: result.error } : {}) };
     await writeTargetState(client, req.target, {

@@ -3,7 +3,7 @@ import type { TargetSpec } from '../config/index.js';
 import { TidegateError, type HistoryEntry, type Revision, type SyncResult } from '../model/index.js';
 import { checkoutRevision, commitInfo } from '../source/index.js';
 import { loadConfig } from './config-file.js';
-import { headTarget } from './repo-config.js';
+import { headTarget, trackedBranch } from './repo-config.js';
 import { leaseOf, refuseOtherOwner, type EngineContext } from './context.js';
 import { syncTarget } from './target-sync.js';
 
@@ -15,6 +15,8 @@ export interface RollbackRequest {
   by: string;
   /** Allow a revision this target never applied (a full SHA); recorded in history with who. */
   force?: boolean;
+  /** The branch the target follows (default: the tracked branch of the repository). */
+  branch?: string | undefined;
   kind?: 'rollback' | 'auto-rollback';
   reason?: string;
   signal?: AbortSignal | undefined;
@@ -27,11 +29,11 @@ const ran = (h: HistoryEntry): boolean => h.kind !== 'removal' && (h.outcome ===
  * The revision a rollback goes to: one this target applied (a full SHA or a prefix of one in its
  * history), or the last healthy one that is not the current one. Any other full SHA only with force.
  */
-function chooseRevision(history: readonly HistoryEntry[], current: Revision | undefined, to: string | undefined, force: boolean): { revision: Revision; forced: boolean } {
+function chooseRevision(history: readonly HistoryEntry[], current: Revision | undefined, to: string | undefined, force: boolean, branch: string): { revision: Revision; forced: boolean } {
   if (to) {
     const known = [...history].reverse().find((h) => ran(h) && h.revision.sha.startsWith(to.toLowerCase()));
     if (known && to.length >= 7) return { revision: known.revision, forced: false };
-    if (force && /^[0-9a-f]{40}$/.test(to)) return { revision: { ref: 'refs/heads/main', sha: to }, forced: true };
+    if (force && /^[0-9a-f]{40}$/.test(to)) return { revision: { ref: `refs/heads/${branch}`, sha: to }, forced: true };
     throw new TidegateError('RevisionNotApplied', `revision ${to} was not applied to this target (a rollback goes to a revision in its history, given by at least 7 characters); --force with the full 40-character SHA applies another revision`);
   }
   const healthy = [...history].reverse().find((h) => ran(h) && h.health === 'healthy' && h.revision.sha !== current?.sha);
@@ -44,9 +46,10 @@ function chooseRevision(history: readonly HistoryEntry[], current: Revision | un
  * prunes it, and pins the target there. While pinned, pushes and polls change nothing.
  */
 export async function rollback(ctx: EngineContext, req: RollbackRequest): Promise<SyncResult> {
-  const { src, spec: current, client } = await headTarget(ctx, req.repo, req.target);
+  const branch = req.branch ?? trackedBranch(ctx, req.repo);
+  const { src, spec: current, client } = await headTarget(ctx, req.repo, req.target, branch);
   const state = await readTargetState(client, req.target, req.signal);
-  const { revision, forced } = chooseRevision(state.history, state.lastApplied, req.to, req.force ?? false);
+  const { revision, forced } = chooseRevision(state.history, state.lastApplied, req.to, req.force ?? false, branch);
   const checkout = await checkoutRevision(src, revision, ctx.settings.cacheDir);
   // The target as that revision declared it (its path, render options), else as declared now.
   const spec: TargetSpec = loadConfig(checkout.dir).targets.find((t) => t.name === req.target) ?? current;

@@ -1,13 +1,14 @@
 import type { SQSRecord } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { LeaseBusyError } from '../apply/index.js';
+import type { QueueMessage } from '../model/index.js';
 import { processSqsBatch } from './sqs-batch.js';
 
 const record = (id: string, group: string, receives = 1): SQSRecord =>
   ({ messageId: id, receiptHandle: `rh-${id}`, body: JSON.stringify({ type: 'reload', cluster: id, bucket: 0 }), attributes: { MessageGroupId: group, ApproximateReceiveCount: String(receives) } }) as unknown as SQSRecord;
 
 /** Runs a batch whose messages behave as `plan` says (by message id), on a clock that advances per message. */
-async function run(records: SQSRecord[], plan: Record<string, 'ok' | 'fail' | 'busy' | 'slow'>, remainingAtStart = 60_000) {
+async function run(records: SQSRecord[], plan: Record<string, 'ok' | 'fail' | 'busy' | 'slow'>, remainingAtStart = 60_000, requeued?: QueueMessage[]) {
   let remaining = remainingAtStart;
   const ran: string[] = [];
   const returned: Array<[string[], number]> = [];
@@ -27,6 +28,7 @@ async function run(records: SQSRecord[], plan: Record<string, 'ok' | 'fail' | 'b
       remainingMs: () => remaining,
       returnToQueue: (list, seconds) => Promise.resolve(void returned.push([list.map((r) => r.receiptHandle), seconds])),
       onDeferred: (id) => void deferred.push(id),
+      ...(requeued ? { requeue: (m: readonly QueueMessage[]) => Promise.resolve(void requeued.push(...m)) } : {}),
     },
   );
   return { failures: res.batchItemFailures.map((f) => f.itemIdentifier), ran, returned, deferred };
@@ -56,6 +58,24 @@ describe('an SQS FIFO batch, message by message', () => {
     expect(out.ran).toEqual(['a']);
     expect(out.failures).toEqual(['b', 'c']);
     expect(out.returned).toEqual([[['rh-b', 'rh-c'], 0]]);
+  });
+
+  it('with requeue, deferred messages (busy, not started, behind them) are sent again as copies and are not failures; failed ones still are', async () => {
+    const requeued: QueueMessage[] = [];
+    const out = await run([record('a', 'g1'), record('b', 'g1'), record('c', 'g2'), record('d', 'g3')], { a: 'busy', b: 'ok', c: 'fail', d: 'ok' }, 60_000, requeued);
+    expect(out.ran).toEqual(['a', 'c', 'd']);
+    expect(requeued).toEqual([{ type: 'reload', cluster: 'a', bucket: 0, deferrals: 1 }, { type: 'reload', cluster: 'b', bucket: 0, deferrals: 1 }]);
+    expect(out.failures).toEqual(['c']);
+    expect(out.returned).toEqual([[['rh-c'], 15]]);
+  });
+
+  it('a message deferred 100 times is handed back as before (it counts toward the dead-letter queue)', async () => {
+    const requeued: QueueMessage[] = [];
+    const tired = { ...record('a', 'g1'), body: JSON.stringify({ type: 'reload', cluster: 'a', bucket: 0, deferrals: 100 }) } as SQSRecord;
+    const out = await run([tired], { a: 'busy' }, 60_000, requeued);
+    expect(requeued).toEqual([]);
+    expect(out.failures).toEqual(['a']);
+    expect(out.returned).toEqual([[['rh-a'], 30]]);
   });
 
   it('backoff of a failing message is capped at 15 minutes', async () => {

@@ -16,55 +16,81 @@ export interface BatchOptions {
   maxRetryDelaySeconds?: number;
   /** Makes messages visible again after a delay (SQS ChangeMessageVisibility); without it they wait for the visibility timeout. */
   returnToQueue?: (records: readonly SQSRecord[], delaySeconds: number) => Promise<void>;
+  /**
+   * Sends copies of messages handed back without failing (busy, not started); the originals are
+   * then done. Every receive counts toward the dead-letter queue's maxReceiveCount, so a message
+   * deferred that way again and again would be dead-lettered though it never failed.
+   */
+  requeue?: (messages: readonly QueueMessage[]) => Promise<void>;
+  /** A message deferred this often is counted as failed instead (default 100). */
+  maxDeferrals?: number;
   /** A message failed (it is retried, then dead-lettered). */
   onError?: (messageId: string, err: unknown) => void;
   /** A message was handed back without failing: not started for lack of time, or its target busy. */
   onDeferred?: (messageId: string, reason: string) => void;
 }
 
-export const BATCH_DEFAULTS = { reserveMs: 5_000, minStartMs: 15_000, busyDelaySeconds: 30, retryDelaySeconds: 15, maxRetryDelaySeconds: 900 } as const;
+export const BATCH_DEFAULTS = { reserveMs: 10_000, minStartMs: 15_000, busyDelaySeconds: 30, retryDelaySeconds: 15, maxRetryDelaySeconds: 900, maxDeferrals: 100 } as const;
+
+/** A message's body, or undefined when it is not JSON. */
+function parse(record: SQSRecord): QueueMessage | undefined {
+  try {
+    return JSON.parse(record.body) as QueueMessage;
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * Processes an SQS FIFO batch in order and reports partial failures. Each message gets a deadline
  * of its own from the time left when it starts. Once a message of a group is not done, the later
- * messages of that group in the batch are handed back too (without running), so a target never
- * sees its revisions out of order. Every message not done is made visible again after a delay of
- * its own, rather than the queue's visibility timeout: at once when it was not started, shortly
- * when its target's lease was busy, with backoff by receive count when it failed.
+ * messages of that group in the batch are not run either, so a target never sees its revisions
+ * out of order. Messages not done are handed back: deferred ones (not started for lack of time, a
+ * busy target lease, behind a deferred one) as copies sent to the queue (`requeue`), so they never
+ * reach the dead-letter queue for having waited; failed ones (and those behind them) made visible
+ * again with backoff by receive count.
  */
 export async function processSqsBatch(records: readonly SQSRecord[], handle: (msg: QueueMessage, signal: AbortSignal) => Promise<void>, opts: BatchOptions): Promise<SQSBatchResponse> {
   const o = { ...BATCH_DEFAULTS, ...opts };
-  const stopped = new Set<string>();
-  const delays = new Map<number, SQSRecord[]>();
-  const notDone = (record: SQSRecord, delaySeconds: number): void => {
-    stopped.add(record.attributes.MessageGroupId ?? record.messageId);
-    delays.set(delaySeconds, [...(delays.get(delaySeconds) ?? []), record]);
+  const state = new Map<string, 'deferred' | 'failed'>(); // by message group: why its later messages do not run
+  const returned = new Map<number, SQSRecord[]>();
+  const deferred: SQSRecord[] = [];
+  const giveBack = (record: SQSRecord, seconds: number): void => void returned.set(seconds, [...(returned.get(seconds) ?? []), record]);
+  const defer = (record: SQSRecord, group: string, why: string, delaySeconds = 0): void => {
+    opts.onDeferred?.(record.messageId, why);
+    state.set(group, state.get(group) ?? 'deferred');
+    if (opts.requeue && (parse(record)?.deferrals ?? 0) < o.maxDeferrals) deferred.push(record);
+    else giveBack(record, delaySeconds);
+  };
+  const fail = (record: SQSRecord, group: string, err: unknown): void => {
+    opts.onError?.(record.messageId, err);
+    state.set(group, 'failed');
+    const received = Number(record.attributes.ApproximateReceiveCount) || 1;
+    giveBack(record, Math.min(o.maxRetryDelaySeconds, o.retryDelaySeconds * 2 ** (received - 1)));
   };
   for (const record of records) {
+    const group = record.attributes.MessageGroupId ?? record.messageId;
     const left = o.remainingMs();
-    if (stopped.has(record.attributes.MessageGroupId ?? record.messageId)) {
-      opts.onDeferred?.(record.messageId, 'an earlier message of its group was not done');
-      notDone(record, 0);
-    } else if (left < o.minStartMs) {
-      opts.onDeferred?.(record.messageId, `${left} ms left in this invocation; not started`);
-      notDone(record, 0);
-    } else {
+    const before = state.get(group);
+    if (before === 'failed') giveBack(record, 0);
+    else if (before === 'deferred') defer(record, group, 'an earlier message of its group was deferred');
+    else if (left < o.minStartMs) defer(record, group, `${left} ms left in this invocation; not started`);
+    else {
       try {
         await handle(JSON.parse(record.body) as QueueMessage, AbortSignal.timeout(Math.max(1, Math.floor(left - o.reserveMs))));
       } catch (err) {
-        if (err instanceof LeaseBusyError) {
-          opts.onDeferred?.(record.messageId, err.message);
-          notDone(record, o.busyDelaySeconds);
-        } else {
-          opts.onError?.(record.messageId, err);
-          const received = Number(record.attributes.ApproximateReceiveCount) || 1;
-          notDone(record, Math.min(o.maxRetryDelaySeconds, o.retryDelaySeconds * 2 ** (received - 1)));
-        }
+        if (err instanceof LeaseBusyError) defer(record, group, err.message, o.busyDelaySeconds);
+        else fail(record, group, err);
       }
     }
   }
-  for (const [delay, list] of delays) {
+  const copies = deferred.map((r) => ({ ...(parse(r) as QueueMessage), deferrals: (parse(r)?.deferrals ?? 0) + 1 }));
+  if (copies.length > 0) await opts.requeue?.(copies).catch((err: unknown) => {
+    opts.onError?.(deferred.map((r) => r.messageId).join(','), err);
+    for (const r of deferred.splice(0)) giveBack(r, 0); // not re-sent: they stay in the queue
+  });
+  for (const [delay, list] of returned) {
     await opts.returnToQueue?.(list, delay).catch((err: unknown) => opts.onError?.(list.map((r) => r.messageId).join(','), err));
   }
-  return { batchItemFailures: [...delays.values()].flat().map((r) => ({ itemIdentifier: r.messageId })) };
+  return { batchItemFailures: [...returned.values()].flat().map((r) => ({ itemIdentifier: r.messageId })) };
 }

@@ -1,6 +1,6 @@
 import type { KubeClient } from '../cluster/index.js';
 import { orderTargets, type TargetSpec, type TidegateConfig, type VerifyMode } from '../config/index.js';
-import { TidegateError, type Revision, type SyncResult } from '../model/index.js';
+import { ENTRY_LIMITS, TidegateError, clip, type Revision, type SyncResult } from '../model/index.js';
 import { CONFIG_FILE, TargetNotFoundError } from './config-file.js';
 import { configAt } from './repo-config.js';
 import { leaseOf, type EngineContext } from './context.js';
@@ -82,16 +82,18 @@ function notSynced(spec: TargetSpec, revision: Revision, error: string): SyncRes
   return { target: spec.name, revision, outcome: 'failed', changeSet: { changes: [] }, health: { status: 'unknown', notReady: [] }, error, startedAt: new Date().toISOString(), durationMs: 0 };
 }
 
-/** A cluster alias the settings do not know fails that target (retrying cannot help); other connection errors are thrown for a retry. */
+/**
+ * A permanent problem of one target before its sync (a cluster alias the settings do not know, a
+ * source ref that does not exist) fails that target, and the others go on; what may pass on its
+ * own (a git server or cluster out of reach, the deadline) is thrown for the queue to retry.
+ */
 async function connectAndSync(ctx: EngineContext, spec: TargetSpec, req: CheckoutSyncRequest, client: (alias: string) => Promise<KubeClient>): Promise<SyncResult> {
-  let kube: KubeClient;
   try {
-    kube = await client(spec.cluster);
+    return await syncOne(ctx, spec, req, await client(spec.cluster));
   } catch (err) {
-    if (err instanceof TidegateError && err.code === 'UnknownCluster') return notSynced(spec, req.revision, err.message);
+    if (err instanceof TidegateError && !err.transient && !req.signal?.aborted) return notSynced(spec, req.revision, err.message);
     throw err;
   }
-  return syncOne(ctx, spec, req, kube);
 }
 
 function gateSources(ctx: EngineContext, spec: TargetSpec, state: TargetState): GateSource[] {
@@ -148,8 +150,13 @@ async function autoRollback(ctx: EngineContext, spec: TargetSpec, repo: string, 
   const lastHealthy = (await readTargetState(client, spec.name, signal)).lastHealthy;
   if (!lastHealthy || lastHealthy.sha === result.revision.sha) return result;
   // lastHealthy ran here (it is in the state even when it has left the 20 history entries): forced is safe.
-  const back = await rollback(ctx, { repo, target: spec.name, to: lastHealthy.sha, force: true, by: 'tidegate', kind: 'auto-rollback', reason: `health failed at ${result.revision.sha.slice(0, 12)}: ${result.error ?? ''}`.trim(), signal });
-  ctx.logger?.warn('auto-rollback', { target: spec.name, failed: result.revision.sha, to: lastHealthy.sha, outcome: back.outcome });
+  const reason = clip(`health failed at ${result.revision.sha.slice(0, 12)}: ${result.error ?? ''}`.trim(), ENTRY_LIMITS.pinReason);
+  const branch = result.revision.ref.startsWith('refs/heads/') ? result.revision.ref.slice('refs/heads/'.length) : undefined;
+  const back = await rollback(ctx, { repo, target: spec.name, to: lastHealthy.sha, force: true, branch, by: 'tidegate', kind: 'auto-rollback', reason, signal }).catch((err: unknown) => {
+    if (err instanceof TidegateError && !err.transient) return { outcome: 'failed' as const, error: err.message };
+    throw err;
+  });
+  ctx.logger?.warn('auto-rollback', { target: spec.name, failed: result.revision.sha, to: lastHealthy.sha, outcome: back.outcome, ...(back.error ? { error: back.error } : {}) });
   return back.outcome === 'failed' ? result : { ...result, rolledBackTo: lastHealthy };
 }
 

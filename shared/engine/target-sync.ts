@@ -68,7 +68,7 @@ function targetNamespaceObject(spec: TargetSpec): RenderedObject[] {
 }
 
 /** How long the final state write may take once the sync's deadline has passed. */
-const RECORD_TIMEOUT_MS = 10_000;
+const RECORD_TIMEOUT_MS = 3_000;
 
 /** Outcomes after which the revision is what runs: it becomes lastApplied. */
 const RUNS = new Set<SyncOutcome>(['applied', 'unchanged', 'progressing']);
@@ -138,19 +138,21 @@ class SyncRun {
     const runs = RUNS.has(res.outcome);
     const entry = this.entry(res);
     const ours = new Set(inventory?.map((e) => e.id));
+    // Objects another writer listed since this sync read the state are kept: this sync never pruned them.
+    const merged = (state: TargetState): InventoryEntry[] => (inventory ? [...inventory, ...state.inventory.filter((e) => !ours.has(e.id) && !this.known.has(e.id))] : state.inventory);
+    const pin = rb && runs ? { revision, reason: clip(rb.reason, ENTRY_LIMITS.pinReason), at: res.startedAt, by: rb.by } : undefined;
     return (state) => ({
       ...state,
-      // Objects another writer listed since this sync read the state are kept: this sync never pruned them.
-      inventory: inventory ? [...inventory, ...state.inventory.filter((e) => !ours.has(e.id) && !this.known.has(e.id))] : state.inventory,
+      inventory: merged(state),
       history: [...state.history, entry].slice(-HISTORY_LIMIT),
       lastApplied: runs ? revision : state.lastApplied,
       lastHealthy: res.health.status === 'healthy' ? revision : state.lastHealthy,
-      pin: rb && runs ? { revision, reason: rb.reason, at: res.startedAt, by: rb.by } : state.pin,
+      pin: pin ?? state.pin,
       // Manual approvals of a revision that went through are used up (they live on in its history entry).
       approvals: res.approvals?.length && runs ? state.approvals?.filter((a) => a.sha !== revision.sha) : state.approvals,
       gate: runs && !rb ? spec.gate : state.gate,
       repo: state.removed ? (this.input.repo ?? state.repo) : (state.repo ?? this.input.repo),
-      prune: spec.prune,
+      prune: runs ? spec.prune : state.prune,
       removed: undefined,
     });
   }

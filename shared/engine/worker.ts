@@ -29,14 +29,14 @@ function registryAndRepository(repository: string): { registry: string; reposito
   return { registry: host, repository: path };
 }
 
-async function fanOut(ctx: EngineContext, msg: PushMessage, queue: Queue): Promise<WorkOutcome> {
+async function fanOut(ctx: EngineContext, msg: PushMessage, queue: Queue, signal?: AbortSignal): Promise<WorkOutcome> {
   const { revision, config } = await configAt(ctx, msg.repo, { ref: msg.ref, sha: msg.sha });
   const targets = affectedTargets(config.targets, msg);
   const syncs: SyncMessage[] = targets.map((t) => ({ type: 'sync', repo: msg.repo, target: t.name, revision, reason: msg.reason, ...(msg.bucket === undefined ? {} : { bucket: msg.bucket }) }));
   // The poll is also the fallback for registry events: ask each policy's registry once per interval.
   const images: ImageMessage[] = msg.reason === 'poll' ? config.images.map((p) => ({ type: 'image', ...registryAndRepository(p.repository), source: 'poll', ...(msg.bucket === undefined ? {} : { bucket: msg.bucket }) })) : [];
   // Targets this repository owns on its clusters that this tidegate.yaml (it loaded) no longer declares.
-  const removals: RemoveMessage[] = (await removedTargets(ctx, msg.repo, config)).map((r) => ({ type: 'remove', repo: msg.repo, ...r, revision }));
+  const removals: RemoveMessage[] = (await removedTargets(ctx, msg.repo, config, signal)).map((r) => ({ type: 'remove', repo: msg.repo, ...r, revision }));
   await queue.send([...syncs, ...removals, ...images]);
   return { kind: 'fanned-out', targets: targets.map((t) => t.name) };
 }
@@ -85,7 +85,7 @@ async function syncOne(ctx: EngineContext, msg: SyncMessage, signal?: AbortSigna
 export async function handleMessage(ctx: EngineContext, msg: QueueMessage, queue: Queue, signal?: AbortSignal): Promise<WorkOutcome> {
   switch (msg.type) {
     case 'push':
-      return fanOut(ctx, msg, queue);
+      return fanOut(ctx, msg, queue, signal);
     case 'sync':
       return syncOne(ctx, msg, signal);
     case 'remove':
@@ -99,8 +99,8 @@ export async function handleMessage(ctx: EngineContext, msg: QueueMessage, queue
     case 'image':
       return updateImages(ctx, msg, queue);
     case 'approve':
-      return { kind: 'approved', ...(await approveFromComment(ctx, msg, queue)) };
+      return { kind: 'approved', ...(await approveFromComment(ctx, msg, queue, signal)) };
     case 'preview':
-      return { kind: 'previewed', ...(await previewPullRequest(ctx, msg)) };
+      return { kind: 'previewed', ...(await previewPullRequest(ctx, msg, signal)) };
   }
 }

@@ -1,4 +1,4 @@
-export { TidegateError, isTransient } from './errors.js';
+export { NETWORK_ERROR_CODES, TidegateError, isNetworkFailure, isTransient } from './errors.js';
 export { formatRef, groupOf, parseRefKey, refKey, refOf, type KubeObject, type ManagedFieldsEntry, type ObjectMeta, type ObjectRef } from './objects.js';
 export { countChanges, hasChanges, type Change, type ChangeAction, type ChangeSet, type ValueChange } from './changes.js';
 export { ENTRY_LIMITS, clip, formatRevision, type Approval, type CommitInfo, type HealthStatus, type HistoryEntry, type Pin, type ObjectHealth, type Revision, type SyncOutcome, type SyncRequest, type SyncResult } from './sync.js';

@@ -1,7 +1,13 @@
 import type { Revision } from './sync.js';
 
+/** What every queue message may carry. */
+interface MessageBase {
+  /** How often it was handed back without failing (its target busy, no time left to start it): part of its deduplication id. */
+  deferrals?: number;
+}
+
 /** A push to a tracked repository (or a poll that found its head): which targets it touches is decided by the worker. */
-export interface PushMessage {
+export interface PushMessage extends MessageBase {
   type: 'push';
   repo: string;
   /** Full ref, e.g. refs/heads/main. */
@@ -15,7 +21,7 @@ export interface PushMessage {
 }
 
 /** Sync one target to one exact revision. */
-export interface SyncMessage {
+export interface SyncMessage extends MessageBase {
   type: 'sync';
   repo: string;
   target: string;
@@ -25,7 +31,7 @@ export interface SyncMessage {
 }
 
 /** A target this repository owns on a cluster left tidegate.yaml: prune its objects and archive its state. */
-export interface RemoveMessage {
+export interface RemoveMessage extends MessageBase {
   type: 'remove';
   repo: string;
   cluster: string;
@@ -35,7 +41,7 @@ export interface RemoveMessage {
 }
 
 /** A new image (tag and/or digest) was pushed to a registry. */
-export interface ImageMessage {
+export interface ImageMessage extends MessageBase {
   type: 'image';
   /** Registry host, e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com */
   registry: string;
@@ -48,14 +54,14 @@ export interface ImageMessage {
 }
 
 /** Run the reload pass over a cluster's namespaces in scope (catches out-of-band ConfigMap/Secret changes). */
-export interface ReloadMessage {
+export interface ReloadMessage extends MessageBase {
   type: 'reload';
   cluster: string;
   bucket: number;
 }
 
 /** A `/tidegate approve [target …]` comment on a pull request (verified webhook; who may approve is checked by the worker). */
-export interface ApproveMessage {
+export interface ApproveMessage extends MessageBase {
   type: 'approve';
   repo: string;
   pullRequest: number;
@@ -67,7 +73,7 @@ export interface ApproveMessage {
 }
 
 /** A pull request was opened or pushed to: preview what merging it would do. */
-export interface PreviewMessage {
+export interface PreviewMessage extends MessageBase {
   type: 'preview';
   repo: string;
   pullRequest: number;

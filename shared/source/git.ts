@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import git from 'isomorphic-git';
 import http from 'isomorphic-git/http/node';
 import semver from 'semver';
-import { ENTRY_LIMITS, TidegateError, clip, type CommitInfo, type Revision } from '../model/index.js';
+import { ENTRY_LIMITS, TidegateError, clip, isNetworkFailure, type CommitInfo, type Revision } from '../model/index.js';
 import type { SourceRef } from '../config/index.js';
 
 export interface GitSource {
@@ -14,9 +14,10 @@ export interface GitSource {
   username?: string | undefined;
 }
 
+/** A source that cannot be read: transient when the git server could not be reached or failed for now (the queue retries), else permanent (a missing ref, refused credentials). */
 export class SourceError extends TidegateError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super('SourceFailed', message, options);
+    super('SourceFailed', message, { ...options, transient: isNetworkFailure(options?.cause) });
   }
 }
 

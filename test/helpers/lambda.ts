@@ -1,7 +1,7 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { CreateQueueCommand, DeleteMessageCommand, ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
-import type { APIGatewayProxyEventV2, Context, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { APIGatewayProxyEventV2, Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { testEnv, uniqueName } from './env.js';
 
 export const awsConfig = () => {
@@ -63,6 +63,23 @@ export async function drain(queueUrl: string): Promise<SQSRecord[]> {
 }
 
 export const sqsEvent = (records: SQSRecord[]): SQSEvent => ({ Records: records });
+
+/**
+ * One delivery as Lambda's SQS event source mapping makes it: receive a batch (up to 10), invoke
+ * the handler, delete what it did not report as a batch item failure (those stay in flight until
+ * their visibility timeout, or until the handler changed it). Returns the batch's message ids and
+ * the failures; an empty batch when nothing was visible.
+ */
+export async function deliverBatch(queueUrl: string, handler: (event: SQSEvent) => Promise<SQSBatchResponse>): Promise<{ received: string[]; failures: string[] }> {
+  const sqs = new SQSClient(awsConfig());
+  const out = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, MessageSystemAttributeNames: ['All'] }));
+  const records = (out.Messages ?? []).map(sqsRecord);
+  if (records.length === 0) return { received: [], failures: [] };
+  const res = await handler(sqsEvent(records));
+  const failures = res.batchItemFailures.map((f) => f.itemIdentifier);
+  for (const r of records) if (!failures.includes(r.messageId)) await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: r.receiptHandle }));
+  return { received: records.map((r) => r.messageId), failures };
+}
 
 export const lambdaContext = (remainingMs = 60_000): Context => ({ getRemainingTimeInMillis: () => remainingMs } as unknown as Context);
 

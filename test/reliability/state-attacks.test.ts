@@ -2,58 +2,40 @@ import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { stringify } from 'yaml';
-import { startFaultProxy, type FaultProxy } from '../../devenv/index.js';
 import { LeaseBusyError, SYSTEM_NAMESPACE, acquireLease, readTargetState, stateName } from '../../shared/apply/index.js';
-import { EndpointAuth, KubeClient } from '../../shared/cluster/index.js';
-import { localSettings } from '../../shared/config/index.js';
-import { approve, handleMessage, release, rollback, syncRepo, type EngineContext, type Queue } from '../../shared/engine/index.js';
+import { approve, handleMessage, release, rollback, syncRepo, type EngineContext } from '../../shared/engine/index.js';
 import { GitHub } from '../../shared/github/index.js';
 import { cli } from '../helpers/cli.js';
 import { testEnv, uniqueName } from '../helpers/env.js';
 import { configMap, gitopsRepo, yamlDocs } from '../helpers/engine.js';
+import { engineAt as engine, kubeClient as client, kubeClient, leasePath, liveConfigMaps, noQueue, oneTarget as one, outcomeOf, statePath, useFaultProxy } from '../helpers/state.js';
 
 /**
  * Breaks of "target state that nothing can lose" found by a reviewer who had only the README and
- * the code, each kept as the test that showed it (they all failed before their fix).
+ * the code, each kept as the test that showed it (they all failed before their fix). The second
+ * review's are in state-attacks-2.test.ts.
  */
 
 const { kube } = testEnv();
-let proxy: FaultProxy;
-beforeAll(async () => {
-  proxy = await startFaultProxy({ server: kube.server, caPem: kube.caPem, certDir: kube.certDir });
-});
-afterAll(() => proxy?.stop());
-afterEach(() => proxy.clear());
-
-const client = (server: string): KubeClient => new KubeClient(new EndpointAuth({ server, caPem: kube.caPem, token: kube.token }));
-const direct = client(kube.server);
-/** An engine on one apiserver URL (the test apiserver, or the proxy in front of it); clocks agree unless said otherwise. */
-const engine = (server: string, holder: string, lease: { waitMs?: number; durationSeconds?: number } = {}): EngineContext & { client: KubeClient } => {
-  const c = client(server);
-  return { settings: localSettings(), connect: () => Promise.resolve(c), gitSource: (url) => ({ url }), lease: { holder, waitMs: 30_000, clockSkewSeconds: 0, ...lease }, client: c };
-};
-const noQueue: Queue = { send: () => Promise.resolve() };
-const one = (name: string, ns: string, extra: Record<string, unknown> = {}) => ({ name, cluster: 'c', path: 'apps', targetNamespace: ns, wait: false, ...extra });
-const statePath = (target: string): RegExp => new RegExp(`/namespaces/${SYSTEM_NAMESPACE}/configmaps/${stateName(target)}$`);
-const leasePath = (target: string): RegExp => new RegExp(`/leases/${stateName(target)}$`);
-const outcomeOf = (p: Promise<Array<{ outcome: string }>>): Promise<string> => p.then((r) => `returned ${r[0]?.outcome ?? 'nothing'}`, (err: unknown) => `threw ${(err as Error).message}`);
-const liveNames = async (ns: string): Promise<string[]> => (await direct.list('v1', 'ConfigMap', { namespace: ns })).map((c) => c.metadata.name).filter((n) => n !== 'kube-root-ca.crt').sort();
+const faults = useFaultProxy();
+const direct = kubeClient();
+const liveNames = (ns: string): Promise<string[]> => liveConfigMaps(direct, ns);
 
 describe('a stalled lease holder and the writer that takes over', () => {
   it('a stalled lease holder and the writer that took over: the newer revision keeps its objects, inventory and lastApplied', async () => {
     const [target, ns] = [uniqueName('tw'), uniqueName('tw')];
     const repo = await gitopsRepo('tw');
     const second = engine(kube.server, 'writer-2', { durationSeconds: 3 });
-    const stalled = engine(proxy.server, 'writer-1', { durationSeconds: 3 });
+    const stalled = engine(faults.proxy.server, 'writer-1', { durationSeconds: 3 });
     await repo.commit({ 'tidegate.yaml': stringify({ targets: [one(target, ns)] }), 'apps/a.yaml': yamlDocs(configMap('common', { v: '0' })) }, 'r0');
     expect((await syncRepo(second, { repo: repo.url, target }))[0]?.outcome).toBe('applied');
     const r1 = await repo.commit({ 'apps/a.yaml': yamlDocs([configMap('common', { v: '1' }), configMap('a1', { v: '1' })]) }, 'r1');
     const r2 = await repo.commit({ 'apps/a.yaml': yamlDocs([configMap('common', { v: '2' }), configMap('b1', { v: '2' })]) }, 'r2');
     // Writer 1's renewals stall, and its final state write is slow (sent while it held the lease).
-    proxy.inject({ method: 'PUT', path: leasePath(target), times: 1, fault: { delayMs: 12_000 } });
-    const slowRecord = proxy.inject({ method: 'PUT', path: statePath(target), after: 1, times: 1, fault: { delayMs: 8_000 } });
+    faults.proxy.inject({ method: 'PUT', path: leasePath(target), times: 1, fault: { delayMs: 12_000 } });
+    const slowRecord = faults.proxy.inject({ method: 'PUT', path: statePath(target), after: 1, times: 1, fault: { delayMs: 8_000 } });
     const first = outcomeOf(syncRepo(stalled, { repo: repo.url, target, revision: { ref: 'refs/heads/main', sha: r1 } }));
     await expect.poll(() => slowRecord.hits, { timeout: 10_000, interval: 20 }).toBe(1);
     expect((await syncRepo(second, { repo: repo.url, target, revision: { ref: 'refs/heads/main', sha: r2 } }))[0]?.outcome).toBe('applied');
@@ -73,14 +55,14 @@ describe('a stalled lease holder and the writer that takes over', () => {
     const [target, ns] = [uniqueName('tw-gate'), uniqueName('tw-gate')];
     const repo = await gitopsRepo('tw-gate');
     const second = engine(kube.server, 'writer-2', { durationSeconds: 3 });
-    const stalled = engine(proxy.server, 'writer-1', { durationSeconds: 3 });
+    const stalled = engine(faults.proxy.server, 'writer-1', { durationSeconds: 3 });
     const cfg = (gate: Record<string, unknown>) => stringify({ targets: [one(target, ns, { gate })] });
     await repo.commit({ 'tidegate.yaml': cfg({}), 'apps/a.yaml': yamlDocs(configMap('common', { v: '0' })) }, 'r0: no gate');
     expect((await syncRepo(second, { repo: repo.url, target }))[0]?.outcome).toBe('applied');
     const r1 = await repo.commit({ 'apps/a.yaml': yamlDocs(configMap('common', { v: '1' })) }, 'r1');
     const r2 = await repo.commit({ 'tidegate.yaml': cfg({ manual: true }), 'apps/a.yaml': yamlDocs(configMap('common', { v: '2' })) }, 'r2: manual gate from now on');
-    proxy.inject({ method: 'PUT', path: leasePath(target), times: 1, fault: { delayMs: 12_000 } });
-    const slowRecord = proxy.inject({ method: 'PUT', path: statePath(target), times: 1, fault: { delayMs: 8_000 } });
+    faults.proxy.inject({ method: 'PUT', path: leasePath(target), times: 1, fault: { delayMs: 12_000 } });
+    const slowRecord = faults.proxy.inject({ method: 'PUT', path: statePath(target), times: 1, fault: { delayMs: 8_000 } });
     const first = outcomeOf(syncRepo(stalled, { repo: repo.url, target, revision: { ref: 'refs/heads/main', sha: r1 } }));
     await expect.poll(() => slowRecord.hits, { timeout: 10_000, interval: 20 }).toBe(1);
     expect((await approve(second, { repo: repo.url, target, revision: r2, by: 'erin', via: 'cli' })).outcome).toBe('applied');
@@ -97,9 +79,9 @@ describe('leases under lost answers, slow renewals and skewed clocks', () => {
     const target = uniqueName('renew-pile');
     const repo = await gitopsRepo('renew-pile');
     await repo.commit({ 'tidegate.yaml': stringify({ targets: [one(target, target)] }), 'apps/a.yaml': yamlDocs(configMap('a', { v: '1' })) }, 'r0');
-    const ctx = engine(proxy.server, 'lambda:worker', { waitMs: 10_000, durationSeconds: 3 });
-    proxy.inject({ method: 'PUT', path: leasePath(target), fault: { delayMs: 2_900 } });
-    proxy.inject({ method: 'PATCH', path: /\/configmaps\/a$/, times: 1, fault: { delayMs: 20_000 } });
+    const ctx = engine(faults.proxy.server, 'lambda:worker', { waitMs: 10_000, durationSeconds: 3 });
+    faults.proxy.inject({ method: 'PUT', path: leasePath(target), fault: { delayMs: 2_900 } });
+    faults.proxy.inject({ method: 'PATCH', path: /\/configmaps\/a$/, times: 1, fault: { delayMs: 20_000 } });
     const started = Date.now();
     await outcomeOf(syncRepo(ctx, { repo: repo.url, target, signal: AbortSignal.timeout(6_000) }));
     expect(Date.now() - started).toBeLessThan(6_000 + 5_000); // Lambda keeps 5 s free after a message's deadline
@@ -109,9 +91,9 @@ describe('leases under lost answers, slow renewals and skewed clocks', () => {
     const target = uniqueName('renew-lost');
     const repo = await gitopsRepo('renew-lost');
     await repo.commit({ 'tidegate.yaml': stringify({ targets: [one(target, target)] }), 'apps/a.yaml': yamlDocs(configMap('a', { v: '1' })) }, 'r0');
-    const ctx = engine(proxy.server, 'writer-1', { waitMs: 10_000, durationSeconds: 3 });
-    const lost = proxy.inject({ method: 'PUT', path: leasePath(target), times: 1, fault: { loseAnswer: true } });
-    proxy.inject({ method: 'PATCH', path: /\/configmaps\/a$/, times: 1, fault: { delayMs: 2_500 } }); // still running at the first renewal
+    const ctx = engine(faults.proxy.server, 'writer-1', { waitMs: 10_000, durationSeconds: 3 });
+    const lost = faults.proxy.inject({ method: 'PUT', path: leasePath(target), times: 1, fault: { loseAnswer: true } });
+    faults.proxy.inject({ method: 'PATCH', path: /\/configmaps\/a$/, times: 1, fault: { delayMs: 2_500 } }); // still running at the first renewal
     expect(await outcomeOf(syncRepo(ctx, { repo: repo.url, target }))).toBe('returned applied');
     expect(lost.hits).toBe(1);
     expect(await direct.get('coordination.k8s.io/v1', 'Lease', SYSTEM_NAMESPACE, stateName(target))).toBeUndefined();
@@ -122,9 +104,9 @@ describe('leases under lost answers, slow renewals and skewed clocks', () => {
     const repo = await gitopsRepo('acq-lost');
     await repo.commit({ 'tidegate.yaml': stringify({ targets: [one(target, target)] }), 'apps/a.yaml': yamlDocs(configMap('a', { v: '1' })) }, 'r0');
     await syncRepo(engine(kube.server, 'setup'), { repo: repo.url, target }); // tidegate-system exists: the create is answered 201, then 409
-    const post = proxy.inject({ method: 'POST', path: /\/leases$/, times: 1, fault: { loseAnswer: true } });
+    const post = faults.proxy.inject({ method: 'POST', path: /\/leases$/, times: 1, fault: { loseAnswer: true } });
     const started = Date.now();
-    expect(await outcomeOf(syncRepo(engine(proxy.server, 'writer-1', { waitMs: 5_000 }), { repo: repo.url, target }))).toBe('returned unchanged');
+    expect(await outcomeOf(syncRepo(engine(faults.proxy.server, 'writer-1', { waitMs: 5_000 }), { repo: repo.url, target }))).toBe('returned unchanged');
     expect(post.hits).toBe(1);
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(await direct.get('coordination.k8s.io/v1', 'Lease', SYSTEM_NAMESPACE, stateName(target))).toBeUndefined();
@@ -156,11 +138,11 @@ describe('state writes whose answer is lost', () => {
     const target = uniqueName('rec-lost');
     const repo = await gitopsRepo('rec-lost');
     await repo.commit({ 'tidegate.yaml': stringify({ targets: [one(target, target)] }), 'apps/a.yaml': yamlDocs(configMap('a', { v: '1' })) }, 'r0');
-    const ctx = engine(proxy.server, 'writer-1');
+    const ctx = engine(faults.proxy.server, 'writer-1');
     expect((await syncRepo(ctx, { repo: repo.url, target }))[0]?.outcome).toBe('applied');
     const r1 = await repo.commit({ 'apps/a.yaml': yamlDocs([configMap('a', { v: '1' }), configMap('b', { v: '1' })]) }, 'r1');
     // r1 writes the state twice: the write-ahead reservation, then the record, whose answer is lost.
-    proxy.inject({ method: 'PUT', path: statePath(target), after: 1, times: 1, fault: { loseAnswer: true } });
+    faults.proxy.inject({ method: 'PUT', path: statePath(target), after: 1, times: 1, fault: { loseAnswer: true } });
     expect((await syncRepo(ctx, { repo: repo.url, target }))[0]?.outcome).toBe('applied');
     expect((await readTargetState(direct, target)).history.map((h) => `${h.outcome}@${h.revision.sha === r1 ? 'r1' : 'r0'}`)).toEqual(['applied@r0', 'applied@r1']);
   });
@@ -169,12 +151,12 @@ describe('state writes whose answer is lost', () => {
     const target = uniqueName('rel-lost');
     const repo = await gitopsRepo('rel-lost');
     await repo.commit({ 'tidegate.yaml': stringify({ targets: [one(target, target)] }), 'apps/a.yaml': yamlDocs(configMap('a', { v: '1' })) }, 'r0');
-    const ctx = engine(proxy.server, 'writer-1');
+    const ctx = engine(faults.proxy.server, 'writer-1');
     const r0 = (await syncRepo(ctx, { repo: repo.url, target }))[0]?.revision.sha ?? '';
     await repo.commit({ 'apps/a.yaml': yamlDocs(configMap('a', { v: '2' })) }, 'r1');
     expect((await syncRepo(ctx, { repo: repo.url, target }))[0]?.outcome).toBe('applied');
     expect((await rollback(ctx, { repo: repo.url, target, to: r0, by: 'alice' })).outcome).toBe('applied');
-    proxy.inject({ method: 'PUT', path: statePath(target), times: 1, fault: { loseAnswer: true } });
+    faults.proxy.inject({ method: 'PUT', path: statePath(target), times: 1, fault: { loseAnswer: true } });
     expect(await release(ctx, { repo: repo.url, target })).toBe(true);
     expect((await readTargetState(direct, target)).pin).toBeUndefined();
   });
@@ -227,13 +209,13 @@ describe('removals that race with the commits that bring a target back', () => {
     const [ns, x, y] = [uniqueName('rmrace'), uniqueName('rmrace-x'), uniqueName('rmrace-y')];
     const repo = await gitopsRepo('rmrace');
     const person = engine(kube.server, 'someone (tidegate sync)');
-    const worker = engine(proxy.server, 'lambda:worker');
+    const worker = engine(faults.proxy.server, 'lambda:worker');
     const tx = { ...one(x, ns), path: 'x' };
     const ty = { ...one(y, `${ns}-y`), path: 'y' };
     await repo.commit({ 'tidegate.yaml': stringify({ targets: [tx, ty] }), 'x/a.yaml': yamlDocs(configMap('xa', { v: '1' })), 'y/a.yaml': yamlDocs(configMap('ya', { v: '1' })) }, 'r0');
     expect((await syncRepo(person, { repo: repo.url })).map((r) => r.outcome)).toEqual(['applied', 'applied']);
     const r1 = await repo.commit({ 'tidegate.yaml': stringify({ targets: [ty] }) }, 'r1: drop x');
-    const leasePost = proxy.inject({ method: 'POST', path: /\/leases$/, times: 1, fault: { delayMs: 4_000 } });
+    const leasePost = faults.proxy.inject({ method: 'POST', path: /\/leases$/, times: 1, fault: { delayMs: 4_000 } });
     const removal = handleMessage(worker, { type: 'remove', repo: repo.url, cluster: 'c', target: x, revision: { ref: 'refs/heads/main', sha: r1 } }, noQueue);
     await expect.poll(() => leasePost.hits, { timeout: 10_000, interval: 20 }).toBe(1);
     const r2 = await repo.commit({ 'tidegate.yaml': stringify({ targets: [tx, ty] }), 'x/a.yaml': yamlDocs(configMap('xa', { v: '2' })) }, 'r2: x is back');
@@ -248,11 +230,11 @@ describe('removals that race with the commits that bring a target back', () => {
     const x2 = `${x}-2`;
     const repo = await gitopsRepo('ren');
     const syncer = engine(kube.server, 'lambda:sync-x2');
-    const remover = engine(proxy.server, 'lambda:remove-x');
+    const remover = engine(faults.proxy.server, 'lambda:remove-x');
     await repo.commit({ 'tidegate.yaml': stringify({ targets: [one(x, ns)] }), 'apps/a.yaml': yamlDocs(configMap('shared', { v: '1' })) }, 'r0');
     expect((await syncRepo(syncer, { repo: repo.url, target: x }))[0]?.outcome).toBe('applied');
     const r1 = await repo.commit({ 'tidegate.yaml': stringify({ targets: [one(x2, ns)] }) }, 'r1: rename x to x2');
-    const del = proxy.inject({ method: 'DELETE', path: /\/configmaps\/shared$/, times: 1, fault: { delayMs: 3_000 } });
+    const del = faults.proxy.inject({ method: 'DELETE', path: /\/configmaps\/shared$/, times: 1, fault: { delayMs: 3_000 } });
     const removal = handleMessage(remover, { type: 'remove', repo: repo.url, cluster: 'c', target: x, revision: { ref: 'refs/heads/main', sha: r1 } }, noQueue);
     await expect.poll(() => del.hits, { timeout: 10_000, interval: 20 }).toBe(1); // checked while still labelled x
     expect((await syncRepo(syncer, { repo: repo.url, target: x2 }))[0]?.outcome).toBe('applied');
@@ -313,3 +295,4 @@ describe('bookkeeping', () => {
     }
   });
 });
+

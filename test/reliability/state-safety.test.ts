@@ -2,21 +2,22 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { Context } from 'aws-lambda';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { startFaultProxy, startGitHub, type FaultProxy, type TestGitHub } from '../../devenv/index.js';
+import { startGitHub, type TestGitHub } from '../../devenv/index.js';
 import { handler as syncWorker } from '../../functions/sync-worker/handler.js';
 import { SYSTEM_NAMESPACE, StateTooLargeError, acquireLease, readTargetState, stateName, updateTargetState, writeTargetState, type InventoryEntry } from '../../shared/apply/index.js';
-import { EndpointAuth, KubeClient, type RetryPolicy } from '../../shared/cluster/index.js';
+import type { KubeClient, RetryPolicy } from '../../shared/cluster/index.js';
 import { localSettings } from '../../shared/config/index.js';
 import { MemoryQueue, SqsQueue, approve, handleMessage, rollback, syncRepo, type EngineContext, type Queue } from '../../shared/engine/index.js';
 import { GitHub } from '../../shared/github/index.js';
-import type { KubeObject, QueueMessage, SyncMessage } from '../../shared/model/index.js';
+import type { QueueMessage, SyncMessage } from '../../shared/model/index.js';
 import type { Logger } from '../../shared/telemetry/index.js';
 import { cli } from '../helpers/cli.js';
 import { testEnv, uniqueName } from '../helpers/env.js';
 import { configMap, deployment, gitopsRepo, yamlDocs } from '../helpers/engine.js';
-import { awsConfig, createFifoQueue, sqsEvent, sqsRecord, testClusterSetting, useMotoEnv } from '../helpers/lambda.js';
+import { awsConfig, createFifoQueue, deliverBatch, testClusterSetting, useMotoEnv } from '../helpers/lambda.js';
+import { deploymentController, kubeClient, statePath, useFaultProxy } from '../helpers/state.js';
 
 /**
  * Target state that nothing can lose: the real apiserver behind a proxy that injects faults, the
@@ -25,11 +26,7 @@ import { awsConfig, createFifoQueue, sqsEvent, sqsRecord, testClusterSetting, us
  */
 
 const { kube } = testEnv();
-let proxy: FaultProxy;
-beforeAll(async () => {
-  proxy = await startFaultProxy({ server: kube.server, caPem: kube.caPem, certDir: kube.certDir });
-});
-afterAll(() => proxy?.stop());
+const faults = useFaultProxy();
 
 const logs: Array<Record<string, unknown>> = [];
 const logger: Logger = {
@@ -39,40 +36,14 @@ const logger: Logger = {
   error: (message, fields) => void logs.push({ level: 'error', message, ...fields }),
 };
 
-/** A client that talks to the apiserver through the fault proxy. */
-const proxied = (retry?: Partial<RetryPolicy>): KubeClient => new KubeClient(new EndpointAuth({ server: proxy.server, caPem: kube.caPem, token: kube.token }), undefined, { logger, ...(retry ? { retry } : {}) });
-const direct = new KubeClient(new EndpointAuth({ server: kube.server, caPem: kube.caPem, token: kube.token }));
+/** A client that talks to the apiserver through the fault proxy, logging its retries. */
+const proxied = (retry?: Partial<RetryPolicy>): KubeClient => kubeClient(faults.proxy.server, { logger, ...(retry ? { retry } : {}) });
+const direct = kubeClient();
 const engineOn = (client: KubeClient, extra: Partial<EngineContext> = {}): EngineContext => ({ settings: localSettings(), connect: () => Promise.resolve(client), gitSource: (url) => ({ url }), logger, ...extra });
 const targetConfig = (targets: Array<Record<string, unknown>>): string => stringify({ targets: targets.map((t) => ({ cluster: 'c', path: 'apps', wait: false, ...t })) });
-const statePath = (target: string): RegExp => new RegExp(`^/api/v1/namespaces/${SYSTEM_NAMESPACE}/configmaps/${stateName(target)}$`);
 const edit = (ns: string, name: string, data: Record<string, string>) => direct.apply({ ...configMap(name, data), metadata: { name, namespace: ns } }, { fieldManager: 'kubectl-edit', force: true });
 const data = async (ns: string, name: string) => (await direct.get('v1', 'ConfigMap', ns, name))?.['data'];
-
-/** Plays the Deployment controller: each new generation becomes available `delayMs` after it appears. */
-function controller(ns: string, delayMs: number): () => Promise<void> {
-  let stop = false;
-  const seen = new Map<string, number>();
-  const loop = (async () => {
-    while (!stop) {
-      for (const d of await direct.list('apps/v1', 'Deployment', { namespace: ns }).catch(() => [] as KubeObject[])) {
-        const gen = d.metadata.generation ?? 1;
-        const key = `${d.metadata.name}@${gen}`;
-        if (!seen.has(key)) seen.set(key, Date.now());
-        const observed = (d['status'] as { observedGeneration?: number } | undefined)?.observedGeneration;
-        const replicas = (d['spec'] as { replicas?: number }).replicas ?? 1;
-        if (observed !== gen && Date.now() - (seen.get(key) ?? 0) >= delayMs) {
-          await direct.patchStatus(d, { observedGeneration: gen, replicas, updatedReplicas: replicas, availableReplicas: replicas, readyReplicas: replicas, conditions: [{ type: 'Available', status: 'True' }, { type: 'Progressing', status: 'True', reason: 'NewReplicaSetAvailable' }] }).catch(() => undefined);
-        }
-      }
-      await sleep(50);
-    }
-  })();
-  return async () => {
-    stop = true;
-    await loop;
-  };
-}
-
+const controller = (ns: string, delayMs: number) => deploymentController(direct, ns, { delayMs });
 const replicasOf = async (ns: string, name: string): Promise<number | undefined> => ((await direct.get('apps/v1', 'Deployment', ns, name))?.['spec'] as { replicas?: number } | undefined)?.replicas;
 
 describe('faults between tidegate and the apiserver', () => {
@@ -93,11 +64,11 @@ describe('faults between tidegate and the apiserver', () => {
     expect(before.gate?.windows).toHaveLength(1);
     await edit(ns, 'a', { v: 'edited' }); // drift, so the sync has something to write
 
-    const unavailable = proxy.inject({ method: 'GET', path: statePath(ns), times: 1, fault: { status: 503 } });
-    const reset = proxy.inject({ method: 'GET', path: statePath(ns), times: 1, fault: { reset: true } });
+    const unavailable = faults.proxy.inject({ method: 'GET', path: statePath(ns), times: 1, fault: { status: 503 } });
+    const reset = faults.proxy.inject({ method: 'GET', path: statePath(ns), times: 1, fault: { reset: true } });
     const retriesBefore = client.retries;
     const [res] = await syncRepo(ctx, { repo: repo.url });
-    proxy.clear();
+    faults.proxy.clear();
     expect(unavailable.hits).toBe(1);
     expect(reset.hits).toBe(1);
     expect(client.retries - retriesBefore).toBeGreaterThanOrEqual(2);
@@ -121,11 +92,11 @@ describe('faults between tidegate and the apiserver', () => {
     const ctx = engineOn(proxied());
     expect((await syncRepo(ctx, { repo: repo.url }))[0]?.outcome).toBe('applied');
     await repo.commit({ 'apps/a.yaml': yamlDocs([configMap('a', { v: '2' }), configMap('b', { v: '2' })]) });
-    const throttled = proxy.inject({ method: 'PATCH', path: new RegExp(`/namespaces/${ns}/configmaps/`), times: 4, fault: { status: 429, retryAfter: 1 } });
+    const throttled = faults.proxy.inject({ method: 'PATCH', path: new RegExp(`/namespaces/${ns}/configmaps/`), times: 4, fault: { status: 429, retryAfter: 1 } });
     const started = Date.now();
     const logged = logs.length;
     const [res] = await syncRepo(ctx, { repo: repo.url });
-    proxy.clear();
+    faults.proxy.clear();
     expect(res?.outcome).toBe('applied');
     expect(throttled.hits).toBe(4);
     expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
@@ -141,18 +112,18 @@ describe('faults between tidegate and the apiserver', () => {
     await repo.commit({ 'tidegate.yaml': targetConfig([{ name: ns, targetNamespace: ns }]), 'apps/a.yaml': yamlDocs(configMap('a', { v: '1' })) });
     const ctx = engineOn(proxied({ attempts: 2 })); // the stale socket alone must be enough to recover
     expect((await syncRepo(ctx, { repo: repo.url }))[0]?.outcome).toBe('applied');
-    proxy.resetIdleAfter(300);
+    faults.proxy.resetIdleAfter(300);
     try {
       await sleep(600); // "frozen" between invocations: the proxy forgets every kept-alive connection
       await repo.commit({ 'apps/a.yaml': yamlDocs(configMap('a', { v: '2' })) });
-      const seen = proxy.log.length;
+      const seen = faults.proxy.log.length;
       const [res] = await syncRepo(ctx, { repo: repo.url });
-      expect(proxy.log.slice(seen).filter((r) => r.fault && 'reset' in r.fault).length).toBeGreaterThan(0);
+      expect(faults.proxy.log.slice(seen).filter((r) => r.fault && 'reset' in r.fault).length).toBeGreaterThan(0);
       expect(res?.error).toBeUndefined();
       expect(res?.outcome).toBe('applied');
       expect(await data(ns, 'a')).toEqual({ v: '2' });
     } finally {
-      proxy.resetIdleAfter(0);
+      faults.proxy.resetIdleAfter(0);
     }
   });
 });
@@ -253,19 +224,19 @@ describe('the Lambda path', () => {
     useMotoEnv({ repositories: [{ url: repo.url, branch: 'main' }], clusters: { test: testClusterSetting() }, queueUrl });
     const sqs = new SQSClient(awsConfig());
     await new SqsQueue(sqs, queueUrl).send(targets.map((target): SyncMessage => ({ type: 'sync', repo: repo.url, target, revision: { ref: 'refs/heads/main', sha }, reason: 'push' })));
-    const receive = async () => (await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, MessageSystemAttributeNames: ['All'] }))).Messages ?? [];
-    const batch = await receive();
-    expect(batch).toHaveLength(10);
-
-    const deadline = Date.now() + 20_000; // an invocation with 20 s left
+    const deadline = Date.now() + 30_000; // an invocation with 30 s left (10 s of them kept free)
     const context = { functionName: 'tidegate-sync-worker', awsRequestId: 'req-batch', getRemainingTimeInMillis: () => deadline - Date.now() } as unknown as Context;
-    const res = await syncWorker(sqsEvent(batch.map(sqsRecord)), context);
+    const delivery = await deliverBatch(queueUrl, (event) => syncWorker(event, context));
+    expect(delivery.received).toHaveLength(10);
     expect(Date.now()).toBeLessThan(deadline);
-    expect(res.batchItemFailures).toHaveLength(9);
-    const visible = await receive();
-    expect(visible.map((m) => m.MessageId).sort()).toEqual(res.batchItemFailures.map((f) => f.itemIdentifier).sort()); // visible again at once
+    // Not failures: the 9 are sent to the queue again as copies (so waiting never counts toward the
+    // dead-letter queue), and the originals are done.
+    expect(delivery.failures).toEqual([]);
+    const visible = ((await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }))).Messages ?? []).map((m) => JSON.parse(m.Body ?? '{}') as SyncMessage);
     const states = await Promise.all(targets.map((t) => readTargetState(direct, t)));
     const recorded = states.filter((s) => s.history.length > 0);
+    expect(visible.map((m) => m.target).sort()).toEqual(targets.filter((_, i) => states[i]?.history.length === 0).sort());
+    expect(visible.map((m) => m.deferrals)).toEqual(Array(9).fill(1));
     expect(recorded).toHaveLength(1);
     expect(recorded[0]?.history.map((h) => h.outcome)).toEqual(['progressing']);
     expect(states.flatMap((s) => s.history).filter((h) => h.outcome === 'failed')).toEqual([]);
