@@ -1,16 +1,21 @@
 /**
- * The dependency direction of DESIGN.md, checked on every `npm run lint`:
+ * The dependency direction (docs/architecture.md), checked on every `npm run lint`:
  *   model ← config, telemetry, github ← triggers, source, render, cluster, health, gates
- *         ← apply, reload, images, report ← engine ← functions/, cli/
- * A shared module is entered only through its index.ts; nothing imports functions/ or cli/;
- * only shared/cluster/kubeconfig.ts imports @kubernetes/client-node (never in a Lambda bundle); shared/ never imports devenv/ or tests.
+ *         ← apply, reload, images, report ← state ← sync ← usecases ← aws ← functions/
+ *                                                                usecases ← cli/
+ * A shared module is entered only through its index.ts; nothing imports functions/ or cli/; only
+ * functions/ import aws (the Lambda shell); only shared/cluster/kubeconfig.ts imports
+ * @kubernetes/client-node (never in a Lambda bundle); shared/ never imports devenv/ or tests.
  */
 const layers = [
   ['model'],
   ['config', 'telemetry', 'github'],
   ['triggers', 'source', 'render', 'cluster', 'health', 'gates'],
   ['apply', 'reload', 'images', 'report'],
-  ['engine'],
+  ['state'],
+  ['sync'],
+  ['usecases'],
+  ['aws'],
 ];
 const rank = Object.fromEntries(layers.flatMap((mods, i) => mods.map((m) => [m, i])));
 const all = layers.flat();
@@ -20,7 +25,7 @@ const forbidden = all.map((mod) => {
   const denied = all.filter((other) => !allowed.includes(other));
   return {
     name: `layer-${mod}`,
-    comment: `shared/${mod} may import only ${allowed.join(', ')} (DESIGN.md dependency direction)`,
+    comment: `shared/${mod} may import only ${allowed.join(', ')} (docs/architecture.md)`,
     severity: 'error',
     from: { path: `^shared/${mod}/` },
     to: { path: `^shared/(${denied.join('|') || '$^'})/` },
@@ -48,6 +53,13 @@ forbidden.push(
     severity: 'error',
     from: { pathNot: '^(functions|cli|test|bench)/' },
     to: { path: '^(functions|cli)/' },
+  },
+  {
+    name: 'only-functions-use-the-aws-shell',
+    comment: 'shared/aws (runtime, SQS, batches, the handler wrapper) is the Lambda shell: the CLI, the dev server and tests use shared/usecases',
+    severity: 'error',
+    from: { path: '^(cli|devenv|bench)/' },
+    to: { path: '^shared/aws/' },
   },
   {
     name: 'shells-stay-apart',

@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { KubeClient } from '../shared/cluster/index.js';
-import { kubeConfigFromFile } from '../shared/cluster/kubeconfig.js';
 import { localSettings, parseConfig } from '../shared/config/index.js';
-import { syncCheckout } from '../shared/engine/index.js';
+import { syncCheckout } from '../shared/usecases/index.js';
+import { kubeConfigFromFile } from '../shared/cluster/kubeconfig.js';
 import { objects, writeManifests } from './objects.js';
 
 const [kubeconfig, count, ns] = process.argv.slice(2);

@@ -12,13 +12,13 @@ import { build } from 'esbuild';
 import { stringify } from 'yaml';
 import { signedPush, startDevServer } from '../cli/dev-server.js';
 import { GitWorkspace, createBareRepo, run, startEnvironment } from '../devenv/index.js';
-import { acquireLease } from '../shared/apply/index.js';
+import { acquireLease } from '../shared/state/index.js';
 import { KubeClient } from '../shared/cluster/index.js';
-import { kubeConfigFromFile } from '../shared/cluster/kubeconfig.js';
 import { localSettings, parseConfig } from '../shared/config/index.js';
-import { recover, syncCheckout, type EngineContext } from '../shared/engine/index.js';
+import { recover, syncCheckout, type EngineContext } from '../shared/usecases/index.js';
 import type { SyncResult } from '../shared/model/index.js';
 import { reloadPass } from '../shared/reload/index.js';
+import { kubeConfigFromFile } from '../shared/cluster/kubeconfig.js';
 import { objects, writeManifests } from './objects.js';
 
 const scale = Number(process.env['BENCH_SCALE'] ?? '1');

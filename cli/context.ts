@@ -1,13 +1,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeClient } from '../shared/cluster/index.js';
-import { kubeConfigForAlias } from '../shared/cluster/kubeconfig.js';
-import { hostname, userInfo } from 'node:os';
 import { localSettings, parseDuration } from '../shared/config/index.js';
 import { TidegateError } from '../shared/model/index.js';
-import type { EngineContext } from '../shared/engine/index.js';
+import type { EngineContext } from '../shared/usecases/index.js';
 import { githubClients } from '../shared/github/index.js';
 import { jsonLogger } from '../shared/telemetry/index.js';
+import { kubeConfigForAlias } from '../shared/cluster/kubeconfig.js';
+import { hostname, userInfo } from 'node:os';
 
 export interface LocalOptions {
   kubeconfig?: string | undefined;

@@ -1,8 +1,8 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { MemoryQueue, handleMessage, pollRepositories, receiveGithubWebhook, receiveRegistryWebhook, type EngineContext, type WorkOutcome } from '../shared/engine/index.js';
-import type { QueueMessage } from '../shared/model/index.js';
+import { MemoryQueue, handleMessage, pollRepositories, receiveGithubWebhook, receiveRegistryWebhook, type EngineContext, type WorkOutcome } from '../shared/usecases/index.js';
+import { errorMessage, type QueueMessage } from '../shared/model/index.js';
 import { reply, type HttpRequest, type HttpResponse } from '../shared/triggers/index.js';
 
 export interface DevServerOptions {
@@ -71,7 +71,7 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   const server: Server = createServer((req, res) => {
     readBody(req)
       .then((body) => route({ method: req.method ?? 'GET', path: req.url ?? '/', headers: req.headers as Record<string, string>, body }))
-      .catch((err: unknown) => reply(500, err instanceof Error ? err.message : String(err)))
+      .catch((err: unknown) => reply(500, errorMessage(err)))
       .then((out) => res.writeHead(out.status, { 'content-type': 'application/json' }).end(JSON.stringify(out.body)), () => res.writeHead(500).end());
   });
   await new Promise<void>((resolve) => server.listen(opts.port ?? 0, '127.0.0.1', resolve));

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { TidegateError } from '../shared/model/index.js';
+import { errorMessage, TidegateError } from '../shared/model/index.js';
 import { renderCommand, validateCommand } from './commands/local.js';
 import { statusCommand } from './commands/status.js';
 import { runDemo } from './demo.js';
@@ -65,7 +65,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
   try {
     return await dispatch(argv, io);
   } catch (err) {
-    io.err(`tidegate: ${err instanceof Error ? err.message : String(err)}\n`);
+    io.err(`tidegate: ${errorMessage(err)}\n`);
     return 2;
   }
 }

@@ -1,4 +1,4 @@
-import type { WorkOutcome } from '../shared/engine/index.js';
+import type { WorkOutcome } from '../shared/usecases/index.js';
 import { countChanges, formatRef, formatRevision, type SyncResult } from '../shared/model/index.js';
 
 export interface Io {

@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
+import { errorMessage } from '../shared/model/index.js';
 
 /**
  * A local GitHub REST API for tests, driven by GitHub's own OpenAPI description
@@ -224,7 +225,7 @@ export async function startGitHubApi(opts: GitHubApiOptions): Promise<GitHubApiS
 
   const server = createServer((req, res) => {
     serve(req, res).catch((err: unknown) => {
-      violations.push(`handler failed: ${err instanceof Error ? err.message : String(err)}`);
+      violations.push(`handler failed: ${errorMessage(err)}`);
       if (!res.headersSent) send(res, 500, { message: 'test server failed' });
     });
   });

@@ -7,6 +7,7 @@ import { startGitServer, type GitServerInfo } from './git-server.js';
 import { startKube, type KubeInfo } from './kube.js';
 import { startMoto, type MotoInfo } from './moto.js';
 import { startRegistry, type RegistryInfo } from './registry.js';
+import { errorMessage } from '../shared/model/index.js';
 
 export { startFaultProxy, type Fault, type FaultProxy, type FaultRule, type ProxiedRequest } from './fault-proxy.js';
 export { GitWorkspace, createBareRepo, startGitServer, type GitServer, type GitServerInfo } from './git-server.js';
@@ -58,7 +59,7 @@ export async function startEnvironment(opts: { gitToken?: string; keepWorkDir?: 
   const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed.length > 0) {
     await stop();
-    throw new AggregateError(failed.map((f) => f.reason), `test environment failed to start: ${failed.map((f) => (f.reason instanceof Error ? f.reason.message : String(f.reason))).join('; ')}`);
+    throw new AggregateError(failed.map((f) => f.reason), `test environment failed to start: ${failed.map((f) => (errorMessage(f.reason))).join('; ')}`);
   }
   const value = <T>(r: PromiseSettledResult<T>): T => (r as PromiseFulfilledResult<T>).value;
   const [kube, git, registry, aws] = [value(results[0]), value(results[1]), value(results[2]), value(results[3])];

@@ -14,6 +14,7 @@ import { unzipSync } from 'fflate';
 import { KUBECTL_LAYER_DIR } from '../shared/render/index.js';
 import { VERSIONS, cacheDir, kubeBinDir, motoVenvDir } from './paths.js';
 import { run } from './process.js';
+import { errorMessage } from '../shared/model/index.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const say = (msg: string): void => void process.stderr.write(`[setup] ${msg}\n`);
@@ -63,6 +64,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  say(err instanceof Error ? err.message : String(err));
+  say(errorMessage(err));
   process.exit(1);
 });

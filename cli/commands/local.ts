@@ -1,7 +1,8 @@
 import { resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { localSettings } from '../../shared/config/index.js';
-import { TargetNotFoundError, loadConfig } from '../../shared/engine/index.js';
+import { TargetNotFoundError } from '../../shared/model/index.js';
+import { loadConfig } from '../../shared/usecases/index.js';
 import { render } from '../../shared/render/index.js';
 import type { Io } from '../output.js';
 

@@ -1,6 +1,6 @@
 import { userInfo } from 'node:os';
-import { readTargetState } from '../../shared/apply/index.js';
-import { approve, headTarget, recover, release, rollback } from '../../shared/engine/index.js';
+import { readTargetState } from '../../shared/state/index.js';
+import { approve, headTarget, recover, release, rollback } from '../../shared/usecases/index.js';
 import { TidegateError, formatRevision } from '../../shared/model/index.js';
 import { localEngine, type LocalOptions } from '../context.js';
 import { formatResults, type Io } from '../output.js';

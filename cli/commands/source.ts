@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
-import { loadConfig, syncCheckout, syncRepo, type EngineContext } from '../../shared/engine/index.js';
+import { loadConfig, syncCheckout, syncRepo, type EngineContext } from '../../shared/usecases/index.js';
 import type { Revision, SyncResult } from '../../shared/model/index.js';
 
 export interface SourceArgs {

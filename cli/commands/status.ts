@@ -1,8 +1,9 @@
-import { SYSTEM_NAMESPACE, readTargetState } from '../../shared/apply/index.js';
+import { SYSTEM_NAMESPACE } from '../../shared/apply/index.js';
+import { readTargetState } from '../../shared/state/index.js';
 import { KubeClient } from '../../shared/cluster/index.js';
-import { kubeConfigForAlias } from '../../shared/cluster/kubeconfig.js';
 import { localSettings } from '../../shared/config/index.js';
 import { formatRevision } from '../../shared/model/index.js';
+import { kubeConfigForAlias } from '../../shared/cluster/kubeconfig.js';
 import type { LocalOptions } from '../context.js';
 import type { Io } from '../output.js';
 

@@ -1,11 +1,8 @@
-import { lazyRuntime } from '../../shared/engine/index.js';
+import { lambdaHandler } from '../../shared/aws/index.js';
 import { parseEcrEvent, type EcrImageActionEvent } from '../../shared/triggers/index.js';
 
-const runtime = lazyRuntime('tidegate-ecr-event');
-
 /** EventBridge "ECR Image Action" (PUSH, SUCCESS) → an image message on the queue. */
-export async function handler(event: EcrImageActionEvent): Promise<{ queued: boolean; reason?: string }> {
-  const rt = await runtime();
+export const handler = lambdaHandler('tidegate-ecr-event', async (event: EcrImageActionEvent, rt): Promise<{ queued: boolean; reason?: string }> => {
   const parsed = parseEcrEvent(event);
   if ('ignored' in parsed) {
     rt.logger.info('ecr event ignored', { reason: parsed.ignored });
@@ -14,4 +11,4 @@ export async function handler(event: EcrImageActionEvent): Promise<{ queued: boo
   await rt.queue.send([parsed.message]);
   rt.logger.info('ecr push queued', { repository: parsed.message.repository, tag: parsed.message.tag });
   return { queued: true };
-}
+});

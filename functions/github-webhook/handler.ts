@@ -1,15 +1,11 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { lazyRuntime, receiveGithubWebhook } from '../../shared/engine/index.js';
-import { fromApiGateway, reply, toApiGateway } from '../../shared/triggers/index.js';
-
-const runtime = lazyRuntime('tidegate-github-webhook');
+import { lambdaHandler } from '../../shared/aws/index.js';
+import { fromApiGateway, toApiGateway } from '../../shared/triggers/index.js';
+import { receiveGithubWebhook } from '../../shared/usecases/index.js';
 
 /** POST /webhooks/github: verify, route, enqueue, reply (well within GitHub's 10 s). */
-export async function handler(event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> {
-  const rt = await runtime();
-  if (!rt.settings.webhookSecret) return toApiGateway(reply(500, 'the GitHub webhook secret is not configured'));
-  const secret = await rt.secrets.get(rt.settings.webhookSecret);
-  const res = await receiveGithubWebhook(fromApiGateway(event), { secret, tracked: rt.tracked, queue: rt.queue });
+export const handler = lambdaHandler('tidegate-github-webhook', async (event: APIGatewayProxyEventV2, rt): Promise<APIGatewayProxyStructuredResultV2> => {
+  const res = await receiveGithubWebhook(fromApiGateway(event), { secret: await rt.secret('webhookSecret'), tracked: rt.tracked, queue: rt.queue });
   rt.logger.info('github delivery', { status: res.status, reason: res.body.message, delivery: event.headers['x-github-delivery'], event: event.headers['x-github-event'] });
   return toApiGateway(res);
-}
+});

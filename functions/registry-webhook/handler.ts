@@ -1,14 +1,11 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { lazyRuntime, receiveRegistryWebhook } from '../../shared/engine/index.js';
-import { fromApiGateway, reply, toApiGateway } from '../../shared/triggers/index.js';
-
-const runtime = lazyRuntime('tidegate-registry-webhook');
+import { lambdaHandler } from '../../shared/aws/index.js';
+import { fromApiGateway, toApiGateway } from '../../shared/triggers/index.js';
+import { receiveRegistryWebhook } from '../../shared/usecases/index.js';
 
 /** POST /webhooks/registry: distribution, Harbor and Docker Hub notifications with a shared secret. */
-export async function handler(event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> {
-  const rt = await runtime();
-  if (!rt.settings.registrySecret) return toApiGateway(reply(500, 'the registry webhook secret is not configured'));
-  const res = await receiveRegistryWebhook(fromApiGateway(event), { secret: await rt.secrets.get(rt.settings.registrySecret), queue: rt.queue });
+export const handler = lambdaHandler('tidegate-registry-webhook', async (event: APIGatewayProxyEventV2, rt): Promise<APIGatewayProxyStructuredResultV2> => {
+  const res = await receiveRegistryWebhook(fromApiGateway(event), { secret: await rt.secret('registrySecret'), queue: rt.queue });
   rt.logger.info('registry notification', { status: res.status, reason: res.body.message });
   return toApiGateway(res);
-}
+});

@@ -1,11 +1,10 @@
-import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import { handleMessage, lazyRuntime, processSqsBatch } from '../../shared/engine/index.js';
+import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { lambdaHandler, processSqsBatch } from '../../shared/aws/index.js';
+import { errorMessage } from '../../shared/model/index.js';
+import { handleMessage } from '../../shared/usecases/index.js';
 
-const runtime = lazyRuntime('tidegate-sync-worker');
-
-/** SQS FIFO consumer: runs each message through the engine with a deadline of its own, reports partial batch failures. */
-export async function handler(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
-  const rt = await runtime();
+/** SQS FIFO consumer: runs each message through the use cases with a deadline of its own, reports partial batch failures. */
+export const handler = lambdaHandler('tidegate-sync-worker', (event: SQSEvent, rt, context): Promise<SQSBatchResponse> => {
   // Target state is written by one holder at a time: this invocation, named for the logs of the others.
   const engine = { ...rt.engine, lease: { holder: `lambda:${context.functionName}:${context.awsRequestId}`, waitMs: 20_000 } };
   return processSqsBatch(
@@ -18,8 +17,8 @@ export async function handler(event: SQSEvent, context: Context): Promise<SQSBat
       remainingMs: () => context.getRemainingTimeInMillis(),
       returnToQueue: (records, seconds) => rt.queue.returnToQueue(records.map((r) => r.receiptHandle), seconds),
       requeue: (messages) => rt.queue.send(messages),
-      onError: (id, err) => rt.logger.error('message failed', { messageId: id, error: err instanceof Error ? err.message : String(err) }),
+      onError: (id, err) => rt.logger.error('message failed', { messageId: id, error: errorMessage(err) }),
       onDeferred: (id, reason) => rt.logger.info('message handed back to the queue', { messageId: id, reason }),
     },
   );
-}
+});

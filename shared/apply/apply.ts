@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { KubeClient } from '../cluster/index.js';
-import { refKey, type Change, type KubeObject } from '../model/index.js';
+import { errorMessage, refKey, type Change, type KubeObject } from '../model/index.js';
 import { mapLimit } from './concurrency.js';
 import { ApplyError, notAboutTheObject, type ObjectProblem } from './errors.js';
 import type { Stage } from './ordering.js';
@@ -74,7 +74,7 @@ async function applyItem(item: PlanItem, client: KubeClient, opts: ApplyOptions,
     return undefined;
   } catch (err) {
     if (notAboutTheObject(err, opts.signal)) throw err;
-    return { ref: item.desired.ref, source: item.desired.source, message: err instanceof Error ? err.message : String(err) };
+    return { ref: item.desired.ref, source: item.desired.source, message: errorMessage(err) };
   }
 }
 
@@ -91,7 +91,7 @@ async function settleDefinitions(client: KubeClient, stageItems: readonly PlanIt
     return undefined;
   } catch (err) {
     if (notAboutTheObject(err, opts.signal)) throw err;
-    return new ApplyError('apply', newCrds.map((c) => ({ ref: c.desired.ref, source: c.desired.source, message: err instanceof Error ? err.message : String(err) })));
+    return new ApplyError('apply', newCrds.map((c) => ({ ref: c.desired.ref, source: c.desired.source, message: errorMessage(err) })));
   }
 }
 

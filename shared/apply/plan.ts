@@ -1,6 +1,6 @@
 import { KubeApiError, type KubeClient } from '../cluster/index.js';
 import type { IgnoreRule } from '../config/index.js';
-import type { KubeObject } from '../model/index.js';
+import { errorMessage, type KubeObject } from '../model/index.js';
 import { mapLimit } from './concurrency.js';
 import { changedPaths, comparable, containsSubset, sameObject } from './diff.js';
 import { ApplyError, notAboutTheObject, type ObjectProblem } from './errors.js';
@@ -76,7 +76,7 @@ export async function dryRunItem(item: PlanItem, client: KubeClient, opts: PlanO
   } catch (err) {
     if (notAboutTheObject(err, opts.signal)) throw err;
     if (err instanceof KubeApiError && err.isImmutable && opts.force && item.live) return { ...item, action: 'recreate', fields: err.causes.map((c) => c.field ?? '').filter(Boolean) };
-    const message = err instanceof KubeApiError && err.isImmutable ? `${err.message} (set force: true to recreate it)` : err instanceof Error ? err.message : String(err);
+    const message = err instanceof KubeApiError && err.isImmutable ? `${err.message} (set force: true to recreate it)` : errorMessage(err);
     return { ref: item.desired.ref, source: item.desired.source, message };
   }
 }

@@ -1,9 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeApiError, groupVersionOf, type KubeClient } from '../cluster/index.js';
-import { formatRef, type Change, type KubeObject, type ObjectRef } from '../model/index.js';
+import { errorMessage, entryRef, formatRef, type Change, type InventoryEntry, type KubeObject, type ObjectRef } from '../model/index.js';
 import { mapLimit } from './concurrency.js';
 import { notAboutTheObject, type ObjectProblem } from './errors.js';
-import { entryRef, type InventoryEntry } from './state.js';
 import { stageOf } from './ordering.js';
 import { PRUNE_ANNOTATION, isOwnedBy } from './owner.js';
 
@@ -70,7 +69,7 @@ export async function prune(stale: readonly InventoryEntry[], client: KubeClient
       if (err instanceof KubeApiError && err.isNotFound) return;
       if (notAboutTheObject(err, opts.signal)) throw err;
       out.retained.push(entry);
-      out.problems.push({ ref, source: 'inventory', message: err instanceof Error ? err.message : String(err) });
+      out.problems.push({ ref, source: 'inventory', message: errorMessage(err) });
     }
   };
   // Stage by stage in reverse (resources, classes, then CRDs/Namespaces/ClusterRoles); within a stage in parallel.

@@ -46,7 +46,7 @@ export class KubeApiError extends TidegateError {
   readonly causes: ReadonlyArray<{ field?: string; message?: string; reason?: string }>;
 
   constructor(status: number, reason: string, message: string, causes: KubeApiError['causes'] = []) {
-    super(`Kube${reason || status}`, message, { transient: RETRYABLE_STATUS.has(status) && !isInvalidObject500(status, message) });
+    super('KubeApi', message, { transient: RETRYABLE_STATUS.has(status) && !isInvalidObject500(status, message) });
     this.status = status;
     this.reason = reason;
     this.causes = causes;

@@ -1,6 +1,6 @@
 import { isNode, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
-import { TidegateError } from '../model/index.js';
+import { errorMessage, TidegateError } from '../model/index.js';
 import { configSchema, type TargetSpec, type TidegateConfig } from './schema.js';
 
 export interface ConfigProblem {
@@ -96,7 +96,7 @@ export function parseConfig(text: string, file = 'tidegate.yaml'): TidegateConfi
     data = doc.toJS({ maxAliasCount: 100 });
   } catch (err) {
     // An unresolved alias ("*x" with no "&x") or an alias bomb: found only when the document is built.
-    throw new ConfigError([{ file, line: 1, field: '', message: err instanceof Error ? err.message : String(err) }]);
+    throw new ConfigError([{ file, line: 1, field: '', message: errorMessage(err) }]);
   }
   const parsed = configSchema.safeParse(data);
   if (!parsed.success) throw new ConfigError(zodProblems(file, doc, counter, parsed.error));

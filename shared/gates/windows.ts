@@ -1,6 +1,5 @@
 import { Cron } from 'croner';
-import type { ChangeWindow } from '../config/index.js';
-import { parseDuration } from '../config/index.js';
+import { parseDuration, type ChangeWindow } from '../config/index.js';
 import type { EffectiveGate } from './policy.js';
 
 /** The window's current opening (start, end) when `now` falls inside it. */

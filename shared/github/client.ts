@@ -1,5 +1,5 @@
 import type { Octokit } from '@octokit/core';
-import { TidegateError, clip } from '../model/index.js';
+import { errorMessage, TidegateError, clip, redactUrl } from '../model/index.js';
 
 /** owner/repo of a GitHub repository. */
 export interface RepoName {
@@ -12,7 +12,7 @@ export function repoName(url: string): RepoName {
   const path = url.replace(/^[a-z+]+:\/\/[^/]+\//i, '').replace(/^[^@/]+@[^:]+:/, '').replace(/\/+$/, '').replace(/\.git$/, '');
   const parts = path.split('/').filter(Boolean);
   const [owner, repo] = parts.slice(-2);
-  if (parts.length < 2 || !owner || !repo) throw new TidegateError('GitHubRepoUnknown', `cannot tell owner/repo from ${url.replace(/\/\/[^@/]*@/, '//')}`);
+  if (parts.length < 2 || !owner || !repo) throw new TidegateError('GitHubRepoUnknown', `cannot tell owner/repo from ${redactUrl(url)}`);
   return { owner, repo };
 }
 
@@ -201,6 +201,6 @@ export class GitHub {
     const status = (err as { status?: number }).status;
     // No status: the request never got an answer (a reset, a timeout); 429 and 5xx: GitHub is throttling or failing for now.
     const transient = status === undefined || status === 429 || status >= 500;
-    return new TidegateError('GitHubFailed', `GitHub: cannot ${what}${status ? ` (HTTP ${status})` : ''}: ${err instanceof Error ? err.message : String(err)}`, { cause: err, transient });
+    return new TidegateError('GitHubFailed', `GitHub: cannot ${what}${status ? ` (HTTP ${status})` : ''}: ${errorMessage(err)}`, { cause: err, transient });
   }
 }

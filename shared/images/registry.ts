@@ -1,6 +1,6 @@
 import type * as EcrSdk from '@aws-sdk/client-ecr';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
-import { TidegateError } from '../model/index.js';
+import { errorMessage, TidegateError } from '../model/index.js';
 
 export class RegistryError extends TidegateError {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -82,7 +82,7 @@ export class OciClient {
   async request(method: string, path: string, accept?: string): Promise<Response> {
     const send = () => fetch(this.url(path), { method, headers: { ...(accept ? { accept } : {}), ...(this.authorization ? { authorization: this.authorization } : {}) } });
     let res = await send().catch((err: unknown) => {
-      throw new RegistryError(`cannot reach ${this.host}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      throw new RegistryError(`cannot reach ${this.host}: ${errorMessage(err)}`, { cause: err });
     });
     const challenge = res.headers.get('www-authenticate');
     if (res.status === 401 && challenge) {

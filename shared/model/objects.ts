@@ -60,3 +60,12 @@ export function parseRefKey(key: string): ObjectRef {
   const [namespace = '', name = '', group = '', kind = ''] = key.split('_');
   return { namespace, name, group, kind };
 }
+
+/** One object tidegate applied for a target: its ref key, apiVersion and desired-state hash (empty: reserved, not applied yet). */
+export interface InventoryEntry {
+  id: string;
+  v: string;
+  h: string;
+}
+
+export const entryRef = (e: InventoryEntry): ObjectRef & { apiVersion: string } => ({ ...parseRefKey(e.id), apiVersion: e.v });

@@ -1,5 +1,5 @@
 import { parseAllDocuments } from 'yaml';
-import type { KubeObject } from '../model/index.js';
+import { errorMessage, type KubeObject } from '../model/index.js';
 import type { RenderProblem } from './errors.js';
 import { substituteVariables } from './substitute.js';
 
@@ -73,7 +73,7 @@ export function parseManifests(text: string, source: string, vars: Readonly<Reco
         }
       }
     } catch (err) {
-      problems.push({ file: source, object: `document ${index + 1}`, message: err instanceof Error ? err.message : String(err) });
+      problems.push({ file: source, object: `document ${index + 1}`, message: errorMessage(err) });
       return;
     }
     collect(value, source, index, objects, problems);

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, lstatSync, readdirSync, readFileSync, realpathSync, mkdirSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { promisify } from 'node:util';
-import { formatRef, refKey, refOf } from '../model/index.js';
+import { errorMessage, formatRef, refKey, refOf } from '../model/index.js';
 import type { LocalSettings } from '../config/index.js';
 import { locateTool } from './binaries.js';
 import { RenderError, type RenderProblem } from './errors.js';
@@ -90,7 +90,7 @@ async function tool(command: string, args: string[], cwd: string, opts: RenderOp
     return stdout;
   } catch (err) {
     const stderr = (err as { stderr?: string }).stderr?.trim();
-    throw new RenderError([{ file: what, message: stderr || (err instanceof Error ? err.message : String(err)) }], { cause: err });
+    throw new RenderError([{ file: what, message: stderr || (errorMessage(err)) }], { cause: err });
   }
 }
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import git from 'isomorphic-git';
 import http from 'isomorphic-git/http/node';
 import semver from 'semver';
-import { ENTRY_LIMITS, TidegateError, clip, isNetworkFailure, type CommitInfo, type Revision } from '../model/index.js';
+import { errorMessage, ENTRY_LIMITS, TidegateError, clip, isNetworkFailure, redactUrl, type CommitInfo, type Revision } from '../model/index.js';
 import type { SourceRef } from '../config/index.js';
 
 export interface GitSource {
@@ -26,13 +26,12 @@ export const authHeaders = (src: GitSource): { headers: Record<string, string> }
   src.token ? { headers: { authorization: `Basic ${Buffer.from(`${src.username ?? 'x-access-token'}:${src.token}`).toString('base64')}` } } : {};
 
 /** Never show credentials embedded in a URL. */
-export const redactUrl = (url: string): string => url.replace(/\/\/[^/@]*@/, '//***@');
 
 async function remoteRefs(src: GitSource, prefix: string): Promise<Array<{ ref: string; oid: string; peeled?: string }>> {
   try {
     return await git.listServerRefs({ http, url: src.url, prefix, peelTags: true, ...authHeaders(src) });
   } catch (err) {
-    throw new SourceError(`cannot list refs of ${redactUrl(src.url)}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    throw new SourceError(`cannot list refs of ${redactUrl(src.url)}: ${errorMessage(err)}`, { cause: err });
   }
 }
 
@@ -161,7 +160,7 @@ async function fetchAndExport(src: GitSource, revision: Revision, base: string, 
       await fetchOnce(1, false);
       for (let depth = 8; !(await hasCommit(gitdir, revision.sha)) && depth <= MAX_DEEPEN; depth *= 4) await fetchOnce(depth, true);
     } catch (err) {
-      throw new SourceError(`cannot fetch ${ref} of ${redactUrl(src.url)}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      throw new SourceError(`cannot fetch ${ref} of ${redactUrl(src.url)}: ${errorMessage(err)}`, { cause: err });
     }
     if (!(await hasCommit(gitdir, revision.sha))) {
       throw new SourceError(`commit ${revision.sha} is not reachable from ${ref} of ${redactUrl(src.url)} (searched ${MAX_DEEPEN} commits)`);
@@ -189,7 +188,7 @@ export async function fetchTagObject(src: GitSource, cacheDir: string, tagRef: s
     await exclusive(join(cacheDir, 'git', repoKey(src.url)), () =>
       git.fetch({ fs, http, gitdir, url: src.url, ref: tagRef.slice('refs/tags/'.length), singleBranch: true, tags: false, depth: 1, ...authHeaders(src) }),
     ).catch((err: unknown) => {
-      throw new SourceError(`cannot fetch ${tagRef} of ${redactUrl(src.url)}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      throw new SourceError(`cannot fetch ${tagRef} of ${redactUrl(src.url)}: ${errorMessage(err)}`, { cause: err });
     });
   }
   return listed.oid;

@@ -2,6 +2,7 @@ import { createHash, createPublicKey, verify as verifySignature, type KeyObject 
 import * as fs from 'node:fs';
 import git from 'isomorphic-git';
 import type { VerifyMode } from '../config/index.js';
+import { errorMessage } from '../model/index.js';
 
 /**
  * Commit and tag signature verification against trusted keys, OpenPGP (openpgp) and SSH
@@ -113,7 +114,7 @@ async function verifyPgp(armored: string, payload: Buffer, trusted: readonly Tru
     await signatures[0]?.verified;
     return signatures[0] ? { signer: signer.name } : { problem: 'empty OpenPGP signature' };
   } catch (err) {
-    return { problem: `the OpenPGP signature does not verify with trusted key ${signer.name}: ${err instanceof Error ? err.message : String(err)}` };
+    return { problem: `the OpenPGP signature does not verify with trusted key ${signer.name}: ${errorMessage(err)}` };
   }
 }
 
@@ -124,7 +125,7 @@ async function check(signature: string | undefined, payload: Buffer, trusted: re
     if (signature.includes('BEGIN PGP SIGNATURE')) return await verifyPgp(signature, payload, trusted);
     return { problem: 'signed in a format tidegate does not verify (only OpenPGP and SSH)' };
   } catch (err) {
-    return { problem: `unreadable signature: ${err instanceof Error ? err.message : String(err)}` };
+    return { problem: `unreadable signature: ${errorMessage(err)}` };
   }
 }
 

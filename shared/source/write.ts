@@ -2,8 +2,8 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import git from 'isomorphic-git';
 import http from 'isomorphic-git/http/node';
-import { TidegateError } from '../model/index.js';
-import { authHeaders, redactUrl, repoKey, type GitSource } from './git.js';
+import { errorMessage, TidegateError, redactUrl } from '../model/index.js';
+import { authHeaders, repoKey, type GitSource } from './git.js';
 
 export interface CommitAuthor {
   name: string;
@@ -63,7 +63,7 @@ async function commitChange(src: GitSource, dir: string, opts: Parameters<typeof
   try {
     await git.clone({ fs, http, dir, url: src.url, ref: opts.base ?? opts.branch, singleBranch: true, depth: 1, ...authHeaders(src) });
   } catch (err) {
-    throw new TidegateError('SourceFailed', `cannot clone ${redactUrl(src.url)}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    throw new TidegateError('SourceFailed', `cannot clone ${redactUrl(src.url)}: ${errorMessage(err)}`, { cause: err });
   }
   const message = await opts.change(dir, () => listFiles(dir));
   return message === undefined ? undefined : stageAndCommit(dir, message, opts.author);
@@ -94,7 +94,7 @@ export async function commitAndPush(
       if (pushed.ok) return { sha, pushed: true, attempts: attempt };
       throw new Error(pushed.error ?? 'push refused');
     } catch (err) {
-      if (!isRejected(err) || attempt === max) throw new TidegateError('PushFailed', `cannot push to ${opts.branch} of ${redactUrl(src.url)} after ${attempt} attempt(s): ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      if (!isRejected(err) || attempt === max) throw new TidegateError('PushFailed', `cannot push to ${opts.branch} of ${redactUrl(src.url)} after ${attempt} attempt(s): ${errorMessage(err)}`, { cause: err });
     }
   }
   throw new TidegateError('PushFailed', 'unreachable');

@@ -1,6 +1,6 @@
 import { Webhooks, emitterEventNames, type EmitterWebhookEvent } from '@octokit/webhooks';
-import type { QueueMessage } from '../model/index.js';
-import { bodyBytes, normaliseRepoUrl, reply, type HttpRequest, type HttpResponse } from './http.js';
+import { normaliseRepoUrl, type QueueMessage } from '../model/index.js';
+import { bodyBytes, reply, type HttpRequest, type HttpResponse } from './http.js';
 
 type PushEvent = EmitterWebhookEvent<'push'>['payload'];
 type CommentEvent = EmitterWebhookEvent<'issue_comment'>['payload'];

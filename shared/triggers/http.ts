@@ -17,9 +17,3 @@ export const reply = (status: number, message: string, extra: Record<string, unk
 /** Byte length of a body as received. */
 export const bodyBytes = (body: string): number => Buffer.byteLength(body, 'utf8');
 
-/** Normalises a repository URL for comparison: lower case, no scheme or credentials, scp-style SSH (git@host:path) as host/path, no trailing .git or slash. */
-export function normaliseRepoUrl(url: string): string {
-  const scpLike = /^[\w.-]+@([^:/]+):(.+)$/.exec(url.trim()); // git@github.com:acme/gitops.git
-  const plain = scpLike ? `ssh://${scpLike[1] ?? ''}/${scpLike[2] ?? ''}` : url.trim();
-  return plain.toLowerCase().replace(/^[a-z+]+:\/\//, '//').replace(/\/\/[^/@]*@/, '//').replace(/\/+$/, '').replace(/\.git$/, '');
-}

@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { SYSTEM_NAMESPACE, entryRef, readTargetState, stateName } from '../../shared/apply/index.js';
+import { SYSTEM_NAMESPACE } from '../../shared/apply/index.js';
+import { entryRef } from '../../shared/model/index.js';
+import { readTargetState, stateName } from '../../shared/state/index.js';
 import type { KubeClient } from '../../shared/cluster/index.js';
-import { recover, release, rollback } from '../../shared/engine/index.js';
+import { recover, release, rollback } from '../../shared/usecases/index.js';
 import { uniqueName } from '../helpers/env.js';
 import { configMap, deployment, gitopsRepo } from '../helpers/engine.js';
 

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { run } from '../../devenv/index.js';
-import { SYSTEM_NAMESPACE, readTargetState, stateName } from '../../shared/apply/index.js';
+import { SYSTEM_NAMESPACE } from '../../shared/apply/index.js';
+import { readTargetState, stateName } from '../../shared/state/index.js';
 import type { KubeClient } from '../../shared/cluster/index.js';
 import type { KubeObject } from '../../shared/model/index.js';
 import { testEnv, uniqueName } from '../helpers/env.js';

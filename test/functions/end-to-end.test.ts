@@ -3,7 +3,7 @@ import { stringify } from 'yaml';
 import { handler as githubWebhook } from '../../functions/github-webhook/handler.js';
 import { handler as scheduledPoll } from '../../functions/scheduled-poll/handler.js';
 import { handler as syncWorker } from '../../functions/sync-worker/handler.js';
-import { readTargetState } from '../../shared/apply/index.js';
+import { readTargetState } from '../../shared/state/index.js';
 import type { SyncMessage } from '../../shared/model/index.js';
 import { uniqueName } from '../helpers/env.js';
 import { configMap, deployment, gitopsRepo } from '../helpers/engine.js';
@@ -29,7 +29,7 @@ describe('GitHub push → handler → SQS FIFO (moto) → worker → real apiser
 
   const deliver = async (sha: string, paths: string[]) => {
     const body = pushPayload(repo.url, sha, paths);
-    return githubWebhook(apiEvent('/webhooks/github', githubHeaders('push', body, SECRET), body));
+    return githubWebhook(apiEvent('/webhooks/github', githubHeaders('push', body, SECRET), body), lambdaContext());
   };
   const work = async () => syncWorker(sqsEvent(await drain(queueUrl)), lambdaContext());
 
@@ -71,7 +71,7 @@ describe('GitHub push → handler → SQS FIFO (moto) → worker → real apiser
 
   it('the scheduled poll finds the moved branch and the worker applies its head', async () => {
     await repo.commit({ 'apps/web/deploy.yaml': deployment('web', { replicas: 5 }) }); // no webhook for this one
-    expect(await scheduledPoll()).toEqual({ queued: 2 }); // the repository's head, and a reload pass for cluster test
+    expect(await scheduledPoll({}, lambdaContext())).toEqual({ queued: 2 }); // the repository's head, and a reload pass for cluster test
     await work();
     await work();
     expect((await repo.engine.client.get('apps/v1', 'Deployment', nsWeb, 'web'))?.['spec']).toMatchObject({ replicas: 5 });

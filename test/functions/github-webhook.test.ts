@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { handler } from '../../functions/github-webhook/handler.js';
 import type { PushMessage } from '../../shared/model/index.js';
-import { apiEvent, createFifoQueue, drain, githubHeaders, useMotoEnv } from '../helpers/lambda.js';
+import { apiEvent, createFifoQueue, drain, githubHeaders, lambdaContext, useMotoEnv } from '../helpers/lambda.js';
 
 const require = createRequire(import.meta.url);
 const examples = require('@octokit/webhooks-examples/api.github.com/index.json') as Array<{ name: string; examples: Array<Record<string, any>> }>;
@@ -19,7 +19,7 @@ const TRACKED = 'https://github.com/Codertocat/Hello-World.git';
 let queueUrl = '';
 
 async function deliver(event: string, body: string, headers: Record<string, string> = githubHeaders(event, body, SECRET)) {
-  const res = await handler(apiEvent('/webhooks/github', headers, body));
+  const res = await handler(apiEvent('/webhooks/github', headers, body), lambdaContext());
   return { status: res.statusCode, body: JSON.parse(res.body ?? '{}') as { message: string } };
 }
 

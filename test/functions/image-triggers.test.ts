@@ -4,7 +4,7 @@ import { handler as registryWebhook } from '../../functions/registry-webhook/han
 import { pushImage, receivedEvents } from '../../devenv/index.js';
 import type { ImageMessage } from '../../shared/model/index.js';
 import { testEnv, uniqueName } from '../helpers/env.js';
-import { apiEvent, createFifoQueue, drain, useMotoEnv } from '../helpers/lambda.js';
+import { apiEvent, createFifoQueue, drain, useMotoEnv, lambdaContext } from '../helpers/lambda.js';
 
 const SECRET = 'registry-secret';
 let queueUrl = '';
@@ -26,7 +26,7 @@ describe('image triggers: registry notifications and ECR events become image mes
     // The registry sends every event (blobs and the manifest); we replay them as it delivered them.
     const events = (await receivedEvents(reg)).filter((e) => e.target.repository === repository);
     const body = JSON.stringify({ events });
-    const res = await registryWebhook(apiEvent('/webhooks/registry', { 'content-type': 'application/vnd.docker.distribution.events.v1+json', authorization: `Bearer ${SECRET}` }, body));
+    const res = await registryWebhook(apiEvent('/webhooks/registry', { 'content-type': 'application/vnd.docker.distribution.events.v1+json', authorization: `Bearer ${SECRET}` }, body), lambdaContext());
     expect(res.statusCode).toBe(202);
     expect(await queued()).toEqual([{ type: 'image', registry: reg.host, repository, tag: '6.1.0', digest, source: 'distribution' }]);
   });
@@ -42,7 +42,7 @@ describe('image triggers: registry notifications and ECR events become image mes
     }, [{ type: 'image', registry: 'docker.io', repository: 'acme/web', tag: '1.4.2', source: 'dockerhub' }]],
   ])('takes %s notifications', async (_case, headers, payload, expected) => {
     const path = 'authorization' in headers ? '/webhooks/registry' : `/webhooks/registry?token=${SECRET}`;
-    const res = await registryWebhook(apiEvent(path, { 'content-type': 'application/json', ...headers }, JSON.stringify(payload)));
+    const res = await registryWebhook(apiEvent(path, { 'content-type': 'application/json', ...headers }, JSON.stringify(payload)), lambdaContext());
     expect(res.statusCode).toBe(202);
     expect(await queued()).toEqual(expected);
   });
@@ -54,7 +54,7 @@ describe('image triggers: registry notifications and ECR events become image mes
     ['an unknown format', { authorization: `Bearer ${SECRET}` }, '{"hello":"world"}', 400],
     ['only blob pushes and pulls', { authorization: `Bearer ${SECRET}` }, JSON.stringify({ events: [{ action: 'pull', target: { mediaType: 'application/vnd.oci.image.manifest.v1+json', repository: 'a', tag: '1' }, request: { host: 'r' } }, { action: 'push', target: { mediaType: 'application/octet-stream', repository: 'a', digest: 'sha256:1' }, request: { host: 'r' } }] }), 202],
   ])('refuses or ignores %s and queues nothing', async (_case, headers, body, status) => {
-    const res = await registryWebhook(apiEvent('/webhooks/registry', { 'content-type': 'application/json', ...headers }, body));
+    const res = await registryWebhook(apiEvent('/webhooks/registry', { 'content-type': 'application/json', ...headers }, body), lambdaContext());
     expect(res.statusCode).toBe(status);
     expect(await queued()).toEqual([]);
   });
@@ -67,10 +67,10 @@ describe('image triggers: registry notifications and ECR events become image mes
 
   it('queues a successful ECR push and ignores the rest', async () => {
     const push = ecr({ result: 'SUCCESS', 'repository-name': 'my-repository-name', 'image-digest': 'sha256:7f5b2640fe6fb4f46592dfd3410c4a79dac4f89e4782432e0378abcd1234', 'action-type': 'PUSH', 'image-tag': 'latest' });
-    expect(await ecrEvent(push)).toEqual({ queued: true });
+    expect(await ecrEvent(push, lambdaContext())).toEqual({ queued: true });
     expect(await queued()).toEqual([{ type: 'image', registry: '123456789012.dkr.ecr.us-west-2.amazonaws.com', repository: 'my-repository-name', tag: 'latest', digest: push.detail['image-digest'], source: 'ecr' }]);
-    expect(await ecrEvent(ecr({ result: 'FAILURE', 'repository-name': 'x', 'action-type': 'PUSH' }))).toEqual({ queued: false, reason: 'push result FAILURE' });
-    expect(await ecrEvent(ecr({ result: 'SUCCESS', 'repository-name': 'x', 'action-type': 'DELETE' }))).toEqual({ queued: false, reason: 'action DELETE is not a push' });
+    expect(await ecrEvent(ecr({ result: 'FAILURE', 'repository-name': 'x', 'action-type': 'PUSH' }), lambdaContext())).toEqual({ queued: false, reason: 'push result FAILURE' });
+    expect(await ecrEvent(ecr({ result: 'SUCCESS', 'repository-name': 'x', 'action-type': 'DELETE' }), lambdaContext())).toEqual({ queued: false, reason: 'action DELETE is not a push' });
     expect(await queued()).toEqual([]);
   });
 });

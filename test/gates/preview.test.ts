@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { startGitHub, type TestGitHub } from '../../devenv/index.js';
-import { handleMessage, type EngineContext, type Queue } from '../../shared/engine/index.js';
+import { handleMessage, type EngineContext, type Queue } from '../../shared/usecases/index.js';
 import { GitHub } from '../../shared/github/index.js';
 import { routeGithubEvent } from '../../shared/triggers/index.js';
 import { testEnv, uniqueName } from '../helpers/env.js';

@@ -7,7 +7,7 @@ import * as openpgp from 'openpgp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { run } from '../../devenv/index.js';
-import { syncRepo, type EngineContext } from '../../shared/engine/index.js';
+import { syncRepo, type EngineContext } from '../../shared/usecases/index.js';
 import type { TrustedKey } from '../../shared/source/index.js';
 import { uniqueName } from '../helpers/env.js';
 import { configMap, gitopsRepo, yamlDocs } from '../helpers/engine.js';

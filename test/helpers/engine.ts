@@ -3,7 +3,7 @@ import { stringify } from 'yaml';
 import { GitWorkspace, createBareRepo } from '../../devenv/index.js';
 import { KubeClient } from '../../shared/cluster/index.js';
 import { localSettings } from '../../shared/config/index.js';
-import { syncRepo, type EngineContext } from '../../shared/engine/index.js';
+import { syncRepo, type EngineContext } from '../../shared/usecases/index.js';
 import type { KubeObject, SyncResult } from '../../shared/model/index.js';
 import { testEnv, testKubeConfig, uniqueName } from './env.js';
 

@@ -81,7 +81,9 @@ export async function deliverBatch(queueUrl: string, handler: (event: SQSEvent) 
   return { received: records.map((r) => r.messageId), failures };
 }
 
-export const lambdaContext = (remainingMs = 60_000): Context => ({ getRemainingTimeInMillis: () => remainingMs } as unknown as Context);
+/** A Lambda context as the runtime passes it (the fields handlers and Powertools read). */
+export const lambdaContext = (remainingMs = 60_000): Context =>
+  ({ functionName: 'tidegate-test', functionVersion: '$LATEST', invokedFunctionArn: 'arn:aws:lambda:eu-west-1:123456789012:function:tidegate-test', memoryLimitInMB: '512', awsRequestId: randomUUID(), getRemainingTimeInMillis: () => remainingMs }) as unknown as Context;
 
 export function signSha256(secret: string, body: string): string {
   return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;

@@ -1,9 +1,10 @@
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import { startFaultProxy, type FaultProxy } from '../../devenv/index.js';
-import { SYSTEM_NAMESPACE, stateName } from '../../shared/apply/index.js';
+import { SYSTEM_NAMESPACE } from '../../shared/apply/index.js';
+import { stateName } from '../../shared/state/index.js';
 import { EndpointAuth, KubeClient, type RetryPolicy } from '../../shared/cluster/index.js';
 import { localSettings } from '../../shared/config/index.js';
-import type { EngineContext, Queue } from '../../shared/engine/index.js';
+import type { EngineContext, Queue } from '../../shared/usecases/index.js';
 import type { KubeObject } from '../../shared/model/index.js';
 import type { Logger } from '../../shared/telemetry/index.js';
 import { testEnv } from './env.js';

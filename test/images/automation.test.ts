@@ -135,7 +135,7 @@ describe('image automation from an ECR "Image Action" event (moto), through the 
     await putImage('6.2.0');
     await putImage('7.0.0');
     const event = { version: '0', id: 'x', 'detail-type': 'ECR Image Action', source: 'aws.ecr', account, time: new Date().toISOString(), region: aws.region, resources: [], detail: { result: 'SUCCESS', 'repository-name': name, 'action-type': 'PUSH', 'image-tag': '7.0.0', 'image-digest': 'sha256:1' } };
-    expect(await ecrEvent(event)).toEqual({ queued: true });
+    expect(await ecrEvent(event, lambdaContext())).toEqual({ queued: true });
     for (let i = 0; i < 3; i++) expect(await syncWorker(sqsEvent(await drain(queueUrl)), lambdaContext())).toEqual({ batchItemFailures: [] }); // image → push → sync
     const live = await repo.engine.client.get('apps/v1', 'Deployment', ns, 'podinfo');
     expect((live?.['spec'] as any).template.spec.containers[0].image).toBe(`${uri}:6.2.0`); // ^6 keeps 7.0.0 out

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { readTargetState } from '../../shared/apply/index.js';
-import { createRuntime, handleMessage, receiveRegistryWebhook, syncRepo, type Queue } from '../../shared/engine/index.js';
+import { readTargetState } from '../../shared/state/index.js';
+import { createRuntime } from '../../shared/aws/index.js';
+import { handleMessage, receiveRegistryWebhook, syncRepo, type Queue } from '../../shared/usecases/index.js';
 import type { QueueMessage } from '../../shared/model/index.js';
 import { testEnv, uniqueName } from '../helpers/env.js';
 import { configMap, gitopsRepo, yamlDocs } from '../helpers/engine.js';

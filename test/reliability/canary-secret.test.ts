@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { syncRepo } from '../../shared/engine/index.js';
+import { syncRepo } from '../../shared/usecases/index.js';
 import { jsonLogger } from '../../shared/telemetry/index.js';
 import { cli } from '../helpers/cli.js';
 import { testEnv, uniqueName } from '../helpers/env.js';

@@ -5,7 +5,7 @@ import { stringify } from 'yaml';
 import { handler as githubWebhook } from '../../functions/github-webhook/handler.js';
 import { handler as scheduledPoll } from '../../functions/scheduled-poll/handler.js';
 import { handler as syncWorker } from '../../functions/sync-worker/handler.js';
-import { readTargetState } from '../../shared/apply/index.js';
+import { readTargetState } from '../../shared/state/index.js';
 import { uniqueName } from '../helpers/env.js';
 import { configMap, gitopsRepo } from '../helpers/engine.js';
 import { apiEvent, awsConfig, createFifoQueue, githubHeaders, lambdaContext, pushPayload, sqsEvent, sqsRecord, testClusterSetting, useMotoEnv } from '../helpers/lambda.js';
@@ -73,12 +73,12 @@ describe('concurrency: a burst of pushes to one target, racing the scheduled pol
     const deliveries: Array<Promise<unknown>> = [];
     const deliver = (sha: string) => {
       const body = pushPayload(repo.url, sha, ['apps/cm.yaml']);
-      deliveries.push(githubWebhook(apiEvent('/webhooks/github', githubHeaders('push', body, SECRET), body)));
+      deliveries.push(githubWebhook(apiEvent('/webhooks/github', githubHeaders('push', body, SECRET), body), lambdaContext()));
     };
     for (let n = 1; n <= 20; n++) {
       shas.push(await repo.commit({ 'apps/cm.yaml': configMap('burst', { n: String(n) }) }, `burst ${n}`));
       if (n % 2 === 0) deliver(shas[n] ?? ''); // GitHub does not promise order: the even ones now, the odd ones last, newest first
-      if (n % 5 === 0) deliveries.push(scheduledPoll()); // the poll races the webhooks
+      if (n % 5 === 0) deliveries.push(scheduledPoll({}, lambdaContext())); // the poll races the webhooks
     }
     for (let n = 19; n >= 1; n -= 2) deliver(shas[n] ?? '');
     const answers = await Promise.all(deliveries);

@@ -5,10 +5,10 @@ import { ReceiveMessageCommand, SendMessageCommand, SQSClient, CreateQueueComman
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { GitWorkspace, createBareRepo, pushImage, startGitServer, startKube, startRegistry, type GitServer, type KubeCluster, type Registry } from '../../devenv/index.js';
-import { readTargetState, type TargetState } from '../../shared/apply/index.js';
+import { readTargetState, type TargetState } from '../../shared/state/index.js';
 import { EndpointAuth, KubeClient } from '../../shared/cluster/index.js';
 import { localSettings } from '../../shared/config/index.js';
-import { handleMessage, syncRepo, type EngineContext } from '../../shared/engine/index.js';
+import { handleMessage, syncRepo, type EngineContext } from '../../shared/usecases/index.js';
 import { refKey, type KubeObject, type QueueMessage } from '../../shared/model/index.js';
 import { testEnv, uniqueName } from '../helpers/env.js';
 import { configMap, gitopsRepo, yamlDocs } from '../helpers/engine.js';

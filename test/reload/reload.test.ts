@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { KubeClient } from '../../shared/cluster/index.js';
-import { MemoryQueue, handleMessage } from '../../shared/engine/index.js';
+import { MemoryQueue, handleMessage } from '../../shared/usecases/index.js';
 import type { KubeObject } from '../../shared/model/index.js';
 import { BASELINE_ANNOTATION, RELOADED_FROM_ANNOTATION, RELOADED_HASH_ANNOTATION, RELOADER as R, RELOAD_FIELD_MANAGER, reloadPass, type ReloadStrategy } from '../../shared/reload/index.js';
 import { uniqueName } from '../helpers/env.js';

@@ -1,5 +1,5 @@
 import type { SQSBatchResponse, SQSRecord } from 'aws-lambda';
-import { LeaseBusyError } from '../apply/index.js';
+import { LeaseBusyError } from '../state/index.js';
 import type { QueueMessage } from '../model/index.js';
 
 export interface BatchOptions {

@@ -1,10 +1,19 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { KubeClient } from '../cluster/index.js';
-import type { TargetSpec, TidegateConfig } from '../config/index.js';
-import type { Revision } from '../model/index.js';
+import { parseConfig, type TargetSpec, type TidegateConfig } from '../config/index.js';
+import { TargetNotFoundError, TidegateError, normaliseRepoUrl, type Revision } from '../model/index.js';
 import { checkoutRevision, resolveRevision, type GitSource } from '../source/index.js';
-import { CONFIG_FILE, TargetNotFoundError, loadConfig } from './config-file.js';
 import type { EngineContext } from './context.js';
-import { normaliseRepoUrl } from '../triggers/index.js';
+
+export const CONFIG_FILE = 'tidegate.yaml';
+
+/** Reads and validates tidegate.yaml from a checkout. */
+export function loadConfig(dir: string, label = CONFIG_FILE): TidegateConfig {
+  const file = join(dir, CONFIG_FILE);
+  if (!existsSync(file)) throw new TidegateError('ConfigMissing', `${label} not found at the root of the repository`);
+  return parseConfig(readFileSync(file, 'utf8'), label);
+}
 
 /** The branch of a repository the shell tracks (deploy-time settings, the CLI's --branch); main when it names none. */
 export function trackedBranch(ctx: Pick<EngineContext, 'repositories'>, repo: string): string {

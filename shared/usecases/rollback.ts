@@ -1,11 +1,11 @@
-import { readTargetState, updateTargetState, withLease } from '../apply/index.js';
+import type { KubeClient } from '../cluster/index.js';
 import type { TargetSpec } from '../config/index.js';
-import { TidegateError, type HistoryEntry, type Revision, type SyncResult } from '../model/index.js';
+import { ENTRY_LIMITS, RevisionError, clip, isTidegateError, type HistoryEntry, type Revision, type SyncResult } from '../model/index.js';
 import { checkoutRevision, commitInfo } from '../source/index.js';
-import { loadConfig } from './config-file.js';
-import { headTarget, trackedBranch } from './repo-config.js';
-import { leaseOf, refuseOtherOwner, type EngineContext } from './context.js';
-import { syncTarget } from './target-sync.js';
+import { readTargetState, refuseOtherOwner, updateTargetState, withLease } from '../state/index.js';
+import { syncTarget } from '../sync/index.js';
+import { leaseOf, type EngineContext } from './context.js';
+import { headTarget, loadConfig, trackedBranch } from './repo-config.js';
 
 export interface RollbackRequest {
   repo: string;
@@ -34,10 +34,10 @@ function chooseRevision(history: readonly HistoryEntry[], current: Revision | un
     const known = [...history].reverse().find((h) => ran(h) && h.revision.sha.startsWith(to.toLowerCase()));
     if (known && to.length >= 7) return { revision: known.revision, forced: false };
     if (force && /^[0-9a-f]{40}$/.test(to)) return { revision: { ref: `refs/heads/${branch}`, sha: to }, forced: true };
-    throw new TidegateError('RevisionNotApplied', `revision ${to} was not applied to this target (a rollback goes to a revision in its history, given by at least 7 characters); --force with the full 40-character SHA applies another revision`);
+    throw new RevisionError('RevisionNotApplied', `revision ${to} was not applied to this target (a rollback goes to a revision in its history, given by at least 7 characters); --force with the full 40-character SHA applies another revision`);
   }
   const healthy = [...history].reverse().find((h) => ran(h) && h.health === 'healthy' && h.revision.sha !== current?.sha);
-  if (!healthy) throw new TidegateError('NoHealthyRevision', 'the history has no healthy revision other than the current one; give --to <revision>');
+  if (!healthy) throw new RevisionError('NoHealthyRevision', 'the history has no healthy revision other than the current one; give --to <revision>');
   return { revision: healthy.revision, forced: false };
 }
 
@@ -75,4 +75,20 @@ export async function release(ctx: EngineContext, req: { repo: string; target: s
       return { ...state, pin: undefined };
     }, signal));
   return lifted;
+}
+
+/** When health failed and the target asks for it: re-apply the last healthy revision and pin there. */
+export async function autoRollback(ctx: EngineContext, spec: TargetSpec, repo: string, result: SyncResult, client: KubeClient, signal?: AbortSignal): Promise<SyncResult> {
+  if (!spec.rollback.onFailedHealth || result.health.status !== 'failed') return result;
+  const lastHealthy = (await readTargetState(client, spec.name, signal)).lastHealthy;
+  if (!lastHealthy || lastHealthy.sha === result.revision.sha) return result;
+  // lastHealthy ran here (it is in the state even when it has left the 20 history entries): forced is safe.
+  const reason = clip(`health failed at ${result.revision.sha.slice(0, 12)}: ${result.error ?? ''}`.trim(), ENTRY_LIMITS.pinReason);
+  const branch = result.revision.ref.startsWith('refs/heads/') ? result.revision.ref.slice('refs/heads/'.length) : undefined;
+  const back = await rollback(ctx, { repo, target: spec.name, to: lastHealthy.sha, force: true, branch, by: 'tidegate', kind: 'auto-rollback', reason, signal }).catch((err: unknown) => {
+    if (isTidegateError(err) && !err.transient) return { outcome: 'failed' as const, error: err.message };
+    throw err;
+  });
+  ctx.logger?.warn('auto-rollback', { target: spec.name, failed: result.revision.sha, to: lastHealthy.sha, outcome: back.outcome, ...(back.error ? { error: back.error } : {}) });
+  return back.outcome === 'failed' ? result : { ...result, rolledBackTo: lastHealthy };
 }

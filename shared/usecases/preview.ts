@@ -1,9 +1,9 @@
 import { repoName } from '../github/index.js';
-import { TidegateError, type PreviewMessage } from '../model/index.js';
+import { errorMessage, TidegateError, type PreviewMessage } from '../model/index.js';
 import { PREVIEW_MARKER, renderPreview } from '../report/index.js';
 import { configAt } from './repo-config.js';
 import type { EngineContext } from './context.js';
-import { syncCheckout } from './sync.js';
+import { syncCheckout } from './sync-repo.js';
 import { affectedTargets } from './affected.js';
 
 export interface PreviewOutcome {
@@ -29,7 +29,7 @@ export async function previewPullRequest(ctx: EngineContext, msg: PreviewMessage
   const checkRun = await github.checkRun(name, { headSha: msg.head, name: 'tidegate/preview', conclusion, title, summary: markdown }).then(
     () => true,
     (err: unknown) => {
-      ctx.logger?.warn('preview check run not created', { pullRequest: msg.pullRequest, error: err instanceof Error ? err.message : String(err) });
+      ctx.logger?.warn('preview check run not created', { pullRequest: msg.pullRequest, error: errorMessage(err) });
       return false;
     },
   );

@@ -1,11 +1,9 @@
 import { createHash } from 'node:crypto';
-import type { SQSClient} from '@aws-sdk/client-sqs';
-import { ChangeMessageVisibilityBatchCommand, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { LeaseBusyError } from '../apply/index.js';
-import type { QueueMessage } from '../model/index.js';
+import { LeaseBusyError } from '../state/index.js';
+import { errorMessage, type QueueMessage } from '../model/index.js';
 
-/** Where triggers put work: SQS FIFO in Lambda, an in-memory queue locally. */
+/** Where triggers put work: SQS FIFO in Lambda (aws/sqs-queue.ts), an in-memory queue locally. */
 export interface Queue {
   send(messages: readonly QueueMessage[]): Promise<void>;
 }
@@ -39,36 +37,6 @@ function baseKeys(msg: QueueMessage): { group: string; dedup: string } {
       return { group: fit(`repo:${msg.repo}`), dedup: fit(`approve:${msg.repo}#${msg.comment}`) };
     case 'preview':
       return { group: fit(`preview:${msg.repo}#${msg.pullRequest}`), dedup: fit(`preview:${msg.repo}#${msg.pullRequest}@${msg.head}`) };
-  }
-}
-
-export class SqsQueue implements Queue {
-  constructor(private readonly sqs: SQSClient, private readonly queueUrl: string) {}
-
-  async send(messages: readonly QueueMessage[]): Promise<void> {
-    for (let i = 0; i < messages.length; i += 10) {
-      const batch = messages.slice(i, i + 10);
-      const out = await this.sqs.send(new SendMessageBatchCommand({
-        QueueUrl: this.queueUrl,
-        Entries: batch.map((m, n) => {
-          const { group, dedup } = messageKeys(m);
-          return { Id: String(n), MessageBody: JSON.stringify(m), MessageGroupId: group, MessageDeduplicationId: dedup };
-        }),
-      }));
-      if (out.Failed?.length) throw new Error(`SQS refused ${out.Failed.length} message(s): ${out.Failed.map((f) => `${f.Code ?? ''} ${f.Message ?? ''}`.trim()).join('; ')}`);
-    }
-  }
-
-  /** Received messages become visible again after `seconds` (instead of the queue's visibility timeout). */
-  async returnToQueue(receiptHandles: readonly string[], seconds: number): Promise<void> {
-    for (let i = 0; i < receiptHandles.length; i += 10) {
-      const batch = receiptHandles.slice(i, i + 10);
-      const out = await this.sqs.send(new ChangeMessageVisibilityBatchCommand({
-        QueueUrl: this.queueUrl,
-        Entries: batch.map((handle, n) => ({ Id: String(n), ReceiptHandle: handle, VisibilityTimeout: seconds })),
-      }));
-      if (out.Failed?.length) throw new Error(`SQS refused to return ${out.Failed.length} message(s): ${out.Failed.map((f) => `${f.Code ?? ''} ${f.Message ?? ''}`.trim()).join('; ')}`);
-    }
   }
 }
 
@@ -133,7 +101,7 @@ export class MemoryQueue implements Queue {
           continue;
         }
         if (attempt >= max) {
-          this.deadLetters.push({ message: msg, error: err instanceof Error ? err.message : String(err) });
+          this.deadLetters.push({ message: msg, error: errorMessage(err) });
           return;
         }
       }

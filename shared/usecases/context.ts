@@ -1,7 +1,4 @@
 import { hostname, userInfo } from 'node:os';
-import { TidegateError } from '../model/index.js';
-import { redactUrl } from '../source/index.js';
-import { normaliseRepoUrl } from '../triggers/index.js';
 import type { KubeClient } from '../cluster/index.js';
 import type { GatePolicy, LocalSettings } from '../config/index.js';
 import type { GitHub } from '../github/index.js';
@@ -43,12 +40,4 @@ export interface EngineContext {
 /** The lease options of a context, with the defaults. */
 export function leaseOf(ctx: Pick<EngineContext, 'lease'>): NonNullable<EngineContext['lease']> {
   return ctx.lease ?? { holder: `${userInfo().username}@${hostname()}:${process.pid}`, waitMs: 30_000 };
-}
-
-
-/** A target name is owned by one repository per cluster: another repository's command may not touch it. */
-export function refuseOtherOwner(state: { repo?: string | undefined; removed?: unknown }, repo: string | undefined, target: string): void {
-  if (!state.repo || state.removed) return;
-  if (repo && normaliseRepoUrl(state.repo) === normaliseRepoUrl(repo)) return;
-  throw new TidegateError('TargetOwnedElsewhere', `target name ${target} is already used on this cluster by ${redactUrl(state.repo)}; ${repo ? 'target names are cluster-wide, rename one of them' : 'a working tree without that repository as its origin cannot change it (use --repo)'}`);
 }

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeApiError, type KubeClient } from '../cluster/index.js';
-import { TidegateError, type KubeObject } from '../model/index.js';
+import { errorMessage, TidegateError, type KubeObject } from '../model/index.js';
 import type { Logger } from '../telemetry/index.js';
-import { MANAGED_BY_LABEL, SYSTEM_NAMESPACE } from './owner.js';
+import { MANAGED_BY_LABEL, SYSTEM_NAMESPACE } from '../apply/index.js';
 import { STATE_OF_LABEL, ensureSystemNamespace, stateName } from './state.js';
 
 /**
@@ -216,7 +216,7 @@ function holdLease(client: KubeClient, target: string, holder: string, acquired:
     } catch (err) {
       if (stopRenewing.signal.aborted) return;
       if (!conflict(err)) {
-        opts.logger?.warn('lease not renewed; trying again', { target, validForMs: validUntil - Date.now(), error: err instanceof Error ? err.message : String(err) });
+        opts.logger?.warn('lease not renewed; trying again', { target, validForMs: validUntil - Date.now(), error: errorMessage(err) });
         return;
       }
       // A conflict: our own renewal whose answer was lost and was sent again, or another holder.
@@ -239,7 +239,7 @@ function holdLease(client: KubeClient, target: string, holder: string, acquired:
       await renewing?.catch(() => undefined);
       if (lost.signal.aborted) return;
       lost.abort(new LeaseLostError(target, 'released'));
-      await deleteOwnLease(client, target, holder, current).catch((err: unknown) => opts.logger?.warn('lease not released; it expires on its own', { target, error: err instanceof Error ? err.message : String(err) }));
+      await deleteOwnLease(client, target, holder, current).catch((err: unknown) => opts.logger?.warn('lease not released; it expires on its own', { target, error: errorMessage(err) }));
     },
   };
 }

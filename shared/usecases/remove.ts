@@ -1,10 +1,10 @@
-import { HISTORY_LIMIT, prune, readTargetState, statesOfRepo, withLease, writeTargetState } from '../apply/index.js';
+import { HISTORY_LIMIT, readTargetState, statesOfRepo, withLease, writeTargetState } from '../state/index.js';
+import { prune } from '../apply/index.js';
 import type { TidegateConfig } from '../config/index.js';
-import { ENTRY_LIMITS, TidegateError, clip, countChanges, type HistoryEntry, type Revision, type SyncResult } from '../model/index.js';
-import { normaliseRepoUrl } from '../triggers/index.js';
+import { ENTRY_LIMITS, UnknownClusterError, clip, countChanges, normaliseRepoUrl, type HistoryEntry, type RemoveMessage, type Revision, type SyncResult } from '../model/index.js';
+import { resolveRevision } from '../source/index.js';
 import { leaseOf, type EngineContext } from './context.js';
 import { configAt } from './repo-config.js';
-import { resolveRevision } from '../source/index.js';
 
 const ownedBy = (state: { repo?: string | undefined }, repo: string): boolean => state.repo !== undefined && normaliseRepoUrl(state.repo) === normaliseRepoUrl(repo);
 
@@ -25,7 +25,7 @@ export async function removedTargets(ctx: EngineContext, repo: string, config: T
   const states = new Map<string, Awaited<ReturnType<typeof statesOfRepo>>>();
   for (const alias of aliases) {
     const client = await ctx.connect(alias).catch((err: unknown) => {
-      if (err instanceof TidegateError && err.code === 'UnknownCluster') return undefined; // reported by the sync of the target naming it
+      if (err instanceof UnknownClusterError) return undefined; // reported by the sync of the target naming it
       throw err;
     });
     if (client) states.set(alias, await statesOfRepo(client, repo, signal));
@@ -96,4 +96,10 @@ export async function removeTarget(ctx: EngineContext, req: RemoveRequest): Prom
     ctx.logger?.info('target removed from tidegate.yaml', { target: req.target, cluster: req.cluster, deleted: pruned.changes.filter((c) => c.action === 'deleted').length, kept: pruned.retained.length });
     return result;
   });
+}
+
+/** A target left tidegate.yaml: removed (checked against the branch head under its lease). */
+export async function removeMessage(ctx: EngineContext, msg: RemoveMessage, signal?: AbortSignal): Promise<{ kind: 'synced'; result: SyncResult } | { kind: 'ignored'; reason: string }> {
+  const result = await removeTarget(ctx, { ...msg, signal });
+  return result ? { kind: 'synced', result } : { kind: 'ignored', reason: `target ${msg.target} is declared on cluster ${msg.cluster} again, not this repository's, or removed already` };
 }

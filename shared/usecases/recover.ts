@@ -1,10 +1,10 @@
-import { readTargetState } from '../apply/index.js';
+import { readTargetState } from '../state/index.js';
 import { orderTargets } from '../config/index.js';
 import type { SyncResult } from '../model/index.js';
 import { configAt } from './repo-config.js';
 import type { EngineContext } from './context.js';
 import { rollback } from './rollback.js';
-import { syncRepo } from './sync.js';
+import { syncRepo } from './sync-repo.js';
 
 /**
  * Re-applies every target (of one cluster, or all) in dependency order, e.g. to an empty cluster:

@@ -1,7 +1,6 @@
 import type { TargetSpec } from '../config/index.js';
-import type { PushMessage } from '../model/index.js';
-import { normaliseRepoUrl } from '../triggers/index.js';
-import { CONFIG_FILE } from './config-file.js';
+import { normaliseRepoUrl, type PushMessage } from '../model/index.js';
+import { CONFIG_FILE } from './repo-config.js';
 
 const under = (path: string, dir: string): boolean => dir === '.' || dir === '' || path === dir || path.startsWith(`${dir.replace(/\/+$/, '')}/`);
 

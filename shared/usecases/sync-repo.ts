@@ -1,16 +1,13 @@
 import type { KubeClient } from '../cluster/index.js';
-import { orderTargets, type TargetSpec, type TidegateConfig, type VerifyMode } from '../config/index.js';
-import { ENTRY_LIMITS, TidegateError, clip, type Revision, type SyncResult } from '../model/index.js';
-import { CONFIG_FILE, TargetNotFoundError } from './config-file.js';
-import { configAt } from './repo-config.js';
+import { orderTargets, type TargetSpec, type TidegateConfig } from '../config/index.js';
+import { TargetNotFoundError, TidegateError, isTidegateError, type Revision, type SyncResult } from '../model/index.js';
+import { checkoutRevision, commitInfo, resolveRevision } from '../source/index.js';
+import { syncTarget } from '../sync/index.js';
 import { leaseOf, type EngineContext } from './context.js';
-import { rollback } from './rollback.js';
-import { cachedGitdir, checkoutRevision, commitInfo, fetchTagObject, resolveRevision, verifyRevision } from '../source/index.js';
-import { readTargetState, type TargetState } from '../apply/index.js';
-import { evaluateGate, isOpen, signedOff, strictest, type GateSource, type GateVerdict } from '../gates/index.js';
-import { repoName } from '../github/index.js';
-import { syncTarget } from './target-sync.js';
+import { gateOf } from './gate.js';
+import { CONFIG_FILE, configAt } from './repo-config.js';
 import { removeTarget, removedTargets } from './remove.js';
+import { autoRollback } from './rollback.js';
 
 export interface RepoSyncRequest {
   /** The GitOps repository holding tidegate.yaml. */
@@ -62,16 +59,11 @@ export async function syncCheckout(ctx: EngineContext, req: CheckoutSyncRequest)
     if (!one) throw new TargetNotFoundError(req.target, CONFIG_FILE);
     targets = [one];
   }
-  const clients = new Map<string, Promise<KubeClient>>();
-  const client = (alias: string): Promise<KubeClient> => {
-    if (!clients.has(alias)) clients.set(alias, ctx.connect(alias));
-    return clients.get(alias) as Promise<KubeClient>;
-  };
   const failed = new Set<string>();
   const results: SyncResult[] = [];
   for (const spec of targets) {
     const blocked = spec.dependsOn.filter((d) => failed.has(d));
-    const result = blocked.length > 0 ? notSynced(spec, req.revision, `not synced: dependency ${blocked.join(', ')} failed`) : await connectAndSync(ctx, spec, req, client);
+    const result = blocked.length > 0 ? notSynced(spec, req.revision, `not synced: dependency ${blocked.join(', ')} failed`) : await connectAndSync(ctx, spec, req);
     if (result.outcome === 'failed') failed.add(spec.name);
     results.push(result);
   }
@@ -87,49 +79,13 @@ function notSynced(spec: TargetSpec, revision: Revision, error: string): SyncRes
  * source ref that does not exist) fails that target, and the others go on; what may pass on its
  * own (a git server or cluster out of reach, the deadline) is thrown for the queue to retry.
  */
-async function connectAndSync(ctx: EngineContext, spec: TargetSpec, req: CheckoutSyncRequest, client: (alias: string) => Promise<KubeClient>): Promise<SyncResult> {
+async function connectAndSync(ctx: EngineContext, spec: TargetSpec, req: CheckoutSyncRequest): Promise<SyncResult> {
   try {
-    return await syncOne(ctx, spec, req, await client(spec.cluster));
+    return await syncOne(ctx, spec, req, await ctx.connect(spec.cluster));
   } catch (err) {
-    if (err instanceof TidegateError && !err.transient && !req.signal?.aborted) return notSynced(spec, req.revision, err.message);
+    if (isTidegateError(err) && !err.transient && !req.signal?.aborted) return notSynced(spec, req.revision, err.message);
     throw err;
   }
-}
-
-function gateSources(ctx: EngineContext, spec: TargetSpec, state: TargetState): GateSource[] {
-  const floor = ctx.floor?.(spec.cluster);
-  const sources: GateSource[] = [{ from: 'tidegate.yaml', policy: spec.gate }];
-  if (state.gate && state.lastApplied) sources.push({ from: `tidegate.yaml at the last applied ${state.lastApplied.sha.slice(0, 12)}`, policy: state.gate });
-  if (floor) sources.push({ from: `the floor of cluster ${spec.cluster}`, policy: floor });
-  return sources;
-}
-
-/**
- * The target's gate: the strictest of its tidegate.yaml at this revision, at the last applied
- * revision (so a commit cannot lower the gate it is judged by) and the cluster's floor. Sign-offs
- * are given once per revision: the revision already applied is judged by the change windows only.
- */
-function gateOf(ctx: EngineContext, spec: TargetSpec, revision: Revision, url: string | undefined): (state: TargetState) => Promise<GateVerdict> {
-  return async (state) => {
-    const sources = gateSources(ctx, spec, state);
-    // The revision that runs now passed its sign-offs when it was applied: re-syncs of it are not held for them again.
-    const gate = state.lastApplied?.sha === revision.sha ? signedOff(strictest(sources)) : strictest(sources);
-    if (isOpen(gate)) return { approvals: [] };
-    const github = url ? ctx.github?.(url) : undefined;
-    return evaluateGate({
-      gate, revision, now: ctx.now?.() ?? new Date(), manualApprovals: state.approvals ?? [],
-      github: github && url ? { client: github, repo: repoName(url) } : undefined,
-      verify: url ? (mode, names) => verifySignatures(ctx, url, revision, mode, names) : undefined,
-    });
-  };
-}
-
-/** The revision's signatures against the named trusted keys; why they are not trusted, or nothing. */
-async function verifySignatures(ctx: EngineContext, url: string, revision: Revision, mode: VerifyMode, names: string[]): Promise<string | undefined> {
-  const keys = (await ctx.trustedKeys?.(names)) ?? [];
-  if (keys.length === 0) return `none of the trusted keys ${names.join(', ')} is configured (deploy-time setting trustedKeys)`;
-  const src = ctx.gitSource(url);
-  return (await verifyRevision(cachedGitdir(src, ctx.settings.cacheDir), revision, mode, keys, (ref) => fetchTagObject(src, ctx.settings.cacheDir, ref))).problem;
 }
 
 /** One target of a checkout: its files, its commit, the sync, and auto-rollback when asked for. */
@@ -142,22 +98,6 @@ async function syncOne(ctx: EngineContext, spec: TargetSpec, req: CheckoutSyncRe
     ...(req.dryRun ? { dryRun: true } : {}), signal: req.signal, ...(ctx.logger ? { logger: ctx.logger } : {}), ...(ctx.now ? { now: ctx.now } : {}),
   });
   return url && !req.dryRun ? autoRollback(ctx, spec, url, result, client, req.signal) : result;
-}
-
-/** When health failed and the target asks for it: re-apply the last healthy revision and pin there. */
-async function autoRollback(ctx: EngineContext, spec: TargetSpec, repo: string, result: SyncResult, client: KubeClient, signal?: AbortSignal): Promise<SyncResult> {
-  if (!spec.rollback.onFailedHealth || result.health.status !== 'failed') return result;
-  const lastHealthy = (await readTargetState(client, spec.name, signal)).lastHealthy;
-  if (!lastHealthy || lastHealthy.sha === result.revision.sha) return result;
-  // lastHealthy ran here (it is in the state even when it has left the 20 history entries): forced is safe.
-  const reason = clip(`health failed at ${result.revision.sha.slice(0, 12)}: ${result.error ?? ''}`.trim(), ENTRY_LIMITS.pinReason);
-  const branch = result.revision.ref.startsWith('refs/heads/') ? result.revision.ref.slice('refs/heads/'.length) : undefined;
-  const back = await rollback(ctx, { repo, target: spec.name, to: lastHealthy.sha, force: true, branch, by: 'tidegate', kind: 'auto-rollback', reason, signal }).catch((err: unknown) => {
-    if (err instanceof TidegateError && !err.transient) return { outcome: 'failed' as const, error: err.message };
-    throw err;
-  });
-  ctx.logger?.warn('auto-rollback', { target: spec.name, failed: result.revision.sha, to: lastHealthy.sha, outcome: back.outcome, ...(back.error ? { error: back.error } : {}) });
-  return back.outcome === 'failed' ? result : { ...result, rolledBackTo: lastHealthy };
 }
 
 /**

@@ -2,16 +2,9 @@ import { createHash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { KubeApiError, type KubeClient } from '../cluster/index.js';
 import type { GatePolicy } from '../config/index.js';
-import { TidegateError, parseRefKey, type Approval, type HistoryEntry, type KubeObject, type ObjectRef, type Pin, type Revision } from '../model/index.js';
-import { normaliseRepoUrl } from '../triggers/index.js';
-import { MANAGED_BY_LABEL, SYSTEM_NAMESPACE, canonicalJson } from './owner.js';
+import { MANAGED_BY_LABEL, SYSTEM_NAMESPACE, canonicalJson } from '../apply/index.js';
+import { TidegateError, normaliseRepoUrl, type Approval, type HistoryEntry, type InventoryEntry, type KubeObject, type Pin, type Revision } from '../model/index.js';
 
-/** One object tidegate applied for a target: its ref key, apiVersion and desired-state hash. */
-export interface InventoryEntry {
-  id: string;
-  v: string;
-  h: string;
-}
 
 /** What must outlive an invocation, per target: kept in a ConfigMap in tidegate-system. */
 export interface TargetState {
@@ -45,7 +38,6 @@ export const STATE_REPO_LABEL = 'tidegate.dev/repo';
 
 export const repoLabel = (url: string): string => createHash('sha256').update(normaliseRepoUrl(url)).digest('hex').slice(0, 16);
 
-export const entryRef = (e: InventoryEntry): ObjectRef & { apiVersion: string } => ({ ...parseRefKey(e.id), apiVersion: e.v });
 
 /**
  * A ConfigMap holds at most 1 MiB (data and binaryData together). Inventories whose JSON passes

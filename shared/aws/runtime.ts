@@ -3,12 +3,12 @@ import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smit
 import { EksAuth, EndpointAuth, KubeClient } from '../cluster/index.js';
 import { SecretStore, awsEndpoint, awsRegion, deploySettings, localSettings, parseDuration, type DeploySettings, type SecretRef } from '../config/index.js';
 import { githubClients } from '../github/index.js';
-import { TidegateError } from '../model/index.js';
+import { TidegateError, UnknownClusterError } from '../model/index.js';
+import type { EngineContext } from '../usecases/index.js';
 import type { GitSource } from '../source/index.js';
 import { powertoolsLogger, type Logger } from '../telemetry/index.js';
 import type { TrackedRepo } from '../triggers/index.js';
-import { SqsQueue } from './queue.js';
-import type { EngineContext } from './context.js';
+import { SqsQueue } from './sqs-queue.js';
 
 /** Everything a Lambda handler needs, built once per container from the deploy-time settings. */
 export interface Runtime {
@@ -16,6 +16,8 @@ export interface Runtime {
   engine: EngineContext;
   queue: SqsQueue;
   secrets: SecretStore;
+  /** A webhook secret of the deploy-time settings, read on first use; undefined when it is not configured. */
+  secret(name: 'webhookSecret' | 'registrySecret'): Promise<string | undefined>;
   logger: Logger & { powertools: ReturnType<typeof powertoolsLogger>['powertools'] };
   tracked: Array<TrackedRepo & { source: GitSource }>;
   driftIntervalMs: number;
@@ -45,7 +47,7 @@ export async function createRuntime(service: string, env: NodeJS.ProcessEnv = pr
   const clients = new Map<string, Promise<KubeClient>>();
   const open = async (alias: string): Promise<KubeClient> => {
     const cluster = settings.clusters[alias];
-    if (!cluster) throw new TidegateError('UnknownCluster', `cluster alias "${alias}" is not in the deploy-time settings (clusters: ${Object.keys(settings.clusters).join(', ') || 'none'})`);
+    if (!cluster) throw new UnknownClusterError(alias, Object.keys(settings.clusters));
     if ('eks' in cluster) return new KubeClient(await eks.auth(cluster.eks), () => eks.token(cluster.eks), { logger });
     const token = await secrets.get(cluster.token);
     return new KubeClient(new EndpointAuth({ server: cluster.server, caPem: Buffer.from(cluster.caData, 'base64').toString('utf8'), token }), undefined, { logger });
@@ -74,6 +76,10 @@ export async function createRuntime(service: string, env: NodeJS.ProcessEnv = pr
     },
     queue: new SqsQueue(new SQSClient(aws), settings.queueUrl),
     secrets,
+    secret: async (name) => {
+      const ref = settings[name];
+      return ref ? secrets.get(ref) : undefined;
+    },
     logger,
     tracked: settings.repositories.map((r) => ({ url: r.url, branch: r.branch, source: gitSource(r.url) })),
     driftIntervalMs: parseDuration(settings.driftInterval) ?? 600_000,

@@ -1,12 +1,12 @@
-import { readTargetState, updateTargetState, withLease } from '../apply/index.js';
+import { readTargetState, refuseOtherOwner, updateTargetState, withLease } from '../state/index.js';
 import type { KubeClient } from '../cluster/index.js';
 import type { TargetSpec } from '../config/index.js';
 import { repoName, type GitHub, type RepoName } from '../github/index.js';
-import { TidegateError, type ApproveMessage, type Approval, type SyncMessage, type SyncResult } from '../model/index.js';
-import { leaseOf, refuseOtherOwner, type EngineContext } from './context.js';
+import { RevisionError, TargetNotFoundError, TidegateError, isTidegateError, type Approval, type ApproveMessage, type SyncMessage, type SyncResult } from '../model/index.js';
+import { leaseOf, type EngineContext } from './context.js';
 import { configAt, headTarget } from './repo-config.js';
 import type { Queue } from './queue.js';
-import { syncRepo } from './sync.js';
+import { syncRepo } from './sync-repo.js';
 
 /** Adds a manual approval to a target's state (one per person and revision), holding the target's lease; never to another repository's target. */
 async function recordApproval(ctx: EngineContext, client: KubeClient, repo: string, target: string, approval: Approval, signal?: AbortSignal): Promise<void> {
@@ -26,10 +26,10 @@ export async function approve(ctx: EngineContext, req: { repo: string; target: s
   const { head, client } = await headTarget(ctx, req.repo, req.target);
   const state = await readTargetState(client, req.target);
   const known = [head, ...[...state.history].reverse().map((h) => h.revision)].find((r) => r.sha.startsWith(req.revision.toLowerCase()));
-  if (!known || req.revision.length < 7) throw new TidegateError('RevisionUnknown', `revision ${req.revision} is neither the head of the branch nor in the history of ${req.target} (give at least 7 characters)`);
+  if (!known || req.revision.length < 7) throw new RevisionError('RevisionUnknown', `revision ${req.revision} is neither the head of the branch nor in the history of ${req.target} (give at least 7 characters)`);
   await recordApproval(ctx, client, req.repo, req.target, { sha: known.sha, by: req.by, at: (ctx.now?.() ?? new Date()).toISOString(), via: req.via });
   const [result] = await syncRepo(ctx, { repo: req.repo, target: req.target, revision: known });
-  if (!result) throw new TidegateError('TargetNotFound', `target ${req.target} produced no result`);
+  if (!result) throw new TargetNotFoundError(req.target, 'tidegate.yaml');
   return result;
 }
 
@@ -75,7 +75,7 @@ export async function approveFromComment(ctx: EngineContext, msg: ApproveMessage
     try {
       await recordApproval(ctx, client, msg.repo, spec.name, { sha: revision.sha, by: msg.commenter, at: (ctx.now?.() ?? new Date()).toISOString(), via: 'comment' }, signal);
     } catch (err) {
-      if (!(err instanceof TidegateError && err.code === 'TargetOwnedElsewhere')) throw err;
+      if (!isTidegateError(err, 'TargetOwnedElsewhere')) throw err;
       out.refused.push(`${spec.name}: ${err.message}`);
       continue;
     }

@@ -1,15 +1,15 @@
-import { listBranches } from '../source/index.js';
-import { receiveRegistryNotification, routeGithubEvent, verifyGithub, type HttpRequest, type HttpResponse, type TrackedRepo } from '../triggers/index.js';
-import type { GitSource } from '../source/index.js';
+import { listBranches, type GitSource } from '../source/index.js';
+import { receiveRegistryNotification, reply, routeGithubEvent, verifyGithub, type HttpRequest, type HttpResponse, type TrackedRepo } from '../triggers/index.js';
 import type { QueueMessage, ReloadMessage } from '../model/index.js';
 import type { Queue } from './queue.js';
 
 /**
- * A GitHub delivery: verify (signature, size, type) → route (push of a tracked branch → a push
+ * A GitHub delivery: without a configured secret 500 (never unverified); verify (signature, size, type) → route (push of a tracked branch → a push
  * message) → enqueue → reply. Nothing is enqueued unless the signature is valid. The queue's
  * deduplication drops a redelivered push.
  */
-export async function receiveGithubWebhook(req: HttpRequest, opts: { secret: string; tracked: readonly TrackedRepo[]; queue: Queue; maxBytes?: number }): Promise<HttpResponse> {
+export async function receiveGithubWebhook(req: HttpRequest, opts: { secret: string | undefined; tracked: readonly TrackedRepo[]; queue: Queue; maxBytes?: number }): Promise<HttpResponse> {
+  if (!opts.secret) return reply(500, 'the GitHub webhook secret is not configured');
   const verified = await verifyGithub(req, opts.secret, opts.maxBytes);
   if (!verified.ok) return verified.response;
   const routed = routeGithubEvent(verified.delivery, opts.tracked);
@@ -17,8 +17,9 @@ export async function receiveGithubWebhook(req: HttpRequest, opts: { secret: str
   return { ...routed.response, body: { ...routed.response.body, delivery: verified.delivery.id } };
 }
 
-/** A registry notification: verify the shared secret, parse, enqueue image messages. */
-export async function receiveRegistryWebhook(req: HttpRequest, opts: { secret: string; queue: Queue }): Promise<HttpResponse> {
+/** A registry notification: without a configured secret 500; verify the shared secret, parse, enqueue image messages. */
+export async function receiveRegistryWebhook(req: HttpRequest, opts: { secret: string | undefined; queue: Queue }): Promise<HttpResponse> {
+  if (!opts.secret) return reply(500, 'the registry webhook secret is not configured');
   const { response, messages } = receiveRegistryNotification(req, opts.secret);
   await opts.queue.send(messages);
   return response;

@@ -1,6 +1,6 @@
 import type { SQSRecord } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
-import { LeaseBusyError } from '../apply/index.js';
+import { LeaseBusyError } from '../state/index.js';
 import type { QueueMessage } from '../model/index.js';
 import { processSqsBatch } from './sqs-batch.js';
 

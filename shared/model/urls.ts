@@ -1,0 +1,15 @@
+/** Credentials in a URL (`https://user:token@host/...`), the part every message and log leaves out. */
+const CREDENTIALS = /\/\/[^/@]*@/;
+
+/** A URL fit for messages and logs: any user and password in it left out. */
+export const redactUrl = (url: string): string => url.replace(CREDENTIALS, '//');
+
+/**
+ * A repository URL for comparison: lower case, no scheme or credentials, scp-style SSH
+ * (`git@host:path`) as host/path, no trailing `.git` or slash.
+ */
+export function normaliseRepoUrl(url: string): string {
+  const scpLike = /^[\w.-]+@([^:/]+):(.+)$/.exec(url.trim()); // git@github.com:acme/gitops.git
+  const plain = scpLike ? `ssh://${scpLike[1] ?? ''}/${scpLike[2] ?? ''}` : url.trim();
+  return redactUrl(plain.toLowerCase().replace(/^[a-z+]+:\/\//, '//')).replace(/\/+$/, '').replace(/\.git$/, '');
+}

@@ -1,0 +1,2 @@
+export { syncTarget } from './sync-target.js';
+export type { TargetSyncInput } from './run.js';

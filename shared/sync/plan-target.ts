@@ -1,0 +1,64 @@
+import { ApplyError, plan, prepare, prune, valueChanges, type PlanItem, type PlanOptions } from '../apply/index.js';
+import type { TargetSpec } from '../config/index.js';
+import { TidegateError, hasChanges, type Change, type InventoryEntry, type SyncResult } from '../model/index.js';
+import { render, type RenderedObject } from '../render/index.js';
+import { silentLogger } from '../telemetry/index.js';
+import { NO_HEALTH, type SyncRun } from './run.js';
+
+class EmptyRenderError extends TidegateError {
+  constructor(target: string) {
+    super('EmptyRender', `target ${target} rendered no objects; refusing to prune everything it applied before (set allowEmpty: true to allow)`);
+  }
+}
+
+/** The namespace a target renders into, created (never pruned) when it does not exist. */
+function targetNamespaceObject(spec: TargetSpec): RenderedObject[] {
+  return spec.targetNamespace ? [{ object: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: spec.targetNamespace } }, source: 'targetNamespace' }] : [];
+}
+
+export interface Planned {
+  items: PlanItem[];
+  stale: InventoryEntry[];
+  planOpts: PlanOptions;
+}
+
+/** Render, prepare and dry-run the whole set. Throws on any problem; nothing is written here. */
+export async function planTarget(run: SyncRun): Promise<Planned> {
+  const { spec, client, signal } = run.input;
+  const rendered = await render({
+    root: run.input.dir, path: spec.path, mode: spec.render, substitute: spec.substitute, helm: spec.helm,
+    defaultReleaseName: spec.name, namespace: spec.targetNamespace, settings: run.input.settings, signal,
+  });
+  (run.input.logger ?? silentLogger).info('rendered', { target: spec.name, mode: rendered.mode, objects: rendered.objects.length });
+  if (rendered.objects.length === 0 && !spec.allowEmpty && run.state.inventory.length > 0) throw new EmptyRenderError(spec.name);
+  const namespaces = new Set((await client.list('v1', 'Namespace', signal ? { signal } : {})).map((n) => n.metadata.name));
+  const { desired, problems } = prepare([...targetNamespaceObject(spec), ...rendered.objects], client, { target: spec.name, targetNamespace: spec.targetNamespace }, namespaces);
+  if (problems.length > 0) throw new ApplyError('plan', problems);
+  const planOpts: PlanOptions = { ignore: spec.ignore, previousHashes: new Map(run.state.inventory.map((e) => [e.id, e.h])), force: spec.force, signal, ...(run.input.dryRun ? { keepPlanned: true } : {}) };
+  const items = await plan(desired, client, planOpts);
+  const wanted = new Set(desired.map((d) => d.id));
+  return { items, stale: spec.prune ? run.state.inventory.filter((e) => !wanted.has(e.id)) : [], planOpts };
+}
+
+/** What `tidegate diff` reports: the plan, and what prune would delete (a dry-run delete). */
+export async function preview(run: SyncRun, planned: Planned): Promise<SyncResult> {
+  const { spec, client, signal } = run.input;
+  const pruned = await prune(planned.stale, client, { target: spec.name, dryRun: true, signal });
+  const actionOf = (i: PlanItem): Change['action'] => {
+    if (i.action === 'unchanged') return 'unchanged';
+    if (i.action === 'create' || i.action === 'deferred') return 'created';
+    return i.drift && spec.drift === 'warn' ? 'skipped' : 'configured';
+  };
+  const changes: Change[] = [
+    ...planned.items.map((i) => ({
+      ref: i.desired.ref,
+      action: actionOf(i),
+      ...(i.drift ? { drift: true } : {}),
+      ...(i.fields.length ? { fields: i.fields } : {}),
+      ...(i.planned && i.live ? { values: valueChanges(i.live, i.planned) } : {}),
+      ...(i.action === 'deferred' && i.desired.waitsFor ? { reason: `validated once ${i.desired.waitsFor}` } : {}),
+    })),
+    ...pruned.changes,
+  ];
+  return run.result(hasChanges({ changes }) ? 'applied' : 'unchanged', changes, NO_HEALTH);
+}

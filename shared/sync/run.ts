@@ -1,0 +1,167 @@
+import { HISTORY_LIMIT, StateConflictError, updateTargetState, writeTargetState, type LeaseOptions, type TargetState } from '../state/index.js';
+import type { PlanItem } from '../apply/index.js';
+import type { KubeClient } from '../cluster/index.js';
+import type { LocalSettings, TargetSpec } from '../config/index.js';
+import type { HealthReport } from '../health/index.js';
+import { ENTRY_LIMITS, clip, countChanges, errorMessage, type Change, type CommitInfo, type HistoryEntry, type InventoryEntry, type Revision, type SyncOutcome, type SyncResult } from '../model/index.js';
+import { silentLogger, type Logger } from '../telemetry/index.js';
+import type { ReloadStrategy } from '../reload/index.js';
+import type { GateVerdict } from '../gates/index.js';
+
+export interface TargetSyncInput {
+  spec: TargetSpec;
+  /** Directory holding the files of `revision`. */
+  dir: string;
+  revision: Revision;
+  client: KubeClient;
+  settings: LocalSettings;
+  /** How the reload pass after apply rolls workloads (when the target's reload is enabled). */
+  reloadStrategy?: ReloadStrategy;
+  /** Plan only: dry-run everything, write nothing (what `tidegate diff` shows). */
+  dryRun?: boolean;
+  /** The commit's author and subject, for history. */
+  commit?: CommitInfo | undefined;
+  /** The repository the target is declared in: a target name is owned by one repository per cluster. */
+  repo?: string | undefined;
+  /** A rollback applies a pinned target's revision and pins it there (after it applied). */
+  rollback?: { kind: 'rollback' | 'auto-rollback'; by: string; reason: string; forced?: boolean } | undefined;
+  /** The target's lease: who takes it, and how long to wait while another writer holds it. */
+  lease: Omit<LeaseOptions, 'signal' | 'logger'>;
+  /** The target's sign-off gate, evaluated after planning with the target's state; a hold applies nothing. */
+  gate?: ((state: TargetState) => Promise<GateVerdict>) | undefined;
+  signal?: AbortSignal | undefined;
+  logger?: Logger;
+  now?: () => Date;
+}
+
+export const NO_HEALTH: HealthReport = { status: 'unknown', notReady: [] };
+
+export const inventoryOf = (items: readonly PlanItem[]): InventoryEntry[] => items.map((i) => ({ id: i.desired.id, v: i.body.apiVersion, h: i.desired.hash }));
+
+export function mergeInventory(...lists: InventoryEntry[][]): InventoryEntry[] {
+  const byId = new Map<string, InventoryEntry>();
+  for (const list of lists) for (const e of list) byId.set(e.id, e);
+  return [...byId.values()];
+}
+
+export function sameInventory(a: readonly InventoryEntry[], b: readonly InventoryEntry[]): boolean {
+  const byId = new Map(a.map((e) => [e.id, e]));
+  return a.length === b.length && b.every((e) => byId.get(e.id)?.h === e.h && byId.get(e.id)?.v === e.v);
+}
+
+/** How long the final state write may take once the sync's deadline has passed. */
+const RECORD_TIMEOUT_MS = 3_000;
+
+/** Outcomes after which the revision is what runs: it becomes lastApplied. */
+const RUNS = new Set<SyncOutcome>(['applied', 'unchanged', 'progressing']);
+
+/** Result building and recording for one sync. */
+export class SyncRun {
+  readonly started: Date;
+  private current: TargetState = { inventory: [], history: [] };
+  /** Every inventory id this sync has seen in the state (read, or added by it). */
+  readonly known = new Set<string>();
+
+  get state(): TargetState {
+    return this.current;
+  }
+
+  set state(state: TargetState) {
+    this.current = state;
+    for (const e of state.inventory) this.known.add(e.id);
+  }
+
+  /** @param lost aborts when the lease is lost: from then on nothing is written */
+  constructor(readonly input: TargetSyncInput, private readonly lost?: AbortSignal) {
+    this.started = this.now();
+  }
+
+  now(): Date {
+    return this.input.now?.() ?? new Date();
+  }
+
+  result(outcome: SyncOutcome, changes: Change[], health: HealthReport, error?: unknown): SyncResult {
+    return {
+      target: this.input.spec.name,
+      revision: this.input.revision,
+      outcome,
+      changeSet: { changes },
+      health,
+      ...(error !== undefined ? { error: errorMessage(error) } : {}),
+      startedAt: this.started.toISOString(),
+      durationMs: this.now().getTime() - this.started.getTime(),
+    };
+  }
+
+  /** A repeated no-op sync (or the same hold) of the same revision is not recorded again. */
+  private isRepeat(res: SyncResult, inventory: InventoryEntry[] | undefined): boolean {
+    const last = this.state.history.at(-1);
+    if (last?.revision.sha !== this.input.revision.sha || inventory !== undefined) return false;
+    if (res.outcome === 'held') return last.outcome === 'held' && last.heldFor === res.heldFor;
+    return res.outcome === 'unchanged' && (last.outcome === 'applied' || last.outcome === 'unchanged') && last.health === res.health.status;
+  }
+
+  private entry(res: SyncResult): HistoryEntry {
+    const rb = this.input.rollback;
+    return {
+      revision: this.input.revision, ...(this.input.commit ? { commit: this.input.commit } : {}), kind: rb?.kind ?? 'sync', outcome: res.outcome, health: res.health.status,
+      counts: countChanges(res.changeSet), startedAt: res.startedAt, durationMs: res.durationMs, ...(res.error ? { error: clip(res.error, ENTRY_LIMITS.error) } : {}), ...(rb ? { by: rb.by } : {}),
+      ...(rb?.forced ? { forced: true } : {}), ...(res.heldFor ? { heldFor: clip(res.heldFor, ENTRY_LIMITS.heldFor) } : {}), ...(res.approvals?.length ? { approvals: res.approvals } : {}),
+    };
+  }
+
+  /**
+   * The state after this result, as a change of whatever state is current (so it can be made again
+   * on top of another writer's). A held or failed revision never becomes lastApplied, and only a
+   * sync of what the branch says moves the gate ratchet (a rollback never lowers it).
+   */
+  private recorded(res: SyncResult, inventory: InventoryEntry[] | undefined): (state: TargetState) => TargetState {
+    const { revision, spec, rollback: rb } = this.input;
+    const runs = RUNS.has(res.outcome);
+    const entry = this.entry(res);
+    const ours = new Set(inventory?.map((e) => e.id));
+    // Objects another writer listed since this sync read the state are kept: this sync never pruned them.
+    const merged = (state: TargetState): InventoryEntry[] => (inventory ? [...inventory, ...state.inventory.filter((e) => !ours.has(e.id) && !this.known.has(e.id))] : state.inventory);
+    const pin = rb && runs ? { revision, reason: clip(rb.reason, ENTRY_LIMITS.pinReason), at: res.startedAt, by: rb.by } : undefined;
+    return (state) => ({
+      ...state,
+      inventory: merged(state),
+      history: [...state.history, entry].slice(-HISTORY_LIMIT),
+      lastApplied: runs ? revision : state.lastApplied,
+      lastHealthy: res.health.status === 'healthy' ? revision : state.lastHealthy,
+      pin: pin ?? state.pin,
+      // Manual approvals of a revision that went through are used up (they live on in its history entry).
+      approvals: res.approvals?.length && runs ? state.approvals?.filter((a) => a.sha !== revision.sha) : state.approvals,
+      gate: runs && !rb ? spec.gate : state.gate,
+      repo: state.removed ? (this.input.repo ?? state.repo) : (state.repo ?? this.input.repo),
+      prune: runs ? spec.prune : state.prune,
+      removed: undefined,
+    });
+  }
+
+  /**
+   * Writes a change of the state with the resourceVersion it was read at. Another writer in between
+   * (one that did not take the lease) makes this read the state again and make the change on it.
+   */
+  async save(change: (state: TargetState) => TargetState): Promise<void> {
+    const { client, spec } = this.input;
+    // Past the deadline the state is still written (a sync cut short by it records "progressing"), within a bound of its own.
+    if (this.lost?.aborted) throw this.lost.reason;
+    const signal = this.input.signal?.aborted ? AbortSignal.timeout(RECORD_TIMEOUT_MS) : this.input.signal;
+    try {
+      this.state = await writeTargetState(client, spec.name, change(this.state), signal);
+    } catch (err) {
+      if (!(err instanceof StateConflictError)) throw err;
+      if (this.lost?.aborted) throw this.lost.reason; // the lease ran out: the other writer is the one that may write
+      (this.input.logger ?? silentLogger).warn('state changed by another writer; recording on top of it', { target: spec.name });
+      this.state = await updateTargetState(client, spec.name, change, signal);
+    }
+  }
+
+  /** Appends history and writes state; a repeated no-op sync of the same revision writes nothing. */
+  async record(res: SyncResult, inventory: InventoryEntry[] | undefined): Promise<SyncResult> {
+    if (this.input.dryRun || this.isRepeat(res, inventory)) return res;
+    await this.save(this.recorded(res, inventory));
+    return res;
+  }
+}

@@ -1,0 +1,63 @@
+import { errorMessage, formatRevision, isTransient, type SyncResult } from '../model/index.js';
+import { readTargetState, refuseOtherOwner, withLease } from '../state/index.js';
+import { silentLogger } from '../telemetry/index.js';
+import { applyTarget } from './apply-target.js';
+import { planTarget, preview } from './plan-target.js';
+import { NO_HEALTH, SyncRun, type TargetSyncInput } from './run.js';
+
+/** Before planning: a target name owned by another repository, or a pin on another revision, stops the sync. */
+function refusal(run: SyncRun): SyncResult | undefined {
+  const { input, state } = run;
+  // Two repositories declaring the same target name would prune each other's objects.
+  try {
+    refuseOtherOwner(state, input.repo, input.spec.name);
+  } catch (err) {
+    return run.result('failed', [], NO_HEALTH, err);
+  }
+  const pin = state.pin;
+  if (pin && pin.revision.sha !== input.revision.sha && !input.rollback) {
+    return run.result('pinned', [], NO_HEALTH, `pinned at ${formatRevision(pin.revision)} by ${pin.by} (${pin.reason}) since ${pin.at}; \`tidegate release ${input.spec.name}\` lifts the pin`);
+  }
+  return undefined;
+}
+
+/** Errors the queue should retry rather than record: the apiserver failing for now, the deadline, a lost lease. */
+const mustRetry = (err: unknown, signal: AbortSignal | undefined): boolean => isTransient(err) || signal?.aborted === true;
+
+/** Under the lease: read the state, plan, gate, apply, record. */
+async function leasedSync(run: SyncRun): Promise<SyncResult> {
+  const { input } = run;
+  await input.client.discover(input.signal);
+  // A failed read throws: nothing derived from it is ever written.
+  run.state = await readTargetState(input.client, input.spec.name, input.signal);
+  const refused = refusal(run);
+  if (refused) return refused;
+  try {
+    const planned = await planTarget(run);
+    if (input.dryRun) return await preview(run, planned);
+    const verdict = input.gate ? await input.gate(run.state) : undefined;
+    if (verdict?.hold) return await run.record({ ...(await preview(run, planned)), outcome: 'held', heldFor: verdict.hold }, undefined);
+    return await applyTarget(run, planned, verdict?.approvals ?? []);
+  } catch (err) {
+    if (mustRetry(err, input.signal)) throw err;
+    (input.logger ?? silentLogger).warn('sync failed', { target: input.spec.name, error: errorMessage(err) });
+    // Render and plan failures change nothing in the cluster and keep the inventory as it was.
+    return run.record(run.result('failed', [], NO_HEALTH, err), undefined);
+  }
+}
+
+/**
+ * One sync of one target at one revision, against one cluster, holding the target's lease:
+ * render → prepare → plan (server-side dry-run of everything) → staged apply → prune → health → record.
+ * Never prunes after a failed render or plan; an empty render prunes only with allowEmpty.
+ * Permanent failures (render, validation, refused objects) are returned as a result with outcome
+ * "failed". What may pass on its own (the apiserver throttling or unreachable after retries, the
+ * deadline, the lease busy or lost) is thrown, and nothing is recorded: the queue tries again.
+ */
+export async function syncTarget(input: TargetSyncInput): Promise<SyncResult> {
+  const run = new SyncRun(input);
+  if (input.spec.suspend) return run.result('suspended', [], NO_HEALTH);
+  if (input.dryRun) return leasedSync(run); // writes nothing: no lease needed
+  const lease = { ...input.lease, signal: input.signal, logger: input.logger };
+  return withLease(input.client, input.spec.name, lease, (signal, lost) => leasedSync(new SyncRun({ ...input, signal }, lost)));
+}

@@ -1,0 +1,30 @@
+import { splitRepository } from '../images/index.js';
+import type { ImageMessage, PushMessage, RemoveMessage, SyncMessage } from '../model/index.js';
+import { affectedTargets } from './affected.js';
+import type { EngineContext } from './context.js';
+import type { Queue } from './queue.js';
+import { configAt } from './repo-config.js';
+import { removedTargets } from './remove.js';
+
+function registryAndRepository(repository: string): { registry: string; repository: string } {
+  const { host, path } = splitRepository(repository);
+  return { registry: host, repository: path };
+}
+
+/**
+ * A push (or the poll's look at a branch head): one sync message per target it affects (each in
+ * its target's message group), one remove message per target the repository owns that its
+ * tidegate.yaml no longer declares, and (for polls) one image message per policy, the fallback for
+ * registry events.
+ */
+export async function fanOut(ctx: EngineContext, msg: PushMessage, queue: Queue, signal?: AbortSignal): Promise<{ kind: 'fanned-out'; targets: string[] }> {
+  const { revision, config } = await configAt(ctx, msg.repo, { ref: msg.ref, sha: msg.sha });
+  const targets = affectedTargets(config.targets, msg);
+  const syncs: SyncMessage[] = targets.map((t) => ({ type: 'sync', repo: msg.repo, target: t.name, revision, reason: msg.reason, ...(msg.bucket === undefined ? {} : { bucket: msg.bucket }) }));
+  // The poll is also the fallback for registry events: ask each policy's registry once per interval.
+  const images: ImageMessage[] = msg.reason === 'poll' ? config.images.map((p) => ({ type: 'image', ...registryAndRepository(p.repository), source: 'poll', ...(msg.bucket === undefined ? {} : { bucket: msg.bucket }) })) : [];
+  const removals: RemoveMessage[] = (await removedTargets(ctx, msg.repo, config, signal)).map((r) => ({ type: 'remove', repo: msg.repo, ...r, revision }));
+  await queue.send([...syncs, ...removals, ...images]);
+  return { kind: 'fanned-out', targets: targets.map((t) => t.name) };
+}
+

@@ -1,0 +1,47 @@
+import type { QueueMessage, SyncResult } from '../model/index.js';
+import { reloadPass, type ReloadReport } from '../reload/index.js';
+import { approveFromComment, type CommentApproval } from './approve.js';
+import type { EngineContext } from './context.js';
+import { fanOut } from './fan-out.js';
+import { updateImages, type ImageOutcome } from './image-updates.js';
+import { previewPullRequest, type PreviewOutcome } from './preview.js';
+import type { Queue } from './queue.js';
+import { removeMessage } from './remove.js';
+import { syncMessage } from './sync-message.js';
+
+export type WorkOutcome =
+  | { kind: 'fanned-out'; targets: string[] }
+  | { kind: 'reloaded'; cluster: string; report: ReloadReport }
+  | ImageOutcome
+  | { kind: 'synced'; result: SyncResult }
+  | ({ kind: 'approved' } & CommentApproval)
+  | ({ kind: 'previewed' } & PreviewOutcome)
+  | { kind: 'ignored'; reason: string };
+
+/**
+ * Handles one queue message. A push fans out into one sync message per affected target (its
+ * message group serialises that target); a sync runs the engine. A failed sync is a result; an
+ * exception (git or the apiserver unreachable) is thrown so the queue retries the message.
+ */
+export async function handleMessage(ctx: EngineContext, msg: QueueMessage, queue: Queue, signal?: AbortSignal): Promise<WorkOutcome> {
+  switch (msg.type) {
+    case 'push':
+      return fanOut(ctx, msg, queue, signal);
+    case 'sync':
+      return syncMessage(ctx, msg, signal);
+    case 'remove':
+      return removeMessage(ctx, msg, signal);
+    case 'reload': {
+      const client = await ctx.connect(msg.cluster);
+      const report = await reloadPass(client, { ...(ctx.reload?.scope ?? {}), strategy: ctx.reload?.strategy ?? 'annotations', signal });
+      ctx.logger?.info('reload pass', { cluster: msg.cluster, rolled: report.rolled.length, recorded: report.recorded.length });
+      return { kind: 'reloaded', cluster: msg.cluster, report };
+    }
+    case 'image':
+      return updateImages(ctx, msg, queue);
+    case 'approve':
+      return { kind: 'approved', ...(await approveFromComment(ctx, msg, queue, signal)) };
+    case 'preview':
+      return { kind: 'previewed', ...(await previewPullRequest(ctx, msg, signal)) };
+  }
+}
