@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { stringify } from 'yaml';
-import { GitWorkspace, createBareRepo, pushImage, setNotificationTarget, startEnvironment, type Environment } from '../devenv/index.js';
-import { KubeClient } from '../shared/cluster/index.js';
+import { ControllerClient, GitWorkspace, createBareRepo, pushImage, setNotificationTarget, startEnvironment, type Environment } from '../devenv/index.js';
 import { localSettings } from '../shared/config/index.js';
 import type { EngineContext, WorkOutcome } from '../shared/usecases/index.js';
 import type { KubeObject, QueueMessage, SyncResult } from '../shared/model/index.js';
@@ -41,7 +40,7 @@ function manifests(replicas: number, logLevel: string, image: string): Record<st
  * There is no kubelet or controller-manager in the embedded cluster: this stand-in marks
  * Deployments rolled out, so health checks behave as on a real cluster.
  */
-function standInController(client: KubeClient): () => void {
+function standInController(client: ControllerClient): () => void {
   let stopped = false;
   const loop = async (): Promise<void> => {
     while (!stopped) {
@@ -75,7 +74,7 @@ export async function runDemo(io: Io): Promise<number> {
     await pushImage(env.registry, 'demo/podinfo', '6.5.0');
     const ws = await GitWorkspace.clone(env.git, url);
     const kube = env.kube;
-    const client = new KubeClient(kubeConfigFromEndpoint({ name: 'embedded', server: kube.server, caPem: kube.caPem, token: kube.token }));
+    const client = new ControllerClient(kubeConfigFromEndpoint({ name: 'embedded', server: kube.server, caPem: kube.caPem, token: kube.token }));
     stopController = standInController(client);
     const engine: EngineContext = { settings: localSettings(), connect: () => Promise.resolve(client), gitSource: (u) => ({ url: u }), logger: silentLogger };
     const secret = randomBytes(16).toString('hex');

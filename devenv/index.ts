@@ -9,6 +9,7 @@ import { startMoto, type MotoInfo } from './moto.js';
 import { startRegistry, type RegistryInfo } from './registry.js';
 import { errorMessage } from '../shared/model/index.js';
 
+export { ControllerClient } from './controller-client.js';
 export { startFaultProxy, type Fault, type FaultProxy, type FaultRule, type ProxiedRequest } from './fault-proxy.js';
 export { GitWorkspace, createBareRepo, startGitServer, type GitServer, type GitServerInfo } from './git-server.js';
 export { startGitHub, type TestGitHub } from './github.js';

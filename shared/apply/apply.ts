@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { KubeClient } from '../cluster/index.js';
+import { waitForHealth } from '../health/index.js';
 import { errorMessage, refKey, type Change, type KubeObject } from '../model/index.js';
 import { mapLimit } from './concurrency.js';
 import { ApplyError, notAboutTheObject, type ObjectProblem } from './errors.js';
@@ -31,15 +32,11 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs: number, signal:
   }
 }
 
-async function crdsEstablished(client: KubeClient, crds: readonly PlanItem[], opts: ApplyOptions): Promise<void> {
-  await waitFor(async () => {
-    for (const c of crds) {
-      const live = await client.get(c.body.apiVersion, c.body.kind, undefined, c.desired.ref.name, opts.signal);
-      const conditions = ((live?.['status'] as { conditions?: Array<{ type: string; status: string }> } | undefined)?.conditions) ?? [];
-      if (!conditions.some((x) => x.type === 'Established' && x.status === 'True')) return false;
-    }
-    return true;
-  }, opts.settleTimeoutMs ?? 30_000, opts.signal, `CRDs to be established: ${crds.map((c) => c.desired.ref.name).join(', ')}`);
+/** New CRDs established, judged by the readiness rules of health/ (Established, names accepted), within the settle bound. */
+async function crdsEstablished(client: KubeClient, crds: readonly KubeObject[], opts: ApplyOptions): Promise<void> {
+  const read = (o: KubeObject) => client.get(o.apiVersion, o.kind, undefined, o.metadata.name, opts.signal);
+  const report = await waitForHealth(crds, read, { timeoutMs: opts.settleTimeoutMs ?? 30_000, intervalMs: 50, signal: opts.signal });
+  if (report.status !== 'healthy') throw new Error(`CRDs not established within ${opts.settleTimeoutMs ?? 30_000} ms: ${report.notReady.map((h) => `${h.ref.name} (${h.message})`).join(', ')}`);
 }
 
 function changeOf(item: PlanItem, action: Change['action'], reason?: string): Change {
@@ -82,11 +79,11 @@ async function applyItem(item: PlanItem, client: KubeClient, opts: ApplyOptions,
  * After the cluster definitions stage: new CRDs established, and discovery refreshed when anything
  * waits for them. The CRDs that did not settle, as an error; undefined when all did.
  */
-async function settleDefinitions(client: KubeClient, stageItems: readonly PlanItem[], anyDeferred: boolean, opts: ApplyOptions): Promise<ApplyError | undefined> {
+async function settleDefinitions(client: KubeClient, stageItems: readonly PlanItem[], anyDeferred: boolean, applied: ReadonlyMap<string, KubeObject>, opts: ApplyOptions): Promise<ApplyError | undefined> {
   const newCrds = stageItems.filter((i) => i.desired.object.kind === 'CustomResourceDefinition' && i.action !== 'unchanged');
   if (newCrds.length === 0 && !anyDeferred) return undefined;
   try {
-    if (newCrds.length > 0) await crdsEstablished(client, newCrds, opts);
+    if (newCrds.length > 0) await crdsEstablished(client, newCrds.map((c) => applied.get(c.desired.id) ?? c.body), opts);
     await client.discover(opts.signal);
     return undefined;
   } catch (err) {
@@ -119,7 +116,7 @@ export async function applyPlan(items: readonly PlanItem[], client: KubeClient, 
     // Objects within a stage do not depend on each other: apply them with bounded parallelism.
     for (const p of await mapLimit(stageItems, opts.concurrency ?? 8, (i) => applyItem(i, client, opts, out))) if (p) problems.push(p);
     if (problems.length > 0) return { ...out, error: new ApplyError('apply', problems) };
-    const unsettled = stage === 0 ? await settleDefinitions(client, stageItems, deferred.length > 0, opts) : undefined;
+    const unsettled = stage === 0 ? await settleDefinitions(client, stageItems, deferred.length > 0, out.objects, opts) : undefined;
     if (unsettled) return { ...out, error: unsettled };
   }
   const order = new Map(items.map((i, n) => [i.desired.id, n]));

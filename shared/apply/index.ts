@@ -1,10 +1,7 @@
-export { applyPlan, type ApplyOptions, type ApplyOutcome } from './apply.js';
-export { changedPaths, comparable, sameObject, valueChanges } from './diff.js';
+export { applyPlan } from './apply.js';
+export { valueChanges } from './diff.js';
 export { ApplyError, type ObjectProblem } from './errors.js';
-export { removePointer } from './jsonpointer.js';
-export { STAGE_NAMES, compareForApply, stageOf, type Stage } from './ordering.js';
-export { FIELD_MANAGER, MANAGED_BY_LABEL, PRUNE_ANNOTATION, SYSTEM_NAMESPACE, TARGET_LABEL, canonicalJson, desiredHash, isOwnedBy, ownerLabels } from './owner.js';
-export { dryRunItem, plan, type PlanAction, type PlanItem, type PlanOptions } from './plan.js';
-export { ignoredPaths, prepare, type DesiredObject, type PrepareOptions } from './prepare.js';
-export { prune, type PruneOutcome } from './prune.js';
-export { mapLimit } from './concurrency.js';
+export { MANAGED_BY_LABEL, SYSTEM_NAMESPACE, canonicalJson } from './owner.js';
+export { plan, type PlanItem, type PlanOptions } from './plan.js';
+export { prepare } from './prepare.js';
+export { prune } from './prune.js';

@@ -74,7 +74,7 @@ export class KubeUnreachableError extends TidegateError {
   }
 }
 
-interface RequestOptions {
+export interface RequestOptions {
   /** A POST whose repetition the caller recognises (creates that handle 409 on their own object). */
   retryAsIdempotent?: boolean;
   body?: unknown;
@@ -189,7 +189,7 @@ export class KubeClient {
    * way that may pass: 429, 5xx, a reset or refused connection, a timeout, for requests that are
    * safe to repeat. What still fails is thrown: a KubeApiError, or KubeUnreachableError.
    */
-  async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
+  protected async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
     const url = new URL(path, this.server);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
     const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
@@ -265,7 +265,7 @@ export class KubeClient {
   }
 
   /** The resource for apiVersion+kind; discovers once first when nothing was discovered yet. */
-  private async requireResource(apiVersion: string, kind: string): Promise<ResourceInfo> {
+  protected async requireResource(apiVersion: string, kind: string): Promise<ResourceInfo> {
     if (this.resources.size === 0) await this.discover();
     const info = this.resourceFor(apiVersion, kind);
     if (!info) throw new KubeApiError(404, 'NotFound', `the server does not serve ${kind} in ${apiVersion}`);
@@ -348,12 +348,6 @@ export class KubeClient {
       if (err instanceof KubeApiError && err.isNotFound) return false;
       throw err;
     }
-  }
-
-  /** A JSON merge patch of the status subresource (how tests simulate controllers). */
-  async patchStatus(obj: Pick<KubeObject, 'apiVersion' | 'kind' | 'metadata'>, status: unknown): Promise<KubeObject> {
-    const info = await this.requireResource(obj.apiVersion, obj.kind);
-    return this.request<KubeObject>('PATCH', `${KubeClient.path(info, obj.metadata.namespace, obj.metadata.name)}/status`, { body: { status }, contentType: 'application/merge-patch+json' });
   }
 
   close(): void {

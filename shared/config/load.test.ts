@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, configJsonSchema, findCycle, orderTargets, parseConfig, parseDuration } from './index.js';
+import { configJsonSchema, orderTargets, parseConfig, parseDuration } from './index.js';
+import { findCycle } from './load.js';
+import { ConfigError } from './load.js';
 
 const problemsOf = (text: string) => {
   try {

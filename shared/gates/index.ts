@@ -1,2 +1,2 @@
-export { evaluateGate, type GateInput, type GateVerdict } from './evaluate.js';
-export { isOpen, signedOff, strictest, type EffectiveGate, type GateSource } from './policy.js';
+export { evaluateGate, type GateVerdict } from './evaluate.js';
+export { isOpen, signedOff, strictest, type GateSource } from './policy.js';

@@ -1,1 +1,1 @@
-export { GitHub, apiUrlFor, githubClients, repoName, type MergedPullRequest, type PullRequestRef, type RepoName, type Review } from './client.js';
+export { GitHub, githubClients, repoName, type PullRequestRef, type RepoName } from './client.js';

@@ -1,2 +1,1 @@
-export { assess, type Assessment } from './rules.js';
-export { waitForHealth, type HealthReport, type WaitOptions } from './wait.js';
+export { waitForHealth, type HealthReport } from './wait.js';

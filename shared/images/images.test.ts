@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { rewriteMarkers, selectTag, type LatestImage, type Marker } from './index.js';
+import type { LatestImage } from './index.js';
+import { selectTag } from './policy.js';
+import type { Marker } from './markers.js';
+import { rewriteMarkers } from './markers.js';
 
 describe('image policies', () => {
   const semverTags = ['1.0.0', 'v1.2.0', '1.2.1-rc.1', '1.3.0-beta.2', '2.0.0-alpha.1', 'latest', 'sha-abc123', '1.2.0.sig'];

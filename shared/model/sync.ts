@@ -16,15 +16,6 @@ export const ENTRY_LIMITS = { commitAuthor: 200, commitMessage: 200, error: 2000
 
 export const formatRevision = (r: Revision): string => (r.ref ? `${r.ref.replace(/^refs\/(heads|tags)\//, '')}@${r.sha.slice(0, 12)}` : r.sha.slice(0, 12));
 
-/** A request to bring one target to one revision (what the queue carries). */
-export interface SyncRequest {
-  target: string;
-  /** The exact commit to apply; absent: resolve the target's ref now. */
-  revision?: Revision;
-  /** Who asked: push, poll, cli, ... */
-  reason: string;
-}
-
 export type HealthStatus = 'healthy' | 'progressing' | 'failed' | 'unknown';
 
 export interface ObjectHealth {

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { RELOADER as R, containerUsing, contentHash, envVarName, referencedSources, shouldReload, type PodSpec, type SourceKind } from './index.js';
+import type { PodSpec } from './references.js';
+import { referencedSources } from './references.js';
+import { envVarName } from './references.js';
+import { containerUsing } from './references.js';
+import { contentHash } from './hash.js';
+import type { SourceKind } from './annotations.js';
+import { shouldReload } from './annotations.js';
+import { RELOADER as R } from './annotations.js';
 
 const cm = (name: string, annotations: Record<string, string> = {}) => ({ kind: 'ConfigMap' as SourceKind, name, annotations });
 const secret = (name: string, annotations: Record<string, string> = {}) => ({ kind: 'Secret' as SourceKind, name, annotations });

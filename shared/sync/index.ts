@@ -1,2 +1,1 @@
 export { syncTarget } from './sync-target.js';
-export type { TargetSyncInput } from './run.js';

@@ -1,6 +1,5 @@
-export { DEFAULT_MAX_BODY_BYTES, routeGithubEvent, verifyGithub, type GithubDelivery, type Routed, type TrackedRepo, type Verified } from './github.js';
-export { bodyBytes, reply, type HttpRequest, type HttpResponse } from './http.js';
+export { routeGithubEvent, verifyGithub, type TrackedRepo } from './github.js';
+export { reply, type HttpRequest, type HttpResponse } from './http.js';
 export { parseEcrEvent, type EcrImageActionEvent } from './ecr.js';
-export { parseRegistryNotification, receiveRegistryNotification } from './registry.js';
-export { secretsEqual } from './secret.js';
+export { receiveRegistryNotification } from './registry.js';
 export { fromApiGateway, toApiGateway } from './apigateway.js';

@@ -4,7 +4,8 @@ import { CreateClusterCommand, EKSClient } from '@aws-sdk/client-eks';
 import { describe, expect, it } from 'vitest';
 import { run } from '../../devenv/index.js';
 import { motoVenvDir } from '../../devenv/paths.js';
-import { EksAuth, eksToken } from '../../shared/cluster/index.js';
+import { EksAuth } from '../../shared/cluster/index.js';
+import { eksToken } from '../../shared/cluster/eks.js';
 import { testEnv, uniqueName } from '../helpers/env.js';
 
 const reference = fileURLToPath(new URL('../fixtures/botocore_eks_presign.py', import.meta.url));

@@ -1,12 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import type { KubeClient } from '../../shared/cluster/index.js';
+import type { ControllerClient } from '../../devenv/index.js';
 import { uniqueName } from '../helpers/env.js';
 import { deployment, gitopsRepo } from '../helpers/engine.js';
 
 /** Plays the Deployment controller: waits for the object, then patches its status. */
-async function patchWhenCreated(client: KubeClient, ns: string, name: string, status: (generation: number) => Record<string, unknown>): Promise<void> {
+async function patchWhenCreated(client: ControllerClient, ns: string, name: string, status: (generation: number) => Record<string, unknown>): Promise<void> {
   for (let i = 0; i < 100; i++) {
     const live = await client.get('apps/v1', 'Deployment', ns, name);
     if (live) {

@@ -2,14 +2,15 @@ import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { SYSTEM_NAMESPACE } from '../../shared/apply/index.js';
 import { entryRef } from '../../shared/model/index.js';
-import { readTargetState, stateName } from '../../shared/state/index.js';
-import type { KubeClient } from '../../shared/cluster/index.js';
+import { readTargetState } from '../../shared/state/index.js';
+import { stateName } from '../../shared/state/state.js';
+import type { ControllerClient } from '../../devenv/index.js';
 import { recover, release, rollback } from '../../shared/usecases/index.js';
 import { uniqueName } from '../helpers/env.js';
 import { configMap, deployment, gitopsRepo } from '../helpers/engine.js';
 
 const cfg = (name: string, ns: string, extra: Record<string, unknown> = {}) => stringify({ targets: [{ name, cluster: 't', path: 'apps', targetNamespace: ns, wait: false, ...extra }] });
-const data = async (client: KubeClient, ns: string) => Object.fromEntries((await client.list('v1', 'ConfigMap', { namespace: ns })).map((c) => [c.metadata.name, (c['data'] as Record<string, string>)['v']]));
+const data = async (client: ControllerClient, ns: string) => Object.fromEntries((await client.list('v1', 'ConfigMap', { namespace: ns })).map((c) => [c.metadata.name, (c['data'] as Record<string, string>)['v']]));
 
 describe('history, rollback, pin, release', () => {
   it('rolls back from C to A: what B and C added is pruned, what they changed is back, history shows it all', async () => {

@@ -1,15 +1,14 @@
 import { afterAll } from 'vitest';
 import { stringify } from 'yaml';
-import { GitWorkspace, createBareRepo } from '../../devenv/index.js';
-import { KubeClient } from '../../shared/cluster/index.js';
+import { ControllerClient, GitWorkspace, createBareRepo } from '../../devenv/index.js';
 import { localSettings } from '../../shared/config/index.js';
 import { syncRepo, type EngineContext } from '../../shared/usecases/index.js';
 import type { KubeObject, SyncResult } from '../../shared/model/index.js';
 import { testEnv, testKubeConfig, uniqueName } from './env.js';
 
 /** An engine context wired to the test servers: every cluster alias is the test apiserver. */
-export function testEngine(): EngineContext & { client: KubeClient } {
-  const client = new KubeClient(testKubeConfig());
+export function testEngine(): EngineContext & { client: ControllerClient } {
+  const client = new ControllerClient(testKubeConfig());
   return { settings: localSettings(), connect: () => Promise.resolve(client), gitSource: (url) => ({ url }), client };
 }
 

@@ -1,8 +1,9 @@
 import { afterAll, afterEach, beforeAll } from 'vitest';
-import { startFaultProxy, type FaultProxy } from '../../devenv/index.js';
+import { ControllerClient, startFaultProxy, type FaultProxy } from '../../devenv/index.js';
 import { SYSTEM_NAMESPACE } from '../../shared/apply/index.js';
-import { stateName } from '../../shared/state/index.js';
-import { EndpointAuth, KubeClient, type RetryPolicy } from '../../shared/cluster/index.js';
+import { stateName } from '../../shared/state/state.js';
+import { EndpointAuth } from '../../shared/cluster/index.js';
+import type { RetryPolicy } from '../../shared/cluster/retry.js';
 import { localSettings } from '../../shared/config/index.js';
 import type { EngineContext, Queue } from '../../shared/usecases/index.js';
 import type { KubeObject } from '../../shared/model/index.js';
@@ -12,13 +13,13 @@ import { testEnv } from './env.js';
 /** Helpers for the tests of target state under faults and concurrent writers. */
 
 /** A client of the test apiserver, or of a proxy in front of it (same CA and token). */
-export function kubeClient(server = testEnv().kube.server, opts: { retry?: Partial<RetryPolicy>; logger?: Logger } = {}): KubeClient {
+export function kubeClient(server = testEnv().kube.server, opts: { retry?: Partial<RetryPolicy>; logger?: Logger } = {}): ControllerClient {
   const { kube } = testEnv();
-  return new KubeClient(new EndpointAuth({ server, caPem: kube.caPem, token: kube.token }), undefined, opts);
+  return new ControllerClient(new EndpointAuth({ server, caPem: kube.caPem, token: kube.token }), undefined, opts);
 }
 
 /** An engine on one apiserver URL; the lease holder is named, and clocks agree unless said otherwise. */
-export function engineAt(server: string, holder: string, lease: { waitMs?: number; durationSeconds?: number } = {}): EngineContext & { client: KubeClient } {
+export function engineAt(server: string, holder: string, lease: { waitMs?: number; durationSeconds?: number } = {}): EngineContext & { client: ControllerClient } {
   const client = kubeClient(server);
   return { settings: localSettings(), connect: () => Promise.resolve(client), gitSource: (url) => ({ url }), lease: { holder, waitMs: 30_000, clockSkewSeconds: 0, ...lease }, client };
 }
@@ -41,13 +42,13 @@ export const statePath = (target: string): RegExp => new RegExp(`^/api/v1/namesp
 export const leasePath = (target: string): RegExp => new RegExp(`/leases/${stateName(target)}$`);
 /** What a sync ended with, as text: `returned <outcome>` or `threw <message>`. */
 export const outcomeOf = (p: Promise<Array<{ outcome: string }>>): Promise<string> => p.then((r) => `returned ${r[0]?.outcome ?? 'nothing'}`, (err: unknown) => `threw ${(err as Error).message}`);
-export const liveConfigMaps = async (client: KubeClient, ns: string): Promise<string[]> => (await client.list('v1', 'ConfigMap', { namespace: ns })).map((c) => c.metadata.name).filter((n) => n !== 'kube-root-ca.crt').sort();
+export const liveConfigMaps = async (client: ControllerClient, ns: string): Promise<string[]> => (await client.list('v1', 'ConfigMap', { namespace: ns })).map((c) => c.metadata.name).filter((n) => n !== 'kube-root-ca.crt').sort();
 
 /**
  * Plays the Deployment controller of a namespace: each new generation becomes available after
  * `delayMs`, or stalls (ProgressDeadlineExceeded with `message`) when `stalls` says so.
  */
-export function deploymentController(client: KubeClient, ns: string, opts: { delayMs?: number; stalls?: (spec: string) => boolean; message?: string } = {}): () => Promise<void> {
+export function deploymentController(client: ControllerClient, ns: string, opts: { delayMs?: number; stalls?: (spec: string) => boolean; message?: string } = {}): () => Promise<void> {
   let stop = false;
   const seen = new Map<string, number>();
   const loop = (async () => {

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { pushImage, startGitHub, type TestGitHub } from '../../devenv/index.js';
-import { handleMessage, type EngineContext, type ImagesWritten, type Queue, type WorkOutcome } from '../../shared/usecases/index.js';
+import { handleMessage, type EngineContext, type Queue, type WorkOutcome } from '../../shared/usecases/index.js';
+import type { ImagesWritten } from '../../shared/usecases/image-updates.js';
 import { GitHub } from '../../shared/github/index.js';
 import type { QueueMessage } from '../../shared/model/index.js';
 import { testEnv, uniqueName } from '../helpers/env.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pushImage, startRegistry, type Registry } from '../../devenv/index.js';
-import { configSchema } from '../../shared/config/index.js';
+import { configSchema } from '../../shared/config/schema.js';
 import { latestImage } from '../../shared/images/index.js';
 
 /**

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { readTargetState } from '../../shared/state/index.js';
-import { createRuntime } from '../../shared/aws/index.js';
+import { createRuntime } from '../../shared/aws/runtime.js';
 import { handleMessage, receiveRegistryWebhook, syncRepo, type Queue } from '../../shared/usecases/index.js';
 import type { QueueMessage } from '../../shared/model/index.js';
 import { testEnv, uniqueName } from '../helpers/env.js';

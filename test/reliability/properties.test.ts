@@ -3,9 +3,11 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { canonicalJson } from '../../shared/apply/index.js';
-import { ConfigError, orderTargets, parseConfig } from '../../shared/config/index.js';
-import { rewriteMarkers, type LatestImage } from '../../shared/images/index.js';
-import { contentHash } from '../../shared/reload/index.js';
+import { orderTargets, parseConfig } from '../../shared/config/index.js';
+import { ConfigError } from '../../shared/config/load.js';
+import type { LatestImage } from '../../shared/images/index.js';
+import { rewriteMarkers } from '../../shared/images/markers.js';
+import { contentHash } from '../../shared/reload/hash.js';
 import { routeGithubEvent, verifyGithub, type HttpRequest } from '../../shared/triggers/index.js';
 
 /** Property-based tests (fast-check): parsers and encoders hold their promises for any input, not just the examples. */

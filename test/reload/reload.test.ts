@@ -3,7 +3,12 @@ import { stringify } from 'yaml';
 import type { KubeClient } from '../../shared/cluster/index.js';
 import { MemoryQueue, handleMessage } from '../../shared/usecases/index.js';
 import type { KubeObject } from '../../shared/model/index.js';
-import { BASELINE_ANNOTATION, RELOADED_FROM_ANNOTATION, RELOADED_HASH_ANNOTATION, RELOADER as R, RELOAD_FIELD_MANAGER, reloadPass, type ReloadStrategy } from '../../shared/reload/index.js';
+import { reloadPass, type ReloadStrategy } from '../../shared/reload/index.js';
+import { RELOAD_FIELD_MANAGER } from '../../shared/reload/pass.js';
+import { RELOADED_HASH_ANNOTATION } from '../../shared/reload/pass.js';
+import { RELOADED_FROM_ANNOTATION } from '../../shared/reload/pass.js';
+import { BASELINE_ANNOTATION } from '../../shared/reload/pass.js';
+import { RELOADER as R } from '../../shared/reload/annotations.js';
 import { uniqueName } from '../helpers/env.js';
 import { configMap, deployment, gitopsRepo, testEngine } from '../helpers/engine.js';
 

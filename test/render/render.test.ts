@@ -5,7 +5,10 @@ import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { run } from '../../devenv/index.js';
 import { localSettings } from '../../shared/config/index.js';
-import { RenderError, render, substituteVariables, type RenderOptions } from '../../shared/render/index.js';
+import { render } from '../../shared/render/index.js';
+import { substituteVariables } from '../../shared/render/substitute.js';
+import type { RenderOptions } from '../../shared/render/render.js';
+import { RenderError } from '../../shared/render/errors.js';
 import { testEnv } from '../helpers/env.js';
 import { tempTree } from '../helpers/files.js';
 

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GitWorkspace, createBareRepo } from '../../devenv/index.js';
 import { startGitServer, type GitServer } from '../../devenv/git-server.js';
-import { SourceError, checkoutRevision, listBranches, resolveRevision } from '../../shared/source/index.js';
+import { checkoutRevision, listBranches, resolveRevision } from '../../shared/source/index.js';
+import { SourceError } from '../../shared/source/git.js';
 import { uniqueName } from '../helpers/env.js';
 
 describe('source: fetch exactly one commit over HTTP with token auth', () => {
