@@ -20,17 +20,19 @@ const layers = [
 const rank = Object.fromEntries(layers.flatMap((mods, i) => mods.map((m) => [m, i])));
 const all = layers.flat();
 
-const forbidden = all.map((mod) => {
-  const allowed = all.filter((other) => other === mod || rank[other] < rank[mod]);
-  const denied = all.filter((other) => !allowed.includes(other));
-  return {
-    name: `layer-${mod}`,
-    comment: `shared/${mod} may import only ${allowed.join(', ')} (docs/architecture.md)`,
-    severity: 'error',
-    from: { path: `^shared/${mod}/` },
-    to: { path: `^shared/(${denied.join('|') || '$^'})/` },
-  };
-}).filter((rule) => !rule.to.path.includes('($^)'));
+const forbidden = all
+  .map((mod) => {
+    const allowed = all.filter((other) => other === mod || rank[other] < rank[mod]);
+    const denied = all.filter((other) => !allowed.includes(other));
+    return {
+      name: `layer-${mod}`,
+      comment: `shared/${mod} may import only ${allowed.join(', ')} (docs/architecture.md)`,
+      severity: 'error',
+      from: { path: `^shared/${mod}/` },
+      to: { path: `^shared/(${denied.join('|') || '$^'})/` },
+    };
+  })
+  .filter((rule) => !rule.to.path.includes('($^)'));
 
 forbidden.push(
   {
@@ -42,7 +44,8 @@ forbidden.push(
   },
   {
     name: 'shells-enter-through-index',
-    comment: 'shells use a module through index.ts; shared/cluster/kubeconfig.ts is the one second entry (kubeconfig support, kept out of Lambda bundles)',
+    comment:
+      'shells use a module through index.ts; shared/cluster/kubeconfig.ts is the one second entry (kubeconfig support, kept out of Lambda bundles)',
     severity: 'error',
     from: { path: '^(functions|cli|devenv|bench)/' },
     to: { path: '^shared/[^/]+/.+', pathNot: ['^shared/[^/]+/index\\.ts$', '^shared/cluster/kubeconfig\\.ts$'] },
@@ -56,7 +59,8 @@ forbidden.push(
   },
   {
     name: 'only-functions-use-the-aws-shell',
-    comment: 'shared/aws (runtime, SQS, batches, the handler wrapper) is the Lambda shell: the CLI, the dev server and tests use shared/usecases',
+    comment:
+      'shared/aws (runtime, SQS, batches, the handler wrapper) is the Lambda shell: the CLI, the dev server and tests use shared/usecases',
     severity: 'error',
     from: { path: '^(cli|devenv|bench)/' },
     to: { path: '^shared/aws/' },
@@ -103,7 +107,11 @@ module.exports = {
     includeOnly: '^(shared|functions|cli|devenv|bench|node_modules/@kubernetes)/',
     tsConfig: { fileName: 'tsconfig.json' },
     tsPreCompilationDeps: true,
-    enhancedResolveOptions: { exportsFields: ['exports'], conditionNames: ['import', 'require', 'node', 'default'], extensions: ['.ts', '.js', '.mjs', '.json'] },
+    enhancedResolveOptions: {
+      exportsFields: ['exports'],
+      conditionNames: ['import', 'require', 'node', 'default'],
+      extensions: ['.ts', '.js', '.mjs', '.json'],
+    },
     exclude: { path: '\\.test\\.ts$' },
   },
 };

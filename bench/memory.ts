@@ -11,10 +11,17 @@ import { objects, writeManifests } from './objects.js';
 
 const [kubeconfig, count, ns] = process.argv.slice(2);
 const dir = mkdtempSync(join(tmpdir(), 'bench-mem-'));
-const config = stringify({ targets: [{ name: `mem-${ns}`, cluster: 'x', path: 'apps', targetNamespace: ns, wait: false }] });
+const config = stringify({
+  targets: [{ name: `mem-${ns}`, cluster: 'x', path: 'apps', targetNamespace: ns, wait: false }],
+});
 writeFileSync(join(dir, 'tidegate.yaml'), config);
 writeManifests(dir, 'apps', objects(Number(count), 'm'));
 const client = new KubeClient(kubeConfigFromFile(kubeconfig ?? ''));
-const results = await syncCheckout({ settings: localSettings(), connect: () => Promise.resolve(client), gitSource: (url) => ({ url }) }, { config: parseConfig(config), dir, revision: { ref: '', sha: 'bench' } });
-process.stdout.write(JSON.stringify({ outcome: results[0]?.outcome, error: results[0]?.error, maxRssKiB: process.resourceUsage().maxRSS }));
+const results = await syncCheckout(
+  { settings: localSettings(), connect: () => Promise.resolve(client), gitSource: (url) => ({ url }) },
+  { config: parseConfig(config), dir, revision: { ref: '', sha: 'bench' } },
+);
+process.stdout.write(
+  JSON.stringify({ outcome: results[0]?.outcome, error: results[0]?.error, maxRssKiB: process.resourceUsage().maxRSS }),
+);
 client.close();

@@ -7,11 +7,32 @@ import type { KubeObject } from '../shared/model/index.js';
 export function objects(n: number, prefix = 'o'): KubeObject[] {
   return Array.from({ length: n }, (_, i): KubeObject => {
     const name = `${prefix}-${i}`;
-    if (i % 20 < 14) return { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, labels: { bench: 'true' } }, data: { index: String(i), payload: 'x'.repeat(200) } };
-    if (i % 20 < 17) return { apiVersion: 'v1', kind: 'Service', metadata: { name }, spec: { selector: { app: name }, ports: [{ port: 80, targetPort: 8080 }] } };
+    if (i % 20 < 14)
+      return {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name, labels: { bench: 'true' } },
+        data: { index: String(i), payload: 'x'.repeat(200) },
+      };
+    if (i % 20 < 17)
+      return {
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name },
+        spec: { selector: { app: name }, ports: [{ port: 80, targetPort: 8080 }] },
+      };
     return {
-      apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name },
-      spec: { replicas: 1, selector: { matchLabels: { app: name } }, template: { metadata: { labels: { app: name } }, spec: { containers: [{ name: 'app', image: 'registry.example/app:1.0.0' }] } } },
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: { app: name } },
+        template: {
+          metadata: { labels: { app: name } },
+          spec: { containers: [{ name: 'app', image: 'registry.example/app:1.0.0' }] },
+        },
+      },
     };
   });
 }
@@ -20,6 +41,13 @@ export function objects(n: number, prefix = 'o'): KubeObject[] {
 export function writeManifests(dir: string, path: string, objs: readonly KubeObject[]): string {
   const target = join(dir, path);
   mkdirSync(target, { recursive: true });
-  for (let i = 0; i < objs.length; i += 100) writeFileSync(join(target, `part-${String(i / 100).padStart(3, '0')}.yaml`), objs.slice(i, i + 100).map((o) => stringify(o)).join('---\n'));
+  for (let i = 0; i < objs.length; i += 100)
+    writeFileSync(
+      join(target, `part-${String(i / 100).padStart(3, '0')}.yaml`),
+      objs
+        .slice(i, i + 100)
+        .map((o) => stringify(o))
+        .join('---\n'),
+    );
   return target;
 }

@@ -24,7 +24,14 @@ import { objects, writeManifests } from './objects.js';
 const scale = Number(process.env['BENCH_SCALE'] ?? '1');
 const N = Math.round(1000 * scale);
 const root = new URL('..', import.meta.url).pathname;
-const rows: Array<{ name: string; tidegate: string; alternative: string; ratio: string; goal: string; met: boolean | null }> = [];
+const rows: Array<{
+  name: string;
+  tidegate: string;
+  alternative: string;
+  ratio: string;
+  goal: string;
+  met: boolean | null;
+}> = [];
 const log = (s: string): void => void process.stderr.write(`[bench] ${s}\n`);
 const time = async <T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> => {
   const t = performance.now();
@@ -32,12 +39,17 @@ const time = async <T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> 
   return { ms: performance.now() - t, value };
 };
 const fmt = (ms: number): string => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`);
-const pct = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] ?? 0;
+const pct = (xs: number[], p: number): number =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] ?? 0;
 
 const env = await startEnvironment({ withoutAws: true });
 const kubeconfig = env.kube.kubeconfigPath;
 const client = new KubeClient(kubeConfigFromFile(kubeconfig));
-const engine: EngineContext = { settings: localSettings(), connect: () => Promise.resolve(client), gitSource: (url) => ({ url }) };
+const engine: EngineContext = {
+  settings: localSettings(),
+  connect: () => Promise.resolve(client),
+  gitSource: (url) => ({ url }),
+};
 const kubectl = (args: string[]) => run(env.tools.kubectl, ['--kubeconfig', kubeconfig, ...args]);
 
 try {
@@ -45,47 +57,121 @@ try {
   const dir = mkdtempSync(join(tmpdir(), 'bench-'));
   const nsT = `bench-t-${randomBytes(3).toString('hex')}`;
   const nsK = `bench-k-${randomBytes(3).toString('hex')}`;
-  const config = stringify({ targets: [{ name: `bench-${nsT}`, cluster: 'x', path: 'apps', targetNamespace: nsT, wait: false }] });
+  const config = stringify({
+    targets: [{ name: `bench-${nsT}`, cluster: 'x', path: 'apps', targetNamespace: nsT, wait: false }],
+  });
   writeFileSync(join(dir, 'tidegate.yaml'), config);
   const manifests = writeManifests(dir, 'apps', objects(N));
   const sync = () => syncCheckout(engine, { config: parseConfig(config), dir, revision: { ref: '', sha: 'bench' } });
   await kubectl(['create', 'namespace', nsK]);
   log(`first apply of ${N} objects`);
   const tFirst = await time(sync);
-  if (tFirst.value[0]?.outcome !== 'applied') throw new Error(`first sync: ${tFirst.value[0]?.outcome} ${tFirst.value[0]?.error ?? ''}`);
-  const kFirst = await time(() => kubectl(['apply', '--server-side', '--field-manager=kubectl-bench', '-n', nsK, '-R', '-f', manifests]));
-  rows.push({ name: `first apply, ${N} objects`, tidegate: fmt(tFirst.ms), alternative: `kubectl apply --server-side: ${fmt(kFirst.ms)}`, ratio: (tFirst.ms / kFirst.ms).toFixed(2), goal: '≤ 0.7', met: tFirst.ms / kFirst.ms <= 0.7 });
+  if (tFirst.value[0]?.outcome !== 'applied')
+    throw new Error(`first sync: ${tFirst.value[0]?.outcome} ${tFirst.value[0]?.error ?? ''}`);
+  const kFirst = await time(() =>
+    kubectl(['apply', '--server-side', '--field-manager=kubectl-bench', '-n', nsK, '-R', '-f', manifests]),
+  );
+  rows.push({
+    name: `first apply, ${N} objects`,
+    tidegate: fmt(tFirst.ms),
+    alternative: `kubectl apply --server-side: ${fmt(kFirst.ms)}`,
+    ratio: (tFirst.ms / kFirst.ms).toFixed(2),
+    goal: '≤ 0.7',
+    met: tFirst.ms / kFirst.ms <= 0.7,
+  });
 
   log('no-op sync');
   const before = client.totalRequests;
   const tNoop = await time(sync);
   const requests = client.totalRequests - before;
-  const kNoop = await time(() => kubectl(['apply', '--server-side', '--field-manager=kubectl-bench', '-n', nsK, '-R', '-f', manifests]));
-  rows.push({ name: `no-op sync, ${N} objects (nothing changed)`, tidegate: `${fmt(tNoop.ms)} (${tNoop.value[0]?.outcome})`, alternative: `kubectl apply --server-side: ${fmt(kNoop.ms)}`, ratio: (tNoop.ms / kNoop.ms).toFixed(3), goal: '≤ 0.2', met: tNoop.ms / kNoop.ms <= 0.2 });
-  rows.push({ name: 'API requests of a no-op sync', tidegate: `${requests} requests for ${N} objects of 3 kinds`, alternative: `kubectl: at least ${N} (one PATCH per object)`, ratio: (requests / N).toFixed(3), goal: 'proportional to kinds', met: requests < 20 });
+  const kNoop = await time(() =>
+    kubectl(['apply', '--server-side', '--field-manager=kubectl-bench', '-n', nsK, '-R', '-f', manifests]),
+  );
+  rows.push({
+    name: `no-op sync, ${N} objects (nothing changed)`,
+    tidegate: `${fmt(tNoop.ms)} (${tNoop.value[0]?.outcome})`,
+    alternative: `kubectl apply --server-side: ${fmt(kNoop.ms)}`,
+    ratio: (tNoop.ms / kNoop.ms).toFixed(3),
+    goal: '≤ 0.2',
+    met: tNoop.ms / kNoop.ms <= 0.2,
+  });
+  rows.push({
+    name: 'API requests of a no-op sync',
+    tidegate: `${requests} requests for ${N} objects of 3 kinds`,
+    alternative: `kubectl: at least ${N} (one PATCH per object)`,
+    ratio: (requests / N).toFixed(3),
+    goal: 'proportional to kinds',
+    met: requests < 20,
+  });
 
   // The target's Lease (taken and released by every sync): its share of the no-op sync above.
   const leaseRequests = client.totalRequests;
   const leaseTimes: number[] = [];
-  for (let i = 0; i < 20; i++) leaseTimes.push((await time(async () => (await acquireLease(client, `bench-${nsT}`, { holder: 'bench', waitMs: 0 })).release())).ms);
+  for (let i = 0; i < 20; i++)
+    leaseTimes.push(
+      (await time(async () => (await acquireLease(client, `bench-${nsT}`, { holder: 'bench', waitMs: 0 })).release()))
+        .ms,
+    );
   const perLease = (client.totalRequests - leaseRequests) / 20;
-  rows.push({ name: 'the target Lease in a no-op sync (take + release)', tidegate: `${fmt(pct(leaseTimes, 50))} median, ${perLease} requests; ${((pct(leaseTimes, 50) / tNoop.ms) * 100).toFixed(1)}% of the no-op sync`, alternative: `kubectl: ${fmt(kNoop.ms)}`, ratio: (pct(leaseTimes, 50) / kNoop.ms).toFixed(4), goal: 'no-op with it ≤ 0.2', met: tNoop.ms / kNoop.ms <= 0.2 });
+  rows.push({
+    name: 'the target Lease in a no-op sync (take + release)',
+    tidegate: `${fmt(pct(leaseTimes, 50))} median, ${perLease} requests; ${((pct(leaseTimes, 50) / tNoop.ms) * 100).toFixed(1)}% of the no-op sync`,
+    alternative: `kubectl: ${fmt(kNoop.ms)}`,
+    ratio: (pct(leaseTimes, 50) / kNoop.ms).toFixed(4),
+    goal: 'no-op with it ≤ 0.2',
+    met: tNoop.ms / kNoop.ms <= 0.2,
+  });
 
   // Drift on a managed field is still found by the fast path.
-  await client.apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'o-0', namespace: nsT }, data: { index: 'edited by hand' } }, { fieldManager: 'kubectl-edit', force: true });
+  await client.apply(
+    {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'o-0', namespace: nsT },
+      data: { index: 'edited by hand' },
+    },
+    { fieldManager: 'kubectl-edit', force: true },
+  );
   const drift = (await sync())[0]?.changeSet.changes.find((c) => c.drift);
-  rows.push({ name: 'drift on a managed field after a no-op', tidegate: drift ? `found and corrected (${drift.ref.kind}/${drift.ref.name} ${drift.fields?.join(',') ?? ''})` : 'NOT FOUND', alternative: '—', ratio: '—', goal: 'still detected', met: drift !== undefined });
+  rows.push({
+    name: 'drift on a managed field after a no-op',
+    tidegate: drift
+      ? `found and corrected (${drift.ref.kind}/${drift.ref.name} ${drift.fields?.join(',') ?? ''})`
+      : 'NOT FOUND',
+    alternative: '—',
+    ratio: '—',
+    goal: 'still detected',
+    met: drift !== undefined,
+  });
 
   // 2. Push → applied through the dev server's webhook route.
   log('push → applied latency');
   const url = await createBareRepo(env.git, `bench-${randomBytes(3).toString('hex')}`);
   const ws = await GitWorkspace.clone(env.git, url);
   const nsP = `bench-p-${randomBytes(3).toString('hex')}`;
-  const cm = (i: number) => stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'pushed' }, data: { i: String(i) } });
-  await ws.commit({ 'tidegate.yaml': stringify({ targets: [{ name: `push-${nsP}`, cluster: 'x', path: 'apps', targetNamespace: nsP, wait: false }] }), 'apps/cm.yaml': cm(0) }, 'init');
+  const cm = (i: number) =>
+    stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'pushed' }, data: { i: String(i) } });
+  await ws.commit(
+    {
+      'tidegate.yaml': stringify({
+        targets: [{ name: `push-${nsP}`, cluster: 'x', path: 'apps', targetNamespace: nsP, wait: false }],
+      }),
+      'apps/cm.yaml': cm(0),
+    },
+    'init',
+  );
   const secret = 'bench';
   let resolveSynced: ((r: SyncResult) => void) | undefined;
-  const dev = await startDevServer({ engine, repo: url, branch: 'main', webhookSecret: secret, registrySecret: secret, onWork: (_m, o) => { if (!(o instanceof Error) && o.kind === 'synced') resolveSynced?.(o.result); } });
+  const dev = await startDevServer({
+    engine,
+    repo: url,
+    branch: 'main',
+    webhookSecret: secret,
+    registrySecret: secret,
+    onWork: (_m, o) => {
+      if (!(o instanceof Error) && o.kind === 'synced') resolveSynced?.(o.result);
+    },
+  });
   const latencies: number[] = [];
   const pushes = Math.max(10, Math.round(50 * Math.min(scale, 1)));
   for (let i = 1; i <= pushes; i++) {
@@ -99,7 +185,14 @@ try {
   }
   await dev.stop();
   ws.remove();
-  rows.push({ name: `push → applied via webhook (dev server), ${pushes} pushes`, tidegate: `p50 ${fmt(pct(latencies, 50))}, p99 ${fmt(pct(latencies, 99))}`, alternative: 'Flux default: 1 min poll interval', ratio: '—', goal: 'p50 ≤ 1 s', met: pct(latencies, 50) <= 1000 });
+  rows.push({
+    name: `push → applied via webhook (dev server), ${pushes} pushes`,
+    tidegate: `p50 ${fmt(pct(latencies, 50))}, p99 ${fmt(pct(latencies, 99))}`,
+    alternative: 'Flux default: 1 min poll interval',
+    ratio: '—',
+    goal: 'p50 ≤ 1 s',
+    met: pct(latencies, 50) <= 1000,
+  });
 
   // 3. Reload pass over N workloads and 2N ConfigMaps/Secrets.
   log('reload pass');
@@ -109,17 +202,49 @@ try {
   const rdocs = Array.from({ length: N }, (_, i) => [
     { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `r-cm-${i}`, namespace: nsR }, data: { v: '1' } },
     { apiVersion: 'v1', kind: 'Secret', metadata: { name: `r-s-${i}`, namespace: nsR }, stringData: { v: '1' } },
-    { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: `r-${i}`, namespace: nsR, annotations: { 'reloader.stakater.com/auto': 'true' } },
-      spec: { selector: { matchLabels: { app: `r-${i}` } }, template: { metadata: { labels: { app: `r-${i}` } }, spec: { containers: [{ name: 'a', image: 'x:1', envFrom: [{ configMapRef: { name: `r-cm-${i}` } }, { secretRef: { name: `r-s-${i}` } }] }] } } } },
+    {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: `r-${i}`, namespace: nsR, annotations: { 'reloader.stakater.com/auto': 'true' } },
+      spec: {
+        selector: { matchLabels: { app: `r-${i}` } },
+        template: {
+          metadata: { labels: { app: `r-${i}` } },
+          spec: {
+            containers: [
+              {
+                name: 'a',
+                image: 'x:1',
+                envFrom: [{ configMapRef: { name: `r-cm-${i}` } }, { secretRef: { name: `r-s-${i}` } }],
+              },
+            ],
+          },
+        },
+      },
+    },
   ]).flat();
-  for (let i = 0; i < rdocs.length; i += 300) writeFileSync(join(rdir, `r-${i}.yaml`), rdocs.slice(i, i + 300).map((d) => stringify(d)).join('---\n'));
+  for (let i = 0; i < rdocs.length; i += 300)
+    writeFileSync(
+      join(rdir, `r-${i}.yaml`),
+      rdocs
+        .slice(i, i + 300)
+        .map((d) => stringify(d))
+        .join('---\n'),
+    );
   await kubectl(['apply', '--server-side', '-R', '-f', rdir]);
   await reloadPass(client, { namespaces: [nsR], strategy: 'annotations' }); // records baselines
   const r0 = client.totalRequests;
   const rt = await time(() => reloadPass(client, { namespaces: [nsR], strategy: 'annotations' }));
   // One LIST per kind, paged at 500 items: ConfigMaps, Secrets and Deployments take ceil(N/500) pages each.
   const listPages = 3 + 3 * Math.max(1, Math.ceil(N / 500));
-  rows.push({ name: `reload pass, ${N} workloads + ${2 * N} ConfigMaps/Secrets (nothing changed)`, tidegate: `${fmt(rt.ms)}, ${client.totalRequests - r0} requests (LIST pages of 500), no PATCH`, alternative: 'Reloader: a watch per kind, in-cluster', ratio: '—', goal: 'one LIST per kind', met: client.totalRequests - r0 === listPages });
+  rows.push({
+    name: `reload pass, ${N} workloads + ${2 * N} ConfigMaps/Secrets (nothing changed)`,
+    tidegate: `${fmt(rt.ms)}, ${client.totalRequests - r0} requests (LIST pages of 500), no PATCH`,
+    alternative: 'Reloader: a watch per kind, in-cluster',
+    ratio: '—',
+    goal: 'one LIST per kind',
+    met: client.totalRequests - r0 === listPages,
+  });
 
   // 4. Bundles: size and cold initialisation in a fresh node process.
   log('bundles');
@@ -136,11 +261,22 @@ try {
     })();
     const inits: number[] = [];
     for (let i = 0; i < 5; i++) {
-      const out = await run(process.execPath, ['-e', `const t=performance.now(); await import(${JSON.stringify(file)}); console.log(performance.now()-t)`, '--input-type=module']);
+      const out = await run(process.execPath, [
+        '-e',
+        `const t=performance.now(); await import(${JSON.stringify(file)}); console.log(performance.now()-t)`,
+        '--input-type=module',
+      ]);
       inits.push(Number(out.trim()));
     }
     const init = pct(inits, 50);
-    rows.push({ name: `bundle ${fn}`, tidegate: `${(size / 1024 / 1024).toFixed(2)} MiB loaded at cold start (+ ${(lazy / 1024 / 1024).toFixed(2)} MiB on first use), cold init ${fmt(init)}`, alternative: '—', ratio: '—', goal: '≤ 1 MiB, ≤ 250 ms', met: size <= 1024 * 1024 && init <= 250 });
+    rows.push({
+      name: `bundle ${fn}`,
+      tidegate: `${(size / 1024 / 1024).toFixed(2)} MiB loaded at cold start (+ ${(lazy / 1024 / 1024).toFixed(2)} MiB on first use), cold init ${fmt(init)}`,
+      alternative: '—',
+      ratio: '—',
+      goal: '≤ 1 MiB, ≤ 250 ms',
+      met: size <= 1024 * 1024 && init <= 250,
+    });
   }
 
   // 5. Peak memory syncing 5N objects (child process, so the number is that sync's alone).
@@ -148,36 +284,87 @@ try {
   const nsM = `bench-m-${randomBytes(3).toString('hex')}`;
   // Bundled first, as the function would be: no TypeScript loader in the measured process.
   const memBundle = join(mkdtempSync(join(tmpdir(), 'bench-mem-')), 'memory.mjs');
-  await build({ entryPoints: [join(root, 'bench', 'memory.ts')], outfile: memBundle, bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'error', banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" } });
+  await build({
+    entryPoints: [join(root, 'bench', 'memory.ts')],
+    outfile: memBundle,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    logLevel: 'error',
+    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+  });
   const mem = await new Promise<{ outcome: string; maxRssKiB: number; error?: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, [memBundle, kubeconfig, String(5 * N), nsM], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [memBundle, kubeconfig, String(5 * N), nsM], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('close', () => { try { resolve(JSON.parse(out)); } catch (e) { reject(new Error(`memory bench: ${out}`, { cause: e })); } });
+    child.on('close', () => {
+      try {
+        resolve(JSON.parse(out));
+      } catch (e) {
+        reject(new Error(`memory bench: ${out}`, { cause: e }));
+      }
+    });
   });
-  rows.push({ name: `peak memory, one sync of ${5 * N} objects`, tidegate: `${(mem.maxRssKiB / 1024).toFixed(0)} MiB RSS (${mem.outcome})`, alternative: '—', ratio: '—', goal: '≤ 256 MiB', met: mem.maxRssKiB / 1024 <= 256 });
+  rows.push({
+    name: `peak memory, one sync of ${5 * N} objects`,
+    tidegate: `${(mem.maxRssKiB / 1024).toFixed(0)} MiB RSS (${mem.outcome})`,
+    alternative: '—',
+    ratio: '—',
+    goal: '≤ 256 MiB',
+    met: mem.maxRssKiB / 1024 <= 256,
+  });
 
   // 6. Recovery of N objects into an empty cluster (4 targets with a dependency chain, from Git).
   log('recovery');
   const rurl = await createBareRepo(env.git, `bench-rec-${randomBytes(3).toString('hex')}`);
   const rws = await GitWorkspace.clone(env.git, rurl);
   const tag = randomBytes(3).toString('hex');
-  const targets = [0, 1, 2, 3].map((i) => ({ name: `rec-${tag}-${i}`, cluster: 'x', path: `t${i}`, targetNamespace: `bench-rec-${tag}-${i}`, wait: false, ...(i > 0 ? { dependsOn: [`rec-${tag}-${i - 1}`] } : {}) }));
+  const targets = [0, 1, 2, 3].map((i) => ({
+    name: `rec-${tag}-${i}`,
+    cluster: 'x',
+    path: `t${i}`,
+    targetNamespace: `bench-rec-${tag}-${i}`,
+    wait: false,
+    ...(i > 0 ? { dependsOn: [`rec-${tag}-${i - 1}`] } : {}),
+  }));
   const files: Record<string, string> = { 'tidegate.yaml': stringify({ targets }) };
   const all = objects(N, 'rec');
-  for (let i = 0; i < 4; i++) for (let j = 0; j < all.length / 4; j += 100) files[`t${i}/p${j}.yaml`] = all.slice(i * (N / 4) + j, Math.min(i * (N / 4) + j + 100, (i + 1) * (N / 4))).map((o) => stringify(o)).join('---\n');
+  for (let i = 0; i < 4; i++)
+    for (let j = 0; j < all.length / 4; j += 100)
+      files[`t${i}/p${j}.yaml`] = all
+        .slice(i * (N / 4) + j, Math.min(i * (N / 4) + j + 100, (i + 1) * (N / 4)))
+        .map((o) => stringify(o))
+        .join('---\n');
   await rws.commit(files, 'recovery set');
   const rec = await time(() => recover(engine, { repo: rurl }));
   rws.remove();
   const created = rec.value.reduce((n, r) => n + r.changeSet.changes.filter((c) => c.action === 'created').length, 0);
-  rows.push({ name: `recovery of ${N} objects (4 dependent targets) into an empty cluster`, tidegate: `${fmt(rec.ms)} (${created} created)`, alternative: '—', ratio: '—', goal: '≤ 30 s', met: rec.ms <= 30_000 });
+  rows.push({
+    name: `recovery of ${N} objects (4 dependent targets) into an empty cluster`,
+    tidegate: `${fmt(rec.ms)} (${created} created)`,
+    alternative: '—',
+    ratio: '—',
+    goal: '≤ 30 s',
+    met: rec.ms <= 30_000,
+  });
 } finally {
   client.close();
   await env.stop();
 }
 
 // Report: table on stdout and docs/benchmarks.md with an SVG chart.
-const table = ['| benchmark | tidegate | alternative | ratio | goal | met |', '|---|---|---|---|---|---|', ...rows.map((r) => `| ${r.name} | ${r.tidegate} | ${r.alternative} | ${r.ratio} | ${r.goal} | ${r.met === null ? '—' : r.met ? 'yes' : '**no**'} |`)].join('\n');
+const table = [
+  '| benchmark | tidegate | alternative | ratio | goal | met |',
+  '|---|---|---|---|---|---|',
+  ...rows.map(
+    (r) =>
+      `| ${r.name} | ${r.tidegate} | ${r.alternative} | ${r.ratio} | ${r.goal} | ${r.met === null ? '—' : r.met ? 'yes' : '**no**'} |`,
+  ),
+].join('\n');
 process.stdout.write(`${table}\n`);
 const ratios = rows.filter((r) => r.ratio !== '—' && !r.name.startsWith('API') && !r.name.includes('Lease'));
 const bar = (r: (typeof ratios)[number], i: number): string => {

@@ -25,7 +25,8 @@ export function localEngine(opts: LocalOptions, role = 'tidegate'): EngineContex
   const settings = localSettings();
   const kubeconfig = opts.kubeconfig ?? settings.kubeconfig;
   const waitMs = opts.wait === undefined ? 60_000 : parseDuration(opts.wait);
-  if (waitMs === undefined) throw new TidegateError('Usage', `--wait must be a duration such as 30s or 5m, not "${opts.wait ?? ''}"`);
+  if (waitMs === undefined)
+    throw new TidegateError('Usage', `--wait must be a duration such as 30s or 5m, not "${opts.wait ?? ''}"`);
   const logger = jsonLogger(opts.verbose ? 'debug' : 'warn');
   const clients = new Map<string, KubeClient>();
   return {
@@ -35,7 +36,11 @@ export function localEngine(opts: LocalOptions, role = 'tidegate'): EngineContex
     connect: (alias) => {
       // One client per alias for the command: connections and discovery are reused across its targets.
       let client = clients.get(alias);
-      if (!client) clients.set(alias, (client = new KubeClient(kubeConfigForAlias(kubeconfig, alias, opts.context), undefined, { logger })));
+      if (!client)
+        clients.set(
+          alias,
+          (client = new KubeClient(kubeConfigForAlias(kubeconfig, alias, opts.context), undefined, { logger })),
+        );
       return Promise.resolve(client);
     },
     gitSource: (url) => ({ url, ...(settings.gitToken ? { token: settings.gitToken } : {}) }),

@@ -1,6 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { stringify } from 'yaml';
-import { ControllerClient, GitWorkspace, createBareRepo, pushImage, setNotificationTarget, startEnvironment, type Environment } from '../devenv/index.js';
+import {
+  ControllerClient,
+  GitWorkspace,
+  createBareRepo,
+  pushImage,
+  setNotificationTarget,
+  startEnvironment,
+  type Environment,
+} from '../devenv/index.js';
 import { localSettings } from '../shared/config/index.js';
 import type { EngineContext, WorkOutcome } from '../shared/usecases/index.js';
 import type { KubeObject, QueueMessage, SyncResult } from '../shared/model/index.js';
@@ -20,11 +28,34 @@ function manifests(replicas: number, logLevel: string, image: string): Record<st
   const labels = { app: 'podinfo' };
   const docs: Record<string, KubeObject> = {
     'apps/podinfo/deployment.yaml': {
-      apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'podinfo', annotations: { 'reloader.stakater.com/auto': 'true' } },
-      spec: { replicas, selector: { matchLabels: labels }, template: { metadata: { labels }, spec: { containers: [{ name: 'podinfo', image: `${image}:6.5.0`, envFrom: [{ configMapRef: { name: 'podinfo-config' } }] }] } } },
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'podinfo', annotations: { 'reloader.stakater.com/auto': 'true' } },
+      spec: {
+        replicas,
+        selector: { matchLabels: labels },
+        template: {
+          metadata: { labels },
+          spec: {
+            containers: [
+              { name: 'podinfo', image: `${image}:6.5.0`, envFrom: [{ configMapRef: { name: 'podinfo-config' } }] },
+            ],
+          },
+        },
+      },
     },
-    'apps/podinfo/service.yaml': { apiVersion: 'v1', kind: 'Service', metadata: { name: 'podinfo' }, spec: { selector: labels, ports: [{ port: 9898 }] } },
-    'apps/podinfo/config.yaml': { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'podinfo-config' }, data: { PODINFO_LOG_LEVEL: logLevel } },
+    'apps/podinfo/service.yaml': {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'podinfo' },
+      spec: { selector: labels, ports: [{ port: 9898 }] },
+    },
+    'apps/podinfo/config.yaml': {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'podinfo-config' },
+      data: { PODINFO_LOG_LEVEL: logLevel },
+    },
   };
   return {
     'tidegate.yaml': stringify({
@@ -32,7 +63,12 @@ function manifests(replicas: number, logLevel: string, image: string): Record<st
       images: [{ name: 'podinfo', repository: image, insecure: true, policy: { semver: { range: '>=6.0.0' } } }],
     }),
     // The image line carries a Flux setter marker, so image automation may rewrite it.
-    ...Object.fromEntries(Object.entries(docs).map(([k, v]) => [k, stringify(v).replace(`image: ${image}:6.5.0`, `image: ${image}:6.5.0 ${IMAGE_MARKER}`)])),
+    ...Object.fromEntries(
+      Object.entries(docs).map(([k, v]) => [
+        k,
+        stringify(v).replace(`image: ${image}:6.5.0`, `image: ${image}:6.5.0 ${IMAGE_MARKER}`),
+      ]),
+    ),
   };
 }
 
@@ -48,7 +84,15 @@ function standInController(client: ControllerClient): () => void {
         const replicas = (d['spec'] as { replicas?: number }).replicas ?? 1;
         const status = d['status'] as { observedGeneration?: number; availableReplicas?: number } | undefined;
         if (status?.observedGeneration === d.metadata.generation && status?.availableReplicas === replicas) continue;
-        await client.patchStatus(d, { observedGeneration: d.metadata.generation, replicas, updatedReplicas: replicas, readyReplicas: replicas, availableReplicas: replicas }).catch(() => undefined);
+        await client
+          .patchStatus(d, {
+            observedGeneration: d.metadata.generation,
+            replicas,
+            updatedReplicas: replicas,
+            readyReplicas: replicas,
+            availableReplicas: replicas,
+          })
+          .catch(() => undefined);
       }
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -68,20 +112,33 @@ export async function runDemo(io: Io): Promise<number> {
   try {
     say('starting the embedded servers: kube-apiserver + etcd, git smart-HTTP server, OCI registry ...');
     env = await startEnvironment({ withoutAws: true });
-    say(`ready: kube-apiserver ${env.kube.versions.kubeApiserver} (etcd ${env.kube.versions.etcd}) at ${env.kube.server}; kubeconfig ${env.kube.kubeconfigPath}`);
+    say(
+      `ready: kube-apiserver ${env.kube.versions.kubeApiserver} (etcd ${env.kube.versions.etcd}) at ${env.kube.server}; kubeconfig ${env.kube.kubeconfigPath}`,
+    );
     const url = await createBareRepo(env.git, 'demo/gitops');
     const image = `${env.registry.host}/demo/podinfo`;
     await pushImage(env.registry, 'demo/podinfo', '6.5.0');
     const ws = await GitWorkspace.clone(env.git, url);
     const kube = env.kube;
-    const client = new ControllerClient(kubeConfigFromEndpoint({ name: 'embedded', server: kube.server, caPem: kube.caPem, token: kube.token }));
+    const client = new ControllerClient(
+      kubeConfigFromEndpoint({ name: 'embedded', server: kube.server, caPem: kube.caPem, token: kube.token }),
+    );
     stopController = standInController(client);
-    const engine: EngineContext = { settings: localSettings(), connect: () => Promise.resolve(client), gitSource: (u) => ({ url: u }), logger: silentLogger };
+    const engine: EngineContext = {
+      settings: localSettings(),
+      connect: () => Promise.resolve(client),
+      gitSource: (u) => ({ url: u }),
+      logger: silentLogger,
+    };
     const secret = randomBytes(16).toString('hex');
     const results: SyncResult[] = [];
     let waiting: ((r: SyncResult) => void) | undefined;
     dev = await startDevServer({
-      engine, repo: url, branch: 'main', webhookSecret: secret, registrySecret: secret,
+      engine,
+      repo: url,
+      branch: 'main',
+      webhookSecret: secret,
+      registrySecret: secret,
       onWork: (_msg: QueueMessage, outcome: WorkOutcome | Error) => {
         if (!(outcome instanceof Error) && outcome.kind === 'synced') {
           results.push(outcome.result);
@@ -90,7 +147,9 @@ export async function runDemo(io: Io): Promise<number> {
       },
     });
     await setNotificationTarget(env.registry, `${dev.url}/webhooks/registry?token=${secret}`);
-    say(`dev server on ${dev.url} (POST /webhooks/github, POST /webhooks/registry), GitOps repository ${url}, registry ${env.registry.url}`);
+    say(
+      `dev server on ${dev.url} (POST /webhooks/github, POST /webhooks/registry), GitOps repository ${url}, registry ${env.registry.url}`,
+    );
     const push = async (files: Record<string, string>, message: string): Promise<SyncResult> => {
       const sha = await ws.commit(files, message);
       const started = Date.now();
@@ -103,7 +162,8 @@ export async function runDemo(io: Io): Promise<number> {
       say(`  push → applied and healthy in ${Date.now() - started} ms`);
       return result;
     };
-    const replicas = async (): Promise<number> => ((await client.get('apps/v1', 'Deployment', NS, 'podinfo'))?.['spec'] as { replicas: number }).replicas;
+    const replicas = async (): Promise<number> =>
+      ((await client.get('apps/v1', 'Deployment', NS, 'podinfo'))?.['spec'] as { replicas: number }).replicas;
 
     io.out('\nstep 1  initial sync of a fresh repository\n');
     await push(manifests(1, 'info', image), 'podinfo: initial');
@@ -112,7 +172,15 @@ export async function runDemo(io: Io): Promise<number> {
     say(`  the cluster now runs replicas=${await replicas()}`);
 
     io.out('\nstep 3  someone scales by hand (replicas → 7); the scheduled poll corrects the drift\n');
-    await client.apply({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'podinfo', namespace: NS }, spec: { replicas: 7 } }, { fieldManager: 'kubectl-edit', force: true });
+    await client.apply(
+      {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'podinfo', namespace: NS },
+        spec: { replicas: 7 },
+      },
+      { fieldManager: 'kubectl-edit', force: true },
+    );
     say(`  replicas=${await replicas()} (out of band)`);
     const corrected = new Promise<SyncResult>((resolve) => (waiting = resolve));
     await dev.poll();
@@ -121,32 +189,52 @@ export async function runDemo(io: Io): Promise<number> {
     say(`  replicas=${await replicas()} again`);
 
     io.out('\nstep 4  a ConfigMap change in Git rolls the Deployment that uses it (reloader.stakater.com/auto)\n');
-    const generation = async (): Promise<number> => (await client.get('apps/v1', 'Deployment', NS, 'podinfo'))?.metadata.generation ?? 0;
+    const generation = async (): Promise<number> =>
+      (await client.get('apps/v1', 'Deployment', NS, 'podinfo'))?.metadata.generation ?? 0;
     const genBefore = await generation();
-    await push({ 'apps/podinfo/config.yaml': manifests(3, 'debug', image)['apps/podinfo/config.yaml'] ?? '' }, 'podinfo: log level debug');
+    await push(
+      { 'apps/podinfo/config.yaml': manifests(3, 'debug', image)['apps/podinfo/config.yaml'] ?? '' },
+      'podinfo: log level debug',
+    );
     say(`  Deployment generation ${genBefore} → ${await generation()}: a new rollout, pods get the new config`);
 
-    io.out('\nstep 5  an image push to the registry: the new tag is written to Git (a commit), and that commit is applied\n');
+    io.out(
+      '\nstep 5  an image push to the registry: the new tag is written to Git (a commit), and that commit is applied\n',
+    );
     const imageSynced = new Promise<SyncResult>((resolve) => (waiting = resolve));
     const pushedAt = Date.now();
     await pushImage(env.registry, 'demo/podinfo', '6.5.1');
     say(`  pushed ${image}:6.5.1; the registry notified the dev server`);
     const applied = await imageSynced;
-    const message = (await ws.git('fetch', '--quiet', 'origin').then(() => ws.git('log', '-1', '--format=%h by %an: %B', 'origin/main'))).trim();
+    const message = (
+      await ws
+        .git('fetch', '--quiet', 'origin')
+        .then(() => ws.git('log', '-1', '--format=%h by %an: %B', 'origin/main'))
+    ).trim();
     say(`  commit ${message.split('\n').filter(Boolean).join(' | ')}`);
     io.out(indent(formatResults([applied])));
-    const running = ((await client.get('apps/v1', 'Deployment', NS, 'podinfo'))?.['spec'] as { template: { spec: { containers: Array<{ image: string }> } } }).template.spec.containers[0]?.image;
+    const running = (
+      (await client.get('apps/v1', 'Deployment', NS, 'podinfo'))?.['spec'] as {
+        template: { spec: { containers: Array<{ image: string }> } };
+      }
+    ).template.spec.containers[0]?.image;
     say(`  registry push → applied in ${Date.now() - pushedAt} ms; the Deployment now runs ${running ?? '?'}`);
 
     io.out('\nstatus (tidegate status)\n');
-    await statusCommand(undefined, { kubeconfig: kube.kubeconfigPath, output: 'text' }, { out: (t) => io.out(`  ${t}`), err: io.err });
+    await statusCommand(
+      undefined,
+      { kubeconfig: kube.kubeconfigPath, output: 'text' },
+      { out: (t) => io.out(`  ${t}`), err: io.err },
+    );
     io.out(`
 next steps: point tidegate at a real cluster
   1. write tidegate.yaml in your GitOps repository (see README: Configuration)
   2. locally: npm run tidegate -- diff --dir <your repo>   (uses your current kubeconfig context)
   3. on AWS: configure the GitHub webhook and the ECR rule, then sls deploy (README: Deploying to AWS)
 `);
-    say(`demo finished: ${results.length} syncs, all ${results.every((r) => r.outcome !== 'failed') ? 'succeeded' : 'done (some failed)'}`);
+    say(
+      `demo finished: ${results.length} syncs, all ${results.every((r) => r.outcome !== 'failed') ? 'succeeded' : 'done (some failed)'}`,
+    );
     return results.every((r) => r.outcome !== 'failed') ? 0 : 1;
   } finally {
     stopController();

@@ -1,7 +1,15 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { MemoryQueue, handleMessage, pollRepositories, receiveGithubWebhook, receiveRegistryWebhook, type EngineContext, type WorkOutcome } from '../shared/usecases/index.js';
+import {
+  MemoryQueue,
+  handleMessage,
+  pollRepositories,
+  receiveGithubWebhook,
+  receiveRegistryWebhook,
+  type EngineContext,
+  type WorkOutcome,
+} from '../shared/usecases/index.js';
 import { errorMessage, type QueueMessage } from '../shared/model/index.js';
 import { reply, type HttpRequest, type HttpResponse } from '../shared/triggers/index.js';
 
@@ -70,9 +78,19 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   };
   const server: Server = createServer((req, res) => {
     readBody(req)
-      .then((body) => route({ method: req.method ?? 'GET', path: req.url ?? '/', headers: req.headers as Record<string, string>, body }))
+      .then((body) =>
+        route({
+          method: req.method ?? 'GET',
+          path: req.url ?? '/',
+          headers: req.headers as Record<string, string>,
+          body,
+        }),
+      )
       .catch((err: unknown) => reply(500, errorMessage(err)))
-      .then((out) => res.writeHead(out.status, { 'content-type': 'application/json' }).end(JSON.stringify(out.body)), () => res.writeHead(500).end());
+      .then(
+        (out) => res.writeHead(out.status, { 'content-type': 'application/json' }).end(JSON.stringify(out.body)),
+        () => res.writeHead(500).end(),
+      );
   });
   await new Promise<void>((resolve) => server.listen(opts.port ?? 0, '127.0.0.1', resolve));
   const poll = async (): Promise<void> => {
@@ -96,12 +114,31 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
  * A push delivery as GitHub sends it (the fields tidegate reads), signed with the webhook secret:
  * how the demo and the benchmarks play GitHub against the dev server.
  */
-export function signedPush(repoUrl: string, sha: string, paths: string[], secret: string): { headers: Record<string, string>; body: string } {
+export function signedPush(
+  repoUrl: string,
+  sha: string,
+  paths: string[],
+  secret: string,
+): { headers: Record<string, string>; body: string } {
   const body = JSON.stringify({
-    ref: 'refs/heads/main', before: '0'.repeat(40), after: sha, created: false, deleted: false, forced: false,
+    ref: 'refs/heads/main',
+    before: '0'.repeat(40),
+    after: sha,
+    created: false,
+    deleted: false,
+    forced: false,
     repository: { full_name: 'local/gitops', clone_url: repoUrl, html_url: repoUrl.replace(/\.git$/, '') },
-    commits: [{ id: sha, added: [], modified: paths, removed: [] }], head_commit: { id: sha },
+    commits: [{ id: sha, added: [], modified: paths, removed: [] }],
+    head_commit: { id: sha },
   });
   const signature = `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
-  return { body, headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': signature } };
+  return {
+    body,
+    headers: {
+      'content-type': 'application/json',
+      'x-github-event': 'push',
+      'x-github-delivery': randomUUID(),
+      'x-hub-signature-256': signature,
+    },
+  };
 }

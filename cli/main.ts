@@ -4,7 +4,13 @@ import { renderCommand, validateCommand } from './commands/local.js';
 import { statusCommand } from './commands/status.js';
 import { runDemo } from './demo.js';
 import { devCommand } from './commands/dev.js';
-import { approveCommand, historyCommand, recoverCommand, releaseCommand, rollbackCommand } from './commands/rollback.js';
+import {
+  approveCommand,
+  historyCommand,
+  recoverCommand,
+  releaseCommand,
+  rollbackCommand,
+} from './commands/rollback.js';
 import { diffCommand, syncCommand } from './commands/sync.js';
 import { processIo, type Io } from './output.js';
 
@@ -77,7 +83,8 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
     io.out(USAGE);
     return command || values.help ? 0 : 2;
   }
-  if (values.output !== 'text' && values.output !== 'json') throw new TidegateError('Usage', '--output must be text or json');
+  if (values.output !== 'text' && values.output !== 'json')
+    throw new TidegateError('Usage', '--output must be text or json');
   const args = { ...values, output: values.output === 'json' ? ('json' as const) : ('text' as const) };
   const needTarget = (): string => {
     if (!target) throw new TidegateError('Usage', `${command} needs a target name`);
@@ -94,7 +101,8 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
     release: () => releaseCommand(needTarget(), args, io),
     history: () => historyCommand(needTarget(), args, io),
     approve: () => {
-      if (!extra) throw new TidegateError('Usage', 'approve needs a target and a revision: tidegate approve <target> <sha>');
+      if (!extra)
+        throw new TidegateError('Usage', 'approve needs a target and a revision: tidegate approve <target> <sha>');
       return approveCommand(needTarget(), extra, args, io);
     },
     recover: () => recoverCommand(args, io),

@@ -18,7 +18,8 @@ function details(r: SyncResult, verbose: boolean): string[] {
     const detail = [c.fields?.join(', ') ?? '', c.reason ?? ''].filter(Boolean).join('; ');
     lines.push(`  ${SYMBOL[c.action] ?? '?'} ${formatRef(c.ref)}${detail ? `  (${detail})` : ''}`);
   }
-  for (const rl of r.reloads ?? []) lines.push(`  ↻ ${formatRef(rl.workload)} rolled: ${rl.sources.join(', ')} changed`);
+  for (const rl of r.reloads ?? [])
+    lines.push(`  ↻ ${formatRef(rl.workload)} rolled: ${rl.sources.join(', ')} changed`);
   for (const h of r.health.notReady) lines.push(`  health: ${formatRef(h.ref)} ${h.status}: ${h.message}`);
   if (r.error) lines.push(`  error: ${r.error}`);
   if (r.heldFor) lines.push(`  held (nothing applied; the changes above are the plan): ${r.heldFor}`);
@@ -29,7 +30,10 @@ function details(r: SyncResult, verbose: boolean): string[] {
 export function formatResults(results: readonly SyncResult[], verbose = false): string {
   const lines = results.flatMap((r) => {
     const counts = countChanges(r.changeSet);
-    return [`${r.target} @ ${formatRevision(r.revision)}: ${r.outcome} (${counts.created} created, ${counts.configured} configured, ${counts.deleted} deleted, ${counts.unchanged} unchanged, ${counts.skipped} skipped) in ${r.durationMs} ms`, ...details(r, verbose)];
+    return [
+      `${r.target} @ ${formatRevision(r.revision)}: ${r.outcome} (${counts.created} created, ${counts.configured} configured, ${counts.deleted} deleted, ${counts.unchanged} unchanged, ${counts.skipped} skipped) in ${r.durationMs} ms`,
+      ...details(r, verbose),
+    ];
   });
   return `${lines.join('\n')}\n`;
 }
@@ -37,13 +41,28 @@ export function formatResults(results: readonly SyncResult[], verbose = false): 
 /** One line for a handled queue message (dev server output). */
 type Described = { [K in WorkOutcome['kind']]: (o: Extract<WorkOutcome, { kind: K }>) => string };
 const DESCRIBE: Described = {
-  synced: (o) => `${o.result.target} ${o.result.outcome}${[o.result.error, o.result.heldFor].filter(Boolean).map((t) => `: ${t ?? ''}`).join('')}`,
+  synced: (o) =>
+    `${o.result.target} ${o.result.outcome}${[o.result.error, o.result.heldFor]
+      .filter(Boolean)
+      .map((t) => `: ${t ?? ''}`)
+      .join('')}`,
   'fanned-out': (o) => `→ ${o.targets.join(', ') || 'no targets affected'}`,
-  reloaded: (o) => `reload pass on ${o.cluster || 'the current context'}: ${o.report.rolled.map((r) => `rolled ${formatRef(r.workload)} (${r.sources.join(', ')})`).join('; ') || 'nothing changed'}`,
-  'images-written': (o) => o.updates.map((u) => `wrote ${u.sha.slice(0, 12)} to ${u.repo}: ${u.edits.map((e) => `${e.policy} ${e.from} → ${e.to}`).join(', ')}`).join('; ') || 'every marker already at the chosen image',
+  reloaded: (o) =>
+    `reload pass on ${o.cluster || 'the current context'}: ${o.report.rolled.map((r) => `rolled ${formatRef(r.workload)} (${r.sources.join(', ')})`).join('; ') || 'nothing changed'}`,
+  'images-written': (o) =>
+    o.updates
+      .map(
+        (u) =>
+          `wrote ${u.sha.slice(0, 12)} to ${u.repo}: ${u.edits.map((e) => `${e.policy} ${e.from} → ${e.to}`).join(', ')}`,
+      )
+      .join('; ') || 'every marker already at the chosen image',
   ignored: (o) => `ignored: ${o.reason}`,
-  approved: (o) => [o.approved.length ? `approved ${o.approved.join(', ')}` : '', ...o.refused.map((r) => `refused ${r}`)].filter(Boolean).join('; ') || 'nothing to approve',
-  previewed: (o) => `preview of ${o.targets.join(', ') || 'no targets'}: comment ${o.comment}${o.checkRun ? ', check run' : ''}`,
+  approved: (o) =>
+    [o.approved.length ? `approved ${o.approved.join(', ')}` : '', ...o.refused.map((r) => `refused ${r}`)]
+      .filter(Boolean)
+      .join('; ') || 'nothing to approve',
+  previewed: (o) =>
+    `preview of ${o.targets.join(', ') || 'no targets'}: comment ${o.comment}${o.checkRun ? ', check run' : ''}`,
 };
 
 export function describeOutcome(outcome: WorkOutcome | Error): string {

@@ -1,4 +1,7 @@
 #!/usr/bin/env node
 import { main } from './main.js';
 
-main(process.argv.slice(2)).then((code) => (process.exitCode = code), () => (process.exitCode = 2));
+main(process.argv.slice(2)).then(
+  (code) => (process.exitCode = code),
+  () => (process.exitCode = 2),
+);

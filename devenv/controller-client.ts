@@ -9,6 +9,10 @@ import type { KubeObject } from '../shared/model/index.js';
 export class ControllerClient extends KubeClient {
   async patchStatus(obj: Pick<KubeObject, 'apiVersion' | 'kind' | 'metadata'>, status: unknown): Promise<KubeObject> {
     const info = await this.requireResource(obj.apiVersion, obj.kind);
-    return this.request<KubeObject>('PATCH', `${KubeClient.path(info, obj.metadata.namespace, obj.metadata.name)}/status`, { body: { status }, contentType: 'application/merge-patch+json' });
+    return this.request<KubeObject>(
+      'PATCH',
+      `${KubeClient.path(info, obj.metadata.namespace, obj.metadata.name)}/status`,
+      { body: { status }, contentType: 'application/merge-patch+json' },
+    );
   }
 }

@@ -89,7 +89,14 @@ export async function startFaultProxy(target: { server: string; caPem: string; c
 
   const forward = (req: IncomingMessage, res: ServerResponse, entry: ProxiedRequest, loseAnswer = false): void => {
     const out = request(
-      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers, ca: target.caPem },
+      {
+        host: upstream.hostname,
+        port: upstream.port,
+        method: req.method,
+        path: req.url,
+        headers: req.headers,
+        ca: target.caPem,
+      },
       (answer) => {
         entry.status = answer.statusCode ?? 0;
         if (loseAnswer) {
@@ -108,7 +115,12 @@ export async function startFaultProxy(target: { server: string; caPem: string; c
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const socket = req.socket;
     const idleSince = lastUse.get(socket);
-    const entry: ProxiedRequest = { method: req.method ?? '', path: (req.url ?? '/').split('?')[0] ?? '/', status: 0, at: Date.now() };
+    const entry: ProxiedRequest = {
+      method: req.method ?? '',
+      path: (req.url ?? '/').split('?')[0] ?? '/',
+      status: 0,
+      at: Date.now(),
+    };
     log.push(entry);
     res.on('finish', () => lastUse.set(socket, Date.now()));
     if (idleResetMs > 0 && idleSince !== undefined && Date.now() - idleSince >= idleResetMs) {
@@ -126,8 +138,22 @@ export async function startFaultProxy(target: { server: string; caPem: string; c
     if (fault && 'status' in fault) {
       req.resume();
       entry.status = fault.status;
-      const body = fault.body ?? JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', message: `injected ${fault.status}`, reason: fault.status === 429 ? 'TooManyRequests' : 'ServiceUnavailable', code: fault.status });
-      res.writeHead(fault.status, { 'content-type': 'application/json', ...(fault.retryAfter !== undefined ? { 'retry-after': String(fault.retryAfter) } : {}) }).end(body);
+      const body =
+        fault.body ??
+        JSON.stringify({
+          kind: 'Status',
+          apiVersion: 'v1',
+          status: 'Failure',
+          message: `injected ${fault.status}`,
+          reason: fault.status === 429 ? 'TooManyRequests' : 'ServiceUnavailable',
+          code: fault.status,
+        });
+      res
+        .writeHead(fault.status, {
+          'content-type': 'application/json',
+          ...(fault.retryAfter !== undefined ? { 'retry-after': String(fault.retryAfter) } : {}),
+        })
+        .end(body);
       return;
     }
     if (fault && 'delayMs' in fault) await sleep(fault.delayMs);
@@ -135,7 +161,11 @@ export async function startFaultProxy(target: { server: string; caPem: string; c
   };
 
   const server: Server = createServer(
-    { cert: readFileSync(join(target.certDir, 'apiserver.crt')), key: readFileSync(join(target.certDir, 'apiserver.key')), keepAliveTimeout: 600_000 },
+    {
+      cert: readFileSync(join(target.certDir, 'apiserver.crt')),
+      key: readFileSync(join(target.certDir, 'apiserver.key')),
+      keepAliveTimeout: 600_000,
+    },
     (req, res) => void handle(req, res).catch(() => res.destroy()),
   );
   server.on('secureConnection', (socket: Socket) => {

@@ -103,10 +103,11 @@ export async function startGitServer(opts: GitServerOptions): Promise<GitServer>
   });
   const port = await freePort();
   const listen = () => new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-  const close = () => new Promise<void>((resolve) => {
-    server.closeAllConnections();
-    server.close(() => resolve());
-  });
+  const close = () =>
+    new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
   await listen();
   return {
     url: `http://127.0.0.1:${port}`,
@@ -141,7 +142,13 @@ function gitEnv(info: GitServerInfo): NodeJS.ProcessEnv {
     GIT_COMMITTER_NAME: 'Test Author',
     GIT_COMMITTER_EMAIL: 'author@example.test',
     GIT_TERMINAL_PROMPT: '0',
-    ...(info.token ? { GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: 'http.extraHeader', GIT_CONFIG_VALUE_0: `Authorization: Basic ${Buffer.from(`git:${info.token}`).toString('base64')}` } : {}),
+    ...(info.token
+      ? {
+          GIT_CONFIG_COUNT: '1',
+          GIT_CONFIG_KEY_0: 'http.extraHeader',
+          GIT_CONFIG_VALUE_0: `Authorization: Basic ${Buffer.from(`git:${info.token}`).toString('base64')}`,
+        }
+      : {}),
   };
 }
 
@@ -150,7 +157,11 @@ function gitEnv(info: GitServerInfo): NodeJS.ProcessEnv {
  * `commit` writes (string) or deletes (null) files, commits and pushes; it returns the new SHA.
  */
 export class GitWorkspace {
-  private constructor(readonly dir: string, readonly url: string, private readonly env: NodeJS.ProcessEnv) {}
+  private constructor(
+    readonly dir: string,
+    readonly url: string,
+    private readonly env: NodeJS.ProcessEnv,
+  ) {}
 
   static async clone(info: GitServerInfo, url: string): Promise<GitWorkspace> {
     const dir = mkdtempSync(join(info.root, '..', 'work-'));

@@ -48,7 +48,8 @@ interface Spec {
 let loaded: { spec: Spec; ajv: Ajv; operations: Operation[] } | undefined;
 const compiled = new Map<string, ValidateFunction>();
 
-const pointer = (...parts: string[]): string => parts.map((p) => encodeURIComponent(p.replace(/~/g, '~0').replace(/\//g, '~1'))).join('/');
+const pointer = (...parts: string[]): string =>
+  parts.map((p) => encodeURIComponent(p.replace(/~/g, '~0').replace(/\//g, '~1'))).join('/');
 
 function load(): NonNullable<typeof loaded> {
   if (loaded) return loaded;
@@ -67,7 +68,14 @@ function load(): NonNullable<typeof loaded> {
     });
     for (const [method, op] of Object.entries(methods)) {
       if (typeof op['operationId'] !== 'string') continue;
-      operations.push({ operationId: op['operationId'], method: method.toUpperCase(), template, pattern: new RegExp(`^${source}$`), names, op });
+      operations.push({
+        operationId: op['operationId'],
+        method: method.toUpperCase(),
+        template,
+        pattern: new RegExp(`^${source}$`),
+        names,
+        op,
+      });
     }
   }
   // Literal paths before templated ones, so /pulls/comments is not taken for /pulls/{pull_number}.
@@ -85,7 +93,11 @@ function validator(ajv: Ajv, ref: string): ValidateFunction {
   return fn;
 }
 
-const errorText = (fn: ValidateFunction): string => (fn.errors ?? []).slice(0, 5).map((e) => `${e.instancePath || '/'} ${e.message ?? ''}`).join('; ');
+const errorText = (fn: ValidateFunction): string =>
+  (fn.errors ?? [])
+    .slice(0, 5)
+    .map((e) => `${e.instancePath || '/'} ${e.message ?? ''}`)
+    .join('; ');
 
 /** An example from GitHub's description, deep-copied, e.g. example('pull-request'). */
 export function example<T = Json>(name: string): T {
@@ -95,12 +107,18 @@ export function example<T = Json>(name: string): T {
 }
 
 /** GitHub's 422 body. */
-export const validationFailed = (errors: Array<{ resource?: string; field?: string; code: string; message?: string }>, message = 'Validation Failed'): ApiResponse => ({
+export const validationFailed = (
+  errors: Array<{ resource?: string; field?: string; code: string; message?: string }>,
+  message = 'Validation Failed',
+): ApiResponse => ({
   status: 422,
   body: { message, errors, documentation_url: 'https://docs.github.com/rest', status: '422' },
 });
 
-export const notFound = (): ApiResponse => ({ status: 404, body: { message: 'Not Found', documentation_url: 'https://docs.github.com/rest', status: '404' } });
+export const notFound = (): ApiResponse => ({
+  status: 404,
+  body: { message: 'Not Found', documentation_url: 'https://docs.github.com/rest', status: '404' },
+});
 
 export interface GitHubApiOptions {
   /** The token every request must carry (Authorization: token … or Bearer …). */
@@ -129,29 +147,41 @@ function readBody(req: IncomingMessage): Promise<string> {
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'x-github-media-type': 'github.v3; format=json' });
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'x-github-media-type': 'github.v3; format=json',
+  });
   res.end(body === undefined ? '' : JSON.stringify(body));
 }
 
 /** Checks the query parameters the operation declares (enum, integer) and the JSON body against its schema. */
 function validateRequest(ajv: Ajv, op: Operation, query: URLSearchParams, body: unknown): string | undefined {
   for (const p of (op.op['parameters'] as Json[] | undefined) ?? []) {
-    const param = (typeof p['$ref'] === 'string' ? resolveRef(p['$ref']) : p) as { in?: string; name?: string; schema?: { enum?: string[]; type?: string } };
+    const param = (typeof p['$ref'] === 'string' ? resolveRef(p['$ref']) : p) as {
+      in?: string;
+      name?: string;
+      schema?: { enum?: string[]; type?: string };
+    };
     if (param.in !== 'query' || !param.name) continue;
     const value = query.get(param.name);
     if (value === null) continue;
-    if (param.schema?.enum && !param.schema.enum.includes(value)) return `query ${param.name}: must be one of ${param.schema.enum.join(', ')}`;
+    if (param.schema?.enum && !param.schema.enum.includes(value))
+      return `query ${param.name}: must be one of ${param.schema.enum.join(', ')}`;
     if (param.schema?.type === 'integer' && !/^\d+$/.test(value)) return `query ${param.name}: must be an integer`;
   }
   const content = (op.op['requestBody'] as { content?: Record<string, unknown> } | undefined)?.content;
   if (!content?.['application/json']) return undefined;
-  const fn = validator(ajv, pointer('paths', op.template, op.method.toLowerCase(), 'requestBody', 'content', 'application/json', 'schema'));
+  const fn = validator(
+    ajv,
+    pointer('paths', op.template, op.method.toLowerCase(), 'requestBody', 'content', 'application/json', 'schema'),
+  );
   return fn(body) ? undefined : `body ${errorText(fn)}`;
 }
 
 function resolveRef(ref: string): unknown {
   let node: unknown = load().spec;
-  for (const part of ref.replace(/^#\//, '').split('/')) node = (node as Json)[part.replace(/~1/g, '/').replace(/~0/g, '~')];
+  for (const part of ref.replace(/^#\//, '').split('/'))
+    node = (node as Json)[part.replace(/~1/g, '/').replace(/~0/g, '~')];
   return node;
 }
 
@@ -163,9 +193,22 @@ function responseSchemaRef(op: Operation, status: number): string | undefined | 
   if (typeof response['$ref'] === 'string') {
     const target = response['$ref'].replace(/^#\//, '');
     response = resolveRef(response['$ref']) as Json;
-    return (response['content'] as Json | undefined)?.['application/json'] ? `${target}/content/application~1json/schema` : undefined;
+    return (response['content'] as Json | undefined)?.['application/json']
+      ? `${target}/content/application~1json/schema`
+      : undefined;
   }
-  return (response['content'] as Json | undefined)?.['application/json'] ? pointer('paths', op.template, op.method.toLowerCase(), 'responses', String(status), 'content', 'application/json', 'schema') : undefined;
+  return (response['content'] as Json | undefined)?.['application/json']
+    ? pointer(
+        'paths',
+        op.template,
+        op.method.toLowerCase(),
+        'responses',
+        String(status),
+        'content',
+        'application/json',
+        'schema',
+      )
+    : undefined;
 }
 
 export async function startGitHubApi(opts: GitHubApiOptions): Promise<GitHubApiServer> {
@@ -184,7 +227,11 @@ export async function startGitHubApi(opts: GitHubApiOptions): Promise<GitHubApiS
     const auth = req.headers.authorization ?? '';
     if (auth !== `token ${opts.token}` && auth !== `Bearer ${opts.token}`) {
       record(401);
-      return send(res, 401, { message: 'Bad credentials', documentation_url: 'https://docs.github.com/rest', status: '401' });
+      return send(res, 401, {
+        message: 'Bad credentials',
+        documentation_url: 'https://docs.github.com/rest',
+        status: '401',
+      });
     }
     const handler = op && opts.handlers[op.operationId];
     if (!op || !handler) {
@@ -198,14 +245,20 @@ export async function startGitHubApi(opts: GitHubApiOptions): Promise<GitHubApiS
       body = raw ? (JSON.parse(raw) as Json) : {};
     } catch {
       record(400);
-      return send(res, 400, { message: 'Problems parsing JSON', documentation_url: 'https://docs.github.com/rest', status: '400' });
+      return send(res, 400, {
+        message: 'Problems parsing JSON',
+        documentation_url: 'https://docs.github.com/rest',
+        status: '400',
+      });
     }
     const invalid = validateRequest(ajv, op, url.searchParams, body);
     if (invalid) {
       record(422);
       return send(res, 422, validationFailed([{ code: 'invalid', message: invalid }], 'Invalid request').body);
     }
-    const params = Object.fromEntries(op.names.map((n, i) => [n, decodeURIComponent(op.pattern.exec(url.pathname)?.[i + 1] ?? '')]));
+    const params = Object.fromEntries(
+      op.names.map((n, i) => [n, decodeURIComponent(op.pattern.exec(url.pathname)?.[i + 1] ?? '')]),
+    );
     await hooks.get(op.operationId)?.();
     const out = await handler({ operationId: op.operationId, params, query: url.searchParams, body });
     const schemaRef = responseSchemaRef(op, out.status);

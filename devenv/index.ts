@@ -14,7 +14,16 @@ export { startFaultProxy, type Fault, type FaultProxy, type FaultRule, type Prox
 export { GitWorkspace, createBareRepo, startGitServer, type GitServer, type GitServerInfo } from './git-server.js';
 export { startGitHub, type TestGitHub } from './github.js';
 export { kubeconfigYaml, startKube, type KubeCluster, type KubeInfo } from './kube.js';
-export { pushImage, receivedEvents, setNotificationTarget, startRegistry, waitForEvent, type Registry, type RegistryEvent, type RegistryInfo } from './registry.js';
+export {
+  pushImage,
+  receivedEvents,
+  setNotificationTarget,
+  startRegistry,
+  waitForEvent,
+  type Registry,
+  type RegistryEvent,
+  type RegistryInfo,
+} from './registry.js';
 export type { MotoInfo } from './moto.js';
 export { VERSIONS } from './paths.js';
 export { freePort, run } from './process.js';
@@ -37,7 +46,9 @@ export interface Environment extends EnvironmentInfo {
  * Starts the real servers on loopback: kube-apiserver + etcd, a git smart-HTTP server, the
  * distribution registry and moto. All of them are stopped by `stop()`, even after a failed start.
  */
-export async function startEnvironment(opts: { gitToken?: string; keepWorkDir?: boolean; withoutAws?: boolean } = {}): Promise<Environment> {
+export async function startEnvironment(
+  opts: { gitToken?: string; keepWorkDir?: boolean; withoutAws?: boolean } = {},
+): Promise<Environment> {
   const workDir = mkdtempSync(join(tmpdir(), 'tidegate-env-'));
   const settings = localSettings();
   const tools = { kubectl: locateTool('kubectl', settings), helm: locateTool('helm', settings) };
@@ -53,23 +64,37 @@ export async function startEnvironment(opts: { gitToken?: string; keepWorkDir?: 
   // Start side by side; settle all before deciding, so a failed start never leaks a running server.
   const results = await Promise.allSettled([
     startKube(join(workDir, 'kube')).then(started),
-    startGitServer({ root: join(workDir, 'git', 'repos'), ...(opts.gitToken ? { token: opts.gitToken } : {}) }).then(started),
+    startGitServer({ root: join(workDir, 'git', 'repos'), ...(opts.gitToken ? { token: opts.gitToken } : {}) }).then(
+      started,
+    ),
     startRegistry(join(workDir, 'registry')).then(started),
     opts.withoutAws ? Promise.resolve(undefined) : startMoto(join(workDir, 'moto')).then(started),
   ] as const);
   const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed.length > 0) {
     await stop();
-    throw new AggregateError(failed.map((f) => f.reason), `test environment failed to start: ${failed.map((f) => (errorMessage(f.reason))).join('; ')}`);
+    throw new AggregateError(
+      failed.map((f) => f.reason),
+      `test environment failed to start: ${failed.map((f) => errorMessage(f.reason)).join('; ')}`,
+    );
   }
   const value = <T>(r: PromiseSettledResult<T>): T => (r as PromiseFulfilledResult<T>).value;
   const [kube, git, registry, aws] = [value(results[0]), value(results[1]), value(results[2]), value(results[3])];
   return {
     workDir,
-    kube: { server: kube.server, caPem: kube.caPem, token: kube.token, kubeconfigPath: kube.kubeconfigPath, certDir: kube.certDir, versions: kube.versions },
+    kube: {
+      server: kube.server,
+      caPem: kube.caPem,
+      token: kube.token,
+      kubeconfigPath: kube.kubeconfigPath,
+      certDir: kube.certDir,
+      versions: kube.versions,
+    },
     git: { url: git.url, root: git.root, token: git.token },
     registry: { url: registry.url, host: registry.host, relayUrl: registry.relayUrl },
-    aws: aws ? { endpoint: aws.endpoint, region: aws.region, credentials: aws.credentials } : { endpoint: '', region: '', credentials: { accessKeyId: '', secretAccessKey: '' } },
+    aws: aws
+      ? { endpoint: aws.endpoint, region: aws.region, credentials: aws.credentials }
+      : { endpoint: '', region: '', credentials: { accessKeyId: '', secretAccessKey: '' } },
     tools,
     stop,
   };

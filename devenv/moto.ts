@@ -22,7 +22,12 @@ export async function startMoto(dir: string): Promise<Moto> {
   mkdirSync(dir, { recursive: true });
   const port = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
-  const proc = startProcess('moto', join(motoVenvDir(), 'bin', 'moto_server'), ['-H', '127.0.0.1', '-p', String(port)], { logFile: join(dir, 'moto.log') });
+  const proc = startProcess(
+    'moto',
+    join(motoVenvDir(), 'bin', 'moto_server'),
+    ['-H', '127.0.0.1', '-p', String(port)],
+    { logFile: join(dir, 'moto.log') },
+  );
   try {
     await waitUntilReady(proc, async () => (await fetch(`${endpoint}/moto-api/data.json`)).ok, 60_000);
   } catch (err) {

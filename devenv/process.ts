@@ -11,7 +11,9 @@ export async function freePort(): Promise<number> {
     server.on('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -27,9 +29,18 @@ export interface ManagedProcess {
 }
 
 /** Starts a long-running server process with its output sent to a log file. */
-export function startProcess(name: string, command: string, args: string[], opts: { logFile: string; env?: NodeJS.ProcessEnv; cwd?: string }): ManagedProcess {
+export function startProcess(
+  name: string,
+  command: string,
+  args: string[],
+  opts: { logFile: string; env?: NodeJS.ProcessEnv; cwd?: string },
+): ManagedProcess {
   const log = createWriteStream(opts.logFile, { flags: 'a' });
-  const child = spawn(command, args, { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(command, args, {
+    env: opts.env ?? process.env,
+    cwd: opts.cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   child.stdout?.pipe(log);
   child.stderr?.pipe(log);
   const exited = new Promise<number | null>((resolve) => {
@@ -59,12 +70,17 @@ export function startProcess(name: string, command: string, args: string[], opts
  * Polls `probe` until it returns true, the process exits, or the deadline passes.
  * Every failure names the process and its log file.
  */
-export async function waitUntilReady(proc: ManagedProcess, probe: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+export async function waitUntilReady(
+  proc: ManagedProcess,
+  probe: () => Promise<boolean>,
+  timeoutMs: number,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let exitCode: number | null | undefined;
   void proc.exited.then((code) => (exitCode = code));
   while (Date.now() < deadline) {
-    if (exitCode !== undefined) throw new Error(`${proc.name} exited with code ${String(exitCode)} before it was ready; see ${proc.logFile}`);
+    if (exitCode !== undefined)
+      throw new Error(`${proc.name} exited with code ${String(exitCode)} before it was ready; see ${proc.logFile}`);
     try {
       if (await probe()) return;
     } catch {
@@ -76,9 +92,17 @@ export async function waitUntilReady(proc: ManagedProcess, probe: () => Promise<
 }
 
 /** Runs a command to completion and returns its stdout; rejects with its stderr on failure. */
-export async function run(command: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<string> {
+export async function run(
+  command: string,
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {},
+): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    const child = spawn(command, args, {
+      cwd: opts.cwd,
+      env: opts.env ?? process.env,
+      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout?.on('data', (d: Buffer) => out.push(d));
@@ -86,7 +110,12 @@ export async function run(command: string, args: string[], opts: { cwd?: string;
     child.on('error', reject);
     child.on('close', (code) => {
       if (code === 0) resolve(Buffer.concat(out).toString('utf8'));
-      else reject(new Error(`${command} ${args.join(' ')} exited ${String(code)}: ${Buffer.concat(err).toString('utf8').trim()}`));
+      else
+        reject(
+          new Error(
+            `${command} ${args.join(' ')} exited ${String(code)}: ${Buffer.concat(err).toString('utf8').trim()}`,
+          ),
+        );
     });
     if (child.stdin) {
       child.stdin.on('error', () => undefined); // a child that exits without reading its input

@@ -46,7 +46,14 @@ async function startRelay(): Promise<{ server: Server; url: string }> {
         const envelope = JSON.parse(body.toString('utf8')) as { events: RegistryEvent[] };
         events.push(...envelope.events);
         const forward = target
-          ? fetch(target, { method: 'POST', headers: { 'content-type': req.headers['content-type'] ?? 'application/json' }, body }).then(() => undefined, () => undefined)
+          ? fetch(target, {
+              method: 'POST',
+              headers: { 'content-type': req.headers['content-type'] ?? 'application/json' },
+              body,
+            }).then(
+              () => undefined,
+              () => undefined,
+            )
           : Promise.resolve();
         void forward.then(() => res.writeHead(200).end());
       } else if (req.method === 'POST' && req.url === '/target') {
@@ -71,7 +78,12 @@ const b64url = (data: Buffer | string): string => Buffer.from(data).toString('ba
  * with Basic credentials answers a JWT (ES256, key id in the header) granting the requested
  * actions; without credentials it grants nothing; with wrong ones it answers 401.
  */
-async function startTokenServer(opts: { issuer: string; service: string; username: string; password: string }): Promise<{ server: Server; url: string; jwks: string }> {
+async function startTokenServer(opts: {
+  issuer: string;
+  service: string;
+  username: string;
+  password: string;
+}): Promise<{ server: Server; url: string; jwks: string }> {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const kid = randomUUID();
   const jwt = (claims: Record<string, unknown>, key: KeyObject): string => {
@@ -83,7 +95,10 @@ async function startTokenServer(opts: { issuer: string; service: string; usernam
     const url = new URL(req.url ?? '/', 'http://localhost');
     const auth = req.headers.authorization;
     if (url.pathname !== '/token') return void res.writeHead(404).end();
-    if (auth !== undefined && auth !== expected) return void res.writeHead(401, { 'content-type': 'application/json' }).end('{"details":"incorrect username or password"}');
+    if (auth !== undefined && auth !== expected)
+      return void res
+        .writeHead(401, { 'content-type': 'application/json' })
+        .end('{"details":"incorrect username or password"}');
     const access = auth
       ? url.searchParams.getAll('scope').map((scope) => {
           const [type = '', name = '', actions = ''] = scope.split(':');
@@ -91,8 +106,22 @@ async function startTokenServer(opts: { issuer: string; service: string; usernam
         })
       : [];
     const now = Math.floor(Date.now() / 1000);
-    const token = jwt({ iss: opts.issuer, sub: auth ? opts.username : '', aud: opts.service, exp: now + 300, nbf: now - 10, iat: now, jti: randomUUID(), access }, privateKey);
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token, access_token: token, expires_in: 300 }));
+    const token = jwt(
+      {
+        iss: opts.issuer,
+        sub: auth ? opts.username : '',
+        aud: opts.service,
+        exp: now + 300,
+        nbf: now - 10,
+        iat: now,
+        jti: randomUUID(),
+        access,
+      },
+      privateKey,
+    );
+    res
+      .writeHead(200, { 'content-type': 'application/json' })
+      .end(JSON.stringify({ token, access_token: token, expires_in: 300 }));
   });
   const port = await freePort();
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
@@ -104,37 +133,56 @@ async function startTokenServer(opts: { issuer: string; service: string; usernam
  * Starts the distribution registry (built from its Go module) with notifications sent to the
  * relay; with `tokenAuth`, it requires bearer tokens from a token server of its own.
  */
-export async function startRegistry(dir: string, opts: { tokenAuth?: { username: string; password: string }; port?: number } = {}): Promise<Registry> {
+export async function startRegistry(
+  dir: string,
+  opts: { tokenAuth?: { username: string; password: string }; port?: number } = {},
+): Promise<Registry> {
   mkdirSync(dir, { recursive: true });
   const relay = await startRelay();
-  const tokens = opts.tokenAuth ? await startTokenServer({ issuer: 'tidegate-test-tokens', service: 'tidegate-test-registry', ...opts.tokenAuth }) : undefined;
+  const tokens = opts.tokenAuth
+    ? await startTokenServer({ issuer: 'tidegate-test-tokens', service: 'tidegate-test-registry', ...opts.tokenAuth })
+    : undefined;
   if (tokens) writeFileSync(join(dir, 'jwks.json'), tokens.jwks);
   const port = opts.port ?? (await freePort());
   const debugPort = await freePort();
   const config = join(dir, 'config.yml');
-  writeFileSync(config, [
-    'version: 0.1',
-    'log: { level: warn, formatter: text }',
-    'storage:',
-    `  filesystem: { rootdirectory: ${join(dir, 'data')} }`,
-    '  delete: { enabled: true }',
-    'http:',
-    `  addr: 127.0.0.1:${port}`,
-    `  debug: { addr: 127.0.0.1:${debugPort} }`,
-    'notifications:',
-    '  events: { includereferences: true }',
-    '  endpoints:',
-    '    - name: relay',
-    `      url: ${relay.url}/events`,
-    '      timeout: 2s',
-    '      threshold: 5',
-    '      backoff: 200ms',
-    ...(tokens
-      ? ['auth:', '  token:', `    realm: ${tokens.url}`, '    service: tidegate-test-registry', '    issuer: tidegate-test-tokens', `    jwks: ${join(dir, 'jwks.json')}`, '    signingalgorithms: [ES256]']
-      : []),
-    '',
-  ].join('\n'));
-  const proc = startProcess('registry', join(builtBinDir(), 'registry'), ['serve', config], { logFile: join(dir, 'registry.log'), env: { ...process.env, OTEL_TRACES_EXPORTER: 'none' } });
+  writeFileSync(
+    config,
+    [
+      'version: 0.1',
+      'log: { level: warn, formatter: text }',
+      'storage:',
+      `  filesystem: { rootdirectory: ${join(dir, 'data')} }`,
+      '  delete: { enabled: true }',
+      'http:',
+      `  addr: 127.0.0.1:${port}`,
+      `  debug: { addr: 127.0.0.1:${debugPort} }`,
+      'notifications:',
+      '  events: { includereferences: true }',
+      '  endpoints:',
+      '    - name: relay',
+      `      url: ${relay.url}/events`,
+      '      timeout: 2s',
+      '      threshold: 5',
+      '      backoff: 200ms',
+      ...(tokens
+        ? [
+            'auth:',
+            '  token:',
+            `    realm: ${tokens.url}`,
+            '    service: tidegate-test-registry',
+            '    issuer: tidegate-test-tokens',
+            `    jwks: ${join(dir, 'jwks.json')}`,
+            '    signingalgorithms: [ES256]',
+          ]
+        : []),
+      '',
+    ].join('\n'),
+  );
+  const proc = startProcess('registry', join(builtBinDir(), 'registry'), ['serve', config], {
+    logFile: join(dir, 'registry.log'),
+    env: { ...process.env, OTEL_TRACES_EXPORTER: 'none' },
+  });
   const url = `http://127.0.0.1:${port}`;
   const stop = async (): Promise<void> => {
     await proc.stop();
@@ -149,7 +197,13 @@ export async function startRegistry(dir: string, opts: { tokenAuth?: { username:
     await stop();
     throw err;
   }
-  return { url, host: `127.0.0.1:${port}`, relayUrl: relay.url, ...(opts.tokenAuth ? { credentials: opts.tokenAuth } : {}), stop };
+  return {
+    url,
+    host: `127.0.0.1:${port}`,
+    relayUrl: relay.url,
+    ...(opts.tokenAuth ? { credentials: opts.tokenAuth } : {}),
+    stop,
+  };
 }
 
 /** Headers for a push to a registry with token auth: a token for the repository from the realm the challenge names. */
@@ -163,7 +217,9 @@ async function pushHeaders(info: RegistryInfo, repo: string): Promise<Record<str
   url.searchParams.set('service', service);
   url.searchParams.set('scope', `repository:${repo}:pull,push`);
   const basic = Buffer.from(`${info.credentials.username}:${info.credentials.password}`).toString('base64');
-  const { token } = (await (await fetch(url, { headers: { authorization: `Basic ${basic}` } })).json()) as { token: string };
+  const { token } = (await (await fetch(url, { headers: { authorization: `Basic ${basic}` } })).json()) as {
+    token: string;
+  };
   return { authorization: `Bearer ${token}` };
 }
 
@@ -175,7 +231,11 @@ async function uploadBlob(base: string, repo: string, data: Buffer, headers: Rec
   if (start.status !== 202) throw new Error(`blob upload start for ${repo}: HTTP ${start.status}`);
   const location = new URL(start.headers.get('location') ?? '', base);
   location.searchParams.set('digest', digest);
-  const put = await fetch(location, { method: 'PUT', headers: { ...headers, 'content-type': 'application/octet-stream' }, body: data });
+  const put = await fetch(location, {
+    method: 'PUT',
+    headers: { ...headers, 'content-type': 'application/octet-stream' },
+    body: data,
+  });
   if (put.status !== 201) throw new Error(`blob upload for ${repo}: HTTP ${put.status} ${await put.text()}`);
   return digest;
 }
@@ -184,10 +244,22 @@ async function uploadBlob(base: string, repo: string, data: Buffer, headers: Rec
  * Pushes a minimal OCI image (config blob, one layer, manifest, tag) over the HTTP API, the way
  * `docker push` does, and returns the manifest digest.
  */
-export async function pushImage(info: RegistryInfo, repo: string, tag: string, content = `${repo}:${tag}`): Promise<string> {
+export async function pushImage(
+  info: RegistryInfo,
+  repo: string,
+  tag: string,
+  content = `${repo}:${tag}`,
+): Promise<string> {
   const headers = await pushHeaders(info, repo);
   const layer = Buffer.from(content);
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha256(layer)] }, config: {} }));
+  const config = Buffer.from(
+    JSON.stringify({
+      architecture: 'amd64',
+      os: 'linux',
+      rootfs: { type: 'layers', diff_ids: [sha256(layer)] },
+      config: {},
+    }),
+  );
   const configDigest = await uploadBlob(info.url, repo, config, headers);
   const layerDigest = await uploadBlob(info.url, repo, layer, headers);
   const manifest = JSON.stringify({
@@ -216,7 +288,11 @@ export async function receivedEvents(info: RegistryInfo): Promise<RegistryEvent[
 }
 
 /** Waits for an event matching `match` (the registry sends notifications asynchronously). */
-export async function waitForEvent(info: RegistryInfo, match: (e: RegistryEvent) => boolean, timeoutMs = 10_000): Promise<RegistryEvent> {
+export async function waitForEvent(
+  info: RegistryInfo,
+  match: (e: RegistryEvent) => boolean,
+  timeoutMs = 10_000,
+): Promise<RegistryEvent> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const found = (await receivedEvents(info)).find(match);

@@ -13,7 +13,12 @@ export function functionEntries() {
   if (!existsSync(functionsDir)) return [];
   return readdirSync(functionsDir, { withFileTypes: true })
     .filter((d) => d.isDirectory() && existsSync(join(functionsDir, d.name, 'handler.ts')))
-    .map((d) => ({ name: d.name, entry: join(functionsDir, d.name, 'handler.ts'), outdir: join(outRoot, d.name), outfile: join(outRoot, d.name, 'index.mjs') }))
+    .map((d) => ({
+      name: d.name,
+      entry: join(functionsDir, d.name, 'handler.ts'),
+      outdir: join(outRoot, d.name),
+      outfile: join(outRoot, d.name, 'index.mjs'),
+    }))
     .sort((a, b) => a.name.localeCompare(b.name));
 }
 
@@ -45,8 +50,12 @@ for (const fn of entries) {
     chunkNames: 'chunks/[name]-[hash]',
     outExtension: { '.js': '.mjs' },
   });
-  const chunks = existsSync(join(fn.outdir, 'chunks')) ? readdirSync(join(fn.outdir, 'chunks')).reduce((n, f) => n + statSync(join(fn.outdir, 'chunks', f)).size, 0) : 0;
-  console.log(`${fn.name.padEnd(20)} ${(statSync(fn.outfile).size / 1024).toFixed(0).padStart(6)} KiB  ${fn.outfile.slice(root.length)} (+ ${(chunks / 1024).toFixed(0)} KiB loaded on first use)`);
+  const chunks = existsSync(join(fn.outdir, 'chunks'))
+    ? readdirSync(join(fn.outdir, 'chunks')).reduce((n, f) => n + statSync(join(fn.outdir, 'chunks', f)).size, 0)
+    : 0;
+  console.log(
+    `${fn.name.padEnd(20)} ${(statSync(fn.outfile).size / 1024).toFixed(0).padStart(6)} KiB  ${fn.outfile.slice(root.length)} (+ ${(chunks / 1024).toFixed(0)} KiB loaded on first use)`,
+  );
 }
 console.log(`${entries.length} function bundle(s) written to dist/functions`);
 const cli = join(root, 'dist', 'cli', 'tidegate.mjs');

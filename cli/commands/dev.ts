@@ -19,12 +19,20 @@ export async function devCommand(args: DevArgs, io: Io): Promise<number> {
   const secret = args['webhook-secret'] ?? randomBytes(16).toString('hex');
   const pollMs = parseDuration(args.poll ?? '1m') ?? 60_000;
   const server = await startDevServer({
-    engine: localEngine(args, 'tidegate dev'), repo: args.repo, branch: args.branch ?? 'main', webhookSecret: secret, registrySecret: secret,
-    port: Number(args.port ?? 8080), pollMs,
-    onWork: (msg, outcome, ms) => io.out(`${new Date().toISOString()} ${msg.type} ${describeOutcome(outcome)} (${ms} ms)
+    engine: localEngine(args, 'tidegate dev'),
+    repo: args.repo,
+    branch: args.branch ?? 'main',
+    webhookSecret: secret,
+    registrySecret: secret,
+    port: Number(args.port ?? 8080),
+    pollMs,
+    onWork: (msg, outcome, ms) =>
+      io.out(`${new Date().toISOString()} ${msg.type} ${describeOutcome(outcome)} (${ms} ms)
 `),
   });
-  io.out(`tidegate dev on ${server.url}\n  POST ${server.url}/webhooks/github    (webhook secret: ${args['webhook-secret'] ? 'as given' : secret})\n  POST ${server.url}/webhooks/registry  (Authorization: Bearer <the same secret>)\n  polling ${args.repo} every ${pollMs / 1000} s\n`);
+  io.out(
+    `tidegate dev on ${server.url}\n  POST ${server.url}/webhooks/github    (webhook secret: ${args['webhook-secret'] ? 'as given' : secret})\n  POST ${server.url}/webhooks/registry  (Authorization: Bearer <the same secret>)\n  polling ${args.repo} every ${pollMs / 1000} s\n`,
+  );
   await server.poll();
   await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
   await server.stop();

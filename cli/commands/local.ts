@@ -9,7 +9,9 @@ import type { Io } from '../output.js';
 /** `tidegate validate`: checks tidegate.yaml (schema, names, dependencies); exit 0 or 2. */
 export function validateCommand(dir: string | undefined, io: Io): number {
   const config = loadConfig(resolve(dir ?? '.'));
-  io.out(`tidegate.yaml is valid: ${config.targets.length} target${config.targets.length === 1 ? '' : 's'} (${config.targets.map((t) => t.name).join(', ')})\n`);
+  io.out(
+    `tidegate.yaml is valid: ${config.targets.length} target${config.targets.length === 1 ? '' : 's'} (${config.targets.map((t) => t.name).join(', ')})\n`,
+  );
   return 0;
 }
 
@@ -19,8 +21,14 @@ export async function renderCommand(target: string, dir: string | undefined, io:
   const spec = loadConfig(root).targets.find((t) => t.name === target);
   if (!spec) throw new TargetNotFoundError(target, 'tidegate.yaml');
   const out = await render({
-    root, path: spec.path, mode: spec.render, substitute: spec.substitute, helm: spec.helm,
-    defaultReleaseName: spec.name, namespace: spec.targetNamespace, settings: localSettings(),
+    root,
+    path: spec.path,
+    mode: spec.render,
+    substitute: spec.substitute,
+    helm: spec.helm,
+    defaultReleaseName: spec.name,
+    namespace: spec.targetNamespace,
+    settings: localSettings(),
   });
   io.out(out.objects.map((o) => `# Source: ${o.source}\n${stringify(o.object)}`).join('---\n'));
   return 0;

@@ -20,21 +20,39 @@ const needRepo = (args: RollbackArgs): string => {
 
 /** `tidegate rollback <target> [--to <revision>]`: re-render that revision from Git, apply, prune, pin. */
 export async function rollbackCommand(target: string, args: RollbackArgs, io: Io): Promise<number> {
-  const result = await rollback(localEngine(args, 'tidegate rollback'), { repo: needRepo(args), target, to: args.to, force: args.force ?? false, by: userInfo().username });
-  io.out(args.output === 'json' ? `${JSON.stringify(result, null, 2)}\n` : `${formatResults([result])}pinned at ${formatRevision(result.revision)}; \`tidegate release ${target}\` lifts the pin\n`);
+  const result = await rollback(localEngine(args, 'tidegate rollback'), {
+    repo: needRepo(args),
+    target,
+    to: args.to,
+    force: args.force ?? false,
+    by: userInfo().username,
+  });
+  io.out(
+    args.output === 'json'
+      ? `${JSON.stringify(result, null, 2)}\n`
+      : `${formatResults([result])}pinned at ${formatRevision(result.revision)}; \`tidegate release ${target}\` lifts the pin\n`,
+  );
   return result.outcome === 'failed' ? 1 : 0;
 }
 
 /** `tidegate release <target>`: lift a pin. */
 export async function releaseCommand(target: string, args: RollbackArgs, io: Io): Promise<number> {
   const lifted = await release(localEngine(args, 'tidegate release'), { repo: needRepo(args), target });
-  io.out(lifted ? `released ${target}: the next push or poll applies the branch again\n` : `${target} was not pinned\n`);
+  io.out(
+    lifted ? `released ${target}: the next push or poll applies the branch again\n` : `${target} was not pinned\n`,
+  );
   return 0;
 }
 
 /** `tidegate approve <target> <revision>`: a manual sign-off, recorded in the cluster, then the sync. */
 export async function approveCommand(target: string, revision: string, args: RollbackArgs, io: Io): Promise<number> {
-  const result = await approve(localEngine(args, 'tidegate approve'), { repo: needRepo(args), target, revision, by: userInfo().username, via: 'cli' });
+  const result = await approve(localEngine(args, 'tidegate approve'), {
+    repo: needRepo(args),
+    target,
+    revision,
+    by: userInfo().username,
+    via: 'cli',
+  });
   io.out(args.output === 'json' ? `${JSON.stringify(result, null, 2)}\n` : formatResults([result]));
   return result.outcome === 'failed' || result.outcome === 'held' ? 1 : 0;
 }
@@ -47,12 +65,17 @@ export async function historyCommand(target: string, args: RollbackArgs, io: Io)
     io.out(`${JSON.stringify(state.history, null, 2)}\n`);
     return 0;
   }
-  if (state.pin) io.out(`PINNED at ${formatRevision(state.pin.revision)} by ${state.pin.by} since ${state.pin.at}: ${state.pin.reason}\n`);
+  if (state.pin)
+    io.out(
+      `PINNED at ${formatRevision(state.pin.revision)} by ${state.pin.by} since ${state.pin.at}: ${state.pin.reason}\n`,
+    );
   for (const h of [...state.history].reverse()) {
     const c = h.counts;
-    io.out(`${h.startedAt}  ${(h.kind ?? 'sync').padEnd(13)} ${formatRevision(h.revision)}  ${h.outcome}/${h.health}  +${c.created} ~${c.configured} -${c.deleted} in ${h.durationMs} ms` +
-      `${h.commit ? `  ${h.commit.author}: ${h.commit.message}` : ''}${h.by ? `  (by ${h.by})` : ''}${h.error ? `\n    error: ${h.error}` : ''}` +
-      `${h.heldFor ? `\n    held: ${h.heldFor}` : ''}${h.approvals?.length ? `\n    approved by ${h.approvals.map((a) => `${a.by} (${a.via}, ${a.at})`).join(', ')}` : ''}\n`);
+    io.out(
+      `${h.startedAt}  ${(h.kind ?? 'sync').padEnd(13)} ${formatRevision(h.revision)}  ${h.outcome}/${h.health}  +${c.created} ~${c.configured} -${c.deleted} in ${h.durationMs} ms` +
+        `${h.commit ? `  ${h.commit.author}: ${h.commit.message}` : ''}${h.by ? `  (by ${h.by})` : ''}${h.error ? `\n    error: ${h.error}` : ''}` +
+        `${h.heldFor ? `\n    held: ${h.heldFor}` : ''}${h.approvals?.length ? `\n    approved by ${h.approvals.map((a) => `${a.by} (${a.via}, ${a.at})`).join(', ')}` : ''}\n`,
+    );
   }
   return 0;
 }
@@ -63,9 +86,14 @@ export async function recoverCommand(args: RollbackArgs, io: Io): Promise<number
   const results = await recover(localEngine(args, 'tidegate recover'), {
     repo: needRepo(args),
     cluster: args.cluster,
-    onProgress: (r, i, n) => io.out(`[${i}/${n}] ${r.target} @ ${formatRevision(r.revision)}: ${r.outcome} (${r.changeSet.changes.length} objects, ${r.durationMs} ms)${r.error ? ` — ${r.error}` : ''}\n`),
+    onProgress: (r, i, n) =>
+      io.out(
+        `[${i}/${n}] ${r.target} @ ${formatRevision(r.revision)}: ${r.outcome} (${r.changeSet.changes.length} objects, ${r.durationMs} ms)${r.error ? ` — ${r.error}` : ''}\n`,
+      ),
   });
   const failed = results.filter((r) => r.outcome === 'failed');
-  io.out(`recovered ${results.length - failed.length} of ${results.length} targets in ${((Date.now() - started) / 1000).toFixed(1)} s${failed.length ? `; failed: ${failed.map((r) => r.target).join(', ')}` : ''}\n`);
+  io.out(
+    `recovered ${results.length - failed.length} of ${results.length} targets in ${((Date.now() - started) / 1000).toFixed(1)} s${failed.length ? `; failed: ${failed.map((r) => r.target).join(', ')}` : ''}\n`,
+  );
   return failed.length ? 1 : 0;
 }

@@ -23,7 +23,12 @@ export interface ApplyOutcome {
   error?: ApplyError;
 }
 
-async function waitFor(check: () => Promise<boolean>, timeoutMs: number, signal: AbortSignal | undefined, what: string): Promise<void> {
+async function waitFor(
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+  what: string,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
     if (await check()) return;
@@ -35,16 +40,34 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs: number, signal:
 /** New CRDs established, judged by the readiness rules of health/ (Established, names accepted), within the settle bound. */
 async function crdsEstablished(client: KubeClient, crds: readonly KubeObject[], opts: ApplyOptions): Promise<void> {
   const read = (o: KubeObject) => client.get(o.apiVersion, o.kind, undefined, o.metadata.name, opts.signal);
-  const report = await waitForHealth(crds, read, { timeoutMs: opts.settleTimeoutMs ?? 30_000, intervalMs: 50, signal: opts.signal });
-  if (report.status !== 'healthy') throw new Error(`CRDs not established within ${opts.settleTimeoutMs ?? 30_000} ms: ${report.notReady.map((h) => `${h.ref.name} (${h.message})`).join(', ')}`);
+  const report = await waitForHealth(crds, read, {
+    timeoutMs: opts.settleTimeoutMs ?? 30_000,
+    intervalMs: 50,
+    signal: opts.signal,
+  });
+  if (report.status !== 'healthy')
+    throw new Error(
+      `CRDs not established within ${opts.settleTimeoutMs ?? 30_000} ms: ${report.notReady.map((h) => `${h.ref.name} (${h.message})`).join(', ')}`,
+    );
 }
 
 function changeOf(item: PlanItem, action: Change['action'], reason?: string): Change {
-  return { ref: item.desired.ref, action, ...(reason ? { reason } : {}), ...(item.drift ? { drift: true } : {}), ...(item.fields.length ? { fields: item.fields } : {}) };
+  return {
+    ref: item.desired.ref,
+    action,
+    ...(reason ? { reason } : {}),
+    ...(item.drift ? { drift: true } : {}),
+    ...(item.fields.length ? { fields: item.fields } : {}),
+  };
 }
 
 /** Applies one item; returns its change, or the problem when the apiserver refused it. */
-async function applyItem(item: PlanItem, client: KubeClient, opts: ApplyOptions, out: ApplyOutcome): Promise<ObjectProblem | undefined> {
+async function applyItem(
+  item: PlanItem,
+  client: KubeClient,
+  opts: ApplyOptions,
+  out: ApplyOutcome,
+): Promise<ObjectProblem | undefined> {
   if (item.action === 'unchanged') {
     out.changes.push(changeOf(item, 'unchanged'));
     out.inCluster.push(item);
@@ -60,13 +83,29 @@ async function applyItem(item: PlanItem, client: KubeClient, opts: ApplyOptions,
   try {
     if (item.action === 'recreate') {
       // Background: the object goes at once and the garbage collector removes its dependents (as kubectl replace --force does).
-      await client.delete({ ...item.desired.ref, apiVersion: item.body.apiVersion }, { propagationPolicy: 'Background', ...signal });
-      await waitFor(async () => (await client.get(item.body.apiVersion, item.body.kind, item.body.metadata.namespace, item.body.metadata.name, opts.signal)) === undefined, opts.settleTimeoutMs ?? 30_000, opts.signal, `${item.desired.id} to be deleted`);
+      await client.delete(
+        { ...item.desired.ref, apiVersion: item.body.apiVersion },
+        { propagationPolicy: 'Background', ...signal },
+      );
+      await waitFor(
+        async () =>
+          (await client.get(
+            item.body.apiVersion,
+            item.body.kind,
+            item.body.metadata.namespace,
+            item.body.metadata.name,
+            opts.signal,
+          )) === undefined,
+        opts.settleTimeoutMs ?? 30_000,
+        opts.signal,
+        `${item.desired.id} to be deleted`,
+      );
     }
     const result = await client.apply(item.body, { fieldManager: FIELD_MANAGER, force: true, ...signal });
     out.objects.set(item.desired.id, result);
     out.inCluster.push(item);
-    const reason = item.action === 'recreate' ? 'recreated: an immutable field changed' : item.drift ? 'drift corrected' : undefined;
+    const reason =
+      item.action === 'recreate' ? 'recreated: an immutable field changed' : item.drift ? 'drift corrected' : undefined;
     out.changes.push(changeOf(item, item.action === 'create' ? 'created' : 'configured', reason));
     return undefined;
   } catch (err) {
@@ -79,16 +118,32 @@ async function applyItem(item: PlanItem, client: KubeClient, opts: ApplyOptions,
  * After the cluster definitions stage: new CRDs established, and discovery refreshed when anything
  * waits for them. The CRDs that did not settle, as an error; undefined when all did.
  */
-async function settleDefinitions(client: KubeClient, stageItems: readonly PlanItem[], anyDeferred: boolean, applied: ReadonlyMap<string, KubeObject>, opts: ApplyOptions): Promise<ApplyError | undefined> {
-  const newCrds = stageItems.filter((i) => i.desired.object.kind === 'CustomResourceDefinition' && i.action !== 'unchanged');
+async function settleDefinitions(
+  client: KubeClient,
+  stageItems: readonly PlanItem[],
+  anyDeferred: boolean,
+  applied: ReadonlyMap<string, KubeObject>,
+  opts: ApplyOptions,
+): Promise<ApplyError | undefined> {
+  const newCrds = stageItems.filter(
+    (i) => i.desired.object.kind === 'CustomResourceDefinition' && i.action !== 'unchanged',
+  );
   if (newCrds.length === 0 && !anyDeferred) return undefined;
   try {
-    if (newCrds.length > 0) await crdsEstablished(client, newCrds.map((c) => applied.get(c.desired.id) ?? c.body), opts);
+    if (newCrds.length > 0)
+      await crdsEstablished(
+        client,
+        newCrds.map((c) => applied.get(c.desired.id) ?? c.body),
+        opts,
+      );
     await client.discover(opts.signal);
     return undefined;
   } catch (err) {
     if (notAboutTheObject(err, opts.signal)) throw err;
-    return new ApplyError('apply', newCrds.map((c) => ({ ref: c.desired.ref, source: c.desired.source, message: errorMessage(err) })));
+    return new ApplyError(
+      'apply',
+      newCrds.map((c) => ({ ref: c.desired.ref, source: c.desired.source, message: errorMessage(err) })),
+    );
   }
 }
 
@@ -99,7 +154,11 @@ async function settleDefinitions(client: KubeClient, stageItems: readonly PlanIt
  * not written. Never throws for refused objects: the outcome carries the error and what was applied.
  * Throws when the apiserver stays unreachable or the deadline passes (the queue retries the sync).
  */
-export async function applyPlan(items: readonly PlanItem[], client: KubeClient, opts: ApplyOptions): Promise<ApplyOutcome> {
+export async function applyPlan(
+  items: readonly PlanItem[],
+  client: KubeClient,
+  opts: ApplyOptions,
+): Promise<ApplyOutcome> {
   const out: ApplyOutcome = { changes: [], inCluster: [], objects: new Map() };
   let pending = [...items];
   for (const stage of [0, 1, 2] as Stage[]) {
@@ -114,9 +173,11 @@ export async function applyPlan(items: readonly PlanItem[], client: KubeClient, 
     const stageItems = pending.filter((i) => i.desired.stage === stage);
     const problems: ObjectProblem[] = [];
     // Objects within a stage do not depend on each other: apply them with bounded parallelism.
-    for (const p of await mapLimit(stageItems, opts.concurrency ?? 8, (i) => applyItem(i, client, opts, out))) if (p) problems.push(p);
+    for (const p of await mapLimit(stageItems, opts.concurrency ?? 8, (i) => applyItem(i, client, opts, out)))
+      if (p) problems.push(p);
     if (problems.length > 0) return { ...out, error: new ApplyError('apply', problems) };
-    const unsettled = stage === 0 ? await settleDefinitions(client, stageItems, deferred.length > 0, out.objects, opts) : undefined;
+    const unsettled =
+      stage === 0 ? await settleDefinitions(client, stageItems, deferred.length > 0, out.objects, opts) : undefined;
     if (unsettled) return { ...out, error: unsettled };
   }
   const order = new Map(items.map((i, n) => [i.desired.id, n]));

@@ -3,7 +3,11 @@
  * throws, no further item is started, the calls in flight are awaited, and the first error is
  * thrown: nothing goes on in the background after the caller has moved on.
  */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
   let failed: { err: unknown } | undefined;

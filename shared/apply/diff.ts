@@ -25,12 +25,14 @@ export function changedPaths(before: unknown, after: unknown, path = '', depth =
 }
 
 /** True when applying would leave the object as it is. */
-export const sameObject = (a: KubeObject, b: KubeObject): boolean => canonicalJson(comparable(a)) === canonicalJson(comparable(b));
+export const sameObject = (a: KubeObject, b: KubeObject): boolean =>
+  canonicalJson(comparable(a)) === canonicalJson(comparable(b));
 
 /** Every field of `want` is in `have` with the same value (arrays element by element, same length). */
 export function containsSubset(have: unknown, want: unknown): boolean {
   if (want === null || typeof want !== 'object') return have === want;
-  if (Array.isArray(want)) return Array.isArray(have) && have.length === want.length && want.every((w, i) => containsSubset(have[i], w));
+  if (Array.isArray(want))
+    return Array.isArray(have) && have.length === want.length && want.every((w, i) => containsSubset(have[i], w));
   if (have === null || typeof have !== 'object' || Array.isArray(have)) return false;
   const h = have as Record<string, unknown>;
   return Object.entries(want as Record<string, unknown>).every(([k, v]) => containsSubset(h[k], v));
@@ -53,7 +55,15 @@ export function valueChanges(before: KubeObject, after: KubeObject): ValueChange
   const b = comparable(after);
   return changedPaths(a, b).map((path) => {
     if (secret && SECRET_FIELDS.has(path.split('.')[0] ?? '')) return { path, from: '(hidden)', to: '(hidden)' };
-    const at = (o: unknown): unknown => (path === '.' ? o : path.split('.').reduce<unknown>((x, k) => (x !== null && typeof x === 'object' ? (x as Record<string, unknown>)[k] : undefined), o));
+    const at = (o: unknown): unknown =>
+      path === '.'
+        ? o
+        : path
+            .split('.')
+            .reduce<unknown>(
+              (x, k) => (x !== null && typeof x === 'object' ? (x as Record<string, unknown>)[k] : undefined),
+              o,
+            );
     const from = show(at(a));
     const to = show(at(b));
     return { path, ...(from === undefined ? {} : { from }), ...(to === undefined ? {} : { to }) };

@@ -15,7 +15,11 @@ export class ApplyError extends TidegateError {
   constructor(phase: 'plan' | 'apply', problems: ObjectProblem[], options?: { cause?: unknown }) {
     const first = problems[0];
     const head = first ? `${formatRef(first.ref)} (${first.source}): ${first.message}` : `${phase} failed`;
-    super(phase === 'plan' ? 'PlanFailed' : 'ApplyFailed', problems.length > 1 ? `${head} (and ${problems.length - 1} more)` : head, options);
+    super(
+      phase === 'plan' ? 'PlanFailed' : 'ApplyFailed',
+      problems.length > 1 ? `${head} (and ${problems.length - 1} more)` : head,
+      options,
+    );
     this.problems = problems;
     this.phase = phase;
   }
@@ -25,4 +29,5 @@ export class ApplyError extends TidegateError {
  * Errors that are not about one object: the apiserver throttling or unreachable after retries, or
  * the deadline. They end the whole operation (thrown, for the queue to retry), never a per-object problem.
  */
-export const notAboutTheObject = (err: unknown, signal: AbortSignal | undefined): boolean => isTransient(err) || signal?.aborted === true;
+export const notAboutTheObject = (err: unknown, signal: AbortSignal | undefined): boolean =>
+  isTransient(err) || signal?.aborted === true;

@@ -1,13 +1,18 @@
 /** Removes the value at a JSON pointer (RFC 6901) from a copy-on-write object; missing paths are ignored. */
 export function removePointer<T>(value: T, pointer: string): T {
-  const keys = pointer.split('/').slice(1).map((k) => k.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const keys = pointer
+    .split('/')
+    .slice(1)
+    .map((k) => k.replace(/~1/g, '/').replace(/~0/g, '~'));
   const remove = (node: unknown, i: number): unknown => {
     const key = keys[i];
     if (key === undefined || node === null || typeof node !== 'object') return node;
     if (Array.isArray(node)) {
       const idx = Number(key);
       if (!Number.isInteger(idx) || idx < 0 || idx >= node.length) return node;
-      return i === keys.length - 1 ? node.filter((_, j) => j !== idx) : node.map((v, j) => (j === idx ? remove(v, i + 1) : v));
+      return i === keys.length - 1
+        ? node.filter((_, j) => j !== idx)
+        : node.map((v, j) => (j === idx ? remove(v, i + 1) : v));
     }
     const record = node as Record<string, unknown>;
     if (!(key in record)) return node;

@@ -17,10 +17,36 @@ export function stageOf(kind: string): Stage {
 
 /** Within a stage, the order Helm and Flux use: what others depend on comes first. */
 const KIND_ORDER = [
-  'CustomResourceDefinition', 'Namespace', 'ClusterRole', 'ResourceQuota', 'LimitRange', 'PodSecurityPolicy', 'PodDisruptionBudget',
-  'ServiceAccount', 'Secret', 'SecretList', 'ConfigMap', 'StorageClass', 'PersistentVolume', 'PersistentVolumeClaim',
-  'ClusterRoleBinding', 'Role', 'RoleBinding', 'Service', 'DaemonSet', 'Pod', 'ReplicationController', 'ReplicaSet',
-  'Deployment', 'HorizontalPodAutoscaler', 'StatefulSet', 'Job', 'CronJob', 'IngressClass', 'Ingress', 'APIService',
+  'CustomResourceDefinition',
+  'Namespace',
+  'ClusterRole',
+  'ResourceQuota',
+  'LimitRange',
+  'PodSecurityPolicy',
+  'PodDisruptionBudget',
+  'ServiceAccount',
+  'Secret',
+  'SecretList',
+  'ConfigMap',
+  'StorageClass',
+  'PersistentVolume',
+  'PersistentVolumeClaim',
+  'ClusterRoleBinding',
+  'Role',
+  'RoleBinding',
+  'Service',
+  'DaemonSet',
+  'Pod',
+  'ReplicationController',
+  'ReplicaSet',
+  'Deployment',
+  'HorizontalPodAutoscaler',
+  'StatefulSet',
+  'Job',
+  'CronJob',
+  'IngressClass',
+  'Ingress',
+  'APIService',
 ];
 const rank = new Map(KIND_ORDER.map((k, i) => [k, i]));
 
@@ -29,5 +55,9 @@ export function compareForApply(a: KubeObject, b: KubeObject): number {
   if (stage !== 0) return stage;
   const kind = (rank.get(a.kind) ?? KIND_ORDER.length) - (rank.get(b.kind) ?? KIND_ORDER.length);
   if (kind !== 0) return kind;
-  return a.kind.localeCompare(b.kind) || (a.metadata.namespace ?? '').localeCompare(b.metadata.namespace ?? '') || a.metadata.name.localeCompare(b.metadata.name);
+  return (
+    a.kind.localeCompare(b.kind) ||
+    (a.metadata.namespace ?? '').localeCompare(b.metadata.namespace ?? '') ||
+    a.metadata.name.localeCompare(b.metadata.name)
+  );
 }

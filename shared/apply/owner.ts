@@ -23,11 +23,14 @@ export function isOwnedBy(obj: KubeObject, target: string): boolean {
 export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
   }
   return JSON.stringify(value);
 }
 
 /** Hash of the desired state of an object, recorded in the inventory to tell drift from Git changes. */
-export const desiredHash = (obj: KubeObject): string => createHash('sha256').update(canonicalJson(obj)).digest('hex').slice(0, 32);
+export const desiredHash = (obj: KubeObject): string =>
+  createHash('sha256').update(canonicalJson(obj)).digest('hex').slice(0, 32);

@@ -35,15 +35,28 @@ export interface PlanOptions {
 }
 
 /** One LIST per kind and namespace: the live objects the desired set names, by id. */
-async function readLive(items: readonly DesiredObject[], client: KubeClient, signal?: AbortSignal): Promise<Map<string, KubeObject>> {
+async function readLive(
+  items: readonly DesiredObject[],
+  client: KubeClient,
+  signal?: AbortSignal,
+): Promise<Map<string, KubeObject>> {
   const groups = new Map<string, { apiVersion: string; kind: string; namespace?: string | undefined }>();
   for (const d of items) {
     if (d.waitsFor) continue;
-    groups.set(`${d.object.apiVersion}|${d.object.kind}|${d.ref.namespace}`, { apiVersion: d.object.apiVersion, kind: d.object.kind, namespace: d.object.metadata.namespace });
+    groups.set(`${d.object.apiVersion}|${d.object.kind}|${d.ref.namespace}`, {
+      apiVersion: d.object.apiVersion,
+      kind: d.object.kind,
+      namespace: d.object.metadata.namespace,
+    });
   }
   const byName = new Map(items.map((d) => [`${d.object.kind}|${d.ref.namespace}|${d.ref.name}`, d.id]));
   const live = new Map<string, KubeObject>();
-  const lists = await mapLimit([...groups.values()], 4, (g) => client.list(g.apiVersion, g.kind, { ...(g.namespace ? { namespace: g.namespace } : {}), ...(signal ? { signal } : {}) }));
+  const lists = await mapLimit([...groups.values()], 4, (g) =>
+    client.list(g.apiVersion, g.kind, {
+      ...(g.namespace ? { namespace: g.namespace } : {}),
+      ...(signal ? { signal } : {}),
+    }),
+  );
   for (const obj of lists.flat()) {
     const id = byName.get(`${obj.kind}|${obj.metadata.namespace ?? ''}|${obj.metadata.name}`);
     if (id) live.set(id, obj);
@@ -66,17 +79,36 @@ function provablyUnchanged(item: PlanItem, opts: PlanOptions): boolean {
 }
 
 /** Server-side dry-run of one object; classifies it or returns the apiserver's refusal. */
-export async function dryRunItem(item: PlanItem, client: KubeClient, opts: PlanOptions): Promise<PlanItem | ObjectProblem> {
+export async function dryRunItem(
+  item: PlanItem,
+  client: KubeClient,
+  opts: PlanOptions,
+): Promise<PlanItem | ObjectProblem> {
   try {
-    const result = await client.apply(item.body, { fieldManager: FIELD_MANAGER, force: true, dryRun: true, ...(opts.signal ? { signal: opts.signal } : {}) });
+    const result = await client.apply(item.body, {
+      fieldManager: FIELD_MANAGER,
+      force: true,
+      dryRun: true,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
     if (!item.live) return { ...item, action: 'create' };
     if (sameObject(result, item.live)) return { ...item, action: 'unchanged' };
     const drift = opts.previousHashes.get(item.desired.id) === item.desired.hash;
-    return { ...item, action: 'update', drift, fields: changedPaths(comparable(item.live), comparable(result)), ...(opts.keepPlanned ? { planned: result } : {}) };
+    return {
+      ...item,
+      action: 'update',
+      drift,
+      fields: changedPaths(comparable(item.live), comparable(result)),
+      ...(opts.keepPlanned ? { planned: result } : {}),
+    };
   } catch (err) {
     if (notAboutTheObject(err, opts.signal)) throw err;
-    if (err instanceof KubeApiError && err.isImmutable && opts.force && item.live) return { ...item, action: 'recreate', fields: err.causes.map((c) => c.field ?? '').filter(Boolean) };
-    const message = err instanceof KubeApiError && err.isImmutable ? `${err.message} (set force: true to recreate it)` : errorMessage(err);
+    if (err instanceof KubeApiError && err.isImmutable && opts.force && item.live)
+      return { ...item, action: 'recreate', fields: err.causes.map((c) => c.field ?? '').filter(Boolean) };
+    const message =
+      err instanceof KubeApiError && err.isImmutable
+        ? `${err.message} (set force: true to recreate it)`
+        : errorMessage(err);
     return { ref: item.desired.ref, source: item.desired.source, message };
   }
 }
@@ -87,11 +119,17 @@ export async function dryRunItem(item: PlanItem, client: KubeClient, opts: PlanO
  * "deferred" and dry-run when their stage comes. Throws ApplyError('plan') naming every refused
  * object; nothing has been written then.
  */
-export async function plan(desired: readonly DesiredObject[], client: KubeClient, opts: PlanOptions): Promise<PlanItem[]> {
+export async function plan(
+  desired: readonly DesiredObject[],
+  client: KubeClient,
+  opts: PlanOptions,
+): Promise<PlanItem[]> {
   const live = await readLive(desired, client, opts.signal);
   const items: PlanItem[] = desired.map((d) => {
     const current = live.get(d.id);
-    const body = current ? ignoredPaths(opts.ignore, d.ref).reduce<KubeObject>((o, p) => removePointer(o, p), d.object) : d.object;
+    const body = current
+      ? ignoredPaths(opts.ignore, d.ref).reduce<KubeObject>((o, p) => removePointer(o, p), d.object)
+      : d.object;
     return { desired: d, live: current, body, action: d.waitsFor ? 'deferred' : 'create', drift: false, fields: [] };
   });
   const results = await mapLimit(items, opts.concurrency ?? 8, (item) => {

@@ -33,7 +33,8 @@ function crdsInSet(objects: readonly RenderedObject[]): Map<string, CrdDefinitio
   for (const { object } of objects) {
     if (object.kind !== 'CustomResourceDefinition') continue;
     const spec = object['spec'] as { group?: string; names?: { kind?: string }; scope?: string } | undefined;
-    if (spec?.group && spec.names?.kind) defs.set(`${spec.group}/${spec.names.kind}`, { namespaced: spec.scope !== 'Cluster' });
+    if (spec?.group && spec.names?.kind)
+      defs.set(`${spec.group}/${spec.names.kind}`, { namespaced: spec.scope !== 'Cluster' });
   }
   return defs;
 }
@@ -44,16 +45,29 @@ function crdsInSet(objects: readonly RenderedObject[]): Map<string, CrdDefinitio
  * labels, orders them for apply. Unknown kinds are problems. `existingNamespaces` decides which
  * objects must wait for their namespace to be created first.
  */
-export function prepare(rendered: readonly RenderedObject[], client: KubeClient, opts: PrepareOptions, existingNamespaces: ReadonlySet<string>): { desired: DesiredObject[]; problems: ObjectProblem[] } {
+export function prepare(
+  rendered: readonly RenderedObject[],
+  client: KubeClient,
+  opts: PrepareOptions,
+  existingNamespaces: ReadonlySet<string>,
+): { desired: DesiredObject[]; problems: ObjectProblem[] } {
   const crds = crdsInSet(rendered);
-  const newNamespaces = new Set(rendered.filter((r) => r.object.kind === 'Namespace' && r.object.apiVersion === 'v1').map((r) => r.object.metadata.name));
+  const newNamespaces = new Set(
+    rendered
+      .filter((r) => r.object.kind === 'Namespace' && r.object.apiVersion === 'v1')
+      .map((r) => r.object.metadata.name),
+  );
   const problems: ObjectProblem[] = [];
   const desired: DesiredObject[] = [];
   for (const { object, source } of rendered) {
     const served = client.resourceFor(object.apiVersion, object.kind);
     const fromCrd = served ? undefined : crds.get(`${groupOf(object.apiVersion)}/${object.kind}`);
     if (!served && !fromCrd) {
-      problems.push({ ref: refOf(object), source, message: `the cluster does not serve ${object.kind} in ${object.apiVersion} and no CRD in this revision defines it` });
+      problems.push({
+        ref: refOf(object),
+        source,
+        message: `the cluster does not serve ${object.kind} in ${object.apiVersion} and no CRD in this revision defines it`,
+      });
       continue;
     }
     const obj = place(object, (served ?? fromCrd)?.namespaced ?? true, opts);
@@ -62,10 +76,24 @@ export function prepare(rendered: readonly RenderedObject[], client: KubeClient,
     let waitsFor: string | undefined;
     if (fromCrd) waitsFor = `its CRD (${object.kind}.${groupOf(object.apiVersion)}) is applied in this sync`;
     else if (namespace && !existingNamespaces.has(namespace)) {
-      if (newNamespaces.has(namespace) || namespace === opts.targetNamespace) waitsFor = `namespace ${namespace} is created in this sync`;
-      else problems.push({ ref, source, message: `namespace ${namespace} does not exist and is not part of this revision` });
+      if (newNamespaces.has(namespace) || namespace === opts.targetNamespace)
+        waitsFor = `namespace ${namespace} is created in this sync`;
+      else
+        problems.push({
+          ref,
+          source,
+          message: `namespace ${namespace} does not exist and is not part of this revision`,
+        });
     }
-    desired.push({ object: obj, ref, id: refKey(ref), source, hash: desiredHash(obj), stage: stageOf(obj.kind), ...(waitsFor ? { waitsFor } : {}) });
+    desired.push({
+      object: obj,
+      ref,
+      id: refKey(ref),
+      source,
+      hash: desiredHash(obj),
+      stage: stageOf(obj.kind),
+      ...(waitsFor ? { waitsFor } : {}),
+    });
   }
   desired.sort((a, b) => compareForApply(a.object, b.object));
   return { desired, problems };
@@ -75,17 +103,28 @@ export function prepare(rendered: readonly RenderedObject[], client: KubeClient,
 function place(object: KubeObject, namespaced: boolean, opts: PrepareOptions): KubeObject {
   const namespace = namespaced ? (opts.targetNamespace ?? object.metadata.namespace ?? 'default') : undefined;
   const { namespace: _dropped, ...meta } = object.metadata;
-  return { ...object, metadata: { ...meta, ...(namespace ? { namespace } : {}), labels: { ...object.metadata.labels, ...ownerLabels(opts.target) } } };
+  return {
+    ...object,
+    metadata: {
+      ...meta,
+      ...(namespace ? { namespace } : {}),
+      labels: { ...object.metadata.labels, ...ownerLabels(opts.target) },
+    },
+  };
 }
 
 function matches(rule: IgnoreRule, ref: ObjectRef): boolean {
   const t = rule.target;
   if (!t) return true;
-  return (t.group === undefined || t.group === ref.group) && (t.kind === undefined || t.kind === ref.kind) && (t.name === undefined || t.name === ref.name) && (t.namespace === undefined || t.namespace === ref.namespace);
+  return (
+    (t.group === undefined || t.group === ref.group) &&
+    (t.kind === undefined || t.kind === ref.kind) &&
+    (t.name === undefined || t.name === ref.name) &&
+    (t.namespace === undefined || t.namespace === ref.namespace)
+  );
 }
 
 /** The JSON pointers an object's ignore rules name. */
 export function ignoredPaths(rules: readonly IgnoreRule[], ref: ObjectRef): string[] {
   return rules.filter((r) => matches(r, ref)).flatMap((r) => r.paths);
 }
-

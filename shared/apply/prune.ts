@@ -1,6 +1,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeApiError, groupVersionOf, type KubeClient } from '../cluster/index.js';
-import { errorMessage, entryRef, formatRef, type Change, type InventoryEntry, type KubeObject, type ObjectRef } from '../model/index.js';
+import {
+  errorMessage,
+  entryRef,
+  formatRef,
+  type Change,
+  type InventoryEntry,
+  type KubeObject,
+  type ObjectRef,
+} from '../model/index.js';
 import { mapLimit } from './concurrency.js';
 import { notAboutTheObject, type ObjectProblem } from './errors.js';
 import { stageOf } from './ordering.js';
@@ -16,13 +24,24 @@ export interface PruneOutcome {
 /** Why a live object of the inventory is not pruned, if it is not. */
 function keptBecause(live: KubeObject, target: string): string | undefined {
   if (!isOwnedBy(live, target)) return `not pruned: it no longer carries the owner labels of target ${target}`;
-  if (live.metadata.annotations?.[PRUNE_ANNOTATION] === 'disabled') return `not pruned: ${PRUNE_ANNOTATION} is disabled`;
+  if (live.metadata.annotations?.[PRUNE_ANNOTATION] === 'disabled')
+    return `not pruned: ${PRUNE_ANNOTATION} is disabled`;
   return undefined;
 }
 
 /** Deletes an object only as it was seen (its resourceVersion as precondition); false when it is gone. */
-const deleteAsSeen = (client: KubeClient, ref: ObjectRef & { apiVersion: string }, live: KubeObject, opts: { dryRun?: boolean; signal?: AbortSignal | undefined }): Promise<boolean> =>
-  client.delete(ref, { propagationPolicy: 'Background', resourceVersion: live.metadata.resourceVersion ?? '', dryRun: opts.dryRun ?? false, ...(opts.signal ? { signal: opts.signal } : {}) });
+const deleteAsSeen = (
+  client: KubeClient,
+  ref: ObjectRef & { apiVersion: string },
+  live: KubeObject,
+  opts: { dryRun?: boolean; signal?: AbortSignal | undefined },
+): Promise<boolean> =>
+  client.delete(ref, {
+    propagationPolicy: 'Background',
+    resourceVersion: live.metadata.resourceVersion ?? '',
+    dryRun: opts.dryRun ?? false,
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
 
 /**
  * Deletes one object of the inventory if it is still ours and may go: what happened (nothing when
@@ -32,7 +51,11 @@ const deleteAsSeen = (client: KubeClient, ref: ObjectRef & { apiVersion: string 
  * target's apply took it over) is checked again, never deleted unseen; one that keeps changing is
  * left for the next sync.
  */
-async function pruneOne(entry: InventoryEntry, client: KubeClient, opts: { target: string; dryRun?: boolean; signal?: AbortSignal | undefined }): Promise<{ change?: Change; retain?: boolean }> {
+async function pruneOne(
+  entry: InventoryEntry,
+  client: KubeClient,
+  opts: { target: string; dryRun?: boolean; signal?: AbortSignal | undefined },
+): Promise<{ change?: Change; retain?: boolean }> {
   const ref = entryRef(entry);
   const info = client.resourceFor(entry.v, ref.kind) ?? client.resourceForGroupKind(ref.group, ref.kind);
   if (!info) return {}; // the kind is no longer served at all: nothing of it can exist
@@ -43,13 +66,22 @@ async function pruneOne(entry: InventoryEntry, client: KubeClient, opts: { targe
     const keep = keptBecause(live, opts.target);
     if (keep) return { change: { ref, action: 'skipped', reason: keep } };
     try {
-      return (await deleteAsSeen(client, { ...ref, apiVersion }, live, opts)) ? { change: { ref, action: 'deleted' } } : {};
+      return (await deleteAsSeen(client, { ...ref, apiVersion }, live, opts))
+        ? { change: { ref, action: 'deleted' } }
+        : {};
     } catch (err) {
       if (!(err instanceof KubeApiError && err.isConflict)) throw err;
       await sleep(50 * 2 ** tries, undefined, opts.signal ? { signal: opts.signal } : {});
     }
   }
-  return { change: { ref, action: 'skipped', reason: 'not pruned yet: it kept changing while it was checked; the next sync tries again' }, retain: true };
+  return {
+    change: {
+      ref,
+      action: 'skipped',
+      reason: 'not pruned yet: it kept changing while it was checked; the next sync tries again',
+    },
+    retain: true,
+  };
 }
 
 /**
@@ -57,7 +89,11 @@ async function pruneOne(entry: InventoryEntry, client: KubeClient, opts: { targe
  * but only those that still carry this target's owner labels and have not opted out with
  * `tidegate.dev/prune: disabled`. Objects already gone are not reported.
  */
-export async function prune(stale: readonly InventoryEntry[], client: KubeClient, opts: { target: string; dryRun?: boolean; signal?: AbortSignal | undefined }): Promise<PruneOutcome> {
+export async function prune(
+  stale: readonly InventoryEntry[],
+  client: KubeClient,
+  opts: { target: string; dryRun?: boolean; signal?: AbortSignal | undefined },
+): Promise<PruneOutcome> {
   const out: PruneOutcome = { changes: [], retained: [], problems: [] };
   const one = async (entry: InventoryEntry): Promise<void> => {
     const ref = entryRef(entry);
@@ -73,7 +109,14 @@ export async function prune(stale: readonly InventoryEntry[], client: KubeClient
     }
   };
   // Stage by stage in reverse (resources, classes, then CRDs/Namespaces/ClusterRoles); within a stage in parallel.
-  for (const stage of [2, 1, 0]) await mapLimit(stale.filter((e) => stageOf(entryRef(e).kind) === stage), 8, one);
-  out.changes.sort((a, b) => stageOf(b.ref.kind) - stageOf(a.ref.kind) || formatRef(a.ref).localeCompare(formatRef(b.ref)));
+  for (const stage of [2, 1, 0])
+    await mapLimit(
+      stale.filter((e) => stageOf(entryRef(e).kind) === stage),
+      8,
+      one,
+    );
+  out.changes.sort(
+    (a, b) => stageOf(b.ref.kind) - stageOf(a.ref.kind) || formatRef(a.ref).localeCompare(formatRef(b.ref)),
+  );
   return out;
 }

@@ -8,7 +8,10 @@ import { lazyRuntime, type Runtime } from './runtime.js';
  * clients made on first use), the Lambda context in every log line (request id, cold start,
  * function), and an uncaught error logged once with that context before Lambda sees it.
  */
-export function lambdaHandler<E, R>(service: string, fn: (event: E, rt: Runtime, context: Context) => Promise<R>): (event: E, context: Context) => Promise<R> {
+export function lambdaHandler<E, R>(
+  service: string,
+  fn: (event: E, rt: Runtime, context: Context) => Promise<R>,
+): (event: E, context: Context) => Promise<R> {
   const runtime = lazyRuntime(service);
   let fallback: ReturnType<typeof powertoolsLogger> | undefined;
   return async (event, context) => {

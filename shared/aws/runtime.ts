@@ -1,7 +1,16 @@
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 import { EksAuth, EndpointAuth, KubeClient } from '../cluster/index.js';
-import { SecretStore, awsEndpoint, awsRegion, deploySettings, localSettings, parseDuration, type DeploySettings, type SecretRef } from '../config/index.js';
+import {
+  SecretStore,
+  awsEndpoint,
+  awsRegion,
+  deploySettings,
+  localSettings,
+  parseDuration,
+  type DeploySettings,
+  type SecretRef,
+} from '../config/index.js';
 import { githubClients } from '../github/index.js';
 import { TidegateError, UnknownClusterError } from '../model/index.js';
 import type { EngineContext } from '../usecases/index.js';
@@ -40,9 +49,16 @@ export async function createRuntime(service: string, env: NodeJS.ProcessEnv = pr
     ssm: async () => new (await import('@aws-sdk/client-ssm')).SSMClient(aws),
   });
   const logger = powertoolsLogger(service);
-  const tokens = new Map(await Promise.all(settings.repositories.map(async (r) => [r.url, r.token ? await secrets.get(r.token) : undefined] as const)));
+  const tokens = new Map(
+    await Promise.all(
+      settings.repositories.map(async (r) => [r.url, r.token ? await secrets.get(r.token) : undefined] as const),
+    ),
+  );
   const gitSource = (url: string): GitSource => ({ url, ...(tokens.get(url) ? { token: tokens.get(url) } : {}) });
-  const github = githubClients((url) => ({ apiUrl: settings.repositories.find((r) => r.url === url)?.githubApiUrl, token: tokens.get(url) }));
+  const github = githubClients((url) => ({
+    apiUrl: settings.repositories.find((r) => r.url === url)?.githubApiUrl,
+    token: tokens.get(url),
+  }));
   const eks = new EksAuth({ credentials, eksEndpoint: endpoint });
   const clients = new Map<string, Promise<KubeClient>>();
   const open = async (alias: string): Promise<KubeClient> => {
@@ -50,7 +66,15 @@ export async function createRuntime(service: string, env: NodeJS.ProcessEnv = pr
     if (!cluster) throw new UnknownClusterError(alias, Object.keys(settings.clusters));
     if ('eks' in cluster) return new KubeClient(await eks.auth(cluster.eks), () => eks.token(cluster.eks), { logger });
     const token = await secrets.get(cluster.token);
-    return new KubeClient(new EndpointAuth({ server: cluster.server, caPem: Buffer.from(cluster.caData, 'base64').toString('utf8'), token }), undefined, { logger });
+    return new KubeClient(
+      new EndpointAuth({
+        server: cluster.server,
+        caPem: Buffer.from(cluster.caData, 'base64').toString('utf8'),
+        token,
+      }),
+      undefined,
+      { logger },
+    );
   };
   // One client per cluster for the life of the container: connections and discovery are reused.
   const connect = (alias: string): Promise<KubeClient> => {
@@ -66,9 +90,18 @@ export async function createRuntime(service: string, env: NodeJS.ProcessEnv = pr
   return {
     settings,
     engine: {
-      settings: localSettings(env), connect, gitSource, github, logger,
+      settings: localSettings(env),
+      connect,
+      gitSource,
+      github,
+      logger,
       floor: (alias) => settings.clusters[alias]?.floor,
-      trustedKeys: async (names) => Promise.all(names.filter((n) => settings.trustedKeys[n]).map(async (name) => ({ name, key: await secrets.get(settings.trustedKeys[name] as SecretRef) }))),
+      trustedKeys: async (names) =>
+        Promise.all(
+          names
+            .filter((n) => settings.trustedKeys[n])
+            .map(async (name) => ({ name, key: await secrets.get(settings.trustedKeys[name] as SecretRef) })),
+        ),
       repositories: settings.repositories,
       registry: { awsEndpoint: endpoint, awsCredentials: credentials },
       reload: { strategy: settings.reload.strategy, scope: settings.reload },

@@ -5,10 +5,20 @@ import type { QueueMessage } from '../model/index.js';
 import { processSqsBatch } from './sqs-batch.js';
 
 const record = (id: string, group: string, receives = 1): SQSRecord =>
-  ({ messageId: id, receiptHandle: `rh-${id}`, body: JSON.stringify({ type: 'reload', cluster: id, bucket: 0 }), attributes: { MessageGroupId: group, ApproximateReceiveCount: String(receives) } }) as unknown as SQSRecord;
+  ({
+    messageId: id,
+    receiptHandle: `rh-${id}`,
+    body: JSON.stringify({ type: 'reload', cluster: id, bucket: 0 }),
+    attributes: { MessageGroupId: group, ApproximateReceiveCount: String(receives) },
+  }) as unknown as SQSRecord;
 
 /** Runs a batch whose messages behave as `plan` says (by message id), on a clock that advances per message. */
-async function run(records: SQSRecord[], plan: Record<string, 'ok' | 'fail' | 'busy' | 'slow'>, remainingAtStart = 60_000, requeued?: QueueMessage[]) {
+async function run(
+  records: SQSRecord[],
+  plan: Record<string, 'ok' | 'fail' | 'busy' | 'slow'>,
+  remainingAtStart = 60_000,
+  requeued?: QueueMessage[],
+) {
   let remaining = remainingAtStart;
   const ran: string[] = [];
   const returned: Array<[string[], number]> = [];
@@ -26,7 +36,8 @@ async function run(records: SQSRecord[], plan: Record<string, 'ok' | 'fail' | 'b
     },
     {
       remainingMs: () => remaining,
-      returnToQueue: (list, seconds) => Promise.resolve(void returned.push([list.map((r) => r.receiptHandle), seconds])),
+      returnToQueue: (list, seconds) =>
+        Promise.resolve(void returned.push([list.map((r) => r.receiptHandle), seconds])),
       onDeferred: (id) => void deferred.push(id),
       ...(requeued ? { requeue: (m: readonly QueueMessage[]) => Promise.resolve(void requeued.push(...m)) } : {}),
     },
@@ -36,14 +47,26 @@ async function run(records: SQSRecord[], plan: Record<string, 'ok' | 'fail' | 'b
 
 describe('an SQS FIFO batch, message by message', () => {
   it('all done: nothing is handed back', async () => {
-    expect(await run([record('a', 'g1'), record('b', 'g2')], { a: 'ok', b: 'ok' })).toEqual({ failures: [], ran: ['a', 'b'], returned: [], deferred: [] });
+    expect(await run([record('a', 'g1'), record('b', 'g2')], { a: 'ok', b: 'ok' })).toEqual({
+      failures: [],
+      ran: ['a', 'b'],
+      returned: [],
+      deferred: [],
+    });
   });
 
   it('a failure hands back its message (backoff by receive count) and the rest of its group, not other groups', async () => {
-    const out = await run([record('a', 'g1', 3), record('b', 'g1'), record('c', 'g2')], { a: 'fail', b: 'ok', c: 'ok' });
+    const out = await run([record('a', 'g1', 3), record('b', 'g1'), record('c', 'g2')], {
+      a: 'fail',
+      b: 'ok',
+      c: 'ok',
+    });
     expect(out.ran).toEqual(['a', 'c']);
     expect(out.failures).toEqual(['a', 'b']);
-    expect(out.returned).toEqual([[['rh-a'], 60], [['rh-b'], 0]]); // 15 s doubled per earlier receive
+    expect(out.returned).toEqual([
+      [['rh-a'], 60],
+      [['rh-b'], 0],
+    ]); // 15 s doubled per earlier receive
   });
 
   it('a busy target lease is not a failure: handed back with a short delay', async () => {
@@ -54,7 +77,11 @@ describe('an SQS FIFO batch, message by message', () => {
   });
 
   it('a message that outlasts the invocation: the later ones are not started and become visible again at once', async () => {
-    const out = await run([record('a', 'g1'), record('b', 'g2'), record('c', 'g3')], { a: 'slow', b: 'ok', c: 'ok' }, 60_000);
+    const out = await run(
+      [record('a', 'g1'), record('b', 'g2'), record('c', 'g3')],
+      { a: 'slow', b: 'ok', c: 'ok' },
+      60_000,
+    );
     expect(out.ran).toEqual(['a']);
     expect(out.failures).toEqual(['b', 'c']);
     expect(out.returned).toEqual([[['rh-b', 'rh-c'], 0]]);
@@ -62,16 +89,27 @@ describe('an SQS FIFO batch, message by message', () => {
 
   it('with requeue, deferred messages (busy, not started, behind them) are sent again as copies and are not failures; failed ones still are', async () => {
     const requeued: QueueMessage[] = [];
-    const out = await run([record('a', 'g1'), record('b', 'g1'), record('c', 'g2'), record('d', 'g3')], { a: 'busy', b: 'ok', c: 'fail', d: 'ok' }, 60_000, requeued);
+    const out = await run(
+      [record('a', 'g1'), record('b', 'g1'), record('c', 'g2'), record('d', 'g3')],
+      { a: 'busy', b: 'ok', c: 'fail', d: 'ok' },
+      60_000,
+      requeued,
+    );
     expect(out.ran).toEqual(['a', 'c', 'd']);
-    expect(requeued).toEqual([{ type: 'reload', cluster: 'a', bucket: 0, deferrals: 1 }, { type: 'reload', cluster: 'b', bucket: 0, deferrals: 1 }]);
+    expect(requeued).toEqual([
+      { type: 'reload', cluster: 'a', bucket: 0, deferrals: 1 },
+      { type: 'reload', cluster: 'b', bucket: 0, deferrals: 1 },
+    ]);
     expect(out.failures).toEqual(['c']);
     expect(out.returned).toEqual([[['rh-c'], 15]]);
   });
 
   it('a message deferred 100 times is handed back as before (it counts toward the dead-letter queue)', async () => {
     const requeued: QueueMessage[] = [];
-    const tired = { ...record('a', 'g1'), body: JSON.stringify({ type: 'reload', cluster: 'a', bucket: 0, deferrals: 100 }) } as SQSRecord;
+    const tired = {
+      ...record('a', 'g1'),
+      body: JSON.stringify({ type: 'reload', cluster: 'a', bucket: 0, deferrals: 100 }),
+    } as SQSRecord;
     const out = await run([tired], { a: 'busy' }, 60_000, requeued);
     expect(requeued).toEqual([]);
     expect(out.failures).toEqual(['a']);

@@ -30,7 +30,14 @@ export interface BatchOptions {
   onDeferred?: (messageId: string, reason: string) => void;
 }
 
-export const BATCH_DEFAULTS = { reserveMs: 10_000, minStartMs: 15_000, busyDelaySeconds: 30, retryDelaySeconds: 15, maxRetryDelaySeconds: 900, maxDeferrals: 100 } as const;
+export const BATCH_DEFAULTS = {
+  reserveMs: 10_000,
+  minStartMs: 15_000,
+  busyDelaySeconds: 30,
+  retryDelaySeconds: 15,
+  maxRetryDelaySeconds: 900,
+  maxDeferrals: 100,
+} as const;
 
 /** A message's body, or undefined when it is not JSON. */
 function parse(record: SQSRecord): QueueMessage | undefined {
@@ -50,12 +57,17 @@ function parse(record: SQSRecord): QueueMessage | undefined {
  * reach the dead-letter queue for having waited; failed ones (and those behind them) made visible
  * again with backoff by receive count.
  */
-export async function processSqsBatch(records: readonly SQSRecord[], handle: (msg: QueueMessage, signal: AbortSignal) => Promise<void>, opts: BatchOptions): Promise<SQSBatchResponse> {
+export async function processSqsBatch(
+  records: readonly SQSRecord[],
+  handle: (msg: QueueMessage, signal: AbortSignal) => Promise<void>,
+  opts: BatchOptions,
+): Promise<SQSBatchResponse> {
   const o = { ...BATCH_DEFAULTS, ...opts };
   const state = new Map<string, 'deferred' | 'failed'>(); // by message group: why its later messages do not run
   const returned = new Map<number, SQSRecord[]>();
   const deferred: SQSRecord[] = [];
-  const giveBack = (record: SQSRecord, seconds: number): void => void returned.set(seconds, [...(returned.get(seconds) ?? []), record]);
+  const giveBack = (record: SQSRecord, seconds: number): void =>
+    void returned.set(seconds, [...(returned.get(seconds) ?? []), record]);
   const defer = (record: SQSRecord, group: string, why: string, delaySeconds = 0): void => {
     opts.onDeferred?.(record.messageId, why);
     state.set(group, state.get(group) ?? 'deferred');
@@ -77,7 +89,10 @@ export async function processSqsBatch(records: readonly SQSRecord[], handle: (ms
     else if (left < o.minStartMs) defer(record, group, `${left} ms left in this invocation; not started`);
     else {
       try {
-        await handle(JSON.parse(record.body) as QueueMessage, AbortSignal.timeout(Math.max(1, Math.floor(left - o.reserveMs))));
+        await handle(
+          JSON.parse(record.body) as QueueMessage,
+          AbortSignal.timeout(Math.max(1, Math.floor(left - o.reserveMs))),
+        );
       } catch (err) {
         if (err instanceof LeaseBusyError) defer(record, group, err.message, o.busyDelaySeconds);
         else fail(record, group, err);
@@ -85,12 +100,15 @@ export async function processSqsBatch(records: readonly SQSRecord[], handle: (ms
     }
   }
   const copies = deferred.map((r) => ({ ...(parse(r) as QueueMessage), deferrals: (parse(r)?.deferrals ?? 0) + 1 }));
-  if (copies.length > 0) await opts.requeue?.(copies).catch((err: unknown) => {
-    opts.onError?.(deferred.map((r) => r.messageId).join(','), err);
-    for (const r of deferred.splice(0)) giveBack(r, 0); // not re-sent: they stay in the queue
-  });
+  if (copies.length > 0)
+    await opts.requeue?.(copies).catch((err: unknown) => {
+      opts.onError?.(deferred.map((r) => r.messageId).join(','), err);
+      for (const r of deferred.splice(0)) giveBack(r, 0); // not re-sent: they stay in the queue
+    });
   for (const [delay, list] of returned) {
-    await opts.returnToQueue?.(list, delay).catch((err: unknown) => opts.onError?.(list.map((r) => r.messageId).join(','), err));
+    await opts
+      .returnToQueue?.(list, delay)
+      .catch((err: unknown) => opts.onError?.(list.map((r) => r.messageId).join(','), err));
   }
   return { batchItemFailures: [...returned.values()].flat().map((r) => ({ itemIdentifier: r.messageId })) };
 }

@@ -5,19 +5,33 @@ import { messageKeys, type Queue } from '../usecases/index.js';
 
 /** The queue on AWS: SQS FIFO, message group and deduplication id from messageKeys. */
 export class SqsQueue implements Queue {
-  constructor(private readonly sqs: SQSClient, private readonly queueUrl: string) {}
+  constructor(
+    private readonly sqs: SQSClient,
+    private readonly queueUrl: string,
+  ) {}
 
   async send(messages: readonly QueueMessage[]): Promise<void> {
     for (let i = 0; i < messages.length; i += 10) {
       const batch = messages.slice(i, i + 10);
-      const out = await this.sqs.send(new SendMessageBatchCommand({
-        QueueUrl: this.queueUrl,
-        Entries: batch.map((m, n) => {
-          const { group, dedup } = messageKeys(m);
-          return { Id: String(n), MessageBody: JSON.stringify(m), MessageGroupId: group, MessageDeduplicationId: dedup };
+      const out = await this.sqs.send(
+        new SendMessageBatchCommand({
+          QueueUrl: this.queueUrl,
+          Entries: batch.map((m, n) => {
+            const { group, dedup } = messageKeys(m);
+            return {
+              Id: String(n),
+              MessageBody: JSON.stringify(m),
+              MessageGroupId: group,
+              MessageDeduplicationId: dedup,
+            };
+          }),
         }),
-      }));
-      if (out.Failed?.length) throw new TidegateError('QueueFailed', `SQS refused ${out.Failed.length} message(s): ${out.Failed.map((f) => `${f.Code ?? ''} ${f.Message ?? ''}`.trim()).join('; ')}`);
+      );
+      if (out.Failed?.length)
+        throw new TidegateError(
+          'QueueFailed',
+          `SQS refused ${out.Failed.length} message(s): ${out.Failed.map((f) => `${f.Code ?? ''} ${f.Message ?? ''}`.trim()).join('; ')}`,
+        );
     }
   }
 
@@ -25,12 +39,17 @@ export class SqsQueue implements Queue {
   async returnToQueue(receiptHandles: readonly string[], seconds: number): Promise<void> {
     for (let i = 0; i < receiptHandles.length; i += 10) {
       const batch = receiptHandles.slice(i, i + 10);
-      const out = await this.sqs.send(new ChangeMessageVisibilityBatchCommand({
-        QueueUrl: this.queueUrl,
-        Entries: batch.map((handle, n) => ({ Id: String(n), ReceiptHandle: handle, VisibilityTimeout: seconds })),
-      }));
-      if (out.Failed?.length) throw new TidegateError('QueueFailed', `SQS refused to return ${out.Failed.length} message(s): ${out.Failed.map((f) => `${f.Code ?? ''} ${f.Message ?? ''}`.trim()).join('; ')}`);
+      const out = await this.sqs.send(
+        new ChangeMessageVisibilityBatchCommand({
+          QueueUrl: this.queueUrl,
+          Entries: batch.map((handle, n) => ({ Id: String(n), ReceiptHandle: handle, VisibilityTimeout: seconds })),
+        }),
+      );
+      if (out.Failed?.length)
+        throw new TidegateError(
+          'QueueFailed',
+          `SQS refused to return ${out.Failed.length} message(s): ${out.Failed.map((f) => `${f.Code ?? ''} ${f.Message ?? ''}`.trim()).join('; ')}`,
+        );
     }
   }
 }
-

@@ -3,7 +3,14 @@ import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TidegateError, type KubeObject, type ObjectRef } from '../model/index.js';
 import type { Logger } from '../telemetry/index.js';
-import { DEFAULT_RETRY, RETRYABLE_STATUS, decide, isInvalidObject500, type Failure, type RetryPolicy } from './retry.js';
+import {
+  DEFAULT_RETRY,
+  RETRYABLE_STATUS,
+  decide,
+  isInvalidObject500,
+  type Failure,
+  type RetryPolicy,
+} from './retry.js';
 
 /**
  * Where a cluster is and how to authenticate to it: a KubeConfig from @kubernetes/client-node
@@ -63,7 +70,10 @@ export class KubeApiError extends TidegateError {
 
   /** 422 whose causes say a field is immutable. */
   get isImmutable(): boolean {
-    return this.status === 422 && (this.causes.some((c) => /immutable/i.test(c.message ?? '')) || /immutable/i.test(this.message));
+    return (
+      this.status === 422 &&
+      (this.causes.some((c) => /immutable/i.test(c.message ?? '')) || /immutable/i.test(this.message))
+    );
   }
 }
 
@@ -84,18 +94,28 @@ export interface RequestOptions {
   signal?: AbortSignal;
 }
 
-const DISCOVERY_ACCEPT = 'application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList';
+const DISCOVERY_ACCEPT =
+  'application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList';
 
 interface DiscoveryList {
   items: Array<{
     metadata: { name?: string };
-    versions: Array<{ version: string; resources?: Array<{ resource: string; scope: string; responseKind?: { group?: string; version?: string; kind: string } }> }>;
+    versions: Array<{
+      version: string;
+      resources?: Array<{
+        resource: string;
+        scope: string;
+        responseKind?: { group?: string; version?: string; kind: string };
+      }>;
+    }>;
   }>;
 }
 
 /** Replaces any Authorization header (whatever its case) with a bearer token. */
 function withBearer(headers: Parameters<typeof request>[1]['headers'], token: string): Record<string, string> {
-  const rest = Object.fromEntries(Object.entries(headers ?? {}).filter(([k]) => k.toLowerCase() !== 'authorization')) as Record<string, string>;
+  const rest = Object.fromEntries(
+    Object.entries(headers ?? {}).filter(([k]) => k.toLowerCase() !== 'authorization'),
+  ) as Record<string, string>;
   return { ...rest, authorization: `Bearer ${token}` };
 }
 
@@ -107,7 +127,10 @@ interface Sent {
 
 /** A socket error or timeout, with whether the request went out on a kept-alive socket. */
 class SendError extends Error {
-  constructor(override readonly cause: Error & { code?: string }, readonly reusedSocket: boolean) {
+  constructor(
+    override readonly cause: Error & { code?: string },
+    readonly reusedSocket: boolean,
+  ) {
     super(cause.message, { cause });
   }
 }
@@ -117,7 +140,9 @@ function send(url: URL, opts: Parameters<typeof request>[1], payload: string | u
     const req = (url.protocol === 'https:' ? request : httpRequest)(url, opts, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), headers: res.headers }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), headers: res.headers }),
+      );
       res.on('error', (err) => reject(new SendError(err, req.reusedSocket)));
     });
     req.on('error', (err) => reject(new SendError(err, req.reusedSocket)));
@@ -142,7 +167,13 @@ function discoveredResources(list: DiscoveryList): ResourceInfo[] {
     group.versions.flatMap((version) =>
       (version.resources ?? [])
         .filter((r) => r.responseKind?.kind)
-        .map((r) => ({ group: group.metadata.name ?? '', version: version.version, kind: r.responseKind?.kind ?? '', resource: r.resource, namespaced: r.scope === 'Namespaced' })),
+        .map((r) => ({
+          group: group.metadata.name ?? '',
+          version: version.version,
+          kind: r.responseKind?.kind ?? '',
+          resource: r.resource,
+          namespaced: r.scope === 'Namespaced',
+        })),
     ),
   );
 }
@@ -168,7 +199,11 @@ export class KubeClient {
    * @param bearer a token source that replaces the kubeconfig's credentials on every request (EKS tokens)
    * @param opts retry policy (default DEFAULT_RETRY) and where retries are logged
    */
-  constructor(private readonly kc: ClusterAuth, private readonly bearer?: () => Promise<string>, private readonly opts: { retry?: Partial<RetryPolicy>; logger?: Logger } = {}) {
+  constructor(
+    private readonly kc: ClusterAuth,
+    private readonly bearer?: () => Promise<string>,
+    private readonly opts: { retry?: Partial<RetryPolicy>; logger?: Logger } = {},
+  ) {
     this.agent = new Agent({ keepAlive: true, maxSockets: 16 });
     this.httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 16 });
     this.retryPolicy = { ...DEFAULT_RETRY, ...opts.retry };
@@ -196,18 +231,37 @@ export class KubeClient {
     for (let attempt = 1; ; attempt++) {
       const failure = await this.attempt(method, url, payload, opts);
       if ('ok' in failure) return failure.ok as T;
-      const decision = opts.signal?.aborted ? ({ retry: false, why: 'aborted' } as const) : decide(opts.retryAsIdempotent ? 'PUT' : method, failure.failure, attempt, this.retryPolicy);
+      const decision = opts.signal?.aborted
+        ? ({ retry: false, why: 'aborted' } as const)
+        : decide(opts.retryAsIdempotent ? 'PUT' : method, failure.failure, attempt, this.retryPolicy);
       if (!decision.retry) throw failure.error;
       this.retries++;
-      this.opts.logger?.warn('apiserver request retried', { method, path: url.pathname, attempt, reason: decision.why, delayMs: decision.delayMs });
+      this.opts.logger?.warn('apiserver request retried', {
+        method,
+        path: url.pathname,
+        attempt,
+        reason: decision.why,
+        delayMs: decision.delayMs,
+      });
       if (decision.delayMs > 0) await sleep(decision.delayMs, undefined, opts.signal ? { signal: opts.signal } : {});
     }
   }
 
   /** One try: the parsed answer, or what failed and the error to throw if it is not tried again. */
-  private async attempt(method: string, url: URL, payload: string | undefined, opts: RequestOptions): Promise<{ ok: unknown } | { failure: Failure; error: Error }> {
+  private async attempt(
+    method: string,
+    url: URL,
+    payload: string | undefined,
+    opts: RequestOptions,
+  ): Promise<{ ok: unknown } | { failure: Failure; error: Error }> {
     const timeout = AbortSignal.timeout(this.retryPolicy.timeoutMs);
-    const reqOpts = await this.requestOptions(method, url, payload, opts, opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout);
+    const reqOpts = await this.requestOptions(
+      method,
+      url,
+      payload,
+      opts,
+      opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout,
+    );
     this.requestCounts[method] = (this.requestCounts[method] ?? 0) + 1;
     let sent: Sent;
     try {
@@ -219,10 +273,24 @@ export class KubeClient {
     if (sent.status >= 200 && sent.status < 300) return { ok: sent.text ? JSON.parse(sent.text) : undefined };
     const retryAfter = sent.headers['retry-after'];
     const error = apiError(sent.status, sent.text, `HTTP ${sent.status} for ${method} ${url.pathname}`);
-    return { failure: { kind: 'status', status: sent.status, retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter, message: error.message }, error };
+    return {
+      failure: {
+        kind: 'status',
+        status: sent.status,
+        retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
+        message: error.message,
+      },
+      error,
+    };
   }
 
-  private async requestOptions(method: string, url: URL, payload: string | undefined, opts: RequestOptions, signal: AbortSignal): Promise<Parameters<typeof request>[1]> {
+  private async requestOptions(
+    method: string,
+    url: URL,
+    payload: string | undefined,
+    opts: RequestOptions,
+    signal: AbortSignal,
+  ): Promise<Parameters<typeof request>[1]> {
     const headers: Record<string, string> = { accept: opts.accept ?? 'application/json' };
     if (payload !== undefined) {
       headers['content-type'] = opts.contentType ?? 'application/json';
@@ -230,7 +298,12 @@ export class KubeClient {
       // the body as the start of the next request on this keep-alive connection (400 Bad Request).
       headers['content-length'] = String(Buffer.byteLength(payload));
     }
-    const reqOpts: Parameters<typeof request>[1] = { method, headers, agent: url.protocol === 'https:' ? this.agent : this.httpAgent, signal };
+    const reqOpts: Parameters<typeof request>[1] = {
+      method,
+      headers,
+      agent: url.protocol === 'https:' ? this.agent : this.httpAgent,
+      signal,
+    };
     await this.kc.applyToHTTPSOptions(reqOpts);
     if (this.bearer) reqOpts.headers = withBearer(reqOpts.headers, await this.bearer());
     return reqOpts;
@@ -238,17 +311,31 @@ export class KubeClient {
 
   private unreachable(where: string, url: URL, err: unknown, timedOut: boolean): { failure: Failure; error: Error } {
     const cause = err instanceof SendError ? err.cause : (err as Error & { code?: string });
-    if (timedOut) return { failure: { kind: 'timeout' }, error: new KubeUnreachableError(`no answer from ${url.host} within ${this.retryPolicy.timeoutMs} ms (${where})`, cause) };
+    if (timedOut)
+      return {
+        failure: { kind: 'timeout' },
+        error: new KubeUnreachableError(
+          `no answer from ${url.host} within ${this.retryPolicy.timeoutMs} ms (${where})`,
+          cause,
+        ),
+      };
     const code = cause.code ?? 'EUNKNOWN';
-    return { failure: { kind: 'network', code, reusedSocket: err instanceof SendError && err.reusedSocket }, error: new KubeUnreachableError(`cannot reach ${url.host}: ${code} ${cause.message} (${where})`, cause) };
+    return {
+      failure: { kind: 'network', code, reusedSocket: err instanceof SendError && err.reusedSocket },
+      error: new KubeUnreachableError(`cannot reach ${url.host}: ${code} ${cause.message} (${where})`, cause),
+    };
   }
 
   /** Refreshes the resource index with aggregated discovery: two requests for the whole API surface. */
   async discover(signal?: AbortSignal): Promise<void> {
     const index = new Map<string, ResourceInfo>();
     for (const root of ['/api', '/apis']) {
-      const list = await this.request<DiscoveryList>('GET', root, { accept: DISCOVERY_ACCEPT, ...(signal ? { signal } : {}) });
-      for (const info of discoveredResources(list)) index.set(`${info.group ? `${info.group}/` : ''}${info.version}/${info.kind}`, info);
+      const list = await this.request<DiscoveryList>('GET', root, {
+        accept: DISCOVERY_ACCEPT,
+        ...(signal ? { signal } : {}),
+      });
+      for (const info of discoveredResources(list))
+        index.set(`${info.group ? `${info.group}/` : ''}${info.version}/${info.kind}`, info);
     }
     this.resources = index;
   }
@@ -279,17 +366,30 @@ export class KubeClient {
   }
 
   /** Server-side apply of a whole object; returns the object as stored (or as it would be, on dry run). */
-  async apply(obj: KubeObject, opts: { fieldManager: string; force?: boolean; dryRun?: boolean; signal?: AbortSignal }): Promise<KubeObject> {
+  async apply(
+    obj: KubeObject,
+    opts: { fieldManager: string; force?: boolean; dryRun?: boolean; signal?: AbortSignal },
+  ): Promise<KubeObject> {
     const info = await this.requireResource(obj.apiVersion, obj.kind);
     return this.request<KubeObject>('PATCH', KubeClient.path(info, obj.metadata.namespace, obj.metadata.name), {
       body: obj,
       contentType: 'application/apply-patch+yaml',
-      query: { fieldManager: opts.fieldManager, force: opts.force ? 'true' : undefined, dryRun: opts.dryRun ? 'All' : undefined },
+      query: {
+        fieldManager: opts.fieldManager,
+        force: opts.force ? 'true' : undefined,
+        dryRun: opts.dryRun ? 'All' : undefined,
+      },
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
   }
 
-  async get(apiVersion: string, kind: string, namespace: string | undefined, name: string, signal?: AbortSignal): Promise<KubeObject | undefined> {
+  async get(
+    apiVersion: string,
+    kind: string,
+    namespace: string | undefined,
+    name: string,
+    signal?: AbortSignal,
+  ): Promise<KubeObject | undefined> {
     const info = await this.requireResource(apiVersion, kind);
     try {
       return await this.request<KubeObject>('GET', KubeClient.path(info, namespace, name), signal ? { signal } : {});
@@ -300,15 +400,23 @@ export class KubeClient {
   }
 
   /** Every object of a kind (in a namespace, or all), following pagination; items carry apiVersion and kind. */
-  async list(apiVersion: string, kind: string, opts: { namespace?: string; labelSelector?: string; signal?: AbortSignal } = {}): Promise<KubeObject[]> {
+  async list(
+    apiVersion: string,
+    kind: string,
+    opts: { namespace?: string; labelSelector?: string; signal?: AbortSignal } = {},
+  ): Promise<KubeObject[]> {
     const info = await this.requireResource(apiVersion, kind);
     const items: KubeObject[] = [];
     let cont: string | undefined;
     do {
-      const page = await this.request<{ items: KubeObject[]; metadata: { continue?: string } }>('GET', KubeClient.path(info, opts.namespace), {
-        query: { labelSelector: opts.labelSelector, limit: '500', continue: cont },
-        ...(opts.signal ? { signal: opts.signal } : {}),
-      });
+      const page = await this.request<{ items: KubeObject[]; metadata: { continue?: string } }>(
+        'GET',
+        KubeClient.path(info, opts.namespace),
+        {
+          query: { labelSelector: opts.labelSelector, limit: '500', continue: cont },
+          ...(opts.signal ? { signal: opts.signal } : {}),
+        },
+      );
       for (const item of page.items) items.push({ ...item, apiVersion, kind });
       cont = page.metadata.continue || undefined;
     } while (cont);
@@ -322,24 +430,44 @@ export class KubeClient {
    */
   async create(obj: KubeObject, signal?: AbortSignal): Promise<KubeObject> {
     const info = await this.requireResource(obj.apiVersion, obj.kind);
-    return this.request<KubeObject>('POST', KubeClient.path(info, obj.metadata.namespace), { body: obj, retryAsIdempotent: true, ...(signal ? { signal } : {}) });
+    return this.request<KubeObject>('POST', KubeClient.path(info, obj.metadata.namespace), {
+      body: obj,
+      retryAsIdempotent: true,
+      ...(signal ? { signal } : {}),
+    });
   }
 
   /** Replaces an object with a resourceVersion precondition (metadata.resourceVersion); 409 when it changed since. */
   async replace(obj: KubeObject, signal?: AbortSignal): Promise<KubeObject> {
     const info = await this.requireResource(obj.apiVersion, obj.kind);
-    return this.request<KubeObject>('PUT', KubeClient.path(info, obj.metadata.namespace, obj.metadata.name), { body: obj, ...(signal ? { signal } : {}) });
+    return this.request<KubeObject>('PUT', KubeClient.path(info, obj.metadata.namespace, obj.metadata.name), {
+      body: obj,
+      ...(signal ? { signal } : {}),
+    });
   }
 
   /** Deletes an object; false when it was already gone. With a resourceVersion precondition, 409 when it changed since. */
-  async delete(ref: ObjectRef & { apiVersion?: string }, opts: { propagationPolicy?: 'Background' | 'Foreground' | 'Orphan'; dryRun?: boolean; resourceVersion?: string; signal?: AbortSignal } = {}): Promise<boolean> {
-    const info = ref.apiVersion ? await this.requireResource(ref.apiVersion, ref.kind) : this.resourceForGroupKind(ref.group, ref.kind);
+  async delete(
+    ref: ObjectRef & { apiVersion?: string },
+    opts: {
+      propagationPolicy?: 'Background' | 'Foreground' | 'Orphan';
+      dryRun?: boolean;
+      resourceVersion?: string;
+      signal?: AbortSignal;
+    } = {},
+  ): Promise<boolean> {
+    const info = ref.apiVersion
+      ? await this.requireResource(ref.apiVersion, ref.kind)
+      : this.resourceForGroupKind(ref.group, ref.kind);
     if (!info) return false; // the kind is no longer served: nothing of it can exist
     try {
       await this.request('DELETE', KubeClient.path(info, ref.namespace, ref.name), {
         body: {
-          kind: 'DeleteOptions', apiVersion: 'v1', propagationPolicy: opts.propagationPolicy ?? 'Background',
-          ...(opts.dryRun ? { dryRun: ['All'] } : {}), ...(opts.resourceVersion ? { preconditions: { resourceVersion: opts.resourceVersion } } : {}),
+          kind: 'DeleteOptions',
+          apiVersion: 'v1',
+          propagationPolicy: opts.propagationPolicy ?? 'Background',
+          ...(opts.dryRun ? { dryRun: ['All'] } : {}),
+          ...(opts.resourceVersion ? { preconditions: { resourceVersion: opts.resourceVersion } } : {}),
         },
         ...(opts.signal ? { signal: opts.signal } : {}),
       });
@@ -356,4 +484,5 @@ export class KubeClient {
   }
 }
 
-export const groupVersionOf = (info: ResourceInfo): string => (info.group ? `${info.group}/${info.version}` : info.version);
+export const groupVersionOf = (info: ResourceInfo): string =>
+  info.group ? `${info.group}/${info.version}` : info.version;

@@ -13,8 +13,19 @@ const TOKEN_REUSE_MS = 10 * 60 * 1000;
  * A bearer token for EKS, as aws-iam-authenticator makes it: `k8s-aws-v1.` + base64url of a
  * presigned STS GetCallerIdentity URL whose signed headers include `x-k8s-aws-id: <cluster>`.
  */
-export async function eksToken(cluster: string, region: string, credentials: AwsCredentialIdentity | AwsCredentialIdentityProvider, now = new Date()): Promise<string> {
-  const signer = new SignatureV4({ credentials, region, service: 'sts', sha256: Hash.bind(null, 'sha256'), applyChecksum: false });
+export async function eksToken(
+  cluster: string,
+  region: string,
+  credentials: AwsCredentialIdentity | AwsCredentialIdentityProvider,
+  now = new Date(),
+): Promise<string> {
+  const signer = new SignatureV4({
+    credentials,
+    region,
+    service: 'sts',
+    sha256: Hash.bind(null, 'sha256'),
+    applyChecksum: false,
+  });
   const hostname = `sts.${region}.amazonaws.com`;
   const presigned = await signer.presign(
     {
@@ -58,7 +69,10 @@ export class EksAuth {
   private readonly described = new Map<string, Promise<ClusterInfo>>();
   private readonly tokens = new Map<string, { token: string; at: number }>();
 
-  constructor(private readonly opts: EksConnectOptions, private readonly clock: () => number = Date.now) {}
+  constructor(
+    private readonly opts: EksConnectOptions,
+    private readonly clock: () => number = Date.now,
+  ) {}
 
   describe(ref: EksClusterRef): Promise<ClusterInfo> {
     const key = `${ref.region}/${ref.name}`;
@@ -66,11 +80,19 @@ export class EksAuth {
     if (!info) {
       // Loaded on first use: functions that never talk to EKS do not pay for the client at cold start.
       info = import('@aws-sdk/client-eks').then(async ({ DescribeClusterCommand, EKSClient }) => {
-        const eks = new EKSClient({ region: ref.region, credentials: this.opts.credentials, ...(this.opts.eksEndpoint ? { endpoint: this.opts.eksEndpoint } : {}) });
+        const eks = new EKSClient({
+          region: ref.region,
+          credentials: this.opts.credentials,
+          ...(this.opts.eksEndpoint ? { endpoint: this.opts.eksEndpoint } : {}),
+        });
         const out = await eks.send(new DescribeClusterCommand({ name: ref.name }));
         const endpoint = out.cluster?.endpoint;
         const ca = out.cluster?.certificateAuthority?.data;
-        if (!endpoint || !ca) throw new TidegateError('EksClusterIncomplete', `EKS cluster ${ref.name} in ${ref.region} has no endpoint or CA yet`);
+        if (!endpoint || !ca)
+          throw new TidegateError(
+            'EksClusterIncomplete',
+            `EKS cluster ${ref.name} in ${ref.region} has no endpoint or CA yet`,
+          );
         return { endpoint, caPem: Buffer.from(ca, 'base64').toString('utf8') };
       });
       info.catch(() => this.described.delete(key)); // a failure is not cached

@@ -17,7 +17,14 @@ export interface ClusterEndpoint {
 export function kubeConfigFromEndpoint(endpoint: ClusterEndpoint): KubeConfig {
   const kc = new KubeConfig();
   kc.loadFromOptions({
-    clusters: [{ name: endpoint.name, server: endpoint.server, caData: Buffer.from(endpoint.caPem).toString('base64'), skipTLSVerify: false }],
+    clusters: [
+      {
+        name: endpoint.name,
+        server: endpoint.server,
+        caData: Buffer.from(endpoint.caPem).toString('base64'),
+        skipTLSVerify: false,
+      },
+    ],
     users: [{ name: endpoint.name, token: endpoint.token }],
     contexts: [{ name: endpoint.name, cluster: endpoint.name, user: endpoint.name }],
     currentContext: endpoint.name,

@@ -17,18 +17,24 @@ export interface RetryPolicy {
   timeoutMs: number;
 }
 
-export const DEFAULT_RETRY: RetryPolicy = { attempts: 6, baseMs: 200, maxMs: 8_000, maxRetryAfterMs: 30_000, timeoutMs: 30_000 };
+export const DEFAULT_RETRY: RetryPolicy = {
+  attempts: 6,
+  baseMs: 200,
+  maxMs: 8_000,
+  maxRetryAfterMs: 30_000,
+  timeoutMs: 30_000,
+};
 
 /** Answers worth asking again: throttling and the server (or a proxy in front of it) failing for now. */
 export const RETRYABLE_STATUS: ReadonlySet<number> = new Set([429, 500, 502, 503, 504]);
-
 
 /**
  * 500s the apiserver answers for a request that can never succeed: server-side apply of an object
  * whose fields do not match the schema ("failed to create typed patch object"). Asking again
  * would fail again; the caller reports it on the object.
  */
-export const isInvalidObject500 = (status: number, message: string): boolean => status === 500 && /failed to create typed patch object|failed to create typed live object/.test(message);
+export const isInvalidObject500 = (status: number, message: string): boolean =>
+  status === 500 && /failed to create typed patch object|failed to create typed live object/.test(message);
 
 /** Methods whose repetition changes nothing more (server-side apply and merge patches set, never add). */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'PATCH']);
@@ -50,24 +56,44 @@ export function parseRetryAfter(value: string | undefined, now = Date.now()): nu
 }
 
 /** Exponential backoff with equal jitter: half the step fixed, half random, so tries spread out but still grow. */
-export function backoffMs(attempt: number, policy: Pick<RetryPolicy, 'baseMs' | 'maxMs'>, random: () => number = Math.random): number {
+export function backoffMs(
+  attempt: number,
+  policy: Pick<RetryPolicy, 'baseMs' | 'maxMs'>,
+  random: () => number = Math.random,
+): number {
   const step = Math.min(policy.maxMs, policy.baseMs * 2 ** Math.max(0, attempt - 1));
   return Math.round(step / 2 + random() * (step / 2));
 }
 
-function afterStatus(method: string, failure: Extract<Failure, { kind: 'status' }>, idempotent: boolean, wait: number, policy: RetryPolicy): Decision {
-  if (!RETRYABLE_STATUS.has(failure.status) || isInvalidObject500(failure.status, failure.message ?? '')) return { retry: false, why: `HTTP ${failure.status} is not transient` };
-  if (!idempotent && failure.status !== 429) return { retry: false, why: `${method} is not repeated after HTTP ${failure.status}` };
+function afterStatus(
+  method: string,
+  failure: Extract<Failure, { kind: 'status' }>,
+  idempotent: boolean,
+  wait: number,
+  policy: RetryPolicy,
+): Decision {
+  if (!RETRYABLE_STATUS.has(failure.status) || isInvalidObject500(failure.status, failure.message ?? ''))
+    return { retry: false, why: `HTTP ${failure.status} is not transient` };
+  if (!idempotent && failure.status !== 429)
+    return { retry: false, why: `${method} is not repeated after HTTP ${failure.status}` };
   const after = parseRetryAfter(failure.retryAfter);
-  if (after !== undefined && after > policy.maxRetryAfterMs) return { retry: false, why: `Retry-After ${after} ms is longer than ${policy.maxRetryAfterMs} ms` };
+  if (after !== undefined && after > policy.maxRetryAfterMs)
+    return { retry: false, why: `Retry-After ${after} ms is longer than ${policy.maxRetryAfterMs} ms` };
   return { retry: true, delayMs: Math.max(wait, after ?? 0), why: `HTTP ${failure.status}` };
 }
 
-function afterNetwork(method: string, failure: Extract<Failure, { kind: 'network' }>, idempotent: boolean, wait: number): Decision {
+function afterNetwork(
+  method: string,
+  failure: Extract<Failure, { kind: 'network' }>,
+  idempotent: boolean,
+  wait: number,
+): Decision {
   if (!NETWORK_ERROR_CODES.has(failure.code)) return { retry: false, why: `${failure.code} is not transient` };
   // A stale kept-alive socket: the request was never read. Send it again at once, on a new connection.
-  if (failure.reusedSocket && (failure.code === 'ECONNRESET' || failure.code === 'EPIPE')) return { retry: true, delayMs: 0, why: `stale kept-alive socket (${failure.code})` };
-  if (!idempotent && failure.code !== 'ECONNREFUSED') return { retry: false, why: `${method} is not repeated after ${failure.code}` };
+  if (failure.reusedSocket && (failure.code === 'ECONNRESET' || failure.code === 'EPIPE'))
+    return { retry: true, delayMs: 0, why: `stale kept-alive socket (${failure.code})` };
+  if (!idempotent && failure.code !== 'ECONNREFUSED')
+    return { retry: false, why: `${method} is not repeated after ${failure.code}` };
   return { retry: true, delayMs: wait, why: failure.code };
 }
 
@@ -77,7 +103,13 @@ function afterNetwork(method: string, failure: Extract<Failure, { kind: 'network
  * had closed while this process was frozen) is always safe to send again; anything else only when
  * the method is idempotent, or the answer was 429 (the server refused it before doing anything).
  */
-export function decide(method: string, failure: Failure, attempt: number, policy: RetryPolicy, random: () => number = Math.random): Decision {
+export function decide(
+  method: string,
+  failure: Failure,
+  attempt: number,
+  policy: RetryPolicy,
+  random: () => number = Math.random,
+): Decision {
   if (attempt >= policy.attempts) return { retry: false, why: `gave up after ${attempt} tries` };
   const idempotent = IDEMPOTENT.has(method.toUpperCase());
   const wait = backoffMs(attempt, policy, random);

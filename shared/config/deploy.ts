@@ -20,7 +20,11 @@ export const deploySettingsSchema = z
             url: z.string().url(),
             branch: z.string().default('main'),
             token: secretRef.optional().describe('for git over HTTPS and the GitHub API (pull requests)'),
-            githubApiUrl: z.string().url().optional().describe('GitHub Enterprise: https://<host>/api/v3; github.com needs none'),
+            githubApiUrl: z
+              .string()
+              .url()
+              .optional()
+              .describe('GitHub Enterprise: https://<host>/api/v3; github.com needs none'),
           })
           .strict(),
       )
@@ -32,8 +36,20 @@ export const deploySettingsSchema = z
     clusters: z.record(
       z.string(),
       z.union([
-        z.object({ eks: z.object({ name: z.string().min(1), region: z.string().min(1) }).strict(), floor: gateSchema.optional() }).strict(),
-        z.object({ server: z.string().url(), caData: z.string().min(1).describe('base64 PEM'), token: secretRef, floor: gateSchema.optional() }).strict(),
+        z
+          .object({
+            eks: z.object({ name: z.string().min(1), region: z.string().min(1) }).strict(),
+            floor: gateSchema.optional(),
+          })
+          .strict(),
+        z
+          .object({
+            server: z.string().url(),
+            caData: z.string().min(1).describe('base64 PEM'),
+            token: secretRef,
+            floor: gateSchema.optional(),
+          })
+          .strict(),
       ]),
     ),
     /** Keys a gate's verify may name: an armored OpenPGP public key or an SSH public key line, each in a secret or inline. */
@@ -47,12 +63,18 @@ export const deploySettingsSchema = z
         strategy: z.enum(['annotations', 'env-vars']).default('annotations'),
         namespaces: z.array(z.string()).optional().describe('namespaces to watch; default: all'),
         ignoreNamespaces: z.array(z.string()).default(['kube-system', 'tidegate-system']),
-        resourceSelector: z.string().optional().describe('label selector for ConfigMaps/Secrets that may trigger reloads'),
+        resourceSelector: z
+          .string()
+          .optional()
+          .describe('label selector for ConfigMaps/Secrets that may trigger reloads'),
       })
       .strict()
       .default({ strategy: 'annotations', ignoreNamespaces: ['kube-system', 'tidegate-system'] }),
     /** A poll re-syncs an unchanged revision once per interval, correcting drift. */
-    driftInterval: z.string().refine((s) => parseDuration(s) !== undefined, 'must be a duration').default('10m'),
+    driftInterval: z
+      .string()
+      .refine((s) => parseDuration(s) !== undefined, 'must be a duration')
+      .default('10m'),
   })
   .strict();
 
@@ -70,12 +92,18 @@ export function deploySettings(env: NodeJS.ProcessEnv = process.env): DeploySett
     throw new TidegateError('SettingsInvalid', 'TIDEGATE_SETTINGS is not valid JSON');
   }
   // The queue is created by the stack; serverless.yml passes its URL separately.
-  if (env['TIDEGATE_QUEUE_URL'] && typeof json === 'object' && json !== null) json = { ...json, queueUrl: env['TIDEGATE_QUEUE_URL'] };
+  if (env['TIDEGATE_QUEUE_URL'] && typeof json === 'object' && json !== null)
+    json = { ...json, queueUrl: env['TIDEGATE_QUEUE_URL'] };
   const parsed = deploySettingsSchema.safeParse(json);
-  if (!parsed.success) throw new TidegateError('SettingsInvalid', `TIDEGATE_SETTINGS: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!parsed.success)
+    throw new TidegateError(
+      'SettingsInvalid',
+      `TIDEGATE_SETTINGS: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
   return parsed.data;
 }
 
 /** AWS endpoint overrides for local runs and tests (AWS_ENDPOINT_URL, as the AWS SDKs define it). */
 export const awsEndpoint = (env: NodeJS.ProcessEnv = process.env): string | undefined => env['AWS_ENDPOINT_URL'];
-export const awsRegion = (env: NodeJS.ProcessEnv = process.env): string => env['AWS_REGION'] ?? env['AWS_DEFAULT_REGION'] ?? 'us-east-1';
+export const awsRegion = (env: NodeJS.ProcessEnv = process.env): string =>
+  env['AWS_REGION'] ?? env['AWS_DEFAULT_REGION'] ?? 'us-east-1';

@@ -1,6 +1,16 @@
 export { localSettings, type LocalSettings } from './local.js';
 export { parseDuration } from './duration.js';
-export { configJsonSchema, type ChangeWindow, type GatePolicy, type VerifyMode, type IgnoreRule, type ImagePolicySpec, type SourceRef, type TargetSpec, type TidegateConfig } from './schema.js';
+export {
+  configJsonSchema,
+  type ChangeWindow,
+  type GatePolicy,
+  type VerifyMode,
+  type IgnoreRule,
+  type ImagePolicySpec,
+  type SourceRef,
+  type TargetSpec,
+  type TidegateConfig,
+} from './schema.js';
 export { orderTargets, parseConfig } from './load.js';
 export { awsEndpoint, awsRegion, deploySettings, type DeploySettings, type SecretRef } from './deploy.js';
 export { SecretStore } from './secrets.js';

@@ -16,13 +16,19 @@ export class ConfigError extends TidegateError {
   readonly problems: readonly ConfigProblem[];
 
   constructor(problems: ConfigProblem[]) {
-    super('ConfigInvalid', problems.map((p) => `${p.file}:${p.line}: ${p.field ? `${p.field}: ` : ''}${p.message}`).join('\n'));
+    super(
+      'ConfigInvalid',
+      problems.map((p) => `${p.file}:${p.line}: ${p.field ? `${p.field}: ` : ''}${p.message}`).join('\n'),
+    );
     this.problems = problems;
   }
 }
 
 const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
-  path.reduce<string>((acc, key) => (typeof key === 'number' ? `${acc}[${key}]` : acc ? `${acc}.${String(key)}` : String(key)), '');
+  path.reduce<string>(
+    (acc, key) => (typeof key === 'number' ? `${acc}[${key}]` : acc ? `${acc}.${String(key)}` : String(key)),
+    '',
+  );
 
 /** The line of the deepest node on `path` that exists in the document. */
 function lineOf(doc: Document, counter: LineCounter, path: ReadonlyArray<PropertyKey>): number {
@@ -51,11 +57,17 @@ function graphProblems(targets: TargetSpec[]): Array<{ index: number; field: str
   });
   targets.forEach((t, i) =>
     t.dependsOn.forEach((dep, j) => {
-      if (!byName.has(dep)) problems.push({ index: i, field: `dependsOn[${j}]`, message: `depends on "${dep}", which is not a target` });
+      if (!byName.has(dep))
+        problems.push({ index: i, field: `dependsOn[${j}]`, message: `depends on "${dep}", which is not a target` });
     }),
   );
   const cycle = findCycle(targets);
-  if (cycle) problems.push({ index: byName.get(cycle[0] ?? '') ?? 0, field: 'dependsOn', message: `dependency cycle: ${cycle.join(' → ')}` });
+  if (cycle)
+    problems.push({
+      index: byName.get(cycle[0] ?? '') ?? 0,
+      field: 'dependsOn',
+      message: `dependency cycle: ${cycle.join(' → ')}`,
+    });
   return problems;
 }
 
@@ -89,7 +101,14 @@ export function parseConfig(text: string, file = 'tidegate.yaml'): TidegateConfi
   const counter = new LineCounter();
   const doc = parseDocument(text, { lineCounter: counter, prettyErrors: false });
   if (doc.errors.length > 0) {
-    throw new ConfigError(doc.errors.map((e) => ({ file, line: counter.linePos(e.pos[0]).line, field: '', message: e.message.split('\n')[0] ?? e.message })));
+    throw new ConfigError(
+      doc.errors.map((e) => ({
+        file,
+        line: counter.linePos(e.pos[0]).line,
+        field: '',
+        message: e.message.split('\n')[0] ?? e.message,
+      })),
+    );
   }
   let data: unknown;
   try {
@@ -102,7 +121,11 @@ export function parseConfig(text: string, file = 'tidegate.yaml'): TidegateConfi
   if (!parsed.success) throw new ConfigError(zodProblems(file, doc, counter, parsed.error));
   const problems = graphProblems(parsed.data.targets).map((p) => ({
     file,
-    line: lineOf(doc, counter, ['targets', p.index, ...(p.field.startsWith('dependsOn[') ? ['dependsOn', Number(p.field.slice(10, -1))] : [p.field])]),
+    line: lineOf(doc, counter, [
+      'targets',
+      p.index,
+      ...(p.field.startsWith('dependsOn[') ? ['dependsOn', Number(p.field.slice(10, -1))] : [p.field]),
+    ]),
     field: `targets[${p.index}].${p.field}`,
     message: p.message,
   }));

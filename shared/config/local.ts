@@ -23,7 +23,17 @@ export interface LocalSettings {
 /** Reads the local settings from the environment (this module is the only reader of process.env). */
 export function localSettings(env: NodeJS.ProcessEnv = process.env): LocalSettings {
   const onLambda = env['AWS_LAMBDA_FUNCTION_NAME'] !== undefined;
-  const cacheDir = env['TIDEGATE_CACHE'] ?? (onLambda ? '/tmp/tidegate' : join(env['HOME'] ?? homedir(), '.cache', 'tidegate'));
+  const cacheDir =
+    env['TIDEGATE_CACHE'] ?? (onLambda ? '/tmp/tidegate' : join(env['HOME'] ?? homedir(), '.cache', 'tidegate'));
   const kubeconfig = env['KUBECONFIG']?.split(':')[0] || join(env['HOME'] ?? homedir(), '.kube', 'config');
-  return { cacheDir, kubectl: env['TIDEGATE_KUBECTL'], helm: env['TIDEGATE_HELM'], searchPath: env['PATH'] ?? '', kubeconfig, gitToken: env['TIDEGATE_GIT_TOKEN'], githubApiUrl: env['TIDEGATE_GITHUB_API_URL'], trustedKeysDir: env['TIDEGATE_TRUSTED_KEYS'] };
+  return {
+    cacheDir,
+    kubectl: env['TIDEGATE_KUBECTL'],
+    helm: env['TIDEGATE_HELM'],
+    searchPath: env['PATH'] ?? '',
+    kubeconfig,
+    gitToken: env['TIDEGATE_GIT_TOKEN'],
+    githubApiUrl: env['TIDEGATE_GITHUB_API_URL'],
+    trustedKeysDir: env['TIDEGATE_TRUSTED_KEYS'],
+  };
 }

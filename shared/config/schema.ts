@@ -2,24 +2,37 @@ import { Cron } from 'croner';
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
 
-const dnsLabel = z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a DNS-1123 label (lower case letters, digits, "-")');
+const dnsLabel = z
+  .string()
+  .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a DNS-1123 label (lower case letters, digits, "-")');
 
-const duration = z.string().refine((s) => parseDuration(s) !== undefined, 'must be a duration such as 90s, 5m or 1h30m');
+const duration = z
+  .string()
+  .refine((s) => parseDuration(s) !== undefined, 'must be a duration such as 90s, 5m or 1h30m');
 
 /** A path inside the repository: relative, no "..", no absolute path. */
 const repoPath = z
   .string()
-  .refine((p) => !p.startsWith('/') && !p.split('/').includes('..'), 'must be a path inside the repository (relative, without "..")');
+  .refine(
+    (p) => !p.startsWith('/') && !p.split('/').includes('..'),
+    'must be a path inside the repository (relative, without "..")',
+  );
 
 const ref = z
   .object({
     branch: z.string().min(1).optional(),
     tag: z.string().min(1).optional(),
     semver: z.string().min(1).optional().describe('a semver range; the highest matching tag is used'),
-    commit: z.string().regex(/^[0-9a-f]{40}$/, 'must be a full 40-character commit SHA').optional(),
+    commit: z
+      .string()
+      .regex(/^[0-9a-f]{40}$/, 'must be a full 40-character commit SHA')
+      .optional(),
   })
   .strict()
-  .refine((r) => [r.branch, r.tag, r.semver].filter(Boolean).length <= 1, 'set at most one of branch, tag and semver (commit may pin any of them)');
+  .refine(
+    (r) => [r.branch, r.tag, r.semver].filter(Boolean).length <= 1,
+    'set at most one of branch, tag and semver (commit may pin any of them)',
+  );
 
 const source = z
   .object({
@@ -67,14 +80,17 @@ const window = z
     allow: cron.optional().describe('cron: syncs may apply only inside such windows (when any allow window is set)'),
     deny: cron.optional().describe('cron: no sync applies inside such windows; deny wins over allow'),
     duration: duration,
-    timeZone: z.string().default('UTC').refine((tz) => {
-      try {
-        new Intl.DateTimeFormat('en', { timeZone: tz });
-        return true;
-      } catch {
-        return false;
-      }
-    }, 'must be an IANA time zone such as Europe/Berlin'),
+    timeZone: z
+      .string()
+      .default('UTC')
+      .refine((tz) => {
+        try {
+          new Intl.DateTimeFormat('en', { timeZone: tz });
+          return true;
+        } catch {
+          return false;
+        }
+      }, 'must be an IANA time zone such as Europe/Berlin'),
   })
   .strict()
   .refine((w) => (w.allow === undefined) !== (w.deny === undefined), 'set exactly one of allow and deny');
@@ -82,18 +98,38 @@ const window = z
 /** Sign-off before a sync applies: evaluated in order (suspend, windows, approvals, manual); the first that holds says why. */
 export const gateSchema = z
   .object({
-    approvals: z.number().int().min(0).max(10).default(0).describe('the commit must reach the branch through a merged pull request with this many approvals from others with write access, after its last push'),
-    manual: z.boolean().default(false).describe('hold every revision until `tidegate approve <target> <revision>` or a `/tidegate approve` comment'),
+    approvals: z
+      .number()
+      .int()
+      .min(0)
+      .max(10)
+      .default(0)
+      .describe(
+        'the commit must reach the branch through a merged pull request with this many approvals from others with write access, after its last push',
+      ),
+    manual: z
+      .boolean()
+      .default(false)
+      .describe('hold every revision until `tidegate approve <target> <revision>` or a `/tidegate approve` comment'),
     approvers: z
-      .object({ users: z.array(z.string().min(1)).default([]), teams: z.array(z.string().regex(/^[^/]+\/[^/]+$/, 'must be org/team-slug')).default([]) })
+      .object({
+        users: z.array(z.string().min(1)).default([]),
+        teams: z.array(z.string().regex(/^[^/]+\/[^/]+$/, 'must be org/team-slug')).default([]),
+      })
       .strict()
       .optional()
       .describe('who may approve with a `/tidegate approve` comment; default: users with write access'),
     windows: z.array(window).default([]),
     verify: z
       .object({
-        mode: z.enum(['HEAD', 'Tag', 'TagAndHEAD']).default('HEAD').describe('HEAD: the commit must be signed; Tag: the annotated tag; TagAndHEAD: both'),
-        keys: z.array(z.string().min(1)).min(1).describe('names of trusted keys (OpenPGP or SSH) from the deploy-time settings'),
+        mode: z
+          .enum(['HEAD', 'Tag', 'TagAndHEAD'])
+          .default('HEAD')
+          .describe('HEAD: the commit must be signed; Tag: the annotated tag; TagAndHEAD: both'),
+        keys: z
+          .array(z.string().min(1))
+          .min(1)
+          .describe('names of trusted keys (OpenPGP or SSH) from the deploy-time settings'),
       })
       .strict()
       .optional()
@@ -104,7 +140,10 @@ export const gateSchema = z
 export const targetSchema = z
   .object({
     name: dnsLabel,
-    cluster: z.string().min(1).describe('cluster alias: deploy-time settings map it to an EKS cluster; locally a kubeconfig context'),
+    cluster: z
+      .string()
+      .min(1)
+      .describe('cluster alias: deploy-time settings map it to an EKS cluster; locally a kubeconfig context'),
     source: source.default({}),
     path: repoPath.default('.'),
     render: z.enum(['auto', 'yaml', 'kustomize', 'helm']).default('auto'),
@@ -122,13 +161,24 @@ export const targetSchema = z
     force: z.boolean().default(false).describe('recreate objects whose immutable fields changed'),
     drift: z.enum(['correct', 'warn']).default('correct'),
     rollback: z
-      .object({ onFailedHealth: z.boolean().default(false).describe('re-apply the last healthy revision and pin the target when health fails') })
+      .object({
+        onFailedHealth: z
+          .boolean()
+          .default(false)
+          .describe('re-apply the last healthy revision and pin the target when health fails'),
+      })
       .strict()
       .default({ onFailedHealth: false }),
     reload: z
       .object({
-        enabled: z.boolean().default(true).describe('roll workloads with Reloader annotations whose ConfigMaps/Secrets changed, right after apply'),
-        strategy: z.enum(['annotations', 'env-vars']).optional().describe('default: the deploy-time setting (annotations)'),
+        enabled: z
+          .boolean()
+          .default(true)
+          .describe('roll workloads with Reloader annotations whose ConfigMaps/Secrets changed, right after apply'),
+        strategy: z
+          .enum(['annotations', 'env-vars'])
+          .optional()
+          .describe('default: the deploy-time setting (annotations)'),
       })
       .strict()
       .default({ enabled: true }),
@@ -141,20 +191,35 @@ const order = z.enum(['asc', 'desc']).default('asc');
 export const imagePolicySchema = z
   .object({
     name: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be lower case letters, digits and "-"'),
-    namespace: z.string().optional().describe('when set, only markers "<namespace>:<name>" match; otherwise any namespace does (Flux markers work unchanged)'),
-    repository: z.string().min(1).describe('image repository, e.g. ghcr.io/stefanprodan/podinfo or 123456789012.dkr.ecr.eu-west-1.amazonaws.com/podinfo'),
+    namespace: z
+      .string()
+      .optional()
+      .describe(
+        'when set, only markers "<namespace>:<name>" match; otherwise any namespace does (Flux markers work unchanged)',
+      ),
+    repository: z
+      .string()
+      .min(1)
+      .describe(
+        'image repository, e.g. ghcr.io/stefanprodan/podinfo or 123456789012.dkr.ecr.eu-west-1.amazonaws.com/podinfo',
+      ),
     insecure: z.boolean().default(false).describe('plain HTTP (a registry on localhost)'),
     policy: z.union([
       z.object({ semver: z.object({ range: z.string().min(1) }).strict() }).strict(),
       z.object({ alphabetical: z.object({ order }).strict() }).strict(),
       z.object({ numerical: z.object({ order }).strict() }).strict(),
     ]),
-    filterTags: z.object({ pattern: z.string().min(1), extract: z.string().optional() }).strict().optional(),
+    filterTags: z
+      .object({ pattern: z.string().min(1), extract: z.string().optional() })
+      .strict()
+      .optional(),
     digest: z.boolean().default(false).describe('pin the digest: image references become name:tag@sha256:...'),
     writeBack: z
       .enum(['auto', 'commit', 'pullRequest'])
       .default('auto')
-      .describe('commit: push to the tracked branch; pullRequest: push branch tidegate/images/<name> and open or update one pull request (needs GitHub API access); auto: pullRequest when a target of the repository requires approvals (its gate or its cluster floor), else commit'),
+      .describe(
+        'commit: push to the tracked branch; pullRequest: push branch tidegate/images/<name> and open or update one pull request (needs GitHub API access); auto: pullRequest when a target of the repository requires approvals (its gate or its cluster floor), else commit',
+      ),
   })
   .strict();
 
@@ -164,7 +229,10 @@ export const configSchema = z
     images: z.array(imagePolicySchema).default([]),
     imageAutomation: z
       .object({
-        author: z.object({ name: z.string().min(1), email: z.string().min(1) }).strict().default({ name: 'tidegate', email: 'tidegate@users.noreply.github.com' }),
+        author: z
+          .object({ name: z.string().min(1), email: z.string().min(1) })
+          .strict()
+          .default({ name: 'tidegate', email: 'tidegate@users.noreply.github.com' }),
       })
       .strict()
       .default({ author: { name: 'tidegate', email: 'tidegate@users.noreply.github.com' } }),

@@ -33,12 +33,16 @@ export class SecretStore {
     if ('value' in ref) return ref.value;
     if ('ssm' in ref) {
       const { GetParameterCommand } = await import('@aws-sdk/client-ssm');
-      const out = await (await this.clients.ssm()).send(new GetParameterCommand({ Name: ref.ssm, WithDecryption: true }));
+      const out = await (
+        await this.clients.ssm()
+      ).send(new GetParameterCommand({ Name: ref.ssm, WithDecryption: true }));
       if (!out.Parameter?.Value) throw new TidegateError('SecretMissing', `SSM parameter ${ref.ssm} has no value`);
       return out.Parameter.Value;
     }
     const { GetSecretValueCommand } = await import('@aws-sdk/client-secrets-manager');
-    const out = await (await this.clients.secretsManager()).send(new GetSecretValueCommand({ SecretId: ref.secretsManager }));
+    const out = await (
+      await this.clients.secretsManager()
+    ).send(new GetSecretValueCommand({ SecretId: ref.secretsManager }));
     if (!out.SecretString) throw new TidegateError('SecretMissing', `secret ${ref.secretsManager} has no string value`);
     return out.SecretString;
   }

@@ -13,9 +13,21 @@ export interface ApprovalCheck {
  * `needed` users other than its author, with write access, whose latest review approves the head
  * that was merged (an approval of an earlier push does not count).
  */
-export async function checkApprovals(github: GitHub, repo: RepoName, branch: string, sha: string, needed: number): Promise<ApprovalCheck> {
-  const merged = (await github.pullRequestsOfCommit(repo, sha)).find((p) => p.mergedAt && p.base === branch && p.mergeCommit === sha);
-  if (!merged) return { hold: `needs ${needed} approval(s): commit ${sha.slice(0, 12)} did not reach ${branch} through a merged pull request`, approvals: [] };
+export async function checkApprovals(
+  github: GitHub,
+  repo: RepoName,
+  branch: string,
+  sha: string,
+  needed: number,
+): Promise<ApprovalCheck> {
+  const merged = (await github.pullRequestsOfCommit(repo, sha)).find(
+    (p) => p.mergedAt && p.base === branch && p.mergeCommit === sha,
+  );
+  if (!merged)
+    return {
+      hold: `needs ${needed} approval(s): commit ${sha.slice(0, 12)} did not reach ${branch} through a merged pull request`,
+      approvals: [],
+    };
   const latest = new Map<string, { state: string; commit: string; at: string }>();
   for (const r of await github.reviews(repo, merged.number)) if (r.state !== 'COMMENTED') latest.set(r.user, r);
   const counted: Approval[] = [];
@@ -29,5 +41,8 @@ export async function checkApprovals(github: GitHub, repo: RepoName, branch: str
   }
   if (counted.length >= needed) return { approvals: counted };
   const have = counted.length ? `: ${counted.map((a) => a.by).join(', ')}` : '';
-  return { hold: `needs ${needed} approval(s) of pull request #${merged.number} after its last push, from users with write access other than its author; has ${counted.length}${have}${refused.length ? `; not counted: ${refused.join(', ')}` : ''}`, approvals: counted };
+  return {
+    hold: `needs ${needed} approval(s) of pull request #${merged.number} after its last push, from users with write access other than its author; has ${counted.length}${have}${refused.length ? `; not counted: ${refused.join(', ')}` : ''}`,
+    approvals: counted,
+  };
 }

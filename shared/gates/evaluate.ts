@@ -30,20 +30,37 @@ export async function evaluateGate(input: GateInput): Promise<GateVerdict> {
   const inWindow = windowHold(gate, input.now);
   if (inWindow) return { hold: inWindow, approvals: [] };
   if (gate.verify) {
-    const untrusted = input.verify ? await input.verify(gate.verify.mode, gate.verify.keys) : 'signature verification is not available here';
-    if (untrusted) return { hold: `signature required (${gate.verify.mode}, ${gate.verify.from}): ${untrusted}`, approvals: [] };
+    const untrusted = input.verify
+      ? await input.verify(gate.verify.mode, gate.verify.keys)
+      : 'signature verification is not available here';
+    if (untrusted)
+      return { hold: `signature required (${gate.verify.mode}, ${gate.verify.from}): ${untrusted}`, approvals: [] };
   }
   const approvals: Approval[] = [];
   if (gate.approvals.count > 0) {
-    if (!input.github) return { hold: `needs ${gate.approvals.count} approval(s) (${gate.approvals.from}), but the repository has no GitHub API access to check them`, approvals };
+    if (!input.github)
+      return {
+        hold: `needs ${gate.approvals.count} approval(s) (${gate.approvals.from}), but the repository has no GitHub API access to check them`,
+        approvals,
+      };
     const branch = revision.ref.replace(/^refs\/heads\//, '');
-    const checked = await checkApprovals(input.github.client, input.github.repo, branch, revision.sha, gate.approvals.count);
+    const checked = await checkApprovals(
+      input.github.client,
+      input.github.repo,
+      branch,
+      revision.sha,
+      gate.approvals.count,
+    );
     if (checked.hold) return { hold: `${checked.hold} (${gate.approvals.from})`, approvals };
     approvals.push(...checked.approvals);
   }
   if (gate.manual.required) {
     const manual = input.manualApprovals.filter((a) => a.sha === revision.sha);
-    if (manual.length === 0) return { hold: `waiting for a manual approval of ${revision.sha.slice(0, 12)} (${gate.manual.from}): tidegate approve <target> ${revision.sha.slice(0, 12)}`, approvals };
+    if (manual.length === 0)
+      return {
+        hold: `waiting for a manual approval of ${revision.sha.slice(0, 12)} (${gate.manual.from}): tidegate approve <target> ${revision.sha.slice(0, 12)}`,
+        approvals,
+      };
     approvals.push(...manual);
   }
   return { approvals };

@@ -29,7 +29,12 @@ function strongerVerify(a: EffectiveGate['verify'], b: GatePolicy['verify'], fro
 }
 
 export function strictest(sources: readonly GateSource[]): EffectiveGate {
-  const gate: EffectiveGate = { approvals: { count: 0, from: '' }, manual: { required: false, from: '' }, deny: [], allow: [] };
+  const gate: EffectiveGate = {
+    approvals: { count: 0, from: '' },
+    manual: { required: false, from: '' },
+    deny: [],
+    allow: [],
+  };
   for (const { from, policy } of sources) {
     if (policy.approvals > gate.approvals.count) gate.approvals = { count: policy.approvals, from };
     if (policy.manual && !gate.manual.required) gate.manual = { required: true, from };
@@ -41,11 +46,21 @@ export function strictest(sources: readonly GateSource[]): EffectiveGate {
   return gate;
 }
 
-export const isOpen = (gate: EffectiveGate): boolean => gate.approvals.count === 0 && !gate.manual.required && gate.deny.length === 0 && gate.allow.length === 0 && !gate.verify;
+export const isOpen = (gate: EffectiveGate): boolean =>
+  gate.approvals.count === 0 &&
+  !gate.manual.required &&
+  gate.deny.length === 0 &&
+  gate.allow.length === 0 &&
+  !gate.verify;
 
 /**
  * The gate of a revision that already passed it and runs now: sign-offs (approvals, manual,
  * signatures) belong to the revision and were given, so re-syncs of it (drift correction, reload)
  * are judged by the change windows only.
  */
-export const signedOff = (gate: EffectiveGate): EffectiveGate => ({ ...gate, approvals: { count: 0, from: '' }, manual: { required: false, from: '' }, verify: undefined });
+export const signedOff = (gate: EffectiveGate): EffectiveGate => ({
+  ...gate,
+  approvals: { count: 0, from: '' },
+  manual: { required: false, from: '' },
+  verify: undefined,
+});

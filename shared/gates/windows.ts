@@ -20,7 +20,10 @@ export function windowHold(gate: EffectiveGate, now: Date): string | undefined {
   }
   for (const { from, windows } of gate.allow) {
     if (windows.some((w) => openAt(w, now))) continue;
-    const next = windows.map((w) => new Cron(w.allow ?? '', { timezone: w.timeZone }).nextRun(now)).filter((d): d is Date => d !== null).sort((a, b) => a.getTime() - b.getTime())[0];
+    const next = windows
+      .map((w) => new Cron(w.allow ?? '', { timezone: w.timeZone }).nextRun(now))
+      .filter((d): d is Date => d !== null)
+      .sort((a, b) => a.getTime() - b.getTime())[0];
     return `outside the allow windows of ${from}${next ? `; the next opens ${next.toISOString()}` : ''}`;
   }
   return undefined;

@@ -14,7 +14,9 @@ describe('GitHub repository names and API URLs', () => {
   });
 
   it('refuses a URL without owner/repo, without echoing credentials', () => {
-    expect(() => repoName('https://user:hunter2@example.com/gitops.git')).toThrow('cannot tell owner/repo from https://example.com/gitops.git');
+    expect(() => repoName('https://user:hunter2@example.com/gitops.git')).toThrow(
+      'cannot tell owner/repo from https://example.com/gitops.git',
+    );
   });
 
   it('github.com maps to api.github.com; other hosts need githubApiUrl', () => {
@@ -23,6 +25,8 @@ describe('GitHub repository names and API URLs', () => {
     expect(apiUrlFor('https://x-access-token:abc@github.com/acme/gitops.git')).toBe('https://api.github.com');
     expect(apiUrlFor('https://github.com.evil.example/acme/gitops.git')).toBeUndefined();
     expect(apiUrlFor('https://ghe.example.com/acme/gitops.git')).toBeUndefined();
-    expect(apiUrlFor('https://ghe.example.com/acme/gitops.git', 'https://ghe.example.com/api/v3/')).toBe('https://ghe.example.com/api/v3');
+    expect(apiUrlFor('https://ghe.example.com/acme/gitops.git', 'https://ghe.example.com/api/v3/')).toBe(
+      'https://ghe.example.com/api/v3',
+    );
   });
 });

@@ -9,10 +9,15 @@ export interface RepoName {
 
 /** owner/repo from a clone URL: https://github.com/acme/gitops(.git), git@github.com:acme/gitops.git, or any host's last two path segments. */
 export function repoName(url: string): RepoName {
-  const path = url.replace(/^[a-z+]+:\/\/[^/]+\//i, '').replace(/^[^@/]+@[^:]+:/, '').replace(/\/+$/, '').replace(/\.git$/, '');
+  const path = url
+    .replace(/^[a-z+]+:\/\/[^/]+\//i, '')
+    .replace(/^[^@/]+@[^:]+:/, '')
+    .replace(/\/+$/, '')
+    .replace(/\.git$/, '');
   const parts = path.split('/').filter(Boolean);
   const [owner, repo] = parts.slice(-2);
-  if (parts.length < 2 || !owner || !repo) throw new TidegateError('GitHubRepoUnknown', `cannot tell owner/repo from ${redactUrl(url)}`);
+  if (parts.length < 2 || !owner || !repo)
+    throw new TidegateError('GitHubRepoUnknown', `cannot tell owner/repo from ${redactUrl(url)}`);
   return { owner, repo };
 }
 
@@ -21,7 +26,6 @@ export function apiUrlFor(repoUrl: string, configured?: string): string | undefi
   if (configured) return configured.replace(/\/+$/, '');
   return /^(?:https:\/\/(?:[^@/]*@)?|[^@/]+@)github\.com[/:]/.test(repoUrl) ? 'https://api.github.com' : undefined;
 }
-
 
 export interface MergedPullRequest {
   number: number;
@@ -44,7 +48,9 @@ export interface Review {
  * One GitHub client per repository URL, made on first use: its API (api.github.com for github.com,
  * else the configured GitHub Enterprise URL) and its token. Undefined without either.
  */
-export function githubClients(access: (repoUrl: string) => { apiUrl?: string | undefined; token?: string | undefined }): (repoUrl: string) => GitHub | undefined {
+export function githubClients(
+  access: (repoUrl: string) => { apiUrl?: string | undefined; token?: string | undefined },
+): (repoUrl: string) => GitHub | undefined {
   const clients = new Map<string, GitHub | undefined>();
   return (repoUrl) => {
     if (!clients.has(repoUrl)) {
@@ -72,7 +78,9 @@ export class GitHub {
   constructor(private readonly opts: { apiUrl: string; token: string }) {}
 
   private get octokit(): Promise<Octokit> {
-    this.client ??= import('@octokit/core').then(({ Octokit }) => new Octokit({ baseUrl: this.opts.apiUrl, auth: this.opts.token, userAgent: 'tidegate' }));
+    this.client ??= import('@octokit/core').then(
+      ({ Octokit }) => new Octokit({ baseUrl: this.opts.apiUrl, auth: this.opts.token, userAgent: 'tidegate' }),
+    );
     return this.client;
   }
 
@@ -80,87 +88,225 @@ export class GitHub {
    * Opens a pull request from head into base, or updates the open one for the same head and base
    * (title and body), so one branch never has more than one open pull request.
    */
-  async ensurePullRequest(name: RepoName, pr: { head: string; base: string; title: string; body: string }): Promise<PullRequestRef> {
+  async ensurePullRequest(
+    name: RepoName,
+    pr: { head: string; base: string; title: string; body: string },
+  ): Promise<PullRequestRef> {
     const open = await this.findOpen(name, pr.head, pr.base);
     if (open) {
-      if (open.title === pr.title && (open.body ?? '') === pr.body) return { number: open.number, url: open.html_url, action: 'unchanged' };
-      const { data } = await this.call('update pull request', (await this.octokit).request('PATCH /repos/{owner}/{repo}/pulls/{pull_number}', { ...name, pull_number: open.number, title: pr.title, body: pr.body }));
+      if (open.title === pr.title && (open.body ?? '') === pr.body)
+        return { number: open.number, url: open.html_url, action: 'unchanged' };
+      const { data } = await this.call(
+        'update pull request',
+        (await this.octokit).request('PATCH /repos/{owner}/{repo}/pulls/{pull_number}', {
+          ...name,
+          pull_number: open.number,
+          title: pr.title,
+          body: pr.body,
+        }),
+      );
       return { number: data.number, url: data.html_url, action: 'updated' };
     }
     try {
-      const { data } = await (await this.octokit).request('POST /repos/{owner}/{repo}/pulls', { ...name, head: pr.head, base: pr.base, title: pr.title, body: pr.body, maintainer_can_modify: true });
+      const { data } = await (
+        await this.octokit
+      ).request('POST /repos/{owner}/{repo}/pulls', {
+        ...name,
+        head: pr.head,
+        base: pr.base,
+        title: pr.title,
+        body: pr.body,
+        maintainer_can_modify: true,
+      });
       return { number: data.number, url: data.html_url, action: 'created' };
     } catch (err) {
       // Another worker opened it between our list and create: update that one instead.
-      if ((err as { status?: number }).status === 422 && (await this.findOpen(name, pr.head, pr.base))) return this.ensurePullRequest(name, pr);
+      if ((err as { status?: number }).status === 422 && (await this.findOpen(name, pr.head, pr.base)))
+        return this.ensurePullRequest(name, pr);
       throw this.failed('open pull request', err);
     }
   }
 
   /** Pull requests that contain a commit (merged ones included), as GitHub associates them. */
   async pullRequestsOfCommit(name: RepoName, sha: string): Promise<MergedPullRequest[]> {
-    const { data } = await this.call('list pull requests of a commit', (await this.octokit).request('GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls', { ...name, commit_sha: sha, per_page: 100 }));
-    return data.map((p) => ({ number: p.number, author: p.user?.login ?? '', base: p.base.ref, head: p.head.sha, mergedAt: p.merged_at ?? undefined, mergeCommit: p.merge_commit_sha ?? undefined }));
+    const { data } = await this.call(
+      'list pull requests of a commit',
+      (await this.octokit).request('GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls', {
+        ...name,
+        commit_sha: sha,
+        per_page: 100,
+      }),
+    );
+    return data.map((p) => ({
+      number: p.number,
+      author: p.user?.login ?? '',
+      base: p.base.ref,
+      head: p.head.sha,
+      mergedAt: p.merged_at ?? undefined,
+      mergeCommit: p.merge_commit_sha ?? undefined,
+    }));
   }
 
   /** Every review of a pull request, oldest first. */
   async reviews(name: RepoName, pullNumber: number): Promise<Review[]> {
     const reviews: Review[] = [];
     for (let page = 1; ; page++) {
-      const { data } = await this.call('list reviews', (await this.octokit).request('GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews', { ...name, pull_number: pullNumber, per_page: 100, page }));
-      reviews.push(...data.map((r) => ({ user: r.user?.login ?? '', state: r.state, commit: r.commit_id ?? '', at: r.submitted_at ?? '' })));
+      const { data } = await this.call(
+        'list reviews',
+        (await this.octokit).request('GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews', {
+          ...name,
+          pull_number: pullNumber,
+          per_page: 100,
+          page,
+        }),
+      );
+      reviews.push(
+        ...data.map((r) => ({
+          user: r.user?.login ?? '',
+          state: r.state,
+          commit: r.commit_id ?? '',
+          at: r.submitted_at ?? '',
+        })),
+      );
       if (data.length < 100) return reviews;
     }
   }
 
   /** A completed check run on a commit (needs a GitHub App token; statuses work with any token). */
-  async checkRun(name: RepoName, run: { headSha: string; name: string; conclusion: 'success' | 'failure' | 'neutral'; title: string; summary: string }): Promise<void> {
-    await this.call('create a check run', (await this.octokit).request('POST /repos/{owner}/{repo}/check-runs', {
-      ...name, head_sha: run.headSha, name: run.name, status: 'completed', conclusion: run.conclusion,
-      output: { title: run.title, summary: clip(run.summary, 65_535) },
-    }));
+  async checkRun(
+    name: RepoName,
+    run: {
+      headSha: string;
+      name: string;
+      conclusion: 'success' | 'failure' | 'neutral';
+      title: string;
+      summary: string;
+    },
+  ): Promise<void> {
+    await this.call(
+      'create a check run',
+      (await this.octokit).request('POST /repos/{owner}/{repo}/check-runs', {
+        ...name,
+        head_sha: run.headSha,
+        name: run.name,
+        status: 'completed',
+        conclusion: run.conclusion,
+        output: { title: run.title, summary: clip(run.summary, 65_535) },
+      }),
+    );
   }
 
   /** One comment per pull request and marker: updated in place when it exists, created otherwise. */
   async upsertComment(name: RepoName, issue: number, marker: string, body: string): Promise<'created' | 'updated'> {
     const octokit = await this.octokit;
     for (let page = 1; ; page++) {
-      const { data } = await this.call('list comments', octokit.request('GET /repos/{owner}/{repo}/issues/{issue_number}/comments', { ...name, issue_number: issue, per_page: 100, page }));
+      const { data } = await this.call(
+        'list comments',
+        octokit.request('GET /repos/{owner}/{repo}/issues/{issue_number}/comments', {
+          ...name,
+          issue_number: issue,
+          per_page: 100,
+          page,
+        }),
+      );
       const mine = data.find((c) => c.body?.includes(marker));
       if (mine) {
-        await this.call('update a comment', octokit.request('PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}', { ...name, comment_id: mine.id, body }));
+        await this.call(
+          'update a comment',
+          octokit.request('PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}', {
+            ...name,
+            comment_id: mine.id,
+            body,
+          }),
+        );
         return 'updated';
       }
       if (data.length < 100) break;
     }
-    await this.call('create a comment', octokit.request('POST /repos/{owner}/{repo}/issues/{issue_number}/comments', { ...name, issue_number: issue, body }));
+    await this.call(
+      'create a comment',
+      octokit.request('POST /repos/{owner}/{repo}/issues/{issue_number}/comments', {
+        ...name,
+        issue_number: issue,
+        body,
+      }),
+    );
     return 'created';
   }
 
   /** A GitHub deployment of a commit to an environment (found, or created), and a status on it. */
-  async deploymentStatus(name: RepoName, d: { sha: string; environment: string; state: 'success' | 'failure' | 'in_progress'; description: string }): Promise<number> {
+  async deploymentStatus(
+    name: RepoName,
+    d: { sha: string; environment: string; state: 'success' | 'failure' | 'in_progress'; description: string },
+  ): Promise<number> {
     const octokit = await this.octokit;
-    const { data: existing } = await this.call('list deployments', octokit.request('GET /repos/{owner}/{repo}/deployments', { ...name, sha: d.sha, environment: d.environment, per_page: 1 }));
+    const { data: existing } = await this.call(
+      'list deployments',
+      octokit.request('GET /repos/{owner}/{repo}/deployments', {
+        ...name,
+        sha: d.sha,
+        environment: d.environment,
+        per_page: 1,
+      }),
+    );
     let id = existing[0] ? Number(existing[0].id) : undefined;
     if (id === undefined) {
-      const created = await this.call('create a deployment', octokit.request('POST /repos/{owner}/{repo}/deployments', { ...name, ref: d.sha, environment: d.environment, auto_merge: false, required_contexts: [], description: 'tidegate sync' }));
-      if (!('id' in created.data)) throw new TidegateError('GitHubFailed', `GitHub: deployment of ${d.sha.slice(0, 12)} not created: ${created.data.message ?? ''}`);
+      const created = await this.call(
+        'create a deployment',
+        octokit.request('POST /repos/{owner}/{repo}/deployments', {
+          ...name,
+          ref: d.sha,
+          environment: d.environment,
+          auto_merge: false,
+          required_contexts: [],
+          description: 'tidegate sync',
+        }),
+      );
+      if (!('id' in created.data))
+        throw new TidegateError(
+          'GitHubFailed',
+          `GitHub: deployment of ${d.sha.slice(0, 12)} not created: ${created.data.message ?? ''}`,
+        );
       id = Number(created.data.id);
     }
-    await this.call('create a deployment status', octokit.request('POST /repos/{owner}/{repo}/deployments/{deployment_id}/statuses', { ...name, deployment_id: id, state: d.state, description: clip(d.description, 140), environment: d.environment }));
+    await this.call(
+      'create a deployment status',
+      octokit.request('POST /repos/{owner}/{repo}/deployments/{deployment_id}/statuses', {
+        ...name,
+        deployment_id: id,
+        state: d.state,
+        description: clip(d.description, 140),
+        environment: d.environment,
+      }),
+    );
     return id;
   }
 
   /** A pull request: its state, and the merge commit once merged. */
   async pullRequest(name: RepoName, pullNumber: number): Promise<MergedPullRequest> {
-    const { data: p } = await this.call('read a pull request', (await this.octokit).request('GET /repos/{owner}/{repo}/pulls/{pull_number}', { ...name, pull_number: pullNumber }));
-    return { number: p.number, author: p.user.login, base: p.base.ref, head: p.head.sha, mergedAt: p.merged_at ?? undefined, mergeCommit: p.merge_commit_sha ?? undefined };
+    const { data: p } = await this.call(
+      'read a pull request',
+      (await this.octokit).request('GET /repos/{owner}/{repo}/pulls/{pull_number}', {
+        ...name,
+        pull_number: pullNumber,
+      }),
+    );
+    return {
+      number: p.number,
+      author: p.user.login,
+      base: p.base.ref,
+      head: p.head.sha,
+      mergedAt: p.merged_at ?? undefined,
+      mergeCommit: p.merge_commit_sha ?? undefined,
+    };
   }
 
   /** Whether a user is an active member of an organisation's team. */
   async inTeam(org: string, team: string, user: string): Promise<boolean> {
     try {
-      const { data } = await (await this.octokit).request('GET /orgs/{org}/teams/{team_slug}/memberships/{username}', { org, team_slug: team, username: user });
+      const { data } = await (
+        await this.octokit
+      ).request('GET /orgs/{org}/teams/{team_slug}/memberships/{username}', { org, team_slug: team, username: user });
       return data.state === 'active';
     } catch (err) {
       if ((err as { status?: number }).status === 404) return false;
@@ -175,17 +321,49 @@ export class GitHub {
 
   /** A user's permission on the repository: admin, maintain, write, triage, read or none. */
   async permission(name: RepoName, user: string): Promise<string> {
-    const { data } = await this.call('read a collaborator permission', (await this.octokit).request('GET /repos/{owner}/{repo}/collaborators/{username}/permission', { ...name, username: user }));
+    const { data } = await this.call(
+      'read a collaborator permission',
+      (await this.octokit).request('GET /repos/{owner}/{repo}/collaborators/{username}/permission', {
+        ...name,
+        username: user,
+      }),
+    );
     return data.role_name || data.permission;
   }
 
   /** A commit status (context tidegate/<target>); the description is cut to GitHub's 140 characters. */
-  async setStatus(name: RepoName, sha: string, status: { state: 'pending' | 'success' | 'failure' | 'error'; context: string; description: string }): Promise<void> {
-    await this.call('set a commit status', (await this.octokit).request('POST /repos/{owner}/{repo}/statuses/{sha}', { ...name, sha, state: status.state, context: status.context, description: clip(status.description, 140) }));
+  async setStatus(
+    name: RepoName,
+    sha: string,
+    status: { state: 'pending' | 'success' | 'failure' | 'error'; context: string; description: string },
+  ): Promise<void> {
+    await this.call(
+      'set a commit status',
+      (await this.octokit).request('POST /repos/{owner}/{repo}/statuses/{sha}', {
+        ...name,
+        sha,
+        state: status.state,
+        context: status.context,
+        description: clip(status.description, 140),
+      }),
+    );
   }
 
-  private async findOpen(name: RepoName, head: string, base: string): Promise<{ number: number; html_url: string; title: string; body: string | null } | undefined> {
-    const { data } = await this.call('list pull requests', (await this.octokit).request('GET /repos/{owner}/{repo}/pulls', { ...name, state: 'open', head: `${name.owner}:${head}`, base, per_page: 10 }));
+  private async findOpen(
+    name: RepoName,
+    head: string,
+    base: string,
+  ): Promise<{ number: number; html_url: string; title: string; body: string | null } | undefined> {
+    const { data } = await this.call(
+      'list pull requests',
+      (await this.octokit).request('GET /repos/{owner}/{repo}/pulls', {
+        ...name,
+        state: 'open',
+        head: `${name.owner}:${head}`,
+        base,
+        per_page: 10,
+      }),
+    );
     return data[0];
   }
 
@@ -201,6 +379,10 @@ export class GitHub {
     const status = (err as { status?: number }).status;
     // No status: the request never got an answer (a reset, a timeout); 429 and 5xx: GitHub is throttling or failing for now.
     const transient = status === undefined || status === 429 || status >= 500;
-    return new TidegateError('GitHubFailed', `GitHub: cannot ${what}${status ? ` (HTTP ${status})` : ''}: ${errorMessage(err)}`, { cause: err, transient });
+    return new TidegateError(
+      'GitHubFailed',
+      `GitHub: cannot ${what}${status ? ` (HTTP ${status})` : ''}: ${errorMessage(err)}`,
+      { cause: err, transient },
+    );
   }
 }

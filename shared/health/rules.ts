@@ -44,10 +44,12 @@ const RULES: Record<string, Rule> = {
     const stalled = stale(obj, s);
     if (stalled) return stalled;
     const progressing = condition(s, 'Progressing');
-    if (progressing?.reason === 'ProgressDeadlineExceeded') return fail(`ProgressDeadlineExceeded: ${progressing.message ?? 'rollout did not progress in time'}`);
+    if (progressing?.reason === 'ProgressDeadlineExceeded')
+      return fail(`ProgressDeadlineExceeded: ${progressing.message ?? 'rollout did not progress in time'}`);
     const want = specReplicas(obj);
     if (num(s['updatedReplicas']) < want) return wait(`${num(s['updatedReplicas'])} of ${want} replicas updated`);
-    if (num(s['replicas']) > num(s['updatedReplicas'])) return wait(`${num(s['replicas']) - num(s['updatedReplicas'])} old replicas pending termination`);
+    if (num(s['replicas']) > num(s['updatedReplicas']))
+      return wait(`${num(s['replicas']) - num(s['updatedReplicas'])} old replicas pending termination`);
     if (num(s['availableReplicas']) < want) return wait(`${num(s['availableReplicas'])} of ${want} replicas available`);
     return ok(`${want} replicas available`);
   },
@@ -56,15 +58,22 @@ const RULES: Record<string, Rule> = {
     const stalled = stale(obj, s);
     if (stalled) return stalled;
     if (num(s['readyReplicas']) < want) return wait(`${num(s['readyReplicas'])} of ${want} replicas ready`);
-    const strategy = (obj['spec'] as { updateStrategy?: { type?: string } } | undefined)?.updateStrategy?.type ?? 'RollingUpdate';
-    if (strategy === 'RollingUpdate' && s['updateRevision'] !== undefined && s['currentRevision'] !== s['updateRevision']) return wait(`rolling out revision ${String(s['updateRevision'])}`);
+    const strategy =
+      (obj['spec'] as { updateStrategy?: { type?: string } } | undefined)?.updateStrategy?.type ?? 'RollingUpdate';
+    if (
+      strategy === 'RollingUpdate' &&
+      s['updateRevision'] !== undefined &&
+      s['currentRevision'] !== s['updateRevision']
+    )
+      return wait(`rolling out revision ${String(s['updateRevision'])}`);
     return ok(`${want} replicas ready`);
   },
   DaemonSet: (obj, s) => {
     const stalled = stale(obj, s);
     if (stalled) return stalled;
     const desired = num(s['desiredNumberScheduled']);
-    if (num(s['updatedNumberScheduled']) < desired) return wait(`${num(s['updatedNumberScheduled'])} of ${desired} pods updated`);
+    if (num(s['updatedNumberScheduled']) < desired)
+      return wait(`${num(s['updatedNumberScheduled'])} of ${desired} pods updated`);
     if (num(s['numberAvailable']) < desired) return wait(`${num(s['numberAvailable'])} of ${desired} pods available`);
     return ok(`${desired} pods available`);
   },
@@ -77,21 +86,25 @@ const RULES: Record<string, Rule> = {
   Pod: (_obj, s) => {
     const phase = s['phase'];
     if (phase === 'Succeeded') return ok('pod succeeded');
-    if (phase === 'Failed') return fail(`pod failed: ${String(s['reason'] ?? '')} ${String(s['message'] ?? '')}`.trim());
+    if (phase === 'Failed')
+      return fail(`pod failed: ${String(s['reason'] ?? '')} ${String(s['message'] ?? '')}`.trim());
     if (phase === 'Running' && condition(s, 'Ready')?.status === 'True') return ok('pod ready');
     return wait(`pod ${String(phase ?? 'pending')}`);
   },
-  PersistentVolumeClaim: (_obj, s) => (s['phase'] === 'Bound' ? ok('bound') : wait(`claim ${String(s['phase'] ?? 'pending')}`)),
+  PersistentVolumeClaim: (_obj, s) =>
+    s['phase'] === 'Bound' ? ok('bound') : wait(`claim ${String(s['phase'] ?? 'pending')}`),
   Service: (obj, s) => {
     if ((obj['spec'] as { type?: string } | undefined)?.type !== 'LoadBalancer') return ok();
     const ingress = (s['loadBalancer'] as { ingress?: unknown[] } | undefined)?.ingress ?? [];
     return ingress.length > 0 ? ok('load balancer ready') : wait('waiting for a load balancer address');
   },
   CustomResourceDefinition: (_obj, s) => {
-    if (condition(s, 'NamesAccepted')?.status === 'False') return fail(`names not accepted: ${condition(s, 'NamesAccepted')?.message ?? ''}`);
+    if (condition(s, 'NamesAccepted')?.status === 'False')
+      return fail(`names not accepted: ${condition(s, 'NamesAccepted')?.message ?? ''}`);
     return condition(s, 'Established')?.status === 'True' ? ok('established') : wait('waiting to be established');
   },
-  Namespace: (_obj, s) => (s['phase'] === 'Active' || s['phase'] === undefined ? ok('active') : wait(`namespace ${String(s['phase'])}`)),
+  Namespace: (_obj, s) =>
+    s['phase'] === 'Active' || s['phase'] === undefined ? ok('active') : wait(`namespace ${String(s['phase'])}`),
 };
 
 /** Any other kind: a Ready condition decides when present (Stalled fails); otherwise it is ready once applied. */
@@ -102,7 +115,9 @@ function generic(obj: KubeObject, s: Status): Assessment {
   if (!ready) return ok('applied');
   const stalled = stale(obj, s);
   if (stalled) return stalled;
-  return ready.status === 'True' ? ok(ready.message || 'ready') : wait(`not ready: ${ready.message ?? ready.reason ?? ''}`.trim());
+  return ready.status === 'True'
+    ? ok(ready.message || 'ready')
+    : wait(`not ready: ${ready.message ?? ready.reason ?? ''}`.trim());
 }
 
 /** Assesses one object as read from the cluster. */

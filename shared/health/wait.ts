@@ -20,7 +20,11 @@ export interface WaitOptions {
  * Assesses objects and, while some are progressing, re-reads only those until all are healthy,
  * one fails, the timeout passes or the signal aborts. Never waits without a bound.
  */
-export async function waitForHealth(objects: readonly KubeObject[], read: (obj: KubeObject) => Promise<KubeObject | undefined>, opts: WaitOptions): Promise<HealthReport> {
+export async function waitForHealth(
+  objects: readonly KubeObject[],
+  read: (obj: KubeObject) => Promise<KubeObject | undefined>,
+  opts: WaitOptions,
+): Promise<HealthReport> {
   const deadline = Date.now() + opts.timeoutMs;
   let current = [...objects];
   let interval = opts.intervalMs ?? 250;
@@ -28,7 +32,10 @@ export async function waitForHealth(objects: readonly KubeObject[], read: (obj: 
     const assessed = current.map((obj) => ({ obj, a: assess(obj) }));
     const failed = assessed.filter((x) => x.a.status === 'failed');
     const progressing = assessed.filter((x) => x.a.status === 'progressing');
-    const report = (status: HealthStatus, list: typeof assessed): HealthReport => ({ status, notReady: list.map((x) => ({ ref: refOf(x.obj), status: x.a.status, message: x.a.message })) });
+    const report = (status: HealthStatus, list: typeof assessed): HealthReport => ({
+      status,
+      notReady: list.map((x) => ({ ref: refOf(x.obj), status: x.a.status, message: x.a.message })),
+    });
     if (failed.length > 0) return report('failed', [...failed, ...progressing]);
     if (progressing.length === 0) return { status: 'healthy', notReady: [] };
     if (Date.now() + interval > deadline || opts.signal?.aborted) return report('progressing', progressing);

@@ -21,7 +21,10 @@ export async function latestImage(policy: ImagePolicySpec, access: RegistryAcces
   let tags: string[];
   let digestOf: (tag: string) => Promise<string>;
   if (isEcr(policy.repository)) {
-    const ecr = new EcrRepository(policy.repository, { endpoint: access.awsEndpoint, credentials: access.awsCredentials });
+    const ecr = new EcrRepository(policy.repository, {
+      endpoint: access.awsEndpoint,
+      credentials: access.awsCredentials,
+    });
     tags = await ecr.listTags();
     digestOf = (tag) => ecr.digest(tag);
   } else {
@@ -31,7 +34,10 @@ export async function latestImage(policy: ImagePolicySpec, access: RegistryAcces
     digestOf = (tag) => oci.digest(path, tag);
   }
   const tag = selectTag(tags, policy);
-  if (!tag) throw new RegistryError(`no tag of ${policy.repository} satisfies image policy ${policy.name} (${tags.length} tags seen)`);
+  if (!tag)
+    throw new RegistryError(
+      `no tag of ${policy.repository} satisfies image policy ${policy.name} (${tags.length} tags seen)`,
+    );
   return { name: policy.repository, tag, ...(policy.digest ? { digest: await digestOf(tag) } : {}) };
 }
 
@@ -41,7 +47,10 @@ const normaliseImage = (ref: string): string => {
 };
 
 /** The policies an image push concerns: those whose repository is the pushed one. */
-export function policiesFor(config: Pick<TidegateConfig, 'images'>, msg: Pick<ImageMessage, 'registry' | 'repository'>): ImagePolicySpec[] {
+export function policiesFor(
+  config: Pick<TidegateConfig, 'images'>,
+  msg: Pick<ImageMessage, 'registry' | 'repository'>,
+): ImagePolicySpec[] {
   const pushed = normaliseImage(`${msg.registry}/${msg.repository}`);
   return config.images.filter((p) => normaliseImage(p.repository) === pushed);
 }
@@ -66,12 +75,19 @@ const YAML_FILE = /\.ya?ml$/i;
  */
 export async function writeImages(
   src: GitSource,
-  opts: { branch: string; pullRequestBranch?: string; author: { name: string; email: string }; latest: ReadonlyMap<ImagePolicySpec, LatestImage>; cacheDir: string },
+  opts: {
+    branch: string;
+    pullRequestBranch?: string;
+    author: { name: string; email: string };
+    latest: ReadonlyMap<ImagePolicySpec, LatestImage>;
+    cacheDir: string;
+  },
 ): Promise<ImageUpdate> {
   let edits: ImageUpdate['edits'] = [];
   const resolve = (marker: { namespace: string; policy: string }): LatestImage | undefined => {
     for (const [policy, image] of opts.latest) {
-      if (policy.name === marker.policy && (policy.namespace === undefined || policy.namespace === marker.namespace)) return image;
+      if (policy.name === marker.policy && (policy.namespace === undefined || policy.namespace === marker.namespace))
+        return image;
     }
     return undefined;
   };
@@ -92,7 +108,9 @@ export async function writeImages(
       if (edits.length === 0) return Promise.resolve(undefined);
       const lines = edits.map((e) => `- ${e.policy}: ${e.from} → ${e.to} (${e.file}:${e.line})`);
       const names = [...new Set(edits.map((e) => e.policy))].join(', ');
-      return Promise.resolve(`tidegate: update image${names.includes(',') ? 's' : ''} ${names}\n\n${lines.join('\n')}\n`);
+      return Promise.resolve(
+        `tidegate: update image${names.includes(',') ? 's' : ''} ${names}\n\n${lines.join('\n')}\n`,
+      );
     },
   });
   return { sha: result.sha, pushed: result.pushed, edits: result.sha ? edits : [], attempts: result.attempts };
@@ -102,7 +120,11 @@ export async function writeImages(
 export const pullRequestBranch = (policy: Pick<ImagePolicySpec, 'name'>): string => `tidegate/images/${policy.name}`;
 
 /** Title and body of a policy's pull request (image names and tags only). */
-export function pullRequestText(policy: Pick<ImagePolicySpec, 'name' | 'repository'>, image: LatestImage, update: Pick<ImageUpdate, 'edits'>): { title: string; body: string } {
+export function pullRequestText(
+  policy: Pick<ImagePolicySpec, 'name' | 'repository'>,
+  image: LatestImage,
+  update: Pick<ImageUpdate, 'edits'>,
+): { title: string; body: string } {
   const chosen = `${image.tag}${image.digest ? `@${image.digest}` : ''}`;
   const lines = update.edits.map((e) => `| \`${e.file}:${e.line}\` | \`${e.from}\` | \`${e.to}\` |`);
   return {

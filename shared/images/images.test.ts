@@ -5,7 +5,16 @@ import type { Marker } from './markers.js';
 import { rewriteMarkers } from './markers.js';
 
 describe('image policies', () => {
-  const semverTags = ['1.0.0', 'v1.2.0', '1.2.1-rc.1', '1.3.0-beta.2', '2.0.0-alpha.1', 'latest', 'sha-abc123', '1.2.0.sig'];
+  const semverTags = [
+    '1.0.0',
+    'v1.2.0',
+    '1.2.1-rc.1',
+    '1.3.0-beta.2',
+    '2.0.0-alpha.1',
+    'latest',
+    'sha-abc123',
+    '1.2.0.sig',
+  ];
   it.each([
     ['>=1.0.0', '1.2.0 family: highest release, pre-releases excluded', 'v1.2.0'],
     ['>=1.0.0 <1.2.0', 'upper bound', '1.0.0'],
@@ -20,22 +29,42 @@ describe('image policies', () => {
   it.each([
     ['alphabetical asc picks the last', { alphabetical: { order: 'asc' as const } }, ['b', 'a', 'c', 'c.sig'], 'c'],
     ['alphabetical desc picks the first', { alphabetical: { order: 'desc' as const } }, ['b', 'a', 'c'], 'a'],
-    ['numerical asc picks the largest', { numerical: { order: 'asc' as const } }, ['9', '10', '2', 'x', '11.sig'], '10'],
+    [
+      'numerical asc picks the largest',
+      { numerical: { order: 'asc' as const } },
+      ['9', '10', '2', 'x', '11.sig'],
+      '10',
+    ],
     ['numerical desc picks the smallest', { numerical: { order: 'desc' as const } }, ['9', '10', '2', 'x'], '2'],
   ])('%s', (_case, policy, tags, expected) => {
     expect(selectTag(tags, { policy })).toBe(expected);
   });
 
   it('filters with a pattern and orders by the extracted timestamp (Flux (?P<ts>) syntax)', () => {
-    const tags = ['main-abc1234-1700000300', 'main-fff0000-1700000100', 'main-0001111-1700000200', 'feature-x-1800000000', 'main-abc1234-1700000300.sig'];
+    const tags = [
+      'main-abc1234-1700000300',
+      'main-fff0000-1700000100',
+      'main-0001111-1700000200',
+      'feature-x-1800000000',
+      'main-abc1234-1700000300.sig',
+    ];
     const filterTags = { pattern: '^main-[a-f0-9]+-(?P<ts>[0-9]+)$', extract: '$ts' };
     expect(selectTag(tags, { policy: { numerical: { order: 'asc' } }, filterTags })).toBe('main-abc1234-1700000300');
     expect(selectTag(tags, { policy: { numerical: { order: 'desc' } }, filterTags })).toBe('main-fff0000-1700000100');
-    expect(selectTag(tags, { policy: { alphabetical: { order: 'asc' } }, filterTags: { pattern: '^main-(?<sha>[a-f0-9]+)-', extract: '${sha}' } })).toBe('main-fff0000-1700000100');
+    expect(
+      selectTag(tags, {
+        policy: { alphabetical: { order: 'asc' } },
+        filterTags: { pattern: '^main-(?<sha>[a-f0-9]+)-', extract: '${sha}' },
+      }),
+    ).toBe('main-fff0000-1700000100');
   });
 
   it('ignores cosign signature, attestation and SBOM tags', () => {
-    expect(selectTag(['1.0.0', '9.9.9.sig', 'sha256-abc.sig', '5.0.0.att', '6.0.0.sbom'], { policy: { semver: { range: '*' } } })).toBe('1.0.0');
+    expect(
+      selectTag(['1.0.0', '9.9.9.sig', 'sha256-abc.sig', '5.0.0.att', '6.0.0.sbom'], {
+        policy: { semver: { range: '*' } },
+      }),
+    ).toBe('1.0.0');
   });
 });
 
@@ -64,12 +93,17 @@ describe('Flux setter markers', () => {
       '',
     ].join('\n');
     const out = rewriteMarkers(text, resolve);
-    expect(out.text).toBe(text
-      .replace('podinfo:6.0.0 # {"$imagepolicy": "flux-system:podinfo"}', 'podinfo:6.1.0 # {"$imagepolicy": "flux-system:podinfo"}')
-      .replace('"ghcr.io/stefanprodan/podinfo:5.0.0"', '"ghcr.io/stefanprodan/podinfo:6.1.0"')
-      .replace('newTag: 6.0.0', 'newTag: 6.1.0')
-      .replace('digest: sha256:old', 'digest: sha256:0123456789abcdef')
-      .replace('registry.example/app:1.0.0', 'registry.example/app:2.0.0@sha256:0123456789abcdef'));
+    expect(out.text).toBe(
+      text
+        .replace(
+          'podinfo:6.0.0 # {"$imagepolicy": "flux-system:podinfo"}',
+          'podinfo:6.1.0 # {"$imagepolicy": "flux-system:podinfo"}',
+        )
+        .replace('"ghcr.io/stefanprodan/podinfo:5.0.0"', '"ghcr.io/stefanprodan/podinfo:6.1.0"')
+        .replace('newTag: 6.0.0', 'newTag: 6.1.0')
+        .replace('digest: sha256:old', 'digest: sha256:0123456789abcdef')
+        .replace('registry.example/app:1.0.0', 'registry.example/app:2.0.0@sha256:0123456789abcdef'),
+    );
     expect(out.edits.map((e) => `${e.line} ${e.policy}:${e.field} ${e.from} → ${e.to}`)).toEqual([
       '5 podinfo:image ghcr.io/stefanprodan/podinfo:6.0.0 → ghcr.io/stefanprodan/podinfo:6.1.0',
       '7 podinfo:image ghcr.io/stefanprodan/podinfo:5.0.0 → ghcr.io/stefanprodan/podinfo:6.1.0',
@@ -80,7 +114,8 @@ describe('Flux setter markers', () => {
   });
 
   it('returns the very same text when every marker is already current (CRLF files included)', () => {
-    const text = 'image: ghcr.io/stefanprodan/podinfo:6.1.0 # {"$imagepolicy": "ns:podinfo"}\r\nnewTag: 6.1.0 # {"$imagepolicy": "ns:podinfo:tag"}\r\n';
+    const text =
+      'image: ghcr.io/stefanprodan/podinfo:6.1.0 # {"$imagepolicy": "ns:podinfo"}\r\nnewTag: 6.1.0 # {"$imagepolicy": "ns:podinfo:tag"}\r\n';
     expect(rewriteMarkers(text, resolve)).toEqual({ text, edits: [] });
     const old = text.replaceAll('6.1.0', '6.0.0');
     expect(rewriteMarkers(old, resolve).text).toBe(text);

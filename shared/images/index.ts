@@ -1,3 +1,11 @@
-export { latestImage, policiesFor, pullRequestBranch, pullRequestText, writeImages, type ImageUpdate, type RegistryAccess } from './automation.js';
+export {
+  latestImage,
+  policiesFor,
+  pullRequestBranch,
+  pullRequestText,
+  writeImages,
+  type ImageUpdate,
+  type RegistryAccess,
+} from './automation.js';
 export type { LatestImage } from './markers.js';
 export { splitRepository } from './registry.js';

@@ -4,7 +4,8 @@
  * `...:<name>:tag`, `...:<name>:name` and `...:<name>:digest` mark only that part. Rewriting
  * touches only the marked value; every other byte of the file is kept.
  */
-const MARKER_LINE = /^(?<head>.*?)(?<quote>["']?)(?<value>[^\s"'#]+)\k<quote>(?<gap>\s+#\s*)(?<marker>\{\s*"\$imagepolicy"\s*:\s*"(?<setter>[^"]+)"\s*\})(?<tail>\s*)$/;
+const MARKER_LINE =
+  /^(?<head>.*?)(?<quote>["']?)(?<value>[^\s"'#]+)\k<quote>(?<gap>\s+#\s*)(?<marker>\{\s*"\$imagepolicy"\s*:\s*"(?<setter>[^"]+)"\s*\})(?<tail>\s*)$/;
 
 export type MarkerField = 'image' | 'tag' | 'name' | 'digest';
 
@@ -18,7 +19,8 @@ export interface Marker {
 export function parseSetter(setter: string): Marker | undefined {
   const parts = setter.split(':');
   if (parts.length === 2) return { namespace: parts[0] ?? '', policy: parts[1] ?? '', field: 'image' };
-  if (parts.length === 3 && ['tag', 'name', 'digest'].includes(parts[2] ?? '')) return { namespace: parts[0] ?? '', policy: parts[1] ?? '', field: parts[2] as MarkerField };
+  if (parts.length === 3 && ['tag', 'name', 'digest'].includes(parts[2] ?? ''))
+    return { namespace: parts[0] ?? '', policy: parts[1] ?? '', field: parts[2] as MarkerField };
   return undefined;
 }
 
@@ -55,7 +57,10 @@ function valueFor(field: MarkerField, image: LatestImage): string | undefined {
  * Rewrites the marked values of a file for the policies given (resolved by marker → image).
  * Returns the new text and the edits; the text is byte-identical when nothing changes.
  */
-export function rewriteMarkers(text: string, resolve: (marker: Marker) => LatestImage | undefined): { text: string; edits: MarkerEdit[] } {
+export function rewriteMarkers(
+  text: string,
+  resolve: (marker: Marker) => LatestImage | undefined,
+): { text: string; edits: MarkerEdit[] } {
   const edits: MarkerEdit[] = [];
   const lines = text.split('\n');
   lines.forEach((line, i) => {

@@ -9,11 +9,17 @@ const jsPattern = (pattern: string): RegExp => new RegExp(pattern.replace(/\(\?P
 
 /** `$ts` / `${ts}` in extract → the named (or numbered) group's value. */
 function extractValue(match: RegExpExecArray, template: string): string {
-  return template.replace(/\$\{?([A-Za-z_][A-Za-z0-9_]*|\d+)\}?/g, (_all, name: string) => (/^\d+$/.test(name) ? match[Number(name)] : match.groups?.[name]) ?? '');
+  return template.replace(
+    /\$\{?([A-Za-z_][A-Za-z0-9_]*|\d+)\}?/g,
+    (_all, name: string) => (/^\d+$/.test(name) ? match[Number(name)] : match.groups?.[name]) ?? '',
+  );
 }
 
 /** Candidate tags with the value the policy orders them by (the tag itself, or what filterTags extracts). */
-export function candidates(tags: readonly string[], spec: Pick<ImagePolicySpec, 'filterTags'>): Array<{ tag: string; value: string }> {
+export function candidates(
+  tags: readonly string[],
+  spec: Pick<ImagePolicySpec, 'filterTags'>,
+): Array<{ tag: string; value: string }> {
   const filter = spec.filterTags ? jsPattern(spec.filterTags.pattern) : undefined;
   const out: Array<{ tag: string; value: string }> = [];
   for (const tag of tags) {
@@ -29,20 +35,34 @@ export function candidates(tags: readonly string[], spec: Pick<ImagePolicySpec, 
 }
 
 /** The tag a policy selects from a repository's tags, or undefined when none qualifies. */
-export function selectTag(tags: readonly string[], spec: Pick<ImagePolicySpec, 'policy' | 'filterTags'>): string | undefined {
+export function selectTag(
+  tags: readonly string[],
+  spec: Pick<ImagePolicySpec, 'policy' | 'filterTags'>,
+): string | undefined {
   const list = candidates(tags, spec);
   const p = spec.policy;
   if ('semver' in p) {
     const valid = list.filter((c) => semver.valid(c.value, { loose: false }) !== null);
-    const best = semver.maxSatisfying(valid.map((c) => c.value), p.semver.range);
+    const best = semver.maxSatisfying(
+      valid.map((c) => c.value),
+      p.semver.range,
+    );
     // Among equal versions (v1.0.0 and 1.0.0) prefer the tag without the "v", deterministically.
-    return best === null ? undefined : valid.filter((c) => semver.eq(c.value, best)).map((c) => c.tag).sort().at(-1);
+    return best === null
+      ? undefined
+      : valid
+          .filter((c) => semver.eq(c.value, best))
+          .map((c) => c.tag)
+          .sort()
+          .at(-1);
   }
   if ('numerical' in p) {
     const nums = list.filter((c) => c.value.trim() !== '' && Number.isFinite(Number(c.value)));
     nums.sort((a, b) => Number(a.value) - Number(b.value) || a.tag.localeCompare(b.tag));
     return (p.numerical.order === 'asc' ? nums.at(-1) : nums[0])?.tag;
   }
-  const sorted = [...list].sort((a, b) => (a.value < b.value ? -1 : a.value > b.value ? 1 : a.tag.localeCompare(b.tag)));
+  const sorted = [...list].sort((a, b) =>
+    a.value < b.value ? -1 : a.value > b.value ? 1 : a.tag.localeCompare(b.tag),
+  );
   return (p.alphabetical.order === 'asc' ? sorted.at(-1) : sorted[0])?.tag;
 }

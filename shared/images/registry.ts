@@ -47,7 +47,10 @@ function parseChallenge(header: string): { scheme: string; params: Record<string
 export class OciClient {
   private authorization: string | undefined;
 
-  constructor(private readonly host: string, private readonly opts: { insecure?: boolean; credentials?: Credentials | undefined } = {}) {}
+  constructor(
+    private readonly host: string,
+    private readonly opts: { insecure?: boolean; credentials?: Credentials | undefined } = {},
+  ) {}
 
   private url(path: string): string {
     return `${this.opts.insecure ? 'http' : 'https'}://${this.host}${path}`;
@@ -66,7 +69,8 @@ export class OciClient {
       return;
     }
     const realm = params['realm'];
-    if (scheme !== 'bearer' || !realm) throw new RegistryError(`${this.host} sent an unsupported auth challenge: ${challenge}`);
+    if (scheme !== 'bearer' || !realm)
+      throw new RegistryError(`${this.host} sent an unsupported auth challenge: ${challenge}`);
     const url = new URL(realm);
     if (params['service']) url.searchParams.set('service', params['service']);
     if (params['scope']) url.searchParams.set('scope', params['scope']);
@@ -80,7 +84,14 @@ export class OciClient {
   }
 
   async request(method: string, path: string, accept?: string): Promise<Response> {
-    const send = () => fetch(this.url(path), { method, headers: { ...(accept ? { accept } : {}), ...(this.authorization ? { authorization: this.authorization } : {}) } });
+    const send = () =>
+      fetch(this.url(path), {
+        method,
+        headers: {
+          ...(accept ? { accept } : {}),
+          ...(this.authorization ? { authorization: this.authorization } : {}),
+        },
+      });
     let res = await send().catch((err: unknown) => {
       throw new RegistryError(`cannot reach ${this.host}: ${errorMessage(err)}`, { cause: err });
     });
@@ -123,7 +134,13 @@ export class EcrRepository {
   private readonly registryId: string;
   private readonly region: string;
 
-  constructor(repository: string, opts: { endpoint?: string | undefined; credentials?: AwsCredentialIdentity | AwsCredentialIdentityProvider | undefined } = {}) {
+  constructor(
+    repository: string,
+    opts: {
+      endpoint?: string | undefined;
+      credentials?: AwsCredentialIdentity | AwsCredentialIdentityProvider | undefined;
+    } = {},
+  ) {
     const { host, path } = splitRepository(repository);
     const m = ECR_HOST.exec(host);
     if (!m) throw new RegistryError(`${repository} is not an ECR repository`);
@@ -133,13 +150,20 @@ export class EcrRepository {
     this.opts = opts;
   }
 
-  private readonly opts: { endpoint?: string | undefined; credentials?: AwsCredentialIdentity | AwsCredentialIdentityProvider | undefined };
+  private readonly opts: {
+    endpoint?: string | undefined;
+    credentials?: AwsCredentialIdentity | AwsCredentialIdentityProvider | undefined;
+  };
 
   /** The ECR client, loaded on first use. */
   private sdk(): Promise<{ ecr: EcrSdk.ECRClient; sdk: typeof EcrSdk }> {
     this.client ??= import('@aws-sdk/client-ecr').then((sdk) => ({
       sdk,
-      ecr: new sdk.ECRClient({ region: this.region, ...(this.opts.endpoint ? { endpoint: this.opts.endpoint } : {}), ...(this.opts.credentials ? { credentials: this.opts.credentials } : {}) }),
+      ecr: new sdk.ECRClient({
+        region: this.region,
+        ...(this.opts.endpoint ? { endpoint: this.opts.endpoint } : {}),
+        ...(this.opts.credentials ? { credentials: this.opts.credentials } : {}),
+      }),
     }));
     return this.client;
   }
@@ -149,7 +173,14 @@ export class EcrRepository {
     const tags: string[] = [];
     let nextToken: string | undefined;
     do {
-      const out = await ecr.send(new sdk.ListImagesCommand({ repositoryName: this.name, registryId: this.registryId, filter: { tagStatus: 'TAGGED' }, nextToken }));
+      const out = await ecr.send(
+        new sdk.ListImagesCommand({
+          repositoryName: this.name,
+          registryId: this.registryId,
+          filter: { tagStatus: 'TAGGED' },
+          nextToken,
+        }),
+      );
       for (const id of out.imageIds ?? []) if (id.imageTag) tags.push(id.imageTag);
       nextToken = out.nextToken;
     } while (nextToken);
@@ -158,7 +189,13 @@ export class EcrRepository {
 
   async digest(tag: string): Promise<string> {
     const { ecr, sdk } = await this.sdk();
-    const out = await ecr.send(new sdk.DescribeImagesCommand({ repositoryName: this.name, registryId: this.registryId, imageIds: [{ imageTag: tag }] }));
+    const out = await ecr.send(
+      new sdk.DescribeImagesCommand({
+        repositoryName: this.name,
+        registryId: this.registryId,
+        imageIds: [{ imageTag: tag }],
+      }),
+    );
     const digest = out.imageDetails?.[0]?.imageDigest;
     if (!digest) throw new RegistryError(`no digest for ${this.name}:${tag} in ECR`);
     return digest;

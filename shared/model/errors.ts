@@ -64,13 +64,19 @@ export class TidegateError extends Error {
 /** A cluster alias the settings (or the kubeconfig) do not know. */
 export class UnknownClusterError extends TidegateError {
   constructor(alias: string, known: readonly string[]) {
-    super('UnknownCluster', `cluster alias "${alias}" is not in the deploy-time settings (clusters: ${known.join(', ') || 'none'})`);
+    super(
+      'UnknownCluster',
+      `cluster alias "${alias}" is not in the deploy-time settings (clusters: ${known.join(', ') || 'none'})`,
+    );
   }
 }
 
 /** tidegate.yaml has no target of this name. */
 export class TargetNotFoundError extends TidegateError {
-  constructor(readonly target: string, file: string) {
+  constructor(
+    readonly target: string,
+    file: string,
+  ) {
     super('TargetNotFound', `${file} declares no target named "${target}"`);
   }
 }
@@ -101,13 +107,28 @@ export const isTransient = (err: unknown): boolean => err instanceof TidegateErr
 export const errorMessage = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 /** Socket error codes of a network that let a connection down; a later try may well get through. */
-export const NETWORK_ERROR_CODES: ReadonlySet<string> = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ECONNABORTED', 'UND_ERR_SOCKET']);
+export const NETWORK_ERROR_CODES: ReadonlySet<string> = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'ECONNABORTED',
+  'UND_ERR_SOCKET',
+]);
 
 /** A failure of the network, or an HTTP answer saying the server is throttling or failing for now (429, 5xx), anywhere in a cause chain. */
 export function isNetworkFailure(err: unknown): boolean {
-  for (let e: unknown = err, depth = 0; e && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+  for (
+    let e: unknown = err, depth = 0;
+    e && typeof e === 'object' && depth < 5;
+    e = (e as { cause?: unknown }).cause, depth++
+  ) {
     const { code, status, data } = e as { code?: unknown; status?: unknown; data?: { statusCode?: unknown } };
-    const http = typeof status === 'number' ? status : typeof data?.statusCode === 'number' ? data.statusCode : undefined;
+    const http =
+      typeof status === 'number' ? status : typeof data?.statusCode === 'number' ? data.statusCode : undefined;
     if (http !== undefined) return http === 429 || http >= 500;
     if (typeof code === 'string' && NETWORK_ERROR_CODES.has(code)) return true;
     if (e instanceof Error && e.name === 'TimeoutError') return true;

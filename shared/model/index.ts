@@ -1,6 +1,48 @@
-export { NETWORK_ERROR_CODES, RevisionError, TargetNotFoundError, TargetOwnedElsewhereError, TidegateError, UnknownClusterError, errorMessage, isNetworkFailure, isTidegateError, isTransient } from './errors.js';
+export {
+  NETWORK_ERROR_CODES,
+  RevisionError,
+  TargetNotFoundError,
+  TargetOwnedElsewhereError,
+  TidegateError,
+  UnknownClusterError,
+  errorMessage,
+  isNetworkFailure,
+  isTidegateError,
+  isTransient,
+} from './errors.js';
 export { normaliseRepoUrl, redactUrl } from './urls.js';
-export { entryRef, formatRef, groupOf, refKey, refOf, type InventoryEntry, type KubeObject, type ObjectRef } from './objects.js';
+export {
+  entryRef,
+  formatRef,
+  groupOf,
+  refKey,
+  refOf,
+  type InventoryEntry,
+  type KubeObject,
+  type ObjectRef,
+} from './objects.js';
 export { countChanges, hasChanges, type Change, type ValueChange } from './changes.js';
-export { ENTRY_LIMITS, clip, formatRevision, type Approval, type CommitInfo, type HealthStatus, type HistoryEntry, type Pin, type ObjectHealth, type Revision, type SyncOutcome, type SyncResult } from './sync.js';
-export type { ApproveMessage, ImageMessage, PreviewMessage, PushMessage, QueueMessage, ReloadMessage, RemoveMessage, SyncMessage } from './messages.js';
+export {
+  ENTRY_LIMITS,
+  clip,
+  formatRevision,
+  type Approval,
+  type CommitInfo,
+  type HealthStatus,
+  type HistoryEntry,
+  type Pin,
+  type ObjectHealth,
+  type Revision,
+  type SyncOutcome,
+  type SyncResult,
+} from './sync.js';
+export type {
+  ApproveMessage,
+  ImageMessage,
+  PreviewMessage,
+  PushMessage,
+  QueueMessage,
+  ReloadMessage,
+  RemoveMessage,
+  SyncMessage,
+} from './messages.js';

@@ -83,4 +83,5 @@ export interface PreviewMessage extends MessageBase {
   base: string;
 }
 
-export type QueueMessage = PushMessage | SyncMessage | RemoveMessage | ImageMessage | ReloadMessage | ApproveMessage | PreviewMessage;
+export type QueueMessage =
+  PushMessage | SyncMessage | RemoveMessage | ImageMessage | ReloadMessage | ApproveMessage | PreviewMessage;

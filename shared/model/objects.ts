@@ -42,7 +42,12 @@ export function groupOf(apiVersion: string): string {
 }
 
 export function refOf(obj: Pick<KubeObject, 'apiVersion' | 'kind' | 'metadata'>): ObjectRef {
-  return { group: groupOf(obj.apiVersion), kind: obj.kind, namespace: obj.metadata.namespace ?? '', name: obj.metadata.name };
+  return {
+    group: groupOf(obj.apiVersion),
+    kind: obj.kind,
+    namespace: obj.metadata.namespace ?? '',
+    name: obj.metadata.name,
+  };
 }
 
 /** `Kind/namespace/name` (or `Kind/name`), with the group when not core: how refs are shown to people. */
@@ -68,4 +73,7 @@ export interface InventoryEntry {
   h: string;
 }
 
-export const entryRef = (e: InventoryEntry): ObjectRef & { apiVersion: string } => ({ ...parseRefKey(e.id), apiVersion: e.v });
+export const entryRef = (e: InventoryEntry): ObjectRef & { apiVersion: string } => ({
+  ...parseRefKey(e.id),
+  apiVersion: e.v,
+});

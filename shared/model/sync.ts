@@ -12,9 +12,16 @@ export interface Revision {
 export const clip = (text: string, max: number): string => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
 
 /** Bounds of what one history entry may carry: the state of a target must fit one ConfigMap. */
-export const ENTRY_LIMITS = { commitAuthor: 200, commitMessage: 200, error: 2000, heldFor: 1000, pinReason: 500 } as const;
+export const ENTRY_LIMITS = {
+  commitAuthor: 200,
+  commitMessage: 200,
+  error: 2000,
+  heldFor: 1000,
+  pinReason: 500,
+} as const;
 
-export const formatRevision = (r: Revision): string => (r.ref ? `${r.ref.replace(/^refs\/(heads|tags)\//, '')}@${r.sha.slice(0, 12)}` : r.sha.slice(0, 12));
+export const formatRevision = (r: Revision): string =>
+  r.ref ? `${r.ref.replace(/^refs\/(heads|tags)\//, '')}@${r.sha.slice(0, 12)}` : r.sha.slice(0, 12);
 
 export type HealthStatus = 'healthy' | 'progressing' | 'failed' | 'unknown';
 

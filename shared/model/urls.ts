@@ -11,5 +11,7 @@ export const redactUrl = (url: string): string => url.replace(CREDENTIALS, '//')
 export function normaliseRepoUrl(url: string): string {
   const scpLike = /^[\w.-]+@([^:/]+):(.+)$/.exec(url.trim()); // git@github.com:acme/gitops.git
   const plain = scpLike ? `ssh://${scpLike[1] ?? ''}/${scpLike[2] ?? ''}` : url.trim();
-  return redactUrl(plain.toLowerCase().replace(/^[a-z+]+:\/\//, '//')).replace(/\/+$/, '').replace(/\.git$/, '');
+  return redactUrl(plain.toLowerCase().replace(/^[a-z+]+:\/\//, '//'))
+    .replace(/\/+$/, '')
+    .replace(/\.git$/, '');
 }

@@ -28,7 +28,8 @@ export interface ReloadDecision {
   reason: string;
 }
 
-const parseBool = (v: string | undefined): boolean => v !== undefined && ['1', 't', 'T', 'TRUE', 'true', 'True'].includes(v);
+const parseBool = (v: string | undefined): boolean =>
+  v !== undefined && ['1', 't', 'T', 'TRUE', 'true', 'True'].includes(v);
 
 const keysFor = (kind: SourceKind) =>
   kind === 'ConfigMap'
@@ -53,23 +54,42 @@ function matchesNamed(list: string | undefined, name: string): boolean {
  * then auto (any or per type). Workload annotations are read first; the pod template's are the
  * fallback only when the workload carries none of the reload annotations.
  */
-export function shouldReload(source: ReloadSource, workload: Readonly<Record<string, string>>, podTemplate: Readonly<Record<string, string>>): ReloadDecision {
+export function shouldReload(
+  source: ReloadSource,
+  workload: Readonly<Record<string, string>>,
+  podTemplate: Readonly<Record<string, string>>,
+): ReloadDecision {
   const no = (reason: string): ReloadDecision => ({ reload: false, auto: false, reason });
   if (source.annotations[RELOADER.ignore] === 'true') return no(`${source.kind} ${source.name} has ${RELOADER.ignore}`);
   const keys = keysFor(source.kind);
   const onWorkload = [keys.named, RELOADER.auto, keys.typedAuto, RELOADER.search].some((k) => k in workload);
   const ann = onWorkload ? workload : podTemplate;
-  const excluded = (workload[keys.exclude] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const excluded = (workload[keys.exclude] ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (excluded.includes(source.name)) return no(`${source.kind} ${source.name} is excluded by ${keys.exclude}`);
-  if (matchesNamed(ann[keys.named], source.name)) return { reload: true, auto: false, reason: `named in ${keys.named}` };
-  if (ann[RELOADER.search] === 'true' && source.annotations[RELOADER.match] === 'true') return { reload: true, auto: true, reason: `${RELOADER.search} and ${RELOADER.match}` };
+  if (matchesNamed(ann[keys.named], source.name))
+    return { reload: true, auto: false, reason: `named in ${keys.named}` };
+  if (ann[RELOADER.search] === 'true' && source.annotations[RELOADER.match] === 'true')
+    return { reload: true, auto: true, reason: `${RELOADER.search} and ${RELOADER.match}` };
   if (parseBool(ann[RELOADER.auto])) return { reload: true, auto: true, reason: RELOADER.auto };
   if (parseBool(ann[keys.typedAuto])) return { reload: true, auto: true, reason: keys.typedAuto };
   return no('no reload annotation applies');
 }
 
 /** Does a workload carry any Reloader annotation (on itself or its pod template)? */
-export function hasReloadAnnotations(workload: Readonly<Record<string, string>>, podTemplate: Readonly<Record<string, string>>): boolean {
-  const keys = [RELOADER.auto, RELOADER.configmapAuto, RELOADER.secretAuto, RELOADER.configmapReload, RELOADER.secretReload, RELOADER.search];
+export function hasReloadAnnotations(
+  workload: Readonly<Record<string, string>>,
+  podTemplate: Readonly<Record<string, string>>,
+): boolean {
+  const keys = [
+    RELOADER.auto,
+    RELOADER.configmapAuto,
+    RELOADER.secretAuto,
+    RELOADER.configmapReload,
+    RELOADER.secretReload,
+    RELOADER.search,
+  ];
   return keys.some((k) => k in workload || k in podTemplate);
 }

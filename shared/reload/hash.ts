@@ -7,7 +7,10 @@ import { createHash } from 'node:crypto';
  * share an encoding (Reloader's `k=v` join lets "a=b;c" and "a;b=c" collide). binaryData is hashed
  * as its base64 text, as the API returns it; Secret data likewise.
  */
-export function contentHash(data: Readonly<Record<string, string>> | undefined, binaryData: Readonly<Record<string, string>> | undefined): string {
+export function contentHash(
+  data: Readonly<Record<string, string>> | undefined,
+  binaryData: Readonly<Record<string, string>> | undefined,
+): string {
   const h = createHash('sha256');
   const write = (section: string, entries: Readonly<Record<string, string>> | undefined): void => {
     for (const key of Object.keys(entries ?? {}).sort()) {

@@ -46,9 +46,18 @@ interface Source {
 const short = (hash: string): string => hash.slice(0, 32);
 const key = (kind: SourceKind, name: string): string => `${kind}/${name}`;
 
-async function listScoped(client: KubeClient, apiVersion: string, kind: string, scope: ReloadScope, labelSelector?: string, signal?: AbortSignal): Promise<KubeObject[]> {
+async function listScoped(
+  client: KubeClient,
+  apiVersion: string,
+  kind: string,
+  scope: ReloadScope,
+  labelSelector?: string,
+  signal?: AbortSignal,
+): Promise<KubeObject[]> {
   const opts = { ...(labelSelector ? { labelSelector } : {}), ...(signal ? { signal } : {}) };
-  const lists = scope.namespaces ? await Promise.all(scope.namespaces.map((namespace) => client.list(apiVersion, kind, { ...opts, namespace }))) : [await client.list(apiVersion, kind, opts)];
+  const lists = scope.namespaces
+    ? await Promise.all(scope.namespaces.map((namespace) => client.list(apiVersion, kind, { ...opts, namespace })))
+    : [await client.list(apiVersion, kind, opts)];
   const ignored = new Set(scope.ignoreNamespaces ?? []);
   return lists.flat().filter((o) => !ignored.has(o.metadata.namespace ?? ''));
 }
@@ -61,7 +70,13 @@ async function readSources(client: KubeClient, opts: ReloadOptions): Promise<Map
       const binaryData = o['binaryData'] as Record<string, string> | undefined;
       const ns = o.metadata.namespace ?? '';
       const list = byNamespace.get(ns) ?? [];
-      list.push({ kind, name: o.metadata.name, namespace: ns, annotations: o.metadata.annotations ?? {}, hash: contentHash(data, binaryData) });
+      list.push({
+        kind,
+        name: o.metadata.name,
+        namespace: ns,
+        annotations: o.metadata.annotations ?? {},
+        hash: contentHash(data, binaryData),
+      });
       byNamespace.set(ns, list);
     }
   }
@@ -91,35 +106,67 @@ function relevantSources(obj: KubeObject, template: PodTemplate, sources: readon
 }
 
 /** Template annotations this manager owns: kept as they are, replaced when something changed (annotations strategy). */
-function templateAnnotations(template: PodTemplate, relevant: readonly Relevant[], changed: readonly Relevant[], strategy: ReloadStrategy): Record<string, string> {
+function templateAnnotations(
+  template: PodTemplate,
+  relevant: readonly Relevant[],
+  changed: readonly Relevant[],
+  strategy: ReloadStrategy,
+): Record<string, string> {
   const live = template.metadata?.annotations ?? {};
   const out: Record<string, string> = {};
   for (const k of [RELOADED_HASH_ANNOTATION, RELOADED_FROM_ANNOTATION]) if (live[k] !== undefined) out[k] = live[k];
   if (changed.length > 0 && strategy === 'annotations') {
-    out[RELOADED_HASH_ANNOTATION] = short(contentHash(Object.fromEntries(relevant.map((r) => [key(r.source.kind, r.source.name), r.source.hash])), undefined));
+    out[RELOADED_HASH_ANNOTATION] = short(
+      contentHash(
+        Object.fromEntries(relevant.map((r) => [key(r.source.kind, r.source.name), r.source.hash])),
+        undefined,
+      ),
+    );
     out[RELOADED_FROM_ANNOTATION] = changed.map((r) => key(r.source.kind, r.source.name)).join(',');
   }
   return out;
 }
 
 /** STAKATER_* env vars this manager owns, per container: kept, and set for what changed (env-vars strategy). */
-function envVars(template: PodTemplate, changed: readonly Relevant[], strategy: ReloadStrategy): Map<string, Array<{ name: string; value: string }>> {
+function envVars(
+  template: PodTemplate,
+  changed: readonly Relevant[],
+  strategy: ReloadStrategy,
+): Map<string, Array<{ name: string; value: string }>> {
   const byContainer = new Map<string, Array<{ name: string; value: string }>>();
   for (const c of template.spec?.containers ?? []) {
-    const ours = (c as { env?: Array<{ name: string; value?: string }> }).env?.filter((e) => e.name.startsWith('STAKATER_') && e.value !== undefined) ?? [];
-    if (ours.length) byContainer.set(c.name, ours.map((e) => ({ name: e.name, value: e.value ?? '' })));
+    const ours =
+      (c as { env?: Array<{ name: string; value?: string }> }).env?.filter(
+        (e) => e.name.startsWith('STAKATER_') && e.value !== undefined,
+      ) ?? [];
+    if (ours.length)
+      byContainer.set(
+        c.name,
+        ours.map((e) => ({ name: e.name, value: e.value ?? '' })),
+      );
   }
   if (strategy !== 'env-vars') return byContainer;
   for (const r of changed) {
     if (!r.container) continue;
     const name = envVarName(r.source.name, r.source.kind);
-    byContainer.set(r.container, [...(byContainer.get(r.container) ?? []).filter((e) => e.name !== name), { name, value: short(r.source.hash) }]);
+    byContainer.set(r.container, [
+      ...(byContainer.get(r.container) ?? []).filter((e) => e.name !== name),
+      { name, value: short(r.source.hash) },
+    ]);
   }
   return byContainer;
 }
 
 /** The reload fields this manager owns, as a partial object to server-side apply (always complete: SSA drops what is left out). */
-function reloadPatch(obj: KubeObject, adapter: WorkloadAdapter, template: PodTemplate, baseline: Record<string, string>, relevant: readonly Relevant[], changed: readonly Relevant[], strategy: ReloadStrategy): KubeObject {
+function reloadPatch(
+  obj: KubeObject,
+  adapter: WorkloadAdapter,
+  template: PodTemplate,
+  baseline: Record<string, string>,
+  relevant: readonly Relevant[],
+  changed: readonly Relevant[],
+  strategy: ReloadStrategy,
+): KubeObject {
   const annotations = templateAnnotations(template, relevant, changed, strategy);
   const env = envVars(template, changed, strategy);
   const partial: PodTemplate = {
@@ -129,13 +176,24 @@ function reloadPatch(obj: KubeObject, adapter: WorkloadAdapter, template: PodTem
   return {
     apiVersion: obj.apiVersion,
     kind: obj.kind,
-    metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace, annotations: { [BASELINE_ANNOTATION]: JSON.stringify(baseline) } },
+    metadata: {
+      name: obj.metadata.name,
+      namespace: obj.metadata.namespace,
+      annotations: { [BASELINE_ANNOTATION]: JSON.stringify(baseline) },
+    },
     ...(Object.keys(partial).length ? atTemplatePath(adapter, partial) : {}),
   };
 }
 
 /** One workload: record hashes the first time, roll when a relevant source changed, else nothing. */
-async function reconcile(client: KubeClient, adapter: WorkloadAdapter, workload: KubeObject, sources: readonly Source[], opts: ReloadOptions, report: ReloadReport): Promise<void> {
+async function reconcile(
+  client: KubeClient,
+  adapter: WorkloadAdapter,
+  workload: KubeObject,
+  sources: readonly Source[],
+  opts: ReloadOptions,
+  report: ReloadReport,
+): Promise<void> {
   const template = podTemplateOf(workload, adapter);
   if (!hasReloadAnnotations(workload.metadata.annotations ?? {}, template.metadata?.annotations ?? {})) return;
   const relevant = relevantSources(workload, template, sources);
@@ -144,15 +202,27 @@ async function reconcile(client: KubeClient, adapter: WorkloadAdapter, workload:
   const baseline = raw ? (JSON.parse(raw) as Record<string, string>) : undefined;
   const ref = refOf(workload);
   const recorded = (k: string): string | undefined => baseline?.[k];
-  const changed = baseline ? relevant.filter((r) => recorded(key(r.source.kind, r.source.name)) !== undefined && recorded(key(r.source.kind, r.source.name)) !== short(r.source.hash)) : [];
+  const changed = baseline
+    ? relevant.filter(
+        (r) =>
+          recorded(key(r.source.kind, r.source.name)) !== undefined &&
+          recorded(key(r.source.kind, r.source.name)) !== short(r.source.hash),
+      )
+    : [];
   const added = !baseline || relevant.some((r) => recorded(key(r.source.kind, r.source.name)) === undefined);
   if (changed.length === 0 && !added) {
-    if (relevant.length === 0) report.skipped.push({ workload: ref, reason: 'no referenced or named ConfigMap/Secret qualifies' });
+    if (relevant.length === 0)
+      report.skipped.push({ workload: ref, reason: 'no referenced or named ConfigMap/Secret qualifies' });
     return;
   }
   const patch = reloadPatch(workload, adapter, template, { ...baseline, ...current }, relevant, changed, opts.strategy);
-  await client.apply(patch, { fieldManager: RELOAD_FIELD_MANAGER, force: true, ...(opts.signal ? { signal: opts.signal } : {}) });
-  if (changed.length > 0) report.rolled.push({ workload: ref, sources: changed.map((r) => key(r.source.kind, r.source.name)) });
+  await client.apply(patch, {
+    fieldManager: RELOAD_FIELD_MANAGER,
+    force: true,
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
+  if (changed.length > 0)
+    report.rolled.push({ workload: ref, sources: changed.map((r) => key(r.source.kind, r.source.name)) });
   else report.recorded.push(ref);
 }
 
@@ -168,7 +238,14 @@ export async function reloadPass(client: KubeClient, opts: ReloadOptions): Promi
   const sources = await readSources(client, opts);
   for (const adapter of WORKLOADS) {
     for (const obj of await listScoped(client, adapter.apiVersion, adapter.kind, opts, undefined, opts.signal)) {
-      await reconcile(client, adapter, { ...obj, apiVersion: adapter.apiVersion, kind: adapter.kind }, sources.get(obj.metadata.namespace ?? '') ?? [], opts, report);
+      await reconcile(
+        client,
+        adapter,
+        { ...obj, apiVersion: adapter.apiVersion, kind: adapter.kind },
+        sources.get(obj.metadata.namespace ?? '') ?? [],
+        opts,
+        report,
+      );
     }
   }
   return report;

@@ -2,7 +2,11 @@ import type { SourceKind } from './annotations.js';
 
 interface Container {
   name: string;
-  env?: Array<{ name: string; value?: string; valueFrom?: { configMapKeyRef?: { name?: string }; secretKeyRef?: { name?: string } } }>;
+  env?: Array<{
+    name: string;
+    value?: string;
+    valueFrom?: { configMapKeyRef?: { name?: string }; secretKeyRef?: { name?: string } };
+  }>;
   envFrom?: Array<{ configMapRef?: { name?: string }; secretRef?: { name?: string } }>;
   volumeMounts?: Array<{ name: string }>;
 }
@@ -22,15 +26,20 @@ export interface PodSpec {
 function volumesOf(spec: PodSpec, kind: SourceKind, name: string): string[] {
   return (spec.volumes ?? [])
     .filter((v) => {
-      if (kind === 'ConfigMap') return v.configMap?.name === name || (v.projected?.sources ?? []).some((s) => s.configMap?.name === name);
+      if (kind === 'ConfigMap')
+        return v.configMap?.name === name || (v.projected?.sources ?? []).some((s) => s.configMap?.name === name);
       return v.secret?.secretName === name || (v.projected?.sources ?? []).some((s) => s.secret?.name === name);
     })
     .map((v) => v.name);
 }
 
 function usesByEnv(c: Container, kind: SourceKind, name: string): boolean {
-  const fromValue = (c.env ?? []).some((e) => (kind === 'ConfigMap' ? e.valueFrom?.configMapKeyRef?.name : e.valueFrom?.secretKeyRef?.name) === name);
-  const fromAll = (c.envFrom ?? []).some((e) => (kind === 'ConfigMap' ? e.configMapRef?.name : e.secretRef?.name) === name);
+  const fromValue = (c.env ?? []).some(
+    (e) => (kind === 'ConfigMap' ? e.valueFrom?.configMapKeyRef?.name : e.valueFrom?.secretKeyRef?.name) === name,
+  );
+  const fromAll = (c.envFrom ?? []).some(
+    (e) => (kind === 'ConfigMap' ? e.configMapRef?.name : e.secretRef?.name) === name,
+  );
   return fromValue || fromAll;
 }
 
@@ -56,17 +65,29 @@ const fromVolumes = (spec: PodSpec): Named[] =>
   (spec.volumes ?? []).flatMap((v) => [
     { kind: 'ConfigMap' as const, name: v.configMap?.name },
     { kind: 'Secret' as const, name: v.secret?.secretName },
-    ...(v.projected?.sources ?? []).flatMap((s) => [{ kind: 'ConfigMap' as const, name: s.configMap?.name }, { kind: 'Secret' as const, name: s.secret?.name }]),
+    ...(v.projected?.sources ?? []).flatMap((s) => [
+      { kind: 'ConfigMap' as const, name: s.configMap?.name },
+      { kind: 'Secret' as const, name: s.secret?.name },
+    ]),
   ]);
 
 const fromContainer = (c: Container): Named[] => [
-  ...(c.env ?? []).flatMap((e) => [{ kind: 'ConfigMap' as const, name: e.valueFrom?.configMapKeyRef?.name }, { kind: 'Secret' as const, name: e.valueFrom?.secretKeyRef?.name }]),
-  ...(c.envFrom ?? []).flatMap((e) => [{ kind: 'ConfigMap' as const, name: e.configMapRef?.name }, { kind: 'Secret' as const, name: e.secretRef?.name }]),
+  ...(c.env ?? []).flatMap((e) => [
+    { kind: 'ConfigMap' as const, name: e.valueFrom?.configMapKeyRef?.name },
+    { kind: 'Secret' as const, name: e.valueFrom?.secretKeyRef?.name },
+  ]),
+  ...(c.envFrom ?? []).flatMap((e) => [
+    { kind: 'ConfigMap' as const, name: e.configMapRef?.name },
+    { kind: 'Secret' as const, name: e.secretRef?.name },
+  ]),
 ];
 
 /** Every ConfigMap and Secret a pod spec references (volumes, projected sources, env, envFrom; init containers too). */
 export function referencedSources(spec: PodSpec): Array<{ kind: SourceKind; name: string }> {
-  const all = [...fromVolumes(spec), ...[...(spec.containers ?? []), ...(spec.initContainers ?? [])].flatMap(fromContainer)];
+  const all = [
+    ...fromVolumes(spec),
+    ...[...(spec.containers ?? []), ...(spec.initContainers ?? [])].flatMap(fromContainer),
+  ];
   const out = new Map<string, { kind: SourceKind; name: string }>();
   for (const { kind, name } of all) if (name) out.set(`${kind}/${name}`, { kind, name });
   return [...out.values()];

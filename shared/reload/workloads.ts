@@ -30,5 +30,7 @@ export function podTemplateOf(obj: KubeObject, adapter: WorkloadAdapter): PodTem
 
 /** Wraps a partial pod template into a partial object at the adapter's template path. */
 export function atTemplatePath(adapter: WorkloadAdapter, template: PodTemplate): Record<string, unknown> {
-  return [...adapter.templatePath].reverse().reduce<Record<string, unknown>>((inner, key) => ({ [key]: inner }), template as Record<string, unknown>);
+  return [...adapter.templatePath]
+    .reverse()
+    .reduce<Record<string, unknown>>((inner, key) => ({ [key]: inner }), template as Record<string, unknown>);
 }

@@ -17,7 +17,10 @@ export class ToolNotFoundError extends TidegateError {
   readonly tried: readonly string[];
 
   constructor(tool: RenderTool, tried: readonly string[]) {
-    super('ToolNotFound', `${tool} not found; looked in: ${tried.join(', ')}. Run \`npm run setup\` or set TIDEGATE_${tool.toUpperCase()}.`);
+    super(
+      'ToolNotFound',
+      `${tool} not found; looked in: ${tried.join(', ')}. Run \`npm run setup\` or set TIDEGATE_${tool.toUpperCase()}.`,
+    );
     this.tool = tool;
     this.tried = tried;
   }
@@ -39,7 +42,10 @@ export function toolCandidates(tool: RenderTool, settings: LocalSettings): strin
     ...(explicit ? [explicit] : []),
     join('/opt', tool, tool), // the Lambda layer
     join(settings.cacheDir, 'tools', KUBECTL_LAYER_DIR, tool, tool), // the same layer, extracted locally
-    ...settings.searchPath.split(delimiter).filter(Boolean).map((dir) => join(dir, tool)),
+    ...settings.searchPath
+      .split(delimiter)
+      .filter(Boolean)
+      .map((dir) => join(dir, tool)),
   ];
 }
 

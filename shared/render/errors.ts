@@ -14,8 +14,16 @@ export class RenderError extends TidegateError {
 
   constructor(problems: RenderProblem[], options?: { cause?: unknown }) {
     const first = problems[0];
-    const summary = first ? `${first.file}${first.object ? ` (${first.object})` : ''}: ${first.message}` : 'render failed';
-    super('RenderFailed', problems.length > 1 ? `${summary} (and ${problems.length - 1} more problem${problems.length > 2 ? 's' : ''})` : summary, options);
+    const summary = first
+      ? `${first.file}${first.object ? ` (${first.object})` : ''}: ${first.message}`
+      : 'render failed';
+    super(
+      'RenderFailed',
+      problems.length > 1
+        ? `${summary} (and ${problems.length - 1} more problem${problems.length > 2 ? 's' : ''})`
+        : summary,
+      options,
+    );
     this.problems = problems;
   }
 }

@@ -26,35 +26,49 @@ function validateObject(doc: Record<string, unknown>): string | null {
   const meta = doc['metadata'];
   if (!isRecord(meta)) return 'metadata is missing';
   if (typeof meta['name'] !== 'string' || meta['name'] === '') return 'metadata.name is missing';
-  if (!NAME.test(meta['name']) || meta['name'].length > 253) return `metadata.name "${meta['name']}" is not a valid object name`;
-  if (meta['namespace'] !== undefined && typeof meta['namespace'] !== 'string') return 'metadata.namespace is not a string';
+  if (!NAME.test(meta['name']) || meta['name'].length > 253)
+    return `metadata.name "${meta['name']}" is not a valid object name`;
+  if (meta['namespace'] !== undefined && typeof meta['namespace'] !== 'string')
+    return 'metadata.namespace is not a string';
   return null;
 }
 
 const label = (doc: Record<string, unknown>, index: number): string => {
   const meta = isRecord(doc['metadata']) ? doc['metadata'] : {};
-  return typeof doc['kind'] === 'string' && typeof meta['name'] === 'string' ? `${doc['kind']}/${meta['name']}` : `document ${index + 1}`;
+  return typeof doc['kind'] === 'string' && typeof meta['name'] === 'string'
+    ? `${doc['kind']}/${meta['name']}`
+    : `document ${index + 1}`;
 };
 
 /** Kubernetes-looking documents: they declare apiVersion or kind. Others (values files, CI config) are not objects. */
 const looksLikeObject = (doc: Record<string, unknown>): boolean => 'apiVersion' in doc || 'kind' in doc;
 
 /** kustomization.yaml files and other kustomize/helm inputs, never objects for the cluster. */
-const isBuildInput = (doc: Record<string, unknown>): boolean => typeof doc['apiVersion'] === 'string' && doc['apiVersion'].startsWith('kustomize.config.k8s.io/');
+const isBuildInput = (doc: Record<string, unknown>): boolean =>
+  typeof doc['apiVersion'] === 'string' && doc['apiVersion'].startsWith('kustomize.config.k8s.io/');
 
 /**
  * Parses a multi-document YAML (or JSON) text into objects: substitutes variables per document,
  * expands `List` kinds, ignores documents that are not Kubernetes objects, and reports every
  * invalid object with the file it came from.
  */
-export function parseManifests(text: string, source: string, vars: Readonly<Record<string, string>>, problems: RenderProblem[]): RenderedObject[] {
+export function parseManifests(
+  text: string,
+  source: string,
+  vars: Readonly<Record<string, string>>,
+  problems: RenderProblem[],
+): RenderedObject[] {
   const objects: RenderedObject[] = [];
   const substituting = Object.keys(vars).length > 0;
   const docs = parseAllDocuments(text, { prettyErrors: false });
   if (!Array.isArray(docs)) return objects; // an empty stream
   docs.forEach((doc, index) => {
     if (doc.errors.length > 0) {
-      problems.push({ file: source, object: `document ${index + 1}`, message: `invalid YAML: ${doc.errors[0]?.message.split('\n')[0] ?? ''}` });
+      problems.push({
+        file: source,
+        object: `document ${index + 1}`,
+        message: `invalid YAML: ${doc.errors[0]?.message.split('\n')[0] ?? ''}`,
+      });
       return;
     }
     let value: unknown;
@@ -66,7 +80,11 @@ export function parseManifests(text: string, source: string, vars: Readonly<Reco
         if (annotations[SUBSTITUTE_ANNOTATION] !== 'disabled') {
           const result = substituteVariables(doc.toString(), vars);
           if (result.missing.length > 0) {
-            problems.push({ file: source, object: label(value, index), message: `variable${result.missing.length > 1 ? 's' : ''} ${result.missing.map((v) => `\${${v}}`).join(', ')} not declared in substitute and without a default` });
+            problems.push({
+              file: source,
+              object: label(value, index),
+              message: `variable${result.missing.length > 1 ? 's' : ''} ${result.missing.map((v) => `\${${v}}`).join(', ')} not declared in substitute and without a default`,
+            });
             return;
           }
           value = parseAllDocuments(result.text)[0]?.toJS({ maxAliasCount: MAX_ALIASES }) as unknown;
@@ -81,7 +99,13 @@ export function parseManifests(text: string, source: string, vars: Readonly<Reco
   return objects;
 }
 
-function collect(value: unknown, source: string, index: number, objects: RenderedObject[], problems: RenderProblem[]): void {
+function collect(
+  value: unknown,
+  source: string,
+  index: number,
+  objects: RenderedObject[],
+  problems: RenderProblem[],
+): void {
   if (value === null || value === undefined) return; // empty document
   if (!isRecord(value)) {
     problems.push({ file: source, object: `document ${index + 1}`, message: 'is not a mapping' });

@@ -19,7 +19,8 @@ export interface RenderOptions {
   path: string;
   mode: RenderMode;
   substitute: Readonly<Record<string, string>>;
-  helm?: { releaseName?: string | undefined; values: readonly string[]; set: Readonly<Record<string, string>> } | undefined;
+  helm?:
+    { releaseName?: string | undefined; values: readonly string[]; set: Readonly<Record<string, string>> } | undefined;
   /** Release name for helm when none is set (the target name). */
   defaultReleaseName: string;
   /** Namespace helm renders into (the target namespace). */
@@ -42,12 +43,14 @@ function resolveInside(root: string, path: string): string {
   const full = join(realRoot, path);
   if (!existsSync(full)) throw new RenderError([{ file: path, message: 'path does not exist in the repository' }]);
   const real = realpathSync(full);
-  if (real !== realRoot && !real.startsWith(realRoot + sep)) throw new RenderError([{ file: path, message: 'path resolves outside the repository' }]);
+  if (real !== realRoot && !real.startsWith(realRoot + sep))
+    throw new RenderError([{ file: path, message: 'path resolves outside the repository' }]);
   return real;
 }
 
 function detectMode(dir: string): Exclude<RenderMode, 'auto'> {
-  if (['kustomization.yaml', 'kustomization.yml', 'Kustomization'].some((f) => existsSync(join(dir, f)))) return 'kustomize';
+  if (['kustomization.yaml', 'kustomization.yml', 'Kustomization'].some((f) => existsSync(join(dir, f))))
+    return 'kustomize';
   if (existsSync(join(dir, 'Chart.yaml'))) return 'helm';
   return 'yaml';
 }
@@ -85,12 +88,18 @@ async function tool(command: string, args: string[], cwd: string, opts: RenderOp
       maxBuffer: MAX_OUTPUT,
       signal: opts.signal,
       // helm writes caches under HOME; keep them in tidegate's cache (the only writable place in Lambda).
-      env: { PATH: opts.settings.searchPath, HOME: helmHome, HELM_CACHE_HOME: join(helmHome, 'cache'), HELM_CONFIG_HOME: join(helmHome, 'config'), HELM_DATA_HOME: join(helmHome, 'data') },
+      env: {
+        PATH: opts.settings.searchPath,
+        HOME: helmHome,
+        HELM_CACHE_HOME: join(helmHome, 'cache'),
+        HELM_CONFIG_HOME: join(helmHome, 'config'),
+        HELM_DATA_HOME: join(helmHome, 'data'),
+      },
     });
     return stdout;
   } catch (err) {
     const stderr = (err as { stderr?: string }).stderr?.trim();
-    throw new RenderError([{ file: what, message: stderr || (errorMessage(err)) }], { cause: err });
+    throw new RenderError([{ file: what, message: stderr || errorMessage(err) }], { cause: err });
   }
 }
 
@@ -111,7 +120,13 @@ export async function render(opts: RenderOptions): Promise<RenderResult> {
       objects.push(...parseManifests(readFileSync(file, 'utf8'), relative(realRoot, file), opts.substitute, problems));
     }
   } else if (mode === 'kustomize') {
-    const out = await tool(locateTool('kubectl', opts.settings), ['kustomize', dir], dir, opts, `kustomize build ${rel}`);
+    const out = await tool(
+      locateTool('kubectl', opts.settings),
+      ['kustomize', dir],
+      dir,
+      opts,
+      `kustomize build ${rel}`,
+    );
     objects = parseManifests(out, `kustomize build ${rel}`, opts.substitute, problems);
   } else {
     const helm = opts.helm ?? { values: [], set: {} };
@@ -126,7 +141,8 @@ export async function render(opts: RenderOptions): Promise<RenderResult> {
   for (const { object, source } of objects) {
     const key = refKey(refOf(object));
     const first = seen.get(key);
-    if (first !== undefined) problems.push({ file: source, object: formatRef(refOf(object)), message: `duplicate object (also in ${first})` });
+    if (first !== undefined)
+      problems.push({ file: source, object: formatRef(refOf(object)), message: `duplicate object (also in ${first})` });
     else seen.set(key, source);
   }
   if (problems.length > 0) throw new RenderError(problems);

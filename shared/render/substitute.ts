@@ -5,7 +5,10 @@ const VARIABLE = /\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?::=([^}]*))?\}/g;
  * Replaces variables in text with declared values (Flux postBuild semantics, strict): a variable
  * that is neither declared nor given a default is reported, never silently emptied.
  */
-export function substituteVariables(text: string, vars: Readonly<Record<string, string>>): { text: string; missing: string[] } {
+export function substituteVariables(
+  text: string,
+  vars: Readonly<Record<string, string>>,
+): { text: string; missing: string[] } {
   const missing = new Set<string>();
   const out = text.replace(VARIABLE, (whole, escape: string, name: string, fallback: string | undefined) => {
     if (escape) return whole.slice(1);

@@ -11,20 +11,35 @@ function statusOf(result: SyncResult): { state: State; context: string; descript
   switch (result.outcome) {
     case 'applied':
     case 'unchanged':
-      return { state: 'success', context, description: result.outcome === 'unchanged' ? 'in sync' : `applied: ${c.created} created, ${c.configured} configured, ${c.deleted} deleted` };
+      return {
+        state: 'success',
+        context,
+        description:
+          result.outcome === 'unchanged'
+            ? 'in sync'
+            : `applied: ${c.created} created, ${c.configured} configured, ${c.deleted} deleted`,
+      };
     case 'held':
       return { state: 'pending', context, description: `held: ${result.heldFor ?? ''} (plan: ${plan})` };
     case 'progressing':
       return { state: 'pending', context, description: 'applied; waiting for the rollout to become ready' };
     case 'pinned':
     case 'suspended':
-      return { state: 'pending', context, description: `not applied: ${result.outcome}${result.error ? ` (${result.error})` : ''}` };
+      return {
+        state: 'pending',
+        context,
+        description: `not applied: ${result.outcome}${result.error ? ` (${result.error})` : ''}`,
+      };
     case 'failed':
       return { state: 'failure', context, description: `failed: ${result.error ?? 'unknown error'}` };
   }
 }
 
-const DEPLOYMENT_STATE: Partial<Record<SyncResult['outcome'], 'success' | 'failure' | 'in_progress'>> = { applied: 'success', progressing: 'in_progress', failed: 'failure' };
+const DEPLOYMENT_STATE: Partial<Record<SyncResult['outcome'], 'success' | 'failure' | 'in_progress'>> = {
+  applied: 'success',
+  progressing: 'in_progress',
+  failed: 'failure',
+};
 
 /**
  * Sets the commit status of the synced revision and, when the sync applied something (or tried),
@@ -35,5 +50,11 @@ export async function reportSync(github: GitHub, repo: RepoName, result: SyncRes
   const status = statusOf(result);
   await github.setStatus(repo, result.revision.sha, status);
   const state = DEPLOYMENT_STATE[result.outcome];
-  if (state) await github.deploymentStatus(repo, { sha: result.revision.sha, environment: result.target, state, description: status.description });
+  if (state)
+    await github.deploymentStatus(repo, {
+      sha: result.revision.sha,
+      environment: result.target,
+      state,
+      description: status.description,
+    });
 }

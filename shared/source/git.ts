@@ -4,7 +4,16 @@ import { join } from 'node:path';
 import git from 'isomorphic-git';
 import http from 'isomorphic-git/http/node';
 import semver from 'semver';
-import { errorMessage, ENTRY_LIMITS, TidegateError, clip, isNetworkFailure, redactUrl, type CommitInfo, type Revision } from '../model/index.js';
+import {
+  errorMessage,
+  ENTRY_LIMITS,
+  TidegateError,
+  clip,
+  isNetworkFailure,
+  redactUrl,
+  type CommitInfo,
+  type Revision,
+} from '../model/index.js';
 import type { SourceRef } from '../config/index.js';
 
 export interface GitSource {
@@ -23,11 +32,20 @@ export class SourceError extends TidegateError {
 
 /** Basic auth sent with the first request (no unauthenticated round trip first). */
 export const authHeaders = (src: GitSource): { headers: Record<string, string> } | Record<string, never> =>
-  src.token ? { headers: { authorization: `Basic ${Buffer.from(`${src.username ?? 'x-access-token'}:${src.token}`).toString('base64')}` } } : {};
+  src.token
+    ? {
+        headers: {
+          authorization: `Basic ${Buffer.from(`${src.username ?? 'x-access-token'}:${src.token}`).toString('base64')}`,
+        },
+      }
+    : {};
 
 /** Never show credentials embedded in a URL. */
 
-async function remoteRefs(src: GitSource, prefix: string): Promise<Array<{ ref: string; oid: string; peeled?: string }>> {
+async function remoteRefs(
+  src: GitSource,
+  prefix: string,
+): Promise<Array<{ ref: string; oid: string; peeled?: string }>> {
   try {
     return await git.listServerRefs({ http, url: src.url, prefix, peelTags: true, ...authHeaders(src) });
   } catch (err) {
@@ -50,7 +68,10 @@ export async function resolveRevision(src: GitSource, ref: SourceRef = {}): Prom
       if (!chosen) throw new SourceError(`tag ${ref.tag} not found in ${redactUrl(src.url)}`);
     } else {
       const versions = tags.filter((t) => !t.ref.endsWith('^{}') && semver.valid(t.ref.slice(10)));
-      const best = semver.maxSatisfying(versions.map((t) => t.ref.slice(10)), ref.semver ?? '*');
+      const best = semver.maxSatisfying(
+        versions.map((t) => t.ref.slice(10)),
+        ref.semver ?? '*',
+      );
       chosen = versions.find((t) => t.ref.slice(10) === best);
       if (!chosen) throw new SourceError(`no tag of ${redactUrl(src.url)} satisfies semver range ${ref.semver ?? ''}`);
     }
@@ -109,7 +130,8 @@ export interface Checkout {
 const MAX_DEEPEN = 256;
 
 /** The cached bare repository of a source (what checkoutRevision fills). */
-export const cachedGitdir = (src: GitSource, cacheDir: string): string => join(cacheDir, 'git', repoKey(src.url), 'repo.git');
+export const cachedGitdir = (src: GitSource, cacheDir: string): string =>
+  join(cacheDir, 'git', repoKey(src.url), 'repo.git');
 
 /**
  * Fetches exactly one commit (depth 1, deepened only when the branch has moved past it) into a
@@ -155,15 +177,29 @@ async function fetchAndExport(src: GitSource, revision: Revision, base: string, 
   if (!(await hasCommit(gitdir, revision.sha))) {
     const ref = revision.ref.replace(/^refs\/(heads|tags)\//, '') || 'main';
     const fetchOnce = (depth: number, relative: boolean) =>
-      git.fetch({ fs, http, gitdir, url: src.url, ref, singleBranch: true, tags: false, depth, relative, ...authHeaders(src) });
+      git.fetch({
+        fs,
+        http,
+        gitdir,
+        url: src.url,
+        ref,
+        singleBranch: true,
+        tags: false,
+        depth,
+        relative,
+        ...authHeaders(src),
+      });
     try {
       await fetchOnce(1, false);
-      for (let depth = 8; !(await hasCommit(gitdir, revision.sha)) && depth <= MAX_DEEPEN; depth *= 4) await fetchOnce(depth, true);
+      for (let depth = 8; !(await hasCommit(gitdir, revision.sha)) && depth <= MAX_DEEPEN; depth *= 4)
+        await fetchOnce(depth, true);
     } catch (err) {
       throw new SourceError(`cannot fetch ${ref} of ${redactUrl(src.url)}: ${errorMessage(err)}`, { cause: err });
     }
     if (!(await hasCommit(gitdir, revision.sha))) {
-      throw new SourceError(`commit ${revision.sha} is not reachable from ${ref} of ${redactUrl(src.url)} (searched ${MAX_DEEPEN} commits)`);
+      throw new SourceError(
+        `commit ${revision.sha} is not reachable from ${ref} of ${redactUrl(src.url)} (searched ${MAX_DEEPEN} commits)`,
+      );
     }
   }
   // Export into a fresh directory and rename, so a crash never leaves a half-written tree in place.
@@ -183,10 +219,23 @@ export async function fetchTagObject(src: GitSource, cacheDir: string, tagRef: s
   const listed = (await remoteRefs(src, tagRef)).find((r) => r.ref === tagRef);
   if (!listed?.peeled || listed.peeled === listed.oid) return undefined;
   const gitdir = cachedGitdir(src, cacheDir);
-  const have = await git.readObject({ fs, gitdir, oid: listed.oid, format: 'deflated' }).then(() => true, () => false);
+  const have = await git.readObject({ fs, gitdir, oid: listed.oid, format: 'deflated' }).then(
+    () => true,
+    () => false,
+  );
   if (!have) {
     await exclusive(join(cacheDir, 'git', repoKey(src.url)), () =>
-      git.fetch({ fs, http, gitdir, url: src.url, ref: tagRef.slice('refs/tags/'.length), singleBranch: true, tags: false, depth: 1, ...authHeaders(src) }),
+      git.fetch({
+        fs,
+        http,
+        gitdir,
+        url: src.url,
+        ref: tagRef.slice('refs/tags/'.length),
+        singleBranch: true,
+        tags: false,
+        depth: 1,
+        ...authHeaders(src),
+      }),
     ).catch((err: unknown) => {
       throw new SourceError(`cannot fetch ${tagRef} of ${redactUrl(src.url)}: ${errorMessage(err)}`, { cause: err });
     });
@@ -198,7 +247,10 @@ export async function fetchTagObject(src: GitSource, cacheDir: string, tagRef: s
 export async function commitInfo(src: GitSource, sha: string, cacheDir: string): Promise<CommitInfo | undefined> {
   try {
     const { commit } = await git.readCommit({ fs, gitdir: cachedGitdir(src, cacheDir), oid: sha });
-    return { author: clip(`${commit.author.name} <${commit.author.email}>`, ENTRY_LIMITS.commitAuthor), message: clip(commit.message.split('\n')[0] ?? '', ENTRY_LIMITS.commitMessage) };
+    return {
+      author: clip(`${commit.author.name} <${commit.author.email}>`, ENTRY_LIMITS.commitAuthor),
+      message: clip(commit.message.split('\n')[0] ?? '', ENTRY_LIMITS.commitMessage),
+    };
   } catch {
     return undefined;
   }

@@ -1,3 +1,11 @@
-export { cachedGitdir, checkoutRevision, commitInfo, fetchTagObject, listBranches, resolveRevision, type GitSource } from './git.js';
+export {
+  cachedGitdir,
+  checkoutRevision,
+  commitInfo,
+  fetchTagObject,
+  listBranches,
+  resolveRevision,
+  type GitSource,
+} from './git.js';
 export { commitAndPush, type CommitAuthor } from './write.js';
 export { verifyRevision, type TrustedKey } from './verify.js';

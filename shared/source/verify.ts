@@ -61,19 +61,30 @@ function sshKey(blob: Buffer): { key: KeyObject; check: (data: Buffer, sigFormat
     const n = w.string();
     const key = createPublicKey({ key: { kty: 'RSA', e: b64url(unsigned(e)), n: b64url(unsigned(n)) }, format: 'jwk' });
     const hashes: Record<string, string> = { 'rsa-sha2-512': 'sha512', 'rsa-sha2-256': 'sha256' };
-    return { key, check: (data, format, sig) => hashes[format] !== undefined && verifySignature(hashes[format], data, key, sig) };
+    return {
+      key,
+      check: (data, format, sig) => hashes[format] !== undefined && verifySignature(hashes[format], data, key, sig),
+    };
   }
   if (type === 'ecdsa-sha2-nistp256') {
     w.string(); // curve name
     const point = w.string();
-    const key = createPublicKey({ key: { kty: 'EC', crv: 'P-256', x: b64url(point.subarray(1, 33)), y: b64url(point.subarray(33, 65)) }, format: 'jwk' });
+    const key = createPublicKey({
+      key: { kty: 'EC', crv: 'P-256', x: b64url(point.subarray(1, 33)), y: b64url(point.subarray(33, 65)) },
+      format: 'jwk',
+    });
     return {
       key,
       check: (data, format, sig) => {
         if (format !== 'ecdsa-sha2-nistp256') return false;
         const rs = new Wire(sig);
         const pad = (x: Buffer) => Buffer.concat([Buffer.alloc(32), unsigned(x)]).subarray(-32);
-        return verifySignature('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, Buffer.concat([pad(rs.string()), pad(rs.string())]));
+        return verifySignature(
+          'sha256',
+          data,
+          { key, dsaEncoding: 'ieee-p1363' },
+          Buffer.concat([pad(rs.string()), pad(rs.string())]),
+        );
       },
     };
   }
@@ -84,7 +95,8 @@ function sshKey(blob: Buffer): { key: KeyObject; check: (data: Buffer, sigFormat
 function verifySsh(armored: string, payload: Buffer, trusted: readonly TrustedKey[]): SignatureCheck {
   const blob = Buffer.from(armored.replace(/-----(BEGIN|END) SSH SIGNATURE-----/g, '').replace(/\s+/g, ''), 'base64');
   const w = new Wire(blob);
-  if (w.bytes(6).toString() !== 'SSHSIG' || w.bytes(4).readUInt32BE(0) !== 1) return { problem: 'not an SSH signature (SSHSIG version 1)' };
+  if (w.bytes(6).toString() !== 'SSHSIG' || w.bytes(4).readUInt32BE(0) !== 1)
+    return { problem: 'not an SSH signature (SSHSIG version 1)' };
   const publicKey = w.string();
   const namespace = w.string().toString();
   const reserved = w.string();
@@ -93,21 +105,43 @@ function verifySsh(armored: string, payload: Buffer, trusted: readonly TrustedKe
   const format = sig.string().toString();
   const signature = sig.string();
   if (namespace !== 'git') return { problem: `SSH signature for namespace "${namespace}", not "git"` };
-  if (hashAlg !== 'sha512' && hashAlg !== 'sha256') return { problem: `SSH signature hash ${hashAlg} is not supported` };
-  const signer = trusted.find((t) => t.key.trim().startsWith('ssh-') && Buffer.from(t.key.trim().split(/\s+/)[1] ?? '', 'base64').equals(publicKey));
-  if (!signer) return { problem: `signed by an SSH key that is not trusted (${sshKey(publicKey).key.asymmetricKeyType ?? 'unknown'} ${createHash('sha256').update(publicKey).digest('base64').replace(/=+$/, '')})` };
-  const signed = Buffer.concat([Buffer.from('SSHSIG'), sshString(namespace), sshString(reserved), sshString(hashAlg), sshString(createHash(hashAlg).update(payload).digest())]);
-  return sshKey(publicKey).check(signed, format, signature) ? { signer: signer.name } : { problem: `the SSH signature does not verify with trusted key ${signer.name}` };
+  if (hashAlg !== 'sha512' && hashAlg !== 'sha256')
+    return { problem: `SSH signature hash ${hashAlg} is not supported` };
+  const signer = trusted.find(
+    (t) =>
+      t.key.trim().startsWith('ssh-') && Buffer.from(t.key.trim().split(/\s+/)[1] ?? '', 'base64').equals(publicKey),
+  );
+  if (!signer)
+    return {
+      problem: `signed by an SSH key that is not trusted (${sshKey(publicKey).key.asymmetricKeyType ?? 'unknown'} ${createHash('sha256').update(publicKey).digest('base64').replace(/=+$/, '')})`,
+    };
+  const signed = Buffer.concat([
+    Buffer.from('SSHSIG'),
+    sshString(namespace),
+    sshString(reserved),
+    sshString(hashAlg),
+    sshString(createHash(hashAlg).update(payload).digest()),
+  ]);
+  return sshKey(publicKey).check(signed, format, signature)
+    ? { signer: signer.name }
+    : { problem: `the SSH signature does not verify with trusted key ${signer.name}` };
 }
 
 /** Verifies an armored OpenPGP detached signature over `payload` against trusted OpenPGP keys. */
 async function verifyPgp(armored: string, payload: Buffer, trusted: readonly TrustedKey[]): Promise<SignatureCheck> {
   const openpgp = await import('openpgp');
-  const keys = (await Promise.all(trusted.filter((t) => t.key.includes('BEGIN PGP PUBLIC KEY')).map(async (t) => ({ name: t.name, keys: await openpgp.readKeys({ armoredKeys: t.key }) })))).flatMap((k) => k.keys.map((key) => ({ name: k.name, key })));
+  const keys = (
+    await Promise.all(
+      trusted
+        .filter((t) => t.key.includes('BEGIN PGP PUBLIC KEY'))
+        .map(async (t) => ({ name: t.name, keys: await openpgp.readKeys({ armoredKeys: t.key }) })),
+    )
+  ).flatMap((k) => k.keys.map((key) => ({ name: k.name, key })));
   const signature = await openpgp.readSignature({ armoredSignature: armored });
   const ids = signature.getSigningKeyIDs().map((id) => id.toHex());
   const signer = keys.find(({ key }) => key.getKeyIDs().some((id) => ids.includes(id.toHex())));
-  if (!signer) return { problem: `signed by an OpenPGP key that is not trusted (key ID ${ids.join(', ') || 'unknown'})` };
+  if (!signer)
+    return { problem: `signed by an OpenPGP key that is not trusted (key ID ${ids.join(', ') || 'unknown'})` };
   const message = await openpgp.createMessage({ binary: payload });
   const { signatures } = await openpgp.verify({ message, signature, verificationKeys: [signer.key], format: 'binary' });
   try {
@@ -118,7 +152,11 @@ async function verifyPgp(armored: string, payload: Buffer, trusted: readonly Tru
   }
 }
 
-async function check(signature: string | undefined, payload: Buffer, trusted: readonly TrustedKey[]): Promise<SignatureCheck> {
+async function check(
+  signature: string | undefined,
+  payload: Buffer,
+  trusted: readonly TrustedKey[],
+): Promise<SignatureCheck> {
   if (!signature) return { problem: 'not signed' };
   try {
     if (signature.includes('BEGIN SSH SIGNATURE')) return verifySsh(signature, payload, trusted);
@@ -151,7 +189,10 @@ function splitSignedCommit(raw: string): { signature: string | undefined; payloa
       kept.push(line);
     }
   }
-  return { signature: signature.length ? signature.join('\n') : undefined, payload: kept.join('\n') + (end < 0 ? '' : raw.slice(end)) };
+  return {
+    signature: signature.length ? signature.join('\n') : undefined,
+    payload: kept.join('\n') + (end < 0 ? '' : raw.slice(end)),
+  };
 }
 
 /** The signature of a commit in a (cached) git directory, checked against trusted keys. */
@@ -170,12 +211,14 @@ async function verifyTag(gitdir: string, tagOid: string, trusted: readonly Trust
   if (type !== 'tag') return { problem: 'a lightweight tag (no tag object to sign)' };
   const raw = Buffer.from(object as Uint8Array);
   const text = raw.toString('utf8');
-  const at = Math.max(text.lastIndexOf('-----BEGIN PGP SIGNATURE-----'), text.lastIndexOf('-----BEGIN SSH SIGNATURE-----'));
+  const at = Math.max(
+    text.lastIndexOf('-----BEGIN PGP SIGNATURE-----'),
+    text.lastIndexOf('-----BEGIN SSH SIGNATURE-----'),
+  );
   if (at < 0) return { problem: 'not signed' };
   const offset = Buffer.byteLength(text.slice(0, at));
   return check(text.slice(at), raw.subarray(0, offset), trusted);
 }
-
 
 /**
  * Checks a fetched revision as Flux's verify modes do: HEAD, the commit; Tag, the annotated tag
@@ -190,9 +233,12 @@ export async function verifyRevision(
 ): Promise<{ problem?: string; signers: string[] }> {
   const signers: string[] = [];
   if (mode !== 'HEAD') {
-    if (!revision.ref.startsWith('refs/tags/')) return { problem: `verify mode ${mode} needs a tag, but ${revision.ref || 'a bare commit'} is not one`, signers };
+    if (!revision.ref.startsWith('refs/tags/'))
+      return { problem: `verify mode ${mode} needs a tag, but ${revision.ref || 'a bare commit'} is not one`, signers };
     const tagOid = await tagObject(revision.ref);
-    const tag = tagOid ? await verifyTag(gitdir, tagOid, trusted) : { problem: 'a lightweight tag (no tag object to sign)' };
+    const tag = tagOid
+      ? await verifyTag(gitdir, tagOid, trusted)
+      : { problem: 'a lightweight tag (no tag object to sign)' };
     if (tag.problem) return { problem: `tag ${revision.ref.slice(10)}: ${tag.problem}`, signers };
     signers.push(tag.signer ?? '');
   }

@@ -36,12 +36,19 @@ async function stageAndCommit(dir: string, message: string, author: CommitAuthor
     else await git.add({ fs, dir, filepath: file });
   }
   const now = Math.floor(Date.now() / 1000);
-  return git.commit({ fs, dir, message, author: { ...author, timestamp: now }, committer: { ...author, timestamp: now } });
+  return git.commit({
+    fs,
+    dir,
+    message,
+    author: { ...author, timestamp: now },
+    committer: { ...author, timestamp: now },
+  });
 }
 
 /** The branch moved under us (non-fast-forward): worth a fresh attempt. */
 const isRejected = (err: unknown): boolean =>
-  (err as { code?: string }).code === 'PushRejectedError' || /non-fast-forward|fetch first|rejected/i.test(err instanceof Error ? err.message : '');
+  (err as { code?: string }).code === 'PushRejectedError' ||
+  /non-fast-forward|fetch first|rejected/i.test(err instanceof Error ? err.message : '');
 
 /**
  * The head of a branch of our own when it already holds exactly `sha`'s change: the same tree on
@@ -53,15 +60,33 @@ async function sameChange(src: GitSource, dir: string, branch: string, sha: stri
   const head = refs.find((r) => r.ref === `refs/heads/${branch}`)?.oid;
   if (!head) return undefined;
   await git.fetch({ fs, http, dir, url: src.url, ref: branch, singleBranch: true, depth: 1, tags: false, ...auth });
-  const [ours, theirs] = await Promise.all([git.readCommit({ fs, dir, oid: sha }), git.readCommit({ fs, dir, oid: head })]);
-  return ours.commit.tree === theirs.commit.tree && ours.commit.parent.join() === theirs.commit.parent.join() ? head : undefined;
+  const [ours, theirs] = await Promise.all([
+    git.readCommit({ fs, dir, oid: sha }),
+    git.readCommit({ fs, dir, oid: head }),
+  ]);
+  return ours.commit.tree === theirs.commit.tree && ours.commit.parent.join() === theirs.commit.parent.join()
+    ? head
+    : undefined;
 }
 
 /** A fresh shallow clone of the branch to start from, with the change committed; undefined when the change changed nothing. */
-async function commitChange(src: GitSource, dir: string, opts: Parameters<typeof commitAndPush>[1]): Promise<string | undefined> {
+async function commitChange(
+  src: GitSource,
+  dir: string,
+  opts: Parameters<typeof commitAndPush>[1],
+): Promise<string | undefined> {
   fs.rmSync(dir, { recursive: true, force: true });
   try {
-    await git.clone({ fs, http, dir, url: src.url, ref: opts.base ?? opts.branch, singleBranch: true, depth: 1, ...authHeaders(src) });
+    await git.clone({
+      fs,
+      http,
+      dir,
+      url: src.url,
+      ref: opts.base ?? opts.branch,
+      singleBranch: true,
+      depth: 1,
+      ...authHeaders(src),
+    });
   } catch (err) {
     throw new TidegateError('SourceFailed', `cannot clone ${redactUrl(src.url)}: ${errorMessage(err)}`, { cause: err });
   }
@@ -80,7 +105,14 @@ async function commitChange(src: GitSource, dir: string, opts: Parameters<typeof
  */
 export async function commitAndPush(
   src: GitSource,
-  opts: { branch: string; base?: string; author: CommitAuthor; cacheDir: string; maxAttempts?: number; change: (dir: string, files: () => string[]) => Promise<string | undefined> },
+  opts: {
+    branch: string;
+    base?: string;
+    author: CommitAuthor;
+    cacheDir: string;
+    maxAttempts?: number;
+    change: (dir: string, files: () => string[]) => Promise<string | undefined>;
+  },
 ): Promise<WriteBackResult> {
   const dir = join(opts.cacheDir, 'write', repoKey(src.url));
   const max = opts.maxAttempts ?? 5;
@@ -90,11 +122,24 @@ export async function commitAndPush(
     const current = opts.base ? await sameChange(src, dir, opts.branch, sha) : undefined;
     if (current) return { sha: current, pushed: false, attempts: attempt };
     try {
-      const pushed = await git.push({ fs, http, dir, ref: opts.base ?? opts.branch, remoteRef: `refs/heads/${opts.branch}`, force: opts.base !== undefined, ...authHeaders(src) });
+      const pushed = await git.push({
+        fs,
+        http,
+        dir,
+        ref: opts.base ?? opts.branch,
+        remoteRef: `refs/heads/${opts.branch}`,
+        force: opts.base !== undefined,
+        ...authHeaders(src),
+      });
       if (pushed.ok) return { sha, pushed: true, attempts: attempt };
       throw new Error(pushed.error ?? 'push refused');
     } catch (err) {
-      if (!isRejected(err) || attempt === max) throw new TidegateError('PushFailed', `cannot push to ${opts.branch} of ${redactUrl(src.url)} after ${attempt} attempt(s): ${errorMessage(err)}`, { cause: err });
+      if (!isRejected(err) || attempt === max)
+        throw new TidegateError(
+          'PushFailed',
+          `cannot push to ${opts.branch} of ${redactUrl(src.url)} after ${attempt} attempt(s): ${errorMessage(err)}`,
+          { cause: err },
+        );
     }
   }
   throw new TidegateError('PushFailed', 'unreachable');

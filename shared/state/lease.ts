@@ -31,8 +31,14 @@ export const DEFAULT_CLOCK_SKEW_SECONDS = 120;
 
 /** Someone else is changing this target; the caller tries again later (the queue) or says who (CLI). */
 export class LeaseBusyError extends TidegateError {
-  constructor(readonly target: string, readonly holder: string, readonly since: string) {
-    super('LeaseBusy', `target ${target} is being changed by ${holder} since ${since}; try again when it is done`, { transient: true });
+  constructor(
+    readonly target: string,
+    readonly holder: string,
+    readonly since: string,
+  ) {
+    super('LeaseBusy', `target ${target} is being changed by ${holder} since ${since}; try again when it is done`, {
+      transient: true,
+    });
   }
 }
 
@@ -73,7 +79,13 @@ export interface HeldLease {
   release(): Promise<void>;
 }
 
-function leaseObject(target: string, holder: string, duration: number, spec: LeaseSpec, resourceVersion?: string): KubeObject {
+function leaseObject(
+  target: string,
+  holder: string,
+  duration: number,
+  spec: LeaseSpec,
+  resourceVersion?: string,
+): KubeObject {
   return {
     apiVersion: 'coordination.k8s.io/v1',
     kind: 'Lease',
@@ -89,10 +101,16 @@ function leaseObject(target: string, holder: string, duration: number, spec: Lea
 
 const conflict = (err: unknown): boolean => err instanceof KubeApiError && err.isConflict;
 
-const getLease = (client: KubeClient, target: string, signal?: AbortSignal): Promise<KubeObject | undefined> => client.get('coordination.k8s.io/v1', 'Lease', SYSTEM_NAMESPACE, stateName(target), signal);
+const getLease = (client: KubeClient, target: string, signal?: AbortSignal): Promise<KubeObject | undefined> =>
+  client.get('coordination.k8s.io/v1', 'Lease', SYSTEM_NAMESPACE, stateName(target), signal);
 
 /** One try: the lease, now ours; or the lease as another holds it. */
-async function tryAcquire(client: KubeClient, target: string, holder: string, opts: LeaseOptions): Promise<{ mine: KubeObject } | { theirs: KubeObject | undefined }> {
+async function tryAcquire(
+  client: KubeClient,
+  target: string,
+  holder: string,
+  opts: LeaseOptions,
+): Promise<{ mine: KubeObject } | { theirs: KubeObject | undefined }> {
   const duration = opts.durationSeconds ?? DEFAULT_LEASE_SECONDS;
   const now = microTime(new Date());
   const fresh = leaseObject(target, holder, duration, { acquireTime: now, renewTime: now, leaseTransitions: 0 });
@@ -115,10 +133,22 @@ async function tryAcquire(client: KubeClient, target: string, holder: string, op
 }
 
 /** Takes over an expired lease (its holder is taken to be dead), unless someone else did first. */
-async function takeOver(client: KubeClient, target: string, holder: string, expired: KubeObject, opts: LeaseOptions): Promise<{ mine: KubeObject } | { theirs: undefined }> {
+async function takeOver(
+  client: KubeClient,
+  target: string,
+  holder: string,
+  expired: KubeObject,
+  opts: LeaseOptions,
+): Promise<{ mine: KubeObject } | { theirs: undefined }> {
   const now = microTime(new Date());
   const spec = specOf(expired);
-  const takeover = leaseObject(target, holder, opts.durationSeconds ?? DEFAULT_LEASE_SECONDS, { acquireTime: now, renewTime: now, leaseTransitions: (spec.leaseTransitions ?? 0) + 1 }, expired.metadata.resourceVersion);
+  const takeover = leaseObject(
+    target,
+    holder,
+    opts.durationSeconds ?? DEFAULT_LEASE_SECONDS,
+    { acquireTime: now, renewTime: now, leaseTransitions: (spec.leaseTransitions ?? 0) + 1 },
+    expired.metadata.resourceVersion,
+  );
   try {
     return { mine: await client.replace(takeover, opts.signal) };
   } catch (err) {
@@ -152,9 +182,19 @@ export async function acquireLease(client: KubeClient, target: string, opts: Lea
 
 /** Deletes the lease only while it is still ours (the last version we saw, or a newer one we wrote whose answer was lost). */
 async function deleteOwnLease(client: KubeClient, target: string, holder: string, last: KubeObject): Promise<void> {
-  const ref = { group: 'coordination.k8s.io', kind: 'Lease', namespace: SYSTEM_NAMESPACE, name: stateName(target), apiVersion: 'coordination.k8s.io/v1' };
+  const ref = {
+    group: 'coordination.k8s.io',
+    kind: 'Lease',
+    namespace: SYSTEM_NAMESPACE,
+    name: stateName(target),
+    apiVersion: 'coordination.k8s.io/v1',
+  };
   const signal = AbortSignal.timeout(3_000);
-  for (let lease: KubeObject | undefined = last, tries = 0; lease && specOf(lease).holderIdentity === holder && tries < 3; tries++) {
+  for (
+    let lease: KubeObject | undefined = last, tries = 0;
+    lease && specOf(lease).holderIdentity === holder && tries < 3;
+    tries++
+  ) {
     const resourceVersion = lease.metadata.resourceVersion;
     try {
       await client.delete(ref, { ...(resourceVersion ? { resourceVersion } : {}), signal });
@@ -174,15 +214,32 @@ const renewedAt = (lease: KubeObject): number => Date.parse(specOf(lease).renewT
  * create answered late, throttled retries): others judge it by the renewTime it carries. Undefined
  * when, meanwhile, someone else took it over.
  */
-async function fresh(client: KubeClient, target: string, holder: string, lease: KubeObject, opts: LeaseOptions): Promise<KubeObject | undefined> {
+async function fresh(
+  client: KubeClient,
+  target: string,
+  holder: string,
+  lease: KubeObject,
+  opts: LeaseOptions,
+): Promise<KubeObject | undefined> {
   const duration = (opts.durationSeconds ?? DEFAULT_LEASE_SECONDS) * 1000;
   if (renewedAt(lease) + duration / 3 > Date.now()) return lease;
   try {
-    return await client.replace(leaseObject(target, holder, duration / 1000, { ...specOf(lease), renewTime: microTime(new Date()) }, lease.metadata.resourceVersion), opts.signal);
+    return await client.replace(
+      leaseObject(
+        target,
+        holder,
+        duration / 1000,
+        { ...specOf(lease), renewTime: microTime(new Date()) },
+        lease.metadata.resourceVersion,
+      ),
+      opts.signal,
+    );
   } catch (err) {
     if (!conflict(err) && !(err instanceof KubeApiError && err.isNotFound)) throw err;
     const latest = await getLease(client, target, opts.signal);
-    return latest && specOf(latest).holderIdentity === holder && renewedAt(latest) + duration / 3 > Date.now() ? latest : undefined;
+    return latest && specOf(latest).holderIdentity === holder && renewedAt(latest) + duration / 3 > Date.now()
+      ? latest
+      : undefined;
   }
 }
 
@@ -192,7 +249,13 @@ async function fresh(client: KubeClient, target: string, holder: string, lease: 
  * last renewal was sent; then `lost` aborts, before any other writer may take it over (they wait
  * the duration plus the clock skew after the renewTime they read).
  */
-function holdLease(client: KubeClient, target: string, holder: string, acquired: KubeObject, opts: LeaseOptions): HeldLease {
+function holdLease(
+  client: KubeClient,
+  target: string,
+  holder: string,
+  acquired: KubeObject,
+  opts: LeaseOptions,
+): HeldLease {
   const duration = (opts.durationSeconds ?? DEFAULT_LEASE_SECONDS) * 1000;
   const lost = new AbortController();
   const stopRenewing = new AbortController();
@@ -205,29 +268,55 @@ function holdLease(client: KubeClient, target: string, holder: string, acquired:
     current = lease;
     validUntil = renewedAt(lease) + duration;
     clearTimeout(expiry);
-    expiry = setTimeout(() => lost.abort(new LeaseLostError(target, `not renewed within ${duration / 1000} s`)), Math.max(0, validUntil - Date.now()));
+    expiry = setTimeout(
+      () => lost.abort(new LeaseLostError(target, `not renewed within ${duration / 1000} s`)),
+      Math.max(0, validUntil - Date.now()),
+    );
     expiry.unref();
   };
   renewed(acquired);
   const renew = async (): Promise<void> => {
     const signal = AbortSignal.any([stopRenewing.signal, AbortSignal.timeout(Math.floor(duration / 3))]);
     try {
-      renewed(await client.replace(leaseObject(target, holder, duration / 1000, { ...specOf(current), renewTime: microTime(new Date()) }, current.metadata.resourceVersion), signal));
+      renewed(
+        await client.replace(
+          leaseObject(
+            target,
+            holder,
+            duration / 1000,
+            { ...specOf(current), renewTime: microTime(new Date()) },
+            current.metadata.resourceVersion,
+          ),
+          signal,
+        ),
+      );
     } catch (err) {
       if (stopRenewing.signal.aborted) return;
       if (!conflict(err)) {
-        opts.logger?.warn('lease not renewed; trying again', { target, validForMs: validUntil - Date.now(), error: errorMessage(err) });
+        opts.logger?.warn('lease not renewed; trying again', {
+          target,
+          validForMs: validUntil - Date.now(),
+          error: errorMessage(err),
+        });
         return;
       }
       // A conflict: our own renewal whose answer was lost and was sent again, or another holder.
       const latest = await getLease(client, target, signal).catch(() => undefined);
       if (latest && specOf(latest).holderIdentity === holder) renewed(latest);
-      else lost.abort(new LeaseLostError(target, `taken over by ${latest ? (specOf(latest).holderIdentity ?? 'nobody') : 'nobody (deleted)'}`));
+      else
+        lost.abort(
+          new LeaseLostError(
+            target,
+            `taken over by ${latest ? (specOf(latest).holderIdentity ?? 'nobody') : 'nobody (deleted)'}`,
+          ),
+        );
     }
   };
   const timer = setInterval(() => {
     if (renewing || lost.signal.aborted) return; // one renewal at a time
-    renewing = renew().catch(() => undefined).finally(() => (renewing = undefined));
+    renewing = renew()
+      .catch(() => undefined)
+      .finally(() => (renewing = undefined));
   }, duration / 3);
   timer.unref();
   return {
@@ -239,7 +328,9 @@ function holdLease(client: KubeClient, target: string, holder: string, acquired:
       await renewing?.catch(() => undefined);
       if (lost.signal.aborted) return;
       lost.abort(new LeaseLostError(target, 'released'));
-      await deleteOwnLease(client, target, holder, current).catch((err: unknown) => opts.logger?.warn('lease not released; it expires on its own', { target, error: errorMessage(err) }));
+      await deleteOwnLease(client, target, holder, current).catch((err: unknown) =>
+        opts.logger?.warn('lease not released; it expires on its own', { target, error: errorMessage(err) }),
+      );
     },
   };
 }
@@ -249,7 +340,12 @@ function holdLease(client: KubeClient, target: string, holder: string, acquired:
  * lost; `lost` alone says whether writing is still allowed (after the caller's deadline, a short
  * final write of the state still is).
  */
-export async function withLease<T>(client: KubeClient, target: string, opts: LeaseOptions, fn: (signal: AbortSignal, lost: AbortSignal) => Promise<T>): Promise<T> {
+export async function withLease<T>(
+  client: KubeClient,
+  target: string,
+  opts: LeaseOptions,
+  fn: (signal: AbortSignal, lost: AbortSignal) => Promise<T>,
+): Promise<T> {
   const lease = await acquireLease(client, target, opts);
   try {
     return await fn(opts.signal ? AbortSignal.any([opts.signal, lease.lost]) : lease.lost, lease.lost);

@@ -3,8 +3,16 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { KubeApiError, type KubeClient } from '../cluster/index.js';
 import type { GatePolicy } from '../config/index.js';
 import { MANAGED_BY_LABEL, SYSTEM_NAMESPACE, canonicalJson } from '../apply/index.js';
-import { TidegateError, normaliseRepoUrl, type Approval, type HistoryEntry, type InventoryEntry, type KubeObject, type Pin, type Revision } from '../model/index.js';
-
+import {
+  TidegateError,
+  normaliseRepoUrl,
+  type Approval,
+  type HistoryEntry,
+  type InventoryEntry,
+  type KubeObject,
+  type Pin,
+  type Revision,
+} from '../model/index.js';
 
 /** What must outlive an invocation, per target: kept in a ConfigMap in tidegate-system. */
 export interface TargetState {
@@ -36,8 +44,8 @@ export const STATE_OF_LABEL = 'tidegate.dev/state-of';
 /** Label on every state ConfigMap: a hash of the repository that owns the target (URLs do not fit in labels). */
 export const STATE_REPO_LABEL = 'tidegate.dev/repo';
 
-export const repoLabel = (url: string): string => createHash('sha256').update(normaliseRepoUrl(url)).digest('hex').slice(0, 16);
-
+export const repoLabel = (url: string): string =>
+  createHash('sha256').update(normaliseRepoUrl(url)).digest('hex').slice(0, 16);
 
 /**
  * A ConfigMap holds at most 1 MiB (data and binaryData together). Inventories whose JSON passes
@@ -50,21 +58,31 @@ export const STATE_LIMIT = 1024 * 1024 - 64 * 1024;
 /** The state ConfigMap of a target changed since it was read (another writer), or exists though it was absent. */
 export class StateConflictError extends TidegateError {
   constructor(target: string, options?: { cause?: unknown }) {
-    super('StateConflict', `the state of target ${target} was changed by another writer since it was read`, { ...options, transient: true });
+    super('StateConflict', `the state of target ${target} was changed by another writer since it was read`, {
+      ...options,
+      transient: true,
+    });
   }
 }
 
 /** A state ConfigMap that cannot be read back: nothing derived from it may be written. */
 export class StateUnreadableError extends TidegateError {
   constructor(target: string, key: string, cause: unknown) {
-    super('StateUnreadable', `the state of target ${target} (ConfigMap ${SYSTEM_NAMESPACE}/${stateName(target)}, key ${key}) cannot be read; fix or delete that key`, { cause });
+    super(
+      'StateUnreadable',
+      `the state of target ${target} (ConfigMap ${SYSTEM_NAMESPACE}/${stateName(target)}, key ${key}) cannot be read; fix or delete that key`,
+      { cause },
+    );
   }
 }
 
 /** The state would not fit in one ConfigMap. */
 export class StateTooLargeError extends TidegateError {
   constructor(target: string, objects: number, bytes: number) {
-    super('StateTooLarge', `the state of target ${target} (${objects} objects) takes ${bytes} bytes compressed, more than the ${STATE_LIMIT} bytes one ConfigMap can hold; split the target`);
+    super(
+      'StateTooLarge',
+      `the state of target ${target} (${objects} objects) takes ${bytes} bytes compressed, more than the ${STATE_LIMIT} bytes one ConfigMap can hold; split the target`,
+    );
   }
 }
 
@@ -80,7 +98,8 @@ function parseKey<T>(target: string, data: Record<string, string>, key: string):
 
 function readInventory(target: string, cm: KubeObject): InventoryEntry[] {
   const packed = (cm['binaryData'] as Record<string, string> | undefined)?.['inventory.gz'];
-  if (packed === undefined) return parseKey<InventoryEntry[]>(target, (cm['data'] ?? {}) as Record<string, string>, 'inventory') ?? [];
+  if (packed === undefined)
+    return parseKey<InventoryEntry[]>(target, (cm['data'] ?? {}) as Record<string, string>, 'inventory') ?? [];
   try {
     return JSON.parse(gunzipSync(Buffer.from(packed, 'base64')).toString('utf8')) as InventoryEntry[];
   } catch (err) {
@@ -115,7 +134,8 @@ export function decodeState(target: string, cm: KubeObject): TargetState {
 
 /** The ConfigMap holding a state, size-checked. */
 export function encodeState(target: string, state: TargetState): KubeObject {
-  const json = <T>(k: string, v: T | undefined): Record<string, string> => (v === undefined ? {} : { [k]: JSON.stringify(v) });
+  const json = <T>(k: string, v: T | undefined): Record<string, string> =>
+    v === undefined ? {} : { [k]: JSON.stringify(v) };
   const inventory = JSON.stringify(state.inventory);
   const packed = Buffer.byteLength(inventory) > COMPRESS_FROM ? gzipSync(inventory).toString('base64') : undefined;
   const data: Record<string, string> = {
@@ -130,7 +150,9 @@ export function encodeState(target: string, state: TargetState): KubeObject {
     ...json('prune', state.prune),
     ...json('removed', state.removed),
   };
-  const bytes = Object.values(data).reduce((n, v) => n + Buffer.byteLength(v), 0) + (packed === undefined ? 0 : (packed.length * 3) / 4);
+  const bytes =
+    Object.values(data).reduce((n, v) => n + Buffer.byteLength(v), 0) +
+    (packed === undefined ? 0 : (packed.length * 3) / 4);
   if (bytes > STATE_LIMIT) throw new StateTooLargeError(target, state.inventory.length, Math.round(bytes));
   return {
     apiVersion: 'v1',
@@ -138,7 +160,11 @@ export function encodeState(target: string, state: TargetState): KubeObject {
     metadata: {
       name: stateName(target),
       namespace: SYSTEM_NAMESPACE,
-      labels: { [MANAGED_BY_LABEL]: 'tidegate', [STATE_OF_LABEL]: target, ...(state.repo ? { [STATE_REPO_LABEL]: repoLabel(state.repo) } : {}) },
+      labels: {
+        [MANAGED_BY_LABEL]: 'tidegate',
+        [STATE_OF_LABEL]: target,
+        ...(state.repo ? { [STATE_REPO_LABEL]: repoLabel(state.repo) } : {}),
+      },
       ...(state.resourceVersion ? { resourceVersion: state.resourceVersion } : {}),
     },
     data,
@@ -148,9 +174,11 @@ export function encodeState(target: string, state: TargetState): KubeObject {
 
 /** Creates tidegate-system; one that exists already is fine. */
 export async function ensureSystemNamespace(client: KubeClient, signal?: AbortSignal): Promise<void> {
-  await client.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: SYSTEM_NAMESPACE } }, signal).catch((err: unknown) => {
-    if (!(err instanceof KubeApiError && err.isConflict)) throw err;
-  });
+  await client
+    .create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: SYSTEM_NAMESPACE } }, signal)
+    .catch((err: unknown) => {
+      if (!(err instanceof KubeApiError && err.isConflict)) throw err;
+    });
 }
 
 /**
@@ -159,7 +187,12 @@ export async function ensureSystemNamespace(client: KubeClient, signal?: AbortSi
  * when missing). Returns the state with its new resourceVersion; StateConflictError when another
  * writer came first.
  */
-export async function writeTargetState(client: KubeClient, target: string, state: TargetState, signal?: AbortSignal): Promise<TargetState> {
+export async function writeTargetState(
+  client: KubeClient,
+  target: string,
+  state: TargetState,
+  signal?: AbortSignal,
+): Promise<TargetState> {
   const cm = encodeState(target, state);
   if (!client.resourceFor('v1', 'ConfigMap')) await client.discover(signal);
   try {
@@ -174,7 +207,8 @@ export async function writeTargetState(client: KubeClient, target: string, state
   }
 }
 
-const sameContent = (a: KubeObject, b: KubeObject): boolean => canonicalJson([a['data'] ?? {}, a['binaryData'] ?? {}]) === canonicalJson([b['data'] ?? {}, b['binaryData'] ?? {}]);
+const sameContent = (a: KubeObject, b: KubeObject): boolean =>
+  canonicalJson([a['data'] ?? {}, a['binaryData'] ?? {}]) === canonicalJson([b['data'] ?? {}, b['binaryData'] ?? {}]);
 
 async function createState(client: KubeClient, cm: KubeObject, signal?: AbortSignal): Promise<KubeObject> {
   try {
@@ -190,7 +224,12 @@ async function createState(client: KubeClient, cm: KubeObject, signal?: AbortSig
  * Read, change, write with the read's resourceVersion as precondition; on a conflict the change
  * is made again on what the other writer left. `change` returns undefined to write nothing.
  */
-export async function updateTargetState(client: KubeClient, target: string, change: (state: TargetState) => TargetState | undefined, signal?: AbortSignal): Promise<TargetState> {
+export async function updateTargetState(
+  client: KubeClient,
+  target: string,
+  change: (state: TargetState) => TargetState | undefined,
+  signal?: AbortSignal,
+): Promise<TargetState> {
   for (let attempt = 1; ; attempt++) {
     const current = await readTargetState(client, target, signal);
     const next = change(current);
@@ -204,9 +243,17 @@ export async function updateTargetState(client: KubeClient, target: string, chan
 }
 
 /** Every target state on a cluster owned by a repository (by its label), with the ConfigMap's uid (the same object seen through two aliases has one). */
-export async function statesOfRepo(client: KubeClient, repo: string, signal?: AbortSignal): Promise<Array<{ target: string; uid: string; state: TargetState }>> {
+export async function statesOfRepo(
+  client: KubeClient,
+  repo: string,
+  signal?: AbortSignal,
+): Promise<Array<{ target: string; uid: string; state: TargetState }>> {
   if (!client.resourceFor('v1', 'ConfigMap')) await client.discover(signal);
-  const list = await client.list('v1', 'ConfigMap', { namespace: SYSTEM_NAMESPACE, labelSelector: `${STATE_REPO_LABEL}=${repoLabel(repo)}`, ...(signal ? { signal } : {}) });
+  const list = await client.list('v1', 'ConfigMap', {
+    namespace: SYSTEM_NAMESPACE,
+    labelSelector: `${STATE_REPO_LABEL}=${repoLabel(repo)}`,
+    ...(signal ? { signal } : {}),
+  });
   return list.flatMap((cm) => {
     const target = cm.metadata.labels?.[STATE_OF_LABEL];
     return target ? [{ target, uid: cm.metadata.uid ?? '', state: decodeState(target, cm) }] : [];

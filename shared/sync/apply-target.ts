@@ -1,7 +1,19 @@
 import { ApplyError, applyPlan, prune, type ObjectProblem } from '../apply/index.js';
 import { parseDuration, type TargetSpec } from '../config/index.js';
 import { waitForHealth, type HealthReport } from '../health/index.js';
-import { ENTRY_LIMITS, countChanges, hasChanges, isTransient, refKey, type Approval, type Change, type HistoryEntry, type KubeObject, type SyncOutcome, type SyncResult } from '../model/index.js';
+import {
+  ENTRY_LIMITS,
+  countChanges,
+  hasChanges,
+  isTransient,
+  refKey,
+  type Approval,
+  type Change,
+  type HistoryEntry,
+  type KubeObject,
+  type SyncOutcome,
+  type SyncResult,
+} from '../model/index.js';
 import { reloadPass } from '../reload/index.js';
 import { encodeState } from '../state/index.js';
 import type { Planned } from './plan-target.js';
@@ -10,25 +22,41 @@ import { NO_HEALTH, inventoryOf, mergeInventory, sameInventory, type SyncRun } f
 /** Reloader semantics right after apply: a ConfigMap changed in Git rolls its workloads in this same sync. */
 const RELOAD_KINDS = new Set(['ConfigMap', 'Secret', 'Deployment', 'StatefulSet', 'DaemonSet', 'CronJob']);
 
-async function reloadAfterApply(run: SyncRun, planned: Planned, changes: readonly Change[]): Promise<NonNullable<SyncResult['reloads']>> {
+async function reloadAfterApply(
+  run: SyncRun,
+  planned: Planned,
+  changes: readonly Change[],
+): Promise<NonNullable<SyncResult['reloads']>> {
   const { spec, client, signal } = run.input;
   // Only when this sync wrote a source or a workload: out-of-band changes are the scheduled pass's job.
-  const touched = changes.some((c) => (c.action === 'created' || c.action === 'configured') && RELOAD_KINDS.has(c.ref.kind));
+  const touched = changes.some(
+    (c) => (c.action === 'created' || c.action === 'configured') && RELOAD_KINDS.has(c.ref.kind),
+  );
   const namespaces = [...new Set(planned.items.map((i) => i.desired.ref.namespace).filter(Boolean))];
   if (!spec.reload.enabled || !touched || namespaces.length === 0) return [];
   return (await reloadPass(client, { namespaces, strategy: run.input.reloadStrategy ?? 'annotations', signal })).rolled;
 }
 
 /** Outcome and error of an applied sync, from prune problems, health and the change set. */
-function verdict(spec: TargetSpec, changes: readonly Change[], health: HealthReport, pruneProblems: ObjectProblem[]): { outcome: SyncOutcome; error?: unknown } {
+function verdict(
+  spec: TargetSpec,
+  changes: readonly Change[],
+  health: HealthReport,
+  pruneProblems: ObjectProblem[],
+): { outcome: SyncOutcome; error?: unknown } {
   if (pruneProblems.length > 0) return { outcome: 'failed', error: new ApplyError('apply', pruneProblems) };
-  if (health.status === 'failed') return { outcome: 'failed', error: `health check failed: ${health.notReady.map((h) => `${h.ref.kind}/${h.ref.name}: ${h.message}`).join('; ')}` };
+  if (health.status === 'failed')
+    return {
+      outcome: 'failed',
+      error: `health check failed: ${health.notReady.map((h) => `${h.ref.kind}/${h.ref.name}: ${h.message}`).join('; ')}`,
+    };
   if (health.status === 'progressing' && spec.wait) return { outcome: 'progressing' };
   return { outcome: hasChanges({ changes: [...changes] }) ? 'applied' : 'unchanged' };
 }
 
 /** The namespace created for targetNamespace is never part of the inventory, so never pruned. */
-const targetNamespaceId = (spec: TargetSpec): string => (spec.targetNamespace ? refKey({ group: '', kind: 'Namespace', namespace: '', name: spec.targetNamespace }) : '');
+const targetNamespaceId = (spec: TargetSpec): string =>
+  spec.targetNamespace ? refKey({ group: '', kind: 'Namespace', namespace: '', name: spec.targetNamespace }) : '';
 
 /**
  * Write-ahead: before anything new is created, the stored inventory already lists it (with no
@@ -38,9 +66,15 @@ const targetNamespaceId = (spec: TargetSpec): string => (spec.targetNamespace ? 
 async function reserveInventory(run: SyncRun, planned: Planned): Promise<void> {
   const { spec } = run.input;
   const known = new Set([...run.state.inventory.map((e) => e.id), targetNamespaceId(spec)]);
-  const fresh = inventoryOf(planned.items).filter((e) => !known.has(e.id)).map((e) => ({ ...e, h: '' }));
+  const fresh = inventoryOf(planned.items)
+    .filter((e) => !known.has(e.id))
+    .map((e) => ({ ...e, h: '' }));
   if (fresh.length === 0) return;
-  await run.save((state) => ({ ...state, inventory: mergeInventory(fresh, state.inventory), repo: state.repo ?? run.input.repo }));
+  await run.save((state) => ({
+    ...state,
+    inventory: mergeInventory(fresh, state.inventory),
+    repo: state.repo ?? run.input.repo,
+  }));
 }
 
 /**
@@ -51,10 +85,22 @@ function assertStateFits(run: SyncRun, planned: Planned): void {
   const { spec, revision } = run.input;
   const long = (n: number): string => 'x'.repeat(n);
   const largest: HistoryEntry = {
-    revision, commit: { author: long(ENTRY_LIMITS.commitAuthor), message: long(ENTRY_LIMITS.commitMessage) }, kind: 'sync', outcome: 'progressing', health: 'progressing',
-    counts: countChanges({ changes: [] }), startedAt: run.started.toISOString(), durationMs: 0, error: long(ENTRY_LIMITS.error), heldFor: long(ENTRY_LIMITS.heldFor),
+    revision,
+    commit: { author: long(ENTRY_LIMITS.commitAuthor), message: long(ENTRY_LIMITS.commitMessage) },
+    kind: 'sync',
+    outcome: 'progressing',
+    health: 'progressing',
+    counts: countChanges({ changes: [] }),
+    startedAt: run.started.toISOString(),
+    durationMs: 0,
+    error: long(ENTRY_LIMITS.error),
+    heldFor: long(ENTRY_LIMITS.heldFor),
   };
-  encodeState(spec.name, { ...run.state, inventory: mergeInventory(run.state.inventory, inventoryOf(planned.items)), history: [...run.state.history, largest] });
+  encodeState(spec.name, {
+    ...run.state,
+    inventory: mergeInventory(run.state.inventory, inventoryOf(planned.items)),
+    history: [...run.state.history, largest],
+  });
 }
 
 /** Staged apply, prune, health, record (with the sign-offs that let the revision through). */
@@ -67,7 +113,10 @@ export async function applyTarget(run: SyncRun, planned: Planned, approvals: App
   const applied = inventoryOf(outcome.inCluster).filter((e) => e.id !== nsId);
   if (outcome.error) {
     // Keep every object that may now exist in the inventory, and prune nothing.
-    return run.record(run.result('failed', outcome.changes, NO_HEALTH, outcome.error), mergeInventory(run.state.inventory, applied));
+    return run.record(
+      run.result('failed', outcome.changes, NO_HEALTH, outcome.error),
+      mergeInventory(run.state.inventory, applied),
+    );
   }
   const pruned = await prune(planned.stale, client, { target: spec.name, signal });
   const changes = [...outcome.changes, ...pruned.changes];
@@ -76,14 +125,19 @@ export async function applyTarget(run: SyncRun, planned: Planned, approvals: App
   const timeoutMs = spec.wait ? (parseDuration(spec.timeout) ?? 300_000) : 0;
   // A read that fails after its retries, or at the deadline, leaves the object as last seen: the
   // sync then records "progressing" (what was applied is kept) and a later pass looks again.
-  const read = (obj: KubeObject) => client.get(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name, signal).catch((err: unknown) => {
-    if (signal?.aborted || isTransient(err)) return obj;
-    throw err;
-  });
+  const read = (obj: KubeObject) =>
+    client.get(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name, signal).catch((err: unknown) => {
+      if (signal?.aborted || isTransient(err)) return obj;
+      throw err;
+    });
   const health = await waitForHealth([...outcome.objects.values()], read, { timeoutMs, signal });
   const { outcome: syncOutcome, error } = verdict(spec, changes, health, pruned.problems);
   let result = run.result(syncOutcome, changes, health, error);
   if (approvals.length > 0) result = { ...result, approvals };
-  if (reloads.length > 0) result = { ...result, reloads, ...(result.outcome === 'unchanged' ? { outcome: 'applied' as const } : {}) };
-  return run.record(result, result.outcome === 'unchanged' && sameInventory(run.state.inventory, inventory) ? undefined : inventory);
+  if (reloads.length > 0)
+    result = { ...result, reloads, ...(result.outcome === 'unchanged' ? { outcome: 'applied' as const } : {}) };
+  return run.record(
+    result,
+    result.outcome === 'unchanged' && sameInventory(run.state.inventory, inventory) ? undefined : inventory,
+  );
 }

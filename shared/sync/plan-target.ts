@@ -7,13 +7,23 @@ import { NO_HEALTH, type SyncRun } from './run.js';
 
 class EmptyRenderError extends TidegateError {
   constructor(target: string) {
-    super('EmptyRender', `target ${target} rendered no objects; refusing to prune everything it applied before (set allowEmpty: true to allow)`);
+    super(
+      'EmptyRender',
+      `target ${target} rendered no objects; refusing to prune everything it applied before (set allowEmpty: true to allow)`,
+    );
   }
 }
 
 /** The namespace a target renders into, created (never pruned) when it does not exist. */
 function targetNamespaceObject(spec: TargetSpec): RenderedObject[] {
-  return spec.targetNamespace ? [{ object: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: spec.targetNamespace } }, source: 'targetNamespace' }] : [];
+  return spec.targetNamespace
+    ? [
+        {
+          object: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: spec.targetNamespace } },
+          source: 'targetNamespace',
+        },
+      ]
+    : [];
 }
 
 export interface Planned {
@@ -26,15 +36,40 @@ export interface Planned {
 export async function planTarget(run: SyncRun): Promise<Planned> {
   const { spec, client, signal } = run.input;
   const rendered = await render({
-    root: run.input.dir, path: spec.path, mode: spec.render, substitute: spec.substitute, helm: spec.helm,
-    defaultReleaseName: spec.name, namespace: spec.targetNamespace, settings: run.input.settings, signal,
+    root: run.input.dir,
+    path: spec.path,
+    mode: spec.render,
+    substitute: spec.substitute,
+    helm: spec.helm,
+    defaultReleaseName: spec.name,
+    namespace: spec.targetNamespace,
+    settings: run.input.settings,
+    signal,
   });
-  (run.input.logger ?? silentLogger).info('rendered', { target: spec.name, mode: rendered.mode, objects: rendered.objects.length });
-  if (rendered.objects.length === 0 && !spec.allowEmpty && run.state.inventory.length > 0) throw new EmptyRenderError(spec.name);
-  const namespaces = new Set((await client.list('v1', 'Namespace', signal ? { signal } : {})).map((n) => n.metadata.name));
-  const { desired, problems } = prepare([...targetNamespaceObject(spec), ...rendered.objects], client, { target: spec.name, targetNamespace: spec.targetNamespace }, namespaces);
+  (run.input.logger ?? silentLogger).info('rendered', {
+    target: spec.name,
+    mode: rendered.mode,
+    objects: rendered.objects.length,
+  });
+  if (rendered.objects.length === 0 && !spec.allowEmpty && run.state.inventory.length > 0)
+    throw new EmptyRenderError(spec.name);
+  const namespaces = new Set(
+    (await client.list('v1', 'Namespace', signal ? { signal } : {})).map((n) => n.metadata.name),
+  );
+  const { desired, problems } = prepare(
+    [...targetNamespaceObject(spec), ...rendered.objects],
+    client,
+    { target: spec.name, targetNamespace: spec.targetNamespace },
+    namespaces,
+  );
   if (problems.length > 0) throw new ApplyError('plan', problems);
-  const planOpts: PlanOptions = { ignore: spec.ignore, previousHashes: new Map(run.state.inventory.map((e) => [e.id, e.h])), force: spec.force, signal, ...(run.input.dryRun ? { keepPlanned: true } : {}) };
+  const planOpts: PlanOptions = {
+    ignore: spec.ignore,
+    previousHashes: new Map(run.state.inventory.map((e) => [e.id, e.h])),
+    force: spec.force,
+    signal,
+    ...(run.input.dryRun ? { keepPlanned: true } : {}),
+  };
   const items = await plan(desired, client, planOpts);
   const wanted = new Set(desired.map((d) => d.id));
   return { items, stale: spec.prune ? run.state.inventory.filter((e) => !wanted.has(e.id)) : [], planOpts };

@@ -1,9 +1,28 @@
-import { HISTORY_LIMIT, StateConflictError, updateTargetState, writeTargetState, type LeaseOptions, type TargetState } from '../state/index.js';
+import {
+  HISTORY_LIMIT,
+  StateConflictError,
+  updateTargetState,
+  writeTargetState,
+  type LeaseOptions,
+  type TargetState,
+} from '../state/index.js';
 import type { PlanItem } from '../apply/index.js';
 import type { KubeClient } from '../cluster/index.js';
 import type { LocalSettings, TargetSpec } from '../config/index.js';
 import type { HealthReport } from '../health/index.js';
-import { ENTRY_LIMITS, clip, countChanges, errorMessage, type Change, type CommitInfo, type HistoryEntry, type InventoryEntry, type Revision, type SyncOutcome, type SyncResult } from '../model/index.js';
+import {
+  ENTRY_LIMITS,
+  clip,
+  countChanges,
+  errorMessage,
+  type Change,
+  type CommitInfo,
+  type HistoryEntry,
+  type InventoryEntry,
+  type Revision,
+  type SyncOutcome,
+  type SyncResult,
+} from '../model/index.js';
 import { silentLogger, type Logger } from '../telemetry/index.js';
 import type { ReloadStrategy } from '../reload/index.js';
 import type { GateVerdict } from '../gates/index.js';
@@ -36,7 +55,8 @@ export interface TargetSyncInput {
 
 export const NO_HEALTH: HealthReport = { status: 'unknown', notReady: [] };
 
-export const inventoryOf = (items: readonly PlanItem[]): InventoryEntry[] => items.map((i) => ({ id: i.desired.id, v: i.body.apiVersion, h: i.desired.hash }));
+export const inventoryOf = (items: readonly PlanItem[]): InventoryEntry[] =>
+  items.map((i) => ({ id: i.desired.id, v: i.body.apiVersion, h: i.desired.hash }));
 
 export function mergeInventory(...lists: InventoryEntry[][]): InventoryEntry[] {
   const byId = new Map<string, InventoryEntry>();
@@ -72,7 +92,10 @@ export class SyncRun {
   }
 
   /** @param lost aborts when the lease is lost: from then on nothing is written */
-  constructor(readonly input: TargetSyncInput, private readonly lost?: AbortSignal) {
+  constructor(
+    readonly input: TargetSyncInput,
+    private readonly lost?: AbortSignal,
+  ) {
     this.started = this.now();
   }
 
@@ -98,15 +121,29 @@ export class SyncRun {
     const last = this.state.history.at(-1);
     if (last?.revision.sha !== this.input.revision.sha || inventory !== undefined) return false;
     if (res.outcome === 'held') return last.outcome === 'held' && last.heldFor === res.heldFor;
-    return res.outcome === 'unchanged' && (last.outcome === 'applied' || last.outcome === 'unchanged') && last.health === res.health.status;
+    return (
+      res.outcome === 'unchanged' &&
+      (last.outcome === 'applied' || last.outcome === 'unchanged') &&
+      last.health === res.health.status
+    );
   }
 
   private entry(res: SyncResult): HistoryEntry {
     const rb = this.input.rollback;
     return {
-      revision: this.input.revision, ...(this.input.commit ? { commit: this.input.commit } : {}), kind: rb?.kind ?? 'sync', outcome: res.outcome, health: res.health.status,
-      counts: countChanges(res.changeSet), startedAt: res.startedAt, durationMs: res.durationMs, ...(res.error ? { error: clip(res.error, ENTRY_LIMITS.error) } : {}), ...(rb ? { by: rb.by } : {}),
-      ...(rb?.forced ? { forced: true } : {}), ...(res.heldFor ? { heldFor: clip(res.heldFor, ENTRY_LIMITS.heldFor) } : {}), ...(res.approvals?.length ? { approvals: res.approvals } : {}),
+      revision: this.input.revision,
+      ...(this.input.commit ? { commit: this.input.commit } : {}),
+      kind: rb?.kind ?? 'sync',
+      outcome: res.outcome,
+      health: res.health.status,
+      counts: countChanges(res.changeSet),
+      startedAt: res.startedAt,
+      durationMs: res.durationMs,
+      ...(res.error ? { error: clip(res.error, ENTRY_LIMITS.error) } : {}),
+      ...(rb ? { by: rb.by } : {}),
+      ...(rb?.forced ? { forced: true } : {}),
+      ...(res.heldFor ? { heldFor: clip(res.heldFor, ENTRY_LIMITS.heldFor) } : {}),
+      ...(res.approvals?.length ? { approvals: res.approvals } : {}),
     };
   }
 
@@ -121,8 +158,14 @@ export class SyncRun {
     const entry = this.entry(res);
     const ours = new Set(inventory?.map((e) => e.id));
     // Objects another writer listed since this sync read the state are kept: this sync never pruned them.
-    const merged = (state: TargetState): InventoryEntry[] => (inventory ? [...inventory, ...state.inventory.filter((e) => !ours.has(e.id) && !this.known.has(e.id))] : state.inventory);
-    const pin = rb && runs ? { revision, reason: clip(rb.reason, ENTRY_LIMITS.pinReason), at: res.startedAt, by: rb.by } : undefined;
+    const merged = (state: TargetState): InventoryEntry[] =>
+      inventory
+        ? [...inventory, ...state.inventory.filter((e) => !ours.has(e.id) && !this.known.has(e.id))]
+        : state.inventory;
+    const pin =
+      rb && runs
+        ? { revision, reason: clip(rb.reason, ENTRY_LIMITS.pinReason), at: res.startedAt, by: rb.by }
+        : undefined;
     return (state) => ({
       ...state,
       inventory: merged(state),
@@ -131,7 +174,8 @@ export class SyncRun {
       lastHealthy: res.health.status === 'healthy' ? revision : state.lastHealthy,
       pin: pin ?? state.pin,
       // Manual approvals of a revision that went through are used up (they live on in its history entry).
-      approvals: res.approvals?.length && runs ? state.approvals?.filter((a) => a.sha !== revision.sha) : state.approvals,
+      approvals:
+        res.approvals?.length && runs ? state.approvals?.filter((a) => a.sha !== revision.sha) : state.approvals,
       gate: runs && !rb ? spec.gate : state.gate,
       repo: state.removed ? (this.input.repo ?? state.repo) : (state.repo ?? this.input.repo),
       prune: runs ? spec.prune : state.prune,
@@ -153,7 +197,9 @@ export class SyncRun {
     } catch (err) {
       if (!(err instanceof StateConflictError)) throw err;
       if (this.lost?.aborted) throw this.lost.reason; // the lease ran out: the other writer is the one that may write
-      (this.input.logger ?? silentLogger).warn('state changed by another writer; recording on top of it', { target: spec.name });
+      (this.input.logger ?? silentLogger).warn('state changed by another writer; recording on top of it', {
+        target: spec.name,
+      });
       this.state = await updateTargetState(client, spec.name, change, signal);
     }
   }

@@ -16,13 +16,19 @@ function refusal(run: SyncRun): SyncResult | undefined {
   }
   const pin = state.pin;
   if (pin && pin.revision.sha !== input.revision.sha && !input.rollback) {
-    return run.result('pinned', [], NO_HEALTH, `pinned at ${formatRevision(pin.revision)} by ${pin.by} (${pin.reason}) since ${pin.at}; \`tidegate release ${input.spec.name}\` lifts the pin`);
+    return run.result(
+      'pinned',
+      [],
+      NO_HEALTH,
+      `pinned at ${formatRevision(pin.revision)} by ${pin.by} (${pin.reason}) since ${pin.at}; \`tidegate release ${input.spec.name}\` lifts the pin`,
+    );
   }
   return undefined;
 }
 
 /** Errors the queue should retry rather than record: the apiserver failing for now, the deadline, a lost lease. */
-const mustRetry = (err: unknown, signal: AbortSignal | undefined): boolean => isTransient(err) || signal?.aborted === true;
+const mustRetry = (err: unknown, signal: AbortSignal | undefined): boolean =>
+  isTransient(err) || signal?.aborted === true;
 
 /** Under the lease: read the state, plan, gate, apply, record. */
 async function leasedSync(run: SyncRun): Promise<SyncResult> {
@@ -36,7 +42,8 @@ async function leasedSync(run: SyncRun): Promise<SyncResult> {
     const planned = await planTarget(run);
     if (input.dryRun) return await preview(run, planned);
     const verdict = input.gate ? await input.gate(run.state) : undefined;
-    if (verdict?.hold) return await run.record({ ...(await preview(run, planned)), outcome: 'held', heldFor: verdict.hold }, undefined);
+    if (verdict?.hold)
+      return await run.record({ ...(await preview(run, planned)), outcome: 'held', heldFor: verdict.hold }, undefined);
     return await applyTarget(run, planned, verdict?.approvals ?? []);
   } catch (err) {
     if (mustRetry(err, input.signal)) throw err;
@@ -59,5 +66,7 @@ export async function syncTarget(input: TargetSyncInput): Promise<SyncResult> {
   if (input.spec.suspend) return run.result('suspended', [], NO_HEALTH);
   if (input.dryRun) return leasedSync(run); // writes nothing: no lease needed
   const lease = { ...input.lease, signal: input.signal, logger: input.logger };
-  return withLease(input.client, input.spec.name, lease, (signal, lost) => leasedSync(new SyncRun({ ...input, signal }, lost)));
+  return withLease(input.client, input.spec.name, lease, (signal, lost) =>
+    leasedSync(new SyncRun({ ...input, signal }, lost)),
+  );
 }

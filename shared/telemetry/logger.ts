@@ -10,12 +10,21 @@ const LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 type Level = (typeof LEVELS)[number];
 
 /** One JSON line per entry on stderr (what CloudWatch and local tools read alike). */
-export function jsonLogger(minLevel: Level = 'info', write: (line: string) => void = (l) => void process.stderr.write(`${l}\n`)): Logger {
+export function jsonLogger(
+  minLevel: Level = 'info',
+  write: (line: string) => void = (l) => void process.stderr.write(`${l}\n`),
+): Logger {
   const min = LEVELS.indexOf(minLevel);
   const log = (level: Level) => (message: string, fields?: Record<string, unknown>) => {
-    if (LEVELS.indexOf(level) >= min) write(JSON.stringify({ level, time: new Date().toISOString(), message, ...fields }));
+    if (LEVELS.indexOf(level) >= min)
+      write(JSON.stringify({ level, time: new Date().toISOString(), message, ...fields }));
   };
   return { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') };
 }
 
-export const silentLogger: Logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+export const silentLogger: Logger = {
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+};

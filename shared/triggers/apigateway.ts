@@ -4,8 +4,18 @@ import type { HttpRequest, HttpResponse } from './http.js';
 /** API Gateway HTTP API (payload v2) → HttpRequest, with the body exactly as sent (base64 decoded). */
 export function fromApiGateway(event: APIGatewayProxyEventV2): HttpRequest {
   const headers = Object.fromEntries(Object.entries(event.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]));
-  const body = event.body === undefined ? '' : event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
-  return { method: event.requestContext.http.method, path: event.rawQueryString ? `${event.rawPath}?${event.rawQueryString}` : event.rawPath, headers, body };
+  const body =
+    event.body === undefined
+      ? ''
+      : event.isBase64Encoded
+        ? Buffer.from(event.body, 'base64').toString('utf8')
+        : event.body;
+  return {
+    method: event.requestContext.http.method,
+    path: event.rawQueryString ? `${event.rawPath}?${event.rawQueryString}` : event.rawPath,
+    headers,
+    body,
+  };
 }
 
 export function toApiGateway(res: HttpResponse): APIGatewayProxyStructuredResultV2 {

@@ -12,7 +12,8 @@ const PREVIEW_ACTIONS = new Set(['opened', 'synchronize', 'reopened']);
 function routePullRequest(event: PullRequestEvent, tracked: readonly TrackedRepo[]): Routed {
   const ignore = (message: string): Routed => ({ response: reply(202, message), messages: [] });
   const pr = (event as Partial<PullRequestEvent> | null)?.pull_request;
-  if (!pr || typeof pr.head?.sha !== 'string' || typeof pr.base?.ref !== 'string') return { response: reply(400, 'malformed pull_request payload'), messages: [] };
+  if (!pr || typeof pr.head?.sha !== 'string' || typeof pr.base?.ref !== 'string')
+    return { response: reply(400, 'malformed pull_request payload'), messages: [] };
   if (!PREVIEW_ACTIONS.has(event.action)) return ignore(`ignored: pull request ${event.action}`);
   const repo = trackedRepo(event.repository, tracked);
   if (!repo) return ignore(`ignored: repository ${event.repository.full_name} is not tracked`);
@@ -20,22 +21,42 @@ function routePullRequest(event: PullRequestEvent, tracked: readonly TrackedRepo
   const sameRepo = pr.head.repo?.full_name === event.repository.full_name;
   return {
     response: reply(202, `queued preview of pull request #${pr.number} at ${pr.head.sha.slice(0, 12)}`),
-    messages: [{ type: 'preview', repo: repo.url, pullRequest: pr.number, head: pr.head.sha, headRef: sameRepo ? `refs/heads/${pr.head.ref}` : `refs/pull/${pr.number}/head`, base: pr.base.ref }],
+    messages: [
+      {
+        type: 'preview',
+        repo: repo.url,
+        pullRequest: pr.number,
+        head: pr.head.sha,
+        headRef: sameRepo ? `refs/heads/${pr.head.ref}` : `refs/pull/${pr.number}/head`,
+        base: pr.base.ref,
+      },
+    ],
   };
 }
 
 const APPROVE = /^\/tidegate\s+approve((?:\s+[a-z0-9-]+)*)\s*$/m;
 
 /** The tracked repository a payload's repository is, by any of its URLs. */
-function trackedRepo(repository: { clone_url?: string; html_url?: string; ssh_url?: string; git_url?: string }, tracked: readonly TrackedRepo[]): TrackedRepo | undefined {
-  const urls = [repository.clone_url, repository.html_url, repository.ssh_url, repository.git_url].filter((u): u is string => Boolean(u)).map(normaliseRepoUrl);
+function trackedRepo(
+  repository: { clone_url?: string; html_url?: string; ssh_url?: string; git_url?: string },
+  tracked: readonly TrackedRepo[],
+): TrackedRepo | undefined {
+  const urls = [repository.clone_url, repository.html_url, repository.ssh_url, repository.git_url]
+    .filter((u): u is string => Boolean(u))
+    .map(normaliseRepoUrl);
   return tracked.find((t) => urls.includes(normaliseRepoUrl(t.url)));
 }
 
 /** `/tidegate approve [target …]` in a new comment on a pull request of a tracked repository. */
 function routeComment(event: CommentEvent, tracked: readonly TrackedRepo[]): Routed {
   const ignore = (message: string): Routed => ({ response: reply(202, message), messages: [] });
-  if (typeof event !== 'object' || event === null || typeof event.comment?.body !== 'string' || typeof event.issue !== 'object') return { response: reply(400, 'malformed issue_comment payload'), messages: [] };
+  if (
+    typeof event !== 'object' ||
+    event === null ||
+    typeof event.comment?.body !== 'string' ||
+    typeof event.issue !== 'object'
+  )
+    return { response: reply(400, 'malformed issue_comment payload'), messages: [] };
   if (event.action !== 'created') return ignore(`ignored: comment ${event.action}`);
   const command = APPROVE.exec(event.comment.body);
   if (!command) return ignore('ignored: not a /tidegate command');
@@ -47,7 +68,16 @@ function routeComment(event: CommentEvent, tracked: readonly TrackedRepo[]): Rou
   const targets = (command[1] ?? '').trim().split(/\s+/).filter(Boolean);
   return {
     response: reply(202, `queued approval by ${commenter} of pull request #${event.issue.number}`),
-    messages: [{ type: 'approve', repo: repo.url, pullRequest: event.issue.number, commenter, targets, comment: event.comment.id }],
+    messages: [
+      {
+        type: 'approve',
+        repo: repo.url,
+        pullRequest: event.issue.number,
+        commenter,
+        targets,
+        comment: event.comment.id,
+      },
+    ],
   };
 }
 
@@ -76,15 +106,26 @@ const KNOWN_EVENTS = new Set<string>(emitterEventNames.filter((e) => !e.includes
  * constant-time compare by @octokit/webhooks), event and delivery headers, JSON body.
  * SHA-1 signatures (X-Hub-Signature) alone are refused.
  */
-export async function verifyGithub(req: HttpRequest, secret: string, maxBytes = DEFAULT_MAX_BODY_BYTES): Promise<Verified> {
+export async function verifyGithub(
+  req: HttpRequest,
+  secret: string,
+  maxBytes = DEFAULT_MAX_BODY_BYTES,
+): Promise<Verified> {
   const fail = (status: number, message: string): Verified => ({ ok: false, response: reply(status, message) });
   if (req.method !== 'POST') return fail(405, 'only POST is accepted');
   if (req.body.length === 0) return fail(400, 'body is empty');
   if (bodyBytes(req.body) > maxBytes) return fail(413, `body larger than ${maxBytes} bytes`);
   const contentType = (req.headers['content-type'] ?? '').split(';')[0]?.trim();
-  if (contentType !== 'application/json') return fail(415, 'content type must be application/json (set it in the webhook settings)');
+  if (contentType !== 'application/json')
+    return fail(415, 'content type must be application/json (set it in the webhook settings)');
   const signature = req.headers['x-hub-signature-256'];
-  if (!signature) return fail(401, req.headers['x-hub-signature'] ? 'SHA-1 signatures are not accepted; X-Hub-Signature-256 is required' : 'missing X-Hub-Signature-256');
+  if (!signature)
+    return fail(
+      401,
+      req.headers['x-hub-signature']
+        ? 'SHA-1 signatures are not accepted; X-Hub-Signature-256 is required'
+        : 'missing X-Hub-Signature-256',
+    );
   const valid = await new Webhooks({ secret }).verify(req.body, signature).catch(() => false);
   if (!valid) return fail(401, 'signature does not match');
   const event = req.headers['x-github-event'];
@@ -128,7 +169,11 @@ function routePush(push: PushEvent, tracked: readonly TrackedRepo[]): Routed {
   if (!repo) return ignore(`ignored: repository ${push.repository.full_name} is not tracked`);
   if (repo.branch !== branch) return ignore(`ignored: branch ${branch} is not tracked (tracking ${repo.branch})`);
   const complete = push.commits.length < MAX_LISTED_COMMITS && !push.forced;
-  const paths = complete ? [...new Set(push.commits.flatMap((c) => [...(c.added ?? []), ...(c.modified ?? []), ...(c.removed ?? [])]))].sort() : null;
+  const paths = complete
+    ? [
+        ...new Set(push.commits.flatMap((c) => [...(c.added ?? []), ...(c.modified ?? []), ...(c.removed ?? [])])),
+      ].sort()
+    : null;
   return {
     response: reply(202, `queued ${push.after.slice(0, 12)} of ${branch}`, { sha: push.after }),
     messages: [{ type: 'push', repo: repo.url, ref: push.ref, sha: push.after, paths, reason: 'push' }],
@@ -147,7 +192,8 @@ export function routeGithubEvent(delivery: GithubDelivery, tracked: readonly Tra
     case 'pull_request':
       return routePullRequest(delivery.payload as PullRequestEvent, tracked);
     default:
-      if (!KNOWN_EVENTS.has(delivery.event)) return { response: reply(400, `unknown event ${delivery.event}`), messages: [] };
+      if (!KNOWN_EVENTS.has(delivery.event))
+        return { response: reply(400, `unknown event ${delivery.event}`), messages: [] };
       return { response: reply(202, `ignored: tidegate does not act on ${delivery.event} events`), messages: [] };
   }
 }

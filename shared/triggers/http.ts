@@ -12,8 +12,10 @@ export interface HttpResponse {
   body: { message: string; [key: string]: unknown };
 }
 
-export const reply = (status: number, message: string, extra: Record<string, unknown> = {}): HttpResponse => ({ status, body: { message, ...extra } });
+export const reply = (status: number, message: string, extra: Record<string, unknown> = {}): HttpResponse => ({
+  status,
+  body: { message, ...extra },
+});
 
 /** Byte length of a body as received. */
 export const bodyBytes = (body: string): number => Buffer.byteLength(body, 'utf8');
-

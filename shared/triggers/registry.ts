@@ -10,11 +10,18 @@ const MANIFEST_TYPES = new Set([
 ]);
 
 interface DistributionEnvelope {
-  events?: Array<{ action?: string; target?: { mediaType?: string; repository?: string; tag?: string; digest?: string; url?: string }; request?: { host?: string } }>;
+  events?: Array<{
+    action?: string;
+    target?: { mediaType?: string; repository?: string; tag?: string; digest?: string; url?: string };
+    request?: { host?: string };
+  }>;
 }
 interface HarborEvent {
   type?: string;
-  event_data?: { resources?: Array<{ tag?: string; digest?: string; resource_url?: string }>; repository?: { repo_full_name?: string } };
+  event_data?: {
+    resources?: Array<{ tag?: string; digest?: string; resource_url?: string }>;
+    repository?: { repo_full_name?: string };
+  };
 }
 interface DockerHubEvent {
   push_data?: { tag?: string };
@@ -45,18 +52,35 @@ function fromDistribution(body: DistributionEnvelope): ImageMessage[] {
 
 function fromHarbor(body: HarborEvent): ImageMessage[] {
   const repository = body.event_data?.repository?.repo_full_name ?? '';
-  return (body.event_data?.resources ?? []).map((r) => ({ type: 'image', registry: hostOf(r.resource_url) ?? '', repository, tag: r.tag, digest: r.digest, source: 'harbor' }));
+  return (body.event_data?.resources ?? []).map((r) => ({
+    type: 'image',
+    registry: hostOf(r.resource_url) ?? '',
+    repository,
+    tag: r.tag,
+    digest: r.digest,
+    source: 'harbor',
+  }));
 }
 
 function fromDockerHub(body: DockerHubEvent): ImageMessage[] {
-  return [{ type: 'image', registry: 'docker.io', repository: body.repository?.repo_name ?? '', tag: body.push_data?.tag, source: 'dockerhub' }];
+  return [
+    {
+      type: 'image',
+      registry: 'docker.io',
+      repository: body.repository?.repo_name ?? '',
+      tag: body.push_data?.tag,
+      source: 'dockerhub',
+    },
+  ];
 }
 
 /** Recognises distribution (and registries that speak its envelope), Harbor and Docker Hub notifications. */
 export function parseRegistryNotification(body: unknown): ImageMessage[] | undefined {
   if (typeof body !== 'object' || body === null) return undefined;
-  if ('events' in body && Array.isArray((body as DistributionEnvelope).events)) return fromDistribution(body as DistributionEnvelope);
-  if ((body as HarborEvent).type === 'PUSH_ARTIFACT' || (body as HarborEvent).type === 'pushImage') return fromHarbor(body as HarborEvent);
+  if ('events' in body && Array.isArray((body as DistributionEnvelope).events))
+    return fromDistribution(body as DistributionEnvelope);
+  if ((body as HarborEvent).type === 'PUSH_ARTIFACT' || (body as HarborEvent).type === 'pushImage')
+    return fromHarbor(body as HarborEvent);
   if ('push_data' in body && 'repository' in body) return fromDockerHub(body as DockerHubEvent);
   return undefined;
 }
@@ -72,7 +96,11 @@ function presentedSecret(req: HttpRequest): string {
  * Verifies a registry notification (shared secret, size, JSON) and turns it into image messages.
  * Only manifest pushes count; blob pushes and pulls are ignored.
  */
-export function receiveRegistryNotification(req: HttpRequest, secret: string, maxBytes = 1024 * 1024): { response: HttpResponse; messages: ImageMessage[] } {
+export function receiveRegistryNotification(
+  req: HttpRequest,
+  secret: string,
+  maxBytes = 1024 * 1024,
+): { response: HttpResponse; messages: ImageMessage[] } {
   const none = (status: number, message: string) => ({ response: reply(status, message), messages: [] });
   if (req.method !== 'POST') return none(405, 'only POST is accepted');
   if (bodyBytes(req.body) > maxBytes) return none(413, `body larger than ${maxBytes} bytes`);
@@ -87,5 +115,8 @@ export function receiveRegistryNotification(req: HttpRequest, secret: string, ma
   if (!messages) return none(400, 'not a distribution, Harbor or Docker Hub notification');
   const valid = messages.filter((m) => m.registry && m.repository && (m.tag || m.digest));
   if (valid.length === 0) return none(202, 'ignored: no image manifest push in this notification');
-  return { response: reply(202, `queued ${valid.length} image update${valid.length === 1 ? '' : 's'}`), messages: valid };
+  return {
+    response: reply(202, `queued ${valid.length} image update${valid.length === 1 ? '' : 's'}`),
+    messages: valid,
+  };
 }

@@ -2,10 +2,14 @@ import type { TargetSpec } from '../config/index.js';
 import { normaliseRepoUrl, type PushMessage } from '../model/index.js';
 import { CONFIG_FILE } from './repo-config.js';
 
-const under = (path: string, dir: string): boolean => dir === '.' || dir === '' || path === dir || path.startsWith(`${dir.replace(/\/+$/, '')}/`);
+const under = (path: string, dir: string): boolean =>
+  dir === '.' || dir === '' || path === dir || path.startsWith(`${dir.replace(/\/+$/, '')}/`);
 
 /** Targets a push affects: those that follow this repository and branch, and whose path (or tidegate.yaml) changed. */
-export function affectedTargets(targets: readonly TargetSpec[], msg: Pick<PushMessage, 'repo' | 'ref' | 'paths'>): TargetSpec[] {
+export function affectedTargets(
+  targets: readonly TargetSpec[],
+  msg: Pick<PushMessage, 'repo' | 'ref' | 'paths'>,
+): TargetSpec[] {
   return targets.filter((t) => {
     const sameRepo = t.source.url === undefined || normaliseRepoUrl(t.source.url) === normaliseRepoUrl(msg.repo);
     const ref = t.source.ref ?? {};
@@ -16,4 +20,3 @@ export function affectedTargets(targets: readonly TargetSpec[], msg: Pick<PushMe
     return msg.paths.some((p) => under(p, t.path) || valuesFiles.includes(p));
   });
 }
-

@@ -2,19 +2,47 @@ import { readTargetState, refuseOtherOwner, updateTargetState, withLease } from 
 import type { KubeClient } from '../cluster/index.js';
 import type { TargetSpec } from '../config/index.js';
 import { repoName, type GitHub, type RepoName } from '../github/index.js';
-import { RevisionError, TargetNotFoundError, TidegateError, isTidegateError, type Approval, type ApproveMessage, type SyncMessage, type SyncResult } from '../model/index.js';
+import {
+  RevisionError,
+  TargetNotFoundError,
+  TidegateError,
+  isTidegateError,
+  type Approval,
+  type ApproveMessage,
+  type SyncMessage,
+  type SyncResult,
+} from '../model/index.js';
 import { leaseOf, type EngineContext } from './context.js';
 import { configAt, headTarget } from './repo-config.js';
 import type { Queue } from './queue.js';
 import { syncRepo } from './sync-repo.js';
 
 /** Adds a manual approval to a target's state (one per person and revision), holding the target's lease; never to another repository's target. */
-async function recordApproval(ctx: EngineContext, client: KubeClient, repo: string, target: string, approval: Approval, signal?: AbortSignal): Promise<void> {
+async function recordApproval(
+  ctx: EngineContext,
+  client: KubeClient,
+  repo: string,
+  target: string,
+  approval: Approval,
+  signal?: AbortSignal,
+): Promise<void> {
   await withLease(client, target, { ...leaseOf(ctx), logger: ctx.logger, signal }, (leased) =>
-    updateTargetState(client, target, (state) => {
-      refuseOtherOwner(state, repo, target);
-      return { ...state, approvals: [...(state.approvals ?? []).filter((a) => !(a.sha === approval.sha && a.by === approval.by)), approval] };
-    }, leased));
+    updateTargetState(
+      client,
+      target,
+      (state) => {
+        refuseOtherOwner(state, repo, target);
+        return {
+          ...state,
+          approvals: [
+            ...(state.approvals ?? []).filter((a) => !(a.sha === approval.sha && a.by === approval.by)),
+            approval,
+          ],
+        };
+      },
+      leased,
+    ),
+  );
   ctx.logger?.info('approved', { target, revision: approval.sha, by: approval.by, via: approval.via });
 }
 
@@ -22,12 +50,26 @@ async function recordApproval(ctx: EngineContext, client: KubeClient, repo: stri
  * `tidegate approve`: records a manual approval of a target's revision (the branch head, or a
  * revision in its history, by SHA or prefix) in the cluster, then syncs that revision.
  */
-export async function approve(ctx: EngineContext, req: { repo: string; target: string; revision: string; by: string; via: 'cli' | 'comment' }): Promise<SyncResult> {
+export async function approve(
+  ctx: EngineContext,
+  req: { repo: string; target: string; revision: string; by: string; via: 'cli' | 'comment' },
+): Promise<SyncResult> {
   const { head, client } = await headTarget(ctx, req.repo, req.target);
   const state = await readTargetState(client, req.target);
-  const known = [head, ...[...state.history].reverse().map((h) => h.revision)].find((r) => r.sha.startsWith(req.revision.toLowerCase()));
-  if (!known || req.revision.length < 7) throw new RevisionError('RevisionUnknown', `revision ${req.revision} is neither the head of the branch nor in the history of ${req.target} (give at least 7 characters)`);
-  await recordApproval(ctx, client, req.repo, req.target, { sha: known.sha, by: req.by, at: (ctx.now?.() ?? new Date()).toISOString(), via: req.via });
+  const known = [head, ...[...state.history].reverse().map((h) => h.revision)].find((r) =>
+    r.sha.startsWith(req.revision.toLowerCase()),
+  );
+  if (!known || req.revision.length < 7)
+    throw new RevisionError(
+      'RevisionUnknown',
+      `revision ${req.revision} is neither the head of the branch nor in the history of ${req.target} (give at least 7 characters)`,
+    );
+  await recordApproval(ctx, client, req.repo, req.target, {
+    sha: known.sha,
+    by: req.by,
+    at: (ctx.now?.() ?? new Date()).toISOString(),
+    via: req.via,
+  });
   const [result] = await syncRepo(ctx, { repo: req.repo, target: req.target, revision: known });
   if (!result) throw new TargetNotFoundError(req.target, 'tidegate.yaml');
   return result;
@@ -55,16 +97,34 @@ export interface CommentApproval {
  * for the named targets (default: those with a manual gate) where the commenter may approve, and a
  * sync of each is queued. Anyone else's comment is refused, and nothing is recorded.
  */
-export async function approveFromComment(ctx: EngineContext, msg: ApproveMessage, queue: Queue, signal?: AbortSignal): Promise<CommentApproval> {
+export async function approveFromComment(
+  ctx: EngineContext,
+  msg: ApproveMessage,
+  queue: Queue,
+  signal?: AbortSignal,
+): Promise<CommentApproval> {
   const github = ctx.github?.(msg.repo);
-  if (!github) throw new TidegateError('GitHubMissing', `${msg.repo} has no GitHub API access to check a /tidegate approve comment`);
+  if (!github)
+    throw new TidegateError(
+      'GitHubMissing',
+      `${msg.repo} has no GitHub API access to check a /tidegate approve comment`,
+    );
   const name = repoName(msg.repo);
   const pr = await github.pullRequest(name, msg.pullRequest);
-  if (!pr.mergedAt || !pr.mergeCommit) return { approved: [], refused: [`pull request #${pr.number} is not merged; approve it once merged (its merge commit is what applies)`] };
+  if (!pr.mergedAt || !pr.mergeCommit)
+    return {
+      approved: [],
+      refused: [`pull request #${pr.number} is not merged; approve it once merged (its merge commit is what applies)`],
+    };
   const revision = { ref: `refs/heads/${pr.base}`, sha: pr.mergeCommit };
   const { config } = await configAt(ctx, msg.repo, revision);
-  const specs = config.targets.filter((t) => (msg.targets.length ? msg.targets.includes(t.name) : t.gate.manual || ctx.floor?.(t.cluster)?.manual));
-  const out: CommentApproval = { approved: [], refused: msg.targets.filter((t) => !specs.some((s) => s.name === t)).map((t) => `${t}: no such target`) };
+  const specs = config.targets.filter((t) =>
+    msg.targets.length ? msg.targets.includes(t.name) : t.gate.manual || ctx.floor?.(t.cluster)?.manual,
+  );
+  const out: CommentApproval = {
+    approved: [],
+    refused: msg.targets.filter((t) => !specs.some((s) => s.name === t)).map((t) => `${t}: no such target`),
+  };
   const syncs: SyncMessage[] = [];
   for (const spec of specs) {
     if (!(await mayApprove(github, name, spec, msg.commenter))) {
@@ -73,7 +133,14 @@ export async function approveFromComment(ctx: EngineContext, msg: ApproveMessage
     }
     const client = await ctx.connect(spec.cluster);
     try {
-      await recordApproval(ctx, client, msg.repo, spec.name, { sha: revision.sha, by: msg.commenter, at: (ctx.now?.() ?? new Date()).toISOString(), via: 'comment' }, signal);
+      await recordApproval(
+        ctx,
+        client,
+        msg.repo,
+        spec.name,
+        { sha: revision.sha, by: msg.commenter, at: (ctx.now?.() ?? new Date()).toISOString(), via: 'comment' },
+        signal,
+      );
     } catch (err) {
       if (!isTidegateError(err, 'TargetOwnedElsewhere')) throw err;
       out.refused.push(`${spec.name}: ${err.message}`);
@@ -81,7 +148,14 @@ export async function approveFromComment(ctx: EngineContext, msg: ApproveMessage
     }
     out.approved.push(spec.name);
     // A bucket of its own: the held sync of this revision already used the plain deduplication id.
-    syncs.push({ type: 'sync', repo: msg.repo, target: spec.name, revision, reason: `approved by ${msg.commenter}`, bucket: msg.comment });
+    syncs.push({
+      type: 'sync',
+      repo: msg.repo,
+      target: spec.name,
+      revision,
+      reason: `approved by ${msg.commenter}`,
+      bucket: msg.comment,
+    });
   }
   await queue.send(syncs);
   return out;

@@ -17,14 +17,38 @@ function registryAndRepository(repository: string): { registry: string; reposito
  * tidegate.yaml no longer declares, and (for polls) one image message per policy, the fallback for
  * registry events.
  */
-export async function fanOut(ctx: EngineContext, msg: PushMessage, queue: Queue, signal?: AbortSignal): Promise<{ kind: 'fanned-out'; targets: string[] }> {
+export async function fanOut(
+  ctx: EngineContext,
+  msg: PushMessage,
+  queue: Queue,
+  signal?: AbortSignal,
+): Promise<{ kind: 'fanned-out'; targets: string[] }> {
   const { revision, config } = await configAt(ctx, msg.repo, { ref: msg.ref, sha: msg.sha });
   const targets = affectedTargets(config.targets, msg);
-  const syncs: SyncMessage[] = targets.map((t) => ({ type: 'sync', repo: msg.repo, target: t.name, revision, reason: msg.reason, ...(msg.bucket === undefined ? {} : { bucket: msg.bucket }) }));
+  const syncs: SyncMessage[] = targets.map((t) => ({
+    type: 'sync',
+    repo: msg.repo,
+    target: t.name,
+    revision,
+    reason: msg.reason,
+    ...(msg.bucket === undefined ? {} : { bucket: msg.bucket }),
+  }));
   // The poll is also the fallback for registry events: ask each policy's registry once per interval.
-  const images: ImageMessage[] = msg.reason === 'poll' ? config.images.map((p) => ({ type: 'image', ...registryAndRepository(p.repository), source: 'poll', ...(msg.bucket === undefined ? {} : { bucket: msg.bucket }) })) : [];
-  const removals: RemoveMessage[] = (await removedTargets(ctx, msg.repo, config, signal)).map((r) => ({ type: 'remove', repo: msg.repo, ...r, revision }));
+  const images: ImageMessage[] =
+    msg.reason === 'poll'
+      ? config.images.map((p) => ({
+          type: 'image',
+          ...registryAndRepository(p.repository),
+          source: 'poll',
+          ...(msg.bucket === undefined ? {} : { bucket: msg.bucket }),
+        }))
+      : [];
+  const removals: RemoveMessage[] = (await removedTargets(ctx, msg.repo, config, signal)).map((r) => ({
+    type: 'remove',
+    repo: msg.repo,
+    ...r,
+    revision,
+  }));
   await queue.send([...syncs, ...removals, ...images]);
   return { kind: 'fanned-out', targets: targets.map((t) => t.name) };
 }
-

@@ -9,7 +9,11 @@ import type { EngineContext } from './context.js';
 function gateSources(ctx: EngineContext, spec: TargetSpec, state: TargetState): GateSource[] {
   const floor = ctx.floor?.(spec.cluster);
   const sources: GateSource[] = [{ from: 'tidegate.yaml', policy: spec.gate }];
-  if (state.gate && state.lastApplied) sources.push({ from: `tidegate.yaml at the last applied ${state.lastApplied.sha.slice(0, 12)}`, policy: state.gate });
+  if (state.gate && state.lastApplied)
+    sources.push({
+      from: `tidegate.yaml at the last applied ${state.lastApplied.sha.slice(0, 12)}`,
+      policy: state.gate,
+    });
   if (floor) sources.push({ from: `the floor of cluster ${spec.cluster}`, policy: floor });
   return sources;
 }
@@ -19,7 +23,12 @@ function gateSources(ctx: EngineContext, spec: TargetSpec, state: TargetState): 
  * revision (so a commit cannot lower the gate it is judged by) and the cluster's floor. Sign-offs
  * are given once per revision: the revision already applied is judged by the change windows only.
  */
-export function gateOf(ctx: EngineContext, spec: TargetSpec, revision: Revision, url: string | undefined): (state: TargetState) => Promise<GateVerdict> {
+export function gateOf(
+  ctx: EngineContext,
+  spec: TargetSpec,
+  revision: Revision,
+  url: string | undefined,
+): (state: TargetState) => Promise<GateVerdict> {
   return async (state) => {
     const sources = gateSources(ctx, spec, state);
     // The revision that runs now passed its sign-offs when it was applied: re-syncs of it are not held for them again.
@@ -27,7 +36,10 @@ export function gateOf(ctx: EngineContext, spec: TargetSpec, revision: Revision,
     if (isOpen(gate)) return { approvals: [] };
     const github = url ? ctx.github?.(url) : undefined;
     return evaluateGate({
-      gate, revision, now: ctx.now?.() ?? new Date(), manualApprovals: state.approvals ?? [],
+      gate,
+      revision,
+      now: ctx.now?.() ?? new Date(),
+      manualApprovals: state.approvals ?? [],
       github: github && url ? { client: github, repo: repoName(url) } : undefined,
       verify: url ? (mode, names) => verifySignatures(ctx, url, revision, mode, names) : undefined,
     });
@@ -35,10 +47,20 @@ export function gateOf(ctx: EngineContext, spec: TargetSpec, revision: Revision,
 }
 
 /** The revision's signatures against the named trusted keys; why they are not trusted, or nothing. */
-async function verifySignatures(ctx: EngineContext, url: string, revision: Revision, mode: VerifyMode, names: string[]): Promise<string | undefined> {
+async function verifySignatures(
+  ctx: EngineContext,
+  url: string,
+  revision: Revision,
+  mode: VerifyMode,
+  names: string[],
+): Promise<string | undefined> {
   const keys = (await ctx.trustedKeys?.(names)) ?? [];
-  if (keys.length === 0) return `none of the trusted keys ${names.join(', ')} is configured (deploy-time setting trustedKeys)`;
+  if (keys.length === 0)
+    return `none of the trusted keys ${names.join(', ')} is configured (deploy-time setting trustedKeys)`;
   const src = ctx.gitSource(url);
-  return (await verifyRevision(cachedGitdir(src, ctx.settings.cacheDir), revision, mode, keys, (ref) => fetchTagObject(src, ctx.settings.cacheDir, ref))).problem;
+  return (
+    await verifyRevision(cachedGitdir(src, ctx.settings.cacheDir), revision, mode, keys, (ref) =>
+      fetchTagObject(src, ctx.settings.cacheDir, ref),
+    )
+  ).problem;
 }
-

@@ -1,7 +1,15 @@
 import type { ImagePolicySpec } from '../config/index.js';
 import { repoName, type PullRequestRef } from '../github/index.js';
 import { TidegateError, type ImageMessage } from '../model/index.js';
-import { latestImage, policiesFor, pullRequestBranch, pullRequestText, writeImages, type ImageUpdate, type LatestImage } from '../images/index.js';
+import {
+  latestImage,
+  policiesFor,
+  pullRequestBranch,
+  pullRequestText,
+  writeImages,
+  type ImageUpdate,
+  type LatestImage,
+} from '../images/index.js';
 import type { CommitAuthor } from '../source/index.js';
 import { configAt } from './repo-config.js';
 import type { EngineContext } from './context.js';
@@ -20,11 +28,35 @@ export interface ImagesWritten {
 type TrackedRepository = { url: string; branch: string };
 
 /** Policies written back with a commit: one commit for all of them, then synced like any push. */
-async function commitImages(ctx: EngineContext, queue: Queue, repo: TrackedRepository, author: CommitAuthor, latest: Map<ImagePolicySpec, LatestImage>): Promise<ImagesWritten[]> {
-  const update = await writeImages(ctx.gitSource(repo.url), { branch: repo.branch, author, latest, cacheDir: ctx.settings.cacheDir });
+async function commitImages(
+  ctx: EngineContext,
+  queue: Queue,
+  repo: TrackedRepository,
+  author: CommitAuthor,
+  latest: Map<ImagePolicySpec, LatestImage>,
+): Promise<ImagesWritten[]> {
+  const update = await writeImages(ctx.gitSource(repo.url), {
+    branch: repo.branch,
+    author,
+    latest,
+    cacheDir: ctx.settings.cacheDir,
+  });
   if (!update.sha) return [];
-  ctx.logger?.info('images written', { repo: repo.url, sha: update.sha, edits: update.edits.map((e) => `${e.policy}: ${e.from} → ${e.to}`) });
-  await queue.send([{ type: 'push', repo: repo.url, ref: `refs/heads/${repo.branch}`, sha: update.sha, paths: [...new Set(update.edits.map((e) => e.file))], reason: 'push' }]);
+  ctx.logger?.info('images written', {
+    repo: repo.url,
+    sha: update.sha,
+    edits: update.edits.map((e) => `${e.policy}: ${e.from} → ${e.to}`),
+  });
+  await queue.send([
+    {
+      type: 'push',
+      repo: repo.url,
+      ref: `refs/heads/${repo.branch}`,
+      sha: update.sha,
+      paths: [...new Set(update.edits.map((e) => e.file))],
+      reason: 'push',
+    },
+  ]);
   return [{ repo: repo.url, sha: update.sha, edits: update.edits }];
 }
 
@@ -32,14 +64,41 @@ async function commitImages(ctx: EngineContext, queue: Queue, repo: TrackedRepos
  * A policy written back with a pull request: its branch is rebuilt on the tracked branch and the
  * one open pull request of that branch is opened or updated. Nothing is synced: merging is.
  */
-async function proposeImage(ctx: EngineContext, repo: TrackedRepository, author: CommitAuthor, policy: ImagePolicySpec, image: LatestImage): Promise<ImagesWritten[]> {
+async function proposeImage(
+  ctx: EngineContext,
+  repo: TrackedRepository,
+  author: CommitAuthor,
+  policy: ImagePolicySpec,
+  image: LatestImage,
+): Promise<ImagesWritten[]> {
   const github = ctx.github?.(repo.url);
-  if (!github) throw new TidegateError('GitHubMissing', `image policy ${policy.name} writes back with a pull request, but ${repo.url} has no GitHub API access (a token and, outside github.com, githubApiUrl)`);
+  if (!github)
+    throw new TidegateError(
+      'GitHubMissing',
+      `image policy ${policy.name} writes back with a pull request, but ${repo.url} has no GitHub API access (a token and, outside github.com, githubApiUrl)`,
+    );
   const branch = pullRequestBranch(policy);
-  const update = await writeImages(ctx.gitSource(repo.url), { branch: repo.branch, pullRequestBranch: branch, author, latest: new Map([[policy, image]]), cacheDir: ctx.settings.cacheDir });
+  const update = await writeImages(ctx.gitSource(repo.url), {
+    branch: repo.branch,
+    pullRequestBranch: branch,
+    author,
+    latest: new Map([[policy, image]]),
+    cacheDir: ctx.settings.cacheDir,
+  });
   if (!update.sha) return [];
-  const pr = await github.ensurePullRequest(repoName(repo.url), { head: branch, base: repo.branch, ...pullRequestText(policy, image, update) });
-  ctx.logger?.info('image pull request', { repo: repo.url, policy: policy.name, tag: image.tag, pullRequest: pr.number, action: pr.action, pushed: update.pushed });
+  const pr = await github.ensurePullRequest(repoName(repo.url), {
+    head: branch,
+    base: repo.branch,
+    ...pullRequestText(policy, image, update),
+  });
+  ctx.logger?.info('image pull request', {
+    repo: repo.url,
+    policy: policy.name,
+    tag: image.tag,
+    pullRequest: pr.number,
+    action: pr.action,
+    pushed: update.pushed,
+  });
   return [{ repo: repo.url, sha: update.sha, edits: update.edits, pullRequest: { ...pr, branch } }];
 }
 
@@ -60,12 +119,13 @@ export async function updateImages(ctx: EngineContext, msg: ImageMessage, queue:
     const author = config.imageAutomation.author;
     // A commit straight to the branch would be held by an approvals gate: propose it instead.
     const gated = config.targets.some((t) => t.gate.approvals > 0 || (ctx.floor?.(t.cluster)?.approvals ?? 0) > 0);
-    const viaPullRequest = (p: ImagePolicySpec): boolean => p.writeBack === 'pullRequest' || (p.writeBack === 'auto' && gated);
+    const viaPullRequest = (p: ImagePolicySpec): boolean =>
+      p.writeBack === 'pullRequest' || (p.writeBack === 'auto' && gated);
     const direct = new Map(latest.filter(([p]) => !viaPullRequest(p)));
     if (direct.size > 0) updates.push(...(await commitImages(ctx, queue, repo, author, direct)));
-    for (const [policy, image] of latest.filter(([p]) => viaPullRequest(p))) updates.push(...(await proposeImage(ctx, repo, author, policy, image)));
+    for (const [policy, image] of latest.filter(([p]) => viaPullRequest(p)))
+      updates.push(...(await proposeImage(ctx, repo, author, policy, image)));
   }
   if (!matched) return { kind: 'ignored', reason: `no image policy follows ${msg.registry}/${msg.repository}` };
   return { kind: 'images-written', updates };
 }
-

@@ -9,7 +9,10 @@ export interface Queue {
 }
 
 /** SQS FIFO ids are at most 128 characters; longer keys are hashed. */
-const fit = (key: string): string => (key.length <= 128 ? key.replace(/[^\w!"#$%&'()*+,\-./:;<=>?@[\\\]^`{|}~]/g, '_') : createHash('sha256').update(key).digest('hex'));
+const fit = (key: string): string =>
+  key.length <= 128
+    ? key.replace(/[^\w!"#$%&'()*+,\-./:;<=>?@[\\\]^`{|}~]/g, '_')
+    : createHash('sha256').update(key).digest('hex');
 
 /**
  * The message group serialises work (one target, one repository, one image at a time);
@@ -24,19 +27,36 @@ export function messageKeys(msg: QueueMessage): { group: string; dedup: string }
 function baseKeys(msg: QueueMessage): { group: string; dedup: string } {
   switch (msg.type) {
     case 'push':
-      return { group: fit(`repo:${msg.repo}`), dedup: fit(`${msg.reason}:${msg.repo}@${msg.sha}${msg.bucket === undefined ? '' : `#${msg.bucket}`}`) };
+      return {
+        group: fit(`repo:${msg.repo}`),
+        dedup: fit(`${msg.reason}:${msg.repo}@${msg.sha}${msg.bucket === undefined ? '' : `#${msg.bucket}`}`),
+      };
     case 'sync':
-      return { group: fit(`target:${msg.target}`), dedup: fit(`sync:${msg.target}@${msg.revision.sha}${msg.bucket === undefined ? '' : `#${msg.bucket}`}`) };
+      return {
+        group: fit(`target:${msg.target}`),
+        dedup: fit(`sync:${msg.target}@${msg.revision.sha}${msg.bucket === undefined ? '' : `#${msg.bucket}`}`),
+      };
     case 'remove':
-      return { group: fit(`target:${msg.target}`), dedup: fit(`remove:${msg.cluster}/${msg.target}@${msg.revision.sha}`) };
+      return {
+        group: fit(`target:${msg.target}`),
+        dedup: fit(`remove:${msg.cluster}/${msg.target}@${msg.revision.sha}`),
+      };
     case 'image':
-      return { group: fit(`image:${msg.registry}/${msg.repository}`), dedup: fit(`image:${msg.registry}/${msg.repository}:${msg.tag ?? ''}@${msg.digest ?? ''}${msg.bucket === undefined ? '' : `#${msg.bucket}`}`) };
+      return {
+        group: fit(`image:${msg.registry}/${msg.repository}`),
+        dedup: fit(
+          `image:${msg.registry}/${msg.repository}:${msg.tag ?? ''}@${msg.digest ?? ''}${msg.bucket === undefined ? '' : `#${msg.bucket}`}`,
+        ),
+      };
     case 'reload':
       return { group: fit(`reload:${msg.cluster}`), dedup: fit(`reload:${msg.cluster}#${msg.bucket}`) };
     case 'approve':
       return { group: fit(`repo:${msg.repo}`), dedup: fit(`approve:${msg.repo}#${msg.comment}`) };
     case 'preview':
-      return { group: fit(`preview:${msg.repo}#${msg.pullRequest}`), dedup: fit(`preview:${msg.repo}#${msg.pullRequest}@${msg.head}`) };
+      return {
+        group: fit(`preview:${msg.repo}#${msg.pullRequest}`),
+        dedup: fit(`preview:${msg.repo}#${msg.pullRequest}@${msg.head}`),
+      };
   }
 }
 
@@ -55,7 +75,12 @@ export class MemoryQueue implements Queue {
 
   constructor(
     private readonly handle: (msg: QueueMessage, queue: MemoryQueue) => Promise<void>,
-    private readonly opts: { dedupWindowMs?: number; maxAttempts?: number; busyDelayMs?: number; now?: () => number } = {},
+    private readonly opts: {
+      dedupWindowMs?: number;
+      maxAttempts?: number;
+      busyDelayMs?: number;
+      now?: () => number;
+    } = {},
   ) {}
 
   send(messages: readonly QueueMessage[]): Promise<void> {

@@ -10,14 +10,30 @@ import { syncRepo } from './sync-repo.js';
  * Re-applies every target (of one cluster, or all) in dependency order, e.g. to an empty cluster:
  * pinned targets at their pinned revision, the others at the head of the branch.
  */
-export async function recover(ctx: EngineContext, req: { repo: string; cluster?: string | undefined; onProgress?: (r: SyncResult, index: number, total: number) => void; signal?: AbortSignal }): Promise<SyncResult[]> {
+export async function recover(
+  ctx: EngineContext,
+  req: {
+    repo: string;
+    cluster?: string | undefined;
+    onProgress?: (r: SyncResult, index: number, total: number) => void;
+    signal?: AbortSignal;
+  },
+): Promise<SyncResult[]> {
   const { revision: head, config } = await configAt(ctx, req.repo);
   const targets = orderTargets(config.targets).filter((t) => req.cluster === undefined || t.cluster === req.cluster);
   const results: SyncResult[] = [];
   for (const spec of targets) {
     const pin = (await readTargetState(await ctx.connect(spec.cluster), spec.name, req.signal)).pin;
     const result = pin
-      ? await rollback(ctx, { repo: req.repo, target: spec.name, to: pin.revision.sha, force: true, by: pin.by, reason: pin.reason, signal: req.signal })
+      ? await rollback(ctx, {
+          repo: req.repo,
+          target: spec.name,
+          to: pin.revision.sha,
+          force: true,
+          by: pin.by,
+          reason: pin.reason,
+          signal: req.signal,
+        })
       : (await syncRepo(ctx, { repo: req.repo, target: spec.name, revision: head, signal: req.signal }))[0];
     if (result) {
       results.push(result);

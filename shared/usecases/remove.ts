@@ -1,12 +1,23 @@
 import { HISTORY_LIMIT, readTargetState, statesOfRepo, withLease, writeTargetState } from '../state/index.js';
 import { prune } from '../apply/index.js';
 import type { TidegateConfig } from '../config/index.js';
-import { ENTRY_LIMITS, UnknownClusterError, clip, countChanges, normaliseRepoUrl, type HistoryEntry, type RemoveMessage, type Revision, type SyncResult } from '../model/index.js';
+import {
+  ENTRY_LIMITS,
+  UnknownClusterError,
+  clip,
+  countChanges,
+  normaliseRepoUrl,
+  type HistoryEntry,
+  type RemoveMessage,
+  type Revision,
+  type SyncResult,
+} from '../model/index.js';
 import { resolveRevision } from '../source/index.js';
 import { leaseOf, type EngineContext } from './context.js';
 import { configAt } from './repo-config.js';
 
-const ownedBy = (state: { repo?: string | undefined }, repo: string): boolean => state.repo !== undefined && normaliseRepoUrl(state.repo) === normaliseRepoUrl(repo);
+const ownedBy = (state: { repo?: string | undefined }, repo: string): boolean =>
+  state.repo !== undefined && normaliseRepoUrl(state.repo) === normaliseRepoUrl(repo);
 
 export interface Removal {
   cluster: string;
@@ -20,7 +31,12 @@ export interface Removal {
  * through that target's alias, so two aliases of one cluster never make a target look moved.
  * Pass only a configuration that loaded: one that fails to load must never remove anything.
  */
-export async function removedTargets(ctx: EngineContext, repo: string, config: TidegateConfig, signal?: AbortSignal): Promise<Removal[]> {
+export async function removedTargets(
+  ctx: EngineContext,
+  repo: string,
+  config: TidegateConfig,
+  signal?: AbortSignal,
+): Promise<Removal[]> {
   const aliases = [...new Set([...config.targets.map((t) => t.cluster), ...(ctx.clusters?.() ?? [])])];
   const states = new Map<string, Awaited<ReturnType<typeof statesOfRepo>>>();
   for (const alias of aliases) {
@@ -30,13 +46,16 @@ export async function removedTargets(ctx: EngineContext, repo: string, config: T
     });
     if (client) states.set(alias, await statesOfRepo(client, repo, signal));
   }
-  const declared = new Set(config.targets.flatMap((t) => (states.get(t.cluster) ?? []).filter((s) => s.target === t.name).map((s) => s.uid)));
+  const declared = new Set(
+    config.targets.flatMap((t) => (states.get(t.cluster) ?? []).filter((s) => s.target === t.name).map((s) => s.uid)),
+  );
   // A target whose cluster cannot be reached here is never removed anywhere on its account.
   const unplaced = new Set(config.targets.filter((t) => !states.has(t.cluster)).map((t) => t.name));
   const found = new Map<string, Removal>();
   for (const [cluster, list] of states) {
     for (const { target, uid, state } of list) {
-      if (ownedBy(state, repo) && !state.removed && !declared.has(uid) && !unplaced.has(target) && !found.has(uid)) found.set(uid, { cluster, target });
+      if (ownedBy(state, repo) && !state.removed && !declared.has(uid) && !unplaced.has(target) && !found.has(uid))
+        found.set(uid, { cluster, target });
     }
   }
   return [...found.values()];
@@ -47,7 +66,11 @@ export async function removedTargets(ctx: EngineContext, repo: string, config: T
  * head of the branch the removal was decided at. Undefined when the head declares the target on
  * that cluster again (a sync of it may have run in between).
  */
-async function removedAtHead(ctx: EngineContext, req: RemoveRequest, signal: AbortSignal): Promise<Revision | undefined> {
+async function removedAtHead(
+  ctx: EngineContext,
+  req: RemoveRequest,
+  signal: AbortSignal,
+): Promise<Revision | undefined> {
   if (!req.revision.ref.startsWith('refs/heads/')) return req.revision;
   const head = await resolveRevision(ctx.gitSource(req.repo), { branch: req.revision.ref.slice('refs/heads/'.length) });
   const { config } = await configAt(ctx, req.repo, head);
@@ -79,27 +102,71 @@ export async function removeTarget(ctx: EngineContext, req: RemoveRequest): Prom
     if (!ownedBy(state, req.repo) || state.removed) return undefined;
     const revision = await removedAtHead(ctx, req, signal);
     if (!revision) return undefined;
-    const pruned = state.prune === false ? { changes: [], retained: [], problems: [] } : await prune(state.inventory, client, { target: req.target, signal });
+    const pruned =
+      state.prune === false
+        ? { changes: [], retained: [], problems: [] }
+        : await prune(state.inventory, client, { target: req.target, signal });
     const failed = pruned.problems.length > 0;
     const result: SyncResult = {
-      target: req.target, revision, outcome: failed ? 'failed' : 'applied', changeSet: { changes: pruned.changes }, health: { status: 'unknown', notReady: [] },
-      startedAt, durationMs: Date.now() - Date.parse(startedAt), ...(failed ? { error: clip(`removed from tidegate.yaml, not pruned yet: ${pruned.problems.map((p) => p.message).join('; ')}`, ENTRY_LIMITS.error) } : {}),
+      target: req.target,
+      revision,
+      outcome: failed ? 'failed' : 'applied',
+      changeSet: { changes: pruned.changes },
+      health: { status: 'unknown', notReady: [] },
+      startedAt,
+      durationMs: Date.now() - Date.parse(startedAt),
+      ...(failed
+        ? {
+            error: clip(
+              `removed from tidegate.yaml, not pruned yet: ${pruned.problems.map((p) => p.message).join('; ')}`,
+              ENTRY_LIMITS.error,
+            ),
+          }
+        : {}),
     };
-    const entry: HistoryEntry = { revision, kind: 'removal', outcome: result.outcome, health: 'unknown', counts: countChanges(result.changeSet), startedAt, durationMs: result.durationMs, ...(result.error ? { error: result.error } : {}) };
-    await writeTargetState(client, req.target, {
-      ...state,
-      inventory: pruned.retained,
-      history: [...state.history, entry].slice(-HISTORY_LIMIT),
-      // Marked removed once nothing is left to prune; what failed to delete is tried again by the next push or poll.
-      removed: failed ? undefined : { at: new Date().toISOString(), revision },
-    }, signal);
-    ctx.logger?.info('target removed from tidegate.yaml', { target: req.target, cluster: req.cluster, deleted: pruned.changes.filter((c) => c.action === 'deleted').length, kept: pruned.retained.length });
+    const entry: HistoryEntry = {
+      revision,
+      kind: 'removal',
+      outcome: result.outcome,
+      health: 'unknown',
+      counts: countChanges(result.changeSet),
+      startedAt,
+      durationMs: result.durationMs,
+      ...(result.error ? { error: result.error } : {}),
+    };
+    await writeTargetState(
+      client,
+      req.target,
+      {
+        ...state,
+        inventory: pruned.retained,
+        history: [...state.history, entry].slice(-HISTORY_LIMIT),
+        // Marked removed once nothing is left to prune; what failed to delete is tried again by the next push or poll.
+        removed: failed ? undefined : { at: new Date().toISOString(), revision },
+      },
+      signal,
+    );
+    ctx.logger?.info('target removed from tidegate.yaml', {
+      target: req.target,
+      cluster: req.cluster,
+      deleted: pruned.changes.filter((c) => c.action === 'deleted').length,
+      kept: pruned.retained.length,
+    });
     return result;
   });
 }
 
 /** A target left tidegate.yaml: removed (checked against the branch head under its lease). */
-export async function removeMessage(ctx: EngineContext, msg: RemoveMessage, signal?: AbortSignal): Promise<{ kind: 'synced'; result: SyncResult } | { kind: 'ignored'; reason: string }> {
+export async function removeMessage(
+  ctx: EngineContext,
+  msg: RemoveMessage,
+  signal?: AbortSignal,
+): Promise<{ kind: 'synced'; result: SyncResult } | { kind: 'ignored'; reason: string }> {
   const result = await removeTarget(ctx, { ...msg, signal });
-  return result ? { kind: 'synced', result } : { kind: 'ignored', reason: `target ${msg.target} is declared on cluster ${msg.cluster} again, not this repository's, or removed already` };
+  return result
+    ? { kind: 'synced', result }
+    : {
+        kind: 'ignored',
+        reason: `target ${msg.target} is declared on cluster ${msg.cluster} again, not this repository's, or removed already`,
+      };
 }

@@ -24,7 +24,11 @@ export function trackedBranch(ctx: Pick<EngineContext, 'repositories'>, repo: st
  * tidegate.yaml of a GitOps repository at a revision, or at the head of a branch (default: the tracked branch),
  * with the checkout it was read from.
  */
-export async function configAt(ctx: EngineContext, repo: string, at: Revision | { branch: string } = { branch: trackedBranch(ctx, repo) }): Promise<{ revision: Revision; dir: string; config: TidegateConfig }> {
+export async function configAt(
+  ctx: EngineContext,
+  repo: string,
+  at: Revision | { branch: string } = { branch: trackedBranch(ctx, repo) },
+): Promise<{ revision: Revision; dir: string; config: TidegateConfig }> {
   const src = ctx.gitSource(repo);
   const revision = 'sha' in at ? at : await resolveRevision(src, at);
   const { dir } = await checkoutRevision(src, revision, ctx.settings.cacheDir);
@@ -32,7 +36,12 @@ export async function configAt(ctx: EngineContext, repo: string, at: Revision | 
 }
 
 /** A target as the head of a branch of the GitOps repository declares it (default: the tracked branch), and a client for its cluster. */
-export async function headTarget(ctx: EngineContext, repo: string, target: string, branch = trackedBranch(ctx, repo)): Promise<{ src: GitSource; head: Revision; spec: TargetSpec; client: KubeClient }> {
+export async function headTarget(
+  ctx: EngineContext,
+  repo: string,
+  target: string,
+  branch = trackedBranch(ctx, repo),
+): Promise<{ src: GitSource; head: Revision; spec: TargetSpec; client: KubeClient }> {
   const { revision: head, config } = await configAt(ctx, repo, { branch });
   const spec = config.targets.find((t) => t.name === target);
   if (!spec) throw new TargetNotFoundError(target, CONFIG_FILE);

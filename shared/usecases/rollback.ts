@@ -1,6 +1,14 @@
 import type { KubeClient } from '../cluster/index.js';
 import type { TargetSpec } from '../config/index.js';
-import { ENTRY_LIMITS, RevisionError, clip, isTidegateError, type HistoryEntry, type Revision, type SyncResult } from '../model/index.js';
+import {
+  ENTRY_LIMITS,
+  RevisionError,
+  clip,
+  isTidegateError,
+  type HistoryEntry,
+  type Revision,
+  type SyncResult,
+} from '../model/index.js';
 import { checkoutRevision, commitInfo } from '../source/index.js';
 import { readTargetState, refuseOtherOwner, updateTargetState, withLease } from '../state/index.js';
 import { syncTarget } from '../sync/index.js';
@@ -23,21 +31,37 @@ export interface RollbackRequest {
 }
 
 /** Entries after which their revision ran on the cluster (applied, or already in place, or still rolling out); a removal ran nothing. */
-const ran = (h: HistoryEntry): boolean => h.kind !== 'removal' && (h.outcome === 'applied' || h.outcome === 'unchanged' || h.outcome === 'progressing');
+const ran = (h: HistoryEntry): boolean =>
+  h.kind !== 'removal' && (h.outcome === 'applied' || h.outcome === 'unchanged' || h.outcome === 'progressing');
 
 /**
  * The revision a rollback goes to: one this target applied (a full SHA or a prefix of one in its
  * history), or the last healthy one that is not the current one. Any other full SHA only with force.
  */
-function chooseRevision(history: readonly HistoryEntry[], current: Revision | undefined, to: string | undefined, force: boolean, branch: string): { revision: Revision; forced: boolean } {
+function chooseRevision(
+  history: readonly HistoryEntry[],
+  current: Revision | undefined,
+  to: string | undefined,
+  force: boolean,
+  branch: string,
+): { revision: Revision; forced: boolean } {
   if (to) {
     const known = [...history].reverse().find((h) => ran(h) && h.revision.sha.startsWith(to.toLowerCase()));
     if (known && to.length >= 7) return { revision: known.revision, forced: false };
     if (force && /^[0-9a-f]{40}$/.test(to)) return { revision: { ref: `refs/heads/${branch}`, sha: to }, forced: true };
-    throw new RevisionError('RevisionNotApplied', `revision ${to} was not applied to this target (a rollback goes to a revision in its history, given by at least 7 characters); --force with the full 40-character SHA applies another revision`);
+    throw new RevisionError(
+      'RevisionNotApplied',
+      `revision ${to} was not applied to this target (a rollback goes to a revision in its history, given by at least 7 characters); --force with the full 40-character SHA applies another revision`,
+    );
   }
-  const healthy = [...history].reverse().find((h) => ran(h) && h.health === 'healthy' && h.revision.sha !== current?.sha);
-  if (!healthy) throw new RevisionError('NoHealthyRevision', 'the history has no healthy revision other than the current one; give --to <revision>');
+  const healthy = [...history]
+    .reverse()
+    .find((h) => ran(h) && h.health === 'healthy' && h.revision.sha !== current?.sha);
+  if (!healthy)
+    throw new RevisionError(
+      'NoHealthyRevision',
+      'the history has no healthy revision other than the current one; give --to <revision>',
+    );
   return { revision: healthy.revision, forced: false };
 }
 
@@ -54,10 +78,20 @@ export async function rollback(ctx: EngineContext, req: RollbackRequest): Promis
   // The target as that revision declared it (its path, render options), else as declared now.
   const spec: TargetSpec = loadConfig(checkout.dir).targets.find((t) => t.name === req.target) ?? current;
   return syncTarget({
-    spec, dir: checkout.dir, revision, client, settings: ctx.settings, signal: req.signal,
+    spec,
+    dir: checkout.dir,
+    revision,
+    client,
+    settings: ctx.settings,
+    signal: req.signal,
     commit: await commitInfo(src, revision.sha, ctx.settings.cacheDir),
     repo: req.repo,
-    rollback: { kind: req.kind ?? 'rollback', by: req.by, reason: req.reason ?? `rolled back to ${revision.sha.slice(0, 12)} by ${req.by}${forced ? ' (forced)' : ''}`, forced },
+    rollback: {
+      kind: req.kind ?? 'rollback',
+      by: req.by,
+      reason: req.reason ?? `rolled back to ${revision.sha.slice(0, 12)} by ${req.by}${forced ? ' (forced)' : ''}`,
+      forced,
+    },
     lease: leaseOf(ctx),
     ...(ctx.logger ? { logger: ctx.logger } : {}),
   });
@@ -68,27 +102,61 @@ export async function release(ctx: EngineContext, req: { repo: string; target: s
   const { client } = await headTarget(ctx, req.repo, req.target);
   let lifted = false;
   await withLease(client, req.target, { ...leaseOf(ctx), logger: ctx.logger }, (signal) =>
-    updateTargetState(client, req.target, (state) => {
-      refuseOtherOwner(state, req.repo, req.target);
-      if (!state.pin) return undefined;
-      lifted = true;
-      return { ...state, pin: undefined };
-    }, signal));
+    updateTargetState(
+      client,
+      req.target,
+      (state) => {
+        refuseOtherOwner(state, req.repo, req.target);
+        if (!state.pin) return undefined;
+        lifted = true;
+        return { ...state, pin: undefined };
+      },
+      signal,
+    ),
+  );
   return lifted;
 }
 
 /** When health failed and the target asks for it: re-apply the last healthy revision and pin there. */
-export async function autoRollback(ctx: EngineContext, spec: TargetSpec, repo: string, result: SyncResult, client: KubeClient, signal?: AbortSignal): Promise<SyncResult> {
+export async function autoRollback(
+  ctx: EngineContext,
+  spec: TargetSpec,
+  repo: string,
+  result: SyncResult,
+  client: KubeClient,
+  signal?: AbortSignal,
+): Promise<SyncResult> {
   if (!spec.rollback.onFailedHealth || result.health.status !== 'failed') return result;
   const lastHealthy = (await readTargetState(client, spec.name, signal)).lastHealthy;
   if (!lastHealthy || lastHealthy.sha === result.revision.sha) return result;
   // lastHealthy ran here (it is in the state even when it has left the 20 history entries): forced is safe.
-  const reason = clip(`health failed at ${result.revision.sha.slice(0, 12)}: ${result.error ?? ''}`.trim(), ENTRY_LIMITS.pinReason);
-  const branch = result.revision.ref.startsWith('refs/heads/') ? result.revision.ref.slice('refs/heads/'.length) : undefined;
-  const back = await rollback(ctx, { repo, target: spec.name, to: lastHealthy.sha, force: true, branch, by: 'tidegate', kind: 'auto-rollback', reason, signal }).catch((err: unknown) => {
+  const reason = clip(
+    `health failed at ${result.revision.sha.slice(0, 12)}: ${result.error ?? ''}`.trim(),
+    ENTRY_LIMITS.pinReason,
+  );
+  const branch = result.revision.ref.startsWith('refs/heads/')
+    ? result.revision.ref.slice('refs/heads/'.length)
+    : undefined;
+  const back = await rollback(ctx, {
+    repo,
+    target: spec.name,
+    to: lastHealthy.sha,
+    force: true,
+    branch,
+    by: 'tidegate',
+    kind: 'auto-rollback',
+    reason,
+    signal,
+  }).catch((err: unknown) => {
     if (isTidegateError(err) && !err.transient) return { outcome: 'failed' as const, error: err.message };
     throw err;
   });
-  ctx.logger?.warn('auto-rollback', { target: spec.name, failed: result.revision.sha, to: lastHealthy.sha, outcome: back.outcome, ...(back.error ? { error: back.error } : {}) });
+  ctx.logger?.warn('auto-rollback', {
+    target: spec.name,
+    failed: result.revision.sha,
+    to: lastHealthy.sha,
+    outcome: back.outcome,
+    ...(back.error ? { error: back.error } : {}),
+  });
   return back.outcome === 'failed' ? result : { ...result, rolledBackTo: lastHealthy };
 }

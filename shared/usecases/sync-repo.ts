@@ -21,14 +21,23 @@ export interface RepoSyncRequest {
 }
 
 /** Where a target's files come from: the checkout at hand, or its own source resolved and fetched. */
-async function targetCheckout(ctx: EngineContext, spec: TargetSpec, here: { dir: string; revision: Revision; repo?: string | undefined; standsFor?: string | undefined }): Promise<{ dir: string; revision: Revision }> {
+async function targetCheckout(
+  ctx: EngineContext,
+  spec: TargetSpec,
+  here: { dir: string; revision: Revision; repo?: string | undefined; standsFor?: string | undefined },
+): Promise<{ dir: string; revision: Revision }> {
   const ref = spec.source.ref ?? {};
   const sameRepo = spec.source.url === undefined || spec.source.url === here.repo;
   const hereRef = here.standsFor ?? here.revision.ref;
-  const sameRef = !ref.tag && !ref.semver && !ref.commit && (hereRef === '' || `refs/heads/${ref.branch ?? 'main'}` === hereRef);
+  const sameRef =
+    !ref.tag && !ref.semver && !ref.commit && (hereRef === '' || `refs/heads/${ref.branch ?? 'main'}` === hereRef);
   if (sameRepo && sameRef) return here;
   const url = spec.source.url ?? here.repo;
-  if (!url) throw new TidegateError('SourceMissing', `target ${spec.name} names another ref but the local directory has no repository URL`);
+  if (!url)
+    throw new TidegateError(
+      'SourceMissing',
+      `target ${spec.name} names another ref but the local directory has no repository URL`,
+    );
   const revision = await resolveRevision(ctx.gitSource(url), ref);
   return { dir: (await checkoutRevision(ctx.gitSource(url), revision, ctx.settings.cacheDir)).dir, revision };
 }
@@ -63,7 +72,10 @@ export async function syncCheckout(ctx: EngineContext, req: CheckoutSyncRequest)
   const results: SyncResult[] = [];
   for (const spec of targets) {
     const blocked = spec.dependsOn.filter((d) => failed.has(d));
-    const result = blocked.length > 0 ? notSynced(spec, req.revision, `not synced: dependency ${blocked.join(', ')} failed`) : await connectAndSync(ctx, spec, req);
+    const result =
+      blocked.length > 0
+        ? notSynced(spec, req.revision, `not synced: dependency ${blocked.join(', ')} failed`)
+        : await connectAndSync(ctx, spec, req);
     if (result.outcome === 'failed') failed.add(spec.name);
     results.push(result);
   }
@@ -71,7 +83,16 @@ export async function syncCheckout(ctx: EngineContext, req: CheckoutSyncRequest)
 }
 
 function notSynced(spec: TargetSpec, revision: Revision, error: string): SyncResult {
-  return { target: spec.name, revision, outcome: 'failed', changeSet: { changes: [] }, health: { status: 'unknown', notReady: [] }, error, startedAt: new Date().toISOString(), durationMs: 0 };
+  return {
+    target: spec.name,
+    revision,
+    outcome: 'failed',
+    changeSet: { changes: [] },
+    health: { status: 'unknown', notReady: [] },
+    error,
+    startedAt: new Date().toISOString(),
+    durationMs: 0,
+  };
 }
 
 /**
@@ -83,19 +104,36 @@ async function connectAndSync(ctx: EngineContext, spec: TargetSpec, req: Checkou
   try {
     return await syncOne(ctx, spec, req, await ctx.connect(spec.cluster));
   } catch (err) {
-    if (isTidegateError(err) && !err.transient && !req.signal?.aborted) return notSynced(spec, req.revision, err.message);
+    if (isTidegateError(err) && !err.transient && !req.signal?.aborted)
+      return notSynced(spec, req.revision, err.message);
     throw err;
   }
 }
 
 /** One target of a checkout: its files, its commit, the sync, and auto-rollback when asked for. */
-async function syncOne(ctx: EngineContext, spec: TargetSpec, req: CheckoutSyncRequest, client: KubeClient): Promise<SyncResult> {
+async function syncOne(
+  ctx: EngineContext,
+  spec: TargetSpec,
+  req: CheckoutSyncRequest,
+  client: KubeClient,
+): Promise<SyncResult> {
   const { dir, revision } = await targetCheckout(ctx, spec, req);
   const url = spec.source.url ?? req.repo;
   const result = await syncTarget({
-    spec, dir, revision, client, settings: ctx.settings, reloadStrategy: spec.reload.strategy ?? ctx.reload?.strategy ?? 'annotations', gate: gateOf(ctx, spec, revision, url), repo: req.repo, lease: leaseOf(ctx),
+    spec,
+    dir,
+    revision,
+    client,
+    settings: ctx.settings,
+    reloadStrategy: spec.reload.strategy ?? ctx.reload?.strategy ?? 'annotations',
+    gate: gateOf(ctx, spec, revision, url),
+    repo: req.repo,
+    lease: leaseOf(ctx),
     ...(url ? { commit: await commitInfo(ctx.gitSource(url), revision.sha, ctx.settings.cacheDir) } : {}),
-    ...(req.dryRun ? { dryRun: true } : {}), signal: req.signal, ...(ctx.logger ? { logger: ctx.logger } : {}), ...(ctx.now ? { now: ctx.now } : {}),
+    ...(req.dryRun ? { dryRun: true } : {}),
+    signal: req.signal,
+    ...(ctx.logger ? { logger: ctx.logger } : {}),
+    ...(ctx.now ? { now: ctx.now } : {}),
   });
   return url && !req.dryRun ? autoRollback(ctx, spec, url, result, client, req.signal) : result;
 }
@@ -107,7 +145,15 @@ async function syncOne(ctx: EngineContext, spec: TargetSpec, req: CheckoutSyncRe
  */
 export async function syncRepo(ctx: EngineContext, req: RepoSyncRequest): Promise<SyncResult[]> {
   const { revision, dir, config } = await configAt(ctx, req.repo, req.revision);
-  const results = await syncCheckout(ctx, { config, dir, revision, repo: req.repo, target: req.target, ...(req.dryRun ? { dryRun: true } : {}), signal: req.signal });
+  const results = await syncCheckout(ctx, {
+    config,
+    dir,
+    revision,
+    repo: req.repo,
+    target: req.target,
+    ...(req.dryRun ? { dryRun: true } : {}),
+    signal: req.signal,
+  });
   // A sync of every target also removes what the repository owns and its tidegate.yaml no longer declares.
   if (req.target !== undefined || req.dryRun) return results;
   for (const gone of await removedTargets(ctx, req.repo, config, req.signal)) {

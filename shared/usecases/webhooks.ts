@@ -1,5 +1,13 @@
 import { listBranches, type GitSource } from '../source/index.js';
-import { receiveRegistryNotification, reply, routeGithubEvent, verifyGithub, type HttpRequest, type HttpResponse, type TrackedRepo } from '../triggers/index.js';
+import {
+  receiveRegistryNotification,
+  reply,
+  routeGithubEvent,
+  verifyGithub,
+  type HttpRequest,
+  type HttpResponse,
+  type TrackedRepo,
+} from '../triggers/index.js';
 import type { QueueMessage, ReloadMessage } from '../model/index.js';
 import type { Queue } from './queue.js';
 
@@ -8,7 +16,10 @@ import type { Queue } from './queue.js';
  * message) → enqueue → reply. Nothing is enqueued unless the signature is valid. The queue's
  * deduplication drops a redelivered push.
  */
-export async function receiveGithubWebhook(req: HttpRequest, opts: { secret: string | undefined; tracked: readonly TrackedRepo[]; queue: Queue; maxBytes?: number }): Promise<HttpResponse> {
+export async function receiveGithubWebhook(
+  req: HttpRequest,
+  opts: { secret: string | undefined; tracked: readonly TrackedRepo[]; queue: Queue; maxBytes?: number },
+): Promise<HttpResponse> {
   if (!opts.secret) return reply(500, 'the GitHub webhook secret is not configured');
   const verified = await verifyGithub(req, opts.secret, opts.maxBytes);
   if (!verified.ok) return verified.response;
@@ -18,7 +29,10 @@ export async function receiveGithubWebhook(req: HttpRequest, opts: { secret: str
 }
 
 /** A registry notification: without a configured secret 500; verify the shared secret, parse, enqueue image messages. */
-export async function receiveRegistryWebhook(req: HttpRequest, opts: { secret: string | undefined; queue: Queue }): Promise<HttpResponse> {
+export async function receiveRegistryWebhook(
+  req: HttpRequest,
+  opts: { secret: string | undefined; queue: Queue },
+): Promise<HttpResponse> {
   if (!opts.secret) return reply(500, 'the registry webhook secret is not configured');
   const { response, messages } = receiveRegistryNotification(req, opts.secret);
   await opts.queue.send(messages);
@@ -37,10 +51,23 @@ export async function pollRepositories(
 ): Promise<QueueMessage[]> {
   const bucket = Math.floor(opts.now / opts.driftIntervalMs);
   // The reload pass runs on every poll (once a minute at most), per cluster.
-  const messages: QueueMessage[] = (opts.reloadClusters ?? []).map((cluster): ReloadMessage => ({ type: 'reload', cluster, bucket: Math.floor(opts.now / 60_000) }));
+  const messages: QueueMessage[] = (opts.reloadClusters ?? []).map((cluster): ReloadMessage => ({
+    type: 'reload',
+    cluster,
+    bucket: Math.floor(opts.now / 60_000),
+  }));
   for (const repo of repos) {
     const sha = (await listBranches(repo.source)).get(`refs/heads/${repo.branch}`);
-    if (sha) messages.push({ type: 'push', repo: repo.url, ref: `refs/heads/${repo.branch}`, sha, paths: null, reason: 'poll', bucket });
+    if (sha)
+      messages.push({
+        type: 'push',
+        repo: repo.url,
+        ref: `refs/heads/${repo.branch}`,
+        sha,
+        paths: null,
+        reason: 'poll',
+        bucket,
+      });
   }
   await queue.send(messages);
   return messages;

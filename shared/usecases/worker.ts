@@ -23,7 +23,12 @@ export type WorkOutcome =
  * message group serialises that target); a sync runs the engine. A failed sync is a result; an
  * exception (git or the apiserver unreachable) is thrown so the queue retries the message.
  */
-export async function handleMessage(ctx: EngineContext, msg: QueueMessage, queue: Queue, signal?: AbortSignal): Promise<WorkOutcome> {
+export async function handleMessage(
+  ctx: EngineContext,
+  msg: QueueMessage,
+  queue: Queue,
+  signal?: AbortSignal,
+): Promise<WorkOutcome> {
   switch (msg.type) {
     case 'push':
       return fanOut(ctx, msg, queue, signal);
@@ -33,8 +38,16 @@ export async function handleMessage(ctx: EngineContext, msg: QueueMessage, queue
       return removeMessage(ctx, msg, signal);
     case 'reload': {
       const client = await ctx.connect(msg.cluster);
-      const report = await reloadPass(client, { ...(ctx.reload?.scope ?? {}), strategy: ctx.reload?.strategy ?? 'annotations', signal });
-      ctx.logger?.info('reload pass', { cluster: msg.cluster, rolled: report.rolled.length, recorded: report.recorded.length });
+      const report = await reloadPass(client, {
+        ...(ctx.reload?.scope ?? {}),
+        strategy: ctx.reload?.strategy ?? 'annotations',
+        signal,
+      });
+      ctx.logger?.info('reload pass', {
+        cluster: msg.cluster,
+        rolled: report.rolled.length,
+        recorded: report.recorded.length,
+      });
       return { kind: 'reloaded', cluster: msg.cluster, report };
     }
     case 'image':

@@ -14,22 +14,42 @@ const workTree = (files: Record<string, string>): string => tempTree(files, 'cli
 describe('tidegate CLI', () => {
   it('validate: accepts a valid file, and names file, line and field otherwise', async () => {
     const ok = workTree({ 'tidegate.yaml': stringify({ targets: [{ name: 'a', cluster: 'c' }] }) });
-    expect(await cli('validate', '--dir', ok)).toEqual({ code: 0, out: 'tidegate.yaml is valid: 1 target (a)\n', err: '' });
+    expect(await cli('validate', '--dir', ok)).toEqual({
+      code: 0,
+      out: 'tidegate.yaml is valid: 1 target (a)\n',
+      err: '',
+    });
     const bad = workTree({ 'tidegate.yaml': 'targets:\n  - name: a\n    cluster: c\n    timeout: soon\n' });
-    expect(await cli('validate', '--dir', bad)).toEqual({ code: 2, out: '', err: 'tidegate: tidegate.yaml:4: targets[0].timeout: must be a duration such as 90s, 5m or 1h30m\n' });
+    expect(await cli('validate', '--dir', bad)).toEqual({
+      code: 2,
+      out: '',
+      err: 'tidegate: tidegate.yaml:4: targets[0].timeout: must be a duration such as 90s, 5m or 1h30m\n',
+    });
   });
 
   it('render: prints the objects with their source files', async () => {
-    const dir = workTree({ 'tidegate.yaml': stringify({ targets: [{ name: 'a', cluster: 'c', path: 'apps' }] }), 'apps/cm.yaml': yamlDocs(configMap('x', { k: 'v' })) });
+    const dir = workTree({
+      'tidegate.yaml': stringify({ targets: [{ name: 'a', cluster: 'c', path: 'apps' }] }),
+      'apps/cm.yaml': yamlDocs(configMap('x', { k: 'v' })),
+    });
     const res = await cli('render', 'a', '--dir', dir);
-    expect(res).toEqual({ code: 0, out: '# Source: apps/cm.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  k: v\n', err: '' });
+    expect(res).toEqual({
+      code: 0,
+      out: '# Source: apps/cm.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  k: v\n',
+      err: '',
+    });
   });
 
   it('diff exits 1 with changes and 0 without; sync applies; status reports; bad input exits 2', async () => {
     const ns = uniqueName('cli');
     const { kubeconfigPath } = testEnv().kube;
     const name = uniqueName('cli');
-    const dir = workTree({ 'tidegate.yaml': stringify({ targets: [{ name, cluster: 'test', path: 'apps', targetNamespace: ns, wait: false }] }), 'apps/cm.yaml': yamlDocs(configMap('x', { k: 'v' })) });
+    const dir = workTree({
+      'tidegate.yaml': stringify({
+        targets: [{ name, cluster: 'test', path: 'apps', targetNamespace: ns, wait: false }],
+      }),
+      'apps/cm.yaml': yamlDocs(configMap('x', { k: 'v' })),
+    });
     const k = ['--dir', dir, '--kubeconfig', kubeconfigPath];
 
     const before = await cli('diff', name, ...k);
@@ -49,7 +69,9 @@ describe('tidegate CLI', () => {
     expect(changed.out).not.toContain('VALUE-42'); // values are never printed
 
     const status = await cli('status', name, '--kubeconfig', kubeconfigPath);
-    expect(status.out).toMatch(new RegExp(`^${name}: applied worktree at .*, health healthy; 1 objects; last healthy worktree\\n$`));
+    expect(status.out).toMatch(
+      new RegExp(`^${name}: applied worktree at .*, health healthy; 1 objects; last healthy worktree\\n$`),
+    );
 
     writeFileSync(join(dir, 'apps/cm.yaml'), 'kind: ConfigMap\n');
     expect((await cli('diff', name, ...k)).code).toBe(2);

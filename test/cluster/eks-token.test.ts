@@ -22,7 +22,11 @@ describe('EKS bearer token (presigned STS GetCallerIdentity)', () => {
     ['temporary credentials with a session token', 'FwoGZXIvYXdzEXAMPLE//session+token='],
   ])('matches what botocore (aws eks get-token) signs, with %s', async (_case, sessionToken) => {
     const when = new Date('2026-01-02T03:04:05Z');
-    const creds = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY', ...(sessionToken ? { sessionToken } : {}) };
+    const creds = {
+      accessKeyId: 'AKIDEXAMPLE',
+      secretAccessKey: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
+      ...(sessionToken ? { sessionToken } : {}),
+    };
     const url = decode(await eksToken('prod-eu', 'eu-west-1', creds, when));
     expect(url.origin).toBe('https://sts.eu-west-1.amazonaws.com');
     expect(url.searchParams.get('Action')).toBe('GetCallerIdentity');
@@ -31,7 +35,19 @@ describe('EKS bearer token (presigned STS GetCallerIdentity)', () => {
     expect(url.searchParams.get('X-Amz-Security-Token')).toBe(sessionToken ?? null);
 
     const python = join(motoVenvDir(), 'bin', 'python');
-    const expected = new URL((await run(python, [reference, 'prod-eu', 'eu-west-1', creds.accessKeyId, creds.secretAccessKey, sessionToken ?? '', when.toISOString().replace('Z', '+00:00')])).trim());
+    const expected = new URL(
+      (
+        await run(python, [
+          reference,
+          'prod-eu',
+          'eu-west-1',
+          creds.accessKeyId,
+          creds.secretAccessKey,
+          sessionToken ?? '',
+          when.toISOString().replace('Z', '+00:00'),
+        ])
+      ).trim(),
+    );
     expect(Object.fromEntries(url.searchParams)).toEqual(Object.fromEntries(expected.searchParams));
   });
 
@@ -39,7 +55,13 @@ describe('EKS bearer token (presigned STS GetCallerIdentity)', () => {
     const { aws } = testEnv();
     const name = uniqueName('prod');
     const eks = new EKSClient({ endpoint: aws.endpoint, region: aws.region, credentials: aws.credentials });
-    await eks.send(new CreateClusterCommand({ name, roleArn: 'arn:aws:iam::123456789012:role/eks', resourcesVpcConfig: { subnetIds: [] } }));
+    await eks.send(
+      new CreateClusterCommand({
+        name,
+        roleArn: 'arn:aws:iam::123456789012:role/eks',
+        resourcesVpcConfig: { subnetIds: [] },
+      }),
+    );
     let now = Date.parse('2026-01-02T03:04:05Z');
     const auth = new EksAuth({ credentials: aws.credentials, eksEndpoint: aws.endpoint }, () => now);
     const ref = { name, region: aws.region };

@@ -7,7 +7,17 @@ import { readTargetState } from '../../shared/state/index.js';
 import type { SyncMessage } from '../../shared/model/index.js';
 import { uniqueName } from '../helpers/env.js';
 import { configMap, deployment, gitopsRepo } from '../helpers/engine.js';
-import { apiEvent, createFifoQueue, drain, githubHeaders, lambdaContext, pushPayload, sqsEvent, testClusterSetting, useMotoEnv } from '../helpers/lambda.js';
+import {
+  apiEvent,
+  createFifoQueue,
+  drain,
+  githubHeaders,
+  lambdaContext,
+  pushPayload,
+  sqsEvent,
+  testClusterSetting,
+  useMotoEnv,
+} from '../helpers/lambda.js';
 
 const SECRET = 'e2e-secret';
 
@@ -35,17 +45,21 @@ describe('GitHub push → handler → SQS FIFO (moto) → worker → real apiser
 
   it('applies the push to the affected targets only (at the branch head when it moved on), and drops a repeated revision', async () => {
     const first = await repo.commit({
-      'tidegate.yaml': stringify({ targets: [
-        { name: `web-${nsWeb}`, cluster: 'test', path: 'apps/web', targetNamespace: nsWeb, wait: false },
-        { name: `api-${nsApi}`, cluster: 'test', path: 'apps/api', targetNamespace: nsApi, wait: false },
-      ] }),
+      'tidegate.yaml': stringify({
+        targets: [
+          { name: `web-${nsWeb}`, cluster: 'test', path: 'apps/web', targetNamespace: nsWeb, wait: false },
+          { name: `api-${nsApi}`, cluster: 'test', path: 'apps/api', targetNamespace: nsApi, wait: false },
+        ],
+      }),
       'apps/web/deploy.yaml': deployment('web', { replicas: 1 }),
       'apps/api/cm.yaml': configMap('api', { v: '1' }),
     });
     expect((await deliver(first, ['tidegate.yaml', 'apps/web/deploy.yaml', 'apps/api/cm.yaml'])).statusCode).toBe(202);
     expect(await work()).toEqual({ batchItemFailures: [] }); // the push fans out into one sync per target
     const syncs = await drain(queueUrl);
-    expect(syncs.map((r) => [r.attributes.MessageGroupId, (JSON.parse(r.body) as SyncMessage).revision.sha]).sort()).toEqual([
+    expect(
+      syncs.map((r) => [r.attributes.MessageGroupId, (JSON.parse(r.body) as SyncMessage).revision.sha]).sort(),
+    ).toEqual([
       [`target:api-${nsApi}`, first],
       [`target:web-${nsWeb}`, first],
     ]);
@@ -74,12 +88,23 @@ describe('GitHub push → handler → SQS FIFO (moto) → worker → real apiser
     expect(await scheduledPoll({}, lambdaContext())).toEqual({ queued: 2 }); // the repository's head, and a reload pass for cluster test
     await work();
     await work();
-    expect((await repo.engine.client.get('apps/v1', 'Deployment', nsWeb, 'web'))?.['spec']).toMatchObject({ replicas: 5 });
+    expect((await repo.engine.client.get('apps/v1', 'Deployment', nsWeb, 'web'))?.['spec']).toMatchObject({
+      replicas: 5,
+    });
   });
 
   it('reports a message that cannot be processed as a partial batch failure, and the rest of its group with it', async () => {
-    const bad = { ...(await drain(queueUrl))[0], messageId: 'm1', body: 'not json', attributes: { MessageGroupId: 'g1' } };
-    const after = { ...bad, messageId: 'm2', body: JSON.stringify({ type: 'image', registry: 'r', repository: 'x', tag: '1', source: 'distribution' }) };
+    const bad = {
+      ...(await drain(queueUrl))[0],
+      messageId: 'm1',
+      body: 'not json',
+      attributes: { MessageGroupId: 'g1' },
+    };
+    const after = {
+      ...bad,
+      messageId: 'm2',
+      body: JSON.stringify({ type: 'image', registry: 'r', repository: 'x', tag: '1', source: 'distribution' }),
+    };
     const other = { ...after, messageId: 'm3', attributes: { MessageGroupId: 'g2' } };
     const res = await syncWorker(sqsEvent([bad, after, other] as never), lambdaContext());
     expect(res.batchItemFailures.map((f) => f.itemIdentifier)).toEqual(['m1', 'm2']);

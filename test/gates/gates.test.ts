@@ -13,7 +13,9 @@ import { configMap, gitopsRepo, yamlDocs } from '../helpers/engine.js';
 
 const OWNER = 'acme';
 // GitHub's recorded issue_comment delivery (@octokit/webhooks-examples), made a pull request comment in the tests.
-const commentExample = createRequire(import.meta.url)('@octokit/webhooks-examples/api.github.com/index.json').find((e: { name: string }) => e.name === 'issue_comment').examples[0] as Record<string, any>;
+const commentExample = createRequire(import.meta.url)('@octokit/webhooks-examples/api.github.com/index.json').find(
+  (e: { name: string }) => e.name === 'issue_comment',
+).examples[0] as Record<string, any>;
 const TOKEN = 'ghp_gates_test_token';
 const noQueue: Queue = { send: () => Promise.resolve() };
 
@@ -34,12 +36,22 @@ describe('sign-off gates', () => {
   async function gatedRepo(gate: Record<string, unknown>, extra: Partial<EngineContext> = {}) {
     const ns = uniqueName('gate');
     const repo = await gitopsRepo('gate', { owner: OWNER });
-    const ctx: EngineContext = { ...repo.engine, github: () => new GitHub({ apiUrl: github.url, token: TOKEN }), ...extra };
-    const config = (g: Record<string, unknown>) => stringify({ targets: [{ name: ns, cluster: 'c', path: 'apps', targetNamespace: ns, wait: false, gate: g }] });
-    const value = async () => (await repo.engine.client.get('v1', 'ConfigMap', ns, 'app'))?.['data'] as Record<string, string> | undefined;
+    const ctx: EngineContext = {
+      ...repo.engine,
+      github: () => new GitHub({ apiUrl: github.url, token: TOKEN }),
+      ...extra,
+    };
+    const config = (g: Record<string, unknown>) =>
+      stringify({ targets: [{ name: ns, cluster: 'c', path: 'apps', targetNamespace: ns, wait: false, gate: g }] });
+    const value = async () =>
+      (await repo.engine.client.get('v1', 'ConfigMap', ns, 'app'))?.['data'] as Record<string, string> | undefined;
     const sync = async (reason: 'push' | 'poll' = 'push'): Promise<SyncResult> => {
       const sha = (await repo.ws.git('ls-remote', 'origin', 'refs/heads/main')).split('\t')[0] ?? '';
-      const out = await handleMessage(ctx, { type: 'sync', repo: repo.url, target: ns, revision: { ref: 'refs/heads/main', sha }, reason }, noQueue);
+      const out = await handleMessage(
+        ctx,
+        { type: 'sync', repo: repo.url, target: ns, revision: { ref: 'refs/heads/main', sha }, reason },
+        noQueue,
+      );
       if (out.kind !== 'synced') throw new Error(JSON.stringify(out));
       return out.result;
     };
@@ -50,7 +62,10 @@ describe('sign-off gates', () => {
       await repo.ws.git('fetch', '--quiet', 'origin', 'main');
       await repo.ws.git('checkout', '--quiet', '-B', branch, 'FETCH_HEAD');
       await repo.ws.commit(files, `change ${branches}`, branch);
-      return { branch, pr: (await github.openPullRequest(OWNER, repo.name, { head: branch, base: 'main', author })).number };
+      return {
+        branch,
+        pr: (await github.openPullRequest(OWNER, repo.name, { head: branch, base: 'main', author })).number,
+      };
     };
     return { ns, repo, ctx, config, value, sync, propose };
   }
@@ -62,12 +77,24 @@ describe('sign-off gates', () => {
     github.grant(OWNER, g.repo.name, 'alice', 'admin');
 
     // Pushed straight onto main (or force-pushed there): no pull request brought it.
-    await g.repo.commit({ 'tidegate.yaml': g.config({ approvals: 2 }), 'apps/app.yaml': yamlDocs(configMap('app', { v: '0' })) });
+    await g.repo.commit({
+      'tidegate.yaml': g.config({ approvals: 2 }),
+      'apps/app.yaml': yamlDocs(configMap('app', { v: '0' })),
+    });
     let res = await g.sync();
-    expect(res).toMatchObject({ outcome: 'held', heldFor: expect.stringMatching(/^needs 2 approval\(s\): commit [0-9a-f]{12} did not reach main through a merged pull request \(tidegate\.yaml\)$/) });
+    expect(res).toMatchObject({
+      outcome: 'held',
+      heldFor: expect.stringMatching(
+        /^needs 2 approval\(s\): commit [0-9a-f]{12} did not reach main through a merged pull request \(tidegate\.yaml\)$/,
+      ),
+    });
     expect(res.changeSet.changes.find((c) => c.ref.kind === 'ConfigMap')?.action).toBe('created'); // the plan
     expect(await g.value()).toBeUndefined();
-    expect(github.statuses(OWNER, g.repo.name, res.revision.sha).at(-1)).toMatchObject({ state: 'pending', context: `tidegate/${g.ns}`, description: expect.stringMatching(/^held: needs 2 approval/) });
+    expect(github.statuses(OWNER, g.repo.name, res.revision.sha).at(-1)).toMatchObject({
+      state: 'pending',
+      context: `tidegate/${g.ns}`,
+      description: expect.stringMatching(/^held: needs 2 approval/),
+    });
 
     // The author approves her own change, carol approves it.
     let { pr } = await g.propose({ 'apps/app.yaml': yamlDocs(configMap('app', { v: '1' })) });
@@ -77,7 +104,9 @@ describe('sign-off gates', () => {
     res = await g.sync();
     expect(res.error).toBeUndefined();
     expect(res.outcome).toBe('held');
-    expect(res.heldFor).toBe(`needs 2 approval(s) of pull request #${pr} after its last push, from users with write access other than its author; has 1: carol; not counted: alice (the author) (tidegate.yaml)`);
+    expect(res.heldFor).toBe(
+      `needs 2 approval(s) of pull request #${pr} after its last push, from users with write access other than its author; has 1: carol; not counted: alice (the author) (tidegate.yaml)`,
+    );
 
     // bob approves, then alice pushes again; dave (read access) approves the last push.
     ({ pr } = await g.propose({ 'apps/app.yaml': yamlDocs(configMap('app', { v: '2' })) }));
@@ -96,19 +125,32 @@ describe('sign-off gates', () => {
     const merged = await github.merge(OWNER, g.repo.name, pr);
     res = await g.sync();
     expect(res).toMatchObject({ outcome: 'applied', revision: { sha: merged } });
-    expect(res.approvals?.map((a) => [a.by, a.via])).toEqual([['bob', 'review'], ['carol', 'review']]);
+    expect(res.approvals?.map((a) => [a.by, a.via])).toEqual([
+      ['bob', 'review'],
+      ['carol', 'review'],
+    ]);
     expect(await g.value()).toEqual({ v: '3' });
-    expect(github.statuses(OWNER, g.repo.name, merged).at(-1)).toMatchObject({ state: 'success', description: 'applied: 2 created, 0 configured, 0 deleted' }); // the namespace and the ConfigMap
-    expect(github.deployments(OWNER, g.repo.name)).toEqual([{ id: expect.any(Number), sha: merged, environment: g.ns, statuses: ['success'] }]); // held syncs made none
+    expect(github.statuses(OWNER, g.repo.name, merged).at(-1)).toMatchObject({
+      state: 'success',
+      description: 'applied: 2 created, 0 configured, 0 deleted',
+    }); // the namespace and the ConfigMap
+    expect(github.deployments(OWNER, g.repo.name)).toEqual([
+      { id: expect.any(Number), sha: merged, environment: g.ns, statuses: ['success'] },
+    ]); // held syncs made none
     const state = await readTargetState(g.repo.engine.client, g.ns);
     expect(state.history.at(-1)?.approvals?.map((a) => a.by)).toEqual(['bob', 'carol']);
     expect(state.history.filter((h) => h.outcome === 'held')).toHaveLength(3);
 
     // A reviewed-by-nobody commit that lowers the gate to 0 is judged by the gate it lowers.
-    ({ pr } = await g.propose({ 'tidegate.yaml': g.config({ approvals: 0 }), 'apps/app.yaml': yamlDocs(configMap('app', { v: 'sneaky' })) }));
+    ({ pr } = await g.propose({
+      'tidegate.yaml': g.config({ approvals: 0 }),
+      'apps/app.yaml': yamlDocs(configMap('app', { v: 'sneaky' })),
+    }));
     await github.merge(OWNER, g.repo.name, pr);
     res = await g.sync();
-    expect(res.heldFor).toMatch(/^needs 2 approval\(s\) of pull request #\d+ .* has 0 \(tidegate\.yaml at the last applied [0-9a-f]{12}\)$/);
+    expect(res.heldFor).toMatch(
+      /^needs 2 approval\(s\) of pull request #\d+ .* has 0 \(tidegate\.yaml at the last applied [0-9a-f]{12}\)$/,
+    );
     expect(await g.value()).toEqual({ v: '3' });
 
     // A force-push of an unreviewed commit on top of the reviewed merge.
@@ -123,9 +165,14 @@ describe('sign-off gates', () => {
 
   it('manual: held until `tidegate approve`; the approval is recorded (who, when, which revision)', async () => {
     const g = await gatedRepo({ manual: true });
-    const sha = await g.repo.commit({ 'tidegate.yaml': g.config({ manual: true }), 'apps/app.yaml': yamlDocs(configMap('app', { v: '1' })) });
+    const sha = await g.repo.commit({
+      'tidegate.yaml': g.config({ manual: true }),
+      'apps/app.yaml': yamlDocs(configMap('app', { v: '1' })),
+    });
     const held = await g.sync();
-    expect(held.heldFor).toBe(`waiting for a manual approval of ${sha.slice(0, 12)} (tidegate.yaml): tidegate approve <target> ${sha.slice(0, 12)}`);
+    expect(held.heldFor).toBe(
+      `waiting for a manual approval of ${sha.slice(0, 12)} (tidegate.yaml): tidegate approve <target> ${sha.slice(0, 12)}`,
+    );
     expect(await g.value()).toBeUndefined();
     expect((await g.sync()).outcome).toBe('held'); // asked again: still held, not recorded twice
     expect((await readTargetState(g.repo.engine.client, g.ns)).history).toHaveLength(1);
@@ -134,14 +181,20 @@ describe('sign-off gates', () => {
     expect((await g.sync('poll')).outcome).toBe('held'); // the poll's re-check sets no further status
     expect(github.statuses(OWNER, g.repo.name, sha)).toHaveLength(statuses);
 
-    await expect(approve(g.ctx, { repo: g.repo.url, target: g.ns, revision: 'deadbee', by: 'ops', via: 'cli' })).rejects.toThrow('revision deadbee is neither the head of the branch nor in the history');
+    await expect(
+      approve(g.ctx, { repo: g.repo.url, target: g.ns, revision: 'deadbee', by: 'ops', via: 'cli' }),
+    ).rejects.toThrow('revision deadbee is neither the head of the branch nor in the history');
     const { kube } = testEnv();
     const out = await cli('approve', g.ns, sha.slice(0, 10), '--repo', g.repo.url, '--kubeconfig', kube.kubeconfigPath);
     expect(out.code, out.err).toBe(0);
     expect(out.out).toMatch(/: applied .*\n[\s\S]*approved by \S+ \(cli\)/);
     expect(await g.value()).toEqual({ v: '1' });
     const state = await readTargetState(g.repo.engine.client, g.ns);
-    expect(state.history.at(-1)).toMatchObject({ outcome: 'applied', revision: { sha }, approvals: [{ sha, via: 'cli', at: expect.stringMatching(/^\d{4}-/) }] });
+    expect(state.history.at(-1)).toMatchObject({
+      outcome: 'applied',
+      revision: { sha },
+      approvals: [{ sha, via: 'cli', at: expect.stringMatching(/^\d{4}-/) }],
+    });
     expect(state.approvals).toBeUndefined(); // used up
 
     // The next revision needs its own approval.
@@ -162,9 +215,26 @@ describe('sign-off gates', () => {
     const comment = (user: string, body: string, id: number) => {
       const payload = structuredClone(commentExample);
       payload.comment = { ...payload.comment, id, body, user: { ...payload.comment.user, login: user } };
-      payload.issue = { ...payload.issue, number: pr, pull_request: { url: `${github.url}/repos/${OWNER}/${g.repo.name}/pulls/${pr}`, html_url: '', diff_url: '', patch_url: '', merged_at: null } };
-      payload.repository = { ...payload.repository, clone_url: g.repo.url, html_url: g.repo.url.replace(/\.git$/, ''), full_name: `${OWNER}/${g.repo.name}` };
-      return routeGithubEvent({ id: String(id), event: 'issue_comment', payload }, [{ url: g.repo.url, branch: 'main' }]);
+      payload.issue = {
+        ...payload.issue,
+        number: pr,
+        pull_request: {
+          url: `${github.url}/repos/${OWNER}/${g.repo.name}/pulls/${pr}`,
+          html_url: '',
+          diff_url: '',
+          patch_url: '',
+          merged_at: null,
+        },
+      };
+      payload.repository = {
+        ...payload.repository,
+        clone_url: g.repo.url,
+        html_url: g.repo.url.replace(/\.git$/, ''),
+        full_name: `${OWNER}/${g.repo.name}`,
+      };
+      return routeGithubEvent({ id: String(id), event: 'issue_comment', payload }, [
+        { url: g.repo.url, branch: 'main' },
+      ]);
     };
     const queued: QueueMessage[] = [];
     const queue: Queue = { send: (m) => Promise.resolve(void queued.push(...m)) };
@@ -178,10 +248,17 @@ describe('sign-off gates', () => {
     expect(comment('erin', 'looks good to me', 2).messages).toEqual([]); // not a command
 
     const approver = comment('erin', `/tidegate approve ${g.ns}`, 3);
-    expect(await handleMessage(g.ctx, approver.messages[0]!, queue)).toEqual({ kind: 'approved', approved: [g.ns], refused: [] });
+    expect(await handleMessage(g.ctx, approver.messages[0]!, queue)).toEqual({
+      kind: 'approved',
+      approved: [g.ns],
+      refused: [],
+    });
     expect(queued).toMatchObject([{ type: 'sync', target: g.ns, revision: { sha: merged } }]);
     const applied = await handleMessage(g.ctx, queued[0]!, noQueue);
-    expect(applied).toMatchObject({ kind: 'synced', result: { outcome: 'applied', approvals: [{ by: 'erin', via: 'comment', sha: merged }] } });
+    expect(applied).toMatchObject({
+      kind: 'synced',
+      result: { outcome: 'applied', approvals: [{ by: 'erin', via: 'comment', sha: merged }] },
+    });
     expect(await g.value()).toEqual({ v: '1' });
   });
 
@@ -193,10 +270,17 @@ describe('sign-off gates', () => {
       { allow: '0 12 * * SAT', duration: '1h', timeZone: 'Europe/Berlin' }, // allowed, but the deny window wins
     ];
     const g = await gatedRepo({ windows }, { now: () => now });
-    await g.repo.commit({ 'tidegate.yaml': g.config({ windows }), 'apps/app.yaml': yamlDocs(configMap('app', { v: '1' })) });
-    expect((await g.sync()).heldFor).toBe('inside deny window "0 18 * * FRI" for 62h (Europe/Berlin) of tidegate.yaml until 2026-11-30T07:00:00.000Z');
+    await g.repo.commit({
+      'tidegate.yaml': g.config({ windows }),
+      'apps/app.yaml': yamlDocs(configMap('app', { v: '1' })),
+    });
+    expect((await g.sync()).heldFor).toBe(
+      'inside deny window "0 18 * * FRI" for 62h (Europe/Berlin) of tidegate.yaml until 2026-11-30T07:00:00.000Z',
+    );
     now = new Date('2026-12-01T20:30:00Z'); // Tuesday 21:30 Berlin: after the allow window closed
-    expect((await g.sync()).heldFor).toBe('outside the allow windows of tidegate.yaml; the next opens 2026-12-02T08:00:00.000Z');
+    expect((await g.sync()).heldFor).toBe(
+      'outside the allow windows of tidegate.yaml; the next opens 2026-12-02T08:00:00.000Z',
+    );
     expect(await g.value()).toBeUndefined();
     now = new Date('2026-12-02T09:15:00Z'); // Wednesday 10:15 Berlin
     expect((await g.sync()).outcome).toBe('applied');
@@ -204,9 +288,14 @@ describe('sign-off gates', () => {
   });
 
   it('the cluster floor (deploy-time settings) holds what tidegate.yaml leaves open', async () => {
-    const g = await gatedRepo({}, { floor: (cluster) => (cluster === 'c' ? { approvals: 1, manual: false, windows: [] } : undefined) });
+    const g = await gatedRepo(
+      {},
+      { floor: (cluster) => (cluster === 'c' ? { approvals: 1, manual: false, windows: [] } : undefined) },
+    );
     await g.repo.commit({ 'tidegate.yaml': g.config({}), 'apps/app.yaml': yamlDocs(configMap('app', { v: '1' })) });
-    expect((await g.sync()).heldFor).toMatch(/did not reach main through a merged pull request \(the floor of cluster c\)$/);
+    expect((await g.sync()).heldFor).toMatch(
+      /did not reach main through a merged pull request \(the floor of cluster c\)$/,
+    );
     expect(await g.value()).toBeUndefined();
   });
 });

@@ -24,7 +24,12 @@ describe('commit and tag signatures (gate verify)', () => {
     for (const name of ['release', 'intruder']) {
       await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `${name}@example.test`, '-f', join(dir, name)]);
       keys[`ssh-${name}`] = { private: join(dir, name), public: readFileSync(join(dir, `${name}.pub`), 'utf8') };
-      const pgp = await openpgp.generateKey({ type: 'ecc', curve: 'ed25519Legacy', userIDs: [{ name, email: `${name}@example.test` }], format: 'armored' });
+      const pgp = await openpgp.generateKey({
+        type: 'ecc',
+        curve: 'ed25519Legacy',
+        userIDs: [{ name, email: `${name}@example.test` }],
+        format: 'armored',
+      });
       keys[`pgp-${name}`] = { private: pgp.privateKey, public: pgp.publicKey };
     }
   });
@@ -36,9 +41,24 @@ describe('commit and tag signatures (gate verify)', () => {
   async function signedRepo(verify: Record<string, unknown>, ref?: Record<string, string>) {
     const ns = uniqueName('sig');
     const repo = await gitopsRepo('sig');
-    const ctx: EngineContext = { ...repo.engine, trustedKeys: (names) => Promise.resolve(trusted().filter((k) => names.includes(k.name))) };
+    const ctx: EngineContext = {
+      ...repo.engine,
+      trustedKeys: (names) => Promise.resolve(trusted().filter((k) => names.includes(k.name))),
+    };
     const files = (v: string) => ({
-      'tidegate.yaml': stringify({ targets: [{ name: ns, cluster: 'c', path: 'apps', targetNamespace: ns, wait: false, gate: { verify }, ...(ref ? { source: { ref } } : {}) }] }),
+      'tidegate.yaml': stringify({
+        targets: [
+          {
+            name: ns,
+            cluster: 'c',
+            path: 'apps',
+            targetNamespace: ns,
+            wait: false,
+            gate: { verify },
+            ...(ref ? { source: { ref } } : {}),
+          },
+        ],
+      }),
       'apps/app.yaml': yamlDocs(configMap('app', { v })),
     });
     const write = (v: string) => {
@@ -51,7 +71,17 @@ describe('commit and tag signatures (gate verify)', () => {
     const sshCommit = async (v: string, key: string) => {
       write(v);
       await repo.ws.git('add', '--all');
-      await repo.ws.git('-c', 'gpg.format=ssh', '-c', `user.signingkey=${key}`, 'commit', '--quiet', '-S', '-m', `ssh-signed ${v}`);
+      await repo.ws.git(
+        '-c',
+        'gpg.format=ssh',
+        '-c',
+        `user.signingkey=${key}`,
+        'commit',
+        '--quiet',
+        '-S',
+        '-m',
+        `ssh-signed ${v}`,
+      );
       await repo.ws.git('push', '--quiet', 'origin', 'HEAD:refs/heads/main');
       return (await repo.ws.git('rev-parse', 'HEAD')).trim();
     };
@@ -59,11 +89,26 @@ describe('commit and tag signatures (gate verify)', () => {
     const pgpCommit = async (v: string, armoredKey: string) => {
       write(v);
       await repo.ws.git('add', '--all');
-      const author = { name: 'Signer', email: 'signer@example.test', timestamp: Math.floor(Date.now() / 1000), timezoneOffset: 0 };
+      const author = {
+        name: 'Signer',
+        email: 'signer@example.test',
+        timestamp: Math.floor(Date.now() / 1000),
+        timezoneOffset: 0,
+      };
       const sha = await git.commit({
-        fs, dir: repo.ws.dir, message: `pgp-signed ${v}`, author, committer: author, signingKey: armoredKey,
+        fs,
+        dir: repo.ws.dir,
+        message: `pgp-signed ${v}`,
+        author,
+        committer: author,
+        signingKey: armoredKey,
         onSign: async ({ payload, secretKey }) => ({
-          signature: await openpgp.sign({ message: await openpgp.createMessage({ binary: Buffer.from(payload) }), signingKeys: await openpgp.readPrivateKey({ armoredKey: secretKey }), detached: true, format: 'armored' }),
+          signature: await openpgp.sign({
+            message: await openpgp.createMessage({ binary: Buffer.from(payload) }),
+            signingKeys: await openpgp.readPrivateKey({ armoredKey: secretKey }),
+            detached: true,
+            format: 'armored',
+          }),
         }),
       });
       await repo.ws.git('push', '--quiet', 'origin', 'HEAD:refs/heads/main');
@@ -84,13 +129,19 @@ describe('commit and tag signatures (gate verify)', () => {
     expect(await s.value()).toEqual({ v: '1' });
 
     const unsigned = await s.unsignedCommit('2');
-    expect((await s.sync())?.heldFor).toBe(`signature required (HEAD, tidegate.yaml): commit ${unsigned.slice(0, 12)}: not signed`);
+    expect((await s.sync())?.heldFor).toBe(
+      `signature required (HEAD, tidegate.yaml): commit ${unsigned.slice(0, 12)}: not signed`,
+    );
 
     await s.sshCommit('3', keys['ssh-intruder']?.private ?? '');
-    expect((await s.sync())?.heldFor).toMatch(/: signed by an SSH key that is not trusted \(ed25519 [A-Za-z0-9+/]{43}\)$/);
+    expect((await s.sync())?.heldFor).toMatch(
+      /: signed by an SSH key that is not trusted \(ed25519 [A-Za-z0-9+/]{43}\)$/,
+    );
 
     await s.pgpCommit('4', keys['pgp-intruder']?.private ?? '');
-    expect((await s.sync())?.heldFor).toMatch(/: signed by an OpenPGP key that is not trusted \(key ID [0-9a-f]{16}\)$/);
+    expect((await s.sync())?.heldFor).toMatch(
+      /: signed by an OpenPGP key that is not trusted \(key ID [0-9a-f]{16}\)$/,
+    );
     expect(await s.value()).toEqual({ v: '1' });
 
     const pgp = await s.pgpCommit('5', keys['pgp-release']?.private ?? '');
@@ -101,7 +152,17 @@ describe('commit and tag signatures (gate verify)', () => {
   it('Tag: a release tag signed by a trusted key applies; an unsigned annotated tag is held', async () => {
     const s = await signedRepo({ mode: 'Tag', keys: ['release-ssh'] }, { semver: '>=1.0.0' });
     await s.unsignedCommit('1');
-    await s.repo.ws.git('-c', 'gpg.format=ssh', '-c', `user.signingkey=${keys['ssh-release']?.private ?? ''}`, 'tag', '-s', 'v1.0.0', '-m', 'release 1.0.0');
+    await s.repo.ws.git(
+      '-c',
+      'gpg.format=ssh',
+      '-c',
+      `user.signingkey=${keys['ssh-release']?.private ?? ''}`,
+      'tag',
+      '-s',
+      'v1.0.0',
+      '-m',
+      'release 1.0.0',
+    );
     await s.repo.ws.git('push', '--quiet', 'origin', 'v1.0.0');
     const tagged = await s.sync();
     expect(tagged?.heldFor).toBeUndefined();

@@ -26,7 +26,12 @@ export async function gitopsRepo(prefix: string, opts: { owner?: string } = {}) 
     ws,
     engine,
     commit: (files: Record<string, string | KubeObject | KubeObject[] | null>, message = 'change') =>
-      ws.commit(Object.fromEntries(Object.entries(files).map(([k, v]) => [k, v === null || typeof v === 'string' ? v : yamlDocs(v)])), message),
+      ws.commit(
+        Object.fromEntries(
+          Object.entries(files).map(([k, v]) => [k, v === null || typeof v === 'string' ? v : yamlDocs(v)]),
+        ),
+        message,
+      ),
     sync: async (target?: string, sha?: string, dryRun = false): Promise<SyncResult[]> =>
       syncRepo(engine, { repo: url, target, ...(sha ? { revision: { ref: 'refs/heads/main', sha } } : {}), dryRun }),
   };
@@ -36,11 +41,21 @@ export function yamlDocs(objs: KubeObject | KubeObject[]): string {
   return (Array.isArray(objs) ? objs : [objs]).map((o) => stringify(o)).join('---\n');
 }
 
-export const configMap = (name: string, data: Record<string, string>, extra: Partial<KubeObject['metadata']> = {}): KubeObject => ({
-  apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, ...extra }, data,
+export const configMap = (
+  name: string,
+  data: Record<string, string>,
+  extra: Partial<KubeObject['metadata']> = {},
+): KubeObject => ({
+  apiVersion: 'v1',
+  kind: 'ConfigMap',
+  metadata: { name, ...extra },
+  data,
 });
 
-export function deployment(name: string, opts: { replicas?: number; image?: string; labels?: Record<string, string> } = {}): KubeObject {
+export function deployment(
+  name: string,
+  opts: { replicas?: number; image?: string; labels?: Record<string, string> } = {},
+): KubeObject {
   const labels = opts.labels ?? { app: name };
   return {
     apiVersion: 'apps/v1',
@@ -49,7 +64,10 @@ export function deployment(name: string, opts: { replicas?: number; image?: stri
     spec: {
       replicas: opts.replicas ?? 1,
       selector: { matchLabels: labels },
-      template: { metadata: { labels }, spec: { containers: [{ name: 'app', image: opts.image ?? 'registry.example/app:1.0.0' }] } },
+      template: {
+        metadata: { labels },
+        spec: { containers: [{ name: 'app', image: opts.image ?? 'registry.example/app:1.0.0' }] },
+      },
     },
   };
 }

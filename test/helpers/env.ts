@@ -16,7 +16,11 @@ export function testKubeConfig(): KubeConfig {
 
 /** A DNS-1123 name unique to this run: prefix + random suffix. */
 export function uniqueName(prefix: string): string {
-  const clean = prefix.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40);
+  const clean = prefix
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 40);
   return `${clean}-${randomBytes(3).toString('hex')}`;
 }
 
@@ -27,7 +31,9 @@ export function uniqueName(prefix: string): string {
 export function useNamespace(fileUrl: string): { readonly name: string } {
   const name = uniqueName(`t-${basename(fileURLToPath(fileUrl)).replace(/\.test\.ts$/, '')}`);
   beforeAll(async () => {
-    await testKubeConfig().makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name, labels: { 'tidegate.dev/test': 'true' } } } });
+    await testKubeConfig()
+      .makeApiClient(CoreV1Api)
+      .createNamespace({ body: { metadata: { name, labels: { 'tidegate.dev/test': 'true' } } } });
   });
   return { name };
 }

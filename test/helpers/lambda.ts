@@ -1,6 +1,12 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { CreateQueueCommand, DeleteMessageCommand, ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
+import {
+  CreateQueueCommand,
+  DeleteMessageCommand,
+  ReceiveMessageCommand,
+  SQSClient,
+  type Message,
+} from '@aws-sdk/client-sqs';
 import type { APIGatewayProxyEventV2, Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { testEnv, uniqueName } from './env.js';
 
@@ -29,7 +35,12 @@ export function testClusterSetting(): { server: string; caData: string; token: {
 
 export async function createFifoQueue(prefix: string): Promise<string> {
   const sqs = new SQSClient(awsConfig());
-  const out = await sqs.send(new CreateQueueCommand({ QueueName: `${uniqueName(prefix)}.fifo`, Attributes: { FifoQueue: 'true', VisibilityTimeout: '30' } }));
+  const out = await sqs.send(
+    new CreateQueueCommand({
+      QueueName: `${uniqueName(prefix)}.fifo`,
+      Attributes: { FifoQueue: 'true', VisibilityTimeout: '30' },
+    }),
+  );
   return out.QueueUrl ?? '';
 }
 
@@ -53,7 +64,14 @@ export async function drain(queueUrl: string): Promise<SQSRecord[]> {
   const sqs = new SQSClient(awsConfig());
   const records: SQSRecord[] = [];
   for (;;) {
-    const out = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, MessageSystemAttributeNames: ['All'] }));
+    const out = await sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: queueUrl,
+        MaxNumberOfMessages: 10,
+        WaitTimeSeconds: 0,
+        MessageSystemAttributeNames: ['All'],
+      }),
+    );
     if (!out.Messages?.length) return records;
     for (const m of out.Messages) {
       records.push(sqsRecord(m));
@@ -70,27 +88,51 @@ export const sqsEvent = (records: SQSRecord[]): SQSEvent => ({ Records: records 
  * their visibility timeout, or until the handler changed it). Returns the batch's message ids and
  * the failures; an empty batch when nothing was visible.
  */
-export async function deliverBatch(queueUrl: string, handler: (event: SQSEvent) => Promise<SQSBatchResponse>): Promise<{ received: string[]; failures: string[] }> {
+export async function deliverBatch(
+  queueUrl: string,
+  handler: (event: SQSEvent) => Promise<SQSBatchResponse>,
+): Promise<{ received: string[]; failures: string[] }> {
   const sqs = new SQSClient(awsConfig());
-  const out = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, MessageSystemAttributeNames: ['All'] }));
+  const out = await sqs.send(
+    new ReceiveMessageCommand({
+      QueueUrl: queueUrl,
+      MaxNumberOfMessages: 10,
+      WaitTimeSeconds: 0,
+      MessageSystemAttributeNames: ['All'],
+    }),
+  );
   const records = (out.Messages ?? []).map(sqsRecord);
   if (records.length === 0) return { received: [], failures: [] };
   const res = await handler(sqsEvent(records));
   const failures = res.batchItemFailures.map((f) => f.itemIdentifier);
-  for (const r of records) if (!failures.includes(r.messageId)) await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: r.receiptHandle }));
+  for (const r of records)
+    if (!failures.includes(r.messageId))
+      await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: r.receiptHandle }));
   return { received: records.map((r) => r.messageId), failures };
 }
 
 /** A Lambda context as the runtime passes it (the fields handlers and Powertools read). */
 export const lambdaContext = (remainingMs = 60_000): Context =>
-  ({ functionName: 'tidegate-test', functionVersion: '$LATEST', invokedFunctionArn: 'arn:aws:lambda:eu-west-1:123456789012:function:tidegate-test', memoryLimitInMB: '512', awsRequestId: randomUUID(), getRemainingTimeInMillis: () => remainingMs }) as unknown as Context;
+  ({
+    functionName: 'tidegate-test',
+    functionVersion: '$LATEST',
+    invokedFunctionArn: 'arn:aws:lambda:eu-west-1:123456789012:function:tidegate-test',
+    memoryLimitInMB: '512',
+    awsRequestId: randomUUID(),
+    getRemainingTimeInMillis: () => remainingMs,
+  }) as unknown as Context;
 
 export function signSha256(secret: string, body: string): string {
   return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
 }
 
 /** An API Gateway HTTP API (v2) event, as API Gateway delivers a webhook. */
-export function apiEvent(path: string, headers: Record<string, string>, body: string, method = 'POST'): APIGatewayProxyEventV2 {
+export function apiEvent(
+  path: string,
+  headers: Record<string, string>,
+  body: string,
+  method = 'POST',
+): APIGatewayProxyEventV2 {
   const [rawPath = path, rawQueryString = ''] = path.split('?');
   return {
     version: '2.0',
@@ -100,23 +142,55 @@ export function apiEvent(path: string, headers: Record<string, string>, body: st
     headers,
     body,
     isBase64Encoded: false,
-    requestContext: { http: { method, path: rawPath, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'GitHub-Hookshot/test' }, requestId: randomUUID(), routeKey: `${method} ${rawPath}`, stage: '$default', time: '', timeEpoch: Date.now(), accountId: '123456789012', apiId: 'test', domainName: 'test', domainPrefix: 'test' },
+    requestContext: {
+      http: { method, path: rawPath, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'GitHub-Hookshot/test' },
+      requestId: randomUUID(),
+      routeKey: `${method} ${rawPath}`,
+      stage: '$default',
+      time: '',
+      timeEpoch: Date.now(),
+      accountId: '123456789012',
+      apiId: 'test',
+      domainName: 'test',
+      domainPrefix: 'test',
+    },
   };
 }
 
 /** Headers GitHub sends with a delivery. */
-export function githubHeaders(event: string, body: string, secret: string, delivery: string = randomUUID()): Record<string, string> {
-  return { 'content-type': 'application/json', 'x-github-event': event, 'x-github-delivery': delivery, 'x-hub-signature-256': signSha256(secret, body), 'user-agent': 'GitHub-Hookshot/test' };
+export function githubHeaders(
+  event: string,
+  body: string,
+  secret: string,
+  delivery: string = randomUUID(),
+): Record<string, string> {
+  return {
+    'content-type': 'application/json',
+    'x-github-event': event,
+    'x-github-delivery': delivery,
+    'x-hub-signature-256': signSha256(secret, body),
+    'user-agent': 'GitHub-Hookshot/test',
+  };
 }
 
-const examples = createRequire(import.meta.url)('@octokit/webhooks-examples/api.github.com/index.json') as Array<{ name: string; examples: Array<Record<string, any>> }>;
+const examples = createRequire(import.meta.url)('@octokit/webhooks-examples/api.github.com/index.json') as Array<{
+  name: string;
+  examples: Array<Record<string, any>>;
+}>;
 
 /** GitHub's recorded push example (@octokit/webhooks-examples), pointed at our repository, branch and commit. */
 export function pushPayload(repoUrl: string, sha: string, paths: string[]): string {
-  const push = structuredClone(examples.find((e) => e.name === 'push')?.examples.find((p) => p['ref'] === 'refs/heads/master') ?? {});
+  const push = structuredClone(
+    examples.find((e) => e.name === 'push')?.examples.find((p) => p['ref'] === 'refs/heads/master') ?? {},
+  );
   push['ref'] = 'refs/heads/main';
   push['after'] = sha;
-  push['repository'] = { ...push['repository'], clone_url: repoUrl, html_url: repoUrl.replace(/\.git$/, ''), full_name: 'local/gitops' };
+  push['repository'] = {
+    ...push['repository'],
+    clone_url: repoUrl,
+    html_url: repoUrl.replace(/\.git$/, ''),
+    full_name: 'local/gitops',
+  };
   push['commits'] = [{ ...push['commits'][0], id: sha, added: [], removed: [], modified: paths }];
   return JSON.stringify(push);
 }

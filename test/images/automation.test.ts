@@ -45,13 +45,21 @@ images:
       'apps/deploy.yaml': deployYaml(`${image}:1.0.0`, 'flux-system:podinfo'),
     });
     await repo.sync('img');
-    dev = await startDevServer({ engine: repo.engine, repo: repo.url, branch: 'main', webhookSecret: 'x', registrySecret: secret });
+    dev = await startDevServer({
+      engine: repo.engine,
+      repo: repo.url,
+      branch: 'main',
+      webhookSecret: 'x',
+      registrySecret: secret,
+    });
     await setNotificationTarget(reg, `${dev.url}/webhooks/registry?token=${secret}`);
     const before = (await repo.ws.git('rev-parse', 'HEAD')).trim();
 
     await pushImage(reg, image.slice(reg.host.length + 1), '1.1.0');
     await pushImage(reg, image.slice(reg.host.length + 1), '1.1.0.sig');
-    const liveImage = async () => ((await repo.engine.client.get('apps/v1', 'Deployment', ns, 'podinfo'))?.['spec'] as any).template.spec.containers[0].image as string;
+    const liveImage = async () =>
+      ((await repo.engine.client.get('apps/v1', 'Deployment', ns, 'podinfo'))?.['spec'] as any).template.spec
+        .containers[0].image as string;
     await expect.poll(liveImage, { timeout: 20_000, interval: 200 }).toBe(`${image}:1.1.0`);
     await dev.queue.idle();
 
@@ -88,18 +96,23 @@ images:
     const repo = await gitopsRepo('race');
     await repo.commit({ 'a.yaml': 'tag: 1 # {"$imagepolicy": "ns:x:tag"}\n', 'b.txt': 'one\n' });
     let raced = false;
-    const result = await commitAndPush({ url: repo.url }, {
-      branch: 'main', author: { name: 'bot', email: 'bot@example.test' }, cacheDir: testEnv().workDir,
-      change: async (dir) => {
-        const { writeFileSync } = await import('node:fs');
-        if (!raced) {
-          raced = true;
-          await repo.commit({ 'b.txt': 'two\n' }, 'a human commits meanwhile');
-        }
-        writeFileSync(`${dir}/a.yaml`, 'tag: 2 # {"$imagepolicy": "ns:x:tag"}\n');
-        return 'bump x';
+    const result = await commitAndPush(
+      { url: repo.url },
+      {
+        branch: 'main',
+        author: { name: 'bot', email: 'bot@example.test' },
+        cacheDir: testEnv().workDir,
+        change: async (dir) => {
+          const { writeFileSync } = await import('node:fs');
+          if (!raced) {
+            raced = true;
+            await repo.commit({ 'b.txt': 'two\n' }, 'a human commits meanwhile');
+          }
+          writeFileSync(`${dir}/a.yaml`, 'tag: 2 # {"$imagepolicy": "ns:x:tag"}\n');
+          return 'bump x';
+        },
       },
-    });
+    );
     expect(result.attempts).toBe(2);
     await repo.ws.git('pull', '--quiet', 'origin', 'main');
     expect(await repo.ws.git('log', '--format=%s', '-2')).toBe('bump x\na human commits meanwhile\n');
@@ -121,22 +134,55 @@ describe('image automation from an ECR "Image Action" event (moto), through the 
     const uri = created.repository?.repositoryUri ?? '';
     const account = created.repository?.registryId ?? '';
     const putImage = async (tag: string) => {
-      const manifest = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.docker.distribution.manifest.v2+json', config: { mediaType: 'application/vnd.docker.container.image.v1+json', size: 1, digest: `sha256:${createHash('sha256').update(tag).digest('hex')}` }, layers: [] });
+      const manifest = JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+        config: {
+          mediaType: 'application/vnd.docker.container.image.v1+json',
+          size: 1,
+          digest: `sha256:${createHash('sha256').update(tag).digest('hex')}`,
+        },
+        layers: [],
+      });
       await ecr.send(new PutImageCommand({ repositoryName: name, imageManifest: manifest, imageTag: tag }));
     };
     await putImage('6.0.0');
     const ns = uniqueName('ecr');
     const repo = await gitopsRepo('ecr');
     await repo.commit({
-      'tidegate.yaml': stringify({ targets: [{ name: 'ecr', cluster: 'test', path: 'apps', targetNamespace: ns, wait: false }], images: [{ name: 'podinfo', repository: uri, policy: { semver: { range: '^6' } } }] }),
+      'tidegate.yaml': stringify({
+        targets: [{ name: 'ecr', cluster: 'test', path: 'apps', targetNamespace: ns, wait: false }],
+        images: [{ name: 'podinfo', repository: uri, policy: { semver: { range: '^6' } } }],
+      }),
       'apps/deploy.yaml': deployYaml(`${uri}:6.0.0`, 'apps:podinfo'),
     });
-    useMotoEnv({ repositories: [{ url: repo.url, branch: 'main' }], clusters: { test: testClusterSetting() }, queueUrl });
+    useMotoEnv({
+      repositories: [{ url: repo.url, branch: 'main' }],
+      clusters: { test: testClusterSetting() },
+      queueUrl,
+    });
     await putImage('6.2.0');
     await putImage('7.0.0');
-    const event = { version: '0', id: 'x', 'detail-type': 'ECR Image Action', source: 'aws.ecr', account, time: new Date().toISOString(), region: aws.region, resources: [], detail: { result: 'SUCCESS', 'repository-name': name, 'action-type': 'PUSH', 'image-tag': '7.0.0', 'image-digest': 'sha256:1' } };
+    const event = {
+      version: '0',
+      id: 'x',
+      'detail-type': 'ECR Image Action',
+      source: 'aws.ecr',
+      account,
+      time: new Date().toISOString(),
+      region: aws.region,
+      resources: [],
+      detail: {
+        result: 'SUCCESS',
+        'repository-name': name,
+        'action-type': 'PUSH',
+        'image-tag': '7.0.0',
+        'image-digest': 'sha256:1',
+      },
+    };
     expect(await ecrEvent(event, lambdaContext())).toEqual({ queued: true });
-    for (let i = 0; i < 3; i++) expect(await syncWorker(sqsEvent(await drain(queueUrl)), lambdaContext())).toEqual({ batchItemFailures: [] }); // image → push → sync
+    for (let i = 0; i < 3; i++)
+      expect(await syncWorker(sqsEvent(await drain(queueUrl)), lambdaContext())).toEqual({ batchItemFailures: [] }); // image → push → sync
     const live = await repo.engine.client.get('apps/v1', 'Deployment', ns, 'podinfo');
     expect((live?.['spec'] as any).template.spec.containers[0].image).toBe(`${uri}:6.2.0`); // ^6 keeps 7.0.0 out
   });

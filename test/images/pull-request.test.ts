@@ -20,7 +20,8 @@ const recordingQueue = (): Queue & { sent: QueueMessage[] } => {
 };
 
 const written = (out: WorkOutcome): ImagesWritten[] => {
-  if (out.kind !== 'images-written') throw new Error(`expected images-written, got ${out.kind}: ${JSON.stringify(out)}`);
+  if (out.kind !== 'images-written')
+    throw new Error(`expected images-written, got ${out.kind}: ${JSON.stringify(out)}`);
   return out.updates;
 };
 
@@ -41,15 +42,30 @@ describe('image automation with writeBack: pullRequest (GitHub API from its Open
     await repo.commit({
       'tidegate.yaml': stringify({
         targets: [{ name: ns, cluster: 't', path: 'apps', targetNamespace: ns, wait: false }], // target names are cluster-wide: unique per test
-        images: [{ name: 'podinfo', repository: image, insecure: true, policy: { semver: { range: '>=1.0.0' } }, writeBack: 'pullRequest' }],
+        images: [
+          {
+            name: 'podinfo',
+            repository: image,
+            insecure: true,
+            policy: { semver: { range: '>=1.0.0' } },
+            writeBack: 'pullRequest',
+          },
+        ],
       }),
       'apps/deploy.yaml': deployYaml(`${image}:1.0.0`),
     });
     await repo.sync(ns);
-    const ctx: EngineContext = { ...repo.engine, repositories: [{ url: repo.url, branch: 'main' }], github: () => new GitHub({ apiUrl: github.url, token: TOKEN }) };
+    const ctx: EngineContext = {
+      ...repo.engine,
+      repositories: [{ url: repo.url, branch: 'main' }],
+      github: () => new GitHub({ apiUrl: github.url, token: TOKEN }),
+    };
     const main = async () => (await repo.ws.git('ls-remote', 'origin', 'refs/heads/main')).split('\t')[0] ?? '';
-    const branchHead = async () => (await repo.ws.git('ls-remote', 'origin', 'refs/heads/tidegate/images/podinfo')).split('\t')[0];
-    const liveImage = async () => ((await repo.engine.client.get('apps/v1', 'Deployment', ns, 'podinfo'))?.['spec'] as any).template.spec.containers[0].image as string;
+    const branchHead = async () =>
+      (await repo.ws.git('ls-remote', 'origin', 'refs/heads/tidegate/images/podinfo')).split('\t')[0];
+    const liveImage = async () =>
+      ((await repo.engine.client.get('apps/v1', 'Deployment', ns, 'podinfo'))?.['spec'] as any).template.spec
+        .containers[0].image as string;
     const mainBefore = await main();
     const imageMsg: QueueMessage = { type: 'image', registry: reg.host, repository: path, source: 'distribution' };
 
@@ -62,14 +78,21 @@ describe('image automation with writeBack: pullRequest (GitHub API from its Open
     expect(await main()).toBe(mainBefore);
     expect(await branchHead()).toBe(first?.sha);
     await repo.ws.git('fetch', '--quiet', 'origin', 'tidegate/images/podinfo');
-    const diff = (await repo.ws.git('diff', '--unified=0', mainBefore, 'FETCH_HEAD')).split('\n').filter((l) => /^[-+][^-+]/.test(l));
+    const diff = (await repo.ws.git('diff', '--unified=0', mainBefore, 'FETCH_HEAD'))
+      .split('\n')
+      .filter((l) => /^[-+][^-+]/.test(l));
     expect(diff).toEqual([
       `-          image: ${image}:1.0.0 # {"$imagepolicy": "flux-system:podinfo"}`,
       `+          image: ${image}:1.1.0 # {"$imagepolicy": "flux-system:podinfo"}`,
     ]);
     let pulls = github.pulls(OWNER, repo.name);
     expect(pulls).toHaveLength(1);
-    expect(pulls[0]).toMatchObject({ state: 'open', title: 'tidegate: update image podinfo to 1.1.0', head: { ref: 'tidegate/images/podinfo', sha: first?.sha }, base: { ref: 'main' } });
+    expect(pulls[0]).toMatchObject({
+      state: 'open',
+      title: 'tidegate: update image podinfo to 1.1.0',
+      head: { ref: 'tidegate/images/podinfo', sha: first?.sha },
+      base: { ref: 'main' },
+    });
     expect(String(pulls[0]?.body)).toContain(`| \`apps/deploy.yaml:14\` | \`${image}:1.0.0\` | \`${image}:1.1.0\` |`);
 
     // The same tag again: the branch already holds it, nothing is pushed, the pull request is untouched.
@@ -96,7 +119,9 @@ describe('image automation with writeBack: pullRequest (GitHub API from its Open
     expect(written(await handleMessage(ctx, imageMsg, queue))).toEqual([]);
 
     expect(github.violations).toEqual([]);
-    expect(new Set(github.calls.map((c) => `${c.operationId} ${c.status}`))).toEqual(new Set(['pulls/list 200', 'pulls/create 201', 'pulls/update 200']));
+    expect(new Set(github.calls.map((c) => `${c.operationId} ${c.status}`))).toEqual(
+      new Set(['pulls/list 200', 'pulls/create 201', 'pulls/update 200']),
+    );
   });
 
   it('writeBack auto: where a target requires approvals, the update is proposed as a pull request, never committed to the branch', async () => {
@@ -107,15 +132,23 @@ describe('image automation with writeBack: pullRequest (GitHub API from its Open
     await repo.commit({
       'tidegate.yaml': stringify({
         targets: [{ name: 'app', cluster: 't', path: 'apps', gate: { approvals: 1 } }],
-        images: [{ name: 'podinfo', repository: `${reg.host}/${path}`, insecure: true, policy: { semver: { range: '*' } } }],
+        images: [
+          { name: 'podinfo', repository: `${reg.host}/${path}`, insecure: true, policy: { semver: { range: '*' } } },
+        ],
       }),
       'apps/deploy.yaml': deployYaml(`${reg.host}/${path}:1.0.0`),
     });
     const before = (await repo.ws.git('ls-remote', 'origin', 'refs/heads/main')).split('\t')[0];
     await pushImage(reg, path, '1.0.1');
-    const ctx: EngineContext = { ...repo.engine, repositories: [{ url: repo.url, branch: 'main' }], github: () => new GitHub({ apiUrl: github.url, token: TOKEN }) };
+    const ctx: EngineContext = {
+      ...repo.engine,
+      repositories: [{ url: repo.url, branch: 'main' }],
+      github: () => new GitHub({ apiUrl: github.url, token: TOKEN }),
+    };
     const queue = recordingQueue();
-    const [update] = written(await handleMessage(ctx, { type: 'image', registry: reg.host, repository: path, source: 'distribution' }, queue));
+    const [update] = written(
+      await handleMessage(ctx, { type: 'image', registry: reg.host, repository: path, source: 'distribution' }, queue),
+    );
     expect(update?.pullRequest).toMatchObject({ action: 'created', branch: 'tidegate/images/podinfo' });
     expect((await repo.ws.git('ls-remote', 'origin', 'refs/heads/main')).split('\t')[0]).toBe(before);
     expect(queue.sent).toEqual([]);
@@ -129,12 +162,26 @@ describe('image automation with writeBack: pullRequest (GitHub API from its Open
     await repo.commit({
       'tidegate.yaml': stringify({
         targets: [{ name: 'app', cluster: 't', path: 'apps' }],
-        images: [{ name: 'web', repository: `${reg.host}/${path}`, insecure: true, policy: { semver: { range: '*' } }, writeBack: 'pullRequest' }],
+        images: [
+          {
+            name: 'web',
+            repository: `${reg.host}/${path}`,
+            insecure: true,
+            policy: { semver: { range: '*' } },
+            writeBack: 'pullRequest',
+          },
+        ],
       }),
       'apps/deploy.yaml': deployYaml(`${reg.host}/${path}:1.0.0`).replace('flux-system:podinfo', 'flux-system:web'),
     });
     const ctx: EngineContext = { ...repo.engine, repositories: [{ url: repo.url, branch: 'main' }] };
-    await expect(handleMessage(ctx, { type: 'image', registry: reg.host, repository: path, source: 'distribution' }, recordingQueue())).rejects.toThrow(/writes back with a pull request, but .* has no GitHub API access/);
+    await expect(
+      handleMessage(
+        ctx,
+        { type: 'image', registry: reg.host, repository: path, source: 'distribution' },
+        recordingQueue(),
+      ),
+    ).rejects.toThrow(/writes back with a pull request, but .* has no GitHub API access/);
     expect(await repo.ws.git('ls-remote', 'origin', 'refs/heads/tidegate/*')).toBe('');
   });
 
@@ -149,17 +196,29 @@ describe('image automation with writeBack: pullRequest (GitHub API from its Open
     let release = (): void => undefined;
     const bothListed = new Promise<void>((resolve) => (release = resolve));
     const unhook = github.before('pulls/list', () => (++arrived === 2 ? (release(), bothListed) : bothListed));
-    const results = await Promise.all([client.ensurePullRequest({ owner: OWNER, repo: repo.name }, pr), client.ensurePullRequest({ owner: OWNER, repo: repo.name }, pr)]);
+    const results = await Promise.all([
+      client.ensurePullRequest({ owner: OWNER, repo: repo.name }, pr),
+      client.ensurePullRequest({ owner: OWNER, repo: repo.name }, pr),
+    ]);
     unhook();
     expect(results.map((r) => r.action).sort()).toEqual(['created', 'unchanged']);
     expect(results[0]?.number).toBe(results[1]?.number);
     expect(github.pulls(OWNER, repo.name)).toHaveLength(1);
-    expect(github.calls.filter((c) => c.path.includes(repo.name) && c.operationId === 'pulls/create').map((c) => c.status).sort()).toEqual([201, 422]);
+    expect(
+      github.calls
+        .filter((c) => c.path.includes(repo.name) && c.operationId === 'pulls/create')
+        .map((c) => c.status)
+        .sort(),
+    ).toEqual([201, 422]);
   });
 
   it('the test GitHub answers as the description says: bad credentials, invalid bodies and unserved operations are not waved through', async () => {
     const post = (path: string, body: unknown, token = TOKEN) =>
-      fetch(`${github.url}${path}`, { method: 'POST', headers: { authorization: `token ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      fetch(`${github.url}${path}`, {
+        method: 'POST',
+        headers: { authorization: `token ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
     expect((await post('/repos/acme/x/pulls', { title: 't', head: 'a', base: 'main' }, 'wrong')).status).toBe(401);
     const invalid = await post('/repos/acme/x/pulls', { title: 't', head: 'a', base: 'main', draft: 'yes' });
     expect(invalid.status).toBe(422);

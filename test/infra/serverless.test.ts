@@ -21,17 +21,34 @@ describe('serverless package (osls, offline) → CloudFormation', () => {
     // Packaging asks CloudFormation whether the stack exists (to reuse the layer): moto answers "no".
     await run(join(root, 'node_modules', '.bin', 'sls'), ['package', '--stage', 'ci', '--package', out], {
       cwd: root,
-      env: { ...process.env, AWS_ENDPOINT_URL: aws.endpoint, AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing', AWS_REGION: 'eu-west-1', SLS_TELEMETRY_DISABLED: '1' },
+      env: {
+        ...process.env,
+        AWS_ENDPOINT_URL: aws.endpoint,
+        AWS_ACCESS_KEY_ID: 'testing',
+        AWS_SECRET_ACCESS_KEY: 'testing',
+        AWS_REGION: 'eu-west-1',
+        SLS_TELEMETRY_DISABLED: '1',
+      },
     });
     template = JSON.parse(readFileSync(join(out, 'cloudformation-template-update-stack.json'), 'utf8')) as Template;
   }, 120_000);
 
   it('packages one artifact per function, each holding only its own bundle', () => {
-    expect(readdirSync(out).filter((f) => f.endsWith('.zip')).sort()).toEqual(['ecrEvent.zip', 'githubWebhook.zip', 'registryWebhook.zip', 'scheduledPoll.zip', 'syncWorker.zip']);
+    expect(
+      readdirSync(out)
+        .filter((f) => f.endsWith('.zip'))
+        .sort(),
+    ).toEqual(['ecrEvent.zip', 'githubWebhook.zip', 'registryWebhook.zip', 'scheduledPoll.zip', 'syncWorker.zip']);
     const files = Object.keys(unzipSync(readFileSync(join(out, 'syncWorker.zip')))).filter((f) => !f.endsWith('/'));
     // index.mjs, and the chunks it imports on first use (openpgp): nothing of another function.
     expect(files).toContain('dist/functions/sync-worker/index.mjs');
-    expect(files.filter((f) => f !== 'dist/functions/sync-worker/index.mjs' && !/^dist\/functions\/sync-worker\/chunks\/[\w-]+\.mjs$/.test(f))).toEqual([]);
+    expect(
+      files.filter(
+        (f) =>
+          f !== 'dist/functions/sync-worker/index.mjs' &&
+          !/^dist\/functions\/sync-worker\/chunks\/[\w-]+\.mjs$/.test(f),
+      ),
+    ).toEqual([]);
   });
 
   it('declares the functions, routes, queue with its dead-letter queue, schedule, ECR rule and kubectl layer', () => {
@@ -43,35 +60,76 @@ describe('serverless package (osls, offline) → CloudFormation', () => {
       ['dist/functions/scheduled-poll/index.handler', 'nodejs22.x'],
       ['dist/functions/sync-worker/index.handler', 'nodejs22.x'],
     ]);
-    expect(resourcesOf('AWS::ApiGatewayV2::Route').map(([, r]) => r.Properties['RouteKey']).sort()).toEqual(['POST /webhooks/github', 'POST /webhooks/registry']);
+    expect(
+      resourcesOf('AWS::ApiGatewayV2::Route')
+        .map(([, r]) => r.Properties['RouteKey'])
+        .sort(),
+    ).toEqual(['POST /webhooks/github', 'POST /webhooks/registry']);
     const queues = Object.fromEntries(resourcesOf('AWS::SQS::Queue'));
-    expect(queues['SyncQueue']?.Properties).toMatchObject({ FifoQueue: true, ContentBasedDeduplication: false, RedrivePolicy: { maxReceiveCount: 10, deadLetterTargetArn: { 'Fn::GetAtt': ['SyncDeadLetterQueue', 'Arn'] } } });
+    expect(queues['SyncQueue']?.Properties).toMatchObject({
+      FifoQueue: true,
+      ContentBasedDeduplication: false,
+      RedrivePolicy: { maxReceiveCount: 10, deadLetterTargetArn: { 'Fn::GetAtt': ['SyncDeadLetterQueue', 'Arn'] } },
+    });
     expect(queues['SyncDeadLetterQueue']?.Properties).toMatchObject({ FifoQueue: true });
     const mapping = resourcesOf('AWS::Lambda::EventSourceMapping')[0]?.[1].Properties;
-    expect(mapping).toMatchObject({ FunctionResponseTypes: ['ReportBatchItemFailures'], EventSourceArn: { 'Fn::GetAtt': ['SyncQueue', 'Arn'] } });
+    expect(mapping).toMatchObject({
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      EventSourceArn: { 'Fn::GetAtt': ['SyncQueue', 'Arn'] },
+    });
     const rules = resourcesOf('AWS::Events::Rule').map(([, r]) => r.Properties);
     expect(rules.find((r) => r['ScheduleExpression'])?.['ScheduleExpression']).toBe('rate(1 minute)');
-    expect(rules.find((r) => r['EventPattern'])?.['EventPattern']).toEqual({ source: ['aws.ecr'], 'detail-type': ['ECR Image Action'], detail: { 'action-type': ['PUSH'], result: ['SUCCESS'] } });
-    const worker = resourcesOf('AWS::Lambda::Function').find(([, r]) => r.Properties['Handler'].includes('sync-worker'))?.[1].Properties;
+    expect(rules.find((r) => r['EventPattern'])?.['EventPattern']).toEqual({
+      source: ['aws.ecr'],
+      'detail-type': ['ECR Image Action'],
+      detail: { 'action-type': ['PUSH'], result: ['SUCCESS'] },
+    });
+    const worker = resourcesOf('AWS::Lambda::Function').find(([, r]) =>
+      r.Properties['Handler'].includes('sync-worker'),
+    )?.[1].Properties;
     expect(worker?.['Layers']).toEqual([{ Ref: 'KubectlLambdaLayer' }]);
     expect(worker?.['Timeout']).toBe(900);
   });
 
   it('grants least privilege: no wildcard actions, EKS and SQS limited to named resources', () => {
     const role = resourcesOf('AWS::IAM::Role')[0]?.[1].Properties;
-    const statements = (role?.['Policies'] as Array<{ PolicyDocument: { Statement: Array<{ Action: string[]; Resource: unknown }> } }>).flatMap((p) => p.PolicyDocument.Statement);
+    const statements = (
+      role?.['Policies'] as Array<{ PolicyDocument: { Statement: Array<{ Action: string[]; Resource: unknown }> } }>
+    ).flatMap((p) => p.PolicyDocument.Statement);
     const actions = statements.flatMap((s) => s.Action);
     expect(actions.filter((a) => a.includes('*'))).toEqual([]);
     const forService = (prefix: string) => statements.filter((s) => s.Action.some((a) => a.startsWith(prefix)));
     expect(forService('eks:').flatMap((s) => s.Action)).toEqual(['eks:DescribeCluster']);
-    for (const s of [...forService('eks:'), ...forService('sqs:')]) expect(JSON.stringify(s.Resource)).not.toMatch(/"\*"/);
-    expect(forService('sqs:').flatMap((s) => s.Action).sort()).toEqual(['sqs:ChangeMessageVisibility', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueAttributes', 'sqs:ReceiveMessage', 'sqs:SendMessage']);
+    for (const s of [...forService('eks:'), ...forService('sqs:')])
+      expect(JSON.stringify(s.Resource)).not.toMatch(/"\*"/);
+    expect(
+      forService('sqs:')
+        .flatMap((s) => s.Action)
+        .sort(),
+    ).toEqual([
+      'sqs:ChangeMessageVisibility',
+      'sqs:DeleteMessage',
+      'sqs:GetQueueAttributes',
+      'sqs:GetQueueAttributes',
+      'sqs:ReceiveMessage',
+      'sqs:SendMessage',
+    ]);
   });
 
-  it('passes cfn-lint (errors fail; the only warnings are the framework\'s redundant DependsOn)', async () => {
+  it("passes cfn-lint (errors fail; the only warnings are the framework's redundant DependsOn)", async () => {
     const lint = join(motoVenvDir(), 'bin', 'cfn-lint');
-    const report = await run(lint, ['--format', 'parseable', '--non-zero-exit-code', 'error', join(out, 'cloudformation-template-update-stack.json')]);
-    const codes = report.trim().split('\n').filter(Boolean).map((line) => /\b[EWI]\d{4}\b/.exec(line)?.[0] ?? line);
+    const report = await run(lint, [
+      '--format',
+      'parseable',
+      '--non-zero-exit-code',
+      'error',
+      join(out, 'cloudformation-template-update-stack.json'),
+    ]);
+    const codes = report
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => /\b[EWI]\d{4}\b/.exec(line)?.[0] ?? line);
     expect(codes.filter((c) => c !== 'W3005')).toEqual([]);
   });
 

@@ -12,8 +12,14 @@ import { routeGithubEvent, verifyGithub, type HttpRequest } from '../../shared/t
 
 /** Property-based tests (fast-check): parsers and encoders hold their promises for any input, not just the examples. */
 
-const sign = (secret: string, body: string): string => `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
-const request = (body: string, headers: Record<string, string>): HttpRequest => ({ method: 'POST', path: '/webhooks/github', headers, body });
+const sign = (secret: string, body: string): string =>
+  `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+const request = (body: string, headers: Record<string, string>): HttpRequest => ({
+  method: 'POST',
+  path: '/webhooks/github',
+  headers,
+  body,
+});
 const githubHeaders = (body: string, secret: string): Record<string, string> => ({
   'content-type': 'application/json',
   'x-github-event': 'push',
@@ -37,7 +43,11 @@ describe('webhook parsing', () => {
         }
         expect(out.ok).toBe(isJson);
         if (out.ok) expect(out.delivery.payload).toEqual(json);
-        else expect(out.response).toEqual({ status: 400, body: { message: body === '' ? 'body is empty' : 'body is not valid JSON' } });
+        else
+          expect(out.response).toEqual({
+            status: 400,
+            body: { message: body === '' ? 'body is empty' : 'body is not valid JSON' },
+          });
       }),
     );
   });
@@ -56,28 +66,51 @@ describe('webhook parsing', () => {
           tampered = `${body.slice(0, i)} ${body.slice(i)}`; // one byte more
         }
         const out = await verifyGithub(request(tampered, headers), key);
-        expect(out.ok ? 'accepted' : out.response).toEqual({ status: 401, body: { message: 'signature does not match' } });
+        expect(out.ok ? 'accepted' : out.response).toEqual({
+          status: 401,
+          body: { message: 'signature does not match' },
+        });
       }),
     );
   });
 
   it('arbitrary headers and bodies never throw, and are refused with a 4xx unless correctly signed', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.dictionary(fc.constantFrom('content-type', 'x-hub-signature-256', 'x-hub-signature', 'x-github-event', 'x-github-delivery', 'x-other'), fc.string()), fc.string(), async (headers, body) => {
-        const out = await verifyGithub(request(body, headers), 'the-secret');
-        if (!out.ok) expect(FAILURE_STATUSES).toContain(out.response.status);
-        else expect(headers['x-hub-signature-256']).toBe(sign('the-secret', body));
-      }),
+      fc.asyncProperty(
+        fc.dictionary(
+          fc.constantFrom(
+            'content-type',
+            'x-hub-signature-256',
+            'x-hub-signature',
+            'x-github-event',
+            'x-github-delivery',
+            'x-other',
+          ),
+          fc.string(),
+        ),
+        fc.string(),
+        async (headers, body) => {
+          const out = await verifyGithub(request(body, headers), 'the-secret');
+          if (!out.ok) expect(FAILURE_STATUSES).toContain(out.response.status);
+          else expect(headers['x-hub-signature-256']).toBe(sign('the-secret', body));
+        },
+      ),
     );
   });
 
   it('any verified payload routes to a reply, never an exception; only a well-formed push is queued', () => {
     fc.assert(
-      fc.property(fc.constantFrom('push', 'ping', 'pull_request', 'star', 'nonsense'), fc.jsonValue(), (event, payload) => {
-        const routed = routeGithubEvent({ id: 'd', event, payload }, [{ url: 'https://github.com/acme/gitops.git', branch: 'main' }]);
-        expect([200, 202, 400]).toContain(routed.response.status);
-        expect(routed.messages).toEqual([]); // random payloads never name the tracked repository
-      }),
+      fc.property(
+        fc.constantFrom('push', 'ping', 'pull_request', 'star', 'nonsense'),
+        fc.jsonValue(),
+        (event, payload) => {
+          const routed = routeGithubEvent({ id: 'd', event, payload }, [
+            { url: 'https://github.com/acme/gitops.git', branch: 'main' },
+          ]);
+          expect([200, 202, 400]).toContain(routed.response.status);
+          expect(routed.messages).toEqual([]); // random payloads never name the tracked repository
+        },
+      ),
     );
   });
 });
@@ -85,33 +118,53 @@ describe('webhook parsing', () => {
 describe('config loading', () => {
   it('any text either parses or fails with a ConfigError, never another exception', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.string(), fc.jsonValue().map((v) => stringify(v)), fc.constantFrom('a: &a [*a]', '*!', 'x: !!binary zz', '{[', 'targets: [{name: a, cluster: c, dependsOn: [a]}]')), (text) => {
-        try {
-          parseConfig(text);
-        } catch (err) {
-          expect(err).toBeInstanceOf(ConfigError);
-          expect((err as ConfigError).message).toMatch(/^tidegate\.yaml/);
-        }
-      }),
+      fc.property(
+        fc.oneof(
+          fc.string(),
+          fc.jsonValue().map((v) => stringify(v)),
+          fc.constantFrom(
+            'a: &a [*a]',
+            '*!',
+            'x: !!binary zz',
+            '{[',
+            'targets: [{name: a, cluster: c, dependsOn: [a]}]',
+          ),
+        ),
+        (text) => {
+          try {
+            parseConfig(text);
+          } catch (err) {
+            expect(err).toBeInstanceOf(ConfigError);
+            expect((err as ConfigError).message).toMatch(/^tidegate\.yaml/);
+          }
+        },
+      ),
     );
   });
 
   const dnsLabel = fc.stringMatching(/^[a-z][a-z0-9]{0,8}$/);
   it('a valid acyclic target list parses, and dependencies always come first', () => {
     fc.assert(
-      fc.property(fc.uniqueArray(dnsLabel, { minLength: 1, maxLength: 12 }), fc.array(fc.nat(), { maxLength: 30 }), (names, picks) => {
-        // Each target may depend only on targets declared before it (acyclic by construction), then shuffled.
-        const deps = new Map(names.map((n) => [n, new Set<string>()]));
-        picks.forEach((p, i) => {
-          const from = names[(i % (names.length - 1 || 1)) + 1];
-          const to = names[p % ((i % (names.length - 1 || 1)) + 1)];
-          if (from && to && from !== to) deps.get(from)?.add(to);
-        });
-        const targets = [...names].reverse().map((name) => ({ name, cluster: 'c', dependsOn: [...(deps.get(name) ?? [])] }));
-        const config = parseConfig(stringify({ targets }));
-        const order = orderTargets(config.targets).map((t) => t.name);
-        for (const t of config.targets) for (const d of t.dependsOn) expect(order.indexOf(d)).toBeLessThan(order.indexOf(t.name));
-      }),
+      fc.property(
+        fc.uniqueArray(dnsLabel, { minLength: 1, maxLength: 12 }),
+        fc.array(fc.nat(), { maxLength: 30 }),
+        (names, picks) => {
+          // Each target may depend only on targets declared before it (acyclic by construction), then shuffled.
+          const deps = new Map(names.map((n) => [n, new Set<string>()]));
+          picks.forEach((p, i) => {
+            const from = names[(i % (names.length - 1 || 1)) + 1];
+            const to = names[p % ((i % (names.length - 1 || 1)) + 1)];
+            if (from && to && from !== to) deps.get(from)?.add(to);
+          });
+          const targets = [...names]
+            .reverse()
+            .map((name) => ({ name, cluster: 'c', dependsOn: [...(deps.get(name) ?? [])] }));
+          const config = parseConfig(stringify({ targets }));
+          const order = orderTargets(config.targets).map((t) => t.name);
+          for (const t of config.targets)
+            for (const d of t.dependsOn) expect(order.indexOf(d)).toBeLessThan(order.indexOf(t.name));
+        },
+      ),
     );
   });
 });
@@ -131,22 +184,45 @@ describe('marker rewriting', () => {
   });
 
   it('only marked lines change, only in their value, and a second rewrite changes nothing', () => {
-    const marked = fc.tuple(fc.stringMatching(/^ {0,8}(image|newTag|tag): $/), tag, fc.constantFrom('', ':tag'), fc.constantFrom('', '  ')).map(
-      ([head, value, form, tail]) => ({ head, value: form === ':tag' ? value : `ghcr.io/acme/app:${value}`, marker: `{"$imagepolicy": "flux-system:app${form}"}`, tail }),
-    );
+    const marked = fc
+      .tuple(
+        fc.stringMatching(/^ {0,8}(image|newTag|tag): $/),
+        tag,
+        fc.constantFrom('', ':tag'),
+        fc.constantFrom('', '  '),
+      )
+      .map(([head, value, form, tail]) => ({
+        head,
+        value: form === ':tag' ? value : `ghcr.io/acme/app:${value}`,
+        marker: `{"$imagepolicy": "flux-system:app${form}"}`,
+        tail,
+      }));
     fc.assert(
-      fc.property(fc.array(fc.oneof(line.map((text) => ({ text })), marked), { maxLength: 30 }), tag, (items, chosen) => {
-        const lines = items.map((it) => ('text' in it ? it.text : `${it.head}${it.value} # ${it.marker}${it.tail}`));
-        const text = lines.join('\n');
-        const out = rewriteMarkers(text, (m) => (m.policy === 'app' ? image(chosen) : undefined));
-        const after = out.text.split('\n');
-        expect(after).toHaveLength(text.split('\n').length);
-        items.forEach((it, i) => {
-          if ('text' in it) expect(after[i]).toBe(lines[i]);
-          else expect(after[i]).toBe(`${it.head}${it.value.includes(':') ? `ghcr.io/acme/app:${chosen}` : chosen} # ${it.marker}${it.tail}`);
-        });
-        expect(rewriteMarkers(out.text, (m) => (m.policy === 'app' ? image(chosen) : undefined)).edits).toEqual([]);
-      }),
+      fc.property(
+        fc.array(
+          fc.oneof(
+            line.map((text) => ({ text })),
+            marked,
+          ),
+          { maxLength: 30 },
+        ),
+        tag,
+        (items, chosen) => {
+          const lines = items.map((it) => ('text' in it ? it.text : `${it.head}${it.value} # ${it.marker}${it.tail}`));
+          const text = lines.join('\n');
+          const out = rewriteMarkers(text, (m) => (m.policy === 'app' ? image(chosen) : undefined));
+          const after = out.text.split('\n');
+          expect(after).toHaveLength(text.split('\n').length);
+          items.forEach((it, i) => {
+            if ('text' in it) expect(after[i]).toBe(lines[i]);
+            else
+              expect(after[i]).toBe(
+                `${it.head}${it.value.includes(':') ? `ghcr.io/acme/app:${chosen}` : chosen} # ${it.marker}${it.tail}`,
+              );
+          });
+          expect(rewriteMarkers(out.text, (m) => (m.policy === 'app' ? image(chosen) : undefined)).edits).toEqual([]);
+        },
+      ),
     );
   });
 });
@@ -174,7 +250,16 @@ describe('hashing', () => {
   });
 
   it('canonical JSON is one encoding per value: key order is irrelevant and it round-trips', () => {
-    const shuffle = (v: unknown): unknown => (Array.isArray(v) ? v.map(shuffle) : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).reverse().map(([k, x]) => [k, shuffle(x)])) : v);
+    const shuffle = (v: unknown): unknown =>
+      Array.isArray(v)
+        ? v.map(shuffle)
+        : v && typeof v === 'object'
+          ? Object.fromEntries(
+              Object.entries(v)
+                .reverse()
+                .map(([k, x]) => [k, shuffle(x)]),
+            )
+          : v;
     fc.assert(
       fc.property(fc.jsonValue(), (value) => {
         const text = canonicalJson(value);

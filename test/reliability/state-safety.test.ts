@@ -14,7 +14,15 @@ import type { InventoryEntry, QueueMessage, SyncMessage } from '../../shared/mod
 import type { KubeClient } from '../../shared/cluster/index.js';
 import type { RetryPolicy } from '../../shared/cluster/retry.js';
 import { localSettings } from '../../shared/config/index.js';
-import { MemoryQueue, approve, handleMessage, rollback, syncRepo, type EngineContext, type Queue } from '../../shared/usecases/index.js';
+import {
+  MemoryQueue,
+  approve,
+  handleMessage,
+  rollback,
+  syncRepo,
+  type EngineContext,
+  type Queue,
+} from '../../shared/usecases/index.js';
 import { SqsQueue } from '../../shared/aws/sqs-queue.js';
 import { GitHub } from '../../shared/github/index.js';
 import type { Logger } from '../../shared/telemetry/index.js';
@@ -42,14 +50,27 @@ const logger: Logger = {
 };
 
 /** A client that talks to the apiserver through the fault proxy, logging its retries. */
-const proxied = (retry?: Partial<RetryPolicy>): KubeClient => kubeClient(faults.proxy.server, { logger, ...(retry ? { retry } : {}) });
+const proxied = (retry?: Partial<RetryPolicy>): KubeClient =>
+  kubeClient(faults.proxy.server, { logger, ...(retry ? { retry } : {}) });
 const direct = kubeClient();
-const engineOn = (client: KubeClient, extra: Partial<EngineContext> = {}): EngineContext => ({ settings: localSettings(), connect: () => Promise.resolve(client), gitSource: (url) => ({ url }), logger, ...extra });
-const targetConfig = (targets: Array<Record<string, unknown>>): string => stringify({ targets: targets.map((t) => ({ cluster: 'c', path: 'apps', wait: false, ...t })) });
-const edit = (ns: string, name: string, data: Record<string, string>) => direct.apply({ ...configMap(name, data), metadata: { name, namespace: ns } }, { fieldManager: 'kubectl-edit', force: true });
+const engineOn = (client: KubeClient, extra: Partial<EngineContext> = {}): EngineContext => ({
+  settings: localSettings(),
+  connect: () => Promise.resolve(client),
+  gitSource: (url) => ({ url }),
+  logger,
+  ...extra,
+});
+const targetConfig = (targets: Array<Record<string, unknown>>): string =>
+  stringify({ targets: targets.map((t) => ({ cluster: 'c', path: 'apps', wait: false, ...t })) });
+const edit = (ns: string, name: string, data: Record<string, string>) =>
+  direct.apply(
+    { ...configMap(name, data), metadata: { name, namespace: ns } },
+    { fieldManager: 'kubectl-edit', force: true },
+  );
 const data = async (ns: string, name: string) => (await direct.get('v1', 'ConfigMap', ns, name))?.['data'];
 const controller = (ns: string, delayMs: number) => deploymentController(direct, ns, { delayMs });
-const replicasOf = async (ns: string, name: string): Promise<number | undefined> => ((await direct.get('apps/v1', 'Deployment', ns, name))?.['spec'] as { replicas?: number } | undefined)?.replicas;
+const replicasOf = async (ns: string, name: string): Promise<number | undefined> =>
+  ((await direct.get('apps/v1', 'Deployment', ns, name))?.['spec'] as { replicas?: number } | undefined)?.replicas;
 
 describe('faults between tidegate and the apiserver', () => {
   it('the state read fails once (503, then a reset): the sync retries and converges; inventory, pin, approvals, ratchet and owner are intact', async () => {
@@ -57,12 +78,20 @@ describe('faults between tidegate and the apiserver', () => {
     const repo = await gitopsRepo('read');
     // A gate that holds nothing now, so the ratchet (the gate as last applied) is recorded.
     const gate = { windows: [{ deny: '0 0 29 2 *', duration: '1m', timeZone: 'UTC' }] };
-    const sha = await repo.commit({ 'tidegate.yaml': targetConfig([{ name: ns, targetNamespace: ns, gate }]), 'apps/a.yaml': yamlDocs([configMap('a', { v: '1' }), configMap('b', { v: '1' })]) });
+    const sha = await repo.commit({
+      'tidegate.yaml': targetConfig([{ name: ns, targetNamespace: ns, gate }]),
+      'apps/a.yaml': yamlDocs([configMap('a', { v: '1' }), configMap('b', { v: '1' })]),
+    });
     const client = proxied();
     const ctx = engineOn(client);
     expect((await syncRepo(ctx, { repo: repo.url }))[0]?.outcome).toBe('applied');
     // Decisions people made, as the CLI records them.
-    const pin = { revision: { ref: 'refs/heads/main', sha }, reason: 'incident 42', at: new Date().toISOString(), by: 'ops' };
+    const pin = {
+      revision: { ref: 'refs/heads/main', sha },
+      reason: 'incident 42',
+      at: new Date().toISOString(),
+      by: 'ops',
+    };
     const approval = { sha: 'f'.repeat(40), by: 'erin', at: new Date().toISOString(), via: 'cli' as const };
     await updateTargetState(direct, ns, (s) => ({ ...s, pin, approvals: [approval] }));
     const before = await readTargetState(direct, ns);
@@ -93,11 +122,19 @@ describe('faults between tidegate and the apiserver', () => {
   it('a 429 storm on PATCH with Retry-After: 1: the sync waits at least that long and converges; the retries are logged', async () => {
     const ns = uniqueName('storm');
     const repo = await gitopsRepo('storm');
-    await repo.commit({ 'tidegate.yaml': targetConfig([{ name: ns, targetNamespace: ns }]), 'apps/a.yaml': yamlDocs(configMap('a', { v: '1' })) });
+    await repo.commit({
+      'tidegate.yaml': targetConfig([{ name: ns, targetNamespace: ns }]),
+      'apps/a.yaml': yamlDocs(configMap('a', { v: '1' })),
+    });
     const ctx = engineOn(proxied());
     expect((await syncRepo(ctx, { repo: repo.url }))[0]?.outcome).toBe('applied');
     await repo.commit({ 'apps/a.yaml': yamlDocs([configMap('a', { v: '2' }), configMap('b', { v: '2' })]) });
-    const throttled = faults.proxy.inject({ method: 'PATCH', path: new RegExp(`/namespaces/${ns}/configmaps/`), times: 4, fault: { status: 429, retryAfter: 1 } });
+    const throttled = faults.proxy.inject({
+      method: 'PATCH',
+      path: new RegExp(`/namespaces/${ns}/configmaps/`),
+      times: 4,
+      fault: { status: 429, retryAfter: 1 },
+    });
     const started = Date.now();
     const logged = logs.length;
     const [res] = await syncRepo(ctx, { repo: repo.url });
@@ -105,7 +142,9 @@ describe('faults between tidegate and the apiserver', () => {
     expect(res?.outcome).toBe('applied');
     expect(throttled.hits).toBe(4);
     expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
-    const retried = logs.slice(logged).filter((l) => l['message'] === 'apiserver request retried' && l['reason'] === 'HTTP 429');
+    const retried = logs
+      .slice(logged)
+      .filter((l) => l['message'] === 'apiserver request retried' && l['reason'] === 'HTTP 429');
     expect(retried).toHaveLength(4);
     for (const r of retried) expect(r['delayMs']).toBeGreaterThanOrEqual(1000);
     expect(await data(ns, 'b')).toEqual({ v: '2' });
@@ -114,7 +153,10 @@ describe('faults between tidegate and the apiserver', () => {
   it('idle kept-alive sockets closed by the server between two invocations: no failed sync', async () => {
     const ns = uniqueName('idle');
     const repo = await gitopsRepo('idle');
-    await repo.commit({ 'tidegate.yaml': targetConfig([{ name: ns, targetNamespace: ns }]), 'apps/a.yaml': yamlDocs(configMap('a', { v: '1' })) });
+    await repo.commit({
+      'tidegate.yaml': targetConfig([{ name: ns, targetNamespace: ns }]),
+      'apps/a.yaml': yamlDocs(configMap('a', { v: '1' })),
+    });
     const ctx = engineOn(proxied({ attempts: 2 })); // the stale socket alone must be enough to recover
     expect((await syncRepo(ctx, { repo: repo.url }))[0]?.outcome).toBe('applied');
     faults.proxy.resetIdleAfter(300);
@@ -139,28 +181,46 @@ describe('one writer per target', () => {
     const repo = await gitopsRepo('race');
     const stop = controller(name, 2500);
     try {
-      const a = await repo.commit({ 'tidegate.yaml': targetConfig([{ name, targetNamespace: name, wait: true, timeout: '30s' }]), 'apps/d.yaml': deployment('web', { replicas: 1 }) });
+      const a = await repo.commit({
+        'tidegate.yaml': targetConfig([{ name, targetNamespace: name, wait: true, timeout: '30s' }]),
+        'apps/d.yaml': deployment('web', { replicas: 1 }),
+      });
       expect((await repo.sync(name))[0]).toMatchObject({ outcome: 'applied', health: { status: 'healthy' } });
       const b = await repo.commit({ 'apps/d.yaml': deployment('web', { replicas: 2 }) });
       const syncing = repo.sync(name);
       await expect.poll(() => replicasOf(name, 'web'), { timeout: 10_000, interval: 20 }).toBe(2); // applied: the sync is in its health wait
-      const rolledBack = cli('rollback', name, '--to', a.slice(0, 12), '--repo', repo.url, '--kubeconfig', kube.kubeconfigPath);
+      const rolledBack = cli(
+        'rollback',
+        name,
+        '--to',
+        a.slice(0, 12),
+        '--repo',
+        repo.url,
+        '--kubeconfig',
+        kube.kubeconfigPath,
+      );
       const [[synced], out] = await Promise.all([syncing, rolledBack]);
       expect(synced).toMatchObject({ outcome: 'applied', health: { status: 'healthy' }, revision: { sha: b } });
       expect(out.code, out.err).toBe(0);
       const state = await readTargetState(direct, name);
       expect(state.pin?.revision.sha).toBe(a);
-      expect(state.history.map((h) => [h.revision.sha, h.kind, h.outcome])).toEqual([[a, 'sync', 'applied'], [b, 'sync', 'applied'], [a, 'rollback', 'applied']]);
+      expect(state.history.map((h) => [h.revision.sha, h.kind, h.outcome])).toEqual([
+        [a, 'sync', 'applied'],
+        [b, 'sync', 'applied'],
+        [a, 'rollback', 'applied'],
+      ]);
       const [, syncEntry, rollbackEntry] = state.history;
       // The rollback started once the sync had recorded: they never overlapped.
-      expect(Date.parse(rollbackEntry?.startedAt ?? '')).toBeGreaterThanOrEqual(Date.parse(syncEntry?.startedAt ?? '') + (syncEntry?.durationMs ?? 0));
+      expect(Date.parse(rollbackEntry?.startedAt ?? '')).toBeGreaterThanOrEqual(
+        Date.parse(syncEntry?.startedAt ?? '') + (syncEntry?.durationMs ?? 0),
+      );
       expect(await replicasOf(name, 'web')).toBe(1);
     } finally {
       await stop();
     }
   });
 
-  it('a /tidegate approve comment processed during a sync\'s health wait: the approval is not lost', async () => {
+  it("a /tidegate approve comment processed during a sync's health wait: the approval is not lost", async () => {
     const token = 'ghp_state_safety';
     const github: TestGitHub = await startGitHub({ token, gitRoot: testEnv().git.root });
     const name = uniqueName('approve');
@@ -175,20 +235,30 @@ describe('one writer per target', () => {
       // b reaches main through a pull request while a waits for its sign-off.
       await repo.ws.git('checkout', '--quiet', '-B', 'change', 'HEAD');
       await repo.ws.commit({ 'apps/d.yaml': yamlDocs(deployment('web', { replicas: 3 })) }, 'three replicas', 'change');
-      const pr = (await github.openPullRequest('acme', repo.name, { head: 'change', base: 'main', author: 'alice' })).number;
+      const pr = (await github.openPullRequest('acme', repo.name, { head: 'change', base: 'main', author: 'alice' }))
+        .number;
       const b = await github.merge('acme', repo.name, pr);
 
       const approving = approve(ctx, { repo: repo.url, target: name, revision: a, by: 'ops', via: 'cli' }); // applies a, then waits for health
       await expect.poll(() => replicasOf(name, 'web'), { timeout: 10_000, interval: 20 }).toBe(1);
       const queued: QueueMessage[] = [];
       const queue: Queue = { send: (m) => Promise.resolve(void queued.push(...m)) };
-      const comment = handleMessage(ctx, { type: 'approve', repo: repo.url, pullRequest: pr, commenter: 'erin', targets: [name], comment: 7 }, queue);
+      const comment = handleMessage(
+        ctx,
+        { type: 'approve', repo: repo.url, pullRequest: pr, commenter: 'erin', targets: [name], comment: 7 },
+        queue,
+      );
       const [applied, approved] = await Promise.all([approving, comment]);
       expect(applied).toMatchObject({ outcome: 'applied', revision: { sha: a } });
       expect(approved).toEqual({ kind: 'approved', approved: [name], refused: [] });
-      expect((await readTargetState(direct, name)).approvals).toEqual([{ sha: b, by: 'erin', at: expect.any(String), via: 'comment' }]);
+      expect((await readTargetState(direct, name)).approvals).toEqual([
+        { sha: b, by: 'erin', at: expect.any(String), via: 'comment' },
+      ]);
       const next = await handleMessage(ctx, queued[0] as SyncMessage, queue);
-      expect(next).toMatchObject({ kind: 'synced', result: { outcome: 'applied', revision: { sha: b }, approvals: [{ by: 'erin' }] } });
+      expect(next).toMatchObject({
+        kind: 'synced',
+        result: { outcome: 'applied', revision: { sha: b }, approvals: [{ by: 'erin' }] },
+      });
       expect(github.violations).toEqual([]);
     } finally {
       await stop();
@@ -199,19 +269,31 @@ describe('one writer per target', () => {
   it('a writer that finds the lease held waits a bounded time: the CLI says who holds it since when and exits non-zero; an expired holder is taken over', async () => {
     const name = uniqueName('busy');
     const repo = await gitopsRepo('busy');
-    await repo.commit({ 'tidegate.yaml': targetConfig([{ name, targetNamespace: name }]), 'apps/a.yaml': yamlDocs(configMap('a', { v: '1' })) });
+    await repo.commit({
+      'tidegate.yaml': targetConfig([{ name, targetNamespace: name }]),
+      'apps/a.yaml': yamlDocs(configMap('a', { v: '1' })),
+    });
     const held = await acquireLease(direct, name, { holder: 'lambda:tidegate-sync-worker:req-7', waitMs: 0 });
     const started = Date.now();
     const out = await cli('sync', name, '--repo', repo.url, '--kubeconfig', kube.kubeconfigPath, '--wait', '1s');
     expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
     expect(out.code).not.toBe(0);
-    expect(out.err).toMatch(new RegExp(`^tidegate: target ${name} is being changed by lambda:tidegate-sync-worker:req-7#[0-9a-f]{6} since \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z; try again when it is done\\n$`));
+    expect(out.err).toMatch(
+      new RegExp(
+        `^tidegate: target ${name} is being changed by lambda:tidegate-sync-worker:req-7#[0-9a-f]{6} since \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z; try again when it is done\\n$`,
+      ),
+    );
     expect(await direct.get('v1', 'ConfigMap', name, 'a')).toBeUndefined(); // nothing was applied
     await held.release();
 
     // A holder that died (stopped renewing more than its duration ago) is taken over.
     const long = new Date(Date.now() - 10 * 60_000).toISOString().replace('Z', '000Z');
-    await direct.create({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: stateName(name), namespace: SYSTEM_NAMESPACE }, spec: { holderIdentity: 'crashed-worker#abcdef', leaseDurationSeconds: 60, acquireTime: long, renewTime: long } });
+    await direct.create({
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { name: stateName(name), namespace: SYSTEM_NAMESPACE },
+      spec: { holderIdentity: 'crashed-worker#abcdef', leaseDurationSeconds: 60, acquireTime: long, renewTime: long },
+    });
     expect((await syncRepo(engineOn(direct), { repo: repo.url }))[0]?.outcome).toBe('applied');
     expect(await direct.get('coordination.k8s.io/v1', 'Lease', SYSTEM_NAMESPACE, stateName(name))).toBeUndefined(); // released after the sync
   });
@@ -222,25 +304,55 @@ describe('the Lambda path', () => {
     const targets = Array.from({ length: 10 }, (_, i) => uniqueName(`batch${i}`));
     const repo = await gitopsRepo('batch');
     const sha = await repo.commit({
-      'tidegate.yaml': stringify({ targets: targets.map((name) => ({ name, cluster: 'test', path: 'apps', targetNamespace: name, wait: true, timeout: '5m' })) }),
+      'tidegate.yaml': stringify({
+        targets: targets.map((name) => ({
+          name,
+          cluster: 'test',
+          path: 'apps',
+          targetNamespace: name,
+          wait: true,
+          timeout: '5m',
+        })),
+      }),
       'apps/d.yaml': deployment('web'), // no controller: never available
     });
     const queueUrl = await createFifoQueue('batch');
-    useMotoEnv({ repositories: [{ url: repo.url, branch: 'main' }], clusters: { test: testClusterSetting() }, queueUrl });
+    useMotoEnv({
+      repositories: [{ url: repo.url, branch: 'main' }],
+      clusters: { test: testClusterSetting() },
+      queueUrl,
+    });
     const sqs = new SQSClient(awsConfig());
-    await new SqsQueue(sqs, queueUrl).send(targets.map((target): SyncMessage => ({ type: 'sync', repo: repo.url, target, revision: { ref: 'refs/heads/main', sha }, reason: 'push' })));
+    await new SqsQueue(sqs, queueUrl).send(
+      targets.map((target): SyncMessage => ({
+        type: 'sync',
+        repo: repo.url,
+        target,
+        revision: { ref: 'refs/heads/main', sha },
+        reason: 'push',
+      })),
+    );
     const deadline = Date.now() + 30_000; // an invocation with 30 s left (10 s of them kept free)
-    const context = { functionName: 'tidegate-sync-worker', awsRequestId: 'req-batch', getRemainingTimeInMillis: () => deadline - Date.now() } as unknown as Context;
+    const context = {
+      functionName: 'tidegate-sync-worker',
+      awsRequestId: 'req-batch',
+      getRemainingTimeInMillis: () => deadline - Date.now(),
+    } as unknown as Context;
     const delivery = await deliverBatch(queueUrl, (event) => syncWorker(event, context));
     expect(delivery.received).toHaveLength(10);
     expect(Date.now()).toBeLessThan(deadline);
     // Not failures: the 9 are sent to the queue again as copies (so waiting never counts toward the
     // dead-letter queue), and the originals are done.
     expect(delivery.failures).toEqual([]);
-    const visible = ((await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }))).Messages ?? []).map((m) => JSON.parse(m.Body ?? '{}') as SyncMessage);
+    const visible = (
+      (await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 })))
+        .Messages ?? []
+    ).map((m) => JSON.parse(m.Body ?? '{}') as SyncMessage);
     const states = await Promise.all(targets.map((t) => readTargetState(direct, t)));
     const recorded = states.filter((s) => s.history.length > 0);
-    expect(visible.map((m) => m.target).sort()).toEqual(targets.filter((_, i) => states[i]?.history.length === 0).sort());
+    expect(visible.map((m) => m.target).sort()).toEqual(
+      targets.filter((_, i) => states[i]?.history.length === 0).sort(),
+    );
     expect(visible.map((m) => m.deferrals)).toEqual(Array(9).fill(1));
     expect(recorded).toHaveLength(1);
     expect(recorded[0]?.history.map((h) => h.outcome)).toEqual(['progressing']);
@@ -253,18 +365,38 @@ describe('bookkeeping that tells the truth', () => {
     const name = uniqueName('manual');
     const repo = await gitopsRepo('manual');
     const ctx = engineOn(direct);
-    const sha = await repo.commit({ 'tidegate.yaml': targetConfig([{ name, targetNamespace: name, gate: { manual: true } }]), 'apps/a.yaml': yamlDocs(configMap('a', { v: '1' })) });
+    const sha = await repo.commit({
+      'tidegate.yaml': targetConfig([{ name, targetNamespace: name, gate: { manual: true } }]),
+      'apps/a.yaml': yamlDocs(configMap('a', { v: '1' })),
+    });
     const poll = async () => {
-      const out = await handleMessage(ctx, { type: 'sync', repo: repo.url, target: name, revision: { ref: 'refs/heads/main', sha }, reason: 'poll', bucket: Date.now() }, { send: () => Promise.resolve() });
+      const out = await handleMessage(
+        ctx,
+        {
+          type: 'sync',
+          repo: repo.url,
+          target: name,
+          revision: { ref: 'refs/heads/main', sha },
+          reason: 'poll',
+          bucket: Date.now(),
+        },
+        { send: () => Promise.resolve() },
+      );
       if (out.kind !== 'synced') throw new Error(JSON.stringify(out));
       return out.result;
     };
     expect((await poll()).outcome).toBe('held');
-    expect((await approve(ctx, { repo: repo.url, target: name, revision: sha, by: 'ops', via: 'cli' })).outcome).toBe('applied');
+    expect((await approve(ctx, { repo: repo.url, target: name, revision: sha, by: 'ops', via: 'cli' })).outcome).toBe(
+      'applied',
+    );
     await edit(name, 'a', { v: 'edited' });
     const corrected = await poll();
     expect(corrected.outcome).toBe('applied');
-    expect(corrected.changeSet.changes.find((c) => c.ref.name === 'a')).toMatchObject({ action: 'configured', drift: true, reason: 'drift corrected' });
+    expect(corrected.changeSet.changes.find((c) => c.ref.name === 'a')).toMatchObject({
+      action: 'configured',
+      drift: true,
+      reason: 'drift corrected',
+    });
     expect(await data(name, 'a')).toEqual({ v: '1' });
     expect((await poll()).outcome).toBe('unchanged');
     const history = (await readTargetState(direct, name)).history;
@@ -279,27 +411,43 @@ describe('bookkeeping that tells the truth', () => {
     const open = targetConfig([{ name, targetNamespace: name }]);
     const a = await repo.commit({ 'tidegate.yaml': open, 'apps/a.yaml': yamlDocs(configMap('a', { v: 'a' })) });
     expect((await syncRepo(ctx, { repo: repo.url }))[0]?.outcome).toBe('applied');
-    const b = await repo.commit({ 'tidegate.yaml': targetConfig([{ name, targetNamespace: name, gate: { manual: true } }]), 'apps/a.yaml': yamlDocs(configMap('a', { v: 'b' })) });
+    const b = await repo.commit({
+      'tidegate.yaml': targetConfig([{ name, targetNamespace: name, gate: { manual: true } }]),
+      'apps/a.yaml': yamlDocs(configMap('a', { v: 'b' })),
+    });
     expect((await syncRepo(ctx, { repo: repo.url }))[0]?.outcome).toBe('held');
     expect((await readTargetState(direct, name)).lastApplied?.sha).toBe(a); // not the held b
     const never = await repo.commit({ 'apps/a.yaml': yamlDocs(configMap('a', { v: 'never' })) });
 
-    await expect(rollback(ctx, { repo: repo.url, target: name, to: b, by: 'ops' })).rejects.toThrow(`revision ${b} was not applied to this target`);
+    await expect(rollback(ctx, { repo: repo.url, target: name, to: b, by: 'ops' })).rejects.toThrow(
+      `revision ${b} was not applied to this target`,
+    );
     const refused = await cli('rollback', name, '--to', never, '--repo', repo.url, '--kubeconfig', kube.kubeconfigPath);
     expect(refused.code).toBe(2);
-    expect(refused.err).toBe(`tidegate: revision ${never} was not applied to this target (a rollback goes to a revision in its history, given by at least 7 characters); --force with the full 40-character SHA applies another revision\n`);
+    expect(refused.err).toBe(
+      `tidegate: revision ${never} was not applied to this target (a rollback goes to a revision in its history, given by at least 7 characters); --force with the full 40-character SHA applies another revision\n`,
+    );
     expect(await data(name, 'a')).toEqual({ v: 'a' });
 
-    expect((await approve(ctx, { repo: repo.url, target: name, revision: never, by: 'ops', via: 'cli' })).outcome).toBe('applied');
+    expect((await approve(ctx, { repo: repo.url, target: name, revision: never, by: 'ops', via: 'cli' })).outcome).toBe(
+      'applied',
+    );
     expect((await readTargetState(direct, name)).gate).toMatchObject({ manual: true });
-    expect((await rollback(ctx, { repo: repo.url, target: name, to: a.slice(0, 7), by: 'ops' })).outcome).toBe('applied');
+    expect((await rollback(ctx, { repo: repo.url, target: name, to: a.slice(0, 7), by: 'ops' })).outcome).toBe(
+      'applied',
+    );
     const state = await readTargetState(direct, name);
     expect(state.gate).toMatchObject({ manual: true }); // a's open gate did not replace it
     expect(await data(name, 'a')).toEqual({ v: 'a' });
 
     const forced = await rollback(ctx, { repo: repo.url, target: name, to: b, force: true, by: 'ops' });
     expect(forced.outcome).toBe('applied');
-    expect((await readTargetState(direct, name)).history.at(-1)).toMatchObject({ kind: 'rollback', revision: { sha: b }, by: 'ops', forced: true });
+    expect((await readTargetState(direct, name)).history.at(-1)).toMatchObject({
+      kind: 'rollback',
+      revision: { sha: b },
+      by: 'ops',
+      forced: true,
+    });
     expect(await data(name, 'a')).toEqual({ v: 'b' });
   });
 
@@ -308,15 +456,33 @@ describe('bookkeeping that tells the truth', () => {
     const repo = await gitopsRepo('removed');
     // A second alias of the same cluster (through the proxy: another URL): what it lists is not a second copy to remove.
     const other = proxied();
-    const ctx = engineOn(direct, { connect: (alias) => Promise.resolve(alias === 'other' ? other : direct), clusters: () => ['other', 'c'] });
+    const ctx = engineOn(direct, {
+      connect: (alias) => Promise.resolve(alias === 'other' ? other : direct),
+      clusters: () => ['other', 'c'],
+    });
     const queue = new MemoryQueue(async (msg, q) => void (await handleMessage(ctx, msg, q)), { maxAttempts: 1 });
     const push = async (sha: string) => {
       await queue.send([{ type: 'push', repo: repo.url, ref: 'refs/heads/main', sha, paths: null, reason: 'push' }]);
       await queue.idle();
     };
-    const target = (name: string, extra: Record<string, unknown> = {}) => ({ name, path: `apps/${name}`, targetNamespace: name, ...extra });
-    const files = Object.fromEntries([keep, gone, kept].map((n) => [`apps/${n}/cm.yaml`, yamlDocs([configMap('one', { v: '1' }), configMap('two', { v: '1' })])]));
-    await push(await repo.commit({ 'tidegate.yaml': targetConfig([target(keep), target(gone), target(kept, { prune: false })]), ...files }));
+    const target = (name: string, extra: Record<string, unknown> = {}) => ({
+      name,
+      path: `apps/${name}`,
+      targetNamespace: name,
+      ...extra,
+    });
+    const files = Object.fromEntries(
+      [keep, gone, kept].map((n) => [
+        `apps/${n}/cm.yaml`,
+        yamlDocs([configMap('one', { v: '1' }), configMap('two', { v: '1' })]),
+      ]),
+    );
+    await push(
+      await repo.commit({
+        'tidegate.yaml': targetConfig([target(keep), target(gone), target(kept, { prune: false })]),
+        ...files,
+      }),
+    );
     for (const n of [keep, gone, kept]) expect(await data(n, 'two')).toEqual({ v: '1' });
 
     await push(await repo.commit({ 'tidegate.yaml': 'targets: [ {name: oops' }));
@@ -334,8 +500,14 @@ describe('bookkeeping that tells the truth', () => {
     const archived = await readTargetState(direct, gone);
     expect(archived.removed).toEqual({ at: expect.any(String), revision: { ref: 'refs/heads/main', sha: c } });
     expect(archived.inventory).toEqual([]);
-    expect(archived.history.map((h) => [h.kind, h.outcome, h.counts.deleted])).toEqual([['sync', 'applied', 0], ['removal', 'applied', 2]]);
-    expect((await readTargetState(direct, kept)).history.at(-1)).toMatchObject({ kind: 'removal', counts: { deleted: 0 } });
+    expect(archived.history.map((h) => [h.kind, h.outcome, h.counts.deleted])).toEqual([
+      ['sync', 'applied', 0],
+      ['removal', 'applied', 2],
+    ]);
+    expect((await readTargetState(direct, kept)).history.at(-1)).toMatchObject({
+      kind: 'removal',
+      counts: { deleted: 0 },
+    });
 
     await push(await repo.commit({ 'apps/other.yaml': 'x: 1\n' })); // later pushes leave the archive alone
     expect((await readTargetState(direct, gone)).history).toHaveLength(2);
@@ -344,15 +516,25 @@ describe('bookkeeping that tells the truth', () => {
 
   it('an inventory of 20 000 objects round-trips through the state; one too large for a ConfigMap is refused before it is written', async () => {
     const name = uniqueName('big');
-    const entry = (i: number): InventoryEntry => ({ id: `ns-${i % 50}_object-${i}__ConfigMap`, v: 'v1', h: (i * 2654435761).toString(16).padStart(32, '0').slice(-32) });
+    const entry = (i: number): InventoryEntry => ({
+      id: `ns-${i % 50}_object-${i}__ConfigMap`,
+      v: 'v1',
+      h: (i * 2654435761).toString(16).padStart(32, '0').slice(-32),
+    });
     const inventory = Array.from({ length: 20_000 }, (_, i) => entry(i));
-    const written = await writeTargetState(direct, name, { inventory, history: [], repo: 'https://git.example/big.git' });
+    const written = await writeTargetState(direct, name, {
+      inventory,
+      history: [],
+      repo: 'https://git.example/big.git',
+    });
     expect(written.resourceVersion).toBeDefined();
     const back = await readTargetState(direct, name);
     expect(back.inventory).toEqual(inventory);
     expect(back.repo).toBe('https://git.example/big.git');
     const huge = Array.from({ length: 200_000 }, (_, i) => ({ ...entry(i), h: randomBytes(16).toString('hex') })); // 3 MB that no compression shrinks enough
-    await expect(writeTargetState(direct, name, { ...back, inventory: huge })).rejects.toBeInstanceOf(StateTooLargeError);
+    await expect(writeTargetState(direct, name, { ...back, inventory: huge })).rejects.toBeInstanceOf(
+      StateTooLargeError,
+    );
     expect((await readTargetState(direct, name)).inventory).toHaveLength(20_000); // nothing written
   });
 });

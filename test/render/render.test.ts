@@ -24,10 +24,14 @@ const opts = (root: string, extra: Partial<RenderOptions> = {}): RenderOptions =
   ...extra,
 });
 
-const cm = (name: string, extra = ''): string => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n${extra}`;
+const cm = (name: string, extra = ''): string =>
+  `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n${extra}`;
 
 async function problems(p: Promise<unknown>): Promise<string[]> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(RenderError);
   return (err as RenderError).problems.map((x) => `${x.file}${x.object ? ` (${x.object})` : ''}: ${x.message}`);
 }
@@ -40,7 +44,11 @@ describe('render: plain YAML', () => {
       'sub/values.yaml': 'replicas: 3\nimage: x\n',
       'README.md': '# not yaml',
       '.github/workflows/ci.yaml': 'on: push\njobs: {}\n',
-      'list.json': JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [{ apiVersion: 'v1', kind: 'Secret', metadata: { name: 's' } }] }),
+      'list.json': JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'List',
+        items: [{ apiVersion: 'v1', kind: 'Secret', metadata: { name: 's' } }],
+      }),
     });
     const out = await render(opts(root));
     expect(out.mode).toBe('yaml');
@@ -53,11 +61,27 @@ describe('render: plain YAML', () => {
   });
 
   it.each([
-    ['a missing kind', 'apiVersion: v1\nmetadata: { name: x }\n', 'bad.yaml (document 1): kind is missing or not a string'],
-    ['a missing name', 'apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n', 'bad.yaml (document 1): metadata.name is missing'],
-    ['an invalid name', cm('Not_Valid'), 'bad.yaml (ConfigMap/Not_Valid): metadata.name "Not_Valid" is not a valid object name'],
+    [
+      'a missing kind',
+      'apiVersion: v1\nmetadata: { name: x }\n',
+      'bad.yaml (document 1): kind is missing or not a string',
+    ],
+    [
+      'a missing name',
+      'apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n',
+      'bad.yaml (document 1): metadata.name is missing',
+    ],
+    [
+      'an invalid name',
+      cm('Not_Valid'),
+      'bad.yaml (ConfigMap/Not_Valid): metadata.name "Not_Valid" is not a valid object name',
+    ],
     ['broken YAML', 'apiVersion: v1\nkind: [\n', 'bad.yaml (document 1): invalid YAML: '],
-    ['a YAML alias bomb', `a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\napiVersion: v1\nkind: ConfigMap\nmetadata: { name: bomb }\nd: [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n`, 'bad.yaml (document 1): Excessive alias count'],
+    [
+      'a YAML alias bomb',
+      `a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\napiVersion: v1\nkind: ConfigMap\nmetadata: { name: bomb }\nd: [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n`,
+      'bad.yaml (document 1): Excessive alias count',
+    ],
   ])('names the file and object for %s', async (_case, text, expected) => {
     const root = repo({ 'good.yaml': cm('fine'), 'bad.yaml': text });
     const found = await problems(render(opts(root)));
@@ -74,10 +98,16 @@ describe('render: plain YAML', () => {
     const outside = repo({ 'secret.yaml': cm('outside') });
     const root = repo({ 'apps/a.yaml': cm('a') });
     symlinkSync(join(outside, 'secret.yaml'), join(root, 'apps', 'link.yaml'));
-    expect(await problems(render(opts(root, { path: 'apps' })))).toEqual(['apps/link.yaml: symbolic link points outside the repository']);
+    expect(await problems(render(opts(root, { path: 'apps' })))).toEqual([
+      'apps/link.yaml: symbolic link points outside the repository',
+    ]);
     symlinkSync(outside, join(root, 'escape'));
-    expect(await problems(render(opts(root, { path: 'escape' })))).toEqual(['escape: path resolves outside the repository']);
-    expect(await problems(render(opts(root, { path: 'missing' })))).toEqual(['missing: path does not exist in the repository']);
+    expect(await problems(render(opts(root, { path: 'escape' })))).toEqual([
+      'escape: path resolves outside the repository',
+    ]);
+    expect(await problems(render(opts(root, { path: 'missing' })))).toEqual([
+      'missing: path does not exist in the repository',
+    ]);
   });
 
   it('handles a 10,000-document file', async () => {
@@ -101,25 +131,39 @@ describe('render: substitution', () => {
 
   it('substitutes typed values and honours the per-object opt-out', async () => {
     const root = repo({
-      'deploy.yaml': 'apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web-${CLUSTER}\nspec:\n  replicas: ${REPLICAS:=2}\n',
-      'script.yaml': cm('script', '  annotations: { tidegate.dev/substitute: disabled }\ndata:\n  run.sh: echo ${HOME}\n'),
+      'deploy.yaml':
+        'apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web-${CLUSTER}\nspec:\n  replicas: ${REPLICAS:=2}\n',
+      'script.yaml': cm(
+        'script',
+        '  annotations: { tidegate.dev/substitute: disabled }\ndata:\n  run.sh: echo ${HOME}\n',
+      ),
     });
     const out = await render(opts(root, { substitute: { CLUSTER: 'prod' } }));
     expect(out.objects.map((o) => o.object)).toEqual([
       { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web-prod' }, spec: { replicas: 2 } },
-      { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'script', annotations: { 'tidegate.dev/substitute': 'disabled' } }, data: { 'run.sh': 'echo ${HOME}' } },
+      {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name: 'script', annotations: { 'tidegate.dev/substitute': 'disabled' } },
+        data: { 'run.sh': 'echo ${HOME}' },
+      },
     ]);
   });
 
   it('fails on an undeclared variable without a default, naming the object', async () => {
     const root = repo({ 'a.yaml': cm('x', 'data:\n  k: ${NOPE}\n') });
-    expect(await problems(render(opts(root, { substitute: { OTHER: '1' } })))).toEqual(['a.yaml (ConfigMap/x): variable ${NOPE} not declared in substitute and without a default']);
+    expect(await problems(render(opts(root, { substitute: { OTHER: '1' } })))).toEqual([
+      'a.yaml (ConfigMap/x): variable ${NOPE} not declared in substitute and without a default',
+    ]);
   });
 });
 
 describe('render: kustomize and helm produce exactly what the tools print', () => {
   const fixture = (p: string): string => fileURLToPath(new URL(`../fixtures/${p}`, import.meta.url));
-  const docs = (text: string) => parseAllDocuments(text).map((d) => d.toJS() as unknown).filter(Boolean);
+  const docs = (text: string) =>
+    parseAllDocuments(text)
+      .map((d) => d.toJS() as unknown)
+      .filter(Boolean);
 
   it('kustomize overlay', async () => {
     const out = await render(opts(fixture('kustomize'), { path: 'overlays/prod' }));
@@ -130,11 +174,32 @@ describe('render: kustomize and helm produce exactly what the tools print', () =
 
   it('helm chart with a values file and --set', async () => {
     const root = fixture('.');
-    const out = await render(opts(root, { path: 'chart', helm: { values: ['values-prod.yaml'], set: { image: 'registry.example/app:2.0.0' } }, namespace: 'web' }));
+    const out = await render(
+      opts(root, {
+        path: 'chart',
+        helm: { values: ['values-prod.yaml'], set: { image: 'registry.example/app:2.0.0' } },
+        namespace: 'web',
+      }),
+    );
     expect(out.mode).toBe('helm');
-    const expected = docs(await run(testEnv().tools.helm, ['template', 'app', fixture('chart'), '--include-crds', '--namespace', 'web', '--values', fixture('chart/values-prod.yaml'), '--set-string', 'image=registry.example/app:2.0.0']));
+    const expected = docs(
+      await run(testEnv().tools.helm, [
+        'template',
+        'app',
+        fixture('chart'),
+        '--include-crds',
+        '--namespace',
+        'web',
+        '--values',
+        fixture('chart/values-prod.yaml'),
+        '--set-string',
+        'image=registry.example/app:2.0.0',
+      ]),
+    );
     expect(out.objects.map((o) => o.object)).toEqual(expected);
-    expect(out.objects[0]?.object).toMatchObject({ spec: { replicas: 5, template: { spec: { containers: [{ image: 'registry.example/app:2.0.0' }] } } } });
+    expect(out.objects[0]?.object).toMatchObject({
+      spec: { replicas: 5, template: { spec: { containers: [{ image: 'registry.example/app:2.0.0' }] } } },
+    });
   });
 
   it('reports a kustomize failure as a render error naming the path', async () => {

@@ -14,14 +14,25 @@ const clientConfig = () => {
 describe('moto (AWS APIs through the real SDK v3 clients)', () => {
   it('creates an SQS FIFO queue and deduplicates by deduplication id', async () => {
     const sqs = new SQSClient(clientConfig());
-    const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: `${uniqueName('smoke')}.fifo`, Attributes: { FifoQueue: 'true' } }));
+    const { QueueUrl } = await sqs.send(
+      new CreateQueueCommand({ QueueName: `${uniqueName('smoke')}.fifo`, Attributes: { FifoQueue: 'true' } }),
+    );
     const send = (body: string, dedup: string) =>
-      sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: body, MessageGroupId: 'target-a', MessageDeduplicationId: dedup }));
+      sqs.send(
+        new SendMessageCommand({
+          QueueUrl,
+          MessageBody: body,
+          MessageGroupId: 'target-a',
+          MessageDeduplicationId: dedup,
+        }),
+      );
     await send('sync rev1', 'target-a@rev1');
     await send('sync rev1 again', 'target-a@rev1'); // accepted, never delivered
     await send('sync rev2', 'target-a@rev2');
 
-    const got = await sqs.send(new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, AttributeNames: ['All'] }));
+    const got = await sqs.send(
+      new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, AttributeNames: ['All'] }),
+    );
     expect(got.Messages?.map((m) => m.Body)).toEqual(['sync rev1', 'sync rev2']);
   });
 
@@ -38,14 +49,25 @@ describe('moto (AWS APIs through the real SDK v3 clients)', () => {
 
     const eks = new EKSClient(cfg);
     const name = uniqueName('prod');
-    await eks.send(new CreateClusterCommand({ name, roleArn: `arn:aws:iam::${identity.Account}:role/eks`, resourcesVpcConfig: { subnetIds: [] } }));
+    await eks.send(
+      new CreateClusterCommand({
+        name,
+        roleArn: `arn:aws:iam::${identity.Account}:role/eks`,
+        resourcesVpcConfig: { subnetIds: [] },
+      }),
+    );
     const cluster = await eks.send(new DescribeClusterCommand({ name }));
     expect(cluster.cluster?.endpoint).toMatch(/^https:\/\//);
     expect(cluster.cluster?.certificateAuthority?.data).toBeTruthy();
 
     const events = new EventBridgeClient(cfg);
     const rule = uniqueName('ecr-push');
-    await events.send(new PutRuleCommand({ Name: rule, EventPattern: JSON.stringify({ source: ['aws.ecr'], 'detail-type': ['ECR Image Action'] }) }));
+    await events.send(
+      new PutRuleCommand({
+        Name: rule,
+        EventPattern: JSON.stringify({ source: ['aws.ecr'], 'detail-type': ['ECR Image Action'] }),
+      }),
+    );
     const rules = await events.send(new ListRulesCommand({ NamePrefix: rule }));
     expect(rules.Rules?.map((r) => r.Name)).toEqual([rule]);
   });

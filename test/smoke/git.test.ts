@@ -35,7 +35,13 @@ describe('git smart-HTTP server (git http-backend)', () => {
     await git.checkout({ fs, dir, ref: second, force: true });
     fs.writeFileSync(join(dir, 'apps/new.yaml'), 'kind: Secret\nmetadata: {}\n');
     await git.add({ fs, dir, filepath: 'apps/new.yaml' });
-    const third = await git.commit({ fs, dir, message: 'third', author: { name: 'bot', email: 'bot@example.test' }, parent: [second] });
+    const third = await git.commit({
+      fs,
+      dir,
+      message: 'third',
+      author: { name: 'bot', email: 'bot@example.test' },
+      parent: [second],
+    });
     const pushed = await git.push({ fs, http, dir, url, ref: third, remoteRef: 'refs/heads/main' });
     expect(pushed.ok).toBe(true);
     expect((await ws.git('ls-remote', 'origin', 'refs/heads/main')).split('\t')[0]).toBe(third);
@@ -45,7 +51,9 @@ describe('git smart-HTTP server (git http-backend)', () => {
     const env = testEnv().git;
     const name = uniqueName('v2');
     await createBareRepo(env, name);
-    const res = await fetch(`${env.url}/${name}.git/info/refs?service=git-upload-pack`, { headers: { 'git-protocol': 'version=2' } });
+    const res = await fetch(`${env.url}/${name}.git/info/refs?service=git-upload-pack`, {
+      headers: { 'git-protocol': 'version=2' },
+    });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('application/x-git-upload-pack-advertisement');
     expect(await res.text()).toContain('version 2');

@@ -16,10 +16,17 @@ describe('real kube-apiserver + etcd', () => {
   it('server-side applies a ConfigMap and records the field manager', async () => {
     const kc = testKubeConfig();
     const objects = KubernetesObjectApi.makeApiClient(kc);
-    const body = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'smoke', namespace: ns.name }, data: { greeting: 'hello' } };
+    const body = {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'smoke', namespace: ns.name },
+      data: { greeting: 'hello' },
+    };
     await objects.patch(body, undefined, undefined, 'tidegate-smoke', true, PatchStrategy.ServerSideApply);
 
-    const read: V1ConfigMap = await kc.makeApiClient(CoreV1Api).readNamespacedConfigMap({ name: 'smoke', namespace: ns.name });
+    const read: V1ConfigMap = await kc
+      .makeApiClient(CoreV1Api)
+      .readNamespacedConfigMap({ name: 'smoke', namespace: ns.name });
     expect(read.data).toEqual({ greeting: 'hello' });
     expect(Number(read.metadata?.resourceVersion)).toBeGreaterThan(0);
     const managers = read.metadata?.managedFields?.map((f) => [f.manager, f.operation]);
@@ -33,8 +40,27 @@ describe('real kube-apiserver + etcd', () => {
 
   it('serves kubectl through the written kubeconfig', async () => {
     const { kube, tools } = testEnv();
-    await run(tools.kubectl, ['--kubeconfig', kube.kubeconfigPath, 'create', 'configmap', 'from-kubectl', '-n', ns.name, '--from-literal=a=b']);
-    const out = await run(tools.kubectl, ['--kubeconfig', kube.kubeconfigPath, 'get', 'configmap', 'from-kubectl', '-n', ns.name, '-o', 'json']);
+    await run(tools.kubectl, [
+      '--kubeconfig',
+      kube.kubeconfigPath,
+      'create',
+      'configmap',
+      'from-kubectl',
+      '-n',
+      ns.name,
+      '--from-literal=a=b',
+    ]);
+    const out = await run(tools.kubectl, [
+      '--kubeconfig',
+      kube.kubeconfigPath,
+      'get',
+      'configmap',
+      'from-kubectl',
+      '-n',
+      ns.name,
+      '-o',
+      'json',
+    ]);
     const cm = JSON.parse(out) as V1ConfigMap;
     expect(cm.data).toEqual({ a: 'b' });
     expect(cm.metadata?.namespace).toBe(ns.name);
@@ -46,7 +72,9 @@ describe('real kube-apiserver + etcd', () => {
       request(`${kube.server}/api/v1/namespaces`, { ca: kube.caPem }, (res) => {
         res.resume();
         resolve(res.statusCode ?? 0);
-      }).on('error', reject).end();
+      })
+        .on('error', reject)
+        .end();
     });
     expect(status).toBe(403); // system:anonymous has no RBAC grant
   });

@@ -13,7 +13,10 @@ describe('OCI registry (distribution)', () => {
     const tags = (await (await fetch(`${reg.url}/v2/${repo}/tags/list`)).json()) as { name: string; tags: string[] };
     expect(tags).toEqual({ name: repo, tags: ['1.2.3'] });
 
-    const event = await waitForEvent(reg, (e) => e.action === 'push' && e.target.repository === repo && e.target.tag === '1.2.3');
+    const event = await waitForEvent(
+      reg,
+      (e) => e.action === 'push' && e.target.repository === repo && e.target.tag === '1.2.3',
+    );
     expect(event.target.digest).toBe(digest);
     expect(event.target.mediaType).toBe('application/vnd.oci.image.manifest.v1+json');
   });
@@ -36,7 +39,12 @@ describe('OCI registry (distribution)', () => {
       const repo = `smoke/${uniqueName('fwd')}`;
       await pushImage(reg, repo, 'v1');
       await waitForEvent(reg, (e) => e.target.repository === repo && e.target.tag === 'v1');
-      await expect.poll(() => received.some((e) => e.action === 'push' && e.target.repository === repo && e.target.tag === 'v1'), { timeout: 10_000 }).toBe(true);
+      await expect
+        .poll(
+          () => received.some((e) => e.action === 'push' && e.target.repository === repo && e.target.tag === 'v1'),
+          { timeout: 10_000 },
+        )
+        .toBe(true);
     } finally {
       await setNotificationTarget(reg, null);
       server.close();

@@ -88,6 +88,8 @@ describe('source: fetch exactly one commit over HTTP with token auth', () => {
   });
 
   it('says so when a commit is not on the branch', async () => {
-    await expect(checkoutRevision({ url, token }, { ref: 'refs/heads/main', sha: 'f'.repeat(40) }, cache)).rejects.toThrow(/is not reachable from main/);
+    await expect(
+      checkoutRevision({ url, token }, { ref: 'refs/heads/main', sha: 'f'.repeat(40) }, cache),
+    ).rejects.toThrow(/is not reachable from main/);
   });
 });
