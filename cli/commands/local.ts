@@ -3,7 +3,7 @@ import { stringify } from 'yaml';
 import { localSettings } from '../../shared/config/index.js';
 import { TargetNotFoundError } from '../../shared/model/index.js';
 import { loadConfig } from '../../shared/usecases/index.js';
-import { render } from '../../shared/render/index.js';
+import { renderTarget } from '../../shared/render/index.js';
 import type { Io } from '../output.js';
 
 /** `tidegate validate`: checks tidegate.yaml (schema, names, dependencies); exit 0 or 2. */
@@ -20,16 +20,7 @@ export async function renderCommand(target: string, dir: string | undefined, io:
   const root = resolve(dir ?? '.');
   const spec = loadConfig(root).targets.find((t) => t.name === target);
   if (!spec) throw new TargetNotFoundError(target, 'tidegate.yaml');
-  const out = await render({
-    root,
-    path: spec.path,
-    mode: spec.render,
-    substitute: spec.substitute,
-    helm: spec.helm,
-    defaultReleaseName: spec.name,
-    namespace: spec.targetNamespace,
-    settings: localSettings(),
-  });
+  const out = await renderTarget(spec, root, localSettings());
   io.out(out.objects.map((o) => `# Source: ${o.source}\n${stringify(o.object)}`).join('---\n'));
   return 0;
 }

@@ -1,3 +1,3 @@
 export { locateTool, KUBECTL_LAYER_DIR } from './binaries.js';
 export type { RenderedObject } from './manifests.js';
-export { render } from './render.js';
+export { renderTarget } from './render.js';

@@ -3,7 +3,7 @@ import { existsSync, lstatSync, readdirSync, readFileSync, realpathSync, mkdirSy
 import { join, relative, sep } from 'node:path';
 import { promisify } from 'node:util';
 import { errorMessage, formatRef, refKey, refOf } from '../model/index.js';
-import type { LocalSettings } from '../config/index.js';
+import type { LocalSettings, TargetSpec } from '../config/index.js';
 import { locateTool } from './binaries.js';
 import { RenderError, type RenderProblem } from './errors.js';
 import { parseManifests, type RenderedObject } from './manifests.js';
@@ -147,4 +147,24 @@ export async function render(opts: RenderOptions): Promise<RenderResult> {
   }
   if (problems.length > 0) throw new RenderError(problems);
   return { mode, objects };
+}
+
+/** A target's files rendered as its tidegate.yaml entry says (path, mode, substitutions, helm options, namespace). */
+export function renderTarget(
+  spec: TargetSpec,
+  root: string,
+  settings: LocalSettings,
+  signal?: AbortSignal,
+): Promise<RenderResult> {
+  return render({
+    root,
+    path: spec.path,
+    mode: spec.render,
+    substitute: spec.substitute,
+    helm: spec.helm,
+    defaultReleaseName: spec.name,
+    namespace: spec.targetNamespace,
+    settings,
+    signal,
+  });
 }

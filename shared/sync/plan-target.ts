@@ -1,7 +1,7 @@
 import { ApplyError, plan, prepare, prune, valueChanges, type PlanItem, type PlanOptions } from '../apply/index.js';
 import type { TargetSpec } from '../config/index.js';
 import { TidegateError, hasChanges, type Change, type InventoryEntry, type SyncResult } from '../model/index.js';
-import { render, type RenderedObject } from '../render/index.js';
+import { renderTarget, type RenderedObject } from '../render/index.js';
 import { silentLogger } from '../telemetry/index.js';
 import { NO_HEALTH, type SyncRun } from './run.js';
 
@@ -35,17 +35,7 @@ export interface Planned {
 /** Render, prepare and dry-run the whole set. Throws on any problem; nothing is written here. */
 export async function planTarget(run: SyncRun): Promise<Planned> {
   const { spec, client, signal } = run.input;
-  const rendered = await render({
-    root: run.input.dir,
-    path: spec.path,
-    mode: spec.render,
-    substitute: spec.substitute,
-    helm: spec.helm,
-    defaultReleaseName: spec.name,
-    namespace: spec.targetNamespace,
-    settings: run.input.settings,
-    signal,
-  });
+  const rendered = await renderTarget(spec, run.input.dir, run.input.settings, signal);
   (run.input.logger ?? silentLogger).info('rendered', {
     target: spec.name,
     mode: rendered.mode,

@@ -5,7 +5,7 @@ import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { run } from '../../devenv/index.js';
 import { localSettings } from '../../shared/config/index.js';
-import { render } from '../../shared/render/index.js';
+import { render } from '../../shared/render/render.js';
 import { substituteVariables } from '../../shared/render/substitute.js';
 import type { RenderOptions } from '../../shared/render/render.js';
 import { RenderError } from '../../shared/render/errors.js';
