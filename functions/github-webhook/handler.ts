@@ -9,7 +9,7 @@ export const handler = lambdaHandler(
   async (event: APIGatewayProxyEventV2, rt): Promise<APIGatewayProxyStructuredResultV2> => {
     const res = await receiveGithubWebhook(fromApiGateway(event), {
       secret: await rt.secret('webhookSecret'),
-      tracked: rt.tracked,
+      tracked: rt.repositories,
       queue: rt.queue,
     });
     rt.logger.info('github delivery', {

@@ -5,13 +5,14 @@ import { pollRepositories } from '../../shared/usecases/index.js';
 export const handler = lambdaHandler(
   'tidegate-scheduled-poll',
   async (_event: unknown, rt): Promise<{ queued: number }> => {
-    const messages = await pollRepositories(rt.tracked, rt.queue, {
+    const { tracked } = await rt.git();
+    const messages = await pollRepositories(tracked, rt.queue, {
       now: Date.now(),
       driftIntervalMs: rt.driftIntervalMs,
       reloadClusters: Object.keys(rt.settings.clusters),
     });
     rt.logger.info('poll', {
-      repositories: rt.tracked.length,
+      repositories: tracked.length,
       queued: messages.map((m) =>
         m.type === 'push' ? `${m.repo}@${m.sha.slice(0, 12)}` : m.type === 'reload' ? `reload ${m.cluster}` : m.type,
       ),

@@ -6,10 +6,10 @@ import { handleMessage } from '../../shared/usecases/index.js';
 /** SQS FIFO consumer: runs each message through the use cases with a deadline of its own, reports partial batch failures. */
 export const handler = lambdaHandler(
   'tidegate-sync-worker',
-  (event: SQSEvent, rt, context): Promise<SQSBatchResponse> => {
+  async (event: SQSEvent, rt, context): Promise<SQSBatchResponse> => {
     // Target state is written by one holder at a time: this invocation, named for the logs of the others.
     const engine = {
-      ...rt.engine,
+      ...(await rt.git()).engine,
       lease: { holder: `lambda:${context.functionName}:${context.awsRequestId}`, waitMs: 20_000 },
     };
     return processSqsBatch(

@@ -19,16 +19,28 @@ import { powertoolsLogger, type Logger } from '../telemetry/index.js';
 import type { TrackedRepo } from '../triggers/index.js';
 import { SqsQueue } from './sqs-queue.js';
 
+/** What needs the repositories' tokens: the engine and the tracked repositories with their credentials. */
+export interface GitAccess {
+  engine: EngineContext;
+  tracked: Array<TrackedRepo & { source: GitSource }>;
+}
+
 /** Everything a Lambda handler needs, built once per container from the deploy-time settings. */
 export interface Runtime {
   settings: DeploySettings;
-  engine: EngineContext;
   queue: SqsQueue;
   secrets: SecretStore;
   /** A webhook secret of the deploy-time settings, read on first use; undefined when it is not configured. */
   secret(name: 'webhookSecret' | 'registrySecret'): Promise<string | undefined>;
   logger: Logger & { powertools: ReturnType<typeof powertoolsLogger>['powertools'] };
-  tracked: Array<TrackedRepo & { source: GitSource }>;
+  /** The tracked repositories and branches, without credentials (what webhooks route by). */
+  repositories: TrackedRepo[];
+  /**
+   * The engine and the tracked repositories with their tokens, read on first call (once per
+   * container): functions that never touch Git (the webhooks, ECR events) never read a token, and
+   * their roles need not allow it.
+   */
+  git(): Promise<GitAccess>;
   driftIntervalMs: number;
 }
 
@@ -38,17 +50,48 @@ export async function createRuntime(service: string, env: NodeJS.ProcessEnv = pr
   const endpoint = awsEndpoint(env);
   const region = awsRegion(env);
   const aws = { region, ...(endpoint ? { endpoint } : {}) };
+  const secrets = new SecretStore({
+    secretsManager: async () => new (await import('@aws-sdk/client-secrets-manager')).SecretsManagerClient(aws),
+    ssm: async () => new (await import('@aws-sdk/client-ssm')).SSMClient(aws),
+  });
+  const logger = powertoolsLogger(service);
+  if (!settings.queueUrl) throw new TidegateError('SettingsInvalid', 'TIDEGATE_SETTINGS has no queueUrl');
+  let git: Promise<GitAccess> | undefined;
+  return {
+    settings,
+    queue: new SqsQueue(new SQSClient(aws), settings.queueUrl),
+    secrets,
+    secret: async (name) => {
+      const ref = settings[name];
+      return ref ? secrets.get(ref) : undefined;
+    },
+    logger,
+    repositories: settings.repositories.map((r) => ({ url: r.url, branch: r.branch })),
+    git: () => {
+      git ??= gitAccess(settings, secrets, logger, env, endpoint).catch((err: unknown) => {
+        git = undefined;
+        throw err;
+      });
+      return git;
+    },
+    driftIntervalMs: parseDuration(settings.driftInterval) ?? 600_000,
+  };
+}
+
+/** The engine wired for AWS: repository tokens read now, clusters and their credentials on first use. */
+async function gitAccess(
+  settings: DeploySettings,
+  secrets: SecretStore,
+  logger: Logger,
+  env: NodeJS.ProcessEnv,
+  endpoint: string | undefined,
+): Promise<GitAccess> {
   // Credentials for signing EKS tokens and calling ECR: the default chain, loaded on first use.
   let chain: Promise<AwsCredentialIdentityProvider> | undefined;
   const credentials: AwsCredentialIdentityProvider = async (): Promise<AwsCredentialIdentity> => {
     chain ??= import('@aws-sdk/credential-providers').then((m) => m.fromNodeProviderChain());
     return (await chain)();
   };
-  const secrets = new SecretStore({
-    secretsManager: async () => new (await import('@aws-sdk/client-secrets-manager')).SecretsManagerClient(aws),
-    ssm: async () => new (await import('@aws-sdk/client-ssm')).SSMClient(aws),
-  });
-  const logger = powertoolsLogger(service);
   const tokens = new Map(
     await Promise.all(
       settings.repositories.map(async (r) => [r.url, r.token ? await secrets.get(r.token) : undefined] as const),
@@ -66,15 +109,8 @@ export async function createRuntime(service: string, env: NodeJS.ProcessEnv = pr
     if (!cluster) throw new UnknownClusterError(alias, Object.keys(settings.clusters));
     if ('eks' in cluster) return new KubeClient(await eks.auth(cluster.eks), () => eks.token(cluster.eks), { logger });
     const token = await secrets.get(cluster.token);
-    return new KubeClient(
-      new EndpointAuth({
-        server: cluster.server,
-        caPem: Buffer.from(cluster.caData, 'base64').toString('utf8'),
-        token,
-      }),
-      undefined,
-      { logger },
-    );
+    const caPem = Buffer.from(cluster.caData, 'base64').toString('utf8');
+    return new KubeClient(new EndpointAuth({ server: cluster.server, caPem, token }), undefined, { logger });
   };
   // One client per cluster for the life of the container: connections and discovery are reused.
   const connect = (alias: string): Promise<KubeClient> => {
@@ -86,36 +122,27 @@ export async function createRuntime(service: string, env: NodeJS.ProcessEnv = pr
     }
     return client;
   };
-  if (!settings.queueUrl) throw new TidegateError('SettingsInvalid', 'TIDEGATE_SETTINGS has no queueUrl');
-  return {
-    settings,
-    engine: {
-      settings: localSettings(env),
-      connect,
-      gitSource,
-      github,
-      logger,
-      floor: (alias) => settings.clusters[alias]?.floor,
-      trustedKeys: async (names) =>
-        Promise.all(
-          names
-            .filter((n) => settings.trustedKeys[n])
-            .map(async (name) => ({ name, key: await secrets.get(settings.trustedKeys[name] as SecretRef) })),
-        ),
-      repositories: settings.repositories,
-      registry: { awsEndpoint: endpoint, awsCredentials: credentials },
-      reload: { strategy: settings.reload.strategy, scope: settings.reload },
-      clusters: () => Object.keys(settings.clusters),
-    },
-    queue: new SqsQueue(new SQSClient(aws), settings.queueUrl),
-    secrets,
-    secret: async (name) => {
-      const ref = settings[name];
-      return ref ? secrets.get(ref) : undefined;
-    },
+  const engine: EngineContext = {
+    settings: localSettings(env),
+    connect,
+    gitSource,
+    github,
     logger,
+    floor: (alias) => settings.clusters[alias]?.floor,
+    trustedKeys: async (names) =>
+      Promise.all(
+        names
+          .filter((n) => settings.trustedKeys[n])
+          .map(async (name) => ({ name, key: await secrets.get(settings.trustedKeys[name] as SecretRef) })),
+      ),
+    repositories: settings.repositories,
+    registry: { awsEndpoint: endpoint, awsCredentials: credentials },
+    reload: { strategy: settings.reload.strategy, scope: settings.reload },
+    clusters: () => Object.keys(settings.clusters),
+  };
+  return {
+    engine,
     tracked: settings.repositories.map((r) => ({ url: r.url, branch: r.branch, source: gitSource(r.url) })),
-    driftIntervalMs: parseDuration(settings.driftInterval) ?? 600_000,
   };
 }
 

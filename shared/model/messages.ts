@@ -20,11 +20,14 @@ export interface PushMessage extends MessageBase {
   bucket?: number;
 }
 
-/** Sync one target to one exact revision. */
+/** Sync one target (or a dependency chain of targets, in order) to one exact revision. */
 export interface SyncMessage extends MessageBase {
   type: 'sync';
   repo: string;
+  /** The target, or the first of the chain. */
   target: string;
+  /** Targets of one cluster connected by dependsOn, in dependency order (target first): synced in one run, a dependant never before its dependency. */
+  chain?: string[];
   revision: Revision;
   reason: string;
   bucket?: number;

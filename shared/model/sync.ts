@@ -49,6 +49,8 @@ export interface SyncResult {
   heldFor?: string;
   /** The sign-offs that let this revision through its gate. */
   approvals?: Approval[];
+  /** This revision was recorded as still progressing before; now its rollout has settled (its status is reported again). */
+  settled?: boolean;
   startedAt: string;
   durationMs: number;
 }

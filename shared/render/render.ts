@@ -48,7 +48,7 @@ function resolveInside(root: string, path: string): string {
   return real;
 }
 
-function detectMode(dir: string): Exclude<RenderMode, 'auto'> {
+export function detectMode(dir: string): Exclude<RenderMode, 'auto'> {
   if (['kustomization.yaml', 'kustomization.yml', 'Kustomization'].some((f) => existsSync(join(dir, f))))
     return 'kustomize';
   if (existsSync(join(dir, 'Chart.yaml'))) return 'helm';

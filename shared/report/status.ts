@@ -49,7 +49,9 @@ const DEPLOYMENT_STATE: Partial<Record<SyncResult['outcome'], 'success' | 'failu
 export async function reportSync(github: GitHub, repo: RepoName, result: SyncResult): Promise<void> {
   const status = statusOf(result);
   await github.setStatus(repo, result.revision.sha, status);
-  const state = DEPLOYMENT_STATE[result.outcome];
+  // A rollout that was progressing and has settled since: its deployment is resolved (success or failure).
+  const state =
+    DEPLOYMENT_STATE[result.outcome] ?? (result.settled && result.outcome === 'unchanged' ? 'success' : undefined);
   if (state)
     await github.deploymentStatus(repo, {
       sha: result.revision.sha,

@@ -207,7 +207,10 @@ export class SyncRun {
   /** Appends history and writes state; a repeated no-op sync of the same revision writes nothing. */
   async record(res: SyncResult, inventory: InventoryEntry[] | undefined): Promise<SyncResult> {
     if (this.input.dryRun || this.isRepeat(res, inventory)) return res;
+    const last = this.state.history.at(-1);
+    const settled =
+      last?.revision.sha === res.revision.sha && last.outcome === 'progressing' && res.outcome !== 'progressing';
     await this.save(this.recorded(res, inventory));
-    return res;
+    return settled ? { ...res, settled: true } : res;
   }
 }

@@ -1,6 +1,7 @@
 import { splitRepository } from '../images/index.js';
 import type { ImageMessage, PushMessage, RemoveMessage, SyncMessage } from '../model/index.js';
-import { affectedTargets } from './affected.js';
+import { renderInputs } from '../render/index.js';
+import { affectedTargets, dependencyChains } from './affected.js';
 import type { EngineContext } from './context.js';
 import type { Queue } from './queue.js';
 import { configAt } from './repo-config.js';
@@ -12,8 +13,8 @@ function registryAndRepository(repository: string): { registry: string; reposito
 }
 
 /**
- * A push (or the poll's look at a branch head): one sync message per target it affects (each in
- * its target's message group), one remove message per target the repository owns that its
+ * A push (or the poll's look at a branch head): one sync message per dependency chain of the
+ * targets it affects (a target alone is a chain of one; each in its first target's message group), one remove message per target the repository owns that its
  * tidegate.yaml no longer declares, and (for polls) one image message per policy, the fallback for
  * registry events.
  */
@@ -23,12 +24,13 @@ export async function fanOut(
   queue: Queue,
   signal?: AbortSignal,
 ): Promise<{ kind: 'fanned-out'; targets: string[] }> {
-  const { revision, config } = await configAt(ctx, msg.repo, { ref: msg.ref, sha: msg.sha });
-  const targets = affectedTargets(config.targets, msg);
-  const syncs: SyncMessage[] = targets.map((t) => ({
+  const { revision, dir, config } = await configAt(ctx, msg.repo, { ref: msg.ref, sha: msg.sha });
+  const targets = affectedTargets(config.targets, msg, (t) => renderInputs(dir, t));
+  const syncs: SyncMessage[] = dependencyChains(targets).map(([first, ...rest]) => ({
     type: 'sync',
     repo: msg.repo,
-    target: t.name,
+    target: first?.name ?? '',
+    ...(rest.length > 0 ? { chain: [first?.name ?? '', ...rest.map((t) => t.name)] } : {}),
     revision,
     reason: msg.reason,
     ...(msg.bucket === undefined ? {} : { bucket: msg.bucket }),

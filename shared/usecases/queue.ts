@@ -34,7 +34,9 @@ function baseKeys(msg: QueueMessage): { group: string; dedup: string } {
     case 'sync':
       return {
         group: fit(`target:${msg.target}`),
-        dedup: fit(`sync:${msg.target}@${msg.revision.sha}${msg.bucket === undefined ? '' : `#${msg.bucket}`}`),
+        dedup: fit(
+          `sync:${(msg.chain ?? [msg.target]).join(',')}@${msg.revision.sha}${msg.bucket === undefined ? '' : `#${msg.bucket}`}`,
+        ),
       };
     case 'remove':
       return {

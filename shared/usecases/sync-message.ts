@@ -1,5 +1,5 @@
 import { repoName } from '../github/index.js';
-import { TargetNotFoundError, errorMessage, type SyncMessage, type SyncResult } from '../model/index.js';
+import { errorMessage, type SyncMessage, type SyncResult } from '../model/index.js';
 import { reportSync } from '../report/index.js';
 import { resolveRevision } from '../source/index.js';
 import type { EngineContext } from './context.js';
@@ -16,15 +16,15 @@ async function newestRevision(ctx: EngineContext, msg: SyncMessage): Promise<Syn
 }
 
 /**
- * A sync message: the target at the branch head, then its commit status and deployment on GitHub
- * (never failing the sync). A target that tidegate.yaml no longer declares is ignored (its removal
- * is a message of its own).
+ * A sync message: the target (or the dependency chain, in order) at the branch head, then each
+ * result's commit status and deployment on GitHub (never failing the sync). Targets that
+ * tidegate.yaml no longer declares are left out (their removal is a message of its own).
  */
 export async function syncMessage(
   ctx: EngineContext,
   msg: SyncMessage,
   signal?: AbortSignal,
-): Promise<{ kind: 'synced'; result: SyncResult } | { kind: 'ignored'; reason: string }> {
+): Promise<{ kind: 'synced'; result: SyncResult; results: SyncResult[] } | { kind: 'ignored'; reason: string }> {
   const revision = await newestRevision(ctx, msg);
   if (revision.sha !== msg.revision.sha)
     ctx.logger?.info('newer commit on the branch', {
@@ -32,15 +32,16 @@ export async function syncMessage(
       pushed: msg.revision.sha,
       head: revision.sha,
     });
-  const results = await syncRepo(ctx, { repo: msg.repo, target: msg.target, revision, signal }).catch(
-    (err: unknown) => {
-      if (err instanceof TargetNotFoundError) return err; // removed from tidegate.yaml since: nothing to retry
-      throw err;
-    },
-  );
-  if (results instanceof TargetNotFoundError) return { kind: 'ignored', reason: results.message };
+  const names = msg.chain ?? [msg.target];
+  const results = await syncRepo(ctx, { repo: msg.repo, targets: names, ignoreMissing: true, revision, signal });
   const [result] = results;
-  if (!result) return { kind: 'ignored', reason: `target ${msg.target} produced no result` };
+  if (!result) return { kind: 'ignored', reason: `tidegate.yaml no longer declares ${names.join(', ')}` };
+  for (const r of results) await report(ctx, msg, r);
+  return { kind: 'synced', result, results };
+}
+
+/** Logs a result and sets its commit status and deployment; reporting never fails a sync. */
+async function report(ctx: EngineContext, msg: SyncMessage, result: SyncResult): Promise<void> {
   ctx.logger?.info('synced', {
     target: result.target,
     revision: result.revision.sha,
@@ -51,12 +52,12 @@ export async function syncMessage(
   });
   const github = ctx.github?.(msg.repo);
   // A poll re-syncs an unchanged (or still held) revision every drift interval: that was reported
-  // when it was pushed, and GitHub keeps at most 1000 statuses per commit and context.
-  const repeat = msg.reason === 'poll' && (result.outcome === 'unchanged' || result.outcome === 'held');
-  // Reporting never fails a sync: the result is recorded in the cluster either way.
+  // when it was pushed, and GitHub keeps at most 1000 statuses per commit and context; but a
+  // rollout that was still progressing then and has settled since is reported now.
+  const repeat =
+    msg.reason === 'poll' && (result.outcome === 'unchanged' || result.outcome === 'held') && !result.settled;
   if (github && !repeat)
     await reportSync(github, repoName(msg.repo), result).catch((err: unknown) =>
       ctx.logger?.warn('commit status not set', { target: result.target, error: errorMessage(err) }),
     );
-  return { kind: 'synced', result };
 }

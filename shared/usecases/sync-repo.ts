@@ -2,6 +2,7 @@ import type { KubeClient } from '../cluster/index.js';
 import { orderTargets, type TargetSpec, type TidegateConfig } from '../config/index.js';
 import { TargetNotFoundError, TidegateError, isTidegateError, type Revision, type SyncResult } from '../model/index.js';
 import { checkoutRevision, commitInfo, resolveRevision } from '../source/index.js';
+import { readTargetState } from '../state/index.js';
 import { syncTarget } from '../sync/index.js';
 import { leaseOf, type EngineContext } from './context.js';
 import { gateOf } from './gate.js';
@@ -12,8 +13,11 @@ import { autoRollback } from './rollback.js';
 export interface RepoSyncRequest {
   /** The GitOps repository holding tidegate.yaml. */
   repo: string;
-  /** One target, or every target in dependency order. */
+  /** One target, or these targets (synced in dependency order); default: every target. */
   target?: string | undefined;
+  targets?: readonly string[] | undefined;
+  /** Leave out named targets tidegate.yaml does not declare (instead of TargetNotFoundError). */
+  ignoreMissing?: boolean;
   /** The exact commit (from a webhook); default: the head of main. */
   revision?: Revision | undefined;
   dryRun?: boolean;
@@ -49,7 +53,10 @@ export interface CheckoutSyncRequest {
   revision: Revision;
   /** The repository URL of that checkout, when it is one. */
   repo?: string | undefined;
+  /** One target, or these targets (synced in dependency order); default: every target. */
   target?: string | undefined;
+  targets?: readonly string[] | undefined;
+  ignoreMissing?: boolean;
   dryRun?: boolean;
   /** The branch this checkout stands in for (a pull request's head for its base): targets following it use this checkout. */
   standsFor?: string | undefined;
@@ -57,29 +64,61 @@ export interface CheckoutSyncRequest {
 }
 
 /**
- * Syncs one target, or all targets of a configuration in dependency order (a target whose
- * dependency failed in this run is not synced). Each result says what happened; failures are
- * results too.
+ * Syncs some targets, or all targets of a configuration, in dependency order. A target whose
+ * dependency failed or was held in this run, or (when the dependency is not part of this run)
+ * whose dependency's last sync failed or was held, is not synced: its result says which and why,
+ * as Flux does with a Kustomization whose dependency is not ready. Each result says what happened;
+ * failures are results too.
  */
 export async function syncCheckout(ctx: EngineContext, req: CheckoutSyncRequest): Promise<SyncResult[]> {
-  let targets = orderTargets(req.config.targets);
-  if (req.target !== undefined) {
-    const one = targets.find((t) => t.name === req.target);
-    if (!one) throw new TargetNotFoundError(req.target, CONFIG_FILE);
-    targets = [one];
-  }
-  const failed = new Set<string>();
+  const all = orderTargets(req.config.targets);
+  const wanted = req.targets ?? (req.target === undefined ? undefined : [req.target]);
+  for (const name of wanted ?? [])
+    if (!all.some((t) => t.name === name)) throw new TargetNotFoundError(name, CONFIG_FILE);
+  const targets = wanted ? all.filter((t) => wanted.includes(t.name)) : all;
+  const inRun = new Set(targets.map((t) => t.name));
+  const notReady = new Map<string, string>(); // dependency → why its dependants wait
   const results: SyncResult[] = [];
   for (const spec of targets) {
-    const blocked = spec.dependsOn.filter((d) => failed.has(d));
+    const blocked = await blockingDependencies(ctx, spec, req.config, inRun, notReady);
     const result =
       blocked.length > 0
-        ? notSynced(spec, req.revision, `not synced: dependency ${blocked.join(', ')} failed`)
+        ? notSynced(spec, req.revision, `not synced: dependency ${blocked.join('; ')}`)
         : await connectAndSync(ctx, spec, req);
-    if (result.outcome === 'failed') failed.add(spec.name);
+    if (result.outcome === 'failed' || result.outcome === 'held')
+      notReady.set(spec.name, `${spec.name} ${result.outcome}`);
     results.push(result);
   }
   return results;
+}
+
+/**
+ * The dependencies of a target that keep it from syncing: those that failed or were held in this
+ * run, and, outside this run, those whose last recorded sync failed or was held.
+ */
+async function blockingDependencies(
+  ctx: EngineContext,
+  spec: TargetSpec,
+  config: TidegateConfig,
+  inRun: ReadonlySet<string>,
+  notReady: ReadonlyMap<string, string>,
+): Promise<string[]> {
+  const blocked: string[] = [];
+  for (const dep of spec.dependsOn) {
+    if (inRun.has(dep)) {
+      const why = notReady.get(dep);
+      if (why) blocked.push(why);
+      continue;
+    }
+    const depSpec = config.targets.find((t) => t.name === dep);
+    if (!depSpec) continue;
+    const last = (await readTargetState(await ctx.connect(depSpec.cluster), dep)).history
+      .filter((h) => h.kind !== 'removal')
+      .at(-1);
+    if (last && (last.outcome === 'failed' || last.outcome === 'held'))
+      blocked.push(`${dep} ${last.outcome} at ${last.revision.sha.slice(0, 12)} (its last sync)`);
+  }
+  return blocked;
 }
 
 function notSynced(spec: TargetSpec, revision: Revision, error: string): SyncResult {
@@ -151,11 +190,13 @@ export async function syncRepo(ctx: EngineContext, req: RepoSyncRequest): Promis
     revision,
     repo: req.repo,
     target: req.target,
+    targets: req.targets,
+    ...(req.ignoreMissing ? { ignoreMissing: true } : {}),
     ...(req.dryRun ? { dryRun: true } : {}),
     signal: req.signal,
   });
   // A sync of every target also removes what the repository owns and its tidegate.yaml no longer declares.
-  if (req.target !== undefined || req.dryRun) return results;
+  if (req.target !== undefined || req.targets !== undefined || req.dryRun) return results;
   for (const gone of await removedTargets(ctx, req.repo, config, req.signal)) {
     const removed = await removeTarget(ctx, { repo: req.repo, ...gone, revision, signal: req.signal });
     if (removed) results.push(removed);

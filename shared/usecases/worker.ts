@@ -13,7 +13,7 @@ export type WorkOutcome =
   | { kind: 'fanned-out'; targets: string[] }
   | { kind: 'reloaded'; cluster: string; report: ReloadReport }
   | ImageOutcome
-  | { kind: 'synced'; result: SyncResult }
+  | { kind: 'synced'; result: SyncResult; results?: SyncResult[] }
   | ({ kind: 'approved' } & CommentApproval)
   | ({ kind: 'previewed' } & PreviewOutcome)
   | { kind: 'ignored'; reason: string };

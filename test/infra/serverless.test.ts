@@ -91,29 +91,48 @@ describe('serverless package (osls, offline) → CloudFormation', () => {
     expect(worker?.['Timeout']).toBe(900);
   });
 
-  it('grants least privilege: no wildcard actions, EKS and SQS limited to named resources', () => {
-    const role = resourcesOf('AWS::IAM::Role')[0]?.[1].Properties;
-    const statements = (
-      role?.['Policies'] as Array<{ PolicyDocument: { Statement: Array<{ Action: string[]; Resource: unknown }> } }>
-    ).flatMap((p) => p.PolicyDocument.Statement);
-    const actions = statements.flatMap((s) => s.Action);
-    expect(actions.filter((a) => a.includes('*'))).toEqual([]);
-    const forService = (prefix: string) => statements.filter((s) => s.Action.some((a) => a.startsWith(prefix)));
-    expect(forService('eks:').flatMap((s) => s.Action)).toEqual(['eks:DescribeCluster']);
-    for (const s of [...forService('eks:'), ...forService('sqs:')])
-      expect(JSON.stringify(s.Resource)).not.toMatch(/"\*"/);
-    expect(
-      forService('sqs:')
-        .flatMap((s) => s.Action)
-        .sort(),
-    ).toEqual([
-      'sqs:ChangeMessageVisibility',
-      'sqs:DeleteMessage',
-      'sqs:GetQueueAttributes',
-      'sqs:GetQueueAttributes',
-      'sqs:ReceiveMessage',
-      'sqs:SendMessage',
-    ]);
+  it('grants least privilege: one role per function, each with the actions that function calls, no wildcard actions', () => {
+    type Statement = { Action: string[]; Resource: unknown };
+    const roleOf = (fn: string) => {
+      const handler = `dist/functions/${fn}/index.handler`;
+      const props = resourcesOf('AWS::Lambda::Function').find(([, r]) => r.Properties['Handler'] === handler)?.[1]
+        .Properties;
+      const logical = (props?.['Role'] as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+      const role = template.Resources[logical]?.Properties;
+      return (role?.['Policies'] as Array<{ PolicyDocument: { Statement: Statement[] } }>).flatMap(
+        (p) => p.PolicyDocument.Statement,
+      );
+    };
+    const actions = (fn: string) => [...new Set(roleOf(fn).flatMap((s) => s.Action))].sort();
+    const logs = ['logs:CreateLogStream', 'logs:PutLogEvents'];
+    const secret = ['secretsmanager:GetSecretValue', 'ssm:GetParameter'];
+    expect(actions('github-webhook')).toEqual([...logs, ...secret, 'sqs:SendMessage'].sort());
+    expect(actions('registry-webhook')).toEqual([...logs, ...secret, 'sqs:SendMessage'].sort());
+    expect(actions('ecr-event')).toEqual([...logs, 'sqs:SendMessage'].sort());
+    expect(actions('scheduled-poll')).toEqual([...logs, ...secret, 'sqs:SendMessage'].sort());
+    expect(actions('sync-worker')).toEqual(
+      [
+        ...logs,
+        ...secret,
+        'ecr:DescribeImages',
+        'ecr:ListImages',
+        'eks:DescribeCluster',
+        'sqs:ChangeMessageVisibility',
+        'sqs:DeleteMessage',
+        'sqs:GetQueueAttributes',
+        'sqs:ReceiveMessage',
+        'sqs:SendMessage',
+      ].sort(),
+    );
+    for (const fn of ['github-webhook', 'registry-webhook', 'ecr-event', 'scheduled-poll', 'sync-worker']) {
+      for (const s of roleOf(fn)) {
+        expect(s.Action.filter((a) => a.includes('*'))).toEqual([]);
+        expect(JSON.stringify(s.Resource)).not.toMatch(/"\*"/);
+      }
+    }
+    // The webhooks read their own secret only; only the worker can reach a cluster.
+    expect(JSON.stringify(roleOf('github-webhook'))).toContain('github-webhook-secret');
+    expect(JSON.stringify(roleOf('github-webhook'))).not.toContain('secret:tidegate/*');
   });
 
   it("passes cfn-lint (errors fail; the only warnings are the framework's redundant DependsOn)", async () => {

@@ -187,7 +187,7 @@ describe('bad configuration', () => {
       }),
       'apps/a.yaml': yamlDocs(configMap('a', { a: '1' })),
     });
-    const results = await syncRepo(rt.engine, { repo: repo.url });
+    const results = await syncRepo((await rt.git()).engine, { repo: repo.url });
     expect(results.map((r) => [r.target, r.outcome])).toEqual([
       [`ok-${ns}`, 'applied'],
       [`typo-${ns}`, 'failed'],

@@ -1,0 +1,101 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join, posix } from 'node:path';
+import { parse } from 'yaml';
+import type { TargetSpec } from '../config/index.js';
+import { detectMode } from './render.js';
+
+const KUSTOMIZATION_FILES = ['kustomization.yaml', 'kustomization.yml', 'Kustomization'];
+
+/** Fields of a kustomization that name local files or directories (each a string, or objects with a path). */
+const PATH_LISTS = [
+  'resources',
+  'bases',
+  'components',
+  'crds',
+  'patchesStrategicMerge',
+  'generators',
+  'transformers',
+  'validators',
+  'configurations',
+];
+const PATH_OBJECTS = ['patches', 'patchesJson6902', 'replacements'];
+const GENERATORS = ['configMapGenerator', 'secretGenerator'];
+
+const isRemote = (ref: string): boolean =>
+  /^[a-z][a-z0-9+.-]*:\/\//i.test(ref) ||
+  /^(github\.com|gitlab\.com|bitbucket\.org)\//.test(ref) ||
+  ref.includes('?ref=') ||
+  ref.startsWith('git@');
+
+const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
+const objects = (v: unknown): Array<Record<string, unknown>> =>
+  Array.isArray(v) ? v.filter((x): x is Record<string, unknown> => x !== null && typeof x === 'object') : [];
+
+/** Files a configMapGenerator or secretGenerator reads (`files` entries may be `key=path`). */
+const generatorFiles = (gen: Record<string, unknown>): string[] =>
+  [...strings(gen['files']), ...strings(gen['envs']), ...strings([gen['env']])].map((f) =>
+    f.includes('=') ? f.slice(f.indexOf('=') + 1) : f,
+  );
+
+/** Local paths a kustomization file names (relative to its directory). */
+function namedPaths(kustomization: Record<string, unknown>): string[] {
+  const out = PATH_LISTS.flatMap((key) => strings(kustomization[key]));
+  out.push(...PATH_OBJECTS.flatMap((key) => objects(kustomization[key]).flatMap((item) => strings([item['path']]))));
+  out.push(...GENERATORS.flatMap((key) => objects(kustomization[key]).flatMap(generatorFiles)));
+  out.push(...strings([(kustomization['openapi'] as { path?: unknown } | undefined)?.path]));
+  return out.filter((p) => !isRemote(p));
+}
+
+function walkKustomization(root: string, dir: string, inputs: Set<string>, depth: number): void {
+  const file = KUSTOMIZATION_FILES.find((f) => existsSync(join(root, dir, f)));
+  if (!file || depth > 20) return;
+  let doc: unknown;
+  try {
+    doc = parse(readFileSync(join(root, dir, file), 'utf8'));
+  } catch {
+    return; // the render reports it
+  }
+  if (!doc || typeof doc !== 'object') return;
+  for (const named of namedPaths(doc as Record<string, unknown>)) {
+    const path = posix.normalize(posix.join(dir, named));
+    if (path.startsWith('..') || inputs.has(path)) continue;
+    inputs.add(path);
+    if (existsSync(join(root, path)) && statSync(join(root, path)).isDirectory())
+      walkKustomization(root, path, inputs, depth + 1);
+  }
+}
+
+/** Local chart dependencies (`repository: file://../common`) of a chart directory, recursively. */
+function chartDependencies(root: string, dir: string, inputs: Set<string>, depth: number): void {
+  if (depth > 10 || !existsSync(join(root, dir, 'Chart.yaml'))) return;
+  let chart: { dependencies?: Array<{ repository?: unknown }> } | undefined;
+  try {
+    chart = parse(readFileSync(join(root, dir, 'Chart.yaml'), 'utf8')) as typeof chart;
+  } catch {
+    return;
+  }
+  for (const dep of chart?.dependencies ?? []) {
+    if (typeof dep.repository !== 'string' || !dep.repository.startsWith('file://')) continue;
+    const path = posix.normalize(posix.join(dir, dep.repository.slice('file://'.length)));
+    if (path.startsWith('..') || inputs.has(path)) continue;
+    inputs.add(path);
+    chartDependencies(root, path, inputs, depth + 1);
+  }
+}
+
+/**
+ * The paths of the repository (directories and files, relative to its root) that a target's render
+ * reads: its path, the bases, components, patches and generator files of its kustomizations
+ * (followed through every local kustomization they name), the local dependencies of its chart and
+ * its values files. A push that changes any of them affects the target.
+ */
+export function renderInputs(root: string, spec: Pick<TargetSpec, 'path' | 'render' | 'helm'>): string[] {
+  const path = posix.normalize(spec.path);
+  const inputs = new Set<string>([path]);
+  const mode =
+    spec.render === 'auto' ? (existsSync(join(root, path)) ? detectMode(join(root, path)) : 'yaml') : spec.render;
+  if (mode === 'kustomize') walkKustomization(root, path, inputs, 0);
+  if (mode === 'helm') chartDependencies(root, path, inputs, 0);
+  for (const values of spec.helm?.values ?? []) inputs.add(posix.normalize(posix.join(path, values)));
+  return [...inputs];
+}

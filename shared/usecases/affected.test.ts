@@ -1,0 +1,58 @@
+import { describe, expect, it } from 'vitest';
+import type { TargetSpec } from '../config/index.js';
+import { affectedTargets, dependencyChains } from './affected.js';
+
+const t = (name: string, extra: Partial<TargetSpec> = {}): TargetSpec =>
+  ({ name, cluster: 'prod', path: name, dependsOn: [], source: {}, ...extra }) as TargetSpec;
+const names = (chains: TargetSpec[][]) => chains.map((c) => c.map((x) => x.name));
+
+describe('dependency chains: what one sync message carries', () => {
+  it.each<[string, TargetSpec[], string[][]]>([
+    ['unrelated targets stay apart', [t('a'), t('b')], [['a'], ['b']]],
+    ['a dependency comes first', [t('apps', { dependsOn: ['infra'] }), t('infra')], [['infra', 'apps']]],
+    [
+      'a diamond is one chain, in order',
+      [t('d', { dependsOn: ['b', 'c'] }), t('b', { dependsOn: ['a'] }), t('c', { dependsOn: ['a'] }), t('a')],
+      [['a', 'b', 'c', 'd']],
+    ],
+    [
+      'targets of another cluster are not chained',
+      [t('apps', { dependsOn: ['infra'] }), t('infra', { cluster: 'staging' })],
+      [['infra'], ['apps']],
+    ],
+    [
+      'a dependency not in the set (not affected) leaves the dependant alone',
+      [t('apps', { dependsOn: ['infra'] })],
+      [['apps']],
+    ],
+    [
+      'two chains and a loner',
+      [t('x'), t('b2', { dependsOn: ['b1'] }), t('b1'), t('a2', { dependsOn: ['a1'] }), t('a1')],
+      [['x'], ['b1', 'b2'], ['a1', 'a2']],
+    ],
+  ])('%s', (_name, targets, expected) => {
+    expect(names(dependencyChains(targets))).toEqual(expected);
+  });
+});
+
+describe('affected targets: by the paths their render reads', () => {
+  const push = (paths: string[] | null) => ({
+    repo: 'https://git.example/acme/gitops.git',
+    ref: 'refs/heads/main',
+    paths,
+  });
+  const targets = [t('web', { path: 'apps/web/overlays/prod' }), t('api', { path: 'apps/api' })];
+  const inputs = (x: TargetSpec) =>
+    x.name === 'web' ? ['apps/web/overlays/prod', 'apps/web/base', 'shared/policies'] : [x.path];
+  it.each<[string, string[] | null, string[]]>([
+    ['a file of the overlay', ['apps/web/overlays/prod/patch.yaml'], ['web']],
+    ['a base outside the target path', ['apps/web/base/deploy.yaml'], ['web']],
+    ['a shared directory both could read (only web does)', ['shared/policies/np.yaml'], ['web']],
+    ['tidegate.yaml: every target', ['tidegate.yaml'], ['web', 'api']],
+    ['a poll (no paths): every target', null, ['web', 'api']],
+    ['an unrelated file', ['README.md'], []],
+    ['a prefix that is not a directory', ['apps/apiary/x.yaml'], []],
+  ])('%s', (_name, paths, expected) => {
+    expect(affectedTargets(targets, push(paths), inputs).map((x) => x.name)).toEqual(expected);
+  });
+});
