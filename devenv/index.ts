@@ -24,7 +24,7 @@ export {
   type RegistryEvent,
   type RegistryInfo,
 } from './registry.js';
-export type { MotoInfo } from './moto.js';
+export { startMoto, type Moto, type MotoInfo } from './moto.js';
 export { VERSIONS } from './paths.js';
 export { freePort, run } from './process.js';
 

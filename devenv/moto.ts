@@ -17,8 +17,17 @@ export interface Moto extends MotoInfo {
   stop(): Promise<void>;
 }
 
-/** Starts `moto_server` from the venv `npm run setup` created. */
-export async function startMoto(dir: string): Promise<Moto> {
+/** The admin principal's name, made when IAM is enforced (test setup acts as it; functions never do). */
+const ADMIN = 'tidegate-test-admin';
+
+/**
+ * Starts `moto_server` from the venv `npm run setup` created. With `enforceIam`, moto checks every
+ * request against the IAM policies of the calling principal (its INITIAL_NO_AUTH_ACTION_COUNT
+ * setting): the first three requests make an admin user for test setup (whose keys are returned as
+ * `credentials`), and from then on only principals made with IAM have access, to what their
+ * policies allow.
+ */
+export async function startMoto(dir: string, opts: { enforceIam?: boolean } = {}): Promise<Moto> {
   mkdirSync(dir, { recursive: true });
   const port = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
@@ -26,7 +35,10 @@ export async function startMoto(dir: string): Promise<Moto> {
     'moto',
     join(motoVenvDir(), 'bin', 'moto_server'),
     ['-H', '127.0.0.1', '-p', String(port)],
-    { logFile: join(dir, 'moto.log') },
+    {
+      logFile: join(dir, 'moto.log'),
+      env: { ...process.env, ...(opts.enforceIam ? { INITIAL_NO_AUTH_ACTION_COUNT: '3' } : {}) },
+    },
   );
   try {
     await waitUntilReady(proc, async () => (await fetch(`${endpoint}/moto-api/data.json`)).ok, 60_000);
@@ -34,11 +46,33 @@ export async function startMoto(dir: string): Promise<Moto> {
     await proc.stop();
     throw err;
   }
+  const credentials = opts.enforceIam
+    ? await adminKeys(endpoint)
+    : { accessKeyId: 'testing', secretAccessKey: 'testing' };
   return {
     endpoint,
     region: 'eu-west-1',
-    credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+    credentials,
     reset: async () => void (await fetch(`${endpoint}/moto-api/reset`, { method: 'POST' })),
     stop: () => proc.stop(),
   };
+}
+
+/** The three unauthenticated requests: an admin user, its policy, its keys. */
+async function adminKeys(endpoint: string): Promise<{ accessKeyId: string; secretAccessKey: string }> {
+  const { CreateAccessKeyCommand, CreateUserCommand, IAMClient, PutUserPolicyCommand } =
+    await import('@aws-sdk/client-iam');
+  const iam = new IAMClient({
+    endpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'bootstrap', secretAccessKey: 'bootstrap' },
+  });
+  await iam.send(new CreateUserCommand({ UserName: ADMIN }));
+  const admin = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] };
+  await iam.send(
+    new PutUserPolicyCommand({ UserName: ADMIN, PolicyName: 'test-setup', PolicyDocument: JSON.stringify(admin) }),
+  );
+  const key = (await iam.send(new CreateAccessKeyCommand({ UserName: ADMIN }))).AccessKey;
+  if (!key?.AccessKeyId || !key.SecretAccessKey) throw new Error('moto made no access key for the admin user');
+  return { accessKeyId: key.AccessKeyId, secretAccessKey: key.SecretAccessKey };
 }
