@@ -1,6 +1,6 @@
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { ChangeMessageVisibilityBatchCommand, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
-import { TidegateError, type QueueMessage } from '../model/index.js';
+import { TidegateError, awsCall, type QueueMessage } from '../model/index.js';
 import { messageKeys, type Queue } from '../usecases/index.js';
 
 /** The queue on AWS: SQS FIFO, message group and deduplication id from messageKeys. */
@@ -13,19 +13,23 @@ export class SqsQueue implements Queue {
   async send(messages: readonly QueueMessage[]): Promise<void> {
     for (let i = 0; i < messages.length; i += 10) {
       const batch = messages.slice(i, i + 10);
-      const out = await this.sqs.send(
-        new SendMessageBatchCommand({
-          QueueUrl: this.queueUrl,
-          Entries: batch.map((m, n) => {
-            const { group, dedup } = messageKeys(m);
-            return {
-              Id: String(n),
-              MessageBody: JSON.stringify(m),
-              MessageGroupId: group,
-              MessageDeduplicationId: dedup,
-            };
+      const out = await awsCall(
+        'sqs:SendMessage',
+        'cannot enqueue',
+        this.sqs.send(
+          new SendMessageBatchCommand({
+            QueueUrl: this.queueUrl,
+            Entries: batch.map((m, n) => {
+              const { group, dedup } = messageKeys(m);
+              return {
+                Id: String(n),
+                MessageBody: JSON.stringify(m),
+                MessageGroupId: group,
+                MessageDeduplicationId: dedup,
+              };
+            }),
           }),
-        }),
+        ),
       );
       if (out.Failed?.length)
         throw new TidegateError(
@@ -39,11 +43,15 @@ export class SqsQueue implements Queue {
   async returnToQueue(receiptHandles: readonly string[], seconds: number): Promise<void> {
     for (let i = 0; i < receiptHandles.length; i += 10) {
       const batch = receiptHandles.slice(i, i + 10);
-      const out = await this.sqs.send(
-        new ChangeMessageVisibilityBatchCommand({
-          QueueUrl: this.queueUrl,
-          Entries: batch.map((handle, n) => ({ Id: String(n), ReceiptHandle: handle, VisibilityTimeout: seconds })),
-        }),
+      const out = await awsCall(
+        'sqs:ChangeMessageVisibility',
+        'cannot return messages to the queue',
+        this.sqs.send(
+          new ChangeMessageVisibilityBatchCommand({
+            QueueUrl: this.queueUrl,
+            Entries: batch.map((handle, n) => ({ Id: String(n), ReceiptHandle: handle, VisibilityTimeout: seconds })),
+          }),
+        ),
       );
       if (out.Failed?.length)
         throw new TidegateError(

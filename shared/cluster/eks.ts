@@ -1,7 +1,7 @@
 import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
-import { TidegateError } from '../model/index.js';
+import { awsCall, TidegateError } from '../model/index.js';
 import { EndpointAuth } from './client.js';
 
 /** How long a presigned GetCallerIdentity URL is valid; EKS accepts tokens up to 15 minutes old. */
@@ -85,7 +85,11 @@ export class EksAuth {
           credentials: this.opts.credentials,
           ...(this.opts.eksEndpoint ? { endpoint: this.opts.eksEndpoint } : {}),
         });
-        const out = await eks.send(new DescribeClusterCommand({ name: ref.name }));
+        const out = await awsCall(
+          'eks:DescribeCluster',
+          `cannot describe EKS cluster ${ref.name} in ${ref.region}`,
+          eks.send(new DescribeClusterCommand({ name: ref.name })),
+        );
         const endpoint = out.cluster?.endpoint;
         const ca = out.cluster?.certificateAuthority?.data;
         if (!endpoint || !ca)

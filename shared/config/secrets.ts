@@ -1,6 +1,6 @@
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { SSMClient } from '@aws-sdk/client-ssm';
-import { TidegateError } from '../model/index.js';
+import { TidegateError, awsCall } from '../model/index.js';
 import type { SecretRef } from './deploy.js';
 
 /** Client factories; the SDK packages are loaded on first use (inline secrets need neither). */
@@ -33,16 +33,22 @@ export class SecretStore {
     if ('value' in ref) return ref.value;
     if ('ssm' in ref) {
       const { GetParameterCommand } = await import('@aws-sdk/client-ssm');
-      const out = await (
-        await this.clients.ssm()
-      ).send(new GetParameterCommand({ Name: ref.ssm, WithDecryption: true }));
+      const ssm = await this.clients.ssm();
+      const out = await awsCall(
+        'ssm:GetParameter',
+        `cannot read parameter ${ref.ssm}`,
+        ssm.send(new GetParameterCommand({ Name: ref.ssm, WithDecryption: true })),
+      );
       if (!out.Parameter?.Value) throw new TidegateError('SecretMissing', `SSM parameter ${ref.ssm} has no value`);
       return out.Parameter.Value;
     }
     const { GetSecretValueCommand } = await import('@aws-sdk/client-secrets-manager');
-    const out = await (
-      await this.clients.secretsManager()
-    ).send(new GetSecretValueCommand({ SecretId: ref.secretsManager }));
+    const sm = await this.clients.secretsManager();
+    const out = await awsCall(
+      'secretsmanager:GetSecretValue',
+      `cannot read secret ${ref.secretsManager}`,
+      sm.send(new GetSecretValueCommand({ SecretId: ref.secretsManager })),
+    );
     if (!out.SecretString) throw new TidegateError('SecretMissing', `secret ${ref.secretsManager} has no string value`);
     return out.SecretString;
   }

@@ -1,6 +1,6 @@
 import type * as EcrSdk from '@aws-sdk/client-ecr';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
-import { errorMessage, TidegateError } from '../model/index.js';
+import { awsCall, errorMessage, TidegateError } from '../model/index.js';
 
 export class RegistryError extends TidegateError {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -173,13 +173,17 @@ export class EcrRepository {
     const tags: string[] = [];
     let nextToken: string | undefined;
     do {
-      const out = await ecr.send(
-        new sdk.ListImagesCommand({
-          repositoryName: this.name,
-          registryId: this.registryId,
-          filter: { tagStatus: 'TAGGED' },
-          nextToken,
-        }),
+      const out = await awsCall(
+        'ecr:ListImages',
+        `cannot list the tags of ${this.name}`,
+        ecr.send(
+          new sdk.ListImagesCommand({
+            repositoryName: this.name,
+            registryId: this.registryId,
+            filter: { tagStatus: 'TAGGED' },
+            nextToken,
+          }),
+        ),
       );
       for (const id of out.imageIds ?? []) if (id.imageTag) tags.push(id.imageTag);
       nextToken = out.nextToken;
@@ -189,12 +193,16 @@ export class EcrRepository {
 
   async digest(tag: string): Promise<string> {
     const { ecr, sdk } = await this.sdk();
-    const out = await ecr.send(
-      new sdk.DescribeImagesCommand({
-        repositoryName: this.name,
-        registryId: this.registryId,
-        imageIds: [{ imageTag: tag }],
-      }),
+    const out = await awsCall(
+      'ecr:DescribeImages',
+      `cannot describe ${this.name}:${tag}`,
+      ecr.send(
+        new sdk.DescribeImagesCommand({
+          repositoryName: this.name,
+          registryId: this.registryId,
+          imageIds: [{ imageTag: tag }],
+        }),
+      ),
     );
     const digest = out.imageDetails?.[0]?.imageDigest;
     if (!digest) throw new RegistryError(`no digest for ${this.name}:${tag} in ECR`);

@@ -42,7 +42,8 @@ export type ErrorCode =
   | 'GitHubMissing'
   | 'GitHubRepoUnknown'
   | 'RegistryFailed'
-  | 'QueueFailed';
+  | 'QueueFailed'
+  | 'AwsCallFailed';
 
 /** Base class of every error tidegate raises on purpose: a code, a message, a cause, and whether it may pass on its own. */
 export class TidegateError extends Error {
@@ -106,6 +107,24 @@ export const isTransient = (err: unknown): boolean => err instanceof TidegateErr
 /** The message of anything thrown. */
 export const errorMessage = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
+/**
+ * An AWS API call whose failure names the action it was (`secretsmanager:GetSecretValue`): a denied
+ * call says what to allow, even where the service's own answer could not be read. Transient when
+ * the network or the service failed for now (throttling, 5xx).
+ */
+export async function awsCall<T>(action: string, what: string, call: Promise<T>): Promise<T> {
+  try {
+    return await call;
+  } catch (err) {
+    const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+    throw new TidegateError(
+      'AwsCallFailed',
+      `${what} (${action}${status ? `, HTTP ${status}` : ''}): ${errorMessage(err).split('\n')[0]}`,
+      { cause: err, transient: isNetworkFailure(err) },
+    );
+  }
+}
+
 /** Socket error codes of a network that let a connection down; a later try may well get through. */
 export const NETWORK_ERROR_CODES: ReadonlySet<string> = new Set([
   'ECONNRESET',
@@ -126,9 +145,14 @@ export function isNetworkFailure(err: unknown): boolean {
     e && typeof e === 'object' && depth < 5;
     e = (e as { cause?: unknown }).cause, depth++
   ) {
-    const { code, status, data } = e as { code?: unknown; status?: unknown; data?: { statusCode?: unknown } };
-    const http =
-      typeof status === 'number' ? status : typeof data?.statusCode === 'number' ? data.statusCode : undefined;
+    const { code, status, data, $metadata } = e as {
+      code?: unknown;
+      status?: unknown;
+      data?: { statusCode?: unknown };
+      $metadata?: { httpStatusCode?: unknown };
+    };
+    const http = [status, data?.statusCode, $metadata?.httpStatusCode].find((n) => typeof n === 'number') as
+      number | undefined;
     if (http !== undefined) return http === 429 || http >= 500;
     if (typeof code === 'string' && NETWORK_ERROR_CODES.has(code)) return true;
     if (e instanceof Error && e.name === 'TimeoutError') return true;

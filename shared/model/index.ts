@@ -5,6 +5,7 @@ export {
   TargetOwnedElsewhereError,
   TidegateError,
   UnknownClusterError,
+  awsCall,
   errorMessage,
   isNetworkFailure,
   isTidegateError,

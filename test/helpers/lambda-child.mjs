@@ -2,6 +2,7 @@
 // imported once (the cold start), then each invocation message from the parent calls the handler
 // with the event and a context whose remaining time counts down to the invocation's deadline.
 import { randomUUID } from 'node:crypto';
+import process from 'node:process';
 
 const [file, exportName, functionName, memory] = process.argv.slice(2);
 const loaded = import(file);

@@ -91,8 +91,13 @@ export const sqsEvent = (records: SQSRecord[]): SQSEvent => ({ Records: records 
 export async function deliverBatch(
   queueUrl: string,
   handler: (event: SQSEvent) => Promise<SQSBatchResponse>,
+  aws: {
+    endpoint: string;
+    region: string;
+    credentials: { accessKeyId: string; secretAccessKey: string };
+  } = awsConfig(),
 ): Promise<{ received: string[]; failures: string[] }> {
-  const sqs = new SQSClient(awsConfig());
+  const sqs = new SQSClient(aws);
   const out = await sqs.send(
     new ReceiveMessageCommand({
       QueueUrl: queueUrl,

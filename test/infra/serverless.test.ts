@@ -1,13 +1,11 @@
-import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { unzipSync } from 'fflate';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../devenv/index.js';
 import { motoVenvDir } from '../../devenv/paths.js';
-import { testEnv } from '../helpers/env.js';
+import { packageStack, type Template } from '../helpers/serverless.js';
 
-type Template = { Resources: Record<string, { Type: string; Properties: Record<string, any> }> };
 const root = new URL('../..', import.meta.url).pathname;
 let out = '';
 let template: Template;
@@ -16,21 +14,7 @@ const resourcesOf = (type: string) => Object.entries(template.Resources).filter(
 
 describe('serverless package (osls, offline) → CloudFormation', () => {
   beforeAll(async () => {
-    out = mkdtempSync(join(tmpdir(), 'sls-'));
-    const { aws } = testEnv();
-    // Packaging asks CloudFormation whether the stack exists (to reuse the layer): moto answers "no".
-    await run(join(root, 'node_modules', '.bin', 'sls'), ['package', '--stage', 'ci', '--package', out], {
-      cwd: root,
-      env: {
-        ...process.env,
-        AWS_ENDPOINT_URL: aws.endpoint,
-        AWS_ACCESS_KEY_ID: 'testing',
-        AWS_SECRET_ACCESS_KEY: 'testing',
-        AWS_REGION: 'eu-west-1',
-        SLS_TELEMETRY_DISABLED: '1',
-      },
-    });
-    template = JSON.parse(readFileSync(join(out, 'cloudformation-template-update-stack.json'), 'utf8')) as Template;
+    ({ dir: out, template } = await packageStack());
   }, 120_000);
 
   it('packages one artifact per function, each holding only its own bundle', () => {

@@ -1,0 +1,268 @@
+import { createHash } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CreateRepositoryCommand, ECRClient, PutImageCommand } from '@aws-sdk/client-ecr';
+import { CreateClusterCommand, EKSClient } from '@aws-sdk/client-eks';
+import { CreateAccessKeyCommand, CreateUserCommand, IAMClient, PutUserPolicyCommand } from '@aws-sdk/client-iam';
+import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { startMoto, type Moto } from '../../devenv/index.js';
+import { EksAuth } from '../../shared/cluster/eks.js';
+import { errorMessage } from '../../shared/model/index.js';
+import { uniqueName, testEnv } from '../helpers/env.js';
+import { deployment, gitopsRepo, yamlDocs } from '../helpers/engine.js';
+import { apiEvent, deliverBatch, githubHeaders, pushPayload } from '../helpers/lambda.js';
+import { startFunction, type LambdaFunction } from '../helpers/lambda-runtime.js';
+import { packageStack, rolePolicies, type PolicyDocument, type Template } from '../helpers/serverless.js';
+
+/**
+ * Every function runs with the permissions its deployed role has: moto enforces IAM, and each
+ * function's built bundle runs with the keys of an IAM user whose policy is its role's, read from
+ * the template `serverless package` writes (never copied by hand).
+ */
+const SECRET = 'iam-webhook-secret';
+const REGISTRY_SECRET = 'iam-registry-secret';
+const FUNCTIONS = ['github-webhook', 'registry-webhook', 'ecr-event', 'scheduled-poll', 'sync-worker'] as const;
+
+/**
+ * Moto knows the resource of SQS, IAM and STS requests only; for every other service it checks a
+ * request as if on resource "*", so a statement scoped to ARNs would never match. Such statements
+ * keep their actions exactly and get resource "*" here: the actions are enforced for every
+ * service, the resources for SQS (the other resources are checked in the template by
+ * test/infra/serverless.test.ts: named, never "*").
+ */
+function asMotoChecksIt(doc: PolicyDocument): PolicyDocument {
+  const resolvable = (action: string) => /^(sqs|iam|sts):/.test(action);
+  // AWS authorizes SQS batch calls as their single action (SendMessageBatch needs sqs:SendMessage);
+  // moto checks the API's own name: each such action gets its batch name beside it, nothing more.
+  const batchNames = (actions: string[]) =>
+    actions.flatMap((a) =>
+      /^sqs:(SendMessage|DeleteMessage|ChangeMessageVisibility)$/.test(a) ? [a, `${a}Batch`] : [a],
+    );
+  return {
+    ...doc,
+    Statement: doc.Statement.map((st) => {
+      const Action = batchNames(st.Action);
+      return Action.every(resolvable) ? { ...st, Action } : { ...st, Action, Resource: '*' };
+    }),
+  };
+}
+
+describe('IAM enforced: each function with only its own role', () => {
+  let moto: Moto;
+  let template: Template;
+  let queueUrl = '';
+  let admin: { endpoint: string; region: string; credentials: Moto['credentials'] };
+  const keys = new Map<string, Moto['credentials']>();
+  const running: LambdaFunction[] = [];
+  let repo: Awaited<ReturnType<typeof gitopsRepo>>;
+  let imageUri = '';
+  const ns = uniqueName('iam');
+
+  beforeAll(async () => {
+    moto = await startMoto(mkdtempSync(join(tmpdir(), 'moto-iam-')), { enforceIam: true });
+    admin = { endpoint: moto.endpoint, region: moto.region, credentials: moto.credentials };
+    ({ template } = await packageStack());
+    const sqs = new SQSClient(admin);
+    queueUrl =
+      (
+        await sqs.send(
+          new CreateQueueCommand({
+            QueueName: `${uniqueName('iam')}.fifo`,
+            Attributes: { FifoQueue: 'true', VisibilityTimeout: '60' },
+          }),
+        )
+      ).QueueUrl ?? '';
+    const queueArn =
+      (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] })))
+        .Attributes?.['QueueArn'] ?? '';
+    const secrets = new SecretsManagerClient(admin);
+    const { kube } = testEnv();
+    for (const [name, value] of [
+      ['tidegate/github-webhook-secret', SECRET],
+      ['tidegate/registry-webhook-secret', REGISTRY_SECRET],
+      ['tidegate/cluster-token', kube.token],
+    ])
+      await secrets.send(new CreateSecretCommand({ Name: name, SecretString: value }));
+    // The principals: one IAM user per function, its policy the function's role's.
+    const iam = new IAMClient({ ...admin, region: 'us-east-1' });
+    for (const fn of FUNCTIONS) {
+      await iam.send(new CreateUserCommand({ UserName: `fn-${fn}` }));
+      for (const [n, doc] of rolePolicies(
+        template,
+        fn,
+        { region: moto.region, accountId: '123456789012' },
+        { 'SyncQueue.Arn': queueArn },
+      ).entries())
+        await iam.send(
+          new PutUserPolicyCommand({
+            UserName: `fn-${fn}`,
+            PolicyName: `role-${n}`,
+            PolicyDocument: JSON.stringify(asMotoChecksIt(doc)),
+          }),
+        );
+      const key = (await iam.send(new CreateAccessKeyCommand({ UserName: `fn-${fn}` }))).AccessKey;
+      keys.set(fn, { accessKeyId: key?.AccessKeyId ?? '', secretAccessKey: key?.SecretAccessKey ?? '' });
+    }
+    // An ECR repository an image policy follows.
+    const ecr = new ECRClient(admin);
+    const name = uniqueName('web');
+    imageUri = (await ecr.send(new CreateRepositoryCommand({ repositoryName: name }))).repository?.repositoryUri ?? '';
+    for (const tag of ['1.0.0', '1.2.0']) {
+      const manifest = {
+        schemaVersion: 2,
+        mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+        config: {
+          mediaType: 'application/vnd.docker.container.image.v1+json',
+          size: 1,
+          digest: `sha256:${createHash('sha256').update(tag).digest('hex')}`,
+        },
+        layers: [],
+      };
+      await ecr.send(
+        new PutImageCommand({ repositoryName: name, imageManifest: JSON.stringify(manifest), imageTag: tag }),
+      );
+    }
+    repo = await gitopsRepo('iam');
+  }, 180_000);
+  afterAll(async () => {
+    await Promise.all(running.map((f) => f.stop()));
+    await moto?.stop();
+  });
+
+  const settings = () => ({
+    repositories: [{ url: repo.url, branch: 'main' }],
+    clusters: {
+      test: {
+        server: testEnv().kube.server,
+        caData: Buffer.from(testEnv().kube.caPem).toString('base64'),
+        token: { secretsManager: 'tidegate/cluster-token' },
+      },
+    },
+    webhookSecret: { secretsManager: 'tidegate/github-webhook-secret' },
+    registrySecret: { secretsManager: 'tidegate/registry-webhook-secret' },
+  });
+  const start = async (fn: (typeof FUNCTIONS)[number], overrides: Record<string, unknown> = {}) => {
+    const f = await startFunction(fn, {
+      settings: { ...settings(), ...overrides },
+      queueUrl,
+      aws: { endpoint: moto.endpoint, region: moto.region, credentials: keys.get(fn) ?? moto.credentials },
+    });
+    running.push(f);
+    return f;
+  };
+  const depth = async () =>
+    Number(
+      (
+        await new SQSClient(admin).send(
+          new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages'] }),
+        )
+      ).Attributes?.['ApproximateNumberOfMessages'] ?? 0,
+    );
+
+  it('the webhooks, the ECR event and the poll enqueue with their own roles; the worker fans out, syncs and writes an image update from ECR with its own', async () => {
+    const sha = await repo.commit({
+      'tidegate.yaml': stringify({
+        targets: [{ name: ns, cluster: 'test', path: 'apps', targetNamespace: ns, wait: false }],
+        images: [{ name: 'web', repository: imageUri, policy: { semver: { range: '^1' } } }],
+      }),
+      'apps/deploy.yaml': yamlDocs(deployment('web', { image: `${imageUri}:1.0.0` })).replace(
+        `image: ${imageUri}:1.0.0`,
+        `image: ${imageUri}:1.0.0 # {"$imagepolicy": "apps:web"}`,
+      ),
+    });
+    const [webhook, registry, ecrEvent, poll, worker] = await Promise.all(FUNCTIONS.map((fn) => start(fn)));
+    const body = pushPayload(repo.url, sha, ['tidegate.yaml', 'apps/deploy.yaml']);
+    expect(
+      await webhook?.invoke(apiEvent('/webhooks/github', githubHeaders('push', body, SECRET), body)),
+    ).toMatchObject({ statusCode: 202 });
+    const notification = JSON.stringify({
+      events: [
+        {
+          action: 'push',
+          target: {
+            repository: 'team/other',
+            tag: '2.0.0',
+            digest: 'sha256:2',
+            mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+          },
+          request: { host: 'registry.example' },
+        },
+      ],
+    });
+    expect(
+      await registry?.invoke(
+        apiEvent(
+          '/webhooks/registry',
+          {
+            'content-type': 'application/vnd.docker.distribution.events.v1+json',
+            authorization: `Bearer ${REGISTRY_SECRET}`,
+          },
+          notification,
+        ),
+      ),
+    ).toMatchObject({ statusCode: 202 });
+    const repositoryName = imageUri.split('/').slice(1).join('/');
+    const ecrPush = {
+      version: '0',
+      id: 'x',
+      'detail-type': 'ECR Image Action',
+      source: 'aws.ecr',
+      account: '123456789012',
+      time: new Date().toISOString(),
+      region: moto.region,
+      resources: [],
+      detail: {
+        result: 'SUCCESS',
+        'repository-name': repositoryName,
+        'action-type': 'PUSH',
+        'image-tag': '1.2.0',
+        'image-digest': 'sha256:1',
+      },
+    };
+    expect(await ecrEvent?.invoke(ecrPush)).toEqual({ queued: true });
+    expect(await poll?.invoke({})).toEqual({ queued: 2 }); // the branch head and a reload pass
+    expect(await depth()).toBeGreaterThanOrEqual(4);
+
+    for (let i = 0; i < 8 && (await depth()) > 0; i++) {
+      const { failures } = await deliverBatch(queueUrl, (event) => worker?.invoke(event) as never, admin);
+      expect(failures, worker?.output().slice(-3000)).toEqual([]);
+    }
+    const live = await repo.engine.client.get('apps/v1', 'Deployment', ns, 'web');
+    expect(JSON.stringify(live?.['spec'])).toContain(`${imageUri}:1.2.0`); // written to Git from ECR's tags, then applied
+    await repo.ws.git('pull', '--quiet', 'origin', 'main');
+    expect(await repo.ws.git('show', 'HEAD:apps/deploy.yaml')).toContain(`${imageUri}:1.2.0`);
+  }, 120_000);
+
+  it("a call outside a role is denied, naming the action: the webhook with the ECR event function's role cannot read its secret; only the worker may describe clusters", async () => {
+    const webhook = await startFunction('github-webhook', {
+      settings: settings(),
+      queueUrl,
+      aws: { endpoint: moto.endpoint, region: moto.region, credentials: keys.get('ecr-event') ?? moto.credentials },
+    });
+    running.push(webhook);
+    const body = pushPayload(repo.url, 'a'.repeat(40), ['x']);
+    await expect(
+      webhook.invoke(apiEvent('/webhooks/github', githubHeaders('push', body, SECRET), body)),
+    ).rejects.toThrow();
+    expect(webhook.output()).toMatch(
+      /"message":"invocation failed".*cannot read secret tidegate\/github-webhook-secret \(secretsmanager:GetSecretValue, HTTP 403\)/,
+    );
+
+    const eks = (credentials: Moto['credentials']) =>
+      new EKSClient({ endpoint: moto.endpoint, region: moto.region, credentials });
+    await eks(moto.credentials).send(
+      new CreateClusterCommand({ name: 'prod', roleArn: 'arn:aws:iam::123456789012:role/eks', resourcesVpcConfig: {} }),
+    );
+    const describe = (fn: string) =>
+      new EksAuth({ credentials: keys.get(fn) ?? moto.credentials, eksEndpoint: moto.endpoint })
+        .describe({ name: 'prod', region: moto.region })
+        .then((o) => o.endpoint, errorMessage);
+    expect(await describe('sync-worker')).toMatch(/^https:/);
+    for (const fn of ['github-webhook', 'registry-webhook', 'ecr-event', 'scheduled-poll'])
+      expect(await describe(fn)).toMatch(/cannot describe EKS cluster prod .*\(eks:DescribeCluster, HTTP 403\)/);
+  });
+});
