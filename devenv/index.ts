@@ -86,6 +86,7 @@ export async function startEnvironment(
       server: kube.server,
       caPem: kube.caPem,
       token: kube.token,
+      scoped: kube.scoped,
       kubeconfigPath: kube.kubeconfigPath,
       certDir: kube.certDir,
       versions: kube.versions,

@@ -2,6 +2,9 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
+import { KubeClient } from '../shared/cluster/index.js';
+import { kubeConfigFromEndpoint } from '../shared/cluster/kubeconfig.js';
+import type { KubeObject } from '../shared/model/index.js';
 import { kubeBinDir } from './paths.js';
 import { freePort, run, startProcess, waitUntilReady, type ManagedProcess } from './process.js';
 
@@ -10,8 +13,14 @@ export interface KubeInfo {
   server: string;
   /** PEM of the apiserver's self-signed serving chain, trusted as the CA. */
   caPem: string;
-  /** Static bearer token of a cluster-admin user (group system:masters). */
+  /**
+   * Bearer token of user tidegate-cluster-admin (group tidegate), bound to ClusterRole cluster-admin
+   * by a ClusterRoleBinding: what EKS's AmazonEKSClusterAdminPolicy grants, through RBAC (the
+   * apiserver authorizes with RBAC only; no test talks to it as system:masters).
+   */
   token: string;
+  /** User tidegate-scoped (group tidegate), bound to nothing: a test grants it what namespace-scoped access would. */
+  scoped: { user: string; token: string };
   /** A kubeconfig file for this cluster, usable by kubectl and @kubernetes/client-node. */
   kubeconfigPath: string;
   /** Where the apiserver's serving certificate and key are (apiserver.crt, apiserver.key): a proxy in front of it can serve the same. */
@@ -38,6 +47,48 @@ function httpsGet(url: string, caPem: string, token: string): Promise<{ status: 
     req.on('error', reject);
     req.end();
   });
+}
+
+type ClusterRole = KubeObject & {
+  rules?: unknown[];
+  aggregationRule?: { clusterRoleSelectors?: Array<{ matchLabels?: Record<string, string> }> };
+};
+
+/**
+ * What a cluster's controller-manager and its administrator would have done, as system:masters:
+ * the aggregated ClusterRoles (admin, edit, view) filled in from the roles their selectors pick,
+ * as the clusterrole-aggregation controller does; and user tidegate-cluster-admin bound to
+ * cluster-admin.
+ */
+async function bootstrapRbac(client: KubeClient): Promise<void> {
+  const rbac = 'rbac.authorization.k8s.io';
+  await client.apply(
+    {
+      apiVersion: `${rbac}/v1`,
+      kind: 'ClusterRoleBinding',
+      metadata: { name: 'tidegate-cluster-admin' },
+      roleRef: { apiGroup: rbac, kind: 'ClusterRole', name: 'cluster-admin' },
+      subjects: [{ apiGroup: rbac, kind: 'User', name: 'tidegate-cluster-admin' }],
+    },
+    { fieldManager: 'devenv', force: true },
+  );
+  const roles = (await client.list(`${rbac}/v1`, 'ClusterRole')) as ClusterRole[];
+  const picks = (selectors: Array<{ matchLabels?: Record<string, string> }>, r: ClusterRole) =>
+    selectors.some((sel) => Object.entries(sel.matchLabels ?? {}).every(([k, v]) => r.metadata.labels?.[k] === v));
+  const aggregated = roles.filter((r) => r.aggregationRule?.clusterRoleSelectors?.length);
+  // Aggregated roles pick each other (view → edit → admin): fill in until nothing changes.
+  for (let changed = true; changed;) {
+    changed = false;
+    for (const role of aggregated) {
+      const selectors = role.aggregationRule?.clusterRoleSelectors ?? [];
+      const rules = roles.filter((r) => r !== role && picks(selectors, r)).flatMap((r) => r.rules ?? []);
+      if (JSON.stringify(rules) !== JSON.stringify(role.rules ?? [])) {
+        role.rules = rules;
+        changed = true;
+      }
+    }
+  }
+  for (const role of aggregated) await client.replace(role);
 }
 
 export function kubeconfigYaml(info: Pick<KubeInfo, 'server' | 'caPem' | 'token'>, context = 'tidegate-test'): string {
@@ -95,11 +146,21 @@ export async function startKube(dir: string): Promise<KubeCluster> {
   mkdirSync(dir, { recursive: true });
   const etcd = await startEtcd(dir);
   const port = await freePort();
+  const bootstrapToken = randomBytes(24).toString('hex'); // system:masters: creates the binding below, nothing else
   const token = randomBytes(24).toString('hex');
+  const scoped = { user: 'tidegate-scoped', token: randomBytes(24).toString('hex') };
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   writeFileSync(join(dir, 'sa.key'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
   writeFileSync(join(dir, 'sa.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
-  writeFileSync(join(dir, 'tokens.csv'), `${token},tidegate-test-admin,1,"system:masters"\n`, { mode: 0o600 });
+  writeFileSync(
+    join(dir, 'tokens.csv'),
+    [
+      `${bootstrapToken},tidegate-bootstrap,1,"system:masters"`,
+      `${token},tidegate-cluster-admin,2,"tidegate"`,
+      `${scoped.token},${scoped.user},3,"tidegate"`,
+    ].join('\n') + '\n',
+    { mode: 0o600 },
+  );
   const certDir = join(dir, 'certs');
   const launch = (): ManagedProcess =>
     startProcess(
@@ -142,12 +203,15 @@ export async function startKube(dir: string): Promise<KubeCluster> {
           if (!existsSync(certFile)) return false;
           caPem = readFileSync(certFile, 'utf8');
         }
-        return (await httpsGet(`${server}/readyz`, caPem, token)).status === 200;
+        return (await httpsGet(`${server}/readyz`, caPem, bootstrapToken)).status === 200;
       },
       120_000,
     );
   try {
     await ready();
+    await bootstrapRbac(
+      new KubeClient(kubeConfigFromEndpoint({ name: 'bootstrap', server, caPem, token: bootstrapToken })),
+    );
     const version = JSON.parse((await httpsGet(`${server}/version`, caPem, token)).body) as { gitVersion: string };
     const etcdVersion =
       (await run(join(kubeBinDir(), 'etcd'), ['--version'])).match(/etcd Version: (\S+)/)?.[1] ?? 'unknown';
@@ -163,6 +227,7 @@ export async function startKube(dir: string): Promise<KubeCluster> {
       server,
       caPem,
       token,
+      scoped,
       kubeconfigPath,
       certDir,
       versions: { kubeApiserver: version.gitVersion, etcd: etcdVersion },

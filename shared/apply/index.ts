@@ -1,7 +1,8 @@
 export { applyPlan } from './apply.js';
+export { mapLimit } from './concurrency.js';
 export { valueChanges } from './diff.js';
 export { ApplyError, type ObjectProblem } from './errors.js';
 export { MANAGED_BY_LABEL, SYSTEM_NAMESPACE, canonicalJson } from './owner.js';
 export { plan, type PlanItem, type PlanOptions } from './plan.js';
-export { prepare } from './prepare.js';
+export { namespacesOf, prepare } from './prepare.js';
 export { prune } from './prune.js';

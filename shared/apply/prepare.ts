@@ -39,6 +39,31 @@ function crdsInSet(objects: readonly RenderedObject[]): Map<string, CrdDefinitio
   return defs;
 }
 
+/** Whether objects of this kind live in a namespace (discovery, else a CRD of the set); undefined for a kind neither knows. */
+function isNamespaced(
+  object: KubeObject,
+  client: KubeClient,
+  crds: ReadonlyMap<string, CrdDefinition>,
+): boolean | undefined {
+  return (
+    client.resourceFor(object.apiVersion, object.kind) ?? crds.get(`${groupOf(object.apiVersion)}/${object.kind}`)
+  )?.namespaced;
+}
+
+/** The namespaces the objects land in once placed: targetNamespace, else their own, else "default". */
+export function namespacesOf(
+  rendered: readonly RenderedObject[],
+  client: KubeClient,
+  opts: PrepareOptions,
+): Set<string> {
+  const crds = crdsInSet(rendered);
+  const names = new Set<string>();
+  for (const { object } of rendered) {
+    if (isNamespaced(object, client, crds)) names.add(namespaceOf(object, opts));
+  }
+  return names;
+}
+
 /**
  * Turns rendered objects into desired objects: resolves each kind's scope through discovery (or a
  * CRD in the same set), sets namespaces (targetNamespace overrides, else "default"), adds owner
@@ -60,9 +85,8 @@ export function prepare(
   const problems: ObjectProblem[] = [];
   const desired: DesiredObject[] = [];
   for (const { object, source } of rendered) {
-    const served = client.resourceFor(object.apiVersion, object.kind);
-    const fromCrd = served ? undefined : crds.get(`${groupOf(object.apiVersion)}/${object.kind}`);
-    if (!served && !fromCrd) {
+    const namespaced = isNamespaced(object, client, crds);
+    if (namespaced === undefined) {
       problems.push({
         ref: refOf(object),
         source,
@@ -70,7 +94,8 @@ export function prepare(
       });
       continue;
     }
-    const obj = place(object, (served ?? fromCrd)?.namespaced ?? true, opts);
+    const fromCrd = !client.resourceFor(object.apiVersion, object.kind);
+    const obj = place(object, namespaced, opts);
     const ref = refOf(obj);
     const namespace = obj.metadata.namespace;
     let waitsFor: string | undefined;
@@ -99,9 +124,13 @@ export function prepare(
   return { desired, problems };
 }
 
-/** Sets the namespace the cluster requires (targetNamespace wins, then the object's, then "default") and the owner labels. */
+/** Where a namespaced object goes: targetNamespace wins, then the object's own, then "default". */
+const namespaceOf = (object: KubeObject, opts: PrepareOptions): string =>
+  opts.targetNamespace ?? object.metadata.namespace ?? 'default';
+
+/** Sets the namespace the cluster requires and the owner labels. */
 function place(object: KubeObject, namespaced: boolean, opts: PrepareOptions): KubeObject {
-  const namespace = namespaced ? (opts.targetNamespace ?? object.metadata.namespace ?? 'default') : undefined;
+  const namespace = namespaced ? namespaceOf(object, opts) : undefined;
   const { namespace: _dropped, ...meta } = object.metadata;
   return {
     ...object,

@@ -1,4 +1,15 @@
-import { ApplyError, plan, prepare, prune, valueChanges, type PlanItem, type PlanOptions } from '../apply/index.js';
+import { KubeApiError, type KubeClient } from '../cluster/index.js';
+import {
+  ApplyError,
+  mapLimit,
+  namespacesOf,
+  plan,
+  prepare,
+  prune,
+  valueChanges,
+  type PlanItem,
+  type PlanOptions,
+} from '../apply/index.js';
 import type { TargetSpec } from '../config/index.js';
 import { TidegateError, hasChanges, type Change, type InventoryEntry, type SyncResult } from '../model/index.js';
 import { renderTarget, type RenderedObject } from '../render/index.js';
@@ -14,9 +25,9 @@ class EmptyRenderError extends TidegateError {
   }
 }
 
-/** The namespace a target renders into, created (never pruned) when it does not exist. */
-function targetNamespaceObject(spec: TargetSpec): RenderedObject[] {
-  return spec.targetNamespace
+/** The namespace a target renders into, created (never pruned) when it does not exist; one that exists is left as it is. */
+function targetNamespaceObject(spec: TargetSpec, existing: ReadonlySet<string>): RenderedObject[] {
+  return spec.targetNamespace && !existing.has(spec.targetNamespace)
     ? [
         {
           object: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: spec.targetNamespace } },
@@ -24,6 +35,27 @@ function targetNamespaceObject(spec: TargetSpec): RenderedObject[] {
         },
       ]
     : [];
+}
+
+/**
+ * Which of the namespaces exist: a GET each, which an identity bound in that namespace alone may
+ * make (no cluster-wide list). One it may not read is taken to exist: the dry-run of its objects
+ * then names what the identity may not do.
+ */
+async function existingNamespaces(
+  client: KubeClient,
+  names: Iterable<string>,
+  signal?: AbortSignal,
+): Promise<Set<string>> {
+  const found = await mapLimit([...names], 4, async (name) => {
+    try {
+      return (await client.get('v1', 'Namespace', '', name, signal)) ? name : undefined;
+    } catch (err) {
+      if (err instanceof KubeApiError && err.status === 403) return name;
+      throw err;
+    }
+  });
+  return new Set(found.filter((n): n is string => n !== undefined));
 }
 
 export interface Planned {
@@ -43,13 +75,14 @@ export async function planTarget(run: SyncRun): Promise<Planned> {
   });
   if (rendered.objects.length === 0 && !spec.allowEmpty && run.state.inventory.length > 0)
     throw new EmptyRenderError(spec.name);
-  const namespaces = new Set(
-    (await client.list('v1', 'Namespace', signal ? { signal } : {})).map((n) => n.metadata.name),
-  );
+  const placement = { target: spec.name, targetNamespace: spec.targetNamespace };
+  const namespaceNames = namespacesOf(rendered.objects, client, placement);
+  if (spec.targetNamespace) namespaceNames.add(spec.targetNamespace);
+  const namespaces = await existingNamespaces(client, namespaceNames, signal);
   const { desired, problems } = prepare(
-    [...targetNamespaceObject(spec), ...rendered.objects],
+    [...targetNamespaceObject(spec, namespaces), ...rendered.objects],
     client,
-    { target: spec.name, targetNamespace: spec.targetNamespace },
+    placement,
     namespaces,
   );
   if (problems.length > 0) throw new ApplyError('plan', problems);

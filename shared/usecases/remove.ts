@@ -6,6 +6,7 @@ import {
   UnknownClusterError,
   clip,
   countChanges,
+  errorMessage,
   normaliseRepoUrl,
   type HistoryEntry,
   type RemoveMessage,
@@ -24,6 +25,33 @@ export interface Removal {
   target: string;
 }
 
+type RepoStates = Awaited<ReturnType<typeof statesOfRepo>>;
+
+/**
+ * The states a repository owns, per cluster alias. A cluster that cannot be read now (unknown,
+ * unreachable, access denied) is left out: nothing is removed on it and, as its targets are then
+ * unplaced, nothing of them elsewhere; a later push or poll finds them. The sync of a target on
+ * it reports why.
+ */
+async function statesOn(
+  ctx: EngineContext,
+  aliases: readonly string[],
+  repo: string,
+  signal?: AbortSignal,
+): Promise<Map<string, RepoStates>> {
+  const states = new Map<string, RepoStates>();
+  for (const alias of aliases) {
+    try {
+      states.set(alias, await statesOfRepo(await ctx.connect(alias), repo, signal));
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      if (!(err instanceof UnknownClusterError))
+        ctx.logger?.warn('removed targets not looked for on a cluster', { cluster: alias, error: errorMessage(err) });
+    }
+  }
+  return states;
+}
+
 /**
  * Targets a repository owns on its clusters (the ones its tidegate.yaml names, and every alias the
  * shell knows) that this tidegate.yaml no longer declares there: removed, or moved to another
@@ -38,14 +66,7 @@ export async function removedTargets(
   signal?: AbortSignal,
 ): Promise<Removal[]> {
   const aliases = [...new Set([...config.targets.map((t) => t.cluster), ...(ctx.clusters?.() ?? [])])];
-  const states = new Map<string, Awaited<ReturnType<typeof statesOfRepo>>>();
-  for (const alias of aliases) {
-    const client = await ctx.connect(alias).catch((err: unknown) => {
-      if (err instanceof UnknownClusterError) return undefined; // reported by the sync of the target naming it
-      throw err;
-    });
-    if (client) states.set(alias, await statesOfRepo(client, repo, signal));
-  }
+  const states = await statesOn(ctx, aliases, repo, signal);
   const declared = new Set(
     config.targets.flatMap((t) => (states.get(t.cluster) ?? []).filter((s) => s.target === t.name).map((s) => s.uid)),
   );

@@ -65,11 +65,11 @@ describe('engine.sync against the real apiserver', () => {
     expect(second?.changeSet.changes.every((c) => c.action === 'unchanged')).toBe(true);
     expect(await versions(client, ns)).toEqual(before);
     // Only dry-runs were sent, and only for what the fast path cannot prove unchanged: a Secret
-    // written with stringData (it reads back as data) and the target namespace (never in the
-    // inventory). Not even the recorded state was rewritten.
+    // written with stringData (it reads back as data). The target namespace exists, so it is left
+    // alone; not even the recorded state was rewritten.
     const patches = client.requestCounts['PATCH'] ?? 0;
     const [third] = await repo.sync('app', sha);
-    expect((client.requestCounts['PATCH'] ?? 0) - patches).toBe(2);
+    expect((client.requestCounts['PATCH'] ?? 0) - patches).toBe(1);
     expect(third?.outcome).toBe('unchanged');
     expect(await versions(client, ns)).toEqual(before);
     expect((await client.get('v1', 'ConfigMap', SYSTEM_NAMESPACE, stateName('app')))?.metadata.resourceVersion).toBe(

@@ -6,20 +6,20 @@ import { syncRepo, type EngineContext } from '../../shared/usecases/index.js';
 import type { KubeObject, SyncResult } from '../../shared/model/index.js';
 import { testEnv, testKubeConfig, uniqueName } from './env.js';
 
-/** An engine context wired to the test servers: every cluster alias is the test apiserver. */
-export function testEngine(): EngineContext & { client: ControllerClient } {
-  const client = new ControllerClient(testKubeConfig());
+/** An engine context wired to the test servers: every cluster alias is the test apiserver, as the user of `token`. */
+export function testEngine(token?: string): EngineContext & { client: ControllerClient } {
+  const client = new ControllerClient(testKubeConfig(token));
   return { settings: localSettings(), connect: () => Promise.resolve(client), gitSource: (url) => ({ url }), client };
 }
 
 /** A GitOps repository on the test git server, with helpers to commit manifests and sync. */
-export async function gitopsRepo(prefix: string, opts: { owner?: string } = {}) {
+export async function gitopsRepo(prefix: string, opts: { owner?: string; token?: string } = {}) {
   const env = testEnv().git;
   const name = uniqueName(prefix);
   const url = await createBareRepo(env, opts.owner ? `${opts.owner}/${name}` : name);
   const ws = await GitWorkspace.clone(env, url);
   afterAll(() => ws.remove());
-  const engine = testEngine();
+  const engine = testEngine(opts.token);
   return {
     url,
     name,

@@ -9,9 +9,9 @@ import { kubeConfigFromEndpoint } from '../../shared/cluster/kubeconfig.js';
 export const testEnv = (): EnvironmentInfo => inject('env');
 
 /** A client configuration for the test apiserver (cluster-admin). */
-export function testKubeConfig(): KubeConfig {
+export function testKubeConfig(token = testEnv().kube.token): KubeConfig {
   const { kube } = testEnv();
-  return kubeConfigFromEndpoint({ name: 'tidegate-test', server: kube.server, caPem: kube.caPem, token: kube.token });
+  return kubeConfigFromEndpoint({ name: 'tidegate-test', server: kube.server, caPem: kube.caPem, token });
 }
 
 /** A DNS-1123 name unique to this run: prefix + random suffix. */

@@ -6,7 +6,10 @@ import { testEnv } from './env.js';
 
 const root = new URL('../..', import.meta.url).pathname;
 
-export type Template = { Resources: Record<string, { Type: string; Properties: Record<string, any> }> };
+export type Template = {
+  Resources: Record<string, { Type: string; Properties: Record<string, any> }>;
+  Outputs?: Record<string, unknown>;
+};
 
 /**
  * `serverless package` (osls, no account login) into a directory of its own: the CloudFormation

@@ -1,6 +1,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { unzipSync } from 'fflate';
+import { parseAllDocuments } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../devenv/index.js';
 import { motoVenvDir } from '../../devenv/paths.js';
@@ -136,8 +137,29 @@ describe('serverless package (osls, offline) → CloudFormation', () => {
     expect(codes.filter((c) => c !== 'W3005')).toEqual([]);
   });
 
-  it('infra/eks-access.yml (the access entry for the function role) passes cfn-lint without findings', async () => {
+  it('infra/eks-access.yml (the access entry for the worker role) passes cfn-lint without findings', async () => {
     const lint = join(motoVenvDir(), 'bin', 'cfn-lint');
     expect(await run(lint, ['--format', 'parseable', join(root, 'infra', 'eks-access.yml')])).toBe('');
+  });
+
+  it('namespace-scoped access: the group the access entry gives is the one infra/namespaced-rbac.yaml binds, and the README states its Role as the file has it', () => {
+    const entry = readFileSync(join(root, 'infra', 'eks-access.yml'), 'utf8');
+    const docs = parseAllDocuments(readFileSync(join(root, 'infra', 'namespaced-rbac.yaml'), 'utf8')).map(
+      (d) =>
+        d.toJS() as {
+          kind: string;
+          rules?: Array<{ resources: string[]; verbs: string[] }>;
+          subjects?: Array<{ kind: string; name: string }>;
+        },
+    );
+    const group = docs.find((d) => d.kind === 'RoleBinding')?.subjects?.find((s) => s.kind === 'Group')?.name;
+    expect(entry).toMatch(new RegExp(`KubernetesGroups: \\[${group}\\]`));
+    const names: Record<string, string> = { configmaps: 'ConfigMaps', leases: 'Leases' };
+    const stated = (docs.find((d) => d.kind === 'Role')?.rules ?? [])
+      .map((r) => `${r.resources.map((x) => names[x] ?? x).join(', ')}: ${r.verbs.join(', ')}`)
+      .join('; ');
+    expect(readFileSync(join(root, 'README.md'), 'utf8').replace(/\s+/g, ' ')).toContain(`(${stated})`);
+    expect(entry).toMatch(/PrincipalArn: !Ref WorkerRoleArn/);
+    expect(Object.keys(template.Outputs ?? {})).toContain('WorkerRoleArn');
   });
 });

@@ -10,7 +10,7 @@ import { SYSTEM_NAMESPACE } from '../../shared/apply/index.js';
 import { acquireLease, readTargetState, updateTargetState, writeTargetState } from '../../shared/state/index.js';
 import { stateName } from '../../shared/state/state.js';
 import { StateTooLargeError } from '../../shared/state/state.js';
-import type { InventoryEntry, QueueMessage, SyncMessage } from '../../shared/model/index.js';
+import { TidegateError, type InventoryEntry, type QueueMessage, type SyncMessage } from '../../shared/model/index.js';
 import type { KubeClient } from '../../shared/cluster/index.js';
 import type { RetryPolicy } from '../../shared/cluster/retry.js';
 import { localSettings } from '../../shared/config/index.js';
@@ -512,6 +512,32 @@ describe('bookkeeping that tells the truth', () => {
     await push(await repo.commit({ 'apps/other.yaml': 'x: 1\n' })); // later pushes leave the archive alone
     expect((await readTargetState(direct, gone)).history).toHaveLength(2);
     expect(queue.deadLetters).toHaveLength(1);
+  });
+
+  it('a cluster the shell knows that cannot be reached (EKS access denied, apiserver down) holds back nothing: the push still syncs, and its removals wait', async () => {
+    const name = uniqueName('reach');
+    const repo = await gitopsRepo('reach');
+    const ctx = engineOn(direct, {
+      connect: (alias) =>
+        alias === 'down'
+          ? Promise.reject(
+              new TidegateError(
+                'AwsCallFailed',
+                'cannot describe EKS cluster down in eu-west-1 (eks:DescribeCluster, HTTP 403): denied',
+              ),
+            )
+          : Promise.resolve(direct),
+      clusters: () => ['c', 'down'],
+    });
+    const queue = new MemoryQueue(async (msg, q) => void (await handleMessage(ctx, msg, q)), { maxAttempts: 1 });
+    const sha = await repo.commit({
+      'tidegate.yaml': targetConfig([{ name, path: 'app', targetNamespace: name }]),
+      'app/cm.yaml': yamlDocs(configMap('one', { v: '1' })),
+    });
+    await queue.send([{ type: 'push', repo: repo.url, ref: 'refs/heads/main', sha, paths: null, reason: 'push' }]);
+    await queue.idle();
+    expect(queue.deadLetters).toEqual([]);
+    expect(await data(name, 'one')).toEqual({ v: '1' });
   });
 
   it('an inventory of 20 000 objects round-trips through the state; one too large for a ConfigMap is refused before it is written', async () => {
