@@ -44,17 +44,17 @@ export async function releaseCommand(target: string, args: RollbackArgs, io: Io)
   return 0;
 }
 
-/** `tidegate approve <target> <revision>`: a manual sign-off, recorded in the cluster, then the sync. */
+/** `tidegate approve <target> <revision>`: a manual sign-off, recorded in the cluster, then the sync (and its dependants'). */
 export async function approveCommand(target: string, revision: string, args: RollbackArgs, io: Io): Promise<number> {
-  const result = await approve(localEngine(args, 'tidegate approve'), {
+  const results = await approve(localEngine(args, 'tidegate approve'), {
     repo: needRepo(args),
     target,
     revision,
     by: userInfo().username,
     via: 'cli',
   });
-  io.out(args.output === 'json' ? `${JSON.stringify(result, null, 2)}\n` : formatResults([result]));
-  return result.outcome === 'failed' || result.outcome === 'held' ? 1 : 0;
+  io.out(args.output === 'json' ? `${JSON.stringify(results, null, 2)}\n` : formatResults(results));
+  return results[0].outcome === 'failed' || results[0].outcome === 'held' ? 1 : 0;
 }
 
 /** `tidegate history <target>`: the last syncs, newest first. */

@@ -26,8 +26,10 @@ export interface SyncMessage extends MessageBase {
   repo: string;
   /** The target, or the first of the chain. */
   target: string;
-  /** Targets of one cluster connected by dependsOn, in dependency order (target first): synced in one run, a dependant never before its dependency. */
+  /** Targets connected by dependsOn, in dependency order (target first): synced in one run, a dependant never before its dependency. */
   chain?: string[];
+  /** The dependsOn set of the targets (its first target), when not `target`: the message group of every sync of the set. */
+  set?: string;
   revision: Revision;
   reason: string;
   bucket?: number;

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -71,5 +71,30 @@ describe('renderInputs: what a target render reads, so that a push to it syncs t
     ['a missing path', {}, ['apps']],
   ])('%s', (_name, files, expected) => {
     expect(renderInputs(repo(files), { path: 'apps', render: 'auto' })).toEqual(expected);
+  });
+
+  it("symbolic links: where a link in the target path or a base leads is an input, and a linked base's own paths are read from there; a link leaving the repository is not", () => {
+    const root = repo({
+      'shared/settings.yaml': 'kind: ConfigMap\n',
+      'common/base/kustomization.yaml': 'resources: [cm.yaml, ../nested]\n',
+      'common/nested/kustomization.yaml': 'resources: [x.yaml]\n',
+      'apps/web/own.yaml': 'kind: ConfigMap\n',
+      'apps/kust/kustomization.yaml': 'resources: [base]\n',
+    });
+    symlinkSync('../../shared/settings.yaml', join(root, 'apps/web/settings.yaml'));
+    symlinkSync('/etc/hostname', join(root, 'apps/web/outside.yaml'));
+    symlinkSync('../../common/base', join(root, 'apps/kust/base'));
+    expect(renderInputs(root, { path: 'apps/web', render: 'auto' }).sort()).toEqual([
+      'apps/web',
+      'shared/settings.yaml',
+    ]);
+    expect(renderInputs(root, { path: 'apps/kust', render: 'auto' }).sort()).toEqual([
+      'apps/kust',
+      'apps/kust/base',
+      'common/base',
+      'common/base/cm.yaml',
+      'common/nested',
+      'common/nested/x.yaml',
+    ]);
   });
 });

@@ -1,5 +1,5 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join, posix } from 'node:path';
+import { existsSync, readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { join, posix, relative, sep } from 'node:path';
 import { parse } from 'yaml';
 import type { TargetSpec } from '../config/index.js';
 import { detectMode } from './render.js';
@@ -46,7 +46,17 @@ function namedPaths(kustomization: Record<string, unknown>): string[] {
   return out.filter((p) => !isRemote(p));
 }
 
-function walkKustomization(root: string, dir: string, inputs: Set<string>, depth: number): void {
+/** The path as it really is (symbolic links resolved), relative to the repository; undefined when missing or outside. */
+function realRelative(realRoot: string, rel: string): string | undefined {
+  const full = join(realRoot, rel);
+  if (!existsSync(full)) return undefined;
+  const real = relative(realRoot, realpathSync(full)).split(sep).join('/') || '.';
+  return real.startsWith('..') ? undefined : real;
+}
+
+function walkKustomization(root: string, named: string, inputs: Set<string>, depth: number): void {
+  // kustomize reads a base reached through a symbolic link where the link leads: its own paths are relative to that.
+  const dir = realRelative(root, named) ?? named;
   const file = KUSTOMIZATION_FILES.find((f) => existsSync(join(root, dir, f)));
   if (!file || depth > 20) return;
   let doc: unknown;
@@ -83,13 +93,42 @@ function chartDependencies(root: string, dir: string, inputs: Set<string>, depth
   }
 }
 
+/** At most this many files and directories are looked at for symbolic links, per target. */
+const LINK_WALK_LIMIT = 50_000;
+
+/**
+ * Where symbolic links under the inputs lead (the render follows those that stay inside the
+ * repository): each place reached through one is an input too, and is walked in turn.
+ */
+function linkedInputs(root: string, inputs: Set<string>): void {
+  const seen = new Set<string>();
+  let budget = LINK_WALK_LIMIT;
+  const visit = (rel: string): void => {
+    if (seen.has(rel) || budget-- <= 0) return;
+    seen.add(rel);
+    const real = realRelative(root, rel); // undefined outside the repository: the render refuses it
+    if (real === undefined) return;
+    if (real !== rel) {
+      inputs.add(real);
+      visit(real);
+      return;
+    }
+    const full = join(root, rel);
+    if (!statSync(full).isDirectory()) return;
+    for (const entry of readdirSync(full)) if (!entry.startsWith('.')) visit(posix.join(rel, entry));
+  };
+  for (const input of [...inputs]) visit(input);
+}
+
 /**
  * The paths of the repository (directories and files, relative to its root) that a target's render
  * reads: its path, the bases, components, patches and generator files of its kustomizations
- * (followed through every local kustomization they name), the local dependencies of its chart and
- * its values files. A push that changes any of them affects the target.
+ * (followed through every local kustomization they name), the local dependencies of its chart,
+ * its values files, and wherever a symbolic link among them leads. A push that changes any of them
+ * affects the target.
  */
-export function renderInputs(root: string, spec: Pick<TargetSpec, 'path' | 'render' | 'helm'>): string[] {
+export function renderInputs(repoRoot: string, spec: Pick<TargetSpec, 'path' | 'render' | 'helm'>): string[] {
+  const root = realpathSync(repoRoot);
   const path = posix.normalize(spec.path);
   const inputs = new Set<string>([path]);
   const mode =
@@ -97,5 +136,6 @@ export function renderInputs(root: string, spec: Pick<TargetSpec, 'path' | 'rend
   if (mode === 'kustomize') walkKustomization(root, path, inputs, 0);
   if (mode === 'helm') chartDependencies(root, path, inputs, 0);
   for (const values of spec.helm?.values ?? []) inputs.add(posix.normalize(posix.join(path, values)));
+  linkedInputs(root, inputs);
   return [...inputs];
 }

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { TargetSpec } from '../config/index.js';
-import { affectedTargets, dependencyChains } from './affected.js';
+import { affectedTargets, dependencyChains, withDependants } from './affected.js';
 
 const t = (name: string, extra: Partial<TargetSpec> = {}): TargetSpec =>
   ({ name, cluster: 'prod', path: name, dependsOn: [], source: {}, ...extra }) as TargetSpec;
-const names = (chains: TargetSpec[][]) => chains.map((c) => c.map((x) => x.name));
+const names = (chains: Array<{ targets: TargetSpec[] }>) => chains.map((c) => c.targets.map((x) => x.name));
 
 describe('dependency chains: what one sync message carries', () => {
   it.each<[string, TargetSpec[], string[][]]>([
@@ -16,9 +16,9 @@ describe('dependency chains: what one sync message carries', () => {
       [['a', 'b', 'c', 'd']],
     ],
     [
-      'targets of another cluster are not chained',
+      'a dependency on another cluster is chained too',
       [t('apps', { dependsOn: ['infra'] }), t('infra', { cluster: 'staging' })],
-      [['infra'], ['apps']],
+      [['infra', 'apps']],
     ],
     [
       'a dependency not in the set (not affected) leaves the dependant alone',
@@ -32,6 +32,32 @@ describe('dependency chains: what one sync message carries', () => {
     ],
   ])('%s', (_name, targets, expected) => {
     expect(names(dependencyChains(targets))).toEqual(expected);
+  });
+
+  it('every chain of one dependsOn set names the set, whichever of its targets a push affects', () => {
+    const all = [t('apps', { dependsOn: ['infra'] }), t('infra'), t('web', { dependsOn: ['apps'] }), t('x')];
+    const setOf = (affected: string[]) =>
+      dependencyChains(
+        all.filter((x) => affected.includes(x.name)),
+        all,
+      ).map((c) => c.set);
+    expect(setOf(['apps'])).toEqual(['infra']);
+    expect(setOf(['web'])).toEqual(['infra']);
+    expect(setOf(['infra', 'web'])).toEqual(['infra']);
+    expect(setOf(['x', 'apps'])).toEqual(['infra', 'x']);
+  });
+
+  it.each<[string, string[], string[]]>([
+    ['a dependant and its dependant', ['infra'], ['infra', 'apps', 'web']],
+    ['a leaf: itself', ['web'], ['web']],
+    ['unrelated targets stay out', ['x'], ['x']],
+  ])('withDependants: %s', (_name, given, expected) => {
+    const all = [t('apps', { dependsOn: ['infra'] }), t('infra'), t('web', { dependsOn: ['apps'] }), t('x')];
+    expect(
+      withDependants(all, given)
+        .map((x) => x.name)
+        .sort(),
+    ).toEqual([...expected].sort());
   });
 });
 

@@ -1,5 +1,5 @@
 import { orderTargets, type TargetSpec } from '../config/index.js';
-import { normaliseRepoUrl, type PushMessage } from '../model/index.js';
+import { normaliseRepoUrl, type PushMessage, type SyncMessage } from '../model/index.js';
 import { CONFIG_FILE } from './repo-config.js';
 
 const under = (path: string, dir: string): boolean =>
@@ -31,12 +31,11 @@ export function affectedTargets(
 }
 
 /**
- * Affected targets grouped into dependency chains: targets of one cluster connected by dependsOn
- * (either way) form one chain, in dependency order, so a dependant is synced after its dependency
- * at the same revision and never when it failed or was held; unrelated targets stay apart (and
- * run in parallel).
+ * Targets connected by dependsOn (either way, on any cluster): each target's set, named by the set's
+ * first target in dependency order. Every sync of a set goes through one message group, so two
+ * pushes never run a dependant ahead of its dependency.
  */
-export function dependencyChains(targets: readonly TargetSpec[]): TargetSpec[][] {
+export function dependencySets(targets: readonly TargetSpec[]): Map<string, string> {
   const byName = new Map(targets.map((t) => [t.name, t]));
   const root = new Map(targets.map((t) => [t.name, t.name]));
   const find = (n: string): string => {
@@ -46,13 +45,56 @@ export function dependencyChains(targets: readonly TargetSpec[]): TargetSpec[][]
     root.set(n, top);
     return top;
   };
-  for (const t of targets) {
-    for (const dep of t.dependsOn) {
-      const d = byName.get(dep);
-      if (d && d.cluster === t.cluster) root.set(find(t.name), find(d.name));
-    }
+  for (const t of targets) for (const dep of t.dependsOn) if (byName.has(dep)) root.set(find(t.name), find(dep));
+  const names = new Map<string, string>();
+  for (const t of orderTargets(targets)) if (!names.has(find(t.name))) names.set(find(t.name), t.name);
+  return new Map(targets.map((t) => [t.name, names.get(find(t.name)) ?? t.name]));
+}
+
+export interface Chain {
+  /** The dependsOn set the targets belong to (see dependencySets). */
+  set: string;
+  /** In dependency order. */
+  targets: TargetSpec[];
+}
+
+/**
+ * Some targets grouped into dependency chains: those of one dependsOn set (`all` says which
+ * targets are connected) form one chain, in dependency order, so a dependant is synced after its
+ * dependency at the same revision and never when it failed or was held; unrelated targets stay
+ * apart (and run in parallel).
+ */
+export function dependencyChains(targets: readonly TargetSpec[], all: readonly TargetSpec[] = targets): Chain[] {
+  const sets = dependencySets(all);
+  const chains = new Map<string, Chain>();
+  for (const t of orderTargets(targets)) {
+    const set = sets.get(t.name) ?? t.name;
+    const chain = chains.get(set) ?? { set, targets: [] };
+    chain.targets.push(t);
+    chains.set(set, chain);
   }
-  const chains = new Map<string, TargetSpec[]>();
-  for (const t of orderTargets(targets)) chains.set(find(t.name), [...(chains.get(find(t.name)) ?? []), t]);
   return [...chains.values()];
+}
+
+/** These targets and every target that depends on one of them, directly or not. */
+export function withDependants(all: readonly TargetSpec[], names: readonly string[]): TargetSpec[] {
+  const wanted = new Set(names);
+  // In dependency order a dependant comes after its dependencies: one pass collects them all.
+  for (const t of orderTargets(all)) if (t.dependsOn.some((d) => wanted.has(d))) wanted.add(t.name);
+  return all.filter((t) => wanted.has(t.name));
+}
+
+/** The sync message of a chain: its first target, the chain when longer, and the set's message group. */
+export function chainMessage(
+  chain: Chain,
+  fields: Pick<SyncMessage, 'repo' | 'revision' | 'reason' | 'bucket'>,
+): SyncMessage {
+  const [first, ...rest] = chain.targets;
+  return {
+    type: 'sync',
+    ...fields,
+    target: first?.name ?? '',
+    ...(rest.length > 0 ? { chain: chain.targets.map((t) => t.name) } : {}),
+    ...(chain.set !== first?.name ? { set: chain.set } : {}),
+  };
 }

@@ -9,12 +9,12 @@ import {
   isTidegateError,
   type Approval,
   type ApproveMessage,
-  type SyncMessage,
   type SyncResult,
 } from '../model/index.js';
 import { leaseOf, type EngineContext } from './context.js';
 import { configAt, headTarget } from './repo-config.js';
 import type { Queue } from './queue.js';
+import { chainMessage, dependencyChains, withDependants } from './affected.js';
 import { syncRepo } from './sync-repo.js';
 
 /** Adds a manual approval to a target's state (one per person and revision), holding the target's lease; never to another repository's target. */
@@ -48,12 +48,13 @@ async function recordApproval(
 
 /**
  * `tidegate approve`: records a manual approval of a target's revision (the branch head, or a
- * revision in its history, by SHA or prefix) in the cluster, then syncs that revision.
+ * revision in its history, by SHA or prefix) in the cluster, then syncs that revision: the target
+ * first, then the targets that depend on it (which its hold kept back). The target's result comes first.
  */
 export async function approve(
   ctx: EngineContext,
   req: { repo: string; target: string; revision: string; by: string; via: 'cli' | 'comment' },
-): Promise<SyncResult> {
+): Promise<[SyncResult, ...SyncResult[]]> {
   const { head, client } = await headTarget(ctx, req.repo, req.target);
   const state = await readTargetState(client, req.target);
   const known = [head, ...[...state.history].reverse().map((h) => h.revision)].find((r) =>
@@ -70,9 +71,14 @@ export async function approve(
     at: (ctx.now?.() ?? new Date()).toISOString(),
     via: req.via,
   });
-  const [result] = await syncRepo(ctx, { repo: req.repo, target: req.target, revision: known });
-  if (!result) throw new TargetNotFoundError(req.target, 'tidegate.yaml');
-  return result;
+  const [result, ...dependants] = await syncRepo(ctx, {
+    repo: req.repo,
+    target: req.target,
+    withDependants: true,
+    revision: known,
+  });
+  if (result?.target !== req.target) throw new TargetNotFoundError(req.target, 'tidegate.yaml');
+  return [result, ...dependants];
 }
 
 /** Whether a commenter may approve a target: its listed approvers (users, org/team members), or else anyone with write access. */
@@ -125,7 +131,6 @@ export async function approveFromComment(
     approved: [],
     refused: msg.targets.filter((t) => !specs.some((s) => s.name === t)).map((t) => `${t}: no such target`),
   };
-  const syncs: SyncMessage[] = [];
   for (const spec of specs) {
     if (!(await mayApprove(github, name, spec, msg.commenter))) {
       out.refused.push(`${spec.name}: ${msg.commenter} may not approve it`);
@@ -147,16 +152,12 @@ export async function approveFromComment(
       continue;
     }
     out.approved.push(spec.name);
-    // A bucket of its own: the held sync of this revision already used the plain deduplication id.
-    syncs.push({
-      type: 'sync',
-      repo: msg.repo,
-      target: spec.name,
-      revision,
-      reason: `approved by ${msg.commenter}`,
-      bucket: msg.comment,
-    });
   }
+  // The approved targets and their dependants (held back by them), chained as a push chains them.
+  // A bucket of its own: the held sync of this revision already used the plain deduplication id.
+  const syncs = dependencyChains(withDependants(config.targets, out.approved), config.targets).map((chain) =>
+    chainMessage(chain, { repo: msg.repo, revision, reason: `approved by ${msg.commenter}`, bucket: msg.comment }),
+  );
   await queue.send(syncs);
   return out;
 }

@@ -1,7 +1,7 @@
 import { splitRepository } from '../images/index.js';
 import type { ImageMessage, PushMessage, RemoveMessage, SyncMessage } from '../model/index.js';
 import { renderInputs } from '../render/index.js';
-import { affectedTargets, dependencyChains } from './affected.js';
+import { affectedTargets, chainMessage, dependencyChains } from './affected.js';
 import type { EngineContext } from './context.js';
 import type { Queue } from './queue.js';
 import { configAt } from './repo-config.js';
@@ -14,7 +14,8 @@ function registryAndRepository(repository: string): { registry: string; reposito
 
 /**
  * A push (or the poll's look at a branch head): one sync message per dependency chain of the
- * targets it affects (a target alone is a chain of one; each in its first target's message group), one remove message per target the repository owns that its
+ * targets it affects (a target alone is a chain of one; each in its dependsOn set's message
+ * group), one remove message per target the repository owns that its
  * tidegate.yaml no longer declares, and (for polls) one image message per policy, the fallback for
  * registry events.
  */
@@ -26,15 +27,14 @@ export async function fanOut(
 ): Promise<{ kind: 'fanned-out'; targets: string[] }> {
   const { revision, dir, config } = await configAt(ctx, msg.repo, { ref: msg.ref, sha: msg.sha });
   const targets = affectedTargets(config.targets, msg, (t) => renderInputs(dir, t));
-  const syncs: SyncMessage[] = dependencyChains(targets).map(([first, ...rest]) => ({
-    type: 'sync',
-    repo: msg.repo,
-    target: first?.name ?? '',
-    ...(rest.length > 0 ? { chain: [first?.name ?? '', ...rest.map((t) => t.name)] } : {}),
-    revision,
-    reason: msg.reason,
-    ...(msg.bucket === undefined ? {} : { bucket: msg.bucket }),
-  }));
+  const syncs: SyncMessage[] = dependencyChains(targets, config.targets).map((chain) =>
+    chainMessage(chain, {
+      repo: msg.repo,
+      revision,
+      reason: msg.reason,
+      ...(msg.bucket === undefined ? {} : { bucket: msg.bucket }),
+    }),
+  );
   // The poll is also the fallback for registry events: ask each policy's registry once per interval.
   const images: ImageMessage[] =
     msg.reason === 'poll'

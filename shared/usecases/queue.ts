@@ -33,7 +33,7 @@ function baseKeys(msg: QueueMessage): { group: string; dedup: string } {
       };
     case 'sync':
       return {
-        group: fit(`target:${msg.target}`),
+        group: fit(`target:${msg.set ?? msg.target}`),
         dedup: fit(
           `sync:${(msg.chain ?? [msg.target]).join(',')}@${msg.revision.sha}${msg.bucket === undefined ? '' : `#${msg.bucket}`}`,
         ),

@@ -9,6 +9,7 @@ import { gateOf } from './gate.js';
 import { CONFIG_FILE, configAt } from './repo-config.js';
 import { removeTarget, removedTargets } from './remove.js';
 import { autoRollback } from './rollback.js';
+import { withDependants } from './affected.js';
 
 export interface RepoSyncRequest {
   /** The GitOps repository holding tidegate.yaml. */
@@ -18,6 +19,8 @@ export interface RepoSyncRequest {
   targets?: readonly string[] | undefined;
   /** Leave out named targets tidegate.yaml does not declare (instead of TargetNotFoundError). */
   ignoreMissing?: boolean;
+  /** Also the targets that depend on the named ones, directly or not (after them). */
+  withDependants?: boolean;
   /** The exact commit (from a webhook); default: the head of main. */
   revision?: Revision | undefined;
   dryRun?: boolean;
@@ -57,6 +60,7 @@ export interface CheckoutSyncRequest {
   target?: string | undefined;
   targets?: readonly string[] | undefined;
   ignoreMissing?: boolean;
+  withDependants?: boolean;
   dryRun?: boolean;
   /** The branch this checkout stands in for (a pull request's head for its base): targets following it use this checkout. */
   standsFor?: string | undefined;
@@ -75,7 +79,8 @@ export async function syncCheckout(ctx: EngineContext, req: CheckoutSyncRequest)
   const wanted = req.targets ?? (req.target === undefined ? undefined : [req.target]);
   for (const name of wanted ?? [])
     if (!all.some((t) => t.name === name)) throw new TargetNotFoundError(name, CONFIG_FILE);
-  const targets = wanted ? all.filter((t) => wanted.includes(t.name)) : all;
+  const named = wanted && req.withDependants ? withDependants(all, wanted).map((t) => t.name) : wanted;
+  const targets = named ? all.filter((t) => named.includes(t.name)) : all;
   const inRun = new Set(targets.map((t) => t.name));
   const notReady = new Map<string, string>(); // dependency → why its dependants wait
   const results: SyncResult[] = [];
@@ -94,7 +99,9 @@ export async function syncCheckout(ctx: EngineContext, req: CheckoutSyncRequest)
 
 /**
  * The dependencies of a target that keep it from syncing: those that failed or were held in this
- * run, and, outside this run, those whose last recorded sync failed or was held.
+ * run; outside this run, those whose last recorded sync failed or was held, or which themselves
+ * wait for one of their own dependencies (a dependency that was not synced records nothing, so its
+ * own record alone would look ready).
  */
 async function blockingDependencies(
   ctx: EngineContext,
@@ -103,20 +110,25 @@ async function blockingDependencies(
   inRun: ReadonlySet<string>,
   notReady: ReadonlyMap<string, string>,
 ): Promise<string[]> {
-  const blocked: string[] = [];
-  for (const dep of spec.dependsOn) {
-    if (inRun.has(dep)) {
-      const why = notReady.get(dep);
-      if (why) blocked.push(why);
-      continue;
-    }
+  const whyNotReady = async (dep: string): Promise<string | undefined> => {
+    if (inRun.has(dep)) return notReady.get(dep);
     const depSpec = config.targets.find((t) => t.name === dep);
-    if (!depSpec) continue;
+    if (!depSpec) return undefined;
     const last = (await readTargetState(await ctx.connect(depSpec.cluster), dep)).history
       .filter((h) => h.kind !== 'removal')
       .at(-1);
     if (last && (last.outcome === 'failed' || last.outcome === 'held'))
-      blocked.push(`${dep} ${last.outcome} at ${last.revision.sha.slice(0, 12)} (its last sync)`);
+      return `${dep} ${last.outcome} at ${last.revision.sha.slice(0, 12)} (its last sync)`;
+    for (const next of depSpec.dependsOn) {
+      const why = await whyNotReady(next); // tidegate.yaml has no cycles: this ends
+      if (why) return `${dep} waits for ${why}`;
+    }
+    return undefined;
+  };
+  const blocked: string[] = [];
+  for (const dep of spec.dependsOn) {
+    const why = await whyNotReady(dep);
+    if (why) blocked.push(why);
   }
   return blocked;
 }
@@ -192,6 +204,7 @@ export async function syncRepo(ctx: EngineContext, req: RepoSyncRequest): Promis
     target: req.target,
     targets: req.targets,
     ...(req.ignoreMissing ? { ignoreMissing: true } : {}),
+    ...(req.withDependants ? { withDependants: true } : {}),
     ...(req.dryRun ? { dryRun: true } : {}),
     signal: req.signal,
   });

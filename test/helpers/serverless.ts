@@ -85,3 +85,24 @@ export function rolePolicies(
     (p) => resolve(p.PolicyDocument) as PolicyDocument,
   );
 }
+
+/** An IAM pattern (`*` and `?`) as a regular expression. */
+const iamPattern = (pattern: string): RegExp =>
+  new RegExp(
+    `^${pattern
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+  );
+
+/** Whether the policies allow the action on the resource, matched as IAM matches an Allow (no Deny, no conditions are used). */
+export function allows(docs: readonly PolicyDocument[], action: string, resource: string): boolean {
+  return docs.some((d) =>
+    d.Statement.some(
+      (s) =>
+        s.Effect === 'Allow' &&
+        s.Action.some((a) => iamPattern(a).test(action)) &&
+        [s.Resource].flat().some((r) => typeof r === 'string' && iamPattern(r).test(resource)),
+    ),
+  );
+}

@@ -82,8 +82,8 @@ describe('IAM enforced: each function with only its own role', () => {
     const secrets = new SecretsManagerClient(admin);
     const { kube } = testEnv();
     for (const [name, value] of [
-      ['tidegate/github-webhook-secret', SECRET],
-      ['tidegate/registry-webhook-secret', REGISTRY_SECRET],
+      ['tidegate-webhooks/github', SECRET],
+      ['tidegate-webhooks/registry', REGISTRY_SECRET],
       ['tidegate/cluster-token', kube.token],
     ])
       await secrets.send(new CreateSecretCommand({ Name: name, SecretString: value }));
@@ -142,8 +142,8 @@ describe('IAM enforced: each function with only its own role', () => {
         token: { secretsManager: 'tidegate/cluster-token' },
       },
     },
-    webhookSecret: { secretsManager: 'tidegate/github-webhook-secret' },
-    registrySecret: { secretsManager: 'tidegate/registry-webhook-secret' },
+    webhookSecret: { secretsManager: 'tidegate-webhooks/github' },
+    registrySecret: { secretsManager: 'tidegate-webhooks/registry' },
   });
   const start = async (fn: (typeof FUNCTIONS)[number], overrides: Record<string, unknown> = {}) => {
     const f = await startFunction(fn, {
@@ -249,7 +249,7 @@ describe('IAM enforced: each function with only its own role', () => {
       webhook.invoke(apiEvent('/webhooks/github', githubHeaders('push', body, SECRET), body)),
     ).rejects.toThrow();
     expect(webhook.output()).toMatch(
-      /"message":"invocation failed".*cannot read secret tidegate\/github-webhook-secret \(secretsmanager:GetSecretValue, HTTP 403\)/,
+      /"message":"invocation failed".*cannot read secret tidegate-webhooks\/github \(secretsmanager:GetSecretValue, HTTP 403\)/,
     );
 
     const eks = (credentials: Moto['credentials']) =>

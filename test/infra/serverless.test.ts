@@ -5,7 +5,7 @@ import { parseAllDocuments } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../devenv/index.js';
 import { motoVenvDir } from '../../devenv/paths.js';
-import { packageStack, type Template } from '../helpers/serverless.js';
+import { allows, packageStack, rolePolicies, type Template } from '../helpers/serverless.js';
 
 const root = new URL('../..', import.meta.url).pathname;
 let out = '';
@@ -116,8 +116,30 @@ describe('serverless package (osls, offline) → CloudFormation', () => {
       }
     }
     // The webhooks read their own secret only; only the worker can reach a cluster.
-    expect(JSON.stringify(roleOf('github-webhook'))).toContain('github-webhook-secret');
+    expect(JSON.stringify(roleOf('github-webhook'))).toContain('tidegate-webhooks/github');
     expect(JSON.stringify(roleOf('github-webhook'))).not.toContain('secret:tidegate/*');
+  });
+
+  it('with the default parameters, each role reads the secrets its function uses and no other', () => {
+    const [region, account] = ['eu-west-1', '123456789012'];
+    const secret = (name: string) => `arn:aws:secretsmanager:${region}:${account}:secret:${name}-AbCdEf`;
+    const readable = (fn: string) => {
+      const docs = rolePolicies(template, fn, { region, accountId: account }, { 'SyncQueue.Arn': 'q' });
+      return Object.entries({
+        repositoryToken: 'tidegate/github-token',
+        clusterToken: 'tidegate/cluster-token',
+        trustedKey: 'tidegate/release-team.asc',
+        githubWebhook: 'tidegate-webhooks/github',
+        registryWebhook: 'tidegate-webhooks/registry',
+      })
+        .filter(([, name]) => allows(docs, 'secretsmanager:GetSecretValue', secret(name)))
+        .map(([what]) => what);
+    };
+    expect(readable('github-webhook')).toEqual(['githubWebhook']);
+    expect(readable('registry-webhook')).toEqual(['registryWebhook']);
+    expect(readable('ecr-event')).toEqual([]);
+    expect(readable('scheduled-poll')).toEqual(['repositoryToken']);
+    expect(readable('sync-worker')).toEqual(['repositoryToken', 'clusterToken', 'trustedKey']);
   });
 
   it("passes cfn-lint (errors fail; the only warnings are the framework's redundant DependsOn)", async () => {

@@ -120,7 +120,7 @@ describe('a stalled lease holder and the writer that takes over', () => {
       syncRepo(stalled, { repo: repo.url, target, revision: { ref: 'refs/heads/main', sha: r1 } }),
     );
     await expect.poll(() => slowRecord.hits, { timeout: 10_000, interval: 20 }).toBe(1);
-    expect((await approve(second, { repo: repo.url, target, revision: r2, by: 'erin', via: 'cli' })).outcome).toBe(
+    expect((await approve(second, { repo: repo.url, target, revision: r2, by: 'erin', via: 'cli' }))[0].outcome).toBe(
       'applied',
     );
     expect(await first).toMatch(/^threw lost the lease|^returned applied$/);

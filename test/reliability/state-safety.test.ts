@@ -248,7 +248,7 @@ describe('one writer per target', () => {
         { type: 'approve', repo: repo.url, pullRequest: pr, commenter: 'erin', targets: [name], comment: 7 },
         queue,
       );
-      const [applied, approved] = await Promise.all([approving, comment]);
+      const [[applied], approved] = await Promise.all([approving, comment]);
       expect(applied).toMatchObject({ outcome: 'applied', revision: { sha: a } });
       expect(approved).toEqual({ kind: 'approved', approved: [name], refused: [] });
       expect((await readTargetState(direct, name)).approvals).toEqual([
@@ -386,9 +386,9 @@ describe('bookkeeping that tells the truth', () => {
       return out.result;
     };
     expect((await poll()).outcome).toBe('held');
-    expect((await approve(ctx, { repo: repo.url, target: name, revision: sha, by: 'ops', via: 'cli' })).outcome).toBe(
-      'applied',
-    );
+    expect(
+      (await approve(ctx, { repo: repo.url, target: name, revision: sha, by: 'ops', via: 'cli' }))[0].outcome,
+    ).toBe('applied');
     await edit(name, 'a', { v: 'edited' });
     const corrected = await poll();
     expect(corrected.outcome).toBe('applied');
@@ -429,9 +429,9 @@ describe('bookkeeping that tells the truth', () => {
     );
     expect(await data(name, 'a')).toEqual({ v: 'a' });
 
-    expect((await approve(ctx, { repo: repo.url, target: name, revision: never, by: 'ops', via: 'cli' })).outcome).toBe(
-      'applied',
-    );
+    expect(
+      (await approve(ctx, { repo: repo.url, target: name, revision: never, by: 'ops', via: 'cli' }))[0].outcome,
+    ).toBe('applied');
     expect((await readTargetState(direct, name)).gate).toMatchObject({ manual: true });
     expect((await rollback(ctx, { repo: repo.url, target: name, to: a.slice(0, 7), by: 'ops' })).outcome).toBe(
       'applied',

@@ -1,0 +1,59 @@
+import type { SQSBatchResponse } from 'aws-lambda';
+import { afterAll, beforeAll, expect } from 'vitest';
+import { startGitHub, type TestGitHub } from '../../devenv/index.js';
+import { testEnv } from './env.js';
+import { gitopsRepo } from './engine.js';
+import { apiEvent, createFifoQueue, deliverBatch, githubHeaders, pushPayload, testClusterSetting } from './lambda.js';
+import { startFunction, type LambdaFunction } from './lambda-runtime.js';
+
+const SECRET = 'deployed-path-secret';
+const TOKEN = 'ghp_deployed_path';
+
+/**
+ * The deployed path for one test file: the built github-webhook and sync-worker bundles (each in a
+ * process of its own, as Lambda runs them) on a FIFO queue in moto, the test GitHub, and a GitOps
+ * repository (owner acme). `push` delivers a push webhook; `work` delivers the queue to the worker
+ * as the event source mapping does until it is empty.
+ */
+export function deployedPath(prefix: string) {
+  const h = {
+    github: undefined as unknown as TestGitHub,
+    webhook: undefined as unknown as LambdaFunction,
+    worker: undefined as unknown as LambdaFunction,
+    queueUrl: '',
+    repo: undefined as unknown as Awaited<ReturnType<typeof gitopsRepo>>,
+    async push(sha: string, paths: string[]) {
+      const body = pushPayload(h.repo.url, sha, paths);
+      const res = await h.webhook.invoke<{ statusCode: number }>(
+        apiEvent('/webhooks/github', githubHeaders('push', body, SECRET), body),
+      );
+      expect(res.statusCode).toBe(202);
+    },
+    async work() {
+      for (let i = 0; i < 10; i++) {
+        const { received, failures } = await deliverBatch(h.queueUrl, (e) => h.worker.invoke<SQSBatchResponse>(e));
+        expect(failures, h.worker.output().slice(-3000)).toEqual([]);
+        if (received.length === 0) return;
+      }
+    },
+  };
+  beforeAll(async () => {
+    h.github = await startGitHub({ token: TOKEN, gitRoot: testEnv().git.root });
+    h.repo = await gitopsRepo(prefix, { owner: 'acme' });
+    h.queueUrl = await createFifoQueue(prefix);
+    const settings = {
+      repositories: [{ url: h.repo.url, branch: 'main', token: { value: TOKEN }, githubApiUrl: h.github.url }],
+      clusters: { test: testClusterSetting() },
+      webhookSecret: { value: SECRET },
+    };
+    [h.webhook, h.worker] = await Promise.all([
+      startFunction('github-webhook', { settings, queueUrl: h.queueUrl }),
+      startFunction('sync-worker', { settings, queueUrl: h.queueUrl }),
+    ]);
+  }, 60_000);
+  afterAll(async () => {
+    await Promise.all([h.webhook?.stop(), h.worker?.stop()]);
+    await h.github?.stop();
+  });
+  return h;
+}
