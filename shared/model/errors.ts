@@ -43,7 +43,9 @@ export type ErrorCode =
   | 'GitHubRepoUnknown'
   | 'RegistryFailed'
   | 'QueueFailed'
-  | 'AwsCallFailed';
+  | 'AwsCallFailed'
+  | 'ReloadPatternInvalid'
+  | 'ReloadBaselineInvalid';
 
 /** Base class of every error tidegate raises on purpose: a code, a message, a cause, and whether it may pass on its own. */
 export class TidegateError extends Error {

@@ -1,3 +1,5 @@
+import { RE2JS } from 're2js';
+import { TidegateError, errorMessage } from '../model/index.js';
 /** Reloader's annotation keys, unchanged, so manifests written for stakater Reloader work as they are. */
 export const RELOADER = {
   auto: 'reloader.stakater.com/auto',
@@ -36,15 +38,29 @@ const keysFor = (kind: SourceKind) =>
     ? { named: RELOADER.configmapReload, typedAuto: RELOADER.configmapAuto, exclude: RELOADER.configmapExclude }
     : { named: RELOADER.secretReload, typedAuto: RELOADER.secretAuto, exclude: RELOADER.secretExclude };
 
-/** An entry of a reload annotation is an anchored regular expression; an invalid one matches nothing. */
-function matchesNamed(list: string | undefined, name: string): boolean {
+/** A reload annotation entry that is not a valid RE2 pattern: the workload it is on is skipped, saying why. */
+export class ReloadPatternError extends TidegateError {
+  constructor(annotation: string, entry: string, reason: string) {
+    super('ReloadPatternInvalid', `${annotation}: "${entry}" is not a valid RE2 pattern: ${reason}`);
+  }
+}
+
+/**
+ * An entry of a reload annotation is a regular expression matching the whole name, in RE2's syntax
+ * and time (linear in the name, as Reloader's Go regexp): a pattern written by any workload author
+ * cannot stall the pass.
+ */
+function matchesNamed(annotation: string, list: string | undefined, name: string): boolean {
   if (list === undefined) return false;
-  return list.split(',').some((entry) => {
+  return list.split(',').some((raw) => {
+    const entry = raw.trim();
+    let pattern: RE2JS;
     try {
-      return new RegExp(`^${entry.trim()}$`).test(name);
-    } catch {
-      return false;
+      pattern = RE2JS.compile(entry);
+    } catch (err) {
+      throw new ReloadPatternError(annotation, entry, errorMessage(err));
     }
+    return pattern.matches(name);
   });
 }
 
@@ -69,7 +85,7 @@ export function shouldReload(
     .map((s) => s.trim())
     .filter(Boolean);
   if (excluded.includes(source.name)) return no(`${source.kind} ${source.name} is excluded by ${keys.exclude}`);
-  if (matchesNamed(ann[keys.named], source.name))
+  if (matchesNamed(keys.named, ann[keys.named], source.name))
     return { reload: true, auto: false, reason: `named in ${keys.named}` };
   if (ann[RELOADER.search] === 'true' && source.annotations[RELOADER.match] === 'true')
     return { reload: true, auto: true, reason: `${RELOADER.search} and ${RELOADER.match}` };

@@ -1,5 +1,5 @@
 import type { KubeClient } from '../cluster/index.js';
-import { refOf, type KubeObject, type ObjectRef } from '../model/index.js';
+import { TidegateError, errorMessage, refOf, type KubeObject, type ObjectRef } from '../model/index.js';
 import { hasReloadAnnotations, shouldReload, type SourceKind } from './annotations.js';
 import { contentHash } from './hash.js';
 import { containerUsing, envVarName } from './references.js';
@@ -33,6 +33,8 @@ export interface ReloadReport {
   /** Workloads seen for the first time: hashes recorded, nothing rolled. */
   recorded: ObjectRef[];
   skipped: Array<{ workload: ObjectRef; reason: string }>;
+  /** Workloads the pass could not handle (a malformed annotation, a refused patch): the others went on. */
+  failed: Array<{ workload: ObjectRef; reason: string }>;
 }
 
 interface Source {
@@ -185,6 +187,29 @@ function reloadPatch(
   };
 }
 
+/** The source hashes recorded on a workload; a value that is not an object of strings is refused, naming the annotation. */
+function baselineOf(workload: KubeObject): Record<string, string> | undefined {
+  const raw = workload.metadata.annotations?.[BASELINE_ANNOTATION];
+  if (raw === undefined) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    parsed = undefined;
+  }
+  if (
+    !parsed ||
+    typeof parsed !== 'object' ||
+    Array.isArray(parsed) ||
+    Object.values(parsed).some((v) => typeof v !== 'string')
+  )
+    throw new TidegateError(
+      'ReloadBaselineInvalid',
+      `annotation ${BASELINE_ANNOTATION} is not a JSON object of hashes; remove it to record them afresh`,
+    );
+  return parsed as Record<string, string>;
+}
+
 /** One workload: record hashes the first time, roll when a relevant source changed, else nothing. */
 async function reconcile(
   client: KubeClient,
@@ -198,8 +223,7 @@ async function reconcile(
   if (!hasReloadAnnotations(workload.metadata.annotations ?? {}, template.metadata?.annotations ?? {})) return;
   const relevant = relevantSources(workload, template, sources);
   const current = Object.fromEntries(relevant.map((r) => [key(r.source.kind, r.source.name), short(r.source.hash)]));
-  const raw = workload.metadata.annotations?.[BASELINE_ANNOTATION];
-  const baseline = raw ? (JSON.parse(raw) as Record<string, string>) : undefined;
+  const baseline = baselineOf(workload);
   const ref = refOf(workload);
   const recorded = (k: string): string | undefined => baseline?.[k];
   const changed = baseline
@@ -234,18 +258,18 @@ async function reconcile(
  * writes nothing.
  */
 export async function reloadPass(client: KubeClient, opts: ReloadOptions): Promise<ReloadReport> {
-  const report: ReloadReport = { rolled: [], recorded: [], skipped: [] };
+  const report: ReloadReport = { rolled: [], recorded: [], skipped: [], failed: [] };
   const sources = await readSources(client, opts);
   for (const adapter of WORKLOADS) {
     for (const obj of await listScoped(client, adapter.apiVersion, adapter.kind, opts, undefined, opts.signal)) {
-      await reconcile(
-        client,
-        adapter,
-        { ...obj, apiVersion: adapter.apiVersion, kind: adapter.kind },
-        sources.get(obj.metadata.namespace ?? '') ?? [],
-        opts,
-        report,
-      );
+      const workload = { ...obj, apiVersion: adapter.apiVersion, kind: adapter.kind };
+      try {
+        await reconcile(client, adapter, workload, sources.get(obj.metadata.namespace ?? '') ?? [], opts, report);
+      } catch (err) {
+        if (opts.signal?.aborted) throw err;
+        // One workload's bad annotation or refused patch never stops the pass: the others go on.
+        report.failed.push({ workload: refOf(workload), reason: errorMessage(err) });
+      }
     }
   }
   return report;

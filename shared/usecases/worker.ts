@@ -1,4 +1,4 @@
-import type { QueueMessage, SyncResult } from '../model/index.js';
+import { refKey, type QueueMessage, type SyncResult } from '../model/index.js';
 import { reloadPass, type ReloadReport } from '../reload/index.js';
 import { approveFromComment, type CommentApproval } from './approve.js';
 import type { EngineContext } from './context.js';
@@ -48,6 +48,8 @@ export async function handleMessage(
         rolled: report.rolled.length,
         recorded: report.recorded.length,
       });
+      for (const { workload, reason } of report.failed)
+        ctx.logger?.warn('workload not reloaded', { cluster: msg.cluster, workload: refKey(workload), reason });
       return { kind: 'reloaded', cluster: msg.cluster, report };
     }
     case 'image':

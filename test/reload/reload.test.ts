@@ -306,7 +306,7 @@ describe('reload pass against the real apiserver: every annotation form, referen
     for (let i = 0; i < 2; i++) {
       const [p, g] = [patches(), gets()];
       const report = await reloadPass(client, { namespaces: [ns], strategy: 'annotations' });
-      expect(report).toEqual({ rolled: [], recorded: [], skipped: [] });
+      expect(report).toEqual({ rolled: [], recorded: [], skipped: [], failed: [] });
       expect(patches() - p).toBe(0);
       expect(gets() - g).toBe(6); // ConfigMaps, Secrets, Deployments, StatefulSets, DaemonSets, CronJobs
     }
