@@ -52,16 +52,15 @@ export class ReloadPatternError extends TidegateError {
  */
 function matchesNamed(annotation: string, list: string | undefined, name: string): boolean {
   if (list === undefined) return false;
-  return list.split(',').some((raw) => {
+  const patterns = list.split(',').map((raw) => {
     const entry = raw.trim();
-    let pattern: RE2JS;
     try {
-      pattern = RE2JS.compile(entry);
+      return RE2JS.compile(entry);
     } catch (err) {
       throw new ReloadPatternError(annotation, entry, errorMessage(err));
     }
-    return pattern.matches(name);
   });
+  return patterns.some((p) => p.matches(name));
 }
 
 /**

@@ -57,7 +57,6 @@ describe('shouldReload: every annotation form, with Reloader precedence', () => 
     ],
     ['named Secret', secret('db'), { [R.secretReload]: 'db' }, {}, { reload: true, auto: false }],
     ['a ConfigMap name in the Secret list', cm('db'), { [R.secretReload]: 'db' }, {}, { reload: false, auto: false }],
-    ['an invalid regex matches nothing', cm('a'), { [R.configmapReload]: '([' }, {}, { reload: false, auto: false }],
     ['search + match', cm('app', { [R.match]: 'true' }), { [R.search]: 'true' }, {}, { reload: true, auto: true }],
     ['search without match', cm('app'), { [R.search]: 'true' }, {}, { reload: false, auto: false }],
     [
@@ -127,6 +126,19 @@ describe('shouldReload: every annotation form, with Reloader precedence', () => 
     ['no annotation', cm('app'), {}, {}, { reload: false, auto: false }],
   ])('%s', (_case, source, workload, template, expected) => {
     expect(shouldReload(source, workload, template)).toMatchObject(expected);
+  });
+
+  it('an entry that is not RE2 is refused, naming the annotation (the pass skips that workload)', () => {
+    expect(() => shouldReload(cm('a'), { [R.configmapReload]: 'a,([' }, {})).toThrow(
+      /^configmap\.reloader\.stakater\.com\/reload: "\(\[" is not a valid RE2 pattern: /,
+    );
+  });
+
+  it.each([
+    ['a backreference (not RE2)', '(a)\\1'],
+    ['a lookahead (not RE2)', 'a(?=b)'],
+  ])('%s is refused', (_case, entry) => {
+    expect(() => shouldReload(cm('a'), { [R.configmapReload]: entry }, {})).toThrow(/not a valid RE2 pattern/);
   });
 });
 
