@@ -175,7 +175,13 @@ export class GitWorkspace {
     return run('git', args, { cwd: this.dir, env: this.env });
   }
 
-  async commit(files: Record<string, string | null>, message: string, branch = 'main'): Promise<string> {
+  /** Writes (or, for null, removes) files, commits them on a branch (SSH-signed when a private key file is given) and pushes. */
+  async commit(
+    files: Record<string, string | null>,
+    message: string,
+    branch = 'main',
+    sshKey?: string,
+  ): Promise<string> {
     await this.git('checkout', '--quiet', '-B', branch);
     for (const [path, content] of Object.entries(files)) {
       const target = join(this.dir, path);
@@ -187,7 +193,8 @@ export class GitWorkspace {
       }
     }
     await this.git('add', '--all');
-    await this.git('commit', '--quiet', '--allow-empty', '-m', message);
+    const sign = sshKey ? ['-c', 'gpg.format=ssh', '-c', `user.signingkey=${sshKey}`] : [];
+    await this.git(...sign, 'commit', '--quiet', '--allow-empty', ...(sshKey ? ['-S'] : []), '-m', message);
     await this.git('push', '--quiet', 'origin', `HEAD:refs/heads/${branch}`);
     return (await this.git('rev-parse', 'HEAD')).trim();
   }

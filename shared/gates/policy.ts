@@ -14,20 +14,24 @@ export interface EffectiveGate {
   deny: Array<ChangeWindow & { from: string }>;
   /** Per source that sets allow windows: the sync must fall inside one of them, for each such source. */
   allow: Array<{ from: string; windows: ChangeWindow[] }>;
-  /** Signature verification: the union of the sources' modes (HEAD + Tag = TagAndHEAD) and trusted key names. */
+  /** Signature verification: the union of the sources' modes (HEAD + Tag = TagAndHEAD); the key names of the most trusted source naming any. */
   verify?: { mode: VerifyMode; keys: string[]; from: string } | undefined;
 }
 
-function strongerVerify(a: EffectiveGate['verify'], b: GatePolicy['verify'], from: string): EffectiveGate['verify'] {
+/**
+ * Modes only add up (HEAD + Tag = TagAndHEAD). The trusted keys are those of the most trusted
+ * source that sets verify (sources run from least to most trusted): a revision cannot add a key to
+ * the set it is verified against once the last applied tidegate.yaml or the floor names keys.
+ */
+function stronger(a: EffectiveGate['verify'], b: GatePolicy['verify'], from: string): EffectiveGate['verify'] {
   if (!b) return a;
   if (!a) return { ...b, from };
   const modes = new Set([a.mode, b.mode].flatMap((m) => (m === 'TagAndHEAD' ? ['Tag', 'HEAD'] : [m])));
-  const mode = modes.size === 2 ? 'TagAndHEAD' : a.mode;
-  const keys = [...new Set([...a.keys, ...b.keys])];
-  const adds = mode !== a.mode || keys.length !== a.keys.length;
-  return { mode, keys, from: adds ? `${a.from} and ${from}` : a.from };
+  const mode = modes.size === 2 ? 'TagAndHEAD' : b.mode;
+  return { mode, keys: b.keys, from: mode === b.mode ? from : `${a.from} and ${from}` };
 }
 
+/** Sources run from least to most trusted: the revision's tidegate.yaml, the last applied one's, the floor. */
 export function strictest(sources: readonly GateSource[]): EffectiveGate {
   const gate: EffectiveGate = {
     approvals: { count: 0, from: '' },
@@ -41,7 +45,7 @@ export function strictest(sources: readonly GateSource[]): EffectiveGate {
     gate.deny.push(...policy.windows.filter((w) => w.deny).map((w) => ({ ...w, from })));
     const allow = policy.windows.filter((w) => w.allow);
     if (allow.length > 0) gate.allow.push({ from, windows: allow });
-    gate.verify = strongerVerify(gate.verify, policy.verify, from);
+    gate.verify = stronger(gate.verify, policy.verify, from);
   }
   return gate;
 }

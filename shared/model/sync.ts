@@ -6,6 +6,8 @@ export interface Revision {
   /** The full ref, e.g. refs/heads/main or refs/tags/v1.2.0; empty for a bare commit. */
   ref: string;
   sha: string;
+  /** The annotated tag object the ref named when it was resolved (signature checks read this one, never the ref again). */
+  tag?: string | undefined;
 }
 
 /** Text cut to a length limit (GitHub's fields, history entries), ending in an ellipsis when cut. */

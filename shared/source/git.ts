@@ -42,10 +42,7 @@ export const authHeaders = (src: GitSource): { headers: Record<string, string> }
 
 /** Never show credentials embedded in a URL. */
 
-async function remoteRefs(
-  src: GitSource,
-  prefix: string,
-): Promise<Array<{ ref: string; oid: string; peeled?: string }>> {
+async function remoteRefs(src: GitSource, prefix: string): Promise<ListedRef[]> {
   try {
     return await git.listServerRefs({ http, url: src.url, prefix, peelTags: true, ...authHeaders(src) });
   } catch (err) {
@@ -58,25 +55,36 @@ export async function listBranches(src: GitSource): Promise<Map<string, string>>
   return new Map((await remoteRefs(src, 'refs/heads/')).map((r) => [r.ref, r.oid]));
 }
 
-/** Resolves a target's ref (branch, tag, semver range, or pinned commit) to one commit. */
+type ListedRef = { ref: string; oid: string; peeled?: string };
+
+/** The tag a ref names (by name, or the highest semver version in a range). */
+function chooseTag(src: GitSource, tags: ListedRef[], ref: SourceRef): ListedRef {
+  if (ref.tag) {
+    const named = tags.find((t) => t.ref === `refs/tags/${ref.tag}`);
+    if (!named) throw new SourceError(`tag ${ref.tag} not found in ${redactUrl(src.url)}`);
+    return named;
+  }
+  const versions = tags.filter((t) => !t.ref.endsWith('^{}') && semver.valid(t.ref.slice(10)));
+  const best = semver.maxSatisfying(
+    versions.map((t) => t.ref.slice(10)),
+    ref.semver ?? '*',
+  );
+  const chosen = versions.find((t) => t.ref.slice(10) === best);
+  if (!chosen) throw new SourceError(`no tag of ${redactUrl(src.url)} satisfies semver range ${ref.semver ?? ''}`);
+  return chosen;
+}
+
+/**
+ * Resolves a target's ref (branch, tag, semver range, or pinned commit) to one commit. A tag is
+ * resolved once: the commit and the annotated tag object are both kept, and that tag object is the
+ * one whose signature is checked.
+ */
 export async function resolveRevision(src: GitSource, ref: SourceRef = {}): Promise<Revision> {
   if (ref.tag || ref.semver) {
-    const tags = await remoteRefs(src, 'refs/tags/');
-    let chosen: { ref: string; oid: string; peeled?: string } | undefined;
-    if (ref.tag) {
-      chosen = tags.find((t) => t.ref === `refs/tags/${ref.tag}`);
-      if (!chosen) throw new SourceError(`tag ${ref.tag} not found in ${redactUrl(src.url)}`);
-    } else {
-      const versions = tags.filter((t) => !t.ref.endsWith('^{}') && semver.valid(t.ref.slice(10)));
-      const best = semver.maxSatisfying(
-        versions.map((t) => t.ref.slice(10)),
-        ref.semver ?? '*',
-      );
-      chosen = versions.find((t) => t.ref.slice(10) === best);
-      if (!chosen) throw new SourceError(`no tag of ${redactUrl(src.url)} satisfies semver range ${ref.semver ?? ''}`);
-    }
+    const chosen = chooseTag(src, await remoteRefs(src, 'refs/tags/'), ref);
     const sha = ref.commit ?? chosen.peeled ?? chosen.oid;
-    return { ref: chosen.ref, sha };
+    const annotated = chosen.peeled !== undefined && chosen.peeled !== chosen.oid;
+    return { ref: chosen.ref, sha, ...(annotated ? { tag: chosen.oid } : {}) };
   }
   const branch = `refs/heads/${ref.branch ?? 'main'}`;
   if (ref.commit) return { ref: branch, sha: ref.commit };
@@ -212,35 +220,48 @@ async function fetchAndExport(src: GitSource, revision: Revision, base: string, 
 }
 
 /**
- * The object id of an annotated tag (undefined for a lightweight tag), fetched into the cache when
- * it is not there yet (a checkout fetches commits, not tag objects).
+ * The object id of the annotated tag a revision was resolved through (undefined for a lightweight
+ * tag), fetched into the cache when it is not there yet (a checkout fetches commits, not tag
+ * objects). The tag named when the revision was resolved is the one returned, even if the ref moved since.
  */
-export async function fetchTagObject(src: GitSource, cacheDir: string, tagRef: string): Promise<string | undefined> {
-  const listed = (await remoteRefs(src, tagRef)).find((r) => r.ref === tagRef);
-  if (!listed?.peeled || listed.peeled === listed.oid) return undefined;
+export async function fetchTagObject(
+  src: GitSource,
+  cacheDir: string,
+  revision: Revision,
+): Promise<string | undefined> {
+  const oid =
+    revision.tag ??
+    (await remoteRefs(src, revision.ref).then((refs) => {
+      const listed = refs.find((r) => r.ref === revision.ref);
+      return listed?.peeled && listed.peeled !== listed.oid ? listed.oid : undefined;
+    }));
+  if (!oid) return undefined;
   const gitdir = cachedGitdir(src, cacheDir);
-  const have = await git.readObject({ fs, gitdir, oid: listed.oid, format: 'deflated' }).then(
-    () => true,
-    () => false,
-  );
-  if (!have) {
+  const have = () =>
+    git.readObject({ fs, gitdir, oid, format: 'deflated' }).then(
+      () => true,
+      () => false,
+    );
+  if (!(await have())) {
     await exclusive(join(cacheDir, 'git', repoKey(src.url)), () =>
       git.fetch({
         fs,
         http,
         gitdir,
         url: src.url,
-        ref: tagRef.slice('refs/tags/'.length),
+        ref: revision.ref.slice('refs/tags/'.length),
         singleBranch: true,
         tags: false,
         depth: 1,
         ...authHeaders(src),
       }),
     ).catch((err: unknown) => {
-      throw new SourceError(`cannot fetch ${tagRef} of ${redactUrl(src.url)}: ${errorMessage(err)}`, { cause: err });
+      throw new SourceError(`cannot fetch ${revision.ref} of ${redactUrl(src.url)}: ${errorMessage(err)}`, {
+        cause: err,
+      });
     });
   }
-  return listed.oid;
+  return oid;
 }
 
 /** Author and subject of a commit already fetched into the cache (undefined when it is not there). */

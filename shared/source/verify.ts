@@ -2,7 +2,7 @@ import { createHash, createPublicKey, verify as verifySignature, type KeyObject 
 import * as fs from 'node:fs';
 import git from 'isomorphic-git';
 import type { VerifyMode } from '../config/index.js';
-import { errorMessage } from '../model/index.js';
+import { errorMessage, type Revision } from '../model/index.js';
 
 /**
  * Commit and tag signature verification against trusted keys, OpenPGP (openpgp) and SSH
@@ -204,13 +204,25 @@ async function verifyCommit(gitdir: string, sha: string, trusted: readonly Trust
 
 /**
  * The signature of an annotated tag object: appended to the tag's message (OpenPGP or SSH), over
- * every byte before it.
+ * every byte before it. The tag must point at the commit being applied (a tag moved after it was
+ * resolved, or a tag of another commit, is not that commit's signature).
  */
-async function verifyTag(gitdir: string, tagOid: string, trusted: readonly TrustedKey[]): Promise<SignatureCheck> {
-  const { type, object } = await git.readObject({ fs, gitdir, oid: tagOid, format: 'content' });
-  if (type !== 'tag') return { problem: 'a lightweight tag (no tag object to sign)' };
-  const raw = Buffer.from(object as Uint8Array);
+async function verifyTag(
+  gitdir: string,
+  tagOid: string,
+  sha: string,
+  trusted: readonly TrustedKey[],
+): Promise<SignatureCheck> {
+  const read = await git.readObject({ fs, gitdir, oid: tagOid, format: 'content' }).catch(() => undefined);
+  if (!read) return { problem: `tag object ${tagOid.slice(0, 12)} is gone (the tag moved after it was resolved)` };
+  if (read.type !== 'tag') return { problem: 'a lightweight tag (no tag object to sign)' };
+  const raw = Buffer.from(read.object as Uint8Array);
   const text = raw.toString('utf8');
+  const target = /^object ([0-9a-f]{40})$/m.exec(text)?.[1];
+  if (target !== sha)
+    return {
+      problem: `points at ${target?.slice(0, 12) ?? 'nothing'}, not at ${sha.slice(0, 12)} which is being applied`,
+    };
   const at = Math.max(
     text.lastIndexOf('-----BEGIN PGP SIGNATURE-----'),
     text.lastIndexOf('-----BEGIN SSH SIGNATURE-----'),
@@ -226,18 +238,18 @@ async function verifyTag(gitdir: string, tagOid: string, trusted: readonly Trust
  */
 export async function verifyRevision(
   gitdir: string,
-  revision: { ref: string; sha: string },
+  revision: Revision,
   mode: VerifyMode,
   trusted: readonly TrustedKey[],
-  tagObject: (ref: string) => Promise<string | undefined>,
+  tagObject: (revision: Revision) => Promise<string | undefined>,
 ): Promise<{ problem?: string; signers: string[] }> {
   const signers: string[] = [];
   if (mode !== 'HEAD') {
     if (!revision.ref.startsWith('refs/tags/'))
       return { problem: `verify mode ${mode} needs a tag, but ${revision.ref || 'a bare commit'} is not one`, signers };
-    const tagOid = await tagObject(revision.ref);
+    const tagOid = await tagObject(revision);
     const tag = tagOid
-      ? await verifyTag(gitdir, tagOid, trusted)
+      ? await verifyTag(gitdir, tagOid, revision.sha, trusted)
       : { problem: 'a lightweight tag (no tag object to sign)' };
     if (tag.problem) return { problem: `tag ${revision.ref.slice(10)}: ${tag.problem}`, signers };
     signers.push(tag.signer ?? '');

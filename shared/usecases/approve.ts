@@ -1,6 +1,6 @@
 import { readTargetState, refuseOtherOwner, updateTargetState, withLease } from '../state/index.js';
 import type { KubeClient } from '../cluster/index.js';
-import type { TargetSpec } from '../config/index.js';
+import type { GatePolicy, TargetSpec } from '../config/index.js';
 import { repoName, type GitHub, type RepoName } from '../github/index.js';
 import {
   RevisionError,
@@ -81,16 +81,41 @@ export async function approve(
   return [result, ...dependants];
 }
 
-/** Whether a commenter may approve a target: its listed approvers (users, org/team members), or else anyone with write access. */
-async function mayApprove(github: GitHub, repo: RepoName, spec: TargetSpec, user: string): Promise<boolean> {
-  const approvers = spec.gate.approvers;
-  if (!approvers) return github.canWrite(repo, user);
-  if (approvers.users.includes(user)) return true;
-  for (const team of approvers.teams) {
-    const [org = '', slug = ''] = team.split('/');
-    if (await github.inTeam(org, slug, user)) return true;
-  }
-  return false;
+/**
+ * Whether a commenter may approve a target. The approvers are those of a source the revision cannot
+ * change: the cluster's floor, else tidegate.yaml as last applied; with neither, anyone with write
+ * access who is also listed by the revision's tidegate.yaml when it names approvers (it can narrow,
+ * never widen). The pull request's author never approves their own change.
+ */
+async function refusal(
+  github: GitHub,
+  repo: RepoName,
+  spec: TargetSpec,
+  trusted: GatePolicy['approvers'],
+  pr: { author: string; number: number },
+  user: string,
+): Promise<string | undefined> {
+  if (user === pr.author) return `${user} opened pull request #${pr.number} and may not approve their own change`;
+  const may = async (approvers: NonNullable<GatePolicy['approvers']>) => {
+    if (approvers.users.includes(user)) return true;
+    for (const team of approvers.teams) {
+      const [org = '', slug = ''] = team.split('/');
+      if (await github.inTeam(org, slug, user)) return true;
+    }
+    return false;
+  };
+  const allowed = trusted
+    ? await may(trusted)
+    : (await github.canWrite(repo, user)) && (!spec.gate.approvers || (await may(spec.gate.approvers)));
+  return allowed ? undefined : `${user} may not approve it`;
+}
+
+/** The approvers no revision can change: the floor's, else those of tidegate.yaml as last applied. */
+async function trustedApprovers(ctx: EngineContext, client: KubeClient, spec: TargetSpec) {
+  const floor = ctx.floor?.(spec.cluster)?.approvers;
+  if (floor) return floor;
+  const state = await readTargetState(client, spec.name);
+  return state.lastApplied ? state.gate?.approvers : undefined;
 }
 
 export interface CommentApproval {
@@ -132,11 +157,12 @@ export async function approveFromComment(
     refused: msg.targets.filter((t) => !specs.some((s) => s.name === t)).map((t) => `${t}: no such target`),
   };
   for (const spec of specs) {
-    if (!(await mayApprove(github, name, spec, msg.commenter))) {
-      out.refused.push(`${spec.name}: ${msg.commenter} may not approve it`);
+    const client = await ctx.connect(spec.cluster);
+    const refused = await refusal(github, name, spec, await trustedApprovers(ctx, client, spec), pr, msg.commenter);
+    if (refused) {
+      out.refused.push(`${spec.name}: ${refused}`);
       continue;
     }
-    const client = await ctx.connect(spec.cluster);
     try {
       await recordApproval(
         ctx,

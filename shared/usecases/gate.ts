@@ -59,8 +59,8 @@ async function verifySignatures(
     return `none of the trusted keys ${names.join(', ')} is configured (deploy-time setting trustedKeys)`;
   const src = ctx.gitSource(url);
   return (
-    await verifyRevision(cachedGitdir(src, ctx.settings.cacheDir), revision, mode, keys, (ref) =>
-      fetchTagObject(src, ctx.settings.cacheDir, ref),
+    await verifyRevision(cachedGitdir(src, ctx.settings.cacheDir), revision, mode, keys, (r) =>
+      fetchTagObject(src, ctx.settings.cacheDir, r),
     )
   ).problem;
 }

@@ -1,4 +1,3 @@
-import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { startGitHub, type TestGitHub } from '../../devenv/index.js';
@@ -6,16 +5,12 @@ import { readTargetState } from '../../shared/state/index.js';
 import { approve, handleMessage, type EngineContext, type Queue } from '../../shared/usecases/index.js';
 import { GitHub } from '../../shared/github/index.js';
 import type { QueueMessage, SyncResult } from '../../shared/model/index.js';
-import { routeGithubEvent } from '../../shared/triggers/index.js';
 import { cli } from '../helpers/cli.js';
+import { prComment } from '../helpers/github.js';
 import { testEnv, uniqueName } from '../helpers/env.js';
 import { configMap, gitopsRepo, yamlDocs } from '../helpers/engine.js';
 
 const OWNER = 'acme';
-// GitHub's recorded issue_comment delivery (@octokit/webhooks-examples), made a pull request comment in the tests.
-const commentExample = createRequire(import.meta.url)('@octokit/webhooks-examples/api.github.com/index.json').find(
-  (e: { name: string }) => e.name === 'issue_comment',
-).examples[0] as Record<string, any>;
 const TOKEN = 'ghp_gates_test_token';
 const noQueue: Queue = { send: () => Promise.resolve() };
 
@@ -206,36 +201,16 @@ describe('sign-off gates', () => {
     const gate = { manual: true, approvers: { users: [], teams: ['acme/sre'] } };
     const g = await gatedRepo(gate);
     github.addTeamMember('acme', 'sre', 'erin');
+    // Nothing applied yet: an approver also needs write access (the revision's own list cannot widen who approves).
+    github.grant(OWNER, g.repo.name, 'erin', 'write');
     github.grant(OWNER, g.repo.name, 'mallory', 'read');
     await g.repo.commit({ 'tidegate.yaml': g.config(gate), 'apps/app.yaml': yamlDocs(configMap('app', { v: '0' })) });
     const { pr } = await g.propose({ 'apps/app.yaml': yamlDocs(configMap('app', { v: '1' })) });
     const merged = await github.merge(OWNER, g.repo.name, pr);
     expect((await g.sync()).outcome).toBe('held');
 
-    const comment = (user: string, body: string, id: number) => {
-      const payload = structuredClone(commentExample);
-      payload.comment = { ...payload.comment, id, body, user: { ...payload.comment.user, login: user } };
-      payload.issue = {
-        ...payload.issue,
-        number: pr,
-        pull_request: {
-          url: `${github.url}/repos/${OWNER}/${g.repo.name}/pulls/${pr}`,
-          html_url: '',
-          diff_url: '',
-          patch_url: '',
-          merged_at: null,
-        },
-      };
-      payload.repository = {
-        ...payload.repository,
-        clone_url: g.repo.url,
-        html_url: g.repo.url.replace(/\.git$/, ''),
-        full_name: `${OWNER}/${g.repo.name}`,
-      };
-      return routeGithubEvent({ id: String(id), event: 'issue_comment', payload }, [
-        { url: g.repo.url, branch: 'main' },
-      ]);
-    };
+    const comment = (user: string, body: string, id: number) =>
+      prComment(github, { owner: OWNER, name: g.repo.name, url: g.repo.url }, pr, { user, body, id });
     const queued: QueueMessage[] = [];
     const queue: Queue = { send: (m) => Promise.resolve(void queued.push(...m)) };
 

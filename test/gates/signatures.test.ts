@@ -130,7 +130,7 @@ describe('commit and tag signatures (gate verify)', () => {
 
     const unsigned = await s.unsignedCommit('2');
     expect((await s.sync())?.heldFor).toBe(
-      `signature required (HEAD, tidegate.yaml): commit ${unsigned.slice(0, 12)}: not signed`,
+      `signature required (HEAD, tidegate.yaml at the last applied ${ssh.slice(0, 12)}): commit ${unsigned.slice(0, 12)}: not signed`,
     );
 
     await s.sshCommit('3', keys['ssh-intruder']?.private ?? '');
@@ -171,7 +171,9 @@ describe('commit and tag signatures (gate verify)', () => {
     await s.unsignedCommit('2');
     await s.repo.ws.git('tag', '-a', 'v1.1.0', '-m', 'release 1.1.0 (not signed)');
     await s.repo.ws.git('push', '--quiet', 'origin', 'v1.1.0');
-    expect((await s.sync())?.heldFor).toBe('signature required (Tag, tidegate.yaml): tag v1.1.0: not signed');
+    expect((await s.sync())?.heldFor).toBe(
+      `signature required (Tag, tidegate.yaml at the last applied ${tagged?.revision.sha.slice(0, 12)}): tag v1.1.0: not signed`,
+    );
     expect(await s.value()).toEqual({ v: '1' });
   });
 });
