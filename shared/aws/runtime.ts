@@ -2,6 +2,7 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 import { EksAuth, EndpointAuth, KubeClient } from '../cluster/index.js';
 import {
+  DEFAULT_RENDER_LIMITS,
   SecretStore,
   awsEndpoint,
   awsRegion,
@@ -123,7 +124,14 @@ async function gitAccess(
     return client;
   };
   const engine: EngineContext = {
-    settings: localSettings(env),
+    settings: {
+      ...localSettings(env),
+      render: {
+        allowedHosts: settings.render.allowedHosts.map((h) => h.toLowerCase()),
+        timeoutMs: parseDuration(settings.render.timeout) ?? DEFAULT_RENDER_LIMITS.timeoutMs,
+        maxBytes: settings.render.maxOutputMiB * 1024 * 1024,
+      },
+    },
     connect,
     gitSource,
     github,

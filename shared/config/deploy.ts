@@ -70,6 +70,21 @@ export const deploySettingsSchema = z
       })
       .strict()
       .default({ strategy: 'annotations', ignoreNamespaces: ['kube-system', 'tidegate-system'] }),
+    /** Bounds of every render: where remote kustomize bases and chart repositories may come from, time and output size. */
+    render: z
+      .object({
+        allowedHosts: z
+          .array(z.string().regex(/^[a-z0-9.-]+$/i, 'a host name, without scheme or port'))
+          .default([])
+          .describe('hosts remote kustomize bases and helm chart repositories may be fetched from; none by default'),
+        timeout: z
+          .string()
+          .refine((s) => parseDuration(s) !== undefined, 'must be a duration')
+          .default('2m'),
+        maxOutputMiB: z.number().int().min(1).max(1024).default(64),
+      })
+      .strict()
+      .default({ allowedHosts: [], timeout: '2m', maxOutputMiB: 64 }),
     /** A poll re-syncs an unchanged revision once per interval, correcting drift. */
     driftInterval: z
       .string()

@@ -1,4 +1,4 @@
-export { localSettings, type LocalSettings } from './local.js';
+export { DEFAULT_RENDER_LIMITS, localSettings, type LocalSettings, type RenderLimits } from './local.js';
 export { parseDuration } from './duration.js';
 export {
   configJsonSchema,

@@ -1,6 +1,17 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
+/** Bounds of every render (kustomize, helm, plain YAML): deploy-time settings, or the environment for local runs. */
+export interface RenderLimits {
+  /** Hosts remote kustomize bases and helm chart repositories may come from (none by default). */
+  allowedHosts: readonly string[];
+  timeoutMs: number;
+  /** The most a render may produce (tool output, or plain YAML read). */
+  maxBytes: number;
+}
+
+export const DEFAULT_RENDER_LIMITS: RenderLimits = { allowedHosts: [], timeoutMs: 120_000, maxBytes: 64 * 1024 * 1024 };
+
 /** Where tidegate keeps caches and finds its helper binaries on this machine. */
 export interface LocalSettings {
   /** Cache root: built test servers, extracted tools, cloned repositories. */
@@ -18,6 +29,7 @@ export interface LocalSettings {
   githubApiUrl: string | undefined;
   /** A directory of trusted signing keys for local runs (TIDEGATE_TRUSTED_KEYS): a file <name>, <name>.asc or <name>.pub per key. */
   trustedKeysDir: string | undefined;
+  render: RenderLimits;
 }
 
 /** Reads the local settings from the environment (this module is the only reader of process.env). */
@@ -35,5 +47,12 @@ export function localSettings(env: NodeJS.ProcessEnv = process.env): LocalSettin
     gitToken: env['TIDEGATE_GIT_TOKEN'],
     githubApiUrl: env['TIDEGATE_GITHUB_API_URL'],
     trustedKeysDir: env['TIDEGATE_TRUSTED_KEYS'],
+    render: {
+      ...DEFAULT_RENDER_LIMITS,
+      allowedHosts: (env['TIDEGATE_RENDER_HOSTS'] ?? '')
+        .split(',')
+        .map((h) => h.trim().toLowerCase())
+        .filter(Boolean),
+    },
   };
 }

@@ -2,9 +2,17 @@ import { existsSync, readFileSync, readdirSync, realpathSync, statSync } from 'n
 import { join, posix, relative, sep } from 'node:path';
 import { parse } from 'yaml';
 import type { TargetSpec } from '../config/index.js';
-import { detectMode } from './render.js';
 
 const KUSTOMIZATION_FILES = ['kustomization.yaml', 'kustomization.yml', 'Kustomization'];
+
+export type RenderMode = 'auto' | 'yaml' | 'kustomize' | 'helm';
+
+/** How a directory renders: a kustomization, a chart, or plain manifests. */
+export function detectMode(dir: string): Exclude<RenderMode, 'auto'> {
+  if (KUSTOMIZATION_FILES.some((f) => existsSync(join(dir, f)))) return 'kustomize';
+  if (existsSync(join(dir, 'Chart.yaml'))) return 'helm';
+  return 'yaml';
+}
 
 /** Fields of a kustomization that name local files or directories (each a string, or objects with a path). */
 const PATH_LISTS = [
@@ -21,11 +29,13 @@ const PATH_LISTS = [
 const PATH_OBJECTS = ['patches', 'patchesJson6902', 'replacements'];
 const GENERATORS = ['configMapGenerator', 'secretGenerator'];
 
-const isRemote = (ref: string): boolean =>
+/** Whether a kustomization entry names something fetched over the network rather than a local path. */
+export const isRemote = (ref: string): boolean =>
   /^[a-z][a-z0-9+.-]*:\/\//i.test(ref) ||
   /^(github\.com|gitlab\.com|bitbucket\.org)\//.test(ref) ||
   ref.includes('?ref=') ||
-  ref.startsWith('git@');
+  ref.startsWith('git@') ||
+  ref.startsWith('git::');
 
 const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
 const objects = (v: unknown): Array<Record<string, unknown>> =>
@@ -37,42 +47,67 @@ const generatorFiles = (gen: Record<string, unknown>): string[] =>
     f.includes('=') ? f.slice(f.indexOf('=') + 1) : f,
   );
 
-/** Local paths a kustomization file names (relative to its directory). */
+/** Every path or URL a kustomization file names (local ones relative to its directory). */
 function namedPaths(kustomization: Record<string, unknown>): string[] {
   const out = PATH_LISTS.flatMap((key) => strings(kustomization[key]));
   out.push(...PATH_OBJECTS.flatMap((key) => objects(kustomization[key]).flatMap((item) => strings([item['path']]))));
   out.push(...GENERATORS.flatMap((key) => objects(kustomization[key]).flatMap(generatorFiles)));
   out.push(...strings([(kustomization['openapi'] as { path?: unknown } | undefined)?.path]));
-  return out.filter((p) => !isRemote(p));
+  return out;
 }
 
 /** The path as it really is (symbolic links resolved), relative to the repository; undefined when missing or outside. */
-function realRelative(realRoot: string, rel: string): string | undefined {
+export function realRelative(realRoot: string, rel: string): string | undefined {
   const full = join(realRoot, rel);
   if (!existsSync(full)) return undefined;
   const real = relative(realRoot, realpathSync(full)).split(sep).join('/') || '.';
   return real.startsWith('..') ? undefined : real;
 }
 
-function walkKustomization(root: string, named: string, inputs: Set<string>, depth: number): void {
-  // kustomize reads a base reached through a symbolic link where the link leads: its own paths are relative to that.
-  const dir = realRelative(root, named) ?? named;
-  const file = KUSTOMIZATION_FILES.find((f) => existsSync(join(root, dir, f)));
-  if (!file || depth > 20) return;
-  let doc: unknown;
-  try {
-    doc = parse(readFileSync(join(root, dir, file), 'utf8'));
-  } catch {
-    return; // the render reports it
-  }
-  if (!doc || typeof doc !== 'object') return;
-  for (const named of namedPaths(doc as Record<string, unknown>)) {
-    const path = posix.normalize(posix.join(dir, named));
-    if (path.startsWith('..') || inputs.has(path)) continue;
-    inputs.add(path);
-    if (existsSync(join(root, path)) && statSync(join(root, path)).isDirectory())
-      walkKustomization(root, path, inputs, depth + 1);
-  }
+/** One entry of a kustomization: the file naming it, the entry as written and, for a local one, its path from the repository root. */
+export interface KustomizationEntry {
+  kustomization: string;
+  entry: string;
+  path?: string;
+}
+
+/** The kustomization file in a directory of the repository (a relative path), if any. */
+export const kustomizationFile = (root: string, dir: string): string | undefined =>
+  KUSTOMIZATION_FILES.map((f) => posix.join(dir, f)).find((f) => existsSync(join(root, f)));
+
+/**
+ * Every entry of the kustomization at `path` and of every local kustomization it reaches, paths
+ * normalised from the repository root (one starting with ".." leaves it). A base reached through a
+ * symbolic link is read where the link leads, as kustomize does.
+ */
+export function kustomizationTree(root: string, path: string): KustomizationEntry[] {
+  const out: KustomizationEntry[] = [];
+  const seen = new Set<string>();
+  const walk = (named: string, depth: number): void => {
+    const dir = realRelative(root, named) ?? named;
+    const file = kustomizationFile(root, dir);
+    if (!file || depth > 20 || seen.has(dir)) return;
+    seen.add(dir);
+    let doc: unknown;
+    try {
+      doc = parse(readFileSync(join(root, file), 'utf8'));
+    } catch {
+      return; // the render reports it
+    }
+    if (!doc || typeof doc !== 'object') return;
+    for (const entry of namedPaths(doc as Record<string, unknown>)) {
+      if (isRemote(entry)) {
+        out.push({ kustomization: file, entry });
+        continue;
+      }
+      const local = posix.normalize(posix.join(dir, entry));
+      out.push({ kustomization: file, entry, path: local });
+      if (!local.startsWith('..') && existsSync(join(root, local)) && statSync(join(root, local)).isDirectory())
+        walk(local, depth + 1);
+    }
+  };
+  walk(path, 0);
+  return out;
 }
 
 /** Local chart dependencies (`repository: file://../common`) of a chart directory, recursively. */
@@ -133,7 +168,9 @@ export function renderInputs(repoRoot: string, spec: Pick<TargetSpec, 'path' | '
   const inputs = new Set<string>([path]);
   const mode =
     spec.render === 'auto' ? (existsSync(join(root, path)) ? detectMode(join(root, path)) : 'yaml') : spec.render;
-  if (mode === 'kustomize') walkKustomization(root, path, inputs, 0);
+  if (mode === 'kustomize')
+    for (const { path: local } of kustomizationTree(root, path))
+      if (local !== undefined && !local.startsWith('..')) inputs.add(local);
   if (mode === 'helm') chartDependencies(root, path, inputs, 0);
   for (const values of spec.helm?.values ?? []) inputs.add(posix.normalize(posix.join(path, values)));
   linkedInputs(root, inputs);

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, lstatSync, readdirSync, readFileSync, realpathSync, mkdirSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync, realpathSync, mkdirSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { promisify } from 'node:util';
 import { errorMessage, formatRef, refKey, refOf } from '../model/index.js';
@@ -7,10 +7,10 @@ import type { LocalSettings, TargetSpec } from '../config/index.js';
 import { locateTool } from './binaries.js';
 import { RenderError, type RenderProblem } from './errors.js';
 import { parseManifests, type RenderedObject } from './manifests.js';
+import { detectMode, type RenderMode } from './inputs.js';
+import { OUTSIDE, sandboxProblems } from './sandbox.js';
 
 const run = promisify(execFile);
-
-export type RenderMode = 'auto' | 'yaml' | 'kustomize' | 'helm';
 
 export interface RenderOptions {
   /** The repository checkout. */
@@ -34,7 +34,6 @@ export interface RenderResult {
   objects: RenderedObject[];
 }
 
-const MAX_OUTPUT = 256 * 1024 * 1024;
 const MANIFEST = /\.(ya?ml|json)$/i;
 
 /** Resolves the target path and proves it stays inside the repository (symlinks included). */
@@ -48,13 +47,6 @@ function resolveInside(root: string, path: string): string {
   return real;
 }
 
-export function detectMode(dir: string): Exclude<RenderMode, 'auto'> {
-  if (['kustomization.yaml', 'kustomization.yml', 'Kustomization'].some((f) => existsSync(join(dir, f))))
-    return 'kustomize';
-  if (existsSync(join(dir, 'Chart.yaml'))) return 'helm';
-  return 'yaml';
-}
-
 /** Every manifest file under dir, sorted, skipping dot-directories; symlinks must stay in the repository. */
 function manifestFiles(dir: string, realRoot: string, problems: RenderProblem[]): string[] {
   const files: string[] = [];
@@ -66,7 +58,7 @@ function manifestFiles(dir: string, realRoot: string, problems: RenderProblem[])
       if (lstatSync(full).isSymbolicLink()) {
         const real = existsSync(full) ? realpathSync(full) : '';
         if (!real.startsWith(realRoot + sep)) {
-          problems.push({ file: relative(realRoot, full), message: 'symbolic link points outside the repository' });
+          problems.push({ file: relative(realRoot, full), message: OUTSIDE });
           continue;
         }
         isDir = lstatSync(real).isDirectory();
@@ -79,34 +71,122 @@ function manifestFiles(dir: string, realRoot: string, problems: RenderProblem[])
   return files;
 }
 
+/**
+ * The whole environment kustomize and helm run with: no credentials or tokens of this process, caches
+ * in tidegate's cache (the only writable place in Lambda), and git (for remote kustomize bases) limited
+ * to HTTP(S) without redirects and, through URL rewriting, to the allowed hosts: every other URL is
+ * rewritten to a host that does not exist, so a base fetched from an allowed host cannot reach another one.
+ */
+export function toolEnvironment(settings: LocalSettings): Record<string, string> {
+  const helmHome = join(settings.cacheDir, 'helm');
+  const git: Array<[string, string]> = [
+    ['http.followRedirects', 'false'],
+    ['url.https://tidegate-refused.invalid/.insteadOf', 'https://'],
+    ['url.https://tidegate-refused.invalid/http/.insteadOf', 'http://'],
+    ...settings.render.allowedHosts.flatMap((h): Array<[string, string]> =>
+      ['https', 'http'].flatMap((scheme): Array<[string, string]> => [
+        [`url.${scheme}://${h}/.insteadOf`, `${scheme}://${h}/`],
+        [`url.${scheme}://${h}:.insteadOf`, `${scheme}://${h}:`],
+      ]),
+    ),
+  ];
+  return {
+    PATH: settings.searchPath,
+    HOME: helmHome,
+    HELM_CACHE_HOME: join(helmHome, 'cache'),
+    HELM_CONFIG_HOME: join(helmHome, 'config'),
+    HELM_DATA_HOME: join(helmHome, 'data'),
+    GIT_TERMINAL_PROMPT: '0',
+    GIT_ALLOW_PROTOCOL: 'http:https',
+    GIT_CONFIG_NOSYSTEM: '1',
+    GIT_CONFIG_GLOBAL: '/dev/null',
+    GIT_CONFIG_COUNT: String(git.length),
+    ...Object.fromEntries(
+      git.flatMap(([k, v], i) => [
+        [`GIT_CONFIG_KEY_${i}`, k],
+        [`GIT_CONFIG_VALUE_${i}`, v],
+      ]),
+    ),
+  };
+}
+
 async function tool(command: string, args: string[], cwd: string, opts: RenderOptions, what: string): Promise<string> {
-  const helmHome = join(opts.settings.cacheDir, 'helm');
-  mkdirSync(helmHome, { recursive: true });
+  mkdirSync(join(opts.settings.cacheDir, 'helm'), { recursive: true });
+  const limits = opts.settings.render;
   try {
     const { stdout } = await run(command, args, {
       cwd,
-      maxBuffer: MAX_OUTPUT,
+      maxBuffer: limits.maxBytes,
+      timeout: limits.timeoutMs,
       signal: opts.signal,
-      // helm writes caches under HOME; keep them in tidegate's cache (the only writable place in Lambda).
-      env: {
-        PATH: opts.settings.searchPath,
-        HOME: helmHome,
-        HELM_CACHE_HOME: join(helmHome, 'cache'),
-        HELM_CONFIG_HOME: join(helmHome, 'config'),
-        HELM_DATA_HOME: join(helmHome, 'data'),
-      },
+      env: toolEnvironment(opts.settings),
     });
     return stdout;
   } catch (err) {
-    const stderr = (err as { stderr?: string }).stderr?.trim();
-    throw new RenderError([{ file: what, message: stderr || errorMessage(err) }], { cause: err });
+    const e = err as { stderr?: string; code?: unknown; killed?: boolean };
+    const message =
+      e.code === 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER'
+        ? `output exceeds ${limits.maxBytes / 1024 / 1024} MiB (deploy-time setting render.maxOutputMiB)`
+        : e.killed && !opts.signal?.aborted
+          ? `took longer than ${limits.timeoutMs / 1000} s (deploy-time setting render.timeout)`
+          : e.stderr?.trim() || errorMessage(err);
+    throw new RenderError([{ file: what, message }], { cause: err });
   }
+}
+
+/** Plain manifests under dir, at most the output limit of them. */
+function yamlObjects(dir: string, realRoot: string, rel: string, opts: RenderOptions, problems: RenderProblem[]) {
+  const objects: RenderedObject[] = [];
+  let bytes = 0;
+  for (const file of manifestFiles(dir, realRoot, problems)) {
+    bytes += statSync(file).size;
+    if (bytes > opts.settings.render.maxBytes) {
+      problems.push({
+        file: rel,
+        message: `manifests exceed ${opts.settings.render.maxBytes / 1024 / 1024} MiB (deploy-time setting render.maxOutputMiB)`,
+      });
+      break;
+    }
+    objects.push(...parseManifests(readFileSync(file, 'utf8'), relative(realRoot, file), opts.substitute, problems));
+  }
+  return objects;
+}
+
+/** `kubectl kustomize` or `helm template` of dir, once the sandbox check found nothing that leads out of the repository. */
+async function toolObjects(
+  dir: string,
+  realRoot: string,
+  rel: string,
+  mode: 'kustomize' | 'helm',
+  opts: RenderOptions,
+  problems: RenderProblem[],
+): Promise<RenderedObject[]> {
+  const refused = sandboxProblems(realRoot, rel, mode, opts.settings.render.allowedHosts);
+  if (refused.length > 0) throw new RenderError(refused);
+  if (mode === 'kustomize') {
+    const what = `kustomize build ${rel}`;
+    const out = await tool(locateTool('kubectl', opts.settings), ['kustomize', dir], dir, opts, what);
+    return parseManifests(out, what, opts.substitute, problems);
+  }
+  const helm = opts.helm ?? { values: [], set: {} };
+  const args = ['template', helm.releaseName ?? opts.defaultReleaseName, dir, '--include-crds'];
+  if (opts.namespace) args.push('--namespace', opts.namespace);
+  for (const values of helm.values) args.push('--values', resolveInside(dir, values));
+  for (const [k, v] of Object.entries(helm.set)) args.push('--set-string', `${k}=${v}`);
+  const what = `helm template ${rel}`;
+  return parseManifests(
+    await tool(locateTool('helm', opts.settings), args, dir, opts, what),
+    what,
+    opts.substitute,
+    problems,
+  );
 }
 
 /**
  * Renders a target into Kubernetes objects: plain YAML (recursive, multi-document), kustomize
  * (`kubectl kustomize`) or helm (`helm template`); substitutes variables; validates every object.
- * Pure with respect to the cluster. Throws RenderError listing every problem.
+ * Pure with respect to the cluster. Throws RenderError listing every problem. Nothing outside the
+ * repository checkout is read, and every render is bounded in time and output.
  */
 export async function render(opts: RenderOptions): Promise<RenderResult> {
   const realRoot = realpathSync(opts.root);
@@ -114,29 +194,10 @@ export async function render(opts: RenderOptions): Promise<RenderResult> {
   const rel = relative(realRoot, dir) || '.';
   const mode = opts.mode === 'auto' ? detectMode(dir) : opts.mode;
   const problems: RenderProblem[] = [];
-  let objects: RenderedObject[] = [];
-  if (mode === 'yaml') {
-    for (const file of manifestFiles(dir, realRoot, problems)) {
-      objects.push(...parseManifests(readFileSync(file, 'utf8'), relative(realRoot, file), opts.substitute, problems));
-    }
-  } else if (mode === 'kustomize') {
-    const out = await tool(
-      locateTool('kubectl', opts.settings),
-      ['kustomize', dir],
-      dir,
-      opts,
-      `kustomize build ${rel}`,
-    );
-    objects = parseManifests(out, `kustomize build ${rel}`, opts.substitute, problems);
-  } else {
-    const helm = opts.helm ?? { values: [], set: {} };
-    const args = ['template', helm.releaseName ?? opts.defaultReleaseName, dir, '--include-crds'];
-    if (opts.namespace) args.push('--namespace', opts.namespace);
-    for (const values of helm.values) args.push('--values', resolveInside(dir, values));
-    for (const [k, v] of Object.entries(helm.set)) args.push('--set-string', `${k}=${v}`);
-    const out = await tool(locateTool('helm', opts.settings), args, dir, opts, `helm template ${rel}`);
-    objects = parseManifests(out, `helm template ${rel}`, opts.substitute, problems);
-  }
+  const objects =
+    mode === 'yaml'
+      ? yamlObjects(dir, realRoot, rel, opts, problems)
+      : await toolObjects(dir, realRoot, rel, mode, opts, problems);
   const seen = new Map<string, string>();
   for (const { object, source } of objects) {
     const key = refKey(refOf(object));

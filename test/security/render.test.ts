@@ -1,0 +1,190 @@
+import { mkdirSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { createBareRepo, GitWorkspace } from '../../devenv/index.js';
+import { localSettings, type RenderLimits } from '../../shared/config/index.js';
+import { toolEnvironment } from '../../shared/render/render.js';
+import { readTargetState } from '../../shared/state/index.js';
+import { syncRepo } from '../../shared/usecases/index.js';
+import { testEnv, uniqueName } from '../helpers/env.js';
+import { configMap, gitopsRepo, yamlDocs } from '../helpers/engine.js';
+
+const CHART = stringify({ apiVersion: 'v2', name: 'app', version: '0.1.0' });
+
+/**
+ * Attacks on the renderers: a repository's files make kustomize or helm read outside the checkout,
+ * fetch from the network, or run without bounds. Each is refused before the tool runs (or stopped
+ * by its limit), the target's sync fails with the reason, and nothing is applied or recorded as applied.
+ */
+describe('attack: a render that reaches outside the repository', () => {
+  async function target(
+    files: Record<string, string>,
+    links: Record<string, string> = {},
+    render: Partial<RenderLimits> = {},
+  ) {
+    const ns = uniqueName('rnd');
+    const repo = await gitopsRepo('rnd');
+    for (const [path, to] of Object.entries(links)) {
+      mkdirSync(join(repo.ws.dir, path, '..'), { recursive: true });
+      symlinkSync(to, join(repo.ws.dir, path));
+    }
+    await repo.commit({
+      'tidegate.yaml': stringify({
+        targets: [{ name: ns, cluster: 'c', path: 'app', targetNamespace: ns, wait: false }],
+      }),
+      ...files,
+    });
+    const settings = localSettings();
+    const ctx = { ...repo.engine, settings: { ...settings, render: { ...settings.render, ...render } } };
+    const [result] = await syncRepo(ctx, { repo: repo.url });
+    const state = await readTargetState(repo.engine.client, ns);
+    const live = await repo.engine.client.get('v1', 'ConfigMap', ns, 'app');
+    return { result, applied: state.lastApplied, live };
+  }
+
+  const nothingApplied = (t: Awaited<ReturnType<typeof target>>) => {
+    expect(t.result?.outcome).toBe('failed');
+    expect(t.applied).toBeUndefined();
+    expect(t.live).toBeUndefined();
+  };
+
+  it('a chart with a template that is a symbolic link to /etc/passwd: refused before helm runs, nothing of the file in the error', async () => {
+    const t = await target(
+      { 'app/Chart.yaml': CHART, 'app/templates/cm.yaml': yamlDocs(configMap('app', { v: '1' })) },
+      { 'app/templates/passwd.yaml': '/etc/passwd' },
+    );
+    nothingApplied(t);
+    expect(t.result?.error).toBe('app/templates/passwd.yaml: symbolic link points outside the repository');
+  });
+
+  it("a chart with a directory linked to the checkout's parent: refused before helm runs", async () => {
+    const t = await target(
+      { 'app/Chart.yaml': CHART, 'app/templates/cm.yaml': yamlDocs(configMap('app', { v: '1' })) },
+      { 'app/templates/up': '../../..' },
+    );
+    nothingApplied(t);
+    expect(t.result?.error).toBe('app/templates/up: symbolic link points outside the repository');
+  });
+
+  it('a chart dependency from a chart repository whose host is not allowed: refused', async () => {
+    const chart = stringify({
+      apiVersion: 'v2',
+      name: 'app',
+      version: '0.1.0',
+      dependencies: [{ name: 'redis', version: '1.0.0', repository: 'https://charts.internal.example/stable' }],
+    });
+    const t = await target({
+      'app/Chart.yaml': chart,
+      'app/templates/cm.yaml': yamlDocs(configMap('app', { v: '1' })),
+    });
+    nothingApplied(t);
+    expect(t.result?.error).toBe(
+      'app/Chart.yaml: chart dependency redis from https://charts.internal.example/stable refused: host charts.internal.example is not listed in the deploy-time setting render.allowedHosts',
+    );
+  });
+
+  it('a kustomization naming a file outside the repository, or a base linked outside it: refused before kustomize runs', async () => {
+    const up = await target({
+      'app/kustomization.yaml': stringify({ resources: ['cm.yaml', '../../../../../../etc/passwd'] }),
+      'app/cm.yaml': yamlDocs(configMap('app', { v: '1' })),
+    });
+    nothingApplied(up);
+    expect(up.result?.error).toBe('app/kustomization.yaml: ../../../../../../etc/passwd is outside the repository');
+    const linked = await target(
+      {
+        'app/kustomization.yaml': stringify({ resources: ['cm.yaml', 'base'] }),
+        'app/cm.yaml': yamlDocs(configMap('app', { v: '1' })),
+      },
+      { 'app/base': '/etc' },
+    );
+    nothingApplied(linked);
+    expect(linked.result?.error).toMatch(/^app\/base: symbolic link points outside the repository/);
+  });
+
+  it('a kustomization with a remote base: refused unless its host is allowed; from an allowed host it is fetched (a local git server)', async () => {
+    const git = testEnv().git;
+    const baseRepo = await createBareRepo(git, uniqueName('remote-base'));
+    const ws = await GitWorkspace.clone(git, baseRepo);
+    await ws.commit(
+      {
+        'base/kustomization.yaml': stringify({ resources: ['cm.yaml'] }),
+        'base/cm.yaml': yamlDocs(configMap('app', { v: 'remote' })),
+      },
+      'base',
+    );
+    ws.remove();
+    const files = {
+      'app/kustomization.yaml': stringify({ resources: [`${baseRepo}//base?ref=main`] }),
+    };
+    const host = new URL(baseRepo).hostname;
+    const refused = await target(files);
+    nothingApplied(refused);
+    expect(refused.result?.error).toBe(
+      `app/kustomization.yaml: remote base ${baseRepo}//base?ref=main refused: host ${host} is not listed in the deploy-time setting render.allowedHosts`,
+    );
+    const github = await target({
+      'app/kustomization.yaml': stringify({ resources: ['github.com/acme/platform//base?ref=v1'] }),
+    });
+    nothingApplied(github);
+    expect(github.result?.error).toMatch(
+      /remote base github.com\/acme\/platform\/\/base\?ref=v1 refused: host github.com is not listed/,
+    );
+
+    const allowed = await target(files, {}, { allowedHosts: [host] });
+    expect(allowed.result).toMatchObject({ outcome: 'applied' });
+    expect(allowed.live?.['data']).toEqual({ v: 'remote' });
+  });
+
+  it('a render over its output limit, or over its time limit, fails with the limit named', async () => {
+    const many = `{{- range until 20000 }}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: cm-{{ . }}
+data:
+  padding: "{{ repeat 200 "x" }}"
+{{- end }}
+`;
+    const big = await target(
+      { 'app/Chart.yaml': CHART, 'app/templates/many.yaml': many },
+      {},
+      { maxBytes: 1024 * 1024 },
+    );
+    nothingApplied(big);
+    expect(big.result?.error).toBe('helm template app: output exceeds 1 MiB (deploy-time setting render.maxOutputMiB)');
+    const slow = await target({ 'app/Chart.yaml': CHART, 'app/templates/many.yaml': many }, {}, { timeoutMs: 20 });
+    nothingApplied(slow);
+    expect(slow.result?.error).toBe('helm template app: took longer than 0.02 s (deploy-time setting render.timeout)');
+  });
+
+  it('kustomize and helm run with a minimal environment: no credential, token or other variable of the process', () => {
+    const env = toolEnvironment({
+      ...localSettings({
+        PATH: '/usr/bin',
+        HOME: '/home/x',
+        AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE',
+        AWS_SECRET_ACCESS_KEY: 'secret',
+        AWS_SESSION_TOKEN: 'session',
+        TIDEGATE_GIT_TOKEN: 'ghp_x',
+      }),
+    });
+    const names = Object.keys(env).filter((k) => !/^GIT_CONFIG_(KEY|VALUE)_\d+$/.test(k));
+    expect(names.sort()).toEqual(
+      [
+        'GIT_ALLOW_PROTOCOL',
+        'GIT_CONFIG_COUNT',
+        'GIT_CONFIG_GLOBAL',
+        'GIT_CONFIG_NOSYSTEM',
+        'GIT_TERMINAL_PROMPT',
+        'HELM_CACHE_HOME',
+        'HELM_CONFIG_HOME',
+        'HELM_DATA_HOME',
+        'HOME',
+        'PATH',
+      ].sort(),
+    );
+    expect(JSON.stringify(env)).not.toMatch(/AKIAEXAMPLE|secret|session|ghp_x/);
+  });
+});
