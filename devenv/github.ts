@@ -33,12 +33,18 @@ export interface TestGitHub extends GitHubApiServer {
   token: string;
   /** Pull requests of owner/repo, as GitHub holds them. */
   pulls(owner: string, repo: string): PullRequest[];
-  /** A person opens a pull request (not tidegate): head branch into base. */
+  /**
+   * A person opens a pull request (not tidegate): head branch into base. With `fork` (owner/name),
+   * the head is in that fork: the branch is still read from the base repository, as GitHub serves
+   * it through refs/pull/<n>/head.
+   */
   openPullRequest(
     owner: string,
     repo: string,
-    pr: { head: string; base: string; author: string; title?: string },
+    pr: { head: string; base: string; author: string; title?: string; fork?: string },
   ): Promise<PullRequest>;
+  /** What GitHub does when the head of a pull request from a fork moves: refs/pull/<n>/head follows it. */
+  updatePullRef(owner: string, repo: string, number: number, sha: string): Promise<void>;
   /** A person reviews a pull request; by default the review is of its current head. */
   review(
     owner: string,
@@ -150,8 +156,9 @@ export async function startGitHub(opts: { token: string; gitRoot: string; login?
       review_comments: 0,
     });
     pr.user = { ...pr.user, login: author };
-    pr.head = { ...pr.head, ref: head, sha: headSha, label: `${owner}:${head}` };
-    pr.base = { ...pr.base, ref: base, sha: baseSha, label: `${owner}:${base}` };
+    const full_name = `${owner}/${repo}`;
+    pr.head = { ...pr.head, ref: head, sha: headSha, label: `${owner}:${head}`, repo: { ...pr.head.repo, full_name } };
+    pr.base = { ...pr.base, ref: base, sha: baseSha, label: `${owner}:${base}`, repo: { ...pr.base.repo, full_name } };
     list.push(pr);
     return { status: 201, body: pr };
   };
@@ -361,6 +368,15 @@ export async function startGitHub(opts: { token: string; gitRoot: string; login?
     if (!found) throw new Error(`no pull request #${number} in ${owner}/${repo}`);
     return found;
   };
+  const updatePullRef = async (owner: string, repo: string, number: number, sha: string): Promise<void> => {
+    await run('git', [
+      '--git-dir',
+      join(opts.gitRoot, owner, `${repo}.git`),
+      'update-ref',
+      `refs/pull/${number}/head`,
+      sha,
+    ]);
+  };
   return {
     ...github,
     token: opts.token,
@@ -376,8 +392,18 @@ export async function startGitHub(opts: { token: string; gitRoot: string; login?
         p.author,
       );
       if (out.status !== 201) throw new Error(`cannot open the pull request: ${JSON.stringify(out.body)}`);
-      return out.body as PullRequest;
+      const opened = out.body as PullRequest;
+      if (p.fork) {
+        opened.head = {
+          ...opened.head,
+          label: `${p.fork.split('/')[0] ?? ''}:${p.head}`,
+          repo: { ...opened.head.repo, full_name: p.fork, fork: true },
+        };
+        await updatePullRef(owner, repo, opened.number, opened.head.sha);
+      }
+      return opened;
     },
+    updatePullRef,
     review: async (owner, repo, number, r) => {
       const target = pr(owner, repo, number);
       const head = (await branchSha(owner, repo, target.head.ref)) ?? target.head.sha;

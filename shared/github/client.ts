@@ -33,6 +33,10 @@ export interface MergedPullRequest {
   base: string;
   /** The head commit when it was merged (reviews of other commits are stale). */
   head: string;
+  /** The head branch, and whether it lives in another repository (a fork; also when that fork was deleted). */
+  headBranch: string;
+  fork: boolean;
+  open: boolean;
   mergedAt: string | undefined;
   mergeCommit: string | undefined;
 }
@@ -142,6 +146,9 @@ export class GitHub {
       author: p.user?.login ?? '',
       base: p.base.ref,
       head: p.head.sha,
+      headBranch: p.head.ref,
+      fork: p.head.repo?.full_name !== p.base.repo.full_name,
+      open: p.state === 'open',
       mergedAt: p.merged_at ?? undefined,
       mergeCommit: p.merge_commit_sha ?? undefined,
     }));
@@ -296,6 +303,9 @@ export class GitHub {
       author: p.user.login,
       base: p.base.ref,
       head: p.head.sha,
+      headBranch: p.head.ref,
+      fork: p.head.repo?.full_name !== p.base.repo.full_name,
+      open: p.state === 'open',
       mergedAt: p.merged_at ?? undefined,
       mergeCommit: p.merge_commit_sha ?? undefined,
     };

@@ -1,1 +1,8 @@
-export { GitHub, githubClients, repoName, type PullRequestRef, type RepoName } from './client.js';
+export {
+  GitHub,
+  githubClients,
+  repoName,
+  type MergedPullRequest,
+  type PullRequestRef,
+  type RepoName,
+} from './client.js';

@@ -77,15 +77,18 @@ export interface ApproveMessage extends MessageBase {
   comment: number;
 }
 
-/** A pull request was opened or pushed to: preview what merging it would do. */
+/**
+ * Preview what merging a pull request would do: queued when it is opened or pushed to (head: the
+ * commit the event named), or by a `/tidegate preview` comment (requestedBy, comment). The pull
+ * request itself (head, base, author, fork) is read from GitHub when the preview runs.
+ */
 export interface PreviewMessage extends MessageBase {
   type: 'preview';
   repo: string;
   pullRequest: number;
-  /** The head commit, and a ref that reaches it in the base repository (refs/heads/<branch>, or refs/pull/<n>/head for forks). */
-  head: string;
-  headRef: string;
-  base: string;
+  head?: string | undefined;
+  requestedBy?: string | undefined;
+  comment?: number | undefined;
 }
 
 export type QueueMessage =

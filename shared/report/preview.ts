@@ -1,7 +1,14 @@
-import { countChanges, formatRef, formatRevision, type SyncResult } from '../model/index.js';
+import { clip, countChanges, formatRef, formatRevision, type SyncResult } from '../model/index.js';
 
 /** Marks tidegate's one preview comment on a pull request, so it is updated in place. */
 export const PREVIEW_MARKER = '<!-- tidegate:preview -->';
+
+/** A preview comment stays under GitHub's 65,536 characters; an error shows its first line only, shortened. */
+export const PREVIEW_LIMITS = { comment: 60_000, error: 300 } as const;
+
+/** An error as a preview shows it: the first line (no echoed file or object), shortened. */
+const publicError = (error: string | undefined): string =>
+  clip((error ?? '').split('\n')[0] ?? '', PREVIEW_LIMITS.error);
 
 const SYMBOL: Record<string, string> = { created: '+', configured: '~', deleted: '-', skipped: '!', unchanged: '=' };
 const code = (t: string | undefined): string =>
@@ -32,7 +39,7 @@ export function renderPreview(
   for (const r of results) {
     const c = countChanges(r.changeSet);
     lines.push(
-      `**${r.target}** at ${formatRevision(r.revision)}: ${r.outcome === 'failed' ? `the plan fails: ${r.error ?? ''}` : `${c.created} to create, ${c.configured} to configure, ${c.deleted} to delete, ${c.unchanged} unchanged`}`,
+      `**${r.target}** at ${formatRevision(r.revision)}: ${r.outcome === 'failed' ? `the plan fails: ${code(publicError(r.error))}` : `${c.created} to create, ${c.configured} to configure, ${c.deleted} to delete, ${c.unchanged} unchanged`}`,
       '',
     );
     const rows = r.changeSet.changes.filter((x) => x.action !== 'unchanged');
@@ -44,12 +51,16 @@ export function renderPreview(
         '',
       );
   }
-  lines.push(
-    '_Server-side dry-run against the live cluster; Secret values are never shown. Updated on every push to this pull request._',
-  );
+  const footer =
+    '_Server-side dry-run against the live cluster; Secret values and values of objects a target does not manage are never shown._';
+  let markdown = lines.join('\n');
+  if (markdown.length + footer.length > PREVIEW_LIMITS.comment) {
+    const cut = markdown.lastIndexOf('\n', PREVIEW_LIMITS.comment - footer.length - 200);
+    markdown = `${markdown.slice(0, cut)}\n\n… (the rest is cut: the preview is longer than GitHub shows in one comment)\n`;
+  }
   return {
     title,
-    markdown: lines.join('\n'),
+    markdown: `${markdown}\n${footer}`,
     conclusion: failed.length ? 'failure' : changed.length ? 'neutral' : 'success',
   };
 }

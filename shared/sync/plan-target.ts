@@ -107,13 +107,21 @@ export async function preview(run: SyncRun, planned: Planned): Promise<SyncResul
     if (i.action === 'create' || i.action === 'deferred') return 'created';
     return i.drift && spec.drift === 'warn' ? 'skipped' : 'configured';
   };
+  // Live values are shown only of objects this target manages: a manifest naming someone else's object learns nothing of it.
+  const managed = new Set(run.state.inventory.map((e) => e.id));
+  const values = (i: PlanItem) =>
+    !i.planned || !i.live
+      ? {}
+      : managed.has(i.desired.id)
+        ? { values: valueChanges(i.live, i.planned) }
+        : { reason: 'not managed by this target yet: its live values are not shown' };
   const changes: Change[] = [
     ...planned.items.map((i) => ({
       ref: i.desired.ref,
       action: actionOf(i),
       ...(i.drift ? { drift: true } : {}),
       ...(i.fields.length ? { fields: i.fields } : {}),
-      ...(i.planned && i.live ? { values: valueChanges(i.live, i.planned) } : {}),
+      ...values(i),
       ...(i.action === 'deferred' && i.desired.waitsFor ? { reason: `validated once ${i.desired.waitsFor}` } : {}),
     })),
     ...pruned.changes,

@@ -18,23 +18,13 @@ function routePullRequest(event: PullRequestEvent, tracked: readonly TrackedRepo
   const repo = trackedRepo(event.repository, tracked);
   if (!repo) return ignore(`ignored: repository ${event.repository.full_name} is not tracked`);
   if (pr.base.ref !== repo.branch) return ignore(`ignored: pull request into ${pr.base.ref}, not ${repo.branch}`);
-  const sameRepo = pr.head.repo?.full_name === event.repository.full_name;
   return {
     response: reply(202, `queued preview of pull request #${pr.number} at ${pr.head.sha.slice(0, 12)}`),
-    messages: [
-      {
-        type: 'preview',
-        repo: repo.url,
-        pullRequest: pr.number,
-        head: pr.head.sha,
-        headRef: sameRepo ? `refs/heads/${pr.head.ref}` : `refs/pull/${pr.number}/head`,
-        base: pr.base.ref,
-      },
-    ],
+    messages: [{ type: 'preview', repo: repo.url, pullRequest: pr.number, head: pr.head.sha }],
   };
 }
 
-const APPROVE = /^\/tidegate\s+approve((?:\s+[a-z0-9-]+)*)\s*$/m;
+const COMMAND = /^\/tidegate\s+(approve|preview)((?:\s+[a-z0-9-]+)*)\s*$/m;
 
 /** The tracked repository a payload's repository is, by any of its URLs. */
 function trackedRepo(
@@ -47,7 +37,7 @@ function trackedRepo(
   return tracked.find((t) => urls.includes(normaliseRepoUrl(t.url)));
 }
 
-/** `/tidegate approve [target …]` in a new comment on a pull request of a tracked repository. */
+/** `/tidegate approve [target …]` or `/tidegate preview` in a new comment on a pull request of a tracked repository. */
 function routeComment(event: CommentEvent, tracked: readonly TrackedRepo[]): Routed {
   const ignore = (message: string): Routed => ({ response: reply(202, message), messages: [] });
   if (
@@ -58,26 +48,25 @@ function routeComment(event: CommentEvent, tracked: readonly TrackedRepo[]): Rou
   )
     return { response: reply(400, 'malformed issue_comment payload'), messages: [] };
   if (event.action !== 'created') return ignore(`ignored: comment ${event.action}`);
-  const command = APPROVE.exec(event.comment.body);
+  const command = COMMAND.exec(event.comment.body);
   if (!command) return ignore('ignored: not a /tidegate command');
-  if (!event.issue.pull_request) return ignore('ignored: /tidegate approve works on pull requests');
+  const verb = command[1] as 'approve' | 'preview';
+  if (!event.issue.pull_request) return ignore(`ignored: /tidegate ${verb} works on pull requests`);
   const repo = trackedRepo(event.repository, tracked);
   if (!repo) return ignore(`ignored: repository ${event.repository.full_name} is not tracked`);
   const commenter = event.comment.user?.login;
   if (!commenter) return { response: reply(400, 'malformed issue_comment payload: no comment author'), messages: [] };
-  const targets = (command[1] ?? '').trim().split(/\s+/).filter(Boolean);
+  const pullRequest = event.issue.number;
+  const comment = event.comment.id;
+  if (verb === 'preview')
+    return {
+      response: reply(202, `queued preview of pull request #${pullRequest} requested by ${commenter}`),
+      messages: [{ type: 'preview', repo: repo.url, pullRequest, requestedBy: commenter, comment }],
+    };
+  const targets = (command[2] ?? '').trim().split(/\s+/).filter(Boolean);
   return {
-    response: reply(202, `queued approval by ${commenter} of pull request #${event.issue.number}`),
-    messages: [
-      {
-        type: 'approve',
-        repo: repo.url,
-        pullRequest: event.issue.number,
-        commenter,
-        targets,
-        comment: event.comment.id,
-      },
-    ],
+    response: reply(202, `queued approval by ${commenter} of pull request #${pullRequest}`),
+    messages: [{ type: 'approve', repo: repo.url, pullRequest, commenter, targets, comment }],
   };
 }
 

@@ -1,21 +1,52 @@
-import { repoName } from '../github/index.js';
+import { repoName, type GitHub, type MergedPullRequest, type RepoName } from '../github/index.js';
 import { errorMessage, TidegateError, type PreviewMessage } from '../model/index.js';
 import { PREVIEW_MARKER, renderPreview } from '../report/index.js';
-import { configAt } from './repo-config.js';
+import { checkoutRevision } from '../source/index.js';
+import { configAt, trackedBranch } from './repo-config.js';
 import type { EngineContext } from './context.js';
 import { syncCheckout } from './sync-repo.js';
 import { affectedTargets } from './affected.js';
 
 export interface PreviewOutcome {
   targets: string[];
-  comment: 'created' | 'updated';
-  checkRun: boolean;
+  comment?: 'created' | 'updated';
+  checkRun?: boolean;
+  /** Why the pull request was not previewed (nothing was rendered, dry-run or published). */
+  refused?: string;
+}
+
+const ASK = 'it is previewed after a /tidegate preview comment by someone with write access, again after each push';
+
+/** Why a pull request may not be previewed now, or undefined when it may. */
+async function refusal(
+  github: GitHub,
+  name: RepoName,
+  pr: MergedPullRequest,
+  branch: string,
+  msg: PreviewMessage,
+): Promise<string | undefined> {
+  if (!pr.open) return `pull request #${pr.number} is not open`;
+  if (pr.base !== branch) return `pull request #${pr.number} is into ${pr.base}, not the tracked branch ${branch}`;
+  if (msg.requestedBy !== undefined)
+    return (await github.canWrite(name, msg.requestedBy))
+      ? undefined
+      : `${msg.requestedBy} may not request a preview: only users with write access may`;
+  if (msg.head !== undefined && msg.head !== pr.head)
+    return `pull request #${pr.number} was pushed to since ${msg.head.slice(0, 12)}: its newer head is previewed on its own event`;
+  if (pr.fork) return `pull request #${pr.number} comes from a fork: ${ASK}`;
+  if (!(await github.canWrite(name, pr.author)))
+    return `pull request #${pr.number} is by ${pr.author}, who has no write access: ${ASK}`;
+  return undefined;
 }
 
 /**
- * A pull request's preview: the head is rendered for every target that follows the base branch,
- * dry-run server-side against the live cluster, and published as a check run and one comment that
- * is updated in place. Secret values are never shown. Nothing is applied.
+ * A pull request's preview on trusted configuration: the targets, clusters, gates, sources and
+ * render settings are those of tidegate.yaml at the head of the tracked branch; only the manifest
+ * files come from the pull request's head. Each target that follows the branch is rendered from
+ * the head, dry-run server-side against the live cluster, and published as a check run and one
+ * comment updated in place (values only of objects the target manages, never Secret data). Pull
+ * requests from forks or from authors without write access are previewed only when a writer asks
+ * (`/tidegate preview`). Nothing is applied.
  */
 export async function previewPullRequest(
   ctx: EngineContext,
@@ -24,33 +55,42 @@ export async function previewPullRequest(
 ): Promise<PreviewOutcome> {
   const github = ctx.github?.(msg.repo);
   if (!github) throw new TidegateError('GitHubMissing', `${msg.repo} has no GitHub API access to publish a preview`);
-  const { revision, dir, config } = await configAt(ctx, msg.repo, { ref: msg.headRef, sha: msg.head });
+  const name = repoName(msg.repo);
+  const pr = await github.pullRequest(name, msg.pullRequest);
+  const branch = trackedBranch(ctx, msg.repo);
+  const refused = await refusal(github, name, pr, branch, msg);
+  if (refused) {
+    ctx.logger?.info('pull request not previewed', { pullRequest: pr.number, reason: refused });
+    return { targets: [], refused };
+  }
+  const { config } = await configAt(ctx, msg.repo, { branch });
+  const head = { ref: pr.fork ? `refs/pull/${pr.number}/head` : `refs/heads/${pr.headBranch}`, sha: pr.head };
+  const { dir } = await checkoutRevision(ctx.gitSource(msg.repo), head, ctx.settings.cacheDir);
   const names = new Set(
-    affectedTargets(config.targets, { repo: msg.repo, ref: `refs/heads/${msg.base}`, paths: null }).map((t) => t.name),
+    affectedTargets(config.targets, { repo: msg.repo, ref: `refs/heads/${branch}`, paths: null }).map((t) => t.name),
   );
   const results = (
     await syncCheckout(ctx, {
       config,
       dir,
-      revision,
+      revision: head,
       repo: msg.repo,
       dryRun: true,
-      standsFor: `refs/heads/${msg.base}`,
+      standsFor: `refs/heads/${branch}`,
       signal,
     })
   ).filter((r) => names.has(r.target));
-  const { title, markdown, conclusion } = renderPreview(msg.pullRequest, results);
-  const name = repoName(msg.repo);
+  const { title, markdown, conclusion } = renderPreview(pr.number, results);
   // Check runs need a GitHub App installation token; the comment works with any token.
   const checkRun = await github
-    .checkRun(name, { headSha: msg.head, name: 'tidegate/preview', conclusion, title, summary: markdown })
+    .checkRun(name, { headSha: pr.head, name: 'tidegate/preview', conclusion, title, summary: markdown })
     .then(
       () => true,
       (err: unknown) => {
-        ctx.logger?.warn('preview check run not created', { pullRequest: msg.pullRequest, error: errorMessage(err) });
+        ctx.logger?.warn('preview check run not created', { pullRequest: pr.number, error: errorMessage(err) });
         return false;
       },
     );
-  const comment = await github.upsertComment(name, msg.pullRequest, PREVIEW_MARKER, markdown);
+  const comment = await github.upsertComment(name, pr.number, PREVIEW_MARKER, markdown);
   return { targets: [...names], comment, checkRun };
 }

@@ -24,19 +24,20 @@ export function messageKeys(msg: QueueMessage): { group: string; dedup: string }
   return msg.deferrals ? { group: keys.group, dedup: fit(`${keys.dedup}~d${msg.deferrals}`) } : keys;
 }
 
+/** A suffix that keeps re-sent copies of one event apart (an optional bucket). */
+const bucketOf = (bucket: string | number | undefined): string => (bucket === undefined ? '' : `#${bucket}`);
+
 function baseKeys(msg: QueueMessage): { group: string; dedup: string } {
   switch (msg.type) {
     case 'push':
       return {
         group: fit(`repo:${msg.repo}`),
-        dedup: fit(`${msg.reason}:${msg.repo}@${msg.sha}${msg.bucket === undefined ? '' : `#${msg.bucket}`}`),
+        dedup: fit(`${msg.reason}:${msg.repo}@${msg.sha}${bucketOf(msg.bucket)}`),
       };
     case 'sync':
       return {
         group: fit(`target:${msg.set ?? msg.target}`),
-        dedup: fit(
-          `sync:${(msg.chain ?? [msg.target]).join(',')}@${msg.revision.sha}${msg.bucket === undefined ? '' : `#${msg.bucket}`}`,
-        ),
+        dedup: fit(`sync:${(msg.chain ?? [msg.target]).join(',')}@${msg.revision.sha}${bucketOf(msg.bucket)}`),
       };
     case 'remove':
       return {
@@ -47,7 +48,7 @@ function baseKeys(msg: QueueMessage): { group: string; dedup: string } {
       return {
         group: fit(`image:${msg.registry}/${msg.repository}`),
         dedup: fit(
-          `image:${msg.registry}/${msg.repository}:${msg.tag ?? ''}@${msg.digest ?? ''}${msg.bucket === undefined ? '' : `#${msg.bucket}`}`,
+          `image:${msg.registry}/${msg.repository}:${msg.tag ?? ''}@${msg.digest ?? ''}${bucketOf(msg.bucket)}`,
         ),
       };
     case 'reload':
@@ -57,7 +58,9 @@ function baseKeys(msg: QueueMessage): { group: string; dedup: string } {
     case 'preview':
       return {
         group: fit(`preview:${msg.repo}#${msg.pullRequest}`),
-        dedup: fit(`preview:${msg.repo}#${msg.pullRequest}@${msg.head}`),
+        dedup: fit(
+          `preview:${msg.repo}#${msg.pullRequest}${msg.comment === undefined ? `@${msg.head ?? ''}` : `~${msg.comment}`}`,
+        ),
       };
   }
 }

@@ -1,22 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { startGitHub, type TestGitHub } from '../../devenv/index.js';
 import { handleMessage, type EngineContext, type Queue } from '../../shared/usecases/index.js';
 import { GitHub } from '../../shared/github/index.js';
-import { routeGithubEvent } from '../../shared/triggers/index.js';
+import { prEvent } from '../helpers/github.js';
 import { testEnv, uniqueName } from '../helpers/env.js';
 import { deployment, gitopsRepo, yamlDocs } from '../helpers/engine.js';
 
 const OWNER = 'acme';
 const TOKEN = 'ghp_preview_test_token';
 const noQueue: Queue = { send: () => Promise.resolve() };
-const examples = createRequire(import.meta.url)('@octokit/webhooks-examples/api.github.com/index.json') as Array<{
-  name: string;
-  examples: Array<Record<string, any>>;
-}>;
-
 describe('pull request preview: server-side dry-run against the live cluster, one comment updated in place, a check run', () => {
   let github: TestGitHub;
   beforeAll(async () => {
@@ -48,27 +42,10 @@ describe('pull request preview: server-side dry-run against the live cluster, on
       'scale up, add creds',
       'scale',
     );
+    github.grant(OWNER, repo.name, 'alice', 'write'); // a writer's pull request is previewed on every push
     const { number } = await github.openPullRequest(OWNER, repo.name, { head: 'scale', base: 'main', author: 'alice' });
-    const event = (action: string, sha: string) => {
-      const payload = structuredClone(
-        examples.find((e) => e.name === 'pull_request')?.examples.find((e) => e['action'] === 'opened') ?? {},
-      );
-      payload['action'] = action;
-      payload['number'] = number;
-      payload['repository'] = {
-        ...payload['repository'],
-        clone_url: repo.url,
-        html_url: repo.url.replace(/\.git$/, ''),
-        full_name: `${OWNER}/${repo.name}`,
-      };
-      payload['pull_request'] = {
-        ...payload['pull_request'],
-        number,
-        head: { ...payload['pull_request'].head, sha, ref: 'scale', repo: payload['repository'] },
-        base: { ...payload['pull_request'].base, ref: 'main', repo: payload['repository'] },
-      };
-      return routeGithubEvent({ id: sha, event: 'pull_request', payload }, [{ url: repo.url, branch: 'main' }]);
-    };
+    const event = (action: string, sha: string) =>
+      prEvent({ owner: OWNER, name: repo.name, url: repo.url }, { number, action, sha, branch: 'scale' });
 
     const opened = event('opened', head1);
     expect(opened.response.status).toBe(202);

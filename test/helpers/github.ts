@@ -42,3 +42,37 @@ export function prComment(
     { url: repo.url, branch: 'main' },
   ]);
 }
+
+const pullRequestExample = createRequire(import.meta.url)('@octokit/webhooks-examples/api.github.com/index.json')
+  .find((e: { name: string }) => e.name === 'pull_request')
+  .examples.find((e: Record<string, unknown>) => e['action'] === 'opened') as Record<string, any>;
+
+/** A pull_request event (opened, synchronize, …) of pull request `pr`, routed as the webhook would route it. */
+export function prEvent(
+  repo: { owner: string; name: string; url: string },
+  pr: { number: number; action: string; sha: string; branch: string; fork?: string },
+) {
+  const payload = structuredClone(pullRequestExample);
+  payload.action = pr.action;
+  payload.number = pr.number;
+  payload.repository = {
+    ...payload.repository,
+    clone_url: repo.url,
+    html_url: repo.url.replace(/\.git$/, ''),
+    full_name: `${repo.owner}/${repo.name}`,
+  };
+  payload.pull_request = {
+    ...payload.pull_request,
+    number: pr.number,
+    head: {
+      ...payload.pull_request.head,
+      sha: pr.sha,
+      ref: pr.branch,
+      repo: pr.fork ? { ...payload.repository, full_name: pr.fork, fork: true } : payload.repository,
+    },
+    base: { ...payload.pull_request.base, ref: 'main', repo: payload.repository },
+  };
+  return routeGithubEvent({ id: `${pr.number}-${pr.sha}`, event: 'pull_request', payload }, [
+    { url: repo.url, branch: 'main' },
+  ]);
+}
