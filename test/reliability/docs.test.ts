@@ -19,18 +19,20 @@ describe('docs/reliability.md matches the suite', () => {
     expect(missing).toEqual([]);
   });
 
-  it('every test of test/reliability is in the table', () => {
-    const files = readdirSync(join(root, 'test', 'reliability')).filter(
-      (f) => f.endsWith('.test.ts') && f !== 'docs.test.ts',
+  it('every test of test/reliability and test/security is in the table', () => {
+    const files = ['reliability', 'security'].flatMap((dir) =>
+      readdirSync(join(root, 'test', dir))
+        .filter((f) => f.endsWith('.test.ts') && f !== 'docs.test.ts')
+        .map((f) => `${dir}/${f}`),
     );
     const unlisted = files.flatMap((f) => {
-      const text = readFileSync(join(root, 'test', 'reliability', f), 'utf8').replaceAll("\\'", "'");
+      const text = readFileSync(join(root, 'test', f), 'utf8').replaceAll("\\'", "'");
       // Titles in either quote style (the formatter picks the one that needs no escapes).
       const titles = [...text.matchAll(/\bit\((?:'((?:[^'\\]|\\.)+)'|"((?:[^"\\]|\\.)+)")/g)].map(
         (m) => m[1] ?? m[2] ?? '',
       );
       return titles
-        .filter((t) => !refs.some((r) => r.file === `test/reliability/${f}` && t.includes(r.title)))
+        .filter((t) => !refs.some((r) => r.file === `test/${f}` && t.includes(r.title)))
         .map((t) => `${f}: ${t}`);
     });
     expect(unlisted).toEqual([]);
