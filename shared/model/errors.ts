@@ -45,6 +45,7 @@ export type ErrorCode =
   | 'QueueFailed'
   | 'AwsCallFailed'
   | 'ReloadPatternInvalid'
+  | 'ReloadPatternTooCostly'
   | 'ReloadBaselineInvalid';
 
 /** Base class of every error tidegate raises on purpose: a code, a message, a cause, and whether it may pass on its own. */

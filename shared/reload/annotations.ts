@@ -45,22 +45,67 @@ export class ReloadPatternError extends TidegateError {
   }
 }
 
+/** Bounds of reload patterns: no Kubernetes name is longer than 253 characters, so no pattern needs more. */
+export const PATTERN_LIMITS = { length: 512, repeat: 253, budgetMs: 1000 } as const;
+
+/** Compiled patterns of this container (entries repeat across workloads and passes). */
+const compiled = new Map<string, RE2JS>();
+
+function compile(annotation: string, entry: string): RE2JS {
+  const cached = compiled.get(entry);
+  if (cached) return cached;
+  if (entry.length > PATTERN_LIMITS.length)
+    throw new ReloadPatternError(
+      annotation,
+      `${entry.slice(0, 40)}…`,
+      `longer than ${PATTERN_LIMITS.length} characters`,
+    );
+  const count = [...entry.matchAll(/\{(\d+)(?:,(\d*))?\}/g)]
+    .flatMap((m) => [m[1], m[2]])
+    .find((n) => Number(n) > PATTERN_LIMITS.repeat);
+  if (count !== undefined)
+    throw new ReloadPatternError(
+      annotation,
+      entry,
+      `repetition count ${count} is above ${PATTERN_LIMITS.repeat}, the longest name`,
+    );
+  let pattern: RE2JS;
+  try {
+    pattern = RE2JS.compile(entry);
+  } catch (err) {
+    throw new ReloadPatternError(annotation, entry, errorMessage(err));
+  }
+  if (compiled.size >= 5000) compiled.clear();
+  compiled.set(entry, pattern);
+  return pattern;
+}
+
+/** Time a workload's patterns may spend matching in one pass; past it, that workload is skipped. */
+export interface PatternBudget {
+  leftMs: number;
+}
+
 /**
  * An entry of a reload annotation is a regular expression matching the whole name, in RE2's syntax
- * and time (linear in the name, as Reloader's Go regexp): a pattern written by any workload author
- * cannot stall the pass.
+ * and time (linear in the name, as Reloader's Go regexp), of bounded size, and a workload's patterns
+ * share a time budget per pass: a pattern written by any workload author cannot stall the pass.
  */
-function matchesNamed(annotation: string, list: string | undefined, name: string): boolean {
+function matchesNamed(annotation: string, list: string | undefined, name: string, budget?: PatternBudget): boolean {
   if (list === undefined) return false;
-  const patterns = list.split(',').map((raw) => {
-    const entry = raw.trim();
-    try {
-      return RE2JS.compile(entry);
-    } catch (err) {
-      throw new ReloadPatternError(annotation, entry, errorMessage(err));
-    }
-  });
-  return patterns.some((p) => p.matches(name));
+  const patterns = list.split(',').map((raw) => compile(annotation, raw.trim()));
+  const started = Date.now();
+  try {
+    return patterns.some((p) => {
+      if (budget && budget.leftMs - (Date.now() - started) <= 0)
+        throw new TidegateError(
+          'ReloadPatternTooCostly',
+          `${annotation}: matching its patterns took more than ${PATTERN_LIMITS.budgetMs} ms in this pass`,
+        );
+      return p.matches(name);
+    });
+  } finally {
+    if (budget) budget.leftMs -= Date.now() - started;
+  }
 }
 
 /**
@@ -73,6 +118,7 @@ export function shouldReload(
   source: ReloadSource,
   workload: Readonly<Record<string, string>>,
   podTemplate: Readonly<Record<string, string>>,
+  budget?: PatternBudget,
 ): ReloadDecision {
   const no = (reason: string): ReloadDecision => ({ reload: false, auto: false, reason });
   if (source.annotations[RELOADER.ignore] === 'true') return no(`${source.kind} ${source.name} has ${RELOADER.ignore}`);
@@ -84,7 +130,7 @@ export function shouldReload(
     .map((s) => s.trim())
     .filter(Boolean);
   if (excluded.includes(source.name)) return no(`${source.kind} ${source.name} is excluded by ${keys.exclude}`);
-  if (matchesNamed(keys.named, ann[keys.named], source.name))
+  if (matchesNamed(keys.named, ann[keys.named], source.name, budget))
     return { reload: true, auto: false, reason: `named in ${keys.named}` };
   if (ann[RELOADER.search] === 'true' && source.annotations[RELOADER.match] === 'true')
     return { reload: true, auto: true, reason: `${RELOADER.search} and ${RELOADER.match}` };

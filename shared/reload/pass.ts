@@ -1,6 +1,6 @@
 import type { KubeClient } from '../cluster/index.js';
 import { TidegateError, errorMessage, refOf, type KubeObject, type ObjectRef } from '../model/index.js';
-import { hasReloadAnnotations, shouldReload, type SourceKind } from './annotations.js';
+import { PATTERN_LIMITS, hasReloadAnnotations, shouldReload, type SourceKind } from './annotations.js';
 import { contentHash } from './hash.js';
 import { containerUsing, envVarName } from './references.js';
 import { WORKLOADS, atTemplatePath, podTemplateOf, type PodTemplate, type WorkloadAdapter } from './workloads.js';
@@ -96,8 +96,9 @@ function relevantSources(obj: KubeObject, template: PodTemplate, sources: readon
   const templateAnn = template.metadata?.annotations ?? {};
   const spec = template.spec ?? {};
   const out: Relevant[] = [];
+  const budget = { leftMs: PATTERN_LIMITS.budgetMs };
   for (const source of sources) {
-    const decision = shouldReload(source, workloadAnn, templateAnn);
+    const decision = shouldReload(source, workloadAnn, templateAnn, budget);
     if (!decision.reload) continue;
     const using = containerUsing(spec, source.kind, source.name);
     // auto and search/match need a reference; a named reload uses the first container otherwise (as Reloader does).

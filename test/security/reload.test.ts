@@ -55,4 +55,30 @@ describe('reload annotations are untrusted input', () => {
     expect(await template('good')).toContain('tidegate.dev/reloaded-hash');
     for (const name of ['redos', 'invalid', 'garbled']) expect(await template(name)).not.toContain('reloaded-hash');
   });
+
+  it('patterns made large to be slow: counts above any name length are refused, and a workload whose patterns use up their time is skipped while the others roll', async () => {
+    const names = Array.from({ length: 40 }, (_, i) => `${'x'.repeat(240)}-${i}`);
+    for (const name of names) await apply(configMap(name, { v: '1' }));
+    // 9,000 characters of valid RE2 (found by review: 17 s for one pass over one ConfigMap).
+    await apply(annotated('huge', { 'configmap.reloader.stakater.com/reload': '\\pL{1000}'.repeat(1000) }));
+    await apply(annotated('counted', { 'configmap.reloader.stakater.com/reload': '\\pL{1000}' }));
+    // Within the size limits, but 40 entries each slow to run (≈ 0.4 s per name), against every ConfigMap of the namespace.
+    const costly = Array.from({ length: 40 }, () => `${'(?:x?){253}'.repeat(40)}y`).join(',');
+    await apply(annotated('costly', { 'configmap.reloader.stakater.com/reload': costly }));
+    await apply(annotated('fine', { 'configmap.reloader.stakater.com/reload': 'x+-0' }));
+    const scope = { namespaces: [ns.name], strategy: 'annotations' } as const;
+    await reloadPass(client, scope);
+    await apply(configMap(names[0] ?? '', { v: '2' }));
+    const started = Date.now();
+    const report = await reloadPass(client, scope);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(report.rolled.map((r) => r.workload.name)).toEqual(['fine']);
+    expect(Object.fromEntries(report.failed.map((f) => [f.workload.name, f.reason]))).toMatchObject({
+      huge: expect.stringMatching(/is not a valid RE2 pattern: longer than 512 characters$/),
+      counted: expect.stringMatching(
+        /is not a valid RE2 pattern: repetition count 1000 is above 253, the longest name$/,
+      ),
+      costly: 'configmap.reloader.stakater.com/reload: matching its patterns took more than 1000 ms in this pass',
+    });
+  }, 120_000);
 });
