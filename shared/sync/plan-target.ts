@@ -107,21 +107,22 @@ export async function preview(run: SyncRun, planned: Planned): Promise<SyncResul
     if (i.action === 'create' || i.action === 'deferred') return 'created';
     return i.drift && spec.drift === 'warn' ? 'skipped' : 'configured';
   };
-  // Live values are shown only of objects this target manages: a manifest naming someone else's object learns nothing of it.
+  // Live state is shown only of objects this target manages: a manifest naming someone else's object learns nothing
+  // of it (neither its values nor which fields differ, which would confirm a guessed value).
   const managed = new Set(run.state.inventory.map((e) => e.id));
-  const values = (i: PlanItem) =>
-    !i.planned || !i.live
-      ? {}
-      : managed.has(i.desired.id)
-        ? { values: valueChanges(i.live, i.planned) }
-        : { reason: 'not managed by this target yet: its live values are not shown' };
+  const detail = (i: PlanItem) =>
+    i.live && !managed.has(i.desired.id)
+      ? { reason: 'not managed by this target yet: its live state is not shown' }
+      : {
+          ...(i.fields.length ? { fields: i.fields } : {}),
+          ...(i.planned && i.live ? { values: valueChanges(i.live, i.planned) } : {}),
+        };
   const changes: Change[] = [
     ...planned.items.map((i) => ({
       ref: i.desired.ref,
       action: actionOf(i),
       ...(i.drift ? { drift: true } : {}),
-      ...(i.fields.length ? { fields: i.fields } : {}),
-      ...values(i),
+      ...detail(i),
       ...(i.action === 'deferred' && i.desired.waitsFor ? { reason: `validated once ${i.desired.waitsFor}` } : {}),
     })),
     ...pruned.changes,

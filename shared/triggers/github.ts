@@ -58,12 +58,16 @@ function routeComment(event: CommentEvent, tracked: readonly TrackedRepo[]): Rou
   if (!commenter) return { response: reply(400, 'malformed issue_comment payload: no comment author'), messages: [] };
   const pullRequest = event.issue.number;
   const comment = event.comment.id;
-  if (verb === 'preview')
+  const args = (command[2] ?? '').trim().split(/\s+/).filter(Boolean);
+  if (verb === 'preview') {
+    // `/tidegate preview <sha>`: the head the writer reviewed (a pull request from a fork or a non-writer needs it).
+    const head = args.find((a) => /^[0-9a-f]{7,40}$/.test(a));
     return {
       response: reply(202, `queued preview of pull request #${pullRequest} requested by ${commenter}`),
-      messages: [{ type: 'preview', repo: repo.url, pullRequest, requestedBy: commenter, comment }],
+      messages: [{ type: 'preview', repo: repo.url, pullRequest, requestedBy: commenter, comment, head }],
     };
-  const targets = (command[2] ?? '').trim().split(/\s+/).filter(Boolean);
+  }
+  const targets = args;
   return {
     response: reply(202, `queued approval by ${commenter} of pull request #${pullRequest}`),
     messages: [{ type: 'approve', repo: repo.url, pullRequest, commenter, targets, comment }],

@@ -15,7 +15,8 @@ export interface PreviewOutcome {
   refused?: string;
 }
 
-const ASK = 'it is previewed after a /tidegate preview comment by someone with write access, again after each push';
+const ASK =
+  'it is previewed after a writer reviews its head and comments /tidegate preview <first 7 or more characters of its SHA>, again after each push';
 
 /** Why a pull request may not be previewed now, or undefined when it may. */
 async function refusal(
@@ -27,15 +28,18 @@ async function refusal(
 ): Promise<string | undefined> {
   if (!pr.open) return `pull request #${pr.number} is not open`;
   if (pr.base !== branch) return `pull request #${pr.number} is into ${pr.base}, not the tracked branch ${branch}`;
-  if (msg.requestedBy !== undefined)
-    return (await github.canWrite(name, msg.requestedBy))
+  if (msg.requestedBy !== undefined && !(await github.canWrite(name, msg.requestedBy)))
+    return `${msg.requestedBy} may not request a preview: only users with write access may`;
+  // An event names its head; a writer's request may name the head they reviewed. Either way, only that head.
+  if (msg.head !== undefined && !pr.head.startsWith(msg.head))
+    return `pull request #${pr.number} is at ${pr.head.slice(0, 12)} now, not at ${msg.head.slice(0, 12)}: ${msg.requestedBy ? 'review the new head and ask again' : 'its newer head is previewed on its own event'}`;
+  const untrusted = pr.fork
+    ? 'comes from a fork'
+    : (await github.canWrite(name, pr.author))
       ? undefined
-      : `${msg.requestedBy} may not request a preview: only users with write access may`;
-  if (msg.head !== undefined && msg.head !== pr.head)
-    return `pull request #${pr.number} was pushed to since ${msg.head.slice(0, 12)}: its newer head is previewed on its own event`;
-  if (pr.fork) return `pull request #${pr.number} comes from a fork: ${ASK}`;
-  if (!(await github.canWrite(name, pr.author)))
-    return `pull request #${pr.number} is by ${pr.author}, who has no write access: ${ASK}`;
+      : `is by ${pr.author}, who has no write access`;
+  if (untrusted && (msg.requestedBy === undefined || msg.head === undefined))
+    return `pull request #${pr.number} ${untrusted}: ${ASK}`;
   return undefined;
 }
 

@@ -62,10 +62,14 @@ describe('attack: a pull request that previews itself with the worker’s access
     const event = (action: string, sha: string) =>
       handleMessage(ctx, prEvent(ref, { number, action, sha, branch, fork: opts.fork }).messages[0]!, noQueue);
     let ids = 0;
-    const comment = (user: string) =>
+    const comment = (user: string, sha?: string) =>
       handleMessage(
         ctx,
-        prComment(github, ref, number, { user, body: '/tidegate preview', id: number * 1000 + ++ids }).messages[0]!,
+        prComment(github, ref, number, {
+          user,
+          body: `/tidegate preview${sha ? ` ${sha.slice(0, 7)}` : ''}`,
+          id: number * 1000 + ++ids,
+        }).messages[0]!,
         noQueue,
       );
     const published = () => ({
@@ -87,7 +91,7 @@ describe('attack: a pull request that previews itself with the worker’s access
     expect(await p.event('opened', p.head)).toEqual({
       kind: 'previewed',
       targets: [],
-      refused: `pull request #${p.number} comes from a fork: it is previewed after a /tidegate preview comment by someone with write access, again after each push`,
+      refused: `pull request #${p.number} comes from a fork: it is previewed after a writer reviews its head and comments /tidegate preview <first 7 or more characters of its SHA>, again after each push`,
     });
     expect(await p.comment('oscar')).toEqual({
       kind: 'previewed',
@@ -99,7 +103,13 @@ describe('attack: a pull request that previews itself with the worker’s access
     });
     expect(p.published()).toEqual({ comments: [], checkRuns: 0 });
 
-    expect(await p.comment('erin')).toMatchObject({ kind: 'previewed', targets: [p.ns], comment: 'created' });
+    // A writer's request that names no head (the head could move between the comment and the preview) waits too.
+    expect(await p.comment('erin')).toMatchObject({
+      targets: [],
+      refused: expect.stringContaining('comes from a fork'),
+    });
+    expect(p.published()).toEqual({ comments: [], checkRuns: 0 });
+    expect(await p.comment('erin', p.head)).toMatchObject({ kind: 'previewed', targets: [p.ns], comment: 'created' });
     expect(p.published().comments[0]).toContain(`| ~ | ConfigMap/${p.ns}/app | \`data.v\`: \`0\` → \`1\` |`);
 
     // The fork's author pushes again: that head waits for a writer again, and the published preview stays as it was.
@@ -119,10 +129,10 @@ describe('attack: a pull request that previews itself with the worker’s access
     github.grant(OWNER, p.repo.name, 'erin', 'write');
     expect(await p.event('opened', p.head)).toMatchObject({
       targets: [],
-      refused: `pull request #${p.number} is by trudy, who has no write access: it is previewed after a /tidegate preview comment by someone with write access, again after each push`,
+      refused: `pull request #${p.number} is by trudy, who has no write access: it is previewed after a writer reviews its head and comments /tidegate preview <first 7 or more characters of its SHA>, again after each push`,
     });
     expect(p.published()).toEqual({ comments: [], checkRuns: 0 });
-    expect(await p.comment('erin')).toMatchObject({ targets: [p.ns], comment: 'created' });
+    expect(await p.comment('erin', p.head)).toMatchObject({ targets: [p.ns], comment: 'created' });
   });
 
   it('a head tidegate.yaml pointing the target at another cluster alias and namespace is ignored: the base configuration is previewed', async () => {
@@ -162,8 +172,53 @@ describe('attack: a pull request that previews itself with the worker’s access
     expect(await p.event('opened', p.head)).toMatchObject({ kind: 'previewed', targets: [p.ns] });
     const body = p.published().comments[0] ?? '';
     expect(body).toContain(
-      `| ~ | ConfigMap/${p.ns}/other | \`data.token\`, \`metadata.labels\`; not managed by this target yet: its live values are not shown |`,
+      `| ~ | ConfigMap/${p.ns}/other | not managed by this target yet: its live state is not shown |`,
     );
     expect(JSON.stringify(github.comments(OWNER, p.repo.name, p.number))).not.toContain(canary);
+  });
+
+  it('a head pushed after a writer’s /tidegate preview <sha>: the request names the head the writer reviewed, the new one is not previewed', async () => {
+    const p = await previewed({
+      author: 'mallory',
+      fork: 'mallory/gitops',
+      files: { 'apps/app.yaml': yamlDocs(configMap('app', { v: 'reviewed' })) },
+    });
+    github.grant(OWNER, p.repo.name, 'erin', 'write');
+    // Erin reviewed the head and asks for its preview; before the worker runs, the fork's author pushes again.
+    const next = await p.repo.ws.commit(
+      { 'apps/app.yaml': yamlDocs(configMap('app', { v: 'pushed-after-the-request' })) },
+      'sneak',
+      p.branch,
+    );
+    await github.updatePullRef(OWNER, p.repo.name, p.number, next);
+    expect(await p.comment('erin', p.head)).toEqual({
+      kind: 'previewed',
+      targets: [],
+      refused: `pull request #${p.number} is at ${next.slice(0, 12)} now, not at ${p.head.slice(0, 7)}: review the new head and ask again`,
+    });
+    expect(p.published()).toEqual({ comments: [], checkRuns: 0 });
+  });
+
+  it('a head naming a Secret the target does not manage: a right guess of its value and a wrong one show the same', async () => {
+    const secret = (password: string) =>
+      yamlDocs({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'db' }, stringData: { password } });
+    const guess = async (value: string) => {
+      const p = await previewed({ author: 'alice', files: { 'apps/other.yaml': secret(value) } });
+      github.grant(OWNER, p.repo.name, 'alice', 'write');
+      await p.repo.engine.client.create({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'db', namespace: p.ns },
+        stringData: { password: 'hunter2' },
+      });
+      await p.event('opened', p.head);
+      return (p.published().comments[0] ?? '')
+        .split('\n')
+        .find((l) => l.includes('Secret/'))
+        ?.replace(p.ns, 'NS');
+    };
+    const right = await guess('hunter2');
+    expect(right).toBe('| ~ | Secret/NS/db | not managed by this target yet: its live state is not shown |');
+    expect(await guess('letmein')).toBe(right);
   });
 });
