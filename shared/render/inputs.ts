@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { join, posix, relative, sep } from 'node:path';
-import { parse } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 import type { TargetSpec } from '../config/index.js';
 
 const KUSTOMIZATION_FILES = ['kustomization.yaml', 'kustomization.yml', 'Kustomization'];
@@ -41,19 +41,46 @@ const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is
 const objects = (v: unknown): Array<Record<string, unknown>> =>
   Array.isArray(v) ? v.filter((x): x is Record<string, unknown> => x !== null && typeof x === 'object') : [];
 
+/**
+ * A field as kustomize reads it: its YAML goes through Go's encoding/json, which matches field
+ * names without regard to case, so `Resources:` is `resources:`. Every key matching is taken.
+ */
+const field = (obj: Record<string, unknown>, name: string): unknown[] =>
+  Object.entries(obj)
+    .filter(([k]) => k.toLowerCase() === name.toLowerCase())
+    .map(([, v]) => v);
+const listField = (obj: Record<string, unknown>, name: string): unknown[] =>
+  field(obj, name).flatMap((v) => (Array.isArray(v) ? v : [v]));
+
 /** Files a configMapGenerator or secretGenerator reads (`files` entries may be `key=path`). */
 const generatorFiles = (gen: Record<string, unknown>): string[] =>
-  [...strings(gen['files']), ...strings(gen['envs']), ...strings([gen['env']])].map((f) =>
-    f.includes('=') ? f.slice(f.indexOf('=') + 1) : f,
-  );
+  ['files', 'envs', 'env']
+    .flatMap((k) => strings(listField(gen, k)))
+    .map((f) => (f.includes('=') ? f.slice(f.indexOf('=') + 1) : f));
 
 /** Every path or URL a kustomization file names (local ones relative to its directory). */
 function namedPaths(kustomization: Record<string, unknown>): string[] {
-  const out = PATH_LISTS.flatMap((key) => strings(kustomization[key]));
-  out.push(...PATH_OBJECTS.flatMap((key) => objects(kustomization[key]).flatMap((item) => strings([item['path']]))));
-  out.push(...GENERATORS.flatMap((key) => objects(kustomization[key]).flatMap(generatorFiles)));
-  out.push(...strings([(kustomization['openapi'] as { path?: unknown } | undefined)?.path]));
+  const out = PATH_LISTS.flatMap((key) => strings(listField(kustomization, key)));
+  out.push(
+    ...PATH_OBJECTS.flatMap((key) =>
+      objects(listField(kustomization, key)).flatMap((item) => strings(listField(item, 'path'))),
+    ),
+  );
+  out.push(...GENERATORS.flatMap((key) => objects(listField(kustomization, key)).flatMap(generatorFiles)));
+  out.push(...objects(field(kustomization, 'openapi')).flatMap((o) => strings(listField(o, 'path'))));
   return out;
+}
+
+/**
+ * A kustomization file's content, or undefined when it is not exactly one YAML mapping (kustomize
+ * would read its first document only, so a file with more must not pass unread). Merge keys apply
+ * as in Go's YAML.
+ */
+export function readKustomization(file: string): Record<string, unknown> | undefined {
+  const docs = parseAllDocuments(readFileSync(file, 'utf8'), { merge: true });
+  if (!Array.isArray(docs) || docs.length !== 1 || (docs[0]?.errors.length ?? 1) > 0) return undefined;
+  const doc: unknown = docs[0]?.toJS({ maxAliasCount: 1000 });
+  return doc !== null && typeof doc === 'object' && !Array.isArray(doc) ? (doc as Record<string, unknown>) : undefined;
 }
 
 /** The path as it really is (symbolic links resolved), relative to the repository; undefined when missing or outside. */
@@ -77,37 +104,42 @@ export const kustomizationFile = (root: string, dir: string): string | undefined
 
 /**
  * Every entry of the kustomization at `path` and of every local kustomization it reaches, paths
- * normalised from the repository root (one starting with ".." leaves it). A base reached through a
- * symbolic link is read where the link leads, as kustomize does.
+ * normalised from the repository root (one starting with ".." leaves it), and the kustomization
+ * files that could not be read as one YAML mapping. A base reached through a symbolic link is read
+ * where the link leads, as kustomize does.
  */
-export function kustomizationTree(root: string, path: string): KustomizationEntry[] {
-  const out: KustomizationEntry[] = [];
+export function kustomizationTree(root: string, path: string): { entries: KustomizationEntry[]; unreadable: string[] } {
+  const entries: KustomizationEntry[] = [];
+  const unreadable: string[] = [];
   const seen = new Set<string>();
   const walk = (named: string, depth: number): void => {
     const dir = realRelative(root, named) ?? named;
     const file = kustomizationFile(root, dir);
     if (!file || depth > 20 || seen.has(dir)) return;
     seen.add(dir);
-    let doc: unknown;
+    let doc: Record<string, unknown> | undefined;
     try {
-      doc = parse(readFileSync(join(root, file), 'utf8'));
+      doc = readKustomization(join(root, file));
     } catch {
-      return; // the render reports it
+      doc = undefined;
     }
-    if (!doc || typeof doc !== 'object') return;
-    for (const entry of namedPaths(doc as Record<string, unknown>)) {
+    if (!doc) {
+      unreadable.push(file);
+      return;
+    }
+    for (const entry of namedPaths(doc)) {
       if (isRemote(entry)) {
-        out.push({ kustomization: file, entry });
+        entries.push({ kustomization: file, entry });
         continue;
       }
       const local = posix.normalize(posix.join(dir, entry));
-      out.push({ kustomization: file, entry, path: local });
+      entries.push({ kustomization: file, entry, path: local });
       if (!local.startsWith('..') && existsSync(join(root, local)) && statSync(join(root, local)).isDirectory())
         walk(local, depth + 1);
     }
   };
   walk(path, 0);
-  return out;
+  return { entries, unreadable };
 }
 
 /** Local chart dependencies (`repository: file://../common`) of a chart directory, recursively. */
@@ -169,7 +201,7 @@ export function renderInputs(repoRoot: string, spec: Pick<TargetSpec, 'path' | '
   const mode =
     spec.render === 'auto' ? (existsSync(join(root, path)) ? detectMode(join(root, path)) : 'yaml') : spec.render;
   if (mode === 'kustomize')
-    for (const { path: local } of kustomizationTree(root, path))
+    for (const { path: local } of kustomizationTree(root, path).entries)
       if (local !== undefined && !local.startsWith('..')) inputs.add(local);
   if (mode === 'helm') chartDependencies(root, path, inputs, 0);
   for (const values of spec.helm?.values ?? []) inputs.add(posix.normalize(posix.join(path, values)));

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, lstatSync, readdirSync, readFileSync, realpathSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync, realpathSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { promisify } from 'node:util';
 import { errorMessage, formatRef, refKey, refOf } from '../model/index.js';
@@ -7,7 +7,8 @@ import type { LocalSettings, TargetSpec } from '../config/index.js';
 import { locateTool } from './binaries.js';
 import { RenderError, type RenderProblem } from './errors.js';
 import { parseManifests, type RenderedObject } from './manifests.js';
-import { detectMode, type RenderMode } from './inputs.js';
+import { detectMode, isRemote, kustomizationTree, type RenderMode } from './inputs.js';
+import { vendorRemoteBases, type FetchRemoteBase } from './vendor.js';
 import { OUTSIDE, sandboxProblems } from './sandbox.js';
 
 const run = promisify(execFile);
@@ -27,6 +28,8 @@ export interface RenderOptions {
   namespace?: string | undefined;
   settings: LocalSettings;
   signal?: AbortSignal | undefined;
+  /** Fetches remote kustomize bases (from allowed hosts); without it, a remote base fails the render. */
+  fetchRemoteBase?: FetchRemoteBase | undefined;
 }
 
 export interface RenderResult {
@@ -71,42 +74,30 @@ function manifestFiles(dir: string, realRoot: string, problems: RenderProblem[])
   return files;
 }
 
+/** A proxy address nothing listens on: Go's HTTP client in kustomize reaches no host through it. */
+const NO_NETWORK = 'http://127.0.0.1:9';
+
 /**
- * The whole environment kustomize and helm run with: no credentials or tokens of this process, caches
- * in tidegate's cache (the only writable place in Lambda), and git (for remote kustomize bases) limited
- * to HTTP(S) without redirects and, through URL rewriting, to the allowed hosts: every other URL is
- * rewritten to a host that does not exist, so a base fetched from an allowed host cannot reach another one.
+ * The whole environment kustomize and helm run with: no credentials or tokens of this process,
+ * caches in tidegate's cache (the only writable place in Lambda), and no network: remote bases are
+ * fetched by tidegate beforehand, git may use no protocol, and HTTP goes to a proxy that is not there.
  */
 export function toolEnvironment(settings: LocalSettings): Record<string, string> {
   const helmHome = join(settings.cacheDir, 'helm');
-  const git: Array<[string, string]> = [
-    ['http.followRedirects', 'false'],
-    ['url.https://tidegate-refused.invalid/.insteadOf', 'https://'],
-    ['url.https://tidegate-refused.invalid/http/.insteadOf', 'http://'],
-    ...settings.render.allowedHosts.flatMap((h): Array<[string, string]> =>
-      ['https', 'http'].flatMap((scheme): Array<[string, string]> => [
-        [`url.${scheme}://${h}/.insteadOf`, `${scheme}://${h}/`],
-        [`url.${scheme}://${h}:.insteadOf`, `${scheme}://${h}:`],
-      ]),
-    ),
-  ];
   return {
     PATH: settings.searchPath,
     HOME: helmHome,
     HELM_CACHE_HOME: join(helmHome, 'cache'),
     HELM_CONFIG_HOME: join(helmHome, 'config'),
     HELM_DATA_HOME: join(helmHome, 'data'),
+    GIT_ALLOW_PROTOCOL: '',
     GIT_TERMINAL_PROMPT: '0',
-    GIT_ALLOW_PROTOCOL: 'http:https',
     GIT_CONFIG_NOSYSTEM: '1',
     GIT_CONFIG_GLOBAL: '/dev/null',
-    GIT_CONFIG_COUNT: String(git.length),
-    ...Object.fromEntries(
-      git.flatMap(([k, v], i) => [
-        [`GIT_CONFIG_KEY_${i}`, k],
-        [`GIT_CONFIG_VALUE_${i}`, v],
-      ]),
-    ),
+    HTTP_PROXY: NO_NETWORK,
+    HTTPS_PROXY: NO_NETWORK,
+    http_proxy: NO_NETWORK,
+    https_proxy: NO_NETWORK,
   };
 }
 
@@ -165,8 +156,23 @@ async function toolObjects(
   if (refused.length > 0) throw new RenderError(refused);
   if (mode === 'kustomize') {
     const what = `kustomize build ${rel}`;
-    const out = await tool(locateTool('kubectl', opts.settings), ['kustomize', dir], dir, opts, what);
-    return parseManifests(out, what, opts.substitute, problems);
+    const remote = kustomizationTree(realRoot, rel).entries.some((e) => isRemote(e.entry));
+    const work = remote
+      ? await vendorRemoteBases(
+          realRoot,
+          rel,
+          opts.settings.cacheDir,
+          opts.fetchRemoteBase,
+          opts.settings.render.allowedHosts,
+        )
+      : realRoot;
+    try {
+      const at = join(work, rel);
+      const out = await tool(locateTool('kubectl', opts.settings), ['kustomize', at], at, opts, what);
+      return parseManifests(out, what, opts.substitute, problems);
+    } finally {
+      if (remote) rmSync(work, { recursive: true, force: true });
+    }
   }
   const helm = opts.helm ?? { values: [], set: {} };
   const args = ['template', helm.releaseName ?? opts.defaultReleaseName, dir, '--include-crds'];
@@ -216,8 +222,10 @@ export function renderTarget(
   root: string,
   settings: LocalSettings,
   signal?: AbortSignal,
+  fetchRemoteBase?: FetchRemoteBase,
 ): Promise<RenderResult> {
   return render({
+    fetchRemoteBase,
     root,
     path: spec.path,
     mode: spec.render,

@@ -13,21 +13,68 @@ import { isRemote, kustomizationTree, realRelative } from './inputs.js';
 
 export const OUTSIDE = 'symbolic link points outside the repository';
 
-/** The host a remote base or chart repository would be fetched from, when one can be read. */
+/**
+ * The host a remote base or chart repository would be fetched from, when one can be read without
+ * doubt: a URL whose authority has user information, a backslash or anything but a host name and
+ * port names none (parsers disagree on such URLs, and the one that fetches is not the one that checks).
+ */
 export function remoteHost(ref: string): string | undefined {
   const url = ref.replace(/^git::/, '');
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
-    try {
-      return new URL(url).hostname.toLowerCase() || undefined;
-    } catch {
-      return undefined;
-    }
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(url);
+  if (scheme) {
+    if (/[\\\s]/.test(url)) return undefined;
+    return hostOf(scheme[1] ?? '');
   }
-  const scp = /^[^@/]+@([^:/]+):/.exec(url);
-  if (scp) return scp[1]?.toLowerCase();
+  if (/[\\\s]/.test(url)) return undefined;
+  const scp = /^[^@/:]+@([^:/]+):/.exec(url);
+  if (scp) return hostOf(scp[1] ?? '');
   // host/path without a scheme (github.com/org/repo//dir): kustomize fetches what is not a local path.
   const [first = '', ...rest] = url.split('/');
-  return rest.length > 0 && first.includes('.') && !first.startsWith('.') ? first.toLowerCase() : undefined;
+  return rest.length > 0 && first.includes('.') && !first.startsWith('.') ? hostOf(first) : undefined;
+}
+
+/** A bare host name (and optional port) from an authority; undefined for anything else. */
+function hostOf(authority: string): string | undefined {
+  const m = /^([a-z0-9](?:[a-z0-9.-]*[a-z0-9])?)(?::\d{1,5})?$/i.exec(authority);
+  return m?.[1]?.toLowerCase();
+}
+
+/** A remote kustomize base: the git repository, the directory in it, and the ref (tag or branch). */
+export interface RemoteBase {
+  url: string;
+  dir: string;
+  ref?: string | undefined;
+}
+
+/**
+ * A remote entry of a kustomization read as kustomize reads a git base: `<repository>//<dir>?ref=`,
+ * `<repository>.git/<dir>`, or github.com / gitlab.com `org/repo/<dir>`; HTTP(S) only. Undefined
+ * for anything else (a remote file, ssh, scp-like): those are not fetched.
+ */
+export function parseRemoteBase(entry: string): RemoteBase | undefined {
+  let url = entry.replace(/^git::/, '');
+  if (/^(github\.com|gitlab\.com)\//.test(url)) url = `https://${url}`;
+  const m = /^(https?:\/\/[^/?#]+)(\/[^?#]*)?(?:\?([^#]*))?$/i.exec(url);
+  if (!m || !remoteHost(url)) return undefined;
+  const origin = m[1] ?? '';
+  const split = splitRepository(origin, m[2] ?? '');
+  if (!split) return undefined;
+  const dir = posix.normalize(split.dir || '.');
+  if (dir.startsWith('..') || dir.startsWith('/')) return undefined;
+  const query = new URLSearchParams(m[3] ?? '');
+  const ref = query.get('ref') ?? query.get('version') ?? undefined;
+  return { url: `${origin}${split.repo}`, dir, ref: ref || undefined };
+}
+
+/** Where the repository ends in a remote base's path: at "//", after ".git", or (github.com, gitlab.com) after org/repo. */
+function splitRepository(origin: string, path: string): { repo: string; dir: string } | undefined {
+  const split = path.indexOf('//');
+  if (split >= 0) return { repo: path.slice(0, split), dir: path.slice(split + 2) };
+  const dotGit = /\.git(\/|$)/.exec(path);
+  if (dotGit) return { repo: path.slice(0, dotGit.index + 4), dir: path.slice(dotGit.index + 5) };
+  if (!/^https:\/\/(github\.com|gitlab\.com)$/i.test(origin)) return undefined;
+  const parts = path.split('/').filter(Boolean);
+  return { repo: `/${parts.slice(0, 2).join('/')}`, dir: parts.slice(2).join('/') };
 }
 
 /** Why a remote reference is refused, or undefined when its host is allowed. */
@@ -37,28 +84,50 @@ function remoteRefusal(ref: string, what: string, allowedHosts: readonly string[
   return `${what} ${redactUrl(ref)} refused: ${host ? `host ${host} is` : 'it names no host that is'} not listed in the deploy-time setting render.allowedHosts`;
 }
 
-/** Symbolic links directly in a directory of the repository that lead out of it (or nowhere). */
-function linksOut(root: string, dir: string, problems: RenderProblem[], recursive: boolean, budget = { left: 50_000 }) {
-  const full = join(root, dir);
-  if (!existsSync(full) || !statSync(full).isDirectory()) return;
+/**
+ * Symbolic links in a directory of the repository that lead out of it (or nowhere); with
+ * `recursive`, through every subdirectory, including those reached through links that stay inside
+ * (helm follows them).
+ */
+function linksOut(
+  root: string,
+  dir: string,
+  problems: RenderProblem[],
+  recursive: boolean,
+  walk = { left: 50_000, seen: new Set<string>() },
+): void {
+  const real = realRelative(root, dir);
+  if (real === undefined || walk.seen.has(real)) return;
+  walk.seen.add(real);
+  const full = join(root, real);
+  if (!statSync(full).isDirectory()) return;
   for (const entry of readdirSync(full)) {
-    if (budget.left-- <= 0) return;
-    const rel = posix.join(dir, entry);
+    if (walk.left-- <= 0) return;
+    const rel = posix.join(real, entry);
     const link = lstatSync(join(root, rel)).isSymbolicLink();
-    if (link && realRelative(root, rel) === undefined) problems.push({ file: rel, message: OUTSIDE });
-    else if (recursive && !link && lstatSync(join(root, rel)).isDirectory())
-      linksOut(root, rel, problems, true, budget);
+    const target = realRelative(root, rel);
+    if (link && target === undefined) problems.push({ file: posix.join(dir, entry), message: OUTSIDE });
+    else if (recursive && target !== undefined && statSync(join(root, target)).isDirectory())
+      linksOut(root, rel, problems, true, walk);
   }
 }
 
 function kustomizeProblems(root: string, path: string, allowedHosts: readonly string[]): RenderProblem[] {
   const problems: RenderProblem[] = [];
   linksOut(root, path, problems, false);
-  for (const { kustomization, entry, path: local } of kustomizationTree(root, path)) {
+  const { entries, unreadable } = kustomizationTree(root, path);
+  for (const file of unreadable)
+    problems.push({ file, message: 'not one YAML mapping: kustomize would read part of it, so it is not rendered' });
+  for (const { kustomization, entry, path: local } of entries) {
     const remote = isRemote(entry) || (local !== undefined && !existsSync(join(root, local)) && !!remoteHost(entry));
     if (remote) {
       const refused = remoteRefusal(entry, 'remote base', allowedHosts);
       if (refused) problems.push({ file: kustomization, message: refused });
+      else if (!parseRemoteBase(entry))
+        problems.push({
+          file: kustomization,
+          message: `remote base ${redactUrl(entry)} refused: only git repositories over HTTP(S) are fetched (<repository>//<dir>?ref=<tag or branch>), not files`,
+        });
     } else if (local?.startsWith('..')) {
       problems.push({ file: kustomization, message: `${entry} is outside the repository` });
     } else if (local !== undefined && existsSync(join(root, local))) {

@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import git from 'isomorphic-git';
-import http from 'isomorphic-git/http/node';
+import git, { type HttpClient } from 'isomorphic-git';
+import nodeHttp from 'isomorphic-git/http/node';
 import semver from 'semver';
 import {
   errorMessage,
@@ -21,6 +21,8 @@ export interface GitSource {
   /** HTTP(S) token auth (GitHub App installation token or personal token). */
   token?: string | undefined;
   username?: string | undefined;
+  /** The HTTP client git uses (default: Node's, following redirects); remote render bases pass one that refuses other hosts. */
+  http?: HttpClient | undefined;
 }
 
 /** A source that cannot be read: transient when the git server could not be reached or failed for now (the queue retries), else permanent (a missing ref, refused credentials). */
@@ -44,7 +46,13 @@ export const authHeaders = (src: GitSource): { headers: Record<string, string> }
 
 async function remoteRefs(src: GitSource, prefix: string): Promise<ListedRef[]> {
   try {
-    return await git.listServerRefs({ http, url: src.url, prefix, peelTags: true, ...authHeaders(src) });
+    return await git.listServerRefs({
+      http: src.http ?? nodeHttp,
+      url: src.url,
+      prefix,
+      peelTags: true,
+      ...authHeaders(src),
+    });
   } catch (err) {
     throw new SourceError(`cannot list refs of ${redactUrl(src.url)}: ${errorMessage(err)}`, { cause: err });
   }
@@ -187,7 +195,7 @@ async function fetchAndExport(src: GitSource, revision: Revision, base: string, 
     const fetchOnce = (depth: number, relative: boolean) =>
       git.fetch({
         fs,
-        http,
+        http: src.http ?? nodeHttp,
         gitdir,
         url: src.url,
         ref,
@@ -246,7 +254,7 @@ export async function fetchTagObject(
     await exclusive(join(cacheDir, 'git', repoKey(src.url)), () =>
       git.fetch({
         fs,
-        http,
+        http: src.http ?? nodeHttp,
         gitdir,
         url: src.url,
         ref: revision.ref.slice('refs/tags/'.length),

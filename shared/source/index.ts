@@ -9,3 +9,4 @@ export {
 } from './git.js';
 export { commitAndPush, type CommitAuthor } from './write.js';
 export { verifyRevision, type TrustedKey } from './verify.js';
+export { fetchRemoteBase, remoteBases } from './remote-base.js';

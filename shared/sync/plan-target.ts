@@ -13,6 +13,7 @@ import {
 import type { TargetSpec } from '../config/index.js';
 import { TidegateError, hasChanges, type Change, type InventoryEntry, type SyncResult } from '../model/index.js';
 import { renderTarget, type RenderedObject } from '../render/index.js';
+import { remoteBases } from '../source/index.js';
 import { silentLogger } from '../telemetry/index.js';
 import { NO_HEALTH, type SyncRun } from './run.js';
 
@@ -67,7 +68,7 @@ export interface Planned {
 /** Render, prepare and dry-run the whole set. Throws on any problem; nothing is written here. */
 export async function planTarget(run: SyncRun): Promise<Planned> {
   const { spec, client, signal } = run.input;
-  const rendered = await renderTarget(spec, run.input.dir, run.input.settings, signal);
+  const rendered = await renderTarget(spec, run.input.dir, run.input.settings, signal, remoteBases(run.input.settings));
   (run.input.logger ?? silentLogger).info('rendered', {
     target: spec.name,
     mode: rendered.mode,

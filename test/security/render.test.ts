@@ -1,6 +1,10 @@
-import { mkdirSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { createBareRepo, GitWorkspace } from '../../devenv/index.js';
 import { localSettings, type RenderLimits } from '../../shared/config/index.js';
@@ -159,7 +163,7 @@ data:
     expect(slow.result?.error).toBe('helm template app: took longer than 0.02 s (deploy-time setting render.timeout)');
   });
 
-  it('kustomize and helm run with a minimal environment: no credential, token or other variable of the process', () => {
+  it('kustomize and helm run with a minimal environment: no credential, token or other variable of the process, and no network', () => {
     const env = toolEnvironment({
       ...localSettings({
         PATH: '/usr/bin',
@@ -170,11 +174,9 @@ data:
         TIDEGATE_GIT_TOKEN: 'ghp_x',
       }),
     });
-    const names = Object.keys(env).filter((k) => !/^GIT_CONFIG_(KEY|VALUE)_\d+$/.test(k));
-    expect(names.sort()).toEqual(
+    expect(Object.keys(env).sort()).toEqual(
       [
         'GIT_ALLOW_PROTOCOL',
-        'GIT_CONFIG_COUNT',
         'GIT_CONFIG_GLOBAL',
         'GIT_CONFIG_NOSYSTEM',
         'GIT_TERMINAL_PROMPT',
@@ -182,9 +184,119 @@ data:
         'HELM_CONFIG_HOME',
         'HELM_DATA_HOME',
         'HOME',
+        'HTTPS_PROXY',
+        'HTTP_PROXY',
         'PATH',
+        'http_proxy',
+        'https_proxy',
       ].sort(),
     );
+    expect(env['GIT_ALLOW_PROTOCOL']).toBe(''); // git may fetch nothing: remote bases are fetched by tidegate
     expect(JSON.stringify(env)).not.toMatch(/AKIAEXAMPLE|secret|session|ghp_x/);
+  });
+
+  // Found by review: each of these read or fetched what the sandbox is there to refuse.
+  describe('review', () => {
+    // A web server on 127.0.0.1 serving a ConfigMap, and redirects to it.
+    let server: Server;
+    let port = 0;
+    const served: string[] = [];
+    const canary = randomBytes(8).toString('hex');
+    beforeAll(async () => {
+      server = createServer((req, res) => {
+        served.push(req.url ?? '');
+        if (req.url?.startsWith('/redirect')) {
+          res.writeHead(302, { location: `http://localhost:${port}/cm.yaml` }).end();
+          return;
+        }
+        res
+          .writeHead(200, { 'content-type': 'text/plain' })
+          .end(yamlDocs(configMap('app', { v: `network-${canary}` })));
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      port = (server.address() as AddressInfo).port;
+    });
+    afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+    it('a kustomization with a second YAML document (kustomize reads the first only): refused, nothing fetched or read outside', async () => {
+      served.length = 0;
+      const remote = await target({
+        'app/kustomization.yaml': `resources:\n- http://127.0.0.1:${port}/cm.yaml\n---\n{}\n`,
+      });
+      nothingApplied(remote);
+      expect(remote.result?.error).toBe(
+        'app/kustomization.yaml: not one YAML mapping: kustomize would read part of it, so it is not rendered',
+      );
+      expect(served).toEqual([]);
+      const outside = mkdtempSync(join(tmpdir(), 'tidegate-outside-'));
+      writeFileSync(join(outside, 'kustomization.yaml'), stringify({ resources: ['cm.yaml'] }));
+      writeFileSync(join(outside, 'cm.yaml'), yamlDocs(configMap('app', { secret: canary })));
+      const up = await target({
+        'app/kustomization.yaml': `resources:\n- ${'../'.repeat(40)}${outside.replace(/^\//, '')}\n---\n{}\n`,
+      });
+      nothingApplied(up);
+    });
+
+    it('field names in another case (Go reads them without regard to case) and merge keys are checked as kustomize reads them', async () => {
+      const upper = await target({ 'app/kustomization.yaml': `Resources:\n- ../../../../../../etc\n` });
+      nothingApplied(upper);
+      expect(upper.result?.error).toBe('app/kustomization.yaml: ../../../../../../etc is outside the repository');
+      const merged = await target({
+        'app/kustomization.yaml': `base: &b\n  resources: [http://127.0.0.1:${port}/x.git//base]\n<<: *b\n`,
+      });
+      nothingApplied(merged);
+      expect(merged.result?.error).toMatch(
+        /remote base http:\/\/127.0.0.1:\d+\/x.git\/\/base refused: host 127.0.0.1 is not listed/,
+      );
+    });
+
+    it('a remote base URL that parsers read differently (a backslash before "@"): refused, names no host', async () => {
+      const url = `http://allowed.example:80\\@127.0.0.1:${port}/repo.git//base?ref=main`;
+      const t = await target(
+        { 'app/kustomization.yaml': `resources:\n- '${url}'\n` },
+        {},
+        { allowedHosts: ['allowed.example'] },
+      );
+      nothingApplied(t);
+      expect(t.result?.error).toMatch(/refused: it names no host that is not listed/);
+    });
+
+    it('a remote file on an allowed host, and a git base there that redirects elsewhere: neither fetched, the redirect not followed', async () => {
+      served.length = 0;
+      const file = await target(
+        { 'app/kustomization.yaml': stringify({ resources: [`http://127.0.0.1:${port}/redirect.yaml`] }) },
+        {},
+        { allowedHosts: ['127.0.0.1'] },
+      );
+      nothingApplied(file);
+      expect(file.result?.error).toMatch(/only git repositories over HTTP\(S\) are fetched/);
+      expect(served).toEqual([]);
+      const base = await target(
+        {
+          'app/kustomization.yaml': stringify({ resources: [`http://127.0.0.1:${port}/redirect.git//base?ref=main`] }),
+        },
+        {},
+        { allowedHosts: ['127.0.0.1'] },
+      );
+      nothingApplied(base);
+      expect(base.result?.error).toMatch(/answered with a redirect \(HTTP 302\); redirects are not followed/);
+      expect(served.some((u) => u.startsWith('/redirect.git'))).toBe(true);
+      expect(served).not.toContain('/cm.yaml');
+    });
+
+    it('a chart directory linked to another directory of the repository holding a link out of it: refused before helm runs', async () => {
+      const secretDir = mkdtempSync(join(tmpdir(), 'tidegate-secret-'));
+      writeFileSync(join(secretDir, 'secret.txt'), canary);
+      const t = await target(
+        {
+          'app/Chart.yaml': CHART,
+          'app/templates/cm.yaml': `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\ndata:\n  leak: {{ .Files.Get "data/secret.txt" | quote }}\n`,
+          'common/README': 'shared files',
+        },
+        { 'app/data': '../common', 'common/secret.txt': join(secretDir, 'secret.txt') },
+      );
+      nothingApplied(t);
+      expect(t.result?.error).toBe('app/data/secret.txt: symbolic link points outside the repository');
+    });
   });
 });

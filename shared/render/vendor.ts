@@ -1,0 +1,66 @@
+import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { join, posix } from 'node:path';
+import { parseDocument, visit } from 'yaml';
+import { RenderError } from './errors.js';
+import { isRemote, kustomizationTree } from './inputs.js';
+import { parseRemoteBase, sandboxProblems, type RemoteBase } from './sandbox.js';
+
+/** Fetches the tree of the git repository a remote base names (from allowed hosts only) and returns its directory. */
+export type FetchRemoteBase = (base: RemoteBase) => Promise<string>;
+
+const VENDOR_DIR = '.tidegate-remote';
+
+/**
+ * Remote kustomize bases are fetched by tidegate, never by kustomize: a scratch copy of the
+ * checkout gets each remote repository (at its ref) under .tidegate-remote/, and each remote entry
+ * is rewritten to the local path of its directory, round after round for bases that name more
+ * (each checked by the sandbox like the repository's own files). kustomize then runs on the copy
+ * with no remote entry left, so it reaches no network. Returns the copy (the caller removes it).
+ */
+export async function vendorRemoteBases(
+  root: string,
+  path: string,
+  scratchParent: string,
+  fetchBase: FetchRemoteBase | undefined,
+  allowedHosts: readonly string[],
+): Promise<string> {
+  const scratch = mkdtempSync(join(scratchParent, 'render-'));
+  cpSync(root, scratch, { recursive: true, verbatimSymlinks: true });
+  for (let round = 0; round < 5; round++) {
+    const remote = kustomizationTree(scratch, path).entries.filter((e) => isRemote(e.entry));
+    if (remote.length === 0) {
+      // What the fetched bases name is held to the same rules as the repository's own files.
+      const problems = sandboxProblems(scratch, path, 'kustomize', []);
+      if (problems.length > 0) throw new RenderError(problems);
+      return scratch;
+    }
+    const refused = sandboxProblems(scratch, path, 'kustomize', allowedHosts);
+    if (refused.length > 0) throw new RenderError(refused);
+    if (!fetchBase)
+      throw new RenderError([{ file: remote[0]?.kustomization ?? path, message: 'remote bases are not fetched here' }]);
+    const rewrites = new Map<string, Map<string, string>>();
+    for (const { kustomization, entry } of remote) {
+      const base = parseRemoteBase(entry) as RemoteBase; // the sandbox check refused any other
+      const key = createHash('sha256')
+        .update(`${base.url}?${base.ref ?? ''}`)
+        .digest('hex')
+        .slice(0, 16);
+      const into = posix.join(VENDOR_DIR, key);
+      if (!existsSync(join(scratch, into)))
+        cpSync(await fetchBase(base), join(scratch, into), { recursive: true, verbatimSymlinks: true });
+      const local = posix.relative(posix.dirname(kustomization), posix.join(into, base.dir)) || '.';
+      rewrites.set(kustomization, (rewrites.get(kustomization) ?? new Map<string, string>()).set(entry, local));
+    }
+    for (const [file, entries] of rewrites) {
+      const doc = parseDocument(readFileSync(join(scratch, file), 'utf8'), { merge: true });
+      visit(doc, {
+        Scalar(_, node) {
+          if (typeof node.value === 'string' && entries.has(node.value)) node.value = entries.get(node.value);
+        },
+      });
+      writeFileSync(join(scratch, file), doc.toString());
+    }
+  }
+  throw new RenderError([{ file: path, message: 'remote bases nest deeper than 5 levels' }]);
+}
