@@ -50,7 +50,10 @@ describe('source: fetch exactly one commit over HTTP with token auth', () => {
     ['a semver range that admits the pre-release', { semver: '>=2.0.0-rc.0' }, 'refs/tags/v2.0.0-rc.1', 1],
   ])('resolves %s', async (_case, ref, expectedRef, shaIndex) => {
     const rev = await resolveRevision({ url, token }, ref);
-    expect(rev).toEqual({ ref: expectedRef, sha: shas[shaIndex as number] });
+    // An annotated tag keeps the tag object it was resolved through (its signature is checked on that one).
+    expect(rev).toEqual({ ref: expectedRef, sha: shas[shaIndex as number], ...(rev.tag ? { tag: rev.tag } : {}) });
+    if ('tag' in ref) expect(rev.tag).toMatch(/^[0-9a-f]{40}$/);
+    if ('tag' in ref) expect(rev.tag).not.toBe(rev.sha);
   });
 
   it('lists branch heads with one ls-remote', async () => {
