@@ -9,6 +9,8 @@ export interface GitServerOptions {
   root: string;
   /** When set, every request must carry HTTP basic auth with this password (any user name). */
   token?: string;
+  /** Or: a check of the password (GitHub App installation tokens that expire). */
+  accepts?: (password: string) => boolean;
 }
 
 export interface GitServerInfo {
@@ -30,12 +32,13 @@ export interface GitServer extends GitServerInfo {
 
 const SERVICES = /\/(info\/refs|git-upload-pack|git-receive-pack|HEAD|objects\/.*)$/;
 
-function authorised(req: IncomingMessage, token: string | undefined): boolean {
-  if (token === undefined) return true;
+function authorised(req: IncomingMessage, opts: GitServerOptions): boolean {
+  if (opts.token === undefined && !opts.accepts) return true;
   const header = req.headers.authorization ?? '';
   if (!header.startsWith('Basic ')) return false;
   const decoded = Buffer.from(header.slice(6), 'base64').toString('utf8');
-  return decoded.slice(decoded.indexOf(':') + 1) === token;
+  const password = decoded.slice(decoded.indexOf(':') + 1);
+  return password === opts.token || (opts.accepts?.(password) ?? false);
 }
 
 /** Runs `git http-backend` as a CGI for one request and streams its answer back. */
@@ -94,7 +97,7 @@ export async function startGitServer(opts: GitServerOptions): Promise<GitServer>
   const server: Server = createServer((req, res) => {
     const service = SERVICES.exec(new URL(req.url ?? '/', 'http://localhost').pathname)?.[1] ?? 'other';
     requests.set(service, (requests.get(service) ?? 0) + 1);
-    if (!authorised(req, opts.token)) {
+    if (!authorised(req, opts)) {
       res.writeHead(401, { 'www-authenticate': 'Basic realm="tidegate-test"' }).end();
       return;
     }

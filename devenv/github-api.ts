@@ -51,10 +51,23 @@ const compiled = new Map<string, ValidateFunction>();
 const pointer = (...parts: string[]): string =>
   parts.map((p) => encodeURIComponent(p.replace(/~/g, '~0').replace(/\//g, '~1'))).join('/');
 
+/**
+ * OpenAPI 3.0 `nullable: true` on a schema without `type` (GitHub's installation `account`, …) is
+ * not valid for Ajv: read it as "this schema, or null".
+ */
+function untypedNullables(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(untypedNullables);
+  if (node === null || typeof node !== 'object') return node;
+  const out = Object.fromEntries(Object.entries(node).map(([k, v]) => [k, untypedNullables(v)]));
+  if (out['nullable'] !== true || 'type' in out) return out;
+  const { nullable: _nullable, ...rest } = out;
+  return { anyOf: [rest, { type: 'null' }] };
+}
+
 function load(): NonNullable<typeof loaded> {
   if (loaded) return loaded;
   const file = createRequire(import.meta.url).resolve('@octokit/openapi/generated/api.github.com.json');
-  const spec = JSON.parse(readFileSync(file, 'utf8')) as Spec;
+  const spec = untypedNullables(JSON.parse(readFileSync(file, 'utf8'))) as Spec;
   const ajv = new Ajv({ strict: false, allErrors: true });
   (addFormatsModule as unknown as (a: Ajv) => void)(ajv);
   ajv.addFormat('repo.nwo', /^[^/]+\/[^/]+$/);
@@ -121,8 +134,8 @@ export const notFound = (): ApiResponse => ({
 });
 
 export interface GitHubApiOptions {
-  /** The token every request must carry (Authorization: token … or Bearer …). */
-  token: string;
+  /** The token every request must carry (Authorization: token … or Bearer …), or a check of the Authorization header per operation. */
+  token: string | ((authorization: string, operationId: string | undefined) => boolean);
   handlers: Record<string, Handler>;
 }
 
@@ -225,7 +238,11 @@ export async function startGitHubApi(opts: GitHubApiOptions): Promise<GitHubApiS
       calls.push({ operationId: op?.operationId ?? '(unknown)', method, path: url.pathname, status });
     };
     const auth = req.headers.authorization ?? '';
-    if (auth !== `token ${opts.token}` && auth !== `Bearer ${opts.token}`) {
+    const allowed =
+      typeof opts.token === 'function'
+        ? opts.token(auth, op?.operationId)
+        : auth === `token ${opts.token}` || auth === `Bearer ${opts.token}`;
+    if (!allowed) {
       record(401);
       return send(res, 401, {
         message: 'Bad credentials',

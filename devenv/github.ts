@@ -1,3 +1,4 @@
+import { createPublicKey, randomBytes, verify } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -74,9 +75,56 @@ export interface TestGitHub extends GitHubApiServer {
   deployments(owner: string, repo: string): Array<{ id: number; sha: string; environment: string; statuses: string[] }>;
   /** Commit statuses tidegate set, oldest first. */
   statuses(owner: string, repo: string, sha: string): Array<{ state: string; context: string; description: string }>;
+  /** Whether a token is the static one or an installation token that has not expired (the git server asks this). */
+  tokenValid(token: string): boolean;
+  /** Installation tokens issued so far, oldest first. */
+  issuedTokens(): string[];
 }
 
-export async function startGitHub(opts: { token: string; gitRoot: string; login?: string }): Promise<TestGitHub> {
+/** A GitHub App the test GitHub knows: JWTs are checked with its public key, installation tokens expire after `tokenTtlSeconds`. */
+export interface TestGitHubApp {
+  id: number;
+  publicKey: string;
+  installationId: number;
+  tokenTtlSeconds: number;
+}
+
+/** Verifies an App JWT as GitHub does: RS256 with the App's public key, issuer = App ID, not expired, at most 10 minutes long. */
+function validJwt(jwt: string, app: TestGitHubApp): boolean {
+  const [header = '', payload = '', signature = ''] = jwt.split('.');
+  const ok = verify(
+    'RSA-SHA256',
+    Buffer.from(`${header}.${payload}`),
+    createPublicKey(app.publicKey),
+    Buffer.from(signature, 'base64url'),
+  );
+  if (!ok) return false;
+  const claims = JSON.parse(Buffer.from(payload, 'base64url').toString()) as {
+    iss?: unknown;
+    exp?: number;
+    iat?: number;
+  };
+  const now = Date.now() / 1000;
+  return (
+    String(claims.iss) === String(app.id) && (claims.exp ?? 0) > now && (claims.exp ?? 0) - (claims.iat ?? 0) <= 660
+  );
+}
+
+export async function startGitHub(opts: {
+  token: string;
+  gitRoot: string;
+  login?: string;
+  app?: TestGitHubApp;
+}): Promise<TestGitHub> {
+  const issued = new Map<string, number>(); // installation token → expiry (ms)
+  const tokenValid = (token: string): boolean => token === opts.token || (issued.get(token) ?? 0) > Date.now();
+  const APP_OPERATIONS = new Set(['apps/get-repo-installation', 'apps/create-installation-access-token']);
+  const authorize = (auth: string, operationId: string | undefined): boolean => {
+    const [scheme = '', credential = ''] = auth.split(' ');
+    if (opts.app && operationId && APP_OPERATIONS.has(operationId))
+      return scheme.toLowerCase() === 'bearer' && validJwt(credential, opts.app);
+    return ['token', 'bearer'].includes(scheme.toLowerCase()) && tokenValid(credential);
+  };
   const pulls = new Map<string, PullRequest[]>();
   const reviews = new Map<string, Array<Record<string, unknown>>>();
   const permissions = new Map<string, string>();
@@ -167,8 +215,33 @@ export async function startGitHub(opts: { token: string; gitRoot: string; login?
     listOf(req.params).find((p) => p.number === Number(req.params['pull_number']));
 
   const github = await startGitHubApi({
-    token: opts.token,
+    token: authorize,
     handlers: {
+      'apps/get-repo-installation': () =>
+        opts.app
+          ? {
+              status: 200,
+              body: {
+                ...example<Record<string, unknown>>('installation'),
+                id: opts.app.installationId,
+                app_id: opts.app.id,
+              },
+            }
+          : notFound(),
+      'apps/create-installation-access-token': (req) => {
+        if (!opts.app || Number(req.params['installation_id']) !== opts.app.installationId) return notFound();
+        const token = `ghs_${randomBytes(18).toString('hex')}`;
+        const expires = Date.now() + opts.app.tokenTtlSeconds * 1000;
+        issued.set(token, expires);
+        return {
+          status: 201,
+          body: {
+            ...example<Record<string, unknown>>('installation-token'),
+            token,
+            expires_at: new Date(expires).toISOString().replace(/\.\d+Z$/, 'Z'),
+          },
+        };
+      },
       'pulls/create': create,
       'pulls/get': async (req) => {
         const pr = find(req);
@@ -380,6 +453,8 @@ export async function startGitHub(opts: { token: string; gitRoot: string; login?
   return {
     ...github,
     token: opts.token,
+    tokenValid,
+    issuedTokens: () => [...issued.keys()],
     pulls: (owner, repo) => pulls.get(`${owner}/${repo}`) ?? [],
     openPullRequest: async (owner, repo, p) => {
       const out = await create(

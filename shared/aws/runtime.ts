@@ -12,8 +12,8 @@ import {
   type DeploySettings,
   type SecretRef,
 } from '../config/index.js';
-import { githubClients } from '../github/index.js';
-import { TidegateError, UnknownClusterError } from '../model/index.js';
+import { apiUrlFor, appInstallationTokens, githubClients, repoName } from '../github/index.js';
+import { TidegateError, UnknownClusterError, type TokenSource } from '../model/index.js';
 import type { EngineContext } from '../usecases/index.js';
 import type { GitSource } from '../source/index.js';
 import { powertoolsLogger, type Logger } from '../telemetry/index.js';
@@ -95,7 +95,7 @@ async function gitAccess(
   };
   const tokens = new Map(
     await Promise.all(
-      settings.repositories.map(async (r) => [r.url, r.token ? await secrets.get(r.token) : undefined] as const),
+      settings.repositories.map(async (r) => [r.url, await repositoryToken(settings, r, secrets)] as const),
     ),
   );
   const gitSource = (url: string): GitSource => ({ url, ...(tokens.get(url) ? { token: tokens.get(url) } : {}) });
@@ -152,6 +152,31 @@ async function gitAccess(
     engine,
     tracked: settings.repositories.map((r) => ({ url: r.url, branch: r.branch, source: gitSource(r.url) })),
   };
+}
+
+/**
+ * A repository's credential: its token, or installation tokens of its GitHub App (its own, else
+ * the global one), whose private key is read now.
+ */
+async function repositoryToken(
+  settings: DeploySettings,
+  repo: DeploySettings['repositories'][number],
+  secrets: SecretStore,
+): Promise<string | TokenSource | undefined> {
+  if (repo.token) return secrets.get(repo.token);
+  const app = repo.github?.app ?? settings.github?.app;
+  if (!app) return undefined;
+  const apiUrl = apiUrlFor(repo.url, repo.githubApiUrl);
+  if (!apiUrl)
+    throw new TidegateError(
+      'SettingsInvalid',
+      `${repo.url} uses a GitHub App but has no githubApiUrl (GitHub Enterprise)`,
+    );
+  return appInstallationTokens(
+    { appId: app.appId, installationId: app.installationId, privateKey: await secrets.get(app.privateKey) },
+    apiUrl,
+    repoName(repo.url),
+  );
 }
 
 /** A getter that builds the runtime on first call and keeps it for the container; a failed build is retried next call. */

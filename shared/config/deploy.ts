@@ -10,6 +10,20 @@ const secretRef = z.union([
   z.object({ value: z.string().min(1) }).strict(),
 ]);
 
+/** A GitHub App tidegate authenticates as: installation tokens for the API and git over HTTPS. */
+const githubApp = z
+  .object({
+    appId: z.union([z.number().int().positive(), z.string().regex(/^\d+$/)]),
+    installationId: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe('default: found from the repository (GET /repos/{owner}/{repo}/installation)'),
+    privateKey: secretRef.describe("the App's private key (PEM)"),
+  })
+  .strict();
+
 export const deploySettingsSchema = z
   .object({
     /** The GitOps repositories (each holds a tidegate.yaml) and the branch that is applied. */
@@ -25,6 +39,7 @@ export const deploySettingsSchema = z
               .url()
               .optional()
               .describe('GitHub Enterprise: https://<host>/api/v3; github.com needs none'),
+            github: z.object({ app: githubApp }).strict().optional().describe('a GitHub App for this repository'),
           })
           .strict(),
       )
@@ -52,6 +67,8 @@ export const deploySettingsSchema = z
           .strict(),
       ]),
     ),
+    /** A GitHub App for every repository that names neither its own App nor a token. */
+    github: z.object({ app: githubApp }).strict().optional(),
     /** Keys a gate's verify may name: an armored OpenPGP public key or an SSH public key line, each in a secret or inline. */
     trustedKeys: z.record(z.string(), secretRef).default({}),
     queueUrl: z.string().optional(),

@@ -1,5 +1,5 @@
 import type { Octokit } from '@octokit/core';
-import { errorMessage, TidegateError, clip, redactUrl } from '../model/index.js';
+import { errorMessage, TidegateError, clip, redactUrl, type TokenSource } from '../model/index.js';
 
 /** owner/repo of a GitHub repository. */
 export interface RepoName {
@@ -53,7 +53,7 @@ export interface Review {
  * else the configured GitHub Enterprise URL) and its token. Undefined without either.
  */
 export function githubClients(
-  access: (repoUrl: string) => { apiUrl?: string | undefined; token?: string | undefined },
+  access: (repoUrl: string) => { apiUrl?: string | undefined; token?: string | TokenSource | undefined },
 ): (repoUrl: string) => GitHub | undefined {
   const clients = new Map<string, GitHub | undefined>();
   return (repoUrl) => {
@@ -79,12 +79,19 @@ export interface PullRequestRef {
 export class GitHub {
   private client: Promise<Octokit> | undefined;
 
-  constructor(private readonly opts: { apiUrl: string; token: string }) {}
+  /** `token`: a personal or fine-grained token, or a source of GitHub App installation tokens (asked before each request). */
+  constructor(private readonly opts: { apiUrl: string; token: string | TokenSource }) {}
 
   private get octokit(): Promise<Octokit> {
-    this.client ??= import('@octokit/core').then(
-      ({ Octokit }) => new Octokit({ baseUrl: this.opts.apiUrl, auth: this.opts.token, userAgent: 'tidegate' }),
-    );
+    const { apiUrl, token } = this.opts;
+    this.client ??= import('@octokit/core').then(({ Octokit }) => {
+      if (typeof token === 'string') return new Octokit({ baseUrl: apiUrl, auth: token, userAgent: 'tidegate' });
+      const octokit = new Octokit({ baseUrl: apiUrl, userAgent: 'tidegate' });
+      octokit.hook.before('request', async (options) => {
+        options.headers.authorization = `token ${await token()}`;
+      });
+      return octokit;
+    });
     return this.client;
   }
 

@@ -40,6 +40,8 @@ export type ErrorCode =
   // GitHub, registries, the queue
   | 'GitHubFailed'
   | 'GitHubMissing'
+  | 'GitHubAppAuthFailed'
+  | 'GitHubAppNotInstalled'
   | 'GitHubRepoUnknown'
   | 'RegistryFailed'
   | 'QueueFailed'

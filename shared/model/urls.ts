@@ -15,3 +15,6 @@ export function normaliseRepoUrl(url: string): string {
     .replace(/\/+$/, '')
     .replace(/\.git$/, '');
 }
+
+/** A credential that may change (a GitHub App installation token): asked for before each use; its source caches it. */
+export type TokenSource = () => Promise<string>;

@@ -13,13 +13,14 @@ import {
   redactUrl,
   type CommitInfo,
   type Revision,
+  type TokenSource,
 } from '../model/index.js';
 import type { SourceRef } from '../config/index.js';
 
 export interface GitSource {
   url: string;
-  /** HTTP(S) token auth (GitHub App installation token or personal token). */
-  token?: string | undefined;
+  /** HTTP(S) token auth: a personal or fine-grained token, or a source of GitHub App installation tokens (asked before each use). */
+  token?: string | TokenSource | undefined;
   username?: string | undefined;
   /** The HTTP client git uses (default: Node's, following redirects); remote render bases pass one that refuses other hosts. */
   http?: HttpClient | undefined;
@@ -33,14 +34,18 @@ export class SourceError extends TidegateError {
 }
 
 /** Basic auth sent with the first request (no unauthenticated round trip first). */
-export const authHeaders = (src: GitSource): { headers: Record<string, string> } | Record<string, never> =>
-  src.token
+export async function authHeaders(
+  src: GitSource,
+): Promise<{ headers: Record<string, string> } | Record<string, never>> {
+  const token = typeof src.token === 'function' ? await src.token() : src.token;
+  return token
     ? {
         headers: {
-          authorization: `Basic ${Buffer.from(`${src.username ?? 'x-access-token'}:${src.token}`).toString('base64')}`,
+          authorization: `Basic ${Buffer.from(`${src.username ?? 'x-access-token'}:${token}`).toString('base64')}`,
         },
       }
     : {};
+}
 
 /** Never show credentials embedded in a URL. */
 
@@ -51,7 +56,7 @@ async function remoteRefs(src: GitSource, prefix: string): Promise<ListedRef[]> 
       url: src.url,
       prefix,
       peelTags: true,
-      ...authHeaders(src),
+      ...(await authHeaders(src)),
     });
   } catch (err) {
     throw new SourceError(`cannot list refs of ${redactUrl(src.url)}: ${errorMessage(err)}`, { cause: err });
@@ -192,7 +197,7 @@ async function fetchAndExport(src: GitSource, revision: Revision, base: string, 
   }
   if (!(await hasCommit(gitdir, revision.sha))) {
     const ref = revision.ref.replace(/^refs\/(heads|tags)\//, '') || 'main';
-    const fetchOnce = (depth: number, relative: boolean) =>
+    const fetchOnce = async (depth: number, relative: boolean) =>
       git.fetch({
         fs,
         http: src.http ?? nodeHttp,
@@ -203,7 +208,7 @@ async function fetchAndExport(src: GitSource, revision: Revision, base: string, 
         tags: false,
         depth,
         relative,
-        ...authHeaders(src),
+        ...(await authHeaders(src)),
       });
     try {
       await fetchOnce(1, false);
@@ -251,7 +256,7 @@ export async function fetchTagObject(
       () => false,
     );
   if (!(await have())) {
-    await exclusive(join(cacheDir, 'git', repoKey(src.url)), () =>
+    await exclusive(join(cacheDir, 'git', repoKey(src.url)), async () =>
       git.fetch({
         fs,
         http: src.http ?? nodeHttp,
@@ -261,7 +266,7 @@ export async function fetchTagObject(
         singleBranch: true,
         tags: false,
         depth: 1,
-        ...authHeaders(src),
+        ...(await authHeaders(src)),
       }),
     ).catch((err: unknown) => {
       throw new SourceError(`cannot fetch ${revision.ref} of ${redactUrl(src.url)}: ${errorMessage(err)}`, {

@@ -55,7 +55,7 @@ const isRejected = (err: unknown): boolean =>
  * the same parent. Then pushing again would only churn the pull request.
  */
 async function sameChange(src: GitSource, dir: string, branch: string, sha: string): Promise<string | undefined> {
-  const auth = authHeaders(src);
+  const auth = await authHeaders(src);
   const refs = await git.listServerRefs({ http, url: src.url, prefix: `refs/heads/${branch}`, ...auth });
   const head = refs.find((r) => r.ref === `refs/heads/${branch}`)?.oid;
   if (!head) return undefined;
@@ -85,7 +85,7 @@ async function commitChange(
       ref: opts.base ?? opts.branch,
       singleBranch: true,
       depth: 1,
-      ...authHeaders(src),
+      ...(await authHeaders(src)),
     });
   } catch (err) {
     throw new TidegateError('SourceFailed', `cannot clone ${redactUrl(src.url)}: ${errorMessage(err)}`, { cause: err });
@@ -129,7 +129,7 @@ export async function commitAndPush(
         ref: opts.base ?? opts.branch,
         remoteRef: `refs/heads/${opts.branch}`,
         force: opts.base !== undefined,
-        ...authHeaders(src),
+        ...(await authHeaders(src)),
       });
       if (pushed.ok) return { sha, pushed: true, attempts: attempt };
       throw new Error(pushed.error ?? 'push refused');
