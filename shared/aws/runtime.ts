@@ -103,7 +103,7 @@ async function gitAccess(
     apiUrl: settings.repositories.find((r) => r.url === url)?.githubApiUrl,
     token: tokens.get(url),
   }));
-  const eks = new EksAuth({ credentials, eksEndpoint: endpoint });
+  const eks = new EksAuth({ credentials, eksEndpoint: endpoint, stsEndpoint: endpoint });
   const clients = new Map<string, Promise<KubeClient>>();
   const open = async (alias: string): Promise<KubeClient> => {
     const cluster = settings.clusters[alias];

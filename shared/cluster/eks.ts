@@ -48,13 +48,21 @@ export async function eksToken(
 export interface EksClusterRef {
   name: string;
   region: string;
+  /** A role to assume first (a cluster in another account): DescribeCluster and the token use its credentials. */
+  roleArn?: string | undefined;
+  externalId?: string | undefined;
+  sessionName?: string | undefined;
 }
 
 export interface EksConnectOptions {
   credentials: AwsCredentialIdentity | AwsCredentialIdentityProvider;
-  /** An endpoint override for the EKS API (tests point it at moto). */
+  /** Endpoint overrides for the EKS and STS APIs (tests point them at moto). */
   eksEndpoint?: string | undefined;
+  stsEndpoint?: string | undefined;
 }
+
+/** Renew assumed-role credentials this long before they expire. */
+const ASSUMED_RENEW_MS = 5 * 60_000;
 
 interface ClusterInfo {
   endpoint: string;
@@ -68,21 +76,77 @@ interface ClusterInfo {
 export class EksAuth {
   private readonly described = new Map<string, Promise<ClusterInfo>>();
   private readonly tokens = new Map<string, { token: string; at: number }>();
+  private readonly assumed = new Map<string, AwsCredentialIdentityProvider>();
 
   constructor(
     private readonly opts: EksConnectOptions,
     private readonly clock: () => number = Date.now,
   ) {}
 
+  /**
+   * The credentials for a cluster: the function's own, or those of the role the cluster names,
+   * assumed with STS and kept until five minutes before they expire (one session per role).
+   */
+  credentialsFor(ref: EksClusterRef): AwsCredentialIdentity | AwsCredentialIdentityProvider {
+    const { roleArn } = ref;
+    if (!roleArn) return this.opts.credentials;
+    const key = `${roleArn}|${ref.externalId ?? ''}|${ref.sessionName ?? ''}`;
+    let provider = this.assumed.get(key);
+    if (!provider) {
+      let cached: AwsCredentialIdentity | undefined;
+      let pending: Promise<AwsCredentialIdentity> | undefined;
+      provider = async () => {
+        if (cached?.expiration && cached.expiration.getTime() - this.clock() > ASSUMED_RENEW_MS) return cached;
+        pending ??= this.assume(ref, roleArn)
+          .then((c) => (cached = c))
+          .finally(() => (pending = undefined));
+        return pending;
+      };
+      this.assumed.set(key, provider);
+    }
+    return provider;
+  }
+
+  private async assume(ref: EksClusterRef, roleArn: string): Promise<AwsCredentialIdentity> {
+    const { AssumeRoleCommand, STSClient } = await import('@aws-sdk/client-sts');
+    const sts = new STSClient({
+      region: ref.region,
+      credentials: this.opts.credentials,
+      ...(this.opts.stsEndpoint ? { endpoint: this.opts.stsEndpoint } : {}),
+    });
+    const out = await awsCall(
+      'sts:AssumeRole',
+      `cannot assume role ${roleArn} for EKS cluster ${ref.name}`,
+      sts.send(
+        new AssumeRoleCommand({
+          RoleArn: roleArn,
+          RoleSessionName: ref.sessionName ?? 'tidegate',
+          ...(ref.externalId ? { ExternalId: ref.externalId } : {}),
+        }),
+      ),
+    );
+    const c = out.Credentials;
+    if (!c?.AccessKeyId || !c.SecretAccessKey)
+      throw new TidegateError('AwsCallFailed', `STS gave no credentials for role ${roleArn}`);
+    return {
+      accessKeyId: c.AccessKeyId,
+      secretAccessKey: c.SecretAccessKey,
+      sessionToken: c.SessionToken,
+      ...(c.Expiration ? { expiration: c.Expiration } : {}),
+    };
+  }
+
   describe(ref: EksClusterRef): Promise<ClusterInfo> {
-    const key = `${ref.region}/${ref.name}`;
+    const key = `${ref.region}/${ref.name}/${ref.roleArn ?? ''}`;
     let info = this.described.get(key);
     if (!info) {
       // Loaded on first use: functions that never talk to EKS do not pay for the client at cold start.
       info = import('@aws-sdk/client-eks').then(async ({ DescribeClusterCommand, EKSClient }) => {
+        // An assumed role first, so that a refused AssumeRole is reported as itself.
+        const credentials = this.credentialsFor(ref);
         const eks = new EKSClient({
           region: ref.region,
-          credentials: this.opts.credentials,
+          credentials: typeof credentials === 'function' ? await credentials() : credentials,
           ...(this.opts.eksEndpoint ? { endpoint: this.opts.eksEndpoint } : {}),
         });
         const out = await awsCall(
@@ -107,10 +171,10 @@ export class EksAuth {
 
   /** A valid token: reused for 10 minutes, then renewed. */
   async token(ref: EksClusterRef): Promise<string> {
-    const key = `${ref.region}/${ref.name}`;
+    const key = `${ref.region}/${ref.name}/${ref.roleArn ?? ''}`;
     const cached = this.tokens.get(key);
     if (cached && this.clock() - cached.at < TOKEN_REUSE_MS) return cached.token;
-    const token = await eksToken(ref.name, ref.region, this.opts.credentials, new Date(this.clock()));
+    const token = await eksToken(ref.name, ref.region, this.credentialsFor(ref), new Date(this.clock()));
     this.tokens.set(key, { token, at: this.clock() });
     return token;
   }

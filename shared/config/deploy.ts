@@ -53,7 +53,22 @@ export const deploySettingsSchema = z
       z.union([
         z
           .object({
-            eks: z.object({ name: z.string().min(1), region: z.string().min(1) }).strict(),
+            eks: z
+              .object({
+                name: z.string().min(1),
+                region: z.string().min(1),
+                roleArn: z
+                  .string()
+                  .regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/, 'an IAM role ARN')
+                  .optional()
+                  .describe('a role to assume first: a cluster in another account (serverless.yml clusterRoleArns)'),
+                externalId: z.string().min(2).optional(),
+                sessionName: z
+                  .string()
+                  .regex(/^[\w+=,.@-]{2,64}$/)
+                  .optional(),
+              })
+              .strict(),
             floor: gateSchema.optional(),
           })
           .strict(),

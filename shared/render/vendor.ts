@@ -1,4 +1,4 @@
-import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join, posix } from 'node:path';
 import { parseDocument, visit } from 'yaml';
@@ -26,7 +26,21 @@ export async function vendorRemoteBases(
   allowedHosts: readonly string[],
 ): Promise<string> {
   const scratch = mkdtempSync(join(scratchParent, 'render-'));
-  cpSync(root, scratch, { recursive: true, verbatimSymlinks: true });
+  try {
+    cpSync(root, scratch, { recursive: true, verbatimSymlinks: true });
+    return await vendorInto(scratch, path, fetchBase, allowedHosts);
+  } catch (err) {
+    rmSync(scratch, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+async function vendorInto(
+  scratch: string,
+  path: string,
+  fetchBase: FetchRemoteBase | undefined,
+  allowedHosts: readonly string[],
+): Promise<string> {
   for (let round = 0; round < 5; round++) {
     const remote = kustomizationTree(scratch, path).entries.filter((e) => isRemote(e.entry));
     if (remote.length === 0) {

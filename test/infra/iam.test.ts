@@ -4,9 +4,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateRepositoryCommand, ECRClient, PutImageCommand } from '@aws-sdk/client-ecr';
 import { CreateClusterCommand, EKSClient } from '@aws-sdk/client-eks';
-import { CreateAccessKeyCommand, CreateUserCommand, IAMClient, PutUserPolicyCommand } from '@aws-sdk/client-iam';
+import {
+  CreateAccessKeyCommand,
+  CreateRoleCommand,
+  CreateUserCommand,
+  IAMClient,
+  PutRolePolicyCommand,
+  PutUserPolicyCommand,
+} from '@aws-sdk/client-iam';
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { startMoto, type Moto } from '../../devenv/index.js';
@@ -264,5 +272,70 @@ describe('IAM enforced: each function with only its own role', () => {
     expect(await describe('sync-worker')).toMatch(/^https:/);
     for (const fn of ['github-webhook', 'registry-webhook', 'ecr-event', 'scheduled-poll'])
       expect(await describe(fn)).toMatch(/cannot describe EKS cluster prod .*\(eks:DescribeCluster, HTTP 403\)/);
+  });
+
+  it('a cluster in another account: the worker assumes the role the cluster names (granted by clusterRoleArns), describes the cluster and signs its token as that role; a role not granted is denied, naming the action', async () => {
+    const iam = new IAMClient({ ...admin, region: 'us-east-1' });
+    const trust = JSON.stringify({
+      Version: '2012-10-17',
+      // Moto checks the trust policy: it names the worker (here its IAM user, standing in for the function role).
+      Statement: [
+        {
+          Effect: 'Allow',
+          Principal: { AWS: 'arn:aws:iam::123456789012:user/fn-sync-worker' },
+          Action: 'sts:AssumeRole',
+        },
+      ],
+    });
+    // The role infra/cluster-access-role.yml creates in the cluster's account (here, moto's one account).
+    for (const RoleName of ['tidegate-cluster-access', 'some-other-role']) {
+      await iam.send(new CreateRoleCommand({ RoleName, AssumeRolePolicyDocument: trust }));
+      await iam.send(
+        new PutRolePolicyCommand({
+          RoleName,
+          PolicyName: 'describe',
+          PolicyDocument: JSON.stringify({
+            Version: '2012-10-17',
+            Statement: [{ Effect: 'Allow', Action: 'eks:DescribeCluster', Resource: '*' }],
+          }),
+        }),
+      );
+    }
+    const name = uniqueName('remote');
+    await new EKSClient({ endpoint: moto.endpoint, region: moto.region, credentials: moto.credentials }).send(
+      new CreateClusterCommand({ name, roleArn: 'arn:aws:iam::123456789012:role/eks', resourcesVpcConfig: {} }),
+    );
+    const worker = new EksAuth({
+      credentials: keys.get('sync-worker') ?? moto.credentials,
+      eksEndpoint: moto.endpoint,
+      stsEndpoint: moto.endpoint,
+    });
+    const ref = {
+      name,
+      region: moto.region,
+      roleArn: 'arn:aws:iam::123456789012:role/tidegate-cluster-access',
+      sessionName: 'tidegate-test',
+    };
+    expect((await worker.describe(ref)).endpoint).toMatch(/^https:/);
+    // The token is a presigned GetCallerIdentity signed with the assumed role's credentials (moto cannot
+    // answer a presigned request while it enforces IAM, so the same credentials are asked directly).
+    const token = await worker.token(ref);
+    const presigned = new URL(Buffer.from(token.slice('k8s-aws-v1.'.length), 'base64url').toString());
+    const assumed = await (
+      worker.credentialsFor(ref) as () => Promise<Moto['credentials'] & { sessionToken?: string }>
+    )();
+    expect(presigned.searchParams.get('X-Amz-Credential')?.split('/')[0]).toBe(assumed.accessKeyId);
+    expect(presigned.searchParams.get('X-Amz-Security-Token')).toBe(assumed.sessionToken);
+    const identity = await new STSClient({ endpoint: moto.endpoint, region: moto.region, credentials: assumed }).send(
+      new GetCallerIdentityCommand({}),
+    );
+    expect(identity.Arn).toBe('arn:aws:sts::123456789012:assumed-role/tidegate-cluster-access/tidegate-test');
+
+    const denied = await worker
+      .describe({ ...ref, roleArn: 'arn:aws:iam::123456789012:role/some-other-role' })
+      .then(() => 'described', errorMessage);
+    expect(denied).toMatch(
+      /^cannot assume role arn:aws:iam::123456789012:role\/some-other-role for EKS cluster remote-\w+ \(sts:AssumeRole, HTTP 403\)/,
+    );
   });
 });
