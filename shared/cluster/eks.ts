@@ -61,8 +61,12 @@ export interface EksConnectOptions {
   stsEndpoint?: string | undefined;
 }
 
-/** Renew assumed-role credentials this long before they expire. */
-const ASSUMED_RENEW_MS = 5 * 60_000;
+/** Renew assumed-role credentials this long before they expire (longer than a token is reused, so no token outlives them). */
+const ASSUMED_RENEW_MS = 15 * 60_000;
+
+/** One cache entry per cluster and identity: the same role with another external ID or session name is another identity. */
+const refKey = (ref: EksClusterRef): string =>
+  [ref.region, ref.name, ref.roleArn ?? '', ref.externalId ?? '', ref.sessionName ?? ''].join('|');
 
 interface ClusterInfo {
   endpoint: string;
@@ -75,7 +79,7 @@ interface ClusterInfo {
  */
 export class EksAuth {
   private readonly described = new Map<string, Promise<ClusterInfo>>();
-  private readonly tokens = new Map<string, { token: string; at: number }>();
+  private readonly tokens = new Map<string, { token: string; until: number }>();
   private readonly assumed = new Map<string, AwsCredentialIdentityProvider>();
 
   constructor(
@@ -90,7 +94,7 @@ export class EksAuth {
   credentialsFor(ref: EksClusterRef): AwsCredentialIdentity | AwsCredentialIdentityProvider {
     const { roleArn } = ref;
     if (!roleArn) return this.opts.credentials;
-    const key = `${roleArn}|${ref.externalId ?? ''}|${ref.sessionName ?? ''}`;
+    const key = [roleArn, ref.externalId ?? '', ref.sessionName ?? ''].join('|');
     let provider = this.assumed.get(key);
     if (!provider) {
       let cached: AwsCredentialIdentity | undefined;
@@ -137,7 +141,7 @@ export class EksAuth {
   }
 
   describe(ref: EksClusterRef): Promise<ClusterInfo> {
-    const key = `${ref.region}/${ref.name}/${ref.roleArn ?? ''}`;
+    const key = refKey(ref);
     let info = this.described.get(key);
     if (!info) {
       // Loaded on first use: functions that never talk to EKS do not pay for the client at cold start.
@@ -169,13 +173,16 @@ export class EksAuth {
     return info;
   }
 
-  /** A valid token: reused for 10 minutes, then renewed. */
+  /** A valid token: reused for 10 minutes, and never past the expiry of the credentials that signed it. */
   async token(ref: EksClusterRef): Promise<string> {
-    const key = `${ref.region}/${ref.name}/${ref.roleArn ?? ''}`;
+    const key = refKey(ref);
     const cached = this.tokens.get(key);
-    if (cached && this.clock() - cached.at < TOKEN_REUSE_MS) return cached.token;
-    const token = await eksToken(ref.name, ref.region, this.credentialsFor(ref), new Date(this.clock()));
-    this.tokens.set(key, { token, at: this.clock() });
+    if (cached && this.clock() < cached.until) return cached.token;
+    const source = this.credentialsFor(ref);
+    const credentials = typeof source === 'function' ? await source() : source;
+    const token = await eksToken(ref.name, ref.region, credentials, new Date(this.clock()));
+    const expires = credentials.expiration?.getTime() ?? Infinity;
+    this.tokens.set(key, { token, until: Math.min(this.clock() + TOKEN_REUSE_MS, expires - 60_000) });
     return token;
   }
 

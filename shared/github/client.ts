@@ -41,6 +41,29 @@ export interface MergedPullRequest {
   mergeCommit: string | undefined;
 }
 
+/** The fields tidegate reads of a pull request, as GitHub's REST API returns one. */
+interface RestPullRequest {
+  number: number;
+  user: { login: string } | null;
+  state: string;
+  head: { sha: string; ref: string; repo: { full_name: string } | null };
+  base: { ref: string; repo: { full_name: string } };
+  merged_at: string | null;
+  merge_commit_sha: string | null;
+}
+
+const asPullRequest = (p: RestPullRequest): MergedPullRequest => ({
+  number: p.number,
+  author: p.user?.login ?? '',
+  base: p.base.ref,
+  head: p.head.sha,
+  headBranch: p.head.ref,
+  fork: p.head.repo?.full_name !== p.base.repo.full_name,
+  open: p.state === 'open',
+  mergedAt: p.merged_at ?? undefined,
+  mergeCommit: p.merge_commit_sha ?? undefined,
+});
+
 export interface Review {
   user: string;
   state: string;
@@ -148,17 +171,7 @@ export class GitHub {
         per_page: 100,
       }),
     );
-    return data.map((p) => ({
-      number: p.number,
-      author: p.user?.login ?? '',
-      base: p.base.ref,
-      head: p.head.sha,
-      headBranch: p.head.ref,
-      fork: p.head.repo?.full_name !== p.base.repo.full_name,
-      open: p.state === 'open',
-      mergedAt: p.merged_at ?? undefined,
-      mergeCommit: p.merge_commit_sha ?? undefined,
-    }));
+    return data.map(asPullRequest);
   }
 
   /** Every review of a pull request, oldest first. */
@@ -305,17 +318,7 @@ export class GitHub {
         pull_number: pullNumber,
       }),
     );
-    return {
-      number: p.number,
-      author: p.user.login,
-      base: p.base.ref,
-      head: p.head.sha,
-      headBranch: p.head.ref,
-      fork: p.head.repo?.full_name !== p.base.repo.full_name,
-      open: p.state === 'open',
-      mergedAt: p.merged_at ?? undefined,
-      mergeCommit: p.merge_commit_sha ?? undefined,
-    };
+    return asPullRequest(p);
   }
 
   /** Whether a user is an active member of an organisation's team. */
@@ -393,6 +396,8 @@ export class GitHub {
   }
 
   private failed(what: string, err: unknown): TidegateError {
+    // Getting a credential failed (a GitHub App not installed, a bad key): that error says which and whether to retry.
+    if (err instanceof TidegateError) return err;
     const status = (err as { status?: number }).status;
     // No status: the request never got an answer (a reset, a timeout); 429 and 5xx: GitHub is throttling or failing for now.
     const transient = status === undefined || status === 429 || status >= 500;
