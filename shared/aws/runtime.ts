@@ -13,7 +13,7 @@ import {
   type SecretRef,
 } from '../config/index.js';
 import { apiUrlFor, appInstallationTokens, githubClients, repoName } from '../github/index.js';
-import { TidegateError, UnknownClusterError, type TokenSource } from '../model/index.js';
+import { TidegateError, UnknownClusterError, errorMessage, redactUrl, type TokenSource } from '../model/index.js';
 import type { EngineContext } from '../usecases/index.js';
 import type { GitSource } from '../source/index.js';
 import { powertoolsLogger, type Logger } from '../telemetry/index.js';
@@ -93,9 +93,21 @@ async function gitAccess(
     chain ??= import('@aws-sdk/credential-providers').then((m) => m.fromNodeProviderChain());
     return (await chain)();
   };
+  // A repository whose credential cannot be read fails its own syncs (with that error), never the others'.
   const tokens = new Map(
     await Promise.all(
-      settings.repositories.map(async (r) => [r.url, await repositoryToken(settings, r, secrets)] as const),
+      settings.repositories.map(async (r) => {
+        try {
+          return [r.url, await repositoryToken(settings, r, secrets)] as const;
+        } catch (err) {
+          logger.error('repository credential not readable', {
+            repository: redactUrl(r.url),
+            error: errorMessage(err),
+          });
+          const failing: TokenSource = () => Promise.reject(err);
+          return [r.url, failing] as const;
+        }
+      }),
     ),
   );
   const gitSource = (url: string): GitSource => ({ url, ...(tokens.get(url) ? { token: tokens.get(url) } : {}) });
