@@ -20,12 +20,9 @@ export const OUTSIDE = 'symbolic link points outside the repository';
  */
 export function remoteHost(ref: string): string | undefined {
   const url = ref.replace(/^git::/, '');
-  const scheme = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(url);
-  if (scheme) {
-    if (/[\\\s]/.test(url)) return undefined;
-    return hostOf(scheme[1] ?? '');
-  }
   if (/[\\\s]/.test(url)) return undefined;
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(url);
+  if (scheme) return hostOf(scheme[1] ?? '');
   const scp = /^[^@/:]+@([^:/]+):/.exec(url);
   if (scp) return hostOf(scp[1] ?? '');
   // host/path without a scheme (github.com/org/repo//dir): kustomize fetches what is not a local path.
