@@ -66,6 +66,8 @@ export interface TestGitHub extends GitHubApiServer {
   addTeamMember(org: string, team: string, user: string): void;
   /** Comments on an issue or pull request, oldest first. */
   comments(owner: string, repo: string, issue: number): Array<{ id: number; body: string; user: string }>;
+  /** A person comments on an issue or pull request (not tidegate). */
+  comment(owner: string, repo: string, issue: number, user: string, body: string): void;
   /** Check runs created on a repository. */
   checkRuns(
     owner: string,
@@ -211,6 +213,21 @@ export async function startGitHub(opts: {
     return { status: 201, body: pr };
   };
 
+  const addComment = (key: string, author: string, body: Record<string, unknown>) => {
+    const id = nextComment++;
+    const comment = {
+      ...example<Record<string, unknown>>('issue-comment'),
+      id,
+      node_id: `IC_${id}`,
+      body: String(body['body']),
+      user: { ...example<Record<string, unknown>>('simple-user'), login: author },
+      created_at: now(),
+      updated_at: now(),
+    };
+    comments.set(key, [...(comments.get(key) ?? []), comment]);
+    return comment;
+  };
+
   const find = (req: ApiRequest): PullRequest | undefined =>
     listOf(req.params).find((p) => p.number === Number(req.params['pull_number']));
 
@@ -311,21 +328,14 @@ export async function startGitHub(opts: {
         const page = Number(req.query.get('page') ?? 1);
         return { status: 200, body: all.slice((page - 1) * perPage, page * perPage) };
       },
-      'issues/create-comment': (req) => {
-        const key = `${req.params['owner']}/${req.params['repo']}#${req.params['issue_number']}`;
-        const id = nextComment++;
-        const comment = {
-          ...example<Record<string, unknown>>('issue-comment'),
-          id,
-          node_id: `IC_${id}`,
-          body: String(req.body['body']),
-          user: { ...example<Record<string, unknown>>('simple-user'), login },
-          created_at: now(),
-          updated_at: now(),
-        };
-        comments.set(key, [...(comments.get(key) ?? []), comment]);
-        return { status: 201, body: comment };
-      },
+      'issues/create-comment': (req) => ({
+        status: 201,
+        body: addComment(`${req.params['owner']}/${req.params['repo']}#${req.params['issue_number']}`, login, req.body),
+      }),
+      'users/get-authenticated': () => ({
+        status: 200,
+        body: { ...example<Record<string, unknown>>('private-user'), login },
+      }),
       'issues/update-comment': (req) => {
         const comment = [...comments.entries()]
           .filter(([k]) => k.startsWith(`${req.params['owner']}/${req.params['repo']}#`))
@@ -547,6 +557,7 @@ export async function startGitHub(opts: {
         body: c.body,
         user: String((c['user'] as { login: string }).login),
       })),
+    comment: (owner, repo, issue, user, body) => void addComment(`${owner}/${repo}#${issue}`, user, { body }),
     checkRuns: (owner, repo) => (checkRuns.get(`${owner}/${repo}`) ?? []) as ReturnType<TestGitHub['checkRuns']>,
   };
 }

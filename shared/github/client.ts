@@ -223,7 +223,28 @@ export class GitHub {
     );
   }
 
-  /** One comment per pull request and marker: updated in place when it exists, created otherwise. */
+  private self: Promise<string | undefined> | undefined;
+
+  /**
+   * Whom the token acts as: the user of a personal or fine-grained token (GET /user); undefined for
+   * a GitHub App installation token, which cannot read it (its comments are the App bot's).
+   */
+  private login(): Promise<string | undefined> {
+    this.self ??= this.octokit.then((octokit) =>
+      octokit.request('GET /user').then(
+        ({ data }) => data.login,
+        (err: unknown) => {
+          const status = (err as { status?: number }).status;
+          if (status === 401 || status === 403 || status === 404) return undefined; // an installation token
+          this.self = undefined; // not known for now: asked again next time
+          throw this.failed("read the token's user", err);
+        },
+      ),
+    );
+    return this.self;
+  }
+
+  /** One comment per pull request and marker, tidegate's own: updated in place when it exists, created otherwise. */
   async upsertComment(name: RepoName, issue: number, marker: string, body: string): Promise<'created' | 'updated'> {
     const octokit = await this.octokit;
     for (let page = 1; ; page++) {
@@ -236,7 +257,13 @@ export class GitHub {
           page,
         }),
       );
-      const mine = data.find((c) => c.body?.includes(marker));
+      const self = await this.login();
+      // Only a comment of tidegate's own is updated: a marker planted in someone else's comment is not.
+      const mine = data.find(
+        (c) =>
+          c.body?.startsWith(marker) &&
+          (self ? c.user?.login === self : c.user?.type === 'Bot' || Boolean(c.performed_via_github_app)),
+      );
       if (mine) {
         await this.call(
           'update a comment',

@@ -221,4 +221,17 @@ describe('attack: a pull request that previews itself with the worker’s access
     expect(right).toBe('| ~ | Secret/NS/db | not managed by this target yet: its live state is not shown |');
     expect(await guess('letmein')).toBe(right);
   });
+
+  it('a comment that plants the preview marker before the preview: left as it is, tidegate writes its own', async () => {
+    const p = await previewed({ author: 'alice', files: { 'apps/app.yaml': yamlDocs(configMap('app', { v: '1' })) } });
+    github.grant(OWNER, p.repo.name, 'alice', 'write');
+    const planted = '<!-- tidegate:preview -->\n### tidegate preview: no changes (trust me)';
+    github.comment(OWNER, p.repo.name, p.number, 'mallory', planted);
+    expect(await p.event('opened', p.head)).toMatchObject({ kind: 'previewed', comment: 'created' });
+    const comments = github.comments(OWNER, p.repo.name, p.number);
+    expect(comments.map((c) => [c.user, c.body.split('\n')[1]])).toEqual([
+      ['mallory', '### tidegate preview: no changes (trust me)'],
+      ['tidegate-bot', `### tidegate preview of #${p.number}: 1 of 1 target(s) would change`],
+    ]);
+  });
 });
