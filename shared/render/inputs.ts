@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { join, posix, relative, sep } from 'node:path';
-import { parse, parseAllDocuments } from 'yaml';
+import { isMap, isScalar, isSeq, parse, parseAllDocuments, visit } from 'yaml';
 import type { TargetSpec } from '../config/index.js';
 
 const KUSTOMIZATION_FILES = ['kustomization.yaml', 'kustomization.yml', 'Kustomization'];
@@ -45,9 +45,15 @@ const objects = (v: unknown): Array<Record<string, unknown>> =>
  * A field as kustomize reads it: its YAML goes through Go's encoding/json, which matches field
  * names without regard to case, so `Resources:` is `resources:`. Every key matching is taken.
  */
+/** Go's case folding of a field name (strings.EqualFold): letter case, and the two letters that fold to ASCII ones (ſ → s, K → k). */
+const fold = (key: string): string =>
+  key
+    .toLowerCase()
+    .replace(/\u017f/g, 's')
+    .replace(/\u212a/g, 'k');
 const field = (obj: Record<string, unknown>, name: string): unknown[] =>
   Object.entries(obj)
-    .filter(([k]) => k.toLowerCase() === name.toLowerCase())
+    .filter(([k]) => fold(k) === fold(name))
     .map(([, v]) => v);
 const listField = (obj: Record<string, unknown>, name: string): unknown[] =>
   field(obj, name).flatMap((v) => (Array.isArray(v) ? v : [v]));
@@ -77,10 +83,22 @@ function namedPaths(kustomization: Record<string, unknown>): string[] {
  * as in Go's YAML.
  */
 export function readKustomization(file: string): Record<string, unknown> | undefined {
-  const docs = parseAllDocuments(readFileSync(file, 'utf8'), { merge: true });
-  if (!Array.isArray(docs) || docs.length !== 1 || (docs[0]?.errors.length ?? 1) > 0) return undefined;
-  const doc: unknown = docs[0]?.toJS({ maxAliasCount: 1000 });
-  return doc !== null && typeof doc === 'object' && !Array.isArray(doc) ? (doc as Record<string, unknown>) : undefined;
+  const text = readFileSync(file, 'utf8');
+  // Directives (%YAML 1.1) and tags (!!binary, !<…>) are read differently by Go's YAML: not accepted at all.
+  if (/^%/m.test(text)) return undefined;
+  const docs = parseAllDocuments(text, { merge: true });
+  if (!Array.isArray(docs) || docs.length !== 1) return undefined;
+  const [doc] = docs;
+  if (!doc || doc.errors.length > 0 || doc.warnings.length > 0) return undefined;
+  let tagged = false;
+  visit(doc, (_key, node) => {
+    if ((isScalar(node) || isMap(node) || isSeq(node)) && node.tag) tagged = true;
+  });
+  if (tagged) return undefined;
+  const value: unknown = doc.toJS({ maxAliasCount: 1000 });
+  return value !== null && typeof value === 'object' && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : undefined;
 }
 
 /** The path as it really is (symbolic links resolved), relative to the repository; undefined when missing or outside. */
@@ -108,14 +126,22 @@ export const kustomizationFile = (root: string, dir: string): string | undefined
  * files that could not be read as one YAML mapping. A base reached through a symbolic link is read
  * where the link leads, as kustomize does.
  */
-export function kustomizationTree(root: string, path: string): { entries: KustomizationEntry[]; unreadable: string[] } {
+export function kustomizationTree(
+  root: string,
+  path: string,
+): { entries: KustomizationEntry[]; unreadable: Array<{ file: string; reason: string }> } {
   const entries: KustomizationEntry[] = [];
-  const unreadable: string[] = [];
+  const unreadable: Array<{ file: string; reason: string }> = [];
   const seen = new Set<string>();
   const walk = (named: string, depth: number): void => {
     const dir = realRelative(root, named) ?? named;
     const file = kustomizationFile(root, dir);
-    if (!file || depth > 20 || seen.has(dir)) return;
+    if (!file || seen.has(dir)) return;
+    if (depth > 20) {
+      // kustomize has no depth limit: what is not checked here is not rendered.
+      unreadable.push({ file, reason: 'bases nest deeper than 20 levels' });
+      return;
+    }
     seen.add(dir);
     let doc: Record<string, unknown> | undefined;
     try {
@@ -124,10 +150,17 @@ export function kustomizationTree(root: string, path: string): { entries: Kustom
       doc = undefined;
     }
     if (!doc) {
-      unreadable.push(file);
+      unreadable.push({
+        file,
+        reason: 'not one plain YAML mapping (one document, no tags or directives): kustomize would read it otherwise',
+      });
       return;
     }
     for (const entry of namedPaths(doc)) {
+      if (/[\n\r]/.test(entry)) {
+        unreadable.push({ file, reason: 'an inline plugin configuration (YAML text as an entry) is not supported' });
+        continue;
+      }
       if (isRemote(entry)) {
         entries.push({ kustomization: file, entry });
         continue;

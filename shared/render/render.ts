@@ -164,6 +164,7 @@ async function toolObjects(
           opts.settings.cacheDir,
           opts.fetchRemoteBase,
           opts.settings.render.allowedHosts,
+          Date.now() + opts.settings.render.timeoutMs,
         )
       : realRoot;
     try {

@@ -99,7 +99,12 @@ function linksOut(
   const full = join(root, real);
   if (!statSync(full).isDirectory()) return;
   for (const entry of readdirSync(full)) {
-    if (walk.left-- <= 0) return;
+    if (walk.left-- === 0) {
+      // Not checked is not rendered: a link past the budget would be followed by helm unseen.
+      problems.push({ file: dir, message: 'more than 50,000 files to check for symbolic links; it is not rendered' });
+      return;
+    }
+    if (walk.left < 0) return;
     const rel = posix.join(real, entry);
     const link = lstatSync(join(root, rel)).isSymbolicLink();
     const target = realRelative(root, rel);
@@ -113,8 +118,7 @@ function kustomizeProblems(root: string, path: string, allowedHosts: readonly st
   const problems: RenderProblem[] = [];
   linksOut(root, path, problems, false);
   const { entries, unreadable } = kustomizationTree(root, path);
-  for (const file of unreadable)
-    problems.push({ file, message: 'not one YAML mapping: kustomize would read part of it, so it is not rendered' });
+  for (const { file, reason } of unreadable) problems.push({ file, message: `${reason}; it is not rendered` });
   for (const { kustomization, entry, path: local } of entries) {
     const remote = isRemote(entry) || (local !== undefined && !existsSync(join(root, local)) && !!remoteHost(entry));
     if (remote) {

@@ -6,8 +6,8 @@ import { RenderError } from './errors.js';
 import { isRemote, kustomizationTree } from './inputs.js';
 import { parseRemoteBase, sandboxProblems, type RemoteBase } from './sandbox.js';
 
-/** Fetches the tree of the git repository a remote base names (from allowed hosts only) and returns its directory. */
-export type FetchRemoteBase = (base: RemoteBase) => Promise<string>;
+/** Fetches the tree of the git repository a remote base names (from allowed hosts only, by the deadline) and returns its directory. */
+export type FetchRemoteBase = (base: RemoteBase, deadline: number) => Promise<string>;
 
 const VENDOR_DIR = '.tidegate-remote';
 
@@ -24,11 +24,12 @@ export async function vendorRemoteBases(
   scratchParent: string,
   fetchBase: FetchRemoteBase | undefined,
   allowedHosts: readonly string[],
+  deadline: number,
 ): Promise<string> {
   const scratch = mkdtempSync(join(scratchParent, 'render-'));
   try {
     cpSync(root, scratch, { recursive: true, verbatimSymlinks: true });
-    return await vendorInto(scratch, path, fetchBase, allowedHosts);
+    return await vendorInto(scratch, path, fetchBase && ((base) => fetchBase(base, deadline)), allowedHosts);
   } catch (err) {
     rmSync(scratch, { recursive: true, force: true });
     throw err;
@@ -38,7 +39,7 @@ export async function vendorRemoteBases(
 async function vendorInto(
   scratch: string,
   path: string,
-  fetchBase: FetchRemoteBase | undefined,
+  fetchBase: ((base: RemoteBase) => Promise<string>) | undefined,
   allowedHosts: readonly string[],
 ): Promise<string> {
   for (let round = 0; round < 5; round++) {

@@ -3,11 +3,34 @@ import type { LocalSettings } from '../config/index.js';
 import { errorMessage, redactUrl } from '../model/index.js';
 import { SourceError, checkoutRevision, listBranches, resolveRevision, type GitSource } from './git.js';
 
+/** Bounds of one remote base's fetch: a point in time by which it is done, and the bytes it may read. */
+export interface FetchBounds {
+  deadline: number;
+  maxBytes: number;
+}
+
+/** A response body read to its end, refused past `left.bytes`. */
+async function boundedBody(res: Response, left: { bytes: number }, host: string): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  const reader = res.body?.getReader();
+  for (let next = await reader?.read(); next && !next.done; next = await reader?.read()) {
+    left.bytes -= next.value.byteLength;
+    if (left.bytes < 0) {
+      await reader?.cancel();
+      throw new Error(`${host} sent more than the render output limit (deploy-time setting render.maxOutputMiB)`);
+    }
+    chunks.push(next.value);
+  }
+  return Buffer.concat(chunks);
+}
+
 /**
- * An HTTP client for git that reaches only the listed hosts and follows no redirect: what a remote
- * kustomize base is fetched with (a listed host that redirects elsewhere cannot lead the worker there).
+ * An HTTP client for git that reaches only the listed hosts, follows no redirect, and stops at the
+ * deadline and the byte limit: what a remote kustomize base is fetched with (a listed host that
+ * redirects elsewhere cannot lead the worker there, nor stall or flood it).
  */
-export function allowedHostsHttp(allowedHosts: readonly string[]): HttpClient {
+export function allowedHostsHttp(allowedHosts: readonly string[], bounds: FetchBounds): HttpClient {
+  const left = { bytes: bounds.maxBytes };
   return {
     async request({ url, method = 'GET', headers = {}, body }) {
       const host = new URL(url).hostname.toLowerCase();
@@ -15,15 +38,22 @@ export function allowedHostsHttp(allowedHosts: readonly string[]): HttpClient {
         throw new Error(`host ${host} is not listed in the deploy-time setting render.allowedHosts`);
       const chunks: Uint8Array[] = [];
       if (body) for await (const chunk of body) chunks.push(chunk);
+      const timeLeft = bounds.deadline - Date.now();
+      if (timeLeft <= 0) throw new Error('the render time limit passed (deploy-time setting render.timeout)');
       const res = await fetch(url, {
         method,
         headers,
         body: chunks.length ? Buffer.concat(chunks) : undefined,
         redirect: 'manual',
+        signal: AbortSignal.timeout(timeLeft),
+      }).catch((err: unknown) => {
+        throw (err as Error).name === 'TimeoutError'
+          ? new Error(`${host} did not answer within the render time limit (deploy-time setting render.timeout)`)
+          : err;
       });
       if (res.status >= 300 && res.status < 400)
         throw new Error(`${host} answered with a redirect (HTTP ${res.status}); redirects are not followed`);
-      const data = new Uint8Array(await res.arrayBuffer());
+      const data = await boundedBody(res, left, host);
       return {
         url,
         method,
@@ -47,8 +77,9 @@ export async function fetchRemoteBase(
   base: { url: string; ref?: string | undefined },
   allowedHosts: readonly string[],
   cacheDir: string,
+  bounds: FetchBounds,
 ): Promise<string> {
-  const src: GitSource = { url: base.url, http: allowedHostsHttp(allowedHosts) };
+  const src: GitSource = { url: base.url, http: allowedHostsHttp(allowedHosts, bounds) };
   try {
     let revision;
     if (base.ref) {
@@ -68,8 +99,11 @@ export async function fetchRemoteBase(
   }
 }
 
-/** The fetcher renders use for remote kustomize bases: the hosts and cache of these settings. */
+/** The fetcher renders use for remote kustomize bases: the hosts, cache and output limit of these settings, by the render's deadline. */
 export const remoteBases =
   (settings: LocalSettings) =>
-  (base: { url: string; ref?: string | undefined }): Promise<string> =>
-    fetchRemoteBase(base, settings.render.allowedHosts, settings.cacheDir);
+  (base: { url: string; ref?: string | undefined }, deadline: number): Promise<string> =>
+    fetchRemoteBase(base, settings.render.allowedHosts, settings.cacheDir, {
+      deadline,
+      maxBytes: settings.render.maxBytes,
+    });

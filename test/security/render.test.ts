@@ -225,7 +225,7 @@ data:
       });
       nothingApplied(remote);
       expect(remote.result?.error).toBe(
-        'app/kustomization.yaml: not one YAML mapping: kustomize would read part of it, so it is not rendered',
+        'app/kustomization.yaml: not one plain YAML mapping (one document, no tags or directives): kustomize would read it otherwise; it is not rendered',
       );
       expect(served).toEqual([]);
       const outside = mkdtempSync(join(tmpdir(), 'tidegate-outside-'));
