@@ -1,4 +1,4 @@
-import { RE2JS } from 're2js';
+import type { RE2JS } from 're2js';
 import { TidegateError, errorMessage } from '../model/index.js';
 /** Reloader's annotation keys, unchanged, so manifests written for stakater Reloader work as they are. */
 export const RELOADER = {
@@ -51,6 +51,12 @@ export const PATTERN_LIMITS = { length: 512, repeat: 253, budgetMs: 1000 } as co
 /** Compiled patterns of this container (entries repeat across workloads and passes). */
 const compiled = new Map<string, RE2JS>();
 
+/** The RE2 engine, loaded on first use (before a reload pass): functions that never reload do not load it at cold start. */
+let engine: typeof RE2JS | undefined;
+export async function loadPatternEngine(): Promise<void> {
+  engine ??= (await import('re2js')).RE2JS;
+}
+
 function compile(annotation: string, entry: string): RE2JS {
   const cached = compiled.get(entry);
   if (cached) return cached;
@@ -69,9 +75,10 @@ function compile(annotation: string, entry: string): RE2JS {
       entry,
       `repetition count ${count} is above ${PATTERN_LIMITS.repeat}, the longest name`,
     );
+  if (!engine) throw new TidegateError('ReloadPatternInvalid', 'the pattern engine is not loaded (loadPatternEngine)');
   let pattern: RE2JS;
   try {
-    pattern = RE2JS.compile(entry);
+    pattern = engine.compile(entry);
   } catch (err) {
     throw new ReloadPatternError(annotation, entry, errorMessage(err));
   }

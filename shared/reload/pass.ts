@@ -1,6 +1,12 @@
 import type { KubeClient } from '../cluster/index.js';
 import { TidegateError, errorMessage, refOf, type KubeObject, type ObjectRef } from '../model/index.js';
-import { PATTERN_LIMITS, hasReloadAnnotations, shouldReload, type SourceKind } from './annotations.js';
+import {
+  PATTERN_LIMITS,
+  hasReloadAnnotations,
+  loadPatternEngine,
+  shouldReload,
+  type SourceKind,
+} from './annotations.js';
 import { contentHash } from './hash.js';
 import { containerUsing, envVarName } from './references.js';
 import { WORKLOADS, atTemplatePath, podTemplateOf, type PodTemplate, type WorkloadAdapter } from './workloads.js';
@@ -259,6 +265,7 @@ async function reconcile(
  * writes nothing.
  */
 export async function reloadPass(client: KubeClient, opts: ReloadOptions): Promise<ReloadReport> {
+  await loadPatternEngine();
   const report: ReloadReport = { rolled: [], recorded: [], skipped: [], failed: [] };
   const sources = await readSources(client, opts);
   for (const adapter of WORKLOADS) {

@@ -1,11 +1,11 @@
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { PodSpec } from './references.js';
 import { referencedSources } from './references.js';
 import { envVarName } from './references.js';
 import { containerUsing } from './references.js';
 import { contentHash } from './hash.js';
 import type { SourceKind } from './annotations.js';
-import { shouldReload } from './annotations.js';
+import { loadPatternEngine, shouldReload } from './annotations.js';
 import { RELOADER as R } from './annotations.js';
 
 const cm = (name: string, annotations: Record<string, string> = {}) => ({
@@ -21,6 +21,7 @@ const secret = (name: string, annotations: Record<string, string> = {}) => ({
 
 // Each row follows Reloader's README and ShouldReload (pkg/common/common.go): ignore, exclude, named, search/match, auto.
 describe('shouldReload: every annotation form, with Reloader precedence', () => {
+  beforeAll(() => loadPatternEngine()); // a reload pass loads it first
   it.each([
     ['auto on the workload', cm('app'), { [R.auto]: 'true' }, {}, { reload: true, auto: true }],
     ['auto accepts Go booleans ("1", "True")', cm('app'), { [R.auto]: 'True' }, {}, { reload: true, auto: true }],
