@@ -6,11 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { localSettings, type RenderLimits } from '../../shared/config/index.js';
-import { readTargetState } from '../../shared/state/index.js';
-import { syncRepo } from '../../shared/usecases/index.js';
-import { uniqueName } from '../helpers/env.js';
-import { configMap, gitopsRepo, yamlDocs } from '../helpers/engine.js';
+import { localSettings } from '../../shared/config/index.js';
+import { configMap, yamlDocs } from '../helpers/engine.js';
+import { renderedTarget } from '../helpers/render-target.js';
 
 /**
  * Review round 16b: kustomizations that tidegate's sandbox check reads differently from kustomize
@@ -19,30 +17,7 @@ import { configMap, gitopsRepo, yamlDocs } from '../helpers/engine.js';
  * does not stop it); and a remote base fetch that no render limit bounds.
  */
 describe('attack (review 16b): what the sandbox check does not read as kustomize reads it', () => {
-  async function target(
-    files: Record<string, string>,
-    links: Record<string, string> = {},
-    render: Partial<RenderLimits> = {},
-  ) {
-    const ns = uniqueName('rnd');
-    const repo = await gitopsRepo('rnd');
-    for (const [path, to] of Object.entries(links)) {
-      mkdirSync(join(repo.ws.dir, path, '..'), { recursive: true });
-      symlinkSync(to, join(repo.ws.dir, path));
-    }
-    await repo.commit({
-      'tidegate.yaml': stringify({
-        targets: [{ name: ns, cluster: 'c', path: 'app', targetNamespace: ns, wait: false }],
-      }),
-      ...files,
-    });
-    const settings = localSettings();
-    const ctx = { ...repo.engine, settings: { ...settings, render: { ...settings.render, ...render } } };
-    const [result] = await syncRepo(ctx, { repo: repo.url });
-    const state = await readTargetState(repo.engine.client, ns);
-    const get = (name: string) => repo.engine.client.get('v1', 'ConfigMap', ns, name);
-    return { result, applied: state.lastApplied, get };
-  }
+  const target = renderedTarget;
 
   // A web server on 127.0.0.1 (the address Go's HTTP client reaches without its proxy).
   let server: Server;

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -7,12 +7,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { createBareRepo, GitWorkspace } from '../../devenv/index.js';
-import { localSettings, type RenderLimits } from '../../shared/config/index.js';
+import { localSettings } from '../../shared/config/index.js';
 import { toolEnvironment } from '../../shared/render/render.js';
-import { readTargetState } from '../../shared/state/index.js';
-import { syncRepo } from '../../shared/usecases/index.js';
 import { testEnv, uniqueName } from '../helpers/env.js';
-import { configMap, gitopsRepo, yamlDocs } from '../helpers/engine.js';
+import { configMap, yamlDocs } from '../helpers/engine.js';
+import { renderedTarget } from '../helpers/render-target.js';
 
 const CHART = stringify({ apiVersion: 'v2', name: 'app', version: '0.1.0' });
 
@@ -22,30 +21,7 @@ const CHART = stringify({ apiVersion: 'v2', name: 'app', version: '0.1.0' });
  * by its limit), the target's sync fails with the reason, and nothing is applied or recorded as applied.
  */
 describe('attack: a render that reaches outside the repository', () => {
-  async function target(
-    files: Record<string, string>,
-    links: Record<string, string> = {},
-    render: Partial<RenderLimits> = {},
-  ) {
-    const ns = uniqueName('rnd');
-    const repo = await gitopsRepo('rnd');
-    for (const [path, to] of Object.entries(links)) {
-      mkdirSync(join(repo.ws.dir, path, '..'), { recursive: true });
-      symlinkSync(to, join(repo.ws.dir, path));
-    }
-    await repo.commit({
-      'tidegate.yaml': stringify({
-        targets: [{ name: ns, cluster: 'c', path: 'app', targetNamespace: ns, wait: false }],
-      }),
-      ...files,
-    });
-    const settings = localSettings();
-    const ctx = { ...repo.engine, settings: { ...settings, render: { ...settings.render, ...render } } };
-    const [result] = await syncRepo(ctx, { repo: repo.url });
-    const state = await readTargetState(repo.engine.client, ns);
-    const live = await repo.engine.client.get('v1', 'ConfigMap', ns, 'app');
-    return { result, applied: state.lastApplied, live };
-  }
+  const target = renderedTarget;
 
   const nothingApplied = (t: Awaited<ReturnType<typeof target>>) => {
     expect(t.result?.outcome).toBe('failed');
