@@ -7,9 +7,9 @@ import type { LocalSettings, TargetSpec } from '../config/index.js';
 import { locateTool } from './binaries.js';
 import { RenderError, type RenderProblem } from './errors.js';
 import { parseManifests, type RenderedObject } from './manifests.js';
-import { detectMode, isRemote, kustomizationTree, type RenderMode } from './inputs.js';
+import { detectMode, type RenderMode } from './inputs.js';
 import { vendorRemoteBases, type FetchRemoteBase } from './vendor.js';
-import { OUTSIDE, sandboxProblems } from './sandbox.js';
+import { OUTSIDE, sandboxCheck } from './sandbox.js';
 
 const run = promisify(execFile);
 
@@ -152,11 +152,11 @@ async function toolObjects(
   opts: RenderOptions,
   problems: RenderProblem[],
 ): Promise<RenderedObject[]> {
-  const refused = sandboxProblems(realRoot, rel, mode, opts.settings.render.allowedHosts);
-  if (refused.length > 0) throw new RenderError(refused);
+  const check = sandboxCheck(realRoot, rel, mode, opts.settings.render.allowedHosts);
+  if (check.problems.length > 0) throw new RenderError(check.problems);
   if (mode === 'kustomize') {
     const what = `kustomize build ${rel}`;
-    const remote = kustomizationTree(realRoot, rel).entries.some((e) => isRemote(e.entry));
+    const remote = check.remote.length > 0;
     const work = remote
       ? await vendorRemoteBases(
           realRoot,

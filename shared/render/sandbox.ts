@@ -3,7 +3,7 @@ import { join, posix } from 'node:path';
 import { parse } from 'yaml';
 import { redactUrl } from '../model/index.js';
 import type { RenderProblem } from './errors.js';
-import { isRemote, kustomizationTree, realRelative } from './inputs.js';
+import { isRemote, kustomizationTree, realRelative, type KustomizationEntry } from './inputs.js';
 
 /**
  * What kustomize and helm may read, checked before either runs: files of the repository checkout
@@ -114,10 +114,11 @@ function linksOut(
   }
 }
 
-function kustomizeProblems(root: string, path: string, allowedHosts: readonly string[]): RenderProblem[] {
+function kustomizeCheck(root: string, path: string, allowedHosts: readonly string[]): SandboxCheck {
   const problems: RenderProblem[] = [];
   linksOut(root, path, problems, false);
   const { entries, unreadable } = kustomizationTree(root, path);
+  const remoteEntries = entries.filter((e) => isRemote(e.entry));
   for (const { file, reason } of unreadable) problems.push({ file, message: `${reason}; it is not rendered` });
   for (const { kustomization, entry, path: local } of entries) {
     const remote = isRemote(entry) || (local !== undefined && !existsSync(join(root, local)) && !!remoteHost(entry));
@@ -137,7 +138,7 @@ function kustomizeProblems(root: string, path: string, allowedHosts: readonly st
       else linksOut(root, local, problems, false);
     }
   }
-  return problems;
+  return { problems, remote: remoteEntries };
 }
 
 function helmProblems(root: string, path: string, allowedHosts: readonly string[]): RenderProblem[] {
@@ -158,12 +159,20 @@ function helmProblems(root: string, path: string, allowedHosts: readonly string[
   return problems;
 }
 
-/** Problems that keep a kustomize or helm render from running at all (real repository root, target path relative to it). */
-export function sandboxProblems(
+/** What keeps a kustomize or helm render from running at all, and the remote bases it names (fetched by tidegate first). */
+export interface SandboxCheck {
+  problems: RenderProblem[];
+  remote: KustomizationEntry[];
+}
+
+/** The check of a render's inputs (real repository root, target path relative to it), before the tool runs. */
+export function sandboxCheck(
   root: string,
   path: string,
   mode: 'kustomize' | 'helm',
   allowedHosts: readonly string[],
-): RenderProblem[] {
-  return mode === 'kustomize' ? kustomizeProblems(root, path, allowedHosts) : helmProblems(root, path, allowedHosts);
+): SandboxCheck {
+  return mode === 'kustomize'
+    ? kustomizeCheck(root, path, allowedHosts)
+    : { problems: helmProblems(root, path, allowedHosts), remote: [] };
 }

@@ -3,8 +3,7 @@ import { createHash } from 'node:crypto';
 import { join, posix } from 'node:path';
 import { parseDocument, visit } from 'yaml';
 import { RenderError } from './errors.js';
-import { isRemote, kustomizationTree } from './inputs.js';
-import { parseRemoteBase, sandboxProblems, type RemoteBase } from './sandbox.js';
+import { parseRemoteBase, sandboxCheck, type RemoteBase } from './sandbox.js';
 
 /** Fetches the tree of the git repository a remote base names (from allowed hosts only, by the deadline) and returns its directory. */
 export type FetchRemoteBase = (base: RemoteBase, deadline: number) => Promise<string>;
@@ -43,15 +42,10 @@ async function vendorInto(
   allowedHosts: readonly string[],
 ): Promise<string> {
   for (let round = 0; round < 5; round++) {
-    const remote = kustomizationTree(scratch, path).entries.filter((e) => isRemote(e.entry));
-    if (remote.length === 0) {
-      // What the fetched bases name is held to the same rules as the repository's own files.
-      const problems = sandboxProblems(scratch, path, 'kustomize', []);
-      if (problems.length > 0) throw new RenderError(problems);
-      return scratch;
-    }
-    const refused = sandboxProblems(scratch, path, 'kustomize', allowedHosts);
-    if (refused.length > 0) throw new RenderError(refused);
+    // What the fetched bases name is held to the same rules as the repository's own files.
+    const { problems, remote } = sandboxCheck(scratch, path, 'kustomize', allowedHosts);
+    if (problems.length > 0) throw new RenderError(problems);
+    if (remote.length === 0) return scratch;
     if (!fetchBase)
       throw new RenderError([{ file: remote[0]?.kustomization ?? path, message: 'remote bases are not fetched here' }]);
     const rewrites = new Map<string, Map<string, string>>();
