@@ -1,49 +1,31 @@
-import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import {
-  GitWorkspace,
-  createBareRepo,
-  startGitHub,
-  startGitServer,
-  type GitServer,
-  type TestGitHub,
-} from '../../devenv/index.js';
+import { GitWorkspace, createBareRepo, type GitServer, type TestGitHub } from '../../devenv/index.js';
 import { GitHub, appInstallationTokens } from '../../shared/github/index.js';
 import { isTransient } from '../../shared/model/index.js';
 import { uniqueName } from '../helpers/env.js';
 import { awsConfig, createFifoQueue, testClusterSetting } from '../helpers/lambda.js';
 import { startFunction, type LambdaFunction } from '../helpers/lambda-runtime.js';
 import { allows, packageStack, rolePolicies } from '../helpers/serverless.js';
+import { startGitHubApp } from '../helpers/github-app.js';
 
 const OWNER = 'acme';
 
 describe('GitHub App: which function reads the private key, and what its role allows', () => {
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', {
-    modulusLength: 2048,
-    privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
-    publicKeyEncoding: { type: 'spki', format: 'pem' },
-  });
   let github: TestGitHub;
   let git: GitServer;
+  let privateKey = '';
+  let stop: () => Promise<unknown>;
   const running: LambdaFunction[] = [];
-  const root = join(mkdtempSync(join(tmpdir(), 'tidegate-app-roles-')), 'repos');
   beforeAll(async () => {
-    github = await startGitHub({
-      token: 'ghp_not_used_by_tidegate',
-      gitRoot: root,
-      app: { id: 4343, publicKey, installationId: 88, tokenTtlSeconds: 3600 },
-    });
-    git = await startGitServer({ root, token: 'seed-token', accepts: (t) => github.tokenValid(t) });
+    ({ github, git, privateKey, stop } = await startGitHubApp({ id: 4343, installationId: 88, tokenTtlSeconds: 3600 }));
   });
   afterAll(async () => {
     await Promise.all(running.map((f) => f.stop()));
-    await github?.stop();
-    await git?.stop();
+    await stop?.();
   });
 
   it("the poll, deployed as the README says for an App, reads the App's key, and its role allows that read", async () => {

@@ -1,17 +1,9 @@
-import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import {
-  GitWorkspace,
-  createBareRepo,
-  startGitHub,
-  startGitServer,
-  type GitServer,
-  type TestGitHub,
-} from '../../devenv/index.js';
+import { GitWorkspace, createBareRepo, type GitServer, type TestGitHub } from '../../devenv/index.js';
 import { createRuntime } from '../../shared/aws/runtime.js';
 import { commitAndPush } from '../../shared/source/index.js';
 import { handleMessage } from '../../shared/usecases/index.js';
@@ -19,6 +11,7 @@ import { uniqueName } from '../helpers/env.js';
 import { configMap, yamlDocs } from '../helpers/engine.js';
 import { testClusterSetting } from '../helpers/lambda.js';
 import { prEvent } from '../helpers/github.js';
+import { startGitHubApp } from '../helpers/github-app.js';
 
 const OWNER = 'acme';
 const TTL_SECONDS = 3;
@@ -31,27 +24,21 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * token lives, for the API (statuses, check runs, comments) and for git (fetch and push).
  */
 describe('GitHub App installation tokens', () => {
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', {
-    modulusLength: 2048,
-    privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
-    publicKeyEncoding: { type: 'spki', format: 'pem' },
-  });
   let github: TestGitHub;
   let git: GitServer;
-  const root = join(mkdtempSync(join(tmpdir(), 'tidegate-app-')), 'repos');
+  let privateKey = '';
+  let stop: () => Promise<unknown>;
   beforeAll(async () => {
-    github = await startGitHub({
-      token: 'ghp_not_used_by_tidegate',
-      gitRoot: root,
-      app: { id: 4242, publicKey, installationId: 77, tokenTtlSeconds: TTL_SECONDS },
-    });
     // The workspace of the test pushes with its own token; tidegate's requests carry installation tokens.
-    git = await startGitServer({ root, token: 'seed-token', accepts: (t) => github.tokenValid(t) });
+    ({ github, git, privateKey, stop } = await startGitHubApp({
+      id: 4242,
+      installationId: 77,
+      tokenTtlSeconds: TTL_SECONDS,
+    }));
   });
   afterAll(async () => {
     expect(github.violations).toEqual([]);
-    await github?.stop();
-    await git?.stop();
+    await stop?.();
   });
 
   it('syncs, reports, previews and pushes across several token lives; an expired token is refused', async () => {
