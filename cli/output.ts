@@ -62,7 +62,13 @@ const DESCRIBE: Described = {
       .filter(Boolean)
       .join('; ') || 'nothing to approve',
   previewed: (o) =>
-    `preview of ${o.targets.join(', ') || 'no targets'}: comment ${o.comment}${o.checkRun ? ', check run' : ''}`,
+    o.refused
+      ? `not previewed: ${o.refused}`
+      : `preview of ${o.targets.join(', ') || 'no targets'}: comment ${o.comment}${o.checkRun ? ', check run' : ''}${(o.environments ?? []).map((e) => `; ${e.target} ${e.status}${e.namespace ? ` in ${e.namespace}` : ''}`).join('')}`,
+  'preview-stopped': (o) =>
+    o.refused ? `previews not stopped: ${o.refused}` : `previews torn down: ${o.targets.join(', ') || 'none ran'}`,
+  'previews-swept': (o) =>
+    `previews on ${o.cluster}: ${o.expired.length} expired, ${o.closed.length} closed, ${o.finished.length} finished, ${o.woken} woken`,
 };
 
 export function describeOutcome(outcome: WorkOutcome | Error): string {

@@ -9,7 +9,7 @@ export const handler = lambdaHandler(
     const messages = await pollRepositories(tracked, rt.queue, {
       now: Date.now(),
       driftIntervalMs: rt.driftIntervalMs,
-      reloadClusters: Object.keys(rt.settings.clusters),
+      clusters: Object.keys(rt.settings.clusters),
     });
     rt.logger.info('poll', {
       repositories: tracked.length,

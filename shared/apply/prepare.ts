@@ -28,7 +28,7 @@ interface CrdDefinition {
 }
 
 /** Kinds defined by CRDs in the same set: group/kind → scope. */
-function crdsInSet(objects: readonly RenderedObject[]): Map<string, CrdDefinition> {
+export function crdsInSet(objects: readonly RenderedObject[]): Map<string, CrdDefinition> {
   const defs = new Map<string, CrdDefinition>();
   for (const { object } of objects) {
     if (object.kind !== 'CustomResourceDefinition') continue;
@@ -40,7 +40,7 @@ function crdsInSet(objects: readonly RenderedObject[]): Map<string, CrdDefinitio
 }
 
 /** Whether objects of this kind live in a namespace (discovery, else a CRD of the set); undefined for a kind neither knows. */
-function isNamespaced(
+export function isNamespaced(
   object: KubeObject,
   client: KubeClient,
   crds: ReadonlyMap<string, CrdDefinition>,

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { TidegateError } from '../model/index.js';
 import { parseDuration } from './duration.js';
-import { gateSchema } from './schema.js';
+import { floorSchema } from './schema.js';
 
 /** Where a secret lives: Secrets Manager, SSM Parameter Store (SecureString), or inline (local runs only). */
 const secretRef = z.union([
@@ -69,7 +69,7 @@ export const deploySettingsSchema = z
                   .optional(),
               })
               .strict(),
-            floor: gateSchema.optional(),
+            floor: floorSchema.optional(),
           })
           .strict(),
         z
@@ -77,7 +77,7 @@ export const deploySettingsSchema = z
             server: z.string().url(),
             caData: z.string().min(1).describe('base64 PEM'),
             token: secretRef,
-            floor: gateSchema.optional(),
+            floor: floorSchema.optional(),
           })
           .strict(),
       ]),

@@ -3,7 +3,9 @@ export { parseDuration } from './duration.js';
 export {
   configJsonSchema,
   type ChangeWindow,
+  type FloorPolicy,
   type GatePolicy,
+  type PreviewSpec,
   type VerifyMode,
   type IgnoreRule,
   type ImagePolicySpec,

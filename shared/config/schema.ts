@@ -137,6 +137,39 @@ export const gateSchema = z
   })
   .strict();
 
+/** The namespace of a pull request's preview environment: a template of {{number}} (required) and {{target}}. */
+const previewNamespace = z
+  .string()
+  .regex(
+    /^(?:[a-z0-9-]|\{\{(?:number|target)\}\})+$/,
+    'may hold lower case letters, digits, "-", {{number}} and {{target}}',
+  )
+  .refine((t) => t.includes('{{number}}'), 'must contain {{number}}: two pull requests never share a namespace');
+
+/** A pull request's own copy of the target, in a namespace of its own (see README "Preview environments"). */
+export const previewSchema = z
+  .object({
+    enabled: z.boolean().default(false),
+    namespace: previewNamespace.default('pr-{{number}}-{{target}}'),
+    ttl: duration.default('72h').describe('torn down when no push reached the pull request for this long'),
+    maxConcurrent: z
+      .number()
+      .int()
+      .min(1)
+      .max(100)
+      .default(10)
+      .describe('previews running at once on the cluster; the next waits until one is torn down'),
+    substitute: z
+      .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string())
+      .default({})
+      .describe("variables for the preview (over the target's substitute); values may use {{number}} and {{target}}"),
+    url: z
+      .string()
+      .optional()
+      .describe('the environment URL shown on GitHub, e.g. https://pr-{{number}}.preview.example.com'),
+  })
+  .strict();
+
 export const targetSchema = z
   .object({
     name: dnsLabel,
@@ -182,6 +215,7 @@ export const targetSchema = z
       })
       .strict()
       .default({ enabled: true }),
+    preview: previewSchema.optional(),
   })
   .strict();
 
@@ -245,6 +279,13 @@ export type TargetSpec = z.output<typeof targetSchema>;
 export type TidegateConfig = z.output<typeof configSchema>;
 export type IgnoreRule = z.output<typeof ignoreRule>;
 export type GatePolicy = z.output<typeof gateSchema>;
+export type PreviewSpec = z.output<typeof previewSchema>;
+
+/** A cluster's floor (deploy-time settings): the gate no tidegate.yaml lowers, and whether previews may run there. */
+export const floorSchema = gateSchema.extend({
+  previews: z.boolean().optional().describe('false: no pull request preview environment runs on this cluster'),
+});
+export type FloorPolicy = z.output<typeof floorSchema>;
 export type ChangeWindow = z.output<typeof window>;
 /** Which signatures a gate's verify checks: the commit (HEAD), the annotated tag (Tag), or both. */
 export type VerifyMode = NonNullable<GatePolicy['verify']>['mode'];

@@ -244,8 +244,18 @@ export class GitHub {
     return this.self;
   }
 
-  /** One comment per pull request and marker, tidegate's own: updated in place when it exists, created otherwise. */
-  async upsertComment(name: RepoName, issue: number, marker: string, body: string): Promise<'created' | 'updated'> {
+  /**
+   * One comment per pull request and marker, tidegate's own: updated in place when it exists,
+   * created otherwise. `body` may be a function of the comment's current body (undefined when
+   * there is none) to change a part of it.
+   */
+  async upsertComment(
+    name: RepoName,
+    issue: number,
+    marker: string,
+    body: string | ((current: string | undefined) => string),
+  ): Promise<'created' | 'updated'> {
+    const text = (current: string | undefined): string => (typeof body === 'string' ? body : body(current));
     const octokit = await this.octokit;
     for (let page = 1; ; page++) {
       const { data } = await this.call(
@@ -270,7 +280,7 @@ export class GitHub {
           octokit.request('PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}', {
             ...name,
             comment_id: mine.id,
-            body,
+            body: text(mine.body ?? undefined),
           }),
         );
         return 'updated';
@@ -282,7 +292,7 @@ export class GitHub {
       octokit.request('POST /repos/{owner}/{repo}/issues/{issue_number}/comments', {
         ...name,
         issue_number: issue,
-        body,
+        body: text(undefined),
       }),
     );
     return 'created';
@@ -291,7 +301,16 @@ export class GitHub {
   /** A GitHub deployment of a commit to an environment (found, or created), and a status on it. */
   async deploymentStatus(
     name: RepoName,
-    d: { sha: string; environment: string; state: 'success' | 'failure' | 'in_progress'; description: string },
+    d: {
+      sha: string;
+      environment: string;
+      state: 'success' | 'failure' | 'in_progress' | 'inactive';
+      description: string;
+      /** Where the environment is reached (a preview's URL). */
+      url?: string | undefined;
+      /** An environment that goes away (a pull request's preview). */
+      transient?: boolean;
+    },
   ): Promise<number> {
     const octokit = await this.octokit;
     const { data: existing } = await this.call(
@@ -313,7 +332,8 @@ export class GitHub {
           environment: d.environment,
           auto_merge: false,
           required_contexts: [],
-          description: 'tidegate sync',
+          description: d.transient ? 'tidegate preview' : 'tidegate sync',
+          ...(d.transient ? { transient_environment: true, production_environment: false } : {}),
         }),
       );
       if (!('id' in created.data))
@@ -331,6 +351,7 @@ export class GitHub {
         state: d.state,
         description: clip(d.description, 140),
         environment: d.environment,
+        ...(d.url ? { environment_url: d.url } : {}),
       }),
     );
     return id;

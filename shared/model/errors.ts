@@ -32,6 +32,9 @@ export type ErrorCode =
   | 'LeaseBusy'
   | 'LeaseLost'
   | 'TargetOwnedElsewhere'
+  | 'PreviewRegisterConflict'
+  | 'PreviewRegisterUnreadable'
+  | 'PreviewRefused'
   // targets and revisions
   | 'TargetNotFound'
   | 'RevisionUnknown'

@@ -41,9 +41,11 @@ export type {
   ApproveMessage,
   ImageMessage,
   PreviewMessage,
+  PreviewSweepMessage,
   PushMessage,
   QueueMessage,
   ReloadMessage,
   RemoveMessage,
   SyncMessage,
 } from './messages.js';
+export { isPreviewTarget, previewTarget } from './previews.js';

@@ -89,7 +89,25 @@ export interface PreviewMessage extends MessageBase {
   head?: string | undefined;
   requestedBy?: string | undefined;
   comment?: number | undefined;
+  /** Tear the pull request's preview environments down: it was closed or merged, or someone said `/tidegate preview stop`. */
+  stop?: 'closed' | 'command' | undefined;
+  /** A waiting preview woken because a slot freed (keeps its copy apart from the event that queued it first). */
+  bucket?: number | undefined;
+}
+
+/** The scheduled pass over a cluster's preview environments: tear down expired ones, start waiting ones when a slot frees. */
+export interface PreviewSweepMessage extends MessageBase {
+  type: 'previews';
+  cluster: string;
+  bucket: number;
 }
 
 export type QueueMessage =
-  PushMessage | SyncMessage | RemoveMessage | ImageMessage | ReloadMessage | ApproveMessage | PreviewMessage;
+  | PushMessage
+  | SyncMessage
+  | RemoveMessage
+  | ImageMessage
+  | ReloadMessage
+  | ApproveMessage
+  | PreviewMessage
+  | PreviewSweepMessage;

@@ -1,2 +1,8 @@
-export { PREVIEW_MARKER, renderPreview } from './preview.js';
+export {
+  PREVIEW_MARKER,
+  renderEnvironments,
+  renderPreview,
+  withEnvironments,
+  type EnvironmentReport,
+} from './preview.js';
 export { reportSync } from './status.js';

@@ -64,3 +64,85 @@ export function renderPreview(
     conclusion: failed.length ? 'failure' : changed.length ? 'neutral' : 'success',
   };
 }
+
+/** A pull request's preview environment of one target, as the preview comment shows it. */
+export interface EnvironmentReport {
+  target: string;
+  cluster: string;
+  namespace?: string | undefined;
+  /** deployed: applied into its namespace (result says how it went); waiting: maxConcurrent reached; refused: not deployed (reason); failed: refused objects or a failed sync; torn-down: gone. */
+  status: 'deployed' | 'waiting' | 'refused' | 'failed' | 'torn-down';
+  result?: SyncResult | undefined;
+  reason?: string | undefined;
+  /** When it is torn down unless the pull request is pushed to again. */
+  expiresAt?: string | undefined;
+  /** The preview's own substitutions (hosts and the like, from the tracked branch's tidegate.yaml). */
+  substitute?: Record<string, string> | undefined;
+  url?: string | undefined;
+}
+
+const ENV_START = '<!-- tidegate:environment -->';
+const ENV_END = '<!-- /tidegate:environment -->';
+/** Lines of a failure shown per environment (each object refused is one). */
+const ENV_ERROR_LINES = 10;
+
+function failedLines(head: string, e: EnvironmentReport): string[] {
+  const lines = (e.result?.error ?? e.reason ?? '').split('\n').filter(Boolean);
+  return [
+    `${head}: failed, nothing of this head applied`,
+    ...lines.slice(0, ENV_ERROR_LINES).map((l) => `- ${code(clip(l, PREVIEW_LIMITS.error))}`),
+    ...(lines.length > ENV_ERROR_LINES ? [`- … ${lines.length - ENV_ERROR_LINES} more`] : []),
+  ];
+}
+
+function deployedLines(head: string, e: EnvironmentReport): string[] {
+  const r = e.result;
+  const c = r && countChanges(r.changeSet);
+  const notReady = r?.health.notReady.slice(0, 5) ?? [];
+  return [
+    `${head}: ${r?.outcome ?? 'deployed'}${r ? ` at ${formatRevision(r.revision)}` : ''}, health ${r?.health.status ?? 'unknown'}` +
+      (c ? ` (${c.created} created, ${c.configured} configured, ${c.deleted} deleted, ${c.unchanged} unchanged)` : ''),
+    ...Object.entries(e.substitute ?? {}).map(([k, v]) => `- ${code(k)} = ${code(v)}`),
+    ...(e.url ? [`- ${e.url}`] : []),
+    ...(notReady.length
+      ? [`- waiting for: ${notReady.map((h) => code(`${formatRef(h.ref)}: ${h.message}`)).join(', ')}`]
+      : []),
+    ...(e.expiresAt
+      ? [
+          `- torn down at ${e.expiresAt} unless the pull request is pushed to; at once when it closes, or on \`/tidegate preview stop\``,
+        ]
+      : []),
+  ];
+}
+
+function environmentLines(e: EnvironmentReport): string[] {
+  const where = e.namespace
+    ? `namespace ${code(e.namespace)} on cluster ${code(e.cluster)}`
+    : `cluster ${code(e.cluster)}`;
+  const head = `**${e.target}** → ${where}`;
+  if (e.status === 'failed') return failedLines(head, e);
+  if (e.status === 'deployed') return deployedLines(head, e);
+  if (e.status === 'torn-down') return [`${head}: torn down (${e.reason ?? ''})`];
+  return [`${head}: ${e.status}: ${e.reason ?? ''}`];
+}
+
+/** The environment section of the preview comment (between its own markers, so a teardown can replace it alone). */
+export function renderEnvironments(environments: readonly EnvironmentReport[]): string {
+  if (environments.length === 0) return '';
+  return [
+    ENV_START,
+    '#### Preview environment',
+    '',
+    ...environments.flatMap((e) => [...environmentLines(e), '']),
+    ENV_END,
+  ].join('\n');
+}
+
+/** A preview comment with its environment section replaced (or added at the end when it has none). */
+export function withEnvironments(comment: string | undefined, section: string): string {
+  const body = comment ?? PREVIEW_MARKER;
+  const start = body.indexOf(ENV_START);
+  const end = body.indexOf(ENV_END);
+  if (start >= 0 && end > start) return `${body.slice(0, start)}${section}${body.slice(end + ENV_END.length)}`;
+  return `${body}\n\n${section}`;
+}

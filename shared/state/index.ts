@@ -1,6 +1,7 @@
 export {
   HISTORY_LIMIT,
   StateConflictError,
+  deleteTargetState,
   encodeState,
   readTargetState,
   statesOfRepo,
@@ -10,3 +11,4 @@ export {
 } from './state.js';
 export { LeaseBusyError, acquireLease, withLease, type LeaseOptions } from './lease.js';
 export { refuseOtherOwner } from './owner.js';
+export { PREVIEWS_CONFIGMAP, readPreviews, updatePreviews, type PreviewEntry } from './previews.js';

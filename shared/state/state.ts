@@ -259,3 +259,11 @@ export async function statesOfRepo(
     return target ? [{ target, uid: cm.metadata.uid ?? '', state: decodeState(target, cm) }] : [];
   });
 }
+
+/** Deletes a state (a preview's, once its environment is torn down); one that is gone already is fine. */
+export async function deleteTargetState(client: KubeClient, target: string, signal?: AbortSignal): Promise<void> {
+  await client.delete(
+    { apiVersion: 'v1', group: '', kind: 'ConfigMap', namespace: SYSTEM_NAMESPACE, name: stateName(target) },
+    signal ? { signal } : {},
+  );
+}

@@ -1,1 +1,1 @@
-export { syncTarget } from './sync-target.js';
+export { syncTarget, syncTargetLeased } from './sync-target.js';

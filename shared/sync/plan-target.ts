@@ -1,6 +1,8 @@
 import { KubeApiError, type KubeClient } from '../cluster/index.js';
 import {
   ApplyError,
+  ConfinementError,
+  confine,
   mapLimit,
   namespacesOf,
   plan,
@@ -76,12 +78,18 @@ export async function planTarget(run: SyncRun): Promise<Planned> {
   });
   if (rendered.objects.length === 0 && !spec.allowEmpty && run.state.inventory.length > 0)
     throw new EmptyRenderError(spec.name);
+  const confined = run.input.confine && {
+    namespace: run.input.confine.namespace,
+    ...confine(rendered.objects, client, run.input.confine),
+  };
+  if (confined?.problems.length) throw new ConfinementError(confined.namespace, confined.problems);
+  const objects = confined?.objects ?? rendered.objects;
   const placement = { target: spec.name, targetNamespace: spec.targetNamespace };
-  const namespaceNames = namespacesOf(rendered.objects, client, placement);
+  const namespaceNames = namespacesOf(objects, client, placement);
   if (spec.targetNamespace) namespaceNames.add(spec.targetNamespace);
   const namespaces = await existingNamespaces(client, namespaceNames, signal);
   const { desired, problems } = prepare(
-    [...targetNamespaceObject(spec, namespaces), ...rendered.objects],
+    [...targetNamespaceObject(spec, namespaces), ...objects],
     client,
     placement,
     namespaces,

@@ -6,7 +6,7 @@ import {
   type LeaseOptions,
   type TargetState,
 } from '../state/index.js';
-import type { PlanItem } from '../apply/index.js';
+import type { Confinement, PlanItem } from '../apply/index.js';
 import type { KubeClient } from '../cluster/index.js';
 import type { LocalSettings, TargetSpec } from '../config/index.js';
 import type { HealthReport } from '../health/index.js';
@@ -46,6 +46,8 @@ export interface TargetSyncInput {
   rollback?: { kind: 'rollback' | 'auto-rollback'; by: string; reason: string; forced?: boolean } | undefined;
   /** The target's lease: who takes it, and how long to wait while another writer holds it. */
   lease: Omit<LeaseOptions, 'signal' | 'logger'>;
+  /** A preview environment: every object must land in this one namespace, or nothing is applied. */
+  confine?: Confinement | undefined;
   /** The target's sign-off gate, evaluated after planning with the target's state; a hold applies nothing. */
   gate?: ((state: TargetState) => Promise<GateVerdict>) | undefined;
   signal?: AbortSignal | undefined;

@@ -66,7 +66,10 @@ export async function syncTarget(input: TargetSyncInput): Promise<SyncResult> {
   if (input.spec.suspend) return run.result('suspended', [], NO_HEALTH);
   if (input.dryRun) return leasedSync(run); // writes nothing: no lease needed
   const lease = { ...input.lease, signal: input.signal, logger: input.logger };
-  return withLease(input.client, input.spec.name, lease, (signal, lost) =>
-    leasedSync(new SyncRun({ ...input, signal }, lost)),
-  );
+  return withLease(input.client, input.spec.name, lease, (signal, lost) => syncTargetLeased(input, signal, lost));
+}
+
+/** The same sync for a caller that holds the target's lease already (its signals: aborted at its deadline, and when the lease is lost). */
+export function syncTargetLeased(input: TargetSyncInput, signal: AbortSignal, lost: AbortSignal): Promise<SyncResult> {
+  return leasedSync(new SyncRun({ ...input, signal }, lost));
 }

@@ -8,16 +8,22 @@ type PullRequestEvent = EmitterWebhookEvent<'pull_request'>['payload'];
 
 const PREVIEW_ACTIONS = new Set(['opened', 'synchronize', 'reopened']);
 
-/** A pull request into a tracked branch was opened or pushed to: queue its preview. */
+/** A pull request into a tracked branch was opened or pushed to: queue its preview; closed (or merged): queue its teardown. */
 function routePullRequest(event: PullRequestEvent, tracked: readonly TrackedRepo[]): Routed {
   const ignore = (message: string): Routed => ({ response: reply(202, message), messages: [] });
   const pr = (event as Partial<PullRequestEvent> | null)?.pull_request;
   if (!pr || typeof pr.head?.sha !== 'string' || typeof pr.base?.ref !== 'string')
     return { response: reply(400, 'malformed pull_request payload'), messages: [] };
-  if (!PREVIEW_ACTIONS.has(event.action)) return ignore(`ignored: pull request ${event.action}`);
+  if (!PREVIEW_ACTIONS.has(event.action) && event.action !== 'closed')
+    return ignore(`ignored: pull request ${event.action}`);
   const repo = trackedRepo(event.repository, tracked);
   if (!repo) return ignore(`ignored: repository ${event.repository.full_name} is not tracked`);
   if (pr.base.ref !== repo.branch) return ignore(`ignored: pull request into ${pr.base.ref}, not ${repo.branch}`);
+  if (event.action === 'closed')
+    return {
+      response: reply(202, `queued teardown of the previews of pull request #${pr.number}`),
+      messages: [{ type: 'preview', repo: repo.url, pullRequest: pr.number, head: pr.head.sha, stop: 'closed' }],
+    };
   return {
     response: reply(202, `queued preview of pull request #${pr.number} at ${pr.head.sha.slice(0, 12)}`),
     messages: [{ type: 'preview', repo: repo.url, pullRequest: pr.number, head: pr.head.sha }],
@@ -25,6 +31,29 @@ function routePullRequest(event: PullRequestEvent, tracked: readonly TrackedRepo
 }
 
 const COMMAND = /^\/tidegate\s+(approve|preview)((?:\s+[a-z0-9-]+)*)\s*$/m;
+
+/**
+ * `/tidegate preview stop` tears the pull request's previews down; `/tidegate preview <sha>` names
+ * the head the writer reviewed (a pull request from a fork or a non-writer needs it).
+ */
+function previewCommand(
+  repo: TrackedRepo,
+  pullRequest: number,
+  commenter: string,
+  comment: number,
+  args: readonly string[],
+): Routed {
+  if (args[0] === 'stop')
+    return {
+      response: reply(202, `queued teardown of the previews of pull request #${pullRequest} asked by ${commenter}`),
+      messages: [{ type: 'preview', repo: repo.url, pullRequest, requestedBy: commenter, comment, stop: 'command' }],
+    };
+  const head = args.find((a) => /^[0-9a-f]{7,40}$/.test(a));
+  return {
+    response: reply(202, `queued preview of pull request #${pullRequest} requested by ${commenter}`),
+    messages: [{ type: 'preview', repo: repo.url, pullRequest, requestedBy: commenter, comment, head }],
+  };
+}
 
 /** The tracked repository a payload's repository is, by any of its URLs. */
 function trackedRepo(
@@ -37,7 +66,7 @@ function trackedRepo(
   return tracked.find((t) => urls.includes(normaliseRepoUrl(t.url)));
 }
 
-/** `/tidegate approve [target …]` or `/tidegate preview` in a new comment on a pull request of a tracked repository. */
+/** `/tidegate approve [target …]`, `/tidegate preview [sha]` or `/tidegate preview stop` in a new comment on a pull request of a tracked repository. */
 function routeComment(event: CommentEvent, tracked: readonly TrackedRepo[]): Routed {
   const ignore = (message: string): Routed => ({ response: reply(202, message), messages: [] });
   if (
@@ -59,14 +88,7 @@ function routeComment(event: CommentEvent, tracked: readonly TrackedRepo[]): Rou
   const pullRequest = event.issue.number;
   const comment = event.comment.id;
   const args = (command[2] ?? '').trim().split(/\s+/).filter(Boolean);
-  if (verb === 'preview') {
-    // `/tidegate preview <sha>`: the head the writer reviewed (a pull request from a fork or a non-writer needs it).
-    const head = args.find((a) => /^[0-9a-f]{7,40}$/.test(a));
-    return {
-      response: reply(202, `queued preview of pull request #${pullRequest} requested by ${commenter}`),
-      messages: [{ type: 'preview', repo: repo.url, pullRequest, requestedBy: commenter, comment, head }],
-    };
-  }
+  if (verb === 'preview') return previewCommand(repo, pullRequest, commenter, comment, args);
   const targets = args;
   return {
     response: reply(202, `queued approval by ${commenter} of pull request #${pullRequest}`),

@@ -1,6 +1,6 @@
 import { hostname, userInfo } from 'node:os';
 import type { KubeClient } from '../cluster/index.js';
-import type { GatePolicy, LocalSettings } from '../config/index.js';
+import type { FloorPolicy, LocalSettings } from '../config/index.js';
 import type { GitHub } from '../github/index.js';
 import type { RegistryAccess } from '../images/index.js';
 import type { ReloadScope, ReloadStrategy } from '../reload/index.js';
@@ -19,7 +19,7 @@ export interface EngineContext {
   /** The GitOps repositories and tracked branches (image automation writes to them). */
   repositories?: ReadonlyArray<{ url: string; branch: string }>;
   /** The policy floor of a cluster alias (deploy-time settings): gates tidegate.yaml cannot lower. */
-  floor?: (cluster: string) => GatePolicy | undefined;
+  floor?: (cluster: string) => FloorPolicy | undefined;
   /** Trusted signing keys by name (deploy-time settings; TIDEGATE_TRUSTED_KEYS locally); unknown names are left out. */
   trustedKeys?: (names: readonly string[]) => Promise<TrustedKey[]>;
   /** The GitHub API for a repository URL (approvals, statuses, image pull requests); undefined when it has none. */

@@ -1,18 +1,37 @@
 import { repoName, type GitHub, type MergedPullRequest, type RepoName } from '../github/index.js';
-import { errorMessage, TidegateError, type PreviewMessage } from '../model/index.js';
-import { PREVIEW_MARKER, renderPreview } from '../report/index.js';
+import { orderTargets, type TargetSpec } from '../config/index.js';
+import { errorMessage, isTidegateError, TidegateError, type PreviewMessage, type Revision } from '../model/index.js';
+import {
+  PREVIEW_MARKER,
+  renderEnvironments,
+  renderPreview,
+  withEnvironments,
+  type EnvironmentReport,
+} from '../report/index.js';
 import { checkoutRevision } from '../source/index.js';
 import { configAt, trackedBranch } from './repo-config.js';
 import type { EngineContext } from './context.js';
 import { syncCheckout } from './sync-repo.js';
 import { affectedTargets } from './affected.js';
+import {
+  deployEnvironment,
+  previewEnvironment,
+  stopPullRequestPreviews,
+  sweepPreviews,
+  type SweepReport,
+  type TornDown,
+} from './preview-env.js';
+import type { PreviewEntry } from '../state/index.js';
+import type { Queue } from './queue.js';
 
 export interface PreviewOutcome {
   targets: string[];
   comment?: 'created' | 'updated';
   checkRun?: boolean;
-  /** Why the pull request was not previewed (nothing was rendered, dry-run or published). */
+  /** Why the pull request was not previewed (nothing was rendered, dry-run, deployed or published). */
   refused?: string;
+  /** The preview environments of opted-in targets (deployed, waiting, refused, failed, torn down). */
+  environments?: EnvironmentReport[];
 }
 
 const ASK =
@@ -84,7 +103,21 @@ export async function previewPullRequest(
       signal,
     })
   ).filter((r) => names.has(r.target));
-  const { title, markdown, conclusion } = renderPreview(pr.number, results);
+  const environments = await deployEnvironments(ctx, {
+    targets: orderTargets(config.targets).filter((t) => names.has(t.name) && t.preview?.enabled),
+    repo: msg.repo,
+    pullRequest: pr.number,
+    dir,
+    head,
+    requestedBy: msg.requestedBy,
+    signal,
+  });
+  if (environments.length) await publishDeployment(ctx, github, name, pr.number, head.sha, environments);
+  const preview = renderPreview(pr.number, results);
+  const { title, conclusion } = preview;
+  const markdown = environments.length
+    ? withEnvironments(preview.markdown, renderEnvironments(environments))
+    : preview.markdown;
   // Check runs need a GitHub App installation token; the comment works with any token.
   const checkRun = await github
     .checkRun(name, { headSha: pr.head, name: 'tidegate/preview', conclusion, title, summary: markdown })
@@ -96,5 +129,178 @@ export async function previewPullRequest(
       },
     );
   const comment = await github.upsertComment(name, pr.number, PREVIEW_MARKER, markdown);
-  return { targets: [...names], comment, checkRun };
+  return { targets: [...names], comment, checkRun, ...(environments.length ? { environments } : {}) };
+}
+
+/** Each opted-in target's environment, in dependency order; a permanent problem of one is its report, the others go on. */
+async function deployEnvironments(
+  ctx: EngineContext,
+  req: {
+    targets: TargetSpec[];
+    repo: string;
+    pullRequest: number;
+    dir: string;
+    head: Revision;
+    requestedBy: string | undefined;
+    signal: AbortSignal | undefined;
+  },
+): Promise<EnvironmentReport[]> {
+  const reports: EnvironmentReport[] = [];
+  for (const spec of req.targets) {
+    try {
+      reports.push(await deployEnvironment(ctx, { ...req, spec }));
+    } catch (err) {
+      if (!isTidegateError(err) || err.transient || req.signal?.aborted) throw err;
+      reports.push({ target: spec.name, cluster: spec.cluster, status: 'failed', reason: err.message });
+    }
+  }
+  return reports;
+}
+
+/** The GitHub deployment of the pull request's head to environment preview/pr-<n>, with a status saying how its previews went. */
+async function publishDeployment(
+  ctx: EngineContext,
+  github: GitHub,
+  name: RepoName,
+  pullRequest: number,
+  sha: string,
+  environments: readonly EnvironmentReport[],
+): Promise<void> {
+  const deployed = environments.filter((e) => e.status === 'deployed' || e.status === 'failed');
+  if (!deployed.length) return;
+  const state = deployed.some((e) => e.status === 'failed')
+    ? 'failure'
+    : deployed.some((e) => e.result?.outcome === 'progressing')
+      ? 'in_progress'
+      : 'success';
+  await github
+    .deploymentStatus(name, {
+      sha,
+      environment: previewEnvironment(pullRequest),
+      state,
+      description: `preview in ${deployed.map((e) => e.namespace).join(', ')}`,
+      url: deployed.find((e) => e.url)?.url,
+      transient: true,
+    })
+    .catch((err: unknown) =>
+      ctx.logger?.warn('preview deployment not reported', { pullRequest, error: errorMessage(err) }),
+    );
+}
+
+/** Why a pull request's previews may not be stopped by this message, or undefined when they may. */
+async function stopRefusal(
+  github: GitHub | undefined,
+  name: RepoName,
+  msg: PreviewMessage,
+): Promise<{ refused?: string; pr?: MergedPullRequest }> {
+  if (!github)
+    return msg.stop === 'closed' ? {} : { refused: `${msg.repo} has no GitHub API access to check who asked` };
+  const pr = await github.pullRequest(name, msg.pullRequest);
+  if (msg.stop === 'closed' && pr.open) return { pr, refused: `pull request #${pr.number} was reopened` };
+  if (msg.stop === 'command' && msg.requestedBy !== pr.author && !(await github.canWrite(name, msg.requestedBy ?? '')))
+    return {
+      pr,
+      refused: `${msg.requestedBy ?? 'someone'} may not stop the previews of #${pr.number}: only its author and users with write access may`,
+    };
+  return { pr };
+}
+
+/**
+ * Tears down a pull request's preview environments: on its close or merge, or on
+ * `/tidegate preview stop` by its author or a writer. Every cluster the shell knows and the tracked
+ * branch's tidegate.yaml names is looked at; the comment's environment section and the GitHub
+ * deployment (inactive) say so.
+ */
+export async function stopPreview(
+  ctx: EngineContext,
+  msg: PreviewMessage,
+  queue: Queue,
+  signal?: AbortSignal,
+): Promise<PreviewOutcome> {
+  const github = ctx.github?.(msg.repo);
+  const name = repoName(msg.repo);
+  const { refused } = await stopRefusal(github, name, msg);
+  if (refused) {
+    ctx.logger?.info('previews not stopped', { pullRequest: msg.pullRequest, reason: refused });
+    return { targets: [], refused };
+  }
+  const declared = await configAt(ctx, msg.repo).then(
+    ({ config }) => config.targets.map((t) => t.cluster),
+    () => [] as string[],
+  );
+  const clusters = [...new Set([...(ctx.clusters?.() ?? []), ...declared])];
+  const done = await stopPullRequestPreviews(ctx, {
+    repo: msg.repo,
+    pullRequest: msg.pullRequest,
+    clusters,
+    queue,
+    signal,
+  });
+  const why = msg.stop === 'command' ? `/tidegate preview stop by ${msg.requestedBy ?? ''}` : 'the pull request closed';
+  const environments = await reportTeardown(ctx, msg.repo, msg.pullRequest, done, why);
+  return { targets: done.map((d) => d.entry.target), environments };
+}
+
+/** Says on GitHub that previews of a pull request were torn down: its comment's environment section, its deployment inactive. */
+async function reportTeardown(
+  ctx: EngineContext,
+  repo: string,
+  pullRequest: number,
+  done: readonly TornDown[],
+  why: string,
+): Promise<EnvironmentReport[]> {
+  const at = (ctx.now?.() ?? new Date()).toISOString();
+  const environments: EnvironmentReport[] = done.map(({ cluster, entry }) => ({
+    target: entry.target,
+    cluster,
+    namespace: entry.namespace,
+    status: 'torn-down',
+    reason: `${why}, at ${at}`,
+  }));
+  const github = ctx.github?.(repo);
+  if (!github || !environments.length) return environments;
+  const name = repoName(repo);
+  try {
+    for (const sha of new Set(done.map((d) => d.entry.head)))
+      await github.deploymentStatus(name, {
+        sha,
+        environment: previewEnvironment(pullRequest),
+        state: 'inactive',
+        description: 'preview torn down',
+        transient: true,
+      });
+    await github.upsertComment(name, pullRequest, PREVIEW_MARKER, (body) =>
+      withEnvironments(body, renderEnvironments(environments)),
+    );
+  } catch (err) {
+    // The environments are gone whatever GitHub says; the next preview of the pull request writes its comment again.
+    ctx.logger?.warn('preview teardown not reported on GitHub', { pullRequest, error: errorMessage(err) });
+  }
+  return environments;
+}
+
+/** The scheduled pass over a cluster's previews (see sweepPreviews), each teardown reported on its pull request. */
+export async function sweepPreviewsOf(
+  ctx: EngineContext,
+  cluster: string,
+  queue: Queue,
+  signal?: AbortSignal,
+): Promise<SweepReport> {
+  const report = await sweepPreviews(ctx, cluster, queue, signal);
+  const reasons: Array<[PreviewEntry[], string]> = [
+    [report.expired, 'no push within its TTL'],
+    [report.closed, 'the pull request is closed'],
+  ];
+  for (const [entries, why] of reasons) {
+    const byPullRequest = new Map<string, TornDown[]>();
+    for (const entry of entries) {
+      const key = `${entry.repo}#${entry.pullRequest}`;
+      byPullRequest.set(key, [...(byPullRequest.get(key) ?? []), { cluster, entry }]);
+    }
+    for (const done of byPullRequest.values()) {
+      const { repo, pullRequest } = done[0]?.entry ?? { repo: '', pullRequest: 0 };
+      await reportTeardown(ctx, repo, pullRequest, done, why);
+    }
+  }
+  return report;
 }

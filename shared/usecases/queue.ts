@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LeaseBusyError } from '../state/index.js';
-import { errorMessage, type QueueMessage } from '../model/index.js';
+import { errorMessage, type PreviewMessage, type QueueMessage } from '../model/index.js';
 
 /** Where triggers put work: SQS FIFO in Lambda (aws/sqs-queue.ts), an in-memory queue locally. */
 export interface Queue {
@@ -26,6 +26,16 @@ export function messageKeys(msg: QueueMessage): { group: string; dedup: string }
 
 /** A suffix that keeps re-sent copies of one event apart (an optional bucket). */
 const bucketOf = (bucket: string | number | undefined): string => (bucket === undefined ? '' : `#${bucket}`);
+
+/** One group per pull request: its previews and its teardown never overlap. */
+function previewKeys(msg: PreviewMessage): { group: string; dedup: string } {
+  const what = msg.stop ? `preview-stop-${msg.stop}` : 'preview';
+  const which = msg.comment === undefined ? `@${msg.head ?? ''}` : `~${msg.comment}`;
+  return {
+    group: fit(`preview:${msg.repo}#${msg.pullRequest}`),
+    dedup: fit(`${what}:${msg.repo}#${msg.pullRequest}${which}${bucketOf(msg.bucket)}`),
+  };
+}
 
 function baseKeys(msg: QueueMessage): { group: string; dedup: string } {
   switch (msg.type) {
@@ -56,12 +66,9 @@ function baseKeys(msg: QueueMessage): { group: string; dedup: string } {
     case 'approve':
       return { group: fit(`repo:${msg.repo}`), dedup: fit(`approve:${msg.repo}#${msg.comment}`) };
     case 'preview':
-      return {
-        group: fit(`preview:${msg.repo}#${msg.pullRequest}`),
-        dedup: fit(
-          `preview:${msg.repo}#${msg.pullRequest}${msg.comment === undefined ? `@${msg.head ?? ''}` : `~${msg.comment}`}`,
-        ),
-      };
+      return previewKeys(msg);
+    case 'previews':
+      return { group: fit(`previews:${msg.cluster}`), dedup: fit(`previews:${msg.cluster}#${msg.bucket}`) };
   }
 }
 

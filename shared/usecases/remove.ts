@@ -7,6 +7,7 @@ import {
   clip,
   countChanges,
   errorMessage,
+  isPreviewTarget,
   normaliseRepoUrl,
   type HistoryEntry,
   type RemoveMessage,
@@ -75,6 +76,8 @@ export async function removedTargets(
   const found = new Map<string, Removal>();
   for (const [cluster, list] of states) {
     for (const { target, uid, state } of list) {
+      // A pull request's preview is no target of tidegate.yaml: its teardown is the preview's own.
+      if (isPreviewTarget(target)) continue;
       if (ownedBy(state, repo) && !state.removed && !declared.has(uid) && !unplaced.has(target) && !found.has(uid))
         found.set(uid, { cluster, target });
     }

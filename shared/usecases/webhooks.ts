@@ -8,7 +8,7 @@ import {
   type HttpResponse,
   type TrackedRepo,
 } from '../triggers/index.js';
-import type { QueueMessage, ReloadMessage } from '../model/index.js';
+import type { QueueMessage } from '../model/index.js';
 import type { Queue } from './queue.js';
 
 /**
@@ -42,20 +42,21 @@ export async function receiveRegistryWebhook(
 /**
  * The scheduled fallback: one ls-remote per repository; a push message for the tracked branch's
  * head, deduplicated per drift interval (so an unchanged revision is re-synced, and drift
- * corrected, once per interval, and a moved branch right away); and a reload pass per cluster.
+ * corrected, once per interval, and a moved branch right away); a reload pass and a sweep of
+ * preview environments per cluster.
  */
 export async function pollRepositories(
   repos: ReadonlyArray<TrackedRepo & { source: GitSource }>,
   queue: Queue,
-  opts: { now: number; driftIntervalMs: number; reloadClusters?: readonly string[] },
+  opts: { now: number; driftIntervalMs: number; clusters?: readonly string[] },
 ): Promise<QueueMessage[]> {
   const bucket = Math.floor(opts.now / opts.driftIntervalMs);
-  // The reload pass runs on every poll (once a minute at most), per cluster.
-  const messages: QueueMessage[] = (opts.reloadClusters ?? []).map((cluster): ReloadMessage => ({
-    type: 'reload',
-    cluster,
-    bucket: Math.floor(opts.now / 60_000),
-  }));
+  // The reload pass and the sweep of preview environments run on every poll (once a minute at most), per cluster.
+  const minute = Math.floor(opts.now / 60_000);
+  const messages: QueueMessage[] = (opts.clusters ?? []).flatMap((cluster): QueueMessage[] => [
+    { type: 'reload', cluster, bucket: minute },
+    { type: 'previews', cluster, bucket: minute },
+  ]);
   for (const repo of repos) {
     const sha = (await listBranches(repo.source)).get(`refs/heads/${repo.branch}`);
     if (sha)

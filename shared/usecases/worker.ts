@@ -1,10 +1,11 @@
-import { refKey, type QueueMessage, type SyncResult } from '../model/index.js';
+import { refKey, type QueueMessage, type ReloadMessage, type SyncResult } from '../model/index.js';
 import { reloadPass, type ReloadReport } from '../reload/index.js';
 import { approveFromComment, type CommentApproval } from './approve.js';
 import type { EngineContext } from './context.js';
 import { fanOut } from './fan-out.js';
 import { updateImages, type ImageOutcome } from './image-updates.js';
-import { previewPullRequest, type PreviewOutcome } from './preview.js';
+import { previewPullRequest, stopPreview, sweepPreviewsOf, type PreviewOutcome } from './preview.js';
+import type { SweepReport } from './preview-env.js';
 import type { Queue } from './queue.js';
 import { removeMessage } from './remove.js';
 import { syncMessage } from './sync-message.js';
@@ -16,7 +17,27 @@ export type WorkOutcome =
   | { kind: 'synced'; result: SyncResult; results?: SyncResult[] }
   | ({ kind: 'approved' } & CommentApproval)
   | ({ kind: 'previewed' } & PreviewOutcome)
+  | ({ kind: 'preview-stopped' } & PreviewOutcome)
+  | ({ kind: 'previews-swept' } & SweepReport)
   | { kind: 'ignored'; reason: string };
+
+/** The reload pass over one cluster, its failures logged per workload. */
+async function reload(ctx: EngineContext, msg: ReloadMessage, signal?: AbortSignal): Promise<WorkOutcome> {
+  const client = await ctx.connect(msg.cluster);
+  const report = await reloadPass(client, {
+    ...(ctx.reload?.scope ?? {}),
+    strategy: ctx.reload?.strategy ?? 'annotations',
+    signal,
+  });
+  ctx.logger?.info('reload pass', {
+    cluster: msg.cluster,
+    rolled: report.rolled.length,
+    recorded: report.recorded.length,
+  });
+  for (const { workload, reason } of report.failed)
+    ctx.logger?.warn('workload not reloaded', { cluster: msg.cluster, workload: refKey(workload), reason });
+  return { kind: 'reloaded', cluster: msg.cluster, report };
+}
 
 /**
  * Handles one queue message. A push fans out into one sync message per affected target (its
@@ -36,27 +57,17 @@ export async function handleMessage(
       return syncMessage(ctx, msg, signal);
     case 'remove':
       return removeMessage(ctx, msg, signal);
-    case 'reload': {
-      const client = await ctx.connect(msg.cluster);
-      const report = await reloadPass(client, {
-        ...(ctx.reload?.scope ?? {}),
-        strategy: ctx.reload?.strategy ?? 'annotations',
-        signal,
-      });
-      ctx.logger?.info('reload pass', {
-        cluster: msg.cluster,
-        rolled: report.rolled.length,
-        recorded: report.recorded.length,
-      });
-      for (const { workload, reason } of report.failed)
-        ctx.logger?.warn('workload not reloaded', { cluster: msg.cluster, workload: refKey(workload), reason });
-      return { kind: 'reloaded', cluster: msg.cluster, report };
-    }
+    case 'reload':
+      return reload(ctx, msg, signal);
     case 'image':
       return updateImages(ctx, msg, queue);
     case 'approve':
       return { kind: 'approved', ...(await approveFromComment(ctx, msg, queue, signal)) };
     case 'preview':
-      return { kind: 'previewed', ...(await previewPullRequest(ctx, msg, signal)) };
+      return msg.stop
+        ? { kind: 'preview-stopped', ...(await stopPreview(ctx, msg, queue, signal)) }
+        : { kind: 'previewed', ...(await previewPullRequest(ctx, msg, signal)) };
+    case 'previews':
+      return { kind: 'previews-swept', ...(await sweepPreviewsOf(ctx, msg.cluster, queue, signal)) };
   }
 }

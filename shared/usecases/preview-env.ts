@@ -1,0 +1,375 @@
+import { KubeApiError, type KubeClient } from '../cluster/index.js';
+import { MANAGED_BY_LABEL, prune } from '../apply/index.js';
+import { parseDuration, type PreviewSpec, type TargetSpec } from '../config/index.js';
+import { TidegateError, errorMessage, normaliseRepoUrl, previewTarget, type Revision } from '../model/index.js';
+import { repoName } from '../github/index.js';
+import type { EnvironmentReport } from '../report/index.js';
+import {
+  deleteTargetState,
+  readPreviews,
+  readTargetState,
+  updatePreviews,
+  withLease,
+  type PreviewEntry,
+} from '../state/index.js';
+import { syncTargetLeased } from '../sync/index.js';
+import { leaseOf, type EngineContext } from './context.js';
+import type { Queue } from './queue.js';
+
+/** Label on a preview's namespace: the preview it belongs to (only such a namespace is ever deleted). */
+export const PREVIEW_LABEL = 'tidegate.dev/preview';
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+const fill = (template: string, pullRequest: number, target: string): string =>
+  template.replaceAll('{{number}}', String(pullRequest)).replaceAll('{{target}}', target);
+
+/** The GitHub environment of a pull request's previews. */
+export const previewEnvironment = (pullRequest: number): string => `preview/pr-${pullRequest}`;
+
+/**
+ * The target a preview runs as: the target of the tracked branch's tidegate.yaml, in the preview's
+ * own namespace and name, with the preview's substitutions; no gate (nothing leaves the namespace),
+ * no dependencies, no rollback, and everything it dropped pruned.
+ */
+export function previewSpecOf(spec: TargetSpec, preview: PreviewSpec, pullRequest: number): TargetSpec {
+  const substitute = Object.fromEntries(
+    Object.entries(preview.substitute).map(([k, v]) => [k, fill(v, pullRequest, spec.name)]),
+  );
+  return {
+    ...spec,
+    name: previewTarget(pullRequest, spec.name),
+    targetNamespace: fill(preview.namespace, pullRequest, spec.name),
+    substitute: { ...spec.substitute, ...substitute },
+    dependsOn: [],
+    suspend: false,
+    prune: true,
+    drift: 'correct',
+    gate: { approvals: 0, manual: false, windows: [] },
+    rollback: { onFailedHealth: false },
+    preview: undefined,
+  };
+}
+
+export interface EnvironmentRequest {
+  repo: string;
+  pullRequest: number;
+  /** The target as the tracked branch's tidegate.yaml declares it (preview enabled). */
+  spec: TargetSpec;
+  /** The pull request's head, checked out. */
+  dir: string;
+  head: Revision;
+  /** The writer who let a fork's or a non-writer's head in. */
+  requestedBy?: string | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+type Admission = { status: 'active' | 'stopping' } | { status: 'waiting'; running: number };
+
+/** Takes (or keeps) a preview's place on its cluster: active while fewer than maxConcurrent run, else waiting in line. */
+function admit(entries: PreviewEntry[], wanted: PreviewEntry, max: number) {
+  const existing = entries.find((e) => e.name === wanted.name);
+  if (existing?.status === 'stopping') return { value: { status: 'stopping' } as Admission };
+  const others = entries.filter((e) => e.name !== wanted.name);
+  const running = others.filter((e) => e.status !== 'waiting').length;
+  const status = existing?.status === 'active' || running < max ? 'active' : 'waiting';
+  const entry: PreviewEntry = { ...wanted, status, since: existing?.since ?? wanted.since, maxConcurrent: max };
+  return {
+    entries: [...others, entry],
+    value: (status === 'waiting' ? { status, running } : { status }) as Admission,
+  };
+}
+
+/** Why the preview's namespace cannot be used, if it cannot: it exists and is not this preview's. Creates it when missing. */
+async function claimNamespace(
+  client: KubeClient,
+  namespace: string,
+  preview: string,
+  signal: AbortSignal,
+): Promise<string | undefined> {
+  const check = (ns: NonNullable<Awaited<ReturnType<KubeClient['get']>>>): string | undefined => {
+    if (ns.metadata.labels?.[PREVIEW_LABEL] !== preview)
+      return `namespace ${namespace} exists and is not this preview's (no ${PREVIEW_LABEL}=${preview} label): tidegate never previews into a namespace it did not create`;
+    if (ns.metadata.deletionTimestamp)
+      throw new TidegateError('PreviewRefused', `namespace ${namespace} is still being deleted`, { transient: true });
+    return undefined;
+  };
+  const existing = await client.get('v1', 'Namespace', '', namespace, signal);
+  if (existing) return check(existing);
+  try {
+    await client.create(
+      {
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: {
+          name: namespace,
+          labels: {
+            [MANAGED_BY_LABEL]: 'tidegate',
+            [PREVIEW_LABEL]: preview,
+            // Previews run a pull request's manifests: no privileged, host-network or host-path pods.
+            'pod-security.kubernetes.io/enforce': 'baseline',
+          },
+        },
+      },
+      signal,
+    );
+    return undefined;
+  } catch (err) {
+    if (!(err instanceof KubeApiError && err.isConflict)) throw err;
+    const now = await client.get('v1', 'Namespace', '', namespace, signal);
+    return now ? check(now) : undefined;
+  }
+}
+
+/**
+ * Deploys a pull request's head as a preview of one target, holding the preview's lease: its
+ * place on the cluster (or in line), its namespace, then a sync confined to that namespace with
+ * its own inventory (a push to the pull request prunes what it dropped). The cluster's floor may
+ * forbid previews. A preview being torn down is finished off first.
+ */
+export async function deployEnvironment(ctx: EngineContext, req: EnvironmentRequest): Promise<EnvironmentReport> {
+  const { spec } = req;
+  const preview = spec.preview;
+  const base = { target: spec.name, cluster: spec.cluster };
+  if (!preview?.enabled) return { ...base, status: 'refused', reason: 'previews are not enabled for this target' };
+  const derived = previewSpecOf(spec, preview, req.pullRequest);
+  const namespace = derived.targetNamespace ?? '';
+  const report = { ...base, namespace, substitute: substitutionsOf(derived, preview), url: urlOf(preview, req) };
+  if (ctx.floor?.(spec.cluster)?.previews === false)
+    return {
+      ...report,
+      status: 'refused',
+      reason: `cluster ${spec.cluster} does not allow previews (floor.previews: false)`,
+    };
+  if (!DNS_LABEL.test(namespace))
+    return {
+      ...report,
+      status: 'refused',
+      reason: `preview.namespace gives ${namespace}, not a DNS label of at most 63 characters`,
+    };
+  const client = await ctx.connect(spec.cluster);
+  const now = (ctx.now?.() ?? new Date()).getTime();
+  const expiresAt = new Date(now + (parseDuration(preview.ttl) ?? 0)).toISOString();
+  const wanted: PreviewEntry = {
+    name: derived.name,
+    repo: req.repo,
+    pullRequest: req.pullRequest,
+    target: spec.name,
+    namespace,
+    status: 'active',
+    head: req.head.sha,
+    ...(req.requestedBy ? { requestedBy: req.requestedBy } : {}),
+    since: new Date(now).toISOString(),
+    expiresAt,
+  };
+  const lease = { ...leaseOf(ctx), signal: req.signal, logger: ctx.logger };
+  return withLease(client, derived.name, lease, async (signal, lost) => {
+    let admitted = await updatePreviews(client, (e) => admit(e, wanted, preview.maxConcurrent), signal);
+    if (admitted.status === 'stopping') {
+      await tearDownHeld(ctx, client, wanted, signal);
+      admitted = await updatePreviews(client, (e) => admit(e, wanted, preview.maxConcurrent), signal);
+    }
+    if (admitted.status === 'waiting')
+      return {
+        ...report,
+        status: 'waiting',
+        reason: `${admitted.running} preview(s) run on cluster ${spec.cluster} (maxConcurrent ${preview.maxConcurrent}); this one starts when one of them is torn down`,
+      };
+    const taken = await claimNamespace(client, namespace, derived.name, signal);
+    if (taken) {
+      await updatePreviews(
+        client,
+        (e) => ({ entries: e.filter((x) => x.name !== derived.name), value: undefined }),
+        signal,
+      );
+      return { ...report, status: 'refused', reason: taken };
+    }
+    const result = await syncTargetLeased(
+      {
+        spec: derived,
+        dir: req.dir,
+        revision: req.head,
+        client,
+        settings: ctx.settings,
+        reloadStrategy: spec.reload.strategy ?? ctx.reload?.strategy ?? 'annotations',
+        repo: req.repo,
+        lease: leaseOf(ctx),
+        confine: { namespace, from: spec.targetNamespace ? [spec.targetNamespace] : [] },
+        ...(ctx.logger ? { logger: ctx.logger } : {}),
+        ...(ctx.now ? { now: ctx.now } : {}),
+      },
+      signal,
+      lost,
+    );
+    return { ...report, status: result.outcome === 'failed' ? 'failed' : 'deployed', result, expiresAt };
+  });
+}
+
+/** The preview's substitutions as the comment shows them (only the preview's own: the target's may be anything). */
+const substitutionsOf = (derived: TargetSpec, preview: PreviewSpec): Record<string, string> =>
+  Object.fromEntries(Object.keys(preview.substitute).map((k) => [k, derived.substitute[k] ?? '']));
+
+const urlOf = (preview: PreviewSpec, req: EnvironmentRequest): string | undefined =>
+  preview.url === undefined ? undefined : fill(preview.url, req.pullRequest, req.spec.name);
+
+/**
+ * Tears one preview down, its lease held: marked stopping (so a preview of a new head waits
+ * for the teardown to finish), everything in its inventory deleted, its namespace deleted (only
+ * one carrying its label), its state deleted, then its entry dropped. A teardown that stops
+ * half-way leaves the entry stopping: the next teardown or the scheduled sweep finishes it.
+ */
+async function tearDownHeld(
+  ctx: EngineContext,
+  client: KubeClient,
+  entry: Pick<PreviewEntry, 'name' | 'namespace'>,
+  signal: AbortSignal,
+): Promise<void> {
+  await updatePreviews(
+    client,
+    (entries) => {
+      const e = entries.find((x) => x.name === entry.name);
+      if (!e || e.status === 'stopping') return { value: undefined };
+      return { entries: entries.map((x) => (x === e ? { ...x, status: 'stopping' as const } : x)), value: undefined };
+    },
+    signal,
+  );
+  const state = await readTargetState(client, entry.name, signal);
+  const pruned = await prune(state.inventory, client, { target: entry.name, signal });
+  for (const p of pruned.problems)
+    ctx.logger?.warn('preview object not deleted; its namespace is', { preview: entry.name, error: p.message });
+  const ns = await client.get('v1', 'Namespace', '', entry.namespace, signal);
+  if (ns?.metadata.labels?.[PREVIEW_LABEL] === entry.name && !ns.metadata.deletionTimestamp)
+    await client.delete(
+      { apiVersion: 'v1', group: '', kind: 'Namespace', namespace: '', name: entry.namespace },
+      { signal },
+    );
+  await deleteTargetState(client, entry.name, signal);
+  await updatePreviews(
+    client,
+    (entries) =>
+      entries.some((x) => x.name === entry.name)
+        ? { entries: entries.filter((x) => x.name !== entry.name), value: undefined }
+        : { value: undefined },
+    signal,
+  );
+}
+
+/**
+ * Tears a recorded preview down under its lease, when `still` holds for its entry as read under
+ * the lease (a TTL checked again: a push may have renewed it meanwhile). True when it was torn down.
+ */
+async function tearDown(
+  ctx: EngineContext,
+  client: KubeClient,
+  entry: PreviewEntry,
+  still: (e: PreviewEntry) => boolean,
+  signal?: AbortSignal,
+): Promise<boolean> {
+  const lease = { ...leaseOf(ctx), signal, logger: ctx.logger };
+  return withLease(client, entry.name, lease, async (held) => {
+    const now = (await readPreviews(client, held)).find((e) => e.name === entry.name);
+    if (!now || !(now.status === 'stopping' || still(now))) return false;
+    await tearDownHeld(ctx, client, now, held);
+    return true;
+  });
+}
+
+/** Waiting previews of a cluster for which a place is free now, oldest first: each is queued again (its writer's request kept). */
+async function wake(ctx: EngineContext, client: KubeClient, queue: Queue, signal?: AbortSignal): Promise<number> {
+  const entries = await readPreviews(client, signal);
+  let running = entries.filter((e) => e.status !== 'waiting').length;
+  const woken = [];
+  for (const e of entries.filter((x) => x.status === 'waiting').sort((a, b) => a.since.localeCompare(b.since))) {
+    if (running >= (e.maxConcurrent ?? 1)) continue;
+    running++;
+    woken.push(e);
+  }
+  await queue.send(
+    woken.map((e) => ({
+      type: 'preview' as const,
+      repo: e.repo,
+      pullRequest: e.pullRequest,
+      head: e.head,
+      ...(e.requestedBy ? { requestedBy: e.requestedBy } : {}),
+      bucket: (ctx.now?.() ?? new Date()).getTime(),
+    })),
+  );
+  return woken.length;
+}
+
+export interface TornDown {
+  cluster: string;
+  entry: PreviewEntry;
+}
+
+/** Tears down every preview of a pull request on these clusters; frees their places for waiting previews. */
+export async function stopPullRequestPreviews(
+  ctx: EngineContext,
+  req: {
+    repo: string;
+    pullRequest: number;
+    clusters: readonly string[];
+    queue: Queue;
+    signal?: AbortSignal | undefined;
+  },
+): Promise<TornDown[]> {
+  const done: TornDown[] = [];
+  for (const cluster of req.clusters) {
+    const client = await ctx.connect(cluster);
+    const mine = (await readPreviews(client, req.signal)).filter(
+      (e) => e.pullRequest === req.pullRequest && normaliseRepoUrl(e.repo) === normaliseRepoUrl(req.repo),
+    );
+    for (const entry of mine)
+      if (await tearDown(ctx, client, entry, () => true, req.signal)) done.push({ cluster, entry });
+    if (mine.length) await wake(ctx, client, req.queue, req.signal);
+  }
+  return done;
+}
+
+export interface SweepReport {
+  cluster: string;
+  expired: PreviewEntry[];
+  closed: PreviewEntry[];
+  finished: PreviewEntry[];
+  woken: number;
+}
+
+/**
+ * The scheduled pass over one cluster's previews: teardowns that stopped half-way are finished,
+ * previews whose TTL passed without a push are torn down, so are those whose pull request GitHub
+ * says is closed (a close event that never arrived), and waiting previews get the places freed.
+ */
+export async function sweepPreviews(
+  ctx: EngineContext,
+  cluster: string,
+  queue: Queue,
+  signal?: AbortSignal,
+): Promise<SweepReport> {
+  const client = await ctx.connect(cluster);
+  const now = (): number => (ctx.now?.() ?? new Date()).getTime();
+  const expired = (e: PreviewEntry): boolean => Date.parse(e.expiresAt) <= now();
+  const report: SweepReport = { cluster, expired: [], closed: [], finished: [], woken: 0 };
+  for (const entry of await readPreviews(client, signal)) {
+    if (entry.status === 'stopping') {
+      if (await tearDown(ctx, client, entry, () => true, signal)) report.finished.push(entry);
+    } else if (expired(entry)) {
+      if (await tearDown(ctx, client, entry, expired, signal)) report.expired.push(entry);
+    } else if (entry.status === 'active' && (await isClosed(ctx, entry))) {
+      if (await tearDown(ctx, client, entry, () => true, signal)) report.closed.push(entry);
+    }
+  }
+  report.woken = await wake(ctx, client, queue, signal);
+  return report;
+}
+
+/** Whether GitHub says the preview's pull request is closed; unknown (no API, an error) is not closed. */
+async function isClosed(ctx: EngineContext, entry: PreviewEntry): Promise<boolean> {
+  const github = ctx.github?.(entry.repo);
+  if (!github) return false;
+  try {
+    return !(await github.pullRequest(repoName(entry.repo), entry.pullRequest)).open;
+  } catch (err) {
+    ctx.logger?.warn('pull request of a preview not read', { preview: entry.name, error: errorMessage(err) });
+    return false;
+  }
+}
