@@ -30,6 +30,16 @@ interface PullRequest {
   base: { ref: string; sha: string; label: string; repo: Record<string, unknown> };
 }
 
+/** A deployment as the test GitHub holds it: its statuses' states, oldest first, and the last environment URL given. */
+export interface Deployment {
+  id: number;
+  sha: string;
+  environment: string;
+  transient: boolean;
+  statuses: string[];
+  url?: string;
+}
+
 export interface TestGitHub extends GitHubApiServer {
   token: string;
   /** Pull requests of owner/repo, as GitHub holds them. */
@@ -53,6 +63,8 @@ export interface TestGitHub extends GitHubApiServer {
     number: number,
     review: { user: string; state: 'APPROVED' | 'CHANGES_REQUESTED' | 'COMMENTED'; commit?: string },
   ): Promise<void>;
+  /** A person closes a pull request without merging it. */
+  close(owner: string, repo: string, number: number): void;
   /** Merges a pull request into its base with a merge commit (really, in the git server's repository); returns that commit. */
   merge(owner: string, repo: string, number: number, by?: string): Promise<string>;
   /** Sets a user's permission on a repository (default: none). */
@@ -74,7 +86,7 @@ export interface TestGitHub extends GitHubApiServer {
     repo: string,
   ): Array<{ head_sha: string; name: string; conclusion: string; output: { title: string; summary: string } }>;
   /** Deployments created on a repository, with the states of their statuses. */
-  deployments(owner: string, repo: string): Array<{ id: number; sha: string; environment: string; statuses: string[] }>;
+  deployments(owner: string, repo: string): Deployment[];
   /** Commit statuses tidegate set, oldest first. */
   statuses(owner: string, repo: string, sha: string): Array<{ state: string; context: string; description: string }>;
   /** Whether a token is the static one or an installation token that has not expired (the git server asks this). */
@@ -134,7 +146,7 @@ export async function startGitHub(opts: {
   const comments = new Map<string, Array<Record<string, unknown> & { id: number; body: string }>>();
   const checkRuns = new Map<string, Array<Record<string, unknown>>>();
   let nextComment = 1;
-  const deployments = new Map<string, Array<{ id: number; sha: string; environment: string; statuses: string[] }>>();
+  const deployments = new Map<string, Deployment[]>();
   let nextDeployment = 1;
   const statuses = new Map<string, Array<{ state: string; context: string; description: string }>>();
   const login = opts.login ?? 'tidegate-bot';
@@ -370,6 +382,7 @@ export async function startGitHub(opts: {
           id: nextDeployment++,
           sha: String(req.body['ref']),
           environment: String(req.body['environment'] ?? 'production'),
+          transient: req.body['transient_environment'] === true,
           statuses: [] as string[],
         };
         deployments.set(key, [...(deployments.get(key) ?? []), d]);
@@ -392,6 +405,7 @@ export async function startGitHub(opts: {
         );
         if (!d) return notFound();
         d.statuses.push(String(req.body['state']));
+        if (typeof req.body['environment_url'] === 'string') d.url = req.body['environment_url'];
         return {
           status: 201,
           body: {
@@ -506,6 +520,7 @@ export async function startGitHub(opts: {
       };
       reviews.set(key, [...list, review]);
     },
+    close: (owner, repo, number) => void Object.assign(pr(owner, repo, number), { state: 'closed', closed_at: now() }),
     merge: async (owner, repo, number, by = 'maintainer') => {
       const target = pr(owner, repo, number);
       const work = mkdtempSync(join(tmpdir(), 'tidegate-merge-'));
