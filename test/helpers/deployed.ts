@@ -29,6 +29,14 @@ export function deployedPath(prefix: string) {
       );
       expect(res.statusCode).toBe(202);
     },
+    /** Delivers a GitHub webhook (signed as GitHub signs it); it must be accepted. */
+    async deliver(event: string, payload: unknown) {
+      const body = JSON.stringify(payload);
+      const res = await h.webhook.invoke<{ statusCode: number }>(
+        apiEvent('/webhooks/github', githubHeaders(event, body, SECRET), body),
+      );
+      expect(res.statusCode).toBe(202);
+    },
     async work() {
       for (let i = 0; i < 10; i++) {
         const { received, failures } = await deliverBatch(h.queueUrl, (e) => h.worker.invoke<SQSBatchResponse>(e));

@@ -52,6 +52,16 @@ export function prEvent(
   repo: { owner: string; name: string; url: string },
   pr: { number: number; action: string; sha: string; branch: string; fork?: string },
 ) {
+  return routeGithubEvent({ id: `${pr.number}-${pr.sha}`, event: 'pull_request', payload: prPayload(repo, pr) }, [
+    { url: repo.url, branch: 'main' },
+  ]);
+}
+
+/** The payload GitHub delivers for a pull_request event (its recorded example, made this pull request's). */
+export function prPayload(
+  repo: { owner: string; name: string; url: string },
+  pr: { number: number; action: string; sha: string; branch: string; fork?: string },
+): Record<string, any> {
   const payload = structuredClone(pullRequestExample);
   payload.action = pr.action;
   payload.number = pr.number;
@@ -72,7 +82,5 @@ export function prEvent(
     },
     base: { ...payload.pull_request.base, ref: 'main', repo: payload.repository },
   };
-  return routeGithubEvent({ id: `${pr.number}-${pr.sha}`, event: 'pull_request', payload }, [
-    { url: repo.url, branch: 'main' },
-  ]);
+  return payload;
 }
