@@ -89,7 +89,8 @@ describe('pull request preview: server-side dry-run against the live cluster, on
     expect(await repo.engine.client.get('v1', 'Secret', ns, 'creds')).toBeUndefined();
     const published = JSON.stringify([github.comments(OWNER, repo.name, number), github.checkRuns(OWNER, repo.name)]);
     for (const form of [canary, Buffer.from(canary).toString('base64')]) expect(published).not.toContain(form);
-    expect(event('closed', head2).messages).toEqual([]);
+    // A close queues the teardown of its preview environments (none here: the target has no preview settings).
+    expect(event('closed', head2).messages).toMatchObject([{ type: 'preview', stop: 'closed', pullRequest: number }]);
     expect(github.violations).toEqual([]);
   });
 });
