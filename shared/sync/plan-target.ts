@@ -80,7 +80,7 @@ export async function planTarget(run: SyncRun): Promise<Planned> {
     throw new EmptyRenderError(spec.name);
   const confined = run.input.confine && {
     namespace: run.input.confine.namespace,
-    ...confine(rendered.objects, client, run.input.confine),
+    ...(await confine(rendered.objects, client, run.input.confine, signal)),
   };
   if (confined?.problems.length) throw new ConfinementError(confined.namespace, confined.problems);
   const objects = confined?.objects ?? rendered.objects;

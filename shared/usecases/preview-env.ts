@@ -64,12 +64,21 @@ export interface EnvironmentRequest {
   signal?: AbortSignal | undefined;
 }
 
-type Admission = { status: 'active' | 'stopping' } | { status: 'waiting'; running: number };
+type Admission =
+  | { status: 'active' }
+  | { status: 'waiting'; running: number }
+  /** An entry that must be torn down first: being torn down already, or in a namespace the template no longer gives. */
+  | { status: 'replace'; entry: PreviewEntry }
+  /** The name is another repository's preview. */
+  | { status: 'taken'; repo: string };
 
 /** Takes (or keeps) a preview's place on its cluster: active while fewer than maxConcurrent run, else waiting in line. */
 function admit(entries: PreviewEntry[], wanted: PreviewEntry, max: number) {
   const existing = entries.find((e) => e.name === wanted.name);
-  if (existing?.status === 'stopping') return { value: { status: 'stopping' } as Admission };
+  if (existing && normaliseRepoUrl(existing.repo) !== normaliseRepoUrl(wanted.repo))
+    return { value: { status: 'taken', repo: existing.repo } as Admission };
+  if (existing && (existing.status === 'stopping' || existing.namespace !== wanted.namespace))
+    return { value: { status: 'replace', entry: existing } as Admission };
   const others = entries.filter((e) => e.name !== wanted.name);
   const running = others.filter((e) => e.status !== 'waiting').length;
   const status = existing?.status === 'active' || running < max ? 'active' : 'waiting';
@@ -164,11 +173,21 @@ export async function deployEnvironment(ctx: EngineContext, req: EnvironmentRequ
   };
   const lease = { ...leaseOf(ctx), signal: req.signal, logger: ctx.logger };
   return withLease(client, derived.name, lease, async (signal, lost) => {
+    // The target's name is one repository's on a cluster: so are its previews.
+    const owner = (await readTargetState(client, spec.name, signal)).repo;
+    if (owner && normaliseRepoUrl(owner) !== normaliseRepoUrl(req.repo))
+      return { ...report, status: 'refused', reason: `target ${spec.name} is ${owner}'s on cluster ${spec.cluster}` };
     let admitted = await updatePreviews(client, (e) => admit(e, wanted, preview.maxConcurrent), signal);
-    if (admitted.status === 'stopping') {
-      await tearDownHeld(ctx, client, wanted, signal);
+    if (admitted.status === 'replace') {
+      await tearDownHeld(ctx, client, admitted.entry, signal);
       admitted = await updatePreviews(client, (e) => admit(e, wanted, preview.maxConcurrent), signal);
     }
+    if (admitted.status === 'taken' || admitted.status === 'replace')
+      return {
+        ...report,
+        status: 'refused',
+        reason: `preview ${derived.name} is ${admitted.status === 'taken' ? admitted.repo : 'another preview'}'s on cluster ${spec.cluster}`,
+      };
     if (admitted.status === 'waiting')
       return {
         ...report,

@@ -35,7 +35,10 @@ export interface PreviewOutcome {
 }
 
 const ASK =
-  'it is previewed after a writer reviews its head and comments /tidegate preview <first 7 or more characters of its SHA>, again after each push';
+  'it is previewed after a writer reviews its head and comments /tidegate preview <the full 40-character SHA of that head>, again after each push';
+
+/** A writer's request names one head beyond doubt: a prefix could be shared by a head made to collide with it. */
+const FULL_SHA = /^[0-9a-f]{40}$/;
 
 /** Why a pull request may not be previewed now, or undefined when it may. */
 async function refusal(
@@ -57,7 +60,7 @@ async function refusal(
     : (await github.canWrite(name, pr.author))
       ? undefined
       : `is by ${pr.author}, who has no write access`;
-  if (untrusted && (msg.requestedBy === undefined || msg.head === undefined))
+  if (untrusted && (msg.requestedBy === undefined || !FULL_SHA.test(msg.head ?? '')))
     return `pull request #${pr.number} ${untrusted}: ${ASK}`;
   return undefined;
 }

@@ -67,7 +67,7 @@ describe('attack: a pull request that previews itself with the worker’s access
         ctx,
         prComment(github, ref, number, {
           user,
-          body: `/tidegate preview${sha ? ` ${sha.slice(0, 7)}` : ''}`,
+          body: `/tidegate preview${sha ? ` ${sha}` : ''}`,
           id: number * 1000 + ++ids,
         }).messages[0]!,
         noQueue,
@@ -91,7 +91,7 @@ describe('attack: a pull request that previews itself with the worker’s access
     expect(await p.event('opened', p.head)).toEqual({
       kind: 'previewed',
       targets: [],
-      refused: `pull request #${p.number} comes from a fork: it is previewed after a writer reviews its head and comments /tidegate preview <first 7 or more characters of its SHA>, again after each push`,
+      refused: `pull request #${p.number} comes from a fork: it is previewed after a writer reviews its head and comments /tidegate preview <the full 40-character SHA of that head>, again after each push`,
     });
     expect(await p.comment('oscar')).toEqual({
       kind: 'previewed',
@@ -129,7 +129,7 @@ describe('attack: a pull request that previews itself with the worker’s access
     github.grant(OWNER, p.repo.name, 'erin', 'write');
     expect(await p.event('opened', p.head)).toMatchObject({
       targets: [],
-      refused: `pull request #${p.number} is by trudy, who has no write access: it is previewed after a writer reviews its head and comments /tidegate preview <first 7 or more characters of its SHA>, again after each push`,
+      refused: `pull request #${p.number} is by trudy, who has no write access: it is previewed after a writer reviews its head and comments /tidegate preview <the full 40-character SHA of that head>, again after each push`,
     });
     expect(p.published()).toEqual({ comments: [], checkRuns: 0 });
     expect(await p.comment('erin', p.head)).toMatchObject({ targets: [p.ns], comment: 'created' });
@@ -194,7 +194,7 @@ describe('attack: a pull request that previews itself with the worker’s access
     expect(await p.comment('erin', p.head)).toEqual({
       kind: 'previewed',
       targets: [],
-      refused: `pull request #${p.number} is at ${next.slice(0, 12)} now, not at ${p.head.slice(0, 7)}: review the new head and ask again`,
+      refused: `pull request #${p.number} is at ${next.slice(0, 12)} now, not at ${p.head.slice(0, 12)}: review the new head and ask again`,
     });
     expect(p.published()).toEqual({ comments: [], checkRuns: 0 });
   });
