@@ -173,36 +173,8 @@ export async function deployEnvironment(ctx: EngineContext, req: EnvironmentRequ
   };
   const lease = { ...leaseOf(ctx), signal: req.signal, logger: ctx.logger };
   return withLease(client, derived.name, lease, async (signal, lost) => {
-    // The target's name is one repository's on a cluster: so are its previews.
-    const owner = (await readTargetState(client, spec.name, signal)).repo;
-    if (owner && normaliseRepoUrl(owner) !== normaliseRepoUrl(req.repo))
-      return { ...report, status: 'refused', reason: `target ${spec.name} is ${owner}'s on cluster ${spec.cluster}` };
-    let admitted = await updatePreviews(client, (e) => admit(e, wanted, preview.maxConcurrent), signal);
-    if (admitted.status === 'replace') {
-      await tearDownHeld(ctx, client, admitted.entry, signal);
-      admitted = await updatePreviews(client, (e) => admit(e, wanted, preview.maxConcurrent), signal);
-    }
-    if (admitted.status === 'taken' || admitted.status === 'replace')
-      return {
-        ...report,
-        status: 'refused',
-        reason: `preview ${derived.name} is ${admitted.status === 'taken' ? admitted.repo : 'another preview'}'s on cluster ${spec.cluster}`,
-      };
-    if (admitted.status === 'waiting')
-      return {
-        ...report,
-        status: 'waiting',
-        reason: `${admitted.running} preview(s) run on cluster ${spec.cluster} (maxConcurrent ${preview.maxConcurrent}); this one starts when one of them is torn down`,
-      };
-    const taken = await claimNamespace(client, namespace, derived.name, signal);
-    if (taken) {
-      await updatePreviews(
-        client,
-        (e) => ({ entries: e.filter((x) => x.name !== derived.name), value: undefined }),
-        signal,
-      );
-      return { ...report, status: 'refused', reason: taken };
-    }
+    const notNow = await takePlace(ctx, client, spec, wanted, preview.maxConcurrent, signal);
+    if (notNow) return { ...report, ...notNow };
     const result = await syncTargetLeased(
       {
         spec: derived,
@@ -222,6 +194,44 @@ export async function deployEnvironment(ctx: EngineContext, req: EnvironmentRequ
     );
     return { ...report, status: result.outcome === 'failed' ? 'failed' : 'deployed', result, expiresAt };
   });
+}
+
+/**
+ * Under the preview's lease: its place on the cluster and its namespace, or why it has neither
+ * now (refused, or waiting in line). A previous environment that must go first (being torn down,
+ * or in a namespace the template no longer gives) is torn down here.
+ */
+async function takePlace(
+  ctx: EngineContext,
+  client: KubeClient,
+  spec: TargetSpec,
+  wanted: PreviewEntry,
+  maxConcurrent: number,
+  signal: AbortSignal,
+): Promise<Pick<EnvironmentReport, 'status' | 'reason'> | undefined> {
+  // The target's name is one repository's on a cluster: so are its previews.
+  const owner = (await readTargetState(client, spec.name, signal)).repo;
+  if (owner && normaliseRepoUrl(owner) !== normaliseRepoUrl(wanted.repo))
+    return { status: 'refused', reason: `target ${spec.name} is ${owner}'s on cluster ${spec.cluster}` };
+  let admitted = await updatePreviews(client, (e) => admit(e, wanted, maxConcurrent), signal);
+  if (admitted.status === 'replace') {
+    await tearDownHeld(ctx, client, admitted.entry, signal);
+    admitted = await updatePreviews(client, (e) => admit(e, wanted, maxConcurrent), signal);
+  }
+  if (admitted.status === 'taken' || admitted.status === 'replace')
+    return {
+      status: 'refused',
+      reason: `preview ${wanted.name} is ${admitted.status === 'taken' ? admitted.repo : 'another preview'}'s on cluster ${spec.cluster}`,
+    };
+  if (admitted.status === 'waiting')
+    return {
+      status: 'waiting',
+      reason: `${admitted.running} preview(s) run on cluster ${spec.cluster} (maxConcurrent ${maxConcurrent}); this one starts when one of them is torn down`,
+    };
+  const taken = await claimNamespace(client, wanted.namespace, wanted.name, signal);
+  if (!taken) return undefined;
+  await updatePreviews(client, (e) => ({ entries: e.filter((x) => x.name !== wanted.name), value: undefined }), signal);
+  return { status: 'refused', reason: taken };
 }
 
 /** The preview's substitutions as the comment shows them (only the preview's own: the target's may be anything). */
