@@ -31,11 +31,9 @@ const meets = (list: readonly string[] | undefined, wanted: readonly string[]): 
  */
 function escapes(rule: PolicyRule): string | undefined {
   const core = meets(rule.apiGroups, ['', '*']);
-  if (
-    core &&
-    meets(rule.resources, ['namespaces', '*']) &&
-    meets(rule.verbs, ['create', 'update', 'patch', 'delete', '*'])
-  )
+  // namespaces, namespaces/status and namespaces/finalize all change labels; "*" and "*/status" cover them.
+  const namespaces = (rule.resources ?? []).some((r) => ['namespaces', '*'].includes(r.split('/')[0] ?? ''));
+  if (core && namespaces && meets(rule.verbs, ['create', 'update', 'patch', 'delete', 'deletecollection', '*']))
     return 'may change its own namespace (and so its Pod Security level)';
   if (meets(rule.verbs, ['bind', 'escalate']) || (meets(rule.verbs, ['*']) && meets(rule.apiGroups, [RBAC, '*'])))
     return 'may bind or escalate roles';

@@ -26,7 +26,16 @@ function routePullRequest(event: PullRequestEvent, tracked: readonly TrackedRepo
     };
   return {
     response: reply(202, `queued preview of pull request #${pr.number} at ${pr.head.sha.slice(0, 12)}`),
-    messages: [{ type: 'preview', repo: repo.url, pullRequest: pr.number, head: pr.head.sha }],
+    messages: [
+      {
+        type: 'preview',
+        repo: repo.url,
+        pullRequest: pr.number,
+        head: pr.head.sha,
+        // Reopened at the head it was opened (and torn down) at: not a repeat of that first preview.
+        ...(event.action === 'reopened' ? { bucket: Date.now() } : {}),
+      },
+    ],
   };
 }
 

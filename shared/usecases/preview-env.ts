@@ -1,7 +1,14 @@
 import { KubeApiError, type KubeClient } from '../cluster/index.js';
 import { MANAGED_BY_LABEL, prune } from '../apply/index.js';
 import { parseDuration, type PreviewSpec, type TargetSpec } from '../config/index.js';
-import { TidegateError, errorMessage, normaliseRepoUrl, previewTarget, type Revision } from '../model/index.js';
+import {
+  TidegateError,
+  UnknownClusterError,
+  errorMessage,
+  normaliseRepoUrl,
+  previewTarget,
+  type Revision,
+} from '../model/index.js';
 import { repoName } from '../github/index.js';
 import type { EnvironmentReport } from '../report/index.js';
 import {
@@ -303,6 +310,16 @@ async function tearDown(
   });
 }
 
+/** A client for a cluster alias; undefined for an alias the shell does not know (a tidegate.yaml may name any). */
+async function connectKnown(ctx: EngineContext, alias: string): Promise<KubeClient | undefined> {
+  try {
+    return await ctx.connect(alias);
+  } catch (err) {
+    if (err instanceof UnknownClusterError) return undefined;
+    throw err;
+  }
+}
+
 /** Waiting previews of a cluster for which a place is free now, oldest first: each is queued again (its writer's request kept). */
 async function wake(ctx: EngineContext, client: KubeClient, queue: Queue, signal?: AbortSignal): Promise<number> {
   const entries = await readPreviews(client, signal);
@@ -344,7 +361,8 @@ export async function stopPullRequestPreviews(
 ): Promise<TornDown[]> {
   const done: TornDown[] = [];
   for (const cluster of req.clusters) {
-    const client = await ctx.connect(cluster);
+    const client = await connectKnown(ctx, cluster);
+    if (!client) continue;
     const mine = (await readPreviews(client, req.signal)).filter(
       (e) => e.pullRequest === req.pullRequest && normaliseRepoUrl(e.repo) === normaliseRepoUrl(req.repo),
     );
@@ -353,6 +371,33 @@ export async function stopPullRequestPreviews(
     if (mine.length) await wake(ctx, client, req.queue, req.signal);
   }
   return done;
+}
+
+/** A pull request's waiting previews leave the line (its woken preview was refused); the places go to the next in line. */
+export async function leaveLine(
+  ctx: EngineContext,
+  req: {
+    repo: string;
+    pullRequest: number;
+    clusters: readonly string[];
+    queue: Queue;
+    signal?: AbortSignal | undefined;
+  },
+): Promise<void> {
+  const mine = (e: PreviewEntry): boolean =>
+    e.status === 'waiting' &&
+    e.pullRequest === req.pullRequest &&
+    normaliseRepoUrl(e.repo) === normaliseRepoUrl(req.repo);
+  for (const cluster of req.clusters) {
+    const client = await connectKnown(ctx, cluster);
+    if (!client) continue;
+    const left = await updatePreviews(
+      client,
+      (entries) => (entries.some(mine) ? { entries: entries.filter((e) => !mine(e)), value: true } : { value: false }),
+      req.signal,
+    );
+    if (left) await wake(ctx, client, req.queue, req.signal);
+  }
 }
 
 export interface SweepReport {
@@ -383,7 +428,7 @@ export async function sweepPreviews(
       if (await tearDown(ctx, client, entry, () => true, signal)) report.finished.push(entry);
     } else if (expired(entry)) {
       if (await tearDown(ctx, client, entry, expired, signal)) report.expired.push(entry);
-    } else if (entry.status === 'active' && (await isClosed(ctx, entry))) {
+    } else if (await isClosed(ctx, entry)) {
       if (await tearDown(ctx, client, entry, () => true, signal)) report.closed.push(entry);
     }
   }

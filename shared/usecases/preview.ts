@@ -15,6 +15,7 @@ import { syncCheckout } from './sync-repo.js';
 import { affectedTargets } from './affected.js';
 import {
   deployEnvironment,
+  leaveLine,
   previewEnvironment,
   stopPullRequestPreviews,
   sweepPreviews,
@@ -77,6 +78,7 @@ async function refusal(
 export async function previewPullRequest(
   ctx: EngineContext,
   msg: PreviewMessage,
+  queue: Queue,
   signal?: AbortSignal,
 ): Promise<PreviewOutcome> {
   const github = ctx.github?.(msg.repo);
@@ -87,6 +89,15 @@ export async function previewPullRequest(
   const refused = await refusal(github, name, pr, branch, msg);
   if (refused) {
     ctx.logger?.info('pull request not previewed', { pullRequest: pr.number, reason: refused });
+    // A woken preview that may not run leaves the line: it would take every freed place again.
+    if (msg.bucket !== undefined)
+      await leaveLine(ctx, {
+        repo: msg.repo,
+        pullRequest: pr.number,
+        clusters: await clustersOf(ctx, msg.repo),
+        queue,
+        signal,
+      });
     return { targets: [], refused };
   }
   const { config } = await configAt(ctx, msg.repo, { branch });
@@ -227,11 +238,7 @@ export async function stopPreview(
     ctx.logger?.info('previews not stopped', { pullRequest: msg.pullRequest, reason: refused });
     return { targets: [], refused };
   }
-  const declared = await configAt(ctx, msg.repo).then(
-    ({ config }) => config.targets.map((t) => t.cluster),
-    () => [] as string[],
-  );
-  const clusters = [...new Set([...(ctx.clusters?.() ?? []), ...declared])];
+  const clusters = await clustersOf(ctx, msg.repo);
   const done = await stopPullRequestPreviews(ctx, {
     repo: msg.repo,
     pullRequest: msg.pullRequest,
@@ -242,6 +249,15 @@ export async function stopPreview(
   const why = msg.stop === 'command' ? `/tidegate preview stop by ${msg.requestedBy ?? ''}` : 'the pull request closed';
   const environments = await reportTeardown(ctx, msg.repo, msg.pullRequest, done, why);
   return { targets: done.map((d) => d.entry.target), environments };
+}
+
+/** Every cluster a repository's previews may run on: those the shell knows and those the tracked branch's tidegate.yaml names. */
+async function clustersOf(ctx: EngineContext, repo: string): Promise<string[]> {
+  const declared = await configAt(ctx, repo).then(
+    ({ config }) => config.targets.map((t) => t.cluster),
+    () => [] as string[],
+  );
+  return [...new Set([...(ctx.clusters?.() ?? []), ...declared])];
 }
 
 /** Says on GitHub that previews of a pull request were torn down: its comment's environment section, its deployment inactive. */

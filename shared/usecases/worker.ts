@@ -66,7 +66,7 @@ export async function handleMessage(
     case 'preview':
       return msg.stop
         ? { kind: 'preview-stopped', ...(await stopPreview(ctx, msg, queue, signal)) }
-        : { kind: 'previewed', ...(await previewPullRequest(ctx, msg, signal)) };
+        : { kind: 'previewed', ...(await previewPullRequest(ctx, msg, queue, signal)) };
     case 'previews':
       return { kind: 'previews-swept', ...(await sweepPreviewsOf(ctx, msg.cluster, queue, signal)) };
   }
