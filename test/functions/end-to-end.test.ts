@@ -85,7 +85,7 @@ describe('GitHub push → handler → SQS FIFO (moto) → worker → real apiser
 
   it('the scheduled poll finds the moved branch and the worker applies its head', async () => {
     await repo.commit({ 'apps/web/deploy.yaml': deployment('web', { replicas: 5 }) }); // no webhook for this one
-    expect(await scheduledPoll({}, lambdaContext())).toEqual({ queued: 2 }); // the repository's head, and a reload pass for cluster test
+    expect(await scheduledPoll({}, lambdaContext())).toEqual({ queued: 3 }); // the repository's head, and a reload pass and a previews sweep for cluster test
     await work();
     await work();
     expect((await repo.engine.client.get('apps/v1', 'Deployment', nsWeb, 'web'))?.['spec']).toMatchObject({

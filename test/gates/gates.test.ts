@@ -130,7 +130,7 @@ describe('sign-off gates', () => {
       description: 'applied: 2 created, 0 configured, 0 deleted',
     }); // the namespace and the ConfigMap
     expect(github.deployments(OWNER, g.repo.name)).toEqual([
-      { id: expect.any(Number), sha: merged, environment: g.ns, statuses: ['success'] },
+      { id: expect.any(Number), sha: merged, environment: g.ns, transient: false, statuses: ['success'] },
     ]); // held syncs made none
     const state = await readTargetState(g.repo.engine.client, g.ns);
     expect(state.history.at(-1)?.approvals?.map((a) => a.by)).toEqual(['bob', 'carol']);

@@ -232,7 +232,7 @@ describe('IAM enforced: each function with only its own role', () => {
       },
     };
     expect(await ecrEvent?.invoke(ecrPush)).toEqual({ queued: true });
-    expect(await poll?.invoke({})).toEqual({ queued: 2 }); // the branch head and a reload pass
+    expect(await poll?.invoke({})).toEqual({ queued: 3 }); // the branch head, a reload pass and a previews sweep
     expect(await depth()).toBeGreaterThanOrEqual(4);
 
     for (let i = 0; i < 8 && (await depth()) > 0; i++) {
