@@ -1,66 +1,14 @@
-import { request } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
 import { startGitHub, type TestGitHub } from '../../devenv/index.js';
-import { GitHub } from '../../shared/github/index.js';
-import { previewTarget, type KubeObject, type QueueMessage } from '../../shared/model/index.js';
+import { previewTarget, type KubeObject } from '../../shared/model/index.js';
 import { readPreviews } from '../../shared/state/index.js';
-import {
-  MemoryQueue,
-  handleMessage,
-  messageKeys,
-  type EngineContext,
-  type Queue,
-  type WorkOutcome,
-} from '../../shared/usecases/index.js';
-import { testEnv, uniqueName } from '../helpers/env.js';
-import { configMap, gitopsRepo, yamlDocs } from '../helpers/engine.js';
-import { prComment, prEvent } from '../helpers/github.js';
+import { MemoryQueue, handleMessage, messageKeys } from '../../shared/usecases/index.js';
+import { testEnv } from '../helpers/env.js';
+import { configMap, yamlDocs } from '../helpers/engine.js';
+import { kubeRequest, previewRepo } from '../helpers/previews.js';
 
 const OWNER = 'acme';
 const TOKEN = 'ghp_preview_attacks_2_token';
-
-function keepingQueue(): Queue & { sent: QueueMessage[] } {
-  const sent: QueueMessage[] = [];
-  return { sent, send: (m) => Promise.resolve(void sent.push(...m)) };
-}
-
-/** A raw apiserver request as the cluster admin, optionally impersonating another identity (a preview pod's service account). */
-function kubeRequest(
-  method: string,
-  path: string,
-  body?: unknown,
-  opts: { as?: string; contentType?: string } = {},
-): Promise<{ status: number; body: string }> {
-  const { kube } = testEnv();
-  const url = new URL(path, kube.server);
-  const payload = body === undefined ? undefined : JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      url,
-      {
-        method,
-        ca: kube.caPem,
-        headers: {
-          authorization: `Bearer ${kube.token}`,
-          accept: 'application/json',
-          ...(opts.as ? { 'impersonate-user': opts.as } : {}),
-          ...(payload !== undefined
-            ? { 'content-type': opts.contentType ?? 'application/json', 'content-length': Buffer.byteLength(payload) }
-            : {}),
-        },
-      },
-      (res) => {
-        let text = '';
-        res.on('data', (c: Buffer) => (text += c.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-      },
-    );
-    req.on('error', reject);
-    if (payload !== undefined) req.write(payload);
-    req.end();
-  });
-}
 
 describe('preview environments under attack (second review)', () => {
   let github: TestGitHub;
@@ -71,62 +19,7 @@ describe('preview environments under attack (second review)', () => {
     await github?.stop();
   });
 
-  async function setup(preview: Record<string, unknown> = {}) {
-    const target = uniqueName('web');
-    const repo = await gitopsRepo('pvatk2', { owner: OWNER });
-    const queue = keepingQueue();
-    const ctx: EngineContext = {
-      ...repo.engine,
-      github: () => new GitHub({ apiUrl: github.url, token: TOKEN }),
-    };
-    const config = (p: Record<string, unknown>) =>
-      stringify({
-        targets: [
-          {
-            name: target,
-            cluster: 'c',
-            path: 'apps',
-            targetNamespace: target,
-            preview: { enabled: true, ttl: '2h', ...p },
-          },
-        ],
-      });
-    await repo.commit({
-      'tidegate.yaml': config(preview),
-      'apps/config.yaml': yamlDocs(configMap('web-config', { v: '1' })),
-    });
-    expect((await repo.sync())[0]?.outcome).toBe('applied');
-    github.grant(OWNER, repo.name, 'alice', 'write');
-    const client = repo.engine.client;
-    const event = (number: number, action: string, sha: string, branch: string, fork?: string) => {
-      const routed = prEvent(
-        { owner: OWNER, name: repo.name, url: repo.url },
-        { number, action, sha, branch, ...(fork ? { fork } : {}) },
-      );
-      expect(routed.response.status).toBe(202);
-      return routed.messages[0]!;
-    };
-    const handle = (msg: QueueMessage, c: EngineContext = ctx): Promise<WorkOutcome> => handleMessage(c, msg, queue);
-    const fresh = (branch: string) => repo.ws.git('checkout', '--quiet', '-B', branch, 'origin/main');
-    const branchOff = async (branch: string, files: Record<string, string | null>, author = 'alice', fork?: string) => {
-      await fresh(branch);
-      const sha = await repo.ws.commit(files, `change on ${branch}`, branch);
-      const { number } = await github.openPullRequest(OWNER, repo.name, {
-        head: branch,
-        base: 'main',
-        author,
-        ...(fork ? { fork } : {}),
-      });
-      return { number, sha, branch };
-    };
-    const comment = (number: number, user: string, body: string, id: number) =>
-      prComment(github, { owner: OWNER, name: repo.name, url: repo.url }, number, { user, body, id });
-    const closePr = async (number: number, sha: string, branch: string) => {
-      github.close(OWNER, repo.name, number);
-      await handle(event(number, 'closed', sha, branch));
-    };
-    return { target, repo, ctx, queue, client, event, handle, fresh, branchOff, comment, closePr };
-  }
+  const setup = (preview: Record<string, unknown> = {}) => previewRepo(github, TOKEN, { preview });
 
   const role = (name: string, rules: unknown[]) => ({
     apiVersion: 'rbac.authorization.k8s.io/v1',

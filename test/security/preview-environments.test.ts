@@ -1,63 +1,18 @@
 import { createHash } from 'node:crypto';
-import { request } from 'node:https';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { startGitHub, type TestGitHub } from '../../devenv/index.js';
-import { GitHub } from '../../shared/github/index.js';
-import { previewTarget, type KubeObject, type QueueMessage } from '../../shared/model/index.js';
+import { previewTarget, type KubeObject } from '../../shared/model/index.js';
 import { readPreviews } from '../../shared/state/index.js';
-import { handleMessage, type EngineContext, type Queue, type WorkOutcome } from '../../shared/usecases/index.js';
 import { testEnv, uniqueName } from '../helpers/env.js';
-import { configMap, gitopsRepo, yamlDocs } from '../helpers/engine.js';
-import { prComment, prEvent } from '../helpers/github.js';
+import { configMap, yamlDocs } from '../helpers/engine.js';
+import { kubeRequest, previewRepo } from '../helpers/previews.js';
 
 const OWNER = 'acme';
 const TOKEN = 'ghp_preview_attacks_token';
-
-function keepingQueue(): Queue & { sent: QueueMessage[] } {
-  const sent: QueueMessage[] = [];
-  return { sent, send: (m) => Promise.resolve(void sent.push(...m)) };
-}
-
-/** A raw apiserver request as the cluster admin, optionally impersonating another identity. */
-function kubeRequest(
-  method: string,
-  path: string,
-  body?: unknown,
-  opts: { as?: string; contentType?: string } = {},
-): Promise<{ status: number; body: string }> {
-  const { kube } = testEnv();
-  const url = new URL(path, kube.server);
-  const payload = body === undefined ? undefined : JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      url,
-      {
-        method,
-        ca: kube.caPem,
-        headers: {
-          authorization: `Bearer ${kube.token}`,
-          accept: 'application/json',
-          ...(opts.as ? { 'impersonate-user': opts.as } : {}),
-          ...(payload !== undefined
-            ? { 'content-type': opts.contentType ?? 'application/json', 'content-length': Buffer.byteLength(payload) }
-            : {}),
-        },
-      },
-      (res) => {
-        let text = '';
-        res.on('data', (c: Buffer) => (text += c.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-      },
-    );
-    req.on('error', reject);
-    if (payload !== undefined) req.write(payload);
-    req.end();
-  });
-}
 
 describe('preview environments under attack', () => {
   let github: TestGitHub;
@@ -68,63 +23,10 @@ describe('preview environments under attack', () => {
     await github?.stop();
   });
 
-  async function setup(
+  const setup = (
     preview: Record<string, unknown> = {},
     opts: { target?: string; extraTargets?: Array<Record<string, unknown>>; sync?: boolean } = {},
-  ) {
-    const target = opts.target ?? uniqueName('web');
-    const repo = await gitopsRepo('pvatk', { owner: OWNER });
-    const queue = keepingQueue();
-    const ctx: EngineContext = {
-      ...repo.engine,
-      github: () => new GitHub({ apiUrl: github.url, token: TOKEN }),
-    };
-    const config = (p: Record<string, unknown>) =>
-      stringify({
-        targets: [
-          {
-            name: target,
-            cluster: 'c',
-            path: 'apps',
-            targetNamespace: target,
-            preview: { enabled: true, ttl: '2h', ...p },
-          },
-          ...(opts.extraTargets ?? []),
-        ],
-      });
-    await repo.commit({
-      'tidegate.yaml': config(preview),
-      'apps/config.yaml': yamlDocs(configMap('web-config', { v: '1' })),
-    });
-    if (opts.sync !== false) expect((await repo.sync())[0]?.outcome).toBe('applied');
-    github.grant(OWNER, repo.name, 'alice', 'write');
-    const client = repo.engine.client;
-    const event = (number: number, action: string, sha: string, branch: string, fork?: string) => {
-      const routed = prEvent(
-        { owner: OWNER, name: repo.name, url: repo.url },
-        { number, action, sha, branch, ...(fork ? { fork } : {}) },
-      );
-      expect(routed.response.status).toBe(202);
-      return routed.messages[0]!;
-    };
-    const handle = (msg: QueueMessage, c: EngineContext = ctx): Promise<WorkOutcome> => handleMessage(c, msg, queue);
-    /** Starts a branch from main (ws.commit branches from whatever is checked out). */
-    const fresh = (branch: string) => repo.ws.git('checkout', '--quiet', '-B', branch, 'origin/main');
-    const open = async (branch: string, files: Record<string, string | null>, fork?: string) => {
-      await fresh(branch);
-      const sha = await repo.ws.commit(files, `change on ${branch}`, branch);
-      const { number } = await github.openPullRequest(OWNER, repo.name, {
-        head: branch,
-        base: 'main',
-        author: fork ? 'mallory' : 'alice',
-        ...(fork ? { fork } : {}),
-      });
-      return { number, sha, outcome: await handle(event(number, 'opened', sha, branch, fork)) };
-    };
-    const comment = (number: number, user: string, body: string, id: number) =>
-      prComment(github, { owner: OWNER, name: repo.name, url: repo.url }, number, { user, body, id });
-    return { target, repo, ctx, queue, client, event, handle, open, comment, config, fresh };
-  }
+  ) => previewRepo(github, TOKEN, { preview, ...opts });
 
   // ---------------------------------------------------------------------------------------------
   // 1. Nothing of a preview leaves its namespace; the namespace is baseline (no privileged pods).
