@@ -7,11 +7,12 @@ import {
   pollRepositories,
   receiveGithubWebhook,
   receiveRegistryWebhook,
+  statusPageOf,
   type EngineContext,
   type WorkOutcome,
 } from '../shared/usecases/index.js';
 import { errorMessage, type QueueMessage } from '../shared/model/index.js';
-import { reply, type HttpRequest, type HttpResponse } from '../shared/triggers/index.js';
+import { PAGE_HEADERS, reply, type HttpRequest, type HttpResponse } from '../shared/triggers/index.js';
 
 export interface DevServerOptions {
   engine: EngineContext;
@@ -74,6 +75,9 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
     if (path === '/webhooks/github') return receiveGithubWebhook(req, { secret: opts.webhookSecret, tracked, queue });
     if (path === '/webhooks/registry') return receiveRegistryWebhook(req, { secret: opts.registrySecret, queue });
     if (path === '/healthz') return reply(200, 'ok');
+    // The dev server listens on 127.0.0.1 only: its status page needs no link.
+    if (req.method === 'GET' && (path === '/' || path === '/status'))
+      return { status: 200, body: { message: 'status page' }, html: await statusPageOf(engine, [opts.repo]) };
     return reply(404, `no route for ${req.method} ${path ?? ''}`);
   };
   const server: Server = createServer((req, res) => {
@@ -88,7 +92,10 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
       )
       .catch((err: unknown) => reply(500, errorMessage(err)))
       .then(
-        (out) => res.writeHead(out.status, { 'content-type': 'application/json' }).end(JSON.stringify(out.body)),
+        (out) =>
+          out.html === undefined
+            ? res.writeHead(out.status, { 'content-type': 'application/json' }).end(JSON.stringify(out.body))
+            : res.writeHead(out.status, PAGE_HEADERS).end(out.html),
         () => res.writeHead(500).end(),
       );
   });

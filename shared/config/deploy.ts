@@ -89,6 +89,8 @@ export const deploySettingsSchema = z
     queueUrl: z.string().optional(),
     webhookSecret: secretRef.optional(),
     registrySecret: secretRef.optional(),
+    /** Signs links to the status page (GET /status?expires=…&signature=…): without it the page is not served. */
+    statusSecret: secretRef.optional(),
     /** The scheduled reload pass (Reloader semantics) and the default strategy for targets. */
     reload: z
       .object({

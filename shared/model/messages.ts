@@ -18,6 +18,8 @@ export interface PushMessage extends MessageBase {
   reason: 'push' | 'poll';
   /** For polls: the drift-interval bucket, so a poll re-syncs an unchanged revision once per interval. */
   bucket?: number;
+  /** When the webhook was received (ISO): push→applied latency is measured from here. */
+  receivedAt?: string | undefined;
 }
 
 /** Sync one target (or a dependency chain of targets, in order) to one exact revision. */
@@ -33,6 +35,8 @@ export interface SyncMessage extends MessageBase {
   revision: Revision;
   reason: string;
   bucket?: number;
+  /** When the push that queued it was received (ISO), for push→applied latency. */
+  receivedAt?: string | undefined;
 }
 
 /** A target this repository owns on a cluster left tidegate.yaml: prune its objects and archive its state. */

@@ -53,6 +53,8 @@ export interface SyncResult {
   approvals?: Approval[];
   /** This revision was recorded as still progressing before; now its rollout has settled (its status is reported again). */
   settled?: boolean;
+  /** The same outcome of the same revision was recorded before (a poll's re-sync): nothing new to tell anyone. */
+  repeat?: boolean;
   startedAt: string;
   durationMs: number;
 }
@@ -90,6 +92,12 @@ export interface HistoryEntry {
   forced?: boolean;
   heldFor?: string;
   approvals?: Approval[];
+  /** Objects whose out-of-band changes this sync reverted (drift corrected). */
+  drift?: number;
+  /** Workloads the reload pass after apply rolled. */
+  reloads?: number;
+  /** From the push webhook's arrival to the end of this sync (pushes only). */
+  latencyMs?: number;
 }
 
 /** A sign-off: a manual approval of a revision, or an approving review of the pull request that brought it. */

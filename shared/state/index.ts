@@ -1,6 +1,7 @@
 export {
   HISTORY_LIMIT,
   StateConflictError,
+  allTargetStates,
   deleteTargetState,
   encodeState,
   readTargetState,

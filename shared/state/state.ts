@@ -243,15 +243,31 @@ export async function updateTargetState(
 }
 
 /** Every target state on a cluster owned by a repository (by its label), with the ConfigMap's uid (the same object seen through two aliases has one). */
-export async function statesOfRepo(
+export function statesOfRepo(
   client: KubeClient,
   repo: string,
+  signal?: AbortSignal,
+): Promise<Array<{ target: string; uid: string; state: TargetState }>> {
+  return statesOn(client, `${STATE_REPO_LABEL}=${repoLabel(repo)}`, signal);
+}
+
+/** Every target state on a cluster (the status page). */
+export function allTargetStates(
+  client: KubeClient,
+  signal?: AbortSignal,
+): Promise<Array<{ target: string; uid: string; state: TargetState }>> {
+  return statesOn(client, STATE_OF_LABEL, signal);
+}
+
+async function statesOn(
+  client: KubeClient,
+  labelSelector: string,
   signal?: AbortSignal,
 ): Promise<Array<{ target: string; uid: string; state: TargetState }>> {
   if (!client.resourceFor('v1', 'ConfigMap')) await client.discover(signal);
   const list = await client.list('v1', 'ConfigMap', {
     namespace: SYSTEM_NAMESPACE,
-    labelSelector: `${STATE_REPO_LABEL}=${repoLabel(repo)}`,
+    labelSelector,
     ...(signal ? { signal } : {}),
   });
   return list.flatMap((cm) => {

@@ -46,6 +46,8 @@ export interface TargetSyncInput {
   rollback?: { kind: 'rollback' | 'auto-rollback'; by: string; reason: string; forced?: boolean } | undefined;
   /** The target's lease: who takes it, and how long to wait while another writer holds it. */
   lease: Omit<LeaseOptions, 'signal' | 'logger'>;
+  /** When the push behind this sync was received: history records push→applied latency. */
+  triggeredAt?: string | undefined;
   /** A preview environment: every object must land in this one namespace, or nothing is applied. */
   confine?: Confinement | undefined;
   /** The target's sign-off gate, evaluated after planning with the target's state; a hold applies nothing. */
@@ -76,6 +78,12 @@ const RECORD_TIMEOUT_MS = 3_000;
 
 /** Outcomes after which the revision is what runs: it becomes lastApplied. */
 const RUNS = new Set<SyncOutcome>(['applied', 'unchanged', 'progressing']);
+
+/** What else a sync did, for the status page: drifted objects it corrected, workloads the reload pass rolled. */
+function activity(res: SyncResult): Pick<HistoryEntry, 'drift' | 'reloads'> {
+  const drift = res.changeSet.changes.filter((c) => c.drift && c.action === 'configured').length;
+  return { ...(drift ? { drift } : {}), ...(res.reloads?.length ? { reloads: res.reloads.length } : {}) };
+}
 
 /** Result building and recording for one sync. */
 export class SyncRun {
@@ -146,6 +154,10 @@ export class SyncRun {
       ...(rb?.forced ? { forced: true } : {}),
       ...(res.heldFor ? { heldFor: clip(res.heldFor, ENTRY_LIMITS.heldFor) } : {}),
       ...(res.approvals?.length ? { approvals: res.approvals } : {}),
+      ...activity(res),
+      ...(this.input.triggeredAt && RUNS.has(res.outcome)
+        ? { latencyMs: Date.parse(res.startedAt) + res.durationMs - Date.parse(this.input.triggeredAt) }
+        : {}),
     };
   }
 
@@ -208,11 +220,18 @@ export class SyncRun {
 
   /** Appends history and writes state; a repeated no-op sync of the same revision writes nothing. */
   async record(res: SyncResult, inventory: InventoryEntry[] | undefined): Promise<SyncResult> {
-    if (this.input.dryRun || this.isRepeat(res, inventory)) return res;
+    if (this.input.dryRun) return res;
+    if (this.isRepeat(res, inventory)) return { ...res, repeat: true };
     const last = this.state.history.at(-1);
-    const settled =
-      last?.revision.sha === res.revision.sha && last.outcome === 'progressing' && res.outcome !== 'progressing';
+    const sameRevision = last?.revision.sha === res.revision.sha;
+    const settled = sameRevision && last?.outcome === 'progressing' && res.outcome !== 'progressing';
+    // A failure of a revision that failed the same way before is recorded (its time), but is no news.
+    const repeat =
+      sameRevision &&
+      res.outcome === 'failed' &&
+      last?.outcome === 'failed' &&
+      last.error === clip(res.error ?? '', ENTRY_LIMITS.error);
     await this.save(this.recorded(res, inventory));
-    return settled ? { ...res, settled: true } : res;
+    return { ...res, ...(settled ? { settled: true } : {}), ...(repeat ? { repeat: true } : {}) };
   }
 }

@@ -1,5 +1,5 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import type { HttpRequest, HttpResponse } from './http.js';
+import { PAGE_HEADERS, type HttpRequest, type HttpResponse } from './http.js';
 
 /** API Gateway HTTP API (payload v2) → HttpRequest, with the body exactly as sent (base64 decoded). */
 export function fromApiGateway(event: APIGatewayProxyEventV2): HttpRequest {
@@ -19,5 +19,6 @@ export function fromApiGateway(event: APIGatewayProxyEventV2): HttpRequest {
 }
 
 export function toApiGateway(res: HttpResponse): APIGatewayProxyStructuredResultV2 {
+  if (res.html !== undefined) return { statusCode: res.status, headers: { ...PAGE_HEADERS }, body: res.html };
   return { statusCode: res.status, headers: { 'content-type': 'application/json' }, body: JSON.stringify(res.body) };
 }

@@ -200,7 +200,17 @@ function routePush(push: PushEvent, tracked: readonly TrackedRepo[]): Routed {
     : null;
   return {
     response: reply(202, `queued ${push.after.slice(0, 12)} of ${branch}`, { sha: push.after }),
-    messages: [{ type: 'push', repo: repo.url, ref: push.ref, sha: push.after, paths, reason: 'push' }],
+    messages: [
+      {
+        type: 'push',
+        repo: repo.url,
+        ref: push.ref,
+        sha: push.after,
+        paths,
+        reason: 'push',
+        receivedAt: new Date().toISOString(),
+      },
+    ],
   };
 }
 

@@ -87,7 +87,7 @@ export function withDependants(all: readonly TargetSpec[], names: readonly strin
 /** The sync message of a chain: its first target, the chain when longer, and the set's message group. */
 export function chainMessage(
   chain: Chain,
-  fields: Pick<SyncMessage, 'repo' | 'revision' | 'reason' | 'bucket'>,
+  fields: Pick<SyncMessage, 'repo' | 'revision' | 'reason' | 'bucket' | 'receivedAt'>,
 ): SyncMessage {
   const [first, ...rest] = chain.targets;
   return {

@@ -33,6 +33,7 @@ export async function fanOut(
       revision,
       reason: msg.reason,
       ...(msg.bucket === undefined ? {} : { bucket: msg.bucket }),
+      ...(msg.receivedAt ? { receivedAt: msg.receivedAt } : {}),
     }),
   );
   // The poll is also the fallback for registry events: ask each policy's registry once per interval.

@@ -7,3 +7,4 @@ export { pollRepositories, receiveGithubWebhook, receiveRegistryWebhook } from '
 export { release, rollback } from './rollback.js';
 export { approve } from './approve.js';
 export { recover } from './recover.js';
+export { serveStatusPage, statusPageOf, statusView } from './status-page.js';

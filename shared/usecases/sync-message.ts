@@ -33,7 +33,14 @@ export async function syncMessage(
       head: revision.sha,
     });
   const names = msg.chain ?? [msg.target];
-  const results = await syncRepo(ctx, { repo: msg.repo, targets: names, ignoreMissing: true, revision, signal });
+  const results = await syncRepo(ctx, {
+    repo: msg.repo,
+    targets: names,
+    ignoreMissing: true,
+    revision,
+    signal,
+    ...(msg.receivedAt ? { triggeredAt: msg.receivedAt } : {}),
+  });
   const [result] = results;
   if (!result) return { kind: 'ignored', reason: `tidegate.yaml no longer declares ${names.join(', ')}` };
   for (const r of results) await report(ctx, msg, r);

@@ -25,6 +25,8 @@ export interface RepoSyncRequest {
   revision?: Revision | undefined;
   dryRun?: boolean;
   signal?: AbortSignal | undefined;
+  /** When the push behind this sync was received (push→applied latency in history). */
+  triggeredAt?: string | undefined;
 }
 
 /** Where a target's files come from: the checkout at hand, or its own source resolved and fetched. */
@@ -65,6 +67,7 @@ export interface CheckoutSyncRequest {
   /** The branch this checkout stands in for (a pull request's head for its base): targets following it use this checkout. */
   standsFor?: string | undefined;
   signal?: AbortSignal | undefined;
+  triggeredAt?: string | undefined;
 }
 
 /**
@@ -182,6 +185,7 @@ async function syncOne(
     lease: leaseOf(ctx),
     ...(url ? { commit: await commitInfo(ctx.gitSource(url), revision.sha, ctx.settings.cacheDir) } : {}),
     ...(req.dryRun ? { dryRun: true } : {}),
+    ...(req.triggeredAt ? { triggeredAt: req.triggeredAt } : {}),
     signal: req.signal,
     ...(ctx.logger ? { logger: ctx.logger } : {}),
     ...(ctx.now ? { now: ctx.now } : {}),
@@ -206,6 +210,7 @@ export async function syncRepo(ctx: EngineContext, req: RepoSyncRequest): Promis
     ...(req.ignoreMissing ? { ignoreMissing: true } : {}),
     ...(req.withDependants ? { withDependants: true } : {}),
     ...(req.dryRun ? { dryRun: true } : {}),
+    ...(req.triggeredAt ? { triggeredAt: req.triggeredAt } : {}),
     signal: req.signal,
   });
   // A sync of every target also removes what the repository owns and its tidegate.yaml no longer declares.
