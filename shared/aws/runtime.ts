@@ -32,7 +32,9 @@ export interface Runtime {
   queue: SqsQueue;
   secrets: SecretStore;
   /** A webhook secret of the deploy-time settings, read on first use; undefined when it is not configured. */
-  secret(name: 'webhookSecret' | 'registrySecret'): Promise<string | undefined>;
+  secret(name: 'webhookSecret' | 'registrySecret' | 'statusSecret'): Promise<string | undefined>;
+  /** A client for a cluster alias, without reading any repository token (the status page). */
+  connect(alias: string): Promise<KubeClient>;
   logger: Logger & { powertools: ReturnType<typeof powertoolsLogger>['powertools'] };
   /** The tracked repositories and branches, without credentials (what webhooks route by). */
   repositories: TrackedRepo[];
@@ -58,7 +60,9 @@ export async function createRuntime(service: string, env: NodeJS.ProcessEnv = pr
   const logger = powertoolsLogger(service);
   if (!settings.queueUrl) throw new TidegateError('SettingsInvalid', 'TIDEGATE_SETTINGS has no queueUrl');
   let git: Promise<GitAccess> | undefined;
+  const clusters = clusterAccess(settings, secrets, logger, endpoint);
   return {
+    connect: clusters.connect,
     settings,
     queue: new SqsQueue(new SQSClient(aws), settings.queueUrl),
     secrets,
@@ -69,7 +73,7 @@ export async function createRuntime(service: string, env: NodeJS.ProcessEnv = pr
     logger,
     repositories: settings.repositories.map((r) => ({ url: r.url, branch: r.branch })),
     git: () => {
-      git ??= gitAccess(settings, secrets, logger, env, endpoint).catch((err: unknown) => {
+      git ??= gitAccess(settings, secrets, logger, env, endpoint, clusters).catch((err: unknown) => {
         git = undefined;
         throw err;
       });
@@ -79,6 +83,41 @@ export async function createRuntime(service: string, env: NodeJS.ProcessEnv = pr
   };
 }
 
+/** Clusters of the settings, connected on first use (one client per alias for the life of the container). */
+function clusterAccess(
+  settings: DeploySettings,
+  secrets: SecretStore,
+  logger: Logger,
+  endpoint: string | undefined,
+): { connect(alias: string): Promise<KubeClient>; credentials: AwsCredentialIdentityProvider } {
+  // Credentials for signing EKS tokens and calling ECR: the default chain, loaded on first use.
+  let chain: Promise<AwsCredentialIdentityProvider> | undefined;
+  const credentials: AwsCredentialIdentityProvider = async (): Promise<AwsCredentialIdentity> => {
+    chain ??= import('@aws-sdk/credential-providers').then((m) => m.fromNodeProviderChain());
+    return (await chain)();
+  };
+  const eks = new EksAuth({ credentials, eksEndpoint: endpoint, stsEndpoint: endpoint });
+  const clients = new Map<string, Promise<KubeClient>>();
+  const open = async (alias: string): Promise<KubeClient> => {
+    const cluster = settings.clusters[alias];
+    if (!cluster) throw new UnknownClusterError(alias, Object.keys(settings.clusters));
+    if ('eks' in cluster) return new KubeClient(await eks.auth(cluster.eks), () => eks.token(cluster.eks), { logger });
+    const token = await secrets.get(cluster.token);
+    const caPem = Buffer.from(cluster.caData, 'base64').toString('utf8');
+    return new KubeClient(new EndpointAuth({ server: cluster.server, caPem, token }), undefined, { logger });
+  };
+  const connect = (alias: string): Promise<KubeClient> => {
+    let client = clients.get(alias);
+    if (!client) {
+      client = open(alias);
+      client.catch(() => clients.delete(alias));
+      clients.set(alias, client);
+    }
+    return client;
+  };
+  return { connect, credentials };
+}
+
 /** The engine wired for AWS: repository tokens read now, clusters and their credentials on first use. */
 async function gitAccess(
   settings: DeploySettings,
@@ -86,13 +125,9 @@ async function gitAccess(
   logger: Logger,
   env: NodeJS.ProcessEnv,
   endpoint: string | undefined,
+  clusters: ReturnType<typeof clusterAccess>,
 ): Promise<GitAccess> {
-  // Credentials for signing EKS tokens and calling ECR: the default chain, loaded on first use.
-  let chain: Promise<AwsCredentialIdentityProvider> | undefined;
-  const credentials: AwsCredentialIdentityProvider = async (): Promise<AwsCredentialIdentity> => {
-    chain ??= import('@aws-sdk/credential-providers').then((m) => m.fromNodeProviderChain());
-    return (await chain)();
-  };
+  const { connect, credentials } = clusters;
   // A repository whose credential cannot be read fails its own syncs (with that error), never the others'.
   const tokens = new Map(
     await Promise.all(
@@ -115,26 +150,6 @@ async function gitAccess(
     apiUrl: settings.repositories.find((r) => r.url === url)?.githubApiUrl,
     token: tokens.get(url),
   }));
-  const eks = new EksAuth({ credentials, eksEndpoint: endpoint, stsEndpoint: endpoint });
-  const clients = new Map<string, Promise<KubeClient>>();
-  const open = async (alias: string): Promise<KubeClient> => {
-    const cluster = settings.clusters[alias];
-    if (!cluster) throw new UnknownClusterError(alias, Object.keys(settings.clusters));
-    if ('eks' in cluster) return new KubeClient(await eks.auth(cluster.eks), () => eks.token(cluster.eks), { logger });
-    const token = await secrets.get(cluster.token);
-    const caPem = Buffer.from(cluster.caData, 'base64').toString('utf8');
-    return new KubeClient(new EndpointAuth({ server: cluster.server, caPem, token }), undefined, { logger });
-  };
-  // One client per cluster for the life of the container: connections and discovery are reused.
-  const connect = (alias: string): Promise<KubeClient> => {
-    let client = clients.get(alias);
-    if (!client) {
-      client = open(alias);
-      client.catch(() => clients.delete(alias));
-      clients.set(alias, client);
-    }
-    return client;
-  };
   const engine: EngineContext = {
     settings: {
       ...localSettings(env),

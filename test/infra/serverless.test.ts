@@ -23,7 +23,14 @@ describe('serverless package (osls, offline) → CloudFormation', () => {
       readdirSync(out)
         .filter((f) => f.endsWith('.zip'))
         .sort(),
-    ).toEqual(['ecrEvent.zip', 'githubWebhook.zip', 'registryWebhook.zip', 'scheduledPoll.zip', 'syncWorker.zip']);
+    ).toEqual([
+      'ecrEvent.zip',
+      'githubWebhook.zip',
+      'registryWebhook.zip',
+      'scheduledPoll.zip',
+      'statusPage.zip',
+      'syncWorker.zip',
+    ]);
     const files = Object.keys(unzipSync(readFileSync(join(out, 'syncWorker.zip')))).filter((f) => !f.endsWith('/'));
     // index.mjs, and the chunks it imports on first use (openpgp): nothing of another function.
     expect(files).toContain('dist/functions/sync-worker/index.mjs');
@@ -43,13 +50,14 @@ describe('serverless package (osls, offline) → CloudFormation', () => {
       ['dist/functions/github-webhook/index.handler', 'nodejs22.x'],
       ['dist/functions/registry-webhook/index.handler', 'nodejs22.x'],
       ['dist/functions/scheduled-poll/index.handler', 'nodejs22.x'],
+      ['dist/functions/status-page/index.handler', 'nodejs22.x'],
       ['dist/functions/sync-worker/index.handler', 'nodejs22.x'],
     ]);
     expect(
       resourcesOf('AWS::ApiGatewayV2::Route')
         .map(([, r]) => r.Properties['RouteKey'])
         .sort(),
-    ).toEqual(['POST /webhooks/github', 'POST /webhooks/registry']);
+    ).toEqual(['GET /status', 'POST /webhooks/github', 'POST /webhooks/registry']);
     const queues = Object.fromEntries(resourcesOf('AWS::SQS::Queue'));
     expect(queues['SyncQueue']?.Properties).toMatchObject({
       FifoQueue: true,
@@ -95,6 +103,8 @@ describe('serverless package (osls, offline) → CloudFormation', () => {
     expect(actions('registry-webhook')).toEqual([...logs, ...secret, 'sqs:SendMessage'].sort());
     expect(actions('ecr-event')).toEqual([...logs, 'sqs:SendMessage'].sort());
     expect(actions('scheduled-poll')).toEqual([...logs, ...secret, 'sqs:SendMessage'].sort());
+    // The status page reads clusters (their tokens, or EKS) and its link secret; it queues nothing.
+    expect(actions('status-page')).toEqual([...logs, ...secret, 'eks:DescribeCluster', 'sts:AssumeRole'].sort());
     expect(actions('sync-worker')).toEqual(
       [
         ...logs,
@@ -110,7 +120,14 @@ describe('serverless package (osls, offline) → CloudFormation', () => {
         'sts:AssumeRole', // only the roles named in clusterRoleArns (clusters in other accounts)
       ].sort(),
     );
-    for (const fn of ['github-webhook', 'registry-webhook', 'ecr-event', 'scheduled-poll', 'sync-worker']) {
+    for (const fn of [
+      'github-webhook',
+      'registry-webhook',
+      'ecr-event',
+      'scheduled-poll',
+      'status-page',
+      'sync-worker',
+    ]) {
       for (const s of roleOf(fn)) {
         expect(s.Action.filter((a) => a.includes('*'))).toEqual([]);
         expect(JSON.stringify(s.Resource)).not.toMatch(/"\*"/);
@@ -132,6 +149,7 @@ describe('serverless package (osls, offline) → CloudFormation', () => {
         trustedKey: 'tidegate/release-team.asc',
         githubWebhook: 'tidegate-webhooks/github',
         registryWebhook: 'tidegate-webhooks/registry',
+        statusLink: 'tidegate-status/link',
       })
         .filter(([, name]) => allows(docs, 'secretsmanager:GetSecretValue', secret(name)))
         .map(([what]) => what);
@@ -141,6 +159,7 @@ describe('serverless package (osls, offline) → CloudFormation', () => {
     expect(readable('ecr-event')).toEqual([]);
     expect(readable('scheduled-poll')).toEqual(['repositoryToken']);
     expect(readable('sync-worker')).toEqual(['repositoryToken', 'clusterToken', 'trustedKey']);
+    expect(readable('status-page')).toEqual(['clusterToken', 'statusLink']);
   });
 
   it("passes cfn-lint (errors fail; the only warnings are the framework's redundant DependsOn)", async () => {
