@@ -102,7 +102,20 @@ function standInController(client: ControllerClient): () => void {
 }
 
 /** `npm start`: the whole loop, live, on an embedded kube-apiserver + etcd, git server and registry. */
-export async function runDemo(io: Io): Promise<number> {
+/** Resolves on Ctrl-C (SIGINT) or SIGTERM. */
+function untilInterrupted(): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      process.off('SIGINT', done);
+      process.off('SIGTERM', done);
+      resolve();
+    };
+    process.once('SIGINT', done);
+    process.once('SIGTERM', done);
+  });
+}
+
+export async function runDemo(io: Io, opts: { once?: boolean } = {}): Promise<number> {
   const t0 = Date.now();
   const at = (): string => `[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s]`;
   const say = (text: string): void => io.out(`${at()} ${text}\n`);
@@ -232,9 +245,18 @@ next steps: point tidegate at a real cluster
   2. locally: npm run tidegate -- diff --dir <your repo>   (uses your current kubeconfig context)
   3. on AWS: configure the GitHub webhook and the ECR rule, then sls deploy (README: Deploying to AWS)
 `);
+    const page = await fetch(`${dev.url}/`);
+    const html = await page.text();
+    say(
+      `status page: ${dev.url}/ (HTTP ${page.status}, ${(html.match(/<tr class="target"/g) ?? []).length} target(s), ${(html.match(/<rect class="bar/g) ?? []).length} bars plotted)`,
+    );
     say(
       `demo finished: ${results.length} syncs, all ${results.every((r) => r.outcome !== 'failed') ? 'succeeded' : 'done (some failed)'}`,
     );
+    if (!opts.once) {
+      io.out(`\nthe status page stays at ${dev.url}/ until Ctrl-C (npm start -- --once stops here)\n`);
+      await untilInterrupted();
+    }
     return results.every((r) => r.outcome !== 'failed') ? 0 : 1;
   } finally {
     stopController();

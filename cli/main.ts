@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { errorMessage, TidegateError } from '../shared/model/index.js';
 import { renderCommand, validateCommand } from './commands/local.js';
-import { statusCommand } from './commands/status.js';
+import { statusCommand, statusLinkCommand } from './commands/status.js';
 import { runDemo } from './demo.js';
 import { devCommand } from './commands/dev.js';
 import {
@@ -23,7 +23,9 @@ Commands:
   diff [target]       show what sync would change; exit 0 none, 1 changes, 2 error
   render <target>     print the objects a target renders to
   validate            check tidegate.yaml
-  status [target]     what was last applied to the cluster, and how it went
+  status [target]     what was last applied to the cluster, and how it went (--watch: again every 2 s)
+  status-link         a signed link to the deployed status page: --url <WebhookBaseUrl> [--ttl 168h]
+                      (the status secret from TIDEGATE_STATUS_SECRET)
   history <target>    the last syncs of a target, newest first
   rollback <target>   re-apply a revision this target applied before (--to <sha>, default: the last
                       healthy one) and pin it; --force --to <full sha> for any other revision
@@ -31,8 +33,10 @@ Commands:
   approve <target> <revision>
                       sign off a revision held by a manual gate (SHA or prefix), then sync it
   recover             re-apply every target in dependency order (--cluster <alias>), e.g. to an empty cluster
-  dev                 serve the webhook routes on localhost with an in-memory queue and polling
-  demo                the whole loop on an embedded cluster (what npm start runs)
+  dev                 serve the webhook routes and the status page (/) on localhost, with an
+                      in-memory queue and polling
+  demo                the whole loop on an embedded cluster (what npm start runs); it then serves
+                      the status page until Ctrl-C (--once: stop when the loop is done)
 
 Source (sync, diff):   --dir <path>   a local working tree (default: .)
 (rollback, release, approve, history, recover need --repo)
@@ -64,6 +68,10 @@ const OPTIONS = {
   force: { type: 'boolean', default: false },
   wait: { type: 'string' },
   cluster: { type: 'string' },
+  watch: { type: 'boolean', default: false },
+  once: { type: 'boolean', default: false },
+  url: { type: 'string' },
+  ttl: { type: 'string' },
 } as const;
 
 /** Runs one CLI invocation; returns the exit code (2 for usage errors and failures to run). */
@@ -106,7 +114,8 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
       return approveCommand(needTarget(), extra, args, io);
     },
     recover: () => recoverCommand(args, io),
-    demo: () => runDemo(io),
+    demo: () => runDemo(io, { once: values.once }),
+    'status-link': () => statusLinkCommand(values, io),
   };
   const run = commands[command];
   if (!run) throw new TidegateError('Usage', `unknown command "${command}"\n\n${USAGE}`);

@@ -1,12 +1,53 @@
 import type { WorkOutcome } from '../shared/usecases/index.js';
-import { countChanges, formatRef, formatRevision, type SyncResult } from '../shared/model/index.js';
+import { countChanges, formatRef, formatRevision, type SyncProgress, type SyncResult } from '../shared/model/index.js';
 
 export interface Io {
   out: (text: string) => void;
   err: (text: string) => void;
+  /** stderr is a terminal: progress is shown on one line rewritten in place; piped output stays plain. */
+  tty?: boolean;
 }
 
-export const processIo: Io = { out: (t) => void process.stdout.write(t), err: (t) => void process.stderr.write(t) };
+export const processIo: Io = {
+  out: (t) => void process.stdout.write(t),
+  err: (t) => void process.stderr.write(t),
+  tty: process.stderr.isTTY === true,
+};
+
+/** What one progress report says, in a line: objects applied of total, what health waits for. */
+export function describeProgress(p: SyncProgress): string {
+  if (p.phase === 'apply') return `${p.target}: applied ${p.done ?? 0}/${p.total ?? 0} objects`;
+  if (p.phase === 'health') {
+    const first = p.waitingFor?.[0];
+    const more = (p.waitingFor?.length ?? 0) > 1 ? ` (and ${(p.waitingFor?.length ?? 1) - 1} more)` : '';
+    return `${p.target}: waiting for ${first ? `${formatRef(first.ref)}: ${first.message}` : 'health'}${more}`;
+  }
+  return `${p.target}: ${p.phase === 'render' ? 'rendering' : `planning ${p.total ?? 0} objects`}`;
+}
+
+/**
+ * Progress on a terminal: one line on stderr, rewritten in place (at most every 100 ms) and
+ * cleared when the command prints its results. Undefined when stderr is not a terminal.
+ */
+export function progressLine(io: Io): { report: (p: SyncProgress) => void; clear: () => void } | undefined {
+  if (!io.tty) return undefined;
+  let last = 0;
+  let shown = false;
+  return {
+    report: (p) => {
+      const now = Date.now();
+      const final = p.phase === 'apply' && p.done === p.total;
+      if (now - last < 100 && !final) return;
+      last = now;
+      shown = true;
+      io.err(`\r\x1b[2K${describeProgress(p).slice(0, 200)}`);
+    },
+    clear: () => {
+      if (shown) io.err('\r\x1b[2K');
+      shown = false;
+    },
+  };
+}
 
 const SYMBOL: Record<string, string> = { created: '+', configured: '~', deleted: '-', skipped: '!', unchanged: '=' };
 

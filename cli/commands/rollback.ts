@@ -3,7 +3,7 @@ import { readTargetState } from '../../shared/state/index.js';
 import { approve, headTarget, recover, release, rollback } from '../../shared/usecases/index.js';
 import { TidegateError, formatRevision } from '../../shared/model/index.js';
 import { localEngine, type LocalOptions } from '../context.js';
-import { formatResults, type Io } from '../output.js';
+import { formatResults, progressLine, type Io } from '../output.js';
 
 export interface RollbackArgs extends LocalOptions {
   repo?: string | undefined;
@@ -83,14 +83,18 @@ export async function historyCommand(target: string, args: RollbackArgs, io: Io)
 /** `tidegate recover [--cluster <alias>]`: every target in dependency order, with progress and a summary. */
 export async function recoverCommand(args: RollbackArgs, io: Io): Promise<number> {
   const started = Date.now();
-  const results = await recover(localEngine(args, 'tidegate recover'), {
+  const line = progressLine(io);
+  const engine = { ...localEngine(args, 'tidegate recover'), ...(line ? { progress: line.report } : {}) };
+  const results = await recover(engine, {
     repo: needRepo(args),
     cluster: args.cluster,
-    onProgress: (r, i, n) =>
+    onProgress: (r, i, n) => {
+      line?.clear();
       io.out(
         `[${i}/${n}] ${r.target} @ ${formatRevision(r.revision)}: ${r.outcome} (${r.changeSet.changes.length} objects, ${r.durationMs} ms)${r.error ? ` — ${r.error}` : ''}\n`,
-      ),
-  });
+      );
+    },
+  }).finally(() => line?.clear());
   const failed = results.filter((r) => r.outcome === 'failed');
   io.out(
     `recovered ${results.length - failed.length} of ${results.length} targets in ${((Date.now() - started) / 1000).toFixed(1)} s${failed.length ? `; failed: ${failed.map((r) => r.target).join(', ')}` : ''}\n`,

@@ -1,14 +1,45 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { SYSTEM_NAMESPACE } from '../../shared/apply/index.js';
 import { readTargetState } from '../../shared/state/index.js';
 import { KubeClient } from '../../shared/cluster/index.js';
-import { localSettings } from '../../shared/config/index.js';
-import { formatRevision } from '../../shared/model/index.js';
+import { localSettings, parseDuration } from '../../shared/config/index.js';
+import { MAX_LINK_SECONDS, signStatusLink } from '../../shared/triggers/index.js';
+import { TidegateError, formatRevision } from '../../shared/model/index.js';
 import { kubeConfigForAlias } from '../../shared/cluster/kubeconfig.js';
 import type { LocalOptions } from '../context.js';
 import type { Io } from '../output.js';
 
-/** `tidegate status [target]`: the recorded state of every target on the cluster (or one). */
+/**
+ * `tidegate status [target] [--watch]`: the recorded state of every target on the cluster (or
+ * one). With --watch it is shown again every 2 s until Ctrl-C: redrawn in place on a terminal,
+ * printed again only when it changed when piped.
+ */
 export async function statusCommand(
+  target: string | undefined,
+  args: LocalOptions & { output: 'text' | 'json'; watch?: boolean; signal?: AbortSignal },
+  io: Io,
+): Promise<number> {
+  if (!args.watch) return statusOnce(target, args, io);
+  const stop = new AbortController();
+  const onSignal = (): void => stop.abort();
+  process.once('SIGINT', onSignal);
+  const signal = args.signal ? AbortSignal.any([args.signal, stop.signal]) : stop.signal;
+  let previous = '';
+  try {
+    while (!signal.aborted) {
+      let text = '';
+      await statusOnce(target, args, { ...io, out: (t) => void (text += t) });
+      if (text !== previous) io.out(io.tty ? `\x1b[2J\x1b[H${text}` : text);
+      previous = text;
+      await sleep(2000, undefined, { signal }).catch(() => undefined);
+    }
+    return 0;
+  } finally {
+    process.off('SIGINT', onSignal);
+  }
+}
+
+async function statusOnce(
   target: string | undefined,
   args: LocalOptions & { output: 'text' | 'json' },
   io: Io,
@@ -55,4 +86,22 @@ export async function statusCommand(
   } finally {
     client.close();
   }
+}
+
+/** `tidegate status-link --url <WebhookBaseUrl> [--ttl 168h]`: a link to the deployed status page, signed with TIDEGATE_STATUS_SECRET. */
+export function statusLinkCommand(args: { url?: string | undefined; ttl?: string | undefined }, io: Io): number {
+  const secret = process.env['TIDEGATE_STATUS_SECRET'];
+  if (!secret)
+    throw new TidegateError(
+      'Usage',
+      'set TIDEGATE_STATUS_SECRET to the status secret (the statusSecret of the deploy-time settings)',
+    );
+  if (!args.url) throw new TidegateError('Usage', 'status-link needs --url <WebhookBaseUrl output of the stack>');
+  const ms = parseDuration(args.ttl ?? '168h');
+  if (ms === undefined || ms <= 0 || ms > MAX_LINK_SECONDS * 1000)
+    throw new TidegateError('Usage', '--ttl must be a duration of at most 744h (31 days), such as 12h or 168h');
+  const expires = new Date(Date.now() + ms);
+  io.out(`${signStatusLink(`${args.url.replace(/\/+$/, '')}/status`, secret, expires)}\n`);
+  io.err(`valid until ${expires.toISOString()}\n`);
+  return 0;
 }

@@ -1,6 +1,6 @@
 import type { SyncResult } from '../../shared/model/index.js';
 import { localEngine, type LocalOptions } from '../context.js';
-import { formatResults, type Io } from '../output.js';
+import { formatResults, progressLine, type Io } from '../output.js';
 import { runSync, type SourceArgs } from './source.js';
 
 export interface SyncArgs extends SourceArgs, LocalOptions {
@@ -13,7 +13,9 @@ function print(results: SyncResult[], args: SyncArgs, io: Io): void {
 
 /** `tidegate sync [target]`: exit 0 when every target synced, 1 when one failed. */
 export async function syncCommand(target: string | undefined, args: SyncArgs, io: Io): Promise<number> {
-  const results = await runSync(localEngine(args, 'tidegate sync'), args, target, false);
+  const line = progressLine(io);
+  const engine = { ...localEngine(args, 'tidegate sync'), ...(line ? { progress: line.report } : {}) };
+  const results = await runSync(engine, args, target, false).finally(() => line?.clear());
   print(results, args, io);
   return results.some((r) => r.outcome === 'failed') ? 1 : 0;
 }

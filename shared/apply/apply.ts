@@ -12,6 +12,8 @@ export interface ApplyOptions extends PlanOptions {
   drift: 'correct' | 'warn';
   /** Upper bound for waiting on CRDs to be established and recreated objects to be gone. */
   settleTimeoutMs?: number;
+  /** Called after each object is applied (or found unchanged), with how many are done. */
+  onApplied?: (done: number, total: number) => void;
 }
 
 export interface ApplyOutcome {
@@ -161,6 +163,7 @@ export async function applyPlan(
 ): Promise<ApplyOutcome> {
   const out: ApplyOutcome = { changes: [], inCluster: [], objects: new Map() };
   let pending = [...items];
+  let done = 0;
   for (const stage of [0, 1, 2] as Stage[]) {
     const deferred = pending.filter((i) => i.action === 'deferred');
     if (stage > 0 && deferred.length > 0) {
@@ -173,8 +176,12 @@ export async function applyPlan(
     const stageItems = pending.filter((i) => i.desired.stage === stage);
     const problems: ObjectProblem[] = [];
     // Objects within a stage do not depend on each other: apply them with bounded parallelism.
-    for (const p of await mapLimit(stageItems, opts.concurrency ?? 8, (i) => applyItem(i, client, opts, out)))
-      if (p) problems.push(p);
+    const applied = async (i: PlanItem): Promise<ObjectProblem | undefined> => {
+      const p = await applyItem(i, client, opts, out);
+      opts.onApplied?.(++done, items.length);
+      return p;
+    };
+    for (const p of await mapLimit(stageItems, opts.concurrency ?? 8, applied)) if (p) problems.push(p);
     if (problems.length > 0) return { ...out, error: new ApplyError('apply', problems) };
     const unsettled =
       stage === 0 ? await settleDefinitions(client, stageItems, deferred.length > 0, out.objects, opts) : undefined;

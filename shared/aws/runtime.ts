@@ -17,6 +17,7 @@ import { TidegateError, UnknownClusterError, errorMessage, redactUrl, type Token
 import type { EngineContext } from '../usecases/index.js';
 import type { GitSource } from '../source/index.js';
 import { powertoolsLogger, type Logger } from '../telemetry/index.js';
+import { Notifier } from '../notify/index.js';
 import type { TrackedRepo } from '../triggers/index.js';
 import { SqsQueue } from './sqs-queue.js';
 
@@ -174,11 +175,23 @@ async function gitAccess(
     registry: { awsEndpoint: endpoint, awsCredentials: credentials },
     reload: { strategy: settings.reload.strategy, scope: settings.reload },
     clusters: () => Object.keys(settings.clusters),
+    ...(settings.notifications ? { notifier: notifierOf(settings.notifications, secrets, logger) } : {}),
   };
   return {
     engine,
     tracked: settings.repositories.map((r) => ({ url: r.url, branch: r.branch, source: gitSource(r.url) })),
   };
+}
+
+/** The notifier of the settings: provider URLs and keys read from their secrets on first use. */
+function notifierOf(n: NonNullable<DeploySettings['notifications']>, secrets: SecretStore, logger: Logger): Notifier {
+  const providers = Object.entries(n.providers).map(([name, p]) => ({
+    name,
+    type: p.type,
+    url: () => secrets.get(p.url),
+    ...(p.secret ? { secret: () => secrets.get(p.secret as SecretRef) } : {}),
+  }));
+  return new Notifier(providers, n.alerts, { logger });
 }
 
 /**

@@ -24,6 +24,18 @@ const githubApp = z
   })
   .strict();
 
+/** What notifications can be about (the shape of Flux's Alert event types). */
+export const NOTIFY_EVENTS = [
+  'applied',
+  'failed',
+  'held',
+  'rolled-back',
+  'drift-corrected',
+  'image-committed',
+  'image-proposed',
+  'preview-published',
+] as const;
+
 export const deploySettingsSchema = z
   .object({
     /** The GitOps repositories (each holds a tidegate.yaml) and the branch that is applied. */
@@ -89,6 +101,38 @@ export const deploySettingsSchema = z
     queueUrl: z.string().optional(),
     webhookSecret: secretRef.optional(),
     registrySecret: secretRef.optional(),
+    /** Notifications (Flux's Provider and Alert): where messages go, and which events go where. */
+    notifications: z
+      .object({
+        providers: z.record(
+          z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'a provider name: lower case letters, digits, "-"'),
+          z
+            .object({
+              type: z.enum(['slack', 'teams', 'discord', 'generic']),
+              url: secretRef.describe('the webhook URL (it carries a token: keep it in a secret)'),
+              secret: secretRef.optional().describe('generic: the key its requests are signed with (HMAC-SHA256)'),
+            })
+            .strict()
+            .refine(
+              (p) => p.type !== 'generic' || p.secret !== undefined,
+              'a generic provider needs a secret: its requests are signed',
+            ),
+        ),
+        alerts: z
+          .array(
+            z
+              .object({
+                provider: z.string(),
+                events: z.array(z.enum(NOTIFY_EVENTS)).min(1),
+                targets: z.array(z.string()).optional().describe('target names, "*" globs; default all'),
+              })
+              .strict(),
+          )
+          .default([]),
+      })
+      .strict()
+      .refine((n) => n.alerts.every((a) => a.provider in n.providers), 'every alert must name one of providers')
+      .optional(),
     /** Signs links to the status page (GET /status?expires=…&signature=…): without it the page is not served. */
     statusSecret: secretRef.optional(),
     /** The scheduled reload pass (Reloader semantics) and the default strategy for targets. */
@@ -128,6 +172,7 @@ export const deploySettingsSchema = z
   .strict();
 
 export type DeploySettings = z.output<typeof deploySettingsSchema>;
+export type NotifyEventKind = (typeof NOTIFY_EVENTS)[number];
 export type SecretRef = z.output<typeof secretRef>;
 
 /** Deploy-time settings: JSON in TIDEGATE_SETTINGS (serverless.yml fills it from parameters). */

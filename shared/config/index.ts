@@ -14,5 +14,13 @@ export {
   type TidegateConfig,
 } from './schema.js';
 export { orderTargets, parseConfig } from './load.js';
-export { awsEndpoint, awsRegion, deploySettings, type DeploySettings, type SecretRef } from './deploy.js';
+export {
+  NOTIFY_EVENTS,
+  awsEndpoint,
+  awsRegion,
+  deploySettings,
+  type DeploySettings,
+  type NotifyEventKind,
+  type SecretRef,
+} from './deploy.js';
 export { SecretStore } from './secrets.js';

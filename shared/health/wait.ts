@@ -14,6 +14,8 @@ export interface WaitOptions {
   signal?: AbortSignal | undefined;
   /** First poll interval; doubles up to 2 s. */
   intervalMs?: number;
+  /** Called each round something is still progressing, with what. */
+  onWait?: (notReady: HealthReport['notReady']) => void;
 }
 
 /**
@@ -39,6 +41,7 @@ export async function waitForHealth(
     if (failed.length > 0) return report('failed', [...failed, ...progressing]);
     if (progressing.length === 0) return { status: 'healthy', notReady: [] };
     if (Date.now() + interval > deadline || opts.signal?.aborted) return report('progressing', progressing);
+    opts.onWait?.(report('progressing', progressing).notReady);
     await sleep(interval, undefined, opts.signal ? { signal: opts.signal } : {}).catch(() => undefined);
     interval = Math.min(interval * 2, 2000);
     const reread = await Promise.all(progressing.map(async (x) => (await read(x.obj)) ?? x.obj));

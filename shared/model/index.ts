@@ -35,6 +35,7 @@ export {
   type ObjectHealth,
   type Revision,
   type SyncOutcome,
+  type SyncProgress,
   type SyncResult,
 } from './sync.js';
 export type {

@@ -59,6 +59,17 @@ export interface SyncResult {
   durationMs: number;
 }
 
+/** How far one sync has come (for a progress line on a terminal). */
+export interface SyncProgress {
+  target: string;
+  phase: 'render' | 'plan' | 'apply' | 'health';
+  /** apply: objects applied so far, of total. */
+  done?: number;
+  total?: number;
+  /** health: what is not ready yet, and why. */
+  waitingFor?: ObjectHealth[];
+}
+
 /** One history entry, as recorded in the cluster. */
 /** The commit a revision is: who wrote it and what it says (first line). */
 export interface CommitInfo {

@@ -108,7 +108,12 @@ export async function applyTarget(run: SyncRun, planned: Planned, approvals: App
   const { spec, client, signal } = run.input;
   assertStateFits(run, planned);
   await reserveInventory(run, planned);
-  const outcome = await applyPlan(planned.items, client, { ...planned.planOpts, drift: spec.drift });
+  const progress = run.input.onProgress;
+  const outcome = await applyPlan(planned.items, client, {
+    ...planned.planOpts,
+    drift: spec.drift,
+    ...(progress ? { onApplied: (done, total) => progress({ target: spec.name, phase: 'apply', done, total }) } : {}),
+  });
   const nsId = targetNamespaceId(spec);
   const applied = inventoryOf(outcome.inCluster).filter((e) => e.id !== nsId);
   if (outcome.error) {
@@ -130,7 +135,11 @@ export async function applyTarget(run: SyncRun, planned: Planned, approvals: App
       if (signal?.aborted || isTransient(err)) return obj;
       throw err;
     });
-  const health = await waitForHealth([...outcome.objects.values()], read, { timeoutMs, signal });
+  const health = await waitForHealth([...outcome.objects.values()], read, {
+    timeoutMs,
+    signal,
+    ...(progress ? { onWait: (waitingFor) => progress({ target: spec.name, phase: 'health', waitingFor }) } : {}),
+  });
   const { outcome: syncOutcome, error } = verdict(spec, changes, health, pruned.problems);
   let result = run.result(syncOutcome, changes, health, error);
   if (approvals.length > 0) result = { ...result, approvals };

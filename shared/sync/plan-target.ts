@@ -70,7 +70,9 @@ export interface Planned {
 /** Render, prepare and dry-run the whole set. Throws on any problem; nothing is written here. */
 export async function planTarget(run: SyncRun): Promise<Planned> {
   const { spec, client, signal } = run.input;
+  run.input.onProgress?.({ target: spec.name, phase: 'render' });
   const rendered = await renderTarget(spec, run.input.dir, run.input.settings, signal, remoteBases(run.input.settings));
+  run.input.onProgress?.({ target: spec.name, phase: 'plan', total: rendered.objects.length });
   (run.input.logger ?? silentLogger).info('rendered', {
     target: spec.name,
     mode: rendered.mode,

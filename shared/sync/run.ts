@@ -21,6 +21,7 @@ import {
   type InventoryEntry,
   type Revision,
   type SyncOutcome,
+  type SyncProgress,
   type SyncResult,
 } from '../model/index.js';
 import { silentLogger, type Logger } from '../telemetry/index.js';
@@ -46,6 +47,8 @@ export interface TargetSyncInput {
   rollback?: { kind: 'rollback' | 'auto-rollback'; by: string; reason: string; forced?: boolean } | undefined;
   /** The target's lease: who takes it, and how long to wait while another writer holds it. */
   lease: Omit<LeaseOptions, 'signal' | 'logger'>;
+  /** How far the sync has come (a terminal's progress line). */
+  onProgress?: ((p: SyncProgress) => void) | undefined;
   /** When the push behind this sync was received: history records push→applied latency. */
   triggeredAt?: string | undefined;
   /** A preview environment: every object must land in this one namespace, or nothing is applied. */

@@ -6,6 +6,8 @@ import type { RegistryAccess } from '../images/index.js';
 import type { ReloadScope, ReloadStrategy } from '../reload/index.js';
 import type { GitSource, TrustedKey } from '../source/index.js';
 import type { Logger } from '../telemetry/index.js';
+import type { Notifier } from '../notify/index.js';
+import type { SyncProgress } from '../model/index.js';
 
 /** What the engine needs from its shell (Lambda, CLI, tests). */
 export interface EngineContext {
@@ -33,6 +35,10 @@ export interface EngineContext {
    * target's lease while another writer holds it. Default: user@host of this process, 30 s.
    */
   lease?: { holder: string; waitMs: number; durationSeconds?: number; clockSkewSeconds?: number };
+  /** Progress of each sync (the CLI shows it on a terminal). */
+  progress?: (p: SyncProgress) => void;
+  /** Where notifications go (deploy-time settings: providers and alerts); none: nothing is sent. */
+  notifier?: Pick<Notifier, 'notify'>;
   /** Every cluster alias the shell knows (deploy-time settings), so targets removed from tidegate.yaml are found on clusters it no longer names. */
   clusters?: () => string[];
 }

@@ -1,6 +1,9 @@
+import { notify } from './notify.js';
+import { repositoryPage } from '../status/index.js';
+import type { NotifyEvent } from '../notify/index.js';
 import type { ImagePolicySpec } from '../config/index.js';
 import { repoName, type PullRequestRef } from '../github/index.js';
-import { TidegateError, type ImageMessage } from '../model/index.js';
+import { TidegateError, redactUrl, type ImageMessage } from '../model/index.js';
 import {
   latestImage,
   policiesFor,
@@ -127,5 +130,28 @@ export async function updateImages(ctx: EngineContext, msg: ImageMessage, queue:
       updates.push(...(await proposeImage(ctx, repo, author, policy, image)));
   }
   if (!matched) return { kind: 'ignored', reason: `no image policy follows ${msg.registry}/${msg.repository}` };
+  for (const u of updates) await notify(ctx, imageEvent(u, ctx.now?.()));
   return { kind: 'images-written', updates };
+}
+
+/** The notification of image edits written to Git: committed to the branch, or proposed in a pull request. */
+function imageEvent(u: ImagesWritten, at: Date = new Date()): NotifyEvent | undefined {
+  if (u.edits.length === 0 || u.pullRequest?.action === 'unchanged') return undefined;
+  const images = [...new Set(u.edits.map((e) => `${e.policy}: ${e.from} → ${e.to}`))];
+  const page = repositoryPage(u.repo);
+  return {
+    kind: u.pullRequest ? 'image-proposed' : 'image-committed',
+    repo: redactUrl(u.repo),
+    sha: u.sha,
+    title: u.pullRequest
+      ? `image update proposed in pull request #${u.pullRequest.number}`
+      : `image update committed: ${u.sha.slice(0, 12)}`,
+    text: images.join('\n'),
+    fields: [
+      ['images', String(images.length)],
+      ['files', String(new Set(u.edits.map((e) => e.file)).size)],
+    ],
+    url: u.pullRequest?.url ?? (page ? `${page}/commit/${u.sha}` : undefined),
+    at: at.toISOString(),
+  };
 }

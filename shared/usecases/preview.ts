@@ -1,6 +1,13 @@
 import { repoName, type GitHub, type MergedPullRequest, type RepoName } from '../github/index.js';
 import { orderTargets, type TargetSpec } from '../config/index.js';
-import { errorMessage, isTidegateError, TidegateError, type PreviewMessage, type Revision } from '../model/index.js';
+import {
+  errorMessage,
+  isTidegateError,
+  redactUrl,
+  TidegateError,
+  type PreviewMessage,
+  type Revision,
+} from '../model/index.js';
 import {
   PREVIEW_MARKER,
   renderEnvironments,
@@ -24,6 +31,8 @@ import {
 } from './preview-env.js';
 import type { PreviewEntry } from '../state/index.js';
 import type { Queue } from './queue.js';
+import { notify } from './notify.js';
+import type { NotifyEvent } from '../notify/index.js';
 
 export interface PreviewOutcome {
   targets: string[];
@@ -127,6 +136,7 @@ export async function previewPullRequest(
     signal,
   });
   if (environments.length) await publishDeployment(ctx, github, name, pr.number, head.sha, environments);
+  for (const e of environments) await notify(ctx, previewEvent(msg.repo, pr.number, head.sha, e, ctx.now?.()));
   const preview = renderPreview(pr.number, results);
   const { title, conclusion } = preview;
   const markdown = environments.length
@@ -322,4 +332,32 @@ export async function sweepPreviewsOf(
     }
   }
   return report;
+}
+
+/** The notification of a preview environment that applied a new head (a re-run of the same head is no news). */
+function previewEvent(
+  repo: string,
+  pullRequest: number,
+  sha: string,
+  e: EnvironmentReport,
+  at: Date = new Date(),
+): NotifyEvent | undefined {
+  if (e.status !== 'deployed' || e.result?.outcome !== 'applied') return undefined;
+  return {
+    kind: 'preview-published',
+    repo: redactUrl(repo),
+    target: e.target,
+    cluster: e.cluster,
+    sha,
+    title: `preview of #${pullRequest} published: ${e.target} in ${e.namespace ?? ''}`,
+    text: e.url ?? '',
+    fields: [
+      ['pull request', `#${pullRequest}`],
+      ['namespace', e.namespace ?? ''],
+      ['health', e.result.health.status],
+      ...(e.expiresAt ? ([['torn down at', e.expiresAt]] as Array<[string, string]>) : []),
+    ],
+    url: e.url,
+    at: at.toISOString(),
+  };
 }

@@ -1,5 +1,6 @@
 import { repoName } from '../github/index.js';
-import { errorMessage, type SyncMessage, type SyncResult } from '../model/index.js';
+import { errorMessage, redactUrl, type SyncMessage, type SyncResult } from '../model/index.js';
+import { notify, resultEvent } from './notify.js';
 import { reportSync } from '../report/index.js';
 import { resolveRevision } from '../source/index.js';
 import type { EngineContext } from './context.js';
@@ -67,4 +68,6 @@ async function report(ctx: EngineContext, msg: SyncMessage, result: SyncResult):
     await reportSync(github, repoName(msg.repo), result).catch((err: unknown) =>
       ctx.logger?.warn('commit status not set', { target: result.target, error: errorMessage(err) }),
     );
+  const how = `\`tidegate approve ${result.target} ${result.revision.sha.slice(0, 12)} --repo ${redactUrl(msg.repo)}\`, or comment \`/tidegate approve ${result.target}\` on its merged pull request`;
+  await notify(ctx, resultEvent(result, { repo: msg.repo, how }, ctx.now?.()));
 }

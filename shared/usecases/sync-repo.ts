@@ -186,6 +186,7 @@ async function syncOne(
     ...(url ? { commit: await commitInfo(ctx.gitSource(url), revision.sha, ctx.settings.cacheDir) } : {}),
     ...(req.dryRun ? { dryRun: true } : {}),
     ...(req.triggeredAt ? { triggeredAt: req.triggeredAt } : {}),
+    ...(ctx.progress ? { onProgress: ctx.progress } : {}),
     signal: req.signal,
     ...(ctx.logger ? { logger: ctx.logger } : {}),
     ...(ctx.now ? { now: ctx.now } : {}),

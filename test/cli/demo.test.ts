@@ -4,7 +4,7 @@ import { main } from '../../cli/main.js';
 describe('npm start (tidegate demo)', () => {
   it('runs the whole loop on its own embedded servers to completion', async () => {
     let out = '';
-    const code = await main(['demo'], { out: (t) => (out += t), err: (t) => (out += t) });
+    const code = await main(['demo', '--once'], { out: (t) => (out += t), err: (t) => (out += t) });
     expect(code).toBe(0);
     expect(out).toMatch(/ready: kube-apiserver v1\.34\.\d+ \(etcd 3\.6\.\d+\)/);
     expect(out).toMatch(/step 1 {2}initial sync[\s\S]*\+ Deployment\.apps\/demo\/podinfo/);
@@ -22,6 +22,8 @@ describe('npm start (tidegate demo)', () => {
       /step 5 [\s\S]*commit [0-9a-f]+ by tidegate: tidegate: update image podinfo \| - podinfo: [^ ]+:6\.5\.0 → [^ ]+:6\.5\.1/,
     );
     expect(out).toMatch(/the Deployment now runs 127\.0\.0\.1:\d+\/demo\/podinfo:6\.5\.1/);
+    expect(out).toMatch(/status page: http:\/\/127\.0\.0\.1:\d+\/ \(HTTP 200, 1 target\(s\), [1-9]\d* bars plotted\)/);
     expect(out).toMatch(/demo finished: 5 syncs, all succeeded/);
+    expect(out).not.toContain('until Ctrl-C');
   }, 120_000);
 });

@@ -1,0 +1,77 @@
+import { formatRevision, redactUrl, type SyncResult } from '../model/index.js';
+import type { NotifyEvent, NotifyEventKind } from '../notify/index.js';
+import { repositoryPage } from '../status/index.js';
+import type { EngineContext } from './context.js';
+
+const firstLine = (text: string | undefined): string => (text ?? '').split('\n')[0] ?? '';
+
+/** The event a sync result is, if any: a repeat (a poll's re-sync with the same outcome) or a no-op is none. */
+function kindOf(r: SyncResult): NotifyEventKind | undefined {
+  if (r.repeat) return undefined;
+  if (r.rolledBackTo) return 'rolled-back';
+  if (r.outcome === 'failed') return 'failed';
+  if (r.outcome === 'held') return 'held';
+  if (r.outcome !== 'applied' && r.outcome !== 'progressing') return undefined;
+  const changed = r.changeSet.changes.filter((c) => c.action !== 'unchanged' && c.action !== 'skipped');
+  return changed.length > 0 && changed.every((c) => c.drift) ? 'drift-corrected' : 'applied';
+}
+
+/** The notification of a sync result (names, counts and reasons; never values), or undefined when it is no news. */
+export function resultEvent(
+  r: SyncResult,
+  where: { repo: string; cluster?: string | undefined; how?: string | undefined },
+  at: Date = new Date(),
+): NotifyEvent | undefined {
+  const kind = kindOf(r);
+  if (!kind) return undefined;
+  const rev = formatRevision(r.revision);
+  const counts = { created: 0, configured: 0, deleted: 0 };
+  for (const c of r.changeSet.changes) if (c.action in counts) counts[c.action as keyof typeof counts]++;
+  const title: Record<NotifyEventKind, string> = {
+    applied: `${r.target}: ${rev} applied${r.outcome === 'progressing' ? ', rollout in progress' : ''}`,
+    failed: `${r.target}: ${rev} failed`,
+    held: `${r.target}: ${rev} held for sign-off`,
+    'rolled-back': `${r.target}: health failed, rolled back to ${r.rolledBackTo ? formatRevision(r.rolledBackTo) : ''}`,
+    'drift-corrected': `${r.target}: drift corrected at ${rev}`,
+    'image-committed': '',
+    'image-proposed': '',
+    'preview-published': '',
+  };
+  const text =
+    kind === 'failed'
+      ? firstLine(r.error)
+      : kind === 'held'
+        ? `${firstLine(r.heldFor)}${where.how ? `\nTo approve: ${where.how}` : ''}`
+        : kind === 'rolled-back'
+          ? `pinned there; \`tidegate release ${r.target}\` lets pushes apply again`
+          : `${counts.created} created, ${counts.configured} configured, ${counts.deleted} deleted`;
+  const page = repositoryPage(where.repo);
+  return {
+    kind,
+    repo: redactUrl(where.repo),
+    target: r.target,
+    cluster: where.cluster,
+    sha: r.revision.sha,
+    title: title[kind],
+    text,
+    fields: [
+      ['target', r.target],
+      ...(where.cluster ? ([['cluster', where.cluster]] as Array<[string, string]>) : []),
+      ['revision', rev],
+      ['health', r.health.status],
+    ],
+    url: page ? `${page}/commit/${r.revision.sha}` : undefined,
+    at: at.toISOString(),
+  };
+}
+
+/** Sends an event through the context's notifier (none configured: nothing); never fails the work that raised it. */
+export async function notify(
+  ctx: Pick<EngineContext, 'notifier' | 'logger'>,
+  event: NotifyEvent | undefined,
+): Promise<void> {
+  if (!event || !ctx.notifier) return;
+  await ctx.notifier
+    .notify(event)
+    .catch((err: unknown) => ctx.logger?.warn('notification not sent', { event: event.kind, error: String(err) }));
+}
