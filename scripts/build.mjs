@@ -22,7 +22,25 @@ export function functionEntries() {
     .sort((a, b) => a.name.localeCompare(b.name));
 }
 
+// zod re-exports its 40+ error-message locales from its entry points (z.locales); nothing here
+// uses them, yet they are a quarter of a bundle. English, the default, is the only one kept.
+const zodEnglishOnly = {
+  name: 'zod-english-only',
+  setup(b) {
+    b.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) =>
+      /[\\/]zod[\\/]v4[\\/](classic|core)[\\/]/.test(args.importer)
+        ? { path: join(args.importer, '..', '..', 'locales', 'en.js'), namespace: 'zod-locales' }
+        : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'zod-locales' }, (args) => ({
+      contents: `export { default as en } from ${JSON.stringify(args.path)};`,
+      resolveDir: join(args.path, '..'),
+    }));
+  },
+};
+
 const common = {
+  plugins: [zodEnglishOnly],
   bundle: true,
   minify: true,
   platform: 'node',
