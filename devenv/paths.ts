@@ -27,3 +27,10 @@ export function kubeBinDir(): string {
 
 /** One Python venv for the Python tools the tests use: moto (server) and cfn-lint. */
 export const motoVenvDir = (): string => join(cacheDir(), `py-venv-moto-${VERSIONS.moto}-cfn-lint-${VERSIONS.cfnLint}`);
+
+/** A headless browser for the status-page test: TIDEGATE_CHROMIUM, else Debian's chromium (setup installs it when missing). */
+export function chromiumPath(): string | undefined {
+  const named = process.env['TIDEGATE_CHROMIUM'];
+  if (named) return named;
+  return ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
+}

@@ -1,5 +1,4 @@
-import { existsSync } from 'node:fs';
+import { chromiumPath } from '../../devenv/paths.js';
 
-/** Debian's chromium (the test setup installs it when missing); TIDEGATE_CHROMIUM names another. */
-export const CHROMIUM =
-  process.env['TIDEGATE_CHROMIUM'] ?? (existsSync('/usr/bin/chromium') ? '/usr/bin/chromium' : 'chromium');
+/** The browser the status-page test drives (installed by `npm run setup`). */
+export const CHROMIUM = chromiumPath() ?? 'chromium';
