@@ -101,7 +101,6 @@ function standInController(client: ControllerClient): () => void {
   return () => void (stopped = true);
 }
 
-/** `npm start`: the whole loop, live, on an embedded kube-apiserver + etcd, git server and registry. */
 /** Resolves on Ctrl-C (SIGINT) or SIGTERM. */
 function untilInterrupted(): Promise<void> {
   return new Promise((resolve) => {
@@ -115,6 +114,10 @@ function untilInterrupted(): Promise<void> {
   });
 }
 
+/**
+ * `npm start`: the whole loop, live, on an embedded kube-apiserver + etcd, git server and
+ * registry; then the status page is served until Ctrl-C (`once`: return when the loop is done).
+ */
 export async function runDemo(io: Io, opts: { once?: boolean } = {}): Promise<number> {
   const t0 = Date.now();
   const at = (): string => `[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s]`;

@@ -67,6 +67,15 @@ export interface Planned {
   planOpts: PlanOptions;
 }
 
+/** A preview's objects kept inside its namespace (or refused with the reasons); anything else as rendered. */
+async function confined(run: SyncRun, objects: RenderedObject[]): Promise<RenderedObject[]> {
+  const scope = run.input.confine;
+  if (!scope) return objects;
+  const kept = await confine(objects, run.input.client, scope, run.input.signal);
+  if (kept.problems.length) throw new ConfinementError(scope.namespace, kept.problems);
+  return kept.objects;
+}
+
 /** Render, prepare and dry-run the whole set. Throws on any problem; nothing is written here. */
 export async function planTarget(run: SyncRun): Promise<Planned> {
   const { spec, client, signal } = run.input;
@@ -80,12 +89,7 @@ export async function planTarget(run: SyncRun): Promise<Planned> {
   });
   if (rendered.objects.length === 0 && !spec.allowEmpty && run.state.inventory.length > 0)
     throw new EmptyRenderError(spec.name);
-  const confined = run.input.confine && {
-    namespace: run.input.confine.namespace,
-    ...(await confine(rendered.objects, client, run.input.confine, signal)),
-  };
-  if (confined?.problems.length) throw new ConfinementError(confined.namespace, confined.problems);
-  const objects = confined?.objects ?? rendered.objects;
+  const objects = await confined(run, rendered.objects);
   const placement = { target: spec.name, targetNamespace: spec.targetNamespace };
   const namespaceNames = namespacesOf(objects, client, placement);
   if (spec.targetNamespace) namespaceNames.add(spec.targetNamespace);

@@ -1,4 +1,6 @@
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,8 +22,9 @@ import { stringify } from 'yaml';
 import { startMoto, type Moto } from '../../devenv/index.js';
 import { EksAuth } from '../../shared/cluster/eks.js';
 import { errorMessage } from '../../shared/model/index.js';
+import { signStatusLink } from '../../shared/triggers/index.js';
 import { uniqueName, testEnv } from '../helpers/env.js';
-import { deployment, gitopsRepo, yamlDocs } from '../helpers/engine.js';
+import { configMap, deployment, gitopsRepo, yamlDocs } from '../helpers/engine.js';
 import { apiEvent, deliverBatch, githubHeaders, pushPayload } from '../helpers/lambda.js';
 import { startFunction, type LambdaFunction } from '../helpers/lambda-runtime.js';
 import { packageStack, rolePolicies, type PolicyDocument, type Template } from '../helpers/serverless.js';
@@ -33,7 +36,16 @@ import { packageStack, rolePolicies, type PolicyDocument, type Template } from '
  */
 const SECRET = 'iam-webhook-secret';
 const REGISTRY_SECRET = 'iam-registry-secret';
-const FUNCTIONS = ['github-webhook', 'registry-webhook', 'ecr-event', 'scheduled-poll', 'sync-worker'] as const;
+const FUNCTIONS = [
+  'github-webhook',
+  'registry-webhook',
+  'ecr-event',
+  'scheduled-poll',
+  'sync-worker',
+  'status-page',
+] as const;
+const STATUS_SECRET = 'iam-status-link-secret';
+const HOOK_KEY = 'iam-notify-signing-key';
 
 /**
  * Moto knows the resource of SQS, IAM and STS requests only; for every other service it checks a
@@ -93,6 +105,8 @@ describe('IAM enforced: each function with only its own role', () => {
       ['tidegate-webhooks/github', SECRET],
       ['tidegate-webhooks/registry', REGISTRY_SECRET],
       ['tidegate/cluster-token', kube.token],
+      ['tidegate-status/link', STATUS_SECRET],
+      ['tidegate/notify-hook-key', HOOK_KEY],
     ])
       await secrets.send(new CreateSecretCommand({ Name: name, SecretString: value }));
     // The principals: one IAM user per function, its policy the function's role's.
@@ -182,7 +196,7 @@ describe('IAM enforced: each function with only its own role', () => {
         `image: ${imageUri}:1.0.0 # {"$imagepolicy": "apps:web"}`,
       ),
     });
-    const [webhook, registry, ecrEvent, poll, worker] = await Promise.all(FUNCTIONS.map((fn) => start(fn)));
+    const [webhook, registry, ecrEvent, poll, worker] = await Promise.all(FUNCTIONS.slice(0, 5).map((fn) => start(fn)));
     const body = pushPayload(repo.url, sha, ['tidegate.yaml', 'apps/deploy.yaml']);
     expect(
       await webhook?.invoke(apiEvent('/webhooks/github', githubHeaders('push', body, SECRET), body)),
@@ -270,6 +284,7 @@ describe('IAM enforced: each function with only its own role', () => {
         .describe({ name: 'prod', region: moto.region })
         .then((o) => o.endpoint, errorMessage);
     expect(await describe('sync-worker')).toMatch(/^https:/);
+    expect(await describe('status-page')).toMatch(/^https:/); // it reads the clusters' state too
     for (const fn of ['github-webhook', 'registry-webhook', 'ecr-event', 'scheduled-poll'])
       expect(await describe(fn)).toMatch(/cannot describe EKS cluster prod .*\(eks:DescribeCluster, HTTP 403\)/);
   });
@@ -338,4 +353,59 @@ describe('IAM enforced: each function with only its own role', () => {
       /^cannot assume role arn:aws:iam::123456789012:role\/some-other-role for EKS cluster remote-\w+ \(sts:AssumeRole, HTTP 403\)/,
     );
   });
+  it('the status page reads its link secret and the cluster with its own role; the worker reads the notification URL and key from its secrets and delivers', async () => {
+    const got: Array<{ headers: Record<string, unknown>; body: string }> = [];
+    const receiver = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        got.push({ headers: req.headers, body });
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    const hookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks/iam-url-token`;
+    await new SecretsManagerClient(admin).send(
+      new CreateSecretCommand({ Name: 'tidegate/notify-hook-url', SecretString: hookUrl }),
+    );
+    try {
+      const page = await start('status-page', { statusSecret: { secretsManager: 'tidegate-status/link' } });
+      const query = new URL(signStatusLink('https://x.test/status', STATUS_SECRET, new Date(Date.now() + 60_000)))
+        .search;
+      const res = await page.invoke<{ statusCode: number; body: string }>(apiEvent(`/status${query}`, {}, '', 'GET'));
+      expect(res.statusCode, page.output().slice(-2000)).toBe(200);
+      expect(res.body).toContain(ns); // the first test's target, read from its state in the cluster
+
+      const notifications = {
+        providers: {
+          hook: {
+            type: 'generic',
+            url: { secretsManager: 'tidegate/notify-hook-url' },
+            secret: { secretsManager: 'tidegate/notify-hook-key' },
+          },
+        },
+        alerts: [{ provider: 'hook', events: ['applied'] }],
+      };
+      const [webhook, worker] = await Promise.all([start('github-webhook'), start('sync-worker', { notifications })]);
+      const sha = await repo.commit({ 'apps/extra.yaml': yamlDocs(configMap('extra', { v: '1' })) });
+      const body = pushPayload(repo.url, sha, ['apps/extra.yaml']);
+      expect(
+        await webhook.invoke(apiEvent('/webhooks/github', githubHeaders('push', body, SECRET), body)),
+      ).toMatchObject({ statusCode: 202 });
+      for (let i = 0; i < 4 && (await depth()) > 0; i++) {
+        const { failures } = await deliverBatch(queueUrl, (event) => worker.invoke(event) as never, admin);
+        expect(failures, worker.output().slice(-3000)).toEqual([]);
+      }
+      expect(got.map((g) => JSON.parse(g.body).event)).toEqual(['applied']);
+      const [one] = got;
+      expect(one?.headers['x-tidegate-signature-256']).toBe(
+        `sha256=${createHmac('sha256', HOOK_KEY)
+          .update(one?.body ?? '')
+          .digest('hex')}`,
+      );
+      expect(worker.output()).not.toContain('iam-url-token');
+    } finally {
+      await new Promise((resolve) => receiver.close(resolve));
+    }
+  }, 120_000);
 });

@@ -9,8 +9,9 @@ import { stringify } from 'yaml';
 import type { QueueMessage } from '../../shared/model/index.js';
 import { Notifier, discordMessage, slackMessage, teamsMessage, type NotifyEvent } from '../../shared/notify/index.js';
 import { handleMessage, type EngineContext, type Queue } from '../../shared/usecases/index.js';
-import { uniqueName } from '../helpers/env.js';
-import { configMap, gitopsRepo } from '../helpers/engine.js';
+import { pushImage } from '../../devenv/index.js';
+import { testEnv, uniqueName } from '../helpers/env.js';
+import { configMap, gitopsRepo, markedDeployment } from '../helpers/engine.js';
 
 // The payload types are the providers' own (Slack's @slack/types, Microsoft's @microsoft/teams.cards,
 // discord-api-types): `npm test` type-checks that what tidegate builds is what they accept.
@@ -250,5 +251,42 @@ describe('notifications: Slack, Teams, Discord and a signed generic webhook, one
       true,
     );
     expect(warnings.join('\n')).not.toContain('secret-token-in-url');
+  });
+  it('an image written to Git is one image-committed message; the same tag pushed again sends nothing', async () => {
+    const reg = testEnv().registry;
+    const path = `apps/${uniqueName('api')}`;
+    await pushImage(reg, path, '1.0.0');
+    const repo = await gitopsRepo('notify-img');
+    const name = uniqueName('api');
+    await repo.commit({
+      'tidegate.yaml': stringify({
+        targets: [{ name, cluster: 'c', path: 'app', targetNamespace: name, wait: false }],
+        images: [
+          { name: 'api', repository: `${reg.host}/${path}`, insecure: true, policy: { semver: { range: '^1' } } },
+        ],
+      }),
+      'app/deploy.yaml': markedDeployment(`${reg.host}/${path}:1.0.0`, 'flux-system:api'),
+    });
+    const notifier = new Notifier(
+      [{ name: 'hook', type: 'generic', url: async () => `${r.url}/images`, secret: async () => SIGNING_KEY }],
+      [{ provider: 'hook', events: ['image-committed', 'image-proposed'] }],
+      { backoffMs: 10 },
+    );
+    const ctx: EngineContext = { ...repo.engine, notifier, repositories: [{ url: repo.url, branch: 'main' }] };
+    await pushImage(reg, path, '1.3.0');
+    const image = {
+      type: 'image',
+      registry: reg.host,
+      repository: path,
+      tag: '1.3.0',
+      source: 'distribution',
+    } as const;
+    const queue: Queue = { send: async () => undefined };
+    expect(await handleMessage(ctx, image, queue)).toMatchObject({ kind: 'images-written' });
+    expect(await handleMessage(ctx, image, queue)).toMatchObject({ kind: 'images-written' }); // nothing left to edit
+    const got = r.got.filter((g) => g.path === '/images').map((g) => JSON.parse(g.body));
+    expect(got).toHaveLength(1);
+    expect(got[0]).toMatchObject({ event: 'image-committed' });
+    expect(got[0].text).toMatch(/^api: \S+:1\.0\.0 → \S+:1\.3\.0$/);
   });
 });

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { syncRepo } from '../../shared/usecases/index.js';
+import { statusPageOf, syncRepo } from '../../shared/usecases/index.js';
 import { jsonLogger } from '../../shared/telemetry/index.js';
 import { cli } from '../helpers/cli.js';
 import { testEnv, uniqueName } from '../helpers/env.js';
@@ -9,11 +9,11 @@ import { gitopsRepo, yamlDocs } from '../helpers/engine.js';
 
 /**
  * A canary: a Secret value placed in Git, then changed, then made invalid. Whatever tidegate
- * writes (logs, sync results, status, history, diff and sync output of the CLI, the state it
- * keeps in the cluster) is searched for the value in every form it could leak in.
+ * writes (logs, sync results, status, history, diff and sync output of the CLI, the status page,
+ * the state it keeps in the cluster) is searched for the value in every form it could leak in.
  */
 describe('a Secret value in Git never leaks', () => {
-  it('not in logs, results, status, history, diff output or the state in tidegate-system', async () => {
+  it('not in logs, results, status, history, diff output, the status page or the state in tidegate-system', async () => {
     const canaries = [
       randomBytes(12).toString('hex'),
       randomBytes(12).toString('hex'),
@@ -77,6 +77,9 @@ describe('a Secret value in Git never leaks', () => {
     }
     const state = await repo.engine.client.list('v1', 'ConfigMap', { namespace: 'tidegate-system' });
     record(state);
+    const page = await statusPageOf(engine, [repo.url]);
+    expect(page).toContain(ns); // the page shows the target ...
+    record(page);
 
     // The canaries did reach the cluster (so the search is meaningful) ...
     const live = await repo.engine.client.get('v1', 'Secret', ns, 'db');

