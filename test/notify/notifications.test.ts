@@ -9,9 +9,10 @@ import { stringify } from 'yaml';
 import type { QueueMessage } from '../../shared/model/index.js';
 import { Notifier, discordMessage, slackMessage, teamsMessage, type NotifyEvent } from '../../shared/notify/index.js';
 import { handleMessage, type EngineContext, type Queue } from '../../shared/usecases/index.js';
-import { pushImage } from '../../devenv/index.js';
+import { pushImage, startGitHub } from '../../devenv/index.js';
 import { testEnv, uniqueName } from '../helpers/env.js';
-import { configMap, gitopsRepo, markedDeployment } from '../helpers/engine.js';
+import { configMap, gitopsRepo, markedDeployment, yamlDocs } from '../helpers/engine.js';
+import { previewRepo } from '../helpers/previews.js';
 
 // The payload types are the providers' own (Slack's @slack/types, Microsoft's @microsoft/teams.cards,
 // discord-api-types): `npm test` type-checks that what tidegate builds is what they accept.
@@ -288,5 +289,33 @@ describe('notifications: Slack, Teams, Discord and a signed generic webhook, one
     expect(got).toHaveLength(1);
     expect(got[0]).toMatchObject({ event: 'image-committed' });
     expect(got[0].text).toMatch(/^api: \S+:1\.0\.0 → \S+:1\.3\.0$/);
+  });
+  it('a preview environment applied is one preview-published message; the same head again sends nothing', async () => {
+    const token = 'ghp_notify_preview';
+    const github = await startGitHub({ token, gitRoot: testEnv().git.root });
+    try {
+      const pv = await previewRepo(github, token, { preview: { url: 'https://pr-{{number}}.preview.example' } });
+      const notifier = new Notifier(
+        [{ name: 'hook', type: 'generic', url: async () => `${r.url}/previews`, secret: async () => SIGNING_KEY }],
+        [{ provider: 'hook', events: ['preview-published'] }],
+        { backoffMs: 10 },
+      );
+      const ctx: EngineContext = { ...pv.ctx, notifier };
+      const branch = uniqueName('feature');
+      const opened = await pv.branchOff(branch, { 'apps/config.yaml': yamlDocs(configMap('web-config', { v: '2' })) });
+      await pv.handle(pv.event(opened.number, 'opened', opened.sha, branch), ctx);
+      await pv.handle(pv.event(opened.number, 'synchronize', opened.sha, branch), ctx); // a redelivery: the same head
+      const got = r.got.filter((g) => g.path === '/previews').map((g) => JSON.parse(g.body));
+      expect(got).toHaveLength(1);
+      expect(got[0]).toMatchObject({
+        event: 'preview-published',
+        target: pv.target,
+        revision: opened.sha,
+        url: `https://pr-${opened.number}.preview.example`,
+      });
+      expect(got[0].title).toContain(`preview of #${opened.number} published`);
+    } finally {
+      await github.stop();
+    }
   });
 });
