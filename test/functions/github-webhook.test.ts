@@ -67,6 +67,7 @@ describe('functions/github-webhook with real payloads from @octokit/webhooks-exa
       sha: push['after'],
       paths: [...(commit['added'] ?? []), ...(commit['modified'] ?? []), ...(commit['removed'] ?? [])].sort(),
       reason: 'push',
+      receivedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/), // the start of push→applied latency
     });
     expect(records[0]?.attributes.MessageGroupId).toBe(`repo:${TRACKED}`);
   });
