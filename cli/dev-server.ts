@@ -57,6 +57,8 @@ function readBody(req: IncomingMessage): Promise<string> {
  * the same queue semantics in memory (per-target serialisation, deduplication, retries), polling
  * on an interval, and the engine against the current kubeconfig context.
  */
+const LOOPBACK_HOST = /^(localhost|127\.0\.0\.1|\[::1\])(:\d+)?$/i;
+
 export async function startDevServer(opts: DevServerOptions): Promise<DevServer> {
   const engine: EngineContext = { ...opts.engine, repositories: [{ url: opts.repo, branch: opts.branch }] };
   const queue: MemoryQueue = new MemoryQueue(async (msg, q) => {
@@ -75,9 +77,13 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
     if (path === '/webhooks/github') return receiveGithubWebhook(req, { secret: opts.webhookSecret, tracked, queue });
     if (path === '/webhooks/registry') return receiveRegistryWebhook(req, { secret: opts.registrySecret, queue });
     if (path === '/healthz') return reply(200, 'ok');
-    // The dev server listens on 127.0.0.1 only: its status page needs no link.
+    // The dev server listens on 127.0.0.1 only: its status page needs no link, but is served only to
+    // requests addressed to a loopback name (a page on another site resolving its own name to
+    // 127.0.0.1, DNS rebinding, cannot read it).
     if (req.method === 'GET' && (path === '/' || path === '/status'))
-      return { status: 200, body: { message: 'status page' }, html: await statusPageOf(engine, [opts.repo]) };
+      return LOOPBACK_HOST.test(req.headers['host'] ?? '')
+        ? { status: 200, body: { message: 'status page' }, html: await statusPageOf(engine, [opts.repo]) }
+        : reply(421, 'the status page is served to localhost and 127.0.0.1 only');
     return reply(404, `no route for ${req.method} ${path ?? ''}`);
   };
   const server: Server = createServer((req, res) => {

@@ -12,7 +12,7 @@ import {
   rollbackCommand,
 } from './commands/rollback.js';
 import { diffCommand, syncCommand } from './commands/sync.js';
-import { processIo, type Io } from './output.js';
+import { processIo, terminalSafe, type Io } from './output.js';
 
 const USAGE = `tidegate: GitOps for Amazon EKS, agentless
 
@@ -75,7 +75,8 @@ const OPTIONS = {
 } as const;
 
 /** Runs one CLI invocation; returns the exit code (2 for usage errors and failures to run). */
-export async function main(argv: string[], io: Io = processIo): Promise<number> {
+export async function main(argv: string[], raw: Io = processIo): Promise<number> {
+  const io = terminalSafe(raw);
   try {
     return await dispatch(argv, io);
   } catch (err) {

@@ -6,7 +6,33 @@ export interface Io {
   err: (text: string) => void;
   /** stderr is a terminal: progress is shown on one line rewritten in place; piped output stays plain. */
   tty?: boolean;
+  /** tidegate's own terminal sequences (clear a line, redraw the screen), written as they are. */
+  control?: (sequence: string, stream: 'out' | 'err') => void;
 }
+
+/**
+ * Text from Git or the cluster (names, errors, health messages) never drives the terminal: control
+ * characters and bidirectional overrides are shown as \xNN / \u{NNNN}; newlines and tabs are kept.
+ */
+export const printable = (text: string): string =>
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
+  text.replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/g, (c) => {
+    const code = c.charCodeAt(0);
+    return code > 0xff ? `\\u{${code.toString(16)}}` : `\\x${code.toString(16).padStart(2, '0')}`;
+  });
+
+/** An Io whose text is printable; tidegate's own sequences go through control. */
+export function terminalSafe(io: Io): Io {
+  return {
+    ...io,
+    out: (t) => io.out(printable(t)),
+    err: (t) => io.err(printable(t)),
+    control: io.control ?? ((seq, stream) => (stream === 'out' ? io.out : io.err)(seq)),
+  };
+}
+
+const CLEAR_LINE = '\r\x1b[2K';
+export const CLEAR_SCREEN = '\x1b[2J\x1b[H';
 
 export const processIo: Io = {
   out: (t) => void process.stdout.write(t),
@@ -40,10 +66,11 @@ export function progressLine(io: Io): { report: (p: SyncProgress) => void; clear
       if (now - last < 100 && !final) return;
       last = now;
       shown = true;
-      io.err(`\r\x1b[2K${describeProgress(p).slice(0, 200)}`);
+      io.control?.(CLEAR_LINE, 'err');
+      io.err(printable(describeProgress(p)).slice(0, 200));
     },
     clear: () => {
-      if (shown) io.err('\r\x1b[2K');
+      if (shown) io.control?.(CLEAR_LINE, 'err');
       shown = false;
     },
   };

@@ -7,7 +7,7 @@ import { MAX_LINK_SECONDS, signStatusLink } from '../../shared/triggers/index.js
 import { TidegateError, formatRevision } from '../../shared/model/index.js';
 import { kubeConfigForAlias } from '../../shared/cluster/kubeconfig.js';
 import type { LocalOptions } from '../context.js';
-import type { Io } from '../output.js';
+import { CLEAR_SCREEN, type Io } from '../output.js';
 
 /**
  * `tidegate status [target] [--watch]`: the recorded state of every target on the cluster (or
@@ -29,7 +29,8 @@ export async function statusCommand(
     while (!signal.aborted) {
       let text = '';
       await statusOnce(target, args, { ...io, out: (t) => void (text += t) });
-      if (text !== previous) io.out(io.tty ? `\x1b[2J\x1b[H${text}` : text);
+      if (text !== previous && io.tty) io.control?.(CLEAR_SCREEN, 'out');
+      if (text !== previous) io.out(text);
       previous = text;
       await sleep(2000, undefined, { signal }).catch(() => undefined);
     }

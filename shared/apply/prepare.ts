@@ -4,7 +4,7 @@ import { groupOf, refKey, refOf, type KubeObject, type ObjectRef } from '../mode
 import type { RenderedObject } from '../render/index.js';
 import type { ObjectProblem } from './errors.js';
 import { compareForApply, stageOf, type Stage } from './ordering.js';
-import { desiredHash, ownerLabels } from './owner.js';
+import { SYSTEM_NAMESPACE, desiredHash, ownerLabels } from './owner.js';
 
 /** An object ready to apply: namespaced as the cluster requires, labelled, hashed, staged. */
 export interface DesiredObject {
@@ -97,6 +97,11 @@ export function prepare(
     const fromCrd = !client.resourceFor(object.apiVersion, object.kind);
     const obj = place(object, namespaced, opts);
     const ref = refOf(obj);
+    const refused = refusal(obj);
+    if (refused) {
+      problems.push({ ref, source, message: refused });
+      continue;
+    }
     const namespace = obj.metadata.namespace;
     let waitsFor: string | undefined;
     if (fromCrd) waitsFor = `its CRD (${object.kind}.${groupOf(object.apiVersion)}) is applied in this sync`;
@@ -122,6 +127,29 @@ export function prepare(
   }
   desired.sort((a, b) => compareForApply(a.object, b.object));
   return { desired, problems };
+}
+
+/**
+ * What no target may apply: anything in tidegate-system, which holds tidegate's own state (target
+ * states, locks, the previews register; a target writing there could forge another's pin or gate),
+ * or that namespace itself (a prune of it would delete them); and a Secret value that is not a
+ * string, which the apiserver would refuse with the value in its message.
+ */
+function refusal(obj: KubeObject): string | undefined {
+  if (
+    obj.metadata.namespace === SYSTEM_NAMESPACE ||
+    (obj.kind === 'Namespace' && obj.metadata.name === SYSTEM_NAMESPACE)
+  )
+    return `${SYSTEM_NAMESPACE} holds tidegate's own state (target states, locks, previews): no target may write there`;
+  if (obj.kind !== 'Secret' || obj.apiVersion !== 'v1') return undefined;
+  for (const field of ['data', 'stringData'] as const) {
+    const map = obj[field];
+    if (map === undefined || map === null) continue;
+    if (typeof map !== 'object' || Array.isArray(map)) return `${field} must be a map of strings`;
+    const bad = Object.entries(map).find(([, v]) => typeof v !== 'string');
+    if (bad) return `${field}.${bad[0]} is not a string (quote it in YAML); its value is not shown`;
+  }
+  return undefined;
 }
 
 /** Where a namespaced object goes: targetNamespace wins, then the object's own, then "default". */

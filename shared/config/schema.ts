@@ -165,6 +165,10 @@ export const previewSchema = z
       .describe("variables for the preview (over the target's substitute); values may use {{number}} and {{target}}"),
     url: z
       .string()
+      .regex(
+        /^https?:\/\/[^\s<>|"'`]+$/,
+        'an http(s) URL (no spaces, quotes or <>|), such as https://pr-{{number}}.example.com',
+      )
       .optional()
       .describe('the environment URL shown on GitHub, e.g. https://pr-{{number}}.preview.example.com'),
   })

@@ -10,22 +10,25 @@ export interface SecretClients {
 }
 
 /**
- * Reads secrets once per container and keeps them in memory only (never logged). Clients are
- * created on first use, so a function that needs no secret pays nothing at cold start.
+ * Reads secrets and keeps them in memory only (never logged), each for at most five minutes, so a
+ * rotated secret (a revoked status link, a replaced token) takes effect in warm containers too.
+ * Clients are created on first use, so a function that needs no secret pays nothing at cold start.
  */
 export class SecretStore {
-  private readonly cache = new Map<string, Promise<string>>();
+  private readonly cache = new Map<string, { value: Promise<string>; at: number }>();
 
-  constructor(private readonly clients: SecretClients) {}
+  constructor(
+    private readonly clients: SecretClients,
+    private readonly maxAgeMs = 5 * 60_000,
+  ) {}
 
   get(ref: SecretRef): Promise<string> {
     const key = JSON.stringify(ref);
-    let value = this.cache.get(key);
-    if (!value) {
-      value = this.fetch(ref);
-      value.catch(() => this.cache.delete(key));
-      this.cache.set(key, value);
-    }
+    const cached = this.cache.get(key);
+    if (cached && Date.now() - cached.at < this.maxAgeMs) return cached.value;
+    const value = this.fetch(ref);
+    value.catch(() => this.cache.delete(key));
+    this.cache.set(key, { value, at: Date.now() });
     return value;
   }
 

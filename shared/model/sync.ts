@@ -55,6 +55,8 @@ export interface SyncResult {
   settled?: boolean;
   /** The same outcome of the same revision was recorded before (a poll's re-sync): nothing new to tell anyone. */
   repeat?: boolean;
+  /** The last recorded sync of this revision ended the same way (progressing counts as applied): no news to notify. */
+  seen?: boolean;
   startedAt: string;
   durationMs: number;
 }

@@ -1,5 +1,5 @@
 /** Credentials in a URL (`https://user:token@host/...`), the part every message and log leaves out. */
-const CREDENTIALS = /\/\/[^/@]*@/;
+const CREDENTIALS = /\/\/[^/]*@/; // up to the last @ of the authority: a password may hold an @
 
 /** A URL fit for messages and logs: any user and password in it left out. */
 export const redactUrl = (url: string): string => url.replace(CREDENTIALS, '//');

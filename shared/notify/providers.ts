@@ -9,14 +9,33 @@ export interface ProviderRequest {
 }
 
 const escapeSlack = (t: string): string => t.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+/** Discord markdown: every character that could start markup (links, emphasis, quotes, headings) taken literally. */
+const escapeDiscord = (t: string): string => t.replace(/([\\`*_~|>#[\]()-])/g, '\\$1');
+/** Adaptive Card TextBlocks render a markdown subset: a `[text](url)` link is broken apart, the rest is harmless. */
+const escapeTeams = (t: string): string => t.replace(/\]\(/g, '] (');
+
+/**
+ * A link an event may carry: an http(s) URL without credentials, nothing that could close Slack's
+ * `<url|text>` or open markup (text from Git, such as a preview URL, never becomes a link elsewhere).
+ */
+export function safeLink(url: string | undefined): string | undefined {
+  if (!url || /[\s<>|"'`]/.test(url)) return undefined;
+  try {
+    const u = new URL(url);
+    return (u.protocol === 'https:' || u.protocol === 'http:') && !u.username && !u.password ? u.toString() : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** Slack incoming webhook: Block Kit (header, section with fields, context), with `text` as the notification fallback. */
 export function slackMessage(e: NotifyEvent) {
+  const url = safeLink(e.url);
   const fields = e.fields
     .slice(0, 10)
     .map(([k, v]) => ({ type: 'mrkdwn' as const, text: clip(`*${escapeSlack(k)}*\n${escapeSlack(v)}`, 2000) }));
   return {
-    text: clip(e.title, 3000),
+    text: clip(escapeSlack(e.title), 3000),
     blocks: [
       { type: 'header' as const, text: { type: 'plain_text' as const, text: clip(e.title, 150), emoji: false } },
       ...(e.text
@@ -28,7 +47,7 @@ export function slackMessage(e: NotifyEvent) {
         elements: [
           {
             type: 'mrkdwn' as const,
-            text: clip(`tidegate · ${e.kind} · ${escapeSlack(e.repo)}${e.url ? ` · <${e.url}|details>` : ''}`, 3000),
+            text: clip(`tidegate · ${e.kind} · ${escapeSlack(e.repo)}${url ? ` · <${url}|details>` : ''}`, 3000),
           },
         ],
       },
@@ -38,6 +57,7 @@ export function slackMessage(e: NotifyEvent) {
 
 /** Microsoft Teams workflow webhook ("When a Teams webhook request is received"): a message with one Adaptive Card 1.4. */
 export function teamsMessage(e: NotifyEvent) {
+  const url = safeLink(e.url);
   return {
     type: 'message' as const,
     attachments: [
@@ -51,15 +71,18 @@ export function teamsMessage(e: NotifyEvent) {
           body: [
             {
               type: 'TextBlock' as const,
-              text: e.title,
+              text: escapeTeams(e.title),
               weight: 'Bolder' as const,
               size: 'Medium' as const,
               wrap: true,
             },
-            ...(e.text ? [{ type: 'TextBlock' as const, text: e.text, wrap: true }] : []),
-            { type: 'FactSet' as const, facts: e.fields.map(([title, value]) => ({ title, value })) },
+            ...(e.text ? [{ type: 'TextBlock' as const, text: escapeTeams(e.text), wrap: true }] : []),
+            {
+              type: 'FactSet' as const,
+              facts: e.fields.map(([title, value]) => ({ title: escapeTeams(title), value: escapeTeams(value) })),
+            },
           ],
-          ...(e.url ? { actions: [{ type: 'Action.OpenUrl' as const, title: 'Details', url: e.url }] } : {}),
+          ...(url ? { actions: [{ type: 'Action.OpenUrl' as const, title: 'Details', url }] } : {}),
         },
       },
     ],
@@ -68,6 +91,7 @@ export function teamsMessage(e: NotifyEvent) {
 
 /** Discord webhook: one embed (title, description, fields, colour, timestamp) within Discord's limits. */
 export function discordMessage(e: NotifyEvent) {
+  const url = safeLink(e.url);
   return {
     username: 'tidegate',
     // Nobody is pinged: a name in a commit message is text.
@@ -75,13 +99,15 @@ export function discordMessage(e: NotifyEvent) {
     embeds: [
       {
         title: clip(e.title, 256),
-        description: clip(e.text || e.kind, 4096),
+        description: clip(escapeDiscord(e.text || e.kind), 4096),
         color: COLOUR[e.kind],
         timestamp: e.at,
-        ...(e.url ? { url: e.url } : {}),
-        fields: e.fields
-          .slice(0, 25)
-          .map(([name, value]) => ({ name: clip(name, 256), value: clip(value || '—', 1024), inline: true })),
+        ...(url ? { url } : {}),
+        fields: e.fields.slice(0, 25).map(([name, value]) => ({
+          name: clip(name, 256),
+          value: clip(escapeDiscord(value) || '—', 1024),
+          inline: true,
+        })),
       },
     ],
   };
@@ -97,7 +123,7 @@ export const genericMessage = (e: NotifyEvent) => ({
   title: e.title,
   text: e.text,
   fields: Object.fromEntries(e.fields),
-  url: e.url,
+  url: safeLink(e.url),
   at: e.at,
 });
 

@@ -40,6 +40,18 @@ const label = (doc: Record<string, unknown>, index: number): string => {
     : `document ${index + 1}`;
 };
 
+/**
+ * The problem of variables neither declared nor defaulted. In a Secret, what looks like a variable may
+ * be part of a value: its names are not repeated.
+ */
+function missingVariables(doc: Record<string, unknown>, missing: readonly string[]): string {
+  const what =
+    doc['kind'] === 'Secret'
+      ? `${missing.length} \${…} reference${missing.length > 1 ? 's' : ''} (names not shown: this is a Secret)`
+      : `variable${missing.length > 1 ? 's' : ''} ${missing.map((v) => `\${${v}}`).join(', ')}`;
+  return `${what} not declared in substitute and without a default (write $\${…} for a literal \${…})`;
+}
+
 /** Kubernetes-looking documents: they declare apiVersion or kind. Others (values files, CI config) are not objects. */
 const looksLikeObject = (doc: Record<string, unknown>): boolean => 'apiVersion' in doc || 'kind' in doc;
 
@@ -83,7 +95,7 @@ export function parseManifests(
             problems.push({
               file: source,
               object: label(value, index),
-              message: `variable${result.missing.length > 1 ? 's' : ''} ${result.missing.map((v) => `\${${v}}`).join(', ')} not declared in substitute and without a default`,
+              message: missingVariables(value, result.missing),
             });
             return;
           }
@@ -91,7 +103,10 @@ export function parseManifests(
         }
       }
     } catch (err) {
-      problems.push({ file: source, object: `document ${index + 1}`, message: errorMessage(err) });
+      // The library's text may end with content of the document (an unresolved alias names what follows
+      // its `*`, which may be a value of a Secret): only the reason before the first colon is kept.
+      const reason = errorMessage(err).split(/:\s/)[0] ?? '';
+      problems.push({ file: source, object: `document ${index + 1}`, message: `invalid YAML: ${reason}` });
       return;
     }
     collect(value, source, index, objects, problems);

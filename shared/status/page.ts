@@ -65,7 +65,7 @@ function targetRow(cluster: string, t: TargetView): string {
 <td>${h(last?.health ?? '—')}</td>
 <td>${last ? `<time datetime="${h(last.startedAt)}">${h(last.startedAt.replace('T', ' ').slice(0, 19))}</time>` : '—'}</td>
 <td>${last ? h(formatMs(last.durationMs)) : '—'}</td>
-<td>${state.inventory.length}</td>
+<td>${h(String(state.inventory.length))}</td>
 <td>${nextStep(t.name, state, last)}</td>
 </tr>`;
 }
@@ -83,7 +83,7 @@ function timeline(entries: readonly HistoryEntry[]): string {
       e.heldFor ? `held: ${e.heldFor}` : '',
       e.error ? `error: ${e.error.split('\n')[0] ?? ''}` : '',
     ].filter(Boolean);
-    return `<li class="entry" data-outcome="${h(e.outcome)}">${badge(e.outcome)} <time datetime="${h(e.startedAt)}">${h(e.startedAt.replace('T', ' ').slice(0, 19))}</time> ${h(formatRevision(e.revision))}${e.commit ? ` — ${h(e.commit.message)}` : ''} (${e.counts.created}+ ${e.counts.configured}~ ${e.counts.deleted}-, ${h(formatMs(e.durationMs))})${notes.length ? `<br><small>${h(notes.join('; '))}</small>` : ''}</li>`;
+    return `<li class="entry" data-outcome="${h(e.outcome)}">${badge(e.outcome)} <time datetime="${h(e.startedAt)}">${h(e.startedAt.replace('T', ' ').slice(0, 19))}</time> ${h(formatRevision(e.revision))}${e.commit ? ` — ${h(e.commit.message)}` : ''} (${h(`${e.counts.created}+ ${e.counts.configured}~ ${e.counts.deleted}-`)}, ${h(formatMs(e.durationMs))})${notes.length ? `<br><small>${h(notes.join('; '))}</small>` : ''}</li>`;
   });
   return `<ol class="timeline">${items.join('')}</ol>`;
 }
@@ -104,7 +104,7 @@ function previewsTable(previews: readonly PreviewEntry[]): string {
   if (!previews.length) return '';
   const rows = previews.map(
     (p) =>
-      `<tr class="preview" data-preview="${h(p.name)}"><td>#${p.pullRequest}</td><td>${h(p.target)}</td><td>${h(p.namespace)}</td><td>${badge(p.status)}</td><td>${h(p.head.slice(0, 12))}</td><td><time datetime="${h(p.expiresAt)}">${h(p.expiresAt.replace('T', ' ').slice(0, 19))}</time></td></tr>`,
+      `<tr class="preview" data-preview="${h(p.name)}"><td>#${h(String(p.pullRequest))}</td><td>${h(p.target)}</td><td>${h(p.namespace)}</td><td>${badge(p.status)}</td><td>${h(p.head.slice(0, 12))}</td><td><time datetime="${h(p.expiresAt)}">${h(p.expiresAt.replace('T', ' ').slice(0, 19))}</time></td></tr>`,
   );
   return `<h3>Preview environments</h3><table class="previews"><thead><tr><th>pull request</th><th>target</th><th>namespace</th><th>status</th><th>head</th><th>torn down at</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
 }

@@ -80,6 +80,28 @@ export function sameInventory(a: readonly InventoryEntry[], b: readonly Inventor
 const RECORD_TIMEOUT_MS = 3_000;
 
 /** Outcomes after which the revision is what runs: it becomes lastApplied. */
+/** Two outcomes that tell the same (a rollout progressing, then applied, is one "applied"). */
+const sameEnd = (a: SyncOutcome, b: SyncOutcome): boolean => {
+  const as = (o: SyncOutcome): SyncOutcome => (o === 'progressing' ? 'applied' : o);
+  return as(a) === as(b);
+};
+
+/**
+ * A result beside the entry recorded before it: a rollout that settled since; a failure of this
+ * revision the same way as before (recorded for its time, but no news); the same ending again.
+ */
+function compared(last: HistoryEntry | undefined, res: SyncResult): Pick<SyncResult, 'settled' | 'repeat' | 'seen'> {
+  if (last?.revision.sha !== res.revision.sha) return {};
+  const settled = last.outcome === 'progressing' && res.outcome !== 'progressing';
+  const repeat =
+    res.outcome === 'failed' && last.outcome === 'failed' && last.error === clip(res.error ?? '', ENTRY_LIMITS.error);
+  return {
+    ...(settled ? { settled: true } : {}),
+    ...(repeat ? { repeat: true } : {}),
+    ...(sameEnd(last.outcome, res.outcome) ? { seen: true } : {}),
+  };
+}
+
 const RUNS = new Set<SyncOutcome>(['applied', 'unchanged', 'progressing']);
 
 /** What else a sync did, for the status page: drifted objects it corrected, workloads the reload pass rolled. */
@@ -224,17 +246,9 @@ export class SyncRun {
   /** Appends history and writes state; a repeated no-op sync of the same revision writes nothing. */
   async record(res: SyncResult, inventory: InventoryEntry[] | undefined): Promise<SyncResult> {
     if (this.input.dryRun) return res;
-    if (this.isRepeat(res, inventory)) return { ...res, repeat: true };
-    const last = this.state.history.at(-1);
-    const sameRevision = last?.revision.sha === res.revision.sha;
-    const settled = sameRevision && last?.outcome === 'progressing' && res.outcome !== 'progressing';
-    // A failure of a revision that failed the same way before is recorded (its time), but is no news.
-    const repeat =
-      sameRevision &&
-      res.outcome === 'failed' &&
-      last?.outcome === 'failed' &&
-      last.error === clip(res.error ?? '', ENTRY_LIMITS.error);
+    if (this.isRepeat(res, inventory)) return { ...res, repeat: true, seen: true };
+    const before = compared(this.state.history.at(-1), res);
     await this.save(this.recorded(res, inventory));
-    return { ...res, ...(settled ? { settled: true } : {}), ...(repeat ? { repeat: true } : {}) };
+    return { ...res, ...before };
   }
 }

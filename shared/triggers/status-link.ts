@@ -27,7 +27,8 @@ export function refuseStatusLink(
   now: Date = new Date(),
 ): HttpResponse | undefined {
   if (!secret) return reply(503, 'the status page is not configured (statusSecret)');
-  const expires = Number(query.get('expires'));
+  const expiresText = query.get('expires') ?? '';
+  const expires = /^\d{1,12}$/.test(expiresText) ? Number(expiresText) : NaN; // one spelling of each instant
   const given = Buffer.from(query.get('signature') ?? '');
   const wanted = Buffer.from(signature(secret, expires));
   if (!Number.isInteger(expires) || given.length !== wanted.length || !timingSafeEqual(given, wanted))

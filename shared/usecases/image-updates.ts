@@ -130,7 +130,10 @@ export async function updateImages(ctx: EngineContext, msg: ImageMessage, queue:
       updates.push(...(await proposeImage(ctx, repo, author, policy, image)));
   }
   if (!matched) return { kind: 'ignored', reason: `no image policy follows ${msg.registry}/${msg.repository}` };
-  for (const u of updates) await notify(ctx, imageEvent(u, ctx.now?.()));
+  await notify(
+    ctx,
+    updates.map((u) => imageEvent(u, ctx.now?.())),
+  );
   return { kind: 'images-written', updates };
 }
 

@@ -8,3 +8,4 @@ export { release, rollback } from './rollback.js';
 export { approve } from './approve.js';
 export { recover } from './recover.js';
 export { serveStatusPage, statusPageOf, statusView } from './status-page.js';
+export { notify, resultEvent } from './notify.js';

@@ -5,9 +5,17 @@ import type { EngineContext } from './context.js';
 
 const firstLine = (text: string | undefined): string => (text ?? '').split('\n')[0] ?? '';
 
-/** The event a sync result is, if any: a repeat (a poll's re-sync with the same outcome) or a no-op is none. */
+/**
+ * The event a sync result is, if any. A no-op is none, and so is an outcome this revision already
+ * had (a poll's re-sync, a redelivery, a rollout still progressing, a failure whose text changed):
+ * one message per event and revision. Drift corrected is news each time: each is an edit undone.
+ */
 function kindOf(r: SyncResult): NotifyEventKind | undefined {
-  if (r.repeat) return undefined;
+  const kind = eventOf(r);
+  return r.seen && kind !== 'drift-corrected' ? undefined : kind;
+}
+
+function eventOf(r: SyncResult): NotifyEventKind | undefined {
   if (r.rolledBackTo) return 'rolled-back';
   if (r.outcome === 'failed') return 'failed';
   if (r.outcome === 'held') return 'held';
@@ -65,13 +73,29 @@ export function resultEvent(
   };
 }
 
-/** Sends an event through the context's notifier (none configured: nothing); never fails the work that raised it. */
+/**
+ * Sends events through the context's notifier (none configured: nothing), side by side, so that a
+ * message's notifications together take at most the notifier's budget; never fails the work that
+ * raised them.
+ */
 export async function notify(
   ctx: Pick<EngineContext, 'notifier' | 'logger'>,
-  event: NotifyEvent | undefined,
+  events: ReadonlyArray<NotifyEvent | undefined>,
+  signal?: AbortSignal,
 ): Promise<void> {
-  if (!event || !ctx.notifier) return;
-  await ctx.notifier
-    .notify(event)
-    .catch((err: unknown) => ctx.logger?.warn('notification not sent', { event: event.kind, error: String(err) }));
+  const { notifier } = ctx;
+  if (!notifier) return;
+  await Promise.all(
+    events.flatMap((e) =>
+      e
+        ? [
+            notifier
+              .notify(e, signal)
+              .catch((err: unknown) =>
+                ctx.logger?.warn('notification not sent', { event: e.kind, error: (err as Error).name }),
+              ),
+          ]
+        : [],
+    ),
+  );
 }

@@ -136,7 +136,11 @@ export async function previewPullRequest(
     signal,
   });
   if (environments.length) await publishDeployment(ctx, github, name, pr.number, head.sha, environments);
-  for (const e of environments) await notify(ctx, previewEvent(msg.repo, pr.number, head.sha, e, ctx.now?.()));
+  await notify(
+    ctx,
+    environments.map((e) => previewEvent(msg.repo, pr.number, head.sha, e, ctx.now?.())),
+    signal,
+  );
   const preview = renderPreview(pr.number, results);
   const { title, conclusion } = preview;
   const markdown = environments.length

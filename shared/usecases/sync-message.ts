@@ -45,6 +45,11 @@ export async function syncMessage(
   const [result] = results;
   if (!result) return { kind: 'ignored', reason: `tidegate.yaml no longer declares ${names.join(', ')}` };
   for (const r of results) await report(ctx, msg, r);
+  await notify(
+    ctx,
+    results.map((r) => resultEvent(r, { repo: msg.repo, how: howToApprove(msg, r) }, ctx.now?.())),
+    signal,
+  );
   return { kind: 'synced', result, results };
 }
 
@@ -68,6 +73,7 @@ async function report(ctx: EngineContext, msg: SyncMessage, result: SyncResult):
     await reportSync(github, repoName(msg.repo), result).catch((err: unknown) =>
       ctx.logger?.warn('commit status not set', { target: result.target, error: errorMessage(err) }),
     );
-  const how = `\`tidegate approve ${result.target} ${result.revision.sha.slice(0, 12)} --repo ${redactUrl(msg.repo)}\`, or comment \`/tidegate approve ${result.target}\` on its merged pull request`;
-  await notify(ctx, resultEvent(result, { repo: msg.repo, how }, ctx.now?.()));
 }
+
+const howToApprove = (msg: SyncMessage, r: SyncResult): string =>
+  `\`tidegate approve ${r.target} ${r.revision.sha.slice(0, 12)} --repo ${redactUrl(msg.repo)}\`, or comment \`/tidegate approve ${r.target}\` on its merged pull request`;

@@ -153,7 +153,7 @@ describe('render: substitution', () => {
   it('fails on an undeclared variable without a default, naming the object', async () => {
     const root = repo({ 'a.yaml': cm('x', 'data:\n  k: ${NOPE}\n') });
     expect(await problems(render(opts(root, { substitute: { OTHER: '1' } })))).toEqual([
-      'a.yaml (ConfigMap/x): variable ${NOPE} not declared in substitute and without a default',
+      'a.yaml (ConfigMap/x): variable ${NOPE} not declared in substitute and without a default (write $${…} for a literal ${…})',
     ]);
   });
 });
