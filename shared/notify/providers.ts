@@ -22,7 +22,7 @@ export function safeLink(url: string | undefined): string | undefined {
   if (!url || /[\s<>|"'`]/.test(url)) return undefined;
   try {
     const u = new URL(url);
-    return (u.protocol === 'https:' || u.protocol === 'http:') && !u.username && !u.password ? u.toString() : undefined;
+    return (u.protocol === 'https:' || u.protocol === 'http:') && !u.username && !u.password ? url : undefined;
   } catch {
     return undefined;
   }

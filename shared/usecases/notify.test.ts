@@ -58,7 +58,14 @@ describe('which sync results are news, and what their notification says', () => 
       'tidegate release web',
     ],
     ['nothing changed', { outcome: 'unchanged', changeSet: { changes: [cm('a', 'unchanged')] } }, undefined, ''],
-    ['a repeat of the same outcome (the poll)', { outcome: 'failed', error: 'x', repeat: true }, undefined, ''],
+    ['an outcome this revision had before (the poll)', { outcome: 'failed', error: 'x', seen: true }, undefined, ''],
+    ['a rollout still progressing, seen before', { outcome: 'progressing', seen: true }, undefined, ''],
+    [
+      'drift corrected again at the same revision: each is an edit undone',
+      { changeSet: { changes: [cm('a', 'configured', true)] }, seen: true },
+      'drift-corrected',
+      '1 configured',
+    ],
     ['a suspended target', { outcome: 'suspended' }, undefined, ''],
     ['a pinned target', { outcome: 'pinned' }, undefined, ''],
   ])('%s', (_name, over, kind, text) => {

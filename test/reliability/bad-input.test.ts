@@ -41,7 +41,7 @@ describe('bad manifests: the sync fails with the reason, applies nothing of the 
     [
       'a YAML alias bomb',
       { 'apps/bomb.yaml': aliasBomb() },
-      'apps/bomb.yaml (document 1): Excessive alias count indicates a resource exhaustion attack',
+      'apps/bomb.yaml (document 1): invalid YAML: Excessive alias count indicates a resource exhaustion attack',
     ],
     [
       'an unknown kind (no CRD serves it)',

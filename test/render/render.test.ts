@@ -80,7 +80,7 @@ describe('render: plain YAML', () => {
     [
       'a YAML alias bomb',
       `a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\napiVersion: v1\nkind: ConfigMap\nmetadata: { name: bomb }\nd: [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n`,
-      'bad.yaml (document 1): Excessive alias count',
+      'bad.yaml (document 1): invalid YAML: Excessive alias count',
     ],
   ])('names the file and object for %s', async (_case, text, expected) => {
     const root = repo({ 'good.yaml': cm('fine'), 'bad.yaml': text });
