@@ -1,17 +1,5 @@
 import { parseArgs } from 'node:util';
 import { errorMessage, TidegateError } from '../shared/model/index.js';
-import { renderCommand, validateCommand } from './commands/local.js';
-import { statusCommand, statusLinkCommand } from './commands/status.js';
-import { runDemo } from './demo.js';
-import { devCommand } from './commands/dev.js';
-import {
-  approveCommand,
-  historyCommand,
-  recoverCommand,
-  releaseCommand,
-  rollbackCommand,
-} from './commands/rollback.js';
-import { diffCommand, syncCommand } from './commands/sync.js';
 import { processIo, terminalSafe, type Io } from './output.js';
 
 const USAGE = `tidegate: GitOps for Amazon EKS, agentless
@@ -99,24 +87,29 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
     if (!target) throw new TidegateError('Usage', `${command} needs a target name`);
     return target;
   };
+  // Each command's module is loaded when it runs: `tidegate --help` evaluates none of them.
+  const sync = () => import('./commands/sync.js');
+  const local = () => import('./commands/local.js');
+  const status = () => import('./commands/status.js');
+  const history = () => import('./commands/rollback.js');
   const commands: Record<string, () => Promise<number> | number> = {
-    sync: () => syncCommand(target, args, io),
-    diff: () => diffCommand(target, args, io),
-    render: () => renderCommand(needTarget(), values.dir, io),
-    validate: () => validateCommand(values.dir, io),
-    status: () => statusCommand(target, args, io),
-    dev: () => devCommand(values, io),
-    rollback: () => rollbackCommand(needTarget(), args, io),
-    release: () => releaseCommand(needTarget(), args, io),
-    history: () => historyCommand(needTarget(), args, io),
-    approve: () => {
+    sync: async () => (await sync()).syncCommand(target, args, io),
+    diff: async () => (await sync()).diffCommand(target, args, io),
+    render: async () => (await local()).renderCommand(needTarget(), values.dir, io),
+    validate: async () => (await local()).validateCommand(values.dir, io),
+    status: async () => (await status()).statusCommand(target, args, io),
+    dev: async () => (await import('./commands/dev.js')).devCommand(values, io),
+    rollback: async () => (await history()).rollbackCommand(needTarget(), args, io),
+    release: async () => (await history()).releaseCommand(needTarget(), args, io),
+    history: async () => (await history()).historyCommand(needTarget(), args, io),
+    approve: async () => {
       if (!extra)
         throw new TidegateError('Usage', 'approve needs a target and a revision: tidegate approve <target> <sha>');
-      return approveCommand(needTarget(), extra, args, io);
+      return (await history()).approveCommand(needTarget(), extra, args, io);
     },
-    recover: () => recoverCommand(args, io),
-    demo: () => runDemo(io, { once: values.once }),
-    'status-link': () => statusLinkCommand(values, io),
+    recover: async () => (await history()).recoverCommand(args, io),
+    demo: async () => (await import('./demo.js')).runDemo(io, { once: values.once }),
+    'status-link': async () => (await status()).statusLinkCommand(values, io),
   };
   const run = commands[command];
   if (!run) throw new TidegateError('Usage', `unknown command "${command}"\n\n${USAGE}`);

@@ -4,6 +4,7 @@
 import { readdirSync, existsSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from 'esbuild';
+import { buildCli, common } from './esbuild.mjs';
 
 const root = new URL('..', import.meta.url).pathname;
 const functionsDir = join(root, 'functions');
@@ -21,37 +22,6 @@ export function functionEntries() {
     }))
     .sort((a, b) => a.name.localeCompare(b.name));
 }
-
-// zod re-exports its 40+ error-message locales from its entry points (z.locales); nothing here
-// uses them, yet they are a quarter of a bundle. English, the default, is the only one kept.
-const zodEnglishOnly = {
-  name: 'zod-english-only',
-  setup(b) {
-    b.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) =>
-      /[\\/]zod[\\/]v4[\\/](classic|core)[\\/]/.test(args.importer)
-        ? { path: join(args.importer, '..', '..', 'locales', 'en.js'), namespace: 'zod-locales' }
-        : undefined,
-    );
-    b.onLoad({ filter: /.*/, namespace: 'zod-locales' }, (args) => ({
-      contents: `export { default as en } from ${JSON.stringify(args.path)};`,
-      resolveDir: join(args.path, '..'),
-    }));
-  },
-};
-
-const common = {
-  plugins: [zodEnglishOnly],
-  bundle: true,
-  minify: true,
-  platform: 'node',
-  target: 'node20',
-  format: 'esm',
-  sourcemap: false,
-  legalComments: 'none',
-  // CommonJS dependencies inside an ESM bundle still call require().
-  banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
-  logLevel: 'warning',
-};
 
 const entries = functionEntries();
 rmSync(join(root, 'dist'), { recursive: true, force: true });
@@ -76,6 +46,7 @@ for (const fn of entries) {
   );
 }
 console.log(`${entries.length} function bundle(s) written to dist/functions`);
-const cli = join(root, 'dist', 'cli', 'tidegate.mjs');
-await build({ ...common, entryPoints: [join(root, 'cli', 'tidegate.ts')], outfile: cli });
-console.log(`CLI ${(statSync(cli).size / 1024).toFixed(0)} KiB  dist/cli/tidegate.mjs (bin/tidegate.js)`);
+const cli = await buildCli();
+console.log(
+  `CLI ${(cli.bytes / 1024).toFixed(0)} KiB  dist/cli/tidegate.mjs (bin/tidegate.js), + ${(cli.chunkBytes / 1024).toFixed(0)} KiB of commands loaded when they run`,
+);

@@ -2,13 +2,14 @@ import type { KubeClient } from '../cluster/index.js';
 import { TidegateError, errorMessage, refOf, type KubeObject, type ObjectRef } from '../model/index.js';
 import {
   PATTERN_LIMITS,
+  RELOADER,
   hasReloadAnnotations,
   loadPatternEngine,
   shouldReload,
   type SourceKind,
 } from './annotations.js';
 import { contentHash } from './hash.js';
-import { containerUsing, envVarName } from './references.js';
+import { containerUsing, envVarName, referencedSources } from './references.js';
 import { WORKLOADS, atTemplatePath, podTemplateOf, type PodTemplate, type WorkloadAdapter } from './workloads.js';
 
 /** Field manager of every reload patch; the sync's own apply (manager "tidegate") never removes its fields. */
@@ -70,25 +71,53 @@ async function listScoped(
   return lists.flat().filter((o) => !ignored.has(o.metadata.namespace ?? ''));
 }
 
-async function readSources(client: KubeClient, opts: ReloadOptions): Promise<Map<string, Source[]>> {
-  const byNamespace = new Map<string, Source[]>();
+/** A namespace's ConfigMaps and Secrets, in list order, and where each is by kind/name. */
+interface Sources {
+  all: Source[];
+  at: Map<string, number>;
+}
+
+async function readSources(client: KubeClient, opts: ReloadOptions): Promise<Map<string, Sources>> {
+  const byNamespace = new Map<string, Sources>();
   for (const kind of ['ConfigMap', 'Secret'] as const) {
     for (const o of await listScoped(client, 'v1', kind, opts, opts.resourceSelector, opts.signal)) {
       const data = o['data'] as Record<string, string> | undefined;
       const binaryData = o['binaryData'] as Record<string, string> | undefined;
       const ns = o.metadata.namespace ?? '';
-      const list = byNamespace.get(ns) ?? [];
-      list.push({
+      const set = byNamespace.get(ns) ?? { all: [], at: new Map<string, number>() };
+      set.at.set(key(kind, o.metadata.name), set.all.length);
+      set.all.push({
         kind,
         name: o.metadata.name,
         namespace: ns,
         annotations: o.metadata.annotations ?? {},
         hash: contentHash(data, binaryData),
       });
-      byNamespace.set(ns, list);
+      byNamespace.set(ns, set);
     }
   }
   return byNamespace;
+}
+
+const NO_SOURCES: Sources = { all: [], at: new Map() };
+
+/**
+ * The sources worth asking about: every one when the workload names sources (names may be
+ * patterns), else only those its pod spec references (auto and search/match need a reference),
+ * in list order. A pass is then linear in workloads and references, not their product.
+ */
+function candidates(
+  workloadAnn: Record<string, string>,
+  templateAnn: Record<string, string>,
+  spec: PodTemplate['spec'],
+  sources: Sources,
+): Source[] {
+  const names = [RELOADER.configmapReload, RELOADER.secretReload].some((k) => k in workloadAnn || k in templateAnn);
+  if (names) return sources.all;
+  return referencedSources(spec ?? {})
+    .flatMap((r) => sources.at.get(key(r.kind, r.name)) ?? [])
+    .sort((a, b) => a - b)
+    .map((i) => sources.all[i] as Source);
 }
 
 interface Relevant {
@@ -97,13 +126,13 @@ interface Relevant {
 }
 
 /** The sources whose change reloads this workload, with the container that carries the env var. */
-function relevantSources(obj: KubeObject, template: PodTemplate, sources: readonly Source[]): Relevant[] {
+function relevantSources(obj: KubeObject, template: PodTemplate, sources: Sources): Relevant[] {
   const workloadAnn = obj.metadata.annotations ?? {};
   const templateAnn = template.metadata?.annotations ?? {};
   const spec = template.spec ?? {};
   const out: Relevant[] = [];
   const budget = { leftMs: PATTERN_LIMITS.budgetMs };
-  for (const source of sources) {
+  for (const source of candidates(workloadAnn, templateAnn, spec, sources)) {
     const decision = shouldReload(source, workloadAnn, templateAnn, budget);
     if (!decision.reload) continue;
     const using = containerUsing(spec, source.kind, source.name);
@@ -222,7 +251,7 @@ async function reconcile(
   client: KubeClient,
   adapter: WorkloadAdapter,
   workload: KubeObject,
-  sources: readonly Source[],
+  sources: Sources,
   opts: ReloadOptions,
   report: ReloadReport,
 ): Promise<void> {
@@ -272,7 +301,14 @@ export async function reloadPass(client: KubeClient, opts: ReloadOptions): Promi
     for (const obj of await listScoped(client, adapter.apiVersion, adapter.kind, opts, undefined, opts.signal)) {
       const workload = { ...obj, apiVersion: adapter.apiVersion, kind: adapter.kind };
       try {
-        await reconcile(client, adapter, workload, sources.get(obj.metadata.namespace ?? '') ?? [], opts, report);
+        await reconcile(
+          client,
+          adapter,
+          workload,
+          sources.get(obj.metadata.namespace ?? '') ?? NO_SOURCES,
+          opts,
+          report,
+        );
       } catch (err) {
         if (opts.signal?.aborted) throw err;
         // One workload's bad annotation or refused patch never stops the pass: the others go on.
