@@ -178,11 +178,12 @@ try {
     try {
       const name = `bench-${tuned ? 'tuned' : 'default'}`;
       const nsF = `bench-f-${randomBytes(3).toString('hex')}`;
+      await kubectl(['create', 'namespace', nsF]); // Flux applies into an existing namespace
       await flux.createGitRepository({ name, url: fluxUrl, branch: 'main', interval: '60m' });
       const c0 = flux.requests();
       const t0 = performance.now();
       await flux.createKustomization({ name, source: name, path: './apps', targetNamespace: nsF, interval: '60m' });
-      run1.first = await flux.waitApplied({ kustomization: name, sha: fluxSha, since: t0, timeoutMs: 600_000 });
+      run1.first = await flux.waitApplied({ kustomization: name, sha: fluxSha, since: t0, timeoutMs: 180_000 });
       const c1 = flux.requests();
       const noop = await flux.requestReconcile({ gitRepository: name, kustomization: name });
       run1.noop = await flux.waitApplied({
