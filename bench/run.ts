@@ -53,6 +53,60 @@ const engine: EngineContext = {
 };
 const kubectl = (args: string[]) => run(env.tools.kubectl, ['--kubeconfig', kubeconfig, ...args]);
 
+/**
+ * Push → applied through the dev server's webhook route, as GitHub delivers a push: a new
+ * repository of one target (files under apps/), then `pushes` commits each changing `file`, each
+ * timed from the webhook to the synced result; with warmUp, one push before them is not timed.
+ */
+async function pushLatencies(
+  files: Record<string, string>,
+  file: string,
+  edit: (i: number) => string,
+  pushes: number,
+  warmUp: boolean,
+): Promise<number[]> {
+  const url = await createBareRepo(env.git, `bench-push-${randomBytes(3).toString('hex')}`);
+  const ws = await GitWorkspace.clone(env.git, url);
+  const ns = `bench-p-${randomBytes(3).toString('hex')}`;
+  await ws.commit(
+    {
+      'tidegate.yaml': stringify({
+        targets: [{ name: `push-${ns}`, cluster: 'x', path: 'apps', targetNamespace: ns, wait: false }],
+      }),
+      ...files,
+    },
+    'init',
+  );
+  const secret = 'bench';
+  let resolveSynced: ((r: SyncResult) => void) | undefined;
+  const dev = await startDevServer({
+    engine,
+    repo: url,
+    branch: 'main',
+    webhookSecret: secret,
+    registrySecret: secret,
+    onWork: (_m, o) => {
+      if (!(o instanceof Error) && o.kind === 'synced') resolveSynced?.(o.result);
+    },
+  });
+  const latencies: number[] = [];
+  try {
+    for (let i = warmUp ? -1 : 0; i < pushes; i++) {
+      const sha = await ws.commit({ [file]: edit(i) }, `push ${i}`);
+      const { body, headers } = signedPush(url, sha, [file], secret);
+      const synced = new Promise<SyncResult>((r) => (resolveSynced = r));
+      const t = performance.now();
+      await fetch(`${dev.url}/webhooks/github`, { method: 'POST', body, headers });
+      await synced;
+      if (i >= 0) latencies.push(performance.now() - t);
+    }
+  } finally {
+    await dev.stop();
+    ws.remove();
+  }
+  return latencies;
+}
+
 try {
   // 1. First apply and no-op sync of N objects: tidegate vs kubectl apply --server-side.
   const dir = mkdtempSync(join(tmpdir(), 'bench-'));
@@ -227,84 +281,20 @@ try {
 
   // 2. Push → applied through the dev server's webhook route.
   log('push → applied latency');
-  const url = await createBareRepo(env.git, `bench-${randomBytes(3).toString('hex')}`);
-  const ws = await GitWorkspace.clone(env.git, url);
-  const nsP = `bench-p-${randomBytes(3).toString('hex')}`;
   const cm = (i: number) =>
     stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'pushed' }, data: { i: String(i) } });
-  await ws.commit(
-    {
-      'tidegate.yaml': stringify({
-        targets: [{ name: `push-${nsP}`, cluster: 'x', path: 'apps', targetNamespace: nsP, wait: false }],
-      }),
-      'apps/cm.yaml': cm(0),
-    },
-    'init',
-  );
-  const secret = 'bench';
-  let resolveSynced: ((r: SyncResult) => void) | undefined;
-  const dev = await startDevServer({
-    engine,
-    repo: url,
-    branch: 'main',
-    webhookSecret: secret,
-    registrySecret: secret,
-    onWork: (_m, o) => {
-      if (!(o instanceof Error) && o.kind === 'synced') resolveSynced?.(o.result);
-    },
-  });
-  const latencies: number[] = [];
   const pushes = Math.max(10, Math.round(50 * Math.min(scale, 1)));
-  for (let i = 1; i <= pushes; i++) {
-    const sha = await ws.commit({ 'apps/cm.yaml': cm(i) }, `push ${i}`);
-    const { body, headers } = signedPush(url, sha, ['apps/cm.yaml'], secret);
-    const synced = new Promise<SyncResult>((r) => (resolveSynced = r));
-    const t = performance.now();
-    await fetch(`${dev.url}/webhooks/github`, { method: 'POST', body, headers });
-    await synced;
-    latencies.push(performance.now() - t);
-  }
-  await dev.stop();
-  ws.remove();
-
-  // The same on a target of N objects (what the Flux run above pushed to), a few pushes.
-  const bigUrl = await createBareRepo(env.git, `bench-big-${randomBytes(3).toString('hex')}`);
-  const bws = await GitWorkspace.clone(env.git, bigUrl);
-  const nsB = `bench-b-${randomBytes(3).toString('hex')}`;
-  await bws.commit(
-    {
-      'tidegate.yaml': stringify({
-        targets: [{ name: `big-${nsB}`, cluster: 'x', path: 'apps', targetNamespace: nsB, wait: false }],
-      }),
-      ...fluxFiles,
-    },
-    'init',
+  const latencies = await pushLatencies({ 'apps/cm.yaml': cm(0) }, 'apps/cm.yaml', (i) => cm(i + 1), pushes, false);
+  // The same on a target of N objects (what the Flux run above pushed to), a few pushes after a
+  // first one that is the first apply.
+  const part = fluxFiles['apps/part-000.yaml'] ?? '';
+  const bigLatencies = await pushLatencies(
+    fluxFiles,
+    'apps/part-000.yaml',
+    (i) => part.replace('index: "0"', `index: p${i}`),
+    5,
+    true,
   );
-  const bigDev = await startDevServer({
-    engine,
-    repo: bigUrl,
-    branch: 'main',
-    webhookSecret: secret,
-    registrySecret: secret,
-    onWork: (_m, o) => {
-      if (!(o instanceof Error) && o.kind === 'synced') resolveSynced?.(o.result);
-    },
-  });
-  const bigLatencies: number[] = [];
-  for (let i = 0; i <= 5; i++) {
-    const sha = await bws.commit(
-      { 'apps/part-000.yaml': (fluxFiles['apps/part-000.yaml'] ?? '').replace('index: "0"', `index: p${i}`) },
-      `push ${i}`,
-    );
-    const { body, headers } = signedPush(bigUrl, sha, ['apps/part-000.yaml'], secret);
-    const synced = new Promise<SyncResult>((r) => (resolveSynced = r));
-    const t = performance.now();
-    await fetch(`${bigDev.url}/webhooks/github`, { method: 'POST', body, headers });
-    await synced;
-    if (i > 0) bigLatencies.push(performance.now() - t); // the first push is the first apply
-  }
-  await bigDev.stop();
-  bws.remove();
   const bigP50 = pct(bigLatencies, 50);
   rows.push({
     name: `push → applied, a target of ${N} objects, vs Flux (one object changed)`,

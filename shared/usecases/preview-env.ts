@@ -348,24 +348,25 @@ export interface TornDown {
   entry: PreviewEntry;
 }
 
+/** A pull request's previews on these clusters. */
+interface PullRequestScope {
+  repo: string;
+  pullRequest: number;
+  clusters: readonly string[];
+  queue: Queue;
+  signal?: AbortSignal | undefined;
+}
+
+const ofPullRequest = (e: PreviewEntry, req: PullRequestScope): boolean =>
+  e.pullRequest === req.pullRequest && normaliseRepoUrl(e.repo) === normaliseRepoUrl(req.repo);
+
 /** Tears down every preview of a pull request on these clusters; frees their places for waiting previews. */
-export async function stopPullRequestPreviews(
-  ctx: EngineContext,
-  req: {
-    repo: string;
-    pullRequest: number;
-    clusters: readonly string[];
-    queue: Queue;
-    signal?: AbortSignal | undefined;
-  },
-): Promise<TornDown[]> {
+export async function stopPullRequestPreviews(ctx: EngineContext, req: PullRequestScope): Promise<TornDown[]> {
   const done: TornDown[] = [];
   for (const cluster of req.clusters) {
     const client = await connectKnown(ctx, cluster);
     if (!client) continue;
-    const mine = (await readPreviews(client, req.signal)).filter(
-      (e) => e.pullRequest === req.pullRequest && normaliseRepoUrl(e.repo) === normaliseRepoUrl(req.repo),
-    );
+    const mine = (await readPreviews(client, req.signal)).filter((e) => ofPullRequest(e, req));
     for (const entry of mine)
       if (await tearDown(ctx, client, entry, () => true, req.signal)) done.push({ cluster, entry });
     if (mine.length) await wake(ctx, client, req.queue, req.signal);
@@ -374,20 +375,8 @@ export async function stopPullRequestPreviews(
 }
 
 /** A pull request's waiting previews leave the line (its woken preview was refused); the places go to the next in line. */
-export async function leaveLine(
-  ctx: EngineContext,
-  req: {
-    repo: string;
-    pullRequest: number;
-    clusters: readonly string[];
-    queue: Queue;
-    signal?: AbortSignal | undefined;
-  },
-): Promise<void> {
-  const mine = (e: PreviewEntry): boolean =>
-    e.status === 'waiting' &&
-    e.pullRequest === req.pullRequest &&
-    normaliseRepoUrl(e.repo) === normaliseRepoUrl(req.repo);
+export async function leaveLine(ctx: EngineContext, req: PullRequestScope): Promise<void> {
+  const mine = (e: PreviewEntry): boolean => e.status === 'waiting' && ofPullRequest(e, req);
   for (const cluster of req.clusters) {
     const client = await connectKnown(ctx, cluster);
     if (!client) continue;

@@ -53,6 +53,23 @@ export function kubeRequest(
   });
 }
 
+/** A pod a baseline namespace must refuse (privileged, host network), created as `as` in namespace ns. */
+export const privilegedPod = (ns: string, as: string) =>
+  kubeRequest(
+    'POST',
+    `/api/v1/namespaces/${ns}/pods`,
+    {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'root' },
+      spec: {
+        hostNetwork: true,
+        containers: [{ name: 'c', image: 'busybox', securityContext: { privileged: true } }],
+      },
+    },
+    { as },
+  );
+
 export interface PreviewRepoOptions {
   /** The preview settings of the target (enabled and a TTL of 2h unless given). */
   preview?: Record<string, unknown>;

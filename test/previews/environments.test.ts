@@ -4,19 +4,14 @@ import { startGitHub, type TestGitHub } from '../../devenv/index.js';
 import { GitHub } from '../../shared/github/index.js';
 import { previewTarget, type KubeObject, type QueueMessage } from '../../shared/model/index.js';
 import { readPreviews } from '../../shared/state/index.js';
-import { handleMessage, type EngineContext, type Queue, type WorkOutcome } from '../../shared/usecases/index.js';
+import { handleMessage, type EngineContext, type WorkOutcome } from '../../shared/usecases/index.js';
 import { testEnv, uniqueName } from '../helpers/env.js';
 import { configMap, gitopsRepo, yamlDocs } from '../helpers/engine.js';
 import { prComment, prEvent } from '../helpers/github.js';
+import { keepingQueue } from '../helpers/previews.js';
 
 const OWNER = 'acme';
 const TOKEN = 'ghp_preview_environments_token';
-
-/** A queue that keeps what is sent (a woken preview), for the test to hand to the worker. */
-function keepingQueue(): Queue & { sent: QueueMessage[] } {
-  const sent: QueueMessage[] = [];
-  return { sent, send: (m) => Promise.resolve(void sent.push(...m)) };
-}
 
 const service = (name: string): KubeObject => ({
   apiVersion: 'v1',

@@ -5,7 +5,7 @@ import { readPreviews } from '../../shared/state/index.js';
 import { MemoryQueue, handleMessage, messageKeys } from '../../shared/usecases/index.js';
 import { testEnv } from '../helpers/env.js';
 import { configMap, yamlDocs } from '../helpers/engine.js';
-import { kubeRequest, previewRepo } from '../helpers/previews.js';
+import { kubeRequest, previewRepo, privilegedPod } from '../helpers/previews.js';
 
 const OWNER = 'acme';
 const TOKEN = 'ghp_preview_attacks_2_token';
@@ -80,20 +80,7 @@ describe('preview environments under attack (second review)', () => {
         live.metadata.labels = { ...live.metadata.labels, ...labels };
         relabel = await kubeRequest('PUT', `/api/v1/namespaces/${ns}/finalize`, live, { as: sa });
       }
-      const pod = await kubeRequest(
-        'POST',
-        `/api/v1/namespaces/${ns}/pods`,
-        {
-          apiVersion: 'v1',
-          kind: 'Pod',
-          metadata: { name: 'root' },
-          spec: {
-            hostNetwork: true,
-            containers: [{ name: 'c', image: 'busybox', securityContext: { privileged: true } }],
-          },
-        },
-        { as: sa },
-      );
+      const pod = await privilegedPod(ns, sa);
       const nsNow = await s.client.get('v1', 'Namespace', '', ns);
       const observed = {
         preview: status,

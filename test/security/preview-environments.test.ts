@@ -9,7 +9,7 @@ import { previewTarget, type KubeObject } from '../../shared/model/index.js';
 import { readPreviews } from '../../shared/state/index.js';
 import { testEnv, uniqueName } from '../helpers/env.js';
 import { configMap, yamlDocs } from '../helpers/engine.js';
-import { kubeRequest, previewRepo } from '../helpers/previews.js';
+import { kubeRequest, previewRepo, privilegedPod } from '../helpers/previews.js';
 
 const OWNER = 'acme';
 const TOKEN = 'ghp_preview_attacks_token';
@@ -99,20 +99,7 @@ describe('preview environments under attack', () => {
         { metadata: { labels: { 'pod-security.kubernetes.io/enforce': 'privileged', 'tidegate.dev/preview': 'x' } } },
         { as: sa, contentType: 'application/merge-patch+json' },
       );
-      const pod = await kubeRequest(
-        'POST',
-        `/api/v1/namespaces/${ns}/pods`,
-        {
-          apiVersion: 'v1',
-          kind: 'Pod',
-          metadata: { name: 'root' },
-          spec: {
-            hostNetwork: true,
-            containers: [{ name: 'c', image: 'busybox', securityContext: { privileged: true } }],
-          },
-        },
-        { as: sa },
-      );
+      const pod = await privilegedPod(ns, sa);
       const nsNow = await s.client.get('v1', 'Namespace', '', ns);
       expect({
         relabel: relabel.status,
