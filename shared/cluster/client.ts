@@ -17,7 +17,7 @@ import {
  * fits (local shells), and so does EndpointAuth (Lambda: endpoint, CA, token; no kubeconfig).
  */
 export interface ClusterAuth {
-  getCurrentCluster(): { server: string } | null;
+  getCurrentCluster(): { server: string; proxyUrl?: string | undefined } | null;
   applyToHTTPSOptions(opts: Parameters<typeof request>[1]): Promise<void>;
 }
 
@@ -123,6 +123,7 @@ interface Sent {
   status: number;
   text: string;
   headers: Record<string, string | string[] | undefined>;
+  reusedSocket: boolean;
 }
 
 /** A socket error or timeout, with whether the request went out on a kept-alive socket. */
@@ -141,7 +142,12 @@ function send(url: URL, opts: Parameters<typeof request>[1], payload: string | u
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), headers: res.headers }),
+        resolve({
+          status: res.statusCode ?? 0,
+          text: Buffer.concat(chunks).toString('utf8'),
+          headers: res.headers,
+          reusedSocket: req.reusedSocket,
+        }),
       );
       res.on('error', (err) => reject(new SendError(err, req.reusedSocket)));
     });
@@ -189,6 +195,8 @@ export class KubeClient {
   readonly requestCounts: Record<string, number> = {};
   /** Tries that were retries. */
   retries = 0;
+  /** Connections opened (a request that did not reuse a kept-alive connection). */
+  connectionsOpened = 0;
   private resources = new Map<string, ResourceInfo>();
   private readonly agent: Agent;
   private readonly httpAgent: HttpAgent;
@@ -270,6 +278,7 @@ export class KubeClient {
       if (opts.signal?.aborted) throw opts.signal.reason ?? err;
       return this.unreachable(`${method} ${url.pathname}`, url, err, timeout.aborted);
     }
+    if (!sent.reusedSocket) this.connectionsOpened++;
     if (sent.status >= 200 && sent.status < 300) return { ok: sent.text ? JSON.parse(sent.text) : undefined };
     const retryAfter = sent.headers['retry-after'];
     const error = apiError(sent.status, sent.text, `HTTP ${sent.status} for ${method} ${url.pathname}`);
@@ -305,6 +314,10 @@ export class KubeClient {
       signal,
     };
     await this.kc.applyToHTTPSOptions(reqOpts);
+    // A KubeConfig hands every request a new Agent (a TLS handshake and a new secure context per
+    // request: most of a first apply's CPU). Its TLS options stay on the request, so the client's
+    // keep-alive agent pools connections per CA and credentials; only a proxy keeps its own agent.
+    if (!this.kc.getCurrentCluster()?.proxyUrl) reqOpts.agent = url.protocol === 'https:' ? this.agent : this.httpAgent;
     if (this.bearer) reqOpts.headers = withBearer(reqOpts.headers, await this.bearer());
     return reqOpts;
   }
