@@ -1,4 +1,3 @@
-import { SQSClient } from '@aws-sdk/client-sqs';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 import { EksAuth, EndpointAuth, KubeClient } from '../cluster/index.js';
 import {
@@ -65,7 +64,7 @@ export async function createRuntime(service: string, env: NodeJS.ProcessEnv = pr
   return {
     connect: clusters.connect,
     settings,
-    queue: new SqsQueue(new SQSClient(aws), settings.queueUrl),
+    queue: new SqsQueue((sdk) => new sdk.SQSClient(aws), settings.queueUrl),
     secrets,
     secret: async (name) => {
       const ref = settings[name];

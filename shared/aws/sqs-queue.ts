@@ -1,23 +1,41 @@
+import type * as SqsModule from '@aws-sdk/client-sqs';
 import type { SQSClient } from '@aws-sdk/client-sqs';
-import { ChangeMessageVisibilityBatchCommand, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { TidegateError, awsCall, type QueueMessage } from '../model/index.js';
 import { messageKeys, type Queue } from '../usecases/index.js';
 
-/** The queue on AWS: SQS FIFO, message group and deduplication id from messageKeys. */
+type SqsSdk = typeof SqsModule;
+
+/**
+ * The queue on AWS: SQS FIFO, message group and deduplication id from messageKeys. The SDK is
+ * loaded on first send (about 80 ms of module loading a cold start need not pay when nothing is
+ * enqueued: a refused webhook, a sync that returns nothing to the queue).
+ */
 export class SqsQueue implements Queue {
+  private loaded: Promise<{ sdk: SqsSdk; sqs: SQSClient }> | undefined;
+
+  /** @param client a client, or how to make one once the SDK is loaded */
   constructor(
-    private readonly sqs: SQSClient,
+    private readonly client: SQSClient | ((sdk: SqsSdk) => SQSClient),
     private readonly queueUrl: string,
   ) {}
 
+  private load(): Promise<{ sdk: SqsSdk; sqs: SQSClient }> {
+    const client = this.client;
+    return (this.loaded ??= import('@aws-sdk/client-sqs').then((sdk) => ({
+      sdk,
+      sqs: typeof client === 'function' ? client(sdk) : client,
+    })));
+  }
+
   async send(messages: readonly QueueMessage[]): Promise<void> {
+    const { sdk, sqs } = await this.load();
     for (let i = 0; i < messages.length; i += 10) {
       const batch = messages.slice(i, i + 10);
       const out = await awsCall(
         'sqs:SendMessage',
         'cannot enqueue',
-        this.sqs.send(
-          new SendMessageBatchCommand({
+        sqs.send(
+          new sdk.SendMessageBatchCommand({
             QueueUrl: this.queueUrl,
             Entries: batch.map((m, n) => {
               const { group, dedup } = messageKeys(m);
@@ -41,13 +59,14 @@ export class SqsQueue implements Queue {
 
   /** Received messages become visible again after `seconds` (instead of the queue's visibility timeout). */
   async returnToQueue(receiptHandles: readonly string[], seconds: number): Promise<void> {
+    const { sdk, sqs } = await this.load();
     for (let i = 0; i < receiptHandles.length; i += 10) {
       const batch = receiptHandles.slice(i, i + 10);
       const out = await awsCall(
         'sqs:ChangeMessageVisibility',
         'cannot return messages to the queue',
-        this.sqs.send(
-          new ChangeMessageVisibilityBatchCommand({
+        sqs.send(
+          new sdk.ChangeMessageVisibilityBatchCommand({
             QueueUrl: this.queueUrl,
             Entries: batch.map((handle, n) => ({ Id: String(n), ReceiptHandle: handle, VisibilityTimeout: seconds })),
           }),

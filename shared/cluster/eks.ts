@@ -1,5 +1,3 @@
-import { Hash } from '@smithy/hash-node';
-import { SignatureV4 } from '@smithy/signature-v4';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 import { awsCall, TidegateError } from '../model/index.js';
 import { EndpointAuth } from './client.js';
@@ -19,6 +17,8 @@ export async function eksToken(
   credentials: AwsCredentialIdentity | AwsCredentialIdentityProvider,
   now = new Date(),
 ): Promise<string> {
+  // Loaded on first use (the function's first cluster request), not at cold start.
+  const [{ Hash }, { SignatureV4 }] = await Promise.all([import('@smithy/hash-node'), import('@smithy/signature-v4')]);
   const signer = new SignatureV4({
     credentials,
     region,
