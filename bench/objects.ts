@@ -37,15 +37,15 @@ export function objects(n: number, prefix = 'o'): KubeObject[] {
   });
 }
 
-/** Writes objects as YAML files (100 per file) under dir/path, for tidegate (yaml render) and kubectl -f. */
-export function writeManifests(dir: string, path: string, objs: readonly KubeObject[]): string {
+/** Writes objects as YAML files (`perFile` per file) under dir/path, for tidegate (yaml render) and kubectl -f. */
+export function writeManifests(dir: string, path: string, objs: readonly KubeObject[], perFile = 100): string {
   const target = join(dir, path);
   mkdirSync(target, { recursive: true });
-  for (let i = 0; i < objs.length; i += 100)
+  for (let i = 0; i < objs.length; i += perFile)
     writeFileSync(
-      join(target, `part-${String(i / 100).padStart(3, '0')}.yaml`),
+      join(target, `part-${String(i / perFile).padStart(4, '0')}.yaml`),
       objs
-        .slice(i, i + 100)
+        .slice(i, i + perFile)
         .map((o) => stringify(o))
         .join('---\n'),
     );
