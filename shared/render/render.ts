@@ -10,6 +10,7 @@ import { parseManifests, type RenderedObject } from './manifests.js';
 import { detectMode, type RenderMode } from './inputs.js';
 import { vendorRemoteBases, type FetchRemoteBase } from './vendor.js';
 import { OUTSIDE, sandboxCheck } from './sandbox.js';
+import { markUnstable } from './unstable.js';
 
 const run = promisify(execFile);
 
@@ -176,17 +177,17 @@ async function toolObjects(
     }
   }
   const helm = opts.helm ?? { values: [], set: {} };
-  const args = ['template', helm.releaseName ?? opts.defaultReleaseName, dir, '--include-crds'];
+  // Test hooks (helm.sh/hook: test) are run by `helm test`, never installed: not part of the release.
+  const args = ['template', helm.releaseName ?? opts.defaultReleaseName, dir, '--include-crds', '--skip-tests'];
   if (opts.namespace) args.push('--namespace', opts.namespace);
   for (const values of helm.values) args.push('--values', resolveInside(dir, values));
   for (const [k, v] of Object.entries(helm.set)) args.push('--set-string', `${k}=${v}`);
   const what = `helm template ${rel}`;
-  return parseManifests(
-    await tool(locateTool('helm', opts.settings), args, dir, opts, what),
-    what,
-    opts.substitute,
-    problems,
-  );
+  const helmBin = locateTool('helm', opts.settings);
+  // Rendered twice: what differs between the two is random (generated passwords, certificates).
+  const [out, again] = await Promise.all([tool(helmBin, args, dir, opts, what), tool(helmBin, args, dir, opts, what)]);
+  const objects = parseManifests(out, what, opts.substitute, problems);
+  return out === again ? objects : markUnstable(objects, parseManifests(again, what, opts.substitute, []));
 }
 
 /**
