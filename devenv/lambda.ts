@@ -174,6 +174,19 @@ export function sqsRecord(m: Message): SQSRecord {
   };
 }
 
+/** Up to 10 visible messages of a queue (without waiting), as the records Lambda would get. */
+export async function receiveRecords(sqs: SQSClient, queueUrl: string): Promise<SQSRecord[]> {
+  const out = await sqs.send(
+    new ReceiveMessageCommand({
+      QueueUrl: queueUrl,
+      MaxNumberOfMessages: 10,
+      WaitTimeSeconds: 0,
+      MessageSystemAttributeNames: ['All'],
+    }),
+  );
+  return (out.Messages ?? []).map(sqsRecord);
+}
+
 /**
  * One delivery as Lambda's SQS event source mapping makes it: receive a batch (up to 10), invoke
  * the handler, delete what it did not report as a batch item failure (those stay in flight until
@@ -186,15 +199,7 @@ export async function deliverBatch(
   aws: AwsAccess,
 ): Promise<{ received: string[]; failures: string[] }> {
   const sqs = new SQSClient(aws);
-  const out = await sqs.send(
-    new ReceiveMessageCommand({
-      QueueUrl: queueUrl,
-      MaxNumberOfMessages: 10,
-      WaitTimeSeconds: 0,
-      MessageSystemAttributeNames: ['All'],
-    }),
-  );
-  const records = (out.Messages ?? []).map(sqsRecord);
+  const records = await receiveRecords(sqs, queueUrl);
   if (records.length === 0) return { received: [], failures: [] };
   const res = await handler({ Records: records });
   const failures = res.batchItemFailures.map((f) => f.itemIdentifier);

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { DeleteMessageCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { DeleteMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import {
   createFifoQueue as createQueue,
   deliverBatch as deliverFrom,
-  sqsRecord,
+  receiveRecords,
   type AwsAccess,
 } from '../../devenv/lambda.js';
 import { testEnv, uniqueName } from './env.js';
@@ -48,18 +48,11 @@ export async function drain(queueUrl: string): Promise<SQSRecord[]> {
   const sqs = new SQSClient(awsConfig());
   const records: SQSRecord[] = [];
   for (;;) {
-    const out = await sqs.send(
-      new ReceiveMessageCommand({
-        QueueUrl: queueUrl,
-        MaxNumberOfMessages: 10,
-        WaitTimeSeconds: 0,
-        MessageSystemAttributeNames: ['All'],
-      }),
-    );
-    if (!out.Messages?.length) return records;
-    for (const m of out.Messages) {
-      records.push(sqsRecord(m));
-      await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: m.ReceiptHandle }));
+    const batch = await receiveRecords(sqs, queueUrl);
+    if (batch.length === 0) return records;
+    for (const r of batch) {
+      records.push(r);
+      await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: r.receiptHandle }));
     }
   }
 }
