@@ -307,17 +307,13 @@ export class KubeClient {
       // the body as the start of the next request on this keep-alive connection (400 Bad Request).
       headers['content-length'] = String(Buffer.byteLength(payload));
     }
-    const reqOpts: Parameters<typeof request>[1] = {
-      method,
-      headers,
-      agent: url.protocol === 'https:' ? this.agent : this.httpAgent,
-      signal,
-    };
+    const agent = url.protocol === 'https:' ? this.agent : this.httpAgent;
+    const reqOpts: Parameters<typeof request>[1] = { method, headers, agent, signal };
     await this.kc.applyToHTTPSOptions(reqOpts);
     // A KubeConfig hands every request a new Agent (a TLS handshake and a new secure context per
     // request: most of a first apply's CPU). Its TLS options stay on the request, so the client's
     // keep-alive agent pools connections per CA and credentials; only a proxy keeps its own agent.
-    if (!this.kc.getCurrentCluster()?.proxyUrl) reqOpts.agent = url.protocol === 'https:' ? this.agent : this.httpAgent;
+    if (!this.kc.getCurrentCluster()?.proxyUrl) reqOpts.agent = agent;
     if (this.bearer) reqOpts.headers = withBearer(reqOpts.headers, await this.bearer());
     return reqOpts;
   }
