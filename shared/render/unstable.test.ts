@@ -24,7 +24,13 @@ describe('markUnstable', () => {
       ['/metadata/annotations/a~1b', '/data/password', '/list/1'],
     ],
     ['a field only in one render', secret('p', { extra: 1 }), secret('p'), ['/extra']],
-    ['a list of another length is one pointer', secret('p', { l: [1] }), secret('p', { l: [1, 2] }), ['/l']],
+    ['a list of another length: structure, not marked', secret('p', { l: [1] }), secret('p', { l: [1, 2] }), undefined],
+    [
+      'a mapping against a value: structure, not marked',
+      secret('p', { m: { a: 1 } }),
+      secret('p', { m: 'x' }),
+      undefined,
+    ],
   ])('%s', (_, first, second, unstable) => {
     expect(markUnstable([first], [second])[0]?.unstable).toEqual(unstable);
   });

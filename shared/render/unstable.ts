@@ -5,16 +5,21 @@ import { refKey, refOf } from '../model/index.js';
 const escapeKey = (k: string): string => k.replace(/~/g, '~0').replace(/\//g, '~1');
 const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
-/** The JSON pointers of the leaves where a and b differ (a node whose type differs is one pointer). */
+/**
+ * The JSON pointers of the values where a and b differ. Only values are reported: where the
+ * structure differs (a list of another length, an object against a value), nothing is, so a
+ * random shape never keeps a whole list or mapping from the cluster against Git.
+ */
 function differingPointers(a: unknown, b: unknown, at = ''): string[] {
   if (a === b) return [];
-  if (Array.isArray(a) && Array.isArray(b) && a.length === b.length)
-    return a.flatMap((v, i) => differingPointers(v, b[i], `${at}/${i}`));
+  if (Array.isArray(a) && Array.isArray(b))
+    return a.length === b.length ? a.flatMap((v, i) => differingPointers(v, b[i], `${at}/${i}`)) : [];
   if (isRecord(a) && isRecord(b))
     return [...new Set([...Object.keys(a), ...Object.keys(b)])].flatMap((k) =>
       differingPointers(a[k], b[k], `${at}/${escapeKey(k)}`),
     );
-  return [at];
+  const structured = (v: unknown): boolean => v !== null && typeof v === 'object';
+  return structured(a) || structured(b) ? [] : [at];
 }
 
 /**
