@@ -4,7 +4,7 @@ import { errorMessage, type KubeObject } from '../model/index.js';
 import { mapLimit } from './concurrency.js';
 import { changedPaths, comparable, containsSubset, sameObject } from './diff.js';
 import { ApplyError, notAboutTheObject, type ObjectProblem } from './errors.js';
-import { getPointer, removePointer, setPointer } from './jsonpointer.js';
+import { removePointer } from './jsonpointer.js';
 import { FIELD_MANAGER } from './owner.js';
 import { ignoredPaths, type DesiredObject } from './prepare.js';
 
@@ -62,21 +62,6 @@ async function readLive(
     if (id) live.set(id, obj);
   }
   return live;
-}
-
-/**
- * An existing object keeps its live values where the render is random (a chart's generated
- * password stays the one in the cluster). A Secret's stringData is compared with its data, which
- * is all the apiserver keeps.
- */
-function keepLiveValues(body: KubeObject, unstable: readonly string[], live: KubeObject): KubeObject {
-  return unstable.reduce<KubeObject>((o, p) => {
-    const value = getPointer(live, p);
-    if (value !== undefined) return setPointer(o, p, value);
-    const key =
-      live.kind === 'Secret' && p.startsWith('/stringData/') ? getPointer(live, `/data/${p.slice(12)}`) : undefined;
-    return typeof key === 'string' ? setPointer(o, p, Buffer.from(key, 'base64').toString('utf8')) : o;
-  }, body);
 }
 
 /**
@@ -143,11 +128,7 @@ export async function plan(
   const items: PlanItem[] = desired.map((d) => {
     const current = live.get(d.id);
     const body = current
-      ? keepLiveValues(
-          ignoredPaths(opts.ignore, d.ref).reduce<KubeObject>((o, p) => removePointer(o, p), d.object),
-          d.unstable ?? [],
-          current,
-        )
+      ? ignoredPaths(opts.ignore, d.ref).reduce<KubeObject>((o, p) => removePointer(o, p), d.object)
       : d.object;
     return { desired: d, live: current, body, action: d.waitsFor ? 'deferred' : 'create', drift: false, fields: [] };
   });

@@ -4,7 +4,6 @@ import { groupOf, refKey, refOf, type KubeObject, type ObjectRef } from '../mode
 import type { RenderedObject } from '../render/index.js';
 import type { ObjectProblem } from './errors.js';
 import { compareForApply, stageOf, type Stage } from './ordering.js';
-import { removePointer } from './jsonpointer.js';
 import { SYSTEM_NAMESPACE, desiredHash, ownerLabels } from './owner.js';
 
 /** An object ready to apply: namespaced as the cluster requires, labelled, hashed, staged. */
@@ -17,8 +16,6 @@ export interface DesiredObject {
   stage: Stage;
   /** Set when the object can be dry-run only after an earlier stage is applied (its CRD or namespace is new). */
   waitsFor?: string;
-  /** JSON pointers of values that change with every render: an existing object keeps its live value there. */
-  unstable?: string[];
 }
 
 export interface PrepareOptions {
@@ -87,7 +84,7 @@ export function prepare(
   );
   const problems: ObjectProblem[] = [];
   const desired: DesiredObject[] = [];
-  for (const { object, source, unstable } of rendered) {
+  for (const { object, source } of rendered) {
     const namespaced = isNamespaced(object, client, crds);
     if (namespaced === undefined) {
       problems.push({
@@ -123,11 +120,9 @@ export function prepare(
       ref,
       id: refKey(ref),
       source,
-      // Random values are left out of the hash: a new one alone is not a change of Git.
-      hash: desiredHash(unstable ? unstable.reduce<KubeObject>((o, p) => removePointer(o, p), obj) : obj),
+      hash: desiredHash(obj),
       stage: stageOf(obj.kind),
       ...(waitsFor ? { waitsFor } : {}),
-      ...(unstable ? { unstable } : {}),
     });
   }
   desired.sort((a, b) => compareForApply(a.object, b.object));

@@ -7,8 +7,6 @@ import { substituteVariables } from './substitute.js';
 export interface RenderedObject {
   object: KubeObject;
   source: string;
-  /** JSON pointers of fields that differ from one render to the next (random or time-dependent values). */
-  unstable?: string[];
 }
 
 /** Objects opt out of variable substitution with this annotation set to "disabled". */

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, lstatSync, readdirSync, readFileSync, realpathSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { promisify } from 'node:util';
-import { errorMessage, formatRef, refKey, refOf } from '../model/index.js';
+import { errorMessage, formatRef, refKey, refOf, type KubeObject } from '../model/index.js';
 import type { LocalSettings, TargetSpec } from '../config/index.js';
 import { locateTool } from './binaries.js';
 import { RenderError, type RenderProblem } from './errors.js';
@@ -10,7 +10,6 @@ import { parseManifests, type RenderedObject } from './manifests.js';
 import { detectMode, type RenderMode } from './inputs.js';
 import { vendorRemoteBases, type FetchRemoteBase } from './vendor.js';
 import { OUTSIDE, sandboxCheck } from './sandbox.js';
-import { markUnstable } from './unstable.js';
 
 const run = promisify(execFile);
 
@@ -144,6 +143,12 @@ function yamlObjects(dir: string, realRoot: string, rel: string, opts: RenderOpt
   return objects;
 }
 
+/** A Helm test hook (`helm.sh/hook: test`, or the older `test-success`): run by `helm test`, never installed. */
+function isTestHook(object: KubeObject): boolean {
+  const hooks = object.metadata.annotations?.['helm.sh/hook'] ?? '';
+  return hooks.split(',').some((h) => ['test', 'test-success'].includes(h.trim().toLowerCase()));
+}
+
 /** `kubectl kustomize` or `helm template` of dir, once the sandbox check found nothing that leads out of the repository. */
 async function toolObjects(
   dir: string,
@@ -183,11 +188,14 @@ async function toolObjects(
   for (const values of helm.values) args.push('--values', resolveInside(dir, values));
   for (const [k, v] of Object.entries(helm.set)) args.push('--set-string', `${k}=${v}`);
   const what = `helm template ${rel}`;
-  const helmBin = locateTool('helm', opts.settings);
-  // Rendered twice: what differs between the two is random (generated passwords, certificates).
-  const [out, again] = await Promise.all([tool(helmBin, args, dir, opts, what), tool(helmBin, args, dir, opts, what)]);
-  const objects = parseManifests(out, what, opts.substitute, problems);
-  return out === again ? objects : markUnstable(objects, parseManifests(again, what, opts.substitute, []));
+  // `helm template --skip-tests` skips only what Helm sees as a hook: a test hook inside a List
+  // is seen by tidegate alone, once the List is expanded.
+  return parseManifests(
+    await tool(locateTool('helm', opts.settings), args, dir, opts, what),
+    what,
+    opts.substitute,
+    problems,
+  ).filter((r) => !isTestHook(r.object));
 }
 
 /**
