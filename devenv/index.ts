@@ -13,6 +13,7 @@ export { ControllerClient } from './controller-client.js';
 export { startFaultProxy, type Fault, type FaultProxy, type FaultRule, type ProxiedRequest } from './fault-proxy.js';
 export { GitWorkspace, createBareRepo, startGitServer, type GitServer, type GitServerInfo } from './git-server.js';
 export { startGitHub, type TestGitHub } from './github.js';
+export { startHelmRepo, type HelmRepo } from './helm-repo.js';
 export { kubeconfigYaml, startKube, type KubeCluster, type KubeInfo } from './kube.js';
 export {
   pushImage,

@@ -4,7 +4,7 @@ import { localSettings } from '../../shared/config/index.js';
 import { TargetNotFoundError } from '../../shared/model/index.js';
 import { loadConfig } from '../../shared/usecases/index.js';
 import { renderTarget } from '../../shared/render/index.js';
-import { remoteBases } from '../../shared/source/index.js';
+import { chartRepositories, remoteBases } from '../../shared/source/index.js';
 import type { Io } from '../output.js';
 
 /** `tidegate validate`: checks tidegate.yaml (schema, names, dependencies); exit 0 or 2. */
@@ -22,7 +22,7 @@ export async function renderCommand(target: string, dir: string | undefined, io:
   const spec = loadConfig(root).targets.find((t) => t.name === target);
   if (!spec) throw new TargetNotFoundError(target, 'tidegate.yaml');
   const settings = localSettings();
-  const out = await renderTarget(spec, root, settings, undefined, remoteBases(settings));
+  const out = await renderTarget(spec, root, settings, undefined, remoteBases(settings), chartRepositories(settings));
   io.out(out.objects.map((o) => `# Source: ${o.source}\n${stringify(o.object)}`).join('---\n'));
   return 0;
 }

@@ -74,6 +74,7 @@ export async function historyCommand(target: string, args: RollbackArgs, io: Io)
     io.out(
       `${h.startedAt}  ${(h.kind ?? 'sync').padEnd(13)} ${formatRevision(h.revision)}  ${h.outcome}/${h.health}  +${c.created} ~${c.configured} -${c.deleted} in ${h.durationMs} ms` +
         `${h.commit ? `  ${h.commit.author}: ${h.commit.message}` : ''}${h.by ? `  (by ${h.by})` : ''}${h.error ? `\n    error: ${h.error}` : ''}` +
+        `${h.chart ? `\n    chart ${h.chart.name} ${h.chart.version} (sha256:${h.chart.digest.slice(0, 12)})` : ''}` +
         `${h.heldFor ? `\n    held: ${h.heldFor}` : ''}${h.approvals?.length ? `\n    approved by ${h.approvals.map((a) => `${a.by} (${a.via}, ${a.at})`).join(', ')}` : ''}\n`,
     );
   }

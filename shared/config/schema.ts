@@ -1,5 +1,6 @@
 import { Cron } from 'croner';
 import { z } from 'zod';
+import { validRange } from 'semver';
 import { parseDuration } from './duration.js';
 
 const dnsLabel = z
@@ -62,6 +63,24 @@ const helm = z
     releaseName: dnsLabel.optional(),
     values: z.array(repoPath).default([]).describe('values files, relative to the chart path'),
     set: z.record(z.string(), z.string()).default({}),
+  })
+  .strict();
+
+const chart = z
+  .object({
+    repository: z
+      .string()
+      .regex(
+        /^https?:\/\/[^\s/@]+(\/[^\s]*)?$/,
+        'an http(s) URL of a Helm repository (the directory of its index.yaml), without credentials',
+      )
+      .describe('an HTTP(S) Helm repository; its host must be listed in the deploy-time setting render.allowedHosts'),
+    name: z.string().regex(/^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$/i, 'a chart name'),
+    version: z
+      .string()
+      .refine((v) => validRange(v) !== null, 'a version or a semver range, such as 6.5.0 or ">=6.0.0 <7.0.0"')
+      .default('*')
+      .describe('an exact version or a semver range: the newest matching version at sync time is rendered'),
   })
   .strict();
 
@@ -185,6 +204,11 @@ export const targetSchema = z
     path: repoPath.default('.'),
     render: z.enum(['auto', 'yaml', 'kustomize', 'helm']).default('auto'),
     helm: helm.optional(),
+    chart: chart
+      .optional()
+      .describe(
+        'render this chart from a Helm repository (values files from path, with helm.values) instead of files in Git',
+      ),
     targetNamespace: dnsLabel.optional().describe('namespace set on every namespaced object; created if missing'),
     prune: z.boolean().default(true),
     allowEmpty: z.boolean().default(false).describe('allow a render with no objects to prune everything'),
@@ -221,7 +245,11 @@ export const targetSchema = z
       .default({ enabled: true }),
     preview: previewSchema.optional(),
   })
-  .strict();
+  .strict()
+  .refine((t) => !t.chart || t.render === 'auto' || t.render === 'helm', {
+    message: 'a target with chart renders with helm (render: auto or helm)',
+    path: ['render'],
+  });
 
 const order = z.enum(['asc', 'desc']).default('asc');
 

@@ -28,6 +28,7 @@ export {
   clip,
   formatRevision,
   type Approval,
+  type ChartVersion,
   type CommitInfo,
   type HealthStatus,
   type HistoryEntry,

@@ -35,8 +35,17 @@ export interface ObjectHealth {
 
 export type SyncOutcome = 'applied' | 'unchanged' | 'failed' | 'suspended' | 'progressing' | 'pinned' | 'held';
 
+/** A chart from a Helm repository as a sync rendered it: the version its range resolved to, and the archive's digest. */
+export interface ChartVersion {
+  name: string;
+  version: string;
+  digest: string;
+}
+
 export interface SyncResult {
   target: string;
+  /** The repository chart this sync rendered (targets with `chart:`). */
+  chart?: ChartVersion;
   revision: Revision;
   outcome: SyncOutcome;
   changeSet: ChangeSet;
@@ -90,6 +99,8 @@ export interface Pin {
 /** One history entry, as recorded in the cluster. */
 export interface HistoryEntry {
   revision: Revision;
+  /** The repository chart rendered (its resolved version). */
+  chart?: ChartVersion;
   commit?: CommitInfo | undefined;
   /** A rollback (by a person or automatic) rather than a sync of what Git's branch says. */
   kind?: 'sync' | 'rollback' | 'auto-rollback' | 'removal';

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, lstatSync, readdirSync, readFileSync, realpathSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { promisify } from 'node:util';
-import { errorMessage, formatRef, refKey, refOf, type KubeObject } from '../model/index.js';
+import { errorMessage, formatRef, refKey, refOf, type ChartVersion, type KubeObject } from '../model/index.js';
 import type { LocalSettings, TargetSpec } from '../config/index.js';
 import { locateTool } from './binaries.js';
 import { RenderError, type RenderProblem } from './errors.js';
@@ -30,12 +30,27 @@ export interface RenderOptions {
   signal?: AbortSignal | undefined;
   /** Fetches remote kustomize bases (from allowed hosts); without it, a remote base fails the render. */
   fetchRemoteBase?: FetchRemoteBase | undefined;
+  /** A chart from an HTTP(S) Helm repository to render (values files from `path`), instead of a chart in the repository. */
+  chart?: ChartSpec | undefined;
+  fetchChart?: FetchChart | undefined;
 }
 
 export interface RenderResult {
   mode: Exclude<RenderMode, 'auto'>;
   objects: RenderedObject[];
+  /** The repository chart rendered: the version the range resolved to, and its digest. */
+  chart?: ChartVersion;
 }
+
+/** A chart in an HTTP(S) Helm repository: its index.yaml's URL base, name and version (exact or a range). */
+export interface ChartSpec {
+  repository: string;
+  name: string;
+  version: string;
+}
+
+/** Fetches a repository chart by the deadline: the packaged archive (verified, cached) and the version picked. */
+export type FetchChart = (chart: ChartSpec, deadline: number) => Promise<ChartVersion & { archive: string }>;
 
 const MANIFEST = /\.(ya?ml|json)$/i;
 
@@ -157,6 +172,7 @@ async function toolObjects(
   mode: 'kustomize' | 'helm',
   opts: RenderOptions,
   problems: RenderProblem[],
+  archive?: string,
 ): Promise<RenderedObject[]> {
   const check = sandboxCheck(realRoot, rel, mode, opts.settings.render.allowedHosts);
   if (check.problems.length > 0) throw new RenderError(check.problems);
@@ -183,11 +199,17 @@ async function toolObjects(
   }
   const helm = opts.helm ?? { values: [], set: {} };
   // Test hooks (helm.sh/hook: test) are run by `helm test`, never installed: not part of the release.
-  const args = ['template', helm.releaseName ?? opts.defaultReleaseName, dir, '--include-crds', '--skip-tests'];
+  const args = [
+    'template',
+    helm.releaseName ?? opts.defaultReleaseName,
+    archive ?? dir,
+    '--include-crds',
+    '--skip-tests',
+  ];
   if (opts.namespace) args.push('--namespace', opts.namespace);
   for (const values of helm.values) args.push('--values', resolveInside(dir, values));
   for (const [k, v] of Object.entries(helm.set)) args.push('--set-string', `${k}=${v}`);
-  const what = `helm template ${rel}`;
+  const what = opts.chart ? `helm template ${opts.chart.name}` : `helm template ${rel}`;
   // `helm template --skip-tests` skips only what Helm sees as a hook: a test hook inside a List
   // is seen by tidegate alone, once the List is expanded.
   return parseManifests(
@@ -208,12 +230,13 @@ export async function render(opts: RenderOptions): Promise<RenderResult> {
   const realRoot = realpathSync(opts.root);
   const dir = resolveInside(opts.root, opts.path);
   const rel = relative(realRoot, dir) || '.';
-  const mode = opts.mode === 'auto' ? detectMode(dir) : opts.mode;
+  const mode = opts.chart ? 'helm' : opts.mode === 'auto' ? detectMode(dir) : opts.mode;
   const problems: RenderProblem[] = [];
+  const chart = opts.chart ? await repositoryChart(opts.chart, opts) : undefined;
   const objects =
     mode === 'yaml'
       ? yamlObjects(dir, realRoot, rel, opts, problems)
-      : await toolObjects(dir, realRoot, rel, mode, opts, problems);
+      : await toolObjects(dir, realRoot, rel, mode, opts, problems, chart?.archive);
   const seen = new Map<string, string>();
   for (const { object, source } of objects) {
     const key = refKey(refOf(object));
@@ -223,7 +246,22 @@ export async function render(opts: RenderOptions): Promise<RenderResult> {
     else seen.set(key, source);
   }
   if (problems.length > 0) throw new RenderError(problems);
-  return { mode, objects };
+  return {
+    mode,
+    objects,
+    ...(chart ? { chart: { name: chart.name, version: chart.version, digest: chart.digest } } : {}),
+  };
+}
+
+/** A repository chart fetched within the render's time limit; what went wrong as a render problem of tidegate.yaml. */
+async function repositoryChart(chart: ChartSpec, opts: RenderOptions): Promise<ChartVersion & { archive: string }> {
+  if (!opts.fetchChart)
+    throw new RenderError([{ file: 'tidegate.yaml', message: `chart ${chart.name}: no chart repository access here` }]);
+  try {
+    return await opts.fetchChart(chart, Date.now() + opts.settings.render.timeoutMs);
+  } catch (err) {
+    throw new RenderError([{ file: 'tidegate.yaml', message: errorMessage(err) }], { cause: err });
+  }
 }
 
 /** A target's files rendered as its tidegate.yaml entry says (path, mode, substitutions, helm options, namespace). */
@@ -233,9 +271,12 @@ export function renderTarget(
   settings: LocalSettings,
   signal?: AbortSignal,
   fetchRemoteBase?: FetchRemoteBase,
+  fetchChart?: FetchChart,
 ): Promise<RenderResult> {
   return render({
     fetchRemoteBase,
+    fetchChart,
+    chart: spec.chart,
     root,
     path: spec.path,
     mode: spec.render,

@@ -10,3 +10,4 @@ export {
 export { commitAndPush, type CommitAuthor } from './write.js';
 export { verifyRevision, type TrustedKey } from './verify.js';
 export { fetchRemoteBase, remoteBases } from './remote-base.js';
+export { chartRepositories, fetchChart, pickVersion, type ChartRef, type ResolvedChart } from './chart-repo.js';

@@ -25,35 +25,57 @@ async function boundedBody(res: Response, left: { bytes: number }, host: string)
 }
 
 /**
- * An HTTP client for git that reaches only the listed hosts, follows no redirect, and stops at the
- * deadline and the byte limit: what a remote kustomize base is fetched with (a listed host that
- * redirects elsewhere cannot lead the worker there, nor stall or flood it).
+ * One request to a listed host, no redirect followed, by the deadline, its body read up to
+ * `left.bytes`: what remote kustomize bases and chart repositories are fetched with (a listed host
+ * that redirects elsewhere cannot lead the worker there, nor stall or flood it).
  */
+async function boundedRequest(
+  url: string | URL,
+  init: { method: string; headers: Record<string, string>; body?: Uint8Array | undefined },
+  allowedHosts: readonly string[],
+  deadline: number,
+  left: { bytes: number },
+): Promise<{ res: Response; data: Uint8Array }> {
+  const host = new URL(url).hostname.toLowerCase();
+  if (!allowedHosts.includes(host))
+    throw new Error(`host ${host} is not listed in the deploy-time setting render.allowedHosts`);
+  const timeLeft = deadline - Date.now();
+  if (timeLeft <= 0) throw new Error('the render time limit passed (deploy-time setting render.timeout)');
+  const res = await fetch(url, { ...init, redirect: 'manual', signal: AbortSignal.timeout(timeLeft) }).catch(
+    (err: unknown) => {
+      throw (err as Error).name === 'TimeoutError'
+        ? new Error(`${host} did not answer within the render time limit (deploy-time setting render.timeout)`)
+        : err;
+    },
+  );
+  if (res.status >= 300 && res.status < 400)
+    throw new Error(`${host} answered with a redirect (HTTP ${res.status}); redirects are not followed`);
+  return { res, data: await boundedBody(res, left, host) };
+}
+
+/** A GET of a listed host within the bounds; anything but 200 is an error. */
+export async function boundedGet(url: URL, allowedHosts: readonly string[], bounds: FetchBounds): Promise<Uint8Array> {
+  const { res, data } = await boundedRequest(url, { method: 'GET', headers: {} }, allowedHosts, bounds.deadline, {
+    bytes: bounds.maxBytes,
+  });
+  if (res.status !== 200) throw new Error(`GET ${redactUrl(url.href)} answered HTTP ${res.status}`);
+  return data;
+}
+
+/** An HTTP client for git with the bounds of boundedRequest (one byte budget for the whole fetch). */
 export function allowedHostsHttp(allowedHosts: readonly string[], bounds: FetchBounds): HttpClient {
   const left = { bytes: bounds.maxBytes };
   return {
     async request({ url, method = 'GET', headers = {}, body }) {
-      const host = new URL(url).hostname.toLowerCase();
-      if (!allowedHosts.includes(host))
-        throw new Error(`host ${host} is not listed in the deploy-time setting render.allowedHosts`);
       const chunks: Uint8Array[] = [];
       if (body) for await (const chunk of body) chunks.push(chunk);
-      const timeLeft = bounds.deadline - Date.now();
-      if (timeLeft <= 0) throw new Error('the render time limit passed (deploy-time setting render.timeout)');
-      const res = await fetch(url, {
-        method,
-        headers,
-        body: chunks.length ? Buffer.concat(chunks) : undefined,
-        redirect: 'manual',
-        signal: AbortSignal.timeout(timeLeft),
-      }).catch((err: unknown) => {
-        throw (err as Error).name === 'TimeoutError'
-          ? new Error(`${host} did not answer within the render time limit (deploy-time setting render.timeout)`)
-          : err;
-      });
-      if (res.status >= 300 && res.status < 400)
-        throw new Error(`${host} answered with a redirect (HTTP ${res.status}); redirects are not followed`);
-      const data = await boundedBody(res, left, host);
+      const { res, data } = await boundedRequest(
+        url,
+        { method, headers, body: chunks.length ? Buffer.concat(chunks) : undefined },
+        allowedHosts,
+        bounds.deadline,
+        left,
+      );
       return {
         url,
         method,

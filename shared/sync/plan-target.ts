@@ -15,7 +15,7 @@ import {
 import type { TargetSpec } from '../config/index.js';
 import { TidegateError, hasChanges, type Change, type InventoryEntry, type SyncResult } from '../model/index.js';
 import { renderTarget, type RenderedObject } from '../render/index.js';
-import { remoteBases } from '../source/index.js';
+import { chartRepositories, remoteBases } from '../source/index.js';
 import { silentLogger } from '../telemetry/index.js';
 import { NO_HEALTH, type SyncRun } from './run.js';
 
@@ -80,7 +80,16 @@ async function confined(run: SyncRun, objects: RenderedObject[]): Promise<Render
 export async function planTarget(run: SyncRun): Promise<Planned> {
   const { spec, client, signal } = run.input;
   run.input.onProgress?.({ target: spec.name, phase: 'render' });
-  const rendered = await renderTarget(spec, run.input.dir, run.input.settings, signal, remoteBases(run.input.settings));
+  const { settings } = run.input;
+  const rendered = await renderTarget(
+    spec,
+    run.input.dir,
+    settings,
+    signal,
+    remoteBases(settings),
+    chartRepositories(settings),
+  );
+  run.chart = rendered.chart;
   run.input.onProgress?.({ target: spec.name, phase: 'plan', total: rendered.objects.length });
   (run.input.logger ?? silentLogger).info('rendered', {
     target: spec.name,

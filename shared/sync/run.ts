@@ -16,6 +16,7 @@ import {
   countChanges,
   errorMessage,
   type Change,
+  type ChartVersion,
   type CommitInfo,
   type HistoryEntry,
   type InventoryEntry,
@@ -116,6 +117,8 @@ export class SyncRun {
   private current: TargetState = { inventory: [], history: [] };
   /** Every inventory id this sync has seen in the state (read, or added by it). */
   readonly known = new Set<string>();
+  /** The repository chart the render resolved (recorded with the result). */
+  chart: ChartVersion | undefined;
 
   get state(): TargetState {
     return this.current;
@@ -142,6 +145,7 @@ export class SyncRun {
     return {
       target: this.input.spec.name,
       revision: this.input.revision,
+      ...(this.chart ? { chart: this.chart } : {}),
       outcome,
       changeSet: { changes },
       health,
@@ -167,6 +171,7 @@ export class SyncRun {
     const rb = this.input.rollback;
     return {
       revision: this.input.revision,
+      ...(res.chart ? { chart: res.chart } : {}),
       ...(this.input.commit ? { commit: this.input.commit } : {}),
       kind: rb?.kind ?? 'sync',
       outcome: res.outcome,

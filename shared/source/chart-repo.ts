@@ -1,0 +1,110 @@
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { maxSatisfying, valid, validRange } from 'semver';
+import { parse } from 'yaml';
+import type { LocalSettings } from '../config/index.js';
+import { errorMessage, redactUrl } from '../model/index.js';
+import { boundedGet, type FetchBounds } from './remote-base.js';
+
+/** A chart in an HTTP(S) Helm repository, as a target names it. */
+export interface ChartRef {
+  repository: string;
+  name: string;
+  /** An exact version or a semver range; the newest matching version is used. */
+  version: string;
+}
+
+/** The chart a sync renders: the packaged archive in the cache, verified by its digest. */
+export interface ResolvedChart {
+  name: string;
+  version: string;
+  /** sha256 of the archive, as the repository's index.yaml states it. */
+  digest: string;
+  archive: string;
+}
+
+interface IndexEntry {
+  version?: unknown;
+  digest?: unknown;
+  urls?: unknown;
+}
+
+/** A chart that could not be had: named with its repository (credentials left out); the render reports it. */
+export class ChartError extends Error {
+  constructor(chart: ChartRef, message: string, opts?: { cause?: unknown }) {
+    super(`chart ${chart.name} ${chart.version} from ${redactUrl(chart.repository)}: ${message}`, opts);
+  }
+}
+
+/** The newest entry of `name` in an index.yaml whose version satisfies the range (prereleases only when the range names one). */
+export function pickVersion(indexYaml: string, name: string, range: string): IndexEntry & { version: string } {
+  if (!validRange(range)) throw new Error(`"${range}" is neither a version nor a semver range`);
+  const index = parse(indexYaml, { maxAliasCount: 100 }) as { entries?: Record<string, IndexEntry[]> } | null;
+  const entries = (index?.entries?.[name] ?? []).filter(
+    (e): e is IndexEntry & { version: string } => typeof e.version === 'string' && valid(e.version) !== null,
+  );
+  if (entries.length === 0) throw new Error(`the repository's index.yaml has no chart ${name}`);
+  const best = maxSatisfying(
+    entries.map((e) => e.version),
+    range,
+  );
+  const entry = entries.find((e) => e.version === best);
+  if (!entry)
+    throw new Error(
+      `no version matches ${range} (has ${entries
+        .map((e) => e.version)
+        .slice(0, 10)
+        .join(', ')})`,
+    );
+  return entry;
+}
+
+/**
+ * A chart from an HTTP(S) Helm repository: index.yaml read, the newest version matching the range
+ * picked, its archive fetched (listed hosts only, no redirects, within the render's time and size
+ * limits), checked against the digest index.yaml gives, and kept in the cache by that digest.
+ */
+export async function fetchChart(
+  chart: ChartRef,
+  allowedHosts: readonly string[],
+  cacheDir: string,
+  bounds: FetchBounds,
+): Promise<ResolvedChart> {
+  try {
+    const base = chart.repository.endsWith('/') ? chart.repository : `${chart.repository}/`;
+    const index = await boundedGet(new URL('index.yaml', base), allowedHosts, bounds);
+    const entry = pickVersion(Buffer.from(index).toString('utf8'), chart.name, chart.version);
+    const digest = typeof entry.digest === 'string' ? entry.digest.toLowerCase() : '';
+    if (!/^[0-9a-f]{64}$/.test(digest)) throw new Error(`index.yaml gives version ${entry.version} no sha256 digest`);
+    const url = Array.isArray(entry.urls) && typeof entry.urls[0] === 'string' ? entry.urls[0] : undefined;
+    if (!url) throw new Error(`index.yaml gives version ${entry.version} no URL`);
+    const dir = join(cacheDir, 'charts');
+    const archive = join(dir, `${digest}.tgz`);
+    const cached = existsSync(archive) && sha256(readFileSync(archive)) === digest;
+    if (!cached) {
+      const data = await boundedGet(new URL(url, base), allowedHosts, bounds);
+      const got = sha256(data);
+      if (got !== digest)
+        throw new Error(`the archive of version ${entry.version} has digest ${got}, index.yaml says ${digest}`);
+      mkdirSync(dir, { recursive: true });
+      const partial = `${archive}.${process.pid}.part`;
+      writeFileSync(partial, data);
+      renameSync(partial, archive);
+    }
+    return { name: chart.name, version: entry.version, digest, archive };
+  } catch (err) {
+    throw new ChartError(chart, errorMessage(err), { cause: err });
+  }
+}
+
+const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
+
+/** The chart fetcher renders use: the hosts, cache and output limit of these settings, by the render's deadline. */
+export const chartRepositories =
+  (settings: LocalSettings) =>
+  (chart: ChartRef, deadline: number): Promise<ResolvedChart> =>
+    fetchChart(chart, settings.render.allowedHosts, settings.cacheDir, {
+      deadline,
+      maxBytes: settings.render.maxBytes,
+    });

@@ -1,0 +1,118 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { startHelmRepo, type HelmRepo } from '../../devenv/index.js';
+import { localSettings } from '../../shared/config/index.js';
+import { readTargetState } from '../../shared/state/index.js';
+import { syncRepo } from '../../shared/usecases/index.js';
+import { gitopsRepo } from '../helpers/engine.js';
+import { testEnv, uniqueName } from '../helpers/env.js';
+
+/**
+ * Charts from an HTTP Helm repository (a local one: index.yaml and archives made by helm package
+ * and helm repo index): a version range resolves to the newest match at sync time, the archive is
+ * checked against index.yaml's digest and cached by it, values come from Git.
+ */
+const CONFIG = `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: web
+data:
+  chartVersion: {{ .Chart.Version | quote }}
+  greeting: {{ .Values.greeting | quote }}
+`;
+
+describe('charts from Helm repositories', () => {
+  let helm: HelmRepo;
+  beforeAll(async () => {
+    helm = await startHelmRepo(testEnv().tools.helm);
+    for (const v of ['0.1.0', '0.2.0', '1.0.0'])
+      await helm.publish('web', v, { 'config.yaml': CONFIG }, 'greeting: from the chart\n');
+  });
+  afterAll(() => helm?.stop());
+
+  async function chartTarget(chart: Record<string, unknown>, allowedHosts = ['127.0.0.1']) {
+    const repo = await gitopsRepo('chart-repo');
+    const target = uniqueName('chart');
+    const commit = (c: Record<string, unknown>, values: string) =>
+      repo.commit({
+        'tidegate.yaml': stringify({
+          targets: [
+            {
+              name: target,
+              cluster: 'test',
+              path: 'apps/web',
+              chart: c,
+              helm: { values: ['values.yaml'] },
+              targetNamespace: target,
+              wait: false,
+            },
+          ],
+        }),
+        'apps/web/values.yaml': values,
+      });
+    await commit(chart, 'greeting: from git\n');
+    const settings = localSettings();
+    const ctx = { ...repo.engine, settings: { ...settings, render: { ...settings.render, allowedHosts } } };
+    const sync = async () => (await syncRepo(ctx, { repo: repo.url }))[0];
+    const live = () => repo.engine.client.get('v1', 'ConfigMap', target, 'web');
+    return { repo, target, commit, sync, live, ctx };
+  }
+
+  it('a version range renders the newest match with values from Git, records the version and digest in history; a newer release is picked up by the next sync', async () => {
+    const t = await chartTarget({ repository: helm.url, name: 'web', version: '^0.1.0' });
+    const first = await t.sync();
+    expect(first?.outcome, first?.error).toBe('applied');
+    expect(first?.chart).toMatchObject({ name: 'web', version: '0.1.0' });
+    expect((await t.live())?.['data']).toEqual({ chartVersion: '0.1.0', greeting: 'from git' });
+    const wide = await chartTarget({ repository: helm.url, name: 'web', version: '>=0.1.0 <1.0.0' });
+    expect((await wide.sync())?.chart?.version).toBe('0.2.0');
+
+    await helm.publish('web', '0.1.5', { 'config.yaml': CONFIG });
+    const second = await t.sync();
+    expect(second?.outcome, second?.error).toBe('applied');
+    expect((await t.live())?.['data']).toEqual({ chartVersion: '0.1.5', greeting: 'from git' });
+    const history = (await readTargetState(t.repo.engine.client, t.target)).history;
+    expect(history.map((e) => e.chart?.version)).toEqual(['0.1.0', '0.1.5']);
+    expect(history[1]?.chart?.digest).toMatch(/^[0-9a-f]{64}$/);
+
+    // Nothing new: the cached archive is used, nothing is written.
+    const before = helm.requests.filter((p) => p.endsWith('.tgz')).length;
+    const third = await t.sync();
+    expect(third?.outcome, third?.error).toBe('unchanged');
+    expect(helm.requests.filter((p) => p.endsWith('.tgz')).length).toBe(before);
+  });
+
+  it('refused, nothing applied: an archive whose digest is not the one in index.yaml, a host not listed, a redirect, a range nothing matches', async () => {
+    await helm.publish('tampered', '1.0.0', { 'config.yaml': CONFIG });
+    helm.tamper('tampered', '1.0.0');
+    const cases: Array<[Record<string, unknown>, string[] | undefined, RegExp]> = [
+      [
+        { repository: helm.url, name: 'tampered', version: '1.0.0' },
+        undefined,
+        /the archive of version 1\.0\.0 has digest [0-9a-f]{64}, index\.yaml says [0-9a-f]{64}/,
+      ],
+      [
+        { repository: helm.url, name: 'web', version: '1.0.0' },
+        [],
+        /host 127\.0\.0\.1 is not listed in the deploy-time setting render\.allowedHosts/,
+      ],
+      [{ repository: helm.url, name: 'web', version: '^2.0.0' }, undefined, /no version matches \^2\.0\.0/],
+    ];
+    for (const [chart, hosts, error] of cases) {
+      const t = await chartTarget(chart, hosts);
+      const res = await t.sync();
+      expect(res?.outcome).toBe('failed');
+      expect(res?.error).toMatch(error);
+      expect(await t.live()).toBeUndefined();
+    }
+    helm.redirect = true;
+    try {
+      const t = await chartTarget({ repository: helm.url, name: 'web', version: '1.0.0' });
+      const res = await t.sync();
+      expect(res?.error).toMatch(/answered with a redirect \(HTTP 302\); redirects are not followed/);
+      expect(await t.live()).toBeUndefined();
+    } finally {
+      helm.redirect = false;
+    }
+  });
+});
