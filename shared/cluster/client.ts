@@ -251,7 +251,11 @@ export class KubeClient {
         reason: decision.why,
         delayMs: decision.delayMs,
       });
-      if (decision.delayMs > 0) await sleep(decision.delayMs, undefined, opts.signal ? { signal: opts.signal } : {});
+      // Aborted while waiting to retry: the caller's reason (a deadline, a lost lease), not a bare AbortError.
+      if (decision.delayMs > 0)
+        await sleep(decision.delayMs, undefined, opts.signal ? { signal: opts.signal } : {}).catch((e: unknown) => {
+          throw opts.signal?.reason ?? e;
+        });
     }
   }
 

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { mapLimit } from '../../shared/apply/index.js';
 import { EndpointAuth, KubeClient } from '../../shared/cluster/index.js';
 import { kubeConfigFromFile } from '../../shared/cluster/kubeconfig.js';
+import { freePort } from '../../devenv/index.js';
 import { testEnv } from '../helpers/env.js';
 
 /**
@@ -37,5 +38,18 @@ describe('KubeClient connections', () => {
     } finally {
       client.close();
     }
+  });
+
+  it('aborted while waiting to retry an unreachable apiserver: the error is the reason given (a deadline, a lost lease)', async () => {
+    const server = `https://127.0.0.1:${await freePort()}`; // nothing listens there
+    const client = new KubeClient(new EndpointAuth({ server, caPem: testEnv().kube.caPem }), undefined, {
+      retry: { baseMs: 1000, maxMs: 1000 },
+    });
+    const deadline = new AbortController();
+    const reason = new Error('deadline reached');
+    setTimeout(() => deadline.abort(reason), 300);
+    await expect(client.discover(deadline.signal)).rejects.toBe(reason);
+    expect(client.retries).toBeGreaterThan(0);
+    client.close();
   });
 });
