@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { maxSatisfying, valid, validRange } from 'semver';
-import { parse } from 'yaml';
+import { load } from 'js-yaml';
+import { Range, maxSatisfying, valid, validRange } from 'semver';
 import type { LocalSettings } from '../config/index.js';
 import { errorMessage, redactUrl } from '../model/index.js';
 import { boundedGet, type FetchBounds } from './remote-base.js';
@@ -37,17 +37,32 @@ export class ChartError extends Error {
   }
 }
 
-/** The newest entry of `name` in an index.yaml whose version satisfies the range (prereleases only when the range names one). */
+/**
+ * The entry of `name` in an index.yaml that a version or range picks, as Helm picks it: the entry
+ * spelled exactly so (build metadata included), else the newest version in the range. Prereleases
+ * count only when the range names one, and then any prerelease in the range does (as Helm's and
+ * Flux's semver library reads `>=1.0.0-0`).
+ */
 export function pickVersion(indexYaml: string, name: string, range: string): IndexEntry & { version: string } {
   if (!validRange(range)) throw new Error(`"${range}" is neither a version nor a semver range`);
-  const index = parse(indexYaml, { maxAliasCount: 100 }) as { entries?: Record<string, IndexEntry[]> } | null;
-  const entries = (index?.entries?.[name] ?? []).filter(
-    (e): e is IndexEntry & { version: string } => typeof e.version === 'string' && valid(e.version) !== null,
+  // js-yaml: an index.yaml of a large repository is megabytes; it reads one ten times faster than yaml.
+  const index = load(indexYaml) as { entries?: Record<string, unknown> } | null;
+  const listed = index?.entries && Object.hasOwn(index.entries, name) ? index.entries[name] : undefined;
+  const entries = (Array.isArray(listed) ? (listed as unknown[]) : []).filter(
+    (e): e is IndexEntry & { version: string } =>
+      e !== null &&
+      typeof e === 'object' &&
+      typeof (e as IndexEntry).version === 'string' &&
+      valid((e as IndexEntry).version as string) !== null,
   );
   if (entries.length === 0) throw new Error(`the repository's index.yaml has no chart ${name}`);
+  const exact = entries.find((e) => e.version === range);
+  if (exact) return exact;
+  const includePrerelease = new Range(range).set.some((set) => set.some((c) => (c.semver.prerelease ?? []).length > 0));
   const best = maxSatisfying(
     entries.map((e) => e.version),
     range,
+    { includePrerelease },
   );
   const entry = entries.find((e) => e.version === best);
   if (!entry)
@@ -58,6 +73,22 @@ export function pickVersion(indexYaml: string, name: string, range: string): Ind
         .join(', ')})`,
     );
   return entry;
+}
+
+/**
+ * Where a chart's archive may be fetched from: a listed host (checked by the request), and on it
+ * the repository's own port, or the default port of its scheme (archives often live on another
+ * host, such as a release download); never another port of a listed host.
+ */
+function archiveUrl(url: string, base: string): URL {
+  const at = new URL(url, base);
+  const repo = new URL(base);
+  if (at.protocol !== 'https:' && at.protocol !== 'http:') throw new Error(`archive URL ${at.protocol} is not HTTP(S)`);
+  if (at.port !== '' && at.host !== repo.host)
+    throw new Error(
+      `archive URL on port ${at.port} of ${at.hostname}: only the repository's port or the scheme's default`,
+    );
+  return at;
 }
 
 /**
@@ -75,6 +106,8 @@ export async function fetchChart(
     const base = chart.repository.endsWith('/') ? chart.repository : `${chart.repository}/`;
     const index = await boundedGet(new URL('index.yaml', base), allowedHosts, bounds);
     const entry = pickVersion(Buffer.from(index).toString('utf8'), chart.name, chart.version);
+    if (Date.now() > bounds.deadline)
+      throw new Error('the render time limit passed (deploy-time setting render.timeout)');
     const digest = typeof entry.digest === 'string' ? entry.digest.toLowerCase() : '';
     if (!/^[0-9a-f]{64}$/.test(digest)) throw new Error(`index.yaml gives version ${entry.version} no sha256 digest`);
     const url = Array.isArray(entry.urls) && typeof entry.urls[0] === 'string' ? entry.urls[0] : undefined;
@@ -83,7 +116,7 @@ export async function fetchChart(
     const archive = join(dir, `${digest}.tgz`);
     const cached = existsSync(archive) && sha256(readFileSync(archive)) === digest;
     if (!cached) {
-      const data = await boundedGet(new URL(url, base), allowedHosts, bounds);
+      const data = await boundedGet(archiveUrl(url, base), allowedHosts, bounds);
       const got = sha256(data);
       if (got !== digest)
         throw new Error(`the archive of version ${entry.version} has digest ${got}, index.yaml says ${digest}`);
