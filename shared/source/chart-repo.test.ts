@@ -1,3 +1,4 @@
+import { load } from 'js-yaml';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { pickVersion } from './chart-repo.js';
@@ -22,12 +23,12 @@ describe('pickVersion: the entry a version or range picks, as Helm picks it', ()
     ['~1.0', '1.0.0'],
     ['>=1.0.0-0 <2.0.0', '1.1.0-rc.1'],
     ['2.0.0+b2', '2.0.0+b2'],
-  ])('%s → %s', (range, version) => expect(pickVersion(index, 'web', range).version).toBe(version));
+  ])('%s → %s', (range, version) => expect(pickVersion(load(index), 'web', range).version).toBe(version));
 
   it.each([
     ['web', '^3.0.0', /no version matches \^3\.0\.0/],
     ['web', 'latest please', /neither a version nor a semver range/],
     ['api', '*', /has no chart api/],
     ['constructor', '*', /has no chart constructor/],
-  ])('%s %s: refused', (name, range, error) => expect(() => pickVersion(index, name, range)).toThrow(error));
+  ])('%s %s: refused', (name, range, error) => expect(() => pickVersion(load(index), name, range)).toThrow(error));
 });

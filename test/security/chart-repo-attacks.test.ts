@@ -4,6 +4,7 @@ import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { load } from 'js-yaml';
 import { afterAll, describe, expect, it } from 'vitest';
 import { fetchChart, pickVersion } from '../../shared/source/index.js';
 
@@ -66,7 +67,7 @@ describe("charts from Helm repositories: a review's breaks", () => {
       { version: '1.0.0+a', url: 'web-1.0.0+a.tgz' },
       { version: '1.0.0+b', url: 'web-1.0.0+b.tgz' },
     ]);
-    const picked = pickVersion(yaml, 'web', '1.0.0+b');
+    const picked = pickVersion(load(yaml), 'web', '1.0.0+b');
     expect(picked.version).toBe('1.0.0+b');
     expect(picked.urls).toEqual(['web-1.0.0+b.tgz']);
   });
@@ -76,8 +77,8 @@ describe("charts from Helm repositories: a review's breaks", () => {
       { version: '1.0.0', url: 'web-1.0.0.tgz' },
       { version: '1.1.0-rc.1', url: 'web-1.1.0-rc.1.tgz' },
     ]);
-    expect(pickVersion(yaml, 'web', '>=1.0.0-0').version).toBe('1.1.0-rc.1');
-    expect(pickVersion(yaml, 'web', '^1.0.0-0').version).toBe('1.1.0-rc.1');
+    expect(pickVersion(load(yaml), 'web', '>=1.0.0-0').version).toBe('1.1.0-rc.1');
+    expect(pickVersion(load(yaml), 'web', '^1.0.0-0').version).toBe('1.1.0-rc.1');
   });
 
   it('index.yaml urls naming another port of a listed host: refused before any request reaches it', async () => {
