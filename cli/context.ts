@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeClient } from '../shared/cluster/index.js';
 import { localSettings, parseDuration } from '../shared/config/index.js';
-import { TidegateError } from '../shared/model/index.js';
+import { TidegateError, errorMessage } from '../shared/model/index.js';
 import type { EngineContext } from '../shared/usecases/index.js';
 import { githubClients } from '../shared/github/index.js';
 import { jsonLogger } from '../shared/telemetry/index.js';
@@ -33,15 +33,23 @@ export function localEngine(opts: LocalOptions, role = 'tidegate'): EngineContex
     lease: { holder: `${userInfo().username}@${hostname()} (${role})`, waitMs },
     ...(opts.repo ? { repositories: [{ url: opts.repo, branch: opts.branch ?? 'main' }] } : {}),
     settings,
-    connect: (alias) => {
+    connect: async (alias) => {
       // One client per alias for the command: connections and discovery are reused across its targets.
       let client = clients.get(alias);
-      if (!client)
-        clients.set(
-          alias,
-          (client = new KubeClient(kubeConfigForAlias(kubeconfig, alias, opts.context), undefined, { logger })),
-        );
-      return Promise.resolve(client);
+      if (!client) {
+        let kc;
+        try {
+          kc = kubeConfigForAlias(kubeconfig, alias, opts.context);
+        } catch (err) {
+          const why = errorMessage(err).replace(/^ENOENT: no such file or directory, open .*$/, 'no such file');
+          throw new TidegateError(
+            'NoCluster',
+            `no cluster for ${alias}: cannot read the kubeconfig ${kubeconfig} (${why})`,
+          );
+        }
+        clients.set(alias, (client = new KubeClient(kc, undefined, { logger })));
+      }
+      return client;
     },
     gitSource: (url) => ({ url, ...(settings.gitToken ? { token: settings.gitToken } : {}) }),
     github: githubClients(() => ({ apiUrl: settings.githubApiUrl, token: settings.gitToken })),

@@ -9,7 +9,7 @@ Usage: tidegate <command> [target] [options]
 Commands:
   sync [target]       apply a target (or every target, in dependency order) to the cluster
   diff [target]       show what sync would change; exit 0 none, 1 changes, 2 error
-  render <target>     print the objects a target renders to
+  render <target>     print the objects a sync would apply (placed by the cluster's discovery)
   validate            check tidegate.yaml
   status [target]     what was last applied to the cluster, and how it went (--watch: again every 2 s)
   status-link         a signed link to the deployed status page: --url <WebhookBaseUrl> [--ttl 168h]
@@ -95,7 +95,7 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
   const commands: Record<string, () => Promise<number> | number> = {
     sync: async () => (await sync()).syncCommand(target, args, io),
     diff: async () => (await sync()).diffCommand(target, args, io),
-    render: async () => (await local()).renderCommand(needTarget(), values.dir, io),
+    render: async () => (await local()).renderCommand(needTarget(), args, io),
     validate: async () => (await local()).validateCommand(values.dir, io),
     status: async () => (await status()).statusCommand(target, args, io),
     dev: async () => (await import('./commands/dev.js')).devCommand(values, io),

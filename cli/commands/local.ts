@@ -1,11 +1,14 @@
 import { resolve } from 'node:path';
 import { stringify } from 'yaml';
-import { localSettings } from '../../shared/config/index.js';
-import { TargetNotFoundError } from '../../shared/model/index.js';
-import { loadConfig } from '../../shared/usecases/index.js';
+import { localSettings, type TargetSpec } from '../../shared/config/index.js';
+import { TargetNotFoundError, TidegateError, errorMessage, type KubeObject } from '../../shared/model/index.js';
+import { configAt, loadConfig, type EngineContext } from '../../shared/usecases/index.js';
 import { renderTarget } from '../../shared/render/index.js';
 import { chartRepositories, remoteBases } from '../../shared/source/index.js';
+import { localEngine } from '../context.js';
 import type { Io } from '../output.js';
+import { runSync } from './source.js';
+import type { SyncArgs } from './sync.js';
 
 /** `tidegate validate`: checks tidegate.yaml (schema, names, dependencies); exit 0 or 2. */
 export function validateCommand(dir: string | undefined, io: Io): number {
@@ -16,13 +19,63 @@ export function validateCommand(dir: string | undefined, io: Io): number {
   return 0;
 }
 
-/** `tidegate render <target>`: prints the objects a target renders to, as multi-document YAML. */
-export async function renderCommand(target: string, dir: string | undefined, io: Io): Promise<number> {
-  const root = resolve(dir ?? '.');
-  const spec = loadConfig(root).targets.find((t) => t.name === target);
-  if (!spec) throw new TargetNotFoundError(target, 'tidegate.yaml');
-  const settings = localSettings();
-  const out = await renderTarget(spec, root, settings, undefined, remoteBases(settings), chartRepositories(settings));
-  io.out(out.objects.map((o) => `# Source: ${o.source}\n${stringify(o.object)}`).join('---\n'));
+/** Objects as YAML documents, each after a comment naming the file (or command) it came from. */
+const documents = (objects: ReadonlyArray<{ object: KubeObject; source: string }>): string =>
+  objects.map((o) => `# Source: ${o.source}\n${stringify(o.object)}`).join('---\n');
+
+/** An error that says the cluster could not be asked, rather than anything about the target. */
+const clusterUnavailable = (err: unknown): boolean =>
+  err instanceof TidegateError && ['KubeUnreachable', 'NoCluster', 'UnknownCluster'].includes(err.code);
+
+/**
+ * `tidegate render <target>`: prints exactly what a sync would apply (namespaces set, targetNamespace
+ * object, tidegate's labels, substitutions), from --dir (default .) or --repo at --revision, by
+ * placing the render with the target cluster's discovery; nothing is written. Without a reachable
+ * cluster, the objects as rendered, and a note on stderr saying so.
+ */
+export async function renderCommand(target: string, args: SyncArgs, io: Io): Promise<number> {
+  const placed: Array<{ object: KubeObject; source: string }> = [];
+  const engine: EngineContext = {
+    ...localEngine(args),
+    prepared: (t, objects) => {
+      if (t === target) placed.push(...objects);
+    },
+  };
+  const { dir, spec } = await checkoutOf(engine, args, target);
+  const unavailable = await engine
+    .connect(spec.cluster)
+    .then((client) => client.discover())
+    .then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+  if (unavailable !== undefined) {
+    if (!clusterUnavailable(unavailable)) throw unavailable;
+    const settings = localSettings();
+    const out = await renderTarget(spec, dir, settings, undefined, remoteBases(settings), chartRepositories(settings));
+    io.err(
+      `tidegate: ${errorMessage(unavailable)}: the objects as rendered, without the namespaces and labels a sync sets\n`,
+    );
+    io.out(documents(out.objects));
+    return 0;
+  }
+  const results = await runSync(engine, args, target, true);
+  const result = results.find((r) => r.target === target);
+  if (placed.length === 0 && result?.error) throw new TidegateError('RenderFailed', result.error);
+  io.out(documents(placed));
   return 0;
+}
+
+/** The checkout and target spec --dir or --repo/--revision name. */
+async function checkoutOf(
+  engine: EngineContext,
+  args: SyncArgs,
+  target: string,
+): Promise<{ dir: string; spec: TargetSpec }> {
+  const { dir, config } = args.repo
+    ? await configAt(engine, args.repo, args.revision ? { ref: '', sha: args.revision } : undefined)
+    : { dir: resolve(args.dir ?? '.'), config: loadConfig(resolve(args.dir ?? '.')) };
+  const spec = config.targets.find((t) => t.name === target);
+  if (!spec) throw new TargetNotFoundError(target, 'tidegate.yaml');
+  return { dir, spec };
 }

@@ -110,6 +110,7 @@ export async function planTarget(run: SyncRun): Promise<Planned> {
     namespaces,
   );
   if (problems.length > 0) throw new ApplyError('plan', problems);
+  run.input.onPrepared?.(spec.name, desired);
   const planOpts: PlanOptions = {
     ignore: spec.ignore,
     previousHashes: new Map(run.state.inventory.map((e) => [e.id, e.h])),

@@ -20,6 +20,7 @@ import {
   type CommitInfo,
   type HistoryEntry,
   type InventoryEntry,
+  type KubeObject,
   type Revision,
   type SyncOutcome,
   type SyncProgress,
@@ -50,6 +51,8 @@ export interface TargetSyncInput {
   lease: Omit<LeaseOptions, 'signal' | 'logger'>;
   /** How far the sync has come (a terminal's progress line). */
   onProgress?: ((p: SyncProgress) => void) | undefined;
+  /** The objects to apply, once placed (namespace, labels), before the dry-run. */
+  onPrepared?: ((target: string, objects: ReadonlyArray<{ object: KubeObject; source: string }>) => void) | undefined;
   /** When the push behind this sync was received: history records push→applied latency. */
   triggeredAt?: string | undefined;
   /** A preview environment: every object must land in this one namespace, or nothing is applied. */

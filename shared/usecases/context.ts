@@ -7,7 +7,7 @@ import type { ReloadScope, ReloadStrategy } from '../reload/index.js';
 import type { GitSource, TrustedKey } from '../source/index.js';
 import type { Logger } from '../telemetry/index.js';
 import type { Notifier } from '../notify/index.js';
-import type { SyncProgress } from '../model/index.js';
+import type { KubeObject, SyncProgress } from '../model/index.js';
 
 /** What the engine needs from its shell (Lambda, CLI, tests). */
 export interface EngineContext {
@@ -37,6 +37,8 @@ export interface EngineContext {
   lease?: { holder: string; waitMs: number; durationSeconds?: number; clockSkewSeconds?: number };
   /** Progress of each sync (the CLI shows it on a terminal). */
   progress?: (p: SyncProgress) => void;
+  /** The objects a sync would apply, once placed (namespace, labels) and before the dry-run (`tidegate render`). */
+  prepared?: (target: string, objects: ReadonlyArray<{ object: KubeObject; source: string }>) => void;
   /** Where notifications go (deploy-time settings: providers and alerts); none: nothing is sent. */
   notifier?: Pick<Notifier, 'notify'>;
   /** Every cluster alias the shell knows (deploy-time settings), so targets removed from tidegate.yaml are found on clusters it no longer names. */

@@ -187,6 +187,7 @@ async function syncOne(
     ...(req.dryRun ? { dryRun: true } : {}),
     ...(req.triggeredAt ? { triggeredAt: req.triggeredAt } : {}),
     ...(ctx.progress ? { onProgress: ctx.progress } : {}),
+    ...(ctx.prepared ? { onPrepared: ctx.prepared } : {}),
     signal: req.signal,
     ...(ctx.logger ? { logger: ctx.logger } : {}),
     ...(ctx.now ? { now: ctx.now } : {}),

@@ -1,12 +1,12 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
+import { parseAllDocuments, stringify } from 'yaml';
 import { SCHEMA_PATH, schemaText } from '../../scripts/schema.js';
 import type { SyncResult } from '../../shared/model/index.js';
 import { testEnv, uniqueName } from '../helpers/env.js';
 import { cli } from '../helpers/cli.js';
-import { configMap, yamlDocs } from '../helpers/engine.js';
+import { configMap, gitopsRepo, yamlDocs } from '../helpers/engine.js';
 import { tempTree } from '../helpers/files.js';
 
 const workTree = (files: Record<string, string>): string => tempTree(files, 'cli-');
@@ -27,17 +27,64 @@ describe('tidegate CLI', () => {
     });
   });
 
-  it('render: prints the objects with their source files', async () => {
+  it('render without a cluster: the objects as rendered with their source files, and a note saying so', async () => {
     const dir = workTree({
       'tidegate.yaml': stringify({ targets: [{ name: 'a', cluster: 'c', path: 'apps' }] }),
       'apps/cm.yaml': yamlDocs(configMap('x', { k: 'v' })),
     });
-    const res = await cli('render', 'a', '--dir', dir);
+    const res = await cli('render', 'a', '--dir', dir, '--kubeconfig', '/nonexistent/kubeconfig');
     expect(res).toEqual({
       code: 0,
       out: '# Source: apps/cm.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  k: v\n',
-      err: '',
+      err: 'tidegate: no cluster for c: cannot read the kubeconfig /nonexistent/kubeconfig (no such file): the objects as rendered, without the namespaces and labels a sync sets\n',
     });
+  });
+
+  it('render with the cluster: exactly what a sync would apply (targetNamespace and its Namespace, labels, substitutions), from --dir or --repo at --revision; nothing written', async () => {
+    const ns = uniqueName('render');
+    const name = uniqueName('render');
+    const k = ['--kubeconfig', testEnv().kube.kubeconfigPath];
+    const files = (greeting: string) => ({
+      'tidegate.yaml': stringify({
+        targets: [
+          { name, cluster: 'test', path: 'apps', targetNamespace: ns, substitute: { GREETING: greeting }, wait: false },
+        ],
+      }),
+      'apps/cm.yaml': yamlDocs(configMap('x', { k: '${GREETING}' })),
+    });
+    const expected = (greeting: string) => [
+      {
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: { name: ns, labels: { 'app.kubernetes.io/managed-by': 'tidegate', 'tidegate.dev/target': name } },
+      },
+      {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: {
+          name: 'x',
+          namespace: ns,
+          labels: { 'app.kubernetes.io/managed-by': 'tidegate', 'tidegate.dev/target': name },
+        },
+        data: { k: greeting },
+      },
+    ];
+    const docs = (out: string) => parseAllDocuments(out).map((d) => d.toJS() as unknown);
+    const local = await cli('render', name, '--dir', workTree(files('hello')), ...k);
+    expect(local.err).toBe('');
+    expect(local.code).toBe(0);
+    expect(local.out).toContain('# Source: targetNamespace\n');
+    expect(local.out).toContain('# Source: apps/cm.yaml\n');
+    expect(docs(local.out)).toEqual(expected('hello'));
+
+    const repo = await gitopsRepo('render-repo');
+    const first = await repo.commit(files('first'));
+    await repo.commit(files('second'));
+    const atFirst = await cli('render', name, '--repo', repo.url, '--revision', first, ...k);
+    expect(atFirst.err).toBe('');
+    expect(docs(atFirst.out)).toEqual(expected('first'));
+    expect(docs((await cli('render', name, '--repo', repo.url, ...k)).out)).toEqual(expected('second'));
+    expect(await repo.engine.client.get('v1', 'Namespace', '', ns)).toBeUndefined();
   });
 
   it('diff exits 1 with changes and 0 without; sync applies; status reports; bad input exits 2', async () => {
