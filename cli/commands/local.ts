@@ -52,7 +52,14 @@ export async function renderCommand(target: string, args: SyncArgs, io: Io): Pro
   if (unavailable !== undefined) {
     if (!clusterUnavailable(unavailable)) throw unavailable;
     const settings = localSettings();
-    const out = await renderTarget(spec, dir, settings, undefined, remoteBases(settings), chartRepositories(settings));
+    const out = await renderTarget(
+      spec,
+      dir,
+      settings,
+      undefined,
+      remoteBases(settings),
+      chartRepositories(settings, engine.registry?.credentials),
+    );
     io.err(
       `tidegate: ${errorMessage(unavailable)}: the objects as rendered, without the namespaces and labels a sync sets\n`,
     );

@@ -145,6 +145,18 @@ async function gitAccess(
       }),
     ),
   );
+  // Registry passwords are read with the tokens (a secret that cannot be read: that registry gets none).
+  const registryLogins = new Map(
+    await Promise.all(
+      Object.entries(settings.registryCredentials).map(async ([host, c]) => {
+        const password = await secrets.get(c.password).catch((err: unknown) => {
+          logger.warn('registry credentials unreadable', { host, error: errorMessage(err) });
+          return undefined;
+        });
+        return [host.toLowerCase(), password === undefined ? undefined : { username: c.username, password }] as const;
+      }),
+    ),
+  );
   const gitSource = (url: string): GitSource => ({ url, ...(tokens.get(url) ? { token: tokens.get(url) } : {}) });
   const github = githubClients((url) => ({
     apiUrl: settings.repositories.find((r) => r.url === url)?.githubApiUrl,
@@ -171,7 +183,11 @@ async function gitAccess(
           .map(async (name) => ({ name, key: await secrets.get(settings.trustedKeys[name] as SecretRef) })),
       ),
     repositories: settings.repositories,
-    registry: { awsEndpoint: endpoint, awsCredentials: credentials },
+    registry: {
+      awsEndpoint: endpoint,
+      awsCredentials: credentials,
+      credentials: (host) => registryLogins.get(host.toLowerCase()),
+    },
     reload: { strategy: settings.reload.strategy, scope: settings.reload },
     clusters: () => Object.keys(settings.clusters),
     ...(settings.notifications ? { notifier: notifierOf(settings.notifications, secrets, logger) } : {}),

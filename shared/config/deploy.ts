@@ -98,6 +98,13 @@ export const deploySettingsSchema = z
     github: z.object({ app: githubApp }).strict().optional(),
     /** Keys a gate's verify may name: an armored OpenPGP public key or an SSH public key line, each in a secret or inline. */
     trustedKeys: z.record(z.string(), secretRef).default({}),
+    /** Registries that need credentials (charts from oci://, image automation), by host: a username and a password or token in a secret. */
+    registryCredentials: z
+      .record(
+        z.string().regex(/^[a-z0-9.-]+(:\d+)?$/i, 'a registry host (host or host:port)'),
+        z.object({ username: z.string().min(1), password: secretRef }).strict(),
+      )
+      .default({}),
     queueUrl: z.string().optional(),
     webhookSecret: secretRef.optional(),
     registrySecret: secretRef.optional(),

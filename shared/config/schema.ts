@@ -71,16 +71,19 @@ const chart = z
     repository: z
       .string()
       .regex(
-        /^https?:\/\/[^\s/@]+(\/[^\s]*)?$/,
-        'an http(s) URL of a Helm repository (the directory of its index.yaml), without credentials',
+        /^(https?|oci):\/\/[^\s/@]+(\/[^\s]*)?$/,
+        'an http(s) URL of a Helm repository (the directory of its index.yaml) or oci://<registry>/<path>, without credentials',
       )
-      .describe('an HTTP(S) Helm repository; its host must be listed in the deploy-time setting render.allowedHosts'),
+      .describe(
+        'an HTTP(S) Helm repository, or an OCI registry path (oci://); its host must be listed in the deploy-time setting render.allowedHosts',
+      ),
     name: z.string().regex(/^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$/i, 'a chart name'),
     version: z
       .string()
       .refine((v) => validRange(v) !== null, 'a version or a semver range, such as 6.5.0 or ">=6.0.0 <7.0.0"')
       .default('*')
       .describe('an exact version or a semver range: the newest matching version at sync time is rendered'),
+    insecure: z.boolean().default(false).describe('oci:// over plain HTTP (a registry without TLS)'),
   })
   .strict();
 

@@ -47,6 +47,7 @@ export interface ChartSpec {
   repository: string;
   name: string;
   version: string;
+  insecure?: boolean | undefined;
 }
 
 /** Fetches a repository chart by the deadline: the packaged archive (verified, cached) and the version picked. */

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Range, maxSatisfying, valid, validRange } from 'semver';
 import type { LocalSettings } from '../config/index.js';
 import { errorMessage, redactUrl } from '../model/index.js';
+import { OciChartRegistry, ociLocation, type RegistryCredentials } from './chart-oci.js';
 import { boundedGet, type FetchBounds } from './remote-base.js';
 
 /** A chart in an HTTP(S) Helm repository, as a target names it. */
@@ -12,6 +13,8 @@ export interface ChartRef {
   name: string;
   /** An exact version or a semver range; the newest matching version is used. */
   version: string;
+  /** oci:// over plain HTTP (a registry on a private network without TLS). */
+  insecure?: boolean | undefined;
 }
 
 /** The chart a sync renders: the packaged archive in the cache, verified by its digest. */
@@ -54,23 +57,20 @@ export function pickVersion(index: unknown, name: string, range: string): IndexE
       valid((e as IndexEntry).version as string) !== null,
   );
   if (entries.length === 0) throw new Error(`the repository's index.yaml has no chart ${name}`);
-  const exact = entries.find((e) => e.version === range);
-  if (exact) return exact;
-  const includePrerelease = new Range(range).set.some((set) => set.some((c) => (c.semver.prerelease ?? []).length > 0));
-  const best = maxSatisfying(
+  const version = pickFrom(
     entries.map((e) => e.version),
     range,
-    { includePrerelease },
   );
-  const entry = entries.find((e) => e.version === best);
-  if (!entry)
-    throw new Error(
-      `no version matches ${range} (has ${entries
-        .map((e) => e.version)
-        .slice(0, 10)
-        .join(', ')})`,
-    );
-  return entry;
+  return entries.find((e) => e.version === version) as IndexEntry & { version: string };
+}
+
+/** Of versions (valid semver), the one a version or range picks, as Helm picks it (see pickVersion). */
+export function pickFrom(versions: readonly string[], range: string): string {
+  if (versions.includes(range)) return range;
+  const includePrerelease = new Range(range).set.some((set) => set.some((c) => (c.semver.prerelease ?? []).length > 0));
+  const best = maxSatisfying([...versions], range, { includePrerelease });
+  if (!best) throw new Error(`no version matches ${range} (has ${versions.slice(0, 10).join(', ')})`);
+  return best;
 }
 
 /**
@@ -89,44 +89,72 @@ function archiveUrl(url: string, base: string): URL {
   return at;
 }
 
+/** A version's archive and digest from an HTTP(S) repository's index.yaml (the archive not fetched yet). */
+async function fromIndex(
+  chart: ChartRef,
+  allowedHosts: readonly string[],
+  bounds: FetchBounds,
+): Promise<{ version: string; digest: string; download: () => Promise<Uint8Array> }> {
+  const base = chart.repository.endsWith('/') ? chart.repository : `${chart.repository}/`;
+  const index = await boundedGet(new URL('index.yaml', base), allowedHosts, bounds);
+  // js-yaml, loaded here only: an index.yaml of a large repository is megabytes, and js-yaml reads
+  // one about ten times faster than the yaml library.
+  const { load } = await import('js-yaml');
+  const entry = pickVersion(load(Buffer.from(index).toString('utf8')), chart.name, chart.version);
+  if (Date.now() > bounds.deadline)
+    throw new Error('the render time limit passed (deploy-time setting render.timeout)');
+  const digest = typeof entry.digest === 'string' ? entry.digest.toLowerCase() : '';
+  if (!/^[0-9a-f]{64}$/.test(digest)) throw new Error(`index.yaml gives version ${entry.version} no sha256 digest`);
+  const url = Array.isArray(entry.urls) && typeof entry.urls[0] === 'string' ? entry.urls[0] : undefined;
+  if (!url) throw new Error(`index.yaml gives version ${entry.version} no URL`);
+  return { version: entry.version, digest, download: () => boundedGet(archiveUrl(url, base), allowedHosts, bounds) };
+}
+
+/** A version's chart layer from an OCI registry (tags as versions, the layer's digest from the manifest). */
+async function fromRegistry(
+  chart: ChartRef,
+  allowedHosts: readonly string[],
+  bounds: FetchBounds,
+  credentials: RegistryCredentials | undefined,
+): Promise<{ version: string; digest: string; download: () => Promise<Uint8Array> }> {
+  const { base, repository } = ociLocation(chart.repository, chart.name, chart.insecure ?? false);
+  const registry = new OciChartRegistry(base, repository, allowedHosts, bounds, credentials?.(base.host));
+  const version = pickFrom(await registry.versions(), chart.version);
+  const digest = await registry.chartDigest(version);
+  return { version, digest, download: () => registry.get(`blobs/sha256:${digest}`) };
+}
+
 /**
- * A chart from an HTTP(S) Helm repository: index.yaml read, the newest version matching the range
- * picked, its archive fetched (listed hosts only, no redirects, within the render's time and size
- * limits), checked against the digest index.yaml gives, and kept in the cache by that digest.
+ * A chart from a Helm repository: over HTTP(S), index.yaml read and the archive it names fetched;
+ * from an OCI registry (oci://), the tags read and the chart layer fetched. Either way the newest
+ * version matching the range, every request to listed hosts only, within the render's time and
+ * size limits, the archive checked against its digest and kept in the cache by it.
  */
 export async function fetchChart(
   chart: ChartRef,
   allowedHosts: readonly string[],
   cacheDir: string,
   bounds: FetchBounds,
+  credentials?: RegistryCredentials,
 ): Promise<ResolvedChart> {
   try {
-    const base = chart.repository.endsWith('/') ? chart.repository : `${chart.repository}/`;
-    const index = await boundedGet(new URL('index.yaml', base), allowedHosts, bounds);
-    // js-yaml, loaded here only: an index.yaml of a large repository is megabytes, and js-yaml reads
-    // one about ten times faster than the yaml library.
-    const { load } = await import('js-yaml');
-    const entry = pickVersion(load(Buffer.from(index).toString('utf8')), chart.name, chart.version);
-    if (Date.now() > bounds.deadline)
-      throw new Error('the render time limit passed (deploy-time setting render.timeout)');
-    const digest = typeof entry.digest === 'string' ? entry.digest.toLowerCase() : '';
-    if (!/^[0-9a-f]{64}$/.test(digest)) throw new Error(`index.yaml gives version ${entry.version} no sha256 digest`);
-    const url = Array.isArray(entry.urls) && typeof entry.urls[0] === 'string' ? entry.urls[0] : undefined;
-    if (!url) throw new Error(`index.yaml gives version ${entry.version} no URL`);
+    const { version, digest, download } = chart.repository.startsWith('oci://')
+      ? await fromRegistry(chart, allowedHosts, bounds, credentials)
+      : await fromIndex(chart, allowedHosts, bounds);
     const dir = join(cacheDir, 'charts');
     const archive = join(dir, `${digest}.tgz`);
     const cached = existsSync(archive) && sha256(readFileSync(archive)) === digest;
     if (!cached) {
-      const data = await boundedGet(archiveUrl(url, base), allowedHosts, bounds);
+      const data = await download();
       const got = sha256(data);
       if (got !== digest)
-        throw new Error(`the archive of version ${entry.version} has digest ${got}, index.yaml says ${digest}`);
+        throw new Error(`the archive of version ${version} has digest ${got}, the repository says ${digest}`);
       mkdirSync(dir, { recursive: true });
       const partial = `${archive}.${process.pid}.part`;
       writeFileSync(partial, data);
       renameSync(partial, archive);
     }
-    return { name: chart.name, version: entry.version, digest, archive };
+    return { name: chart.name, version, digest, archive };
   } catch (err) {
     throw new ChartError(chart, errorMessage(err), { cause: err });
   }
@@ -136,9 +164,12 @@ const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).d
 
 /** The chart fetcher renders use: the hosts, cache and output limit of these settings, by the render's deadline. */
 export const chartRepositories =
-  (settings: LocalSettings) =>
+  (settings: LocalSettings, credentials?: RegistryCredentials) =>
   (chart: ChartRef, deadline: number): Promise<ResolvedChart> =>
-    fetchChart(chart, settings.render.allowedHosts, settings.cacheDir, {
-      deadline,
-      maxBytes: settings.render.maxBytes,
-    });
+    fetchChart(
+      chart,
+      settings.render.allowedHosts,
+      settings.cacheDir,
+      { deadline, maxBytes: settings.render.maxBytes },
+      credentials,
+    );

@@ -29,12 +29,13 @@ async function boundedBody(res: Response, left: { bytes: number }, host: string)
  * `left.bytes`: what remote kustomize bases and chart repositories are fetched with (a listed host
  * that redirects elsewhere cannot lead the worker there, nor stall or flood it).
  */
-async function boundedRequest(
+export async function boundedRequest(
   url: string | URL,
   init: { method: string; headers: Record<string, string>; body?: Uint8Array | undefined },
   allowedHosts: readonly string[],
   deadline: number,
   left: { bytes: number },
+  redirects: 'refuse' | 'return' = 'refuse',
 ): Promise<{ res: Response; data: Uint8Array }> {
   const host = new URL(url).hostname.toLowerCase();
   if (!allowedHosts.includes(host))
@@ -48,8 +49,10 @@ async function boundedRequest(
         : err;
     },
   );
-  if (res.status >= 300 && res.status < 400)
+  if (res.status >= 300 && res.status < 400) {
+    if (redirects === 'return') return { res, data: new Uint8Array() };
     throw new Error(`${host} answered with a redirect (HTTP ${res.status}); redirects are not followed`);
+  }
   return { res, data: await boundedBody(res, left, host) };
 }
 

@@ -87,7 +87,7 @@ export async function planTarget(run: SyncRun): Promise<Planned> {
     settings,
     signal,
     remoteBases(settings),
-    chartRepositories(settings),
+    chartRepositories(settings, run.input.registryCredentials),
   );
   run.chart = rendered.chart;
   run.input.onProgress?.({ target: spec.name, phase: 'plan', total: rendered.objects.length });

@@ -51,6 +51,8 @@ export interface TargetSyncInput {
   lease: Omit<LeaseOptions, 'signal' | 'logger'>;
   /** How far the sync has come (a terminal's progress line). */
   onProgress?: ((p: SyncProgress) => void) | undefined;
+  /** Credentials for registries by host (charts from OCI registries). */
+  registryCredentials?: ((host: string) => { username: string; password: string } | undefined) | undefined;
   /** The objects to apply, once placed (namespace, labels), before the dry-run. */
   onPrepared?: ((target: string, objects: ReadonlyArray<{ object: KubeObject; source: string }>) => void) | undefined;
   /** When the push behind this sync was received: history records push→applied latency. */

@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { startHelmRepo, type HelmRepo } from '../../devenv/index.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { run, startHelmRepo, startRegistry, type HelmRepo } from '../../devenv/index.js';
 import { localSettings } from '../../shared/config/index.js';
 import { readTargetState } from '../../shared/state/index.js';
 import { syncRepo } from '../../shared/usecases/index.js';
@@ -30,7 +33,11 @@ describe('charts from Helm repositories', () => {
   });
   afterAll(() => helm?.stop());
 
-  async function chartTarget(chart: Record<string, unknown>, allowedHosts = ['127.0.0.1']) {
+  async function chartTarget(
+    chart: Record<string, unknown>,
+    allowedHosts = ['127.0.0.1'],
+    credentials?: (host: string) => { username: string; password: string } | undefined,
+  ) {
     const repo = await gitopsRepo('chart-repo');
     const target = uniqueName('chart');
     const commit = (c: Record<string, unknown>, values: string) =>
@@ -52,7 +59,11 @@ describe('charts from Helm repositories', () => {
       });
     await commit(chart, 'greeting: from git\n');
     const settings = localSettings();
-    const ctx = { ...repo.engine, settings: { ...settings, render: { ...settings.render, allowedHosts } } };
+    const ctx = {
+      ...repo.engine,
+      settings: { ...settings, render: { ...settings.render, allowedHosts } },
+      ...(credentials ? { registry: { credentials } } : {}),
+    };
     const sync = async () => (await syncRepo(ctx, { repo: repo.url }))[0];
     const live = () => repo.engine.client.get('v1', 'ConfigMap', target, 'web');
     return { repo, target, commit, sync, live, ctx };
@@ -89,7 +100,7 @@ describe('charts from Helm repositories', () => {
       [
         { repository: helm.url, name: 'tampered', version: '1.0.0' },
         undefined,
-        /the archive of version 1\.0\.0 has digest [0-9a-f]{64}, index\.yaml says [0-9a-f]{64}/,
+        /the archive of version 1\.0\.0 has digest [0-9a-f]{64}, the repository says [0-9a-f]{64}/,
       ],
       [
         { repository: helm.url, name: 'web', version: '1.0.0' },
@@ -113,6 +124,43 @@ describe('charts from Helm repositories', () => {
       expect(await t.live()).toBeUndefined();
     } finally {
       helm.redirect = false;
+    }
+  });
+
+  it("from an OCI registry with token auth (charts pushed with helm push): the host's credentials answer the challenge, a range picks the newest tag; without credentials nothing is applied", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'chart-oci-'));
+    const user = { username: 'charts-robot', password: 'chart-registry-password' };
+    const registry = await startRegistry(dir, { tokenAuth: user });
+    try {
+      for (const v of ['0.1.0', '0.2.0', '1.0.0']) {
+        const archive = await helm.publish('ociweb', v, { 'config.yaml': CONFIG }, 'greeting: from the chart\n');
+        await run(testEnv().tools.helm, [
+          'push',
+          archive,
+          `oci://${registry.host}/charts`,
+          '--plain-http',
+          '--username',
+          user.username,
+          '--password',
+          user.password,
+        ]);
+      }
+      const chart = { repository: `oci://${registry.host}/charts`, name: 'ociweb', version: '<1.0.0', insecure: true };
+      const t = await chartTarget(chart, ['127.0.0.1'], (host) => (host === registry.host ? user : undefined));
+      const res = await t.sync();
+      expect(res?.outcome, res?.error).toBe('applied');
+      expect(res?.chart).toMatchObject({ name: 'ociweb', version: '0.2.0' });
+      expect((await t.live())?.['data']).toEqual({ chartVersion: '0.2.0', greeting: 'from git' });
+
+      const anonymous = await chartTarget(chart);
+      const refused = await anonymous.sync();
+      expect(refused?.outcome).toBe('failed');
+      expect(refused?.error).toMatch(/chart ociweb <1\.0\.0 from oci:\/\/127\.0\.0\.1:\d+\/charts: .*HTTP 401/);
+      expect(refused?.error).not.toContain(user.password);
+      expect(await anonymous.live()).toBeUndefined();
+    } finally {
+      await registry.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

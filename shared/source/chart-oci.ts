@@ -1,0 +1,123 @@
+import { valid } from 'semver';
+import { boundedRequest, type FetchBounds } from './remote-base.js';
+
+/** Registry credentials, by host (the same the image automation uses). */
+export type RegistryCredentials = (host: string) => { username: string; password: string } | undefined;
+
+const CHART_LAYER = 'application/vnd.cncf.helm.chart.content.v1.tar+gzip';
+const MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+
+/**
+ * The distribution API of one repository, each request bounded as chart fetches are (listed hosts,
+ * deadline, bytes), answering the registry's auth challenge: a bearer token from the realm (with
+ * basic credentials when the host has some), or basic auth. Credentials go to the registry's host
+ * and its token realm only, never along a redirect.
+ */
+export class OciChartRegistry {
+  private authorization: string | undefined;
+  private readonly left: { bytes: number };
+
+  constructor(
+    private readonly base: URL,
+    private readonly repository: string,
+    private readonly allowedHosts: readonly string[],
+    private readonly bounds: FetchBounds,
+    private readonly credentials: { username: string; password: string } | undefined,
+  ) {
+    this.left = { bytes: bounds.maxBytes };
+  }
+
+  private basic(): string | undefined {
+    const c = this.credentials;
+    return c ? `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}` : undefined;
+  }
+
+  private async send(url: URL, accept?: string): Promise<{ res: Response; data: Uint8Array }> {
+    const headers: Record<string, string> = {
+      ...(accept ? { accept } : {}),
+      ...(this.authorization && url.host === this.base.host ? { authorization: this.authorization } : {}),
+    };
+    return boundedRequest(
+      url,
+      { method: 'GET', headers },
+      this.allowedHosts,
+      this.bounds.deadline,
+      this.left,
+      'return',
+    );
+  }
+
+  private async authorize(challenge: string): Promise<void> {
+    const scheme = challenge.split(' ')[0]?.toLowerCase();
+    const params = Object.fromEntries([...challenge.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    if (scheme === 'basic') {
+      this.authorization = this.basic();
+      if (!this.authorization) throw new Error(`${this.base.host} requires credentials`);
+      return;
+    }
+    if (scheme !== 'bearer' || !params['realm'])
+      throw new Error(`${this.base.host} sent an unsupported auth challenge`);
+    const realm = new URL(params['realm']);
+    if (params['service']) realm.searchParams.set('service', params['service']);
+    realm.searchParams.set('scope', params['scope'] ?? `repository:${this.repository}:pull`);
+    const basic = this.basic();
+    const { res, data } = await boundedRequest(
+      realm,
+      { method: 'GET', headers: basic ? { authorization: basic } : {} },
+      this.allowedHosts,
+      this.bounds.deadline,
+      this.left,
+    );
+    if (res.status !== 200) throw new Error(`the token request to ${realm.host} answered HTTP ${res.status}`);
+    const body = JSON.parse(Buffer.from(data).toString('utf8')) as { token?: string; access_token?: string };
+    const token = body.token ?? body.access_token;
+    if (!token) throw new Error(`the token answer of ${realm.host} has no token`);
+    this.authorization = `Bearer ${token}`;
+  }
+
+  /** A GET of the registry (path under /v2/<repository>/), authorized on challenge, redirects followed to listed hosts (blob storage). */
+  async get(path: string, accept?: string): Promise<Uint8Array> {
+    let url = new URL(`/v2/${this.repository}/${path}`, this.base);
+    let { res, data } = await this.send(url, accept);
+    const challenge = res.headers.get('www-authenticate');
+    if (res.status === 401 && challenge) {
+      await this.authorize(challenge);
+      ({ res, data } = await this.send(url, accept));
+    }
+    for (let hops = 0; res.status >= 300 && res.status < 400; hops++) {
+      const location = res.headers.get('location');
+      if (!location || hops >= 3) throw new Error(`${url.host} redirected without an end (HTTP ${res.status})`);
+      url = new URL(location, url);
+      ({ res, data } = await this.send(url, accept));
+    }
+    if (res.status !== 200) throw new Error(`GET ${url.host}${url.pathname} answered HTTP ${res.status}`);
+    return data;
+  }
+
+  /** The versions its tags name (Helm writes a version's "+" as "_" in a tag). */
+  async versions(): Promise<string[]> {
+    const list = JSON.parse(Buffer.from(await this.get('tags/list?n=10000')).toString('utf8')) as {
+      tags?: string[] | null;
+    };
+    return (list.tags ?? []).map((t) => t.replace(/_/g, '+')).filter((v) => valid(v) !== null);
+  }
+
+  /** The digest of the chart layer of a version's manifest. */
+  async chartDigest(version: string): Promise<string> {
+    const manifest = JSON.parse(
+      Buffer.from(await this.get(`manifests/${version.replace(/\+/g, '_')}`, MANIFEST)).toString('utf8'),
+    ) as { layers?: Array<{ mediaType?: string; digest?: string }> };
+    const layer = manifest.layers?.find((l) => l.mediaType === CHART_LAYER);
+    const digest = layer?.digest ?? '';
+    if (!/^sha256:[0-9a-f]{64}$/.test(digest))
+      throw new Error(`version ${version} is not a Helm chart (no chart layer)`);
+    return digest.slice('sha256:'.length);
+  }
+}
+
+/** Where an oci:// chart lives: the registry's base URL and the repository of the chart (<path>/<name>). */
+export function ociLocation(repository: string, name: string, insecure: boolean): { base: URL; repository: string } {
+  const url = new URL(repository.replace(/^oci:\/\//, insecure ? 'http://' : 'https://'));
+  const path = url.pathname.replace(/^\/+|\/+$/g, '');
+  return { base: new URL(`${url.protocol}//${url.host}`), repository: path ? `${path}/${name}` : name };
+}
