@@ -4,11 +4,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, startHelmRepo, startRegistry, type HelmRepo } from '../../devenv/index.js';
+import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { createRuntime } from '../../shared/aws/runtime.js';
 import { localSettings } from '../../shared/config/index.js';
 import { readTargetState } from '../../shared/state/index.js';
 import { syncRepo } from '../../shared/usecases/index.js';
 import { gitopsRepo } from '../helpers/engine.js';
 import { testEnv, uniqueName } from '../helpers/env.js';
+import { awsConfig, testClusterSetting, useMotoEnv } from '../helpers/lambda.js';
 
 /**
  * Charts from an HTTP Helm repository (a local one: index.yaml and archives made by helm package
@@ -33,11 +36,7 @@ describe('charts from Helm repositories', () => {
   });
   afterAll(() => helm?.stop());
 
-  async function chartTarget(
-    chart: Record<string, unknown>,
-    allowedHosts = ['127.0.0.1'],
-    credentials?: (host: string) => { username: string; password: string } | undefined,
-  ) {
+  async function chartTarget(chart: Record<string, unknown>, allowedHosts = ['127.0.0.1']) {
     const repo = await gitopsRepo('chart-repo');
     const target = uniqueName('chart');
     const commit = (c: Record<string, unknown>, values: string) =>
@@ -59,11 +58,7 @@ describe('charts from Helm repositories', () => {
       });
     await commit(chart, 'greeting: from git\n');
     const settings = localSettings();
-    const ctx = {
-      ...repo.engine,
-      settings: { ...settings, render: { ...settings.render, allowedHosts } },
-      ...(credentials ? { registry: { credentials } } : {}),
-    };
+    const ctx = { ...repo.engine, settings: { ...settings, render: { ...settings.render, allowedHosts } } };
     const sync = async () => (await syncRepo(ctx, { repo: repo.url }))[0];
     const live = () => repo.engine.client.get('v1', 'ConfigMap', target, 'web');
     return { repo, target, commit, sync, live, ctx };
@@ -127,7 +122,7 @@ describe('charts from Helm repositories', () => {
     }
   });
 
-  it("from an OCI registry with token auth (charts pushed with helm push): the host's credentials answer the challenge, a range picks the newest tag; without credentials nothing is applied", async () => {
+  it("from an OCI registry with token auth (charts pushed with helm push): the deploy-time registryCredentials of its host (a secret) answer the challenge, a range picks the newest tag; without credentials nothing is applied", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'chart-oci-'));
     const user = { username: 'charts-robot', password: 'chart-registry-password' };
     const registry = await startRegistry(dir, { tokenAuth: user });
@@ -146,8 +141,23 @@ describe('charts from Helm repositories', () => {
         ]);
       }
       const chart = { repository: `oci://${registry.host}/charts`, name: 'ociweb', version: '<1.0.0', insecure: true };
-      const t = await chartTarget(chart, ['127.0.0.1'], (host) => (host === registry.host ? user : undefined));
-      const res = await t.sync();
+      // The deployed runtime: registryCredentials of the deploy-time settings, the password in Secrets Manager (moto).
+      const secret = `tidegate/${uniqueName('oci-chart')}`;
+      await new SecretsManagerClient(awsConfig()).send(
+        new CreateSecretCommand({ Name: secret, SecretString: user.password }),
+      );
+      const t = await chartTarget(chart);
+      useMotoEnv({
+        repositories: [{ url: t.repo.url, branch: 'main' }],
+        clusters: { test: testClusterSetting() },
+        render: { allowedHosts: ['127.0.0.1'] },
+        registryCredentials: { [registry.host]: { username: user.username, password: { secretsManager: secret } } },
+        queueUrl: 'http://127.0.0.1:1/unused',
+      });
+      process.env['TIDEGATE_HELM'] = testEnv().tools.helm; // the kubectl/helm layer
+      const runtime = await createRuntime('test');
+      const { engine } = await runtime.git();
+      const [res] = await syncRepo(engine, { repo: t.repo.url });
       expect(res?.outcome, res?.error).toBe('applied');
       expect(res?.chart).toMatchObject({ name: 'ociweb', version: '0.2.0' });
       expect((await t.live())?.['data']).toEqual({ chartVersion: '0.2.0', greeting: 'from git' });
