@@ -122,7 +122,7 @@ describe('charts from Helm repositories', () => {
     }
   });
 
-  it("from an OCI registry with token auth (charts pushed with helm push): the deploy-time registryCredentials of its host (a secret) answer the challenge, a range picks the newest tag; without credentials nothing is applied", async () => {
+  it('from an OCI registry with token auth (charts pushed with helm push): the deploy-time registryCredentials of its host (a secret) answer the challenge, a range picks the newest tag; without credentials nothing is applied', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'chart-oci-'));
     const user = { username: 'charts-robot', password: 'chart-registry-password' };
     const registry = await startRegistry(dir, { tokenAuth: user });
