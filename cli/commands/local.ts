@@ -68,7 +68,9 @@ export async function renderCommand(target: string, args: SyncArgs, io: Io): Pro
   }
   const results = await runSync(engine, args, target, true);
   const result = results.find((r) => r.target === target);
-  if (placed.length === 0 && result?.error) throw new TidegateError('RenderFailed', result.error);
+  // A sync of this revision would fail (the render, or the server's dry-run refusing an object): nothing to show as applied.
+  if (result?.outcome === 'failed' || result?.error)
+    throw new TidegateError('RenderFailed', result.error ?? 'the sync would fail');
   io.out(documents(placed));
   return 0;
 }

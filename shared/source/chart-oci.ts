@@ -4,6 +4,7 @@ import { boundedRequest, type FetchBounds } from './remote-base.js';
 /** Registry credentials, by host (the same the image automation uses). */
 export type RegistryCredentials = (host: string) => { username: string; password: string } | undefined;
 
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
 const CHART_LAYER = 'application/vnd.cncf.helm.chart.content.v1.tar+gzip';
 const MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
@@ -27,15 +28,17 @@ export class OciChartRegistry {
     this.left = { bytes: bounds.maxBytes };
   }
 
-  private basic(): string | undefined {
+  /** Credentials travel over TLS only (or to this machine itself): never in cleartext across a network. */
+  private basic(to: URL = this.base): string | undefined {
     const c = this.credentials;
+    if (to.protocol !== 'https:' && !LOOPBACK.has(to.hostname)) return undefined;
     return c ? `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}` : undefined;
   }
 
   private async send(url: URL, accept?: string): Promise<{ res: Response; data: Uint8Array }> {
     const headers: Record<string, string> = {
       ...(accept ? { accept } : {}),
-      ...(this.authorization && url.host === this.base.host ? { authorization: this.authorization } : {}),
+      ...(this.authorization && url.origin === this.base.origin ? { authorization: this.authorization } : {}),
     };
     return boundedRequest(
       url,
@@ -60,7 +63,7 @@ export class OciChartRegistry {
     const realm = new URL(params['realm']);
     if (params['service']) realm.searchParams.set('service', params['service']);
     realm.searchParams.set('scope', params['scope'] ?? `repository:${this.repository}:pull`);
-    const basic = this.basic();
+    const basic = this.basic(realm);
     const { res, data } = await boundedRequest(
       realm,
       { method: 'GET', headers: basic ? { authorization: basic } : {} },
@@ -77,6 +80,11 @@ export class OciChartRegistry {
 
   /** A GET of the registry (path under /v2/<repository>/), authorized on challenge, redirects followed to listed hosts (blob storage). */
   async get(path: string, accept?: string): Promise<Uint8Array> {
+    return (await this.getWithLink(path, accept)).data;
+  }
+
+  /** get, with the answer's Link header (tag list pages). */
+  private async getWithLink(path: string, accept?: string): Promise<{ data: Uint8Array; link: string | null }> {
     let url = new URL(`/v2/${this.repository}/${path}`, this.base);
     let { res, data } = await this.send(url, accept);
     const challenge = res.headers.get('www-authenticate');
@@ -91,15 +99,28 @@ export class OciChartRegistry {
       ({ res, data } = await this.send(url, accept));
     }
     if (res.status !== 200) throw new Error(`GET ${url.host}${url.pathname} answered HTTP ${res.status}`);
-    return data;
+    return { data, link: res.headers.get('link') };
   }
 
   /** The versions its tags name (Helm writes a version's "+" as "_" in a tag). */
   async versions(): Promise<string[]> {
-    const list = JSON.parse(Buffer.from(await this.get('tags/list?n=10000')).toString('utf8')) as {
-      tags?: string[] | null;
-    };
-    return (list.tags ?? []).map((t) => t.replace(/_/g, '+')).filter((v) => valid(v) !== null);
+    const tags: string[] = [];
+    let next: string | undefined = 'tags/list?n=1000';
+    for (let page = 0; next; page++) {
+      if (page >= 50) throw new Error(`${this.base.host} lists more than 50 pages of tags`);
+      const { data, link } = await this.getWithLink(next);
+      tags.push(...((JSON.parse(Buffer.from(data).toString('utf8')) as { tags?: string[] | null }).tags ?? []));
+      // Link: </v2/<repository>/tags/list?n=…&last=…>; rel="next" (on this registry only).
+      const href = link ? /<([^>]+)>;\s*rel="next"/.exec(link)?.[1] : undefined;
+      const url = href ? new URL(href, this.base) : undefined;
+      const prefix = `/v2/${this.repository}/`;
+      next =
+        url && url.origin === this.base.origin && url.pathname.startsWith(prefix)
+          ? url.pathname.slice(prefix.length) + url.search
+          : undefined;
+    }
+    // Helm reads only strict versions from tags (no "v" prefix), "+" written as "_".
+    return tags.map((t) => t.replace(/_/g, '+')).filter((v) => valid(v) === v);
   }
 
   /** The digest of the chart layer of a version's manifest. */
