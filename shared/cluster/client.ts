@@ -201,6 +201,8 @@ export class KubeClient {
   private readonly agent: Agent;
   private readonly httpAgent: HttpAgent;
   private readonly retryPolicy: RetryPolicy;
+  /** The cluster is reached through a proxy (kubeconfig proxy-url): the kubeconfig's own agent is kept. */
+  private readonly proxied: boolean;
 
   /**
    * @param kc cluster, CA and credentials
@@ -215,6 +217,7 @@ export class KubeClient {
     this.agent = new Agent({ keepAlive: true, maxSockets: 16 });
     this.httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 16 });
     this.retryPolicy = { ...DEFAULT_RETRY, ...opts.retry };
+    this.proxied = Boolean(kc.getCurrentCluster()?.proxyUrl);
   }
 
   get server(): string {
@@ -317,7 +320,7 @@ export class KubeClient {
     // A KubeConfig hands every request a new Agent (a TLS handshake and a new secure context per
     // request: most of a first apply's CPU). Its TLS options stay on the request, so the client's
     // keep-alive agent pools connections per CA and credentials; only a proxy keeps its own agent.
-    if (!this.kc.getCurrentCluster()?.proxyUrl) reqOpts.agent = agent;
+    if (!this.proxied) reqOpts.agent = agent;
     if (this.bearer) reqOpts.headers = withBearer(reqOpts.headers, await this.bearer());
     return reqOpts;
   }

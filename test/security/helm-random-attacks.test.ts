@@ -34,11 +34,15 @@ async function chartTarget(prefix: string, files: Record<string, string>, extra:
     edit(live);
     await client.replace(live);
   };
-  return { repo, ns, target, client, sync, handEdit };
+  /** A Secret's value, decoded. */
+  const secretValue = async (name: string, key: string): Promise<string> => {
+    const data = ((await client.get('v1', 'Secret', ns, name))?.['data'] ?? {}) as Record<string, string>;
+    return Buffer.from(String(data[key]), 'base64').toString('utf8');
+  };
+  return { repo, ns, target, client, sync, handEdit, secretValue };
 }
 
 const dataOf = (o: KubeObject | undefined): Record<string, string> => (o?.['data'] ?? {}) as Record<string, string>;
-const b64 = (s: string) => Buffer.from(s, 'base64').toString('utf8');
 const written = (r: SyncResult | undefined): string[] =>
   (r?.changeSet.changes ?? [])
     .filter((c) => c.action !== 'unchanged')
@@ -62,12 +66,12 @@ stringData:
       'chart/values.yaml': 'user: admin\npassword: leaked-pw\n',
     });
     await t.sync();
-    const before = b64(String(dataOf(await t.client.get('v1', 'Secret', t.ns, 'basic-auth'))['auth']));
+    const before = await t.secretValue('basic-auth', 'auth');
     expect(before).toMatch(/^admin:\$2a\$/);
 
     await t.repo.commit({ 'chart/values.yaml': 'user: admin\npassword: new-strong-pw\n' }, 'rotate leaked password');
     const r = await t.sync();
-    const after = b64(String(dataOf(await t.client.get('v1', 'Secret', t.ns, 'basic-auth'))['auth']));
+    const after = await t.secretValue('basic-auth', 'auth');
     // Git changed the password; the Secret must hold a hash of the new one (a new hash, whatever its salt).
     expect(written(r), 'the rotation commit is applied').toEqual([`configured Secret/basic-auth`]);
     expect(after).not.toBe(before);
@@ -81,7 +85,7 @@ stringData:
       o['data'] = { auth: Buffer.from(attacker).toString('base64') };
     });
     await t.sync(); // the poll at the same revision: drift correction
-    const auth = b64(String(dataOf(await t.client.get('v1', 'Secret', t.ns, 'basic-auth'))['auth']));
+    const auth = await t.secretValue('basic-auth', 'auth');
     expect(auth, 'drift corrected').toMatch(/^admin:/);
   });
 
@@ -152,7 +156,7 @@ stringData:
     await t.sync();
     await t.repo.commit({ 'chart/values.yaml': '{}\n' }, 'remove leaked password, generate one');
     await t.sync();
-    const pw = b64(String(dataOf(await t.client.get('v1', 'Secret', t.ns, 'db'))['password']));
+    const pw = await t.secretValue('db', 'password');
     expect(pw, 'the password from Git history is gone').not.toBe('committed-by-mistake');
   });
 

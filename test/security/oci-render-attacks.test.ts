@@ -42,6 +42,18 @@ const json = (v: unknown, headers: Record<string, string> = {}) =>
 const manifest = (digest: string) =>
   json({ schemaVersion: 2, layers: [{ mediaType: LAYER, digest: `sha256:${digest}` }] });
 
+/** A registry's manifests and blobs of chart versions (version → archive bytes); 404 for anything else. */
+function chartBlobs(url: URL, blobs: Record<string, Uint8Array>): Response {
+  const m = /\/manifests\/(.+)$/.exec(url.pathname);
+  if (m) return blobs[m[1]!] ? manifest(sha(blobs[m[1]!]!)) : new Response('', { status: 404 });
+  const b = Object.values(blobs).find((x) => url.pathname.endsWith(sha(x)));
+  return b ? new Response(b, { status: 200 }) : new Response('', { status: 404 });
+}
+
+/** The newest version of oci://reg.example/charts/web. */
+const newestWeb = () =>
+  fetchChart({ repository: 'oci://reg.example/charts', name: 'web', version: '*' }, ['reg.example'], cache(), bounds());
+
 afterEach(() => {
   vi.unstubAllGlobals();
 });
@@ -82,17 +94,9 @@ describe("OCI charts: a review's breaks", () => {
     };
     fakeNet((url) => {
       if (url.pathname.endsWith('/tags/list')) return json({ tags: ['1.0.0', 'v2.0.0'] });
-      const m = /\/manifests\/(.+)$/.exec(url.pathname);
-      if (m) return blobs[m[1]!] ? manifest(sha(blobs[m[1]!]!)) : new Response('', { status: 404 });
-      const b = Object.values(blobs).find((x) => url.pathname.endsWith(sha(x)));
-      return b ? new Response(b, { status: 200 }) : new Response('', { status: 404 });
+      return chartBlobs(url, blobs);
     });
-    const got = await fetchChart(
-      { repository: 'oci://reg.example/charts', name: 'web', version: '*' },
-      ['reg.example'],
-      cache(),
-      bounds(),
-    );
+    const got = await newestWeb();
     // helm: semver.StrictNewVersion(tag) rejects "v2.0.0", so `helm pull --version '*'` gets 1.0.0
     expect(got.version).toBe('1.0.0');
   });
@@ -107,17 +111,9 @@ describe("OCI charts: a review's breaks", () => {
         return url.searchParams.get('last')
           ? json({ tags: ['2.0.0'] })
           : json({ tags: ['1.0.0'] }, { link: '</v2/charts/web/tags/list?last=1.0.0&n=1>; rel="next"' });
-      const m = /\/manifests\/(.+)$/.exec(url.pathname);
-      if (m) return blobs[m[1]!] ? manifest(sha(blobs[m[1]!]!)) : new Response('', { status: 404 });
-      const b = Object.values(blobs).find((x) => url.pathname.endsWith(sha(x)));
-      return b ? new Response(b, { status: 200 }) : new Response('', { status: 404 });
+      return chartBlobs(url, blobs);
     });
-    const got = await fetchChart(
-      { repository: 'oci://reg.example/charts', name: 'web', version: '*' },
-      ['reg.example'],
-      cache(),
-      bounds(),
-    );
+    const got = await newestWeb();
     expect(got.version).toBe('2.0.0'); // helm (oras-go Tags) follows Link pagination
   });
 
