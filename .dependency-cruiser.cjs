@@ -1,7 +1,7 @@
 /**
  * The dependency direction (docs/architecture.md), checked on every `npm run lint`:
  *   model ← config, telemetry, github ← triggers, source, render, cluster, health, gates
- *         ← apply, reload, images, report, notify ← state ← sync, status ← usecases ← aws ← functions/
+ *         ← apply, reload, images, report, notify, flux ← state ← sync, status ← usecases ← aws ← functions/
  *                                                                usecases ← cli/
  * A shared module is entered only through its index.ts; nothing imports functions/ or cli/; only
  * functions/ import aws (the Lambda shell); only shared/cluster/kubeconfig.ts imports
@@ -11,7 +11,7 @@ const layers = [
   ['model'],
   ['config', 'telemetry', 'github'],
   ['triggers', 'source', 'render', 'cluster', 'health', 'gates'],
-  ['apply', 'reload', 'images', 'report', 'notify'],
+  ['apply', 'reload', 'images', 'report', 'notify', 'flux'],
   ['state'],
   ['sync', 'status'],
   ['usecases'],

@@ -11,6 +11,8 @@ Commands:
   diff [target]       show what sync would change; exit 0 none, 1 changes, 2 error
   render <target>     print the objects a sync would apply (placed by the cluster's discovery)
   validate            check tidegate.yaml
+  flux check          for a Flux repository (--dir): what each Flux object becomes, what is read
+                      differently, and what is not supported yet; exit 0, or 1 when something is not
   status [target]     what was last applied to the cluster, and how it went (--watch: again every 2 s)
   status-link         a signed link to the deployed status page: --url <WebhookBaseUrl> [--ttl 168h]
                       (the status secret from TIDEGATE_STATUS_SECRET)
@@ -97,6 +99,10 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
     diff: async () => (await sync()).diffCommand(target, args, io),
     render: async () => (await local()).renderCommand(needTarget(), args, io),
     validate: async () => (await local()).validateCommand(values.dir, io),
+    flux: async () => {
+      if (target !== 'check') throw new TidegateError('Usage', 'flux takes one subcommand: tidegate flux check');
+      return (await local()).fluxCheckCommand(args, io);
+    },
     status: async () => (await status()).statusCommand(target, args, io),
     dev: async () => (await import('./commands/dev.js')).devCommand(values, io),
     rollback: async () => (await history()).rollbackCommand(needTarget(), args, io),

@@ -2,7 +2,8 @@ import { resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { localSettings, type TargetSpec } from '../../shared/config/index.js';
 import { TargetNotFoundError, TidegateError, errorMessage, type KubeObject } from '../../shared/model/index.js';
-import { configAt, loadConfig, type EngineContext } from '../../shared/usecases/index.js';
+import { configAt, fluxEntries, loadConfig, type EngineContext } from '../../shared/usecases/index.js';
+import { readFlux } from '../../shared/flux/index.js';
 import { renderTarget } from '../../shared/render/index.js';
 import { chartRepositories, remoteBases } from '../../shared/source/index.js';
 import { localEngine } from '../context.js';
@@ -11,12 +12,38 @@ import { runSync } from './source.js';
 import type { SyncArgs } from './sync.js';
 
 /** `tidegate validate`: checks tidegate.yaml (schema, names, dependencies); exit 0 or 2. */
-export function validateCommand(dir: string | undefined, io: Io): number {
-  const config = loadConfig(resolve(dir ?? '.'));
+export async function validateCommand(dir: string | undefined, io: Io): Promise<number> {
+  const config = await loadConfig(resolve(dir ?? '.'), localSettings());
   io.out(
     `tidegate.yaml is valid: ${config.targets.length} target${config.targets.length === 1 ? '' : 's'} (${config.targets.map((t) => t.name).join(', ')})\n`,
   );
   return 0;
+}
+
+/** `tidegate flux check`: what each Flux object of the repository becomes; exit 1 when something is not supported. */
+export async function fluxCheckCommand(args: SyncArgs, io: Io): Promise<number> {
+  const dir = resolve(args.dir ?? '.');
+  const entries = fluxEntries(dir);
+  if (entries.length === 0)
+    throw new TidegateError(
+      'Usage',
+      'no flux paths: neither tidegate.yaml flux: nor clusters/<name>/ with Flux objects',
+    );
+  const read = await readFlux(dir, entries, localSettings());
+  if (args.output === 'json') {
+    io.out(`${JSON.stringify({ mapped: read.mapped, notes: read.notes, unsupported: read.unsupported }, null, 2)}\n`);
+    return read.unsupported.length > 0 ? 1 : 0;
+  }
+  const where = (f: { file: string; line?: number }) => (f.line ? `${f.file}:${f.line}` : f.file);
+  const lines = [`Flux paths: ${entries.map((e) => `${e.path} (cluster ${e.cluster})`).join(', ')}`, '', 'Maps to:'];
+  for (const m of read.mapped) lines.push(`  ${m.object} (${m.file}) → ${m.becomes}`);
+  lines.push('', `Read differently (${read.notes.length}):`);
+  for (const n of read.notes) lines.push(`  ${where(n)} ${n.object}${n.field ? ` ${n.field}` : ''}: ${n.message}`);
+  lines.push('', `Not supported yet (${read.unsupported.length}):`);
+  for (const u of read.unsupported)
+    lines.push(`  ${where(u)} ${u.object}${u.field ? ` ${u.field}` : ''}: ${u.message}`);
+  io.out(`${lines.join('\n')}\n`);
+  return read.unsupported.length > 0 ? 1 : 0;
 }
 
 /** Objects as YAML documents, each after a comment naming the file (or command) it came from. */
@@ -83,7 +110,7 @@ async function checkoutOf(
 ): Promise<{ dir: string; spec: TargetSpec }> {
   const { dir, config } = args.repo
     ? await configAt(engine, args.repo, args.revision ? { ref: '', sha: args.revision } : undefined)
-    : { dir: resolve(args.dir ?? '.'), config: loadConfig(resolve(args.dir ?? '.')) };
+    : { dir: resolve(args.dir ?? '.'), config: await loadConfig(resolve(args.dir ?? '.'), engine.settings) };
   const spec = config.targets.find((t) => t.name === target);
   if (!spec) throw new TargetNotFoundError(target, 'tidegate.yaml');
   return { dir, spec };

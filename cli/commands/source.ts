@@ -36,7 +36,7 @@ export function originUrl(dir: string): string | undefined {
 }
 
 /** Runs a sync (or a dry-run diff) from --repo (a Git URL) or --dir (a local working tree, the default). */
-export function runSync(
+export async function runSync(
   ctx: EngineContext,
   args: SourceArgs,
   target: string | undefined,
@@ -47,11 +47,12 @@ export function runSync(
     return syncRepo(ctx, { repo: args.repo, target, revision, dryRun });
   }
   const dir = resolve(args.dir ?? '.');
+  const repo = originUrl(dir);
   return syncCheckout(ctx, {
-    config: loadConfig(dir),
+    config: await loadConfig(dir, ctx.settings, { repo }),
     dir,
     revision: localRevision(dir),
-    repo: originUrl(dir),
+    repo,
     target,
     dryRun,
   });

@@ -21,6 +21,8 @@ export interface DesiredObject {
 export interface PrepareOptions {
   target: string;
   targetNamespace?: string | undefined;
+  /** Where namespaced objects that name no namespace go (a Helm release's namespace); "default" when unset. */
+  namespace?: string | undefined;
 }
 
 interface CrdDefinition {
@@ -152,9 +154,9 @@ function refusal(obj: KubeObject): string | undefined {
   return undefined;
 }
 
-/** Where a namespaced object goes: targetNamespace wins, then the object's own, then "default". */
+/** Where a namespaced object goes: targetNamespace wins, then the object's own, then the target's namespace, then "default". */
 const namespaceOf = (object: KubeObject, opts: PrepareOptions): string =>
-  opts.targetNamespace ?? object.metadata.namespace ?? 'default';
+  opts.targetNamespace ?? object.metadata.namespace ?? opts.namespace ?? 'default';
 
 /** Sets the namespace the cluster requires and the owner labels. */
 function place(object: KubeObject, namespaced: boolean, opts: PrepareOptions): KubeObject {

@@ -2,7 +2,14 @@ export { DEFAULT_RENDER_LIMITS, localSettings, type LocalSettings, type RenderLi
 export { parseDuration } from './duration.js';
 export {
   configJsonSchema,
+  fluxEntrySchema,
+  imagePolicySchema,
+  targetSchema,
   type ChangeWindow,
+  type ClusterSource,
+  type FluxEntry,
+  type TargetOrigin,
+  type ValuesFrom,
   type FloorPolicy,
   type GatePolicy,
   type PreviewSpec,
@@ -13,7 +20,7 @@ export {
   type TargetSpec,
   type TidegateConfig,
 } from './schema.js';
-export { orderTargets, parseConfig } from './load.js';
+export { ConfigError, orderTargets, parseConfig, targetProblems, type ConfigProblem } from './load.js';
 export {
   NOTIFY_EVENTS,
   awsEndpoint,

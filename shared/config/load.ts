@@ -47,6 +47,14 @@ function zodProblems(file: string, doc: Document, counter: LineCounter, error: z
   });
 }
 
+/** Names that repeat, dependsOn entries that name no target, and dependency cycles: each with its target. */
+export function targetProblems(targets: TargetSpec[]): Array<{ target: string; message: string }> {
+  return graphProblems(targets).map((p) => ({
+    target: targets[p.index]?.name ?? '',
+    message: p.field === 'name' || p.field === 'dependsOn' ? p.message : `${p.field}: ${p.message}`,
+  }));
+}
+
 /** Names that repeat, dependsOn entries that name no target, and dependency cycles. */
 function graphProblems(targets: TargetSpec[]): Array<{ index: number; field: string; message: string }> {
   const problems: Array<{ index: number; field: string; message: string }> = [];
@@ -119,6 +127,8 @@ export function parseConfig(text: string, file = 'tidegate.yaml'): TidegateConfi
   }
   const parsed = configSchema.safeParse(data);
   if (!parsed.success) throw new ConfigError(zodProblems(file, doc, counter, parsed.error));
+  // With flux paths, more targets come from the Flux objects: the graph is checked once they are known.
+  if (parsed.data.flux.length > 0) return parsed.data;
   const problems = graphProblems(parsed.data.targets).map((p) => ({
     file,
     line: lineOf(doc, counter, [

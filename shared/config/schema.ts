@@ -58,11 +58,79 @@ const ignoreRule = z
   })
   .strict();
 
+/** A ConfigMap or Secret read from the cluster at sync time (substitutions, chart values). */
+const clusterSource = {
+  kind: z.enum(['ConfigMap', 'Secret']),
+  name: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'an object name'),
+  namespace: dnsLabel.optional().describe("default: the target's namespace"),
+  optional: z.boolean().default(false).describe('a missing object is taken as empty instead of failing the sync'),
+};
+
+const valuesFrom = z
+  .object({
+    ...clusterSource,
+    valuesKey: z.string().min(1).default('values.yaml').describe('the key holding the values (YAML)'),
+    targetPath: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, 'a dotted path such as ingress.host')
+      .optional()
+      .describe("the key's value is set (as a string) at this path instead of being merged as YAML"),
+  })
+  .strict();
+
 const helm = z
   .object({
     releaseName: dnsLabel.optional(),
     values: z.array(repoPath).default([]).describe('values files, relative to the chart path'),
+    valuesFrom: z
+      .array(valuesFrom)
+      .default([])
+      .describe(
+        'values read from ConfigMaps/Secrets in the cluster at sync time, merged in order, before values files',
+      ),
+    valuesInline: z
+      .record(z.string(), z.unknown())
+      .default({})
+      .describe('values given here, merged over values files and valuesFrom'),
     set: z.record(z.string(), z.string()).default({}),
+    crds: z
+      .enum(['apply', 'skip'])
+      .default('apply')
+      .describe("skip: the chart's CustomResourceDefinitions are not applied"),
+  })
+  .strict();
+
+const selectorTarget = z
+  .object({
+    group: z.string().optional(),
+    version: z.string().optional(),
+    kind: z.string().optional(),
+    name: z.string().optional(),
+    namespace: z.string().optional(),
+    labelSelector: z.string().optional(),
+    annotationSelector: z.string().optional(),
+  })
+  .strict();
+
+/** kustomize's patches and images, applied to what the target renders (Flux's patches, images and postRenderers). */
+const overlay = z
+  .object({
+    patches: z
+      .array(z.object({ patch: z.string().min(1), target: selectorTarget.optional() }).strict())
+      .default([])
+      .describe('inline strategic-merge or JSON 6902 patches, as in a kustomization'),
+    images: z
+      .array(
+        z
+          .object({
+            name: z.string().min(1),
+            newName: z.string().optional(),
+            newTag: z.string().optional(),
+            digest: z.string().optional(),
+          })
+          .strict(),
+      )
+      .default([]),
   })
   .strict();
 
@@ -213,12 +281,20 @@ export const targetSchema = z
         'render this chart from a Helm repository (values files from path, with helm.values) instead of files in Git',
       ),
     targetNamespace: dnsLabel.optional().describe('namespace set on every namespaced object; created if missing'),
+    namespace: dnsLabel
+      .optional()
+      .describe("namespace of namespaced objects that name none (and helm's release namespace); not created"),
+    kustomize: overlay.optional().describe('patches and image overrides applied to the rendered objects'),
     prune: z.boolean().default(true),
     allowEmpty: z.boolean().default(false).describe('allow a render with no objects to prune everything'),
     timeout: duration.default('5m'),
     wait: z.boolean().default(true).describe('wait for applied objects to become ready, up to timeout'),
     dependsOn: z.array(dnsLabel).default([]),
     substitute: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).default({}),
+    substituteFrom: z
+      .array(z.object(clusterSource).strict())
+      .default([])
+      .describe('variables from ConfigMaps/Secrets in the cluster at sync time; substitute wins over them'),
     suspend: z.boolean().default(false),
     gate: gateSchema.default({ approvals: 0, manual: false, windows: [] }),
     ignore: z.array(ignoreRule).default([]),
@@ -292,9 +368,26 @@ export const imagePolicySchema = z
   })
   .strict();
 
+/** A Flux repository read as configuration: the path Flux's flux-system Kustomization syncs, on a cluster. */
+export const fluxEntrySchema = z
+  .object({
+    path: repoPath.describe('the directory flux bootstrap wrote, e.g. clusters/production'),
+    cluster: z.string().min(1).describe('cluster alias of every target read from it'),
+    prefix: z
+      .string()
+      .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?-$/, 'lower case letters, digits and "-", ending with "-"')
+      .optional()
+      .describe('put before the name of every target read from it (needed when two paths declare the same names)'),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
-    targets: z.array(targetSchema).min(1),
+    targets: z.array(targetSchema).default([]),
+    flux: z
+      .array(fluxEntrySchema)
+      .default([])
+      .describe('Flux repositories read as configuration: their Kustomizations and HelmReleases become targets'),
     images: z.array(imagePolicySchema).default([]),
     imageAutomation: z
       .object({
@@ -306,11 +399,30 @@ export const configSchema = z
       .strict()
       .default({ author: { name: 'tidegate', email: 'tidegate@users.noreply.github.com' } }),
   })
-  .passthrough();
+  .passthrough()
+  .refine((c) => c.targets.length > 0 || c.flux.length > 0, {
+    message: 'declare at least one target (or a flux path)',
+    path: ['targets'],
+  });
 
 export type ImagePolicySpec = z.output<typeof imagePolicySchema>;
 
-export type TargetSpec = z.output<typeof targetSchema>;
+/** Where a target was read from when a Flux object declared it. */
+export interface TargetOrigin {
+  kind: 'Kustomization' | 'HelmRelease';
+  namespace: string;
+  name: string;
+  file: string;
+  /** The root Kustomization (flux-system): Flux's own components in it are never applied. */
+  root?: boolean;
+  /** The repository paths whose change may change this target's declaration (the path that declares it). */
+  inputs: string[];
+}
+
+export type TargetSpec = z.output<typeof targetSchema> & { origin?: TargetOrigin };
+export type FluxEntry = z.output<typeof fluxEntrySchema>;
+export type ClusterSource = z.output<z.ZodObject<typeof clusterSource>>;
+export type ValuesFrom = z.output<typeof valuesFrom>;
 export type TidegateConfig = z.output<typeof configSchema>;
 export type IgnoreRule = z.output<typeof ignoreRule>;
 export type GatePolicy = z.output<typeof gateSchema>;

@@ -55,7 +55,7 @@ describe('renderInputs: what a target render reads, so that a push to it syncs t
       renderInputs(root, {
         path: 'charts/app',
         render: 'auto',
-        helm: { values: ['values-prod.yaml'], set: {} },
+        helm: { values: ['values-prod.yaml'] },
       }).sort(),
     ).toEqual(['charts/app', 'charts/app/values-prod.yaml', 'charts/common']);
   });

@@ -227,7 +227,10 @@ function linkedInputs(root: string, inputs: Set<string>): void {
  * its values files, and wherever a symbolic link among them leads. A push that changes any of them
  * affects the target.
  */
-export function renderInputs(repoRoot: string, spec: Pick<TargetSpec, 'path' | 'render' | 'helm'>): string[] {
+export function renderInputs(
+  repoRoot: string,
+  spec: Pick<TargetSpec, 'path' | 'render'> & { helm?: { values: readonly string[] } | undefined },
+): string[] {
   const root = realpathSync(repoRoot);
   const path = posix.normalize(spec.path);
   const inputs = new Set<string>([path]);

@@ -12,6 +12,9 @@ export interface RenderedObject {
 /** Objects opt out of variable substitution with this annotation set to "disabled". */
 export const SUBSTITUTE_ANNOTATION = 'tidegate.dev/substitute';
 
+/** Flux's annotation for the same. */
+const FLUX_SUBSTITUTE = 'kustomize.toolkit.fluxcd.io/substitute';
+
 const NAME = /^[a-z0-9]([-a-z0-9.:]*[a-z0-9])?$/i;
 const MAX_ALIASES = 100;
 
@@ -89,7 +92,7 @@ export function parseManifests(
       if (substituting && isRecord(value) && looksLikeObject(value)) {
         const meta = isRecord(value['metadata']) ? value['metadata'] : {};
         const annotations = isRecord(meta['annotations']) ? meta['annotations'] : {};
-        if (annotations[SUBSTITUTE_ANNOTATION] !== 'disabled') {
+        if (annotations[SUBSTITUTE_ANNOTATION] !== 'disabled' && annotations[FLUX_SUBSTITUTE] !== 'disabled') {
           const result = substituteVariables(doc.toString(), vars);
           if (result.missing.length > 0) {
             problems.push({

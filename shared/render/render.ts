@@ -1,7 +1,20 @@
 import { execFile } from 'node:child_process';
-import { existsSync, lstatSync, readdirSync, readFileSync, realpathSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  mkdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import { promisify } from 'node:util';
+import { stringify } from 'yaml';
 import { errorMessage, formatRef, refKey, refOf, type ChartVersion, type KubeObject } from '../model/index.js';
 import type { LocalSettings, TargetSpec } from '../config/index.js';
 import { locateTool } from './binaries.js';
@@ -21,7 +34,23 @@ export interface RenderOptions {
   mode: RenderMode;
   substitute: Readonly<Record<string, string>>;
   helm?:
-    { releaseName?: string | undefined; values: readonly string[]; set: Readonly<Record<string, string>> } | undefined;
+    | {
+        releaseName?: string | undefined;
+        values: readonly string[];
+        set: Readonly<Record<string, string>>;
+        valuesInline?: Readonly<Record<string, unknown>> | undefined;
+        crds?: 'apply' | 'skip' | undefined;
+      }
+    | undefined;
+  /** Chart values read from the cluster (valuesFrom), in order: under values files, inline values and set. */
+  clusterValues?: ReadonlyArray<Record<string, unknown>> | undefined;
+  /** kustomize patches and image overrides applied to the rendered objects. */
+  kustomize?: Overlay | undefined;
+  /**
+   * Flux objects (*.toolkit.fluxcd.io) in the output are configuration tidegate reads, never applied;
+   * "root": neither are Flux's own components (labelled app.kubernetes.io/part-of: flux).
+   */
+  fluxObjects?: 'config' | 'root' | undefined;
   /** Release name for helm when none is set (the target name). */
   defaultReleaseName: string;
   /** Namespace helm renders into (the target namespace). */
@@ -48,6 +77,17 @@ export interface ChartSpec {
   name: string;
   version: string;
   insecure?: boolean | undefined;
+}
+
+/** What a kustomization's patches and images say, applied over rendered objects. */
+export interface Overlay {
+  patches: ReadonlyArray<{ patch: string; target?: Record<string, string | undefined> | undefined }>;
+  images: ReadonlyArray<{
+    name: string;
+    newName?: string | undefined;
+    newTag?: string | undefined;
+    digest?: string | undefined;
+  }>;
 }
 
 /** Fetches a repository chart by the deadline: the packaged archive (verified, cached) and the version picked. */
@@ -198,27 +238,84 @@ async function toolObjects(
       if (remote) rmSync(work, { recursive: true, force: true });
     }
   }
+  return helmObjects(dir, rel, opts, problems, archive);
+}
+
+/** `helm template` of a chart (in the repository, or a fetched archive) with its values; test hooks and, when asked, CRDs left out. */
+async function helmObjects(dir: string, rel: string, opts: RenderOptions, problems: RenderProblem[], archive?: string) {
   const helm = opts.helm ?? { values: [], set: {} };
   // Test hooks (helm.sh/hook: test) are run by `helm test`, never installed: not part of the release.
   const args = [
     'template',
     helm.releaseName ?? opts.defaultReleaseName,
     archive ?? dir,
-    '--include-crds',
+    ...(helm.crds === 'skip' ? [] : ['--include-crds']),
     '--skip-tests',
   ];
   if (opts.namespace) args.push('--namespace', opts.namespace);
-  for (const values of helm.values) args.push('--values', resolveInside(dir, values));
-  for (const [k, v] of Object.entries(helm.set)) args.push('--set-string', `${k}=${v}`);
-  const what = opts.chart ? `helm template ${opts.chart.name}` : `helm template ${rel}`;
-  // `helm template --skip-tests` skips only what Helm sees as a hook: a test hook inside a List
-  // is seen by tidegate alone, once the List is expanded.
-  return parseManifests(
-    await tool(locateTool('helm', opts.settings), args, dir, opts, what),
-    what,
-    opts.substitute,
-    problems,
-  ).filter((r) => !isTestHook(r.object));
+  // Values from the cluster and inline values go through files of their own (they may hold secrets: mode 0600, removed after).
+  const scratch = mkdtempSync(join(tmpdir(), 'tidegate-values-'));
+  try {
+    const file = (name: string, values: Readonly<Record<string, unknown>>): string => {
+      writeFileSync(join(scratch, name), JSON.stringify(values), { mode: 0o600 });
+      return join(scratch, name);
+    };
+    (opts.clusterValues ?? []).forEach((values, i) => args.push('--values', file(`from-${i}.json`, values)));
+    for (const values of helm.values) args.push('--values', resolveInside(dir, values));
+    if (helm.valuesInline && Object.keys(helm.valuesInline).length > 0)
+      args.push('--values', file('inline.json', helm.valuesInline));
+    for (const [k, v] of Object.entries(helm.set)) args.push('--set-string', `${k}=${v}`);
+    const what = opts.chart ? `helm template ${opts.chart.name}` : `helm template ${rel}`;
+    // `helm template --skip-tests` skips only what Helm sees as a hook: a test hook inside a List
+    // is seen by tidegate alone, once the List is expanded.
+    return parseManifests(
+      await tool(locateTool('helm', opts.settings), args, dir, opts, what),
+      what,
+      opts.substitute,
+      problems,
+    ).filter((r) => !isTestHook(r.object) && !(helm.crds === 'skip' && r.object.kind === 'CustomResourceDefinition'));
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+/** kustomize's patches and images over rendered objects: the objects and a kustomization naming them, built by kustomize. */
+async function overlaid(objects: RenderedObject[], overlay: Overlay, opts: RenderOptions, problems: RenderProblem[]) {
+  if (overlay.patches.length === 0 && overlay.images.length === 0) return objects;
+  const scratch = mkdtempSync(join(tmpdir(), 'tidegate-overlay-'));
+  try {
+    const sources = new Map(objects.map((o) => [refKey(refOf(o.object)), o.source]));
+    writeFileSync(join(scratch, 'objects.yaml'), objects.map((o) => stringify(o.object)).join('---\n'), {
+      mode: 0o600,
+    });
+    const kustomization = {
+      apiVersion: 'kustomize.config.k8s.io/v1beta1',
+      kind: 'Kustomization',
+      resources: ['objects.yaml'],
+      ...(overlay.patches.length ? { patches: overlay.patches } : {}),
+      ...(overlay.images.length ? { images: overlay.images } : {}),
+    };
+    writeFileSync(join(scratch, 'kustomization.yaml'), stringify(kustomization));
+    const what = 'patches and images';
+    const out = await tool(locateTool('kubectl', opts.settings), ['kustomize', scratch], scratch, opts, what);
+    return parseManifests(out, what, {}, problems).map((r) => ({
+      object: r.object,
+      source: sources.get(refKey(refOf(r.object))) ?? what,
+    }));
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+const FLUX_GROUP = /\.toolkit\.fluxcd\.io\//;
+
+/** A Flux object (read as configuration) or, in the root path, one of Flux's own components. */
+function isFluxObject(object: KubeObject, mode: 'config' | 'root'): boolean {
+  if (FLUX_GROUP.test(object.apiVersion)) return true;
+  if (mode !== 'root') return false;
+  if (object.kind === 'CustomResourceDefinition' && /\.toolkit\.fluxcd\.io$/.test(String(object.metadata.name)))
+    return true;
+  return object.metadata.labels?.['app.kubernetes.io/part-of'] === 'flux';
 }
 
 /**
@@ -234,10 +331,13 @@ export async function render(opts: RenderOptions): Promise<RenderResult> {
   const mode = opts.chart ? 'helm' : opts.mode === 'auto' ? detectMode(dir) : opts.mode;
   const problems: RenderProblem[] = [];
   const chart = opts.chart ? await repositoryChart(opts.chart, opts) : undefined;
-  const objects =
+  let objects =
     mode === 'yaml'
       ? yamlObjects(dir, realRoot, rel, opts, problems)
       : await toolObjects(dir, realRoot, rel, mode, opts, problems, chart?.archive);
+  const flux = opts.fluxObjects;
+  if (flux) objects = objects.filter((o) => !isFluxObject(o.object, flux));
+  if (opts.kustomize && problems.length === 0) objects = await overlaid(objects, opts.kustomize, opts, problems);
   const seen = new Map<string, string>();
   for (const { object, source } of objects) {
     const key = refKey(refOf(object));
@@ -265,6 +365,13 @@ async function repositoryChart(chart: ChartSpec, opts: RenderOptions): Promise<C
   }
 }
 
+/** What a sync read from the cluster for a target before rendering it (substituteFrom, valuesFrom). */
+export interface ClusterInputs {
+  /** Variables from substituteFrom; the target's own substitute wins over them. */
+  substitute?: Readonly<Record<string, string>>;
+  values?: ReadonlyArray<Record<string, unknown>>;
+}
+
 /** A target's files rendered as its tidegate.yaml entry says (path, mode, substitutions, helm options, namespace). */
 export function renderTarget(
   spec: TargetSpec,
@@ -273,6 +380,7 @@ export function renderTarget(
   signal?: AbortSignal,
   fetchRemoteBase?: FetchRemoteBase,
   fetchChart?: FetchChart,
+  fromCluster: ClusterInputs = {},
 ): Promise<RenderResult> {
   return render({
     fetchRemoteBase,
@@ -281,10 +389,13 @@ export function renderTarget(
     root,
     path: spec.path,
     mode: spec.render,
-    substitute: spec.substitute,
+    substitute: { ...fromCluster.substitute, ...spec.substitute },
     helm: spec.helm,
+    clusterValues: fromCluster.values,
+    kustomize: spec.kustomize,
+    fluxObjects: spec.origin ? (spec.origin.root ? 'root' : 'config') : undefined,
     defaultReleaseName: spec.name,
-    namespace: spec.targetNamespace,
+    namespace: spec.targetNamespace ?? spec.namespace,
     settings,
     signal,
   });

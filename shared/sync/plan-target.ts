@@ -17,6 +17,7 @@ import { TidegateError, hasChanges, type Change, type InventoryEntry, type SyncR
 import { renderTarget, type RenderedObject } from '../render/index.js';
 import { chartRepositories, remoteBases } from '../source/index.js';
 import { silentLogger } from '../telemetry/index.js';
+import { readClusterInputs } from './cluster-inputs.js';
 import { NO_HEALTH, type SyncRun } from './run.js';
 
 class EmptyRenderError extends TidegateError {
@@ -88,6 +89,7 @@ export async function planTarget(run: SyncRun): Promise<Planned> {
     signal,
     remoteBases(settings),
     chartRepositories(settings, run.input.registryCredentials),
+    await readClusterInputs(spec, client, signal),
   );
   run.chart = rendered.chart;
   run.input.onProgress?.({ target: spec.name, phase: 'plan', total: rendered.objects.length });
@@ -99,7 +101,7 @@ export async function planTarget(run: SyncRun): Promise<Planned> {
   if (rendered.objects.length === 0 && !spec.allowEmpty && run.state.inventory.length > 0)
     throw new EmptyRenderError(spec.name);
   const objects = await confined(run, rendered.objects);
-  const placement = { target: spec.name, targetNamespace: spec.targetNamespace };
+  const placement = { target: spec.name, targetNamespace: spec.targetNamespace, namespace: spec.namespace };
   const namespaceNames = namespacesOf(objects, client, placement);
   if (spec.targetNamespace) namespaceNames.add(spec.targetNamespace);
   const namespaces = await existingNamespaces(client, namespaceNames, signal);

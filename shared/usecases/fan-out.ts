@@ -26,7 +26,8 @@ export async function fanOut(
   signal?: AbortSignal,
 ): Promise<{ kind: 'fanned-out'; targets: string[] }> {
   const { revision, dir, config } = await configAt(ctx, msg.repo, { ref: msg.ref, sha: msg.sha });
-  const targets = affectedTargets(config.targets, msg, (t) => renderInputs(dir, t));
+  // A target read from a Flux object is also affected by a change of the files that declare it.
+  const targets = affectedTargets(config.targets, msg, (t) => [...renderInputs(dir, t), ...(t.origin?.inputs ?? [])]);
   const syncs: SyncMessage[] = dependencyChains(targets, config.targets).map((chain) =>
     chainMessage(chain, {
       repo: msg.repo,

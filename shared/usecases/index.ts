@@ -1,5 +1,5 @@
 export type { EngineContext } from './context.js';
-export { configAt, loadConfig, headTarget } from './repo-config.js';
+export { configAt, fluxEntries, loadConfig, headTarget } from './repo-config.js';
 export { syncCheckout, syncRepo } from './sync-repo.js';
 export { MemoryQueue, messageKeys, type Queue } from './queue.js';
 export { handleMessage, type WorkOutcome } from './worker.js';

@@ -1,18 +1,107 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KubeClient } from '../cluster/index.js';
-import { parseConfig, type TargetSpec, type TidegateConfig } from '../config/index.js';
+import {
+  ConfigError,
+  parseConfig,
+  targetProblems,
+  type FluxEntry,
+  type LocalSettings,
+  type TargetSpec,
+  type TidegateConfig,
+} from '../config/index.js';
+import { readFlux, type FluxRead } from '../flux/index.js';
 import { TargetNotFoundError, TidegateError, normaliseRepoUrl, type Revision } from '../model/index.js';
 import { checkoutRevision, resolveRevision, type GitSource } from '../source/index.js';
 import type { EngineContext } from './context.js';
 
 export const CONFIG_FILE = 'tidegate.yaml';
 
-/** Reads and validates tidegate.yaml from a checkout. */
-export function loadConfig(dir: string, label = CONFIG_FILE): TidegateConfig {
+/** Whether a directory holds Flux objects of its own (a flux bootstrap writes clusters/<name>/flux-system/). */
+const holdsFlux = (dir: string): boolean =>
+  [dir, join(dir, 'flux-system')].some(
+    (d) =>
+      existsSync(d) &&
+      readdirSync(d).some(
+        (f) => /\.ya?ml$/.test(f) && readFileSync(join(d, f), 'utf8').includes('kustomize.toolkit.fluxcd.io'),
+      ),
+  );
+
+/** A repository in Flux's layout: one flux path per clusters/<name>/ (cluster alias <name>; names prefixed when several). */
+export function fluxLayout(dir: string): FluxEntry[] {
+  const clusters = join(dir, 'clusters');
+  if (!existsSync(clusters)) return [];
+  const names = readdirSync(clusters, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && !e.name.startsWith('.') && holdsFlux(join(clusters, e.name)))
+    .map((e) => e.name)
+    .sort();
+  return names.map((name) => ({
+    path: `clusters/${name}`,
+    cluster: name,
+    ...(names.length > 1 ? { prefix: `${name}-` } : {}),
+  }));
+}
+
+/** The flux paths of a checkout: tidegate.yaml's, or (without one) those of a Flux layout. */
+export function fluxEntries(dir: string): FluxEntry[] {
   const file = join(dir, CONFIG_FILE);
-  if (!existsSync(file)) throw new TidegateError('ConfigMissing', `${label} not found at the root of the repository`);
-  return parseConfig(readFileSync(file, 'utf8'), label);
+  return existsSync(file) ? parseConfig(readFileSync(file, 'utf8')).flux : fluxLayout(dir);
+}
+
+/** The Flux objects of the configuration's flux paths as targets and image policies; refused with every problem at once. */
+async function withFlux(
+  config: TidegateConfig,
+  dir: string,
+  settings: LocalSettings,
+  repo: string | undefined,
+): Promise<TidegateConfig & { fluxRead?: FluxRead }> {
+  if (config.flux.length === 0) return config;
+  const flux = await readFlux(dir, config.flux, settings, repo);
+  const targets = [...config.targets, ...flux.targets];
+  const problems = [
+    ...flux.unsupported.map((f) => ({
+      file: f.file,
+      line: f.line,
+      field: [f.object, f.field].filter(Boolean).join(' '),
+      message: f.message,
+    })),
+    ...targetProblems(targets).map((p) => ({
+      file: CONFIG_FILE,
+      line: 1,
+      field: `target ${p.target}`,
+      message: p.message,
+    })),
+  ];
+  if (problems.length > 0) throw new ConfigError(problems);
+  const defaultAuthor = config.imageAutomation.author.name === 'tidegate';
+  return {
+    ...config,
+    targets,
+    images: [...config.images, ...flux.images],
+    ...(flux.author && defaultAuthor ? { imageAutomation: { author: flux.author } } : {}),
+    fluxRead: flux,
+  };
+}
+
+/**
+ * Reads and validates tidegate.yaml from a checkout, with the targets of its flux paths; without a
+ * tidegate.yaml, a repository in Flux's layout (clusters/<name>/) is read as if it listed them.
+ */
+export async function loadConfig(
+  dir: string,
+  settings: LocalSettings,
+  opts: { label?: string; repo?: string | undefined } = {},
+): Promise<TidegateConfig & { fluxRead?: FluxRead }> {
+  const file = join(dir, CONFIG_FILE);
+  const label = opts.label ?? CONFIG_FILE;
+  if (existsSync(file)) return withFlux(parseConfig(readFileSync(file, 'utf8'), label), dir, settings, opts.repo);
+  const flux = fluxLayout(dir);
+  if (flux.length === 0)
+    throw new TidegateError(
+      'ConfigMissing',
+      `${label} not found at the root of the repository (nor a Flux layout: clusters/<name>/ with Flux Kustomizations)`,
+    );
+  return withFlux(parseConfig(JSON.stringify({ flux }), label), dir, settings, opts.repo);
 }
 
 /** The branch of a repository the shell tracks (deploy-time settings, the CLI's --branch); main when it names none. */
@@ -32,7 +121,7 @@ export async function configAt(
   const src = ctx.gitSource(repo);
   const revision = 'sha' in at ? at : await resolveRevision(src, at);
   const { dir } = await checkoutRevision(src, revision, ctx.settings.cacheDir);
-  return { revision, dir, config: loadConfig(dir) };
+  return { revision, dir, config: await loadConfig(dir, ctx.settings, { repo }) };
 }
 
 /** A target as the head of a branch of the GitOps repository declares it (default: the tracked branch), and a client for its cluster. */

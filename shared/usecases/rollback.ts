@@ -76,7 +76,9 @@ export async function rollback(ctx: EngineContext, req: RollbackRequest): Promis
   const { revision, forced } = chooseRevision(state.history, state.lastApplied, req.to, req.force ?? false, branch);
   const checkout = await checkoutRevision(src, revision, ctx.settings.cacheDir);
   // The target as that revision declared it (its path, render options), else as declared now.
-  const spec: TargetSpec = loadConfig(checkout.dir).targets.find((t) => t.name === req.target) ?? current;
+  const spec: TargetSpec =
+    (await loadConfig(checkout.dir, ctx.settings, { repo: req.repo })).targets.find((t) => t.name === req.target) ??
+    current;
   return syncTarget({
     spec,
     dir: checkout.dir,

@@ -1,0 +1,132 @@
+/**
+ * Which fields of each Flux kind tidegate reads. A field not listed is reported as not supported
+ * (never ignored without a word); a field tidegate reads differently or not at all carries a note.
+ */
+type Shape = 'ok' | { note: string } | { [field: string]: Shape } | [Shape];
+
+const ok = 'ok' as const;
+const note = (text: string) => ({ note: text });
+
+const POLL = note(
+  'the scheduled poll (deploy-time setting) decides how often tidegate looks; this interval is not used',
+);
+const RETRY = note('a failed sync is retried by the queue; this interval is not used');
+const CREDENTIALS = note('credentials come from the deploy-time settings, not from a Secret in the cluster');
+const SOURCE_REF = { kind: ok, name: ok, namespace: ok, apiVersion: ok };
+const DEPENDS = [{ name: ok, namespace: ok }] as [Shape];
+const SELECTOR = {
+  group: ok,
+  version: ok,
+  kind: ok,
+  name: ok,
+  namespace: ok,
+  labelSelector: ok,
+  annotationSelector: ok,
+};
+const PATCHES = [{ patch: ok, target: SELECTOR }] as [Shape];
+const IMAGES = [{ name: ok, newName: ok, newTag: ok, digest: ok }] as [Shape];
+const CLUSTER_SOURCE = { kind: ok, name: ok, optional: ok };
+
+const KUSTOMIZATION: Shape = {
+  path: ok,
+  sourceRef: SOURCE_REF,
+  prune: ok,
+  dependsOn: DEPENDS,
+  targetNamespace: ok,
+  postBuild: { substitute: ok, substituteFrom: [CLUSTER_SOURCE] },
+  patches: PATCHES,
+  images: IMAGES,
+  timeout: ok,
+  wait: ok,
+  healthChecks: note('tidegate waits for every object the target applies (wait: true), a superset of these'),
+  suspend: ok,
+  force: ok,
+  interval: POLL,
+  retryInterval: RETRY,
+};
+
+const CHART_TEMPLATE = {
+  spec: {
+    chart: ok,
+    version: ok,
+    sourceRef: SOURCE_REF,
+    interval: POLL,
+    reconcileStrategy: note('the chart is read at every sync'),
+  },
+};
+
+const REMEDIATION = note('a failed sync is recorded and retried on the next push or poll; no Helm rollback runs');
+
+const HELM_RELEASE: Shape = {
+  chart: CHART_TEMPLATE,
+  chartRef: SOURCE_REF,
+  values: ok,
+  valuesFrom: [{ ...CLUSTER_SOURCE, valuesKey: ok, targetPath: ok }],
+  releaseName: ok,
+  targetNamespace: ok,
+  storageNamespace: note('tidegate keeps no Helm release Secrets: the release state lives in tidegate-system'),
+  install: { crds: ok, disableWait: ok, remediation: REMEDIATION },
+  upgrade: { crds: ok, disableWait: ok, remediation: REMEDIATION },
+  postRenderers: [{ kustomize: { patches: PATCHES, images: IMAGES } }],
+  dependsOn: DEPENDS,
+  driftDetection: { mode: ok },
+  timeout: ok,
+  suspend: ok,
+  interval: POLL,
+  maxHistory: note('history is kept in tidegate-system (its own limit)'),
+};
+
+export const SHAPES: Readonly<Record<string, Shape>> = {
+  Kustomization: KUSTOMIZATION,
+  HelmRelease: HELM_RELEASE,
+  GitRepository: {
+    url: ok,
+    ref: { branch: ok, tag: ok, semver: ok, commit: ok },
+    secretRef: CREDENTIALS,
+    interval: POLL,
+    timeout: ok,
+  },
+  HelmRepository: { url: ok, type: ok, insecure: ok, secretRef: CREDENTIALS, interval: POLL, timeout: ok },
+  HelmChart: CHART_TEMPLATE.spec,
+  ImageRepository: { image: ok, insecure: ok, secretRef: CREDENTIALS, interval: POLL, timeout: ok },
+  ImagePolicy: {
+    imageRepositoryRef: SOURCE_REF,
+    policy: {
+      semver: { range: ok },
+      alphabetical: { order: ok },
+      numerical: { order: ok },
+    },
+    filterTags: { pattern: ok, extract: ok },
+    digestReflectionPolicy: ok,
+  },
+  ImageUpdateAutomation: {
+    sourceRef: SOURCE_REF,
+    git: {
+      checkout: { ref: { branch: ok } },
+      commit: { author: { name: ok, email: ok }, messageTemplate: note('tidegate writes its own commit message') },
+      push: { branch: ok },
+    },
+    update: { path: note('every file of the repository is searched for markers'), strategy: ok },
+    interval: POLL,
+  },
+};
+
+export interface FieldFinding {
+  field: string;
+  note?: string;
+}
+
+/** The fields of a spec that tidegate does not read (no note) or reads differently (with its note). */
+export function checkFields(spec: unknown, shape: Shape, path = 'spec'): FieldFinding[] {
+  if (shape === 'ok') return [];
+  if ('note' in shape && typeof shape.note === 'string') return [{ field: path, note: shape.note }];
+  if (Array.isArray(shape))
+    return Array.isArray(spec) ? spec.flatMap((item, i) => checkFields(item, shape[0], `${path}[${i}]`)) : [];
+  if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) return [];
+  const fields = shape as Record<string, Shape>;
+  return Object.entries(spec).flatMap(([key, value]) =>
+    Object.hasOwn(fields, key)
+      ? checkFields(value, fields[key] as Shape, `${path}.${key}`)
+      : [{ field: `${path}.${key}` }],
+  );
+}

@@ -1,0 +1,1 @@
+export { readFlux, type FluxFinding, type FluxMapping, type FluxRead } from './read.js';

@@ -1,0 +1,505 @@
+import { posix } from 'node:path';
+import {
+  imagePolicySchema,
+  targetSchema,
+  type FluxEntry,
+  type ImagePolicySpec,
+  type LocalSettings,
+  type TargetOrigin,
+  type TargetSpec,
+} from '../config/index.js';
+import { errorMessage, normaliseRepoUrl, type KubeObject } from '../model/index.js';
+import { render, renderInputs, RenderError } from '../render/index.js';
+import { checkFields, SHAPES } from './fields.js';
+import { FluxObjects, type FluxObject } from './objects.js';
+
+/** Something said of one Flux object: where it is, which field, and what. */
+export interface FluxFinding {
+  file: string;
+  line: number;
+  /** Kind namespace/name */
+  object: string;
+  field: string;
+  message: string;
+}
+
+/** What a Flux object became. */
+export interface FluxMapping {
+  file: string;
+  object: string;
+  becomes: string;
+}
+
+export interface FluxRead {
+  targets: TargetSpec[];
+  images: ImagePolicySpec[];
+  author?: { name: string; email: string };
+  mapped: FluxMapping[];
+  notes: FluxFinding[];
+  /** Fields tidegate does not support yet, and references it cannot follow: the configuration is refused. */
+  unsupported: FluxFinding[];
+}
+
+const SPECIAL: Readonly<Record<string, string>> = {
+  'spec.decryption':
+    'SOPS decryption is not supported yet: the Secrets would be applied encrypted (decrypt them another way, e.g. External Secrets)',
+  'spec.serviceAccountName': 'not supported yet: tidegate applies with its own identity, and would not impersonate',
+  'spec.kubeConfig': 'not supported yet: a target applies to the cluster its alias names',
+  'spec.components': 'not supported yet: put the components in the kustomization.yaml of the path',
+  'spec.commonMetadata': 'not supported yet: set the labels in the kustomization.yaml of the path',
+};
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
+const rec = (v: unknown): Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+const list = (v: unknown): Array<Record<string, unknown>> => (Array.isArray(v) ? v.map(rec) : []);
+/** A path Flux reads from the source's root ("./apps/production") as a path in the repository. */
+const repoPath = (p: unknown): string =>
+  posix
+    .normalize(str(p) ?? '.')
+    .replace(/^\.\/?$/, '.')
+    .replace(/\/$/, '');
+
+/** Reads Flux objects into targets (one per Kustomization and HelmRelease), chart sources and image policies. */
+class Reader {
+  readonly out: FluxRead = { targets: [], images: [], mapped: [], notes: [], unsupported: [] };
+  private readonly objects: FluxObjects;
+  /** Target name → the names of the targets declared inside it (nested Kustomizations, HelmReleases). */
+  private readonly children = new Map<string, string[]>();
+  private readonly names = new Map<string, string>();
+  /** Kustomizations and HelmReleases to map, with the target that declared them. */
+  private readonly declared: Array<{ obj: FluxObject; parent?: string; inputs: string[]; entry: FluxEntry }> = [];
+  private readonly selfSources = new Set<string>();
+  private readonly sources = new Map<FluxObject, ReturnType<Reader['findSource']>>();
+
+  constructor(
+    private readonly root: string,
+    private readonly settings: LocalSettings,
+    private readonly repoUrl: string | undefined,
+  ) {
+    this.objects = new FluxObjects(root);
+  }
+
+  problem(obj: FluxObject, field: string, message: string): void {
+    this.out.unsupported.push({ file: obj.file, line: obj.line, object: obj.label, field, message });
+  }
+
+  private async build(path: string): Promise<KubeObject[]> {
+    const rendered = await render({
+      root: this.root,
+      path,
+      mode: 'auto',
+      substitute: {},
+      defaultReleaseName: 'flux',
+      settings: this.settings,
+    });
+    return rendered.objects.map((o) => o.object);
+  }
+
+  /** The Flux objects a path holds, remembered; Kustomizations and HelmReleases are queued as targets. */
+  private async readPath(path: string, entry: FluxEntry, parent: string | undefined, namespace: string | undefined) {
+    const inputs = renderInputs(this.root, { path, render: 'auto' });
+    let built: KubeObject[];
+    try {
+      built = await this.build(path);
+    } catch (err) {
+      const problems = err instanceof RenderError ? err.problems : [{ file: path, message: errorMessage(err) }];
+      for (const p of problems)
+        this.out.unsupported.push({ file: p.file, line: 1, object: p.object ?? path, field: '', message: p.message });
+      return [];
+    }
+    const found = this.objects.add(built, namespace);
+    for (const obj of found)
+      if (obj.kind === 'Kustomization' || obj.kind === 'HelmRelease')
+        this.declared.push({ obj, parent, inputs, entry });
+    return found;
+  }
+
+  /** One flux path: its root Kustomization (the path syncing itself) becomes the root target. */
+  async readEntry(entry: FluxEntry): Promise<void> {
+    const found = await this.readPath(entry.path, entry, undefined, undefined);
+    const rootK = found.find((o) => o.kind === 'Kustomization' && repoPath(o.spec['path']) === entry.path);
+    const ref = rec(rootK?.spec['sourceRef']);
+    this.selfSources.add(
+      `${str(ref['namespace']) ?? rootK?.namespace ?? 'flux-system'}/${str(ref['name']) ?? 'flux-system'}`,
+    );
+    const name = `${entry.prefix ?? ''}${rootK?.name ?? 'flux-system'}`;
+    this.addTarget(
+      {
+        name,
+        cluster: entry.cluster,
+        path: entry.path,
+        prune: rootK?.spec['prune'] !== false,
+        allowEmpty: true,
+        wait: false,
+      },
+      this.rootOrigin(entry, rootK),
+      rootK,
+    );
+    for (const d of this.declared) if (d.entry === entry && d.parent === undefined && d.obj !== rootK) d.parent = name;
+    if (rootK)
+      this.declared.splice(
+        this.declared.findIndex((d) => d.obj === rootK),
+        1,
+      );
+  }
+
+  private rootOrigin(entry: FluxEntry, rootK: FluxObject | undefined): TargetOrigin {
+    return {
+      kind: 'Kustomization',
+      namespace: rootK?.namespace ?? 'flux-system',
+      name: rootK?.name ?? 'flux-system',
+      file: rootK?.file ?? entry.path,
+      root: true,
+      inputs: renderInputs(this.root, { path: entry.path, render: 'auto' }),
+    };
+  }
+
+  /** Every queued Kustomization: its target, and the Flux objects of its own path (read once). */
+  async readKustomizations(): Promise<void> {
+    for (let i = 0; i < this.declared.length; i++) {
+      const d = this.declared[i];
+      if (!d || d.obj.kind !== 'Kustomization') continue;
+      const name = this.nameOf(d.obj, d.entry);
+      const source = this.gitSource(d.obj, rec(d.obj.spec['sourceRef']));
+      if (source === 'self')
+        await this.readPath(repoPath(d.obj.spec['path']), d.entry, name, str(d.obj.spec['targetNamespace']));
+    }
+  }
+
+  private nameOf(obj: FluxObject, entry: FluxEntry): string {
+    const key = `${obj.kind}/${obj.namespace}/${obj.name}`;
+    const known = this.names.get(key);
+    if (known) return known;
+    const base =
+      obj.kind === 'Kustomization'
+        ? obj.namespace === 'flux-system'
+          ? obj.name
+          : `${obj.namespace}-${obj.name}`
+        : obj.namespace === obj.name || obj.namespace === 'flux-system'
+          ? obj.name
+          : `${obj.namespace}-${obj.name}`;
+    let name = `${entry.prefix ?? ''}${base}`;
+    if ([...this.names.values()].includes(name)) name = `${name}-${obj.kind === 'HelmRelease' ? 'helm' : 'ks'}`;
+    this.names.set(key, name);
+    return name;
+  }
+
+  /** Where a Kustomization's files (or a chart) come from: this repository, or another Git repository's URL and ref. */
+  private gitSource(obj: FluxObject, ref: Record<string, unknown>): ReturnType<Reader['findSource']> {
+    if (!this.sources.has(obj)) this.sources.set(obj, this.findSource(obj, ref));
+    return this.sources.get(obj);
+  }
+
+  private findSource(
+    obj: FluxObject,
+    ref: Record<string, unknown>,
+  ): 'self' | { url: string; ref: Record<string, string> } | undefined {
+    const kind = str(ref['kind']) ?? 'GitRepository';
+    const ns = str(ref['namespace']) ?? obj.namespace;
+    const name = str(ref['name']) ?? '';
+    if (kind !== 'GitRepository') {
+      this.problem(obj, 'spec.sourceRef', `a ${kind} source is not supported yet`);
+      return undefined;
+    }
+    if (this.selfSources.has(`${ns}/${name}`)) return 'self';
+    const repo = this.objects.get('GitRepository', ns, name);
+    if (!repo) {
+      this.problem(obj, 'spec.sourceRef', `GitRepository ${ns}/${name} is not declared in the repository`);
+      return undefined;
+    }
+    const url = str(repo.spec['url']) ?? '';
+    if (this.repoUrl && normaliseRepoUrl(url) === normaliseRepoUrl(this.repoUrl)) return 'self';
+    if (!/^https?:\/\//.test(url)) {
+      this.problem(repo, 'spec.url', `${url}: only https:// Git repositories are supported as other sources`);
+      return undefined;
+    }
+    const gitRef = Object.fromEntries(
+      Object.entries(rec(repo.spec['ref'])).filter((e): e is [string, string] => typeof e[1] === 'string'),
+    );
+    return { url, ref: gitRef };
+  }
+
+  private addTarget(input: Record<string, unknown>, origin: TargetOrigin, obj: FluxObject | undefined): void {
+    const parsed = targetSchema.safeParse(input);
+    if (!parsed.success) {
+      for (const issue of parsed.error.issues)
+        this.out.unsupported.push({
+          file: origin.file,
+          line: obj?.line ?? 1,
+          object: obj?.label ?? origin.name,
+          field: issue.path.join('.'),
+          message: issue.message,
+        });
+      return;
+    }
+    this.out.targets.push({ ...parsed.data, origin });
+    if (obj) this.out.mapped.push({ file: obj.file, object: obj.label, becomes: `target ${parsed.data.name}` });
+  }
+
+  private kustomizationTarget(d: (typeof this.declared)[number]): void {
+    const { obj, entry } = d;
+    const spec = obj.spec;
+    const source = this.gitSource(obj, rec(spec['sourceRef']));
+    if (!source) return;
+    const postBuild = rec(spec['postBuild']);
+    this.addTarget(
+      {
+        name: this.nameOf(obj, entry),
+        cluster: entry.cluster,
+        ...(source === 'self' ? {} : { source: { url: source.url, ref: source.ref } }),
+        path: repoPath(spec['path']),
+        targetNamespace: str(spec['targetNamespace']),
+        prune: spec['prune'] === true,
+        timeout: str(spec['timeout']) ?? str(spec['interval']) ?? '5m',
+        wait: spec['wait'] === true || list(spec['healthChecks']).length > 0,
+        dependsOn: this.dependsOn(obj, d.parent),
+        substitute: rec(postBuild['substitute']),
+        substituteFrom: list(postBuild['substituteFrom']).map((s) => ({ ...s, namespace: obj.namespace })),
+        suspend: spec['suspend'] === true,
+        force: spec['force'] === true,
+        ...(spec['patches'] || spec['images']
+          ? { kustomize: { patches: list(spec['patches']), images: list(spec['images']) } }
+          : {}),
+      },
+      { kind: 'Kustomization', namespace: obj.namespace, name: obj.name, file: obj.file, inputs: d.inputs },
+      obj,
+    );
+  }
+
+  /** The chart of a HelmRelease: from a HelmRepository (HTTP or OCI), or a path of this repository. */
+  private chartOf(obj: FluxObject, target: string): Record<string, unknown> | undefined {
+    let spec = rec(rec(obj.spec['chart'])['spec']);
+    let owner = obj;
+    const chartRef = rec(obj.spec['chartRef']);
+    if (str(chartRef['kind'])) {
+      const ns = str(chartRef['namespace']) ?? obj.namespace;
+      const chart =
+        str(chartRef['kind']) === 'HelmChart'
+          ? this.objects.get('HelmChart', ns, str(chartRef['name']) ?? '')
+          : undefined;
+      if (!chart) {
+        this.problem(
+          obj,
+          'spec.chartRef',
+          `${str(chartRef['kind'])} ${ns}/${str(chartRef['name'])}: only a HelmChart declared in the repository is supported`,
+        );
+        return undefined;
+      }
+      spec = chart.spec;
+      owner = chart;
+    }
+    const ref = rec(spec['sourceRef']);
+    const kind = str(ref['kind']);
+    const ns = str(ref['namespace']) ?? owner.namespace;
+    const name = str(ref['name']) ?? '';
+    if (kind === 'HelmRepository') {
+      const repo = this.objects.get('HelmRepository', ns, name);
+      if (!repo) {
+        this.problem(
+          obj,
+          'spec.chart.spec.sourceRef',
+          `HelmRepository ${ns}/${name} is not declared in the repository`,
+        );
+        return undefined;
+      }
+      this.out.mapped.push({ file: repo.file, object: repo.label, becomes: `chart repository of target ${target}` });
+      const url = (str(repo.spec['url']) ?? '').replace(/\/+$/, '');
+      // The chart's path holds no files (values come from the HelmRelease): the declaring file's directory, so that
+      // a push elsewhere does not make it a target to sync.
+      return {
+        path: obj.file === '(generated)' ? '.' : posix.dirname(obj.file),
+        chart: {
+          repository: url,
+          name: str(spec['chart']),
+          version: str(spec['version']) ?? '*',
+          insecure: repo.spec['insecure'] === true,
+        },
+      };
+    }
+    if (kind === 'GitRepository' && this.gitSource(owner, ref) === 'self')
+      return { path: repoPath(spec['chart']), render: 'helm' };
+    if (kind !== 'GitRepository')
+      this.problem(obj, 'spec.chart.spec.sourceRef', `a chart from a ${kind} is not supported yet`);
+    else this.problem(obj, 'spec.chart.spec.sourceRef', 'a chart from another Git repository is not supported yet');
+    return undefined;
+  }
+
+  private helmReleaseTarget(d: (typeof this.declared)[number]): void {
+    const { obj, entry } = d;
+    const spec = obj.spec;
+    const name = this.nameOf(obj, entry);
+    const chart = this.chartOf(obj, name);
+    if (!chart) return;
+    const targetNamespace = str(spec['targetNamespace']);
+    const install = rec(spec['install']);
+    const mode = str(rec(spec['driftDetection'])['mode']);
+    const postRenderers = list(spec['postRenderers']).map((p) => rec(p['kustomize']));
+    this.addTarget(
+      {
+        name,
+        cluster: entry.cluster,
+        ...chart,
+        namespace: targetNamespace ?? obj.namespace,
+        helm: {
+          releaseName: str(spec['releaseName']) ?? (targetNamespace ? `${targetNamespace}-${obj.name}` : obj.name),
+          valuesInline: rec(spec['values']),
+          valuesFrom: list(spec['valuesFrom']).map((v) => ({ ...v, namespace: obj.namespace })),
+          crds: str(install['crds']) === 'Skip' ? 'skip' : 'apply',
+        },
+        ...(postRenderers.length
+          ? {
+              kustomize: {
+                patches: postRenderers.flatMap((k) => list(k['patches'])),
+                images: postRenderers.flatMap((k) => list(k['images'])),
+              },
+            }
+          : {}),
+        timeout: str(spec['timeout']) ?? '5m',
+        wait: install['disableWait'] !== true,
+        dependsOn: this.dependsOn(obj, d.parent),
+        suspend: spec['suspend'] === true,
+        drift: mode === 'enabled' ? 'correct' : 'warn',
+      },
+      { kind: 'HelmRelease', namespace: obj.namespace, name: obj.name, file: obj.file, inputs: d.inputs },
+      obj,
+    );
+  }
+
+  /** dependsOn of a Kustomization or HelmRelease: the targets named, with what they declare, and the declaring target. */
+  private dependsOn(obj: FluxObject, parent: string | undefined): string[] {
+    const deps = new Set<string>();
+    if (parent && !this.isRoot(parent)) deps.add(parent);
+    for (const dep of list(obj.spec['dependsOn'])) {
+      const ns = str(dep['namespace']) ?? obj.namespace;
+      const key = `${obj.kind}/${ns}/${str(dep['name']) ?? ''}`;
+      const name = this.names.get(key);
+      if (!name) {
+        this.problem(obj, 'spec.dependsOn', `${obj.kind} ${ns}/${str(dep['name'])} is not declared in the repository`);
+        continue;
+      }
+      deps.add(name);
+      for (const child of this.descendants(name)) deps.add(child);
+    }
+    return [...deps];
+  }
+
+  private isRoot(name: string): boolean {
+    return this.out.targets.some((t) => t.name === name && t.origin?.root);
+  }
+
+  private descendants(name: string): string[] {
+    const out: string[] = [];
+    for (const child of this.children.get(name) ?? []) out.push(child, ...this.descendants(child));
+    return out;
+  }
+
+  /** Targets of every Kustomization and HelmRelease found, once all of them have names. */
+  mapTargets(): void {
+    for (const d of this.declared) {
+      const name = this.nameOf(d.obj, d.entry);
+      if (d.parent) this.children.set(d.parent, [...(this.children.get(d.parent) ?? []), name]);
+    }
+    for (const d of this.declared)
+      if (d.obj.kind === 'Kustomization') this.kustomizationTarget(d);
+      else this.helmReleaseTarget(d);
+  }
+
+  /** Image policies, when an ImageUpdateAutomation writes them back (without one, Flux writes nothing to Git). */
+  mapImages(): void {
+    const automations = this.objects.ofKind('ImageUpdateAutomation');
+    const automation = automations[0];
+    if (!automation) return;
+    const git = rec(automation.spec['git']);
+    const author = rec(rec(rec(git['commit'])['author']));
+    if (str(author['name']) && str(author['email']))
+      this.out.author = { name: str(author['name']) ?? '', email: str(author['email']) ?? '' };
+    const pushBranch = str(rec(git['push'])['branch']);
+    const checkoutBranch = str(rec(rec(git['checkout'])['ref'])['branch']);
+    const writeBack = pushBranch && pushBranch !== checkoutBranch ? 'pullRequest' : 'commit';
+    if (writeBack === 'pullRequest')
+      this.out.notes.push({
+        file: automation.file,
+        line: automation.line,
+        object: automation.label,
+        field: 'spec.git.push.branch',
+        message: 'updates go to a pull request from branch tidegate/images/<policy> instead of a push to this branch',
+      });
+    for (const policy of this.objects.ofKind('ImagePolicy')) this.mapPolicy(policy, writeBack);
+  }
+
+  private mapPolicy(policy: FluxObject, writeBack: 'commit' | 'pullRequest'): void {
+    {
+      const ref = rec(policy.spec['imageRepositoryRef']);
+      const ns = str(ref['namespace']) ?? policy.namespace;
+      const repo = this.objects.get('ImageRepository', ns, str(ref['name']) ?? '');
+      if (!repo) {
+        this.problem(
+          policy,
+          'spec.imageRepositoryRef',
+          `ImageRepository ${ns}/${str(ref['name'])} is not declared in the repository`,
+        );
+        return;
+      }
+      const parsed = imagePolicySchema.safeParse({
+        name: policy.name,
+        namespace: policy.namespace,
+        repository: str(repo.spec['image']),
+        insecure: repo.spec['insecure'] === true,
+        policy: policy.spec['policy'],
+        ...(policy.spec['filterTags'] ? { filterTags: policy.spec['filterTags'] } : {}),
+        digest: str(policy.spec['digestReflectionPolicy']) === 'Always',
+        writeBack,
+      });
+      if (!parsed.success) {
+        for (const issue of parsed.error.issues) this.problem(policy, issue.path.join('.'), issue.message);
+        return;
+      }
+      this.out.images.push(parsed.data);
+      this.out.mapped.push({ file: policy.file, object: policy.label, becomes: `image policy ${policy.name}` });
+    }
+  }
+
+  /** Fields of every Flux object found: not supported (refused) or read differently (a note). */
+  checkAll(): void {
+    for (const obj of this.objects.all()) {
+      const shape = SHAPES[obj.kind];
+      if (!shape) {
+        this.out.notes.push({
+          file: obj.file,
+          line: obj.line,
+          object: obj.label,
+          field: '',
+          message: 'not read by tidegate',
+        });
+        continue;
+      }
+      for (const f of checkFields(obj.spec, shape)) {
+        const finding = { file: obj.file, line: obj.line, object: obj.label, field: f.field };
+        if (f.note) this.out.notes.push({ ...finding, message: f.note });
+        else this.out.unsupported.push({ ...finding, message: SPECIAL[f.field] ?? 'not supported yet' });
+      }
+    }
+  }
+}
+
+/**
+ * Reads Flux repositories as configuration: each path is rendered as Flux's flux-system Kustomization
+ * would render it, and the Kustomizations found (and the ones they declare, path by path) and their
+ * HelmReleases become targets; HelmRepositories and GitRepositories become their sources; image
+ * policies with an ImageUpdateAutomation become image policies. None of the Flux objects is applied.
+ */
+export async function readFlux(
+  root: string,
+  entries: readonly FluxEntry[],
+  settings: LocalSettings,
+  repoUrl?: string,
+): Promise<FluxRead> {
+  const reader = new Reader(root, settings, repoUrl);
+  for (const entry of entries) await reader.readEntry(entry);
+  await reader.readKustomizations();
+  reader.mapTargets();
+  reader.mapImages();
+  reader.checkAll();
+  return reader.out;
+}

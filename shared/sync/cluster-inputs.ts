@@ -1,0 +1,88 @@
+import { parse } from 'yaml';
+import type { KubeClient } from '../cluster/index.js';
+import type { ClusterSource, TargetSpec, ValuesFrom } from '../config/index.js';
+import { errorMessage, type KubeObject } from '../model/index.js';
+import { RenderError, type ClusterInputs } from '../render/index.js';
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The data of a ConfigMap or Secret (Secret values decoded); undefined when it does not exist. */
+async function readData(
+  client: KubeClient,
+  src: ClusterSource,
+  namespace: string,
+  signal?: AbortSignal,
+): Promise<Record<string, string> | undefined> {
+  const obj: KubeObject | undefined = await client.get('v1', src.kind, namespace, src.name, signal);
+  if (!obj) return undefined;
+  const data = isRecord(obj['data']) ? obj['data'] : {};
+  return Object.fromEntries(
+    Object.entries(data).map(([k, v]) => [
+      k,
+      src.kind === 'Secret' ? Buffer.from(String(v), 'base64').toString('utf8') : String(v),
+    ]),
+  );
+}
+
+/** `a.b.c` = value, as a nested object. */
+const atPath = (path: string, value: string): Record<string, unknown> =>
+  path
+    .split('.')
+    .reverse()
+    .reduce<unknown>((inner, key) => ({ [key]: inner }), value) as Record<string, unknown>;
+
+const where = (spec: TargetSpec, src: ClusterSource) =>
+  src.namespace ?? spec.namespace ?? spec.targetNamespace ?? 'default';
+const label = (src: ClusterSource, namespace: string) => `${src.kind} ${namespace}/${src.name}`;
+
+/** One valuesFrom entry as chart values: the key's YAML, or its text at targetPath. Values never appear in errors. */
+function valuesOf(entry: ValuesFrom, data: Record<string, string>, what: string): Record<string, unknown> {
+  const text = data[entry.valuesKey];
+  if (text === undefined) {
+    if (entry.optional) return {};
+    throw new Error(`${what} has no key ${entry.valuesKey}`);
+  }
+  if (entry.targetPath) return atPath(entry.targetPath, text);
+  let values: unknown;
+  try {
+    values = parse(text);
+  } catch {
+    throw new Error(`${what}: key ${entry.valuesKey} is not valid YAML`);
+  }
+  if (values !== null && !isRecord(values)) throw new Error(`${what}: key ${entry.valuesKey} is not a YAML mapping`);
+  return values ?? {};
+}
+
+/**
+ * What a target takes from the cluster before it renders: variables (substituteFrom, later entries
+ * winning) and chart values (valuesFrom, in order). A missing object that is not optional fails the
+ * render, so nothing is applied or pruned on a guess.
+ */
+export async function readClusterInputs(
+  spec: TargetSpec,
+  client: KubeClient,
+  signal?: AbortSignal,
+): Promise<ClusterInputs> {
+  if (spec.substituteFrom.length === 0 && (spec.helm?.valuesFrom.length ?? 0) === 0) return {};
+  const read = async (src: ClusterSource): Promise<{ data: Record<string, string>; what: string } | undefined> => {
+    const namespace = where(spec, src);
+    const what = label(src, namespace);
+    const data = await readData(client, src, namespace, signal);
+    if (data) return { data, what };
+    if (src.optional) return undefined;
+    throw new RenderError([{ file: 'tidegate.yaml', object: spec.name, message: `${what} does not exist` }]);
+  };
+  const substitute: Record<string, string> = {};
+  for (const src of spec.substituteFrom) Object.assign(substitute, (await read(src))?.data);
+  const values: Array<Record<string, unknown>> = [];
+  for (const entry of spec.helm?.valuesFrom ?? []) {
+    const found = await read(entry);
+    if (!found) continue;
+    try {
+      values.push(valuesOf(entry, found.data, found.what));
+    } catch (err) {
+      throw new RenderError([{ file: 'tidegate.yaml', object: spec.name, message: errorMessage(err) }]);
+    }
+  }
+  return { substitute, values };
+}

@@ -1,0 +1,140 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { localSettings } from '../../shared/config/index.js';
+import { readFlux } from '../../shared/flux/index.js';
+import { loadConfig } from '../../shared/usecases/index.js';
+
+/** A repository of files, written to a temporary directory. */
+function repository(files: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'flux-fields-'));
+  for (const [path, text] of Object.entries(files)) {
+    mkdirSync(dirname(join(dir, path)), { recursive: true });
+    writeFileSync(join(dir, path), text);
+  }
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+const ROOT_SYNC = `apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata: { name: flux-system, namespace: flux-system }
+spec: { url: https://github.com/acme/fleet, interval: 1m, ref: { branch: main } }
+---
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: { name: flux-system, namespace: flux-system }
+spec: { path: ./clusters/prod, prune: true, interval: 10m, sourceRef: { kind: GitRepository, name: flux-system } }
+`;
+
+const KUSTOMIZATIONS = `apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: { name: secrets, namespace: flux-system }
+spec:
+  path: ./apps
+  prune: true
+  interval: 10m
+  sourceRef: { kind: GitRepository, name: flux-system }
+  decryption: { provider: sops, secretRef: { name: sops-age } }
+  serviceAccountName: restricted
+  kubeConfig: { secretRef: { name: remote } }
+  components: [../components/ha]
+  commonMetadata: { labels: { team: a } }
+  deletionPolicy: Orphan
+---
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: { name: from-oci, namespace: flux-system }
+spec:
+  path: ./
+  prune: true
+  interval: 10m
+  sourceRef: { kind: OCIRepository, name: manifests }
+`;
+
+const RELEASES = `apiVersion: source.toolkit.fluxcd.io/v1
+kind: HelmRepository
+metadata: { name: charts, namespace: flux-system }
+spec: { url: oci://123456789012.dkr.ecr.eu-west-1.amazonaws.com/charts, type: oci, provider: aws, interval: 1h }
+---
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata: { name: other, namespace: flux-system }
+spec: { url: https://github.com/acme/other, interval: 1m, ref: { branch: main }, verify: { mode: HEAD, secretRef: { name: pgp } }, include: [ { repository: { name: x } } ] }
+---
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: { name: web, namespace: flux-system }
+spec:
+  interval: 10m
+  chart:
+    spec:
+      chart: web
+      valuesFiles: [values-prod.yaml]
+      sourceRef: { kind: HelmRepository, name: charts }
+  install: { createNamespace: true }
+  test: { enable: true }
+  kubeConfig: { secretRef: { name: remote } }
+  postRenderers:
+    - kustomize:
+        patchesStrategicMerge: [{ kind: Deployment }]
+---
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: { name: oci-ref, namespace: flux-system }
+spec:
+  interval: 10m
+  chartRef: { kind: OCIRepository, name: web-chart }
+`;
+
+describe('Flux fields tidegate does not support', () => {
+  const dir = repository({
+    'clusters/prod/flux-system/gotk-sync.yaml': ROOT_SYNC,
+    'clusters/prod/apps.yaml': KUSTOMIZATIONS,
+    'clusters/prod/releases.yaml': RELEASES,
+    'apps/configmap.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: a }\n',
+  });
+
+  it('are each reported with the file, the object and the field, in one table; timing fields carry a note instead', async () => {
+    const read = await readFlux(dir, [{ path: 'clusters/prod', cluster: 'prod' }], localSettings());
+    const table = read.unsupported.map((f) => [f.file, f.object, f.field, f.message]);
+    const expected: Array<[string, string, string, RegExp]> = [
+      ['clusters/prod/apps.yaml', 'Kustomization flux-system/secrets', 'spec.decryption', /SOPS decryption is not supported yet/],
+      ['clusters/prod/apps.yaml', 'Kustomization flux-system/secrets', 'spec.serviceAccountName', /impersonate/],
+      ['clusters/prod/apps.yaml', 'Kustomization flux-system/secrets', 'spec.kubeConfig', /not supported yet/],
+      ['clusters/prod/apps.yaml', 'Kustomization flux-system/secrets', 'spec.components', /not supported yet/],
+      ['clusters/prod/apps.yaml', 'Kustomization flux-system/secrets', 'spec.commonMetadata', /not supported yet/],
+      ['clusters/prod/apps.yaml', 'Kustomization flux-system/secrets', 'spec.deletionPolicy', /not supported yet/],
+      ['clusters/prod/apps.yaml', 'Kustomization flux-system/from-oci', 'spec.sourceRef', /OCIRepository source is not supported yet/],
+      ['clusters/prod/releases.yaml', 'HelmRepository flux-system/charts', 'spec.provider', /not supported yet/],
+      ['clusters/prod/releases.yaml', 'GitRepository flux-system/other', 'spec.verify', /not supported yet/],
+      ['clusters/prod/releases.yaml', 'GitRepository flux-system/other', 'spec.include', /not supported yet/],
+      ['clusters/prod/releases.yaml', 'HelmRelease flux-system/web', 'spec.chart.spec.valuesFiles', /not supported yet/],
+      ['clusters/prod/releases.yaml', 'HelmRelease flux-system/web', 'spec.install.createNamespace', /not supported yet/],
+      ['clusters/prod/releases.yaml', 'HelmRelease flux-system/web', 'spec.test', /not supported yet/],
+      ['clusters/prod/releases.yaml', 'HelmRelease flux-system/web', 'spec.kubeConfig', /not supported yet/],
+      [
+        'clusters/prod/releases.yaml',
+        'HelmRelease flux-system/web',
+        'spec.postRenderers[0].kustomize.patchesStrategicMerge',
+        /not supported yet/,
+      ],
+      ['clusters/prod/releases.yaml', 'HelmRelease flux-system/oci-ref', 'spec.chartRef', /only a HelmChart/],
+    ];
+    for (const [file, object, field, message] of expected)
+      expect(table, `${object} ${field}`).toContainEqual([file, object, field, expect.stringMatching(message)]);
+    expect(table).toHaveLength(expected.length);
+    // Lines point at the object's document in its file.
+    expect(read.unsupported.find((f) => f.object === 'Kustomization flux-system/from-oci')?.line).toBe(16);
+    // Timing fields are read differently, not refused.
+    expect(read.notes.map((n) => `${n.object} ${n.field}`)).toContain('Kustomization flux-system/secrets spec.interval');
+    expect(read.unsupported.map((f) => f.field)).not.toContain('spec.interval');
+  });
+
+  it('refuse the whole configuration: the sync of the repository names every one, nothing is synced', async () => {
+    await expect(loadConfig(dir, localSettings())).rejects.toThrow(
+      /clusters\/prod\/apps\.yaml:1: Kustomization flux-system\/secrets spec\.decryption: SOPS decryption is not supported yet/,
+    );
+  });
+});
