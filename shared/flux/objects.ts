@@ -33,7 +33,12 @@ function fluxDocuments(text: string): Array<[string, number]> {
       return [];
     }
     if (!value || typeof value.apiVersion !== 'string' || !FLUX_API.test(value.apiVersion)) return [];
-    return [[`${value.kind}/${String(value.metadata?.name)}`, counter.linePos(doc.range?.[0] ?? 0).line]];
+    return [
+      [
+        `${value.kind}/${String(value.metadata?.name)}`,
+        counter.linePos(doc.contents?.range?.[0] ?? doc.range?.[0] ?? 0).line,
+      ],
+    ];
   });
 }
 

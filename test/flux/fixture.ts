@@ -40,8 +40,8 @@ export function fixtureChart(name: string, id: string): { templates: Record<stri
   return { templates, values: readFileSync(join(dir, 'values.yaml'), 'utf8') };
 }
 
-/** Publishes a fixture chart at a version. */
-export async function publishFixtureChart(repo: HelmRepo, name: string, version: string, id: string): Promise<void> {
+/** Publishes a fixture chart at a version; the packaged archive's path. */
+export function publishFixtureChart(repo: HelmRepo, name: string, version: string, id: string): Promise<string> {
   const chart = fixtureChart(name, id);
-  await repo.publish(name, version, chart.templates, chart.values);
+  return repo.publish(name, version, chart.templates, chart.values);
 }

@@ -100,18 +100,38 @@ describe('Flux fields tidegate does not support', () => {
     const read = await readFlux(dir, [{ path: 'clusters/prod', cluster: 'prod' }], localSettings());
     const table = read.unsupported.map((f) => [f.file, f.object, f.field, f.message]);
     const expected: Array<[string, string, string, RegExp]> = [
-      ['clusters/prod/apps.yaml', 'Kustomization flux-system/secrets', 'spec.decryption', /SOPS decryption is not supported yet/],
+      [
+        'clusters/prod/apps.yaml',
+        'Kustomization flux-system/secrets',
+        'spec.decryption',
+        /SOPS decryption is not supported yet/,
+      ],
       ['clusters/prod/apps.yaml', 'Kustomization flux-system/secrets', 'spec.serviceAccountName', /impersonate/],
       ['clusters/prod/apps.yaml', 'Kustomization flux-system/secrets', 'spec.kubeConfig', /not supported yet/],
       ['clusters/prod/apps.yaml', 'Kustomization flux-system/secrets', 'spec.components', /not supported yet/],
       ['clusters/prod/apps.yaml', 'Kustomization flux-system/secrets', 'spec.commonMetadata', /not supported yet/],
       ['clusters/prod/apps.yaml', 'Kustomization flux-system/secrets', 'spec.deletionPolicy', /not supported yet/],
-      ['clusters/prod/apps.yaml', 'Kustomization flux-system/from-oci', 'spec.sourceRef', /OCIRepository source is not supported yet/],
+      [
+        'clusters/prod/apps.yaml',
+        'Kustomization flux-system/from-oci',
+        'spec.sourceRef',
+        /OCIRepository source is not supported yet/,
+      ],
       ['clusters/prod/releases.yaml', 'HelmRepository flux-system/charts', 'spec.provider', /not supported yet/],
       ['clusters/prod/releases.yaml', 'GitRepository flux-system/other', 'spec.verify', /not supported yet/],
       ['clusters/prod/releases.yaml', 'GitRepository flux-system/other', 'spec.include', /not supported yet/],
-      ['clusters/prod/releases.yaml', 'HelmRelease flux-system/web', 'spec.chart.spec.valuesFiles', /not supported yet/],
-      ['clusters/prod/releases.yaml', 'HelmRelease flux-system/web', 'spec.install.createNamespace', /not supported yet/],
+      [
+        'clusters/prod/releases.yaml',
+        'HelmRelease flux-system/web',
+        'spec.chart.spec.valuesFiles',
+        /not supported yet/,
+      ],
+      [
+        'clusters/prod/releases.yaml',
+        'HelmRelease flux-system/web',
+        'spec.install.createNamespace',
+        /not supported yet/,
+      ],
       ['clusters/prod/releases.yaml', 'HelmRelease flux-system/web', 'spec.test', /not supported yet/],
       ['clusters/prod/releases.yaml', 'HelmRelease flux-system/web', 'spec.kubeConfig', /not supported yet/],
       [
@@ -128,7 +148,9 @@ describe('Flux fields tidegate does not support', () => {
     // Lines point at the object's document in its file.
     expect(read.unsupported.find((f) => f.object === 'Kustomization flux-system/from-oci')?.line).toBe(16);
     // Timing fields are read differently, not refused.
-    expect(read.notes.map((n) => `${n.object} ${n.field}`)).toContain('Kustomization flux-system/secrets spec.interval');
+    expect(read.notes.map((n) => `${n.object} ${n.field}`)).toContain(
+      'Kustomization flux-system/secrets spec.interval',
+    );
     expect(read.unsupported.map((f) => f.field)).not.toContain('spec.interval');
   });
 
