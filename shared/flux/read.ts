@@ -267,28 +267,29 @@ class Reader {
     );
   }
 
+  /** The chart template of a HelmRelease (its chart.spec, or the HelmChart its chartRef names) and the object holding it. */
+  private chartTemplate(obj: FluxObject): { spec: Record<string, unknown>; owner: FluxObject } | undefined {
+    const chartRef = rec(obj.spec['chartRef']);
+    if (!str(chartRef['kind'])) return { spec: rec(rec(obj.spec['chart'])['spec']), owner: obj };
+    const ns = str(chartRef['namespace']) ?? obj.namespace;
+    const chart =
+      str(chartRef['kind']) === 'HelmChart'
+        ? this.objects.get('HelmChart', ns, str(chartRef['name']) ?? '')
+        : undefined;
+    if (chart) return { spec: chart.spec, owner: chart };
+    this.problem(
+      obj,
+      'spec.chartRef',
+      `${str(chartRef['kind'])} ${ns}/${str(chartRef['name'])}: only a HelmChart declared in the repository is supported`,
+    );
+    return undefined;
+  }
+
   /** The chart of a HelmRelease: from a HelmRepository (HTTP or OCI), or a path of this repository. */
   private chartOf(obj: FluxObject, target: string): Record<string, unknown> | undefined {
-    let spec = rec(rec(obj.spec['chart'])['spec']);
-    let owner = obj;
-    const chartRef = rec(obj.spec['chartRef']);
-    if (str(chartRef['kind'])) {
-      const ns = str(chartRef['namespace']) ?? obj.namespace;
-      const chart =
-        str(chartRef['kind']) === 'HelmChart'
-          ? this.objects.get('HelmChart', ns, str(chartRef['name']) ?? '')
-          : undefined;
-      if (!chart) {
-        this.problem(
-          obj,
-          'spec.chartRef',
-          `${str(chartRef['kind'])} ${ns}/${str(chartRef['name'])}: only a HelmChart declared in the repository is supported`,
-        );
-        return undefined;
-      }
-      spec = chart.spec;
-      owner = chart;
-    }
+    const template = this.chartTemplate(obj);
+    if (!template) return undefined;
+    const { spec, owner } = template;
     const ref = rec(spec['sourceRef']);
     const kind = str(ref['kind']);
     const ns = str(ref['namespace']) ?? owner.namespace;
