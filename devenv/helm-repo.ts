@@ -10,7 +10,7 @@ import { run } from './process.js';
  * A Helm chart repository as Helm serves one over HTTP: a directory with index.yaml and packaged
  * charts (`helm package`, `helm repo index`), served as static files on loopback. `redirect` makes
  * every request answer 302 elsewhere (a repository that moved, or one that tries to lead a fetcher
- * away).
+ * away). With `basicAuth`, a request without those credentials is answered 401.
  */
 export interface HelmRepo {
   url: string;
@@ -24,13 +24,23 @@ export interface HelmRepo {
   stop(): Promise<void>;
 }
 
-export async function startHelmRepo(helm: string): Promise<HelmRepo> {
+export async function startHelmRepo(
+  helm: string,
+  opts: { basicAuth?: { username: string; password: string } } = {},
+): Promise<HelmRepo> {
+  const expected = opts.basicAuth
+    ? `Basic ${Buffer.from(`${opts.basicAuth.username}:${opts.basicAuth.password}`).toString('base64')}`
+    : undefined;
   const root = mkdtempSync(join(tmpdir(), 'helm-repo-'));
   const requests: string[] = [];
   const state = { redirect: false };
   const server = createServer((req, res) => {
     const path = normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname));
     requests.push(path);
+    if (expected && req.headers.authorization !== expected) {
+      res.writeHead(401, { 'www-authenticate': 'Basic realm="charts"' }).end('unauthorized');
+      return;
+    }
     if (state.redirect) {
       res.writeHead(302, { location: 'http://192.0.2.1/index.yaml' }).end();
       return;

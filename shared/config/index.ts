@@ -2,6 +2,7 @@ export { DEFAULT_RENDER_LIMITS, localSettings, type LocalSettings, type RenderLi
 export { parseDuration } from './duration.js';
 export {
   configJsonSchema,
+  createdNamespace,
   fluxEntrySchema,
   imagePolicySchema,
   targetSchema,

@@ -284,6 +284,10 @@ export const targetSchema = z
     namespace: dnsLabel
       .optional()
       .describe("namespace of namespaced objects that name none (and helm's release namespace); not created"),
+    createNamespace: z
+      .boolean()
+      .default(false)
+      .describe('create namespace when it does not exist (never pruned), as targetNamespace is'),
     kustomize: overlay.optional().describe('patches and image overrides applied to the rendered objects'),
     prune: z.boolean().default(true),
     allowEmpty: z.boolean().default(false).describe('allow a render with no objects to prune everything'),
@@ -420,6 +424,10 @@ export interface TargetOrigin {
 }
 
 export type TargetSpec = z.output<typeof targetSchema> & { origin?: TargetOrigin };
+
+/** The namespace a sync creates when it is missing (and never prunes): targetNamespace, or namespace with createNamespace. */
+export const createdNamespace = (spec: TargetSpec): string | undefined =>
+  spec.targetNamespace ?? (spec.createNamespace ? spec.namespace : undefined);
 export type FluxEntry = z.output<typeof fluxEntrySchema>;
 export type ClusterSource = z.output<z.ZodObject<typeof clusterSource>>;
 export type ValuesFrom = z.output<typeof valuesFrom>;

@@ -65,7 +65,7 @@ const HELM_RELEASE: Shape = {
   releaseName: ok,
   targetNamespace: ok,
   storageNamespace: note('tidegate keeps no Helm release Secrets: the release state lives in tidegate-system'),
-  install: { crds: ok, disableWait: ok, remediation: REMEDIATION },
+  install: { crds: ok, disableWait: ok, createNamespace: ok, remediation: REMEDIATION },
   upgrade: { crds: ok, disableWait: ok, remediation: REMEDIATION },
   postRenderers: [{ kustomize: { patches: PATCHES, images: IMAGES } }],
   dependsOn: DEPENDS,

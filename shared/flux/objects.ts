@@ -13,6 +13,8 @@ export interface FluxObject {
   spec: Record<string, unknown>;
   file: string;
   line: number;
+  /** The flux path it was read under: two clusters' paths may declare objects of the same names. */
+  scope: string;
 }
 
 const FLUX_API = /\.toolkit\.fluxcd\.io\//;
@@ -70,12 +72,12 @@ export class FluxObjects {
   }
 
   /** Takes the Flux objects among rendered ones (namespace: their own, else the one their Kustomization sets); returns the new ones. */
-  add(objects: readonly KubeObject[], namespace: string | undefined): FluxObject[] {
+  add(objects: readonly KubeObject[], namespace: string | undefined, scope: string): FluxObject[] {
     const added: FluxObject[] = [];
     for (const o of objects) {
       if (!FLUX_API.test(o.apiVersion)) continue;
       const ns = namespace ?? o.metadata.namespace ?? 'default';
-      const key = `${o.kind}/${ns}/${o.metadata.name}`;
+      const key = `${scope}|${o.kind}/${ns}/${o.metadata.name}`;
       if (this.byKey.has(key)) continue;
       const where = this.declarations().get(`${o.kind}/${o.metadata.name}`) ?? { file: '(generated)', line: 1 };
       const spec = o['spec'];
@@ -86,6 +88,7 @@ export class FluxObjects {
         label: `${o.kind} ${ns}/${o.metadata.name}`,
         spec: typeof spec === 'object' && spec !== null ? (spec as Record<string, unknown>) : {},
         ...where,
+        scope,
       };
       this.byKey.set(key, obj);
       added.push(obj);
@@ -93,8 +96,9 @@ export class FluxObjects {
     return added;
   }
 
-  get(kind: string, namespace: string, name: string): FluxObject | undefined {
-    return this.byKey.get(`${kind}/${namespace}/${name}`);
+  /** The object of this kind, namespace and name read under the same flux path as `from`. */
+  get(from: FluxObject, kind: string, namespace: string, name: string): FluxObject | undefined {
+    return this.byKey.get(`${from.scope}|${kind}/${namespace}/${name}`);
   }
 
   ofKind(kind: string): FluxObject[] {

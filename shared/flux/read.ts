@@ -108,7 +108,7 @@ class Reader {
         this.out.unsupported.push({ file: p.file, line: 1, object: p.object ?? path, field: '', message: p.message });
       return [];
     }
-    const found = this.objects.add(built, namespace);
+    const found = this.objects.add(built, namespace, entry.path);
     for (const obj of found)
       if (obj.kind === 'Kustomization' || obj.kind === 'HelmRelease')
         this.declared.push({ obj, parent, inputs, entry });
@@ -121,7 +121,7 @@ class Reader {
     const rootK = found.find((o) => o.kind === 'Kustomization' && repoPath(o.spec['path']) === entry.path);
     const ref = rec(rootK?.spec['sourceRef']);
     this.selfSources.add(
-      `${str(ref['namespace']) ?? rootK?.namespace ?? 'flux-system'}/${str(ref['name']) ?? 'flux-system'}`,
+      `${entry.path}|${str(ref['namespace']) ?? rootK?.namespace ?? 'flux-system'}/${str(ref['name']) ?? 'flux-system'}`,
     );
     const name = `${entry.prefix ?? ''}${rootK?.name ?? 'flux-system'}`;
     this.addTarget(
@@ -168,7 +168,7 @@ class Reader {
   }
 
   private nameOf(obj: FluxObject, entry: FluxEntry): string {
-    const key = `${obj.kind}/${obj.namespace}/${obj.name}`;
+    const key = `${obj.scope}|${obj.kind}/${obj.namespace}/${obj.name}`;
     const known = this.names.get(key);
     if (known) return known;
     const base =
@@ -202,8 +202,8 @@ class Reader {
       this.problem(obj, 'spec.sourceRef', `a ${kind} source is not supported yet`);
       return undefined;
     }
-    if (this.selfSources.has(`${ns}/${name}`)) return 'self';
-    const repo = this.objects.get('GitRepository', ns, name);
+    if (this.selfSources.has(`${obj.scope}|${ns}/${name}`)) return 'self';
+    const repo = this.objects.get(obj, 'GitRepository', ns, name);
     if (!repo) {
       this.problem(obj, 'spec.sourceRef', `GitRepository ${ns}/${name} is not declared in the repository`);
       return undefined;
@@ -274,7 +274,7 @@ class Reader {
     const ns = str(chartRef['namespace']) ?? obj.namespace;
     const chart =
       str(chartRef['kind']) === 'HelmChart'
-        ? this.objects.get('HelmChart', ns, str(chartRef['name']) ?? '')
+        ? this.objects.get(obj, 'HelmChart', ns, str(chartRef['name']) ?? '')
         : undefined;
     if (chart) return { spec: chart.spec, owner: chart };
     this.problem(
@@ -295,7 +295,7 @@ class Reader {
     const ns = str(ref['namespace']) ?? owner.namespace;
     const name = str(ref['name']) ?? '';
     if (kind === 'HelmRepository') {
-      const repo = this.objects.get('HelmRepository', ns, name);
+      const repo = this.objects.get(owner, 'HelmRepository', ns, name);
       if (!repo) {
         this.problem(
           obj,
@@ -342,6 +342,7 @@ class Reader {
         cluster: entry.cluster,
         ...chart,
         namespace: targetNamespace ?? obj.namespace,
+        createNamespace: install['createNamespace'] === true,
         helm: {
           releaseName: str(spec['releaseName']) ?? (targetNamespace ? `${targetNamespace}-${obj.name}` : obj.name),
           valuesInline: rec(spec['values']),
@@ -373,7 +374,7 @@ class Reader {
     if (parent && !this.isRoot(parent)) deps.add(parent);
     for (const dep of list(obj.spec['dependsOn'])) {
       const ns = str(dep['namespace']) ?? obj.namespace;
-      const key = `${obj.kind}/${ns}/${str(dep['name']) ?? ''}`;
+      const key = `${obj.scope}|${obj.kind}/${ns}/${str(dep['name']) ?? ''}`;
       const name = this.names.get(key);
       if (!name) {
         this.problem(obj, 'spec.dependsOn', `${obj.kind} ${ns}/${str(dep['name'])} is not declared in the repository`);
@@ -430,10 +431,12 @@ class Reader {
   }
 
   private mapPolicy(policy: FluxObject, writeBack: 'commit' | 'pullRequest'): void {
+    // The same policy under two clusters' paths is one policy of the repository.
+    if (this.out.images.some((p) => p.name === policy.name && p.namespace === policy.namespace)) return;
     {
       const ref = rec(policy.spec['imageRepositoryRef']);
       const ns = str(ref['namespace']) ?? policy.namespace;
-      const repo = this.objects.get('ImageRepository', ns, str(ref['name']) ?? '');
+      const repo = this.objects.get(policy, 'ImageRepository', ns, str(ref['name']) ?? '');
       if (!repo) {
         this.problem(
           policy,

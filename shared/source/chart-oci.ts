@@ -5,6 +5,15 @@ import { boundedRequest, type FetchBounds } from './remote-base.js';
 export type RegistryCredentials = (host: string) => { username: string; password: string } | undefined;
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+/** A Basic authorization for `to`, only over TLS (or to this machine itself): never in cleartext across a network. */
+export function basicAuthorization(
+  to: URL,
+  credentials: { username: string; password: string } | undefined,
+): string | undefined {
+  if (!credentials || (to.protocol !== 'https:' && !LOOPBACK.has(to.hostname))) return undefined;
+  return `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
+}
 const CHART_LAYER = 'application/vnd.cncf.helm.chart.content.v1.tar+gzip';
 const MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
@@ -30,9 +39,7 @@ export class OciChartRegistry {
 
   /** Credentials travel over TLS only (or to this machine itself): never in cleartext across a network. */
   private basic(to: URL = this.base): string | undefined {
-    const c = this.credentials;
-    if (to.protocol !== 'https:' && !LOOPBACK.has(to.hostname)) return undefined;
-    return c ? `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}` : undefined;
+    return basicAuthorization(to, this.credentials);
   }
 
   private async send(url: URL, accept?: string): Promise<{ res: Response; data: Uint8Array }> {

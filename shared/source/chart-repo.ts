@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Range, maxSatisfying, valid, validRange } from 'semver';
 import type { LocalSettings } from '../config/index.js';
 import { errorMessage, redactUrl } from '../model/index.js';
-import { OciChartRegistry, ociLocation, type RegistryCredentials } from './chart-oci.js';
+import { OciChartRegistry, basicAuthorization, ociLocation, type RegistryCredentials } from './chart-oci.js';
 import { boundedGet, type FetchBounds } from './remote-base.js';
 
 /** A chart in an HTTP(S) Helm repository, as a target names it. */
@@ -94,9 +94,16 @@ async function fromIndex(
   chart: ChartRef,
   allowedHosts: readonly string[],
   bounds: FetchBounds,
+  credentials: RegistryCredentials | undefined,
 ): Promise<{ version: string; digest: string; download: () => Promise<Uint8Array> }> {
   const base = chart.repository.endsWith('/') ? chart.repository : `${chart.repository}/`;
-  const index = await boundedGet(new URL('index.yaml', base), allowedHosts, bounds);
+  // Basic auth with the credentials of the repository's host, sent to its origin only (an archive elsewhere gets none).
+  const origin = new URL(base);
+  const authorization = basicAuthorization(origin, credentials?.(origin.host));
+  const headersFor = (url: URL): Record<string, string> =>
+    authorization && url.origin === origin.origin ? { authorization } : {};
+  const indexUrl = new URL('index.yaml', base);
+  const index = await boundedGet(indexUrl, allowedHosts, bounds, headersFor(indexUrl));
   // js-yaml, loaded here only: an index.yaml of a large repository is megabytes, and js-yaml reads
   // one about ten times faster than the yaml library.
   const { load } = await import('js-yaml');
@@ -107,7 +114,11 @@ async function fromIndex(
   if (!/^[0-9a-f]{64}$/.test(digest)) throw new Error(`index.yaml gives version ${entry.version} no sha256 digest`);
   const url = Array.isArray(entry.urls) && typeof entry.urls[0] === 'string' ? entry.urls[0] : undefined;
   if (!url) throw new Error(`index.yaml gives version ${entry.version} no URL`);
-  return { version: entry.version, digest, download: () => boundedGet(archiveUrl(url, base), allowedHosts, bounds) };
+  const download = () => {
+    const at = archiveUrl(url, base);
+    return boundedGet(at, allowedHosts, bounds, headersFor(at));
+  };
+  return { version: entry.version, digest, download };
 }
 
 /** A version's chart layer from an OCI registry (tags as versions, the layer's digest from the manifest). */
@@ -140,7 +151,7 @@ export async function fetchChart(
   try {
     const { version, digest, download } = chart.repository.startsWith('oci://')
       ? await fromRegistry(chart, allowedHosts, bounds, credentials)
-      : await fromIndex(chart, allowedHosts, bounds);
+      : await fromIndex(chart, allowedHosts, bounds, credentials);
     const dir = join(cacheDir, 'charts');
     const archive = join(dir, `${digest}.tgz`);
     const cached = existsSync(archive) && sha256(readFileSync(archive)) === digest;

@@ -57,8 +57,13 @@ export async function boundedRequest(
 }
 
 /** A GET of a listed host within the bounds; anything but 200 is an error. */
-export async function boundedGet(url: URL, allowedHosts: readonly string[], bounds: FetchBounds): Promise<Uint8Array> {
-  const { res, data } = await boundedRequest(url, { method: 'GET', headers: {} }, allowedHosts, bounds.deadline, {
+export async function boundedGet(
+  url: URL,
+  allowedHosts: readonly string[],
+  bounds: FetchBounds,
+  headers: Record<string, string> = {},
+): Promise<Uint8Array> {
+  const { res, data } = await boundedRequest(url, { method: 'GET', headers }, allowedHosts, bounds.deadline, {
     bytes: bounds.maxBytes,
   });
   if (res.status !== 200) throw new Error(`GET ${redactUrl(url.href)} answered HTTP ${res.status}`);

@@ -1,5 +1,5 @@
 import { ApplyError, applyPlan, prune, type ObjectProblem } from '../apply/index.js';
-import { parseDuration, type TargetSpec } from '../config/index.js';
+import { createdNamespace, parseDuration, type TargetSpec } from '../config/index.js';
 import { waitForHealth, type HealthReport } from '../health/index.js';
 import {
   ENTRY_LIMITS,
@@ -55,8 +55,10 @@ function verdict(
 }
 
 /** The namespace created for targetNamespace is never part of the inventory, so never pruned. */
-const targetNamespaceId = (spec: TargetSpec): string =>
-  spec.targetNamespace ? refKey({ group: '', kind: 'Namespace', namespace: '', name: spec.targetNamespace }) : '';
+const targetNamespaceId = (spec: TargetSpec): string => {
+  const created = createdNamespace(spec);
+  return created ? refKey({ group: '', kind: 'Namespace', namespace: '', name: created }) : '';
+};
 
 /**
  * Write-ahead: before anything new is created, the stored inventory already lists it (with no

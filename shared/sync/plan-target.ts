@@ -12,7 +12,7 @@ import {
   type PlanItem,
   type PlanOptions,
 } from '../apply/index.js';
-import type { TargetSpec } from '../config/index.js';
+import { createdNamespace, type TargetSpec } from '../config/index.js';
 import { TidegateError, hasChanges, type Change, type InventoryEntry, type SyncResult } from '../model/index.js';
 import { renderTarget, type RenderedObject } from '../render/index.js';
 import { chartRepositories, remoteBases } from '../source/index.js';
@@ -31,10 +31,11 @@ class EmptyRenderError extends TidegateError {
 
 /** The namespace a target renders into, created (never pruned) when it does not exist; one that exists is left as it is. */
 function targetNamespaceObject(spec: TargetSpec, existing: ReadonlySet<string>): RenderedObject[] {
-  return spec.targetNamespace && !existing.has(spec.targetNamespace)
+  const created = createdNamespace(spec);
+  return created && !existing.has(created)
     ? [
         {
-          object: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: spec.targetNamespace } },
+          object: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: created } },
           source: 'targetNamespace',
         },
       ]
@@ -103,7 +104,8 @@ export async function planTarget(run: SyncRun): Promise<Planned> {
   const objects = await confined(run, rendered.objects);
   const placement = { target: spec.name, targetNamespace: spec.targetNamespace, namespace: spec.namespace };
   const namespaceNames = namespacesOf(objects, client, placement);
-  if (spec.targetNamespace) namespaceNames.add(spec.targetNamespace);
+  const created = createdNamespace(spec);
+  if (created) namespaceNames.add(created);
   const namespaces = await existingNamespaces(client, namespaceNames, signal);
   const { desired, problems } = prepare(
     [...targetNamespaceObject(spec, namespaces), ...objects],

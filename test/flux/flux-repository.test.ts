@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
+import { parseAllDocuments, stringify } from 'yaml';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +8,8 @@ import type { RegistryAccess } from '../../shared/images/index.js';
 import { localSettings } from '../../shared/config/index.js';
 import { readTargetState } from '../../shared/state/index.js';
 import { syncRepo } from '../../shared/usecases/index.js';
-import { gitopsRepo } from '../helpers/engine.js';
+import { gitopsRepo, testEngine } from '../helpers/engine.js';
+import type { KubeObject } from '../../shared/model/index.js';
 import { testEnv } from '../helpers/env.js';
 import { fluxRepository, publishFixtureChart } from './fixture.js';
 import { randomBytes } from 'node:crypto';
@@ -32,8 +33,8 @@ const CHARTS = [
 async function fleet(
   helm: HelmRepo,
   oci?: { url: string; push: (archive: string) => Promise<void>; registry: RegistryAccess },
+  id = randomBytes(3).toString('hex'),
 ) {
-  const id = randomBytes(3).toString('hex');
   for (const [chart, version] of CHARTS) {
     const archive = await publishFixtureChart(helm, chart, version, id);
     await oci?.push(archive);
@@ -56,7 +57,7 @@ async function fleet(
   };
   const sync = () => syncRepo(ctx, { repo: repo.url });
   const client = repo.engine.client;
-  return { id, prefix, repo, sync, client, names: (n: string) => `${prefix}${n}` };
+  return { id, prefix, repo, ctx, sync, client, names: (n: string) => `${prefix}${n}` };
 }
 
 describe('a Flux repository read as configuration', () => {
@@ -189,8 +190,10 @@ describe('a Flux repository as it changes', () => {
       'apps/production/podinfo-secret.yaml': `apiVersion: v1\nkind: Secret\nmetadata:\n  name: podinfo-values\n  namespace: podinfo-${f.id}\nstringData:\n  values.yaml: "level: debug"\n`,
       'apps/production/kustomization.yaml': (files['apps/production/kustomization.yaml'] ?? '').replace(
         '  - ../base/podinfo\n',
-        '  - ../base/podinfo\n  - podinfo-secret.yaml\n',
+        '  - ../base/podinfo\n  - podinfo-secret.yaml\n  - canary.yaml\n',
       ),
+      // A second release of the chart into a namespace the release creates (targetNamespace, install.createNamespace).
+      'apps/production/canary.yaml': `apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: canary\n  namespace: podinfo-${f.id}\nspec:\n  targetNamespace: canary-${f.id}\n  chart:\n    spec:\n      chart: podinfo\n      sourceRef:\n        kind: HelmRepository\n        name: podinfo\n  install:\n    createNamespace: true\n    disableWait: true\n`,
     });
     const changed = new Map((await f.sync()).map((r) => [r.target, r]));
     expect(changed.get(operator)?.outcome, changed.get(operator)?.error).toBe('applied');
@@ -201,6 +204,8 @@ describe('a Flux repository as it changes', () => {
     const deployment = await f.client.get('apps/v1', 'Deployment', `podinfo-${f.id}`, 'podinfo');
     expect((deployment?.['spec'] as { replicas: number }).replicas).toBe(3);
     expect(JSON.stringify(deployment)).toContain('"name":"PODINFO_LEVEL","value":"debug"');
+    // Release name <targetNamespace>-<name>, as helm-controller names it.
+    expect(await f.client.get('apps/v1', 'Deployment', `canary-${f.id}`, `canary-${f.id}-canary`)).toBeDefined();
     expect((await readTargetState(f.client, operator)).history.map((e) => e.chart?.version)).toEqual([
       '1.0.0',
       '1.1.0',
@@ -218,5 +223,70 @@ describe('a Flux repository as it changes', () => {
     expect(removed.find((r) => r.target === podinfo)?.outcome).toBe('applied');
     expect(await f.client.get('apps/v1', 'Deployment', `podinfo-${f.id}`, 'podinfo')).toBeUndefined();
     expect(await f.client.get('v1', 'Namespace', '', `podinfo-${f.id}`)).toBeDefined();
+  });
+});
+
+describe('switching a cluster over from Flux', () => {
+  let helm: HelmRepo;
+  beforeAll(async () => {
+    helm = await startHelmRepo(testEnv().tools.helm);
+  });
+  afterAll(() => helm?.stop());
+
+  it('objects helm-controller applied before are taken over in place: diff says configured, the same UIDs, no new generation (no rollout)', async () => {
+    const id = randomBytes(3).toString('hex');
+    const archive = await publishFixtureChart(helm, 'podinfo', '1.0.0', id);
+    // What helm-controller applied for this HelmRelease: the chart with the production values, Helm's labels and annotations.
+    const ns = `podinfo-${id}`;
+    const client = testEngine().client;
+    const rendered = await run(testEnv().tools.helm, [
+      'template',
+      'podinfo',
+      archive,
+      '--namespace',
+      ns,
+      '--skip-tests',
+      '--set',
+      'replicaCount=2',
+      '--set-string',
+      'message=hello from production',
+    ]);
+    const helmObjects = (parseAllDocuments(rendered) as Array<{ toJS(): unknown }>)
+      .map((d) => d.toJS() as KubeObject | null)
+      .filter((o): o is KubeObject => o !== null);
+    await client.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } } as KubeObject, {
+      fieldManager: 'kustomize-controller',
+    });
+    for (const o of helmObjects) {
+      o.metadata.namespace = ns;
+      o.metadata.labels = {
+        ...o.metadata.labels,
+        'app.kubernetes.io/managed-by': 'Helm',
+        'helm.toolkit.fluxcd.io/name': 'podinfo',
+        'helm.toolkit.fluxcd.io/namespace': ns,
+      };
+      o.metadata.annotations = {
+        ...o.metadata.annotations,
+        'meta.helm.sh/release-name': 'podinfo',
+        'meta.helm.sh/release-namespace': ns,
+      };
+      await client.apply(o, { fieldManager: 'helm-controller' });
+    }
+    const before = await client.get('apps/v1', 'Deployment', ns, 'podinfo');
+    expect(before).toBeDefined();
+
+    const f = await fleet(helm, undefined, id);
+    const podinfo = f.names(`podinfo-${id}-podinfo`);
+    const [diff] = await syncRepo(f.ctx, { repo: f.repo.url, target: podinfo, dryRun: true });
+    expect(diff?.error).toBeUndefined();
+    expect(diff?.changeSet.changes.find((c) => c.ref.kind === 'Deployment')?.action).toBe('configured');
+    const results = await f.sync();
+    expect(results.find((r) => r.target === podinfo)?.outcome).toBe('applied');
+    const after = await client.get('apps/v1', 'Deployment', ns, 'podinfo');
+    expect(after?.metadata.uid).toBe(before?.metadata.uid);
+    expect(after?.metadata.generation).toBe(before?.metadata.generation);
+    // tidegate's labels say who manages it now; what tidegate does not set is left as it was.
+    expect(after?.metadata.labels?.['app.kubernetes.io/managed-by']).toBe('tidegate');
+    expect(after?.metadata.annotations?.['meta.helm.sh/release-name']).toBe('podinfo');
   });
 });

@@ -126,12 +126,6 @@ describe('Flux fields tidegate does not support', () => {
         'spec.chart.spec.valuesFiles',
         /not supported yet/,
       ],
-      [
-        'clusters/prod/releases.yaml',
-        'HelmRelease flux-system/web',
-        'spec.install.createNamespace',
-        /not supported yet/,
-      ],
       ['clusters/prod/releases.yaml', 'HelmRelease flux-system/web', 'spec.test', /not supported yet/],
       ['clusters/prod/releases.yaml', 'HelmRelease flux-system/web', 'spec.kubeConfig', /not supported yet/],
       [

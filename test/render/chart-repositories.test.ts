@@ -122,6 +122,35 @@ describe('charts from Helm repositories', () => {
     }
   });
 
+  it('from an HTTP repository behind basic auth: the registryCredentials of its host are sent to it (index and archive), and only to it; without them nothing is applied', async () => {
+    const user = { username: 'charts-reader', password: 'http-chart-repo-password' };
+    const locked = await startHelmRepo(testEnv().tools.helm, { basicAuth: user });
+    try {
+      await locked.publish('private', '1.2.0', { 'config.yaml': CONFIG }, 'greeting: private\n');
+      const chart = { repository: locked.url, name: 'private', version: '1.x' };
+      const t = await chartTarget(chart);
+      const host = new URL(locked.url).host;
+      const ctx = { ...t.ctx, registry: { credentials: (h: string) => (h === host ? user : undefined) } };
+      const [res] = await syncRepo(ctx, { repo: t.repo.url });
+      expect(res?.outcome, res?.error).toBe('applied');
+      expect((await t.live())?.['data']).toEqual({ chartVersion: '1.2.0', greeting: 'from git' });
+
+      // Credentials of another host are not sent: the repository answers 401 and nothing is applied.
+      const other = await chartTarget(chart);
+      const refusedCtx = {
+        ...other.ctx,
+        registry: { credentials: (h: string) => (h === 'elsewhere.example' ? user : undefined) },
+      };
+      const [refused] = await syncRepo(refusedCtx, { repo: other.repo.url });
+      expect(refused?.outcome).toBe('failed');
+      expect(refused?.error).toMatch(/index\.yaml answered HTTP 401/);
+      expect(refused?.error).not.toContain(user.password);
+      expect(await other.live()).toBeUndefined();
+    } finally {
+      await locked.stop();
+    }
+  });
+
   it('from an OCI registry with token auth (charts pushed with helm push): the deploy-time registryCredentials of its host (a secret) answer the challenge, a range picks the newest tag; without credentials nothing is applied', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'chart-oci-'));
     const user = { username: 'charts-robot', password: 'chart-registry-password' };

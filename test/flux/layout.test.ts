@@ -1,0 +1,69 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { localSettings } from '../../shared/config/index.js';
+import { loadConfig } from '../../shared/usecases/index.js';
+
+function repository(files: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'flux-layout-'));
+  for (const [path, text] of Object.entries(files)) {
+    mkdirSync(dirname(join(dir, path)), { recursive: true });
+    writeFileSync(join(dir, path), text);
+  }
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+const kustomization = (name: string, path: string, extra = '') => `apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: { name: ${name}, namespace: flux-system }
+spec: { path: ${path}, prune: true, interval: 10m, sourceRef: { kind: GitRepository, name: flux-system }${extra} }
+`;
+
+const cluster = (name: string) => ({
+  [`clusters/${name}/flux-system/gotk-sync.yaml`]: kustomization('flux-system', `./clusters/${name}`),
+  [`clusters/${name}/apps.yaml`]: kustomization(
+    'apps',
+    `./apps/${name}`,
+    ', postBuild: { substitute: { env: ' + name + ' }, substituteFrom: [{ kind: ConfigMap, name: vars }] }',
+  ),
+  [`apps/${name}/cm.yaml`]: 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: env }\ndata: { env: "${env}" }\n',
+});
+
+/** Without a tidegate.yaml, a repository in Flux's layout is read as one flux path per clusters/<name>/. */
+describe("a repository in Flux's layout, without tidegate.yaml", () => {
+  it('one cluster directory: targets named as the Kustomizations, cluster alias the directory name', async () => {
+    const config = await loadConfig(repository(cluster('production')), localSettings());
+    expect(config.targets.map((t) => [t.name, t.cluster, t.path])).toEqual([
+      ['flux-system', 'production', 'clusters/production'],
+      ['apps', 'production', 'apps/production'],
+    ]);
+    const apps = config.targets[1];
+    expect(apps?.substitute).toEqual({ env: 'production' });
+    expect(apps?.substituteFrom).toEqual([
+      { kind: 'ConfigMap', name: 'vars', namespace: 'flux-system', optional: false },
+    ]);
+  });
+
+  it('several cluster directories: each its own alias, names prefixed by it; a directory without Flux objects is not a cluster', async () => {
+    const config = await loadConfig(
+      repository({ ...cluster('staging'), ...cluster('production'), 'clusters/README/notes.yaml': 'a: 1\n' }),
+      localSettings(),
+    );
+    expect(config.targets.map((t) => [t.name, t.cluster]).sort()).toEqual(
+      [
+        ['production-flux-system', 'production'],
+        ['production-apps', 'production'],
+        ['staging-flux-system', 'staging'],
+        ['staging-apps', 'staging'],
+      ].sort(),
+    );
+  });
+
+  it('neither tidegate.yaml nor a Flux layout: a clear error', async () => {
+    await expect(loadConfig(repository({ 'apps/cm.yaml': 'a: 1\n' }), localSettings())).rejects.toThrow(
+      /tidegate\.yaml not found at the root of the repository \(nor a Flux layout/,
+    );
+  });
+});
