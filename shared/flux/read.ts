@@ -179,8 +179,16 @@ class Reader {
         : obj.namespace === obj.name || obj.namespace === 'flux-system'
           ? obj.name
           : `${obj.namespace}-${obj.name}`;
-    let name = `${entry.prefix ?? ''}${base}`;
-    if ([...this.names.values()].includes(name)) name = `${name}-${obj.kind === 'HelmRelease' ? 'helm' : 'ks'}`;
+    const name = `${entry.prefix ?? ''}${base}`;
+    // Two objects wanting one name is refused, never settled by renaming one: a rename would prune
+    // and recreate everything the renamed target applied.
+    const holder = [...this.names].find(([, n]) => n === name)?.[0];
+    if (holder)
+      this.problem(
+        obj,
+        'metadata.name',
+        `its target name ${name} is taken by ${holder.slice(holder.indexOf('|') + 1).replace('/', ' ')}: rename one of them`,
+      );
     this.names.set(key, name);
     return name;
   }

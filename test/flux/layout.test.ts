@@ -61,6 +61,23 @@ describe("a repository in Flux's layout, without tidegate.yaml", () => {
     );
   });
 
+  it('two objects that would get one target name are refused, not renamed', async () => {
+    const release = `apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: { name: apps, namespace: apps }
+spec: { chart: { spec: { chart: web, sourceRef: { kind: HelmRepository, name: charts } } } }
+---
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: HelmRepository
+metadata: { name: charts, namespace: apps }
+spec: { url: https://charts.example.com }
+`;
+    const dir = repository({ ...cluster('production'), 'apps/production/release.yaml': release });
+    await expect(loadConfig(dir, localSettings())).rejects.toThrow(
+      /apps\/production\/release\.yaml:1: HelmRelease apps\/apps metadata\.name: its target name apps is taken by Kustomization flux-system\/apps: rename one of them/,
+    );
+  });
+
   it('neither tidegate.yaml nor a Flux layout: a clear error', async () => {
     await expect(loadConfig(repository({ 'apps/cm.yaml': 'a: 1\n' }), localSettings())).rejects.toThrow(
       /tidegate\.yaml not found at the root of the repository \(nor a Flux layout/,
