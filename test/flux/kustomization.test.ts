@@ -1,0 +1,128 @@
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import type { KubeObject } from '../../shared/model/index.js';
+import { readTargetState } from '../../shared/state/index.js';
+import { gitopsRepo } from '../helpers/engine.js';
+
+/**
+ * A Flux Kustomization's postBuild (substitute, substituteFrom a ConfigMap and a Secret in its
+ * namespace, read at sync time), patches and images, synced by tidegate.
+ */
+describe("a Flux Kustomization's postBuild, patches and images", () => {
+  it('variables from substitute, a ConfigMap and a Secret (substitute wins), patches and image overrides applied; substitution disabled per object; a missing ConfigMap that is not optional fails that target with nothing applied', async () => {
+    const id = randomBytes(3).toString('hex');
+    const repo = await gitopsRepo('flux-postbuild');
+    const client = repo.engine.client;
+    const ns = `web-${id}`;
+    await client.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'flux-system' } } as KubeObject, {
+      fieldManager: 'test',
+    });
+    await client.apply(
+      {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name: `vars-${id}`, namespace: 'flux-system' },
+        data: { region: 'eu-west-1', greeting: 'overridden' },
+      } as KubeObject,
+      { fieldManager: 'test' },
+    );
+    await client.apply(
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: `secret-vars-${id}`, namespace: 'flux-system' },
+        stringData: { token: 's3cr3t-substitution-value' },
+      } as KubeObject,
+      { fieldManager: 'test' },
+    );
+    const kustomization = (name: string, extra: Record<string, unknown>) => ({
+      apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
+      kind: 'Kustomization',
+      metadata: { name, namespace: 'flux-system' },
+      spec: {
+        interval: '10m',
+        path: `./${name}`,
+        prune: true,
+        sourceRef: { kind: 'GitRepository', name: 'flux-system' },
+        ...extra,
+      },
+    });
+    const root = kustomization('flux-system', { path: './clusters/x' });
+    const web = kustomization('web', {
+      targetNamespace: ns,
+      postBuild: {
+        substitute: { greeting: 'hello' },
+        substituteFrom: [
+          { kind: 'ConfigMap', name: `vars-${id}` },
+          { kind: 'Secret', name: `secret-vars-${id}` },
+          { kind: 'ConfigMap', name: `absent-${id}`, optional: true },
+        ],
+      },
+      patches: [
+        {
+          patch: '[{"op": "replace", "path": "/spec/replicas", "value": 3}]',
+          target: { kind: 'Deployment', name: 'web' },
+        },
+      ],
+      images: [{ name: 'nginx', newTag: '1.27.1' }],
+    });
+    const broken = kustomization('broken', {
+      targetNamespace: ns,
+      postBuild: { substituteFrom: [{ kind: 'ConfigMap', name: `missing-${id}` }] },
+    });
+    const deployment = `apiVersion: apps/v1
+kind: Deployment
+metadata: { name: web }
+spec:
+  replicas: 1
+  selector: { matchLabels: { app: web } }
+  template:
+    metadata: { labels: { app: web } }
+    spec:
+      containers:
+        - name: web
+          image: nginx:1.0
+          env:
+            - { name: GREETING, value: "\${greeting}" }
+            - { name: REGION, value: "\${region}" }
+            - { name: TOKEN, value: "\${token}" }
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: script
+  annotations: { kustomize.toolkit.fluxcd.io/substitute: disabled }
+data: { run.sh: "echo \${HOME}" }
+`;
+    const prefix = `k${id}-`;
+    await repo.commit({
+      'tidegate.yaml': stringify({ flux: [{ path: 'clusters/x', cluster: 'test', prefix }] }),
+      'clusters/x/sync.yaml': [root, web, broken].map((o) => stringify(o)).join('---\n'),
+      'web/app.yaml': deployment,
+      'broken/cm.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: broken }\ndata: { a: "${anything:=x}" }\n',
+    });
+    const results = new Map((await repo.sync()).map((r) => [r.target, r]));
+    expect(results.get(`${prefix}web`)?.outcome, results.get(`${prefix}web`)?.error).toBe('applied');
+    const live = await client.get('apps/v1', 'Deployment', ns, 'web');
+    const spec = live?.['spec'] as {
+      replicas: number;
+      template: { spec: { containers: Array<{ image: string; env: unknown }> } };
+    };
+    expect(spec.replicas).toBe(3);
+    expect(spec.template.spec.containers[0]?.image).toBe('nginx:1.27.1');
+    expect(spec.template.spec.containers[0]?.env).toEqual([
+      { name: 'GREETING', value: 'hello' },
+      { name: 'REGION', value: 'eu-west-1' },
+      { name: 'TOKEN', value: 's3cr3t-substitution-value' },
+    ]);
+    expect((await client.get('v1', 'ConfigMap', ns, 'script'))?.['data']).toEqual({ 'run.sh': 'echo ${HOME}' });
+
+    const failed = results.get(`${prefix}broken`);
+    expect(failed?.outcome).toBe('failed');
+    expect(failed?.error).toContain(`ConfigMap flux-system/missing-${id} does not exist`);
+    expect(await client.get('v1', 'ConfigMap', ns, 'broken')).toBeUndefined();
+    // The Secret's value is in no recorded state.
+    expect(JSON.stringify(await readTargetState(client, `${prefix}web`))).not.toContain('s3cr3t-substitution-value');
+  });
+});
