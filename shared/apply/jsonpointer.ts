@@ -24,3 +24,17 @@ export function removePointer<T>(value: T, pointer: string): T {
   };
   return remove(value, 0) as T;
 }
+
+/** A copy of `value` with `replacement` at a path of keys (objects and arrays copied on the way); a missing path is left alone. */
+export function setAt<T>(value: T, path: ReadonlyArray<string | number>, replacement: unknown): T {
+  const set = (node: unknown, i: number): unknown => {
+    const key = path[i];
+    if (key === undefined) return replacement;
+    if (Array.isArray(node) && typeof key === 'number' && key < node.length)
+      return node.map((v, j) => (j === key ? set(v, i + 1) : v));
+    if (node !== null && typeof node === 'object' && !Array.isArray(node) && Object.hasOwn(node, key))
+      return { ...(node as Record<string, unknown>), [key]: set((node as Record<string, unknown>)[key], i + 1) };
+    return node;
+  };
+  return set(value, 0) as T;
+}

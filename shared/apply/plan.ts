@@ -4,9 +4,10 @@ import { errorMessage, type KubeObject } from '../model/index.js';
 import { mapLimit } from './concurrency.js';
 import { changedPaths, comparable, containsSubset, sameObject } from './diff.js';
 import { ApplyError, notAboutTheObject, type ObjectProblem } from './errors.js';
-import { removePointer } from './jsonpointer.js';
+import { removePointer, setAt } from './jsonpointer.js';
 import { FIELD_MANAGER } from './owner.js';
 import { ignoredPaths, type DesiredObject } from './prepare.js';
+import { hasShape, valueAt } from '../render/index.js';
 
 export type PlanAction = 'create' | 'update' | 'unchanged' | 'recreate' | 'deferred';
 
@@ -32,6 +33,37 @@ export interface PlanOptions {
   signal?: AbortSignal | undefined;
   /** Keep each dry-run result on its item (previews show values; a sync does not hold them in memory). */
   keepPlanned?: boolean;
+}
+
+/** Whether tidegate's apply alone owns the field at a path of map keys (no hand edit, no other writer took it). */
+function ownedByTidegateAlone(live: KubeObject, path: ReadonlyArray<string | number>): boolean {
+  const owns = (fields: unknown): boolean =>
+    path.reduce<unknown>(
+      (node, key) =>
+        node !== null && typeof node === 'object' ? (node as Record<string, unknown>)[`f:${key}`] : undefined,
+      fields,
+    ) !== undefined;
+  const entries = live.metadata.managedFields ?? [];
+  const mine = entries.filter((e) => e.manager === FIELD_MANAGER && e.operation === 'Apply');
+  const others = entries.filter((e) => !(e.manager === FIELD_MANAGER && e.operation === 'Apply'));
+  return mine.some((e) => owns(e['fieldsV1'])) && !others.some((e) => owns(e['fieldsV1']));
+}
+
+/**
+ * The desired object with the live value of each field the chart generates at random, as long as
+ * nothing changed: Git and the chart the same as at the last sync (the same hash), the live value of
+ * the shape the chart generates, written by tidegate's apply and by nobody since. What an earlier
+ * render generated then stays, instead of a new random value at every sync; anything else (a commit,
+ * a new chart version, a hand edit, a value inside a list) gets the fresh render, as Git says.
+ */
+function keepGenerated(d: DesiredObject, live: KubeObject, opts: PlanOptions): KubeObject {
+  if (!d.random || opts.previousHashes.get(d.id) !== d.hash) return d.object;
+  return d.random.reduce<KubeObject>((o, f) => {
+    const current = valueAt(live, f.path);
+    const keep =
+      f.path.every((k) => typeof k === 'string') && hasShape(current, f) && ownedByTidegateAlone(live, f.path);
+    return keep ? setAt(o, f.path, current) : o;
+  }, d.object);
 }
 
 /** One LIST per kind and namespace: the live objects the desired set names, by id. */
@@ -128,7 +160,10 @@ export async function plan(
   const items: PlanItem[] = desired.map((d) => {
     const current = live.get(d.id);
     const body = current
-      ? ignoredPaths(opts.ignore, d.ref).reduce<KubeObject>((o, p) => removePointer(o, p), d.object)
+      ? ignoredPaths(opts.ignore, d.ref).reduce<KubeObject>(
+          (o, p) => removePointer(o, p),
+          keepGenerated(d, current, opts),
+        )
       : d.object;
     return { desired: d, live: current, body, action: d.waitsFor ? 'deferred' : 'create', drift: false, fields: [] };
   });

@@ -1,8 +1,9 @@
 import type { KubeClient } from '../cluster/index.js';
 import type { IgnoreRule } from '../config/index.js';
 import { groupOf, refKey, refOf, type KubeObject, type ObjectRef } from '../model/index.js';
-import type { RenderedObject } from '../render/index.js';
+import type { RandomField, RenderedObject } from '../render/index.js';
 import type { ObjectProblem } from './errors.js';
+import { setAt } from './jsonpointer.js';
 import { compareForApply, stageOf, type Stage } from './ordering.js';
 import { SYSTEM_NAMESPACE, desiredHash, ownerLabels } from './owner.js';
 
@@ -16,6 +17,19 @@ export interface DesiredObject {
   stage: Stage;
   /** Set when the object can be dry-run only after an earlier stage is applied (its CRD or namespace is new). */
   waitsFor?: string;
+  /** Strings the chart generates at random: a live value of their shape is kept (see plan). */
+  random?: RandomField[];
+}
+
+/**
+ * What the hash of the desired state is taken of: the object, and for one with random fields, the
+ * object with each of them replaced by its shape, and the digest of what the render read. The hash
+ * then stays the same from one render to the next while Git and the chart do not change.
+ */
+function hashed(object: KubeObject, random: readonly RandomField[] | undefined, inputs: string | undefined): unknown {
+  if (!random) return object;
+  const shapes = random.reduce<KubeObject>((o, f) => setAt(o, f.path, '<random>'), object);
+  return { ...shapes, '~inputs': inputs ?? '' };
 }
 
 export interface PrepareOptions {
@@ -23,6 +37,8 @@ export interface PrepareOptions {
   targetNamespace?: string | undefined;
   /** Where namespaced objects that name no namespace go (a Helm release's namespace); "default" when unset. */
   namespace?: string | undefined;
+  /** A digest of what the render read: part of the hash of objects with random fields (their values are not). */
+  inputs?: string | undefined;
 }
 
 interface CrdDefinition {
@@ -86,7 +102,7 @@ export function prepare(
   );
   const problems: ObjectProblem[] = [];
   const desired: DesiredObject[] = [];
-  for (const { object, source } of rendered) {
+  for (const { object, source, random } of rendered) {
     const namespaced = isNamespaced(object, client, crds);
     if (namespaced === undefined) {
       problems.push({
@@ -122,9 +138,10 @@ export function prepare(
       ref,
       id: refKey(ref),
       source,
-      hash: desiredHash(obj),
+      hash: desiredHash(hashed(obj, random, opts.inputs) as KubeObject),
       stage: stageOf(obj.kind),
       ...(waitsFor ? { waitsFor } : {}),
+      ...(random ? { random } : {}),
     });
   }
   desired.sort((a, b) => compareForApply(a.object, b.object));

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { join, posix, relative, sep } from 'node:path';
 import { isMap, isScalar, isSeq, parse, parseAllDocuments, visit } from 'yaml';
@@ -243,4 +244,31 @@ export function renderInputs(
   for (const values of spec.helm?.values ?? []) inputs.add(posix.normalize(posix.join(path, values)));
   linkedInputs(root, inputs);
   return [...inputs];
+}
+
+/** At most this many files go into the digest of a target's inputs. */
+const DIGEST_FILE_LIMIT = 20_000;
+
+/**
+ * A digest of the contents of the files under the given repository paths (sorted, paths included):
+ * equal digests mean the render read the same files.
+ */
+export function inputsDigest(repoRoot: string, paths: readonly string[]): string {
+  const root = realpathSync(repoRoot);
+  const hash = createHash('sha256');
+  let budget = DIGEST_FILE_LIMIT;
+  const visit = (rel: string): void => {
+    if (budget-- <= 0) return;
+    const real = realRelative(root, rel);
+    if (real === undefined) return;
+    const full = join(root, real);
+    if (!existsSync(full)) return;
+    if (statSync(full).isDirectory()) {
+      for (const entry of readdirSync(full).sort()) if (!entry.startsWith('.')) visit(posix.join(rel, entry));
+      return;
+    }
+    hash.update(`${rel}\0`).update(readFileSync(full)).update('\0');
+  };
+  for (const path of [...new Set(paths)].sort()) visit(path);
+  return hash.digest('hex');
 }

@@ -1,12 +1,15 @@
 import { parseAllDocuments } from 'yaml';
 import { errorMessage, type KubeObject } from '../model/index.js';
 import type { RenderProblem } from './errors.js';
+import type { RandomField } from './random.js';
 import { substituteVariables } from './substitute.js';
 
 /** An object and where it came from (a repository file, or the kustomize/helm command that made it). */
 export interface RenderedObject {
   object: KubeObject;
   source: string;
+  /** Strings the chart generates at random (found by rendering twice): a live value of their shape is kept. */
+  random?: RandomField[];
 }
 
 /** Objects opt out of variable substitution with this annotation set to "disabled". */

@@ -22,6 +22,7 @@ import { RenderError, type RenderProblem } from './errors.js';
 import { parseManifests, type RenderedObject } from './manifests.js';
 import { detectMode, type RenderMode } from './inputs.js';
 import { vendorRemoteBases, type FetchRemoteBase } from './vendor.js';
+import { randomFields, valueAt } from './random.js';
 import { OUTSIDE, sandboxCheck } from './sandbox.js';
 
 const run = promisify(execFile);
@@ -268,12 +269,23 @@ async function helmObjects(dir: string, rel: string, opts: RenderOptions, proble
     const what = opts.chart ? `helm template ${opts.chart.name}` : `helm template ${rel}`;
     // `helm template --skip-tests` skips only what Helm sees as a hook: a test hook inside a List
     // is seen by tidegate alone, once the List is expanded.
-    return parseManifests(
-      await tool(locateTool('helm', opts.settings), args, dir, opts, what),
-      what,
-      opts.substitute,
-      problems,
-    ).filter((r) => !isTestHook(r.object) && !(helm.crds === 'skip' && r.object.kind === 'CustomResourceDefinition'));
+    const template = async (found: RenderProblem[]) =>
+      parseManifests(
+        await tool(locateTool('helm', opts.settings), args, dir, opts, what),
+        what,
+        opts.substitute,
+        found,
+      ).filter((r) => !isTestHook(r.object) && !(helm.crds === 'skip' && r.object.kind === 'CustomResourceDefinition'));
+    // Rendered twice: what differs between two renders of the same inputs is generated at random by the chart.
+    const [first, second] = [await template(problems), await template([])];
+    const random = randomFields(
+      first.map((r) => r.object),
+      second.map((r) => r.object),
+    );
+    return first.map((r) => {
+      const fields = random.get(refKey(refOf(r.object)));
+      return fields ? { ...r, random: fields } : r;
+    });
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
@@ -284,7 +296,7 @@ async function overlaid(objects: RenderedObject[], overlay: Overlay, opts: Rende
   if (overlay.patches.length === 0 && overlay.images.length === 0) return objects;
   const scratch = mkdtempSync(join(tmpdir(), 'tidegate-overlay-'));
   try {
-    const sources = new Map(objects.map((o) => [refKey(refOf(o.object)), o.source]));
+    const before = new Map(objects.map((o) => [refKey(refOf(o.object)), o]));
     writeFileSync(join(scratch, 'objects.yaml'), objects.map((o) => stringify(o.object)).join('---\n'), {
       mode: 0o600,
     });
@@ -298,10 +310,12 @@ async function overlaid(objects: RenderedObject[], overlay: Overlay, opts: Rende
     writeFileSync(join(scratch, 'kustomization.yaml'), stringify(kustomization));
     const what = 'patches and images';
     const out = await tool(locateTool('kubectl', opts.settings), ['kustomize', scratch], scratch, opts, what);
-    return parseManifests(out, what, {}, problems).map((r) => ({
-      object: r.object,
-      source: sources.get(refKey(refOf(r.object))) ?? what,
-    }));
+    // A patched field is no longer the chart's: random fields are kept only where the patches left the value alone.
+    return parseManifests(out, what, {}, problems).map((r) => {
+      const was = before.get(refKey(refOf(r.object)));
+      const random = was?.random?.filter((f) => valueAt(was.object, f.path) === valueAt(r.object, f.path));
+      return { object: r.object, source: was?.source ?? what, ...(random?.length ? { random } : {}) };
+    });
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }

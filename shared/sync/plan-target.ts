@@ -14,7 +14,8 @@ import {
 } from '../apply/index.js';
 import { createdNamespace, type TargetSpec } from '../config/index.js';
 import { TidegateError, hasChanges, type Change, type InventoryEntry, type SyncResult } from '../model/index.js';
-import { renderTarget, type RenderedObject } from '../render/index.js';
+import { createHash } from 'node:crypto';
+import { inputsDigest, renderInputs, renderTarget, type ClusterInputs, type RenderedObject } from '../render/index.js';
 import { chartRepositories, remoteBases } from '../source/index.js';
 import { silentLogger } from '../telemetry/index.js';
 import { readClusterInputs } from './cluster-inputs.js';
@@ -78,11 +79,24 @@ async function confined(run: SyncRun, objects: RenderedObject[]): Promise<Render
   return kept.objects;
 }
 
+/**
+ * What a render read, as one digest: the target's declaration, the chart's digest, what came from the
+ * cluster, and the files. A chart's random values are kept from the cluster only while it is the same.
+ */
+function renderDigest(run: SyncRun, fromCluster: ClusterInputs, chart: string | undefined): string {
+  const { spec, dir } = run.input;
+  return createHash('sha256')
+    .update(JSON.stringify({ spec: { ...spec, origin: undefined }, chart, fromCluster }))
+    .update(inputsDigest(dir, [...renderInputs(dir, spec), ...(spec.origin?.inputs ?? [])]))
+    .digest('hex');
+}
+
 /** Render, prepare and dry-run the whole set. Throws on any problem; nothing is written here. */
 export async function planTarget(run: SyncRun): Promise<Planned> {
   const { spec, client, signal } = run.input;
   run.input.onProgress?.({ target: spec.name, phase: 'render' });
   const { settings } = run.input;
+  const fromCluster = await readClusterInputs(spec, client, signal);
   const rendered = await renderTarget(
     spec,
     run.input.dir,
@@ -90,7 +104,7 @@ export async function planTarget(run: SyncRun): Promise<Planned> {
     signal,
     remoteBases(settings),
     chartRepositories(settings, run.input.registryCredentials),
-    await readClusterInputs(spec, client, signal),
+    fromCluster,
   );
   run.chart = rendered.chart;
   run.input.onProgress?.({ target: spec.name, phase: 'plan', total: rendered.objects.length });
@@ -102,7 +116,12 @@ export async function planTarget(run: SyncRun): Promise<Planned> {
   if (rendered.objects.length === 0 && !spec.allowEmpty && run.state.inventory.length > 0)
     throw new EmptyRenderError(spec.name);
   const objects = await confined(run, rendered.objects);
-  const placement = { target: spec.name, targetNamespace: spec.targetNamespace, namespace: spec.namespace };
+  const placement = {
+    target: spec.name,
+    targetNamespace: spec.targetNamespace,
+    namespace: spec.namespace,
+    ...(objects.some((o) => o.random) ? { inputs: renderDigest(run, fromCluster, rendered.chart?.digest) } : {}),
+  };
   const namespaceNames = namespacesOf(objects, client, placement);
   const created = createdNamespace(spec);
   if (created) namespaceNames.add(created);
