@@ -37,8 +37,14 @@ export async function fluxCheckCommand(args: SyncArgs, io: Io): Promise<number> 
   const where = (f: { file: string; line?: number }) => (f.line ? `${f.file}:${f.line}` : f.file);
   const lines = [`Flux paths: ${entries.map((e) => `${e.path} (cluster ${e.cluster})`).join(', ')}`, '', 'Maps to:'];
   for (const m of read.mapped) lines.push(`  ${m.object} (${m.file}) → ${m.becomes}`);
+  // The same note of many objects (every interval) is said once, with the objects it concerns.
+  const notes = new Map<string, string[]>();
+  for (const n of read.notes) {
+    const key = `${n.field ? `${n.field}: ` : ''}${n.message}`;
+    notes.set(key, [...(notes.get(key) ?? []), `${where(n)} ${n.object}`]);
+  }
   lines.push('', `Read differently (${read.notes.length}):`);
-  for (const n of read.notes) lines.push(`  ${where(n)} ${n.object}${n.field ? ` ${n.field}` : ''}: ${n.message}`);
+  for (const [note, objects] of notes) lines.push(`  ${note}`, ...objects.map((o) => `      ${o}`));
   lines.push('', `Not supported yet (${read.unsupported.length}):`);
   for (const u of read.unsupported)
     lines.push(`  ${where(u)} ${u.object}${u.field ? ` ${u.field}` : ''}: ${u.message}`);

@@ -8,6 +8,8 @@ export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const TARGET_LABEL = 'tidegate.dev/target';
 /** `tidegate.dev/prune: disabled` keeps an object in the cluster when it leaves Git. */
 export const PRUNE_ANNOTATION = 'tidegate.dev/prune';
+/** Flux's annotation for the same, honoured alike (repositories written for Flux use it). */
+export const FLUX_PRUNE_ANNOTATION = 'kustomize.toolkit.fluxcd.io/prune';
 /** Namespace holding inventories and history. */
 export const SYSTEM_NAMESPACE = 'tidegate-system';
 

@@ -12,7 +12,7 @@ import {
 import { mapLimit } from './concurrency.js';
 import { notAboutTheObject, type ObjectProblem } from './errors.js';
 import { stageOf } from './ordering.js';
-import { PRUNE_ANNOTATION, isOwnedBy } from './owner.js';
+import { FLUX_PRUNE_ANNOTATION, PRUNE_ANNOTATION, isOwnedBy } from './owner.js';
 
 export interface PruneOutcome {
   changes: Change[];
@@ -24,8 +24,8 @@ export interface PruneOutcome {
 /** Why a live object of the inventory is not pruned, if it is not. */
 function keptBecause(live: KubeObject, target: string): string | undefined {
   if (!isOwnedBy(live, target)) return `not pruned: it no longer carries the owner labels of target ${target}`;
-  if (live.metadata.annotations?.[PRUNE_ANNOTATION] === 'disabled')
-    return `not pruned: ${PRUNE_ANNOTATION} is disabled`;
+  for (const annotation of [PRUNE_ANNOTATION, FLUX_PRUNE_ANNOTATION])
+    if (live.metadata.annotations?.[annotation] === 'disabled') return `not pruned: ${annotation} is disabled`;
   return undefined;
 }
 

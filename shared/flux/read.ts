@@ -98,10 +98,14 @@ class Reader {
 
   /** The Flux objects a path holds, remembered; Kustomizations and HelmReleases are queued as targets. */
   private async readPath(path: string, entry: FluxEntry, parent: string | undefined, namespace: string | undefined) {
-    const inputs = renderInputs(this.root, { path, render: 'auto' });
     let built: KubeObject[];
+    let inputs: string[];
     try {
+      // The render proves the path stays inside the repository before anything under it is read.
+      if (path.split('/').includes('..') || path.startsWith('/'))
+        throw new RenderError([{ file: path, message: 'path leads out of the repository' }]);
       built = await this.build(path);
+      inputs = renderInputs(this.root, { path, render: 'auto' });
     } catch (err) {
       const problems = err instanceof RenderError ? err.problems : [{ file: path, message: errorMessage(err) }];
       for (const p of problems)
@@ -218,7 +222,7 @@ class Reader {
     }
     const url = str(repo.spec['url']) ?? '';
     if (this.repoUrl && normaliseRepoUrl(url) === normaliseRepoUrl(this.repoUrl)) return 'self';
-    if (!/^https?:\/\//.test(url)) {
+    if (!/^https:\/\//.test(url)) {
       this.problem(repo, 'spec.url', `${url}: only https:// Git repositories are supported as other sources`);
       return undefined;
     }

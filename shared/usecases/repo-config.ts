@@ -27,7 +27,10 @@ const holdsFlux = (dir: string): boolean =>
       ),
   );
 
-/** A repository in Flux's layout: one flux path per clusters/<name>/ (cluster alias <name>; names prefixed when several). */
+/**
+ * A repository in Flux's layout: one flux path per clusters/<name>/, cluster alias <name>, target names
+ * prefixed with "<name>-" (always: adding a second cluster directory later must not rename any target).
+ */
 export function fluxLayout(dir: string): FluxEntry[] {
   const clusters = join(dir, 'clusters');
   if (!existsSync(clusters)) return [];
@@ -35,11 +38,7 @@ export function fluxLayout(dir: string): FluxEntry[] {
     .filter((e) => e.isDirectory() && !e.name.startsWith('.') && holdsFlux(join(clusters, e.name)))
     .map((e) => e.name)
     .sort();
-  return names.map((name) => ({
-    path: `clusters/${name}`,
-    cluster: name,
-    ...(names.length > 1 ? { prefix: `${name}-` } : {}),
-  }));
+  return names.map((name) => ({ path: `clusters/${name}`, cluster: name, prefix: `${name}-` }));
 }
 
 /** The flux paths of a checkout: tidegate.yaml's, or (without one) those of a Flux layout. */

@@ -33,11 +33,11 @@ const cluster = (name: string) => ({
 
 /** Without a tidegate.yaml, a repository in Flux's layout is read as one flux path per clusters/<name>/. */
 describe("a repository in Flux's layout, without tidegate.yaml", () => {
-  it('one cluster directory: targets named as the Kustomizations, cluster alias the directory name', async () => {
+  it('one cluster directory: targets named <cluster>-<Kustomization>, cluster alias the directory name', async () => {
     const config = await loadConfig(repository(cluster('production')), localSettings());
     expect(config.targets.map((t) => [t.name, t.cluster, t.path])).toEqual([
-      ['flux-system', 'production', 'clusters/production'],
-      ['apps', 'production', 'apps/production'],
+      ['production-flux-system', 'production', 'clusters/production'],
+      ['production-apps', 'production', 'apps/production'],
     ]);
     const apps = config.targets[1];
     expect(apps?.substitute).toEqual({ env: 'production' });
@@ -74,7 +74,7 @@ spec: { url: https://charts.example.com }
 `;
     const dir = repository({ ...cluster('production'), 'apps/production/release.yaml': release });
     await expect(loadConfig(dir, localSettings())).rejects.toThrow(
-      /apps\/production\/release\.yaml:1: HelmRelease apps\/apps metadata\.name: its target name apps is taken by Kustomization flux-system\/apps: rename one of them/,
+      /apps\/production\/release\.yaml:1: HelmRelease apps\/apps metadata\.name: its target name production-apps is taken by Kustomization flux-system\/apps: rename one of them/,
     );
   });
 
