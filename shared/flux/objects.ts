@@ -15,46 +15,52 @@ export interface FluxObject {
   line: number;
   /** The flux path it was read under: two clusters' paths may declare objects of the same names. */
   scope: string;
+  /** The repository paths whose change may change it (those the path that declares it reads). */
+  inputs: string[];
 }
 
 const FLUX_API = /\.toolkit\.fluxcd\.io\//;
 /** At most this many files are read to find where Flux objects are declared. */
 const FILE_LIMIT = 20_000;
 
-/** The Flux objects a YAML text declares: kind/name and the line each starts on. */
+/** The Flux objects a YAML text declares (also as items of a List): kind/name and the line of the document. */
 function fluxDocuments(text: string): Array<[string, number]> {
   if (!text.includes('toolkit.fluxcd.io')) return [];
   const counter = new LineCounter();
   const docs = parseAllDocuments(text, { lineCounter: counter });
   if (!Array.isArray(docs)) return [];
   return docs.flatMap((doc): Array<[string, number]> => {
-    let value: Partial<KubeObject> | null;
+    let value: unknown;
     try {
-      value = doc.toJS({ maxAliasCount: 100 }) as Partial<KubeObject> | null;
+      value = doc.toJS({ maxAliasCount: 100 });
     } catch {
       return [];
     }
-    if (!value || typeof value.apiVersion !== 'string' || !FLUX_API.test(value.apiVersion)) return [];
-    return [
-      [
-        `${value.kind}/${String(value.metadata?.name)}`,
-        counter.linePos(doc.contents?.range?.[0] ?? doc.range?.[0] ?? 0).line,
-      ],
-    ];
+    const line = counter.linePos(doc.contents?.range?.[0] ?? doc.range?.[0] ?? 0).line;
+    const items = (v: unknown): Array<Partial<KubeObject>> => {
+      const o = v as (Partial<KubeObject> & { items?: unknown }) | null;
+      if (!o || typeof o !== 'object') return [];
+      return Array.isArray(o.items) && String(o.kind).endsWith('List') ? o.items.flatMap(items) : [o];
+    };
+    return items(value)
+      .filter((o) => typeof o.apiVersion === 'string' && FLUX_API.test(o.apiVersion))
+      .map((o): [string, number] => [`${o.kind}/${String(o.metadata?.name)}`, line]);
   });
 }
+
+type Declaration = { file: string; line: number };
 
 /** The Flux objects read so far, by kind, namespace and name; and where in the repository each is written. */
 export class FluxObjects {
   private readonly byKey = new Map<string, FluxObject>();
-  private index: Map<string, { file: string; line: number }> | undefined;
+  private index: Map<string, Declaration[]> | undefined;
 
   constructor(private readonly root: string) {}
 
-  /** Files declaring Flux objects: kind/name → file and line (namespaces may be set by a kustomization, so not part of the key). */
-  private declarations(): Map<string, { file: string; line: number }> {
+  /** Files declaring Flux objects: kind/name → every file and line (namespaces may be set by a kustomization, so not part of the key). */
+  private declarations(): Map<string, Declaration[]> {
     if (this.index) return this.index;
-    const index = new Map<string, { file: string; line: number }>();
+    const index = new Map<string, Declaration[]>();
     let budget = FILE_LIMIT;
     const walk = (dir: string): void => {
       for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
@@ -63,7 +69,7 @@ export class FluxObjects {
         if (entry.isDirectory()) walk(full);
         else if (entry.isFile() && /\.ya?ml$/i.test(entry.name) && statSync(full).size < 4 * 1024 * 1024)
           for (const [key, line] of fluxDocuments(readFileSync(full, 'utf8')))
-            if (!index.has(key)) index.set(key, { file: relative(this.root, full), line });
+            index.set(key, [...(index.get(key) ?? []), { file: relative(this.root, full), line }]);
       }
     };
     walk(this.root);
@@ -71,15 +77,22 @@ export class FluxObjects {
     return index;
   }
 
+  /** Where an object is declared: of the files declaring its kind and name, one the rendered path reads. */
+  private where(kind: string, name: string, inputs: readonly string[]): Declaration {
+    const candidates = this.declarations().get(`${kind}/${name}`) ?? [];
+    const read = (file: string) => inputs.some((dir) => dir === '.' || file === dir || file.startsWith(`${dir}/`));
+    return candidates.find((c) => read(c.file)) ?? candidates[0] ?? { file: '(generated)', line: 1 };
+  }
+
   /** Takes the Flux objects among rendered ones (namespace: their own, else the one their Kustomization sets); returns the new ones. */
-  add(objects: readonly KubeObject[], namespace: string | undefined, scope: string): FluxObject[] {
+  add(objects: readonly KubeObject[], namespace: string | undefined, scope: string, inputs: string[]): FluxObject[] {
     const added: FluxObject[] = [];
     for (const o of objects) {
       if (!FLUX_API.test(o.apiVersion)) continue;
       const ns = namespace ?? o.metadata.namespace ?? 'default';
       const key = `${scope}|${o.kind}/${ns}/${o.metadata.name}`;
       if (this.byKey.has(key)) continue;
-      const where = this.declarations().get(`${o.kind}/${o.metadata.name}`) ?? { file: '(generated)', line: 1 };
+      const where = this.where(o.kind, o.metadata.name, inputs);
       const spec = o['spec'];
       const obj: FluxObject = {
         kind: o.kind,
@@ -89,6 +102,7 @@ export class FluxObjects {
         spec: typeof spec === 'object' && spec !== null ? (spec as Record<string, unknown>) : {},
         ...where,
         scope,
+        inputs,
       };
       this.byKey.set(key, obj);
       added.push(obj);
@@ -97,6 +111,22 @@ export class FluxObjects {
   }
 
   /** The object of this kind, namespace and name read under the same flux path as `from`. */
+  /** A rendered Flux object as this reader would take it (not remembered): to look at a Kustomization before reading its path. */
+  peek(o: KubeObject, scope: string): FluxObject {
+    const spec = o['spec'];
+    const ns = o.metadata.namespace ?? 'default';
+    return {
+      kind: o.kind,
+      namespace: ns,
+      name: o.metadata.name,
+      label: `${o.kind} ${ns}/${o.metadata.name}`,
+      spec: typeof spec === 'object' && spec !== null ? (spec as Record<string, unknown>) : {},
+      ...this.where(o.kind, o.metadata.name, []),
+      scope,
+      inputs: [],
+    };
+  }
+
   get(from: FluxObject, kind: string, namespace: string, name: string): FluxObject | undefined {
     return this.byKey.get(`${from.scope}|${kind}/${namespace}/${name}`);
   }

@@ -9,7 +9,7 @@ import {
   type TargetSpec,
 } from '../config/index.js';
 import { errorMessage, normaliseRepoUrl, type KubeObject } from '../model/index.js';
-import { render, renderInputs, RenderError } from '../render/index.js';
+import { render, renderInputs, RenderError, UNSET_MARK, type Overlay } from '../render/index.js';
 import { checkFields, SHAPES } from './fields.js';
 import { FluxObjects, type FluxObject } from './objects.js';
 
@@ -84,12 +84,28 @@ class Reader {
     this.out.unsupported.push({ file: obj.file, line: obj.line, object: obj.label, field, message });
   }
 
-  private async build(path: string): Promise<KubeObject[]> {
+  /**
+   * A path rendered as the Kustomization `from` renders it: its patches and images, and (when it has a
+   * postBuild) its substitute; variables from substituteFrom are read at sync time, so here they leave a mark.
+   */
+  private async build(path: string, from: FluxObject | undefined): Promise<KubeObject[]> {
+    const postBuild = rec(from?.spec['postBuild']);
+    const substituting = from !== undefined && Object.keys(postBuild).length > 0;
+    const overlay = from && (from.spec['patches'] || from.spec['images']);
     const rendered = await render({
       root: this.root,
       path,
       mode: 'auto',
-      substitute: {},
+      substitute: substituting ? (rec(postBuild['substitute']) as Record<string, string>) : {},
+      lenientSubstitution: substituting,
+      ...(overlay
+        ? {
+            kustomize: {
+              patches: list(from.spec['patches']) as unknown as Overlay['patches'],
+              images: list(from.spec['images']) as unknown as Overlay['images'],
+            },
+          }
+        : {}),
       defaultReleaseName: 'flux',
       settings: this.settings,
     });
@@ -97,14 +113,15 @@ class Reader {
   }
 
   /** The Flux objects a path holds, remembered; Kustomizations and HelmReleases are queued as targets. */
-  private async readPath(path: string, entry: FluxEntry, parent: string | undefined, namespace: string | undefined) {
+  private async readPath(path: string, entry: FluxEntry, parent: string | undefined, from: FluxObject | undefined) {
+    const namespace = str(from?.spec['targetNamespace']);
     let built: KubeObject[];
     let inputs: string[];
     try {
       // The render proves the path stays inside the repository before anything under it is read.
       if (path.split('/').includes('..') || path.startsWith('/'))
         throw new RenderError([{ file: path, message: 'path leads out of the repository' }]);
-      built = await this.build(path);
+      built = await this.build(path, from);
       inputs = renderInputs(this.root, { path, render: 'auto' });
     } catch (err) {
       const problems = err instanceof RenderError ? err.problems : [{ file: path, message: errorMessage(err) }];
@@ -112,7 +129,14 @@ class Reader {
         this.out.unsupported.push({ file: p.file, line: 1, object: p.object ?? path, field: '', message: p.message });
       return [];
     }
-    const found = this.objects.add(built, namespace, entry.path);
+    const found = this.objects.add(built, namespace, entry.path, inputs);
+    for (const obj of found)
+      if (JSON.stringify(obj.spec).includes(UNSET_MARK))
+        this.problem(
+          obj,
+          'spec',
+          `uses a variable of ${from?.label ?? 'its Kustomization'} that its postBuild.substitute does not declare (one from substituteFrom is read only at sync time): not supported in Flux objects yet`,
+        );
     for (const obj of found)
       if (obj.kind === 'Kustomization' || obj.kind === 'HelmRelease')
         this.declared.push({ obj, parent, inputs, entry });
@@ -121,7 +145,7 @@ class Reader {
 
   /** One flux path: its root Kustomization (the path syncing itself) becomes the root target. */
   async readEntry(entry: FluxEntry): Promise<void> {
-    const found = await this.readPath(entry.path, entry, undefined, undefined);
+    const found = await this.readPath(entry.path, entry, undefined, await this.rootKustomization(entry));
     const rootK = found.find((o) => o.kind === 'Kustomization' && repoPath(o.spec['path']) === entry.path);
     const ref = rec(rootK?.spec['sourceRef']);
     this.selfSources.add(
@@ -130,12 +154,11 @@ class Reader {
     const name = `${entry.prefix ?? ''}${rootK?.name ?? 'flux-system'}`;
     this.addTarget(
       {
+        ...(rootK ? this.kustomizationFields(rootK) : { prune: true }),
         name,
         cluster: entry.cluster,
         path: entry.path,
-        prune: rootK?.spec['prune'] !== false,
         allowEmpty: true,
-        wait: false,
       },
       this.rootOrigin(entry, rootK),
       rootK,
@@ -146,6 +169,17 @@ class Reader {
         this.declared.findIndex((d) => d.obj === rootK),
         1,
       );
+  }
+
+  /** The Kustomization of a flux path that syncs the path itself (flux-system), looked at before the path is read as it says. */
+  private async rootKustomization(entry: FluxEntry): Promise<FluxObject | undefined> {
+    const self = (await this.build(entry.path, undefined).catch(() => [])).find(
+      (o) =>
+        o.kind === 'Kustomization' &&
+        /^kustomize\.toolkit\.fluxcd\.io\//.test(o.apiVersion) &&
+        repoPath(rec(o['spec'])['path']) === entry.path,
+    );
+    return self ? this.objects.peek(self, entry.path) : undefined;
   }
 
   private rootOrigin(entry: FluxEntry, rootK: FluxObject | undefined): TargetOrigin {
@@ -166,8 +200,7 @@ class Reader {
       if (!d || d.obj.kind !== 'Kustomization') continue;
       const name = this.nameOf(d.obj, d.entry);
       const source = this.gitSource(d.obj, rec(d.obj.spec['sourceRef']));
-      if (source === 'self')
-        await this.readPath(repoPath(d.obj.spec['path']), d.entry, name, str(d.obj.spec['targetNamespace']));
+      if (source === 'self') await this.readPath(repoPath(d.obj.spec['path']), d.entry, name, d.obj);
     }
   }
 
@@ -254,29 +287,50 @@ class Reader {
     const spec = obj.spec;
     const source = this.gitSource(obj, rec(spec['sourceRef']));
     if (!source) return;
-    const postBuild = rec(spec['postBuild']);
+    const gitRepository = source === 'self' ? undefined : this.gitRepositoryOf(obj);
     this.addTarget(
       {
+        ...this.kustomizationFields(obj),
         name: this.nameOf(obj, entry),
         cluster: entry.cluster,
         ...(source === 'self' ? {} : { source: { url: source.url, ref: source.ref } }),
         path: repoPath(spec['path']),
-        targetNamespace: str(spec['targetNamespace']),
-        prune: spec['prune'] === true,
-        timeout: str(spec['timeout']) ?? str(spec['interval']) ?? '5m',
-        wait: spec['wait'] === true || list(spec['healthChecks']).length > 0,
         dependsOn: this.dependsOn(obj, d.parent),
-        substitute: rec(postBuild['substitute']),
-        substituteFrom: list(postBuild['substituteFrom']).map((s) => ({ ...s, namespace: obj.namespace })),
-        suspend: spec['suspend'] === true,
-        force: spec['force'] === true,
-        ...(spec['patches'] || spec['images']
-          ? { kustomize: { patches: list(spec['patches']), images: list(spec['images']) } }
-          : {}),
       },
-      { kind: 'Kustomization', namespace: obj.namespace, name: obj.name, file: obj.file, inputs: d.inputs },
+      // A change of the GitRepository it reads (its URL, its ref) changes the target too.
+      {
+        kind: 'Kustomization',
+        namespace: obj.namespace,
+        name: obj.name,
+        file: obj.file,
+        inputs: [...new Set([...d.inputs, ...(gitRepository?.inputs ?? [])])],
+      },
       obj,
     );
+  }
+
+  private gitRepositoryOf(obj: FluxObject): FluxObject | undefined {
+    const ref = rec(obj.spec['sourceRef']);
+    return this.objects.get(obj, 'GitRepository', str(ref['namespace']) ?? obj.namespace, str(ref['name']) ?? '');
+  }
+
+  /** What a Kustomization says of its target, whichever it is (the root one too). */
+  private kustomizationFields(obj: FluxObject): Record<string, unknown> {
+    const spec = obj.spec;
+    const postBuild = rec(spec['postBuild']);
+    return {
+      targetNamespace: str(spec['targetNamespace']),
+      prune: spec['prune'] === true,
+      timeout: str(spec['timeout']) ?? str(spec['interval']) ?? '5m',
+      wait: spec['wait'] === true || list(spec['healthChecks']).length > 0,
+      substitute: rec(postBuild['substitute']),
+      substituteFrom: list(postBuild['substituteFrom']).map((s) => ({ ...s, namespace: obj.namespace })),
+      suspend: spec['suspend'] === true,
+      force: spec['force'] === true,
+      ...(spec['patches'] || spec['images']
+        ? { kustomize: { patches: list(spec['patches']), images: list(spec['images']) } }
+        : {}),
+    };
   }
 
   /** The chart template of a HelmRelease (its chart.spec, or the HelmChart its chartRef names) and the object holding it. */
@@ -298,10 +352,11 @@ class Reader {
   }
 
   /** The chart of a HelmRelease: from a HelmRepository (HTTP or OCI), or a path of this repository. */
-  private chartOf(obj: FluxObject, target: string): Record<string, unknown> | undefined {
+  private chartOf(obj: FluxObject, target: string, used: FluxObject[]): Record<string, unknown> | undefined {
     const template = this.chartTemplate(obj);
     if (!template) return undefined;
     const { spec, owner } = template;
+    used.push(owner);
     const ref = rec(spec['sourceRef']);
     const kind = str(ref['kind']);
     const ns = str(ref['namespace']) ?? owner.namespace;
@@ -316,6 +371,7 @@ class Reader {
         );
         return undefined;
       }
+      used.push(repo);
       this.out.mapped.push({ file: repo.file, object: repo.label, becomes: `chart repository of target ${target}` });
       const url = (str(repo.spec['url']) ?? '').replace(/\/+$/, '');
       // The chart's path holds no files (values come from the HelmRelease): the declaring file's directory, so that
@@ -342,7 +398,8 @@ class Reader {
     const { obj, entry } = d;
     const spec = obj.spec;
     const name = this.nameOf(obj, entry);
-    const chart = this.chartOf(obj, name);
+    const used: FluxObject[] = [];
+    const chart = this.chartOf(obj, name, used);
     if (!chart) return;
     const targetNamespace = str(spec['targetNamespace']);
     const install = rec(spec['install']);
@@ -375,7 +432,14 @@ class Reader {
         suspend: spec['suspend'] === true,
         drift: mode === 'enabled' ? 'correct' : 'warn',
       },
-      { kind: 'HelmRelease', namespace: obj.namespace, name: obj.name, file: obj.file, inputs: d.inputs },
+      // A change of its chart source (a HelmRepository's URL, a HelmChart) changes the target too.
+      {
+        kind: 'HelmRelease',
+        namespace: obj.namespace,
+        name: obj.name,
+        file: obj.file,
+        inputs: [...new Set([...d.inputs, ...used.flatMap((o) => o.inputs)])],
+      },
       obj,
     );
   }

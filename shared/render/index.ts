@@ -1,6 +1,7 @@
 export { locateTool, KUBECTL_LAYER_DIR } from './binaries.js';
 export type { RenderedObject } from './manifests.js';
 export { hasShape, valueAt, type RandomField } from './random.js';
-export { renderTarget, render, type ClusterInputs, type RenderResult } from './render.js';
+export { renderTarget, render, type ClusterInputs, type Overlay, type RenderResult } from './render.js';
 export { RenderError, type RenderProblem } from './errors.js';
+export { UNSET_MARK } from './substitute.js';
 export { inputsDigest, renderInputs } from './inputs.js';

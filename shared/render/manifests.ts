@@ -2,7 +2,7 @@ import { parseAllDocuments } from 'yaml';
 import { errorMessage, type KubeObject } from '../model/index.js';
 import type { RenderProblem } from './errors.js';
 import type { RandomField } from './random.js';
-import { substituteVariables } from './substitute.js';
+import { substituteVariables, unsetValue } from './substitute.js';
 
 /** An object and where it came from (a repository file, or the kustomize/helm command that made it). */
 export interface RenderedObject {
@@ -58,6 +58,13 @@ function missingVariables(doc: Record<string, unknown>, missing: readonly string
   return `${what} not declared in substitute and without a default (write $\${…} for a literal \${…})`;
 }
 
+/** An object that opts out of substitution (tidegate's annotation, or Flux's). */
+function substitutionDisabled(value: Record<string, unknown>): boolean {
+  const meta = isRecord(value['metadata']) ? value['metadata'] : {};
+  const annotations = isRecord(meta['annotations']) ? meta['annotations'] : {};
+  return annotations[SUBSTITUTE_ANNOTATION] === 'disabled' || annotations[FLUX_SUBSTITUTE] === 'disabled';
+}
+
 /** Kubernetes-looking documents: they declare apiVersion or kind. Others (values files, CI config) are not objects. */
 const looksLikeObject = (doc: Record<string, unknown>): boolean => 'apiVersion' in doc || 'kind' in doc;
 
@@ -75,9 +82,11 @@ export function parseManifests(
   source: string,
   vars: Readonly<Record<string, string>>,
   problems: RenderProblem[],
+  /** Undeclared variables become a mark (unsetValue) instead of a problem: a render that only reads the configuration. */
+  lenient = false,
 ): RenderedObject[] {
   const objects: RenderedObject[] = [];
-  const substituting = Object.keys(vars).length > 0;
+  const substituting = Object.keys(vars).length > 0 || lenient;
   const docs = parseAllDocuments(text, { prettyErrors: false });
   if (!Array.isArray(docs)) return objects; // an empty stream
   docs.forEach((doc, index) => {
@@ -93,10 +102,8 @@ export function parseManifests(
     try {
       value = doc.toJS({ maxAliasCount: MAX_ALIASES });
       if (substituting && isRecord(value) && looksLikeObject(value)) {
-        const meta = isRecord(value['metadata']) ? value['metadata'] : {};
-        const annotations = isRecord(meta['annotations']) ? meta['annotations'] : {};
-        if (annotations[SUBSTITUTE_ANNOTATION] !== 'disabled' && annotations[FLUX_SUBSTITUTE] !== 'disabled') {
-          const result = substituteVariables(doc.toString(), vars);
+        if (!substitutionDisabled(value)) {
+          const result = substituteVariables(doc.toString(), vars, lenient ? unsetValue : undefined);
           if (result.missing.length > 0) {
             problems.push({
               file: source,

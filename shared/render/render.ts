@@ -52,6 +52,8 @@ export interface RenderOptions {
    * "root": neither are Flux's own components (labelled app.kubernetes.io/part-of: flux).
    */
   fluxObjects?: 'config' | 'root' | undefined;
+  /** Undeclared variables become a mark rather than a problem (reading Flux configuration, not applying). */
+  lenientSubstitution?: boolean | undefined;
   /** Release name for helm when none is set (the target name). */
   defaultReleaseName: string;
   /** Namespace helm renders into (the target namespace). */
@@ -195,7 +197,15 @@ function yamlObjects(dir: string, realRoot: string, rel: string, opts: RenderOpt
       });
       break;
     }
-    objects.push(...parseManifests(readFileSync(file, 'utf8'), relative(realRoot, file), opts.substitute, problems));
+    objects.push(
+      ...parseManifests(
+        readFileSync(file, 'utf8'),
+        relative(realRoot, file),
+        opts.substitute,
+        problems,
+        opts.lenientSubstitution,
+      ),
+    );
   }
   return objects;
 }
@@ -234,7 +244,7 @@ async function toolObjects(
     try {
       const at = join(work, rel);
       const out = await tool(locateTool('kubectl', opts.settings), ['kustomize', at], at, opts, what);
-      return parseManifests(out, what, opts.substitute, problems);
+      return parseManifests(out, what, opts.substitute, problems, opts.lenientSubstitution);
     } finally {
       if (remote) rmSync(work, { recursive: true, force: true });
     }
@@ -384,6 +394,8 @@ export interface ClusterInputs {
   /** Variables from substituteFrom; the target's own substitute wins over them. */
   substitute?: Readonly<Record<string, string>>;
   values?: ReadonlyArray<Record<string, unknown>>;
+  /** What was read from Secrets: never quoted in a message (see SyncRun.redact). */
+  secrets?: readonly string[];
 }
 
 /** A target's files rendered as its tidegate.yaml entry says (path, mode, substitutions, helm options, namespace). */

@@ -73,16 +73,43 @@ export async function readClusterInputs(
     throw new RenderError([{ file: 'tidegate.yaml', object: spec.name, message: `${what} does not exist` }]);
   };
   const substitute: Record<string, string> = {};
-  for (const src of spec.substituteFrom) Object.assign(substitute, (await read(src))?.data);
+  const secrets: string[] = [];
+  const fromSecret = (src: ClusterSource, data: Record<string, string> | undefined) => {
+    if (src.kind === 'Secret' && data) secrets.push(...Object.values(data), ...Object.values(data).flatMap(leaves));
+  };
+  for (const src of spec.substituteFrom) {
+    const data = (await read(src))?.data;
+    fromSecret(src, data);
+    Object.assign(substitute, data);
+  }
   const values: Array<Record<string, unknown>> = [];
   for (const entry of spec.helm?.valuesFrom ?? []) {
     const found = await read(entry);
     if (!found) continue;
+    fromSecret(entry, found.data);
     try {
       values.push(valuesOf(entry, found.data, found.what));
     } catch (err) {
       throw new RenderError([{ file: 'tidegate.yaml', object: spec.name, message: errorMessage(err) }]);
     }
   }
-  return { substitute, values };
+  return { substitute, values, secrets };
+}
+
+/** The strings of a YAML text's values (a Secret's values file), for redaction. */
+function leaves(text: string): string[] {
+  let doc: unknown;
+  try {
+    doc = parse(text);
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  const walk = (v: unknown): void => {
+    if (typeof v === 'string' || typeof v === 'number') out.push(String(v));
+    else if (Array.isArray(v)) v.forEach(walk);
+    else if (isRecord(v)) Object.values(v).forEach(walk);
+  };
+  walk(doc);
+  return out;
 }

@@ -97,6 +97,7 @@ export async function planTarget(run: SyncRun): Promise<Planned> {
   run.input.onProgress?.({ target: spec.name, phase: 'render' });
   const { settings } = run.input;
   const fromCluster = await readClusterInputs(spec, client, signal);
+  run.secrets = fromCluster.secrets ?? [];
   const rendered = await renderTarget(
     spec,
     run.input.dir,

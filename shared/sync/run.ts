@@ -124,6 +124,14 @@ export class SyncRun {
   readonly known = new Set<string>();
   /** The repository chart the render resolved (recorded with the result). */
   chart: ChartVersion | undefined;
+  /** Values read from Secrets for this render: a message quoting one (an apiserver refusal) shows *** instead. */
+  secrets: readonly string[] = [];
+
+  /** A message with every value read from a Secret replaced (values under 4 characters would redact ordinary words, and tell nothing). */
+  redact(text: string): string {
+    const values = [...new Set(this.secrets.filter((s) => s.length >= 4))].sort((a, b) => b.length - a.length);
+    return values.reduce((t, v) => t.split(v).join('***'), text);
+  }
 
   get state(): TargetState {
     return this.current;
@@ -154,7 +162,7 @@ export class SyncRun {
       outcome,
       changeSet: { changes },
       health,
-      ...(error !== undefined ? { error: errorMessage(error) } : {}),
+      ...(error !== undefined ? { error: this.redact(errorMessage(error)) } : {}),
       startedAt: this.started.toISOString(),
       durationMs: this.now().getTime() - this.started.getTime(),
     };

@@ -47,7 +47,10 @@ async function leasedSync(run: SyncRun): Promise<SyncResult> {
     return await applyTarget(run, planned, verdict?.approvals ?? []);
   } catch (err) {
     if (mustRetry(err, input.signal)) throw err;
-    (input.logger ?? silentLogger).warn('sync failed', { target: input.spec.name, error: errorMessage(err) });
+    (input.logger ?? silentLogger).warn('sync failed', {
+      target: input.spec.name,
+      error: run.redact(errorMessage(err)),
+    });
     // Render and plan failures change nothing in the cluster and keep the inventory as it was.
     return run.record(run.result('failed', [], NO_HEALTH, err), undefined);
   }

@@ -20,10 +20,10 @@ describe('tidegate flux check', () => {
     expect(code).toBe(0);
     expect(out).toContain('Flux paths: clusters/production (cluster production)');
     expect(out).toContain(
-      'HelmRelease podinfo-c0ffee/podinfo (apps/base/podinfo/release.yaml) → target podinfo-c0ffee-podinfo',
+      'HelmRelease podinfo-c0ffee/podinfo (apps/base/podinfo/release.yaml) → target production-podinfo-c0ffee-podinfo',
     );
     expect(out).toContain(
-      'Kustomization flux-system/infra-configs (clusters/production/infrastructure.yaml) → target infra-configs',
+      'Kustomization flux-system/infra-configs (clusters/production/infrastructure.yaml) → target production-infra-configs',
     );
     expect(out).toMatch(/spec\.storageNamespace|spec\.install\.remediation: a failed sync is recorded/);
     expect(out).toContain('Not supported yet (0)');

@@ -203,7 +203,7 @@ describe('Flux configuration: a repository written for Flux is read as it is', (
       'apps/cm.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: "${cluster}-config" }\ndata: { a: "1" }\n',
     });
     const config = await loadConfig(dir, localSettings());
-    expect(config.targets.find((t) => t.name === 'apps')?.substitute).toEqual({ cluster: 'prod' });
+    expect(config.targets.find((t) => t.name === 'prod-apps')?.substitute).toEqual({ cluster: 'prod' });
   });
 });
 
