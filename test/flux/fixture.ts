@@ -1,4 +1,6 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { afterAll } from 'vitest';
+import { tempTree } from '../helpers/files.js';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { HelmRepo } from '../../devenv/index.js';
@@ -44,4 +46,11 @@ export function fixtureChart(name: string, id: string): { templates: Record<stri
 export function publishFixtureChart(repo: HelmRepo, name: string, version: string, id: string): Promise<string> {
   const chart = fixtureChart(name, id);
   return repo.publish(name, version, chart.templates, chart.values);
+}
+
+/** A repository of these files in a temporary directory, removed after the test file. */
+export function fluxTree(files: Record<string, string>, prefix = 'flux-'): string {
+  const dir = tempTree(files, prefix);
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }

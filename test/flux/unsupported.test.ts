@@ -1,21 +1,11 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { fluxTree } from './fixture.js';
 import { localSettings } from '../../shared/config/index.js';
 import { readFlux } from '../../shared/flux/index.js';
 import { loadConfig } from '../../shared/usecases/index.js';
 
 /** A repository of files, written to a temporary directory. */
-function repository(files: Record<string, string>): string {
-  const dir = mkdtempSync(join(tmpdir(), 'flux-fields-'));
-  for (const [path, text] of Object.entries(files)) {
-    mkdirSync(dirname(join(dir, path)), { recursive: true });
-    writeFileSync(join(dir, path), text);
-  }
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+const repository = (files: Record<string, string>): string => fluxTree(files, 'flux-fields-');
 
 const ROOT_SYNC = `apiVersion: source.toolkit.fluxcd.io/v1
 kind: GitRepository
