@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { dirname, join } from 'node:path';
 import { freePort, run } from './process.js';
@@ -32,6 +32,89 @@ export interface GitServer extends GitServerInfo {
 
 const SERVICES = /\/(info\/refs|git-upload-pack|git-receive-pack|HEAD|objects\/.*)$/;
 
+/** The file in a bare repository where the git server records every ref update a push made, one JSON object a line. */
+export const ACTIVITY_FILE = 'tidegate-activity.jsonl';
+
+/** One ref update, as GitHub's repository activity API describes it (`actor` is a login, or `anonymous`). */
+export interface RefActivity {
+  id: number;
+  before: string;
+  after: string;
+  ref: string;
+  timestamp: string;
+  activity_type: 'push' | 'force_push' | 'branch_creation' | 'branch_deletion' | 'pr_merge' | 'merge_queue_merge';
+  actor: string;
+}
+
+export const ZERO_SHA = '0'.repeat(40);
+
+let activitySeq = 0;
+/** A new activity id: increasing within a process, unique across the processes that append to one file. */
+const activityId = (): number => Date.now() * 1000 + (activitySeq++ % 1000);
+
+/** Appends one activity to a bare repository's activity file (a whole line in one write). */
+export function recordActivity(bareDir: string, activity: Omit<RefActivity, 'id' | 'timestamp'>): RefActivity {
+  const entry: RefActivity = {
+    id: activityId(),
+    before: activity.before,
+    after: activity.after,
+    ref: activity.ref,
+    timestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+    activity_type: activity.activity_type,
+    actor: activity.actor,
+  };
+  appendFileSync(join(bareDir, ACTIVITY_FILE), `${JSON.stringify(entry)}\n`);
+  return entry;
+}
+
+/** Every ref of a bare repository and the object it points at. */
+async function refsOf(bareDir: string): Promise<Map<string, string>> {
+  const out = await run('git', ['--git-dir', bareDir, 'for-each-ref', '--format=%(objectname) %(refname)']).catch(
+    () => '',
+  );
+  const refs = new Map<string, string>();
+  for (const line of out.split('\n')) {
+    const space = line.indexOf(' ');
+    if (space > 0) refs.set(line.slice(space + 1), line.slice(0, space));
+  }
+  return refs;
+}
+
+/** Records one activity per ref that differs between two snapshots of a bare repository's refs. */
+async function recordRefChanges(
+  bareDir: string,
+  before: Map<string, string>,
+  after: Map<string, string>,
+  actor: string,
+): Promise<void> {
+  for (const ref of new Set([...before.keys(), ...after.keys()])) {
+    const old = before.get(ref) ?? ZERO_SHA;
+    const now = after.get(ref) ?? ZERO_SHA;
+    if (old === now) continue;
+    const activity_type =
+      old === ZERO_SHA
+        ? 'branch_creation'
+        : now === ZERO_SHA
+          ? 'branch_deletion'
+          : (await run('git', ['--git-dir', bareDir, 'merge-base', '--is-ancestor', old, now]).then(
+                () => true,
+                () => false,
+              ))
+            ? 'push'
+            : 'force_push';
+    recordActivity(bareDir, { before: old, after: now, ref, activity_type, actor });
+  }
+}
+
+/** The user name of a request's HTTP basic auth, or `anonymous` without one. */
+function basicUser(req: IncomingMessage): string {
+  const header = req.headers.authorization ?? '';
+  if (!header.startsWith('Basic ')) return 'anonymous';
+  const decoded = Buffer.from(header.slice(6), 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  return (colon < 0 ? decoded : decoded.slice(0, colon)) || 'anonymous';
+}
+
 function authorised(req: IncomingMessage, opts: GitServerOptions): boolean {
   if (opts.token === undefined && !opts.accepts) return true;
   const header = req.headers.authorization ?? '';
@@ -41,8 +124,17 @@ function authorised(req: IncomingMessage, opts: GitServerOptions): boolean {
   return password === opts.token || (opts.accepts?.(password) ?? false);
 }
 
-/** Runs `git http-backend` as a CGI for one request and streams its answer back. */
-function serveCgi(req: IncomingMessage, res: ServerResponse, root: string): void {
+/**
+ * Runs `git http-backend` as a CGI for one request and streams its answer back; resolves when the
+ * CGI has exited. With `beforeEnd`, the response is ended only after it ran (so a push's client
+ * returns after what `beforeEnd` records).
+ */
+function serveCgi(
+  req: IncomingMessage,
+  res: ServerResponse,
+  root: string,
+  beforeEnd?: () => Promise<void>,
+): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://localhost');
   const env: NodeJS.ProcessEnv = {
     PATH: process.env['PATH'],
@@ -60,6 +152,9 @@ function serveCgi(req: IncomingMessage, res: ServerResponse, root: string): void
   };
   const cgi = spawn('git', ['http-backend'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
   req.pipe(cgi.stdin);
+  // A request cut off mid-body (a client gone, the server taken down) is not ended by pipe: end it, so the CGI exits.
+  req.on('close', () => cgi.stdin.end());
+  cgi.stdin.on('error', () => undefined); // a CGI that exits before reading all of it
   let head = Buffer.alloc(0);
   let headersDone = false;
   cgi.stdout.on('data', (chunk: Buffer) => {
@@ -82,10 +177,48 @@ function serveCgi(req: IncomingMessage, res: ServerResponse, root: string): void
     res.writeHead(status);
     res.write(head.subarray(end + 4));
   });
-  cgi.stdout.on('end', () => res.end());
-  cgi.on('error', () => {
-    if (!res.headersSent) res.writeHead(500);
-    res.end();
+  return new Promise((resolve) => {
+    let failed = false;
+    cgi.on('error', () => {
+      failed = true;
+      if (!res.headersSent) res.writeHead(500);
+      res.end();
+      resolve();
+    });
+    if (!beforeEnd) cgi.stdout.on('end', () => res.end());
+    cgi.on('close', () => {
+      if (failed) return;
+      if (!beforeEnd) return resolve();
+      beforeEnd()
+        .catch(() => undefined)
+        .finally(() => {
+          if (!res.headersSent) res.writeHead(500);
+          res.end();
+          resolve();
+        });
+    });
+  });
+}
+
+/**
+ * Serves a push (`git-receive-pack`) and records the ref updates it made in the repository's
+ * activity file. Pushes to one repository are served one at a time, so each one's before/after
+ * snapshot of the refs is its own.
+ */
+function servePush(req: IncomingMessage, res: ServerResponse, root: string, locks: Map<string, Promise<void>>): void {
+  const path = decodeURIComponent(new URL(req.url ?? '/', 'http://localhost').pathname);
+  const bareDir = join(root, path.replace(/\/git-receive-pack$/, ''));
+  const actor = basicUser(req);
+  const previous = locks.get(bareDir) ?? Promise.resolve();
+  const done = previous.then(async () => {
+    if (!existsSync(bareDir) || !bareDir.startsWith(join(root, '/'))) return serveCgi(req, res, root);
+    const before = await refsOf(bareDir);
+    await serveCgi(req, res, root, async () => recordRefChanges(bareDir, before, await refsOf(bareDir), actor));
+  });
+  const settled = done.catch(() => undefined);
+  locks.set(bareDir, settled);
+  void settled.then(() => {
+    if (locks.get(bareDir) === settled) locks.delete(bareDir);
   });
 }
 
@@ -93,6 +226,7 @@ function serveCgi(req: IncomingMessage, res: ServerResponse, root: string): void
 export async function startGitServer(opts: GitServerOptions): Promise<GitServer> {
   mkdirSync(opts.root, { recursive: true });
   const requests = new Map<string, number>();
+  const locks = new Map<string, Promise<void>>();
   let delayMs = 0;
   const server: Server = createServer((req, res) => {
     const service = SERVICES.exec(new URL(req.url ?? '/', 'http://localhost').pathname)?.[1] ?? 'other';
@@ -101,8 +235,12 @@ export async function startGitServer(opts: GitServerOptions): Promise<GitServer>
       res.writeHead(401, { 'www-authenticate': 'Basic realm="tidegate-test"' }).end();
       return;
     }
-    if (delayMs > 0) setTimeout(() => serveCgi(req, res, opts.root), delayMs);
-    else serveCgi(req, res, opts.root);
+    const serve = (): void => {
+      if (service === 'git-receive-pack' && req.method === 'POST') servePush(req, res, opts.root, locks);
+      else void serveCgi(req, res, opts.root);
+    };
+    if (delayMs > 0) setTimeout(serve, delayMs);
+    else serve();
   });
   const port = await freePort();
   const listen = () => new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
@@ -134,22 +272,32 @@ export async function createBareRepo(info: GitServerInfo, name: string): Promise
   return `${info.url}/${name}.git`;
 }
 
-/** Git identity and auth for the git CLI, without touching the user's global config. */
-function gitEnv(info: GitServerInfo): NodeJS.ProcessEnv {
+/** The e-mail address a test user commits with: GitHub's no-reply address of that login. */
+export const noreplyEmail = (user: string): string => `${user}@users.noreply.github.test`;
+
+/**
+ * Git identity and auth for the git CLI, without touching the user's global config. With a user,
+ * commits are that user's (`user <user@users.noreply.github.test>`) and the git server sees that
+ * user name in HTTP basic auth (sent even when the server takes no token, so it knows who pushed).
+ */
+function gitEnv(info: GitServerInfo, user?: string): NodeJS.ProcessEnv {
+  const name = user ?? 'Test Author';
+  const email = user ? noreplyEmail(user) : 'author@example.test';
+  const auth = Boolean(info.token) || user !== undefined;
   return {
     ...process.env,
     GIT_CONFIG_NOSYSTEM: '1',
     GIT_CONFIG_GLOBAL: '/dev/null',
-    GIT_AUTHOR_NAME: 'Test Author',
-    GIT_AUTHOR_EMAIL: 'author@example.test',
-    GIT_COMMITTER_NAME: 'Test Author',
-    GIT_COMMITTER_EMAIL: 'author@example.test',
+    GIT_AUTHOR_NAME: name,
+    GIT_AUTHOR_EMAIL: email,
+    GIT_COMMITTER_NAME: name,
+    GIT_COMMITTER_EMAIL: email,
     GIT_TERMINAL_PROMPT: '0',
-    ...(info.token
+    ...(auth
       ? {
           GIT_CONFIG_COUNT: '1',
           GIT_CONFIG_KEY_0: 'http.extraHeader',
-          GIT_CONFIG_VALUE_0: `Authorization: Basic ${Buffer.from(`git:${info.token}`).toString('base64')}`,
+          GIT_CONFIG_VALUE_0: `Authorization: Basic ${Buffer.from(`${user ?? 'git'}:${info.token ?? ''}`).toString('base64')}`,
         }
       : {}),
   };
@@ -164,14 +312,26 @@ export class GitWorkspace {
     readonly dir: string,
     readonly url: string,
     private readonly env: NodeJS.ProcessEnv,
+    private readonly info: GitServerInfo,
+    /** The user this workspace commits and pushes as (undefined: `Test Author`, pushing as `git`). */
+    readonly user: string | undefined,
   ) {}
 
-  static async clone(info: GitServerInfo, url: string): Promise<GitWorkspace> {
+  /**
+   * Clones a repository. With `user`, every commit is authored and committed by that user
+   * (`user <user@users.noreply.github.test>`) and pushed with that basic-auth user name.
+   */
+  static async clone(info: GitServerInfo, url: string, opts: { user?: string } = {}): Promise<GitWorkspace> {
     const dir = mkdtempSync(join(info.root, '..', 'work-'));
-    const env = gitEnv(info);
+    const env = gitEnv(info, opts.user);
     await run('git', ['clone', '--quiet', url, dir], { env });
     await run('git', ['checkout', '--quiet', '-B', 'main'], { cwd: dir, env }).catch(() => undefined);
-    return new GitWorkspace(dir, url, env);
+    return new GitWorkspace(dir, url, env, info, opts.user);
+  }
+
+  /** The same working copy, committing and pushing as another user (see `clone`). */
+  as(user: string): GitWorkspace {
+    return new GitWorkspace(this.dir, this.url, gitEnv(this.info, user), this.info, user);
   }
 
   git(...args: string[]): Promise<string> {

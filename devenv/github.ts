@@ -1,5 +1,5 @@
-import { createPublicKey, randomBytes, verify } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -11,12 +11,17 @@ import {
   type ApiResponse,
   type GitHubApiServer,
 } from './github-api.js';
+import { ACTIVITY_FILE, noreplyEmail, recordActivity, type RefActivity } from './git-server.js';
 import { run } from './process.js';
 
 /**
  * GitHub for tests: the OpenAPI-driven API server with the state of the repositories on the
  * test git server (branches are read from the bare repositories, so a pull request's head is the
- * commit that was really pushed). Serves the pull request operations tidegate uses.
+ * commit that was really pushed). Serves the pull request operations tidegate uses, and what
+ * GitHub tells of commits and pushes: a commit's author/committer logins (from
+ * `<login>@users.noreply.github.test` addresses), its files and verification; a pull request's
+ * commits and the pull requests of a commit; the repository's activity (the pushes the git server
+ * recorded, with the basic-auth user name as actor, and this server's own merges).
  */
 
 interface PullRequest {
@@ -29,6 +34,89 @@ interface PullRequest {
   head: { ref: string; sha: string; label: string; repo: Record<string, unknown> };
   base: { ref: string; sha: string; label: string; repo: Record<string, unknown> };
 }
+
+export type MergeMethod = 'merge' | 'squash' | 'rebase';
+
+/** What a merge did: the base before it, the head it merged, the commits it made on the base (oldest first). */
+interface MergeRecord {
+  method: MergeMethod;
+  base: string;
+  head: string;
+  made: string[];
+}
+
+/** A commit as git holds it. */
+interface GitCommit {
+  sha: string;
+  tree: string;
+  parents: string[];
+  author: { name: string; email: string; date: string };
+  committer: { name: string; email: string; date: string };
+  message: string;
+  /** The signature (gpgsig header), and the commit without it (what was signed). */
+  signature: string | undefined;
+  payload: string;
+}
+
+const GIT_STATUS: Record<string, string> = {
+  A: 'added',
+  D: 'removed',
+  M: 'modified',
+  R: 'renamed',
+  C: 'copied',
+  T: 'changed',
+};
+
+/** A git identity line's `Name <email> <unix time> <zone>`, with the time as GitHub gives it (UTC, no millis). */
+function identity(value: string): { name: string; email: string; date: string } {
+  const m = /^(.*?) ?<([^>]*)> (\d+) [+-]\d{4}$/.exec(value);
+  if (!m) return { name: value, email: '', date: new Date(0).toISOString().replace(/\.\d+Z$/, 'Z') };
+  return {
+    name: m[1] ?? '',
+    email: m[2] ?? '',
+    date: new Date(Number(m[3]) * 1000).toISOString().replace(/\.\d+Z$/, 'Z'),
+  };
+}
+
+/** Parses `git cat-file commit` output. */
+function parseCommit(sha: string, raw: string): GitCommit {
+  const split = raw.indexOf('\n\n');
+  const headerText = split < 0 ? raw : raw.slice(0, split);
+  const message = split < 0 ? '' : raw.slice(split + 2);
+  const headers: Array<[string, string]> = [];
+  for (const line of headerText.split('\n')) {
+    const last = headers.at(-1);
+    if (line.startsWith(' ') && last) last[1] += `\n${line.slice(1)}`;
+    else {
+      const space = line.indexOf(' ');
+      headers.push([line.slice(0, space), line.slice(space + 1)]);
+    }
+  }
+  const get = (name: string) => headers.find(([k]) => k === name)?.[1];
+  const signature = get('gpgsig') ?? get('gpgsig-sha256');
+  const unsigned = headers
+    .filter(([k]) => k !== 'gpgsig' && k !== 'gpgsig-sha256')
+    .map(([k, v]) => `${k} ${v.replace(/\n/g, '\n ')}`)
+    .join('\n');
+  return {
+    sha,
+    tree: get('tree') ?? '',
+    parents: headers.filter(([k]) => k === 'parent').map(([, v]) => v),
+    author: identity(get('author') ?? ''),
+    committer: identity(get('committer') ?? ''),
+    message: message.replace(/\n+$/, ''),
+    signature: signature === undefined ? undefined : `${signature}\n`,
+    payload: `${unsigned}\n\n${message}`,
+  };
+}
+
+/** The login of a GitHub no-reply address (`login@…` or `id+login@users.noreply.github.test`), if it is one. */
+function loginOf(email: string): string | undefined {
+  return /^(?:\d+\+)?([A-Za-z0-9](?:[A-Za-z0-9-]*)(?:\[bot\])?)@users\.noreply\.github\.test$/i.exec(email)?.[1];
+}
+
+/** A file path in a URL: each segment escaped. */
+const urlPath = (path: string): string => path.split('/').map(encodeURIComponent).join('/');
 
 /** A deployment as the test GitHub holds it: its statuses' states, oldest first, and the last environment URL given. */
 export interface Deployment {
@@ -65,8 +153,18 @@ export interface TestGitHub extends GitHubApiServer {
   ): Promise<void>;
   /** A person closes a pull request without merging it. */
   close(owner: string, repo: string, number: number): void;
-  /** Merges a pull request into its base with a merge commit (really, in the git server's repository); returns that commit. */
-  merge(owner: string, repo: string, number: number, by?: string): Promise<string>;
+  /**
+   * Merges a pull request into its base, really, in the git server's repository, as GitHub's merge
+   * button does (committer `GitHub <noreply@github.test>`, shown as `web-flow`, verified):
+   * `merge` makes a `--no-ff` merge commit authored by `by`; `squash` one commit of the pull
+   * request's changes authored by its author, message `<title> (#<number>)`; `rebase` replays each of
+   * its commits onto the base (authors kept). Records a `pr_merge` activity by `by`. Returns the
+   * merge commit SHA GitHub reports (merge: the merge commit; squash: the squash commit; rebase:
+   * the last rebased commit). Throws on a conflict or when the pull request is already merged.
+   */
+  merge(owner: string, repo: string, number: number, by?: string, method?: MergeMethod): Promise<string>;
+  /** The commits a merge of a pull request made on its base, oldest first (empty before it is merged). */
+  mergeCommits(owner: string, repo: string, number: number): string[];
   /** Sets a user's permission on a repository (default: none). */
   grant(
     owner: string,
@@ -171,6 +269,173 @@ export async function startGitHub(opts: {
       () => undefined,
     );
   const now = (): string => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  const gitDir = (owner: string, repo: string): string => join(opts.gitRoot, owner, `${repo}.git`);
+  const git = (owner: string, repo: string, ...args: string[]): Promise<string> =>
+    run('git', ['--git-dir', gitDir(owner, repo), ...args]);
+  /** Merges this server made, per `owner/repo#number`, and the commits it made, per `owner/repo` (SHA → when). */
+  const merges = new Map<string, MergeRecord>();
+  const madeCommits = new Map<string, Map<string, string>>();
+
+  /** A GitHub user as the API shows one (`simple-user`), with an id of its own. */
+  const userOf = (name: string): Record<string, unknown> => {
+    const id =
+      name === 'web-flow' ? 19864447 : createHash('sha256').update(name).digest().readUInt32BE(0) % 100_000_000;
+    return {
+      ...example<Record<string, unknown>>('simple-user'),
+      login: name,
+      id,
+      node_id: `U_${Buffer.from(name).toString('base64url')}`,
+      url: `${apiUrl}/users/${encodeURIComponent(name)}`,
+      html_url: `https://github.test/${encodeURIComponent(name)}`,
+      type: name.endsWith('[bot]') ? 'Bot' : 'User',
+    };
+  };
+
+  /** The full SHA of a commit GitHub's `ref` names: a SHA (or its prefix), a branch, `heads/<branch>` or `tags/<tag>`. */
+  const resolveCommit = async (owner: string, repo: string, ref: string): Promise<string | undefined> => {
+    if (!/^[A-Za-z0-9_][\w./-]*$/.test(ref) || ref.includes('..') || ref.endsWith('.lock')) return undefined;
+    const name = /^(heads|tags)\//.test(ref) ? `refs/${ref}` : ref;
+    return git(owner, repo, 'rev-parse', '--verify', '--quiet', `${name}^{commit}`).then(
+      (out) => out.trim() || undefined,
+      () => undefined,
+    );
+  };
+
+  const readCommit = async (owner: string, repo: string, sha: string): Promise<GitCommit> =>
+    parseCommit(sha, await git(owner, repo, 'cat-file', 'commit', sha));
+
+  /** The files a commit changed against its first parent (every file of a root commit), as GitHub's diff entries. */
+  const changedFiles = async (owner: string, repo: string, c: GitCommit): Promise<Array<Record<string, unknown>>> => {
+    const range = c.parents[0] ? [c.parents[0], c.sha] : ['--root', c.sha];
+    const [raw, numstat] = await Promise.all([
+      git(owner, repo, 'diff-tree', '-r', '-M', '--no-commit-id', '--raw', '-z', ...range),
+      git(owner, repo, 'diff-tree', '-r', '-M', '--no-commit-id', '--numstat', '-z', ...range),
+    ]);
+    const counts = new Map<string, { additions: number; deletions: number }>();
+    const nums = numstat.split('\0');
+    for (let i = 0; i < nums.length; i++) {
+      const [added = '', deleted = '', path = ''] = (nums[i] ?? '').split('\t');
+      if (added === '') continue;
+      const file = path === '' ? nums[(i += 2)] : path; // a rename: the old and new paths follow
+      counts.set(file ?? '', {
+        additions: added === '-' ? 0 : Number(added),
+        deletions: deleted === '-' ? 0 : Number(deleted),
+      });
+    }
+    const files: Array<Record<string, unknown>> = [];
+    const tokens = raw.split('\0');
+    for (let i = 0; i < tokens.length; i++) {
+      const meta = tokens[i] ?? '';
+      if (!meta.startsWith(':')) continue;
+      const [, , src = '', dst = '', status = ''] = meta.slice(1).split(' ');
+      const letter = status.charAt(0);
+      const from = tokens[++i] ?? '';
+      const to = letter === 'R' || letter === 'C' ? (tokens[++i] ?? '') : from;
+      const { additions = 0, deletions = 0 } = counts.get(to) ?? {};
+      files.push({
+        sha: letter === 'D' ? src : dst,
+        filename: to,
+        status: GIT_STATUS[letter] ?? 'changed',
+        additions,
+        deletions,
+        changes: additions + deletions,
+        blob_url: `https://github.test/${owner}/${repo}/blob/${c.sha}/${urlPath(to)}`,
+        raw_url: `https://github.test/${owner}/${repo}/raw/${c.sha}/${urlPath(to)}`,
+        contents_url: `${apiUrl}/repos/${owner}/${repo}/contents/${urlPath(to)}?ref=${c.sha}`,
+        ...(letter === 'R' || letter === 'C' ? { previous_filename: from } : {}),
+      });
+    }
+    return files;
+  };
+
+  /** A commit as GitHub's REST API shows one (`commit`); with its files and stats for get-commit. */
+  const commitJson = async (
+    owner: string,
+    repo: string,
+    sha: string,
+    withFiles: boolean,
+  ): Promise<Record<string, unknown>> => {
+    const c = await readCommit(owner, repo, sha);
+    const api = `${apiUrl}/repos/${owner}/${repo}`;
+    const html = `https://github.test/${owner}/${repo}`;
+    const madeAt = madeCommits.get(`${owner}/${repo}`)?.get(sha);
+    const verification =
+      madeAt !== undefined
+        ? {
+            verified: true,
+            reason: 'valid',
+            // GitHub signs the commits of its merge button; this server only says so.
+            signature:
+              '-----BEGIN PGP SIGNATURE-----\n\n(made by the test GitHub; not a real signature)\n-----END PGP SIGNATURE-----\n',
+            payload: c.payload,
+            verified_at: madeAt,
+          }
+        : c.signature
+          ? // Signed, but this server knows no user's keys.
+            { verified: false, reason: 'unknown_key', signature: c.signature, payload: c.payload, verified_at: null }
+          : { verified: false, reason: 'unsigned', signature: null, payload: null, verified_at: null };
+    const person = (email: string) => {
+      const name = loginOf(email);
+      return name ? userOf(name) : null;
+    };
+    const out: Record<string, unknown> = {
+      url: `${api}/commits/${sha}`,
+      sha,
+      node_id: `C_${Buffer.from(`${owner}/${repo}:${sha}`).toString('base64url')}`,
+      html_url: `${html}/commit/${sha}`,
+      comments_url: `${api}/commits/${sha}/comments`,
+      commit: {
+        url: `${api}/git/commits/${sha}`,
+        author: c.author,
+        committer: c.committer,
+        message: c.message,
+        comment_count: 0,
+        tree: { sha: c.tree, url: `${api}/git/trees/${c.tree}` },
+        verification,
+      },
+      author: person(c.author.email),
+      committer: madeAt !== undefined ? userOf('web-flow') : person(c.committer.email),
+      parents: c.parents.map((p) => ({ sha: p, url: `${api}/commits/${p}`, html_url: `${html}/commit/${p}` })),
+    };
+    if (withFiles) {
+      const files = await changedFiles(owner, repo, c);
+      const additions = files.reduce((n, f) => n + Number(f['additions']), 0);
+      const deletions = files.reduce((n, f) => n + Number(f['deletions']), 0);
+      out['stats'] = { additions, deletions, total: additions + deletions };
+      out['files'] = files;
+    }
+    return out;
+  };
+
+  /** The head of a pull request: the one merged, once merged; else its branch now (or the last known). */
+  const currentHead = async (owner: string, repo: string, p: PullRequest): Promise<string> =>
+    p['merged'] === true ? p.head.sha : ((await branchSha(owner, repo, p.head.ref)) ?? p.head.sha);
+
+  /** A pull request's commits, oldest first: base..head, with the base and head as merged (or as they are now). */
+  const pullCommits = async (owner: string, repo: string, p: PullRequest): Promise<string[]> => {
+    const merged = merges.get(`${owner}/${repo}#${p.number}`);
+    const head = merged?.head ?? (await currentHead(owner, repo, p));
+    const base = merged?.base ?? (await branchSha(owner, repo, p.base.ref)) ?? p.base.sha;
+    const out = await git(owner, repo, 'rev-list', '--reverse', `${base}..${head}`).catch(() => '');
+    return out.split('\n').filter(Boolean);
+  };
+
+  /** Brings a pull request up to date with its branch (unless merged: GitHub keeps the head it merged). */
+  const refresh = async (owner: string, repo: string, p: PullRequest): Promise<PullRequest> => {
+    p.head.sha = await currentHead(owner, repo, p);
+    p['commits'] = (await pullCommits(owner, repo, p)).length;
+    return p;
+  };
+
+  /** The repository's activities, oldest first: the pushes the git server recorded and this server's merges. */
+  const activities = (owner: string, repo: string): RefActivity[] => {
+    const file = join(gitDir(owner, repo), ACTIVITY_FILE);
+    if (!existsSync(file)) return [];
+    return readFileSync(file, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as RefActivity);
+  };
 
   const create = async (req: ApiRequest, author = login): Promise<ApiResponse> => {
     const { owner = '', repo = '' } = req.params;
@@ -275,9 +540,7 @@ export async function startGitHub(opts: {
       'pulls/get': async (req) => {
         const pr = find(req);
         if (!pr) return notFound();
-        pr.head.sha =
-          (await branchSha(req.params['owner'] ?? '', req.params['repo'] ?? '', pr.head.ref)) ?? pr.head.sha;
-        return { status: 200, body: pr };
+        return { status: 200, body: await refresh(req.params['owner'] ?? '', req.params['repo'] ?? '', pr) };
       },
       'pulls/list': async (req) => {
         const state = req.query.get('state') ?? 'open';
@@ -289,16 +552,78 @@ export async function startGitHub(opts: {
             (!head || p.head.label === head) &&
             (!base || p.base.ref === base),
         );
-        for (const pr of list)
-          pr.head.sha =
-            (await branchSha(req.params['owner'] ?? '', req.params['repo'] ?? '', pr.head.ref)) ?? pr.head.sha;
+        for (const pr of list) await refresh(req.params['owner'] ?? '', req.params['repo'] ?? '', pr);
         return { status: 200, body: list };
       },
-      'repos/list-pull-requests-associated-with-commit': (req) => {
-        const sha = req.params['commit_sha'];
+      'pulls/list-commits': async (req) => {
+        const { owner = '', repo = '' } = req.params;
+        const pr = find(req);
+        if (!pr) return notFound();
+        const perPage = Math.min(Number(req.query.get('per_page') || 30), 100);
+        const page = Number(req.query.get('page') || 1);
+        const shas = (await pullCommits(owner, repo, pr)).slice((page - 1) * perPage, page * perPage);
+        return { status: 200, body: await Promise.all(shas.map((sha) => commitJson(owner, repo, sha, false))) };
+      },
+      // The pull requests that brought a commit (it is one of their commits), merged it (their merge,
+      // squash or rebased commits) or whose last known head it is; merged ones first.
+      'repos/list-pull-requests-associated-with-commit': async (req) => {
+        const { owner = '', repo = '' } = req.params;
+        const sha = await resolveCommit(owner, repo, req.params['commit_sha'] ?? '');
+        if (!sha) return { status: 200, body: [] };
+        const found: PullRequest[] = [];
+        for (const p of listOf(req.params)) {
+          const made = merges.get(`${owner}/${repo}#${p.number}`)?.made ?? [];
+          if (
+            p['merge_commit_sha'] === sha ||
+            p.head.sha === sha ||
+            made.includes(sha) ||
+            (await pullCommits(owner, repo, p)).includes(sha)
+          )
+            found.push(p);
+        }
+        const merged = found.filter((p) => p['merged'] === true);
+        const perPage = Math.min(Number(req.query.get('per_page') || 30), 100);
+        const page = Number(req.query.get('page') || 1);
         return {
           status: 200,
-          body: listOf(req.params).filter((p) => p['merge_commit_sha'] === sha || p.head.sha === sha),
+          body: [...merged, ...found.filter((p) => p['merged'] !== true)].slice((page - 1) * perPage, page * perPage),
+        };
+      },
+      'repos/get-commit': async (req) => {
+        const { owner = '', repo = '' } = req.params;
+        const sha = await resolveCommit(owner, repo, req.params['ref'] ?? '');
+        if (!sha) return notFound();
+        return { status: 200, body: await commitJson(owner, repo, sha, true) };
+      },
+      // Cursor pagination (`before`/`after`) is left out: the first `per_page` activities are answered.
+      'repos/list-activities': (req) => {
+        const { owner = '', repo = '' } = req.params;
+        const q = (name: string) => req.query.get(name) || undefined;
+        const ref = q('ref');
+        const wantedRef = ref === undefined ? undefined : ref.startsWith('refs/') ? ref : `refs/heads/${ref}`;
+        const days = { day: 1, week: 7, month: 30, quarter: 90, year: 365 }[q('time_period') ?? ''];
+        const since = days === undefined ? undefined : Date.now() - days * 86_400_000;
+        const list = activities(owner, repo).filter(
+          (a) =>
+            (wantedRef === undefined || a.ref === wantedRef) &&
+            (q('actor') === undefined || a.actor === q('actor')) &&
+            (q('activity_type') === undefined || a.activity_type === q('activity_type')) &&
+            (since === undefined || Date.parse(a.timestamp) >= since),
+        );
+        if (q('direction') !== 'asc') list.reverse();
+        const perPage = Math.min(Number(q('per_page') ?? 30) || 30, 100);
+        return {
+          status: 200,
+          body: list.slice(0, perPage).map((a) => ({
+            id: a.id,
+            node_id: `RA_${Buffer.from(String(a.id)).toString('base64url')}`,
+            before: a.before,
+            after: a.after,
+            ref: a.ref,
+            timestamp: a.timestamp,
+            activity_type: a.activity_type,
+            actor: a.actor === 'anonymous' ? null : userOf(a.actor),
+          })),
         };
       },
       'pulls/list-reviews': (req) => ({
@@ -505,7 +830,7 @@ export async function startGitHub(opts: {
     updatePullRef,
     review: async (owner, repo, number, r) => {
       const target = pr(owner, repo, number);
-      const head = (await branchSha(owner, repo, target.head.ref)) ?? target.head.sha;
+      const head = await currentHead(owner, repo, target);
       const key = `${owner}/${repo}#${number}`;
       const list = reviews.get(key) ?? [];
       const review = {
@@ -521,46 +846,85 @@ export async function startGitHub(opts: {
       reviews.set(key, [...list, review]);
     },
     close: (owner, repo, number) => void Object.assign(pr(owner, repo, number), { state: 'closed', closed_at: now() }),
-    merge: async (owner, repo, number, by = 'maintainer') => {
+    merge: async (owner, repo, number, by = 'maintainer', method: MergeMethod = 'merge') => {
       const target = pr(owner, repo, number);
+      if (target['merged'] === true) throw new Error(`pull request #${number} in ${owner}/${repo} is already merged`);
       const work = mkdtempSync(join(tmpdir(), 'tidegate-merge-'));
+      const env = (author: string) => ({
+        ...process.env,
+        GIT_CONFIG_NOSYSTEM: '1',
+        GIT_CONFIG_GLOBAL: '/dev/null',
+        GIT_AUTHOR_NAME: author,
+        GIT_AUTHOR_EMAIL: noreplyEmail(author),
+        GIT_COMMITTER_NAME: 'GitHub',
+        GIT_COMMITTER_EMAIL: 'noreply@github.test',
+      });
+      const inWork = (args: string[], author = by) => run('git', args, { cwd: work, env: env(author) });
       try {
-        const env = {
-          ...process.env,
-          GIT_CONFIG_NOSYSTEM: '1',
-          GIT_CONFIG_GLOBAL: '/dev/null',
-          GIT_AUTHOR_NAME: by,
-          GIT_AUTHOR_EMAIL: `${by}@example.test`,
-          GIT_COMMITTER_NAME: 'GitHub',
-          GIT_COMMITTER_EMAIL: 'noreply@github.test',
-        };
-        await run(
-          'git',
-          ['clone', '--quiet', '--branch', target.base.ref, join(opts.gitRoot, owner, `${repo}.git`), work],
-          { env },
-        );
-        await run('git', ['fetch', '--quiet', 'origin', target.head.ref], { cwd: work, env });
-        target.head.sha = (await run('git', ['rev-parse', 'FETCH_HEAD'], { cwd: work, env })).trim();
-        await run(
-          'git',
-          ['merge', '--quiet', '--no-ff', '-m', `Merge pull request #${number} from ${target.head.ref}`, 'FETCH_HEAD'],
-          { cwd: work, env },
-        );
-        await run('git', ['push', '--quiet', 'origin', `HEAD:refs/heads/${target.base.ref}`], { cwd: work, env });
-        const sha = (await run('git', ['rev-parse', 'HEAD'], { cwd: work, env })).trim();
+        // A local clone has every object of the repository, so any head is at hand.
+        await inWork(['clone', '--quiet', '--branch', target.base.ref, gitDir(owner, repo), work]);
+        const head = await currentHead(owner, repo, target);
+        const before = (await inWork(['rev-parse', 'HEAD'])).trim();
+        if (method === 'merge') {
+          await inWork([
+            'merge',
+            '--quiet',
+            '--no-ff',
+            '-m',
+            `Merge pull request #${number} from ${target.head.label.replace(':', '/')}`,
+            head,
+          ]);
+        } else if (method === 'squash') {
+          const author = String((target.user as { login?: unknown }).login);
+          await inWork(['merge', '--quiet', '--squash', head], author);
+          await inWork(['commit', '--quiet', '--allow-empty', '-m', `${target.title} (#${number})`], author);
+        } else {
+          const commits = (await inWork(['rev-list', '--reverse', '--no-merges', `${before}..${head}`]))
+            .split('\n')
+            .filter(Boolean);
+          // cherry-pick keeps each commit's author; the committer is GitHub.
+          for (const c of commits) await inWork(['cherry-pick', '--allow-empty', '--keep-redundant-commits', c]);
+        }
+        const after = (await inWork(['rev-parse', 'HEAD'])).trim();
+        const made =
+          method === 'rebase'
+            ? (await inWork(['rev-list', '--reverse', '--first-parent', `${before}..${after}`]))
+                .split('\n')
+                .filter(Boolean)
+            : [after];
+        await inWork(['push', '--quiet', 'origin', `HEAD:refs/heads/${target.base.ref}`]);
+        const at = now();
+        const key = `${owner}/${repo}`;
+        const known = madeCommits.get(key) ?? new Map<string, string>();
+        for (const c of made) known.set(c, at);
+        madeCommits.set(key, known);
+        merges.set(`${key}#${number}`, { method, base: before, head, made });
+        recordActivity(gitDir(owner, repo), {
+          before,
+          after,
+          ref: `refs/heads/${target.base.ref}`,
+          activity_type: 'pr_merge',
+          actor: by,
+        });
+        const sha = made.at(-1) ?? after;
         Object.assign(target, {
           state: 'closed',
           merged: true,
-          merged_at: now(),
-          closed_at: now(),
+          merged_at: at,
+          closed_at: at,
+          updated_at: at,
           merge_commit_sha: sha,
-          merged_by: { ...example<Record<string, unknown>>('simple-user'), login: by },
+          merged_by: userOf(by),
+          head: { ...target.head, sha: head },
+          base: { ...target.base, sha: before },
         });
+        target['commits'] = (await pullCommits(owner, repo, target)).length;
         return sha;
       } finally {
         rmSync(work, { recursive: true, force: true });
       }
     },
+    mergeCommits: (owner, repo, number) => [...(merges.get(`${owner}/${repo}#${number}`)?.made ?? [])],
     grant: (owner, repo, user, permission) => void permissions.set(`${owner}/${repo}:${user}`, permission),
     addTeamMember: (org, team, user) =>
       void teams.set(`${org}/${team}`, new Set([...(teams.get(`${org}/${team}`) ?? []), user])),

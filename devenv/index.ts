@@ -11,8 +11,17 @@ import { errorMessage } from '../shared/model/index.js';
 
 export { ControllerClient } from './controller-client.js';
 export { startFaultProxy, type Fault, type FaultProxy, type FaultRule, type ProxiedRequest } from './fault-proxy.js';
-export { GitWorkspace, createBareRepo, startGitServer, type GitServer, type GitServerInfo } from './git-server.js';
-export { startGitHub, type TestGitHub } from './github.js';
+export {
+  ACTIVITY_FILE,
+  GitWorkspace,
+  createBareRepo,
+  noreplyEmail,
+  startGitServer,
+  type GitServer,
+  type GitServerInfo,
+  type RefActivity,
+} from './git-server.js';
+export { startGitHub, type MergeMethod, type TestGitHub } from './github.js';
 export { startHelmRepo, type HelmRepo } from './helm-repo.js';
 export { kubeconfigYaml, startKube, type KubeCluster, type KubeInfo } from './kube.js';
 export {
