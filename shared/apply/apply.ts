@@ -6,7 +6,7 @@ import { mapLimit } from './concurrency.js';
 import { ApplyError, notAboutTheObject, type ObjectProblem } from './errors.js';
 import type { Stage } from './ordering.js';
 import { FIELD_MANAGER } from './owner.js';
-import { dryRunItem, type PlanItem, type PlanOptions } from './plan.js';
+import { dryRunItem, recordedGenerated, type PlanItem, type PlanOptions } from './plan.js';
 
 export interface ApplyOptions extends PlanOptions {
   drift: 'correct' | 'warn';
@@ -78,7 +78,10 @@ async function applyItem(
   }
   if (item.action === 'update' && item.drift && opts.drift === 'warn') {
     out.changes.push(changeOf(item, 'skipped', 'drifted from Git; not corrected (drift: warn)'));
-    out.inCluster.push(item);
+    // Not applied: what tidegate applied before stays on record (and the live values are not taken as its own).
+    const { generated: _notApplied, ...rest } = item;
+    const before = recordedGenerated(opts, item.desired.id);
+    out.inCluster.push({ ...rest, ...(before ? { generated: before } : {}) });
     return undefined;
   }
   const signal = opts.signal ? { signal: opts.signal } : {};

@@ -4,6 +4,7 @@ export {
   configJsonSchema,
   createdNamespace,
   fluxEntrySchema,
+  secretSources,
   imagePolicySchema,
   targetSchema,
   type ChangeWindow,

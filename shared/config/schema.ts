@@ -426,6 +426,12 @@ export interface TargetOrigin {
 export type TargetSpec = z.output<typeof targetSchema> & { origin?: TargetOrigin };
 
 /** The namespace a sync creates when it is missing (and never prunes): targetNamespace, or namespace with createNamespace. */
+/** The Secrets a target's render reads values from (substituteFrom, helm.valuesFrom), as "field: name". */
+export const secretSources = (spec: TargetSpec): string[] => [
+  ...spec.substituteFrom.filter((s) => s.kind === 'Secret').map((s) => `substituteFrom: ${s.name}`),
+  ...(spec.helm?.valuesFrom ?? []).filter((s) => s.kind === 'Secret').map((s) => `helm.valuesFrom: ${s.name}`),
+];
+
 export const createdNamespace = (spec: TargetSpec): string | undefined =>
   spec.targetNamespace ?? (spec.createNamespace ? spec.namespace : undefined);
 export type FluxEntry = z.output<typeof fluxEntrySchema>;

@@ -1,67 +1,50 @@
 import type { VerifyMode } from '../config/index.js';
-import type { GitHub, RepoName } from '../github/index.js';
-import type { Approval, Revision } from '../model/index.js';
-import { checkApprovals } from './approvals.js';
+import type { Approval } from '../model/index.js';
 import type { EffectiveGate } from './policy.js';
+import type { RangeVerdict } from './signoff.js';
 import { windowHold } from './windows.js';
 
 export interface GateInput {
   gate: EffectiveGate;
-  revision: Revision;
   now: Date;
-  /** Manual approvals recorded for this target. */
-  manualApprovals: readonly Approval[];
-  /** The GitHub repository the revision comes from (approvals are read there). */
-  github?: { client: GitHub; repo: RepoName } | undefined;
-  /** Checks the revision's signatures in a mode against the named trusted keys; says why not, or nothing. */
+  /** The change is empty: the candidate is the revision last signed off (a re-sync), only windows apply. */
+  unchanged: boolean;
+  /** Checks the candidate's signatures in a mode against the named trusted keys; says why not, or nothing. */
   verify?: ((mode: VerifyMode, keys: string[]) => Promise<string | undefined>) | undefined;
+  /** Judges the commits of the change (approvals, manual approvals). */
+  range?: (() => Promise<RangeVerdict>) | undefined;
 }
 
 export interface GateVerdict {
-  /** The first check that holds, in order (windows, signatures, approvals, manual); undefined: the revision may apply. */
-  hold?: string;
-  /** Sign-offs that let it through, for history. */
+  /** A change window keeps changes out now (re-syncs and drift corrections included). */
+  windows?: string | undefined;
+  /** Why the change is not signed off: a signature, approvals or a manual approval missing. */
+  missing?: string | undefined;
+  /** The sign-offs that let it through, for history. */
   approvals: Approval[];
 }
 
-/** Evaluates the gate's checks in order; the first that holds stops the evaluation and says why. */
+/**
+ * A gate's verdict on a change: windows (deny wins), then, unless the change is empty, the
+ * candidate's signatures and the sign-off of every commit of the change. The first missing sign-off
+ * says why.
+ */
 export async function evaluateGate(input: GateInput): Promise<GateVerdict> {
-  const { gate, revision } = input;
-  const inWindow = windowHold(gate, input.now);
-  if (inWindow) return { hold: inWindow, approvals: [] };
+  const { gate } = input;
+  const windows = windowHold(gate, input.now);
+  const out = (v: Omit<GateVerdict, 'windows'>): GateVerdict => ({ ...(windows ? { windows } : {}), ...v });
+  if (input.unchanged) return out({ approvals: [] });
   if (gate.verify) {
     const untrusted = input.verify
       ? await input.verify(gate.verify.mode, gate.verify.keys)
       : 'signature verification is not available here';
     if (untrusted)
-      return { hold: `signature required (${gate.verify.mode}, ${gate.verify.from}): ${untrusted}`, approvals: [] };
+      return out({
+        missing: `signature required (${gate.verify.mode}, ${gate.verify.from}): ${untrusted}`,
+        approvals: [],
+      });
   }
-  const approvals: Approval[] = [];
-  if (gate.approvals.count > 0) {
-    if (!input.github)
-      return {
-        hold: `needs ${gate.approvals.count} approval(s) (${gate.approvals.from}), but the repository has no GitHub API access to check them`,
-        approvals,
-      };
-    const branch = revision.ref.replace(/^refs\/heads\//, '');
-    const checked = await checkApprovals(
-      input.github.client,
-      input.github.repo,
-      branch,
-      revision.sha,
-      gate.approvals.count,
-    );
-    if (checked.hold) return { hold: `${checked.hold} (${gate.approvals.from})`, approvals };
-    approvals.push(...checked.approvals);
-  }
-  if (gate.manual.required) {
-    const manual = input.manualApprovals.filter((a) => a.sha === revision.sha);
-    if (manual.length === 0)
-      return {
-        hold: `waiting for a manual approval of ${revision.sha.slice(0, 12)} (${gate.manual.from}): tidegate approve <target> ${revision.sha.slice(0, 12)}`,
-        approvals,
-      };
-    approvals.push(...manual);
-  }
-  return { approvals };
+  if (!input.range || (gate.approvals.count === 0 && !gate.manual.required)) return out({ approvals: [] });
+  const judged = await input.range();
+  return out(judged.missing ? { missing: judged.missing, approvals: [] } : { approvals: judged.approvals });
 }

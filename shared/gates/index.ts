@@ -1,2 +1,4 @@
 export { evaluateGate, type GateVerdict } from './evaluate.js';
-export { isOpen, signedOff, strictest, type GateSource } from './policy.js';
+export { isOpen, strictest, type EffectiveGate, type GateSource } from './policy.js';
+export { judgeRange, type JudgedCommit, type RangeToJudge, type RangeVerdict } from './signoff.js';
+export { windowHold } from './windows.js';

@@ -56,15 +56,3 @@ export const isOpen = (gate: EffectiveGate): boolean =>
   gate.deny.length === 0 &&
   gate.allow.length === 0 &&
   !gate.verify;
-
-/**
- * The gate of a revision that already passed it and runs now: sign-offs (approvals, manual,
- * signatures) belong to the revision and were given, so re-syncs of it (drift correction, reload)
- * are judged by the change windows only.
- */
-export const signedOff = (gate: EffectiveGate): EffectiveGate => ({
-  ...gate,
-  approvals: { count: 0, from: '' },
-  manual: { required: false, from: '' },
-  verify: undefined,
-});

@@ -64,6 +64,26 @@ const asPullRequest = (p: RestPullRequest): MergedPullRequest => ({
   mergeCommit: p.merge_commit_sha ?? undefined,
 });
 
+/** A commit as GitHub knows it (see GitHub.commit). */
+export interface CommitIdentity {
+  sha: string;
+  authorLogin?: string | undefined;
+  committerLogin?: string | undefined;
+  madeByGitHub: boolean;
+}
+
+/** One update of a branch (GitHub's repository activity). */
+export interface RefUpdate {
+  before: string;
+  after: string;
+  type: string;
+  actor: string;
+  at: string;
+}
+
+/** Answers kept per client at most (commits never change); past it the memo starts again. */
+const MEMO_LIMIT = 10_000;
+
 export interface Review {
   user: string;
   state: string;
@@ -101,6 +121,7 @@ export interface PullRequestRef {
  */
 export class GitHub {
   private client: Promise<Octokit> | undefined;
+  private readonly commits = new Map<string, CommitIdentity>();
 
   /** `token`: a personal or fine-grained token, or a source of GitHub App installation tokens (asked before each request). */
   constructor(private readonly opts: { apiUrl: string; token: string | TokenSource }) {}
@@ -172,6 +193,79 @@ export class GitHub {
       }),
     );
     return data.map(asPullRequest);
+  }
+
+  /**
+   * Who a commit is, as GitHub knows it: the users its author and committer emails belong to, and
+   * whether GitHub made it itself (a merge, squash or rebase done on github.com: committed by
+   * web-flow and signed by GitHub). Commits never change: each is asked for once per client.
+   */
+  async commit(name: RepoName, sha: string): Promise<CommitIdentity> {
+    const key = `${name.owner}/${name.repo}@${sha}`;
+    const known = this.commits.get(key);
+    if (known) return known;
+    const { data } = await this.call(
+      'read a commit',
+      (await this.octokit).request('GET /repos/{owner}/{repo}/commits/{ref}', { ...name, ref: sha, per_page: 1 }),
+    );
+    const identity: CommitIdentity = {
+      sha: data.sha,
+      authorLogin: data.author && 'login' in data.author ? data.author.login : undefined,
+      committerLogin: data.committer && 'login' in data.committer ? data.committer.login : undefined,
+      madeByGitHub: data.committer?.login === 'web-flow' && data.commit.verification?.verified === true,
+    };
+    if (this.commits.size >= MEMO_LIMIT) this.commits.clear();
+    this.commits.set(key, identity);
+    return identity;
+  }
+
+  /** The commits of a pull request (GitHub lists at most 250), oldest first, with who wrote and committed each. */
+  async pullRequestCommits(name: RepoName, pullNumber: number): Promise<CommitIdentity[]> {
+    const out: CommitIdentity[] = [];
+    for (let page = 1; page <= 3; page++) {
+      const { data } = await this.call(
+        'list the commits of a pull request',
+        (await this.octokit).request('GET /repos/{owner}/{repo}/pulls/{pull_number}/commits', {
+          ...name,
+          pull_number: pullNumber,
+          per_page: 100,
+          page,
+        }),
+      );
+      out.push(
+        ...data.map((c) => ({
+          sha: c.sha,
+          authorLogin: c.author && 'login' in c.author ? c.author.login : undefined,
+          committerLogin: c.committer && 'login' in c.committer ? c.committer.login : undefined,
+          madeByGitHub: c.committer?.login === 'web-flow' && c.commit.verification?.verified === true,
+        })),
+      );
+      if (data.length < 100) break;
+    }
+    return out;
+  }
+
+  /**
+   * Who moved a branch, newest first (GitHub's repository activity: pushes, force pushes, the
+   * branch's creation and merges of pull requests), at most the last `limit` updates.
+   */
+  async refUpdates(name: RepoName, branch: string, limit = 100): Promise<RefUpdate[]> {
+    const { data } = await this.call(
+      'list the activity of a branch',
+      (await this.octokit).request('GET /repos/{owner}/{repo}/activity', {
+        ...name,
+        ref: `refs/heads/${branch}`,
+        direction: 'desc',
+        per_page: Math.min(limit, 100),
+      }),
+    );
+    return data.map((a) => ({
+      before: a.before,
+      after: a.after,
+      type: a.activity_type,
+      actor: a.actor?.login ?? '',
+      at: a.timestamp,
+    }));
   }
 
   /** Every review of a pull request, oldest first. */

@@ -3,7 +3,9 @@ export {
   apiUrlFor,
   githubClients,
   repoName,
+  type CommitIdentity,
   type MergedPullRequest,
+  type RefUpdate,
   type PullRequestRef,
   type RepoName,
 } from './client.js';

@@ -47,6 +47,8 @@ export interface RemoveMessage extends MessageBase {
   target: string;
   /** The revision whose tidegate.yaml no longer declares it (the branch head is checked again before removing). */
   revision: Revision;
+  /** Keeps a removal asked for again (a poll's interval, an approval) apart from an earlier one at the same revision. */
+  bucket?: number;
 }
 
 /** A new image (tag and/or digest) was pushed to a registry. */
@@ -75,8 +77,10 @@ export interface ApproveMessage extends MessageBase {
   repo: string;
   pullRequest: number;
   commenter: string;
-  /** Named targets, or empty: every target of the repository with a manual gate. */
+  /** Named targets, or empty: every target of the repository with a manual gate, and those held now. */
   targets: string[];
+  /** The revision approved (a SHA or a prefix of at least 7 characters); default: the merge commit of the merged pull request commented on. */
+  revision?: string | undefined;
   /** The comment's id (deduplication). */
   comment: number;
 }

@@ -70,6 +70,10 @@ export function parseRefKey(key: string): ObjectRef {
 export interface InventoryEntry {
   id: string;
   v: string;
+  /**
+   * The desired-state hash; for an object with values a chart generates, followed by `:` and a digest
+   * of the values tidegate applied there (only values of that digest are kept from the cluster).
+   */
   h: string;
 }
 

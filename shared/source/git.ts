@@ -233,6 +233,46 @@ async function fetchAndExport(src: GitSource, revision: Revision, base: string, 
 }
 
 /**
+ * Makes the cached history of a ref `depth` commits deeper (git fetch --deepen), under the
+ * repository's lock. False when there was nothing more to fetch (the history is complete, or the
+ * deepening brought nothing new).
+ */
+export async function deepen(src: GitSource, cacheDir: string, ref: string, depth: number): Promise<boolean> {
+  const base = join(cacheDir, 'git', repoKey(src.url));
+  const gitdir = join(base, 'repo.git');
+  const shallow = () => {
+    try {
+      return fs.readFileSync(join(gitdir, 'shallow'), 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  return exclusive(base, async () => {
+    const before = shallow();
+    if (before.trim() === '') return false;
+    try {
+      await git.fetch({
+        fs,
+        http: src.http ?? nodeHttp,
+        gitdir,
+        url: src.url,
+        ref,
+        singleBranch: true,
+        tags: false,
+        depth,
+        relative: true,
+        ...(await authHeaders(src)),
+      });
+    } catch (err) {
+      throw new SourceError(`cannot fetch the history of ${ref} of ${redactUrl(src.url)}: ${errorMessage(err)}`, {
+        cause: err,
+      });
+    }
+    return shallow() !== before;
+  });
+}
+
+/**
  * The object id of the annotated tag a revision was resolved through (undefined for a lightweight
  * tag), fetched into the cache when it is not there yet (a checkout fetches commits, not tag
  * objects). The tag named when the revision was resolved is the one returned, even if the ref moved since.

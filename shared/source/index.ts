@@ -7,6 +7,7 @@ export {
   resolveRevision,
   type GitSource,
 } from './git.js';
+export { RANGE_LIMIT, commitRange, rangeUpTo, type CommitRange, type RangeCommit } from './range.js';
 export { commitAndPush, type CommitAuthor } from './write.js';
 export { verifyRevision, type TrustedKey } from './verify.js';
 export { fetchRemoteBase, remoteBases } from './remote-base.js';

@@ -8,6 +8,8 @@ export {
   statesOfRepo,
   updateTargetState,
   writeTargetState,
+  type JudgedFrom,
+  type SignedOff,
   type TargetState,
 } from './state.js';
 export { LeaseBusyError, acquireLease, withLease, type LeaseOptions } from './lease.js';

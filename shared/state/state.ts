@@ -14,6 +14,28 @@ import {
   type Revision,
 } from '../model/index.js';
 
+/**
+ * The newest revision whose change was signed off under the target's gate (every change of an
+ * ungated target is): the next change is judged from here. What the target rendered then is kept,
+ * so a commit touching those files later is part of its change.
+ */
+export interface SignedOff {
+  revision: Revision;
+  at: string;
+  /** Repository paths the target's render read at that revision (its path, bases, values files; tidegate.yaml). */
+  inputs: string[];
+  /** The GitOps repository's revision then, when the target's files come from another repository or ref. */
+  config?: string | undefined;
+}
+
+/** Where a target's first change is judged from, before anything of it was signed off (set at its first sync). */
+export interface JudgedFrom {
+  /** The commits (and their history) that are not part of the change: its repository's last applied revision on the cluster. */
+  exclude: string[];
+  /** The candidate of the first sync, when nothing of the repository had been applied on the cluster: judged as a whole. */
+  first?: string | undefined;
+}
+
 /** What must outlive an invocation, per target: kept in a ConfigMap in tidegate-system. */
 export interface TargetState {
   inventory: InventoryEntry[];
@@ -23,8 +45,10 @@ export interface TargetState {
   pin?: Pin | undefined;
   /** Manual approvals not yet used (a revision applied with them moves them into its history entry). */
   approvals?: Approval[] | undefined;
-  /** The gate of tidegate.yaml at the last applied revision: a later revision cannot lower it for itself. */
+  /** The gate of tidegate.yaml at the last signed-off revision: a later revision cannot lower it for itself. */
   gate?: GatePolicy | undefined;
+  signedOff?: SignedOff | undefined;
+  judgedFrom?: JudgedFrom | undefined;
   /** The repository that owns this target name on this cluster (target names are cluster-wide). */
   repo?: string | undefined;
   /** The target's prune setting as last applied (a target removed from tidegate.yaml is pruned by it). */
@@ -125,6 +149,8 @@ export function decodeState(target: string, cm: KubeObject): TargetState {
     pin: key<Pin>('pin'),
     approvals: key<Approval[]>('approvals'),
     gate: key<GatePolicy>('gate'),
+    signedOff: key<SignedOff>('signedOff'),
+    judgedFrom: key<JudgedFrom>('judgedFrom'),
     repo: data['repo'],
     prune: key<boolean>('prune'),
     removed: key<TargetState['removed']>('removed'),
@@ -146,6 +172,8 @@ export function encodeState(target: string, state: TargetState): KubeObject {
     ...json('pin', state.pin),
     ...(state.approvals?.length ? json('approvals', state.approvals) : {}),
     ...json('gate', state.gate),
+    ...json('signedOff', state.signedOff),
+    ...json('judgedFrom', state.judgedFrom),
     ...(state.repo ? { repo: state.repo } : {}),
     ...json('prune', state.prune),
     ...json('removed', state.removed),

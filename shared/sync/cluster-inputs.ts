@@ -24,6 +24,22 @@ async function readData(
   );
 }
 
+/** What stands in for each value of a Secret that is withheld from a render (an unreviewed change). */
+export const WITHHELD = 'tidegate-withheld-secret-value';
+
+/** A Secret's keys with a placeholder for each value, read from its metadata only; undefined when it does not exist. */
+async function withheld(
+  client: KubeClient,
+  src: ClusterSource,
+  namespace: string,
+  signal?: AbortSignal,
+): Promise<Record<string, string> | undefined> {
+  const obj = await client.get('v1', 'Secret', namespace, src.name, signal);
+  if (!obj) return undefined;
+  const data = isRecord(obj['data']) ? obj['data'] : {};
+  return Object.fromEntries(Object.keys(data).map((k) => [k, WITHHELD]));
+}
+
 /** `a.b.c` = value, as a nested object. */
 const atPath = (path: string, value: string): Record<string, unknown> =>
   path
@@ -43,6 +59,7 @@ function valuesOf(entry: ValuesFrom, data: Record<string, string>, what: string)
     throw new Error(`${what} has no key ${entry.valuesKey}`);
   }
   if (entry.targetPath) return atPath(entry.targetPath, text);
+  if (text === WITHHELD) return {}; // a withheld values file: the chart's defaults stand in
   let values: unknown;
   try {
     values = parse(text);
@@ -62,12 +79,16 @@ export async function readClusterInputs(
   spec: TargetSpec,
   client: KubeClient,
   signal?: AbortSignal,
+  opts: { withholdSecrets?: boolean } = {},
 ): Promise<ClusterInputs> {
   if (spec.substituteFrom.length === 0 && (spec.helm?.valuesFrom.length ?? 0) === 0) return {};
   const read = async (src: ClusterSource): Promise<{ data: Record<string, string>; what: string } | undefined> => {
     const namespace = where(spec, src);
     const what = label(src, namespace);
-    const data = await readData(client, src, namespace, signal);
+    const data =
+      src.kind === 'Secret' && opts.withholdSecrets
+        ? await withheld(client, src, namespace, signal)
+        : await readData(client, src, namespace, signal);
     if (data) return { data, what };
     if (src.optional) return undefined;
     throw new RenderError([{ file: 'tidegate.yaml', object: spec.name, message: `${what} does not exist` }]);

@@ -1,6 +1,9 @@
 import { KubeApiError, type KubeClient } from '../cluster/index.js';
 import {
   ApplyError,
+  MANAGED_BY_LABEL,
+  recordedHash,
+  TARGET_LABEL,
   ConfinementError,
   confine,
   mapLimit,
@@ -13,7 +16,14 @@ import {
   type PlanOptions,
 } from '../apply/index.js';
 import { createdNamespace, type TargetSpec } from '../config/index.js';
-import { TidegateError, hasChanges, type Change, type InventoryEntry, type SyncResult } from '../model/index.js';
+import {
+  TidegateError,
+  formatRef,
+  hasChanges,
+  type Change,
+  type InventoryEntry,
+  type SyncResult,
+} from '../model/index.js';
 import { createHash } from 'node:crypto';
 import { inputsDigest, renderInputs, renderTarget, type ClusterInputs, type RenderedObject } from '../render/index.js';
 import { chartRepositories, remoteBases } from '../source/index.js';
@@ -30,6 +40,9 @@ class EmptyRenderError extends TidegateError {
   }
 }
 
+/** The source of the Namespace object a sync adds for targetNamespace (not the target's own object). */
+const TARGET_NAMESPACE_SOURCE = 'targetNamespace';
+
 /** The namespace a target renders into, created (never pruned) when it does not exist; one that exists is left as it is. */
 function targetNamespaceObject(spec: TargetSpec, existing: ReadonlySet<string>): RenderedObject[] {
   const created = createdNamespace(spec);
@@ -37,7 +50,7 @@ function targetNamespaceObject(spec: TargetSpec, existing: ReadonlySet<string>):
     ? [
         {
           object: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: created } },
-          source: 'targetNamespace',
+          source: TARGET_NAMESPACE_SOURCE,
         },
       ]
     : [];
@@ -91,12 +104,33 @@ function renderDigest(run: SyncRun, fromCluster: ClusterInputs, chart: string | 
     .digest('hex');
 }
 
-/** Render, prepare and dry-run the whole set. Throws on any problem; nothing is written here. */
-export async function planTarget(run: SyncRun): Promise<Planned> {
-  const { spec, client, signal } = run.input;
+/**
+ * What a plan changes: `git`, objects Git created, changed or removed since the target's last sync
+ * (and objects taken from other targets); `drift`, objects only out of step with what Git said then.
+ */
+export function changesOf(planned: Planned): { git: boolean; drift: boolean } {
+  const { items, stale, planOpts } = planned;
+  const moving = items.filter((i) => i.action !== 'unchanged' && i.desired.source !== TARGET_NAMESPACE_SOURCE);
+  const git = stale.length > 0 || moving.some((i) => recordedHash(planOpts, i.desired.id) !== i.desired.hash);
+  return { git, drift: moving.length > 0 };
+}
+
+/** Live objects of the plan that another target applied (their owner labels), by that target. */
+export function ownersOf(planned: Planned, target: string): Map<string, string[]> {
+  const owners = new Map<string, string[]>();
+  for (const { live, desired } of planned.items) {
+    const owner = live?.metadata.labels?.[TARGET_LABEL];
+    if (!owner || owner === target || live?.metadata.labels?.[MANAGED_BY_LABEL] !== 'tidegate') continue;
+    owners.set(owner, [...(owners.get(owner) ?? []), formatRef(desired.ref)]);
+  }
+  return owners;
+}
+
+/** The target rendered with what it reads from the cluster; an empty render of a target that applied objects before is refused. */
+async function renderOf(run: SyncRun, withholdSecrets: boolean) {
+  const { spec, client, signal, settings } = run.input;
   run.input.onProgress?.({ target: spec.name, phase: 'render' });
-  const { settings } = run.input;
-  const fromCluster = await readClusterInputs(spec, client, signal);
+  const fromCluster = await readClusterInputs(spec, client, signal, { withholdSecrets });
   run.secrets = fromCluster.secrets ?? [];
   const rendered = await renderTarget(
     spec,
@@ -116,6 +150,16 @@ export async function planTarget(run: SyncRun): Promise<Planned> {
   });
   if (rendered.objects.length === 0 && !spec.allowEmpty && run.state.inventory.length > 0)
     throw new EmptyRenderError(spec.name);
+  return { rendered, fromCluster };
+}
+
+/**
+ * Render, prepare and dry-run the whole set. Throws on any problem; nothing is written here. With
+ * `withholdSecrets`, values the target reads from Secrets are not read: placeholders stand in.
+ */
+export async function planTarget(run: SyncRun, opts: { withholdSecrets?: boolean } = {}): Promise<Planned> {
+  const { spec, client, signal } = run.input;
+  const { rendered, fromCluster } = await renderOf(run, opts.withholdSecrets ?? false);
   const objects = await confined(run, rendered.objects);
   const placement = {
     target: spec.name,

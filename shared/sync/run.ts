@@ -29,6 +29,27 @@ import {
 import { silentLogger, type Logger } from '../telemetry/index.js';
 import type { ReloadStrategy } from '../reload/index.js';
 import type { GateVerdict } from '../gates/index.js';
+import type { JudgedFrom } from '../state/index.js';
+
+/** A gate's verdict on one target's change, with what its state records of it. */
+export interface TargetVerdict extends GateVerdict {
+  /** Where the target's first change is judged from, recorded at its first sync. */
+  judgedFrom?: JudgedFrom | undefined;
+  /** The commits of the change: recorded approvals naming one are used up when it applies signed off. */
+  consumed: string[];
+}
+
+/** A target's sign-off gate, as the sync uses it (see usecases/gate.ts). */
+export interface TargetGate {
+  /** The paths the target renders at this revision (recorded when the change is signed off). */
+  inputs: string[];
+  /** The GitOps repository's revision, when the target's files come from another repository or ref. */
+  config?: string | undefined;
+  /** Judges the change from the target's last signed-off revision to this one (before rendering). */
+  judge(state: TargetState): Promise<TargetVerdict>;
+  /** Objects the sync would take from other targets, by owner: why their owners' gates hold that, or nothing; throws when it may never be. */
+  takeovers(owners: ReadonlyMap<string, string[]>, signal?: AbortSignal): Promise<string | undefined>;
+}
 
 export interface TargetSyncInput {
   spec: TargetSpec;
@@ -57,10 +78,12 @@ export interface TargetSyncInput {
   onPrepared?: ((target: string, objects: ReadonlyArray<{ object: KubeObject; source: string }>) => void) | undefined;
   /** When the push behind this sync was received: history records push→applied latency. */
   triggeredAt?: string | undefined;
+  /** The files come from an unreviewed head (a pull request's preview): values the target reads from Secrets are never read, results show no values. */
+  untrusted?: boolean | undefined;
   /** A preview environment: every object must land in this one namespace, or nothing is applied. */
   confine?: Confinement | undefined;
-  /** The target's sign-off gate, evaluated after planning with the target's state; a hold applies nothing. */
-  gate?: ((state: TargetState) => Promise<GateVerdict>) | undefined;
+  /** The target's sign-off gate: a change it does not sign off applies nothing. */
+  gate?: TargetGate | undefined;
   signal?: AbortSignal | undefined;
   logger?: Logger;
   now?: () => Date;
@@ -68,8 +91,16 @@ export interface TargetSyncInput {
 
 export const NO_HEALTH: HealthReport = { status: 'unknown', notReady: [] };
 
+/**
+ * The inventory entries of items: `h` is the desired-state hash, followed by `:` and the digest of the
+ * generated values the item put in the cluster when it has any (read back by plan: only those are kept).
+ */
 export const inventoryOf = (items: readonly PlanItem[]): InventoryEntry[] =>
-  items.map((i) => ({ id: i.desired.id, v: i.body.apiVersion, h: i.desired.hash }));
+  items.map((i) => ({
+    id: i.desired.id,
+    v: i.body.apiVersion,
+    h: i.generated ? `${i.desired.hash}:${i.generated}` : i.desired.hash,
+  }));
 
 export function mergeInventory(...lists: InventoryEntry[][]): InventoryEntry[] {
   const byId = new Map<string, InventoryEntry>();
@@ -126,11 +157,39 @@ export class SyncRun {
   chart: ChartVersion | undefined;
   /** Values read from Secrets for this render: a message quoting one (an apiserver refusal) shows *** instead. */
   secrets: readonly string[] = [];
+  /** Values read from Secrets were withheld from this render (an unreviewed change): results show no values. */
+  withheld = false;
+  /** The gate's verdict on this change (undefined: no gate was asked, as for a dry-run). */
+  verdict: TargetVerdict | undefined;
 
   /** A message with every value read from a Secret replaced (values under 4 characters would redact ordinary words, and tell nothing). */
   redact(text: string): string {
-    const values = [...new Set(this.secrets.filter((s) => s.length >= 4))].sort((a, b) => b.length - a.length);
+    const plain = this.secrets.filter((s) => s.length >= 4);
+    // The apiserver may quote a value as it stores it: a Secret's data, base64-encoded.
+    const encoded = plain.map((s) => Buffer.from(s).toString('base64').replace(/=+$/, ''));
+    const values = [...new Set([...plain, ...encoded])].sort((a, b) => b.length - a.length);
     return values.reduce((t, v) => t.split(v).join('***'), text);
+  }
+
+  /** A change as results show it: no value read from a Secret in its object's name, paths or values; no values at all when Secret values were withheld. */
+  private redactChange(c: Change): Change {
+    const r = (t: string) => this.redact(t);
+    const { values, ...rest } = c;
+    return {
+      ...rest,
+      ref: { ...c.ref, name: r(c.ref.name), namespace: r(c.ref.namespace) },
+      ...(c.reason ? { reason: r(c.reason) } : {}),
+      ...(c.fields ? { fields: c.fields.map(r) } : {}),
+      ...(values && !this.withheld
+        ? {
+            values: values.map((v) => ({
+              path: r(v.path),
+              ...(v.from !== undefined ? { from: r(v.from) } : {}),
+              ...(v.to !== undefined ? { to: r(v.to) } : {}),
+            })),
+          }
+        : {}),
+    };
   }
 
   get state(): TargetState {
@@ -160,7 +219,7 @@ export class SyncRun {
       revision: this.input.revision,
       ...(this.chart ? { chart: this.chart } : {}),
       outcome,
-      changeSet: { changes },
+      changeSet: { changes: changes.map((c) => this.redactChange(c)) },
       health,
       ...(error !== undefined ? { error: this.redact(errorMessage(error)) } : {}),
       startedAt: this.started.toISOString(),
@@ -172,6 +231,7 @@ export class SyncRun {
   private isRepeat(res: SyncResult, inventory: InventoryEntry[] | undefined): boolean {
     const last = this.state.history.at(-1);
     if (last?.revision.sha !== this.input.revision.sha || inventory !== undefined) return false;
+    if (this.signsOff(res) && this.state.signedOff?.revision.sha !== this.input.revision.sha) return false;
     if (res.outcome === 'held') return last.outcome === 'held' && last.heldFor === res.heldFor;
     return (
       res.outcome === 'unchanged' &&
@@ -204,6 +264,39 @@ export class SyncRun {
     };
   }
 
+  /** Whether this result moves the target's signed-off revision here: it ran, is no rollback, and its change was signed off (or it has no gate). */
+  private signsOff(res: SyncResult): boolean {
+    const { gate, rollback } = this.input;
+    return RUNS.has(res.outcome) && !rollback && (!gate || (this.verdict !== undefined && !this.verdict.missing));
+  }
+
+  /**
+   * What the state keeps of the sign-off: a signed-off change moves the signed-off revision here
+   * (with the paths the target rendered), uses up the approvals of its commits (they live on in its
+   * history entry) and makes this revision's gate the one that judges the next change (a commit
+   * cannot lower it for itself). Before any sign-off, where the first change is judged from.
+   */
+  private signOffOf(
+    res: SyncResult,
+    signs: boolean,
+  ): (state: TargetState) => Pick<TargetState, 'approvals' | 'signedOff' | 'judgedFrom' | 'gate'> {
+    const consumed = new Set(this.verdict?.consumed ?? []);
+    const { gate, spec, revision } = this.input;
+    if (signs)
+      return (state) => ({
+        approvals: state.approvals?.filter((a) => !consumed.has(a.sha)),
+        signedOff: { revision, at: res.startedAt, inputs: gate?.inputs ?? [], config: gate?.config },
+        judgedFrom: undefined,
+        gate: spec.gate,
+      });
+    return (state) => ({
+      approvals: state.approvals,
+      signedOff: state.signedOff,
+      judgedFrom: state.signedOff ? undefined : (state.judgedFrom ?? this.verdict?.judgedFrom),
+      gate: state.gate,
+    });
+  }
+
   /**
    * The state after this result, as a change of whatever state is current (so it can be made again
    * on top of another writer's). A held or failed revision never becomes lastApplied, and only a
@@ -223,17 +316,15 @@ export class SyncRun {
       rb && runs
         ? { revision, reason: clip(rb.reason, ENTRY_LIMITS.pinReason), at: res.startedAt, by: rb.by }
         : undefined;
+    const signOff = this.signOffOf(res, this.signsOff(res));
     return (state) => ({
       ...state,
+      ...signOff(state),
       inventory: merged(state),
       history: [...state.history, entry].slice(-HISTORY_LIMIT),
       lastApplied: runs ? revision : state.lastApplied,
       lastHealthy: res.health.status === 'healthy' ? revision : state.lastHealthy,
       pin: pin ?? state.pin,
-      // Manual approvals of a revision that went through are used up (they live on in its history entry).
-      approvals:
-        res.approvals?.length && runs ? state.approvals?.filter((a) => a.sha !== revision.sha) : state.approvals,
-      gate: runs && !rb ? spec.gate : state.gate,
       repo: state.removed ? (this.input.repo ?? state.repo) : (state.repo ?? this.input.repo),
       prune: runs ? spec.prune : state.prune,
       removed: undefined,

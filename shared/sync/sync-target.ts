@@ -1,8 +1,9 @@
+import { secretSources } from '../config/index.js';
 import { errorMessage, formatRevision, isTransient, type SyncResult } from '../model/index.js';
 import { readTargetState, refuseOtherOwner, withLease } from '../state/index.js';
 import { silentLogger } from '../telemetry/index.js';
 import { applyTarget } from './apply-target.js';
-import { planTarget, preview } from './plan-target.js';
+import { changesOf, ownersOf, planTarget, preview, type Planned } from './plan-target.js';
 import { NO_HEALTH, SyncRun, type TargetSyncInput } from './run.js';
 
 /** Before planning: a target name owned by another repository, or a pin on another revision, stops the sync. */
@@ -26,6 +27,24 @@ function refusal(run: SyncRun): SyncResult | undefined {
   return undefined;
 }
 
+/**
+ * Why a planned sync may not apply: a change window (for any change, drift corrections too); for a
+ * change Git made (objects created, changed in Git, pruned, taken from another target), a missing
+ * sign-off of this target's gate or of the gate of a target it takes objects from.
+ */
+async function holdOf(run: SyncRun, planned: Planned): Promise<string | undefined> {
+  const { input, verdict } = run;
+  const changes = changesOf(planned);
+  if (changes.git) {
+    const takeover = input.gate
+      ? await input.gate.takeovers(ownersOf(planned, input.spec.name), input.signal)
+      : undefined;
+    const why = [verdict?.windows, verdict?.missing, takeover].filter(Boolean);
+    return why.length ? why.join('; ') : undefined;
+  }
+  return changes.drift ? verdict?.windows : undefined;
+}
+
 /** Errors the queue should retry rather than record: the apiserver failing for now, the deadline, a lost lease. */
 const mustRetry = (err: unknown, signal: AbortSignal | undefined): boolean =>
   isTransient(err) || signal?.aborted === true;
@@ -39,12 +58,15 @@ async function leasedSync(run: SyncRun): Promise<SyncResult> {
   const refused = refusal(run);
   if (refused) return refused;
   try {
-    const planned = await planTarget(run);
+    // The change is judged before anything is rendered: one not signed off is rendered without Secret values.
+    run.verdict = input.gate && !input.dryRun ? await input.gate.judge(run.state) : undefined;
+    run.withheld =
+      secretSources(input.spec).length > 0 && (input.untrusted === true || run.verdict?.missing !== undefined);
+    const planned = await planTarget(run, { withholdSecrets: run.withheld });
     if (input.dryRun) return await preview(run, planned);
-    const verdict = input.gate ? await input.gate(run.state) : undefined;
-    if (verdict?.hold)
-      return await run.record({ ...(await preview(run, planned)), outcome: 'held', heldFor: verdict.hold }, undefined);
-    return await applyTarget(run, planned, verdict?.approvals ?? []);
+    const hold = await holdOf(run, planned);
+    if (hold) return await run.record({ ...(await preview(run, planned)), outcome: 'held', heldFor: hold }, undefined);
+    return await applyTarget(run, planned, run.verdict?.approvals ?? []);
   } catch (err) {
     if (mustRetry(err, input.signal)) throw err;
     (input.logger ?? silentLogger).warn('sync failed', {

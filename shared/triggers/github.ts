@@ -98,10 +98,27 @@ function routeComment(event: CommentEvent, tracked: readonly TrackedRepo[]): Rou
   const comment = event.comment.id;
   const args = (command[2] ?? '').trim().split(/\s+/).filter(Boolean);
   if (verb === 'preview') return previewCommand(repo, pullRequest, commenter, comment, args);
-  const targets = args;
+  return approveCommand(repo, pullRequest, commenter, comment, args);
+}
+
+/** `/tidegate approve [<sha>] [target …]`: a first word of 7 to 40 hex digits names the revision approved. */
+function approveCommand(
+  repo: TrackedRepo,
+  pullRequest: number,
+  commenter: string,
+  comment: number,
+  args: readonly string[],
+): Routed {
+  const revision = /^[0-9a-f]{7,40}$/.test(args[0] ?? '') ? args[0] : undefined;
+  const targets = revision ? args.slice(1) : [...args];
   return {
-    response: reply(202, `queued approval by ${commenter} of pull request #${pullRequest}`),
-    messages: [{ type: 'approve', repo: repo.url, pullRequest, commenter, targets, comment }],
+    response: reply(
+      202,
+      `queued approval by ${commenter} of ${revision ? revision.slice(0, 12) : `pull request #${pullRequest}`}`,
+    ),
+    messages: [
+      { type: 'approve', repo: repo.url, pullRequest, commenter, targets, comment, ...(revision ? { revision } : {}) },
+    ],
   };
 }
 

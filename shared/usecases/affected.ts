@@ -2,7 +2,8 @@ import { orderTargets, type TargetSpec } from '../config/index.js';
 import { normaliseRepoUrl, type PushMessage, type SyncMessage } from '../model/index.js';
 import { CONFIG_FILE } from './repo-config.js';
 
-const under = (path: string, dir: string): boolean =>
+/** Whether a repository path is a directory of the inputs, or lies below one. */
+export const under = (path: string, dir: string): boolean =>
   dir === '.' || dir === '' || path === dir || path.startsWith(`${dir.replace(/\/+$/, '')}/`);
 
 /**

@@ -1,6 +1,6 @@
-import { readTargetState, refuseOtherOwner, updateTargetState, withLease } from '../state/index.js';
+import { readTargetState, refuseOtherOwner, updateTargetState, withLease, type TargetState } from '../state/index.js';
 import type { KubeClient } from '../cluster/index.js';
-import type { GatePolicy, TargetSpec } from '../config/index.js';
+import type { GatePolicy, TargetSpec, TidegateConfig } from '../config/index.js';
 import { repoName, type GitHub, type RepoName } from '../github/index.js';
 import {
   RevisionError,
@@ -9,15 +9,21 @@ import {
   isTidegateError,
   type Approval,
   type ApproveMessage,
+  type QueueMessage,
+  type Revision,
   type SyncResult,
 } from '../model/index.js';
 import { leaseOf, type EngineContext } from './context.js';
-import { configAt, headTarget } from './repo-config.js';
+import { CONFIG_FILE, configAt, trackedBranch } from './repo-config.js';
 import type { Queue } from './queue.js';
 import { chainMessage, dependencyChains, withDependants } from './affected.js';
 import { syncRepo } from './sync-repo.js';
+import { removeTarget, removedTargets } from './remove.js';
+import { judgeCommits } from './signoff.js';
+import { rangeUpTo } from '../source/index.js';
+import { targetInputs } from './gate.js';
 
-/** Adds a manual approval to a target's state (one per person and revision), holding the target's lease; never to another repository's target. */
+/** Adds an approval to a target's state (one per person and revision), holding the target's lease; never to another repository's target. */
 async function recordApproval(
   ctx: EngineContext,
   client: KubeClient,
@@ -46,56 +52,148 @@ async function recordApproval(
   ctx.logger?.info('approved', { target, revision: approval.sha, by: approval.by, via: approval.via });
 }
 
+/** A target as the head of the tracked branch declares it, or (removed from tidegate.yaml, not pruned yet) as its state on a cluster holds it. */
+interface Approvable {
+  name: string;
+  cluster: string;
+  spec?: TargetSpec | undefined;
+  client: KubeClient;
+  state: TargetState;
+}
+
+async function findTargets(
+  ctx: EngineContext,
+  repo: string,
+  config: TidegateConfig,
+  names: readonly string[] | undefined,
+  signal?: AbortSignal,
+): Promise<Approvable[]> {
+  const out: Approvable[] = [];
+  for (const spec of config.targets) {
+    if (names && !names.includes(spec.name)) continue;
+    const client = await ctx.connect(spec.cluster);
+    out.push({
+      name: spec.name,
+      cluster: spec.cluster,
+      spec,
+      client,
+      state: await readTargetState(client, spec.name, signal),
+    });
+  }
+  for (const gone of await removedTargets(ctx, repo, config, signal)) {
+    if (names && !names.includes(gone.target)) continue;
+    const client = await ctx.connect(gone.cluster);
+    out.push({ ...gone, name: gone.target, client, state: await readTargetState(client, gone.target, signal) });
+  }
+  return out;
+}
+
+/** The revision a target's change is judged from (its last signed-off revision), as the commits to leave out of its range. */
+const excludedFor = (state: TargetState): string[] => {
+  const base = state.signedOff?.revision ?? state.lastApplied;
+  return base ? [base.sha] : (state.judgedFrom?.exclude ?? []);
+};
+
+/** The commits of a target's pending change (since its last signed-off revision, up to the head), with who made each. */
+async function pendingChange(ctx: EngineContext, repo: string, t: Approvable, head: Revision, dir: string) {
+  return judgeCommits(ctx, {
+    url: repo,
+    branch: trackedBranch(ctx, repo),
+    candidate: head,
+    exclude: excludedFor(t.state),
+    first: t.state.signedOff || t.state.lastApplied ? undefined : t.state.judgedFrom?.first,
+    inputs: [CONFIG_FILE, ...(t.spec ? targetInputs(t.spec, dir) : []), ...(t.state.signedOff?.inputs ?? [])],
+  });
+}
+
 /**
- * `tidegate approve`: records a manual approval of a target's revision (the branch head, or a
- * revision in its history, by SHA or prefix) in the cluster, then syncs that revision: the target
- * first, then the targets that depend on it (which its hold kept back). The target's result comes first.
+ * The commit an approval names: a commit of the target's pending change (by its SHA or a prefix of
+ * at least 7 characters, matching one commit), the head, or a revision in its history.
+ */
+function resolveNamed(
+  named: string,
+  commits: ReadonlyArray<{ sha: string }>,
+  head: Revision,
+  history: TargetState['history'],
+): Revision {
+  const prefix = named.toLowerCase();
+  const candidates = new Set(
+    [head.sha, ...commits.map((c) => c.sha), ...history.map((h) => h.revision.sha)].filter((sha) =>
+      sha.startsWith(prefix),
+    ),
+  );
+  if (named.length < 7 || candidates.size !== 1)
+    throw new RevisionError(
+      'RevisionUnknown',
+      candidates.size > 1
+        ? `revision ${named} names more than one commit; give more characters`
+        : `revision ${named} is neither a commit of the pending change, the head of the branch, nor in the history (give at least 7 characters)`,
+    );
+  const [sha] = [...candidates] as [string];
+  return { ref: head.ref, sha };
+}
+
+/** Targets held now (their last sync or removal was held): an approval may be what they wait for. */
+const heldNow = (targets: readonly Approvable[]): Approvable[] =>
+  targets.filter((t) => t.state.history.at(-1)?.outcome === 'held');
+
+/**
+ * `tidegate approve`: records a manual approval of a revision for a target (a commit of its pending
+ * change, the head, or one in its history, by SHA or prefix) in the cluster, then syncs: the target
+ * and its dependants at the head, the targets held now (they may wait for its sign-off), or, for a
+ * target that left tidegate.yaml, its removal. The command line is trusted as the cluster
+ * credentials that run it. The target's result comes first.
  */
 export async function approve(
   ctx: EngineContext,
   req: { repo: string; target: string; revision: string; by: string; via: 'cli' | 'comment' },
 ): Promise<[SyncResult, ...SyncResult[]]> {
-  const { head, client } = await headTarget(ctx, req.repo, req.target);
-  const state = await readTargetState(client, req.target);
-  const known = [head, ...[...state.history].reverse().map((h) => h.revision)].find((r) =>
-    r.sha.startsWith(req.revision.toLowerCase()),
-  );
-  if (!known || req.revision.length < 7)
-    throw new RevisionError(
-      'RevisionUnknown',
-      `revision ${req.revision} is neither the head of the branch nor in the history of ${req.target} (give at least 7 characters)`,
-    );
-  await recordApproval(ctx, client, req.repo, req.target, {
+  const { revision: head, dir, config } = await configAt(ctx, req.repo);
+  const all = await findTargets(ctx, req.repo, config, undefined);
+  const target = all.find((t) => t.name === req.target);
+  if (!target) throw new TargetNotFoundError(req.target, CONFIG_FILE);
+  const { commits } = await pendingChange(ctx, req.repo, target, head, dir);
+  const known = resolveNamed(req.revision, commits, head, target.state.history);
+  await recordApproval(ctx, target.client, req.repo, req.target, {
     sha: known.sha,
     by: req.by,
     at: (ctx.now?.() ?? new Date()).toISOString(),
     via: req.via,
   });
-  const [result, ...dependants] = await syncRepo(ctx, {
+  const held = heldNow(all)
+    .filter((t) => t.spec && t.name !== req.target)
+    .map((t) => t.name);
+  if (!target.spec) {
+    // Targets waiting to take its objects over go first: its removal then prunes only what nobody took.
+    const others = held.length ? await syncRepo(ctx, { repo: req.repo, targets: held, revision: head }) : [];
+    const removed = await removeTarget(ctx, {
+      repo: req.repo,
+      cluster: target.cluster,
+      target: target.name,
+      revision: head,
+    });
+    if (!removed) throw new TargetNotFoundError(req.target, CONFIG_FILE);
+    return [removed, ...others];
+  }
+  const results = await syncRepo(ctx, {
     repo: req.repo,
-    target: req.target,
+    targets: [req.target, ...held],
     withDependants: true,
-    revision: known,
+    revision: head,
   });
-  if (result?.target !== req.target) throw new TargetNotFoundError(req.target, 'tidegate.yaml');
-  return [result, ...dependants];
+  const result = results.find((r) => r.target === req.target);
+  if (!result) throw new TargetNotFoundError(req.target, CONFIG_FILE);
+  return [result, ...results.filter((r) => r !== result)];
 }
 
-/**
- * Whether a commenter may approve a target. The approvers are those of a source the revision cannot
- * change: the cluster's floor, else tidegate.yaml as last applied; with neither, anyone with write
- * access who is also listed by the revision's tidegate.yaml when it names approvers (it can narrow,
- * never widen). The pull request's author never approves their own change.
- */
+/** Whether a commenter may approve a target at all (approvers of a source the change cannot edit, else writers); why not. */
 async function refusal(
   github: GitHub,
   repo: RepoName,
-  spec: TargetSpec,
+  spec: TargetSpec | undefined,
   trusted: GatePolicy['approvers'],
-  pr: { author: string; number: number },
   user: string,
 ): Promise<string | undefined> {
-  if (user === pr.author) return `${user} opened pull request #${pr.number} and may not approve their own change`;
   const may = async (approvers: NonNullable<GatePolicy['approvers']>) => {
     if (approvers.users.includes(user)) return true;
     for (const team of approvers.teams) {
@@ -106,27 +204,40 @@ async function refusal(
   };
   const allowed = trusted
     ? await may(trusted)
-    : (await github.canWrite(repo, user)) && (!spec.gate.approvers || (await may(spec.gate.approvers)));
+    : (await github.canWrite(repo, user)) && (!spec?.gate.approvers || (await may(spec.gate.approvers)));
   return allowed ? undefined : `${user} may not approve it`;
 }
 
-/** The approvers no revision can change: the floor's, else those of tidegate.yaml as last applied. */
-async function trustedApprovers(ctx: EngineContext, client: KubeClient, spec: TargetSpec) {
-  const floor = ctx.floor?.(spec.cluster)?.approvers;
-  if (floor) return floor;
-  const state = await readTargetState(client, spec.name);
-  return state.lastApplied ? state.gate?.approvers : undefined;
-}
+/** The approvers no revision can change: the floor's, else those of tidegate.yaml as last signed off. */
+const trustedApprovers = (ctx: EngineContext, t: Approvable) =>
+  ctx.floor?.(t.cluster)?.approvers ?? (t.state.signedOff || t.state.lastApplied ? t.state.gate?.approvers : undefined);
 
 export interface CommentApproval {
   approved: string[];
   refused: string[];
 }
 
+/** The revision a comment approves: the one it names, or the merge commit of the merged pull request it is on. */
+async function namedRevision(
+  github: GitHub,
+  name: RepoName,
+  msg: ApproveMessage,
+): Promise<string | { refused: string }> {
+  if (msg.revision) return msg.revision;
+  const pr = await github.pullRequest(name, msg.pullRequest);
+  if (pr.mergedAt && pr.mergeCommit) return pr.mergeCommit;
+  return {
+    refused: `pull request #${pr.number} is not merged: name the revision you approve (\`/tidegate approve <sha> [target …]\`), as a hold lists it`,
+  };
+}
+
 /**
- * A `/tidegate approve [target …]` comment on a merged pull request: the merge commit is approved
- * for the named targets (default: those with a manual gate) where the commenter may approve, and a
- * sync of each is queued. Anyone else's comment is refused, and nothing is recorded.
+ * A `/tidegate approve [<sha>] [target …]` comment: for each named target (default: those with a
+ * manual gate, and those held now), the named revision (default: the merge commit of the merged pull
+ * request commented on) is approved where the commenter may approve it and made none of the
+ * commits the approval would release (the target's change since its last signed-off revision, up
+ * to that revision); a sync (or a removal) of each is queued. A refused comment records nothing for
+ * that target, and says which commit the commenter made.
  */
 export async function approveFromComment(
   ctx: EngineContext,
@@ -141,49 +252,107 @@ export async function approveFromComment(
       `${msg.repo} has no GitHub API access to check a /tidegate approve comment`,
     );
   const name = repoName(msg.repo);
-  const pr = await github.pullRequest(name, msg.pullRequest);
-  if (!pr.mergedAt || !pr.mergeCommit)
-    return {
-      approved: [],
-      refused: [`pull request #${pr.number} is not merged; approve it once merged (its merge commit is what applies)`],
-    };
-  const revision = { ref: `refs/heads/${pr.base}`, sha: pr.mergeCommit };
-  const { config } = await configAt(ctx, msg.repo, revision);
-  const specs = config.targets.filter((t) =>
-    msg.targets.length ? msg.targets.includes(t.name) : t.gate.manual || ctx.floor?.(t.cluster)?.manual,
-  );
+  const named = await namedRevision(github, name, msg);
+  if (typeof named !== 'string') return { approved: [], refused: [named.refused] };
+  const { revision: head, dir, config } = await configAt(ctx, msg.repo);
+  const all = await findTargets(ctx, msg.repo, config, msg.targets.length ? msg.targets : undefined, signal);
+  const chosen = msg.targets.length
+    ? all
+    : all.filter((t) => t.spec?.gate.manual || ctx.floor?.(t.cluster)?.manual || heldNow([t]).length);
   const out: CommentApproval = {
     approved: [],
-    refused: msg.targets.filter((t) => !specs.some((s) => s.name === t)).map((t) => `${t}: no such target`),
+    refused: msg.targets.filter((t) => !all.some((a) => a.name === t)).map((t) => `${t}: no such target`),
   };
-  for (const spec of specs) {
-    const client = await ctx.connect(spec.cluster);
-    const refused = await refusal(github, name, spec, await trustedApprovers(ctx, client, spec), pr, msg.commenter);
-    if (refused) {
-      out.refused.push(`${spec.name}: ${refused}`);
+  const approved: Approvable[] = [];
+  for (const t of chosen) {
+    const why = await commentRefusal(ctx, github, name, msg, t, named, head, dir);
+    if (typeof why === 'string') {
+      out.refused.push(`${t.name}: ${why}`);
       continue;
     }
     try {
       await recordApproval(
         ctx,
-        client,
+        t.client,
         msg.repo,
-        spec.name,
-        { sha: revision.sha, by: msg.commenter, at: (ctx.now?.() ?? new Date()).toISOString(), via: 'comment' },
+        t.name,
+        { sha: why.sha, by: msg.commenter, at: (ctx.now?.() ?? new Date()).toISOString(), via: 'comment' },
         signal,
       );
     } catch (err) {
       if (!isTidegateError(err, 'TargetOwnedElsewhere')) throw err;
-      out.refused.push(`${spec.name}: ${err.message}`);
+      out.refused.push(`${t.name}: ${err.message}`);
       continue;
     }
-    out.approved.push(spec.name);
+    out.approved.push(t.name);
+    approved.push(t);
   }
-  // The approved targets and their dependants (held back by them), chained as a push chains them.
-  // A bucket of its own: the held sync of this revision already used the plain deduplication id.
-  const syncs = dependencyChains(withDependants(config.targets, out.approved), config.targets).map((chain) =>
-    chainMessage(chain, { repo: msg.repo, revision, reason: `approved by ${msg.commenter}`, bucket: msg.comment }),
-  );
-  await queue.send(syncs);
+  if (approved.length) await queue.send(afterApproval(msg, config, approved, all, head));
   return out;
+}
+
+/** Why a commenter's approval of a target is refused, or the revision it approves. */
+async function commentRefusal(
+  ctx: EngineContext,
+  github: GitHub,
+  name: RepoName,
+  msg: ApproveMessage,
+  t: Approvable,
+  named: string,
+  head: Revision,
+  dir: string,
+): Promise<string | Revision> {
+  const rights = await refusal(github, name, t.spec, trustedApprovers(ctx, t), msg.commenter);
+  if (rights) return rights;
+  const { commits, range } = await pendingChange(ctx, msg.repo, t, head, dir);
+  let revision: Revision;
+  try {
+    revision = resolveNamed(named, commits, head, t.state.history);
+  } catch (err) {
+    if (err instanceof RevisionError) return err.message;
+    throw err;
+  }
+  const released = rangeUpTo(range, revision.sha);
+  const own = commits.find((c) => c.relevant && released.has(c.sha) && c.involved.includes(msg.commenter));
+  if (own)
+    return `${msg.commenter} made ${own.sha.slice(0, 12)} (wrote, committed, pushed it or opened its pull request; by ${own.by}), part of the change this approval would release: nobody approves their own change`;
+  return revision;
+}
+
+/**
+ * What an approval sets going: the approved targets and their dependants (held back by them), and
+ * the targets held now (one may wait for an approved target's sign-off), chained as a push chains
+ * them; a removal for an approved target that left tidegate.yaml. A bucket of the comment's own:
+ * the held sync of this revision already used the plain deduplication id.
+ */
+function afterApproval(
+  msg: ApproveMessage,
+  config: TidegateConfig,
+  approved: readonly Approvable[],
+  all: readonly Approvable[],
+  head: Revision,
+): QueueMessage[] {
+  const declared = [...approved, ...heldNow(all)].filter((t) => t.spec).map((t) => t.name);
+  const syncs = dependencyChains(withDependants(config.targets, [...new Set(declared)]), config.targets).map((chain) =>
+    chainMessage(chain, {
+      repo: msg.repo,
+      revision: head,
+      reason: `approved by ${msg.commenter}`,
+      bucket: msg.comment,
+    }),
+  );
+  // A removal waits while targets are synced that may take its objects over: the next poll removes it.
+  const removals: QueueMessage[] = syncs.length
+    ? []
+    : approved
+        .filter((t) => !t.spec)
+        .map((t) => ({
+          type: 'remove',
+          repo: msg.repo,
+          cluster: t.cluster,
+          target: t.name,
+          revision: head,
+          bucket: msg.comment,
+        }));
+  return [...syncs, ...removals];
 }

@@ -52,6 +52,7 @@ export async function fanOut(
     repo: msg.repo,
     ...r,
     revision,
+    ...(msg.bucket === undefined ? {} : { bucket: msg.bucket }),
   }));
   await queue.send([...syncs, ...removals, ...images]);
   return { kind: 'fanned-out', targets: targets.map((t) => t.name) };

@@ -1,6 +1,6 @@
 import { KubeApiError, type KubeClient } from '../cluster/index.js';
 import { MANAGED_BY_LABEL, prune } from '../apply/index.js';
-import { parseDuration, type PreviewSpec, type TargetSpec } from '../config/index.js';
+import { parseDuration, secretSources, type PreviewSpec, type TargetSpec } from '../config/index.js';
 import {
   TidegateError,
   UnknownClusterError,
@@ -162,6 +162,13 @@ export async function deployEnvironment(ctx: EngineContext, req: EnvironmentRequ
       ...report,
       status: 'refused',
       reason: `preview.namespace gives ${namespace}, not a DNS label of at most 63 characters`,
+    };
+  const secrets = secretSources(spec);
+  if (secrets.length)
+    return {
+      ...report,
+      status: 'refused',
+      reason: `the target reads values from Secrets (${secrets.join(', ')}): a pull request's preview environment never gets them, as its namespace (which the pull request controls) would hold them`,
     };
   const client = await ctx.connect(spec.cluster);
   const now = (ctx.now?.() ?? new Date()).getTime();

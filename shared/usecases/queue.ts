@@ -52,7 +52,7 @@ function baseKeys(msg: QueueMessage): { group: string; dedup: string } {
     case 'remove':
       return {
         group: fit(`target:${msg.target}`),
-        dedup: fit(`remove:${msg.cluster}/${msg.target}@${msg.revision.sha}`),
+        dedup: fit(`remove:${msg.cluster}/${msg.target}@${msg.revision.sha}${bucketOf(msg.bucket)}`),
       };
     case 'image':
       return {

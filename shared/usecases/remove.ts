@@ -1,4 +1,12 @@
-import { HISTORY_LIMIT, readTargetState, statesOfRepo, withLease, writeTargetState } from '../state/index.js';
+import {
+  HISTORY_LIMIT,
+  readTargetState,
+  statesOfRepo,
+  withLease,
+  writeTargetState,
+  type TargetState,
+} from '../state/index.js';
+import type { KubeClient } from '../cluster/index.js';
 import { prune } from '../apply/index.js';
 import type { TidegateConfig } from '../config/index.js';
 import {
@@ -17,6 +25,7 @@ import {
 import { resolveRevision } from '../source/index.js';
 import { leaseOf, type EngineContext } from './context.js';
 import { configAt } from './repo-config.js';
+import { ownerHold } from './gate.js';
 
 const ownedBy = (state: { repo?: string | undefined }, repo: string): boolean =>
   state.repo !== undefined && normaliseRepoUrl(state.repo) === normaliseRepoUrl(repo);
@@ -126,6 +135,9 @@ export async function removeTarget(ctx: EngineContext, req: RemoveRequest): Prom
     if (!ownedBy(state, req.repo) || state.removed) return undefined;
     const revision = await removedAtHead(ctx, req, signal);
     if (!revision) return undefined;
+    // Removing a target changes every object it applied: its gate as last signed off must sign that off.
+    const hold = await ownerHold(ctx, { ...req, owner: req.target, state, candidate: revision, inputs: [] });
+    if (hold) return heldRemoval(client, req.target, state, revision, startedAt, `removal ${hold}`, signal);
     const pruned =
       state.prune === false
         ? { changes: [], retained: [], problems: [] }
@@ -178,6 +190,53 @@ export async function removeTarget(ctx: EngineContext, req: RemoveRequest): Prom
     });
     return result;
   });
+}
+
+/** A removal its target's gate holds: recorded once per revision and reason, nothing pruned. */
+async function heldRemoval(
+  client: KubeClient,
+  target: string,
+  state: TargetState,
+  revision: Revision,
+  startedAt: string,
+  heldFor: string,
+  signal: AbortSignal,
+): Promise<SyncResult> {
+  const result: SyncResult = {
+    target,
+    revision,
+    outcome: 'held',
+    changeSet: { changes: [] },
+    health: { status: 'unknown', notReady: [] },
+    heldFor: clip(heldFor, ENTRY_LIMITS.heldFor),
+    startedAt,
+    durationMs: Date.now() - Date.parse(startedAt),
+  };
+  const last = state.history.at(-1);
+  if (
+    last?.kind === 'removal' &&
+    last.outcome === 'held' &&
+    last.revision.sha === revision.sha &&
+    last.heldFor === result.heldFor
+  )
+    return { ...result, repeat: true, seen: true };
+  const entry: HistoryEntry = {
+    revision,
+    kind: 'removal',
+    outcome: 'held',
+    health: 'unknown',
+    counts: countChanges(result.changeSet),
+    startedAt,
+    durationMs: result.durationMs,
+    heldFor: result.heldFor,
+  };
+  await writeTargetState(
+    client,
+    target,
+    { ...state, history: [...state.history, entry].slice(-HISTORY_LIMIT) },
+    signal,
+  );
+  return result;
 }
 
 /** A target left tidegate.yaml: removed (checked against the branch head under its lease). */

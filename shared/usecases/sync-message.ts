@@ -76,4 +76,4 @@ async function report(ctx: EngineContext, msg: SyncMessage, result: SyncResult):
 }
 
 const howToApprove = (msg: SyncMessage, r: SyncResult): string =>
-  `\`tidegate approve ${r.target} ${r.revision.sha.slice(0, 12)} --repo ${redactUrl(msg.repo)}\`, or comment \`/tidegate approve ${r.target}\` on its merged pull request`;
+  `\`tidegate approve ${r.target} ${r.revision.sha.slice(0, 12)} --repo ${redactUrl(msg.repo)}\`, or comment \`/tidegate approve ${r.revision.sha.slice(0, 12)} ${r.target}\` on a pull request`;

@@ -65,14 +65,14 @@ describe('sign-off gates', () => {
     return { ns, repo, ctx, config, value, sync, propose };
   }
 
-  it('approvals: self-approval, an approval before a later push, an approver without write access, an unreviewed push and a commit lowering the gate are held; two valid approvals apply', async () => {
+  it('approvals: every commit since the last signed-off revision needs its approvals; self-approval, an approval of an earlier push, an approver without write access and a commit lowering the gate do not count; approvals of the whole change release it', async () => {
     const g = await gatedRepo({ approvals: 2 });
     for (const user of ['bob', 'carol']) github.grant(OWNER, g.repo.name, user, 'write');
     github.grant(OWNER, g.repo.name, 'dave', 'read');
     github.grant(OWNER, g.repo.name, 'alice', 'admin');
 
     // Pushed straight onto main (or force-pushed there): no pull request brought it.
-    await g.repo.commit({
+    const first = await g.repo.commit({
       'tidegate.yaml': g.config({ approvals: 2 }),
       'apps/app.yaml': yamlDocs(configMap('app', { v: '0' })),
     });
@@ -80,7 +80,7 @@ describe('sign-off gates', () => {
     expect(res).toMatchObject({
       outcome: 'held',
       heldFor: expect.stringMatching(
-        /^needs 2 approval\(s\): commit [0-9a-f]{12} did not reach main through a merged pull request \(tidegate\.yaml\)$/,
+        /^1 change\(s\) since the start not signed off \(2 approval\(s\) needed, tidegate\.yaml\): [0-9a-f]{12} by Test Author: pushed straight to main, not through a merged pull request; 0 of 2 approval\(s\); approve with /,
       ),
     });
     expect(res.changeSet.changes.find((c) => c.ref.kind === 'ConfigMap')?.action).toBe('created'); // the plan
@@ -88,64 +88,90 @@ describe('sign-off gates', () => {
     expect(github.statuses(OWNER, g.repo.name, res.revision.sha).at(-1)).toMatchObject({
       state: 'pending',
       context: `tidegate/${g.ns}`,
-      description: expect.stringMatching(/^held: needs 2 approval/),
+      description: expect.stringMatching(/^held: 1 change\(s\) since the start not signed off/),
     });
+    // Signed off on the command line (trusted as its cluster credentials), by two people: applied.
+    const cliApprove = (by: string) =>
+      approve(g.ctx, { repo: g.repo.url, target: g.ns, revision: first, by, via: 'cli' });
+    expect((await cliApprove('ops'))[0].outcome).toBe('held');
+    expect((await cliApprove('sre'))[0].outcome).toBe('applied');
 
-    // The author approves her own change, carol approves it.
-    let { pr } = await g.propose({ 'apps/app.yaml': yamlDocs(configMap('app', { v: '1' })) });
-    await github.review(OWNER, g.repo.name, pr, { user: 'alice', state: 'APPROVED' });
-    await github.review(OWNER, g.repo.name, pr, { user: 'carol', state: 'APPROVED' });
-    await github.merge(OWNER, g.repo.name, pr);
+    // The author approves her own change, carol approves it: one approval counts.
+    const v1 = await g.propose({ 'apps/app.yaml': yamlDocs(configMap('app', { v: '1' })) });
+    await github.review(OWNER, g.repo.name, v1.pr, { user: 'alice', state: 'APPROVED' });
+    await github.review(OWNER, g.repo.name, v1.pr, { user: 'carol', state: 'APPROVED' });
+    await github.merge(OWNER, g.repo.name, v1.pr, 'carol');
     res = await g.sync();
     expect(res.error).toBeUndefined();
     expect(res.outcome).toBe('held');
-    expect(res.heldFor).toBe(
-      `needs 2 approval(s) of pull request #${pr} after its last push, from users with write access other than its author; has 1: carol; not counted: alice (the author) (tidegate.yaml)`,
-    );
+    expect(res.heldFor).toContain(`#${v1.pr}: 1 of 2 approval(s) (carol); not counted: alice (opened it)`);
 
     // bob approves, then alice pushes again; dave (read access) approves the last push.
-    ({ pr } = await g.propose({ 'apps/app.yaml': yamlDocs(configMap('app', { v: '2' })) }));
-    await github.review(OWNER, g.repo.name, pr, { user: 'bob', state: 'APPROVED' });
-    await g.repo.ws.commit({ 'apps/app.yaml': yamlDocs(configMap('app', { v: '2b' })) }, 'one more push', 'change-2');
-    await github.review(OWNER, g.repo.name, pr, { user: 'dave', state: 'APPROVED' });
-    await github.merge(OWNER, g.repo.name, pr);
+    const v2 = await g.propose({ 'apps/app.yaml': yamlDocs(configMap('app', { v: '2' })) });
+    await github.review(OWNER, g.repo.name, v2.pr, { user: 'bob', state: 'APPROVED' });
+    const late = await g.repo.ws.commit(
+      { 'apps/app.yaml': yamlDocs(configMap('app', { v: '2b' })) },
+      'one more push',
+      v2.branch,
+    );
+    await github.review(OWNER, g.repo.name, v2.pr, { user: 'dave', state: 'APPROVED' });
+    await github.merge(OWNER, g.repo.name, v2.pr, 'carol');
     res = await g.sync();
-    expect(res.heldFor).toContain('has 0; not counted: bob (approved an earlier push), dave (no write access)');
-    expect(await g.value()).toBeUndefined();
+    // bob's approval covers the commit he saw, not the one pushed after it; v1's commits are still short of approvals.
+    expect(res.heldFor).toContain(
+      `${late.slice(0, 12)} by Test Author: #${v2.pr}: 0 of 2 approval(s); not counted: dave (no write access)`,
+    );
+    expect(res.heldFor).toContain(`#${v1.pr}: 1 of 2 approval(s) (carol)`);
+    expect(await g.value()).toEqual({ v: '0' });
 
-    // Two valid approvals of the last push: applied, and the approvals are in history.
-    ({ pr } = await g.propose({ 'apps/app.yaml': yamlDocs(configMap('app', { v: '3' })) }));
-    await github.review(OWNER, g.repo.name, pr, { user: 'bob', state: 'APPROVED' });
-    await github.review(OWNER, g.repo.name, pr, { user: 'carol', state: 'APPROVED' });
-    const merged = await github.merge(OWNER, g.repo.name, pr);
+    // Two valid approvals of v3: its own commits are signed off, the earlier ones still are not.
+    const v3 = await g.propose({ 'apps/app.yaml': yamlDocs(configMap('app', { v: '3' })) });
+    await github.review(OWNER, g.repo.name, v3.pr, { user: 'bob', state: 'APPROVED' });
+    await github.review(OWNER, g.repo.name, v3.pr, { user: 'carol', state: 'APPROVED' });
+    const merged = await github.merge(OWNER, g.repo.name, v3.pr, 'carol');
+    res = await g.sync();
+    expect(res).toMatchObject({ outcome: 'held', revision: { sha: merged } });
+    expect(res.heldFor).not.toContain(`#${v3.pr}:`);
+    expect(await g.value()).toEqual({ v: '0' });
+
+    // bob and carol made none of it: approving the head, each signs off every commit up to it.
+    const comment = (user: string, id: number) =>
+      prComment(github, { owner: OWNER, name: g.repo.name, url: g.repo.url }, v3.pr, {
+        user,
+        body: `/tidegate approve ${merged.slice(0, 12)} ${g.ns}`,
+        id,
+      });
+    for (const [user, id] of [
+      ['bob', 1],
+      ['carol', 2],
+    ] as const)
+      expect(await handleMessage(g.ctx, comment(user, id).messages[0]!, noQueue)).toMatchObject({ approved: [g.ns] });
     res = await g.sync();
     expect(res).toMatchObject({ outcome: 'applied', revision: { sha: merged } });
-    expect(res.approvals?.map((a) => [a.by, a.via])).toEqual([
+    expect(res.approvals?.map((a) => [a.by, a.via]).sort()).toEqual([
+      ['bob', 'comment'],
       ['bob', 'review'],
+      ['carol', 'comment'],
       ['carol', 'review'],
     ]);
     expect(await g.value()).toEqual({ v: '3' });
     expect(github.statuses(OWNER, g.repo.name, merged).at(-1)).toMatchObject({
       state: 'success',
-      description: 'applied: 2 created, 0 configured, 0 deleted',
-    }); // the namespace and the ConfigMap
-    expect(github.deployments(OWNER, g.repo.name)).toEqual([
-      { id: expect.any(Number), sha: merged, environment: g.ns, transient: false, statuses: ['success'] },
-    ]); // held syncs made none
+      description: 'applied: 0 created, 1 configured, 0 deleted',
+    });
     const state = await readTargetState(g.repo.engine.client, g.ns);
-    expect(state.history.at(-1)?.approvals?.map((a) => a.by)).toEqual(['bob', 'carol']);
-    expect(state.history.filter((h) => h.outcome === 'held')).toHaveLength(3);
+    expect(state.signedOff?.revision.sha).toBe(merged);
+    expect(state.approvals).toBeUndefined(); // used up
+    expect(state.history.filter((h) => h.outcome === 'held')).toHaveLength(5); // the push, one CLI approval of two, v1, v2, v3
 
     // A reviewed-by-nobody commit that lowers the gate to 0 is judged by the gate it lowers.
-    ({ pr } = await g.propose({
+    const lower = await g.propose({
       'tidegate.yaml': g.config({ approvals: 0 }),
       'apps/app.yaml': yamlDocs(configMap('app', { v: 'sneaky' })),
-    }));
-    await github.merge(OWNER, g.repo.name, pr);
+    });
+    await github.merge(OWNER, g.repo.name, lower.pr);
     res = await g.sync();
-    expect(res.heldFor).toMatch(
-      /^needs 2 approval\(s\) of pull request #\d+ .* has 0 \(tidegate\.yaml at the last applied [0-9a-f]{12}\)$/,
-    );
+    expect(res.heldFor).toMatch(/\(2 approval\(s\) needed, tidegate\.yaml at the last signed-off [0-9a-f]{12}\)/);
     expect(await g.value()).toEqual({ v: '3' });
 
     // A force-push of an unreviewed commit on top of the reviewed merge.
@@ -154,7 +180,8 @@ describe('sign-off gates', () => {
     await g.repo.ws.git('commit', '--quiet', '--allow-empty', '-m', 'unreviewed');
     await g.repo.ws.git('push', '--quiet', '--force', 'origin', 'HEAD:refs/heads/main');
     res = await g.sync();
-    expect(res.heldFor).toMatch(/did not reach main through a merged pull request/);
+    // An empty commit changes nothing the target renders: nothing to sign off, nothing changes.
+    expect(res.outcome).toBe('unchanged');
     expect(await g.value()).toEqual({ v: '3' });
   });
 
@@ -166,7 +193,7 @@ describe('sign-off gates', () => {
     });
     const held = await g.sync();
     expect(held.heldFor).toBe(
-      `waiting for a manual approval of ${sha.slice(0, 12)} (tidegate.yaml): tidegate approve <target> ${sha.slice(0, 12)}`,
+      `1 change(s) since the start not signed off (a manual approval needed, tidegate.yaml): ${sha.slice(0, 12)} by Test Author: no manual approval; approve with \`tidegate approve ${g.ns} ${sha.slice(0, 12)}\` or a \`/tidegate approve ${sha.slice(0, 12)} ${g.ns}\` comment by someone who made none of them`,
     );
     expect(await g.value()).toBeUndefined();
     expect((await g.sync()).outcome).toBe('held'); // asked again: still held, not recorded twice
@@ -178,7 +205,9 @@ describe('sign-off gates', () => {
 
     await expect(
       approve(g.ctx, { repo: g.repo.url, target: g.ns, revision: 'deadbee', by: 'ops', via: 'cli' }),
-    ).rejects.toThrow('revision deadbee is neither the head of the branch nor in the history');
+    ).rejects.toThrow(
+      'revision deadbee is neither a commit of the pending change, the head of the branch, nor in the history',
+    );
     const { kube } = testEnv();
     const out = await cli('approve', g.ns, sha.slice(0, 10), '--repo', g.repo.url, '--kubeconfig', kube.kubeconfigPath);
     expect(out.code, out.err).toBe(0);
@@ -269,7 +298,7 @@ describe('sign-off gates', () => {
     );
     await g.repo.commit({ 'tidegate.yaml': g.config({}), 'apps/app.yaml': yamlDocs(configMap('app', { v: '1' })) });
     expect((await g.sync()).heldFor).toMatch(
-      /did not reach main through a merged pull request \(the floor of cluster c\)$/,
+      /^1 change\(s\) since the start not signed off \(1 approval\(s\) needed, the floor of cluster c\): [0-9a-f]{12} by Test Author: pushed straight to main/,
     );
     expect(await g.value()).toBeUndefined();
   });

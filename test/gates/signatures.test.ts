@@ -130,7 +130,7 @@ describe('commit and tag signatures (gate verify)', () => {
 
     const unsigned = await s.unsignedCommit('2');
     expect((await s.sync())?.heldFor).toBe(
-      `signature required (HEAD, tidegate.yaml at the last applied ${ssh.slice(0, 12)}): commit ${unsigned.slice(0, 12)}: not signed`,
+      `signature required (HEAD, tidegate.yaml at the last signed-off ${ssh.slice(0, 12)}): commit ${unsigned.slice(0, 12)}: not signed`,
     );
 
     await s.sshCommit('3', keys['ssh-intruder']?.private ?? '');
@@ -172,7 +172,7 @@ describe('commit and tag signatures (gate verify)', () => {
     await s.repo.ws.git('tag', '-a', 'v1.1.0', '-m', 'release 1.1.0 (not signed)');
     await s.repo.ws.git('push', '--quiet', 'origin', 'v1.1.0');
     expect((await s.sync())?.heldFor).toBe(
-      `signature required (Tag, tidegate.yaml at the last applied ${tagged?.revision.sha.slice(0, 12)}): tag v1.1.0: not signed`,
+      `signature required (Tag, tidegate.yaml at the last signed-off ${tagged?.revision.sha.slice(0, 12)}): tag v1.1.0: not signed`,
     );
     expect(await s.value()).toEqual({ v: '1' });
   });
