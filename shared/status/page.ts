@@ -47,7 +47,7 @@ function nextStep(name: string, state: TargetState, last: HistoryEntry | undefin
     );
   if (last?.outcome === 'held')
     parts.push(
-      `<div class="hold">held: ${h(last.heldFor ?? '')} — <code>${h(`tidegate approve ${name} ${last.revision.sha.slice(0, 12)}${repo}`)}</code> or comment <code>${h(`/tidegate approve ${name}`)}</code> on its merged pull request</div>`,
+      `<div class="hold">held: ${h(last.heldFor ?? '')} — <code>${h(`tidegate approve ${name} ${last.revision.sha.slice(0, 12)}${repo}`)}</code> or comment <code>${h(`/tidegate approve ${last.revision.sha.slice(0, 12)} ${name}`)}</code> on a pull request</div>`,
     );
   if (last?.outcome === 'failed' && last.error)
     parts.push(`<div class="error">${h(last.error.split('\n')[0] ?? '')}</div>`);

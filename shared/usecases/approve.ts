@@ -139,9 +139,9 @@ const heldNow = (targets: readonly Approvable[]): Approvable[] =>
 
 /**
  * `tidegate approve`: records a manual approval of a revision for a target (a commit of its pending
- * change, the head, or one in its history, by SHA or prefix) in the cluster, then syncs: the target
- * and its dependants at the head, the targets held now (they may wait for its sign-off), or, for a
- * target that left tidegate.yaml, its removal. The command line is trusted as the cluster
+ * change, the head, or one in its history, by SHA or prefix) in the cluster, then syncs that
+ * revision: the target and its dependants, and the targets held now (they may wait for its
+ * sign-off); or, for a target that left tidegate.yaml, its removal. The command line is trusted as the cluster
  * credentials that run it. The target's result comes first.
  */
 export async function approve(
@@ -179,7 +179,7 @@ export async function approve(
     repo: req.repo,
     targets: [req.target, ...held],
     withDependants: true,
-    revision: head,
+    revision: known,
   });
   const result = results.find((r) => r.target === req.target);
   if (!result) throw new TargetNotFoundError(req.target, CONFIG_FILE);

@@ -46,10 +46,13 @@ function gateSources(
 /** The revision a target's change is judged from: its last signed-off revision (before that state field existed: the last applied). */
 const baseOf = (state: TargetState): Revision | undefined => state.signedOff?.revision ?? state.lastApplied;
 
+/** Outcomes after which a revision ran on the cluster. */
+const RAN = new Set(['applied', 'unchanged', 'progressing']);
+
 /**
  * Where the first change of a target is judged from: the newest revision its repository applied on
- * the cluster (any target), or, when nothing of the repository was applied there, the candidate
- * itself as a whole.
+ * the cluster (any target) other than the candidate itself, or, when nothing else of the repository
+ * was applied there, the candidate as a whole.
  */
 async function firstJudgedFrom(
   ctx: EngineContext,
@@ -60,13 +63,11 @@ async function firstJudgedFrom(
 ): Promise<JudgedFrom> {
   const states = await statesOfRepo(await ctx.connect(cluster), repo);
   const applied = states
-    .filter((s) => s.target !== self && !isPreviewTarget(s.target) && s.state.lastApplied)
-    .map((s) => ({
-      sha: s.state.lastApplied?.sha ?? '',
-      at: s.state.history.findLast((h) => h.revision.sha === s.state.lastApplied?.sha)?.startedAt ?? '',
-    }))
-    .sort((a, b) => b.at.localeCompare(a.at))[0];
-  return applied ? { exclude: [applied.sha] } : { exclude: [], first: candidate.sha };
+    .filter((s) => s.target !== self && !isPreviewTarget(s.target))
+    .flatMap((s) => s.state.history)
+    .filter((h) => h.kind !== 'removal' && RAN.has(h.outcome) && h.revision.sha !== candidate.sha)
+    .sort((a, b) => b.startedAt.localeCompare(a.startedAt))[0];
+  return applied ? { exclude: [applied.revision.sha] } : { exclude: [], first: candidate.sha };
 }
 
 interface Judged {

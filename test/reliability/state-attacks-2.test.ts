@@ -606,15 +606,15 @@ describe('a second review: a git server out of reach while a gate is evaluated',
             },
           ]),
       };
-      await direct.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }); // so the plan dry-runs the ConfigMap at once
-      const dryRun = faults.proxy.inject({
-        method: 'PATCH',
-        path: /\/configmaps\/app$/,
+      // The gate is judged right after the target's state is read (under its lease): the git server goes while that read waits.
+      const stateRead = faults.proxy.inject({
+        method: 'GET',
+        path: new RegExp(`/configmaps/tidegate-target-${ns}$`),
         times: 1,
         fault: { delayMs: 2_500 },
       });
       const sync = outcomeOf(syncRepo(ctx, { repo: url, target: ns }));
-      await expect.poll(() => dryRun.hits, { timeout: 20_000, interval: 20 }).toBe(1);
+      await expect.poll(() => stateRead.hits, { timeout: 20_000, interval: 20 }).toBe(1);
       await git.down();
       const outcome = await sync;
       await git.up();

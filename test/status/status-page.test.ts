@@ -99,7 +99,9 @@ describe('status page in a real browser', () => {
     expect(await outcome(names.held)).toBe('held');
     expect(await outcome(names.pinned)).toBe('applied');
     const heldRow = await page.locator(`tr.target[data-target="${names.held}"]`).innerText();
-    expect(heldRow).toContain('held: waiting for a manual approval');
+    expect(heldRow).toMatch(
+      /held: 1 change\(s\) since the start not signed off \(a manual approval needed, tidegate.yaml\): [0-9a-f]{12} by Test Author: no manual approval/,
+    );
     expect(heldRow).toContain(`tidegate approve ${names.held}`);
     const pinnedRow = await page.locator(`tr.target[data-target="${names.pinned}"]`).innerText();
     expect(pinnedRow).toContain('pinned at');
