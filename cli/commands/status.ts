@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SYSTEM_NAMESPACE } from '../../shared/apply/index.js';
-import { readTargetState } from '../../shared/state/index.js';
+import { readTargetState, type TargetState } from '../../shared/state/index.js';
 import { KubeClient } from '../../shared/cluster/index.js';
 import { localSettings, parseDuration } from '../../shared/config/index.js';
 import { MAX_LINK_SECONDS, signStatusLink } from '../../shared/triggers/index.js';
@@ -71,22 +71,36 @@ async function statusOnce(
     }
     if (rows.length === 0) io.out('no targets have been synced to this cluster yet\n');
     for (const { name, state } of rows) {
-      const last = state.history.at(-1);
       if (state.removed) {
         io.out(
           `${name}: removed from tidegate.yaml at ${formatRevision(state.removed.revision)} (${state.removed.at}); history kept\n`,
         );
         continue;
       }
-      io.out(
-        `${name}: ${last ? `${last.outcome} ${formatRevision(last.revision)} at ${last.startedAt}, health ${last.health}` : 'never synced'}; ${state.inventory.length} objects` +
-          `${state.lastHealthy ? `; last healthy ${formatRevision(state.lastHealthy)}` : ''}${state.pin ? `; PINNED at ${formatRevision(state.pin.revision)} by ${state.pin.by}` : ''}${last?.error ? `\n  error: ${last.error}` : ''}\n`,
-      );
+      io.out(statusLine(name, state));
     }
     return 0;
   } finally {
     client.close();
   }
+}
+
+/** One target's line (and its error or hold below it). */
+function statusLine(name: string, state: TargetState): string {
+  const last = state.history.at(-1);
+  const parts = [
+    `${name}: ${last ? `${last.outcome} ${formatRevision(last.revision)} at ${last.startedAt}, health ${last.health}` : 'never synced'}`,
+    `${state.inventory.length} objects`,
+    ...(state.lastHealthy ? [`last healthy ${formatRevision(state.lastHealthy)}`] : []),
+    // Where the next change is judged from, when it is not the last revision synced.
+    ...(state.signedOff && state.signedOff.revision.sha !== last?.revision.sha
+      ? [`signed off at ${formatRevision(state.signedOff.revision)}`]
+      : []),
+    ...(state.pin ? [`PINNED at ${formatRevision(state.pin.revision)} by ${state.pin.by}`] : []),
+  ];
+  const error = last?.error ? `\n  error: ${last.error}` : '';
+  const held = last?.outcome === 'held' && last.heldFor ? `\n  held: ${last.heldFor}` : '';
+  return `${parts.join('; ')}${error}${held}\n`;
 }
 
 /** `tidegate status-link --url <WebhookBaseUrl> [--ttl 168h]`: a link to the deployed status page, signed with TIDEGATE_STATUS_SECRET. */

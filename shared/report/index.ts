@@ -5,4 +5,4 @@ export {
   withEnvironments,
   type EnvironmentReport,
 } from './preview.js';
-export { reportSync } from './status.js';
+export { holdMarker, renderHold, reportSync } from './status.js';

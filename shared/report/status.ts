@@ -60,3 +60,17 @@ export async function reportSync(github: GitHub, repo: RepoName, result: SyncRes
       description: status.description,
     });
 }
+
+/** Marks tidegate's comment on a merged pull request whose revision is held, one per revision. */
+export const holdMarker = (sha: string): string => `<!-- tidegate:hold:${sha} -->`;
+
+/** The comment on a merged pull request whose merge is held: per target, what its gate waits for (the commits not signed off, and how to approve). */
+export function renderHold(sha: string, results: readonly SyncResult[]): string {
+  const held = results.filter((r) => r.outcome === 'held');
+  return [
+    holdMarker(sha),
+    `### tidegate: ${sha.slice(0, 12)} is held`,
+    '',
+    ...held.flatMap((r) => [`**${r.target}**: ${(r.heldFor ?? '').replace(/\n/g, ' ')}`, '']),
+  ].join('\n');
+}

@@ -1,7 +1,7 @@
 import { repoName } from '../github/index.js';
 import { errorMessage, redactUrl, type SyncMessage, type SyncResult } from '../model/index.js';
 import { notify, resultEvent } from './notify.js';
-import { reportSync } from '../report/index.js';
+import { holdMarker, renderHold, reportSync } from '../report/index.js';
 import { resolveRevision } from '../source/index.js';
 import type { EngineContext } from './context.js';
 import { syncRepo } from './sync-repo.js';
@@ -45,6 +45,7 @@ export async function syncMessage(
   const [result] = results;
   if (!result) return { kind: 'ignored', reason: `tidegate.yaml no longer declares ${names.join(', ')}` };
   for (const r of results) await report(ctx, msg, r);
+  await commentHold(ctx, msg, revision.sha, results);
   await notify(
     ctx,
     results.map((r) => resultEvent(r, { repo: msg.repo, how: howToApprove(msg, r) }, ctx.now?.())),
@@ -73,6 +74,29 @@ async function report(ctx: EngineContext, msg: SyncMessage, result: SyncResult):
     await reportSync(github, repoName(msg.repo), result).catch((err: unknown) =>
       ctx.logger?.warn('commit status not set', { target: result.target, error: errorMessage(err) }),
     );
+}
+
+/**
+ * A hold that is news is also told on the merged pull request(s) that brought the revision: which
+ * commits are not signed off and how to approve (one comment per revision, updated in place).
+ */
+async function commentHold(
+  ctx: EngineContext,
+  msg: SyncMessage,
+  sha: string,
+  results: readonly SyncResult[],
+): Promise<void> {
+  const held = results.filter((r) => r.outcome === 'held' && !r.repeat);
+  const github = ctx.github?.(msg.repo);
+  if (!github || held.length === 0) return;
+  const name = repoName(msg.repo);
+  try {
+    const branch = msg.revision.ref.replace(/^refs\/heads\//, '');
+    const merged = (await github.pullRequestsOfCommit(name, sha)).filter((p) => p.mergedAt && p.base === branch);
+    for (const pr of merged) await github.upsertComment(name, pr.number, holdMarker(sha), renderHold(sha, held));
+  } catch (err) {
+    ctx.logger?.warn('hold not commented on its pull request', { revision: sha, error: errorMessage(err) });
+  }
 }
 
 const howToApprove = (msg: SyncMessage, r: SyncResult): string =>

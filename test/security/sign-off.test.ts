@@ -174,6 +174,10 @@ describe('a sign-off covers the change, not a name or a merge commit', () => {
     );
     expect(await w.client.get('rbac.authorization.k8s.io/v1', 'ClusterRoleBinding', '', binding)).toBeUndefined();
     expect(await w.data(prod.namespace, 'app')).toEqual({ v: '1' });
+    // The merged pull request is told too: which commit is not signed off, and how to approve.
+    const told = github.comments(OWNER, w.name, pr).find((c) => c.body.startsWith('<!-- tidegate:hold:'));
+    expect(told?.body).toContain(`**${prod.name}**: 1 change(s) since`);
+    expect(told?.body).toContain(`${direct.slice(0, 12)} by mallory: pushed straight to main`);
 
     // carol, who made none of it, approves the whole change by naming the head.
     const head = await w.head();
