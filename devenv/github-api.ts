@@ -36,6 +36,8 @@ export interface ApiRequest {
 export interface ApiResponse {
   status: number;
   body?: unknown;
+  /** Headers besides the content type (a Link header for the next page). */
+  headers?: Record<string, string>;
 }
 
 export type Handler = (req: ApiRequest) => ApiResponse | Promise<ApiResponse>;
@@ -159,8 +161,9 @@ function readBody(req: IncomingMessage): Promise<string> {
   });
 }
 
-function send(res: ServerResponse, status: number, body: unknown): void {
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   res.writeHead(status, {
+    ...headers,
     'content-type': 'application/json; charset=utf-8',
     'x-github-media-type': 'github.v3; format=json',
   });
@@ -290,7 +293,7 @@ export async function startGitHubApi(opts: GitHubApiOptions): Promise<GitHubApiS
       }
     }
     record(out.status);
-    send(res, out.status, out.body);
+    send(res, out.status, out.body, out.headers);
   };
 
   const server = createServer((req, res) => {

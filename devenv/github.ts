@@ -612,9 +612,18 @@ export async function startGitHub(opts: {
         );
         if (q('direction') !== 'asc') list.reverse();
         const perPage = Math.min(Number(q('per_page') ?? 30) || 30, 100);
+        // Cursors as GitHub gives them in the Link header: `after` continues past the entry it names.
+        const after = q('after');
+        const start = after === undefined ? 0 : list.findIndex((a) => String(a.id) === after) + 1;
+        const page = list.slice(start, start + perPage);
+        const next = start + perPage < list.length ? page.at(-1) : undefined;
+        const link = new URL(`${apiUrl}/repos/${owner}/${repo}/activity`);
+        for (const [k, v] of req.query) if (k !== 'after') link.searchParams.set(k, v);
+        if (next) link.searchParams.set('after', String(next.id));
         return {
           status: 200,
-          body: list.slice(0, perPage).map((a) => ({
+          ...(next ? { headers: { link: `<${link.toString()}>; rel="next"` } } : {}),
+          body: page.map((a) => ({
             id: a.id,
             node_id: `RA_${Buffer.from(String(a.id)).toString('base64url')}`,
             before: a.before,

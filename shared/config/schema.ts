@@ -195,12 +195,14 @@ export const gateSchema = z
       .max(10)
       .default(0)
       .describe(
-        'the commit must reach the branch through a merged pull request with this many approvals from others with write access, after its last push',
+        'every commit of a change (since the last signed-off revision, changing what the target renders) needs this many approvals by people with write access who did not write, commit or push it: reviews of the merged pull request that brought it, or approvals naming a revision that contains it',
       ),
     manual: z
       .boolean()
       .default(false)
-      .describe('hold every revision until `tidegate approve <target> <revision>` or a `/tidegate approve` comment'),
+      .describe(
+        'every commit of a change needs an approval naming a revision that contains it: `tidegate approve <target> <revision>` or a `/tidegate approve <revision>` comment',
+      ),
     approvers: z
       .object({
         users: z.array(z.string().min(1)).default([]),
@@ -208,7 +210,7 @@ export const gateSchema = z
       })
       .strict()
       .optional()
-      .describe('who may approve with a `/tidegate approve` comment; default: users with write access'),
+      .describe('who may sign off (reviews and `/tidegate approve` comments); default: users with write access'),
     windows: z.array(window).default([]),
     verify: z
       .object({

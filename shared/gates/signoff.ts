@@ -10,6 +10,8 @@ export interface JudgedCommit {
   involved: readonly string[];
   /** It changes a file the target renders, or tidegate.yaml: part of the target's change. */
   relevant: boolean;
+  /** Who pushed it cannot be told (the branch's activity does not reach back to it): no approval but the command line's counts for it. */
+  pusherUnknown?: boolean | undefined;
   /** The merged pull request that brought it: who approved its head as merged (and may), and who was not counted and why. */
   pullRequest?: { number: number; approvers: readonly string[]; notCounted: readonly string[] } | undefined;
   /** Why no pull request covers it (pushed straight to the branch, a merge GitHub did not make, no GitHub API). */
@@ -48,7 +50,7 @@ const LISTED = 4;
 /** An approval counts for a commit it covers unless its approver wrote, committed or pushed a relevant commit it covers (the CLI is trusted as its cluster credentials). */
 function eligible(a: Approval, r: RangeToJudge, covered: ReadonlySet<string>): boolean {
   if (a.via === 'cli') return true;
-  return !r.commits.some((c) => c.relevant && covered.has(c.sha) && c.involved.includes(a.by));
+  return !r.commits.some((c) => c.relevant && covered.has(c.sha) && (c.pusherUnknown || c.involved.includes(a.by)));
 }
 
 interface Counted {

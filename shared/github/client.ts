@@ -81,6 +81,9 @@ export interface RefUpdate {
   at: string;
 }
 
+/** Pages of a branch's activity read at most (100 updates each) to find who pushed a commit. */
+const ACTIVITY_PAGES = 20;
+
 /** Answers kept per client at most (commits never change); past it the memo starts again. */
 const MEMO_LIMIT = 10_000;
 
@@ -247,25 +250,42 @@ export class GitHub {
 
   /**
    * Who moved a branch, newest first (GitHub's repository activity: pushes, force pushes, the
-   * branch's creation and merges of pull requests), at most the last `limit` updates.
+   * branch's creation and merges of pull requests), page after page (100 each) until `enough` says
+   * so or the activity ends, at most `maxPages` pages. `complete`: nothing was left unread.
    */
-  async refUpdates(name: RepoName, branch: string, limit = 100): Promise<RefUpdate[]> {
-    const { data } = await this.call(
-      'list the activity of a branch',
-      (await this.octokit).request('GET /repos/{owner}/{repo}/activity', {
-        ...name,
-        ref: `refs/heads/${branch}`,
-        direction: 'desc',
-        per_page: Math.min(limit, 100),
-      }),
-    );
-    return data.map((a) => ({
-      before: a.before,
-      after: a.after,
-      type: a.activity_type,
-      actor: a.actor?.login ?? '',
-      at: a.timestamp,
-    }));
+  async refUpdates(
+    name: RepoName,
+    branch: string,
+    opts: { enough?: (updates: readonly RefUpdate[]) => boolean; maxPages?: number } = {},
+  ): Promise<{ updates: RefUpdate[]; complete: boolean }> {
+    const updates: RefUpdate[] = [];
+    let after: string | undefined;
+    for (let page = 0; page < (opts.maxPages ?? ACTIVITY_PAGES); page++) {
+      const { data, headers } = await this.call(
+        'list the activity of a branch',
+        (await this.octokit).request('GET /repos/{owner}/{repo}/activity', {
+          ...name,
+          ref: `refs/heads/${branch}`,
+          direction: 'desc',
+          per_page: 100,
+          ...(after ? { after } : {}),
+        }),
+      );
+      updates.push(
+        ...data.map((a) => ({
+          before: a.before,
+          after: a.after,
+          type: a.activity_type,
+          actor: a.actor?.login ?? '',
+          at: a.timestamp,
+        })),
+      );
+      const cursor = /<[^>]*[?&]after=([^&>]+)[^>]*>;\s*rel="next"/.exec(headers.link ?? '')?.[1];
+      after = cursor === undefined ? undefined : decodeURIComponent(cursor);
+      if (!after) return { updates, complete: true };
+      if (opts.enough?.(updates)) return { updates, complete: true };
+    }
+    return { updates, complete: false };
   }
 
   /** Every review of a pull request, oldest first. */

@@ -47,8 +47,16 @@ export interface TargetGate {
   config?: string | undefined;
   /** Judges the change from the target's last signed-off revision to this one (before rendering). */
   judge(state: TargetState): Promise<TargetVerdict>;
-  /** Objects the sync would take from other targets, by owner: why their owners' gates hold that, or nothing; throws when it may never be. */
-  takeovers(owners: ReadonlyMap<string, string[]>, signal?: AbortSignal): Promise<string | undefined>;
+  /**
+   * Objects the sync would take from other targets, by owner: why their owners' gates hold that
+   * (judging the owner's commits and the taker's own since it last signed off), or nothing; throws
+   * when it may never be.
+   */
+  takeovers(
+    owners: ReadonlyMap<string, string[]>,
+    taker: { state: TargetState; judgedFrom?: JudgedFrom | undefined },
+    signal?: AbortSignal,
+  ): Promise<string | undefined>;
 }
 
 export interface TargetSyncInput {

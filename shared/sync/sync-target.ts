@@ -37,7 +37,11 @@ async function holdOf(run: SyncRun, planned: Planned): Promise<string | undefine
   const changes = changesOf(planned);
   if (changes.git) {
     const takeover = input.gate
-      ? await input.gate.takeovers(ownersOf(planned, input.spec.name), input.signal)
+      ? await input.gate.takeovers(
+          ownersOf(planned, input.spec.name),
+          { state: run.state, judgedFrom: verdict?.judgedFrom },
+          input.signal,
+        )
       : undefined;
     const why = [verdict?.windows, verdict?.missing, takeover].filter(Boolean);
     return why.length ? why.join('; ') : undefined;

@@ -19,9 +19,9 @@ import type { Queue } from './queue.js';
 import { chainMessage, dependencyChains, withDependants } from './affected.js';
 import { syncRepo } from './sync-repo.js';
 import { removeTarget, removedTargets } from './remove.js';
-import { judgeCommits } from './signoff.js';
+import { amongApprovers, judgeCommits } from './signoff.js';
 import { rangeUpTo } from '../source/index.js';
-import { targetInputs } from './gate.js';
+import { targetInputs, trustedApprovers } from './gate.js';
 
 /** Adds an approval to a target's state (one per person and revision), holding the target's lease; never to another repository's target. */
 async function recordApproval(
@@ -194,23 +194,12 @@ async function refusal(
   trusted: GatePolicy['approvers'],
   user: string,
 ): Promise<string | undefined> {
-  const may = async (approvers: NonNullable<GatePolicy['approvers']>) => {
-    if (approvers.users.includes(user)) return true;
-    for (const team of approvers.teams) {
-      const [org = '', slug = ''] = team.split('/');
-      if (await github.inTeam(org, slug, user)) return true;
-    }
-    return false;
-  };
   const allowed = trusted
-    ? await may(trusted)
-    : (await github.canWrite(repo, user)) && (!spec?.gate.approvers || (await may(spec.gate.approvers)));
+    ? await amongApprovers(github, trusted, user)
+    : (await github.canWrite(repo, user)) &&
+      (!spec?.gate.approvers || (await amongApprovers(github, spec.gate.approvers, user)));
   return allowed ? undefined : `${user} may not approve it`;
 }
-
-/** The approvers no revision can change: the floor's, else those of tidegate.yaml as last signed off. */
-const trustedApprovers = (ctx: EngineContext, t: Approvable) =>
-  ctx.floor?.(t.cluster)?.approvers ?? (t.state.signedOff || t.state.lastApplied ? t.state.gate?.approvers : undefined);
 
 export interface CommentApproval {
   approved: string[];
@@ -302,7 +291,7 @@ async function commentRefusal(
   head: Revision,
   dir: string,
 ): Promise<string | Revision> {
-  const rights = await refusal(github, name, t.spec, trustedApprovers(ctx, t), msg.commenter);
+  const rights = await refusal(github, name, t.spec, trustedApprovers(ctx, t.cluster, t.state), msg.commenter);
   if (rights) return rights;
   const { commits, range } = await pendingChange(ctx, msg.repo, t, head, dir);
   let revision: Revision;
@@ -313,6 +302,9 @@ async function commentRefusal(
     throw err;
   }
   const released = rangeUpTo(range, revision.sha);
+  const unknown = commits.find((c) => c.relevant && released.has(c.sha) && c.pusherUnknown);
+  if (unknown)
+    return `who pushed ${unknown.sha.slice(0, 12)} (by ${unknown.by}) is past the repository activity tidegate reads, so it cannot tell that ${msg.commenter} did not: approve it with \`tidegate approve\` on the command line`;
   const own = commits.find((c) => c.relevant && released.has(c.sha) && c.involved.includes(msg.commenter));
   if (own)
     return `${msg.commenter} made ${own.sha.slice(0, 12)} (wrote, committed, pushed it or opened its pull request; by ${own.by}), part of the change this approval would release: nobody approves their own change`;

@@ -23,7 +23,7 @@ import type { TargetGate } from '../sync/index.js';
 import { renderInputs } from '../render/index.js';
 import type { EngineContext } from './context.js';
 import { CONFIG_FILE, trackedBranch } from './repo-config.js';
-import { judgeCommits } from './signoff.js';
+import { judgeCommits, onlyApprovers } from './signoff.js';
 
 /** Inputs a state keeps at most (a target reading more is taken to read everything). */
 const INPUTS_LIMIT = 200;
@@ -42,6 +42,10 @@ function gateSources(
   if (floor) sources.push({ from: `the floor of cluster ${cluster}`, policy: floor });
   return sources;
 }
+
+/** The approvers no change can edit: the floor's, else those of tidegate.yaml as last signed off. */
+export const trustedApprovers = (ctx: EngineContext, cluster: string, state: TargetState): GatePolicy['approvers'] =>
+  ctx.floor?.(cluster)?.approvers ?? (state.signedOff || state.lastApplied ? state.gate?.approvers : undefined);
 
 /** The revision a target's change is judged from: its last signed-off revision (before that state field existed: the last applied). */
 const baseOf = (state: TargetState): Revision | undefined => state.signedOff?.revision ?? state.lastApplied;
@@ -89,10 +93,12 @@ async function judgeChange(
     judgedFrom: JudgedFrom | undefined;
     inputs: readonly string[];
     approvals: readonly Approval[];
+    /** Who may sign off, from a source the change cannot edit (else the candidate's list, which can only narrow). */
+    approvers: GatePolicy['approvers'];
   },
 ): Promise<Judged> {
   const exclude = req.base ? [req.base.sha] : (req.judgedFrom?.exclude ?? []);
-  const { range, commits } = await judgeCommits(ctx, {
+  const { range, commits: all } = await judgeCommits(ctx, {
     url: req.url,
     branch: req.branch,
     candidate: req.candidate,
@@ -100,6 +106,7 @@ async function judgeChange(
     first: req.base ? undefined : req.judgedFrom?.first,
     inputs: req.inputs,
   });
+  const commits = await onlyApprovers(ctx.github?.(req.url), all, req.approvers);
   const verdict = judgeRange({
     gate: req.gate,
     target: req.target,
@@ -136,7 +143,7 @@ function changesToJudge(
   req: GateRequest & { repo: string },
   state: TargetState,
   from: JudgedFrom | undefined,
-): Array<Omit<Parameters<typeof judgeChange>[1], 'gate' | 'target' | 'approvals'>> {
+): Array<Omit<Parameters<typeof judgeChange>[1], 'gate' | 'target' | 'approvals' | 'approvers'>> {
   const base = baseOf(state);
   const recorded = state.signedOff?.inputs ?? [];
   const branch = trackedBranch(ctx, req.repo);
@@ -204,7 +211,15 @@ export function gateOf(ctx: EngineContext, spec: TargetSpec, revision: Revision,
           };
         const parts: Judged[] = [];
         for (const change of changesToJudge(ctx, spec, revision, { ...req, repo }, state, state.judgedFrom ?? first))
-          parts.push(await judgeChange(ctx, { ...change, gate, target: spec.name, approvals: state.approvals ?? [] }));
+          parts.push(
+            await judgeChange(ctx, {
+              ...change,
+              gate,
+              target: spec.name,
+              approvals: state.approvals ?? [],
+              approvers: trustedApprovers(ctx, spec.cluster, state) ?? spec.gate.approvers,
+            }),
+          );
         consumed.push(...parts.flatMap((p) => p.commits));
         const missing = parts.map((p) => p.verdict.missing).filter(Boolean);
         return missing.length
@@ -220,7 +235,16 @@ export function gateOf(ctx: EngineContext, spec: TargetSpec, revision: Revision,
       });
       return { ...verdict, ...(first ? { judgedFrom: first } : {}), consumed };
     },
-    takeovers: (owners, signal) => judgeTakeovers(ctx, spec, req, owners, inputs, signal),
+    takeovers: (owners, taker, signal) =>
+      judgeTakeovers(
+        ctx,
+        spec,
+        req,
+        owners,
+        inputs,
+        { base: baseOf(taker.state), judgedFrom: taker.state.judgedFrom ?? taker.judgedFrom },
+        signal,
+      ),
   };
 }
 
@@ -242,6 +266,7 @@ async function judgeTakeovers(
   req: GateRequest,
   owners: ReadonlyMap<string, string[]>,
   inputs: readonly string[],
+  taker: { base?: Revision | undefined; judgedFrom?: JudgedFrom | undefined },
   signal?: AbortSignal,
 ): Promise<string | undefined> {
   const client = await ctx.connect(spec.cluster);
@@ -261,7 +286,7 @@ async function judgeTakeovers(
       state,
       repo: req.repo,
       candidate: req.config,
-      inputs,
+      taker: { name: spec.name, from: taker, inputs },
     });
     if (hold) holds.push(`takes over ${what}, whose gate ${hold}`);
   }
@@ -281,7 +306,12 @@ export async function ownerHold(
     state: TargetState;
     repo: string;
     candidate: Revision;
-    inputs: readonly string[];
+    /** The target taking the objects over: its own commits since it last signed off (or was judged from) are part of the change. */
+    taker?: {
+      name: string;
+      from: { base?: Revision | undefined; judgedFrom?: JudgedFrom | undefined };
+      inputs: readonly string[];
+    };
   },
 ): Promise<string | undefined> {
   const gate = strictest(gateSources(ctx, req.cluster, undefined, req.state));
@@ -289,19 +319,36 @@ export async function ownerHold(
   const windows = windowHold(gate, ctx.now?.() ?? new Date());
   if (windows) return `holds: ${windows}`;
   if (gate.approvals.count === 0 && !gate.manual.required) return undefined;
-  const base = baseOf(req.state);
-  const { verdict } = await judgeChange(ctx, {
+  const common = {
     gate,
     target: req.owner,
     url: req.repo,
     branch: trackedBranch(ctx, req.repo),
     candidate: req.candidate,
-    base,
-    judgedFrom: req.state.judgedFrom,
-    inputs: [CONFIG_FILE, ...req.inputs, ...(req.state.signedOff?.inputs ?? [])],
     approvals: req.state.approvals ?? [],
-  });
-  return verdict.missing;
+    approvers: trustedApprovers(ctx, req.cluster, req.state),
+  };
+  // The owner's side: what moved its objects in its own files or tidegate.yaml since it last signed off.
+  const parts = [
+    await judgeChange(ctx, {
+      ...common,
+      base: baseOf(req.state),
+      judgedFrom: req.state.judgedFrom,
+      inputs: [CONFIG_FILE, ...(req.state.signedOff?.inputs ?? [])],
+    }),
+  ];
+  // The taker's side: the owner's signed-off revision may have moved past the taker's commits (they change nothing the owner renders).
+  if (req.taker)
+    parts.push(
+      await judgeChange(ctx, {
+        ...common,
+        base: req.taker.from.base,
+        judgedFrom: req.taker.from.judgedFrom,
+        inputs: req.taker.inputs,
+      }),
+    );
+  const missing = parts.map((p) => p.verdict.missing).filter(Boolean);
+  return missing.length ? missing.join('; ') : undefined;
 }
 
 /** The revision's signatures against the named trusted keys; why they are not trusted, or nothing. */

@@ -136,7 +136,7 @@ export async function removeTarget(ctx: EngineContext, req: RemoveRequest): Prom
     const revision = await removedAtHead(ctx, req, signal);
     if (!revision) return undefined;
     // Removing a target changes every object it applied: its gate as last signed off must sign that off.
-    const hold = await ownerHold(ctx, { ...req, owner: req.target, state, candidate: revision, inputs: [] });
+    const hold = await ownerHold(ctx, { ...req, owner: req.target, state, candidate: revision });
     if (hold) return heldRemoval(client, req.target, state, revision, startedAt, `removal ${hold}`, signal);
     const pruned =
       state.prune === false

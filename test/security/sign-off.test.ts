@@ -225,6 +225,27 @@ describe('a sign-off covers the change, not a name or a merge commit', () => {
     expect((await w.state(prod.name)).history.at(-1)?.approvals?.map((a) => a.by)).toEqual(['carol']);
   });
 
+  it('reviews count only from the approvers tidegate.yaml as last signed off names (a writer outside them does not count)', async () => {
+    const gate = { approvals: 1, approvers: { users: ['carol'], teams: [] } };
+    const { w, prod } = await applied(gate);
+    let change = await w.propose('mallory', { 'apps/prod/app.yaml': configMapYaml('app', { v: '2' }) });
+    await w.review('bob', change.pr);
+    await w.merge('bob', change.pr);
+    let from = w.outcomes.length;
+    await w.deliver();
+    expect(w.results(from)[0]?.heldFor).toContain('not counted: bob (not among the approvers)');
+    expect(await w.data(prod.namespace, 'app')).toEqual({ v: '1' });
+    change = await w.propose('alice', { 'apps/prod/app.yaml': configMapYaml('app', { v: '3' }) });
+    await w.review('carol', change.pr);
+    await w.merge('bob', change.pr);
+    from = w.outcomes.length;
+    await w.deliver();
+    // carol's review covers alice's pull request, not mallory's: the change is still held on mallory's commits.
+    expect(w.results(from)[0]?.outcome).toBe('held');
+    await w.comment('carol', change.pr, `/tidegate approve ${(await w.head()).slice(0, 12)} ${prod.name}`);
+    expect(await w.data(prod.namespace, 'app')).toEqual({ v: '3' });
+  });
+
   describe('case 4: no value read from a Secret is published', () => {
     const SECRET = 'sekret-8f3a2b9c7d';
     const published = (w: World) =>
