@@ -11,6 +11,14 @@ const duration = z
   .string()
   .refine((s) => parseDuration(s) !== undefined, 'must be a duration such as 90s, 5m or 1h30m');
 
+/**
+ * An image repository as the OCI reference grammar names one (distribution/reference): an optional
+ * registry host (with a port), then path components of lowercase letters and digits joined by
+ * `.`, `_`, `__` or dashes; no tag or digest.
+ */
+const IMAGE_REPOSITORY =
+  /^(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(?::[0-9]+)?\/)?[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
+
 /** A path inside the repository: relative, no "..", no absolute path. */
 const repoPath = z
   .string()
@@ -351,6 +359,8 @@ export const imagePolicySchema = z
     repository: z
       .string()
       .min(1)
+      .max(255)
+      .regex(IMAGE_REPOSITORY, 'must be an image repository of the OCI reference grammar, such as ghcr.io/acme/app')
       .describe(
         'image repository, e.g. ghcr.io/stefanprodan/podinfo or 123456789012.dkr.ecr.eu-west-1.amazonaws.com/podinfo',
       ),

@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, lstatSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 import type { ImagePolicySpec, TidegateConfig } from '../config/index.js';
@@ -65,6 +65,8 @@ export interface ImageUpdate {
 }
 
 const YAML_FILE = /\.ya?ml$/i;
+/** A file image automation rewrites is at most this large (a manifest; anything larger is left alone). */
+const MAX_MARKED_FILE = 8 * 1024 * 1024;
 
 /**
  * Writes the latest images of the given policies into Git: every YAML file's Flux markers are
@@ -98,11 +100,20 @@ export async function writeImages(
     change: (dir, files) => {
       edits = [];
       for (const file of files().filter((f) => YAML_FILE.test(f))) {
-        const text = readFileSync(join(dir, file), 'utf8');
+        const path = join(dir, file);
+        // Only a regular file of this working copy, of a size a manifest has: never through a link, never a device.
+        const stat = lstatSync(path);
+        if (!stat.isFile() || stat.size > MAX_MARKED_FILE) continue;
+        const text = readFileSync(path, 'utf8');
         if (!text.includes('$imagepolicy')) continue;
         const out = rewriteMarkers(text, resolve);
         if (out.edits.length === 0) continue;
-        writeFileSync(join(dir, file), out.text);
+        const fd = openSync(path, constants.O_WRONLY | constants.O_TRUNC | constants.O_NOFOLLOW);
+        try {
+          writeFileSync(fd, out.text);
+        } finally {
+          closeSync(fd);
+        }
         edits.push(...out.edits.map((e) => ({ ...e, file })));
       }
       if (edits.length === 0) return Promise.resolve(undefined);

@@ -113,6 +113,42 @@ describe('Flux setter markers', () => {
     ]);
   });
 
+  it.each([
+    ['no space before #', 'image: a/b:1#{"$imagepolicy": "ns:podinfo"}', undefined],
+    [
+      'a quote opened, not closed (the value is the word before the marker)',
+      `image: "ghcr.io/stefanprodan/podinfo:6.0.0 # {"$imagepolicy": "ns:podinfo"}`,
+      `image: "ghcr.io/stefanprodan/podinfo:6.1.0 # {"$imagepolicy": "ns:podinfo"}`,
+    ],
+    ['mismatched quotes', `image: 'ghcr.io/stefanprodan/podinfo:6.0.0" # {"$imagepolicy": "ns:podinfo"}`, undefined],
+    ['something after the marker', 'image: a/b:1 # {"$imagepolicy": "ns:podinfo"} trailing', undefined],
+    [
+      'trailing spaces kept',
+      'image: a/b:1   # {"$imagepolicy": "ns:podinfo"}   ',
+      'image: ghcr.io/stefanprodan/podinfo:6.1.0   # {"$imagepolicy": "ns:podinfo"}   ',
+    ],
+    [
+      'a single-quoted value',
+      'image: \'a/b:1\' # {"$imagepolicy": "ns:podinfo"}',
+      'image: \'ghcr.io/stefanprodan/podinfo:6.1.0\' # {"$imagepolicy": "ns:podinfo"}',
+    ],
+  ])('a marked line: %s', (_, line, rewritten) => {
+    expect(rewriteMarkers(line, resolve).text).toBe(rewritten ?? line);
+  });
+
+  it.each([
+    ['spaces (a marker with long gaps: rewritten)', ' '.repeat(1 << 20), 1],
+    ['value characters', 'x'.repeat(1 << 20), 0],
+    ['# and spaces', ' #'.repeat(1 << 19), 0],
+    ['quotes', '"'.repeat(1 << 20), 0],
+  ])('a 1 MiB line of %s mentioning $imagepolicy is read in one pass (no backtracking)', (_, filler, edits) => {
+    const line = `image: a/b:1 ${filler} # {"$imagepolicy": "ns:podinfo"}${filler}`;
+    const started = process.hrtime.bigint();
+    expect(rewriteMarkers(`${line}\n`, resolve).edits).toHaveLength(edits);
+    // Generous: a quadratic scan of this line takes minutes.
+    expect(Number(process.hrtime.bigint() - started) / 1e6).toBeLessThan(2_000);
+  });
+
   it('returns the very same text when every marker is already current (CRLF files included)', () => {
     const text =
       'image: ghcr.io/stefanprodan/podinfo:6.1.0 # {"$imagepolicy": "ns:podinfo"}\r\nnewTag: 6.1.0 # {"$imagepolicy": "ns:podinfo:tag"}\r\n';

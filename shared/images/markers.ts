@@ -4,8 +4,59 @@
  * `...:<name>:tag`, `...:<name>:name` and `...:<name>:digest` mark only that part. Rewriting
  * touches only the marked value; every other byte of the file is kept.
  */
-const MARKER_LINE =
-  /^(?<head>.*?)(?<quote>["']?)(?<value>[^\s"'#]+)\k<quote>(?<gap>\s+#\s*)(?<marker>\{\s*"\$imagepolicy"\s*:\s*"(?<setter>[^"]+)"\s*\})(?<tail>\s*)$/;
+/** The marker comment itself, from its `{` to the end of the line (matched from its start only: linear). */
+const MARKER = /^\{\s*"\$imagepolicy"\s*:\s*"([^"]+)"\s*\}$/;
+const SPACE = /\s/;
+const VALUE_STOP = /[\s"'#]/;
+
+/** A line with a setter marker, split into its parts (rewriting replaces `value` only). */
+interface MarkedLine {
+  head: string;
+  quote: string;
+  value: string;
+  gap: string;
+  marker: string;
+  setter: string;
+  tail: string;
+}
+
+/**
+ * Splits `<head><quote><value><quote><gap># {"$imagepolicy": "<setter>"}<tail>` in one pass from the
+ * end of the line (no backtracking regular expression: a long line costs its length, not its square).
+ */
+function markedLine(line: string): MarkedLine | undefined {
+  if (!line.includes('$imagepolicy')) return undefined;
+  let end = line.length;
+  while (end > 0 && SPACE.test(line.charAt(end - 1))) end--;
+  const open = line.lastIndexOf('{', end - 1);
+  if (open < 0) return undefined;
+  const marker = line.slice(open, end);
+  const setter = MARKER.exec(marker)?.[1];
+  if (setter === undefined) return undefined;
+  // The gap: whitespace, `#`, whitespace; at least one whitespace before the `#`.
+  let i = open;
+  while (i > 0 && SPACE.test(line.charAt(i - 1))) i--;
+  if (line.charAt(i - 1) !== '#') return undefined;
+  let gapStart = i - 1;
+  while (gapStart > 0 && SPACE.test(line.charAt(gapStart - 1))) gapStart--;
+  if (gapStart === i - 1) return undefined;
+  const before = line.charAt(gapStart - 1);
+  const quote = before === '"' || before === "'" ? before : '';
+  const valueEnd = gapStart - quote.length;
+  let valueStart = valueEnd;
+  while (valueStart > 0 && !VALUE_STOP.test(line.charAt(valueStart - 1))) valueStart--;
+  if (valueStart === valueEnd) return undefined;
+  if (quote && line.charAt(valueStart - 1) !== quote) return undefined;
+  return {
+    head: line.slice(0, valueStart - quote.length),
+    quote,
+    value: line.slice(valueStart, valueEnd),
+    gap: line.slice(gapStart, open),
+    marker,
+    setter,
+    tail: line.slice(end),
+  };
+}
 
 export type MarkerField = 'image' | 'tag' | 'name' | 'digest';
 
@@ -64,16 +115,15 @@ export function rewriteMarkers(
   const edits: MarkerEdit[] = [];
   const lines = text.split('\n');
   lines.forEach((line, i) => {
-    const m = MARKER_LINE.exec(line.endsWith('\r') ? line.slice(0, -1) : line);
-    const g = m?.groups;
+    const g = markedLine(line.endsWith('\r') ? line.slice(0, -1) : line);
     if (!g) return;
-    const marker = parseSetter(g['setter'] ?? '');
+    const marker = parseSetter(g.setter);
     const image = marker ? resolve(marker) : undefined;
     const to = marker && image ? valueFor(marker.field, image) : undefined;
-    if (!marker || to === undefined || to === g['value']) return;
+    if (!marker || to === undefined || to === g.value) return;
     const cr = line.endsWith('\r') ? '\r' : '';
-    lines[i] = `${g['head']}${g['quote']}${to}${g['quote']}${g['gap']}${g['marker']}${g['tail']}${cr}`;
-    edits.push({ line: i + 1, policy: marker.policy, field: marker.field, from: g['value'] ?? '', to });
+    lines[i] = `${g.head}${g.quote}${to}${g.quote}${g.gap}${g.marker}${g.tail}${cr}`;
+    edits.push({ line: i + 1, policy: marker.policy, field: marker.field, from: g.value, to });
   });
   return { text: edits.length ? lines.join('\n') : text, edits };
 }

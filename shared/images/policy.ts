@@ -15,6 +15,9 @@ function extractValue(match: RegExpExecArray, template: string): string {
   );
 }
 
+/** A tag as the OCI distribution spec defines it: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`. */
+export const OCI_TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
+
 /** Candidate tags with the value the policy orders them by (the tag itself, or what filterTags extracts). */
 export function candidates(
   tags: readonly string[],
@@ -23,7 +26,8 @@ export function candidates(
   const filter = spec.filterTags ? jsPattern(spec.filterTags.pattern) : undefined;
   const out: Array<{ tag: string; value: string }> = [];
   for (const tag of tags) {
-    if (ARTIFACT_TAG.test(tag)) continue;
+    // A registry answers what it likes: only a tag of the OCI grammar is ever written into Git.
+    if (ARTIFACT_TAG.test(tag) || !OCI_TAG.test(tag)) continue;
     if (!filter) {
       out.push({ tag, value: tag });
       continue;

@@ -16,6 +16,7 @@ import {
   type TokenSource,
 } from '../model/index.js';
 import type { SourceRef } from '../config/index.js';
+import { COMPLETE_MARKER, treeSeal } from './tree-check.js';
 
 export interface GitSource {
   url: string;
@@ -155,6 +156,21 @@ export const cachedGitdir = (src: GitSource, cacheDir: string): string =>
   join(cacheDir, 'git', repoKey(src.url), 'repo.git');
 
 /**
+ * Whether a cached tree is the finished export of this commit, unchanged since: its seal (the
+ * metadata of every entry) is the one recorded when it was exported. A re-sync applies what Git
+ * holds, never a cached copy that something wrote to.
+ */
+function sealed(treeDir: string, sha: string): boolean {
+  let recorded: string;
+  try {
+    recorded = fs.readFileSync(join(treeDir, COMPLETE_MARKER), 'utf8');
+  } catch {
+    return false;
+  }
+  return recorded === `${sha} ${treeSeal(treeDir)}`;
+}
+
+/**
  * Fetches exactly one commit (depth 1, deepened only when the branch has moved past it) into a
  * cached repository under cacheDir, and exports its tree into a directory of its own. A commit
  * already in the cache is not fetched again.
@@ -162,7 +178,7 @@ export const cachedGitdir = (src: GitSource, cacheDir: string): string =>
 export async function checkoutRevision(src: GitSource, revision: Revision, cacheDir: string): Promise<Checkout> {
   const base = join(cacheDir, 'git', repoKey(src.url));
   const treeDir = join(base, 'trees', revision.sha);
-  if (fs.existsSync(join(treeDir, '.tidegate-complete'))) return { revision, dir: treeDir };
+  if (sealed(treeDir, revision.sha)) return { revision, dir: treeDir };
   return exclusive(base, () => fetchAndExport(src, revision, base, treeDir));
 }
 
@@ -189,7 +205,7 @@ async function exclusive<T>(key: string, fn: () => Promise<T>): Promise<T> {
 
 async function fetchAndExport(src: GitSource, revision: Revision, base: string, treeDir: string): Promise<Checkout> {
   const gitdir = join(base, 'repo.git');
-  if (fs.existsSync(join(treeDir, '.tidegate-complete'))) return { revision, dir: treeDir };
+  if (sealed(treeDir, revision.sha)) return { revision, dir: treeDir };
   if (!fs.existsSync(join(gitdir, 'HEAD'))) {
     fs.mkdirSync(gitdir, { recursive: true });
     await git.init({ fs, gitdir, bare: true, defaultBranch: 'main' });
@@ -226,7 +242,7 @@ async function fetchAndExport(src: GitSource, revision: Revision, base: string, 
   // Export into a fresh directory and rename, so a crash never leaves a half-written tree in place.
   const tmp = `${treeDir}.tmp-${randomBytes(4).toString('hex')}`;
   await exportTree(gitdir, revision.sha, tmp);
-  fs.writeFileSync(join(tmp, '.tidegate-complete'), revision.sha);
+  fs.writeFileSync(join(tmp, COMPLETE_MARKER), `${revision.sha} ${treeSeal(tmp)}`);
   fs.rmSync(treeDir, { recursive: true, force: true });
   fs.renameSync(tmp, treeDir);
   return { revision, dir: treeDir };

@@ -18,12 +18,16 @@ export interface WriteBackResult {
   attempts: number;
 }
 
-/** Files under dir, relative, skipping .git. */
+/**
+ * Regular files under dir, relative, skipping .git. A symbolic link is never listed nor followed
+ * (into a directory or to a file): a change reads and writes only files of this working copy.
+ */
 function listFiles(dir: string, base = ''): string[] {
   return fs.readdirSync(join(dir, base), { withFileTypes: true }).flatMap((e) => {
     const rel = base ? `${base}/${e.name}` : e.name;
-    if (e.name === '.git') return [];
-    return e.isDirectory() ? listFiles(dir, rel) : [rel];
+    if (e.name === '.git' || e.isSymbolicLink()) return [];
+    if (e.isDirectory()) return listFiles(dir, rel);
+    return e.isFile() ? [rel] : [];
   });
 }
 
@@ -114,7 +118,21 @@ export async function commitAndPush(
     change: (dir: string, files: () => string[]) => Promise<string | undefined>;
   },
 ): Promise<WriteBackResult> {
-  const dir = join(opts.cacheDir, 'write', repoKey(src.url));
+  // A working copy of this write's own: nothing another repository's (or message's) write does can reach it.
+  fs.mkdirSync(join(opts.cacheDir, 'write'), { recursive: true });
+  const dir = fs.mkdtempSync(join(opts.cacheDir, 'write', `${repoKey(src.url)}-`));
+  try {
+    return await pushChange(src, dir, opts);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function pushChange(
+  src: GitSource,
+  dir: string,
+  opts: Parameters<typeof commitAndPush>[1],
+): Promise<WriteBackResult> {
   const max = opts.maxAttempts ?? 5;
   for (let attempt = 1; attempt <= max; attempt++) {
     const sha = await commitChange(src, dir, opts);

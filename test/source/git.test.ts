@@ -90,6 +90,27 @@ describe('source: fetch exactly one commit over HTTP with token auth', () => {
     expect(readlinkSync(join(co.dir, 'link.yaml'))).toBe('app/cm.yaml');
   });
 
+  it('a cached checkout written to in place (content, a new file, a file turned into a link) is exported again from Git, not used', async () => {
+    const { appendFileSync, rmSync, symlinkSync, writeFileSync } = await import('node:fs');
+    const revision = { ref: 'refs/heads/main', sha: shas[2] ?? '' };
+    const first = await checkoutRevision({ url, token }, revision, cache);
+    for (const tamper of [
+      () => appendFileSync(join(first.dir, 'app/cm.yaml'), 'tampered: true\n'),
+      () => writeFileSync(join(first.dir, 'app/extra.yaml'), 'kind: ConfigMap\n'),
+      () => {
+        rmSync(join(first.dir, 'app/cm.yaml'));
+        symlinkSync('/etc/hostname', join(first.dir, 'app/cm.yaml'));
+      },
+    ]) {
+      tamper();
+      const again = await checkoutRevision({ url, token }, revision, cache);
+      expect(again.dir).toBe(first.dir);
+      expect(lstatSync(join(again.dir, 'app/cm.yaml')).isFile()).toBe(true);
+      expect(readFileSync(join(again.dir, 'app/cm.yaml'), 'utf8')).toBe('v: 3\n');
+      expect(existsSync(join(again.dir, 'app/extra.yaml'))).toBe(false);
+    }
+  });
+
   it('says so when a commit is not on the branch', async () => {
     await expect(
       checkoutRevision({ url, token }, { ref: 'refs/heads/main', sha: 'f'.repeat(40) }, cache),
