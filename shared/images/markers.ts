@@ -20,41 +20,47 @@ interface MarkedLine {
   tail: string;
 }
 
+/** The first index before `from` going left past characters matching `skip` (linear). */
+function back(line: string, from: number, skip: RegExp, negate = false): number {
+  let i = from;
+  while (i > 0 && skip.test(line.charAt(i - 1)) !== negate) i--;
+  return i;
+}
+
+/** The `# {"$imagepolicy": …}` comment ending the line: where its gap and marker start, its setter. */
+function markerAtEnd(line: string): { gapStart: number; open: number; end: number; setter: string } | undefined {
+  const end = back(line, line.length, SPACE);
+  const open = line.lastIndexOf('{', end - 1);
+  const setter = open < 0 ? undefined : MARKER.exec(line.slice(open, end))?.[1];
+  if (setter === undefined) return undefined;
+  // The gap: whitespace, `#`, whitespace; at least one whitespace before the `#`.
+  const hash = back(line, open, SPACE) - 1;
+  if (line.charAt(hash) !== '#') return undefined;
+  const gapStart = back(line, hash, SPACE);
+  return gapStart === hash ? undefined : { gapStart, open, end, setter };
+}
+
 /**
  * Splits `<head><quote><value><quote><gap># {"$imagepolicy": "<setter>"}<tail>` in one pass from the
  * end of the line (no backtracking regular expression: a long line costs its length, not its square).
  */
 function markedLine(line: string): MarkedLine | undefined {
   if (!line.includes('$imagepolicy')) return undefined;
-  let end = line.length;
-  while (end > 0 && SPACE.test(line.charAt(end - 1))) end--;
-  const open = line.lastIndexOf('{', end - 1);
-  if (open < 0) return undefined;
-  const marker = line.slice(open, end);
-  const setter = MARKER.exec(marker)?.[1];
-  if (setter === undefined) return undefined;
-  // The gap: whitespace, `#`, whitespace; at least one whitespace before the `#`.
-  let i = open;
-  while (i > 0 && SPACE.test(line.charAt(i - 1))) i--;
-  if (line.charAt(i - 1) !== '#') return undefined;
-  let gapStart = i - 1;
-  while (gapStart > 0 && SPACE.test(line.charAt(gapStart - 1))) gapStart--;
-  if (gapStart === i - 1) return undefined;
-  const before = line.charAt(gapStart - 1);
+  const m = markerAtEnd(line);
+  if (!m) return undefined;
+  const before = line.charAt(m.gapStart - 1);
   const quote = before === '"' || before === "'" ? before : '';
-  const valueEnd = gapStart - quote.length;
-  let valueStart = valueEnd;
-  while (valueStart > 0 && !VALUE_STOP.test(line.charAt(valueStart - 1))) valueStart--;
-  if (valueStart === valueEnd) return undefined;
-  if (quote && line.charAt(valueStart - 1) !== quote) return undefined;
+  const valueEnd = m.gapStart - quote.length;
+  const valueStart = back(line, valueEnd, VALUE_STOP, true);
+  if (valueStart === valueEnd || (quote && line.charAt(valueStart - 1) !== quote)) return undefined;
   return {
     head: line.slice(0, valueStart - quote.length),
     quote,
     value: line.slice(valueStart, valueEnd),
-    gap: line.slice(gapStart, open),
-    marker,
-    setter,
-    tail: line.slice(end),
+    gap: line.slice(m.gapStart, m.open),
+    marker: line.slice(m.open, m.end),
+    setter: m.setter,
+    tail: line.slice(m.end),
   };
 }
 
