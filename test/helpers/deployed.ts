@@ -4,6 +4,7 @@ import { startGitHub, type TestGitHub } from '../../devenv/index.js';
 import { testEnv } from './env.js';
 import { gitopsRepo } from './engine.js';
 import { apiEvent, createFifoQueue, deliverBatch, githubHeaders, pushPayload, testClusterSetting } from './lambda.js';
+import type { FunctionLimits } from '../../devenv/lambda.js';
 import { startFunction, type LambdaFunction } from './lambda-runtime.js';
 
 const SECRET = 'deployed-path-secret';
@@ -13,9 +14,10 @@ const TOKEN = 'ghp_deployed_path';
  * The deployed path for one test file: the built github-webhook and sync-worker bundles (each in a
  * process of its own, as Lambda runs them) on a FIFO queue in moto, the test GitHub, and a GitOps
  * repository (owner acme). `push` delivers a push webhook; `work` delivers the queue to the worker
- * as the event source mapping does until it is empty.
+ * as the event source mapping does until it is empty. `workerLimits` runs the worker with other
+ * limits than serverless.yml's (a smaller memory size or /tmp, a shorter timeout).
  */
-export function deployedPath(prefix: string) {
+export function deployedPath(prefix: string, opts: { workerLimits?: Partial<FunctionLimits> } = {}) {
   const h = {
     github: undefined as unknown as TestGitHub,
     webhook: undefined as unknown as LambdaFunction,
@@ -56,7 +58,11 @@ export function deployedPath(prefix: string) {
     };
     [h.webhook, h.worker] = await Promise.all([
       startFunction('github-webhook', { settings, queueUrl: h.queueUrl }),
-      startFunction('sync-worker', { settings, queueUrl: h.queueUrl }),
+      startFunction('sync-worker', {
+        settings,
+        queueUrl: h.queueUrl,
+        ...(opts.workerLimits ? { limits: opts.workerLimits } : {}),
+      }),
     ]);
   }, 60_000);
   afterAll(async () => {

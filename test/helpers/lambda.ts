@@ -9,7 +9,7 @@ import {
 } from '../../devenv/lambda.js';
 import { testEnv, uniqueName } from './env.js';
 
-export { apiEvent, githubHeaders, pushPayload, signSha256, sqsRecord } from '../../devenv/lambda.js';
+export { BatchFailedError, apiEvent, githubHeaders, pushPayload, signSha256, sqsRecord } from '../../devenv/lambda.js';
 
 export const awsConfig = () => {
   const { aws } = testEnv();
@@ -34,7 +34,9 @@ export function testClusterSetting(): { server: string; caData: string; token: {
   return { server: kube.server, caData: Buffer.from(kube.caPem).toString('base64'), token: { value: kube.token } };
 }
 
-export const createFifoQueue = (prefix: string): Promise<string> => createQueue(awsConfig(), uniqueName(prefix));
+/** A FIFO queue on moto (visibility timeout 30 s unless given: how long a failed batch stays in flight). */
+export const createFifoQueue = (prefix: string, opts: { visibilityTimeout?: number } = {}): Promise<string> =>
+  createQueue(awsConfig(), uniqueName(prefix), opts);
 
 /** One delivery of the SQS event source mapping (devenv's deliverBatch) on the test environment's moto. */
 export const deliverBatch = (
