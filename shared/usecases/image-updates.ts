@@ -3,7 +3,7 @@ import { repositoryPage } from '../status/index.js';
 import type { NotifyEvent } from '../notify/index.js';
 import type { ImagePolicySpec } from '../config/index.js';
 import { repoName, type PullRequestRef } from '../github/index.js';
-import { TidegateError, redactUrl, type ImageMessage } from '../model/index.js';
+import { TidegateError, errorMessage, isTransient, redactUrl, type ImageMessage } from '../model/index.js';
 import {
   latestImage,
   policiesFor,
@@ -18,7 +18,9 @@ import { configAt } from './repo-config.js';
 import type { EngineContext } from './context.js';
 import type { Queue } from './queue.js';
 
-export type ImageOutcome = { kind: 'images-written'; updates: ImagesWritten[] } | { kind: 'ignored'; reason: string };
+export type ImageOutcome =
+  | { kind: 'images-written'; updates: ImagesWritten[]; failed?: Array<{ repo: string; error: string }> }
+  | { kind: 'ignored'; reason: string };
 
 export interface ImagesWritten {
   repo: string;
@@ -112,29 +114,55 @@ async function proposeImage(
  */
 export async function updateImages(ctx: EngineContext, msg: ImageMessage, queue: Queue): Promise<ImageOutcome> {
   const updates: ImagesWritten[] = [];
+  const failed: Array<{ repo: string; error: string }> = [];
   let matched = false;
+  let retry: unknown;
+  // Each repository on its own: one whose tidegate.yaml does not load, or whose write fails, stops no other.
   for (const repo of ctx.repositories ?? []) {
-    const { config } = await configAt(ctx, repo.url, { branch: repo.branch });
-    const policies = policiesFor(config, msg);
-    if (policies.length === 0) continue;
-    matched = true;
-    const latest = await Promise.all(policies.map(async (p) => [p, await latestImage(p, ctx.registry)] as const));
-    const author = config.imageAutomation.author;
-    // A commit straight to the branch would be held by an approvals gate: propose it instead.
-    const gated = config.targets.some((t) => t.gate.approvals > 0 || (ctx.floor?.(t.cluster)?.approvals ?? 0) > 0);
-    const viaPullRequest = (p: ImagePolicySpec): boolean =>
-      p.writeBack === 'pullRequest' || (p.writeBack === 'auto' && gated);
-    const direct = new Map(latest.filter(([p]) => !viaPullRequest(p)));
-    if (direct.size > 0) updates.push(...(await commitImages(ctx, queue, repo, author, direct)));
-    for (const [policy, image] of latest.filter(([p]) => viaPullRequest(p)))
-      updates.push(...(await proposeImage(ctx, repo, author, policy, image)));
+    try {
+      const written = await updateRepository(ctx, msg, queue, repo);
+      if (!written) continue;
+      matched = true;
+      updates.push(...written);
+    } catch (err) {
+      matched = true;
+      if (isTransient(err)) retry ??= err;
+      failed.push({ repo: redactUrl(repo.url), error: errorMessage(err) });
+      ctx.logger?.warn('image update failed for a repository', { repo: redactUrl(repo.url), error: errorMessage(err) });
+    }
   }
-  if (!matched) return { kind: 'ignored', reason: `no image policy follows ${msg.registry}/${msg.repository}` };
   await notify(
     ctx,
     updates.map((u) => imageEvent(u, ctx.now?.())),
   );
-  return { kind: 'images-written', updates };
+  // What may pass on its own is tried again (the other repositories' edits are found already made).
+  if (retry) throw retry;
+  if (!matched) return { kind: 'ignored', reason: `no image policy follows ${msg.registry}/${msg.repository}` };
+  return { kind: 'images-written', updates, ...(failed.length ? { failed } : {}) };
+}
+
+/** One repository's image edits for a pushed image: undefined when none of its policies follows it. */
+async function updateRepository(
+  ctx: EngineContext,
+  msg: ImageMessage,
+  queue: Queue,
+  repo: { url: string; branch: string },
+): Promise<ImagesWritten[] | undefined> {
+  const { config } = await configAt(ctx, repo.url, { branch: repo.branch });
+  const policies = policiesFor(config, msg);
+  if (policies.length === 0) return undefined;
+  const latest = await Promise.all(policies.map(async (p) => [p, await latestImage(p, ctx.registry)] as const));
+  const author = config.imageAutomation.author;
+  // A commit straight to the branch would be held by an approvals gate: propose it instead.
+  const gated = config.targets.some((t) => t.gate.approvals > 0 || (ctx.floor?.(t.cluster)?.approvals ?? 0) > 0);
+  const viaPullRequest = (p: ImagePolicySpec): boolean =>
+    p.writeBack === 'pullRequest' || (p.writeBack === 'auto' && gated);
+  const out: ImagesWritten[] = [];
+  const direct = new Map(latest.filter(([p]) => !viaPullRequest(p)));
+  if (direct.size > 0) out.push(...(await commitImages(ctx, queue, repo, author, direct)));
+  for (const [policy, image] of latest.filter(([p]) => viaPullRequest(p)))
+    out.push(...(await proposeImage(ctx, repo, author, policy, image)));
+  return out;
 }
 
 /** The notification of image edits written to Git: committed to the branch, or proposed in a pull request. */
