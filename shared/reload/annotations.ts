@@ -1,5 +1,6 @@
 import type { RE2JS } from 're2js';
 import { TidegateError, errorMessage } from '../model/index.js';
+import { drain, matchSteps, type Steps } from './matcher.js';
 /** Reloader's annotation keys, unchanged, so manifests written for stakater Reloader work as they are. */
 export const RELOADER = {
   auto: 'reloader.stakater.com/auto',
@@ -45,8 +46,19 @@ export class ReloadPatternError extends TidegateError {
   }
 }
 
-/** Bounds of reload patterns: no Kubernetes name is longer than 253 characters, so no pattern needs more. */
-export const PATTERN_LIMITS = { length: 512, repeat: 253, budgetMs: 1000 } as const;
+/**
+ * Bounds of reload patterns: no Kubernetes name is longer than 253 characters, so no pattern needs
+ * more. Time spent on patterns (compiling and matching) is bounded per workload (past it, that
+ * workload is skipped as too costly), per namespace per pass (past it, the namespace's remaining
+ * workloads wait for the next pass) and per pass (past it, every remaining workload waits).
+ */
+export const PATTERN_LIMITS = {
+  length: 512,
+  repeat: 253,
+  budgetMs: 1000,
+  namespaceMs: 3000,
+  passMs: 60_000,
+} as const;
 
 /** Compiled patterns of this container (entries repeat across workloads and passes). */
 const compiled = new Map<string, RE2JS>();
@@ -92,28 +104,68 @@ export interface PatternBudget {
   leftMs: number;
 }
 
+const compileEngine = (p: string): RE2JS => {
+  if (!engine) throw new TidegateError('ReloadPatternInvalid', 'the pattern engine is not loaded (loadPatternEngine)');
+  return engine.compile(p);
+};
+
 /**
  * An entry of a reload annotation is a regular expression matching the whole name, in RE2's syntax
  * and time (linear in the name, as Reloader's Go regexp), of bounded size, and a workload's patterns
  * share a time budget per pass: a pattern written by any workload author cannot stall the pass.
+ * Each compile and each step of a costly match is a step of its own: only the time spent in them
+ * counts, not the time the driver spends paused between them.
  */
-function matchesNamed(annotation: string, list: string | undefined, name: string, budget?: PatternBudget): boolean {
+function* matchesNamed(
+  annotation: string,
+  list: string | undefined,
+  name: string,
+  budget?: PatternBudget,
+): Steps<boolean> {
   if (list === undefined) return false;
-  const started = Date.now();
+  let started = performance.now();
+  const spend = (): void => {
+    const now = performance.now();
+    if (budget) budget.leftMs -= now - started;
+    started = now;
+  };
   // Compiling counts too: an annotation of many distinct large patterns costs its workload's budget, not the pass.
-  const withinBudget = <T>(fn: () => T): T => {
-    if (budget && budget.leftMs - (Date.now() - started) <= 0)
+  const withinBudget = (): void => {
+    spend();
+    if (budget && budget.leftMs <= 0)
       throw new TidegateError(
         'ReloadPatternTooCostly',
         `${annotation}: matching its patterns took more than ${PATTERN_LIMITS.budgetMs} ms in this pass`,
       );
-    return fn();
   };
+  function* pause(): Steps<void> {
+    spend();
+    yield;
+    started = performance.now();
+  }
   try {
-    const patterns = list.split(',').map((raw) => withinBudget(() => compile(annotation, raw.trim())));
-    return patterns.some((p) => withinBudget(() => p.matches(name)));
+    const patterns: RE2JS[] = [];
+    for (const raw of list.split(',')) {
+      withinBudget();
+      patterns.push(compile(annotation, raw.trim()));
+      yield* pause();
+    }
+    // Each step of a costly match is charged and may be paused after, as a compile.
+    function* metered(steps: Steps<boolean>): Steps<boolean> {
+      let step = steps.next();
+      for (; !step.done; step = steps.next()) {
+        withinBudget();
+        yield* pause();
+      }
+      return step.value;
+    }
+    for (const pattern of patterns) {
+      withinBudget();
+      if (yield* metered(matchSteps(pattern, name, compileEngine))) return true;
+    }
+    return false;
   } finally {
-    if (budget) budget.leftMs -= Date.now() - started;
+    spend();
   }
 }
 
@@ -129,6 +181,16 @@ export function shouldReload(
   podTemplate: Readonly<Record<string, string>>,
   budget?: PatternBudget,
 ): ReloadDecision {
+  return drain(reloadDecision(source, workload, podTemplate, budget));
+}
+
+/** shouldReload in steps (a reload pass drives it, pausing between steps). */
+export function* reloadDecision(
+  source: ReloadSource,
+  workload: Readonly<Record<string, string>>,
+  podTemplate: Readonly<Record<string, string>>,
+  budget?: PatternBudget,
+): Steps<ReloadDecision> {
   const no = (reason: string): ReloadDecision => ({ reload: false, auto: false, reason });
   if (source.annotations[RELOADER.ignore] === 'true') return no(`${source.kind} ${source.name} has ${RELOADER.ignore}`);
   const keys = keysFor(source.kind);
@@ -139,7 +201,7 @@ export function shouldReload(
     .map((s) => s.trim())
     .filter(Boolean);
   if (excluded.includes(source.name)) return no(`${source.kind} ${source.name} is excluded by ${keys.exclude}`);
-  if (matchesNamed(keys.named, ann[keys.named], source.name, budget))
+  if (yield* matchesNamed(keys.named, ann[keys.named], source.name, budget))
     return { reload: true, auto: false, reason: `named in ${keys.named}` };
   if (ann[RELOADER.search] === 'true' && source.annotations[RELOADER.match] === 'true')
     return { reload: true, auto: true, reason: `${RELOADER.search} and ${RELOADER.match}` };

@@ -1,13 +1,15 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { KubeClient } from '../cluster/index.js';
-import { TidegateError, errorMessage, refOf, type KubeObject, type ObjectRef } from '../model/index.js';
+import { TidegateError, errorMessage, refKey, refOf, type KubeObject, type ObjectRef } from '../model/index.js';
 import {
   PATTERN_LIMITS,
   RELOADER,
   hasReloadAnnotations,
   loadPatternEngine,
-  shouldReload,
+  reloadDecision,
   type SourceKind,
 } from './annotations.js';
+import type { Steps } from './matcher.js';
 import { contentHash } from './hash.js';
 import { containerUsing, envVarName, referencedSources } from './references.js';
 import { WORKLOADS, atTemplatePath, podTemplateOf, type PodTemplate, type WorkloadAdapter } from './workloads.js';
@@ -42,6 +44,11 @@ export interface ReloadReport {
   skipped: Array<{ workload: ObjectRef; reason: string }>;
   /** Workloads the pass could not handle (a malformed annotation, a refused patch): the others went on. */
   failed: Array<{ workload: ObjectRef; reason: string }>;
+  /**
+   * Workloads this pass did not get to: their namespace spent its share of the pass's pattern
+   * time, or the pass its own. The next pass starts with them. Absent when there are none.
+   */
+  deferred?: Array<{ workload: ObjectRef; reason: string }>;
 }
 
 interface Source {
@@ -77,10 +84,11 @@ interface Sources {
   at: Map<string, number>;
 }
 
-async function readSources(client: KubeClient, opts: ReloadOptions): Promise<Map<string, Sources>> {
+async function readSources(client: KubeClient, opts: ReloadOptions, pace: Pace): Promise<Map<string, Sources>> {
   const byNamespace = new Map<string, Sources>();
   for (const kind of ['ConfigMap', 'Secret'] as const) {
     for (const o of await listScoped(client, 'v1', kind, opts, opts.resourceSelector, opts.signal)) {
+      await pace.pause(); // hashing many large ConfigMaps is a synchronous stretch too
       const data = o['data'] as Record<string, string> | undefined;
       const binaryData = o['binaryData'] as Record<string, string> | undefined;
       const ns = o.metadata.namespace ?? '';
@@ -125,15 +133,15 @@ interface Relevant {
   container: string | undefined;
 }
 
-/** The sources whose change reloads this workload, with the container that carries the env var. */
-function relevantSources(obj: KubeObject, template: PodTemplate, sources: Sources): Relevant[] {
+/** The sources whose change reloads this workload, with the container that carries the env var (in steps). */
+function* relevantSources(obj: KubeObject, template: PodTemplate, sources: Sources): Steps<Relevant[]> {
   const workloadAnn = obj.metadata.annotations ?? {};
   const templateAnn = template.metadata?.annotations ?? {};
   const spec = template.spec ?? {};
   const out: Relevant[] = [];
   const budget = { leftMs: PATTERN_LIMITS.budgetMs };
   for (const source of candidates(workloadAnn, templateAnn, spec, sources)) {
-    const decision = shouldReload(source, workloadAnn, templateAnn, budget);
+    const decision = yield* reloadDecision(source, workloadAnn, templateAnn, budget);
     if (!decision.reload) continue;
     const using = containerUsing(spec, source.kind, source.name);
     // auto and search/match need a reference; a named reload uses the first container otherwise (as Reloader does).
@@ -254,10 +262,10 @@ async function reconcile(
   sources: Sources,
   opts: ReloadOptions,
   report: ReloadReport,
+  run: <T>(steps: Steps<T>) => Promise<T>,
 ): Promise<void> {
   const template = podTemplateOf(workload, adapter);
-  if (!hasReloadAnnotations(workload.metadata.annotations ?? {}, template.metadata?.annotations ?? {})) return;
-  const relevant = relevantSources(workload, template, sources);
+  const relevant = await run(relevantSources(workload, template, sources));
   const current = Object.fromEntries(relevant.map((r) => [key(r.source.kind, r.source.name), short(r.source.hash)]));
   const baseline = baselineOf(workload);
   const ref = refOf(workload);
@@ -286,35 +294,247 @@ async function reconcile(
   else report.recorded.push(ref);
 }
 
+/** Past this much synchronous work the pass yields to the event loop and looks at its signal. */
+const SLICE_MS = 20;
+
+/** Where the pass yields to the event loop (after SLICE_MS of work) and looks at its signal (every time). */
+class Pace {
+  private lastTurn = performance.now();
+  constructor(private readonly signal: AbortSignal | undefined) {}
+
+  async pause(): Promise<void> {
+    this.signal?.throwIfAborted();
+    if (performance.now() - this.lastTurn < SLICE_MS) return;
+    await nextTurn();
+    this.lastTurn = performance.now();
+    this.signal?.throwIfAborted();
+  }
+}
+
+/** A workload left for the next pass: its namespace's share, or the pass's pattern time, is spent. */
+class Deferral extends Error {}
+
+/** Pattern time a namespace spent in this pass. */
+interface Spent {
+  ns: string;
+  ms: number;
+  /** When the namespace was last served (round-robin among namespaces that spent alike). */
+  turn: number;
+}
+
+interface Queue {
+  spent: Spent;
+  /** The namespace's workloads, in namespaceOrder, and the next one to take. */
+  items: Pending[];
+  next: number;
+}
+
+/**
+ * The namespaces with workloads left, the next one served first: the one that has spent the
+ * least pattern time in this pass (in classes of SLICE_MS, so namespaces whose workloads cost next
+ * to nothing take turns), and among equals the one served longest ago (a binary heap).
+ */
+class Fairness {
+  private readonly heap: Queue[] = [];
+  private served = 0;
+  constructor(queues: Queue[]) {
+    for (const q of queues) this.push(q);
+  }
+
+  private static before(a: Queue, b: Queue): boolean {
+    const [ca, cb] = [Math.floor(a.spent.ms / SLICE_MS), Math.floor(b.spent.ms / SLICE_MS)];
+    return ca < cb || (ca === cb && a.spent.turn < b.spent.turn);
+  }
+
+  push(q: Queue): void {
+    q.spent.turn = this.served++;
+    const h = this.heap;
+    h.push(q);
+    for (let i = h.length - 1; i > 0;) {
+      const parent = (i - 1) >> 1;
+      if (!Fairness.before(h[i] as Queue, h[parent] as Queue)) break;
+      [h[i], h[parent]] = [h[parent] as Queue, h[i] as Queue];
+      i = parent;
+    }
+  }
+
+  pop(): Queue | undefined {
+    const h = this.heap;
+    const top = h[0];
+    const last = h.pop();
+    if (h.length === 0 || !last) return top;
+    h[0] = last;
+    for (let i = 0; ;) {
+      const [l, r] = [2 * i + 1, 2 * i + 2];
+      let m = i;
+      if (l < h.length && Fairness.before(h[l] as Queue, h[m] as Queue)) m = l;
+      if (r < h.length && Fairness.before(h[r] as Queue, h[m] as Queue)) m = r;
+      if (m === i) break;
+      [h[i], h[m]] = [h[m] as Queue, h[i] as Queue];
+      i = m;
+    }
+    return top;
+  }
+}
+
+const shareReason = (ns: string): string =>
+  `namespace ${ns} spent its share of the pass's pattern time (${PATTERN_LIMITS.namespaceMs} ms); the next pass starts with this workload`;
+const passReason = `the pass spent its pattern time (${PATTERN_LIMITS.passMs} ms); the next pass starts with this workload`;
+
+interface Pending {
+  adapter: WorkloadAdapter;
+  workload: KubeObject;
+}
+
+/**
+ * The order of a namespace's workloads in a pass: first those with a roll pending (a source whose
+ * hash their baseline records has changed: work a pass deferred, or new work), then those seen
+ * for the first time, then the rest; by kind and name within each, rotated by `turn` so that a
+ * workload that is always costly does not always come first. The baseline a roll writes takes a
+ * workload out of the first group: the next pass goes on with what is left, no cursor kept.
+ */
+function namespaceOrder(items: readonly Pending[], sources: Sources, turn: number): Pending[] {
+  const group = ({ workload }: Pending): number => {
+    let baseline: Record<string, string> | undefined;
+    try {
+      baseline = baselineOf(workload);
+    } catch {
+      return 2; // malformed: reported when its turn comes
+    }
+    if (!baseline) return 1;
+    const pending = Object.entries(baseline).some(([k, hash]) => {
+      const at = sources.at.get(k);
+      return at !== undefined && short((sources.all[at] as Source).hash) !== hash;
+    });
+    return pending ? 0 : 2;
+  };
+  const groups: Pending[][] = [[], [], []];
+  for (const item of items) groups[group(item)]?.push(item);
+  return groups.flatMap((g) => {
+    g.sort((a, b) =>
+      `${a.workload.kind}/${a.workload.metadata.name}`.localeCompare(`${b.workload.kind}/${b.workload.metadata.name}`),
+    );
+    const from = g.length ? turn % g.length : 0;
+    return [...g.slice(from), ...g.slice(0, from)];
+  });
+}
+
+/** The workloads with reload annotations, by namespace, and their place in list order (the report keeps it). */
+async function listWorkloads(
+  client: KubeClient,
+  opts: ReloadOptions,
+): Promise<{ byNamespace: Map<string, Pending[]>; listed: Map<string, number> }> {
+  const byNamespace = new Map<string, Pending[]>();
+  const listed = new Map<string, number>();
+  for (const adapter of WORKLOADS) {
+    for (const obj of await listScoped(client, adapter.apiVersion, adapter.kind, opts, undefined, opts.signal)) {
+      const workload = { ...obj, apiVersion: adapter.apiVersion, kind: adapter.kind };
+      const template = podTemplateOf(workload, adapter);
+      if (!hasReloadAnnotations(workload.metadata.annotations ?? {}, template.metadata?.annotations ?? {})) continue;
+      const ns = obj.metadata.namespace ?? '';
+      const items = byNamespace.get(ns) ?? [];
+      items.push({ adapter, workload });
+      byNamespace.set(ns, items);
+      listed.set(refKey(refOf(workload)), listed.size);
+    }
+  }
+  return { byNamespace, listed };
+}
+
+/** Why no more of this namespace's workloads are taken in this pass, if so. */
+function stopReason(pass: { ms: number }, spent: Spent): string | undefined {
+  if (pass.ms >= PATTERN_LIMITS.passMs) return passReason;
+  if (spent.ms >= PATTERN_LIMITS.namespaceMs) return shareReason(spent.ns);
+  return undefined;
+}
+
+/**
+ * Drives a workload's pattern work step by step: charges each step's time to the namespace and
+ * the pass, yields to the event loop between steps (Pace), throws when the signal is aborted, and
+ * defers the workload when the namespace's share or the pass's time is spent.
+ */
+function metered(spent: Spent, pass: { ms: number }, pace: Pace) {
+  return async <T>(steps: Steps<T>): Promise<T> => {
+    try {
+      for (;;) {
+        const began = performance.now();
+        let step: IteratorResult<void, T>;
+        try {
+          step = steps.next();
+        } finally {
+          const ms = performance.now() - began;
+          spent.ms += ms;
+          pass.ms += ms;
+        }
+        if (step.done) return step.value;
+        const stop = stopReason(pass, spent);
+        if (stop) throw new Deferral(stop);
+        await pace.pause();
+      }
+    } finally {
+      steps.return(undefined as T);
+    }
+  };
+}
+
 /**
  * One reload pass: one LIST per kind (ConfigMaps, Secrets, Deployments, StatefulSets, DaemonSets,
  * CronJobs) per namespace in scope, no per-object reads. A workload with Reloader annotations is
  * rolled when a relevant source's hash differs from the one recorded on it; seen for the first
  * time, its hashes are only recorded. Stateless and idempotent: a second pass over the same data
  * writes nothing.
+ *
+ * Pattern time is bounded per workload, per namespace and per pass (PATTERN_LIMITS). Namespaces
+ * are served fairly: the next workload comes from the namespace that has spent the least pattern
+ * time in this pass (round-robin among equals), so one namespace's costly patterns never keep
+ * another's workloads from being rolled. A namespace that spent its share stops for this pass; its
+ * remaining workloads are reported as deferred, and the next pass starts with them (see
+ * namespaceOrder). Pattern work runs in steps: between them the pass yields to the event loop
+ * and throws as soon as its signal is aborted.
  */
 export async function reloadPass(client: KubeClient, opts: ReloadOptions): Promise<ReloadReport> {
   await loadPatternEngine();
+  const pace = new Pace(opts.signal);
   const report: ReloadReport = { rolled: [], recorded: [], skipped: [], failed: [] };
-  const sources = await readSources(client, opts);
-  for (const adapter of WORKLOADS) {
-    for (const obj of await listScoped(client, adapter.apiVersion, adapter.kind, opts, undefined, opts.signal)) {
-      const workload = { ...obj, apiVersion: adapter.apiVersion, kind: adapter.kind };
-      try {
-        await reconcile(
-          client,
-          adapter,
-          workload,
-          sources.get(obj.metadata.namespace ?? '') ?? NO_SOURCES,
-          opts,
-          report,
-        );
-      } catch (err) {
-        if (opts.signal?.aborted) throw err;
-        // One workload's bad annotation or refused patch never stops the pass: the others go on.
-        report.failed.push({ workload: refOf(workload), reason: errorMessage(err) });
-      }
+  const deferred: NonNullable<ReloadReport['deferred']> = [];
+  const sources = await readSources(client, opts, pace);
+  const { byNamespace, listed } = await listWorkloads(client, opts);
+  const turn = Math.floor(Date.now() / 60_000); // passes run once a minute at most
+  const namespaces = [...byNamespace.keys()].sort();
+  const start = namespaces.length ? turn % namespaces.length : 0;
+  const open = new Fairness(
+    [...namespaces.slice(start), ...namespaces.slice(0, start)].map((ns) => ({
+      spent: { ns, ms: 0, turn: 0 },
+      items: namespaceOrder(byNamespace.get(ns) ?? [], sources.get(ns) ?? NO_SOURCES, turn),
+      next: 0,
+    })),
+  );
+  const pass = { ms: 0 };
+  for (let queue = open.pop(); queue; queue = open.pop()) {
+    const { spent } = queue;
+    const stop = stopReason(pass, spent);
+    if (stop) {
+      for (const { workload } of queue.items.slice(queue.next))
+        deferred.push({ workload: refOf(workload), reason: stop });
+      continue;
     }
+    const { adapter, workload } = queue.items[queue.next++] as Pending;
+    const run = metered(spent, pass, pace);
+    try {
+      await reconcile(client, adapter, workload, sources.get(spent.ns) ?? NO_SOURCES, opts, report, run);
+    } catch (err) {
+      if (opts.signal?.aborted) throw err;
+      if (err instanceof Deferral) deferred.push({ workload: refOf(workload), reason: err.message });
+      // One workload's bad annotation or refused patch never stops the pass: the others go on.
+      else report.failed.push({ workload: refOf(workload), reason: errorMessage(err) });
+    }
+    if (queue.next < queue.items.length) open.push(queue);
+    await pace.pause();
   }
+  const at = (ref: ObjectRef): number => listed.get(refKey(ref)) ?? 0;
+  const entries: Array<Array<{ workload: ObjectRef }>> = [report.rolled, report.skipped, report.failed, deferred];
+  for (const list of entries) list.sort((a, b) => at(a.workload) - at(b.workload));
+  report.recorded.sort((a, b) => at(a) - at(b));
+  if (deferred.length) report.deferred = deferred;
   return report;
 }

@@ -22,19 +22,24 @@ import { NO_HEALTH, inventoryOf, mergeInventory, sameInventory, type SyncRun } f
 /** Reloader semantics right after apply: a ConfigMap changed in Git rolls its workloads in this same sync. */
 const RELOAD_KINDS = new Set(['ConfigMap', 'Secret', 'Deployment', 'StatefulSet', 'DaemonSet', 'CronJob']);
 
-async function reloadAfterApply(
-  run: SyncRun,
-  planned: Planned,
-  changes: readonly Change[],
-): Promise<NonNullable<SyncResult['reloads']>> {
-  const { spec, client, signal } = run.input;
-  // Only when this sync wrote a source or a workload: out-of-band changes are the scheduled pass's job.
-  const touched = changes.some(
-    (c) => (c.action === 'created' || c.action === 'configured') && RELOAD_KINDS.has(c.ref.kind),
-  );
-  const namespaces = [...new Set(planned.items.map((i) => i.desired.ref.namespace).filter(Boolean))];
-  if (!spec.reload.enabled || !touched || namespaces.length === 0) return [];
-  return (await reloadPass(client, { namespaces, strategy: run.input.reloadStrategy ?? 'annotations', signal })).rolled;
+async function reloadAfterApply(run: SyncRun, changes: readonly Change[]): Promise<NonNullable<SyncResult['reloads']>> {
+  const { spec, client, signal, reloadScope: scope } = run.input;
+  // Only where this sync wrote a source or a workload (out-of-band changes are the scheduled
+  // pass's job), and only within the deploy-time scope, as the scheduled pass.
+  const ignored = new Set(scope?.ignoreNamespaces ?? []);
+  const inScope = (ns: string): boolean => (scope?.namespaces?.includes(ns) ?? true) && !ignored.has(ns);
+  const namespaces = [
+    ...new Set(
+      changes
+        .filter((c) => (c.action === 'created' || c.action === 'configured') && RELOAD_KINDS.has(c.ref.kind))
+        .map((c) => c.ref.namespace)
+        .filter((ns) => ns && inScope(ns)),
+    ),
+  ];
+  if (!spec.reload.enabled || namespaces.length === 0) return [];
+  const strategy = run.input.reloadStrategy ?? 'annotations';
+  const resourceSelector = scope?.resourceSelector;
+  return (await reloadPass(client, { namespaces, resourceSelector, strategy, signal })).rolled;
 }
 
 /** Outcome and error of an applied sync, from prune problems, health and the change set. */
@@ -128,7 +133,7 @@ export async function applyTarget(run: SyncRun, planned: Planned, approvals: App
   const pruned = await prune(planned.stale, client, { target: spec.name, signal });
   const changes = [...outcome.changes, ...pruned.changes];
   const inventory = mergeInventory(applied, pruned.retained);
-  const reloads = await reloadAfterApply(run, planned, outcome.changes);
+  const reloads = await reloadAfterApply(run, outcome.changes);
   const timeoutMs = spec.wait ? (parseDuration(spec.timeout) ?? 300_000) : 0;
   // A read that fails after its retries, or at the deadline, leaves the object as last seen: the
   // sync then records "progressing" (what was applied is kept) and a later pass looks again.

@@ -27,7 +27,7 @@ import {
   type SyncResult,
 } from '../model/index.js';
 import { silentLogger, type Logger } from '../telemetry/index.js';
-import type { ReloadStrategy } from '../reload/index.js';
+import type { ReloadScope, ReloadStrategy } from '../reload/index.js';
 import type { GateVerdict } from '../gates/index.js';
 import type { JudgedFrom } from '../state/index.js';
 
@@ -68,6 +68,8 @@ export interface TargetSyncInput {
   settings: LocalSettings;
   /** How the reload pass after apply rolls workloads (when the target's reload is enabled). */
   reloadStrategy?: ReloadStrategy;
+  /** The deploy-time reload scope (namespaces, ignoreNamespaces, resourceSelector): the pass after apply keeps within it. */
+  reloadScope?: ReloadScope | undefined;
   /** Plan only: dry-run everything, write nothing (what `tidegate diff` shows). */
   dryRun?: boolean;
   /** The commit's author and subject, for history. */

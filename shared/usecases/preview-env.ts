@@ -197,6 +197,7 @@ export async function deployEnvironment(ctx: EngineContext, req: EnvironmentRequ
         client,
         settings: ctx.settings,
         reloadStrategy: spec.reload.strategy ?? ctx.reload?.strategy ?? 'annotations',
+        reloadScope: ctx.reload?.scope,
         repo: req.repo,
         lease: leaseOf(ctx),
         confine: { namespace, from: spec.targetNamespace ? [spec.targetNamespace] : [] },

@@ -86,6 +86,7 @@ export async function rollback(ctx: EngineContext, req: RollbackRequest): Promis
     client,
     settings: ctx.settings,
     signal: req.signal,
+    reloadScope: ctx.reload?.scope,
     commit: await commitInfo(src, revision.sha, ctx.settings.cacheDir),
     repo: req.repo,
     rollback: {

@@ -180,6 +180,7 @@ async function syncOne(
     client,
     settings: ctx.settings,
     reloadStrategy: spec.reload.strategy ?? ctx.reload?.strategy ?? 'annotations',
+    reloadScope: ctx.reload?.scope,
     gate: gateOf(ctx, spec, revision, { repo: req.repo, config: req.revision, dir, configDir: req.dir }),
     repo: req.repo,
     lease: leaseOf(ctx),
