@@ -27,19 +27,6 @@ async function readData(
 /** What stands in for each value of a Secret that is withheld from a render (an unreviewed change). */
 export const WITHHELD = 'tidegate-withheld-secret-value';
 
-/** A Secret's keys with a placeholder for each value, read from its metadata only; undefined when it does not exist. */
-async function withheld(
-  client: KubeClient,
-  src: ClusterSource,
-  namespace: string,
-  signal?: AbortSignal,
-): Promise<Record<string, string> | undefined> {
-  const obj = await client.get('v1', 'Secret', namespace, src.name, signal);
-  if (!obj) return undefined;
-  const data = isRecord(obj['data']) ? obj['data'] : {};
-  return Object.fromEntries(Object.keys(data).map((k) => [k, WITHHELD]));
-}
-
 /** `a.b.c` = value, as a nested object. */
 const atPath = (path: string, value: string): Record<string, unknown> =>
   path
@@ -82,32 +69,29 @@ export async function readClusterInputs(
   opts: { withholdSecrets?: boolean } = {},
 ): Promise<ClusterInputs> {
   if (spec.substituteFrom.length === 0 && (spec.helm?.valuesFrom.length ?? 0) === 0) return {};
+  const secrets: string[] = [];
+  /**
+   * A Secret's values are kept for redaction (a name or value from an earlier sync may hold them);
+   * withheld, the render gets a placeholder for each instead.
+   */
   const read = async (src: ClusterSource): Promise<{ data: Record<string, string>; what: string } | undefined> => {
     const namespace = where(spec, src);
     const what = label(src, namespace);
-    const data =
-      src.kind === 'Secret' && opts.withholdSecrets
-        ? await withheld(client, src, namespace, signal)
-        : await readData(client, src, namespace, signal);
+    const data = await readData(client, src, namespace, signal);
+    if (data && src.kind === 'Secret') {
+      secrets.push(...Object.values(data), ...Object.values(data).flatMap(leaves));
+      if (opts.withholdSecrets) return { data: Object.fromEntries(Object.keys(data).map((k) => [k, WITHHELD])), what };
+    }
     if (data) return { data, what };
     if (src.optional) return undefined;
     throw new RenderError([{ file: 'tidegate.yaml', object: spec.name, message: `${what} does not exist` }]);
   };
   const substitute: Record<string, string> = {};
-  const secrets: string[] = [];
-  const fromSecret = (src: ClusterSource, data: Record<string, string> | undefined) => {
-    if (src.kind === 'Secret' && data) secrets.push(...Object.values(data), ...Object.values(data).flatMap(leaves));
-  };
-  for (const src of spec.substituteFrom) {
-    const data = (await read(src))?.data;
-    fromSecret(src, data);
-    Object.assign(substitute, data);
-  }
+  for (const src of spec.substituteFrom) Object.assign(substitute, (await read(src))?.data);
   const values: Array<Record<string, unknown>> = [];
   for (const entry of spec.helm?.valuesFrom ?? []) {
     const found = await read(entry);
     if (!found) continue;
-    fromSecret(entry, found.data);
     try {
       values.push(valuesOf(entry, found.data, found.what));
     } catch (err) {

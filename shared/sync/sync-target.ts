@@ -69,7 +69,11 @@ async function leasedSync(run: SyncRun): Promise<SyncResult> {
     const planned = await planTarget(run, { withholdSecrets: run.withheld });
     if (input.dryRun) return await preview(run, planned);
     const hold = await holdOf(run, planned);
-    if (hold) return await run.record({ ...(await preview(run, planned)), outcome: 'held', heldFor: hold }, undefined);
+    if (hold)
+      return await run.record(
+        { ...(await preview(run, planned)), outcome: 'held', heldFor: run.redact(hold) },
+        undefined,
+      );
     return await applyTarget(run, planned, run.verdict?.approvals ?? []);
   } catch (err) {
     if (mustRetry(err, input.signal)) throw err;

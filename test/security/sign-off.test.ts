@@ -301,6 +301,21 @@ describe('a sign-off covers the change, not a name or a merge commit', () => {
       expect(published(w)).not.toContain(Buffer.from(SECRET).toString('base64').slice(0, 16));
     });
 
+    it('an object named after a Secret value by a signed-off change: a later preview (that would prune it) shows no value, in the name either', async () => {
+      // Found by the model test's long mode (seed 20261207, path 355): the preview's render withholds the Secret, so
+      // the live object (named with the value) was listed as to be deleted, under its real name.
+      const { w, prod } = await withSecret({});
+      await w.push('alice', { 'apps/prod/leak.yaml': configMapYaml('leak-${TOKEN}', { v: '1' }) });
+      await w.deliver();
+      expect(await w.client.get('v1', 'ConfigMap', prod.namespace, `leak-${SECRET}`)).toBeDefined();
+      const { pr, branch } = await w.propose('bob', { 'notes.txt': 'nothing the target renders\n' });
+      await w.queue.send([{ type: 'preview', repo: w.url, pullRequest: pr, head: await w.head(branch) }]);
+      await w.queue.idle();
+      const comment = github.comments(OWNER, w.name, pr).at(-1)?.body ?? '';
+      expect(comment).toContain('ConfigMap/');
+      expect(published(w)).not.toContain(SECRET);
+    });
+
     it('a preview environment of a target reading a Secret is refused, saying why', async () => {
       const { w } = await withSecret({}, true);
       const { pr, branch } = await w.propose('bob', leaking);
