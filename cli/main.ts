@@ -23,13 +23,19 @@ Commands:
   approve <target> <revision>
                       sign off a revision held by a manual gate (SHA or prefix), then sync it
   recover             re-apply every target in dependency order (--cluster <alias>), e.g. to an empty cluster
+  suspend <target>    stop every writer (push, poll, approval, image update, preview) changing the target,
+                      recorded with who, when and --reason "<why>"; resume <target> lifts it
+  reconcile [target]  sync now: with --queue-url (the stack's SyncQueueUrl, or TIDEGATE_QUEUE_URL) the
+                      deployed worker does, asked with your AWS credentials; without, it syncs here
+  queue               the deployed queue: waiting, in flight, dead-lettered (--queue-url); --redrive
+                      moves dead-lettered messages back
   dev                 serve the webhook routes and the status page (/) on localhost, with an
                       in-memory queue and polling
   demo                the whole loop on an embedded cluster (what npm start runs); it then serves
                       the status page until Ctrl-C (--once: stop when the loop is done)
 
 Source (sync, diff):   --dir <path>   a local working tree (default: .)
-(rollback, release, approve, history, recover need --repo)
+(rollback, release, approve, history, recover, suspend, resume, reconcile need --repo)
                        --repo <url>   the GitOps repository; --branch <name> the branch it tracks (main);
                        --revision <sha> an exact commit of that branch
 Cluster:               --kubeconfig <file>  --context <name>   (a target's cluster alias selects the
@@ -62,6 +68,9 @@ const OPTIONS = {
   once: { type: 'boolean', default: false },
   url: { type: 'string' },
   ttl: { type: 'string' },
+  reason: { type: 'string' },
+  'queue-url': { type: 'string' },
+  redrive: { type: 'boolean', default: false },
 } as const;
 
 /** Runs one CLI invocation; returns the exit code (2 for usage errors and failures to run). */
@@ -94,6 +103,7 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
   const local = () => import('./commands/local.js');
   const status = () => import('./commands/status.js');
   const history = () => import('./commands/rollback.js');
+  const incident = () => import('./commands/incident.js');
   const commands: Record<string, () => Promise<number> | number> = {
     sync: async () => (await sync()).syncCommand(target, args, io),
     diff: async () => (await sync()).diffCommand(target, args, io),
@@ -114,6 +124,10 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
       return (await history()).approveCommand(needTarget(), extra, args, io);
     },
     recover: async () => (await history()).recoverCommand(args, io),
+    suspend: async () => (await incident()).suspendCommand(needTarget(), args, io),
+    resume: async () => (await incident()).resumeCommand(needTarget(), args, io),
+    reconcile: async () => (await incident()).reconcileCommand(target, args, io),
+    queue: async () => (await incident()).queueCommand(args, io),
     demo: async () => (await import('./demo.js')).runDemo(io, { once: values.once }),
     'status-link': async () => (await status()).statusLinkCommand(values, io),
   };

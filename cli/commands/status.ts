@@ -97,6 +97,9 @@ function statusLine(name: string, state: TargetState): string {
       ? [`signed off at ${formatRevision(state.signedOff.revision)}`]
       : []),
     ...(state.pin ? [`PINNED at ${formatRevision(state.pin.revision)} by ${state.pin.by}`] : []),
+    ...(state.suspended
+      ? [`SUSPENDED by ${state.suspended.by} since ${state.suspended.at}: ${state.suspended.reason}`]
+      : []),
   ];
   const error = last?.error ? `\n  error: ${last.error}` : '';
   const held = last?.outcome === 'held' && last.heldFor ? `\n  held: ${last.heldFor}` : '';

@@ -83,6 +83,8 @@ export async function writeImages(
     author: { name: string; email: string };
     latest: ReadonlyMap<ImagePolicySpec, LatestImage>;
     cacheDir: string;
+    /** Files left as they are (those of a suspended target). */
+    skip?: (file: string) => boolean;
   },
 ): Promise<ImageUpdate> {
   let edits: ImageUpdate['edits'] = [];
@@ -99,7 +101,7 @@ export async function writeImages(
     cacheDir: opts.cacheDir,
     change: (dir, files) => {
       edits = [];
-      for (const file of files().filter((f) => YAML_FILE.test(f))) {
+      for (const file of files().filter((f) => YAML_FILE.test(f) && !opts.skip?.(f))) {
         const path = join(dir, file);
         // Only a regular file of this working copy, of a size a manifest has: never through a link, never a device.
         const stat = lstatSync(path);

@@ -20,6 +20,8 @@ export interface PushMessage extends MessageBase {
   bucket?: number;
   /** When the webhook was received (ISO): push→applied latency is measured from here. */
   receivedAt?: string | undefined;
+  /** Only these targets (and what depends on them): an operator's `tidegate reconcile <target>`. */
+  targets?: string[] | undefined;
 }
 
 /** Sync one target (or a dependency chain of targets, in order) to one exact revision. */

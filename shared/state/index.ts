@@ -10,6 +10,7 @@ export {
   writeTargetState,
   type JudgedFrom,
   type SignedOff,
+  type Suspension,
   type TargetState,
 } from './state.js';
 export { LeaseBusyError, acquireLease, withLease, type LeaseOptions } from './lease.js';

@@ -36,6 +36,13 @@ export interface JudgedFrom {
   first?: string | undefined;
 }
 
+/** Who suspended a target, when, and why (`tidegate suspend`). */
+export interface Suspension {
+  by: string;
+  at: string;
+  reason: string;
+}
+
 /** What must outlive an invocation, per target: kept in a ConfigMap in tidegate-system. */
 export interface TargetState {
   inventory: InventoryEntry[];
@@ -49,6 +56,8 @@ export interface TargetState {
   gate?: GatePolicy | undefined;
   signedOff?: SignedOff | undefined;
   judgedFrom?: JudgedFrom | undefined;
+  /** Suspended by an operator (an incident): no writer changes the target until it is resumed. */
+  suspended?: Suspension | undefined;
   /** The repository that owns this target name on this cluster (target names are cluster-wide). */
   repo?: string | undefined;
   /** The target's prune setting as last applied (a target removed from tidegate.yaml is pruned by it). */
@@ -151,6 +160,7 @@ export function decodeState(target: string, cm: KubeObject): TargetState {
     gate: key<GatePolicy>('gate'),
     signedOff: key<SignedOff>('signedOff'),
     judgedFrom: key<JudgedFrom>('judgedFrom'),
+    suspended: key<Suspension>('suspended'),
     repo: data['repo'],
     prune: key<boolean>('prune'),
     removed: key<TargetState['removed']>('removed'),
@@ -174,6 +184,7 @@ export function encodeState(target: string, state: TargetState): KubeObject {
     ...json('gate', state.gate),
     ...json('signedOff', state.signedOff),
     ...json('judgedFrom', state.judgedFrom),
+    ...json('suspended', state.suspended),
     ...(state.repo ? { repo: state.repo } : {}),
     ...json('prune', state.prune),
     ...json('removed', state.removed),

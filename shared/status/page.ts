@@ -41,6 +41,10 @@ const badge = (outcome: string): string =>
 function nextStep(name: string, state: TargetState, last: HistoryEntry | undefined): string {
   const repo = state.repo ? ` --repo ${redactUrl(state.repo)}` : '';
   const parts: string[] = [];
+  if (state.suspended)
+    parts.push(
+      `<div class="pin">suspended by ${h(state.suspended.by)} since ${h(state.suspended.at)}: ${h(state.suspended.reason)} — <code>${h(`tidegate resume ${name}${repo}`)}</code></div>`,
+    );
   if (state.pin)
     parts.push(
       `<div class="pin">pinned at ${h(formatRevision(state.pin.revision))} by ${h(state.pin.by)}: ${h(state.pin.reason)} — <code>${h(`tidegate release ${name}${repo}`)}</code></div>`,

@@ -240,9 +240,12 @@ export class SyncRun {
   /** A repeated no-op sync (or the same hold) of the same revision is not recorded again. */
   private isRepeat(res: SyncResult, inventory: InventoryEntry[] | undefined): boolean {
     const last = this.state.history.at(-1);
-    if (last?.revision.sha !== this.input.revision.sha || inventory !== undefined) return false;
+    // A rollback always records (its pin), even to the revision already live.
+    if (last?.revision.sha !== this.input.revision.sha || inventory !== undefined || this.input.rollback) return false;
     if (this.signsOff(res) && this.state.signedOff?.revision.sha !== this.input.revision.sha) return false;
     if (res.outcome === 'held') return last.outcome === 'held' && last.heldFor === res.heldFor;
+    if (res.outcome === 'suspended')
+      return last.outcome === 'suspended' && last.error === clip(res.error ?? '', ENTRY_LIMITS.error);
     return (
       res.outcome === 'unchanged' &&
       (last.outcome === 'applied' || last.outcome === 'unchanged') &&

@@ -15,6 +15,15 @@ function refusal(run: SyncRun): SyncResult | undefined {
   } catch (err) {
     return run.result('failed', [], NO_HEALTH, err);
   }
+  // An operator's suspension stops every writer but their own rollback.
+  const suspended = state.suspended;
+  if (suspended && !input.rollback)
+    return run.result(
+      'suspended',
+      [],
+      NO_HEALTH,
+      `suspended by ${suspended.by} since ${suspended.at} (${suspended.reason}); \`tidegate resume ${input.spec.name}\` lifts it`,
+    );
   const pin = state.pin;
   if (pin && pin.revision.sha !== input.revision.sha && !input.rollback) {
     return run.result(
@@ -60,6 +69,8 @@ async function leasedSync(run: SyncRun): Promise<SyncResult> {
   // A failed read throws: nothing derived from it is ever written.
   run.state = await readTargetState(input.client, input.spec.name, input.signal);
   const refused = refusal(run);
+  // A suspension is recorded (once per revision and reason): every writer it stopped says so in history.
+  if (refused?.outcome === 'suspended') return run.record(refused, undefined);
   if (refused) return refused;
   try {
     // The change is judged before anything is rendered: one not signed off is rendered without Secret values.

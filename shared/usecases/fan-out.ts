@@ -1,7 +1,7 @@
 import { splitRepository } from '../images/index.js';
 import type { ImageMessage, PushMessage, RemoveMessage, SyncMessage } from '../model/index.js';
 import { renderInputs } from '../render/index.js';
-import { affectedTargets, chainMessage, dependencyChains } from './affected.js';
+import { affectedTargets, chainMessage, dependencyChains, withDependants } from './affected.js';
 import type { EngineContext } from './context.js';
 import type { Queue } from './queue.js';
 import { configAt } from './repo-config.js';
@@ -27,7 +27,9 @@ export async function fanOut(
 ): Promise<{ kind: 'fanned-out'; targets: string[] }> {
   const { revision, dir, config } = await configAt(ctx, msg.repo, { ref: msg.ref, sha: msg.sha });
   // A target read from a Flux object is also affected by a change of the files that declare it.
-  const targets = affectedTargets(config.targets, msg, (t) => [...renderInputs(dir, t), ...(t.origin?.inputs ?? [])]);
+  const affected = affectedTargets(config.targets, msg, (t) => [...renderInputs(dir, t), ...(t.origin?.inputs ?? [])]);
+  const named = msg.targets ? withDependants(config.targets, msg.targets).map((t) => t.name) : undefined;
+  const targets = named ? affected.filter((t) => named.includes(t.name)) : affected;
   const syncs: SyncMessage[] = dependencyChains(targets, config.targets).map((chain) =>
     chainMessage(chain, {
       repo: msg.repo,

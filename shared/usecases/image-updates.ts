@@ -1,7 +1,10 @@
 import { notify } from './notify.js';
 import { repositoryPage } from '../status/index.js';
 import type { NotifyEvent } from '../notify/index.js';
-import type { ImagePolicySpec } from '../config/index.js';
+import type { ImagePolicySpec, TargetSpec } from '../config/index.js';
+import { renderInputs } from '../render/index.js';
+import { under } from './affected.js';
+import { suspension } from './suspend.js';
 import { repoName, type PullRequestRef } from '../github/index.js';
 import { TidegateError, errorMessage, isTransient, redactUrl, type ImageMessage } from '../model/index.js';
 import {
@@ -39,12 +42,14 @@ async function commitImages(
   repo: TrackedRepository,
   author: CommitAuthor,
   latest: Map<ImagePolicySpec, LatestImage>,
+  skip: (file: string) => boolean,
 ): Promise<ImagesWritten[]> {
   const update = await writeImages(ctx.gitSource(repo.url), {
     branch: repo.branch,
     author,
     latest,
     cacheDir: ctx.settings.cacheDir,
+    skip,
   });
   if (!update.sha) return [];
   ctx.logger?.info('images written', {
@@ -75,6 +80,7 @@ async function proposeImage(
   author: CommitAuthor,
   policy: ImagePolicySpec,
   image: LatestImage,
+  skip: (file: string) => boolean,
 ): Promise<ImagesWritten[]> {
   const github = ctx.github?.(repo.url);
   if (!github)
@@ -89,6 +95,7 @@ async function proposeImage(
     author,
     latest: new Map([[policy, image]]),
     cacheDir: ctx.settings.cacheDir,
+    skip,
   });
   if (!update.sha) return [];
   const pr = await github.ensurePullRequest(repoName(repo.url), {
@@ -141,6 +148,23 @@ export async function updateImages(ctx: EngineContext, msg: ImageMessage, queue:
   return { kind: 'images-written', updates, ...(failed.length ? { failed } : {}) };
 }
 
+/** The files of the repository's suspended targets (what they render): image automation leaves them as they are. */
+async function suspendedFiles(
+  ctx: EngineContext,
+  targets: readonly TargetSpec[],
+  dir: string,
+): Promise<(file: string) => boolean> {
+  const frozen: string[] = [];
+  for (const t of targets) {
+    const by = await suspension(ctx, t.cluster, t.name).catch(() => undefined);
+    if (by) {
+      frozen.push(...renderInputs(dir, t));
+      ctx.logger?.info('image edits skipped: target suspended', { target: t.name, by: by.by, reason: by.reason });
+    }
+  }
+  return (file) => frozen.some((i) => under(file, i));
+}
+
 /** One repository's image edits for a pushed image: undefined when none of its policies follows it. */
 async function updateRepository(
   ctx: EngineContext,
@@ -148,9 +172,10 @@ async function updateRepository(
   queue: Queue,
   repo: { url: string; branch: string },
 ): Promise<ImagesWritten[] | undefined> {
-  const { config } = await configAt(ctx, repo.url, { branch: repo.branch });
+  const { config, dir } = await configAt(ctx, repo.url, { branch: repo.branch });
   const policies = policiesFor(config, msg);
   if (policies.length === 0) return undefined;
+  const skip = await suspendedFiles(ctx, config.targets, dir);
   const latest = await Promise.all(policies.map(async (p) => [p, await latestImage(p, ctx.registry)] as const));
   const author = config.imageAutomation.author;
   // A commit straight to the branch would be held by an approvals gate: propose it instead.
@@ -159,9 +184,9 @@ async function updateRepository(
     p.writeBack === 'pullRequest' || (p.writeBack === 'auto' && gated);
   const out: ImagesWritten[] = [];
   const direct = new Map(latest.filter(([p]) => !viaPullRequest(p)));
-  if (direct.size > 0) out.push(...(await commitImages(ctx, queue, repo, author, direct)));
+  if (direct.size > 0) out.push(...(await commitImages(ctx, queue, repo, author, direct, skip)));
   for (const [policy, image] of latest.filter(([p]) => viaPullRequest(p)))
-    out.push(...(await proposeImage(ctx, repo, author, policy, image)));
+    out.push(...(await proposeImage(ctx, repo, author, policy, image, skip)));
   return out;
 }
 

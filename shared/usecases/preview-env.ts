@@ -171,6 +171,13 @@ export async function deployEnvironment(ctx: EngineContext, req: EnvironmentRequ
       reason: `the target reads values from Secrets (${secrets.join(', ')}): a pull request's preview environment never gets them, as its namespace (which the pull request controls) would hold them`,
     };
   const client = await ctx.connect(spec.cluster);
+  const suspended = (await readTargetState(client, spec.name, req.signal)).suspended;
+  if (suspended)
+    return {
+      ...report,
+      status: 'refused',
+      reason: `target ${spec.name} is suspended by ${suspended.by} since ${suspended.at} (${suspended.reason})`,
+    };
   const now = (ctx.now?.() ?? new Date()).getTime();
   const expiresAt = new Date(now + (parseDuration(preview.ttl) ?? 0)).toISOString();
   const wanted: PreviewEntry = {

@@ -135,6 +135,16 @@ export async function removeTarget(ctx: EngineContext, req: RemoveRequest): Prom
     if (!ownedBy(state, req.repo) || state.removed) return undefined;
     const revision = await removedAtHead(ctx, req, signal);
     if (!revision) return undefined;
+    if (state.suspended)
+      return heldRemoval(
+        client,
+        req.target,
+        state,
+        revision,
+        startedAt,
+        `removal waits: suspended by ${state.suspended.by} since ${state.suspended.at} (${state.suspended.reason})`,
+        signal,
+      );
     // Removing a target changes every object it applied: its gate as last signed off must sign that off.
     const hold = await ownerHold(ctx, { ...req, owner: req.target, state, candidate: revision });
     if (hold) return heldRemoval(client, req.target, state, revision, startedAt, `removal ${hold}`, signal);
