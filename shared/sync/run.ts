@@ -157,6 +157,18 @@ function activity(res: SyncResult): Pick<HistoryEntry, 'drift' | 'reloads'> {
   return { ...(drift ? { drift } : {}), ...(res.reloads?.length ? { reloads: res.reloads.length } : {}) };
 }
 
+/** Whether a result tells nothing the last entry of the same revision did not: the same hold or suspension, the same no-op. */
+function sameAgain(last: HistoryEntry, res: SyncResult): boolean {
+  if (res.outcome === 'held') return last.outcome === 'held' && last.heldFor === res.heldFor;
+  if (res.outcome === 'suspended')
+    return last.outcome === 'suspended' && last.error === clip(res.error ?? '', ENTRY_LIMITS.error);
+  return (
+    res.outcome === 'unchanged' &&
+    (last.outcome === 'applied' || last.outcome === 'unchanged') &&
+    last.health === res.health.status
+  );
+}
+
 /** Result building and recording for one sync. */
 export class SyncRun {
   readonly started: Date;
@@ -243,14 +255,7 @@ export class SyncRun {
     // A rollback always records (its pin), even to the revision already live.
     if (last?.revision.sha !== this.input.revision.sha || inventory !== undefined || this.input.rollback) return false;
     if (this.signsOff(res) && this.state.signedOff?.revision.sha !== this.input.revision.sha) return false;
-    if (res.outcome === 'held') return last.outcome === 'held' && last.heldFor === res.heldFor;
-    if (res.outcome === 'suspended')
-      return last.outcome === 'suspended' && last.error === clip(res.error ?? '', ENTRY_LIMITS.error);
-    return (
-      res.outcome === 'unchanged' &&
-      (last.outcome === 'applied' || last.outcome === 'unchanged') &&
-      last.health === res.health.status
-    );
+    return sameAgain(last, res);
   }
 
   private entry(res: SyncResult): HistoryEntry {

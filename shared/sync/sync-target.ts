@@ -62,6 +62,21 @@ async function holdOf(run: SyncRun, planned: Planned): Promise<string | undefine
 const mustRetry = (err: unknown, signal: AbortSignal | undefined): boolean =>
   isTransient(err) || signal?.aborted === true;
 
+/** Judge the change, render and plan it (without Secret values when not signed off), then hold it or apply it. */
+async function judgedSync(run: SyncRun): Promise<SyncResult> {
+  const { input } = run;
+  // The change is judged before anything is rendered: one not signed off is rendered without Secret values.
+  run.verdict = input.gate && !input.dryRun ? await input.gate.judge(run.state) : undefined;
+  run.withheld =
+    secretSources(input.spec).length > 0 && (input.untrusted === true || run.verdict?.missing !== undefined);
+  const planned = await planTarget(run, { withholdSecrets: run.withheld });
+  if (input.dryRun) return preview(run, planned);
+  const hold = await holdOf(run, planned);
+  if (hold)
+    return run.record({ ...(await preview(run, planned)), outcome: 'held', heldFor: run.redact(hold) }, undefined);
+  return applyTarget(run, planned, run.verdict?.approvals ?? []);
+}
+
 /** Under the lease: read the state, plan, gate, apply, record. */
 async function leasedSync(run: SyncRun): Promise<SyncResult> {
   const { input } = run;
@@ -73,19 +88,7 @@ async function leasedSync(run: SyncRun): Promise<SyncResult> {
   if (refused?.outcome === 'suspended') return run.record(refused, undefined);
   if (refused) return refused;
   try {
-    // The change is judged before anything is rendered: one not signed off is rendered without Secret values.
-    run.verdict = input.gate && !input.dryRun ? await input.gate.judge(run.state) : undefined;
-    run.withheld =
-      secretSources(input.spec).length > 0 && (input.untrusted === true || run.verdict?.missing !== undefined);
-    const planned = await planTarget(run, { withholdSecrets: run.withheld });
-    if (input.dryRun) return await preview(run, planned);
-    const hold = await holdOf(run, planned);
-    if (hold)
-      return await run.record(
-        { ...(await preview(run, planned)), outcome: 'held', heldFor: run.redact(hold) },
-        undefined,
-      );
-    return await applyTarget(run, planned, run.verdict?.approvals ?? []);
+    return await judgedSync(run);
   } catch (err) {
     if (mustRetry(err, input.signal)) throw err;
     (input.logger ?? silentLogger).warn('sync failed', {
