@@ -36,6 +36,81 @@ export const NOTIFY_EVENTS = [
   'preview-published',
 ] as const;
 
+/** Bounds of every render (deploy-time settings render.*). The memory defaults are sized for the 1024 MB worker. */
+export const renderSettingsSchema = z
+  .object({
+    allowedHosts: z
+      .array(z.string().regex(/^[a-z0-9.-]+$/i, 'a host name, without scheme or port'))
+      .default([])
+      .describe('hosts remote kustomize bases and helm chart repositories may be fetched from; none by default'),
+    timeout: z
+      .string()
+      .refine((s) => parseDuration(s) !== undefined, 'must be a duration')
+      .default('2m'),
+    maxOutputMiB: z.number().int().min(1).max(1024).default(64),
+    maxMemoryMiB: z
+      .number()
+      .int()
+      .min(32)
+      .max(10240)
+      .default(512)
+      .describe('resident memory of kustomize or helm (with its children): past it the tool is stopped'),
+    maxFileMiB: z
+      .number()
+      .int()
+      .min(1)
+      .max(1024)
+      .default(8)
+      .describe("the largest plain YAML file of a target's path, and the largest document a tool prints"),
+    maxDocuments: z.number().int().min(1).max(1_000_000).default(10_000).describe('YAML documents of one render'),
+    maxDocumentTokens: z
+      .number()
+      .int()
+      .min(1000)
+      .max(100_000_000)
+      .default(250_000)
+      .describe('YAML tokens of one document (parsing costs up to ~350 bytes of memory per token)'),
+  })
+  .strict()
+  .default({
+    allowedHosts: [],
+    timeout: '2m',
+    maxOutputMiB: 64,
+    maxMemoryMiB: 512,
+    maxFileMiB: 8,
+    maxDocuments: 10_000,
+    maxDocumentTokens: 250_000,
+  });
+
+/** What one checkout of a repository may take (deploy-time settings source.*): a repository past them is not synced. */
+export const sourceSettingsSchema = z
+  .object({
+    maxFetchMiB: z
+      .number()
+      .int()
+      .min(1)
+      .max(4096)
+      .default(128)
+      .describe('bytes received from the git server for one fetch (isomorphic-git holds ~4.5 times that in memory)'),
+    maxFileMiB: z
+      .number()
+      .int()
+      .min(1)
+      .max(4096)
+      .default(64)
+      .describe('the largest file (git object) of the repository'),
+    maxTreeMiB: z
+      .number()
+      .int()
+      .min(1)
+      .max(16384)
+      .default(512)
+      .describe('the files of one checkout together, and what one fetch unpacks to'),
+    maxFiles: z.number().int().min(1).max(10_000_000).default(100_000).describe('files of one checkout'),
+  })
+  .strict()
+  .default({ maxFetchMiB: 128, maxFileMiB: 64, maxTreeMiB: 512, maxFiles: 100_000 });
+
 export const deploySettingsSchema = z
   .object({
     /** The GitOps repositories (each holds a tidegate.yaml) and the branch that is applied. */
@@ -155,21 +230,10 @@ export const deploySettingsSchema = z
       })
       .strict()
       .default({ strategy: 'annotations', ignoreNamespaces: ['kube-system', 'tidegate-system'] }),
-    /** Bounds of every render: where remote kustomize bases and chart repositories may come from, time and output size. */
-    render: z
-      .object({
-        allowedHosts: z
-          .array(z.string().regex(/^[a-z0-9.-]+$/i, 'a host name, without scheme or port'))
-          .default([])
-          .describe('hosts remote kustomize bases and helm chart repositories may be fetched from; none by default'),
-        timeout: z
-          .string()
-          .refine((s) => parseDuration(s) !== undefined, 'must be a duration')
-          .default('2m'),
-        maxOutputMiB: z.number().int().min(1).max(1024).default(64),
-      })
-      .strict()
-      .default({ allowedHosts: [], timeout: '2m', maxOutputMiB: 64 }),
+    /** Bounds of every render: where remote kustomize bases and chart repositories may come from, time, output and memory. */
+    render: renderSettingsSchema,
+    /** What one checkout of a repository may take: bytes fetched, the largest file, the tree's size and files. */
+    source: sourceSettingsSchema,
     /** A poll re-syncs an unchanged revision once per interval, correcting drift. */
     driftInterval: z
       .string()

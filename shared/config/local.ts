@@ -1,5 +1,6 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { renderSettingsSchema, sourceSettingsSchema } from './deploy.js';
 
 /** Bounds of every render (kustomize, helm, plain YAML): deploy-time settings, or the environment for local runs. */
 export interface RenderLimits {
@@ -11,6 +12,43 @@ export interface RenderLimits {
 }
 
 export const DEFAULT_RENDER_LIMITS: RenderLimits = { allowedHosts: [], timeoutMs: 120_000, maxBytes: 64 * 1024 * 1024 };
+
+const MiB = 1024 * 1024;
+
+/** What bounds the memory of a render beyond its time and output (deploy-time settings render.*). */
+export interface RenderBudget {
+  /** Resident memory of kustomize or helm with its children (render.maxMemoryMiB); GOMEMLIMIT is set below it. */
+  maxMemoryBytes: number;
+  /** The largest plain YAML file of a target, and the largest document of a tool's output (render.maxFileMiB). */
+  maxFileBytes: number;
+  /** Documents of one render (render.maxDocuments). */
+  maxDocuments: number;
+  /** YAML tokens of one document (render.maxDocumentTokens): what parsing it costs in memory and time. */
+  maxDocumentTokens: number;
+}
+
+/** What one checkout of a repository may take (deploy-time settings source.*). */
+export interface SourceLimits {
+  /** Bytes received from the git server for one fetch (source.maxFetchMiB): isomorphic-git holds ~4.5 times that in memory. */
+  maxFetchBytes: number;
+  /** The largest object (file) of the repository (source.maxFileMiB). */
+  maxFileBytes: number;
+  /** The files of the exported tree, and what one fetch unpacks to (source.maxTreeMiB). */
+  maxTreeBytes: number;
+  /** Files of the exported tree (source.maxFiles). */
+  maxFiles: number;
+}
+
+/** The memory budgets of a checkout and a render: sized for a 1024 MB worker function. */
+export interface Budgets {
+  render: RenderBudget;
+  source: SourceLimits;
+}
+
+export const DEFAULT_BUDGETS: Budgets = {
+  render: { maxMemoryBytes: 512 * MiB, maxFileBytes: 8 * MiB, maxDocuments: 10_000, maxDocumentTokens: 250_000 },
+  source: { maxFetchBytes: 128 * MiB, maxFileBytes: 64 * MiB, maxTreeBytes: 512 * MiB, maxFiles: 100_000 },
+};
 
 /** Where tidegate keeps caches and finds its helper binaries on this machine. */
 export interface LocalSettings {
@@ -30,6 +68,42 @@ export interface LocalSettings {
   /** A directory of trusted signing keys for local runs (TIDEGATE_TRUSTED_KEYS): a file <name>, <name>.asc or <name>.pub per key. */
   trustedKeysDir: string | undefined;
   render: RenderLimits;
+  /**
+   * Memory budgets of a checkout and a render: the deploy-time settings in TIDEGATE_SETTINGS
+   * (render.maxMemoryMiB, source.maxFetchMiB, ...) when it is set, else the defaults.
+   */
+  budgets: Budgets;
+}
+
+/**
+ * The budgets the deploy-time settings (TIDEGATE_SETTINGS: its render and source sections) give;
+ * undefined without them. Settings that do not validate give nothing here: deploySettings refuses them.
+ */
+function deployedBudgets(raw: string | undefined): Budgets | undefined {
+  if (!raw) return undefined;
+  let json: { render?: unknown; source?: unknown };
+  try {
+    json = JSON.parse(raw) as typeof json;
+  } catch {
+    return undefined;
+  }
+  const render = renderSettingsSchema.safeParse(json?.render ?? {});
+  const source = sourceSettingsSchema.safeParse(json?.source ?? {});
+  if (!render.success || !source.success) return undefined;
+  return {
+    render: {
+      maxMemoryBytes: render.data.maxMemoryMiB * MiB,
+      maxFileBytes: render.data.maxFileMiB * MiB,
+      maxDocuments: render.data.maxDocuments,
+      maxDocumentTokens: render.data.maxDocumentTokens,
+    },
+    source: {
+      maxFetchBytes: source.data.maxFetchMiB * MiB,
+      maxFileBytes: source.data.maxFileMiB * MiB,
+      maxTreeBytes: source.data.maxTreeMiB * MiB,
+      maxFiles: source.data.maxFiles,
+    },
+  };
 }
 
 /** Reads the local settings from the environment (this module is the only reader of process.env). */
@@ -47,6 +121,7 @@ export function localSettings(env: NodeJS.ProcessEnv = process.env): LocalSettin
     gitToken: env['TIDEGATE_GIT_TOKEN'],
     githubApiUrl: env['TIDEGATE_GITHUB_API_URL'],
     trustedKeysDir: env['TIDEGATE_TRUSTED_KEYS'],
+    budgets: deployedBudgets(env['TIDEGATE_SETTINGS']) ?? DEFAULT_BUDGETS,
     render: {
       ...DEFAULT_RENDER_LIMITS,
       allowedHosts: (env['TIDEGATE_RENDER_HOSTS'] ?? '')

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { join, posix, relative, sep } from 'node:path';
-import { isMap, isScalar, isSeq, parse, parseAllDocuments, visit } from 'yaml';
+import { isMap, isScalar, isSeq, visit } from 'yaml';
 import type { TargetSpec } from '../config/index.js';
+import { BuildInputTooLarge, buildInputDocuments, parseBuildInput, readBuildInput } from './yaml.js';
 
 const KUSTOMIZATION_FILES = ['kustomization.yaml', 'kustomization.yml', 'Kustomization'];
 
@@ -84,10 +85,11 @@ function namedPaths(kustomization: Record<string, unknown>): string[] {
  * as in Go's YAML.
  */
 export function readKustomization(file: string): Record<string, unknown> | undefined {
-  const text = readFileSync(file, 'utf8');
+  // At most 1 MiB and 200,000 YAML tokens (BuildInputTooLarge past them): a kustomization is read whole.
+  const text = readBuildInput(file);
   // Directives (%YAML 1.1) and tags (!!binary, !<…>) are read differently by Go's YAML: not accepted at all.
   if (/^%/m.test(text)) return undefined;
-  const docs = parseAllDocuments(text, { merge: true });
+  const docs = buildInputDocuments(text, { merge: true });
   if (!Array.isArray(docs) || docs.length !== 1) return undefined;
   const [doc] = docs;
   if (!doc || doc.errors.length > 0 || doc.warnings.length > 0) return undefined;
@@ -147,7 +149,11 @@ export function kustomizationTree(
     let doc: Record<string, unknown> | undefined;
     try {
       doc = readKustomization(join(root, file));
-    } catch {
+    } catch (err) {
+      if (err instanceof BuildInputTooLarge) {
+        unreadable.push({ file, reason: `${err.message}: it is not read` });
+        return;
+      }
       doc = undefined;
     }
     if (!doc) {
@@ -181,7 +187,7 @@ function chartDependencies(root: string, dir: string, inputs: Set<string>, depth
   if (depth > 10 || !existsSync(join(root, dir, 'Chart.yaml'))) return;
   let chart: { dependencies?: Array<{ repository?: unknown }> } | undefined;
   try {
-    chart = parse(readFileSync(join(root, dir, 'Chart.yaml'), 'utf8')) as typeof chart;
+    chart = parseBuildInput(join(root, dir, 'Chart.yaml')) as typeof chart;
   } catch {
     return;
   }

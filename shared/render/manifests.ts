@@ -1,8 +1,9 @@
-import { parseAllDocuments } from 'yaml';
+import type { Document } from 'yaml';
 import { errorMessage, type KubeObject } from '../model/index.js';
-import type { RenderProblem } from './errors.js';
+import { RenderError, type RenderProblem } from './errors.js';
 import type { RandomField } from './random.js';
 import { substituteVariables, unsetValue } from './substitute.js';
+import { DocumentTooLarge, TICK, documentMarkers, parseDocuments, yamlDocuments } from './yaml.js';
 
 /** An object and where it came from (a repository file, or the kustomize/helm command that made it). */
 export interface RenderedObject {
@@ -72,59 +73,188 @@ const looksLikeObject = (doc: Record<string, unknown>): boolean => 'apiVersion' 
 const isBuildInput = (doc: Record<string, unknown>): boolean =>
   typeof doc['apiVersion'] === 'string' && doc['apiVersion'].startsWith('kustomize.config.k8s.io/');
 
+const MiB = 1024 * 1024;
+const mib = (bytes: number): string => `${Math.round((bytes / MiB) * 10) / 10} MiB`;
+
+/**
+ * What parsing the YAML of one render may take (deploy-time settings render.*): documents are
+ * counted across every text parsed with the same budget.
+ */
+export interface ParseBudget {
+  /** render.maxDocumentTokens */
+  maxDocumentTokens: number;
+  /** render.maxFileMiB: the largest document of a tool's output (a repository file is checked by its size before it is read). */
+  maxDocumentBytes: number;
+  /** render.maxDocuments */
+  maxDocuments: number;
+  /** Documents parsed (or about to be) so far. */
+  documents: number;
+  /** render.timeout, from the start of the render: checked between documents. */
+  deadline: number;
+  timeoutMs: number;
+  signal?: AbortSignal | undefined;
+}
+
+export const parseBudget = (
+  render: { maxDocumentTokens: number; maxFileBytes: number; maxDocuments: number },
+  timeoutMs: number,
+  signal?: AbortSignal,
+): ParseBudget => ({
+  maxDocumentTokens: render.maxDocumentTokens,
+  maxDocumentBytes: render.maxFileBytes,
+  maxDocuments: render.maxDocuments,
+  documents: 0,
+  deadline: Date.now() + timeoutMs,
+  timeoutMs,
+  signal,
+});
+
+export const tooManyDocuments = (budget: ParseBudget): string =>
+  `more than ${budget.maxDocuments} YAML documents (deploy-time setting render.maxDocuments)`;
+
+/** Lets the event loop run (the Lease's renewal, the deadline's timer) and stops at the deadline or the caller's abort. */
+async function breathe(budget: ParseBudget, source: string): Promise<void> {
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  if (budget.signal?.aborted)
+    throw new RenderError([{ file: source, message: 'The operation was aborted' }], { cause: budget.signal.reason });
+  if (Date.now() > budget.deadline)
+    throw new RenderError([
+      { file: source, message: `took longer than ${budget.timeoutMs / 1000} s (deploy-time setting render.timeout)` },
+    ]);
+}
+
+/**
+ * Refuses, before parsing, a text whose documents are past the budget: more documents than are
+ * left, or (a tool's output) a document larger than render.maxFileMiB. The documents it holds at
+ * least (its `---` markers).
+ */
+export function checkDocuments(text: string, source: string, budget: ParseBudget, checkSize: boolean): number {
+  const { markers, longest } = documentMarkers(text);
+  if (budget.documents + markers > budget.maxDocuments)
+    throw new RenderError([{ file: source, message: tooManyDocuments(budget) }]);
+  if (checkSize && longest > budget.maxDocumentBytes)
+    throw new RenderError([
+      {
+        file: source,
+        message: `a YAML document of ${mib(longest)}, more than ${mib(budget.maxDocumentBytes)} (deploy-time setting render.maxFileMiB)`,
+      },
+    ]);
+  return markers;
+}
+
+const tokensProblem = (source: string, err: DocumentTooLarge): RenderError =>
+  new RenderError([
+    {
+      file: source,
+      object: `document ${err.document}`,
+      message: `more than ${err.maxTokens} YAML tokens (deploy-time setting render.maxDocumentTokens)`,
+    },
+  ]);
+
 /**
  * Parses a multi-document YAML (or JSON) text into objects: substitutes variables per document,
  * expands `List` kinds, ignores documents that are not Kubernetes objects, and reports every
- * invalid object with the file it came from.
+ * invalid object with the file it came from. Within the budget: documents are composed one at a
+ * time, each of at most render.maxDocumentTokens tokens, at most render.maxDocuments of them,
+ * and the event loop runs between them (a limit passed throws a RenderError naming it).
  */
-export function parseManifests(
+export async function parseManifests(
   text: string,
   source: string,
   vars: Readonly<Record<string, string>>,
   problems: RenderProblem[],
+  budget: ParseBudget,
   /** Undeclared variables become a mark (unsetValue) instead of a problem: a render that only reads the configuration. */
   lenient = false,
-): RenderedObject[] {
+  /** A tool's output: its documents are checked against render.maxFileMiB before parsing (a file was, by its size). */
+  toolOutput = false,
+): Promise<RenderedObject[]> {
+  checkDocuments(text, source, budget, toolOutput);
   const objects: RenderedObject[] = [];
   const substituting = Object.keys(vars).length > 0 || lenient;
-  const docs = parseAllDocuments(text, { prettyErrors: false });
-  if (!Array.isArray(docs)) return objects; // an empty stream
-  docs.forEach((doc, index) => {
-    if (doc.errors.length > 0) {
-      problems.push({
-        file: source,
-        object: `document ${index + 1}`,
-        message: `invalid YAML: ${doc.errors[0]?.message.split('\n')[0] ?? ''}`,
-      });
-      return;
-    }
-    let value: unknown;
+  // What is needed of a document, taken while the parser holds it: its first error, or its value
+  // and (to substitute variables in) its text.
+  const read = (doc: Document.Parsed): Read => {
+    if (doc.errors.length > 0) return { error: doc.errors[0]?.message.split('\n')[0] ?? '' };
     try {
-      value = doc.toJS({ maxAliasCount: MAX_ALIASES });
-      if (substituting && isRecord(value) && looksLikeObject(value)) {
-        if (!substitutionDisabled(value)) {
-          const result = substituteVariables(doc.toString(), vars, lenient ? unsetValue : undefined);
-          if (result.missing.length > 0) {
-            problems.push({
-              file: source,
-              object: label(value, index),
-              message: missingVariables(value, result.missing),
-            });
-            return;
-          }
-          value = parseAllDocuments(result.text)[0]?.toJS({ maxAliasCount: MAX_ALIASES }) as unknown;
-        }
-      }
+      const value = doc.toJS({ maxAliasCount: MAX_ALIASES }) as unknown;
+      const substitute = substituting && isRecord(value) && looksLikeObject(value) && !substitutionDisabled(value);
+      // Not folded at 80 columns: a long flow sequence stays on one line, as many tokens as it was.
+      return { value, text: substitute ? doc.toString({ lineWidth: 0 }) : undefined };
     } catch (err) {
-      // The library's text may end with content of the document (an unresolved alias names what follows
-      // its `*`, which may be a value of a Secret): only the reason before the first colon is kept.
-      const reason = errorMessage(err).split(/:\s/)[0] ?? '';
-      problems.push({ file: source, object: `document ${index + 1}`, message: `invalid YAML: ${reason}` });
-      return;
+      return { thrown: err };
     }
-    collect(value, source, index, objects, problems);
-  });
+  };
+  let index = -1;
+  const docs = yamlDocuments(text, budget.maxDocumentTokens, { prettyErrors: false }, read);
+  for (;;) {
+    let next: IteratorResult<Read | typeof TICK>;
+    try {
+      next = docs.next();
+    } catch (err) {
+      if (err instanceof DocumentTooLarge) throw tokensProblem(source, err);
+      throw err;
+    }
+    if (next.done) break;
+    if (next.value === TICK) {
+      await breathe(budget, source);
+      continue;
+    }
+    index++;
+    if (++budget.documents > budget.maxDocuments)
+      throw new RenderError([{ file: source, message: tooManyDocuments(budget) }]);
+    const value = documentValue(next.value, { source, index, vars, lenient, budget, problems });
+    if (value !== NOTHING) collect(value, source, index, objects, problems);
+  }
   return objects;
+}
+
+/** What yamlDocuments takes of a document for parseManifests. */
+type Read = { error: string } | { thrown: unknown } | { value: unknown; text?: string | undefined };
+
+const NOTHING = Symbol('nothing');
+
+/**
+ * A document's value, its variables substituted (its text parsed again, within the token budget),
+ * or NOTHING with the problem recorded.
+ */
+function documentValue(
+  doc: Read,
+  at: {
+    source: string;
+    index: number;
+    vars: Readonly<Record<string, string>>;
+    lenient: boolean;
+    budget: ParseBudget;
+    problems: RenderProblem[];
+  },
+): unknown {
+  const { source, index, problems } = at;
+  // The library's text may end with content of the document (an unresolved alias names what follows
+  // its `*`, which may be a value of a Secret): only the reason before the first colon is kept.
+  const invalid = (reason: string): typeof NOTHING => {
+    problems.push({ file: source, object: `document ${index + 1}`, message: `invalid YAML: ${reason}` });
+    return NOTHING;
+  };
+  if ('error' in doc) return invalid(doc.error);
+  if ('thrown' in doc) return invalid(errorMessage(doc.thrown).split(/:\s/)[0] ?? '');
+  const value = doc.value;
+  if (doc.text === undefined || !isRecord(value)) return value;
+  const result = substituteVariables(doc.text, at.vars, at.lenient ? unsetValue : undefined);
+  if (result.missing.length > 0) {
+    problems.push({ file: source, object: label(value, index), message: missingVariables(value, result.missing) });
+    return NOTHING;
+  }
+  try {
+    // Written out again, a document may take more tokens (a flow sequence as a block one): twice the budget.
+    return parseDocuments(result.text, 2 * at.budget.maxDocumentTokens)[0]?.toJS({
+      maxAliasCount: MAX_ALIASES,
+    }) as unknown;
+  } catch (err) {
+    if (err instanceof DocumentTooLarge)
+      throw tokensProblem(source, new DocumentTooLarge(index + 1, at.budget.maxDocumentTokens));
+    return invalid(errorMessage(err).split(/:\s/)[0] ?? '');
+  }
 }
 
 function collect(

@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import {
   existsSync,
   lstatSync,
@@ -13,19 +12,17 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
-import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { errorMessage, formatRef, refKey, refOf, type ChartVersion, type KubeObject } from '../model/index.js';
 import type { LocalSettings, TargetSpec } from '../config/index.js';
 import { locateTool } from './binaries.js';
 import { RenderError, type RenderProblem } from './errors.js';
-import { parseManifests, type RenderedObject } from './manifests.js';
+import { checkDocuments, parseBudget, parseManifests, type ParseBudget, type RenderedObject } from './manifests.js';
+import { runTool, ToolRunError, type ToolFailure } from './tool.js';
 import { detectMode, type RenderMode } from './inputs.js';
 import { vendorRemoteBases, type FetchRemoteBase } from './vendor.js';
 import { randomFields, valueAt } from './random.js';
 import { OUTSIDE, sandboxCheck } from './sandbox.js';
-
-const run = promisify(execFile);
 
 export interface RenderOptions {
   /** The repository checkout. */
@@ -160,53 +157,96 @@ export function toolEnvironment(settings: LocalSettings): Record<string, string>
   };
 }
 
+const MiB = 1024 * 1024;
+
+/**
+ * kustomize or helm within the render's budget: time (render.timeout), output
+ * (render.maxOutputMiB) and resident memory with its children (render.maxMemoryMiB), each
+ * stopping the tool at once when passed.
+ */
 async function tool(command: string, args: string[], cwd: string, opts: RenderOptions, what: string): Promise<string> {
   mkdirSync(join(opts.settings.cacheDir, 'helm'), { recursive: true });
   const limits = opts.settings.render;
+  const memory = opts.settings.budgets.render.maxMemoryBytes;
   try {
-    const { stdout } = await run(command, args, {
+    const { stdout } = await runTool(command, args, {
       cwd,
-      maxBuffer: limits.maxBytes,
-      timeout: limits.timeoutMs,
-      signal: opts.signal,
       env: toolEnvironment(opts.settings),
+      budget: {
+        timeoutMs: limits.timeoutMs,
+        maxOutputBytes: limits.maxBytes,
+        maxMemoryBytes: memory,
+        signal: opts.signal,
+      },
     });
     return stdout;
   } catch (err) {
-    const e = err as { stderr?: string; code?: unknown; killed?: boolean };
-    const message =
-      e.code === 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER'
-        ? `output exceeds ${limits.maxBytes / 1024 / 1024} MiB (deploy-time setting render.maxOutputMiB)`
-        : e.killed && !opts.signal?.aborted
-          ? `took longer than ${limits.timeoutMs / 1000} s (deploy-time setting render.timeout)`
-          : e.stderr?.trim() || errorMessage(err);
+    const message = err instanceof ToolRunError ? failureMessage(err.failure, limits, memory) : errorMessage(err);
     throw new RenderError([{ file: what, message }], { cause: err });
   }
 }
 
-/** Plain manifests under dir, at most the output limit of them. */
-function yamlObjects(dir: string, realRoot: string, rel: string, opts: RenderOptions, problems: RenderProblem[]) {
+/** Why a tool run failed, as the render's problem: the limit it passed and its deploy-time setting, or the tool's own message. */
+function failureMessage(failure: ToolFailure, limits: LocalSettings['render'], memory: number): string {
+  switch (failure.kind) {
+    case 'output':
+      return `output exceeds ${limits.maxBytes / MiB} MiB (deploy-time setting render.maxOutputMiB)`;
+    case 'timeout':
+      return `took longer than ${limits.timeoutMs / 1000} s (deploy-time setting render.timeout)`;
+    case 'memory':
+      return `used more than ${memory / MiB} MiB of memory (deploy-time setting render.maxMemoryMiB); stopped at ${Math.round(failure.peakBytes / MiB)} MiB`;
+    case 'aborted':
+      return failure.stderr.trim() || 'The operation was aborted';
+    case 'failed':
+      return failure.stderr.trim() || `exited with ${failure.code ?? failure.signal}`;
+    case 'spawn':
+      return errorMessage(failure.error);
+  }
+}
+
+/** The parse budget of one render: documents counted across what it parses, time from now. */
+const budgetOf = (opts: RenderOptions): ParseBudget =>
+  parseBudget(opts.settings.budgets.render, opts.settings.render.timeoutMs, opts.signal);
+
+const mib = (bytes: number): string => `${Math.round((bytes / MiB) * 10) / 10} MiB`;
+
+/**
+ * Plain manifests under dir, at most the output limit of them: every file checked against
+ * render.maxFileMiB by its size before it is read, the documents of all of them counted against
+ * render.maxDocuments before any is parsed, then parsed one document at a time.
+ */
+async function yamlObjects(dir: string, realRoot: string, rel: string, opts: RenderOptions, problems: RenderProblem[]) {
   const objects: RenderedObject[] = [];
+  const budget = budgetOf(opts);
+  const maxFile = opts.settings.budgets.render.maxFileBytes;
   let bytes = 0;
+  const texts: Array<{ file: string; text: string }> = [];
   for (const file of manifestFiles(dir, realRoot, problems)) {
-    bytes += statSync(file).size;
+    const size = statSync(file).size;
+    const name = relative(realRoot, file);
+    if (size > maxFile)
+      throw new RenderError([
+        {
+          file: name,
+          message: `${mib(size)}, more than ${mib(maxFile)} (deploy-time setting render.maxFileMiB)`,
+        },
+      ]);
+    bytes += size;
     if (bytes > opts.settings.render.maxBytes) {
       problems.push({
         file: rel,
-        message: `manifests exceed ${opts.settings.render.maxBytes / 1024 / 1024} MiB (deploy-time setting render.maxOutputMiB)`,
+        message: `manifests exceed ${opts.settings.render.maxBytes / MiB} MiB (deploy-time setting render.maxOutputMiB)`,
       });
-      break;
+      return objects; // the render fails: nothing to parse
     }
-    objects.push(
-      ...parseManifests(
-        readFileSync(file, 'utf8'),
-        relative(realRoot, file),
-        opts.substitute,
-        problems,
-        opts.lenientSubstitution,
-      ),
-    );
+    const text = readFileSync(file, 'utf8');
+    // Counted before anything is parsed: a render past the limit fails at once.
+    budget.documents += checkDocuments(text, rel, budget, false);
+    texts.push({ file: name, text });
   }
+  budget.documents = 0;
+  for (const { file, text } of texts)
+    objects.push(...(await parseManifests(text, file, opts.substitute, problems, budget, opts.lenientSubstitution)));
   return objects;
 }
 
@@ -244,7 +284,7 @@ async function toolObjects(
     try {
       const at = join(work, rel);
       const out = await tool(locateTool('kubectl', opts.settings), ['kustomize', at], at, opts, what);
-      return parseManifests(out, what, opts.substitute, problems, opts.lenientSubstitution);
+      return await parseManifests(out, what, opts.substitute, problems, budgetOf(opts), opts.lenientSubstitution, true);
     } finally {
       if (remote) rmSync(work, { recursive: true, force: true });
     }
@@ -280,11 +320,16 @@ async function helmObjects(dir: string, rel: string, opts: RenderOptions, proble
     // `helm template --skip-tests` skips only what Helm sees as a hook: a test hook inside a List
     // is seen by tidegate alone, once the List is expanded.
     const template = async (found: RenderProblem[]) =>
-      parseManifests(
-        await tool(locateTool('helm', opts.settings), args, dir, opts, what),
-        what,
-        opts.substitute,
-        found,
+      (
+        await parseManifests(
+          await tool(locateTool('helm', opts.settings), args, dir, opts, what),
+          what,
+          opts.substitute,
+          found,
+          budgetOf(opts),
+          false,
+          true,
+        )
       ).filter((r) => !isTestHook(r.object) && !(helm.crds === 'skip' && r.object.kind === 'CustomResourceDefinition'));
     // Rendered twice: what differs between two renders of the same inputs is generated at random by the chart.
     const [first, second] = [await template(problems), await template([])];
@@ -321,7 +366,7 @@ async function overlaid(objects: RenderedObject[], overlay: Overlay, opts: Rende
     const what = 'patches and images';
     const out = await tool(locateTool('kubectl', opts.settings), ['kustomize', scratch], scratch, opts, what);
     // A patched field is no longer the chart's: random fields are kept only where the patches left the value alone.
-    return parseManifests(out, what, {}, problems).map((r) => {
+    return (await parseManifests(out, what, {}, problems, budgetOf(opts), false, true)).map((r) => {
       const was = before.get(refKey(refOf(r.object)));
       const random = was?.random?.filter((f) => valueAt(was.object, f.path) === valueAt(r.object, f.path));
       return { object: r.object, source: was?.source ?? what, ...(random?.length ? { random } : {}) };
@@ -346,7 +391,7 @@ function isFluxObject(object: KubeObject, mode: 'config' | 'root'): boolean {
  * Renders a target into Kubernetes objects: plain YAML (recursive, multi-document), kustomize
  * (`kubectl kustomize`) or helm (`helm template`); substitutes variables; validates every object.
  * Pure with respect to the cluster. Throws RenderError listing every problem. Nothing outside the
- * repository checkout is read, and every render is bounded in time and output.
+ * repository checkout is read, and every render is bounded in time, output and memory.
  */
 export async function render(opts: RenderOptions): Promise<RenderResult> {
   const realRoot = realpathSync(opts.root);
@@ -357,7 +402,7 @@ export async function render(opts: RenderOptions): Promise<RenderResult> {
   const chart = opts.chart ? await repositoryChart(opts.chart, opts) : undefined;
   let objects =
     mode === 'yaml'
-      ? yamlObjects(dir, realRoot, rel, opts, problems)
+      ? await yamlObjects(dir, realRoot, rel, opts, problems)
       : await toolObjects(dir, realRoot, rel, mode, opts, problems, chart?.archive);
   const flux = opts.fluxObjects;
   if (flux) objects = objects.filter((o) => !isFluxObject(o.object, flux));

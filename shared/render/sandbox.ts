@@ -1,9 +1,9 @@
-import { existsSync, lstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, statSync } from 'node:fs';
 import { join, posix } from 'node:path';
-import { parse } from 'yaml';
 import { redactUrl } from '../model/index.js';
 import type { RenderProblem } from './errors.js';
 import { isRemote, kustomizationTree, realRelative, type KustomizationEntry } from './inputs.js';
+import { BuildInputTooLarge, parseBuildInput } from './yaml.js';
 
 /**
  * What kustomize and helm may read, checked before either runs: files of the repository checkout
@@ -146,9 +146,12 @@ function helmProblems(root: string, path: string, allowedHosts: readonly string[
   linksOut(root, path, problems, true);
   let chart: { dependencies?: Array<{ name?: unknown; repository?: unknown }> } | undefined;
   try {
-    chart = parse(readFileSync(join(root, path, 'Chart.yaml'), 'utf8')) as typeof chart;
-  } catch {
-    return problems; // helm reports it
+    chart = parseBuildInput(join(root, path, 'Chart.yaml')) as typeof chart;
+  } catch (err) {
+    // What cannot be checked is not rendered; anything else helm reports.
+    if (err instanceof BuildInputTooLarge)
+      problems.push({ file: posix.join(path, 'Chart.yaml'), message: `${err.message}: it is not rendered` });
+    return problems;
   }
   for (const dep of chart?.dependencies ?? []) {
     const repo = typeof dep.repository === 'string' ? dep.repository : '';
