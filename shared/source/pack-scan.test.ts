@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { ObjectSizes, PackScanner, type SourceLimits } from './git.js';
+import { ObjectSizes, PackScanner, type SourceLimits } from './pack-budget.js';
 
 const MiB = 1024 * 1024;
 const LIMITS: SourceLimits = { maxFetchBytes: 128 * MiB, maxFileBytes: 1 * MiB, maxTreeBytes: 4 * MiB, maxFiles: 100 };
