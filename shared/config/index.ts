@@ -1,4 +1,10 @@
-export { DEFAULT_RENDER_LIMITS, localSettings, type LocalSettings, type RenderLimits } from './local.js';
+export {
+  DEFAULT_BUDGETS,
+  DEFAULT_RENDER_LIMITS,
+  localSettings,
+  type LocalSettings,
+  type RenderLimits,
+} from './local.js';
 export { parseDuration } from './duration.js';
 export {
   configJsonSchema,

@@ -88,6 +88,13 @@ describe('tidegate.yaml', () => {
     expect(problemsOf(text)).toEqual(expected);
   });
 
+  it('a tidegate.yaml past 512 KiB is refused before it is parsed (a flow sequence of 8 MiB would take gigabytes)', () => {
+    const huge = `targets: [${'1,'.repeat(4 * 1024 * 1024)}1]\n`;
+    const started = Date.now();
+    expect(() => parseConfig(huge)).toThrow(/tidegate\.yaml:1: .*8192 KiB, more than 512 KiB/);
+    expect(Date.now() - started).toBeLessThan(1000);
+  });
+
   it('names the file in the message', () => {
     expect(() => parseConfig('targets: []\n', 'repo/tidegate.yaml')).toThrow(/^repo\/tidegate\.yaml:1: targets: /);
   });

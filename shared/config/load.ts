@@ -105,7 +105,20 @@ export function findCycle(targets: ReadonlyArray<Pick<TargetSpec, 'name' | 'depe
 }
 
 /** Parses and validates tidegate.yaml; throws ConfigError naming file, line and field. */
+/** tidegate.yaml is at most this large (a few hundred targets take a few tens of KiB). */
+export const CONFIG_LIMIT_BYTES = 512 * 1024;
+
 export function parseConfig(text: string, file = 'tidegate.yaml'): TidegateConfig {
+  // The YAML library's document model costs hundreds of bytes a token: a bound on the text bounds it.
+  if (text.length > CONFIG_LIMIT_BYTES)
+    throw new ConfigError([
+      {
+        file,
+        line: 1,
+        field: '',
+        message: `${Math.round(text.length / 1024)} KiB, more than ${CONFIG_LIMIT_BYTES / 1024} KiB (a tidegate.yaml that large is not read)`,
+      },
+    ]);
   const counter = new LineCounter();
   const doc = parseDocument(text, { lineCounter: counter, prettyErrors: false });
   if (doc.errors.length > 0) {

@@ -1,6 +1,8 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { LineCounter, parseAllDocuments } from 'yaml';
+import { LineCounter } from 'yaml';
+import { DEFAULT_BUDGETS } from '../config/index.js';
+import { parseDocuments } from '../render/index.js';
 import type { KubeObject } from '../model/index.js';
 
 /** A Flux object found in the repository, with the file (and line) that declares it. */
@@ -27,8 +29,13 @@ const FILE_LIMIT = 20_000;
 function fluxDocuments(text: string): Array<[string, number]> {
   if (!text.includes('toolkit.fluxcd.io')) return [];
   const counter = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter: counter });
-  if (!Array.isArray(docs)) return [];
+  let docs;
+  try {
+    // Within the render's YAML budget: a file that would not be rendered declares nothing here either.
+    docs = parseDocuments(text, DEFAULT_BUDGETS.render.maxDocumentTokens, { lineCounter: counter });
+  } catch {
+    return [];
+  }
   return docs.flatMap((doc): Array<[string, number]> => {
     let value: unknown;
     try {

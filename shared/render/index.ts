@@ -5,3 +5,4 @@ export { renderTarget, render, type ClusterInputs, type Overlay, type RenderResu
 export { RenderError, type RenderProblem } from './errors.js';
 export { UNSET_MARK } from './substitute.js';
 export { inputsDigest, renderInputs } from './inputs.js';
+export { parseDocuments } from './yaml.js';

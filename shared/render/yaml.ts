@@ -75,7 +75,11 @@ export function* yamlDocuments<R>(
   read: (doc: Document.Parsed) => R,
 ): Generator<R | typeof TICK> {
   const unique = options.uniqueKeys !== false;
-  const parser = new Parser();
+  // Line positions, as parseAllDocuments gives them with a LineCounter.
+  const parser = new Parser(
+    options.lineCounter ? (offset: number) => options.lineCounter?.addNewLine(offset) : undefined,
+  );
+  options.lineCounter?.addNewLine(0); // what Parser.parse does for the first line
   const composer = new Composer({ ...options, uniqueKeys: false });
   let parsed = 0;
   let tokens = 0;
