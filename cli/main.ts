@@ -11,6 +11,9 @@ Commands:
   diff [target]       show what sync would change; exit 0 none, 1 changes, 2 error
   render <target>     print the objects a sync would apply (placed by the cluster's discovery)
   validate            check tidegate.yaml
+  settings check [file]
+                      check the deploy-time settings (default tidegate.settings.json) against
+                      schema/settings.schema.json; --lambda: as the functions read them (no secret inline)
   flux check          for a Flux repository (--dir): what each Flux object becomes, what is read
                       differently, and what is not supported yet; exit 0, or 1 when something is not
   status [target]     what was last applied to the cluster, and how it went (--watch: again every 2 s)
@@ -71,6 +74,8 @@ const OPTIONS = {
   reason: { type: 'string' },
   'queue-url': { type: 'string' },
   redrive: { type: 'boolean', default: false },
+  lambda: { type: 'boolean', default: false },
+  out: { type: 'string' },
 } as const;
 
 /** Runs one CLI invocation; returns the exit code (2 for usage errors and failures to run). */
@@ -109,6 +114,11 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
     diff: async () => (await sync()).diffCommand(target, args, io),
     render: async () => (await local()).renderCommand(needTarget(), args, io),
     validate: async () => (await local()).validateCommand(values.dir, io),
+    settings: async () => {
+      if (target !== 'check')
+        throw new TidegateError('Usage', 'settings takes one subcommand: tidegate settings check [file]');
+      return (await local()).settingsCheckCommand(extra, values, io);
+    },
     flux: async () => {
       if (target !== 'check') throw new TidegateError('Usage', 'flux takes one subcommand: tidegate flux check');
       return (await local()).fluxCheckCommand(args, io);

@@ -1,9 +1,20 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import { createHmac, randomUUID } from 'node:crypto';
+import { createHash, createHmac, randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import {
   CreateQueueCommand,
   DeleteMessageCommand,
@@ -11,7 +22,9 @@ import {
   SQSClient,
   type Message,
 } from '@aws-sdk/client-sqs';
+import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { APIGatewayProxyEventV2, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { unzipSync } from 'fflate';
 import { parse, type Tags } from 'yaml';
 import type { MotoInfo } from './moto.js';
 import { LAMBDA_NODE, lambdaNodePath, nodePackage } from './paths.js';
@@ -25,8 +38,10 @@ import { LAMBDA_NODE, lambdaNodePath, nodePackage } from './paths.js';
  * size (their resident memory), at its timeout, and when its /tmp (TMPDIR, HOME and TIDEGATE_CACHE,
  * a directory of its own) outgrows its ephemeral storage. After a kill the next invocation starts
  * a new process (a cold start) with the same /tmp: Lambda does not clear /tmp when it resets an
- * execution environment. The environment is the one serverless.yml sets (settings, queue URL, log
- * level), the kubectl/helm layer where the function has it, and the credentials of its principal.
+ * execution environment. The code is laid out as the function's package (its bundle and the
+ * settings file under a task root of its own, LAMBDA_TASK_ROOT and the working directory); the
+ * environment is the one serverless.yml sets (the settings file, queue URL, log level), the
+ * kubectl/helm layer where the function has it, and the credentials of its principal.
  */
 
 const root = new URL('..', import.meta.url).pathname;
@@ -217,7 +232,10 @@ export interface LambdaFunction {
 }
 
 export interface StartOptions {
-  /** The deploy-time settings (TIDEGATE_SETTINGS, the `settings` parameter). */
+  /**
+   * The deploy-time settings: packaged as serverless.yml's TIDEGATE_SETTINGS_FILE names (what `sls
+   * package` writes), each secret given inline first stored in Secrets Manager (storedSecrets).
+   */
   settings: Record<string, unknown>;
   /** The stack's queue (TIDEGATE_QUEUE_URL: !Ref SyncQueue). */
   queueUrl: string;
@@ -227,6 +245,63 @@ export interface StartOptions {
   tools: { kubectl: string; helm: string };
   /** Other limits than serverless.yml's (a smaller memory size, a shorter timeout). */
   limits?: Partial<FunctionLimits>;
+}
+
+/**
+ * Where Lambda's Node runtime keeps the AWS SDK v3 it ships (the bundles leave @aws-sdk/* and
+ * @smithy/* out): a node_modules holding those two scopes only, above every task root, so a bundle
+ * resolves them as it does in Lambda and nothing else it forgot to bundle.
+ */
+function runtimeDir(): string {
+  const dir = join(tmpdir(), `tidegate-lambda-runtime-${createHash('sha256').update(root).digest('hex').slice(0, 12)}`);
+  for (const scope of ['@aws-sdk', '@smithy']) {
+    const link = join(dir, 'node_modules', scope);
+    if (existsSync(link)) continue;
+    mkdirSync(dirname(link), { recursive: true });
+    try {
+      symlinkSync(join(root, 'node_modules', scope), link);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+  return dir;
+}
+
+/**
+ * The function's package as Lambda unpacks it (/var/task): its bundle directory and the settings
+ * file at the paths serverless.yml gives them, in a directory of its own.
+ */
+function taskRoot(
+  bundleFile: string,
+  settingsFile: string,
+  settings: Record<string, unknown>,
+): { dir: string; file: string } {
+  const dir = mkdtempSync(join(runtimeDir(), 'task-'));
+  const bundleDir = relative(root, dirname(bundleFile));
+  cpSync(join(root, bundleDir), join(dir, bundleDir), { recursive: true });
+  mkdirSync(join(dir, dirname(settingsFile)), { recursive: true });
+  writeFileSync(join(dir, settingsFile), JSON.stringify(settings));
+  return { dir, file: join(dir, relative(root, bundleFile)) };
+}
+
+/**
+ * The settings as a deployer writes them for Lambda: each secret given inline (`{ value }`) stored
+ * in Secrets Manager (with the function's own credentials) and named instead, as README's steps 2
+ * and 3 ask; the functions refuse inline secrets on Lambda.
+ */
+async function storedSecrets(settings: unknown, sm: SecretsManagerClient): Promise<unknown> {
+  if (Array.isArray(settings)) return Promise.all(settings.map((v) => storedSecrets(v, sm)));
+  if (settings === null || typeof settings !== 'object') return settings;
+  const entries = Object.entries(settings);
+  const [only] = entries;
+  if (entries.length === 1 && only?.[0] === 'value' && typeof only[1] === 'string') {
+    const name = `tidegate-test/${createHash('sha256').update(only[1]).digest('hex').slice(0, 24)}`;
+    await sm.send(new CreateSecretCommand({ Name: name, SecretString: only[1] })).catch((err: Error) => {
+      if (err.name !== 'ResourceExistsException') throw err;
+    });
+    return { secretsManager: name };
+  }
+  return Object.fromEntries(await Promise.all(entries.map(async ([k, v]) => [k, await storedSecrets(v, sm)])));
 }
 
 /** Starts the built bundle of a function of serverless.yml (by its directory: github-webhook, sync-worker, ...). */
@@ -242,19 +317,61 @@ export async function startFunction(dir: string, opts: StartOptions): Promise<La
     AWS_SECRET_ACCESS_KEY: aws.credentials.secretAccessKey,
   };
   for (const [key, value] of Object.entries(fn.environment)) {
-    if (key === 'TIDEGATE_SETTINGS') env[key] = JSON.stringify(opts.settings);
-    else if (key === 'TIDEGATE_QUEUE_URL') env[key] = opts.queueUrl;
+    if (key === 'TIDEGATE_QUEUE_URL') env[key] = opts.queueUrl;
     else if (typeof value === 'string') env[key] = String(param(value, sls.params.default));
   }
+  const settingsFile = env['TIDEGATE_SETTINGS_FILE'];
+  if (!settingsFile) throw new Error('serverless.yml sets no TIDEGATE_SETTINGS_FILE');
+  const settings = await storedSecrets(opts.settings, new SecretsManagerClient(aws));
+  const task = taskRoot(fn.file, settingsFile, settings as Record<string, unknown>);
   // The layer serverless.yml attaches (kubectl and helm under /opt in Lambda): the same binaries.
   if (fn.def.layers?.length)
     Object.assign(env, { TIDEGATE_KUBECTL: opts.tools.kubectl, TIDEGATE_HELM: opts.tools.helm });
   return startHandler({
     name: fn.name,
-    file: fn.file,
+    file: task.file,
+    taskRoot: task.dir,
     exportName: fn.exportName,
     limits: { ...fn.limits, ...opts.limits },
     env,
+  });
+}
+
+/** A function as the stack deployed it: its package (the zip `sls package` wrote) and its configuration. */
+export interface PackagedFunction {
+  name: string;
+  /** The zip's bytes. */
+  zip: Uint8Array;
+  /** The handler string (dist/functions/x/index.handler). */
+  handler: string;
+  /** The environment variables of its configuration. */
+  environment: Record<string, string>;
+  limits: Partial<FunctionLimits>;
+  aws: AwsAccess;
+}
+
+/** Starts a deployed function from its package, as Lambda does: unpacked into a task root, run with its configuration's environment. */
+export function startPackagedFunction(fn: PackagedFunction): Promise<LambdaFunction> {
+  const dir = mkdtempSync(join(runtimeDir(), 'task-'));
+  for (const [path, bytes] of Object.entries(unzipSync(fn.zip))) {
+    if (path.endsWith('/')) continue;
+    mkdirSync(dirname(join(dir, path)), { recursive: true });
+    writeFileSync(join(dir, path), bytes);
+  }
+  const dot = fn.handler.lastIndexOf('.');
+  return startHandler({
+    name: fn.name,
+    file: join(dir, `${fn.handler.slice(0, dot)}.mjs`),
+    exportName: fn.handler.slice(dot + 1),
+    taskRoot: dir,
+    limits: fn.limits,
+    env: {
+      ...fn.environment,
+      AWS_REGION: fn.aws.region,
+      AWS_ENDPOINT_URL: fn.aws.endpoint,
+      AWS_ACCESS_KEY_ID: fn.aws.credentials.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: fn.aws.credentials.secretAccessKey,
+    },
   });
 }
 
@@ -269,6 +386,8 @@ export interface HandlerSpec {
   limits?: Partial<FunctionLimits>;
   /** The function's environment; the emulation adds the Lambda variables, TMPDIR, HOME and TIDEGATE_CACHE. */
   env?: Record<string, string>;
+  /** The unpacked package (LAMBDA_TASK_ROOT, the working directory), removed by stop(); default: the file's directory. */
+  taskRoot?: string;
 }
 
 const POLL_MS = 50;
@@ -456,6 +575,7 @@ export async function startHandler(spec: HandlerSpec): Promise<LambdaFunction> {
     AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
     AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(limits.memorySize),
     AWS_EXECUTION_ENV: `AWS_Lambda_${limits.runtime}`,
+    LAMBDA_TASK_ROOT: spec.taskRoot ?? dirname(spec.file),
     TMPDIR: tmpDir,
     HOME: tmpDir,
     TIDEGATE_CACHE: tmpDir,
@@ -476,6 +596,7 @@ export async function startHandler(spec: HandlerSpec): Promise<LambdaFunction> {
         execPath: nodePath,
         execArgv: runtimeFlags(limits.memorySize),
         env,
+        cwd: spec.taskRoot ?? dirname(spec.file),
         // Its own process group: a kill reaches what it spawned, also what was re-parented.
         detached: true,
         stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
@@ -609,7 +730,7 @@ export async function startHandler(spec: HandlerSpec): Promise<LambdaFunction> {
   try {
     proc = await spawnProcess();
   } catch (err) {
-    rmSync(tmpDir, { recursive: true, force: true });
+    for (const d of [tmpDir, spec.taskRoot]) if (d) rmSync(d, { recursive: true, force: true });
     throw err;
   }
   return {
@@ -639,7 +760,7 @@ export async function startHandler(spec: HandlerSpec): Promise<LambdaFunction> {
         clearTimeout(killer);
         killTree(p.pid, 'SIGKILL', true);
       }
-      rmSync(tmpDir, { recursive: true, force: true });
+      for (const d of [tmpDir, spec.taskRoot]) if (d) rmSync(d, { recursive: true, force: true });
     },
   };
 }

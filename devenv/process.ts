@@ -109,11 +109,13 @@ export async function run(
     child.stderr?.on('data', (d: Buffer) => err.push(d));
     child.on('error', reject);
     child.on('close', (code) => {
-      if (code === 0) resolve(Buffer.concat(out).toString('utf8'));
+      const stdout = Buffer.concat(out).toString('utf8');
+      if (code === 0) resolve(stdout);
       else
         reject(
           new Error(
-            `${command} ${args.join(' ')} exited ${String(code)}: ${Buffer.concat(err).toString('utf8').trim()}`,
+            // Some tools (the Serverless Framework) print their error on stdout.
+            `${command} ${args.join(' ')} exited ${String(code)}: ${Buffer.concat(err).toString('utf8').trim()}${stdout.trim() ? `\n${stdout.trim().slice(-4000)}` : ''}`,
           ),
         );
     });

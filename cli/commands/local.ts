@@ -1,6 +1,8 @@
-import { resolve } from 'node:path';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parse } from 'yaml';
 import { stringify } from 'yaml';
-import { localSettings, type TargetSpec } from '../../shared/config/index.js';
+import { SETTINGS_FILE, checkSettings, localSettings, type TargetSpec } from '../../shared/config/index.js';
 import { TargetNotFoundError, TidegateError, errorMessage, type KubeObject } from '../../shared/model/index.js';
 import { configAt, fluxEntries, loadConfig, type EngineContext } from '../../shared/usecases/index.js';
 import { readFlux } from '../../shared/flux/index.js';
@@ -16,6 +18,39 @@ export async function validateCommand(dir: string | undefined, io: Io): Promise<
   const config = await loadConfig(resolve(dir ?? '.'), localSettings());
   io.out(
     `tidegate.yaml is valid: ${config.targets.length} target${config.targets.length === 1 ? '' : 's'} (${config.targets.map((t) => t.name).join(', ')})\n`,
+  );
+  return 0;
+}
+
+/**
+ * `tidegate settings check [file]`: the deploy-time settings against schema/settings.schema.json,
+ * every problem with its line; `--lambda` as the functions read them (no secret inline); `--out`
+ * writes them compact (what `sls package` puts in the package). Exit 0, or 2 with the problems.
+ */
+export function settingsCheckCommand(
+  file: string | undefined,
+  args: { lambda?: boolean; out?: string | undefined },
+  io: Io,
+): number {
+  const path = file ?? SETTINGS_FILE;
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new TidegateError(
+      'SettingsMissing',
+      `cannot read ${path} (${errorMessage(err)}): the deploy-time settings (README: Deploying to AWS, step 3)`,
+    );
+  }
+  const settings = checkSettings(text, path, { lambda: args.lambda === true });
+  if (args.out) {
+    mkdirSync(dirname(args.out), { recursive: true });
+    writeFileSync(args.out, JSON.stringify(parse(text)));
+  }
+  const repositories = settings.repositories.length;
+  const clusters = Object.keys(settings.clusters).length;
+  io.out(
+    `${path} is valid${args.lambda ? ' for Lambda' : ''}: ${repositories} ${repositories === 1 ? 'repository' : 'repositories'}, ${clusters} cluster${clusters === 1 ? '' : 's'}\n`,
   );
   return 0;
 }

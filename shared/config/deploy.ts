@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { TidegateError } from '../model/index.js';
 import { parseDuration } from './duration.js';
 import { floorSchema } from './schema.js';
 
@@ -113,6 +112,8 @@ export const sourceSettingsSchema = z
 
 export const deploySettingsSchema = z
   .object({
+    /** For editors: the JSON schema the file follows (schema/settings.schema.json). */
+    $schema: z.string().optional(),
     /** The GitOps repositories (each holds a tidegate.yaml) and the branch that is applied. */
     repositories: z
       .array(
@@ -246,29 +247,12 @@ export type DeploySettings = z.output<typeof deploySettingsSchema>;
 export type NotifyEventKind = (typeof NOTIFY_EVENTS)[number];
 export type SecretRef = z.output<typeof secretRef>;
 
-/** Deploy-time settings: JSON in TIDEGATE_SETTINGS (serverless.yml fills it from parameters). */
-export function deploySettings(env: NodeJS.ProcessEnv = process.env): DeploySettings {
-  const raw = env['TIDEGATE_SETTINGS'];
-  if (!raw) throw new TidegateError('SettingsMissing', 'TIDEGATE_SETTINGS is not set');
-  let json: unknown;
-  try {
-    json = JSON.parse(raw) as unknown;
-  } catch {
-    throw new TidegateError('SettingsInvalid', 'TIDEGATE_SETTINGS is not valid JSON');
-  }
-  // The queue is created by the stack; serverless.yml passes its URL separately.
-  if (env['TIDEGATE_QUEUE_URL'] && typeof json === 'object' && json !== null)
-    json = { ...json, queueUrl: env['TIDEGATE_QUEUE_URL'] };
-  const parsed = deploySettingsSchema.safeParse(json);
-  if (!parsed.success)
-    throw new TidegateError(
-      'SettingsInvalid',
-      `TIDEGATE_SETTINGS: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
-    );
-  return parsed.data;
-}
-
 /** AWS endpoint overrides for local runs and tests (AWS_ENDPOINT_URL, as the AWS SDKs define it). */
 export const awsEndpoint = (env: NodeJS.ProcessEnv = process.env): string | undefined => env['AWS_ENDPOINT_URL'];
 export const awsRegion = (env: NodeJS.ProcessEnv = process.env): string =>
   env['AWS_REGION'] ?? env['AWS_DEFAULT_REGION'] ?? 'us-east-1';
+
+/** The deploy-time settings as JSON schema (schema/settings.schema.json, `npm run schema`). */
+export function settingsJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(deploySettingsSchema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+}

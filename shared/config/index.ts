@@ -33,9 +33,10 @@ export {
   NOTIFY_EVENTS,
   awsEndpoint,
   awsRegion,
-  deploySettings,
+  settingsJsonSchema,
   type DeploySettings,
   type NotifyEventKind,
   type SecretRef,
 } from './deploy.js';
 export { SecretStore } from './secrets.js';
+export { PACKAGED_SETTINGS, SETTINGS_FILE, checkSettings, deploySettings, settingsSource } from './settings-file.js';

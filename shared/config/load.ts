@@ -24,7 +24,7 @@ export class ConfigError extends TidegateError {
   }
 }
 
-const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
+export const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
   path.reduce<string>(
     (acc, key) => (typeof key === 'number' ? `${acc}[${key}]` : acc ? `${acc}.${String(key)}` : String(key)),
     '',
@@ -104,10 +104,10 @@ export function findCycle(targets: ReadonlyArray<Pick<TargetSpec, 'name' | 'depe
   return undefined;
 }
 
-/** Parses and validates tidegate.yaml; throws ConfigError naming file, line and field. */
 /** tidegate.yaml is at most this large (a few hundred targets take a few tens of KiB). */
 export const CONFIG_LIMIT_BYTES = 512 * 1024;
 
+/** Parses and validates tidegate.yaml; throws ConfigError naming file, line and field. */
 export function parseConfig(text: string, file = 'tidegate.yaml'): TidegateConfig {
   // The YAML library's document model costs hundreds of bytes a token: a bound on the text bounds it.
   if (text.length > CONFIG_LIMIT_BYTES)
@@ -119,6 +119,34 @@ export function parseConfig(text: string, file = 'tidegate.yaml'): TidegateConfi
         message: `${Math.round(text.length / 1024)} KiB, more than ${CONFIG_LIMIT_BYTES / 1024} KiB (a tidegate.yaml that large is not read)`,
       },
     ]);
+  const { data: config, doc, counter } = parseValidated(text, file, configSchema);
+  // With flux paths, more targets come from the Flux objects: the graph is checked once they are known.
+  if (config.flux.length > 0) return config;
+  const problems = graphProblems(config.targets).map((p) => ({
+    file,
+    line: lineOf(doc, counter, [
+      'targets',
+      p.index,
+      ...(p.field.startsWith('dependsOn[') ? ['dependsOn', Number(p.field.slice(10, -1))] : [p.field]),
+    ]),
+    field: `targets[${p.index}].${p.field}`,
+    message: p.message,
+  }));
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}
+
+/**
+ * A YAML (or JSON) text checked against a schema: its value with the document it was read from, or
+ * a ConfigError naming each problem's file, line and field. `more` adds problems the schema cannot
+ * see (they refuse the text too).
+ */
+export function parseValidated<S extends z.ZodType>(
+  text: string,
+  file: string,
+  schema: S,
+  more: (doc: Document, counter: LineCounter) => ConfigProblem[] = () => [],
+): { data: z.output<S>; doc: Document; counter: LineCounter } {
   const counter = new LineCounter();
   const doc = parseDocument(text, { lineCounter: counter, prettyErrors: false });
   if (doc.errors.length > 0) {
@@ -138,22 +166,10 @@ export function parseConfig(text: string, file = 'tidegate.yaml'): TidegateConfi
     // An unresolved alias ("*x" with no "&x") or an alias bomb: found only when the document is built.
     throw new ConfigError([{ file, line: 1, field: '', message: errorMessage(err) }]);
   }
-  const parsed = configSchema.safeParse(data);
-  if (!parsed.success) throw new ConfigError(zodProblems(file, doc, counter, parsed.error));
-  // With flux paths, more targets come from the Flux objects: the graph is checked once they are known.
-  if (parsed.data.flux.length > 0) return parsed.data;
-  const problems = graphProblems(parsed.data.targets).map((p) => ({
-    file,
-    line: lineOf(doc, counter, [
-      'targets',
-      p.index,
-      ...(p.field.startsWith('dependsOn[') ? ['dependsOn', Number(p.field.slice(10, -1))] : [p.field]),
-    ]),
-    field: `targets[${p.index}].${p.field}`,
-    message: p.message,
-  }));
-  if (problems.length > 0) throw new ConfigError(problems);
-  return parsed.data;
+  const parsed = schema.safeParse(data);
+  const problems = [...(parsed.success ? [] : zodProblems(file, doc, counter, parsed.error)), ...more(doc, counter)];
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
+  return { data: parsed.data, doc, counter };
 }
 
 /** Targets ordered so that every target comes after the ones it depends on (config already validated). */

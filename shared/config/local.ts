@@ -1,6 +1,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { renderSettingsSchema, sourceSettingsSchema } from './deploy.js';
+import { settingsSource } from './settings-file.js';
 
 /** Bounds of every render (kustomize, helm, plain YAML): deploy-time settings, or the environment for local runs. */
 export interface RenderLimits {
@@ -69,14 +70,14 @@ export interface LocalSettings {
   trustedKeysDir: string | undefined;
   render: RenderLimits;
   /**
-   * Memory budgets of a checkout and a render: the deploy-time settings in TIDEGATE_SETTINGS
+   * Memory budgets of a checkout and a render: the deploy-time settings (settingsSource)
    * (render.maxMemoryMiB, source.maxFetchMiB, ...) when it is set, else the defaults.
    */
   budgets: Budgets;
 }
 
 /**
- * The budgets the deploy-time settings (TIDEGATE_SETTINGS: its render and source sections) give;
+ * The budgets the deploy-time settings (their render and source sections) give;
  * undefined without them. Settings that do not validate give nothing here: deploySettings refuses them.
  */
 function deployedBudgets(raw: string | undefined): Budgets | undefined {
@@ -121,7 +122,7 @@ export function localSettings(env: NodeJS.ProcessEnv = process.env): LocalSettin
     gitToken: env['TIDEGATE_GIT_TOKEN'],
     githubApiUrl: env['TIDEGATE_GITHUB_API_URL'],
     trustedKeysDir: env['TIDEGATE_TRUSTED_KEYS'],
-    budgets: deployedBudgets(env['TIDEGATE_SETTINGS']) ?? DEFAULT_BUDGETS,
+    budgets: deployedBudgets(settingsSource(env)?.text) ?? DEFAULT_BUDGETS,
     render: {
       ...DEFAULT_RENDER_LIMITS,
       allowedHosts: (env['TIDEGATE_RENDER_HOSTS'] ?? '')

@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments, stringify } from 'yaml';
-import { SCHEMA_PATH, schemaText } from '../../scripts/schema.js';
+import { SCHEMA_PATH, SETTINGS_SCHEMA_PATH, schemaText, settingsSchemaText } from '../../scripts/schema.js';
 import type { SyncResult } from '../../shared/model/index.js';
 import { testEnv, uniqueName } from '../helpers/env.js';
 import { cli } from '../helpers/cli.js';
@@ -125,7 +125,8 @@ describe('tidegate CLI', () => {
     expect((await cli('sync', 'nope', ...k)).err).toBe('tidegate: tidegate.yaml declares no target named "nope"\n');
   });
 
-  it('keeps schema/tidegate.schema.json in step with the config schema (npm run schema)', () => {
+  it('keeps schema/tidegate.schema.json and schema/settings.schema.json in step with their schemas (npm run schema)', () => {
     expect(readFileSync(SCHEMA_PATH, 'utf8')).toBe(schemaText());
+    expect(readFileSync(SETTINGS_SCHEMA_PATH, 'utf8')).toBe(settingsSchemaText());
   });
 });

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../../devenv/index.js';
@@ -11,15 +11,33 @@ export type Template = {
   Outputs?: Record<string, unknown>;
 };
 
+/** Deploy-time settings as README's step 3 writes them (secrets by name). */
+export const EXAMPLE_SETTINGS = {
+  repositories: [
+    { url: 'https://github.com/acme/gitops.git', branch: 'main', token: { secretsManager: 'tidegate/github-token' } },
+  ],
+  clusters: { prod: { eks: { name: 'prod', region: 'eu-west-1' } } },
+  webhookSecret: { secretsManager: 'tidegate-webhooks/github' },
+  registrySecret: { secretsManager: 'tidegate-webhooks/registry' },
+};
+
 /**
  * `serverless package` (osls, no account login) into a directory of its own: the CloudFormation
  * template `sls deploy` would send, and one zip per function. Packaging asks CloudFormation whether
- * the stack exists (to reuse the layer): the test environment's moto answers "no".
+ * the stack exists (to reuse the layer): the test environment's moto answers "no". The settings
+ * file is written beside the package and named with --param settingsFile.
  */
-export async function packageStack(): Promise<{ dir: string; template: Template }> {
+export async function packageStack(
+  settings: Record<string, unknown> = EXAMPLE_SETTINGS,
+  params: string[] = [],
+  opts: { omitSettings?: boolean } = {},
+): Promise<{ dir: string; template: Template }> {
   const dir = mkdtempSync(join(tmpdir(), 'sls-'));
+  const settingsFile = join(dir, 'settings.json');
+  if (!opts.omitSettings) writeFileSync(settingsFile, JSON.stringify(settings, null, 2));
   const { aws } = testEnv();
-  await run(join(root, 'node_modules', '.bin', 'sls'), ['package', '--stage', 'ci', '--package', dir], {
+  const args = ['package', '--stage', 'ci', '--package', dir, `--param=settingsFile=${settingsFile}`, ...params];
+  await run(join(root, 'node_modules', '.bin', 'sls'), args, {
     cwd: root,
     env: {
       ...process.env,

@@ -5,7 +5,7 @@ import { parseAllDocuments } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../devenv/index.js';
 import { motoVenvDir } from '../../devenv/paths.js';
-import { allows, packageStack, rolePolicies, type Template } from '../helpers/serverless.js';
+import { EXAMPLE_SETTINGS, allows, packageStack, rolePolicies, type Template } from '../helpers/serverless.js';
 
 const root = new URL('../..', import.meta.url).pathname;
 let out = '';
@@ -31,8 +31,9 @@ describe('serverless package (osls, offline) → CloudFormation', () => {
       'statusPage.zip',
       'syncWorker.zip',
     ]);
-    const files = Object.keys(unzipSync(readFileSync(join(out, 'syncWorker.zip')))).filter((f) => !f.endsWith('/'));
-    // index.mjs, and the chunks it imports on first use (openpgp): nothing of another function.
+    const zip = unzipSync(readFileSync(join(out, 'syncWorker.zip')));
+    const files = Object.keys(zip).filter((f) => !f.endsWith('/'));
+    // index.mjs, the chunks it imports on first use (openpgp) and the checked settings: nothing of another function.
     expect(files).toContain('dist/functions/sync-worker/index.mjs');
     expect(
       files.filter(
@@ -40,7 +41,12 @@ describe('serverless package (osls, offline) → CloudFormation', () => {
           f !== 'dist/functions/sync-worker/index.mjs' &&
           !/^dist\/functions\/sync-worker\/chunks\/[\w-]+\.mjs$/.test(f),
       ),
-    ).toEqual([]);
+    ).toEqual(['dist/settings/tidegate.settings.json']);
+    expect(JSON.parse(new TextDecoder().decode(zip['dist/settings/tidegate.settings.json']))).toEqual(EXAMPLE_SETTINGS);
+    for (const [, fn] of resourcesOf('AWS::Lambda::Function'))
+      expect(fn.Properties['Environment'].Variables).toMatchObject({
+        TIDEGATE_SETTINGS_FILE: 'dist/settings/tidegate.settings.json',
+      });
   });
 
   it('declares the functions, routes, queue with its dead-letter queue, schedule, ECR rule and kubectl layer', () => {
@@ -177,6 +183,27 @@ describe('serverless package (osls, offline) → CloudFormation', () => {
       .filter(Boolean)
       .map((line) => /\b[EWI]\d{4}\b/.exec(line)?.[0] ?? line);
     expect(codes.filter((c) => c !== 'W3005')).toEqual([]);
+  });
+
+  it.each([
+    ['missing', undefined, /settings\.json does not exist: write the deploy-time settings there/],
+    [
+      'invalid',
+      { ...EXAMPLE_SETTINGS, driftInterval: 'soon', repositories: [{ url: 'not a url' }] },
+      /settings\.json:4: repositories\[0\]\.url: Invalid URL[\s\S]*settings\.json:\d+: driftInterval: must be a duration/,
+    ],
+    [
+      'a secret inline',
+      { ...EXAMPLE_SETTINGS, webhookSecret: { value: 'hunter2' } },
+      /settings\.json:\d+: webhookSecret: a secret given inline: on Lambda a secret is read from Secrets Manager or SSM/,
+    ],
+  ])('refuses to package settings that are %s, naming the file and line', async (_what, settings, message) => {
+    const failed = await packageStack(settings ?? EXAMPLE_SETTINGS, [], { omitSettings: settings === undefined }).then(
+      () => '',
+      (err: Error) => err.message,
+    );
+    expect(failed).toMatch(message);
+    expect(failed).not.toContain('hunter2');
   });
 
   it.each(['eks-access.yml', 'cluster-access-role.yml'])(
