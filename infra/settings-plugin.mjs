@@ -8,6 +8,7 @@
 // dist/settings/tidegate.settings.json, which each function's package holds and TIDEGATE_SETTINGS_FILE
 // names: no size ceiling (an environment variable has 4 KB for all of them), any file layout.
 import { execFileSync } from 'node:child_process';
+import process from 'node:process';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
