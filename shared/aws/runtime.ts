@@ -58,7 +58,8 @@ export async function createRuntime(service: string, env: NodeJS.ProcessEnv = pr
     ssm: async () => new (await import('@aws-sdk/client-ssm')).SSMClient(aws),
   });
   const logger = powertoolsLogger(service);
-  if (!settings.queueUrl) throw new TidegateError('SettingsInvalid', 'no queue: TIDEGATE_QUEUE_URL (the stack\'s SyncQueue) is not set');
+  if (!settings.queueUrl)
+    throw new TidegateError('SettingsInvalid', "no queue: TIDEGATE_QUEUE_URL (the stack's SyncQueue) is not set");
   let git: Promise<GitAccess> | undefined;
   const clusters = clusterAccess(settings, secrets, logger, endpoint);
   return {

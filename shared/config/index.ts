@@ -28,7 +28,14 @@ export {
   type TargetSpec,
   type TidegateConfig,
 } from './schema.js';
-export { ConfigError, orderTargets, parseConfig, targetProblems, type ConfigProblem } from './load.js';
+export {
+  CONFIG_LIMIT_BYTES,
+  ConfigError,
+  orderTargets,
+  parseConfig,
+  targetProblems,
+  type ConfigProblem,
+} from './load.js';
 export {
   NOTIFY_EVENTS,
   awsEndpoint,

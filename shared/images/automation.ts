@@ -2,7 +2,7 @@ import { closeSync, constants, lstatSync, openSync, readFileSync, writeFileSync 
 import { join } from 'node:path';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 import type { ImagePolicySpec, TidegateConfig } from '../config/index.js';
-import type { ImageMessage } from '../model/index.js';
+import { errorMessage, type ImageMessage } from '../model/index.js';
 import { commitAndPush, type GitSource } from '../source/index.js';
 import { rewriteMarkers, type LatestImage, type MarkerEdit } from './markers.js';
 import { selectTag } from './policy.js';
@@ -16,24 +16,38 @@ export interface RegistryAccess {
   credentials?: (host: string) => Credentials | undefined;
 }
 
-/** Asks the registry for the repository's tags and applies the policy (and pins the digest when asked). */
-export async function latestImage(policy: ImagePolicySpec, access: RegistryAccess = {}): Promise<LatestImage> {
+/**
+ * Asks the registry for the repository's tags and applies the policy (and pins the digest when
+ * asked); stopped by `signal` (the message's deadline), each request also by its own time limit.
+ */
+export async function latestImage(
+  policy: ImagePolicySpec,
+  access: RegistryAccess = {},
+  signal?: AbortSignal,
+): Promise<LatestImage> {
   let tags: string[];
   let digestOf: (tag: string) => Promise<string>;
   if (isEcr(policy.repository)) {
     const ecr = new EcrRepository(policy.repository, {
       endpoint: access.awsEndpoint,
       credentials: access.awsCredentials,
+      signal,
     });
     tags = await ecr.listTags();
     digestOf = (tag) => ecr.digest(tag);
   } else {
     const { host, path } = splitRepository(policy.repository);
-    const oci = new OciClient(host, { insecure: policy.insecure, credentials: access.credentials?.(host) });
+    const oci = new OciClient(host, { insecure: policy.insecure, credentials: access.credentials?.(host), signal });
     tags = await oci.listTags(path);
     digestOf = (tag) => oci.digest(path, tag);
   }
-  const tag = selectTag(tags, policy);
+  const re2 = policy.filterTags ? (await import('re2js')).RE2JS : undefined;
+  let tag: string | undefined;
+  try {
+    tag = selectTag(tags, policy, re2);
+  } catch (err) {
+    throw new RegistryError(`image policy ${policy.name}: ${errorMessage(err)}`);
+  }
   if (!tag)
     throw new RegistryError(
       `no tag of ${policy.repository} satisfies image policy ${policy.name} (${tags.length} tags seen)`,

@@ -1,3 +1,4 @@
+import { RE2JS } from 're2js';
 import { describe, expect, it } from 'vitest';
 import type { LatestImage } from './index.js';
 import { selectTag } from './policy.js';
@@ -49,14 +50,32 @@ describe('image policies', () => {
       'main-abc1234-1700000300.sig',
     ];
     const filterTags = { pattern: '^main-[a-f0-9]+-(?P<ts>[0-9]+)$', extract: '$ts' };
-    expect(selectTag(tags, { policy: { numerical: { order: 'asc' } }, filterTags })).toBe('main-abc1234-1700000300');
-    expect(selectTag(tags, { policy: { numerical: { order: 'desc' } }, filterTags })).toBe('main-fff0000-1700000100');
+    expect(selectTag(tags, { policy: { numerical: { order: 'asc' } }, filterTags }, RE2JS)).toBe(
+      'main-abc1234-1700000300',
+    );
+    expect(selectTag(tags, { policy: { numerical: { order: 'desc' } }, filterTags }, RE2JS)).toBe(
+      'main-fff0000-1700000100',
+    );
     expect(
-      selectTag(tags, {
-        policy: { alphabetical: { order: 'asc' } },
-        filterTags: { pattern: '^main-(?<sha>[a-f0-9]+)-', extract: '${sha}' },
-      }),
+      selectTag(
+        tags,
+        {
+          policy: { alphabetical: { order: 'asc' } },
+          filterTags: { pattern: '^main-(?<sha>[a-f0-9]+)-', extract: '${sha}' },
+        },
+        RE2JS,
+      ),
     ).toBe('main-fff0000-1700000100');
+  });
+
+  it('matches filterTags in linear time, as Go does: (a+)+$ against a 120-character tag that does not match (JavaScript backtracking: past the test timeout)', () => {
+    const tags = ['a'.repeat(120) + '-', '1.0.0'];
+    expect(
+      selectTag(tags, { policy: { alphabetical: { order: 'asc' } }, filterTags: { pattern: '^(a+)+$' } }, RE2JS),
+    ).toBe(undefined);
+    expect(() =>
+      selectTag(tags, { policy: { alphabetical: { order: 'asc' } }, filterTags: { pattern: '(?<=x)a' } }, RE2JS),
+    ).toThrow(/filterTags\.pattern "\(\?<=x\)a" is not a valid regular expression \(RE2 syntax, as Flux\)/);
   });
 
   it('ignores cosign signature, attestation and SBOM tags', () => {

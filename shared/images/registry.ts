@@ -1,6 +1,6 @@
 import type * as EcrSdk from '@aws-sdk/client-ecr';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
-import { awsCall, errorMessage, TidegateError } from '../model/index.js';
+import { awsCall, boundedBody, errorMessage, TidegateError, within } from '../model/index.js';
 
 export class RegistryError extends TidegateError {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -31,6 +31,12 @@ const MANIFEST_ACCEPT = [
   'application/vnd.docker.distribution.manifest.v2+json',
 ].join(', ');
 
+/** A registry request's time limit, whatever the message's deadline leaves. */
+const REQUEST_TIMEOUT_MS = 30_000;
+/** What one answer (a page of tags, a token) may hold, and how many pages of tags are read. */
+const MAX_ANSWER_BYTES = 8 * 1024 * 1024;
+const MAX_TAG_PAGES = 50;
+
 /** Parses `Bearer realm="...",service="...",scope="..."` (or Basic). */
 function parseChallenge(header: string): { scheme: string; params: Record<string, string> } {
   const scheme = header.split(' ')[0]?.toLowerCase() ?? '';
@@ -49,8 +55,40 @@ export class OciClient {
 
   constructor(
     private readonly host: string,
-    private readonly opts: { insecure?: boolean; credentials?: Credentials | undefined } = {},
+    private readonly opts: {
+      insecure?: boolean;
+      credentials?: Credentials | undefined;
+      /** The message's deadline: every request stops with it (and after REQUEST_TIMEOUT_MS). */
+      signal?: AbortSignal | undefined;
+    } = {},
   ) {}
+
+  /** A request within its time limit; a registry that does not answer is an error naming it. */
+  private async fetch(url: string | URL, init: RequestInit = {}): Promise<Response> {
+    return fetch(url, { ...init, signal: within(REQUEST_TIMEOUT_MS, this.opts.signal) }).catch((err: unknown) => {
+      const late = (err as Error).name === 'TimeoutError' && !this.opts.signal?.aborted;
+      throw new RegistryError(
+        late
+          ? `${new URL(url).host} did not answer within ${REQUEST_TIMEOUT_MS / 1000} s`
+          : `cannot reach ${this.host}: ${errorMessage(err)}`,
+        { cause: err },
+      );
+    });
+  }
+
+  /** An answer's JSON, read up to MAX_ANSWER_BYTES. */
+  private async json<T>(res: Response): Promise<T> {
+    const body = await boundedBody(
+      res,
+      { bytes: MAX_ANSWER_BYTES },
+      () => new RegistryError(`${this.host} sent more than ${MAX_ANSWER_BYTES / 1024 / 1024} MiB in one answer`),
+    );
+    try {
+      return JSON.parse(Buffer.from(body).toString('utf8')) as T;
+    } catch {
+      throw new RegistryError(`${this.host} answered with something that is not JSON`);
+    }
+  }
 
   private url(path: string): string {
     return `${this.opts.insecure ? 'http' : 'https'}://${this.host}${path}`;
@@ -75,9 +113,9 @@ export class OciClient {
     if (params['service']) url.searchParams.set('service', params['service']);
     if (params['scope']) url.searchParams.set('scope', params['scope']);
     const basic = this.basic();
-    const res = await fetch(url, basic ? { headers: { authorization: basic } } : {});
+    const res = await this.fetch(url, basic ? { headers: { authorization: basic } } : {});
     if (!res.ok) throw new RegistryError(`token request to ${url.host} failed: HTTP ${res.status}`);
-    const body = (await res.json()) as { token?: string; access_token?: string };
+    const body = await this.json<{ token?: string; access_token?: string }>(res);
     const token = body.token ?? body.access_token;
     if (!token) throw new RegistryError(`token response from ${url.host} has no token`);
     this.authorization = `Bearer ${token}`;
@@ -85,16 +123,14 @@ export class OciClient {
 
   async request(method: string, path: string, accept?: string): Promise<Response> {
     const send = () =>
-      fetch(this.url(path), {
+      this.fetch(this.url(path), {
         method,
         headers: {
           ...(accept ? { accept } : {}),
           ...(this.authorization ? { authorization: this.authorization } : {}),
         },
       });
-    let res = await send().catch((err: unknown) => {
-      throw new RegistryError(`cannot reach ${this.host}: ${errorMessage(err)}`, { cause: err });
-    });
+    let res = await send();
     const challenge = res.headers.get('www-authenticate');
     if (res.status === 401 && challenge) {
       await this.authorize(challenge);
@@ -103,17 +139,24 @@ export class OciClient {
     return res;
   }
 
-  /** Every tag of a repository, following pagination (Link: <...>; rel="next"). */
+  /** Every tag of a repository, following pagination (Link: <...>; rel="next") on this registry, MAX_TAG_PAGES at most. */
   async listTags(path: string): Promise<string[]> {
     const tags: string[] = [];
     let next: string | undefined = `/v2/${path}/tags/list?n=1000`;
-    while (next) {
+    for (let page = 0; next; page++) {
+      if (page === MAX_TAG_PAGES)
+        throw new RegistryError(`${this.host}/${path} has more than ${MAX_TAG_PAGES} pages of tags`);
       const res = await this.request('GET', next);
       if (res.status === 404) throw new RegistryError(`repository ${this.host}/${path} not found`);
       if (!res.ok) throw new RegistryError(`listing tags of ${this.host}/${path}: HTTP ${res.status}`);
-      tags.push(...(((await res.json()) as { tags?: string[] | null }).tags ?? []));
+      const listed = (await this.json<{ tags?: unknown }>(res)).tags;
+      if (listed !== undefined && listed !== null && !Array.isArray(listed))
+        throw new RegistryError(`${this.host}/${path}: the tag list is not a list`);
+      tags.push(...(listed ?? []).filter((t): t is string => typeof t === 'string'));
       const link = res.headers.get('link');
-      next = link ? /<([^>]+)>;\s*rel="next"/.exec(link)?.[1] : undefined;
+      const target = link ? /<([^>]+)>;\s*rel="next"/.exec(link)?.[1] : undefined;
+      // Only a path on this registry: a Link naming another host is not followed.
+      next = target?.startsWith('/') && !target.startsWith('//') ? target : undefined;
     }
     return tags;
   }
@@ -139,6 +182,7 @@ export class EcrRepository {
     opts: {
       endpoint?: string | undefined;
       credentials?: AwsCredentialIdentity | AwsCredentialIdentityProvider | undefined;
+      signal?: AbortSignal | undefined;
     } = {},
   ) {
     const { host, path } = splitRepository(repository);
@@ -153,7 +197,13 @@ export class EcrRepository {
   private readonly opts: {
     endpoint?: string | undefined;
     credentials?: AwsCredentialIdentity | AwsCredentialIdentityProvider | undefined;
+    signal?: AbortSignal | undefined;
   };
+
+  /** Each call within REQUEST_TIMEOUT_MS and the message's deadline. */
+  private get call() {
+    return { abortSignal: within(REQUEST_TIMEOUT_MS, this.opts.signal) };
+  }
 
   /** The ECR client, loaded on first use. */
   private sdk(): Promise<{ ecr: EcrSdk.ECRClient; sdk: typeof EcrSdk }> {
@@ -183,6 +233,7 @@ export class EcrRepository {
             filter: { tagStatus: 'TAGGED' },
             nextToken,
           }),
+          this.call,
         ),
       );
       for (const id of out.imageIds ?? []) if (id.imageTag) tags.push(id.imageTag);
@@ -202,6 +253,7 @@ export class EcrRepository {
           registryId: this.registryId,
           imageIds: [{ imageTag: tag }],
         }),
+        this.call,
       ),
     );
     const digest = out.imageDetails?.[0]?.imageDigest;

@@ -51,3 +51,4 @@ export type {
   SyncMessage,
 } from './messages.js';
 export { isPreviewTarget, previewTarget } from './previews.js';
+export { boundedBody, within } from './http.js';

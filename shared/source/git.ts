@@ -140,7 +140,7 @@ async function hasCommit(gitdir: string, sha: string): Promise<boolean> {
  * a RepositoryTooLargeError, and the shallow list is as it was before (isomorphic-git records the
  * server's shallow commits before it reads the pack, and a refused pack is never written).
  */
-async function meteredFetch(
+export async function meteredFetch(
   src: GitSource,
   gitdir: string,
   fetch: (http: HttpClient) => Promise<unknown>,

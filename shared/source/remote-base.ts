@@ -1,27 +1,12 @@
 import type { HttpClient } from 'isomorphic-git';
 import type { LocalSettings } from '../config/index.js';
-import { errorMessage, redactUrl } from '../model/index.js';
+import { boundedBody, errorMessage, redactUrl } from '../model/index.js';
 import { SourceError, checkoutRevision, listBranches, resolveRevision, type GitSource } from './git.js';
 
 /** Bounds of one remote base's fetch: a point in time by which it is done, and the bytes it may read. */
 export interface FetchBounds {
   deadline: number;
   maxBytes: number;
-}
-
-/** A response body read to its end, refused past `left.bytes`. */
-async function boundedBody(res: Response, left: { bytes: number }, host: string): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  const reader = res.body?.getReader();
-  for (let next = await reader?.read(); next && !next.done; next = await reader?.read()) {
-    left.bytes -= next.value.byteLength;
-    if (left.bytes < 0) {
-      await reader?.cancel();
-      throw new Error(`${host} sent more than the render output limit (deploy-time setting render.maxOutputMiB)`);
-    }
-    chunks.push(next.value);
-  }
-  return Buffer.concat(chunks);
 }
 
 /**
@@ -53,7 +38,14 @@ export async function boundedRequest(
     if (redirects === 'return') return { res, data: new Uint8Array() };
     throw new Error(`${host} answered with a redirect (HTTP ${res.status}); redirects are not followed`);
   }
-  return { res, data: await boundedBody(res, left, host) };
+  return {
+    res,
+    data: await boundedBody(
+      res,
+      left,
+      () => new Error(`${host} sent more than the render output limit (deploy-time setting render.maxOutputMiB)`),
+    ),
+  };
 }
 
 /** A GET of a listed host within the bounds; anything but 200 is an error. */

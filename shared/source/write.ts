@@ -1,9 +1,9 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import git from 'isomorphic-git';
-import http from 'isomorphic-git/http/node';
 import { errorMessage, TidegateError, redactUrl } from '../model/index.js';
-import { authHeaders, repoKey, type GitSource } from './git.js';
+import { authHeaders, meteredFetch, repoKey, type GitSource } from './git.js';
+import { RepositoryTooLargeError } from './pack-budget.js';
 
 export interface CommitAuthor {
   name: string;
@@ -60,10 +60,14 @@ const isRejected = (err: unknown): boolean =>
  */
 async function sameChange(src: GitSource, dir: string, branch: string, sha: string): Promise<string | undefined> {
   const auth = await authHeaders(src);
-  const refs = await git.listServerRefs({ http, url: src.url, prefix: `refs/heads/${branch}`, ...auth });
-  const head = refs.find((r) => r.ref === `refs/heads/${branch}`)?.oid;
+  let head: string | undefined;
+  await meteredFetch(src, join(dir, '.git'), async (http) => {
+    const refs = await git.listServerRefs({ http, url: src.url, prefix: `refs/heads/${branch}`, ...auth });
+    head = refs.find((r) => r.ref === `refs/heads/${branch}`)?.oid;
+    if (head)
+      await git.fetch({ fs, http, dir, url: src.url, ref: branch, singleBranch: true, depth: 1, tags: false, ...auth });
+  });
   if (!head) return undefined;
-  await git.fetch({ fs, http, dir, url: src.url, ref: branch, singleBranch: true, depth: 1, tags: false, ...auth });
   const [ours, theirs] = await Promise.all([
     git.readCommit({ fs, dir, oid: sha }),
     git.readCommit({ fs, dir, oid: head }),
@@ -73,25 +77,24 @@ async function sameChange(src: GitSource, dir: string, branch: string, sha: stri
     : undefined;
 }
 
-/** A fresh shallow clone of the branch to start from, with the change committed; undefined when the change changed nothing. */
+/**
+ * A fresh shallow clone of the branch to start from, within the checkout limits as every fetch
+ * (the branch may have moved since the checkout that chose the change), with the change
+ * committed; undefined when the change changed nothing.
+ */
 async function commitChange(
   src: GitSource,
   dir: string,
   opts: Parameters<typeof commitAndPush>[1],
 ): Promise<string | undefined> {
   fs.rmSync(dir, { recursive: true, force: true });
+  const auth = await authHeaders(src);
   try {
-    await git.clone({
-      fs,
-      http,
-      dir,
-      url: src.url,
-      ref: opts.base ?? opts.branch,
-      singleBranch: true,
-      depth: 1,
-      ...(await authHeaders(src)),
-    });
+    await meteredFetch(src, join(dir, '.git'), (http) =>
+      git.clone({ fs, http, dir, url: src.url, ref: opts.base ?? opts.branch, singleBranch: true, depth: 1, ...auth }),
+    );
   } catch (err) {
+    if (err instanceof RepositoryTooLargeError) throw err;
     throw new TidegateError('SourceFailed', `cannot clone ${redactUrl(src.url)}: ${errorMessage(err)}`, { cause: err });
   }
   const message = await opts.change(dir, () => listFiles(dir));
@@ -140,17 +143,22 @@ async function pushChange(
     const current = opts.base ? await sameChange(src, dir, opts.branch, sha) : undefined;
     if (current) return { sha: current, pushed: false, attempts: attempt };
     try {
-      const pushed = await git.push({
-        fs,
-        http,
-        dir,
-        ref: opts.base ?? opts.branch,
-        remoteRef: `refs/heads/${opts.branch}`,
-        force: opts.base !== undefined,
-        ...(await authHeaders(src)),
+      const auth = await authHeaders(src);
+      let pushed: Awaited<ReturnType<typeof git.push>> | undefined;
+      // What the server answers a push with is counted too.
+      await meteredFetch(src, join(dir, '.git'), async (http) => {
+        pushed = await git.push({
+          fs,
+          http,
+          dir,
+          ref: opts.base ?? opts.branch,
+          remoteRef: `refs/heads/${opts.branch}`,
+          force: opts.base !== undefined,
+          ...auth,
+        });
       });
-      if (pushed.ok) return { sha, pushed: true, attempts: attempt };
-      throw new Error(pushed.error ?? 'push refused');
+      if (pushed?.ok) return { sha, pushed: true, attempts: attempt };
+      throw new Error(pushed?.error ?? 'push refused');
     } catch (err) {
       if (!isRejected(err) || attempt === max)
         throw new TidegateError(

@@ -17,9 +17,14 @@ import {
 } from '../apply/index.js';
 import { createdNamespace, type TargetSpec } from '../config/index.js';
 import {
+  TargetOwnedElsewhereError,
   TidegateError,
   formatRef,
   hasChanges,
+  isPreviewTarget,
+  normaliseRepoUrl,
+  redactUrl,
+  type ObjectRef,
   type Change,
   type InventoryEntry,
   type SyncResult,
@@ -27,6 +32,7 @@ import {
 import { createHash } from 'node:crypto';
 import { inputsDigest, renderInputs, renderTarget, type ClusterInputs, type RenderedObject } from '../render/index.js';
 import { chartRepositories, remoteBases } from '../source/index.js';
+import { readTargetState } from '../state/index.js';
 import { silentLogger } from '../telemetry/index.js';
 import { readClusterInputs } from './cluster-inputs.js';
 import { NO_HEALTH, type SyncRun } from './run.js';
@@ -65,16 +71,53 @@ async function existingNamespaces(
   client: KubeClient,
   names: Iterable<string>,
   signal?: AbortSignal,
-): Promise<Set<string>> {
+): Promise<{ names: Set<string>; owners: Map<string, string> }> {
+  const owners = new Map<string, string>();
   const found = await mapLimit([...names], 4, async (name) => {
     try {
-      return (await client.get('v1', 'Namespace', '', name, signal)) ? name : undefined;
+      const ns = await client.get('v1', 'Namespace', '', name, signal);
+      const labels = ns?.metadata.labels;
+      const owner = labels?.[MANAGED_BY_LABEL] === 'tidegate' ? labels[TARGET_LABEL] : undefined;
+      if (owner) owners.set(name, owner);
+      return ns ? name : undefined;
     } catch (err) {
       if (err instanceof KubeApiError && err.status === 403) return name;
       throw err;
     }
   });
-  return new Set(found.filter((n): n is string => n !== undefined));
+  return { names: new Set(found.filter((n): n is string => n !== undefined)), owners };
+}
+
+/**
+ * Objects the plan puts into a namespace a target of another repository created (the Namespace's
+ * owner labels): refused, each named. A repository's targets never write into another repository's
+ * namespaces, whether or not that repository applied an object of the same name yet.
+ */
+async function refuseForeignNamespaces(
+  run: SyncRun,
+  desired: ReadonlyArray<{ ref: ObjectRef }>,
+  owners: ReadonlyMap<string, string>,
+): Promise<void> {
+  const { spec, client, signal, repo } = run.input;
+  const repoOf = new Map<string, string | undefined>();
+  const problems: string[] = [];
+  for (const { ref } of desired) {
+    const owner = ref.namespace ? owners.get(ref.namespace) : undefined;
+    if (!owner || owner === spec.name || isPreviewTarget(owner)) continue;
+    if (!repoOf.has(owner)) {
+      const state = await readTargetState(client, owner, signal);
+      repoOf.set(owner, state.removed ? undefined : state.repo);
+    }
+    const theirs = repoOf.get(owner);
+    if (theirs && (!repo || normaliseRepoUrl(theirs) !== normaliseRepoUrl(repo)))
+      problems.push(
+        `${formatRef(ref)} (namespace ${ref.namespace} was created by target ${owner} of ${redactUrl(theirs)})`,
+      );
+  }
+  if (problems.length > 0)
+    throw new TargetOwnedElsewhereError(
+      `target ${spec.name} would write into another repository's namespace, which no target of another repository does: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? `; and ${problems.length - 5} more` : ''}`,
+    );
 }
 
 export interface Planned {
@@ -170,7 +213,7 @@ export async function planTarget(run: SyncRun, opts: { withholdSecrets?: boolean
   const namespaceNames = namespacesOf(objects, client, placement);
   const created = createdNamespace(spec);
   if (created) namespaceNames.add(created);
-  const namespaces = await existingNamespaces(client, namespaceNames, signal);
+  const { names: namespaces, owners } = await existingNamespaces(client, namespaceNames, signal);
   const { desired, problems } = prepare(
     [...targetNamespaceObject(spec, namespaces), ...objects],
     client,
@@ -178,6 +221,7 @@ export async function planTarget(run: SyncRun, opts: { withholdSecrets?: boolean
     namespaces,
   );
   if (problems.length > 0) throw new ApplyError('plan', problems);
+  await refuseForeignNamespaces(run, desired, owners);
   run.input.onPrepared?.(spec.name, desired);
   const planOpts: PlanOptions = {
     ignore: spec.ignore,

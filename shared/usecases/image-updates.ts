@@ -119,7 +119,12 @@ async function proposeImage(
  * choose the tag by policy and rewrite the markers: a commit to the tracked branch (then synced
  * like any push), or a pull request per policy. The registry never changes the cluster directly.
  */
-export async function updateImages(ctx: EngineContext, msg: ImageMessage, queue: Queue): Promise<ImageOutcome> {
+export async function updateImages(
+  ctx: EngineContext,
+  msg: ImageMessage,
+  queue: Queue,
+  signal?: AbortSignal,
+): Promise<ImageOutcome> {
   const updates: ImagesWritten[] = [];
   const failed: Array<{ repo: string; error: string }> = [];
   let matched = false;
@@ -127,7 +132,7 @@ export async function updateImages(ctx: EngineContext, msg: ImageMessage, queue:
   // Each repository on its own: one whose tidegate.yaml does not load, or whose write fails, stops no other.
   for (const repo of ctx.repositories ?? []) {
     try {
-      const written = await updateRepository(ctx, msg, queue, repo);
+      const written = await updateRepository(ctx, msg, queue, repo, signal);
       if (!written) continue;
       matched = true;
       updates.push(...written);
@@ -171,12 +176,13 @@ async function updateRepository(
   msg: ImageMessage,
   queue: Queue,
   repo: { url: string; branch: string },
+  signal?: AbortSignal,
 ): Promise<ImagesWritten[] | undefined> {
   const { config, dir } = await configAt(ctx, repo.url, { branch: repo.branch });
   const policies = policiesFor(config, msg);
   if (policies.length === 0) return undefined;
   const skip = await suspendedFiles(ctx, config.targets, dir);
-  const latest = await Promise.all(policies.map(async (p) => [p, await latestImage(p, ctx.registry)] as const));
+  const latest = await Promise.all(policies.map(async (p) => [p, await latestImage(p, ctx.registry, signal)] as const));
   const author = config.imageAutomation.author;
   // A commit straight to the branch would be held by an approvals gate: propose it instead.
   const gated = config.targets.some((t) => t.gate.approvals > 0 || (ctx.floor?.(t.cluster)?.approvals ?? 0) > 0);

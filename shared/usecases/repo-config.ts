@@ -1,7 +1,8 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KubeClient } from '../cluster/index.js';
 import {
+  CONFIG_LIMIT_BYTES,
   ConfigError,
   parseConfig,
   targetProblems,
@@ -12,20 +13,25 @@ import {
 } from '../config/index.js';
 import { readFlux, type FluxRead } from '../flux/index.js';
 import { TargetNotFoundError, TidegateError, normaliseRepoUrl, type Revision } from '../model/index.js';
-import { checkoutRevision, resolveRevision, type GitSource } from '../source/index.js';
+import { checkoutRevision, readRepoFile, resolveRevision, type GitSource } from '../source/index.js';
 import type { EngineContext } from './context.js';
 
 export const CONFIG_FILE = 'tidegate.yaml';
 
-/** Whether a directory holds Flux objects of its own (a flux bootstrap writes clusters/<name>/flux-system/). */
-const holdsFlux = (dir: string): boolean =>
-  [dir, join(dir, 'flux-system')].some(
-    (d) =>
-      existsSync(d) &&
-      readdirSync(d).some(
-        (f) => /\.ya?ml$/.test(f) && readFileSync(join(d, f), 'utf8').includes('kustomize.toolkit.fluxcd.io'),
-      ),
-  );
+/**
+ * Whether a directory holds Flux objects of its own (a flux bootstrap writes clusters/<name>/flux-system/):
+ * its YAML files that are regular files of at most 4 MiB, as the Flux objects are read.
+ */
+const holdsFlux = (root: string, dir: string): boolean =>
+  [dir, join(dir, 'flux-system')].some((d) => {
+    const full = join(root, d);
+    if (!existsSync(full)) return false;
+    return readdirSync(full, { withFileTypes: true }).some((e) => {
+      if (!e.isFile() || !/\.ya?ml$/.test(e.name) || lstatSync(join(full, e.name)).size > FLUX_FILE_LIMIT) return false;
+      return readRepoFile(root, join(d, e.name), FLUX_FILE_LIMIT)?.includes('kustomize.toolkit.fluxcd.io') === true;
+    });
+  });
+const FLUX_FILE_LIMIT = 4 * 1024 * 1024;
 
 /**
  * A repository in Flux's layout: one flux path per clusters/<name>/, cluster alias <name>, target names
@@ -35,7 +41,7 @@ export function fluxLayout(dir: string): FluxEntry[] {
   const clusters = join(dir, 'clusters');
   if (!existsSync(clusters)) return [];
   const names = readdirSync(clusters, { withFileTypes: true })
-    .filter((e) => e.isDirectory() && !e.name.startsWith('.') && holdsFlux(join(clusters, e.name)))
+    .filter((e) => e.isDirectory() && !e.name.startsWith('.') && holdsFlux(dir, join('clusters', e.name)))
     .map((e) => e.name)
     .sort();
   return names.map((name) => ({ path: `clusters/${name}`, cluster: name, prefix: `${name}-` }));
@@ -43,9 +49,12 @@ export function fluxLayout(dir: string): FluxEntry[] {
 
 /** The flux paths of a checkout: tidegate.yaml's, or (without one) those of a Flux layout. */
 export function fluxEntries(dir: string): FluxEntry[] {
-  const file = join(dir, CONFIG_FILE);
-  return existsSync(file) ? parseConfig(readFileSync(file, 'utf8')).flux : fluxLayout(dir);
+  const text = configText(dir);
+  return text !== undefined ? parseConfig(text).flux : fluxLayout(dir);
 }
+
+/** tidegate.yaml of a checkout (a regular file of the repository, at most CONFIG_LIMIT_BYTES); undefined without one. */
+const configText = (dir: string): string | undefined => readRepoFile(dir, CONFIG_FILE, CONFIG_LIMIT_BYTES);
 
 /** The Flux objects of the configuration's flux paths as targets and image policies; refused with every problem at once. */
 async function withFlux(
@@ -91,9 +100,9 @@ export async function loadConfig(
   settings: LocalSettings,
   opts: { label?: string; repo?: string | undefined } = {},
 ): Promise<TidegateConfig & { fluxRead?: FluxRead }> {
-  const file = join(dir, CONFIG_FILE);
   const label = opts.label ?? CONFIG_FILE;
-  if (existsSync(file)) return withFlux(parseConfig(readFileSync(file, 'utf8'), label), dir, settings, opts.repo);
+  const text = configText(dir);
+  if (text !== undefined) return withFlux(parseConfig(text, label), dir, settings, opts.repo);
   const flux = fluxLayout(dir);
   if (flux.length === 0)
     throw new TidegateError(

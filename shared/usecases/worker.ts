@@ -60,7 +60,7 @@ export async function handleMessage(
     case 'reload':
       return reload(ctx, msg, signal);
     case 'image':
-      return updateImages(ctx, msg, queue);
+      return updateImages(ctx, msg, queue, signal);
     case 'approve':
       return { kind: 'approved', ...(await approveFromComment(ctx, msg, queue, signal)) };
     case 'preview':
