@@ -1,19 +1,14 @@
 import { parse } from 'yaml';
 import type { KubeClient } from '../cluster/index.js';
 import type { ClusterSource, TargetSpec, ValuesFrom } from '../config/index.js';
-import { errorMessage, type KubeObject } from '../model/index.js';
+import { TargetOwnedElsewhereError, errorMessage, redactUrl, type KubeObject } from '../model/index.js';
 import { RenderError, type ClusterInputs } from '../render/index.js';
+import { foreignRepository, ownerTarget, readNamespace } from './foreign.js';
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** The data of a ConfigMap or Secret (Secret values decoded); undefined when it does not exist. */
-async function readData(
-  client: KubeClient,
-  src: ClusterSource,
-  namespace: string,
-  signal?: AbortSignal,
-): Promise<Record<string, string> | undefined> {
-  const obj: KubeObject | undefined = await client.get('v1', src.kind, namespace, src.name, signal);
+function dataOf(src: ClusterSource, obj: KubeObject | undefined): Record<string, string> | undefined {
   if (!obj) return undefined;
   const data = isRecord(obj['data']) ? obj['data'] : {};
   return Object.fromEntries(
@@ -58,6 +53,29 @@ function valuesOf(entry: ValuesFrom, data: Record<string, string>, what: string)
 }
 
 /**
+ * The object a target reads, unless another repository's target created its namespace or applied it
+ * (owner labels): a repository's targets read nothing of another repository's, so a Secret of one
+ * never reaches another's objects, errors or previews. Refused before the object is read.
+ */
+function ownReader(spec: TargetSpec, client: KubeClient, repo: string | undefined, signal?: AbortSignal) {
+  const foreign = foreignRepository(client, spec.name, repo, signal);
+  const refuse = (what: string, owner: string | undefined, url: string) =>
+    new TargetOwnedElsewhereError(
+      `target ${spec.name} reads ${what}, which belongs to target ${owner} of another repository (${redactUrl(url)}); a target reads ConfigMaps and Secrets of its own repository or of namespaces no repository's target created`,
+    );
+  return async (src: ClusterSource, namespace: string, what: string): Promise<KubeObject | undefined> => {
+    const ns = ownerTarget((await readNamespace(client, namespace, signal)).object);
+    const nsRepo = await foreign(ns);
+    if (nsRepo) throw refuse(what, ns, nsRepo);
+    const obj = await client.get('v1', src.kind, namespace, src.name, signal);
+    const objOwner = ownerTarget(obj);
+    const objRepo = await foreign(objOwner);
+    if (objRepo) throw refuse(what, objOwner, objRepo);
+    return obj;
+  };
+}
+
+/**
  * What a target takes from the cluster before it renders: variables (substituteFrom, later entries
  * winning) and chart values (valuesFrom, in order). A missing object that is not optional fails the
  * render, so nothing is applied or pruned on a guess.
@@ -66,10 +84,11 @@ export async function readClusterInputs(
   spec: TargetSpec,
   client: KubeClient,
   signal?: AbortSignal,
-  opts: { withholdSecrets?: boolean } = {},
+  opts: { withholdSecrets?: boolean; repo?: string } = {},
 ): Promise<ClusterInputs> {
   if (spec.substituteFrom.length === 0 && (spec.helm?.valuesFrom.length ?? 0) === 0) return {};
   const secrets: string[] = [];
+  const readOwn = ownReader(spec, client, opts.repo, signal);
   /**
    * A Secret's values are kept for redaction (a name or value from an earlier sync may hold them);
    * withheld, the render gets a placeholder for each instead.
@@ -77,7 +96,7 @@ export async function readClusterInputs(
   const read = async (src: ClusterSource): Promise<{ data: Record<string, string>; what: string } | undefined> => {
     const namespace = where(spec, src);
     const what = label(src, namespace);
-    const data = await readData(client, src, namespace, signal);
+    const data = dataOf(src, await readOwn(src, namespace, what));
     if (data && src.kind === 'Secret') {
       secrets.push(...Object.values(data), ...Object.values(data).flatMap(leaves));
       if (opts.withholdSecrets) return { data: Object.fromEntries(Object.keys(data).map((k) => [k, WITHHELD])), what };

@@ -1,4 +1,4 @@
-import { KubeApiError, type KubeClient } from '../cluster/index.js';
+import type { KubeClient } from '../cluster/index.js';
 import {
   ApplyError,
   MANAGED_BY_LABEL,
@@ -21,8 +21,6 @@ import {
   TidegateError,
   formatRef,
   hasChanges,
-  isPreviewTarget,
-  normaliseRepoUrl,
   redactUrl,
   type ObjectRef,
   type Change,
@@ -32,9 +30,9 @@ import {
 import { createHash } from 'node:crypto';
 import { inputsDigest, renderInputs, renderTarget, type ClusterInputs, type RenderedObject } from '../render/index.js';
 import { chartRepositories, remoteBases } from '../source/index.js';
-import { readTargetState } from '../state/index.js';
 import { silentLogger } from '../telemetry/index.js';
 import { readClusterInputs } from './cluster-inputs.js';
+import { foreignRepository, ownerTarget, readNamespace } from './foreign.js';
 import { NO_HEALTH, type SyncRun } from './run.js';
 
 class EmptyRenderError extends TidegateError {
@@ -74,16 +72,10 @@ async function existingNamespaces(
 ): Promise<{ names: Set<string>; owners: Map<string, string> }> {
   const owners = new Map<string, string>();
   const found = await mapLimit([...names], 4, async (name) => {
-    try {
-      const ns = await client.get('v1', 'Namespace', '', name, signal);
-      const labels = ns?.metadata.labels;
-      const owner = labels?.[MANAGED_BY_LABEL] === 'tidegate' ? labels[TARGET_LABEL] : undefined;
-      if (owner) owners.set(name, owner);
-      return ns ? name : undefined;
-    } catch (err) {
-      if (err instanceof KubeApiError && err.status === 403) return name;
-      throw err;
-    }
+    const ns = await readNamespace(client, name, signal);
+    const owner = ownerTarget(ns.object);
+    if (owner) owners.set(name, owner);
+    return ns.exists ? name : undefined;
   });
   return { names: new Set(found.filter((n): n is string => n !== undefined)), owners };
 }
@@ -99,17 +91,12 @@ async function refuseForeignNamespaces(
   owners: ReadonlyMap<string, string>,
 ): Promise<void> {
   const { spec, client, signal, repo } = run.input;
-  const repoOf = new Map<string, string | undefined>();
+  const foreign = foreignRepository(client, spec.name, repo, signal);
   const problems: string[] = [];
   for (const { ref } of desired) {
     const owner = ref.namespace ? owners.get(ref.namespace) : undefined;
-    if (!owner || owner === spec.name || isPreviewTarget(owner)) continue;
-    if (!repoOf.has(owner)) {
-      const state = await readTargetState(client, owner, signal);
-      repoOf.set(owner, state.removed ? undefined : state.repo);
-    }
-    const theirs = repoOf.get(owner);
-    if (theirs && (!repo || normaliseRepoUrl(theirs) !== normaliseRepoUrl(repo)))
+    const theirs = await foreign(owner);
+    if (theirs)
       problems.push(
         `${formatRef(ref)} (namespace ${ref.namespace} was created by target ${owner} of ${redactUrl(theirs)})`,
       );
@@ -173,7 +160,7 @@ export function ownersOf(planned: Planned, target: string): Map<string, string[]
 async function renderOf(run: SyncRun, withholdSecrets: boolean) {
   const { spec, client, signal, settings } = run.input;
   run.input.onProgress?.({ target: spec.name, phase: 'render' });
-  const fromCluster = await readClusterInputs(spec, client, signal, { withholdSecrets });
+  const fromCluster = await readClusterInputs(spec, client, signal, { withholdSecrets, repo: run.input.repo });
   run.secrets = fromCluster.secrets ?? [];
   const rendered = await renderTarget(
     spec,
