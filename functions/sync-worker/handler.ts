@@ -1,7 +1,8 @@
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { lambdaHandler, processSqsBatch } from '../../shared/aws/index.js';
 import { errorMessage } from '../../shared/model/index.js';
-import { handleMessage } from '../../shared/usecases/index.js';
+import type { NotifyEvent } from '../../shared/notify/index.js';
+import { deadLetterEvent, handleMessage, notify } from '../../shared/usecases/index.js';
 
 /** SQS FIFO consumer: runs each message through the use cases with a deadline of its own, reports partial batch failures. */
 export const handler = lambdaHandler(
@@ -12,7 +13,8 @@ export const handler = lambdaHandler(
       ...(await rt.git()).engine,
       lease: { holder: `lambda:${context.functionName}:${context.awsRequestId}`, waitMs: 20_000 },
     };
-    return processSqsBatch(
+    const dead: NotifyEvent[] = [];
+    const response = await processSqsBatch(
       event.Records,
       async (msg, signal) => {
         const outcome = await handleMessage(engine, msg, rt.queue, signal);
@@ -30,9 +32,24 @@ export const handler = lambdaHandler(
             seconds,
           ),
         requeue: (messages) => rt.queue.send(messages),
-        onError: (id, err) => rt.logger.error('message failed', { messageId: id, error: errorMessage(err) }),
-        onDeferred: (id, reason) => rt.logger.info('message handed back to the queue', { messageId: id, reason }),
+        onError: (id, err) => {
+          rt.metrics.count('MessagesFailed');
+          rt.logger.error('message failed', { messageId: id, error: errorMessage(err) });
+        },
+        onDeferred: (id, reason) => {
+          rt.metrics.count('MessagesDeferred');
+          rt.logger.info('message handed back to the queue', { messageId: id, reason });
+        },
+        maxReceives: rt.deadLetter.maxReceives,
+        onDeadLettered: (record, msg, why) => {
+          rt.metrics.count('MessagesDeadLettered');
+          rt.logger.error('message dead-lettered', { messageId: record.messageId, error: errorMessage(why) });
+          dead.push(deadLetterEvent(msg, why));
+        },
       },
     );
+    // Told once the batch is done, each within the notifier's budget (kept in the batch's reserve).
+    await notify(engine, dead);
+    return response;
   },
 );

@@ -15,7 +15,7 @@ import { apiUrlFor, appInstallationTokens, githubClients, repoName } from '../gi
 import { TidegateError, UnknownClusterError, errorMessage, redactUrl, type TokenSource } from '../model/index.js';
 import type { EngineContext } from '../usecases/index.js';
 import type { GitSource } from '../source/index.js';
-import { powertoolsLogger, type Logger } from '../telemetry/index.js';
+import { powertoolsLogger, powertoolsMetrics, type Logger, type MetricsSink } from '../telemetry/index.js';
 import { Notifier } from '../notify/index.js';
 import type { TrackedRepo } from '../triggers/index.js';
 import { SqsQueue } from './sqs-queue.js';
@@ -36,6 +36,8 @@ export interface Runtime {
   /** A client for a cluster alias, without reading any repository token (the status page). */
   connect(alias: string): Promise<KubeClient>;
   logger: Logger & { powertools: ReturnType<typeof powertoolsLogger>['powertools'] };
+  /** CloudWatch metrics of this function (EMF in its log; the stack names the namespace). */
+  metrics: MetricsSink;
   /** The tracked repositories and branches, without credentials (what webhooks route by). */
   repositories: TrackedRepo[];
   /**
@@ -45,6 +47,12 @@ export interface Runtime {
    */
   git(): Promise<GitAccess>;
   driftIntervalMs: number;
+  /**
+   * The stack's dead-letter queue (TIDEGATE_DEAD_LETTER_QUEUE_URL) and the sync queue's
+   * maxReceiveCount (TIDEGATE_MAX_RECEIVES): the poll publishes its depth, the worker tells a
+   * message's last failed delivery.
+   */
+  deadLetter: { queueUrl?: string | undefined; maxReceives?: number | undefined };
 }
 
 /** Builds the runtime: clients are created lazily, secrets read on first use, git tokens once. */
@@ -60,6 +68,7 @@ export async function createRuntime(service: string, env: NodeJS.ProcessEnv = pr
   const logger = powertoolsLogger(service);
   if (!settings.queueUrl)
     throw new TidegateError('SettingsInvalid', "no queue: TIDEGATE_QUEUE_URL (the stack's SyncQueue) is not set");
+  const metrics = powertoolsMetrics(service, env['POWERTOOLS_METRICS_NAMESPACE'] ?? 'tidegate');
   let git: Promise<GitAccess> | undefined;
   const clusters = clusterAccess(settings, secrets, logger, endpoint);
   return {
@@ -72,15 +81,20 @@ export async function createRuntime(service: string, env: NodeJS.ProcessEnv = pr
       return ref ? secrets.get(ref) : undefined;
     },
     logger,
+    metrics,
     repositories: settings.repositories.map((r) => ({ url: r.url, branch: r.branch })),
     git: () => {
-      git ??= gitAccess(settings, secrets, logger, env, endpoint, clusters).catch((err: unknown) => {
+      git ??= gitAccess(settings, secrets, logger, env, endpoint, clusters, metrics).catch((err: unknown) => {
         git = undefined;
         throw err;
       });
       return git;
     },
     driftIntervalMs: parseDuration(settings.driftInterval) ?? 600_000,
+    deadLetter: {
+      queueUrl: env['TIDEGATE_DEAD_LETTER_QUEUE_URL'] || undefined,
+      maxReceives: Number(env['TIDEGATE_MAX_RECEIVES']) || undefined,
+    },
   };
 }
 
@@ -127,6 +141,7 @@ async function gitAccess(
   env: NodeJS.ProcessEnv,
   endpoint: string | undefined,
   clusters: ReturnType<typeof clusterAccess>,
+  metrics: MetricsSink,
 ): Promise<GitAccess> {
   const { connect, credentials } = clusters;
   // A repository whose credential cannot be read fails its own syncs (with that error), never the others'.
@@ -176,6 +191,7 @@ async function gitAccess(
     gitSource,
     github,
     logger,
+    metrics,
     floor: (alias) => settings.clusters[alias]?.floor,
     trustedKeys: async (names) =>
       Promise.all(

@@ -28,6 +28,10 @@ export interface BatchOptions {
   onError?: (messageId: string, err: unknown) => void;
   /** A message was handed back without failing: not started for lack of time, or its target busy. */
   onDeferred?: (messageId: string, reason: string) => void;
+  /** The queue's maxReceiveCount: a message failed on that receive goes to the dead-letter queue next (at once, no backoff). */
+  maxReceives?: number;
+  /** A message failed for the last time: the queue moves it to the dead-letter queue. */
+  onDeadLettered?: (record: SQSRecord, msg: QueueMessage | undefined, why: unknown) => void;
 }
 
 export const BATCH_DEFAULTS = {
@@ -74,17 +78,23 @@ export async function processSqsBatch(
     if (opts.requeue && (parse(record)?.deferrals ?? 0) < o.maxDeferrals) deferred.push(record);
     else giveBack(record, delaySeconds);
   };
+  const received = (record: SQSRecord): number => Number(record.attributes.ApproximateReceiveCount) || 1;
+  /** Handed back not done; on its last receive, told as dead-lettered and handed back at once. */
+  const notDone = (record: SQSRecord, why: unknown, delaySeconds: number): void => {
+    const last = o.maxReceives !== undefined && received(record) >= o.maxReceives;
+    if (last) opts.onDeadLettered?.(record, parse(record), why);
+    giveBack(record, last ? 0 : delaySeconds);
+  };
   const fail = (record: SQSRecord, group: string, err: unknown): void => {
     opts.onError?.(record.messageId, err);
     state.set(group, 'failed');
-    const received = Number(record.attributes.ApproximateReceiveCount) || 1;
-    giveBack(record, Math.min(o.maxRetryDelaySeconds, o.retryDelaySeconds * 2 ** (received - 1)));
+    notDone(record, err, Math.min(o.maxRetryDelaySeconds, o.retryDelaySeconds * 2 ** (received(record) - 1)));
   };
   for (const record of records) {
     const group = record.attributes.MessageGroupId ?? record.messageId;
     const left = o.remainingMs();
     const before = state.get(group);
-    if (before === 'failed') giveBack(record, 0);
+    if (before === 'failed') notDone(record, new Error('an earlier message of its group failed'), 0);
     else if (before === 'deferred') defer(record, group, 'an earlier message of its group was deferred');
     else if (left < o.minStartMs) defer(record, group, `${left} ms left in this invocation; not started`);
     else {

@@ -57,6 +57,19 @@ export class SqsQueue implements Queue {
     }
   }
 
+  /** Messages waiting in a queue of the same account (this one by default): ApproximateNumberOfMessages. */
+  async depth(queueUrl = this.queueUrl): Promise<number> {
+    const { sdk, sqs } = await this.load();
+    const out = await awsCall(
+      'sqs:GetQueueAttributes',
+      'cannot read the queue',
+      sqs.send(
+        new sdk.GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages'] }),
+      ),
+    );
+    return Number(out.Attributes?.['ApproximateNumberOfMessages'] ?? 0);
+  }
+
   /** Received messages become visible again after `seconds` (instead of the queue's visibility timeout). */
   async returnToQueue(receiptHandles: readonly string[], seconds: number): Promise<void> {
     const { sdk, sqs } = await this.load();

@@ -33,6 +33,7 @@ export const NOTIFY_EVENTS = [
   'image-committed',
   'image-proposed',
   'preview-published',
+  'dead-lettered',
 ] as const;
 
 /** Bounds of every render (deploy-time settings render.*). The memory defaults are sized for the 1024 MB worker. */

@@ -32,4 +32,5 @@ export const COLOUR: Record<NotifyEventKind, number> = {
   'image-committed': 0x8250df,
   'image-proposed': 0x8250df,
   'preview-published': 0x0969da,
+  'dead-lettered': 0xcf222e,
 };

@@ -5,7 +5,7 @@ import type { GitHub } from '../github/index.js';
 import type { RegistryAccess } from '../images/index.js';
 import type { ReloadScope, ReloadStrategy } from '../reload/index.js';
 import type { GitSource, TrustedKey } from '../source/index.js';
-import type { Logger } from '../telemetry/index.js';
+import type { Logger, MetricsSink } from '../telemetry/index.js';
 import type { Notifier } from '../notify/index.js';
 import type { KubeObject, SyncProgress } from '../model/index.js';
 
@@ -39,6 +39,8 @@ export interface EngineContext {
   progress?: (p: SyncProgress) => void;
   /** The objects a sync would apply, once placed (namespace, labels) and before the dry-run (`tidegate render`). */
   prepared?: (target: string, objects: ReadonlyArray<{ object: KubeObject; source: string }>) => void;
+  /** Where each sync's outcome, duration and push→applied latency are counted (CloudWatch metrics on Lambda); none locally. */
+  metrics?: Pick<MetricsSink, 'sync'>;
   /** Where notifications go (deploy-time settings: providers and alerts); none: nothing is sent. */
   notifier?: Pick<Notifier, 'notify'>;
   /** Every cluster alias the shell knows (deploy-time settings), so targets removed from tidegate.yaml are found on clusters it no longer names. */

@@ -1,4 +1,4 @@
-import { formatRevision, redactUrl, type SyncResult } from '../model/index.js';
+import { errorMessage, formatRevision, redactUrl, type QueueMessage, type SyncResult } from '../model/index.js';
 import type { NotifyEvent, NotifyEventKind } from '../notify/index.js';
 import { repositoryPage } from '../status/index.js';
 import type { EngineContext } from './context.js';
@@ -44,6 +44,7 @@ export function resultEvent(
     'image-committed': '',
     'image-proposed': '',
     'preview-published': '',
+    'dead-lettered': '',
   };
   const text =
     kind === 'failed'
@@ -69,6 +70,43 @@ export function resultEvent(
       ['health', r.health.status],
     ],
     url: page ? `${page}/commit/${r.revision.sha}` : undefined,
+    at: at.toISOString(),
+  };
+}
+
+/** What a message is about, in a few words (no values). */
+function describeMessage(msg: QueueMessage | undefined): { title: string; target?: string; repo: string } {
+  const repo = msg && 'repo' in msg && typeof msg.repo === 'string' ? redactUrl(msg.repo) : '';
+  if (!msg) return { title: 'a message that is not JSON', repo };
+  switch (msg.type) {
+    case 'sync':
+    case 'remove':
+      return { title: `${msg.type} of ${msg.target} at ${msg.revision.sha.slice(0, 12)}`, target: msg.target, repo };
+    case 'push':
+      return { title: `push of ${msg.sha.slice(0, 12)} to ${msg.ref}`, repo };
+    case 'image':
+      return { title: `image ${msg.registry}/${msg.repository}${msg.tag ? `:${msg.tag}` : ''}`, repo };
+    case 'reload':
+    case 'previews':
+      return { title: `${msg.type} of cluster ${msg.cluster}`, repo };
+    default:
+      return { title: msg.type, repo };
+  }
+}
+
+/**
+ * The notification of a message that failed its last delivery: the queue moves it to the
+ * dead-letter queue, and nothing retries it until an operator redrives it (`tidegate queue --redrive`).
+ */
+export function deadLetterEvent(msg: QueueMessage | undefined, why: unknown, at: Date = new Date()): NotifyEvent {
+  const { title, target, repo } = describeMessage(msg);
+  return {
+    kind: 'dead-lettered',
+    repo,
+    target,
+    title: `${title}: failed on every delivery, moved to the dead-letter queue`,
+    text: `${firstLine(errorMessage(why))}\nSee \`tidegate queue\`; \`tidegate queue --redrive\` retries it once the cause is fixed.`,
+    fields: [['message', msg?.type ?? 'unknown'], ...(target ? ([['target', target]] as Array<[string, string]>) : [])],
     at: at.toISOString(),
   };
 }

@@ -95,6 +95,7 @@ export async function syncCheckout(ctx: EngineContext, req: CheckoutSyncRequest)
         : await connectAndSync(ctx, spec, req);
     if (result.outcome === 'failed' || result.outcome === 'held')
       notReady.set(spec.name, `${spec.name} ${result.outcome}`);
+    if (!req.dryRun) measure(ctx, spec, result, req.triggeredAt);
     results.push(result);
   }
   return results;
@@ -134,6 +135,21 @@ async function blockingDependencies(
     if (why) blocked.push(why);
   }
   return blocked;
+}
+
+/** A sync's outcome, duration and (applied after a push) push→applied latency, to the context's metrics. */
+function measure(ctx: EngineContext, spec: TargetSpec, result: SyncResult, triggeredAt: string | undefined): void {
+  const applied = result.outcome === 'applied' || result.outcome === 'progressing';
+  const since = triggeredAt ? Date.parse(triggeredAt) : NaN;
+  ctx.metrics?.sync({
+    target: spec.name,
+    cluster: spec.cluster,
+    outcome: result.outcome,
+    durationMs: result.durationMs,
+    ...(applied && Number.isFinite(since)
+      ? { latencyMs: Math.max(0, (ctx.now?.() ?? new Date()).getTime() - since) }
+      : {}),
+  });
 }
 
 function notSynced(spec: TargetSpec, revision: Revision, error: string): SyncResult {

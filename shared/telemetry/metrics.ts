@@ -1,0 +1,50 @@
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+
+/** What a sync tells the metrics: its target and cluster, how it ended, how long it took. */
+export interface SyncMeasure {
+  target: string;
+  cluster: string;
+  outcome: string;
+  durationMs: number;
+  /** From the push's webhook to the objects applied (applied and progressing syncs with a push behind them). */
+  latencyMs?: number | undefined;
+}
+
+/** The engine's metrics: CloudWatch metrics in Embedded Metric Format (EMF), one log line each. */
+export interface MetricsSink {
+  /** A sync's outcome (`Syncs<Outcome>`, 1), `SyncDuration` and `PushToAppliedLatency`, per target and per cluster. */
+  sync(m: SyncMeasure): void;
+  /** A count of the function (MessagesFailed, MessagesDeferred, MessagesDeadLettered). */
+  count(name: string, value?: number): void;
+  /** A level of the function at this moment (DeadLetterQueueDepth). */
+  gauge(name: string, value: number): void;
+}
+
+const title = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
+
+/**
+ * Metrics through Powertools: the namespace from POWERTOOLS_METRICS_NAMESPACE (the stack sets
+ * `tidegate-<stage>`), the function as the `service` dimension. Each call is written at once, so
+ * nothing is lost when an invocation ends abruptly.
+ */
+export function powertoolsMetrics(serviceName: string, namespace?: string): MetricsSink {
+  const metrics = new Metrics({ serviceName, ...(namespace ? { namespace } : {}) });
+  const emit = (dimensions: Record<string, string>, add: (m: Metrics) => void): void => {
+    if (Object.keys(dimensions).length > 0) metrics.addDimensions(dimensions);
+    add(metrics);
+    metrics.publishStoredMetrics();
+  };
+  return {
+    sync: (m) => {
+      const add = (x: Metrics): void => {
+        x.addMetric(`Syncs${title(m.outcome)}`, MetricUnit.Count, 1);
+        x.addMetric('SyncDuration', MetricUnit.Milliseconds, m.durationMs);
+        if (m.latencyMs !== undefined) x.addMetric('PushToAppliedLatency', MetricUnit.Milliseconds, m.latencyMs);
+      };
+      emit({ Cluster: m.cluster, Target: m.target }, add);
+      emit({ Cluster: m.cluster }, add);
+    },
+    count: (name, value = 1) => emit({}, (x) => x.addMetric(name, MetricUnit.Count, value)),
+    gauge: (name, value) => emit({}, (x) => x.addMetric(name, MetricUnit.Count, value)),
+  };
+}
