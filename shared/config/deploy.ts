@@ -129,6 +129,12 @@ export const deploySettingsSchema = z
               .optional()
               .describe('GitHub Enterprise: https://<host>/api/v3; github.com needs none'),
             github: z.object({ app: githubApp }).strict().optional().describe('a GitHub App for this repository'),
+            clusterResources: z
+              .array(z.string().regex(/^([a-z0-9.*-]+\/)?[A-Za-z0-9*]+$/, 'Kind or group/Kind, with * globs'))
+              .optional()
+              .describe(
+                "cluster-scoped kinds this repository's targets may apply (Kind or group/Kind, * globs; core kinds have no group); [] = namespaced objects only; left out = every kind",
+              ),
           })
           .strict(),
       )

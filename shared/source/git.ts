@@ -44,6 +44,11 @@ export interface GitSource {
   http?: HttpClient | undefined;
   /** What one checkout may take (deploy-time settings source.*); default: those of this process (localSettings). */
   limits?: SourceLimits | undefined;
+  /**
+   * Keeps this source's cache apart from the same URL's with other credentials: what one fetched
+   * with a token is never served to a fetch without it.
+   */
+  cacheScope?: string | undefined;
 }
 
 /** Basic auth sent with the first request (no unauthenticated round trip first). */
@@ -123,6 +128,8 @@ export async function resolveRevision(src: GitSource, ref: SourceRef = {}): Prom
 }
 
 export const repoKey = (url: string): string => createHash('sha256').update(url).digest('hex').slice(0, 16);
+/** The cache directory name of a source: its URL, and its scope when it has one. */
+const cacheKey = (src: GitSource): string => repoKey(src.cacheScope ? `${src.cacheScope}\n${src.url}` : src.url);
 
 async function hasCommit(gitdir: string, sha: string): Promise<boolean> {
   try {
@@ -247,7 +254,7 @@ const MAX_DEEPEN = 256;
 
 /** The cached bare repository of a source (what checkoutRevision fills). */
 export const cachedGitdir = (src: GitSource, cacheDir: string): string =>
-  join(cacheDir, 'git', repoKey(src.url), 'repo.git');
+  join(cacheDir, 'git', cacheKey(src), 'repo.git');
 
 /**
  * Whether a cached tree is the finished export of this commit, unchanged since: its seal (the
@@ -270,7 +277,7 @@ function sealed(treeDir: string, sha: string): boolean {
  * already in the cache is not fetched again.
  */
 export async function checkoutRevision(src: GitSource, revision: Revision, cacheDir: string): Promise<Checkout> {
-  const base = join(cacheDir, 'git', repoKey(src.url));
+  const base = join(cacheDir, 'git', cacheKey(src));
   const treeDir = join(base, 'trees', revision.sha);
   if (sealed(treeDir, revision.sha)) return { revision, dir: treeDir };
   return exclusive(base, () => fetchAndExport(src, revision, base, treeDir));
@@ -358,7 +365,7 @@ async function fetchAndExport(src: GitSource, revision: Revision, base: string, 
  * deepening brought nothing new).
  */
 export async function deepen(src: GitSource, cacheDir: string, ref: string, depth: number): Promise<boolean> {
-  const base = join(cacheDir, 'git', repoKey(src.url));
+  const base = join(cacheDir, 'git', cacheKey(src));
   const gitdir = join(base, 'repo.git');
   const shallow = () => {
     try {
@@ -419,7 +426,7 @@ export async function fetchTagObject(
       () => false,
     );
   if (!(await have())) {
-    await exclusive(join(cacheDir, 'git', repoKey(src.url)), async () =>
+    await exclusive(join(cacheDir, 'git', cacheKey(src)), async () =>
       meteredFetch(src, gitdir, async (http) =>
         git.fetch({
           fs,

@@ -76,6 +76,8 @@ export interface TargetSyncInput {
   commit?: CommitInfo | undefined;
   /** The repository the target is declared in: a target name is owned by one repository per cluster. */
   repo?: string | undefined;
+  /** The cluster-scoped kinds the repository's targets may apply (deploy-time settings); undefined: every kind. */
+  clusterResources?: readonly string[] | undefined;
   /** A rollback applies a pinned target's revision and pins it there (after it applied). */
   rollback?: { kind: 'rollback' | 'auto-rollback'; by: string; reason: string; forced?: boolean } | undefined;
   /** The target's lease: who takes it, and how long to wait while another writer holds it. */

@@ -7,7 +7,7 @@ import type { ReloadScope, ReloadStrategy } from '../reload/index.js';
 import type { GitSource, TrustedKey } from '../source/index.js';
 import type { Logger, MetricsSink } from '../telemetry/index.js';
 import type { Notifier } from '../notify/index.js';
-import type { KubeObject, SyncProgress } from '../model/index.js';
+import { normaliseRepoUrl, type KubeObject, type SyncProgress } from '../model/index.js';
 
 /** What the engine needs from its shell (Lambda, CLI, tests). */
 export interface EngineContext {
@@ -19,7 +19,7 @@ export interface EngineContext {
   logger?: Logger;
   now?: () => Date;
   /** The GitOps repositories and tracked branches (image automation writes to them). */
-  repositories?: ReadonlyArray<{ url: string; branch: string }>;
+  repositories?: ReadonlyArray<{ url: string; branch: string; clusterResources?: readonly string[] | undefined }>;
   /** The policy floor of a cluster alias (deploy-time settings): gates tidegate.yaml cannot lower. */
   floor?: (cluster: string) => FloorPolicy | undefined;
   /** Trusted signing keys by name (deploy-time settings; TIDEGATE_TRUSTED_KEYS locally); unknown names are left out. */
@@ -51,3 +51,31 @@ export interface EngineContext {
 export function leaseOf(ctx: Pick<EngineContext, 'lease'>): NonNullable<EngineContext['lease']> {
   return ctx.lease ?? { holder: `${userInfo().username}@${hostname()}:${process.pid}`, waitMs: 30_000 };
 }
+
+const ownUrl = (repo: string | undefined, url: string): boolean =>
+  repo === undefined || normaliseRepoUrl(repo) === normaliseRepoUrl(url);
+
+/** The GitHub API of `url` for a target of `repo`: none for another repository's URL (its token is not the target's). */
+export const githubFor = (
+  ctx: Pick<EngineContext, 'github'>,
+  repo: string | undefined,
+  url: string,
+): GitHub | undefined => (ownUrl(repo, url) ? ctx.github?.(url) : undefined);
+
+/**
+ * How a target of `repo` reaches `url`: with the repository's own credentials when it is the
+ * repository itself; any other URL (a target's source.url, a Flux GitRepository) without any, and
+ * with a cache of its own, so a writer of one repository never reads another tracked repository
+ * with that repository's token. A private source needs its own repository entry in the settings.
+ */
+export function sourceFor(ctx: Pick<EngineContext, 'gitSource'>, repo: string | undefined, url: string): GitSource {
+  if (ownUrl(repo, url)) return ctx.gitSource(url);
+  const { token: _token, username: _username, ...rest } = ctx.gitSource(url);
+  return { ...rest, cacheScope: 'anonymous' };
+}
+
+/** The cluster-scoped kinds a repository's targets may apply (deploy-time settings); undefined: every kind. */
+export const clusterResourcesOf = (ctx: Pick<EngineContext, 'repositories'>, repo: string | undefined) =>
+  repo === undefined
+    ? undefined
+    : ctx.repositories?.find((r) => normaliseRepoUrl(r.url) === normaliseRepoUrl(repo))?.clusterResources;

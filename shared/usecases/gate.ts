@@ -1,4 +1,4 @@
-import { cachedGitdir, fetchTagObject, rangeUpTo, verifyRevision } from '../source/index.js';
+import { cachedGitdir, fetchTagObject, rangeUpTo, verifyRevision, type GitSource } from '../source/index.js';
 import type { GatePolicy, TargetSpec, VerifyMode } from '../config/index.js';
 import {
   evaluateGate,
@@ -21,7 +21,7 @@ import {
 import { readTargetState, statesOfRepo, type JudgedFrom, type TargetState } from '../state/index.js';
 import type { TargetGate } from '../sync/index.js';
 import { renderInputs } from '../render/index.js';
-import type { EngineContext } from './context.js';
+import { githubFor, sourceFor, type EngineContext } from './context.js';
 import { CONFIG_FILE, trackedBranch } from './repo-config.js';
 import { judgeCommits, onlyApprovers } from './signoff.js';
 
@@ -87,6 +87,7 @@ async function judgeChange(
     gate: EffectiveGate;
     target: string;
     url: string;
+    repo?: string | undefined;
     branch: string;
     candidate: Revision;
     base: Revision | undefined;
@@ -100,13 +101,14 @@ async function judgeChange(
   const exclude = req.base ? [req.base.sha] : (req.judgedFrom?.exclude ?? []);
   const { range, commits: all } = await judgeCommits(ctx, {
     url: req.url,
+    repo: req.repo,
     branch: req.branch,
     candidate: req.candidate,
     exclude,
     first: req.base ? undefined : req.judgedFrom?.first,
     inputs: req.inputs,
   });
-  const commits = await onlyApprovers(ctx.github?.(req.url), all, req.approvers);
+  const commits = await onlyApprovers(githubFor(ctx, req.repo, req.url), all, req.approvers);
   const verdict = judgeRange({
     gate: req.gate,
     target: req.target,
@@ -170,6 +172,7 @@ function changesToJudge(
     },
     {
       url: spec.source.url ?? req.repo,
+      repo: req.repo,
       branch: revision.ref.replace(/^refs\/heads\//, ''),
       candidate: revision,
       base,
@@ -230,7 +233,9 @@ export function gateOf(ctx: EngineContext, spec: TargetSpec, revision: Revision,
         gate,
         now: ctx.now?.() ?? new Date(),
         unchanged: base?.sha === revision.sha && (sameSource || state.signedOff?.config === req.config.sha),
-        verify: url ? (mode, names) => verifySignatures(ctx, url, revision, mode, names) : undefined,
+        verify: url
+          ? (mode, names) => verifySignatures(ctx, sourceFor(ctx, req.repo, url), revision, mode, names)
+          : undefined,
         range,
       });
       return { ...verdict, ...(first ? { judgedFrom: first } : {}), consumed };
@@ -354,7 +359,7 @@ export async function ownerHold(
 /** The revision's signatures against the named trusted keys; why they are not trusted, or nothing. */
 async function verifySignatures(
   ctx: EngineContext,
-  url: string,
+  src: GitSource,
   revision: Revision,
   mode: VerifyMode,
   names: string[],
@@ -362,7 +367,6 @@ async function verifySignatures(
   const keys = (await ctx.trustedKeys?.(names)) ?? [];
   if (keys.length === 0)
     return `none of the trusted keys ${names.join(', ')} is configured (deploy-time setting trustedKeys)`;
-  const src = ctx.gitSource(url);
   return (
     await verifyRevision(cachedGitdir(src, ctx.settings.cacheDir), revision, mode, keys, (r) =>
       fetchTagObject(src, ctx.settings.cacheDir, r),

@@ -12,7 +12,7 @@ import {
 import { checkoutRevision, commitInfo } from '../source/index.js';
 import { readTargetState, refuseOtherOwner, updateTargetState, withLease } from '../state/index.js';
 import { syncTarget } from '../sync/index.js';
-import { leaseOf, type EngineContext } from './context.js';
+import { clusterResourcesOf, leaseOf, type EngineContext } from './context.js';
 import { headTarget, loadConfig, trackedBranch } from './repo-config.js';
 
 export interface RollbackRequest {
@@ -89,6 +89,7 @@ export async function rollback(ctx: EngineContext, req: RollbackRequest): Promis
     reloadScope: ctx.reload?.scope,
     commit: await commitInfo(src, revision.sha, ctx.settings.cacheDir),
     repo: req.repo,
+    clusterResources: clusterResourcesOf(ctx, req.repo),
     rollback: {
       kind: req.kind ?? 'rollback',
       by: req.by,

@@ -4,7 +4,7 @@ import type { GatePolicy } from '../config/index.js';
 import type { Revision } from '../model/index.js';
 import { commitRange, rangeUpTo, type CommitRange, type RangeCommit } from '../source/index.js';
 import { under } from './affected.js';
-import type { EngineContext } from './context.js';
+import { githubFor, sourceFor, type EngineContext } from './context.js';
 
 /** Whether a user is among named approvers: listed by name, or an active member of a listed team (org/slug). */
 export async function amongApprovers(
@@ -60,6 +60,8 @@ export async function onlyApprovers(
 export interface RangeRequest {
   /** The repository the commits are in, and the branch it tracks (pull requests merged into it, pushes to it). */
   url: string;
+  /** The tracked repository whose target this is: another URL is read without its credentials (sourceFor). */
+  repo?: string | undefined;
   branch: string;
   candidate: Revision;
   exclude: readonly string[];
@@ -238,10 +240,10 @@ async function judgeOne(r: Reader, c: RangeCommit): Promise<JudgedCommit> {
  * the branch) and who may sign it off through the merged pull request that brought it.
  */
 export async function judgeCommits(ctx: EngineContext, req: RangeRequest): Promise<JudgedRange> {
-  const range = await commitRange(ctx.gitSource(req.url), ctx.settings.cacheDir, req.candidate, req.exclude);
+  const range = await commitRange(sourceFor(ctx, req.repo, req.url), ctx.settings.cacheDir, req.candidate, req.exclude);
   const relevant = (c: RangeCommit) =>
     c.sha === req.first || c.paths === undefined || c.paths.some((p) => req.inputs.some((i) => under(p, i)));
-  const github = ctx.github?.(req.url);
+  const github = githubFor(ctx, req.repo, req.url);
   if (!github) return { range, commits: range.commits.map((c) => withoutGitHub(c, relevant(c))) };
   const name = repoName(req.url);
   const facts = new Map<number, Promise<PullRequestFacts>>();

@@ -1,10 +1,17 @@
 import type { KubeClient } from '../cluster/index.js';
 import { orderTargets, type TargetSpec, type TidegateConfig } from '../config/index.js';
-import { TargetNotFoundError, TidegateError, isTidegateError, type Revision, type SyncResult } from '../model/index.js';
+import {
+  TargetNotFoundError,
+  TidegateError,
+  errorMessage,
+  isTidegateError,
+  type Revision,
+  type SyncResult,
+} from '../model/index.js';
 import { checkoutRevision, commitInfo, resolveRevision } from '../source/index.js';
 import { readTargetState } from '../state/index.js';
 import { syncTarget } from '../sync/index.js';
-import { leaseOf, type EngineContext } from './context.js';
+import { clusterResourcesOf, leaseOf, sourceFor, type EngineContext } from './context.js';
 import { gateOf } from './gate.js';
 import { CONFIG_FILE, configAt } from './repo-config.js';
 import { removeTarget, removedTargets } from './remove.js';
@@ -47,8 +54,17 @@ async function targetCheckout(
       'SourceMissing',
       `target ${spec.name} names another ref but the local directory has no repository URL`,
     );
-  const revision = await resolveRevision(ctx.gitSource(url), ref);
-  return { dir: (await checkoutRevision(ctx.gitSource(url), revision, ctx.settings.cacheDir)).dir, revision };
+  const src = sourceFor(ctx, here.repo, url);
+  try {
+    const revision = await resolveRevision(src, ref);
+    return { dir: (await checkoutRevision(src, revision, ctx.settings.cacheDir)).dir, revision };
+  } catch (err) {
+    if (src.cacheScope !== 'anonymous' || !/\b(401|403|404)\b/.test(errorMessage(err))) throw err;
+    throw new TidegateError(
+      'SourceMissing',
+      `target ${spec.name}: ${errorMessage(err)} (a source other than the target's own repository is fetched without credentials: another repository's token is never used for it)`,
+    );
+  }
 }
 
 export interface CheckoutSyncRequest {
@@ -199,8 +215,9 @@ async function syncOne(
     reloadScope: ctx.reload?.scope,
     gate: gateOf(ctx, spec, revision, { repo: req.repo, config: req.revision, dir, configDir: req.dir }),
     repo: req.repo,
+    clusterResources: clusterResourcesOf(ctx, req.repo),
     lease: leaseOf(ctx),
-    ...(url ? { commit: await commitInfo(ctx.gitSource(url), revision.sha, ctx.settings.cacheDir) } : {}),
+    ...(url ? { commit: await commitInfo(sourceFor(ctx, req.repo, url), revision.sha, ctx.settings.cacheDir) } : {}),
     ...(req.dryRun ? { dryRun: true } : {}),
     // A checkout standing in for the tracked branch is a pull request's head: nothing in it was reviewed.
     ...(req.standsFor ? { untrusted: true } : {}),
