@@ -1,9 +1,9 @@
 import type * as EcrSdk from '@aws-sdk/client-ecr';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
-import { awsCall, boundedBody, errorMessage, TidegateError, within } from '../model/index.js';
+import { awsCall, boundedBody, errorMessage, isNetworkFailure, TidegateError, within } from '../model/index.js';
 
 export class RegistryError extends TidegateError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  constructor(message: string, options?: { cause?: unknown; transient?: boolean }) {
     super('RegistryFailed', message, options);
   }
 }
@@ -71,7 +71,8 @@ export class OciClient {
         late
           ? `${new URL(url).host} did not answer within ${REQUEST_TIMEOUT_MS / 1000} s`
           : `cannot reach ${this.host}: ${errorMessage(err)}`,
-        { cause: err },
+        // Refused or unreachable may pass on its own (the message is tried again); one that never answers is not retried.
+        { cause: err, transient: !late && isNetworkFailure(err) },
       );
     });
   }

@@ -34,7 +34,8 @@ export function affectedTargets(
 /**
  * Targets connected by dependsOn (either way, on any cluster): each target's set, named by the set's
  * first target in dependency order. Every sync of a set goes through one message group, so two
- * pushes never run a dependant ahead of its dependency.
+ * pushes never run a dependant ahead of its dependency. The name is a bare target name, unique within
+ * this repository only: the message group adds the repository (messageKeys, queue.ts).
  */
 export function dependencySets(targets: readonly TargetSpec[]): Map<string, string> {
   const byName = new Map(targets.map((t) => [t.name, t]));

@@ -1,22 +1,46 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LeaseBusyError } from '../state/index.js';
-import { errorMessage, type PreviewMessage, type QueueMessage } from '../model/index.js';
+import { errorMessage, normaliseRepoUrl, type PreviewMessage, type QueueMessage } from '../model/index.js';
 
 /** Where triggers put work: SQS FIFO in Lambda (aws/sqs-queue.ts), an in-memory queue locally. */
 export interface Queue {
   send(messages: readonly QueueMessage[]): Promise<void>;
 }
 
-/** SQS FIFO ids are at most 128 characters; longer keys are hashed. */
+const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
+
+/** Characters SQS takes in a message group or deduplication id. */
+const SQS_ID_CHARS = /^[\w!"#$%&'()*+,\-./:;<=>?@[\\\]^`{|}~]+$/;
+
+/**
+ * SQS FIFO ids are at most 128 characters of SQS_ID_CHARS. A key that is not one already becomes
+ * its readable start (other characters as `_`) and a digest of the whole key, so two keys never
+ * end up as one id.
+ */
 const fit = (key: string): string =>
-  key.length <= 128
-    ? key.replace(/[^\w!"#$%&'()*+,\-./:;<=>?@[\\\]^`{|}~]/g, '_')
-    : createHash('sha256').update(key).digest('hex');
+  key.length <= 128 && SQS_ID_CHARS.test(key)
+    ? key
+    : `${key.slice(0, 63).replace(/[^\w!"#$%&'()*+,\-./:;<=>?@[\\\]^`{|}~]/g, '_')}~${sha256(key)}`;
+
+/**
+ * Whose target a key names: a short digest of the repository (normalised, so two spellings of one
+ * URL agree) and, where the message says, the cluster. A target name is unique only within one
+ * repository's tidegate.yaml (and per cluster across repositories), so another repository may use the
+ * same name: without this its syncs would share our target's message group (SQS hands those out one
+ * at a time: its slow syncs would hold ours back) and its deduplication ids could match ours (SQS
+ * would drop ours as a repeat). 96 bits of SHA-256: no URL is found whose digest is another's.
+ */
+const scopeOf = (repo: string, cluster?: string): string => {
+  const parts = cluster === undefined ? [normaliseRepoUrl(repo)] : [normaliseRepoUrl(repo), cluster];
+  return sha256(JSON.stringify(parts)).slice(0, 24);
+};
 
 /**
  * The message group serialises work (one target, one repository, one image at a time);
- * the deduplication id drops repeats of the same work within SQS's five-minute window.
+ * the deduplication id drops repeats of the same work within SQS's five-minute window. Target work
+ * (sync, remove) is keyed by repository as well as name (scopeOf): one repository's messages never
+ * share a group or a deduplication id with another's.
  */
 export function messageKeys(msg: QueueMessage): { group: string; dedup: string } {
   const keys = baseKeys(msg);
@@ -44,15 +68,24 @@ function baseKeys(msg: QueueMessage): { group: string; dedup: string } {
         group: fit(`repo:${msg.repo}`),
         dedup: fit(`${msg.reason}:${msg.repo}@${msg.sha}${bucketOf(msg.bucket)}`),
       };
+    // A sync names no cluster: target names are unique within one repository's tidegate.yaml, and a
+    // dependsOn set (one group for all its syncs) may span clusters. A removal shares the group of
+    // the repository's syncs of that name, so it never overlaps one (a target moved to another
+    // cluster, or declared again); its deduplication id names its cluster, so removals of one name
+    // on two clusters are not dropped as repeats of each other.
     case 'sync':
       return {
-        group: fit(`target:${msg.set ?? msg.target}`),
-        dedup: fit(`sync:${(msg.chain ?? [msg.target]).join(',')}@${msg.revision.sha}${bucketOf(msg.bucket)}`),
+        group: fit(`target:${scopeOf(msg.repo)}:${msg.set ?? msg.target}`),
+        dedup: fit(
+          `sync:${scopeOf(msg.repo)}:${(msg.chain ?? [msg.target]).join(',')}@${msg.revision.sha}${bucketOf(msg.bucket)}`,
+        ),
       };
     case 'remove':
       return {
-        group: fit(`target:${msg.target}`),
-        dedup: fit(`remove:${msg.cluster}/${msg.target}@${msg.revision.sha}${bucketOf(msg.bucket)}`),
+        group: fit(`target:${scopeOf(msg.repo)}:${msg.target}`),
+        dedup: fit(
+          `remove:${scopeOf(msg.repo, msg.cluster)}:${msg.cluster}/${msg.target}@${msg.revision.sha}${bucketOf(msg.bucket)}`,
+        ),
       };
     case 'image':
       return {

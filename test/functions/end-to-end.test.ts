@@ -4,6 +4,7 @@ import { handler as githubWebhook } from '../../functions/github-webhook/handler
 import { handler as scheduledPoll } from '../../functions/scheduled-poll/handler.js';
 import { handler as syncWorker } from '../../functions/sync-worker/handler.js';
 import { readTargetState } from '../../shared/state/index.js';
+import { messageKeys } from '../../shared/usecases/index.js';
 import type { SyncMessage } from '../../shared/model/index.js';
 import { uniqueName } from '../helpers/env.js';
 import { configMap, deployment, gitopsRepo } from '../helpers/engine.js';
@@ -60,9 +61,12 @@ describe('GitHub push → handler → SQS FIFO (moto) → worker → real apiser
     expect(
       syncs.map((r) => [r.attributes.MessageGroupId, (JSON.parse(r.body) as SyncMessage).revision.sha]).sort(),
     ).toEqual([
-      [`target:api-${nsApi}`, first],
-      [`target:web-${nsWeb}`, first],
+      [expect.stringMatching(new RegExp(`^target:[0-9a-f]{24}:api-${nsApi}$`)), first],
+      [expect.stringMatching(new RegExp(`^target:[0-9a-f]{24}:web-${nsWeb}$`)), first],
     ]);
+    // Each target's group is its repository's (messageKeys): another repository's `web` is elsewhere.
+    for (const r of syncs)
+      expect(r.attributes.MessageGroupId).toBe(messageKeys(JSON.parse(r.body) as SyncMessage).group);
     expect(await syncWorker(sqsEvent(syncs), lambdaContext())).toEqual({ batchItemFailures: [] });
     const { client } = repo.engine;
     expect((await client.get('apps/v1', 'Deployment', nsWeb, 'web'))?.['spec']).toMatchObject({ replicas: 1 });
