@@ -50,5 +50,5 @@ export type {
   RemoveMessage,
   SyncMessage,
 } from './messages.js';
-export { isPreviewTarget, previewTarget } from './previews.js';
+export { PREVIEW_LABEL, isPreviewTarget, previewBase, previewTarget } from './previews.js';
 export { boundedBody, within } from './http.js';

@@ -44,6 +44,8 @@ class EmptyRenderError extends TidegateError {
   }
 }
 
+const isNamespaceRef = (ref: ObjectRef): boolean => ref.group === '' && ref.kind === 'Namespace';
+
 /** The source of the Namespace object a sync adds for targetNamespace (not the target's own object). */
 const TARGET_NAMESPACE_SOURCE = 'targetNamespace';
 
@@ -82,8 +84,10 @@ async function existingNamespaces(
 
 /**
  * Objects the plan puts into a namespace a target of another repository created (the Namespace's
- * owner labels): refused, each named. A repository's targets never write into another repository's
- * namespaces, whether or not that repository applied an object of the same name yet.
+ * owner labels; a preview's namespace is its repository's), and a Namespace object re-applying such
+ * a namespace (its labels would make it this target's): refused, each named. A repository's targets
+ * never write into another repository's namespaces, whether or not that repository applied an
+ * object of the same name yet.
  */
 async function refuseForeignNamespaces(
   run: SyncRun,
@@ -94,16 +98,41 @@ async function refuseForeignNamespaces(
   const foreign = foreignRepository(client, spec.name, repo, signal);
   const problems: string[] = [];
   for (const { ref } of desired) {
-    const owner = ref.namespace ? owners.get(ref.namespace) : undefined;
+    const where = ref.namespace || (isNamespaceRef(ref) ? ref.name : undefined);
+    const owner = where ? owners.get(where) : undefined;
     const theirs = await foreign(owner);
     if (theirs)
-      problems.push(
-        `${formatRef(ref)} (namespace ${ref.namespace} was created by target ${owner} of ${redactUrl(theirs)})`,
-      );
+      problems.push(`${formatRef(ref)} (namespace ${where} was created by target ${owner} of ${redactUrl(theirs)})`);
   }
   if (problems.length > 0)
     throw new TargetOwnedElsewhereError(
       `target ${spec.name} would write into another repository's namespace, which no target of another repository does: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? `; and ${problems.length - 5} more` : ''}`,
+    );
+}
+
+/** `group/Kind` of an object (core kinds: `Kind`). */
+const groupKind = (ref: ObjectRef): string => (ref.group ? `${ref.group}/${ref.kind}` : ref.kind);
+
+/**
+ * Cluster-scoped objects the repository may not apply (deploy-time `repositories[].clusterResources`,
+ * as Argo CD's project clusterResourceWhitelist): refused, each named. A ClusterRoleBinding or an
+ * admission policy reaches every namespace, so a repository limited to its namespaces never
+ * applies one. The namespace a target creates for itself is always allowed.
+ */
+function refuseClusterResources(run: SyncRun, desired: ReadonlyArray<{ ref: ObjectRef; source: string }>): void {
+  const allowed = run.input.clusterResources;
+  if (!allowed) return;
+  const patterns = allowed.map((p) => new RegExp(`^${p.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`));
+  const refused = desired.filter(
+    ({ ref, source }) =>
+      !ref.namespace && source !== TARGET_NAMESPACE_SOURCE && !patterns.some((p) => p.test(groupKind(ref))),
+  );
+  if (refused.length > 0)
+    throw new TargetOwnedElsewhereError(
+      `target ${run.input.spec.name} applies cluster-scoped objects its repository may not (deploy-time setting repositories[].clusterResources: ${allowed.length ? allowed.join(', ') : 'none'}): ${refused
+        .slice(0, 5)
+        .map((d) => `${formatRef(d.ref)} (${d.source})`)
+        .join('; ')}${refused.length > 5 ? `; and ${refused.length - 5} more` : ''}`,
     );
 }
 
@@ -200,6 +229,9 @@ export async function planTarget(run: SyncRun, opts: { withholdSecrets?: boolean
   const namespaceNames = namespacesOf(objects, client, placement);
   const created = createdNamespace(spec);
   if (created) namespaceNames.add(created);
+  // A Namespace object of the set: whose namespace it re-applies is read too (refuseForeignNamespaces).
+  for (const { object } of objects)
+    if (object.apiVersion === 'v1' && object.kind === 'Namespace') namespaceNames.add(object.metadata.name);
   const { names: namespaces, owners } = await existingNamespaces(client, namespaceNames, signal);
   const { desired, problems } = prepare(
     [...targetNamespaceObject(spec, namespaces), ...objects],
@@ -208,6 +240,7 @@ export async function planTarget(run: SyncRun, opts: { withholdSecrets?: boolean
     namespaces,
   );
   if (problems.length > 0) throw new ApplyError('plan', problems);
+  refuseClusterResources(run, desired);
   await refuseForeignNamespaces(run, desired, owners);
   run.input.onPrepared?.(spec.name, desired);
   const planOpts: PlanOptions = {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { parseConfig } from '../config/index.js';
-import { isPreviewTarget, previewTarget, type PreviewMessage } from '../model/index.js';
+import { isPreviewTarget, previewBase, previewTarget, type PreviewMessage } from '../model/index.js';
 import { routeGithubEvent } from '../triggers/index.js';
 import { previewSpecOf } from './preview-env.js';
 import { messageKeys } from './queue.js';
@@ -33,6 +33,11 @@ describe('preview names: never a target name, at most 63 characters, distinct', 
   it.each(['web', 'pr-7-web', 'pr-7', 'pr-x.web'])('target name %s is no preview', (name) =>
     expect(isPreviewTarget(name)).toBe(false),
   );
+  it('a preview name reads back as its target; a name previewTarget never gives reads as none', () => {
+    expect(previewBase(previewTarget(7, 'web'))).toBe('web');
+    expect(previewBase('pr-123456.podinfo')).toBe('podinfo');
+    for (const name of ['web', 'pr-7-web', 'pr-07.web', 'pr-x.web', 'pr-7.']) expect(previewBase(name)).toBeUndefined();
+  });
 });
 
 describe('preview settings in tidegate.yaml', () => {

@@ -1,7 +1,8 @@
 import { KubeApiError, type KubeClient } from '../cluster/index.js';
-import { MANAGED_BY_LABEL, prune } from '../apply/index.js';
+import { MANAGED_BY_LABEL, TARGET_LABEL, prune } from '../apply/index.js';
 import { parseDuration, secretSources, type PreviewSpec, type TargetSpec } from '../config/index.js';
 import {
+  PREVIEW_LABEL,
   TidegateError,
   UnknownClusterError,
   errorMessage,
@@ -22,9 +23,6 @@ import {
 import { syncTargetLeased } from '../sync/index.js';
 import { leaseOf, type EngineContext } from './context.js';
 import type { Queue } from './queue.js';
-
-/** Label on a preview's namespace: the preview it belongs to (only such a namespace is ever deleted). */
-export const PREVIEW_LABEL = 'tidegate.dev/preview';
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
@@ -96,7 +94,13 @@ function admit(entries: PreviewEntry[], wanted: PreviewEntry, max: number) {
   };
 }
 
-/** Why the preview's namespace cannot be used, if it cannot: it exists and is not this preview's. Creates it when missing. */
+/**
+ * Why the preview's namespace cannot be used, if it cannot: it exists and is not this preview's.
+ * Creates it when missing. A namespace tidegate created for the preview carries managed-by tidegate
+ * and the preview's label, and no target label; one a target's sync applied always carries that
+ * target's label (whatever labels its manifest set, the preview's too), so a namespace another
+ * repository's target made ahead of a pull request, under the name its preview will get, is refused.
+ */
 async function claimNamespace(
   client: KubeClient,
   namespace: string,
@@ -104,8 +108,12 @@ async function claimNamespace(
   signal: AbortSignal,
 ): Promise<string | undefined> {
   const check = (ns: NonNullable<Awaited<ReturnType<KubeClient['get']>>>): string | undefined => {
-    if (ns.metadata.labels?.[PREVIEW_LABEL] !== preview)
+    const labels = ns.metadata.labels ?? {};
+    if (labels[PREVIEW_LABEL] !== preview)
       return `namespace ${namespace} exists and is not this preview's (no ${PREVIEW_LABEL}=${preview} label): tidegate never previews into a namespace it did not create`;
+    const applier = labels[TARGET_LABEL];
+    if (applier !== undefined || labels[MANAGED_BY_LABEL] !== 'tidegate')
+      return `namespace ${namespace} carries ${PREVIEW_LABEL}=${preview} but tidegate did not create it for this preview (${applier !== undefined ? `target ${applier} applied it` : `it is not labelled ${MANAGED_BY_LABEL}=tidegate`}): tidegate never previews into a namespace it did not create`;
     if (ns.metadata.deletionTimestamp)
       throw new TidegateError('PreviewRefused', `namespace ${namespace} is still being deleted`, { transient: true });
     return undefined;
