@@ -52,7 +52,7 @@ const intrinsic = (tag: string) => ({
   tag: `!${tag}`,
   resolve: (value: unknown) => ({ [tag === 'Ref' ? 'Ref' : `Fn::${tag}`]: value }),
 });
-const customTags: Tags = ['Ref', 'GetAtt', 'Sub', 'Split', 'Join'].flatMap((t) => [
+const customTags: Tags = ['Ref', 'GetAtt', 'Sub', 'Split', 'Join', 'If', 'Not', 'Equals'].flatMap((t) => [
   { ...intrinsic(t), collection: 'seq' as const },
   { ...intrinsic(t), collection: 'map' as const },
   intrinsic(t),
@@ -83,9 +83,13 @@ interface Serverless {
 export const serverlessYml = (): Serverless =>
   parse(readFileSync(join(root, 'serverless.yml'), 'utf8'), { customTags }) as Serverless;
 
+/** A value of serverless.yml with its parameters filled in, the service and the stage (`test`). */
 const param = (value: unknown, params: Record<string, string | number>): unknown =>
   typeof value === 'string'
-    ? value.replace(/\$\{param:(\w+)\}/, (_m, name: string) => String(params[name] ?? ''))
+    ? value
+        .replace(/\$\{param:(\w+)\}/g, (_m, name: string) => String(params[name] ?? ''))
+        .replace(/\$\{self:service\}/g, 'tidegate')
+        .replace(/\$\{sls:stage\}/g, 'test')
     : value;
 
 /** What Lambda gives a function (serverless.yml: per function, else provider, else Lambda's defaults). */
@@ -239,12 +243,16 @@ export interface StartOptions {
   settings: Record<string, unknown>;
   /** The stack's queue (TIDEGATE_QUEUE_URL: !Ref SyncQueue). */
   queueUrl: string;
+  /** The stack's dead-letter queue (TIDEGATE_DEAD_LETTER_QUEUE_URL of the poll: !Ref SyncDeadLetterQueue). */
+  deadLetterQueueUrl?: string;
   /** The AWS endpoint and the credentials of the function's principal. */
   aws: AwsAccess;
   /** kubectl and helm, for the functions serverless.yml gives the kubectl/helm layer. */
   tools: { kubectl: string; helm: string };
   /** Other limits than serverless.yml's (a smaller memory size, a shorter timeout). */
   limits?: Partial<FunctionLimits>;
+  /** Parameters given as `sls deploy --param=name=value` would give them (over serverless.yml's defaults). */
+  params?: Record<string, string>;
 }
 
 /**
@@ -318,7 +326,9 @@ export async function startFunction(dir: string, opts: StartOptions): Promise<La
   };
   for (const [key, value] of Object.entries(fn.environment)) {
     if (key === 'TIDEGATE_QUEUE_URL') env[key] = opts.queueUrl;
-    else if (typeof value === 'string') env[key] = String(param(value, sls.params.default));
+    else if (key === 'TIDEGATE_DEAD_LETTER_QUEUE_URL') {
+      if (opts.deadLetterQueueUrl) env[key] = opts.deadLetterQueueUrl;
+    } else if (typeof value === 'string') env[key] = String(param(value, { ...sls.params.default, ...opts.params }));
   }
   const settingsFile = env['TIDEGATE_SETTINGS_FILE'];
   if (!settingsFile) throw new Error('serverless.yml sets no TIDEGATE_SETTINGS_FILE');

@@ -28,10 +28,12 @@ export default class TidegateSettings {
   /**
    * What cfn-lint warns of in the compiled template, and a validator that treats warnings as errors
    * refuses: the DependsOn entries the framework adds that a Ref or GetAtt of the same resource
-   * already gives (W3005), dropped.
+   * already gives (W3005), dropped; conditions on parameters decided (foldConditions).
    */
   tidy() {
-    const resources = this.serverless.service.provider.compiledCloudFormationTemplate.Resources;
+    const template = this.serverless.service.provider.compiledCloudFormationTemplate;
+    foldConditions(template);
+    const resources = template.Resources;
     const references = (value, found = new Set()) => {
       if (Array.isArray(value)) value.forEach((v) => references(v, found));
       else if (value && typeof value === 'object')
@@ -43,14 +45,18 @@ export default class TidegateSettings {
         }
       return found;
     };
-    // A Fn::Sub left with no variable once parameters are filled in (an ARN given in full): a plain string (cfn-lint W1020).
+    // A Fn::Sub left with no variable once parameters are filled in (an ARN given in full): a plain
+    // string (cfn-lint W1020); the framework's Fn::Join of strings, Refs and GetAtts: a Fn::Sub (I1022).
     const plain = (value) => {
       if (Array.isArray(value)) return value.map(plain);
       if (!value || typeof value !== 'object') return value;
       if (typeof value['Fn::Sub'] === 'string' && !value['Fn::Sub'].includes('${')) return value['Fn::Sub'];
+      const sub = joinAsSub(value['Fn::Join']);
+      if (sub !== undefined) return { 'Fn::Sub': sub };
       return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, plain(v)]));
     };
     for (const resource of Object.values(resources)) resource.Properties &&= plain(resource.Properties);
+    for (const output of Object.values(template.Outputs ?? {})) output.Value &&= plain(output.Value);
     for (const resource of Object.values(resources)) {
       if (!resource.DependsOn) continue;
       const implied = references(resource.Properties ?? {});
@@ -83,4 +89,71 @@ export default class TidegateSettings {
       fail(`the deploy-time settings are not packaged:\n${String(err.stderr || err.message).trim()}`);
     }
   }
+}
+
+const NONE = Symbol('AWS::NoValue');
+
+/**
+ * Conditions that compare literals (the stack's parameters are filled in when it is packaged)
+ * decided here: resources and Fn::If branches they switch off are left out, as CloudFormation would
+ * leave them out, so the template holds only what is deployed (cfn-lint: W8003, and no checks of
+ * values a switched-off branch holds).
+ */
+function foldConditions(template) {
+  const decide = (c) => {
+    if (Array.isArray(c?.['Fn::Equals'])) {
+      const [a, b] = c['Fn::Equals'];
+      return typeof a === 'string' && typeof b === 'string' ? a === b : undefined;
+    }
+    if (Array.isArray(c?.['Fn::Not'])) {
+      const v = decide(c['Fn::Not'][0]);
+      return v === undefined ? undefined : !v;
+    }
+    return undefined;
+  };
+  const decided = new Map();
+  for (const [name, c] of Object.entries(template.Conditions ?? {})) {
+    const v = decide(c);
+    if (v !== undefined) decided.set(name, v);
+  }
+  if (decided.size === 0) return;
+  const fold = (value) => {
+    if (Array.isArray(value)) return value.map(fold).filter((v) => v !== NONE);
+    if (!value || typeof value !== 'object') return value;
+    const branch = value['Fn::If'];
+    if (Array.isArray(branch) && decided.has(branch[0])) return fold(branch[decided.get(branch[0]) ? 1 : 2]);
+    if (value.Ref === 'AWS::NoValue') return NONE;
+    const out = {};
+    for (const [k, v] of Object.entries(value)) {
+      const folded = fold(v);
+      if (folded !== NONE) out[k] = folded;
+    }
+    return out;
+  };
+  for (const section of ['Resources', 'Outputs'])
+    for (const [name, item] of Object.entries(template[section] ?? {})) {
+      if (item.Condition && decided.has(item.Condition)) {
+        if (!decided.get(item.Condition)) {
+          delete template[section][name];
+          continue;
+        }
+        delete item.Condition;
+      }
+      template[section][name] = fold(item);
+    }
+  for (const name of decided.keys()) delete template.Conditions[name];
+  if (Object.keys(template.Conditions).length === 0) delete template.Conditions;
+}
+
+/** A Fn::Join with an empty delimiter of strings, Refs and GetAtts, as a Fn::Sub string; undefined for any other. */
+function joinAsSub(join) {
+  if (!Array.isArray(join) || join[0] !== '' || !Array.isArray(join[1])) return undefined;
+  let out = '';
+  for (const part of join[1]) {
+    if (typeof part === 'string' && !part.includes('${')) out += part;
+    else if (typeof part?.Ref === 'string') out += `\${${part.Ref}}`;
+    else if (Array.isArray(part?.['Fn::GetAtt'])) out += `\${${part['Fn::GetAtt'].join('.')}}`;
+    else return undefined;
+  }
+  return out;
 }

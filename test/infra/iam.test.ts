@@ -75,6 +75,7 @@ describe('IAM enforced: each function with only its own role', () => {
   let moto: Moto;
   let template: Template;
   let queueUrl = '';
+  let deadLetterUrl = '';
   let admin: { endpoint: string; region: string; credentials: Moto['credentials'] };
   const keys = new Map<string, Moto['credentials']>();
   const running: LambdaFunction[] = [];
@@ -99,6 +100,15 @@ describe('IAM enforced: each function with only its own role', () => {
     const queueArn =
       (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] })))
         .Attributes?.['QueueArn'] ?? '';
+    deadLetterUrl =
+      (
+        await sqs.send(
+          new CreateQueueCommand({ QueueName: `${uniqueName('iam-dlq')}.fifo`, Attributes: { FifoQueue: 'true' } }),
+        )
+      ).QueueUrl ?? '';
+    const deadLetterArn =
+      (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: deadLetterUrl, AttributeNames: ['QueueArn'] })))
+        .Attributes?.['QueueArn'] ?? '';
     const secrets = new SecretsManagerClient(admin);
     const { kube } = testEnv();
     for (const [name, value] of [
@@ -117,7 +127,7 @@ describe('IAM enforced: each function with only its own role', () => {
         template,
         fn,
         { region: moto.region, accountId: '123456789012' },
-        { 'SyncQueue.Arn': queueArn },
+        { 'SyncQueue.Arn': queueArn, 'SyncDeadLetterQueue.Arn': deadLetterArn },
       ).entries())
         await iam.send(
           new PutUserPolicyCommand({
@@ -171,6 +181,7 @@ describe('IAM enforced: each function with only its own role', () => {
     const f = await startFunction(fn, {
       settings: { ...settings(), ...overrides },
       queueUrl,
+      deadLetterQueueUrl: deadLetterUrl,
       aws: { endpoint: moto.endpoint, region: moto.region, credentials: keys.get(fn) ?? moto.credentials },
     });
     running.push(f);
@@ -247,6 +258,9 @@ describe('IAM enforced: each function with only its own role', () => {
     };
     expect(await ecrEvent?.invoke(ecrPush)).toEqual({ queued: true });
     expect(await poll?.invoke({})).toEqual({ queued: 3 }); // the branch head, a reload pass and a previews sweep
+    // With its own role it read the dead-letter queue's depth, and published it.
+    expect(poll?.output()).not.toMatch(/dead-letter queue not read/);
+    expect(poll?.output()).toMatch(/"DeadLetterQueueDepth":0\b/);
     expect(await depth()).toBeGreaterThanOrEqual(4);
 
     for (let i = 0; i < 8 && (await depth()) > 0; i++) {
