@@ -8,7 +8,7 @@ import {
   type Revision,
   type SyncResult,
 } from '../model/index.js';
-import { checkoutRevision, commitInfo, resolveRevision } from '../source/index.js';
+import { checkoutRevision, commitInfo, resolveRevision, type GitSource } from '../source/index.js';
 import { readTargetState } from '../state/index.js';
 import { syncTarget } from '../sync/index.js';
 import { clusterResourcesOf, leaseOf, sourceFor, type EngineContext } from './context.js';
@@ -54,7 +54,16 @@ async function targetCheckout(
       'SourceMissing',
       `target ${spec.name} names another ref but the local directory has no repository URL`,
     );
-  const src = sourceFor(ctx, here.repo, url);
+  return fetchSource(ctx, spec, sourceFor(ctx, here.repo, url), ref);
+}
+
+/** A target's own source fetched; one fetched without credentials that is refused says why it had none. */
+async function fetchSource(
+  ctx: EngineContext,
+  spec: TargetSpec,
+  src: GitSource,
+  ref: TargetSpec['source']['ref'] & object,
+): Promise<{ dir: string; revision: Revision }> {
   try {
     const revision = await resolveRevision(src, ref);
     return { dir: (await checkoutRevision(src, revision, ctx.settings.cacheDir)).dir, revision };
