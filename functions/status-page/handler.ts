@@ -9,7 +9,7 @@ export const handler = lambdaHandler(
   async (event: APIGatewayProxyEventV2, rt): Promise<APIGatewayProxyStructuredResultV2> => {
     const res = await serveStatusPage(fromApiGateway(event), {
       secret: await rt.secret('statusSecret'),
-      ctx: { connect: rt.connect },
+      ctx: { connect: rt.viewer },
       clusters: Object.keys(rt.settings.clusters),
     });
     rt.logger.info('status page', { status: res.status, reason: res.body.message });

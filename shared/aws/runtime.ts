@@ -33,8 +33,10 @@ export interface Runtime {
   secrets: SecretStore;
   /** A webhook secret of the deploy-time settings, read on first use; undefined when it is not configured. */
   secret(name: 'webhookSecret' | 'registrySecret' | 'statusSecret'): Promise<string | undefined>;
-  /** A client for a cluster alias, without reading any repository token (the status page). */
+  /** A client for a cluster alias, without reading any repository token. */
   connect(alias: string): Promise<KubeClient>;
+  /** A view-only client for a cluster alias (the status page): another account's cluster through its statusRoleArn. */
+  viewer(alias: string): Promise<KubeClient>;
   logger: Logger & { powertools: ReturnType<typeof powertoolsLogger>['powertools'] };
   /** CloudWatch metrics of this function (EMF in its log; the stack names the namespace). */
   metrics: MetricsSink;
@@ -71,8 +73,10 @@ export async function createRuntime(service: string, env: NodeJS.ProcessEnv = pr
   const metrics = powertoolsMetrics(service, env['POWERTOOLS_METRICS_NAMESPACE'] ?? 'tidegate');
   let git: Promise<GitAccess> | undefined;
   const clusters = clusterAccess(settings, secrets, logger, endpoint);
+  let viewers: ReturnType<typeof clusterAccess> | undefined;
   return {
     connect: clusters.connect,
+    viewer: (alias) => (viewers ??= clusterAccess(settings, secrets, logger, endpoint, { viewOnly: true })).connect(alias),
     settings,
     queue: new SqsQueue((sdk) => new sdk.SQSClient(aws), settings.queueUrl),
     secrets,
@@ -98,12 +102,29 @@ export async function createRuntime(service: string, env: NodeJS.ProcessEnv = pr
   };
 }
 
+type EksSettings = Extract<DeploySettings['clusters'][string], { eks: unknown }>['eks'];
+
+/**
+ * How the status page reaches an EKS cluster: as itself in its own account, through the view-only
+ * role of another account (statusRoleArn), never through the worker's role there.
+ */
+function viewOnly(alias: string, eks: EksSettings): EksSettings {
+  if (!eks.roleArn) return eks;
+  if (!eks.statusRoleArn)
+    throw new TidegateError(
+      'SettingsInvalid',
+      `cluster ${alias} is in another account (eks.roleArn): the status page reads it through clusters.${alias}.eks.statusRoleArn (infra/cluster-access-role.yml StatusRoleArn), which is not set`,
+    );
+  return { ...eks, roleArn: eks.statusRoleArn };
+}
+
 /** Clusters of the settings, connected on first use (one client per alias for the life of the container). */
 function clusterAccess(
   settings: DeploySettings,
   secrets: SecretStore,
   logger: Logger,
   endpoint: string | undefined,
+  opts: { viewOnly?: boolean } = {},
 ): { connect(alias: string): Promise<KubeClient>; credentials: AwsCredentialIdentityProvider } {
   // Credentials for signing EKS tokens and calling ECR: the default chain, loaded on first use.
   let chain: Promise<AwsCredentialIdentityProvider> | undefined;
@@ -116,7 +137,10 @@ function clusterAccess(
   const open = async (alias: string): Promise<KubeClient> => {
     const cluster = settings.clusters[alias];
     if (!cluster) throw new UnknownClusterError(alias, Object.keys(settings.clusters));
-    if ('eks' in cluster) return new KubeClient(await eks.auth(cluster.eks), () => eks.token(cluster.eks), { logger });
+    if ('eks' in cluster) {
+      const ref = opts.viewOnly ? viewOnly(alias, cluster.eks) : cluster.eks;
+      return new KubeClient(await eks.auth(ref), () => eks.token(ref), { logger });
+    }
     const token = await secrets.get(cluster.token);
     const caPem = Buffer.from(cluster.caData, 'base64').toString('utf8');
     return new KubeClient(new EndpointAuth({ server: cluster.server, caPem, token }), undefined, { logger });

@@ -157,6 +157,13 @@ export const deploySettingsSchema = z
                   .regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/, 'an IAM role ARN')
                   .optional()
                   .describe('a role to assume first: a cluster in another account (serverless.yml clusterRoleArns)'),
+                statusRoleArn: z
+                  .string()
+                  .regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/, 'an IAM role ARN')
+                  .optional()
+                  .describe(
+                    "the status page's view-only role for a cluster in another account (infra/cluster-access-role.yml StatusRoleArn output)",
+                  ),
                 externalId: z.string().min(2).optional(),
                 sessionName: z
                   .string()

@@ -20,6 +20,7 @@ import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { startMoto, type Moto } from '../../devenv/index.js';
+import { createRuntime } from '../../shared/aws/runtime.js';
 import { EksAuth } from '../../shared/cluster/eks.js';
 import { errorMessage } from '../../shared/model/index.js';
 import { signStatusLink } from '../../shared/triggers/index.js';
@@ -317,7 +318,7 @@ describe('IAM enforced: each function with only its own role', () => {
       ],
     });
     // The role infra/cluster-access-role.yml creates in the cluster's account (here, moto's one account).
-    for (const RoleName of ['tidegate-cluster-access', 'some-other-role']) {
+    for (const RoleName of ['tidegate-access-remote', 'some-other-role']) {
       await iam.send(new CreateRoleCommand({ RoleName, AssumeRolePolicyDocument: trust }));
       await iam.send(
         new PutRolePolicyCommand({
@@ -342,7 +343,7 @@ describe('IAM enforced: each function with only its own role', () => {
     const ref = {
       name,
       region: moto.region,
-      roleArn: 'arn:aws:iam::123456789012:role/tidegate-cluster-access',
+      roleArn: 'arn:aws:iam::123456789012:role/tidegate-access-remote',
       sessionName: 'tidegate-test',
     };
     expect((await worker.describe(ref)).endpoint).toMatch(/^https:/);
@@ -358,13 +359,73 @@ describe('IAM enforced: each function with only its own role', () => {
     const identity = await new STSClient({ endpoint: moto.endpoint, region: moto.region, credentials: assumed }).send(
       new GetCallerIdentityCommand({}),
     );
-    expect(identity.Arn).toBe('arn:aws:sts::123456789012:assumed-role/tidegate-cluster-access/tidegate-test');
+    expect(identity.Arn).toBe('arn:aws:sts::123456789012:assumed-role/tidegate-access-remote/tidegate-test');
 
     const denied = await worker
       .describe({ ...ref, roleArn: 'arn:aws:iam::123456789012:role/some-other-role' })
       .then(() => 'described', errorMessage);
     expect(denied).toMatch(
       /^cannot assume role arn:aws:iam::123456789012:role\/some-other-role for EKS cluster remote-\w+ \(sts:AssumeRole, HTTP 403\)/,
+    );
+  });
+  it("a cluster in another account, read by the status page: it assumes the view-only role statusRoleArn names (granted by statusClusterRoleArns), never the worker's role there", async () => {
+    const iam = new IAMClient({ ...admin, region: 'us-east-1' });
+    const trusting = (user: string) =>
+      JSON.stringify({
+        Version: '2012-10-17',
+        Statement: [
+          { Effect: 'Allow', Principal: { AWS: `arn:aws:iam::123456789012:user/${user}` }, Action: 'sts:AssumeRole' },
+        ],
+      });
+    // As infra/cluster-access-role.yml with StatusRoleArn: the page's own role there, and the worker's.
+    for (const [RoleName, user] of [
+      ['tidegate-status-remote2', 'fn-status-page'],
+      ['tidegate-access-remote2', 'fn-status-page'], // even if the worker's role trusted the page, its policy may not assume it
+    ] as const) {
+      await iam.send(new CreateRoleCommand({ RoleName, AssumeRolePolicyDocument: trusting(user) }));
+      await iam.send(
+        new PutRolePolicyCommand({
+          RoleName,
+          PolicyName: 'describe',
+          PolicyDocument: JSON.stringify({
+            Version: '2012-10-17',
+            Statement: [{ Effect: 'Allow', Action: 'eks:DescribeCluster', Resource: '*' }],
+          }),
+        }),
+      );
+    }
+    const name = uniqueName('remote2');
+    await new EKSClient({ endpoint: moto.endpoint, region: moto.region, credentials: moto.credentials }).send(
+      new CreateClusterCommand({ name, roleArn: 'arn:aws:iam::123456789012:role/eks', resourcesVpcConfig: {} }),
+    );
+    const page = new EksAuth({
+      credentials: keys.get('status-page') ?? moto.credentials,
+      eksEndpoint: moto.endpoint,
+      stsEndpoint: moto.endpoint,
+    });
+    const ref = { name, region: moto.region, sessionName: 'tidegate-status' };
+    expect(
+      (await page.describe({ ...ref, roleArn: 'arn:aws:iam::123456789012:role/tidegate-status-remote2' })).endpoint,
+    ).toMatch(/^https:/);
+    expect(
+      await page
+        .describe({ ...ref, roleArn: 'arn:aws:iam::123456789012:role/tidegate-access-remote2' })
+        .then(() => 'described', errorMessage),
+    ).toMatch(
+      /cannot assume role arn:aws:iam::123456789012:role\/tidegate-access-remote2 .*\(sts:AssumeRole, HTTP 403\)/,
+    );
+    // The page's runtime never falls back to the worker's role: a cluster of another account without statusRoleArn is refused.
+    const rt = await createRuntime('tidegate-status-page', {
+      AWS_ENDPOINT_URL: moto.endpoint,
+      AWS_REGION: moto.region,
+      TIDEGATE_QUEUE_URL: queueUrl,
+      TIDEGATE_SETTINGS: JSON.stringify({
+        repositories: [{ url: repo.url }],
+        clusters: { remote: { eks: { ...ref, roleArn: 'arn:aws:iam::123456789012:role/tidegate-access-remote2' } } },
+      }),
+    });
+    await expect(rt.viewer('remote')).rejects.toThrow(
+      /cluster remote is in another account \(eks\.roleArn\): the status page reads it through clusters\.remote\.eks\.statusRoleArn/,
     );
   });
   it('the status page reads its link secret and the cluster with its own role; the worker reads the notification URL and key from its secrets and delivers', async () => {
