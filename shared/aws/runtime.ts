@@ -76,7 +76,8 @@ export async function createRuntime(service: string, env: NodeJS.ProcessEnv = pr
   let viewers: ReturnType<typeof clusterAccess> | undefined;
   return {
     connect: clusters.connect,
-    viewer: (alias) => (viewers ??= clusterAccess(settings, secrets, logger, endpoint, { viewOnly: true })).connect(alias),
+    viewer: (alias) =>
+      (viewers ??= clusterAccess(settings, secrets, logger, endpoint, { viewOnly: true })).connect(alias),
     settings,
     queue: new SqsQueue((sdk) => new sdk.SQSClient(aws), settings.queueUrl),
     secrets,
