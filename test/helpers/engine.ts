@@ -88,3 +88,17 @@ spec:
         - name: podinfo
           image: ${image} # {"$imagepolicy": "${marker}"}
 ${unmarkedCopy ? `          # the same image unmarked stays: ${image}\n` : ''}`;
+
+/** A tidegate.yaml of one target on the test cluster, named as the namespace it creates, its files under `path`. */
+export const oneTarget = (namespace: string, path: string, extra: Record<string, unknown> = {}): string =>
+  stringify({
+    targets: [{ name: namespace, cluster: 'test', path, targetNamespace: namespace, wait: false, ...extra }],
+  });
+
+/** A Secret manifest with string data. */
+export const secret = (name: string, stringData: Record<string, string>): KubeObject => ({
+  apiVersion: 'v1',
+  kind: 'Secret',
+  metadata: { name },
+  stringData,
+});

@@ -304,37 +304,39 @@ describe('IAM enforced: each function with only its own role', () => {
       expect(await describe(fn)).toMatch(/cannot describe EKS cluster prod .*\(eks:DescribeCluster, HTTP 403\)/);
   });
 
-  it('a cluster in another account: the worker assumes the role the cluster names (granted by clusterRoleArns), describes the cluster and signs its token as that role; a role not granted is denied, naming the action', async () => {
+  /** An EKS cluster of "another account" and its roles, each trusting one function's principal and allowed to describe it. */
+  const remoteCluster = async (prefix: string, roles: ReadonlyArray<readonly [string, string]>): Promise<string> => {
     const iam = new IAMClient({ ...admin, region: 'us-east-1' });
-    const trust = JSON.stringify({
-      Version: '2012-10-17',
-      // Moto checks the trust policy: it names the worker (here its IAM user, standing in for the function role).
-      Statement: [
-        {
-          Effect: 'Allow',
-          Principal: { AWS: 'arn:aws:iam::123456789012:user/fn-sync-worker' },
-          Action: 'sts:AssumeRole',
-        },
-      ],
-    });
-    // The role infra/cluster-access-role.yml creates in the cluster's account (here, moto's one account).
-    for (const RoleName of ['tidegate-access-remote', 'some-other-role']) {
-      await iam.send(new CreateRoleCommand({ RoleName, AssumeRolePolicyDocument: trust }));
+    for (const [RoleName, user] of roles) {
+      const trust = {
+        Version: '2012-10-17',
+        Statement: [
+          { Effect: 'Allow', Principal: { AWS: `arn:aws:iam::123456789012:user/${user}` }, Action: 'sts:AssumeRole' },
+        ],
+      };
+      await iam.send(new CreateRoleCommand({ RoleName, AssumeRolePolicyDocument: JSON.stringify(trust) }));
+      const describe = {
+        Version: '2012-10-17',
+        Statement: [{ Effect: 'Allow', Action: 'eks:DescribeCluster', Resource: '*' }],
+      };
       await iam.send(
-        new PutRolePolicyCommand({
-          RoleName,
-          PolicyName: 'describe',
-          PolicyDocument: JSON.stringify({
-            Version: '2012-10-17',
-            Statement: [{ Effect: 'Allow', Action: 'eks:DescribeCluster', Resource: '*' }],
-          }),
-        }),
+        new PutRolePolicyCommand({ RoleName, PolicyName: 'describe', PolicyDocument: JSON.stringify(describe) }),
       );
     }
-    const name = uniqueName('remote');
+    const name = uniqueName(prefix);
     await new EKSClient({ endpoint: moto.endpoint, region: moto.region, credentials: moto.credentials }).send(
       new CreateClusterCommand({ name, roleArn: 'arn:aws:iam::123456789012:role/eks', resourcesVpcConfig: {} }),
     );
+    return name;
+  };
+
+  it('a cluster in another account: the worker assumes the role the cluster names (granted by clusterRoleArns), describes the cluster and signs its token as that role; a role not granted is denied, naming the action', async () => {
+    // The role infra/cluster-access-role.yml creates in the cluster's account (here, moto's one
+    // account), trusting the worker (here its IAM user, standing in for the function role).
+    const name = await remoteCluster('remote', [
+      ['tidegate-access-remote', 'fn-sync-worker'],
+      ['some-other-role', 'fn-sync-worker'],
+    ]);
     const worker = new EksAuth({
       credentials: keys.get('sync-worker') ?? moto.credentials,
       eksEndpoint: moto.endpoint,
@@ -369,35 +371,12 @@ describe('IAM enforced: each function with only its own role', () => {
     );
   });
   it("a cluster in another account, read by the status page: it assumes the view-only role statusRoleArn names (granted by statusClusterRoleArns), never the worker's role there", async () => {
-    const iam = new IAMClient({ ...admin, region: 'us-east-1' });
-    const trusting = (user: string) =>
-      JSON.stringify({
-        Version: '2012-10-17',
-        Statement: [
-          { Effect: 'Allow', Principal: { AWS: `arn:aws:iam::123456789012:user/${user}` }, Action: 'sts:AssumeRole' },
-        ],
-      });
-    // As infra/cluster-access-role.yml with StatusRoleArn: the page's own role there, and the worker's.
-    for (const [RoleName, user] of [
+    // As infra/cluster-access-role.yml with StatusRoleArn: the page's own role there, and the worker's
+    // (even if the worker's role trusted the page, the page's policy may not assume it).
+    const name = await remoteCluster('remote2', [
       ['tidegate-status-remote2', 'fn-status-page'],
-      ['tidegate-access-remote2', 'fn-status-page'], // even if the worker's role trusted the page, its policy may not assume it
-    ] as const) {
-      await iam.send(new CreateRoleCommand({ RoleName, AssumeRolePolicyDocument: trusting(user) }));
-      await iam.send(
-        new PutRolePolicyCommand({
-          RoleName,
-          PolicyName: 'describe',
-          PolicyDocument: JSON.stringify({
-            Version: '2012-10-17',
-            Statement: [{ Effect: 'Allow', Action: 'eks:DescribeCluster', Resource: '*' }],
-          }),
-        }),
-      );
-    }
-    const name = uniqueName('remote2');
-    await new EKSClient({ endpoint: moto.endpoint, region: moto.region, credentials: moto.credentials }).send(
-      new CreateClusterCommand({ name, roleArn: 'arn:aws:iam::123456789012:role/eks', resourcesVpcConfig: {} }),
-    );
+      ['tidegate-access-remote2', 'fn-status-page'],
+    ]);
     const page = new EksAuth({
       credentials: keys.get('status-page') ?? moto.credentials,
       eksEndpoint: moto.endpoint,

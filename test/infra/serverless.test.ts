@@ -191,6 +191,49 @@ describe('serverless package (osls, offline) → CloudFormation', () => {
     expect(report.trim()).toBe('');
   });
 
+  it('opt-in parameters: tracing Active gives every function X-Ray and its role the X-Ray policy; kmsKeyArns gives kms:Decrypt through Secrets Manager and SSM to the roles reading secrets; off, neither is in the template', async () => {
+    const key = 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+    const { template: on, dir } = await packageStack(EXAMPLE_SETTINGS, [
+      '--param=tracing=Active',
+      `--param=kmsKeyArns=${key}`,
+    ]);
+    const roles = (t: Template) => Object.entries(t.Resources).filter(([, r]) => r.Type === 'AWS::IAM::Role');
+    const functions = (t: Template) => Object.values(t.Resources).filter((r) => r.Type === 'AWS::Lambda::Function');
+    expect(functions(on).map((f) => f.Properties['TracingConfig'])).toEqual(Array(6).fill({ Mode: 'Active' }));
+    for (const [name, role] of roles(on))
+      expect(role.Properties['ManagedPolicyArns'], name).toEqual([
+        { 'Fn::Sub': 'arn:${AWS::Partition}:iam::aws:policy/AWSXRayDaemonWriteAccess' },
+      ]);
+    const decrypting = roles(on)
+      .filter(([, r]) => JSON.stringify(r.Properties['Policies']).includes('kms:Decrypt'))
+      .map(([name]) => name)
+      .sort();
+    expect(decrypting).toEqual([
+      'GithubWebhookRole',
+      'RegistryWebhookRole',
+      'ScheduledPollRole',
+      'StatusPageRole',
+      'SyncWorkerRole',
+    ]);
+    expect(JSON.stringify(on.Resources['SyncWorkerRole']?.Properties['Policies'])).toContain(key);
+    expect(functions(template).map((f) => f.Properties['TracingConfig'])).toEqual(
+      Array(6).fill({ Mode: 'PassThrough' }),
+    );
+    expect(JSON.stringify(template)).not.toMatch(/kms:Decrypt|AWSXRayDaemonWriteAccess|Fn::If|"Conditions"/);
+    // Both are clean for cfn-lint too.
+    const lint = join(motoVenvDir(), 'bin', 'cfn-lint');
+    const report = await run(lint, [
+      '--format',
+      'parseable',
+      '--include-checks',
+      'I',
+      '--non-zero-exit-code',
+      'none',
+      join(dir, 'cloudformation-template-update-stack.json'),
+    ]);
+    expect(report.trim()).toBe('');
+  });
+
   it.each([
     ['missing', undefined, /settings\.json does not exist: write the deploy-time settings there/],
     [

@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
 import type { KubeObject } from '../../shared/model/index.js';
 import { uniqueName } from '../helpers/env.js';
-import { configMap, gitopsRepo, yamlDocs } from '../helpers/engine.js';
+import { configMap, gitopsRepo, oneTarget, secret, yamlDocs } from '../helpers/engine.js';
 import { kubeRequest } from '../helpers/previews.js';
 
 /**
@@ -33,15 +32,8 @@ describe('a repository limited to namespaced objects applies no cluster-scoped o
     const nsA = uniqueName('r3cs-a');
     const nsB = uniqueName('r3cs-b');
     await a.commit({
-      'tidegate.yaml': stringify({
-        targets: [{ name: nsA, cluster: 'test', path: 'apps', targetNamespace: nsA, wait: false }],
-      }),
-      'apps/secret.yaml': yamlDocs({
-        apiVersion: 'v1',
-        kind: 'Secret',
-        metadata: { name: 'db' },
-        stringData: { password: 'a-private-password' },
-      }),
+      'tidegate.yaml': oneTarget(nsA, 'apps'),
+      'apps/secret.yaml': yamlDocs(secret('db', { password: 'a-private-password' })),
     });
     expect((await a.sync(nsA))[0]?.outcome).toBe('applied');
     const sa = `system:serviceaccount:${nsB}:reader`;
@@ -49,9 +41,7 @@ describe('a repository limited to namespaced objects applies no cluster-scoped o
     expect((await readA()).status).toBe(403);
 
     await b.commit({
-      'tidegate.yaml': stringify({
-        targets: [{ name: nsB, cluster: 'test', path: 'b', targetNamespace: nsB, wait: false }],
-      }),
+      'tidegate.yaml': oneTarget(nsB, 'b'),
       'b/rbac.yaml': yamlDocs([
         { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'reader' } },
         {
@@ -88,17 +78,13 @@ describe('a repository limited to namespaced objects applies no cluster-scoped o
     const nsA = uniqueName('r3vap-a');
     const nsB = uniqueName('r3vap-b');
     await a.commit({
-      'tidegate.yaml': stringify({
-        targets: [{ name: nsA, cluster: 'test', path: 'apps', targetNamespace: nsA, wait: false }],
-      }),
+      'tidegate.yaml': oneTarget(nsA, 'apps'),
       'apps/cm.yaml': yamlDocs(configMap('settings', { v: '1' })),
     });
     expect((await a.sync(nsA))[0]?.outcome).toBe('applied');
 
     await b.commit({
-      'tidegate.yaml': stringify({
-        targets: [{ name: nsB, cluster: 'test', path: 'b', targetNamespace: nsB, wait: false }],
-      }),
+      'tidegate.yaml': oneTarget(nsB, 'b'),
       'b/own.yaml': yamlDocs(configMap('own', { v: '1' })),
       'b/policy.yaml': yamlDocs([
         {

@@ -2,12 +2,11 @@ import { symlinkSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
 import { SqsQueue } from '../../shared/aws/sqs-queue.js';
 import { readTargetState } from '../../shared/state/index.js';
 import type { QueueMessage } from '../../shared/model/index.js';
 import { uniqueName } from '../helpers/env.js';
-import { configMap, gitopsRepo, testEngine, yamlDocs } from '../helpers/engine.js';
+import { configMap, gitopsRepo, oneTarget, testEngine, yamlDocs } from '../helpers/engine.js';
 import { awsConfig, createFifoQueue, deliverBatch, testClusterSetting } from '../helpers/lambda.js';
 import { startFunction, type LambdaFunction } from '../helpers/lambda-runtime.js';
 
@@ -54,9 +53,7 @@ describe('a tidegate.yaml (or Flux layout file) that is a link to /dev/zero', ()
 
   async function check(attacker: typeof b, link: string) {
     const shaA = await a.commit({
-      'tidegate.yaml': stringify({
-        targets: [{ name: nsA, cluster: 'test', path: 'apps', targetNamespace: nsA, wait: false }],
-      }),
+      'tidegate.yaml': oneTarget(nsA, 'apps'),
       'apps/cm.yaml': yamlDocs(configMap('a', { v: String(Date.now()) })),
     });
     mkdirSync(join(attacker.ws.dir, link, '..'), { recursive: true });

@@ -10,7 +10,7 @@ import { SqsQueue } from '../../shared/aws/sqs-queue.js';
 import { readTargetState } from '../../shared/state/index.js';
 import type { QueueMessage } from '../../shared/model/index.js';
 import { testEnv, uniqueName } from '../helpers/env.js';
-import { configMap, gitopsRepo, markedDeployment, testEngine, yamlDocs } from '../helpers/engine.js';
+import { configMap, gitopsRepo, markedDeployment, oneTarget, testEngine, yamlDocs } from '../helpers/engine.js';
 import { awsConfig, createFifoQueue, deliverBatch, testClusterSetting } from '../helpers/lambda.js';
 import { startFunction, type LambdaFunction } from '../helpers/lambda-runtime.js';
 
@@ -88,9 +88,7 @@ describe('image automation of one repository never stops the worker for the batc
   async function commitA(): Promise<string> {
     nsA = uniqueName('r30i-a');
     return a.commit({
-      'tidegate.yaml': stringify({
-        targets: [{ name: nsA, cluster: 'test', path: 'apps', targetNamespace: nsA, wait: false }],
-      }),
+      'tidegate.yaml': oneTarget(nsA, 'apps'),
       'apps/cm.yaml': yamlDocs(configMap('a', { v: String(Date.now()) })),
     });
   }

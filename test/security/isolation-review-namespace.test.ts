@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { uniqueName } from '../helpers/env.js';
-import { configMap, gitopsRepo, testEngine, yamlDocs } from '../helpers/engine.js';
+import { configMap, gitopsRepo, oneTarget, testEngine, yamlDocs } from '../helpers/engine.js';
 
 /**
  * Repository B's target names repository A's namespace (targetNamespace, or metadata.namespace):
@@ -18,9 +18,7 @@ describe("one repository's target writes into another repository's namespace", (
     const nsA = uniqueName('r30n-a');
     const nsB = uniqueName('r30n-b');
     await a.commit({
-      'tidegate.yaml': stringify({
-        targets: [{ name: nsA, cluster: 'test', path: 'apps', targetNamespace: nsA, wait: false }],
-      }),
+      'tidegate.yaml': oneTarget(nsA, 'apps'),
       'apps/cm.yaml': yamlDocs(configMap('settings', { v: '1' })),
     });
     expect((await a.sync(nsA))[0]?.outcome).toBe('applied');

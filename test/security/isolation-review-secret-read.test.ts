@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { uniqueName } from '../helpers/env.js';
-import { configMap, gitopsRepo, testEngine, yamlDocs } from '../helpers/engine.js';
+import { configMap, gitopsRepo, oneTarget, secret, testEngine, yamlDocs } from '../helpers/engine.js';
 
 /**
  * Repository B names a Secret of repository A's namespace in substituteFrom / helm.valuesFrom
@@ -24,15 +24,8 @@ describe("one repository's target reads another repository's Secrets", () => {
     const nsB = uniqueName('r2s-b');
     const nsB2 = uniqueName('r2s-b2');
     await a.commit({
-      'tidegate.yaml': stringify({
-        targets: [{ name: nsA, cluster: 'test', path: 'apps', targetNamespace: nsA, wait: false }],
-      }),
-      'apps/secret.yaml': yamlDocs({
-        apiVersion: 'v1',
-        kind: 'Secret',
-        metadata: { name: 'db' },
-        stringData: { password: PASSWORD },
-      }),
+      'tidegate.yaml': oneTarget(nsA, 'apps'),
+      'apps/secret.yaml': yamlDocs(secret('db', { password: PASSWORD })),
     });
     expect((await a.sync(nsA))[0]?.outcome).toBe('applied');
 
@@ -93,12 +86,7 @@ describe("one repository's target reads another repository's Secrets", () => {
       'tidegate.yaml': stringify({
         targets: [{ name: tA, cluster: 'test', path: 'apps', namespace: shared, wait: false }],
       }),
-      'apps/secret.yaml': yamlDocs({
-        apiVersion: 'v1',
-        kind: 'Secret',
-        metadata: { name: 'db' },
-        stringData: { password: PASSWORD },
-      }),
+      'apps/secret.yaml': yamlDocs(secret('db', { password: PASSWORD })),
     });
     expect((await a.sync(tA))[0]?.outcome).toBe('applied');
     const spec = (from: string) => ({

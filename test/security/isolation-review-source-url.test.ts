@@ -8,7 +8,7 @@ import { startGitServer, type GitServer } from '../../devenv/git-server.js';
 import { createRuntime } from '../../shared/aws/runtime.js';
 import { syncRepo } from '../../shared/usecases/index.js';
 import { testEnv, testKubeConfig, uniqueName } from '../helpers/env.js';
-import { configMap, gitopsRepo, yamlDocs } from '../helpers/engine.js';
+import { configMap, gitopsRepo, secret, yamlDocs } from '../helpers/engine.js';
 import { testClusterSetting } from '../helpers/lambda.js';
 import { ControllerClient } from '../../devenv/index.js';
 
@@ -48,12 +48,7 @@ describe("a target's source names another tracked repository", () => {
         'tidegate.yaml': stringify({
           targets: [{ name: nsA, cluster: 'c', path: 'apps', targetNamespace: nsA, wait: false }],
         }),
-        'apps/secret.yaml': yamlDocs({
-          apiVersion: 'v1',
-          kind: 'Secret',
-          metadata: { name: 'db' },
-          stringData: { password: 'a-private-password' },
-        }),
+        'apps/secret.yaml': yamlDocs(secret('db', { password: 'a-private-password' })),
         'apps/cm.yaml': yamlDocs(configMap('a-settings', { owner: 'a' })),
       },
       'a',
