@@ -65,7 +65,10 @@ describe('GitHub App: which function reads the private key, and what its role al
       template,
       'scheduled-poll',
       { region: 'eu-west-1', accountId: '123456789012' },
-      { 'SyncQueue.Arn': 'arn:aws:sqs:eu-west-1:123456789012:q.fifo' },
+      {
+        'SyncQueue.Arn': 'arn:aws:sqs:eu-west-1:123456789012:q.fifo',
+        'SyncDeadLetterQueue.Arn': 'arn:aws:sqs:eu-west-1:123456789012:q-dlq.fifo',
+      },
     );
     const readmeKeyArn = `arn:aws:secretsmanager:eu-west-1:123456789012:secret:${readmeName}-AbCdEf`;
     expect(arn).toMatch(/^arn:aws:secretsmanager:/);

@@ -175,13 +175,23 @@ describe('image automation with writeBack: pullRequest (GitHub API from its Open
       'apps/deploy.yaml': deployYaml(`${reg.host}/${path}:1.0.0`).replace('flux-system:podinfo', 'flux-system:web'),
     });
     const ctx: EngineContext = { ...repo.engine, repositories: [{ url: repo.url, branch: 'main' }] };
-    await expect(
-      handleMessage(
+    // That repository's update fails (a result: retrying cannot help, and other repositories go on).
+    expect(
+      await handleMessage(
         ctx,
         { type: 'image', registry: reg.host, repository: path, source: 'distribution' },
         recordingQueue(),
       ),
-    ).rejects.toThrow(/writes back with a pull request, but .* has no GitHub API access/);
+    ).toEqual({
+      kind: 'images-written',
+      updates: [],
+      failed: [
+        {
+          repo: repo.url,
+          error: expect.stringMatching(/writes back with a pull request, but .* has no GitHub API access/),
+        },
+      ],
+    });
     expect(await repo.ws.git('ls-remote', 'origin', 'refs/heads/tidegate/*')).toBe('');
   });
 

@@ -70,7 +70,7 @@ describe("one repository's target reads another repository's Secrets", () => {
     expect(byName.get(nsB2)?.error).toMatch(/another repository/);
   }, 120_000);
 
-  it("a Secret A applied into a namespace nobody's target created: B's substituteFrom of it is refused; an unowned Secret there is read", async () => {
+  it("a Secret A applied into a namespace nobody's target created: B's substituteFrom of it is refused; an unowned Secret there is read; B's declaring it is refused as a takeover", async () => {
     const { client } = testEngine();
     const shared = uniqueName('r2s-shared');
     await client.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: shared } }, { fieldManager: 'test' });
@@ -118,5 +118,23 @@ describe("one repository's target reads another repository's Secrets", () => {
     });
     expect((await b.sync(tB))[0]?.outcome).toBe('applied');
     expect((await client.get('v1', 'ConfigMap', tB, 'leak'))?.['data']).toEqual({ pw: 'ops' });
+
+    // Nor does B take A's Secret over by declaring it there: the takeover is refused, naming A.
+    const tB2 = uniqueName('r2s-b4');
+    await b.commit({
+      'tidegate.yaml': stringify({
+        targets: [{ name: tB2, cluster: 'test', path: 'c', namespace: shared, wait: false }],
+      }),
+      'c/db.yaml': yamlDocs(secret('db', { password: 'chosen-by-b' })),
+    });
+    const takeover = (await b.sync(tB2))[0];
+    expect([takeover?.outcome, takeover?.error]).toEqual([
+      'failed',
+      expect.stringContaining(`which ${a.url} applies: a target never takes objects from another repository's target`),
+    ]);
+    const db = await client.get('v1', 'Secret', shared, 'db');
+    expect(Buffer.from(String((db?.['data'] as Record<string, string>)['password']), 'base64').toString()).toBe(
+      PASSWORD,
+    );
   }, 120_000);
 });

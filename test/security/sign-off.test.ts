@@ -121,8 +121,9 @@ describe('a sign-off covers the change, not a name or a merge commit', () => {
       await w2.deliver();
       expect(w2.results().find((r) => r.target === thief.name)).toMatchObject({
         outcome: 'failed',
+        // Refused before any takeover is judged: the namespace is the other repository's.
         error: expect.stringContaining(
-          `which ${w.url} applies: a target never takes objects from another repository's target`,
+          `would write into another repository's namespace, which no target of another repository does: ConfigMap/${prod.namespace}/app (namespace ${prod.namespace} was created by target ${prod.name} of ${w.url})`,
         ),
       });
       expect(await w.data(prod.namespace, 'app')).toEqual({ v: '1' });
