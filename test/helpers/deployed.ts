@@ -1,4 +1,5 @@
 import type { SQSBatchResponse } from 'aws-lambda';
+import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { startGitHub, type TestGitHub } from '../../devenv/index.js';
 import { testEnv } from './env.js';
@@ -39,11 +40,15 @@ export function deployedPath(prefix: string, opts: { workerLimits?: Partial<Func
       );
       expect(res.statusCode).toBe(202);
     },
+    /** Runs the worker until the queue holds nothing (waiting, in flight or delayed: a deferred copy comes back later). */
     async work() {
-      for (let i = 0; i < 10; i++) {
+      const until = Date.now() + 90_000;
+      for (let i = 0; i < 30 && Date.now() < until; i++) {
         const { received, failures } = await deliverBatch(h.queueUrl, (e) => h.worker.invoke<SQSBatchResponse>(e));
         expect(failures, h.worker.output().slice(-3000)).toEqual([]);
-        if (received.length === 0) return;
+        if (received.length > 0) continue;
+        if ((await pending(h.queueUrl)) === 0) return;
+        await new Promise((r) => setTimeout(r, 1000));
       }
     },
   };
@@ -70,4 +75,19 @@ export function deployedPath(prefix: string, opts: { workerLimits?: Partial<Func
     await h.github?.stop();
   });
   return h;
+}
+
+/** Messages of a queue not yet done: waiting, in flight and delayed. */
+async function pending(queueUrl: string): Promise<number> {
+  const { Attributes: a = {} } = await new SQSClient(testEnv().aws).send(
+    new GetQueueAttributesCommand({
+      QueueUrl: queueUrl,
+      AttributeNames: [
+        'ApproximateNumberOfMessages',
+        'ApproximateNumberOfMessagesNotVisible',
+        'ApproximateNumberOfMessagesDelayed',
+      ],
+    }),
+  );
+  return Object.values(a).reduce((n, v) => n + Number(v), 0);
 }
