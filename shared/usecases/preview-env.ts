@@ -77,7 +77,9 @@ type Admission =
   /** The name is another repository's preview. */
   | { status: 'taken'; repo: string };
 
-/** Takes (or keeps) a preview's place on its cluster: active while fewer than maxConcurrent run, else waiting in line. */
+const sameRepo = (a: PreviewEntry, b: PreviewEntry): boolean => normaliseRepoUrl(a.repo) === normaliseRepoUrl(b.repo);
+
+/** Takes (or keeps) a preview's place on its cluster: active while fewer than maxConcurrent of its repository run, else waiting in line. */
 function admit(entries: PreviewEntry[], wanted: PreviewEntry, max: number) {
   const existing = entries.find((e) => e.name === wanted.name);
   if (existing && normaliseRepoUrl(existing.repo) !== normaliseRepoUrl(wanted.repo))
@@ -85,7 +87,8 @@ function admit(entries: PreviewEntry[], wanted: PreviewEntry, max: number) {
   if (existing && (existing.status === 'stopping' || existing.namespace !== wanted.namespace))
     return { value: { status: 'replace', entry: existing } as Admission };
   const others = entries.filter((e) => e.name !== wanted.name);
-  const running = others.filter((e) => e.status !== 'waiting').length;
+  // Places are counted per repository: another repository's previews never keep this one's waiting.
+  const running = others.filter((e) => e.status !== 'waiting' && sameRepo(e, wanted)).length;
   const status = existing?.status === 'active' || running < max ? 'active' : 'waiting';
   const entry: PreviewEntry = { ...wanted, status, since: existing?.since ?? wanted.since, maxConcurrent: max };
   return {
@@ -256,7 +259,7 @@ async function takePlace(
   if (admitted.status === 'waiting')
     return {
       status: 'waiting',
-      reason: `${admitted.running} preview(s) run on cluster ${spec.cluster} (maxConcurrent ${maxConcurrent}); this one starts when one of them is torn down`,
+      reason: `${admitted.running} preview(s) of this repository run on cluster ${spec.cluster} (maxConcurrent ${maxConcurrent}); this one starts when one of them is torn down`,
     };
   const taken = await claimNamespace(client, wanted.namespace, wanted.name, signal);
   if (!taken) return undefined;
@@ -343,14 +346,13 @@ async function connectKnown(ctx: EngineContext, alias: string): Promise<KubeClie
   }
 }
 
-/** Waiting previews of a cluster for which a place is free now, oldest first: each is queued again (its writer's request kept). */
+/** Waiting previews of a cluster for which a place of their repository is free now, oldest first: each is queued again (its writer's request kept). */
 async function wake(ctx: EngineContext, client: KubeClient, queue: Queue, signal?: AbortSignal): Promise<number> {
   const entries = await readPreviews(client, signal);
-  let running = entries.filter((e) => e.status !== 'waiting').length;
-  const woken = [];
+  const running = (e: PreviewEntry): number => entries.filter((x) => x.status !== 'waiting' && sameRepo(x, e)).length;
+  const woken: PreviewEntry[] = [];
   for (const e of entries.filter((x) => x.status === 'waiting').sort((a, b) => a.since.localeCompare(b.since))) {
-    if (running >= (e.maxConcurrent ?? 1)) continue;
-    running++;
+    if (running(e) + woken.filter((w) => sameRepo(w, e)).length >= (e.maxConcurrent ?? 1)) continue;
     woken.push(e);
   }
   await queue.send(

@@ -253,10 +253,13 @@ describe('preview environments: every pull request its own namespace, torn down 
     expect(github.deployments(OWNER, s.repo.name).at(-1)?.statuses).toEqual(['failure']);
   });
 
-  it('maxConcurrent reached: the next preview waits and says so, and starts when one is torn down', async () => {
-    const probe = await setup();
-    const running = (await readPreviews(probe.client)).filter((e) => e.status !== 'waiting').length;
-    const s = await setup({ maxConcurrent: running + 1 });
+  it("maxConcurrent reached: the next preview waits and says so, and starts when one is torn down; another repository's previews take none of its places", async () => {
+    // Another repository's preview runs on the cluster: it does not count against this repository's places.
+    const other = await setup({ maxConcurrent: 5 });
+    const theirs = await other.open('theirs', { 'apps/config.yaml': yamlDocs(configMap('web-config', { v: 'x' })) });
+    expect(theirs.outcome).toMatchObject({ environments: [{ status: 'deployed' }] });
+    expect((await readPreviews(other.client)).filter((e) => e.status === 'active').length).toBeGreaterThan(0);
+    const s = await setup({ maxConcurrent: 1 });
     const first = await s.open('one', { 'apps/config.yaml': yamlDocs(configMap('web-config', { v: 'one' })) });
     expect(first.outcome).toMatchObject({ environments: [{ status: 'deployed' }] });
     const second = await s.open('two', { 'apps/config.yaml': yamlDocs(configMap('web-config', { v: 'two' })) });
@@ -264,7 +267,7 @@ describe('preview environments: every pull request its own namespace, torn down 
     const ns2 = `pr-${second.number}-${s.target}`;
     expect(await s.client.get('v1', 'Namespace', '', ns2)).toBeUndefined();
     expect(s.comment(second.number)).toContain(
-      `(maxConcurrent ${running + 1}); this one starts when one of them is torn down`,
+      `1 preview(s) of this repository run on cluster c (maxConcurrent 1); this one starts when one of them is torn down`,
     );
 
     // `/tidegate preview stop` by its author (a writer) tears the first down; the waiting one is queued again.
@@ -282,6 +285,8 @@ describe('preview environments: every pull request its own namespace, torn down 
     expect((await s.client.get('v1', 'ConfigMap', ns2, 'web-config'))?.['data']).toMatchObject({ v: 'two' });
     github.close(OWNER, s.repo.name, second.number);
     await s.handle(s.event(second.number, 'closed', second.sha, 'two'));
+    github.close(OWNER, other.repo.name, theirs.number);
+    await other.handle(other.event(theirs.number, 'closed', theirs.sha, 'theirs'));
   });
 
   it('a fork’s pull request without a writer’s /tidegate preview <sha> gets no environment: nothing applied, no namespace', async () => {
