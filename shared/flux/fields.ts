@@ -2,7 +2,12 @@
  * Which fields of each Flux kind tidegate reads. A field not listed is reported as not supported
  * (never ignored without a word); a field tidegate reads differently or not at all carries a note.
  */
-type Shape = 'ok' | { note: string } | { [field: string]: Shape } | [Shape];
+type Shape =
+  | 'ok'
+  | { note: string }
+  | { judge: (value: unknown) => { note: string } | { refuse: string } }
+  | { [field: string]: Shape }
+  | [Shape];
 
 const ok = 'ok' as const;
 const note = (text: string) => ({ note: text });
@@ -56,6 +61,35 @@ const CHART_TEMPLATE = {
 };
 
 const REMEDIATION = note('a failed sync is recorded and retried on the next push or poll; no Helm rollback runs');
+/** Settings of Helm actions tidegate never runs: it renders the chart and applies the objects with server-side apply. */
+const NO_HELM_ACTION = note(
+  'no Helm install, upgrade, rollback or uninstall runs (the chart is rendered and applied with server-side apply): this setting has nothing to act on',
+);
+const ACTION_TIMEOUT = note("the release's spec.timeout bounds the wait for its objects");
+const HOOKS = note('hooks other than tests are applied with the release objects, in the order Helm renders them');
+const VALIDATION = note('the apiserver validates every object in a server-side dry run before anything is applied');
+const HELM_ACTION = {
+  crds: ok,
+  disableWait: ok,
+  remediation: REMEDIATION,
+  strategy: REMEDIATION,
+  timeout: ACTION_TIMEOUT,
+  disableHooks: HOOKS,
+  disableOpenAPIValidation: VALIDATION,
+  disableSchemaValidation: VALIDATION,
+  disableTakeOwnership: NO_HELM_ACTION,
+  disableWaitForJobs: note('tidegate waits for Jobs of the release like every other object (wait: true)'),
+};
+/** `spec.test`: Helm tests are never run; asking for none is a note, asking for them is refused (nothing would run them). */
+const HELM_TEST: Shape = {
+  judge: (value) =>
+    (value as { enable?: unknown } | null)?.enable === true
+      ? {
+          refuse:
+            'Helm tests (enable: true) are not run by tidegate yet: its health checks wait for the objects instead',
+        }
+      : note('Helm tests are not run (none are asked for); test hooks are left out of the release'),
+};
 
 const HELM_RELEASE: Shape = {
   chart: CHART_TEMPLATE,
@@ -65,8 +99,16 @@ const HELM_RELEASE: Shape = {
   releaseName: ok,
   targetNamespace: ok,
   storageNamespace: note('tidegate keeps no Helm release Secrets: the release state lives in tidegate-system'),
-  install: { crds: ok, disableWait: ok, createNamespace: ok, remediation: REMEDIATION },
-  upgrade: { crds: ok, disableWait: ok, remediation: REMEDIATION },
+  install: { ...HELM_ACTION, createNamespace: ok, replace: NO_HELM_ACTION, skipCRDs: ok },
+  upgrade: {
+    ...HELM_ACTION,
+    cleanupOnFail: note('a failed sync leaves what it applied; the next sync converges and prunes what left the chart'),
+    force: note('objects are applied with server-side apply, taking the fields tidegate owns'),
+    preserveValues: note('values come from Git at every sync'),
+  },
+  uninstall: NO_HELM_ACTION,
+  rollback: NO_HELM_ACTION,
+  test: HELM_TEST,
   postRenderers: [{ kustomize: { patches: PATCHES, images: IMAGES } }],
   dependsOn: DEPENDS,
   driftDetection: { mode: ok },
@@ -114,12 +156,15 @@ export const SHAPES: Readonly<Record<string, Shape>> = {
 export interface FieldFinding {
   field: string;
   note?: string;
+  /** Why it is refused, when the field's value decides (else the generic reason). */
+  refuse?: string;
 }
 
 /** The fields of a spec that tidegate does not read (no note) or reads differently (with its note). */
 export function checkFields(spec: unknown, shape: Shape, path = 'spec'): FieldFinding[] {
   if (shape === 'ok') return [];
   if ('note' in shape && typeof shape.note === 'string') return [{ field: path, note: shape.note }];
+  if ('judge' in shape && typeof shape.judge === 'function') return [{ field: path, ...shape.judge(spec) }];
   if (Array.isArray(shape))
     return Array.isArray(spec) ? spec.flatMap((item, i) => checkFields(item, shape[0], `${path}[${i}]`)) : [];
   if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) return [];

@@ -557,7 +557,7 @@ class Reader {
       for (const f of checkFields(obj.spec, shape)) {
         const finding = { file: obj.file, line: obj.line, object: obj.label, field: f.field };
         if (f.note) this.out.notes.push({ ...finding, message: f.note });
-        else this.out.unsupported.push({ ...finding, message: SPECIAL[f.field] ?? 'not supported yet' });
+        else this.out.unsupported.push({ ...finding, message: f.refuse ?? SPECIAL[f.field] ?? 'not supported yet' });
       }
     }
   }

@@ -116,7 +116,12 @@ describe('Flux fields tidegate does not support', () => {
         'spec.chart.spec.valuesFiles',
         /not supported yet/,
       ],
-      ['clusters/prod/releases.yaml', 'HelmRelease flux-system/web', 'spec.test', /not supported yet/],
+      [
+        'clusters/prod/releases.yaml',
+        'HelmRelease flux-system/web',
+        'spec.test',
+        /Helm tests \(enable: true\) are not run by tidegate yet/,
+      ],
       ['clusters/prod/releases.yaml', 'HelmRelease flux-system/web', 'spec.kubeConfig', /not supported yet/],
       [
         'clusters/prod/releases.yaml',
@@ -142,5 +147,76 @@ describe('Flux fields tidegate does not support', () => {
     await expect(loadConfig(dir, localSettings())).rejects.toThrow(
       /clusters\/prod\/apps\.yaml:1: Kustomization flux-system\/secrets spec\.decryption: SOPS decryption is not supported yet/,
     );
+  });
+});
+
+/**
+ * The HelmRelease lifecycle settings real fleets patch into every release (install/upgrade
+ * strategy, remediation, timeouts, cleanupOnFail, force, replace, uninstall, rollback, tests off):
+ * settings of Helm actions tidegate never runs, each accepted with a note saying so.
+ */
+describe('HelmRelease lifecycle settings as fleets write them', () => {
+  const dir = repository({
+    'clusters/prod/flux-system/gotk-sync.yaml': ROOT_SYNC,
+    'clusters/prod/releases.yaml': `apiVersion: source.toolkit.fluxcd.io/v1
+kind: HelmRepository
+metadata: { name: charts, namespace: flux-system }
+spec: { url: https://charts.example.com, interval: 1h }
+---
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: { name: web, namespace: flux-system }
+spec:
+  interval: 30m
+  timeout: 10m
+  chart:
+    spec: { chart: web, version: 1.x, sourceRef: { kind: HelmRepository, name: charts } }
+  install:
+    crds: CreateReplace
+    strategy: { name: RetryOnFailure, retryInterval: 2m }
+    remediation: { retries: -1 }
+    timeout: 10m
+    replace: true
+  upgrade:
+    crds: CreateReplace
+    cleanupOnFail: true
+    force: true
+    strategy: { name: RemediateOnFailure }
+    remediation: { retries: 3, strategy: rollback }
+    timeout: 10m
+    preserveValues: false
+    disableWaitForJobs: true
+  rollback: { cleanupOnFail: true, recreate: true }
+  uninstall: { keepHistory: false, deletionPropagation: background }
+  test: { enable: false }
+  driftDetection: { mode: enabled }
+`,
+  });
+
+  it('are each accepted with a note saying what tidegate does instead; nothing is refused', async () => {
+    const read = await readFlux(dir, [{ path: 'clusters/prod', cluster: 'prod' }], localSettings());
+    expect(read.unsupported).toEqual([]);
+    const notes = new Map(read.notes.map((n) => [n.field, n.message]));
+    for (const field of [
+      'spec.install.strategy',
+      'spec.install.remediation',
+      'spec.install.timeout',
+      'spec.install.replace',
+      'spec.upgrade.cleanupOnFail',
+      'spec.upgrade.force',
+      'spec.upgrade.strategy',
+      'spec.upgrade.remediation',
+      'spec.upgrade.timeout',
+      'spec.upgrade.preserveValues',
+      'spec.upgrade.disableWaitForJobs',
+      'spec.rollback',
+      'spec.uninstall',
+      'spec.test',
+    ])
+      expect(notes.get(field), field).toMatch(/\w/);
+    expect(notes.get('spec.uninstall')).toMatch(/no Helm install, upgrade, rollback or uninstall runs/);
+    expect(notes.get('spec.test')).toMatch(/Helm tests are not run \(none are asked for\)/);
+    // The release is a target, read as written.
+    expect((await loadConfig(dir, localSettings())).targets.map((t) => t.name)).toContain('prod-web');
   });
 });
