@@ -204,7 +204,7 @@ class Reader {
     }
   }
 
-  private nameOf(obj: FluxObject, entry: FluxEntry): string {
+  private nameOf(obj: FluxObject, entry: FluxEntry, parent?: string): string {
     const key = `${obj.scope}|${obj.kind}/${obj.namespace}/${obj.name}`;
     const known = this.names.get(key);
     if (known) return known;
@@ -218,8 +218,15 @@ class Reader {
           : `${obj.namespace}-${obj.name}`;
     const name = `${entry.prefix ?? ''}${base}`;
     // Two objects wanting one name is refused, never settled by renaming one: a rename would prune
-    // and recreate everything the renamed target applied.
+    // and recreate everything the renamed target applied. One pair is settled: a HelmRelease named as
+    // the Kustomization that declares it (an app's Kustomization and its release, a common layout)
+    // is `<name>-release`. It cannot have existed without that Kustomization, which keeps its name.
     const holder = [...this.names].find(([, n]) => n === name)?.[0];
+    const release = `${name}-release`;
+    if (holder && obj.kind === 'HelmRelease' && parent === name && ![...this.names.values()].includes(release)) {
+      this.names.set(key, release);
+      return release;
+    }
     if (holder)
       this.problem(
         obj,
@@ -475,7 +482,7 @@ class Reader {
   /** Targets of every Kustomization and HelmRelease found, once all of them have names. */
   mapTargets(): void {
     for (const d of this.declared) {
-      const name = this.nameOf(d.obj, d.entry);
+      const name = this.nameOf(d.obj, d.entry, d.parent);
       if (d.parent) this.children.set(d.parent, [...(this.children.get(d.parent) ?? []), name]);
     }
     for (const d of this.declared)

@@ -51,8 +51,7 @@ describe("a repository in Flux's layout, without tidegate.yaml", () => {
     );
   });
 
-  it('two objects that would get one target name are refused, not renamed', async () => {
-    const release = `apiVersion: helm.toolkit.fluxcd.io/v2
+  const appsRelease = `apiVersion: helm.toolkit.fluxcd.io/v2
 kind: HelmRelease
 metadata: { name: apps, namespace: apps }
 spec: { chart: { spec: { chart: web, sourceRef: { kind: HelmRepository, name: charts } } } }
@@ -62,9 +61,24 @@ kind: HelmRepository
 metadata: { name: charts, namespace: apps }
 spec: { url: https://charts.example.com }
 `;
-    const dir = repository({ ...cluster('production'), 'apps/production/release.yaml': release });
+
+  it('a HelmRelease named as the Kustomization that declares it (an app and its release) is <name>-release; the Kustomization keeps its name', async () => {
+    const config = await loadConfig(
+      repository({ ...cluster('production'), 'apps/production/release.yaml': appsRelease }),
+      localSettings(),
+    );
+    expect(config.targets.map((t) => [t.name, t.dependsOn])).toEqual([
+      ['production-flux-system', []],
+      ['production-apps', []],
+      ['production-apps-release', ['production-apps']],
+    ]);
+  });
+
+  it('two objects that would get one target name otherwise are refused, not renamed', async () => {
+    // The same HelmRelease beside the Kustomization (both declared by the cluster's root): not its own app's release.
+    const dir = repository({ ...cluster('production'), 'clusters/production/release.yaml': appsRelease });
     await expect(loadConfig(dir, localSettings())).rejects.toThrow(
-      /apps\/production\/release\.yaml:1: HelmRelease apps\/apps metadata\.name: its target name production-apps is taken by Kustomization flux-system\/apps: rename one of them/,
+      /clusters\/production\/release\.yaml:1: HelmRelease apps\/apps metadata\.name: its target name production-apps is taken by Kustomization flux-system\/apps: rename one of them/,
     );
   });
 
