@@ -328,6 +328,8 @@ class Reader {
     return {
       targetNamespace: str(spec['targetNamespace']),
       prune: spec['prune'] === true,
+      // Flux applies an empty build like any other: with prune, what the Kustomization applied goes.
+      allowEmpty: true,
       timeout: str(spec['timeout']) ?? str(spec['interval']) ?? '5m',
       wait: spec['wait'] === true || list(spec['healthChecks']).length > 0,
       substitute: rec(postBuild['substitute']),

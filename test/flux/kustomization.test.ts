@@ -126,3 +126,51 @@ data: { run.sh: "echo \${HOME}" }
     expect(JSON.stringify(await readTargetState(client, `${prefix}web`))).not.toContain('s3cr3t-substitution-value');
   });
 });
+
+/**
+ * An app pruned from Git the way Flux users do it: its manifests removed, its Kustomization left in
+ * place with an empty path. Flux prunes what it applied; tidegate did not (it refused the empty
+ * render: "set allowEmpty", which a Flux layout has no place to set).
+ */
+describe('a Flux Kustomization emptied by a prune', () => {
+  it('prunes what it applied, as Flux does (prune: true); the Kustomization stays a target', async () => {
+    const id = randomBytes(3).toString('hex');
+    const repo = await gitopsRepo('flux-emptied');
+    const client = repo.engine.client;
+    const ns = `gone-${id}`;
+    const kustomization = (name: string, path: string, extra: Record<string, unknown> = {}) => ({
+      apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
+      kind: 'Kustomization',
+      metadata: { name, namespace: 'flux-system' },
+      spec: { interval: '10m', path, prune: true, sourceRef: { kind: 'GitRepository', name: 'flux-system' }, ...extra },
+    });
+    const prefix = `e${id}-`;
+    await repo.commit({
+      'tidegate.yaml': stringify({ flux: [{ path: 'clusters/x', cluster: 'test', prefix }] }),
+      'clusters/x/sync.yaml': [
+        kustomization('flux-system', './clusters/x'),
+        kustomization('app', './app', { targetNamespace: ns }),
+      ]
+        .map((o) => stringify(o))
+        .join('---\n'),
+      'app/kustomization.yaml':
+        'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [cm.yaml]\n',
+      'app/cm.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: settings }\ndata: { a: "1" }\n',
+    });
+    const first = new Map((await repo.sync()).map((r) => [r.target, r]));
+    expect(first.get(`${prefix}app`)?.outcome, first.get(`${prefix}app`)?.error).toBe('applied');
+    expect(await client.get('v1', 'ConfigMap', ns, 'settings')).toBeDefined();
+
+    await repo.commit({
+      'app/kustomization.yaml': 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: []\n',
+      'app/cm.yaml': null,
+    });
+    const second = new Map((await repo.sync()).map((r) => [r.target, r]));
+    const app = second.get(`${prefix}app`);
+    expect([app?.outcome, app?.error]).toEqual(['applied', undefined]);
+    expect(
+      app?.changeSet.changes.filter((c) => c.action === 'deleted').map((c) => `${c.ref.kind}/${c.ref.name}`),
+    ).toEqual(['ConfigMap/settings']);
+    expect(await client.get('v1', 'ConfigMap', ns, 'settings')).toBeUndefined();
+  });
+});
