@@ -261,14 +261,17 @@ class Reader {
       return undefined;
     }
     const url = str(repo.spec['url']) ?? '';
-    if (this.repoUrl && normaliseRepoUrl(url) === normaliseRepoUrl(this.repoUrl)) return 'self';
+    const gitRef = Object.fromEntries(
+      Object.entries(rec(repo.spec['ref'])).filter((e): e is [string, string] => typeof e[1] === 'string'),
+    );
+    // This repository again: read as itself, unless pinned (a tag, a semver range, a commit), which is
+    // fetched at its pin like any other source: never the branch head in its place.
+    if (this.repoUrl && normaliseRepoUrl(url) === normaliseRepoUrl(this.repoUrl))
+      return gitRef['tag'] || gitRef['semver'] || gitRef['commit'] ? { url: this.repoUrl, ref: gitRef } : 'self';
     if (!/^https:\/\//.test(url)) {
       this.problem(repo, 'spec.url', `${url}: only https:// Git repositories are supported as other sources`);
       return undefined;
     }
-    const gitRef = Object.fromEntries(
-      Object.entries(rec(repo.spec['ref'])).filter((e): e is [string, string] => typeof e[1] === 'string'),
-    );
     return { url, ref: gitRef };
   }
 

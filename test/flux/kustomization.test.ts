@@ -174,3 +174,63 @@ describe('a Flux Kustomization emptied by a prune', () => {
     expect(await client.get('v1', 'ConfigMap', ns, 'settings')).toBeUndefined();
   });
 });
+
+/**
+ * A Kustomization whose GitRepository is this same repository pinned to a tag (a release of the
+ * fleet's own manifests): Flux applies the tag. tidegate read the pin in `flux check` but synced the
+ * branch head.
+ */
+describe('a Flux Kustomization sourced from this repository pinned to a tag', () => {
+  it('applies the tag, not the branch head', async () => {
+    const id = randomBytes(3).toString('hex');
+    const repo = await gitopsRepo('flux-pinned');
+    const client = repo.engine.client;
+    const ns = `pinned-${id}`;
+    const prefix = `p${id}-`;
+    const cm = (v: string) => `apiVersion: v1\nkind: ConfigMap\nmetadata: { name: release }\ndata: { v: "${v}" }\n`;
+    const docs = [
+      {
+        apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
+        kind: 'Kustomization',
+        metadata: { name: 'flux-system', namespace: 'flux-system' },
+        spec: {
+          interval: '10m',
+          path: './clusters/x',
+          prune: true,
+          sourceRef: { kind: 'GitRepository', name: 'flux-system' },
+        },
+      },
+      {
+        apiVersion: 'source.toolkit.fluxcd.io/v1',
+        kind: 'GitRepository',
+        metadata: { name: 'release', namespace: 'flux-system' },
+        spec: { interval: '10m', url: repo.url, ref: { tag: 'v1' } },
+      },
+      {
+        apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
+        kind: 'Kustomization',
+        metadata: { name: 'app', namespace: 'flux-system' },
+        spec: {
+          interval: '10m',
+          path: './app',
+          prune: true,
+          targetNamespace: ns,
+          sourceRef: { kind: 'GitRepository', name: 'release' },
+        },
+      },
+    ];
+    await repo.commit({
+      'tidegate.yaml': stringify({ flux: [{ path: 'clusters/x', cluster: 'test', prefix }] }),
+      'clusters/x/sync.yaml': docs.map((o) => stringify(o)).join('---\n'),
+      'app/cm.yaml': cm('1'),
+    });
+    await repo.ws.git('tag', 'v1');
+    await repo.ws.git('push', 'origin', 'v1');
+    await repo.commit({ 'app/cm.yaml': cm('2-work-in-progress') });
+    const results = new Map((await repo.sync()).map((r) => [r.target, r]));
+    const app = results.get(`${prefix}app`);
+    expect([app?.outcome, app?.error]).toEqual(['applied', undefined]);
+    expect((await client.get('v1', 'ConfigMap', ns, 'release'))?.['data']).toEqual({ v: '1' });
+    expect(app?.revision.ref).toBe('refs/tags/v1');
+  });
+});
