@@ -31,6 +31,8 @@ export function localEngine(opts: LocalOptions, role = 'tidegate'): EngineContex
   const clients = new Map<string, KubeClient>();
   return {
     lease: { holder: `${userInfo().username}@${hostname()} (${role})`, waitMs },
+    // A command is run once: one cluster out of reach fails its targets, the others are synced.
+    noRetry: true,
     ...(opts.repo ? { repositories: [{ url: opts.repo, branch: opts.branch ?? 'main' }] } : {}),
     settings,
     connect: async (alias) => {

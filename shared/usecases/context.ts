@@ -41,6 +41,12 @@ export interface EngineContext {
   prepared?: (target: string, objects: ReadonlyArray<{ object: KubeObject; source: string }>) => void;
   /** Where each sync's outcome, duration and push→applied latency are counted (CloudWatch metrics on Lambda); none locally. */
   metrics?: Pick<MetricsSink, 'sync'>;
+  /**
+   * Nothing retries this run (the command line): what may pass on its own (a cluster out of reach, an
+   * apiserver or webhook answering 5xx) fails that target, saying so, and the run goes on to the
+   * others. Without it (the worker) it is thrown, and the queue retries the message.
+   */
+  noRetry?: boolean;
   /** Where notifications go (deploy-time settings: providers and alerts); none: nothing is sent. */
   notifier?: Pick<Notifier, 'notify'>;
   /** Every cluster alias the shell knows (deploy-time settings), so targets removed from tidegate.yaml are found on clusters it no longer names. */

@@ -199,8 +199,9 @@ async function connectAndSync(ctx: EngineContext, spec: TargetSpec, req: Checkou
   try {
     return await syncOne(ctx, spec, req, await ctx.connect(spec.cluster));
   } catch (err) {
-    if (isTidegateError(err) && !err.transient && !req.signal?.aborted)
-      return notSynced(spec, req.revision, err.message);
+    if (req.signal?.aborted) throw err;
+    if (isTidegateError(err) && !err.transient) return notSynced(spec, req.revision, err.message);
+    if (ctx.noRetry) return notSynced(spec, req.revision, `${errorMessage(err)} (this may pass on its own: run again)`);
     throw err;
   }
 }
