@@ -8,7 +8,7 @@ import {
   type TargetOrigin,
   type TargetSpec,
 } from '../config/index.js';
-import { errorMessage, normaliseRepoUrl, type KubeObject } from '../model/index.js';
+import { errorMessage, normaliseRepoUrl, redactUrl, type KubeObject } from '../model/index.js';
 import { render, renderInputs, RenderError, UNSET_MARK, type Overlay } from '../render/index.js';
 import { checkFields, SHAPES } from './fields.js';
 import { FluxObjects, type FluxObject } from './objects.js';
@@ -298,6 +298,14 @@ class Reader {
     const source = this.gitSource(obj, rec(spec['sourceRef']));
     if (!source) return;
     const gitRepository = source === 'self' ? undefined : this.gitRepositoryOf(obj);
+    if (source !== 'self')
+      this.out.notes.push({
+        file: obj.file,
+        line: obj.line,
+        object: obj.label,
+        field: 'spec.sourceRef',
+        message: `the files come from ${redactUrl(source.url)}: its own Flux objects are not read (a Kustomization or HelmRelease there fails the sync, naming it)`,
+      });
     this.addTarget(
       {
         ...this.kustomizationFields(obj),

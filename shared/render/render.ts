@@ -46,9 +46,11 @@ export interface RenderOptions {
   kustomize?: Overlay | undefined;
   /**
    * Flux objects (*.toolkit.fluxcd.io) in the output are configuration tidegate reads, never applied;
-   * "root": neither are Flux's own components (labelled app.kubernetes.io/part-of: flux).
+   * "root": neither are Flux's own components (labelled app.kubernetes.io/part-of: flux); "foreign":
+   * the files come from another repository, whose Flux objects tidegate has not read: a
+   * Kustomization or HelmRelease there is a problem (it would deploy something nobody applies).
    */
-  fluxObjects?: 'config' | 'root' | undefined;
+  fluxObjects?: 'config' | 'root' | 'foreign' | undefined;
   /** Undeclared variables become a mark rather than a problem (reading Flux configuration, not applying). */
   lenientSubstitution?: boolean | undefined;
   /** Release name for helm when none is set (the target name). */
@@ -387,6 +389,19 @@ function isFluxObject(object: KubeObject, mode: 'config' | 'root'): boolean {
   return object.metadata.labels?.['app.kubernetes.io/part-of'] === 'flux';
 }
 
+/** Kustomizations and HelmReleases of another repository's files: what they deploy would be left out. */
+function unreadFluxObjects(objects: ReadonlyArray<{ object: KubeObject; source: string }>): RenderProblem[] {
+  return objects
+    .filter(
+      ({ object }) => FLUX_GROUP.test(object.apiVersion) && ['Kustomization', 'HelmRelease'].includes(object.kind),
+    )
+    .map(({ object, source }) => ({
+      file: source,
+      object: formatRef(refOf(object)),
+      message: `a ${object.kind} in another repository (a tenant's) is not read by tidegate yet, so what it deploys would be left out: make that repository one of the deploy-time settings' repositories, or declare it in this one`,
+    }));
+}
+
 /**
  * Renders a target into Kubernetes objects: plain YAML (recursive, multi-document), kustomize
  * (`kubectl kustomize`) or helm (`helm template`); substitutes variables; validates every object.
@@ -405,7 +420,8 @@ export async function render(opts: RenderOptions): Promise<RenderResult> {
       ? await yamlObjects(dir, realRoot, rel, opts, problems)
       : await toolObjects(dir, realRoot, rel, mode, opts, problems, chart?.archive);
   const flux = opts.fluxObjects;
-  if (flux) objects = objects.filter((o) => !isFluxObject(o.object, flux));
+  if (flux === 'foreign') problems.push(...unreadFluxObjects(objects));
+  if (flux) objects = objects.filter((o) => !isFluxObject(o.object, flux === 'root' ? 'root' : 'config'));
   if (opts.kustomize && problems.length === 0) objects = await overlaid(objects, opts.kustomize, opts, problems);
   const seen = new Map<string, string>();
   for (const { object, source } of objects) {
@@ -464,7 +480,7 @@ export function renderTarget(
     helm: spec.helm,
     clusterValues: fromCluster.values,
     kustomize: spec.kustomize,
-    fluxObjects: spec.origin ? (spec.origin.root ? 'root' : 'config') : undefined,
+    fluxObjects: spec.origin ? (spec.origin.root ? 'root' : spec.source.url ? 'foreign' : 'config') : undefined,
     defaultReleaseName: spec.name,
     namespace: spec.targetNamespace ?? spec.namespace,
     settings,

@@ -3,6 +3,8 @@ import { fluxTree } from './fixture.js';
 import { localSettings } from '../../shared/config/index.js';
 import { readFlux } from '../../shared/flux/index.js';
 import { loadConfig } from '../../shared/usecases/index.js';
+import { targetSchema } from '../../shared/config/index.js';
+import { renderTarget } from '../../shared/render/index.js';
 
 /** A repository of files, written to a temporary directory. */
 const repository = (files: Record<string, string>): string => fluxTree(files, 'flux-fields-');
@@ -218,5 +220,55 @@ spec:
     expect(notes.get('spec.test')).toMatch(/Helm tests are not run \(none are asked for\)/);
     // The release is a target, read as written.
     expect((await loadConfig(dir, localSettings())).targets.map((t) => t.name)).toContain('prod-web');
+  });
+});
+
+/**
+ * A tenant's Kustomization sourced from the tenant's own repository, which holds a HelmRelease: the
+ * Flux objects of another repository are not read, and the HelmRelease used to be dropped without a
+ * word (the target "unchanged"). Now that target's render fails, naming the HelmRelease and why.
+ */
+describe("Flux objects in another repository's path", () => {
+  it('fail the render of the target sourced from it, naming each Kustomization and HelmRelease; other objects render', async () => {
+    const tenant = repository({
+      'team/release.yaml': `apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: { name: web, namespace: team }
+spec: { chart: { spec: { chart: web, sourceRef: { kind: HelmRepository, name: charts } } } }
+---
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: HelmRepository
+metadata: { name: charts, namespace: team }
+spec: { url: https://charts.example.com }
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: { name: team-settings, namespace: team }
+data: { a: "1" }
+`,
+    });
+    const origin = {
+      kind: 'Kustomization' as const,
+      namespace: 'flux-system',
+      name: 'team',
+      file: 'clusters/prod/tenants.yaml',
+      inputs: [],
+    };
+    const declared = { name: 'tenant-team', cluster: 'prod', path: 'team' };
+    const spec = {
+      ...targetSchema.parse({
+        ...declared,
+        source: { url: 'https://github.com/acme/team-fleet.git', ref: { branch: 'main' } },
+      }),
+      origin,
+    };
+    await expect(renderTarget(spec, tenant, localSettings())).rejects.toThrow(
+      /team\/release\.yaml \(HelmRelease\.helm\.toolkit\.fluxcd\.io\/team\/web\): a HelmRelease in another repository \(a tenant's\) is not read by tidegate yet/,
+    );
+    // The same files from this repository: the HelmRelease is configuration tidegate reads (not applied), the ConfigMap renders.
+    const own = { ...targetSchema.parse(declared), origin };
+    expect((await renderTarget(own, tenant, localSettings())).objects.map((o) => o.object.metadata.name)).toEqual([
+      'team-settings',
+    ]);
   });
 });
