@@ -175,3 +175,20 @@ export function checkFields(spec: unknown, shape: Shape, path = 'spec'): FieldFi
       : [{ field: `${path}.${key}` }],
   );
 }
+
+/**
+ * Flux kinds tidegate does not map to targets: a note where leaving them out is what it means to
+ * do, a refusal (by name) where what they generate would be left out.
+ */
+export const UNMAPPED_KINDS: Readonly<Record<string, { note: string } | { refuse: string }>> = {
+  FluxInstance: note(
+    "the Flux Operator's FluxInstance installs Flux: tidegate applies neither (it does Flux's work itself)",
+  ),
+  ResourceSet: {
+    refuse: 'a ResourceSet is not rendered by tidegate yet: the objects it generates from its inputs would be left out',
+  },
+  ResourceSetInputProvider: { refuse: 'not read by tidegate yet (it feeds a ResourceSet, which is not rendered)' },
+  ArtifactGenerator: {
+    refuse: 'an ArtifactGenerator is not read by tidegate yet: the ExternalArtifacts it makes would have no content',
+  },
+};

@@ -3,7 +3,7 @@ import { join, relative } from 'node:path';
 import { LineCounter } from 'yaml';
 import { DEFAULT_BUDGETS } from '../config/index.js';
 import { parseDocuments } from '../render/index.js';
-import type { KubeObject } from '../model/index.js';
+import { isFluxApiVersion, type KubeObject } from '../model/index.js';
 
 /** A Flux object found in the repository, with the file (and line) that declares it. */
 export interface FluxObject {
@@ -21,13 +21,12 @@ export interface FluxObject {
   inputs: string[];
 }
 
-const FLUX_API = /\.toolkit\.fluxcd\.io\//;
 /** At most this many files are read to find where Flux objects are declared. */
 const FILE_LIMIT = 20_000;
 
 /** The Flux objects a YAML text declares (also as items of a List): kind/name and the line of the document. */
 function fluxDocuments(text: string): Array<[string, number]> {
-  if (!text.includes('toolkit.fluxcd.io')) return [];
+  if (!text.includes('fluxcd.io')) return [];
   const counter = new LineCounter();
   let docs;
   try {
@@ -50,7 +49,7 @@ function fluxDocuments(text: string): Array<[string, number]> {
       return Array.isArray(o.items) && String(o.kind).endsWith('List') ? o.items.flatMap(items) : [o];
     };
     return items(value)
-      .filter((o) => typeof o.apiVersion === 'string' && FLUX_API.test(o.apiVersion))
+      .filter((o) => typeof o.apiVersion === 'string' && isFluxApiVersion(o.apiVersion))
       .map((o): [string, number] => [`${o.kind}/${String(o.metadata?.name)}`, line]);
   });
 }
@@ -95,7 +94,7 @@ export class FluxObjects {
   add(objects: readonly KubeObject[], namespace: string | undefined, scope: string, inputs: string[]): FluxObject[] {
     const added: FluxObject[] = [];
     for (const o of objects) {
-      if (!FLUX_API.test(o.apiVersion)) continue;
+      if (!isFluxApiVersion(o.apiVersion)) continue;
       const ns = namespace ?? o.metadata.namespace ?? 'default';
       const key = `${scope}|${o.kind}/${ns}/${o.metadata.name}`;
       if (this.byKey.has(key)) continue;

@@ -10,7 +10,7 @@ import {
 } from '../config/index.js';
 import { errorMessage, normaliseRepoUrl, redactUrl, type KubeObject } from '../model/index.js';
 import { render, renderInputs, RenderError, UNSET_MARK, type Overlay } from '../render/index.js';
-import { checkFields, SHAPES } from './fields.js';
+import { checkFields, SHAPES, UNMAPPED_KINDS } from './fields.js';
 import { FluxObjects, type FluxObject } from './objects.js';
 
 /** Something said of one Flux object: where it is, which field, and what. */
@@ -564,6 +564,13 @@ class Reader {
   checkAll(): void {
     for (const obj of this.objects.all()) {
       const shape = SHAPES[obj.kind];
+      const unmapped = UNMAPPED_KINDS[obj.kind];
+      if (unmapped) {
+        const finding = { file: obj.file, line: obj.line, object: obj.label, field: '' };
+        if ('note' in unmapped) this.out.notes.push({ ...finding, message: unmapped.note });
+        else this.out.unsupported.push({ ...finding, message: unmapped.refuse });
+        continue;
+      }
       if (!shape) {
         this.out.notes.push({
           file: obj.file,

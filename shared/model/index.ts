@@ -16,6 +16,7 @@ export {
   entryRef,
   formatRef,
   groupOf,
+  isFluxApiVersion,
   refKey,
   refOf,
   type InventoryEntry,

@@ -81,3 +81,11 @@ export const entryRef = (e: InventoryEntry): ObjectRef & { apiVersion: string } 
   ...parseRefKey(e.id),
   apiVersion: e.v,
 });
+
+/**
+ * Flux's API groups: the toolkit's (*.toolkit.fluxcd.io), its source extensions (ArtifactGenerator)
+ * and the Flux Operator's (FluxInstance, ResourceSet). Objects of these are Flux configuration, never
+ * applied as they are.
+ */
+const FLUX_API_VERSION = /^([a-z0-9-]+\.toolkit\.fluxcd\.io|source\.extensions\.fluxcd\.io|fluxcd\.controlplane\.io)\//;
+export const isFluxApiVersion = (apiVersion: string): boolean => FLUX_API_VERSION.test(apiVersion);

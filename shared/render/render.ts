@@ -13,7 +13,15 @@ import {
 import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import { stringify } from 'yaml';
-import { errorMessage, formatRef, refKey, refOf, type ChartVersion, type KubeObject } from '../model/index.js';
+import {
+  errorMessage,
+  formatRef,
+  isFluxApiVersion,
+  refKey,
+  refOf,
+  type ChartVersion,
+  type KubeObject,
+} from '../model/index.js';
 import type { LocalSettings, TargetSpec } from '../config/index.js';
 import { locateTool } from './binaries.js';
 import { RenderError, type RenderProblem } from './errors.js';
@@ -45,7 +53,7 @@ export interface RenderOptions {
   /** kustomize patches and image overrides applied to the rendered objects. */
   kustomize?: Overlay | undefined;
   /**
-   * Flux objects (*.toolkit.fluxcd.io) in the output are configuration tidegate reads, never applied;
+   * Flux objects (isFluxApiVersion) in the output are configuration tidegate reads, never applied;
    * "root": neither are Flux's own components (labelled app.kubernetes.io/part-of: flux); "foreign":
    * the files come from another repository, whose Flux objects tidegate has not read: a
    * Kustomization or HelmRelease there is a problem (it would deploy something nobody applies).
@@ -378,13 +386,14 @@ async function overlaid(objects: RenderedObject[], overlay: Overlay, opts: Rende
   }
 }
 
-const FLUX_GROUP = /\.toolkit\.fluxcd\.io\//;
-
 /** A Flux object (read as configuration) or, in the root path, one of Flux's own components. */
 function isFluxObject(object: KubeObject, mode: 'config' | 'root'): boolean {
-  if (FLUX_GROUP.test(object.apiVersion)) return true;
+  if (isFluxApiVersion(object.apiVersion)) return true;
   if (mode !== 'root') return false;
-  if (object.kind === 'CustomResourceDefinition' && /\.toolkit\.fluxcd\.io$/.test(String(object.metadata.name)))
+  if (
+    object.kind === 'CustomResourceDefinition' &&
+    /\.(toolkit\.fluxcd\.io|extensions\.fluxcd\.io|fluxcd\.controlplane\.io)$/.test(String(object.metadata.name))
+  )
     return true;
   return object.metadata.labels?.['app.kubernetes.io/part-of'] === 'flux';
 }
@@ -393,7 +402,7 @@ function isFluxObject(object: KubeObject, mode: 'config' | 'root'): boolean {
 function unreadFluxObjects(objects: ReadonlyArray<{ object: KubeObject; source: string }>): RenderProblem[] {
   return objects
     .filter(
-      ({ object }) => FLUX_GROUP.test(object.apiVersion) && ['Kustomization', 'HelmRelease'].includes(object.kind),
+      ({ object }) => isFluxApiVersion(object.apiVersion) && ['Kustomization', 'HelmRelease'].includes(object.kind),
     )
     .map(({ object, source }) => ({
       file: source,

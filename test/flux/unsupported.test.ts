@@ -272,3 +272,55 @@ data: { a: "1" }
     ]);
   });
 });
+
+/** The Flux Operator's kinds and Flux's source extensions, outside *.toolkit.fluxcd.io. */
+describe('Flux kinds outside the toolkit groups', () => {
+  const dir = repository({
+    'clusters/prod/flux-system/gotk-sync.yaml': ROOT_SYNC,
+    'clusters/prod/operator.yaml': `apiVersion: fluxcd.controlplane.io/v1
+kind: FluxInstance
+metadata: { name: flux, namespace: flux-system }
+spec: { distribution: { version: 2.x, registry: ghcr.io/fluxcd } }
+---
+apiVersion: fluxcd.controlplane.io/v1
+kind: ResourceSet
+metadata: { name: apps, namespace: flux-system }
+spec: { inputs: [{ tenant: a }], resources: [] }
+---
+apiVersion: source.extensions.fluxcd.io/v1beta1
+kind: ArtifactGenerator
+metadata: { name: bundle, namespace: flux-system }
+spec: { sources: [], artifacts: [] }
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: { name: cluster-vars, namespace: flux-system }
+data: { a: "1" }
+`,
+  });
+
+  it('FluxInstance is noted and never applied; ResourceSet and ArtifactGenerator are refused by name', async () => {
+    const read = await readFlux(dir, [{ path: 'clusters/prod', cluster: 'prod' }], localSettings());
+    expect(read.notes.filter((n) => n.object === 'FluxInstance flux-system/flux').map((n) => n.message)).toEqual([
+      expect.stringMatching(/installs Flux: tidegate applies neither/),
+    ]);
+    expect(read.unsupported.map((u) => [u.file, u.object, u.message])).toEqual([
+      [
+        'clusters/prod/operator.yaml',
+        'ResourceSet flux-system/apps',
+        expect.stringMatching(/ResourceSet is not rendered/),
+      ],
+      [
+        'clusters/prod/operator.yaml',
+        'ArtifactGenerator flux-system/bundle',
+        expect.stringMatching(/ArtifactGenerator is not read by tidegate yet/),
+      ],
+    ]);
+    // The cluster's root target renders none of them: only the ConfigMap is applied.
+    const root = read.targets.find((t) => t.origin?.root);
+    if (!root) throw new Error('no root target');
+    expect(
+      (await renderTarget(root, dir, localSettings())).objects.map((o) => `${o.object.kind}/${o.object.metadata.name}`),
+    ).toEqual(['ConfigMap/cluster-vars']);
+  });
+});
