@@ -69,8 +69,19 @@ export async function fluxCheckCommand(args: SyncArgs, io: Io): Promise<number> 
     io.out(`${JSON.stringify({ mapped: read.mapped, notes: read.notes, unsupported: read.unsupported }, null, 2)}\n`);
     return read.unsupported.length > 0 ? 1 : 0;
   }
+  const lines = [
+    `Flux paths: ${entries.map((e) => `${e.path} (cluster ${e.cluster})`).join(', ')}`,
+    '',
+    ...checkReport(read),
+  ];
+  io.out(`${lines.join('\n')}\n`);
+  return read.unsupported.length > 0 ? 1 : 0;
+}
+
+/** The text of `flux check`: what each object becomes, what is read differently, and what is refused, per object. */
+function checkReport(read: Awaited<ReturnType<typeof readFlux>>): string[] {
   const where = (f: { file: string; line?: number }) => (f.line ? `${f.file}:${f.line}` : f.file);
-  const lines = [`Flux paths: ${entries.map((e) => `${e.path} (cluster ${e.cluster})`).join(', ')}`, '', 'Maps to:'];
+  const lines = ['Maps to:'];
   for (const m of read.mapped) lines.push(`  ${m.object} (${m.file}) → ${m.becomes}`);
   // The same note of many objects (every interval) is said once, with the objects it concerns.
   const notes = new Map<string, string[]>();
@@ -81,10 +92,14 @@ export async function fluxCheckCommand(args: SyncArgs, io: Io): Promise<number> 
   lines.push('', `Read differently (${read.notes.length}):`);
   for (const [note, objects] of notes) lines.push(`  ${note}`, ...objects.map((o) => `      ${o}`));
   lines.push('', `Not supported yet (${read.unsupported.length}):`);
-  for (const u of read.unsupported)
-    lines.push(`  ${where(u)} ${u.object}${u.field ? ` ${u.field}` : ''}: ${u.message}`);
-  io.out(`${lines.join('\n')}\n`);
-  return read.unsupported.length > 0 ? 1 : 0;
+  // Every problem of an object at once, under the object (where it is declared, for which cluster).
+  const refused = new Map<string, string[]>();
+  for (const u of read.unsupported) {
+    const key = `${where(u)} ${u.object}${u.cluster ? ` (cluster ${u.cluster})` : ''}`;
+    refused.set(key, [...(refused.get(key) ?? []), `${u.field ? `${u.field}: ` : ''}${u.message}`]);
+  }
+  for (const [object, problems] of refused) lines.push(`  ${object}`, ...problems.map((p) => `      ${p}`));
+  return lines;
 }
 
 /** Objects as YAML documents, each after a comment naming the file (or command) it came from. */

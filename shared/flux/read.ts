@@ -21,6 +21,8 @@ export interface FluxFinding {
   object: string;
   field: string;
   message: string;
+  /** The cluster alias of the flux path it was read under. */
+  cluster?: string | undefined;
 }
 
 /** What a Flux object became. */
@@ -80,8 +82,16 @@ class Reader {
     this.objects = new FluxObjects(root);
   }
 
+  /** The cluster alias of each flux path read. */
+  private readonly clusters = new Map<string, string>();
+
+  /** Where an object is declared, and the cluster it was read for. */
+  private at(obj: FluxObject): { file: string; line: number; object: string; cluster: string | undefined } {
+    return { file: obj.file, line: obj.line, object: obj.label, cluster: this.clusters.get(obj.scope) };
+  }
+
   problem(obj: FluxObject, field: string, message: string): void {
-    this.out.unsupported.push({ file: obj.file, line: obj.line, object: obj.label, field, message });
+    this.out.unsupported.push({ ...this.at(obj), field, message });
   }
 
   /**
@@ -126,7 +136,14 @@ class Reader {
     } catch (err) {
       const problems = err instanceof RenderError ? err.problems : [{ file: path, message: errorMessage(err) }];
       for (const p of problems)
-        this.out.unsupported.push({ file: p.file, line: 1, object: p.object ?? path, field: '', message: p.message });
+        this.out.unsupported.push({
+          file: p.file,
+          line: 1,
+          object: p.object ?? path,
+          field: '',
+          message: p.message,
+          cluster: entry.cluster,
+        });
       return [];
     }
     const found = this.objects.add(built, namespace, entry.path, inputs);
@@ -145,6 +162,7 @@ class Reader {
 
   /** One flux path: its root Kustomization (the path syncing itself) becomes the root target. */
   async readEntry(entry: FluxEntry): Promise<void> {
+    this.clusters.set(entry.path, entry.cluster);
     const found = await this.readPath(entry.path, entry, undefined, await this.rootKustomization(entry));
     const rootK = found.find((o) => o.kind === 'Kustomization' && repoPath(o.spec['path']) === entry.path);
     const ref = rec(rootK?.spec['sourceRef']);
@@ -285,6 +303,7 @@ class Reader {
           object: obj?.label ?? origin.name,
           field: issue.path.join('.'),
           message: issue.message,
+          cluster: typeof input['cluster'] === 'string' ? input['cluster'] : undefined,
         });
       return;
     }
@@ -566,23 +585,17 @@ class Reader {
       const shape = SHAPES[obj.kind];
       const unmapped = UNMAPPED_KINDS[obj.kind];
       if (unmapped) {
-        const finding = { file: obj.file, line: obj.line, object: obj.label, field: '' };
+        const finding = { ...this.at(obj), field: '' };
         if ('note' in unmapped) this.out.notes.push({ ...finding, message: unmapped.note });
         else this.out.unsupported.push({ ...finding, message: unmapped.refuse });
         continue;
       }
       if (!shape) {
-        this.out.notes.push({
-          file: obj.file,
-          line: obj.line,
-          object: obj.label,
-          field: '',
-          message: 'not read by tidegate',
-        });
+        this.out.notes.push({ ...this.at(obj), field: '', message: 'not read by tidegate' });
         continue;
       }
       for (const f of checkFields(obj.spec, shape)) {
-        const finding = { file: obj.file, line: obj.line, object: obj.label, field: f.field };
+        const finding = { ...this.at(obj), field: f.field };
         if (f.note) this.out.notes.push({ ...finding, message: f.note });
         else this.out.unsupported.push({ ...finding, message: f.refuse ?? SPECIAL[f.field] ?? 'not supported yet' });
       }

@@ -29,20 +29,30 @@ describe('tidegate flux check', () => {
     expect(out).toContain('Not supported yet (0)');
   });
 
-  it('names what is not supported, with file and line, and exits 1; --output json gives the same lists', async () => {
+  it('names what is not supported, every problem of an object at once under it (file, line, cluster), and exits 1; --output json gives the same lists', async () => {
     writeFileSync(
       join(dir, 'clusters/production/secrets.yaml'),
-      'apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: secrets\n  namespace: flux-system\nspec:\n  path: ./apps/production\n  prune: true\n  sourceRef: { kind: GitRepository, name: flux-system }\n  decryption: { provider: sops }\n',
+      'apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: secrets\n  namespace: flux-system\nspec:\n  path: ./apps/production\n  prune: true\n  sourceRef: { kind: GitRepository, name: flux-system }\n  decryption: { provider: sops }\n  kubeConfig: { secretRef: { name: remote } }\n',
     );
     const { code, out } = await cli('flux', 'check', '--dir', dir);
     expect(code).toBe(1);
-    expect(out).toContain('Not supported yet (1)');
+    expect(out).toContain('Not supported yet (2)');
     expect(out).toContain(
-      'clusters/production/secrets.yaml:1 Kustomization flux-system/secrets spec.decryption: SOPS decryption is not supported yet',
+      [
+        '  clusters/production/secrets.yaml:1 Kustomization flux-system/secrets (cluster production)',
+        '      spec.decryption: SOPS decryption is not supported yet: the Secrets would be applied encrypted (decrypt them another way, e.g. External Secrets)',
+        '      spec.kubeConfig: not supported yet: a target applies to the cluster its alias names',
+      ].join('\n'),
     );
     const json = await cli('flux', 'check', '--dir', dir, '--output', 'json');
     expect(json.code).toBe(1);
-    const report = JSON.parse(json.out) as { unsupported: Array<{ field: string }>; mapped: unknown[] };
-    expect(report.unsupported.map((u) => u.field)).toEqual(['spec.decryption']);
+    const report = JSON.parse(json.out) as {
+      unsupported: Array<{ field: string; cluster: string }>;
+      mapped: unknown[];
+    };
+    expect(report.unsupported.map((u) => [u.field, u.cluster])).toEqual([
+      ['spec.decryption', 'production'],
+      ['spec.kubeConfig', 'production'],
+    ]);
   });
 });
