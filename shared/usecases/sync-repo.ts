@@ -201,7 +201,9 @@ async function connectAndSync(ctx: EngineContext, spec: TargetSpec, req: Checkou
   } catch (err) {
     if (req.signal?.aborted) throw err;
     if (isTidegateError(err) && !err.transient) return notSynced(spec, req.revision, err.message);
-    if (ctx.noRetry) return notSynced(spec, req.revision, `${errorMessage(err)} (this may pass on its own: run again)`);
+    // A target another writer holds says so and ends the run (the caller waits, or asks again).
+    if (ctx.noRetry && !isTidegateError(err, 'LeaseBusy'))
+      return notSynced(spec, req.revision, `${errorMessage(err)} (this may pass on its own: run again)`);
     throw err;
   }
 }
