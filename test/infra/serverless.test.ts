@@ -13,6 +13,20 @@ let template: Template;
 
 const resourcesOf = (type: string) => Object.entries(template.Resources).filter(([, r]) => r.Type === type);
 
+/** What cfn-lint finds in a packaged template, its informational checks included (one line each). */
+const lintFindings = async (packageDir: string): Promise<string> =>
+  (
+    await run(join(motoVenvDir(), 'bin', 'cfn-lint'), [
+      '--format',
+      'parseable',
+      '--include-checks',
+      'I',
+      '--non-zero-exit-code',
+      'none',
+      join(packageDir, 'cloudformation-template-update-stack.json'),
+    ])
+  ).trim();
+
 describe('serverless package (osls, offline) → CloudFormation', () => {
   beforeAll(async () => {
     ({ dir: out, template } = await packageStack());
@@ -178,17 +192,7 @@ describe('serverless package (osls, offline) → CloudFormation', () => {
   });
 
   it('passes cfn-lint with its informational checks: no error, warning or finding (the plugin tidies what the framework generates)', async () => {
-    const lint = join(motoVenvDir(), 'bin', 'cfn-lint');
-    const report = await run(lint, [
-      '--format',
-      'parseable',
-      '--include-checks',
-      'I',
-      '--non-zero-exit-code',
-      'none',
-      join(out, 'cloudformation-template-update-stack.json'),
-    ]);
-    expect(report.trim()).toBe('');
+    expect(await lintFindings(out)).toBe('');
   });
 
   it('opt-in parameters: tracing Active gives every function X-Ray and its role the X-Ray policy; kmsKeyArns gives kms:Decrypt through Secrets Manager and SSM to the roles reading secrets; off, neither is in the template', async () => {
@@ -221,17 +225,7 @@ describe('serverless package (osls, offline) → CloudFormation', () => {
     );
     expect(JSON.stringify(template)).not.toMatch(/kms:Decrypt|AWSXRayDaemonWriteAccess|Fn::If|"Conditions"/);
     // Both are clean for cfn-lint too.
-    const lint = join(motoVenvDir(), 'bin', 'cfn-lint');
-    const report = await run(lint, [
-      '--format',
-      'parseable',
-      '--include-checks',
-      'I',
-      '--non-zero-exit-code',
-      'none',
-      join(dir, 'cloudformation-template-update-stack.json'),
-    ]);
-    expect(report.trim()).toBe('');
+    expect(await lintFindings(dir)).toBe('');
   });
 
   it.each([
