@@ -40,6 +40,8 @@ export interface Runtime {
   logger: Logger & { powertools: ReturnType<typeof powertoolsLogger>['powertools'] };
   /** CloudWatch metrics of this function (EMF in its log; the stack names the namespace). */
   metrics: MetricsSink;
+  /** Where notifications go (deploy-time settings), without reading any repository token; none configured: undefined. */
+  notifier: Notifier | undefined;
   /** The tracked repositories and branches, without credentials (what webhooks route by). */
   repositories: TrackedRepo[];
   /**
@@ -71,6 +73,7 @@ export async function createRuntime(service: string, env: NodeJS.ProcessEnv = pr
   if (!settings.queueUrl)
     throw new TidegateError('SettingsInvalid', "no queue: TIDEGATE_QUEUE_URL (the stack's SyncQueue) is not set");
   const metrics = powertoolsMetrics(service, env['POWERTOOLS_METRICS_NAMESPACE'] ?? 'tidegate');
+  const notifier = settings.notifications ? notifierOf(settings.notifications, secrets, logger) : undefined;
   let git: Promise<GitAccess> | undefined;
   const clusters = clusterAccess(settings, secrets, logger, endpoint);
   let viewers: ReturnType<typeof clusterAccess> | undefined;
@@ -87,12 +90,15 @@ export async function createRuntime(service: string, env: NodeJS.ProcessEnv = pr
     },
     logger,
     metrics,
+    notifier,
     repositories: settings.repositories.map((r) => ({ url: r.url, branch: r.branch })),
     git: () => {
-      git ??= gitAccess(settings, secrets, logger, env, endpoint, clusters, metrics).catch((err: unknown) => {
-        git = undefined;
-        throw err;
-      });
+      git ??= gitAccess(settings, secrets, logger, env, endpoint, clusters, { metrics, notifier }).catch(
+        (err: unknown) => {
+          git = undefined;
+          throw err;
+        },
+      );
       return git;
     },
     driftIntervalMs: parseDuration(settings.driftInterval) ?? 600_000,
@@ -166,7 +172,7 @@ async function gitAccess(
   env: NodeJS.ProcessEnv,
   endpoint: string | undefined,
   clusters: ReturnType<typeof clusterAccess>,
-  metrics: MetricsSink,
+  telemetry: { metrics: MetricsSink; notifier: Notifier | undefined },
 ): Promise<GitAccess> {
   const { connect, credentials } = clusters;
   // A repository whose credential cannot be read fails its own syncs (with that error), never the others'.
@@ -216,7 +222,7 @@ async function gitAccess(
     gitSource,
     github,
     logger,
-    metrics,
+    metrics: telemetry.metrics,
     floor: (alias) => settings.clusters[alias]?.floor,
     trustedKeys: async (names) =>
       Promise.all(
@@ -232,7 +238,7 @@ async function gitAccess(
     },
     reload: { strategy: settings.reload.strategy, scope: settings.reload },
     clusters: () => Object.keys(settings.clusters),
-    ...(settings.notifications ? { notifier: notifierOf(settings.notifications, secrets, logger) } : {}),
+    ...(telemetry.notifier ? { notifier: telemetry.notifier } : {}),
   };
   return {
     engine,

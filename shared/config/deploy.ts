@@ -34,6 +34,7 @@ export const NOTIFY_EVENTS = [
   'image-proposed',
   'preview-published',
   'dead-lettered',
+  'alarm',
 ] as const;
 
 /** Bounds of every render (deploy-time settings render.*). The memory defaults are sized for the 1024 MB worker. */

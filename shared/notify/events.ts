@@ -33,4 +33,5 @@ export const COLOUR: Record<NotifyEventKind, number> = {
   'image-proposed': 0x8250df,
   'preview-published': 0x0969da,
   'dead-lettered': 0xcf222e,
+  alarm: 0xcf222e,
 };

@@ -9,4 +9,4 @@ export { approve } from './approve.js';
 export { resume, suspend } from './suspend.js';
 export { recover } from './recover.js';
 export { serveStatusPage, statusPageOf, statusView } from './status-page.js';
-export { deadLetterEvent, notify, resultEvent } from './notify.js';
+export { alarmEvent, deadLetterEvent, notify, resultEvent, type AlarmChange } from './notify.js';

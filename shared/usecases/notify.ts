@@ -45,6 +45,7 @@ export function resultEvent(
     'image-proposed': '',
     'preview-published': '',
     'dead-lettered': '',
+    alarm: '',
   };
   const text =
     kind === 'failed'
@@ -108,6 +109,34 @@ export function deadLetterEvent(msg: QueueMessage | undefined, why: unknown, at:
     text: `${firstLine(errorMessage(why))}\nSee \`tidegate queue\`; \`tidegate queue --redrive\` retries it once the cause is fixed.`,
     fields: [['message', msg?.type ?? 'unknown'], ...(target ? ([['target', target]] as Array<[string, string]>) : [])],
     at: at.toISOString(),
+  };
+}
+
+/** A CloudWatch alarm's state change as the alarm topic delivers it (SNS message JSON). */
+export interface AlarmChange {
+  AlarmName?: string;
+  AlarmDescription?: string | null;
+  NewStateValue?: string;
+  NewStateReason?: string;
+  StateChangeTime?: string;
+}
+
+/** The notification of an alarm's state change (the stack's alarms: docs/operations.md says what each means). */
+export function alarmEvent(change: AlarmChange, at: Date = new Date()): NotifyEvent {
+  const name = change.AlarmName ?? 'an alarm';
+  const state = change.NewStateValue ?? 'UNKNOWN';
+  return {
+    kind: 'alarm',
+    repo: '',
+    title: state === 'OK' ? `${name}: back to OK` : `${name}: ${state}`,
+    text: [firstLine(change.NewStateReason), firstLine(change.AlarmDescription ?? undefined)]
+      .filter(Boolean)
+      .join('\n'),
+    fields: [
+      ['alarm', name],
+      ['state', state],
+    ],
+    at: change.StateChangeTime ? new Date(change.StateChangeTime).toISOString() : at.toISOString(),
   };
 }
 

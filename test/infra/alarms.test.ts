@@ -55,7 +55,12 @@ describe('alarms: a stuck pipeline says so', () => {
       expect(props(template, name)['OKActions'], name).toEqual([{ Ref: 'AlarmTopic' }]);
     }
     expect(template.Resources['AlarmTopic']?.Type).toBe('AWS::SNS::Topic');
-    expect(Object.values(template.Resources).filter((r) => r.Type === 'AWS::SNS::Subscription')).toEqual([]);
+    // Without alarmEmail, the topic's one subscription is the alarm notifier (below).
+    expect(
+      Object.values(template.Resources).filter(
+        (r) => r.Type === 'AWS::SNS::Subscription' && r.Properties['Protocol'] === 'email',
+      ),
+    ).toEqual([]);
     expect(props(withEmail, 'AlarmEmailSubscription')).toEqual({
       TopicArn: { Ref: 'AlarmTopic' },
       Protocol: 'email',
@@ -104,9 +109,15 @@ describe('alarms: a stuck pipeline says so', () => {
       MetricStat?: { Metric: { MetricName: string; Dimensions: Array<{ Value: string }> } };
     }>;
     expect(throttles.flatMap((m) => (m.MetricStat ? [m.MetricStat.Metric.Dimensions[0]?.Value] : [])).sort()).toEqual(
-      ['ecrEvent', 'githubWebhook', 'registryWebhook', 'scheduledPoll', 'statusPage', 'syncWorker'].map(
-        (f) => `tidegate-ci-${f}`,
-      ),
+      [
+        'alarmNotifier',
+        'ecrEvent',
+        'githubWebhook',
+        'registryWebhook',
+        'scheduledPoll',
+        'statusPage',
+        'syncWorker',
+      ].map((f) => `tidegate-ci-${f}`),
     );
     // The functions publish into the alarm's namespace.
     const env = props(template, 'ScheduledPollLambdaFunction')['Environment'] as { Variables: Props };
@@ -281,5 +292,57 @@ describe('alarms: a stuck pipeline says so', () => {
       ]);
       expect(failed.reduce((n, d) => n + (d.Sum ?? 0), 0)).toBe(2);
     }, 180_000);
+
+    it("each alarm's state change reaches the notification providers: the alarm topic invokes the alarm notifier, which sends the event alarm", async () => {
+      // Wired in the stack: the topic's subscription is the function.
+      const subscription = Object.values(template.Resources).find((r) => r.Type === 'AWS::SNS::Subscription');
+      expect(subscription?.Properties).toMatchObject({
+        TopicArn: { Ref: 'AlarmTopic' },
+        Protocol: 'lambda',
+        Endpoint: { 'Fn::GetAtt': ['AlarmNotifierLambdaFunction', 'Arn'] },
+      });
+      const settings = {
+        repositories: [{ url: 'https://github.com/acme/gitops.git', branch: 'main' }],
+        clusters: { test: testClusterSetting() },
+        notifications: {
+          providers: {
+            oncall: {
+              type: 'generic',
+              url: { value: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/alarms` },
+              secret: { value: 'hook-signing-key' },
+            },
+          },
+          alerts: [{ provider: 'oncall', events: ['alarm'] }],
+        },
+      };
+      const notifier = await startFunction('alarm-notifier', { settings, queueUrl });
+      running.push(notifier);
+      received.length = 0;
+      // What CloudWatch publishes to the topic when an alarm changes state, as SNS delivers it to Lambda.
+      const change = {
+        AlarmName: 'tidegate-prod-dead-letters',
+        AlarmDescription:
+          'A message failed on every delivery and waits in the dead-letter queue (docs/operations.md, Dead letters).',
+        NewStateValue: 'ALARM',
+        NewStateReason: 'Threshold Crossed: 1 datapoint [1.0] was greater than or equal to the threshold (1.0).',
+        StateChangeTime: '2026-12-07T07:00:00.000+0000',
+      };
+      const sns = {
+        Records: [
+          {
+            EventSource: 'aws:sns',
+            Sns: { MessageId: 'm-1', Message: JSON.stringify(change), Subject: 'ALARM: "tidegate-prod-dead-letters"' },
+          },
+        ],
+      };
+      expect(await notifier.invoke(sns)).toEqual({ notified: 1 });
+      expect(received).toEqual([
+        expect.objectContaining({
+          event: 'alarm',
+          title: 'tidegate-prod-dead-letters: ALARM',
+          text: expect.stringMatching(/^Threshold Crossed: [\s\S]*docs\/operations\.md, Dead letters/),
+        }),
+      ]);
+    }, 120_000);
   });
 });

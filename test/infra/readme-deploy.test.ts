@@ -134,6 +134,7 @@ describe("README's deploy commands, as written, against moto", () => {
 
     const fns = await deployedFunctions('tidegate-prod');
     expect(Object.keys(fns).sort()).toEqual([
+      'alarmNotifier',
       'ecrEvent',
       'githubWebhook',
       'registryWebhook',

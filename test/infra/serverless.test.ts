@@ -38,6 +38,7 @@ describe('serverless package (osls, offline) → CloudFormation', () => {
         .filter((f) => f.endsWith('.zip'))
         .sort(),
     ).toEqual([
+      'alarmNotifier.zip',
       'ecrEvent.zip',
       'githubWebhook.zip',
       'registryWebhook.zip',
@@ -66,6 +67,7 @@ describe('serverless package (osls, offline) → CloudFormation', () => {
   it('declares the functions, routes, queue with its dead-letter queue, schedule, ECR rule and kubectl layer', () => {
     const fns = resourcesOf('AWS::Lambda::Function').map(([, r]) => [r.Properties['Handler'], r.Properties['Runtime']]);
     expect(fns.sort()).toEqual([
+      ['dist/functions/alarm-notifier/index.handler', 'nodejs22.x'],
       ['dist/functions/ecr-event/index.handler', 'nodejs22.x'],
       ['dist/functions/github-webhook/index.handler', 'nodejs22.x'],
       ['dist/functions/registry-webhook/index.handler', 'nodejs22.x'],
@@ -129,6 +131,8 @@ describe('serverless package (osls, offline) → CloudFormation', () => {
     );
     // The status page reads clusters (their tokens, or EKS) and its link secret; it queues nothing.
     expect(actions('status-page')).toEqual([...logs, ...secret, 'eks:DescribeCluster', 'sts:AssumeRole'].sort());
+    // The alarm notifier reads the notification providers' URLs and keys, nothing else.
+    expect(actions('alarm-notifier')).toEqual([...logs, ...secret].sort());
     expect(actions('sync-worker')).toEqual(
       [
         ...logs,
@@ -145,6 +149,7 @@ describe('serverless package (osls, offline) → CloudFormation', () => {
       ].sort(),
     );
     for (const fn of [
+      'alarm-notifier',
       'github-webhook',
       'registry-webhook',
       'ecr-event',
@@ -179,6 +184,7 @@ describe('serverless package (osls, offline) → CloudFormation', () => {
         githubWebhook: 'tidegate-webhooks/github',
         registryWebhook: 'tidegate-webhooks/registry',
         statusLink: 'tidegate-status/link',
+        notification: 'tidegate/notify-slack',
       })
         .filter(([, name]) => allows(docs, 'secretsmanager:GetSecretValue', secret(name)))
         .map(([what]) => what);
@@ -187,7 +193,8 @@ describe('serverless package (osls, offline) → CloudFormation', () => {
     expect(readable('registry-webhook')).toEqual(['registryWebhook']);
     expect(readable('ecr-event')).toEqual([]);
     expect(readable('scheduled-poll')).toEqual(['repositoryToken']);
-    expect(readable('sync-worker')).toEqual(['repositoryToken', 'clusterToken', 'trustedKey']);
+    expect(readable('sync-worker')).toEqual(['repositoryToken', 'clusterToken', 'trustedKey', 'notification']);
+    expect(readable('alarm-notifier')).toEqual(['notification']);
     expect(readable('status-page')).toEqual(['clusterToken', 'statusLink']);
   });
 
@@ -203,7 +210,7 @@ describe('serverless package (osls, offline) → CloudFormation', () => {
     ]);
     const roles = (t: Template) => Object.entries(t.Resources).filter(([, r]) => r.Type === 'AWS::IAM::Role');
     const functions = (t: Template) => Object.values(t.Resources).filter((r) => r.Type === 'AWS::Lambda::Function');
-    expect(functions(on).map((f) => f.Properties['TracingConfig'])).toEqual(Array(6).fill({ Mode: 'Active' }));
+    expect(functions(on).map((f) => f.Properties['TracingConfig'])).toEqual(Array(7).fill({ Mode: 'Active' }));
     for (const [name, role] of roles(on))
       expect(role.Properties['ManagedPolicyArns'], name).toEqual([
         { 'Fn::Sub': 'arn:${AWS::Partition}:iam::aws:policy/AWSXRayDaemonWriteAccess' },
@@ -213,6 +220,7 @@ describe('serverless package (osls, offline) → CloudFormation', () => {
       .map(([name]) => name)
       .sort();
     expect(decrypting).toEqual([
+      'AlarmNotifierRole',
       'GithubWebhookRole',
       'RegistryWebhookRole',
       'ScheduledPollRole',
@@ -221,7 +229,7 @@ describe('serverless package (osls, offline) → CloudFormation', () => {
     ]);
     expect(JSON.stringify(on.Resources['SyncWorkerRole']?.Properties['Policies'])).toContain(key);
     expect(functions(template).map((f) => f.Properties['TracingConfig'])).toEqual(
-      Array(6).fill({ Mode: 'PassThrough' }),
+      Array(7).fill({ Mode: 'PassThrough' }),
     );
     expect(JSON.stringify(template)).not.toMatch(/kms:Decrypt|AWSXRayDaemonWriteAccess|Fn::If|"Conditions"/);
     // Both are clean for cfn-lint too.
