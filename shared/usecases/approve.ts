@@ -1,4 +1,4 @@
-import { readTargetState, refuseOtherOwner, updateTargetState, withLease, type TargetState } from '../state/index.js';
+import { readTargetState, type TargetState } from '../state/index.js';
 import type { KubeClient } from '../cluster/index.js';
 import type { GatePolicy, TargetSpec, TidegateConfig } from '../config/index.js';
 import { repoName, type GitHub, type RepoName } from '../github/index.js';
@@ -13,7 +13,8 @@ import {
   type Revision,
   type SyncResult,
 } from '../model/index.js';
-import { leaseOf, type EngineContext } from './context.js';
+import type { EngineContext } from './context.js';
+import { changeOwnState } from './own-state.js';
 import { CONFIG_FILE, configAt, trackedBranch } from './repo-config.js';
 import type { Queue } from './queue.js';
 import { chainMessage, dependencyChains, withDependants } from './affected.js';
@@ -32,23 +33,10 @@ async function recordApproval(
   approval: Approval,
   signal?: AbortSignal,
 ): Promise<void> {
-  await withLease(client, target, { ...leaseOf(ctx), logger: ctx.logger, signal }, (leased) =>
-    updateTargetState(
-      client,
-      target,
-      (state) => {
-        refuseOtherOwner(state, repo, target);
-        return {
-          ...state,
-          approvals: [
-            ...(state.approvals ?? []).filter((a) => !(a.sha === approval.sha && a.by === approval.by)),
-            approval,
-          ],
-        };
-      },
-      leased,
-    ),
-  );
+  await changeOwnState(ctx, client, { repo, target, signal }, (state) => ({
+    ...state,
+    approvals: [...(state.approvals ?? []).filter((a) => !(a.sha === approval.sha && a.by === approval.by)), approval],
+  }));
   ctx.logger?.info('approved', { target, revision: approval.sha, by: approval.by, via: approval.via });
 }
 

@@ -10,9 +10,10 @@ import {
   type SyncResult,
 } from '../model/index.js';
 import { checkoutRevision, commitInfo } from '../source/index.js';
-import { readTargetState, refuseOtherOwner, updateTargetState, withLease } from '../state/index.js';
+import { readTargetState } from '../state/index.js';
 import { syncTarget } from '../sync/index.js';
 import { clusterResourcesOf, leaseOf, type EngineContext } from './context.js';
+import { changeOwnState } from './own-state.js';
 import { headTarget, loadConfig, trackedBranch } from './repo-config.js';
 
 export interface RollbackRequest {
@@ -104,21 +105,7 @@ export async function rollback(ctx: EngineContext, req: RollbackRequest): Promis
 /** Lifts a target's pin; the next push or poll applies the branch again. */
 export async function release(ctx: EngineContext, req: { repo: string; target: string }): Promise<boolean> {
   const { client } = await headTarget(ctx, req.repo, req.target);
-  let lifted = false;
-  await withLease(client, req.target, { ...leaseOf(ctx), logger: ctx.logger }, (signal) =>
-    updateTargetState(
-      client,
-      req.target,
-      (state) => {
-        refuseOtherOwner(state, req.repo, req.target);
-        if (!state.pin) return undefined;
-        lifted = true;
-        return { ...state, pin: undefined };
-      },
-      signal,
-    ),
-  );
-  return lifted;
+  return changeOwnState(ctx, client, req, (state) => (state.pin ? { ...state, pin: undefined } : undefined));
 }
 
 /** When health failed and the target asks for it: re-apply the last healthy revision and pin there. */

@@ -1,6 +1,7 @@
-import { readTargetState, refuseOtherOwner, updateTargetState, withLease } from '../state/index.js';
+import { readTargetState } from '../state/index.js';
 import { ENTRY_LIMITS, TargetNotFoundError, clip } from '../model/index.js';
-import { leaseOf, type EngineContext } from './context.js';
+import type { EngineContext } from './context.js';
+import { changeOwnState } from './own-state.js';
 import { configAt } from './repo-config.js';
 import { removedTargets } from './remove.js';
 
@@ -24,44 +25,23 @@ export async function suspend(
   req: { repo: string; target: string; by: string; reason: string },
 ): Promise<void> {
   const client = await ctx.connect(await clusterOf(ctx, req.repo, req.target));
-  await withLease(client, req.target, { ...leaseOf(ctx), logger: ctx.logger }, (signal) =>
-    updateTargetState(
-      client,
-      req.target,
-      (state) => {
-        refuseOtherOwner(state, req.repo, req.target);
-        return {
-          ...state,
-          repo: state.repo ?? req.repo,
-          suspended: {
-            by: req.by,
-            at: (ctx.now?.() ?? new Date()).toISOString(),
-            reason: clip(req.reason, ENTRY_LIMITS.pinReason),
-          },
-        };
-      },
-      signal,
-    ),
-  );
+  await changeOwnState(ctx, client, req, (state) => ({
+    ...state,
+    repo: state.repo ?? req.repo,
+    suspended: {
+      by: req.by,
+      at: (ctx.now?.() ?? new Date()).toISOString(),
+      reason: clip(req.reason, ENTRY_LIMITS.pinReason),
+    },
+  }));
   ctx.logger?.info('target suspended', { target: req.target, by: req.by, reason: req.reason });
 }
 
 /** Lifts a suspension; the next push, poll or approval applies again. False when it was not suspended. */
 export async function resume(ctx: EngineContext, req: { repo: string; target: string; by: string }): Promise<boolean> {
   const client = await ctx.connect(await clusterOf(ctx, req.repo, req.target));
-  let lifted = false;
-  await withLease(client, req.target, { ...leaseOf(ctx), logger: ctx.logger }, (signal) =>
-    updateTargetState(
-      client,
-      req.target,
-      (state) => {
-        refuseOtherOwner(state, req.repo, req.target);
-        if (!state.suspended) return undefined;
-        lifted = true;
-        return { ...state, suspended: undefined };
-      },
-      signal,
-    ),
+  const lifted = await changeOwnState(ctx, client, req, (state) =>
+    state.suspended ? { ...state, suspended: undefined } : undefined,
   );
   if (lifted) ctx.logger?.info('target resumed', { target: req.target, by: req.by });
   return lifted;
