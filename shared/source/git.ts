@@ -315,26 +315,10 @@ async function fetchAndExport(src: GitSource, revision: Revision, base: string, 
   const limits = src.limits ?? processLimits();
   if (!(await hasCommit(gitdir, revision.sha))) {
     const ref = revision.ref.replace(/^refs\/(heads|tags)\//, '') || 'main';
-    // Each fetch within the checkout limits (what it receives, what its pack holds).
-    const fetchOnce = async (depth: number, relative: boolean) =>
-      meteredFetch(src, gitdir, async (http) =>
-        git.fetch({
-          fs,
-          http,
-          gitdir,
-          url: src.url,
-          ref,
-          singleBranch: true,
-          tags: false,
-          depth,
-          relative,
-          ...(await authHeaders(src)),
-        }),
-      );
     try {
-      await fetchOnce(1, false);
+      await fetchRef(src, gitdir, ref, 1, false);
       for (let depth = 8; !(await hasCommit(gitdir, revision.sha)) && depth <= MAX_DEEPEN; depth *= 4)
-        await fetchOnce(depth, true);
+        await fetchRef(src, gitdir, ref, depth, true);
     } catch (err) {
       if (err instanceof RepositoryTooLargeError) throw err;
       throw new SourceError(`cannot fetch ${ref} of ${redactUrl(src.url)}: ${errorMessage(err)}`, { cause: err });
@@ -359,6 +343,23 @@ async function fetchAndExport(src: GitSource, revision: Revision, base: string, 
   return { revision, dir: treeDir };
 }
 
+/** One branch or tag fetched into the cached repository (`depth` commits, or that many more when `relative`), within the checkout limits. */
+const fetchRef = (src: GitSource, gitdir: string, ref: string, depth: number, relative: boolean) =>
+  meteredFetch(src, gitdir, async (http) =>
+    git.fetch({
+      fs,
+      http,
+      gitdir,
+      url: src.url,
+      ref,
+      singleBranch: true,
+      tags: false,
+      depth,
+      relative,
+      ...(await authHeaders(src)),
+    }),
+  );
+
 /**
  * Makes the cached history of a ref `depth` commits deeper (git fetch --deepen), under the
  * repository's lock. False when there was nothing more to fetch (the history is complete, or the
@@ -378,20 +379,7 @@ export async function deepen(src: GitSource, cacheDir: string, ref: string, dept
     const before = shallow();
     if (before.trim() === '') return false;
     try {
-      await meteredFetch(src, gitdir, async (http) =>
-        git.fetch({
-          fs,
-          http,
-          gitdir,
-          url: src.url,
-          ref,
-          singleBranch: true,
-          tags: false,
-          depth,
-          relative: true,
-          ...(await authHeaders(src)),
-        }),
-      );
+      await fetchRef(src, gitdir, ref, depth, true);
     } catch (err) {
       if (err instanceof RepositoryTooLargeError) throw err;
       throw new SourceError(`cannot fetch the history of ${ref} of ${redactUrl(src.url)}: ${errorMessage(err)}`, {
