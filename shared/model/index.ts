@@ -11,7 +11,7 @@ export {
   isTidegateError,
   isTransient,
 } from './errors.js';
-export { normaliseRepoUrl, redactUrl, type TokenSource } from './urls.js';
+export { globPattern, normaliseRepoUrl, redactUrl, type TokenSource } from './urls.js';
 export {
   entryRef,
   formatRef,

@@ -18,3 +18,7 @@ export function normaliseRepoUrl(url: string): string {
 
 /** A credential that may change (a GitHub App installation token): asked for before each use; its source caches it. */
 export type TokenSource = () => Promise<string>;
+
+/** A `*` glob (the only wildcard) as a regular expression matching the whole string. */
+export const globPattern = (pattern: string): RegExp =>
+  new RegExp(`^${pattern.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`);

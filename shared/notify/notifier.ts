@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../telemetry/index.js';
+import { globPattern } from '../model/index.js';
 import type { NotifyEvent, NotifyEventKind } from './events.js';
 import { requestFor, type ProviderType } from './providers.js';
 
@@ -35,9 +36,6 @@ export interface Delivery {
   attempts: number;
   status?: number | undefined;
 }
-
-const glob = (pattern: string): RegExp =>
-  new RegExp(`^${pattern.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`);
 
 /** Retry-After in ms, at most 5 s (a notification never holds the worker longer). */
 const retryAfter = (res: Response): number | undefined => {
@@ -87,7 +85,7 @@ export class Notifier {
     const names = new Set(
       this.alerts
         .filter((a) => a.events.includes(e.kind))
-        .filter((a) => e.target === undefined || (a.targets ?? ['*']).some((t) => glob(t).test(e.target ?? '')))
+        .filter((a) => e.target === undefined || (a.targets ?? ['*']).some((t) => globPattern(t).test(e.target ?? '')))
         .map((a) => a.provider),
     );
     return [...names].flatMap((n) => this.byName.get(n) ?? []);

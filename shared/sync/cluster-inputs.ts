@@ -3,7 +3,9 @@ import type { KubeClient } from '../cluster/index.js';
 import type { ClusterSource, TargetSpec, ValuesFrom } from '../config/index.js';
 import { TargetOwnedElsewhereError, errorMessage, redactUrl, type KubeObject } from '../model/index.js';
 import { RenderError, type ClusterInputs } from '../render/index.js';
-import { foreignRepository, ownerTarget, readNamespace } from './foreign.js';
+import { ownerTarget, readNamespace, type foreignRepository } from './foreign.js';
+
+type Foreign = ReturnType<typeof foreignRepository>;
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -57,8 +59,7 @@ function valuesOf(entry: ValuesFrom, data: Record<string, string>, what: string)
  * (owner labels): a repository's targets read nothing of another repository's, so a Secret of one
  * never reaches another's objects, errors or previews. Refused before the object is read.
  */
-function ownReader(spec: TargetSpec, client: KubeClient, repo: string | undefined, signal?: AbortSignal) {
-  const foreign = foreignRepository(client, spec.name, repo, signal);
+function ownReader(spec: TargetSpec, client: KubeClient, foreign: Foreign, signal?: AbortSignal) {
   const refuse = (what: string, owner: string | undefined, url: string) =>
     new TargetOwnedElsewhereError(
       `target ${spec.name} reads ${what}, which belongs to target ${owner} of another repository (${redactUrl(url)}); a target reads ConfigMaps and Secrets of its own repository or of namespaces no repository's target created`,
@@ -83,12 +84,12 @@ function ownReader(spec: TargetSpec, client: KubeClient, repo: string | undefine
 export async function readClusterInputs(
   spec: TargetSpec,
   client: KubeClient,
-  signal?: AbortSignal,
-  opts: { withholdSecrets?: boolean; repo?: string } = {},
+  signal: AbortSignal | undefined,
+  opts: { withholdSecrets?: boolean; foreign: Foreign },
 ): Promise<ClusterInputs> {
   if (spec.substituteFrom.length === 0 && (spec.helm?.valuesFrom.length ?? 0) === 0) return {};
   const secrets: string[] = [];
-  const readOwn = ownReader(spec, client, opts.repo, signal);
+  const readOwn = ownReader(spec, client, opts.foreign, signal);
   /**
    * A Secret's values are kept for redaction (a name or value from an earlier sync may hold them);
    * withheld, the render gets a placeholder for each instead.

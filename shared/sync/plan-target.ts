@@ -20,6 +20,7 @@ import {
   TargetOwnedElsewhereError,
   TidegateError,
   formatRef,
+  globPattern,
   hasChanges,
   redactUrl,
   type ObjectRef,
@@ -82,6 +83,18 @@ async function existingNamespaces(
   return { names: new Set(found.filter((n): n is string => n !== undefined)), owners };
 }
 
+/** Which repository each owner target belongs to, asked once per sync (its inputs and its plan share the answers). */
+const foreigners = new WeakMap<SyncRun, ReturnType<typeof foreignRepository>>();
+function foreignOf(run: SyncRun): ReturnType<typeof foreignRepository> {
+  let foreign = foreigners.get(run);
+  if (!foreign) {
+    const { client, spec, repo, signal } = run.input;
+    foreign = foreignRepository(client, spec.name, repo, signal);
+    foreigners.set(run, foreign);
+  }
+  return foreign;
+}
+
 /**
  * Objects the plan puts into a namespace a target of another repository created (the Namespace's
  * owner labels; a preview's namespace is its repository's), and a Namespace object re-applying such
@@ -94,8 +107,8 @@ async function refuseForeignNamespaces(
   desired: ReadonlyArray<{ ref: ObjectRef }>,
   owners: ReadonlyMap<string, string>,
 ): Promise<void> {
-  const { spec, client, signal, repo } = run.input;
-  const foreign = foreignRepository(client, spec.name, repo, signal);
+  const { spec } = run.input;
+  const foreign = foreignOf(run);
   const problems: string[] = [];
   for (const { ref } of desired) {
     const where = ref.namespace || (isNamespaceRef(ref) ? ref.name : undefined);
@@ -122,7 +135,7 @@ const groupKind = (ref: ObjectRef): string => (ref.group ? `${ref.group}/${ref.k
 function refuseClusterResources(run: SyncRun, desired: ReadonlyArray<{ ref: ObjectRef; source: string }>): void {
   const allowed = run.input.clusterResources;
   if (!allowed) return;
-  const patterns = allowed.map((p) => new RegExp(`^${p.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`));
+  const patterns = allowed.map(globPattern);
   const refused = desired.filter(
     ({ ref, source }) =>
       !ref.namespace && source !== TARGET_NAMESPACE_SOURCE && !patterns.some((p) => p.test(groupKind(ref))),
@@ -189,7 +202,7 @@ export function ownersOf(planned: Planned, target: string): Map<string, string[]
 async function renderOf(run: SyncRun, withholdSecrets: boolean) {
   const { spec, client, signal, settings } = run.input;
   run.input.onProgress?.({ target: spec.name, phase: 'render' });
-  const fromCluster = await readClusterInputs(spec, client, signal, { withholdSecrets, repo: run.input.repo });
+  const fromCluster = await readClusterInputs(spec, client, signal, { withholdSecrets, foreign: foreignOf(run) });
   run.secrets = fromCluster.secrets ?? [];
   const rendered = await renderTarget(
     spec,
