@@ -28,8 +28,10 @@ const title = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
  * nothing is lost when an invocation ends abruptly.
  */
 export function powertoolsMetrics(serviceName: string, namespace?: string): MetricsSink {
-  const metrics = new Metrics({ serviceName, ...(namespace ? { namespace } : {}) });
+  // Made on first use: a function that publishes nothing (a refused webhook) pays nothing for it.
+  let made: Metrics | undefined;
   const emit = (dimensions: Record<string, string>, add: (m: Metrics) => void): void => {
+    const metrics = (made ??= new Metrics({ serviceName, ...(namespace ? { namespace } : {}) }));
     if (Object.keys(dimensions).length > 0) metrics.addDimensions(dimensions);
     add(metrics);
     metrics.publishStoredMetrics();
