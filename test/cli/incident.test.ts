@@ -8,7 +8,7 @@ import type { QueueMessage } from '../../shared/model/index.js';
 import { cli } from '../helpers/cli.js';
 import { testEnv, uniqueName } from '../helpers/env.js';
 import { configMap, gitopsRepo, markedDeployment } from '../helpers/engine.js';
-import { awsConfig, deliverBatch, testClusterSetting } from '../helpers/lambda.js';
+import { awsConfig, deliverBatch, motoEnv, testClusterSetting } from '../helpers/lambda.js';
 import { startFunction, type LambdaFunction } from '../helpers/lambda-runtime.js';
 
 /**
@@ -140,12 +140,8 @@ describe('incident controls: suspend, resume, reconcile, queue, rollback to the 
       queueUrl,
     });
     functions.push(worker);
-    const { aws } = testEnv();
     Object.assign(process.env, {
-      AWS_ENDPOINT_URL: aws.endpoint,
-      AWS_REGION: aws.region,
-      AWS_ACCESS_KEY_ID: aws.credentials.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: aws.credentials.secretAccessKey,
+      ...motoEnv(),
     });
     // Drift, corrected only once someone asks: the deployed worker, through the queue.
     await s.repo.engine.client.apply(

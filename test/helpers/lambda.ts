@@ -16,16 +16,20 @@ export const awsConfig = () => {
   return { endpoint: aws.endpoint, region: aws.region, credentials: aws.credentials };
 };
 
-/** Points the AWS SDK (and the runtime's deploy settings) of this test process at moto. */
-export function useMotoEnv(settings: Record<string, unknown>): void {
+/** The environment that points the AWS SDK at the test environment's moto. */
+export function motoEnv(): Record<string, string> {
   const { aws } = testEnv();
-  Object.assign(process.env, {
+  return {
     AWS_ENDPOINT_URL: aws.endpoint,
     AWS_REGION: aws.region,
     AWS_ACCESS_KEY_ID: aws.credentials.accessKeyId,
     AWS_SECRET_ACCESS_KEY: aws.credentials.secretAccessKey,
-    TIDEGATE_SETTINGS: JSON.stringify(settings),
-  });
+  };
+}
+
+/** Points the AWS SDK (and the runtime's deploy settings) of this test process at moto. */
+export function useMotoEnv(settings: Record<string, unknown>): void {
+  Object.assign(process.env, { ...motoEnv(), TIDEGATE_SETTINGS: JSON.stringify(settings) });
 }
 
 /** The test apiserver as a deploy-time cluster entry (endpoint, CA, an inline token). */

@@ -6,9 +6,9 @@ import { stringify } from 'yaml';
 import { createRuntime } from '../../shared/aws/runtime.js';
 import { errorMessage } from '../../shared/model/index.js';
 import { syncRepo } from '../../shared/usecases/index.js';
-import { testEnv, uniqueName } from '../helpers/env.js';
+import { uniqueName } from '../helpers/env.js';
 import { configMap, gitopsRepo, yamlDocs } from '../helpers/engine.js';
-import { testClusterSetting } from '../helpers/lambda.js';
+import { motoEnv, testClusterSetting } from '../helpers/lambda.js';
 
 /** Found by review: one repository whose credential cannot be read stopped the poll and the worker for every repository. */
 describe('repository credentials', () => {
@@ -23,12 +23,8 @@ describe('repository credentials', () => {
     });
     const broken = await gitopsRepo('cred');
     const missing = `tidegate/${uniqueName('missing')}`;
-    const { aws } = testEnv();
     const runtime = await createRuntime('test', {
-      AWS_ENDPOINT_URL: aws.endpoint,
-      AWS_REGION: aws.region,
-      AWS_ACCESS_KEY_ID: aws.credentials.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: aws.credentials.secretAccessKey,
+      ...motoEnv(),
       TIDEGATE_CACHE: mkdtempSync(join(tmpdir(), 'tidegate-cred-cache-')),
       TIDEGATE_SETTINGS: JSON.stringify({
         repositories: [

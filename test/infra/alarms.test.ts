@@ -16,7 +16,7 @@ import type { PushMessage } from '../../shared/model/index.js';
 import { messageKeys } from '../../shared/usecases/index.js';
 import { testEnv, uniqueName } from '../helpers/env.js';
 import { testClusterSetting } from '../helpers/lambda.js';
-import { startFunction, type LambdaFunction } from '../helpers/lambda-runtime.js';
+import { serverlessYml, startFunction, type LambdaFunction } from '../helpers/lambda-runtime.js';
 import { EXAMPLE_SETTINGS, packageStack, type Template } from '../helpers/serverless.js';
 
 type Props = Record<string, unknown>;
@@ -109,15 +109,10 @@ describe('alarms: a stuck pipeline says so', () => {
       MetricStat?: { Metric: { MetricName: string; Dimensions: Array<{ Value: string }> } };
     }>;
     expect(throttles.flatMap((m) => (m.MetricStat ? [m.MetricStat.Metric.Dimensions[0]?.Value] : [])).sort()).toEqual(
-      [
-        'alarmNotifier',
-        'ecrEvent',
-        'githubWebhook',
-        'registryWebhook',
-        'scheduledPoll',
-        'statusPage',
-        'syncWorker',
-      ].map((f) => `tidegate-ci-${f}`),
+      // Every function of serverless.yml.
+      Object.keys(serverlessYml().functions)
+        .sort()
+        .map((f) => `tidegate-ci-${f}`),
     );
     // The functions publish into the alarm's namespace.
     const env = props(template, 'ScheduledPollLambdaFunction')['Environment'] as { Variables: Props };

@@ -7,9 +7,9 @@ import { GitWorkspace, createBareRepo } from '../../devenv/index.js';
 import { startGitServer, type GitServer } from '../../devenv/git-server.js';
 import { createRuntime } from '../../shared/aws/runtime.js';
 import { syncRepo } from '../../shared/usecases/index.js';
-import { testEnv, testKubeConfig, uniqueName } from '../helpers/env.js';
+import { testKubeConfig, uniqueName } from '../helpers/env.js';
 import { configMap, gitopsRepo, secret, yamlDocs } from '../helpers/engine.js';
-import { testClusterSetting } from '../helpers/lambda.js';
+import { motoEnv, testClusterSetting } from '../helpers/lambda.js';
 import { ControllerClient } from '../../devenv/index.js';
 
 /**
@@ -68,12 +68,8 @@ describe("a target's source names another tracked repository", () => {
         ],
       }),
     });
-    const { aws } = testEnv();
     const runtime = await createRuntime('test', {
-      AWS_ENDPOINT_URL: aws.endpoint,
-      AWS_REGION: aws.region,
-      AWS_ACCESS_KEY_ID: aws.credentials.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: aws.credentials.secretAccessKey,
+      ...motoEnv(),
       TIDEGATE_CACHE: mkdtempSync(join(tmpdir(), 'tidegate-r3src-cache-')),
       TIDEGATE_SETTINGS: JSON.stringify({
         repositories: [
