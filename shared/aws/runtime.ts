@@ -16,6 +16,7 @@ import { TidegateError, UnknownClusterError, errorMessage, redactUrl, type Token
 import type { EngineContext } from '../usecases/index.js';
 import type { GitSource } from '../source/index.js';
 import { powertoolsLogger, powertoolsMetrics, type Logger, type MetricsSink } from '../telemetry/index.js';
+import { ecrLogins } from '../images/index.js';
 import { Notifier } from '../notify/index.js';
 import type { TrackedRepo } from '../triggers/index.js';
 import { SqsQueue } from './sqs-queue.js';
@@ -204,6 +205,7 @@ async function gitAccess(
       }),
     ),
   );
+  const ecr = ecrLogins({ endpoint, credentials });
   const gitSource = (url: string): GitSource => ({ url, ...(tokens.get(url) ? { token: tokens.get(url) } : {}) });
   const github = githubClients((url) => ({
     apiUrl: settings.repositories.find((r) => r.url === url)?.githubApiUrl,
@@ -234,7 +236,8 @@ async function gitAccess(
     registry: {
       awsEndpoint: endpoint,
       awsCredentials: credentials,
-      credentials: (host) => registryLogins.get(host.toLowerCase()),
+      // Registries of the settings by host; ECR's with the worker's own role.
+      credentials: (host) => registryLogins.get(host.toLowerCase()) ?? ecr(host),
     },
     reload: { strategy: settings.reload.strategy, scope: settings.reload },
     clusters: () => Object.keys(settings.clusters),

@@ -159,9 +159,22 @@ const chart = z
       .refine((v) => validRange(v) !== null, 'a version or a semver range, such as 6.5.0 or ">=6.0.0 <7.0.0"')
       .default('*')
       .describe('an exact version or a semver range: the newest matching version at sync time is rendered'),
+    tag: z
+      .string()
+      .regex(/^[\w][\w.-]{0,127}$/, 'an OCI tag')
+      .optional()
+      .describe('oci:// only: the chart at this tag, whatever version it holds (instead of version)'),
+    digest: z
+      .string()
+      .regex(/^sha256:[0-9a-f]{64}$/, 'sha256:<64 hex digits>')
+      .optional()
+      .describe('oci:// only: the chart at this manifest digest (instead of version or tag)'),
     insecure: z.boolean().default(false).describe('oci:// over plain HTTP (a registry without TLS)'),
   })
-  .strict();
+  .strict()
+  .refine((c) => c.repository.startsWith('oci://') || (c.tag === undefined && c.digest === undefined), {
+    message: 'tag and digest pin charts of oci:// registries only',
+  });
 
 const cron = z.string().refine((expr) => {
   try {

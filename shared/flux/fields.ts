@@ -118,6 +118,42 @@ const HELM_RELEASE: Shape = {
   maxHistory: note('history is kept in tidegate-system (its own limit)'),
 };
 
+/** Where a registry's credentials come from: the settings by host, or (ECR) the worker's own role. */
+const PROVIDER: Shape = {
+  judge: (value) =>
+    value === 'generic'
+      ? note('credentials come from the deploy-time setting registryCredentials, by host')
+      : value === 'aws'
+        ? note("ECR credentials come from the worker's own role (ecr:GetAuthorizationToken)")
+        : { refuse: `provider ${String(value)}: only generic and aws registries are supported` },
+};
+
+const HELM_LAYER = 'application/vnd.cncf.helm.chart.content.v1.tar+gzip';
+/** An OCIRepository as a HelmRelease's chartRef (as a Kustomization's source it is refused where it is referenced). */
+const OCI_REPOSITORY: Shape = {
+  url: ok,
+  ref: { tag: ok, semver: ok, digest: ok },
+  insecure: ok,
+  layerSelector: {
+    judge: (value) =>
+      [undefined, HELM_LAYER].includes((value as { mediaType?: unknown } | null)?.mediaType as string | undefined)
+        ? note("the chart layer is read, as Helm's layer is")
+        : { refuse: `only the Helm chart layer (${HELM_LAYER}) is read from an OCIRepository yet` },
+  },
+  provider: PROVIDER,
+  secretRef: CREDENTIALS,
+  serviceAccountName: CREDENTIALS,
+  verify: {
+    judge: () => ({
+      refuse:
+        'signature verification (cosign, notation) of OCI artifacts is not supported yet: the chart would be used unverified',
+    }),
+  },
+  suspend: ok,
+  interval: POLL,
+  timeout: ok,
+};
+
 export const SHAPES: Readonly<Record<string, Shape>> = {
   Kustomization: KUSTOMIZATION,
   HelmRelease: HELM_RELEASE,
@@ -128,8 +164,28 @@ export const SHAPES: Readonly<Record<string, Shape>> = {
     interval: POLL,
     timeout: ok,
   },
-  HelmRepository: { url: ok, type: ok, insecure: ok, secretRef: CREDENTIALS, interval: POLL, timeout: ok },
+  HelmRepository: {
+    url: ok,
+    type: ok,
+    insecure: ok,
+    provider: PROVIDER,
+    secretRef: CREDENTIALS,
+    interval: POLL,
+    timeout: ok,
+  },
   HelmChart: CHART_TEMPLATE.spec,
+  OCIRepository: OCI_REPOSITORY,
+  ArtifactGenerator: {
+    sources: [{ alias: ok, kind: ok, name: ok, namespace: ok }],
+    artifacts: [
+      {
+        name: ok,
+        copy: ok,
+        revision: note('the revision a sync records is the commit it synced'),
+        originRevision: note('the revision a sync records is the commit it synced'),
+      },
+    ],
+  },
   ImageRepository: { image: ok, insecure: ok, secretRef: CREDENTIALS, interval: POLL, timeout: ok },
   ImagePolicy: {
     imageRepositoryRef: SOURCE_REF,
@@ -188,7 +244,8 @@ export const UNMAPPED_KINDS: Readonly<Record<string, { note: string } | { refuse
     refuse: 'a ResourceSet is not rendered by tidegate yet: the objects it generates from its inputs would be left out',
   },
   ResourceSetInputProvider: { refuse: 'not read by tidegate yet (it feeds a ResourceSet, which is not rendered)' },
-  ArtifactGenerator: {
-    refuse: 'an ArtifactGenerator is not read by tidegate yet: the ExternalArtifacts it makes would have no content',
+  ExternalArtifact: {
+    refuse:
+      'an ExternalArtifact written into the repository is not read: tidegate reads those an ArtifactGenerator of the repository makes',
   },
 };

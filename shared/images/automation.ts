@@ -12,8 +12,8 @@ export interface RegistryAccess {
   /** AWS endpoint override (tests, local stacks) and credentials for ECR. */
   awsEndpoint?: string | undefined;
   awsCredentials?: AwsCredentialIdentity | AwsCredentialIdentityProvider | undefined;
-  /** Credentials for other registries, by host. */
-  credentials?: (host: string) => Credentials | undefined;
+  /** Credentials by registry host (for ECR hosts, when the runtime has a role: a login of GetAuthorizationToken). */
+  credentials?: (host: string) => Credentials | undefined | Promise<Credentials | undefined>;
 }
 
 /**
@@ -37,7 +37,11 @@ export async function latestImage(
     digestOf = (tag) => ecr.digest(tag);
   } else {
     const { host, path } = splitRepository(policy.repository);
-    const oci = new OciClient(host, { insecure: policy.insecure, credentials: access.credentials?.(host), signal });
+    const oci = new OciClient(host, {
+      insecure: policy.insecure,
+      credentials: await access.credentials?.(host),
+      signal,
+    });
     tags = await oci.listTags(path);
     digestOf = (tag) => oci.digest(path, tag);
   }

@@ -8,4 +8,4 @@ export {
   type RegistryAccess,
 } from './automation.js';
 export type { LatestImage } from './markers.js';
-export { splitRepository } from './registry.js';
+export { ecrLogins, splitRepository } from './registry.js';

@@ -262,3 +262,59 @@ export class EcrRepository {
     return digest;
   }
 }
+
+/**
+ * Logins to ECR registries with the runtime's own role (ecr:GetAuthorizationToken), for pulls over
+ * the registry protocol (charts from oci:// in ECR): undefined for a host that is not ECR's. Each
+ * login is kept until five minutes before it expires (ECR's last 12 hours).
+ */
+export function ecrLogins(opts: {
+  endpoint?: string | undefined;
+  credentials?: AwsCredentialIdentity | AwsCredentialIdentityProvider | undefined;
+}): (host: string) => Promise<Credentials> | undefined {
+  const logins = new Map<string, { login: Promise<Credentials>; until: number }>();
+  return (host) => {
+    const m = ECR_HOST.exec(host.toLowerCase());
+    if (!m) return undefined;
+    const kept = logins.get(host);
+    if (kept && Date.now() < kept.until) return kept.login;
+    const login = ecrLogin(host, m[2] ?? '', opts).then((got) => {
+      logins.set(host, { login, until: got.expires - 300_000 });
+      return got.credentials;
+    });
+    logins.set(host, { login, until: Date.now() + 60_000 });
+    // A failed login is not kept: the next sync asks again.
+    login.catch(() => logins.delete(host));
+    return login;
+  };
+}
+
+async function ecrLogin(
+  host: string,
+  region: string,
+  opts: {
+    endpoint?: string | undefined;
+    credentials?: AwsCredentialIdentity | AwsCredentialIdentityProvider | undefined;
+  },
+): Promise<{ credentials: Credentials; expires: number }> {
+  const sdk = await import('@aws-sdk/client-ecr');
+  const ecr = new sdk.ECRClient({
+    region,
+    ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
+    ...(opts.credentials ? { credentials: opts.credentials } : {}),
+  });
+  const out = await awsCall(
+    'ecr:GetAuthorizationToken',
+    `cannot log in to ${host}`,
+    ecr.send(new sdk.GetAuthorizationTokenCommand({}), { abortSignal: within(REQUEST_TIMEOUT_MS) }),
+  );
+  const data = out.authorizationData?.[0];
+  const [username, ...rest] = Buffer.from(data?.authorizationToken ?? '', 'base64')
+    .toString('utf8')
+    .split(':');
+  if (!username || rest.length === 0) throw new RegistryError(`the ECR login for ${host} holds no token`);
+  return {
+    credentials: { username, password: rest.join(':') },
+    expires: data?.expiresAt?.getTime() ?? Date.now() + 3_600_000,
+  };
+}

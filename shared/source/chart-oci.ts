@@ -1,8 +1,11 @@
+import { createHash } from 'node:crypto';
 import { valid } from 'semver';
 import { boundedRequest, type FetchBounds } from './remote-base.js';
 
 /** Registry credentials, by host (the same the image automation uses). */
-export type RegistryCredentials = (host: string) => { username: string; password: string } | undefined;
+export type RegistryCredentials = (
+  host: string,
+) => { username: string; password: string } | undefined | Promise<{ username: string; password: string } | undefined>;
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
@@ -130,11 +133,15 @@ export class OciChartRegistry {
     return tags.map((t) => t.replace(/_/g, '+')).filter((v) => valid(v) === v);
   }
 
-  /** The digest of the chart layer of a version's manifest. */
+  /** The digest of the chart layer of a version's (or a tag's, or a digest's) manifest. */
   async chartDigest(version: string): Promise<string> {
-    const manifest = JSON.parse(
-      Buffer.from(await this.get(`manifests/${version.replace(/\+/g, '_')}`, MANIFEST)).toString('utf8'),
-    ) as { layers?: Array<{ mediaType?: string; digest?: string }> };
+    const data = await this.get(`manifests/${version.replace(/\+/g, '_')}`, MANIFEST);
+    // A manifest asked for by digest is the one with that digest, or none.
+    if (version.startsWith('sha256:') && `sha256:${createHash('sha256').update(data).digest('hex')}` !== version)
+      throw new Error(`the registry answered ${version} with a manifest of another digest`);
+    const manifest = JSON.parse(Buffer.from(data).toString('utf8')) as {
+      layers?: Array<{ mediaType?: string; digest?: string }>;
+    };
     const layer = manifest.layers?.find((l) => l.mediaType === CHART_LAYER);
     const digest = layer?.digest ?? '';
     if (!/^sha256:[0-9a-f]{64}$/.test(digest))

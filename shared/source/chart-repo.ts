@@ -15,6 +15,10 @@ export interface ChartRef {
   version: string;
   /** oci:// over plain HTTP (a registry on a private network without TLS). */
   insecure?: boolean | undefined;
+  /** oci:// only: the chart at this tag (instead of the version). */
+  tag?: string | undefined;
+  /** oci:// only: the chart at this manifest digest (instead of the version or tag). */
+  digest?: string | undefined;
 }
 
 /** The chart a sync renders: the packaged archive in the cache, verified by its digest. */
@@ -35,7 +39,10 @@ interface IndexEntry {
 /** A chart that could not be had: named with its repository (credentials left out); the render reports it. */
 export class ChartError extends Error {
   constructor(chart: ChartRef, message: string, opts?: { cause?: unknown }) {
-    super(`chart ${chart.name} ${chart.version} from ${redactUrl(chart.repository)}: ${message}`, opts);
+    super(
+      `chart ${chart.name} ${chart.digest ?? chart.tag ?? chart.version} from ${redactUrl(chart.repository)}: ${message}`,
+      opts,
+    );
   }
 }
 
@@ -99,7 +106,7 @@ async function fromIndex(
   const base = chart.repository.endsWith('/') ? chart.repository : `${chart.repository}/`;
   // Basic auth with the credentials of the repository's host, sent to its origin only (an archive elsewhere gets none).
   const origin = new URL(base);
-  const authorization = basicAuthorization(origin, credentials?.(origin.host));
+  const authorization = basicAuthorization(origin, await credentials?.(origin.host));
   const headersFor = (url: URL): Record<string, string> =>
     authorization && url.origin === origin.origin ? { authorization } : {};
   const indexUrl = new URL('index.yaml', base);
@@ -129,8 +136,9 @@ async function fromRegistry(
   credentials: RegistryCredentials | undefined,
 ): Promise<{ version: string; digest: string; download: () => Promise<Uint8Array> }> {
   const { base, repository } = ociLocation(chart.repository, chart.name, chart.insecure ?? false);
-  const registry = new OciChartRegistry(base, repository, allowedHosts, bounds, credentials?.(base.host));
-  const version = pickFrom(await registry.versions(), chart.version);
+  const registry = new OciChartRegistry(base, repository, allowedHosts, bounds, await credentials?.(base.host));
+  // A digest or a tag names one manifest; a version or range is picked from the tags.
+  const version = chart.digest ?? chart.tag ?? pickFrom(await registry.versions(), chart.version);
   const digest = await registry.chartDigest(version);
   return { version, digest, download: () => registry.get(`blobs/sha256:${digest}`) };
 }

@@ -12,4 +12,5 @@ export { commitAndPush, type CommitAuthor } from './write.js';
 export { verifyRevision, type TrustedKey } from './verify.js';
 export { fetchRemoteBase, remoteBases } from './remote-base.js';
 export { chartRepositories, fetchChart, pickVersion, type ChartRef, type ResolvedChart } from './chart-repo.js';
+export type { RegistryCredentials } from './chart-oci.js';
 export { RepositoryFileError, readRepoFile } from './repo-file.js';

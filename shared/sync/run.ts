@@ -26,6 +26,7 @@ import {
   type SyncProgress,
   type SyncResult,
 } from '../model/index.js';
+import type { RegistryCredentials } from '../source/index.js';
 import { silentLogger, type Logger } from '../telemetry/index.js';
 import type { ReloadScope, ReloadStrategy } from '../reload/index.js';
 import type { GateVerdict } from '../gates/index.js';
@@ -85,7 +86,7 @@ export interface TargetSyncInput {
   /** How far the sync has come (a terminal's progress line). */
   onProgress?: ((p: SyncProgress) => void) | undefined;
   /** Credentials for registries by host (charts from OCI registries). */
-  registryCredentials?: ((host: string) => { username: string; password: string } | undefined) | undefined;
+  registryCredentials?: RegistryCredentials | undefined;
   /** The objects to apply, once placed (namespace, labels), before the dry-run. */
   onPrepared?: ((target: string, objects: ReadonlyArray<{ object: KubeObject; source: string }>) => void) | undefined;
   /** When the push behind this sync was received: history records push→applied latency. */

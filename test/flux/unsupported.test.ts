@@ -107,9 +107,8 @@ describe('Flux fields tidegate does not support', () => {
         'clusters/prod/apps.yaml',
         'Kustomization flux-system/from-oci',
         'spec.sourceRef',
-        /OCIRepository source is not supported yet/,
+        /an OCIRepository as the source of manifests .* is not supported yet/,
       ],
-      ['clusters/prod/releases.yaml', 'HelmRepository flux-system/charts', 'spec.provider', /not supported yet/],
       ['clusters/prod/releases.yaml', 'GitRepository flux-system/other', 'spec.verify', /not supported yet/],
       ['clusters/prod/releases.yaml', 'GitRepository flux-system/other', 'spec.include', /not supported yet/],
       [
@@ -131,7 +130,12 @@ describe('Flux fields tidegate does not support', () => {
         'spec.postRenderers[0].kustomize.patchesStrategicMerge',
         /not supported yet/,
       ],
-      ['clusters/prod/releases.yaml', 'HelmRelease flux-system/oci-ref', 'spec.chartRef', /only a HelmChart/],
+      [
+        'clusters/prod/releases.yaml',
+        'HelmRelease flux-system/oci-ref',
+        'spec.chartRef',
+        /^OCIRepository flux-system\/web-chart is not declared in the repository$/,
+      ],
     ];
     for (const [file, object, field, message] of expected)
       expect(table, `${object} ${field}`).toContainEqual([file, object, field, expect.stringMatching(message)]);
@@ -143,6 +147,14 @@ describe('Flux fields tidegate does not support', () => {
       'Kustomization flux-system/secrets spec.interval',
     );
     expect(read.unsupported.map((f) => f.field)).not.toContain('spec.interval');
+    // An OCI HelmRepository in ECR (provider: aws) is read: the login is the worker's role's.
+    expect(read.notes).toContainEqual(
+      expect.objectContaining({
+        object: 'HelmRepository flux-system/charts',
+        field: 'spec.provider',
+        message: expect.stringMatching(/ecr:GetAuthorizationToken/),
+      }),
+    );
   });
 
   it('refuse the whole configuration: the sync of the repository names every one, nothing is synced', async () => {
@@ -299,7 +311,7 @@ data: { a: "1" }
 `,
   });
 
-  it('FluxInstance is noted and never applied; ResourceSet and ArtifactGenerator are refused by name', async () => {
+  it('FluxInstance is noted and never applied; ResourceSet is refused by name; an ArtifactGenerator is read, never applied', async () => {
     const read = await readFlux(dir, [{ path: 'clusters/prod', cluster: 'prod' }], localSettings());
     expect(read.notes.filter((n) => n.object === 'FluxInstance flux-system/flux').map((n) => n.message)).toEqual([
       expect.stringMatching(/installs Flux: tidegate applies neither/),
@@ -309,11 +321,6 @@ data: { a: "1" }
         'clusters/prod/operator.yaml',
         'ResourceSet flux-system/apps',
         expect.stringMatching(/ResourceSet is not rendered/),
-      ],
-      [
-        'clusters/prod/operator.yaml',
-        'ArtifactGenerator flux-system/bundle',
-        expect.stringMatching(/ArtifactGenerator is not read by tidegate yet/),
       ],
     ]);
     // The cluster's root target renders none of them: only the ConfigMap is applied.

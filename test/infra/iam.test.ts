@@ -22,6 +22,7 @@ import { stringify } from 'yaml';
 import { startMoto, type Moto } from '../../devenv/index.js';
 import { createRuntime } from '../../shared/aws/runtime.js';
 import { EksAuth } from '../../shared/cluster/eks.js';
+import { ecrLogins } from '../../shared/images/index.js';
 import { errorMessage } from '../../shared/model/index.js';
 import { signStatusLink } from '../../shared/triggers/index.js';
 import { uniqueName, testEnv } from '../helpers/env.js';
@@ -302,6 +303,20 @@ describe('IAM enforced: each function with only its own role', () => {
     expect(await describe('status-page')).toMatch(/^https:/); // it reads the clusters' state too
     for (const fn of ['github-webhook', 'registry-webhook', 'ecr-event', 'scheduled-poll'])
       expect(await describe(fn)).toMatch(/cannot describe EKS cluster prod .*\(eks:DescribeCluster, HTTP 403\)/);
+  });
+
+  it("charts from oci:// in ECR (an OCIRepository with provider: aws): the worker logs in to the registry with its own role; the other functions' roles cannot", async () => {
+    const host = `123456789012.dkr.ecr.${moto.region}.amazonaws.com`;
+    const login = (fn: string) =>
+      Promise.resolve(ecrLogins({ endpoint: moto.endpoint, credentials: keys.get(fn) ?? moto.credentials })(host)).then(
+        (c) => c,
+        errorMessage,
+      );
+    expect(await login('sync-worker')).toMatchObject({ username: 'AWS', password: expect.stringMatching(/.{8,}/) });
+    for (const fn of ['github-webhook', 'scheduled-poll', 'status-page'])
+      expect(await login(fn)).toMatch(/cannot log in to .*\(ecr:GetAuthorizationToken, HTTP 4\d\d\)/);
+    // A host that is not ECR's gets no login at all.
+    expect(ecrLogins({ endpoint: moto.endpoint, credentials: keys.get('sync-worker') })('ghcr.io')).toBeUndefined();
   });
 
   /** An EKS cluster of "another account" and its roles, each trusting one function's principal and allowed to describe it. */

@@ -1,0 +1,65 @@
+import { posix } from 'node:path';
+import { redactUrl } from '../model/index.js';
+import type { FluxObject } from './objects.js';
+import type { Declared, FluxReader } from './reader.js';
+import { filesOf, type Files } from './sources.js';
+import { list, rec, repoPath, str } from './spec.js';
+
+/** The files of a Kustomization: its source, and its path in it as a path of that repository. */
+export function kustomizationFiles(r: FluxReader, obj: FluxObject): (Files & { path: string }) | undefined {
+  const files = filesOf(r, obj, 'spec.sourceRef', obj.spec['sourceRef']);
+  return files && { ...files, path: repoPath(posix.join(files.root, repoPath(obj.spec['path']))) };
+}
+
+/** What a Kustomization says of its target, whichever it is (the root one too). */
+export function kustomizationFields(obj: FluxObject): Record<string, unknown> {
+  const spec = obj.spec;
+  const postBuild = rec(spec['postBuild']);
+  return {
+    targetNamespace: str(spec['targetNamespace']),
+    prune: spec['prune'] === true,
+    // Flux applies an empty build like any other: with prune, what the Kustomization applied goes.
+    allowEmpty: true,
+    timeout: str(spec['timeout']) ?? str(spec['interval']) ?? '5m',
+    wait: spec['wait'] === true || list(spec['healthChecks']).length > 0,
+    substitute: rec(postBuild['substitute']),
+    substituteFrom: list(postBuild['substituteFrom']).map((s) => ({ ...s, namespace: obj.namespace })),
+    suspend: spec['suspend'] === true,
+    force: spec['force'] === true,
+    ...(spec['patches'] || spec['images']
+      ? { kustomize: { patches: list(spec['patches']), images: list(spec['images']) } }
+      : {}),
+  };
+}
+
+/** A Kustomization's target: its files (this repository or another's) rendered as Flux builds them. */
+export function kustomizationTarget(r: FluxReader, d: Declared): void {
+  const { obj, entry } = d;
+  const files = kustomizationFiles(r, obj);
+  if (!files) return;
+  if (files.git)
+    r.note(
+      obj,
+      'spec.sourceRef',
+      `the files come from ${redactUrl(files.git.url)}: its own Flux objects are not read (a Kustomization or HelmRelease there fails the sync, naming it)`,
+    );
+  r.addTarget(
+    {
+      ...kustomizationFields(obj),
+      name: r.nameOf(obj, entry),
+      cluster: entry.cluster,
+      ...(files.git ? { source: files.git } : {}),
+      path: files.path,
+      dependsOn: r.dependsOn(obj, d.parent),
+    },
+    // A change of the source it reads (a GitRepository's URL or ref, an ArtifactGenerator) changes the target too.
+    {
+      kind: 'Kustomization',
+      namespace: obj.namespace,
+      name: obj.name,
+      file: obj.file,
+      inputs: [...new Set([...d.inputs, ...files.via.flatMap((o) => o.inputs)])],
+    },
+    obj,
+  );
+}

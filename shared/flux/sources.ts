@@ -1,0 +1,144 @@
+import { posix } from 'node:path';
+import { valid } from 'semver';
+import { normaliseRepoUrl, redactUrl } from '../model/index.js';
+import type { FluxObject } from './objects.js';
+import type { FluxReader } from './reader.js';
+import { list, rec, refOf, repoPath, str } from './spec.js';
+
+/**
+ * Where a Kustomization's files (or a chart directory) come from: a directory of this repository, or
+ * of another Git repository at a ref; with the source objects whose change changes the target.
+ */
+export interface Files {
+  /** Another Git repository (else this one). */
+  git?: { url: string; ref: Record<string, string> } | undefined;
+  /** The directory of the repository that the source's root is (an ExternalArtifact's files are read in place). */
+  root: string;
+  /** The source objects read to get here (their files are the target's inputs too). */
+  via: FluxObject[];
+}
+
+/** The files a `sourceRef` names, or undefined (said why). Worked out once per object. */
+export function filesOf(r: FluxReader, obj: FluxObject, field: string, ref: unknown): Files | undefined {
+  return r.once(`files|${obj.scope}|${obj.label}|${field}`, () => findFiles(r, obj, field, ref));
+}
+
+function findFiles(r: FluxReader, obj: FluxObject, field: string, ref: unknown): Files | undefined {
+  const { kind, namespace, name } = refOf(ref, obj, 'GitRepository');
+  if (kind === 'GitRepository') return gitFiles(r, obj, field, namespace, name);
+  if (kind === 'ExternalArtifact') return artifactFiles(r, obj, field, namespace, name);
+  r.problem(
+    obj,
+    field,
+    kind === 'OCIRepository'
+      ? 'an OCIRepository as the source of manifests (an artifact pushed with `flux push artifact`) is not supported yet: only charts are read from OCIRepositories'
+      : `a ${kind} source is not supported yet`,
+  );
+  return undefined;
+}
+
+function gitFiles(r: FluxReader, obj: FluxObject, field: string, ns: string, name: string): Files | undefined {
+  if (r.selfSources.has(`${obj.scope}|${ns}/${name}`)) return { root: '.', via: [] };
+  const repo = r.objects.get(obj, 'GitRepository', ns, name);
+  if (!repo) {
+    r.problem(obj, field, `GitRepository ${ns}/${name} is not declared in the repository`);
+    return undefined;
+  }
+  const url = str(repo.spec['url']) ?? '';
+  const gitRef = Object.fromEntries(
+    Object.entries(rec(repo.spec['ref'])).filter((e): e is [string, string] => typeof e[1] === 'string'),
+  );
+  // This repository again: read as itself, unless pinned (a tag, a semver range, a commit), which is
+  // fetched at its pin like any other source: never the branch head in its place.
+  if (r.repoUrl && normaliseRepoUrl(url) === normaliseRepoUrl(r.repoUrl))
+    return gitRef['tag'] || gitRef['semver'] || gitRef['commit']
+      ? { git: { url: r.repoUrl, ref: gitRef }, root: '.', via: [repo] }
+      : { root: '.', via: [repo] };
+  if (!/^https:\/\//.test(url)) {
+    r.problem(repo, 'spec.url', `${url}: only https:// Git repositories are supported as other sources`);
+    return undefined;
+  }
+  return { git: { url, ref: gitRef }, root: '.', via: [repo] };
+}
+
+/** A copy rule of an ArtifactGenerator as a directory moved whole: `@alias/<from>/**` to `@artifact/<to>/`. */
+function wholeDirectory(rule: Record<string, unknown>): { alias: string; from: string; to: string } | undefined {
+  const from = /^@([^/]+)\/(?:(.*)\/)?\*\*$/.exec(str(rule['from']) ?? '');
+  const to = /^@artifact\/(.*?)\/?$/.exec(str(rule['to']) ?? '');
+  const strategy = str(rule['strategy']);
+  if (!from?.[1] || !to || rule['exclude'] !== undefined || (strategy && strategy !== 'Overwrite')) return undefined;
+  return { alias: from[1], from: repoPath(from[2] ?? '.'), to: repoPath(to[1] || '.') };
+}
+
+/** The directory of the source a moved directory keeps its place under (`apps` for apps/base → base), if any. */
+function rootOf(rule: { from: string; to: string }): string | undefined {
+  if (rule.to === '.') return rule.from;
+  if (rule.from === rule.to) return '.';
+  return rule.from.endsWith(`/${rule.to}`) ? rule.from.slice(0, -(rule.to.length + 1)) : undefined;
+}
+
+/**
+ * The files of an ExternalArtifact that an ArtifactGenerator of the repository makes, read in place:
+ * when its copy rules move directories of one source whole, each to the place it has under one
+ * directory of that source, the artifact is that directory (Flux's own example: `@monorepo/apps/base/**`
+ * to `@artifact/base/`, `@monorepo/apps/production/**` to `@artifact/production/` is `apps/`).
+ */
+function artifactFiles(r: FluxReader, obj: FluxObject, field: string, ns: string, name: string): Files | undefined {
+  const generator = r.objects
+    .ofKind('ArtifactGenerator')
+    .find(
+      (g) => g.scope === obj.scope && g.namespace === ns && list(g.spec['artifacts']).some((a) => a['name'] === name),
+    );
+  if (!generator) {
+    r.problem(obj, field, `no ArtifactGenerator in the repository makes ExternalArtifact ${ns}/${name}`);
+    return undefined;
+  }
+  const index = list(generator.spec['artifacts']).findIndex((a) => a['name'] === name);
+  const at = `spec.artifacts[${index}]`;
+  const rules = list(list(generator.spec['artifacts'])[index]?.['copy']).map(wholeDirectory);
+  const roots = new Set(rules.map((rule) => (rule ? `${rule.alias}|${rootOf(rule)}` : undefined)));
+  const only = roots.size === 1 ? [...roots][0] : undefined;
+  if (!only || only.endsWith('|undefined')) {
+    r.problem(
+      generator,
+      `${at}.copy`,
+      `the copy rules of ${name} do not move whole directories of one source to the places they have under one directory (@<alias>/<dir>/** to @artifact/<the end of dir>/): not read yet`,
+    );
+    return undefined;
+  }
+  const [alias, dir] = only.split('|') as [string, string];
+  const source = list(generator.spec['sources']).find((s) => s['alias'] === alias);
+  if (!source) {
+    r.problem(generator, `${at}.copy`, `no source has the alias ${alias}`);
+    return undefined;
+  }
+  const files = filesOf(r, generator, `spec.sources[alias=${alias}]`, source);
+  if (!files) return undefined;
+  r.mapped(generator, `the files of ExternalArtifact ${ns}/${name}: ${dir === '.' ? 'the repository' : dir}/`);
+  return { ...files, root: posix.join(files.root, dir), via: [...files.via, generator] };
+}
+
+/** The chart of a HelmRelease from an OCIRepository, as a target's chart (or undefined, said why). */
+export function ociChart(r: FluxReader, repo: FluxObject, target: string): Record<string, unknown> | undefined {
+  const url = str(repo.spec['url']) ?? '';
+  const at = /^oci:\/\/([^/]+\/(?:.*\/)?)([^/]+)$/.exec(url);
+  if (!at?.[1] || !at[2]) {
+    r.problem(repo, 'spec.url', `${redactUrl(url)}: not an oci://<registry>/<repository> URL`);
+    return undefined;
+  }
+  const ref = rec(repo.spec['ref']);
+  const digest = str(ref['digest']);
+  const semver = str(ref['semver']);
+  const tag = str(ref['tag']) ?? 'latest';
+  // Flux's precedence: a digest, else a semver range, else a tag (latest when none is given).
+  const pin = digest ? { digest } : semver ? { version: semver } : valid(tag) === tag ? { version: tag } : { tag };
+  r.mapped(repo, `chart source of target ${target}`);
+  return {
+    chart: {
+      repository: `oci://${at[1].replace(/\/$/, '')}`,
+      name: at[2],
+      ...pin,
+      insecure: repo.spec['insecure'] === true,
+    },
+  };
+}
