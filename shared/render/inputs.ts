@@ -243,13 +243,31 @@ export function renderInputs(
   const inputs = new Set<string>([path]);
   const mode =
     spec.render === 'auto' ? (existsSync(join(root, path)) ? detectMode(join(root, path)) : 'yaml') : spec.render;
-  if (mode === 'kustomize')
-    for (const { path: local } of kustomizationTree(root, path).entries)
+  // A path without a kustomization (auto) builds each directory under it that holds one whole, as Flux does.
+  const built = mode === 'kustomize' ? [path] : spec.render === 'auto' ? kustomizationsUnder(root, path) : [];
+  for (const dir of built)
+    for (const { path: local } of kustomizationTree(root, dir).entries)
       if (local !== undefined && !local.startsWith('..')) inputs.add(local);
   if (mode === 'helm') chartDependencies(root, path, inputs, 0);
   for (const values of spec.helm?.values ?? []) inputs.add(posix.normalize(posix.join(path, values)));
   linkedInputs(root, inputs);
   return [...inputs];
+}
+
+/** The directories under `path` (not through links, not below one another) that hold a kustomization. */
+function kustomizationsUnder(root: string, path: string): string[] {
+  const found: string[] = [];
+  const walk = (dir: string, depth: number): void => {
+    if (depth > 20 || !existsSync(join(root, dir))) return;
+    for (const entry of readdirSync(join(root, dir), { withFileTypes: true })) {
+      if (!entry.isDirectory() || entry.name.startsWith('.')) continue;
+      const sub = posix.join(dir, entry.name);
+      if (kustomizationFile(root, sub)) found.push(sub);
+      else walk(sub, depth + 1);
+    }
+  };
+  walk(path, 0);
+  return found;
 }
 
 /** At most this many files go into the digest of a target's inputs. */

@@ -116,8 +116,12 @@ function resolveInside(root: string, path: string): string {
   return real;
 }
 
-/** Every manifest file under dir, sorted, skipping dot-directories; symlinks must stay in the repository. */
-function manifestFiles(dir: string, realRoot: string, problems: RenderProblem[]): string[] {
+/**
+ * Every manifest file under dir, sorted, skipping dot-directories; symlinks must stay in the repository.
+ * With `kustomizations`, a directory holding a kustomization is not walked: it goes there, to be
+ * built whole (what Flux does for a path without a kustomization.yaml).
+ */
+function manifestFiles(dir: string, realRoot: string, problems: RenderProblem[], kustomizations?: string[]): string[] {
   const files: string[] = [];
   const walk = (current: string): void => {
     for (const entry of readdirSync(current, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
@@ -132,7 +136,8 @@ function manifestFiles(dir: string, realRoot: string, problems: RenderProblem[])
         }
         isDir = lstatSync(real).isDirectory();
       }
-      if (isDir) walk(full);
+      if (isDir && kustomizations && detectMode(full) === 'kustomize') kustomizations.push(full);
+      else if (isDir) walk(full);
       else if (MANIFEST.test(entry.name)) files.push(full);
     }
   };
@@ -231,7 +236,10 @@ async function yamlObjects(dir: string, realRoot: string, rel: string, opts: Ren
   const maxFile = opts.settings.budgets.render.maxFileBytes;
   let bytes = 0;
   const texts: Array<{ file: string; text: string }> = [];
-  for (const file of manifestFiles(dir, realRoot, problems)) {
+  // A path found to have no kustomization is read as Flux generates one for it: its manifests, and
+  // each directory under it that holds a kustomization built whole (its patch files are not manifests).
+  const kustomizations: string[] | undefined = opts.mode === 'auto' ? [] : undefined;
+  for (const file of manifestFiles(dir, realRoot, problems, kustomizations)) {
     const size = statSync(file).size;
     const name = relative(realRoot, file);
     if (size > maxFile)
@@ -257,6 +265,8 @@ async function yamlObjects(dir: string, realRoot: string, rel: string, opts: Ren
   budget.documents = 0;
   for (const { file, text } of texts)
     objects.push(...(await parseManifests(text, file, opts.substitute, problems, budget, opts.lenientSubstitution)));
+  for (const sub of kustomizations ?? [])
+    objects.push(...(await toolObjects(sub, realRoot, relative(realRoot, sub), 'kustomize', opts, problems)));
   return objects;
 }
 
