@@ -67,6 +67,8 @@ export class FluxReader {
   private readonly names = new Map<string, string>();
   /** The cluster alias of each flux path read. */
   private readonly clusters = new Map<string, string>();
+  /** ConfigMaps the paths read so far render (`<flux path>|<namespace>/<name>`): variables of substituteFrom found in Git. */
+  private readonly configMaps = new Map<string, { data: Record<string, string>; inputs: string[] }>();
 
   constructor(
     readonly root: string,
@@ -103,7 +105,11 @@ export class FluxReader {
    * A path rendered as the Kustomization `from` renders it: its patches and images, and (when it has a
    * postBuild) its substitute; variables from substituteFrom are read at sync time, so here they leave a mark.
    */
-  private async build(path: string, from: FluxObject | undefined): Promise<KubeObject[]> {
+  private async build(
+    path: string,
+    from: FluxObject | undefined,
+    fromGit: Record<string, string> = {},
+  ): Promise<KubeObject[]> {
     const postBuild = rec(from?.spec['postBuild']);
     const substituting = from !== undefined && Object.keys(postBuild).length > 0;
     const overlay = from && (from.spec['patches'] || from.spec['images']);
@@ -111,7 +117,7 @@ export class FluxReader {
       root: this.root,
       path,
       mode: 'auto',
-      substitute: substituting ? (rec(postBuild['substitute']) as Record<string, string>) : {},
+      substitute: substituting ? { ...fromGit, ...(rec(postBuild['substitute']) as Record<string, string>) } : {},
       lenientSubstitution: substituting,
       ...(overlay
         ? {
@@ -127,6 +133,45 @@ export class FluxReader {
     return rendered.objects.map((o) => o.object);
   }
 
+  /**
+   * The variables of a Kustomization's substituteFrom ConfigMaps that the repository itself declares
+   * (in a path read before): a sync substitutes the cluster's, as Flux does, but its Flux objects
+   * (a chart version in a HelmRelease) are read from Git, so Git's are what they can be read with.
+   * Later entries win, as in Flux; the files declaring them are inputs of what they change.
+   */
+  private gitVariables(from: FluxObject | undefined): { vars: Record<string, string>; inputs: string[] } {
+    const out = { vars: {} as Record<string, string>, inputs: [] as string[] };
+    for (const ref of list(rec(from?.spec['postBuild'])['substituteFrom'])) {
+      const found =
+        from &&
+        str(ref['kind']) === 'ConfigMap' &&
+        this.configMaps.get(`${from.scope}|${from.namespace}/${str(ref['name']) ?? ''}`);
+      if (!from || !found) continue;
+      Object.assign(out.vars, found.data);
+      out.inputs.push(...found.inputs);
+      this.note(
+        from,
+        'spec.postBuild.substituteFrom',
+        `the variables of ConfigMap ${from.namespace}/${str(ref['name'])} are read from the repository to read the Flux objects of its path; a sync substitutes the cluster's, as Flux does`,
+      );
+    }
+    return out;
+  }
+
+  /** ConfigMaps of a rendered path, for the substituteFrom of Kustomizations read after it. */
+  private keepConfigMaps(built: readonly KubeObject[], namespace: string | undefined, scope: string, inputs: string[]) {
+    for (const o of built)
+      if (o.kind === 'ConfigMap' && o.apiVersion === 'v1') {
+        const data = Object.fromEntries(
+          Object.entries(rec(o['data'])).filter((e): e is [string, string] => typeof e[1] === 'string'),
+        );
+        this.configMaps.set(`${scope}|${namespace ?? o.metadata.namespace ?? 'default'}/${o.metadata.name}`, {
+          data,
+          inputs,
+        });
+      }
+  }
+
   /** The Flux objects a path holds, remembered; Kustomizations and HelmReleases are queued as targets. */
   async readPath(path: string, entry: FluxEntry, parent: string | undefined, from: FluxObject | undefined) {
     const namespace = str(from?.spec['targetNamespace']);
@@ -136,8 +181,9 @@ export class FluxReader {
       // The render proves the path stays inside the repository before anything under it is read.
       if (path.split('/').includes('..') || path.startsWith('/'))
         throw new RenderError([{ file: path, message: 'path leads out of the repository' }]);
-      built = await this.build(path, from);
-      inputs = renderInputs(this.root, { path, render: 'auto' });
+      const fromGit = this.gitVariables(from);
+      built = await this.build(path, from, fromGit.vars);
+      inputs = [...new Set([...renderInputs(this.root, { path, render: 'auto' }), ...fromGit.inputs])];
     } catch (err) {
       const problems = err instanceof RenderError ? err.problems : [{ file: path, message: errorMessage(err) }];
       for (const p of problems)
@@ -151,6 +197,7 @@ export class FluxReader {
         });
       return [];
     }
+    this.keepConfigMaps(built, namespace, entry.path, inputs);
     const found = this.objects.add(built, namespace, entry.path, inputs);
     for (const obj of found)
       if (JSON.stringify(obj.spec).includes(UNSET_MARK))

@@ -65,7 +65,7 @@ patches:
       'HorizontalPodAutoscaler/prod/backend',
       'Namespace//prod',
     ]);
-    const backend = objects.find((o) => o.object.kind === 'Deployment')?.object as {
+    const backend = objects.find((o) => o.object.kind === 'Deployment')?.object as unknown as {
       spec: { template: { metadata: { annotations?: Record<string, string> } } };
     };
     expect(backend.spec.template.metadata.annotations).toEqual({ 'sidecar.istio.io/inject': 'true' });
