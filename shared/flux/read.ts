@@ -45,7 +45,6 @@ export interface FluxRead {
 const SPECIAL: Readonly<Record<string, string>> = {
   'spec.decryption':
     'SOPS decryption is not supported yet: the Secrets would be applied encrypted (decrypt them another way, e.g. External Secrets)',
-  'spec.serviceAccountName': 'not supported yet: tidegate applies with its own identity, and would not impersonate',
   'spec.kubeConfig': 'not supported yet: a target applies to the cluster its alias names',
   'spec.components': 'not supported yet: put the components in the kustomization.yaml of the path',
   'spec.commonMetadata': 'not supported yet: set the labels in the kustomization.yaml of the path',
@@ -357,6 +356,8 @@ class Reader {
     const postBuild = rec(spec['postBuild']);
     return {
       targetNamespace: str(spec['targetNamespace']),
+      // Applied as this ServiceAccount of the Kustomization's namespace (the target's origin), as Flux does.
+      serviceAccountName: str(spec['serviceAccountName']),
       prune: spec['prune'] === true,
       // Flux applies an empty build like any other: with prune, what the Kustomization applied goes.
       allowEmpty: true,
@@ -451,6 +452,7 @@ class Reader {
         ...chart,
         namespace: targetNamespace ?? obj.namespace,
         createNamespace: install['createNamespace'] === true,
+        serviceAccountName: str(spec['serviceAccountName']),
         helm: {
           releaseName: str(spec['releaseName']) ?? (targetNamespace ? `${targetNamespace}-${obj.name}` : obj.name),
           valuesInline: rec(spec['values']),
