@@ -136,29 +136,48 @@ function bodyOf(d: DesiredObject, live: KubeObject, opts: PlanOptions): KubeObje
   return generatedDigest(d, kept) === last.generated ? kept : fresh;
 }
 
-/** One LIST per kind and namespace: the live objects the desired set names, by id. */
+/**
+ * One LIST per kind and namespace: the live objects the desired set names, by id. A LIST the
+ * identity may not make (403: a ServiceAccount outside its namespace) fails the plan naming every
+ * object of that kind and namespace, with the apiserver's refusal.
+ */
 async function readLive(
   items: readonly DesiredObject[],
   client: KubeClient,
   signal?: AbortSignal,
 ): Promise<Map<string, KubeObject>> {
-  const groups = new Map<string, { apiVersion: string; kind: string; namespace?: string | undefined }>();
+  const groups = new Map<
+    string,
+    { apiVersion: string; kind: string; namespace?: string | undefined; items: DesiredObject[] }
+  >();
   for (const d of items) {
     if (d.waitsFor) continue;
-    groups.set(`${d.object.apiVersion}|${d.object.kind}|${d.ref.namespace}`, {
+    const key = `${d.object.apiVersion}|${d.object.kind}|${d.ref.namespace}`;
+    const group = groups.get(key) ?? {
       apiVersion: d.object.apiVersion,
       kind: d.object.kind,
       namespace: d.object.metadata.namespace,
-    });
+      items: [],
+    };
+    group.items.push(d);
+    groups.set(key, group);
   }
   const byName = new Map(items.map((d) => [`${d.object.kind}|${d.ref.namespace}|${d.ref.name}`, d.id]));
   const live = new Map<string, KubeObject>();
+  const problems: ObjectProblem[] = [];
   const lists = await mapLimit([...groups.values()], 4, (g) =>
-    client.list(g.apiVersion, g.kind, {
-      ...(g.namespace ? { namespace: g.namespace } : {}),
-      ...(signal ? { signal } : {}),
-    }),
+    client
+      .list(g.apiVersion, g.kind, {
+        ...(g.namespace ? { namespace: g.namespace } : {}),
+        ...(signal ? { signal } : {}),
+      })
+      .catch((err: unknown) => {
+        if (!(err instanceof KubeApiError) || err.status !== 403) throw err;
+        problems.push(...g.items.map((d) => ({ ref: d.ref, source: d.source, message: err.message })));
+        return [];
+      }),
   );
+  if (problems.length > 0) throw new ApplyError('plan', problems);
   for (const obj of lists.flat()) {
     const id = byName.get(`${obj.kind}|${obj.metadata.namespace ?? ''}|${obj.metadata.name}`);
     if (id) live.set(id, obj);

@@ -203,6 +203,8 @@ export class KubeClient {
   private readonly retryPolicy: RetryPolicy;
   /** The cluster is reached through a proxy (kubeconfig proxy-url): the kubeconfig's own agent is kept. */
   private readonly proxied: boolean;
+  /** The user every request is made as (Impersonate-User), when not the client's own identity. */
+  private impersonated: string | undefined;
 
   /**
    * @param kc cluster, CA and credentials
@@ -213,9 +215,10 @@ export class KubeClient {
     private readonly kc: ClusterAuth,
     private readonly bearer?: () => Promise<string>,
     private readonly opts: { retry?: Partial<RetryPolicy>; logger?: Logger } = {},
+    agents?: { agent: Agent; httpAgent: HttpAgent },
   ) {
-    this.agent = new Agent({ keepAlive: true, maxSockets: 16 });
-    this.httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 16 });
+    this.agent = agents?.agent ?? new Agent({ keepAlive: true, maxSockets: 16 });
+    this.httpAgent = agents?.httpAgent ?? new HttpAgent({ keepAlive: true, maxSockets: 16 });
     this.retryPolicy = { ...DEFAULT_RETRY, ...opts.retry };
     this.proxied = Boolean(kc.getCurrentCluster()?.proxyUrl);
   }
@@ -322,6 +325,7 @@ export class KubeClient {
     // keep-alive agent pools connections per CA and credentials; only a proxy keeps its own agent.
     if (!this.proxied) reqOpts.agent = agent;
     if (this.bearer) reqOpts.headers = withBearer(reqOpts.headers, await this.bearer());
+    if (this.impersonated) reqOpts.headers = { ...reqOpts.headers, 'impersonate-user': this.impersonated };
     return reqOpts;
   }
 
@@ -492,6 +496,24 @@ export class KubeClient {
       if (err instanceof KubeApiError && err.isNotFound) return false;
       throw err;
     }
+  }
+
+  /**
+   * A client whose every request is made as `user` (the Impersonate-User header; no groups are
+   * sent: for a ServiceAccount the apiserver adds its groups itself). It shares this client's
+   * connections and what it discovered; this client's identity needs `impersonate` on that user
+   * (for a ServiceAccount: on `serviceaccounts`, by name, in its namespace).
+   */
+  impersonating(user: string): KubeClient {
+    const other = new KubeClient(this.kc, this.bearer, this.opts, { agent: this.agent, httpAgent: this.httpAgent });
+    other.impersonated = user;
+    other.resources = this.resources;
+    return other;
+  }
+
+  /** Who the requests are made as, when not the client's own identity. */
+  get actingAs(): string | undefined {
+    return this.impersonated;
   }
 
   close(): void {

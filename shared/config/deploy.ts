@@ -136,6 +136,14 @@ export const deploySettingsSchema = z
               .describe(
                 "cluster-scoped kinds this repository's targets may apply (Kind or group/Kind, * globs; core kinds have no group); [] = namespaced objects only; left out = every kind",
               ),
+            defaultServiceAccount: z
+              .string()
+              .max(253)
+              .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, 'a ServiceAccount name')
+              .optional()
+              .describe(
+                "Flux's --default-service-account: every target of this repository that names no serviceAccountName applies as this ServiceAccount of its namespace (the Flux object's namespace; for tidegate.yaml targets targetNamespace, else namespace)",
+              ),
           })
           .strict(),
       )

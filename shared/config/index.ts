@@ -11,6 +11,7 @@ export {
   createdNamespace,
   fluxEntrySchema,
   secretSources,
+  serviceAccountOf,
   imagePolicySchema,
   targetSchema,
   type ChangeWindow,
@@ -26,6 +27,7 @@ export {
   type ImagePolicySpec,
   type SourceRef,
   type TargetSpec,
+  type TargetServiceAccount,
   type TidegateConfig,
 } from './schema.js';
 export {

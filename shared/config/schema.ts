@@ -1,11 +1,21 @@
 import { Cron } from 'croner';
 import { z } from 'zod';
 import { validRange } from 'semver';
+import { TidegateError } from '../model/index.js';
 import { parseDuration } from './duration.js';
 
 const dnsLabel = z
   .string()
   .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a DNS-1123 label (lower case letters, digits, "-")');
+
+/** A Kubernetes object name (ServiceAccounts): a DNS-1123 subdomain. */
+const dnsSubdomain = z
+  .string()
+  .max(253)
+  .regex(
+    /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/,
+    'must be a DNS-1123 subdomain (lower case letters, digits, "-", ".")',
+  );
 
 const duration = z
   .string()
@@ -311,6 +321,11 @@ export const targetSchema = z
       .boolean()
       .default(false)
       .describe('create namespace when it does not exist (never pruned), as targetNamespace is'),
+    serviceAccountName: dnsSubdomain
+      .optional()
+      .describe(
+        "apply as this ServiceAccount (Kubernetes impersonation), as Flux's serviceAccountName: it lives in targetNamespace, else namespace (a Flux object's own namespace for targets read from Flux)",
+      ),
     kustomize: overlay.optional().describe('patches and image overrides applied to the rendered objects'),
     prune: z.boolean().default(true),
     allowEmpty: z.boolean().default(false).describe('allow a render with no objects to prune everything'),
@@ -459,6 +474,31 @@ export const secretSources = (spec: TargetSpec): string[] => [
 
 export const createdNamespace = (spec: TargetSpec): string | undefined =>
   spec.targetNamespace ?? (spec.createNamespace ? spec.namespace : undefined);
+
+/** The ServiceAccount a target applies as, and the Kubernetes user name that is (`system:serviceaccount:<namespace>:<name>`). */
+export interface TargetServiceAccount {
+  namespace: string;
+  name: string;
+  user: string;
+}
+
+/**
+ * The ServiceAccount a target applies as: its own serviceAccountName, else the deploy-time default
+ * (Flux's --default-service-account); none when neither names one. It lives in the namespace of
+ * the Flux object the target was read from (Flux's rule), else in the target's targetNamespace,
+ * else its namespace. A name with no namespace to find it in is an error (nothing is applied).
+ */
+export function serviceAccountOf(spec: TargetSpec, fallback?: string): TargetServiceAccount | undefined {
+  const name = spec.serviceAccountName ?? fallback;
+  if (!name) return undefined;
+  const namespace = spec.origin?.namespace ?? spec.targetNamespace ?? spec.namespace;
+  if (!namespace)
+    throw new TidegateError(
+      'ConfigInvalid',
+      `target ${spec.name} applies as ServiceAccount ${name}${spec.serviceAccountName ? '' : ' (the deploy-time defaultServiceAccount)'}, but names no namespace to find it in: set targetNamespace or namespace`,
+    );
+  return { namespace, name, user: `system:serviceaccount:${namespace}:${name}` };
+}
 export type FluxEntry = z.output<typeof fluxEntrySchema>;
 export type ClusterSource = z.output<z.ZodObject<typeof clusterSource>>;
 export type ValuesFrom = z.output<typeof valuesFrom>;

@@ -38,6 +38,7 @@ const KUSTOMIZATION: Shape = {
   prune: ok,
   dependsOn: DEPENDS,
   targetNamespace: ok,
+  serviceAccountName: ok,
   postBuild: { substitute: ok, substituteFrom: [CLUSTER_SOURCE] },
   patches: PATCHES,
   images: IMAGES,
@@ -98,6 +99,7 @@ const HELM_RELEASE: Shape = {
   valuesFrom: [{ ...CLUSTER_SOURCE, valuesKey: ok, targetPath: ok }],
   releaseName: ok,
   targetNamespace: ok,
+  serviceAccountName: ok,
   storageNamespace: note('tidegate keeps no Helm release Secrets: the release state lives in tidegate-system'),
   install: { ...HELM_ACTION, createNamespace: ok, replace: NO_HELM_ACTION, skipCRDs: ok },
   upgrade: {

@@ -17,6 +17,8 @@ export function kustomizationFields(obj: FluxObject): Record<string, unknown> {
   const postBuild = rec(spec['postBuild']);
   return {
     targetNamespace: str(spec['targetNamespace']),
+    // Applied as this ServiceAccount of the Kustomization's namespace (the target's origin), as Flux does.
+    serviceAccountName: str(spec['serviceAccountName']),
     prune: spec['prune'] === true,
     // Flux applies an empty build like any other: with prune, what the Kustomization applied goes.
     allowEmpty: true,

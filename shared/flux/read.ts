@@ -10,7 +10,6 @@ export type { FluxFinding, FluxMapping, FluxRead } from './reader.js';
 const SPECIAL: Readonly<Record<string, string>> = {
   'spec.decryption':
     'SOPS decryption is not supported yet: the Secrets would be applied encrypted (decrypt them another way, e.g. External Secrets)',
-  'spec.serviceAccountName': 'not supported yet: tidegate applies with its own identity, and would not impersonate',
   'spec.kubeConfig': 'not supported yet: a target applies to the cluster its alias names',
   'spec.components': 'not supported yet: put the components in the kustomization.yaml of the path',
   'spec.commonMetadata': 'not supported yet: set the labels in the kustomization.yaml of the path',

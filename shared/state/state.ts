@@ -62,6 +62,8 @@ export interface TargetState {
   repo?: string | undefined;
   /** The target's prune setting as last applied (a target removed from tidegate.yaml is pruned by it). */
   prune?: boolean | undefined;
+  /** The user the target's objects were last applied as (`system:serviceaccount:<ns>:<name>`), when not tidegate: a removed target is pruned as it. */
+  serviceAccount?: string | undefined;
   /** Set when the target left tidegate.yaml and its objects were pruned: the history stays as an archive. */
   removed?: { at: string; revision: Revision } | undefined;
   /** The ConfigMap's resourceVersion when it was read: the precondition of the next write. */
@@ -163,6 +165,7 @@ export function decodeState(target: string, cm: KubeObject): TargetState {
     suspended: key<Suspension>('suspended'),
     repo: data['repo'],
     prune: key<boolean>('prune'),
+    serviceAccount: data['serviceAccount'],
     removed: key<TargetState['removed']>('removed'),
     resourceVersion: cm.metadata.resourceVersion,
   };
@@ -187,6 +190,7 @@ export function encodeState(target: string, state: TargetState): KubeObject {
     ...json('suspended', state.suspended),
     ...(state.repo ? { repo: state.repo } : {}),
     ...json('prune', state.prune),
+    ...(state.serviceAccount ? { serviceAccount: state.serviceAccount } : {}),
     ...json('removed', state.removed),
   };
   const bytes =

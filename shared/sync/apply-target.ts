@@ -23,7 +23,8 @@ import { NO_HEALTH, inventoryOf, mergeInventory, sameInventory, type SyncRun } f
 const RELOAD_KINDS = new Set(['ConfigMap', 'Secret', 'Deployment', 'StatefulSet', 'DaemonSet', 'CronJob']);
 
 async function reloadAfterApply(run: SyncRun, changes: readonly Change[]): Promise<NonNullable<SyncResult['reloads']>> {
-  const { spec, client, signal, reloadScope: scope } = run.input;
+  const { spec, signal, reloadScope: scope } = run.input;
+  const client = run.targetClient;
   // Only where this sync wrote a source or a workload (out-of-band changes are the scheduled
   // pass's job), and only within the deploy-time scope, as the scheduled pass.
   const ignored = new Set(scope?.ignoreNamespaces ?? []);
@@ -112,7 +113,9 @@ function assertStateFits(run: SyncRun, planned: Planned): void {
 
 /** Staged apply, prune, health, record (with the sign-offs that let the revision through). */
 export async function applyTarget(run: SyncRun, planned: Planned, approvals: Approval[]): Promise<SyncResult> {
-  const { spec, client, signal } = run.input;
+  const { spec, signal } = run.input;
+  // The target's objects are written and read as the target (its ServiceAccount, if any); its state as tidegate.
+  const client = run.targetClient;
   assertStateFits(run, planned);
   await reserveInventory(run, planned);
   const progress = run.input.onProgress;

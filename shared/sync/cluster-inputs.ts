@@ -57,9 +57,11 @@ function valuesOf(entry: ValuesFrom, data: Record<string, string>, what: string)
 /**
  * The object a target reads, unless another repository's target created its namespace or applied it
  * (owner labels): a repository's targets read nothing of another repository's, so a Secret of one
- * never reaches another's objects, errors or previews. Refused before the object is read.
+ * never reaches another's objects, errors or previews. Refused before the object is read. The
+ * namespace is read as tidegate (`client`), the object as the target (`reader`: its
+ * ServiceAccount, when it applies as one), so a target reads nothing its ServiceAccount may not.
  */
-function ownReader(spec: TargetSpec, client: KubeClient, foreign: Foreign, signal?: AbortSignal) {
+function ownReader(spec: TargetSpec, client: KubeClient, reader: KubeClient, foreign: Foreign, signal?: AbortSignal) {
   const refuse = (what: string, owner: string | undefined, url: string) =>
     new TargetOwnedElsewhereError(
       `target ${spec.name} reads ${what}, which belongs to target ${owner} of another repository (${redactUrl(url)}); a target reads ConfigMaps and Secrets of its own repository or of namespaces no repository's target created`,
@@ -68,7 +70,7 @@ function ownReader(spec: TargetSpec, client: KubeClient, foreign: Foreign, signa
     const ns = ownerTarget((await readNamespace(client, namespace, signal)).object);
     const nsRepo = await foreign(ns);
     if (nsRepo) throw refuse(what, ns, nsRepo);
-    const obj = await client.get('v1', src.kind, namespace, src.name, signal);
+    const obj = await reader.get('v1', src.kind, namespace, src.name, signal);
     const objOwner = ownerTarget(obj);
     const objRepo = await foreign(objOwner);
     if (objRepo) throw refuse(what, objOwner, objRepo);
@@ -85,11 +87,11 @@ export async function readClusterInputs(
   spec: TargetSpec,
   client: KubeClient,
   signal: AbortSignal | undefined,
-  opts: { withholdSecrets?: boolean; foreign: Foreign },
+  opts: { withholdSecrets?: boolean; foreign: Foreign; reader?: KubeClient },
 ): Promise<ClusterInputs> {
   if (spec.substituteFrom.length === 0 && (spec.helm?.valuesFrom.length ?? 0) === 0) return {};
   const secrets: string[] = [];
-  const readOwn = ownReader(spec, client, opts.foreign, signal);
+  const readOwn = ownReader(spec, client, opts.reader ?? client, opts.foreign, signal);
   /**
    * A Secret's values are kept for redaction (a name or value from an earlier sync may hold them);
    * withheld, the render gets a placeholder for each instead.

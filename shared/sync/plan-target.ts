@@ -202,7 +202,11 @@ export function ownersOf(planned: Planned, target: string): Map<string, string[]
 async function renderOf(run: SyncRun, withholdSecrets: boolean) {
   const { spec, client, signal, settings } = run.input;
   run.input.onProgress?.({ target: spec.name, phase: 'render' });
-  const fromCluster = await readClusterInputs(spec, client, signal, { withholdSecrets, foreign: foreignOf(run) });
+  const fromCluster = await readClusterInputs(spec, client, signal, {
+    withholdSecrets,
+    foreign: foreignOf(run),
+    reader: run.targetClient,
+  });
   run.secrets = fromCluster.secrets ?? [];
   const rendered = await renderTarget(
     spec,
@@ -263,15 +267,15 @@ export async function planTarget(run: SyncRun, opts: { withholdSecrets?: boolean
     signal,
     ...(run.input.dryRun ? { keepPlanned: true } : {}),
   };
-  const items = await plan(desired, client, planOpts);
+  const items = await plan(desired, run.targetClient, planOpts);
   const wanted = new Set(desired.map((d) => d.id));
   return { items, stale: spec.prune ? run.state.inventory.filter((e) => !wanted.has(e.id)) : [], planOpts };
 }
 
 /** What `tidegate diff` reports: the plan, and what prune would delete (a dry-run delete). */
 export async function preview(run: SyncRun, planned: Planned): Promise<SyncResult> {
-  const { spec, client, signal } = run.input;
-  const pruned = await prune(planned.stale, client, { target: spec.name, dryRun: true, signal });
+  const { spec, signal } = run.input;
+  const pruned = await prune(planned.stale, run.targetClient, { target: spec.name, dryRun: true, signal });
   const actionOf = (i: PlanItem): Change['action'] => {
     if (i.action === 'unchanged') return 'unchanged';
     if (i.action === 'create' || i.action === 'deferred') return 'created';

@@ -8,7 +8,7 @@ import {
 } from '../state/index.js';
 import type { Confinement, PlanItem } from '../apply/index.js';
 import type { KubeClient } from '../cluster/index.js';
-import type { LocalSettings, TargetSpec } from '../config/index.js';
+import { serviceAccountOf, type LocalSettings, type TargetSpec } from '../config/index.js';
 import type { HealthReport } from '../health/index.js';
 import {
   ENTRY_LIMITS,
@@ -79,6 +79,8 @@ export interface TargetSyncInput {
   repo?: string | undefined;
   /** The cluster-scoped kinds the repository's targets may apply (deploy-time settings); undefined: every kind. */
   clusterResources?: readonly string[] | undefined;
+  /** The ServiceAccount a target that names none applies as (deploy-time `repositories[].defaultServiceAccount`). */
+  defaultServiceAccount?: string | undefined;
   /** A rollback applies a pinned target's revision and pins it there (after it applied). */
   rollback?: { kind: 'rollback' | 'auto-rollback'; by: string; reason: string; forced?: boolean } | undefined;
   /** The target's lease: who takes it, and how long to wait while another writer holds it. */
@@ -186,6 +188,22 @@ export class SyncRun {
   withheld = false;
   /** The gate's verdict on this change (undefined: no gate was asked, as for a dry-run). */
   verdict: TargetVerdict | undefined;
+  private targetClientOf: KubeClient | undefined;
+
+  /**
+   * The client the target's own objects are written and read with: as its ServiceAccount
+   * (impersonated) when it names one or the repository has a default, else tidegate's own. Its
+   * state, lease and the checks tidegate makes for itself (namespace owners, other repositories'
+   * targets) use `input.client`, as tidegate.
+   */
+  get targetClient(): KubeClient {
+    if (!this.targetClientOf) {
+      const { spec, client, defaultServiceAccount } = this.input;
+      const sa = serviceAccountOf(spec, defaultServiceAccount);
+      this.targetClientOf = sa ? client.impersonating(sa.user) : client;
+    }
+    return this.targetClientOf;
+  }
 
   /** A message with every value read from a Secret replaced (values under 4 characters would redact ordinary words, and tell nothing). */
   redact(text: string): string {
@@ -348,6 +366,7 @@ export class SyncRun {
       pin: pin ?? state.pin,
       repo: state.removed ? (this.input.repo ?? state.repo) : (state.repo ?? this.input.repo),
       prune: runs ? spec.prune : state.prune,
+      serviceAccount: runs ? this.targetClient.actingAs : state.serviceAccount,
       removed: undefined,
     });
   }

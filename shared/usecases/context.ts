@@ -19,7 +19,12 @@ export interface EngineContext {
   logger?: Logger;
   now?: () => Date;
   /** The GitOps repositories and tracked branches (image automation writes to them). */
-  repositories?: ReadonlyArray<{ url: string; branch: string; clusterResources?: readonly string[] | undefined }>;
+  repositories?: ReadonlyArray<{
+    url: string;
+    branch: string;
+    clusterResources?: readonly string[] | undefined;
+    defaultServiceAccount?: string | undefined;
+  }>;
   /** The policy floor of a cluster alias (deploy-time settings): gates tidegate.yaml cannot lower. */
   floor?: (cluster: string) => FloorPolicy | undefined;
   /** Trusted signing keys by name (deploy-time settings; TIDEGATE_TRUSTED_KEYS locally); unknown names are left out. */
@@ -80,8 +85,13 @@ export function sourceFor(ctx: Pick<EngineContext, 'gitSource'>, repo: string | 
   return { ...rest, cacheScope: 'anonymous' };
 }
 
+const repositoryOf = (ctx: Pick<EngineContext, 'repositories'>, repo: string | undefined) =>
+  repo === undefined ? undefined : ctx.repositories?.find((r) => normaliseRepoUrl(r.url) === normaliseRepoUrl(repo));
+
 /** The cluster-scoped kinds a repository's targets may apply (deploy-time settings); undefined: every kind. */
 export const clusterResourcesOf = (ctx: Pick<EngineContext, 'repositories'>, repo: string | undefined) =>
-  repo === undefined
-    ? undefined
-    : ctx.repositories?.find((r) => normaliseRepoUrl(r.url) === normaliseRepoUrl(repo))?.clusterResources;
+  repositoryOf(ctx, repo)?.clusterResources;
+
+/** The ServiceAccount a repository's targets apply as when they name none (deploy-time settings); undefined: tidegate's own identity. */
+export const defaultServiceAccountOf = (ctx: Pick<EngineContext, 'repositories'>, repo: string | undefined) =>
+  repositoryOf(ctx, repo)?.defaultServiceAccount;

@@ -45,6 +45,8 @@ export function previewSpecOf(spec: TargetSpec, preview: PreviewSpec, pullReques
     ...spec,
     name: previewTarget(pullRequest, spec.name),
     targetNamespace: fill(preview.namespace, pullRequest, spec.name),
+    // Applied as tidegate, confined to the preview's namespace (a ServiceAccount of the target's namespace has no rights there).
+    serviceAccountName: undefined,
     substitute: { ...spec.substitute, ...substitute },
     dependsOn: [],
     suspend: false,

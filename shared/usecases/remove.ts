@@ -151,7 +151,11 @@ export async function removeTarget(ctx: EngineContext, req: RemoveRequest): Prom
     const pruned =
       state.prune === false
         ? { changes: [], retained: [], problems: [] }
-        : await prune(state.inventory, client, { target: req.target, signal });
+        : // As the ServiceAccount the objects were applied as, when they were (tenancy), else as tidegate.
+          await prune(state.inventory, state.serviceAccount ? client.impersonating(state.serviceAccount) : client, {
+            target: req.target,
+            signal,
+          });
     const failed = pruned.problems.length > 0;
     const result: SyncResult = {
       target: req.target,

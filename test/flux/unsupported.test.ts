@@ -98,7 +98,6 @@ describe('Flux fields tidegate does not support', () => {
         'spec.decryption',
         /SOPS decryption is not supported yet/,
       ],
-      ['clusters/prod/apps.yaml', 'Kustomization flux-system/secrets', 'spec.serviceAccountName', /impersonate/],
       ['clusters/prod/apps.yaml', 'Kustomization flux-system/secrets', 'spec.kubeConfig', /not supported yet/],
       ['clusters/prod/apps.yaml', 'Kustomization flux-system/secrets', 'spec.components', /not supported yet/],
       ['clusters/prod/apps.yaml', 'Kustomization flux-system/secrets', 'spec.commonMetadata', /not supported yet/],
