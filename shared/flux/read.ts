@@ -43,8 +43,6 @@ export interface FluxRead {
 }
 
 const SPECIAL: Readonly<Record<string, string>> = {
-  'spec.decryption':
-    'SOPS decryption is not supported yet: the Secrets would be applied encrypted (decrypt them another way, e.g. External Secrets)',
   'spec.serviceAccountName': 'not supported yet: tidegate applies with its own identity, and would not impersonate',
   'spec.kubeConfig': 'not supported yet: a target applies to the cluster its alias names',
   'spec.components': 'not supported yet: put the components in the kustomization.yaml of the path',
@@ -118,6 +116,8 @@ class Reader {
         : {}),
       defaultReleaseName: 'flux',
       settings: this.settings,
+      // Read as configuration, never applied: SOPS-encrypted files are left encrypted.
+      encrypted: 'leave',
     });
     return rendered.objects.map((o) => o.object);
   }
@@ -366,6 +366,7 @@ class Reader {
       substituteFrom: list(postBuild['substituteFrom']).map((s) => ({ ...s, namespace: obj.namespace })),
       suspend: spec['suspend'] === true,
       force: spec['force'] === true,
+      ...(rec(spec['decryption'])['provider'] === 'sops' ? { decryption: { provider: 'sops' } } : {}),
       ...(spec['patches'] || spec['images']
         ? { kustomize: { patches: list(spec['patches']), images: list(spec['images']) } }
         : {}),

@@ -82,11 +82,7 @@ describe('Flux configuration: unsupported fields are refused naming the right fi
       'clusters/production/flux-system/gotk-sync.yaml': rootSync('production'),
       'clusters/production/apps.yaml': kustomization('apps', './apps/production'),
       'clusters/staging/flux-system/gotk-sync.yaml': rootSync('staging'),
-      'clusters/staging/apps.yaml': kustomization(
-        'apps',
-        './apps/staging',
-        '  decryption: { provider: sops, secretRef: { name: sops-age } }\n',
-      ),
+      'clusters/staging/apps.yaml': kustomization('apps', './apps/staging', '  serviceAccountName: restricted\n'),
       'apps/production/cm.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: a }\n',
       'apps/staging/cm.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: a }\n',
     });
@@ -98,7 +94,7 @@ describe('Flux configuration: unsupported fields are refused naming the right fi
       ],
       localSettings(),
     );
-    const decryption = read.unsupported.find((f) => f.field === 'spec.decryption');
+    const decryption = read.unsupported.find((f) => f.field === 'spec.serviceAccountName');
     expect(decryption?.object).toBe('Kustomization flux-system/apps');
     expect(decryption?.file).toBe('clusters/staging/apps.yaml');
   });
@@ -114,7 +110,7 @@ items:
       path: ./apps
       prune: true
       sourceRef: { kind: GitRepository, name: flux-system }
-      decryption: { provider: sops }
+      serviceAccountName: restricted
 `;
     const dir = repository({
       'clusters/prod/flux-system/gotk-sync.yaml': rootSync('prod'),
@@ -122,7 +118,7 @@ items:
       'apps/cm.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: a }\n',
     });
     const read = await readFlux(dir, PROD, localSettings());
-    const decryption = read.unsupported.find((f) => f.field === 'spec.decryption');
+    const decryption = read.unsupported.find((f) => f.field === 'spec.serviceAccountName');
     expect(decryption).toBeDefined();
     expect(decryption?.file).toBe('clusters/prod/list.yaml');
   });
