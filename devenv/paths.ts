@@ -9,6 +9,7 @@ export const VERSIONS = {
   registry: '3.1.2',
   moto: '5.2.5',
   cfnLint: '1.58.0',
+  sops: '3.13.3',
 } as const;
 
 export const cacheDir = (): string => localSettings().cacheDir;
@@ -45,6 +46,9 @@ export function kubeBinDir(): string {
   if (assets && existsSync(join(assets, 'kube-apiserver')) && existsSync(join(assets, 'etcd'))) return assets;
   return builtBinDir();
 }
+
+/** The sops binary (getsops/sops, built from its Go module) the tests encrypt fixtures with. */
+export const sopsPath = (): string => join(cacheDir(), 'bin', `sops-${VERSIONS.sops}`, 'sops');
 
 /** One Python venv for the Python tools the tests use: moto (server) and cfn-lint. */
 export const motoVenvDir = (): string => join(cacheDir(), `py-venv-moto-${VERSIONS.moto}-cfn-lint-${VERSIONS.cfnLint}`);

@@ -3,6 +3,7 @@ import { EksAuth, EndpointAuth, KubeClient } from '../cluster/index.js';
 import {
   DEFAULT_RENDER_LIMITS,
   SecretStore,
+  ageIdentities,
   awsEndpoint,
   awsRegion,
   deploySettings,
@@ -10,6 +11,7 @@ import {
   parseDuration,
   type DeploySettings,
   type SecretRef,
+  type SopsKeys,
 } from '../config/index.js';
 import { apiUrlFor, appInstallationTokens, githubClients, repoName } from '../github/index.js';
 import { TidegateError, UnknownClusterError, errorMessage, redactUrl, type TokenSource } from '../model/index.js';
@@ -206,6 +208,7 @@ async function gitAccess(
     ),
   );
   const ecr = ecrLogins({ endpoint, credentials });
+  const sops = await sopsKeys(settings, secrets, logger, env);
   const gitSource = (url: string): GitSource => ({ url, ...(tokens.get(url) ? { token: tokens.get(url) } : {}) });
   const github = githubClients((url) => ({
     apiUrl: settings.repositories.find((r) => r.url === url)?.githubApiUrl,
@@ -219,6 +222,7 @@ async function gitAccess(
         timeoutMs: parseDuration(settings.render.timeout) ?? DEFAULT_RENDER_LIMITS.timeoutMs,
         maxBytes: settings.render.maxOutputMiB * 1024 * 1024,
       },
+      sops,
     },
     connect,
     gitSource,
@@ -246,6 +250,31 @@ async function gitAccess(
   return {
     engine,
     tracked: settings.repositories.map((r) => ({ url: r.url, branch: r.branch, source: gitSource(r.url) })),
+  };
+}
+
+/**
+ * The keys of SOPS-encrypted files (deploy-time setting sops): age identities read from their
+ * secrets now (one that cannot be read is logged, and files only it opens fail their render), and
+ * KMS for the listed key ARNs only, with this function's role.
+ */
+async function sopsKeys(
+  settings: DeploySettings,
+  secrets: SecretStore,
+  logger: Logger,
+  env: NodeJS.ProcessEnv,
+): Promise<SopsKeys> {
+  const ageKeys = await Promise.all(
+    (settings.sops?.ageKeys ?? []).map((ref) =>
+      secrets.get(ref).then(ageIdentities, (err: unknown) => {
+        logger.warn('SOPS age key unreadable', { error: errorMessage(err) });
+        return [];
+      }),
+    ),
+  );
+  return {
+    ageKeys: ageKeys.flat(),
+    kms: { keyArns: settings.sops?.kmsKeyArns ?? [], region: awsRegion(env), endpoint: awsEndpoint(env) },
   };
 }
 

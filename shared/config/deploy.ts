@@ -204,6 +204,31 @@ export const deploySettingsSchema = z
         z.object({ username: z.string().min(1), password: secretRef }).strict(),
       )
       .default({}),
+    /**
+     * Keys for SOPS-encrypted files of targets with decryption: age keys (each secret holds one or
+     * more AGE-SECRET-KEY-1… lines) and the AWS KMS keys the worker may decrypt data keys with
+     * (its role needs kms:Decrypt on them: serverless.yml sopsKmsKeyArns).
+     */
+    sops: z
+      .object({
+        ageKeys: z
+          .array(secretRef)
+          .default([])
+          .describe('secrets holding age identities (AGE-SECRET-KEY-1…, one a line)'),
+        kmsKeyArns: z
+          .array(
+            z
+              .string()
+              .regex(
+                /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/.+$/,
+                'a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)',
+              ),
+          )
+          .default([])
+          .describe('AWS KMS keys whose data keys the worker may decrypt (with its own role)'),
+      })
+      .strict()
+      .optional(),
     queueUrl: z.string().optional(),
     webhookSecret: secretRef.optional(),
     registrySecret: secretRef.optional(),

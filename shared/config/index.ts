@@ -1,8 +1,10 @@
 export {
   DEFAULT_BUDGETS,
   DEFAULT_RENDER_LIMITS,
+  ageIdentities,
   localSettings,
   type LocalSettings,
+  type SopsKeys,
   type RenderLimits,
 } from './local.js';
 export { parseDuration } from './duration.js';

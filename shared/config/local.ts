@@ -1,6 +1,7 @@
+import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { renderSettingsSchema, sourceSettingsSchema } from './deploy.js';
+import { awsEndpoint, awsRegion, renderSettingsSchema, sourceSettingsSchema } from './deploy.js';
 import { settingsSource } from './settings-file.js';
 
 /** Bounds of every render (kustomize, helm, plain YAML): deploy-time settings, or the environment for local runs. */
@@ -51,6 +52,40 @@ export const DEFAULT_BUDGETS: Budgets = {
   source: { maxFetchBytes: 128 * MiB, maxFileBytes: 64 * MiB, maxTreeBytes: 512 * MiB, maxFiles: 100_000 },
 };
 
+/**
+ * The keys SOPS-encrypted files of targets with `decryption` are decrypted with. Locally: age keys
+ * from SOPS_AGE_KEY, SOPS_AGE_KEY_FILE or sops's default key file, and AWS KMS with the default AWS
+ * credentials (any key they may use). On AWS: the deploy-time setting sops (age keys read from
+ * their secrets, KMS only for the key ARNs it lists, with the worker's role).
+ */
+export interface SopsKeys {
+  /** age identities (AGE-SECRET-KEY-1…). */
+  ageKeys: readonly string[];
+  /** AWS KMS: the key ARNs data keys may be decrypted with (undefined: any), and the endpoint and default region. */
+  kms: { keyArns: readonly string[] | undefined; region: string; endpoint: string | undefined };
+}
+
+/** The age identities of a key file's text (one a line; comments and blank lines skipped, as age-keygen writes them). */
+export const ageIdentities = (text: string): string[] =>
+  text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l.startsWith('AGE-SECRET-KEY-'));
+
+/** Local SOPS keys: SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, else sops's default file ($XDG_CONFIG_HOME/sops/age/keys.txt). */
+function localSopsKeys(env: NodeJS.ProcessEnv, onLambda: boolean): SopsKeys {
+  const file =
+    env['SOPS_AGE_KEY_FILE'] ??
+    (onLambda
+      ? undefined
+      : join(env['XDG_CONFIG_HOME'] ?? join(env['HOME'] ?? homedir(), '.config'), 'sops', 'age', 'keys.txt'));
+  const fromFile = file && existsSync(file) ? ageIdentities(readFileSync(file, 'utf8')) : [];
+  return {
+    ageKeys: [...ageIdentities(env['SOPS_AGE_KEY'] ?? ''), ...fromFile],
+    kms: { keyArns: undefined, region: awsRegion(env), endpoint: awsEndpoint(env) },
+  };
+}
+
 /** Where tidegate keeps caches and finds its helper binaries on this machine. */
 export interface LocalSettings {
   /** Cache root: built test servers, extracted tools, cloned repositories. */
@@ -74,6 +109,8 @@ export interface LocalSettings {
    * (render.maxMemoryMiB, source.maxFetchMiB, ...) when it is set, else the defaults.
    */
   budgets: Budgets;
+  /** Keys for SOPS-encrypted files (targets with decryption). */
+  sops: SopsKeys;
 }
 
 /**
@@ -123,6 +160,7 @@ export function localSettings(env: NodeJS.ProcessEnv = process.env): LocalSettin
     githubApiUrl: env['TIDEGATE_GITHUB_API_URL'],
     trustedKeysDir: env['TIDEGATE_TRUSTED_KEYS'],
     budgets: deployedBudgets(settingsSource(env)?.text) ?? DEFAULT_BUDGETS,
+    sops: localSopsKeys(env, onLambda),
     render: {
       ...DEFAULT_RENDER_LIMITS,
       allowedHosts: (env['TIDEGATE_RENDER_HOSTS'] ?? '')

@@ -327,6 +327,13 @@ export const targetSchema = z
         "apply as this ServiceAccount (Kubernetes impersonation), as Flux's serviceAccountName: it lives in targetNamespace, else namespace (a Flux object's own namespace for targets read from Flux)",
       ),
     kustomize: overlay.optional().describe('patches and image overrides applied to the rendered objects'),
+    decryption: z
+      .object({ provider: z.literal('sops') })
+      .strict()
+      .optional()
+      .describe(
+        'decrypt SOPS-encrypted manifests, secretGenerator files and helm values files (age and AWS KMS keys from the deploy-time setting sops)',
+      ),
     prune: z.boolean().default(true),
     allowEmpty: z.boolean().default(false).describe('allow a render with no objects to prune everything'),
     timeout: duration.default('5m'),
@@ -468,6 +475,7 @@ export type TargetSpec = z.output<typeof targetSchema> & { origin?: TargetOrigin
 /** The namespace a sync creates when it is missing (and never prunes): targetNamespace, or namespace with createNamespace. */
 /** The Secrets a target's render reads values from (substituteFrom, helm.valuesFrom), as "field: name". */
 export const secretSources = (spec: TargetSpec): string[] => [
+  ...(spec.decryption ? ['decryption: SOPS-encrypted files'] : []),
   ...spec.substituteFrom.filter((s) => s.kind === 'Secret').map((s) => `substituteFrom: ${s.name}`),
   ...(spec.helm?.valuesFrom ?? []).filter((s) => s.kind === 'Secret').map((s) => `helm.valuesFrom: ${s.name}`),
 ];

@@ -49,6 +49,17 @@ const KUSTOMIZATION: Shape = {
   force: ok,
   interval: POLL,
   retryInterval: RETRY,
+  decryption: {
+    provider: {
+      judge: (value) =>
+        value === 'sops'
+          ? note('SOPS-encrypted files are decrypted at render with age or AWS KMS keys (deploy-time setting sops)')
+          : { refuse: `decryption provider ${String(value)}: only sops is supported` },
+    },
+    secretRef: note(
+      'keys come from the deploy-time setting sops (age keys in secrets, AWS KMS key ARNs), not from a Secret in the cluster',
+    ),
+  },
 };
 
 const CHART_TEMPLATE = {

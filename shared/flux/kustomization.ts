@@ -28,6 +28,7 @@ export function kustomizationFields(obj: FluxObject): Record<string, unknown> {
     substituteFrom: list(postBuild['substituteFrom']).map((s) => ({ ...s, namespace: obj.namespace })),
     suspend: spec['suspend'] === true,
     force: spec['force'] === true,
+    ...(rec(spec['decryption'])['provider'] === 'sops' ? { decryption: { provider: 'sops' } } : {}),
     ...(spec['patches'] || spec['images']
       ? { kustomize: { patches: list(spec['patches']), images: list(spec['images']) } }
       : {}),

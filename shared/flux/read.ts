@@ -8,8 +8,6 @@ import { FluxReader, type FluxRead } from './reader.js';
 export type { FluxFinding, FluxMapping, FluxRead } from './reader.js';
 
 const SPECIAL: Readonly<Record<string, string>> = {
-  'spec.decryption':
-    'SOPS decryption is not supported yet: the Secrets would be applied encrypted (decrypt them another way, e.g. External Secrets)',
   'spec.kubeConfig': 'not supported yet: a target applies to the cluster its alias names',
   'spec.components': 'not supported yet: put the components in the kustomization.yaml of the path',
   'spec.commonMetadata': 'not supported yet: set the labels in the kustomization.yaml of the path',

@@ -129,6 +129,8 @@ export class FluxReader {
         : {}),
       defaultReleaseName: 'flux',
       settings: this.settings,
+      // Read as configuration, never applied: SOPS-encrypted files are left encrypted.
+      encrypted: 'leave',
     });
     return rendered.objects.map((o) => o.object);
   }

@@ -11,7 +11,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative, sep } from 'node:path';
+import { join, posix, relative, sep } from 'node:path';
 import { stringify } from 'yaml';
 import {
   errorMessage,
@@ -31,6 +31,7 @@ import { detectMode, type RenderMode } from './inputs.js';
 import { vendorRemoteBases, type FetchRemoteBase } from './vendor.js';
 import { randomFields, valueAt } from './random.js';
 import { OUTSIDE, sandboxCheck } from './sandbox.js';
+import { decryption, type Decryption, type EncryptedFiles } from './decrypt.js';
 
 export interface RenderOptions {
   /** The repository checkout. */
@@ -72,6 +73,12 @@ export interface RenderOptions {
   /** A chart from an HTTP(S) Helm repository to render (values files from `path`), instead of a chart in the repository. */
   chart?: ChartSpec | undefined;
   fetchChart?: FetchChart | undefined;
+  /**
+   * SOPS-encrypted files (manifests, kustomize patches and secretGenerator sources, helm values
+   * files): decrypted with settings.sops, withheld (placeholders), refused, or left as they are.
+   * Default: refused.
+   */
+  encrypted?: EncryptedFiles | undefined;
 }
 
 export interface RenderResult {
@@ -79,6 +86,8 @@ export interface RenderResult {
   objects: RenderedObject[];
   /** The repository chart rendered: the version the range resolved to, and its digest. */
   chart?: ChartVersion;
+  /** Values decrypted from SOPS files: never quoted in a message (see SyncRun.redact). */
+  secrets?: readonly string[];
 }
 
 /** A chart in an HTTP(S) Helm repository: its index.yaml's URL base, name and version (exact or a range). */
@@ -230,7 +239,14 @@ const mib = (bytes: number): string => `${Math.round((bytes / MiB) * 10) / 10} M
  * render.maxFileMiB by its size before it is read, the documents of all of them counted against
  * render.maxDocuments before any is parsed, then parsed one document at a time.
  */
-async function yamlObjects(dir: string, realRoot: string, rel: string, opts: RenderOptions, problems: RenderProblem[]) {
+async function yamlObjects(
+  dir: string,
+  realRoot: string,
+  rel: string,
+  opts: RenderOptions,
+  problems: RenderProblem[],
+  dec: Decryption,
+) {
   const objects: RenderedObject[] = [];
   const budget = budgetOf(opts);
   const maxFile = opts.settings.budgets.render.maxFileBytes;
@@ -257,7 +273,7 @@ async function yamlObjects(dir: string, realRoot: string, rel: string, opts: Ren
       });
       return objects; // the render fails: nothing to parse
     }
-    const text = readFileSync(file, 'utf8');
+    const text = await dec.manifest(readFileSync(file, 'utf8'), name);
     // Counted before anything is parsed: a render past the limit fails at once.
     budget.documents += checkDocuments(text, rel, budget, false);
     texts.push({ file: name, text });
@@ -266,7 +282,7 @@ async function yamlObjects(dir: string, realRoot: string, rel: string, opts: Ren
   for (const { file, text } of texts)
     objects.push(...(await parseManifests(text, file, opts.substitute, problems, budget, opts.lenientSubstitution)));
   for (const sub of kustomizations ?? [])
-    objects.push(...(await toolObjects(sub, realRoot, relative(realRoot, sub), 'kustomize', opts, problems)));
+    objects.push(...(await toolObjects(sub, realRoot, relative(realRoot, sub), 'kustomize', opts, problems, dec)));
   return objects;
 }
 
@@ -284,6 +300,7 @@ async function toolObjects(
   mode: 'kustomize' | 'helm',
   opts: RenderOptions,
   problems: RenderProblem[],
+  dec: Decryption,
   archive?: string,
 ): Promise<RenderedObject[]> {
   const check = sandboxCheck(realRoot, rel, mode, opts.settings.render.allowedHosts);
@@ -301,19 +318,29 @@ async function toolObjects(
           Date.now() + opts.settings.render.timeoutMs,
         )
       : realRoot;
+    let built = work;
     try {
-      const at = join(work, rel);
+      built = await dec.kustomizeWork(work, rel, remote, opts.settings.cacheDir);
+      const at = join(built, rel);
       const out = await tool(locateTool('kubectl', opts.settings), ['kustomize', at], at, opts, what);
       return await parseManifests(out, what, opts.substitute, problems, budgetOf(opts), opts.lenientSubstitution, true);
     } finally {
-      if (remote) rmSync(work, { recursive: true, force: true });
+      if (remote || built !== work) rmSync(built, { recursive: true, force: true });
+      if (remote && built !== work) rmSync(work, { recursive: true, force: true });
     }
   }
-  return helmObjects(dir, rel, opts, problems, archive);
+  return helmObjects(dir, rel, opts, problems, dec, archive);
 }
 
 /** `helm template` of a chart (in the repository, or a fetched archive) with its values; test hooks and, when asked, CRDs left out. */
-async function helmObjects(dir: string, rel: string, opts: RenderOptions, problems: RenderProblem[], archive?: string) {
+async function helmObjects(
+  dir: string,
+  rel: string,
+  opts: RenderOptions,
+  problems: RenderProblem[],
+  dec: Decryption,
+  archive?: string,
+) {
   const helm = opts.helm ?? { values: [], set: {} };
   // Test hooks (helm.sh/hook: test) are run by `helm test`, never installed: not part of the release.
   const args = [
@@ -332,7 +359,11 @@ async function helmObjects(dir: string, rel: string, opts: RenderOptions, proble
       return join(scratch, name);
     };
     (opts.clusterValues ?? []).forEach((values, i) => args.push('--values', file(`from-${i}.json`, values)));
-    for (const values of helm.values) args.push('--values', resolveInside(dir, values));
+    // A SOPS-encrypted values file is decrypted into the scratch directory (or, withheld, left out).
+    for (const values of helm.values) {
+      const file = await dec.valuesFile(resolveInside(dir, values), posix.join(rel, values), scratch);
+      if (file) args.push('--values', file);
+    }
     if (helm.valuesInline && Object.keys(helm.valuesInline).length > 0)
       args.push('--values', file('inline.json', helm.valuesInline));
     for (const [k, v] of Object.entries(helm.set)) args.push('--set-string', `${k}=${v}`);
@@ -421,27 +452,9 @@ function unreadFluxObjects(objects: ReadonlyArray<{ object: KubeObject; source: 
     }));
 }
 
-/**
- * Renders a target into Kubernetes objects: plain YAML (recursive, multi-document), kustomize
- * (`kubectl kustomize`) or helm (`helm template`); substitutes variables; validates every object.
- * Pure with respect to the cluster. Throws RenderError listing every problem. Nothing outside the
- * repository checkout is read, and every render is bounded in time, output and memory.
- */
-export async function render(opts: RenderOptions): Promise<RenderResult> {
-  const realRoot = realpathSync(opts.root);
-  const dir = resolveInside(opts.root, opts.path);
-  const rel = relative(realRoot, dir) || '.';
-  const mode = opts.chart ? 'helm' : opts.mode === 'auto' ? detectMode(dir) : opts.mode;
+/** Objects rendered twice (the same kind, namespace and name), each after its first. */
+function duplicates(objects: ReadonlyArray<{ object: KubeObject; source: string }>): RenderProblem[] {
   const problems: RenderProblem[] = [];
-  const chart = opts.chart ? await repositoryChart(opts.chart, opts) : undefined;
-  let objects =
-    mode === 'yaml'
-      ? await yamlObjects(dir, realRoot, rel, opts, problems)
-      : await toolObjects(dir, realRoot, rel, mode, opts, problems, chart?.archive);
-  const flux = opts.fluxObjects;
-  if (flux === 'foreign') problems.push(...unreadFluxObjects(objects));
-  if (flux) objects = objects.filter((o) => !isFluxObject(o.object, flux === 'root' ? 'root' : 'config'));
-  if (opts.kustomize && problems.length === 0) objects = await overlaid(objects, opts.kustomize, opts, problems);
   const seen = new Map<string, string>();
   for (const { object, source } of objects) {
     const key = refKey(refOf(object));
@@ -450,10 +463,47 @@ export async function render(opts: RenderOptions): Promise<RenderResult> {
       problems.push({ file: source, object: formatRef(refOf(object)), message: `duplicate object (also in ${first})` });
     else seen.set(key, source);
   }
+  return problems;
+}
+
+/**
+ * Renders a target into Kubernetes objects: plain YAML (recursive, multi-document), kustomize
+ * (`kubectl kustomize`) or helm (`helm template`); substitutes variables; validates every object.
+ * Pure with respect to the cluster. Throws RenderError listing every problem. Nothing outside the
+ * repository checkout is read, and every render is bounded in time, output and memory.
+ */
+export async function render(opts: RenderOptions): Promise<RenderResult> {
+  const dec = decryption(opts.encrypted ?? 'refuse', opts.settings.sops);
+  try {
+    return await renderWith(opts, dec);
+  } catch (err) {
+    // A tool's message may quote a decrypted value (helm's fail, a schema error): never shown.
+    if (!(err instanceof RenderError) || dec.values.length === 0) throw err;
+    throw new RenderError(err.problems.map((p) => ({ ...p, message: dec.redact(p.message) })));
+  }
+}
+
+async function renderWith(opts: RenderOptions, dec: Decryption): Promise<RenderResult> {
+  const realRoot = realpathSync(opts.root);
+  const dir = resolveInside(opts.root, opts.path);
+  const rel = relative(realRoot, dir) || '.';
+  const mode = opts.chart ? 'helm' : opts.mode === 'auto' ? detectMode(dir) : opts.mode;
+  const problems: RenderProblem[] = [];
+  const chart = opts.chart ? await repositoryChart(opts.chart, opts) : undefined;
+  let objects =
+    mode === 'yaml'
+      ? await yamlObjects(dir, realRoot, rel, opts, problems, dec)
+      : await toolObjects(dir, realRoot, rel, mode, opts, problems, dec, chart?.archive);
+  const flux = opts.fluxObjects;
+  if (flux === 'foreign') problems.push(...unreadFluxObjects(objects));
+  if (flux) objects = objects.filter((o) => !isFluxObject(o.object, flux === 'root' ? 'root' : 'config'));
+  if (opts.kustomize && problems.length === 0) objects = await overlaid(objects, opts.kustomize, opts, problems);
+  problems.push(...duplicates(objects), ...dec.leftovers(objects));
   if (problems.length > 0) throw new RenderError(problems);
   return {
     mode,
     objects,
+    ...(dec.values.length > 0 ? { secrets: dec.values } : {}),
     ...(chart ? { chart: { name: chart.name, version: chart.version, digest: chart.digest } } : {}),
   };
 }
@@ -476,6 +526,8 @@ export interface ClusterInputs {
   values?: ReadonlyArray<Record<string, unknown>>;
   /** What was read from Secrets: never quoted in a message (see SyncRun.redact). */
   secrets?: readonly string[];
+  /** Secret values (and SOPS-encrypted files) are withheld from this render: placeholders stand in. */
+  withheld?: boolean;
 }
 
 /** A target's files rendered as its tidegate.yaml entry says (path, mode, substitutions, helm options, namespace). */
@@ -500,6 +552,7 @@ export function renderTarget(
     clusterValues: fromCluster.values,
     kustomize: spec.kustomize,
     fluxObjects: spec.origin ? (spec.origin.root ? 'root' : spec.source.url ? 'foreign' : 'config') : undefined,
+    encrypted: spec.decryption ? (fromCluster.withheld ? 'withhold' : 'decrypt') : 'refuse',
     defaultReleaseName: spec.name,
     namespace: spec.targetNamespace ?? spec.namespace,
     settings,

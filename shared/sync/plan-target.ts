@@ -215,9 +215,11 @@ async function renderOf(run: SyncRun, withholdSecrets: boolean) {
     signal,
     remoteBases(settings),
     chartRepositories(settings, run.input.registryCredentials),
-    fromCluster,
+    { ...fromCluster, withheld: withholdSecrets },
   );
   run.chart = rendered.chart;
+  // Values decrypted from SOPS files are redacted like those read from Secrets.
+  if (rendered.secrets) run.secrets = [...run.secrets, ...rendered.secrets];
   run.input.onProgress?.({ target: spec.name, phase: 'plan', total: rendered.objects.length });
   (run.input.logger ?? silentLogger).info('rendered', {
     target: spec.name,

@@ -92,12 +92,6 @@ describe('Flux fields tidegate does not support', () => {
     const read = await readFlux(dir, [{ path: 'clusters/prod', cluster: 'prod' }], localSettings());
     const table = read.unsupported.map((f) => [f.file, f.object, f.field, f.message]);
     const expected: Array<[string, string, string, RegExp]> = [
-      [
-        'clusters/prod/apps.yaml',
-        'Kustomization flux-system/secrets',
-        'spec.decryption',
-        /SOPS decryption is not supported yet/,
-      ],
       ['clusters/prod/apps.yaml', 'Kustomization flux-system/secrets', 'spec.kubeConfig', /not supported yet/],
       ['clusters/prod/apps.yaml', 'Kustomization flux-system/secrets', 'spec.components', /not supported yet/],
       ['clusters/prod/apps.yaml', 'Kustomization flux-system/secrets', 'spec.commonMetadata', /not supported yet/],
@@ -154,11 +148,15 @@ describe('Flux fields tidegate does not support', () => {
         message: expect.stringMatching(/ecr:GetAuthorizationToken/),
       }),
     );
+    // SOPS decryption is read (keys from the deploy-time settings, not the Secret secretRef names).
+    expect(read.notes.find((n) => n.field === 'spec.decryption.secretRef')?.message).toMatch(
+      /keys come from the deploy-time setting sops/,
+    );
   });
 
   it('refuse the whole configuration: the sync of the repository names every one, nothing is synced', async () => {
     await expect(loadConfig(dir, localSettings())).rejects.toThrow(
-      /clusters\/prod\/apps\.yaml:1: Kustomization flux-system\/secrets spec\.decryption: SOPS decryption is not supported yet/,
+      /clusters\/prod\/apps\.yaml:1: Kustomization flux-system\/secrets spec\.kubeConfig: not supported yet/,
     );
   });
 });

@@ -241,6 +241,30 @@ describe('serverless package (osls, offline) → CloudFormation', () => {
     expect(await lintFindings(dir)).toBe('');
   });
 
+  it('sopsKmsKeyArns gives the sync worker alone kms:Decrypt on those keys (SOPS data keys, no other key, no service condition); off, no role has it', async () => {
+    const key = 'arn:aws:kms:eu-west-1:123456789012:key/0000aaaa-12ab-34cd-56ef-1234567890ab';
+    const other = 'arn:aws:kms:eu-west-1:123456789012:key/ffffffff-12ab-34cd-56ef-1234567890ab';
+    const { template: on } = await packageStack(EXAMPLE_SETTINGS, [`--param=sopsKmsKeyArns=${key}`]);
+    const pseudo = { region: 'eu-west-1', accountId: '123456789012' };
+    const attributes = { 'SyncQueue.Arn': 'arn:q', 'SyncDeadLetterQueue.Arn': 'arn:dlq' };
+    const fns = ['github-webhook', 'registry-webhook', 'ecr-event', 'scheduled-poll', 'sync-worker', 'status-page'];
+    for (const fn of fns) {
+      const docs = rolePolicies(on, fn, pseudo, attributes);
+      expect(allows(docs, 'kms:Decrypt', key), fn).toBe(fn === 'sync-worker');
+      expect(allows(docs, 'kms:Decrypt', other), fn).toBe(false);
+      expect(allows(rolePolicies(template, fn, pseudo, attributes), 'kms:Decrypt', key), fn).toBe(false);
+    }
+    const statement = rolePolicies(on, 'sync-worker', pseudo, attributes)
+      .flatMap((d) => d.Statement)
+      .find((st) => st.Sid === 'DecryptSopsDataKeys');
+    expect(statement).toEqual({
+      Sid: 'DecryptSopsDataKeys',
+      Effect: 'Allow',
+      Action: ['kms:Decrypt'],
+      Resource: [key],
+    });
+  });
+
   it.each([
     ['missing', undefined, /settings\.json does not exist: write the deploy-time settings there/],
     [

@@ -82,11 +82,7 @@ describe('Flux configuration: unsupported fields are refused naming the right fi
       'clusters/production/flux-system/gotk-sync.yaml': rootSync('production'),
       'clusters/production/apps.yaml': kustomization('apps', './apps/production'),
       'clusters/staging/flux-system/gotk-sync.yaml': rootSync('staging'),
-      'clusters/staging/apps.yaml': kustomization(
-        'apps',
-        './apps/staging',
-        '  decryption: { provider: sops, secretRef: { name: sops-age } }\n',
-      ),
+      'clusters/staging/apps.yaml': kustomization('apps', './apps/staging', '  kubeConfig: { secretRef: { name: remote } }\n'),
       'apps/production/cm.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: a }\n',
       'apps/staging/cm.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: a }\n',
     });
@@ -98,9 +94,9 @@ describe('Flux configuration: unsupported fields are refused naming the right fi
       ],
       localSettings(),
     );
-    const decryption = read.unsupported.find((f) => f.field === 'spec.decryption');
-    expect(decryption?.object).toBe('Kustomization flux-system/apps');
-    expect(decryption?.file).toBe('clusters/staging/apps.yaml');
+    const refused = read.unsupported.find((f) => f.field === 'spec.kubeConfig');
+    expect(refused?.object).toBe('Kustomization flux-system/apps');
+    expect(refused?.file).toBe('clusters/staging/apps.yaml');
   });
 
   it('a Flux object written inside a v1 List: the finding names its file, not "(generated)"', async () => {
@@ -114,7 +110,7 @@ items:
       path: ./apps
       prune: true
       sourceRef: { kind: GitRepository, name: flux-system }
-      decryption: { provider: sops }
+      kubeConfig: { secretRef: { name: remote } }
 `;
     const dir = repository({
       'clusters/prod/flux-system/gotk-sync.yaml': rootSync('prod'),
@@ -122,9 +118,9 @@ items:
       'apps/cm.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: a }\n',
     });
     const read = await readFlux(dir, PROD, localSettings());
-    const decryption = read.unsupported.find((f) => f.field === 'spec.decryption');
-    expect(decryption).toBeDefined();
-    expect(decryption?.file).toBe('clusters/prod/list.yaml');
+    const refused = read.unsupported.find((f) => f.field === 'spec.kubeConfig');
+    expect(refused).toBeDefined();
+    expect(refused?.file).toBe('clusters/prod/list.yaml');
   });
 });
 
