@@ -82,7 +82,11 @@ describe('Flux configuration: unsupported fields are refused naming the right fi
       'clusters/production/flux-system/gotk-sync.yaml': rootSync('production'),
       'clusters/production/apps.yaml': kustomization('apps', './apps/production'),
       'clusters/staging/flux-system/gotk-sync.yaml': rootSync('staging'),
-      'clusters/staging/apps.yaml': kustomization('apps', './apps/staging', '  kubeConfig: { secretRef: { name: remote } }\n'),
+      'clusters/staging/apps.yaml': kustomization(
+        'apps',
+        './apps/staging',
+        '  kubeConfig: { secretRef: { name: remote } }\n',
+      ),
       'apps/production/cm.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: a }\n',
       'apps/staging/cm.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: a }\n',
     });
