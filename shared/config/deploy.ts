@@ -136,13 +136,24 @@ export const deploySettingsSchema = z
               .describe(
                 "cluster-scoped kinds this repository's targets may apply (Kind or group/Kind, * globs; core kinds have no group); [] = namespaced objects only; left out = every kind",
               ),
-            defaultServiceAccount: z
-              .string()
-              .max(253)
-              .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, 'a ServiceAccount name')
+            serviceAccount: z
+              .object({
+                namespace: z
+                  .string()
+                  .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'a namespace (DNS-1123 label)')
+                  .describe(
+                    "the tenant's namespace: the ServiceAccounts of this repository's targets are this namespace's",
+                  ),
+                name: z
+                  .string()
+                  .max(253)
+                  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, 'a ServiceAccount name')
+                  .describe("the ServiceAccount of a target that names none (Flux's --default-service-account)"),
+              })
+              .strict()
               .optional()
               .describe(
-                "Flux's --default-service-account: every target of this repository that names no serviceAccountName applies as this ServiceAccount of its namespace (the Flux object's namespace; for tidegate.yaml targets targetNamespace, else namespace)",
+                'the tenant lockdown: every target of this repository applies as a ServiceAccount of this namespace (its serviceAccountName, else name), whatever namespace the target names',
               ),
           })
           .strict(),

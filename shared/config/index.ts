@@ -30,6 +30,7 @@ export {
   type SourceRef,
   type TargetSpec,
   type TargetServiceAccount,
+  type TenantLockdown,
   type TidegateConfig,
 } from './schema.js';
 export {

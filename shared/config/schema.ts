@@ -490,20 +490,28 @@ export interface TargetServiceAccount {
   user: string;
 }
 
+/** The deploy-time tenant lockdown of a repository: its targets apply as ServiceAccounts of this namespace. */
+export interface TenantLockdown {
+  namespace: string;
+  /** The ServiceAccount of a target that names none. */
+  name: string;
+}
+
 /**
- * The ServiceAccount a target applies as: its own serviceAccountName, else the deploy-time default
- * (Flux's --default-service-account); none when neither names one. It lives in the namespace of
- * the Flux object the target was read from (Flux's rule), else in the target's targetNamespace,
- * else its namespace. A name with no namespace to find it in is an error (nothing is applied).
+ * The ServiceAccount a target applies as. Under its repository's lockdown: a ServiceAccount of the
+ * lockdown's namespace, whatever namespace the target names (the repository chooses the name only:
+ * its serviceAccountName, else the lockdown's). Without one: its serviceAccountName, in the
+ * namespace of the Flux object it was read from (Flux's rule), else its targetNamespace, else its
+ * namespace; none when it names none. A name with no namespace to find it in is an error.
  */
-export function serviceAccountOf(spec: TargetSpec, fallback?: string): TargetServiceAccount | undefined {
-  const name = spec.serviceAccountName ?? fallback;
+export function serviceAccountOf(spec: TargetSpec, lockdown?: TenantLockdown): TargetServiceAccount | undefined {
+  const name = spec.serviceAccountName ?? lockdown?.name;
   if (!name) return undefined;
-  const namespace = spec.origin?.namespace ?? spec.targetNamespace ?? spec.namespace;
+  const namespace = lockdown?.namespace ?? spec.origin?.namespace ?? spec.targetNamespace ?? spec.namespace;
   if (!namespace)
     throw new TidegateError(
       'ConfigInvalid',
-      `target ${spec.name} applies as ServiceAccount ${name}${spec.serviceAccountName ? '' : ' (the deploy-time defaultServiceAccount)'}, but names no namespace to find it in: set targetNamespace or namespace`,
+      `target ${spec.name} applies as ServiceAccount ${name}, but names no namespace to find it in: set targetNamespace or namespace`,
     );
   return { namespace, name, user: `system:serviceaccount:${namespace}:${name}` };
 }

@@ -105,7 +105,7 @@ export function helmReleaseTarget(r: FluxReader, d: Declared): void {
       ...chart,
       namespace: targetNamespace ?? obj.namespace,
       createNamespace: install['createNamespace'] === true,
-      serviceAccountName: str(spec['serviceAccountName']),
+      serviceAccountName: d.serviceAccount,
       helm: {
         releaseName: str(spec['releaseName']) ?? (targetNamespace ? `${targetNamespace}-${obj.name}` : obj.name),
         valuesInline: rec(spec['values']),

@@ -51,6 +51,7 @@ export function kustomizationTarget(r: FluxReader, d: Declared): void {
       ...kustomizationFields(obj),
       name: r.nameOf(obj, entry),
       cluster: entry.cluster,
+      serviceAccountName: d.serviceAccount,
       ...(files.git ? { source: files.git } : {}),
       path: files.path,
       dependsOn: r.dependsOn(obj, d.parent),

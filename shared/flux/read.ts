@@ -4,6 +4,7 @@ import { helmReleaseTarget } from './helm-release.js';
 import { mapImages } from './images.js';
 import { kustomizationFields, kustomizationFiles, kustomizationTarget } from './kustomization.js';
 import { FluxReader, type FluxRead } from './reader.js';
+import { str } from './spec.js';
 
 export type { FluxFinding, FluxMapping, FluxRead } from './reader.js';
 
@@ -21,6 +22,30 @@ async function readKustomizations(r: FluxReader): Promise<void> {
     const name = r.nameOf(d.obj, d.entry);
     const files = kustomizationFiles(r, d.obj);
     if (files && !files.git) await r.readPath(files.path, d.entry, name, d.obj);
+  }
+}
+
+/**
+ * The ServiceAccounts of declared Kustomizations and HelmReleases: a Flux object a Kustomization
+ * applying as a ServiceAccount declares was, in Flux, created by that ServiceAccount, so it lives in
+ * that ServiceAccount's namespace (else that ServiceAccount could not have created it: refused) and,
+ * naming none, applies as that ServiceAccount (never as tidegate). Parents come before what they declare.
+ */
+function inheritServiceAccounts(r: FluxReader): void {
+  const accounts = new Map<string, { name: string; namespace: string }>();
+  for (const d of r.declared) {
+    const parent = d.parent ? accounts.get(d.parent) : undefined;
+    if (parent && d.obj.namespace !== parent.namespace) {
+      r.problem(
+        d.obj,
+        'metadata.namespace',
+        `declared by a Kustomization that applies as ServiceAccount ${parent.namespace}/${parent.name}, which could not create it in namespace ${d.obj.namespace}: put it in ${parent.namespace}`,
+      );
+      continue;
+    }
+    d.serviceAccount = str(d.obj.spec['serviceAccountName']) ?? parent?.name;
+    if (d.serviceAccount)
+      accounts.set(r.nameOf(d.obj, d.entry), { name: d.serviceAccount, namespace: d.obj.namespace });
   }
 }
 
@@ -61,6 +86,7 @@ export async function readFlux(
   for (const entry of entries) await reader.readEntry(entry, kustomizationFields);
   await readKustomizations(reader);
   reader.nameAll();
+  inheritServiceAccounts(reader);
   for (const d of reader.declared)
     if (d.obj.kind === 'Kustomization') kustomizationTarget(reader, d);
     else helmReleaseTarget(reader, d);

@@ -8,7 +8,7 @@ import {
 } from '../state/index.js';
 import type { Confinement, PlanItem } from '../apply/index.js';
 import type { KubeClient } from '../cluster/index.js';
-import { serviceAccountOf, type LocalSettings, type TargetSpec } from '../config/index.js';
+import { serviceAccountOf, type LocalSettings, type TargetSpec, type TenantLockdown } from '../config/index.js';
 import type { HealthReport } from '../health/index.js';
 import {
   ENTRY_LIMITS,
@@ -79,8 +79,8 @@ export interface TargetSyncInput {
   repo?: string | undefined;
   /** The cluster-scoped kinds the repository's targets may apply (deploy-time settings); undefined: every kind. */
   clusterResources?: readonly string[] | undefined;
-  /** The ServiceAccount a target that names none applies as (deploy-time `repositories[].defaultServiceAccount`). */
-  defaultServiceAccount?: string | undefined;
+  /** The repository's tenant lockdown (deploy-time `repositories[].serviceAccount`): its targets apply as ServiceAccounts of one namespace. */
+  lockdown?: TenantLockdown | undefined;
   /** A rollback applies a pinned target's revision and pins it there (after it applied). */
   rollback?: { kind: 'rollback' | 'auto-rollback'; by: string; reason: string; forced?: boolean } | undefined;
   /** The target's lease: who takes it, and how long to wait while another writer holds it. */
@@ -198,8 +198,8 @@ export class SyncRun {
    */
   get targetClient(): KubeClient {
     if (!this.targetClientOf) {
-      const { spec, client, defaultServiceAccount } = this.input;
-      const sa = serviceAccountOf(spec, defaultServiceAccount);
+      const { spec, client, lockdown } = this.input;
+      const sa = serviceAccountOf(spec, lockdown);
       this.targetClientOf = sa ? client.impersonating(sa.user) : client;
     }
     return this.targetClientOf;

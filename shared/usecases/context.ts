@@ -1,6 +1,6 @@
 import { hostname, userInfo } from 'node:os';
 import type { KubeClient } from '../cluster/index.js';
-import type { FloorPolicy, LocalSettings } from '../config/index.js';
+import type { FloorPolicy, LocalSettings, TenantLockdown } from '../config/index.js';
 import type { GitHub } from '../github/index.js';
 import type { RegistryAccess } from '../images/index.js';
 import type { ReloadScope, ReloadStrategy } from '../reload/index.js';
@@ -23,7 +23,7 @@ export interface EngineContext {
     url: string;
     branch: string;
     clusterResources?: readonly string[] | undefined;
-    defaultServiceAccount?: string | undefined;
+    serviceAccount?: TenantLockdown | undefined;
   }>;
   /** The policy floor of a cluster alias (deploy-time settings): gates tidegate.yaml cannot lower. */
   floor?: (cluster: string) => FloorPolicy | undefined;
@@ -93,5 +93,6 @@ export const clusterResourcesOf = (ctx: Pick<EngineContext, 'repositories'>, rep
   repositoryOf(ctx, repo)?.clusterResources;
 
 /** The ServiceAccount a repository's targets apply as when they name none (deploy-time settings); undefined: tidegate's own identity. */
-export const defaultServiceAccountOf = (ctx: Pick<EngineContext, 'repositories'>, repo: string | undefined) =>
-  repositoryOf(ctx, repo)?.defaultServiceAccount;
+/** The tenant lockdown of a repository (deploy-time `repositories[].serviceAccount`), if any. */
+export const lockdownOf = (ctx: Pick<EngineContext, 'repositories'>, repo: string | undefined) =>
+  repositoryOf(ctx, repo)?.serviceAccount;

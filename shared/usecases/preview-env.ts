@@ -1,6 +1,6 @@
 import { KubeApiError, type KubeClient } from '../cluster/index.js';
 import { MANAGED_BY_LABEL, TARGET_LABEL, prune } from '../apply/index.js';
-import { parseDuration, secretSources, type PreviewSpec, type TargetSpec } from '../config/index.js';
+import { parseDuration, secretSources, serviceAccountOf, type PreviewSpec, type TargetSpec } from '../config/index.js';
 import {
   PREVIEW_LABEL,
   TidegateError,
@@ -21,7 +21,7 @@ import {
   type PreviewEntry,
 } from '../state/index.js';
 import { syncTargetLeased } from '../sync/index.js';
-import { leaseOf, type EngineContext } from './context.js';
+import { leaseOf, lockdownOf, type EngineContext } from './context.js';
 import type { Queue } from './queue.js';
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -56,6 +56,25 @@ export function previewSpecOf(spec: TargetSpec, preview: PreviewSpec, pullReques
     rollback: { onFailedHealth: false },
     preview: undefined,
   };
+}
+
+/**
+ * Why a target that applies as a ServiceAccount cannot be previewed, if it cannot: a preview is
+ * applied as tidegate (in its own namespace), so the ConfigMaps its substituteFrom and valuesFrom
+ * name would be read with tidegate's rights, not the ServiceAccount's.
+ */
+function readsAsServiceAccount(spec: TargetSpec, lockdown: Parameters<typeof serviceAccountOf>[1]): string | undefined {
+  const reads = [...spec.substituteFrom, ...(spec.helm?.valuesFrom ?? [])];
+  if (reads.length === 0) return undefined;
+  let account: string;
+  try {
+    const sa = serviceAccountOf(spec, lockdown);
+    if (!sa) return undefined;
+    account = `ServiceAccount ${sa.namespace}/${sa.name}`;
+  } catch (err) {
+    return errorMessage(err);
+  }
+  return `the target applies as ${account} and reads values from the cluster (${reads.map((s) => `${s.kind} ${s.name}`).join(', ')}): a preview is applied as tidegate, and would read them with tidegate's rights`;
 }
 
 export interface EnvironmentRequest {
@@ -183,6 +202,8 @@ export async function deployEnvironment(ctx: EngineContext, req: EnvironmentRequ
       status: 'refused',
       reason: `the target reads values from Secrets (${secrets.join(', ')}): a pull request's preview environment never gets them, as its namespace (which the pull request controls) would hold them`,
     };
+  const asAccount = readsAsServiceAccount(spec, lockdownOf(ctx, req.repo));
+  if (asAccount) return { ...report, status: 'refused', reason: asAccount };
   const client = await ctx.connect(spec.cluster);
   const suspended = (await readTargetState(client, spec.name, req.signal)).suspended;
   if (suspended)

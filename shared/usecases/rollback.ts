@@ -12,7 +12,7 @@ import {
 import { checkoutRevision, commitInfo } from '../source/index.js';
 import { readTargetState } from '../state/index.js';
 import { syncTarget } from '../sync/index.js';
-import { clusterResourcesOf, defaultServiceAccountOf, leaseOf, type EngineContext } from './context.js';
+import { clusterResourcesOf, leaseOf, lockdownOf, type EngineContext } from './context.js';
 import { changeOwnState } from './own-state.js';
 import { headTarget, loadConfig, trackedBranch } from './repo-config.js';
 
@@ -91,7 +91,7 @@ export async function rollback(ctx: EngineContext, req: RollbackRequest): Promis
     commit: await commitInfo(src, revision.sha, ctx.settings.cacheDir),
     repo: req.repo,
     clusterResources: clusterResourcesOf(ctx, req.repo),
-    defaultServiceAccount: defaultServiceAccountOf(ctx, req.repo),
+    lockdown: lockdownOf(ctx, req.repo),
     rollback: {
       kind: req.kind ?? 'rollback',
       by: req.by,

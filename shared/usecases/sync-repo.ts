@@ -11,7 +11,7 @@ import {
 import { checkoutRevision, commitInfo, resolveRevision, type GitSource } from '../source/index.js';
 import { readTargetState } from '../state/index.js';
 import { syncTarget } from '../sync/index.js';
-import { clusterResourcesOf, defaultServiceAccountOf, leaseOf, sourceFor, type EngineContext } from './context.js';
+import { clusterResourcesOf, leaseOf, lockdownOf, sourceFor, type EngineContext } from './context.js';
 import { gateOf } from './gate.js';
 import { CONFIG_FILE, configAt } from './repo-config.js';
 import { removeTarget, removedTargets } from './remove.js';
@@ -228,7 +228,7 @@ async function syncOne(
     gate: gateOf(ctx, spec, revision, { repo: req.repo, config: req.revision, dir, configDir: req.dir }),
     repo: req.repo,
     clusterResources: clusterResourcesOf(ctx, req.repo),
-    defaultServiceAccount: defaultServiceAccountOf(ctx, req.repo),
+    lockdown: lockdownOf(ctx, req.repo),
     lease: leaseOf(ctx),
     ...(url ? { commit: await commitInfo(sourceFor(ctx, req.repo, url), revision.sha, ctx.settings.cacheDir) } : {}),
     ...(req.dryRun ? { dryRun: true } : {}),

@@ -146,34 +146,38 @@ describe('tenancy: tidegate applies as the target’s ServiceAccount, with the R
     expect((await admin.client.get('v1', 'ConfigMap', tenant, 'settings'))?.['data']).toEqual({ LOG: 'debug' });
   });
 
-  it('the deploy-time defaultServiceAccount makes a target that names none apply as that ServiceAccount of its namespace; one with no namespace to find it in fails, nothing applied', async () => {
+  it("the deploy-time lockdown (repositories[].serviceAccount) makes every target apply as a ServiceAccount of the tenant's namespace, whatever namespace it names: one naming none is applied there, one writing elsewhere fails, nothing applied", async () => {
     const repo = await gitopsRepo('tenancy-default', { token: scoped.token });
     const target = uniqueName('tenancy-default');
     const homeless = uniqueName('tenancy-homeless');
+    const elsewhere = uniqueName('tenancy-elsewhere');
     const engine = {
       ...repo.engine,
-      repositories: [{ url: repo.url, branch: 'main', defaultServiceAccount: 'deployer' }],
+      repositories: [{ url: repo.url, branch: 'main', serviceAccount: { namespace: tenant, name: 'deployer' } }],
     };
     const sha = await repo.commit({
       'tidegate.yaml': config([
         { name: target, cluster: 'test', path: 'app', namespace: tenant },
         { name: homeless, cluster: 'test', path: 'other' },
+        { name: elsewhere, cluster: 'test', path: 'elsewhere', targetNamespace: other },
       ]),
       'app/all.yaml': [configMap('floor', { A: '1' })],
       'other/all.yaml': [{ ...configMap('homeless', { A: '1' }), metadata: { name: 'homeless', namespace: tenant } }],
+      'elsewhere/all.yaml': [configMap('elsewhere', { A: '1' })],
     });
     const results = new Map(
       (await syncRepo(engine, { repo: repo.url, revision: { ref: 'refs/heads/main', sha } })).map((r) => [r.target, r]),
     );
-    expect(results.get(target)?.outcome, results.get(target)?.error).toBe('applied');
+    for (const t of [target, homeless]) {
+      expect(results.get(t)?.outcome, results.get(t)?.error).toBe('applied');
+      expect((await readTargetState(admin.client, t)).serviceAccount).toBe(`system:serviceaccount:${tenant}:deployer`);
+    }
     expect(await admin.client.get('v1', 'ConfigMap', tenant, 'floor')).toBeDefined();
-    expect((await readTargetState(admin.client, target)).serviceAccount).toBe(
-      `system:serviceaccount:${tenant}:deployer`,
+    expect(await admin.client.get('v1', 'ConfigMap', tenant, 'homeless')).toBeDefined();
+    expect(results.get(elsewhere)?.outcome).toBe('failed');
+    expect(results.get(elsewhere)?.error).toMatch(
+      new RegExp(`User "system:serviceaccount:${tenant}:deployer" cannot \\w+ resource "configmaps"`),
     );
-    expect(results.get(homeless)?.outcome).toBe('failed');
-    expect(results.get(homeless)?.error).toContain(
-      `target ${homeless} applies as ServiceAccount deployer (the deploy-time defaultServiceAccount), but names no namespace to find it in`,
-    );
-    expect(await admin.client.get('v1', 'ConfigMap', tenant, 'homeless')).toBeUndefined();
+    expect(await admin.client.get('v1', 'ConfigMap', other, 'elsewhere')).toBeUndefined();
   });
 });
