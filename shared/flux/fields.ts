@@ -124,7 +124,17 @@ const HELM_RELEASE: Shape = {
   test: HELM_TEST,
   postRenderers: [{ kustomize: { patches: PATCHES, images: IMAGES } }],
   dependsOn: DEPENDS,
-  driftDetection: { mode: ok },
+  driftDetection: {
+    mode: ok,
+    ignore: [
+      {
+        paths: note(
+          "tidegate's ignore: the fields are sent when an object is created and never corrected after (also when Git changes them; Flux applies them again on an upgrade)",
+        ),
+        target: { group: ok, kind: ok, name: ok, namespace: ok },
+      },
+    ] as [Shape],
+  },
   timeout: ok,
   suspend: ok,
   interval: POLL,

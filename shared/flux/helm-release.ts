@@ -93,7 +93,8 @@ export function helmReleaseTarget(r: FluxReader, d: Declared): void {
   if (!chart) return;
   const targetNamespace = str(spec['targetNamespace']);
   const install = rec(spec['install']);
-  const mode = str(rec(spec['driftDetection'])['mode']);
+  const drift = rec(spec['driftDetection']);
+  const mode = str(drift['mode']);
   const postRenderers = list(spec['postRenderers']).map((p) => rec(p['kustomize']));
   r.addTarget(
     {
@@ -125,6 +126,10 @@ export function helmReleaseTarget(r: FluxReader, d: Declared): void {
       dependsOn: r.dependsOn(obj, d.parent),
       suspend: spec['suspend'] === true,
       drift: mode === 'enabled' ? 'correct' : 'warn',
+      ignore: list(drift['ignore']).map((rule) => {
+        const { group, kind, name, namespace } = rec(rule['target']);
+        return { paths: rule['paths'], ...(rule['target'] ? { target: { group, kind, name, namespace } } : {}) };
+      }),
     },
     // A change of its chart source (a HelmRepository's URL, a HelmChart, an OCIRepository's ref) changes the target too.
     {
