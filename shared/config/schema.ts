@@ -468,6 +468,12 @@ export interface TargetOrigin {
   root?: boolean;
   /** The repository paths whose change may change this target's declaration (the path that declares it). */
   inputs: string[];
+  /**
+   * The ServiceAccount of the Kustomization declaring it, when that one applies as one: in Flux that
+   * ServiceAccount creates this object, so a sync first asks the apiserver whether it may, and a
+   * target naming no ServiceAccount of its own applies as that one (never as tidegate).
+   */
+  declaredBy?: { namespace: string; name: string } | undefined;
 }
 
 export type TargetSpec = z.output<typeof targetSchema> & { origin?: TargetOrigin };
@@ -505,9 +511,11 @@ export interface TenantLockdown {
  * namespace; none when it names none. A name with no namespace to find it in is an error.
  */
 export function serviceAccountOf(spec: TargetSpec, lockdown?: TenantLockdown): TargetServiceAccount | undefined {
-  const name = spec.serviceAccountName ?? lockdown?.name;
+  const declaredBy = lockdown || spec.serviceAccountName ? undefined : spec.origin?.declaredBy;
+  const name = spec.serviceAccountName ?? lockdown?.name ?? declaredBy?.name;
   if (!name) return undefined;
-  const namespace = lockdown?.namespace ?? spec.origin?.namespace ?? spec.targetNamespace ?? spec.namespace;
+  const namespace =
+    lockdown?.namespace ?? declaredBy?.namespace ?? spec.origin?.namespace ?? spec.targetNamespace ?? spec.namespace;
   if (!namespace)
     throw new TidegateError(
       'ConfigInvalid',

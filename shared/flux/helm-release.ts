@@ -106,7 +106,7 @@ export function helmReleaseTarget(r: FluxReader, d: Declared): void {
       ...chart,
       namespace: targetNamespace ?? obj.namespace,
       createNamespace: install['createNamespace'] === true,
-      serviceAccountName: d.serviceAccount,
+      serviceAccountName: str(spec['serviceAccountName']),
       helm: {
         releaseName: str(spec['releaseName']) ?? (targetNamespace ? `${targetNamespace}-${obj.name}` : obj.name),
         valuesInline: rec(spec['values']),
@@ -138,6 +138,7 @@ export function helmReleaseTarget(r: FluxReader, d: Declared): void {
       name: obj.name,
       file: obj.file,
       inputs: [...new Set([...d.inputs, ...used.flatMap((o) => o.inputs)])],
+      ...(d.declaredBy ? { declaredBy: d.declaredBy } : {}),
     },
     obj,
   );

@@ -51,7 +51,6 @@ export function kustomizationTarget(r: FluxReader, d: Declared): void {
       ...kustomizationFields(obj),
       name: r.nameOf(obj, entry),
       cluster: entry.cluster,
-      serviceAccountName: d.serviceAccount,
       ...(files.git ? { source: files.git } : {}),
       path: files.path,
       dependsOn: r.dependsOn(obj, d.parent),
@@ -63,6 +62,7 @@ export function kustomizationTarget(r: FluxReader, d: Declared): void {
       name: obj.name,
       file: obj.file,
       inputs: [...new Set([...d.inputs, ...files.via.flatMap((o) => o.inputs)])],
+      ...(d.declaredBy ? { declaredBy: d.declaredBy } : {}),
     },
     obj,
   );

@@ -26,26 +26,18 @@ async function readKustomizations(r: FluxReader): Promise<void> {
 }
 
 /**
- * The ServiceAccounts of declared Kustomizations and HelmReleases: a Flux object a Kustomization
- * applying as a ServiceAccount declares was, in Flux, created by that ServiceAccount, so it lives in
- * that ServiceAccount's namespace (else that ServiceAccount could not have created it: refused) and,
- * naming none, applies as that ServiceAccount (never as tidegate). Parents come before what they declare.
+ * Who declared each Kustomization and HelmRelease, as far as ServiceAccounts go: in Flux, an object a
+ * Kustomization applying as a ServiceAccount declares is created by that ServiceAccount, so its
+ * target records it (origin.declaredBy: a sync asks the apiserver whether it may create the object,
+ * and applies as it when the object names none). Parents come before what they declare.
  */
-function inheritServiceAccounts(r: FluxReader): void {
-  const accounts = new Map<string, { name: string; namespace: string }>();
+function declaringAccounts(r: FluxReader): void {
+  const accounts = new Map<string, { namespace: string; name: string }>();
   for (const d of r.declared) {
-    const parent = d.parent ? accounts.get(d.parent) : undefined;
-    if (parent && d.obj.namespace !== parent.namespace) {
-      r.problem(
-        d.obj,
-        'metadata.namespace',
-        `declared by a Kustomization that applies as ServiceAccount ${parent.namespace}/${parent.name}, which could not create it in namespace ${d.obj.namespace}: put it in ${parent.namespace}`,
-      );
-      continue;
-    }
-    d.serviceAccount = str(d.obj.spec['serviceAccountName']) ?? parent?.name;
-    if (d.serviceAccount)
-      accounts.set(r.nameOf(d.obj, d.entry), { name: d.serviceAccount, namespace: d.obj.namespace });
+    d.declaredBy = d.parent ? accounts.get(d.parent) : undefined;
+    const own = str(d.obj.spec['serviceAccountName']);
+    const account = own ? { namespace: d.obj.namespace, name: own } : d.declaredBy;
+    if (account) accounts.set(r.nameOf(d.obj, d.entry), account);
   }
 }
 
@@ -86,7 +78,7 @@ export async function readFlux(
   for (const entry of entries) await reader.readEntry(entry, kustomizationFields);
   await readKustomizations(reader);
   reader.nameAll();
-  inheritServiceAccounts(reader);
+  declaringAccounts(reader);
   for (const d of reader.declared)
     if (d.obj.kind === 'Kustomization') kustomizationTarget(reader, d);
     else helmReleaseTarget(reader, d);

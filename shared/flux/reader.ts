@@ -44,8 +44,8 @@ export interface FluxRead {
 export interface Declared {
   obj: FluxObject;
   parent?: string | undefined;
-  /** The ServiceAccount it applies as: its own, else the one of the Kustomization declaring it. */
-  serviceAccount?: string | undefined;
+  /** The ServiceAccount that, in Flux, creates it: the one the Kustomization declaring it applies as. */
+  declaredBy?: { namespace: string; name: string } | undefined;
   inputs: string[];
   entry: FluxEntry;
 }

@@ -33,6 +33,7 @@ import { inputsDigest, renderInputs, renderTarget, type ClusterInputs, type Rend
 import { chartRepositories, remoteBases } from '../source/index.js';
 import { silentLogger } from '../telemetry/index.js';
 import { readClusterInputs } from './cluster-inputs.js';
+import { checkDeclaredBy } from './declared-by.js';
 import { foreignRepository, ownerTarget, readNamespace } from './foreign.js';
 import { NO_HEALTH, type SyncRun } from './run.js';
 
@@ -202,6 +203,7 @@ export function ownersOf(planned: Planned, target: string): Map<string, string[]
 async function renderOf(run: SyncRun, withholdSecrets: boolean) {
   const { spec, client, signal, settings } = run.input;
   run.input.onProgress?.({ target: spec.name, phase: 'render' });
+  await checkDeclaredBy(run);
   const fromCluster = await readClusterInputs(spec, client, signal, {
     withholdSecrets,
     foreign: foreignOf(run),

@@ -219,7 +219,7 @@ describe('tenancy attacks: Flux objects inside a tenant Kustomization’s path',
    * tenant's ServiceAccount cluster-admin.
    * Safe: nothing of the nested Kustomization is applied as tidegate; no ClusterRoleBinding.
    */
-  it('a Kustomization a tenant declares in its path without serviceAccountName applies as the tenant’s ServiceAccount, never as tidegate (no ClusterRoleBinding to cluster-admin)', async () => {
+  it('a Kustomization a tenant declares in its path without serviceAccountName is never applied as tidegate (no ClusterRoleBinding to cluster-admin)', async () => {
     const id = randomBytes(3).toString('hex');
     const ns = `apps-${id}`;
     const platform = await gitopsRepo('tna-flux');
@@ -264,7 +264,7 @@ describe('tenancy attacks: Flux objects inside a tenant Kustomization’s path',
    * it to a target applied as tidegate; its chart renders a ConfigMap into another namespace.
    * Safe: nothing of it is applied as tidegate.
    */
-  it('a HelmRelease a tenant declares in its path in another namespace is refused by name; nothing of it is applied', async () => {
+  it('a HelmRelease a tenant declares in its path in another namespace fails: its ServiceAccount may not create it; nothing of it is applied', async () => {
     const id = randomBytes(3).toString('hex');
     const ns = `apps-${id}`;
     const other = `other-${id}`;
@@ -292,9 +292,13 @@ describe('tenancy attacks: Flux objects inside a tenant Kustomization’s path',
       'charts/sneaky/templates/cm.yaml':
         'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: planted-by-tenant }\ndata: { A: "1" }\n',
     });
-    // In Flux the tenant's ServiceAccount could not create it there; here the configuration is refused, naming it.
-    await expect(platform.sync()).rejects.toThrow(
-      `HelmRelease ${other}/sneaky metadata.namespace: declared by a Kustomization that applies as ServiceAccount ${ns}/dev-team`,
+    const results = await platform.sync();
+    expect(results.find((r) => r.target === `${prefix}${ns}-dev-team`)?.outcome).toBe('applied');
+    // In Flux the tenant's ServiceAccount would create it: the apiserver says it may not, so nothing of it is applied.
+    const sneaky = results.find((r) => r.target === `${prefix}${other}-sneaky`);
+    expect(sneaky?.outcome).toBe('failed');
+    expect(sneaky?.error).toContain(
+      `HelmRelease ${other}/sneaky (dev-team/release.yaml) is declared by a Kustomization applying as ServiceAccount ${ns}/dev-team, and User "system:serviceaccount:${ns}:dev-team" may not create helmreleases.helm.toolkit.fluxcd.io in namespace ${other}`,
     );
     expect(await admin.client.get('v1', 'ConfigMap', other, 'planted-by-tenant')).toBeUndefined();
   });
