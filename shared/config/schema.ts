@@ -511,11 +511,14 @@ export interface TenantLockdown {
  * namespace; none when it names none. A name with no namespace to find it in is an error.
  */
 export function serviceAccountOf(spec: TargetSpec, lockdown?: TenantLockdown): TargetServiceAccount | undefined {
-  const declaredBy = lockdown || spec.serviceAccountName ? undefined : spec.origin?.declaredBy;
-  const name = spec.serviceAccountName ?? lockdown?.name ?? declaredBy?.name;
+  // Who decides: the lockdown (its namespace always, its name by default), else the target's own
+  // name (in its namespace), else the ServiceAccount that declared it in Flux (that one, whole).
+  const own = spec.serviceAccountName
+    ? { name: spec.serviceAccountName, namespace: spec.origin?.namespace ?? spec.targetNamespace ?? spec.namespace }
+    : spec.origin?.declaredBy;
+  const name = spec.serviceAccountName ?? lockdown?.name ?? own?.name;
   if (!name) return undefined;
-  const namespace =
-    lockdown?.namespace ?? declaredBy?.namespace ?? spec.origin?.namespace ?? spec.targetNamespace ?? spec.namespace;
+  const namespace = lockdown ? lockdown.namespace : own?.namespace;
   if (!namespace)
     throw new TidegateError(
       'ConfigInvalid',
