@@ -208,7 +208,13 @@ async function gitAccess(
     ),
   );
   const ecr = ecrLogins({ endpoint, credentials });
-  const sops = await sopsKeys(settings, secrets, logger, env);
+  const sops = await sopsKeys(settings.sops, secrets, logger, env);
+  // A repository with keys of its own decrypts with those only; the others never get them.
+  const repositories = await Promise.all(
+    settings.repositories.map(async ({ sops: own, ...r }) =>
+      own ? { ...r, sops: await sopsKeys(own, secrets, logger, env) } : r,
+    ),
+  );
   const gitSource = (url: string): GitSource => ({ url, ...(tokens.get(url) ? { token: tokens.get(url) } : {}) });
   const github = githubClients((url) => ({
     apiUrl: settings.repositories.find((r) => r.url === url)?.githubApiUrl,
@@ -236,7 +242,7 @@ async function gitAccess(
           .filter((n) => settings.trustedKeys[n])
           .map(async (name) => ({ name, key: await secrets.get(settings.trustedKeys[name] as SecretRef) })),
       ),
-    repositories: settings.repositories,
+    repositories,
     registry: {
       awsEndpoint: endpoint,
       awsCredentials: credentials,
@@ -259,13 +265,13 @@ async function gitAccess(
  * KMS for the listed key ARNs only, with this function's role.
  */
 async function sopsKeys(
-  settings: DeploySettings,
+  setting: DeploySettings['sops'],
   secrets: SecretStore,
   logger: Logger,
   env: NodeJS.ProcessEnv,
 ): Promise<SopsKeys> {
   const ageKeys = await Promise.all(
-    (settings.sops?.ageKeys ?? []).map((ref) =>
+    (setting?.ageKeys ?? []).map((ref) =>
       secrets.get(ref).then(ageIdentities, (err: unknown) => {
         logger.warn('SOPS age key unreadable', { error: errorMessage(err) });
         return [];
@@ -274,7 +280,7 @@ async function sopsKeys(
   );
   return {
     ageKeys: ageKeys.flat(),
-    kms: { keyArns: settings.sops?.kmsKeyArns ?? [], region: awsRegion(env), endpoint: awsEndpoint(env) },
+    kms: { keyArns: setting?.kmsKeyArns ?? [], region: awsRegion(env), endpoint: awsEndpoint(env) },
   };
 }
 

@@ -112,6 +112,24 @@ export const sourceSettingsSchema = z
   .strict()
   .default({ maxFetchMiB: 128, maxFileMiB: 64, maxTreeMiB: 512, maxFiles: 100_000 });
 
+/** Keys for SOPS-encrypted files: age identities in secrets, and the AWS KMS keys the worker may decrypt data keys with. */
+const sopsKeys = z
+  .object({
+    ageKeys: z.array(secretRef).default([]).describe('secrets holding age identities (AGE-SECRET-KEY-1…, one a line)'),
+    kmsKeyArns: z
+      .array(
+        z
+          .string()
+          .regex(
+            /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/.+$/,
+            'a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)',
+          ),
+      )
+      .default([])
+      .describe('AWS KMS keys whose data keys the worker may decrypt (with its own role)'),
+  })
+  .strict();
+
 export const deploySettingsSchema = z
   .object({
     /** For editors: the JSON schema the file follows (schema/settings.schema.json). */
@@ -135,6 +153,11 @@ export const deploySettingsSchema = z
               .optional()
               .describe(
                 "cluster-scoped kinds this repository's targets may apply (Kind or group/Kind, * globs; core kinds have no group); [] = namespaced objects only; left out = every kind",
+              ),
+            sops: sopsKeys
+              .optional()
+              .describe(
+                "keys only this repository's targets decrypt with (instead of the deployment's sops): another repository's targets never get them",
               ),
             serviceAccount: z
               .object({
@@ -220,26 +243,7 @@ export const deploySettingsSchema = z
      * more AGE-SECRET-KEY-1… lines) and the AWS KMS keys the worker may decrypt data keys with
      * (its role needs kms:Decrypt on them: serverless.yml sopsKmsKeyArns).
      */
-    sops: z
-      .object({
-        ageKeys: z
-          .array(secretRef)
-          .default([])
-          .describe('secrets holding age identities (AGE-SECRET-KEY-1…, one a line)'),
-        kmsKeyArns: z
-          .array(
-            z
-              .string()
-              .regex(
-                /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/.+$/,
-                'a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)',
-              ),
-          )
-          .default([])
-          .describe('AWS KMS keys whose data keys the worker may decrypt (with its own role)'),
-      })
-      .strict()
-      .optional(),
+    sops: sopsKeys.optional(),
     queueUrl: z.string().optional(),
     webhookSecret: secretRef.optional(),
     registrySecret: secretRef.optional(),

@@ -42,6 +42,8 @@ const MANIFEST = /\.(ya?ml|json)$/i;
 interface KustomizeInput {
   path: string;
   format: SopsFormat;
+  /** A configMapGenerator reads it: decrypted, its plaintext would land in a ConfigMap. */
+  configMap?: boolean;
 }
 
 const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
@@ -97,6 +99,8 @@ function kustomizeInputs(root: string, start: string): KustomizeInput[] {
       else if (MANIFEST.test(path)) out.push({ path, format: formatOf(path) });
     }
     for (const gen of objects(k['secretGenerator'])) out.push(...generatorInputs(gen, local));
+    for (const gen of objects(k['configMapGenerator']))
+      out.push(...generatorInputs(gen, local).map((i) => ({ ...i, configMap: true })));
   };
   walk(start, 0);
   return out.filter((i) => existsSync(join(root, i.path)) && statSync(join(root, i.path)).isFile());
@@ -115,6 +119,20 @@ function holdsCiphertext(object: KubeObject): boolean {
   return values.some((v) => typeof v === 'string' && Buffer.from(v, 'base64').toString('utf8').includes(CIPHERTEXT));
 }
 
+/** Values shorter than this are not cut out of text (they would cut ordinary words); a value equal to one is (see redactValue). */
+export const REDACT_MIN = 4;
+
+/**
+ * A value shown whole (a diff's from or to): hidden when it is a secret value, whatever its length,
+ * or a secret value cut short (a long value is shown as its first characters and "...").
+ */
+export function redactValue(value: string, secrets: readonly string[], redact: (t: string) => string): string {
+  const cut = value.endsWith('...') ? value.slice(0, -3) : undefined;
+  if (secrets.some((s) => s === value || (cut !== undefined && cut.length >= REDACT_MIN && s.startsWith(cut))))
+    return '***';
+  return redact(value);
+}
+
 /** The decryption of one render in a mode, with the keys of this process. */
 export function decryption(mode: EncryptedFiles, keys: SopsKeys): Decryption {
   const decryptor = sopsDecryptor(keys);
@@ -122,16 +140,16 @@ export function decryption(mode: EncryptedFiles, keys: SopsKeys): Decryption {
   /** A file's text as the mode says; a file SOPS did not encrypt is returned as it is. */
   const handle = async (text: string, format: SopsFormat, file: string): Promise<string> => {
     if (mode === 'leave' || !isEncrypted(text, format)) return text;
-    if (mode === 'refuse') throw new RenderError([{ file, message: NO_DECRYPTION }]);
+    if (mode === 'refuse') throw new RenderError([{ file, message: NO_DECRYPTION, quotesNothing: true }]);
     try {
       return mode === 'withhold' ? withhold(text, format) : await decryptor.decrypt(text, format);
     } catch (err) {
       if (!(err instanceof SopsError)) throw err;
-      throw new RenderError([{ file, message: `cannot decrypt this SOPS file: ${err.message}` }]);
+      throw new RenderError([{ file, message: `cannot decrypt this SOPS file: ${err.message}`, quotesNothing: true }]);
     }
   };
   const redact = (text: string): string => {
-    const plain = values.filter((v) => v.length >= 4);
+    const plain = values.filter((v) => v.length >= REDACT_MIN);
     const encoded = plain.map((v) => Buffer.from(v).toString('base64').replace(/=+$/, ''));
     return [...new Set([...plain, ...encoded])]
       .sort((a, b) => b.length - a.length)
@@ -149,6 +167,17 @@ export function decryption(mode: EncryptedFiles, keys: SopsKeys): Decryption {
         if (isEncrypted(text, input.format === 'binary' ? 'json' : input.format)) found.push({ ...input, text });
       }
       if (found.length === 0) return work;
+      // One file both generators read: the secretGenerator's plaintext copy would be the ConfigMap's too.
+      const shared = found.filter((f) => f.configMap && mode !== 'refuse');
+      if (shared.length > 0)
+        throw new RenderError(
+          shared.map((f) => ({
+            file: f.path,
+            message:
+              'a configMapGenerator reads this SOPS-encrypted file: its plaintext would land in a ConfigMap (use a secretGenerator)',
+            quotesNothing: true,
+          })),
+        );
       const replaced = await Promise.all(
         found.map(async (f) => ({ ...f, out: await handle(f.text, f.format, f.path) })),
       );

@@ -6,6 +6,8 @@ export interface RenderProblem {
   /** Kind/name of the object, or "document N" when the object has no usable identity. */
   object?: string;
   message: string;
+  /** tidegate's own words about a file, quoting none of its content (kept when a render's messages are withheld). */
+  quotesNothing?: boolean;
 }
 
 /** Rendering failed; nothing from this render may be applied or pruned. */

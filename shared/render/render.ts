@@ -466,6 +466,9 @@ function duplicates(objects: ReadonlyArray<{ object: KubeObject; source: string 
   return problems;
 }
 
+const WITHHELD =
+  'the render failed; its message is withheld, as it may quote a value decrypted from a SOPS file (render it where the keys are: tidegate render <target>)';
+
 /**
  * Renders a target into Kubernetes objects: plain YAML (recursive, multi-document), kustomize
  * (`kubectl kustomize`) or helm (`helm template`); substitutes variables; validates every object.
@@ -477,9 +480,12 @@ export async function render(opts: RenderOptions): Promise<RenderResult> {
   try {
     return await renderWith(opts, dec);
   } catch (err) {
-    // A tool's message may quote a decrypted value (helm's fail, a schema error): never shown.
+    // A render that decrypted values fails without its messages: a tool's (helm's fail, a schema
+    // error) or a check's (an object named after a value) may quote a value, whole or transformed.
     if (!(err instanceof RenderError) || dec.values.length === 0) throw err;
-    throw new RenderError(err.problems.map((p) => ({ ...p, message: dec.redact(p.message) })));
+    const own = err.problems.filter((p) => p.quotesNothing);
+    const withheld = [...new Set(err.problems.filter((p) => !p.quotesNothing).map((p) => dec.redact(p.file)))];
+    throw new RenderError([...own, ...withheld.map((file) => ({ file, message: WITHHELD }))]);
   }
 }
 

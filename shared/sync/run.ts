@@ -26,6 +26,7 @@ import {
   type SyncProgress,
   type SyncResult,
 } from '../model/index.js';
+import { redactValue } from '../render/index.js';
 import type { RegistryCredentials } from '../source/index.js';
 import { silentLogger, type Logger } from '../telemetry/index.js';
 import type { ReloadScope, ReloadStrategy } from '../reload/index.js';
@@ -227,8 +228,8 @@ export class SyncRun {
         ? {
             values: values.map((v) => ({
               path: r(v.path),
-              ...(v.from !== undefined ? { from: r(v.from) } : {}),
-              ...(v.to !== undefined ? { to: r(v.to) } : {}),
+              ...(v.from !== undefined ? { from: redactValue(v.from, this.secrets, r) } : {}),
+              ...(v.to !== undefined ? { to: redactValue(v.to, this.secrets, r) } : {}),
             })),
           }
         : {}),

@@ -1,6 +1,6 @@
 import { hostname, userInfo } from 'node:os';
 import type { KubeClient } from '../cluster/index.js';
-import type { FloorPolicy, LocalSettings, TenantLockdown } from '../config/index.js';
+import type { FloorPolicy, LocalSettings, SopsKeys, TenantLockdown } from '../config/index.js';
 import type { GitHub } from '../github/index.js';
 import type { RegistryAccess } from '../images/index.js';
 import type { ReloadScope, ReloadStrategy } from '../reload/index.js';
@@ -24,6 +24,8 @@ export interface EngineContext {
     branch: string;
     clusterResources?: readonly string[] | undefined;
     serviceAccount?: TenantLockdown | undefined;
+    /** Keys only this repository's targets decrypt SOPS files with (instead of settings.sops). */
+    sops?: SopsKeys | undefined;
   }>;
   /** The policy floor of a cluster alias (deploy-time settings): gates tidegate.yaml cannot lower. */
   floor?: (cluster: string) => FloorPolicy | undefined;
@@ -93,6 +95,12 @@ export const clusterResourcesOf = (ctx: Pick<EngineContext, 'repositories'>, rep
   repositoryOf(ctx, repo)?.clusterResources;
 
 /** The ServiceAccount a repository's targets apply as when they name none (deploy-time settings); undefined: tidegate's own identity. */
+/** The settings a repository's renders run with: its own SOPS keys, when it has them. */
+export const settingsFor = (ctx: Pick<EngineContext, 'repositories' | 'settings'>, repo: string | undefined) => {
+  const sops = repositoryOf(ctx, repo)?.sops;
+  return sops ? { ...ctx.settings, sops } : ctx.settings;
+};
+
 /** The tenant lockdown of a repository (deploy-time `repositories[].serviceAccount`), if any. */
 export const lockdownOf = (ctx: Pick<EngineContext, 'repositories'>, repo: string | undefined) =>
   repositoryOf(ctx, repo)?.serviceAccount;

@@ -12,7 +12,7 @@ import {
 import { checkoutRevision, commitInfo } from '../source/index.js';
 import { readTargetState } from '../state/index.js';
 import { syncTarget } from '../sync/index.js';
-import { clusterResourcesOf, leaseOf, lockdownOf, type EngineContext } from './context.js';
+import { clusterResourcesOf, leaseOf, lockdownOf, settingsFor, type EngineContext } from './context.js';
 import { changeOwnState } from './own-state.js';
 import { headTarget, loadConfig, trackedBranch } from './repo-config.js';
 
@@ -85,7 +85,7 @@ export async function rollback(ctx: EngineContext, req: RollbackRequest): Promis
     dir: checkout.dir,
     revision,
     client,
-    settings: ctx.settings,
+    settings: settingsFor(ctx, req.repo),
     signal: req.signal,
     reloadScope: ctx.reload?.scope,
     commit: await commitInfo(src, revision.sha, ctx.settings.cacheDir),

@@ -11,7 +11,7 @@ import {
 import { checkoutRevision, commitInfo, resolveRevision, type GitSource } from '../source/index.js';
 import { readTargetState } from '../state/index.js';
 import { syncTarget } from '../sync/index.js';
-import { clusterResourcesOf, leaseOf, lockdownOf, sourceFor, type EngineContext } from './context.js';
+import { clusterResourcesOf, leaseOf, lockdownOf, settingsFor, sourceFor, type EngineContext } from './context.js';
 import { gateOf } from './gate.js';
 import { CONFIG_FILE, configAt } from './repo-config.js';
 import { removeTarget, removedTargets } from './remove.js';
@@ -222,7 +222,7 @@ async function syncOne(
     dir,
     revision,
     client,
-    settings: ctx.settings,
+    settings: settingsFor(ctx, req.repo),
     reloadStrategy: spec.reload.strategy ?? ctx.reload?.strategy ?? 'annotations',
     reloadScope: ctx.reload?.scope,
     gate: gateOf(ctx, spec, revision, { repo: req.repo, config: req.revision, dir, configDir: req.dir }),

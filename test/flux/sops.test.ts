@@ -138,7 +138,7 @@ describe('a Flux Kustomization with spec.decryption (age)', () => {
 });
 
 describe('a chart target with a SOPS-encrypted values file (AWS KMS on moto)', () => {
-  it('renders with the decrypted values, applies, re-syncs as a no-op; a value quoted in a ConfigMap or in helm error is ***', async () => {
+  it('renders with the decrypted values, applies, re-syncs as a no-op; a value quoted in a ConfigMap is ***, the message of a helm error is withheld', async () => {
     const id = randomBytes(3).toString('hex');
     const arn = await motoKmsKey();
     const env = motoEnv();
@@ -189,11 +189,12 @@ describe('a chart target with a SOPS-encrypted values file (AWS KMS on moto)', (
     expect(again?.outcome).toBe('unchanged');
     expect(unchanged(again)).toBe(true);
 
-    // helm's own error quoting a decrypted value: the render fails, the value shown as ***.
+    // helm's own error quoting a decrypted value: the render fails, its message withheld (it may quote the value, whole or transformed).
     await repo.commit({ 'chart/templates/fail.yaml': '{{ fail (printf "bad password %s" .Values.db.password) }}\n' });
     const [failed] = await repo.sync();
     expect(failed?.outcome).toBe('failed');
-    expect(failed?.error).toContain('bad password ***');
+    expect(failed?.error).toContain('helm template chart: the render failed; its message is withheld');
+    expect(failed?.error).not.toContain('bad password');
     const recorded = JSON.stringify([first, again, failed, await readTargetState(client, `chart-${id}`)]);
     expect(recorded).not.toContain(PASSWORD);
   });
