@@ -26,6 +26,8 @@ export { startHelmRepo, type HelmRepo } from './helm-repo.js';
 export { kubeconfigYaml, startKube, type KubeCluster, type KubeInfo } from './kube.js';
 export {
   pushImage,
+  pushArtifact,
+  FLUX_ARTIFACT,
   receivedEvents,
   setNotificationTarget,
   startRegistry,

@@ -278,6 +278,43 @@ export async function pushImage(
 }
 
 /** Points the registry's notifications at `url` (null: only record them). */
+/** The media types `flux push artifact` writes: a config, and one tar.gz layer of the files. */
+export const FLUX_ARTIFACT = {
+  config: 'application/vnd.cncf.flux.config.v1+json',
+  content: 'application/vnd.cncf.flux.content.v1.tar+gzip',
+} as const;
+
+/**
+ * Pushes an OCI artifact as `flux push artifact` lays it out (an OCI image manifest, Flux's config
+ * media type, one layer of the given bytes and media type); the manifest's digest.
+ */
+export async function pushArtifact(
+  info: RegistryInfo,
+  repo: string,
+  tag: string,
+  layer: Buffer,
+  mediaType: string = FLUX_ARTIFACT.content,
+): Promise<string> {
+  const headers = await pushHeaders(info, repo);
+  const config = Buffer.from('{}');
+  const configDigest = await uploadBlob(info.url, repo, config, headers);
+  const layerDigest = await uploadBlob(info.url, repo, layer, headers);
+  const manifest = JSON.stringify({
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: FLUX_ARTIFACT.config, digest: configDigest, size: config.length },
+    layers: [{ mediaType, digest: layerDigest, size: layer.length }],
+    annotations: { 'org.opencontainers.image.revision': `${tag}@sha1:${'0'.repeat(40)}` },
+  });
+  const res = await fetch(`${info.url}/v2/${repo}/manifests/${tag}`, {
+    method: 'PUT',
+    headers: { ...headers, 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+    body: manifest,
+  });
+  if (res.status !== 201) throw new Error(`artifact push ${repo}:${tag}: HTTP ${res.status} ${await res.text()}`);
+  return res.headers.get('docker-content-digest') ?? sha256(manifest);
+}
+
 export async function setNotificationTarget(info: RegistryInfo, url: string | null): Promise<void> {
   await fetch(`${info.relayUrl}/target`, { method: 'POST', body: JSON.stringify({ url }) });
 }

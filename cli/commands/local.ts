@@ -7,7 +7,7 @@ import { TargetNotFoundError, TidegateError, errorMessage, type KubeObject } fro
 import { configAt, fluxEntries, loadConfig, type EngineContext } from '../../shared/usecases/index.js';
 import { readFlux } from '../../shared/flux/index.js';
 import { renderTarget } from '../../shared/render/index.js';
-import { chartRepositories, remoteBases } from '../../shared/source/index.js';
+import { artifactSources, chartRepositories, remoteBases } from '../../shared/source/index.js';
 import { localEngine } from '../context.js';
 import type { Io } from '../output.js';
 import { runSync } from './source.js';
@@ -142,6 +142,8 @@ export async function renderCommand(target: string, args: SyncArgs, io: Io): Pro
       undefined,
       remoteBases(settings),
       chartRepositories(settings, engine.registry?.credentials),
+      {},
+      artifactSources(settings, engine.registry?.credentials),
     );
     io.err(
       `tidegate: ${errorMessage(unavailable)}: the objects as rendered, without the namespaces and labels a sync sets\n`,

@@ -186,6 +186,37 @@ const chart = z
     message: 'tag and digest pin charts of oci:// registries only',
   });
 
+/** An OCI artifact of manifests: its repository and one reference (Flux's OCIRepository). */
+const artifact = z
+  .object({
+    url: z
+      .string()
+      .regex(/^oci:\/\/[^\s/@]+\/[^\s@]+$/, 'oci://<registry>/<repository>, without credentials')
+      .describe('its host must be listed in the deploy-time setting render.allowedHosts'),
+    ref: z
+      .object({
+        tag: z
+          .string()
+          .regex(/^[\w][\w.-]{0,127}$/, 'an OCI tag')
+          .optional(),
+        semver: z
+          .string()
+          .refine((v) => validRange(v) !== null, 'a semver range')
+          .optional()
+          .describe('the newest tag in the range (tags with a "v" prefix too)'),
+        digest: z
+          .string()
+          .regex(/^sha256:[0-9a-f]{64}$/, 'sha256:<64 hex digits>')
+          .optional(),
+      })
+      .strict()
+      .default({})
+      .describe("Flux's precedence: digest, then semver, then tag; latest when none"),
+    insecure: z.boolean().default(false).describe('over plain HTTP (a registry without TLS)'),
+    mediaType: z.string().optional().describe('the layer to extract (default: the first)'),
+  })
+  .strict();
+
 const cron = z.string().refine((expr) => {
   try {
     new Cron(expr, { paused: true });
@@ -308,6 +339,11 @@ export const targetSchema = z
     path: repoPath.default('.'),
     render: z.enum(['auto', 'yaml', 'kustomize', 'helm']).default('auto'),
     helm: helm.optional(),
+    artifact: artifact
+      .optional()
+      .describe(
+        "render the files of this OCI artifact (Flux's OCIRepository, as `flux push artifact` makes them) at path, instead of files in Git",
+      ),
     chart: chart
       .optional()
       .describe(

@@ -151,18 +151,12 @@ const PROVIDER: Shape = {
         : { refuse: `provider ${String(value)}: only generic and aws registries are supported` },
 };
 
-const HELM_LAYER = 'application/vnd.cncf.helm.chart.content.v1.tar+gzip';
-/** An OCIRepository as a HelmRelease's chartRef (as a Kustomization's source it is refused where it is referenced). */
+/** An OCIRepository: a HelmRelease's chart (chartRef), or a Kustomization's manifests (sourceRef). */
 const OCI_REPOSITORY: Shape = {
   url: ok,
   ref: { tag: ok, semver: ok, digest: ok },
   insecure: ok,
-  layerSelector: {
-    judge: (value) =>
-      [undefined, HELM_LAYER].includes((value as { mediaType?: unknown } | null)?.mediaType as string | undefined)
-        ? note("the chart layer is read, as Helm's layer is")
-        : { refuse: `only the Helm chart layer (${HELM_LAYER}) is read from an OCIRepository yet` },
-  },
+  layerSelector: { mediaType: ok, operation: ok },
   provider: PROVIDER,
   secretRef: CREDENTIALS,
   serviceAccountName: CREDENTIALS,

@@ -40,11 +40,12 @@ export function kustomizationTarget(r: FluxReader, d: Declared): void {
   const { obj, entry } = d;
   const files = kustomizationFiles(r, obj);
   if (!files) return;
-  if (files.git)
+  const elsewhere = files.git?.url ?? (files.oci ? String(files.oci['url']) : undefined);
+  if (elsewhere)
     r.note(
       obj,
       'spec.sourceRef',
-      `the files come from ${redactUrl(files.git.url)}: its own Flux objects are not read (a Kustomization or HelmRelease there fails the sync, naming it)`,
+      `the files come from ${redactUrl(elsewhere)}: its own Flux objects are not read (a Kustomization or HelmRelease there fails the sync, naming it)`,
     );
   r.addTarget(
     {
@@ -52,6 +53,7 @@ export function kustomizationTarget(r: FluxReader, d: Declared): void {
       name: r.nameOf(obj, entry),
       cluster: entry.cluster,
       ...(files.git ? { source: files.git } : {}),
+      ...(files.oci ? { artifact: files.oci } : {}),
       path: files.path,
       dependsOn: r.dependsOn(obj, d.parent),
     },

@@ -12,6 +12,8 @@ import { list, rec, refOf, repoPath, str } from './spec.js';
 export interface Files {
   /** Another Git repository (else this one). */
   git?: { url: string; ref: Record<string, string> } | undefined;
+  /** An OCI artifact of manifests (an OCIRepository) instead of a Git repository. */
+  oci?: Record<string, unknown> | undefined;
   /** The directory of the repository that the source's root is (an ExternalArtifact's files are read in place). */
   root: string;
   /** The source objects read to get here (their files are the target's inputs too). */
@@ -27,14 +29,46 @@ function findFiles(r: FluxReader, obj: FluxObject, field: string, ref: unknown):
   const { kind, namespace, name } = refOf(ref, obj, 'GitRepository');
   if (kind === 'GitRepository') return gitFiles(r, obj, field, namespace, name);
   if (kind === 'ExternalArtifact') return artifactFiles(r, obj, field, namespace, name);
-  r.problem(
-    obj,
-    field,
-    kind === 'OCIRepository'
-      ? 'an OCIRepository as the source of manifests (an artifact pushed with `flux push artifact`) is not supported yet: only charts are read from OCIRepositories'
-      : `a ${kind} source is not supported yet`,
-  );
+  if (kind === 'OCIRepository') return ociFiles(r, obj, field, namespace, name);
+  r.problem(obj, field, `a ${kind} source is not supported yet`);
   return undefined;
+}
+
+/** The reference an OCIRepository names, as Flux picks it: a digest, else a semver range, else a tag (latest when none). */
+function ociRef(repo: FluxObject): Record<string, string> {
+  const ref = rec(repo.spec['ref']);
+  const digest = str(ref['digest']);
+  const semver = str(ref['semver']);
+  return digest ? { digest } : semver ? { semver } : { tag: str(ref['tag']) ?? 'latest' };
+}
+
+/** The manifests of an OCIRepository (an artifact `flux push artifact` made): the layer Flux extracts, read at sync time. */
+function ociFiles(r: FluxReader, obj: FluxObject, field: string, ns: string, name: string): Files | undefined {
+  const repo = r.objects.get(obj, 'OCIRepository', ns, name);
+  if (!repo) {
+    r.problem(obj, field, `OCIRepository ${ns}/${name} is not declared in the repository`);
+    return undefined;
+  }
+  const url = str(repo.spec['url']) ?? '';
+  const layer = rec(repo.spec['layerSelector']);
+  if (str(layer['operation']) === 'copy') {
+    r.problem(
+      repo,
+      'spec.layerSelector.operation',
+      'a copied layer holds no manifests to build: only extract is read for a Kustomization',
+    );
+    return undefined;
+  }
+  return {
+    oci: {
+      url,
+      ref: ociRef(repo),
+      insecure: repo.spec['insecure'] === true,
+      ...(str(layer['mediaType']) ? { mediaType: str(layer['mediaType']) } : {}),
+    },
+    root: '.',
+    via: [repo],
+  };
 }
 
 function gitFiles(r: FluxReader, obj: FluxObject, field: string, ns: string, name: string): Files | undefined {
@@ -118,6 +152,8 @@ function artifactFiles(r: FluxReader, obj: FluxObject, field: string, ns: string
   return { ...files, root: posix.join(files.root, dir), via: [...files.via, generator] };
 }
 
+const HELM_LAYER = 'application/vnd.cncf.helm.chart.content.v1.tar+gzip';
+
 /** The chart of a HelmRelease from an OCIRepository, as a target's chart (or undefined, said why). */
 export function ociChart(r: FluxReader, repo: FluxObject, target: string): Record<string, unknown> | undefined {
   const url = str(repo.spec['url']) ?? '';
@@ -126,11 +162,12 @@ export function ociChart(r: FluxReader, repo: FluxObject, target: string): Recor
     r.problem(repo, 'spec.url', `${redactUrl(url)}: not an oci://<registry>/<repository> URL`);
     return undefined;
   }
-  const ref = rec(repo.spec['ref']);
-  const digest = str(ref['digest']);
-  const semver = str(ref['semver']);
-  const tag = str(ref['tag']) ?? 'latest';
-  // Flux's precedence: a digest, else a semver range, else a tag (latest when none is given).
+  const mediaType = str(rec(repo.spec['layerSelector'])['mediaType']);
+  if (mediaType && mediaType !== HELM_LAYER) {
+    r.problem(repo, 'spec.layerSelector.mediaType', `only the Helm chart layer (${HELM_LAYER}) is read as a chart`);
+    return undefined;
+  }
+  const { digest, semver, tag = 'latest' } = ociRef(repo);
   const pin = digest ? { digest } : semver ? { version: semver } : valid(tag) === tag ? { version: tag } : { tag };
   r.mapped(repo, `chart source of target ${target}`);
   return {

@@ -73,6 +73,9 @@ export interface RenderOptions {
   /** A chart from an HTTP(S) Helm repository to render (values files from `path`), instead of a chart in the repository. */
   chart?: ChartSpec | undefined;
   fetchChart?: FetchChart | undefined;
+  /** An OCI artifact whose files are rendered (path within it), instead of the repository's. */
+  artifact?: ArtifactSpec | undefined;
+  fetchArtifact?: FetchArtifact | undefined;
   /**
    * SOPS-encrypted files (manifests, kustomize patches and secretGenerator sources, helm values
    * files): decrypted with settings.sops, withheld (placeholders), refused, or left as they are.
@@ -88,6 +91,8 @@ export interface RenderResult {
   chart?: ChartVersion;
   /** Values decrypted from SOPS files: never quoted in a message (see SyncRun.redact). */
   secrets?: readonly string[];
+  /** The OCI artifact rendered: the manifest digest its reference resolved to. */
+  artifact?: { url: string; digest: string };
 }
 
 /** A chart in an HTTP(S) Helm repository: its index.yaml's URL base, name and version (exact or a range). */
@@ -111,6 +116,11 @@ export interface Overlay {
 
 /** Fetches a repository chart by the deadline: the packaged archive (verified, cached) and the version picked. */
 export type FetchChart = (chart: ChartSpec, deadline: number) => Promise<ChartVersion & { archive: string }>;
+
+/** An OCI artifact of manifests, as a target names it (Flux's OCIRepository). */
+export type ArtifactSpec = NonNullable<TargetSpec['artifact']>;
+/** Fetches an OCI artifact by the deadline: its manifest digest and the directory it was extracted to (verified, cached). */
+export type FetchArtifact = (artifact: ArtifactSpec, deadline: number) => Promise<{ digest: string; dir: string }>;
 
 const MANIFEST = /\.(ya?ml|json)$/i;
 
@@ -489,7 +499,15 @@ export async function render(opts: RenderOptions): Promise<RenderResult> {
   }
 }
 
-async function renderWith(opts: RenderOptions, dec: Decryption): Promise<RenderResult> {
+async function renderWith(given: RenderOptions, dec: Decryption): Promise<RenderResult> {
+  if (!given.artifact) return renderFiles(given, dec);
+  // An artifact's files stand in for the repository's: its directory is the root the path is in.
+  const artifact = await fetchedArtifact(given.artifact, given);
+  const result = await renderFiles({ ...given, root: artifact.dir }, dec);
+  return { ...result, artifact: { url: given.artifact.url, digest: artifact.digest } };
+}
+
+async function renderFiles(opts: RenderOptions, dec: Decryption): Promise<RenderResult> {
   const realRoot = realpathSync(opts.root);
   const dir = resolveInside(opts.root, opts.path);
   const rel = relative(realRoot, dir) || '.';
@@ -512,6 +530,17 @@ async function renderWith(opts: RenderOptions, dec: Decryption): Promise<RenderR
     ...(dec.values.length > 0 ? { secrets: dec.values } : {}),
     ...(chart ? { chart: { name: chart.name, version: chart.version, digest: chart.digest } } : {}),
   };
+}
+
+/** An OCI artifact fetched within the render's time limit; what went wrong as a render problem of tidegate.yaml. */
+async function fetchedArtifact(artifact: ArtifactSpec, opts: RenderOptions): Promise<{ digest: string; dir: string }> {
+  if (!opts.fetchArtifact)
+    throw new RenderError([{ file: 'tidegate.yaml', message: `artifact ${artifact.url}: no registry access here` }]);
+  try {
+    return await opts.fetchArtifact(artifact, Date.now() + opts.settings.render.timeoutMs);
+  } catch (err) {
+    throw new RenderError([{ file: 'tidegate.yaml', message: errorMessage(err) }], { cause: err });
+  }
 }
 
 /** A repository chart fetched within the render's time limit; what went wrong as a render problem of tidegate.yaml. */
@@ -545,11 +574,14 @@ export function renderTarget(
   fetchRemoteBase?: FetchRemoteBase,
   fetchChart?: FetchChart,
   fromCluster: ClusterInputs = {},
+  fetchArtifact?: FetchArtifact,
 ): Promise<RenderResult> {
   return render({
     fetchRemoteBase,
     fetchChart,
+    fetchArtifact,
     chart: spec.chart,
+    artifact: spec.artifact,
     root,
     path: spec.path,
     mode: spec.render,
@@ -557,7 +589,13 @@ export function renderTarget(
     helm: spec.helm,
     clusterValues: fromCluster.values,
     kustomize: spec.kustomize,
-    fluxObjects: spec.origin ? (spec.origin.root ? 'root' : spec.source.url ? 'foreign' : 'config') : undefined,
+    fluxObjects: spec.origin
+      ? spec.origin.root
+        ? 'root'
+        : spec.source.url || spec.artifact
+          ? 'foreign'
+          : 'config'
+      : undefined,
     encrypted: spec.decryption ? (fromCluster.withheld ? 'withhold' : 'decrypt') : 'refuse',
     defaultReleaseName: spec.name,
     namespace: spec.targetNamespace ?? spec.namespace,

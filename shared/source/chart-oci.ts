@@ -114,6 +114,12 @@ export class OciChartRegistry {
 
   /** The versions its tags name (Helm writes a version's "+" as "_" in a tag). */
   async versions(): Promise<string[]> {
+    // Helm reads only strict versions from tags (no "v" prefix), "+" written as "_".
+    return (await this.tags()).map((t) => t.replace(/_/g, '+')).filter((v) => valid(v) === v);
+  }
+
+  /** Every tag of the repository, page by page. */
+  async tags(): Promise<string[]> {
     const tags: string[] = [];
     let next: string | undefined = 'tags/list?n=1000';
     for (let page = 0; next; page++) {
@@ -129,24 +135,29 @@ export class OciChartRegistry {
           ? url.pathname.slice(prefix.length) + url.search
           : undefined;
     }
-    // Helm reads only strict versions from tags (no "v" prefix), "+" written as "_".
-    return tags.map((t) => t.replace(/_/g, '+')).filter((v) => valid(v) === v);
+    return tags;
   }
 
   /** The digest of the chart layer of a version's (or a tag's, or a digest's) manifest. */
   async chartDigest(version: string): Promise<string> {
-    const data = await this.get(`manifests/${version.replace(/\+/g, '_')}`, MANIFEST);
-    // A manifest asked for by digest is the one with that digest, or none.
-    if (version.startsWith('sha256:') && `sha256:${createHash('sha256').update(data).digest('hex')}` !== version)
-      throw new Error(`the registry answered ${version} with a manifest of another digest`);
-    const manifest = JSON.parse(Buffer.from(data).toString('utf8')) as {
-      layers?: Array<{ mediaType?: string; digest?: string }>;
-    };
-    const layer = manifest.layers?.find((l) => l.mediaType === CHART_LAYER);
-    const digest = layer?.digest ?? '';
+    const reference = version.replace(/\+/g, '_');
+    const { layers } = await this.manifest(reference);
+    const digest = layers.find((l) => l.mediaType === CHART_LAYER)?.digest ?? '';
     if (!/^sha256:[0-9a-f]{64}$/.test(digest))
       throw new Error(`version ${version} is not a Helm chart (no chart layer)`);
     return digest.slice('sha256:'.length);
+  }
+
+  /** The manifest a tag or digest names (by digest: the one with that digest, or none), and its own digest. */
+  async manifest(
+    reference: string,
+  ): Promise<{ digest: string; layers: Array<{ mediaType?: string; digest?: string; size?: number }> }> {
+    const data = await this.get(`manifests/${reference}`, MANIFEST);
+    const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+    if (reference.startsWith('sha256:') && digest !== reference)
+      throw new Error(`the registry answered ${reference} with a manifest of another digest`);
+    const manifest = JSON.parse(Buffer.from(data).toString('utf8')) as { layers?: unknown };
+    return { digest, layers: Array.isArray(manifest.layers) ? (manifest.layers as []) : [] };
   }
 }
 

@@ -13,4 +13,5 @@ export { verifyRevision, type TrustedKey } from './verify.js';
 export { fetchRemoteBase, remoteBases } from './remote-base.js';
 export { chartRepositories, fetchChart, pickVersion, type ChartRef, type ResolvedChart } from './chart-repo.js';
 export type { RegistryCredentials } from './chart-oci.js';
+export { artifactSources, fetchArtifact, type ArtifactRef, type ResolvedArtifact } from './artifact.js';
 export { RepositoryFileError, readRepoFile } from './repo-file.js';

@@ -30,7 +30,7 @@ import {
 } from '../model/index.js';
 import { createHash } from 'node:crypto';
 import { inputsDigest, renderInputs, renderTarget, type ClusterInputs, type RenderedObject } from '../render/index.js';
-import { chartRepositories, remoteBases } from '../source/index.js';
+import { artifactSources, chartRepositories, remoteBases } from '../source/index.js';
 import { silentLogger } from '../telemetry/index.js';
 import { readClusterInputs } from './cluster-inputs.js';
 import { checkDeclaredBy } from './declared-by.js';
@@ -218,6 +218,7 @@ async function renderOf(run: SyncRun, withholdSecrets: boolean) {
     remoteBases(settings),
     chartRepositories(settings, run.input.registryCredentials),
     { ...fromCluster, withheld: withholdSecrets },
+    artifactSources(settings, run.input.registryCredentials),
   );
   run.chart = rendered.chart;
   // Values decrypted from SOPS files are redacted like those read from Secrets.

@@ -333,7 +333,7 @@ spec: { chartRef: { kind: OCIRepository, name: edge } }
     'flux-artifacts-',
   );
 
-  it('are refused by name, file and line (copy rules that move files, an artifact nobody makes, signature verification, another layer); what can be read is', async () => {
+  it('are refused by name, file and line (copy rules that move files, an artifact nobody makes, signature verification, another provider); what can be read is', async () => {
     const read = await readFlux(dir, [{ path: 'clusters/prod', cluster: 'prod' }], localSettings());
     expect(read.unsupported.map((u) => [u.file, u.line, u.object, u.field, u.message])).toEqual(
       expect.arrayContaining([
@@ -369,19 +369,12 @@ spec: { chartRef: { kind: OCIRepository, name: edge } }
           'clusters/prod/charts.yaml',
           1,
           'OCIRepository flux-system/signed',
-          'spec.layerSelector',
-          expect.stringMatching(/only the Helm chart layer/),
-        ],
-        [
-          'clusters/prod/charts.yaml',
-          1,
-          'OCIRepository flux-system/signed',
           'spec.provider',
           expect.stringMatching(/provider azure/),
         ],
       ]),
     );
-    expect(read.unsupported).toHaveLength(6);
+    expect(read.unsupported).toHaveLength(5);
     expect(read.unsupported.every((u) => u.cluster === 'prod')).toBe(true);
     // An artifact of a whole directory is that directory; a non-semver tag is a tag; provider aws is a note.
     const whole = read.targets.find((t) => t.name === 'whole');

@@ -100,7 +100,7 @@ describe('Flux fields tidegate does not support', () => {
         'clusters/prod/apps.yaml',
         'Kustomization flux-system/from-oci',
         'spec.sourceRef',
-        /an OCIRepository as the source of manifests .* is not supported yet/,
+        /^OCIRepository flux-system\/manifests is not declared in the repository$/,
       ],
       ['clusters/prod/releases.yaml', 'GitRepository flux-system/other', 'spec.verify', /not supported yet/],
       ['clusters/prod/releases.yaml', 'GitRepository flux-system/other', 'spec.include', /not supported yet/],

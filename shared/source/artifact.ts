@@ -1,0 +1,162 @@
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, posix } from 'node:path';
+import { Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import { coerce, maxSatisfying, validRange } from 'semver';
+import { extract } from 'tar-stream';
+import type { LocalSettings } from '../config/index.js';
+import { errorMessage, redactUrl } from '../model/index.js';
+import { OciChartRegistry, type RegistryCredentials } from './chart-oci.js';
+import type { FetchBounds } from './remote-base.js';
+
+/** An OCI artifact of manifests (Flux's OCIRepository, as `flux push artifact` makes them), as a target names it. */
+export interface ArtifactRef {
+  /** oci://<registry>/<repository> */
+  url: string;
+  /** One of them: Flux's precedence is digest, then semver, then tag (latest when none). */
+  ref: { tag?: string | undefined; semver?: string | undefined; digest?: string | undefined };
+  insecure?: boolean | undefined;
+  /** The layer to extract (default: the first one). */
+  mediaType?: string | undefined;
+}
+
+/** An artifact fetched: its manifest digest and the directory it was extracted to. */
+export interface ResolvedArtifact {
+  digest: string;
+  dir: string;
+}
+
+/** At most this many entries are extracted from an artifact. */
+const MAX_ENTRIES = 20_000;
+
+/** The artifact could not be had: named with its URL and reference; the render reports it. */
+export class ArtifactError extends Error {
+  constructor(artifact: ArtifactRef, message: string, opts?: { cause?: unknown }) {
+    const { digest, semver, tag } = artifact.ref;
+    super(`artifact ${redactUrl(artifact.url)}:${digest ?? semver ?? tag ?? 'latest'}: ${message}`, opts);
+  }
+}
+
+/** The manifest reference a ref names: the digest, the newest tag in the semver range (tags with a "v" too, as Flux reads them), or the tag. */
+async function referenceOf(registry: OciChartRegistry, ref: ArtifactRef['ref']): Promise<string> {
+  if (ref.digest) return ref.digest;
+  if (!ref.semver) return ref.tag ?? 'latest';
+  if (!validRange(ref.semver)) throw new Error(`"${ref.semver}" is not a semver range`);
+  const tags = await registry.tags();
+  const byVersion = new Map(
+    tags.flatMap((t) => {
+      const v = coerce(t, { loose: false })?.version;
+      return v && (t === v || t === `v${v}`) ? [[v, t] as const] : [];
+    }),
+  );
+  const best = maxSatisfying([...byVersion.keys()], ref.semver);
+  if (!best) throw new Error(`no tag matches ${ref.semver}`);
+  return byVersion.get(best) ?? best;
+}
+
+/**
+ * Extracts a tar.gz layer into `dir`: regular files and directories only (a link, device or an
+ * entry leading out of the directory fails it), within the byte and entry limits.
+ */
+async function extractLayer(data: Uint8Array, dir: string, maxBytes: number): Promise<void> {
+  const tar = extract();
+  let bytes = 0;
+  let entries = 0;
+  const done = new Promise<void>((resolve, reject) => {
+    tar.on('entry', (header, stream, next) => {
+      const name = posix.normalize(header.name.replace(/^\.\//, ''));
+      const fail = (why: string) => {
+        stream.resume();
+        reject(new Error(`entry ${header.name}: ${why}`));
+      };
+      if (++entries > MAX_ENTRIES) return fail(`more than ${MAX_ENTRIES} entries`);
+      if (name.startsWith('/') || name === '..' || name.startsWith('../')) return fail('leads out of the artifact');
+      if (header.type === 'directory') {
+        mkdirSync(join(dir, name), { recursive: true });
+        stream.resume();
+        return next();
+      }
+      if (header.type !== 'file')
+        return fail(`a ${header.type ?? 'special'} entry (only files and directories are read)`);
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: unknown) => {
+        const chunk = c as Buffer;
+        bytes += chunk.length;
+        if (bytes > maxBytes) return fail(`the artifact unpacks to more than ${maxBytes} bytes`);
+        chunks.push(chunk);
+      });
+      stream.on('end', () => {
+        mkdirSync(dirname(join(dir, name)), { recursive: true });
+        writeFileSync(join(dir, name), Buffer.concat(chunks));
+        next();
+      });
+    });
+    tar.on('finish', resolve);
+    tar.on('error', reject);
+  });
+  Readable.from([Buffer.from(data)])
+    .pipe(createGunzip())
+    .on('error', (err) => tar.destroy(err))
+    .pipe(tar);
+  await done;
+}
+
+/**
+ * An OCI artifact of manifests: the manifest its reference names (a digest is checked against the
+ * manifest), the layer of its media type (the first by default), checked against its digest and
+ * extracted into the cache by the manifest's digest. Every request to listed hosts only, within the
+ * render's time and size limits, with the registry credentials of its host.
+ */
+export async function fetchArtifact(
+  artifact: ArtifactRef,
+  allowedHosts: readonly string[],
+  cacheDir: string,
+  bounds: FetchBounds,
+  credentials?: RegistryCredentials,
+): Promise<ResolvedArtifact> {
+  try {
+    const url = new URL(artifact.url.replace(/^oci:\/\//, artifact.insecure ? 'http://' : 'https://'));
+    const base = new URL(`${url.protocol}//${url.host}`);
+    const repository = url.pathname.replace(/^\/+|\/+$/g, '');
+    const registry = new OciChartRegistry(base, repository, allowedHosts, bounds, await credentials?.(base.host));
+    const manifest = await registry.manifest(await referenceOf(registry, artifact.ref));
+    const dir = join(cacheDir, 'artifacts', manifest.digest.replace(':', '-'));
+    if (existsSync(dir)) return { digest: manifest.digest, dir };
+    const layer = artifact.mediaType
+      ? manifest.layers.find((l) => l.mediaType === artifact.mediaType)
+      : manifest.layers[0];
+    const digest = layer?.digest ?? '';
+    if (!/^sha256:[0-9a-f]{64}$/.test(digest))
+      throw new Error(`the manifest has no layer${artifact.mediaType ? ` of media type ${artifact.mediaType}` : ''}`);
+    const data = await registry.get(`blobs/${digest}`);
+    if (`sha256:${createHash('sha256').update(data).digest('hex')}` !== digest)
+      throw new Error(`the layer's content does not have its digest ${digest}`);
+    const partial = `${dir}.${process.pid}.part`;
+    rmSync(partial, { recursive: true, force: true });
+    mkdirSync(partial, { recursive: true });
+    try {
+      await extractLayer(data, partial, bounds.maxBytes);
+      renameSync(partial, dir);
+    } catch (err) {
+      rmSync(partial, { recursive: true, force: true });
+      // Another sync extracted the same artifact meanwhile: that copy is as good.
+      if (!existsSync(dir)) throw err;
+    }
+    return { digest: manifest.digest, dir };
+  } catch (err) {
+    throw new ArtifactError(artifact, errorMessage(err), { cause: err });
+  }
+}
+
+/** The artifact fetcher renders use: the hosts, cache and output limit of these settings, by the render's deadline. */
+export const artifactSources =
+  (settings: LocalSettings, credentials?: RegistryCredentials) =>
+  (artifact: ArtifactRef, deadline: number): Promise<ResolvedArtifact> =>
+    fetchArtifact(
+      artifact,
+      settings.render.allowedHosts,
+      settings.cacheDir,
+      { deadline, maxBytes: settings.render.maxBytes },
+      credentials,
+    );
