@@ -102,9 +102,13 @@ function checkReport(read: Awaited<ReturnType<typeof readFlux>>): string[] {
   return lines;
 }
 
-/** Objects as YAML documents, each after a comment naming the file (or command) it came from. */
+/**
+ * Objects as YAML documents, each after a comment naming the file (or command) it came from: no
+ * line folded (a folded deeply indented string may read back as another value) and written for
+ * YAML 1.1 readers too (kubectl's: `off`, `yes` quoted), so what is printed reads back as applied.
+ */
 const documents = (objects: ReadonlyArray<{ object: KubeObject; source: string }>): string =>
-  objects.map((o) => `# Source: ${o.source}\n${stringify(o.object)}`).join('---\n');
+  objects.map((o) => `# Source: ${o.source}\n${stringify(o.object, { lineWidth: 0, version: '1.1' })}`).join('---\n');
 
 /** An error that says the cluster could not be asked, rather than anything about the target. */
 const clusterUnavailable = (err: unknown): boolean =>

@@ -12,7 +12,6 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, posix, relative, sep } from 'node:path';
-import { stringify } from 'yaml';
 import {
   errorMessage,
   formatRef,
@@ -413,7 +412,9 @@ async function overlaid(objects: RenderedObject[], overlay: Overlay, opts: Rende
   const scratch = mkdtempSync(join(tmpdir(), 'tidegate-overlay-'));
   try {
     const before = new Map(objects.map((o) => [refKey(refOf(o.object)), o]));
-    writeFileSync(join(scratch, 'objects.yaml'), objects.map((o) => stringify(o.object)).join('---\n'), {
+    // JSON (a YAML subset kustomize reads): a YAML writer may fold a deeply indented string into
+    // another value, or leave `off` unquoted for YAML 1.1 readers; JSON has one way to write each value.
+    writeFileSync(join(scratch, 'objects.yaml'), objects.map((o) => JSON.stringify(o.object)).join('\n---\n'), {
       mode: 0o600,
     });
     const kustomization = {
@@ -423,7 +424,7 @@ async function overlaid(objects: RenderedObject[], overlay: Overlay, opts: Rende
       ...(overlay.patches.length ? { patches: overlay.patches } : {}),
       ...(overlay.images.length ? { images: overlay.images } : {}),
     };
-    writeFileSync(join(scratch, 'kustomization.yaml'), stringify(kustomization));
+    writeFileSync(join(scratch, 'kustomization.yaml'), JSON.stringify(kustomization));
     const what = 'patches and images';
     const out = await tool(locateTool('kubectl', opts.settings), ['kustomize', scratch], scratch, opts, what);
     // A patched field is no longer the chart's: random fields are kept only where the patches left the value alone.
