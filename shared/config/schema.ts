@@ -363,6 +363,30 @@ export const targetSchema = z
         "apply as this ServiceAccount (Kubernetes impersonation), as Flux's serviceAccountName: it lives in targetNamespace, else namespace (a Flux object's own namespace for targets read from Flux)",
       ),
     kustomize: overlay.optional().describe('patches and image overrides applied to the rendered objects'),
+    components: z
+      .array(
+        z
+          .string()
+          .min(1)
+          .refine(
+            (p) => !p.startsWith('/') && !/^[a-z][a-z0-9+.-]*:|^git@|^github\.com[:/]/i.test(p),
+            'must be a local path relative to the target path (no URL, no absolute path)',
+          ),
+      )
+      .optional()
+      .describe(
+        "kustomize Components added to the path's kustomization (one is generated for a path without), relative to path, as a Flux Kustomization's spec.components",
+      ),
+    commonMetadata: z
+      .object({
+        labels: z.record(z.string(), z.string()).default({}),
+        annotations: z.record(z.string(), z.string()).default({}),
+      })
+      .strict()
+      .optional()
+      .describe(
+        "labels and annotations set on every rendered object (over its own), after patches and substitution, as a Flux Kustomization's spec.commonMetadata",
+      ),
     decryption: z
       .object({ provider: z.literal('sops') })
       .strict()
@@ -371,6 +395,12 @@ export const targetSchema = z
         'decrypt SOPS-encrypted manifests, secretGenerator files and helm values files (age and AWS KMS keys from the deploy-time setting sops)',
       ),
     prune: z.boolean().default(true),
+    deletionPolicy: z
+      .enum(['mirrorPrune', 'delete', 'orphan'])
+      .optional()
+      .describe(
+        'when the target leaves tidegate.yaml: mirrorPrune (default) deletes its objects when prune is true; delete deletes them anyway; orphan leaves them',
+      ),
     allowEmpty: z.boolean().default(false).describe('allow a render with no objects to prune everything'),
     timeout: duration.default('5m'),
     wait: z.boolean().default(true).describe('wait for applied objects to become ready, up to timeout'),

@@ -5,7 +5,7 @@
 type Shape =
   | 'ok'
   | { note: string }
-  | { judge: (value: unknown) => { note: string } | { refuse: string } }
+  | { judge: (value: unknown) => 'ok' | { note: string } | { refuse: string } }
   | { [field: string]: Shape }
   | [Shape];
 
@@ -47,6 +47,22 @@ const KUSTOMIZATION: Shape = {
   healthChecks: note('tidegate waits for every object the target applies (wait: true), a superset of these'),
   suspend: ok,
   force: ok,
+  components: ok,
+  commonMetadata: { labels: ok, annotations: ok },
+  deletionPolicy: {
+    judge: (value) =>
+      value === 'WaitForTermination'
+        ? note(
+            'when the Kustomization leaves Git its objects are deleted (as Delete), in the background: the removal does not wait for them to be gone',
+          )
+        : ['MirrorPrune', 'Delete', 'Orphan'].includes(String(value))
+          ? ok
+          : { refuse: `deletionPolicy ${String(value)}: not one of MirrorPrune, Delete, WaitForTermination, Orphan` },
+  },
+  healthCheckExprs: note(
+    "CEL expressions are not evaluated: tidegate judges a custom kind's health by its status (a Stalled condition fails, a Ready condition decides once observedGeneration is current, a kind with neither is healthy once applied)",
+  ),
+  ignore: [{ paths: ok, target: { group: ok, kind: ok, name: ok, namespace: ok } }] as [Shape],
   interval: POLL,
   retryInterval: RETRY,
   decryption: {
@@ -177,6 +193,9 @@ export const SHAPES: Readonly<Record<string, Shape>> = {
   GitRepository: {
     url: ok,
     ref: { branch: ok, tag: ok, semver: ok, commit: ok },
+    ignore: note(
+      "files these patterns exclude from Flux's artifact are not left out: tidegate renders the repository's files as they are (a path without a kustomization reads its .yaml, .yml and .json files, leaving out dot-files and dot-directories)",
+    ),
     secretRef: CREDENTIALS,
     interval: POLL,
     timeout: ok,
@@ -237,7 +256,10 @@ export interface FieldFinding {
 export function checkFields(spec: unknown, shape: Shape, path = 'spec'): FieldFinding[] {
   if (shape === 'ok') return [];
   if ('note' in shape && typeof shape.note === 'string') return [{ field: path, note: shape.note }];
-  if ('judge' in shape && typeof shape.judge === 'function') return [{ field: path, ...shape.judge(spec) }];
+  if ('judge' in shape && typeof shape.judge === 'function') {
+    const judged = shape.judge(spec);
+    return judged === 'ok' ? [] : [{ field: path, ...judged }];
+  }
   if (Array.isArray(shape))
     return Array.isArray(spec) ? spec.flatMap((item, i) => checkFields(item, shape[0], `${path}[${i}]`)) : [];
   if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) return [];

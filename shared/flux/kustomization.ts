@@ -32,8 +32,23 @@ export function kustomizationFields(obj: FluxObject): Record<string, unknown> {
     ...(spec['patches'] || spec['images']
       ? { kustomize: { patches: list(spec['patches']), images: list(spec['images']) } }
       : {}),
+    ...(Array.isArray(spec['components']) && spec['components'].length > 0 ? { components: spec['components'] } : {}),
+    ...(spec['commonMetadata'] ? { commonMetadata: spec['commonMetadata'] } : {}),
+    ...(DELETION[String(spec['deletionPolicy'])] ? { deletionPolicy: DELETION[String(spec['deletionPolicy'])] } : {}),
+    // Flux leaves these fields as they are once an object exists (its drift ignore rules): tidegate's ignore.
+    ignore: list(spec['ignore']).map((rule) => {
+      const { group, kind, name, namespace } = rec(rule['target']);
+      return { paths: rule['paths'], ...(rule['target'] ? { target: { group, kind, name, namespace } } : {}) };
+    }),
   };
 }
+
+/** A Kustomization's deletionPolicy as the target's (MirrorPrune: its prune setting decides, the default). */
+const DELETION: Readonly<Record<string, string>> = {
+  Delete: 'delete',
+  WaitForTermination: 'delete',
+  Orphan: 'orphan',
+};
 
 /** A Kustomization's target: its files (this repository or another's) rendered as Flux builds them. */
 export function kustomizationTarget(r: FluxReader, d: Declared): void {

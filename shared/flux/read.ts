@@ -10,8 +10,6 @@ export type { FluxFinding, FluxMapping, FluxRead } from './reader.js';
 
 const SPECIAL: Readonly<Record<string, string>> = {
   'spec.kubeConfig': 'not supported yet: a target applies to the cluster its alias names',
-  'spec.components': 'not supported yet: put the components in the kustomization.yaml of the path',
-  'spec.commonMetadata': 'not supported yet: set the labels in the kustomization.yaml of the path',
 };
 
 /** Every queued Kustomization whose files are this repository's: the Flux objects of its path (read once). */

@@ -11,6 +11,12 @@ import { render, renderInputs, RenderError, UNSET_MARK, type Overlay } from '../
 import { FluxObjects, type FluxObject } from './objects.js';
 import { list, rec, repoPath, str } from './spec.js';
 
+/** A Kustomization's components (paths relative to its path), as its build adds them. */
+const componentsOf = (k: FluxObject | undefined): string[] | undefined =>
+  Array.isArray(k?.spec['components'])
+    ? (k.spec['components'] as unknown[]).filter((c) => typeof c === 'string')
+    : undefined;
+
 /** Something said of one Flux object: where it is, which field, and what. */
 export interface FluxFinding {
   file: string;
@@ -119,6 +125,7 @@ export class FluxReader {
       root: this.root,
       path,
       mode: 'auto',
+      components: componentsOf(from),
       substitute: substituting ? { ...fromGit, ...(rec(postBuild['substitute']) as Record<string, string>) } : {},
       lenientSubstitution: substituting,
       ...(overlay
@@ -187,7 +194,8 @@ export class FluxReader {
         throw new RenderError([{ file: path, message: 'path leads out of the repository' }]);
       const fromGit = this.gitVariables(from);
       built = await this.build(path, from, fromGit.vars);
-      inputs = [...new Set([...renderInputs(this.root, { path, render: 'auto' }), ...fromGit.inputs])];
+      const components = componentsOf(from);
+      inputs = [...new Set([...renderInputs(this.root, { path, render: 'auto', components }), ...fromGit.inputs])];
     } catch (err) {
       const problems = err instanceof RenderError ? err.problems : [{ file: path, message: errorMessage(err) }];
       for (const p of problems)

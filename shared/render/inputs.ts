@@ -229,14 +229,17 @@ function linkedInputs(root: string, inputs: Set<string>): void {
 
 /**
  * The paths of the repository (directories and files, relative to its root) that a target's render
- * reads: its path, the bases, components, patches and generator files of its kustomizations
+ * reads: its path and its components, the bases, components, patches and generator files of its kustomizations
  * (followed through every local kustomization they name), the local dependencies of its chart,
  * its values files, and wherever a symbolic link among them leads. A push that changes any of them
  * affects the target.
  */
 export function renderInputs(
   repoRoot: string,
-  spec: Pick<TargetSpec, 'path' | 'render'> & { helm?: { values: readonly string[] } | undefined },
+  spec: Pick<TargetSpec, 'path' | 'render'> & {
+    helm?: { values: readonly string[] } | undefined;
+    components?: readonly string[] | undefined;
+  },
 ): string[] {
   const root = realpathSync(repoRoot);
   const path = posix.normalize(spec.path);
@@ -245,6 +248,11 @@ export function renderInputs(
     spec.render === 'auto' ? (existsSync(join(root, path)) ? detectMode(join(root, path)) : 'yaml') : spec.render;
   // A path without a kustomization (auto) builds each directory under it that holds one whole, as Flux does.
   const built = mode === 'kustomize' ? [path] : spec.render === 'auto' ? kustomizationsUnder(root, path) : [];
+  // Components are built with the path (added to its kustomization): each is read, with what it names.
+  for (const local of componentDirs(path, spec.components)) {
+    inputs.add(local);
+    built.push(local);
+  }
   for (const dir of built)
     for (const { path: local } of kustomizationTree(root, dir).entries)
       if (local !== undefined && !local.startsWith('..')) inputs.add(local);
@@ -253,6 +261,12 @@ export function renderInputs(
   linkedInputs(root, inputs);
   return [...inputs];
 }
+
+/** A target's components as paths of the repository; one leading out of it is left out (the render refuses it). */
+const componentDirs = (path: string, components: readonly string[] = []): string[] =>
+  components
+    .map((c) => posix.normalize(posix.join(path, c)))
+    .filter((local) => !local.startsWith('..') && !posix.isAbsolute(local));
 
 /** The directories under `path` (not through links, not below one another) that hold a kustomization. */
 function kustomizationsUnder(root: string, path: string): string[] {

@@ -1,4 +1,5 @@
 import {
+  cpSync,
   existsSync,
   lstatSync,
   mkdtempSync,
@@ -26,7 +27,7 @@ import { locateTool } from './binaries.js';
 import { RenderError, type RenderProblem } from './errors.js';
 import { checkDocuments, parseBudget, parseManifests, type ParseBudget, type RenderedObject } from './manifests.js';
 import { runTool, ToolRunError, type ToolFailure } from './tool.js';
-import { detectMode, type RenderMode } from './inputs.js';
+import { detectMode, kustomizationFile, readKustomization, type RenderMode } from './inputs.js';
 import { vendorRemoteBases, type FetchRemoteBase } from './vendor.js';
 import { randomFields, valueAt } from './random.js';
 import { OUTSIDE, sandboxCheck } from './sandbox.js';
@@ -52,6 +53,13 @@ export interface RenderOptions {
   clusterValues?: ReadonlyArray<Record<string, unknown>> | undefined;
   /** kustomize patches and image overrides applied to the rendered objects. */
   kustomize?: Overlay | undefined;
+  /**
+   * kustomize Components (paths relative to `path`) added to the path's kustomization, or to the one
+   * generated for a path without (its manifests and the directories holding a kustomization), as Flux does.
+   */
+  components?: readonly string[] | undefined;
+  /** Labels and annotations set on every rendered object, over its own (Flux's commonMetadata). */
+  commonMetadata?: CommonMetadata | undefined;
   /**
    * Flux objects (isFluxApiVersion) in the output are configuration tidegate reads, never applied;
    * "root": neither are Flux's own components (labelled app.kubernetes.io/part-of: flux); "foreign":
@@ -111,6 +119,12 @@ export interface Overlay {
     newTag?: string | undefined;
     digest?: string | undefined;
   }>;
+}
+
+/** Labels and annotations every rendered object gets. */
+export interface CommonMetadata {
+  labels: Readonly<Record<string, string>>;
+  annotations: Readonly<Record<string, string>>;
 }
 
 /** Fetches a repository chart by the deadline: the packaged archive (verified, cached) and the version picked. */
@@ -264,7 +278,13 @@ async function yamlObjects(
   // A path found to have no kustomization is read as Flux generates one for it: its manifests, and
   // each directory under it that holds a kustomization built whole (its patch files are not manifests).
   const kustomizations: string[] | undefined = opts.mode === 'auto' ? [] : undefined;
-  for (const file of manifestFiles(dir, realRoot, problems, kustomizations)) {
+  const files = manifestFiles(dir, realRoot, problems, kustomizations);
+  // With components, the kustomization Flux generates is built whole, components appended.
+  if (opts.components?.length && problems.length === 0) {
+    const generated = [...files, ...(kustomizations ?? [])].map((f) => `./${relative(dir, f).split(sep).join('/')}`);
+    return kustomizeObjects(realRoot, rel, opts, problems, dec, opts.components, generated.sort());
+  }
+  for (const file of files) {
     const size = statSync(file).size;
     const name = relative(realRoot, file);
     if (size > maxFile)
@@ -312,33 +332,89 @@ async function toolObjects(
   dec: Decryption,
   archive?: string,
 ): Promise<RenderedObject[]> {
+  if (mode === 'kustomize') return kustomizeObjects(realRoot, rel, opts, problems, dec);
   const check = sandboxCheck(realRoot, rel, mode, opts.settings.render.allowedHosts);
   if (check.problems.length > 0) throw new RenderError(check.problems);
-  if (mode === 'kustomize') {
-    const what = `kustomize build ${rel}`;
-    const remote = check.remote.length > 0;
-    const work = remote
+  return helmObjects(dir, rel, opts, problems, dec, archive);
+}
+
+/**
+ * `kubectl kustomize` of `rel`; with `components`, in a scratch copy whose kustomization at `rel`
+ * gets them appended (as Flux's kustomize-controller does), or, with `generated` (the entries of a
+ * path without a kustomization), gets a kustomization of those entries and the components.
+ */
+async function kustomizeObjects(
+  realRoot: string,
+  rel: string,
+  opts: RenderOptions,
+  problems: RenderProblem[],
+  dec: Decryption,
+  components: readonly string[] = [],
+  generated?: readonly string[],
+): Promise<RenderedObject[]> {
+  const hosts = opts.settings.render.allowedHosts;
+  const check = sandboxCheck(realRoot, rel, 'kustomize', hosts, [...components, ...(generated ?? [])]);
+  if (check.problems.length > 0) throw new RenderError(check.problems);
+  const what = `kustomize build ${rel}`;
+  const prepare = components.length > 0 ? (into: string) => addComponents(into, rel, components, generated) : undefined;
+  const work =
+    check.remote.length > 0
       ? await vendorRemoteBases(
           realRoot,
           rel,
           opts.settings.cacheDir,
           opts.fetchRemoteBase,
-          opts.settings.render.allowedHosts,
+          hosts,
           Date.now() + opts.settings.render.timeoutMs,
+          prepare,
         )
-      : realRoot;
-    let built = work;
-    try {
-      built = await dec.kustomizeWork(work, rel, remote, opts.settings.cacheDir);
-      const at = join(built, rel);
-      const out = await tool(locateTool('kubectl', opts.settings), ['kustomize', at], at, opts, what);
-      return await parseManifests(out, what, opts.substitute, problems, budgetOf(opts), opts.lenientSubstitution, true);
-    } finally {
-      if (remote || built !== work) rmSync(built, { recursive: true, force: true });
-      if (remote && built !== work) rmSync(work, { recursive: true, force: true });
-    }
+      : prepare
+        ? scratchCopy(realRoot, opts.settings.cacheDir, prepare)
+        : realRoot;
+  const copied = work !== realRoot;
+  let built = work;
+  try {
+    built = await dec.kustomizeWork(work, rel, copied, opts.settings.cacheDir);
+    const at = join(built, rel);
+    const out = await tool(locateTool('kubectl', opts.settings), ['kustomize', at], at, opts, what);
+    return await parseManifests(out, what, opts.substitute, problems, budgetOf(opts), opts.lenientSubstitution, true);
+  } finally {
+    if (built !== work) rmSync(built, { recursive: true, force: true });
+    if (copied) rmSync(work, { recursive: true, force: true });
   }
-  return helmObjects(dir, rel, opts, problems, dec, archive);
+}
+
+/** A scratch copy of the checkout (symbolic links as they are), changed by `prepare`; the caller removes it. */
+function scratchCopy(realRoot: string, scratchParent: string, prepare: (into: string) => void): string {
+  mkdirSync(scratchParent, { recursive: true });
+  const scratch = mkdtempSync(join(scratchParent, 'render-'));
+  try {
+    cpSync(realRoot, scratch, { recursive: true, verbatimSymlinks: true });
+    prepare(scratch);
+    return scratch;
+  } catch (err) {
+    rmSync(scratch, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/**
+ * Appends components to the kustomization at `rel` of a scratch copy (to its `components`, as
+ * Flux's generator does), or writes one listing `generated` and the components where there is none.
+ */
+function addComponents(work: string, rel: string, components: readonly string[], generated?: readonly string[]) {
+  const existing = generated ? undefined : kustomizationFile(work, rel);
+  const file = existing ?? posix.join(rel, 'kustomization.yaml');
+  const doc = existing
+    ? readKustomization(join(work, existing))
+    : { apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', resources: [...(generated ?? [])] };
+  // The sandbox check refused a kustomization it could not read as one mapping.
+  if (!doc) throw new RenderError([{ file, message: 'not one plain YAML mapping: components cannot be added' }]);
+  // kustomize matches field names regardless of case: the list kustomize reads is the one extended.
+  const key = Object.keys(doc).find((k) => k.toLowerCase() === 'components') ?? 'components';
+  const own = Array.isArray(doc[key]) ? (doc[key] as unknown[]) : [];
+  rmSync(join(work, file), { force: true }); // a link is replaced, never written through
+  writeFileSync(join(work, file), JSON.stringify({ ...doc, [key]: [...own, ...components] })); // JSON: see overlaid()
 }
 
 /** `helm template` of a chart (in the repository, or a fetched archive) with its values; test hooks and, when asked, CRDs left out. */
@@ -438,6 +514,24 @@ async function overlaid(objects: RenderedObject[], overlay: Overlay, opts: Rende
   }
 }
 
+/** An object with common labels and annotations set over its own (Flux's commonMetadata, after the build). */
+function withMetadata(rendered: RenderedObject, common: CommonMetadata): RenderedObject {
+  const { labels, annotations } = common;
+  if (Object.keys(labels).length === 0 && Object.keys(annotations).length === 0) return rendered;
+  const metadata = rendered.object.metadata;
+  return {
+    ...rendered,
+    object: {
+      ...rendered.object,
+      metadata: {
+        ...metadata,
+        ...(Object.keys(labels).length ? { labels: { ...metadata.labels, ...labels } } : {}),
+        ...(Object.keys(annotations).length ? { annotations: { ...metadata.annotations, ...annotations } } : {}),
+      },
+    },
+  };
+}
+
 /** A Flux object (read as configuration) or, in the root path, one of Flux's own components. */
 function isFluxObject(object: KubeObject, mode: 'config' | 'root'): boolean {
   if (isFluxApiVersion(object.apiVersion)) return true;
@@ -500,6 +594,17 @@ export async function render(opts: RenderOptions): Promise<RenderResult> {
   }
 }
 
+/** What follows the build: Flux objects taken out, the overlay's patches and images, the common metadata. */
+async function afterBuild(built: RenderedObject[], opts: RenderOptions, problems: RenderProblem[]) {
+  let objects = built;
+  const flux = opts.fluxObjects;
+  if (flux === 'foreign') problems.push(...unreadFluxObjects(objects));
+  if (flux) objects = objects.filter((o) => !isFluxObject(o.object, flux === 'root' ? 'root' : 'config'));
+  if (opts.kustomize && problems.length === 0) objects = await overlaid(objects, opts.kustomize, opts, problems);
+  const common = opts.commonMetadata;
+  return common ? objects.map((o) => withMetadata(o, common)) : objects;
+}
+
 async function renderWith(given: RenderOptions, dec: Decryption): Promise<RenderResult> {
   if (!given.artifact) return renderFiles(given, dec);
   // An artifact's files stand in for the repository's: its directory is the root the path is in.
@@ -515,14 +620,15 @@ async function renderFiles(opts: RenderOptions, dec: Decryption): Promise<Render
   const mode = opts.chart ? 'helm' : opts.mode === 'auto' ? detectMode(dir) : opts.mode;
   const problems: RenderProblem[] = [];
   const chart = opts.chart ? await repositoryChart(opts.chart, opts) : undefined;
-  let objects =
+  if (opts.components?.length && mode === 'helm')
+    throw new RenderError([{ file: rel, message: 'components are added to a kustomize build, not to a chart' }]);
+  const built =
     mode === 'yaml'
       ? await yamlObjects(dir, realRoot, rel, opts, problems, dec)
-      : await toolObjects(dir, realRoot, rel, mode, opts, problems, dec, chart?.archive);
-  const flux = opts.fluxObjects;
-  if (flux === 'foreign') problems.push(...unreadFluxObjects(objects));
-  if (flux) objects = objects.filter((o) => !isFluxObject(o.object, flux === 'root' ? 'root' : 'config'));
-  if (opts.kustomize && problems.length === 0) objects = await overlaid(objects, opts.kustomize, opts, problems);
+      : mode === 'kustomize'
+        ? await kustomizeObjects(realRoot, rel, opts, problems, dec, opts.components)
+        : await toolObjects(dir, realRoot, rel, mode, opts, problems, dec, chart?.archive);
+  const objects = await afterBuild(built, opts, problems);
   problems.push(...duplicates(objects), ...dec.leftovers(objects));
   if (problems.length > 0) throw new RenderError(problems);
   return {
@@ -590,6 +696,8 @@ export function renderTarget(
     helm: spec.helm,
     clusterValues: fromCluster.values,
     kustomize: spec.kustomize,
+    components: spec.components,
+    commonMetadata: spec.commonMetadata,
     fluxObjects: spec.origin
       ? spec.origin.root
         ? 'root'

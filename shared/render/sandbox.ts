@@ -168,14 +168,46 @@ export interface SandboxCheck {
   remote: KustomizationEntry[];
 }
 
-/** The check of a render's inputs (real repository root, target path relative to it), before the tool runs. */
+/**
+ * Directories a build of `path` reads besides what its kustomization names (a target's components,
+ * the directories of a generated kustomization), as entries relative to `path`: each must stay
+ * inside the repository, and so must everything its own kustomization reaches. One that does not
+ * exist is left to kustomize to report.
+ */
+function addedDirsCheck(root: string, path: string, dirs: readonly string[], allowedHosts: readonly string[]) {
+  const out: SandboxCheck = { problems: [], remote: [] };
+  for (const entry of dirs) {
+    const local = posix.normalize(posix.join(path, entry));
+    if (local.startsWith('..') || posix.isAbsolute(entry)) {
+      out.problems.push({ file: path, message: `${entry} is outside the repository` });
+      continue;
+    }
+    if (!existsSync(join(root, local))) continue;
+    const real = realRelative(root, local);
+    if (real === undefined) {
+      out.problems.push({ file: path, message: `${entry}: ${OUTSIDE}` });
+      continue;
+    }
+    const check = kustomizeCheck(root, real, allowedHosts);
+    out.problems.push(...check.problems);
+    out.remote.push(...check.remote);
+  }
+  return out;
+}
+
+/**
+ * The check of a render's inputs (real repository root, target path relative to it), before the
+ * tool runs; `added`: directories a kustomize build reads besides what the kustomization names.
+ */
 export function sandboxCheck(
   root: string,
   path: string,
   mode: 'kustomize' | 'helm',
   allowedHosts: readonly string[],
+  added: readonly string[] = [],
 ): SandboxCheck {
-  return mode === 'kustomize'
-    ? kustomizeCheck(root, path, allowedHosts)
-    : { problems: helmProblems(root, path, allowedHosts), remote: [] };
+  if (mode === 'helm') return { problems: helmProblems(root, path, allowedHosts), remote: [] };
+  const own = kustomizeCheck(root, path, allowedHosts);
+  const more = addedDirsCheck(root, path, added, allowedHosts);
+  return { problems: [...own.problems, ...more.problems], remote: [...own.remote, ...more.remote] };
 }

@@ -15,7 +15,8 @@ const VENDOR_DIR = '.tidegate-remote';
  * checkout gets each remote repository (at its ref) under .tidegate-remote/, and each remote entry
  * is rewritten to the local path of its directory, round after round for bases that name more
  * (each checked by the sandbox like the repository's own files). kustomize then runs on the copy
- * with no remote entry left, so it reaches no network. Returns the copy (the caller removes it).
+ * with no remote entry left, so it reaches no network. `prepare` changes the copy first (a target's
+ * components added to its kustomization). Returns the copy (the caller removes it).
  */
 export async function vendorRemoteBases(
   root: string,
@@ -24,10 +25,12 @@ export async function vendorRemoteBases(
   fetchBase: FetchRemoteBase | undefined,
   allowedHosts: readonly string[],
   deadline: number,
+  prepare?: (scratch: string) => void,
 ): Promise<string> {
   const scratch = mkdtempSync(join(scratchParent, 'render-'));
   try {
     cpSync(root, scratch, { recursive: true, verbatimSymlinks: true });
+    prepare?.(scratch);
     return await vendorInto(scratch, path, fetchBase && ((base) => fetchBase(base, deadline)), allowedHosts);
   } catch (err) {
     rmSync(scratch, { recursive: true, force: true });

@@ -60,7 +60,7 @@ export interface TargetState {
   suspended?: Suspension | undefined;
   /** The repository that owns this target name on this cluster (target names are cluster-wide). */
   repo?: string | undefined;
-  /** The target's prune setting as last applied (a target removed from tidegate.yaml is pruned by it). */
+  /** Whether a target removed from tidegate.yaml has its objects deleted: as last applied, its deletionPolicy (delete, orphan), else its prune setting. */
   prune?: boolean | undefined;
   /** The user the target's objects were last applied as (`system:serviceaccount:<ns>:<name>`), when not tidegate: a removed target is pruned as it. */
   serviceAccount?: string | undefined;

@@ -366,7 +366,8 @@ export class SyncRun {
       lastHealthy: res.health.status === 'healthy' ? revision : state.lastHealthy,
       pin: pin ?? state.pin,
       repo: state.removed ? (this.input.repo ?? state.repo) : (state.repo ?? this.input.repo),
-      prune: runs ? spec.prune : state.prune,
+      // What a removal from tidegate.yaml does: deletionPolicy, else (mirrorPrune) the prune setting.
+      prune: runs ? spec.deletionPolicy === 'delete' || (spec.deletionPolicy !== 'orphan' && spec.prune) : state.prune,
       serviceAccount: runs ? this.targetClient.actingAs : state.serviceAccount,
       removed: undefined,
     });

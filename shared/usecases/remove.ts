@@ -122,10 +122,11 @@ export interface RemoveRequest {
 
 /**
  * A target left tidegate.yaml: holding its lease, and once the head of the branch is checked to
- * still leave it out, its objects are pruned (unless it was applied with `prune: false`; objects
- * with `tidegate.dev/prune: disabled` or without its labels stay) and its state is kept as an
- * archive, marked removed, with a last history entry. A target that came back, that another
- * repository owns, or that was removed already, is left alone (undefined).
+ * still leave it out, its objects are pruned (unless it was last applied with `deletionPolicy:
+ * orphan`, or with `prune: false` and no `deletionPolicy: delete`; objects with
+ * `tidegate.dev/prune: disabled` or without its labels stay) and its state is kept as an archive,
+ * marked removed, with a last history entry. A target that came back, that another repository
+ * owns, or that was removed already, is left alone (undefined).
  */
 export async function removeTarget(ctx: EngineContext, req: RemoveRequest): Promise<SyncResult | undefined> {
   const client = await ctx.connect(req.cluster);

@@ -32,7 +32,7 @@ describe('tidegate flux check', () => {
   it('names what is not supported, every problem of an object at once under it (file, line, cluster), and exits 1; --output json gives the same lists', async () => {
     writeFileSync(
       join(dir, 'clusters/production/secrets.yaml'),
-      'apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: secrets\n  namespace: flux-system\nspec:\n  path: ./apps/production\n  prune: true\n  sourceRef: { kind: GitRepository, name: flux-system }\n  commonMetadata: { labels: { team: a } }\n  kubeConfig: { secretRef: { name: remote } }\n',
+      'apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: secrets\n  namespace: flux-system\nspec:\n  path: ./apps/production\n  prune: true\n  sourceRef: { kind: GitRepository, name: flux-system }\n  namePrefix: a-\n  kubeConfig: { secretRef: { name: remote } }\n',
     );
     const { code, out } = await cli('flux', 'check', '--dir', dir);
     expect(code).toBe(1);
@@ -40,7 +40,7 @@ describe('tidegate flux check', () => {
     expect(out).toContain(
       [
         '  clusters/production/secrets.yaml:1 Kustomization flux-system/secrets (cluster production)',
-        '      spec.commonMetadata: not supported yet: set the labels in the kustomization.yaml of the path',
+        '      spec.namePrefix: not supported yet',
         '      spec.kubeConfig: not supported yet: a target applies to the cluster its alias names',
       ].join('\n'),
     );
@@ -51,7 +51,7 @@ describe('tidegate flux check', () => {
       mapped: unknown[];
     };
     expect(report.unsupported.map((u) => [u.field, u.cluster])).toEqual([
-      ['spec.commonMetadata', 'production'],
+      ['spec.namePrefix', 'production'],
       ['spec.kubeConfig', 'production'],
     ]);
   });

@@ -31,9 +31,7 @@ spec:
   decryption: { provider: sops, secretRef: { name: sops-age } }
   serviceAccountName: restricted
   kubeConfig: { secretRef: { name: remote } }
-  components: [../components/ha]
-  commonMetadata: { labels: { team: a } }
-  deletionPolicy: Orphan
+  namePrefix: a-
 ---
 apiVersion: kustomize.toolkit.fluxcd.io/v1
 kind: Kustomization
@@ -93,9 +91,7 @@ describe('Flux fields tidegate does not support', () => {
     const table = read.unsupported.map((f) => [f.file, f.object, f.field, f.message]);
     const expected: Array<[string, string, string, RegExp]> = [
       ['clusters/prod/apps.yaml', 'Kustomization flux-system/secrets', 'spec.kubeConfig', /not supported yet/],
-      ['clusters/prod/apps.yaml', 'Kustomization flux-system/secrets', 'spec.components', /not supported yet/],
-      ['clusters/prod/apps.yaml', 'Kustomization flux-system/secrets', 'spec.commonMetadata', /not supported yet/],
-      ['clusters/prod/apps.yaml', 'Kustomization flux-system/secrets', 'spec.deletionPolicy', /not supported yet/],
+      ['clusters/prod/apps.yaml', 'Kustomization flux-system/secrets', 'spec.namePrefix', /not supported yet/],
       [
         'clusters/prod/apps.yaml',
         'Kustomization flux-system/from-oci',
@@ -134,7 +130,7 @@ describe('Flux fields tidegate does not support', () => {
       expect(table, `${object} ${field}`).toContainEqual([file, object, field, expect.stringMatching(message)]);
     expect(table).toHaveLength(expected.length);
     // Lines point at the object's document in its file.
-    expect(read.unsupported.find((f) => f.object === 'Kustomization flux-system/from-oci')?.line).toBe(16);
+    expect(read.unsupported.find((f) => f.object === 'Kustomization flux-system/from-oci')?.line).toBe(14);
     // Timing fields are read differently, not refused.
     expect(read.notes.map((n) => `${n.object} ${n.field}`)).toContain(
       'Kustomization flux-system/secrets spec.interval',
