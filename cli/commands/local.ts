@@ -141,7 +141,7 @@ export async function renderCommand(target: string, args: SyncArgs, io: Io): Pro
       settings,
       undefined,
       remoteBases(settings),
-      chartRepositories(settings, engine.registry?.credentials),
+      chartRepositories(settings, engine.registry?.credentials, engine.trustedKeys),
     );
     io.err(
       `tidegate: ${errorMessage(unavailable)}: the objects as rendered, without the namespaces and labels a sync sets\n`,

@@ -132,6 +132,9 @@ export function ociChart(r: FluxReader, repo: FluxObject, target: string): Recor
   const tag = str(ref['tag']) ?? 'latest';
   // Flux's precedence: a digest, else a semver range, else a tag (latest when none is given).
   const pin = digest ? { digest } : semver ? { version: semver } : valid(tag) === tag ? { version: tag } : { tag };
+  // verify: cosign with a Secret's public keys, as the trusted key of that name (fields.ts refuses the rest).
+  const verify = rec(repo.spec['verify']);
+  const key = (str(verify['provider']) ?? 'cosign') === 'cosign' ? str(rec(verify['secretRef'])['name']) : undefined;
   r.mapped(repo, `chart source of target ${target}`);
   return {
     chart: {
@@ -139,6 +142,7 @@ export function ociChart(r: FluxReader, repo: FluxObject, target: string): Recor
       name: at[2],
       ...pin,
       insecure: repo.spec['insecure'] === true,
+      ...(key ? { verify: { provider: 'cosign', keys: [key] } } : {}),
     },
   };
 }

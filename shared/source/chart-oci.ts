@@ -133,20 +133,23 @@ export class OciChartRegistry {
     return tags.map((t) => t.replace(/_/g, '+')).filter((v) => valid(v) === v);
   }
 
-  /** The digest of the chart layer of a version's (or a tag's, or a digest's) manifest. */
-  async chartDigest(version: string): Promise<string> {
+  /**
+   * The digest of the chart layer of a version's (or a tag's, or a digest's) manifest, and the digest
+   * of that manifest (of the bytes read: the manifest a signature must name).
+   */
+  async chartDigest(version: string): Promise<{ layer: string; manifest: string }> {
     const data = await this.get(`manifests/${version.replace(/\+/g, '_')}`, MANIFEST);
+    const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
     // A manifest asked for by digest is the one with that digest, or none.
-    if (version.startsWith('sha256:') && `sha256:${createHash('sha256').update(data).digest('hex')}` !== version)
+    if (version.startsWith('sha256:') && digest !== version)
       throw new Error(`the registry answered ${version} with a manifest of another digest`);
     const manifest = JSON.parse(Buffer.from(data).toString('utf8')) as {
       layers?: Array<{ mediaType?: string; digest?: string }>;
     };
-    const layer = manifest.layers?.find((l) => l.mediaType === CHART_LAYER);
-    const digest = layer?.digest ?? '';
-    if (!/^sha256:[0-9a-f]{64}$/.test(digest))
+    const layer = manifest.layers?.find((l) => l.mediaType === CHART_LAYER)?.digest ?? '';
+    if (!/^sha256:[0-9a-f]{64}$/.test(layer))
       throw new Error(`version ${version} is not a Helm chart (no chart layer)`);
-    return digest.slice('sha256:'.length);
+    return { layer: layer.slice('sha256:'.length), manifest: digest };
   }
 }
 
