@@ -37,7 +37,7 @@ export {
   type RegistryInfo,
 } from './registry.js';
 export { startMoto, type Moto, type MotoInfo } from './moto.js';
-export { VERSIONS, sopsPath } from './paths.js';
+export { VERSIONS, cosignPath, sopsPath } from './paths.js';
 export { freePort, run } from './process.js';
 
 /** Connection facts of every running server; plain data, so vitest can hand it to test files. */

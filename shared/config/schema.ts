@@ -180,10 +180,28 @@ const chart = z
       .optional()
       .describe('oci:// only: the chart at this manifest digest (instead of version or tag)'),
     insecure: z.boolean().default(false).describe('oci:// over plain HTTP (a registry without TLS)'),
+    verify: z
+      .object({
+        provider: z.literal('cosign').describe('a cosign signature of the chart manifest, made with a key'),
+        keys: z
+          .array(z.string().min(1))
+          .min(1)
+          .describe(
+            'names of trusted keys (deploy-time setting trustedKeys; locally TIDEGATE_TRUSTED_KEYS): PEM public keys, one of which must have signed the manifest',
+          ),
+      })
+      .strict()
+      .optional()
+      .describe(
+        'oci:// only: the chart is rendered only when a cosign signature (tag sha256-<digest>.sig) made by one of these keys names its manifest digest',
+      ),
   })
   .strict()
   .refine((c) => c.repository.startsWith('oci://') || (c.tag === undefined && c.digest === undefined), {
     message: 'tag and digest pin charts of oci:// registries only',
+  })
+  .refine((c) => c.repository.startsWith('oci://') || c.verify === undefined, {
+    message: 'verify checks charts of oci:// registries only (cosign signatures)',
   });
 
 /** An OCI artifact of manifests: its repository and one reference (Flux's OCIRepository). */

@@ -167,6 +167,27 @@ const PROVIDER: Shape = {
         : { refuse: `provider ${String(value)}: only generic and aws registries are supported` },
 };
 
+/**
+ * An OCIRepository's verify: cosign with the public keys of a Secret becomes the chart's verify with
+ * the trusted key of the Secret's name (sources.ts ociChart); keyless cosign and notation are refused.
+ */
+function judgeVerify(value: unknown): { note: string } | { refuse: string } {
+  const verify = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
+  const provider = verify['provider'] ?? 'cosign';
+  const secret = (verify['secretRef'] as { name?: unknown } | null | undefined)?.name;
+  const other = Object.keys(verify).filter((k) => !['provider', 'secretRef', 'matchOIDCIdentity'].includes(k));
+  if (provider !== 'cosign')
+    return { refuse: `${String(provider)} signature verification is not supported yet: only cosign with a public key` };
+  if (typeof secret !== 'string' || secret === '' || verify['matchOIDCIdentity'] !== undefined)
+    return {
+      refuse:
+        'keyless cosign verification (Fulcio/Rekor) is not supported yet: only cosign with a public key (verify.secretRef)',
+    };
+  if (other.length > 0) return { refuse: `verify.${other.join(', verify.')}: not supported yet` };
+  return note(
+    `the chart's cosign signature is verified with the deploy-time trusted key named ${secret} (setting trustedKeys; TIDEGATE_TRUSTED_KEYS locally), not with the keys of the Secret in the cluster; the transparency log (Rekor) is not checked, as Flux does not for a public key`,
+  );
+}
 /** An OCIRepository: a HelmRelease's chart (chartRef), or a Kustomization's manifests (sourceRef). */
 const OCI_REPOSITORY: Shape = {
   url: ok,
@@ -176,12 +197,7 @@ const OCI_REPOSITORY: Shape = {
   provider: PROVIDER,
   secretRef: CREDENTIALS,
   serviceAccountName: CREDENTIALS,
-  verify: {
-    judge: () => ({
-      refuse:
-        'signature verification (cosign, notation) of OCI artifacts is not supported yet: the chart would be used unverified',
-    }),
-  },
+  verify: { judge: judgeVerify },
   suspend: ok,
   interval: POLL,
   timeout: ok,

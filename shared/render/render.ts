@@ -108,6 +108,8 @@ export interface ChartSpec {
   name: string;
   version: string;
   insecure?: boolean | undefined;
+  /** oci:// only: a cosign signature by one of these trusted keys (by name) must name the chart's manifest. */
+  verify?: { provider: 'cosign'; keys: readonly string[] } | undefined;
 }
 
 /** What a kustomization's patches and images say, applied over rendered objects. */

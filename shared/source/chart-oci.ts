@@ -138,14 +138,16 @@ export class OciChartRegistry {
     return tags;
   }
 
-  /** The digest of the chart layer of a version's (or a tag's, or a digest's) manifest. */
-  async chartDigest(version: string): Promise<string> {
-    const reference = version.replace(/\+/g, '_');
-    const { layers } = await this.manifest(reference);
-    const digest = layers.find((l) => l.mediaType === CHART_LAYER)?.digest ?? '';
-    if (!/^sha256:[0-9a-f]{64}$/.test(digest))
+  /**
+   * The digest of the chart layer of a version's (or a tag's, or a digest's) manifest, and the digest
+   * of that manifest (of the bytes read: the manifest a signature must name).
+   */
+  async chartDigest(version: string): Promise<{ layer: string; manifest: string }> {
+    const { digest, layers } = await this.manifest(version.replace(/\+/g, '_'));
+    const layer = layers.find((l) => l.mediaType === CHART_LAYER)?.digest ?? '';
+    if (!/^sha256:[0-9a-f]{64}$/.test(layer))
       throw new Error(`version ${version} is not a Helm chart (no chart layer)`);
-    return digest.slice('sha256:'.length);
+    return { layer: layer.slice('sha256:'.length), manifest: digest };
   }
 
   /** The manifest a tag or digest names (by digest: the one with that digest, or none), and its own digest. */

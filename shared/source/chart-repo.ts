@@ -5,7 +5,9 @@ import { Range, maxSatisfying, valid, validRange } from 'semver';
 import type { LocalSettings } from '../config/index.js';
 import { errorMessage, redactUrl } from '../model/index.js';
 import { OciChartRegistry, basicAuthorization, ociLocation, type RegistryCredentials } from './chart-oci.js';
+import { cosignKey, verifyCosignSignature } from './cosign.js';
 import { boundedGet, type FetchBounds } from './remote-base.js';
+import type { TrustedKey } from './verify.js';
 
 /** A chart in an HTTP(S) Helm repository, as a target names it. */
 export interface ChartRef {
@@ -19,7 +21,17 @@ export interface ChartRef {
   tag?: string | undefined;
   /** oci:// only: the chart at this manifest digest (instead of the version or tag). */
   digest?: string | undefined;
+  /** oci:// only: the chart's manifest must carry a cosign signature made by one of these PEM public keys. */
+  verify?: { keys: readonly string[] } | undefined;
 }
+
+/** A chart as a target names it: its verify names trusted keys (deploy-time setting trustedKeys). */
+export type NamedChart = Omit<ChartRef, 'verify'> & {
+  verify?: { provider: 'cosign'; keys: readonly string[] } | undefined;
+};
+
+/** Trusted keys by name (unknown names left out): the deploy-time setting trustedKeys, TIDEGATE_TRUSTED_KEYS locally. */
+export type TrustedKeys = (names: readonly string[]) => Promise<TrustedKey[]>;
 
 /** The chart a sync renders: the packaged archive in the cache, verified by its digest. */
 export interface ResolvedChart {
@@ -139,8 +151,10 @@ async function fromRegistry(
   const registry = new OciChartRegistry(base, repository, allowedHosts, bounds, await credentials?.(base.host));
   // A digest or a tag names one manifest; a version or range is picked from the tags.
   const version = chart.digest ?? chart.tag ?? pickFrom(await registry.versions(), chart.version);
-  const digest = await registry.chartDigest(version);
-  return { version, digest, download: () => registry.get(`blobs/sha256:${digest}`) };
+  const { layer, manifest } = await registry.chartDigest(version);
+  // Before anything of the chart is read: its manifest, the one whose layer is fetched, signed by a trusted key.
+  if (chart.verify) await verifyCosignSignature(registry, manifest, chart.verify.keys);
+  return { version, digest: layer, download: () => registry.get(`blobs/sha256:${layer}`) };
 }
 
 /**
@@ -181,12 +195,31 @@ export async function fetchChart(
 
 const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
 
+/** A chart whose verify names trusted keys, with those keys (PEM); none of them configured, or one not a cosign key, fails. */
+async function withKeys(chart: NamedChart, trustedKeys: TrustedKeys | undefined): Promise<ChartRef> {
+  const { verify, ...rest } = chart;
+  if (!verify) return rest;
+  const found = (await trustedKeys?.(verify.keys)) ?? [];
+  if (found.length === 0)
+    throw new ChartError(
+      chart,
+      `none of the trusted keys ${verify.keys.join(', ')} is configured (deploy-time setting trustedKeys; locally TIDEGATE_TRUSTED_KEYS)`,
+    );
+  for (const { name, key } of found)
+    try {
+      cosignKey(key);
+    } catch (err) {
+      throw new ChartError(chart, `trusted key ${name} is not a cosign public key (PEM): ${errorMessage(err)}`);
+    }
+  return { ...rest, verify: { keys: found.map((k) => k.key) } };
+}
+
 /** The chart fetcher renders use: the hosts, cache and output limit of these settings, by the render's deadline. */
 export const chartRepositories =
-  (settings: LocalSettings, credentials?: RegistryCredentials) =>
-  (chart: ChartRef, deadline: number): Promise<ResolvedChart> =>
+  (settings: LocalSettings, credentials?: RegistryCredentials, trustedKeys?: TrustedKeys) =>
+  async (chart: NamedChart, deadline: number): Promise<ResolvedChart> =>
     fetchChart(
-      chart,
+      await withKeys(chart, trustedKeys),
       settings.render.allowedHosts,
       settings.cacheDir,
       { deadline, maxBytes: settings.render.maxBytes },

@@ -11,7 +11,15 @@ export { RANGE_LIMIT, commitRange, rangeUpTo, type CommitRange, type RangeCommit
 export { commitAndPush, type CommitAuthor } from './write.js';
 export { verifyRevision, type TrustedKey } from './verify.js';
 export { fetchRemoteBase, remoteBases } from './remote-base.js';
-export { chartRepositories, fetchChart, pickVersion, type ChartRef, type ResolvedChart } from './chart-repo.js';
+export {
+  chartRepositories,
+  fetchChart,
+  pickVersion,
+  type ChartRef,
+  type NamedChart,
+  type ResolvedChart,
+  type TrustedKeys,
+} from './chart-repo.js';
 export type { RegistryCredentials } from './chart-oci.js';
 export { artifactSources, fetchArtifact, type ArtifactRef, type ResolvedArtifact } from './artifact.js';
 export { RepositoryFileError, readRepoFile } from './repo-file.js';

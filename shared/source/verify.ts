@@ -19,7 +19,7 @@ interface SignatureCheck {
 
 export interface TrustedKey {
   name: string;
-  /** An armored OpenPGP public key, or an SSH public key line ("ssh-ed25519 AAAA… comment"). */
+  /** An armored OpenPGP public key, or an SSH public key line ("ssh-ed25519 AAAA… comment"); for charts, a cosign PEM public key. */
   key: string;
 }
 

@@ -216,7 +216,7 @@ async function renderOf(run: SyncRun, withholdSecrets: boolean) {
     settings,
     signal,
     remoteBases(settings),
-    chartRepositories(settings, run.input.registryCredentials),
+    chartRepositories(settings, run.input.registryCredentials, run.input.trustedKeys),
     { ...fromCluster, withheld: withholdSecrets },
     artifactSources(settings, run.input.registryCredentials),
   );

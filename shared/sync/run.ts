@@ -27,7 +27,7 @@ import {
   type SyncResult,
 } from '../model/index.js';
 import { redactValue } from '../render/index.js';
-import type { RegistryCredentials } from '../source/index.js';
+import type { RegistryCredentials, TrustedKeys } from '../source/index.js';
 import { silentLogger, type Logger } from '../telemetry/index.js';
 import type { ReloadScope, ReloadStrategy } from '../reload/index.js';
 import type { GateVerdict } from '../gates/index.js';
@@ -90,6 +90,8 @@ export interface TargetSyncInput {
   onProgress?: ((p: SyncProgress) => void) | undefined;
   /** Credentials for registries by host (charts from OCI registries). */
   registryCredentials?: RegistryCredentials | undefined;
+  /** Trusted keys by name: the cosign public keys a chart's verify names. */
+  trustedKeys?: TrustedKeys | undefined;
   /** The objects to apply, once placed (namespace, labels), before the dry-run. */
   onPrepared?: ((target: string, objects: ReadonlyArray<{ object: KubeObject; source: string }>) => void) | undefined;
   /** When the push behind this sync was received: history records push→applied latency. */

@@ -238,6 +238,7 @@ async function syncOne(
     onProgress: ctx.progress,
     onPrepared: ctx.prepared,
     registryCredentials: ctx.registry?.credentials,
+    trustedKeys: ctx.trustedKeys,
     signal: req.signal,
     ...(ctx.logger ? { logger: ctx.logger } : {}),
     ...(ctx.now ? { now: ctx.now } : {}),

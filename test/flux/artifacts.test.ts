@@ -313,7 +313,7 @@ metadata: { name: signed, namespace: flux-system }
 spec:
   url: oci://ghcr.io/acme/charts/web
   ref: { tag: 2.0.0 }
-  verify: { provider: cosign, secretRef: { name: cosign-pub } }
+  verify: { provider: cosign, matchOIDCIdentity: [{ issuer: x, subject: y }] }
   layerSelector: { mediaType: application/vnd.acme.bundle.v1.tar+gzip }
   provider: azure
 ---
@@ -363,7 +363,7 @@ spec: { chartRef: { kind: OCIRepository, name: edge } }
           1,
           'OCIRepository flux-system/signed',
           'spec.verify',
-          expect.stringMatching(/cosign, notation\) of OCI artifacts is not supported yet/),
+          expect.stringMatching(/keyless cosign verification \(Fulcio\/Rekor\) is not supported yet/),
         ],
         [
           'clusters/prod/charts.yaml',

@@ -7,6 +7,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { pushArtifact } from '../../devenv/index.js';
 import { localSettings } from '../../shared/config/index.js';
+import { readFlux } from '../../shared/flux/index.js';
+import { fluxTree } from './fixture.js';
 import { syncRepo } from '../../shared/usecases/index.js';
 import { gitopsRepo } from '../helpers/engine.js';
 import { testEnv } from '../helpers/env.js';
@@ -166,5 +168,35 @@ spec: { sourceRef: { kind: OCIRepository, name: ${name} }, path: ./, prune: true
     expect(results.get(`b${id}-nested`)?.outcome).toBe('failed');
     expect(results.get(`b${id}-nested`)?.error).toMatch(/Kustomization.*more.*another repository/i);
     expect(await repo.engine.client.get('v1', 'ConfigMap', ns, 'ok')).toBeUndefined();
+  });
+
+  it('an artifact of manifests asked to be verified is refused by name, never used unverified', async () => {
+    const dir = fluxTree(
+      {
+        'clusters/prod/app.yaml': `apiVersion: source.toolkit.fluxcd.io/v1
+kind: OCIRepository
+metadata: { name: app, namespace: flux-system }
+spec:
+  url: oci://ghcr.io/acme/manifests/app
+  ref: { tag: v1.0.0 }
+  verify: { provider: cosign, secretRef: { name: cosign-pub } }
+---
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: { name: app, namespace: flux-system }
+spec: { sourceRef: { kind: OCIRepository, name: app }, path: ./, prune: true, interval: 1h }
+`,
+      },
+      'flux-oci-verify-',
+    );
+    const read = await readFlux(dir, [{ path: 'clusters/prod', cluster: 'prod' }], localSettings());
+    expect(read.unsupported.map((u) => [u.object, u.field, u.message])).toEqual([
+      [
+        'OCIRepository flux-system/app',
+        'spec.verify',
+        expect.stringMatching(/verifying an artifact of manifests is not supported yet/),
+      ],
+    ]);
+    expect(read.targets.map((t) => t.name)).not.toContain('app');
   });
 });
