@@ -112,10 +112,18 @@ export class OciChartRegistry {
     return { data, link: res.headers.get('link') };
   }
 
-  /** The versions its tags name (Helm writes a version's "+" as "_" in a tag). */
-  async versions(): Promise<string[]> {
-    // Helm reads only strict versions from tags (no "v" prefix), "+" written as "_".
-    return (await this.tags()).map((t) => t.replace(/_/g, '+')).filter((v) => valid(v) === v);
+  /**
+   * The versions its tags name, each with its tag: "+" written as "_" (as Helm pushes), and a "v"
+   * prefix read as the version (cert-manager's and Envoy Gateway's charts are tagged v1.21.1, and
+   * Flux reads them so). A version tagged both ways keeps the tag without the prefix.
+   */
+  async versions(): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    for (const tag of await this.tags()) {
+      const version = valid(tag.replace(/_/g, '+'));
+      if (version && (!out.has(version) || !tag.startsWith('v'))) out.set(version, tag);
+    }
+    return out;
   }
 
   /** Every tag of the repository, page by page. */

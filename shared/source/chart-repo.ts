@@ -141,6 +141,13 @@ async function fromIndex(
 }
 
 /** A version's chart layer from an OCI registry (tags as versions, the layer's digest from the manifest). */
+/** The tag of the newest version a range allows among a registry's (version → tag). */
+function tagOf(tags: ReadonlyMap<string, string> | undefined, range: string): string {
+  if (!tags?.size) throw new Error(`no version matches ${range}: the repository has no tags that are versions`);
+  const version = pickFrom([...tags.keys()], range);
+  return tags.get(version) ?? version;
+}
+
 async function fromRegistry(
   chart: ChartRef,
   allowedHosts: readonly string[],
@@ -150,8 +157,10 @@ async function fromRegistry(
   const { base, repository } = ociLocation(chart.repository, chart.name, chart.insecure ?? false);
   const registry = new OciChartRegistry(base, repository, allowedHosts, bounds, await credentials?.(base.host));
   // A digest or a tag names one manifest; a version or range is picked from the tags.
-  const version = chart.digest ?? chart.tag ?? pickFrom(await registry.versions(), chart.version);
-  const { layer, manifest } = await registry.chartDigest(version);
+  const tags = chart.digest ?? chart.tag ? undefined : await registry.versions();
+  const reference = chart.digest ?? chart.tag ?? tagOf(tags, chart.version);
+  const version = reference.startsWith('sha256:') ? reference : reference.replace(/_/g, '+');
+  const { layer, manifest } = await registry.chartDigest(reference);
   // Before anything of the chart is read: its manifest, the one whose layer is fetched, signed by a trusted key.
   if (chart.verify) await verifyCosignSignature(registry, manifest, chart.verify.keys);
   return { version, digest: layer, download: () => registry.get(`blobs/sha256:${layer}`) };
