@@ -24,8 +24,8 @@ export interface FluxObject {
 /** At most this many files are read to find where Flux objects are declared. */
 const FILE_LIMIT = 20_000;
 
-/** The Flux objects a YAML text declares (also as items of a List): kind/name and the line of the document. */
-function fluxDocuments(text: string): Array<[string, number]> {
+/** The Flux objects a YAML text declares (also as items of a List): kind/name, the line of the document, and its namespace if it says one. */
+function fluxDocuments(text: string): Array<[string, number, string | undefined]> {
   if (!text.includes('fluxcd.io')) return [];
   const counter = new LineCounter();
   let docs;
@@ -35,7 +35,7 @@ function fluxDocuments(text: string): Array<[string, number]> {
   } catch {
     return [];
   }
-  return docs.flatMap((doc): Array<[string, number]> => {
+  return docs.flatMap((doc): Array<[string, number, string | undefined]> => {
     let value: unknown;
     try {
       value = doc.toJS({ maxAliasCount: 100 });
@@ -50,11 +50,15 @@ function fluxDocuments(text: string): Array<[string, number]> {
     };
     return items(value)
       .filter((o) => typeof o.apiVersion === 'string' && isFluxApiVersion(o.apiVersion))
-      .map((o): [string, number] => [`${o.kind}/${String(o.metadata?.name)}`, line]);
+      .map((o): [string, number, string | undefined] => [
+        `${o.kind}/${String(o.metadata?.name)}`,
+        line,
+        typeof o.metadata?.namespace === 'string' ? o.metadata.namespace : undefined,
+      ]);
   });
 }
 
-type Declaration = { file: string; line: number };
+type Declaration = { file: string; line: number; namespace?: string | undefined };
 
 /** The Flux objects read so far, by kind, namespace and name; and where in the repository each is written. */
 export class FluxObjects {
@@ -74,8 +78,8 @@ export class FluxObjects {
         const full = join(dir, entry.name);
         if (entry.isDirectory()) walk(full);
         else if (entry.isFile() && /\.ya?ml$/i.test(entry.name) && statSync(full).size < 4 * 1024 * 1024)
-          for (const [key, line] of fluxDocuments(readFileSync(full, 'utf8')))
-            index.set(key, [...(index.get(key) ?? []), { file: relative(this.root, full), line }]);
+          for (const [key, line, namespace] of fluxDocuments(readFileSync(full, 'utf8')))
+            index.set(key, [...(index.get(key) ?? []), { file: relative(this.root, full), line, namespace }]);
       }
     };
     walk(this.root);
@@ -83,11 +87,25 @@ export class FluxObjects {
     return index;
   }
 
-  /** Where an object is declared: of the files declaring its kind and name, one the rendered path reads. */
-  private where(kind: string, name: string, inputs: readonly string[]): Declaration {
+  /**
+   * Where an object is declared: of the files declaring its kind and name, one the rendered path
+   * reads, saying its namespace (or none: a kustomization may set it) before one saying another.
+   */
+  private where(
+    kind: string,
+    name: string,
+    inputs: readonly string[],
+    namespace?: string,
+  ): { file: string; line: number } {
     const candidates = this.declarations().get(`${kind}/${name}`) ?? [];
     const read = (file: string) => inputs.some((dir) => dir === '.' || file === dir || file.startsWith(`${dir}/`));
-    return candidates.find((c) => read(c.file)) ?? candidates[0] ?? { file: '(generated)', line: 1 };
+    const fits = (c: Declaration) => c.namespace === undefined || namespace === undefined || c.namespace === namespace;
+    const found =
+      candidates.find((c) => read(c.file) && fits(c)) ??
+      candidates.find((c) => read(c.file)) ??
+      candidates.find(fits) ??
+      candidates[0];
+    return found ? { file: found.file, line: found.line } : { file: '(generated)', line: 1 };
   }
 
   /** Takes the Flux objects among rendered ones (namespace: their own, else the one their Kustomization sets); returns the new ones. */
@@ -98,7 +116,7 @@ export class FluxObjects {
       const ns = namespace ?? o.metadata.namespace ?? 'default';
       const key = `${scope}|${o.kind}/${ns}/${o.metadata.name}`;
       if (this.byKey.has(key)) continue;
-      const where = this.where(o.kind, o.metadata.name, inputs);
+      const where = this.where(o.kind, o.metadata.name, inputs, o.metadata.namespace);
       const spec = o['spec'];
       const obj: FluxObject = {
         kind: o.kind,
@@ -127,7 +145,7 @@ export class FluxObjects {
       name: o.metadata.name,
       label: `${o.kind} ${ns}/${o.metadata.name}`,
       spec: typeof spec === 'object' && spec !== null ? (spec as Record<string, unknown>) : {},
-      ...this.where(o.kind, o.metadata.name, []),
+      ...this.where(o.kind, o.metadata.name, [], o.metadata.namespace),
       scope,
       inputs: [],
     };
