@@ -25,7 +25,7 @@ export interface FluxObject {
 const FILE_LIMIT = 20_000;
 
 /** The Flux objects a YAML text declares (also as items of a List): kind/name, the line of the document, and its namespace if it says one. */
-function fluxDocuments(text: string): Array<[string, number, string | undefined]> {
+function fluxDocuments(text: string): Array<[string, number, string | undefined, unknown]> {
   if (!text.includes('fluxcd.io')) return [];
   const counter = new LineCounter();
   let docs;
@@ -35,7 +35,7 @@ function fluxDocuments(text: string): Array<[string, number, string | undefined]
   } catch {
     return [];
   }
-  return docs.flatMap((doc): Array<[string, number, string | undefined]> => {
+  return docs.flatMap((doc): Array<[string, number, string | undefined, unknown]> => {
     let value: unknown;
     try {
       value = doc.toJS({ maxAliasCount: 100 });
@@ -50,15 +50,16 @@ function fluxDocuments(text: string): Array<[string, number, string | undefined]
     };
     return items(value)
       .filter((o) => typeof o.apiVersion === 'string' && isFluxApiVersion(o.apiVersion))
-      .map((o): [string, number, string | undefined] => [
+      .map((o): [string, number, string | undefined, unknown] => [
         `${o.kind}/${String(o.metadata?.name)}`,
         line,
         typeof o.metadata?.namespace === 'string' ? o.metadata.namespace : undefined,
+        (o as { spec?: unknown }).spec,
       ]);
   });
 }
 
-type Declaration = { file: string; line: number; namespace?: string | undefined };
+type Declaration = { file: string; line: number; namespace?: string | undefined; spec?: unknown };
 
 /** The Flux objects read so far, by kind, namespace and name; and where in the repository each is written. */
 export class FluxObjects {
@@ -78,8 +79,8 @@ export class FluxObjects {
         const full = join(dir, entry.name);
         if (entry.isDirectory()) walk(full);
         else if (entry.isFile() && /\.ya?ml$/i.test(entry.name) && statSync(full).size < 4 * 1024 * 1024)
-          for (const [key, line, namespace] of fluxDocuments(readFileSync(full, 'utf8')))
-            index.set(key, [...(index.get(key) ?? []), { file: relative(this.root, full), line, namespace }]);
+          for (const [key, line, namespace, spec] of fluxDocuments(readFileSync(full, 'utf8')))
+            index.set(key, [...(index.get(key) ?? []), { file: relative(this.root, full), line, namespace, spec }]);
       }
     };
     walk(this.root);
@@ -106,6 +107,32 @@ export class FluxObjects {
       candidates.find(fits) ??
       candidates[0];
     return found ? { file: found.file, line: found.line } : { file: '(generated)', line: 1 };
+  }
+
+  /**
+   * Where a field of an object was written: its own document when that has it, else a document of
+   * the same kind and name the object's path reads (a kustomize patch) that has it; else its own.
+   */
+  origin(obj: FluxObject, field: string): { file: string; line: number } {
+    const path = field
+      .replace(/^spec\.?/, '')
+      .split(/\.|\[(\d+)\]/)
+      .filter((k): k is string => k !== undefined && k !== '');
+    if (path.length === 0) return { file: obj.file, line: obj.line };
+    const has = (spec: unknown) =>
+      path.reduce<unknown>(
+        (node, key) => (node !== null && typeof node === 'object' ? (node as Record<string, unknown>)[key] : undefined),
+        spec,
+      ) !== undefined;
+    const candidates = (this.declarations().get(`${obj.kind}/${obj.name}`) ?? []).filter(
+      (c) =>
+        (c.namespace === undefined || c.namespace === obj.namespace) &&
+        obj.inputs.some((dir) => dir === '.' || c.file === dir || c.file.startsWith(`${dir}/`)),
+    );
+    const own = candidates.find((c) => c.file === obj.file && c.line === obj.line);
+    if (!own || has(own.spec)) return { file: obj.file, line: obj.line };
+    const patch = candidates.find((c) => c !== own && has(c.spec));
+    return patch ? { file: patch.file, line: patch.line } : { file: obj.file, line: obj.line };
   }
 
   /** Takes the Flux objects among rendered ones (namespace: their own, else the one their Kustomization sets); returns the new ones. */

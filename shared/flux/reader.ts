@@ -91,8 +91,9 @@ export class FluxReader {
     return { file: obj.file, line: obj.line, object: obj.label, cluster: this.clusters.get(obj.scope) };
   }
 
+  /** A field not supported: named with the file and line it was written at (a patch's, when a patch set it). */
   problem(obj: FluxObject, field: string, message: string): void {
-    this.out.unsupported.push({ ...this.at(obj), field, message });
+    this.out.unsupported.push({ ...this.at(obj), ...this.objects.origin(obj, field), field, message });
   }
 
   note(obj: FluxObject, field: string, message: string): void {

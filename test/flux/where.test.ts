@@ -39,3 +39,42 @@ describe('where a Flux object is declared', () => {
     ]);
   });
 });
+
+/** A field set by a patch (an overlay's patch file, as fleets patch HelmReleases per cluster): the refusal names the patch. */
+describe('where a refused field was written', () => {
+  it("names the patch file and line that set it, not the base's file", async () => {
+    const dir = fluxTree(
+      {
+        'clusters/prod/apps.yaml': `apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: { name: apps, namespace: flux-system }
+spec: { interval: 1h, path: ./apps/production, prune: true, sourceRef: { kind: GitRepository, name: flux-system } }
+`,
+        'apps/base/release.yaml': `apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: { name: web, namespace: web }
+spec:
+  interval: 1h
+  chart:
+    spec: { chart: ./charts/web, sourceRef: { kind: GitRepository, name: flux-system, namespace: flux-system } }
+`,
+        'apps/base/kustomization.yaml': 'resources: [release.yaml]\n',
+        'apps/production/kustomization.yaml':
+          'resources: [../base]\npatches:\n  - path: release-patch.yaml\n    target: { kind: HelmRelease }\n',
+        'apps/production/release-patch.yaml': `# production: run the chart's tests
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: { name: web, namespace: web }
+spec:
+  test: { enable: true }
+`,
+        'charts/web/Chart.yaml': 'apiVersion: v2\nname: web\nversion: 0.1.0\n',
+      },
+      'flux-patched-',
+    );
+    const read = await readFlux(dir, [{ path: 'clusters/prod', cluster: 'prod' }], localSettings());
+    expect(read.unsupported.map((u) => [u.file, u.line, u.object, u.field, u.cluster])).toEqual([
+      ['apps/production/release-patch.yaml', 2, 'HelmRelease web/web', 'spec.test', 'prod'],
+    ]);
+  });
+});
