@@ -26,7 +26,8 @@ const FILE_LIMIT = 20_000;
 
 /** The Flux objects a YAML text declares (also as items of a List): kind/name, the line of the document, and its namespace if it says one. */
 function fluxDocuments(text: string): Array<[string, number, string | undefined, unknown]> {
-  if (!text.includes('fluxcd.io')) return [];
+  // A cheap look before parsing: every Flux API group (the toolkit's, fluxcd.controlplane.io) has this in it.
+  if (!text.includes('fluxcd.')) return [];
   const counter = new LineCounter();
   let docs;
   try {

@@ -306,9 +306,9 @@ data: { a: "1" }
 
   it('FluxInstance is noted and never applied; ResourceSet is refused by name; an ArtifactGenerator is read, never applied', async () => {
     const read = await readFlux(dir, [{ path: 'clusters/prod', cluster: 'prod' }], localSettings());
-    expect(read.notes.filter((n) => n.object === 'FluxInstance flux-system/flux').map((n) => n.message)).toEqual([
-      expect.stringMatching(/installs Flux: tidegate applies neither/),
-    ]);
+    expect(
+      read.notes.filter((n) => n.object === 'FluxInstance flux-system/flux').map((n) => [n.file, n.line, n.message]),
+    ).toEqual([['clusters/prod/operator.yaml', 1, expect.stringMatching(/installs Flux: tidegate applies neither/)]]);
     expect(read.unsupported.map((u) => [u.file, u.object, u.message])).toEqual([
       [
         'clusters/prod/operator.yaml',
