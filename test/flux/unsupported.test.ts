@@ -282,12 +282,13 @@ data: { a: "1" }
 describe('Flux kinds outside the toolkit groups', () => {
   const dir = repository({
     'clusters/prod/flux-system/gotk-sync.yaml': ROOT_SYNC,
-    'clusters/prod/operator.yaml': `apiVersion: fluxcd.controlplane.io/v1
+    // A file holding only the Flux Operator's kinds (fluxcd.controlplane.io), as d2-fleet writes them.
+    'clusters/prod/flux-instance.yaml': `apiVersion: fluxcd.controlplane.io/v1
 kind: FluxInstance
 metadata: { name: flux, namespace: flux-system }
 spec: { distribution: { version: 2.x, registry: ghcr.io/fluxcd } }
----
-apiVersion: fluxcd.controlplane.io/v1
+`,
+    'clusters/prod/operator.yaml': `apiVersion: fluxcd.controlplane.io/v1
 kind: ResourceSet
 metadata: { name: apps, namespace: flux-system }
 spec: { inputs: [{ tenant: a }], resources: [] }
@@ -308,7 +309,9 @@ data: { a: "1" }
     const read = await readFlux(dir, [{ path: 'clusters/prod', cluster: 'prod' }], localSettings());
     expect(
       read.notes.filter((n) => n.object === 'FluxInstance flux-system/flux').map((n) => [n.file, n.line, n.message]),
-    ).toEqual([['clusters/prod/operator.yaml', 1, expect.stringMatching(/installs Flux: tidegate applies neither/)]]);
+    ).toEqual([
+      ['clusters/prod/flux-instance.yaml', 1, expect.stringMatching(/installs Flux: tidegate applies neither/)],
+    ]);
     expect(read.unsupported.map((u) => [u.file, u.object, u.message])).toEqual([
       [
         'clusters/prod/operator.yaml',
