@@ -157,7 +157,7 @@ async function fromRegistry(
   const { base, repository } = ociLocation(chart.repository, chart.name, chart.insecure ?? false);
   const registry = new OciChartRegistry(base, repository, allowedHosts, bounds, await credentials?.(base.host));
   // A digest or a tag names one manifest; a version or range is picked from the tags.
-  const tags = chart.digest ?? chart.tag ? undefined : await registry.versions();
+  const tags = (chart.digest ?? chart.tag) ? undefined : await registry.versions();
   const reference = chart.digest ?? chart.tag ?? tagOf(tags, chart.version);
   const version = reference.startsWith('sha256:') ? reference : reference.replace(/_/g, '+');
   const { layer, manifest } = await registry.chartDigest(reference);
