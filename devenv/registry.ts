@@ -260,13 +260,32 @@ export async function pushImage(
       config: {},
     }),
   );
-  const configDigest = await uploadBlob(info.url, repo, config, headers);
-  const layerDigest = await uploadBlob(info.url, repo, layer, headers);
+  return putManifest(info, repo, tag, headers, {
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', data: config },
+    layer: { mediaType: 'application/vnd.oci.image.layer.v1.tar', data: layer },
+  });
+}
+
+/** Uploads a config and one layer and puts an OCI image manifest naming them at `tag`; the manifest's digest. */
+async function putManifest(
+  info: RegistryInfo,
+  repo: string,
+  tag: string,
+  headers: Record<string, string>,
+  parts: {
+    config: { mediaType: string; data: Buffer };
+    layer: { mediaType: string; data: Buffer };
+    annotations?: Record<string, string>;
+  },
+): Promise<string> {
+  const configDigest = await uploadBlob(info.url, repo, parts.config.data, headers);
+  const layerDigest = await uploadBlob(info.url, repo, parts.layer.data, headers);
   const manifest = JSON.stringify({
     schemaVersion: 2,
     mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layerDigest, size: layer.length }],
+    config: { mediaType: parts.config.mediaType, digest: configDigest, size: parts.config.data.length },
+    layers: [{ mediaType: parts.layer.mediaType, digest: layerDigest, size: parts.layer.data.length }],
+    ...(parts.annotations ? { annotations: parts.annotations } : {}),
   });
   const res = await fetch(`${info.url}/v2/${repo}/manifests/${tag}`, {
     method: 'PUT',
@@ -277,7 +296,6 @@ export async function pushImage(
   return res.headers.get('docker-content-digest') ?? sha256(manifest);
 }
 
-/** Points the registry's notifications at `url` (null: only record them). */
 /** The media types `flux push artifact` writes: a config, and one tar.gz layer of the files. */
 export const FLUX_ARTIFACT = {
   config: 'application/vnd.cncf.flux.config.v1+json',
@@ -295,26 +313,14 @@ export async function pushArtifact(
   layer: Buffer,
   mediaType: string = FLUX_ARTIFACT.content,
 ): Promise<string> {
-  const headers = await pushHeaders(info, repo);
-  const config = Buffer.from('{}');
-  const configDigest = await uploadBlob(info.url, repo, config, headers);
-  const layerDigest = await uploadBlob(info.url, repo, layer, headers);
-  const manifest = JSON.stringify({
-    schemaVersion: 2,
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: FLUX_ARTIFACT.config, digest: configDigest, size: config.length },
-    layers: [{ mediaType, digest: layerDigest, size: layer.length }],
+  return putManifest(info, repo, tag, await pushHeaders(info, repo), {
+    config: { mediaType: FLUX_ARTIFACT.config, data: Buffer.from('{}') },
+    layer: { mediaType, data: layer },
     annotations: { 'org.opencontainers.image.revision': `${tag}@sha1:${'0'.repeat(40)}` },
   });
-  const res = await fetch(`${info.url}/v2/${repo}/manifests/${tag}`, {
-    method: 'PUT',
-    headers: { ...headers, 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
-    body: manifest,
-  });
-  if (res.status !== 201) throw new Error(`artifact push ${repo}:${tag}: HTTP ${res.status} ${await res.text()}`);
-  return res.headers.get('docker-content-digest') ?? sha256(manifest);
 }
 
+/** Points the registry's notifications at `url` (null: only record them). */
 export async function setNotificationTarget(info: RegistryInfo, url: string | null): Promise<void> {
   await fetch(`${info.relayUrl}/target`, { method: 'POST', body: JSON.stringify({ url }) });
 }

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { parseAllDocuments, stringify } from 'yaml';
+import { stringify } from 'yaml';
 import { localSettings } from '../../shared/config/index.js';
 import type { KubeObject } from '../../shared/model/index.js';
 import { readTargetState } from '../../shared/state/index.js';
@@ -12,6 +12,7 @@ import { loadConfig, syncRepo } from '../../shared/usecases/index.js';
 import { deployEnvironment } from '../../shared/usecases/preview-env.js';
 import { configMap, gitopsRepo, testEngine, yamlDocs } from '../helpers/engine.js';
 import { testEnv, uniqueName } from '../helpers/env.js';
+import { shippedRbac, tenantNamespace } from '../helpers/tenancy.js';
 
 /**
  * Attacks on tenancy (serviceAccountName, the repository lockdown serviceAccount, the shipped
@@ -22,46 +23,18 @@ import { testEnv, uniqueName } from '../helpers/env.js';
  */
 const admin = testEngine();
 const rbac = { apiGroup: 'rbac.authorization.k8s.io' };
-const shipped = (): KubeObject[] =>
-  parseAllDocuments(readFileSync(new URL('../../infra/namespaced-rbac.yaml', import.meta.url), 'utf8')).map(
-    (d) => d.toJS() as KubeObject,
-  );
 const config = (targets: Array<Record<string, unknown>>): string => stringify({ targets });
-
-async function namespaceWithDeployer(ns: string, impersonateBinding: boolean): Promise<void> {
-  await admin.client.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
-  await admin.client.create({
-    apiVersion: 'v1',
-    kind: 'ServiceAccount',
-    metadata: { name: 'deployer', namespace: ns },
-  });
-  await admin.client.create({
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'RoleBinding',
-    metadata: { name: 'deployer-admin', namespace: ns },
-    roleRef: { ...rbac, kind: 'ClusterRole', name: 'admin' },
-    subjects: [{ kind: 'ServiceAccount', name: 'deployer', namespace: ns }],
-  } as KubeObject);
-  if (impersonateBinding)
-    await admin.client.create({
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'RoleBinding',
-      metadata: { name: 'tidegate-impersonate', namespace: ns },
-      roleRef: { ...rbac, kind: 'ClusterRole', name: 'tidegate-impersonate' },
-      subjects: [{ ...rbac, kind: 'Group', name: 'tidegate' }],
-    } as KubeObject);
-}
 
 describe('tenancy attacks: the lockdown (repositories[].serviceAccount) and serviceAccountName', () => {
   const tenant = uniqueName('tna-tenant');
   const victim = uniqueName('tna-victim');
 
   beforeAll(async () => {
-    for (const obj of shipped()) await admin.client.apply(obj, { fieldManager: 'cluster-admin', force: true });
+    for (const obj of shippedRbac()) await admin.client.apply(obj, { fieldManager: 'cluster-admin', force: true });
     // Two tenant namespaces set up exactly as the README says (step 5): a deployer ServiceAccount
     // with admin in its own namespace, and the RoleBinding of tidegate-impersonate "in each tenant namespace".
-    await namespaceWithDeployer(tenant, true);
-    await namespaceWithDeployer(victim, true);
+    await tenantNamespace(tenant, { impersonate: true });
+    await tenantNamespace(victim, { impersonate: true });
     await admin.client.create({
       ...configMap('victim-settings', { A: 'orig' }),
       metadata: { name: 'victim-settings', namespace: victim },
@@ -320,7 +293,7 @@ describe('tenancy attacks: reads as tidegate', () => {
   it('a preview of a target applying as a ServiceAccount that reads cluster values is refused: nothing is read as tidegate', async () => {
     const tenant = uniqueName('tna-prev-tenant');
     const platformNs = uniqueName('tna-prev-platform');
-    await namespaceWithDeployer(tenant, false);
+    await tenantNamespace(tenant, { impersonate: false });
     await admin.client.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: platformNs } });
     await admin.client.create({
       ...configMap('platform-config', { DB_PASSWORD: 'platform-only-value-9f3' }),
@@ -405,7 +378,7 @@ describe('tenancy attacks that held: reads of an ordinary sync', () => {
   it('a locked-down target’s substituteFrom of a ConfigMap its ServiceAccount may not read fails the sync', async () => {
     const tenant = uniqueName('tna-read-tenant');
     const platformNs = uniqueName('tna-read-platform');
-    await namespaceWithDeployer(tenant, false);
+    await tenantNamespace(tenant, { impersonate: false });
     await admin.client.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: platformNs } });
     await admin.client.create({
       ...configMap('platform-config', { DB_PASSWORD: 'platform-only-value-7c1' }),

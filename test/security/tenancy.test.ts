@@ -1,12 +1,11 @@
-import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { parseAllDocuments, stringify } from 'yaml';
+import { stringify } from 'yaml';
 import { KubeApiError } from '../../shared/cluster/index.js';
-import type { KubeObject } from '../../shared/model/index.js';
 import { readTargetState } from '../../shared/state/index.js';
 import { syncRepo } from '../../shared/usecases/index.js';
 import { configMap, gitopsRepo, testEngine } from '../helpers/engine.js';
 import { testEnv, uniqueName } from '../helpers/env.js';
+import { shippedRbac, tenantNamespace } from '../helpers/tenancy.js';
 
 /**
  * Tenancy under the RBAC tidegate ships: tidegate syncs as tidegate-scoped (group tidegate), which
@@ -16,11 +15,6 @@ import { testEnv, uniqueName } from '../helpers/env.js';
  * tenant's ServiceAccount (bound to admin in that namespace only). The apiserver enforces RBAC.
  */
 const admin = testEngine();
-const rbac = { apiGroup: 'rbac.authorization.k8s.io' };
-const shipped = (): KubeObject[] =>
-  parseAllDocuments(readFileSync(new URL('../../infra/namespaced-rbac.yaml', import.meta.url), 'utf8')).map(
-    (d) => d.toJS() as KubeObject,
-  );
 const config = (targets: Array<Record<string, unknown>>): string => stringify({ targets });
 const forbidden = async (p: Promise<unknown>): Promise<string> => {
   const err = await p.then(
@@ -38,38 +32,15 @@ describe('tenancy: tidegate applies as the target’s ServiceAccount, with the R
   const other = uniqueName('not-tenant');
 
   beforeAll(async () => {
-    for (const obj of shipped()) await admin.client.apply(obj, { fieldManager: 'cluster-admin', force: true });
-    for (const name of [tenant, other])
-      await admin.client.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
-    for (const ns of [tenant, other]) {
-      await admin.client.create({
-        apiVersion: 'v1',
-        kind: 'ServiceAccount',
-        metadata: { name: 'deployer', namespace: ns },
-      });
-      await admin.client.create({
-        apiVersion: 'rbac.authorization.k8s.io/v1',
-        kind: 'RoleBinding',
-        metadata: { name: 'deployer-admin', namespace: ns },
-        roleRef: { ...rbac, kind: 'ClusterRole', name: 'admin' },
-        subjects: [{ kind: 'ServiceAccount', name: 'deployer', namespace: ns }],
-      });
-    }
-    // As infra/namespaced-rbac.yaml says: `kubectl create rolebinding tidegate-impersonate -n <tenant
-    // namespace> --clusterrole=tidegate-impersonate --group=tidegate`, in the tenant's namespace only.
-    await admin.client.create({
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'RoleBinding',
-      metadata: { name: 'tidegate-impersonate', namespace: tenant },
-      roleRef: { ...rbac, kind: 'ClusterRole', name: 'tidegate-impersonate' },
-      subjects: [{ ...rbac, kind: 'Group', name: 'tidegate' }],
-    });
+    for (const obj of shippedRbac()) await admin.client.apply(obj, { fieldManager: 'cluster-admin', force: true });
+    await tenantNamespace(tenant, { impersonate: true });
+    await tenantNamespace(other, { impersonate: false });
   });
 
   it('the shipped ClusterRole tidegate-impersonate grants impersonate on serviceaccounts and nothing else', () => {
-    const role = shipped().find((o) => o.kind === 'ClusterRole' && o.metadata.name === 'tidegate-impersonate');
+    const role = shippedRbac().find((o) => o.kind === 'ClusterRole' && o.metadata.name === 'tidegate-impersonate');
     expect(role?.['rules']).toEqual([{ apiGroups: [''], resources: ['serviceaccounts'], verbs: ['impersonate'] }]);
-    expect(shipped().filter((o) => o.kind === 'ClusterRoleBinding')).toEqual([]);
+    expect(shippedRbac().filter((o) => o.kind === 'ClusterRoleBinding')).toEqual([]);
   });
 
   it('under the shipped RBAC tidegate may impersonate the tenant’s ServiceAccount, but not system:admin, a user, or a ServiceAccount of a namespace it is not bound in', async () => {
