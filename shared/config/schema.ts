@@ -357,6 +357,20 @@ export const targetSchema = z
     path: repoPath.default('.'),
     render: z.enum(['auto', 'yaml', 'kustomize', 'helm']).default('auto'),
     helm: helm.optional(),
+    assemble: z
+      .array(
+        z
+          .object({
+            from: z.string().min(1).describe('a path of the repository, or a glob (apps/base/**)'),
+            to: z.string().describe('a directory ("base/", "" for the top) or a file path'),
+            exclude: z.array(z.string()).optional(),
+          })
+          .strict(),
+      )
+      .optional()
+      .describe(
+        "read path in a directory of the repository's files copied by these rules (an ArtifactGenerator's ExternalArtifact)",
+      ),
     artifact: artifact
       .optional()
       .describe(

@@ -69,6 +69,7 @@ export function kustomizationTarget(r: FluxReader, d: Declared): void {
       cluster: entry.cluster,
       ...(files.git ? { source: files.git } : {}),
       ...(files.oci ? { artifact: files.oci } : {}),
+      ...(files.assemble ? { assemble: files.assemble } : {}),
       path: files.path,
       dependsOn: r.dependsOn(obj, d.parent),
     },
@@ -78,7 +79,20 @@ export function kustomizationTarget(r: FluxReader, d: Declared): void {
       namespace: obj.namespace,
       name: obj.name,
       file: obj.file,
-      inputs: [...new Set([...d.inputs, ...files.via.flatMap((o) => o.inputs)])],
+      // The directories copy rules read from are the target's files too.
+      inputs: [
+        ...new Set([
+          ...d.inputs,
+          ...files.via.flatMap((o) => o.inputs),
+          ...(files.assemble ?? []).map(
+            (a) =>
+              a.from
+                .split('/')
+                .filter((s) => !/[*?[\]{}!]/.test(s))
+                .join('/') || '.',
+          ),
+        ]),
+      ],
       ...(d.declaredBy ? { declaredBy: d.declaredBy } : {}),
     },
     obj,

@@ -19,7 +19,7 @@ async function readKustomizations(r: FluxReader): Promise<void> {
     if (!d || d.obj.kind !== 'Kustomization') continue;
     const name = r.nameOf(d.obj, d.entry);
     const files = kustomizationFiles(r, d.obj);
-    if (files && !files.git && !files.oci) await r.readPath(files.path, d.entry, name, d.obj);
+    if (files && !files.git && !files.oci && !files.assemble) await r.readPath(files.path, d.entry, name, d.obj);
   }
 }
 

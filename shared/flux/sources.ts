@@ -14,6 +14,8 @@ export interface Files {
   git?: { url: string; ref: Record<string, string> } | undefined;
   /** An OCI artifact of manifests (an OCIRepository) instead of a Git repository. */
   oci?: Record<string, unknown> | undefined;
+  /** Copy rules of an ExternalArtifact over this repository's files: the path is read in what they copy. */
+  assemble?: Array<{ from: string; to: string; exclude?: string[] }> | undefined;
   /** The directory of the repository that the source's root is (an ExternalArtifact's files are read in place). */
   root: string;
   /** The source objects read to get here (their files are the target's inputs too). */
@@ -32,6 +34,54 @@ function findFiles(r: FluxReader, obj: FluxObject, field: string, ref: unknown):
   if (kind === 'OCIRepository') return ociFiles(r, obj, field, namespace, name);
   r.problem(obj, field, `a ${kind} source is not supported yet`);
   return undefined;
+}
+
+/** One copy rule over this repository's files, as a repository path and an artifact path. */
+function copyRule(
+  r: FluxReader,
+  generator: FluxObject,
+  sources: ReadonlyMap<string, Record<string, unknown>>,
+  rule: Record<string, unknown>,
+): { rule: NonNullable<Files['assemble']>[number]; via: FluxObject[] } | undefined {
+  const [, alias = '', path = ''] = /^@([^/]+)\/(.*)$/.exec(str(rule['from']) ?? '') ?? [];
+  const to = /^@artifact\/(.*)$/.exec(str(rule['to']) ?? '')?.[1];
+  const source = sources.get(alias);
+  const files = source && filesOf(r, generator, `spec.sources[alias=${alias}]`, source);
+  if (to === undefined || !files || files.git || files.oci) return undefined;
+  const exclude = list(rule['exclude']).length ? (rule['exclude'] as unknown[]).map(String) : undefined;
+  return { rule: { from: posix.join(files.root, path), to, ...(exclude ? { exclude } : {}) }, via: files.via };
+}
+
+/**
+ * An ExternalArtifact whose copy rules rearrange this repository's files: the target's path is read
+ * in a directory the rules copy them into at render time (render/assemble.ts). Rules over another
+ * source's files are refused.
+ */
+function copiedFiles(
+  r: FluxReader,
+  generator: FluxObject,
+  at: string,
+  copy: Array<Record<string, unknown>>,
+  artifact: string,
+): Files | undefined {
+  const sources = new Map(list(generator.spec['sources']).map((s) => [str(s['alias']) ?? '', s]));
+  const assemble: NonNullable<Files['assemble']> = [];
+  const via: FluxObject[] = [generator];
+  for (const [i, rule] of copy.entries()) {
+    const read = copyRule(r, generator, sources, rule);
+    if (!read) {
+      r.problem(
+        generator,
+        `${at}.copy[${i}]`,
+        'a copy rule over another source than this repository, or not @<alias>/<path> to @artifact/<path>: not read yet',
+      );
+      return undefined;
+    }
+    via.push(...read.via);
+    assemble.push(read.rule);
+  }
+  r.mapped(generator, `the files of ExternalArtifact ${artifact}: copied by its rules at every sync`);
+  return { root: '.', assemble, via };
 }
 
 /** The reference an OCIRepository names, as Flux picks it: a digest, else a semver range, else a tag (latest when none). */
@@ -138,17 +188,16 @@ function artifactFiles(r: FluxReader, obj: FluxObject, field: string, ns: string
   }
   const index = list(generator.spec['artifacts']).findIndex((a) => a['name'] === name);
   const at = `spec.artifacts[${index}]`;
-  const rules = list(list(generator.spec['artifacts'])[index]?.['copy']).map(wholeDirectory);
-  const roots = new Set(rules.map((rule) => (rule ? `${rule.alias}|${rootOf(rule)}` : undefined)));
-  const only = roots.size === 1 ? [...roots][0] : undefined;
-  if (!only || only.endsWith('|undefined')) {
-    r.problem(
-      generator,
-      `${at}.copy`,
-      `the copy rules of ${name} do not move whole directories of one source to the places they have under one directory (@<alias>/<dir>/** to @artifact/<the end of dir>/): not read yet`,
-    );
+  const copy = list(list(generator.spec['artifacts'])[index]?.['copy']);
+  const strategies = copy.map((c) => str(c['strategy'])).filter((st) => st && st !== 'Overwrite');
+  if (strategies.length > 0) {
+    r.problem(generator, `${at}.copy`, `copy strategy ${strategies.join(', ')}: not supported yet (Overwrite is)`);
     return undefined;
   }
+  const rules = copy.map(wholeDirectory);
+  const roots = new Set(rules.map((rule) => (rule ? `${rule.alias}|${rootOf(rule)}` : undefined)));
+  const only = roots.size === 1 ? [...roots][0] : undefined;
+  if (!only || only.endsWith('|undefined')) return copiedFiles(r, generator, at, copy, `${ns}/${name}`);
   const [alias, dir] = only.split('|') as [string, string];
   const source = list(generator.spec['sources']).find((s) => s['alias'] === alias);
   if (!source) {

@@ -32,6 +32,7 @@ import { vendorRemoteBases, type FetchRemoteBase } from './vendor.js';
 import { randomFields, valueAt } from './random.js';
 import { OUTSIDE, sandboxCheck } from './sandbox.js';
 import { decryption, type Decryption, type EncryptedFiles } from './decrypt.js';
+import { assembleArtifact, type CopyRule } from './assemble.js';
 
 export interface RenderOptions {
   /** The repository checkout. */
@@ -80,6 +81,8 @@ export interface RenderOptions {
   /** A chart from an HTTP(S) Helm repository to render (values files from `path`), instead of a chart in the repository. */
   chart?: ChartSpec | undefined;
   fetchChart?: FetchChart | undefined;
+  /** Copy rules of an ExternalArtifact: the path is read in a directory of the repository's files copied so. */
+  assemble?: readonly CopyRule[] | undefined;
   /** An OCI artifact whose files are rendered (path within it), instead of the repository's. */
   artifact?: ArtifactSpec | undefined;
   fetchArtifact?: FetchArtifact | undefined;
@@ -608,6 +611,16 @@ async function afterBuild(built: RenderedObject[], opts: RenderOptions, problems
 }
 
 async function renderWith(given: RenderOptions, dec: Decryption): Promise<RenderResult> {
+  if (given.assemble) {
+    // An ExternalArtifact's files: the repository's, copied as its generator's rules say.
+    const dir = mkdtempSync(join(tmpdir(), 'tidegate-artifact-'));
+    try {
+      assembleArtifact(given.root, given.assemble, dir, given.settings.render.maxBytes);
+      return await renderFiles({ ...given, root: dir, assemble: undefined }, dec);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
   if (!given.artifact) return renderFiles(given, dec);
   // An artifact's files stand in for the repository's: its directory is the root the path is in.
   const artifact = await fetchedArtifact(given.artifact, given);
@@ -691,6 +704,7 @@ export function renderTarget(
     fetchArtifact,
     chart: spec.chart,
     artifact: spec.artifact,
+    assemble: spec.assemble,
     root,
     path: spec.path,
     mode: spec.render,
@@ -703,7 +717,7 @@ export function renderTarget(
     fluxObjects: spec.origin
       ? spec.origin.root
         ? 'root'
-        : spec.source.url || spec.artifact
+        : spec.source.url || spec.artifact || spec.assemble
           ? 'foreign'
           : 'config'
       : undefined,

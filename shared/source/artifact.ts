@@ -55,49 +55,67 @@ async function referenceOf(registry: OciChartRegistry, ref: ArtifactRef['ref']):
   return byVersion.get(best) ?? best;
 }
 
+/** Tar's own bytes (headers, padding) an archive may add to its files' before it is cut off. */
+const TAR_OVERHEAD = 16 * 1024 * 1024;
+
 /**
- * Extracts a tar.gz layer into `dir`: regular files and directories only (a link, device or an
- * entry leading out of the directory fails it), within the byte and entry limits.
+ * Extracts a tar.gz layer into `dir`: regular files and directories only (a link, device, an entry
+ * leading out of the directory, or one clashing with an earlier entry fails it), within the byte
+ * and entry limits and the deadline. What gunzip inflates is counted too (a gzip bomb stops at the
+ * limit); every failure rejects, none escapes the stream.
  */
-async function extractLayer(data: Uint8Array, dir: string, maxBytes: number): Promise<void> {
+async function extractLayer(data: Uint8Array, dir: string, bounds: FetchBounds): Promise<void> {
   const tar = extract();
+  const gunzip = createGunzip();
   let bytes = 0;
+  let inflated = 0;
   let entries = 0;
   const done = new Promise<void>((resolve, reject) => {
+    const fail = (err: unknown) => {
+      gunzip.destroy();
+      tar.destroy(err instanceof Error ? err : new Error(String(err)));
+      reject(err instanceof Error ? err : new Error(String(err)));
+    };
+    gunzip.on('data', (c: Buffer) => {
+      inflated += c.length;
+      if (inflated > bounds.maxBytes + TAR_OVERHEAD)
+        fail(new Error(`the layer inflates to more than ${bounds.maxBytes} bytes`));
+      else if (Date.now() > bounds.deadline)
+        fail(new Error('the render time limit passed (deploy-time setting render.timeout)'));
+    });
+    gunzip.on('error', fail);
     tar.on('entry', (header, stream, next) => {
       const name = posix.normalize(header.name.replace(/^\.\//, ''));
-      const fail = (why: string) => {
-        stream.resume();
-        reject(new Error(`entry ${header.name}: ${why}`));
-      };
-      if (++entries > MAX_ENTRIES) return fail(`more than ${MAX_ENTRIES} entries`);
-      if (name.startsWith('/') || name === '..' || name.startsWith('../')) return fail('leads out of the artifact');
-      if (header.type === 'directory') {
-        mkdirSync(join(dir, name), { recursive: true });
-        stream.resume();
-        return next();
-      }
-      if (header.type !== 'file')
-        return fail(`a ${header.type ?? 'special'} entry (only files and directories are read)`);
+      const refuse = (why: string) => fail(new Error(`entry ${header.name}: ${why}`));
+      if (++entries > MAX_ENTRIES) return refuse(`more than ${MAX_ENTRIES} entries`);
+      if (name.startsWith('/') || name === '..' || name.startsWith('../')) return refuse('leads out of the artifact');
+      if (header.type !== 'directory' && header.type !== 'file')
+        return refuse(`a ${header.type ?? 'special'} entry (only files and directories are read)`);
       const chunks: Buffer[] = [];
       stream.on('data', (c: unknown) => {
         const chunk = c as Buffer;
         bytes += chunk.length;
-        if (bytes > maxBytes) return fail(`the artifact unpacks to more than ${maxBytes} bytes`);
-        chunks.push(chunk);
+        if (bytes > bounds.maxBytes) refuse(`the artifact unpacks to more than ${bounds.maxBytes} bytes`);
+        else chunks.push(chunk);
       });
       stream.on('end', () => {
-        mkdirSync(dirname(join(dir, name)), { recursive: true });
-        writeFileSync(join(dir, name), Buffer.concat(chunks));
-        next();
+        try {
+          if (header.type === 'directory') mkdirSync(join(dir, name), { recursive: true });
+          else {
+            mkdirSync(dirname(join(dir, name)), { recursive: true });
+            writeFileSync(join(dir, name), Buffer.concat(chunks), { flag: 'wx' });
+          }
+          next();
+        } catch (err) {
+          refuse(`clashes with an earlier entry (${errorMessage(err)})`);
+        }
       });
     });
     tar.on('finish', resolve);
-    tar.on('error', reject);
+    tar.on('error', fail);
   });
   Readable.from([Buffer.from(data)])
-    .pipe(createGunzip())
-    .on('error', (err) => tar.destroy(err))
+    .pipe(gunzip)
     .pipe(tar);
   await done;
 }
@@ -121,14 +139,15 @@ export async function fetchArtifact(
     const repository = url.pathname.replace(/^\/+|\/+$/g, '');
     const registry = new OciChartRegistry(base, repository, allowedHosts, bounds, await credentials?.(base.host));
     const manifest = await registry.manifest(await referenceOf(registry, artifact.ref));
-    const dir = join(cacheDir, 'artifacts', manifest.digest.replace(':', '-'));
-    if (existsSync(dir)) return { digest: manifest.digest, dir };
     const layer = artifact.mediaType
       ? manifest.layers.find((l) => l.mediaType === artifact.mediaType)
       : manifest.layers[0];
     const digest = layer?.digest ?? '';
     if (!/^sha256:[0-9a-f]{64}$/.test(digest))
       throw new Error(`the manifest has no layer${artifact.mediaType ? ` of media type ${artifact.mediaType}` : ''}`);
+    // Kept by the layer's digest: what is extracted is that layer's content, whichever manifest named it.
+    const dir = join(cacheDir, 'artifacts', digest.replace(':', '-'));
+    if (existsSync(dir)) return { digest: manifest.digest, dir };
     const data = await registry.get(`blobs/${digest}`);
     if (`sha256:${createHash('sha256').update(data).digest('hex')}` !== digest)
       throw new Error(`the layer's content does not have its digest ${digest}`);
@@ -136,7 +155,7 @@ export async function fetchArtifact(
     rmSync(partial, { recursive: true, force: true });
     mkdirSync(partial, { recursive: true });
     try {
-      await extractLayer(data, partial, bounds.maxBytes);
+      await extractLayer(data, partial, bounds);
       renameSync(partial, dir);
     } catch (err) {
       rmSync(partial, { recursive: true, force: true });

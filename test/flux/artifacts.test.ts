@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { run, startHelmRepo, startRegistry, type HelmRepo } from '../../devenv/index.js';
 import { localSettings } from '../../shared/config/index.js';
 import { readFlux } from '../../shared/flux/index.js';
+import { renderTarget } from '../../shared/render/index.js';
 import { syncRepo } from '../../shared/usecases/index.js';
 import { gitopsRepo } from '../helpers/engine.js';
 import { testEnv } from '../helpers/env.js';
@@ -329,28 +330,16 @@ spec: { chartRef: { kind: OCIRepository, name: edge } }
 `,
       'apps/base/configmap.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: a }\n',
       'apps/base/kustomization.yaml': 'resources: [configmap.yaml]\n',
+      // Left out by the exclude of the artifact "filtered".
+      'apps/secret.yaml': 'apiVersion: v1\nkind: Secret\nmetadata: { name: excluded }\n',
     },
     'flux-artifacts-',
   );
 
-  it('are refused by name, file and line (copy rules that move files, an artifact nobody makes, signature verification, another provider); what can be read is', async () => {
+  it('are refused by name, file and line (an artifact nobody makes, keyless verification, another provider); rules that move or filter files are copied at render time', async () => {
     const read = await readFlux(dir, [{ path: 'clusters/prod', cluster: 'prod' }], localSettings());
     expect(read.unsupported.map((u) => [u.file, u.line, u.object, u.field, u.message])).toEqual(
       expect.arrayContaining([
-        [
-          'clusters/prod/artifacts.yaml',
-          1,
-          'ArtifactGenerator flux-system/gen',
-          'spec.artifacts[0].copy',
-          expect.stringMatching(/copy rules of moved do not move whole directories/),
-        ],
-        [
-          'clusters/prod/artifacts.yaml',
-          1,
-          'ArtifactGenerator flux-system/gen',
-          'spec.artifacts[1].copy',
-          expect.stringMatching(/copy rules of filtered/),
-        ],
         [
           'clusters/prod/apps.yaml',
           11,
@@ -374,8 +363,22 @@ spec: { chartRef: { kind: OCIRepository, name: edge } }
         ],
       ]),
     );
-    expect(read.unsupported).toHaveLength(5);
+    expect(read.unsupported).toHaveLength(3);
     expect(read.unsupported.every((u) => u.cluster === 'prod')).toBe(true);
+    // Rules that move or filter files: the target reads path in what they copy, rendered as Flux would.
+    const moved = read.targets.find((t) => t.name === 'moved');
+    expect(moved?.assemble).toEqual([{ from: 'apps/base/**', to: 'common/' }]);
+    expect(moved?.origin?.inputs).toContain('apps/base');
+    const names = async (name: string) =>
+      (
+        await renderTarget(
+          read.targets.find((t) => t.name === name)!,
+          dir,
+          localSettings(),
+        )
+      ).objects.map((o) => o.object.metadata.name);
+    expect(await names('moved')).toEqual(['a']);
+    expect(await names('filtered')).toEqual(['a']);
     // An artifact of a whole directory is that directory; a non-semver tag is a tag; provider aws is a note.
     const whole = read.targets.find((t) => t.name === 'whole');
     expect(whole?.path).toBe('apps/base');
