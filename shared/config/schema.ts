@@ -152,6 +152,19 @@ const overlay = z
   })
   .strict();
 
+/** A cosign signature checked with named trusted keys (charts and artifacts of oci:// registries). */
+const cosignVerify = z
+  .object({
+    provider: z.literal('cosign').describe('a cosign signature of the manifest, made with a key'),
+    keys: z
+      .array(z.string().min(1))
+      .min(1)
+      .describe(
+        'names of trusted keys (deploy-time setting trustedKeys; locally TIDEGATE_TRUSTED_KEYS): PEM public keys, one of which must have signed the manifest',
+      ),
+  })
+  .strict();
+
 const chart = z
   .object({
     repository: z
@@ -180,17 +193,13 @@ const chart = z
       .optional()
       .describe('oci:// only: the chart at this manifest digest (instead of version or tag)'),
     insecure: z.boolean().default(false).describe('oci:// over plain HTTP (a registry without TLS)'),
-    verify: z
-      .object({
-        provider: z.literal('cosign').describe('a cosign signature of the chart manifest, made with a key'),
-        keys: z
-          .array(z.string().min(1))
-          .min(1)
-          .describe(
-            'names of trusted keys (deploy-time setting trustedKeys; locally TIDEGATE_TRUSTED_KEYS): PEM public keys, one of which must have signed the manifest',
-          ),
-      })
-      .strict()
+    tagPrefixV: z
+      .boolean()
+      .optional()
+      .describe(
+        'oci:// only: tags with a "v" prefix (v1.2.3) are versions too, as a Flux OCIRepository reads them (Helm reads strict versions only)',
+      ),
+    verify: cosignVerify
       .optional()
       .describe(
         'oci:// only: the chart is rendered only when a cosign signature (tag sha256-<digest>.sig) made by one of these keys names its manifest digest',
@@ -232,6 +241,9 @@ const artifact = z
       .describe("Flux's precedence: digest, then semver, then tag; latest when none"),
     insecure: z.boolean().default(false).describe('over plain HTTP (a registry without TLS)'),
     mediaType: z.string().optional().describe('the layer to extract (default: the first)'),
+    verify: cosignVerify
+      .optional()
+      .describe("the artifact's cosign signature, checked at every sync before its layer is read"),
   })
   .strict();
 

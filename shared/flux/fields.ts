@@ -185,7 +185,7 @@ function judgeVerify(value: unknown): { note: string } | { refuse: string } {
     };
   if (other.length > 0) return { refuse: `verify.${other.join(', verify.')}: not supported yet` };
   return note(
-    `the chart's cosign signature is verified with the deploy-time trusted key named ${secret} (setting trustedKeys; TIDEGATE_TRUSTED_KEYS locally), not with the keys of the Secret in the cluster; the transparency log (Rekor) is not checked, as Flux does not for a public key`,
+    `the cosign signature (of the chart or the artifact) is verified with the deploy-time trusted key named ${secret} (setting trustedKeys; TIDEGATE_TRUSTED_KEYS locally), not with the keys of the Secret in the cluster; the transparency log (Rekor) is not checked, as Flux does not for a public key`,
   );
 }
 /** An OCIRepository: a HelmRelease's chart (chartRef), or a Kustomization's manifests (sourceRef). */

@@ -84,6 +84,13 @@ function copiedFiles(
   return { root: '.', assemble, via };
 }
 
+/** An OCIRepository's verify: cosign with a Secret's public keys, as the trusted key of that name (fields.ts refuses the rest). */
+function cosignOf(repo: FluxObject): { verify?: { provider: 'cosign'; keys: string[] } } {
+  const verify = rec(repo.spec['verify']);
+  const key = (str(verify['provider']) ?? 'cosign') === 'cosign' ? str(rec(verify['secretRef'])['name']) : undefined;
+  return key ? { verify: { provider: 'cosign', keys: [key] } } : {};
+}
+
 /** The reference an OCIRepository names, as Flux picks it: a digest, else a semver range, else a tag (latest when none). */
 function ociRef(repo: FluxObject): Record<string, string> {
   const ref = rec(repo.spec['ref']);
@@ -101,15 +108,6 @@ function ociFiles(r: FluxReader, obj: FluxObject, field: string, ns: string, nam
   }
   const url = str(repo.spec['url']) ?? '';
   const layer = rec(repo.spec['layerSelector']);
-  // Only a chart's signature is checked yet: verified manifests are refused rather than used unverified.
-  if (repo.spec['verify'] !== undefined) {
-    r.problem(
-      repo,
-      'spec.verify',
-      "verifying an artifact of manifests is not supported yet (a chart's cosign signature is): it would be used unverified",
-    );
-    return undefined;
-  }
   if (str(layer['operation']) === 'copy') {
     r.problem(
       repo,
@@ -124,6 +122,7 @@ function ociFiles(r: FluxReader, obj: FluxObject, field: string, ns: string, nam
       ref: ociRef(repo),
       insecure: repo.spec['insecure'] === true,
       ...(str(layer['mediaType']) ? { mediaType: str(layer['mediaType']) } : {}),
+      ...cosignOf(repo),
     },
     root: '.',
     via: [repo],
@@ -227,17 +226,16 @@ export function ociChart(r: FluxReader, repo: FluxObject, target: string): Recor
   }
   const { digest, semver, tag = 'latest' } = ociRef(repo);
   const pin = digest ? { digest } : semver ? { version: semver } : valid(tag) === tag ? { version: tag } : { tag };
-  // verify: cosign with a Secret's public keys, as the trusted key of that name (fields.ts refuses the rest).
-  const verify = rec(repo.spec['verify']);
-  const key = (str(verify['provider']) ?? 'cosign') === 'cosign' ? str(rec(verify['secretRef'])['name']) : undefined;
   r.mapped(repo, `chart source of target ${target}`);
   return {
     chart: {
       repository: `oci://${at[1].replace(/\/$/, '')}`,
       name: at[2],
       ...pin,
+      // A semver ref picks among tags as the OCIRepository does: v1.21.1 is a version.
+      ...(semver ? { tagPrefixV: true } : {}),
       insecure: repo.spec['insecure'] === true,
-      ...(key ? { verify: { provider: 'cosign', keys: [key] } } : {}),
+      ...cosignOf(repo),
     },
   };
 }

@@ -111,6 +111,8 @@ export interface ChartSpec {
   name: string;
   version: string;
   insecure?: boolean | undefined;
+  /** oci:// only: tags with a "v" prefix are versions too (a Flux OCIRepository's chart). */
+  tagPrefixV?: boolean | undefined;
   /** oci:// only: a cosign signature by one of these trusted keys (by name) must name the chart's manifest. */
   verify?: { provider: 'cosign'; keys: readonly string[] } | undefined;
 }

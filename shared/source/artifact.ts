@@ -8,6 +8,8 @@ import { extract } from 'tar-stream';
 import type { LocalSettings } from '../config/index.js';
 import { errorMessage, redactUrl } from '../model/index.js';
 import { OciChartRegistry, type RegistryCredentials } from './chart-oci.js';
+import { cosignKeys, type TrustedKeys } from './chart-repo.js';
+import { verifyCosignSignature } from './cosign.js';
 import type { FetchBounds } from './remote-base.js';
 
 /** An OCI artifact of manifests (Flux's OCIRepository, as `flux push artifact` makes them), as a target names it. */
@@ -19,7 +21,14 @@ export interface ArtifactRef {
   insecure?: boolean | undefined;
   /** The layer to extract (default: the first one). */
   mediaType?: string | undefined;
+  /** A cosign signature by one of these public keys (PEM) must name the manifest read. */
+  verify?: { keys: readonly string[] } | undefined;
 }
+
+/** An artifact as a target names it: its verify names trusted keys (deploy-time setting trustedKeys). */
+export type NamedArtifact = Omit<ArtifactRef, 'verify'> & {
+  verify?: { provider: 'cosign'; keys: readonly string[] } | undefined;
+};
 
 /** An artifact fetched: its manifest digest and the directory it was extracted to. */
 export interface ResolvedArtifact {
@@ -139,6 +148,8 @@ export async function fetchArtifact(
     const repository = url.pathname.replace(/^\/+|\/+$/g, '');
     const registry = new OciChartRegistry(base, repository, allowedHosts, bounds, await credentials?.(base.host));
     const manifest = await registry.manifest(await referenceOf(registry, artifact.ref));
+    // Before anything of it is read (a cached copy too): the manifest read, signed by a trusted key.
+    if (artifact.verify) await verifyCosignSignature(registry, manifest.digest, artifact.verify.keys);
     const layer = artifact.mediaType
       ? manifest.layers.find((l) => l.mediaType === artifact.mediaType)
       : manifest.layers[0];
@@ -168,12 +179,23 @@ export async function fetchArtifact(
   }
 }
 
+/** An artifact whose verify names trusted keys, with those keys (PEM). */
+async function withKeys(named: NamedArtifact, trustedKeys: TrustedKeys | undefined): Promise<ArtifactRef> {
+  const { verify, ...rest } = named;
+  if (!verify) return rest;
+  try {
+    return { ...rest, verify: { keys: await cosignKeys(verify.keys, trustedKeys) } };
+  } catch (err) {
+    throw new ArtifactError(rest, errorMessage(err), { cause: err });
+  }
+}
+
 /** The artifact fetcher renders use: the hosts, cache and output limit of these settings, by the render's deadline. */
 export const artifactSources =
-  (settings: LocalSettings, credentials?: RegistryCredentials) =>
-  (artifact: ArtifactRef, deadline: number): Promise<ResolvedArtifact> =>
+  (settings: LocalSettings, credentials?: RegistryCredentials, trustedKeys?: TrustedKeys) =>
+  async (named: NamedArtifact, deadline: number): Promise<ResolvedArtifact> =>
     fetchArtifact(
-      artifact,
+      await withKeys(named, trustedKeys),
       settings.render.allowedHosts,
       settings.cacheDir,
       { deadline, maxBytes: settings.render.maxBytes },

@@ -113,15 +113,17 @@ export class OciChartRegistry {
   }
 
   /**
-   * The versions its tags name, each with its tag: "+" written as "_" (as Helm pushes), and a "v"
-   * prefix read as the version (cert-manager's and Envoy Gateway's charts are tagged v1.21.1, and
-   * Flux reads them so). A version tagged both ways keeps the tag without the prefix.
+   * The versions its tags name, each with its tag, "+" written as "_" (as Helm pushes). Helm reads
+   * strict versions only; with `prefixV`, a "v" prefix is read as the version too, as Flux's
+   * OCIRepository reads tags (cert-manager's and Envoy Gateway's charts are tagged v1.21.1). A
+   * version tagged both ways keeps the tag without the prefix.
    */
-  async versions(): Promise<Map<string, string>> {
+  async versions(prefixV = false): Promise<Map<string, string>> {
     const out = new Map<string, string>();
     for (const tag of await this.tags()) {
       const version = valid(tag.replace(/_/g, '+'));
-      if (version && (!out.has(version) || !tag.startsWith('v'))) out.set(version, tag);
+      if (!version || (!prefixV && version !== tag.replace(/_/g, '+'))) continue;
+      if (!out.has(version) || !tag.startsWith('v')) out.set(version, tag);
     }
     return out;
   }

@@ -17,6 +17,8 @@ export interface ChartRef {
   version: string;
   /** oci:// over plain HTTP (a registry on a private network without TLS). */
   insecure?: boolean | undefined;
+  /** oci:// only: tags with a "v" prefix are versions too (Flux's OCIRepository; Helm reads strict versions only). */
+  tagPrefixV?: boolean | undefined;
   /** oci:// only: the chart at this tag (instead of the version). */
   tag?: string | undefined;
   /** oci:// only: the chart at this manifest digest (instead of the version or tag). */
@@ -157,7 +159,7 @@ async function fromRegistry(
   const { base, repository } = ociLocation(chart.repository, chart.name, chart.insecure ?? false);
   const registry = new OciChartRegistry(base, repository, allowedHosts, bounds, await credentials?.(base.host));
   // A digest or a tag names one manifest; a version or range is picked from the tags.
-  const tags = (chart.digest ?? chart.tag) ? undefined : await registry.versions();
+  const tags = (chart.digest ?? chart.tag) ? undefined : await registry.versions(chart.tagPrefixV);
   const reference = chart.digest ?? chart.tag ?? tagOf(tags, chart.version);
   const version = reference.startsWith('sha256:') ? reference : reference.replace(/_/g, '+');
   const { layer, manifest } = await registry.chartDigest(reference);
@@ -204,23 +206,31 @@ export async function fetchChart(
 
 const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
 
-/** A chart whose verify names trusted keys, with those keys (PEM); none of them configured, or one not a cosign key, fails. */
-async function withKeys(chart: NamedChart, trustedKeys: TrustedKeys | undefined): Promise<ChartRef> {
-  const { verify, ...rest } = chart;
-  if (!verify) return rest;
-  const found = (await trustedKeys?.(verify.keys)) ?? [];
+/** The cosign public keys (PEM) of trusted key names; none of them configured, or one not a cosign key, fails. */
+export async function cosignKeys(names: readonly string[], trustedKeys: TrustedKeys | undefined): Promise<string[]> {
+  const found = (await trustedKeys?.(names)) ?? [];
   if (found.length === 0)
-    throw new ChartError(
-      chart,
-      `none of the trusted keys ${verify.keys.join(', ')} is configured (deploy-time setting trustedKeys; locally TIDEGATE_TRUSTED_KEYS)`,
+    throw new Error(
+      `none of the trusted keys ${names.join(', ')} is configured (deploy-time setting trustedKeys; locally TIDEGATE_TRUSTED_KEYS)`,
     );
   for (const { name, key } of found)
     try {
       cosignKey(key);
     } catch (err) {
-      throw new ChartError(chart, `trusted key ${name} is not a cosign public key (PEM): ${errorMessage(err)}`);
+      throw new Error(`trusted key ${name} is not a cosign public key (PEM): ${errorMessage(err)}`, { cause: err });
     }
-  return { ...rest, verify: { keys: found.map((k) => k.key) } };
+  return found.map((k) => k.key);
+}
+
+/** A chart whose verify names trusted keys, with those keys (PEM). */
+async function withKeys(chart: NamedChart, trustedKeys: TrustedKeys | undefined): Promise<ChartRef> {
+  const { verify, ...rest } = chart;
+  if (!verify) return rest;
+  try {
+    return { ...rest, verify: { keys: await cosignKeys(verify.keys, trustedKeys) } };
+  } catch (err) {
+    throw new ChartError(chart, errorMessage(err), { cause: err });
+  }
 }
 
 /** The chart fetcher renders use: the hosts, cache and output limit of these settings, by the render's deadline. */

@@ -218,7 +218,7 @@ async function renderOf(run: SyncRun, withholdSecrets: boolean) {
     remoteBases(settings),
     chartRepositories(settings, run.input.registryCredentials, run.input.trustedKeys),
     { ...fromCluster, withheld: withholdSecrets },
-    artifactSources(settings, run.input.registryCredentials),
+    artifactSources(settings, run.input.registryCredentials, run.input.trustedKeys),
   );
   run.chart = rendered.chart;
   // Values decrypted from SOPS files are redacted like those read from Secrets.

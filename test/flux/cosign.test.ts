@@ -4,7 +4,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { cosignPath, run, startHelmRepo, startRegistry, type HelmRepo } from '../../devenv/index.js';
+import { execFileSync } from 'node:child_process';
+import { cosignPath, pushArtifact, run, startHelmRepo, startRegistry, type HelmRepo } from '../../devenv/index.js';
 import { localSettings } from '../../shared/config/index.js';
 import { readFlux } from '../../shared/flux/index.js';
 import { syncRepo } from '../../shared/usecases/index.js';
@@ -237,6 +238,80 @@ spec:
     const [second] = await syncRepo(ctx, { repo: repo.url });
     expect(second?.outcome).toBe('failed');
     expect(second?.error).toContain('signature 1: not made by a trusted key');
+  });
+
+  it('an artifact of manifests (an OCIRepository a Kustomization reads) is verified the same way: signed by the trusted key it syncs, unsigned it fails, nothing applied', async () => {
+    const id = randomBytes(3).toString('hex');
+    const tarball = (ns: string) => {
+      const src = mkdtempSync(join(tmpdir(), 'cosign-artifact-'));
+      writeFileSync(
+        join(src, 'config.yaml'),
+        stringify({
+          apiVersion: 'v1',
+          kind: 'ConfigMap',
+          metadata: { name: 'from-artifact', namespace: ns },
+          data: { a: '1' },
+        }),
+      );
+      return execFileSync('tar', ['czf', '-', '-C', src, '.']);
+    };
+    const ns = (c: string) => `ca-${id}-${c}`;
+    const signed = await pushArtifact(registry, `manifests/app-${id}`, 'signed', tarball(ns('signed')));
+    await pushArtifact(registry, `manifests/app-${id}`, 'unsigned', tarball(ns('unsigned')));
+    await cosign(
+      'sign',
+      '--tlog-upload=false',
+      '--allow-http-registry',
+      '--yes',
+      '--key',
+      'trusted.key',
+      `${registry.host}/manifests/app-${id}@${signed}`,
+    );
+    const kustomization = (c: string) => `---
+apiVersion: v1
+kind: Namespace
+metadata: { name: ${ns(c)} }
+---
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: OCIRepository
+metadata: { name: app, namespace: ${ns(c)} }
+spec:
+  interval: 10m
+  url: oci://${registry.host}/manifests/app-${id}
+  insecure: true
+  ref: { tag: ${c} }
+  verify: { provider: cosign, secretRef: { name: cosign-pub } }
+---
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: { name: app, namespace: ${ns(c)} }
+spec: { interval: 10m, path: ./, prune: true, sourceRef: { kind: OCIRepository, name: app } }
+`;
+    const repo = await gitopsRepo('flux-cosign-artifact');
+    const prefix = `a${id}-`;
+    await repo.commit({
+      'clusters/test/signed.yaml': kustomization('signed'),
+      'clusters/test/unsigned.yaml': kustomization('unsigned'),
+      'tidegate.yaml': stringify({ flux: [{ path: 'clusters/test', cluster: 'test', prefix }] }),
+    });
+    const settings = localSettings();
+    const trusted = readFileSync(join(dir, 'trusted.pub'), 'utf8');
+    const ctx = {
+      ...repo.engine,
+      settings: { ...settings, render: { ...settings.render, allowedHosts: ['127.0.0.1'] } },
+      registry: { credentials: (host: string) => (host === registry.host ? user : undefined) },
+      trustedKeys: (names: readonly string[]) =>
+        Promise.resolve(names.filter((n) => n === 'cosign-pub').map((name) => ({ name, key: trusted }))),
+    };
+    const results = new Map((await syncRepo(ctx, { repo: repo.url })).map((r) => [r.target, r]));
+    const signedResult = results.get(`${prefix}${ns('signed')}-app`);
+    expect(signedResult?.outcome, signedResult?.error).toBe('applied');
+    const client = repo.engine.client;
+    expect(await client.get('v1', 'ConfigMap', ns('signed'), 'from-artifact')).toBeDefined();
+    const unsigned = results.get(`${prefix}${ns('unsigned')}-app`);
+    expect(unsigned?.outcome).toBe('failed');
+    expect(unsigned?.error).toMatch(/no valid cosign signature of sha256:[0-9a-f]{64} by a trusted key/);
+    expect(await client.get('v1', 'ConfigMap', ns('unsigned'), 'from-artifact')).toBeUndefined();
   });
 
   it('locally (the CLI): the keys a chart names are <name>.pub files of TIDEGATE_TRUSTED_KEYS', async () => {

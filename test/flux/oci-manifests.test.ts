@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -170,7 +170,7 @@ spec: { sourceRef: { kind: OCIRepository, name: ${name} }, path: ./, prune: true
     expect(await repo.engine.client.get('v1', 'ConfigMap', ns, 'ok')).toBeUndefined();
   });
 
-  it('an artifact of manifests asked to be verified is refused by name, never used unverified', async () => {
+  it("an artifact of manifests asked to be verified with a key keeps its verify (the trusted key of the Secret's name); keyless is refused", async () => {
     const dir = fluxTree(
       {
         'clusters/prod/app.yaml': `apiVersion: source.toolkit.fluxcd.io/v1
@@ -190,13 +190,24 @@ spec: { sourceRef: { kind: OCIRepository, name: app }, path: ./, prune: true, in
       'flux-oci-verify-',
     );
     const read = await readFlux(dir, [{ path: 'clusters/prod', cluster: 'prod' }], localSettings());
-    expect(read.unsupported.map((u) => [u.object, u.field, u.message])).toEqual([
-      [
-        'OCIRepository flux-system/app',
-        'spec.verify',
-        expect.stringMatching(/verifying an artifact of manifests is not supported yet/),
-      ],
+    expect(read.unsupported).toEqual([]);
+    expect(read.targets.find((t) => t.name === 'app')?.artifact).toMatchObject({
+      url: 'oci://ghcr.io/acme/manifests/app',
+      ref: { tag: 'v1.0.0' },
+      verify: { provider: 'cosign', keys: ['cosign-pub'] },
+    });
+    const keyless = fluxTree(
+      {
+        'clusters/prod/app.yaml': readFileSync(`${dir}/clusters/prod/app.yaml`, 'utf8').replace(
+          'secretRef: { name: cosign-pub }',
+          'matchOIDCIdentity: [{ issuer: x, subject: y }]',
+        ),
+      },
+      'flux-oci-keyless-',
+    );
+    const refused = await readFlux(keyless, [{ path: 'clusters/prod', cluster: 'prod' }], localSettings());
+    expect(refused.unsupported.map((u) => [u.object, u.field])).toEqual([
+      ['OCIRepository flux-system/app', 'spec.verify'],
     ]);
-    expect(read.targets.map((t) => t.name)).not.toContain('app');
   });
 });

@@ -19,7 +19,8 @@ data:
 
 /**
  * Charts whose versions carry a "v" (cert-manager's and Envoy Gateway's, tagged v1.21.1 in their
- * OCI registries, as their Chart.yaml versions are): a range picks among them as Flux does.
+ * OCI registries, as their Chart.yaml versions are): a range picks among them as a Flux OCIRepository
+ * does (tagPrefixV, set for charts read from one); Helm reads strict versions only, and so does a chart without it.
  */
 describe('OCI chart tags with a "v"', () => {
   let helm: HelmRepo;
@@ -50,10 +51,29 @@ describe('OCI chart tags with a "v"', () => {
       substitute: {},
       defaultReleaseName: 'vtagged',
       settings: local,
-      chart: { repository: `oci://${registry.host}/charts`, name: 'vtagged', version: '1.x', insecure: true },
+      chart: {
+        repository: `oci://${registry.host}/charts`,
+        name: 'vtagged',
+        version: '1.x',
+        insecure: true,
+        tagPrefixV: true,
+      },
       fetchChart: chartRepositories(local),
     });
     expect(result.chart?.version).toBe('v1.21.1');
     expect(result.objects.map((o) => o.object['data'])).toEqual([{ version: 'v1.21.1' }]);
+    // As Helm reads them (no tagPrefixV): no tag is a version.
+    await expect(
+      render({
+        root: tempTree({ 'values/.keep': '' }),
+        path: 'values',
+        mode: 'auto',
+        substitute: {},
+        defaultReleaseName: 'vtagged',
+        settings: local,
+        chart: { repository: `oci://${registry.host}/charts`, name: 'vtagged', version: '1.x', insecure: true },
+        fetchChart: chartRepositories(local),
+      }),
+    ).rejects.toThrow(/no version matches 1\.x: the repository has no tags that are versions/);
   });
 });
