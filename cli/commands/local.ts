@@ -147,7 +147,7 @@ export async function renderCommand(target: string, args: SyncArgs, io: Io): Pro
       remoteBases(settings),
       chartRepositories(settings, engine.registry?.credentials, engine.trustedKeys),
       {},
-      artifactSources(settings, engine.registry?.credentials),
+      artifactSources(settings, engine.registry?.credentials, engine.trustedKeys),
     );
     io.err(
       `tidegate: ${errorMessage(unavailable)}: the objects as rendered, without the namespaces and labels a sync sets\n`,
