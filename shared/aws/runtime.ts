@@ -211,9 +211,18 @@ async function gitAccess(
   const sops = await sopsKeys(settings.sops, secrets, logger, env);
   // A repository with keys of its own decrypts with those only; the others never get them.
   const repositories = await Promise.all(
-    settings.repositories.map(async ({ sops: own, ...r }) =>
-      own ? { ...r, sops: await sopsKeys(own, secrets, logger, env) } : r,
-    ),
+    settings.repositories.map(async ({ sops: own, sourceTokens, ...r }) => ({
+      ...r,
+      ...(own ? { sops: await sopsKeys(own, secrets, logger, env) } : {}),
+      // A tenant's repository read with its own token, asked for when used (a secret unread fails that fetch only).
+      ...(sourceTokens
+        ? {
+            sourceTokens: new Map(
+              Object.entries(sourceTokens).map(([url, ref]) => [url, () => secrets.get(ref)] as const),
+            ),
+          }
+        : {}),
+    })),
   );
   const gitSource = (url: string): GitSource => ({ url, ...(tokens.get(url) ? { token: tokens.get(url) } : {}) });
   const github = githubClients((url) => ({

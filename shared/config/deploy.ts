@@ -154,6 +154,12 @@ export const deploySettingsSchema = z
               .describe(
                 "cluster-scoped kinds this repository's targets may apply (Kind or group/Kind, * globs; core kinds have no group); [] = namespaced objects only; left out = every kind",
               ),
+            sourceTokens: z
+              .record(z.string().regex(/^https?:\/\/[^\s@]+$/, 'a Git repository URL, without credentials'), secretRef)
+              .optional()
+              .describe(
+                "tokens for other Git repositories this repository's targets read (a tenant's repository, as Flux's GitRepository secretRef): each used for that URL only, by this repository's targets only",
+              ),
             sops: sopsKeys
               .optional()
               .describe(

@@ -7,7 +7,7 @@ import type { ReloadScope, ReloadStrategy } from '../reload/index.js';
 import type { GitSource, TrustedKey } from '../source/index.js';
 import type { Logger, MetricsSink } from '../telemetry/index.js';
 import type { Notifier } from '../notify/index.js';
-import { normaliseRepoUrl, type KubeObject, type SyncProgress } from '../model/index.js';
+import { normaliseRepoUrl, type KubeObject, type SyncProgress, type TokenSource } from '../model/index.js';
 
 /** What the engine needs from its shell (Lambda, CLI, tests). */
 export interface EngineContext {
@@ -26,6 +26,8 @@ export interface EngineContext {
     serviceAccount?: TenantLockdown | undefined;
     /** Keys only this repository's targets decrypt SOPS files with (instead of settings.sops). */
     sops?: SopsKeys | undefined;
+    /** Tokens for other Git repositories this repository's targets read (by URL): for those URLs and these targets only. */
+    sourceTokens?: ReadonlyMap<string, TokenSource> | undefined;
   }>;
   /** The policy floor of a cluster alias (deploy-time settings): gates tidegate.yaml cannot lower. */
   floor?: (cluster: string) => FloorPolicy | undefined;
@@ -77,14 +79,24 @@ export const githubFor = (
 
 /**
  * How a target of `repo` reaches `url`: with the repository's own credentials when it is the
- * repository itself; any other URL (a target's source.url, a Flux GitRepository) without any, and
- * with a cache of its own, so a writer of one repository never reads another tracked repository
- * with that repository's token. A private source needs its own repository entry in the settings.
+ * repository itself; another URL (a target's source.url, a Flux GitRepository) with the token the
+ * deploy-time settings give `repo` for that URL (a tenant's repository: its own credentials), else
+ * without any; each with a cache of its own, so a writer of one repository never reads another
+ * tracked repository with that repository's token.
  */
-export function sourceFor(ctx: Pick<EngineContext, 'gitSource'>, repo: string | undefined, url: string): GitSource {
+export function sourceFor(
+  ctx: Pick<EngineContext, 'gitSource' | 'repositories'>,
+  repo: string | undefined,
+  url: string,
+): GitSource {
   if (ownUrl(repo, url)) return ctx.gitSource(url);
   const { token: _token, username: _username, ...rest } = ctx.gitSource(url);
-  return { ...rest, cacheScope: 'anonymous' };
+  const given = [...(repositoryOf(ctx, repo)?.sourceTokens ?? [])].find(
+    ([u]) => normaliseRepoUrl(u) === normaliseRepoUrl(url),
+  )?.[1];
+  return given
+    ? { ...rest, token: given, cacheScope: `source-of:${normaliseRepoUrl(repo ?? '')}` }
+    : { ...rest, cacheScope: 'anonymous' };
 }
 
 const repositoryOf = (ctx: Pick<EngineContext, 'repositories'>, repo: string | undefined) =>
@@ -94,7 +106,6 @@ const repositoryOf = (ctx: Pick<EngineContext, 'repositories'>, repo: string | u
 export const clusterResourcesOf = (ctx: Pick<EngineContext, 'repositories'>, repo: string | undefined) =>
   repositoryOf(ctx, repo)?.clusterResources;
 
-/** The ServiceAccount a repository's targets apply as when they name none (deploy-time settings); undefined: tidegate's own identity. */
 /** The settings a repository's renders run with: its own SOPS keys, when it has them. */
 export const settingsFor = (ctx: Pick<EngineContext, 'repositories' | 'settings'>, repo: string | undefined) => {
   const sops = repositoryOf(ctx, repo)?.sops;

@@ -94,4 +94,49 @@ describe("a target's source names another tracked repository", () => {
       /401 Unauthorized \(a source other than the target's own repository is fetched without credentials/,
     );
   }, 120_000);
+
+  it("a tenant's repository read with its own credentials: the token the settings give one repository for that URL (repositories[].sourceTokens) reads it for that repository's targets only", async () => {
+    await wsA.commit({ 'tenant/cm.yaml': yamlDocs(configMap('tenant-settings', { owner: 'tenant' })) }, 'tenant');
+    const platform = await gitopsRepo('r3src-platform', { owner: 'other' });
+    const other = await gitopsRepo('r3src-other', { owner: 'other' });
+    const target = (name: string) =>
+      stringify({
+        targets: [
+          {
+            name,
+            cluster: 'c',
+            source: { url: urlA, ref: { branch: 'main' } },
+            path: 'tenant',
+            targetNamespace: name,
+            wait: false,
+          },
+        ],
+      });
+    const nsP = uniqueName('r3src-p');
+    const nsO = uniqueName('r3src-o');
+    await platform.commit({ 'tidegate.yaml': target(nsP) });
+    await other.commit({ 'tidegate.yaml': target(nsO) });
+    const runtime = await createRuntime('test', {
+      ...motoEnv(),
+      TIDEGATE_CACHE: mkdtempSync(join(tmpdir(), 'tidegate-r3src-cache-')),
+      TIDEGATE_SETTINGS: JSON.stringify({
+        repositories: [
+          { url: platform.url, branch: 'main', sourceTokens: { [urlA]: { value: tokenA } } },
+          { url: other.url, branch: 'main' },
+        ],
+        clusters: { c: testClusterSetting() },
+        queueUrl: 'http://127.0.0.1:1/unused',
+      }),
+    });
+    const { engine } = await runtime.git();
+    const client = new ControllerClient(testKubeConfig());
+    const [p] = await syncRepo(engine, { repo: platform.url, target: nsP });
+    expect(p?.outcome, p?.error).toBe('applied');
+    expect((await client.get('v1', 'ConfigMap', nsP, 'tenant-settings'))?.['data']).toEqual({ owner: 'tenant' });
+    // Another repository naming the same URL gets no token, not even after the platform's fetch filled a cache.
+    const [o] = await syncRepo(engine, { repo: other.url, target: nsO });
+    expect(o?.outcome).toBe('failed');
+    expect(o?.error).toMatch(/401 Unauthorized/);
+    expect(await client.get('v1', 'ConfigMap', nsO, 'tenant-settings')).toBeUndefined();
+  }, 120_000);
 });
