@@ -32,7 +32,15 @@ function chartTemplate(
       return undefined;
     }
     used.push(...files.via);
-    return { fields: { path: files.root, render: 'helm' } };
+    // The chart is the artifact's directory: in place, copied by the generator's rules, or in an OCI artifact.
+    return {
+      fields: {
+        path: files.root,
+        render: 'helm',
+        ...(files.assemble ? { assemble: files.assemble } : {}),
+        ...(files.oci ? { artifact: files.oci } : {}),
+      },
+    };
   }
   r.problem(obj, 'spec.chartRef', `a chart from a ${kind} is not supported yet`);
   return undefined;

@@ -394,3 +394,47 @@ spec: { chartRef: { kind: OCIRepository, name: edge } }
     );
   });
 });
+
+/** A HelmRelease whose chartRef is an ExternalArtifact a copy rule makes of a chart directory elsewhere in the repository. */
+describe('a chart from an ExternalArtifact', () => {
+  it('is the directory its copy rules make: rendered from the copied chart', async () => {
+    const dir = fluxTree(
+      {
+        'clusters/prod/sync.yaml': `apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: { name: flux-system, namespace: flux-system }
+spec: { path: ./clusters/prod, prune: true, interval: 10m, sourceRef: { kind: GitRepository, name: flux-system } }
+`,
+        'clusters/prod/chart.yaml': `apiVersion: source.extensions.fluxcd.io/v1beta1
+kind: ArtifactGenerator
+metadata: { name: charts, namespace: flux-system }
+spec:
+  sources: [{ alias: repo, kind: GitRepository, name: flux-system }]
+  artifacts:
+    - name: web-chart
+      copy:
+        - { from: "@repo/charts/web/**", to: "@artifact/" }
+        - { from: "@repo/config/web-values.yaml", to: "@artifact/values.yaml" }
+---
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: { name: web, namespace: flux-system }
+spec: { interval: 10m, chartRef: { kind: ExternalArtifact, name: web-chart } }
+`,
+        'charts/web/Chart.yaml': 'apiVersion: v2\nname: web\nversion: 0.1.0\n',
+        'charts/web/values.yaml': 'greeting: from the chart\n',
+        'charts/web/templates/cm.yaml':
+          'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: web }\ndata: { greeting: {{ .Values.greeting | quote }} }\n',
+        'config/web-values.yaml': 'greeting: from the generator\n',
+      },
+      'flux-artifact-chart-',
+    );
+    const read = await readFlux(dir, [{ path: 'clusters/prod', cluster: 'prod' }], localSettings());
+    expect(read.unsupported).toEqual([]);
+    const web = read.targets.find((t) => t.name === 'web');
+    expect(web?.assemble).toBeDefined();
+    const { objects } = await renderTarget(web!, dir, localSettings());
+    // The generator's second rule overwrote the chart's values.yaml, as its copy order says.
+    expect(objects.map((o) => o.object['data'])).toEqual([{ greeting: 'from the generator' }]);
+  });
+});
