@@ -1,6 +1,7 @@
 import { posix } from 'node:path';
 import { valid } from 'semver';
 import { normaliseRepoUrl, redactUrl } from '../model/index.js';
+import { CHART_LAYER } from '../source/index.js';
 import type { FluxObject } from './objects.js';
 import type { FluxReader } from './reader.js';
 import { list, rec, refOf, repoPath, str } from './spec.js';
@@ -209,8 +210,6 @@ function artifactFiles(r: FluxReader, obj: FluxObject, field: string, ns: string
   return { ...files, root: posix.join(files.root, dir), via: [...files.via, generator] };
 }
 
-const HELM_LAYER = 'application/vnd.cncf.helm.chart.content.v1.tar+gzip';
-
 /** The chart of a HelmRelease from an OCIRepository, as a target's chart (or undefined, said why). */
 export function ociChart(r: FluxReader, repo: FluxObject, target: string): Record<string, unknown> | undefined {
   const url = str(repo.spec['url']) ?? '';
@@ -220,8 +219,8 @@ export function ociChart(r: FluxReader, repo: FluxObject, target: string): Recor
     return undefined;
   }
   const mediaType = str(rec(repo.spec['layerSelector'])['mediaType']);
-  if (mediaType && mediaType !== HELM_LAYER) {
-    r.problem(repo, 'spec.layerSelector.mediaType', `only the Helm chart layer (${HELM_LAYER}) is read as a chart`);
+  if (mediaType && mediaType !== CHART_LAYER) {
+    r.problem(repo, 'spec.layerSelector.mediaType', `only the Helm chart layer (${CHART_LAYER}) is read as a chart`);
     return undefined;
   }
   const { digest, semver, tag = 'latest' } = ociRef(repo);

@@ -123,6 +123,18 @@ function holdsCiphertext(object: KubeObject): boolean {
 export const REDACT_MIN = 4;
 
 /**
+ * Text with every secret value in it replaced by ***, as given and base64-encoded (the apiserver
+ * quotes a Secret's data so); values under REDACT_MIN characters are left alone.
+ */
+export function redactText(text: string, secrets: readonly string[]): string {
+  const plain = secrets.filter((v) => v.length >= REDACT_MIN);
+  const encoded = plain.map((v) => Buffer.from(v).toString('base64').replace(/=+$/, ''));
+  return [...new Set([...plain, ...encoded])]
+    .sort((a, b) => b.length - a.length)
+    .reduce((t, v) => t.split(v).join('***'), text);
+}
+
+/**
  * A value shown whole (a diff's from or to): hidden when it is a secret value, whatever its length,
  * or a secret value cut short (a long value is shown as its first characters and "...").
  */
@@ -148,13 +160,7 @@ export function decryption(mode: EncryptedFiles, keys: SopsKeys): Decryption {
       throw new RenderError([{ file, message: `cannot decrypt this SOPS file: ${err.message}`, quotesNothing: true }]);
     }
   };
-  const redact = (text: string): string => {
-    const plain = values.filter((v) => v.length >= REDACT_MIN);
-    const encoded = plain.map((v) => Buffer.from(v).toString('base64').replace(/=+$/, ''));
-    return [...new Set([...plain, ...encoded])]
-      .sort((a, b) => b.length - a.length)
-      .reduce((t, v) => t.split(v).join('***'), text);
-  };
+  const redact = (text: string): string => redactText(text, values);
   return {
     values,
     redact,

@@ -3,7 +3,7 @@ export type { RenderedObject } from './manifests.js';
 export { hasShape, valueAt, type RandomField } from './random.js';
 export { renderTarget, render, type ClusterInputs, type Overlay, type RenderResult } from './render.js';
 export { RenderError, type RenderProblem } from './errors.js';
-export { redactValue } from './decrypt.js';
+export { redactText, redactValue } from './decrypt.js';
 export { UNSET_MARK } from './substitute.js';
 export { inputsDigest, renderInputs } from './inputs.js';
 export { parseDocuments } from './yaml.js';

@@ -17,7 +17,8 @@ export function basicAuthorization(
   if (!credentials || (to.protocol !== 'https:' && !LOOPBACK.has(to.hostname))) return undefined;
   return `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
 }
-const CHART_LAYER = 'application/vnd.cncf.helm.chart.content.v1.tar+gzip';
+/** The media type of a Helm chart's layer in an OCI registry. */
+export const CHART_LAYER = 'application/vnd.cncf.helm.chart.content.v1.tar+gzip';
 const MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
 /**

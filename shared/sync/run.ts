@@ -26,7 +26,7 @@ import {
   type SyncProgress,
   type SyncResult,
 } from '../model/index.js';
-import { redactValue } from '../render/index.js';
+import { redactText, redactValue } from '../render/index.js';
 import type { RegistryCredentials, TrustedKeys } from '../source/index.js';
 import { silentLogger, type Logger } from '../telemetry/index.js';
 import type { ReloadScope, ReloadStrategy } from '../reload/index.js';
@@ -210,11 +210,7 @@ export class SyncRun {
 
   /** A message with every value read from a Secret replaced (values under 4 characters would redact ordinary words, and tell nothing). */
   redact(text: string): string {
-    const plain = this.secrets.filter((s) => s.length >= 4);
-    // The apiserver may quote a value as it stores it: a Secret's data, base64-encoded.
-    const encoded = plain.map((s) => Buffer.from(s).toString('base64').replace(/=+$/, ''));
-    const values = [...new Set([...plain, ...encoded])].sort((a, b) => b.length - a.length);
-    return values.reduce((t, v) => t.split(v).join('***'), text);
+    return redactText(text, this.secrets);
   }
 
   /** A change as results show it: no value read from a Secret in its object's name, paths or values; no values at all when Secret values were withheld. */
