@@ -92,6 +92,8 @@ export interface RequestOptions {
   accept?: string;
   query?: Record<string, string | undefined>;
   signal?: AbortSignal;
+  /** The answer as sent (its body unparsed, with its content type), for a proxy. */
+  raw?: boolean;
 }
 
 const DISCOVERY_ACCEPT =
@@ -289,7 +291,10 @@ export class KubeClient {
       return this.unreachable(`${method} ${url.pathname}`, url, err, timeout.aborted);
     }
     if (!sent.reusedSocket) this.connectionsOpened++;
-    if (sent.status >= 200 && sent.status < 300) return { ok: sent.text ? JSON.parse(sent.text) : undefined };
+    if (sent.status >= 200 && sent.status < 300) {
+      if (opts.raw) return { ok: { text: sent.text, contentType: String(sent.headers['content-type'] ?? '') } };
+      return { ok: sent.text ? JSON.parse(sent.text) : undefined };
+    }
     const retryAfter = sent.headers['retry-after'];
     const error = apiError(sent.status, sent.text, `HTTP ${sent.status} for ${method} ${url.pathname}`);
     return {
@@ -363,6 +368,31 @@ export class KubeClient {
   /** The resource serving apiVersion+kind, from the last discovery (undefined when unknown). */
   resourceFor(apiVersion: string, kind: string): ResourceInfo | undefined {
     return this.resources.get(`${apiVersion}/${kind}`);
+  }
+
+  /** The resource served at group/version/resource (a URL's parts), from the last discovery. */
+  resourceAt(group: string, version: string, resource: string): ResourceInfo | undefined {
+    for (const info of this.resources.values())
+      if (info.group === group && info.version === version && info.resource === resource) return info;
+    return undefined;
+  }
+
+  /**
+   * A GET of a path (with its query) answered as the apiserver sent it: the body unparsed and its
+   * content type (a read-only proxy's upstream). Retried like any GET; a refusal throws KubeApiError.
+   */
+  async getRaw(
+    pathAndQuery: string,
+    accept: string,
+    signal?: AbortSignal,
+  ): Promise<{ text: string; contentType: string }> {
+    const url = new URL(pathAndQuery, 'http://x');
+    return this.request('GET', url.pathname, {
+      accept,
+      raw: true,
+      query: Object.fromEntries(url.searchParams),
+      ...(signal ? { signal } : {}),
+    });
   }
 
   /** Any served version of group+kind (for refs that carry no version, such as inventory entries). */

@@ -54,6 +54,8 @@ export interface SyncResult {
   reloads?: Array<{ workload: ObjectRef; sources: string[] }>;
   /** The error that ended the sync, as a message (no secret values). */
   error?: string;
+  /** What a reader should know about how the result was made (a chart rendered without lookup). */
+  notes?: string[];
   /** Set when a failed health check rolled the target back to its last healthy revision. */
   rolledBackTo?: Revision;
   /** Outcome "held": what the gate waits for (the change set is then the plan). */

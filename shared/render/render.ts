@@ -33,6 +33,10 @@ import { randomFields, valueAt } from './random.js';
 import { OUTSIDE, sandboxCheck } from './sandbox.js';
 import { decryption, type Decryption, type EncryptedFiles } from './decrypt.js';
 import { assembleArtifact, type CopyRule } from './assemble.js';
+import { hookOf, isTestHook, type HelmHook } from './hooks.js';
+
+/** A chart's hook as rendered. */
+export type HookObject = RenderedObject & { hook: HelmHook };
 
 export interface RenderOptions {
   /** The repository checkout. */
@@ -50,6 +54,13 @@ export interface RenderOptions {
         crds?: 'apply' | 'skip' | undefined;
       }
     | undefined;
+  /**
+   * Where a chart's `lookup` reads the cluster (helm --dry-run=server against a confined endpoint);
+   * without it, `lookup` finds nothing.
+   */
+  lookup?: { kubeconfig: string; cacheDir: string } | undefined;
+  /** The release exists already: the chart renders as an upgrade (.Release.IsUpgrade), not an install. */
+  upgrade?: boolean | undefined;
   /** Chart values read from the cluster (valuesFrom), in order: under values files, inline values and set. */
   clusterValues?: ReadonlyArray<Record<string, unknown>> | undefined;
   /** kustomize patches and image overrides applied to the rendered objects. */
@@ -97,6 +108,8 @@ export interface RenderOptions {
 export interface RenderResult {
   mode: Exclude<RenderMode, 'auto'>;
   objects: RenderedObject[];
+  /** A chart's hooks (other than tests): run at their points, never part of the release's objects. */
+  hooks: HookObject[];
   /** The repository chart rendered: the version the range resolved to, and its digest. */
   chart?: ChartVersion;
   /** Values decrypted from SOPS files: never quoted in a message (see SyncRun.redact). */
@@ -218,14 +231,21 @@ const MiB = 1024 * 1024;
  * (render.maxOutputMiB) and resident memory with its children (render.maxMemoryMiB), each
  * stopping the tool at once when passed.
  */
-async function tool(command: string, args: string[], cwd: string, opts: RenderOptions, what: string): Promise<string> {
+async function tool(
+  command: string,
+  args: string[],
+  cwd: string,
+  opts: RenderOptions,
+  what: string,
+  env: Record<string, string> = {},
+): Promise<string> {
   mkdirSync(join(opts.settings.cacheDir, 'helm'), { recursive: true });
   const limits = opts.settings.render;
   const memory = opts.settings.budgets.render.maxMemoryBytes;
   try {
     const { stdout } = await runTool(command, args, {
       cwd,
-      env: toolEnvironment(opts.settings),
+      env: { ...toolEnvironment(opts.settings), ...env },
       budget: {
         timeoutMs: limits.timeoutMs,
         maxOutputBytes: limits.maxBytes,
@@ -320,12 +340,6 @@ async function yamlObjects(
   for (const sub of kustomizations ?? [])
     objects.push(...(await toolObjects(sub, realRoot, relative(realRoot, sub), 'kustomize', opts, problems, dec)));
   return objects;
-}
-
-/** A Helm test hook (`helm.sh/hook: test`, or the older `test-success`): run by `helm test`, never installed. */
-function isTestHook(object: KubeObject): boolean {
-  const hooks = object.metadata.annotations?.['helm.sh/hook'] ?? '';
-  return hooks.split(',').some((h) => ['test', 'test-success'].includes(h.trim().toLowerCase()));
 }
 
 /** `kubectl kustomize` or `helm template` of dir, once the sandbox check found nothing that leads out of the repository. */
@@ -424,7 +438,10 @@ function addComponents(work: string, rel: string, components: readonly string[],
   writeFileSync(join(work, file), JSON.stringify({ ...doc, [key]: [...own, ...components] })); // JSON: see overlaid()
 }
 
-/** `helm template` of a chart (in the repository, or a fetched archive) with its values; test hooks and, when asked, CRDs left out. */
+/**
+ * `helm template` of a chart (in the repository, or a fetched archive) with its values; test hooks
+ * and, when asked, CRDs left out; other hooks marked as such.
+ */
 async function helmObjects(
   dir: string,
   rel: string,
@@ -441,7 +458,21 @@ async function helmObjects(
     archive ?? dir,
     ...(helm.crds === 'skip' ? [] : ['--include-crds']),
     '--skip-tests',
+    // As Helm renders a release it installs, or one it upgrades (.Release.IsInstall, .Release.IsUpgrade).
+    ...(opts.upgrade ? ['--is-upgrade'] : []),
   ];
+  // lookup reads the cluster through the confined endpoint; an install takes over objects a sync
+  // applied before (helm's check for its own release labels does not apply: tidegate keeps no release).
+  const lookup = opts.lookup;
+  if (lookup)
+    args.push(
+      '--dry-run=server',
+      '--disable-openapi-validation',
+      '--kubeconfig',
+      lookup.kubeconfig,
+      ...(opts.upgrade ? [] : ['--take-ownership']),
+    );
+  const env: Record<string, string> = lookup ? { KUBECACHEDIR: lookup.cacheDir } : {};
   if (opts.namespace) args.push('--namespace', opts.namespace);
   // Values from the cluster and inline values go through files of their own (they may hold secrets: mode 0600, removed after).
   const scratch = mkdtempSync(join(tmpdir(), 'tidegate-values-'));
@@ -465,7 +496,7 @@ async function helmObjects(
     const template = async (found: RenderProblem[]) =>
       (
         await parseManifests(
-          await tool(locateTool('helm', opts.settings), args, dir, opts, what),
+          await tool(locateTool('helm', opts.settings), args, dir, opts, what, env),
           what,
           opts.substitute,
           found,
@@ -480,7 +511,9 @@ async function helmObjects(
       first.map((r) => r.object),
       second.map((r) => r.object),
     );
-    return first.map((r) => {
+    return first.map((r): RenderedObject | HookObject => {
+      const hook = hookOf(r.object);
+      if (hook) return { ...r, hook };
       const fields = random.get(refKey(refOf(r.object)));
       return fields ? { ...r, random: fields } : r;
     });
@@ -645,12 +678,20 @@ async function renderFiles(opts: RenderOptions, dec: Decryption): Promise<Render
       : mode === 'kustomize'
         ? await kustomizeObjects(realRoot, rel, opts, problems, dec, opts.components)
         : await toolObjects(dir, realRoot, rel, mode, opts, problems, dec, chart?.archive);
-  const objects = await afterBuild(built, opts, problems);
-  problems.push(...duplicates(objects), ...dec.leftovers(objects));
+  const isHook = (o: RenderedObject): o is HookObject => 'hook' in o;
+  const objects = await afterBuild(
+    built.filter((o) => !isHook(o)),
+    opts,
+    problems,
+  );
+  const common = opts.commonMetadata;
+  const hooks = built.filter(isHook).map((h) => (common ? { ...withMetadata(h, common), hook: h.hook } : h));
+  problems.push(...duplicates(objects), ...duplicates(hooks), ...dec.leftovers([...objects, ...hooks]));
   if (problems.length > 0) throw new RenderError(problems);
   return {
     mode,
     objects,
+    hooks,
     ...(dec.values.length > 0 ? { secrets: dec.values } : {}),
     ...(chart ? { chart: { name: chart.name, version: chart.version, digest: chart.digest } } : {}),
   };
@@ -699,8 +740,10 @@ export function renderTarget(
   fetchChart?: FetchChart,
   fromCluster: ClusterInputs = {},
   fetchArtifact?: FetchArtifact,
+  release: Pick<RenderOptions, 'lookup' | 'upgrade'> = {},
 ): Promise<RenderResult> {
   return render({
+    ...release,
     fetchRemoteBase,
     fetchChart,
     fetchArtifact,

@@ -41,6 +41,7 @@ export function renderPreview(
     lines.push(
       `**${r.target}** at ${formatRevision(r.revision)}: ${r.outcome === 'failed' ? `the plan fails: ${code(publicError(r.error))}` : `${c.created} to create, ${c.configured} to configure, ${c.deleted} to delete, ${c.unchanged} unchanged`}`,
       '',
+      ...(r.notes ?? []).flatMap((n) => [`> ${n}`, '']),
     );
     const rows = r.changeSet.changes.filter((x) => x.action !== 'unchanged');
     if (rows.length)

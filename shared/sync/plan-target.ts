@@ -1,4 +1,4 @@
-import type { KubeClient } from '../cluster/index.js';
+import { serveLookups, type KubeClient } from '../cluster/index.js';
 import {
   ApplyError,
   MANAGED_BY_LABEL,
@@ -29,7 +29,14 @@ import {
   type SyncResult,
 } from '../model/index.js';
 import { createHash } from 'node:crypto';
-import { inputsDigest, renderInputs, renderTarget, type ClusterInputs, type RenderedObject } from '../render/index.js';
+import {
+  inputsDigest,
+  renderInputs,
+  renderTarget,
+  type ClusterInputs,
+  type RenderedObject,
+  type RenderResult,
+} from '../render/index.js';
 import { artifactSources, chartRepositories, remoteBases } from '../source/index.js';
 import { silentLogger } from '../telemetry/index.js';
 import { readClusterInputs } from './cluster-inputs.js';
@@ -199,6 +206,16 @@ export function ownersOf(planned: Planned, target: string): Map<string, string[]
   return owners;
 }
 
+const NO_LOOKUP =
+  'the chart was rendered without reading the cluster (an unreviewed change or a preview): its lookup found nothing, so values it keeps through lookup (generated passwords, certificates) show as changes';
+
+/**
+ * Whether a chart's `lookup` reads the cluster in this sync: never for an unreviewed head, a preview
+ * environment, or a change its gate has not signed off (what it reads could show in the plan).
+ */
+const lookupAllowed = (run: SyncRun): boolean =>
+  run.input.untrusted !== true && run.input.confine === undefined && run.verdict?.missing === undefined;
+
 /** The target rendered with what it reads from the cluster; an empty render of a target that applied objects before is refused. */
 async function renderOf(run: SyncRun, withholdSecrets: boolean) {
   const { spec, client, signal, settings } = run.input;
@@ -210,16 +227,31 @@ async function renderOf(run: SyncRun, withholdSecrets: boolean) {
     reader: run.targetClient,
   });
   run.secrets = fromCluster.secrets ?? [];
-  const rendered = await renderTarget(
-    spec,
-    run.input.dir,
-    settings,
-    signal,
-    remoteBases(settings),
-    chartRepositories(settings, run.input.registryCredentials, run.input.trustedKeys),
-    { ...fromCluster, withheld: withholdSecrets },
-    artifactSources(settings, run.input.registryCredentials, run.input.trustedKeys),
-  );
+  // The release exists once a sync of the target applied it: the chart renders (and hooks run) as an upgrade.
+  const upgrade = run.state.lastApplied !== undefined;
+  const lookup = lookupAllowed(run)
+    ? await serveLookups(run.targetClient, { namespace: spec.targetNamespace ?? spec.namespace ?? 'default' }, signal)
+    : undefined;
+  let rendered: RenderResult;
+  try {
+    rendered = await renderTarget(
+      spec,
+      run.input.dir,
+      settings,
+      signal,
+      remoteBases(settings),
+      chartRepositories(settings, run.input.registryCredentials, run.input.trustedKeys),
+      { ...fromCluster, withheld: withholdSecrets },
+      artifactSources(settings, run.input.registryCredentials, run.input.trustedKeys),
+      { upgrade, ...(lookup ? { lookup: { kubeconfig: lookup.kubeconfig, cacheDir: lookup.cacheDir } } : {}) },
+    );
+  } finally {
+    // What lookup read from Secrets is redacted like values read for valuesFrom.
+    if (lookup) run.secrets = [...run.secrets, ...lookup.secrets];
+    await lookup?.close();
+  }
+  if (!lookup && rendered.mode === 'helm') run.notes.push(NO_LOOKUP);
+  run.hooks = rendered.hooks;
   run.chart = rendered.chart;
   // Values decrypted from SOPS files are redacted like those read from Secrets.
   if (rendered.secrets) run.secrets = [...run.secrets, ...rendered.secrets];

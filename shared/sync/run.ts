@@ -26,7 +26,7 @@ import {
   type SyncProgress,
   type SyncResult,
 } from '../model/index.js';
-import { redactText, redactValue } from '../render/index.js';
+import { redactText, redactValue, type HookObject } from '../render/index.js';
 import type { RegistryCredentials, TrustedKeys } from '../source/index.js';
 import { silentLogger, type Logger } from '../telemetry/index.js';
 import type { ReloadScope, ReloadStrategy } from '../reload/index.js';
@@ -191,6 +191,10 @@ export class SyncRun {
   withheld = false;
   /** The gate's verdict on this change (undefined: no gate was asked, as for a dry-run). */
   verdict: TargetVerdict | undefined;
+  /** The chart's hooks, as rendered: run at their points by the apply, never planned or pruned. */
+  hooks: HookObject[] = [];
+  /** What a reader of the result should know about how it was made (a preview's chart rendered without lookup). */
+  notes: string[] = [];
   private targetClientOf: KubeClient | undefined;
 
   /**
@@ -264,6 +268,7 @@ export class SyncRun {
       changeSet: { changes: changes.map((c) => this.redactChange(c)) },
       health,
       ...(error !== undefined ? { error: this.redact(errorMessage(error)) } : {}),
+      ...(this.notes.length ? { notes: [...this.notes] } : {}),
       startedAt: this.started.toISOString(),
       durationMs: this.now().getTime() - this.started.getTime(),
     };
