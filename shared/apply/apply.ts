@@ -25,7 +25,8 @@ export interface ApplyOutcome {
   error?: ApplyError;
 }
 
-async function waitFor(
+/** Polls `check` until it holds, within the timeout. */
+export async function waitFor(
   check: () => Promise<boolean>,
   timeoutMs: number,
   signal: AbortSignal | undefined,

@@ -1,4 +1,4 @@
-export { applyPlan } from './apply.js';
+export { applyPlan, type ApplyOptions, type ApplyOutcome } from './apply.js';
 export { ConfinementError, confine, type Confinement } from './confine.js';
 export { mapLimit } from './concurrency.js';
 export { valueChanges } from './diff.js';
@@ -7,3 +7,4 @@ export { MANAGED_BY_LABEL, SYSTEM_NAMESPACE, TARGET_LABEL, canonicalJson, isOwne
 export { plan, recordedHash, type PlanItem, type PlanOptions } from './plan.js';
 export { namespacesOf, prepare } from './prepare.js';
 export { prune } from './prune.js';
+export { HOOK_OF_ANNOTATION, HookFailedError, hooksOf, runHooks, type RunnableHook } from './hooks.js';

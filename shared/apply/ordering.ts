@@ -50,10 +50,13 @@ const KIND_ORDER = [
 ];
 const rank = new Map(KIND_ORDER.map((k, i) => [k, i]));
 
+/** A kind's place in Helm's install order (kinds it does not list come after those it does). */
+export const kindRank = (kind: string): number => rank.get(kind) ?? KIND_ORDER.length;
+
 export function compareForApply(a: KubeObject, b: KubeObject): number {
   const stage = stageOf(a.kind) - stageOf(b.kind);
   if (stage !== 0) return stage;
-  const kind = (rank.get(a.kind) ?? KIND_ORDER.length) - (rank.get(b.kind) ?? KIND_ORDER.length);
+  const kind = kindRank(a.kind) - kindRank(b.kind);
   if (kind !== 0) return kind;
   return (
     a.kind.localeCompare(b.kind) ||

@@ -22,6 +22,8 @@ export const LOOKUP_CLUSTER_KINDS: readonly string[] = [
   'RuntimeClass',
   'MutatingWebhookConfiguration',
   'ValidatingWebhookConfiguration',
+  'ValidatingAdmissionPolicy',
+  'ValidatingAdmissionPolicyBinding',
 ];
 
 /** What a render's `lookup` may read: objects of the release's namespace, and cluster-scoped objects of these kinds. */
@@ -130,17 +132,15 @@ export async function serveLookups(
     } catch (err) {
       // A read tidegate's (or the tenant's) identity may not make is, to a chart, nothing there.
       if (err instanceof KubeApiError && (err.status === 403 || err.isNotFound)) return notFound(res, 'not found');
-      res
-        .writeHead(503, { 'content-type': 'application/json' })
-        .end(
-          JSON.stringify({
-            kind: 'Status',
-            apiVersion: 'v1',
-            status: 'Failure',
-            message: errorMessage(err),
-            code: 503,
-          }),
-        );
+      res.writeHead(503, { 'content-type': 'application/json' }).end(
+        JSON.stringify({
+          kind: 'Status',
+          apiVersion: 'v1',
+          status: 'Failure',
+          message: errorMessage(err),
+          code: 503,
+        }),
+      );
     }
   };
   const server = createServer((req, res) => void handle(req, res));

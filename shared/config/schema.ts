@@ -96,6 +96,10 @@ const valuesFrom = z
   })
   .strict();
 
+/** Helm's actions, by the hooks they run: install, upgrade, rollback, and delete (a target leaving tidegate.yaml). */
+export const HOOK_ACTIONS = ['install', 'upgrade', 'rollback', 'delete'] as const;
+export type HookAction = (typeof HOOK_ACTIONS)[number];
+
 const helm = z
   .object({
     releaseName: dnsLabel.optional(),
@@ -115,6 +119,12 @@ const helm = z
       .enum(['apply', 'skip'])
       .default('apply')
       .describe("skip: the chart's CustomResourceDefinitions are not applied"),
+    disableHooks: z
+      .union([z.boolean(), z.array(z.enum(HOOK_ACTIONS))])
+      .default(false)
+      .describe(
+        "true: the chart's hooks never run; or the actions whose hooks do not run (install, upgrade, rollback, delete)",
+      ),
   })
   .strict();
 
@@ -595,6 +605,12 @@ export const secretSources = (spec: TargetSpec): string[] => [
   ...spec.substituteFrom.filter((s) => s.kind === 'Secret').map((s) => `substituteFrom: ${s.name}`),
   ...(spec.helm?.valuesFrom ?? []).filter((s) => s.kind === 'Secret').map((s) => `helm.valuesFrom: ${s.name}`),
 ];
+
+/** Whether the target's chart hooks of an action do not run (helm.disableHooks). */
+export function hooksDisabled(spec: Pick<TargetSpec, 'helm'>, action: HookAction): boolean {
+  const disabled = spec.helm?.disableHooks;
+  return disabled === true || (Array.isArray(disabled) && disabled.includes(action));
+}
 
 export const createdNamespace = (spec: TargetSpec): string | undefined =>
   spec.targetNamespace ?? (spec.createNamespace ? spec.namespace : undefined);

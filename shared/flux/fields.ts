@@ -94,7 +94,6 @@ const NO_HELM_ACTION = note(
   'no Helm install, upgrade, rollback or uninstall runs (the chart is rendered and applied with server-side apply): this setting has nothing to act on',
 );
 const ACTION_TIMEOUT = note("the release's spec.timeout bounds the wait for its objects");
-const HOOKS = note('hooks other than tests are applied with the release objects, in the order Helm renders them');
 const VALIDATION = note('the apiserver validates every object in a server-side dry run before anything is applied');
 const HELM_ACTION = {
   crds: ok,
@@ -102,7 +101,7 @@ const HELM_ACTION = {
   remediation: REMEDIATION,
   strategy: REMEDIATION,
   timeout: ACTION_TIMEOUT,
-  disableHooks: HOOKS,
+  disableHooks: ok,
   disableOpenAPIValidation: VALIDATION,
   disableSchemaValidation: VALIDATION,
   disableTakeOwnership: NO_HELM_ACTION,
@@ -135,8 +134,22 @@ const HELM_RELEASE: Shape = {
     force: note('objects are applied with server-side apply, taking the fields tidegate owns'),
     preserveValues: note('values come from Git at every sync'),
   },
-  uninstall: NO_HELM_ACTION,
-  rollback: NO_HELM_ACTION,
+  uninstall: {
+    disableHooks: ok,
+    keepHistory: NO_HELM_ACTION,
+    deletionPropagation: NO_HELM_ACTION,
+    disableWait: NO_HELM_ACTION,
+    timeout: ACTION_TIMEOUT,
+  },
+  rollback: {
+    disableHooks: ok,
+    timeout: ACTION_TIMEOUT,
+    disableWait: NO_HELM_ACTION,
+    disableWaitForJobs: NO_HELM_ACTION,
+    recreate: NO_HELM_ACTION,
+    force: NO_HELM_ACTION,
+    cleanupOnFail: NO_HELM_ACTION,
+  },
   test: HELM_TEST,
   postRenderers: [{ kustomize: { patches: PATCHES, images: IMAGES } }],
   dependsOn: DEPENDS,

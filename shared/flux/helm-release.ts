@@ -1,4 +1,5 @@
 import { posix } from 'node:path';
+import type { HookAction } from '../config/index.js';
 import type { FluxObject } from './objects.js';
 import type { Declared, FluxReader } from './reader.js';
 import { filesOf, ociChart } from './sources.js';
@@ -91,6 +92,17 @@ function chartOf(
   return undefined;
 }
 
+/** The actions whose hooks a HelmRelease disables (install, upgrade, rollback, uninstall: disableHooks). */
+function disabledHooks(spec: Record<string, unknown>): HookAction[] {
+  const actions: Array<[string, HookAction]> = [
+    ['install', 'install'],
+    ['upgrade', 'upgrade'],
+    ['rollback', 'rollback'],
+    ['uninstall', 'delete'],
+  ];
+  return actions.filter(([field]) => rec(spec[field])['disableHooks'] === true).map(([, action]) => action);
+}
+
 /** A HelmRelease's target: its chart rendered with its values and post-renderers. */
 export function helmReleaseTarget(r: FluxReader, d: Declared): void {
   const { obj, entry } = d;
@@ -120,6 +132,7 @@ export function helmReleaseTarget(r: FluxReader, d: Declared): void {
         valuesInline: rec(spec['values']),
         valuesFrom: list(spec['valuesFrom']).map((v) => ({ ...v, namespace: obj.namespace })),
         crds: str(install['crds']) === 'Skip' ? 'skip' : 'apply',
+        disableHooks: disabledHooks(spec),
       },
       ...(postRenderers.length
         ? {

@@ -27,6 +27,7 @@ export type ErrorCode =
   // plan, apply and target state
   | 'PlanFailed'
   | 'ApplyFailed'
+  | 'HookFailed'
   | 'StateConflict'
   | 'StateTooLarge'
   | 'StateUnreadable'

@@ -33,6 +33,7 @@ export {
   type CommitInfo,
   type HealthStatus,
   type HistoryEntry,
+  type HookRecord,
   type Pin,
   type ObjectHealth,
   type Revision,

@@ -42,6 +42,15 @@ export interface ChartVersion {
   digest: string;
 }
 
+/** A Helm hook a sync ran: at which point, how it ended, and whether its delete policy removed it after. */
+export interface HookRecord {
+  phase: string;
+  ref: ObjectRef;
+  outcome: 'succeeded' | 'failed';
+  deleted?: boolean;
+  message?: string;
+}
+
 export interface SyncResult {
   target: string;
   /** The repository chart this sync rendered (targets with `chart:`). */
@@ -56,6 +65,8 @@ export interface SyncResult {
   error?: string;
   /** What a reader should know about how the result was made (a chart rendered without lookup). */
   notes?: string[];
+  /** The chart's hooks this sync ran, in order (never part of the inventory). */
+  hooks?: HookRecord[];
   /** Set when a failed health check rolled the target back to its last healthy revision. */
   rolledBackTo?: Revision;
   /** Outcome "held": what the gate waits for (the change set is then the plan). */

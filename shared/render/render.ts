@@ -511,15 +511,37 @@ async function helmObjects(
       first.map((r) => r.object),
       second.map((r) => r.object),
     );
+    const owner = { release: helm.releaseName ?? opts.defaultReleaseName, namespace: opts.namespace ?? 'default' };
     return first.map((r): RenderedObject | HookObject => {
       const hook = hookOf(r.object);
       if (hook) return { ...r, hook };
       const fields = random.get(refKey(refOf(r.object)));
-      return fields ? { ...r, random: fields } : r;
+      const owned = { ...r, object: withReleaseOwner(r.object, owner) };
+      return fields ? { ...owned, random: fields } : owned;
     });
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
+}
+
+/**
+ * A release object marked as Helm marks what it installs (managed-by Helm, the release's name and
+ * namespace): charts that look up their own objects check these before they keep or render them.
+ */
+function withReleaseOwner(object: KubeObject, owner: { release: string; namespace: string }): KubeObject {
+  const { metadata } = object;
+  return {
+    ...object,
+    metadata: {
+      ...metadata,
+      labels: { ...metadata.labels, 'app.kubernetes.io/managed-by': 'Helm' },
+      annotations: {
+        ...metadata.annotations,
+        'meta.helm.sh/release-name': owner.release,
+        'meta.helm.sh/release-namespace': owner.namespace,
+      },
+    },
+  };
 }
 
 /** kustomize's patches and images over rendered objects: the objects and a kustomization naming them, built by kustomize. */

@@ -12,6 +12,7 @@ export {
   type SignedOff,
   type Suspension,
   type TargetState,
+  type DeleteHooks,
 } from './state.js';
 export { LeaseBusyError, acquireLease, withLease, type LeaseOptions } from './lease.js';
 export { refuseOtherOwner } from './owner.js';

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { KubeApiError, type KubeClient } from '../cluster/index.js';
 import type { GatePolicy } from '../config/index.js';
+import type { HelmHook } from '../render/index.js';
 import { MANAGED_BY_LABEL, SYSTEM_NAMESPACE, canonicalJson } from '../apply/index.js';
 import {
   TidegateError,
@@ -44,6 +45,13 @@ export interface Suspension {
 }
 
 /** What must outlive an invocation, per target: kept in a ConfigMap in tidegate-system. */
+/** A release's delete hooks, where they run and how long each may take. */
+export interface DeleteHooks {
+  namespace: string;
+  timeoutMs: number;
+  hooks: Array<{ object: KubeObject; source: string; hook: HelmHook }>;
+}
+
 export interface TargetState {
   inventory: InventoryEntry[];
   history: HistoryEntry[];
@@ -66,6 +74,8 @@ export interface TargetState {
   serviceAccount?: string | undefined;
   /** Set when the target left tidegate.yaml and its objects were pruned: the history stays as an archive. */
   removed?: { at: string; revision: Revision } | undefined;
+  /** The chart's pre-delete and post-delete hooks as last applied: run when the target leaves tidegate.yaml. */
+  deleteHooks?: DeleteHooks | undefined;
   /** The ConfigMap's resourceVersion when it was read: the precondition of the next write. */
   resourceVersion?: string | undefined;
 }
@@ -167,6 +177,7 @@ export function decodeState(target: string, cm: KubeObject): TargetState {
     prune: key<boolean>('prune'),
     serviceAccount: data['serviceAccount'],
     removed: key<TargetState['removed']>('removed'),
+    deleteHooks: key<DeleteHooks>('deleteHooks'),
     resourceVersion: cm.metadata.resourceVersion,
   };
 }
@@ -192,6 +203,7 @@ export function encodeState(target: string, state: TargetState): KubeObject {
     ...json('prune', state.prune),
     ...(state.serviceAccount ? { serviceAccount: state.serviceAccount } : {}),
     ...json('removed', state.removed),
+    ...json('deleteHooks', state.deleteHooks),
   };
   const bytes =
     Object.values(data).reduce((n, v) => n + Buffer.byteLength(v), 0) +

@@ -1,5 +1,16 @@
-import { ApplyError, applyPlan, prune, type ObjectProblem } from '../apply/index.js';
-import { createdNamespace, parseDuration, type TargetSpec } from '../config/index.js';
+import {
+  ApplyError,
+  HookFailedError,
+  applyPlan,
+  hooksOf,
+  prune,
+  runHooks,
+  type ApplyOptions,
+  type ApplyOutcome,
+  type ObjectProblem,
+  type PlanItem,
+} from '../apply/index.js';
+import { createdNamespace, hooksDisabled, parseDuration, type HookAction, type TargetSpec } from '../config/index.js';
 import { waitForHealth, type HealthReport } from '../health/index.js';
 import {
   ENTRY_LIMITS,
@@ -10,13 +21,15 @@ import {
   type Approval,
   type Change,
   type HistoryEntry,
+  type InventoryEntry,
   type KubeObject,
   type SyncOutcome,
   type SyncResult,
 } from '../model/index.js';
 import { reloadPass } from '../reload/index.js';
 import { encodeState } from '../state/index.js';
-import type { Planned } from './plan-target.js';
+import type { HookPhase } from '../render/index.js';
+import { changesOf, type Planned } from './plan-target.js';
 import { NO_HEALTH, inventoryOf, mergeInventory, sameInventory, type SyncRun } from './run.js';
 
 /** Reloader semantics right after apply: a ConfigMap changed in Git rolls its workloads in this same sync. */
@@ -111,7 +124,87 @@ function assertStateFits(run: SyncRun, planned: Planned): void {
   });
 }
 
-/** Staged apply, prune, health, record (with the sign-offs that let the revision through). */
+/**
+ * The hook points of this sync, as Helm's action would have them: install for a release never
+ * applied, rollback for a tidegate rollback, else upgrade. None for a preview environment, for a
+ * sync that changes nothing Git says (a no-op, a drift correction), or when the target disables them.
+ */
+function hookPoints(run: SyncRun, planned: Planned): { pre: HookPhase; post: HookPhase } | undefined {
+  const { spec, rollback, confine } = run.input;
+  if (run.hooks.length === 0 || confine) return undefined;
+  const installed = run.state.lastApplied !== undefined;
+  if (installed && !changesOf(planned).git) return undefined;
+  const action: HookAction = rollback ? 'rollback' : installed ? 'upgrade' : 'install';
+  if (hooksDisabled(spec, action)) return undefined;
+  return { pre: `pre-${action}`, post: `post-${action}` };
+}
+
+/** The target's timeout (default 5 minutes): what a wait for its objects, or for one hook, may take. */
+const timeoutOf = (spec: TargetSpec): number => parseDuration(spec.timeout) ?? 300_000;
+
+/** One hook point; the hooks it ran are the result's. A failed hook ends the sync, as HookFailedError. */
+async function hookPoint(run: SyncRun, phase: HookPhase): Promise<void> {
+  const { spec, signal } = run.input;
+  const opts = {
+    namespace: spec.targetNamespace ?? spec.namespace ?? 'default',
+    timeoutMs: timeoutOf(spec),
+    target: spec.name,
+    signal,
+  };
+  try {
+    run.ranHooks.push(...(await runHooks(phase, run.hooks, run.targetClient, opts)));
+  } catch (err) {
+    if (err instanceof HookFailedError) run.ranHooks.push(...err.ran);
+    throw err;
+  }
+}
+
+/** What a failed stage of the apply leaves: every object that may now exist stays in the inventory, and nothing is pruned. */
+function failedApply(run: SyncRun, changes: Change[], applied: InventoryEntry[], error: unknown): Promise<SyncResult> {
+  return run.record(run.result('failed', changes, NO_HEALTH, error), mergeInventory(run.state.inventory, applied));
+}
+
+/** Two outcomes of applying parts of one plan, as one. */
+const joined = (a: ApplyOutcome, b: ApplyOutcome): ApplyOutcome => ({
+  changes: [...a.changes, ...b.changes],
+  inCluster: [...a.inCluster, ...b.inCluster],
+  objects: new Map([...a.objects, ...b.objects]),
+  ...(b.error ? { error: b.error } : {}),
+});
+
+/**
+ * The plan applied around the pre hooks: as Helm creates the namespace and installs CRDs before
+ * pre-install hooks, Namespaces and CRDs are applied first, then the hooks run, then the rest.
+ */
+async function applyAroundHooks(
+  run: SyncRun,
+  planned: Planned,
+  opts: ApplyOptions,
+  pre: HookPhase | undefined,
+): Promise<Omit<ApplyOutcome, 'error'> & { error?: ApplyError | HookFailedError }> {
+  if (!pre) return applyPlan(planned.items, run.targetClient, opts);
+  const first = (i: PlanItem) => FOUNDATION.has(i.desired.object.kind);
+  const foundation = await applyPlan(planned.items.filter(first), run.targetClient, opts);
+  if (foundation.error) return foundation;
+  try {
+    await hookPoint(run, pre);
+  } catch (err) {
+    if (!(err instanceof HookFailedError)) throw err;
+    return { ...foundation, error: err };
+  }
+  return joined(
+    foundation,
+    await applyPlan(
+      planned.items.filter((i) => !first(i)),
+      run.targetClient,
+      opts,
+    ),
+  );
+}
+
+const FOUNDATION = new Set(['Namespace', 'CustomResourceDefinition']);
+
+/** Staged apply (between the chart's hooks), prune, health, record (with the sign-offs that let the revision through). */
 export async function applyTarget(run: SyncRun, planned: Planned, approvals: Approval[]): Promise<SyncResult> {
   const { spec, signal } = run.input;
   // The target's objects are written and read as the target (its ServiceAccount, if any); its state as tidegate.
@@ -119,25 +212,28 @@ export async function applyTarget(run: SyncRun, planned: Planned, approvals: App
   assertStateFits(run, planned);
   await reserveInventory(run, planned);
   const progress = run.input.onProgress;
-  const outcome = await applyPlan(planned.items, client, {
-    ...planned.planOpts,
-    drift: spec.drift,
-    ...(progress ? { onApplied: (done, total) => progress({ target: spec.name, phase: 'apply', done, total }) } : {}),
-  });
+  const points = hookPoints(run, planned);
+  const outcome = await applyAroundHooks(
+    run,
+    planned,
+    {
+      ...planned.planOpts,
+      drift: spec.drift,
+      ...(progress ? { onApplied: (done, total) => progress({ target: spec.name, phase: 'apply', done, total }) } : {}),
+    },
+    points?.pre,
+  );
   const nsId = targetNamespaceId(spec);
   const applied = inventoryOf(outcome.inCluster).filter((e) => e.id !== nsId);
-  if (outcome.error) {
-    // Keep every object that may now exist in the inventory, and prune nothing.
-    return run.record(
-      run.result('failed', outcome.changes, NO_HEALTH, outcome.error),
-      mergeInventory(run.state.inventory, applied),
-    );
-  }
+  // Keep every object that may now exist in the inventory, and prune nothing.
+  if (outcome.error) return failedApply(run, outcome.changes, applied, outcome.error);
   const pruned = await prune(planned.stale, client, { target: spec.name, signal });
   const changes = [...outcome.changes, ...pruned.changes];
   const inventory = mergeInventory(applied, pruned.retained);
   const reloads = await reloadAfterApply(run, outcome.changes);
-  const timeoutMs = spec.wait ? (parseDuration(spec.timeout) ?? 300_000) : 0;
+  // Post hooks run once the release's objects are healthy: the wait is then the target's timeout, wait or not.
+  const post = points && hooksOf(run.hooks, points.post).length > 0 ? points.post : undefined;
+  const timeoutMs = spec.wait || post ? timeoutOf(spec) : 0;
   // A read that fails after its retries, or at the deadline, leaves the object as last seen: the
   // sync then records "progressing" (what was applied is kept) and a later pass looks again.
   const read = (obj: KubeObject) =>
@@ -150,6 +246,21 @@ export async function applyTarget(run: SyncRun, planned: Planned, approvals: App
     signal,
     ...(progress ? { onWait: (waitingFor) => progress({ target: spec.name, phase: 'health', waitingFor }) } : {}),
   });
+  if (post) {
+    if (health.status !== 'healthy')
+      return failedApply(
+        run,
+        changes,
+        inventory,
+        `${post} hooks not run: the release is not healthy (${health.notReady.map((h) => `${h.ref.kind}/${h.ref.name}: ${h.message}`).join('; ')})`,
+      );
+    try {
+      await hookPoint(run, post);
+    } catch (err) {
+      if (!(err instanceof HookFailedError)) throw err;
+      return failedApply(run, changes, inventory, err);
+    }
+  }
   const { outcome: syncOutcome, error } = verdict(spec, changes, health, pruned.problems);
   let result = run.result(syncOutcome, changes, health, error);
   if (approvals.length > 0) result = { ...result, approvals };

@@ -8,7 +8,14 @@ import {
 } from '../state/index.js';
 import type { Confinement, PlanItem } from '../apply/index.js';
 import type { KubeClient } from '../cluster/index.js';
-import { serviceAccountOf, type LocalSettings, type TargetSpec, type TenantLockdown } from '../config/index.js';
+import {
+  hooksDisabled,
+  parseDuration,
+  serviceAccountOf,
+  type LocalSettings,
+  type TargetSpec,
+  type TenantLockdown,
+} from '../config/index.js';
 import type { HealthReport } from '../health/index.js';
 import {
   ENTRY_LIMITS,
@@ -19,6 +26,7 @@ import {
   type ChartVersion,
   type CommitInfo,
   type HistoryEntry,
+  type HookRecord,
   type InventoryEntry,
   type KubeObject,
   type Revision,
@@ -31,7 +39,7 @@ import type { RegistryCredentials, TrustedKeys } from '../source/index.js';
 import { silentLogger, type Logger } from '../telemetry/index.js';
 import type { ReloadScope, ReloadStrategy } from '../reload/index.js';
 import type { GateVerdict } from '../gates/index.js';
-import type { JudgedFrom } from '../state/index.js';
+import type { DeleteHooks, JudgedFrom } from '../state/index.js';
 
 /** A gate's verdict on one target's change, with what its state records of it. */
 export interface TargetVerdict extends GateVerdict {
@@ -195,6 +203,8 @@ export class SyncRun {
   hooks: HookObject[] = [];
   /** What a reader of the result should know about how it was made (a preview's chart rendered without lookup). */
   notes: string[] = [];
+  /** The hooks this sync ran, in order. */
+  ranHooks: HookRecord[] = [];
   private targetClientOf: KubeClient | undefined;
 
   /**
@@ -269,6 +279,7 @@ export class SyncRun {
       health,
       ...(error !== undefined ? { error: this.redact(errorMessage(error)) } : {}),
       ...(this.notes.length ? { notes: [...this.notes] } : {}),
+      ...(this.ranHooks.length ? { hooks: [...this.ranHooks] } : {}),
       startedAt: this.started.toISOString(),
       durationMs: this.now().getTime() - this.started.getTime(),
     };
@@ -372,8 +383,21 @@ export class SyncRun {
       // What a removal from tidegate.yaml does: deletionPolicy, else (mirrorPrune) the prune setting.
       prune: runs ? spec.deletionPolicy === 'delete' || (spec.deletionPolicy !== 'orphan' && spec.prune) : state.prune,
       serviceAccount: runs ? this.targetClient.actingAs : state.serviceAccount,
+      deleteHooks: runs ? this.deleteHooks() : state.deleteHooks,
       removed: undefined,
     });
+  }
+
+  /** The chart's delete hooks as this revision renders them (none when the target disables them), for its removal. */
+  private deleteHooks(): DeleteHooks | undefined {
+    const { spec } = this.input;
+    const hooks = this.hooks.filter((h) => h.hook.phases.some((p) => p === 'pre-delete' || p === 'post-delete'));
+    if (hooks.length === 0 || hooksDisabled(spec, 'delete')) return undefined;
+    return {
+      namespace: spec.targetNamespace ?? spec.namespace ?? 'default',
+      timeoutMs: parseDuration(spec.timeout) ?? 300_000,
+      hooks: hooks.map(({ object, source, hook }) => ({ object, source, hook })),
+    };
   }
 
   /**

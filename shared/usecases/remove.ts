@@ -7,7 +7,7 @@ import {
   type TargetState,
 } from '../state/index.js';
 import type { KubeClient } from '../cluster/index.js';
-import { prune } from '../apply/index.js';
+import { HookFailedError, prune, runHooks } from '../apply/index.js';
 import type { TidegateConfig } from '../config/index.js';
 import {
   ENTRY_LIMITS,
@@ -18,6 +18,7 @@ import {
   isPreviewTarget,
   normaliseRepoUrl,
   type HistoryEntry,
+  type HookRecord,
   type RemoveMessage,
   type Revision,
   type SyncResult,
@@ -149,15 +150,32 @@ export async function removeTarget(ctx: EngineContext, req: RemoveRequest): Prom
     // Removing a target changes every object it applied: its gate as last signed off must sign that off.
     const hold = await ownerHold(ctx, { ...req, owner: req.target, state, candidate: revision });
     if (hold) return heldRemoval(client, req.target, state, revision, startedAt, `removal ${hold}`, signal);
-    const pruned =
-      state.prune === false
-        ? { changes: [], retained: [], problems: [] }
-        : // As the ServiceAccount the objects were applied as, when they were (tenancy), else as tidegate.
-          await prune(state.inventory, state.serviceAccount ? client.impersonating(state.serviceAccount) : client, {
-            target: req.target,
-            signal,
-          });
-    const failed = pruned.problems.length > 0;
+    // As the ServiceAccount the objects were applied as, when they were (tenancy), else as tidegate.
+    const as = state.serviceAccount ? client.impersonating(state.serviceAccount) : client;
+    const deleting = state.prune !== false;
+    // The chart's pre-delete hooks run before anything is deleted (a failed one deletes nothing), post-delete after.
+    const hooks: HookRecord[] = [];
+    const hookPoint = async (phase: 'pre-delete' | 'post-delete'): Promise<string | undefined> => {
+      const stored = state.deleteHooks;
+      if (!stored || !deleting) return undefined;
+      try {
+        hooks.push(...(await runHooks(phase, stored.hooks, as, { ...stored, target: req.target, signal })));
+        return undefined;
+      } catch (err) {
+        if (!(err instanceof HookFailedError)) throw err;
+        hooks.push(...err.ran);
+        return err.message;
+      }
+    };
+    const preFailed = await hookPoint('pre-delete');
+    const pruned = preFailed
+      ? { changes: [], retained: state.inventory, problems: [] }
+      : deleting
+        ? await prune(state.inventory, as, { target: req.target, signal })
+        : { changes: [], retained: [], problems: [] };
+    const postFailed = preFailed ?? (pruned.problems.length ? undefined : await hookPoint('post-delete'));
+    const problems = [...pruned.problems.map((p) => p.message), ...(postFailed ? [postFailed] : [])];
+    const failed = problems.length > 0;
     const result: SyncResult = {
       target: req.target,
       revision,
@@ -166,12 +184,10 @@ export async function removeTarget(ctx: EngineContext, req: RemoveRequest): Prom
       health: { status: 'unknown', notReady: [] },
       startedAt,
       durationMs: Date.now() - Date.parse(startedAt),
+      ...(hooks.length ? { hooks } : {}),
       ...(failed
         ? {
-            error: clip(
-              `removed from tidegate.yaml, not pruned yet: ${pruned.problems.map((p) => p.message).join('; ')}`,
-              ENTRY_LIMITS.error,
-            ),
+            error: clip(`removed from tidegate.yaml, not pruned yet: ${problems.join('; ')}`, ENTRY_LIMITS.error),
           }
         : {}),
     };

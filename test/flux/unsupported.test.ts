@@ -194,7 +194,7 @@ spec:
     preserveValues: false
     disableWaitForJobs: true
   rollback: { cleanupOnFail: true, recreate: true }
-  uninstall: { keepHistory: false, deletionPropagation: background }
+  uninstall: { keepHistory: false, deletionPropagation: background, disableHooks: true }
   test: { enable: false }
   driftDetection: { mode: enabled }
 `,
@@ -216,15 +216,20 @@ spec:
       'spec.upgrade.timeout',
       'spec.upgrade.preserveValues',
       'spec.upgrade.disableWaitForJobs',
-      'spec.rollback',
-      'spec.uninstall',
+      'spec.rollback.cleanupOnFail',
+      'spec.rollback.recreate',
+      'spec.uninstall.keepHistory',
+      'spec.uninstall.deletionPropagation',
       'spec.test',
     ])
       expect(notes.get(field), field).toMatch(/\w/);
-    expect(notes.get('spec.uninstall')).toMatch(/no Helm install, upgrade, rollback or uninstall runs/);
+    expect(notes.get('spec.uninstall.keepHistory')).toMatch(/no Helm install, upgrade, rollback or uninstall runs/);
     expect(notes.get('spec.test')).toMatch(/Helm tests are not run \(none are asked for\)/);
     // The release is a target, read as written.
-    expect((await loadConfig(dir, localSettings())).targets.map((t) => t.name)).toContain('prod-web');
+    const web = (await loadConfig(dir, localSettings())).targets.find((t) => t.name === 'prod-web');
+    expect(web?.name).toBe('prod-web');
+    // The uninstall's disableHooks: the release's delete hooks do not run when it leaves Git; others do.
+    expect(web?.helm?.disableHooks).toEqual(['delete']);
   });
 });
 
