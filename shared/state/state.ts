@@ -74,6 +74,8 @@ export interface TargetState {
   serviceAccount?: string | undefined;
   /** Set when the target left tidegate.yaml and its objects were pruned: the history stays as an archive. */
   removed?: { at: string; revision: Revision } | undefined;
+  /** The digest of the chart's hooks as last applied (a change of them is a change from Git). */
+  hooks?: string | undefined;
   /** The chart's pre-delete and post-delete hooks as last applied: run when the target leaves tidegate.yaml. */
   deleteHooks?: DeleteHooks | undefined;
   /** The ConfigMap's resourceVersion when it was read: the precondition of the next write. */
@@ -177,6 +179,7 @@ export function decodeState(target: string, cm: KubeObject): TargetState {
     prune: key<boolean>('prune'),
     serviceAccount: data['serviceAccount'],
     removed: key<TargetState['removed']>('removed'),
+    hooks: data['hooks'],
     deleteHooks: key<DeleteHooks>('deleteHooks'),
     resourceVersion: cm.metadata.resourceVersion,
   };
@@ -203,6 +206,7 @@ export function encodeState(target: string, state: TargetState): KubeObject {
     ...json('prune', state.prune),
     ...(state.serviceAccount ? { serviceAccount: state.serviceAccount } : {}),
     ...json('removed', state.removed),
+    ...(state.hooks ? { hooks: state.hooks } : {}),
     ...json('deleteHooks', state.deleteHooks),
   };
   const bytes =

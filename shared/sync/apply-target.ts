@@ -264,8 +264,10 @@ export async function applyTarget(run: SyncRun, planned: Planned, approvals: App
   const { outcome: syncOutcome, error } = verdict(spec, changes, health, pruned.problems);
   let result = run.result(syncOutcome, changes, health, error);
   if (approvals.length > 0) result = { ...result, approvals };
-  if (reloads.length > 0)
-    result = { ...result, reloads, ...(result.outcome === 'unchanged' ? { outcome: 'applied' as const } : {}) };
+  if (reloads.length > 0) result = { ...result, reloads };
+  // Rolled workloads, or hooks that ran (a change of the hooks alone), are a sync that did something.
+  if ((reloads.length > 0 || run.ranHooks.length > 0) && result.outcome === 'unchanged')
+    result = { ...result, outcome: 'applied' };
   return run.record(
     result,
     result.outcome === 'unchanged' && sameInventory(run.state.inventory, inventory) ? undefined : inventory,

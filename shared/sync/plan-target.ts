@@ -2,6 +2,7 @@ import { serveLookups, type KubeClient } from '../cluster/index.js';
 import {
   ApplyError,
   MANAGED_BY_LABEL,
+  canonicalJson,
   recordedHash,
   TARGET_LABEL,
   ConfinementError,
@@ -20,6 +21,7 @@ import {
   TargetOwnedElsewhereError,
   TidegateError,
   formatRef,
+  refOf,
   globPattern,
   hasChanges,
   redactUrl,
@@ -35,6 +37,7 @@ import {
   renderTarget,
   type ClusterInputs,
   type RenderedObject,
+  type HookObject,
   type RenderResult,
 } from '../render/index.js';
 import { artifactSources, chartRepositories, remoteBases } from '../source/index.js';
@@ -161,6 +164,21 @@ export interface Planned {
   items: PlanItem[];
   stale: InventoryEntry[];
   planOpts: PlanOptions;
+  /** The digest of the chart's hooks (TargetState.hooks), and whether it differs from the one last applied. */
+  hooks: { digest: string | undefined; changed: boolean };
+}
+
+/**
+ * The digest of a render's hooks: what they are, when they run, and where. A hook is an object the
+ * change creates, so a change of one alone is a change from Git, under the target's gate.
+ */
+function hooksDigest(hooks: readonly HookObject[]): string | undefined {
+  if (hooks.length === 0) return undefined;
+  const canonical = hooks
+    .map((h) => canonicalJson({ object: h.object, hook: h.hook }))
+    .sort()
+    .join('\n');
+  return createHash('sha256').update(canonical).digest('hex');
 }
 
 /** A preview's objects kept inside its namespace (or refused with the reasons); anything else as rendered. */
@@ -191,7 +209,10 @@ function renderDigest(run: SyncRun, fromCluster: ClusterInputs, chart: string | 
 export function changesOf(planned: Planned): { git: boolean; drift: boolean } {
   const { items, stale, planOpts } = planned;
   const moving = items.filter((i) => i.action !== 'unchanged' && i.desired.source !== TARGET_NAMESPACE_SOURCE);
-  const git = stale.length > 0 || moving.some((i) => recordedHash(planOpts, i.desired.id) !== i.desired.hash);
+  const git =
+    planned.hooks.changed ||
+    stale.length > 0 ||
+    moving.some((i) => recordedHash(planOpts, i.desired.id) !== i.desired.hash);
   return { git, drift: moving.length > 0 };
 }
 
@@ -306,7 +327,19 @@ export async function planTarget(run: SyncRun, opts: { withholdSecrets?: boolean
   };
   const items = await plan(desired, run.targetClient, planOpts);
   const wanted = new Set(desired.map((d) => d.id));
-  return { items, stale: spec.prune ? run.state.inventory.filter((e) => !wanted.has(e.id)) : [], planOpts };
+  const digest = hooksDigest(run.hooks);
+  run.hooksDigest = digest;
+  // Hooks are in no plan item: a reviewer learns of a change of them here.
+  if (digest !== run.state.hooks && digest && run.state.lastApplied)
+    run.notes.push(
+      `the chart's hooks differ from those last applied: ${run.hooks.map((h) => `${h.hook.phases.join(',')} ${formatRef(refOf(h.object))}`).join('; ')}`,
+    );
+  return {
+    items,
+    stale: spec.prune ? run.state.inventory.filter((e) => !wanted.has(e.id)) : [],
+    planOpts,
+    hooks: { digest, changed: digest !== run.state.hooks },
+  };
 }
 
 /** What `tidegate diff` reports: the plan, and what prune would delete (a dry-run delete). */

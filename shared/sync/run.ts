@@ -205,6 +205,8 @@ export class SyncRun {
   notes: string[] = [];
   /** The hooks this sync ran, in order. */
   ranHooks: HookRecord[] = [];
+  /** The digest of the chart's hooks as rendered (recorded once the revision applies). */
+  hooksDigest: string | undefined;
   private targetClientOf: KubeClient | undefined;
 
   /**
@@ -383,6 +385,7 @@ export class SyncRun {
       // What a removal from tidegate.yaml does: deletionPolicy, else (mirrorPrune) the prune setting.
       prune: runs ? spec.deletionPolicy === 'delete' || (spec.deletionPolicy !== 'orphan' && spec.prune) : state.prune,
       serviceAccount: runs ? this.targetClient.actingAs : state.serviceAccount,
+      hooks: runs ? this.hooksDigest : state.hooks,
       deleteHooks: runs ? this.deleteHooks() : state.deleteHooks,
       removed: undefined,
     });
