@@ -47,12 +47,12 @@ export class HookFailedError extends TidegateError {
 /** Annotated on each hook tidegate creates: the target whose sync ran it. */
 export const HOOK_OF_ANNOTATION = 'tidegate.dev/hook-of';
 
-/** Helm's order: weight, then the kind's install order, then the name. */
+/** Helm's order: weight, then name; hooks of one weight and name in the kinds' install order. */
 export function hookOrder(a: RunnableHook, b: RunnableHook): number {
   return (
     a.hook.weight - b.hook.weight ||
-    kindRank(a.object.kind) - kindRank(b.object.kind) ||
-    a.object.metadata.name.localeCompare(b.object.metadata.name)
+    (a.object.metadata.name < b.object.metadata.name ? -1 : a.object.metadata.name > b.object.metadata.name ? 1 : 0) ||
+    kindRank(a.object.kind) - kindRank(b.object.kind)
   );
 }
 
@@ -88,12 +88,34 @@ async function remove(client: KubeClient, obj: KubeObject, opts: HookOptions, wa
     );
 }
 
+/** One hook created and waited for; why it failed, or undefined once it succeeded. */
+async function runOne(obj: KubeObject, policies: readonly string[], client: KubeClient, opts: HookOptions) {
+  try {
+    if (policies.includes('before-hook-creation')) await remove(client, obj, opts, true);
+    const created = await client.apply(obj, { fieldManager: FIELD_MANAGER, force: true, signal: opts.signal });
+    const read = (o: KubeObject) =>
+      client.get(o.apiVersion, o.kind, o.metadata.namespace, o.metadata.name, opts.signal);
+    const health = await waitForHealth([created], read, { timeoutMs: opts.timeoutMs, signal: opts.signal });
+    const why = health.notReady[0]?.message ?? '';
+    if (health.status === 'failed') return why;
+    if (health.status !== 'healthy')
+      return `not complete within ${Math.round(opts.timeoutMs / 1000)} s (the target's timeout): ${why}`;
+    return undefined;
+  } catch (err) {
+    // The apiserver failing for now, or the deadline: the queue runs the sync (and its hooks) again.
+    if (opts.signal?.aborted || isTransient(err)) throw err;
+    return errorMessage(err);
+  }
+}
+
 /**
  * Runs one phase's hooks one after another, as Helm does: each deleted first when its policy says
  * `before-hook-creation` (the default), created, and waited for (a Job complete, a Pod succeeded,
- * anything else ready) within the timeout; deleted after when `hook-succeeded` or `hook-failed`
- * says so. The first that fails ends the phase (HookFailedError): no hook after it is created.
- * Hooks are never part of the target's inventory.
+ * anything else ready) within the timeout. Once all succeeded, those whose policy says
+ * `hook-succeeded` are deleted, last first (a Job's RBAC outlives the Job). The first that fails ends
+ * the phase (HookFailedError): no hook after it is created, it is deleted if its policy says
+ * `hook-failed`, and the ones before it if theirs says `hook-succeeded`. Hooks are never part of the
+ * target's inventory.
  */
 export async function runHooks(
   phase: HookPhase,
@@ -101,37 +123,27 @@ export async function runHooks(
   client: KubeClient,
   opts: HookOptions,
 ): Promise<HookRecord[]> {
-  const ran: HookRecord[] = [];
-  for (const hook of hooksOf(hooks, phase)) {
-    const obj = placed(hook, client, opts);
-    const name = formatRef(refOf(obj));
-    const policies = hook.hook.deletePolicies;
-    let failure: string | undefined;
-    try {
-      if (policies.includes('before-hook-creation')) await remove(client, obj, opts, true);
-      const created = await client.apply(obj, { fieldManager: FIELD_MANAGER, force: true, signal: opts.signal });
-      const read = (o: KubeObject) =>
-        client.get(o.apiVersion, o.kind, o.metadata.namespace, o.metadata.name, opts.signal);
-      const health = await waitForHealth([created], read, { timeoutMs: opts.timeoutMs, signal: opts.signal });
-      const why = health.notReady[0]?.message ?? '';
-      if (health.status === 'failed') failure = why;
-      else if (health.status !== 'healthy')
-        failure = `not complete within ${Math.round(opts.timeoutMs / 1000)} s (the target's timeout): ${why}`;
-    } catch (err) {
-      // The apiserver failing for now, or the deadline: the queue runs the sync (and its hooks) again.
-      if (opts.signal?.aborted || isTransient(err)) throw err;
-      failure = errorMessage(err);
+  const ran: Array<{ record: HookRecord; object: KubeObject; policies: readonly string[] }> = [];
+  const cleanUp = async (): Promise<HookRecord[]> => {
+    for (const { record, object, policies } of [...ran].reverse()) {
+      if (!policies.includes(record.outcome === 'succeeded' ? 'hook-succeeded' : 'hook-failed')) continue;
+      await remove(client, object, opts, false);
+      record.deleted = true;
     }
-    const deleted = policies.includes(failure === undefined ? 'hook-succeeded' : 'hook-failed');
-    if (deleted) await remove(client, obj, opts, false);
-    ran.push({
+    return ran.map((r) => r.record);
+  };
+  for (const hook of hooksOf(hooks, phase)) {
+    const object = placed(hook, client, opts);
+    const policies = hook.hook.deletePolicies;
+    const failure = await runOne(object, policies, client, opts);
+    const record: HookRecord = {
       phase,
-      ref: refOf(obj),
+      ref: refOf(object),
       outcome: failure === undefined ? 'succeeded' : 'failed',
-      ...(deleted ? { deleted } : {}),
       ...(failure !== undefined ? { message: failure } : {}),
-    });
-    if (failure !== undefined) throw new HookFailedError(phase, name, failure, ran);
+    };
+    ran.push({ record, object, policies });
+    if (failure !== undefined) throw new HookFailedError(phase, formatRef(refOf(object)), failure, await cleanUp());
   }
-  return ran;
+  return cleanUp();
 }

@@ -13,12 +13,23 @@ export const FLUX_PRUNE_ANNOTATION = 'kustomize.toolkit.fluxcd.io/prune';
 /** Namespace holding inventories and history. */
 export const SYSTEM_NAMESPACE = 'tidegate-system';
 
-export function ownerLabels(target: string): Record<string, string> {
-  return { [MANAGED_BY_LABEL]: 'tidegate', [TARGET_LABEL]: target };
+/**
+ * The owner labels of an object a target applies. A chart's objects keep the managed-by value Helm
+ * gives what it installs ("Helm"): charts look their own objects up by it (and by Helm's release
+ * annotations) before they render or keep them. Anything else is managed by tidegate.
+ */
+export function ownerLabels(target: string, labels?: Readonly<Record<string, string>>): Record<string, string> {
+  return { [MANAGED_BY_LABEL]: labels?.[MANAGED_BY_LABEL] === 'Helm' ? 'Helm' : 'tidegate', [TARGET_LABEL]: target };
+}
+
+/** The target that applied an object, by its owner labels (its target label, managed by tidegate or, for a chart's, Helm). */
+export function appliedBy(labels: Readonly<Record<string, string>> | undefined): string | undefined {
+  const managedBy = labels?.[MANAGED_BY_LABEL];
+  return managedBy === 'tidegate' || managedBy === 'Helm' ? labels?.[TARGET_LABEL] : undefined;
 }
 
 export function isOwnedBy(obj: KubeObject, target: string): boolean {
-  return obj.metadata.labels?.[TARGET_LABEL] === target && obj.metadata.labels[MANAGED_BY_LABEL] === 'tidegate';
+  return appliedBy(obj.metadata.labels) === target;
 }
 
 /** JSON with object keys sorted at every level: one encoding per value. */

@@ -184,7 +184,7 @@ function place(object: KubeObject, namespaced: boolean, opts: PrepareOptions): K
     metadata: {
       ...meta,
       ...(namespace ? { namespace } : {}),
-      labels: { ...object.metadata.labels, ...ownerLabels(opts.target) },
+      labels: { ...object.metadata.labels, ...ownerLabels(opts.target, object.metadata.labels) },
     },
   };
 }

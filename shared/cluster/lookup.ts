@@ -4,8 +4,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { errorMessage } from '../model/index.js';
-import { KubeApiError, type KubeClient, type ResourceInfo } from './client.js';
+import { errorMessage, type KubeObject } from '../model/index.js';
+import { KubeApiError, KubeClient, type ResourceInfo } from './client.js';
 
 /**
  * The cluster-scoped kinds a chart's `lookup` may read by default: what charts check before they
@@ -26,6 +26,9 @@ export const LOOKUP_CLUSTER_KINDS: readonly string[] = [
   'ValidatingAdmissionPolicyBinding',
 ];
 
+/** At most this many distinct reads of one sync's renders reach the cluster; later ones find nothing. */
+export const LOOKUP_READS = 2000;
+
 /** What a render's `lookup` may read: objects of the release's namespace, and cluster-scoped objects of these kinds. */
 export interface LookupScope {
   namespace: string;
@@ -42,32 +45,40 @@ export interface LookupEndpoint {
   secrets: string[];
   /** Every read and whether it was answered, in order (paths only). */
   reads: Array<{ path: string; answered: boolean }>;
+  /**
+   * Objects a read finds when the cluster has none of that name: what an install is about to create
+   * (a chart that keeps its generated values then renders the values it will find next time).
+   */
+  seed(objects: readonly KubeObject[]): void;
   close(): Promise<void>;
 }
 
 type Classified = { answer: true; info?: ResourceInfo } | { answer: false };
 
+/** A resource path's parts: group, version, namespace (when namespaced), resource, name; undefined for a subresource. */
+function resourcePath(parts: string[], head: number) {
+  const [group, version] = parts[0] === 'api' ? ['', parts[1] ?? ''] : [parts[1] ?? '', parts[2] ?? ''];
+  const rest = parts.slice(head);
+  const namespaced = rest[0] === 'namespaces' && rest.length >= 3;
+  const [resource, name, ...more] = namespaced ? rest.slice(2) : rest;
+  if (more.length > 0) return undefined; // a subresource (status, log, exec, token, ...)
+  return { group, version, namespace: namespaced ? rest[1] : undefined, resource: resource ?? '', name };
+}
+
 /** Discovery (what the API serves, no object in it) or an object read inside the scope; anything else is refused. */
 function classify(client: KubeClient, pathname: string, scope: LookupScope): Classified {
-  const parts = pathname.split('/').filter(Boolean).map(decodeURIComponent);
   if (pathname === '/version') return { answer: true };
-  const [root] = parts;
-  const head = root === 'api' ? 2 : root === 'apis' ? 3 : 0;
+  const parts = pathname.split('/').filter(Boolean).map(decodeURIComponent);
+  const head = parts[0] === 'api' ? 2 : parts[0] === 'apis' ? 3 : 0;
   if (head === 0) return { answer: false };
   if (parts.length <= head) return { answer: true }; // /api, /api/v1, /apis, /apis/<group>, /apis/<group>/<version>
-  const [group, version] = root === 'api' ? ['', parts[1] ?? ''] : [parts[1] ?? '', parts[2] ?? ''];
-  let rest = parts.slice(head);
-  let namespace: string | undefined;
-  if (rest[0] === 'namespaces' && rest.length >= 3) {
-    namespace = rest[1];
-    rest = rest.slice(2);
-  }
-  if (rest.length > 2) return { answer: false }; // a subresource (status, log, exec, token, ...)
-  const info = client.resourceAt(group, version, rest[0] ?? '');
-  if (!info) return { answer: false };
-  if (info.namespaced) return namespace === scope.namespace ? { answer: true, info } : { answer: false };
-  const kinds = scope.clusterKinds ?? LOOKUP_CLUSTER_KINDS;
-  return namespace === undefined && kinds.includes(info.kind) ? { answer: true, info } : { answer: false };
+  const path = resourcePath(parts, head);
+  const info = path && client.resourceAt(path.group, path.version, path.resource);
+  if (!path || !info) return { answer: false };
+  const inScope = info.namespaced
+    ? path.namespace === scope.namespace
+    : path.namespace === undefined && (scope.clusterKinds ?? LOOKUP_CLUSTER_KINDS).includes(info.kind);
+  return inScope ? { answer: true, info } : { answer: false };
 }
 
 const notFound = (res: ServerResponse, message: string): void => {
@@ -77,6 +88,18 @@ const notFound = (res: ServerResponse, message: string): void => {
       JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'NotFound', message, code: 404 }),
     );
 };
+
+type Answer = { status: number; contentType: string; text: string };
+
+/** An answer as the apiserver would give it: the object or list, 404 (nothing there), or 503 (the cluster failed). */
+function respond(res: ServerResponse, answer: Answer | undefined): void {
+  if (answer?.status === 200) res.writeHead(200, { 'content-type': answer.contentType }).end(answer.text);
+  else if (answer?.status === 404) notFound(res, 'not found');
+  else
+    res
+      .writeHead(503, { 'content-type': 'application/json' })
+      .end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', message: answer?.text, code: 503 }));
+}
 
 /** The values of a Secret (or of a list's Secrets) as text: what a render must never quote. */
 function secretValues(text: string): string[] {
@@ -108,39 +131,50 @@ export async function serveLookups(
   const prefix = Buffer.from(`/${token}/`);
   const secrets: string[] = [];
   const reads: LookupEndpoint['reads'] = [];
+  const seeded = new Map<string, KubeObject>();
+  const answers = new Map<string, Promise<Answer>>();
+  /** The URL asked for, once its first segment is the endpoint's token. */
+  const admitted = (raw: string): URL | undefined => {
+    const given = Buffer.from(raw).subarray(0, prefix.length);
+    if (given.length !== prefix.length || !timingSafeEqual(given, prefix)) return undefined;
+    return new URL(raw.slice(prefix.length - 1), 'http://lookup');
+  };
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const given = Buffer.from(req.url ?? '').subarray(0, prefix.length);
-    if (given.length !== prefix.length || !timingSafeEqual(given, prefix)) {
+    const url = admitted(req.url ?? '');
+    if (!url) {
       res.writeHead(401).end();
       return;
     }
-    const url = new URL((req.url ?? '/').slice(prefix.length - 1), 'http://lookup');
+    const watch = ['true', '1'].includes(url.searchParams.get('watch') ?? '');
     const verdict =
-      req.method === 'GET' && url.searchParams.get('watch') !== 'true' && url.searchParams.get('watch') !== '1'
-        ? classify(client, url.pathname, scope)
-        : ({ answer: false } as const);
+      req.method === 'GET' && !watch ? classify(client, url.pathname, scope) : ({ answer: false } as const);
     reads.push({ path: url.pathname, answered: verdict.answer });
     if (!verdict.answer) return notFound(res, 'not readable by a render');
+    // The renders of one sync read the same paths (helm reads every object it renders, each render):
+    // each is read once, and at most LOOKUP_READS distinct reads reach the cluster.
+    const key = `${url.pathname}${url.search}|${req.headers.accept ?? ''}`;
+    if (!answers.has(key)) {
+      if (answers.size >= LOOKUP_READS) return notFound(res, 'the reads of this render are used up');
+      answers.set(key, upstream(url, req.headers.accept ?? 'application/json', verdict.info?.kind));
+    }
+    const answer = await answers.get(key);
+    const seededObject = answer?.status === 404 ? seeded.get(url.pathname) : undefined;
+    respond(
+      res,
+      seededObject ? { status: 200, contentType: 'application/json', text: JSON.stringify(seededObject) } : answer,
+    );
+  };
+  /** One read through the client: 200 with the body, 404 (nothing there, or nothing this identity may read), or 503. */
+  const upstream = async (url: URL, accept: string, kind: string | undefined): Promise<Answer> => {
     try {
-      const answer = await client.getRaw(
-        `${url.pathname}${url.search}`,
-        req.headers.accept ?? 'application/json',
-        signal,
-      );
-      if (verdict.info?.kind === 'Secret') secrets.push(...secretValues(answer.text));
-      res.writeHead(200, { 'content-type': answer.contentType || 'application/json' }).end(answer.text);
+      const answer = await client.getRaw(`${url.pathname}${url.search}`, accept, signal);
+      if (kind === 'Secret') secrets.push(...secretValues(answer.text));
+      return { status: 200, contentType: answer.contentType || 'application/json', text: answer.text };
     } catch (err) {
       // A read tidegate's (or the tenant's) identity may not make is, to a chart, nothing there.
-      if (err instanceof KubeApiError && (err.status === 403 || err.isNotFound)) return notFound(res, 'not found');
-      res.writeHead(503, { 'content-type': 'application/json' }).end(
-        JSON.stringify({
-          kind: 'Status',
-          apiVersion: 'v1',
-          status: 'Failure',
-          message: errorMessage(err),
-          code: 503,
-        }),
-      );
+      if (err instanceof KubeApiError && (err.status === 403 || err.isNotFound))
+        return { status: 404, contentType: '', text: '' };
+      return { status: 503, contentType: '', text: errorMessage(err) };
     }
   };
   const server = createServer((req, res) => void handle(req, res));
@@ -165,6 +199,17 @@ export async function serveLookups(
     cacheDir: join(dir, 'cache'),
     secrets,
     reads,
+    seed(objects) {
+      for (const object of objects) {
+        const info = client.resourceFor(object.apiVersion, object.kind);
+        if (!info) continue;
+        const namespace = info.namespaced ? (object.metadata.namespace ?? scope.namespace) : undefined;
+        seeded.set(KubeClient.path(info, namespace, object.metadata.name), {
+          ...object,
+          metadata: { ...object.metadata, ...(namespace ? { namespace } : {}) },
+        });
+      }
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

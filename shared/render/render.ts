@@ -34,6 +34,7 @@ import { OUTSIDE, sandboxCheck } from './sandbox.js';
 import { decryption, type Decryption, type EncryptedFiles } from './decrypt.js';
 import { assembleArtifact, type CopyRule } from './assemble.js';
 import { hookOf, isTestHook, type HelmHook } from './hooks.js';
+import { chartCallsLookup } from './lookup-scan.js';
 
 /** A chart's hook as rendered. */
 export type HookObject = RenderedObject & { hook: HelmHook };
@@ -58,7 +59,14 @@ export interface RenderOptions {
    * Where a chart's `lookup` reads the cluster (helm --dry-run=server against a confined endpoint);
    * without it, `lookup` finds nothing.
    */
-  lookup?: { kubeconfig: string; cacheDir: string } | undefined;
+  lookup?:
+    | {
+        kubeconfig: string;
+        cacheDir: string;
+        /** Makes what an install renders readable by the renders after it (LookupEndpoint.seed). */
+        seed?: ((objects: readonly KubeObject[]) => void) | undefined;
+      }
+    | undefined;
   /** The release exists already: the chart renders as an upgrade (.Release.IsUpgrade), not an install. */
   upgrade?: boolean | undefined;
   /** Chart values read from the cluster (valuesFrom), in order: under values files, inline values and set. */
@@ -439,8 +447,48 @@ function addComponents(work: string, rel: string, components: readonly string[],
 }
 
 /**
+ * How helm renders the release: as an install or an upgrade (.Release.IsInstall, .Release.IsUpgrade);
+ * with `lookup` reading the cluster through the confined endpoint when the chart calls it (helm then
+ * reads every object it renders too: a chart that never calls lookup never reaches the cluster). An
+ * install takes over objects a sync applied before: tidegate keeps no Helm release for helm to check.
+ */
+async function releaseArgs(
+  opts: RenderOptions,
+  chart: string,
+): Promise<{ args: string[]; env: Record<string, string>; lookup?: RenderOptions['lookup'] }> {
+  const args = opts.upgrade ? ['--is-upgrade'] : [];
+  if (opts.namespace) args.push('--namespace', opts.namespace);
+  const lookup = opts.lookup && (await chartCallsLookup(chart)) ? opts.lookup : undefined;
+  if (!lookup) return { args, env: {} };
+  args.push('--dry-run=server', '--disable-openapi-validation', '--kubeconfig', lookup.kubeconfig);
+  if (!opts.upgrade) args.push('--take-ownership');
+  // helm's client would otherwise hold itself to 5 requests a second.
+  return { args, env: { KUBECACHEDIR: lookup.cacheDir, HELM_QPS: '1000', HELM_BURST_LIMIT: '1000' }, lookup };
+}
+
+/** The `--values` and `--set-string` arguments: files from the cluster, the repository (decrypted) and inline values, then set. */
+async function valuesArgs(dir: string, rel: string, opts: RenderOptions, dec: Decryption, scratch: string) {
+  const helm = opts.helm ?? { values: [], set: {} };
+  const args: string[] = [];
+  const file = (name: string, values: Readonly<Record<string, unknown>>): string => {
+    writeFileSync(join(scratch, name), JSON.stringify(values), { mode: 0o600 });
+    return join(scratch, name);
+  };
+  (opts.clusterValues ?? []).forEach((values, i) => args.push('--values', file(`from-${i}.json`, values)));
+  // A SOPS-encrypted values file is decrypted into the scratch directory (or, withheld, left out).
+  for (const values of helm.values) {
+    const decrypted = await dec.valuesFile(resolveInside(dir, values), posix.join(rel, values), scratch);
+    if (decrypted) args.push('--values', decrypted);
+  }
+  if (helm.valuesInline && Object.keys(helm.valuesInline).length > 0)
+    args.push('--values', file('inline.json', helm.valuesInline));
+  for (const [k, v] of Object.entries(helm.set)) args.push('--set-string', `${k}=${v}`);
+  return args;
+}
+
+/**
  * `helm template` of a chart (in the repository, or a fetched archive) with its values; test hooks
- * and, when asked, CRDs left out; other hooks marked as such.
+ * and, when asked, CRDs left out; other hooks marked as such; release objects marked as Helm's.
  */
 async function helmObjects(
   dir: string,
@@ -451,52 +499,27 @@ async function helmObjects(
   archive?: string,
 ) {
   const helm = opts.helm ?? { values: [], set: {} };
-  // Test hooks (helm.sh/hook: test) are run by `helm test`, never installed: not part of the release.
-  const args = [
-    'template',
-    helm.releaseName ?? opts.defaultReleaseName,
-    archive ?? dir,
-    ...(helm.crds === 'skip' ? [] : ['--include-crds']),
-    '--skip-tests',
-    // As Helm renders a release it installs, or one it upgrades (.Release.IsInstall, .Release.IsUpgrade).
-    ...(opts.upgrade ? ['--is-upgrade'] : []),
-  ];
-  // lookup reads the cluster through the confined endpoint; an install takes over objects a sync
-  // applied before (helm's check for its own release labels does not apply: tidegate keeps no release).
-  const lookup = opts.lookup;
-  if (lookup)
-    args.push(
-      '--dry-run=server',
-      '--disable-openapi-validation',
-      '--kubeconfig',
-      lookup.kubeconfig,
-      ...(opts.upgrade ? [] : ['--take-ownership']),
-    );
-  const env: Record<string, string> = lookup ? { KUBECACHEDIR: lookup.cacheDir } : {};
-  if (opts.namespace) args.push('--namespace', opts.namespace);
+  const release = await releaseArgs(opts, archive ?? dir);
   // Values from the cluster and inline values go through files of their own (they may hold secrets: mode 0600, removed after).
   const scratch = mkdtempSync(join(tmpdir(), 'tidegate-values-'));
   try {
-    const file = (name: string, values: Readonly<Record<string, unknown>>): string => {
-      writeFileSync(join(scratch, name), JSON.stringify(values), { mode: 0o600 });
-      return join(scratch, name);
-    };
-    (opts.clusterValues ?? []).forEach((values, i) => args.push('--values', file(`from-${i}.json`, values)));
-    // A SOPS-encrypted values file is decrypted into the scratch directory (or, withheld, left out).
-    for (const values of helm.values) {
-      const file = await dec.valuesFile(resolveInside(dir, values), posix.join(rel, values), scratch);
-      if (file) args.push('--values', file);
-    }
-    if (helm.valuesInline && Object.keys(helm.valuesInline).length > 0)
-      args.push('--values', file('inline.json', helm.valuesInline));
-    for (const [k, v] of Object.entries(helm.set)) args.push('--set-string', `${k}=${v}`);
+    // Test hooks (helm.sh/hook: test) are run by `helm test`, never installed: not part of the release.
+    const args = [
+      'template',
+      helm.releaseName ?? opts.defaultReleaseName,
+      archive ?? dir,
+      ...(helm.crds === 'skip' ? [] : ['--include-crds']),
+      '--skip-tests',
+      ...release.args,
+      ...(await valuesArgs(dir, rel, opts, dec, scratch)),
+    ];
     const what = opts.chart ? `helm template ${opts.chart.name}` : `helm template ${rel}`;
     // `helm template --skip-tests` skips only what Helm sees as a hook: a test hook inside a List
     // is seen by tidegate alone, once the List is expanded.
     const template = async (found: RenderProblem[]) =>
       (
         await parseManifests(
-          await tool(locateTool('helm', opts.settings), args, dir, opts, what, env),
+          await tool(locateTool('helm', opts.settings), args, dir, opts, what, release.env),
           what,
           opts.substitute,
           found,
@@ -505,19 +528,22 @@ async function helmObjects(
           true,
         )
       ).filter((r) => !isTestHook(r.object) && !(helm.crds === 'skip' && r.object.kind === 'CustomResourceDefinition'));
+    const owner = { release: helm.releaseName ?? opts.defaultReleaseName, namespace: opts.namespace ?? 'default' };
+    const marked = (object: KubeObject) => (hookOf(object) ? object : withReleaseOwner(object, owner));
+    // An install renders once more, first: its lookups then find what the install creates, as the next
+    // upgrade's will (a chart computing a checksum of a Secret it keeps through lookup renders it alike).
+    if (release.lookup?.seed && !opts.upgrade) release.lookup.seed((await template([])).map((r) => marked(r.object)));
     // Rendered twice: what differs between two renders of the same inputs is generated at random by the chart.
     const [first, second] = [await template(problems), await template([])];
     const random = randomFields(
       first.map((r) => r.object),
       second.map((r) => r.object),
     );
-    const owner = { release: helm.releaseName ?? opts.defaultReleaseName, namespace: opts.namespace ?? 'default' };
     return first.map((r): RenderedObject | HookObject => {
       const hook = hookOf(r.object);
       if (hook) return { ...r, hook };
       const fields = random.get(refKey(refOf(r.object)));
-      const owned = { ...r, object: withReleaseOwner(r.object, owner) };
-      return fields ? { ...owned, random: fields } : owned;
+      return { ...r, object: marked(r.object), ...(fields ? { random: fields } : {}) };
     });
   } finally {
     rmSync(scratch, { recursive: true, force: true });

@@ -204,6 +204,40 @@ async function applyAroundHooks(
 
 const FOUNDATION = new Set(['Namespace', 'CustomResourceDefinition']);
 
+/**
+ * The health of the applied objects: waited for within the target's timeout when `wait`, else
+ * assessed once. A read that fails after its retries, or at the deadline, leaves the object as last
+ * seen: the sync then records "progressing" (what was applied is kept) and a later pass looks again.
+ */
+function healthOf(run: SyncRun, objects: KubeObject[], wait: boolean): Promise<HealthReport> {
+  const { spec, signal, onProgress: progress } = run.input;
+  const read = (obj: KubeObject) =>
+    run.targetClient
+      .get(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name, signal)
+      .catch((err: unknown) => {
+        if (signal?.aborted || isTransient(err)) return obj;
+        throw err;
+      });
+  return waitForHealth(objects, read, {
+    timeoutMs: wait ? timeoutOf(spec) : 0,
+    signal,
+    ...(progress ? { onWait: (waitingFor) => progress({ target: spec.name, phase: 'health', waitingFor }) } : {}),
+  });
+}
+
+/** The post hooks, once the release is healthy: why they failed or did not run, or undefined. */
+async function postHooks(run: SyncRun, post: HookPhase, health: HealthReport): Promise<unknown> {
+  if (health.status !== 'healthy')
+    return `${post} hooks not run: the release is not healthy (${health.notReady.map((h) => `${h.ref.kind}/${h.ref.name}: ${h.message}`).join('; ')})`;
+  try {
+    await hookPoint(run, post);
+    return undefined;
+  } catch (err) {
+    if (!(err instanceof HookFailedError)) throw err;
+    return err;
+  }
+}
+
 /** Staged apply (between the chart's hooks), prune, health, record (with the sign-offs that let the revision through). */
 export async function applyTarget(run: SyncRun, planned: Planned, approvals: Approval[]): Promise<SyncResult> {
   const { spec, signal } = run.input;
@@ -213,14 +247,11 @@ export async function applyTarget(run: SyncRun, planned: Planned, approvals: App
   await reserveInventory(run, planned);
   const progress = run.input.onProgress;
   const points = hookPoints(run, planned);
+  const onApplied = (done: number, total: number) => progress?.({ target: spec.name, phase: 'apply', done, total });
   const outcome = await applyAroundHooks(
     run,
     planned,
-    {
-      ...planned.planOpts,
-      drift: spec.drift,
-      ...(progress ? { onApplied: (done, total) => progress({ target: spec.name, phase: 'apply', done, total }) } : {}),
-    },
+    { ...planned.planOpts, drift: spec.drift, onApplied },
     points?.pre,
   );
   const nsId = targetNamespaceId(spec);
@@ -233,41 +264,17 @@ export async function applyTarget(run: SyncRun, planned: Planned, approvals: App
   const reloads = await reloadAfterApply(run, outcome.changes);
   // Post hooks run once the release's objects are healthy: the wait is then the target's timeout, wait or not.
   const post = points && hooksOf(run.hooks, points.post).length > 0 ? points.post : undefined;
-  const timeoutMs = spec.wait || post ? timeoutOf(spec) : 0;
-  // A read that fails after its retries, or at the deadline, leaves the object as last seen: the
-  // sync then records "progressing" (what was applied is kept) and a later pass looks again.
-  const read = (obj: KubeObject) =>
-    client.get(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name, signal).catch((err: unknown) => {
-      if (signal?.aborted || isTransient(err)) return obj;
-      throw err;
-    });
-  const health = await waitForHealth([...outcome.objects.values()], read, {
-    timeoutMs,
-    signal,
-    ...(progress ? { onWait: (waitingFor) => progress({ target: spec.name, phase: 'health', waitingFor }) } : {}),
-  });
-  if (post) {
-    if (health.status !== 'healthy')
-      return failedApply(
-        run,
-        changes,
-        inventory,
-        `${post} hooks not run: the release is not healthy (${health.notReady.map((h) => `${h.ref.kind}/${h.ref.name}: ${h.message}`).join('; ')})`,
-      );
-    try {
-      await hookPoint(run, post);
-    } catch (err) {
-      if (!(err instanceof HookFailedError)) throw err;
-      return failedApply(run, changes, inventory, err);
-    }
-  }
+  const health = await healthOf(run, [...outcome.objects.values()], spec.wait || post !== undefined);
+  const postFailed = post ? await postHooks(run, post, health) : undefined;
+  if (postFailed) return failedApply(run, changes, inventory, postFailed);
   const { outcome: syncOutcome, error } = verdict(spec, changes, health, pruned.problems);
-  let result = run.result(syncOutcome, changes, health, error);
-  if (approvals.length > 0) result = { ...result, approvals };
-  if (reloads.length > 0) result = { ...result, reloads };
   // Rolled workloads, or hooks that ran (a change of the hooks alone), are a sync that did something.
-  if ((reloads.length > 0 || run.ranHooks.length > 0) && result.outcome === 'unchanged')
-    result = { ...result, outcome: 'applied' };
+  const acted = reloads.length > 0 || run.ranHooks.length > 0;
+  const result = {
+    ...run.result(syncOutcome === 'unchanged' && acted ? 'applied' : syncOutcome, changes, health, error),
+    ...(approvals.length > 0 ? { approvals } : {}),
+    ...(reloads.length > 0 ? { reloads } : {}),
+  };
   return run.record(
     result,
     result.outcome === 'unchanged' && sameInventory(run.state.inventory, inventory) ? undefined : inventory,

@@ -1,5 +1,5 @@
 import { KubeApiError, type KubeClient } from '../cluster/index.js';
-import { MANAGED_BY_LABEL, TARGET_LABEL } from '../apply/index.js';
+import { MANAGED_BY_LABEL, appliedBy } from '../apply/index.js';
 import { PREVIEW_LABEL, isPreviewTarget, normaliseRepoUrl, previewBase, type KubeObject } from '../model/index.js';
 import { readPreviews, readTargetState, type PreviewEntry } from '../state/index.js';
 
@@ -9,9 +9,11 @@ import { readPreviews, readTargetState, type PreviewEntry } from '../state/index
  */
 export const ownerTarget = (obj: KubeObject | undefined): string | undefined => {
   const labels = obj?.metadata.labels;
+  const target = appliedBy(labels);
+  if (target !== undefined) return target;
   if (labels?.[MANAGED_BY_LABEL] !== 'tidegate') return undefined;
   const preview = labels[PREVIEW_LABEL];
-  return labels[TARGET_LABEL] ?? (preview && isPreviewTarget(preview) ? preview : undefined);
+  return preview && isPreviewTarget(preview) ? preview : undefined;
 };
 
 /**

@@ -1,10 +1,9 @@
 import { serveLookups, type KubeClient } from '../cluster/index.js';
 import {
   ApplyError,
-  MANAGED_BY_LABEL,
+  appliedBy,
   canonicalJson,
   recordedHash,
-  TARGET_LABEL,
   ConfinementError,
   confine,
   mapLimit,
@@ -220,8 +219,8 @@ export function changesOf(planned: Planned): { git: boolean; drift: boolean } {
 export function ownersOf(planned: Planned, target: string): Map<string, string[]> {
   const owners = new Map<string, string[]>();
   for (const { live, desired } of planned.items) {
-    const owner = live?.metadata.labels?.[TARGET_LABEL];
-    if (!owner || owner === target || live?.metadata.labels?.[MANAGED_BY_LABEL] !== 'tidegate') continue;
+    const owner = appliedBy(live?.metadata.labels);
+    if (!owner || owner === target) continue;
     owners.set(owner, [...(owners.get(owner) ?? []), formatRef(desired.ref)]);
   }
   return owners;
@@ -237,9 +236,39 @@ const NO_LOOKUP =
 const lookupAllowed = (run: SyncRun): boolean =>
   run.input.untrusted !== true && run.input.confine === undefined && run.verdict?.missing === undefined;
 
+/**
+ * The target's render, a chart's `lookup` reading the cluster where lookupAllowed; as an upgrade once
+ * a sync of the target applied it (the chart renders, and hooks run, as Helm's upgrade), else an install.
+ */
+async function renderRelease(run: SyncRun, fromCluster: ClusterInputs): Promise<RenderResult> {
+  const { spec, signal, settings } = run.input;
+  const upgrade = run.state.lastApplied !== undefined;
+  const namespace = spec.targetNamespace ?? spec.namespace ?? 'default';
+  const lookup = lookupAllowed(run) ? await serveLookups(run.targetClient, { namespace }, signal) : undefined;
+  try {
+    const rendered = await renderTarget(
+      spec,
+      run.input.dir,
+      settings,
+      signal,
+      remoteBases(settings),
+      chartRepositories(settings, run.input.registryCredentials, run.input.trustedKeys),
+      fromCluster,
+      artifactSources(settings, run.input.registryCredentials, run.input.trustedKeys),
+      { upgrade, ...(lookup ? { lookup } : {}) },
+    );
+    if (!lookup && rendered.mode === 'helm') run.notes.push(NO_LOOKUP);
+    return rendered;
+  } finally {
+    // What lookup read from Secrets is redacted like values read for valuesFrom.
+    if (lookup) run.secrets = [...run.secrets, ...lookup.secrets];
+    await lookup?.close();
+  }
+}
+
 /** The target rendered with what it reads from the cluster; an empty render of a target that applied objects before is refused. */
 async function renderOf(run: SyncRun, withholdSecrets: boolean) {
-  const { spec, client, signal, settings } = run.input;
+  const { spec, client, signal } = run.input;
   run.input.onProgress?.({ target: spec.name, phase: 'render' });
   await checkDeclaredBy(run);
   const fromCluster = await readClusterInputs(spec, client, signal, {
@@ -248,30 +277,7 @@ async function renderOf(run: SyncRun, withholdSecrets: boolean) {
     reader: run.targetClient,
   });
   run.secrets = fromCluster.secrets ?? [];
-  // The release exists once a sync of the target applied it: the chart renders (and hooks run) as an upgrade.
-  const upgrade = run.state.lastApplied !== undefined;
-  const lookup = lookupAllowed(run)
-    ? await serveLookups(run.targetClient, { namespace: spec.targetNamespace ?? spec.namespace ?? 'default' }, signal)
-    : undefined;
-  let rendered: RenderResult;
-  try {
-    rendered = await renderTarget(
-      spec,
-      run.input.dir,
-      settings,
-      signal,
-      remoteBases(settings),
-      chartRepositories(settings, run.input.registryCredentials, run.input.trustedKeys),
-      { ...fromCluster, withheld: withholdSecrets },
-      artifactSources(settings, run.input.registryCredentials, run.input.trustedKeys),
-      { upgrade, ...(lookup ? { lookup: { kubeconfig: lookup.kubeconfig, cacheDir: lookup.cacheDir } } : {}) },
-    );
-  } finally {
-    // What lookup read from Secrets is redacted like values read for valuesFrom.
-    if (lookup) run.secrets = [...run.secrets, ...lookup.secrets];
-    await lookup?.close();
-  }
-  if (!lookup && rendered.mode === 'helm') run.notes.push(NO_LOOKUP);
+  const rendered = await renderRelease(run, { ...fromCluster, withheld: withholdSecrets });
   run.hooks = rendered.hooks;
   run.chart = rendered.chart;
   // Values decrypted from SOPS files are redacted like those read from Secrets.
@@ -285,6 +291,19 @@ async function renderOf(run: SyncRun, withholdSecrets: boolean) {
   if (rendered.objects.length === 0 && !spec.allowEmpty && run.state.inventory.length > 0)
     throw new EmptyRenderError(spec.name);
   return { rendered, fromCluster };
+}
+
+/** The digest of the render's hooks against the one last applied; a change of them is named in the result. */
+function plannedHooks(run: SyncRun): Planned['hooks'] {
+  const digest = hooksDigest(run.hooks);
+  run.hooksDigest = digest;
+  const changed = digest !== run.state.hooks;
+  // Hooks are in no plan item: a reviewer learns of a change of them here.
+  if (changed && digest && run.state.lastApplied)
+    run.notes.push(
+      `the chart's hooks differ from those last applied: ${run.hooks.map((h) => `${h.hook.phases.join(',')} ${formatRef(refOf(h.object))}`).join('; ')}`,
+    );
+  return { digest, changed };
 }
 
 /**
@@ -327,18 +346,12 @@ export async function planTarget(run: SyncRun, opts: { withholdSecrets?: boolean
   };
   const items = await plan(desired, run.targetClient, planOpts);
   const wanted = new Set(desired.map((d) => d.id));
-  const digest = hooksDigest(run.hooks);
-  run.hooksDigest = digest;
-  // Hooks are in no plan item: a reviewer learns of a change of them here.
-  if (digest !== run.state.hooks && digest && run.state.lastApplied)
-    run.notes.push(
-      `the chart's hooks differ from those last applied: ${run.hooks.map((h) => `${h.hook.phases.join(',')} ${formatRef(refOf(h.object))}`).join('; ')}`,
-    );
+  const hooks = plannedHooks(run);
   return {
     items,
     stale: spec.prune ? run.state.inventory.filter((e) => !wanted.has(e.id)) : [],
     planOpts,
-    hooks: { digest, changed: digest !== run.state.hooks },
+    hooks,
   };
 }
 

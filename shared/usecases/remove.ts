@@ -112,6 +112,38 @@ async function removedAtHead(
   return gone.some((r) => r.cluster === req.cluster && r.target === req.target) ? head : undefined;
 }
 
+/**
+ * What Helm's uninstall does, for a target left tidegate.yaml: its delete hooks as last applied around
+ * the prune (pre-delete first: one that fails deletes nothing; post-delete after), all as the
+ * ServiceAccount the objects were applied as (tenancy), else as tidegate. With prune off, nothing runs.
+ */
+async function uninstall(client: KubeClient, target: string, state: TargetState, signal: AbortSignal) {
+  const as = state.serviceAccount ? client.impersonating(state.serviceAccount) : client;
+  const deleting = state.prune !== false;
+  const hooks: HookRecord[] = [];
+  const hookPoint = async (phase: 'pre-delete' | 'post-delete'): Promise<string | undefined> => {
+    const stored = state.deleteHooks;
+    if (!stored || !deleting) return undefined;
+    try {
+      hooks.push(...(await runHooks(phase, stored.hooks, as, { ...stored, target, signal })));
+      return undefined;
+    } catch (err) {
+      if (!(err instanceof HookFailedError)) throw err;
+      hooks.push(...err.ran);
+      return err.message;
+    }
+  };
+  const preFailed = await hookPoint('pre-delete');
+  const pruned = preFailed
+    ? { changes: [], retained: state.inventory, problems: [] }
+    : deleting
+      ? await prune(state.inventory, as, { target, signal })
+      : { changes: [], retained: [], problems: [] };
+  const postFailed = preFailed ?? (pruned.problems.length ? undefined : await hookPoint('post-delete'));
+  const problems = [...pruned.problems.map((p) => p.message), ...(postFailed ? [postFailed] : [])];
+  return { pruned, hooks, problems };
+}
+
 export interface RemoveRequest {
   repo: string;
   cluster: string;
@@ -150,31 +182,7 @@ export async function removeTarget(ctx: EngineContext, req: RemoveRequest): Prom
     // Removing a target changes every object it applied: its gate as last signed off must sign that off.
     const hold = await ownerHold(ctx, { ...req, owner: req.target, state, candidate: revision });
     if (hold) return heldRemoval(client, req.target, state, revision, startedAt, `removal ${hold}`, signal);
-    // As the ServiceAccount the objects were applied as, when they were (tenancy), else as tidegate.
-    const as = state.serviceAccount ? client.impersonating(state.serviceAccount) : client;
-    const deleting = state.prune !== false;
-    // The chart's pre-delete hooks run before anything is deleted (a failed one deletes nothing), post-delete after.
-    const hooks: HookRecord[] = [];
-    const hookPoint = async (phase: 'pre-delete' | 'post-delete'): Promise<string | undefined> => {
-      const stored = state.deleteHooks;
-      if (!stored || !deleting) return undefined;
-      try {
-        hooks.push(...(await runHooks(phase, stored.hooks, as, { ...stored, target: req.target, signal })));
-        return undefined;
-      } catch (err) {
-        if (!(err instanceof HookFailedError)) throw err;
-        hooks.push(...err.ran);
-        return err.message;
-      }
-    };
-    const preFailed = await hookPoint('pre-delete');
-    const pruned = preFailed
-      ? { changes: [], retained: state.inventory, problems: [] }
-      : deleting
-        ? await prune(state.inventory, as, { target: req.target, signal })
-        : { changes: [], retained: [], problems: [] };
-    const postFailed = preFailed ?? (pruned.problems.length ? undefined : await hookPoint('post-delete'));
-    const problems = [...pruned.problems.map((p) => p.message), ...(postFailed ? [postFailed] : [])];
+    const { pruned, hooks, problems } = await uninstall(client, req.target, state, signal);
     const failed = problems.length > 0;
     const result: SyncResult = {
       target: req.target,

@@ -85,7 +85,12 @@ describe('helm hooks', () => {
         onJob: async (j) => {
           const settings = await client.get('v1', 'ConfigMap', target, 'settings');
           const version = (settings?.['data'] as Record<string, string> | undefined)?.['version'] ?? 'none';
-          seen.push(`${j.metadata.name} (settings: ${version})`);
+          // A hook-succeeded hook is deleted once its whole phase succeeded, not before.
+          const earlier =
+            j.metadata.name === 'z-last'
+              ? ` c-second ${(await client.get('batch/v1', 'Job', target, 'c-second')) ? 'kept' : 'gone'}`
+              : '';
+          seen.push(`${j.metadata.name} (settings: ${version})${earlier}`);
         },
       }),
     );
@@ -104,8 +109,8 @@ describe('helm hooks', () => {
     const [install] = await repo.sync(target);
     expect(install?.outcome, install?.error).toBe('applied');
     expect(ranHooks(install)).toEqual([
-      'pre-install ServiceAccount/hook-runner succeeded deleted',
       'pre-install Job/b-first succeeded deleted',
+      'pre-install ServiceAccount/hook-runner succeeded deleted',
       'pre-install Job/a-second succeeded',
       'pre-install Job/c-second succeeded deleted',
       'pre-install Job/z-last succeeded deleted',
@@ -115,7 +120,7 @@ describe('helm hooks', () => {
       'b-first (settings: none)',
       'a-second (settings: none)',
       'c-second (settings: none)',
-      'z-last (settings: none)',
+      'z-last (settings: none) c-second kept',
       'post (settings: one)',
     ]);
     const jobs = async () =>
@@ -152,7 +157,7 @@ describe('helm hooks', () => {
       'a-second (settings: one)',
       'c-second (settings: one)',
       'upgrade-only (settings: one)',
-      'z-last (settings: one)',
+      'z-last (settings: one) c-second kept',
       'post (settings: two)',
     ]);
     expect((await client.get('batch/v1', 'Job', target, 'a-second'))?.metadata.uid).not.toBe(keptUid);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { KubeObject, SyncResult } from '../../shared/model/index.js';
+import { LOOKUP_READS } from '../../shared/cluster/index.js';
 import { configAt, syncCheckout } from '../../shared/usecases/index.js';
 import { gitopsRepo } from '../helpers/engine.js';
 import { uniqueName } from '../helpers/env.js';
@@ -84,6 +85,34 @@ async function chartRepo(templates: Record<string, string>, values = '') {
 }
 
 describe('helm lookup', () => {
+  it('a chart calling lookup that renders thousands of objects: at most LOOKUP_READS reads reach the cluster, and the render ends with its own error', async () => {
+    const many = `{{- $probe := lookup "v1" "ConfigMap" .Release.Namespace "nothing" }}
+{{- range until 3000 }}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: cm-{{ . }}
+{{- end }}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: cm-0
+`;
+    const { repo, target } = await chartRepo({ 'many.yaml': many });
+    const client = repo.engine.client;
+    await client.discover();
+    const before = client.requestCounts['GET'] ?? 0;
+    const started = Date.now();
+    const [result] = await repo.sync(target);
+    expect(result?.outcome).toBe('failed');
+    expect(result?.error).toMatch(/duplicate object/);
+    expect((client.requestCounts['GET'] ?? 0) - before).toBeLessThanOrEqual(LOOKUP_READS + 20);
+    expect(Date.now() - started).toBeLessThan(45_000);
+    expect(await client.get('v1', 'ConfigMap', target, 'cm-1')).toBeUndefined();
+  }, 90_000);
+
   it('a chart keeping a generated password and a genCA certificate through lookup: the second sync writes nothing', async () => {
     const { repo, target } = await chartRepo({ 'keeper.yaml': KEEPER });
     const [first] = await repo.sync(target);

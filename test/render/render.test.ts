@@ -8,6 +8,7 @@ import { localSettings } from '../../shared/config/index.js';
 import { render } from '../../shared/render/render.js';
 import { substituteVariables } from '../../shared/render/substitute.js';
 import type { RenderOptions } from '../../shared/render/render.js';
+import type { KubeObject } from '../../shared/model/index.js';
 import { RenderError } from '../../shared/render/errors.js';
 import { testEnv } from '../helpers/env.js';
 import { tempTree } from '../helpers/files.js';
@@ -196,7 +197,20 @@ describe('render: kustomize and helm produce exactly what the tools print', () =
         'image=registry.example/app:2.0.0',
       ]),
     );
-    expect(out.objects.map((o) => o.object)).toEqual(expected);
+    // helm template's objects, marked as helm install marks what it installs (the release owns them).
+    const owned = (expected as KubeObject[]).map((o) => ({
+      ...o,
+      metadata: {
+        ...o.metadata,
+        labels: { ...o.metadata.labels, 'app.kubernetes.io/managed-by': 'Helm' },
+        annotations: {
+          ...o.metadata.annotations,
+          'meta.helm.sh/release-name': 'app',
+          'meta.helm.sh/release-namespace': 'web',
+        },
+      },
+    }));
+    expect(out.objects.map((o) => o.object)).toEqual(owned);
     expect(out.objects[0]?.object).toMatchObject({
       spec: { replicas: 5, template: { spec: { containers: [{ image: 'registry.example/app:2.0.0' }] } } },
     });
