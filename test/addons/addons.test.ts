@@ -81,7 +81,7 @@ describe('add-ons as Helm installs them', () => {
       const install = await sync();
       expect(install?.outcome, install?.error).toBe('applied');
       expect(hooksRun(install, target)).toEqual(chart.hooks.install);
-      expect((install?.hooks ?? []).every((h) => h.outcome === "succeeded")).toBe(true);
+      expect((install?.hooks ?? []).every((h) => h.outcome === 'succeeded')).toBe(true);
       expect(install?.health.status).not.toBe('failed');
       // Install hooks deleted as their policies say; none is in the inventory.
       const state = await readTargetState(client, target);
@@ -107,7 +107,9 @@ describe('add-ons as Helm installs them', () => {
       const before = await versions();
       expect(before.join()).not.toMatch(/missing/);
       const again = await sync();
-      expect(again?.outcome, JSON.stringify(again?.changeSet.changes.filter((c) => c.action !== 'unchanged'))).toBe('unchanged');
+      expect(again?.outcome, JSON.stringify(again?.changeSet.changes.filter((c) => c.action !== 'unchanged'))).toBe(
+        'unchanged',
+      );
       expect(again?.hooks).toBeUndefined();
       expect(await versions()).toEqual(before);
 
