@@ -11,7 +11,7 @@ import {
 } from '../model/index.js';
 import type { HelmHook, HookPhase } from '../render/index.js';
 import { kindRank } from './ordering.js';
-import { FIELD_MANAGER } from './owner.js';
+import { FIELD_MANAGER, isOwnedBy } from './owner.js';
 import { waitFor } from './apply.js';
 
 /** A hook as the sync runs it: the object (placed in the release's namespace) and its annotations read. */
@@ -91,6 +91,10 @@ async function remove(client: KubeClient, obj: KubeObject, opts: HookOptions, wa
 /** One hook created and waited for; why it failed, or undefined once it succeeded. */
 async function runOne(obj: KubeObject, policies: readonly string[], client: KubeClient, opts: HookOptions) {
   try {
+    // A hook never replaces or deletes an object that is not this target's (another target's, or nobody's).
+    const live = await client.get(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name, opts.signal);
+    if (live && live.metadata.annotations?.[HOOK_OF_ANNOTATION] !== opts.target && !isOwnedBy(live, opts.target))
+      return `it exists and is not this target's: a hook never replaces or deletes an object it did not create`;
     if (policies.includes('before-hook-creation')) await remove(client, obj, opts, true);
     const created = await client.apply(obj, { fieldManager: FIELD_MANAGER, force: true, signal: opts.signal });
     const read = (o: KubeObject) =>

@@ -5,6 +5,6 @@ export { valueChanges } from './diff.js';
 export { ApplyError, type ObjectProblem } from './errors.js';
 export { MANAGED_BY_LABEL, SYSTEM_NAMESPACE, TARGET_LABEL, appliedBy, canonicalJson, isOwnedBy } from './owner.js';
 export { plan, recordedHash, type PlanItem, type PlanOptions } from './plan.js';
-export { namespacesOf, prepare } from './prepare.js';
+export { namespacesOf, prepare, type PrepareOptions } from './prepare.js';
 export { prune } from './prune.js';
 export { HOOK_OF_ANNOTATION, HookFailedError, hooksOf, runHooks, type RunnableHook } from './hooks.js';

@@ -14,6 +14,7 @@ import {
   valueChanges,
   type PlanItem,
   type PlanOptions,
+  type PrepareOptions,
 } from '../apply/index.js';
 import { createdNamespace, type TargetSpec } from '../config/index.js';
 import {
@@ -293,6 +294,27 @@ async function renderOf(run: SyncRun, withholdSecrets: boolean) {
   return { rendered, fromCluster };
 }
 
+/**
+ * A chart's hooks placed as its objects are (the release's namespace, owner labels) and refused as
+ * they would be (a kind the cluster does not serve, a cluster-scoped kind the repository may not
+ * apply, another repository's namespace): a hook is an object the change creates.
+ */
+async function placeHooks(
+  run: SyncRun,
+  placement: PrepareOptions,
+  namespaces: ReadonlySet<string>,
+  owners: ReadonlyMap<string, string>,
+): Promise<void> {
+  const placed = run.hooks.map((h) => {
+    const { desired, problems } = prepare([h], run.input.client, placement, namespaces);
+    if (problems.length > 0 || !desired[0]) throw new ApplyError('plan', problems);
+    return { ...h, object: desired[0].object, ref: desired[0].ref, source: h.source };
+  });
+  refuseClusterResources(run, placed);
+  await refuseForeignNamespaces(run, placed, owners);
+  run.hooks = placed.map(({ ref: _ref, ...h }) => h);
+}
+
 /** The digest of the render's hooks against the one last applied; a change of them is named in the result. */
 function plannedHooks(run: SyncRun): Planned['hooks'] {
   const digest = hooksDigest(run.hooks);
@@ -320,7 +342,7 @@ export async function planTarget(run: SyncRun, opts: { withholdSecrets?: boolean
     namespace: spec.namespace,
     ...(objects.some((o) => o.random) ? { inputs: renderDigest(run, fromCluster, rendered.chart?.digest) } : {}),
   };
-  const namespaceNames = namespacesOf(objects, client, placement);
+  const namespaceNames = namespacesOf([...objects, ...run.hooks], client, placement);
   const created = createdNamespace(spec);
   if (created) namespaceNames.add(created);
   // A Namespace object of the set: whose namespace it re-applies is read too (refuseForeignNamespaces).
@@ -336,6 +358,7 @@ export async function planTarget(run: SyncRun, opts: { withholdSecrets?: boolean
   if (problems.length > 0) throw new ApplyError('plan', problems);
   refuseClusterResources(run, desired);
   await refuseForeignNamespaces(run, desired, owners);
+  await placeHooks(run, placement, namespaces, owners);
   run.input.onPrepared?.(spec.name, desired);
   const planOpts: PlanOptions = {
     ignore: spec.ignore,

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { startGitHub, type TestGitHub } from '../../devenv/index.js';
 import { testEnv, uniqueName } from '../helpers/env.js';
+import { gitopsRepo } from '../helpers/engine.js';
 import { gatedWorld, tidegateYaml } from '../helpers/gates.js';
 import { standInControllers } from '../helpers/controllers.js';
 
@@ -99,5 +100,83 @@ describe('attack: a hook changed without sign-off', () => {
     expect(world.results(from2).map((r) => r.outcome)).toEqual(['held']);
     expect(await world.data(ns, 'app')).toEqual({ version: '1' });
     expect(ran).toEqual(['echo migrate']);
+  });
+});
+
+/**
+ * A hook is an object the change creates, placed and refused as the release's objects are: it never
+ * replaces or deletes an object that is not its target's (before-hook-creation deletes what is there),
+ * and a cluster-scoped hook is refused where the repository may apply no cluster-scoped kind.
+ */
+describe('attack: hooks that reach past their target', () => {
+  const chart = (hooks: Record<string, string>) => ({
+    'chart/Chart.yaml': stringify({ apiVersion: 'v2', name: 'reach', version: '0.1.0' }),
+    'chart/templates/cm.yaml':
+      'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: own-{{ .Release.Name }}\ndata:\n  a: b\n',
+    ...Object.fromEntries(Object.entries(hooks).map(([f, t]) => [`chart/templates/${f}`, t])),
+  });
+
+  it("a hook named like another target's object fails the sync naming it; that object is untouched", async () => {
+    const repo = await gitopsRepo('hook-reach');
+    const [victim, attacker] = [uniqueName('victim'), uniqueName('attacker')];
+    const hook = stringify({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: {
+        name: 'settings',
+        namespace: victim,
+        annotations: { 'helm.sh/hook': 'pre-install', 'helm.sh/hook-delete-policy': 'before-hook-creation' },
+      },
+      data: { taken: 'yes' },
+    });
+    await repo.commit({
+      'tidegate.yaml': stringify({
+        targets: [
+          { name: victim, cluster: 'test', path: 'victim', targetNamespace: victim, wait: false },
+          // No targetNamespace (that would place the hook in the attacker's own): objects keep the namespace they name.
+          { name: attacker, cluster: 'test', path: 'chart', namespace: 'default', wait: false },
+        ],
+      }),
+      'victim/cm.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mine: yes\n',
+      ...chart({ 'hook.yaml': hook }),
+    });
+    const [first] = await repo.sync(victim);
+    expect(first?.outcome, first?.error).toBe('applied');
+    const before = await repo.engine.client.get('v1', 'ConfigMap', victim, 'settings');
+    const [attack] = await repo.sync(attacker);
+    expect(attack?.outcome, JSON.stringify([attack?.hooks, attack?.changeSet])).toBe('failed');
+    expect(attack?.error).toMatch(
+      /pre-install hook ConfigMap\/.*\/settings failed: it exists and is not this target's/,
+    );
+    const after = await repo.engine.client.get('v1', 'ConfigMap', victim, 'settings');
+    expect(after?.metadata.uid).toBe(before?.metadata.uid);
+    expect(after?.['data']).toEqual({ mine: 'yes' });
+    expect(await repo.engine.client.get('v1', 'ConfigMap', 'default', `own-${attacker}`)).toBeUndefined();
+  });
+
+  it('a cluster-scoped hook where the repository may apply no cluster-scoped kind: refused before anything runs', async () => {
+    const repo = await gitopsRepo('hook-crb');
+    const target = uniqueName('crb');
+    repo.engine.repositories = [{ url: repo.url, branch: 'main', clusterResources: [] }];
+    const hook = stringify({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: `${target}-admin`, annotations: { 'helm.sh/hook': 'pre-install' } },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
+      subjects: [{ kind: 'ServiceAccount', name: 'default', namespace: target }],
+    });
+    await repo.commit({
+      'tidegate.yaml': stringify({
+        targets: [{ name: target, cluster: 'test', path: 'chart', targetNamespace: target, wait: false }],
+      }),
+      ...chart({ 'crb.yaml': hook }),
+    });
+    const [result] = await repo.sync(target);
+    expect(result?.outcome).toBe('failed');
+    expect(result?.error).toMatch(/cluster-scoped objects its repository may not .*ClusterRoleBinding/);
+    expect(result?.hooks).toBeUndefined();
+    expect(
+      await repo.engine.client.get('rbac.authorization.k8s.io/v1', 'ClusterRoleBinding', undefined, `${target}-admin`),
+    ).toBeUndefined();
   });
 });
