@@ -81,6 +81,40 @@ ${annotations}spec:
           image: "${image}:{{ .Chart.AppVersion }}"
 `;
 
+/** A Role or ClusterRole and its binding to a ServiceAccount of the release's namespace. */
+const rbac = (
+  kind: 'Role' | 'ClusterRole',
+  suffix: string,
+  subject: string,
+  annotations: string,
+  resources: string,
+) => `apiVersion: rbac.authorization.k8s.io/v1
+kind: ${kind}
+metadata:
+  name: {{ .Release.Name }}-${suffix}
+  labels:
+${LABELS}
+${annotations}rules:
+  - apiGroups: [""]
+    resources: ${resources}
+    verbs: ["get", "list", "watch", "create", "update"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ${kind}Binding
+metadata:
+  name: {{ .Release.Name }}-${suffix}
+  labels:
+${LABELS}
+${annotations}roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ${kind}
+  name: {{ .Release.Name }}-${suffix}
+subjects:
+  - kind: ServiceAccount
+    name: {{ .Release.Name }}${subject}
+    namespace: {{ .Release.Namespace }}
+`;
+
 /** RBAC for a hook Job: ServiceAccount, Role, RoleBinding, all hooks themselves. */
 const hookRbac = (suffix: string, annotations: string) => `apiVersion: v1
 kind: ServiceAccount
@@ -89,59 +123,11 @@ metadata:
   labels:
 ${LABELS}
 ${annotations}---
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata:
-  name: {{ .Release.Name }}-${suffix}
-  labels:
-${LABELS}
-${annotations}rules:
-  - apiGroups: [""]
-    resources: ["secrets"]
-    verbs: ["get", "create", "update"]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata:
-  name: {{ .Release.Name }}-${suffix}
-  labels:
-${LABELS}
-${annotations}roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: Role
-  name: {{ .Release.Name }}-${suffix}
-subjects:
-  - kind: ServiceAccount
-    name: {{ .Release.Name }}-${suffix}
-    namespace: {{ .Release.Namespace }}
-`;
+${rbac('Role', suffix, `-${suffix}`, annotations, '["secrets"]')}`;
 
-const clusterRbac = (suffix: string, annotations = '') => `apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata:
-  name: {{ .Release.Name }}-${suffix}
-  labels:
-${LABELS}
-${annotations}rules:
-  - apiGroups: [""]
-    resources: ["nodes", "pods", "services"]
-    verbs: ["get", "list", "watch"]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata:
-  name: {{ .Release.Name }}-${suffix}
-  labels:
-${LABELS}
-${annotations}roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: ClusterRole
-  name: {{ .Release.Name }}-${suffix}
-subjects:
-  - kind: ServiceAccount
-    name: {{ .Release.Name }}${annotations ? `-${suffix}` : ''}
-    namespace: {{ .Release.Namespace }}
-`;
+/** A ClusterRole bound to the release's ServiceAccount (or, for hooks, to the hook's own). */
+const clusterRbac = (suffix: string, annotations = '') =>
+  rbac('ClusterRole', suffix, annotations ? `-${suffix}` : '', annotations, '["nodes", "pods", "services"]');
 
 /** A webhook whose rules match only a group nothing serves: it can never be called (failurePolicy as the chart has it). */
 const webhook = (kind: 'Validating' | 'Mutating', group: string, caBundle: string, failurePolicy = 'Fail') =>
