@@ -14,7 +14,7 @@ import { kindRank } from './ordering.js';
 import { FIELD_MANAGER, isOwnedBy } from './owner.js';
 import { waitFor } from './apply.js';
 
-/** A hook as the sync runs it: the object (placed in the release's namespace) and its annotations read. */
+/** A hook as the sync runs it: the object (placed as the release's objects are) and its annotations read. */
 export interface RunnableHook {
   object: KubeObject;
   source: string;
@@ -22,8 +22,6 @@ export interface RunnableHook {
 }
 
 export interface HookOptions {
-  /** The release's namespace: a namespaced hook without one is created there, as Helm does. */
-  namespace: string;
   /** How long each hook may take to complete (the target's timeout). */
   timeoutMs: number;
   /** Annotated on every hook: which target ran it. */
@@ -60,18 +58,14 @@ export function hookOrder(a: RunnableHook, b: RunnableHook): number {
 export const hooksOf = <T extends RunnableHook>(hooks: readonly T[], phase: HookPhase): T[] =>
   hooks.filter((h) => h.hook.phases.includes(phase)).sort(hookOrder);
 
-function placed(hook: RunnableHook, client: KubeClient, opts: HookOptions): KubeObject {
-  const info = client.resourceFor(hook.object.apiVersion, hook.object.kind);
-  const metadata = hook.object.metadata;
-  return {
-    ...hook.object,
-    metadata: {
-      ...metadata,
-      ...(info?.namespaced !== false && !metadata.namespace ? { namespace: opts.namespace } : {}),
-      annotations: { ...metadata.annotations, [HOOK_OF_ANNOTATION]: opts.target },
-    },
-  };
-}
+/** The hook as created: annotated with the target that runs it (placed by the plan already, as the release's objects are). */
+const annotated = (hook: RunnableHook, target: string): KubeObject => ({
+  ...hook.object,
+  metadata: {
+    ...hook.object.metadata,
+    annotations: { ...hook.object.metadata.annotations, [HOOK_OF_ANNOTATION]: target },
+  },
+});
 
 async function remove(client: KubeClient, obj: KubeObject, opts: HookOptions, wait: boolean): Promise<void> {
   const ref = { ...refOf(obj), apiVersion: obj.apiVersion };
@@ -137,7 +131,7 @@ export async function runHooks(
     return ran.map((r) => r.record);
   };
   for (const hook of hooksOf(hooks, phase)) {
-    const object = placed(hook, client, opts);
+    const object = annotated(hook, opts.target);
     const policies = hook.hook.deletePolicies;
     const failure = await runOne(object, policies, client, opts);
     const record: HookRecord = {

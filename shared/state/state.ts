@@ -45,9 +45,8 @@ export interface Suspension {
 }
 
 /** What must outlive an invocation, per target: kept in a ConfigMap in tidegate-system. */
-/** A release's delete hooks, where they run and how long each may take. */
+/** A release's delete hooks (placed), and how long each may take. */
 export interface DeleteHooks {
-  namespace: string;
   timeoutMs: number;
   hooks: Array<{ object: KubeObject; source: string; hook: HelmHook }>;
 }

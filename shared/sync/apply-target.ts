@@ -146,7 +146,6 @@ const timeoutOf = (spec: TargetSpec): number => parseDuration(spec.timeout) ?? 3
 async function hookPoint(run: SyncRun, phase: HookPhase): Promise<void> {
   const { spec, signal } = run.input;
   const opts = {
-    namespace: spec.targetNamespace ?? spec.namespace ?? 'default',
     timeoutMs: timeoutOf(spec),
     target: spec.name,
     signal,

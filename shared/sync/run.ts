@@ -394,10 +394,12 @@ export class SyncRun {
   /** The chart's delete hooks as this revision renders them (none when the target disables them), for its removal. */
   private deleteHooks(): DeleteHooks | undefined {
     const { spec } = this.input;
-    const hooks = this.hooks.filter((h) => h.hook.phases.some((p) => p === 'pre-delete' || p === 'post-delete'));
+    // A Secret is not kept among them: the state is a ConfigMap.
+    const hooks = this.hooks.filter(
+      (h) => h.object.kind !== 'Secret' && h.hook.phases.some((p) => p === 'pre-delete' || p === 'post-delete'),
+    );
     if (hooks.length === 0 || hooksDisabled(spec, 'delete')) return undefined;
     return {
-      namespace: spec.targetNamespace ?? spec.namespace ?? 'default',
       timeoutMs: parseDuration(spec.timeout) ?? 300_000,
       hooks: hooks.map(({ object, source, hook }) => ({ object, source, hook })),
     };
