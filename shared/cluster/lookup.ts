@@ -33,6 +33,8 @@ export const LOOKUP_READS = 2000;
 export interface LookupScope {
   namespace: string;
   clusterKinds?: readonly string[] | undefined;
+  /** Whether a render may read an object it found (another repository's target's, for one, it may not). */
+  admit?: ((object: KubeObject) => Promise<boolean>) | undefined;
 }
 
 /** A running lookup endpoint: what helm is pointed at, and what it read. */
@@ -43,6 +45,8 @@ export interface LookupEndpoint {
   cacheDir: string;
   /** Values of the Secrets it answered with: never quoted in a message. */
   secrets: string[];
+  /** Whether it answered with a Secret (values under 4 characters included). */
+  secretsRead(): boolean;
   /** Every read and whether it was answered, in order (paths only). */
   reads: Array<{ path: string; answered: boolean }>;
   /**
@@ -53,7 +57,7 @@ export interface LookupEndpoint {
   close(): Promise<void>;
 }
 
-type Classified = { answer: true; info?: ResourceInfo } | { answer: false };
+type Classified = { answer: true; path: string; info?: ResourceInfo } | { answer: false };
 
 /** A resource path's parts: group, version, namespace (when namespaced), resource, name; undefined for a subresource. */
 function resourcePath(parts: string[], head: number) {
@@ -65,20 +69,39 @@ function resourcePath(parts: string[], head: number) {
   return { group, version, namespace: namespaced ? rest[1] : undefined, resource: resource ?? '', name };
 }
 
-/** Discovery (what the API serves, no object in it) or an object read inside the scope; anything else is refused. */
-function classify(client: KubeClient, pathname: string, scope: LookupScope): Classified {
-  if (pathname === '/version') return { answer: true };
-  const parts = pathname.split('/').filter(Boolean).map(decodeURIComponent);
+/**
+ * The path's segments, split before they are decoded; undefined when a segment decodes to a
+ * separator or does not decode (an encoded slash would be read as one segment here and as several by
+ * the apiserver).
+ */
+function segments(rawPath: string): string[] | undefined {
+  try {
+    const parts = rawPath.split('/').filter(Boolean).map(decodeURIComponent);
+    return parts.some((p) => /[/\\]/.test(p) || p === '.' || p === '..') ? undefined : parts;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Discovery (what the API serves, no object in it) or an object read inside the scope, with the
+ * path to read it at (its segments encoded again); anything else is refused.
+ */
+function classify(client: KubeClient, rawPath: string, scope: LookupScope): Classified {
+  const parts = segments(rawPath);
+  if (!parts) return { answer: false };
+  const path = `/${parts.map(encodeURIComponent).join('/')}`;
+  if (path === '/version') return { answer: true, path };
   const head = parts[0] === 'api' ? 2 : parts[0] === 'apis' ? 3 : 0;
   if (head === 0) return { answer: false };
-  if (parts.length <= head) return { answer: true }; // /api, /api/v1, /apis, /apis/<group>, /apis/<group>/<version>
-  const path = resourcePath(parts, head);
-  const info = path && client.resourceAt(path.group, path.version, path.resource);
-  if (!path || !info) return { answer: false };
+  if (parts.length <= head) return { answer: true, path }; // /api, /api/v1, /apis, /apis/<group>, /apis/<group>/<version>
+  const at = resourcePath(parts, head);
+  const info = at && client.resourceAt(at.group, at.version, at.resource);
+  if (!at || !info) return { answer: false };
   const inScope = info.namespaced
-    ? path.namespace === scope.namespace
-    : path.namespace === undefined && (scope.clusterKinds ?? LOOKUP_CLUSTER_KINDS).includes(info.kind);
-  return inScope ? { answer: true, info } : { answer: false };
+    ? at.namespace === scope.namespace
+    : at.namespace === undefined && (scope.clusterKinds ?? LOOKUP_CLUSTER_KINDS).includes(info.kind);
+  return inScope ? { answer: true, path, info } : { answer: false };
 }
 
 const notFound = (res: ServerResponse, message: string): void => {
@@ -99,6 +122,18 @@ function respond(res: ServerResponse, answer: Answer | undefined): void {
     res
       .writeHead(503, { 'content-type': 'application/json' })
       .end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', message: answer?.text, code: 503 }));
+}
+
+/** An object, or a list with its items, as `admit` lets a render read it: undefined for an object it refuses. */
+async function admittedBody(
+  text: string,
+  admit: (object: KubeObject) => Promise<boolean>,
+): Promise<string | undefined> {
+  const parsed = JSON.parse(text) as KubeObject & { items?: KubeObject[] };
+  if (!Array.isArray(parsed.items)) return (await admit(parsed)) ? text : undefined;
+  const kept: KubeObject[] = [];
+  for (const item of parsed.items) if (await admit(item)) kept.push(item);
+  return JSON.stringify({ ...parsed, items: kept });
 }
 
 /** The values of a Secret (or of a list's Secrets) as text: what a render must never quote. */
@@ -133,43 +168,54 @@ export async function serveLookups(
   const reads: LookupEndpoint['reads'] = [];
   const seeded = new Map<string, KubeObject>();
   const answers = new Map<string, Promise<Answer>>();
-  /** The URL asked for, once its first segment is the endpoint's token. */
-  const admitted = (raw: string): URL | undefined => {
+  let readSecret = false;
+  /** The path (raw, not decoded) and query asked for, once the path's first segment is the endpoint's token. */
+  const admitted = (raw: string): { path: string; query: URLSearchParams } | undefined => {
     const given = Buffer.from(raw).subarray(0, prefix.length);
     if (given.length !== prefix.length || !timingSafeEqual(given, prefix)) return undefined;
-    return new URL(raw.slice(prefix.length - 1), 'http://lookup');
+    const [path = '', query = ''] = raw.slice(prefix.length - 1).split('?', 2);
+    return { path, query: new URLSearchParams(query) };
   };
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const url = admitted(req.url ?? '');
-    if (!url) {
+    const asked = admitted(req.url ?? '');
+    if (!asked) {
       res.writeHead(401).end();
       return;
     }
-    const watch = ['true', '1'].includes(url.searchParams.get('watch') ?? '');
-    const verdict =
-      req.method === 'GET' && !watch ? classify(client, url.pathname, scope) : ({ answer: false } as const);
-    reads.push({ path: url.pathname, answered: verdict.answer });
+    const watch = ['true', '1'].includes(asked.query.get('watch') ?? '');
+    const verdict = req.method === 'GET' && !watch ? classify(client, asked.path, scope) : ({ answer: false } as const);
+    reads.push({ path: asked.path, answered: verdict.answer });
     if (!verdict.answer) return notFound(res, 'not readable by a render');
     // The renders of one sync read the same paths (helm reads every object it renders, each render):
     // each is read once, and at most LOOKUP_READS distinct reads reach the cluster.
-    const key = `${url.pathname}${url.search}|${req.headers.accept ?? ''}`;
+    const query = asked.query.toString();
+    const accept = req.headers.accept ?? 'application/json';
+    const key = `${verdict.path}?${query}|${accept}`;
     if (!answers.has(key)) {
       if (answers.size >= LOOKUP_READS) return notFound(res, 'the reads of this render are used up');
-      answers.set(key, upstream(url, req.headers.accept ?? 'application/json', verdict.info?.kind));
+      answers.set(key, upstream(`${verdict.path}${query ? `?${query}` : ''}`, accept, verdict.info));
     }
     const answer = await answers.get(key);
-    const seededObject = answer?.status === 404 ? seeded.get(url.pathname) : undefined;
+    const seededObject = answer?.status === 404 ? seeded.get(verdict.path) : undefined;
     respond(
       res,
       seededObject ? { status: 200, contentType: 'application/json', text: JSON.stringify(seededObject) } : answer,
     );
   };
-  /** One read through the client: 200 with the body, 404 (nothing there, or nothing this identity may read), or 503. */
-  const upstream = async (url: URL, accept: string, kind: string | undefined): Promise<Answer> => {
+  /**
+   * One read through the client: 200 with the body (objects the scope's `admit` refuses left out of
+   * it: a single one is then not found), 404 (nothing there, or nothing this identity may read), or 503.
+   */
+  const upstream = async (pathAndQuery: string, accept: string, info: ResourceInfo | undefined): Promise<Answer> => {
     try {
-      const answer = await client.getRaw(`${url.pathname}${url.search}`, accept, signal);
-      if (kind === 'Secret') secrets.push(...secretValues(answer.text));
-      return { status: 200, contentType: answer.contentType || 'application/json', text: answer.text };
+      const answer = await client.getRaw(pathAndQuery, accept, signal);
+      const text = info && scope.admit ? await admittedBody(answer.text, scope.admit) : answer.text;
+      if (text === undefined) return { status: 404, contentType: '', text: '' };
+      if (info?.kind === 'Secret') {
+        readSecret = true;
+        secrets.push(...secretValues(text));
+      }
+      return { status: 200, contentType: answer.contentType || 'application/json', text };
     } catch (err) {
       // A read tidegate's (or the tenant's) identity may not make is, to a chart, nothing there.
       if (err instanceof KubeApiError && (err.status === 403 || err.isNotFound))
@@ -198,6 +244,7 @@ export async function serveLookups(
     kubeconfig,
     cacheDir: join(dir, 'cache'),
     secrets,
+    secretsRead: () => readSecret,
     reads,
     seed(objects) {
       for (const object of objects) {

@@ -65,6 +65,8 @@ export interface RenderOptions {
         cacheDir: string;
         /** Makes what an install renders readable by the renders after it (LookupEndpoint.seed). */
         seed?: ((objects: readonly KubeObject[]) => void) | undefined;
+        /** Whether a lookup has read a Secret: a failed render's messages are then withheld. */
+        secretsRead?: (() => boolean) | undefined;
       }
     | undefined;
   /** The release exists already: the chart renders as an upgrade (.Release.IsUpgrade), not an install. */
@@ -661,6 +663,8 @@ function duplicates(objects: ReadonlyArray<{ object: KubeObject; source: string 
 
 const WITHHELD =
   'the render failed; its message is withheld, as it may quote a value decrypted from a SOPS file (render it where the keys are: tidegate render <target>)';
+const WITHHELD_LOOKUP =
+  "the render failed; its message is withheld, as it may quote a value the chart's lookup read from a Secret";
 
 /**
  * Renders a target into Kubernetes objects: plain YAML (recursive, multi-document), kustomize
@@ -673,12 +677,15 @@ export async function render(opts: RenderOptions): Promise<RenderResult> {
   try {
     return await renderWith(opts, dec);
   } catch (err) {
-    // A render that decrypted values fails without its messages: a tool's (helm's fail, a schema
-    // error) or a check's (an object named after a value) may quote a value, whole or transformed.
-    if (!(err instanceof RenderError) || dec.values.length === 0) throw err;
+    // A render that decrypted values, or whose lookup read a Secret, fails without its messages: a
+    // tool's (helm's fail, a schema error) or a check's (an object named after a value) may quote a
+    // value, whole or transformed.
+    const read = opts.lookup?.secretsRead?.() === true;
+    if (!(err instanceof RenderError) || (dec.values.length === 0 && !read)) throw err;
     const own = err.problems.filter((p) => p.quotesNothing);
     const withheld = [...new Set(err.problems.filter((p) => !p.quotesNothing).map((p) => dec.redact(p.file)))];
-    throw new RenderError([...own, ...withheld.map((file) => ({ file, message: WITHHELD }))]);
+    const message = dec.values.length > 0 ? WITHHELD : WITHHELD_LOOKUP;
+    throw new RenderError([...own, ...withheld.map((file) => ({ file, message }))]);
   }
 }
 

@@ -1,6 +1,7 @@
 import { serveLookups, type KubeClient } from '../cluster/index.js';
 import {
   ApplyError,
+  SYSTEM_NAMESPACE,
   appliedBy,
   canonicalJson,
   recordedHash,
@@ -28,6 +29,7 @@ import {
   type ObjectRef,
   type Change,
   type InventoryEntry,
+  type KubeObject,
   type SyncResult,
 } from '../model/index.js';
 import { createHash } from 'node:crypto';
@@ -238,6 +240,19 @@ const lookupAllowed = (run: SyncRun): boolean =>
   run.input.untrusted !== true && run.input.confine === undefined && run.verdict?.missing === undefined;
 
 /**
+ * Why a chart's lookup may not read the release's namespace (undefined when it may): a repository's
+ * renders read tidegate's own namespace no more than another repository's (as valuesFrom reads them).
+ */
+async function notOursToRead(run: SyncRun, namespace: string): Promise<string | undefined> {
+  const { client, signal } = run.input;
+  const nothing = `the chart was rendered without reading the cluster: its lookup found nothing`;
+  if (namespace === SYSTEM_NAMESPACE) return `${nothing} (namespace ${namespace} is tidegate's own)`;
+  const owner = ownerTarget((await readNamespace(client, namespace, signal)).object);
+  const theirs = await foreignOf(run)(owner);
+  return theirs ? `${nothing} (namespace ${namespace} belongs to target ${owner} of another repository)` : undefined;
+}
+
+/**
  * The target's render, a chart's `lookup` reading the cluster where lookupAllowed; as an upgrade once
  * a sync of the target applied it (the chart renders, and hooks run, as Helm's upgrade), else an install.
  */
@@ -245,7 +260,11 @@ async function renderRelease(run: SyncRun, fromCluster: ClusterInputs): Promise<
   const { spec, signal, settings } = run.input;
   const upgrade = run.state.lastApplied !== undefined;
   const namespace = spec.targetNamespace ?? spec.namespace ?? 'default';
-  const lookup = lookupAllowed(run) ? await serveLookups(run.targetClient, { namespace }, signal) : undefined;
+  const notOurs = lookupAllowed(run) ? await notOursToRead(run, namespace) : NO_LOOKUP;
+  const foreign = foreignOf(run);
+  // Objects another repository's target applied are not read, in a namespace no target created either.
+  const admit = async (object: KubeObject) => (await foreign(ownerTarget(object))) === undefined;
+  const lookup = notOurs ? undefined : await serveLookups(run.targetClient, { namespace, admit }, signal);
   try {
     const rendered = await renderTarget(
       spec,
@@ -258,7 +277,7 @@ async function renderRelease(run: SyncRun, fromCluster: ClusterInputs): Promise<
       artifactSources(settings, run.input.registryCredentials, run.input.trustedKeys),
       { upgrade, ...(lookup ? { lookup } : {}) },
     );
-    if (!lookup && rendered.mode === 'helm') run.notes.push(NO_LOOKUP);
+    if (notOurs && rendered.mode === 'helm') run.notes.push(notOurs);
     return rendered;
   } finally {
     // What lookup read from Secrets is redacted like values read for valuesFrom.
@@ -346,7 +365,7 @@ export async function planTarget(run: SyncRun, opts: { withholdSecrets?: boolean
   const created = createdNamespace(spec);
   if (created) namespaceNames.add(created);
   // A Namespace object of the set: whose namespace it re-applies is read too (refuseForeignNamespaces).
-  for (const { object } of objects)
+  for (const { object } of [...objects, ...run.hooks])
     if (object.apiVersion === 'v1' && object.kind === 'Namespace') namespaceNames.add(object.metadata.name);
   const { names: namespaces, owners } = await existingNamespaces(client, namespaceNames, signal);
   const { desired, problems } = prepare(
