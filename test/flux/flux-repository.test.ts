@@ -285,8 +285,9 @@ describe('switching a cluster over from Flux', () => {
     const after = await client.get('apps/v1', 'Deployment', ns, 'podinfo');
     expect(after?.metadata.uid).toBe(before?.metadata.uid);
     expect(after?.metadata.generation).toBe(before?.metadata.generation);
-    // tidegate's labels say who manages it now; what tidegate does not set is left as it was.
-    expect(after?.metadata.labels?.['app.kubernetes.io/managed-by']).toBe('tidegate');
+    // tidegate's target label says who applies it now; a chart's object keeps Helm's marks of its release.
+    expect(after?.metadata.labels?.['tidegate.dev/target']).toBe(podinfo);
+    expect(after?.metadata.labels?.['app.kubernetes.io/managed-by']).toBe('Helm');
     expect(after?.metadata.annotations?.['meta.helm.sh/release-name']).toBe('podinfo');
   });
 });
