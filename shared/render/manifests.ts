@@ -1,4 +1,4 @@
-import type { Document } from 'yaml';
+import type { Document, ScalarTag, Tags } from 'yaml';
 import { errorMessage, type KubeObject } from '../model/index.js';
 import { RenderError, type RenderProblem } from './errors.js';
 import type { RandomField } from './random.js';
@@ -12,6 +12,20 @@ export interface RenderedObject {
   /** Strings the chart generates at random (found by rendering twice): a live value of their shape is kept. */
   random?: RandomField[];
 }
+
+/**
+ * An integer written with a leading zero is octal, as Helm, kubectl and kustomize read it (Go's YAML
+ * libraries keep YAML 1.1's octals: a volume's `defaultMode: 0755` is 493), where YAML 1.2 reads 755.
+ * Booleans stay YAML 1.2's (`yes` is a string), as kustomize, and so Flux, reads them.
+ */
+const OCTAL: ScalarTag = {
+  identify: () => false,
+  default: true,
+  tag: 'tag:yaml.org,2002:int',
+  test: /^[-+]?0[0-7]+$/,
+  resolve: (text: string) => Number.parseInt(text, 8),
+};
+const KUBE_YAML = { customTags: (tags: Tags) => [OCTAL, ...tags] };
 
 /** Objects opt out of variable substitution with this annotation set to "disabled". */
 export const SUBSTITUTE_ANNOTATION = 'tidegate.dev/substitute';
@@ -186,7 +200,7 @@ export async function parseManifests(
     }
   };
   let index = -1;
-  const docs = yamlDocuments(text, budget.maxDocumentTokens, { prettyErrors: false }, read);
+  const docs = yamlDocuments(text, budget.maxDocumentTokens, { prettyErrors: false, ...KUBE_YAML }, read);
   for (;;) {
     let next: IteratorResult<Read | typeof TICK>;
     try {
@@ -247,7 +261,7 @@ function documentValue(
   }
   try {
     // Written out again, a document may take more tokens (a flow sequence as a block one): twice the budget.
-    return parseDocuments(result.text, 2 * at.budget.maxDocumentTokens)[0]?.toJS({
+    return parseDocuments(result.text, 2 * at.budget.maxDocumentTokens, KUBE_YAML)[0]?.toJS({
       maxAliasCount: MAX_ALIASES,
     }) as unknown;
   } catch (err) {

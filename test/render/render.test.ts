@@ -216,6 +216,36 @@ describe('render: kustomize and helm produce exactly what the tools print', () =
     });
   });
 
+  it("reads numbers and words as Helm and kustomize do: `0755` is octal (a volume's defaultMode), `yes` a string", async () => {
+    const volume = (mode: string) => `apiVersion: v1
+kind: Pod
+metadata:
+  name: p
+  labels:
+    keep: yes
+spec:
+  containers: [{ name: c, image: busybox }]
+  volumes:
+    - name: v
+      configMap:
+        name: c
+        defaultMode: ${mode}
+`;
+    const root = tempTree({
+      'chart/Chart.yaml': 'apiVersion: v2\nname: c\nversion: 0.1.0\n',
+      'chart/templates/pod.yaml': volume('0755'),
+      'plain/pod.yaml': volume('0644'),
+    });
+    for (const [path, mode] of [
+      ['chart', 0o755],
+      ['plain', 0o644],
+    ] as const) {
+      const [pod] = (await render(opts(root, { path }))).objects;
+      expect(pod?.object['spec']).toMatchObject({ volumes: [{ configMap: { defaultMode: mode } }] });
+      expect(pod?.object.metadata.labels?.['keep']).toBe('yes');
+    }
+  });
+
   it('reports a kustomize failure as a render error naming the path', async () => {
     const root = repo({ 'k/kustomization.yaml': 'resources:\n  - missing.yaml\n' });
     const found = await problems(render(opts(root, { path: 'k' })));
