@@ -67,6 +67,8 @@ export interface RenderOptions {
         seed?: ((objects: readonly KubeObject[]) => void) | undefined;
         /** Whether a lookup has read a Secret: a failed render's messages are then withheld. */
         secretsRead?: (() => boolean) | undefined;
+        /** Told when the chart was rendered without lookup after all, and why. */
+        skipped?: ((why: string) => void) | undefined;
       }
     | undefined;
   /** The release exists already: the chart renders as an upgrade (.Release.IsUpgrade), not an install. */
@@ -500,56 +502,84 @@ async function helmObjects(
   dec: Decryption,
   archive?: string,
 ) {
-  const helm = opts.helm ?? { values: [], set: {} };
-  const release = await releaseArgs(opts, archive ?? dir);
+  const chart = archive ?? dir;
+  const release = await releaseArgs(opts, chart);
   // Values from the cluster and inline values go through files of their own (they may hold secrets: mode 0600, removed after).
   const scratch = mkdtempSync(join(tmpdir(), 'tidegate-values-'));
   try {
-    // Test hooks (helm.sh/hook: test) are run by `helm test`, never installed: not part of the release.
-    const args = [
-      'template',
-      helm.releaseName ?? opts.defaultReleaseName,
-      archive ?? dir,
-      ...(helm.crds === 'skip' ? [] : ['--include-crds']),
-      '--skip-tests',
-      ...release.args,
-      ...(await valuesArgs(dir, rel, opts, dec, scratch)),
-    ];
-    const what = opts.chart ? `helm template ${opts.chart.name}` : `helm template ${rel}`;
-    // `helm template --skip-tests` skips only what Helm sees as a hook: a test hook inside a List
-    // is seen by tidegate alone, once the List is expanded.
-    const template = async (found: RenderProblem[]) =>
-      (
-        await parseManifests(
-          await tool(locateTool('helm', opts.settings), args, dir, opts, what, release.env),
-          what,
-          opts.substitute,
-          found,
-          budgetOf(opts),
-          false,
-          true,
-        )
-      ).filter((r) => !isTestHook(r.object) && !(helm.crds === 'skip' && r.object.kind === 'CustomResourceDefinition'));
-    const owner = { release: helm.releaseName ?? opts.defaultReleaseName, namespace: opts.namespace ?? 'default' };
-    const marked = (object: KubeObject) => (hookOf(object) ? object : withReleaseOwner(object, owner));
-    // An install renders once more, first: its lookups then find what the install creates, as the next
-    // upgrade's will (a chart computing a checksum of a Secret it keeps through lookup renders it alike).
-    if (release.lookup?.seed && !opts.upgrade) release.lookup.seed((await template([])).map((r) => marked(r.object)));
-    // Rendered twice: what differs between two renders of the same inputs is generated at random by the chart.
-    const [first, second] = [await template(problems), await template([])];
-    const random = randomFields(
-      first.map((r) => r.object),
-      second.map((r) => r.object),
-    );
-    return first.map((r): RenderedObject | HookObject => {
-      const hook = hookOf(r.object);
-      if (hook) return { ...r, hook };
-      const fields = random.get(refKey(refOf(r.object)));
-      return { ...r, object: marked(r.object), ...(fields ? { random: fields } : {}) };
-    });
+    const values = await valuesArgs(dir, rel, opts, dec, scratch);
+    try {
+      return await helmRelease(dir, rel, opts, problems, chart, [...release.args, ...values], release);
+    } catch (err) {
+      // helm reading the cluster builds every object it renders with the cluster's API: a custom
+      // resource whose CRD this sync is to install first cannot be. Rendered without lookup then;
+      // the next sync, the CRDs in place, reads the cluster.
+      if (!release.lookup || !(err instanceof RenderError) || !UNBUILDABLE.test(err.message)) throw err;
+      opts.lookup?.skipped?.(LOOKUP_SKIPPED);
+      const client = await releaseArgs({ ...opts, lookup: undefined }, chart);
+      return await helmRelease(dir, rel, opts, problems, chart, [...client.args, ...values], client);
+    }
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
+}
+
+const UNBUILDABLE = /unable to build kubernetes objects from release manifest/;
+const LOOKUP_SKIPPED =
+  "the chart was rendered without reading the cluster: its lookup found nothing (the chart's custom resources need CRDs this sync installs; the next sync reads the cluster)";
+
+/** One release render: the seed render of an install reading the cluster, then the two renders compared for random values. */
+async function helmRelease(
+  dir: string,
+  rel: string,
+  opts: RenderOptions,
+  problems: RenderProblem[],
+  chart: string,
+  releaseArgs: string[],
+  release: { env: Record<string, string>; lookup?: RenderOptions['lookup'] },
+) {
+  const helm = opts.helm ?? { values: [], set: {} };
+  // Test hooks (helm.sh/hook: test) are run by `helm test`, never installed: not part of the release.
+  const args = [
+    'template',
+    helm.releaseName ?? opts.defaultReleaseName,
+    chart,
+    ...(helm.crds === 'skip' ? [] : ['--include-crds']),
+    '--skip-tests',
+    ...releaseArgs,
+  ];
+  const what = opts.chart ? `helm template ${opts.chart.name}` : `helm template ${rel}`;
+  // `helm template --skip-tests` skips only what Helm sees as a hook: a test hook inside a List
+  // is seen by tidegate alone, once the List is expanded.
+  const template = async (found: RenderProblem[]) =>
+    (
+      await parseManifests(
+        await tool(locateTool('helm', opts.settings), args, dir, opts, what, release.env),
+        what,
+        opts.substitute,
+        found,
+        budgetOf(opts),
+        false,
+        true,
+      )
+    ).filter((r) => !isTestHook(r.object) && !(helm.crds === 'skip' && r.object.kind === 'CustomResourceDefinition'));
+  const owner = { release: helm.releaseName ?? opts.defaultReleaseName, namespace: opts.namespace ?? 'default' };
+  const marked = (object: KubeObject) => (hookOf(object) ? object : withReleaseOwner(object, owner));
+  // An install renders once more, first: its lookups then find what the install creates, as the next
+  // upgrade's will (a chart computing a checksum of a Secret it keeps through lookup renders it alike).
+  if (release.lookup?.seed && !opts.upgrade) release.lookup.seed((await template([])).map((r) => marked(r.object)));
+  // Rendered twice: what differs between two renders of the same inputs is generated at random by the chart.
+  const [first, second] = [await template(problems), await template([])];
+  const random = randomFields(
+    first.map((r) => r.object),
+    second.map((r) => r.object),
+  );
+  return first.map((r): RenderedObject | HookObject => {
+    const hook = hookOf(r.object);
+    if (hook) return { ...r, hook };
+    const fields = random.get(refKey(refOf(r.object)));
+    return { ...r, object: marked(r.object), ...(fields ? { random: fields } : {}) };
+  });
 }
 
 /**

@@ -275,7 +275,7 @@ async function renderRelease(run: SyncRun, fromCluster: ClusterInputs): Promise<
       chartRepositories(settings, run.input.registryCredentials, run.input.trustedKeys),
       fromCluster,
       artifactSources(settings, run.input.registryCredentials, run.input.trustedKeys),
-      { upgrade, ...(lookup ? { lookup } : {}) },
+      { upgrade, ...(lookup ? { lookup: { ...lookup, skipped: (why: string) => run.notes.push(why) } } : {}) },
     );
     if (notOurs && rendered.mode === 'helm') run.notes.push(notOurs);
     return rendered;

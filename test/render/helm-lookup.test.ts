@@ -185,6 +185,54 @@ metadata:
     );
   });
 
+  it('a chart calling lookup with custom resources of its own CRDs: the install renders without lookup (and says so), the next sync with it', async () => {
+    const group = `${uniqueName('l')}.example.com`;
+    const crd = stringify({
+      apiVersion: 'apiextensions.k8s.io/v1',
+      kind: 'CustomResourceDefinition',
+      metadata: { name: `widgets.${group}` },
+      spec: {
+        group,
+        names: { kind: 'Widget', listKind: 'WidgetList', plural: 'widgets', singular: 'widget' },
+        scope: 'Namespaced',
+        versions: [
+          {
+            name: 'v1',
+            served: true,
+            storage: true,
+            schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } },
+          },
+        ],
+      },
+    });
+    const { repo, target } = await chartRepo({
+      'widget.yaml': `apiVersion: ${group}/v1
+kind: Widget
+metadata:
+  name: w
+spec:
+  found: {{ (lookup "v1" "ConfigMap" .Release.Namespace "settings") | empty | not | quote }}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+`,
+    });
+    await repo.commit({ 'chart/crds/widgets.yaml': crd });
+    const [install] = await repo.sync(target);
+    expect(install?.outcome, install?.error).toBe('applied');
+    expect(install?.notes?.join(' ')).toMatch(/custom resources need CRDs this sync installs/);
+    const widget = () => repo.engine.client.get(`${group}/v1`, 'Widget', target, 'w');
+    expect((await widget())?.['spec']).toEqual({ found: 'false' });
+    // The CRD in place: lookup reads the cluster (the ConfigMap is there now).
+    await repo.commit({ 'chart/values.yaml': 'bump: 1\n' });
+    const [upgrade] = await repo.sync(target);
+    expect(upgrade?.outcome, upgrade?.error).toBe('applied');
+    expect(upgrade?.notes).toBeUndefined();
+    expect((await widget())?.['spec']).toEqual({ found: 'true' });
+  });
+
   it("lookup sees the release's namespace and some cluster-scoped kinds; never another namespace's Secrets, nor lists across namespaces", async () => {
     const other = uniqueName('lookup-other');
     const { repo, target } = await chartRepo({ 'probe.yaml': PROBE }, stringify({ other }));
