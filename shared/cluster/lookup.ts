@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { errorMessage, type KubeObject } from '../model/index.js';
 import { KubeApiError, KubeClient, type ResourceInfo } from './client.js';
+import { definitionsOf, withDefinedGroups, withDefinedResources, type Definitions } from './lookup-discovery.js';
 
 /**
  * The cluster-scoped kinds a chart's `lookup` may read by default: what charts check before they
@@ -47,6 +48,11 @@ export interface LookupEndpoint {
   secrets: string[];
   /** Whether it answered with a Secret (values under 4 characters included). */
   secretsRead(): boolean;
+  /**
+   * CRDs of the render that the cluster does not have yet: discovery lists what they define, so that
+   * helm can build the render's custom resources (an install's, before this sync applies the CRDs).
+   */
+  define(crds: readonly KubeObject[]): void;
   /** Every read and whether it was answered, in order (paths only). */
   reads: Array<{ path: string; answered: boolean }>;
   /**
@@ -168,6 +174,7 @@ export async function serveLookups(
   const reads: LookupEndpoint['reads'] = [];
   const seeded = new Map<string, KubeObject>();
   const answers = new Map<string, Promise<Answer>>();
+  const defined: Definitions = new Map();
   let readSecret = false;
   /** The path (raw, not decoded) and query asked for, once the path's first segment is the endpoint's token. */
   const admitted = (raw: string): { path: string; query: URLSearchParams } | undefined => {
@@ -189,17 +196,36 @@ export async function serveLookups(
     // The renders of one sync read the same paths (helm reads every object it renders, each render):
     // each is read once, and at most LOOKUP_READS distinct reads reach the cluster.
     const query = asked.query.toString();
-    const accept = req.headers.accept ?? 'application/json';
-    const key = `${verdict.path}?${query}|${accept}`;
-    if (!answers.has(key)) {
-      if (answers.size >= LOOKUP_READS) return notFound(res, 'the reads of this render are used up');
-      answers.set(key, upstream(`${verdict.path}${query ? `?${query}` : ''}`, accept, verdict.info));
-    }
-    const answer = await answers.get(key);
+    // With definitions, discovery is answered in its legacy form (which they are added to).
+    const legacy = defined.size > 0 && verdict.info === undefined;
+    const accept = legacy ? 'application/json' : (req.headers.accept ?? 'application/json');
+    const answer = await cached(`${verdict.path}${query ? `?${query}` : ''}`, accept, verdict.info);
     const seededObject = answer?.status === 404 ? seeded.get(verdict.path) : undefined;
-    respond(
-      res,
-      seededObject ? { status: 200, contentType: 'application/json', text: JSON.stringify(seededObject) } : answer,
+    if (seededObject)
+      return respond(res, { status: 200, contentType: 'application/json', text: JSON.stringify(seededObject) });
+    respond(res, legacy ? withDefinitions(verdict.path, answer) : answer);
+  };
+  /** A read answered once a sync (a 404 once LOOKUP_READS distinct reads were made). */
+  const cached = (pathAndQuery: string, accept: string, info: ResourceInfo | undefined): Promise<Answer> => {
+    const key = `${pathAndQuery}|${accept}`;
+    let answer = answers.get(key);
+    if (!answer) {
+      answer =
+        answers.size >= LOOKUP_READS
+          ? Promise.resolve({ status: 404, contentType: '', text: '' })
+          : upstream(pathAndQuery, accept, info);
+      answers.set(key, answer);
+    }
+    return answer;
+  };
+  /** Discovery as the cluster answers it, with what the render's own CRDs define added. */
+  const withDefinitions = (path: string, answer: Answer | undefined): Answer | undefined => {
+    const json = (text: string): Answer => ({ status: 200, contentType: 'application/json', text });
+    if (path === '/apis' && answer?.status === 200) return json(withDefinedGroups(answer.text, defined));
+    const gv = /^\/apis\/([^/]+\/[^/]+)$/.exec(path)?.[1];
+    if (!gv || !defined.has(decodeURIComponent(gv)) || (answer && answer.status === 503)) return answer;
+    return json(
+      withDefinedResources(decodeURIComponent(gv), answer?.status === 200 ? answer.text : undefined, defined),
     );
   };
   /**
@@ -245,6 +271,9 @@ export async function serveLookups(
     cacheDir: join(dir, 'cache'),
     secrets,
     secretsRead: () => readSecret,
+    define(crds) {
+      for (const [gv, resources] of definitionsOf(crds)) defined.set(gv, resources);
+    },
     reads,
     seed(objects) {
       for (const object of objects) {

@@ -69,6 +69,8 @@ export interface RenderOptions {
         secretsRead?: (() => boolean) | undefined;
         /** Told when the chart was rendered without lookup after all, and why. */
         skipped?: ((why: string) => void) | undefined;
+        /** CRDs of the render the cluster does not serve yet (LookupEndpoint.define). */
+        define?: ((crds: readonly KubeObject[]) => void) | undefined;
       }
     | undefined;
   /** The release exists already: the chart renders as an upgrade (.Release.IsUpgrade), not an install. */
@@ -508,23 +510,37 @@ async function helmObjects(
   const scratch = mkdtempSync(join(tmpdir(), 'tidegate-values-'));
   try {
     const values = await valuesArgs(dir, rel, opts, dec, scratch);
+    const unbuildable = (err: unknown) => err instanceof RenderError && UNBUILDABLE.test(err.message);
+    const server = () => helmRelease(dir, rel, opts, problems, chart, [...release.args, ...values], release);
     try {
-      return await helmRelease(dir, rel, opts, problems, chart, [...release.args, ...values], release);
+      return await server();
     } catch (err) {
-      // helm reading the cluster builds every object it renders with the cluster's API: a custom
-      // resource whose CRD this sync is to install first cannot be. Rendered without lookup then;
-      // the next sync, the CRDs in place, reads the cluster.
-      if (!release.lookup || !(err instanceof RenderError) || !UNBUILDABLE.test(err.message)) throw err;
-      opts.lookup?.skipped?.(LOOKUP_SKIPPED);
-      const client = await releaseArgs({ ...opts, lookup: undefined }, chart);
-      return await helmRelease(dir, rel, opts, problems, chart, [...client.args, ...values], client);
+      if (!release.lookup || !unbuildable(err)) throw err;
     }
+    // helm reading the cluster builds every object it renders with the cluster's API: a custom
+    // resource whose CRD this sync is to install first cannot be. The endpoint's discovery then lists
+    // what the chart's CRDs define (found by a render without the cluster), and helm renders again;
+    // failing that, the chart is rendered without lookup (the next sync, the CRDs in place, reads the cluster).
+    const client = await releaseArgs({ ...opts, lookup: undefined }, chart);
+    const offline = () => helmRelease(dir, rel, opts, [], chart, [...client.args, ...values], client);
+    if (release.lookup.define) {
+      release.lookup.define((await offline()).map((r) => r.object).filter(isCrd));
+      try {
+        return await server();
+      } catch (err) {
+        if (!unbuildable(err)) throw err;
+      }
+    }
+    release.lookup.skipped?.(LOOKUP_SKIPPED);
+    return await helmRelease(dir, rel, opts, problems, chart, [...client.args, ...values], client);
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
 }
 
 const UNBUILDABLE = /unable to build kubernetes objects from release manifest/;
+const isCrd = (o: KubeObject): boolean =>
+  o.kind === 'CustomResourceDefinition' && o.apiVersion.startsWith('apiextensions.k8s.io/');
 const LOOKUP_SKIPPED =
   "the chart was rendered without reading the cluster: its lookup found nothing (the chart's custom resources need CRDs this sync installs; the next sync reads the cluster)";
 
