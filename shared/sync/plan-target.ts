@@ -33,6 +33,8 @@ import {
   type SyncResult,
 } from '../model/index.js';
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   inputsDigest,
   renderInputs,
@@ -239,6 +241,14 @@ const NO_LOOKUP =
 const lookupAllowed = (run: SyncRun): boolean =>
   run.input.untrusted !== true && run.input.confine === undefined && run.verdict?.missing === undefined;
 
+/** Whether a target's render may be a chart's (one from a repository, an artifact's, or a path holding Chart.yaml). */
+const mayRenderChart = (spec: TargetSpec, dir: string): boolean =>
+  spec.chart !== undefined ||
+  spec.render === 'helm' ||
+  spec.artifact !== undefined ||
+  spec.assemble !== undefined ||
+  (spec.render === 'auto' && existsSync(join(dir, spec.path, 'Chart.yaml')));
+
 /**
  * Why a chart's lookup may not read the release's namespace (undefined when it may): a repository's
  * renders read tidegate's own namespace no more than another repository's (as valuesFrom reads them).
@@ -260,11 +270,13 @@ async function renderRelease(run: SyncRun, fromCluster: ClusterInputs): Promise<
   const { spec, signal, settings } = run.input;
   const upgrade = run.state.lastApplied !== undefined;
   const namespace = spec.targetNamespace ?? spec.namespace ?? 'default';
-  const notOurs = lookupAllowed(run) ? await notOursToRead(run, namespace) : NO_LOOKUP;
+  // Only a chart calls lookup: other renders start no endpoint (and read nothing for it).
+  const chart = mayRenderChart(spec, run.input.dir);
+  const notOurs = !chart ? undefined : lookupAllowed(run) ? await notOursToRead(run, namespace) : NO_LOOKUP;
   const foreign = foreignOf(run);
   // Objects another repository's target applied are not read, in a namespace no target created either.
   const admit = async (object: KubeObject) => (await foreign(ownerTarget(object))) === undefined;
-  const lookup = notOurs ? undefined : await serveLookups(run.targetClient, { namespace, admit }, signal);
+  const lookup = chart && !notOurs ? await serveLookups(run.targetClient, { namespace, admit }, signal) : undefined;
   try {
     const rendered = await renderTarget(
       spec,
