@@ -9,7 +9,7 @@ Usage: tidegate <command> [target] [options]
 Commands:
   sync [target]       apply a target (or every target, in dependency order) to the cluster
   diff [target]       show what sync would change; exit 0 none, 1 changes, 2 error
-  render <target>     print the objects a sync would apply (placed by the cluster's discovery)
+  render <target>     print the objects a sync would apply (placed by the cluster's discovery), a chart's hooks marked
   validate            check tidegate.yaml
   settings check [file]
                       check the deploy-time settings (default tidegate.settings.json) against

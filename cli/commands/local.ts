@@ -107,8 +107,16 @@ function checkReport(read: Awaited<ReturnType<typeof readFlux>>): string[] {
  * line folded (a folded deeply indented string may read back as another value) and written for
  * YAML 1.1 readers too (kubectl's: `off`, `yes` quoted), so what is printed reads back as applied.
  */
-const documents = (objects: ReadonlyArray<{ object: KubeObject; source: string }>): string =>
-  objects.map((o) => `# Source: ${o.source}\n${stringify(o.object, { lineWidth: 0, version: '1.1' })}`).join('---\n');
+const documents = (
+  objects: ReadonlyArray<{ object: KubeObject; source: string; hook?: { phases: readonly string[]; weight: number } }>,
+): string =>
+  objects
+    .map((o) => {
+      // A chart's hook is shown as helm template shows it, after the release's objects, saying when it runs.
+      const hook = o.hook ? `# Hook: ${o.hook.phases.join(', ') || '(no known phase)'}, weight ${o.hook.weight}\n` : '';
+      return `# Source: ${o.source}\n${hook}${stringify(o.object, { lineWidth: 0, version: '1.1' })}`;
+    })
+    .join('---\n');
 
 /** An error that says the cluster could not be asked, rather than anything about the target. */
 const clusterUnavailable = (err: unknown): boolean =>
@@ -121,11 +129,11 @@ const clusterUnavailable = (err: unknown): boolean =>
  * cluster, the objects as rendered, and a note on stderr saying so.
  */
 export async function renderCommand(target: string, args: SyncArgs, io: Io): Promise<number> {
-  const placed: Array<{ object: KubeObject; source: string }> = [];
+  const placed: Parameters<typeof documents>[0][number][] = [];
   const engine: EngineContext = {
     ...localEngine(args),
-    prepared: (t, objects) => {
-      if (t === target) placed.push(...objects);
+    prepared: (t, objects, hooks) => {
+      if (t === target) placed.push(...objects, ...hooks);
     },
   };
   const { dir, spec } = await checkoutOf(engine, args, target);
@@ -152,7 +160,7 @@ export async function renderCommand(target: string, args: SyncArgs, io: Io): Pro
     io.err(
       `tidegate: ${errorMessage(unavailable)}: the objects as rendered, without the namespaces and labels a sync sets\n`,
     );
-    io.out(documents(out.objects));
+    io.out(documents([...out.objects, ...out.hooks]));
     return 0;
   }
   const results = await runSync(engine, args, target, true);

@@ -390,7 +390,7 @@ export async function planTarget(run: SyncRun, opts: { withholdSecrets?: boolean
   refuseClusterResources(run, desired);
   await refuseForeignNamespaces(run, desired, owners);
   await placeHooks(run, placement, namespaces, owners);
-  run.input.onPrepared?.(spec.name, desired);
+  run.input.onPrepared?.(spec.name, desired, run.hooks);
   const planOpts: PlanOptions = {
     ignore: spec.ignore,
     previousHashes: new Map(run.state.inventory.map((e) => [e.id, e.h])),

@@ -101,7 +101,13 @@ export interface TargetSyncInput {
   /** Trusted keys by name: the cosign public keys a chart's verify names. */
   trustedKeys?: TrustedKeys | undefined;
   /** The objects to apply, once placed (namespace, labels), before the dry-run. */
-  onPrepared?: ((target: string, objects: ReadonlyArray<{ object: KubeObject; source: string }>) => void) | undefined;
+  onPrepared?:
+    | ((
+        target: string,
+        objects: ReadonlyArray<{ object: KubeObject; source: string }>,
+        hooks: readonly HookObject[],
+      ) => void)
+    | undefined;
   /** When the push behind this sync was received: history records push→applied latency. */
   triggeredAt?: string | undefined;
   /** The files come from an unreviewed head (a pull request's preview): values the target reads from Secrets are never read, results show no values. */

@@ -46,8 +46,15 @@ export interface EngineContext {
   lease?: { holder: string; waitMs: number; durationSeconds?: number; clockSkewSeconds?: number };
   /** Progress of each sync (the CLI shows it on a terminal). */
   progress?: (p: SyncProgress) => void;
-  /** The objects a sync would apply, once placed (namespace, labels) and before the dry-run (`tidegate render`). */
-  prepared?: (target: string, objects: ReadonlyArray<{ object: KubeObject; source: string }>) => void;
+  /**
+   * The objects a sync would apply, once placed (namespace, labels) and before the dry-run, and the
+   * chart's hooks, placed alike (`tidegate render`).
+   */
+  prepared?: (
+    target: string,
+    objects: ReadonlyArray<{ object: KubeObject; source: string }>,
+    hooks: ReadonlyArray<{ object: KubeObject; source: string; hook: { phases: readonly string[]; weight: number } }>,
+  ) => void;
   /** Where each sync's outcome, duration and push→applied latency are counted (CloudWatch metrics on Lambda); none locally. */
   metrics?: Pick<MetricsSink, 'sync'>;
   /**

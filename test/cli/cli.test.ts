@@ -40,6 +40,23 @@ describe('tidegate CLI', () => {
     });
   });
 
+  it("render of a chart without a cluster: its hooks after the release's objects, each saying when it runs", async () => {
+    const dir = workTree({
+      'tidegate.yaml': stringify({ targets: [{ name: 'a', cluster: 'c', path: 'chart' }] }),
+      'chart/Chart.yaml': 'apiVersion: v2\nname: c\nversion: 0.1.0\n',
+      'chart/templates/job.yaml':
+        'apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations:\n    helm.sh/hook: pre-install,pre-upgrade\n    helm.sh/hook-weight: "-1"\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{ name: m, image: busybox }]\n',
+      'chart/templates/cm.yaml': yamlDocs(configMap('x', { k: 'v' })),
+    });
+    const res = await cli('render', 'a', '--dir', dir, '--kubeconfig', '/nonexistent/kubeconfig');
+    expect(res.code).toBe(0);
+    const docs = res.out.split('---\n');
+    expect(docs.map((d) => d.split('\n').slice(0, 2).join(' | '))).toEqual([
+      '# Source: helm template chart | apiVersion: v1',
+      '# Source: helm template chart | # Hook: pre-install, pre-upgrade, weight -1',
+    ]);
+  });
+
   it('render with the cluster: exactly what a sync would apply (targetNamespace and its Namespace, labels, substitutions), from --dir or --repo at --revision; nothing written', async () => {
     const ns = uniqueName('render');
     const name = uniqueName('render');
