@@ -16,8 +16,8 @@ export interface HelmRepo {
   url: string;
   /** Packages a chart (Chart.yaml is written from name and version) and re-indexes the repository. */
   publish(name: string, version: string, templates: Record<string, string>, values?: string): Promise<string>;
-  /** Packages a chart made of these files (paths relative to the chart: Chart.yaml, templates/, charts/<sub>/...) and re-indexes. */
-  publishFiles(files: Record<string, string>): Promise<void>;
+  /** Packages a chart made of these files (paths relative to the chart: Chart.yaml, templates/, charts/<sub>/...) and re-indexes; the archive's path. */
+  publishFiles(files: Record<string, string>): Promise<string>;
   /** Overwrites a packaged archive in place, index.yaml unchanged (its digest no longer matches). */
   tamper(name: string, version: string): void;
   redirect: boolean;
@@ -87,9 +87,11 @@ export async function startHelmRepo(
         mkdirSync(dirname(join(src, file)), { recursive: true });
         writeFileSync(join(src, file), text);
       }
-      await run(helm, ['package', src, '--destination', charts], { env });
+      const packaged = await run(helm, ['package', src, '--destination', charts], { env });
       await run(helm, ['repo', 'index', charts, '--url', url], { env });
       rmSync(src, { recursive: true, force: true });
+      // helm package says where it saved the archive.
+      return /saved it to: (.+\.tgz)/.exec(packaged)?.[1]?.trim() ?? '';
     },
     tamper(name, version) {
       writeFileSync(join(charts, `${name}-${version}.tgz`), Buffer.from('not the archive index.yaml describes'));

@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { startHelmRepo, type HelmRepo } from '../../devenv/index.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { run, startHelmRepo, startRegistry, type HelmRepo } from '../../devenv/index.js';
 import { localSettings } from '../../shared/config/index.js';
 import { groupVersionOf } from '../../shared/cluster/index.js';
 import { entryRef, type SyncResult } from '../../shared/model/index.js';
@@ -14,25 +17,43 @@ import { ADDONS, type AddonChart } from './charts.js';
 
 /**
  * The add-ons EKS clusters run, as Helm installs them (charts in their shapes, served by a Helm
- * repository): installed with their install hooks in order (deleted as their policies say), synced
- * again as a no-op (no certificate or password regenerated: every object keeps its resourceVersion),
- * upgraded by a version bump with upgrade hooks (never install hooks), and removed with their delete
- * hooks, every object pruned. Stand-in controllers finish Jobs and make workloads ready.
+ * repository, or by an OCI registry for those distributed so): installed with their install hooks
+ * in order (deleted as their policies say), synced again as a no-op (no certificate or password
+ * regenerated: every object keeps its resourceVersion), upgraded by a version bump with upgrade
+ * hooks (never install hooks), and removed with their delete hooks, every object pruned. Stand-in
+ * controllers finish Jobs and make workloads ready.
  */
 const hooksRun = (r: SyncResult | undefined, release: string): string[] =>
   (r?.hooks ?? []).map((h) => `${h.phase} ${h.ref.kind}/${h.ref.name.replace(`${release}-`, '')}`);
 
+/** Add-ons distributed as OCI artifacts (karpenter only so, cert-manager too): served by the test registry. */
+const FROM_OCI = new Set(['karpenter', 'cert-manager']);
+
 describe('add-ons as Helm installs them', () => {
   let helm: HelmRepo;
+  let registry: Awaited<ReturnType<typeof startRegistry>>;
+  const registryDir = mkdtempSync(join(tmpdir(), 'addons-registry-'));
   const stops: Array<() => Promise<void>> = [];
   beforeAll(async () => {
     helm = await startHelmRepo(testEnv().tools.helm);
-    for (const chart of ADDONS) for (const v of ['1.0.0', '1.1.0']) await helm.publishFiles(chart.files(v));
+    registry = await startRegistry(registryDir);
+    for (const chart of ADDONS)
+      for (const v of ['1.0.0', '1.1.0']) {
+        const archive = await helm.publishFiles(chart.files(v));
+        if (FROM_OCI.has(chart.name))
+          await run(testEnv().tools.helm, ['push', archive, `oci://${registry.host}/charts`, '--plain-http']);
+      }
   });
   afterAll(async () => {
     for (const stop of stops) await stop();
     await helm?.stop();
+    await registry?.stop();
+    rmSync(registryDir, { recursive: true, force: true });
   });
+  const sourceOf = (chart: AddonChart, version: string) =>
+    FROM_OCI.has(chart.name)
+      ? { repository: `oci://${registry.host}/charts`, name: chart.name, version, insecure: true }
+      : { repository: helm.url, name: chart.name, version };
 
   it.each(ADDONS.map((a) => [a.name, a] as [string, AddonChart]))(
     '%s: install hooks in order, a no-op second sync, upgrade hooks on a version bump, delete hooks and a full prune on removal',
@@ -55,7 +76,7 @@ describe('add-ons as Helm installs them', () => {
                     name: target,
                     cluster: 'test',
                     path: 'addon',
-                    chart: { repository: helm.url, name: chart.name, version },
+                    chart: sourceOf(chart, version),
                     helm: { values: ['values.yaml'] },
                     targetNamespace: target,
                     timeout: '60s',
