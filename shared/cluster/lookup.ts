@@ -30,10 +30,9 @@ export const LOOKUP_CLUSTER_KINDS: readonly string[] = [
 /** At most this many distinct reads of one sync's renders reach the cluster; later ones find nothing. */
 export const LOOKUP_READS = 2000;
 
-/** What a render's `lookup` may read: objects of the release's namespace, and cluster-scoped objects of these kinds. */
+/** What a render's `lookup` may read: objects of the release's namespace (and cluster-scoped ones of LOOKUP_CLUSTER_KINDS). */
 export interface LookupScope {
   namespace: string;
-  clusterKinds?: readonly string[] | undefined;
   /** Whether a render may read an object it found (another repository's target's, for one, it may not). */
   admit?: ((object: KubeObject) => Promise<boolean>) | undefined;
 }
@@ -53,8 +52,6 @@ export interface LookupEndpoint {
    * helm can build the render's custom resources (an install's, before this sync applies the CRDs).
    */
   define(crds: readonly KubeObject[]): void;
-  /** Every read and whether it was answered, in order (paths only). */
-  reads: Array<{ path: string; answered: boolean }>;
   /**
    * Objects a read finds when the cluster has none of that name: what an install is about to create
    * (a chart that keeps its generated values then renders the values it will find next time).
@@ -106,7 +103,7 @@ function classify(client: KubeClient, rawPath: string, scope: LookupScope): Clas
   if (!at || !info) return { answer: false };
   const inScope = info.namespaced
     ? at.namespace === scope.namespace
-    : at.namespace === undefined && (scope.clusterKinds ?? LOOKUP_CLUSTER_KINDS).includes(info.kind);
+    : at.namespace === undefined && LOOKUP_CLUSTER_KINDS.includes(info.kind);
   return inScope ? { answer: true, path, info } : { answer: false };
 }
 
@@ -156,10 +153,11 @@ function secretValues(text: string): string[] {
 /**
  * An HTTP endpoint on loopback that answers a render's `lookup` (helm `--dry-run=server`) with the
  * cluster's objects as `client` reads them, confined to `scope`: GETs of discovery, of objects in
- * the release's namespace, and of cluster-scoped objects of the scope's kinds. Anything else (another
- * namespace, a list across namespaces, a subresource, a watch, a write) is answered 404, which
- * `lookup` reads as "nothing there"; so is a read the client's own identity is refused. Only a
- * caller holding the endpoint's token (in its kubeconfig's URL) is answered.
+ * the release's namespace, and of cluster-scoped objects of LOOKUP_CLUSTER_KINDS. Anything else
+ * (another namespace, a list across namespaces, a subresource, a watch, a write) is answered 404,
+ * which `lookup` reads as "nothing there"; so is a read the client's own identity is refused, and an
+ * object the scope does not admit. Only a caller holding the endpoint's token (in its kubeconfig's
+ * URL) is answered.
  */
 export async function serveLookups(
   client: KubeClient,
@@ -171,7 +169,6 @@ export async function serveLookups(
   const token = randomBytes(32).toString('hex');
   const prefix = Buffer.from(`/${token}/`);
   const secrets: string[] = [];
-  const reads: LookupEndpoint['reads'] = [];
   const seeded = new Map<string, KubeObject>();
   const answers = new Map<string, Promise<Answer>>();
   const defined: Definitions = new Map();
@@ -191,7 +188,6 @@ export async function serveLookups(
     }
     const watch = ['true', '1'].includes(asked.query.get('watch') ?? '');
     const verdict = req.method === 'GET' && !watch ? classify(client, asked.path, scope) : ({ answer: false } as const);
-    reads.push({ path: asked.path, answered: verdict.answer });
     if (!verdict.answer) return notFound(res, 'not readable by a render');
     // The renders of one sync read the same paths (helm reads every object it renders, each render):
     // each is read once, and at most LOOKUP_READS distinct reads reach the cluster.
@@ -274,7 +270,6 @@ export async function serveLookups(
     define(crds) {
       for (const [gv, resources] of definitionsOf(crds)) defined.set(gv, resources);
     },
-    reads,
     seed(objects) {
       for (const object of objects) {
         const info = client.resourceFor(object.apiVersion, object.kind);
