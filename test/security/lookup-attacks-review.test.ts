@@ -13,25 +13,31 @@ import { uniqueName } from '../helpers/env.js';
  */
 const CHART = stringify({ apiVersion: 'v2', name: 'spy', version: '0.1.0' });
 
+/** Another repository whose target created its namespace and applied `object` there, synced. */
+async function victimWith(prefix: string, object: Record<string, unknown>): Promise<string> {
+  const victim = await gitopsRepo(prefix);
+  const victimNs = uniqueName(prefix);
+  await victim.commit({
+    'tidegate.yaml': stringify({
+      targets: [{ name: victimNs, cluster: 'test', path: 'app', targetNamespace: victimNs, wait: false }],
+    }),
+    'app/object.yaml': stringify(object),
+  });
+  const [v] = await victim.sync(victimNs);
+  expect(v?.outcome, v?.error).toBe('applied');
+  return victimNs;
+}
+
 describe('lookup confinement: a release namespace the repository chooses', () => {
   it("a target with `namespace: <another repository's namespace>`: lookup reads nothing there (the result says so), nothing of its Secret reaches the attacker's namespace", async () => {
     // The victim: another repository whose target created its namespace and applied a Secret there.
-    const victim = await gitopsRepo('victim');
-    const victimNs = uniqueName('victim');
     const password = 'victim-db-password-0123456789';
-    await victim.commit({
-      'tidegate.yaml': stringify({
-        targets: [{ name: victimNs, cluster: 'test', path: 'app', targetNamespace: victimNs, wait: false }],
-      }),
-      'app/secret.yaml': stringify({
-        apiVersion: 'v1',
-        kind: 'Secret',
-        metadata: { name: 'db' },
-        stringData: { password },
-      }),
+    const victimNs = await victimWith('victim', {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'db' },
+      stringData: { password },
     });
-    const [v] = await victim.sync(victimNs);
-    expect(v?.outcome, v?.error).toBe('applied');
 
     // The attacker: its own namespace (target `own`), and a chart target whose release namespace is the victim's.
     const attacker = await gitopsRepo('attacker');
@@ -69,22 +75,13 @@ data:
   }, 120_000);
 
   it("a target whose targetNamespace is another repository's namespace, failing the render with that repository's Secret spelled out: lookup reads nothing there, no value in the error", async () => {
-    const victim = await gitopsRepo('victim2');
-    const victimNs = uniqueName('victim2');
     const password = 'victim-api-token-abcdefghij';
-    await victim.commit({
-      'tidegate.yaml': stringify({
-        targets: [{ name: victimNs, cluster: 'test', path: 'app', targetNamespace: victimNs, wait: false }],
-      }),
-      'app/secret.yaml': stringify({
-        apiVersion: 'v1',
-        kind: 'Secret',
-        metadata: { name: 'api' },
-        stringData: { token: password },
-      }),
+    const victimNs = await victimWith('victim2', {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'api' },
+      stringData: { token: password },
     });
-    const [v] = await victim.sync(victimNs);
-    expect(v?.outcome, v?.error).toBe('applied');
 
     const attacker = await gitopsRepo('attacker2');
     const spy = uniqueName('spy2');
@@ -109,16 +106,12 @@ metadata:
   }, 120_000);
 
   it("a target with `namespace: tidegate-system`: lookup reads none of tidegate's own state ConfigMaps", async () => {
-    const victim = await gitopsRepo('victim3');
-    const victimNs = uniqueName('victim3');
-    await victim.commit({
-      'tidegate.yaml': stringify({
-        targets: [{ name: victimNs, cluster: 'test', path: 'app', targetNamespace: victimNs, wait: false }],
-      }),
-      'app/cm.yaml': stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x' }, data: { a: 'b' } }),
+    const victimNs = await victimWith('victim3', {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'x' },
+      data: { a: 'b' },
     });
-    const [v] = await victim.sync(victimNs);
-    expect(v?.outcome, v?.error).toBe('applied');
 
     const attacker = await gitopsRepo('attacker3');
     const own = uniqueName('attacker3');
