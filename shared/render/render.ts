@@ -522,9 +522,10 @@ async function helmObjects(
     // what the chart's CRDs define (found by a render without the cluster), and helm renders again;
     // failing that, the chart is rendered without lookup (the next sync, the CRDs in place, reads the cluster).
     const client = await releaseArgs({ ...opts, lookup: undefined }, chart);
-    const offline = () => helmRelease(dir, rel, opts, [], chart, [...client.args, ...values], client);
+    const offline = (found: RenderProblem[]) =>
+      helmRelease(dir, rel, opts, found, chart, [...client.args, ...values], client);
     if (release.lookup.define) {
-      release.lookup.define((await offline()).map((r) => r.object).filter(isCrd));
+      release.lookup.define((await offline([])).map((r) => r.object).filter(isCrd));
       try {
         return await server();
       } catch (err) {
@@ -532,7 +533,7 @@ async function helmObjects(
       }
     }
     release.lookup.skipped?.(LOOKUP_SKIPPED);
-    return await helmRelease(dir, rel, opts, problems, chart, [...client.args, ...values], client);
+    return await offline(problems);
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
@@ -551,7 +552,7 @@ async function helmRelease(
   opts: RenderOptions,
   problems: RenderProblem[],
   chart: string,
-  releaseArgs: string[],
+  extraArgs: string[],
   release: { env: Record<string, string>; lookup?: RenderOptions['lookup'] },
 ) {
   const helm = opts.helm ?? { values: [], set: {} };
@@ -562,7 +563,7 @@ async function helmRelease(
     chart,
     ...(helm.crds === 'skip' ? [] : ['--include-crds']),
     '--skip-tests',
-    ...releaseArgs,
+    ...extraArgs,
   ];
   const what = opts.chart ? `helm template ${opts.chart.name}` : `helm template ${rel}`;
   // `helm template --skip-tests` skips only what Helm sees as a hook: a test hook inside a List

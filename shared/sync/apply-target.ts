@@ -10,7 +10,7 @@ import {
   type ObjectProblem,
   type PlanItem,
 } from '../apply/index.js';
-import { createdNamespace, hooksDisabled, parseDuration, type HookAction, type TargetSpec } from '../config/index.js';
+import { createdNamespace, hooksDisabled, type HookAction, type TargetSpec } from '../config/index.js';
 import { waitForHealth, type HealthReport } from '../health/index.js';
 import {
   ENTRY_LIMITS,
@@ -30,7 +30,7 @@ import { reloadPass } from '../reload/index.js';
 import { encodeState } from '../state/index.js';
 import type { HookPhase } from '../render/index.js';
 import { changesOf, type Planned } from './plan-target.js';
-import { NO_HEALTH, inventoryOf, mergeInventory, sameInventory, type SyncRun } from './run.js';
+import { NO_HEALTH, inventoryOf, mergeInventory, sameInventory, timeoutOf, type SyncRun } from './run.js';
 
 /** Reloader semantics right after apply: a ConfigMap changed in Git rolls its workloads in this same sync. */
 const RELOAD_KINDS = new Set(['ConfigMap', 'Secret', 'Deployment', 'StatefulSet', 'DaemonSet', 'CronJob']);
@@ -138,9 +138,6 @@ function hookPoints(run: SyncRun, planned: Planned): { pre: HookPhase; post: Hoo
   if (hooksDisabled(spec, action)) return undefined;
   return { pre: `pre-${action}`, post: `post-${action}` };
 }
-
-/** The target's timeout (default 5 minutes): what a wait for its objects, or for one hook, may take. */
-const timeoutOf = (spec: TargetSpec): number => parseDuration(spec.timeout) ?? 300_000;
 
 /** One hook point; the hooks it ran are the result's. A failed hook ends the sync, as HookFailedError. */
 async function hookPoint(run: SyncRun, phase: HookPhase): Promise<void> {

@@ -121,6 +121,9 @@ export interface TargetSyncInput {
   now?: () => Date;
 }
 
+/** The target's timeout (default 5 minutes): what a wait for its objects, or for one hook, may take. */
+export const timeoutOf = (spec: TargetSpec): number => parseDuration(spec.timeout) ?? 300_000;
+
 export const NO_HEALTH: HealthReport = { status: 'unknown', notReady: [] };
 
 /**
@@ -406,7 +409,7 @@ export class SyncRun {
     );
     if (hooks.length === 0 || hooksDisabled(spec, 'delete')) return undefined;
     return {
-      timeoutMs: parseDuration(spec.timeout) ?? 300_000,
+      timeoutMs: timeoutOf(spec),
       hooks: hooks.map(({ object, source, hook }) => ({ object, source, hook })),
     };
   }
