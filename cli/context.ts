@@ -41,8 +41,9 @@ export function localEngine(opts: LocalOptions, role = 'tidegate'): EngineContex
       if (!client) {
         let kc;
         try {
-          kc = kubeConfigForAlias(kubeconfig, alias, opts.context);
+          kc = kubeConfigForAlias(kubeconfig, alias, opts.context, settings.clusterAliases);
         } catch (err) {
+          if (err instanceof TidegateError) throw err;
           const why = errorMessage(err).replace(/^ENOENT: no such file or directory, open .*$/, 'no such file');
           throw new TidegateError(
             'NoCluster',

@@ -10,13 +10,13 @@ export interface DevArgs extends LocalOptions {
   branch?: string | undefined;
   port?: string | undefined;
   poll?: string | undefined;
-  'webhook-secret'?: string | undefined;
+  webhookSecret?: string | undefined;
 }
 
 /** `tidegate dev`: runs until interrupted (Ctrl-C). */
 export async function devCommand(args: DevArgs, io: Io): Promise<number> {
   if (!args.repo) throw new TidegateError('Usage', 'dev needs --repo <url of the GitOps repository>');
-  const secret = args['webhook-secret'] ?? randomBytes(16).toString('hex');
+  const secret = args.webhookSecret ?? randomBytes(16).toString('hex');
   const pollMs = parseDuration(args.poll ?? '1m') ?? 60_000;
   const server = await startDevServer({
     engine: localEngine(args, 'tidegate dev'),
@@ -31,7 +31,7 @@ export async function devCommand(args: DevArgs, io: Io): Promise<number> {
 `),
   });
   io.out(
-    `tidegate dev on ${server.url}\n  POST ${server.url}/webhooks/github    (webhook secret: ${args['webhook-secret'] ? 'as given' : secret})\n  POST ${server.url}/webhooks/registry  (Authorization: Bearer <the same secret>)\n  polling ${args.repo} every ${pollMs / 1000} s\n`,
+    `tidegate dev on ${server.url}\n  POST ${server.url}/webhooks/github    (webhook secret: ${args.webhookSecret ? 'as given' : secret})\n  POST ${server.url}/webhooks/registry  (Authorization: Bearer <the same secret>)\n  polling ${args.repo} every ${pollMs / 1000} s\n`,
   );
   await server.poll();
   await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));

@@ -1,3 +1,4 @@
+import { structured, type OutputFormat } from '../format.js';
 import { userInfo } from 'node:os';
 import { resume, suspend, syncRepo } from '../../shared/usecases/index.js';
 import { TidegateError } from '../../shared/model/index.js';
@@ -7,9 +8,9 @@ import { formatResults, type Io } from '../output.js';
 export interface IncidentArgs extends LocalOptions {
   repo?: string | undefined;
   reason?: string | undefined;
-  'queue-url'?: string | undefined;
+  queueUrl?: string | undefined;
   redrive?: boolean | undefined;
-  output: 'text' | 'json';
+  output: OutputFormat;
 }
 
 const needRepo = (args: IncidentArgs): string => {
@@ -42,7 +43,7 @@ export async function resumeCommand(target: string, args: IncidentArgs, io: Io):
   return 0;
 }
 
-const queueUrlOf = (args: IncidentArgs): string | undefined => args['queue-url'] ?? process.env['TIDEGATE_QUEUE_URL'];
+const queueUrlOf = (args: IncidentArgs): string | undefined => args.queueUrl ?? process.env['TIDEGATE_QUEUE_URL'];
 
 /**
  * `tidegate reconcile [target] --repo <url>`: sync now. With the deployed system's queue
@@ -67,7 +68,7 @@ export async function reconcileCommand(target: string | undefined, args: Inciden
     return 0;
   }
   const results = await syncRepo(localEngine(args, 'tidegate reconcile'), { repo, ...(target ? { target } : {}) });
-  io.out(args.output === 'json' ? `${JSON.stringify(results, null, 2)}\n` : formatResults(results));
+  io.out(structured(args.output, results) ?? formatResults(results));
   return results.some((r) => r.outcome === 'failed') ? 1 : 0;
 }
 
@@ -82,9 +83,8 @@ export async function queueCommand(args: IncidentArgs, io: Io): Promise<number> 
     io.out(`moved ${moved} dead-lettered message(s) back to the queue\n`);
   }
   const report = await queueReport(queueUrl);
-  if (args.output === 'json') io.out(`${JSON.stringify(report, null, 2)}\n`);
-  else
-    io.out(
+  io.out(
+    structured(args.output, report) ??
       [
         `queue ${report.queue}: ${report.visible} waiting, ${report.inFlight} in flight` +
           `${report.oldestAgeSeconds === undefined ? '' : `, oldest ${report.oldestAgeSeconds} s`}`,
@@ -92,6 +92,6 @@ export async function queueCommand(args: IncidentArgs, io: Io): Promise<number> 
           `${report.deadLettered ? ' (tidegate queue --redrive moves them back once the cause is fixed)' : ''}`,
         '',
       ].join('\n'),
-    );
+  );
   return report.deadLettered > 0 ? 1 : 0;
 }

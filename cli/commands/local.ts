@@ -1,3 +1,4 @@
+import { structured } from '../format.js';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse } from 'yaml';
@@ -65,8 +66,9 @@ export async function fluxCheckCommand(args: SyncArgs, io: Io): Promise<number> 
       'no flux paths: neither tidegate.yaml flux: nor clusters/<name>/ with Flux objects',
     );
   const read = await readFlux(dir, entries, localSettings());
-  if (args.output === 'json') {
-    io.out(`${JSON.stringify({ mapped: read.mapped, notes: read.notes, unsupported: read.unsupported }, null, 2)}\n`);
+  const data = structured(args.output, { mapped: read.mapped, notes: read.notes, unsupported: read.unsupported });
+  if (data) {
+    io.out(data);
     return read.unsupported.length > 0 ? 1 : 0;
   }
   const lines = [

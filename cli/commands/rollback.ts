@@ -1,3 +1,4 @@
+import { structured, type OutputFormat } from '../format.js';
 import { userInfo } from 'node:os';
 import { readTargetState } from '../../shared/state/index.js';
 import { approve, headTarget, recover, release, rollback } from '../../shared/usecases/index.js';
@@ -10,7 +11,7 @@ export interface RollbackArgs extends LocalOptions {
   to?: string | undefined;
   force?: boolean | undefined;
   cluster?: string | undefined;
-  output: 'text' | 'json';
+  output: OutputFormat;
 }
 
 const needRepo = (args: RollbackArgs): string => {
@@ -28,9 +29,8 @@ export async function rollbackCommand(target: string, args: RollbackArgs, io: Io
     by: userInfo().username,
   });
   io.out(
-    args.output === 'json'
-      ? `${JSON.stringify(result, null, 2)}\n`
-      : `${formatResults([result])}pinned at ${formatRevision(result.revision)}; \`tidegate release ${target}\` lifts the pin\n`,
+    structured(args.output, result) ??
+      `${formatResults([result])}pinned at ${formatRevision(result.revision)}; \`tidegate release ${target}\` lifts the pin\n`,
   );
   return result.outcome === 'failed' ? 1 : 0;
 }
@@ -53,7 +53,7 @@ export async function approveCommand(target: string, revision: string, args: Rol
     by: userInfo().username,
     via: 'cli',
   });
-  io.out(args.output === 'json' ? `${JSON.stringify(results, null, 2)}\n` : formatResults(results));
+  io.out(structured(args.output, results) ?? formatResults(results));
   return results[0].outcome === 'failed' || results[0].outcome === 'held' ? 1 : 0;
 }
 
@@ -61,8 +61,9 @@ export async function approveCommand(target: string, revision: string, args: Rol
 export async function historyCommand(target: string, args: RollbackArgs, io: Io): Promise<number> {
   const { client } = await headTarget(localEngine(args), needRepo(args), target);
   const state = await readTargetState(client, target);
-  if (args.output === 'json') {
-    io.out(`${JSON.stringify(state.history, null, 2)}\n`);
+  const data = structured(args.output, state.history);
+  if (data) {
+    io.out(data);
     return 0;
   }
   if (state.pin)

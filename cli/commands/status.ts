@@ -1,12 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SYSTEM_NAMESPACE } from '../../shared/apply/index.js';
-import { readTargetState, type TargetState } from '../../shared/state/index.js';
-import { KubeClient } from '../../shared/cluster/index.js';
-import { localSettings, parseDuration } from '../../shared/config/index.js';
+import { parseDuration } from '../../shared/config/index.js';
+import type { TargetState } from '../../shared/state/index.js';
+import { structured } from '../format.js';
+import { readClusters, unknownTarget, type ReadArgs } from './inspect.js';
 import { MAX_LINK_SECONDS, signStatusLink } from '../../shared/triggers/index.js';
 import { TidegateError, formatRevision } from '../../shared/model/index.js';
-import { kubeConfigForAlias } from '../../shared/cluster/kubeconfig.js';
-import type { LocalOptions } from '../context.js';
 import { CLEAR_SCREEN, type Io } from '../output.js';
 
 /**
@@ -16,7 +14,7 @@ import { CLEAR_SCREEN, type Io } from '../output.js';
  */
 export async function statusCommand(
   target: string | undefined,
-  args: LocalOptions & { output: 'text' | 'json'; watch?: boolean; signal?: AbortSignal },
+  args: ReadArgs & { watch?: boolean | undefined; signal?: AbortSignal },
   io: Io,
 ): Promise<number> {
   if (!args.watch) return statusOnce(target, args, io);
@@ -40,37 +38,32 @@ export async function statusCommand(
   }
 }
 
-async function statusOnce(
-  target: string | undefined,
-  args: LocalOptions & { output: 'text' | 'json' },
-  io: Io,
-): Promise<number> {
-  const settings = localSettings();
-  const client = new KubeClient(kubeConfigForAlias(args.kubeconfig ?? settings.kubeconfig, '', args.context));
-  try {
-    const names = target
-      ? [target]
-      : (
-          await client
-            .list('v1', 'ConfigMap', { namespace: SYSTEM_NAMESPACE, labelSelector: 'tidegate.dev/state-of' })
-            .catch(() => [])
-        )
-          .map((cm) => cm.metadata.labels?.['tidegate.dev/state-of'] ?? '')
-          .filter(Boolean)
-          .sort();
-    const rows = await Promise.all(names.map(async (name) => ({ name, state: await readTargetState(client, name) })));
-    if (args.output === 'json') {
-      io.out(
-        `${JSON.stringify(
-          rows.map((r) => ({ target: r.name, ...r.state, inventory: r.state.inventory.length })),
-          null,
-          2,
-        )}\n`,
-      );
-      return 0;
-    }
-    if (rows.length === 0) io.out('no targets have been synced to this cluster yet\n');
-    for (const { name, state } of rows) {
+async function statusOnce(target: string | undefined, args: ReadArgs, io: Io): Promise<number> {
+  const clusters = await readClusters(args);
+  for (const cluster of clusters)
+    if (target && !cluster.error && !cluster.targets.some((t) => t.target === target))
+      throw unknownTarget(target, cluster);
+  const shown = clusters.map((c) => ({ ...c, targets: c.targets.filter((t) => !target || t.target === target) }));
+  const data = structured(
+    args.output,
+    shown.flatMap((c) =>
+      c.targets.map((t) => ({
+        ...(clusters.length > 1 || c.alias ? { cluster: c.alias || c.context } : {}),
+        target: t.target,
+        ...t.state,
+        inventory: t.state.inventory.length,
+      })),
+    ),
+  );
+  if (data) {
+    io.out(data);
+    return shown.some((c) => c.error) ? 1 : 0;
+  }
+  for (const c of shown) {
+    if (clusters.length > 1)
+      io.out(`== cluster ${c.alias} ${c.error ? `not read: ${c.error}` : `(context ${c.context})`}\n`);
+    if (c.targets.length === 0 && !c.error) io.out('no targets have been synced to this cluster yet\n');
+    for (const { target: name, state } of c.targets) {
       if (state.removed) {
         io.out(
           `${name}: removed from tidegate.yaml at ${formatRevision(state.removed.revision)} (${state.removed.at}); history kept\n`,
@@ -79,10 +72,8 @@ async function statusOnce(
       }
       io.out(statusLine(name, state));
     }
-    return 0;
-  } finally {
-    client.close();
   }
+  return shown.some((c) => c.error) ? 1 : 0;
 }
 
 /** One target's line (and its error or hold below it). */

@@ -1,14 +1,15 @@
+import { structured, type OutputFormat } from '../format.js';
 import type { SyncResult } from '../../shared/model/index.js';
 import { localEngine, type LocalOptions } from '../context.js';
 import { formatResults, progressLine, type Io } from '../output.js';
 import { runSync, type SourceArgs } from './source.js';
 
 export interface SyncArgs extends SourceArgs, LocalOptions {
-  output: 'text' | 'json';
+  output: OutputFormat;
 }
 
 function print(results: SyncResult[], args: SyncArgs, io: Io): void {
-  io.out(args.output === 'json' ? `${JSON.stringify(results, null, 2)}\n` : formatResults(results, args.verbose));
+  io.out(structured(args.output, results) ?? formatResults(results, args.verbose));
 }
 
 /** `tidegate sync [target]`: exit 0 when every target synced, 1 when one failed. */

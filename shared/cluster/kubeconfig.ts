@@ -3,6 +3,7 @@
  * this module, so Lambda bundles never include @kubernetes/client-node.
  */
 import { KubeConfig } from '@kubernetes/client-node';
+import { TidegateError } from '../model/index.js';
 
 /** The parts of a cluster connection tidegate needs: endpoint, CA and a bearer token. */
 export interface ClusterEndpoint {
@@ -40,16 +41,55 @@ export function kubeConfigFromFile(path: string, context?: string): KubeConfig {
   return kc;
 }
 
+/** What deploy-time settings say of a cluster alias: an EKS cluster, or an endpoint. */
+export type AliasCluster = { eks?: { name: string; region: string }; server?: string };
+
 /**
- * Locally a cluster alias is a kubeconfig context: the context of that name when it exists,
- * else the explicitly chosen context, else the current one.
+ * Locally a cluster alias resolves explicitly, never to whatever context happens to be current:
+ * the context chosen with --context; else the kubeconfig context named like the alias; else the
+ * context of the cluster the deploy-time settings map the alias to (an EKS cluster, found by its
+ * ARN as `aws eks update-kubeconfig` names it, or an endpoint, found by its server URL). An alias
+ * that resolves to nothing is an error naming the alias and everything looked up. The alias ""
+ * (a command given no cluster: status, get, events) is the current context.
  */
-export function kubeConfigForAlias(path: string, alias: string, explicitContext?: string): KubeConfig {
+export function kubeConfigForAlias(
+  path: string,
+  alias: string,
+  explicitContext?: string,
+  settingsClusters: Record<string, AliasCluster> = {},
+): KubeConfig {
   const kc = new KubeConfig();
   kc.loadFromFile(path);
   const names = kc.getContexts().map((c) => c.name);
-  const context = explicitContext ?? (names.includes(alias) ? alias : kc.getCurrentContext());
+  const context = explicitContext ?? (alias ? contextOfAlias(kc, alias, settingsClusters[alias]) : kc.getCurrentContext());
+  if (context === undefined) {
+    const mapped = settingsClusters[alias];
+    const settings = mapped?.eks
+      ? `the settings map it to EKS cluster ${mapped.eks.name} (${mapped.eks.region}) and no context is for that cluster`
+      : mapped?.server
+        ? `the settings map it to ${mapped.server} and no context is for that server`
+        : 'the deploy-time settings (tidegate.settings.json) do not name it';
+    throw new TidegateError(
+      'UnknownCluster',
+      `cluster alias "${alias}" resolves to no cluster: kubeconfig ${path} has no context "${alias}" (contexts: ${names.join(', ') || 'none'}), ${settings}, and no --context was given`,
+    );
+  }
   if (!names.includes(context)) throw new Error(`kubeconfig ${path} has no context "${context}"`);
   kc.setCurrentContext(context);
   return kc;
 }
+
+function contextOfAlias(kc: KubeConfig, alias: string, mapped: AliasCluster | undefined): string | undefined {
+  const contexts = kc.getContexts();
+  if (contexts.some((c) => c.name === alias)) return alias;
+  if (!mapped) return undefined;
+  const eks = mapped.eks;
+  const arn = eks && new RegExp(`^arn:aws[a-z-]*:eks:${escape(eks.region)}:\\d{12}:cluster/${escape(eks.name)}$`);
+  return contexts.find((c) => {
+    const server = kc.getCluster(c.cluster)?.server;
+    if (arn) return arn.test(c.name) || arn.test(c.cluster);
+    return mapped.server !== undefined && server?.replace(/\/+$/, '') === mapped.server.replace(/\/+$/, '');
+  })?.name;
+}
+
+const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

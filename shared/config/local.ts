@@ -111,6 +111,25 @@ export interface LocalSettings {
   budgets: Budgets;
   /** Keys for SOPS-encrypted files (targets with decryption). */
   sops: SopsKeys;
+  /**
+   * What the deploy-time settings (settingsSource, else ./tidegate.settings.json) map each cluster
+   * alias to: how a local run finds an alias's kubeconfig context when none is named like it.
+   */
+  clusterAliases: Record<string, { eks?: { name: string; region: string }; server?: string }>;
+}
+
+/** The clusters map of deploy-time settings, read leniently (a local run only looks up aliases in it). */
+function clusterAliases(env: NodeJS.ProcessEnv): LocalSettings['clusterAliases'] {
+  let text: string | undefined;
+  try {
+    text =
+      settingsSource(env)?.text ??
+      (existsSync('tidegate.settings.json') ? readFileSync('tidegate.settings.json', 'utf8') : undefined);
+    const clusters = (JSON.parse(text ?? '{}') as { clusters?: unknown }).clusters;
+    return clusters && typeof clusters === 'object' ? (clusters as LocalSettings['clusterAliases']) : {};
+  } catch {
+    return {};
+  }
 }
 
 /**
@@ -161,6 +180,7 @@ export function localSettings(env: NodeJS.ProcessEnv = process.env): LocalSettin
     trustedKeysDir: env['TIDEGATE_TRUSTED_KEYS'],
     budgets: deployedBudgets(settingsSource(env)?.text) ?? DEFAULT_BUDGETS,
     sops: localSopsKeys(env, onLambda),
+    clusterAliases: onLambda ? {} : clusterAliases(env),
     render: {
       ...DEFAULT_RENDER_LIMITS,
       allowedHosts: (env['TIDEGATE_RENDER_HOSTS'] ?? '')

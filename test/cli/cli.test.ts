@@ -60,7 +60,7 @@ describe('tidegate CLI', () => {
   it('render with the cluster: exactly what a sync would apply (targetNamespace and its Namespace, labels, substitutions), from --dir or --repo at --revision; nothing written', async () => {
     const ns = uniqueName('render');
     const name = uniqueName('render');
-    const k = ['--kubeconfig', testEnv().kube.kubeconfigPath];
+    const k = ['--kubeconfig', testEnv().kube.kubeconfigPath, '--context', 'tidegate-test'];
     const files = (greeting: string) => ({
       'tidegate.yaml': stringify({
         targets: [
@@ -114,7 +114,7 @@ describe('tidegate CLI', () => {
       }),
       'apps/cm.yaml': yamlDocs(configMap('x', { k: 'v' })),
     });
-    const k = ['--dir', dir, '--kubeconfig', kubeconfigPath];
+    const k = ['--dir', dir, '--kubeconfig', kubeconfigPath, '--context', 'tidegate-test'];
 
     const before = await cli('diff', name, ...k);
     expect(before.code).toBe(1);
@@ -132,7 +132,7 @@ describe('tidegate CLI', () => {
     expect(changed.out).toContain(`~ ConfigMap/${ns}/x  (data.k)`);
     expect(changed.out).not.toContain('VALUE-42'); // values are never printed
 
-    const status = await cli('status', name, '--kubeconfig', kubeconfigPath);
+    const status = await cli('status', name, '--kubeconfig', kubeconfigPath, '--context', 'tidegate-test');
     expect(status.out).toMatch(
       new RegExp(`^${name}: applied worktree at .*, health healthy; 1 objects; last healthy worktree\\n$`),
     );

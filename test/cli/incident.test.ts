@@ -28,7 +28,7 @@ describe('incident controls: suspend, resume, reconcile, queue, rollback to the 
     await pushImage(reg, image.slice(reg.host.length + 1), '1.0.0');
     const name = uniqueName('inc');
     const repo = await gitopsRepo('inc');
-    const k = ['--repo', repo.url, '--kubeconfig', kube.kubeconfigPath];
+    const k = ['--repo', repo.url, '--kubeconfig', kube.kubeconfigPath, '--context', 'tidegate-test'];
     await repo.commit({
       'tidegate.yaml': stringify({
         targets: [{ name, cluster: 'x', path: 'apps', targetNamespace: name, wait: false }],
@@ -64,9 +64,9 @@ describe('incident controls: suspend, resume, reconcile, queue, rollback to the 
     const suspended = await cli('suspend', s.name, '--reason', 'incident 42: database failover', ...s.k);
     expect(suspended.code, suspended.err).toBe(0);
     expect(suspended.out).toContain(`suspended ${s.name} (incident 42: database failover)`);
-    expect((await cli('status', s.name, '--kubeconfig', kube.kubeconfigPath)).out).toMatch(
-      /SUSPENDED by \S+ since \S+: incident 42: database failover/,
-    );
+    expect(
+      (await cli('status', s.name, '--kubeconfig', kube.kubeconfigPath, '--context', 'tidegate-test')).out,
+    ).toMatch(/SUSPENDED by \S+ since \S+: incident 42: database failover/);
 
     await s.repo.commit({ 'apps/a.yaml': stringify(configMap('a', { v: '2' })) });
     const push = (await s.deliver('push')).at(-1);

@@ -45,7 +45,7 @@ function tree(timeout = '3s') {
     },
     'progress-',
   );
-  return { name, k: ['--dir', dir, '--kubeconfig', testEnv().kube.kubeconfigPath] };
+  return { name, k: ['--dir', dir, '--kubeconfig', testEnv().kube.kubeconfigPath, '--context', 'tidegate-test'] };
 }
 
 describe('CLI progress: on a terminal one line rewritten in place, plain when piped', () => {
@@ -85,9 +85,12 @@ describe('CLI progress: on a terminal one line rewritten in place, plain when pi
     const { name, k } = tree('1s');
     const quiet = { out: () => undefined, err: () => undefined };
     expect(await main(['sync', name, ...k], quiet)).toBe(0);
-    const watched = await runBin(['status', name, '--kubeconfig', testEnv().kube.kubeconfigPath, '--watch'], {
-      interruptAfterMs: 5000, // two or three rounds of 2 s
-    });
+    const watched = await runBin(
+      ['status', name, '--kubeconfig', testEnv().kube.kubeconfigPath, '--context', 'tidegate-test', '--watch'],
+      {
+        interruptAfterMs: 5000, // two or three rounds of 2 s
+      },
+    );
     expect(watched.code).toBe(0);
     expect(watched.out.split(`${name}:`).length - 1).toBe(1);
     expect(watched.out).not.toContain(ESC);

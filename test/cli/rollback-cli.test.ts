@@ -9,7 +9,7 @@ describe('tidegate history / rollback / release / recover', () => {
     const ns = uniqueName('cli-rb');
     const name = uniqueName('cli-rb');
     const repo = await gitopsRepo('cli-rb');
-    const k = ['--repo', repo.url, '--kubeconfig', testEnv().kube.kubeconfigPath];
+    const k = ['--repo', repo.url, '--kubeconfig', testEnv().kube.kubeconfigPath, '--context', 'tidegate-test'];
     const a = await repo.commit(
       {
         'tidegate.yaml': stringify({
@@ -41,9 +41,9 @@ describe('tidegate history / rollback / release / recover', () => {
     const rb = await cli('rollback', name, '--to', a.slice(0, 8), ...k);
     expect(rb.code).toBe(0);
     expect(rb.out).toContain(`pinned at main@${a.slice(0, 12)}`);
-    expect((await cli('status', name, '--kubeconfig', testEnv().kube.kubeconfigPath)).out).toContain(
-      `PINNED at main@${a.slice(0, 12)}`,
-    );
+    expect(
+      (await cli('status', name, '--kubeconfig', testEnv().kube.kubeconfigPath, '--context', 'tidegate-test')).out,
+    ).toContain(`PINNED at main@${a.slice(0, 12)}`);
     expect((await cli('history', name, ...k)).out).toMatch(new RegExp(`^PINNED at main@${a.slice(0, 12)} by `));
     expect((await cli('release', name, ...k)).out).toBe(
       `released ${name}: the next push or poll applies the branch again\n`,

@@ -223,9 +223,13 @@ describe('engine.sync against the real apiserver', () => {
     await repo.sync('d');
     const { kube, tools } = testEnv();
     const edit = async (from: number, to: number) =>
-      run(tools.kubectl, ['--kubeconfig', kube.kubeconfigPath, 'edit', 'deployment/web', '-n', ns], {
-        env: { ...process.env, KUBE_EDITOR: `sed -i s/replicas:\\ ${from}/replicas:\\ ${to}/` },
-      });
+      run(
+        tools.kubectl,
+        ['--kubeconfig', kube.kubeconfigPath, '--context', 'tidegate-test', 'edit', 'deployment/web', '-n', ns],
+        {
+          env: { ...process.env, KUBE_EDITOR: `sed -i s/replicas:\\ ${from}/replicas:\\ ${to}/` },
+        },
+      );
     await edit(2, 5);
     const replicas = async () =>
       ((await repo.engine.client.get('apps/v1', 'Deployment', ns, 'web'))?.['spec'] as { replicas: number }).replicas;

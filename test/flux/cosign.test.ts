@@ -355,7 +355,7 @@ spec: { interval: 10m, path: ./, prune: true, sourceRef: { kind: OCIRepository, 
     process.env['TIDEGATE_TRUSTED_KEYS'] = keys;
     process.env['TIDEGATE_RENDER_HOSTS'] = '127.0.0.1';
     try {
-      const k = ['--repo', repo.url, '--kubeconfig', testEnv().kube.kubeconfigPath];
+      const k = ['--repo', repo.url, '--kubeconfig', testEnv().kube.kubeconfigPath, '--context', 'tidegate-test'];
       const signed = await cli('sync', name, ...k);
       expect(signed.code, signed.err + signed.out).toBe(0);
       const config = await repo.engine.client.get('v1', 'ConfigMap', 'default', `${name}-config`);

@@ -209,7 +209,17 @@ describe('sign-off gates', () => {
       'revision deadbee is neither a commit of the pending change, the head of the branch, nor in the history',
     );
     const { kube } = testEnv();
-    const out = await cli('approve', g.ns, sha.slice(0, 10), '--repo', g.repo.url, '--kubeconfig', kube.kubeconfigPath);
+    const out = await cli(
+      'approve',
+      g.ns,
+      sha.slice(0, 10),
+      '--repo',
+      g.repo.url,
+      '--kubeconfig',
+      kube.kubeconfigPath,
+      '--context',
+      'tidegate-test',
+    );
     expect(out.code, out.err).toBe(0);
     expect(out.out).toMatch(/: applied .*\n[\s\S]*approved by \S+ \(cli\)/);
     expect(await g.value()).toEqual({ v: '1' });

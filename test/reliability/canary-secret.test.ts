@@ -51,7 +51,7 @@ describe('a Secret value in Git never leaks', () => {
     // Changed in Git: diff and sync report the change, not the values.
     await repo.commit({ 'apps/secret.yaml': secret(canaries[1] ?? '') });
     const { kube } = testEnv();
-    const k = ['--repo', repo.url, '--kubeconfig', kube.kubeconfigPath];
+    const k = ['--repo', repo.url, '--kubeconfig', kube.kubeconfigPath, '--context', 'tidegate-test'];
     for (const args of [
       ['diff', ns, ...k],
       ['diff', ns, ...k, '--output', 'json'],

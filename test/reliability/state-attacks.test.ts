@@ -301,7 +301,16 @@ describe("another repository's target is never touched", () => {
 
   it("`tidegate sync <target>` from a working tree of B (its origin is B) is refused: A's objects stay", async () => {
     const { target, ns, a, b } = await ownedByA('own-dir');
-    const run = await cli('sync', target, '--dir', b.ws.dir, '--kubeconfig', kube.kubeconfigPath);
+    const run = await cli(
+      'sync',
+      target,
+      '--dir',
+      b.ws.dir,
+      '--kubeconfig',
+      kube.kubeconfigPath,
+      '--context',
+      'tidegate-test',
+    );
     expect(run.code).toBe(1);
     expect(run.out).toContain('already used on this cluster');
     expect(await a.engine.client.get('v1', 'ConfigMap', ns, 'from-a')).toBeDefined();

@@ -198,6 +198,8 @@ describe('one writer per target', () => {
         repo.url,
         '--kubeconfig',
         kube.kubeconfigPath,
+        '--context',
+        'tidegate-test',
       );
       const [[synced], out] = await Promise.all([syncing, rolledBack]);
       expect(synced).toMatchObject({ outcome: 'applied', health: { status: 'healthy' }, revision: { sha: b } });
@@ -275,7 +277,18 @@ describe('one writer per target', () => {
     });
     const held = await acquireLease(direct, name, { holder: 'lambda:tidegate-sync-worker:req-7', waitMs: 0 });
     const started = Date.now();
-    const out = await cli('sync', name, '--repo', repo.url, '--kubeconfig', kube.kubeconfigPath, '--wait', '1s');
+    const out = await cli(
+      'sync',
+      name,
+      '--repo',
+      repo.url,
+      '--kubeconfig',
+      kube.kubeconfigPath,
+      '--context',
+      'tidegate-test',
+      '--wait',
+      '1s',
+    );
     expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
     expect(out.code).not.toBe(0);
     expect(out.err).toMatch(
@@ -422,7 +435,18 @@ describe('bookkeeping that tells the truth', () => {
     await expect(rollback(ctx, { repo: repo.url, target: name, to: b, by: 'ops' })).rejects.toThrow(
       `revision ${b} was not applied to this target`,
     );
-    const refused = await cli('rollback', name, '--to', never, '--repo', repo.url, '--kubeconfig', kube.kubeconfigPath);
+    const refused = await cli(
+      'rollback',
+      name,
+      '--to',
+      never,
+      '--repo',
+      repo.url,
+      '--kubeconfig',
+      kube.kubeconfigPath,
+      '--context',
+      'tidegate-test',
+    );
     expect(refused.code).toBe(2);
     expect(refused.err).toBe(
       `tidegate: revision ${never} was not applied to this target (a rollback goes to a revision in its history, given by at least 7 characters); --force with the full 40-character SHA applies another revision\n`,

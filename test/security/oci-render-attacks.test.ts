@@ -136,7 +136,7 @@ describe("tidegate render: a review's breaks", () => {
   it('tidegate render of a target whose sync fails at the server dry-run: an error (exit 2), not objects a sync would never apply', async () => {
     const ns = uniqueName('rbad');
     const name = uniqueName('rbad');
-    const k = ['--kubeconfig', testEnv().kube.kubeconfigPath];
+    const k = ['--kubeconfig', testEnv().kube.kubeconfigPath, '--context', 'tidegate-test'];
     const deployment = {
       apiVersion: 'apps/v1',
       kind: 'Deployment',

@@ -291,7 +291,16 @@ describe('text from Git is text: in chat messages and on a terminal', () => {
       'apps/\x1b]0;owned\x07.yaml':
         'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: "\\e]0;owned\\a\\e[2J\\e[32mFAKE: all healthy"\n',
     });
-    const res = await cli('sync', name, '--dir', dir, '--kubeconfig', testEnv().kube.kubeconfigPath);
+    const res = await cli(
+      'sync',
+      name,
+      '--dir',
+      dir,
+      '--kubeconfig',
+      testEnv().kube.kubeconfigPath,
+      '--context',
+      'tidegate-test',
+    );
     expect(res.code).toBe(1);
     expect(res.out + res.err).not.toContain('\x1b');
     expect(res.out + res.err).not.toContain('\x07');
