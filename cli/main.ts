@@ -1,6 +1,5 @@
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import pkg from '../package.json' with { type: 'json' };
-import { parseDuration } from '../shared/config/duration.js';
 import { errorMessage } from '../shared/model/index.js';
 import type { OutputFormat } from './format.js';
 import { processIo, terminalSafe, type Io } from './output.js';
@@ -35,14 +34,6 @@ export interface CliOptions {
   once?: boolean;
 }
 
-const duration = (value: string): string => {
-  if (parseDuration(value) === undefined) throw new InvalidArgumentError('must be a duration such as 30s, 5m or 1h.');
-  return value;
-};
-const positiveDuration = (value: string): string => {
-  if (!parseDuration(value)) throw new InvalidArgumentError('must be a duration above zero, such as 30s, 5m or 1h.');
-  return value;
-};
 const port = (value: string): string => {
   if (!/^\d{1,5}$/.test(value) || Number(value) > 65_535)
     throw new InvalidArgumentError('must be a port number from 0 to 65535.');
@@ -110,7 +101,7 @@ export function buildProgram(io: Io, exit: (code: number) => void): Command {
   const needsRepo = (c: Command): Command =>
     c.requiredOption('--repo <url>', 'the GitOps repository').option('--branch <name>', 'the branch it tracks', 'main');
   const writer = (c: Command): Command =>
-    c.option('--wait <duration>', 'wait this long while another writer changes the same target', duration, '60s');
+    c.option('--wait <duration>', 'wait this long while another writer changes the same target', '60s');
   const reading = (c: Command): Command =>
     c
       .option('--cluster <alias>', 'the cluster of this alias (default: the current context)')
@@ -337,7 +328,7 @@ export function buildProgram(io: Io, exit: (code: number) => void): Command {
       (await status()).statusLinkCommand(o, io),
     )
       .requiredOption('--url <WebhookBaseUrl>', 'the stack’s WebhookBaseUrl output')
-      .option('--ttl <duration>', 'how long the link is valid (at most 744h)', positiveDuration, '168h'),
+      .option('--ttl <duration>', 'how long the link is valid (at most 744h)', '168h'),
     EXIT_OK,
     'TIDEGATE_STATUS_SECRET=… tidegate status-link --url https://abc.execute-api.eu-west-1.amazonaws.com',
   );
@@ -348,7 +339,7 @@ export function buildProgram(io: Io, exit: (code: number) => void): Command {
       .requiredOption('--repo <url>', 'the GitOps repository')
       .option('--branch <name>', 'the branch it tracks', 'main')
       .option('--port <n>', 'the port to listen on', port, '8080')
-      .option('--poll <duration>', 'poll Git this often', positiveDuration, '1m')
+      .option('--poll <duration>', 'poll Git this often', '1m')
       .option('--webhook-secret <secret>', 'the webhook secret (default: a random one, printed)'),
     '0 after Ctrl-C; 2 an error.',
     'tidegate dev --repo https://github.com/acme/gitops --port 8080',
@@ -368,6 +359,22 @@ export function buildProgram(io: Io, exit: (code: number) => void): Command {
     'source <(tidegate completion bash)',
     'tidegate completion fish > ~/.config/fish/completions/tidegate.fish',
   );
+  // `tidegate help settings check`: the help of any command, however deep (commander's own takes one word).
+  program.helpCommand(false);
+  program
+    .command('help')
+    .description('print the help of a command')
+    .argument('[command...]', 'the command, e.g. get targets')
+    .action((words: string[]) => {
+      let command = program;
+      for (const word of words) {
+        const sub = command.commands.find((c) => c.name() === word);
+        if (!sub) return command.error(`unknown command '${words.join(' ')}'`);
+        command = sub;
+      }
+      command.outputHelp();
+      exit(0);
+    });
   return program;
 }
 

@@ -17,7 +17,12 @@ export interface DevArgs extends LocalOptions {
 export async function devCommand(args: DevArgs, io: Io): Promise<number> {
   if (!args.repo) throw new TidegateError('Usage', 'dev needs --repo <url of the GitOps repository>');
   const secret = args.webhookSecret ?? randomBytes(16).toString('hex');
-  const pollMs = parseDuration(args.poll ?? '1m') ?? 60_000;
+  const pollMs = parseDuration(args.poll ?? '1m');
+  if (!pollMs)
+    throw new TidegateError(
+      'Usage',
+      `--poll must be a duration above zero such as 30s or 5m, not "${args.poll ?? ''}"`,
+    );
   const server = await startDevServer({
     engine: localEngine(args, 'tidegate dev'),
     repo: args.repo,

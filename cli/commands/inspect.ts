@@ -1,8 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
 import { KubeClient } from '../../shared/cluster/index.js';
-import { kubeConfigForAlias } from '../../shared/cluster/kubeconfig.js';
+import { kubeConfigForAlias, kubeconfigContexts } from '../../shared/cluster/kubeconfig.js';
 import { localSettings } from '../../shared/config/index.js';
 import { TidegateError, errorMessage, formatRef, formatRevision } from '../../shared/model/index.js';
 import { allTargetStates, type TargetState } from '../../shared/state/index.js';
@@ -41,9 +40,7 @@ async function everyAlias(args: ReadArgs, kubeconfig: string): Promise<string[]>
   }
   const mapped = Object.keys(settings.clusterAliases);
   if (mapped.length) return mapped.sort();
-  const kc = new KubeConfig();
-  kc.loadFromFile(kubeconfig);
-  return kc.getContexts().map((c) => c.name);
+  return kubeconfigContexts(kubeconfig);
 }
 
 /**
@@ -147,7 +144,7 @@ export async function getTargetsCommand(args: ReadArgs, io: Io): Promise<number>
   if (data) io.out(data);
   else {
     const yes = (b: boolean): string => (b ? 'True' : 'False');
-    const many = clusters.length > 1;
+    const many = args.allClusters === true || clusters.length > 1;
     io.out(
       rows.length
         ? table(

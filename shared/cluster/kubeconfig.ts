@@ -61,7 +61,8 @@ export function kubeConfigForAlias(
   const kc = new KubeConfig();
   kc.loadFromFile(path);
   const names = kc.getContexts().map((c) => c.name);
-  const context = explicitContext ?? (alias ? contextOfAlias(kc, alias, settingsClusters[alias]) : kc.getCurrentContext());
+  const context =
+    explicitContext ?? (alias ? contextOfAlias(kc, alias, settingsClusters[alias]) : kc.getCurrentContext());
   if (context === undefined) {
     const mapped = settingsClusters[alias];
     const settings = mapped?.eks
@@ -93,3 +94,10 @@ function contextOfAlias(kc: KubeConfig, alias: string, mapped: AliasCluster | un
 }
 
 const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** The context names of a kubeconfig file. */
+export function kubeconfigContexts(path: string): string[] {
+  const kc = new KubeConfig();
+  kc.loadFromFile(path);
+  return kc.getContexts().map((c) => c.name);
+}

@@ -1,6 +1,6 @@
 import { readTargetState } from '../state/index.js';
 import { orderTargets } from '../config/index.js';
-import type { SyncResult } from '../model/index.js';
+import { TidegateError, type SyncResult } from '../model/index.js';
 import { configAt } from './repo-config.js';
 import type { EngineContext } from './context.js';
 import { rollback } from './rollback.js';
@@ -21,6 +21,13 @@ export async function recover(
 ): Promise<SyncResult[]> {
   const { revision: head, config } = await configAt(ctx, req.repo);
   const targets = orderTargets(config.targets).filter((t) => req.cluster === undefined || t.cluster === req.cluster);
+  if (req.cluster !== undefined && targets.length === 0) {
+    const aliases = [...new Set(config.targets.map((t) => t.cluster))].sort();
+    throw new TidegateError(
+      'UnknownCluster',
+      `no target of tidegate.yaml is on cluster "${req.cluster}" (its clusters: ${aliases.join(', ') || 'none'})`,
+    );
+  }
   const results: SyncResult[] = [];
   for (const spec of targets) {
     const pin = (await readTargetState(await ctx.connect(spec.cluster), spec.name, req.signal)).pin;
