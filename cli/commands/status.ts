@@ -99,16 +99,16 @@ function statusLine(name: string, state: TargetState): string {
 
 /** `tidegate status-link --url <WebhookBaseUrl> [--ttl 168h]`: a link to the deployed status page, signed with TIDEGATE_STATUS_SECRET. */
 export function statusLinkCommand(args: { url?: string | undefined; ttl?: string | undefined }, io: Io): number {
+  if (!args.url) throw new TidegateError('Usage', 'status-link needs --url <WebhookBaseUrl output of the stack>');
+  const ms = parseDuration(args.ttl ?? '168h');
+  if (ms === undefined || ms <= 0 || ms > MAX_LINK_SECONDS * 1000)
+    throw new TidegateError('Usage', '--ttl must be a duration of at most 744h (31 days), such as 12h or 168h');
   const secret = process.env['TIDEGATE_STATUS_SECRET'];
   if (!secret)
     throw new TidegateError(
       'Usage',
       'set TIDEGATE_STATUS_SECRET to the status secret (the statusSecret of the deploy-time settings)',
     );
-  if (!args.url) throw new TidegateError('Usage', 'status-link needs --url <WebhookBaseUrl output of the stack>');
-  const ms = parseDuration(args.ttl ?? '168h');
-  if (ms === undefined || ms <= 0 || ms > MAX_LINK_SECONDS * 1000)
-    throw new TidegateError('Usage', '--ttl must be a duration of at most 744h (31 days), such as 12h or 168h');
   const expires = new Date(Date.now() + ms);
   io.out(`${signStatusLink(`${args.url.replace(/\/+$/, '')}/status`, secret, expires)}\n`);
   io.err(`valid until ${expires.toISOString()}\n`);
