@@ -114,7 +114,7 @@ const SUBVERBS: Record<string, string[]> = { settings: ['check'], flux: ['check'
 function tidegateCommands(file: string): Array<{ file: string; line: string; verb: string; options: string[] }> {
   const found = [];
   for (const line of codeLines(read(file))) {
-    const m = /^(?:npm run tidegate --|npx tidegate|tidegate)\s+(.*)$/.exec(line);
+    const m = /^(?:[A-Z_]+=\S+\s+)*(?:npm run tidegate --|npx tidegate|tidegate)\s+(.*)$/.exec(line);
     if (!m) continue;
     const rest = (m[1] ?? '').replace(/\s#\s.*$/, '');
     const words = rest.split(/\s+/).filter(Boolean);
@@ -164,7 +164,7 @@ describe('every tidegate command the README and docs/ show exists, with the opti
 describe('every npm command the README and docs/ show runs a script of package.json', () => {
   const scripts = Object.keys((JSON.parse(read('package.json')) as { scripts: Record<string, string> }).scripts);
   /** npm's own commands that run no script of the package. */
-  const BUILTIN = ['ci', 'install', 'i', 'exec', 'view', 'ls', 'pack', 'publish', 'version', 'config'];
+  const BUILTIN = ['ci', 'install', 'i', 'link', 'exec', 'view', 'ls', 'pack', 'publish', 'version', 'config'];
   /** npm's shortcuts for scripts: `npm start` runs the script `start`. */
   const SHORTCUTS = ['start', 'test', 'stop', 'restart'];
   const uses = docs.flatMap((file) =>
