@@ -17,7 +17,10 @@ const DEPLOY = readFileSync(join(root, 'docs', 'deploy.md'), 'utf8');
 
 /** docs/deploy.md up to "A GitHub App", and README's short "Deploying to AWS" section. */
 const deployDoc = DEPLOY.slice(DEPLOY.indexOf('# Deploying to AWS'), DEPLOY.indexOf('## A GitHub App'));
-const readmeSection = README.slice(README.indexOf('## Deploying to AWS'), README.indexOf('\n## ', README.indexOf('## Deploying to AWS') + 3));
+const readmeSection = README.slice(
+  README.indexOf('## Deploying to AWS'),
+  README.indexOf('\n## ', README.indexOf('## Deploying to AWS') + 3),
+);
 /** The text of one numbered step of a section. */
 const stepOf = (section: string, n: number, where: string): string => {
   const start = section.indexOf(`\n${n}. **`);
