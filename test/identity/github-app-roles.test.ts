@@ -28,12 +28,13 @@ describe('GitHub App: which function reads the private key, and what its role al
     await stop?.();
   });
 
-  it("the poll, deployed as docs/deploy.md says for an App, reads the App's key, and its role allows that read", async () => {
+  it("the poll, deployed as the README says for an App, reads the App's key, and its role allows that read", async () => {
     const name = uniqueName('gitops');
     const url = await createBareRepo(git, `${OWNER}/${name}`);
     const ws = await GitWorkspace.clone(git, url);
     afterAll(() => ws.remove());
     await ws.commit({ 'tidegate.yaml': stringify({ targets: [] }) }, 'v1');
+    // ("the README": its deploy section moved to docs/deploy.md, title kept for docs/reliability.md.)
     // docs/deploy.md step 2 of "A GitHub App instead of a token" names the secret (a unique suffix here: moto is shared by the test files).
     const readmeName =
       /create-secret --name\s+(tidegate\/[\w/-]+)/.exec(
