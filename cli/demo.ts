@@ -244,9 +244,13 @@ export async function runDemo(io: Io, opts: { once?: boolean } = {}): Promise<nu
     );
     io.out(`
 next steps: point tidegate at a real cluster
-  1. write tidegate.yaml in your GitOps repository (see README: Configuration)
-  2. locally: npm run tidegate -- diff --dir <your repo>   (uses your current kubeconfig context)
-  3. on AWS: configure the GitHub webhook and the ECR rule, then sls deploy (README: Deploying to AWS)
+  1. write tidegate.yaml at the root of your GitOps repository (docs/configuration.md)
+  2. check it, then see and apply it with your kubeconfig (README: Your first ten minutes):
+       npm run tidegate -- validate --dir <your repo>
+       npm run tidegate -- diff --dir <your repo> --context <kubeconfig context>
+  3. on AWS (README: Deploying to AWS; docs/deploy.md in full): settings, then npx sls deploy;
+     its output WebhookBaseUrl + /webhooks/github is the GitHub webhook's payload URL;
+     ECR pushes in the stack's account and region need nothing more (the stack has the rule)
 `);
     const page = await fetch(`${dev.url}/`);
     const html = await page.text();

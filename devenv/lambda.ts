@@ -294,7 +294,7 @@ function taskRoot(
 
 /**
  * The settings as a deployer writes them for Lambda: each secret given inline (`{ value }`) stored
- * in Secrets Manager (with the function's own credentials) and named instead, as README's steps 2
+ * in Secrets Manager (with the function's own credentials) and named instead, as docs/deploy.md's steps 2
  * and 3 ask; the functions refuse inline secrets on Lambda.
  */
 async function storedSecrets(settings: unknown, sm: SecretsManagerClient): Promise<unknown> {

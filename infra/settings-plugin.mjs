@@ -74,7 +74,7 @@ export default class TidegateSettings {
     const file = resolve(dir, this.serverless.service.custom?.tidegate?.settingsFile ?? 'tidegate.settings.json');
     if (!existsSync(file))
       fail(
-        `${file} does not exist: write the deploy-time settings there (README: Deploying to AWS, step 3) or name the file with --param="settingsFile=<path>"`,
+        `${file} does not exist: write the deploy-time settings there (docs/deploy.md, step 3) or name the file with --param="settingsFile=<path>"`,
       );
     if (!existsSync(join(dir, 'dist/functions/sync-worker/index.mjs')))
       fail('the functions are not built: run `npm run build` first');

@@ -40,7 +40,7 @@ export function settingsCheckCommand(
   } catch (err) {
     throw new TidegateError(
       'SettingsMissing',
-      `cannot read ${path} (${errorMessage(err)}): the deploy-time settings (README: Deploying to AWS, step 3)`,
+      `cannot read ${path} (${errorMessage(err)}): the deploy-time settings (docs/deploy.md, step 3)`,
     );
   }
   const settings = checkSettings(text, path, { lambda: args.lambda === true });

@@ -340,7 +340,7 @@ const previewNamespace = z
   )
   .refine((t) => t.includes('{{number}}'), 'must contain {{number}}: two pull requests never share a namespace');
 
-/** A pull request's own copy of the target, in a namespace of its own (see README "Preview environments"). */
+/** A pull request's own copy of the target, in a namespace of its own (see docs/previews.md). */
 export const previewSchema = z
   .object({
     enabled: z.boolean().default(false),

@@ -11,7 +11,7 @@ import { testEnv, uniqueName } from '../helpers/env.js';
 
 /**
  * The apiserver authorizes with RBAC only, and tidegate syncs as one of two users bound the way
- * README "Deploying to AWS" grants access:
+ * docs/deploy.md (step 5, "EKS access") grants access:
  * - tidegate-cluster-admin: a ClusterRoleBinding to cluster-admin (AmazonEKSClusterAdminPolicy,
  *   cluster scope), the identity every other test syncs as;
  * - tidegate-scoped: the ClusterRole edit bound in each target namespace (AmazonEKSEditPolicy with

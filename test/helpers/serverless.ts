@@ -11,7 +11,7 @@ export type Template = {
   Outputs?: Record<string, unknown>;
 };
 
-/** Deploy-time settings as README's step 3 writes them (secrets by name). */
+/** Deploy-time settings as docs/deploy.md's step 3 writes them (secrets by name). */
 export const EXAMPLE_SETTINGS = {
   repositories: [
     { url: 'https://github.com/acme/gitops.git', branch: 'main', token: { secretsManager: 'tidegate/github-token' } },

@@ -12,7 +12,7 @@ export const shippedRbac = (): KubeObject[] =>
   );
 
 /**
- * A tenant namespace as the README sets one up: a ServiceAccount `deployer` bound to `admin` there
+ * A tenant namespace as docs/deploy.md (step 5) and docs/configuration.md (Tenancy) set one up: a ServiceAccount `deployer` bound to `admin` there
  * only and, with `impersonate`, the documented RoleBinding of tidegate-impersonate to tidegate's group.
  */
 export async function tenantNamespace(ns: string, opts: { impersonate: boolean }): Promise<void> {

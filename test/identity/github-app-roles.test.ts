@@ -34,10 +34,11 @@ describe('GitHub App: which function reads the private key, and what its role al
     const ws = await GitWorkspace.clone(git, url);
     afterAll(() => ws.remove());
     await ws.commit({ 'tidegate.yaml': stringify({ targets: [] }) }, 'v1');
-    // README step 2 of "A GitHub App instead of a token" names the secret (a unique suffix here: moto is shared by the test files).
+    // ("the README": its deploy section moved to docs/deploy.md, title kept for docs/reliability.md.)
+    // docs/deploy.md step 2 of "A GitHub App instead of a token" names the secret (a unique suffix here: moto is shared by the test files).
     const readmeName =
       /create-secret --name\s+(tidegate\/[\w/-]+)/.exec(
-        readFileSync(join(import.meta.dirname, '..', '..', 'README.md'), 'utf8'),
+        readFileSync(join(import.meta.dirname, '..', '..', 'docs', 'deploy.md'), 'utf8'),
       )?.[1] ?? '';
     expect(readmeName).toMatch(/^tidegate\//);
     const keyName = `${readmeName}-${uniqueName('k')}`;
@@ -59,7 +60,7 @@ describe('GitHub App: which function reads the private key, and what its role al
     expect(github.issuedTokens().length).toBeGreaterThanOrEqual(1);
 
     // So the poll's role must allow reading that secret with the default parameters (found by review:
-    // the README named a secret outside repositoryTokenArns, and a deployed poll failed on every run).
+    // the docs named a secret outside repositoryTokenArns, and a deployed poll failed on every run).
     const { template } = await packageStack();
     const pollPolicies = rolePolicies(
       template,

@@ -13,15 +13,22 @@ import { apiEvent, githubHeaders, pushPayload } from '../helpers/lambda.js';
 
 const root = new URL('../..', import.meta.url).pathname;
 const README = readFileSync(join(root, 'README.md'), 'utf8');
+const DEPLOY = readFileSync(join(root, 'docs', 'deploy.md'), 'utf8');
 
-/** README's "Deploying to AWS" section, and the code blocks of one of its numbered steps. */
-const deploySection = README.slice(README.indexOf('## Deploying to AWS'), README.indexOf('### A GitHub App'));
-const step = (n: number): string => {
-  const start = deploySection.indexOf(`\n${n}. **`);
-  const end = deploySection.indexOf(`\n${n + 1}. **`);
-  if (start < 0 || end < 0) throw new Error(`README "Deploying to AWS" has no step ${n}`);
-  return deploySection.slice(start, end);
+/** docs/deploy.md up to "A GitHub App", and README's short "Deploying to AWS" section. */
+const deployDoc = DEPLOY.slice(DEPLOY.indexOf('# Deploying to AWS'), DEPLOY.indexOf('## A GitHub App'));
+const readmeSection = README.slice(
+  README.indexOf('## Deploying to AWS'),
+  README.indexOf('\n## ', README.indexOf('## Deploying to AWS') + 3),
+);
+/** The text of one numbered step of a section. */
+const stepOf = (section: string, n: number, where: string): string => {
+  const start = section.indexOf(`\n${n}. **`);
+  const end = section.indexOf(`\n${n + 1}. **`);
+  if (start < 0 || end < 0) throw new Error(`${where} "Deploying to AWS" has no step ${n}`);
+  return section.slice(start, end);
 };
+const step = (n: number): string => stepOf(deployDoc, n, 'docs/deploy.md');
 const blocks = (text: string, lang: string): string[] =>
   [...text.matchAll(new RegExp('```' + lang + '\\n([\\s\\S]*?)\\n\\s*```', 'g'))].map((m) =>
     (m[1] ?? '').replace(/^ {3}/gm, ''),
@@ -30,12 +37,12 @@ const blocks = (text: string, lang: string): string[] =>
 const SECRET = 'readme-webhook-secret';
 
 /**
- * README's deploy commands as printed, against moto: the settings file of step 3 and its check, the
+ * The deploy commands of docs/deploy.md (and README's short path, which prints the same) as printed, against moto: the settings file of step 3 and its check, the
  * `sls deploy` of step 4 (moto's CloudFormation, S3, Lambda, SQS, IAM), then each deployed function
  * started from its package in the deployment bucket with the environment of its configuration, as
  * Lambda would start it, and asked something that needs the settings.
  */
-describe("README's deploy commands, as written, against moto", () => {
+describe("docs/deploy.md's deploy commands, as written, against moto", () => {
   let moto: Moto;
   let service = '';
   const running: LambdaFunction[] = [];
@@ -117,13 +124,24 @@ describe("README's deploy commands, as written, against moto", () => {
     return Number(attrs.Attributes?.['ApproximateNumberOfMessages'] ?? 0);
   };
 
+  it("README's short path prints the same settings file, check and deploy command as docs/deploy.md (what this file deploys)", () => {
+    const check = (text: string) => /`(npm run tidegate -- settings check[^`]*)`/.exec(text)?.[1];
+    for (const n of [3, 4]) {
+      const short = stepOf(readmeSection, n, 'README');
+      expect(blocks(short, n === 3 ? 'json' : 'sh')).toEqual(blocks(step(n), n === 3 ? 'json' : 'sh'));
+      expect(blocks(short, n === 3 ? 'json' : 'sh')).toHaveLength(1);
+    }
+    expect(check(stepOf(readmeSection, 3, 'README'))).toBe(check(step(3)));
+    expect(check(step(3))).toBeTruthy();
+  });
+
   it("step 3's settings file and its check, then step 4's deploy, as printed: every function of the stack reads the settings", async () => {
     const [settings] = blocks(step(3), 'json');
     const [deploy] = blocks(step(4), 'sh');
     const check = /`(npm run tidegate -- settings check[^`]*)`/.exec(step(3))?.[1];
     expect(
       settings && deploy && check,
-      'README step 3 (a json block, the check) and step 4 (an sh block)',
+      'docs/deploy.md step 3 (a json block, the check) and step 4 (an sh block)',
     ).toBeTruthy();
     writeFileSync(join(service, 'tidegate.settings.json'), settings ?? '');
 

@@ -294,7 +294,7 @@ describe('serverless package (osls, offline) → CloudFormation', () => {
     },
   );
 
-  it('namespace-scoped access: the group the access entry gives is the one infra/namespaced-rbac.yaml binds, and the README states its Role as the file has it', () => {
+  it('namespace-scoped access: the group the access entry gives is the one infra/namespaced-rbac.yaml binds, and docs/deploy.md states its Role as the file has it', () => {
     const entry = readFileSync(join(root, 'infra', 'eks-access.yml'), 'utf8');
     const docs = parseAllDocuments(readFileSync(join(root, 'infra', 'namespaced-rbac.yaml'), 'utf8')).map(
       (d) =>
@@ -310,7 +310,7 @@ describe('serverless package (osls, offline) → CloudFormation', () => {
     const stated = (docs.find((d) => d.kind === 'Role')?.rules ?? [])
       .map((r) => `${r.resources.map((x) => names[x] ?? x).join(', ')}: ${r.verbs.join(', ')}`)
       .join('; ');
-    expect(readFileSync(join(root, 'README.md'), 'utf8').replace(/\s+/g, ' ')).toContain(`(${stated})`);
+    expect(readFileSync(join(root, 'docs', 'deploy.md'), 'utf8').replace(/\s+/g, ' ')).toContain(`(${stated})`);
     expect(entry).toMatch(/PrincipalArn: !Ref WorkerRoleArn/);
     expect(Object.keys(template.Outputs ?? {})).toContain('WorkerRoleArn');
   });
