@@ -105,7 +105,8 @@ export function buildProgram(io: Io, exit: (code: number) => void): Command {
   const reading = (c: Command): Command =>
     c
       .option('--cluster <alias>', 'the cluster of this alias (default: the current context)')
-      .option('-A, --all-clusters', 'every cluster: the aliases of tidegate.yaml (--dir), else every context');
+      .option('-A, --all-clusters', 'every cluster: the aliases of tidegate.yaml (--dir), else every context')
+      .option('--dir <path>', 'with -A: the working tree whose tidegate.yaml names the clusters (default: .)');
 
   const sync = () => import('./commands/sync.js');
   const local = () => import('./commands/local.js');
@@ -197,7 +198,7 @@ export function buildProgram(io: Io, exit: (code: number) => void): Command {
         async (_, o) => (await inspect()).getTargetsCommand(o, io),
         get,
       ),
-    ).option('--dir <path>', 'with -A: the working tree whose tidegate.yaml names the clusters (default: .)'),
+    ),
     '0 listed (a cluster that cannot be read is a row saying why, and exit 1); 2 a usage error.',
     'tidegate get targets -A',
   );
