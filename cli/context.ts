@@ -51,8 +51,7 @@ export function localTokenScope(opts: Pick<LocalOptions, 'repo' | 'dir'>): (url:
 }
 
 /** The engine wired for a local run: cluster aliases are kubeconfig contexts; `role` names this writer in target leases. */
-export function localEngine(opts: LocalOptions, role = 'tidegate'): EngineContext {
-  const settings = localSettings();
+export function localEngine(opts: LocalOptions, role = 'tidegate', settings = localSettings()): EngineContext {
   const kubeconfig = opts.kubeconfig ?? settings.kubeconfig;
   const waitMs = opts.wait === undefined ? 60_000 : parseDuration(opts.wait);
   if (waitMs === undefined)
@@ -60,7 +59,8 @@ export function localEngine(opts: LocalOptions, role = 'tidegate'): EngineContex
   const logger = jsonLogger(opts.verbose ? 'debug' : 'warn');
   const clients = new Map<string, KubeClient>();
   const reaches = localTokenScope(opts);
-  const token = (url: string): string | undefined => (settings.gitToken && reaches(url) ? settings.gitToken : undefined);
+  const token = (url: string): string | undefined =>
+    settings.gitToken && reaches(url) ? settings.gitToken : undefined;
   return {
     lease: { holder: `${userInfo().username}@${hostname()} (${role})`, waitMs },
     // A command is run once: one cluster out of reach fails its targets, the others are synced.

@@ -76,6 +76,7 @@ const OPTIONS = {
   redrive: { type: 'boolean', default: false },
   lambda: { type: 'boolean', default: false },
   out: { type: 'string' },
+  'allow-dirty': { type: 'boolean', default: false },
 } as const;
 
 /** Runs one CLI invocation; returns the exit code (2 for usage errors and failures to run). */

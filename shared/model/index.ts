@@ -11,7 +11,15 @@ export {
   isTidegateError,
   isTransient,
 } from './errors.js';
-export { globPattern, normaliseRepoUrl, originOf, redactUrl, sameOrigin, tokenReaches, type TokenSource } from './urls.js';
+export {
+  globPattern,
+  normaliseRepoUrl,
+  originOf,
+  redactUrl,
+  sameOrigin,
+  tokenReaches,
+  type TokenSource,
+} from './urls.js';
 export {
   entryRef,
   formatRef,

@@ -7,13 +7,7 @@ import type { ReloadScope, ReloadStrategy } from '../reload/index.js';
 import type { GitSource, TrustedKey } from '../source/index.js';
 import type { Logger, MetricsSink } from '../telemetry/index.js';
 import type { Notifier } from '../notify/index.js';
-import {
-  normaliseRepoUrl,
-  sameOrigin,
-  type KubeObject,
-  type SyncProgress,
-  type TokenSource,
-} from '../model/index.js';
+import { normaliseRepoUrl, sameOrigin, type KubeObject, type SyncProgress, type TokenSource } from '../model/index.js';
 
 /** What the engine needs from its shell (Lambda, CLI, tests). */
 export interface EngineContext {
@@ -80,8 +74,13 @@ export function leaseOf(ctx: Pick<EngineContext, 'lease'>): NonNullable<EngineCo
   return ctx.lease ?? { holder: `${userInfo().username}@${hostname()}:${process.pid}`, waitMs: 30_000 };
 }
 
+/**
+ * Whether `url` is the repository `repo` itself: the same once normalised, and on the same origin (a
+ * URL whose "credentials" hide another host, `https://evil.example?@github.com/org/repo`, normalises
+ * to the repository's but is not it).
+ */
 const ownUrl = (repo: string | undefined, url: string): boolean =>
-  repo === undefined || normaliseRepoUrl(repo) === normaliseRepoUrl(url);
+  repo === undefined || url === repo || (normaliseRepoUrl(repo) === normaliseRepoUrl(url) && sameOrigin(repo, url));
 
 /** The GitHub API of `url` for a target of `repo`: none for another repository's URL (its token is not the target's). */
 export const githubFor = (

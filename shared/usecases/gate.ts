@@ -240,8 +240,7 @@ export function gateOf(ctx: EngineContext, spec: TargetSpec, revision: Revision,
       const verdict = await evaluateGate({
         gate,
         now: ctx.now?.() ?? new Date(),
-        unchanged:
-          !dirty && base?.sha === revision.sha && (sameSource || state.signedOff?.config === req.config.sha),
+        unchanged: !dirty && base?.sha === revision.sha && (sameSource || state.signedOff?.config === req.config.sha),
         verify: dirty
           ? () => Promise.resolve(DIRTY_HOLD)
           : url
