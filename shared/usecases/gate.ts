@@ -30,6 +30,14 @@ import { judgeCommits, onlyApprovers } from './signoff.js';
 const DIRTY_HOLD =
   'the working tree has uncommitted changes (+dirty): they are in no commit, so no signature, review or approval covers them; commit and push them';
 
+type GateChecks = Pick<Parameters<typeof evaluateGate>[0], 'verify' | 'range'>;
+
+/** The checks of a gate for a dirty working tree: no signature and no sign-off of its commits covers it. */
+const DIRTY_CHECKS: GateChecks = {
+  verify: () => Promise.resolve(DIRTY_HOLD),
+  range: () => Promise.resolve({ missing: DIRTY_HOLD, approvals: [] }),
+};
+
 /** Inputs a state keeps at most (a target reading more is taken to read everything). */
 const INPUTS_LIMIT = 200;
 
@@ -237,16 +245,14 @@ export function gateOf(ctx: EngineContext, spec: TargetSpec, revision: Revision,
       // A working tree with uncommitted changes (<sha>+dirty) is in no commit: nothing signed or reviewed it,
       // and the same name stands for whatever the tree holds, so it is never "unchanged" since a sign-off.
       const dirty = isDirtyRevision(revision.sha) || isDirtyRevision(req.config.sha);
+      const verify: GateChecks['verify'] = url
+        ? (mode, names) => verifySignatures(ctx, sourceFor(ctx, req.repo, url), revision, mode, names)
+        : undefined;
       const verdict = await evaluateGate({
         gate,
         now: ctx.now?.() ?? new Date(),
         unchanged: !dirty && base?.sha === revision.sha && (sameSource || state.signedOff?.config === req.config.sha),
-        verify: dirty
-          ? () => Promise.resolve(DIRTY_HOLD)
-          : url
-            ? (mode, names) => verifySignatures(ctx, sourceFor(ctx, req.repo, url), revision, mode, names)
-            : undefined,
-        range: dirty ? () => Promise.resolve({ missing: DIRTY_HOLD, approvals: [] }) : range,
+        ...(dirty ? DIRTY_CHECKS : { verify, range }),
       });
       return { ...verdict, ...(first ? { judgedFrom: first } : {}), consumed };
     },

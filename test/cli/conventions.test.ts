@@ -157,6 +157,27 @@ describe('source and credentials', () => {
     expect(page).not.toContain(`/commit/${await c.head()}+dirty`);
   });
 
+  it('a dirty tree is never "unchanged" since a sign-off: the same <sha>+dirty with other contents is judged again, and a gate holds it', async () => {
+    const c = await checkout('dirtygate');
+    c.write('apps/cm.yaml', yamlDocs(configMap('settings', { replicas: '4' })));
+    expect((await tidegate(['sync', c.name, '--dir', c.dir, '--allow-dirty', ...kube()])).code).toBe(0);
+    expect((await client.get('v1', 'ConfigMap', c.name, 'settings'))?.['data']).toEqual({ replicas: '4' });
+    // Other uncommitted contents under the same HEAD, with a manual gate: the name <sha>+dirty is the same, the change is not.
+    c.write(
+      'tidegate.yaml',
+      stringify({
+        targets: [
+          { name: c.name, cluster: 'test', path: 'apps', targetNamespace: c.name, wait: false, gate: { manual: true } },
+        ],
+      }),
+    );
+    c.write('apps/cm.yaml', yamlDocs(configMap('settings', { replicas: '9' })));
+    const res = await tidegate(['sync', c.name, '--dir', c.dir, '--allow-dirty', ...kube()]);
+    expect(res.out).toContain(`${c.name} @ ${(await c.head()).slice(0, 12)}+dirty: held`);
+    expect(res.out).toMatch(/uncommitted changes \(\+dirty\): they are in no commit/);
+    expect((await client.get('v1', 'ConfigMap', c.name, 'settings'))?.['data']).toEqual({ replicas: '4' });
+  });
+
   it('diff --dir of a dirty tree is allowed (read-only) and says the tree is dirty, naming the file', async () => {
     const c = await checkout('diffdirty');
     c.write('apps/cm.yaml', yamlDocs(configMap('settings', { replicas: '5' })));
