@@ -8,6 +8,7 @@ import { ControllerClient, GitWorkspace, createBareRepo } from '../../devenv/ind
 import { startGitServer, type GitServer } from '../../devenv/git-server.js';
 import { testEnv, testKubeConfig, uniqueName } from '../helpers/env.js';
 import { configMap, secret, yamlDocs } from '../helpers/engine.js';
+import { motoEnv, testClusterSetting } from '../helpers/lambda.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const BIN = join(ROOT, 'bin', 'tidegate.js');
@@ -295,6 +296,51 @@ describe('source and credentials', () => {
         expect(b.received.filter((r) => r.authorization !== undefined)).toEqual([]);
       },
     );
+
+    it("Lambda: a token the settings give a repository for another URL (sourceTokens) goes to that URL's origin only", async () => {
+      const tenantToken = `tenant-${uniqueName('tok')}`;
+      const name = uniqueName('creds-l');
+      // Normalised, this URL is B's repository (everything up to its @ reads as credentials); its host is A.
+      const disguised = `${a.url}?@${new URL(urlB).host}/other.git`;
+      await wsA.commit(
+        {
+          'tidegate.yaml': stringify({
+            targets: [
+              {
+                name,
+                cluster: 'c',
+                source: { url: disguised, ref: { branch: 'main' } },
+                path: 'apps',
+                targetNamespace: name,
+                wait: false,
+              },
+            ],
+          }),
+        },
+        'a disguised source',
+      );
+      const { createRuntime } = await import('../../shared/aws/runtime.js');
+      const { syncRepo } = await import('../../shared/usecases/index.js');
+      const runtime = await createRuntime('test', {
+        ...motoEnv(),
+        TIDEGATE_CACHE: mkdtempSync(join(tmpdir(), 'tidegate-conv-cache-')),
+        TIDEGATE_SETTINGS: JSON.stringify({
+          repositories: [
+            { url: urlA, branch: 'main', token: { value: token }, sourceTokens: { [urlB]: { value: tenantToken } } },
+          ],
+          clusters: { c: testClusterSetting() },
+          queueUrl: 'http://127.0.0.1:1/unused',
+        }),
+      });
+      const { engine } = await runtime.git();
+      a.received.length = 0;
+      b.received.length = 0;
+      await syncRepo(engine, { repo: urlA, target: name, dryRun: true });
+      // The disguised URL was asked for (on A), never with the tenant's token; A's own requests carry A's token.
+      expect(a.received.some((r) => r.path.startsWith('/?@'))).toBe(true);
+      expect(a.received.filter((r) => r.authorization === basic(tenantToken))).toEqual([]);
+      expect(a.received.filter((r) => r.path.startsWith('/?@') && r.authorization !== undefined)).toEqual([]);
+    });
 
     it('tidegate dev --repo <A>: its poll reads A with the token; the engine it builds gives no URL on another origin the token', async () => {
       a.received.length = 0;
