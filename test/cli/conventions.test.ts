@@ -148,6 +148,14 @@ describe('source and credentials', () => {
     expect(history.code).toBe(0);
     expect(history.out).toMatch(new RegExp(` sync +${dirty.replace('+', '\\+')}  applied/`));
 
+    // A working tree's revision is no commit: nobody approves it, and rollback never goes to it.
+    const approve = await tidegate(['approve', c.name, `${await c.head()}+dirty`, '--repo', c.url, ...kube()]);
+    expect(approve.code).toBe(2);
+    expect(approve.err).toContain('is neither a commit of the pending change');
+    const rollback = await tidegate(['rollback', c.name, '--to', dirty, '--repo', c.url, ...kube()]);
+    expect(rollback.code).toBe(2);
+    expect(rollback.err).toContain('was not applied to this target');
+
     const { statusPageOf } = await import('../../shared/usecases/index.js');
     const { localSettings } = await import('../../shared/config/index.js');
     const page = await statusPageOf(
