@@ -152,7 +152,15 @@ describe('source and credentials', () => {
     const approve = await tidegate(['approve', c.name, `${await c.head()}+dirty`, '--repo', c.url, ...kube()]);
     expect(approve.code).toBe(2);
     expect(approve.err).toContain('is neither a commit of the pending change');
-    const rollback = await tidegate(['rollback', c.name, '--to', dirty, '--repo', c.url, ...kube()]);
+    const rollback = await tidegate([
+      'rollback',
+      c.name,
+      '--to',
+      `${await c.head()}+dirty`,
+      '--repo',
+      c.url,
+      ...kube(),
+    ]);
     expect(rollback.code).toBe(2);
     expect(rollback.err).toContain('was not applied to this target');
 
