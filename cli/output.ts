@@ -1,5 +1,13 @@
 import type { WorkOutcome } from '../shared/usecases/index.js';
-import { countChanges, formatRef, formatRevision, type SyncProgress, type SyncResult } from '../shared/model/index.js';
+import {
+  countChanges,
+  formatRef,
+  formatRevision,
+  hasChanges,
+  type Change,
+  type SyncProgress,
+  type SyncResult,
+} from '../shared/model/index.js';
 
 export interface Io {
   out: (text: string) => void;
@@ -78,23 +86,76 @@ export function progressLine(io: Io): { report: (p: SyncProgress) => void; clear
 
 const SYMBOL: Record<string, string> = { created: '+', configured: '~', deleted: '-', skipped: '!', unchanged: '=' };
 
-/** Human output of sync/diff results: one line per change (unchanged ones hidden unless verbose), then a summary. */
-/** The lines after a result's first: changed objects, rolled workloads, health, error, hold and sign-offs. */
-function details(r: SyncResult, verbose: boolean): string[] {
-  const lines: string[] = [];
-  for (const c of r.changeSet.changes.filter((x) => verbose || x.action !== 'unchanged')) {
+/** What a dry-run would do to an object, said as such (`tidegate diff`). */
+const WOULD: Record<Change['action'], string> = {
+  created: 'would create',
+  configured: 'would update',
+  deleted: 'would prune',
+  skipped: 'would skip',
+  unchanged: 'unchanged',
+};
+
+/**
+ * One changed object of a sync (its changed fields), or of a diff (what it would do, and each changed
+ * value as `path: from → to`; a Secret's data shows as (hidden), as the plan gives it).
+ */
+function changeLines(c: Change, dryRun: boolean): string[] {
+  const symbol = SYMBOL[c.action] ?? '?';
+  if (!dryRun) {
     const detail = [c.fields?.join(', ') ?? '', c.reason ?? ''].filter(Boolean).join('; ');
-    lines.push(`  ${SYMBOL[c.action] ?? '?'} ${formatRef(c.ref)}${detail ? `  (${detail})` : ''}`);
+    return [`  ${symbol} ${formatRef(c.ref)}${detail ? `  (${detail})` : ''}`];
   }
+  const values = c.values ?? [];
+  const shown = new Set(values.map((v) => v.path));
+  const others = (c.fields ?? []).filter((f) => !shown.has(f));
+  return [
+    `  ${symbol} ${formatRef(c.ref)}  ${WOULD[c.action]}${c.reason ? ` (${c.reason})` : ''}`,
+    ...values.map((v) => `      ${v.path}: ${v.from ?? '(none)'} → ${v.to ?? '(none)'}`),
+    ...(others.length ? [`      changed: ${others.join(', ')}`] : []),
+  ];
+}
+
+/** The lines after a result's first: changed objects, rolled workloads, health, error, hold and sign-offs. */
+function details(r: SyncResult, verbose: boolean, dryRun = false): string[] {
+  const lines: string[] = [];
+  for (const c of r.changeSet.changes.filter((x) => verbose || x.action !== 'unchanged'))
+    lines.push(...changeLines(c, dryRun));
   for (const rl of r.reloads ?? [])
     lines.push(`  ↻ ${formatRef(rl.workload)} rolled: ${rl.sources.join(', ')} changed`);
   for (const h of r.health.notReady) lines.push(`  health: ${formatRef(h.ref)} ${h.status}: ${h.message}`);
   if (r.error) lines.push(`  error: ${r.error}`);
-  if (r.heldFor) lines.push(`  held (nothing applied; the changes above are the plan): ${r.heldFor}`);
+  if (r.heldFor)
+    lines.push(
+      dryRun
+        ? `  a sync would be held (nothing would be applied): ${r.heldFor}`
+        : `  held (nothing applied; the changes above are the plan): ${r.heldFor}`,
+    );
   if (r.approvals?.length) lines.push(`  approved by ${r.approvals.map((a) => `${a.by} (${a.via})`).join(', ')}`);
   return lines;
 }
 
+/**
+ * Human output of `tidegate diff`: per target what a sync would do (would create, update, prune), then
+ * each object with its changed values (`path: from → to`).
+ */
+export function formatDiff(results: readonly SyncResult[], verbose = false): string {
+  const lines = results.flatMap((r) => {
+    const c = countChanges(r.changeSet);
+    const head =
+      r.outcome === 'failed'
+        ? 'failed'
+        : hasChanges(r.changeSet)
+          ? `would create ${c.created}, update ${c.configured}, prune ${c.deleted}`
+          : 'nothing would change';
+    return [
+      `${r.target} @ ${formatRevision(r.revision)}: ${head} (${c.unchanged} unchanged, ${c.skipped} skipped) in ${r.durationMs} ms`,
+      ...details(r, verbose, true),
+    ];
+  });
+  return `${lines.join('\n')}\n`;
+}
+
+/** Human output of sync results: one line per change (unchanged ones hidden unless verbose), then a summary. */
 export function formatResults(results: readonly SyncResult[], verbose = false): string {
   const lines = results.flatMap((r) => {
     const counts = countChanges(r.changeSet);

@@ -23,11 +23,21 @@ export interface GitServerInfo {
 export interface GitServer extends GitServerInfo {
   /** Requests served so far, per git service (info/refs, upload-pack, receive-pack). */
   readonly requests: Map<string, number>;
+  /** Every request received, in order, with the Authorization header it carried (what a client sent this server). */
+  readonly received: ReceivedRequest[];
   /** Fault injection: stop listening (connections refused) until up(); every request delayed by slow(ms). */
   down(): Promise<void>;
   up(): Promise<void>;
   slow(delayMs: number): void;
   stop(): Promise<void>;
+}
+
+/** One request as the git server received it. */
+export interface ReceivedRequest {
+  method: string;
+  path: string;
+  /** The Authorization header, as sent (undefined: none). */
+  authorization: string | undefined;
 }
 
 const SERVICES = /\/(info\/refs|git-upload-pack|git-receive-pack|HEAD|objects\/.*)$/;
@@ -226,11 +236,13 @@ function servePush(req: IncomingMessage, res: ServerResponse, root: string, lock
 export async function startGitServer(opts: GitServerOptions): Promise<GitServer> {
   mkdirSync(opts.root, { recursive: true });
   const requests = new Map<string, number>();
+  const received: ReceivedRequest[] = [];
   const locks = new Map<string, Promise<void>>();
   let delayMs = 0;
   const server: Server = createServer((req, res) => {
     const service = SERVICES.exec(new URL(req.url ?? '/', 'http://localhost').pathname)?.[1] ?? 'other';
     requests.set(service, (requests.get(service) ?? 0) + 1);
+    received.push({ method: req.method ?? 'GET', path: req.url ?? '/', authorization: req.headers.authorization });
     if (!authorised(req, opts)) {
       res.writeHead(401, { 'www-authenticate': 'Basic realm="tidegate-test"' }).end();
       return;
@@ -255,6 +267,7 @@ export async function startGitServer(opts: GitServerOptions): Promise<GitServer>
     root: opts.root,
     token: opts.token,
     requests,
+    received,
     down: close,
     up: listen,
     slow: (ms) => {

@@ -1,57 +1,109 @@
 import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { loadConfig, syncCheckout, syncRepo, type EngineContext } from '../../shared/usecases/index.js';
-import type { Revision, SyncResult } from '../../shared/model/index.js';
+import {
+  DIRTY_SUFFIX,
+  TidegateError,
+  WORKTREE_SUFFIX,
+  shortSha,
+  type Revision,
+  type SyncResult,
+} from '../../shared/model/index.js';
+import { originUrl } from '../context.js';
 
 export interface SourceArgs {
   repo?: string | undefined;
   dir?: string | undefined;
   revision?: string | undefined;
   branch?: string | undefined;
+  /** Sync a working tree with uncommitted changes (recorded as <sha>+dirty). */
+  allowDirty?: boolean | undefined;
 }
 
-/** The revision of a local working tree: its HEAD commit when it is a git checkout. */
-export function localRevision(dir: string): Revision {
-  try {
-    const sha = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: dir, stdio: ['ignore', 'pipe', 'ignore'] })
-      .toString()
-      .trim();
-    return { ref: '', sha: `${sha}+worktree` };
-  } catch {
-    return { ref: '', sha: 'worktree' };
+const git = (dir: string, args: string[]): string =>
+  execFileSync('git', args, { cwd: dir, stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 64 * 1024 * 1024 }).toString();
+
+/**
+ * The files under a working tree that differ from its HEAD commit, as `git status` names them
+ * (relative to the repository's root): modified, staged, deleted, renamed, and untracked ones that
+ * are not ignored.
+ */
+export function uncommittedFiles(dir: string): string[] {
+  const entries = git(dir, ['status', '--porcelain=v1', '-z', '--untracked-files=all', '--', '.']).split('\0');
+  const files: string[] = [];
+  for (let i = 0; i < entries.length; i++) {
+    const entry = entries[i] ?? '';
+    if (entry.length < 4) continue;
+    files.push(entry.slice(3));
+    // A rename or copy is followed by the path it came from.
+    if (/[RC]/.test(entry.slice(0, 2))) i++;
   }
+  return files;
 }
 
-/** The URL of a working tree's origin remote (the repository its targets belong to), when it has one. */
-export function originUrl(dir: string): string | undefined {
+/** A local working tree: its revision (HEAD and a suffix) and its uncommitted files. */
+export interface LocalTree {
+  revision: Revision;
+  /** Files that differ from HEAD (none: the tree is its commit). */
+  dirty: string[];
+}
+
+/**
+ * The revision of a local working tree: `<HEAD>+worktree` when it is a clean git checkout,
+ * `<HEAD>+dirty` when files differ from HEAD, `worktree` outside git.
+ */
+export function localTree(dir: string): LocalTree {
+  let sha: string;
   try {
-    return (
-      execFileSync('git', ['remote', 'get-url', 'origin'], { cwd: dir, stdio: ['ignore', 'pipe', 'ignore'] })
-        .toString()
-        .trim() || undefined
-    );
+    sha = git(dir, ['rev-parse', 'HEAD']).trim();
   } catch {
-    return undefined;
+    return { revision: { ref: '', sha: 'worktree' }, dirty: [] };
   }
+  const dirty = uncommittedFiles(dir);
+  return { revision: { ref: '', sha: `${sha}${dirty.length ? DIRTY_SUFFIX : WORKTREE_SUFFIX}` }, dirty };
 }
 
-/** Runs a sync (or a dry-run diff) from --repo (a Git URL) or --dir (a local working tree, the default). */
+/** The revision of a local working tree (see localTree). */
+export const localRevision = (dir: string): Revision => localTree(dir).revision;
+
+/** The files of a list, the first few named and the rest counted. */
+export const someFiles = (files: readonly string[], shown = 5): string =>
+  `${files.slice(0, shown).join(', ')}${files.length > shown ? ` and ${files.length - shown} more` : ''}`;
+
+/** The refusal of a sync of a working tree with uncommitted changes. */
+export const dirtyTreeError = (dir: string, tree: LocalTree): TidegateError =>
+  new TidegateError(
+    'WorktreeDirty',
+    `${dir} has uncommitted changes (${someFiles(tree.dirty)}): commit them, or sync with --allow-dirty to apply the working tree as it is (recorded as ${shortSha(tree.revision.sha)})`,
+  );
+
+/**
+ * Runs a sync (or a dry-run diff) from --repo (a Git URL) or --dir (a local working tree, the
+ * default). A sync of a working tree with uncommitted changes is refused unless --allow-dirty; a
+ * dry-run of one is made, and `onDirty` told which files differ.
+ */
 export async function runSync(
   ctx: EngineContext,
   args: SourceArgs,
   target: string | undefined,
   dryRun: boolean,
+  onDirty?: (files: readonly string[], revision: Revision) => void,
 ): Promise<SyncResult[]> {
   if (args.repo) {
     const revision = args.revision ? { ref: `refs/heads/${args.branch ?? 'main'}`, sha: args.revision } : undefined;
     return syncRepo(ctx, { repo: args.repo, target, revision, dryRun });
   }
   const dir = resolve(args.dir ?? '.');
+  const tree = localTree(dir);
+  if (tree.dirty.length > 0) {
+    if (!dryRun && !args.allowDirty) throw dirtyTreeError(dir, tree);
+    onDirty?.(tree.dirty, tree.revision);
+  }
   const repo = originUrl(dir);
   return syncCheckout(ctx, {
     config: await loadConfig(dir, ctx.settings, { repo }),
     dir,
-    revision: localRevision(dir),
+    revision: tree.revision,
     repo,
     target,
     dryRun,

@@ -19,6 +19,7 @@ export type ErrorCode =
   // sources and rendering
   | 'SourceFailed'
   | 'SourceMissing'
+  | 'WorktreeDirty'
   | 'RepositoryFileRefused'
   | 'PushFailed'
   | 'RenderFailed'

@@ -11,7 +11,15 @@ export {
   isTidegateError,
   isTransient,
 } from './errors.js';
-export { globPattern, normaliseRepoUrl, redactUrl, type TokenSource } from './urls.js';
+export {
+  globPattern,
+  normaliseRepoUrl,
+  originOf,
+  redactUrl,
+  sameOrigin,
+  tokenReaches,
+  type TokenSource,
+} from './urls.js';
 export {
   entryRef,
   formatRef,
@@ -25,9 +33,14 @@ export {
 } from './objects.js';
 export { countChanges, hasChanges, type Change, type ValueChange } from './changes.js';
 export {
+  DIRTY_SUFFIX,
   ENTRY_LIMITS,
+  WORKTREE_SUFFIX,
   clip,
   formatRevision,
+  isDirtyRevision,
+  isLocalRevision,
+  shortSha,
   type Approval,
   type ChartVersion,
   type CommitInfo,

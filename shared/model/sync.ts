@@ -22,8 +22,29 @@ export const ENTRY_LIMITS = {
   pinReason: 500,
 } as const;
 
+/**
+ * The revision of a local working tree (`tidegate sync --dir`): its HEAD commit and a suffix, `+worktree` for
+ * a clean tree, `+dirty` for one with uncommitted changes (`--allow-dirty`), or `worktree` outside git. Such a
+ * revision is not a commit: nothing can fetch it again, and no approval covers it.
+ */
+export const WORKTREE_SUFFIX = '+worktree';
+export const DIRTY_SUFFIX = '+dirty';
+const LOCAL_REVISION = /^(?:[0-9a-f]{4,64}\+(?:worktree|dirty)|worktree)$/;
+
+/** Whether a revision's SHA names a local working tree rather than a commit (clean or dirty). */
+export const isLocalRevision = (sha: string): boolean => LOCAL_REVISION.test(sha);
+
+/** Whether a revision's SHA names a working tree with uncommitted changes. */
+export const isDirtyRevision = (sha: string): boolean => sha.endsWith(DIRTY_SUFFIX);
+
+/** A SHA for display: 12 characters, with the suffix of a local working tree kept (`+worktree`, `+dirty`). */
+export const shortSha = (sha: string): string => {
+  const plus = sha.indexOf('+');
+  return plus < 0 ? sha.slice(0, 12) : `${sha.slice(0, Math.min(plus, 12))}${sha.slice(plus)}`;
+};
+
 export const formatRevision = (r: Revision): string =>
-  r.ref ? `${r.ref.replace(/^refs\/(heads|tags)\//, '')}@${r.sha.slice(0, 12)}` : r.sha.slice(0, 12);
+  r.ref ? `${r.ref.replace(/^refs\/(heads|tags)\//, '')}@${shortSha(r.sha)}` : shortSha(r.sha);
 
 export type HealthStatus = 'healthy' | 'progressing' | 'failed' | 'unknown';
 

@@ -1,4 +1,4 @@
-import { formatRevision, redactUrl, type HistoryEntry, type Revision } from '../model/index.js';
+import { formatRevision, isLocalRevision, redactUrl, type HistoryEntry, type Revision } from '../model/index.js';
 import type { PreviewEntry, TargetState } from '../state/index.js';
 import { barChart, escapeHtml as h, formatMs, type Bar } from './plots.js';
 
@@ -29,7 +29,8 @@ export function repositoryPage(repo: string | undefined): string | undefined {
 }
 
 const revisionLink = (repo: string | undefined, r: Revision): string => {
-  const page = repositoryPage(repo);
+  // A local working tree's revision (<sha>+worktree, <sha>+dirty) is no commit of the repository: shown, not linked.
+  const page = isLocalRevision(r.sha) ? undefined : repositoryPage(repo);
   const text = h(formatRevision(r));
   return page ? `<a href="${h(`${page}/commit/${r.sha}`)}" rel="noreferrer">${text}</a>` : text;
 };
@@ -49,7 +50,9 @@ function nextStep(name: string, state: TargetState, last: HistoryEntry | undefin
     parts.push(
       `<div class="pin">pinned at ${h(formatRevision(state.pin.revision))} by ${h(state.pin.by)}: ${h(state.pin.reason)} — <code>${h(`tidegate release ${name}${repo}`)}</code></div>`,
     );
-  if (last?.outcome === 'held')
+  if (last?.outcome === 'held' && isLocalRevision(last.revision.sha))
+    parts.push(`<div class="hold">held: ${h(last.heldFor ?? '')} — a working tree is approved by committing it</div>`);
+  else if (last?.outcome === 'held')
     parts.push(
       `<div class="hold">held: ${h(last.heldFor ?? '')} — <code>${h(`tidegate approve ${name} ${last.revision.sha.slice(0, 12)}${repo}`)}</code> or comment <code>${h(`/tidegate approve ${last.revision.sha.slice(0, 12)} ${name}`)}</code> on a pull request</div>`,
     );

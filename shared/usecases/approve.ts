@@ -6,6 +6,7 @@ import {
   RevisionError,
   TargetNotFoundError,
   TidegateError,
+  isLocalRevision,
   isTidegateError,
   type Approval,
   type ApproveMessage,
@@ -106,8 +107,9 @@ function resolveNamed(
 ): Revision {
   const prefix = named.toLowerCase();
   const candidates = new Set(
-    [head.sha, ...commits.map((c) => c.sha), ...history.map((h) => h.revision.sha)].filter((sha) =>
-      sha.startsWith(prefix),
+    // A working tree's revision (<sha>+worktree, <sha>+dirty) is no commit: an approval never names one.
+    [head.sha, ...commits.map((c) => c.sha), ...history.map((h) => h.revision.sha)].filter(
+      (sha) => sha.startsWith(prefix) && !isLocalRevision(sha),
     ),
   );
   if (named.length < 7 || candidates.size !== 1)

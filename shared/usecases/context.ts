@@ -7,7 +7,7 @@ import type { ReloadScope, ReloadStrategy } from '../reload/index.js';
 import type { GitSource, TrustedKey } from '../source/index.js';
 import type { Logger, MetricsSink } from '../telemetry/index.js';
 import type { Notifier } from '../notify/index.js';
-import { normaliseRepoUrl, type KubeObject, type SyncProgress, type TokenSource } from '../model/index.js';
+import { normaliseRepoUrl, sameOrigin, type KubeObject, type SyncProgress, type TokenSource } from '../model/index.js';
 
 /** What the engine needs from its shell (Lambda, CLI, tests). */
 export interface EngineContext {
@@ -74,8 +74,13 @@ export function leaseOf(ctx: Pick<EngineContext, 'lease'>): NonNullable<EngineCo
   return ctx.lease ?? { holder: `${userInfo().username}@${hostname()}:${process.pid}`, waitMs: 30_000 };
 }
 
+/**
+ * Whether `url` is the repository `repo` itself: the same once normalised, and on the same origin (a
+ * URL whose "credentials" hide another host, `https://evil.example?@github.com/org/repo`, normalises
+ * to the repository's but is not it).
+ */
 const ownUrl = (repo: string | undefined, url: string): boolean =>
-  repo === undefined || normaliseRepoUrl(repo) === normaliseRepoUrl(url);
+  repo === undefined || url === repo || (normaliseRepoUrl(repo) === normaliseRepoUrl(url) && sameOrigin(repo, url));
 
 /** The GitHub API of `url` for a target of `repo`: none for another repository's URL (its token is not the target's). */
 export const githubFor = (
@@ -89,7 +94,8 @@ export const githubFor = (
  * repository itself; another URL (a target's source.url, a Flux GitRepository) with the token the
  * deploy-time settings give `repo` for that URL (a tenant's repository: its own credentials), else
  * without any; each with a cache of its own, so a writer of one repository never reads another
- * tracked repository with that repository's token.
+ * tracked repository with that repository's token. A token given for a URL goes to that URL's origin only
+ * (scheme, host and port: never to the same path over plain http, or on another port).
  */
 export function sourceFor(
   ctx: Pick<EngineContext, 'gitSource' | 'repositories'>,
@@ -99,7 +105,7 @@ export function sourceFor(
   if (ownUrl(repo, url)) return ctx.gitSource(url);
   const { token: _token, username: _username, ...rest } = ctx.gitSource(url);
   const given = [...(repositoryOf(ctx, repo)?.sourceTokens ?? [])].find(
-    ([u]) => normaliseRepoUrl(u) === normaliseRepoUrl(url),
+    ([u]) => normaliseRepoUrl(u) === normaliseRepoUrl(url) && sameOrigin(u, url),
   )?.[1];
   return given
     ? { ...rest, token: given, cacheScope: `source-of:${normaliseRepoUrl(repo ?? '')}` }

@@ -12,6 +12,7 @@ import {
 } from '../gates/index.js';
 import {
   TargetOwnedElsewhereError,
+  isDirtyRevision,
   isPreviewTarget,
   normaliseRepoUrl,
   redactUrl,
@@ -24,6 +25,18 @@ import { renderInputs } from '../render/index.js';
 import { githubFor, sourceFor, type EngineContext } from './context.js';
 import { CONFIG_FILE, trackedBranch } from './repo-config.js';
 import { judgeCommits, onlyApprovers } from './signoff.js';
+
+/** Why a gate that asks for signatures, approvals or a manual approval holds a working tree with uncommitted changes. */
+const DIRTY_HOLD =
+  'the working tree has uncommitted changes (+dirty): they are in no commit, so no signature, review or approval covers them; commit and push them';
+
+type GateChecks = Pick<Parameters<typeof evaluateGate>[0], 'verify' | 'range'>;
+
+/** The checks of a gate for a dirty working tree: no signature and no sign-off of its commits covers it. */
+const DIRTY_CHECKS: GateChecks = {
+  verify: () => Promise.resolve(DIRTY_HOLD),
+  range: () => Promise.resolve({ missing: DIRTY_HOLD, approvals: [] }),
+};
 
 /** Inputs a state keeps at most (a target reading more is taken to read everything). */
 const INPUTS_LIMIT = 200;
@@ -229,14 +242,17 @@ export function gateOf(ctx: EngineContext, spec: TargetSpec, revision: Revision,
           ? { missing: missing.join('; '), approvals: [] }
           : { approvals: parts.flatMap((p) => p.verdict.approvals) };
       };
+      // A working tree with uncommitted changes (<sha>+dirty) is in no commit: nothing signed or reviewed it,
+      // and the same name stands for whatever the tree holds, so it is never "unchanged" since a sign-off.
+      const dirty = isDirtyRevision(revision.sha) || isDirtyRevision(req.config.sha);
+      const verify: GateChecks['verify'] = url
+        ? (mode, names) => verifySignatures(ctx, sourceFor(ctx, req.repo, url), revision, mode, names)
+        : undefined;
       const verdict = await evaluateGate({
         gate,
         now: ctx.now?.() ?? new Date(),
-        unchanged: base?.sha === revision.sha && (sameSource || state.signedOff?.config === req.config.sha),
-        verify: url
-          ? (mode, names) => verifySignatures(ctx, sourceFor(ctx, req.repo, url), revision, mode, names)
-          : undefined,
-        range,
+        unchanged: !dirty && base?.sha === revision.sha && (sameSource || state.signedOff?.config === req.config.sha),
+        ...(dirty ? DIRTY_CHECKS : { verify, range }),
       });
       return { ...verdict, ...(first ? { judgedFrom: first } : {}), consumed };
     },

@@ -4,6 +4,7 @@ import {
   ENTRY_LIMITS,
   RevisionError,
   clip,
+  isLocalRevision,
   isTidegateError,
   type HistoryEntry,
   type Revision,
@@ -35,6 +36,9 @@ export interface RollbackRequest {
 const ran = (h: HistoryEntry): boolean =>
   h.kind !== 'removal' && (h.outcome === 'applied' || h.outcome === 'unchanged' || h.outcome === 'progressing');
 
+/** Entries whose revision is a commit, fetched again from Git (not a local working tree's, `tidegate sync --dir`). */
+const fetchable = (h: HistoryEntry): boolean => !isLocalRevision(h.revision.sha);
+
 /**
  * The revision a rollback goes to: one this target applied (a full SHA or a prefix of one in its
  * history), or the last healthy one that is not the current one. Any other full SHA only with force.
@@ -47,7 +51,9 @@ function chooseRevision(
   branch: string,
 ): { revision: Revision; forced: boolean } {
   if (to) {
-    const known = [...history].reverse().find((h) => ran(h) && h.revision.sha.startsWith(to.toLowerCase()));
+    const known = [...history]
+      .reverse()
+      .find((h) => ran(h) && fetchable(h) && h.revision.sha.startsWith(to.toLowerCase()));
     if (known && to.length >= 7) return { revision: known.revision, forced: false };
     if (force && /^[0-9a-f]{40}$/.test(to)) return { revision: { ref: `refs/heads/${branch}`, sha: to }, forced: true };
     throw new RevisionError(
@@ -57,7 +63,7 @@ function chooseRevision(
   }
   const healthy = [...history]
     .reverse()
-    .find((h) => ran(h) && h.health === 'healthy' && h.revision.sha !== current?.sha);
+    .find((h) => ran(h) && fetchable(h) && h.health === 'healthy' && h.revision.sha !== current?.sha);
   if (!healthy)
     throw new RevisionError(
       'NoHealthyRevision',
@@ -120,7 +126,8 @@ export async function autoRollback(
 ): Promise<SyncResult> {
   if (!spec.rollback.onFailedHealth || result.health.status !== 'failed') return result;
   const lastHealthy = (await readTargetState(client, spec.name, signal)).lastHealthy;
-  if (!lastHealthy || lastHealthy.sha === result.revision.sha) return result;
+  // A working tree (<sha>+worktree, <sha>+dirty) cannot be fetched again: nothing to roll back to.
+  if (!lastHealthy || lastHealthy.sha === result.revision.sha || isLocalRevision(lastHealthy.sha)) return result;
   // lastHealthy ran here (it is in the state even when it has left the 20 history entries): forced is safe.
   const reason = clip(
     `health failed at ${result.revision.sha.slice(0, 12)}: ${result.error ?? ''}`.trim(),
