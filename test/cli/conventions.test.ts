@@ -305,7 +305,7 @@ function tidegate(args: string[], opts: { token?: string; until?: () => boolean;
   });
 }
 
-const kube = (): string[] => ['--kubeconfig', testEnv().kube.kubeconfigPath];
+const kube = (): string[] => ['--kubeconfig', testEnv().kube.kubeconfigPath, '--context', 'tidegate-test'];
 const basic = (token: string): string => `Basic ${Buffer.from(`x-access-token:${token}`).toString('base64')}`;
 
 /** A GitOps checkout on the shared test git server: one target with a ConfigMap and a Secret, committed and pushed. */
