@@ -1,6 +1,7 @@
 import type * as EcrSdk from '@aws-sdk/client-ecr';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 import { awsCall, boundedBody, errorMessage, isNetworkFailure, TidegateError, within } from '../model/index.js';
+import { LOOPBACK, basicAuthorization } from '../source/index.js';
 
 export class RegistryError extends TidegateError {
   constructor(message: string, options?: { cause?: unknown; transient?: boolean }) {
@@ -95,16 +96,25 @@ export class OciClient {
     return `${this.opts.insecure ? 'http' : 'https'}://${this.host}${path}`;
   }
 
-  private basic(): string | undefined {
-    const c = this.opts.credentials;
-    return c ? `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}` : undefined;
+  /**
+   * The registry's credentials as basic auth, for `to` (the registry or its token realm): only over
+   * TLS or to loopback. A registry reached over plain http (`insecure`) elsewhere gets none, nor a
+   * realm it names: anyone on the path could read them (and a token bought with them would travel
+   * over http too).
+   */
+  private basic(to: URL): string | undefined {
+    if (this.opts.insecure && !LOOPBACK.has(new URL(this.url('/')).hostname)) return undefined;
+    return basicAuthorization(to, this.opts.credentials);
   }
 
   private async authorize(challenge: string): Promise<void> {
     const { scheme, params } = parseChallenge(challenge);
     if (scheme === 'basic') {
-      this.authorization = this.basic();
-      if (!this.authorization) throw new RegistryError(`${this.host} requires credentials`);
+      this.authorization = this.basic(new URL(this.url('/')));
+      if (!this.authorization)
+        throw new RegistryError(
+          `${this.host} requires credentials${this.opts.credentials ? ', and they are never sent over plain http except to loopback' : ''}`,
+        );
       return;
     }
     const realm = params['realm'];
@@ -113,7 +123,7 @@ export class OciClient {
     const url = new URL(realm);
     if (params['service']) url.searchParams.set('service', params['service']);
     if (params['scope']) url.searchParams.set('scope', params['scope']);
-    const basic = this.basic();
+    const basic = this.basic(url);
     const res = await this.fetch(url, basic ? { headers: { authorization: basic } } : {});
     if (!res.ok) throw new RegistryError(`token request to ${url.host} failed: HTTP ${res.status}`);
     const body = await this.json<{ token?: string; access_token?: string }>(res);

@@ -7,7 +7,7 @@ export type RegistryCredentials = (
   host: string,
 ) => { username: string; password: string } | undefined | Promise<{ username: string; password: string } | undefined>;
 
-const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
+export const LOOPBACK: ReadonlySet<string> = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
 /** A Basic authorization for `to`, only over TLS (or to this machine itself): never in cleartext across a network. */
 export function basicAuthorization(

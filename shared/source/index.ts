@@ -20,6 +20,6 @@ export {
   type ResolvedChart,
   type TrustedKeys,
 } from './chart-repo.js';
-export { CHART_LAYER, type RegistryCredentials } from './chart-oci.js';
+export { CHART_LAYER, LOOPBACK, basicAuthorization, type RegistryCredentials } from './chart-oci.js';
 export { artifactSources, fetchArtifact, type ArtifactRef, type ResolvedArtifact } from './artifact.js';
 export { RepositoryFileError, readRepoFile } from './repo-file.js';

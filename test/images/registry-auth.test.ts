@@ -1,5 +1,7 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pushImage, startRegistry, type Registry } from '../../devenv/index.js';
@@ -61,4 +63,49 @@ describe('registry with the bearer token challenge (distribution + token server)
       latestImage(policy(), { credentials: () => ({ username: 'robot', password: 'wrong' }) }),
     ).rejects.toThrow(/token request to 127\.0\.0\.1:\d+ failed: HTTP 401/);
   });
+});
+
+/**
+ * A registry reached over plain http (`insecure: true`) on a host other than loopback: whatever it
+ * (or anyone on the path) challenges, the configured credentials are not sent in clear text.
+ */
+describe('registry over plain http, not on loopback', () => {
+  const address = Object.values(networkInterfaces())
+    .flat()
+    .find((i) => i?.family === 'IPv4' && !i.internal)?.address;
+  const received: Array<string | undefined> = [];
+  let server: Server;
+  let host = '';
+  beforeAll(async () => {
+    if (!address) throw new Error('this machine has no IPv4 address other than loopback to serve the test from');
+    server = createServer((req, res) => {
+      received.push(req.headers.authorization);
+      const challenge = req.url?.startsWith('/v2/bearer/')
+        ? `Bearer realm="http://${host}/token",service="x",scope="repository:bearer/app:pull"`
+        : 'Basic realm="registry"';
+      if (req.url?.startsWith('/token'))
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{"token":"t"}');
+      else res.writeHead(401, { 'www-authenticate': challenge }).end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, address, resolve));
+    host = `${address}:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  it.each(['basic/app', 'bearer/app'])(
+    'a %s challenge over http: no credentials sent, an error saying why',
+    async (repository) => {
+      received.length = 0;
+      const policy = configSchema.parse({
+        targets: [{ name: 't', cluster: 'c' }],
+        images: [
+          { name: 'app', repository: `${host}/${repository}`, insecure: true, policy: { semver: { range: '*' } } },
+        ],
+      }).images[0]!;
+      const secret = { username: 'ghuser', password: 'ghp_never_in_clear_text' };
+      await expect(latestImage(policy, { credentials: () => secret })).rejects.toThrow(/401|requires credentials/);
+      expect(received.length).toBeGreaterThan(0);
+      expect(received.filter((a) => a?.startsWith('Basic '))).toEqual([]);
+    },
+  );
 });
