@@ -47,7 +47,8 @@ Environment:
   TIDEGATE_CACHE        where tools and checkouts are cached (default ~/.cache/tidegate)
 
 Cluster aliases: a target's cluster alias is the --context given, else the kubeconfig context of that
-name, else the context of the cluster tidegate.settings.json maps it to; anything else is an error.`;
+name, else the context of the cluster the settings in TIDEGATE_SETTINGS_FILE map it to; anything else
+is an error.`;
 
 /** Help after a verb's options: what its exit codes mean and an example to copy. */
 function after(command: Command, exit: string, ...examples: string[]): Command {

@@ -42,7 +42,7 @@ export function kubeConfigFromFile(path: string, context?: string): KubeConfig {
 }
 
 /** What deploy-time settings say of a cluster alias: an EKS cluster, or an endpoint. */
-export type AliasCluster = { eks?: { name: string; region: string }; server?: string };
+export type AliasCluster = { eks?: { name: string; region: string; roleArn?: string }; server?: string };
 
 /**
  * Locally a cluster alias resolves explicitly, never to whatever context happens to be current:
@@ -69,7 +69,7 @@ export function kubeConfigForAlias(
       ? `the settings map it to EKS cluster ${mapped.eks.name} (${mapped.eks.region}) and no context is for that cluster`
       : mapped?.server
         ? `the settings map it to ${mapped.server} and no context is for that server`
-        : 'the deploy-time settings (tidegate.settings.json) do not name it';
+        : 'no deploy-time settings named (TIDEGATE_SETTINGS_FILE) map it';
     throw new TidegateError(
       'UnknownCluster',
       `cluster alias "${alias}" resolves to no cluster: kubeconfig ${path} has no context "${alias}" (contexts: ${names.join(', ') || 'none'}), ${settings}, and no --context was given`,
@@ -85,12 +85,22 @@ function contextOfAlias(kc: KubeConfig, alias: string, mapped: AliasCluster | un
   if (contexts.some((c) => c.name === alias)) return alias;
   if (!mapped) return undefined;
   const eks = mapped.eks;
-  const arn = eks && new RegExp(`^arn:aws[a-z-]*:eks:${escape(eks.region)}:\\d{12}:cluster/${escape(eks.name)}$`);
-  return contexts.find((c) => {
-    const server = kc.getCluster(c.cluster)?.server;
+  // The cluster's account, when the settings say it (the role assumed for a cluster in another account).
+  const account = eks?.roleArn && /^arn:aws[a-z-]*:iam::(\d{12}):/.exec(eks.roleArn)?.[1];
+  const arn =
+    eks && new RegExp(`^arn:aws[a-z-]*:eks:${escape(eks.region)}:${account || '\\d{12}'}:cluster/${escape(eks.name)}$`);
+  const matches = contexts.filter((c) => {
     if (arn) return arn.test(c.name) || arn.test(c.cluster);
+    const server = kc.getCluster(c.cluster)?.server;
     return mapped.server !== undefined && server?.replace(/\/+$/, '') === mapped.server.replace(/\/+$/, '');
-  })?.name;
+  });
+  // Two contexts for one alias (a cluster of that name in two accounts): no guess.
+  if (matches.length > 1)
+    throw new TidegateError(
+      'UnknownCluster',
+      `cluster alias "${alias}" matches more than one kubeconfig context (${matches.map((c) => c.name).join(', ')}): name one with --context`,
+    );
+  return matches[0]?.name;
 }
 
 const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

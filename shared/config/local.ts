@@ -112,20 +112,17 @@ export interface LocalSettings {
   /** Keys for SOPS-encrypted files (targets with decryption). */
   sops: SopsKeys;
   /**
-   * What the deploy-time settings (settingsSource, else ./tidegate.settings.json) map each cluster
-   * alias to: how a local run finds an alias's kubeconfig context when none is named like it.
+   * What the deploy-time settings the operator names (TIDEGATE_SETTINGS or TIDEGATE_SETTINGS_FILE;
+   * never a file found in the working directory, which a commit could have put there) map each
+   * cluster alias to: how a local run finds an alias's kubeconfig context when none is named like it.
    */
-  clusterAliases: Record<string, { eks?: { name: string; region: string }; server?: string }>;
+  clusterAliases: Record<string, { eks?: { name: string; region: string; roleArn?: string }; server?: string }>;
 }
 
 /** The clusters map of deploy-time settings, read leniently (a local run only looks up aliases in it). */
 function clusterAliases(env: NodeJS.ProcessEnv): LocalSettings['clusterAliases'] {
-  let text: string | undefined;
   try {
-    text =
-      settingsSource(env)?.text ??
-      (existsSync('tidegate.settings.json') ? readFileSync('tidegate.settings.json', 'utf8') : undefined);
-    const clusters = (JSON.parse(text ?? '{}') as { clusters?: unknown }).clusters;
+    const clusters = (JSON.parse(settingsSource(env)?.text ?? '{}') as { clusters?: unknown }).clusters;
     return clusters && typeof clusters === 'object' ? (clusters as LocalSettings['clusterAliases']) : {};
   } catch {
     return {};

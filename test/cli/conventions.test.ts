@@ -174,6 +174,11 @@ describe('CLI conventions: clusters and targets, on the test apiserver', () => {
     const mapped = await bin(['diff', `${ns}-p`, '--dir', two, ...k], { env: { TIDEGATE_SETTINGS: settings } });
     expect(mapped.code, mapped.err).toBe(1);
     expect(mapped.out).toContain(`${ns}-p @ worktree: `);
+    // A settings file in the working directory maps nothing: a commit could have put it there.
+    writeFileSync(join(two, 'tidegate.settings.json'), settings);
+    const committed = await bin(['diff', `${ns}-p`, '--dir', '.', ...k], { cwd: two });
+    expect(committed.code).toBe(2);
+    expect(committed.out + committed.err).toContain('cluster alias "prod" resolves to no cluster');
   });
 
   it.each([

@@ -18,12 +18,13 @@ const BIN = join(import.meta.dirname, '..', '..', 'bin', 'tidegate.js');
  */
 export function bin(
   args: string[],
-  opts: { env?: Record<string, string>; firstChunkOnly?: boolean } = {},
+  opts: { env?: Record<string, string>; cwd?: string; firstChunkOnly?: boolean } = {},
 ): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...opts.env },
+      ...(opts.cwd ? { cwd: opts.cwd } : {}),
     });
     let out = '';
     let err = '';
