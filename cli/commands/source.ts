@@ -1,10 +1,14 @@
 import { execFileSync } from 'node:child_process';
-import { resolve } from 'node:path';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { exportTree } from '../../shared/source/index.js';
 import { loadConfig, syncCheckout, syncRepo, type EngineContext } from '../../shared/usecases/index.js';
 import {
   DIRTY_SUFFIX,
   TidegateError,
   WORKTREE_SUFFIX,
+  errorMessage,
   shortSha,
   type Revision,
   type SyncResult,
@@ -21,7 +25,11 @@ export interface SourceArgs {
 }
 
 const git = (dir: string, args: string[]): string =>
-  execFileSync('git', args, { cwd: dir, stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 64 * 1024 * 1024 }).toString();
+  execFileSync('git', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 * 1024 * 1024 }).toString();
+
+/** What git said on stderr when it failed. */
+const gitError = (err: unknown): string =>
+  ((err as { stderr?: Buffer }).stderr?.toString() ?? errorMessage(err)).trim().split('\n')[0] ?? '';
 
 /**
  * The files under a working tree that differ from its HEAD commit, as `git status` names them
@@ -29,7 +37,15 @@ const git = (dir: string, args: string[]): string =>
  * are not ignored.
  */
 export function uncommittedFiles(dir: string): string[] {
-  const entries = git(dir, ['status', '--porcelain=v1', '-z', '--untracked-files=all', '--', '.']).split('\0');
+  const entries = git(dir, [
+    'status',
+    '--porcelain=v1',
+    '-z',
+    '--untracked-files=all',
+    '--ignore-submodules=none',
+    '--',
+    '.',
+  ]).split('\0');
   const files: string[] = [];
   for (let i = 0; i < entries.length; i++) {
     const entry = entries[i] ?? '';
@@ -50,17 +66,44 @@ export interface LocalTree {
 
 /**
  * The revision of a local working tree: `<HEAD>+worktree` when it is a clean git checkout,
- * `<HEAD>+dirty` when files differ from HEAD, `worktree` outside git.
+ * `<HEAD>+dirty` when files differ from HEAD, `worktree` outside git. A checkout git cannot read
+ * (another user's, say) or one with no commit yet is an error, never taken for "outside git".
  */
 export function localTree(dir: string): LocalTree {
+  try {
+    git(dir, ['rev-parse', '--is-inside-work-tree']);
+  } catch (err) {
+    const why = gitError(err);
+    if (/not a git repository/i.test(why)) return { revision: { ref: '', sha: 'worktree' }, dirty: [] };
+    throw new TidegateError('WorktreeDirty', `cannot read the git checkout ${dir}: ${why}`);
+  }
   let sha: string;
   try {
-    sha = git(dir, ['rev-parse', 'HEAD']).trim();
+    sha = git(dir, ['rev-parse', '--verify', 'HEAD^{commit}']).trim();
   } catch {
-    return { revision: { ref: '', sha: 'worktree' }, dirty: [] };
+    throw new TidegateError('WorktreeDirty', `${dir} is a git checkout with no commit yet: commit its files first`);
   }
   const dirty = uncommittedFiles(dir);
   return { revision: { ref: '', sha: `${sha}${dirty.length ? DIRTY_SUFFIX : WORKTREE_SUFFIX}` }, dirty };
+}
+
+/**
+ * The files of a clean checkout's HEAD commit, exported from its git objects into a temporary
+ * directory (the --dir subdirectory of it returned as `dir`): what a sync of the checkout renders,
+ * so nothing git does not hold under that SHA (ignored files, submodule contents, files changed
+ * while the sync runs) reaches the cluster.
+ */
+async function headSnapshot(dir: string, sha: string, ctx: EngineContext): Promise<{ root: string; dir: string }> {
+  const gitdir = git(dir, ['rev-parse', '--path-format=absolute', '--git-common-dir']).trim();
+  const prefix = git(dir, ['rev-parse', '--show-prefix']).trim();
+  const root = mkdtempSync(join(tmpdir(), 'tidegate-head-'));
+  try {
+    await exportTree(gitdir, sha, root, dir, ctx.settings.budgets.source);
+  } catch (err) {
+    rmSync(root, { recursive: true, force: true });
+    throw err;
+  }
+  return { root, dir: join(root, prefix) };
 }
 
 /** The revision of a local working tree (see localTree). */
@@ -100,12 +143,19 @@ export async function runSync(
     onDirty?.(tree.dirty, tree.revision);
   }
   const repo = originUrl(dir);
-  return syncCheckout(ctx, {
-    config: await loadConfig(dir, ctx.settings, { repo }),
-    dir,
-    revision: tree.revision,
-    repo,
-    target,
-    dryRun,
-  });
+  const sha = tree.revision.sha.endsWith(WORKTREE_SUFFIX) ? tree.revision.sha.slice(0, -WORKTREE_SUFFIX.length) : '';
+  const snapshot = sha ? await headSnapshot(dir, sha, ctx) : undefined;
+  const from = snapshot?.dir ?? dir;
+  try {
+    return await syncCheckout(ctx, {
+      config: await loadConfig(from, ctx.settings, { repo }),
+      dir: from,
+      revision: tree.revision,
+      repo,
+      target,
+      dryRun,
+    });
+  } finally {
+    if (snapshot) rmSync(snapshot.root, { recursive: true, force: true });
+  }
 }

@@ -195,7 +195,18 @@ function exportBudget(url: string, limits: SourceLimits) {
  * inflated, and counted with the files before it, so an export past source.maxFileMiB,
  * source.maxTreeMiB or source.maxFiles stops before writing past them.
  */
-async function exportTree(gitdir: string, sha: string, dir: string, url: string, limits: SourceLimits): Promise<void> {
+/**
+ * Writes exactly the files of commit `sha` (read from `gitdir`) into `dir`, within the checkout
+ * budget: what a sync renders. Also what a local `--dir` sync renders of a clean checkout, so that
+ * ignored files, submodules and edits made during the sync never reach the cluster under its SHA.
+ */
+export async function exportTree(
+  gitdir: string,
+  sha: string,
+  dir: string,
+  url: string,
+  limits: SourceLimits,
+): Promise<void> {
   fs.mkdirSync(dir, { recursive: true });
   const sizes = new ObjectSizes(gitdir);
   const budget = exportBudget(url, limits);

@@ -2,6 +2,7 @@ export {
   cachedGitdir,
   checkoutRevision,
   commitInfo,
+  exportTree,
   fetchTagObject,
   listBranches,
   resolveRevision,

@@ -392,6 +392,51 @@ describe('source and credentials', () => {
     expect(res.out).toContain(`${c.name} @ ${(await c.head()).slice(0, 12)}+worktree: applied`);
   });
 
+  it("a clean sync renders HEAD's files: an ignored file inside the target's path is never applied (found by review)", async () => {
+    const c = await checkout('ignoredapps');
+    await c.ws.commit({ '.gitignore': 'scratch/\napps/*.local.yaml\n' }, 'ignore local copies');
+    c.write('apps/decrypted.local.yaml', yamlDocs(configMap('ignored-not-committed', { k: 'v' })));
+    const res = await tidegate(['sync', c.name, '--dir', c.dir, ...kube()]);
+    expect(res.code, res.err).toBe(0);
+    expect(res.out).toContain(`${c.name} @ ${(await c.head()).slice(0, 12)}+worktree: applied`);
+    expect(await client.get('v1', 'ConfigMap', c.name, 'settings')).toBeDefined();
+    expect(await client.get('v1', 'ConfigMap', c.name, 'ignored-not-committed')).toBeUndefined();
+  });
+
+  it('a submodule changed locally (even with ignore = all) never reaches the cluster under the SHA (found by review)', async () => {
+    const c = await checkout('submodule');
+    const sub = mkdtempSync(join(tmpdir(), 'conv-sub-'));
+    const inSub = (...args: string[]) => execFileSync('git', args, { cwd: sub, stdio: 'pipe' });
+    inSub('init', '-q', '-b', 'main');
+    writeFileSync(join(sub, 'cm.yaml'), yamlDocs(configMap('from-sub', { v: 'committed' })));
+    inSub('add', '.');
+    inSub('-c', 'user.name=t', '-c', 'user.email=t@example.com', 'commit', '-qm', 'sub');
+    await c.ws.git('-c', 'protocol.file.allow=always', 'submodule', 'add', '-q', sub, 'apps/sub');
+    await c.ws.git('config', '-f', '.gitmodules', 'submodule.apps/sub.ignore', 'all');
+    await c.ws.git('add', '.gitmodules');
+    await c.ws.git('-c', 'user.name=t', '-c', 'user.email=t@example.com', 'commit', '-qm', 'a submodule');
+    writeFileSync(join(c.dir, 'apps', 'sub', 'cm.yaml'), yamlDocs(configMap('from-sub', { v: 'LOCALLY-MODIFIED' })));
+    const res = await tidegate(['sync', c.name, '--dir', c.dir, ...kube()]);
+    // Refused as uncommitted, or applied from HEAD's own files: either way the local edit is not in the cluster.
+    if (res.code === 2) expect(res.err).toContain('apps/sub');
+    else expect(res.code, res.err).toBe(0);
+    const cm = await client.get('v1', 'ConfigMap', c.name, 'from-sub');
+    expect(cm?.['data']).not.toEqual({ v: 'LOCALLY-MODIFIED' });
+  });
+
+  it('a checkout with no commit yet is refused, never taken for "outside git" (found by review)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'conv-nocommit-'));
+    execFileSync('git', ['init', '-q'], { cwd: dir });
+    const name = uniqueName('nocommit');
+    writeFileSync(
+      join(dir, 'tidegate.yaml'),
+      stringify({ targets: [{ name, cluster: 'test', path: '.', wait: false }] }),
+    );
+    const res = await tidegate(['sync', name, '--dir', dir, ...kube()]);
+    expect(res.code).toBe(2);
+    expect(res.err).toContain('is a git checkout with no commit yet');
+  });
+
   it('--allow-dirty applies the working tree as <sha>+dirty: in the output, status, history and the status page', async () => {
     const c = await checkout('allowdirty');
     c.write('apps/cm.yaml', yamlDocs(configMap('settings', { replicas: '5' })));
