@@ -1,1 +1,2 @@
 export { reloadPass, type ReloadReport, type ReloadScope, type ReloadStrategy } from './pass.js';
+export { embedReloads } from './embed.js';

@@ -51,7 +51,7 @@ export interface ReloadReport {
   deferred?: Array<{ workload: ObjectRef; reason: string }>;
 }
 
-interface Source {
+export interface Source {
   kind: SourceKind;
   name: string;
   namespace: string;
@@ -59,8 +59,8 @@ interface Source {
   hash: string;
 }
 
-const short = (hash: string): string => hash.slice(0, 32);
-const key = (kind: SourceKind, name: string): string => `${kind}/${name}`;
+export const short = (hash: string): string => hash.slice(0, 32);
+export const key = (kind: SourceKind, name: string): string => `${kind}/${name}`;
 
 async function listScoped(
   client: KubeClient,
@@ -79,12 +79,12 @@ async function listScoped(
 }
 
 /** A namespace's ConfigMaps and Secrets, in list order, and where each is by kind/name. */
-interface Sources {
+export interface Sources {
   all: Source[];
   at: Map<string, number>;
 }
 
-async function readSources(client: KubeClient, opts: ReloadOptions, pace: Pace): Promise<Map<string, Sources>> {
+export async function readSources(client: KubeClient, opts: ReloadOptions, pace: Pace): Promise<Map<string, Sources>> {
   const byNamespace = new Map<string, Sources>();
   for (const kind of ['ConfigMap', 'Secret'] as const) {
     for (const o of await listScoped(client, 'v1', kind, opts, opts.resourceSelector, opts.signal)) {
@@ -107,7 +107,7 @@ async function readSources(client: KubeClient, opts: ReloadOptions, pace: Pace):
   return byNamespace;
 }
 
-const NO_SOURCES: Sources = { all: [], at: new Map() };
+export const NO_SOURCES: Sources = { all: [], at: new Map() };
 
 /**
  * The sources worth asking about: every one when the workload names sources (names may be
@@ -128,13 +128,13 @@ function candidates(
     .map((i) => sources.all[i] as Source);
 }
 
-interface Relevant {
+export interface Relevant {
   source: Source;
   container: string | undefined;
 }
 
 /** The sources whose change reloads this workload, with the container that carries the env var (in steps). */
-function* relevantSources(obj: KubeObject, template: PodTemplate, sources: Sources): Steps<Relevant[]> {
+export function* relevantSources(obj: KubeObject, template: PodTemplate, sources: Sources): Steps<Relevant[]> {
   const workloadAnn = obj.metadata.annotations ?? {};
   const templateAnn = template.metadata?.annotations ?? {};
   const spec = template.spec ?? {};
@@ -204,7 +204,7 @@ function envVars(
 }
 
 /** The reload fields this manager owns, as a partial object to server-side apply (always complete: SSA drops what is left out). */
-function reloadPatch(
+export function reloadPatch(
   obj: KubeObject,
   adapter: WorkloadAdapter,
   template: PodTemplate,
@@ -232,7 +232,7 @@ function reloadPatch(
 }
 
 /** The source hashes recorded on a workload; a value that is not an object of strings is refused, naming the annotation. */
-function baselineOf(workload: KubeObject): Record<string, string> | undefined {
+export function baselineOf(workload: KubeObject): Record<string, string> | undefined {
   const raw = workload.metadata.annotations?.[BASELINE_ANNOTATION];
   if (raw === undefined) return undefined;
   let parsed: unknown;
@@ -298,7 +298,7 @@ async function reconcile(
 const SLICE_MS = 20;
 
 /** Where the pass yields to the event loop (after SLICE_MS of work) and looks at its signal (every time). */
-class Pace {
+export class Pace {
   private lastTurn = performance.now();
   constructor(private readonly signal: AbortSignal | undefined) {}
 

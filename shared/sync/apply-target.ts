@@ -257,7 +257,12 @@ export async function applyTarget(run: SyncRun, planned: Planned, approvals: App
   const pruned = await prune(planned.stale, client, { target: spec.name, signal });
   const changes = [...outcome.changes, ...pruned.changes];
   const inventory = mergeInventory(applied, pruned.retained);
-  const reloads = await reloadAfterApply(run, outcome.changes);
+  // Reloads that rode in a workload's own write (reported once it was written), then what the pass still rolls.
+  const written = new Set(outcome.changes.filter((c) => c.action === 'configured').map((c) => refKey(c.ref)));
+  const reloads = [
+    ...planned.reloads.filter((r) => written.has(refKey(r.workload))),
+    ...(await reloadAfterApply(run, outcome.changes)),
+  ];
   // Post hooks run once the release's objects are healthy: the wait is then the target's timeout, wait or not.
   const post = points && hooksOf(run.hooks, points.post).length > 0 ? points.post : undefined;
   const health = await healthOf(run, [...outcome.objects.values()], spec.wait || post !== undefined);

@@ -1,3 +1,4 @@
+import { embedReloads } from '../reload/index.js';
 import { serveLookups, type KubeClient } from '../cluster/index.js';
 import {
   ApplyError,
@@ -170,6 +171,8 @@ export interface Planned {
   planOpts: PlanOptions;
   /** The digest of the chart's hooks (TargetState.hooks), and whether it differs from the one last applied. */
   hooks: { digest: string | undefined; changed: boolean };
+  /** Workloads whose reload rides in their own write (one rollout per commit), with the sources that changed. */
+  reloads: Array<{ workload: ObjectRef; sources: string[] }>;
 }
 
 /**
@@ -398,7 +401,16 @@ export async function planTarget(run: SyncRun, opts: { withholdSecrets?: boolean
     signal,
     ...(run.input.dryRun ? { keepPlanned: true } : {}),
   };
-  const items = await plan(desired, run.targetClient, planOpts);
+  // One commit, one rollout: a workload's reload for the ConfigMaps and Secrets applied with it rides in its own write.
+  const { reloadScope, reloadStrategy } = run.input;
+  const reloading = spec.reload.enabled
+    ? await embedReloads(run.targetClient, desired, {
+        ...reloadScope,
+        strategy: reloadStrategy ?? 'annotations',
+        signal,
+      })
+    : { desired, reloads: [] };
+  const items = await plan(reloading.desired, run.targetClient, planOpts);
   const wanted = new Set(desired.map((d) => d.id));
   const hooks = plannedHooks(run);
   return {
@@ -406,6 +418,7 @@ export async function planTarget(run: SyncRun, opts: { withholdSecrets?: boolean
     stale: spec.prune ? run.state.inventory.filter((e) => !wanted.has(e.id)) : [],
     planOpts,
     hooks,
+    reloads: reloading.reloads,
   };
 }
 

@@ -1,0 +1,150 @@
+import type { KubeClient } from '../cluster/index.js';
+import { refOf, type KubeObject } from '../model/index.js';
+import { hasReloadAnnotations, loadPatternEngine } from './annotations.js';
+import { contentHash } from './hash.js';
+import { drain } from './matcher.js';
+import {
+  NO_SOURCES,
+  Pace,
+  baselineOf,
+  key,
+  readSources,
+  relevantSources,
+  reloadPatch,
+  short,
+  type ReloadOptions,
+  type ReloadReport,
+  type Source,
+  type Sources,
+} from './pass.js';
+import { WORKLOADS, podTemplateOf, type PodTemplate, type WorkloadAdapter } from './workloads.js';
+
+type Container = { name: string; env?: Array<{ name: string; value?: string }> };
+
+/** A Secret's data as the apiserver will hold it: stringData folded into data, base64-encoded. */
+function secretData(obj: KubeObject): Record<string, string> | undefined {
+  const data = obj['data'] as Record<string, string> | undefined;
+  const stringData = obj['stringData'] as Record<string, string> | undefined;
+  if (!stringData) return data;
+  return {
+    ...data,
+    ...Object.fromEntries(Object.entries(stringData).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
+  };
+}
+
+/** The namespace's sources as they will be once the sync has applied: the live ones, replaced by those it applies. */
+function afterApply(live: Sources, desired: readonly KubeObject[], ns: string): Sources {
+  const sources: Sources = { all: [...live.all], at: new Map(live.at) };
+  for (const obj of desired) {
+    if (obj.apiVersion !== 'v1' || (obj.kind !== 'ConfigMap' && obj.kind !== 'Secret')) continue;
+    if ((obj.metadata.namespace ?? '') !== ns) continue;
+    const data = obj.kind === 'Secret' ? secretData(obj) : (obj['data'] as Record<string, string> | undefined);
+    const source: Source = {
+      kind: obj.kind,
+      name: obj.metadata.name,
+      namespace: ns,
+      annotations: obj.metadata.annotations ?? {},
+      hash: contentHash(data, obj['binaryData'] as Record<string, string> | undefined),
+    };
+    const at = sources.at.get(key(source.kind, source.name));
+    if (at !== undefined) sources.all[at] = source;
+    else {
+      sources.at.set(key(source.kind, source.name), sources.all.length);
+      sources.all.push(source);
+    }
+  }
+  return sources;
+}
+
+/** The desired object with the reload fields of `patch` merged in: workload annotation, template annotations, STAKATER_ env vars. */
+function merged(desired: KubeObject, patch: KubeObject, adapter: WorkloadAdapter): KubeObject {
+  const out = structuredClone(desired);
+  out.metadata.annotations = { ...out.metadata.annotations, ...patch.metadata.annotations };
+  const into = podTemplateOf(out, adapter);
+  const from = podTemplateOf(patch, adapter);
+  const annotations = from.metadata?.annotations;
+  if (annotations) into.metadata = { ...into.metadata, annotations: { ...into.metadata?.annotations, ...annotations } };
+  for (const c of (from.spec?.containers ?? []) as Container[]) {
+    const target = (into.spec?.containers as Container[] | undefined)?.find((d) => d.name === c.name);
+    if (!target) continue;
+    const names = new Set((c.env ?? []).map((e) => e.name));
+    target.env = [...(target.env ?? []).filter((e) => !names.has(e.name)), ...(c.env ?? [])];
+  }
+  return out;
+}
+
+interface Candidate {
+  index: number;
+  adapter: WorkloadAdapter;
+  object: KubeObject;
+  template: PodTemplate;
+}
+
+/** The desired workloads with Reloader annotations, within the scope. */
+function candidatesOf(desired: ReadonlyArray<{ object: KubeObject }>, opts: ReloadOptions): Candidate[] {
+  const ignored = new Set(opts.ignoreNamespaces ?? []);
+  return desired.flatMap(({ object }, index) => {
+    const adapter = WORKLOADS.find((a) => a.kind === object.kind && a.apiVersion === object.apiVersion);
+    const ns = object.metadata.namespace ?? '';
+    if (!adapter || ignored.has(ns) || (opts.namespaces && !opts.namespaces.includes(ns))) return [];
+    const template = podTemplateOf(object, adapter);
+    if (!hasReloadAnnotations(object.metadata.annotations ?? {}, template.metadata?.annotations ?? {})) return [];
+    return [{ index, adapter, object, template }];
+  });
+}
+
+/**
+ * One commit, one rollout: the reload fields a workload gets for the ConfigMaps and Secrets this sync
+ * applies, merged into the workload as the sync applies it, so that one write carries both the
+ * workload's change from Git and its reload (the reload pass right after the apply then finds its
+ * hashes recorded and writes nothing). The fields a workload already carries are kept as they are
+ * (an unchanged sync writes nothing); a workload seen for the first time gets its hashes recorded,
+ * nothing rolled, as the pass would. Reloader's annotations and precedence decide, as in the pass.
+ */
+export async function embedReloads<T extends { object: KubeObject }>(
+  client: KubeClient,
+  desired: readonly T[],
+  opts: ReloadOptions,
+): Promise<{ desired: T[]; reloads: ReloadReport['rolled'] }> {
+  const reloads: ReloadReport['rolled'] = [];
+  const candidates = candidatesOf(desired, opts);
+  if (candidates.length === 0) return { desired: [...desired], reloads };
+  await loadPatternEngine();
+  const namespaces = [...new Set(candidates.map((c) => c.object.metadata.namespace ?? ''))];
+  const live = await readSources(client, { ...opts, namespaces }, new Pace(opts.signal));
+  const objects = desired.map((d) => d.object);
+  const out = [...desired];
+  for (const c of candidates) {
+    const ns = c.object.metadata.namespace ?? '';
+    const current = await client.get(c.adapter.apiVersion, c.adapter.kind, ns, c.object.metadata.name, opts.signal);
+    if (!current) continue; // created by this sync: the pass after the apply records its hashes
+    let baseline: Record<string, string> | undefined;
+    try {
+      baseline = baselineOf(current);
+    } catch {
+      continue; // a malformed baseline is the pass's to report
+    }
+    const sources = afterApply(live.get(ns) ?? NO_SOURCES, objects, ns);
+    const relevant = drain(relevantSources(c.object, c.template, sources));
+    const now = Object.fromEntries(relevant.map((r) => [key(r.source.kind, r.source.name), short(r.source.hash)]));
+    const changed = baseline
+      ? relevant.filter((r) => {
+          const was = baseline[key(r.source.kind, r.source.name)];
+          return was !== undefined && was !== short(r.source.hash);
+        })
+      : [];
+    const patch = reloadPatch(
+      current,
+      c.adapter,
+      podTemplateOf(current, c.adapter),
+      { ...baseline, ...now },
+      relevant,
+      changed,
+      opts.strategy,
+    );
+    out[c.index] = { ...(desired[c.index] as T), object: merged(c.object, patch, c.adapter) };
+    if (changed.length > 0)
+      reloads.push({ workload: refOf(c.object), sources: changed.map((r) => key(r.source.kind, r.source.name)) });
+  }
+  return { desired: out, reloads };
+}

@@ -1,0 +1,122 @@
+import { describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import type { KubeObject } from '../../shared/model/index.js';
+import { RELOADER as R } from '../../shared/reload/annotations.js';
+import { RELOADED_HASH_ANNOTATION } from '../../shared/reload/pass.js';
+import { uniqueName } from '../helpers/env.js';
+import { configMap, gitopsRepo } from '../helpers/engine.js';
+
+type Kind = 'Deployment' | 'StatefulSet' | 'DaemonSet' | 'CronJob';
+type Strategy = 'annotations' | 'env-vars';
+
+/** A workload of `kind` that mounts every ConfigMap named, Reloader's auto annotation on it. */
+function workload(kind: Kind, image: string, sources: readonly string[]): KubeObject {
+  const labels = { app: 'w' };
+  const template = {
+    metadata: { labels },
+    spec: {
+      containers: [{ name: 'app', image, envFrom: sources.map((name) => ({ configMapRef: { name } })) }],
+      ...(kind === 'CronJob' ? { restartPolicy: 'Never' } : {}),
+    },
+  };
+  const metadata = { name: 'w', annotations: { [R.auto]: 'true' } };
+  if (kind === 'CronJob')
+    return {
+      apiVersion: 'batch/v1',
+      kind,
+      metadata,
+      spec: { schedule: '0 * * * *', jobTemplate: { spec: { template } } },
+    };
+  const spec = { selector: { matchLabels: labels }, template, ...(kind === 'StatefulSet' ? { serviceName: 'w' } : {}) };
+  return { apiVersion: 'apps/v1', kind, metadata, spec };
+}
+
+type Template = {
+  metadata?: { annotations?: Record<string, string> };
+  spec: { containers: Array<{ image: string; env?: Array<{ name: string; value?: string }> }> };
+};
+const templateOf = (obj: KubeObject | undefined): Template => {
+  const spec = obj?.['spec'] as { template?: Template; jobTemplate?: { spec: { template: Template } } };
+  return (obj?.kind === 'CronJob' ? spec.jobTemplate?.spec.template : spec.template) as Template;
+};
+
+/** A target holding one workload and its ConfigMaps, synced from a repository of its own. */
+async function world(kind: Kind, strategy: Strategy) {
+  const repo = await gitopsRepo('onerollout');
+  const ns = uniqueName('one');
+  const files = (image: string, values: Record<string, string>): Record<string, string> => ({
+    'tidegate.yaml': stringify({
+      targets: [{ name: ns, cluster: 'c', path: 'apps', targetNamespace: ns, wait: false, reload: { strategy } }],
+    }),
+    'apps/objects.yaml': [
+      ...Object.entries(values).map(([name, v]) => stringify(configMap(name, { k: v }))),
+      stringify(workload(kind, image, Object.keys(values))),
+    ].join('---\n'),
+  });
+  const live = async (): Promise<KubeObject> => {
+    const obj = await repo.engine.client.get(kind === 'CronJob' ? 'batch/v1' : 'apps/v1', kind, ns, 'w');
+    if (!obj) throw new Error(`${kind} w is not in ${ns}`);
+    return obj;
+  };
+  return {
+    ns,
+    live,
+    generation: async () => (await live()).metadata.generation ?? 0,
+    commit: (image: string, values: Record<string, string>) => repo.commit(files(image, values)),
+    sync: async () => {
+      const [result] = await repo.sync(ns);
+      expect(result?.error, result?.error).toBeUndefined();
+      return result;
+    },
+  };
+}
+
+/** What carries the reload in the pod template, by strategy: the hash annotation, or STAKATER_* env vars. */
+const reloadMark = (t: Template, strategy: Strategy): string =>
+  strategy === 'annotations'
+    ? (t.metadata?.annotations?.[RELOADED_HASH_ANNOTATION] ?? '')
+    : JSON.stringify((t.spec.containers[0]?.env ?? []).filter((e) => e.name.startsWith('STAKATER_')));
+
+const CASES: Array<[Kind, Strategy]> = [
+  ['Deployment', 'annotations'],
+  ['Deployment', 'env-vars'],
+  ['StatefulSet', 'annotations'],
+  ['DaemonSet', 'env-vars'],
+  ['CronJob', 'annotations'],
+];
+
+describe('one commit, one rollout: a workload and the ConfigMaps it reloads on change in one write', () => {
+  it.each(CASES)('%s (%s strategy)', async (kind, strategy) => {
+    const w = await world(kind, strategy);
+    await w.commit('registry.example/app:1', { a: '1', b: '1', c: '1' });
+    await w.sync();
+    const first = await w.generation();
+    const before = reloadMark(templateOf(await w.live()), strategy);
+
+    // The image and one ConfigMap in one commit: the generation rises by exactly 1, the template carries both.
+    await w.commit('registry.example/app:2', { a: '2', b: '1', c: '1' });
+    const both = await w.sync();
+    expect(await w.generation()).toBe(first + 1);
+    const t = templateOf(await w.live());
+    expect(t.spec.containers[0]?.image).toBe('registry.example/app:2');
+    const afterBoth = reloadMark(t, strategy);
+    expect(afterBoth).not.toBe(before);
+    // Reported once, as the reload that rode in the workload's write; the pass after the apply rolled nothing more.
+    expect(both?.reloads).toEqual([
+      {
+        workload: { group: kind === 'CronJob' ? 'batch' : 'apps', kind, namespace: w.ns, name: 'w' },
+        sources: ['ConfigMap/a'],
+      },
+    ]);
+
+    // Three ConfigMaps the workload uses, the workload unchanged in Git: +1.
+    await w.commit('registry.example/app:2', { a: '3', b: '3', c: '3' });
+    await w.sync();
+    expect(await w.generation()).toBe(first + 2);
+    expect(reloadMark(templateOf(await w.live()), strategy)).not.toBe(afterBoth);
+
+    // The same revision again: +0.
+    await w.sync();
+    expect(await w.generation()).toBe(first + 2);
+  });
+});
