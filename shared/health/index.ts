@@ -1,1 +1,2 @@
 export { waitForHealth, type HealthReport } from './wait.js';
+export { assess, type Assessment } from './rules.js';
