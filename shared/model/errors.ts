@@ -36,6 +36,8 @@ export type ErrorCode =
   | 'TargetOwnedElsewhere'
   | 'PreviewRegisterConflict'
   | 'PreviewRegisterUnreadable'
+  | 'HeartbeatConflict'
+  | 'HeartbeatUnreadable'
   | 'PreviewRefused'
   // targets and revisions
   | 'TargetNotFound'

@@ -1,22 +1,88 @@
 import { errorMessage, isPreviewTarget } from '../model/index.js';
-import { allTargetStates, readPreviews } from '../state/index.js';
-import { renderStatusPage, type StatusView } from '../status/index.js';
+import type { KubeClient } from '../cluster/index.js';
+import {
+  allTargetStates,
+  newestHeartbeat,
+  readHeartbeat,
+  readPreviews,
+  type PipelineHeartbeat,
+  type TargetState,
+} from '../state/index.js';
+import {
+  commitHostsOf,
+  inventoryHealth,
+  renderStatusPage,
+  type QueueCounts,
+  type StatusView,
+  type TargetView,
+} from '../status/index.js';
 import { refuseStatusLink, type HttpRequest, type HttpResponse } from '../triggers/index.js';
 import type { EngineContext } from './context.js';
 import { configAt } from './repo-config.js';
 
+/** Options of the status view: what else is read besides the target states. */
+export interface StatusViewOptions {
+  /** Read each target's objects and judge their health now (one GET per object). Default true. */
+  objects?: boolean;
+  /**
+   * The deployed pipeline: the heartbeat the sync worker records on each cluster (the newest of
+   * each field wins) and the queues' counts from SQS. Left out: no pipeline panel from the clusters.
+   */
+  queues?: () => Promise<QueueCounts>;
+  /** Hosts whose repository pages serve /commit/<sha> (commitHostsOf). */
+  commitHosts?: readonly string[];
+}
+
+/** A target with its objects' health now, or why they could not be read. */
+async function withObjects(
+  client: KubeClient,
+  s: { target: string; state: TargetState },
+  signal: AbortSignal | undefined,
+): Promise<TargetView> {
+  const view: TargetView = { name: s.target, state: s.state };
+  if (s.state.removed) return view;
+  try {
+    return { ...view, objects: await inventoryHealth(client, s.state, { signal }) };
+  } catch (err) {
+    if (signal?.aborted) throw err;
+    return { ...view, objectsError: errorMessage(err) };
+  }
+}
+
+/** One cluster's targets (with their objects' health, four targets at a time), sorted by name. */
+async function targetsOf(
+  client: KubeClient,
+  states: ReadonlyArray<{ target: string; state: TargetState }>,
+  objects: boolean,
+  signal: AbortSignal | undefined,
+): Promise<TargetView[]> {
+  const shown = states.filter((s) => !isPreviewTarget(s.target)).sort((a, b) => a.target.localeCompare(b.target));
+  if (!objects) return shown.map((s) => ({ name: s.target, state: s.state }));
+  const out: TargetView[] = [];
+  for (let i = 0; i < shown.length; i += 4)
+    out.push(...(await Promise.all(shown.slice(i, i + 4).map((s) => withObjects(client, s, signal)))));
+  return out;
+}
+
 /**
  * What the status page shows, read from the clusters and nothing else: the target states in
- * tidegate-system and the previews register; a cluster reached through two aliases is shown once.
- * A cluster that cannot be read is shown with the reason.
+ * tidegate-system, each target's objects and their health now, the previews register and (with
+ * `queues`) the pipeline's heartbeat; a cluster reached through two aliases is shown once. A
+ * cluster that cannot be read is shown with the reason.
  */
 export async function statusView(
   ctx: Pick<EngineContext, 'connect' | 'now'>,
   clusters: readonly string[],
   signal?: AbortSignal,
+  opts: StatusViewOptions = {},
 ): Promise<StatusView> {
   const seen = new Set<string>();
-  const view: StatusView = { generatedAt: (ctx.now?.() ?? new Date()).toISOString(), clusters: [] };
+  const view: StatusView = {
+    generatedAt: (ctx.now?.() ?? new Date()).toISOString(),
+    clusters: [],
+    ...(opts.commitHosts ? { commitHosts: opts.commitHosts } : {}),
+  };
+  let heartbeat: PipelineHeartbeat = {};
   for (const cluster of clusters) {
     try {
       const client = await ctx.connect(cluster);
@@ -28,16 +94,25 @@ export async function statusView(
       const states = await allTargetStates(client, signal);
       view.clusters.push({
         cluster,
-        targets: states
-          .filter((s) => !isPreviewTarget(s.target))
-          .map((s) => ({ name: s.target, state: s.state }))
-          .sort((a, b) => a.name.localeCompare(b.name)),
+        targets: await targetsOf(client, states, opts.objects ?? true, signal),
         previews: await readPreviews(client, signal),
       });
+      if (opts.queues) heartbeat = newestHeartbeat(heartbeat, await readHeartbeat(client, signal).catch(() => ({})));
     } catch (err) {
       if (signal?.aborted) throw err;
       view.clusters.push({ cluster, targets: [], error: errorMessage(err) });
     }
+  }
+  if (opts.queues) {
+    const counts = await opts.queues().then(
+      (queue) => ({ queue }),
+      (err: unknown) => ({ queueError: errorMessage(err) }),
+    );
+    view.pipeline = {
+      heartbeat,
+      ...counts,
+      source: 'recorded by the sync worker in tidegate-system of each cluster; queue counts from SQS (approximate)',
+    };
   }
   return view;
 }
@@ -50,13 +125,22 @@ export async function serveStatusPage(
     ctx: Pick<EngineContext, 'connect' | 'now'>;
     clusters: readonly string[];
     signal?: AbortSignal;
+    /** The sync queue's and dead-letter queue's counts (the pipeline panel). */
+    queues?: () => Promise<QueueCounts>;
+    /** The configured GitHub API URLs (GitHub Enterprise hosts get commit links too). */
+    githubApiUrls?: ReadonlyArray<string | undefined>;
   },
 ): Promise<HttpResponse> {
   if (req.method !== 'GET') return { status: 405, body: { message: 'only GET is accepted' } };
   const query = new URL(req.path, 'http://status.invalid').searchParams;
   const refused = refuseStatusLink(query, opts.secret, opts.ctx.now?.());
   if (refused) return refused;
-  const html = renderStatusPage(await statusView(opts.ctx, opts.clusters, opts.signal));
+  const html = renderStatusPage(
+    await statusView(opts.ctx, opts.clusters, opts.signal, {
+      ...(opts.queues ? { queues: opts.queues } : {}),
+      commitHosts: commitHostsOf(opts.githubApiUrls ?? []),
+    }),
+  );
   return { status: 200, body: { message: 'status page' }, html };
 }
 
@@ -65,6 +149,7 @@ export async function statusPageOf(
   ctx: EngineContext,
   repos: readonly string[],
   signal?: AbortSignal,
+  page: Pick<StatusView, 'pipeline' | 'refreshSeconds'> = {},
 ): Promise<string> {
   const declared = await Promise.all(
     repos.map((repo) =>
@@ -75,5 +160,8 @@ export async function statusPageOf(
     ),
   );
   const clusters = [...new Set([...(ctx.clusters?.() ?? []), ...declared.flat()])];
-  return renderStatusPage(await statusView(ctx, clusters.length ? clusters : [''], signal));
+  const view = await statusView(ctx, clusters.length ? clusters : [''], signal, {
+    commitHosts: commitHostsOf([ctx.settings.githubApiUrl]),
+  });
+  return renderStatusPage({ ...view, ...page });
 }
