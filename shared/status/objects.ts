@@ -12,7 +12,7 @@ export function objectsTable(objects: readonly InventoryObjectHealth[] | undefin
   const sorted = [...objects].sort((a, b) => ORDER.indexOf(a.status) - ORDER.indexOf(b.status));
   const rows = sorted.map(
     (o) =>
-      `<tr class="object" data-kind="${h(o.ref.kind)}" data-namespace="${h(o.ref.namespace)}" data-name="${h(o.ref.name)}" data-health="${h(o.status)}"><td>${h(o.ref.group ? `${o.ref.kind}.${o.ref.group}` : o.ref.kind)}</td><td>${h(o.ref.namespace || '—')}</td><td>${h(o.ref.name)}</td><td><span class="badge health ${h(o.status)}">${h(o.status)}</span></td><td class="msg">${h(o.message)}</td></tr>`,
+      `<tr class="object" data-kind="${h(o.ref.kind)}" data-namespace="${h(o.ref.namespace)}" data-name="${h(o.ref.name)}" data-health="${h(o.status)}"><td>${h(o.ref.group ? `${o.ref.kind}.${o.ref.group}` : o.ref.kind)}</td><td>${h(o.ref.namespace || '—')}</td><td>${h(o.ref.name)}</td><td><span class="pill health ${h(o.status)}">${h(o.status)}</span></td><td class="msg">${h(o.message)}</td></tr>`,
   );
   return `<details class="objects"${counts.some(([s]) => s !== 'Healthy') ? ' open' : ''}><summary>objects now: ${counts.map(([s, n]) => `${n} ${h(s)}`).join(', ')}</summary><table class="objects"><thead><tr><th>kind</th><th>namespace</th><th>name</th><th>health</th><th>message</th></tr></thead><tbody>${rows.join('')}</tbody></table></details>`;
 }

@@ -105,7 +105,7 @@ function objectsCell(t: TargetView): string {
   const bad = ['Degraded', 'Missing', 'Progressing', 'Unknown']
     .map((s) => [s, t.objects?.filter((o) => o.status === s).length ?? 0] as const)
     .filter(([, c]) => c > 0);
-  return `${h(n)}${bad.map(([s, c]) => ` <span class="badge health ${h(s)}">${c} ${h(s)}</span>`).join('')}`;
+  return `${h(n)}${bad.map(([s, c]) => ` <span class="pill health ${h(s)}">${c} ${h(s)}</span>`).join('')}`;
 }
 
 function targetRow(cluster: string, t: TargetView, r: Render): string {
@@ -173,11 +173,12 @@ h3{font-size:15px;margin:16px 0 6px}table{border-collapse:collapse;width:100%;ta
 th,td{text-align:left;padding:4px 6px;border-bottom:1px solid #eaeef2;vertical-align:top}
 td{overflow-wrap:anywhere}td.needs{max-width:420px}
 code{background:#f6f8fa;padding:1px 4px;border-radius:4px;font-size:12px}
-.badge{border-radius:10px;padding:1px 8px;font-size:12px;background:#eaeef2;white-space:nowrap}
+.badge,.pill{border-radius:10px;padding:1px 8px;font-size:12px;background:#eaeef2;white-space:nowrap}
 .applied,.unchanged,.active,.Healthy{background:#dafbe1}.failed,.Degraded,.Missing{background:#ffebe9}
 .held,.pinned,.waiting,.progressing,.Progressing{background:#fff8c5}
 .hold,.pin{color:#7d4e00}.error{color:#a40e26}.summary span{margin-right:12px}small.ago{color:#57606a}
-details.error{max-width:100%}details.error summary{white-space:nowrap;overflow:hidden;text-overflow:ellipsis;cursor:pointer;max-width:100%}
+details.error{max-width:100%}td.needs details.error{max-width:400px}section.pipeline details.error{max-width:860px}
+details.error summary{white-space:nowrap;overflow:hidden;text-overflow:ellipsis;cursor:pointer}
 details.error pre{white-space:pre-wrap;overflow-wrap:anywhere;font-size:12px;background:#fff5f5;padding:6px;margin:4px 0;max-height:240px;overflow:auto}
 details.objects summary{cursor:pointer;color:#57606a}table.objects td.msg{color:#57606a}
 section.pipeline table th{width:180px}.count{font-weight:600}.count.bad{color:#a40e26}
