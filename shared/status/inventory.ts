@@ -1,4 +1,4 @@
-import { KubeApiError, type KubeClient } from '../cluster/index.js';
+import { KubeApiError, KubeClient } from '../cluster/index.js';
 import { assess } from '../health/index.js';
 import { entryRef, errorMessage, type ObjectRef } from '../model/index.js';
 import type { TargetState } from '../state/index.js';
@@ -25,6 +25,27 @@ export interface InventoryHealthOptions {
 
 const STATUS = { healthy: 'Healthy', progressing: 'Progressing', failed: 'Degraded' } as const;
 
+const METADATA_ONLY = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1';
+
+/** Whether a Secret exists, read as its metadata only: its values never leave the apiserver. */
+async function secretExists(
+  client: KubeClient,
+  namespace: string,
+  name: string,
+  signal?: AbortSignal,
+): Promise<boolean> {
+  if (!client.resourceFor('v1', 'Secret')) await client.discover(signal);
+  const info = client.resourceFor('v1', 'Secret');
+  if (!info) return false;
+  try {
+    await client.getRaw(KubeClient.path(info, namespace, name), METADATA_ONLY, signal);
+    return true;
+  } catch (err) {
+    if (err instanceof KubeApiError && err.isNotFound) return false;
+    throw err;
+  }
+}
+
 async function objectHealth(
   client: KubeClient,
   ref: ObjectRef & { apiVersion: string },
@@ -38,9 +59,14 @@ async function objectHealth(
     status,
     message,
   });
+  const missing = reserved ? 'reserved, not applied yet' : 'not found in the cluster';
   try {
+    if (ref.kind === 'Secret' && ref.group === '')
+      return (await secretExists(client, ref.namespace, ref.name, signal))
+        ? of('Healthy', 'present (its values are not read)')
+        : of('Missing', missing);
     const live = await client.get(apiVersion, ref.kind, ref.namespace || undefined, ref.name, signal);
-    if (!live) return of('Missing', reserved ? 'reserved, not applied yet' : 'not found in the cluster');
+    if (!live) return of('Missing', missing);
     const a = assess(live);
     return of(STATUS[a.status], a.message);
   } catch (err) {
@@ -55,7 +81,8 @@ async function objectHealth(
  * The health of every object of a target's inventory (as recorded in its state), read from the
  * cluster now and judged by the readiness rules of `health/` (the ones a sync waits on), in
  * inventory order. An object the client may not read, or that cannot be read, is Unknown with the
- * reason; nothing is thrown for one object. Reads only (get per object, a few at a time).
+ * reason; nothing is thrown for one object. Reads only (get per object, a few at a time); a Secret
+ * is read as its metadata only (present or Missing), never its values.
  */
 export async function inventoryHealth(
   client: KubeClient,

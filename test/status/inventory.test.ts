@@ -21,6 +21,8 @@ describe('inventoryHealth against the test apiserver', () => {
       'app/all.yaml': [
         configMap('settings', { A: '1' }),
         configMap('doomed', { B: '2' }),
+        { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'kept' }, stringData: { token: 'kept-value' } },
+        { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'lost' }, stringData: { token: 'lost-value' } },
         deployment('ready'),
         deployment('stuck', { replicas: 2 }),
         deployment('deadline'),
@@ -29,10 +31,11 @@ describe('inventoryHealth against the test apiserver', () => {
     expect((await repo.sync())[0]?.outcome).toBe('applied');
     const { client } = repo.engine;
     const state = await readTargetState(client, target);
-    expect(state.inventory).toHaveLength(5);
+    expect(state.inventory).toHaveLength(7);
 
     // Out of band: one ConfigMap deleted, one Deployment rolled out, one stuck at 1 of 2, one past its deadline.
     await client.delete({ apiVersion: 'v1', group: '', kind: 'ConfigMap', namespace: ns, name: 'doomed' });
+    await client.delete({ apiVersion: 'v1', group: '', kind: 'Secret', namespace: ns, name: 'lost' });
     const dep = async (name: string) => {
       const d = await client.get('apps/v1', 'Deployment', ns, name);
       if (!d) throw new Error(`no Deployment ${name}`);
@@ -79,6 +82,10 @@ describe('inventoryHealth against the test apiserver', () => {
     );
     expect(byName['ConfigMap/settings']).toMatchObject({ status: 'Healthy', apiVersion: 'v1' });
     expect(byName['ConfigMap/doomed']).toMatchObject({ status: 'Missing', message: 'not found in the cluster' });
+    // Secrets: present or not, read as metadata only.
+    expect(byName['Secret/kept']).toMatchObject({ status: 'Healthy', message: 'present (its values are not read)' });
+    expect(byName['Secret/lost']).toMatchObject({ status: 'Missing', message: 'not found in the cluster' });
+    expect(JSON.stringify(health)).not.toMatch(/kept-value|lost-value/);
     expect(byName['Deployment/ready']).toMatchObject({ status: 'Healthy', message: '1 replicas available' });
     expect(byName['Deployment/stuck']).toMatchObject({ status: 'Progressing', message: '1 of 2 replicas available' });
     expect(byName['Deployment/deadline']).toMatchObject({
