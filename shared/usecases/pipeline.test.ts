@@ -18,6 +18,7 @@ describe('PipelineRecorder', () => {
     [push('poll'), 'poll'],
     [{ type: 'reload', cluster: 'c', bucket: 1 }, 'poll'],
     [{ type: 'image', registry: 'r', repository: 'x', source: 'ecr' }, 'ecr'],
+    [{ type: 'image', registry: 'r', repository: 'x', source: 'poll' }, 'worker'],
     [
       {
         type: 'sync',

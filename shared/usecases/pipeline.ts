@@ -1,5 +1,5 @@
 import { ENTRY_LIMITS, clip, errorMessage, type QueueMessage } from '../model/index.js';
-import { LeaseBusyError, recordHeartbeat, type PipelineHeartbeat } from '../state/index.js';
+import { LeaseBusyError, newestHeartbeat, recordHeartbeat, type PipelineHeartbeat } from '../state/index.js';
 import type { EngineContext } from './context.js';
 import type { WorkOutcome } from './worker.js';
 
@@ -14,7 +14,8 @@ export function messageSource(msg: QueueMessage): string {
       if (msg.reason === 'poll') return 'poll';
       return msg.targets ? 'cli' : 'github';
     case 'image':
-      return msg.source;
+      // The poll's fan-out asks each policy's registry: a follow-up of the poll, not the poll itself.
+      return msg.source === 'poll' ? 'worker' : msg.source;
     case 'reload':
     case 'previews':
       return 'poll';
@@ -67,18 +68,13 @@ export class PipelineRecorder {
   private seen(msg: QueueMessage, sentAt: Date): void {
     const source = messageSource(msg);
     const entry = { source, type: msg.type, sentAt: sentAt.toISOString(), handledAt: this.now().toISOString() };
-    this.merge({ message: entry, ...(source === 'poll' || source === 'worker' ? {} : { webhook: entry }) });
+    const fromOutside = !['poll', 'worker', 'cli'].includes(source);
+    this.merge({ message: entry, ...(fromOutside ? { webhook: entry } : {}) });
   }
 
+  /** Field by field, the newer (a later one of the same time wins: it knows how handling went). */
   private merge(beat: PipelineHeartbeat): void {
-    for (const [k, v] of Object.entries(beat) as Array<[keyof PipelineHeartbeat, PipelineHeartbeat['poll']]>) {
-      const current = this.beat[k] as { at?: string; sentAt?: string } | undefined;
-      const time = (x: unknown): string => {
-        const o = x as { at?: string; sentAt?: string } | undefined;
-        return o?.sentAt ?? o?.at ?? '';
-      };
-      if (time(v) >= time(current)) Object.assign(this.beat, { [k]: v });
-    }
+    this.beat = newestHeartbeat(beat, this.beat);
   }
 
   /** A message handled, with what came of it. */
