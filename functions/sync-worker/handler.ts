@@ -64,7 +64,7 @@ export const handler = lambdaHandler(
     // Told once the batch is done, each within the notifier's budget (kept in the batch's reserve).
     await notify(engine, dead);
     await recordPipeline(engine, Object.keys(rt.settings.clusters), pipeline.heartbeat(), {
-      timeoutMs: Math.min(5_000, Math.max(1, context.getRemainingTimeInMillis() - 1_000)),
+      timeoutMs: Math.min(3_000, Math.max(1, context.getRemainingTimeInMillis() - 1_000)),
     });
     return response;
   },

@@ -132,11 +132,16 @@ export async function recordPipeline(
   await Promise.all(
     clusters.map(async (cluster) => {
       const signal = AbortSignal.any([
-        AbortSignal.timeout(opts.timeoutMs ?? 5_000),
+        AbortSignal.timeout(opts.timeoutMs ?? 3_000),
         ...(opts.signal ? [opts.signal] : []),
       ]);
+      // Connecting takes no signal (an EKS describe, once per container): the bound holds for it too.
+      const bound = new Promise<never>((_, reject) =>
+        signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true }),
+      );
+      bound.catch(() => undefined); // it fires after the work is done too: never unhandled
       try {
-        await recordHeartbeat(await ctx.connect(cluster), beat, signal);
+        await Promise.race([ctx.connect(cluster).then((client) => recordHeartbeat(client, beat, signal)), bound]);
       } catch (err) {
         ctx.logger?.warn('pipeline heartbeat not recorded', { cluster, error: errorMessage(err) });
       }

@@ -12,6 +12,7 @@ import {
   commitHostsOf,
   inventoryHealth,
   renderStatusPage,
+  type PipelineView,
   type QueueCounts,
   type StatusView,
   type TargetView,
@@ -24,6 +25,8 @@ import { configAt } from './repo-config.js';
 export interface StatusViewOptions {
   /** Read each target's objects and judge their health now (one GET per object). Default true. */
   objects?: boolean;
+  /** At most this many objects are read per page (default 2000): targets past it say so instead. */
+  maxObjects?: number;
   /**
    * The deployed pipeline: the heartbeat the sync worker records on each cluster (the newest of
    * each field wins) and the queues' counts from SQS. Left out: no pipeline panel from the clusters.
@@ -49,19 +52,54 @@ async function withObjects(
   }
 }
 
-/** One cluster's targets (with their objects' health, four targets at a time), sorted by name. */
+/**
+ * One cluster's targets (with their objects' health, four targets at a time, while the page's
+ * budget of objects lasts), sorted by name.
+ */
 async function targetsOf(
   client: KubeClient,
   states: ReadonlyArray<{ target: string; state: TargetState }>,
-  objects: boolean,
+  budget: { objects: boolean; left: number; max: number },
   signal: AbortSignal | undefined,
 ): Promise<TargetView[]> {
   const shown = states.filter((s) => !isPreviewTarget(s.target)).sort((a, b) => a.target.localeCompare(b.target));
-  if (!objects) return shown.map((s) => ({ name: s.target, state: s.state }));
+  if (!budget.objects) return shown.map((s) => ({ name: s.target, state: s.state }));
   const out: TargetView[] = [];
-  for (let i = 0; i < shown.length; i += 4)
-    out.push(...(await Promise.all(shown.slice(i, i + 4).map((s) => withObjects(client, s, signal)))));
+  for (let i = 0; i < shown.length; i += 4) {
+    const batch = shown.slice(i, i + 4).map((s) => {
+      if (s.state.inventory.length > budget.left)
+        return Promise.resolve<TargetView>({
+          name: s.target,
+          state: s.state,
+          objectsError: `not read: the page reads at most ${budget.max} objects`,
+        });
+      budget.left -= s.state.inventory.length;
+      return withObjects(client, s, signal);
+    });
+    out.push(...(await Promise.all(batch)));
+  }
   return out;
+}
+
+/** How many objects a page reads (StatusViewOptions objects, maxObjects), counted down as targets are read. */
+function objectBudget(opts: StatusViewOptions): { objects: boolean; left: number; max: number } {
+  const max = opts.maxObjects ?? 2000;
+  return { objects: opts.objects ?? true, left: max, max };
+}
+
+/** One cluster's targets and previews. */
+async function clusterView(
+  client: KubeClient,
+  cluster: string,
+  budget: { objects: boolean; left: number; max: number },
+  signal: AbortSignal | undefined,
+): Promise<StatusView['clusters'][number]> {
+  const states = await allTargetStates(client, signal);
+  return {
+    cluster,
+    targets: await targetsOf(client, states, budget, signal),
+    previews: await readPreviews(client, signal),
+  };
 }
 
 /**
@@ -83,6 +121,7 @@ export async function statusView(
     ...(opts.commitHosts ? { commitHosts: opts.commitHosts } : {}),
   };
   let heartbeat: PipelineHeartbeat = {};
+  const budget = objectBudget(opts);
   for (const cluster of clusters) {
     try {
       const client = await ctx.connect(cluster);
@@ -91,30 +130,28 @@ export async function statusView(
       const id = kubeSystem?.metadata.uid ?? cluster;
       if (seen.has(id)) continue;
       seen.add(id);
-      const states = await allTargetStates(client, signal);
-      view.clusters.push({
-        cluster,
-        targets: await targetsOf(client, states, opts.objects ?? true, signal),
-        previews: await readPreviews(client, signal),
-      });
+      view.clusters.push(await clusterView(client, cluster, budget, signal));
       if (opts.queues) heartbeat = newestHeartbeat(heartbeat, await readHeartbeat(client, signal).catch(() => ({})));
     } catch (err) {
       if (signal?.aborted) throw err;
       view.clusters.push({ cluster, targets: [], error: errorMessage(err) });
     }
   }
-  if (opts.queues) {
-    const counts = await opts.queues().then(
-      (queue) => ({ queue }),
-      (err: unknown) => ({ queueError: errorMessage(err) }),
-    );
-    view.pipeline = {
-      heartbeat,
-      ...counts,
-      source: 'recorded by the sync worker in tidegate-system of each cluster; queue counts from SQS (approximate)',
-    };
-  }
+  if (opts.queues) view.pipeline = await pipelineOf(heartbeat, opts.queues);
   return view;
+}
+
+/** The deployed pipeline panel: the worker's heartbeat and the queues' counts (or why they were not read). */
+async function pipelineOf(heartbeat: PipelineHeartbeat, queues: () => Promise<QueueCounts>): Promise<PipelineView> {
+  const counts = await queues().then(
+    (queue) => ({ queue }),
+    (err: unknown) => ({ queueError: errorMessage(err) }),
+  );
+  return {
+    heartbeat,
+    ...counts,
+    source: 'recorded by the sync worker in tidegate-system of each cluster; queue counts from SQS (approximate)',
+  };
 }
 
 /** GET /status on the deployed API: only with a signed link (refused otherwise), then the page. */

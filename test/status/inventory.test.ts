@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { readTargetState } from '../../shared/state/index.js';
 import { inventoryHealth } from '../../shared/status/index.js';
+import { statusView } from '../../shared/usecases/index.js';
 import { testEngine, configMap, deployment, gitopsRepo } from '../helpers/engine.js';
 import { testEnv, uniqueName } from '../helpers/env.js';
 
@@ -118,5 +119,24 @@ describe('inventoryHealth against the test apiserver', () => {
     expect(only?.message).toMatch(/not read: .*forbidden|cannot get resource "configmaps"/i);
     const [asAdmin] = await inventoryHealth(repo.engine.client, state);
     expect(asAdmin?.status).toBe('Healthy');
+  });
+
+  it("the status view reads each target's objects while its budget lasts, and says so past it", async () => {
+    const repo = await gitopsRepo('inventory-budget');
+    const target = uniqueName('inv-budget');
+    await repo.commit({
+      'tidegate.yaml': stringify({
+        targets: [{ name: target, cluster: 'test', path: 'app', targetNamespace: target, wait: false }],
+      }),
+      'app/all.yaml': [configMap('a', { A: '1' }), configMap('b', { B: '1' })],
+    });
+    expect((await repo.sync())[0]?.outcome).toBe('applied');
+    const mine = async (maxObjects: number) =>
+      (await statusView(repo.engine, ['test'], undefined, { maxObjects })).clusters[0]?.targets.find(
+        (t) => t.name === target,
+      );
+    expect(await mine(0)).toMatchObject({ objectsError: 'not read: the page reads at most 0 objects' });
+    expect((await mine(0))?.objects).toBeUndefined();
+    expect((await mine(100_000))?.objects?.map((o) => `${o.ref.name} ${o.status}`)).toEqual(['a Healthy', 'b Healthy']);
   });
 });
