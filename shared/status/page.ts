@@ -150,12 +150,10 @@ function targetDetail(cluster: string, t: TargetView, r: Render): string {
   return `<section class="detail" id="${h(`t-${cluster}-${t.name}`)}" data-target="${h(t.name)}">
 <h3>${h(t.name)} <small>on ${h(cluster)}</small></h3>
 ${objectsTable(t.objects, t.objectsError)}
-<div class="charts">${barChart(durations, { title: 'sync duration', unit: axis.unit, yLabel: `duration (${axis.unit})`, xLabel: 'sync start (UTC)', format: axis.format })}${barChart(objects, { title: 'objects changed per sync', unit: 'objects', yLabel: 'objects changed', xLabel: 'sync start (UTC)', format: (v) => `${trimCount(v)}` })}</div>
+<div class="charts">${barChart(durations, { title: 'sync duration', unit: axis.unit, yLabel: `duration (${axis.unit})`, xLabel: 'sync start (UTC)', format: axis.format })}${barChart(objects, { title: 'objects changed per sync', unit: 'objects', yLabel: 'objects changed', xLabel: 'sync start (UTC)', integer: true, format: (v) => String(Math.round(v)) })}</div>
 ${timeline(entries, t.state.repo, r)}
 </section>`;
 }
-
-const trimCount = (v: number): string => (Number.isInteger(v) ? String(v) : v.toFixed(1));
 
 function previewsTable(previews: readonly PreviewEntry[], r: Render): string {
   if (!previews.length) return '';

@@ -30,6 +30,8 @@ export interface ChartOptions {
   xLabel?: string;
   width?: number;
   height?: number;
+  /** The values are counts: no tick between whole numbers. */
+  integer?: boolean;
   /** A value as its tick and tooltip show it, with its unit (default: rounded, then the unit). */
   format?: (v: number) => string;
 }
@@ -67,7 +69,9 @@ export function barChart(bars: readonly Bar[], opts: ChartOptions): string {
     const x = pad.left + i * slot + slot * 0.1;
     return `<rect class="bar ${escapeHtml(b.tone ?? '')}" x="${x.toFixed(1)}" y="${(base - h).toFixed(1)}" width="${Math.max(1, slot * 0.8).toFixed(1)}" height="${h.toFixed(1)}"><title>${escapeHtml(`${b.label}: ${fmt(b.value)}`)}</title></rect>`;
   });
-  const yTicks = [0, top / 2, top].map((v) => {
+  // Counts get whole ticks only (0 and 5, not 2.5).
+  const ticks = opts.integer && !Number.isInteger(top / 2) ? [0, top] : [0, top / 2, top];
+  const yTicks = ticks.map((v) => {
     const y = base - (v / top) * plotH;
     return `<line class="grid" x1="${pad.left}" y1="${y.toFixed(1)}" x2="${width - 4}" y2="${y.toFixed(1)}"/><line class="axis" x1="${pad.left - 3}" y1="${y.toFixed(1)}" x2="${pad.left}" y2="${y.toFixed(1)}"/><text class="tick y" x="${pad.left - 5}" y="${(y + 3).toFixed(1)}" text-anchor="end">${escapeHtml(fmt(v))}</text>`;
   });

@@ -3,19 +3,21 @@ import type { QueueMessage } from '../model/index.js';
 import { LeaseBusyError } from '../state/index.js';
 import { PipelineRecorder, messageSource } from './pipeline.js';
 
-const push = (reason: 'push' | 'poll'): QueueMessage => ({
+const push = (reason: 'push' | 'poll', webhook = reason === 'push'): QueueMessage => ({
   type: 'push',
   repo: 'https://git.example/acme/gitops.git',
   ref: 'refs/heads/main',
   sha: 'a'.repeat(40),
   paths: null,
   reason,
+  ...(webhook ? { receivedAt: '2026-01-01T00:00:00Z' } : {}),
 });
 
 describe('PipelineRecorder', () => {
   it.each<[QueueMessage, string]>([
     [push('push'), 'github'],
     [push('poll'), 'poll'],
+    [push('push', false), 'worker'], // an image update's commit, queued by the worker
     [{ type: 'reload', cluster: 'c', bucket: 1 }, 'poll'],
     [{ type: 'image', registry: 'r', repository: 'x', source: 'ecr' }, 'ecr'],
     [{ type: 'image', registry: 'r', repository: 'x', source: 'poll' }, 'worker'],

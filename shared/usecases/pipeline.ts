@@ -12,7 +12,9 @@ export function messageSource(msg: QueueMessage): string {
   switch (msg.type) {
     case 'push':
       if (msg.reason === 'poll') return 'poll';
-      return msg.targets ? 'cli' : 'github';
+      if (msg.targets) return 'cli';
+      // A webhook's push carries when it was received; one the worker queued (an image update's commit) does not.
+      return msg.receivedAt ? 'github' : 'worker';
     case 'image':
       // The poll's fan-out asks each policy's registry: a follow-up of the poll, not the poll itself.
       return msg.source === 'poll' ? 'worker' : msg.source;

@@ -281,9 +281,10 @@ describe('status page in a real browser', () => {
         i === 0 ? expect.stringMatching(/^duration \((ms|s|min)\)$/) : 'objects changed',
       ]);
       const yTicks = await charts.nth(i).locator('text.tick.y').allTextContents();
-      expect(yTicks).toHaveLength(3);
+      expect(yTicks.length).toBeGreaterThanOrEqual(2);
       expect(yTicks[0]).toMatch(i === 0 ? /^0 (ms|s|min)$/ : /^0$/);
       if (i === 0) for (const t of yTicks) expect(t).toMatch(/^\d+(\.\d)? (ms|s|min)$/);
+      else for (const t of yTicks) expect(t).toMatch(/^\d+$/); // counts: whole ticks
       const xTicks = await charts.nth(i).locator('text.tick.x').allTextContents();
       expect(xTicks).toHaveLength(2);
       for (const t of xTicks) expect(t).toMatch(/^(\d\d-\d\d )?\d\d:\d\d$/);
