@@ -108,17 +108,21 @@ describe('inventoryHealth against the test apiserver', () => {
       'tidegate.yaml': stringify({
         targets: [{ name: target, cluster: 'test', path: 'app', targetNamespace: target, wait: false }],
       }),
-      'app/all.yaml': [configMap('visible', { A: '1' })],
+      'app/all.yaml': [configMap('visible', { A: '1' }), configMap('second', { B: '1' })],
     });
     expect((await repo.sync())[0]?.outcome).toBe('applied');
     const state = await readTargetState(repo.engine.client, target);
     // The namespace-scoped user of the RBAC tests has no access to this namespace.
     const scoped = testEngine(testEnv().kube.scoped.token).client;
-    const [only] = await inventoryHealth(scoped, state);
-    expect(only?.status).toBe('Unknown');
-    expect(only?.message).toMatch(/not read: .*forbidden|cannot get resource "configmaps"/i);
-    const [asAdmin] = await inventoryHealth(repo.engine.client, state);
-    expect(asAdmin?.status).toBe('Healthy');
+    const refused = await inventoryHealth(scoped, state, { concurrency: 1 });
+    expect(refused.map((o) => o.status)).toEqual(['Unknown', 'Unknown']);
+    expect(refused[0]?.message).toMatch(
+      /^not read: .*cannot get resource "configmaps" in API group "" in the namespace/,
+    );
+    // The second of the same kind and namespace is not asked for again.
+    expect(refused[1]?.message).toBe(`not read: this reader may not get ConfigMap in namespace ${target} (HTTP 403)`);
+    const asAdmin = await inventoryHealth(repo.engine.client, state);
+    expect(asAdmin.map((o) => o.status)).toEqual(['Healthy', 'Healthy']);
   });
 
   it("the status view reads each target's objects while its budget lasts, and says so past it", async () => {
