@@ -118,7 +118,14 @@ function untilInterrupted(): Promise<void> {
  * `npm start`: the whole loop, live, on an embedded kube-apiserver + etcd, git server and
  * registry; then the status page is served until Ctrl-C (`once`: return when the loop is done).
  */
-export async function runDemo(io: Io, opts: { once?: boolean } = {}): Promise<number> {
+export async function runDemo(
+  io: Io,
+  opts: {
+    once?: boolean;
+    /** Called with the status page's URL once the loop is done, while it is served (the README's picture is taken here). */
+    whileServing?: (url: string) => Promise<void>;
+  } = {},
+): Promise<number> {
   const t0 = Date.now();
   const at = (): string => `[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s]`;
   const say = (text: string): void => io.out(`${at()} ${text}\n`);
@@ -260,6 +267,7 @@ next steps: point tidegate at a real cluster
     say(
       `demo finished: ${results.length} syncs, all ${results.every((r) => r.outcome !== 'failed') ? 'succeeded' : 'done (some failed)'}`,
     );
+    await opts.whileServing?.(`${dev.url}/`);
     if (!opts.once) {
       io.out(`\nthe status page stays at ${dev.url}/ until Ctrl-C (npm start -- --once stops here)\n`);
       await untilInterrupted();

@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
   MemoryQueue,
+  PipelineRecorder,
   handleMessage,
   pollRepositories,
   receiveGithubWebhook,
@@ -25,6 +26,8 @@ export interface DevServerOptions {
   /** Poll interval in ms (0: no polling). */
   pollMs?: number;
   driftIntervalMs?: number;
+  /** Seconds until the status page reloads itself (default 30; 0: never). */
+  statusRefreshSeconds?: number;
   /** Called for every handled message (progress output). */
   onWork?: (msg: QueueMessage, outcome: WorkOutcome | Error, ms: number) => void;
 }
@@ -32,6 +35,8 @@ export interface DevServerOptions {
 export interface DevServer {
   url: string;
   queue: MemoryQueue;
+  /** What the queue handled and the polls did (the status page's pipeline panel). */
+  pipeline: PipelineRecorder;
   /** Enqueues a poll now. */
   poll(): Promise<void>;
   stop(): Promise<void>;
@@ -61,16 +66,28 @@ const LOOPBACK_HOST = /^(localhost|127\.0\.0\.1|\[::1\])(:\d+)?$/i;
 
 export async function startDevServer(opts: DevServerOptions): Promise<DevServer> {
   const engine: EngineContext = { ...opts.engine, repositories: [{ url: opts.repo, branch: opts.branch }] };
-  const queue: MemoryQueue = new MemoryQueue(async (msg, q) => {
+  const pipeline = new PipelineRecorder();
+  const queue: MemoryQueue = new MemoryQueue(async (msg, q, sentAt) => {
     const started = Date.now();
     try {
       const outcome = await handleMessage(engine, msg, q);
+      pipeline.handled(msg, sentAt, outcome);
       opts.onWork?.(msg, outcome, Date.now() - started);
     } catch (err) {
+      pipeline.failed(msg, sentAt, err);
       opts.onWork?.(msg, err instanceof Error ? err : new Error(String(err)), Date.now() - started);
       throw err;
     }
   });
+  const statusPage = (): Promise<string> =>
+    statusPageOf(engine, [opts.repo], undefined, {
+      refreshSeconds: opts.statusRefreshSeconds,
+      pipeline: {
+        heartbeat: pipeline.heartbeat(),
+        queue: { ...queue.depth(), deadLettered: queue.deadLetters.length },
+        source: 'tidegate dev: its in-memory queue and poll, since it started',
+      },
+    });
   const tracked = [{ url: opts.repo, branch: opts.branch, source: opts.engine.gitSource(opts.repo) }];
   const route = async (req: HttpRequest): Promise<HttpResponse> => {
     const path = req.path.split('?')[0];
@@ -82,7 +99,7 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
     // 127.0.0.1, DNS rebinding, cannot read it).
     if (req.method === 'GET' && (path === '/' || path === '/status'))
       return LOOPBACK_HOST.test(req.headers['host'] ?? '')
-        ? { status: 200, body: { message: 'status page' }, html: await statusPageOf(engine, [opts.repo]) }
+        ? { status: 200, body: { message: 'status page' }, html: await statusPage() }
         : reply(421, 'the status page is served to localhost and 127.0.0.1 only');
     return reply(404, `no route for ${req.method} ${path ?? ''}`);
   };
@@ -107,12 +124,23 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   });
   await new Promise<void>((resolve) => server.listen(opts.port ?? 0, '127.0.0.1', resolve));
   const poll = async (): Promise<void> => {
-    await pollRepositories(tracked, queue, { now: Date.now(), driftIntervalMs: opts.driftIntervalMs ?? 600_000 });
+    const at = new Date();
+    try {
+      const queued = await pollRepositories(tracked, queue, {
+        now: at.getTime(),
+        driftIntervalMs: opts.driftIntervalMs ?? 600_000,
+      });
+      pipeline.polled(at, `ok: ${queued.length} message(s) queued`);
+    } catch (err) {
+      pipeline.polled(at, `failed: ${errorMessage(err)}`);
+      throw err;
+    }
   };
   const timer = opts.pollMs ? setInterval(() => void poll().catch(() => undefined), opts.pollMs) : undefined;
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     queue,
+    pipeline,
     poll,
     stop: async () => {
       if (timer) clearInterval(timer);

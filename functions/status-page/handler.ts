@@ -11,6 +11,8 @@ export const handler = lambdaHandler(
       secret: await rt.secret('statusSecret'),
       ctx: { connect: rt.viewer },
       clusters: Object.keys(rt.settings.clusters),
+      queues: () => rt.queue.pipelineCounts(rt.deadLetter.queueUrl),
+      githubApiUrls: rt.settings.repositories.map((r) => r.githubApiUrl),
     });
     rt.logger.info('status page', { status: res.status, reason: res.body.message });
     return toApiGateway(res);

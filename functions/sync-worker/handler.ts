@@ -2,7 +2,13 @@ import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { lambdaHandler, processSqsBatch } from '../../shared/aws/index.js';
 import { errorMessage } from '../../shared/model/index.js';
 import type { NotifyEvent } from '../../shared/notify/index.js';
-import { deadLetterEvent, handleMessage, notify } from '../../shared/usecases/index.js';
+import {
+  PipelineRecorder,
+  deadLetterEvent,
+  handleMessage,
+  notify,
+  recordPipeline,
+} from '../../shared/usecases/index.js';
 
 /** SQS FIFO consumer: runs each message through the use cases with a deadline of its own, reports partial batch failures. */
 export const handler = lambdaHandler(
@@ -14,10 +20,17 @@ export const handler = lambdaHandler(
       lease: { holder: `lambda:${context.functionName}:${context.awsRequestId}`, waitMs: 20_000 },
     };
     const dead: NotifyEvent[] = [];
+    // What this batch did, for the status page's pipeline panel (recorded on the clusters at the end).
+    const pipeline = new PipelineRecorder();
     const response = await processSqsBatch(
       event.Records,
-      async (msg, signal) => {
-        const outcome = await handleMessage(engine, msg, rt.queue, signal);
+      async (msg, signal, record) => {
+        const sentAt = new Date(Number(record.attributes.SentTimestamp) || Date.now());
+        const outcome = await handleMessage(engine, msg, rt.queue, signal).catch((err: unknown) => {
+          pipeline.failed(msg, sentAt, err);
+          throw err;
+        });
+        pipeline.handled(msg, sentAt, outcome);
         rt.logger.info('message handled', {
           type: msg.type,
           outcome: outcome.kind,
@@ -50,6 +63,9 @@ export const handler = lambdaHandler(
     );
     // Told once the batch is done, each within the notifier's budget (kept in the batch's reserve).
     await notify(engine, dead);
+    await recordPipeline(engine, Object.keys(rt.settings.clusters), pipeline.heartbeat(), {
+      timeoutMs: Math.min(3_000, Math.max(1, context.getRemainingTimeInMillis() - 1_000)),
+    });
     return response;
   },
 );

@@ -63,7 +63,7 @@ function parse(record: SQSRecord): QueueMessage | undefined {
  */
 export async function processSqsBatch(
   records: readonly SQSRecord[],
-  handle: (msg: QueueMessage, signal: AbortSignal) => Promise<void>,
+  handle: (msg: QueueMessage, signal: AbortSignal, record: SQSRecord) => Promise<void>,
   opts: BatchOptions,
 ): Promise<SQSBatchResponse> {
   const o = { ...BATCH_DEFAULTS, ...opts };
@@ -102,6 +102,7 @@ export async function processSqsBatch(
         await handle(
           JSON.parse(record.body) as QueueMessage,
           AbortSignal.timeout(Math.max(1, Math.floor(left - o.reserveMs))),
+          record,
         );
       } catch (err) {
         if (err instanceof LeaseBusyError) defer(record, group, err.message, o.busyDelaySeconds);

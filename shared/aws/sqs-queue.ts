@@ -70,6 +70,48 @@ export class SqsQueue implements Queue {
     return Number(out.Attributes?.['ApproximateNumberOfMessages'] ?? 0);
   }
 
+  /** Messages of a queue of the same account (this one by default): waiting (ApproximateNumberOfMessages, delayed ones included) and in flight (NotVisible). */
+  async counts(queueUrl = this.queueUrl): Promise<{ waiting: number; inFlight: number }> {
+    const { sdk, sqs } = await this.load();
+    const out = await awsCall(
+      'sqs:GetQueueAttributes',
+      'cannot read the queue',
+      sqs.send(
+        new sdk.GetQueueAttributesCommand({
+          QueueUrl: queueUrl,
+          AttributeNames: [
+            'ApproximateNumberOfMessages',
+            'ApproximateNumberOfMessagesDelayed',
+            'ApproximateNumberOfMessagesNotVisible',
+          ],
+        }),
+      ),
+    );
+    const n = (
+      k: 'ApproximateNumberOfMessages' | 'ApproximateNumberOfMessagesDelayed' | 'ApproximateNumberOfMessagesNotVisible',
+    ): number => Number(out.Attributes?.[k] ?? 0);
+    return {
+      waiting: n('ApproximateNumberOfMessages') + n('ApproximateNumberOfMessagesDelayed'),
+      inFlight: n('ApproximateNumberOfMessagesNotVisible'),
+    };
+  }
+
+  /**
+   * The pipeline panel's counts: the sync queue's messages and the dead-letter queue's (its
+   * waiting messages: failed on every delivery). Throws when the dead-letter queue is not named.
+   */
+  async pipelineCounts(
+    deadLetterUrl: string | undefined,
+  ): Promise<{ waiting: number; inFlight: number; deadLettered: number }> {
+    if (!deadLetterUrl)
+      throw new TidegateError(
+        'SettingsInvalid',
+        "no dead-letter queue: TIDEGATE_DEAD_LETTER_QUEUE_URL (the stack's SyncDeadLetterQueue) is not set",
+      );
+    const [main, dead] = await Promise.all([this.counts(), this.counts(deadLetterUrl)]);
+    return { ...main, deadLettered: dead.waiting + dead.inFlight };
+  }
+
   /** Received messages become visible again after `seconds` (instead of the queue's visibility timeout). */
   async returnToQueue(receiptHandles: readonly string[], seconds: number): Promise<void> {
     const { sdk, sqs } = await this.load();

@@ -37,6 +37,8 @@ export type ErrorCode =
   | 'TargetOwnedElsewhere'
   | 'PreviewRegisterConflict'
   | 'PreviewRegisterUnreadable'
+  | 'HeartbeatConflict'
+  | 'HeartbeatUnreadable'
   | 'PreviewRefused'
   // targets and revisions
   | 'TargetNotFound'

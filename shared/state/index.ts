@@ -17,3 +17,11 @@ export {
 export { LeaseBusyError, acquireLease, withLease, type LeaseOptions } from './lease.js';
 export { refuseOtherOwner } from './owner.js';
 export { PREVIEWS_CONFIGMAP, readPreviews, updatePreviews, type PreviewEntry } from './previews.js';
+export {
+  HEARTBEAT_CONFIGMAP,
+  newestHeartbeat,
+  readHeartbeat,
+  recordHeartbeat,
+  type HeartbeatMessage,
+  type PipelineHeartbeat,
+} from './heartbeat.js';

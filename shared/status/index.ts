@@ -1,4 +1,4 @@
-export { renderStatusPage, repositoryPage, type StatusView, type TargetView } from './page.js';
+export { commitHostsOf, renderStatusPage, repositoryPage, type StatusView, type TargetView } from './page.js';
 export { barChart, escapeHtml, formatMs } from './plots.js';
 export {
   inventoryHealth,
@@ -6,3 +6,5 @@ export {
   type InventoryHealthStatus,
   type InventoryObjectHealth,
 } from './inventory.js';
+export { type PipelineView, type QueueCounts } from './pipeline.js';
+export { ago } from './time.js';

@@ -10,3 +10,4 @@ export { resume, suspend } from './suspend.js';
 export { recover } from './recover.js';
 export { serveStatusPage, statusPageOf, statusView } from './status-page.js';
 export { alarmEvent, deadLetterEvent, notify, resultEvent, type AlarmChange } from './notify.js';
+export { PipelineRecorder, messageSource, outcomeSummary, recordPipeline } from './pipeline.js';

@@ -116,10 +116,12 @@ export class MemoryQueue implements Queue {
   private readonly running = new Set<string>();
   private readonly seen = new Map<string, number>();
   private idleWaiters: Array<() => void> = [];
+  /** When each queued message was sent (as SQS's SentTimestamp). */
+  private readonly sentAt = new WeakMap<QueueMessage, Date>();
   readonly deadLetters: Array<{ message: QueueMessage; error: string }> = [];
 
   constructor(
-    private readonly handle: (msg: QueueMessage, queue: MemoryQueue) => Promise<void>,
+    private readonly handle: (msg: QueueMessage, queue: MemoryQueue, sentAt: Date) => Promise<void>,
     private readonly opts: {
       dedupWindowMs?: number;
       maxAttempts?: number;
@@ -135,6 +137,7 @@ export class MemoryQueue implements Queue {
       const last = this.seen.get(dedup);
       if (last !== undefined && now - last < (this.opts.dedupWindowMs ?? 300_000)) continue;
       this.seen.set(dedup, now);
+      this.sentAt.set(m, new Date(now));
       const list = this.groups.get(group) ?? [];
       list.push(m);
       this.groups.set(group, list);
@@ -161,7 +164,7 @@ export class MemoryQueue implements Queue {
     const max = this.opts.maxAttempts ?? 3;
     for (let attempt = 1, busy = 0; ; attempt++) {
       try {
-        await this.handle(msg, this);
+        await this.handle(msg, this, this.sentAt.get(msg) ?? new Date());
         return;
       } catch (err) {
         // Another writer holds the target (a CLI command): not a failure; try again a little later.
@@ -176,6 +179,12 @@ export class MemoryQueue implements Queue {
         }
       }
     }
+  }
+
+  /** Messages waiting (queued behind others of their group) and in flight (being handled): the queue's depth. */
+  depth(): { waiting: number; inFlight: number } {
+    const queued = [...this.groups.values()].reduce((n, list) => n + list.length, 0);
+    return { waiting: queued, inFlight: this.running.size };
   }
 
   /** Resolves when nothing is queued or running. */

@@ -4,7 +4,8 @@ import { parseAllDocuments, stringify } from 'yaml';
 import { SYSTEM_NAMESPACE } from '../../shared/apply/index.js';
 import type { KubeObject } from '../../shared/model/index.js';
 import { reloadPass } from '../../shared/reload/index.js';
-import { readTargetState } from '../../shared/state/index.js';
+import { readHeartbeat, readTargetState, recordHeartbeat } from '../../shared/state/index.js';
+import { inventoryHealth } from '../../shared/status/index.js';
 import { stateName } from '../../shared/state/state.js';
 import { configMap, deployment, gitopsRepo, testEngine } from '../helpers/engine.js';
 import { testEnv, uniqueName } from '../helpers/env.js';
@@ -159,5 +160,30 @@ describe('RBAC: tidegate syncs with the access the README grants, and no more', 
     await expect(reloadPass(client, { strategy: 'annotations' })).rejects.toThrow(
       /User "tidegate-scoped" cannot list resource "configmaps" in API group "" at the cluster scope/,
     );
+  });
+
+  it("as the namespace-scoped user: the worker's pipeline heartbeat is recorded in tidegate-system, and its target's objects are judged (a Secret by its metadata)", async () => {
+    const client = testEngine(scoped.token).client;
+    const sentAt = new Date().toISOString();
+    const beat = { webhook: { source: 'github', type: 'push', sentAt, handledAt: sentAt } };
+    await recordHeartbeat(client, { ...beat, message: beat.webhook });
+    expect((await readHeartbeat(client)).message?.sentAt ?? '').toBe(sentAt);
+
+    const repo = await gitopsRepo('rbac-objects', { token: scoped.token });
+    const target = uniqueName('rbac-objects');
+    const sha = await repo.commit({
+      'tidegate.yaml': config([{ name: target, cluster: 'test', path: 'app', targetNamespace: scopedNs, wait: false }]),
+      'app/all.yaml': [
+        configMap('objects-cm', { A: '1' }),
+        { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'objects-secret' }, stringData: { k: 'v' } },
+      ],
+    });
+    const [result] = await repo.sync(target, sha);
+    expect(result?.outcome, String(result?.error)).toBe('applied');
+    const health = await inventoryHealth(client, await readTargetState(client, target));
+    expect(health.map((o) => `${o.ref.kind}/${o.ref.name} ${o.status}`).sort()).toEqual([
+      'ConfigMap/objects-cm Healthy',
+      'Secret/objects-secret Healthy',
+    ]);
   });
 });

@@ -1,7 +1,9 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CreateAccessKeyCommand, CreateUserCommand, IAMClient, PutUserPolicyCommand } from '@aws-sdk/client-iam';
 import { run } from '../../devenv/index.js';
+import type { AwsAccess } from '../../devenv/lambda.js';
 import { testEnv } from './env.js';
 
 const root = new URL('../..', import.meta.url).pathname;
@@ -123,4 +125,58 @@ export function allows(docs: readonly PolicyDocument[], action: string, resource
         [s.Resource].flat().some((r) => typeof r === 'string' && iamPattern(r).test(resource)),
     ),
   );
+}
+
+/**
+ * Moto knows the resource of SQS, IAM and STS requests only; for every other service it checks a
+ * request as if on resource "*", so a statement scoped to ARNs would never match. Such statements
+ * keep their actions exactly and get resource "*" here: the actions are enforced for every
+ * service, the resources for SQS (the other resources are checked in the template by
+ * test/infra/serverless.test.ts: named, never "*").
+ */
+export function asMotoChecksIt(doc: PolicyDocument): PolicyDocument {
+  const resolvable = (action: string) => /^(sqs|iam|sts):/.test(action);
+  // AWS authorizes SQS batch calls as their single action (SendMessageBatch needs sqs:SendMessage);
+  // moto checks the API's own name: each such action gets its batch name beside it, nothing more.
+  const batchNames = (actions: string[]) =>
+    actions.flatMap((a) =>
+      /^sqs:(SendMessage|DeleteMessage|ChangeMessageVisibility)$/.test(a) ? [a, `${a}Batch`] : [a],
+    );
+  return {
+    ...doc,
+    Statement: doc.Statement.map((st) => {
+      const Action = batchNames(st.Action);
+      return Action.every(resolvable) ? { ...st, Action } : { ...st, Action, Resource: '*' };
+    }),
+  };
+}
+
+/**
+ * An IAM user on a moto that enforces IAM whose policies are the role of a function in the packaged
+ * template (as moto checks it): the keys the function's built bundle runs with, as deployed.
+ */
+export async function functionPrincipal(
+  admin: AwsAccess,
+  template: Template,
+  fn: string,
+  attributes: Record<string, string>,
+): Promise<AwsAccess['credentials']> {
+  const iam = new IAMClient({ ...admin, region: 'us-east-1' });
+  const UserName = `fn-${fn}-${Math.random().toString(36).slice(2, 8)}`;
+  await iam.send(new CreateUserCommand({ UserName }));
+  for (const [n, doc] of rolePolicies(
+    template,
+    fn,
+    { region: admin.region, accountId: '123456789012' },
+    attributes,
+  ).entries())
+    await iam.send(
+      new PutUserPolicyCommand({
+        UserName,
+        PolicyName: `role-${n}`,
+        PolicyDocument: JSON.stringify(asMotoChecksIt(doc)),
+      }),
+    );
+  const key = (await iam.send(new CreateAccessKeyCommand({ UserName }))).AccessKey;
+  return { accessKeyId: key?.AccessKeyId ?? '', secretAccessKey: key?.SecretAccessKey ?? '' };
 }

@@ -29,7 +29,7 @@ import { uniqueName, testEnv } from '../helpers/env.js';
 import { configMap, deployment, gitopsRepo, yamlDocs } from '../helpers/engine.js';
 import { apiEvent, deliverBatch, githubHeaders, pushPayload } from '../helpers/lambda.js';
 import { startFunction, type LambdaFunction } from '../helpers/lambda-runtime.js';
-import { packageStack, rolePolicies, type PolicyDocument, type Template } from '../helpers/serverless.js';
+import { asMotoChecksIt, packageStack, rolePolicies, type Template } from '../helpers/serverless.js';
 
 /**
  * Every function runs with the permissions its deployed role has: moto enforces IAM, and each
@@ -48,30 +48,6 @@ const FUNCTIONS = [
 ] as const;
 const STATUS_SECRET = 'iam-status-link-secret';
 const HOOK_KEY = 'iam-notify-signing-key';
-
-/**
- * Moto knows the resource of SQS, IAM and STS requests only; for every other service it checks a
- * request as if on resource "*", so a statement scoped to ARNs would never match. Such statements
- * keep their actions exactly and get resource "*" here: the actions are enforced for every
- * service, the resources for SQS (the other resources are checked in the template by
- * test/infra/serverless.test.ts: named, never "*").
- */
-function asMotoChecksIt(doc: PolicyDocument): PolicyDocument {
-  const resolvable = (action: string) => /^(sqs|iam|sts):/.test(action);
-  // AWS authorizes SQS batch calls as their single action (SendMessageBatch needs sqs:SendMessage);
-  // moto checks the API's own name: each such action gets its batch name beside it, nothing more.
-  const batchNames = (actions: string[]) =>
-    actions.flatMap((a) =>
-      /^sqs:(SendMessage|DeleteMessage|ChangeMessageVisibility)$/.test(a) ? [a, `${a}Batch`] : [a],
-    );
-  return {
-    ...doc,
-    Statement: doc.Statement.map((st) => {
-      const Action = batchNames(st.Action);
-      return Action.every(resolvable) ? { ...st, Action } : { ...st, Action, Resource: '*' };
-    }),
-  };
-}
 
 describe('IAM enforced: each function with only its own role', () => {
   let moto: Moto;

@@ -129,8 +129,13 @@ describe('serverless package (osls, offline) → CloudFormation', () => {
     expect(JSON.stringify(roleOf('scheduled-poll').find((st) => st.Sid === 'DeadLetterDepth')?.Resource)).toBe(
       JSON.stringify([{ 'Fn::GetAtt': ['SyncDeadLetterQueue', 'Arn'] }]),
     );
-    // The status page reads clusters (their tokens, or EKS) and its link secret; it queues nothing.
-    expect(actions('status-page')).toEqual([...logs, ...secret, 'eks:DescribeCluster', 'sts:AssumeRole'].sort());
+    // The status page reads clusters (their tokens, or EKS), its link secret, and the two queues' counts; it queues nothing.
+    expect(actions('status-page')).toEqual(
+      [...logs, ...secret, 'eks:DescribeCluster', 'sqs:GetQueueAttributes', 'sts:AssumeRole'].sort(),
+    );
+    expect(JSON.stringify(roleOf('status-page').find((st) => st.Sid === 'QueueDepths')?.Resource)).toBe(
+      JSON.stringify([{ 'Fn::GetAtt': ['SyncQueue', 'Arn'] }, { 'Fn::GetAtt': ['SyncDeadLetterQueue', 'Arn'] }]),
+    );
     // The alarm notifier reads the notification providers' URLs and keys, nothing else.
     expect(actions('alarm-notifier')).toEqual([...logs, ...secret].sort());
     expect(actions('sync-worker')).toEqual(
