@@ -111,7 +111,13 @@ async function applyItem(
     out.objects.set(item.desired.id, result);
     out.inCluster.push(item);
     const reason =
-      item.action === 'recreate' ? 'recreated: an immutable field changed' : item.drift ? 'drift corrected' : undefined;
+      item.action === 'recreate'
+        ? 'recreated: an immutable field changed'
+        : item.drift
+          ? 'drift corrected'
+          : item.desired.reload
+            ? `reloaded: ${item.desired.reload.join(', ')} changed`
+            : undefined;
     out.changes.push(changeOf(item, item.action === 'create' ? 'created' : 'configured', reason));
     return undefined;
   } catch (err) {

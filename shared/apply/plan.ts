@@ -214,7 +214,7 @@ export async function dryRunItem(
     });
     if (!item.live) return { ...item, action: 'create' };
     if (sameObject(result, item.live)) return { ...item, action: 'unchanged' };
-    const drift = sameAsRecorded(item.desired, opts);
+    const drift = sameAsRecorded(item.desired, opts) && !item.desired.reload;
     return {
       ...item,
       action: 'update',

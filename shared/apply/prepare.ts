@@ -19,6 +19,11 @@ export interface DesiredObject {
   waitsFor?: string;
   /** Strings the chart generates at random: a live value of their shape is kept (see plan). */
   random?: RandomField[];
+  /**
+   * A workload whose write also carries its reload: the ConfigMaps and Secrets (Kind/name) whose
+   * change it rolls for. What differs from the live object for them is no drift.
+   */
+  reload?: string[];
 }
 
 /**

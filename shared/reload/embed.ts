@@ -101,7 +101,7 @@ function candidatesOf(desired: ReadonlyArray<{ object: KubeObject }>, opts: Relo
  * (an unchanged sync writes nothing); a workload seen for the first time gets its hashes recorded,
  * nothing rolled, as the pass would. Reloader's annotations and precedence decide, as in the pass.
  */
-export async function embedReloads<T extends { object: KubeObject }>(
+export async function embedReloads<T extends { object: KubeObject; reload?: string[] }>(
   client: KubeClient,
   desired: readonly T[],
   opts: ReloadOptions,
@@ -142,9 +142,13 @@ export async function embedReloads<T extends { object: KubeObject }>(
       changed,
       opts.strategy,
     );
-    out[c.index] = { ...(desired[c.index] as T), object: merged(c.object, patch, c.adapter) };
-    if (changed.length > 0)
-      reloads.push({ workload: refOf(c.object), sources: changed.map((r) => key(r.source.kind, r.source.name)) });
+    const sourcesChanged = changed.map((r) => key(r.source.kind, r.source.name));
+    out[c.index] = {
+      ...(desired[c.index] as T),
+      object: merged(c.object, patch, c.adapter),
+      ...(changed.length > 0 ? { reload: sourcesChanged } : {}),
+    };
+    if (changed.length > 0) reloads.push({ workload: refOf(c.object), sources: sourcesChanged });
   }
   return { desired: out, reloads };
 }

@@ -111,8 +111,16 @@ describe('one commit, one rollout: a workload and the ConfigMaps it reloads on c
 
     // Three ConfigMaps the workload uses, the workload unchanged in Git: +1.
     await w.commit('registry.example/app:2', { a: '3', b: '3', c: '3' });
-    await w.sync();
+    const three = await w.sync();
     expect(await w.generation()).toBe(first + 2);
+    // A reload, not drift: the workload's change says why, and counts as no drift corrected.
+    const change = three?.changeSet.changes.find((c) => c.ref.kind === kind);
+    expect(change?.drift).toBeUndefined();
+    expect(change).toMatchObject({
+      ref: { group: kind === 'CronJob' ? 'batch' : 'apps', kind, namespace: w.ns, name: 'w' },
+      action: 'configured',
+      reason: 'reloaded: ConfigMap/a, ConfigMap/b, ConfigMap/c changed',
+    });
     expect(reloadMark(templateOf(await w.live()), strategy)).not.toBe(afterBoth);
 
     // The same revision again: +0.
