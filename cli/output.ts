@@ -177,7 +177,14 @@ const DESCRIBE: Described = {
       .join('')}`,
   'fanned-out': (o) => `→ ${o.targets.join(', ') || 'no targets affected'}`,
   reloaded: (o) =>
-    `reload pass on ${o.cluster || 'the current context'}: ${o.report.rolled.map((r) => `rolled ${formatRef(r.workload)} (${r.sources.join(', ')})`).join('; ') || 'nothing changed'}`,
+    `reload pass on ${o.cluster || 'the current context'}: ${
+      [
+        ...o.report.rolled.map((r) => `rolled ${formatRef(r.workload)} (${r.sources.join(', ')})`),
+        ...(o.report.debounced ?? []).map(
+          (r) => `${formatRef(r.workload)} waits for its sources to settle (${r.sources.join(', ')}) until ${r.until}`,
+        ),
+      ].join('; ') || 'nothing changed'
+    }`,
   'images-written': (o) =>
     o.updates
       .map(

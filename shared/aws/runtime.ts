@@ -258,7 +258,11 @@ async function gitAccess(
       // Registries of the settings by host; ECR's with the worker's own role.
       credentials: (host) => registryLogins.get(host.toLowerCase()) ?? ecr(host),
     },
-    reload: { strategy: settings.reload.strategy, scope: settings.reload },
+    reload: {
+      strategy: settings.reload.strategy,
+      scope: settings.reload,
+      debounceMs: parseDuration(settings.reload.debounce),
+    },
     clusters: () => Object.keys(settings.clusters),
     ...(telemetry.notifier ? { notifier: telemetry.notifier } : {}),
   };

@@ -300,9 +300,16 @@ export const deploySettingsSchema = z
           .string()
           .optional()
           .describe('label selector for ConfigMaps/Secrets that may trigger reloads'),
+        debounce: z
+          .string()
+          .refine((s) => parseDuration(s) !== undefined, 'must be a duration')
+          .default('30s')
+          .describe(
+            'out-of-band changes (not from Git) to the sources of a workload within this long of each other roll it once, after the last',
+          ),
       })
       .strict()
-      .default({ strategy: 'annotations', ignoreNamespaces: ['kube-system', 'tidegate-system'] }),
+      .default({ strategy: 'annotations', ignoreNamespaces: ['kube-system', 'tidegate-system'], debounce: '30s' }),
     /** Bounds of every render: where remote kustomize bases and chart repositories may come from, time, output and memory. */
     render: renderSettingsSchema,
     /** What one checkout of a repository may take: bytes fetched, the largest file, the tree's size and files. */

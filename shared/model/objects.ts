@@ -20,6 +20,8 @@ export interface ObjectMeta {
 }
 
 export interface ManagedFieldsEntry {
+  /** When this manager last wrote the object. */
+  time?: string;
   manager?: string;
   operation?: string;
   apiVersion?: string;

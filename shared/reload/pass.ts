@@ -35,6 +35,11 @@ export interface ReloadScope {
 export interface ReloadOptions extends ReloadScope {
   strategy: ReloadStrategy;
   signal?: AbortSignal | undefined;
+  /**
+   * Out-of-band changes are coalesced: a workload whose changed sources were last written less
+   * than this long ago waits for the next pass, which rolls it once for all of them.
+   */
+  debounceMs?: number | undefined;
 }
 
 export interface ReloadReport {
@@ -49,6 +54,8 @@ export interface ReloadReport {
    * time, or the pass its own. The next pass starts with them. Absent when there are none.
    */
   deferred?: Array<{ workload: ObjectRef; reason: string }>;
+  /** Workloads whose sources changed within the debounce: rolled by a later pass, once. Absent when none. */
+  debounced?: Array<{ workload: ObjectRef; sources: string[]; until: string }>;
 }
 
 export interface Source {
@@ -57,6 +64,13 @@ export interface Source {
   namespace: string;
   annotations: Record<string, string>;
   hash: string;
+  /** When it was last written (the newest of its managedFields' times), in ms; 0 when unknown. */
+  changedAt?: number;
+}
+
+/** When an object was last written: the newest time any manager wrote it (the apiserver keeps seconds). */
+function lastWritten(o: KubeObject): number {
+  return Math.max(0, ...(o.metadata.managedFields ?? []).map((f) => (f.time ? Date.parse(f.time) || 0 : 0)));
 }
 
 export const short = (hash: string): string => hash.slice(0, 32);
@@ -100,6 +114,7 @@ export async function readSources(client: KubeClient, opts: ReloadOptions, pace:
         namespace: ns,
         annotations: o.metadata.annotations ?? {},
         hash: contentHash(data, binaryData),
+        changedAt: lastWritten(o),
       });
       byNamespace.set(ns, set);
     }
@@ -278,6 +293,15 @@ async function reconcile(
       )
     : [];
   const added = !baseline || relevant.some((r) => recorded(key(r.source.kind, r.source.name)) === undefined);
+  const settles = Math.max(0, ...changed.map((r) => r.source.changedAt ?? 0)) + (opts.debounceMs ?? 0);
+  if (changed.length > 0 && opts.debounceMs && settles > Date.now()) {
+    (report.debounced ??= []).push({
+      workload: ref,
+      sources: changed.map((r) => key(r.source.kind, r.source.name)),
+      until: new Date(settles).toISOString(),
+    });
+    return;
+  }
   if (changed.length === 0 && !added) {
     if (relevant.length === 0)
       report.skipped.push({ workload: ref, reason: 'no referenced or named ConfigMap/Secret qualifies' });

@@ -38,7 +38,8 @@ export interface EngineContext {
   /** Registry access for image automation (ECR endpoint and credentials, other registries' credentials). */
   registry?: RegistryAccess;
   /** Reload defaults (deploy-time settings): the strategy targets use unless they set one, and the scheduled pass's scope. */
-  reload?: { strategy: ReloadStrategy; scope: ReloadScope };
+  /** The scheduled reload pass: strategy, scope, and the debounce of out-of-band changes. */
+  reload?: { strategy: ReloadStrategy; scope: ReloadScope; debounceMs?: number | undefined };
   /**
    * Who writes target state here (a Lambda request id, user@host), and how long to wait for a
    * target's lease while another writer holds it. Default: user@host of this process, 30 s.

@@ -27,12 +27,14 @@ async function reload(ctx: EngineContext, msg: ReloadMessage, signal?: AbortSign
   const report = await reloadPass(client, {
     ...(ctx.reload?.scope ?? {}),
     strategy: ctx.reload?.strategy ?? 'annotations',
+    debounceMs: ctx.reload?.debounceMs,
     signal,
   });
   ctx.logger?.info('reload pass', {
     cluster: msg.cluster,
     rolled: report.rolled.length,
     recorded: report.recorded.length,
+    debounced: report.debounced?.length ?? 0,
   });
   for (const { workload, reason } of report.failed)
     ctx.logger?.warn('workload not reloaded', { cluster: msg.cluster, workload: refKey(workload), reason });

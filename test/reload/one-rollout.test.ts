@@ -1,9 +1,12 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
+import { ControllerClient } from '../../devenv/index.js';
+import { reloadPass } from '../../shared/reload/index.js';
 import { stringify } from 'yaml';
 import type { KubeObject } from '../../shared/model/index.js';
 import { RELOADER as R } from '../../shared/reload/annotations.js';
 import { RELOADED_HASH_ANNOTATION } from '../../shared/reload/pass.js';
-import { uniqueName } from '../helpers/env.js';
+import { testKubeConfig, uniqueName } from '../helpers/env.js';
 import { configMap, gitopsRepo } from '../helpers/engine.js';
 
 type Kind = 'Deployment' | 'StatefulSet' | 'DaemonSet' | 'CronJob';
@@ -127,4 +130,65 @@ describe('one commit, one rollout: a workload and the ConfigMaps it reloads on c
     await w.sync();
     expect(await w.generation()).toBe(first + 2);
   });
+});
+
+describe('out-of-band changes within the debounce roll a workload once', () => {
+  const DEBOUNCE_MS = 2500;
+  const setting = async (client: ControllerClient, ns: string, name: string, value: string) =>
+    client.apply(
+      { apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: ns }, stringData: { k: value } },
+      { fieldManager: 'external-secrets', force: true },
+    );
+  const settle = () => sleep(DEBOUNCE_MS + 1500); // the apiserver keeps write times in whole seconds
+
+  it('three Secrets changed within it: one rollout once they settle; changed apart: one each', async () => {
+    const client = new ControllerClient(testKubeConfig());
+    const ns = uniqueName('debounce');
+    await client.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }, { fieldManager: 'test' });
+    for (const name of ['s1', 's2', 's3']) await setting(client, ns, name, '0');
+    const deploy: KubeObject = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'w', namespace: ns, annotations: { [R.auto]: 'true' } },
+      spec: {
+        selector: { matchLabels: { app: 'w' } },
+        template: {
+          metadata: { labels: { app: 'w' } },
+          spec: {
+            containers: [
+              {
+                name: 'app',
+                image: 'registry.example/app:1',
+                envFrom: ['s1', 's2', 's3'].map((name) => ({ secretRef: { name } })),
+              },
+            ],
+          },
+        },
+      },
+    };
+    await client.apply(deploy, { fieldManager: 'test' });
+    const pass = () => reloadPass(client, { namespaces: [ns], strategy: 'annotations', debounceMs: DEBOUNCE_MS });
+    const generation = async () => (await client.get('apps/v1', 'Deployment', ns, 'w'))?.metadata.generation ?? 0;
+    expect((await pass()).recorded).toHaveLength(1); // first seen: hashes recorded
+    const g0 = await generation();
+
+    for (const name of ['s1', 's2', 's3']) await setting(client, ns, name, '1');
+    const early = await pass();
+    expect(early.rolled).toEqual([]);
+    expect(early.debounced?.map((d) => d.sources)).toEqual([['Secret/s1', 'Secret/s2', 'Secret/s3']]);
+    expect(await generation()).toBe(g0);
+    await settle();
+    const settled = await pass();
+    expect(settled.rolled.map((r) => r.sources)).toEqual([['Secret/s1', 'Secret/s2', 'Secret/s3']]);
+    expect(await generation()).toBe(g0 + 1);
+    expect((await pass()).rolled).toEqual([]); // nothing twice
+
+    for (const [i, name] of ['s1', 's2'].entries()) {
+      await setting(client, ns, name, '2');
+      await settle();
+      expect((await pass()).rolled.map((r) => r.sources)).toEqual([[`Secret/${name}`]]);
+      expect(await generation()).toBe(g0 + 2 + i);
+    }
+    client.close();
+  }, 60_000);
 });
