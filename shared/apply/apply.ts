@@ -64,6 +64,13 @@ function changeOf(item: PlanItem, action: Change['action'], reason?: string): Ch
   };
 }
 
+/** Why an applied object changed, when it is not Git's change: recreated, drift corrected, or a reload it carries. */
+function reasonOf(item: PlanItem): string | undefined {
+  if (item.action === 'recreate') return 'recreated: an immutable field changed';
+  if (item.drift) return 'drift corrected';
+  return item.desired.reload ? `reloaded: ${item.desired.reload.join(', ')} changed` : undefined;
+}
+
 /** Applies one item; returns its change, or the problem when the apiserver refused it. */
 async function applyItem(
   item: PlanItem,
@@ -110,15 +117,7 @@ async function applyItem(
     const result = await client.apply(item.body, { fieldManager: FIELD_MANAGER, force: true, ...signal });
     out.objects.set(item.desired.id, result);
     out.inCluster.push(item);
-    const reason =
-      item.action === 'recreate'
-        ? 'recreated: an immutable field changed'
-        : item.drift
-          ? 'drift corrected'
-          : item.desired.reload
-            ? `reloaded: ${item.desired.reload.join(', ')} changed`
-            : undefined;
-    out.changes.push(changeOf(item, item.action === 'create' ? 'created' : 'configured', reason));
+    out.changes.push(changeOf(item, item.action === 'create' ? 'created' : 'configured', reasonOf(item)));
     return undefined;
   } catch (err) {
     if (notAboutTheObject(err, opts.signal)) throw err;
