@@ -262,6 +262,7 @@ async function gitAccess(
       strategy: settings.reload.strategy,
       scope: settings.reload,
       debounceMs: parseDuration(settings.reload.debounce),
+      maxRolls: settings.reload.maxConcurrent,
     },
     clusters: () => Object.keys(settings.clusters),
     ...(telemetry.notifier ? { notifier: telemetry.notifier } : {}),

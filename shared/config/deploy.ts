@@ -307,6 +307,14 @@ export const deploySettingsSchema = z
           .describe(
             'out-of-band changes (not from Git) to the sources of a workload within this long of each other roll it once, after the last',
           ),
+        maxConcurrent: z
+          .number()
+          .int()
+          .min(1)
+          .optional()
+          .describe(
+            'at most this many workloads rolled per cluster in one pass; the rest wait for the next (reported)',
+          ),
       })
       .strict()
       .default({ strategy: 'annotations', ignoreNamespaces: ['kube-system', 'tidegate-system'], debounce: '30s' }),

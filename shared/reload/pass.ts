@@ -40,6 +40,8 @@ export interface ReloadOptions extends ReloadScope {
    * than this long ago waits for the next pass, which rolls it once for all of them.
    */
   debounceMs?: number | undefined;
+  /** At most this many workloads rolled in one pass (a mass change of Secrets rolls in waves); the rest wait for the next. */
+  maxRolls?: number | undefined;
 }
 
 export interface ReloadReport {
@@ -302,6 +304,10 @@ async function reconcile(
     });
     return;
   }
+  if (changed.length > 0 && opts.maxRolls !== undefined && report.rolled.length >= opts.maxRolls)
+    throw new Deferral(
+      `reload.maxConcurrent (${opts.maxRolls}) workloads rolled in this pass; the next pass rolls this one`,
+    );
   if (changed.length === 0 && !added) {
     if (relevant.length === 0)
       report.skipped.push({ workload: ref, reason: 'no referenced or named ConfigMap/Secret qualifies' });

@@ -39,7 +39,12 @@ export interface EngineContext {
   registry?: RegistryAccess;
   /** Reload defaults (deploy-time settings): the strategy targets use unless they set one, and the scheduled pass's scope. */
   /** The scheduled reload pass: strategy, scope, and the debounce of out-of-band changes. */
-  reload?: { strategy: ReloadStrategy; scope: ReloadScope; debounceMs?: number | undefined };
+  reload?: {
+    strategy: ReloadStrategy;
+    scope: ReloadScope;
+    debounceMs?: number | undefined;
+    maxRolls?: number | undefined;
+  };
   /**
    * Who writes target state here (a Lambda request id, user@host), and how long to wait for a
    * target's lease while another writer holds it. Default: user@host of this process, 30 s.

@@ -28,6 +28,7 @@ async function reload(ctx: EngineContext, msg: ReloadMessage, signal?: AbortSign
     ...(ctx.reload?.scope ?? {}),
     strategy: ctx.reload?.strategy ?? 'annotations',
     debounceMs: ctx.reload?.debounceMs,
+    maxRolls: ctx.reload?.maxRolls,
     signal,
   });
   ctx.logger?.info('reload pass', {

@@ -192,3 +192,68 @@ describe('out-of-band changes within the debounce roll a workload once', () => {
     client.close();
   }, 60_000);
 });
+
+describe('reload.maxConcurrent: a mass change rolls in waves', () => {
+  it('1000 workloads whose Secret changed, at most 50 per pass: all rolled in the end, none twice', async () => {
+    const client = new ControllerClient(testKubeConfig());
+    const ns = uniqueName('waves');
+    await client.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }, { fieldManager: 'test' });
+    const secret = (value: string) =>
+      client.apply(
+        { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'shared', namespace: ns }, stringData: { k: value } },
+        { fieldManager: 'test', force: true },
+      );
+    await secret('0');
+    const names = Array.from({ length: 1000 }, (_, i) => `w${i}`);
+    for (let i = 0; i < names.length; i += 25)
+      await Promise.all(
+        names.slice(i, i + 25).map((name) =>
+          client.apply(
+            {
+              apiVersion: 'apps/v1',
+              kind: 'Deployment',
+              metadata: { name, namespace: ns, annotations: { [R.auto]: 'true' } },
+              spec: {
+                selector: { matchLabels: { app: name } },
+                template: {
+                  metadata: { labels: { app: name } },
+                  spec: {
+                    containers: [
+                      { name: 'app', image: 'registry.example/app:1', envFrom: [{ secretRef: { name: 'shared' } }] },
+                    ],
+                  },
+                },
+              },
+            },
+            { fieldManager: 'test' },
+          ),
+        ),
+      );
+    const pass = () => reloadPass(client, { namespaces: [ns], strategy: 'annotations', maxRolls: 50 });
+    expect((await pass()).recorded).toHaveLength(1000);
+    const generationOf = async () =>
+      new Map(
+        (await client.list('apps/v1', 'Deployment', { namespace: ns })).map((d) => [
+          d.metadata.name,
+          d.metadata.generation ?? 0,
+        ]),
+      );
+    const before = await generationOf();
+    await secret('1');
+    const rolled = new Map<string, number>();
+    for (let round = 0; round < 25 && rolled.size < 1000; round++) {
+      const report = await pass();
+      expect(report.rolled.length).toBeLessThanOrEqual(50);
+      for (const r of report.rolled) rolled.set(r.workload.name, (rolled.get(r.workload.name) ?? 0) + 1);
+      if (rolled.size < 1000)
+        expect(report.deferred?.every((d) => d.reason.startsWith('reload.maxConcurrent (50)'))).toBe(true);
+    }
+    expect(rolled.size).toBe(1000);
+    expect([...rolled.values()].every((n) => n === 1)).toBe(true);
+    // Each rolled exactly once: its generation one above what it was before the change.
+    const after = await generationOf();
+    expect(names.filter((n) => after.get(n) !== (before.get(n) ?? 0) + 1)).toEqual([]);
+    expect((await pass()).rolled).toEqual([]);
+    client.close();
+  }, 300_000);
+});
