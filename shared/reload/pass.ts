@@ -271,6 +271,27 @@ export function baselineOf(workload: KubeObject): Record<string, string> | undef
   return parsed as Record<string, string>;
 }
 
+/**
+ * Whether a roll for these changed sources waits: true (reported as debounced) while their last
+ * change is within the debounce; a Deferral when the pass has rolled its maximum.
+ */
+function rollWaits(ref: ObjectRef, changed: readonly Relevant[], opts: ReloadOptions, report: ReloadReport): boolean {
+  const settles = Math.max(0, ...changed.map((r) => r.source.changedAt ?? 0)) + (opts.debounceMs ?? 0);
+  if (opts.debounceMs && settles > Date.now()) {
+    (report.debounced ??= []).push({
+      workload: ref,
+      sources: changed.map((r) => key(r.source.kind, r.source.name)),
+      until: new Date(settles).toISOString(),
+    });
+    return true;
+  }
+  if (opts.maxRolls !== undefined && report.rolled.length >= opts.maxRolls)
+    throw new Deferral(
+      `reload.maxConcurrent (${opts.maxRolls}) workloads rolled in this pass; the next pass rolls this one`,
+    );
+  return false;
+}
+
 /** One workload: record hashes the first time, roll when a relevant source changed, else nothing. */
 async function reconcile(
   client: KubeClient,
@@ -295,19 +316,7 @@ async function reconcile(
       )
     : [];
   const added = !baseline || relevant.some((r) => recorded(key(r.source.kind, r.source.name)) === undefined);
-  const settles = Math.max(0, ...changed.map((r) => r.source.changedAt ?? 0)) + (opts.debounceMs ?? 0);
-  if (changed.length > 0 && opts.debounceMs && settles > Date.now()) {
-    (report.debounced ??= []).push({
-      workload: ref,
-      sources: changed.map((r) => key(r.source.kind, r.source.name)),
-      until: new Date(settles).toISOString(),
-    });
-    return;
-  }
-  if (changed.length > 0 && opts.maxRolls !== undefined && report.rolled.length >= opts.maxRolls)
-    throw new Deferral(
-      `reload.maxConcurrent (${opts.maxRolls}) workloads rolled in this pass; the next pass rolls this one`,
-    );
+  if (changed.length > 0 && rollWaits(ref, changed, opts, report)) return;
   if (changed.length === 0 && !added) {
     if (relevant.length === 0)
       report.skipped.push({ workload: ref, reason: 'no referenced or named ConfigMap/Secret qualifies' });
