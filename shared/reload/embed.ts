@@ -32,8 +32,12 @@ function secretData(obj: KubeObject): Record<string, string> | undefined {
   };
 }
 
-/** The namespace's sources as they will be once the sync has applied: the live ones, replaced by those it applies. */
-function afterApply(live: Sources, desired: readonly KubeObject[], ns: string): Sources {
+/**
+ * The namespace's sources as they will be once the sync has applied: the live ones, replaced by
+ * those it applies. With a resource selector only the live ones (those it selected) are replaced:
+ * a source new to the cluster is in no baseline, so it rolls nothing either way.
+ */
+function afterApply(live: Sources, desired: readonly KubeObject[], ns: string, selected: boolean): Sources {
   const sources: Sources = { all: [...live.all], at: new Map(live.at) };
   for (const obj of desired) {
     if (obj.apiVersion !== 'v1' || (obj.kind !== 'ConfigMap' && obj.kind !== 'Secret')) continue;
@@ -48,7 +52,7 @@ function afterApply(live: Sources, desired: readonly KubeObject[], ns: string): 
     };
     const at = sources.at.get(key(source.kind, source.name));
     if (at !== undefined) sources.all[at] = source;
-    else {
+    else if (!selected) {
       sources.at.set(key(source.kind, source.name), sources.all.length);
       sources.all.push(source);
     }
@@ -124,7 +128,7 @@ export async function embedReloads<T extends { object: KubeObject; reload?: stri
     } catch {
       continue; // a malformed baseline is the pass's to report
     }
-    const sources = afterApply(live.get(ns) ?? NO_SOURCES, objects, ns);
+    const sources = afterApply(live.get(ns) ?? NO_SOURCES, objects, ns, opts.resourceSelector !== undefined);
     const relevant = drain(relevantSources(c.object, c.template, sources));
     const now = Object.fromEntries(relevant.map((r) => [key(r.source.kind, r.source.name), short(r.source.hash)]));
     const changed = baseline
