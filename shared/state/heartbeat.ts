@@ -1,7 +1,7 @@
-import { KubeApiError, type KubeClient } from '../cluster/index.js';
-import { MANAGED_BY_LABEL, SYSTEM_NAMESPACE } from '../apply/index.js';
-import { TidegateError, type KubeObject } from '../model/index.js';
-import { ensureSystemNamespace } from './state.js';
+import type { KubeClient } from '../cluster/index.js';
+import { SYSTEM_NAMESPACE } from '../apply/index.js';
+import { TidegateError } from '../model/index.js';
+import { readSystemValue, updateSystemValue, type SystemValue } from './system-configmap.js';
 
 /** A message the pipeline received: where it came from, when it was enqueued (SQS SentTimestamp) and handled. */
 export interface HeartbeatMessage {
@@ -48,8 +48,9 @@ export function newestHeartbeat(a: PipelineHeartbeat, b: PipelineHeartbeat): Pip
   return out;
 }
 
-function decode(cm: KubeObject | undefined): PipelineHeartbeat {
-  const text = (cm?.['data'] as Record<string, string> | undefined)?.['heartbeat'];
+const HEARTBEAT: SystemValue = { name: HEARTBEAT_CONFIGMAP, key: 'heartbeat' };
+
+function decode(text: string | undefined): PipelineHeartbeat {
   if (!text) return {};
   try {
     return JSON.parse(text) as PipelineHeartbeat;
@@ -64,8 +65,7 @@ function decode(cm: KubeObject | undefined): PipelineHeartbeat {
 
 /** The pipeline's heartbeat recorded on a cluster ({} when none was). */
 export async function readHeartbeat(client: KubeClient, signal?: AbortSignal): Promise<PipelineHeartbeat> {
-  if (!client.resourceFor('v1', 'ConfigMap')) await client.discover(signal);
-  return decode(await client.get('v1', 'ConfigMap', SYSTEM_NAMESPACE, HEARTBEAT_CONFIGMAP, signal));
+  return decode((await readSystemValue(client, HEARTBEAT, signal)).text);
 }
 
 /**
@@ -78,41 +78,22 @@ export async function recordHeartbeat(
   beat: PipelineHeartbeat,
   signal?: AbortSignal,
 ): Promise<PipelineHeartbeat> {
-  if (!client.resourceFor('v1', 'ConfigMap')) await client.discover(signal);
-  for (let attempt = 1; attempt <= 5; attempt++) {
-    const cm = await client.get('v1', 'ConfigMap', SYSTEM_NAMESPACE, HEARTBEAT_CONFIGMAP, signal);
-    const current = decode(cm);
-    const next = newestHeartbeat(current, beat);
-    if (JSON.stringify(next) === JSON.stringify(current)) return current;
-    const obj: KubeObject = {
-      apiVersion: 'v1',
-      kind: 'ConfigMap',
-      metadata: {
-        name: HEARTBEAT_CONFIGMAP,
-        namespace: SYSTEM_NAMESPACE,
-        labels: { [MANAGED_BY_LABEL]: 'tidegate' },
-        ...(cm?.metadata.resourceVersion ? { resourceVersion: cm.metadata.resourceVersion } : {}),
-      },
-      data: { heartbeat: JSON.stringify(next) },
-    };
-    try {
-      if (cm) await client.replace(obj, signal);
-      else
-        await client.create(obj, signal).catch(async (err: unknown) => {
-          if (!(err instanceof KubeApiError && err.isNotFound)) throw err;
-          await ensureSystemNamespace(client, signal);
-          return client.create(obj, signal);
-        });
-      return next;
-    } catch (err) {
-      if (!(err instanceof KubeApiError && (err.isConflict || err.isNotFound))) throw err;
-    }
-  }
-  throw new TidegateError(
-    'HeartbeatConflict',
-    `${SYSTEM_NAMESPACE}/${HEARTBEAT_CONFIGMAP} kept changing under concurrent writers`,
-    {
-      transient: true,
+  const exhausted = () =>
+    new TidegateError(
+      'HeartbeatConflict',
+      `${SYSTEM_NAMESPACE}/${HEARTBEAT_CONFIGMAP} kept changing under concurrent writers`,
+      { transient: true },
+    );
+  return updateSystemValue(
+    client,
+    { ...HEARTBEAT, attempts: 5, exhausted },
+    (text) => {
+      const current = decode(text);
+      const next = newestHeartbeat(current, beat);
+      return JSON.stringify(next) === JSON.stringify(current)
+        ? { value: current }
+        : { text: JSON.stringify(next), value: next };
     },
+    signal,
   );
 }

@@ -1,7 +1,7 @@
-import { KubeApiError, type KubeClient } from '../cluster/index.js';
-import { MANAGED_BY_LABEL, SYSTEM_NAMESPACE } from '../apply/index.js';
-import { TidegateError, type KubeObject } from '../model/index.js';
-import { ensureSystemNamespace } from './state.js';
+import type { KubeClient } from '../cluster/index.js';
+import { SYSTEM_NAMESPACE } from '../apply/index.js';
+import { TidegateError } from '../model/index.js';
+import { readSystemValue, updateSystemValue, type SystemValue } from './system-configmap.js';
 
 /**
  * One pull request's preview of one target on a cluster. `waiting` holds a place in line
@@ -42,8 +42,9 @@ export class PreviewRegisterConflictError extends TidegateError {
   }
 }
 
-function decode(cm: KubeObject | undefined): PreviewEntry[] {
-  const text = (cm?.['data'] as Record<string, string> | undefined)?.['previews'];
+const REGISTER: SystemValue = { name: PREVIEWS_CONFIGMAP, key: 'previews' };
+
+function decode(text: string | undefined): PreviewEntry[] {
   if (!text) return [];
   try {
     return JSON.parse(text) as PreviewEntry[];
@@ -58,8 +59,7 @@ function decode(cm: KubeObject | undefined): PreviewEntry[] {
 
 /** The previews recorded on a cluster. */
 export async function readPreviews(client: KubeClient, signal?: AbortSignal): Promise<PreviewEntry[]> {
-  if (!client.resourceFor('v1', 'ConfigMap')) await client.discover(signal);
-  return decode(await client.get('v1', 'ConfigMap', SYSTEM_NAMESPACE, PREVIEWS_CONFIGMAP, signal));
+  return decode((await readSystemValue(client, REGISTER, signal)).text);
 }
 
 /**
@@ -73,34 +73,13 @@ export async function updatePreviews<T>(
   change: (entries: PreviewEntry[]) => { entries?: PreviewEntry[] | undefined; value: T },
   signal?: AbortSignal,
 ): Promise<T> {
-  if (!client.resourceFor('v1', 'ConfigMap')) await client.discover(signal);
-  for (let attempt = 1; attempt <= 10; attempt++) {
-    const cm = await client.get('v1', 'ConfigMap', SYSTEM_NAMESPACE, PREVIEWS_CONFIGMAP, signal);
-    const { entries, value } = change(decode(cm));
-    if (!entries) return value;
-    const next: KubeObject = {
-      apiVersion: 'v1',
-      kind: 'ConfigMap',
-      metadata: {
-        name: PREVIEWS_CONFIGMAP,
-        namespace: SYSTEM_NAMESPACE,
-        labels: { [MANAGED_BY_LABEL]: 'tidegate' },
-        ...(cm?.metadata.resourceVersion ? { resourceVersion: cm.metadata.resourceVersion } : {}),
-      },
-      data: { previews: JSON.stringify(entries) },
-    };
-    try {
-      if (cm) await client.replace(next, signal);
-      else
-        await client.create(next, signal).catch(async (err: unknown) => {
-          if (!(err instanceof KubeApiError && err.isNotFound)) throw err;
-          await ensureSystemNamespace(client, signal);
-          return client.create(next, signal);
-        });
-      return value;
-    } catch (err) {
-      if (!(err instanceof KubeApiError && (err.isConflict || err.isNotFound))) throw err;
-    }
-  }
-  throw new PreviewRegisterConflictError();
+  return updateSystemValue(
+    client,
+    { ...REGISTER, attempts: 10, exhausted: () => new PreviewRegisterConflictError() },
+    (text) => {
+      const { entries, value } = change(decode(text));
+      return { text: entries ? JSON.stringify(entries) : undefined, value };
+    },
+    signal,
+  );
 }
