@@ -107,7 +107,9 @@ export function buildProgram(io: Io, exit: (code: number) => void): Command {
     c
       .option('--cluster <alias>', 'the cluster of this alias (default: the current context)')
       .option('-A, --all-clusters', 'every cluster: the aliases of tidegate.yaml (--dir), else every context')
-      .option('--dir <path>', 'with -A: the working tree whose tidegate.yaml names the clusters (default: .)');
+      .option('--dir <path>', 'with -A: the working tree whose tidegate.yaml names the clusters (default: .)')
+      .option('--repo <url>', 'with -A: the repository whose tidegate.yaml names the clusters')
+      .option('--branch <name>', 'the branch it tracks', 'main');
 
   const sync = () => import('./commands/sync.js');
   const local = () => import('./commands/local.js');

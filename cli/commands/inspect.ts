@@ -6,7 +6,8 @@ import { localSettings } from '../../shared/config/index.js';
 import { TidegateError, errorMessage, formatRef, formatRevision } from '../../shared/model/index.js';
 import { allTargetStates, type TargetState } from '../../shared/state/index.js';
 import { inventoryHealth } from '../../shared/status/index.js';
-import { loadConfig } from '../../shared/usecases/index.js';
+import { configAt, loadConfig } from '../../shared/usecases/index.js';
+import { localEngine } from '../context.js';
 import { age, structured, table, type OutputFormat } from '../format.js';
 import type { Io } from '../output.js';
 
@@ -16,6 +17,8 @@ export interface ReadArgs {
   cluster?: string | undefined;
   allClusters?: boolean | undefined;
   dir?: string | undefined;
+  repo?: string | undefined;
+  branch?: string | undefined;
   output: OutputFormat;
 }
 
@@ -28,11 +31,15 @@ export interface ClusterRead {
 }
 
 /**
- * The aliases -A covers: those of tidegate.yaml in --dir (default .) when there is one, else those
- * the deploy-time settings map, else every context of the kubeconfig.
+ * The aliases -A covers: those of the tidegate.yaml of --repo, or of --dir (default .) when there is
+ * one, else those the deploy-time settings map, else every context of the kubeconfig.
  */
 async function everyAlias(args: ReadArgs, kubeconfig: string): Promise<string[]> {
   const settings = localSettings();
+  if (args.repo) {
+    const { config } = await configAt(localEngine(args), args.repo);
+    return [...new Set(config.targets.map((t) => t.cluster))].sort();
+  }
   const dir = resolve(args.dir ?? '.');
   if (existsSync(join(dir, 'tidegate.yaml'))) {
     const config = await loadConfig(dir, settings);

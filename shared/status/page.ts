@@ -168,7 +168,7 @@ function previewsTable(previews: readonly PreviewEntry[], r: Render): string {
 }
 
 const STYLE = `
-body{font:14px/1.4 system-ui,sans-serif;margin:0 auto;max-width:1200px;padding:16px;color:#1b1f24}
+body{font:14px/1.4 system-ui,sans-serif;margin:0 auto;max-width:1200px;padding:16px;color:#1b1f24;overflow-wrap:anywhere}
 h1{font-size:20px;margin:0 0 4px}h2{font-size:17px;margin:24px 0 8px;border-bottom:1px solid #d0d7de}
 h3{font-size:15px;margin:16px 0 6px}table{border-collapse:collapse;width:100%;table-layout:auto}
 th,td{text-align:left;padding:4px 6px;border-bottom:1px solid #eaeef2;vertical-align:top}

@@ -241,7 +241,8 @@ describe('CLI conventions: clusters and targets, on the test apiserver', () => {
     const before = await cli('tree', name, ...k);
     expect(before.code, before.err).toBe(0);
     expect(before.out).toContain(`${name} @ worktree (context tidegate-test)`);
-    expect(before.out).toMatch(new RegExp(`├── ConfigMap/${name}/one\\s+Healthy`));
+    for (const cm of ['one', 'two'])
+      expect(before.out).toMatch(new RegExp(`^(├──|└──) ConfigMap/${name}/${cm}  Healthy`, 'm'));
     const client = new KubeClient(testKubeConfig());
     try {
       await client.delete({ apiVersion: 'v1', group: '', kind: 'ConfigMap', namespace: name, name: 'two' });

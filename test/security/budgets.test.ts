@@ -82,6 +82,8 @@ describe(`budgets: hostile inputs in one batch beside ${ORDINARY} ordinary targe
         reload: {
           ignoreNamespaces: ['kube-system', 'tidegate-system', ignoredNs],
           namespaces: [costlyNs, plainNs, ignoredNs],
+          // The pass below runs right after the out-of-band change it must roll: no debounce here.
+          debounce: '0s',
         },
       },
       queueUrl,
