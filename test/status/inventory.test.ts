@@ -141,6 +141,9 @@ describe('inventoryHealth against the test apiserver', () => {
       );
     expect(await mine(0)).toMatchObject({ objectsError: 'not read: the page reads at most 0 objects' });
     expect((await mine(0))?.objects).toBeUndefined();
-    expect((await mine(100_000))?.objects?.map((o) => `${o.ref.name} ${o.status}`)).toEqual(['a Healthy', 'b Healthy']);
+    expect((await mine(100_000))?.objects?.map((o) => `${o.ref.name} ${o.status}`).sort()).toEqual([
+      'a Healthy',
+      'b Healthy',
+    ]);
   });
 });
