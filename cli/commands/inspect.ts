@@ -50,43 +50,56 @@ async function everyAlias(args: ReadArgs, kubeconfig: string): Promise<string[]>
   return kubeconfigContexts(kubeconfig);
 }
 
+/** One cluster's target states, read through a client that `use` may go on using before it is closed. */
+async function withCluster<T>(
+  args: ReadArgs,
+  alias: string,
+  use: (read: ClusterRead, client: KubeClient) => Promise<T>,
+): Promise<T> {
+  const settings = localSettings();
+  const kc = kubeConfigForAlias(args.kubeconfig ?? settings.kubeconfig, alias, args.context, settings.clusterAliases);
+  const client = new KubeClient(kc);
+  try {
+    const targets = (await allTargetStates(client)).sort((a, b) => a.target.localeCompare(b.target));
+    return await use({ alias, context: kc.getCurrentContext(), targets }, client);
+  } finally {
+    client.close();
+  }
+}
+
 /**
  * Reads every target state of the clusters the arguments name: --cluster <alias>, -A, else the
  * current context. An alias that resolves to nothing is an error (exit 2); with -A, a cluster that
  * cannot be read is reported in its row and the others are still read.
  */
 export async function readClusters(args: ReadArgs): Promise<ClusterRead[]> {
-  const settings = localSettings();
-  const kubeconfig = args.kubeconfig ?? settings.kubeconfig;
-  const aliases = args.allClusters ? await everyAlias(args, kubeconfig) : [args.cluster ?? ''];
+  const aliases = args.allClusters
+    ? await everyAlias(args, args.kubeconfig ?? localSettings().kubeconfig)
+    : [args.cluster ?? ''];
   return Promise.all(
-    aliases.map(async (alias): Promise<ClusterRead> => {
-      let client: KubeClient | undefined;
-      try {
-        const kc = kubeConfigForAlias(kubeconfig, alias, args.context, settings.clusterAliases);
-        client = new KubeClient(kc);
-        const targets = (await allTargetStates(client)).sort((a, b) => a.target.localeCompare(b.target));
-        return { alias, context: kc.getCurrentContext(), targets };
-      } catch (err) {
+    aliases.map((alias) =>
+      withCluster(args, alias, (read) => Promise.resolve(read)).catch((err: unknown): ClusterRead => {
         if (!args.allClusters) throw err;
         return { alias, context: '', targets: [], error: errorMessage(err) };
-      } finally {
-        client?.close();
-      }
-    }),
+      }),
+    ),
   );
 }
 
-/** The state of one target on one cluster (--cluster, else the current context); an unknown target is an error naming those there. */
-export async function readOneTarget(
+/**
+ * One target's state on one cluster (--cluster, else the current context), given to `use` with the
+ * cluster's client; an unknown target is an error naming those there.
+ */
+export function readOneTarget<T>(
   target: string,
   args: ReadArgs,
-): Promise<{ cluster: ClusterRead; state: TargetState }> {
-  const [cluster] = await readClusters({ ...args, allClusters: false });
-  if (!cluster) throw new TidegateError('UnknownCluster', 'no cluster to read');
-  const found = cluster.targets.find((t) => t.target === target);
-  if (!found) throw unknownTarget(target, cluster);
-  return { cluster, state: found.state };
+  use: (cluster: ClusterRead, state: TargetState, client: KubeClient) => Promise<T>,
+): Promise<T> {
+  return withCluster(args, args.cluster ?? '', (cluster, client) => {
+    const found = cluster.targets.find((t) => t.target === target);
+    if (!found) throw unknownTarget(target, cluster);
+    return use(cluster, found.state, client);
+  });
 }
 
 export function unknownTarget(target: string, cluster: ClusterRead): TidegateError {
@@ -186,16 +199,8 @@ export async function getTargetsCommand(args: ReadArgs, io: Io): Promise<number>
 }
 
 /** `tidegate tree <target>`: the inventory with each object's health now; exit 1 when one is not healthy. */
-export async function treeCommand(target: string, args: ReadArgs, io: Io): Promise<number> {
-  const { cluster, state } = await readOneTarget(target, args);
-  const kc = kubeConfigForAlias(
-    args.kubeconfig ?? localSettings().kubeconfig,
-    cluster.alias,
-    args.context,
-    localSettings().clusterAliases,
-  );
-  const client = new KubeClient(kc);
-  try {
+export function treeCommand(target: string, args: ReadArgs, io: Io): Promise<number> {
+  return readOneTarget(target, args, async (cluster, state, client) => {
     const objects = await inventoryHealth(client, state);
     const data = structured(args.output, { target, cluster: cluster.alias || cluster.context, objects });
     if (data) io.out(data);
@@ -209,14 +214,12 @@ export async function treeCommand(target: string, args: ReadArgs, io: Io): Promi
       if (objects.length === 0) io.out('└── (no objects)\n');
     }
     return objects.every((o) => o.status === 'Healthy') ? 0 : 1;
-  } finally {
-    client.close();
-  }
+  });
 }
 
 /** `tidegate events <target>`: the target's syncs as recorded in the cluster, newest first (no --repo needed). */
 export async function eventsCommand(target: string, args: ReadArgs, io: Io): Promise<number> {
-  const { state } = await readOneTarget(target, args);
+  const state = await readOneTarget(target, args, (_cluster, found) => Promise.resolve(found));
   const entries = [...state.history].reverse();
   const data = structured(args.output, entries);
   if (data) {
