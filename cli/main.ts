@@ -261,15 +261,21 @@ export function buildProgram(io: Io, exit: (code: number) => void): Command {
   after(
     writer(
       needsRepo(
-        verb('approve', 'sign off a revision a manual gate holds, then sync it', async ([t = '', r = ''], o) =>
-          (await history()).approveCommand(t, r, o, io),
+        verb(
+          'approve',
+          'sign off a revision a manual gate holds, then sync it; or (--reload) the reloads reload.approve holds',
+          async ([t = '', r], o) => (await history()).approveCommand(t, r, o, io),
         )
           .argument('<target>', 'a target of tidegate.yaml')
-          .argument('<revision>', 'the held commit (SHA or prefix)'),
+          .argument('[revision]', 'the held commit (SHA or prefix); not with --reload')
+          .option(
+            '--reload',
+            'approve the target’s held reloads (exactly the changed sources held now), then roll them',
+          ),
       ),
     ),
-    '0 approved and synced; 1 refused, still held or failed; 2 an error.',
-    'tidegate approve web 3f2a9c1 --repo https://github.com/acme/gitops',
+    '0 approved and synced (rolled); 1 refused, still held or failed, or no reload held; 2 an error.',
+    'tidegate approve web 3f2a9c1 --repo https://github.com/acme/gitops\n  tidegate approve web --reload --repo https://github.com/acme/gitops',
   );
   after(
     writer(

@@ -4,7 +4,12 @@ import { KubeClient } from '../../shared/cluster/index.js';
 import { kubeConfigForAlias, kubeconfigContexts } from '../../shared/cluster/kubeconfig.js';
 import { localSettings } from '../../shared/config/index.js';
 import { TidegateError, errorMessage, formatRef, formatRevision } from '../../shared/model/index.js';
-import { allTargetStates, type TargetState } from '../../shared/state/index.js';
+import {
+  allTargetStates,
+  readReloadRegister,
+  type RegisteredHold,
+  type TargetState,
+} from '../../shared/state/index.js';
 import { inventoryHealth } from '../../shared/status/index.js';
 import { configAt, loadConfig } from '../../shared/usecases/index.js';
 import { localEngine } from '../context.js';
@@ -27,6 +32,8 @@ export interface ClusterRead {
   alias: string;
   context: string;
   targets: Array<{ target: string; state: TargetState }>;
+  /** Reloads a reload policy holds there (reload.mode notify, reload.approve, reload.windows). */
+  reloadHolds?: RegisteredHold[];
   error?: string;
 }
 
@@ -61,7 +68,8 @@ async function withCluster<T>(
   const client = new KubeClient(kc);
   try {
     const targets = (await allTargetStates(client)).sort((a, b) => a.target.localeCompare(b.target));
-    return await use({ alias, context: kc.getCurrentContext(), targets }, client);
+    const { holds } = await readReloadRegister(client);
+    return await use({ alias, context: kc.getCurrentContext(), targets, reloadHolds: holds }, client);
   } finally {
     client.close();
   }

@@ -1,7 +1,7 @@
 import { structured, type OutputFormat } from '../format.js';
 import { userInfo } from 'node:os';
 import { readTargetState } from '../../shared/state/index.js';
-import { approve, headTarget, recover, release, rollback } from '../../shared/usecases/index.js';
+import { approve, approveReloads, headTarget, recover, release, rollback } from '../../shared/usecases/index.js';
 import { TidegateError, formatRevision } from '../../shared/model/index.js';
 import { localEngine, type LocalOptions } from '../context.js';
 import { formatResults, progressLine, type Io } from '../output.js';
@@ -44,8 +44,42 @@ export async function releaseCommand(target: string, args: RollbackArgs, io: Io)
   return 0;
 }
 
+const workloadName = (r: { kind: string; namespace: string; name: string }): string =>
+  `${r.kind}/${r.namespace}/${r.name}`;
+
+/** `tidegate approve <target> --reload`: approves the reloads its reload.approve holds now, then rolls them. */
+async function approveReloadCommand(target: string, args: RollbackArgs, io: Io): Promise<number> {
+  const { approved, report } = await approveReloads(localEngine(args, 'tidegate approve'), {
+    repo: needRepo(args),
+    target,
+    by: userInfo().username,
+  });
+  const rolled = report?.rolled ?? [];
+  const held = report?.held ?? [];
+  const lines = [
+    ...approved.map((x) => `approved  ${workloadName(x.workload)}  (${x.sources.join(', ')} changed)`),
+    ...rolled.map((r) => `rolled    ${workloadName(r.workload)}`),
+    ...held.map((x) => `held      ${workloadName(x.workload)}  ${x.reason}`),
+  ];
+  io.out(
+    structured(args.output, { approved, rolled, held }) ??
+      (approved.length ? `${lines.join('\n')}\n` : `no reload of ${target} waits for an approval\n`),
+  );
+  return approved.length > 0 && held.length === 0 ? 0 : 1;
+}
+
 /** `tidegate approve <target> <revision>`: a manual sign-off, recorded in the cluster, then the sync (and its dependants'). */
-export async function approveCommand(target: string, revision: string, args: RollbackArgs, io: Io): Promise<number> {
+export async function approveCommand(
+  target: string,
+  revision: string | undefined,
+  args: RollbackArgs & { reload?: boolean | undefined },
+  io: Io,
+): Promise<number> {
+  if (args.reload) {
+    if (revision) throw new TidegateError('Usage', 'approve --reload takes no revision: it approves the held reloads');
+    return approveReloadCommand(target, args, io);
+  }
+  if (!revision) throw new TidegateError('Usage', 'approve needs the held revision (or --reload for held reloads)');
   const results = await approve(localEngine(args, 'tidegate approve'), {
     repo: needRepo(args),
     target,

@@ -1,10 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseDuration } from '../../shared/config/index.js';
-import type { TargetState } from '../../shared/state/index.js';
+import type { RegisteredHold, TargetState } from '../../shared/state/index.js';
 import { structured } from '../format.js';
-import { readClusters, unknownTarget, type ReadArgs } from './inspect.js';
+import { readClusters, unknownTarget, type ClusterRead, type ReadArgs } from './inspect.js';
 import { MAX_LINK_SECONDS, signStatusLink } from '../../shared/triggers/index.js';
-import { TidegateError, formatRevision } from '../../shared/model/index.js';
+import { TidegateError, formatRevision, redactUrl } from '../../shared/model/index.js';
 import { CLEAR_SCREEN, type Io } from '../output.js';
 
 /**
@@ -52,6 +52,7 @@ async function statusOnce(target: string | undefined, args: ReadArgs, io: Io): P
         target: t.target,
         ...t.state,
         inventory: t.state.inventory.length,
+        reloadHolds: holdsOf(c, t.target),
       })),
     ),
   );
@@ -59,21 +60,28 @@ async function statusOnce(target: string | undefined, args: ReadArgs, io: Io): P
     io.out(data);
     return shown.some((c) => c.error) ? 1 : 0;
   }
-  for (const c of shown) {
-    if (clusters.length > 1)
-      io.out(`== cluster ${c.alias} ${c.error ? `not read: ${c.error}` : `(context ${c.context})`}\n`);
-    if (c.targets.length === 0 && !c.error) io.out('no targets have been synced to this cluster yet\n');
-    for (const { target: name, state } of c.targets) {
-      if (state.removed) {
-        io.out(
-          `${name}: removed from tidegate.yaml at ${formatRevision(state.removed.revision)} (${state.removed.at}); history kept\n`,
-        );
-        continue;
-      }
-      io.out(statusLine(name, state));
-    }
-  }
+  for (const c of shown) io.out(clusterText(c, clusters.length > 1));
   return shown.some((c) => c.error) ? 1 : 0;
+}
+
+/** The reloads held for a target on a cluster (undefined: those of workloads no target applied). */
+const holdsOf = (c: ClusterRead, target: string | undefined): RegisteredHold[] =>
+  (c.reloadHolds ?? []).filter((x) => x.target === target);
+
+/** A cluster's lines: its header when there are several, each target's line and its held reloads. */
+function clusterText(c: ClusterRead, many: boolean): string {
+  let out = many ? `== cluster ${c.alias} ${c.error ? `not read: ${c.error}` : `(context ${c.context})`}\n` : '';
+  if (c.targets.length === 0 && !c.error) out += 'no targets have been synced to this cluster yet\n';
+  for (const { target: name, state } of c.targets) {
+    if (state.removed) {
+      out += `${name}: removed from tidegate.yaml at ${formatRevision(state.removed.revision)} (${state.removed.at}); history kept\n`;
+      continue;
+    }
+    out += statusLine(name, state);
+    for (const x of holdsOf(c, name)) out += reloadHoldLine(name, state, x);
+  }
+  for (const x of holdsOf(c, undefined)) out += reloadHoldLine(undefined, undefined, x);
+  return out;
 }
 
 /** One target's line (and its error or hold below it). */
@@ -95,6 +103,19 @@ function statusLine(name: string, state: TargetState): string {
   const error = last?.error ? `\n  error: ${last.error}` : '';
   const held = last?.outcome === 'held' && last.heldFor ? `\n  held: ${last.heldFor}` : '';
   return `${parts.join('; ')}${error}${held}\n`;
+}
+
+/** A reload a policy holds, under its target's line: what changed, why it waits, and what releases it. */
+function reloadHoldLine(target: string | undefined, state: TargetState | undefined, x: RegisteredHold): string {
+  const w = `${x.workload.kind}/${x.workload.namespace}/${x.workload.name}`;
+  const repo = state?.repo ? ` --repo ${redactUrl(state.repo)}` : '';
+  const release =
+    x.kind === 'approval' && target
+      ? ` — \`tidegate approve ${target} --reload${repo}\``
+      : x.kind === 'window'
+        ? ' — rolls when the window opens'
+        : '';
+  return `  reload ${x.kind === 'notify' ? 'not rolled' : 'held'}: ${w} (${x.sources.join(', ')} changed) since ${x.since}: ${x.reason}${release}\n`;
 }
 
 /** `tidegate status-link --url <WebhookBaseUrl> [--ttl 168h]`: a link to the deployed status page, signed with TIDEGATE_STATUS_SECRET. */

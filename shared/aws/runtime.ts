@@ -263,6 +263,7 @@ async function gitAccess(
       scope: settings.reload,
       debounceMs: parseDuration(settings.reload.debounce),
       maxRolls: settings.reload.maxConcurrent,
+      floor: { windows: settings.reload.windows, mode: settings.reload.mode, approve: settings.reload.approve },
     },
     clusters: () => Object.keys(settings.clusters),
     ...(telemetry.notifier ? { notifier: telemetry.notifier } : {}),

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
-import { floorSchema } from './schema.js';
+import { floorSchema, reloadPolicyFields } from './schema.js';
 
 /** Where a secret lives: Secrets Manager, SSM Parameter Store (SecureString), or inline (local runs only). */
 const secretRef = z.union([
@@ -28,6 +28,7 @@ export const NOTIFY_EVENTS = [
   'applied',
   'failed',
   'held',
+  'reload-held',
   'rolled-back',
   'drift-corrected',
   'image-committed',
@@ -315,9 +316,17 @@ export const deploySettingsSchema = z
           .describe(
             'at most this many workloads rolled per cluster in one pass; the rest wait for the next (reported)',
           ),
+        ...reloadPolicyFields,
       })
       .strict()
-      .default({ strategy: 'annotations', ignoreNamespaces: ['kube-system', 'tidegate-system'], debounce: '30s' }),
+      .default({
+        strategy: 'annotations',
+        ignoreNamespaces: ['kube-system', 'tidegate-system'],
+        debounce: '30s',
+        windows: [],
+        mode: 'roll',
+        approve: false,
+      }),
     /** Bounds of every render: where remote kustomize bases and chart repositories may come from, time, output and memory. */
     render: renderSettingsSchema,
     /** What one checkout of a repository may take: bytes fetched, the largest file, the tree's size and files. */

@@ -18,6 +18,7 @@ export {
   imagePolicySchema,
   targetSchema,
   type ChangeWindow,
+  type ReloadPolicySetting,
   type ClusterSource,
   type FluxEntry,
   type HookAction,

@@ -267,7 +267,7 @@ const cron = z.string().refine((expr) => {
 }, 'must be a cron expression such as "0 18 * * FRI"');
 
 /** A change window: a cron schedule (5 fields) in a time zone, open for `duration` from each firing. */
-const window = z
+export const windowSchema = z
   .object({
     allow: cron.optional().describe('cron: syncs may apply only inside such windows (when any allow window is set)'),
     deny: cron.optional().describe('cron: no sync applies inside such windows; deny wins over allow'),
@@ -286,6 +286,29 @@ const window = z
   })
   .strict()
   .refine((w) => (w.allow === undefined) !== (w.deny === undefined), 'set exactly one of allow and deny');
+
+/**
+ * When a reload of a workload whose ConfigMaps/Secrets changed may roll it: per target in
+ * tidegate.yaml, and in the deploy-time settings as the floor every target gets (the stricter wins).
+ */
+export const reloadPolicyFields = {
+  windows: z
+    .array(windowSchema)
+    .default([])
+    .describe(
+      'reloads roll only inside these windows (allow/deny, as gate windows); a held reload rolls when one opens',
+    ),
+  mode: z
+    .enum(['roll', 'notify'])
+    .default('roll')
+    .describe('notify: report each workload whose sources changed (status, notifications) and roll nothing'),
+  approve: z
+    .boolean()
+    .default(false)
+    .describe(
+      'a reload waits for `tidegate approve <target> --reload` or a `/tidegate approve reload <target>` comment, approving exactly the changed sources held',
+    ),
+};
 
 /** Sign-off before a sync applies: evaluated in order (suspend, windows, approvals, manual); the first that holds says why. */
 export const gateSchema = z
@@ -313,7 +336,7 @@ export const gateSchema = z
       .strict()
       .optional()
       .describe('who may sign off (reviews and `/tidegate approve` comments); default: users with write access'),
-    windows: z.array(window).default([]),
+    windows: z.array(windowSchema).default([]),
     verify: z
       .object({
         mode: z
@@ -488,9 +511,10 @@ export const targetSchema = z
           .enum(['annotations', 'env-vars'])
           .optional()
           .describe('default: the deploy-time setting (annotations)'),
+        ...reloadPolicyFields,
       })
       .strict()
-      .default({ enabled: true }),
+      .default({ enabled: true, windows: [], mode: 'roll', approve: false }),
     preview: previewSchema.optional(),
   })
   .strict()
@@ -665,7 +689,13 @@ export const floorSchema = gateSchema.extend({
   previews: z.boolean().optional().describe('false: no pull request preview environment runs on this cluster'),
 });
 export type FloorPolicy = z.output<typeof floorSchema>;
-export type ChangeWindow = z.output<typeof window>;
+export type ChangeWindow = z.output<typeof windowSchema>;
+/** A reload policy (tidegate.yaml's reload of a target, or the deploy-time floor). */
+export interface ReloadPolicySetting {
+  windows: ChangeWindow[];
+  mode: 'roll' | 'notify';
+  approve: boolean;
+}
 /** Which signatures a gate's verify checks: the commit (HEAD), the annotated tag (Tag), or both. */
 export type VerifyMode = NonNullable<GatePolicy['verify']>['mode'];
 export type SourceRef = z.output<typeof ref>;

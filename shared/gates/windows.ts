@@ -13,7 +13,7 @@ function openAt(window: ChangeWindow, now: Date): { start: Date; end: Date } | u
 const describe = (w: ChangeWindow): string => `"${w.allow ?? w.deny ?? ''}" for ${w.duration} (${w.timeZone})`;
 
 /** Deny wins: inside any deny window holds; then each source's allow windows must include now. */
-export function windowHold(gate: EffectiveGate, now: Date): string | undefined {
+export function windowHold(gate: Pick<EffectiveGate, 'deny' | 'allow'>, now: Date): string | undefined {
   for (const w of gate.deny) {
     const open = openAt(w, now);
     if (open) return `inside deny window ${describe(w)} of ${w.from} until ${open.end.toISOString()}`;

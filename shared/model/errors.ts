@@ -38,6 +38,8 @@ export type ErrorCode =
   | 'PreviewRegisterConflict'
   | 'PreviewRegisterUnreadable'
   | 'HeartbeatConflict'
+  | 'ReloadRegisterUnreadable'
+  | 'ReloadRegisterConflict'
   | 'HeartbeatUnreadable'
   | 'PreviewRefused'
   // targets and revisions

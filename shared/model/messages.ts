@@ -85,6 +85,8 @@ export interface ApproveMessage extends MessageBase {
   revision?: string | undefined;
   /** The comment's id (deduplication). */
   comment: number;
+  /** `/tidegate approve reload [target …]`: approves the reloads those targets' reload.approve holds, not a revision. */
+  reload?: boolean | undefined;
 }
 
 /**

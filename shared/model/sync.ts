@@ -82,6 +82,15 @@ export interface SyncResult {
   health: { status: HealthStatus; notReady: ObjectHealth[] };
   /** Workloads rolled by the reload pass after apply, and the ConfigMaps/Secrets that changed. */
   reloads?: Array<{ workload: ObjectRef; sources: string[] }>;
+  /** Reloads of this target's workloads a reload policy holds (notify, approve, a window); fresh: held first by this sync. */
+  reloadsHeld?: Array<{
+    workload: ObjectRef;
+    sources: string[];
+    digest: string;
+    kind: 'notify' | 'approval' | 'window';
+    reason: string;
+    fresh?: boolean;
+  }>;
   /** The error that ended the sync, as a message (no secret values). */
   error?: string;
   /** What a reader should know about how the result was made (a chart rendered without lookup). */

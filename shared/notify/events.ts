@@ -27,6 +27,7 @@ export const COLOUR: Record<NotifyEventKind, number> = {
   applied: 0x1a7f37,
   failed: 0xcf222e,
   held: 0xbf8700,
+  'reload-held': 0xbf8700,
   'rolled-back': 0xbc4c00,
   'drift-corrected': 0x0969da,
   'image-committed': 0x8250df,

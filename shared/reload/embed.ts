@@ -14,6 +14,7 @@ import {
   short,
   type ReloadOptions,
   type ReloadReport,
+  type Relevant,
   type Source,
   type Sources,
 } from './pass.js';
@@ -98,21 +99,77 @@ function candidatesOf(desired: ReadonlyArray<{ object: KubeObject }>, opts: Relo
 }
 
 /**
+ * The live workload and the baseline recorded on it; undefined when the pass after the apply sees
+ * to it instead: created by this sync, a malformed baseline (it reports that), or none yet while held.
+ */
+async function liveBaseline(
+  client: KubeClient,
+  c: Candidate,
+  hold: boolean,
+  signal: AbortSignal | undefined,
+): Promise<{ current: KubeObject; baseline: Record<string, string> | undefined } | undefined> {
+  const { apiVersion, kind } = c.adapter;
+  const current = await client.get(apiVersion, kind, c.object.metadata.namespace ?? '', c.object.metadata.name, signal);
+  if (!current) return undefined;
+  let baseline: Record<string, string> | undefined;
+  try {
+    baseline = baselineOf(current);
+  } catch {
+    return undefined;
+  }
+  return hold && !baseline ? undefined : { current, baseline };
+}
+
+/**
+ * One workload's reload fields as they will be: with the new hashes and, for what changed since
+ * the baseline, the roll; when a policy holds reloads, as they are (changed: none).
+ */
+function reloadOf(
+  c: Candidate,
+  current: KubeObject,
+  baseline: Record<string, string> | undefined,
+  sources: Sources,
+  hold: boolean,
+  strategy: ReloadOptions['strategy'],
+): { patch: KubeObject; changed: string[]; moved: boolean } {
+  const relevant = drain(relevantSources(c.object, c.template, sources));
+  const now = Object.fromEntries(relevant.map((r) => [key(r.source.kind, r.source.name), short(r.source.hash)]));
+  const was = (r: Relevant): string | undefined => baseline?.[key(r.source.kind, r.source.name)];
+  const changed = hold ? [] : relevant.filter((r) => was(r) !== undefined && was(r) !== short(r.source.hash));
+  const patch = reloadPatch(
+    current,
+    c.adapter,
+    podTemplateOf(current, c.adapter),
+    hold ? { ...baseline } : { ...baseline, ...now },
+    relevant,
+    changed,
+    strategy,
+  );
+  const moved = !hold && Object.keys(now).some((k) => baseline?.[k] !== now[k]);
+  return { patch, changed: changed.map((r) => key(r.source.kind, r.source.name)), moved };
+}
+
+/**
  * One commit, one rollout: the reload fields a workload gets for the ConfigMaps and Secrets this sync
  * applies, merged into the workload as the sync applies it, so that one write carries both the
  * workload's change from Git and its reload (the reload pass right after the apply then finds its
  * hashes recorded and writes nothing). The fields a workload already carries are kept as they are
  * (an unchanged sync writes nothing); a workload seen for the first time gets its hashes recorded,
  * nothing rolled, as the pass would. Reloader's annotations and precedence decide, as in the pass.
+ * When the target's reload policy holds reloads now (`hold`), the fields stay as they are and the
+ * pass after the apply reports the hold. `patches` are the reload fields that moved: the sync
+ * applies them again as the reloader's, so that they stay its own.
  */
 export async function embedReloads<T extends { object: KubeObject; reload?: string[] }>(
   client: KubeClient,
   desired: readonly T[],
-  opts: ReloadOptions,
-): Promise<{ desired: T[]; reloads: ReloadReport['rolled'] }> {
+  opts: ReloadOptions & { hold?: boolean },
+): Promise<{ desired: T[]; reloads: ReloadReport['rolled']; patches: KubeObject[] }> {
   const reloads: ReloadReport['rolled'] = [];
+  const patches: KubeObject[] = [];
   const candidates = candidatesOf(desired, opts);
-  if (candidates.length === 0) return { desired: [...desired], reloads };
+  if (candidates.length === 0) return { desired: [...desired], reloads, patches };
+  const hold = opts.hold ?? false;
   await loadPatternEngine();
   const namespaces = [...new Set(candidates.map((c) => c.object.metadata.namespace ?? ''))];
   const live = await readSources(client, { ...opts, namespaces }, new Pace(opts.signal));
@@ -120,39 +177,17 @@ export async function embedReloads<T extends { object: KubeObject; reload?: stri
   const out = [...desired];
   for (const c of candidates) {
     const ns = c.object.metadata.namespace ?? '';
-    const current = await client.get(c.adapter.apiVersion, c.adapter.kind, ns, c.object.metadata.name, opts.signal);
-    if (!current) continue; // created by this sync: the pass after the apply records its hashes
-    let baseline: Record<string, string> | undefined;
-    try {
-      baseline = baselineOf(current);
-    } catch {
-      continue; // a malformed baseline is the pass's to report
-    }
+    const seen = await liveBaseline(client, c, hold, opts.signal);
+    if (!seen) continue;
     const sources = afterApply(live.get(ns) ?? NO_SOURCES, objects, ns, opts.resourceSelector !== undefined);
-    const relevant = drain(relevantSources(c.object, c.template, sources));
-    const now = Object.fromEntries(relevant.map((r) => [key(r.source.kind, r.source.name), short(r.source.hash)]));
-    const changed = baseline
-      ? relevant.filter((r) => {
-          const was = baseline[key(r.source.kind, r.source.name)];
-          return was !== undefined && was !== short(r.source.hash);
-        })
-      : [];
-    const patch = reloadPatch(
-      current,
-      c.adapter,
-      podTemplateOf(current, c.adapter),
-      { ...baseline, ...now },
-      relevant,
-      changed,
-      opts.strategy,
-    );
-    const sourcesChanged = changed.map((r) => key(r.source.kind, r.source.name));
+    const { patch, changed, moved } = reloadOf(c, seen.current, seen.baseline, sources, hold, opts.strategy);
+    if (moved) patches.push(patch);
     out[c.index] = {
       ...(desired[c.index] as T),
       object: merged(c.object, patch, c.adapter),
-      ...(changed.length > 0 ? { reload: sourcesChanged } : {}),
+      ...(changed.length > 0 ? { reload: changed } : {}),
     };
-    if (changed.length > 0) reloads.push({ workload: refOf(c.object), sources: sourcesChanged });
+    if (changed.length > 0) reloads.push({ workload: refOf(c.object), sources: changed });
   }
-  return { desired: out, reloads };
+  return { desired: out, reloads, patches };
 }

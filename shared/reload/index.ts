@@ -1,2 +1,12 @@
-export { reloadPass, type ReloadReport, type ReloadScope, type ReloadStrategy } from './pass.js';
+export {
+  RELOAD_FIELD_MANAGER,
+  approvalKey,
+  reloadPass,
+  type HeldReload,
+  type ReloadOptions,
+  type ReloadReport,
+  type ReloadScope,
+  type ReloadStrategy,
+} from './pass.js';
 export { embedReloads } from './embed.js';
+export { ROLL, everHolds, policyHold, reloadPolicy, type HoldKind, type ReloadPolicy } from './policy.js';

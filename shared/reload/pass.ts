@@ -12,6 +12,7 @@ import {
 import type { Steps } from './matcher.js';
 import { contentHash } from './hash.js';
 import { containerUsing, envVarName, referencedSources } from './references.js';
+import { policyHold, reloadDigest, type HoldKind, type ReloadPolicy } from './policy.js';
 import { WORKLOADS, atTemplatePath, podTemplateOf, type PodTemplate, type WorkloadAdapter } from './workloads.js';
 
 /** Field manager of every reload patch; the sync's own apply (manager "tidegate") never removes its fields. */
@@ -42,10 +43,29 @@ export interface ReloadOptions extends ReloadScope {
   debounceMs?: number | undefined;
   /** At most this many workloads rolled in one pass (a mass change of Secrets rolls in waves); the rest wait for the next. */
   maxRolls?: number | undefined;
+  /** The policy a workload's reloads follow, and the target that applied it; undefined: they roll. */
+  policyOf?: ((workload: KubeObject) => { target?: string | undefined; policy: ReloadPolicy }) | undefined;
+  /** Approved reloads, by approvalKey. */
+  approved?: ReadonlySet<string> | undefined;
+  now?: (() => Date) | undefined;
+}
+
+/** How an approval names a held reload: its target and its digest. */
+export const approvalKey = (target: string | undefined, digest: string): string => `${target ?? ''}/${digest}`;
+
+export interface HeldReload {
+  workload: ObjectRef;
+  target?: string | undefined;
+  sources: string[];
+  /** What an approval names (reloadDigest): the workload and its changed sources' hashes now. */
+  digest: string;
+  kind: HoldKind;
+  reason: string;
 }
 
 export interface ReloadReport {
-  rolled: Array<{ workload: ObjectRef; sources: string[] }>;
+  /** Rolled workloads; with the approval a held reload was released by (approvalKey). */
+  rolled: Array<{ workload: ObjectRef; sources: string[]; approval?: string }>;
   /** Workloads seen for the first time: hashes recorded, nothing rolled. */
   recorded: ObjectRef[];
   skipped: Array<{ workload: ObjectRef; reason: string }>;
@@ -58,6 +78,8 @@ export interface ReloadReport {
   deferred?: Array<{ workload: ObjectRef; reason: string }>;
   /** Workloads whose sources changed within the debounce: rolled by a later pass, once. Absent when none. */
   debounced?: Array<{ workload: ObjectRef; sources: string[]; until: string }>;
+  /** Reloads a policy holds (reload.mode notify, reload.approve, reload.windows): not rolled. Absent when none. */
+  held?: HeldReload[];
 }
 
 export interface Source {
@@ -271,25 +293,65 @@ export function baselineOf(workload: KubeObject): Record<string, string> | undef
   return parsed as Record<string, string>;
 }
 
-/**
- * Whether a roll for these changed sources waits: true (reported as debounced) while their last
- * change is within the debounce; a Deferral when the pass has rolled its maximum.
- */
-function rollWaits(ref: ObjectRef, changed: readonly Relevant[], opts: ReloadOptions, report: ReloadReport): boolean {
+/** Whether the changed sources' last change is within the debounce: reported as debounced. */
+function debounced(
+  ref: ObjectRef,
+  changed: readonly Relevant[],
+  opts: ReloadOptions,
+  now: Date,
+  report: ReloadReport,
+): boolean {
   const settles = Math.max(0, ...changed.map((r) => r.source.changedAt ?? 0)) + (opts.debounceMs ?? 0);
-  if (opts.debounceMs && settles > Date.now()) {
-    (report.debounced ??= []).push({
-      workload: ref,
-      sources: changed.map((r) => key(r.source.kind, r.source.name)),
-      until: new Date(settles).toISOString(),
-    });
-    return true;
-  }
+  if (!opts.debounceMs || settles <= now.getTime()) return false;
+  (report.debounced ??= []).push({
+    workload: ref,
+    sources: changed.map((r) => key(r.source.kind, r.source.name)),
+    until: new Date(settles).toISOString(),
+  });
+  return true;
+}
+
+/** Whether the workload's policy holds this reload (reported as held); else the approval that released it, if one did. */
+function policyWaits(
+  workload: KubeObject,
+  changed: readonly Relevant[],
+  opts: ReloadOptions,
+  now: Date,
+  report: ReloadReport,
+): { waits: boolean; approval?: string } {
+  const governed = opts.policyOf?.(workload);
+  if (!governed) return { waits: false };
+  const ref = refOf(workload);
+  const hashes = Object.fromEntries(changed.map((r) => [key(r.source.kind, r.source.name), short(r.source.hash)]));
+  const digest = reloadDigest(refKey(ref), hashes);
+  const wanted = approvalKey(governed.target, digest);
+  const approved = opts.approved?.has(wanted) ?? false;
+  const hold = policyHold(governed.policy, now, approved);
+  if (!hold) return approved && governed.policy.approve ? { waits: false, approval: wanted } : { waits: false };
+  (report.held ??= []).push({ workload: ref, target: governed.target, sources: Object.keys(hashes), digest, ...hold });
+  return { waits: true };
+}
+
+/**
+ * Whether a roll for these changed sources waits: while their last change is within the debounce;
+ * while its policy holds it; a Deferral when the pass has rolled its maximum. Else the roll goes
+ * ahead, with the approval that released it if any.
+ */
+function rollWaits(
+  workload: KubeObject,
+  changed: readonly Relevant[],
+  opts: ReloadOptions,
+  report: ReloadReport,
+): { waits: boolean; approval?: string } {
+  const now = opts.now?.() ?? new Date();
+  if (debounced(refOf(workload), changed, opts, now, report)) return { waits: true };
+  const policy = policyWaits(workload, changed, opts, now, report);
+  if (policy.waits) return policy;
   if (opts.maxRolls !== undefined && report.rolled.length >= opts.maxRolls)
     throw new Deferral(
       `reload.maxConcurrent (${opts.maxRolls}) workloads rolled in this pass; the next pass rolls this one`,
     );
-  return false;
+  return policy;
 }
 
 /** One workload: record hashes the first time, roll when a relevant source changed, else nothing. */
@@ -316,7 +378,8 @@ async function reconcile(
       )
     : [];
   const added = !baseline || relevant.some((r) => recorded(key(r.source.kind, r.source.name)) === undefined);
-  if (changed.length > 0 && rollWaits(ref, changed, opts, report)) return;
+  const roll = changed.length > 0 ? rollWaits(workload, changed, opts, report) : { waits: false };
+  if (roll.waits) return;
   if (changed.length === 0 && !added) {
     if (relevant.length === 0)
       report.skipped.push({ workload: ref, reason: 'no referenced or named ConfigMap/Secret qualifies' });
@@ -329,7 +392,11 @@ async function reconcile(
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
   if (changed.length > 0)
-    report.rolled.push({ workload: ref, sources: changed.map((r) => key(r.source.kind, r.source.name)) });
+    report.rolled.push({
+      workload: ref,
+      sources: changed.map((r) => key(r.source.kind, r.source.name)),
+      ...(roll.approval ? { approval: roll.approval } : {}),
+    });
   else report.recorded.push(ref);
 }
 
@@ -571,7 +638,13 @@ export async function reloadPass(client: KubeClient, opts: ReloadOptions): Promi
     await pace.pause();
   }
   const at = (ref: ObjectRef): number => listed.get(refKey(ref)) ?? 0;
-  const entries: Array<Array<{ workload: ObjectRef }>> = [report.rolled, report.skipped, report.failed, deferred];
+  const entries: Array<Array<{ workload: ObjectRef }>> = [
+    report.rolled,
+    report.skipped,
+    report.failed,
+    deferred,
+    report.held ?? [],
+  ];
   for (const list of entries) list.sort((a, b) => at(a.workload) - at(b.workload));
   report.recorded.sort((a, b) => at(a) - at(b));
   if (deferred.length) report.deferred = deferred;

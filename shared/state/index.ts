@@ -25,3 +25,11 @@ export {
   type HeartbeatMessage,
   type PipelineHeartbeat,
 } from './heartbeat.js';
+export {
+  RELOADS_CONFIGMAP,
+  readReloadRegister,
+  updateReloadRegister,
+  type RegisteredHold,
+  type ReloadApproval,
+  type ReloadRegister,
+} from './reload-register.js';

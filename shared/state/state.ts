@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { KubeApiError, type KubeClient } from '../cluster/index.js';
-import type { GatePolicy } from '../config/index.js';
+import type { GatePolicy, ReloadPolicySetting } from '../config/index.js';
 import type { HelmHook } from '../render/index.js';
 import { MANAGED_BY_LABEL, SYSTEM_NAMESPACE, canonicalJson } from '../apply/index.js';
 import {
@@ -77,6 +77,8 @@ export interface TargetState {
   hooks?: string | undefined;
   /** The chart's pre-delete and post-delete hooks as last applied: run when the target leaves tidegate.yaml. */
   deleteHooks?: DeleteHooks | undefined;
+  /** The target's reload policy (windows, notify, approve) as last applied; absent: its reloads roll. Read by the reload pass. */
+  reload?: ReloadPolicySetting | undefined;
   /** The ConfigMap's resourceVersion when it was read: the precondition of the next write. */
   resourceVersion?: string | undefined;
 }
@@ -180,6 +182,7 @@ export function decodeState(target: string, cm: KubeObject): TargetState {
     removed: key<TargetState['removed']>('removed'),
     hooks: data['hooks'],
     deleteHooks: key<DeleteHooks>('deleteHooks'),
+    reload: key<ReloadPolicySetting>('reload'),
     resourceVersion: cm.metadata.resourceVersion,
   };
 }
@@ -207,6 +210,7 @@ export function encodeState(target: string, state: TargetState): KubeObject {
     ...json('removed', state.removed),
     ...(state.hooks ? { hooks: state.hooks } : {}),
     ...json('deleteHooks', state.deleteHooks),
+    ...json('reload', state.reload),
   };
   const bytes =
     Object.values(data).reduce((n, v) => n + Buffer.byteLength(v), 0) +

@@ -1,5 +1,5 @@
 import { formatRevision, isLocalRevision, redactUrl, type HistoryEntry, type Revision } from '../model/index.js';
-import type { PreviewEntry, TargetState } from '../state/index.js';
+import type { PreviewEntry, RegisteredHold, TargetState } from '../state/index.js';
 import type { InventoryObjectHealth } from './inventory.js';
 import { objectsTable } from './objects.js';
 import { errorText, pipelinePanel, type PipelineView } from './pipeline.js';
@@ -19,7 +19,14 @@ export interface TargetView {
 /** What the status page shows: every cluster's targets (or why a cluster could not be read), and its previews. */
 export interface StatusView {
   generatedAt: string;
-  clusters: Array<{ cluster: string; targets: TargetView[]; previews?: PreviewEntry[]; error?: string }>;
+  clusters: Array<{
+    cluster: string;
+    targets: TargetView[];
+    previews?: PreviewEntry[];
+    /** Reloads a reload policy holds on the cluster (the register in tidegate-system). */
+    reloadHolds?: RegisteredHold[];
+    error?: string;
+  }>;
   /** How many syncs the plots and timelines cover per target. */
   last?: number;
   /** Is the pipeline alive: last poll, last webhook, queue depth, dead letters, last error. */
@@ -158,6 +165,30 @@ ${timeline(entries, t.state.repo, r)}
 </section>`;
 }
 
+const workloadName = (w: { kind: string; namespace: string; name: string }): string =>
+  `${w.kind}/${w.namespace}/${w.name}`;
+
+/** What releases a held reload: an approval (with the command), an open window, or nothing (notify only). */
+function releasedBy(hold: RegisteredHold, repo: string): string {
+  if (hold.kind === 'approval' && hold.target)
+    return `<code>${h(`tidegate approve ${hold.target} --reload${repo}`)}</code> or comment <code>${h(`/tidegate approve reload ${hold.target}`)}</code> on a pull request`;
+  if (hold.kind === 'window') return 'rolls when the window opens';
+  return 'reported only (reload.mode notify)';
+}
+
+function reloadHoldsTable(holds: readonly RegisteredHold[], targets: readonly TargetView[], r: Render): string {
+  if (!holds.length) return '';
+  const repoOf = (target: string | undefined): string => {
+    const repo = targets.find((t) => t.name === target)?.state.repo;
+    return repo ? ` --repo ${redactUrl(repo)}` : '';
+  };
+  const rows = holds.map(
+    (x) =>
+      `<tr class="reload-hold" data-workload="${h(workloadName(x.workload))}" data-kind="${h(x.kind)}"><td>${h(workloadName(x.workload))}</td><td>${h(x.target ?? '—')}</td><td>${h(x.sources.join(', '))}</td><td><span class="pill held">${h(x.kind)}</span> ${h(x.reason)}</td><td>${timeCell(x.since, r.now)}</td><td>${releasedBy(x, repoOf(x.target))}</td></tr>`,
+  );
+  return `<h3>Reloads held</h3><table class="reload-holds"><thead><tr><th>workload</th><th>target</th><th>changed</th><th>why</th><th>since (UTC)</th><th>released by</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
+}
+
 function previewsTable(previews: readonly PreviewEntry[], r: Render): string {
   if (!previews.length) return '';
   const rows = previews.map(
@@ -198,6 +229,7 @@ ${
     ? `<table><thead><tr><th>target</th><th>revision</th><th>outcome</th><th>health</th><th>last sync (UTC)</th><th>took</th><th>objects</th><th>needs</th></tr></thead><tbody>${c.targets.map((t) => targetRow(c.cluster, t, r)).join('')}</tbody></table>`
     : '<p>no targets synced to this cluster yet</p>'
 }
+${reloadHoldsTable(c.reloadHolds ?? [], c.targets, r)}
 ${previewsTable(c.previews ?? [], r)}
 ${c.targets.map((t) => targetDetail(c.cluster, t, r)).join('')}
 </section>`;

@@ -18,6 +18,7 @@ import {
   hasChanges,
   isTransient,
   refKey,
+  refOf,
   type Approval,
   type Change,
   type HistoryEntry,
@@ -26,7 +27,8 @@ import {
   type SyncOutcome,
   type SyncResult,
 } from '../model/index.js';
-import { reloadPass } from '../reload/index.js';
+import { RELOAD_FIELD_MANAGER } from '../reload/index.js';
+import { reloadWithPolicies } from './reload.js';
 import { encodeState } from '../state/index.js';
 import type { HookPhase } from '../render/index.js';
 import { changesOf, type Planned } from './plan-target.js';
@@ -35,7 +37,10 @@ import { NO_HEALTH, inventoryOf, mergeInventory, sameInventory, timeoutOf, type 
 /** Reloader semantics right after apply: a ConfigMap changed in Git rolls its workloads in this same sync. */
 const RELOAD_KINDS = new Set(['ConfigMap', 'Secret', 'Deployment', 'StatefulSet', 'DaemonSet', 'CronJob']);
 
-async function reloadAfterApply(run: SyncRun, changes: readonly Change[]): Promise<NonNullable<SyncResult['reloads']>> {
+async function reloadAfterApply(
+  run: SyncRun,
+  changes: readonly Change[],
+): Promise<Pick<SyncResult, 'reloads' | 'reloadsHeld'>> {
   const { spec, signal, reloadScope: scope } = run.input;
   const client = run.targetClient;
   // Only where this sync wrote a source or a workload (out-of-band changes are the scheduled
@@ -50,10 +55,57 @@ async function reloadAfterApply(run: SyncRun, changes: readonly Change[]): Promi
         .filter((ns) => ns && inScope(ns)),
     ),
   ];
-  if (!spec.reload.enabled || namespaces.length === 0) return [];
-  const strategy = run.input.reloadStrategy ?? 'annotations';
-  const resourceSelector = scope?.resourceSelector;
-  return (await reloadPass(client, { namespaces, resourceSelector, strategy, signal })).rolled;
+  if (!spec.reload.enabled || namespaces.length === 0) return {};
+  const { report, fresh } = await reloadWithPolicies(client, {
+    namespaces,
+    resourceSelector: scope?.resourceSelector,
+    strategy: run.input.reloadStrategy ?? 'annotations',
+    floor: run.input.reloadFloor,
+    applying: { target: spec.name, setting: spec.reload },
+    stateClient: run.input.client,
+    signal,
+  });
+  const isFresh = new Set(fresh.map((h) => `${refKey(h.workload)} ${h.digest}`));
+  const held = (report.held ?? [])
+    .filter((h) => h.target === spec.name)
+    .map(({ workload, sources, digest, kind, reason }) => ({
+      workload,
+      sources,
+      digest,
+      kind,
+      reason,
+      ...(isFresh.has(`${refKey(workload)} ${digest}`) ? { fresh: true } : {}),
+    }));
+  return { reloads: report.rolled, ...(held.length ? { reloadsHeld: held } : {}) };
+}
+
+/** The reload fields that rode in workloads' writes, applied again as the reloader's: same values, no rollout, its own fields. */
+async function keepReloaderFields(run: SyncRun, planned: Planned, written: ReadonlySet<string>): Promise<void> {
+  for (const patch of planned.reloadPatches) {
+    if (!written.has(refKey(refOf(patch)))) continue;
+    await run.targetClient.apply(patch, {
+      fieldManager: RELOAD_FIELD_MANAGER,
+      force: true,
+      ...(run.input.signal ? { signal: run.input.signal } : {}),
+    });
+  }
+}
+
+/**
+ * The reloads of a sync: those that rode in a workload's own write (reported once it was written;
+ * their fields then taken as the reloader's), then what the pass after the apply rolled or holds.
+ * Only the fields that have entries.
+ */
+async function reloadsOf(
+  run: SyncRun,
+  planned: Planned,
+  changes: readonly Change[],
+): Promise<Pick<SyncResult, 'reloads' | 'reloadsHeld'>> {
+  const written = new Set(changes.filter((c) => c.action === 'configured').map((c) => refKey(c.ref)));
+  await keepReloaderFields(run, planned, written);
+  const after = await reloadAfterApply(run, changes);
+  const reloads = [...planned.reloads.filter((r) => written.has(refKey(r.workload))), ...(after.reloads ?? [])];
+  return { ...(reloads.length ? { reloads } : {}), ...(after.reloadsHeld ? { reloadsHeld: after.reloadsHeld } : {}) };
 }
 
 /** Outcome and error of an applied sync, from prune problems, health and the change set. */
@@ -257,12 +309,7 @@ export async function applyTarget(run: SyncRun, planned: Planned, approvals: App
   const pruned = await prune(planned.stale, client, { target: spec.name, signal });
   const changes = [...outcome.changes, ...pruned.changes];
   const inventory = mergeInventory(applied, pruned.retained);
-  // Reloads that rode in a workload's own write (reported once it was written), then what the pass still rolls.
-  const written = new Set(outcome.changes.filter((c) => c.action === 'configured').map((c) => refKey(c.ref)));
-  const reloads = [
-    ...planned.reloads.filter((r) => written.has(refKey(r.workload))),
-    ...(await reloadAfterApply(run, outcome.changes)),
-  ];
+  const reloaded = await reloadsOf(run, planned, outcome.changes);
   // Post hooks run once the release's objects are healthy: the wait is then the target's timeout, wait or not.
   const post = points && hooksOf(run.hooks, points.post).length > 0 ? points.post : undefined;
   const health = await healthOf(run, [...outcome.objects.values()], spec.wait || post !== undefined);
@@ -270,11 +317,11 @@ export async function applyTarget(run: SyncRun, planned: Planned, approvals: App
   if (postFailed) return failedApply(run, changes, inventory, postFailed);
   const { outcome: syncOutcome, error } = verdict(spec, changes, health, pruned.problems);
   // Rolled workloads, or hooks that ran (a change of the hooks alone), are a sync that did something.
-  const acted = reloads.length > 0 || run.ranHooks.length > 0;
+  const acted = reloaded.reloads !== undefined || run.ranHooks.length > 0;
   const result = {
     ...run.result(syncOutcome === 'unchanged' && acted ? 'applied' : syncOutcome, changes, health, error),
     ...(approvals.length > 0 ? { approvals } : {}),
-    ...(reloads.length > 0 ? { reloads } : {}),
+    ...reloaded,
   };
   return run.record(
     result,

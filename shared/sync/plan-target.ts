@@ -1,4 +1,4 @@
-import { embedReloads } from '../reload/index.js';
+import { embedReloads, policyHold, reloadPolicy } from '../reload/index.js';
 import { serveLookups, type KubeClient } from '../cluster/index.js';
 import {
   ApplyError,
@@ -51,6 +51,7 @@ import { readClusterInputs } from './cluster-inputs.js';
 import { checkDeclaredBy } from './declared-by.js';
 import { foreignRepository, ownerTarget, readNamespace } from './foreign.js';
 import { NO_HEALTH, type SyncRun } from './run.js';
+import { FLOOR_SOURCE } from './reload.js';
 
 class EmptyRenderError extends TidegateError {
   constructor(target: string) {
@@ -173,6 +174,8 @@ export interface Planned {
   hooks: { digest: string | undefined; changed: boolean };
   /** Workloads whose reload rides in their own write (one rollout per commit), with the sources that changed. */
   reloads: Array<{ workload: ObjectRef; sources: string[] }>;
+  /** The reload fields that rode in workloads' writes: applied again as the reloader's after the apply (they stay its own). */
+  reloadPatches: KubeObject[];
 }
 
 /**
@@ -407,9 +410,10 @@ export async function planTarget(run: SyncRun, opts: { withholdSecrets?: boolean
     ? await embedReloads(run.targetClient, desired, {
         ...reloadScope,
         strategy: reloadStrategy ?? 'annotations',
+        hold: reloadHoldsNow(run),
         signal,
       })
-    : { desired, reloads: [] };
+    : { desired, reloads: [], patches: [] };
   const items = await plan(reloading.desired, run.targetClient, planOpts);
   const wanted = new Set(desired.map((d) => d.id));
   const hooks = plannedHooks(run);
@@ -419,7 +423,22 @@ export async function planTarget(run: SyncRun, opts: { withholdSecrets?: boolean
     planOpts,
     hooks,
     reloads: reloading.reloads,
+    reloadPatches: reloading.patches,
   };
+}
+
+/**
+ * Whether the target's reload policy (under the deploy-time floor) holds a reload now (notify,
+ * approve, a closed window): the reload is then left to the pass after the apply, which reports
+ * and keeps the hold.
+ */
+function reloadHoldsNow(run: SyncRun): boolean {
+  const { spec, reloadFloor } = run.input;
+  const policy = reloadPolicy([
+    { from: `tidegate.yaml of ${spec.name}`, setting: spec.reload },
+    { from: FLOOR_SOURCE, setting: reloadFloor },
+  ]);
+  return policyHold(policy, new Date(), false) !== undefined;
 }
 
 /** What `tidegate diff` reports: the plan, and what prune would delete (a dry-run delete). */

@@ -15,6 +15,7 @@ import {
   type LocalSettings,
   type TargetSpec,
   type TenantLockdown,
+  type ReloadPolicySetting,
 } from '../config/index.js';
 import type { HealthReport } from '../health/index.js';
 import {
@@ -80,6 +81,8 @@ export interface TargetSyncInput {
   reloadStrategy?: ReloadStrategy;
   /** The deploy-time reload scope (namespaces, ignoreNamespaces, resourceSelector): the pass after apply keeps within it. */
   reloadScope?: ReloadScope | undefined;
+  /** The deploy-time reload policy: the floor under the target's (windows, notify, approve). */
+  reloadFloor?: ReloadPolicySetting | undefined;
   /** Plan only: dry-run everything, write nothing (what `tidegate diff` shows). */
   dryRun?: boolean;
   /** The commit's author and subject, for history. */
@@ -172,6 +175,12 @@ function compared(last: HistoryEntry | undefined, res: SyncResult): Pick<SyncRes
     ...(repeat ? { repeat: true } : {}),
     ...(sameEnd(last.outcome, res.outcome) ? { seen: true } : {}),
   };
+}
+
+/** A target's reload policy as the state keeps it: only when it can hold a reload. */
+function recordedPolicy(spec: TargetSpec): ReloadPolicySetting | undefined {
+  const { windows, mode, approve } = spec.reload;
+  return windows.length || mode !== 'roll' || approve ? { windows, mode, approve } : undefined;
 }
 
 const RUNS = new Set<SyncOutcome>(['applied', 'unchanged', 'progressing']);
@@ -395,6 +404,7 @@ export class SyncRun {
       prune: runs ? spec.deletionPolicy === 'delete' || (spec.deletionPolicy !== 'orphan' && spec.prune) : state.prune,
       serviceAccount: runs ? this.targetClient.actingAs : state.serviceAccount,
       hooks: runs ? this.hooksDigest : state.hooks,
+      reload: runs ? recordedPolicy(spec) : state.reload,
       deleteHooks: runs ? this.deleteHooks() : state.deleteHooks,
       removed: undefined,
     });

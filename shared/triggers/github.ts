@@ -101,7 +101,10 @@ function routeComment(event: CommentEvent, tracked: readonly TrackedRepo[]): Rou
   return approveCommand(repo, pullRequest, commenter, comment, args);
 }
 
-/** `/tidegate approve [<sha>] [target …]`: a first word of 7 to 40 hex digits names the revision approved. */
+/**
+ * `/tidegate approve [<sha>] [target …]`: a first word of 7 to 40 hex digits names the revision
+ * approved; `/tidegate approve reload [target …]` approves the targets' held reloads instead.
+ */
 function approveCommand(
   repo: TrackedRepo,
   pullRequest: number,
@@ -109,6 +112,16 @@ function approveCommand(
   comment: number,
   args: readonly string[],
 ): Routed {
+  if (args[0] === 'reload')
+    return {
+      response: reply(
+        202,
+        `queued approval by ${commenter} of the held reloads of ${args.slice(1).join(', ') || 'every target'}`,
+      ),
+      messages: [
+        { type: 'approve', repo: repo.url, pullRequest, commenter, targets: args.slice(1), comment, reload: true },
+      ],
+    };
   const revision = /^[0-9a-f]{7,40}$/.test(args[0] ?? '') ? args[0] : undefined;
   const targets = revision ? args.slice(1) : [...args];
   return {

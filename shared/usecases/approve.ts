@@ -1,4 +1,13 @@
-import { readTargetState, type TargetState } from '../state/index.js';
+import {
+  readReloadRegister,
+  readTargetState,
+  refuseOtherOwner,
+  updateReloadRegister,
+  type RegisteredHold,
+  type TargetState,
+} from '../state/index.js';
+import { reloadWithPolicies } from '../sync/index.js';
+import type { ReloadReport } from '../reload/index.js';
 import type { KubeClient } from '../cluster/index.js';
 import type { GatePolicy, TargetSpec, TidegateConfig } from '../config/index.js';
 import { repoName, type GitHub, type RepoName } from '../github/index.js';
@@ -176,6 +185,105 @@ export async function approve(
   return [result, ...results.filter((r) => r !== result)];
 }
 
+/** The reloads of a target waiting for an approval, as the cluster's register lists them. */
+async function heldReloads(t: Approvable, signal?: AbortSignal): Promise<RegisteredHold[]> {
+  const register = await readReloadRegister(t.client, signal);
+  return register.holds.filter((h) => h.target === t.name && h.kind === 'approval');
+}
+
+/**
+ * Records approvals of exactly the reloads of a target that wait for one now (each names its
+ * workload and its changed sources' hashes: a later change is another reload), then runs the
+ * reload pass over their namespaces, which rolls them (a closed reload window still holds them).
+ * Only a target of this repository's tidegate.yaml, on its cluster, owned by this repository.
+ */
+async function releaseReloads(
+  ctx: EngineContext,
+  t: Approvable,
+  req: { repo: string; by: string; via: 'cli' | 'comment' },
+  signal?: AbortSignal,
+): Promise<{ approved: RegisteredHold[]; report?: ReloadReport }> {
+  refuseOtherOwner(t.state, req.repo, t.name);
+  const held = await heldReloads(t, signal);
+  if (held.length === 0) return { approved: [] };
+  const at = (ctx.now?.() ?? new Date()).toISOString();
+  await updateReloadRegister(
+    t.client,
+    (register) => ({
+      ...register,
+      approvals: [
+        ...register.approvals.filter((a) => !held.some((h) => a.target === t.name && a.digest === h.digest)),
+        ...held.map((h) => ({ target: t.name, digest: h.digest, workload: h.workload, by: req.by, at, via: req.via })),
+      ],
+    }),
+    signal,
+  );
+  ctx.logger?.info('reloads approved', { target: t.name, reloads: held.length, by: req.by, via: req.via });
+  const { report } = await reloadWithPolicies(t.client, {
+    ...(ctx.reload?.scope ?? {}),
+    namespaces: [...new Set(held.map((h) => h.workload.namespace))],
+    strategy: ctx.reload?.strategy ?? 'annotations',
+    maxRolls: ctx.reload?.maxRolls,
+    floor: ctx.reload?.floor,
+    signal,
+  });
+  return { approved: held, report };
+}
+
+/**
+ * `tidegate approve <target> --reload`: approves the reloads the target's reload.approve holds on
+ * its cluster, and rolls them. The command line is trusted as the cluster credentials that run it.
+ */
+export async function approveReloads(
+  ctx: EngineContext,
+  req: { repo: string; target: string; by: string },
+): Promise<{ approved: RegisteredHold[]; report?: ReloadReport }> {
+  const { config } = await configAt(ctx, req.repo);
+  const [target] = await findTargets(ctx, req.repo, config, [req.target]);
+  if (!target?.spec) throw new TargetNotFoundError(req.target, CONFIG_FILE);
+  return releaseReloads(ctx, target, { repo: req.repo, by: req.by, via: 'cli' });
+}
+
+/** `/tidegate approve reload [target …]`: per target (default: those with reloads held for approval), where the commenter may approve it. */
+async function approveReloadsFromComment(
+  ctx: EngineContext,
+  github: GitHub,
+  msg: ApproveMessage,
+  signal?: AbortSignal,
+): Promise<CommentApproval> {
+  const { config } = await configAt(ctx, msg.repo);
+  const all = (await findTargets(ctx, msg.repo, config, msg.targets.length ? msg.targets : undefined, signal)).filter(
+    (t) => t.spec,
+  );
+  const out: CommentApproval = {
+    approved: [],
+    refused: msg.targets.filter((t) => !all.some((a) => a.name === t)).map((t) => `${t}: no such target`),
+  };
+  for (const t of all) {
+    if (!msg.targets.length && (await heldReloads(t, signal)).length === 0) continue;
+    const why = await refusal(
+      github,
+      repoName(msg.repo),
+      t.spec,
+      trustedApprovers(ctx, t.cluster, t.state),
+      msg.commenter,
+    );
+    if (why) {
+      out.refused.push(`${t.name}: ${why}`);
+      continue;
+    }
+    try {
+      const { approved } = await releaseReloads(ctx, t, { repo: msg.repo, by: msg.commenter, via: 'comment' }, signal);
+      if (approved.length) out.approved.push(t.name);
+      else out.refused.push(`${t.name}: no reload of it waits for an approval`);
+    } catch (err) {
+      if (!isTidegateError(err, 'TargetOwnedElsewhere')) throw err;
+      out.refused.push(`${t.name}: ${err.message}`);
+    }
+  }
+  return out;
+}
+
 /** Whether a commenter may approve a target at all (approvers of a source the change cannot edit, else writers); why not. */
 async function refusal(
   github: GitHub,
@@ -230,6 +338,7 @@ export async function approveFromComment(
       'GitHubMissing',
       `${msg.repo} has no GitHub API access to check a /tidegate approve comment`,
     );
+  if (msg.reload) return approveReloadsFromComment(ctx, github, msg, signal);
   const name = repoName(msg.repo);
   const named = await namedRevision(github, name, msg);
   if (typeof named !== 'string') return { approved: [], refused: [named.refused] };

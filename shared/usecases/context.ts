@@ -1,6 +1,6 @@
 import { hostname, userInfo } from 'node:os';
 import type { KubeClient } from '../cluster/index.js';
-import type { FloorPolicy, LocalSettings, SopsKeys, TenantLockdown } from '../config/index.js';
+import type { FloorPolicy, LocalSettings, ReloadPolicySetting, SopsKeys, TenantLockdown } from '../config/index.js';
 import type { GitHub } from '../github/index.js';
 import type { RegistryAccess } from '../images/index.js';
 import type { ReloadScope, ReloadStrategy } from '../reload/index.js';
@@ -37,13 +37,14 @@ export interface EngineContext {
   github?: (repoUrl: string) => GitHub | undefined;
   /** Registry access for image automation (ECR endpoint and credentials, other registries' credentials). */
   registry?: RegistryAccess;
-  /** Reload defaults (deploy-time settings): the strategy targets use unless they set one, and the scheduled pass's scope. */
-  /** The scheduled reload pass: strategy, scope, and the debounce of out-of-band changes. */
+  /** The reload defaults (deploy-time settings): the strategy targets use unless they set one, the scheduled pass's scope, its debounce and throttle. */
   reload?: {
     strategy: ReloadStrategy;
     scope: ReloadScope;
     debounceMs?: number | undefined;
     maxRolls?: number | undefined;
+    /** The deploy-time reload policy: the floor of every target's (windows, notify, approve). */
+    floor?: ReloadPolicySetting | undefined;
   };
   /**
    * Who writes target state here (a Lambda request id, user@host), and how long to wait for a
@@ -134,3 +135,19 @@ export const settingsFor = (ctx: Pick<EngineContext, 'repositories' | 'settings'
 /** The tenant lockdown of a repository (deploy-time `repositories[].serviceAccount`), if any. */
 export const lockdownOf = (ctx: Pick<EngineContext, 'repositories'>, repo: string | undefined) =>
   repositoryOf(ctx, repo)?.serviceAccount;
+
+/** What a sync of a target needs of the reload defaults: its strategy (the target's, else the deploy-time one), the scope and the floor. */
+export function reloadInputs(
+  ctx: Pick<EngineContext, 'reload'>,
+  spec: { reload: { strategy?: ReloadStrategy | undefined } },
+): {
+  reloadStrategy: ReloadStrategy;
+  reloadScope: ReloadScope | undefined;
+  reloadFloor: ReloadPolicySetting | undefined;
+} {
+  return {
+    reloadStrategy: spec.reload.strategy ?? ctx.reload?.strategy ?? 'annotations',
+    reloadScope: ctx.reload?.scope,
+    reloadFloor: ctx.reload?.floor,
+  };
+}

@@ -5,7 +5,7 @@ export { MemoryQueue, messageKeys, type Queue } from './queue.js';
 export { handleMessage, type WorkOutcome } from './worker.js';
 export { pollRepositories, receiveGithubWebhook, receiveRegistryWebhook } from './webhooks.js';
 export { release, rollback } from './rollback.js';
-export { approve } from './approve.js';
+export { approve, approveReloads } from './approve.js';
 export { resume, suspend } from './suspend.js';
 export { recover } from './recover.js';
 export { serveStatusPage, statusPageOf, statusView } from './status-page.js';

@@ -1,4 +1,11 @@
-import { errorMessage, formatRevision, redactUrl, type QueueMessage, type SyncResult } from '../model/index.js';
+import {
+  errorMessage,
+  formatRevision,
+  redactUrl,
+  type ObjectRef,
+  type QueueMessage,
+  type SyncResult,
+} from '../model/index.js';
 import type { NotifyEvent, NotifyEventKind } from '../notify/index.js';
 import { repositoryPage } from '../status/index.js';
 import type { EngineContext } from './context.js';
@@ -39,6 +46,7 @@ export function resultEvent(
     applied: `${r.target}: ${rev} applied${r.outcome === 'progressing' ? ', rollout in progress' : ''}`,
     failed: `${r.target}: ${rev} failed`,
     held: `${r.target}: ${rev} held for sign-off`,
+    'reload-held': '',
     'rolled-back': `${r.target}: health failed, rolled back to ${r.rolledBackTo ? formatRevision(r.rolledBackTo) : ''}`,
     'drift-corrected': `${r.target}: drift corrected at ${rev}`,
     'image-committed': '',
@@ -71,6 +79,43 @@ export function resultEvent(
       ['health', r.health.status],
     ],
     url: page ? `${page}/commit/${r.revision.sha}` : undefined,
+    at: at.toISOString(),
+  };
+}
+
+/** A reload a policy holds, held first now: what changed, why it waits, and how to release it. */
+export interface HeldReloadNews {
+  workload: ObjectRef;
+  target?: string | undefined;
+  sources: string[];
+  kind: 'notify' | 'approval' | 'window';
+  reason: string;
+}
+
+/** The notification of a held reload (names and reasons, never values). */
+export function reloadHeldEvent(
+  h: HeldReloadNews,
+  where: { repo?: string | undefined; cluster?: string | undefined },
+  at: Date = new Date(),
+): NotifyEvent {
+  const workload = `${h.workload.kind}/${h.workload.namespace}/${h.workload.name}`;
+  const how =
+    h.kind === 'approval' && h.target
+      ? `\nTo approve: \`tidegate approve ${h.target} --reload\` or a \`/tidegate approve reload ${h.target}\` comment`
+      : '';
+  return {
+    kind: 'reload-held',
+    repo: where.repo ? redactUrl(where.repo) : '',
+    target: h.target,
+    cluster: where.cluster,
+    title: `${workload}: ${h.kind === 'notify' ? 'would reload' : 'reload held'} (${h.sources.join(', ')} changed)`,
+    text: `${firstLine(h.reason)}${how}`,
+    fields: [
+      ['workload', workload],
+      ...(h.target ? ([['target', h.target]] as Array<[string, string]>) : []),
+      ...(where.cluster ? ([['cluster', where.cluster]] as Array<[string, string]>) : []),
+      ['sources', h.sources.join(', ')],
+    ],
     at: at.toISOString(),
   };
 }

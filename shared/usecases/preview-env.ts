@@ -21,7 +21,7 @@ import {
   type PreviewEntry,
 } from '../state/index.js';
 import { syncTargetLeased } from '../sync/index.js';
-import { leaseOf, lockdownOf, type EngineContext } from './context.js';
+import { leaseOf, lockdownOf, reloadInputs, type EngineContext } from './context.js';
 import type { Queue } from './queue.js';
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -237,8 +237,7 @@ export async function deployEnvironment(ctx: EngineContext, req: EnvironmentRequ
         revision: req.head,
         client,
         settings: ctx.settings,
-        reloadStrategy: spec.reload.strategy ?? ctx.reload?.strategy ?? 'annotations',
-        reloadScope: ctx.reload?.scope,
+        ...reloadInputs(ctx, spec),
         repo: req.repo,
         lease: leaseOf(ctx),
         confine: { namespace, from: spec.targetNamespace ? [spec.targetNamespace] : [] },

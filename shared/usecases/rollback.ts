@@ -13,7 +13,7 @@ import {
 import { checkoutRevision, commitInfo } from '../source/index.js';
 import { readTargetState } from '../state/index.js';
 import { syncTarget } from '../sync/index.js';
-import { clusterResourcesOf, leaseOf, lockdownOf, settingsFor, type EngineContext } from './context.js';
+import { clusterResourcesOf, leaseOf, lockdownOf, reloadInputs, settingsFor, type EngineContext } from './context.js';
 import { changeOwnState } from './own-state.js';
 import { headTarget, loadConfig, trackedBranch } from './repo-config.js';
 
@@ -93,7 +93,7 @@ export async function rollback(ctx: EngineContext, req: RollbackRequest): Promis
     client,
     settings: settingsFor(ctx, req.repo),
     signal: req.signal,
-    reloadScope: ctx.reload?.scope,
+    ...reloadInputs(ctx, spec),
     commit: await commitInfo(src, revision.sha, ctx.settings.cacheDir),
     repo: req.repo,
     clusterResources: clusterResourcesOf(ctx, req.repo),

@@ -5,6 +5,7 @@ import {
   newestHeartbeat,
   readHeartbeat,
   readPreviews,
+  readReloadRegister,
   type PipelineHeartbeat,
   type TargetState,
 } from '../state/index.js';
@@ -99,6 +100,7 @@ async function clusterView(
     cluster,
     targets: await targetsOf(client, states, budget, signal),
     previews: await readPreviews(client, signal),
+    reloadHolds: (await readReloadRegister(client, signal)).holds,
   };
 }
 

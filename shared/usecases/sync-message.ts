@@ -1,6 +1,6 @@
 import { repoName } from '../github/index.js';
 import { errorMessage, redactUrl, type SyncMessage, type SyncResult } from '../model/index.js';
-import { notify, resultEvent } from './notify.js';
+import { notify, resultEvent, reloadHeldEvent } from './notify.js';
 import { holdMarker, renderHold, reportSync } from '../report/index.js';
 import { resolveRevision } from '../source/index.js';
 import type { EngineContext } from './context.js';
@@ -48,7 +48,14 @@ export async function syncMessage(
   await commentHold(ctx, msg, revision.sha, results);
   await notify(
     ctx,
-    results.map((r) => resultEvent(r, { repo: msg.repo, how: howToApprove(msg, r) }, ctx.now?.())),
+    [
+      ...results.map((r) => resultEvent(r, { repo: msg.repo, how: howToApprove(msg, r) }, ctx.now?.())),
+      ...results.flatMap((r) =>
+        (r.reloadsHeld ?? [])
+          .filter((h) => h.fresh)
+          .map((h) => reloadHeldEvent({ ...h, target: r.target }, { repo: msg.repo }, ctx.now?.())),
+      ),
+    ],
     signal,
   );
   return { kind: 'synced', result, results };

@@ -11,7 +11,15 @@ import {
 import { checkoutRevision, commitInfo, resolveRevision, type GitSource } from '../source/index.js';
 import { readTargetState } from '../state/index.js';
 import { syncTarget } from '../sync/index.js';
-import { clusterResourcesOf, leaseOf, lockdownOf, settingsFor, sourceFor, type EngineContext } from './context.js';
+import {
+  clusterResourcesOf,
+  leaseOf,
+  lockdownOf,
+  reloadInputs,
+  settingsFor,
+  sourceFor,
+  type EngineContext,
+} from './context.js';
 import { gateOf } from './gate.js';
 import { CONFIG_FILE, configAt } from './repo-config.js';
 import { removeTarget, removedTargets } from './remove.js';
@@ -223,8 +231,7 @@ async function syncOne(
     revision,
     client,
     settings: settingsFor(ctx, req.repo),
-    reloadStrategy: spec.reload.strategy ?? ctx.reload?.strategy ?? 'annotations',
-    reloadScope: ctx.reload?.scope,
+    ...reloadInputs(ctx, spec),
     gate: gateOf(ctx, spec, revision, { repo: req.repo, config: req.revision, dir, configDir: req.dir }),
     repo: req.repo,
     clusterResources: clusterResourcesOf(ctx, req.repo),

@@ -1,5 +1,7 @@
 import { refKey, type QueueMessage, type ReloadMessage, type SyncResult } from '../model/index.js';
-import { reloadPass, type ReloadReport } from '../reload/index.js';
+import type { ReloadReport } from '../reload/index.js';
+import { reloadWithPolicies } from '../sync/index.js';
+import { notify, reloadHeldEvent } from './notify.js';
 import { approveFromComment, type CommentApproval } from './approve.js';
 import type { EngineContext } from './context.js';
 import { fanOut } from './fan-out.js';
@@ -21,14 +23,15 @@ export type WorkOutcome =
   | ({ kind: 'previews-swept' } & SweepReport)
   | { kind: 'ignored'; reason: string };
 
-/** The reload pass over one cluster, its failures logged per workload. */
+/** The reload pass over one cluster under the reload policies; its failures logged per workload, new holds notified. */
 async function reload(ctx: EngineContext, msg: ReloadMessage, signal?: AbortSignal): Promise<WorkOutcome> {
   const client = await ctx.connect(msg.cluster);
-  const report = await reloadPass(client, {
+  const { report, fresh } = await reloadWithPolicies(client, {
     ...(ctx.reload?.scope ?? {}),
     strategy: ctx.reload?.strategy ?? 'annotations',
     debounceMs: ctx.reload?.debounceMs,
     maxRolls: ctx.reload?.maxRolls,
+    floor: ctx.reload?.floor,
     signal,
   });
   ctx.logger?.info('reload pass', {
@@ -36,9 +39,15 @@ async function reload(ctx: EngineContext, msg: ReloadMessage, signal?: AbortSign
     rolled: report.rolled.length,
     recorded: report.recorded.length,
     debounced: report.debounced?.length ?? 0,
+    held: report.held?.length ?? 0,
   });
   for (const { workload, reason } of report.failed)
     ctx.logger?.warn('workload not reloaded', { cluster: msg.cluster, workload: refKey(workload), reason });
+  await notify(
+    ctx,
+    fresh.map((h) => reloadHeldEvent(h, { cluster: msg.cluster }, ctx.now?.())),
+    signal,
+  );
   return { kind: 'reloaded', cluster: msg.cluster, report };
 }
 
