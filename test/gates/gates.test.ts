@@ -276,6 +276,79 @@ describe('sign-off gates', () => {
     expect(await g.value()).toEqual({ v: '1' });
   });
 
+  it('a /tidegate approve reload comment: refused from an outsider (nothing approved), accepted from an approver: the held reload rolls', async () => {
+    const g = await gatedRepo({});
+    github.grant(OWNER, g.repo.name, 'erin', 'write');
+    github.grant(OWNER, g.repo.name, 'mallory', 'read');
+    const client = g.repo.engine.client;
+    const secret = (v: string) =>
+      client.apply(
+        { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'ext', namespace: g.ns }, stringData: { k: v } },
+        { fieldManager: 'external-secrets', force: true },
+      );
+    await client.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: g.ns } }, { fieldManager: 'test' });
+    await secret('0');
+    const workload = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'w', annotations: { 'reloader.stakater.com/auto': 'true' } },
+      spec: {
+        selector: { matchLabels: { app: 'w' } },
+        template: {
+          metadata: { labels: { app: 'w' } },
+          spec: {
+            containers: [{ name: 'app', image: 'registry.example/app:1', envFrom: [{ secretRef: { name: 'ext' } }] }],
+          },
+        },
+      },
+    };
+    await g.repo.commit({
+      'tidegate.yaml': stringify({
+        targets: [
+          { name: g.ns, cluster: 'c', path: 'apps', targetNamespace: g.ns, wait: false, reload: { approve: true } },
+        ],
+      }),
+      'apps/app.yaml': yamlDocs([configMap('app', { v: '0' }), workload]),
+    });
+    expect((await g.sync()).outcome).toBe('applied');
+    const generation = async () => (await client.get('apps/v1', 'Deployment', g.ns, 'w'))?.metadata.generation;
+    const g0 = await generation();
+    await secret('1');
+    // The scheduled pass, kept to this test's namespace (the apiserver is shared).
+    g.ctx.reload = { strategy: 'annotations', scope: { namespaces: [g.ns] } };
+    const pass = await handleMessage(g.ctx, { type: 'reload', cluster: 'c', bucket: 1 }, noQueue);
+    expect(pass).toMatchObject({ kind: 'reloaded' });
+    expect(await generation()).toBe(g0);
+
+    const { pr } = await g.propose({ 'README.md': 'anything' });
+    const comment = (user: string, body: string, id: number) =>
+      prComment(github, { owner: OWNER, name: g.repo.name, url: g.repo.url }, pr, { user, body, id });
+    const outsider = comment('mallory', `/tidegate approve reload ${g.ns}`, 11);
+    expect(outsider.messages).toMatchObject([{ type: 'approve', reload: true, targets: [g.ns] }]);
+    expect(await handleMessage(g.ctx, outsider.messages[0]!, noQueue)).toEqual({
+      kind: 'approved',
+      approved: [],
+      refused: [`${g.ns}: mallory may not approve it`],
+    });
+    expect(await generation()).toBe(g0);
+
+    const approver = comment('erin', '/tidegate approve reload', 12);
+    expect(await handleMessage(g.ctx, approver.messages[0]!, noQueue)).toEqual({
+      kind: 'approved',
+      approved: [g.ns],
+      refused: [],
+    });
+    expect(await generation()).toBe((g0 ?? 0) + 1);
+    // Nothing is held any more: a second approval releases nothing.
+    expect(
+      await handleMessage(g.ctx, comment('erin', `/tidegate approve reload ${g.ns}`, 13).messages[0]!, noQueue),
+    ).toEqual({
+      kind: 'approved',
+      approved: [],
+      refused: [`${g.ns}: no reload of it waits for an approval`],
+    });
+  });
+
   it('change windows: a push inside a deny window is held (deny wins over allow), outside an allow window too; inside, it applies', async () => {
     let now = new Date('2026-11-28T12:00:00Z'); // Saturday, inside "Friday 18:00 Berlin + 62h"
     const windows = [

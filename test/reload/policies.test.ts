@@ -7,7 +7,8 @@ import { RELOADER as R } from '../../shared/reload/annotations.js';
 import { RELOADED_HASH_ANNOTATION } from '../../shared/reload/pass.js';
 import { readReloadRegister } from '../../shared/state/index.js';
 import { reloadWithPolicies } from '../../shared/sync/index.js';
-import { approveReloads } from '../../shared/usecases/index.js';
+import { approveReloads, handleMessage } from '../../shared/usecases/index.js';
+import type { NotifyEvent } from '../../shared/notify/index.js';
 import { cli } from '../helpers/cli.js';
 import { testEnv, uniqueName } from '../helpers/env.js';
 import { configMap, gitopsRepo } from '../helpers/engine.js';
@@ -154,10 +155,28 @@ describe('reload.mode notify: reported, never rolled', () => {
       ['c', 'notify'],
     ]);
     expect(first.fresh).toHaveLength(3);
-    // Still reported by the next pass and on the status, but news only once.
-    const again = await w.pass();
-    expect(again.report.held).toHaveLength(3);
-    expect(again.fresh).toEqual([]);
+    // Still reported by the next pass and on the status, but news only once: the worker's pass
+    // (the scheduled one, kept to this namespace) notifies nothing now.
+    const sent: NotifyEvent[] = [];
+    const ctx = {
+      ...w.repo.engine,
+      reload: { strategy: 'annotations' as const, scope: { namespaces: [w.ns] } },
+      notifier: { notify: (e: NotifyEvent) => Promise.resolve(sent.push(e) ? [] : []) },
+    };
+    const again = await handleMessage(
+      ctx,
+      { type: 'reload', cluster: 'c', bucket: 1 },
+      { send: () => Promise.resolve() },
+    );
+    expect(again.kind === 'reloaded' && again.report.held).toHaveLength(3);
+    expect(sent).toEqual([]);
+    // A further change is news again: one message per workload, naming it and what changed (no values).
+    await w.external('2');
+    await handleMessage(ctx, { type: 'reload', cluster: 'c', bucket: 1 }, { send: () => Promise.resolve() });
+    expect(sent.map((e) => [e.kind, e.title]).sort()).toEqual(
+      ['a', 'b', 'c'].map((n) => ['reload-held', `Deployment/${w.ns}/${n}: would reload (Secret/ext changed)`]),
+    );
+    expect(JSON.stringify(sent)).not.toMatch(/"2"|Mg==/);
     expect(await w.generations()).toEqual(g0);
     const status = await cli('status', w.ns, ...KUBE(), '-o', 'json');
     const [row] = JSON.parse(status.out) as Array<{ reloadHolds: Array<{ kind: string }> }>;

@@ -92,7 +92,8 @@ function allowed(m: Model, step: 'sync' | 'pass' | 'approve' | 'other', inside: 
   if (p.mode === 'notify') return 'reload.mode notify rolled';
   if (p.approve && m.approved !== m.sources)
     return `reload.approve rolled without an approval of the sources as they are (${m.sources}; approved: ${m.approved ?? 'none'})`;
-  if (p.windows?.length && !(step === 'pass' && inside)) return `reload.windows rolled outside the window (at a ${step})`;
+  if (p.windows?.length && !(step === 'pass' && inside))
+    return `reload.windows rolled outside the window (at a ${step})`;
   return undefined;
 }
 
@@ -236,7 +237,10 @@ describe('reload policies: model-based property test', () => {
           log: [],
         };
         const client = repo.engine.client;
-        await client.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: real.ns } }, { fieldManager: 'test' });
+        await client.apply(
+          { apiVersion: 'v1', kind: 'Namespace', metadata: { name: real.ns } },
+          { fieldManager: 'test' },
+        );
         await client.apply(
           { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'ext', namespace: real.ns }, stringData: { k: '0' } },
           { fieldManager: 'external-secrets', force: true },

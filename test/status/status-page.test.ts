@@ -5,10 +5,20 @@ import { stringify } from 'yaml';
 import { startDevServer, type DevServer } from '../../cli/dev-server.js';
 import { writeTargetState } from '../../shared/state/index.js';
 import { rollback } from '../../shared/usecases/index.js';
+import { reloadWithPolicies } from '../../shared/sync/index.js';
 import { uniqueName } from '../helpers/env.js';
 import { configMap, deployment, gitopsRepo } from '../helpers/engine.js';
 import { CHROMIUM } from '../helpers/browser.js';
 import { githubHeaders, pushPayload } from '../helpers/lambda.js';
+
+/** A Deployment reading the Secret ext (not in Git), reloaded on its change (Reloader's auto annotation). */
+function reloadingDeployment() {
+  const d = deployment('w');
+  d.metadata.annotations = { 'reloader.stakater.com/auto': 'true' };
+  const spec = d['spec'] as { template: { spec: { containers: Array<Record<string, unknown>> } } };
+  for (const c of spec.template.spec.containers) c['envFrom'] = [{ secretRef: { name: 'ext' } }];
+  return d;
+}
 
 /**
  * The status page of `tidegate dev`, in a real headless browser (Debian's chromium through
@@ -27,6 +37,7 @@ describe('status page in a real browser', () => {
     pinned: uniqueName('pinned'),
     inv: uniqueName('inv'),
     hub: uniqueName('on-github'),
+    reload: uniqueName('reload-held'),
   };
   const longName = `x${'y'.repeat(299)}`;
   const hubSha = randomBytes(20).toString('hex');
@@ -49,8 +60,10 @@ describe('status page in a real browser', () => {
           target(names.held, 'held', { gate: { manual: true } }),
           target(names.pinned, 'pinned'),
           target(names.inv, 'inv'),
+          target(names.reload, 'reload', { reload: { approve: true } }),
         ],
       }),
+      'reload/app.yaml': reloadingDeployment(),
       'inv/all.yaml': [
         configMap('settings', { A: '1' }),
         configMap('gone', { B: '2' }),
@@ -65,7 +78,21 @@ describe('status page in a real browser', () => {
       'held/app.yaml': configMap('app', { v: '1' }),
       'pinned/app.yaml': configMap('app', { v: '1' }),
     });
+    // A Secret from outside Git that the reload target's Deployment reads, there before its first sync.
+    const external = (v: string) =>
+      repo.engine.client.apply(
+        { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'ext', namespace: names.reload }, stringData: { k: v } },
+        { fieldManager: 'external-secrets', force: true },
+      );
+    await repo.engine.client.apply(
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name: names.reload } },
+      { fieldManager: 'test' },
+    );
+    await external('0');
     await repo.sync();
+    // Changed out of band: the target's reload.approve holds the reload (the pass kept to its namespace).
+    await external('1');
+    await reloadWithPolicies(repo.engine.client, { namespaces: [names.reload], strategy: 'annotations' });
     await repo.commit({ 'ok/app.yaml': configMap('app', { v: '2' }), 'pinned/app.yaml': configMap('app', { v: '2' }) });
     await repo.sync();
     await rollback(repo.engine, { repo: repo.url, target: names.pinned, by: 'alice', reason: 'bad release v2' });
@@ -184,6 +211,20 @@ describe('status page in a real browser', () => {
     const html = await page.content();
     for (const form of [canary, Buffer.from(canary).toString('base64')]) expect(html).not.toContain(form);
     expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it('a reload held for approval: its workload, what changed, why, since when, and the command that approves it', async () => {
+    const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    await page.goto(`${server.url}/`);
+    const row = page.locator(`tr.reload-hold[data-workload="Deployment/${names.reload}/w"]`);
+    expect(await row.getAttribute('data-kind')).toBe('approval');
+    const text = await row.innerText();
+    expect(text).toContain('Secret/ext');
+    expect(text).toContain(`reload.approve (tidegate.yaml of ${names.reload}): waits for an approval of this reload`);
+    expect(text).toContain(`tidegate approve ${names.reload} --reload --repo`);
+    expect(text).toContain(`/tidegate approve reload ${names.reload}`);
+    expect(text).toMatch(/\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (just now|\d+ \w+ ago)/);
     await page.close();
   });
 
