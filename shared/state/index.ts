@@ -26,9 +26,10 @@ export {
   type PipelineHeartbeat,
 } from './heartbeat.js';
 export {
-  RELOADS_CONFIGMAP,
   readReloadRegister,
-  updateReloadRegister,
+  readTargetReloads,
+  reloadsConfigMap,
+  updateTargetReloads,
   type RegisteredHold,
   type ReloadApproval,
   type ReloadRegister,

@@ -7,6 +7,13 @@ import { readSystemValue, updateSystemValue, type SystemValue } from './system-c
 /** A reload a policy holds, as the cluster keeps it: since when it waits (the status page, `tidegate status`). */
 export interface RegisteredHold extends HeldReload {
   since: string;
+  /** Sources changed beyond those listed (a hold lists at most SOURCES_LISTED). */
+  moreSources?: number | undefined;
+  /**
+   * When a sync found it: the revision it applied and the one applied before. The commits between
+   * them brought the change; their authors, committers and pushers may not approve the reload.
+   */
+  cause?: { revision: string; from?: string | undefined } | undefined;
 }
 
 /** An approval of one held reload: its target and digest (the workload and its changed sources' hashes). */
@@ -19,18 +26,27 @@ export interface ReloadApproval {
   via: 'cli' | 'comment';
 }
 
-/** The reloads held on a cluster, and the approvals not used yet: one ConfigMap of tidegate-system. */
+/** The reloads held on a cluster, and the approvals not used yet. */
 export interface ReloadRegister {
   holds: RegisteredHold[];
   approvals: ReloadApproval[];
 }
 
-export const RELOADS_CONFIGMAP = 'tidegate-reloads';
-const WHERE: SystemValue = { name: RELOADS_CONFIGMAP, key: 'reloads' };
-/** Holds kept at most (a ConfigMap holds 1 MiB); past it the oldest are dropped from the register, never from the pass. */
-export const HOLDS_LIMIT = 2000;
+/**
+ * One ConfigMap of tidegate-system per target (and one for workloads no target applied): what one
+ * target's workloads hold can never crowd another target's out of the register.
+ */
+export const RELOADS_LABEL = 'tidegate.dev/reloads-of';
+export const reloadsConfigMap = (target: string | undefined): string =>
+  target ? `tidegate-reloads-${target}` : 'tidegate-reloads';
+const where = (target: string | undefined): SystemValue => ({ name: reloadsConfigMap(target), key: 'reloads' });
 
-function decode(text: string | undefined): ReloadRegister {
+/** Holds kept per target; a hold lists at most this many sources; and the bytes one ConfigMap may take. */
+export const HOLDS_PER_TARGET = 300;
+export const SOURCES_LISTED = 10;
+const SHARD_BYTES = 900 * 1024;
+
+function decode(name: string, text: string | undefined): ReloadRegister {
   if (!text) return { holds: [], approvals: [] };
   try {
     const parsed = JSON.parse(text) as Partial<ReloadRegister>;
@@ -38,39 +54,75 @@ function decode(text: string | undefined): ReloadRegister {
   } catch (err) {
     throw new TidegateError(
       'ReloadRegisterUnreadable',
-      `${SYSTEM_NAMESPACE}/${RELOADS_CONFIGMAP} (key reloads) cannot be read; fix or delete it (held reloads are found again by the next pass)`,
+      `${SYSTEM_NAMESPACE}/${name} (key reloads) cannot be read; fix or delete it (held reloads are found again by the next pass)`,
       { cause: err },
     );
   }
 }
 
+/** Every target's held reloads and approvals on the cluster (one LIST). */
 export async function readReloadRegister(client: KubeClient, signal?: AbortSignal): Promise<ReloadRegister> {
-  return decode((await readSystemValue(client, WHERE, signal)).text);
+  if (!client.resourceFor('v1', 'ConfigMap')) await client.discover(signal);
+  const list = await client.list('v1', 'ConfigMap', {
+    namespace: SYSTEM_NAMESPACE,
+    labelSelector: RELOADS_LABEL,
+    ...(signal ? { signal } : {}),
+  });
+  const out: ReloadRegister = { holds: [], approvals: [] };
+  for (const cm of list) {
+    const one = decode(cm.metadata.name, (cm['data'] as Record<string, string> | undefined)?.['reloads']);
+    out.holds.push(...one.holds);
+    out.approvals.push(...one.approvals);
+  }
+  return out;
+}
+
+/** One target's held reloads and approvals (undefined: those of workloads no target applied). */
+export async function readTargetReloads(
+  client: KubeClient,
+  target: string | undefined,
+  signal?: AbortSignal,
+): Promise<ReloadRegister> {
+  return decode(reloadsConfigMap(target), (await readSystemValue(client, where(target), signal)).text);
+}
+
+/** Within the bounds of one ConfigMap: the newest holds, their source lists cut short (the digest still covers them all). */
+function bounded(register: ReloadRegister): ReloadRegister {
+  const holds = register.holds
+    .slice(-HOLDS_PER_TARGET)
+    .map((h) =>
+      h.sources.length > SOURCES_LISTED
+        ? { ...h, sources: h.sources.slice(0, SOURCES_LISTED), moreSources: h.sources.length - SOURCES_LISTED }
+        : h,
+    );
+  const out = { holds, approvals: register.approvals };
+  while (out.holds.length && Buffer.byteLength(JSON.stringify(out)) > SHARD_BYTES) out.holds.shift();
+  return out;
 }
 
 /**
- * Changes the register with the read's resourceVersion as precondition, again on a conflict;
- * `change` returns undefined to write nothing. Returns the register as written (or as read).
+ * Changes one target's register with the read's resourceVersion as precondition, again on a
+ * conflict; `change` returns undefined to write nothing. Returns the register as written (or read).
  */
-export function updateReloadRegister(
+export function updateTargetReloads(
   client: KubeClient,
+  target: string | undefined,
   change: (register: ReloadRegister) => ReloadRegister | undefined,
   signal?: AbortSignal,
 ): Promise<ReloadRegister> {
+  const name = reloadsConfigMap(target);
   const exhausted = () =>
-    new TidegateError(
-      'ReloadRegisterConflict',
-      `${SYSTEM_NAMESPACE}/${RELOADS_CONFIGMAP} kept changing under concurrent writers`,
-      { transient: true },
-    );
+    new TidegateError('ReloadRegisterConflict', `${SYSTEM_NAMESPACE}/${name} kept changing under concurrent writers`, {
+      transient: true,
+    });
   return updateSystemValue(
     client,
-    { ...WHERE, attempts: 5, exhausted },
+    { ...where(target), attempts: 5, exhausted, labels: { [RELOADS_LABEL]: target ?? '' } },
     (text) => {
-      const current = decode(text);
+      const current = decode(name, text);
       const next = change(current);
       if (!next) return { value: current };
-      const kept = { ...next, holds: next.holds.slice(-HOLDS_LIMIT) };
+      const kept = bounded(next);
       return { text: JSON.stringify(kept), value: kept };
     },
     signal,

@@ -7,6 +7,8 @@ import { ensureSystemNamespace } from './state.js';
 export interface SystemValue {
   name: string;
   key: string;
+  /** Labels of the ConfigMap besides managed-by (to list such ConfigMaps together). */
+  labels?: Record<string, string> | undefined;
 }
 
 /** The text kept under the value's key, undefined when the ConfigMap or the key is absent. */
@@ -41,7 +43,7 @@ export async function updateSystemValue<T>(
       metadata: {
         name: where.name,
         namespace: SYSTEM_NAMESPACE,
-        labels: { [MANAGED_BY_LABEL]: 'tidegate' },
+        labels: { [MANAGED_BY_LABEL]: 'tidegate', ...where.labels },
         ...(cm?.metadata.resourceVersion ? { resourceVersion: cm.metadata.resourceVersion } : {}),
       },
       data: { [where.key]: next.text },

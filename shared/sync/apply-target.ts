@@ -56,15 +56,22 @@ async function reloadAfterApply(
     ),
   ];
   if (!spec.reload.enabled || namespaces.length === 0) return {};
-  const { report, fresh } = await reloadWithPolicies(client, {
+  const { report, fresh, unrecorded } = await reloadWithPolicies(client, {
     namespaces,
     resourceSelector: scope?.resourceSelector,
     strategy: run.input.reloadStrategy ?? 'annotations',
     floor: run.input.reloadFloor,
-    applying: { target: spec.name, setting: spec.reload },
+    applying: {
+      target: spec.name,
+      setting: spec.reload,
+      revision: run.input.revision.sha,
+      from: run.state.lastApplied?.sha,
+    },
     stateClient: run.input.client,
     signal,
   });
+  for (const { target, reason } of unrecorded)
+    run.input.logger?.warn('held reloads not recorded', { target: target ?? '', reason });
   const isFresh = new Set(fresh.map((h) => `${refKey(h.workload)} ${h.digest}`));
   const held = (report.held ?? [])
     .filter((h) => h.target === spec.name)

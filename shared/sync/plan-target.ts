@@ -428,14 +428,16 @@ export async function planTarget(run: SyncRun, opts: { withholdSecrets?: boolean
 }
 
 /**
- * Whether the target's reload policy (under the deploy-time floor) holds a reload now (notify,
- * approve, a closed window): the reload is then left to the pass after the apply, which reports
- * and keeps the hold.
+ * Whether the target's reload policy holds a reload now (notify, approve, a closed window): the
+ * stricter of the revision's and the one last applied (a commit cannot lower the policy its own
+ * reload follows), under the deploy-time floor. The reload is then left to the pass after the
+ * apply, which reports and keeps the hold.
  */
 function reloadHoldsNow(run: SyncRun): boolean {
   const { spec, reloadFloor } = run.input;
   const policy = reloadPolicy([
     { from: `tidegate.yaml of ${spec.name}`, setting: spec.reload },
+    { from: `the last applied tidegate.yaml of ${spec.name}`, setting: run.state.reload },
     { from: FLOOR_SOURCE, setting: reloadFloor },
   ]);
   return policyHold(policy, new Date(), false) !== undefined;

@@ -1,11 +1,12 @@
 import type { KubeClient } from '../cluster/index.js';
 import type { ReloadPolicySetting } from '../config/index.js';
 import { appliedBy } from '../apply/index.js';
-import { refKey, type ObjectRef } from '../model/index.js';
+import { errorMessage, refKey, refOf, type KubeObject, type ObjectRef } from '../model/index.js';
 import {
   approvalKey,
   reloadPass,
   reloadPolicy,
+  type HeldReload,
   type ReloadOptions,
   type ReloadPolicy,
   type ReloadReport,
@@ -13,7 +14,7 @@ import {
 import {
   allTargetStates,
   readReloadRegister,
-  updateReloadRegister,
+  updateTargetReloads,
   type RegisteredHold,
   type ReloadRegister,
 } from '../state/index.js';
@@ -23,63 +24,48 @@ export interface PolicyReloadOptions extends Omit<ReloadOptions, 'policyOf' | 'a
   floor?: ReloadPolicySetting | undefined;
   /** Where target states and the register are read and written (tidegate's own), when not the client the pass writes workloads with (a target's ServiceAccount). */
   stateClient?: KubeClient | undefined;
-  /** A target whose policy is not recorded yet (the sync applying it): its tidegate.yaml's. */
-  applying?: { target: string; setting: ReloadPolicySetting } | undefined;
+  /**
+   * The target a sync is applying: the policy of the revision it applies counts beside the one
+   * last applied (the stricter wins: a commit cannot lower the policy its own reloads follow), and
+   * the reloads it holds were caused by the commits from the revision applied before to this one.
+   */
+  applying?: { target: string; setting: ReloadPolicySetting; revision: string; from?: string | undefined } | undefined;
 }
 
 export const FLOOR_SOURCE = 'the deploy-time settings';
 const targetSource = (target: string): string => `tidegate.yaml of ${target}`;
 
-/** Each target's policy on the cluster (as last applied, under the floor), and the floor's alone. */
-async function policies(
-  client: KubeClient,
-  opts: PolicyReloadOptions,
-): Promise<(target: string | undefined) => ReloadPolicy> {
-  const floor = { from: FLOOR_SOURCE, setting: opts.floor };
-  const byTarget = new Map<string, ReloadPolicy>();
-  for (const { target, state } of await allTargetStates(opts.stateClient ?? client, opts.signal))
-    byTarget.set(target, reloadPolicy([{ from: targetSource(target), setting: state.reload }, floor]));
-  if (opts.applying)
-    byTarget.set(
-      opts.applying.target,
-      reloadPolicy([{ from: targetSource(opts.applying.target), setting: opts.applying.setting }, floor]),
-    );
-  const floorOnly = reloadPolicy([floor]);
-  return (target) => (target ? (byTarget.get(target) ?? floorOnly) : floorOnly);
+interface Governing {
+  /** The target whose policy a workload follows, if any, and that policy. */
+  of: (workload: KubeObject) => { target?: string | undefined; policy: ReloadPolicy };
 }
 
 /**
- * The register after a pass: holds and approvals of the workloads the pass decided on are
- * replaced by what it found; those of workloads it did not get to (another namespace, deferred,
- * debounced) are kept. An approval is used up by the roll it released, and void once its reload
- * is no longer held (its sources changed again: that is another reload).
+ * Which policy each workload follows: that of the target whose inventory lists it and whose owner
+ * label it carries (as last applied, under the floor); a workload no live target lists (not
+ * applied by tidegate, or left behind by a removed target) follows the floor alone. A label alone
+ * decides nothing: another repository's target of the same name does not list the workload.
  */
-function afterPass(
-  register: ReloadRegister,
-  report: ReloadReport,
-  opts: PolicyReloadOptions,
-  now: Date,
-): ReloadRegister {
-  const waiting = new Set([...(report.deferred ?? []), ...(report.debounced ?? [])].map((d) => refKey(d.workload)));
-  const untouched = (workload: string, namespace: string): boolean =>
-    waiting.has(workload) || (opts.namespaces !== undefined && !opts.namespaces.includes(namespace));
-  const held = report.held ?? [];
-  const heldNow = new Set(held.map((h) => approvalKey(h.target, h.digest)));
-  const used = new Set(report.rolled.flatMap((r) => (r.approval ? [r.approval] : [])));
-  const since = new Map(register.holds.map((h) => [holdId(h), h.since]));
+async function governing(client: KubeClient, opts: PolicyReloadOptions): Promise<Governing> {
+  const floor = { from: FLOOR_SOURCE, setting: opts.floor };
+  const floorOnly = reloadPolicy([floor]);
+  const byTarget = new Map<string, { policy: ReloadPolicy; listed: Set<string> }>();
+  for (const { target, state } of await allTargetStates(opts.stateClient ?? client, opts.signal)) {
+    if (state.removed) continue;
+    const applying = opts.applying?.target === target ? opts.applying : undefined;
+    const policy = reloadPolicy([
+      ...(applying ? [{ from: targetSource(target), setting: applying.setting }] : []),
+      { from: applying ? `the last applied ${targetSource(target)}` : targetSource(target), setting: state.reload },
+      floor,
+    ]);
+    byTarget.set(target, { policy, listed: new Set(state.inventory.map((e) => e.id)) });
+  }
   return {
-    holds: [
-      ...register.holds.filter((h) => untouched(refKey(h.workload), h.workload.namespace)),
-      ...held.map((h) => ({
-        ...h,
-        since: since.get(holdId(h)) ?? now.toISOString(),
-      })),
-    ],
-    approvals: register.approvals.filter((a) => {
-      const k = approvalKey(a.target, a.digest);
-      if (used.has(k)) return false;
-      return heldNow.has(k) || untouched(refKey(a.workload), a.workload.namespace);
-    }),
+    of: (workload) => {
+      const target = appliedBy(workload.metadata.labels);
+      const owner = target ? byTarget.get(target) : undefined;
+      return owner?.listed.has(refKey(refOf(workload))) ? { target, policy: owner.policy } : { policy: floorOnly };
+    },
   };
 }
 
@@ -90,41 +76,101 @@ const holdId = (h: { workload: ObjectRef; digest: string; kind: string }): strin
 const sameRegister = (a: ReloadRegister, b: ReloadRegister): boolean => JSON.stringify(a) === JSON.stringify(b);
 
 /**
- * A reload pass under the reload policies: each workload follows the policy of the target that
- * applied it (its owner labels), under the deploy-time floor; a workload no target applied follows
- * the floor. Held reloads and unused approvals are kept in the register (tidegate-system); the
- * holds this pass found first are returned as `fresh` (what to notify).
+ * One target's register after a pass: holds and approvals of the workloads the pass decided on are
+ * replaced by what it found; those of workloads it did not get to (another namespace, deferred,
+ * debounced) are kept. A hold keeps when it started and, while its workload stays held, the sync
+ * that caused it. An approval is used up by the roll it released, and void once its reload is no
+ * longer held (its sources changed again: that is another reload).
  */
-export async function reloadWithPolicies(
-  client: KubeClient,
+function afterPass(
+  register: ReloadRegister,
+  held: readonly HeldReload[],
+  report: ReloadReport,
   opts: PolicyReloadOptions,
-): Promise<{ report: ReloadReport; fresh: RegisteredHold[] }> {
+  now: Date,
+): ReloadRegister {
+  const waiting = new Set([...(report.deferred ?? []), ...(report.debounced ?? [])].map((d) => refKey(d.workload)));
+  const untouched = (w: ObjectRef): boolean =>
+    waiting.has(refKey(w)) || (opts.namespaces !== undefined && !opts.namespaces.includes(w.namespace));
+  const heldNow = new Set(held.map((h) => approvalKey(h.target, h.digest)));
+  const used = new Set(report.rolled.flatMap((r) => (r.approval ? [r.approval] : [])));
+  const before = new Map(register.holds.map((h) => [holdId(h), h]));
+  const caused = new Map(register.holds.flatMap((h) => (h.cause ? [[refKey(h.workload), h.cause] as const] : [])));
+  const applying = opts.applying;
+  return {
+    holds: [
+      ...register.holds.filter((h) => untouched(h.workload)),
+      ...held.map((h): RegisteredHold => {
+        const cause =
+          applying && h.target === applying.target
+            ? { revision: applying.revision, from: applying.from }
+            : caused.get(refKey(h.workload));
+        return { ...h, since: before.get(holdId(h))?.since ?? now.toISOString(), ...(cause ? { cause } : {}) };
+      }),
+    ],
+    approvals: register.approvals.filter((a) => {
+      const k = approvalKey(a.target, a.digest);
+      return !used.has(k) && (heldNow.has(k) || untouched(a.workload));
+    }),
+  };
+}
+
+export interface PolicyReloadResult {
+  report: ReloadReport;
+  /** Holds this pass found first (what to notify). */
+  fresh: RegisteredHold[];
+  /** Targets whose register could not be written (the pass itself went through): why. */
+  unrecorded: Array<{ target: string | undefined; reason: string }>;
+}
+
+/**
+ * A reload pass under the reload policies: each workload follows the policy of the target that
+ * applied it, under the deploy-time floor (see governing). Held reloads and unused approvals are
+ * kept in one register per target (tidegate-system); the holds this pass found first are returned
+ * as `fresh`. A register that cannot be written is reported, never a reason to fail the pass.
+ */
+export async function reloadWithPolicies(client: KubeClient, opts: PolicyReloadOptions): Promise<PolicyReloadResult> {
   const now = opts.now ?? (() => new Date());
   const states = opts.stateClient ?? client;
   const register = await readReloadRegister(states, opts.signal);
-  const policyFor = await policies(client, opts);
-  const approved = new Set(register.approvals.map((a) => approvalKey(a.target, a.digest)));
+  const governed = await governing(client, opts);
   const { stateClient: _states, applying: _applying, floor: _floor, ...passOpts } = opts;
   const report = await reloadPass(client, {
     ...passOpts,
     now,
-    approved,
-    policyOf: (workload) => {
-      const target = appliedBy(workload.metadata.labels);
-      return { target, policy: policyFor(target) };
-    },
+    approved: new Set(register.approvals.map((a) => approvalKey(a.target, a.digest))),
+    policyOf: governed.of,
   });
   const known = new Set(register.holds.map(holdId));
-  const next = afterPass(register, report, opts, now());
-  if (!sameRegister(next, register))
-    await updateReloadRegister(
-      states,
-      (current) => {
-        const changed = afterPass(current, report, opts, now());
-        return sameRegister(changed, current) ? undefined : changed;
-      },
-      opts.signal,
-    );
-  const fresh = next.holds.filter((h) => !known.has(holdId(h)));
-  return { report, fresh };
+  const targets = new Set([
+    ...register.holds.map((h) => h.target),
+    ...register.approvals.map((a) => a.target),
+    ...(report.held ?? []).map((h) => h.target),
+  ]);
+  const fresh: RegisteredHold[] = [];
+  const unrecorded: PolicyReloadResult['unrecorded'] = [];
+  for (const target of targets) {
+    const own = <T extends { target?: string | undefined }>(list: readonly T[]): T[] =>
+      list.filter((x) => (x.target || undefined) === (target || undefined));
+    const held = own(report.held ?? []);
+    const mine = { holds: own(register.holds), approvals: own(register.approvals) };
+    const next = afterPass(mine, held, report, opts, now());
+    fresh.push(...next.holds.filter((h) => !known.has(holdId(h))));
+    if (sameRegister(next, mine)) continue;
+    try {
+      await updateTargetReloads(
+        states,
+        target || undefined,
+        (current) => {
+          const changed = afterPass(current, held, report, opts, now());
+          return sameRegister(changed, current) ? undefined : changed;
+        },
+        opts.signal,
+      );
+    } catch (err) {
+      if (opts.signal?.aborted) throw err;
+      unrecorded.push({ target, reason: errorMessage(err) });
+    }
+  }
+  return { report, fresh, unrecorded };
 }

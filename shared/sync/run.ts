@@ -404,7 +404,8 @@ export class SyncRun {
       prune: runs ? spec.deletionPolicy === 'delete' || (spec.deletionPolicy !== 'orphan' && spec.prune) : state.prune,
       serviceAccount: runs ? this.targetClient.actingAs : state.serviceAccount,
       hooks: runs ? this.hooksDigest : state.hooks,
-      reload: runs ? recordedPolicy(spec) : state.reload,
+      // A rollback never lowers the reload policy: it keeps the one last applied from the branch.
+      reload: runs && !rb ? recordedPolicy(spec) : state.reload,
       deleteHooks: runs ? this.deleteHooks() : state.deleteHooks,
       removed: undefined,
     });

@@ -1,8 +1,8 @@
 import {
-  readReloadRegister,
+  readTargetReloads,
   readTargetState,
   refuseOtherOwner,
-  updateReloadRegister,
+  updateTargetReloads,
   type RegisteredHold,
   type TargetState,
 } from '../state/index.js';
@@ -187,8 +187,40 @@ export async function approve(
 
 /** The reloads of a target waiting for an approval, as the cluster's register lists them. */
 async function heldReloads(t: Approvable, signal?: AbortSignal): Promise<RegisteredHold[]> {
-  const register = await readReloadRegister(t.client, signal);
+  const register = await readTargetReloads(t.client, t.name, signal);
   return register.holds.filter((h) => h.target === t.name && h.kind === 'approval');
+}
+
+/**
+ * Why a commenter may not release these held reloads: they made a commit (wrote, committed,
+ * pushed it or opened its pull request) of a change of the target's files that caused one of them
+ * (the commits a sync applied when it found the hold). Out-of-band changes have no such commits.
+ */
+async function ownReloadCause(
+  ctx: EngineContext,
+  repo: string,
+  t: Approvable,
+  held: readonly RegisteredHold[],
+  dir: string,
+  commenter: string,
+): Promise<string | undefined> {
+  for (const cause of new Set(held.flatMap((h) => (h.cause ? [JSON.stringify(h.cause)] : [])))) {
+    const { revision, from } = JSON.parse(cause) as NonNullable<RegisteredHold['cause']>;
+    const { commits } = await judgeCommits(ctx, {
+      url: repo,
+      branch: trackedBranch(ctx, repo),
+      candidate: { ref: `refs/heads/${trackedBranch(ctx, repo)}`, sha: revision },
+      exclude: from ? [from] : [],
+      inputs: [CONFIG_FILE, ...(t.spec ? targetInputs(t.spec, dir) : [])],
+    });
+    const unknown = commits.find((c) => c.relevant && c.pusherUnknown);
+    if (unknown)
+      return `who pushed ${unknown.sha.slice(0, 12)} (by ${unknown.by}), which caused a held reload, is past the repository activity tidegate reads: approve it with \`tidegate approve ${t.name} --reload\` on the command line`;
+    const own = commits.find((c) => c.relevant && c.involved.includes(commenter));
+    if (own)
+      return `${commenter} made ${own.sha.slice(0, 12)} (by ${own.by}), which caused a held reload: nobody approves the reload of their own change`;
+  }
+  return undefined;
 }
 
 /**
@@ -200,15 +232,17 @@ async function heldReloads(t: Approvable, signal?: AbortSignal): Promise<Registe
 async function releaseReloads(
   ctx: EngineContext,
   t: Approvable,
-  req: { repo: string; by: string; via: 'cli' | 'comment' },
+  req: { repo: string; by: string; via: 'cli' | 'comment'; held?: RegisteredHold[] | undefined },
   signal?: AbortSignal,
 ): Promise<{ approved: RegisteredHold[]; report?: ReloadReport }> {
   refuseOtherOwner(t.state, req.repo, t.name);
-  const held = await heldReloads(t, signal);
+  // Exactly the holds a comment's approver was checked against, when it was.
+  const held = req.held ?? (await heldReloads(t, signal));
   if (held.length === 0) return { approved: [] };
   const at = (ctx.now?.() ?? new Date()).toISOString();
-  await updateReloadRegister(
+  await updateTargetReloads(
     t.client,
+    t.name,
     (register) => ({
       ...register,
       approvals: [
@@ -251,7 +285,7 @@ async function approveReloadsFromComment(
   msg: ApproveMessage,
   signal?: AbortSignal,
 ): Promise<CommentApproval> {
-  const { config } = await configAt(ctx, msg.repo);
+  const { config, dir } = await configAt(ctx, msg.repo);
   const all = (await findTargets(ctx, msg.repo, config, msg.targets.length ? msg.targets : undefined, signal)).filter(
     (t) => t.spec,
   );
@@ -260,20 +294,18 @@ async function approveReloadsFromComment(
     refused: msg.targets.filter((t) => !all.some((a) => a.name === t)).map((t) => `${t}: no such target`),
   };
   for (const t of all) {
-    if (!msg.targets.length && (await heldReloads(t, signal)).length === 0) continue;
-    const why = await refusal(
-      github,
-      repoName(msg.repo),
-      t.spec,
-      trustedApprovers(ctx, t.cluster, t.state),
-      msg.commenter,
-    );
+    const held = await heldReloads(t, signal);
+    if (!msg.targets.length && held.length === 0) continue;
+    const why =
+      (await refusal(github, repoName(msg.repo), t.spec, trustedApprovers(ctx, t.cluster, t.state), msg.commenter)) ??
+      (await ownReloadCause(ctx, msg.repo, t, held, dir, msg.commenter));
     if (why) {
       out.refused.push(`${t.name}: ${why}`);
       continue;
     }
     try {
-      const { approved } = await releaseReloads(ctx, t, { repo: msg.repo, by: msg.commenter, via: 'comment' }, signal);
+      const req = { repo: msg.repo, by: msg.commenter, via: 'comment' as const, held };
+      const { approved } = await releaseReloads(ctx, t, req, signal);
       if (approved.length) out.approved.push(t.name);
       else out.refused.push(`${t.name}: no reload of it waits for an approval`);
     } catch (err) {

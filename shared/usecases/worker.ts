@@ -1,6 +1,6 @@
 import { refKey, type QueueMessage, type ReloadMessage, type SyncResult } from '../model/index.js';
 import type { ReloadReport } from '../reload/index.js';
-import { reloadWithPolicies } from '../sync/index.js';
+import { reloadWithPolicies, type PolicyReloadResult } from '../sync/index.js';
 import { notify, reloadHeldEvent } from './notify.js';
 import { approveFromComment, type CommentApproval } from './approve.js';
 import type { EngineContext } from './context.js';
@@ -23,10 +23,25 @@ export type WorkOutcome =
   | ({ kind: 'previews-swept' } & SweepReport)
   | { kind: 'ignored'; reason: string };
 
-/** The reload pass over one cluster under the reload policies; its failures logged per workload, new holds notified. */
+/** What a reload pass did, logged: counts, then each target whose holds could not be recorded and each workload that failed. */
+function logReload(ctx: EngineContext, cluster: string, { report, unrecorded }: PolicyReloadResult): void {
+  ctx.logger?.info('reload pass', {
+    cluster,
+    rolled: report.rolled.length,
+    recorded: report.recorded.length,
+    debounced: report.debounced?.length ?? 0,
+    held: report.held?.length ?? 0,
+  });
+  for (const { target, reason } of unrecorded)
+    ctx.logger?.warn('held reloads not recorded', { cluster, target: target ?? '', reason });
+  for (const { workload, reason } of report.failed)
+    ctx.logger?.warn('workload not reloaded', { cluster, workload: refKey(workload), reason });
+}
+
+/** The reload pass over one cluster under the reload policies; new holds notified. */
 async function reload(ctx: EngineContext, msg: ReloadMessage, signal?: AbortSignal): Promise<WorkOutcome> {
   const client = await ctx.connect(msg.cluster);
-  const { report, fresh } = await reloadWithPolicies(client, {
+  const result = await reloadWithPolicies(client, {
     ...(ctx.reload?.scope ?? {}),
     strategy: ctx.reload?.strategy ?? 'annotations',
     debounceMs: ctx.reload?.debounceMs,
@@ -34,21 +49,10 @@ async function reload(ctx: EngineContext, msg: ReloadMessage, signal?: AbortSign
     floor: ctx.reload?.floor,
     signal,
   });
-  ctx.logger?.info('reload pass', {
-    cluster: msg.cluster,
-    rolled: report.rolled.length,
-    recorded: report.recorded.length,
-    debounced: report.debounced?.length ?? 0,
-    held: report.held?.length ?? 0,
-  });
-  for (const { workload, reason } of report.failed)
-    ctx.logger?.warn('workload not reloaded', { cluster: msg.cluster, workload: refKey(workload), reason });
-  await notify(
-    ctx,
-    fresh.map((h) => reloadHeldEvent(h, { cluster: msg.cluster }, ctx.now?.())),
-    signal,
-  );
-  return { kind: 'reloaded', cluster: msg.cluster, report };
+  logReload(ctx, msg.cluster, result);
+  const events = result.fresh.map((h) => reloadHeldEvent(h, { cluster: msg.cluster }, ctx.now?.()));
+  await notify(ctx, events, signal);
+  return { kind: 'reloaded', cluster: msg.cluster, report: result.report };
 }
 
 /**

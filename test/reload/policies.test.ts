@@ -235,8 +235,8 @@ describe('reload.approve: a reload waits for an approval of exactly that change'
 
 /** Records approvals of what is held without a pass rolling them: the approval as written, then the change moves on. */
 async function approveReloadsRecordOnly(w: Awaited<ReturnType<typeof world>>): Promise<void> {
-  const { updateReloadRegister } = await import('../../shared/state/index.js');
-  await updateReloadRegister(w.client, (r) => ({
+  const { updateTargetReloads } = await import('../../shared/state/index.js');
+  await updateTargetReloads(w.client, w.ns, (r) => ({
     ...r,
     approvals: r.holds.map((h) => ({
       target: h.target ?? '',
