@@ -105,17 +105,27 @@ function statusLine(name: string, state: TargetState): string {
   return `${parts.join('; ')}${error}${held}\n`;
 }
 
+const SHOWN_AS: Record<RegisteredHold['kind'], string> = {
+  notify: 'not rolled',
+  waiting: 'waiting',
+  approval: 'held',
+  window: 'held',
+};
+const RELEASED_BY: Record<RegisteredHold['kind'], string> = {
+  notify: '',
+  waiting: ' — a later pass rolls it',
+  approval: '',
+  window: ' — rolls when the window opens',
+};
+
 /** A reload a policy holds, under its target's line: what changed, why it waits, and what releases it. */
 function reloadHoldLine(target: string | undefined, state: TargetState | undefined, x: RegisteredHold): string {
   const w = `${x.workload.kind}/${x.workload.namespace}/${x.workload.name}`;
   const repo = state?.repo ? ` --repo ${redactUrl(state.repo)}` : '';
   const release =
-    x.kind === 'approval' && target
-      ? ` — \`tidegate approve ${target} --reload${repo}\``
-      : x.kind === 'window'
-        ? ' — rolls when the window opens'
-        : '';
-  return `  reload ${x.kind === 'notify' ? 'not rolled' : 'held'}: ${w} (${x.sources.join(', ')} changed) since ${x.since}: ${x.reason}${release}\n`;
+    x.kind === 'approval' && target ? ` — \`tidegate approve ${target} --reload${repo}\`` : RELEASED_BY[x.kind];
+  const sources = x.sources.length ? ` (${x.sources.join(', ')} changed)` : '';
+  return `  reload ${SHOWN_AS[x.kind]}: ${w}${sources} since ${x.since}: ${x.reason}${release}\n`;
 }
 
 /** `tidegate status-link --url <WebhookBaseUrl> [--ttl 168h]`: a link to the deployed status page, signed with TIDEGATE_STATUS_SECRET. */

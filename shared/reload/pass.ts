@@ -75,9 +75,9 @@ export interface ReloadReport {
    * Workloads this pass did not get to: their namespace spent its share of the pass's pattern
    * time, or the pass its own. The next pass starts with them. Absent when there are none.
    */
-  deferred?: Array<{ workload: ObjectRef; reason: string }>;
+  deferred?: Array<{ workload: ObjectRef; reason: string; target?: string | undefined }>;
   /** Workloads whose sources changed within the debounce: rolled by a later pass, once. Absent when none. */
-  debounced?: Array<{ workload: ObjectRef; sources: string[]; until: string }>;
+  debounced?: Array<{ workload: ObjectRef; sources: string[]; until: string; target?: string | undefined }>;
   /** Reloads a policy holds (reload.mode notify, reload.approve, reload.windows): not rolled. Absent when none. */
   held?: HeldReload[];
 }
@@ -295,7 +295,7 @@ export function baselineOf(workload: KubeObject): Record<string, string> | undef
 
 /** Whether the changed sources' last change is within the debounce: reported as debounced. */
 function debounced(
-  ref: ObjectRef,
+  workload: KubeObject,
   changed: readonly Relevant[],
   opts: ReloadOptions,
   now: Date,
@@ -304,11 +304,18 @@ function debounced(
   const settles = Math.max(0, ...changed.map((r) => r.source.changedAt ?? 0)) + (opts.debounceMs ?? 0);
   if (!opts.debounceMs || settles <= now.getTime()) return false;
   (report.debounced ??= []).push({
-    workload: ref,
+    workload: refOf(workload),
     sources: changed.map((r) => key(r.source.kind, r.source.name)),
     until: new Date(settles).toISOString(),
+    ...targetOf(workload, opts),
   });
   return true;
+}
+
+/** The target whose policy a workload follows, as a report entry's field (none when no target's). */
+function targetOf(workload: KubeObject, opts: ReloadOptions): { target?: string } {
+  const target = opts.policyOf?.(workload).target;
+  return target ? { target } : {};
 }
 
 /** Whether the workload's policy holds this reload (reported as held); else the approval that released it, if one did. */
@@ -344,7 +351,7 @@ function rollWaits(
   report: ReloadReport,
 ): { waits: boolean; approval?: string } {
   const now = opts.now?.() ?? new Date();
-  if (debounced(refOf(workload), changed, opts, now, report)) return { waits: true };
+  if (debounced(workload, changed, opts, now, report)) return { waits: true };
   const policy = policyWaits(workload, changed, opts, now, report);
   if (policy.waits) return policy;
   if (opts.maxRolls !== undefined && report.rolled.length >= opts.maxRolls)
@@ -621,7 +628,7 @@ export async function reloadPass(client: KubeClient, opts: ReloadOptions): Promi
     const stop = stopReason(pass, spent);
     if (stop) {
       for (const { workload } of queue.items.slice(queue.next))
-        deferred.push({ workload: refOf(workload), reason: stop });
+        deferred.push({ workload: refOf(workload), reason: stop, ...targetOf(workload, opts) });
       continue;
     }
     const { adapter, workload } = queue.items[queue.next++] as Pending;
@@ -630,7 +637,8 @@ export async function reloadPass(client: KubeClient, opts: ReloadOptions): Promi
       await reconcile(client, adapter, workload, sources.get(spent.ns) ?? NO_SOURCES, opts, report, run);
     } catch (err) {
       if (opts.signal?.aborted) throw err;
-      if (err instanceof Deferral) deferred.push({ workload: refOf(workload), reason: err.message });
+      if (err instanceof Deferral)
+        deferred.push({ workload: refOf(workload), reason: err.message, ...targetOf(workload, opts) });
       // One workload's bad annotation or refused patch never stops the pass: the others go on.
       else report.failed.push({ workload: refOf(workload), reason: errorMessage(err) });
     }

@@ -4,8 +4,13 @@ import { TidegateError, type ObjectRef } from '../model/index.js';
 import type { HeldReload } from '../reload/index.js';
 import { readSystemValue, updateSystemValue, type SystemValue } from './system-configmap.js';
 
-/** A reload a policy holds, as the cluster keeps it: since when it waits (the status page, `tidegate status`). */
-export interface RegisteredHold extends HeldReload {
+/**
+ * A reload a policy holds, as the cluster keeps it: since when it waits (the status page, `tidegate
+ * status`). Kind `waiting`: a reload the next passes roll without anyone's action (its sources
+ * changed within the debounce, or the pass rolled its maximum); it names no digest.
+ */
+export interface RegisteredHold extends Omit<HeldReload, 'kind'> {
+  kind: HeldReload['kind'] | 'waiting';
   since: string;
   /** Sources changed beyond those listed (a hold lists at most SOURCES_LISTED). */
   moreSources?: number | undefined;

@@ -173,6 +173,7 @@ function releasedBy(hold: RegisteredHold, repo: string): string {
   if (hold.kind === 'approval' && hold.target)
     return `<code>${h(`tidegate approve ${hold.target} --reload${repo}`)}</code> or comment <code>${h(`/tidegate approve reload ${hold.target}`)}</code> on a pull request`;
   if (hold.kind === 'window') return 'rolls when the window opens';
+  if (hold.kind === 'waiting') return 'a later pass rolls it';
   return 'reported only (reload.mode notify)';
 }
 

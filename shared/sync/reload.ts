@@ -75,6 +75,27 @@ const holdId = (h: { workload: ObjectRef; digest: string; kind: string }): strin
 
 const sameRegister = (a: ReloadRegister, b: ReloadRegister): boolean => JSON.stringify(a) === JSON.stringify(b);
 
+/** A target's reloads that wait for a later pass (debounced, deferred), as holds would show them. */
+function waitsOf(
+  report: ReloadReport,
+  target: string | undefined,
+): Array<Pick<RegisteredHold, 'workload' | 'target' | 'sources' | 'reason'>> {
+  const mine = (t: string | undefined): boolean => (t || undefined) === target;
+  return [
+    ...(report.debounced ?? [])
+      .filter((d) => mine(d.target))
+      .map((d) => ({
+        workload: d.workload,
+        target,
+        sources: d.sources,
+        reason: `changed within reload.debounce: rolls once after ${d.until}`,
+      })),
+    ...(report.deferred ?? [])
+      .filter((d) => mine(d.target))
+      .map((d) => ({ workload: d.workload, target, sources: [], reason: d.reason })),
+  ];
+}
+
 /**
  * One target's register after a pass: holds and approvals of the workloads the pass decided on are
  * replaced by what it found; those of workloads it did not get to (another namespace, deferred,
@@ -84,22 +105,39 @@ const sameRegister = (a: ReloadRegister, b: ReloadRegister): boolean => JSON.str
  */
 function afterPass(
   register: ReloadRegister,
+  target: string | undefined,
   held: readonly HeldReload[],
   report: ReloadReport,
   opts: PolicyReloadOptions,
   now: Date,
 ): ReloadRegister {
-  const waiting = new Set([...(report.deferred ?? []), ...(report.debounced ?? [])].map((d) => refKey(d.workload)));
+  const waiting = waitsOf(report, target);
+  const isWaiting = new Set(waiting.map((w) => refKey(w.workload)));
   const untouched = (w: ObjectRef): boolean =>
-    waiting.has(refKey(w)) || (opts.namespaces !== undefined && !opts.namespaces.includes(w.namespace));
+    isWaiting.has(refKey(w)) || (opts.namespaces !== undefined && !opts.namespaces.includes(w.namespace));
   const heldNow = new Set(held.map((h) => approvalKey(h.target, h.digest)));
   const used = new Set(report.rolled.flatMap((r) => (r.approval ? [r.approval] : [])));
   const before = new Map(register.holds.map((h) => [holdId(h), h]));
   const caused = new Map(register.holds.flatMap((h) => (h.cause ? [[refKey(h.workload), h.cause] as const] : [])));
   const applying = opts.applying;
+  // A reload that waits for a later pass: shown as waiting unless a hold of it is kept already.
+  const kept = register.holds.filter((h) => untouched(h.workload) && h.kind !== 'waiting');
+  const shown = new Set(kept.map((h) => refKey(h.workload)));
+  const waits = waiting
+    .filter((w) => !shown.has(refKey(w.workload)))
+    .map((w): RegisteredHold => ({
+      ...w,
+      digest: '',
+      kind: 'waiting',
+      since: before.get(holdId({ ...w, digest: '', kind: 'waiting' }))?.since ?? now.toISOString(),
+    }));
   return {
     holds: [
-      ...register.holds.filter((h) => untouched(h.workload)),
+      ...kept,
+      ...register.holds.filter(
+        (h) => untouched(h.workload) && h.kind === 'waiting' && !isWaiting.has(refKey(h.workload)),
+      ),
+      ...waits,
       ...held.map((h): RegisteredHold => {
         const cause =
           applying && h.target === applying.target
@@ -115,10 +153,13 @@ function afterPass(
   };
 }
 
+/** A hold a policy made (not a reload waiting for a later pass). */
+export type HeldNow = RegisteredHold & { kind: HeldReload['kind'] };
+
 export interface PolicyReloadResult {
   report: ReloadReport;
   /** Holds this pass found first (what to notify). */
-  fresh: RegisteredHold[];
+  fresh: HeldNow[];
   /** Targets whose register could not be written (the pass itself went through): why. */
   unrecorded: Array<{ target: string | undefined; reason: string }>;
 }
@@ -146,23 +187,25 @@ export async function reloadWithPolicies(client: KubeClient, opts: PolicyReloadO
     ...register.holds.map((h) => h.target),
     ...register.approvals.map((a) => a.target),
     ...(report.held ?? []).map((h) => h.target),
+    ...(report.debounced ?? []).map((d) => d.target),
+    ...(report.deferred ?? []).map((d) => d.target),
   ]);
-  const fresh: RegisteredHold[] = [];
+  const fresh: HeldNow[] = [];
   const unrecorded: PolicyReloadResult['unrecorded'] = [];
   for (const target of targets) {
     const own = <T extends { target?: string | undefined }>(list: readonly T[]): T[] =>
       list.filter((x) => (x.target || undefined) === (target || undefined));
     const held = own(report.held ?? []);
     const mine = { holds: own(register.holds), approvals: own(register.approvals) };
-    const next = afterPass(mine, held, report, opts, now());
-    fresh.push(...next.holds.filter((h) => !known.has(holdId(h))));
+    const next = afterPass(mine, target || undefined, held, report, opts, now());
+    fresh.push(...next.holds.filter((h): h is HeldNow => h.kind !== 'waiting' && !known.has(holdId(h))));
     if (sameRegister(next, mine)) continue;
     try {
       await updateTargetReloads(
         states,
         target || undefined,
         (current) => {
-          const changed = afterPass(current, held, report, opts, now());
+          const changed = afterPass(current, target || undefined, held, report, opts, now());
           return sameRegister(changed, current) ? undefined : changed;
         },
         opts.signal,

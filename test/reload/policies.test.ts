@@ -249,6 +249,36 @@ async function approveReloadsRecordOnly(w: Awaited<ReturnType<typeof world>>): P
   }));
 }
 
+describe('reloads that wait for a later pass show as waiting', () => {
+  it('debounced, and past reload.maxConcurrent: listed as waiting with why, gone once rolled', async () => {
+    const w = await world({}, ['a', 'b']);
+    await w.external('1');
+    const pass = (opts: { debounceMs?: number; maxRolls?: number }) =>
+      reloadWithPolicies(w.client, { namespaces: [w.ns], strategy: 'annotations', ...opts });
+    const early = await pass({ debounceMs: 60_000 });
+    expect(early.report.rolled).toEqual([]);
+    expect(early.fresh).toEqual([]); // waits are no news
+    const debounced = (await w.register()).holds;
+    expect(debounced.map((h) => [h.workload.name, h.kind]).sort()).toEqual([
+      ['a', 'waiting'],
+      ['b', 'waiting'],
+    ]);
+    expect(debounced[0]?.reason).toMatch(/^changed within reload.debounce: rolls once after \d{4}-/);
+    const status = await cli('status', w.ns, ...KUBE());
+    expect(status.out).toContain(`reload waiting: Deployment/${w.ns}/a (Secret/ext changed)`);
+    expect(status.out).toContain('a later pass rolls it');
+
+    const one = await pass({ maxRolls: 1 });
+    expect(one.report.rolled).toHaveLength(1);
+    const throttled = (await w.register()).holds;
+    expect(throttled.map((h) => h.kind)).toEqual(['waiting']);
+    expect(throttled[0]?.reason).toMatch(/^reload.maxConcurrent \(1\) workloads rolled in this pass/);
+    const rest = await pass({ maxRolls: 1 });
+    expect(rest.report.rolled).toHaveLength(1);
+    expect((await w.register()).holds).toEqual([]);
+  }, 60_000);
+});
+
 describe('the deploy-time floor: every target gets at least its policy', () => {
   it('a floor of notify holds the reload of a target that sets nothing', async () => {
     const w = await world({});
