@@ -9,6 +9,7 @@ import { cli } from '../helpers/cli.js';
 import { prComment } from '../helpers/github.js';
 import { testEnv, uniqueName } from '../helpers/env.js';
 import { configMap, gitopsRepo, yamlDocs } from '../helpers/engine.js';
+import { reloadingDeployment } from '../helpers/reload.js';
 
 const OWNER = 'acme';
 const TOKEN = 'ghp_gates_test_token';
@@ -288,20 +289,7 @@ describe('sign-off gates', () => {
       );
     await client.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: g.ns } }, { fieldManager: 'test' });
     await secret('0');
-    const workload = {
-      apiVersion: 'apps/v1',
-      kind: 'Deployment',
-      metadata: { name: 'w', annotations: { 'reloader.stakater.com/auto': 'true' } },
-      spec: {
-        selector: { matchLabels: { app: 'w' } },
-        template: {
-          metadata: { labels: { app: 'w' } },
-          spec: {
-            containers: [{ name: 'app', image: 'registry.example/app:1', envFrom: [{ secretRef: { name: 'ext' } }] }],
-          },
-        },
-      },
-    };
+    const workload = reloadingDeployment('w', { secrets: ['ext'] });
     await g.repo.commit({
       'tidegate.yaml': stringify({
         targets: [

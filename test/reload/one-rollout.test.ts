@@ -8,6 +8,7 @@ import { RELOADER as R } from '../../shared/reload/annotations.js';
 import { RELOADED_HASH_ANNOTATION } from '../../shared/reload/pass.js';
 import { testKubeConfig, uniqueName } from '../helpers/env.js';
 import { configMap, gitopsRepo } from '../helpers/engine.js';
+import { reloadingDeployment } from '../helpers/reload.js';
 
 type Kind = 'Deployment' | 'StatefulSet' | 'DaemonSet' | 'CronJob';
 type Strategy = 'annotations' | 'env-vars';
@@ -146,26 +147,7 @@ describe('out-of-band changes within the debounce roll a workload once', () => {
     const ns = uniqueName('debounce');
     await client.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }, { fieldManager: 'test' });
     for (const name of ['s1', 's2', 's3']) await setting(client, ns, name, '0');
-    const deploy: KubeObject = {
-      apiVersion: 'apps/v1',
-      kind: 'Deployment',
-      metadata: { name: 'w', namespace: ns, annotations: { [R.auto]: 'true' } },
-      spec: {
-        selector: { matchLabels: { app: 'w' } },
-        template: {
-          metadata: { labels: { app: 'w' } },
-          spec: {
-            containers: [
-              {
-                name: 'app',
-                image: 'registry.example/app:1',
-                envFrom: ['s1', 's2', 's3'].map((name) => ({ secretRef: { name } })),
-              },
-            ],
-          },
-        },
-      },
-    };
+    const deploy = reloadingDeployment('w', { secrets: ['s1', 's2', 's3'] }, { namespace: ns });
     await client.apply(deploy, { fieldManager: 'test' });
     const pass = () => reloadPass(client, { namespaces: [ns], strategy: 'annotations', debounceMs: DEBOUNCE_MS });
     const generation = async () => (await client.get('apps/v1', 'Deployment', ns, 'w'))?.metadata.generation ?? 0;
@@ -207,27 +189,13 @@ describe('reload.maxConcurrent: a mass change rolls in waves', () => {
     const names = Array.from({ length: 1000 }, (_, i) => `w${i}`);
     for (let i = 0; i < names.length; i += 25)
       await Promise.all(
-        names.slice(i, i + 25).map((name) =>
-          client.apply(
-            {
-              apiVersion: 'apps/v1',
-              kind: 'Deployment',
-              metadata: { name, namespace: ns, annotations: { [R.auto]: 'true' } },
-              spec: {
-                selector: { matchLabels: { app: name } },
-                template: {
-                  metadata: { labels: { app: name } },
-                  spec: {
-                    containers: [
-                      { name: 'app', image: 'registry.example/app:1', envFrom: [{ secretRef: { name: 'shared' } }] },
-                    ],
-                  },
-                },
-              },
-            },
-            { fieldManager: 'test' },
+        names
+          .slice(i, i + 25)
+          .map((name) =>
+            client.apply(reloadingDeployment(name, { secrets: ['shared'] }, { namespace: ns }), {
+              fieldManager: 'test',
+            }),
           ),
-        ),
       );
     const pass = () => reloadPass(client, { namespaces: [ns], strategy: 'annotations', maxRolls: 50 });
     expect((await pass()).recorded).toHaveLength(1000);

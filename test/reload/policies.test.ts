@@ -3,7 +3,6 @@ import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { ReloadPolicySetting } from '../../shared/config/index.js';
 import type { KubeObject } from '../../shared/model/index.js';
-import { RELOADER as R } from '../../shared/reload/annotations.js';
 import { RELOADED_HASH_ANNOTATION } from '../../shared/reload/pass.js';
 import { readReloadRegister } from '../../shared/state/index.js';
 import { reloadWithPolicies } from '../../shared/sync/index.js';
@@ -11,31 +10,12 @@ import { approveReloads, handleMessage } from '../../shared/usecases/index.js';
 import type { NotifyEvent } from '../../shared/notify/index.js';
 import { cli } from '../helpers/cli.js';
 import { testEnv, uniqueName } from '../helpers/env.js';
+import { reloadingDeployment } from '../helpers/reload.js';
 import { configMap, gitopsRepo } from '../helpers/engine.js';
 
 /** A Deployment that reads the ConfigMap `cfg` (from Git) and the Secret `ext` (from outside Git), Reloader's auto annotation on it. */
-function workload(name: string, annotations: Record<string, string> = { [R.auto]: 'true' }): KubeObject {
-  return {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name, annotations },
-    spec: {
-      selector: { matchLabels: { app: name } },
-      template: {
-        metadata: { labels: { app: name } },
-        spec: {
-          containers: [
-            {
-              name: 'app',
-              image: 'registry.example/app:1',
-              envFrom: [{ configMapRef: { name: 'cfg' } }, { secretRef: { name: 'ext' } }],
-            },
-          ],
-        },
-      },
-    },
-  };
-}
+const workload = (name: string, annotations?: Record<string, string>): KubeObject =>
+  reloadingDeployment(name, { configMaps: ['cfg'], secrets: ['ext'] }, annotations ? { annotations } : {});
 
 const KUBE = (): string[] => ['--kubeconfig', testEnv().kube.kubeconfigPath, '--context', 'tidegate-test'];
 

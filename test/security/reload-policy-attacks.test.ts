@@ -9,6 +9,7 @@ import { reloadWithPolicies } from '../../shared/sync/index.js';
 import { approveReloads, rollback } from '../../shared/usecases/index.js';
 import { readTargetState } from '../../shared/state/index.js';
 import { testEnv, uniqueName } from '../helpers/env.js';
+import { reloadingDeployment } from '../helpers/reload.js';
 import { configMap, gitopsRepo, yamlDocs } from '../helpers/engine.js';
 import { gatedWorld, tidegateYaml, type TargetDecl } from '../helpers/gates.js';
 
@@ -26,28 +27,12 @@ import { gatedWorld, tidegateYaml, type TargetDecl } from '../helpers/gates.js';
 const TOKEN = 'ghp_reload_policy_attacks_token';
 
 /** A Deployment that reads the ConfigMap `cfg` (from Git) and the Secret `ext` (from outside Git), with Reloader's auto annotation. */
-function workload(name: string, annotations: Record<string, string> = { [R.auto]: 'true' }): KubeObject {
-  return {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name, annotations },
-    spec: {
-      selector: { matchLabels: { app: name } },
-      template: {
-        metadata: { labels: { app: name } },
-        spec: {
-          containers: [
-            {
-              name: 'app',
-              image: 'registry.example/app:1',
-              envFrom: [{ configMapRef: { name: 'cfg' } }, { secretRef: { name: 'ext', optional: true } }],
-            },
-          ],
-        },
-      },
-    },
-  };
-}
+const workload = (name: string, annotations?: Record<string, string>): KubeObject =>
+  reloadingDeployment(
+    name,
+    { configMaps: ['cfg'], secrets: ['ext'], optionalSecrets: true },
+    annotations ? { annotations } : {},
+  );
 
 const generationOf = async (client: { get: (...a: any[]) => Promise<KubeObject | undefined> }, ns: string) =>
   (await client.get('apps/v1', 'Deployment', ns, 'w'))?.metadata.generation ?? 0;

@@ -3,9 +3,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { KubeObject } from '../../shared/model/index.js';
-import { RELOADER as R } from '../../shared/reload/annotations.js';
 import { reloadWithPolicies } from '../../shared/sync/index.js';
 import { approveReloads } from '../../shared/usecases/index.js';
+import { reloadingDeployment } from '../helpers/reload.js';
 import { configMap, gitopsRepo } from '../helpers/engine.js';
 import { uniqueName } from '../helpers/env.js';
 
@@ -51,28 +51,7 @@ interface Real {
   log: string[];
 }
 
-function workload(): KubeObject {
-  return {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name: 'w', annotations: { [R.auto]: 'true' } },
-    spec: {
-      selector: { matchLabels: { app: 'w' } },
-      template: {
-        metadata: { labels: { app: 'w' } },
-        spec: {
-          containers: [
-            {
-              name: 'app',
-              image: 'registry.example/app:1',
-              envFrom: [{ configMapRef: { name: 'cfg' } }, { secretRef: { name: 'ext' } }],
-            },
-          ],
-        },
-      },
-    },
-  };
-}
+const workload = (): KubeObject => reloadingDeployment('w', { configMaps: ['cfg'], secrets: ['ext'] });
 
 const files = (r: Real, policy: Policy) => ({
   'tidegate.yaml': stringify({

@@ -9,16 +9,8 @@ import { reloadWithPolicies } from '../../shared/sync/index.js';
 import { uniqueName } from '../helpers/env.js';
 import { configMap, deployment, gitopsRepo } from '../helpers/engine.js';
 import { CHROMIUM } from '../helpers/browser.js';
+import { reloadingDeployment } from '../helpers/reload.js';
 import { githubHeaders, pushPayload } from '../helpers/lambda.js';
-
-/** A Deployment reading the Secret ext (not in Git), reloaded on its change (Reloader's auto annotation). */
-function reloadingDeployment() {
-  const d = deployment('w');
-  d.metadata.annotations = { 'reloader.stakater.com/auto': 'true' };
-  const spec = d['spec'] as { template: { spec: { containers: Array<Record<string, unknown>> } } };
-  for (const c of spec.template.spec.containers) c['envFrom'] = [{ secretRef: { name: 'ext' } }];
-  return d;
-}
 
 /**
  * The status page of `tidegate dev`, in a real headless browser (Debian's chromium through
@@ -63,7 +55,7 @@ describe('status page in a real browser', () => {
           target(names.reload, 'reload', { reload: { approve: true } }),
         ],
       }),
-      'reload/app.yaml': reloadingDeployment(),
+      'reload/app.yaml': reloadingDeployment('w', { secrets: ['ext'] }),
       'inv/all.yaml': [
         configMap('settings', { A: '1' }),
         configMap('gone', { B: '2' }),
