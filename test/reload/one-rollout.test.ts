@@ -189,13 +189,11 @@ describe('reload.maxConcurrent: a mass change rolls in waves', () => {
     const names = Array.from({ length: 1000 }, (_, i) => `w${i}`);
     for (let i = 0; i < names.length; i += 25)
       await Promise.all(
-        names
-          .slice(i, i + 25)
-          .map((name) =>
-            client.apply(reloadingDeployment(name, { secrets: ['shared'] }, { namespace: ns }), {
-              fieldManager: 'test',
-            }),
-          ),
+        names.slice(i, i + 25).map((name) =>
+          client.apply(reloadingDeployment(name, { secrets: ['shared'] }, { namespace: ns }), {
+            fieldManager: 'test',
+          }),
+        ),
       );
     const pass = () => reloadPass(client, { namespaces: [ns], strategy: 'annotations', maxRolls: 50 });
     expect((await pass()).recorded).toHaveLength(1000);
