@@ -25,6 +25,7 @@ export {
   formatRef,
   groupOf,
   isFluxApiVersion,
+  parseRefKey,
   refKey,
   refOf,
   type InventoryEntry,

@@ -98,14 +98,10 @@ function candidatesOf(desired: ReadonlyArray<{ object: KubeObject }>, opts: Relo
   });
 }
 
-/**
- * The live workload and the baseline recorded on it; undefined when the pass after the apply sees
- * to it instead: created by this sync, a malformed baseline (it reports that), or none yet while held.
- */
+/** The live workload and the baseline recorded on it; undefined when it is new, or its baseline malformed (the pass reports that). */
 async function liveBaseline(
   client: KubeClient,
   c: Candidate,
-  hold: boolean,
   signal: AbortSignal | undefined,
 ): Promise<{ current: KubeObject; baseline: Record<string, string> | undefined } | undefined> {
   const { apiVersion, kind } = c.adapter;
@@ -117,7 +113,7 @@ async function liveBaseline(
   } catch {
     return undefined;
   }
-  return hold && !baseline ? undefined : { current, baseline };
+  return { current, baseline };
 }
 
 /**
@@ -130,12 +126,13 @@ function reloadOf(
   baseline: Record<string, string> | undefined,
   sources: Sources,
   hold: boolean,
-  strategy: ReloadOptions['strategy'],
+  how: { strategy: ReloadOptions['strategy']; revision?: string | undefined },
 ): { patch: KubeObject; changed: string[]; moved: boolean } {
   const relevant = drain(relevantSources(c.object, c.template, sources));
   const now = Object.fromEntries(relevant.map((r) => [key(r.source.kind, r.source.name), short(r.source.hash)]));
   const was = (r: Relevant): string | undefined => baseline?.[key(r.source.kind, r.source.name)];
   const changed = hold ? [] : relevant.filter((r) => was(r) !== undefined && was(r) !== short(r.source.hash));
+  const moved = !hold && Object.keys(now).some((k) => baseline?.[k] !== now[k]);
   const patch = reloadPatch(
     current,
     c.adapter,
@@ -143,9 +140,9 @@ function reloadOf(
     hold ? { ...baseline } : { ...baseline, ...now },
     relevant,
     changed,
-    strategy,
+    // The revision goes with a baseline this write moves; otherwise it stays as it is.
+    { strategy: how.strategy, revision: moved ? how.revision : undefined },
   );
-  const moved = !hold && Object.keys(now).some((k) => baseline?.[k] !== now[k]);
   return { patch, changed: changed.map((r) => key(r.source.kind, r.source.name)), moved };
 }
 
@@ -163,13 +160,17 @@ function reloadOf(
 export async function embedReloads<T extends { object: KubeObject; reload?: string[] }>(
   client: KubeClient,
   desired: readonly T[],
-  opts: ReloadOptions & { hold?: boolean },
+  opts: ReloadOptions & {
+    /** Whether a policy holds this workload's reload now (its target's, or that of the target it is taken from). */
+    holds?: (current: KubeObject) => Promise<boolean>;
+    /** The revision the sync applies: recorded with the baselines it moves. */
+    revision?: string | undefined;
+  },
 ): Promise<{ desired: T[]; reloads: ReloadReport['rolled']; patches: KubeObject[] }> {
   const reloads: ReloadReport['rolled'] = [];
   const patches: KubeObject[] = [];
   const candidates = candidatesOf(desired, opts);
   if (candidates.length === 0) return { desired: [...desired], reloads, patches };
-  const hold = opts.hold ?? false;
   await loadPatternEngine();
   const namespaces = [...new Set(candidates.map((c) => c.object.metadata.namespace ?? ''))];
   const live = await readSources(client, { ...opts, namespaces }, new Pace(opts.signal));
@@ -177,10 +178,13 @@ export async function embedReloads<T extends { object: KubeObject; reload?: stri
   const out = [...desired];
   for (const c of candidates) {
     const ns = c.object.metadata.namespace ?? '';
-    const seen = await liveBaseline(client, c, hold, opts.signal);
-    if (!seen) continue;
+    const seen = await liveBaseline(client, c, opts.signal);
+    const hold = seen && opts.holds ? await opts.holds(seen.current) : false;
+    // Created by this sync, a malformed baseline, or (held) none yet: the pass after the apply sees to it.
+    if (!seen || (hold && !seen.baseline)) continue;
     const sources = afterApply(live.get(ns) ?? NO_SOURCES, objects, ns, opts.resourceSelector !== undefined);
-    const { patch, changed, moved } = reloadOf(c, seen.current, seen.baseline, sources, hold, opts.strategy);
+    const how = { strategy: opts.strategy, revision: opts.revision };
+    const { patch, changed, moved } = reloadOf(c, seen.current, seen.baseline, sources, hold, how);
     if (moved) patches.push(patch);
     out[c.index] = {
       ...(desired[c.index] as T),

@@ -1,5 +1,6 @@
 export {
   RELOAD_FIELD_MANAGER,
+  RELOAD_REVISION_ANNOTATION,
   approvalKey,
   reloadPass,
   type HeldReload,
@@ -9,4 +10,4 @@ export {
   type ReloadStrategy,
 } from './pass.js';
 export { embedReloads } from './embed.js';
-export { ROLL, everHolds, policyHold, reloadPolicy, type HoldKind, type ReloadPolicy } from './policy.js';
+export { ROLL, everHolds, policyHold, reloadPolicy, stricter, type HoldKind, type ReloadPolicy } from './policy.js';

@@ -12,7 +12,7 @@ import {
 import type { Steps } from './matcher.js';
 import { contentHash } from './hash.js';
 import { containerUsing, envVarName, referencedSources } from './references.js';
-import { policyHold, reloadDigest, type HoldKind, type ReloadPolicy } from './policy.js';
+import { policyHold, reloadDigest, stricter, type HoldKind, type ReloadPolicy } from './policy.js';
 import { WORKLOADS, atTemplatePath, podTemplateOf, type PodTemplate, type WorkloadAdapter } from './workloads.js';
 
 /** Field manager of every reload patch; the sync's own apply (manager "tidegate") never removes its fields. */
@@ -22,6 +22,12 @@ export const BASELINE_ANNOTATION = 'tidegate.dev/reload-baseline';
 /** On the pod template (annotations strategy): changes whenever a relevant source changes, which rolls the pods. */
 export const RELOADED_HASH_ANNOTATION = 'tidegate.dev/reloaded-hash';
 export const RELOADED_FROM_ANNOTATION = 'tidegate.dev/reloaded-from';
+/**
+ * On the workload, beside the baseline: the revision its target had applied when the baseline was
+ * last written (a roll, or hashes first recorded). The commits since are those that can have
+ * changed its sources from Git: who made one may not approve its held reload by comment.
+ */
+export const RELOAD_REVISION_ANNOTATION = 'tidegate.dev/reload-revision';
 
 export type ReloadStrategy = 'annotations' | 'env-vars';
 
@@ -44,7 +50,14 @@ export interface ReloadOptions extends ReloadScope {
   /** At most this many workloads rolled in one pass (a mass change of Secrets rolls in waves); the rest wait for the next. */
   maxRolls?: number | undefined;
   /** The policy a workload's reloads follow, and the target that applied it; undefined: they roll. */
-  policyOf?: ((workload: KubeObject) => { target?: string | undefined; policy: ReloadPolicy }) | undefined;
+  policyOf?:
+    | ((workload: KubeObject) => { target?: string | undefined; policy: ReloadPolicy; revision?: string | undefined })
+    | undefined;
+  /**
+   * A stricter policy a held reload carries from before (the one it was held under, or that of the
+   * target a workload is taken over from): the reload follows the stricter of it and its own.
+   */
+  carried?: ((workload: ObjectRef, digest: string) => ReloadPolicy | undefined) | undefined;
   /** Approved reloads, by approvalKey. */
   approved?: ReadonlySet<string> | undefined;
   now?: (() => Date) | undefined;
@@ -61,6 +74,8 @@ export interface HeldReload {
   digest: string;
   kind: HoldKind;
   reason: string;
+  /** The policy it is held under (what a later pass keeps it under while its sources stay so). */
+  policy: ReloadPolicy;
 }
 
 export interface ReloadReport {
@@ -250,10 +265,13 @@ export function reloadPatch(
   baseline: Record<string, string>,
   relevant: readonly Relevant[],
   changed: readonly Relevant[],
-  strategy: ReloadStrategy,
+  how: { strategy: ReloadStrategy; revision?: string | undefined },
 ): KubeObject {
+  const { strategy } = how;
   const annotations = templateAnnotations(template, relevant, changed, strategy);
   const env = envVars(template, changed, strategy);
+  // The revision is written with the baseline it goes with; kept as it is when not known here.
+  const revision = how.revision ?? obj.metadata.annotations?.[RELOAD_REVISION_ANNOTATION];
   const partial: PodTemplate = {
     ...(Object.keys(annotations).length ? { metadata: { annotations } } : {}),
     ...(env.size ? { spec: { containers: [...env].map(([name, list]) => ({ name, env: list })) } } : {}),
@@ -264,7 +282,10 @@ export function reloadPatch(
     metadata: {
       name: obj.metadata.name,
       namespace: obj.metadata.namespace,
-      annotations: { [BASELINE_ANNOTATION]: JSON.stringify(baseline) },
+      annotations: {
+        [BASELINE_ANNOTATION]: JSON.stringify(baseline),
+        ...(revision ? { [RELOAD_REVISION_ANNOTATION]: revision } : {}),
+      },
     },
     ...(Object.keys(partial).length ? atTemplatePath(adapter, partial) : {}),
   };
@@ -331,11 +352,14 @@ function policyWaits(
   const ref = refOf(workload);
   const hashes = Object.fromEntries(changed.map((r) => [key(r.source.kind, r.source.name), short(r.source.hash)]));
   const digest = reloadDigest(refKey(ref), hashes);
+  const carried = opts.carried?.(ref, digest);
+  const policy = carried ? stricter(governed.policy, carried) : governed.policy;
   const wanted = approvalKey(governed.target, digest);
   const approved = opts.approved?.has(wanted) ?? false;
-  const hold = policyHold(governed.policy, now, approved);
-  if (!hold) return approved && governed.policy.approve ? { waits: false, approval: wanted } : { waits: false };
-  (report.held ??= []).push({ workload: ref, target: governed.target, sources: Object.keys(hashes), digest, ...hold });
+  const hold = policyHold(policy, now, approved);
+  if (!hold) return approved && policy.approve ? { waits: false, approval: wanted } : { waits: false };
+  const sources = Object.keys(hashes);
+  (report.held ??= []).push({ workload: ref, target: governed.target, sources, digest, policy, ...hold });
   return { waits: true };
 }
 
@@ -392,7 +416,11 @@ async function reconcile(
       report.skipped.push({ workload: ref, reason: 'no referenced or named ConfigMap/Secret qualifies' });
     return;
   }
-  const patch = reloadPatch(workload, adapter, template, { ...baseline, ...current }, relevant, changed, opts.strategy);
+  const revision = opts.policyOf?.(workload).revision;
+  const patch = reloadPatch(workload, adapter, template, { ...baseline, ...current }, relevant, changed, {
+    strategy: opts.strategy,
+    revision,
+  });
   await client.apply(patch, {
     fieldManager: RELOAD_FIELD_MANAGER,
     force: true,

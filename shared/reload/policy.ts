@@ -30,6 +30,17 @@ export function reloadPolicy(
   return out;
 }
 
+/** The stricter of two policies: notify and approve once either sets them; both one's windows. */
+export function stricter(a: ReloadPolicy, b: ReloadPolicy): ReloadPolicy {
+  const same = (x: unknown, y: unknown): boolean => JSON.stringify(x) === JSON.stringify(y);
+  return {
+    ...(a.notify || b.notify ? { notify: a.notify ?? b.notify } : {}),
+    ...(a.approve || b.approve ? { approve: a.approve ?? b.approve } : {}),
+    deny: [...a.deny, ...b.deny.filter((w) => !a.deny.some((x) => same(x, w)))],
+    allow: [...a.allow, ...b.allow.filter((w) => !a.allow.some((x) => same(x, w)))],
+  };
+}
+
 export type HoldKind = 'notify' | 'window' | 'approval';
 
 /** Why a reload does not roll now, if so: notify-only, then a missing approval, then a closed window (an approved reload still waits for it). */

@@ -9,16 +9,13 @@ import { readSystemValue, updateSystemValue, type SystemValue } from './system-c
  * status`). Kind `waiting`: a reload the next passes roll without anyone's action (its sources
  * changed within the debounce, or the pass rolled its maximum); it names no digest.
  */
-export interface RegisteredHold extends Omit<HeldReload, 'kind'> {
+export interface RegisteredHold extends Omit<HeldReload, 'kind' | 'policy'> {
   kind: HeldReload['kind'] | 'waiting';
+  /** The policy it is held under (none for a wait). */
+  policy?: HeldReload['policy'] | undefined;
   since: string;
   /** Sources changed beyond those listed (a hold lists at most SOURCES_LISTED). */
   moreSources?: number | undefined;
-  /**
-   * When a sync found it: the revision it applied and the one applied before. The commits between
-   * them brought the change; their authors, committers and pushers may not approve the reload.
-   */
-  cause?: { revision: string; from?: string | undefined } | undefined;
 }
 
 /** An approval of one held reload: its target and digest (the workload and its changed sources' hashes). */

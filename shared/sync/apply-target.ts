@@ -17,6 +17,7 @@ import {
   countChanges,
   hasChanges,
   isTransient,
+  parseRefKey,
   refKey,
   refOf,
   type Approval,
@@ -32,40 +33,63 @@ import { reloadWithPolicies } from './reload.js';
 import { encodeState } from '../state/index.js';
 import type { HookPhase } from '../render/index.js';
 import { changesOf, type Planned } from './plan-target.js';
-import { NO_HEALTH, inventoryOf, mergeInventory, sameInventory, timeoutOf, type SyncRun } from './run.js';
+import {
+  NO_HEALTH,
+  inventoryOf,
+  mergeInventory,
+  recordedPolicy,
+  sameInventory,
+  timeoutOf,
+  type SyncRun,
+} from './run.js';
 
 /** Reloader semantics right after apply: a ConfigMap changed in Git rolls its workloads in this same sync. */
 const RELOAD_KINDS = new Set(['ConfigMap', 'Secret', 'Deployment', 'StatefulSet', 'DaemonSet', 'CronJob']);
 
+/**
+ * The namespaces the pass after the apply looks at, within the deploy-time scope: where this sync
+ * wrote a source or a workload (out-of-band changes are the scheduled pass's job); and, when the
+ * sync changes the target's reload policy, every namespace of its workloads, so that what is
+ * pending is held under the stricter of the two before the new policy is recorded.
+ */
+function reloadNamespaces(run: SyncRun, changes: readonly Change[], policyChanges: boolean): string[] {
+  const scope = run.input.reloadScope;
+  const ignored = new Set(scope?.ignoreNamespaces ?? []);
+  const inScope = (ns: string): boolean => (scope?.namespaces?.includes(ns) ?? true) && !ignored.has(ns);
+  const written = changes
+    .filter((c) => (c.action === 'created' || c.action === 'configured') && RELOAD_KINDS.has(c.ref.kind))
+    .map((c) => c.ref.namespace);
+  const workloads = policyChanges
+    ? run.state.inventory
+        .map((e) => parseRefKey(e.id))
+        .filter((r) => RELOAD_KINDS.has(r.kind))
+        .map((r) => r.namespace)
+    : [];
+  return [...new Set([...written, ...workloads].filter((ns) => ns && inScope(ns)))];
+}
+
 async function reloadAfterApply(
   run: SyncRun,
+  planned: Planned,
   changes: readonly Change[],
 ): Promise<Pick<SyncResult, 'reloads' | 'reloadsHeld'>> {
   const { spec, signal, reloadScope: scope } = run.input;
   const client = run.targetClient;
-  // Only where this sync wrote a source or a workload (out-of-band changes are the scheduled
-  // pass's job), and only within the deploy-time scope, as the scheduled pass.
-  const ignored = new Set(scope?.ignoreNamespaces ?? []);
-  const inScope = (ns: string): boolean => (scope?.namespaces?.includes(ns) ?? true) && !ignored.has(ns);
-  const namespaces = [
-    ...new Set(
-      changes
-        .filter((c) => (c.action === 'created' || c.action === 'configured') && RELOAD_KINDS.has(c.ref.kind))
-        .map((c) => c.ref.namespace)
-        .filter((ns) => ns && inScope(ns)),
-    ),
-  ];
-  if (!spec.reload.enabled || namespaces.length === 0) return {};
+  const policyChanges = JSON.stringify(recordedPolicy(spec)) !== JSON.stringify(run.state.reload);
+  const namespaces = reloadNamespaces(run, changes, policyChanges);
+  if ((!spec.reload.enabled && !policyChanges) || namespaces.length === 0) return {};
   const { report, fresh, unrecorded } = await reloadWithPolicies(client, {
     namespaces,
     resourceSelector: scope?.resourceSelector,
     strategy: run.input.reloadStrategy ?? 'annotations',
+    // A target whose reloads are off rolls nothing here: the pass only records what its policy holds.
+    ...(spec.reload.enabled ? {} : { maxRolls: 0 }),
     floor: run.input.reloadFloor,
     applying: {
       target: spec.name,
       setting: spec.reload,
       revision: run.input.revision.sha,
-      from: run.state.lastApplied?.sha,
+      carried: planned.reloadCarried,
     },
     stateClient: run.input.client,
     signal,
@@ -110,7 +134,7 @@ async function reloadsOf(
 ): Promise<Pick<SyncResult, 'reloads' | 'reloadsHeld'>> {
   const written = new Set(changes.filter((c) => c.action === 'configured').map((c) => refKey(c.ref)));
   await keepReloaderFields(run, planned, written);
-  const after = await reloadAfterApply(run, changes);
+  const after = await reloadAfterApply(run, planned, changes);
   const reloads = [...planned.reloads.filter((r) => written.has(refKey(r.workload))), ...(after.reloads ?? [])];
   return { ...(reloads.length ? { reloads } : {}), ...(after.reloadsHeld ? { reloadsHeld: after.reloadsHeld } : {}) };
 }

@@ -1,4 +1,4 @@
-import { embedReloads, policyHold, reloadPolicy } from '../reload/index.js';
+import { embedReloads, policyHold, reloadPolicy, stricter, type ReloadPolicy } from '../reload/index.js';
 import { serveLookups, type KubeClient } from '../cluster/index.js';
 import {
   ApplyError,
@@ -23,6 +23,7 @@ import {
   TargetOwnedElsewhereError,
   TidegateError,
   formatRef,
+  refKey,
   refOf,
   globPattern,
   hasChanges,
@@ -52,6 +53,7 @@ import { checkDeclaredBy } from './declared-by.js';
 import { foreignRepository, ownerTarget, readNamespace } from './foreign.js';
 import { NO_HEALTH, type SyncRun } from './run.js';
 import { FLOOR_SOURCE } from './reload.js';
+import { readTargetState, type TargetState } from '../state/index.js';
 
 class EmptyRenderError extends TidegateError {
   constructor(target: string) {
@@ -176,6 +178,8 @@ export interface Planned {
   reloads: Array<{ workload: ObjectRef; sources: string[] }>;
   /** The reload fields that rode in workloads' writes: applied again as the reloader's after the apply (they stay its own). */
   reloadPatches: KubeObject[];
+  /** The reload policies of the targets workloads are taken over from (by refKey): the pass after the apply keeps them. */
+  reloadCarried: ReadonlyMap<string, ReloadPolicy>;
 }
 
 /**
@@ -406,11 +410,13 @@ export async function planTarget(run: SyncRun, opts: { withholdSecrets?: boolean
   };
   // One commit, one rollout: a workload's reload for the ConfigMaps and Secrets applied with it rides in its own write.
   const { reloadScope, reloadStrategy } = run.input;
+  const policies = reloadPolicies(run);
   const reloading = spec.reload.enabled
     ? await embedReloads(run.targetClient, desired, {
         ...reloadScope,
         strategy: reloadStrategy ?? 'annotations',
-        hold: reloadHoldsNow(run),
+        holds: policies.holds,
+        revision: run.input.revision.sha,
         signal,
       })
     : { desired, reloads: [], patches: [] };
@@ -424,23 +430,45 @@ export async function planTarget(run: SyncRun, opts: { withholdSecrets?: boolean
     hooks,
     reloads: reloading.reloads,
     reloadPatches: reloading.patches,
+    reloadCarried: policies.carried,
   };
 }
 
 /**
- * Whether the target's reload policy holds a reload now (notify, approve, a closed window): the
- * stricter of the revision's and the one last applied (a commit cannot lower the policy its own
- * reload follows), under the deploy-time floor. The reload is then left to the pass after the
- * apply, which reports and keeps the hold.
+ * Whether a policy holds a workload's reload now (notify, approve, a closed window): the target's,
+ * the stricter of the revision's and the one last applied (a commit cannot lower the policy its own
+ * reload follows), under the deploy-time floor; and for a workload the target takes over from
+ * another target that lists it (a move, a rename), that target's too, kept in `carried` for the
+ * pass after the apply. A held reload is left to that pass, which reports and keeps the hold.
  */
-function reloadHoldsNow(run: SyncRun): boolean {
-  const { spec, reloadFloor } = run.input;
-  const policy = reloadPolicy([
+function reloadPolicies(run: SyncRun): {
+  holds: (current: KubeObject) => Promise<boolean>;
+  carried: Map<string, ReloadPolicy>;
+} {
+  const { spec, reloadFloor, signal } = run.input;
+  const own = reloadPolicy([
     { from: `tidegate.yaml of ${spec.name}`, setting: spec.reload },
     { from: `the last applied tidegate.yaml of ${spec.name}`, setting: run.state.reload },
     { from: FLOOR_SOURCE, setting: reloadFloor },
   ]);
-  return policyHold(policy, new Date(), false) !== undefined;
+  const carried = new Map<string, ReloadPolicy>();
+  const states = new Map<string, Promise<TargetState>>();
+  const holds = async (current: KubeObject): Promise<boolean> => {
+    const from = appliedBy(current.metadata.labels);
+    let policy = own;
+    if (from && from !== spec.name) {
+      if (!states.has(from)) states.set(from, readTargetState(run.input.client, from, signal));
+      const state = await (states.get(from) as Promise<TargetState>);
+      const id = refKey(refOf(current));
+      if (!state.removed && state.reload && state.inventory.some((e) => e.id === id)) {
+        const theirs = reloadPolicy([{ from: `tidegate.yaml of ${from}`, setting: state.reload }]);
+        carried.set(id, theirs);
+        policy = stricter(own, theirs);
+      }
+    }
+    return policyHold(policy, new Date(), false) !== undefined;
+  };
+  return { holds, carried };
 }
 
 /** What `tidegate diff` reports: the plan, and what prune would delete (a dry-run delete). */

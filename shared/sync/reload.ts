@@ -6,6 +6,7 @@ import {
   approvalKey,
   reloadPass,
   reloadPolicy,
+  stricter,
   type HeldReload,
   type ReloadOptions,
   type ReloadPolicy,
@@ -26,18 +27,26 @@ export interface PolicyReloadOptions extends Omit<ReloadOptions, 'policyOf' | 'a
   stateClient?: KubeClient | undefined;
   /**
    * The target a sync is applying: the policy of the revision it applies counts beside the one
-   * last applied (the stricter wins: a commit cannot lower the policy its own reloads follow), and
-   * the reloads it holds were caused by the commits from the revision applied before to this one.
+   * last applied (the stricter wins: a commit cannot lower the policy its own reloads follow); the
+   * revision is recorded with the baselines the pass writes for its workloads; `carried`, the
+   * policies of the targets it takes workloads over from (by refKey), still count for them.
    */
-  applying?: { target: string; setting: ReloadPolicySetting; revision: string; from?: string | undefined } | undefined;
+  applying?:
+    | {
+        target: string;
+        setting: ReloadPolicySetting;
+        revision: string;
+        carried?: ReadonlyMap<string, ReloadPolicy> | undefined;
+      }
+    | undefined;
 }
 
 export const FLOOR_SOURCE = 'the deploy-time settings';
 const targetSource = (target: string): string => `tidegate.yaml of ${target}`;
 
 interface Governing {
-  /** The target whose policy a workload follows, if any, and that policy. */
-  of: (workload: KubeObject) => { target?: string | undefined; policy: ReloadPolicy };
+  /** The target whose policy a workload follows, if any, that policy, and the revision the target applied. */
+  of: (workload: KubeObject) => { target?: string | undefined; policy: ReloadPolicy; revision?: string | undefined };
 }
 
 /**
@@ -49,7 +58,7 @@ interface Governing {
 async function governing(client: KubeClient, opts: PolicyReloadOptions): Promise<Governing> {
   const floor = { from: FLOOR_SOURCE, setting: opts.floor };
   const floorOnly = reloadPolicy([floor]);
-  const byTarget = new Map<string, { policy: ReloadPolicy; listed: Set<string> }>();
+  const byTarget = new Map<string, { policy: ReloadPolicy; listed: Set<string>; revision?: string | undefined }>();
   for (const { target, state } of await allTargetStates(opts.stateClient ?? client, opts.signal)) {
     if (state.removed) continue;
     const applying = opts.applying?.target === target ? opts.applying : undefined;
@@ -58,13 +67,16 @@ async function governing(client: KubeClient, opts: PolicyReloadOptions): Promise
       { from: applying ? `the last applied ${targetSource(target)}` : targetSource(target), setting: state.reload },
       floor,
     ]);
-    byTarget.set(target, { policy, listed: new Set(state.inventory.map((e) => e.id)) });
+    const revision = applying?.revision ?? state.lastApplied?.sha;
+    byTarget.set(target, { policy, listed: new Set(state.inventory.map((e) => e.id)), revision });
   }
   return {
     of: (workload) => {
       const target = appliedBy(workload.metadata.labels);
       const owner = target ? byTarget.get(target) : undefined;
-      return owner?.listed.has(refKey(refOf(workload))) ? { target, policy: owner.policy } : { policy: floorOnly };
+      return owner?.listed.has(refKey(refOf(workload)))
+        ? { target, policy: owner.policy, revision: owner.revision }
+        : { policy: floorOnly };
     },
   };
 }
@@ -99,9 +111,9 @@ function waitsOf(
 /**
  * One target's register after a pass: holds and approvals of the workloads the pass decided on are
  * replaced by what it found; those of workloads it did not get to (another namespace, deferred,
- * debounced) are kept. A hold keeps when it started and, while its workload stays held, the sync
- * that caused it. An approval is used up by the roll it released, and void once its reload is no
- * longer held (its sources changed again: that is another reload).
+ * debounced) are kept. A hold keeps when it started, and the policy it is held under. An approval
+ * is used up by the roll it released, and void once its reload is no longer held (its sources
+ * changed again: that is another reload).
  */
 function afterPass(
   register: ReloadRegister,
@@ -118,8 +130,6 @@ function afterPass(
   const heldNow = new Set(held.map((h) => approvalKey(h.target, h.digest)));
   const used = new Set(report.rolled.flatMap((r) => (r.approval ? [r.approval] : [])));
   const before = new Map(register.holds.map((h) => [holdId(h), h]));
-  const caused = new Map(register.holds.flatMap((h) => (h.cause ? [[refKey(h.workload), h.cause] as const] : [])));
-  const applying = opts.applying;
   // A reload that waits for a later pass: shown as waiting unless a hold of it is kept already.
   const kept = register.holds.filter((h) => untouched(h.workload) && h.kind !== 'waiting');
   const shown = new Set(kept.map((h) => refKey(h.workload)));
@@ -138,13 +148,7 @@ function afterPass(
         (h) => untouched(h.workload) && h.kind === 'waiting' && !isWaiting.has(refKey(h.workload)),
       ),
       ...waits,
-      ...held.map((h): RegisteredHold => {
-        const cause =
-          applying && h.target === applying.target
-            ? { revision: applying.revision, from: applying.from }
-            : caused.get(refKey(h.workload));
-        return { ...h, since: before.get(holdId(h))?.since ?? now.toISOString(), ...(cause ? { cause } : {}) };
-      }),
+      ...held.map((h): RegisteredHold => ({ ...h, since: before.get(holdId(h))?.since ?? now.toISOString() })),
     ],
     approvals: register.approvals.filter((a) => {
       const k = approvalKey(a.target, a.digest);
@@ -176,11 +180,24 @@ export async function reloadWithPolicies(client: KubeClient, opts: PolicyReloadO
   const register = await readReloadRegister(states, opts.signal);
   const governed = await governing(client, opts);
   const { stateClient: _states, applying: _applying, floor: _floor, ...passOpts } = opts;
+  // A held reload stays under the policy it was held under while its sources stay so (the same
+  // digest): lowering the policy releases only later changes. A workload taken over keeps the
+  // policy of the target it came from for this sync.
+  const heldUnder = new Map(
+    register.holds.flatMap((h) => (h.policy ? [[`${refKey(h.workload)} ${h.digest}`, h.policy] as const] : [])),
+  );
+  const carried = (ref: ObjectRef, digest: string): ReloadPolicy | undefined => {
+    const found = [heldUnder.get(`${refKey(ref)} ${digest}`), opts.applying?.carried?.get(refKey(ref))].filter(
+      (p): p is ReloadPolicy => p !== undefined,
+    );
+    return found.length ? found.reduce(stricter) : undefined;
+  };
   const report = await reloadPass(client, {
     ...passOpts,
     now,
     approved: new Set(register.approvals.map((a) => approvalKey(a.target, a.digest))),
     policyOf: governed.of,
+    carried,
   });
   const known = new Set(register.holds.map(holdId));
   const targets = new Set([

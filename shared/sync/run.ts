@@ -178,7 +178,7 @@ function compared(last: HistoryEntry | undefined, res: SyncResult): Pick<SyncRes
 }
 
 /** A target's reload policy as the state keeps it: only when it can hold a reload. */
-function recordedPolicy(spec: TargetSpec): ReloadPolicySetting | undefined {
+export function recordedPolicy(spec: TargetSpec): ReloadPolicySetting | undefined {
   const { windows, mode, approve } = spec.reload;
   return windows.length || mode !== 'roll' || approve ? { windows, mode, approve } : undefined;
 }

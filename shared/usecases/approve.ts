@@ -7,7 +7,7 @@ import {
   type TargetState,
 } from '../state/index.js';
 import { reloadWithPolicies } from '../sync/index.js';
-import type { ReloadReport } from '../reload/index.js';
+import { RELOAD_REVISION_ANNOTATION, type ReloadReport } from '../reload/index.js';
 import type { KubeClient } from '../cluster/index.js';
 import type { GatePolicy, TargetSpec, TidegateConfig } from '../config/index.js';
 import { repoName, type GitHub, type RepoName } from '../github/index.js';
@@ -192,33 +192,47 @@ async function heldReloads(t: Approvable, signal?: AbortSignal): Promise<Registe
 }
 
 /**
- * Why a commenter may not release these held reloads: they made a commit (wrote, committed,
- * pushed it or opened its pull request) of a change of the target's files that caused one of them
- * (the commits a sync applied when it found the hold). Out-of-band changes have no such commits.
+ * Why a commenter may not release these held reloads: they made a commit of the repository
+ * (wrote, committed, pushed it or opened its pull request) since the revision a held workload's
+ * target had applied when it last rolled (tidegate.dev/reload-revision): any such commit can have
+ * changed its sources from Git, through this target or another. Out-of-band changes have no
+ * commits; a workload with no revision recorded is approved on the command line.
  */
 async function ownReloadCause(
   ctx: EngineContext,
   repo: string,
   t: Approvable,
   held: readonly RegisteredHold[],
-  dir: string,
+  head: Revision,
   commenter: string,
 ): Promise<string | undefined> {
-  for (const cause of new Set(held.flatMap((h) => (h.cause ? [JSON.stringify(h.cause)] : [])))) {
-    const { revision, from } = JSON.parse(cause) as NonNullable<RegisteredHold['cause']>;
+  const since = new Set<string>();
+  for (const h of held) {
+    const live = await t.client.get(
+      h.workload.group ? `${h.workload.group}/v1` : 'v1',
+      h.workload.kind,
+      h.workload.namespace,
+      h.workload.name,
+    );
+    const revision = live?.metadata.annotations?.[RELOAD_REVISION_ANNOTATION];
+    if (!revision)
+      return `which revision ${h.workload.kind}/${h.workload.name} last rolled at is not recorded, so tidegate cannot tell who changed its sources since: approve it with \`tidegate approve ${t.name} --reload\` on the command line`;
+    since.add(revision);
+  }
+  for (const from of since) {
     const { commits } = await judgeCommits(ctx, {
       url: repo,
       branch: trackedBranch(ctx, repo),
-      candidate: { ref: `refs/heads/${trackedBranch(ctx, repo)}`, sha: revision },
-      exclude: from ? [from] : [],
-      inputs: [CONFIG_FILE, ...(t.spec ? targetInputs(t.spec, dir) : [])],
+      candidate: head,
+      exclude: [from],
+      inputs: ['.'],
     });
-    const unknown = commits.find((c) => c.relevant && c.pusherUnknown);
+    const unknown = commits.find((c) => c.pusherUnknown);
     if (unknown)
-      return `who pushed ${unknown.sha.slice(0, 12)} (by ${unknown.by}), which caused a held reload, is past the repository activity tidegate reads: approve it with \`tidegate approve ${t.name} --reload\` on the command line`;
-    const own = commits.find((c) => c.relevant && c.involved.includes(commenter));
+      return `who pushed ${unknown.sha.slice(0, 12)} (by ${unknown.by}) is past the repository activity tidegate reads: approve the reload with \`tidegate approve ${t.name} --reload\` on the command line`;
+    const own = commits.find((c) => c.involved.includes(commenter));
     if (own)
-      return `${commenter} made ${own.sha.slice(0, 12)} (by ${own.by}), which caused a held reload: nobody approves the reload of their own change`;
+      return `${commenter} made ${own.sha.slice(0, 12)} (by ${own.by}) since the held workloads last rolled: nobody approves a reload their own commits can have caused`;
   }
   return undefined;
 }
@@ -285,7 +299,7 @@ async function approveReloadsFromComment(
   msg: ApproveMessage,
   signal?: AbortSignal,
 ): Promise<CommentApproval> {
-  const { config, dir } = await configAt(ctx, msg.repo);
+  const { config, revision: head } = await configAt(ctx, msg.repo);
   const all = (await findTargets(ctx, msg.repo, config, msg.targets.length ? msg.targets : undefined, signal)).filter(
     (t) => t.spec,
   );
@@ -298,7 +312,7 @@ async function approveReloadsFromComment(
     if (!msg.targets.length && held.length === 0) continue;
     const why =
       (await refusal(github, repoName(msg.repo), t.spec, trustedApprovers(ctx, t.cluster, t.state), msg.commenter)) ??
-      (await ownReloadCause(ctx, msg.repo, t, held, dir, msg.commenter));
+      (await ownReloadCause(ctx, msg.repo, t, held, head, msg.commenter));
     if (why) {
       out.refused.push(`${t.name}: ${why}`);
       continue;
