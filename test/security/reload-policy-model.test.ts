@@ -32,6 +32,8 @@ type Policy = { approve?: boolean; mode?: 'notify'; windows?: Array<Record<strin
 
 interface Model {
   policy: Policy;
+  /** The policy in effect when the sources last changed (a commit changing both: the stricter of the old and new). */
+  atChange: Policy;
   /** The sources' values now: "cfg|ext". */
   sources: string;
   /** The sources' values when the approval step approved what was held (undefined: no approval standing). */
@@ -65,9 +67,19 @@ const template = async (r: Real): Promise<string> =>
 
 const sourcesOf = (r: Real): string => `${r.cfg}|${r.ext}`;
 
-/** Whether a rollout seen at a step of this kind was allowed by the policy in effect. */
+/** The stricter of two policies, as tidegate combines them. */
+const strictest = (a: Policy, b: Policy): Policy => ({
+  ...(a.approve || b.approve ? { approve: true } : {}),
+  ...(a.mode === 'notify' || b.mode === 'notify' ? { mode: 'notify' as const } : {}),
+  ...(a.windows?.length || b.windows?.length ? { windows: [...(a.windows ?? []), ...(b.windows ?? [])] } : {}),
+});
+
+/**
+ * Whether a rollout seen at a step of this kind was allowed: by the policy in effect now and by the
+ * one in effect when the sources last changed (a lower policy releases only later changes).
+ */
 function allowed(m: Model, step: 'sync' | 'pass' | 'approve' | 'other', inside: boolean): string | undefined {
-  const p = m.policy;
+  const p = strictest(m.policy, m.atChange);
   if (p.mode === 'notify') return 'reload.mode notify rolled';
   if (p.approve && m.approved !== m.sources)
     return `reload.approve rolled without an approval of the sources as they are (${m.sources}; approved: ${m.approved ?? 'none'})`;
@@ -101,6 +113,7 @@ class CommitConfig implements fc.AsyncCommand<Model, Real> {
   async run(m: Model, r: Real): Promise<void> {
     r.cfg = this.value;
     m.sources = sourcesOf(r);
+    m.atChange = m.policy;
     await step(m, r, 'sync', this.toString(), async () => {
       await r.repo.commit(files(r, m.policy));
       const [res] = await r.repo.sync(r.ns);
@@ -127,12 +140,35 @@ class CommitPolicy implements fc.AsyncCommand<Model, Real> {
   toString = () => `writer commits reload: ${JSON.stringify(this.policy)}`;
 }
 
+/** One commit changing both the ConfigMap and the reload policy: its own reload follows the stricter of the two policies. */
+class CommitBoth implements fc.AsyncCommand<Model, Real> {
+  constructor(
+    readonly policy: Policy,
+    readonly value: string,
+  ) {}
+  check = () => true;
+  async run(m: Model, r: Real): Promise<void> {
+    r.cfg = this.value;
+    m.sources = sourcesOf(r);
+    m.atChange = strictest(m.policy, this.policy);
+    m.policy = this.policy;
+    await step(m, r, 'sync', this.toString(), async () => {
+      await r.repo.commit(files(r, this.policy));
+      const [res] = await r.repo.sync(r.ns);
+      expect(res?.error, res?.error).toBeUndefined();
+      if (res?.reloadsHeld?.some((h) => h.kind === 'approval')) m.heldAt = m.sources;
+    });
+  }
+  toString = () => `writer commits cfg=${this.value} and reload: ${JSON.stringify(this.policy)}`;
+}
+
 class ChangeSecret implements fc.AsyncCommand<Model, Real> {
   constructor(readonly value: string) {}
   check = () => true;
   async run(m: Model, r: Real): Promise<void> {
     r.ext = this.value;
     m.sources = sourcesOf(r);
+    m.atChange = m.policy;
     await step(m, r, 'other', this.toString(), async () => {
       await r.repo.engine.client.apply(
         { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'ext', namespace: r.ns }, stringData: { k: this.value } },
@@ -197,6 +233,7 @@ describe('reload policies: model-based property test', () => {
     const commands = [
       values.map((v) => new CommitConfig(v)),
       policies.map((p) => new CommitPolicy(p)),
+      fc.tuple(policies, values).map(([p, v]) => new CommitBoth(p, v)),
       values.map((v) => new ChangeSecret(v)),
       fc.constant(new Pass()),
       fc.constant(new Approve()),
@@ -229,7 +266,7 @@ describe('reload policies: model-based property test', () => {
         expect(first?.error, first?.error).toBeUndefined();
         const start = await template(real);
         await fc.asyncModelRun(
-          () => ({ model: { policy: initial, sources: sourcesOf(real), inside: false }, real }),
+          () => ({ model: { policy: initial, atChange: initial, sources: sourcesOf(real), inside: false }, real }),
           cmds,
         );
         if ((await template(real)) !== start) rolled++;
