@@ -163,8 +163,8 @@ export async function embedReloads<T extends { object: KubeObject; reload?: stri
   opts: ReloadOptions & {
     /** Whether a policy holds this workload's reload now (its target's, or that of the target it is taken from). */
     holds?: (current: KubeObject) => Promise<boolean>;
-    /** The revision the sync applies: recorded with the baselines it moves. */
-    revision?: string | undefined;
+    /** The revision to record with the baselines it moves (tidegate.dev/reload-revision). */
+    revision?: () => Promise<string | undefined>;
   },
 ): Promise<{ desired: T[]; reloads: ReloadReport['rolled']; patches: KubeObject[] }> {
   const reloads: ReloadReport['rolled'] = [];
@@ -183,7 +183,7 @@ export async function embedReloads<T extends { object: KubeObject; reload?: stri
     // Created by this sync, a malformed baseline, or (held) none yet: the pass after the apply sees to it.
     if (!seen || (hold && !seen.baseline)) continue;
     const sources = afterApply(live.get(ns) ?? NO_SOURCES, objects, ns, opts.resourceSelector !== undefined);
-    const how = { strategy: opts.strategy, revision: opts.revision };
+    const how = { strategy: opts.strategy, revision: opts.revision ? await opts.revision() : undefined };
     const { patch, changed, moved } = reloadOf(c, seen.current, seen.baseline, sources, hold, how);
     if (moved) patches.push(patch);
     out[c.index] = {

@@ -79,6 +79,12 @@ export interface TargetState {
   deleteHooks?: DeleteHooks | undefined;
   /** The target's reload policy (windows, notify, approve) as last applied; absent: its reloads roll. Read by the reload pass. */
   reload?: ReloadPolicySetting | undefined;
+  /**
+   * The policies the target had before its policy last changed, combined (the strictest), and the
+   * revision that changed it: a workload that has not rolled since every target of the repository
+   * applied that revision still follows them.
+   */
+  reloadBefore?: { policy: ReloadPolicySetting; revision: string } | undefined;
   /** The ConfigMap's resourceVersion when it was read: the precondition of the next write. */
   resourceVersion?: string | undefined;
 }
@@ -183,6 +189,7 @@ export function decodeState(target: string, cm: KubeObject): TargetState {
     hooks: data['hooks'],
     deleteHooks: key<DeleteHooks>('deleteHooks'),
     reload: key<ReloadPolicySetting>('reload'),
+    reloadBefore: key<TargetState['reloadBefore']>('reloadBefore'),
     resourceVersion: cm.metadata.resourceVersion,
   };
 }
@@ -211,6 +218,7 @@ export function encodeState(target: string, state: TargetState): KubeObject {
     ...(state.hooks ? { hooks: state.hooks } : {}),
     ...json('deleteHooks', state.deleteHooks),
     ...json('reload', state.reload),
+    ...json('reloadBefore', state.reloadBefore),
   };
   const bytes =
     Object.values(data).reduce((n, v) => n + Buffer.byteLength(v), 0) +

@@ -52,8 +52,8 @@ import { readClusterInputs } from './cluster-inputs.js';
 import { checkDeclaredBy } from './declared-by.js';
 import { foreignRepository, ownerTarget, readNamespace } from './foreign.js';
 import { NO_HEALTH, type SyncRun } from './run.js';
-import { FLOOR_SOURCE } from './reload.js';
-import { readTargetState, type TargetState } from '../state/index.js';
+import { FLOOR_SOURCE, policyBefore, settledRevision } from './reload.js';
+import { allTargetStates, type TargetState } from '../state/index.js';
 
 class EmptyRenderError extends TidegateError {
   constructor(target: string) {
@@ -416,7 +416,7 @@ export async function planTarget(run: SyncRun, opts: { withholdSecrets?: boolean
         ...reloadScope,
         strategy: reloadStrategy ?? 'annotations',
         holds: policies.holds,
-        revision: run.input.revision.sha,
+        revision: policies.revision,
         signal,
       })
     : { desired, reloads: [], patches: [] };
@@ -443,6 +443,7 @@ export async function planTarget(run: SyncRun, opts: { withholdSecrets?: boolean
  */
 function reloadPolicies(run: SyncRun): {
   holds: (current: KubeObject) => Promise<boolean>;
+  revision: () => Promise<string | undefined>;
   carried: Map<string, ReloadPolicy>;
 } {
   const { spec, reloadFloor, signal } = run.input;
@@ -452,23 +453,26 @@ function reloadPolicies(run: SyncRun): {
     { from: FLOOR_SOURCE, setting: reloadFloor },
   ]);
   const carried = new Map<string, ReloadPolicy>();
-  const states = new Map<string, Promise<TargetState>>();
+  let read: Promise<Array<{ target: string; state: TargetState }>> | undefined;
+  const states = () => (read ??= allTargetStates(run.input.client, signal));
   const holds = async (current: KubeObject): Promise<boolean> => {
+    const all = await states();
+    const before = policyBefore(spec.name, run.state, current, all);
+    let policy = before ? stricter(own, before) : own;
     const from = appliedBy(current.metadata.labels);
-    let policy = own;
-    if (from && from !== spec.name) {
-      if (!states.has(from)) states.set(from, readTargetState(run.input.client, from, signal));
-      const state = await (states.get(from) as Promise<TargetState>);
-      const id = refKey(refOf(current));
-      if (!state.removed && state.reload && state.inventory.some((e) => e.id === id)) {
-        const theirs = reloadPolicy([{ from: `tidegate.yaml of ${from}`, setting: state.reload }]);
-        carried.set(id, theirs);
-        policy = stricter(own, theirs);
-      }
+    const id = refKey(refOf(current));
+    const owner = from && from !== spec.name ? all.find((s) => s.target === from)?.state : undefined;
+    if (owner && !owner.removed && owner.inventory.some((e) => e.id === id)) {
+      const earlier = policyBefore(from as string, owner, current, all);
+      const theirs = reloadPolicy([{ from: `tidegate.yaml of ${from}`, setting: owner.reload }]);
+      const carry = earlier ? stricter(theirs, earlier) : theirs;
+      carried.set(id, carry);
+      policy = stricter(policy, carry);
     }
     return policyHold(policy, new Date(), false) !== undefined;
   };
-  return { holds, carried };
+  const revision = async () => settledRevision(await states(), run.input.repo, run.input.revision.sha);
+  return { holds, revision, carried };
 }
 
 /** What `tidegate diff` reports: the plan, and what prune would delete (a dry-run delete). */

@@ -3,6 +3,7 @@ import type { ReloadPolicySetting } from '../config/index.js';
 import { appliedBy } from '../apply/index.js';
 import { errorMessage, refKey, refOf, type KubeObject, type ObjectRef } from '../model/index.js';
 import {
+  RELOAD_REVISION_ANNOTATION,
   approvalKey,
   reloadPass,
   reloadPolicy,
@@ -18,6 +19,7 @@ import {
   updateTargetReloads,
   type RegisteredHold,
   type ReloadRegister,
+  type TargetState,
 } from '../state/index.js';
 
 export interface PolicyReloadOptions extends Omit<ReloadOptions, 'policyOf' | 'approved'> {
@@ -27,14 +29,15 @@ export interface PolicyReloadOptions extends Omit<ReloadOptions, 'policyOf' | 'a
   stateClient?: KubeClient | undefined;
   /**
    * The target a sync is applying: the policy of the revision it applies counts beside the one
-   * last applied (the stricter wins: a commit cannot lower the policy its own reloads follow); the
-   * revision is recorded with the baselines the pass writes for its workloads; `carried`, the
-   * policies of the targets it takes workloads over from (by refKey), still count for them.
+   * last applied (the stricter wins: a commit cannot lower the policy its own reloads follow);
+   * `carried`, the policies of the targets it takes workloads over from (by refKey), still count
+   * for them.
    */
   applying?:
     | {
         target: string;
         setting: ReloadPolicySetting;
+        /** The revision the sync applies (recorded with baselines when nothing of the repository was applied before). */
         revision: string;
         carried?: ReadonlyMap<string, ReloadPolicy> | undefined;
       }
@@ -43,6 +46,60 @@ export interface PolicyReloadOptions extends Omit<ReloadOptions, 'policyOf' | 'a
 
 export const FLOOR_SOURCE = 'the deploy-time settings';
 const targetSource = (target: string): string => `tidegate.yaml of ${target}`;
+
+type StateOf = { target: string; state: TargetState };
+
+/** When each revision was first applied on the cluster, by any target (its earliest history entry). */
+function appliedTimes(states: readonly StateOf[]): Map<string, string> {
+  const times = new Map<string, string>();
+  for (const { state } of states)
+    for (const e of state.history) {
+      const t = times.get(e.revision.sha);
+      if (!t || e.startedAt < t) times.set(e.revision.sha, e.startedAt);
+    }
+  return times;
+}
+
+/**
+ * The revision recorded with a baseline (tidegate.dev/reload-revision): the oldest revision the
+ * repository's targets have applied, so that every commit whose change can be pending is after
+ * it (one commit is applied by several targets one after the other).
+ */
+export function settledRevision(
+  states: readonly StateOf[],
+  repo: string | undefined,
+  applying?: string,
+): string | undefined {
+  const times = appliedTimes(states);
+  const applied = states
+    .filter(({ state }) => !state.removed && state.repo === repo && state.lastApplied)
+    .map(({ state }) => state.lastApplied?.sha as string);
+  // Nothing of the repository applied yet: the first sync's revision (all it brings is in the baseline).
+  return applied.sort((a, b) => (times.get(a) ?? '').localeCompare(times.get(b) ?? ''))[0] ?? applying;
+}
+
+/**
+ * The policy a target had before its policy last changed, for a workload that has not rolled
+ * since that revision was applied by every target (the revision recorded on it is older, or none):
+ * lowering a policy releases only what changes after it.
+ */
+export function policyBefore(
+  target: string,
+  state: TargetState,
+  workload: KubeObject,
+  states: readonly StateOf[],
+): ReloadPolicy | undefined {
+  const before = state.reloadBefore;
+  if (!before) return undefined;
+  const times = appliedTimes(states);
+  const rolledAt = workload.metadata.annotations?.[RELOAD_REVISION_ANNOTATION];
+  const rolled = rolledAt ? times.get(rolledAt) : undefined;
+  const changed = times.get(before.revision);
+  if (rolled && (!changed || rolled >= changed)) return undefined;
+  return reloadPolicy([
+    { from: `tidegate.yaml of ${target} before ${before.revision.slice(0, 12)}`, setting: before.policy },
+  ]);
+}
 
 interface Governing {
   /** The target whose policy a workload follows, if any, that policy, and the revision the target applied. */
@@ -58,8 +115,12 @@ interface Governing {
 async function governing(client: KubeClient, opts: PolicyReloadOptions): Promise<Governing> {
   const floor = { from: FLOOR_SOURCE, setting: opts.floor };
   const floorOnly = reloadPolicy([floor]);
-  const byTarget = new Map<string, { policy: ReloadPolicy; listed: Set<string>; revision?: string | undefined }>();
-  for (const { target, state } of await allTargetStates(opts.stateClient ?? client, opts.signal)) {
+  const byTarget = new Map<
+    string,
+    { policy: ReloadPolicy; listed: Set<string>; revision?: string | undefined; state: TargetState }
+  >();
+  const states = await allTargetStates(opts.stateClient ?? client, opts.signal);
+  for (const { target, state } of states) {
     if (state.removed) continue;
     const applying = opts.applying?.target === target ? opts.applying : undefined;
     const policy = reloadPolicy([
@@ -67,16 +128,16 @@ async function governing(client: KubeClient, opts: PolicyReloadOptions): Promise
       { from: applying ? `the last applied ${targetSource(target)}` : targetSource(target), setting: state.reload },
       floor,
     ]);
-    const revision = applying?.revision ?? state.lastApplied?.sha;
-    byTarget.set(target, { policy, listed: new Set(state.inventory.map((e) => e.id)), revision });
+    const revision = settledRevision(states, state.repo, applying?.revision);
+    byTarget.set(target, { policy, listed: new Set(state.inventory.map((e) => e.id)), revision, state });
   }
   return {
     of: (workload) => {
       const target = appliedBy(workload.metadata.labels);
       const owner = target ? byTarget.get(target) : undefined;
-      return owner?.listed.has(refKey(refOf(workload)))
-        ? { target, policy: owner.policy, revision: owner.revision }
-        : { policy: floorOnly };
+      if (!target || !owner?.listed.has(refKey(refOf(workload)))) return { policy: floorOnly };
+      const before = policyBefore(target, owner.state, workload, states);
+      return { target, policy: before ? stricter(owner.policy, before) : owner.policy, revision: owner.revision };
     },
   };
 }

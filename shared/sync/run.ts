@@ -6,7 +6,7 @@ import {
   type LeaseOptions,
   type TargetState,
 } from '../state/index.js';
-import type { Confinement, PlanItem } from '../apply/index.js';
+import { canonicalJson, type Confinement, type PlanItem } from '../apply/index.js';
 import type { KubeClient } from '../cluster/index.js';
 import {
   hooksDisabled,
@@ -181,6 +181,28 @@ function compared(last: HistoryEntry | undefined, res: SyncResult): Pick<SyncRes
 export function recordedPolicy(spec: TargetSpec): ReloadPolicySetting | undefined {
   const { windows, mode, approve } = spec.reload;
   return windows.length || mode !== 'roll' || approve ? { windows, mode, approve } : undefined;
+}
+
+const POLICY_ROLL: ReloadPolicySetting = { windows: [], mode: 'roll', approve: false };
+
+/** The stricter of two reload policies: notify and approve once either sets them; both one's windows. */
+const stricterSetting = (a: ReloadPolicySetting, b: ReloadPolicySetting): ReloadPolicySetting => ({
+  windows: [...a.windows, ...b.windows.filter((w) => !a.windows.some((x) => canonicalJson(x) === canonicalJson(w)))],
+  mode: a.mode === 'notify' || b.mode === 'notify' ? 'notify' : 'roll',
+  approve: a.approve || b.approve,
+});
+
+/** The reload policy recorded, and when it changes, what it was before (kept, the strictest of all before). */
+function reloadPolicyAfter(
+  state: TargetState,
+  next: ReloadPolicySetting | undefined,
+  revision: string,
+): Pick<TargetState, 'reload' | 'reloadBefore'> {
+  if (canonicalJson(next ?? null) === canonicalJson(state.reload ?? null))
+    return { reload: next, reloadBefore: state.reloadBefore };
+  const before = stricterSetting(state.reloadBefore?.policy ?? POLICY_ROLL, state.reload ?? POLICY_ROLL);
+  const holdsNothing = canonicalJson(before) === canonicalJson(POLICY_ROLL);
+  return { reload: next, reloadBefore: holdsNothing ? undefined : { policy: before, revision } };
 }
 
 const RUNS = new Set<SyncOutcome>(['applied', 'unchanged', 'progressing']);
@@ -405,7 +427,7 @@ export class SyncRun {
       serviceAccount: runs ? this.targetClient.actingAs : state.serviceAccount,
       hooks: runs ? this.hooksDigest : state.hooks,
       // A rollback never lowers the reload policy: it keeps the one last applied from the branch.
-      reload: runs && !rb ? recordedPolicy(spec) : state.reload,
+      ...reloadPolicyAfter(state, runs && !rb ? recordedPolicy(spec) : state.reload, revision.sha),
       deleteHooks: runs ? this.deleteHooks() : state.deleteHooks,
       removed: undefined,
     });
