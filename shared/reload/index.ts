@@ -10,4 +10,12 @@ export {
   type ReloadStrategy,
 } from './pass.js';
 export { embedReloads } from './embed.js';
-export { ROLL, everHolds, policyHold, reloadPolicy, stricter, type HoldKind, type ReloadPolicy } from './policy.js';
+export {
+  ROLL_SETTING,
+  policyHold,
+  reloadPolicy,
+  stricter,
+  stricterSetting,
+  type HoldKind,
+  type ReloadPolicy,
+} from './policy.js';

@@ -11,8 +11,6 @@ export interface ReloadPolicy {
   allow: Array<{ from: string; windows: ChangeWindow[] }>;
 }
 
-export const ROLL: ReloadPolicy = { deny: [], allow: [] };
-
 /** The stricter of the sources: notify and approve once any source sets them; every source's windows. */
 export function reloadPolicy(
   sources: ReadonlyArray<{ from: string; setting: Partial<ReloadPolicySetting> | undefined }>,
@@ -41,6 +39,19 @@ export function stricter(a: ReloadPolicy, b: ReloadPolicy): ReloadPolicy {
   };
 }
 
+/** A policy that holds nothing (every reload rolls). */
+export const ROLL_SETTING: ReloadPolicySetting = { windows: [], mode: 'roll', approve: false };
+
+/** The stricter of two policy settings (as tidegate.yaml writes them): notify and approve once either sets them; both one's windows. */
+export function stricterSetting(a: ReloadPolicySetting, b: ReloadPolicySetting): ReloadPolicySetting {
+  const same = (x: unknown, y: unknown): boolean => JSON.stringify(x) === JSON.stringify(y);
+  return {
+    windows: [...a.windows, ...b.windows.filter((w) => !a.windows.some((x) => same(x, w)))],
+    mode: a.mode === 'notify' || b.mode === 'notify' ? 'notify' : 'roll',
+    approve: a.approve || b.approve,
+  };
+}
+
 export type HoldKind = 'notify' | 'window' | 'approval';
 
 /** Why a reload does not roll now, if so: notify-only, then a missing approval, then a closed window (an approved reload still waits for it). */
@@ -56,10 +67,6 @@ export function policyHold(
   if (closed) return { kind: 'window', reason: `reload held: ${closed}` };
   return undefined;
 }
-
-/** Whether a policy ever holds a reload (the sync then leaves the reload to the pass). */
-export const everHolds = (policy: ReloadPolicy): boolean =>
-  Boolean(policy.notify || policy.approve || policy.deny.length || policy.allow.length);
 
 /**
  * What an approval of a held reload names: the workload and the hashes its changed sources have

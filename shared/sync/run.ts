@@ -38,7 +38,7 @@ import {
 import { redactText, redactValue, type HookObject } from '../render/index.js';
 import type { RegistryCredentials, TrustedKeys } from '../source/index.js';
 import { silentLogger, type Logger } from '../telemetry/index.js';
-import type { ReloadScope, ReloadStrategy } from '../reload/index.js';
+import { ROLL_SETTING, stricterSetting, type ReloadScope, type ReloadStrategy } from '../reload/index.js';
 import type { GateVerdict } from '../gates/index.js';
 import type { DeleteHooks, JudgedFrom } from '../state/index.js';
 
@@ -183,15 +183,6 @@ export function recordedPolicy(spec: TargetSpec): ReloadPolicySetting | undefine
   return windows.length || mode !== 'roll' || approve ? { windows, mode, approve } : undefined;
 }
 
-const POLICY_ROLL: ReloadPolicySetting = { windows: [], mode: 'roll', approve: false };
-
-/** The stricter of two reload policies: notify and approve once either sets them; both one's windows. */
-const stricterSetting = (a: ReloadPolicySetting, b: ReloadPolicySetting): ReloadPolicySetting => ({
-  windows: [...a.windows, ...b.windows.filter((w) => !a.windows.some((x) => canonicalJson(x) === canonicalJson(w)))],
-  mode: a.mode === 'notify' || b.mode === 'notify' ? 'notify' : 'roll',
-  approve: a.approve || b.approve,
-});
-
 /** The reload policy recorded, and when it changes, what it was before (kept, the strictest of all before). */
 function reloadPolicyAfter(
   state: TargetState,
@@ -200,8 +191,8 @@ function reloadPolicyAfter(
 ): Pick<TargetState, 'reload' | 'reloadBefore'> {
   if (canonicalJson(next ?? null) === canonicalJson(state.reload ?? null))
     return { reload: next, reloadBefore: state.reloadBefore };
-  const before = stricterSetting(state.reloadBefore?.policy ?? POLICY_ROLL, state.reload ?? POLICY_ROLL);
-  const holdsNothing = canonicalJson(before) === canonicalJson(POLICY_ROLL);
+  const before = stricterSetting(state.reloadBefore?.policy ?? ROLL_SETTING, state.reload ?? ROLL_SETTING);
+  const holdsNothing = canonicalJson(before) === canonicalJson(ROLL_SETTING);
   return { reload: next, reloadBefore: holdsNothing ? undefined : { policy: before, revision } };
 }
 

@@ -198,7 +198,7 @@ async function heldReloads(t: Approvable, signal?: AbortSignal): Promise<Registe
  * changed its sources from Git, through this target or another. Out-of-band changes have no
  * commits; a workload with no revision recorded is approved on the command line.
  */
-async function ownReloadCause(
+async function commitsSinceLastRoll(
   ctx: EngineContext,
   repo: string,
   t: Approvable,
@@ -312,7 +312,7 @@ async function approveReloadsFromComment(
     if (!msg.targets.length && held.length === 0) continue;
     const why =
       (await refusal(github, repoName(msg.repo), t.spec, trustedApprovers(ctx, t.cluster, t.state), msg.commenter)) ??
-      (await ownReloadCause(ctx, msg.repo, t, held, head, msg.commenter));
+      (await commitsSinceLastRoll(ctx, msg.repo, t, held, head, msg.commenter));
     if (why) {
       out.refused.push(`${t.name}: ${why}`);
       continue;
