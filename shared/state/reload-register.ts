@@ -88,9 +88,15 @@ export async function readTargetReloads(
   return decode(reloadsConfigMap(target), (await readSystemValue(client, where(target), signal)).text);
 }
 
-/** Within the bounds of one ConfigMap: the newest holds, their source lists cut short (the digest still covers them all). */
+/**
+ * Within the bounds of one ConfigMap: waits go first (a later pass rolls them anyway), then the
+ * oldest holds; source lists are cut short (the digest still covers them all).
+ */
 function bounded(register: ReloadRegister): ReloadRegister {
+  const over = register.holds.length - HOLDS_PER_TARGET;
+  const dropped = new Set(register.holds.filter((h) => h.kind === 'waiting').slice(0, Math.max(0, over)));
   const holds = register.holds
+    .filter((h) => !dropped.has(h))
     .slice(-HOLDS_PER_TARGET)
     .map((h) =>
       h.sources.length > SOURCES_LISTED
