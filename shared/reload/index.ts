@@ -1,6 +1,7 @@
 export {
   RELOAD_FIELD_MANAGER,
   RELOAD_REVISION_ANNOTATION,
+  RELOAD_STATE_ANNOTATIONS,
   approvalKey,
   reloadPass,
   type HeldReload,

@@ -28,6 +28,8 @@ export const RELOADED_FROM_ANNOTATION = 'tidegate.dev/reloaded-from';
  * changed its sources from Git: who made one may not approve its held reload by comment.
  */
 export const RELOAD_REVISION_ANNOTATION = 'tidegate.dev/reload-revision';
+/** The reloader's own record on a workload: never taken from Git (a manifest cannot set what was last rolled). */
+export const RELOAD_STATE_ANNOTATIONS = [BASELINE_ANNOTATION, RELOAD_REVISION_ANNOTATION] as const;
 
 export type ReloadStrategy = 'annotations' | 'env-vars';
 

@@ -1,4 +1,11 @@
-import { embedReloads, policyHold, reloadPolicy, stricter, type ReloadPolicy } from '../reload/index.js';
+import {
+  RELOAD_STATE_ANNOTATIONS,
+  embedReloads,
+  policyHold,
+  reloadPolicy,
+  stricter,
+  type ReloadPolicy,
+} from '../reload/index.js';
 import { serveLookups, type KubeClient } from '../cluster/index.js';
 import {
   ApplyError,
@@ -408,18 +415,7 @@ export async function planTarget(run: SyncRun, opts: { withholdSecrets?: boolean
     signal,
     ...(run.input.dryRun ? { keepPlanned: true } : {}),
   };
-  // One commit, one rollout: a workload's reload for the ConfigMaps and Secrets applied with it rides in its own write.
-  const { reloadScope, reloadStrategy } = run.input;
-  const policies = reloadPolicies(run);
-  const reloading = spec.reload.enabled
-    ? await embedReloads(run.targetClient, desired, {
-        ...reloadScope,
-        strategy: reloadStrategy ?? 'annotations',
-        holds: policies.holds,
-        revision: policies.revision,
-        signal,
-      })
-    : { desired, reloads: [], patches: [] };
+  const reloading = await withReloads(run, desired);
   const items = await plan(reloading.desired, run.targetClient, planOpts);
   const wanted = new Set(desired.map((d) => d.id));
   const hooks = plannedHooks(run);
@@ -430,8 +426,29 @@ export async function planTarget(run: SyncRun, opts: { withholdSecrets?: boolean
     hooks,
     reloads: reloading.reloads,
     reloadPatches: reloading.patches,
-    reloadCarried: policies.carried,
+    reloadCarried: reloading.carried,
   };
+}
+
+/**
+ * One commit, one rollout: a workload's reload for the ConfigMaps and Secrets applied with it
+ * rides in its own write, unless a reload policy holds it. What the reloader records on a workload
+ * is never taken from Git: the live values stay.
+ */
+async function withReloads<T extends { object: KubeObject; reload?: string[] }>(run: SyncRun, desired: T[]) {
+  const { spec, reloadScope, reloadStrategy, signal } = run.input;
+  for (const d of desired) for (const k of RELOAD_STATE_ANNOTATIONS) delete d.object.metadata.annotations?.[k];
+  const policies = reloadPolicies(run);
+  const embedded = spec.reload.enabled
+    ? await embedReloads(run.targetClient, desired, {
+        ...reloadScope,
+        strategy: reloadStrategy ?? 'annotations',
+        holds: policies.holds,
+        revision: policies.revision,
+        signal,
+      })
+    : { desired, reloads: [], patches: [] };
+  return { ...embedded, carried: policies.carried };
 }
 
 /**

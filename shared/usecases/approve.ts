@@ -220,13 +220,16 @@ async function commitsSinceLastRoll(
     since.add(revision);
   }
   for (const from of since) {
-    const { commits } = await judgeCommits(ctx, {
+    const { commits, range } = await judgeCommits(ctx, {
       url: repo,
       branch: trackedBranch(ctx, repo),
       candidate: head,
       exclude: [from],
       inputs: ['.'],
     });
+    // Commits past the limit of one range, or a recorded revision the branch does not lead from, are not all seen.
+    if (range.truncated || !range.forward)
+      return `the commits since the held workloads last rolled (${from.slice(0, 12)}) are more than tidegate reads, or not on the branch: approve the reload with \`tidegate approve ${t.name} --reload\` on the command line`;
     const unknown = commits.find((c) => c.pusherUnknown);
     if (unknown)
       return `who pushed ${unknown.sha.slice(0, 12)} (by ${unknown.by}) is past the repository activity tidegate reads: approve the reload with \`tidegate approve ${t.name} --reload\` on the command line`;
