@@ -40,3 +40,16 @@ export function reloadingDeployment(
     },
   };
 }
+
+/**
+ * A Deployment's pod template as JSON: what a rollout changes. (Not the generation: a Deployment's
+ * generation also moves when only its annotations change, e.g. the reload baseline.)
+ */
+export async function templateOf(
+  client: { get: (apiVersion: string, kind: string, ns: string, name: string) => Promise<KubeObject | undefined> },
+  ns: string,
+  name = 'w',
+): Promise<string> {
+  const spec = (await client.get('apps/v1', 'Deployment', ns, name))?.['spec'] as { template?: unknown } | undefined;
+  return JSON.stringify(spec?.template ?? null);
+}

@@ -8,7 +8,7 @@ import { reloadWithPolicies } from '../../shared/sync/index.js';
 import { testEnv, uniqueName } from '../helpers/env.js';
 import { configMap, gitopsRepo, yamlDocs } from '../helpers/engine.js';
 import { gatedWorld, tidegateYaml, type TargetDecl } from '../helpers/gates.js';
-import { reloadingDeployment } from '../helpers/reload.js';
+import { reloadingDeployment, templateOf } from '../helpers/reload.js';
 
 /**
  * Security review of reload policies, third round (see reload-policy-attacks.test.ts and
@@ -24,17 +24,6 @@ import { reloadingDeployment } from '../helpers/reload.js';
  */
 
 const TOKEN = 'ghp_reload_policy_attacks_3_token';
-
-type Getter = { get: (...a: any[]) => Promise<KubeObject | undefined> };
-/**
- * The pod template of a Deployment, as JSON: what a rollout changes. (Not the generation: a
- * Deployment's generation also moves when only its annotations change, e.g. the baseline.)
- */
-const templateOf = async (client: Getter, ns: string, name = 'w') =>
-  JSON.stringify(
-    ((await client.get('apps/v1', 'Deployment', ns, name))?.['spec'] as { template?: unknown } | undefined)?.template ??
-      null,
-  );
 
 describe('reload policy attacks 3: the revision recorded before another target applies the commit', () => {
   let github: TestGitHub;

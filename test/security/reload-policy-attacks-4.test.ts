@@ -1,14 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { startGitHub, type TestGitHub } from '../../devenv/index.js';
-import type { KubeObject } from '../../shared/model/index.js';
 import { RELOADER as R } from '../../shared/reload/annotations.js';
 import { RELOAD_REVISION_ANNOTATION } from '../../shared/reload/index.js';
 import { readReloadRegister } from '../../shared/state/index.js';
 import { testEnv, uniqueName } from '../helpers/env.js';
 import { configMap, gitopsRepo, yamlDocs } from '../helpers/engine.js';
 import { gatedWorld, tidegateYaml, type TargetDecl } from '../helpers/gates.js';
-import { reloadingDeployment } from '../helpers/reload.js';
+import { reloadingDeployment, templateOf } from '../helpers/reload.js';
 
 /**
  * Security review of reload policies, fourth round (see reload-policy-attacks.test.ts, -2 and -3
@@ -23,14 +22,6 @@ import { reloadingDeployment } from '../helpers/reload.js';
  */
 
 const TOKEN = 'ghp_reload_policy_attacks_4_token';
-
-type Getter = { get: (...a: any[]) => Promise<KubeObject | undefined> };
-/** The pod template of a Deployment, as JSON: what a rollout changes (not the generation). */
-const templateOf = async (client: Getter, ns: string, name = 'w') =>
-  JSON.stringify(
-    ((await client.get('apps/v1', 'Deployment', ns, name))?.['spec'] as { template?: unknown } | undefined)?.template ??
-      null,
-  );
 
 describe('reload policy attacks 4: the commit range of a comment approval truncated', () => {
   let github: TestGitHub;
