@@ -60,7 +60,8 @@ async function statusOnce(target: string | undefined, args: ReadArgs, io: Io): P
     io.out(data);
     return shown.some((c) => c.error) ? 1 : 0;
   }
-  for (const c of shown) io.out(clusterText(c, clusters.length > 1));
+  // Reloads of workloads no target lists belong to no one target: shown only with every target.
+  for (const c of shown) io.out(clusterText(c, clusters.length > 1, !target));
   return shown.some((c) => c.error) ? 1 : 0;
 }
 
@@ -68,8 +69,8 @@ async function statusOnce(target: string | undefined, args: ReadArgs, io: Io): P
 const holdsOf = (c: ClusterRead, target: string | undefined): RegisteredHold[] =>
   (c.reloadHolds ?? []).filter((x) => x.target === target);
 
-/** A cluster's lines: its header when there are several, each target's line and its held reloads. */
-function clusterText(c: ClusterRead, many: boolean): string {
+/** A cluster's lines: its header when there are several, each target's line and its held reloads (and, with `unowned`, those of workloads no target lists). */
+function clusterText(c: ClusterRead, many: boolean, unowned: boolean): string {
   let out = many ? `== cluster ${c.alias} ${c.error ? `not read: ${c.error}` : `(context ${c.context})`}\n` : '';
   if (c.targets.length === 0 && !c.error) out += 'no targets have been synced to this cluster yet\n';
   for (const { target: name, state } of c.targets) {
@@ -80,7 +81,7 @@ function clusterText(c: ClusterRead, many: boolean): string {
     out += statusLine(name, state);
     for (const x of holdsOf(c, name)) out += reloadHoldLine(name, state, x);
   }
-  for (const x of holdsOf(c, undefined)) out += reloadHoldLine(undefined, undefined, x);
+  if (unowned) for (const x of holdsOf(c, undefined)) out += reloadHoldLine(undefined, undefined, x);
   return out;
 }
 
