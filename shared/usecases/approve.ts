@@ -23,7 +23,7 @@ import {
   type Revision,
   type SyncResult,
 } from '../model/index.js';
-import type { EngineContext } from './context.js';
+import { reloadPassOptions, type EngineContext } from './context.js';
 import { changeOwnState } from './own-state.js';
 import { CONFIG_FILE, configAt, trackedBranch } from './repo-config.js';
 import type { Queue } from './queue.js';
@@ -270,12 +270,11 @@ async function releaseReloads(
     signal,
   );
   ctx.logger?.info('reloads approved', { target: t.name, reloads: held.length, by: req.by, via: req.via });
+  // Released now: no debounce (what was held had settled), only their namespaces.
   const { report } = await reloadWithPolicies(t.client, {
-    ...(ctx.reload?.scope ?? {}),
+    ...reloadPassOptions(ctx),
+    debounceMs: undefined,
     namespaces: [...new Set(held.map((h) => h.workload.namespace))],
-    strategy: ctx.reload?.strategy ?? 'annotations',
-    maxRolls: ctx.reload?.maxRolls,
-    floor: ctx.reload?.floor,
     signal,
   });
   return { approved: held, report };

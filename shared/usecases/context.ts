@@ -151,3 +151,14 @@ export function reloadInputs(
     reloadFloor: ctx.reload?.floor,
   };
 }
+
+/** The options of a reload pass the deployed functions run (scope, strategy, debounce, throttle, floor). */
+export function reloadPassOptions(ctx: Pick<EngineContext, 'reload'>) {
+  return {
+    ...(ctx.reload?.scope ?? {}),
+    strategy: ctx.reload?.strategy ?? ('annotations' as const),
+    debounceMs: ctx.reload?.debounceMs,
+    maxRolls: ctx.reload?.maxRolls,
+    floor: ctx.reload?.floor,
+  };
+}

@@ -3,7 +3,7 @@ import type { ReloadReport } from '../reload/index.js';
 import { reloadWithPolicies, type PolicyReloadResult } from '../sync/index.js';
 import { notify, reloadHeldEvent } from './notify.js';
 import { approveFromComment, type CommentApproval } from './approve.js';
-import type { EngineContext } from './context.js';
+import { reloadPassOptions, type EngineContext } from './context.js';
 import { fanOut } from './fan-out.js';
 import { updateImages, type ImageOutcome } from './image-updates.js';
 import { previewPullRequest, stopPreview, sweepPreviewsOf, type PreviewOutcome } from './preview.js';
@@ -41,14 +41,7 @@ function logReload(ctx: EngineContext, cluster: string, { report, unrecorded }: 
 /** The reload pass over one cluster under the reload policies; new holds notified. */
 async function reload(ctx: EngineContext, msg: ReloadMessage, signal?: AbortSignal): Promise<WorkOutcome> {
   const client = await ctx.connect(msg.cluster);
-  const result = await reloadWithPolicies(client, {
-    ...(ctx.reload?.scope ?? {}),
-    strategy: ctx.reload?.strategy ?? 'annotations',
-    debounceMs: ctx.reload?.debounceMs,
-    maxRolls: ctx.reload?.maxRolls,
-    floor: ctx.reload?.floor,
-    signal,
-  });
+  const result = await reloadWithPolicies(client, { ...reloadPassOptions(ctx), signal });
   logReload(ctx, msg.cluster, result);
   const events = result.fresh.map((h) => reloadHeldEvent(h, { cluster: msg.cluster }, ctx.now?.()));
   await notify(ctx, events, signal);

@@ -107,6 +107,14 @@ async function step(
   }
 }
 
+/** A writer's commit of the files with this policy, synced; a hold for approval found by it is noted. */
+async function commitAndSync(m: Model, r: Real, policy: Policy): Promise<void> {
+  await r.repo.commit(files(r, policy));
+  const [res] = await r.repo.sync(r.ns);
+  expect(res?.error, res?.error).toBeUndefined();
+  if (res?.reloadsHeld?.some((h) => h.kind === 'approval')) m.heldAt = m.sources;
+}
+
 class CommitConfig implements fc.AsyncCommand<Model, Real> {
   constructor(readonly value: string) {}
   check = () => true;
@@ -115,10 +123,7 @@ class CommitConfig implements fc.AsyncCommand<Model, Real> {
     m.sources = sourcesOf(r);
     m.atChange = m.policy;
     await step(m, r, 'sync', this.toString(), async () => {
-      await r.repo.commit(files(r, m.policy));
-      const [res] = await r.repo.sync(r.ns);
-      expect(res?.error, res?.error).toBeUndefined();
-      if (res?.reloadsHeld?.some((h) => h.kind === 'approval')) m.heldAt = m.sources;
+      await commitAndSync(m, r, m.policy);
     });
   }
   toString = () => `writer commits cfg=${this.value}`;
@@ -131,10 +136,7 @@ class CommitPolicy implements fc.AsyncCommand<Model, Real> {
     // The new policy is in effect from this sync on (an ungated target applies its writer's commit).
     m.policy = this.policy;
     await step(m, r, 'sync', this.toString(), async () => {
-      await r.repo.commit(files(r, this.policy));
-      const [res] = await r.repo.sync(r.ns);
-      expect(res?.error, res?.error).toBeUndefined();
-      if (res?.reloadsHeld?.some((h) => h.kind === 'approval')) m.heldAt = m.sources;
+      await commitAndSync(m, r, this.policy);
     });
   }
   toString = () => `writer commits reload: ${JSON.stringify(this.policy)}`;
@@ -153,10 +155,7 @@ class CommitBoth implements fc.AsyncCommand<Model, Real> {
     m.atChange = strictest(m.policy, this.policy);
     m.policy = this.policy;
     await step(m, r, 'sync', this.toString(), async () => {
-      await r.repo.commit(files(r, this.policy));
-      const [res] = await r.repo.sync(r.ns);
-      expect(res?.error, res?.error).toBeUndefined();
-      if (res?.reloadsHeld?.some((h) => h.kind === 'approval')) m.heldAt = m.sources;
+      await commitAndSync(m, r, this.policy);
     });
   }
   toString = () => `writer commits cfg=${this.value} and reload: ${JSON.stringify(this.policy)}`;
