@@ -171,7 +171,10 @@ export function formatResults(results: readonly SyncResult[], verbose = false): 
 type Described = { [K in WorkOutcome['kind']]: (o: Extract<WorkOutcome, { kind: K }>) => string };
 const DESCRIBE: Described = {
   synced: (o) =>
-    `${o.result.target} ${o.result.outcome}${[o.result.error, o.result.heldFor]
+    `${o.fannedOut ? `→ ${o.fannedOut.join(', ')}; ` : ''}${o.result.target} ${o.result.outcome}${[
+      o.result.error,
+      o.result.heldFor,
+    ]
       .filter(Boolean)
       .map((t) => `: ${t ?? ''}`)
       .join('')}`,

@@ -35,6 +35,11 @@ export const handler = lambdaHandler(
           type: msg.type,
           outcome: outcome.kind,
           ...(outcome.kind === 'ignored' ? { reason: outcome.reason } : {}),
+          // A push's fan-out names the targets it found, and those it synced itself.
+          ...(outcome.kind === 'fanned-out' ? { targets: outcome.targets } : {}),
+          ...(outcome.kind === 'synced' && outcome.fannedOut
+            ? { targets: outcome.fannedOut, synced: (outcome.results ?? [outcome.result]).map((r) => r.target) }
+            : {}),
         });
       },
       {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Document, ScalarTag, Tags } from 'yaml';
 import { errorMessage, type KubeObject } from '../model/index.js';
 import { RenderError, type RenderProblem } from './errors.js';
@@ -184,6 +185,77 @@ export async function parseManifests(
   toolOutput = false,
 ): Promise<RenderedObject[]> {
   checkDocuments(text, source, budget, toolOutput);
+  const key = parsedKey(text, source, vars, lenient, budget.maxDocumentTokens);
+  const hit = parsed.get(key);
+  if (hit) {
+    // The budget counts a remembered parse's documents as it counted them the first time.
+    budget.documents += hit.documents;
+    if (budget.documents > budget.maxDocuments)
+      throw new RenderError([{ file: source, message: tooManyDocuments(budget) }]);
+    parsed.delete(key);
+    parsed.set(key, hit); // the most recently used last
+    problems.push(...structuredClone(hit.problems));
+    return structuredClone(hit.objects);
+  }
+  const [documentsBefore, problemsBefore] = [budget.documents, problems.length];
+  const objects = await parseText(text, source, vars, problems, budget, lenient);
+  remember(key, text.length, {
+    objects: structuredClone(objects),
+    problems: structuredClone(problems.slice(problemsBefore)),
+    documents: budget.documents - documentsBefore,
+  });
+  return objects;
+}
+
+/**
+ * Parses that are remembered, by a digest of the text and everything else the result depends on:
+ * a warm worker syncing an unchanged repository (a poll, a push touching another file) does not
+ * parse the same YAML again. The result is a pure function of the key; copies go in and out, so no
+ * caller sees another's objects. Bounded by the bytes of the texts (PARSED_BYTES).
+ */
+const parsed = new Map<
+  string,
+  { objects: RenderedObject[]; problems: RenderProblem[]; documents: number; bytes: number }
+>();
+let parsedBytes = 0;
+const PARSED_BYTES = 8 * 2 ** 20;
+
+const parsedKey = (
+  text: string,
+  source: string,
+  vars: Readonly<Record<string, string>>,
+  lenient: boolean,
+  maxTokens: number,
+): string =>
+  createHash('sha256')
+    .update(JSON.stringify([source, Object.entries(vars).sort(), lenient, maxTokens]))
+    .update('\0')
+    .update(text)
+    .digest('base64');
+
+function remember(
+  key: string,
+  bytes: number,
+  entry: { objects: RenderedObject[]; problems: RenderProblem[]; documents: number },
+): void {
+  if (bytes > PARSED_BYTES / 4) return;
+  parsed.set(key, { ...entry, bytes });
+  parsedBytes += bytes;
+  for (const [k, v] of parsed) {
+    if (parsedBytes <= PARSED_BYTES) break;
+    parsed.delete(k);
+    parsedBytes -= v.bytes;
+  }
+}
+
+async function parseText(
+  text: string,
+  source: string,
+  vars: Readonly<Record<string, string>>,
+  problems: RenderProblem[],
+  budget: ParseBudget,
+  lenient: boolean,
+): Promise<RenderedObject[]> {
   const objects: RenderedObject[] = [];
   const substituting = Object.keys(vars).length > 0 || lenient;
   // What is needed of a document, taken while the parser holds it: its first error, or its value

@@ -34,7 +34,8 @@ const SUMMARY: { [K in WorkOutcome['kind']]: (o: Extract<WorkOutcome, { kind: K 
   'fanned-out': (o) => `fanned out to ${o.targets.length} target(s)`,
   reloaded: (o) => `reload pass on ${o.cluster}: ${o.report.rolled.length} rolled`,
   'images-written': (o) => `${o.updates.length} image update(s) written`,
-  synced: (o) => `${o.result.target}: ${o.result.outcome}`,
+  synced: (o) =>
+    `${o.fannedOut ? `fanned out to ${o.fannedOut.length} target(s); ` : ''}${o.result.target}: ${o.result.outcome}`,
   approved: () => 'approval recorded',
   previewed: () => 'previewed',
   'preview-stopped': () => 'preview stopped',

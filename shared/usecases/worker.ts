@@ -4,7 +4,7 @@ import { reloadWithPolicies, type PolicyReloadResult } from '../sync/index.js';
 import { notify, reloadHeldEvent } from './notify.js';
 import { approveFromComment, type CommentApproval } from './approve.js';
 import { reloadPassOptions, type EngineContext } from './context.js';
-import { fanOut } from './fan-out.js';
+import { fanOutAndSync } from './fan-out.js';
 import { updateImages, type ImageOutcome } from './image-updates.js';
 import { previewPullRequest, stopPreview, sweepPreviewsOf, type PreviewOutcome } from './preview.js';
 import type { SweepReport } from './preview-env.js';
@@ -16,7 +16,7 @@ export type WorkOutcome =
   | { kind: 'fanned-out'; targets: string[] }
   | { kind: 'reloaded'; cluster: string; report: ReloadReport }
   | ImageOutcome
-  | { kind: 'synced'; result: SyncResult; results?: SyncResult[] }
+  | { kind: 'synced'; result: SyncResult; results?: SyncResult[]; fannedOut?: string[] }
   | ({ kind: 'approved' } & CommentApproval)
   | ({ kind: 'previewed' } & PreviewOutcome)
   | ({ kind: 'preview-stopped' } & PreviewOutcome)
@@ -50,7 +50,8 @@ async function reload(ctx: EngineContext, msg: ReloadMessage, signal?: AbortSign
 
 /**
  * Handles one queue message. A push fans out into one sync message per affected target (its
- * message group serialises that target); a sync runs the engine. A failed sync is a result; an
+ * message group serialises that target), the first of them synced right away (fanOutAndSync); a
+ * sync runs the engine. A failed sync is a result; an
  * exception (git or the apiserver unreachable) is thrown so the queue retries the message.
  */
 export async function handleMessage(
@@ -61,7 +62,7 @@ export async function handleMessage(
 ): Promise<WorkOutcome> {
   switch (msg.type) {
     case 'push':
-      return fanOut(ctx, msg, queue, signal);
+      return fanOutAndSync(ctx, msg, queue, signal);
     case 'sync':
       return syncMessage(ctx, msg, signal);
     case 'remove':

@@ -247,7 +247,7 @@ describe('the built sync-worker on an ordinary push: measured within its limits'
       runtime: 'nodejs22.x',
     });
     const reports = h.worker.invocations();
-    expect(reports.length).toBeGreaterThanOrEqual(2); // the fan-out, then the sync
+    expect(reports.length).toBeGreaterThanOrEqual(1); // the fan-out, and the sync in it
     for (const r of reports) {
       expect(r.killed, r.error).toBeUndefined();
       expect(r.nodeVersion).toMatch(/^v22\./);

@@ -49,6 +49,22 @@ export const deliverBatch = (
   aws: AwsAccess = awsConfig(),
 ): Promise<{ received: string[]; failures: string[] }> => deliverFrom(queueUrl, handler, aws);
 
+/**
+ * The targets each push's fan-out synced itself (its first sync message, run in the same
+ * invocation), in order, from the sync worker's log: one list per push, the chain it synced.
+ */
+export function syncedInFanOut(log: string): string[][] {
+  return log.split('\n').flatMap((line) => {
+    if (!line.includes('"message handled"')) return [];
+    try {
+      const o = JSON.parse(line) as { type?: string; synced?: string[] };
+      return o.type === 'push' && Array.isArray(o.synced) ? [o.synced] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
 /** Receives (and deletes) everything visible on a queue, as the SQS event Lambda would get. */
 export async function drain(queueUrl: string): Promise<SQSRecord[]> {
   const sqs = new SQSClient(awsConfig());
