@@ -26,6 +26,10 @@ const TOKEN = 'ghp_bench';
 export interface Deployed {
   /** Commits files and delivers the push webhook (202 expected); returns the commit. */
   push(files: Record<string, string>, message: string): Promise<string>;
+  /** Commits files (pushed to the git server, as a developer's git push), without a webhook. */
+  commit(files: Record<string, string>, message: string): Promise<string>;
+  /** Delivers the push webhook of a commit changing `paths` (202 expected). */
+  deliver(sha: string, paths: readonly string[]): Promise<void>;
   /**
    * Plays the event source mapping with `workers` concurrent pollers (each invoking its own
    * sync-worker process) until `messages` deliveries were handled and the queue is empty.
@@ -66,17 +70,21 @@ export async function startDeployed(
     ...Array.from({ length: workers }, () => start('sync-worker')),
   ]);
   if (!webhook) throw new Error('no webhook function');
+  const deliver = async (sha: string, paths: readonly string[]): Promise<void> => {
+    const body = pushPayload(url, sha, [...paths]);
+    const res = await webhook.invoke<{ statusCode: number }>(
+      apiEvent('/webhooks/github', githubHeaders('push', body, SECRET), body),
+    );
+    if (res.statusCode !== 202) throw new Error(`webhook answered ${res.statusCode}: ${webhook.output().slice(-2000)}`);
+  };
   return {
     async push(changed, message) {
       const sha = await ws.commit(changed, message);
-      const body = pushPayload(url, sha, Object.keys(changed));
-      const res = await webhook.invoke<{ statusCode: number }>(
-        apiEvent('/webhooks/github', githubHeaders('push', body, SECRET), body),
-      );
-      if (res.statusCode !== 202)
-        throw new Error(`webhook answered ${res.statusCode}: ${webhook.output().slice(-2000)}`);
+      await deliver(sha, Object.keys(changed));
       return sha;
     },
+    commit: (changed, message) => ws.commit(changed, message),
+    deliver,
     async work(messages) {
       const received: string[] = [];
       const failures: string[] = [];
