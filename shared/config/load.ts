@@ -1,5 +1,5 @@
 import { isNode, LineCounter, parseDocument, type Document } from 'yaml';
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { errorMessage, TidegateError } from '../model/index.js';
 import { configSchema, type TargetSpec, type TidegateConfig } from './schema.js';
 

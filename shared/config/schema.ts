@@ -1,5 +1,5 @@
 import { Cron } from 'croner';
-import { z } from 'zod';
+import * as z from 'zod';
 import { validRange } from 'semver';
 import { TidegateError } from '../model/index.js';
 import { parseDuration } from './duration.js';
