@@ -658,10 +658,20 @@ process, \`maxRSS\`; the SQS rows: \`bench/deployed.ts\`, the built bundles as L
   leaving a half-applied stage.
 - **Cold init.** After the lazy imports, the largest remaining cost was CommonJS loading of the AWS SDK (\`wrapSafe\`,
   \`cjs-module-lexer\`): the SQS client (80 ms) and the SigV4 signer for EKS tokens are now loaded on first use.
-- **Push → applied through SQS.** Two worker invocations by design (the webhook holds no Git token: the push
-  message is fanned out by the worker, which fetches the new commit, then the sync message is synced); moto answers
-  each of the path's seven SQS calls in about 6 ms. Not profiled further; it sits at the goal's line (297 ms and 320 ms
-  in two runs).
+- **No-op sync.** About 40% of a no-op sync's CPU was parsing the same YAML again (the \`yaml\` lexer and parser,
+  \`parseManifests\`), and a good part of the 16% in the garbage collector was its garbage. Parses are now remembered
+  by a digest of the text and everything the result depends on (variables, file name, token budget; 8 MiB of text,
+  least recently used first out), copies in and out: a warm worker syncing an unchanged repository parses nothing.
+  In the profile after it (10 no-op syncs of 1000 objects): \`canonicalJson\` (the comparison with the live
+  objects) 6%, the rest spread thin; the no-op went from about 300 to 150 ms on the busy machine.
+- **Push → applied through SQS.** It took two worker invocations (the webhook holds no Git token: the worker fans
+  the push out, which fetches the new commit, then a second invocation took the sync message). The fan-out now runs
+  its first sync message itself (the others queued first; queued instead when its Lease is held, it fails to start,
+  or a removal shares its message group), so a push to one target is one message and one invocation. The row is
+  timed from the webhook's delivery, as the dev-server row is (before, the bench's own git commit and push to the git
+  server were inside the timing). moto answers each SQS call in about 6 ms.
+- **Bundles.** zod was imported as \`{ z }\`, which kept all of its locales in every bundle: imported as a
+  namespace, the sync worker's cold-start file went from 1044 to 947 KiB.
 - **CLI start through npm.** \`npm run\` itself takes longer than the goal (the row's alternative column: npm running a
   script that only starts node); \`bin/tidegate.js\` adds the same ~25 ms to node's own start either way.
 `;
