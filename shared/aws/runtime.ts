@@ -75,7 +75,7 @@ export async function createRuntime(service: string, env: NodeJS.ProcessEnv = pr
   const logger = powertoolsLogger(service);
   if (!settings.queueUrl)
     throw new TidegateError('SettingsInvalid', "no queue: TIDEGATE_QUEUE_URL (the stack's SyncQueue) is not set");
-  const metrics = powertoolsMetrics(service, env['POWERTOOLS_METRICS_NAMESPACE'] ?? 'tidegate');
+  const metrics = powertoolsMetrics(service, env['POWERTOOLS_METRICS_NAMESPACE'] ?? 'tidegate', settings.metrics);
   const notifier = settings.notifications ? notifierOf(settings.notifications, secrets, logger) : undefined;
   let git: Promise<GitAccess> | undefined;
   const clusters = clusterAccess(settings, secrets, logger, endpoint);

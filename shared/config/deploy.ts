@@ -291,6 +291,18 @@ export const deploySettingsSchema = z
       .optional(),
     /** Signs links to the status page (GET /status?expires=…&signature=…): without it the page is not served. */
     statusSecret: secretRef.optional(),
+    /** The CloudWatch metrics the functions publish (Embedded Metric Format in their logs). */
+    metrics: z
+      .object({
+        perTarget: z
+          .boolean()
+          .default(false)
+          .describe(
+            'also publish every sync metric with a Target dimension: CloudWatch bills each metric and target as a custom metric of its own (docs/cost.md); default: per cluster only',
+          ),
+      })
+      .strict()
+      .default({ perTarget: false }),
     /** The scheduled reload pass (Reloader semantics) and the default strategy for targets. */
     reload: z
       .object({

@@ -12,7 +12,7 @@ export interface SyncMeasure {
 
 /** The engine's metrics: CloudWatch metrics in Embedded Metric Format (EMF), one log line each. */
 export interface MetricsSink {
-  /** A sync's outcome (`Syncs<Outcome>`, 1), `SyncDuration` and `PushToAppliedLatency`, per target and per cluster. */
+  /** A sync's outcome (`Syncs<Outcome>`, 1), `SyncDuration` and `PushToAppliedLatency`, per cluster (and per target when asked). */
   sync(m: SyncMeasure): void;
   /** A count of the function (MessagesFailed, MessagesDeferred, MessagesDeadLettered). */
   count(name: string, value?: number): void;
@@ -27,7 +27,12 @@ const title = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
  * `tidegate-<stage>`), the function as the `service` dimension. Each call is written at once, so
  * nothing is lost when an invocation ends abruptly.
  */
-export function powertoolsMetrics(serviceName: string, namespace?: string): MetricsSink {
+export function powertoolsMetrics(
+  serviceName: string,
+  namespace?: string,
+  /** Also per target (the deploy-time setting metrics.perTarget): a custom metric per target and name. */
+  opts: { perTarget?: boolean } = {},
+): MetricsSink {
   // Made on first use: a function that publishes nothing (a refused webhook) pays nothing for it.
   let made: Metrics | undefined;
   const emit = (dimensions: Record<string, string>, add: (m: Metrics) => void): void => {
@@ -43,7 +48,7 @@ export function powertoolsMetrics(serviceName: string, namespace?: string): Metr
         x.addMetric('SyncDuration', MetricUnit.Milliseconds, m.durationMs);
         if (m.latencyMs !== undefined) x.addMetric('PushToAppliedLatency', MetricUnit.Milliseconds, m.latencyMs);
       };
-      emit({ Cluster: m.cluster, Target: m.target }, add);
+      if (opts.perTarget) emit({ Cluster: m.cluster, Target: m.target }, add);
       emit({ Cluster: m.cluster }, add);
     },
     count: (name, value = 1) => emit({}, (x) => x.addMetric(name, MetricUnit.Count, value)),

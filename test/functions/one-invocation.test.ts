@@ -40,6 +40,9 @@ describe('one worker invocation per push', () => {
     await h.work(); // nothing else was queued
     expect(invocations() - before).toBe(1);
     expect(syncedInFanOut(h.worker.output().slice(from))).toEqual([[a]]);
+    // Its metrics per cluster only (metrics.perTarget is off by default: each target would be billed).
+    expect(h.worker.output()).toContain('"Dimensions":[["service","Cluster"]]');
+    expect(h.worker.output()).not.toContain('"Target"]]');
   });
 
   it('a push to two targets: one synced in the fan-out, the other through the queue', async () => {
