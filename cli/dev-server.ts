@@ -123,12 +123,14 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
       );
   });
   await new Promise<void>((resolve) => server.listen(opts.port ?? 0, '127.0.0.1', resolve));
+  const sent = new Map<string, string>();
   const poll = async (): Promise<void> => {
     const at = new Date();
     try {
       const queued = await pollRepositories(tracked, queue, {
         now: at.getTime(),
         driftIntervalMs: opts.driftIntervalMs ?? 600_000,
+        sent,
       });
       pipeline.polled(at, `ok: ${queued.length} message(s) queued`);
     } catch (err) {

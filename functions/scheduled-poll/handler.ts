@@ -2,6 +2,9 @@ import { lambdaHandler } from '../../shared/aws/index.js';
 import { errorMessage } from '../../shared/model/index.js';
 import { pollRepositories } from '../../shared/usecases/index.js';
 
+/** The head and drift interval each repository's push was last queued for, by this process (see pollRepositories). */
+const sent = new Map<string, string>();
+
 /** EventBridge schedule: one ls-remote per repository and a reload pass per cluster, fanned out through the queue. */
 export const handler = lambdaHandler(
   'tidegate-scheduled-poll',
@@ -18,6 +21,7 @@ export const handler = lambdaHandler(
       now: Date.now(),
       driftIntervalMs: rt.driftIntervalMs,
       clusters: Object.keys(rt.settings.clusters),
+      sent,
     });
     rt.logger.info('poll', {
       repositories: tracked.length,

@@ -44,11 +44,16 @@ export async function receiveRegistryWebhook(
  * head, deduplicated per drift interval (so an unchanged revision is re-synced, and drift
  * corrected, once per interval, and a moved branch right away); a reload pass and a sweep of
  * preview environments per cluster.
+ *
+ * SQS drops a repeated deduplication id for five minutes only, less than a drift interval (default
+ * 10 minutes): `sent` (kept by the caller across polls) remembers the head and interval each
+ * repository's push was last queued for, so the same one is not queued again within the interval
+ * (without it every target was synced twice per interval). A new process sends it once more.
  */
 export async function pollRepositories(
   repos: ReadonlyArray<TrackedRepo & { source: GitSource }>,
   queue: Queue,
-  opts: { now: number; driftIntervalMs: number; clusters?: readonly string[] },
+  opts: { now: number; driftIntervalMs: number; clusters?: readonly string[]; sent?: Map<string, string> },
 ): Promise<QueueMessage[]> {
   const bucket = Math.floor(opts.now / opts.driftIntervalMs);
   // The reload pass and the sweep of preview environments run on every poll (once a minute at most), per cluster.
@@ -57,19 +62,23 @@ export async function pollRepositories(
     { type: 'reload', cluster, bucket: minute },
     { type: 'previews', cluster, bucket: minute },
   ]);
+  const sending = new Map<string, string>();
   for (const repo of repos) {
     const sha = (await listBranches(repo.source)).get(`refs/heads/${repo.branch}`);
-    if (sha)
-      messages.push({
-        type: 'push',
-        repo: repo.url,
-        ref: `refs/heads/${repo.branch}`,
-        sha,
-        paths: null,
-        reason: 'poll',
-        bucket,
-      });
+    const key = `${repo.branch}@${sha ?? ''}#${bucket}`;
+    if (!sha || opts.sent?.get(repo.url) === key) continue;
+    sending.set(repo.url, key);
+    messages.push({
+      type: 'push',
+      repo: repo.url,
+      ref: `refs/heads/${repo.branch}`,
+      sha,
+      paths: null,
+      reason: 'poll',
+      bucket,
+    });
   }
   await queue.send(messages);
+  for (const [url, key] of sending) opts.sent?.set(url, key);
   return messages;
 }
