@@ -417,10 +417,15 @@ export function monthlyCounts(s: Scenario, hoursPerMonth = PRICES.hoursPerMonth)
   // The poll's push is deduplicated per drift interval, but SQS keeps a deduplication id for 5
   // minutes only: within a longer interval the same id gets through again every 5 minutes.
   const passesPerInterval = Math.max(1, Math.ceil(s.driftIntervalMin / SQS_DEDUP_MIN));
+  const ticks = minutes * s.pollsPerMinute;
+  const driftPasses = Math.min(ticks, s.pollsPerMinute > 0 ? (minutes / s.driftIntervalMin) * passesPerInterval : 0);
+  const pushes = s.pushesPerDay * days;
   return {
-    ticks: minutes * s.pollsPerMinute,
-    driftPasses: s.pollsPerMinute > 0 ? (minutes / s.driftIntervalMin) * passesPerInterval : 0,
-    pushes: s.pushesPerDay * days,
+    ticks,
+    driftPasses,
+    pushes,
+    // A push moves the branch: the next tick's push message has a new deduplication id, and gets through.
+    pushPasses: Math.min(pushes, ticks - driftPasses),
     statusViews: s.statusViewsPerDay * days,
   };
 }
@@ -532,6 +537,8 @@ export interface CostLine {
   usd: number;
   /** Measured (from the run), estimated (an assumption of the model) or counted (from serverless.yml). */
   basis: 'measured' | 'estimated' | 'counted' | 'list price';
+  /** A line of events (Lambda, SQS, API Gateway, logs), not a fixed or estimated charge. */
+  event?: boolean;
 }
 
 export interface MonthlyCost {
@@ -562,6 +569,7 @@ export function monthlyCost(
     quantity: `${round(count)} ${what}`,
     usd: count * eventCost(at(kind), stack, prices, opts).total,
     basis: 'measured',
+    event: true,
   });
   const fn = (name: string): FunctionFacts => {
     const f = stack.functions.find((x) => x.name === name);
@@ -588,6 +596,12 @@ export function monthlyCost(
       'passes',
     ),
     event('push', n.pushes, 'pushes: the webhook, then the worker until the queue is empty', 'pushes'),
+    event(
+      'driftPass',
+      n.pushPasses,
+      "the tick after each push: the branch moved, the poll's push message is new, every target synced again (no-op)",
+      'passes',
+    ),
     event('statusPage', n.statusViews, 'status page views', 'views'),
     {
       item: 'cold starts (INIT is billed): poll and worker; each push and view counted cold',
@@ -636,7 +650,7 @@ export function monthlyCost(
     },
   ];
   const total = lines.reduce((k, l) => k + l.usd, 0);
-  const events = lines.slice(0, 4).reduce((k, l) => k + l.usd, 0);
+  const events = lines.filter((l) => l.event).reduce((k, l) => k + l.usd, 0);
   return { scenario: s, lines, total, events, fixed: total - events };
 }
 
