@@ -607,6 +607,12 @@ try {
     goal: '≤ 10 s',
     met: rec.ms <= 10_000,
   });
+
+  // 7. Cost: each event's invocations measured on the built bundles (bench/cost-measure.ts), priced
+  // (bench/cost.ts) → docs/cost.md, docs/cost.svg, docs/cost.json; the idle-cost goal row.
+  log('cost model');
+  const { measureCost, writeCostDocs } = await import('./cost-measure.js');
+  rows.push(writeCostDocs(await measureCost(env, { log }), root));
 } finally {
   client.close();
   await env.stop();
