@@ -39,6 +39,7 @@ import {
   type GoalRow,
   type Measurement,
   type MeasuredPoint,
+  type WorkerBreakdown,
 } from './cost.js';
 
 const SECRET = 'cost-webhook-secret';
@@ -195,6 +196,46 @@ interface RawEvent {
   series: Set<string>;
   /** The message types the worker was handed. */
   types: string[];
+  /** What each function logged meanwhile. */
+  logs: Record<string, string>;
+  worker?: WorkerBreakdown;
+}
+
+/** When a worker invocation started and ended (this process's clock, which is the function's). */
+interface Window {
+  start: number;
+  end: number;
+}
+
+/**
+ * The worker's time by message: each "message handled" line of an invocation ends that message,
+ * which began where the previous one ended (or the invocation began); what follows the last one
+ * (notifications, the pipeline heartbeat) is the batch's.
+ */
+function workerBreakdown(log: string, windows: readonly Window[]): WorkerBreakdown {
+  const handled = log.split('\n').flatMap((line) => {
+    if (!line.startsWith('{') || !line.includes('"message handled"')) return [];
+    try {
+      const j = JSON.parse(line) as { message?: string; type?: string; timestamp?: string };
+      const t = Date.parse(j.timestamp ?? '');
+      return j.message === 'message handled' && j.type && Number.isFinite(t) ? [{ type: j.type, t }] : [];
+    } catch {
+      return [];
+    }
+  });
+  const messages: Record<string, { count: number; ms: number }> = {};
+  let afterMs = 0;
+  for (const w of windows) {
+    let at = w.start;
+    for (const h of handled.filter((x) => x.t >= w.start - 5 && x.t <= w.end + 5)) {
+      const m = (messages[h.type] ??= { count: 0, ms: 0 });
+      m.count++;
+      m.ms += Math.max(0, h.t - at);
+      at = Math.max(at, h.t);
+    }
+    afterMs += Math.max(0, w.end - at);
+  }
+  return { messages, afterMs };
 }
 
 const REPORT_LINE = /^REPORT RequestId: .*$/gm;
@@ -213,6 +254,7 @@ async function measureEvent(
   const types = await what();
   await sleep(150); // the last lines of the logs
   const functions: Record<string, FunctionUse> = {};
+  const logs: Record<string, string> = {};
   const series = new Set<string>();
   fns.forEach((f, i) => {
     const b = before[i];
@@ -222,6 +264,7 @@ async function measureEvent(
     const pid = pidOf(f);
     const reportBytes = (log.match(REPORT_LINE) ?? []).reduce((n, l) => n + Buffer.byteLength(l) + 1, 0);
     for (const s of metricSeries(log)) series.add(s);
+    logs[f.name] = log;
     functions[f.name] = {
       invocations: reports.length,
       billedMs: reports.reduce((n, r) => n + Math.ceil(r.durationMs), 0),
@@ -230,7 +273,7 @@ async function measureEvent(
       peakRssMiB: reports.reduce((n, r) => Math.max(n, r.peakRssMiB), 0),
     };
   });
-  return { functions, sqsRequests: sqsChunks(counts, proxy.snapshot()), series, types };
+  return { functions, sqsRequests: sqsChunks(counts, proxy.snapshot()), series, types, logs };
 }
 
 /** The mean of several occurrences of an event. */
@@ -255,6 +298,22 @@ function meanUse(events: readonly RawEvent[], apiRequests: number, extraSeries: 
     apiRequests,
     extraMetricSeries: extraSeries,
     samples: events.length,
+    ...(events.some((e) => e.worker) ? { worker: meanBreakdown(events.map((e) => e.worker)) } : {}),
+  };
+}
+
+function meanBreakdown(all: ReadonlyArray<WorkerBreakdown | undefined>): WorkerBreakdown {
+  const types = new Set(all.flatMap((b) => Object.keys(b?.messages ?? {})));
+  const avg = (f: (b: WorkerBreakdown | undefined) => number): number =>
+    all.reduce((n, b) => n + f(b), 0) / Math.max(1, all.length);
+  return {
+    messages: Object.fromEntries(
+      [...types].map((t) => [
+        t,
+        { count: avg((b) => b?.messages[t]?.count ?? 0), ms: avg((b) => b?.messages[t]?.ms ?? 0) },
+      ]),
+    ),
+    afterMs: avg((b) => b?.afterMs ?? 0),
   };
 }
 
@@ -281,6 +340,19 @@ function difference(a: EventUse, b: EventUse): EventUse {
     apiRequests: 0,
     extraMetricSeries: 0,
     samples: Math.min(a.samples, b.samples),
+    ...(a.worker
+      ? {
+          worker: {
+            messages: Object.fromEntries(
+              Object.entries(a.worker.messages).map(([t, v]) => {
+                const w = b.worker?.messages[t];
+                return [t, { count: sub(v.count, w?.count ?? 0), ms: sub(v.ms, w?.ms ?? 0) }];
+              }),
+            ),
+            afterMs: sub(a.worker.afterMs, b.worker?.afterMs ?? 0),
+          },
+        }
+      : {}),
   };
 }
 
@@ -328,6 +400,8 @@ interface Stack {
   push(files: Record<string, string>, message: string): Promise<void>;
   /** The event source mapping until the queue is empty: the message types the worker was handed. */
   drain(): Promise<string[]>;
+  /** Every worker invocation's start and end, in order. */
+  windows: Window[];
   stop(): Promise<void>;
 }
 
@@ -366,6 +440,7 @@ async function startStack(env: EnvironmentInfo, aws: AwsAccess, clusters: readon
     firstSent.set(dedup, sentAt);
     return false;
   };
+  const windows: Window[] = [];
   const inFlight = async (): Promise<number> => {
     const a = (
       await sqs.send(
@@ -386,6 +461,7 @@ async function startStack(env: EnvironmentInfo, aws: AwsAccess, clusters: readon
     worker,
     poll,
     status,
+    windows,
     async push(files, message) {
       const sha = await ws.commit(files, message);
       const body = pushPayload(url, sha, Object.keys(files));
@@ -404,7 +480,12 @@ async function startStack(env: EnvironmentInfo, aws: AwsAccess, clusters: readon
         );
         if (kept.length === 0) return { batchItemFailures: [] };
         types.push(...kept.map((r) => (JSON.parse(r.body) as QueueMessage).type));
-        return worker.invoke<SQSBatchResponse>({ Records: kept });
+        const start = Date.now();
+        try {
+          return await worker.invoke<SQSBatchResponse>({ Records: kept });
+        } finally {
+          windows.push({ start, end: Date.now() });
+        }
       };
       for (let idle = 0; idle < 3;) {
         if (Date.now() > deadline) throw new Error('the queue did not empty in 15 minutes');
@@ -484,6 +565,11 @@ async function measureAt(
   const log = opts.log;
   const aws: AwsAccess = { ...env.aws, endpoint: proxy.endpoint };
   const stack = await startStack(env, aws, clusters);
+  const withWorker = async (fns: LambdaFunction[], what: () => Promise<string[]>): Promise<RawEvent> => {
+    const from = stack.windows.length;
+    const e = await measureEvent(fns, proxy, what);
+    return { ...e, worker: workerBreakdown(e.logs['syncWorker'] ?? '', stack.windows.slice(from)) };
+  };
   try {
     const tag = Math.random().toString(36).slice(2, 6);
     const names = Array.from({ length: n }, (_, i) => `c${tag}-${i}`);
@@ -513,7 +599,7 @@ async function measureAt(
     for (let i = 0; i < opts.samples; i++) {
       const t = names[(i * 7) % n] ?? '';
       pushes.push(
-        await measureEvent([stack.webhook, stack.worker], proxy, async () => {
+        await withWorker([stack.webhook, stack.worker], async () => {
           await stack.push({ [`apps/${t}/app.yaml`]: appManifest(t, `push-${i}`) }, `push ${i}`);
           return stack.drain();
         }),
@@ -536,7 +622,7 @@ async function measureAt(
     // The ticks, each in a minute of its own (the reload pass and the sweep are deduplicated per
     // minute). The first sees the branch moved by the pushes: its push message is new, a drift pass.
     const tick = (): Promise<RawEvent> =>
-      measureEvent([stack.poll, stack.worker], proxy, async () => {
+      withWorker([stack.poll, stack.worker], async () => {
         await stack.poll.invoke({});
         return stack.drain();
       });

@@ -343,6 +343,15 @@ export interface EventUse {
   extraMetricSeries: number;
   /** How many occurrences were measured (the numbers are their mean). */
   samples: number;
+  /** The worker's time by message type (from its "message handled" log lines), and what its batches spent after their last message. */
+  worker?: WorkerBreakdown;
+}
+
+export interface WorkerBreakdown {
+  /** By message type (push: the fan-out; sync; reload: the reload pass; previews: the sweep): how many, and their time. */
+  messages: Record<string, { count: number; ms: number }>;
+  /** After the last message of each batch (notifications, the pipeline heartbeat on each cluster). */
+  afterMs: number;
 }
 
 export interface MeasuredPoint {
@@ -715,6 +724,38 @@ function measuredTable(m: Measurement, stack: StackFacts): string {
   ].join('\n');
 }
 
+const MESSAGE_NAMES: Record<string, string> = {
+  push: 'fan-out',
+  sync: 'sync',
+  reload: 'reload pass',
+  previews: 'preview sweep',
+};
+
+function breakdownCell(b: WorkerBreakdown | undefined): string {
+  if (!b) return '—';
+  const parts = Object.entries(b.messages)
+    .filter(([, v]) => v.count > 0)
+    .map(
+      ([type, v]) => `${MESSAGE_NAMES[type] ?? type} ${v.count.toFixed(v.count % 1 ? 1 : 0)} × ${ms(v.ms / v.count)}`,
+    );
+  return [...parts, `after the batches ${ms(b.afterMs)}`].join('; ');
+}
+
+function workerTable(m: Measurement): string {
+  const kinds: Array<[EventKind, string]> = [
+    ['push', 'a push'],
+    ['quietTick', 'a poll tick, nothing changed'],
+    ['driftPass', 'a drift pass'],
+  ];
+  return [
+    '| targets | event | the worker’s time by message (count × mean) |',
+    '|---|---|---|',
+    ...m.points.flatMap((p) =>
+      kinds.map(([k, label]) => `| ${p.targets} | ${label} | ${breakdownCell(p[k].worker)} |`),
+    ),
+  ].join('\n');
+}
+
 function scenarioTable(m: Measurement, stack: StackFacts, targets: readonly number[]): string {
   const rows = targets.flatMap((t) =>
     [20, 200].map((p) => {
@@ -805,6 +846,18 @@ export function goalRow(m: Measurement, stack: StackFacts): GoalRow {
   };
 }
 
+/** How many of the idle path's metric series come with each target, and the goal scenario without them. */
+function perTargetNote(m: Measurement, goal: MonthlyCost): string {
+  const sorted = [...m.points].sort((a, b) => a.targets - b.targets);
+  const lo = sorted[0];
+  const hi = sorted.at(-1);
+  if (!lo || !hi || hi.targets === lo.targets) return '';
+  const perTarget = (hi.idleMetricSeries - lo.idleMetricSeries) / (hi.targets - lo.targets);
+  const fixed = lo.idleMetricSeries - perTarget * lo.targets;
+  const without = goal.total - perTarget * goal.scenario.targets * PRICES.customMetricMonth;
+  return `Of the idle path's series, ${perTarget.toFixed(1)} come with each target and ${fixed.toFixed(0)} do not (measured at ${lo.targets} and ${hi.targets} targets); without the per-target ones the same scenario would be ${usd(without)}/month.`;
+}
+
 /** docs/cost.md. */
 export function costMarkdown(m: Measurement, stack: StackFacts): string {
   const goal = monthlyCost(GOAL.scenario(), m, stack);
@@ -832,6 +885,7 @@ ${m.clusters} clusters; 1000 targets is extrapolated linearly from those two poi
 
 ${goal.total <= GOAL.limitUsd ? '' : `Missed. The largest line is ${[...goal.lines].sort((a, b) => b.usd - a.usd)[0]?.item ?? '?'} (${usd([...goal.lines].sort((a, b) => b.usd - a.usd)[0]?.usd ?? 0)}).`}
 ${metricsLine ? `Custom metrics: every sync publishes \`Syncs<Outcome>\` and \`SyncDuration\` (EMF) per target and per cluster, and a drift pass syncs every target at least once an hour, so each target's series is billed all month (${metricsLine.quantity} at this scenario).` : ''}
+${perTargetNote(m, goal)}
 With the CPU time of each invocation stretched to the CPU share Lambda gives its memory size (an estimate, next
 section), the same scenario is ${usd(goalCpu.total)}/month.
 
@@ -859,12 +913,18 @@ are one or two invocations depending on the worker's code at the time of the run
 
 ${measuredTable(m, stack)}
 
+The worker's invocations by message, from the timestamps of its "message handled" log lines (the webhook and the poll
+enqueue; the worker fans a push out into one sync message per target, syncs, runs the reload pass and the preview sweep
+of each cluster):
+
+${workerTable(m)}
+
 ${m.notes.map((n) => `- ${n}`).join('\n')}
 
 ## The alternatives
 
-- **EKS Capability for Argo CD**: ${usd(PRICES.argoCd.capabilityHour)} per capability-hour and
-  ${usd(PRICES.argoCd.applicationHour)} per Argo CD Application-hour (${PRICES.hoursPerMonth} hours a month), one
+- **EKS Capability for Argo CD**: $${PRICES.argoCd.capabilityHour} per capability-hour and
+  $${PRICES.argoCd.applicationHour} per Argo CD Application-hour (${PRICES.hoursPerMonth} hours a month), one
   Application per target, one capability managing both clusters (hub and spoke; up to
   ${PRICES.argoCd.applicationsPerCapability} Applications per capability, a second one above). The published price list
   is the Amazon EKS pricing page, section EKS Capabilities; the numbers were read from a copy of that page of
@@ -872,7 +932,7 @@ ${m.notes.map((n) => `- ${n}`).join('\n')}
   Argo CD software runs in AWS's accounts: no node cost.
 - **Flux's controllers as pods**: Flux ${FLUX.version}: ${FLUX.controllers.map((c) => `${c.name} ${c.version} (requests ${c.cpuMillis}m CPU, ${c.memoryMiB} Mi)`).join(', ')} (their
   release manifests, config/manager/deployment.yaml). The smallest instance they fit on, per cluster, is
-  **${flux.instance.type}** (${usd(flux.instance.hour)}/hour): ${flux.why}. Allocatable as the EKS AMI computes it
+  **${flux.instance.type}** ($${flux.instance.hour}/hour on demand): ${flux.why}. Allocatable as the EKS AMI computes it
   (max pods from ENIs without prefix delegation, kube-reserved 11 × max pods + 255 MiB, eviction at 100 MiB). One
   node per cluster: ${usd(fluxMonthly(2))}/month for 2 clusters, whatever the number of targets; its EBS volume and the
   other DaemonSets' requests are not counted.
@@ -903,7 +963,9 @@ ${PRICE_SOURCES.map((p) => `| ${p.item} | ${p.price} | ${p.source} | ${p.asOf} |
   per drift interval, but SQS drops a repeated id for ${SQS_DEDUP_MIN} minutes only, so with the default ${m.driftIntervalMin} min
   interval the push gets through up to ${Math.ceil(m.driftIntervalMin / SQS_DEDUP_MIN)} times per interval: the model counts
   ${Math.ceil(m.driftIntervalMin / SQS_DEDUP_MIN)} drift passes per interval (the measurement applies the same rule to moto,
-  which keeps no deduplication window once a message is deleted).
+  which keeps no deduplication window once a message is deleted). A push moves the branch, so the next tick's push
+  message is new too: one more drift pass per push (the model's count; within the 5-minute window it can be two). The
+  measurement's first tick after its pushes was such a pass.
 - **CPU**: the emulation gives each function process a whole core; Lambda gives ${PRICES.lambda.mibPerVcpu} MB a vCPU, so
   a 512 MB function has about 0.29 of one and the 1024 MB worker 0.58. The "CPU stretched" column re-times each
   invocation's measured CPU time at that share (CPU ms × ${PRICES.lambda.mibPerVcpu} ÷ memory) and keeps its waiting time:
