@@ -57,6 +57,8 @@ export interface MeasureOptions {
   samples?: number;
   /** Poll ticks with nothing changed, each in a minute of its own (the reload pass is deduplicated per minute). */
   quietTicks?: number;
+  /** Poll ticks whose push message gets through (the branch moved): drift passes. */
+  driftTicks?: number;
   log?: (line: string) => void;
 }
 
@@ -629,7 +631,14 @@ async function measureAt(
     const driftTicks: RawEvent[] = [];
     const quietTicks: RawEvent[] = [];
     const firstTickTypes: string[][] = [];
-    for (let k = 0; (quietTicks.length < opts.quietTicks || driftTicks.length === 0) && k < opts.quietTicks + 4; k++) {
+    const enough = (): boolean => quietTicks.length >= opts.quietTicks && driftTicks.length >= opts.driftTicks;
+    for (let k = 0; !enough() && k < opts.quietTicks + 2 * opts.driftTicks + 2; k++) {
+      // Once the quiet ticks are in, a push not measured (README.md: no target affected) moves the
+      // branch again, so that the next tick is a drift pass.
+      if (quietTicks.length >= opts.quietTicks) {
+        await stack.push({ 'README.md': `moved before tick ${k + 1}` }, `README ${k}`);
+        await stack.drain();
+      }
       await sleep(Math.floor(Date.now() / 60_000) === warmMinute || k > 0 ? untilNextMinute() : 0);
       log(`cost: ${n} targets: poll tick ${k + 1} (${driftTicks.length} drift, ${quietTicks.length} quiet so far)`);
       const t = await tick();
@@ -669,6 +678,7 @@ export async function measureCost(env: EnvironmentInfo, options: MeasureOptions 
   const opts = {
     samples: options.samples ?? 5,
     quietTicks: options.quietTicks ?? 2,
+    driftTicks: options.driftTicks ?? 2,
     log: options.log ?? ((line: string) => void process.stderr.write(`[cost] ${line}\n`)),
   };
   const targets = options.targets ?? [10, 100];

@@ -4,7 +4,7 @@
  * measurement, docs/cost.json.
  *
  *   npx tsx bench/cost-only.ts                      # measure at 10 and 100 targets
- *   npx tsx bench/cost-only.ts --targets 2,4 --samples 1 --quiet-ticks 1   # a quick look, not for the record
+ *   npx tsx bench/cost-only.ts --targets 2,4 --samples 1 --quiet-ticks 1 --drift-ticks 1   # a quick look
  *   npx tsx bench/cost-only.ts --from docs/cost.json  # the documents again from a measurement, without measuring
  */
 import { readFileSync } from 'node:fs';
@@ -18,6 +18,7 @@ const { values } = parseArgs({
     targets: { type: 'string' },
     samples: { type: 'string' },
     'quiet-ticks': { type: 'string' },
+    'drift-ticks': { type: 'string' },
     from: { type: 'string' },
   },
 });
@@ -29,6 +30,7 @@ async function measure(): Promise<Measurement> {
       ...(values.targets ? { targets: values.targets.split(',').map(Number) } : {}),
       ...(values.samples ? { samples: Number(values.samples) } : {}),
       ...(values['quiet-ticks'] ? { quietTicks: Number(values['quiet-ticks']) } : {}),
+      ...(values['drift-ticks'] ? { driftTicks: Number(values['drift-ticks']) } : {}),
     });
   } finally {
     await env.stop();
