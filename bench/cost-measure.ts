@@ -60,6 +60,8 @@ export interface MeasureOptions {
   /** Poll ticks whose push message gets through (the branch moved): drift passes. */
   driftTicks?: number;
   log?: (line: string) => void;
+  /** What measured it, for the page (default: npm run bench). */
+  command?: string;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -562,7 +564,7 @@ async function measureAt(
   proxy: CountingProxy,
   n: number,
   clusters: readonly string[],
-  opts: Required<Omit<MeasureOptions, 'targets'>>,
+  opts: Required<Omit<MeasureOptions, 'targets' | 'command'>>,
 ): Promise<PointResult> {
   const log = opts.log;
   const aws: AwsAccess = { ...env.aws, endpoint: proxy.endpoint };
@@ -688,6 +690,7 @@ export async function measureCost(env: EnvironmentInfo, options: MeasureOptions 
     const results: PointResult[] = [];
     for (const n of targets) results.push(await measureAt(env, proxy, n, clusters, opts));
     return {
+      command: options.command ?? 'npm run bench',
       date: new Date().toISOString().slice(0, 10),
       machine: `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), shared with other work; functions on the Node of their runtime`,
       clusters: clusters.length,

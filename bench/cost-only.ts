@@ -27,6 +27,7 @@ async function measure(): Promise<Measurement> {
   const env = await startEnvironment();
   try {
     return await measureCost(env, {
+      command: 'npx tsx bench/cost-only.ts',
       ...(values.targets ? { targets: values.targets.split(',').map(Number) } : {}),
       ...(values.samples ? { samples: Number(values.samples) } : {}),
       ...(values['quiet-ticks'] ? { quietTicks: Number(values['quiet-ticks']) } : {}),

@@ -369,6 +369,8 @@ export interface MeasuredPoint {
 }
 
 export interface Measurement {
+  /** The command that measured it (npm run bench, or bench/cost-only.ts alone). */
+  command?: string;
   date: string;
   machine: string;
   clusters: number;
@@ -714,7 +716,7 @@ function measuredTable(m: Measurement, stack: StackFacts): string {
   const rows = m.points.flatMap((p) =>
     kinds.map(([k, label]) => {
       const e = p[k];
-      return `| ${p.targets} | ${label} | ${names.map((n) => fnCell(e, n)).join(' | ')} | ${e.sqsRequests.toFixed(1)} | ${e.extraMetricSeries.toFixed(1)} | ${usd(eventCost(e, stack).total * 1000)} | ${e.samples} |`;
+      return `| ${p.targets} | ${label} | ${names.map((n) => fnCell(e, n)).join(' | ')} | ${e.sqsRequests.toFixed(1)} | ${e.extraMetricSeries.toFixed(1)} | $${(eventCost(e, stack).total * 1000).toPrecision(3)} | ${e.samples} |`;
     }),
   );
   return [
@@ -877,7 +879,9 @@ export function costMarkdown(m: Measurement, stack: StackFacts): string {
   const metricsLine = goal.lines.find((l) => l.item.startsWith('CloudWatch custom metrics'));
   return `# Cost
 
-Produced by \`npm run bench\` (or \`npx tsx bench/cost-only.ts\`, the cost part alone) on ${m.date}: ${m.machine}. Prices:
+Measured by \`${m.command ?? 'npm run bench'}\` on ${m.date}: ${m.machine} (\`npx tsx bench/cost-only.ts\` runs the cost
+part of \`npm run bench\` alone; the raw measurement is in [cost.json](cost.json), and
+\`npx tsx bench/cost-only.ts --from docs/cost.json\` writes this page again from it). Prices:
 ${PRICES.regionName} (${PRICES.region}) list prices as collected on ${PRICES.collected} (sources and their dates below),
 without the free tier, Savings Plans or volume tiers. The functions' durations, CPU time, log output, SQS requests and
 metric series are measured on the built bundles run as Lambda runs them (\`devenv/lambda.ts\`, one process per function,
