@@ -932,6 +932,10 @@ of each cluster):
 ${workerTable(m)}
 
 ${m.notes.map((n) => `- ${n}`).join('\n')}
+- Cold initialisation (importing the bundle in a fresh Node of its runtime, median of 3; billed at each cold start):
+  ${Object.entries(m.initMs)
+    .map(([name, t]) => `${name} ${ms(t)}`)
+    .join(', ')}.
 
 ## The alternatives
 
@@ -966,8 +970,8 @@ ${PRICE_SOURCES.map((p) => `| ${p.item} | ${p.price} | ${p.source} | ${p.asOf} |
   log retention ${stack.logRetentionDays} days. The stack defines ${stack.fixedResources.length === 0 ? 'no Secrets Manager secret and no KMS key of its own (SQS uses SSE-SQS, SNS the AWS managed key: no monthly charge)' : stack.fixedResources.map((r) => `${r.name} (${r.type})`).join(', ')}.
 - **Estimated**: the secrets the README's deploy steps create (${DEFAULT_SCENARIO.secrets} × $0.40; SSM SecureString
   parameters, which the settings also take, cost nothing); Lambda's own START/END/REPORT log lines
-  (${PLATFORM_LOG_BYTES} bytes an invocation); the SQS event source's polling of the idle queue (${IDLE_POLLERS} pollers,
-  a 20 s long poll each: ${IDLE_POLLERS * IDLE_RECEIVES_PER_POLLER_MIN} receives a minute) and its receive and delete per
+  (${PLATFORM_LOG_BYTES} bytes an invocation); the SQS event source's polling of the idle queue (Lambda does not
+  publish its rate: ${IDLE_POLLERS} pollers, a 20 s long poll each, ${IDLE_POLLERS * IDLE_RECEIVES_PER_POLLER_MIN} receives a minute) and its receive and delete per
   worker batch (${ESM_REQUESTS_PER_BATCH} requests); one cold start an hour of the poll and of the worker, every push's
   webhook and every view cold (upper bound); a Secrets Manager read per push, view and cold start; log storage at the
   ingested size for a month (retention ${stack.logRetentionDays} days; stored logs are billed compressed: an upper bound).
@@ -977,7 +981,7 @@ ${PRICE_SOURCES.map((p) => `| ${p.item} | ${p.price} | ${p.source} | ${p.asOf} |
   ${Math.ceil(m.driftIntervalMin / SQS_DEDUP_MIN)} drift passes per interval (the measurement applies the same rule to moto,
   which keeps no deduplication window once a message is deleted). A push moves the branch, so the next tick's push
   message is new too: one more drift pass per push (the model's count; within the 5-minute window it can be two). The
-  measurement's first tick after its pushes was such a pass.
+  notes above say whether the measurement's first tick after its pushes was such a pass.
 - **CPU**: the emulation gives each function process a whole core; Lambda gives ${PRICES.lambda.mibPerVcpu} MB a vCPU, so
   a 512 MB function has about 0.29 of one and the 1024 MB worker 0.58. The "CPU stretched" column re-times each
   invocation's measured CPU time at that share (CPU ms × ${PRICES.lambda.mibPerVcpu} ÷ memory) and keeps its waiting time:
