@@ -849,16 +849,22 @@ export function goalRow(m: Measurement, stack: StackFacts): GoalRow {
   };
 }
 
-/** How many of the idle path's metric series come with each target, and the goal scenario without them. */
-function perTargetNote(m: Measurement, goal: MonthlyCost): string {
+/** Sync metrics with a Target dimension when metrics.perTarget is set (shared/telemetry/metrics.ts): Syncs<Outcome> and SyncDuration. */
+export const PER_TARGET_SERIES = 2;
+
+/** The idle path's metric series at the goal scenario: per target, besides, and what metrics.perTarget would add. */
+function metricsNote(m: Measurement, goal: MonthlyCost): string {
   const sorted = [...m.points].sort((a, b) => a.targets - b.targets);
   const lo = sorted[0];
   const hi = sorted.at(-1);
   if (!lo || !hi || hi.targets === lo.targets) return '';
   const perTarget = (hi.idleMetricSeries - lo.idleMetricSeries) / (hi.targets - lo.targets);
   const fixed = lo.idleMetricSeries - perTarget * lo.targets;
-  const without = goal.total - perTarget * goal.scenario.targets * PRICES.customMetricMonth;
-  return `Of the idle path's series, ${perTarget.toFixed(1)} come with each target and ${fixed.toFixed(0)} do not (measured at ${lo.targets} and ${hi.targets} targets); without the per-target ones the same scenario would be ${usd(without)}/month.`;
+  const n = goal.scenario.targets;
+  const measured = `Custom metrics (EMF): the poll ticks and drift passes publish ${(fixed + perTarget * n).toFixed(0)} series at ${n} targets, ${perTarget.toFixed(1)} a target and ${fixed.toFixed(0)} besides (the line through the measured ${lo.targets} and ${hi.targets} targets), each sent every hour and so billed all month.`;
+  if (perTarget >= 1)
+    return `${measured} Without the per-target ones the same scenario would be ${usd(goal.total - perTarget * n * PRICES.customMetricMonth)}/month.`;
+  return `${measured} With the deploy-time setting \`metrics.perTarget\`, each sync also publishes \`Syncs<Outcome>\` and \`SyncDuration\` with a Target dimension (shared/telemetry/metrics.ts): ${PER_TARGET_SERIES} series more a target, billed all month because a drift pass syncs every target at least once an hour, ${usd(PER_TARGET_SERIES * n * PRICES.customMetricMonth)} a month more at ${n} targets (counted from the code, not measured).`;
 }
 
 const largest = (c: MonthlyCost, k: number): string =>
@@ -896,8 +902,7 @@ ${m.clusters} clusters; 1000 targets is extrapolated linearly from those two poi
 | ${GOAL.name}: ${GOAL.goal} | ${usd(goal.total)}/month: ${usd(goal.events)} events, ${usd(metricsLine?.usd ?? 0)} custom metrics, ${usd(goal.fixed - (metricsLine?.usd ?? 0))} fixed and estimated | ${goal.total <= GOAL.limitUsd ? 'yes' : '**no**'} |
 
 ${goal.total <= GOAL.limitUsd ? 'Met.' : `Missed. The largest lines: ${largest(goal, 3)}.`}
-${metricsLine ? `Custom metrics: every sync publishes \`Syncs<Outcome>\` and \`SyncDuration\` (EMF) per target and per cluster, and a drift pass syncs every target at least once an hour, so each target's series is billed all month (${metricsLine.quantity} at this scenario).` : ''}
-${perTargetNote(m, goal)}
+${metricsNote(m, goal)}
 With the CPU time of each invocation stretched to the CPU share Lambda gives its memory size (an estimate, next
 section), the same scenario is ${usd(goalCpu.total)}/month.
 
