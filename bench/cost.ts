@@ -409,8 +409,6 @@ export const DEFAULT_SCENARIO: Omit<Scenario, 'targets' | 'pushesPerDay'> = {
   coldStartsPerHour: 1,
 };
 
-/** SQS FIFO drops a repeated deduplication id for 5 minutes after the first, not longer. */
-export const SQS_DEDUP_MIN = 5;
 /** Lambda's own log lines per invocation (START, END, REPORT): an estimate, bytes. */
 export const PLATFORM_LOG_BYTES = 300;
 /** The SQS event source's pollers on an idle queue, and their long polls a minute each (20 s): an estimate. */
@@ -425,17 +423,18 @@ const WORKER = 'syncWorker';
 export function monthlyCounts(s: Scenario, hoursPerMonth = PRICES.hoursPerMonth) {
   const minutes = hoursPerMonth * 60;
   const days = hoursPerMonth / 24;
-  // The poll's push is deduplicated per drift interval, but SQS keeps a deduplication id for 5
-  // minutes only: within a longer interval the same id gets through again every 5 minutes.
-  const passesPerInterval = Math.max(1, Math.ceil(s.driftIntervalMin / SQS_DEDUP_MIN));
   const ticks = minutes * s.pollsPerMinute;
-  const driftPasses = Math.min(ticks, s.pollsPerMinute > 0 ? (minutes / s.driftIntervalMin) * passesPerInterval : 0);
+  // The poll queues its push message once per drift interval: it remembers, in its process, the head
+  // and interval it last queued. A new process (a cold start) queues the interval's once more: counted
+  // as a pass (SQS drops it when the first was less than 5 minutes before).
+  const intervals = s.pollsPerMinute > 0 ? minutes / s.driftIntervalMin : 0;
+  const driftPasses = Math.min(ticks, intervals + (s.pollsPerMinute > 0 ? s.coldStartsPerHour * hoursPerMonth : 0));
   const pushes = s.pushesPerDay * days;
   return {
     ticks,
     driftPasses,
     pushes,
-    // A push moves the branch: the next tick's push message has a new deduplication id, and gets through.
+    // A push moves the branch: the next tick sees a new head and queues its push message at once.
     pushPasses: Math.min(pushes, ticks - driftPasses),
     statusViews: s.statusViewsPerDay * days,
   };
@@ -932,7 +931,8 @@ ${measuredTable(m, stack)}
 
 The worker's invocations by message, from the timestamps of its "message handled" log lines (the webhook and the poll
 enqueue; the worker fans a push out into one sync message per target, syncs, runs the reload pass and the preview sweep
-of each cluster):
+of each cluster; where the worker's code runs a push's first sync in the fan-out itself, that sync's time is the
+fan-out's):
 
 ${workerTable(m)}
 
@@ -980,13 +980,12 @@ ${PRICE_SOURCES.map((p) => `| ${p.item} | ${p.price} | ${p.source} | ${p.asOf} |
   worker batch (${ESM_REQUESTS_PER_BATCH} requests); one cold start an hour of the poll and of the worker, every push's
   webhook and every view cold (upper bound); a Secrets Manager read per push, view and cold start; log storage at the
   ingested size for a month (retention ${stack.logRetentionDays} days; stored logs are billed compressed: an upper bound).
-- **The drift interval and SQS deduplication**: the poll sends its push message every minute with a deduplication id
-  per drift interval, but SQS drops a repeated id for ${SQS_DEDUP_MIN} minutes only, so with the default ${m.driftIntervalMin} min
-  interval the push gets through up to ${Math.ceil(m.driftIntervalMin / SQS_DEDUP_MIN)} times per interval: the model counts
-  ${Math.ceil(m.driftIntervalMin / SQS_DEDUP_MIN)} drift passes per interval (the measurement applies the same rule to moto,
-  which keeps no deduplication window once a message is deleted). A push moves the branch, so the next tick's push
-  message is new too: one more drift pass per push (the model's count; within the 5-minute window it can be two). The
-  notes above say whether the measurement's first tick after its pushes was such a pass.
+- **Drift passes**: the poll queues its push message once per drift interval (${m.driftIntervalMin} min by default; it
+  remembers in its process the head and interval it last queued), so a month has one pass per interval, and one more
+  per cold start of the poll (a new process does not know what was queued; SQS's 5-minute deduplication drops it when
+  the interval's first was recent: an upper bound). A push moves the branch, so the next tick queues the new head at
+  once: one more pass per push. The notes above say whether the measurement's first tick after its pushes was such a
+  pass. (The measurement applies SQS's 5-minute deduplication to moto, which keeps none once a message is deleted.)
 - **CPU**: the emulation gives each function process a whole core; Lambda gives ${PRICES.lambda.mibPerVcpu} MB a vCPU, so
   a 512 MB function has about 0.29 of one and the 1024 MB worker 0.58. The "CPU stretched" column re-times each
   invocation's measured CPU time at that share (CPU ms × ${PRICES.lambda.mibPerVcpu} ÷ memory) and keeps its waiting time:

@@ -117,16 +117,19 @@ describe('cost model: price arithmetic', () => {
     expect(billedMs(u, worker, PRICES, { cpuScaled: true })).toBeCloseTo(150 + 100 * (1769 / 1024 - 1), 9);
   });
 
-  it('a month: 43,800 ticks; a 10 min drift interval gets through twice (SQS keeps an id 5 min); 20 pushes a day', () => {
+  it('a month: 43,800 ticks; a drift pass per interval and per cold start of the poll; one more per push', () => {
     expect(monthlyCounts(scenario(100, 20))).toEqual({
       ticks: 43_800,
-      driftPasses: 8_760,
+      driftPasses: 4_380 + 730,
       pushes: (20 * 730) / 24,
       pushPasses: (20 * 730) / 24,
       statusViews: 0,
     });
-    expect(monthlyCounts(scenario(100, 20, { driftIntervalMin: 5 })).driftPasses).toBe(8_760);
-    expect(monthlyCounts(scenario(100, 20, { driftIntervalMin: 60 })).driftPasses).toBe(730 * 12);
+    expect(monthlyCounts(scenario(100, 20, { driftIntervalMin: 5 })).driftPasses).toBe(8_760 + 730);
+    expect(monthlyCounts(scenario(100, 20, { driftIntervalMin: 60, coldStartsPerHour: 0 })).driftPasses).toBe(730);
+    // Never more passes than ticks.
+    expect(monthlyCounts(scenario(100, 20 * 24 * 60, { driftIntervalMin: 1 })).driftPasses).toBe(43_800);
+    expect(monthlyCounts(scenario(100, 20 * 24 * 60, { driftIntervalMin: 1 })).pushPasses).toBe(0);
   });
 });
 
