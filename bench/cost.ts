@@ -902,8 +902,9 @@ ${m.clusters} clusters; 1000 targets is extrapolated linearly from those two poi
 
 ${goal.total <= GOAL.limitUsd ? 'Met.' : `Missed. The largest lines: ${largest(goal, 3)}.`}
 ${metricsNote(m, goal)}
-With the CPU time of each invocation stretched to the CPU share Lambda gives its memory size (an estimate, next
-section), the same scenario is ${usd(goalCpu.total)}/month.
+With the secrets as SSM SecureString parameters instead of Secrets Manager secrets (the settings take both; standard
+parameters have no monthly charge), the same scenario is ${usd(monthlyCost({ ...GOAL.scenario(), secrets: 0 }, m, stack).total)}/month. With the CPU time of each
+invocation stretched to the CPU share Lambda gives its memory size (an estimate, below), it is ${usd(goalCpu.total)}/month.
 
 ## Monthly cost
 
