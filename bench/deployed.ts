@@ -15,6 +15,7 @@ import {
   githubHeaders,
   pushPayload,
   startFunction,
+  type InvocationReport,
   type LambdaFunction,
 } from '../devenv/lambda.js';
 import type { KubeClient } from '../shared/cluster/index.js';
@@ -24,12 +25,16 @@ const SECRET = 'bench-secret';
 const TOKEN = 'ghp_bench';
 
 export interface Deployed {
+  /** The GitOps repository's clone URL. */
+  url: string;
   /** Commits files and delivers the push webhook (202 expected); returns the commit. */
   push(files: Record<string, string>, message: string): Promise<string>;
   /** Commits files (pushed to the git server, as a developer's git push), without a webhook. */
   commit(files: Record<string, string>, message: string): Promise<string>;
   /** Delivers the push webhook of a commit changing `paths` (202 expected). */
   deliver(sha: string, paths: readonly string[]): Promise<void>;
+  /** performance.now() when the last push's webhook delivery started (its commit already in the repository). */
+  webhookAt(): number;
   /**
    * Plays the event source mapping with `workers` concurrent pollers (each invoking its own
    * sync-worker process) until `messages` deliveries were handled and the queue is empty.
@@ -37,14 +42,20 @@ export interface Deployed {
   work(messages: number): Promise<{ received: string[]; failures: string[]; lastHandledAt: number }>;
   /** The targets whose recorded state is at `sha` with outcome applied. */
   appliedAt(client: KubeClient, targets: readonly string[], sha: string): Promise<number>;
+  /** Every invocation's report (Lambda's REPORT line), per sync-worker function. */
+  workerInvocations(): Array<readonly InvocationReport[]>;
   stop(): Promise<void>;
 }
 
-/** A GitOps repository (tidegate.yaml + files) behind the deployed functions, `workers` sync-worker processes. */
+/**
+ * A GitOps repository (tidegate.yaml + files) behind the deployed functions, `workers` sync-worker
+ * processes; `extraSettings` are added to the deploy-time settings (e.g. render.allowedHosts).
+ */
 export async function startDeployed(
   env: EnvironmentInfo,
   files: Record<string, string>,
   workers: number,
+  extraSettings: Record<string, unknown> = {},
 ): Promise<Deployed> {
   const name = `bench-${randomBytes(3).toString('hex')}`;
   const github = await startGitHub({ token: TOKEN, gitRoot: env.git.root });
@@ -62,6 +73,7 @@ export async function startDeployed(
       },
     },
     webhookSecret: { value: SECRET },
+    ...extraSettings,
   };
   const start = (dir: string): Promise<LambdaFunction> =>
     startFunction(dir, { settings, queueUrl, aws: env.aws, tools: env.tools });
@@ -70,14 +82,18 @@ export async function startDeployed(
     ...Array.from({ length: workers }, () => start('sync-worker')),
   ]);
   if (!webhook) throw new Error('no webhook function');
+  let webhookAt = 0;
   const deliver = async (sha: string, paths: readonly string[]): Promise<void> => {
     const body = pushPayload(url, sha, [...paths]);
+    webhookAt = performance.now();
     const res = await webhook.invoke<{ statusCode: number }>(
       apiEvent('/webhooks/github', githubHeaders('push', body, SECRET), body),
     );
     if (res.statusCode !== 202) throw new Error(`webhook answered ${res.statusCode}: ${webhook.output().slice(-2000)}`);
   };
   return {
+    url,
+    webhookAt: () => webhookAt,
     async push(changed, message) {
       const sha = await ws.commit(changed, message);
       await deliver(sha, Object.keys(changed));
@@ -120,6 +136,7 @@ export async function startDeployed(
       }
       return applied;
     },
+    workerInvocations: () => pool.map((f) => f.invocations()),
     async stop() {
       await Promise.all([webhook, ...pool].map((f) => f.stop()));
       await github.stop();
