@@ -44,6 +44,8 @@ export interface Deployed {
   appliedAt(client: KubeClient, targets: readonly string[], sha: string): Promise<number>;
   /** Every invocation's report (Lambda's REPORT line), per sync-worker function. */
   workerInvocations(): Array<readonly InvocationReport[]>;
+  /** What each sync-worker function wrote (its CloudWatch log). */
+  workerLogs(): string[];
   stop(): Promise<void>;
 }
 
@@ -137,6 +139,7 @@ export async function startDeployed(
       return applied;
     },
     workerInvocations: () => pool.map((f) => f.invocations()),
+    workerLogs: () => pool.map((f) => f.output()),
     async stop() {
       await Promise.all([webhook, ...pool].map((f) => f.stop()));
       await github.stop();

@@ -6,8 +6,9 @@
  *
  * The repositories have the layout `flux bootstrap` writes: clusters/<cluster>/flux-system/ (the
  * GitRepository and the Kustomization syncing the cluster directory), and the fleet's objects under
- * the cluster directory. Cluster `test` is the cluster of the deployed settings, so tidegate reads
- * the repository without a tidegate.yaml.
+ * the cluster directory; tidegate reads them without a tidegate.yaml. Each row's cluster directory
+ * has a name of its own (target names are `<cluster>-<name>` and unique on a cluster), a cluster
+ * alias of the deployed settings for the bench's apiserver.
  *
  * BENCH_SCALE scales the fleet (0.05: 50 apps); BENCH_FLEET_WORKERS sets the number of concurrent
  * sync-worker processes (Lambda's maximumConcurrency; default 4); BENCH_FLEET_FLUX_CONCURRENT sets
@@ -23,6 +24,7 @@ import { GitWorkspace, createBareRepo, startHelmRepo, type EnvironmentInfo } fro
 import type { InvocationReport } from '../devenv/lambda.js';
 import type { KubeClient } from '../shared/cluster/index.js';
 import type { KubeObject } from '../shared/model/index.js';
+import { readTargetState } from '../shared/state/index.js';
 import { startDeployed, type Deployed } from './deployed.js';
 import { buildFlux, diffCounts, formatCounts, startFlux, FLUX_VERSION, type Flux } from './flux/flux.js';
 
@@ -45,8 +47,6 @@ export interface FleetOptions {
   log: (line: string) => void;
 }
 
-/** The cluster alias of the deployed settings (bench/deployed.ts), and so the cluster directory. */
-const CLUSTER = 'test';
 const FLUX_NS = 'flux-system';
 const KUSTOMIZE_API = 'kustomize.toolkit.fluxcd.io/v1';
 const SOURCE_API = 'source.toolkit.fluxcd.io/v1';
@@ -72,8 +72,8 @@ const intFromEnv = (name: string, fallback: number): number => {
 // The repositories
 
 /** clusters/<cluster>/flux-system/: the GitRepository of this repository and the Kustomization syncing the cluster directory. */
-function bootstrapFiles(url: string): Record<string, string> {
-  const dir = `clusters/${CLUSTER}/flux-system`;
+function bootstrapFiles(cluster: string, url: string): Record<string, string> {
+  const dir = `clusters/${cluster}/flux-system`;
   return {
     [`${dir}/gotk-sync.yaml`]: yaml(
       {
@@ -88,7 +88,7 @@ function bootstrapFiles(url: string): Record<string, string> {
         metadata: { name: 'flux-system', namespace: FLUX_NS },
         spec: {
           interval: '10m0s',
-          path: `./clusters/${CLUSTER}`,
+          path: `./clusters/${cluster}`,
           prune: true,
           sourceRef: { kind: 'GitRepository', name: 'flux-system' },
         },
@@ -151,13 +151,22 @@ function appFiles(name: string): Record<string, string> {
  * (flux-system, the flux-system GitRepository, path ./apps/<app>, into `namespace`), apps/<app>/ its
  * manifests; clusters/<cluster>/namespace.yaml the namespace they go to.
  */
-export function kustomizationFleet(url: string, namespace: string, apps: readonly string[]): Record<string, string> {
+export function kustomizationFleet(
+  cluster: string,
+  url: string,
+  namespace: string,
+  apps: readonly string[],
+): Record<string, string> {
   const files: Record<string, string> = {
-    ...bootstrapFiles(url),
-    [`clusters/${CLUSTER}/namespace.yaml`]: yaml({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } }),
+    ...bootstrapFiles(cluster, url),
+    [`clusters/${cluster}/namespace.yaml`]: yaml({
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: namespace },
+    }),
   };
   for (const app of apps) {
-    files[`clusters/${CLUSTER}/apps/${app}.yaml`] = yaml({
+    files[`clusters/${cluster}/apps/${app}.yaml`] = yaml({
       apiVersion: KUSTOMIZE_API,
       kind: 'Kustomization',
       metadata: { name: app, namespace: FLUX_NS },
@@ -183,14 +192,15 @@ export function kustomizationFleet(url: string, namespace: string, apps: readonl
  * into `namespace`, created on install).
  */
 export function helmReleaseFleet(
+  cluster: string,
   url: string,
   namespace: string,
   chartRepository: string,
   releases: readonly string[],
 ): Record<string, string> {
-  const dir = `clusters/${CLUSTER}/podinfo`;
+  const dir = `clusters/${cluster}/podinfo`;
   const files: Record<string, string> = {
-    ...bootstrapFiles(url),
+    ...bootstrapFiles(cluster, url),
     [`${dir}/repository.yaml`]: yaml({
       apiVersion: SOURCE_API,
       kind: 'HelmRepository',
@@ -232,6 +242,16 @@ function podinfoChart(): { templates: Record<string, string>; values: string } {
 // ---------------------------------------------------------------------------------------------
 // tidegate through the deployed path
 
+/** The deployed settings' clusters: the bench's apiserver as `test` (bench/deployed.ts) and as `alias`. */
+function clusterSettings(env: EnvironmentInfo, alias: string): Record<string, unknown> {
+  const cluster = {
+    server: env.kube.server,
+    caData: Buffer.from(env.kube.caPem).toString('base64'),
+    token: { value: env.kube.token },
+  };
+  return { test: cluster, [alias]: cluster };
+}
+
 interface DeployedRun {
   ms: number;
   applied: number;
@@ -244,6 +264,20 @@ interface DeployedRun {
   /** Peak RSS of each worker process (a process restarted after a kill counts apart), MiB. */
   peaks: number[];
   coldStarts: number;
+  /** The first targets not applied at the commit: their last recorded outcome. */
+  notApplied: string[];
+}
+
+/** The first (up to 3) targets whose last recorded state is not `applied` at `sha`, with what it is. */
+async function notAppliedAt(client: KubeClient, targets: readonly string[], sha: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const t of targets) {
+    const last = (await readTargetState(client, t)).history.at(-1);
+    if (last?.revision.sha === sha && last.outcome === 'applied') continue;
+    out.push(`${t}: ${last ? `${last.outcome} at ${last.revision.sha.slice(0, 7)} ${last.error ?? ''}` : 'no state'}`);
+    if (out.length === 3) break;
+  }
+  return out;
 }
 
 /** The largest peakRssMiB of each worker process (by pid) over its invocations. */
@@ -271,9 +305,10 @@ async function deployedSync(
   const work = await d.work(messages);
   const ms = work.lastHandledAt - d.webhookAt();
   const invocations = d.workerInvocations();
+  const applied = await d.appliedAt(client, targets, sha);
   return {
     ms,
-    applied: await d.appliedAt(client, targets, sha),
+    applied,
     targets: targets.length,
     messages,
     deliveries: work.received.length,
@@ -282,13 +317,15 @@ async function deployedSync(
     workers,
     peaks: peaksByProcess(invocations),
     coldStarts: invocations.flat().filter((r) => r.coldStart).length,
+    notApplied: applied === targets.length ? [] : await notAppliedAt(client, targets, sha),
   };
 }
 
 const deployedCell = (r: DeployedRun): string =>
   `${fmt(r.ms)} until all applied (${r.applied} of ${r.targets} targets applied at the commit), ${r.workers} worker processes; ` +
   `${r.messages} messages, ${r.deliveries} deliveries (${r.distinct} distinct), ${r.returned} returned to the queue; ` +
-  `peak RSS per worker process ${Math.max(...r.peaks).toFixed(0)} MiB max (${r.peaks.map((p) => p.toFixed(0)).join(', ')})`;
+  `peak RSS per worker process ${Math.max(...r.peaks).toFixed(0)} MiB max (${r.peaks.map((p) => p.toFixed(0)).join(', ')})` +
+  (r.notApplied.length > 0 ? `; NOT applied: ${r.notApplied.join('; ')}` : '');
 
 const allDone = (r: DeployedRun): boolean =>
   r.applied === r.targets && r.deliveries === r.messages && r.distinct === r.messages && r.returned === 0;
@@ -366,7 +403,7 @@ async function fluxSync(o: FleetOptions, namespace: string, apps: readonly strin
   const binDir = await buildFlux();
   const url = await createBareRepo(o.env.git, `fleet-flux-${randomBytes(3).toString('hex')}`);
   const ws = await GitWorkspace.clone(o.env.git, url);
-  const files = kustomizationFleet(url, namespace, apps);
+  const files = kustomizationFleet('flux', url, namespace, apps);
   const sha = await ws.commit(files, `a fleet of ${apps.length}`);
   ws.remove();
   const concurrent = intFromEnv('BENCH_FLEET_FLUX_CONCURRENT', 20);
@@ -382,7 +419,7 @@ async function fluxSync(o: FleetOptions, namespace: string, apps: readonly strin
     extraFlags: [`--concurrent=${concurrent}`, '--requeue-dependency=5s'],
   });
   try {
-    const sync = parseAllDocuments(files[`clusters/${CLUSTER}/flux-system/gotk-sync.yaml`] ?? '').map(
+    const sync = parseAllDocuments(files['clusters/flux/flux-system/gotk-sync.yaml'] ?? '').map(
       (d) => d.toJS() as KubeObject,
     );
     const c0 = flux.requests();
@@ -410,11 +447,20 @@ async function kustomizationRow(o: FleetOptions, n: number, workers: number): Pr
   const tag = randomBytes(3).toString('hex');
   const apps = Array.from({ length: n }, (_, i) => `app-${pad(i)}`);
   o.log(`fleet: ${n} Kustomizations through SQS, ${workers} workers`);
-  const d = await startDeployed(o.env, { 'README.md': 'fleet' }, workers);
+  const cluster = `ks-${tag}`;
+  const d = await startDeployed(o.env, { 'README.md': 'fleet' }, workers, {
+    clusters: clusterSettings(o.env, cluster),
+  });
   let t: DeployedRun;
   try {
-    const files = kustomizationFleet(d.url, `fleet-t-${tag}`, apps);
-    t = await deployedSync(d, o.client, files, [`${CLUSTER}-flux-system`, ...apps.map((a) => `${CLUSTER}-${a}`)], workers);
+    const files = kustomizationFleet(cluster, d.url, `fleet-t-${tag}`, apps);
+    t = await deployedSync(
+      d,
+      o.client,
+      files,
+      [`${cluster}-flux-system`, ...apps.map((a) => `${cluster}-${a}`)],
+      workers,
+    );
   } finally {
     await d.stop();
   }
@@ -441,19 +487,16 @@ async function helmReleaseRow(o: FleetOptions, n: number, workers: number): Prom
   const helm = await startHelmRepo(o.env.tools.helm);
   const chart = podinfoChart();
   await helm.publish('podinfo', '1.0.0', chart.templates, chart.values);
+  const cluster = `hr-${tag}`;
   const d = await startDeployed(o.env, { 'README.md': 'fleet' }, workers, {
+    clusters: clusterSettings(o.env, cluster),
     render: { allowedHosts: ['127.0.0.1'] },
   });
   let t: DeployedRun;
   try {
-    const files = helmReleaseFleet(d.url, `fleet-h-${tag}`, helm.url, releases);
-    t = await deployedSync(
-      d,
-      o.client,
-      files,
-      [`${CLUSTER}-flux-system`, ...releases.map((r) => `${CLUSTER}-${r}`)],
-      workers,
-    );
+    const files = helmReleaseFleet(cluster, d.url, `fleet-h-${tag}`, helm.url, releases);
+    const targets = [`${cluster}-flux-system`, ...releases.map((r) => `${cluster}-${r}`)];
+    t = await deployedSync(d, o.client, files, targets, workers);
   } finally {
     await d.stop();
     await helm.stop();
