@@ -12,7 +12,9 @@
  *
  * BENCH_SCALE scales the fleet (0.05: 50 apps); BENCH_FLEET_WORKERS sets the number of concurrent
  * sync-worker processes (Lambda's maximumConcurrency; default 4); BENCH_FLEET_FLUX_CONCURRENT sets
- * kustomize-controller's --concurrent (default 20, Flux's tuning for large fleets).
+ * kustomize-controller's --concurrent (default 20, Flux's tuning for large fleets);
+ * BENCH_FLEET_NAMESPACES=shared puts every app of a fleet in one namespace (as flux-benchmark does)
+ * instead of a namespace each.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
@@ -146,26 +148,38 @@ function appFiles(name: string): Record<string, string> {
   };
 }
 
+/** Where a fleet's apps go: all in one namespace (flux-benchmark's shape), or each in one of its own. */
+export type NamespaceLayout = 'shared' | 'per-app';
+
+/** The namespace of an app: `prefix` (shared), or `prefix-<app>`. */
+const namespaceOf = (layout: NamespaceLayout, prefix: string, app: string): string =>
+  layout === 'shared' ? prefix : `${prefix}-${app}`;
+
+/** The fleet's namespaces, declared in the cluster directory (the flux-system Kustomization applies them first). */
+const namespacesFile = (layout: NamespaceLayout, prefix: string, apps: readonly string[]): string =>
+  yaml(
+    ...[...new Set(apps.map((a) => namespaceOf(layout, prefix, a)))].map((name) => ({
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name },
+    })),
+  );
+
 /**
  * A fleet of `apps` apps: clusters/<cluster>/apps/<app>.yaml is each app's Kustomization
- * (flux-system, the flux-system GitRepository, path ./apps/<app>, into `namespace`), apps/<app>/ its
- * manifests; clusters/<cluster>/namespace.yaml the namespace they go to.
+ * (flux-system, the flux-system GitRepository, path ./apps/<app>, into the app's namespace),
+ * apps/<app>/ its manifests; clusters/<cluster>/namespaces.yaml the namespaces they go to.
  */
 export function kustomizationFleet(
   cluster: string,
   url: string,
-  namespace: string,
-  apps: readonly string[],
+  fleet: { prefix: string; layout: NamespaceLayout; apps: readonly string[] },
 ): Record<string, string> {
   const files: Record<string, string> = {
     ...bootstrapFiles(cluster, url),
-    [`clusters/${cluster}/namespace.yaml`]: yaml({
-      apiVersion: 'v1',
-      kind: 'Namespace',
-      metadata: { name: namespace },
-    }),
+    [`clusters/${cluster}/namespaces.yaml`]: namespacesFile(fleet.layout, fleet.prefix, fleet.apps),
   };
-  for (const app of apps) {
+  for (const app of fleet.apps) {
     files[`clusters/${cluster}/apps/${app}.yaml`] = yaml({
       apiVersion: KUSTOMIZE_API,
       kind: 'Kustomization',
@@ -177,7 +191,7 @@ export function kustomizationFleet(
         path: `./apps/${app}`,
         prune: true,
         wait: false,
-        targetNamespace: namespace,
+        targetNamespace: namespaceOf(fleet.layout, fleet.prefix, app),
         sourceRef: { kind: 'GitRepository', name: 'flux-system' },
       },
     });
@@ -189,18 +203,19 @@ export function kustomizationFleet(
 /**
  * A fleet of HelmReleases of the podinfo chart: clusters/<cluster>/podinfo/repository.yaml the
  * HelmRepository, clusters/<cluster>/podinfo/releases/<release>.yaml each release (flux-system,
- * into `namespace`, created on install).
+ * into its namespace, created on install if missing), clusters/<cluster>/podinfo/namespaces.yaml
+ * the namespaces.
  */
 export function helmReleaseFleet(
   cluster: string,
   url: string,
-  namespace: string,
   chartRepository: string,
-  releases: readonly string[],
+  fleet: { prefix: string; layout: NamespaceLayout; apps: readonly string[] },
 ): Record<string, string> {
   const dir = `clusters/${cluster}/podinfo`;
   const files: Record<string, string> = {
     ...bootstrapFiles(cluster, url),
+    [`${dir}/namespaces.yaml`]: namespacesFile(fleet.layout, fleet.prefix, fleet.apps),
     [`${dir}/repository.yaml`]: yaml({
       apiVersion: SOURCE_API,
       kind: 'HelmRepository',
@@ -208,7 +223,7 @@ export function helmReleaseFleet(
       spec: { interval: '60m', url: chartRepository },
     }),
   };
-  for (const release of releases)
+  for (const release of fleet.apps)
     files[`${dir}/releases/${release}.yaml`] = yaml({
       apiVersion: 'helm.toolkit.fluxcd.io/v2',
       kind: 'HelmRelease',
@@ -216,7 +231,7 @@ export function helmReleaseFleet(
       spec: {
         interval: '60m',
         releaseName: release,
-        targetNamespace: namespace,
+        targetNamespace: namespaceOf(fleet.layout, fleet.prefix, release),
         chart: {
           spec: { chart: 'podinfo', version: '*', sourceRef: { kind: 'HelmRepository', name: 'podinfo' } },
         },
@@ -399,11 +414,12 @@ interface FluxRun {
  * cluster directory then applied by the flux-system Kustomization and reconciled by
  * kustomize-controller. Timed from the creation to every app's Kustomization Ready at the commit.
  */
-async function fluxSync(o: FleetOptions, namespace: string, apps: readonly string[]): Promise<FluxRun> {
+async function fluxSync(o: FleetOptions, fleet: Parameters<typeof kustomizationFleet>[2]): Promise<FluxRun> {
+  const { apps } = fleet;
   const binDir = await buildFlux();
   const url = await createBareRepo(o.env.git, `fleet-flux-${randomBytes(3).toString('hex')}`);
   const ws = await GitWorkspace.clone(o.env.git, url);
-  const files = kustomizationFleet('flux', url, namespace, apps);
+  const files = kustomizationFleet('flux', url, fleet);
   const sha = await ws.commit(files, `a fleet of ${apps.length}`);
   ws.remove();
   const concurrent = intFromEnv('BENCH_FLEET_FLUX_CONCURRENT', 20);
@@ -442,33 +458,39 @@ async function fluxSync(o: FleetOptions, namespace: string, apps: readonly strin
 // ---------------------------------------------------------------------------------------------
 // The rows
 
+/** The size of the fleets, the deployed workers, where the apps go. */
+interface Fleet {
+  n: number;
+  workers: number;
+  layout: NamespaceLayout;
+}
+
+const layoutText = (layout: NamespaceLayout): string =>
+  layout === 'shared' ? 'all in one namespace' : 'each in a namespace of its own';
+
 /** The row: N Kustomizations, tidegate through SQS vs Flux's kustomize-controller. */
-async function kustomizationRow(o: FleetOptions, n: number, workers: number): Promise<BenchRow> {
+async function kustomizationRow(o: FleetOptions, fleet: Fleet): Promise<BenchRow> {
+  const { n, workers, layout } = fleet;
   const tag = randomBytes(3).toString('hex');
   const apps = Array.from({ length: n }, (_, i) => `app-${pad(i)}`);
-  o.log(`fleet: ${n} Kustomizations through SQS, ${workers} workers`);
+  o.log(`fleet: ${n} Kustomizations (${layoutText(layout)}) through SQS, ${workers} workers`);
   const cluster = `ks-${tag}`;
   const d = await startDeployed(o.env, { 'README.md': 'fleet' }, workers, {
     clusters: clusterSettings(o.env, cluster),
   });
   let t: DeployedRun;
   try {
-    const files = kustomizationFleet(cluster, d.url, `fleet-t-${tag}`, apps);
-    t = await deployedSync(
-      d,
-      o.client,
-      files,
-      [`${cluster}-flux-system`, ...apps.map((a) => `${cluster}-${a}`)],
-      workers,
-    );
+    const files = kustomizationFleet(cluster, d.url, { prefix: `fleet-t-${tag}`, layout, apps });
+    const targets = [`${cluster}-flux-system`, ...apps.map((a) => `${cluster}-${a}`)];
+    t = await deployedSync(d, o.client, files, targets, workers);
   } finally {
     await d.stop();
   }
   o.log(`fleet: ${n} Kustomizations with Flux ${FLUX_VERSION}`);
-  const f = await fluxSync(o, `fleet-f-${tag}`, apps);
+  const f = await fluxSync(o, { prefix: `fleet-f-${tag}`, layout, apps });
   const ratio = t.ms / f.ms;
   return {
-    name: `fleet: ${n} Flux Kustomizations (a small app each: ServiceAccount, ConfigMap, Service, Deployment), one push, vs Flux`,
+    name: `fleet: ${n} Flux Kustomizations (a small app each: ServiceAccount, ConfigMap, Service, Deployment; ${layoutText(layout)}), one push, vs Flux`,
     tidegate: deployedCell(t),
     alternative:
       `Flux kustomize-controller + source-controller ${FLUX_VERSION} (${f.flags.join(' ')}, TMPDIR in RAM): ${fmt(f.ms)} until ${f.ready} of ${n} Ready at the commit; ` +
@@ -480,10 +502,11 @@ async function kustomizationRow(o: FleetOptions, n: number, workers: number): Pr
 }
 
 /** The row: N HelmReleases of the podinfo chart through SQS, beside Flux's published figure. */
-async function helmReleaseRow(o: FleetOptions, n: number, workers: number): Promise<BenchRow> {
+async function helmReleaseRow(o: FleetOptions, fleet: Fleet): Promise<BenchRow> {
+  const { n, workers, layout } = fleet;
   const tag = randomBytes(3).toString('hex');
   const releases = Array.from({ length: n }, (_, i) => `podinfo-${pad(i)}`);
-  o.log(`fleet: ${n} HelmReleases through SQS, ${workers} workers`);
+  o.log(`fleet: ${n} HelmReleases (${layoutText(layout)}) through SQS, ${workers} workers`);
   const helm = await startHelmRepo(o.env.tools.helm);
   const chart = podinfoChart();
   await helm.publish('podinfo', '1.0.0', chart.templates, chart.values);
@@ -494,7 +517,7 @@ async function helmReleaseRow(o: FleetOptions, n: number, workers: number): Prom
   });
   let t: DeployedRun;
   try {
-    const files = helmReleaseFleet(cluster, d.url, `fleet-h-${tag}`, helm.url, releases);
+    const files = helmReleaseFleet(cluster, d.url, helm.url, { prefix: `fleet-h-${tag}`, layout, apps: releases });
     const targets = [`${cluster}-flux-system`, ...releases.map((r) => `${cluster}-${r}`)];
     t = await deployedSync(d, o.client, files, targets, workers);
   } finally {
@@ -503,7 +526,7 @@ async function helmReleaseRow(o: FleetOptions, n: number, workers: number): Prom
   }
   const peak = Math.max(...t.peaks);
   return {
-    name: `fleet: ${n} Flux HelmReleases (helm.toolkit.fluxcd.io/v2, the test podinfo chart), one push`,
+    name: `fleet: ${n} Flux HelmReleases (helm.toolkit.fluxcd.io/v2, the test podinfo chart; ${layoutText(layout)}), one push`,
     tidegate: deployedCell(t),
     alternative: `Flux (fluxcd/flux-benchmark v2.9.0, ${FLUX_PUBLISHED.runner}, published): ${FLUX_PUBLISHED.releases} HelmReleases in ${fmt(FLUX_PUBLISHED.ms)}, helm-controller ${FLUX_PUBLISHED.memory}`,
     // Not a ratio: Flux's figure is from other hardware (16 cores) and another chart.
@@ -518,7 +541,10 @@ async function helmReleaseRow(o: FleetOptions, n: number, workers: number): Prom
  * apiserver, same run), then as many HelmReleases (beside Flux's published figure).
  */
 export async function fleetRows(o: FleetOptions): Promise<BenchRow[]> {
-  const n = Math.max(10, Math.round(1000 * o.scale));
-  const workers = intFromEnv('BENCH_FLEET_WORKERS', 4);
-  return [await kustomizationRow(o, n, workers), await helmReleaseRow(o, n, workers)];
+  const fleet: Fleet = {
+    n: Math.max(10, Math.round(1000 * o.scale)),
+    workers: intFromEnv('BENCH_FLEET_WORKERS', 4),
+    layout: process.env['BENCH_FLEET_NAMESPACES'] === 'shared' ? 'shared' : 'per-app',
+  };
+  return [await kustomizationRow(o, fleet), await helmReleaseRow(o, fleet)];
 }
