@@ -57,12 +57,11 @@ const FLUX_PUBLISHED = { releases: 1000, ms: 4 * 60_000 + 39_000, memory: '361 M
 const here = new URL('.', import.meta.url).pathname;
 const PODINFO_CHART = join(here, '..', 'test', 'flux', 'fixture', 'charts', 'podinfo');
 
-const fmt = (ms: number): string =>
-  ms >= 60_000
-    ? `${Math.floor(ms / 60_000)} m ${((ms % 60_000) / 1000).toFixed(0)} s`
-    : ms >= 1000
-      ? `${(ms / 1000).toFixed(2)} s`
-      : `${ms.toFixed(0)} ms`;
+const fmt = (ms: number): string => {
+  const s = Math.round(ms / 1000);
+  if (s >= 60) return `${Math.floor(s / 60)} m ${s % 60} s`;
+  return ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`;
+};
 const pad = (i: number): string => String(i).padStart(4, '0');
 const yaml = (...docs: unknown[]): string => docs.map((d) => stringify(d)).join('---\n');
 const intFromEnv = (name: string, fallback: number): number => {
