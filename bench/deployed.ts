@@ -64,7 +64,9 @@ export async function startDeployed(
   const url = await createBareRepo(env.git, `acme/${name}`);
   const ws = await GitWorkspace.clone(env.git, url);
   await ws.commit(files, 'init');
-  const queueUrl = await createFifoQueue(env.aws, name);
+  // The deployed queue's visibility timeout (serverless.yml SyncQueue: six times the worker's
+  // timeout): a batch taking longer than the emulation's default of 30 s is not delivered again.
+  const queueUrl = await createFifoQueue(env.aws, name, { visibilityTimeout: 5400 });
   const settings = {
     repositories: [{ url, branch: 'main', token: { value: TOKEN }, githubApiUrl: github.url }],
     clusters: {
