@@ -33,8 +33,6 @@ export interface Deployed {
   commit(files: Record<string, string>, message: string): Promise<string>;
   /** Delivers the push webhook of a commit changing `paths` (202 expected). */
   deliver(sha: string, paths: readonly string[]): Promise<void>;
-  /** performance.now() when the last push's webhook delivery started (its commit already in the repository). */
-  webhookAt(): number;
   /**
    * Plays the event source mapping with `workers` concurrent pollers (each invoking its own
    * sync-worker process) until `messages` deliveries were handled and the queue is empty.
@@ -86,10 +84,8 @@ export async function startDeployed(
     ...Array.from({ length: workers }, () => start('sync-worker')),
   ]);
   if (!webhook) throw new Error('no webhook function');
-  let webhookAt = 0;
   const deliver = async (sha: string, paths: readonly string[]): Promise<void> => {
     const body = pushPayload(url, sha, [...paths]);
-    webhookAt = performance.now();
     const res = await webhook.invoke<{ statusCode: number }>(
       apiEvent('/webhooks/github', githubHeaders('push', body, SECRET), body),
     );
@@ -97,7 +93,6 @@ export async function startDeployed(
   };
   return {
     url,
-    webhookAt: () => webhookAt,
     async push(changed, message) {
       const sha = await ws.commit(changed, message);
       await deliver(sha, Object.keys(changed));

@@ -305,9 +305,10 @@ function peaksByProcess(reports: ReadonlyArray<readonly InvocationReport[]>): nu
 
 /**
  * Pushes the whole repository (`files` of the repository at `d.url`) as one commit and plays the
- * queue with the deployed workers until every message was handled: the push (the fan-out) and a
- * sync per target (`targets`, none depending on another). Timed from the webhook delivery to the
- * last handled message; then every target's recorded state is checked.
+ * queue with the deployed workers until every message was handled: the push (the fan-out, which
+ * syncs one target itself) and a sync message per other target (`targets`, none depending on
+ * another). Timed from the webhook delivery (the commit is already on the git server, as after a
+ * git push) to the last handled message; then every target's recorded state is checked.
  */
 async function deployedSync(
   d: Deployed,
@@ -316,10 +317,13 @@ async function deployedSync(
   targets: readonly string[],
   workers: number,
 ): Promise<DeployedRun> {
-  const sha = await d.push(files, `a fleet of ${targets.length - 1}`);
-  const messages = targets.length + 1;
+  const sha = await d.commit(files, `a fleet of ${targets.length - 1}`);
+  // The push message, and a sync message per target but the one the fan-out syncs itself.
+  const messages = targets.length;
+  const t0 = performance.now();
+  await d.deliver(sha, Object.keys(files));
   const work = await d.work(messages);
-  const ms = work.lastHandledAt - d.webhookAt();
+  const ms = work.lastHandledAt - t0;
   const invocations = d.workerInvocations();
   const applied = await d.appliedAt(client, targets, sha);
   return {
