@@ -15,6 +15,7 @@ import {
   githubHeaders,
   pushPayload,
   startFunction,
+  type InvocationReport,
   type LambdaFunction,
 } from '../devenv/lambda.js';
 import type { KubeClient } from '../shared/cluster/index.js';
@@ -24,6 +25,8 @@ const SECRET = 'bench-secret';
 const TOKEN = 'ghp_bench';
 
 export interface Deployed {
+  /** The GitOps repository's clone URL. */
+  url: string;
   /** Commits files and delivers the push webhook (202 expected); returns the commit. */
   push(files: Record<string, string>, message: string): Promise<string>;
   /** Commits files (pushed to the git server, as a developer's git push), without a webhook. */
@@ -37,21 +40,31 @@ export interface Deployed {
   work(messages: number): Promise<{ received: string[]; failures: string[]; lastHandledAt: number }>;
   /** The targets whose recorded state is at `sha` with outcome applied. */
   appliedAt(client: KubeClient, targets: readonly string[], sha: string): Promise<number>;
+  /** Every invocation's report (Lambda's REPORT line), per sync-worker function. */
+  workerInvocations(): Array<readonly InvocationReport[]>;
+  /** What each sync-worker function wrote (its CloudWatch log). */
+  workerLogs(): string[];
   stop(): Promise<void>;
 }
 
-/** A GitOps repository (tidegate.yaml + files) behind the deployed functions, `workers` sync-worker processes. */
+/**
+ * A GitOps repository (tidegate.yaml + files) behind the deployed functions, `workers` sync-worker
+ * processes; `extraSettings` are added to the deploy-time settings (e.g. render.allowedHosts).
+ */
 export async function startDeployed(
   env: EnvironmentInfo,
   files: Record<string, string>,
   workers: number,
+  extraSettings: Record<string, unknown> = {},
 ): Promise<Deployed> {
   const name = `bench-${randomBytes(3).toString('hex')}`;
   const github = await startGitHub({ token: TOKEN, gitRoot: env.git.root });
   const url = await createBareRepo(env.git, `acme/${name}`);
   const ws = await GitWorkspace.clone(env.git, url);
   await ws.commit(files, 'init');
-  const queueUrl = await createFifoQueue(env.aws, name);
+  // The deployed queue's visibility timeout (serverless.yml SyncQueue: six times the worker's
+  // timeout): a batch taking longer than the emulation's default of 30 s is not delivered again.
+  const queueUrl = await createFifoQueue(env.aws, name, { visibilityTimeout: 5400 });
   const settings = {
     repositories: [{ url, branch: 'main', token: { value: TOKEN }, githubApiUrl: github.url }],
     clusters: {
@@ -62,6 +75,7 @@ export async function startDeployed(
       },
     },
     webhookSecret: { value: SECRET },
+    ...extraSettings,
   };
   const start = (dir: string): Promise<LambdaFunction> =>
     startFunction(dir, { settings, queueUrl, aws: env.aws, tools: env.tools });
@@ -78,6 +92,7 @@ export async function startDeployed(
     if (res.statusCode !== 202) throw new Error(`webhook answered ${res.statusCode}: ${webhook.output().slice(-2000)}`);
   };
   return {
+    url,
     async push(changed, message) {
       const sha = await ws.commit(changed, message);
       await deliver(sha, Object.keys(changed));
@@ -120,6 +135,8 @@ export async function startDeployed(
       }
       return applied;
     },
+    workerInvocations: () => pool.map((f) => f.invocations()),
+    workerLogs: () => pool.map((f) => f.output()),
     async stop() {
       await Promise.all([webhook, ...pool].map((f) => f.stop()));
       await github.stop();

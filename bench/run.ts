@@ -390,6 +390,13 @@ try {
     }
   }
 
+  // 2d. Fleet (BENCH_FLEET=1): a Flux repository of 1000 apps through SQS vs Flux's kustomize-controller,
+  // and 1000 HelmReleases beside Flux's published figure (bench/fleet.ts).
+  if (process.env['BENCH_FLEET'] === '1') {
+    const { fleetRows } = await import('./fleet.js');
+    rows.push(...(await fleetRows({ env, client, scale, log })));
+  }
+
   // 3. Reload pass over N workloads and 2N ConfigMaps/Secrets.
   log('reload pass');
   const nsR = `bench-r-${randomBytes(3).toString('hex')}`;

@@ -519,8 +519,9 @@ function watch(
     if (tripped || Date.now() < diskDueAt) return;
     const started = performance.now();
     const tmp = diskUsageMiB(tmpDir);
-    // A large /tmp takes a while to walk: keep the walks to a fifth of the time at most.
-    diskDueAt = Date.now() + Math.max(POLL_MS, 4 * (performance.now() - started));
+    // A large /tmp (a Git checkout of thousands of files) takes a while to walk, on this process's
+    // one thread, for every function running: keep each function's walks to a twentieth of the time.
+    diskDueAt = Date.now() + Math.max(POLL_MS, 19 * (performance.now() - started));
     peakTmp = Math.max(peakTmp, tmp);
     // On Lambda the write that does not fit fails; what was already there before this invocation is not its doing.
     if (tmp > limits.ephemeralStorageSize && tmp > tmpAtStart) {

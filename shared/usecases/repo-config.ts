@@ -129,7 +129,29 @@ export async function configAt(
   const src = ctx.gitSource(repo);
   const revision = 'sha' in at ? at : await resolveRevision(src, at);
   const { dir } = await checkoutRevision(src, revision, ctx.settings.cacheDir);
-  return { revision, dir, config: await loadConfig(dir, ctx.settings, { repo }) };
+  return { revision, dir, config: await keptConfig(dir, ctx.settings, repo) };
+}
+
+/**
+ * The configurations this process read last, per settings: a checkout of a revision never changes,
+ * and every sync message of one push reads the same revision. Read again for each message, a Flux
+ * fleet's configuration (every Kustomization's path rendered) made a push of N targets cost N².
+ * A read that failed is not kept.
+ */
+const keptConfigs = new WeakMap<LocalSettings, Map<string, Promise<TidegateConfig>>>();
+const KEPT_CONFIGS = 4;
+
+function keptConfig(dir: string, settings: LocalSettings, repo: string): Promise<TidegateConfig> {
+  const kept = keptConfigs.get(settings) ?? new Map<string, Promise<TidegateConfig>>();
+  keptConfigs.set(settings, kept);
+  const key = JSON.stringify([repo, dir]);
+  const known = kept.get(key);
+  if (known) return known;
+  const read = loadConfig(dir, settings, { repo });
+  kept.set(key, read);
+  read.catch(() => kept.delete(key));
+  for (const old of [...kept.keys()].slice(0, -KEPT_CONFIGS)) kept.delete(old);
+  return read;
 }
 
 /** A target as the head of a branch of the GitOps repository declares it (default: the tracked branch), and a client for its cluster. */
