@@ -4,7 +4,9 @@
  * bench/cost-measure.ts measures on the built bundles, and what a month of a scenario costs, beside
  * the EKS Capability for Argo CD and Flux's controllers as pods.
  */
-import { parse, type Tags } from 'yaml';
+import { parse } from 'yaml';
+import { cfnTags } from '../devenv/lambda.js';
+import type { BenchRow } from './row.js';
 
 // ---------------------------------------------------------------------------------------------
 // Prices: US East (N. Virginia), list prices, no free tier, no Savings Plans.
@@ -260,16 +262,6 @@ export interface StackFacts {
   logRetentionDays: number;
 }
 
-const intrinsic = (tag: string) => ({
-  tag: `!${tag}`,
-  resolve: (value: unknown) => ({ [tag === 'Ref' ? 'Ref' : `Fn::${tag}`]: value }),
-});
-const customTags: Tags = ['Ref', 'GetAtt', 'Sub', 'Split', 'Join', 'If', 'Not', 'Equals'].flatMap((t) => [
-  { ...intrinsic(t), collection: 'seq' as const },
-  { ...intrinsic(t), collection: 'map' as const },
-  intrinsic(t),
-]);
-
 interface SlsFunction {
   handler: string;
   memorySize?: number | string;
@@ -283,7 +275,7 @@ interface SlsResource {
 
 /** What the cost model needs of serverless.yml (memory, architecture and /tmp per function, alarms, fixed-price resources). */
 export function stackFacts(serverlessYml: string): StackFacts {
-  const sls = parse(serverlessYml, { customTags }) as {
+  const sls = parse(serverlessYml, { customTags: cfnTags }) as {
     provider: { memorySize?: number; architecture?: string; logRetentionInDays?: number };
     functions: Record<string, SlsFunction>;
     resources?: { Resources?: Record<string, SlsResource> };
@@ -682,14 +674,7 @@ export const GOAL = {
   scenario: (): Scenario => scenario(100, 20),
 } as const;
 
-export interface GoalRow {
-  name: string;
-  tidegate: string;
-  alternative: string;
-  ratio: string;
-  goal: string;
-  met: boolean | null;
-}
+export type GoalRow = BenchRow;
 
 const usd = (n: number): string => `$${n >= 1000 ? n.toFixed(0) : n >= 100 ? n.toFixed(1) : n.toFixed(2)}`;
 const ms = (n: number): string => (n >= 1000 ? `${(n / 1000).toFixed(2)} s` : `${n.toFixed(0)} ms`);

@@ -28,17 +28,8 @@ import type { KubeClient } from '../shared/cluster/index.js';
 import type { KubeObject } from '../shared/model/index.js';
 import { readTargetState } from '../shared/state/index.js';
 import { startDeployed, type Deployed } from './deployed.js';
+import type { BenchRow } from './row.js';
 import { buildFlux, diffCounts, formatCounts, startFlux, FLUX_VERSION, type Flux } from './flux/flux.js';
-
-/** A row of the benchmark table (bench/run.ts). */
-export interface BenchRow {
-  name: string;
-  tidegate: string;
-  alternative: string;
-  ratio: string;
-  goal: string;
-  met: boolean | null;
-}
 
 export interface FleetOptions {
   env: EnvironmentInfo;

@@ -22,18 +22,12 @@ import { kubeConfigFromFile } from '../shared/cluster/kubeconfig.js';
 import { buildFlux, diffCounts, formatCounts, startFlux, FLUX_VERSION } from './flux/flux.js';
 import { startDeployed, scaleConfig } from './deployed.js';
 import { objects, writeManifests } from './objects.js';
+import type { BenchRow } from './row.js';
 
 const scale = Number(process.env['BENCH_SCALE'] ?? '1');
 const N = Math.round(1000 * scale);
 const root = new URL('..', import.meta.url).pathname;
-const rows: Array<{
-  name: string;
-  tidegate: string;
-  alternative: string;
-  ratio: string;
-  goal: string;
-  met: boolean | null;
-}> = [];
+const rows: BenchRow[] = [];
 const log = (s: string): void => void process.stderr.write(`[bench] ${s}\n`);
 const time = async <T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> => {
   const t = performance.now();

@@ -52,7 +52,8 @@ const intrinsic = (tag: string) => ({
   tag: `!${tag}`,
   resolve: (value: unknown) => ({ [tag === 'Ref' ? 'Ref' : `Fn::${tag}`]: value }),
 });
-const customTags: Tags = ['Ref', 'GetAtt', 'Sub', 'Split', 'Join', 'If', 'Not', 'Equals'].flatMap((t) => [
+/** serverless.yml's CloudFormation intrinsics (!Ref, !GetAtt, …) as plain objects. */
+export const cfnTags: Tags = ['Ref', 'GetAtt', 'Sub', 'Split', 'Join', 'If', 'Not', 'Equals'].flatMap((t) => [
   { ...intrinsic(t), collection: 'seq' as const },
   { ...intrinsic(t), collection: 'map' as const },
   intrinsic(t),
@@ -81,7 +82,7 @@ interface Serverless {
 }
 
 export const serverlessYml = (): Serverless =>
-  parse(readFileSync(join(root, 'serverless.yml'), 'utf8'), { customTags }) as Serverless;
+  parse(readFileSync(join(root, 'serverless.yml'), 'utf8'), { customTags: cfnTags }) as Serverless;
 
 /** A value of serverless.yml with its parameters filled in, the service and the stage (`test`). */
 const param = (value: unknown, params: Record<string, string | number>): unknown =>
