@@ -337,7 +337,7 @@ const deployedCell = (r: DeployedRun): string =>
   `${fmt(r.ms)} until all applied (${r.applied} of ${r.targets} targets applied at the commit), ${r.workers} worker processes ` +
   `(${r.invocations} invocations, ${r.killed} killed); ` +
   `${r.messages} messages, ${r.deliveries} deliveries (${r.distinct} distinct), ${r.returned} returned to the queue; ` +
-  `peak RSS per worker process ${Math.max(...r.peaks).toFixed(0)} MiB max (${r.peaks.map((p) => p.toFixed(0)).join(', ')})` +
+  `peak RSS per worker process ${Math.max(...r.peaks).toFixed(0)} MiB max (of each that ran: ${r.peaks.map((p) => p.toFixed(0)).join(', ')})` +
   (r.notApplied.length > 0 ? `; NOT applied: ${r.notApplied.join('; ')}` : '');
 
 const allDone = (r: DeployedRun): boolean =>
