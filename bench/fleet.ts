@@ -17,7 +17,7 @@
  * instead of a namespace each.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -429,11 +429,13 @@ async function fluxSync(o: FleetOptions, fleet: Parameters<typeof kustomizationF
   // Flux's tuning for many Kustomizations: more workers, dependencies requeued at 5 s, builds in a
   // RAM-backed /tmp (TMPDIR under /dev/shm where there is one).
   const shm = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+  const workDir = mkdtempSync(join(shm, 'bench-fleet-flux-'));
+  let done = false;
   const flux: Flux = await startFlux({
     kubeconfig: o.env.kube.kubeconfigPath,
     binDir,
     tuned: true,
-    workDir: mkdtempSync(join(shm, 'bench-fleet-flux-')),
+    workDir,
     namespace: FLUX_NS,
     extraFlags: [`--concurrent=${concurrent}`, '--requeue-dependency=5s'],
   });
@@ -446,6 +448,7 @@ async function fluxSync(o: FleetOptions, fleet: Parameters<typeof kustomizationF
     for (const obj of sync) await flux.client.apply(obj, { fieldManager: FIELD_MANAGER, force: true });
     const ms = await waitAllReady(flux.client, apps, sha, t0, 30 * 60_000);
     const health = flux.flags.kustomizeController.find((f) => f.startsWith('--health-addr=')) ?? 'kustomize-controller';
+    done = true;
     return {
       ms,
       ready: apps.length,
@@ -455,6 +458,9 @@ async function fluxSync(o: FleetOptions, fleet: Parameters<typeof kustomizationF
     };
   } finally {
     await flux.stop();
+    // In RAM: removed once the run succeeded (after a failure, the controllers' logs are there).
+    if (done) rmSync(workDir, { recursive: true, force: true });
+    else o.log(`Flux's logs and storage: ${workDir}`);
   }
 }
 
