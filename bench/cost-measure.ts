@@ -13,7 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { SQSClient } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { stringify } from 'yaml';
 import { GitWorkspace, createBareRepo, run, startGitHub, type EnvironmentInfo } from '../devenv/index.js';
@@ -21,6 +21,7 @@ import {
   apiEvent,
   createFifoQueue,
   deliverBatch,
+  pendingMessages,
   functionDefinition,
   githubHeaders,
   nodeForRuntime,
@@ -445,21 +446,6 @@ async function startStack(env: EnvironmentInfo, aws: AwsAccess, clusters: readon
     return false;
   };
   const windows: Window[] = [];
-  const inFlight = async (): Promise<number> => {
-    const a = (
-      await sqs.send(
-        new GetQueueAttributesCommand({
-          QueueUrl: queueUrl,
-          AttributeNames: [
-            'ApproximateNumberOfMessages',
-            'ApproximateNumberOfMessagesNotVisible',
-            'ApproximateNumberOfMessagesDelayed',
-          ],
-        }),
-      )
-    ).Attributes;
-    return Object.values(a ?? {}).reduce((n, v) => n + Number(v), 0);
-  };
   return {
     webhook,
     worker,
@@ -495,7 +481,7 @@ async function startStack(env: EnvironmentInfo, aws: AwsAccess, clusters: readon
         if (Date.now() > deadline) throw new Error('the queue did not empty in 15 minutes');
         const batch = await deliverBatch(queueUrl, handler, env.aws);
         if (batch.received.length > 0) idle = 0;
-        else if ((await inFlight()) > 0) await sleep(500);
+        else if ((await pendingMessages(sqs, queueUrl)) > 0) await sleep(500);
         else {
           idle++;
           await sleep(30);

@@ -18,6 +18,7 @@ import { dirname, join, relative } from 'node:path';
 import {
   CreateQueueCommand,
   DeleteMessageCommand,
+  GetQueueAttributesCommand,
   ReceiveMessageCommand,
   SQSClient,
   type Message,
@@ -778,6 +779,21 @@ export async function startHandler(spec: HandlerSpec): Promise<LambdaFunction> {
 }
 
 /** A FIFO queue as serverless.yml declares the stack's SyncQueue (a short visibility timeout, for tests of redelivery). */
+/** Messages of a queue not yet done: waiting, in flight and delayed. */
+export async function pendingMessages(sqs: SQSClient, queueUrl: string): Promise<number> {
+  const { Attributes: a = {} } = await sqs.send(
+    new GetQueueAttributesCommand({
+      QueueUrl: queueUrl,
+      AttributeNames: [
+        'ApproximateNumberOfMessages',
+        'ApproximateNumberOfMessagesNotVisible',
+        'ApproximateNumberOfMessagesDelayed',
+      ],
+    }),
+  );
+  return Object.values(a).reduce((n, v) => n + Number(v), 0);
+}
+
 export async function createFifoQueue(
   aws: AwsAccess,
   name: string,

@@ -1,11 +1,11 @@
 import type { SQSBatchResponse } from 'aws-lambda';
-import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { startGitHub, type TestGitHub } from '../../devenv/index.js';
 import { testEnv } from './env.js';
 import { gitopsRepo } from './engine.js';
 import { apiEvent, createFifoQueue, deliverBatch, githubHeaders, pushPayload, testClusterSetting } from './lambda.js';
-import type { FunctionLimits } from '../../devenv/lambda.js';
+import { pendingMessages, type FunctionLimits } from '../../devenv/lambda.js';
 import { startFunction, type LambdaFunction } from './lambda-runtime.js';
 
 const SECRET = 'deployed-path-secret';
@@ -47,7 +47,7 @@ export function deployedPath(prefix: string, opts: { workerLimits?: Partial<Func
         const { received, failures } = await deliverBatch(h.queueUrl, (e) => h.worker.invoke<SQSBatchResponse>(e));
         expect(failures, h.worker.output().slice(-3000)).toEqual([]);
         if (received.length > 0) continue;
-        if ((await pending(h.queueUrl)) === 0) return;
+        if ((await pendingMessages(new SQSClient(testEnv().aws), h.queueUrl)) === 0) return;
         await new Promise((r) => setTimeout(r, 1000));
       }
     },
@@ -75,19 +75,4 @@ export function deployedPath(prefix: string, opts: { workerLimits?: Partial<Func
     await h.github?.stop();
   });
   return h;
-}
-
-/** Messages of a queue not yet done: waiting, in flight and delayed. */
-async function pending(queueUrl: string): Promise<number> {
-  const { Attributes: a = {} } = await new SQSClient(testEnv().aws).send(
-    new GetQueueAttributesCommand({
-      QueueUrl: queueUrl,
-      AttributeNames: [
-        'ApproximateNumberOfMessages',
-        'ApproximateNumberOfMessagesNotVisible',
-        'ApproximateNumberOfMessagesDelayed',
-      ],
-    }),
-  );
-  return Object.values(a).reduce((n, v) => n + Number(v), 0);
 }
