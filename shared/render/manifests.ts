@@ -239,6 +239,7 @@ function remember(
   entry: { objects: RenderedObject[]; problems: RenderProblem[]; documents: number },
 ): void {
   if (bytes > PARSED_BYTES / 4) return;
+  parsedBytes -= parsed.get(key)?.bytes ?? 0; // two parses of one text at once: the second replaces the first
   parsed.set(key, { ...entry, bytes });
   parsedBytes += bytes;
   for (const [k, v] of parsed) {
