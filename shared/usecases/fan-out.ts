@@ -32,7 +32,7 @@ function registryAndRepository(repository: string): { registry: string; reposito
  * tidegate.yaml no longer declares, and (for polls) one image message per policy, the fallback for
  * registry events.
  */
-async function fanOutMessages(
+export async function fanOutMessages(
   ctx: EngineContext,
   msg: PushMessage,
   signal?: AbortSignal,
@@ -67,21 +67,9 @@ async function fanOutMessages(
   return { targets: targets.map((t) => t.name), syncs, others: [...removals, ...images] };
 }
 
-/** A push fanned out: every message it makes queued. */
-export async function fanOut(
-  ctx: EngineContext,
-  msg: PushMessage,
-  queue: Queue,
-  signal?: AbortSignal,
-): Promise<{ kind: 'fanned-out'; targets: string[] }> {
-  const { targets, syncs, others } = await fanOutMessages(ctx, msg, signal);
-  await queue.send([...syncs, ...others]);
-  return { kind: 'fanned-out', targets };
-}
-
 /**
- * What the worker does with a push: fanOut, except that the first sync message is not queued but
- * run here, in the same invocation. A push to one target is then one worker invocation, not two
+ * What the worker does with a push: its messages (fanOutMessages) queued, except that the first sync
+ * message is not queued but run here, in the same invocation. A push to one target is then one worker invocation, not two
  * (the webhook that queued the push holds no Git credentials, so it cannot fan out itself). The
  * other messages are queued first, so other workers take them meanwhile. Running it here keeps
  * what the queue gave it: it syncs the branch head as a queued one would (an earlier message of its

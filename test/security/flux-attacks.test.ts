@@ -7,10 +7,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { localSettings } from '../../shared/config/index.js';
 import { readFlux } from '../../shared/flux/index.js';
-import type { KubeObject, QueueMessage } from '../../shared/model/index.js';
+import type { KubeObject } from '../../shared/model/index.js';
 import { readTargetState } from '../../shared/state/index.js';
 import { loadConfig } from '../../shared/usecases/index.js';
-import { fanOut } from '../../shared/usecases/fan-out.js';
+import { fanOutMessages } from '../../shared/usecases/fan-out.js';
 import { gitopsRepo } from '../helpers/engine.js';
 
 /**
@@ -277,7 +277,6 @@ describe("Flux configuration: a push that changes a target's configuration syncs
     const sha = await repo.commit({
       'infrastructure/sources/charts.yaml': helmRepository('charts', 'flux-system', 'https://mirror.example.com'),
     });
-    const sent: QueueMessage[] = [];
     const push = (paths: string[] | null) => ({
       type: 'push' as const,
       repo: repo.url,
@@ -287,21 +286,15 @@ describe("Flux configuration: a push that changes a target's configuration syncs
       reason: 'push' as const,
     });
     // The HelmRelease is a target of this revision (a push of every path syncs it).
-    expect((await fanOut(repo.engine, push(null), { send: () => Promise.resolve() })).targets).toContain(
-      `${prefix}podinfo`,
-    );
-    const out = await fanOut(
-      repo.engine,
-      {
-        type: 'push',
-        repo: repo.url,
-        ref: 'refs/heads/main',
-        sha,
-        paths: ['infrastructure/sources/charts.yaml'],
-        reason: 'push',
-      },
-      { send: (m) => Promise.resolve(void sent.push(...m)) },
-    );
+    expect((await fanOutMessages(repo.engine, push(null))).targets).toContain(`${prefix}podinfo`);
+    const out = await fanOutMessages(repo.engine, {
+      type: 'push',
+      repo: repo.url,
+      ref: 'refs/heads/main',
+      sha,
+      paths: ['infrastructure/sources/charts.yaml'],
+      reason: 'push',
+    });
     expect(out.targets).toContain(`${prefix}podinfo`);
   });
 });
