@@ -44,6 +44,9 @@ export const handler = lambdaHandler(
       },
       {
         remainingMs: () => context.getRemainingTimeInMillis(),
+        // Targets' syncs wait on the apiserver and git much of their time: other targets' go on meanwhile.
+        concurrency: rt.settings.worker.concurrency,
+        heldDocuments: Math.floor(rt.settings.render.maxDocuments / 2),
         returnToQueue: (records, seconds) =>
           rt.queue.returnToQueue(
             records.map((r) => r.receiptHandle),

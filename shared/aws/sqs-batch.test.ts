@@ -1,7 +1,8 @@
 import type { SQSRecord } from 'aws-lambda';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { LeaseBusyError } from '../state/index.js';
-import type { QueueMessage } from '../model/index.js';
+import { loadRendered, type QueueMessage } from '../model/index.js';
 import { processSqsBatch } from './sqs-batch.js';
 
 const record = (id: string, group: string, receives = 1): SQSRecord =>
@@ -118,5 +119,85 @@ describe('an SQS FIFO batch, message by message', () => {
 
   it('backoff of a failing message is capped at 15 minutes', async () => {
     expect((await run([record('a', 'g1', 12)], { a: 'fail' })).returned).toEqual([[['rh-a'], 900]]);
+  });
+});
+
+describe('an SQS FIFO batch, several groups at once', () => {
+  /** Runs a batch with `concurrency`; each message does what `plan` says, then ends when released. */
+  async function concurrent(
+    records: SQSRecord[],
+    plan: Record<string, { documents?: number; fail?: boolean; ms?: number }>,
+    concurrency = 4,
+  ) {
+    const log: string[] = [];
+    let now = 0;
+    let peak = 0;
+    const res = await processSqsBatch(
+      records,
+      async (msg) => {
+        const id = (msg as { cluster: string }).cluster;
+        const p = plan[id] ?? {};
+        log.push(`start ${id}`);
+        peak = Math.max(peak, ++now);
+        await sleep(10);
+        if (p.documents !== undefined) loadRendered(p.documents);
+        await sleep(p.ms ?? 100);
+        now--;
+        log.push(`end ${id}`);
+        if (p.fail) throw new Error('apiserver unreachable');
+      },
+      { remainingMs: () => 600_000, concurrency, heldDocuments: 100 },
+    );
+    return { log, peak, failures: res.batchItemFailures.map((f) => f.itemIdentifier) };
+  }
+
+  it('messages of different groups that have rendered little run together, up to the concurrency', async () => {
+    const recs = ['a', 'b', 'c', 'd', 'e', 'f'].map((id) => record(id, `g-${id}`));
+    const out = await concurrent(recs, Object.fromEntries(recs.map((r) => [r.messageId, { documents: 10 }])), 4);
+    expect(out.peak).toBe(4);
+    expect(out.log.slice(0, 4)).toEqual(['start a', 'start b', 'start c', 'start d']);
+    expect(out.failures).toEqual([]);
+  });
+
+  it('one group never runs two messages at once, and keeps its order', async () => {
+    const recs = [record('a', 'g1'), record('b', 'g1'), record('c', 'g2'), record('d', 'g1')];
+    const out = await concurrent(recs, {
+      a: { documents: 1 },
+      b: { documents: 1 },
+      c: { documents: 1 },
+      d: { documents: 1 },
+    });
+    const g1 = out.log.filter((l) => / [abd]$/.test(l));
+    expect(g1).toEqual(['start a', 'end a', 'start b', 'end b', 'start d', 'end d']);
+    expect(out.log.indexOf('start c')).toBeLessThan(out.log.indexOf('end a'));
+  });
+
+  it('nothing starts beside a message that has not rendered (its memory is not known yet)', async () => {
+    const out = await concurrent([record('a', 'g1'), record('b', 'g2')], { a: {}, b: { documents: 1 } });
+    expect(out.log).toEqual(['start a', 'end a', 'start b', 'end b']);
+    expect(out.peak).toBe(1);
+  });
+
+  it('nothing starts beside messages that hold more than heldDocuments together', async () => {
+    const out = await concurrent([record('a', 'g1'), record('b', 'g2'), record('c', 'g3')], {
+      a: { documents: 60, ms: 200 },
+      b: { documents: 60, ms: 200 },
+      c: { documents: 1 },
+    });
+    // a and b (60 each, 120 together) run at once; c waits until one has ended.
+    expect(out.log.slice(0, 2)).toEqual(['start a', 'start b']);
+    expect(out.log.indexOf('start c')).toBeGreaterThan(out.log.indexOf('end a'));
+    expect(out.peak).toBe(2);
+  });
+
+  it('a failure stops the rest of its group only; the other groups go on', async () => {
+    const out = await concurrent([record('a', 'g1'), record('b', 'g1'), record('c', 'g2')], {
+      a: { documents: 1, fail: true },
+      b: { documents: 1 },
+      c: { documents: 1 },
+    });
+    expect(out.log).not.toContain('start b');
+    expect(out.log).toContain('end c');
+    expect(out.failures.sort()).toEqual(['a', 'b']);
   });
 });

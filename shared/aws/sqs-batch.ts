@@ -1,6 +1,7 @@
 import type { SQSBatchResponse, SQSRecord } from 'aws-lambda';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { LeaseBusyError } from '../state/index.js';
-import type { QueueMessage } from '../model/index.js';
+import { MessageLoad, withLoad, type QueueMessage } from '../model/index.js';
 
 export interface BatchOptions {
   /** Milliseconds left in the invocation (Lambda's context.getRemainingTimeInMillis). */
@@ -22,6 +23,15 @@ export interface BatchOptions {
    * deferred that way again and again would be dead-lettered though it never failed.
    */
   requeue?: (messages: readonly QueueMessage[]) => Promise<void>;
+  /**
+   * Messages of different groups handled at once (default 1: one after another). Another is started
+   * only while every running one has rendered (model/load.ts) and together they hold at most
+   * `heldDocuments`: what runs beside a render is known and small, so the messages of a batch never
+   * hold much more memory than one may alone.
+   */
+  concurrency?: number;
+  /** With concurrency: the documents the running messages may hold, together, for another to start. */
+  heldDocuments?: number;
   /** A message deferred this often is counted as failed instead (default 100). */
   maxDeferrals?: number;
   /** A message failed (it is retried, then dead-lettered). */
@@ -41,7 +51,12 @@ export const BATCH_DEFAULTS = {
   retryDelaySeconds: 15,
   maxRetryDelaySeconds: 900,
   maxDeferrals: 100,
+  concurrency: 1,
+  heldDocuments: 5_000,
 } as const;
+
+/** How often a batch waiting to start a message looks again at what the running ones hold. */
+const ADMISSION_POLL_MS = 20;
 
 /** A message's body, or undefined when it is not JSON. */
 function parse(record: SQSRecord): QueueMessage | undefined {
@@ -59,7 +74,8 @@ function parse(record: SQSRecord): QueueMessage | undefined {
  * out of order. Messages not done are handed back: deferred ones (not started for lack of time, a
  * busy target lease, behind a deferred one) as copies sent to the queue (`requeue`), so they never
  * reach the dead-letter queue for having waited; failed ones (and those behind them) made visible
- * again with backoff by receive count.
+ * again with backoff by receive count. With `concurrency`, messages of different groups run at
+ * once, each group's in order, the next to start always the first of the batch whose group is free.
  */
 export async function processSqsBatch(
   records: readonly SQSRecord[],
@@ -90,8 +106,10 @@ export async function processSqsBatch(
     state.set(group, 'failed');
     notDone(record, err, Math.min(o.maxRetryDelaySeconds, o.retryDelaySeconds * 2 ** (received(record) - 1)));
   };
-  for (const record of records) {
-    const group = record.attributes.MessageGroupId ?? record.messageId;
+  const groupOf = (record: SQSRecord): string => record.attributes.MessageGroupId ?? record.messageId;
+  /** Runs one message, or hands it back at once; resolves when it is done either way. */
+  const run = async (record: SQSRecord, load: MessageLoad): Promise<void> => {
+    const group = groupOf(record);
     const left = o.remainingMs();
     const before = state.get(group);
     if (before === 'failed') notDone(record, new Error('an earlier message of its group failed'), 0);
@@ -99,16 +117,44 @@ export async function processSqsBatch(
     else if (left < o.minStartMs) defer(record, group, `${left} ms left in this invocation; not started`);
     else {
       try {
-        await handle(
-          JSON.parse(record.body) as QueueMessage,
-          AbortSignal.timeout(Math.max(1, Math.floor(left - o.reserveMs))),
-          record,
+        await withLoad(load, () =>
+          handle(
+            JSON.parse(record.body) as QueueMessage,
+            AbortSignal.timeout(Math.max(1, Math.floor(left - o.reserveMs))),
+            record,
+          ),
         );
       } catch (err) {
         if (err instanceof LeaseBusyError) defer(record, group, err.message, o.busyDelaySeconds);
         else fail(record, group, err);
       }
     }
+  };
+  const waiting = [...records];
+  const running = new Map<string, { load: MessageLoad; done: Promise<void> }>(); // by group
+  /** Whether another message may start beside the running ones: each has rendered, and they hold little. */
+  const admits = (): boolean => {
+    if (running.size === 0) return true;
+    if (running.size >= o.concurrency) return false;
+    let held = 0;
+    for (const { load } of running.values()) {
+      if (load.documents === undefined) return false;
+      held += load.documents;
+    }
+    return held <= o.heldDocuments;
+  };
+  while (waiting.length > 0 || running.size > 0) {
+    const next = waiting.findIndex((r) => !running.has(groupOf(r)));
+    if (next >= 0 && admits()) {
+      const [record] = waiting.splice(next, 1) as [SQSRecord];
+      const group = groupOf(record);
+      const load = new MessageLoad();
+      running.set(group, { load, done: run(record, load).finally(() => running.delete(group)) });
+      continue;
+    }
+    // Wait for one to end, or (another may start once a render ends) a moment.
+    const ends = [...running.values()].map((r) => r.done);
+    await Promise.race(next >= 0 && running.size < o.concurrency ? [...ends, sleep(ADMISSION_POLL_MS)] : ends);
   }
   const copies = deferred.map((r) => ({ ...(parse(r) as QueueMessage), deferrals: (parse(r)?.deferrals ?? 0) + 1 }));
   if (copies.length > 0)

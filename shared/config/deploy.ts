@@ -303,6 +303,21 @@ export const deploySettingsSchema = z
       })
       .strict()
       .default({ perTarget: false }),
+    /** The sync worker: how many messages one invocation handles at once. */
+    worker: z
+      .object({
+        concurrency: z
+          .number()
+          .int()
+          .min(1)
+          .max(10)
+          .default(4)
+          .describe(
+            "messages of different targets one invocation handles at once (each target's own in order); another starts only while those running have rendered and hold at most half of render.maxDocuments together",
+          ),
+      })
+      .strict()
+      .default({ concurrency: 4 }),
     /** The scheduled reload pass (Reloader semantics) and the default strategy for targets. */
     reload: z
       .object({

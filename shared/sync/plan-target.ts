@@ -34,6 +34,8 @@ import {
   refOf,
   globPattern,
   hasChanges,
+  loadRendered,
+  loadRendering,
   redactUrl,
   type ObjectRef,
   type Change,
@@ -319,6 +321,7 @@ async function renderRelease(run: SyncRun, fromCluster: ClusterInputs): Promise<
 async function renderOf(run: SyncRun, withholdSecrets: boolean) {
   const { spec, client, signal } = run.input;
   run.input.onProgress?.({ target: spec.name, phase: 'render' });
+  loadRendering();
   await checkDeclaredBy(run);
   const fromCluster = await readClusterInputs(spec, client, signal, {
     withholdSecrets,
@@ -331,6 +334,7 @@ async function renderOf(run: SyncRun, withholdSecrets: boolean) {
   run.chart = rendered.chart;
   // Values decrypted from SOPS files are redacted like those read from Secrets.
   if (rendered.secrets) run.secrets = [...run.secrets, ...rendered.secrets];
+  loadRendered(rendered.objects.length);
   run.input.onProgress?.({ target: spec.name, phase: 'plan', total: rendered.objects.length });
   (run.input.logger ?? silentLogger).info('rendered', {
     target: spec.name,

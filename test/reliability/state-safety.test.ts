@@ -313,7 +313,7 @@ describe('one writer per target', () => {
 });
 
 describe('the Lambda path', () => {
-  it('a batch of 10 messages whose first sync outlasts the batch deadline: that one records "progressing", the others go back to the queue untouched', async () => {
+  it('a batch of 10 messages whose first syncs outlast the batch deadline: those (worker.concurrency of them, at once) record "progressing", the others go back to the queue untouched', async () => {
     const targets = Array.from({ length: 10 }, (_, i) => uniqueName(`batch${i}`));
     const repo = await gitopsRepo('batch');
     const sha = await repo.commit({
@@ -330,10 +330,12 @@ describe('the Lambda path', () => {
       'apps/d.yaml': deployment('web'), // no controller: never available
     });
     const queueUrl = await createFifoQueue('batch');
+    const concurrency = 3;
     useMotoEnv({
       repositories: [{ url: repo.url, branch: 'main' }],
       clusters: { test: testClusterSetting() },
       queueUrl,
+      worker: { concurrency },
     });
     const sqs = new SQSClient(awsConfig());
     await new SqsQueue(sqs, queueUrl).send(
@@ -354,7 +356,7 @@ describe('the Lambda path', () => {
     const delivery = await deliverBatch(queueUrl, (event) => syncWorker(event, context));
     expect(delivery.received).toHaveLength(10);
     expect(Date.now()).toBeLessThan(deadline);
-    // Not failures: the 9 are sent to the queue again as copies (so waiting never counts toward the
+    // Not failures: the rest are sent to the queue again as copies (so waiting never counts toward the
     // dead-letter queue), and the originals are done.
     expect(delivery.failures).toEqual([]);
     const visible = (
@@ -366,11 +368,80 @@ describe('the Lambda path', () => {
     expect(visible.map((m) => m.target).sort()).toEqual(
       targets.filter((_, i) => states[i]?.history.length === 0).sort(),
     );
-    expect(visible.map((m) => m.deferrals)).toEqual(Array(9).fill(1));
-    expect(recorded).toHaveLength(1);
-    expect(recorded[0]?.history.map((h) => h.outcome)).toEqual(['progressing']);
+    expect(visible.map((m) => m.deferrals)).toEqual(Array(10 - concurrency).fill(1));
+    // Handled at once, each waited until its own deadline: all of them ended within the invocation.
+    expect(recorded).toHaveLength(concurrency);
+    for (const s of recorded) expect(s.history.map((h) => h.outcome)).toEqual(['progressing']);
     expect(states.flatMap((s) => s.history).filter((h) => h.outcome === 'failed')).toEqual([]);
   }, 60_000);
+});
+
+describe('one invocation, several targets at once: what they hold in memory together', () => {
+  /** Syncs `targets` (name → ConfigMaps it renders) as one batch, in that order, with render.maxDocuments 40 (20 held together). */
+  async function batchOf(prefix: string, targets: Array<[string, number]>) {
+    const names = targets.map(([n]) => uniqueName(`${prefix}${n}`));
+    const repo = await gitopsRepo(prefix);
+    const files: Record<string, string> = {
+      'tidegate.yaml': stringify({
+        targets: names.map((name, i) => ({
+          name,
+          cluster: 'test',
+          path: `apps/${i}`,
+          targetNamespace: name,
+        })),
+      }),
+    };
+    targets.forEach(([, count], i) => {
+      files[`apps/${i}/cm.yaml`] = yamlDocs(Array.from({ length: count }, (_, k) => configMap(`cm${k}`, { v: '1' })));
+    });
+    const sha = await repo.commit(files);
+    const queueUrl = await createFifoQueue(prefix);
+    useMotoEnv({
+      repositories: [{ url: repo.url, branch: 'main' }],
+      clusters: { test: testClusterSetting() },
+      queueUrl,
+      render: { maxDocuments: 40 },
+      worker: { concurrency: 4 },
+    });
+    await new SqsQueue(new SQSClient(awsConfig()), queueUrl).send(
+      names.map((target): SyncMessage => ({
+        type: 'sync',
+        repo: repo.url,
+        target,
+        revision: { ref: 'refs/heads/main', sha },
+        reason: 'push',
+      })),
+    );
+    const context = {
+      functionName: 'tidegate-sync-worker',
+      awsRequestId: `req-${prefix}`,
+      getRemainingTimeInMillis: () => 120_000,
+    } as unknown as Context;
+    const delivery = await deliverBatch(queueUrl, (event) => syncWorker(event, context));
+    expect(delivery.failures).toEqual([]);
+    const spans = await Promise.all(
+      names.map(async (t) => {
+        const [h] = (await readTargetState(direct, t)).history;
+        expect(h?.outcome).toBe('applied');
+        const start = Date.parse(h?.startedAt ?? '');
+        return { start, end: start + (h?.durationMs ?? 0) };
+      }),
+    );
+    return spans;
+  }
+
+  it('a target that rendered more than half of render.maxDocuments is synced alone: two such targets of one batch never overlap', async () => {
+    // SQS hands a batch's groups out in any order: whichever of the two starts first holds 30 documents once it has
+    // rendered, so the other does not start until it has ended. (Without the rule the second starts within
+    // milliseconds of the first one's render, while the first applies its 30 objects.)
+    const [a, b] = await batchOf('big', [
+      ['a', 30],
+      ['b', 30],
+      ['c', 2],
+    ]);
+    const [first, second] = [a, b].sort((x, y) => (x?.start ?? 0) - (y?.start ?? 0));
+    expect(second?.start).toBeGreaterThanOrEqual(first?.end ?? Infinity);
+  });
 });
 
 describe('bookkeeping that tells the truth', () => {
