@@ -1,0 +1,84 @@
+import { SQSClient } from '@aws-sdk/client-sqs';
+import type { Context } from 'aws-lambda';
+import { describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { handler as syncWorker } from '../../functions/sync-worker/handler.js';
+import { SqsQueue } from '../../shared/aws/sqs-queue.js';
+import type { SyncMessage } from '../../shared/model/index.js';
+import { readTargetState } from '../../shared/state/index.js';
+import { uniqueName } from '../helpers/env.js';
+import { configMap, gitopsRepo, yamlDocs } from '../helpers/engine.js';
+import { awsConfig, createFifoQueue, deliverBatch, testClusterSetting, useMotoEnv } from '../helpers/lambda.js';
+import { kubeClient } from '../helpers/state.js';
+
+// A file of its own: the handler builds its runtime (the deploy-time settings below) once per module, as Lambda
+// does once per container.
+const direct = kubeClient();
+
+describe('one invocation, several targets at once: what they hold in memory together', () => {
+  /** Syncs `targets` (name → ConfigMaps it renders) as one batch, in that order, with render.maxDocuments 40 (20 held together). */
+  async function batchOf(prefix: string, targets: Array<[string, number]>) {
+    const names = targets.map(([n]) => uniqueName(`${prefix}${n}`));
+    const repo = await gitopsRepo(prefix);
+    const files: Record<string, string> = {
+      'tidegate.yaml': stringify({
+        targets: names.map((name, i) => ({
+          name,
+          cluster: 'test',
+          path: `apps/${i}`,
+          targetNamespace: name,
+        })),
+      }),
+    };
+    targets.forEach(([, count], i) => {
+      files[`apps/${i}/cm.yaml`] = yamlDocs(Array.from({ length: count }, (_, k) => configMap(`cm${k}`, { v: '1' })));
+    });
+    const sha = await repo.commit(files);
+    const queueUrl = await createFifoQueue(prefix);
+    useMotoEnv({
+      repositories: [{ url: repo.url, branch: 'main' }],
+      clusters: { test: testClusterSetting() },
+      queueUrl,
+      render: { maxDocuments: 40 },
+      worker: { concurrency: 4 },
+    });
+    await new SqsQueue(new SQSClient(awsConfig()), queueUrl).send(
+      names.map((target): SyncMessage => ({
+        type: 'sync',
+        repo: repo.url,
+        target,
+        revision: { ref: 'refs/heads/main', sha },
+        reason: 'push',
+      })),
+    );
+    const context = {
+      functionName: 'tidegate-sync-worker',
+      awsRequestId: `req-${prefix}`,
+      getRemainingTimeInMillis: () => 120_000,
+    } as unknown as Context;
+    const delivery = await deliverBatch(queueUrl, (event) => syncWorker(event, context));
+    expect(delivery.failures).toEqual([]);
+    const spans = await Promise.all(
+      names.map(async (t) => {
+        const [h] = (await readTargetState(direct, t)).history;
+        expect(h?.outcome).toBe('applied');
+        const start = Date.parse(h?.startedAt ?? '');
+        return { start, end: start + (h?.durationMs ?? 0) };
+      }),
+    );
+    return spans;
+  }
+
+  it('a target that rendered more than half of render.maxDocuments is synced alone: two such targets of one batch never overlap', async () => {
+    // SQS hands a batch's groups out in any order: whichever of the two starts first holds 30 documents once it has
+    // rendered, so the other does not start until it has ended. (Without the rule the second starts within
+    // milliseconds of the first one's render, while the first applies its 30 objects.)
+    const [a, b] = await batchOf('big', [
+      ['a', 30],
+      ['b', 30],
+      ['c', 2],
+    ]);
+    const [first, second] = [a, b].sort((x, y) => (x?.start ?? 0) - (y?.start ?? 0));
+    expect(second?.start).toBeGreaterThanOrEqual(first?.end ?? Infinity);
+  });
+});
