@@ -83,7 +83,7 @@ describe('cost model: the stack from serverless.yml', () => {
 
   it('alarms: standard ones count one metric, the metric math alarm one per metric it reads; no fixed-price resources', () => {
     expect(stack.alarms.filter((a) => !a.math)).toHaveLength(5);
-    expect(stack.alarms.filter((a) => a.math)).toEqual([{ name: 'ThrottlesAlarm', metrics: 7, math: true }]);
+    expect(stack.alarms.filter((a) => a.math)).toEqual([{ name: 'ThrottlesAlarm', metrics: 2, math: true }]);
     expect(stack.fixedResources).toEqual([]);
     expect(stack.logRetentionDays).toBe(30);
   });
@@ -145,7 +145,7 @@ describe('cost model: scenarios', () => {
 
   it('zero targets and no pushes: the fixed part alone (alarms, secrets, the idle queue’s polls, secret reads)', () => {
     const c = monthlyCost(scenario(0, 0), linear, stack);
-    const fixed = 12 * 0.1 + 4 * 0.4 + 5 * 3 * 43_800 * 0.0000005 + 2 * 730 * 0.000005;
+    const fixed = 7 * 0.1 + 4 * 0.4 + 5 * 3 * 43_800 * 0.0000005 + 2 * 730 * 0.000005;
     expect(c.events).toBeCloseTo(0, 12);
     expect(c.total).toBeCloseTo(fixed, 9);
     expect(c.fixed).toBeCloseTo(fixed, 9);
