@@ -692,7 +692,11 @@ export async function measureCost(env: EnvironmentInfo, options: MeasureOptions 
 
 /** Writes docs/cost.md and docs/cost.svg from a measurement; returns the goal row for docs/benchmarks.md. */
 export function writeCostDocs(m: Measurement, repoRoot: string = root): GoalRow {
-  const report = costReport(m, readFileSync(join(repoRoot, 'serverless.yml'), 'utf8'));
+  const report = costReport(
+    m,
+    readFileSync(join(repoRoot, 'serverless.yml'), 'utf8'),
+    readFileSync(join(repoRoot, 'README.md'), 'utf8'),
+  );
   writeFileSync(join(repoRoot, 'docs', 'cost.md'), report.markdown);
   writeFileSync(join(repoRoot, 'docs', 'cost.svg'), report.svg);
   writeFileSync(join(repoRoot, 'docs', 'cost.json'), `${JSON.stringify(m, null, 2)}\n`);

@@ -51,6 +51,11 @@ export interface Prices {
   customMetricMonth: number;
   secretMonth: number;
   secretApiCall: number;
+  /** SSM Parameter Store: a standard parameter, and a read at standard throughput. */
+  ssmParameterMonth: number;
+  ssmApiCall: number;
+  /** KMS: per request (a SecureString parameter read decrypts with the aws/ssm key). */
+  kmsRequest: number;
   kmsKeyMonth: number;
   /** EventBridge: a rule's scheduled invocations and AWS services' events on the default bus. */
   eventBridgeEvent: number;
@@ -78,6 +83,9 @@ export const PRICES: Prices = {
   customMetricMonth: 0.3,
   secretMonth: 0.4,
   secretApiCall: 0.05 / 10_000,
+  ssmParameterMonth: 0,
+  ssmApiCall: 0,
+  kmsRequest: 0.03 / 10_000,
   kmsKeyMonth: 1,
   eventBridgeEvent: 0,
   argoCd: { capabilityHour: 0.02771, applicationHour: 0.00136, applicationsPerCapability: 1000 },
@@ -158,8 +166,14 @@ export const PRICE_SOURCES: ReadonlyArray<{ item: string; price: string; source:
     asOf: '2024–2026 copies',
   },
   {
+    item: 'SSM Parameter Store',
+    price: '$0: standard parameters (up to 4 KB, SecureString included) and reads at standard throughput',
+    source: 'https://aws.amazon.com/systems-manager/pricing/ (Parameter Store)',
+    asOf: 'not read from a dated copy',
+  },
+  {
     item: 'KMS',
-    price: '$1 per customer managed key and month (AWS managed keys: none)',
+    price: '$1 per customer managed key and month (AWS managed keys: none); $0.03 per 10,000 requests',
     source: 'https://aws.amazon.com/kms/pricing/',
     asOf: '2026',
   },
@@ -260,6 +274,30 @@ export interface StackFacts {
   /** Resources with a monthly charge of their own (Secrets Manager secrets, KMS keys) the stack defines. */
   fixedResources: Array<{ name: string; type: string }>;
   logRetentionDays: number;
+  /** The secrets the README's deploy steps create. */
+  deploySecrets: DeploySecrets;
+}
+
+/** Secrets Manager secrets (billed a month each) and SSM SecureString parameters (standard: no charge). */
+export interface DeploySecrets {
+  secretsManager: number;
+  ssmParameters: number;
+}
+
+/**
+ * The secrets the README's deploy steps create, counted from its "Deploying to AWS" section: each
+ * `aws secretsmanager create-secret` and each `aws ssm put-parameter` command at the start of a line.
+ */
+export function deploySecrets(readme: string): DeploySecrets {
+  const start = readme.indexOf('\n## Deploying to AWS');
+  if (start < 0) throw new Error('README.md has no "## Deploying to AWS" section');
+  const end = readme.indexOf('\n## ', start + 1);
+  const section = readme.slice(start, end < 0 ? undefined : end);
+  const count = (command: RegExp): number => section.split('\n').filter((l) => command.test(l)).length;
+  return {
+    secretsManager: count(/^\s*aws secretsmanager create-secret\s/),
+    ssmParameters: count(/^\s*aws ssm put-parameter\s/),
+  };
 }
 
 interface SlsFunction {
@@ -273,8 +311,11 @@ interface SlsResource {
   Properties?: { Metrics?: Array<{ MetricStat?: unknown }> };
 }
 
-/** What the cost model needs of serverless.yml (memory, architecture and /tmp per function, alarms, fixed-price resources). */
-export function stackFacts(serverlessYml: string): StackFacts {
+/**
+ * What the cost model needs of serverless.yml (memory, architecture and /tmp per function, alarms,
+ * fixed-price resources) and of the README's deploy steps (the secrets they create).
+ */
+export function stackFacts(serverlessYml: string, readme: string): StackFacts {
   const sls = parse(serverlessYml, { customTags: cfnTags }) as {
     provider: { memorySize?: number; architecture?: string; logRetentionInDays?: number };
     functions: Record<string, SlsFunction>;
@@ -307,7 +348,13 @@ export function stackFacts(serverlessYml: string): StackFacts {
   const fixedResources = resources
     .filter(([, r]) => r.Type !== undefined && fixedTypes.has(r.Type))
     .map(([name, r]) => ({ name, type: r.Type ?? '' }));
-  return { functions, alarms, fixedResources, logRetentionDays: Number(sls.provider.logRetentionInDays ?? 0) };
+  return {
+    functions,
+    alarms,
+    fixedResources,
+    logRetentionDays: Number(sls.provider.logRetentionInDays ?? 0),
+    deploySecrets: deploySecrets(readme),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -386,8 +433,11 @@ export interface Scenario {
   statusViewsPerDay: number;
   /** settings driftInterval (default 10m). */
   driftIntervalMin: number;
-  /** Secrets Manager secrets (README, deploying: the webhook secret, a repository token, the registry secret, the status link secret). */
-  secrets: number;
+  /**
+   * Secrets Manager secrets in place of the SSM parameters of the README's deploy steps (the webhook
+   * secret, a repository token, the registry secret, the status link secret); unset: as the README creates them.
+   */
+  secrets?: number;
   /** Cold starts an hour of each function the poll keeps warm (poll, worker): an estimate. */
   coldStartsPerHour: number;
 }
@@ -397,7 +447,6 @@ export const DEFAULT_SCENARIO: Omit<Scenario, 'targets' | 'pushesPerDay'> = {
   pollsPerMinute: 1,
   statusViewsPerDay: 0,
   driftIntervalMin: 10,
-  secrets: 4,
   coldStartsPerHour: 1,
 };
 
@@ -587,6 +636,12 @@ export function monthlyCost(
   const idleSeries = idleSeriesAt(m.points, s.targets);
   const idleReceives = IDLE_POLLERS * IDLE_RECEIVES_PER_POLLER_MIN * prices.hoursPerMonth * 60;
   const secretCalls = n.pushes + n.statusViews + coldStarts * 2;
+  // Secrets Manager secrets: the scenario's, else the README's; what the README creates as SSM parameters otherwise.
+  const deploy = stack.deploySecrets;
+  const deployed = deploy.secretsManager + deploy.ssmParameters;
+  const managed = s.secrets ?? deploy.secretsManager;
+  const parameters = Math.max(0, deployed - managed);
+  const secretCall = managed > 0 ? prices.secretApiCall : prices.ssmApiCall + prices.kmsRequest;
   const stackSecrets = stack.fixedResources.filter((r) => r.type === 'AWS::SecretsManager::Secret').length;
   const stackKeys = stack.fixedResources.length - stackSecrets;
   const lines: CostLine[] = [
@@ -633,15 +688,21 @@ export function monthlyCost(
       basis: 'counted',
     },
     {
-      item: 'Secrets Manager secrets (the deploy steps of the README), and those and KMS keys the stack defines',
-      quantity: `${s.secrets + stackSecrets} secrets, ${stackKeys} keys`,
-      usd: (s.secrets + stackSecrets) * prices.secretMonth + stackKeys * prices.kmsKeyMonth,
+      item: "secrets: those of the README's deploy steps (Secrets Manager secrets, SSM parameters), and the Secrets Manager secrets and KMS keys the stack defines",
+      quantity: `${managed + stackSecrets} secrets, ${parameters} parameters, ${stackKeys} keys`,
+      usd:
+        (managed + stackSecrets) * prices.secretMonth +
+        parameters * prices.ssmParameterMonth +
+        stackKeys * prices.kmsKeyMonth,
       basis: 'list price',
     },
     {
-      item: 'Secrets Manager API calls (a read per push, view and cold start)',
+      item:
+        managed > 0
+          ? 'Secrets Manager API calls (a read per push, view and cold start)'
+          : 'SSM parameter reads and their KMS decrypts (a read per push, view and cold start)',
       quantity: `${round(secretCalls)} calls`,
-      usd: secretCalls * prices.secretApiCall,
+      usd: secretCalls * secretCall,
       basis: 'estimated',
     },
     {
@@ -851,6 +912,22 @@ function metricsNote(m: Measurement, goal: MonthlyCost): string {
   return `${measured} With the deploy-time setting \`metrics.perTarget\`, each sync also publishes \`Syncs<Outcome>\` and \`SyncDuration\` with a Target dimension (shared/telemetry/metrics.ts): ${PER_TARGET_SERIES} series more a target, billed all month because a drift pass syncs every target at least once an hour, ${usd(PER_TARGET_SERIES * n * PRICES.customMetricMonth)} a month more at ${n} targets (counted from the code, not measured).`;
 }
 
+const plural = (n: number, one: string): string => `${n} ${one}${n === 1 ? '' : 's'}`;
+/** "4 SSM SecureString parameters, 0 Secrets Manager secrets". */
+const secretsCount = (d: DeploySecrets): string =>
+  `${plural(d.ssmParameters, 'SSM SecureString parameter')}, ${plural(d.secretsManager, 'Secrets Manager secret')}`;
+
+/** The goal scenario with the README's secrets in the other store (the settings take both). */
+function secretsNote(m: Measurement, stack: StackFacts): string {
+  const d = stack.deploySecrets;
+  const all = d.secretsManager + d.ssmParameters;
+  if (all === 0) return '';
+  const other = monthlyCost({ ...GOAL.scenario(), secrets: d.secretsManager > 0 ? 0 : all }, m, stack).total;
+  return d.secretsManager > 0
+    ? `With the secrets as SSM SecureString parameters instead of Secrets Manager secrets (the settings take both; standard parameters have no monthly charge), the same scenario is ${usd(other)}/month.`
+    : `The README's deploy steps keep the secrets in SSM SecureString parameters (standard parameters have no monthly charge); with the ${all} of them as Secrets Manager secrets instead (the settings take both), the same scenario is ${usd(other)}/month.`;
+}
+
 const largest = (c: MonthlyCost, k: number): string =>
   [...c.lines]
     .sort((a, b) => b.usd - a.usd)
@@ -887,13 +964,12 @@ ${m.clusters} clusters; 1000 targets is extrapolated linearly from those two poi
 
 ${goal.total <= GOAL.limitUsd ? 'Met.' : `Missed. The largest lines: ${largest(goal, 3)}.`}
 ${metricsNote(m, goal)}
-With the secrets as SSM SecureString parameters instead of Secrets Manager secrets (the settings take both; standard
-parameters have no monthly charge), the same scenario is ${usd(monthlyCost({ ...GOAL.scenario(), secrets: 0 }, m, stack).total)}/month. With the CPU time of each
+${secretsNote(m, stack)} With the CPU time of each
 invocation stretched to the CPU share Lambda gives its memory size (an estimate, below), it is ${usd(goalCpu.total)}/month.
 
 ## Monthly cost
 
-2 clusters, 1 poll a minute, the default drift interval (${m.driftIntervalMin} min), no status page views, ${DEFAULT_SCENARIO.secrets} secrets.
+2 clusters, 1 poll a minute, the default drift interval (${m.driftIntervalMin} min), no status page views, the secrets of the README's deploy steps (${secretsCount(stack.deploySecrets)}).
 
 ${scenarioTable(m, stack, [10, 100, 1000])}
 
@@ -959,12 +1035,13 @@ ${PRICE_SOURCES.map((p) => `| ${p.item} | ${p.price} | ${p.source} | ${p.asOf} |
 - **Counted from serverless.yml**: memory and architecture per function (${stack.functions.map((f) => `${f.name} ${f.memoryMiB} MB ${f.architecture}`).join(', ')}),
   the worker's ${worker?.ephemeralMiB ?? '?'} MB of /tmp (billed above 512 MB), the ${stack.alarms.length} alarms (${alarmList.join(', ')}),
   log retention ${stack.logRetentionDays} days. The stack defines ${stack.fixedResources.length === 0 ? 'no Secrets Manager secret and no KMS key of its own (SQS uses SSE-SQS, SNS the AWS managed key: no monthly charge)' : stack.fixedResources.map((r) => `${r.name} (${r.type})`).join(', ')}.
-- **Estimated**: the secrets the README's deploy steps create (${DEFAULT_SCENARIO.secrets} × $0.40; SSM SecureString
-  parameters, which the settings also take, cost nothing); Lambda's own START/END/REPORT log lines
+- **Counted from the README's deploy steps**: the secrets they create, ${secretsCount(stack.deploySecrets)} (a Secrets
+  Manager secret $0.40 a month; a standard SSM parameter nothing, a read of it a KMS decrypt).
+- **Estimated**: Lambda's own START/END/REPORT log lines
   (${PLATFORM_LOG_BYTES} bytes an invocation); the SQS event source's polling of the idle queue (Lambda does not
   publish its rate: ${IDLE_POLLERS} pollers, a 20 s long poll each, ${IDLE_POLLERS * IDLE_RECEIVES_PER_POLLER_MIN} receives a minute) and its receive and delete per
   worker batch (${ESM_REQUESTS_PER_BATCH} requests); one cold start an hour of the poll and of the worker, every push's
-  webhook and every view cold (upper bound); a Secrets Manager read per push, view and cold start; log storage at the
+  webhook and every view cold (upper bound); a secret read per push, view and cold start; log storage at the
   ingested size for a month (retention ${stack.logRetentionDays} days; stored logs are billed compressed: an upper bound).
 - **Drift passes**: the poll queues its push message once per drift interval (${m.driftIntervalMin} min by default; it
   remembers in its process the head and interval it last queued), so a month has one pass per interval, and one more
@@ -986,7 +1063,11 @@ ${PRICE_SOURCES.map((p) => `| ${p.item} | ${p.price} | ${p.source} | ${p.asOf} |
 }
 
 /** Everything the bench writes from a measurement. */
-export function costReport(m: Measurement, serverlessYml: string): { markdown: string; svg: string; row: GoalRow } {
-  const stack = stackFacts(serverlessYml);
+export function costReport(
+  m: Measurement,
+  serverlessYml: string,
+  readme: string,
+): { markdown: string; svg: string; row: GoalRow } {
+  const stack = stackFacts(serverlessYml, readme);
   return { markdown: costMarkdown(m, stack), svg: costSvg(m, stack), row: goalRow(m, stack) };
 }

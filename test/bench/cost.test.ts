@@ -7,6 +7,7 @@ import {
   argoCdMonthly,
   billedMs,
   costMarkdown,
+  deploySecrets,
   eventAt,
   eventCost,
   fluxMonthly,
@@ -26,7 +27,8 @@ import {
  * The cost model of docs/cost.md (bench/cost.ts) on known inputs: no servers, no measurement. The
  * measured inputs are made up here so that every number can be computed by hand.
  */
-const stack = stackFacts(readFileSync(new URL('../../serverless.yml', import.meta.url), 'utf8'));
+const README = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+const stack = stackFacts(readFileSync(new URL('../../serverless.yml', import.meta.url), 'utf8'), README);
 const GB = 1024 ** 3;
 
 const use = (invocations: number, ms: number, over: Partial<FunctionUse> = {}): FunctionUse => ({
@@ -83,9 +85,86 @@ describe('cost model: the stack from serverless.yml', () => {
 
   it('alarms: standard ones count one metric, the metric math alarm one per metric it reads; no fixed-price resources', () => {
     expect(stack.alarms.filter((a) => !a.math)).toHaveLength(5);
-    expect(stack.alarms.filter((a) => a.math)).toEqual([{ name: 'ThrottlesAlarm', metrics: 7, math: true }]);
+    expect(stack.alarms.filter((a) => a.math)).toEqual([{ name: 'ThrottlesAlarm', metrics: 2, math: true }]);
     expect(stack.fixedResources).toEqual([]);
     expect(stack.logRetentionDays).toBe(30);
+  });
+});
+
+describe("cost model: the secrets of the README's deploy steps", () => {
+  const readme = (commands: string[], after = ''): string =>
+    [
+      '# tidegate',
+      '',
+      '## Deploying to AWS',
+      '',
+      '2. **Secrets**:',
+      '   ```sh',
+      ...commands.map((c) => `   ${c}`),
+      '   ```',
+      '',
+      '## What it does',
+      '',
+      after,
+    ].join('\n');
+  it.each([
+    [
+      'SSM parameters only',
+      ['aws ssm put-parameter --type SecureString --name /a --value x'],
+      '',
+      { secretsManager: 0, ssmParameters: 1 },
+    ],
+    [
+      'both kinds',
+      [
+        'aws secretsmanager create-secret --name a --secret-string x',
+        'aws secretsmanager create-secret --name b --secret-string y',
+        'aws ssm put-parameter --type SecureString --name /c --value z',
+      ],
+      '',
+      { secretsManager: 2, ssmParameters: 1 },
+    ],
+    [
+      'none; a command outside the section is not counted',
+      [],
+      'aws secretsmanager create-secret --name c --secret-string z',
+      { secretsManager: 0, ssmParameters: 0 },
+    ],
+    [
+      'a command named in prose is not counted',
+      ['node -p "1"   # not `aws secretsmanager create-secret`'],
+      '',
+      { secretsManager: 0, ssmParameters: 0 },
+    ],
+  ])('%s', (_, commands, after, want) => {
+    expect(deploySecrets(readme(commands, after))).toEqual(want);
+  });
+
+  it('the README as it is: four SSM SecureString parameters, no Secrets Manager secret', () => {
+    expect(stack.deploySecrets).toEqual({ secretsManager: 0, ssmParameters: 4 });
+  });
+
+  it('a README without the section is refused', () => {
+    expect(() => deploySecrets('# tidegate\n')).toThrow(/Deploying to AWS/);
+  });
+
+  it('Secrets Manager costs $0.40 a secret and month and its reads; SSM parameters nothing a month, their reads a KMS decrypt', () => {
+    const ssm = monthlyCost(scenario(100, 20), linear, stack);
+    const sm = monthlyCost(scenario(100, 20, { secrets: 4 }), linear, stack);
+    expect(line(ssm, 'secrets:')).toBe(0);
+    expect(line(sm, 'secrets:')).toBeCloseTo(4 * 0.4, 12);
+    const calls = (20 * 730) / 24 + 2 * 730;
+    expect(line(ssm, 'SSM parameter reads')).toBeCloseTo(calls * 0.000003, 12);
+    expect(line(sm, 'Secrets Manager API calls')).toBeCloseTo(calls * 0.000005, 12);
+    expect(sm.total - ssm.total).toBeCloseTo(1.6 + calls * (0.000005 - 0.000003), 9);
+    // Counted from the README, not assumed: the same README with Secrets Manager commands costs the secrets.
+    const smReadme = README.replace(
+      /aws ssm put-parameter --type SecureString --name \/(\S+) --value/g,
+      'aws secretsmanager create-secret --name $1 --secret-string',
+    );
+    const smStack = stackFacts(readFileSync(new URL('../../serverless.yml', import.meta.url), 'utf8'), smReadme);
+    expect(smStack.deploySecrets).toEqual({ secretsManager: 4, ssmParameters: 0 });
+    expect(monthlyCost(scenario(100, 20), linear, smStack).total).toBeCloseTo(sm.total, 9);
   });
 });
 
@@ -143,9 +222,9 @@ describe('cost model: scenarios', () => {
     expect(line(a, 'pushes:')).toBeGreaterThan(0);
   });
 
-  it('zero targets and no pushes: the fixed part alone (alarms, secrets, the idle queue’s polls, secret reads)', () => {
+  it('zero targets and no pushes: the fixed part alone (alarms, the idle queue’s polls, secret reads; SSM parameters cost nothing a month)', () => {
     const c = monthlyCost(scenario(0, 0), linear, stack);
-    const fixed = 12 * 0.1 + 4 * 0.4 + 5 * 3 * 43_800 * 0.0000005 + 2 * 730 * 0.000005;
+    const fixed = 7 * 0.1 + 0 * 0.4 + 5 * 3 * 43_800 * 0.0000005 + 2 * 730 * 0.000003;
     expect(c.events).toBeCloseTo(0, 12);
     expect(c.total).toBeCloseTo(fixed, 9);
     expect(c.fixed).toBeCloseTo(fixed, 9);

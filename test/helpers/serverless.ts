@@ -16,11 +16,11 @@ export type Template = {
 /** Deploy-time settings as docs/deploy.md's step 3 writes them (secrets by name). */
 export const EXAMPLE_SETTINGS = {
   repositories: [
-    { url: 'https://github.com/acme/gitops.git', branch: 'main', token: { secretsManager: 'tidegate/github-token' } },
+    { url: 'https://github.com/acme/gitops.git', branch: 'main', token: { ssm: '/tidegate/github-token' } },
   ],
   clusters: { prod: { eks: { name: 'prod', region: 'eu-west-1' } } },
-  webhookSecret: { secretsManager: 'tidegate-webhooks/github' },
-  registrySecret: { secretsManager: 'tidegate-webhooks/registry' },
+  webhookSecret: { ssm: '/tidegate-webhooks/github' },
+  registrySecret: { ssm: '/tidegate-webhooks/registry' },
 };
 
 /**

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { GitWorkspace, createBareRepo, type GitServer, type TestGitHub } from '../../devenv/index.js';
@@ -35,22 +35,19 @@ describe('GitHub App: which function reads the private key, and what its role al
     afterAll(() => ws.remove());
     await ws.commit({ 'tidegate.yaml': stringify({ targets: [] }) }, 'v1');
     // ("the README": its deploy section moved to docs/deploy.md, title kept for docs/reliability.md.)
-    // docs/deploy.md step 2 of "A GitHub App instead of a token" names the secret (a unique suffix here: moto is shared by the test files).
+    // docs/deploy.md step 2 of "A GitHub App instead of a token" names the parameter (a unique suffix here: moto is shared by the test files).
     const readmeName =
-      /create-secret --name\s+(tidegate\/[\w/-]+)/.exec(
+      /put-parameter --type SecureString --name\s+(\/tidegate\/[\w/-]+)/.exec(
         readFileSync(join(import.meta.dirname, '..', '..', 'docs', 'deploy.md'), 'utf8'),
       )?.[1] ?? '';
-    expect(readmeName).toMatch(/^tidegate\//);
+    expect(readmeName).toMatch(/^\/tidegate\//);
     const keyName = `${readmeName}-${uniqueName('k')}`;
-    const arn =
-      (
-        await new SecretsManagerClient(awsConfig()).send(
-          new CreateSecretCommand({ Name: keyName, SecretString: privateKey }),
-        )
-      ).ARN ?? '';
+    const ssm = new SSMClient(awsConfig());
+    await ssm.send(new PutParameterCommand({ Name: keyName, Value: privateKey, Type: 'SecureString' }));
+    const arn = (await ssm.send(new GetParameterCommand({ Name: keyName }))).Parameter?.ARN ?? '';
     const settings = {
       repositories: [{ url, branch: 'main', githubApiUrl: github.url }],
-      github: { app: { appId: 4343, privateKey: { secretsManager: keyName } } },
+      github: { app: { appId: 4343, privateKey: { ssm: keyName } } },
       clusters: { c: testClusterSetting() },
     };
     const poll = await startFunction('scheduled-poll', { settings, queueUrl: await createFifoQueue('app-poll') });
@@ -71,10 +68,11 @@ describe('GitHub App: which function reads the private key, and what its role al
         'SyncDeadLetterQueue.Arn': 'arn:aws:sqs:eu-west-1:123456789012:q-dlq.fifo',
       },
     );
-    const readmeKeyArn = `arn:aws:secretsmanager:eu-west-1:123456789012:secret:${readmeName}-AbCdEf`;
-    expect(arn).toMatch(/^arn:aws:secretsmanager:/);
+    // A parameter's ARN: ...:parameter/<its name without the leading />.
+    const readmeKeyArn = `arn:aws:ssm:eu-west-1:123456789012:parameter${readmeName}`;
+    expect(arn).toMatch(/^arn:aws:ssm:[\w-]+:\d+:parameter\/tidegate\//);
     expect(
-      allows(pollPolicies, 'secretsmanager:GetSecretValue', readmeKeyArn),
+      allows(pollPolicies, 'ssm:GetParameter', readmeKeyArn),
       'the poll reads the App key but its role cannot',
     ).toBe(true);
   }, 180_000);

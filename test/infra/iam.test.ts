@@ -14,8 +14,8 @@ import {
   PutRolePolicyCommand,
   PutUserPolicyCommand,
 } from '@aws-sdk/client-iam';
-import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
@@ -87,16 +87,17 @@ describe('IAM enforced: each function with only its own role', () => {
     const deadLetterArn =
       (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: deadLetterUrl, AttributeNames: ['QueueArn'] })))
         .Attributes?.['QueueArn'] ?? '';
-    const secrets = new SecretsManagerClient(admin);
+    // The secrets as the deploy steps keep them: SSM SecureString parameters.
+    const ssm = new SSMClient(admin);
     const { kube } = testEnv();
     for (const [name, value] of [
-      ['tidegate-webhooks/github', SECRET],
-      ['tidegate-webhooks/registry', REGISTRY_SECRET],
-      ['tidegate/cluster-token', kube.token],
-      ['tidegate-status/link', STATUS_SECRET],
-      ['tidegate/notify-hook-key', HOOK_KEY],
+      ['/tidegate-webhooks/github', SECRET],
+      ['/tidegate-webhooks/registry', REGISTRY_SECRET],
+      ['/tidegate/cluster-token', kube.token],
+      ['/tidegate-status/link', STATUS_SECRET],
+      ['/tidegate/notify-hook-key', HOOK_KEY],
     ])
-      await secrets.send(new CreateSecretCommand({ Name: name, SecretString: value }));
+      await ssm.send(new PutParameterCommand({ Name: name, Value: value, Type: 'SecureString' }));
     // The principals: one IAM user per function, its policy the function's role's.
     const iam = new IAMClient({ ...admin, region: 'us-east-1' });
     for (const fn of FUNCTIONS) {
@@ -149,11 +150,11 @@ describe('IAM enforced: each function with only its own role', () => {
       test: {
         server: testEnv().kube.server,
         caData: Buffer.from(testEnv().kube.caPem).toString('base64'),
-        token: { secretsManager: 'tidegate/cluster-token' },
+        token: { ssm: '/tidegate/cluster-token' },
       },
     },
-    webhookSecret: { secretsManager: 'tidegate-webhooks/github' },
-    registrySecret: { secretsManager: 'tidegate-webhooks/registry' },
+    webhookSecret: { ssm: '/tidegate-webhooks/github' },
+    registrySecret: { ssm: '/tidegate-webhooks/registry' },
   });
   const start = async (fn: (typeof FUNCTIONS)[number], overrides: Record<string, unknown> = {}) => {
     const f = await startFunction(fn, {
@@ -263,7 +264,7 @@ describe('IAM enforced: each function with only its own role', () => {
       webhook.invoke(apiEvent('/webhooks/github', githubHeaders('push', body, SECRET), body)),
     ).rejects.toThrow();
     expect(webhook.output()).toMatch(
-      /"message":"invocation failed".*cannot read secret tidegate-webhooks\/github \(secretsmanager:GetSecretValue, HTTP 403\)/,
+      /"message":"invocation failed".*cannot read parameter \/tidegate-webhooks\/github \(ssm:GetParameter, HTTP 403\)/,
     );
 
     const eks = (credentials: Moto['credentials']) =>
@@ -410,11 +411,11 @@ describe('IAM enforced: each function with only its own role', () => {
     });
     await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
     const hookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks/iam-url-token`;
-    await new SecretsManagerClient(admin).send(
-      new CreateSecretCommand({ Name: 'tidegate/notify-hook-url', SecretString: hookUrl }),
+    await new SSMClient(admin).send(
+      new PutParameterCommand({ Name: '/tidegate/notify-hook-url', Value: hookUrl, Type: 'SecureString' }),
     );
     try {
-      const page = await start('status-page', { statusSecret: { secretsManager: 'tidegate-status/link' } });
+      const page = await start('status-page', { statusSecret: { ssm: '/tidegate-status/link' } });
       const query = new URL(signStatusLink('https://x.test/status', STATUS_SECRET, new Date(Date.now() + 60_000)))
         .search;
       const res = await page.invoke<{ statusCode: number; body: string }>(apiEvent(`/status${query}`, {}, '', 'GET'));
@@ -425,8 +426,8 @@ describe('IAM enforced: each function with only its own role', () => {
         providers: {
           hook: {
             type: 'generic',
-            url: { secretsManager: 'tidegate/notify-hook-url' },
-            secret: { secretsManager: 'tidegate/notify-hook-key' },
+            url: { ssm: '/tidegate/notify-hook-url' },
+            secret: { ssm: '/tidegate/notify-hook-key' },
           },
         },
         alerts: [{ provider: 'hook', events: ['applied'] }],

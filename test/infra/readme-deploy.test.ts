@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { DescribeStackResourceCommand, CloudFormationClient } from '@aws-sdk/client-cloudformation';
 import { GetFunctionCommand, LambdaClient, ListFunctionsCommand } from '@aws-sdk/client-lambda';
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
-import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { GetQueueAttributesCommand, GetQueueUrlCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run, startMoto, type Moto } from '../../devenv/index.js';
 import { startPackagedFunction, type LambdaFunction } from '../../devenv/lambda.js';
@@ -36,6 +36,12 @@ const blocks = (text: string, lang: string): string[] =>
 
 const SECRET = 'readme-webhook-secret';
 
+/** The parameters README's step 2 creates (`aws ssm put-parameter --type SecureString --name <name> ...`). */
+const readmeParameters = (): string[] =>
+  [...stepOf(readmeSection, 2, 'README').matchAll(/^\s*aws ssm put-parameter --type SecureString --name (\S+) /gm)].map(
+    (m) => m[1] ?? '',
+  );
+
 /**
  * The deploy commands of docs/deploy.md (and README's short path, which prints the same) as printed, against moto: the settings file of step 3 and its check, the
  * `sls deploy` of step 4 (moto's CloudFormation, S3, Lambda, SQS, IAM), then each deployed function
@@ -63,15 +69,18 @@ describe("docs/deploy.md's deploy commands, as written, against moto", () => {
     for (const entry of ['serverless.yml', 'package.json', 'bin', 'infra', 'schema', 'dist'])
       cpSync(join(root, entry), join(service, entry), { recursive: true });
     symlinkSync(join(root, 'node_modules'), join(service, 'node_modules'));
-    // Step 2: the secrets, by the names the example settings give.
-    const sm = new SecretsManagerClient(aws());
-    for (const [name, value] of Object.entries({
-      'tidegate-webhooks/github': SECRET,
-      'tidegate-webhooks/registry': 'registry-secret',
-      'tidegate/github-token': 'ghp_example',
-      'tidegate-status/link': 'status-link-secret',
-    }))
-      await sm.send(new CreateSecretCommand({ Name: name, SecretString: value }));
+    // Step 2: the SSM SecureString parameters README's commands create, by the names they print.
+    const values: Record<string, string> = {
+      '/tidegate-webhooks/github': SECRET,
+      '/tidegate-webhooks/registry': 'registry-secret',
+      '/tidegate/github-token': 'ghp_example',
+      '/tidegate-status/link': 'status-link-secret',
+    };
+    const ssm = new SSMClient(aws());
+    for (const name of readmeParameters())
+      await ssm.send(
+        new PutParameterCommand({ Name: name, Type: 'SecureString', Value: values[name] ?? 'unexpected' }),
+      );
   }, 120_000);
   afterAll(async () => {
     await Promise.all(running.map((f) => f.stop()));
@@ -123,6 +132,23 @@ describe("docs/deploy.md's deploy commands, as written, against moto", () => {
     );
     return Number(attrs.Attributes?.['ApproximateNumberOfMessages'] ?? 0);
   };
+
+  it("README's step 2 creates SSM SecureString parameters, one for each reference of step 3's settings, and no Secrets Manager secret", () => {
+    const refs = [...(blocks(stepOf(readmeSection, 3, 'README'), 'json')[0] ?? '').matchAll(/"ssm": "([^"]+)"/g)].map(
+      (m) => m[1],
+    );
+    expect(readmeParameters().sort()).toEqual(
+      [
+        '/tidegate-status/link',
+        '/tidegate-webhooks/github',
+        '/tidegate-webhooks/registry',
+        '/tidegate/github-token',
+      ].sort(),
+    );
+    expect(refs.sort()).toEqual(readmeParameters().sort());
+    expect(stepOf(readmeSection, 2, 'README')).not.toMatch(/aws secretsmanager/);
+    expect(blocks(stepOf(readmeSection, 3, 'README'), 'json')[0]).not.toContain('secretsManager');
+  });
 
   it("README's short path prints the same settings file, check and deploy command as docs/deploy.md (what this file deploys)", () => {
     const check = (text: string) => /`(npm run tidegate -- settings check[^`]*)`/.exec(text)?.[1];
@@ -183,7 +209,7 @@ describe("docs/deploy.md's deploy commands, as written, against moto", () => {
       repositories: Array.from({ length: 30 }, (_, i) => ({
         url: `https://github.com/acme-platform/gitops-team-${String(i).padStart(2, '0')}.git`,
         branch: 'main',
-        token: { secretsManager: `tidegate/github-token-team-${i}` },
+        token: { ssm: `/tidegate/github-token-team-${i}` },
       })),
       clusters: Object.fromEntries(
         Array.from({ length: 10 }, (_, i) => [
@@ -197,10 +223,10 @@ describe("docs/deploy.md's deploy commands, as written, against moto", () => {
           },
         ]),
       ),
-      webhookSecret: { secretsManager: 'tidegate-webhooks/github' },
-      registrySecret: { secretsManager: 'tidegate-webhooks/registry' },
+      webhookSecret: { ssm: '/tidegate-webhooks/github' },
+      registrySecret: { ssm: '/tidegate-webhooks/registry' },
       notifications: {
-        providers: { platform: { type: 'slack', url: { secretsManager: 'tidegate/slack-platform' } } },
+        providers: { platform: { type: 'slack', url: { ssm: '/tidegate/notify-platform' } } },
         alerts: [{ provider: 'platform', events: ['failed', 'held'] }],
       },
     };

@@ -138,10 +138,11 @@ describe('serverless package (osls, offline) → CloudFormation', () => {
     );
     // The alarm notifier reads the notification providers' URLs and keys, nothing else.
     expect(actions('alarm-notifier')).toEqual([...logs, ...secret].sort());
+    // The worker reads SSM parameters (parameterArns); Secrets Manager only when secretArns names secrets (below).
     expect(actions('sync-worker')).toEqual(
       [
         ...logs,
-        ...secret,
+        'ssm:GetParameter',
         'ecr:BatchGetImage', // charts from oci:// in ECR, of the repositories ecrRepositoryArns names
         'ecr:DescribeImages',
         'ecr:GetAuthorizationToken',
@@ -177,36 +178,81 @@ describe('serverless package (osls, offline) → CloudFormation', () => {
     expect(JSON.stringify(roleOf('github-webhook'))).not.toContain('secret:tidegate/*');
   });
 
-  it('with the default parameters, each role reads the secrets its function uses and no other', () => {
-    const [region, account] = ['eu-west-1', '123456789012'];
-    const secret = (name: string) => `arn:aws:secretsmanager:${region}:${account}:secret:${name}-AbCdEf`;
-    const readable = (fn: string) => {
-      const docs = rolePolicies(
-        template,
-        fn,
-        { region, accountId: account },
-        { 'SyncQueue.Arn': 'q', 'SyncDeadLetterQueue.Arn': 'dlq' },
-      );
-      return Object.entries({
-        repositoryToken: 'tidegate/github-token',
-        clusterToken: 'tidegate/cluster-token',
-        trustedKey: 'tidegate/release-team.asc',
-        githubWebhook: 'tidegate-webhooks/github',
-        registryWebhook: 'tidegate-webhooks/registry',
-        statusLink: 'tidegate-status/link',
-        notification: 'tidegate/notify-slack',
-      })
-        .filter(([, name]) => allows(docs, 'secretsmanager:GetSecretValue', secret(name)))
-        .map(([what]) => what);
+  const [region, account] = ['eu-west-1', '123456789012'];
+  /** What each function's role may read of the deploy steps' secrets, as SSM parameters and as Secrets Manager secrets. */
+  const readable = (t: Template, fn: string) => {
+    const docs = rolePolicies(
+      t,
+      fn,
+      { region, accountId: account },
+      { 'SyncQueue.Arn': 'q', 'SyncDeadLetterQueue.Arn': 'dlq' },
+    );
+    const names = {
+      repositoryToken: 'tidegate/github-token',
+      appKey: 'tidegate/github-token-app-key',
+      clusterToken: 'tidegate/cluster-token',
+      trustedKey: 'tidegate/release-team.asc',
+      githubWebhook: 'tidegate-webhooks/github',
+      registryWebhook: 'tidegate-webhooks/registry',
+      statusLink: 'tidegate-status/link',
+      notification: 'tidegate/notify-slack',
     };
-    expect(readable('github-webhook')).toEqual(['githubWebhook']);
-    expect(readable('registry-webhook')).toEqual(['registryWebhook']);
-    expect(readable('ecr-event')).toEqual([]);
-    expect(readable('scheduled-poll')).toEqual(['repositoryToken']);
-    expect(readable('sync-worker')).toEqual(['repositoryToken', 'clusterToken', 'trustedKey', 'notification']);
-    expect(readable('alarm-notifier')).toEqual(['notification']);
-    expect(readable('status-page')).toEqual(['clusterToken', 'statusLink']);
+    const can = (action: string, arn: (name: string) => string) =>
+      Object.entries(names)
+        .filter(([, name]) => allows(docs, action, arn(name)))
+        .map(([what]) => what);
+    return {
+      // The parameter /<name>: its ARN is ...:parameter/<name>.
+      ssm: can('ssm:GetParameter', (name) => `arn:aws:ssm:${region}:${account}:parameter/${name}`),
+      secretsManager: can(
+        'secretsmanager:GetSecretValue',
+        (name) => `arn:aws:secretsmanager:${region}:${account}:secret:${name}-AbCdEf`,
+      ),
+    };
+  };
+
+  it("with the default parameters, each role reads the SSM parameters its function uses (the README's names) and no other; none reads Secrets Manager", () => {
+    const want = {
+      'github-webhook': ['githubWebhook'],
+      'registry-webhook': ['registryWebhook'],
+      'ecr-event': [],
+      'scheduled-poll': ['repositoryToken', 'appKey'],
+      'sync-worker': ['repositoryToken', 'appKey', 'clusterToken', 'trustedKey', 'notification'],
+      'alarm-notifier': ['notification'],
+      'status-page': ['clusterToken', 'statusLink'],
+    };
+    for (const [fn, names] of Object.entries(want))
+      expect(readable(template, fn), fn).toEqual({ ssm: names, secretsManager: [] });
+    // The worker's Secrets Manager policy is left out unless secretArns names secrets.
+    expect(JSON.stringify(template.Resources['SyncWorkerRole']?.Properties['Policies'])).not.toContain(
+      'secretsmanager',
+    );
   });
+
+  it('with the Secrets Manager ARNs of docs/deploy.md step 2 as parameters, each role reads the secrets its function uses and no other', async () => {
+    const sm = (name: string) => `arn:aws:secretsmanager:${region}:${account}:secret:${name}`;
+    const { template: t } = await packageStack(EXAMPLE_SETTINGS, [
+      `--param=secretArns=${sm('tidegate/*')}`,
+      `--param=repositoryTokenArns=${sm('tidegate/github-token-*')}`,
+      `--param=webhookSecretArns=${sm('tidegate-webhooks/github-*')}`,
+      `--param=registrySecretArns=${sm('tidegate-webhooks/registry-*')}`,
+      `--param=statusSecretArns=${sm('tidegate-status/link-*')}`,
+      `--param=clusterTokenArns=${sm('tidegate/cluster-*')}`,
+      `--param=notificationSecretArns=${sm('tidegate/notify-*')}`,
+    ]);
+    const want = {
+      'github-webhook': ['githubWebhook'],
+      'registry-webhook': ['registryWebhook'],
+      'ecr-event': [],
+      'scheduled-poll': ['repositoryToken', 'appKey'],
+      'sync-worker': ['repositoryToken', 'appKey', 'clusterToken', 'trustedKey', 'notification'],
+      'alarm-notifier': ['notification'],
+      'status-page': ['clusterToken', 'statusLink'],
+    };
+    for (const [fn, names] of Object.entries(want)) expect(readable(t, fn).secretsManager, fn).toEqual(names);
+    // The worker keeps its SSM parameters (parameterArns) beside them.
+    expect(readable(t, 'sync-worker').ssm).toEqual(want['sync-worker']);
+  }, 120_000);
 
   it('passes cfn-lint with its informational checks: no error, warning or finding (the plugin tidies what the framework generates)', async () => {
     expect(await lintFindings(out)).toBe('');

@@ -1,7 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import {
   CreateQueueCommand,
   GetQueueAttributesCommand,
@@ -161,13 +161,13 @@ describe("GET /status: the pipeline panel, with the functions' roles as deployed
     queueUrl = main.url;
     deadLetterUrl = dead.url;
     const attributes = { 'SyncQueue.Arn': main.arn, 'SyncDeadLetterQueue.Arn': dead.arn };
-    const sm = new SecretsManagerClient(admin);
-    for (const [Name, SecretString] of [
-      ['tidegate-status/link', SECRET],
-      ['tidegate/cluster-token', testEnv().kube.token],
-      ['tidegate-webhooks/github', WEBHOOK_SECRET],
+    const ssm = new SSMClient(admin);
+    for (const [Name, Value] of [
+      ['/tidegate-status/link', SECRET],
+      ['/tidegate/cluster-token', testEnv().kube.token],
+      ['/tidegate-webhooks/github', WEBHOOK_SECRET],
     ])
-      await sm.send(new CreateSecretCommand({ Name, SecretString }));
+      await ssm.send(new PutParameterCommand({ Name, Value, Type: 'SecureString' }));
     const repo = await gitopsRepo('status-pipeline');
     const sha = await repo.commit({
       'tidegate.yaml': stringify({
@@ -182,11 +182,11 @@ describe("GET /status: the pipeline panel, with the functions' roles as deployed
         test: {
           server: kube.server,
           caData: Buffer.from(kube.caPem).toString('base64'),
-          token: { secretsManager: 'tidegate/cluster-token' },
+          token: { ssm: '/tidegate/cluster-token' },
         },
       },
-      webhookSecret: { secretsManager: 'tidegate-webhooks/github' },
-      statusSecret: { secretsManager: 'tidegate-status/link' },
+      webhookSecret: { ssm: '/tidegate-webhooks/github' },
+      statusSecret: { ssm: '/tidegate-status/link' },
     };
     const start = async (fn: string, as: string = fn) => {
       const f = await startFunction(fn, {
