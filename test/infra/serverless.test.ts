@@ -138,11 +138,11 @@ describe('serverless package (osls, offline) → CloudFormation', () => {
     );
     // The alarm notifier reads the notification providers' URLs and keys, nothing else.
     expect(actions('alarm-notifier')).toEqual([...logs, ...secret].sort());
-    // The worker reads SSM parameters (parameterArns); Secrets Manager only when secretArns names secrets (below).
+    // The worker reads SSM parameters (parameterArns) and Secrets Manager secrets (secretArns).
     expect(actions('sync-worker')).toEqual(
       [
         ...logs,
-        'ssm:GetParameter',
+        ...secret,
         'ecr:BatchGetImage', // charts from oci:// in ECR, of the repositories ecrRepositoryArns names
         'ecr:DescribeImages',
         'ecr:GetAuthorizationToken',
@@ -211,7 +211,7 @@ describe('serverless package (osls, offline) → CloudFormation', () => {
     };
   };
 
-  it("with the default parameters, each role reads the SSM parameters its function uses (the README's names) and no other; none reads Secrets Manager", () => {
+  it("with the default parameters, each role reads the secrets its function uses and no other: as SSM parameters (the README's names) or Secrets Manager secrets of the same names (an earlier deploy's)", () => {
     const want = {
       'github-webhook': ['githubWebhook'],
       'registry-webhook': ['registryWebhook'],
@@ -222,11 +222,7 @@ describe('serverless package (osls, offline) → CloudFormation', () => {
       'status-page': ['clusterToken', 'statusLink'],
     };
     for (const [fn, names] of Object.entries(want))
-      expect(readable(template, fn), fn).toEqual({ ssm: names, secretsManager: [] });
-    // The worker's Secrets Manager policy is left out unless secretArns names secrets.
-    expect(JSON.stringify(template.Resources['SyncWorkerRole']?.Properties['Policies'])).not.toContain(
-      'secretsmanager',
-    );
+      expect(readable(template, fn), fn).toEqual({ ssm: names, secretsManager: names });
   });
 
   it('with the Secrets Manager ARNs of docs/deploy.md step 2 as parameters, each role reads the secrets its function uses and no other', async () => {
