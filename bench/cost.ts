@@ -909,7 +909,7 @@ function metricsNote(m: Measurement, goal: MonthlyCost): string {
   const measured = `Custom metrics (EMF): the poll ticks and drift passes publish ${(fixed + perTarget * n).toFixed(0)} series at ${n} targets, ${perTarget.toFixed(1)} a target and ${fixed.toFixed(0)} besides (the line through the measured ${lo.targets} and ${hi.targets} targets), each sent every hour and so billed all month.`;
   if (perTarget >= 1)
     return `${measured} Without the per-target ones the same scenario would be ${usd(goal.total - perTarget * n * PRICES.customMetricMonth)}/month.`;
-  return `${measured} With the deploy-time setting \`metrics.perTarget\`, each sync also publishes \`Syncs<Outcome>\` and \`SyncDuration\` with a Target dimension (shared/telemetry/metrics.ts): ${PER_TARGET_SERIES} series more a target, billed all month because a drift pass syncs every target at least once an hour, ${usd(PER_TARGET_SERIES * n * PRICES.customMetricMonth)} a month more at ${n} targets (counted from the code, not measured).`;
+  return `${measured} A sync that changed nothing publishes no metric unless the deploy-time setting \`metrics.unchanged\` is set; with it, and with \`metrics.perTarget\` (\`Syncs<Outcome>\` and \`SyncDuration\` with a Target dimension, shared/telemetry/metrics.ts), a drift pass's no-op syncs publish ${PER_TARGET_SERIES} series more a target, billed all month because it syncs every target at least once an hour: ${usd(PER_TARGET_SERIES * n * PRICES.customMetricMonth)} a month more at ${n} targets (counted from the code, not measured).`;
 }
 
 const plural = (n: number, one: string): string => `${n} ${one}${n === 1 ? '' : 's'}`;

@@ -300,9 +300,15 @@ export const deploySettingsSchema = z
           .describe(
             'also publish every sync metric with a Target dimension: CloudWatch bills each metric and target as a custom metric of its own (docs/cost.md); default: per cluster only',
           ),
+        unchanged: z
+          .boolean()
+          .default(false)
+          .describe(
+            'also publish the metrics of syncs that changed nothing (SyncsUnchanged and their SyncDuration): a drift pass syncs every target every driftInterval, so these series are billed all month (docs/cost.md); default: only syncs that changed, failed or were held',
+          ),
       })
       .strict()
-      .default({ perTarget: false }),
+      .default({ perTarget: false, unchanged: false }),
     /** The sync worker: how many messages one invocation handles at once. */
     worker: z
       .object({

@@ -46,4 +46,16 @@ describe('sync metrics: per cluster, and per target only when asked (each target
     );
     expect(docs.map((d) => d.dimensions)).toEqual([[['service', 'Cluster', 'Target']], [['service', 'Cluster']]]);
   });
+
+  it('a sync that changed nothing publishes nothing, unless metrics.unchanged asks (a drift pass would keep its series billed all month)', () => {
+    const noop = { ...sync, outcome: 'unchanged', latencyMs: undefined };
+    expect(published(() => powertoolsMetrics('tidegate-sync-worker', 'tidegate-test').sync(noop))).toEqual([]);
+    expect(
+      published(() => powertoolsMetrics('tidegate-sync-worker', 'tidegate-test', { unchanged: true }).sync(noop)),
+    ).toEqual([{ dimensions: [['service', 'Cluster']], names: ['SyncsUnchanged', 'SyncDuration'] }]);
+    // Held, failed and the rest are published as before.
+    expect(
+      published(() => powertoolsMetrics('tidegate-sync-worker', 'tidegate-test').sync({ ...noop, outcome: 'held' })),
+    ).toEqual([{ dimensions: [['service', 'Cluster']], names: ['SyncsHeld', 'SyncDuration'] }]);
+  });
 });

@@ -12,7 +12,7 @@ export interface SyncMeasure {
 
 /** The engine's metrics: CloudWatch metrics in Embedded Metric Format (EMF), one log line each. */
 export interface MetricsSink {
-  /** A sync's outcome (`Syncs<Outcome>`, 1), `SyncDuration` and `PushToAppliedLatency`, per cluster (and per target when asked). */
+  /** A sync's outcome (`Syncs<Outcome>`, 1), `SyncDuration` and `PushToAppliedLatency`, per cluster (and per target when asked); an unchanged one only when asked. */
   sync(m: SyncMeasure): void;
   /** A count of the function (MessagesFailed, MessagesDeferred, MessagesDeadLettered). */
   count(name: string, value?: number): void;
@@ -30,8 +30,12 @@ const title = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
 export function powertoolsMetrics(
   serviceName: string,
   namespace?: string,
-  /** Also per target (the deploy-time setting metrics.perTarget): a custom metric per target and name. */
-  opts: { perTarget?: boolean } = {},
+  /**
+   * Also per target (the deploy-time setting metrics.perTarget): a custom metric per target and name.
+   * Syncs that changed nothing too (metrics.unchanged): a drift pass syncs every target, so their
+   * series are sent every hour and billed all month.
+   */
+  opts: { perTarget?: boolean; unchanged?: boolean } = {},
 ): MetricsSink {
   // Made on first use: a function that publishes nothing (a refused webhook) pays nothing for it.
   let made: Metrics | undefined;
@@ -43,6 +47,7 @@ export function powertoolsMetrics(
   };
   return {
     sync: (m) => {
+      if (m.outcome === 'unchanged' && !opts.unchanged) return;
       const add = (x: Metrics): void => {
         x.addMetric(`Syncs${title(m.outcome)}`, MetricUnit.Count, 1);
         x.addMetric('SyncDuration', MetricUnit.Milliseconds, m.durationMs);
