@@ -608,7 +608,6 @@ try {
     goal: '≤ 10 s',
     met: rec.ms <= 10_000,
   });
-
 } finally {
   client.close();
   await env.stop();

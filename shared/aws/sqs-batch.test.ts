@@ -2,7 +2,7 @@ import type { SQSRecord } from 'aws-lambda';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { LeaseBusyError } from '../state/index.js';
-import { loadRendered, type QueueMessage } from '../model/index.js';
+import { memoryTurn, type QueueMessage } from '../model/index.js';
 import { processSqsBatch } from './sqs-batch.js';
 
 const record = (id: string, group: string, receives = 1): SQSRecord =>
@@ -139,8 +139,7 @@ describe('an SQS FIFO batch, several groups at once', () => {
         const p = plan[id] ?? {};
         log.push(`start ${id}`);
         peak = Math.max(peak, ++now);
-        await sleep(10);
-        if (p.documents !== undefined) loadRendered(p.documents);
+        if (p.documents !== undefined) (await memoryTurn())(p.documents);
         await sleep(p.ms ?? 100);
         now--;
         log.push(`end ${id}`);

@@ -148,7 +148,7 @@ export async function processSqsBatch(
     if (next >= 0 && admits()) {
       const [record] = waiting.splice(next, 1) as [SQSRecord];
       const group = groupOf(record);
-      const load = new MessageLoad();
+      const load = new MessageLoad(o.heldDocuments);
       running.set(group, { load, done: run(record, load).finally(() => running.delete(group)) });
       continue;
     }

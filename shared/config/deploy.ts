@@ -319,7 +319,7 @@ export const deploySettingsSchema = z
           .max(10)
           .default(4)
           .describe(
-            "messages of different targets one invocation handles at once (each target's own in order); another starts only while those running have rendered and hold at most half of render.maxDocuments together",
+            "messages of different targets one invocation handles at once (each target's own in order); another starts only while those running have rendered and hold at most half of render.maxDocuments together, and renders run one at a time",
           ),
       })
       .strict()

@@ -47,6 +47,8 @@ export interface RemoveMessage extends MessageBase {
   repo: string;
   cluster: string;
   target: string;
+  /** The dependsOn set the name is synced in at that revision (moved to another cluster), when not `target`: the message group of its syncs. */
+  set?: string;
   /** The revision whose tidegate.yaml no longer declares it (the branch head is checked again before removing). */
   revision: Revision;
   /** Keeps a removal asked for again (a poll's interval, an approval) apart from an earlier one at the same revision. */

@@ -61,33 +61,3 @@ describe('runTool: a tool within its time, output and memory', () => {
     expect(treeRss(2 ** 22 + 12345)).toBe(0);
   });
 });
-
-describe('runTool: one tool at a time in a process', () => {
-  const run = (ms: number, signal?: AbortSignal) =>
-    runTool(node, ['-e', `setTimeout(()=>console.log(Date.now()),${ms})`], {
-      cwd: process.cwd(),
-      env: { PATH: process.env['PATH'] ?? '' },
-      budget: { ...budget, signal },
-    });
-
-  it('a second tool starts when the first has ended, so two are never at their memory limit together', async () => {
-    const started = Date.now();
-    const [a, b] = await Promise.all([run(400), run(400)]);
-    // Each prints when it ends: the second ended a whole run after the first.
-    expect(Number(b.stdout) - Number(a.stdout)).toBeGreaterThanOrEqual(350);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(800);
-  });
-
-  it('one waiting for its turn stops at once when its signal aborts, and the one after it still waits its turn', async () => {
-    const first = run(600);
-    const abort = new AbortController();
-    const waiting = failure(node, ['-e', 'console.log(1)'], {}, abort.signal);
-    const third = run(10);
-    setTimeout(() => abort.abort(), 50);
-    const w = await waiting;
-    expect(w.failure?.kind).toBe('aborted');
-    expect(w.ms).toBeLessThan(400);
-    const [a, c] = await Promise.all([first, third]);
-    expect(Number(c.stdout)).toBeGreaterThanOrEqual(Number(a.stdout));
-  });
-});

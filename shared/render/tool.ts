@@ -71,53 +71,14 @@ export function treeRss(pid: number): number {
 /** At most this much of a tool's standard error is kept (its message is what matters). */
 const STDERR_KEPT = 64 * 1024;
 
-/** The tool running in this process, if any: tools run one at a time (runTool). */
-let turn: Promise<void> = Promise.resolve();
-
-/** Waits for `previous`; rejects as the tool would, at once, when the signal aborts first. */
-function after(previous: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
-  if (!signal) return previous;
-  return new Promise((resolve, reject) => {
-    const onAbort = (): void => reject(new ToolRunError({ kind: 'aborted', stderr: '' }));
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    void previous.then(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    });
-  });
-}
-
 /**
- * Runs a tool (kustomize, helm) to completion within its budget, one at a time in this process: a
- * worker handling several messages at once never has two tools at their memory limit together
- * (runToolNow). The time budget starts when the tool does.
- */
-export async function runTool(
-  command: string,
-  args: readonly string[],
-  opts: { cwd: string; env: Record<string, string>; budget: ToolBudget },
-): Promise<{ stdout: string; peakBytes: number }> {
-  const previous = turn;
-  let release!: () => void;
-  turn = new Promise((resolve) => (release = resolve));
-  try {
-    await after(previous, opts.budget.signal);
-    return await runToolNow(command, args, opts);
-  } finally {
-    // Released once the one before is done too (a wait cut short by its signal does not jump the line).
-    void previous.then(release);
-  }
-}
-
-/**
- * Runs a tool to completion within its budget: its output collected up to the
+ * Runs a tool (kustomize, helm) to completion within its budget: its output collected up to the
  * output limit, its time up to the timeout, and its resident memory with that of its descendants
  * sampled from /proc every pollMs. Past any of them the tool and its descendants are killed at once
  * and the run fails with the limit it passed. Go tools also get GOMEMLIMIT at three quarters of the
  * memory limit: a soft limit that makes them collect garbage before the hard one is reached.
  */
-function runToolNow(
+export function runTool(
   command: string,
   args: readonly string[],
   opts: { cwd: string; env: Record<string, string>; budget: ToolBudget },

@@ -34,8 +34,7 @@ import {
   refOf,
   globPattern,
   hasChanges,
-  loadRendered,
-  loadRendering,
+  memoryTurn,
   redactUrl,
   type ObjectRef,
   type Change,
@@ -321,20 +320,29 @@ async function renderRelease(run: SyncRun, fromCluster: ClusterInputs): Promise<
 async function renderOf(run: SyncRun, withholdSecrets: boolean) {
   const { spec, client, signal } = run.input;
   run.input.onProgress?.({ target: spec.name, phase: 'render' });
-  loadRendering();
   await checkDeclaredBy(run);
-  const fromCluster = await readClusterInputs(spec, client, signal, {
-    withholdSecrets,
-    foreign: foreignOf(run),
-    reader: run.targetClient,
-  });
-  run.secrets = fromCluster.secrets ?? [];
-  const rendered = await renderRelease(run, { ...fromCluster, withheld: withholdSecrets });
+  // In a worker handling several messages: one render at a time, while the others hold little.
+  const turnEnds = await memoryTurn(signal);
+  let held = 0;
+  let rendered: RenderResult;
+  let fromCluster: ClusterInputs;
+  try {
+    fromCluster = await readClusterInputs(spec, client, signal, {
+      withholdSecrets,
+      foreign: foreignOf(run),
+      reader: run.targetClient,
+    });
+    run.secrets = fromCluster.secrets ?? [];
+    rendered = await renderRelease(run, { ...fromCluster, withheld: withholdSecrets });
+    // A chart's hooks are applied by the same sync: held as its objects are.
+    held = rendered.objects.length + rendered.hooks.length;
+  } finally {
+    turnEnds(held);
+  }
   run.hooks = rendered.hooks;
   run.chart = rendered.chart;
   // Values decrypted from SOPS files are redacted like those read from Secrets.
   if (rendered.secrets) run.secrets = [...run.secrets, ...rendered.secrets];
-  loadRendered(rendered.objects.length);
   run.input.onProgress?.({ target: spec.name, phase: 'plan', total: rendered.objects.length });
   (run.input.logger ?? silentLogger).info('rendered', {
     target: spec.name,

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { TargetSpec } from '../config/index.js';
-import { affectedTargets, dependencyChains, withDependants } from './affected.js';
+import { affectedTargets, chainMessage, dependencyChains, removalMessages, withDependants } from './affected.js';
+import { messageKeys } from './queue.js';
 
 const t = (name: string, extra: Partial<TargetSpec> = {}): TargetSpec =>
   ({ name, cluster: 'prod', path: name, dependsOn: [], source: {}, ...extra }) as TargetSpec;
@@ -80,5 +81,30 @@ describe('affected targets: by the paths their render reads', () => {
     ['a prefix that is not a directory', ['apps/apiary/x.yaml'], []],
   ])('%s', (_name, paths, expected) => {
     expect(affectedTargets(targets, push(paths), inputs).map((x) => x.name)).toEqual(expected);
+  });
+});
+
+describe('a removal and the syncs of the same name share a message group', () => {
+  const repo = 'https://github.com/acme/gitops.git';
+  const revision = { ref: 'refs/heads/main', sha: 'a'.repeat(40) };
+  const spec = (name: string, cluster: string, dependsOn: string[] = []) =>
+    ({ name, cluster, dependsOn, path: name }) as unknown as TargetSpec;
+
+  it.each([
+    // A target of a dependsOn set moved to another cluster: its syncs are in the set's group (named for db).
+    ['in a dependsOn set', [spec('db', 'new'), spec('app', 'new', ['db'])]],
+    ['alone', [spec('db', 'new'), spec('app', 'new')]],
+  ])('%s: the removal of app on its old cluster is in the group of the sync of app', (_name, targets) => {
+    const syncOfApp = dependencyChains(targets, targets)
+      .map((c) => chainMessage(c, { repo, revision, reason: 'push' }))
+      .find((m) => (m.chain ?? [m.target]).includes('app'));
+    const [removal] = removalMessages([{ cluster: 'old', target: 'app' }], targets, { repo, revision });
+    expect(removal && messageKeys(removal).group).toBe(syncOfApp && messageKeys(syncOfApp).group);
+  });
+
+  it('a name no longer declared anywhere is removed in the group of its own name', () => {
+    const targets = [spec('db', 'new')];
+    const [removal] = removalMessages([{ cluster: 'old', target: 'app' }], targets, { repo, revision });
+    expect(removal).toEqual({ type: 'remove', repo, revision, cluster: 'old', target: 'app' });
   });
 });

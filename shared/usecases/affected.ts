@@ -1,5 +1,5 @@
 import { orderTargets, type TargetSpec } from '../config/index.js';
-import { normaliseRepoUrl, type PushMessage, type SyncMessage } from '../model/index.js';
+import { normaliseRepoUrl, type PushMessage, type RemoveMessage, type SyncMessage } from '../model/index.js';
 import { CONFIG_FILE } from './repo-config.js';
 
 /** Whether a repository path is a directory of the inputs, or lies below one. */
@@ -99,4 +99,21 @@ export function chainMessage(
     ...(rest.length > 0 ? { chain: chain.targets.map((t) => t.name) } : {}),
     ...(chain.set !== first?.name ? { set: chain.set } : {}),
   };
+}
+
+/**
+ * The remove messages of targets a revision no longer declares on a cluster. A name still declared
+ * (moved to another cluster) is synced in its dependsOn set's message group: its removal is sent in
+ * that group too, so the two never overlap.
+ */
+export function removalMessages(
+  removed: ReadonlyArray<{ cluster: string; target: string }>,
+  targets: readonly TargetSpec[],
+  fields: Pick<RemoveMessage, 'repo' | 'revision'> & { bucket?: number },
+): RemoveMessage[] {
+  const sets = dependencySets(targets);
+  return removed.map((r) => {
+    const set = sets.get(r.target);
+    return { type: 'remove', ...fields, ...r, ...(set && set !== r.target ? { set } : {}) };
+  });
 }

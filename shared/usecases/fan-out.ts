@@ -8,7 +8,7 @@ import {
   type SyncResult,
 } from '../model/index.js';
 import { renderInputs } from '../render/index.js';
-import { affectedTargets, chainMessage, dependencyChains, withDependants } from './affected.js';
+import { affectedTargets, chainMessage, dependencyChains, removalMessages, withDependants } from './affected.js';
 import { leaseOf, type EngineContext } from './context.js';
 import { messageKeys, type Queue } from './queue.js';
 import { configAt } from './repo-config.js';
@@ -57,26 +57,27 @@ export async function fanOutMessages(
     msg.reason === 'poll'
       ? config.images.map((p) => ({ type: 'image', ...registryAndRepository(p.repository), source: 'poll', ...bucket }))
       : [];
-  const removals: RemoveMessage[] = (await removedTargets(ctx, msg.repo, config, signal)).map((r) => ({
-    type: 'remove',
+  const removals = removalMessages(await removedTargets(ctx, msg.repo, config, signal), config.targets, {
     repo: msg.repo,
-    ...r,
     revision,
     ...bucket,
-  }));
+  });
   return { targets: targets.map((t) => t.name), syncs, others: [...removals, ...images] };
 }
 
 /**
- * What the worker does with a push: its messages (fanOutMessages) queued, except that the first sync
+ * What the worker does with a push: its messages (fanOutMessages) queued, except that one sync
  * message is not queued but run here, in the same invocation. A push to one target is then one worker invocation, not two
  * (the webhook that queued the push holds no Git credentials, so it cannot fan out itself). The
  * other messages are queued first, so other workers take them meanwhile. Running it here keeps
  * what the queue gave it: it syncs the branch head as a queued one would (an earlier message of its
- * group handled later re-applies the head, never an older commit), under the target's lease. It is
- * queued after all when it would share a message group with another message of this fan-out (a
- * removal of the same name, which must not overlap it), and when it cannot run (the lease busy, git
- * or the apiserver failing): the queue then retries it as before.
+ * group handled later re-applies the head, never an older commit), under the target's lease. Only
+ * the sync of a single target is run here: a dependsOn set's chain resolves its revision once for
+ * all its targets, so only its message group (one chain at a time) keeps an older chain from
+ * applying after a newer one, and a dependant from going ahead of its dependency. Nor one that would
+ * share a message group with another message of this fan-out (a removal of the same name, which
+ * must not overlap it). It is queued after all when it cannot run (the lease busy, git or the
+ * apiserver failing): the queue then retries it as before.
  */
 export async function fanOutAndSync(
   ctx: EngineContext,
@@ -85,14 +86,10 @@ export async function fanOutAndSync(
   signal?: AbortSignal,
 ): Promise<FanOutOutcome> {
   const { targets, syncs, others } = await fanOutMessages(ctx, msg, signal);
-  const [first, ...rest] = syncs;
-  const group = first && messageKeys(first).group;
-  if (!first || others.some((m) => messageKeys(m).group === group)) {
-    await queue.send([...syncs, ...others]);
-    return { kind: 'fanned-out', targets };
-  }
-  await queue.send([...rest, ...others]);
-  return syncHere(ctx, first, queue, targets, signal);
+  const shared = new Set(others.map((m) => messageKeys(m).group));
+  const here = syncs.find((s) => !s.set && (s.chain ?? [s.target]).length === 1 && !shared.has(messageKeys(s).group));
+  await queue.send([...syncs.filter((s) => s !== here), ...others]);
+  return here ? syncHere(ctx, here, queue, targets, signal) : { kind: 'fanned-out', targets };
 }
 
 /** Runs a sync message in the fan-out's invocation; queues it when it cannot run. */

@@ -70,8 +70,8 @@ function baseKeys(msg: QueueMessage): { group: string; dedup: string } {
       };
     // A sync names no cluster: target names are unique within one repository's tidegate.yaml, and a
     // dependsOn set (one group for all its syncs) may span clusters. A removal shares the group of
-    // the repository's syncs of that name, so it never overlaps one (a target moved to another
-    // cluster, or declared again); its deduplication id names its cluster, so removals of one name
+    // the repository's syncs of that name (its dependsOn set's, when the name is still declared in one),
+    // so it never overlaps one (a target moved to another cluster, or declared again); its deduplication id names its cluster, so removals of one name
     // on two clusters are not dropped as repeats of each other.
     case 'sync':
       return {
@@ -82,7 +82,7 @@ function baseKeys(msg: QueueMessage): { group: string; dedup: string } {
       };
     case 'remove':
       return {
-        group: fit(`target:${scopeOf(msg.repo)}:${msg.target}`),
+        group: fit(`target:${scopeOf(msg.repo)}:${msg.set ?? msg.target}`),
         dedup: fit(
           `remove:${scopeOf(msg.repo, msg.cluster)}:${msg.cluster}/${msg.target}@${msg.revision.sha}${bucketOf(msg.bucket)}`,
         ),

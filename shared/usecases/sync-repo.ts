@@ -5,6 +5,7 @@ import {
   TidegateError,
   errorMessage,
   isTidegateError,
+  memoryTurn,
   type Revision,
   type SyncResult,
 } from '../model/index.js';
@@ -48,7 +49,13 @@ export interface RepoSyncRequest {
 async function targetCheckout(
   ctx: EngineContext,
   spec: TargetSpec,
-  here: { dir: string; revision: Revision; repo?: string | undefined; standsFor?: string | undefined },
+  here: {
+    dir: string;
+    revision: Revision;
+    repo?: string | undefined;
+    standsFor?: string | undefined;
+    signal?: AbortSignal | undefined;
+  },
 ): Promise<{ dir: string; revision: Revision }> {
   const ref = spec.source.ref ?? {};
   const sameRepo = spec.source.url === undefined || spec.source.url === here.repo;
@@ -62,7 +69,7 @@ async function targetCheckout(
       'SourceMissing',
       `target ${spec.name} names another ref but the local directory has no repository URL`,
     );
-  return fetchSource(ctx, spec, sourceFor(ctx, here.repo, url), ref);
+  return fetchSource(ctx, spec, sourceFor(ctx, here.repo, url), ref, here.signal);
 }
 
 /** A target's own source fetched; one fetched without credentials that is refused says why it had none. */
@@ -71,7 +78,10 @@ async function fetchSource(
   spec: TargetSpec,
   src: GitSource,
   ref: TargetSpec['source']['ref'] & object,
+  signal: AbortSignal | undefined,
 ): Promise<{ dir: string; revision: Revision }> {
+  // In a worker handling several messages: one fetch or render at a time, while the others hold little.
+  const turnEnds = await memoryTurn(signal);
   try {
     const revision = await resolveRevision(src, ref);
     return { dir: (await checkoutRevision(src, revision, ctx.settings.cacheDir)).dir, revision };
@@ -81,6 +91,8 @@ async function fetchSource(
       'SourceMissing',
       `target ${spec.name}: ${errorMessage(err)} (a source other than the target's own repository is fetched without credentials: another repository's token is never used for it)`,
     );
+  } finally {
+    turnEnds(0);
   }
 }
 

@@ -3,7 +3,7 @@ import type { SQSBatchResponse } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { SqsQueue } from '../../shared/aws/sqs-queue.js';
-import type { KubeObject, QueueMessage } from '../../shared/model/index.js';
+import type { KubeObject, QueueMessage, SyncMessage } from '../../shared/model/index.js';
 import { readTargetState } from '../../shared/state/index.js';
 import { deployedPath } from '../helpers/deployed.js';
 import { uniqueName } from '../helpers/env.js';
@@ -65,12 +65,20 @@ describe('dependsOn: two pushes in a row', () => {
     await h.push(r2, ['apps/extra.yaml']);
     const fanOuts = await drain(h.queueUrl);
     // One group (the repository's): SQS hands the two pushes over in this order, one at a time,
-    // whatever the concurrency; each fan-out syncs its chain itself, the first before the second.
+    // whatever the concurrency.
     expect(fanOuts.map((r) => (JSON.parse(r.body) as QueueMessage).type)).toEqual(['push', 'push']);
     expect(fanOuts[1]?.attributes.MessageGroupId).toBe(fanOuts[0]?.attributes.MessageGroupId);
     const from = h.worker.output().length;
     await h.worker.invoke<SQSBatchResponse>(sqsEvent(fanOuts));
-    expect(syncedInFanOut(h.worker.output().slice(from))).toEqual([[infra, apps], [apps]]);
+    // A dependsOn set's syncs are never run in the fan-out: both chains are queued in the set's group, in push order.
+    expect(syncedInFanOut(h.worker.output().slice(from))).toEqual([]);
+    const chains = await drain(h.queueUrl);
+    expect(chains.map((r) => JSON.parse(r.body) as SyncMessage).map((m) => m.chain ?? [m.target])).toEqual([
+      [infra, apps],
+      [apps],
+    ]);
+    expect(chains[1]?.attributes.MessageGroupId).toBe(chains[0]?.attributes.MessageGroupId);
+    await h.worker.invoke<SQSBatchResponse>(sqsEvent(chains));
     expect(await drain(h.queueUrl)).toEqual([]); // nothing left for another worker to run out of order
 
     expect((await readTargetState(client, infra)).history.at(-1)).toMatchObject({ outcome: 'failed' });
