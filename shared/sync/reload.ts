@@ -146,6 +146,13 @@ function governing(client: KubeClient, opts: PolicyReloadOptions): Governing {
 function ownersOf(states: readonly StateOf[], opts: PolicyReloadOptions): Owners {
   const floor = { from: FLOOR_SOURCE, setting: opts.floor };
   const byTarget: Owners = new Map();
+  // Once per repository (each reads every state's history), not once per target: the revision
+  // falls back to the one applied (`?? applying`) only when the repository applied nothing.
+  const settled = new Map<string | undefined, string | undefined>();
+  const settledOf = (repo: string | undefined): string | undefined => {
+    if (!settled.has(repo)) settled.set(repo, settledRevision(states, repo));
+    return settled.get(repo);
+  };
   for (const { target, state } of states) {
     if (state.removed) continue;
     const applying = opts.applying?.target === target ? opts.applying : undefined;
@@ -154,7 +161,7 @@ function ownersOf(states: readonly StateOf[], opts: PolicyReloadOptions): Owners
       { from: applying ? `the last applied ${targetSource(target)}` : targetSource(target), setting: state.reload },
       floor,
     ]);
-    const revision = settledRevision(states, state.repo, applying?.revision);
+    const revision = settledOf(state.repo) ?? applying?.revision;
     byTarget.set(target, { policy, listed: new Set(state.inventory.map((e) => e.id)), revision, state });
   }
   return byTarget;
