@@ -14,7 +14,8 @@
  * sync-worker processes (Lambda's maximumConcurrency; default 4); BENCH_FLEET_FLUX_CONCURRENT sets
  * kustomize-controller's --concurrent (default 20, Flux's tuning for large fleets);
  * BENCH_FLEET_NAMESPACES=shared puts every app of a fleet in one namespace (as flux-benchmark does)
- * instead of a namespace each.
+ * instead of a namespace each; BENCH_FLEET_TIDEGATE_ONLY=1 runs tidegate's Kustomization fleet alone
+ * (its medians per sync are logged).
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -333,6 +334,39 @@ async function deployedSync(
   };
 }
 
+/** The durations of the syncs the workers logged ('synced' lines), in the order they finished. */
+function syncDurations(logs: readonly string[]): number[] {
+  const synced: Array<{ at: string; ms: number }> = [];
+  for (const line of logs.join('\n').split('\n')) {
+    if (!line.includes('"synced"')) continue;
+    try {
+      const o = JSON.parse(line.slice(line.indexOf('{'))) as {
+        message?: string;
+        timestamp?: string;
+        durationMs?: number;
+      };
+      if (o.message === 'synced' && typeof o.durationMs === 'number')
+        synced.push({ at: o.timestamp ?? '', ms: o.durationMs });
+    } catch {
+      // not a log record
+    }
+  }
+  return synced.sort((a, b) => a.at.localeCompare(b.at)).map((s) => s.ms);
+}
+
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0
+    ? NaN
+    : s.length % 2
+      ? (s[(s.length - 1) / 2] as number)
+      : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2;
+};
+
+/** Median sync of all, of the first 100 and of the last 100 to finish (a sync slowing down as the fleet grows shows as last > first). */
+const syncMedians = (ms: readonly number[]): string =>
+  `median sync ${fmt(median(ms))} (first 100: ${fmt(median(ms.slice(0, 100)))}, last 100: ${fmt(median(ms.slice(-100)))}; ${ms.length} syncs logged)`;
+
 const deployedCell = (r: DeployedRun): string =>
   `${fmt(r.ms)} until all applied (${r.applied} of ${r.targets} targets applied at the commit), ${r.workers} worker processes ` +
   `(${r.invocations} invocations, ${r.killed} killed); ` +
@@ -467,6 +501,9 @@ async function fluxSync(o: FleetOptions, fleet: Parameters<typeof kustomizationF
 // ---------------------------------------------------------------------------------------------
 // The rows
 
+/** BENCH_FLEET_TIDEGATE_ONLY=1: the Kustomization row's tidegate run alone (no Flux, no HelmRelease row), for measuring a sync. */
+const tidegateOnly = (): boolean => process.env['BENCH_FLEET_TIDEGATE_ONLY'] === '1';
+
 /** The size of the fleets, the deployed workers, where the apps go. */
 interface Fleet {
   n: number;
@@ -492,14 +529,25 @@ async function kustomizationRow(o: FleetOptions, fleet: Fleet): Promise<BenchRow
     const files = kustomizationFleet(cluster, d.url, { prefix: `fleet-t-${tag}`, layout, apps });
     const targets = [`${cluster}-flux-system`, ...apps.map((a) => `${cluster}-${a}`)];
     t = await deployedSync(d, o.client, files, targets, workers);
+    o.log(`fleet: ${fmt(t.ms)}, ${syncMedians(syncDurations(d.workerLogs()))}`);
   } finally {
     await d.stop();
   }
+  const name = `fleet: ${n} Flux Kustomizations (a small app each: ServiceAccount, ConfigMap, Service, Deployment; ${layoutText(layout)}), one push, vs Flux`;
+  if (tidegateOnly())
+    return {
+      name,
+      tidegate: deployedCell(t),
+      alternative: 'not run (BENCH_FLEET_TIDEGATE_ONLY=1)',
+      ratio: '—',
+      goal: '—',
+      met: false,
+    };
   o.log(`fleet: ${n} Kustomizations with Flux ${FLUX_VERSION}`);
   const f = await fluxSync(o, { prefix: `fleet-f-${tag}`, layout, apps });
   const ratio = t.ms / f.ms;
   return {
-    name: `fleet: ${n} Flux Kustomizations (a small app each: ServiceAccount, ConfigMap, Service, Deployment; ${layoutText(layout)}), one push, vs Flux`,
+    name,
     tidegate: deployedCell(t),
     alternative:
       `Flux kustomize-controller + source-controller ${FLUX_VERSION} (${f.flags.join(' ')}, TMPDIR in RAM): ${fmt(f.ms)} until ${f.ready} of ${n} Ready at the commit; ` +
@@ -555,5 +603,6 @@ export async function fleetRows(o: FleetOptions): Promise<BenchRow[]> {
     workers: intFromEnv('BENCH_FLEET_WORKERS', 4),
     layout: process.env['BENCH_FLEET_NAMESPACES'] === 'shared' ? 'shared' : 'per-app',
   };
+  if (tidegateOnly()) return [await kustomizationRow(o, fleet)];
   return [await kustomizationRow(o, fleet), await helmReleaseRow(o, fleet)];
 }

@@ -39,4 +39,6 @@ process.on('message', async ({ id, event, timeoutMs, requestId }) => {
 });
 // The parent is the Lambda service: without it there is nothing more to invoke.
 process.on('disconnect', () => process.exit(0));
+// A profiled process (TIDEGATE_CPU_PROF_DIR) exits on the SIGTERM of stop(), so that its profile is written.
+if (process.execArgv.includes('--cpu-prof')) process.on('SIGTERM', () => process.exit(0));
 process.send({ ready: true, version: process.version });

@@ -51,6 +51,12 @@ export interface ReloadOptions extends ReloadScope {
   debounceMs?: number | undefined;
   /** At most this many workloads rolled in one pass (a mass change of Secrets rolls in waves); the rest wait for the next. */
   maxRolls?: number | undefined;
+  /**
+   * Reads what policyOf answers from, awaited (once per pass) before policyOf is first asked: a pass
+   * that decides nothing about any workload (nothing changed, nothing new, nothing deferred) reads
+   * nothing. Every write of the pass comes after it, so a failure fails the pass before it wrote.
+   */
+  preparePolicies?: (() => Promise<void>) | undefined;
   /** The policy a workload's reloads follow, and the target that applied it; undefined: they roll. */
   policyOf?:
     | ((workload: KubeObject) => { target?: string | undefined; policy: ReloadPolicy; revision?: string | undefined })
@@ -411,6 +417,8 @@ async function reconcile(
       )
     : [];
   const added = !baseline || relevant.some((r) => recorded(key(r.source.kind, r.source.name)) === undefined);
+  // Whatever follows asks policyOf (a roll's policy, a baseline's revision); an unchanged workload does not.
+  if (changed.length > 0 || added) await opts.preparePolicies?.();
   const roll = changed.length > 0 ? rollWaits(workload, changed, opts, report) : { waits: false };
   if (roll.waits) return;
   if (changed.length === 0 && !added) {
@@ -635,7 +643,36 @@ function metered(spent: Spent, pass: { ms: number }, pace: Pace) {
  * namespaceOrder). Pattern work runs in steps: between them the pass yields to the event loop
  * and throws as soon as its signal is aborted.
  */
-export async function reloadPass(client: KubeClient, opts: ReloadOptions): Promise<ReloadReport> {
+/** Workloads left to the next pass, with the target whose policy each follows. */
+async function defer(
+  items: ReadonlyArray<{ workload: KubeObject }>,
+  reason: string,
+  opts: ReloadOptions,
+  deferred: NonNullable<ReloadReport['deferred']>,
+): Promise<void> {
+  if (items.length > 0) await opts.preparePolicies?.();
+  for (const { workload } of items) deferred.push({ workload: refOf(workload), reason, ...targetOf(workload, opts) });
+}
+
+/**
+ * The options of one pass with preparePolicies run at most once; `failed` tells its failure apart
+ * (it fails the pass, never just the workload that asked first).
+ */
+function preparedOnce(opts: ReloadOptions): { opts: ReloadOptions; failed: (err: unknown) => boolean } {
+  const prepare = opts.preparePolicies;
+  if (!prepare) return { opts, failed: () => false };
+  let done: Promise<void> | undefined;
+  let failure: { error: unknown } | undefined;
+  const once = (): Promise<void> =>
+    (done ??= prepare().catch((error: unknown) => {
+      failure = { error };
+      throw error;
+    }));
+  return { opts: { ...opts, preparePolicies: once }, failed: (err) => failure !== undefined && err === failure.error };
+}
+
+export async function reloadPass(client: KubeClient, options: ReloadOptions): Promise<ReloadReport> {
+  const { opts, failed } = preparedOnce(options);
   await loadPatternEngine();
   const pace = new Pace(opts.signal);
   const report: ReloadReport = { rolled: [], recorded: [], skipped: [], failed: [] };
@@ -657,8 +694,7 @@ export async function reloadPass(client: KubeClient, opts: ReloadOptions): Promi
     const { spent } = queue;
     const stop = stopReason(pass, spent);
     if (stop) {
-      for (const { workload } of queue.items.slice(queue.next))
-        deferred.push({ workload: refOf(workload), reason: stop, ...targetOf(workload, opts) });
+      await defer(queue.items.slice(queue.next), stop, opts, deferred);
       continue;
     }
     const { adapter, workload } = queue.items[queue.next++] as Pending;
@@ -666,9 +702,8 @@ export async function reloadPass(client: KubeClient, opts: ReloadOptions): Promi
     try {
       await reconcile(client, adapter, workload, sources.get(spent.ns) ?? NO_SOURCES, opts, report, run);
     } catch (err) {
-      if (opts.signal?.aborted) throw err;
-      if (err instanceof Deferral)
-        deferred.push({ workload: refOf(workload), reason: err.message, ...targetOf(workload, opts) });
+      if (opts.signal?.aborted || failed(err)) throw err;
+      if (err instanceof Deferral) await defer([{ workload }], err.message, opts, deferred);
       // One workload's bad annotation or refused patch never stops the pass: the others go on.
       else report.failed.push({ workload: refOf(workload), reason: errorMessage(err) });
     }

@@ -102,9 +102,16 @@ export function policyBefore(
 }
 
 interface Governing {
-  /** The target whose policy a workload follows, if any, that policy, and the revision the target applied. */
+  /** Reads every target's state (once): what `of` answers from. */
+  read: () => Promise<void>;
+  /** The target whose policy a workload follows, if any, that policy, and the revision the target applied (after `read`). */
   of: (workload: KubeObject) => { target?: string | undefined; policy: ReloadPolicy; revision?: string | undefined };
 }
+
+type Owners = Map<
+  string,
+  { policy: ReloadPolicy; listed: Set<string>; revision?: string | undefined; state: TargetState }
+>;
 
 /**
  * Which policy each workload follows: that of the target whose inventory lists it and whose owner
@@ -112,14 +119,40 @@ interface Governing {
  * applied by tidegate, or left behind by a removed target) follows the floor alone. A label alone
  * decides nothing: another repository's target of the same name does not list the workload.
  */
-async function governing(client: KubeClient, opts: PolicyReloadOptions): Promise<Governing> {
+function governing(client: KubeClient, opts: PolicyReloadOptions): Governing {
+  const floorOnly = reloadPolicy([{ from: FLOOR_SOURCE, setting: opts.floor }]);
+  let read: Promise<{ byTarget: Owners; states: StateOf[] }> | undefined;
+  let owners: { byTarget: Owners; states: StateOf[] } | undefined;
+  return {
+    read: async () => {
+      owners = await (read ??= allTargetStates(opts.stateClient ?? client, opts.signal).then((states) => ({
+        byTarget: ownersOf(states, opts),
+        states,
+      })));
+    },
+    of: (workload) => {
+      if (!owners) throw new Error('the reload policies were asked before the target states were read');
+      const { byTarget, states } = owners;
+      const target = appliedBy(workload.metadata.labels);
+      const owner = target ? byTarget.get(target) : undefined;
+      if (!target || !owner?.listed.has(refKey(refOf(workload)))) return { policy: floorOnly };
+      const before = policyBefore(target, owner.state, workload, states);
+      return { target, policy: before ? stricter(owner.policy, before) : owner.policy, revision: owner.revision };
+    },
+  };
+}
+
+/** Each live target's policy (as last applied, and as the sync applies it, under the floor), the workloads it lists, its settled revision. */
+function ownersOf(states: readonly StateOf[], opts: PolicyReloadOptions): Owners {
   const floor = { from: FLOOR_SOURCE, setting: opts.floor };
-  const floorOnly = reloadPolicy([floor]);
-  const byTarget = new Map<
-    string,
-    { policy: ReloadPolicy; listed: Set<string>; revision?: string | undefined; state: TargetState }
-  >();
-  const states = await allTargetStates(opts.stateClient ?? client, opts.signal);
+  const byTarget: Owners = new Map();
+  // Once per repository (each reads every state's history), not once per target: the revision
+  // falls back to the one applied (`?? applying`) only when the repository applied nothing.
+  const settled = new Map<string | undefined, string | undefined>();
+  const settledOf = (repo: string | undefined): string | undefined => {
+    if (!settled.has(repo)) settled.set(repo, settledRevision(states, repo));
+    return settled.get(repo);
+  };
   for (const { target, state } of states) {
     if (state.removed) continue;
     const applying = opts.applying?.target === target ? opts.applying : undefined;
@@ -128,18 +161,10 @@ async function governing(client: KubeClient, opts: PolicyReloadOptions): Promise
       { from: applying ? `the last applied ${targetSource(target)}` : targetSource(target), setting: state.reload },
       floor,
     ]);
-    const revision = settledRevision(states, state.repo, applying?.revision);
+    const revision = settledOf(state.repo) ?? applying?.revision;
     byTarget.set(target, { policy, listed: new Set(state.inventory.map((e) => e.id)), revision, state });
   }
-  return {
-    of: (workload) => {
-      const target = appliedBy(workload.metadata.labels);
-      const owner = target ? byTarget.get(target) : undefined;
-      if (!target || !owner?.listed.has(refKey(refOf(workload)))) return { policy: floorOnly };
-      const before = policyBefore(target, owner.state, workload, states);
-      return { target, policy: before ? stricter(owner.policy, before) : owner.policy, revision: owner.revision };
-    },
-  };
+  return byTarget;
 }
 
 /** One hold: the workload, what it waits with (its digest), and for what. */
@@ -239,7 +264,9 @@ export async function reloadWithPolicies(client: KubeClient, opts: PolicyReloadO
   const now = opts.now ?? (() => new Date());
   const states = opts.stateClient ?? client;
   const register = await readReloadRegister(states, opts.signal);
-  const governed = await governing(client, opts);
+  // Read only when the pass asks a policy (see ReloadOptions.preparePolicies): most passes after a
+  // sync find every workload's reload already applied with it, and decide nothing.
+  const governed = governing(client, opts);
   const { stateClient: _states, applying: _applying, floor: _floor, ...passOpts } = opts;
   // A held reload stays under the policy it was held under while its sources stay so (the same
   // digest): lowering the policy releases only later changes. A workload taken over keeps the
@@ -257,6 +284,7 @@ export async function reloadWithPolicies(client: KubeClient, opts: PolicyReloadO
     ...passOpts,
     now,
     approved: new Set(register.approvals.map((a) => approvalKey(a.target, a.digest))),
+    preparePolicies: governed.read,
     policyOf: governed.of,
     carried,
   });

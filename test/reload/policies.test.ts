@@ -1,10 +1,11 @@
 import { Cron } from 'croner';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { stringify } from 'yaml';
 import type { ReloadPolicySetting } from '../../shared/config/index.js';
 import type { KubeObject } from '../../shared/model/index.js';
-import { RELOADED_HASH_ANNOTATION } from '../../shared/reload/pass.js';
+import { RELOADED_HASH_ANNOTATION, reloadPass } from '../../shared/reload/pass.js';
 import { readReloadRegister } from '../../shared/state/index.js';
+import { STATE_OF_LABEL } from '../../shared/state/state.js';
 import { reloadWithPolicies } from '../../shared/sync/index.js';
 import { approveReloads, handleMessage } from '../../shared/usecases/index.js';
 import type { NotifyEvent } from '../../shared/notify/index.js';
@@ -320,5 +321,48 @@ describe('field ownership of reloads that ride in a workload’s write', () => {
     expect((await w.pass()).report.rolled).toEqual([]);
     expect((await w.generations())['w']).toBe(g2);
     expect(await template()).toBe(rolled);
+  }, 60_000);
+});
+
+describe('a pass reads the target states only when it decides on a workload', () => {
+  it('nothing changed: no state read; a change: the states read then, and the policy as last applied holds it', async () => {
+    const w = await world({ mode: 'notify' });
+    const g0 = await w.generations();
+    // Observed, not replaced: every call goes to the apiserver.
+    const lists = vi.spyOn(w.client, 'list');
+    const stateReads = (): number =>
+      lists.mock.calls.filter(([, kind, o]) => kind === 'ConfigMap' && o?.labelSelector === STATE_OF_LABEL).length;
+    try {
+      const idle = await w.pass();
+      expect(idle.report.rolled).toEqual([]);
+      expect(idle.report.held ?? []).toEqual([]);
+      expect(stateReads()).toBe(0);
+      await w.external('1');
+      const changed = await w.pass();
+      expect(changed.report.held?.map((h) => [h.workload.name, h.kind])).toEqual([['w', 'notify']]);
+      expect(stateReads()).toBe(1);
+      expect(await w.generations()).toEqual(g0);
+    } finally {
+      lists.mockRestore();
+    }
+  }, 60_000);
+
+  it('policies that cannot be read fail the pass before it writes anything, never as one workload', async () => {
+    const w = await world({});
+    const g0 = await w.generations();
+    await w.external('1');
+    const unreadable = new Error('the target states cannot be read');
+    const pass = reloadPass(w.client, {
+      namespaces: [w.ns],
+      strategy: 'annotations',
+      preparePolicies: () => Promise.reject(unreadable),
+      policyOf: () => {
+        throw new Error('asked before preparePolicies');
+      },
+    });
+    await expect(pass).rejects.toBe(unreadable);
+    expect(await w.generations()).toEqual(g0);
+    // Once readable, the same change rolls.
+    expect((await w.pass()).report.rolled.map((r) => r.workload.name)).toEqual(['w']);
   }, 60_000);
 });
