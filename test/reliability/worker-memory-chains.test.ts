@@ -1,15 +1,9 @@
-import { SQSClient } from '@aws-sdk/client-sqs';
-import type { Context } from 'aws-lambda';
 import { describe, expect, it, vi } from 'vitest';
 import { stringify } from 'yaml';
-import { handler as syncWorker } from '../../functions/sync-worker/handler.js';
-import { SqsQueue } from '../../shared/aws/sqs-queue.js';
-import type { SyncMessage } from '../../shared/model/index.js';
-import { readTargetState } from '../../shared/state/index.js';
 import { uniqueName } from '../helpers/env.js';
 import { configMap, gitopsRepo, yamlDocs } from '../helpers/engine.js';
-import { awsConfig, createFifoQueue, deliverBatch, testClusterSetting, useMotoEnv } from '../helpers/lambda.js';
 import { kubeClient } from '../helpers/state.js';
+import { syncBatch, syncSpans } from '../helpers/worker-batch.js';
 
 /**
  * dependsOn chains in one invocation: a chain is one message that renders once per target. After its
@@ -44,33 +38,6 @@ describe('one invocation, dependsOn chains: each render waits for its turn', () 
     for (const t of [t1, t2])
       files[`apps/${t}/cm.yaml`] = yamlDocs(Array.from({ length: 30 }, (_, k) => configMap(`cm${k}`, { v: '1' })));
     const sha = await repo.commit(files);
-    const queueUrl = await createFifoQueue('chains');
-    useMotoEnv({
-      repositories: [{ url: repo.url, branch: 'main' }],
-      clusters: { test: testClusterSetting() },
-      queueUrl,
-      render: { maxDocuments: 40 },
-      worker: { concurrency: 4 },
-    });
-    // What a push touching all four makes: one message per chain, each in its set's group.
-    await new SqsQueue(new SQSClient(awsConfig()), queueUrl).send(
-      [
-        [d1, t1],
-        [d2, t2],
-      ].map((chain): SyncMessage => ({
-        type: 'sync',
-        repo: repo.url,
-        target: chain[0] as string,
-        chain,
-        revision: { ref: 'refs/heads/main', sha },
-        reason: 'push',
-      })),
-    );
-    const context = {
-      functionName: 'tidegate-sync-worker',
-      awsRequestId: 'req-chains',
-      getRemainingTimeInMillis: () => 120_000,
-    } as unknown as Context;
     // When each target rendered: the worker's "rendered" log lines.
     const renderedAt = new Map<string, number>();
     const write = process.stdout.write.bind(process.stdout);
@@ -84,19 +51,22 @@ describe('one invocation, dependsOn chains: each render waits for its turn', () 
           }
         return (write as (c: string | Uint8Array, ...r: unknown[]) => boolean)(chunk, ...rest);
       });
-    const delivery = await deliverBatch(queueUrl, (event) => syncWorker(event, context)).finally(() =>
-      spy.mockRestore(),
-    );
+    // What a push touching all four makes: one message per chain, each in its set's group.
+    const delivery = await syncBatch(
+      repo.url,
+      sha,
+      [
+        [d1, t1],
+        [d2, t2],
+      ],
+      { render: { maxDocuments: 40 }, worker: { concurrency: 4 } },
+    ).finally(() => spy.mockRestore());
     expect(delivery.received).toHaveLength(2);
     expect(delivery.failures).toEqual([]);
-    const spans = await Promise.all(
-      [t1, t2].map(async (t) => {
-        const [h] = (await readTargetState(direct, t)).history;
-        expect(h?.outcome).toBe('applied');
-        const start = Date.parse(h?.startedAt ?? '');
-        return { rendered: renderedAt.get(t) ?? NaN, end: start + (h?.durationMs ?? 0) };
-      }),
-    );
+    const spans = (await syncSpans(direct, [t1, t2])).map((s, i) => ({
+      rendered: renderedAt.get([t1, t2][i] ?? '') ?? NaN,
+      end: s.end,
+    }));
     const [first, second] = spans.sort((x, y) => x.rendered - y.rendered);
     // The second big target rendered after the first one's sync had ended (its render waited for its turn).
     expect(second?.rendered).toBeGreaterThanOrEqual(first?.end ?? Infinity);

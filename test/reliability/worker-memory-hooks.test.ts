@@ -1,15 +1,9 @@
-import { SQSClient } from '@aws-sdk/client-sqs';
-import type { Context } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { handler as syncWorker } from '../../functions/sync-worker/handler.js';
-import { SqsQueue } from '../../shared/aws/sqs-queue.js';
-import type { SyncMessage } from '../../shared/model/index.js';
-import { readTargetState } from '../../shared/state/index.js';
 import { testEnv, uniqueName } from '../helpers/env.js';
 import { gitopsRepo } from '../helpers/engine.js';
-import { awsConfig, createFifoQueue, deliverBatch, testClusterSetting, useMotoEnv } from '../helpers/lambda.js';
 import { kubeClient } from '../helpers/state.js';
+import { syncBatch, syncSpans } from '../helpers/worker-batch.js';
 
 /**
  * A chart's hooks are rendered, placed, applied and waited for by the same sync: they count in what its
@@ -51,40 +45,17 @@ describe('one invocation, several targets at once: a chart’s hooks are held bu
       for (const [f, text] of Object.entries(chart(i < 2 ? 30 : 1))) files[`apps/${i}/${f}`] = text;
     });
     const sha = await repo.commit(files);
-    const queueUrl = await createFifoQueue('hooks');
-    useMotoEnv({
-      repositories: [{ url: repo.url, branch: 'main' }],
-      clusters: { test: testClusterSetting() },
-      queueUrl,
-      render: { maxDocuments: 40 },
-      worker: { concurrency: 4 },
-    });
-    await new SqsQueue(new SQSClient(awsConfig()), queueUrl).send(
-      names.map((target): SyncMessage => ({
-        type: 'sync',
-        repo: repo.url,
-        target,
-        revision: { ref: 'refs/heads/main', sha },
-        reason: 'push',
-      })),
+    const delivery = await syncBatch(
+      repo.url,
+      sha,
+      names.map((n) => [n]),
+      { render: { maxDocuments: 40 }, worker: { concurrency: 4 } },
     );
-    const context = {
-      functionName: 'tidegate-sync-worker',
-      awsRequestId: 'req-hooks',
-      getRemainingTimeInMillis: () => 120_000,
-    } as unknown as Context;
-    const delivery = await deliverBatch(queueUrl, (event) => syncWorker(event, context));
     expect(delivery.failures).toEqual([]);
-    const spans = await Promise.all(
-      names.slice(0, 2).map(async (t) => {
-        const [h] = (await readTargetState(direct, t)).history;
-        expect(h?.outcome).toBe('applied');
-        // It did render, apply and wait for its 30 hooks (kept in the cluster: before-hook-creation).
-        expect(await direct.get('v1', 'ConfigMap', t, 'hook-29')).toBeDefined();
-        const start = Date.parse(h?.startedAt ?? '');
-        return { start, end: start + (h?.durationMs ?? 0) };
-      }),
-    );
+    const big = names.slice(0, 2);
+    // Each did render, apply and wait for its 30 hooks (kept in the cluster: before-hook-creation).
+    for (const t of big) expect(await direct.get('v1', 'ConfigMap', t, 'hook-29')).toBeDefined();
+    const spans = await syncSpans(direct, big);
     const [first, second] = spans.sort((x, y) => x.start - y.start);
     expect(second?.start).toBeGreaterThanOrEqual(first?.end ?? Infinity);
   });

@@ -1,15 +1,9 @@
-import { SQSClient } from '@aws-sdk/client-sqs';
-import type { Context } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { handler as syncWorker } from '../../functions/sync-worker/handler.js';
-import { SqsQueue } from '../../shared/aws/sqs-queue.js';
-import type { SyncMessage } from '../../shared/model/index.js';
-import { readTargetState } from '../../shared/state/index.js';
 import { uniqueName } from '../helpers/env.js';
 import { configMap, gitopsRepo, yamlDocs } from '../helpers/engine.js';
-import { awsConfig, createFifoQueue, deliverBatch, testClusterSetting, useMotoEnv } from '../helpers/lambda.js';
 import { kubeClient } from '../helpers/state.js';
+import { syncBatch, syncSpans } from '../helpers/worker-batch.js';
 
 // A file of its own: the handler builds its runtime (the deploy-time settings below) once per module, as Lambda
 // does once per container.
@@ -34,39 +28,14 @@ describe('one invocation, several targets at once: what they hold in memory toge
       files[`apps/${i}/cm.yaml`] = yamlDocs(Array.from({ length: count }, (_, k) => configMap(`cm${k}`, { v: '1' })));
     });
     const sha = await repo.commit(files);
-    const queueUrl = await createFifoQueue(prefix);
-    useMotoEnv({
-      repositories: [{ url: repo.url, branch: 'main' }],
-      clusters: { test: testClusterSetting() },
-      queueUrl,
-      render: { maxDocuments: 40 },
-      worker: { concurrency: 4 },
-    });
-    await new SqsQueue(new SQSClient(awsConfig()), queueUrl).send(
-      names.map((target): SyncMessage => ({
-        type: 'sync',
-        repo: repo.url,
-        target,
-        revision: { ref: 'refs/heads/main', sha },
-        reason: 'push',
-      })),
+    const delivery = await syncBatch(
+      repo.url,
+      sha,
+      names.map((n) => [n]),
+      { render: { maxDocuments: 40 }, worker: { concurrency: 4 } },
     );
-    const context = {
-      functionName: 'tidegate-sync-worker',
-      awsRequestId: `req-${prefix}`,
-      getRemainingTimeInMillis: () => 120_000,
-    } as unknown as Context;
-    const delivery = await deliverBatch(queueUrl, (event) => syncWorker(event, context));
     expect(delivery.failures).toEqual([]);
-    const spans = await Promise.all(
-      names.map(async (t) => {
-        const [h] = (await readTargetState(direct, t)).history;
-        expect(h?.outcome).toBe('applied');
-        const start = Date.parse(h?.startedAt ?? '');
-        return { start, end: start + (h?.durationMs ?? 0) };
-      }),
-    );
-    return spans;
+    return syncSpans(direct, names);
   }
 
   it('a target that rendered more than half of render.maxDocuments is synced alone: two such targets of one batch never overlap', async () => {
