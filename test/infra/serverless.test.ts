@@ -211,16 +211,18 @@ describe('serverless package (osls, offline) → CloudFormation', () => {
     };
   };
 
+  /** The secrets each function uses (names of `readable`). */
+  const want = {
+    'github-webhook': ['githubWebhook'],
+    'registry-webhook': ['registryWebhook'],
+    'ecr-event': [],
+    'scheduled-poll': ['repositoryToken', 'appKey'],
+    'sync-worker': ['repositoryToken', 'appKey', 'clusterToken', 'trustedKey', 'notification'],
+    'alarm-notifier': ['notification'],
+    'status-page': ['clusterToken', 'statusLink'],
+  };
+
   it("with the default parameters, each role reads the secrets its function uses and no other: as SSM parameters (the README's names) or Secrets Manager secrets of the same names (an earlier deploy's)", () => {
-    const want = {
-      'github-webhook': ['githubWebhook'],
-      'registry-webhook': ['registryWebhook'],
-      'ecr-event': [],
-      'scheduled-poll': ['repositoryToken', 'appKey'],
-      'sync-worker': ['repositoryToken', 'appKey', 'clusterToken', 'trustedKey', 'notification'],
-      'alarm-notifier': ['notification'],
-      'status-page': ['clusterToken', 'statusLink'],
-    };
     for (const [fn, names] of Object.entries(want))
       expect(readable(template, fn), fn).toEqual({ ssm: names, secretsManager: names });
   });
@@ -236,15 +238,6 @@ describe('serverless package (osls, offline) → CloudFormation', () => {
       `--param=clusterTokenArns=${sm('tidegate/cluster-*')}`,
       `--param=notificationSecretArns=${sm('tidegate/notify-*')}`,
     ]);
-    const want = {
-      'github-webhook': ['githubWebhook'],
-      'registry-webhook': ['registryWebhook'],
-      'ecr-event': [],
-      'scheduled-poll': ['repositoryToken', 'appKey'],
-      'sync-worker': ['repositoryToken', 'appKey', 'clusterToken', 'trustedKey', 'notification'],
-      'alarm-notifier': ['notification'],
-      'status-page': ['clusterToken', 'statusLink'],
-    };
     for (const [fn, names] of Object.entries(want)) expect(readable(t, fn).secretsManager, fn).toEqual(names);
     // The worker keeps its SSM parameters (parameterArns) beside them.
     expect(readable(t, 'sync-worker').ssm).toEqual(want['sync-worker']);
