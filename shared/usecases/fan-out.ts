@@ -8,7 +8,14 @@ import {
   type SyncResult,
 } from '../model/index.js';
 import { renderInputs } from '../render/index.js';
-import { affectedTargets, chainMessage, dependencyChains, removalMessages, withDependants } from './affected.js';
+import {
+  affectedTargets,
+  chainMessage,
+  dependencyChains,
+  dependencySets,
+  removalMessages,
+  withDependants,
+} from './affected.js';
 import { leaseOf, type EngineContext } from './context.js';
 import { messageKeys, type Queue } from './queue.js';
 import { configAt } from './repo-config.js';
@@ -36,7 +43,13 @@ export async function fanOutMessages(
   ctx: EngineContext,
   msg: PushMessage,
   signal?: AbortSignal,
-): Promise<{ targets: string[]; syncs: SyncMessage[]; others: Array<RemoveMessage | ImageMessage> }> {
+): Promise<{
+  targets: string[];
+  syncs: SyncMessage[];
+  /** Those of `syncs` that sync a target of no dependsOn set (with other targets): it may run in the fan-out. */
+  solo: SyncMessage[];
+  others: Array<RemoveMessage | ImageMessage>;
+}> {
   const { revision, dir, config } = await configAt(ctx, msg.repo, { ref: msg.ref, sha: msg.sha });
   // A target read from a Flux object is also affected by a change of the files that declare it.
   const affected = affectedTargets(config.targets, msg, (t) => [...renderInputs(dir, t), ...(t.origin?.inputs ?? [])]);
@@ -62,7 +75,10 @@ export async function fanOutMessages(
     revision,
     ...bucket,
   });
-  return { targets: targets.map((t) => t.name), syncs, others: [...removals, ...images] };
+  const sets = [...dependencySets(config.targets).values()];
+  const alone = (name: string): boolean => sets.filter((set) => set === name).length === 1;
+  const solo = syncs.filter((s) => !s.chain && !s.set && alone(s.target));
+  return { targets: targets.map((t) => t.name), syncs, solo, others: [...removals, ...images] };
 }
 
 /**
@@ -72,8 +88,8 @@ export async function fanOutMessages(
  * other messages are queued first, so other workers take them meanwhile. Running it here keeps
  * what the queue gave it: it syncs the branch head as a queued one would (an earlier message of its
  * group handled later re-applies the head, never an older commit), under the target's lease. Only
- * the sync of a single target is run here: a dependsOn set's chain resolves its revision once for
- * all its targets, so only its message group (one chain at a time) keeps an older chain from
+ * the sync of a target of no dependsOn set is run here: a set's chain resolves its revision once for
+ * all its targets, so only the set's message group (one chain at a time) keeps an older chain from
  * applying after a newer one, and a dependant from going ahead of its dependency. Nor one that would
  * share a message group with another message of this fan-out (a removal of the same name, which
  * must not overlap it). It is queued after all when it cannot run (the lease busy, git or the
@@ -85,9 +101,9 @@ export async function fanOutAndSync(
   queue: Queue,
   signal?: AbortSignal,
 ): Promise<FanOutOutcome> {
-  const { targets, syncs, others } = await fanOutMessages(ctx, msg, signal);
+  const { targets, syncs, solo, others } = await fanOutMessages(ctx, msg, signal);
   const shared = new Set(others.map((m) => messageKeys(m).group));
-  const here = syncs.find((s) => !s.set && (s.chain ?? [s.target]).length === 1 && !shared.has(messageKeys(s).group));
+  const here = solo.find((s) => !shared.has(messageKeys(s).group));
   await queue.send([...syncs.filter((s) => s !== here), ...others]);
   return here ? syncHere(ctx, here, queue, targets, signal) : { kind: 'fanned-out', targets };
 }
