@@ -680,10 +680,21 @@ process, \`maxRSS\`; the SQS rows: \`bench/deployed.ts\`, the built bundles as L
   objects) 6%, the rest spread thin; the no-op went from about 300 to 150 ms on the busy machine.
 - **Push → applied through SQS.** It took two worker invocations (the webhook holds no Git token: the worker fans
   the push out, which fetches the new commit, then a second invocation took the sync message). The fan-out now runs
-  its first sync message itself (the others queued first; queued instead when its Lease is held, it fails to start,
-  or a removal shares its message group), so a push to one target is one message and one invocation. The row is
+  a sync message itself: one whose target is in no dependsOn set with others (a set's chains stay in the set's
+  message group) and shares no group with a removal of the push; the others are queued first, and it is queued
+  instead when its Lease is held or it fails to start. A push to such a target is one message and one invocation. The row is
   timed from the webhook's delivery, as the dev-server row is (before, the bench's own git commit and push to the git
   server were inside the timing). moto answers each SQS call in about 6 ms.
+- **Fleet (1000 Kustomizations).** Three changes since the last run (3 m 29 s, 1.08 × Flux): a batch's message
+  groups run at once (\`worker.concurrency\`, 4; a render at a time, while the others hold little), the reload pass
+  reads every target's state only when it must decide a policy (a pass after a sync seldom does), and the
+  settled revision is computed once per repository, not once per target. 2 m 18 s, 0.68 × Flux: still a miss of the
+  0.25 goal. In the profiles at 200–500 apps the workers mostly wait on the apiserver, which shares the 2 cores;
+  of their own CPU the largest share is the check of the checkout's tree before each render (\`treeSeal\`, about
+  36 ms a sync, growing with the repository's files), then the first sync's read of every state of its repository
+  (the gate's starting point, one list per new target). Peak RSS per worker: 288–298 MiB here, 306–315 MiB with the
+  HelmReleases (\`helm\` as a child counted), against 256 MiB: not found where it goes (V8's heap under a 922 MiB
+  limit grows before it collects).
 - **Bundles.** zod was imported as \`{ z }\`, which kept all of its locales in every bundle: imported as a
   namespace, the sync worker's cold-start file went from 1044 to 947 KiB.
 - **CLI start through npm.** \`npm run\` itself takes longer than the goal (the row's alternative column: npm running a
