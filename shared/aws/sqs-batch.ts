@@ -1,7 +1,6 @@
 import type { SQSBatchResponse, SQSRecord } from 'aws-lambda';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { LeaseBusyError } from '../state/index.js';
-import { MessageLoad, withLoad, type QueueMessage } from '../model/index.js';
+import { MessageLoad, loadChanged, withLoad, type QueueMessage } from '../model/index.js';
 
 export interface BatchOptions {
   /** Milliseconds left in the invocation (Lambda's context.getRemainingTimeInMillis). */
@@ -54,9 +53,6 @@ export const BATCH_DEFAULTS = {
   concurrency: 1,
   heldDocuments: 5_000,
 } as const;
-
-/** How often a batch waiting to start a message looks again at what the running ones hold. */
-const ADMISSION_POLL_MS = 20;
 
 /** A message's body, or undefined when it is not JSON. */
 function parse(record: SQSRecord): QueueMessage | undefined {
@@ -152,9 +148,9 @@ export async function processSqsBatch(
       running.set(group, { load, done: run(record, load).finally(() => running.delete(group)) });
       continue;
     }
-    // Wait for one to end, or (another may start once a render ends) a moment.
+    // Wait for one to end, or (another may start once a render ends) for what they hold to change.
     const ends = [...running.values()].map((r) => r.done);
-    await Promise.race(next >= 0 && running.size < o.concurrency ? [...ends, sleep(ADMISSION_POLL_MS)] : ends);
+    await Promise.race(next >= 0 && running.size < o.concurrency ? [...ends, loadChanged()] : ends);
   }
   const copies = deferred.map((r) => ({ ...(parse(r) as QueueMessage), deferrals: (parse(r)?.deferrals ?? 0) + 1 }));
   if (copies.length > 0)

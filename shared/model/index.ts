@@ -68,4 +68,4 @@ export type {
 } from './messages.js';
 export { PREVIEW_LABEL, isPreviewTarget, previewBase, previewTarget } from './previews.js';
 export { boundedBody, within } from './http.js';
-export { MessageLoad, memoryTurn, withLoad } from './load.js';
+export { MessageLoad, loadChanged, memoryTurn, withLoad } from './load.js';

@@ -39,6 +39,9 @@ function nextChange(signal: AbortSignal | undefined): Promise<void> {
   });
 }
 
+/** Resolves when what a message holds next changes (a render or fetch ends, a message ends). */
+export const loadChanged = (): Promise<void> => nextChange(undefined);
+
 const heldBesides = (load: MessageLoad): number => {
   let held = 0;
   for (const other of active) if (other !== load) held += other.documents ?? 0;

@@ -75,9 +75,10 @@ export async function fanOutMessages(
     revision,
     ...bucket,
   });
-  const sets = [...dependencySets(config.targets).values()];
-  const alone = (name: string): boolean => sets.filter((set) => set === name).length === 1;
-  const solo = syncs.filter((s) => !s.chain && !s.set && alone(s.target));
+  // A target is alone when no other target's dependsOn set is its own (a chain, or a `set`, is never alone).
+  const members = new Map<string, number>();
+  for (const set of dependencySets(config.targets).values()) members.set(set, (members.get(set) ?? 0) + 1);
+  const solo = syncs.filter((s) => members.get(s.target) === 1);
   return { targets: targets.map((t) => t.name), syncs, solo, others: [...removals, ...images] };
 }
 

@@ -1,6 +1,7 @@
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context } from 'aws-lambda';
 import { expect } from 'vitest';
+import { stringify } from 'yaml';
 import { handler as syncWorker } from '../../functions/sync-worker/handler.js';
 import { SqsQueue } from '../../shared/aws/sqs-queue.js';
 import type { KubeClient } from '../../shared/cluster/index.js';
@@ -59,3 +60,9 @@ export function syncSpans(
     }),
   );
 }
+
+/** A tidegate.yaml of these targets, the i-th at apps/<i> in a namespace of its own name, on the test cluster. */
+export const targetPerApp = (names: readonly string[]): string =>
+  stringify({
+    targets: names.map((name, i) => ({ name, cluster: 'test', path: `apps/${i}`, targetNamespace: name })),
+  });

@@ -3,7 +3,7 @@ import { stringify } from 'yaml';
 import { testEnv, uniqueName } from '../helpers/env.js';
 import { gitopsRepo } from '../helpers/engine.js';
 import { kubeClient } from '../helpers/state.js';
-import { syncBatch, syncSpans } from '../helpers/worker-batch.js';
+import { syncBatch, syncSpans, targetPerApp } from '../helpers/worker-batch.js';
 
 /**
  * A chart's hooks are rendered, placed, applied and waited for by the same sync: they count in what its
@@ -37,9 +37,7 @@ describe('one invocation, several targets at once: a chart’s hooks are held bu
     const names = ['a', 'b', 'c'].map((n) => uniqueName(`hk${n}`));
     const repo = await gitopsRepo('hooks');
     const files: Record<string, string> = {
-      'tidegate.yaml': stringify({
-        targets: names.map((name, i) => ({ name, cluster: 'test', path: `apps/${i}`, targetNamespace: name })),
-      }),
+      'tidegate.yaml': targetPerApp(names),
     };
     names.forEach((_, i) => {
       for (const [f, text] of Object.entries(chart(i < 2 ? 30 : 1))) files[`apps/${i}/${f}`] = text;

@@ -1,9 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
 import { uniqueName } from '../helpers/env.js';
 import { configMap, gitopsRepo, yamlDocs } from '../helpers/engine.js';
 import { kubeClient } from '../helpers/state.js';
-import { syncBatch, syncSpans } from '../helpers/worker-batch.js';
+import { syncBatch, syncSpans, targetPerApp } from '../helpers/worker-batch.js';
 
 // A file of its own: the handler builds its runtime (the deploy-time settings below) once per module, as Lambda
 // does once per container.
@@ -15,14 +14,7 @@ describe('one invocation, several targets at once: what they hold in memory toge
     const names = targets.map(([n]) => uniqueName(`${prefix}${n}`));
     const repo = await gitopsRepo(prefix);
     const files: Record<string, string> = {
-      'tidegate.yaml': stringify({
-        targets: names.map((name, i) => ({
-          name,
-          cluster: 'test',
-          path: `apps/${i}`,
-          targetNamespace: name,
-        })),
-      }),
+      'tidegate.yaml': targetPerApp(names),
     };
     targets.forEach(([, count], i) => {
       files[`apps/${i}/cm.yaml`] = yamlDocs(Array.from({ length: count }, (_, k) => configMap(`cm${k}`, { v: '1' })));
